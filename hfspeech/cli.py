@@ -1,0 +1,135 @@
+"""The `hfspeech` command: a thin front over the package's stages.
+
+    hfspeech demo [--output_dir runs/demo]              generate keyword data, train the CNN, evaluate, predict
+    hfspeech demo-data OUTPUT_DIR [...]                 only generate the espeak-ng keyword data
+    hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
+    hfspeech predict MODEL FILE [FILE ...] [--top-k 3]  top-k labels of each file (long files in windows)
+    hfspeech evaluate MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix on labelled data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+DEMO_TRAINING_FLAGS = [
+    "--model_type", "cnn",
+    "--max_length_seconds", "1.0",
+    "--num_train_epochs", "20",
+    "--learning_rate", "3e-3",
+    "--per_device_train_batch_size", "32",
+    "--noise_snr_db", "10,30",
+    "--time_shift_seconds", "0.1",
+    "--gain_db", "6",
+    "--seed", "0",
+]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo}
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print(__doc__.strip())
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    return commands[argv[0]](argv[1:]) or 0
+
+
+def _train(argv: list[str]) -> int:
+    from hfspeech.training.run import main as train_main
+
+    train_main(argv)
+    return 0
+
+
+def _predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hfspeech predict", description="Top-k labels of audio files.")
+    parser.add_argument("model", help="model folder (or Hub id)")
+    parser.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg ...)")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="window for long files (default: the clip length the model was trained on)")
+    parser.add_argument("--hop-seconds", type=float, default=None, help="hop between windows (default: half)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument("--trust-remote-code", action="store_true")
+    args = parser.parse_args(argv)
+
+    from hfspeech.data.audio import AudioFileError
+    from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+
+    try:
+        classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    except NotAModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.files:
+        try:
+            prediction = classifier.classify_file(path, args.top_k, args.window_seconds, args.hop_seconds)
+        except AudioFileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.json:
+            print(json.dumps(prediction.to_dict()))
+        else:
+            ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
+            windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
+            print(f"{path}: {ranked}{windows}")
+    return 1 if failures else 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from hfspeech.evaluation.evaluate_model import EvaluateArguments, evaluate_model
+    from hfspeech.training.arguments import DataArguments
+
+    parser = HfArgumentParser((EvaluateArguments, DataArguments))
+    eval_args, data_args = parser.parse_args_into_dataclasses(args=argv)
+    metrics = evaluate_model(eval_args, data_args)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _demo_data(argv: list[str]) -> int:
+    from hfspeech.data.demo import main as demo_main
+
+    return demo_main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hfspeech demo",
+        description="End to end on generated data: espeak-ng keywords -> CNN baseline -> test metrics -> predict. "
+        "Extra flags are passed to the training recipe.",
+    )
+    parser.add_argument("--output_dir", default="runs/demo")
+    parser.add_argument("--data_dir", default=None, help="where the keyword data goes (default: OUTPUT_DIR/data)")
+    parser.add_argument("--clips_per_keyword", type=int, default=100)
+    args, extra = parser.parse_known_args(argv)
+
+    from hfspeech.data.demo import generate_keyword_dataset
+
+    output_dir = Path(args.output_dir)
+    data_dir = Path(args.data_dir or output_dir / "data")
+    generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword)
+    model_dir = output_dir / "model"
+    _train(["--data_dir", str(data_dir), "--output_dir", str(model_dir), "--overwrite_output_dir",
+            *DEMO_TRAINING_FLAGS, *extra])
+
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    chance = 1.0 / metrics["num_labels"]
+    print(f"\nDemo model: {model_dir}")
+    print(f"test accuracy {metrics['test_accuracy']:.3f}, macro-F1 {metrics['test_macro_f1']:.3f} "
+          f"on {metrics['num_test_clips']} held-out clips (chance {chance:.3f}); "
+          f"confusion matrix: {model_dir / 'test_confusion_matrix.png'}")
+    example = sorted((data_dir / metrics["labels"][0]).glob("*.wav"))[0]
+    print(f"\n$ hfspeech predict {model_dir} {example}")
+    return _predict([str(model_dir), str(example)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

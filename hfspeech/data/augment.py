@@ -1,0 +1,182 @@
+"""On-the-fly waveform augmentation for training, reproducible from a seed.
+
+Small transforms (audiomentations' ``AddGaussianSNR``, ``AddBackgroundNoise``, ``Gain``, ``Shift``
+and our Kaldi-style ``SpeedPerturbation``) are composed by one ``WaveformAugmenter``, configured by
+a flat ``AugmentationConfig``. The augmenter maps one 1-D float32 waveform to another; it never
+changes the batch, so labels need no bookkeeping elsewhere.
+
+audiomentations draws its randomness from the global ``random`` and ``np.random``. To make a run
+repeatable, each call seeds both from the augmenter's own generator (mixed with the DataLoader
+worker's seed) and puts the previous global states back afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soxr
+import torch.utils.data
+from audiomentations import AddBackgroundNoise, AddGaussianSNR, Compose, Gain, OneOf, Shift
+from audiomentations.core.transforms_interface import BaseWaveformTransform
+from audiomentations.core.utils import SUPPORTED_EXTENSIONS, find_audio_files
+
+DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
+
+
+def _check_range(name: str, value, low_bound: float = -np.inf) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low_bound <= low <= high):
+        raise ValueError(f"{name} must be finite with {low_bound} <= low <= high, got {value!r}")
+    return low, high
+
+
+@dataclass
+class AugmentationConfig:
+    """What to augment and how much; every field left at None is switched off.
+
+    ``noise_prob`` is the chance that noise is added at all (one of white noise or a background
+    file when both are set); ``speed_prob`` the chance of speed perturbation; ``p`` the chance that
+    the whole chain runs. Gain and shift, when set, always apply with a random amount.
+    """
+
+    noise_snr_db: Optional[tuple[float, float]] = None
+    noise_dir: Optional[str] = None
+    noise_prob: float = 0.5
+    speed_factors: Optional[tuple[float, ...]] = None
+    speed_prob: float = 0.5
+    gain_db: Optional[float] = None
+    time_shift_seconds: Optional[float] = None
+    p: float = 1.0
+
+    def __post_init__(self):
+        # Normalise lists (from JSON or argparse) to tuples and reject nonsense early.
+        if self.noise_snr_db is not None:
+            self.noise_snr_db = _check_range("noise_snr_db", self.noise_snr_db)
+        if self.speed_factors is not None:
+            self.speed_factors = tuple(float(f) for f in self.speed_factors)
+            if not self.speed_factors or not all(0 < f <= 4 for f in self.speed_factors):
+                raise ValueError(f"speed_factors must be non-empty, each in (0, 4], "
+                                 f"got {self.speed_factors}")
+        for name in ("gain_db", "time_shift_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in ("noise_prob", "speed_prob", "p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return any(v is not None for v in (self.noise_snr_db, self.noise_dir, self.speed_factors,
+                                           self.gain_db, self.time_shift_seconds))
+
+
+class SpeedPerturbation(BaseWaveformTransform):
+    """Kaldi-style speed perturbation: resample so that tempo *and* pitch change together.
+
+    A factor of 0.9 makes the clip 1/0.9 times longer and lower; audiomentations' ``TimeStretch``
+    keeps the pitch, which is a different (and slower) augmentation.
+    """
+
+    def __init__(self, factors: tuple[float, ...] = (0.9, 1.0, 1.1), p: float = 0.5):
+        super().__init__(p)
+        self.factors = tuple(factors)
+
+    def randomize_parameters(self, samples, sample_rate):
+        super().randomize_parameters(samples, sample_rate)
+        if self.parameters["should_apply"]:
+            self.parameters["factor"] = random.choice(self.factors)
+
+    def apply(self, samples, sample_rate):
+        factor = self.parameters["factor"]
+        if factor == 1.0:
+            return samples
+        # Resampled to sample_rate / factor, then played at sample_rate: factor times faster.
+        return soxr.resample(samples, sample_rate, sample_rate / factor).astype(np.float32)
+
+
+def _noise_files(noise_dir: str) -> list[str]:
+    folder = Path(noise_dir)
+    if not folder.is_dir():
+        raise ValueError(f"noise_dir {str(folder)!r} is not a folder")
+    files = sorted(str(f) for f in find_audio_files(folder, filename_endings=SUPPORTED_EXTENSIONS))
+    if not files:
+        raise ValueError(f"noise_dir {str(folder)!r} has no audio files "
+                         f"({', '.join(SUPPORTED_EXTENSIONS)})")
+    return files
+
+
+class WaveformAugmenter:
+    """Applies an ``AugmentationConfig`` to mono float32 waveforms, reproducibly from ``seed``.
+
+    Speed goes first (it changes the length), then shift, gain and finally noise, so that the SNR
+    is measured against the signal as it will be heard.
+    """
+
+    def __init__(self, config: AugmentationConfig, sampling_rate: int, seed: int = 0):
+        if int(sampling_rate) <= 0:
+            raise ValueError(f"sampling_rate must be positive, got {sampling_rate!r}")
+        self.config = config
+        self.sampling_rate = int(sampling_rate)
+        self._rng = np.random.default_rng(seed)
+
+        transforms = []
+        if config.speed_factors is not None:
+            transforms.append(SpeedPerturbation(config.speed_factors, p=config.speed_prob))
+        if config.time_shift_seconds is not None:
+            shift = config.time_shift_seconds
+            transforms.append(Shift(min_shift=-shift, max_shift=shift, shift_unit="seconds",
+                                    rollover=False, p=1.0))
+        if config.gain_db is not None:
+            transforms.append(Gain(min_gain_db=-config.gain_db, max_gain_db=config.gain_db, p=1.0))
+        noises = []
+        if config.noise_snr_db is not None:
+            low, high = config.noise_snr_db
+            noises.append(AddGaussianSNR(min_snr_db=low, max_snr_db=high, p=1.0))
+        if config.noise_dir is not None:
+            low, high = config.noise_snr_db or DEFAULT_BACKGROUND_SNR_DB
+            noises.append(AddBackgroundNoise(_noise_files(config.noise_dir), min_snr_db=low,
+                                             max_snr_db=high, p=1.0))
+        if noises:
+            transforms.append(OneOf(noises, p=config.noise_prob))
+        self.transform = Compose(transforms, p=config.p) if transforms else None
+
+    def _call_seed(self) -> int:
+        """Next seed of this augmenter, made distinct per DataLoader worker and per epoch.
+
+        Each worker holds a copy of this object with the same generator state, so the copies are
+        told apart by the worker's ``seed`` (torch's per-epoch base seed + worker id); that also
+        keeps the epochs of non-persistent workers from replaying each other.
+        """
+        entropy = [int(self._rng.integers(2**63))]
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            entropy += [int(info.id), int(info.seed) % 2**63]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        waveform = np.asarray(waveform, dtype=np.float32)
+        if waveform.ndim != 1:
+            raise ValueError(f"expected a mono 1-D waveform, got shape {waveform.shape}")
+        if self.transform is None or waveform.size == 0:  # nothing to do, or nothing to do it to
+            return waveform
+        seed = self._call_seed()
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            random.seed(seed)
+            np.random.seed(seed)
+            out = self.transform(samples=waveform, sample_rate=self.sampling_rate)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return np.asarray(out, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"WaveformAugmenter({self.config}, sampling_rate={self.sampling_rate})"

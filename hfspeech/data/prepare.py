@@ -1,0 +1,100 @@
+"""Decode every clip once -- mono, resampled, optionally trimmed -- and keep it as Arrow.
+
+The reference recipe decodes and resamples every file again on every epoch inside `set_transform`.
+Here `datasets.map` does it once (in parallel with `num_proc`), and its fingerprinted cache makes a
+second run over the same files free. What is left for each epoch is cropping and augmentation.
+
+Bad files stop preparation with an `AudioFileError` naming the file. With `skip_bad_files=True` they
+are dropped instead, and every one of them is counted and listed in the returned `DataReport`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+from datasets import DatasetDict, Features, List, Value
+
+from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
+
+
+@dataclass
+class DataReport:
+    """What preparation kept and dropped, per split; saved next to the model as `data_report.json`."""
+
+    sampling_rate: int
+    kept: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(len(files) for files in self.skipped.values())
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "num_skipped": self.num_skipped}
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    def summary(self) -> str:
+        kept = ", ".join(f"{name}: {n}" for name, n in self.kept.items())
+        text = f"clips kept ({kept})"
+        if self.num_skipped:
+            text += f"; skipped {self.num_skipped} bad file(s), listed in data_report.json"
+        return text
+
+
+def prepare_dataset(
+    dataset: DatasetDict,
+    sampling_rate: int,
+    trim: bool = False,
+    trim_top_db: float = 40.0,
+    skip_bad_files: bool = False,
+    num_proc: Optional[int] = None,
+) -> tuple[DatasetDict, DataReport]:
+    """Turn `audio` (undecoded) + `label` into `input_values` (float32) + `length` + `path` + `label`."""
+    features = Features(
+        {
+            "input_values": List(Value("float32")),
+            "length": Value("int64"),
+            "path": Value("string"),
+            "error": Value("string"),
+            "label": dataset[next(iter(dataset))].features["label"],
+        }
+    )
+
+    def decode(example):
+        name = describe_source(example["audio"])
+        try:
+            waveform = decode_audio(example["audio"], sampling_rate)
+        except AudioFileError as error:
+            if not skip_bad_files:
+                raise
+            return {"input_values": np.zeros(0, np.float32), "length": 0, "path": name, "error": error.problem, "label": example["label"]}
+        if trim:
+            waveform = trim_silence(waveform, trim_top_db)
+        return {"input_values": waveform, "length": len(waveform), "path": name, "error": "", "label": example["label"]}
+
+    report = DataReport(sampling_rate=sampling_rate)
+    prepared = {}
+    for name, split in dataset.items():
+        decoded = split.map(
+            decode,
+            remove_columns=split.column_names,
+            features=features,
+            num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
+            desc=f"decoding {name} audio at {sampling_rate} Hz",
+        )
+        bad = [i for i, error in enumerate(decoded["error"]) if error]
+        if bad:
+            report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
+            bad_set = set(bad)
+            decoded = decoded.select([i for i in range(len(decoded)) if i not in bad_set])
+        if len(decoded) == 0:
+            raise AudioFileError(name, "no usable audio left in this split after skipping bad files")
+        prepared[name] = decoded.remove_columns("error")
+        report.kept[name] = len(decoded)
+    return DatasetDict(prepared), report

@@ -1,0 +1,41 @@
+"""Train/validation/test splits, stratified by label, for data that comes without them."""
+
+from __future__ import annotations
+
+import logging
+
+from datasets import Dataset, DatasetDict
+
+logger = logging.getLogger(__name__)
+
+
+def make_splits(
+    dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42
+) -> DatasetDict:
+    """Add the missing `validation` and `test` splits by carving them out of `train`.
+
+    Splits the data already has are kept as they are (a published test set stays the test set).
+    Stratification keeps every class's share the same in each split; it falls back to a plain
+    random split (with a warning) when some class is too small to be divided.
+    """
+    if "train" not in dataset:
+        raise ValueError(f"the data has no 'train' split (splits: {list(dataset)})")
+    splits = dict(dataset)
+    train = splits["train"]
+    if "test" not in splits and test_fraction > 0:
+        train, splits["test"] = _split(train, test_fraction, seed, "test")
+    if "validation" not in splits and validation_fraction > 0:
+        # The fraction is of the whole data, so rescale it to what is left after the test split.
+        share = validation_fraction / max(1e-9, 1.0 - (test_fraction if "test" not in dataset else 0.0))
+        train, splits["validation"] = _split(train, min(share, 0.5), seed, "validation")
+    splits["train"] = train
+    return DatasetDict({name: splits[name] for name in ("train", "validation", "test") if name in splits})
+
+
+def _split(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Dataset, Dataset]:
+    try:
+        parts = data.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+    except ValueError as error:
+        logger.warning("cannot stratify the %s split (%s); splitting at random instead", name, error)
+        parts = data.train_test_split(test_size=fraction, seed=seed)
+    return parts["train"], parts["test"]

@@ -1,0 +1,59 @@
+"""Waveform feature extractor shared by the baselines.
+
+It only validates, pads and normalises waveforms. The spectral front end (log-mel, MFCC,
+fbank) lives in the model (``hfspeech.features.frontend``) so that an exported model carries it
+and serving cannot drift from training; the extractor stays trivial to reimplement anywhere.
+"""
+
+import numpy as np
+from transformers import Wav2Vec2FeatureExtractor
+
+
+class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
+    """``Wav2Vec2FeatureExtractor`` with baseline defaults and input checks.
+
+    Reuses its padding, per-utterance zero-mean/unit-variance normalisation (over the valid
+    samples only), attention mask and sampling-rate check. Padding is 0.0 and the attention mask
+    is returned by default: the models' front ends rely on both for exact padding invariance.
+    Additionally rejects empty clips and clips with NaN/inf samples, which would otherwise turn
+    into NaN features and a NaN loss far from their cause.
+    """
+
+    model_input_names = ["input_values", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+        **kwargs,
+    ):
+        super().__init__(
+            feature_size=feature_size,
+            sampling_rate=sampling_rate,
+            padding_value=padding_value,
+            do_normalize=do_normalize,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+
+    @staticmethod
+    def check_waveforms(raw_speech) -> None:
+        """Raise ``ValueError`` naming the first empty or non-finite clip of ``raw_speech``."""
+        is_batched = (isinstance(raw_speech, np.ndarray) and raw_speech.ndim > 1) or (
+            isinstance(raw_speech, (list, tuple))
+            and len(raw_speech) > 0
+            and isinstance(raw_speech[0], (np.ndarray, tuple, list))
+        )
+        for index, clip in enumerate(raw_speech if is_batched else [raw_speech]):
+            samples = np.asarray(clip, dtype=np.float64)
+            if samples.size == 0:
+                raise ValueError(f"input {index} has zero length")
+            if not np.isfinite(samples).all():
+                raise ValueError(f"input {index} contains NaN or infinite samples")
+
+    def __call__(self, raw_speech, *args, **kwargs):
+        self.check_waveforms(raw_speech)
+        return super().__call__(raw_speech, *args, **kwargs)

@@ -1,0 +1,188 @@
+"""Waveform -> features front end that lives inside the baseline models.
+
+Why in the model and not in the feature extractor: an exported model (ONNX, TorchScript) then
+takes raw audio and carries its own feature computation, so serving code cannot drift from
+training code. That dictates how the front end is written:
+
+* The STFT is a ``conv1d`` over the waveform with a fixed, windowed DFT basis (cos and sin
+  kernels, stride ``hop_length``) instead of ``torch.stft``/``unfold``, which exporters handle
+  unevenly. All fixed matrices are non-persistent buffers: they are recomputed from the config
+  and never stored in (or loaded from) the weights.
+* The waveform is padded with constant zeros by ``n_fft // 2`` on each side (not reflect), so
+  a clip of ``L`` samples gives exactly ``L // hop_length + 1`` frames, and the frames of a
+  clip are the same whether it is alone or zero-padded inside a longer batch. The per-utterance
+  normalisation only looks at valid frames, which keeps that padding invariance.
+"""
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.audio_utils import mel_filter_bank, window_function
+
+# Power floor before the log for "log_mel"/"mfcc": -60 dB relative to a unit-variance signal
+# (the feature extractor normalises waveforms). Lower floors let digital silence dominate the
+# per-utterance variance used by the feature normalisation.
+LOG_FLOOR = 1e-6
+# Kaldi floors the filter bank energies at float32 machine epsilon.
+KALDI_LOG_FLOOR = float(np.finfo(np.float32).eps)
+PREEMPHASIS = 0.97
+NORM_EPS = 1e-5
+
+
+def _kaldi_frame_operator(n_fft: int, win_length: int) -> np.ndarray:
+    """Linear map applied to each ``n_fft`` frame before the DFT for Kaldi-style fbank.
+
+    Kaldi processes ``win_length`` samples: remove the DC offset, pre-emphasise (its first
+    sample is ``x[0] - 0.97 * x[0]``), apply the povey window, zero-pad to ``n_fft``. All of it is
+    linear, so it folds into the DFT kernels and the conv1d STFT stays one convolution.
+    """
+    dc_removal = np.eye(win_length) - 1.0 / win_length
+    preemphasis = np.eye(win_length)
+    preemphasis[np.arange(1, win_length), np.arange(win_length - 1)] = -PREEMPHASIS
+    preemphasis[0, 0] -= PREEMPHASIS
+    window = np.diag(window_function(win_length, "povey", periodic=False))
+    offset = (n_fft - win_length) // 2  # the centred window region of the n_fft frame
+    select = np.zeros((win_length, n_fft))
+    select[np.arange(win_length), offset + np.arange(win_length)] = 1.0
+    return select.T @ window @ preemphasis @ dc_removal @ select
+
+
+def _dft_kernels(config) -> np.ndarray:
+    """``[2 * (n_fft // 2 + 1), 1, n_fft]`` conv1d weight: real parts then imaginary parts."""
+    n_fft = config.n_fft
+    phase = 2 * np.pi * np.outer(np.arange(n_fft // 2 + 1), np.arange(n_fft)) / n_fft
+    basis = np.concatenate([np.cos(phase), -np.sin(phase)])
+    if config.feature_type == "fbank":
+        basis = basis @ _kaldi_frame_operator(n_fft, config.win_length)
+    else:  # periodic Hann window of win_length, centred in the n_fft frame (as torch.stft does)
+        basis = basis * window_function(config.win_length, "hann", frame_length=n_fft)[None, :]
+    return basis[:, None, :]
+
+
+def _orthonormal_dct(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """``[n_mels, n_mfcc]`` orthonormal DCT-II matrix (``torchaudio.functional.create_dct``)."""
+    n = np.arange(n_mels)[:, None]
+    k = np.arange(n_mfcc)[None, :]
+    dct = np.cos(np.pi / n_mels * (n + 0.5) * k) * np.sqrt(2.0 / n_mels)
+    dct[:, 0] /= np.sqrt(2.0)
+    return dct
+
+
+class AudioFrontend(nn.Module):
+    """Turns padded waveforms ``[B, T]`` into features ``[B, frames, num_features]``.
+
+    Feature types:
+
+    * ``"log_mel"``: Hann-windowed power spectrum, HTK mel filters without area normalisation
+      (torchaudio ``MelSpectrogram`` defaults, so torchaudio recipes port unchanged), natural log
+      floored at ``LOG_FLOOR``.
+    * ``"mfcc"``: the log-mel above followed by an orthonormal DCT-II, first ``n_mfcc`` kept.
+    * ``"fbank"``: Kaldi-style log mel filter bank: per-frame DC removal, pre-emphasis 0.97,
+      povey window, power spectrum, Kaldi mel scale triangular in mel space, log floored at
+      float32 epsilon. Unlike Kaldi's default ``snip_edges``, frames are centred like the others.
+
+    Returns the features and a frame mask (``True`` on valid frames); padded frames are 0.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.feature_type = config.feature_type
+        self.n_fft = config.n_fft
+        self.hop_length = config.hop_length
+        self.normalize_features = config.normalize_features
+        self.norm_eps = NORM_EPS
+        self.log_floor = KALDI_LOG_FLOOR if config.feature_type == "fbank" else LOG_FLOOR
+        self._num_features = config.n_mfcc if config.feature_type == "mfcc" else config.n_mels
+
+        f_max = config.f_max if config.f_max is not None else config.sampling_rate / 2
+        mel_filters = mel_filter_bank(
+            num_frequency_bins=config.n_fft // 2 + 1,
+            num_mel_filters=config.n_mels,
+            min_frequency=config.f_min,
+            max_frequency=f_max,
+            sampling_rate=config.sampling_rate,
+            mel_scale="kaldi" if config.feature_type == "fbank" else "htk",
+            triangularize_in_mel_space=config.feature_type == "fbank",
+        )
+        dct = _orthonormal_dct(config.n_mels, config.n_mfcc if config.feature_type == "mfcc" else 1)
+        self.register_buffer("dft_kernels", torch.tensor(_dft_kernels(config), dtype=torch.float32), persistent=False)
+        self.register_buffer("mel_filters", torch.tensor(mel_filters, dtype=torch.float32), persistent=False)
+        self.register_buffer("dct_matrix", torch.tensor(dct, dtype=torch.float32), persistent=False)
+
+    @property
+    def num_features(self) -> int:
+        return self._num_features
+
+    def forward(
+        self, input_values: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if attention_mask is not None:
+            # Whatever value the padding holds, the front end sees zeros there.
+            input_values = input_values * attention_mask.to(input_values.dtype)
+        left = self.n_fft // 2
+        padded = nn.functional.pad(input_values.unsqueeze(1), (left, self.n_fft - left))
+        spectrum = nn.functional.conv1d(padded, self.dft_kernels, stride=self.hop_length)
+        real, imag = spectrum.chunk(2, dim=1)
+        power = (real**2 + imag**2).transpose(1, 2)  # [B, frames, n_fft // 2 + 1]
+        features = torch.log(torch.clamp(power @ self.mel_filters, min=self.log_floor))
+        if self.feature_type == "mfcc":
+            features = features @ self.dct_matrix
+
+        batch_size, num_frames = features.shape[0], features.shape[1]
+        frame_index = torch.arange(num_frames, device=features.device).unsqueeze(0)
+        if attention_mask is None:
+            frame_mask = frame_index.expand(batch_size, num_frames) >= 0
+        else:
+            frame_lengths = attention_mask.sum(-1) // self.hop_length + 1
+            frame_mask = frame_index < frame_lengths.unsqueeze(1)
+
+        weights = frame_mask.unsqueeze(-1).to(features.dtype)
+        if self.normalize_features:
+            count = weights.sum(1, keepdim=True).clamp(min=1.0)
+            mean = (features * weights).sum(1, keepdim=True) / count
+            centered = (features - mean) * weights
+            variance = (centered**2).sum(1, keepdim=True) / count
+            features = centered / torch.sqrt(variance + self.norm_eps)
+        else:
+            features = features * weights
+        return features, frame_mask
+
+
+class SpecAugment(nn.Module):
+    """SpecAugment masking (Park et al., 2019) for normalised features, training only.
+
+    Each clip gets ``num_freq_masks`` frequency bands and ``num_time_masks`` time spans of random
+    width (0 to the configured maximum) set to 0, which is the mean of normalised features. Time
+    spans stay within the clip's valid frames, so padding does not absorb the masks. Randomness
+    comes from torch's RNG, so ``torch.manual_seed`` makes it reproducible.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.enabled = config.apply_spec_augment
+        self.num_freq_masks = config.num_freq_masks
+        self.freq_mask_width = config.freq_mask_width
+        self.num_time_masks = config.num_time_masks
+        self.time_mask_width = config.time_mask_width
+
+    @staticmethod
+    def _random_spans(sizes: torch.Tensor, num_spans: int, max_width: int, length: int) -> torch.Tensor:
+        """``[B, length]`` bool: union of ``num_spans`` random spans inside ``[0, sizes[b])``."""
+        sizes = sizes.unsqueeze(1)
+        rand_width = torch.rand(sizes.shape[0], num_spans, device=sizes.device)
+        widths = torch.minimum((rand_width * (max_width + 1)).long(), sizes)
+        rand_start = torch.rand(sizes.shape[0], num_spans, device=sizes.device)
+        starts = (rand_start * (sizes - widths + 1)).long().unsqueeze(-1)
+        position = torch.arange(length, device=sizes.device).view(1, 1, -1)
+        return ((position >= starts) & (position < starts + widths.unsqueeze(-1))).any(1)
+
+    def forward(self, features: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.enabled):
+            return features
+        batch_size, num_frames, num_bins = features.shape
+        all_bins = torch.full((batch_size,), num_bins, dtype=torch.long, device=features.device)
+        freq = self._random_spans(all_bins, self.num_freq_masks, self.freq_mask_width, num_bins)
+        time = self._random_spans(frame_mask.sum(-1), self.num_time_masks, self.time_mask_width, num_frames)
+        return features.masked_fill(freq.unsqueeze(1) | time.unsqueeze(2), 0.0)

@@ -1,0 +1,119 @@
+"""One-call inference on files: `AudioClassifier.from_pretrained(model).classify_file(path)`.
+
+Files longer than the model's window (the clip length it was trained on, saved in its config as
+`max_length_seconds`) are cut into overlapping windows, classified in batches, and the class
+probabilities averaged, so a minute-long recording gets one answer from a model trained on 1 s clips.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+from hfspeech.data.audio import decode_audio
+
+DEFAULT_WINDOW_SECONDS = 10.0
+
+
+class NotAModelError(ValueError):
+    """A path that does not hold a saved model (no config.json, or no weights)."""
+
+
+@dataclass
+class Prediction:
+    """The top-k labels of one file, best first, with the number of windows that were averaged."""
+
+    path: str
+    labels: list[str]
+    scores: list[float]
+    num_windows: int
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "num_windows": self.num_windows,
+                "predictions": [{"label": l, "score": s} for l, s in zip(self.labels, self.scores)]}
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class AudioClassifier:
+    """A model and its feature extractor, ready to classify waveforms and files."""
+
+    def __init__(self, model, feature_extractor, device: Optional[torch.device] = None, batch_size: int = 16):
+        self.device = device or pick_device()
+        self.model = model.to(self.device).eval()
+        self.feature_extractor = feature_extractor
+        self.batch_size = batch_size
+        self.sampling_rate = int(feature_extractor.sampling_rate)
+        self.id2label = {int(i): label for i, label in model.config.id2label.items()}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device: Optional[torch.device] = None,
+                        trust_remote_code: bool = False, **kwargs) -> "AudioClassifier":
+        if os.path.exists(name_or_path):
+            check_model_folder(name_or_path)
+        model = AutoModelForAudioClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        return cls(model, feature_extractor, device=device, **kwargs)
+
+    @torch.inference_mode()
+    def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities [N, num_labels] for mono waveforms at the model's sampling rate."""
+        outputs = []
+        for start in range(0, len(waveforms), self.batch_size):
+            batch = self.feature_extractor(
+                list(waveforms[start : start + self.batch_size]), sampling_rate=self.sampling_rate,
+                padding="longest", return_tensors="pt",
+            ).to(self.device)
+            logits = self.model(**batch).logits.float()
+            outputs.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, len(self.id2label)), dtype=np.float32)
+
+    def classify_waveform(self, waveform: np.ndarray, top_k: int = 5, window_seconds: Optional[float] = None,
+                          hop_seconds: Optional[float] = None, name: str = "<waveform>") -> Prediction:
+        windows = split_windows(waveform, self.sampling_rate, window_seconds or self.window_seconds, hop_seconds)
+        probabilities = self.predict_proba(windows).mean(axis=0)
+        order = np.argsort(-probabilities)[: max(1, min(top_k, len(probabilities)))]
+        return Prediction(name, [self.id2label[int(i)] for i in order], [float(probabilities[i]) for i in order],
+                          len(windows))
+
+    def classify_file(self, path: str, top_k: int = 5, window_seconds: Optional[float] = None,
+                      hop_seconds: Optional[float] = None) -> Prediction:
+        waveform = decode_audio(path, self.sampling_rate)
+        return self.classify_waveform(waveform, top_k, window_seconds, hop_seconds, name=str(path))
+
+    @property
+    def window_seconds(self) -> float:
+        return float(getattr(self.model.config, "max_length_seconds", None) or DEFAULT_WINDOW_SECONDS)
+
+
+def split_windows(waveform: np.ndarray, sampling_rate: int, window_seconds: float,
+                  hop_seconds: Optional[float] = None) -> list[np.ndarray]:
+    """Overlapping windows (hop = half a window by default); the last one ends at the end of the clip."""
+    window = max(1, int(round(window_seconds * sampling_rate)))
+    if len(waveform) <= window:
+        return [waveform]
+    hop = max(1, int(round((hop_seconds or window_seconds / 2) * sampling_rate)))
+    starts = list(range(0, len(waveform) - window + 1, hop))
+    if starts[-1] + window < len(waveform):
+        starts.append(len(waveform) - window)
+    return [waveform[s : s + window] for s in starts]
+
+
+def check_model_folder(path: str) -> None:
+    """A clear error for a path that is not a saved model, before transformers fails deep inside."""
+    if not os.path.isdir(path):
+        raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
+    names = set(os.listdir(path))
+    if "config.json" not in names:
+        raise NotAModelError(f"{path}: not a model folder (no config.json)")
+    if not names & {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"}:
+        raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder")
+    if "preprocessor_config.json" not in names:
+        raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")

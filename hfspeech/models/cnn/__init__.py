@@ -1,0 +1,11 @@
+from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
+from hfspeech.models.cnn.feature_extraction_cnn import CNNAudioFeatureExtractor
+from hfspeech.models.cnn.modeling_cnn import CNNAudioForAudioClassification, CNNAudioModel, CNNAudioPreTrainedModel
+
+__all__ = [
+    "CNNAudioConfig",
+    "CNNAudioFeatureExtractor",
+    "CNNAudioForAudioClassification",
+    "CNNAudioModel",
+    "CNNAudioPreTrainedModel",
+]

@@ -1,0 +1,134 @@
+"""CNN baseline: in-model front end -> Conv2d blocks over (frequency, time) -> pooling -> linear.
+
+Padding invariance is exact in eval mode: after each block's ReLU the frames beyond each clip's
+length are set to 0 before max pooling, so the pooling window and the next convolution see the
+same zeros a clip alone sees through the convolution's own zero padding. Lengths are then
+halved with ceil, matching ``MaxPool2d(2, ceil_mode=True)``, which also keeps one frame alive
+for any clip of at least one sample. (In train mode BatchNorm's batch statistics include padded
+frames; that affects training only.)
+"""
+
+from typing import Optional, Union
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from hfspeech.features.frontend import AudioFrontend, SpecAugment
+from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
+from hfspeech.models.losses import classification_loss
+from hfspeech.models.pooling import BaselineModelOutput, build_pooling
+
+
+class CNNAudioPreTrainedModel(PreTrainedModel):
+    config_class = CNNAudioConfig
+    base_model_prefix = "cnn"
+    main_input_name = "input_values"
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self.config.initializer_range)
+            nn.init.zeros_(module.bias)
+
+
+class CNNBlock(nn.Module):
+    """Conv2d -> BatchNorm2d -> ReLU -> (zero padded frames) -> MaxPool2d(2, ceil_mode=True)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.norm(self.conv(x)))
+        # ReLU outputs are >= 0, so a zeroed padded frame never wins the max over a valid one.
+        x = x * frame_mask[:, None, None, :].to(x.dtype)
+        return self.pool(x)
+
+
+class CNNAudioModel(CNNAudioPreTrainedModel):
+    """Waveforms ``[B, T]`` -> frame-level hidden states ``[B, frames', conv_channels[-1]]``.
+
+    ``hidden_states`` (when requested) are the normalised features ``[B, frames, bins]`` and
+    then each block's feature map ``[B, C, bins', frames']``.
+    """
+
+    def __init__(self, config: CNNAudioConfig):
+        super().__init__(config)
+        self.frontend = AudioFrontend(config)
+        self.spec_augment = SpecAugment(config)
+        in_channels = [1] + config.conv_channels[:-1]
+        self.blocks = nn.ModuleList(
+            CNNBlock(c_in, c_out, config.conv_kernel_size) for c_in, c_out in zip(in_channels, config.conv_channels)
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> Union[tuple, BaselineModelOutput]:
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+
+        features, frame_mask = self.frontend(input_values, attention_mask)
+        features = self.spec_augment(features, frame_mask)
+        all_hidden_states = (features,) if output_hidden_states else None
+        lengths = frame_mask.sum(-1)
+        x = features.transpose(1, 2).unsqueeze(1)  # [B, 1, bins, frames]
+        for block in self.blocks:
+            x = block(x, frame_mask)
+            lengths = torch.div(lengths + 1, 2, rounding_mode="floor")  # ceil(lengths / 2)
+            frame_mask = torch.arange(x.shape[-1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states + (x,)
+        # Pooled frames past a clip's length only ever saw zeros, so they are 0 here.
+        last_hidden_state = x.mean(dim=2).transpose(1, 2)
+
+        if not return_dict:
+            return tuple(v for v in (last_hidden_state, frame_mask, all_hidden_states) if v is not None)
+        return BaselineModelOutput(
+            last_hidden_state=last_hidden_state, frame_mask=frame_mask, hidden_states=all_hidden_states
+        )
+
+
+class CNNAudioForAudioClassification(CNNAudioPreTrainedModel):
+    """``CNNAudioModel`` -> masked pooling -> dropout -> linear classifier."""
+
+    def __init__(self, config: CNNAudioConfig):
+        super().__init__(config)
+        self.cnn = CNNAudioModel(config)
+        self.pooling, pooled_size = build_pooling(config.pooling, config.conv_channels[-1])
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> Union[tuple, SequenceClassifierOutput]:
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        outputs = self.cnn(input_values, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        pooled = self.pooling(outputs.last_hidden_state, outputs.frame_mask)
+        logits = self.classifier(self.dropout(pooled))
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)

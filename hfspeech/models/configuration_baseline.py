@@ -1,0 +1,86 @@
+"""Configuration shared by the hfspeech baseline models (CNN, LSTM).
+
+The baselines take raw waveforms and compute their features inside the model
+(``hfspeech.features.frontend``), so every setting that shapes those features lives in the
+model config: a saved checkpoint then fully describes how to turn audio into logits, and an
+exported graph carries the same front end.
+"""
+
+from typing import Optional
+
+from transformers import PretrainedConfig
+
+FEATURE_TYPES = ("log_mel", "mfcc", "fbank")
+POOLING_TYPES = ("mean", "max", "attentive", "stats")
+
+
+class AudioBaselineConfig(PretrainedConfig):
+    """Front end, SpecAugment, pooling and dropout settings common to the baselines.
+
+    Args:
+        sampling_rate: Sampling rate (Hz) the model expects; the feature extractor enforces it.
+        feature_type: ``"log_mel"``, ``"mfcc"`` or ``"fbank"`` (Kaldi-style log mel filter bank).
+        n_fft, win_length, hop_length: STFT size, analysis window and hop, in samples.
+        n_mels: Number of mel filters. n_mfcc: Number of cepstra kept for ``"mfcc"``.
+        f_min, f_max: Filter bank range in Hz; ``f_max=None`` means ``sampling_rate / 2``.
+        normalize_features: Per-utterance mean/variance normalisation of each feature bin.
+        apply_spec_augment: Mask random frequency bands and time spans while training.
+        num_freq_masks, freq_mask_width, num_time_masks, time_mask_width: SpecAugment masks
+            (count and maximum width, in bins or frames).
+        pooling: How frame-level hidden states become one vector: one of ``POOLING_TYPES``.
+        classifier_dropout: Dropout before the classification layer.
+        initializer_range: Standard deviation of the normal init of linear layers.
+        kwargs: Forwarded to ``PretrainedConfig`` (``num_labels``, ``id2label``, ``label2id``...).
+    """
+
+    def __init__(
+        self,
+        sampling_rate: int = 16000,
+        feature_type: str = "log_mel",
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 64,
+        n_mfcc: int = 40,
+        f_min: float = 20.0,
+        f_max: Optional[float] = None,
+        normalize_features: bool = True,
+        apply_spec_augment: bool = False,
+        num_freq_masks: int = 2,
+        freq_mask_width: int = 8,
+        num_time_masks: int = 2,
+        time_mask_width: int = 10,
+        pooling: str = "mean",
+        classifier_dropout: float = 0.1,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        if feature_type not in FEATURE_TYPES:
+            raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
+        if pooling not in POOLING_TYPES:
+            raise ValueError(f"pooling must be one of {POOLING_TYPES}, got {pooling!r}")
+        if win_length > n_fft:
+            raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft})")
+        if feature_type == "mfcc" and n_mfcc > n_mels:
+            raise ValueError(f"n_mfcc ({n_mfcc}) must not exceed n_mels ({n_mels})")
+        if f_max is not None and not f_min < f_max <= sampling_rate / 2:
+            raise ValueError(f"need f_min < f_max <= sampling_rate / 2, got f_min={f_min}, f_max={f_max}")
+        self.sampling_rate = sampling_rate
+        self.feature_type = feature_type
+        self.n_fft = n_fft
+        self.win_length = win_length
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.n_mfcc = n_mfcc
+        self.f_min = f_min
+        self.f_max = f_max
+        self.normalize_features = normalize_features
+        self.apply_spec_augment = apply_spec_augment
+        self.num_freq_masks = num_freq_masks
+        self.freq_mask_width = freq_mask_width
+        self.num_time_masks = num_time_masks
+        self.time_mask_width = time_mask_width
+        self.pooling = pooling
+        self.classifier_dropout = classifier_dropout
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)

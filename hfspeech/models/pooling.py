@@ -1,0 +1,85 @@
+"""Masked pooling over time, shared by every baseline.
+
+The encoders return frame-level hidden states plus a frame mask; pooling turns them into one
+vector per clip while ignoring padded frames, which is what makes a clip's prediction the same
+alone or inside a padded batch. ``BaselineModelOutput`` is that encoder -> pooling contract.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class BaselineModelOutput(ModelOutput):
+    """Output of a baseline encoder (``CNNAudioModel``, ``LSTMAudioModel``).
+
+    Args:
+        last_hidden_state: ``[B, frames, hidden]`` frame-level states, 0 on padded frames.
+        frame_mask: ``[B, frames]`` bool, ``True`` on valid frames.
+        hidden_states: Per-layer states (``output_hidden_states=True``), input features first.
+    """
+
+    last_hidden_state: Optional[torch.FloatTensor] = None
+    frame_mask: Optional[torch.BoolTensor] = None
+    hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x [B, T, D]`` over the frames where ``mask [B, T]`` is true -> ``[B, D]``."""
+    weights = mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class MeanPooling(nn.Module):
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_mean(hidden_states, mask)
+
+
+class MaxPooling(nn.Module):
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        lowest = torch.finfo(hidden_states.dtype).min
+        return hidden_states.masked_fill(~mask.unsqueeze(-1), lowest).max(dim=1).values
+
+
+class AttentivePooling(nn.Module):
+    """Weighted mean with learned per-frame scores (Linear -> tanh -> Linear, masked softmax)."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.attention = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.Tanh(), nn.Linear(hidden_size, 1))
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = self.attention(hidden_states).squeeze(-1)
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=-1).unsqueeze(-1)
+        return (hidden_states * weights).sum(1)
+
+
+class StatisticsPooling(nn.Module):
+    """Masked mean and standard deviation concatenated (x-vector style) -> ``[B, 2 * D]``."""
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mean = masked_mean(hidden_states, mask)
+        variance = masked_mean((hidden_states - mean.unsqueeze(1)) ** 2, mask)
+        return torch.cat([mean, torch.sqrt(variance + self.eps)], dim=-1)
+
+
+def build_pooling(kind: str, hidden_size: int) -> tuple[nn.Module, int]:
+    """Pooling module named by ``config.pooling`` and the size of the vector it returns."""
+    if kind == "mean":
+        return MeanPooling(), hidden_size
+    if kind == "max":
+        return MaxPooling(), hidden_size
+    if kind == "attentive":
+        return AttentivePooling(hidden_size), hidden_size
+    if kind == "stats":
+        return StatisticsPooling(), 2 * hidden_size
+    raise ValueError(f"Unknown pooling {kind!r}; expected one of 'mean', 'max', 'attentive', 'stats'")

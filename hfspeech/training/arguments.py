@@ -1,0 +1,108 @@
+"""Command-line arguments of the fine-tuning recipe, as `HfArgumentParser` dataclasses.
+
+Three groups, as in transformers' own examples: what model (`ModelArguments`), what data and how to
+prepare it (`DataArguments`), and how to train (`transformers.TrainingArguments`, with defaults set for
+audio classification in `training.run.parse_args`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class ModelArguments:
+    model_type: str = field(
+        default="cnn",
+        metadata={"help": "Baseline to build from scratch: 'cnn' (log-mel CNN) or 'lstm' (BiLSTM over MFCC). "
+                  "Ignored when --model_name_or_path is given."},
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "A saved model folder or Hub id to start from (any AutoModelForAudioClassification)."},
+    )
+    config_overrides: Optional[str] = field(
+        default=None,
+        metadata={"help": 'JSON object of config values for a new baseline, e.g. \'{"n_mels": 40, '
+                  '"conv_channels": [16, 32, 64]}\'.'},
+    )
+    sampling_rate: int = field(
+        default=16000, metadata={"help": "Sampling rate of a new baseline (a pretrained model brings its own)."}
+    )
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow model code from the Hub repo to run. Off unless you trust it."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=True,
+        metadata={"help": "Replace a pretrained classification head whose size differs from the new labels."},
+    )
+
+
+@dataclass
+class DataArguments:
+    data_dir: Optional[str] = field(
+        default=None, metadata={"help": "Audio folder: data_dir/<label>/*.wav (optionally train/ test/ subfolders)."}
+    )
+    train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSONL manifest with path and label."})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Validation manifest."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "Test manifest."})
+    dataset_name: Optional[str] = field(
+        default=None, metadata={"help": "A datasets dataset: Hub name or a folder saved with save_to_disk."}
+    )
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "The dataset's configuration."})
+    audio_column_name: str = field(default="audio", metadata={"help": "Audio column of a datasets dataset."})
+    label_column_name: str = field(default="label", metadata={"help": "Label column (datasets dataset or manifest)."})
+    path_column_name: str = field(default="path", metadata={"help": "Audio path column of a manifest."})
+    validation_split_percentage: float = field(
+        default=10.0, metadata={"help": "Share of the data (%) held out for validation when there is no such split."}
+    )
+    test_split_percentage: float = field(
+        default=10.0, metadata={"help": "Share of the data (%) held out for testing when there is no such split."}
+    )
+    max_length_seconds: Optional[float] = field(
+        default=2.0, metadata={"help": "Clips are cropped to this length: at random in training, centred for eval."}
+    )
+    trim_silence: bool = field(default=False, metadata={"help": "Trim leading/trailing silence when decoding."})
+    trim_top_db: float = field(default=40.0, metadata={"help": "Silence threshold in dB below the clip's peak."})
+    skip_bad_files: bool = field(
+        default=False,
+        metadata={"help": "Skip corrupt/empty/NaN files instead of stopping; they are counted in data_report.json."},
+    )
+    preprocessing_num_workers: Optional[int] = field(
+        default=None, metadata={"help": "Processes for decoding (datasets.map num_proc)."}
+    )
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use at most this many train clips."})
+    max_eval_samples: Optional[int] = field(
+        default=None, metadata={"help": "Use at most this many validation and test clips."}
+    )
+    class_weighted_loss: bool = field(
+        default=False, metadata={"help": "Weight the loss by inverse class frequency (for imbalanced data)."}
+    )
+    oversample: bool = field(
+        default=False, metadata={"help": "Draw training clips with probability inversely proportional to class size."}
+    )
+    noise_snr_db: Optional[str] = field(
+        default=None, metadata={"help": "Add white noise at an SNR drawn from this range, e.g. '5,30'."}
+    )
+    noise_dir: Optional[str] = field(
+        default=None, metadata={"help": "Folder of background-noise files mixed into training clips."}
+    )
+    noise_prob: float = field(default=0.5, metadata={"help": "Probability of each noise augmentation."})
+    speed_factors: Optional[str] = field(
+        default=None, metadata={"help": "Speed perturbation factors, e.g. '0.9,1.0,1.1'."}
+    )
+    gain_db: Optional[float] = field(default=None, metadata={"help": "Random gain in +/- this many dB."})
+    time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
+
+
+def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
+    """'5,30' -> (5.0, 30.0); None stays None. A clear error for anything else."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        return tuple(float(part) for part in str(text).split(","))
+    except ValueError as error:
+        raise ValueError(f"expected comma-separated numbers, got '{text}'") from error

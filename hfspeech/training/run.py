@@ -1,0 +1,224 @@
+"""The fine-tuning run behind `recipes/finetune.py` and `hfspeech train`.
+
+load data -> labels -> splits -> decode once (cached) -> model + feature extractor -> Trainer ->
+best model, feature extractor, metrics.json, data_report.json, test confusion matrix (JSON + PNG).
+Works as `python recipes/finetune.py ...` and `accelerate launch recipes/finetune.py ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import transformers
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModelForAudioClassification,
+    HfArgumentParser,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
+from hfspeech.data.loading import encode_labels, load_audio_dataset
+from hfspeech.data.prepare import prepare_dataset
+from hfspeech.data.splits import make_splits
+from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
+from hfspeech.evaluation.metrics import make_compute_metrics
+from hfspeech.evaluation.report import write_evaluation_report
+from hfspeech.models import BASELINE_MODELS
+from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
+from hfspeech.training.trainer import AudioClassificationTrainer, inverse_frequency_weights
+
+logger = logging.getLogger("hfspeech.train")
+
+# Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
+TRAINING_DEFAULTS = dict(
+    output_dir="runs/hfspeech",
+    eval_strategy="epoch",
+    save_strategy="epoch",
+    save_total_limit=2,
+    load_best_model_at_end=True,
+    metric_for_best_model="accuracy",
+    logging_strategy="epoch",
+    learning_rate=1e-3,
+    warmup_ratio=0.1,
+    num_train_epochs=10,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    remove_unused_columns=False,  # the columns the transforms need are not model inputs
+    report_to="none",
+)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    defaults = dict(TRAINING_DEFAULTS)
+    defaults["dataloader_pin_memory"] = torch.cuda.is_available()
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        defaults["bf16"] = True  # picked up by itself on GPUs that have it; --bf16 False turns it off
+    parser.set_defaults(**defaults)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def build_model(model_args: ModelArguments, label_names: Sequence[str]):
+    """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels."""
+    label2id = {name: i for i, name in enumerate(label_names)}
+    id2label = {i: name for i, name in enumerate(label_names)}
+    if model_args.model_name_or_path:
+        hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+                   trust_remote_code=model_args.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
+            finetuning_task="audio-classification", **hub,
+        )
+        model = AutoModelForAudioClassification.from_pretrained(
+            model_args.model_name_or_path, config=config,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
+        )
+        feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
+        return model, feature_extractor
+    if model_args.model_type not in BASELINE_MODELS:
+        raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
+    spec = BASELINE_MODELS[model_args.model_type]
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    config = spec.config_class(
+        num_labels=len(label_names), label2id=label2id, id2label=id2label,
+        sampling_rate=model_args.sampling_rate, **overrides,
+    )
+    return spec.model_class(config), spec.feature_extractor_class(sampling_rate=config.sampling_rate)
+
+
+def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
+    snr = parse_floats(data_args.noise_snr_db)
+    config = AugmentationConfig(
+        noise_snr_db=snr if snr is None else (snr[0], snr[-1]),
+        noise_dir=data_args.noise_dir,
+        noise_prob=data_args.noise_prob,
+        speed_factors=parse_floats(data_args.speed_factors),
+        gain_db=data_args.gain_db,
+        time_shift_seconds=data_args.time_shift_seconds,
+    )
+    return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
+
+
+def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None):
+    """Data from any layout, with labels encoded, splits made and audio decoded once."""
+    raw = load_audio_dataset(
+        data_dir=data_args.data_dir, train_file=data_args.train_file, validation_file=data_args.validation_file,
+        test_file=data_args.test_file, dataset_name=data_args.dataset_name,
+        dataset_config_name=data_args.dataset_config_name, audio_column=data_args.audio_column_name,
+        label_column=data_args.label_column_name, path_column=data_args.path_column_name,
+    )
+    raw = encode_labels(raw, label_names)
+    if "train" in raw:
+        raw = make_splits(raw, data_args.validation_split_percentage / 100, data_args.test_split_percentage / 100, seed)
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
+              "test": data_args.max_eval_samples}
+    for name, limit in limits.items():
+        if name in raw and limit is not None and limit < len(raw[name]):
+            raw[name] = raw[name].shuffle(seed=seed).select(range(limit))
+    return prepare_dataset(
+        raw, sampling_rate, trim=data_args.trim_silence, trim_top_db=data_args.trim_top_db,
+        skip_bad_files=data_args.skip_bad_files, num_proc=data_args.preprocessing_num_workers,
+    )
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    set_seed(training_args.seed)
+
+    last_checkpoint = None
+    if os.path.isdir(training_args.output_dir) and training_args.do_train is not False:
+        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if last_checkpoint and training_args.resume_from_checkpoint is None and not training_args.overwrite_output_dir:
+            logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
+    resume = training_args.resume_from_checkpoint or (None if training_args.overwrite_output_dir else last_checkpoint)
+
+    # Labels come first (they size the head), so read them from the training data before building the model.
+    sampling_rate = _model_sampling_rate(model_args)
+    with training_args.main_process_first(desc="preparing data"):
+        dataset, report = load_and_prepare(data_args, sampling_rate, training_args.seed)
+    label_names = dataset["train"].features["label"].names
+    logger.info("%d classes: %s; %s", len(label_names), label_names, report.summary())
+
+    model, feature_extractor = build_model(model_args, label_names)
+    model.config.max_length_seconds = data_args.max_length_seconds  # predict windows long files with it
+    augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
+    views = attach_transforms(dataset, sampling_rate, data_args.max_length_seconds, augmenter, training_args.seed)
+
+    train_labels = dataset["train"]["label"]
+    class_weights = inverse_frequency_weights(train_labels, len(label_names)) if data_args.class_weighted_loss else None
+    sample_weights = None
+    if data_args.oversample:
+        per_class = inverse_frequency_weights(train_labels, len(label_names))
+        sample_weights = per_class[np.asarray(train_labels)]
+
+    eval_split = "validation" if "validation" in views else None
+    if eval_split is None:
+        training_args.eval_strategy = "no"
+        training_args.load_best_model_at_end = False
+    trainer = AudioClassificationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=views["train"],
+        eval_dataset=views[eval_split] if eval_split else None,
+        data_collator=AudioClassificationCollator(feature_extractor),
+        processing_class=feature_extractor,
+        compute_metrics=make_compute_metrics(len(label_names)),
+        class_weights=class_weights,
+        sample_weights=sample_weights,
+    )
+    train_result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()  # the best model when load_best_model_at_end, with the feature extractor
+    metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
+    if eval_split:
+        metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+
+    test_split = "test" if "test" in views else eval_split
+    if test_split:
+        prediction = trainer.predict(views[test_split], metric_key_prefix="test")
+        predictions = np.argmax(prediction.predictions, axis=-1)
+        if trainer.is_world_process_zero():
+            test_metrics = write_evaluation_report(
+                training_args.output_dir, predictions, prediction.label_ids, label_names, prefix="test"
+            )
+            metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
+        metrics["test_split"] = test_split
+    metrics.update({"num_labels": len(label_names), "labels": label_names,
+                    **{f"num_{name}_clips": n for name, n in report.kept.items()},
+                    "num_skipped_files": report.num_skipped})
+    if trainer.is_world_process_zero():
+        report.save(os.path.join(training_args.output_dir, "data_report.json"))
+        with open(os.path.join(training_args.output_dir, "metrics.json"), "w") as f:
+            json.dump(metrics, f, indent=2)
+        trainer.save_state()
+        logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy"))})
+    return metrics
+
+
+def _model_sampling_rate(model_args: ModelArguments) -> int:
+    """The rate the data must be decoded at: the pretrained feature extractor's, else the new baseline's."""
+    if model_args.model_name_or_path:
+        extractor = AutoFeatureExtractor.from_pretrained(
+            model_args.model_name_or_path, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+        return int(extractor.sampling_rate)
+    return model_args.sampling_rate
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    return run_training(*parse_args(argv))

@@ -1,0 +1,14 @@
+#!/usr/bin/env python
+"""Fine-tune an audio classifier: a CNN/LSTM baseline or any AutoModelForAudioClassification checkpoint.
+
+    python recipes/finetune.py --data_dir DATA --model_type cnn --output_dir runs/kws
+    accelerate launch recipes/finetune.py --data_dir DATA --model_type lstm --output_dir runs/kws-lstm
+
+All arguments: `python recipes/finetune.py --help` (model, data and transformers.TrainingArguments).
+A single `.json` file of the same arguments works too. The logic lives in `hfspeech.training.run`.
+"""
+
+from hfspeech.training.run import main
+
+if __name__ == "__main__":
+    main()

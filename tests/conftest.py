@@ -1,0 +1,66 @@
+"""Shared fixtures: small generated audio data sets, a quickly trained model, the real FSDD recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+FSDD_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
+
+# Three classes a tiny model learns in a few epochs: a low tone, a high tone, noise bursts.
+TONE_CLASSES = {"low": 300.0, "high": 2500.0, "noise": None}
+
+TINY_CNN = json.dumps({"conv_channels": [4, 8], "n_mels": 16, "apply_spec_augment": False})
+
+
+def synth_clip(kind: str, rng: np.random.Generator, sampling_rate: int, seconds: float = 0.5) -> np.ndarray:
+    n = int(seconds * sampling_rate)
+    t = np.arange(n) / sampling_rate
+    frequency = TONE_CLASSES[kind]
+    if frequency is None:
+        signal = rng.standard_normal(n) * 0.3
+    else:
+        signal = 0.5 * np.sin(2 * np.pi * frequency * (1 + 0.02 * rng.standard_normal()) * t)
+    return (signal + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+def write_tone_folder(root: Path, clips_per_class: int = 20, rates=(16000, 8000, 44100), seed: int = 0) -> Path:
+    """An audiofolder `root/<label>/*.wav` whose clips cycle through several sampling rates."""
+    rng = np.random.default_rng(seed)
+    for kind in TONE_CLASSES:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(clips_per_class):
+            rate = rates[i % len(rates)]
+            sf.write(root / kind / f"{kind}_{i:03d}.wav", synth_clip(kind, rng, rate), rate)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tone_folder(tmp_path_factory) -> Path:
+    return write_tone_folder(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(tone_folder, tmp_path_factory) -> Path:
+    """A tiny CNN trained through the recipe on the tone data: the model folder other tests load."""
+    from hfspeech.training.run import main
+
+    output_dir = tmp_path_factory.mktemp("trained") / "cnn"
+    main([
+        "--data_dir", str(tone_folder), "--output_dir", str(output_dir), "--model_type", "cnn",
+        "--config_overrides", TINY_CNN, "--num_train_epochs", "6", "--learning_rate", "1e-2",
+        "--per_device_train_batch_size", "8", "--max_length_seconds", "0.5", "--seed", "0",
+        "--save_total_limit", "1",
+    ])
+    return output_dir
+
+
+@pytest.fixture
+def fsdd_dir() -> Path:
+    if not FSDD_DIR.is_dir():
+        pytest.skip(f"real FSDD recordings not found at {FSDD_DIR} (they live in ../shared beside the project)")
+    return FSDD_DIR

@@ -1,0 +1,193 @@
+"""Tests for the in-model front end, SpecAugment and the waveform feature extractor."""
+
+import numpy as np
+import pytest
+import torch
+
+from hfspeech.features.feature_extraction import WaveformFeatureExtractor
+from hfspeech.features.frontend import AudioFrontend, SpecAugment
+from hfspeech.models.configuration_baseline import AudioBaselineConfig
+
+SR = 16000
+FEATURE_TYPES = ["log_mel", "mfcc", "fbank"]
+
+
+def tiny_config(**kwargs) -> AudioBaselineConfig:
+    defaults = dict(n_mels=16, n_mfcc=8)
+    defaults.update(kwargs)
+    return AudioBaselineConfig(**defaults)
+
+
+def pad_batch(clips, fill=0.0):
+    """Stack clips into a padded batch with an attention mask, padding filled with ``fill``."""
+    longest = max(len(c) for c in clips)
+    values = torch.full((len(clips), longest), fill, dtype=torch.float32)
+    mask = torch.zeros(len(clips), longest, dtype=torch.long)
+    for i, clip in enumerate(clips):
+        values[i, : len(clip)] = torch.as_tensor(clip, dtype=torch.float32)
+        mask[i, : len(clip)] = 1
+    return values, mask
+
+
+def tone(freq: float, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(SR * seconds)) / SR
+    return np.sin(2 * np.pi * freq * t).astype(np.float32)
+
+
+@pytest.mark.parametrize("n_fft,win_length,hop_length", [(512, 400, 160), (256, 200, 100), (255, 255, 64)])
+def test_frame_count_is_length_over_hop_plus_one(n_fft, win_length, hop_length):
+    frontend = AudioFrontend(tiny_config(n_fft=n_fft, win_length=win_length, hop_length=hop_length))
+    for length in [1, hop_length - 1, hop_length, hop_length + 1, 5 * hop_length + 3, 4000]:
+        features, frame_mask = frontend(torch.randn(1, length))
+        assert features.shape[1] == length // hop_length + 1
+        assert frame_mask.shape == (1, length // hop_length + 1) and bool(frame_mask.all())
+
+
+@pytest.mark.parametrize("feature_type", FEATURE_TYPES)
+def test_each_feature_type_gives_finite_features_of_right_shape(feature_type):
+    config = tiny_config(feature_type=feature_type)
+    frontend = AudioFrontend(config)
+    features, frame_mask = frontend(torch.randn(3, 8000))
+    expected_bins = config.n_mfcc if feature_type == "mfcc" else config.n_mels
+    assert frontend.num_features == expected_bins
+    assert features.shape == (3, 8000 // 160 + 1, expected_bins)
+    assert frame_mask.dtype == torch.bool
+    assert torch.isfinite(features).all()
+
+
+def test_log_mel_matches_torch_stft_reference():
+    """The conv1d DFT must equal a zero-padded, centred torch.stft with a Hann window."""
+    frontend = AudioFrontend(tiny_config(normalize_features=False))
+    x = torch.randn(2, 4000)
+    features, _ = frontend(x)
+    stft = torch.stft(x, 512, 160, 400, window=torch.hann_window(400), center=True, pad_mode="constant", return_complex=True)
+    reference = torch.log(torch.clamp(stft.abs().pow(2).transpose(1, 2) @ frontend.mel_filters, min=1e-6))
+    torch.testing.assert_close(features, reference, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("feature_type", ["log_mel", "fbank"])
+@pytest.mark.parametrize("mel_bin", [4, 9, 13])
+def test_pure_tone_peaks_in_its_mel_bin(feature_type, mel_bin):
+    n_mels, f_min, f_max = 16, 20.0, SR / 2
+    # Filter centres computed independently: HTK and Kaldi share mel = 1127 ln(1 + f / 700).
+    mels = np.linspace(1127 * np.log1p(f_min / 700), 1127 * np.log1p(f_max / 700), n_mels + 2)
+    centre_hz = 700 * np.expm1(mels[1 + mel_bin] / 1127)
+    frontend = AudioFrontend(tiny_config(feature_type=feature_type, n_mels=n_mels, normalize_features=False))
+    features, _ = frontend(torch.from_numpy(tone(centre_hz))[None])
+    assert int(features[0].mean(0).argmax()) == mel_bin
+
+
+@pytest.mark.parametrize("feature_type", FEATURE_TYPES)
+def test_normalised_features_are_standardised_over_valid_frames(feature_type):
+    frontend = AudioFrontend(tiny_config(feature_type=feature_type))
+    values, mask = pad_batch([np.random.randn(8000), np.random.randn(3000)])
+    features, frame_mask = frontend(values, mask)
+    valid = features[1, : 3000 // 160 + 1]
+    torch.testing.assert_close(valid.mean(0), torch.zeros(valid.shape[1]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(valid.std(0, unbiased=False), torch.ones(valid.shape[1]), atol=1e-2, rtol=0)
+    assert int(frame_mask[1].sum()) == 3000 // 160 + 1
+    assert torch.all(features[1, 3000 // 160 + 1 :] == 0)
+
+
+@pytest.mark.parametrize("feature_type", FEATURE_TYPES)
+@pytest.mark.parametrize("fill", [0.0, 3.0])
+def test_front_end_is_padding_invariant(feature_type, fill):
+    """A clip's valid frames are the same alone and padded in a batch (whatever the padding holds)."""
+    frontend = AudioFrontend(tiny_config(feature_type=feature_type))
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (16000, 7001, 1, 160, 321)]
+    values, mask = pad_batch(clips, fill=fill)
+    batched, frame_mask = frontend(values, mask)
+    for i, clip in enumerate(clips):
+        alone, _ = frontend(torch.from_numpy(clip)[None])
+        frames = alone.shape[1]
+        assert int(frame_mask[i].sum()) == frames
+        torch.testing.assert_close(batched[i, :frames], alone[0], atol=1e-5, rtol=0)
+        assert torch.all(batched[i, frames:] == 0)
+
+
+def test_front_end_buffers_are_not_saved():
+    frontend = AudioFrontend(tiny_config(feature_type="mfcc"))
+    assert len(frontend.state_dict()) == 0
+    assert {"dft_kernels", "mel_filters", "dct_matrix"} <= {name for name, _ in frontend.named_buffers()}
+
+
+def test_front_end_scripts_with_torchscript():
+    frontend = AudioFrontend(tiny_config(feature_type="fbank"))
+    values, mask = pad_batch([np.random.randn(4000), np.random.randn(1000)])
+    scripted = torch.jit.script(frontend)
+    torch.testing.assert_close(scripted(values, mask)[0], frontend(values, mask)[0])
+
+
+def augment_config(**kwargs):
+    return tiny_config(apply_spec_augment=True, **kwargs)
+
+
+def test_spec_augment_only_in_train_mode_and_when_enabled():
+    features, frame_mask = AudioFrontend(tiny_config())(torch.randn(2, 16000))
+    augment = SpecAugment(augment_config()).train()
+    torch.manual_seed(0)
+    assert not torch.equal(augment(features, frame_mask), features)
+    assert torch.equal(augment.eval()(features, frame_mask), features)
+    assert torch.equal(SpecAugment(tiny_config(apply_spec_augment=False)).train()(features, frame_mask), features)
+
+
+def test_spec_augment_is_reproducible_under_manual_seed():
+    features, frame_mask = AudioFrontend(tiny_config())(torch.randn(2, 16000))
+    augment = SpecAugment(augment_config()).train()
+    outputs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        outputs.append(augment(features, frame_mask))
+    assert torch.equal(outputs[0], outputs[1])
+    assert not torch.equal(outputs[0], outputs[2])
+
+
+def test_spec_augment_time_masks_stay_within_valid_frames():
+    """A short clip in a long batch: time masks must hit its 10 valid frames, not the padding."""
+    values, mask = pad_batch([np.random.randn(16000), np.random.randn(9 * 160)])
+    features, frame_mask = AudioFrontend(tiny_config())(values, mask)
+    augment = SpecAugment(augment_config(num_freq_masks=0, num_time_masks=1, time_mask_width=5)).train()
+    hits = 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        valid = augment(features, frame_mask)[1, :10]
+        hits += int((valid == 0).all(dim=-1).any())
+    assert hits >= 12  # width 0 is drawn 1 time in 6; outside the valid frames it would be ~10%
+
+
+def test_feature_extractor_pads_with_zeros_and_returns_attention_mask():
+    extractor = WaveformFeatureExtractor()
+    out = extractor([np.random.randn(500), np.random.randn(200) + 5.0], sampling_rate=SR, padding=True, return_tensors="pt")
+    assert out["input_values"].shape == (2, 500)
+    assert out["attention_mask"].sum(-1).tolist() == [500, 200]
+    assert torch.all(out["input_values"][1, 200:] == 0)
+    assert abs(float(out["input_values"][1, :200].mean())) < 1e-4  # normalised over valid samples only
+
+
+def test_feature_extractor_rejects_wrong_sampling_rate():
+    with pytest.raises(ValueError, match="sampling rate"):
+        WaveformFeatureExtractor()(np.zeros(100, dtype=np.float32), sampling_rate=8000)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_feature_extractor_rejects_non_finite_samples(bad):
+    clip = np.random.randn(100).astype(np.float32)
+    clip[17] = bad
+    with pytest.raises(ValueError, match="input 1 contains NaN or infinite samples"):
+        WaveformFeatureExtractor()([np.random.randn(50), clip], sampling_rate=SR, padding=True)
+    with pytest.raises(ValueError, match="input 0 contains NaN or infinite samples"):
+        WaveformFeatureExtractor()(clip, sampling_rate=SR)
+
+
+def test_feature_extractor_rejects_empty_clip():
+    with pytest.raises(ValueError, match="input 1 has zero length"):
+        WaveformFeatureExtractor()([np.ones(10), np.array([])], sampling_rate=SR, padding=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(feature_type="spectrogram"), dict(pooling="median"), dict(win_length=600), dict(feature_type="mfcc", n_mfcc=20)]
+)
+def test_config_rejects_invalid_settings(kwargs):
+    with pytest.raises(ValueError):
+        tiny_config(**kwargs)
