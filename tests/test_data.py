@@ -266,3 +266,16 @@ def test_collator_pads_to_longest_with_attention_mask():
     assert batch["input_values"].shape == (2, 4000)
     assert batch["attention_mask"].sum(-1).tolist() == [1600, 4000]
     assert batch["labels"].tolist() == [0, 1]
+
+
+def test_audiofolder_with_loose_files_or_no_audio_is_rejected(tmp_path):
+    sf.write(tmp_path / "loose.wav", np.zeros(160, np.float32), 16000)
+    with pytest.raises(DataError, match=r"directly in the folder have no label \(e\.g\. loose\.wav\)"):
+        load_audio_dataset(data_dir=str(tmp_path))
+
+
+def test_audiofolder_with_a_single_class_keeps_its_label(tmp_path):
+    (tmp_path / "only").mkdir()
+    sf.write(tmp_path / "only" / "a.wav", np.zeros(160, np.float32), 16000)
+    dataset = encode_labels(load_audio_dataset(data_dir=str(tmp_path)))
+    assert dataset["train"].features["label"].names == ["only"]

@@ -21,6 +21,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, load_dataset, load
 from hfspeech.data.audio import describe_source
 
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
+AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
 
@@ -60,15 +61,18 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str]) -> DatasetDict:
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"{data_dir}: audio folder not found")
-    dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir)
+    loose = sorted(p.name for p in root.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if loose:
+        raise DataError(
+            f"{data_dir}: {len(loose)} audio file(s) directly in the folder have no label (e.g. {loose[0]}); "
+            "put each class's files in a folder named after the label (root/<label>/*.wav)"
+        )
+    # drop_labels=False: the parent folder is the label even when there is only one class folder
+    # (datasets would otherwise drop it), as when evaluating on clips of a single class.
+    dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
     for name, split in dataset.items():
         if len(split) == 0:
             raise DataError(f"{data_dir}: no audio files found for split '{name}'")
-        if "label" not in split.column_names:
-            raise DataError(
-                f"{data_dir}: could not infer labels; put each class's files in a folder named after the label "
-                "(root/<label>/*.wav)"
-            )
     return dataset.cast_column("audio", Audio(decode=False))
 
 

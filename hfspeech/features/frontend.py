@@ -4,14 +4,23 @@ Why in the model and not in the feature extractor: an exported model (ONNX, Torc
 takes raw audio and carries its own feature computation, so serving code cannot drift from
 training code. That dictates how the front end is written:
 
-* The STFT is a ``conv1d`` over the waveform with a fixed, windowed DFT basis (cos and sin
-  kernels, stride ``hop_length``) instead of ``torch.stft``/``unfold``, which exporters handle
-  unevenly. All fixed matrices are non-persistent buffers: they are recomputed from the config
-  and never stored in (or loaded from) the weights.
+* The STFT is written with plain, exportable ops instead of ``torch.stft``/``Tensor.unfold``,
+  which exporters handle unevenly: frames are gathered from the padded waveform with a
+  precomputed integer index (``arange``), and the DFT is a ``matmul`` with a fixed, windowed
+  DFT basis (cos and sin rows). All fixed matrices are non-persistent buffers: they are
+  recomputed from the config and never stored in (or loaded from) the weights.
 * The waveform is padded with constant zeros by ``n_fft // 2`` on each side (not reflect), so
   a clip of ``L`` samples gives exactly ``L // hop_length + 1`` frames, and the frames of a
   clip are the same whether it is alone or zero-padded inside a longer batch. The per-utterance
   normalisation only looks at valid frames, which keeps that padding invariance.
+* The features are computed in float64 and returned in the input's dtype. Float32 kernels
+  pick different algorithms for different batch shapes (measured: oneDNN on CPU, batch 1 vs
+  batch 2+), so a clip's DFT differed by ~1e-6 of the frame energy between "alone" and "in a
+  batch"; in bins 60-80 dB below the frame energy (a tone, speech) that reached 1e-4 to 1e-3
+  in log-mel, far above the 1e-5 padding invariance the models rely on. In float64 the results
+  were bit-identical, and the framing is an exact copy. This is also why the DFT is not a
+  float32 ``conv1d``: ONNX Runtime has no float64 Conv kernel, but has float64 Gather/MatMul.
+  MPS has no float64, so there the front end falls back to float32.
 """
 
 from typing import Optional
@@ -36,7 +45,8 @@ def _kaldi_frame_operator(n_fft: int, win_length: int) -> np.ndarray:
 
     Kaldi processes ``win_length`` samples: remove the DC offset, pre-emphasise (its first
     sample is ``x[0] - 0.97 * x[0]``), apply the povey window, zero-pad to ``n_fft``. All of it is
-    linear, so it folds into the DFT kernels and the conv1d STFT stays one convolution.
+    linear, so it folds into the DFT basis and the STFT stays one matmul per frame. (Kaldi's
+    povey window is 0 at the first sample, so that first-sample rule never shows.)
     """
     dc_removal = np.eye(win_length) - 1.0 / win_length
     preemphasis = np.eye(win_length)
@@ -49,8 +59,8 @@ def _kaldi_frame_operator(n_fft: int, win_length: int) -> np.ndarray:
     return select.T @ window @ preemphasis @ dc_removal @ select
 
 
-def _dft_kernels(config) -> np.ndarray:
-    """``[2 * (n_fft // 2 + 1), 1, n_fft]`` conv1d weight: real parts then imaginary parts."""
+def _dft_basis(config) -> np.ndarray:
+    """``[n_fft, 2 * (n_fft // 2 + 1)]`` windowed DFT basis: real parts, then imaginary parts."""
     n_fft = config.n_fft
     phase = 2 * np.pi * np.outer(np.arange(n_fft // 2 + 1), np.arange(n_fft)) / n_fft
     basis = np.concatenate([np.cos(phase), -np.sin(phase)])
@@ -58,7 +68,7 @@ def _dft_kernels(config) -> np.ndarray:
         basis = basis @ _kaldi_frame_operator(n_fft, config.win_length)
     else:  # periodic Hann window of win_length, centred in the n_fft frame (as torch.stft does)
         basis = basis * window_function(config.win_length, "hann", frame_length=n_fft)[None, :]
-    return basis[:, None, :]
+    return basis.T
 
 
 def _orthonormal_dct(n_mels: int, n_mfcc: int) -> np.ndarray:
@@ -107,7 +117,7 @@ class AudioFrontend(nn.Module):
             triangularize_in_mel_space=config.feature_type == "fbank",
         )
         dct = _orthonormal_dct(config.n_mels, config.n_mfcc if config.feature_type == "mfcc" else 1)
-        self.register_buffer("dft_kernels", torch.tensor(_dft_kernels(config), dtype=torch.float32), persistent=False)
+        self.register_buffer("dft_basis", torch.tensor(_dft_basis(config), dtype=torch.float32), persistent=False)
         self.register_buffer("mel_filters", torch.tensor(mel_filters, dtype=torch.float32), persistent=False)
         self.register_buffer("dct_matrix", torch.tensor(dct, dtype=torch.float32), persistent=False)
 
@@ -118,36 +128,47 @@ class AudioFrontend(nn.Module):
     def forward(
         self, input_values: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        output_dtype = input_values.dtype
+        compute_dtype = torch.float32 if input_values.device.type == "mps" else torch.float64
         if attention_mask is not None:
             # Whatever value the padding holds, the front end sees zeros there.
             input_values = input_values * attention_mask.to(input_values.dtype)
-        left = self.n_fft // 2
-        padded = nn.functional.pad(input_values.unsqueeze(1), (left, self.n_fft - left))
-        spectrum = nn.functional.conv1d(padded, self.dft_kernels, stride=self.hop_length)
-        real, imag = spectrum.chunk(2, dim=1)
-        power = (real**2 + imag**2).transpose(1, 2)  # [B, frames, n_fft // 2 + 1]
-        features = torch.log(torch.clamp(power @ self.mel_filters, min=self.log_floor))
+        left = self.n_fft // 2  # the right side gets one more sample when n_fft is odd
+        padded = nn.functional.pad(input_values.to(compute_dtype), (left, self.n_fft - left))
+        num_frames = input_values.shape[-1] // self.hop_length + 1
+        starts = torch.arange(num_frames, device=padded.device) * self.hop_length
+        frame_index = starts.unsqueeze(1) + torch.arange(self.n_fft, device=padded.device).unsqueeze(0)
+        frames = padded[:, frame_index]  # [B, frames, n_fft]
+        real, imag = (frames @ self.dft_basis.to(compute_dtype)).chunk(2, dim=-1)
+        power = real**2 + imag**2  # [B, frames, n_fft // 2 + 1]
+        features = torch.log(torch.clamp(power @ self.mel_filters.to(compute_dtype), min=self.log_floor))
         if self.feature_type == "mfcc":
-            features = features @ self.dct_matrix
+            features = features @ self.dct_matrix.to(compute_dtype)
 
-        batch_size, num_frames = features.shape[0], features.shape[1]
-        frame_index = torch.arange(num_frames, device=features.device).unsqueeze(0)
+        positions = torch.arange(num_frames, device=features.device).unsqueeze(0)
         if attention_mask is None:
-            frame_mask = frame_index.expand(batch_size, num_frames) >= 0
+            frame_mask = positions.expand(features.shape[0], num_frames) >= 0
         else:
             frame_lengths = attention_mask.sum(-1) // self.hop_length + 1
-            frame_mask = frame_index < frame_lengths.unsqueeze(1)
+            frame_mask = positions < frame_lengths.unsqueeze(1)
 
         weights = frame_mask.unsqueeze(-1).to(features.dtype)
-        if self.normalize_features:
-            count = weights.sum(1, keepdim=True).clamp(min=1.0)
-            mean = (features * weights).sum(1, keepdim=True) / count
-            centered = (features - mean) * weights
-            variance = (centered**2).sum(1, keepdim=True) / count
-            features = centered / torch.sqrt(variance + self.norm_eps)
-        else:
-            features = features * weights
-        return features, frame_mask
+        if self.normalize_features == "none":
+            return (features * weights).to(output_dtype), frame_mask
+        # "utterance": one mean and variance over all valid frames and bins -- removes the clip's
+        # gain but keeps its spectral shape, which is what tells a hum from a whistle.
+        # "per_bin": a mean and variance per bin (CMVN) -- also removes the channel, and with it
+        # anything stationary; right for speech recorded on varied microphones, wrong for steady sounds.
+        count = weights.sum(1, keepdim=True).clamp(min=1.0)  # [B, 1, 1]
+        mean = (features * weights).sum(1, keepdim=True) / count  # per bin: [B, 1, D]
+        if self.normalize_features == "utterance":
+            mean = mean.mean(2, keepdim=True)
+        centered = (features - mean) * weights
+        variance = (centered**2).sum(1, keepdim=True) / count
+        if self.normalize_features == "utterance":
+            variance = variance.mean(2, keepdim=True)
+        features = centered / torch.sqrt(variance + self.norm_eps)
+        return features.to(output_dtype), frame_mask
 
 
 class SpecAugment(nn.Module):

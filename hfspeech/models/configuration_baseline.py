@@ -11,6 +11,7 @@ from typing import Optional
 from transformers import PretrainedConfig
 
 FEATURE_TYPES = ("log_mel", "mfcc", "fbank")
+NORMALIZATIONS = ("utterance", "per_bin", "none")
 POOLING_TYPES = ("mean", "max", "attentive", "stats")
 
 
@@ -23,7 +24,9 @@ class AudioBaselineConfig(PretrainedConfig):
         n_fft, win_length, hop_length: STFT size, analysis window and hop, in samples.
         n_mels: Number of mel filters. n_mfcc: Number of cepstra kept for ``"mfcc"``.
         f_min, f_max: Filter bank range in Hz; ``f_max=None`` means ``sampling_rate / 2``.
-        normalize_features: Per-utterance mean/variance normalisation of each feature bin.
+        normalize_features: ``"utterance"`` (mean/variance over the whole clip: removes gain, keeps the
+            spectral shape), ``"per_bin"`` (CMVN: per feature bin, also removes stationary sounds) or
+            ``"none"``; only unpadded frames count.
         apply_spec_augment: Mask random frequency bands and time spans while training.
         num_freq_masks, freq_mask_width, num_time_masks, time_mask_width: SpecAugment masks
             (count and maximum width, in bins or frames).
@@ -44,7 +47,7 @@ class AudioBaselineConfig(PretrainedConfig):
         n_mfcc: int = 40,
         f_min: float = 20.0,
         f_max: Optional[float] = None,
-        normalize_features: bool = True,
+        normalize_features: str = "utterance",
         apply_spec_augment: bool = False,
         num_freq_masks: int = 2,
         freq_mask_width: int = 8,
@@ -59,6 +62,8 @@ class AudioBaselineConfig(PretrainedConfig):
             raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
         if pooling not in POOLING_TYPES:
             raise ValueError(f"pooling must be one of {POOLING_TYPES}, got {pooling!r}")
+        if normalize_features not in NORMALIZATIONS:
+            raise ValueError(f"normalize_features must be one of {NORMALIZATIONS}, got {normalize_features!r}")
         if win_length > n_fft:
             raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft})")
         if feature_type == "mfcc" and n_mfcc > n_mels:

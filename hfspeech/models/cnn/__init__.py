@@ -1,6 +1,10 @@
 from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
 from hfspeech.models.cnn.feature_extraction_cnn import CNNAudioFeatureExtractor
-from hfspeech.models.cnn.modeling_cnn import CNNAudioForAudioClassification, CNNAudioModel, CNNAudioPreTrainedModel
+from hfspeech.models.cnn.modeling_cnn import (
+    CNNAudioForAudioClassification,
+    CNNAudioModel,
+    CNNAudioPreTrainedModel,
+)
 
 __all__ = [
     "CNNAudioConfig",

@@ -1,5 +1,10 @@
 """CNN baseline: in-model front end -> Conv2d blocks over (frequency, time) -> pooling -> linear.
 
+The last feature map is flattened over (channels, frequency) by default (``frequency_pooling``)
+rather than averaged over frequency: averaging makes the network translation-invariant in
+frequency, and a small CNN then separates a low tone from a high one only slowly, from edge
+effects (see ``test_cnn_learns_where_in_frequency_a_tone_is``).
+
 Padding invariance is exact in eval mode: after each block's ReLU the frames beyond each clip's
 length are set to 0 before max pooling, so the pooling window and the next convolution see the
 same zeros a clip alone sees through the convolution's own zero padding. Lengths are then
@@ -56,7 +61,10 @@ class CNNBlock(nn.Module):
 
 
 class CNNAudioModel(CNNAudioPreTrainedModel):
-    """Waveforms ``[B, T]`` -> frame-level hidden states ``[B, frames', conv_channels[-1]]``.
+    """Waveforms ``[B, T]`` -> frame-level hidden states ``[B, frames', hidden_size]``.
+
+    ``hidden_size`` is ``conv_channels[-1] * bins'`` for ``frequency_pooling="flatten"`` (``bins'``
+    is ``n_mels`` halved, rounding up, once per block) and ``conv_channels[-1]`` for ``"mean"``.
 
     ``hidden_states`` (when requested) are the normalised features ``[B, frames, bins]`` and
     then each block's feature map ``[B, C, bins', frames']``.
@@ -70,6 +78,11 @@ class CNNAudioModel(CNNAudioPreTrainedModel):
         self.blocks = nn.ModuleList(
             CNNBlock(c_in, c_out, config.conv_kernel_size) for c_in, c_out in zip(in_channels, config.conv_channels)
         )
+        self.flatten_frequency = config.frequency_pooling == "flatten"
+        bins = self.frontend.num_features
+        for _ in config.conv_channels:
+            bins = (bins + 1) // 2
+        self.hidden_size = config.conv_channels[-1] * (bins if self.flatten_frequency else 1)
         self.post_init()
 
     def forward(
@@ -79,7 +92,8 @@ class CNNAudioModel(CNNAudioPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
-        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         return_dict = return_dict if return_dict is not None else self.config.use_return_dict
 
         features, frame_mask = self.frontend(input_values, attention_mask)
@@ -94,7 +108,8 @@ class CNNAudioModel(CNNAudioPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (x,)
         # Pooled frames past a clip's length only ever saw zeros, so they are 0 here.
-        last_hidden_state = x.mean(dim=2).transpose(1, 2)
+        x = x.flatten(1, 2) if self.flatten_frequency else x.mean(dim=2)
+        last_hidden_state = x.transpose(1, 2)
 
         if not return_dict:
             return tuple(v for v in (last_hidden_state, frame_mask, all_hidden_states) if v is not None)
@@ -109,7 +124,7 @@ class CNNAudioForAudioClassification(CNNAudioPreTrainedModel):
     def __init__(self, config: CNNAudioConfig):
         super().__init__(config)
         self.cnn = CNNAudioModel(config)
-        self.pooling, pooled_size = build_pooling(config.pooling, config.conv_channels[-1])
+        self.pooling, pooled_size = build_pooling(config.pooling, self.cnn.hidden_size)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(pooled_size, config.num_labels)
         self.post_init()

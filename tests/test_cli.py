@@ -1,0 +1,77 @@
+"""`hfspeech predict`, `hfspeech evaluate` and pipeline() on a model trained by the recipe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from transformers import pipeline
+
+from hfspeech.cli import main as cli
+from hfspeech.inference.classifier import AudioClassifier, NotAModelError, split_windows
+from tests.conftest import synth_clip
+
+
+def test_predict_prints_the_top_labels(trained_cnn, tone_folder, capsys):
+    files = [sorted((tone_folder / kind).glob("*.wav"))[-1] for kind in ("low", "high")]
+    assert cli(["predict", str(trained_cnn), *map(str, files), "--top-k", "2", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["predictions"][0]["label"] for line in lines] == ["low", "high"]
+    for line in lines:
+        scores = [p["score"] for p in line["predictions"]]
+        assert len(scores) == 2 and scores[0] >= scores[1] and 0 < sum(scores) <= 1.0001
+
+
+def test_long_files_are_classified_in_windows(trained_cnn, tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    long_clip = np.concatenate([synth_clip("high", rng, 16000, 0.5) for _ in range(12)])  # 6 s, model window 0.5 s
+    sf.write(tmp_path / "long.wav", long_clip, 16000)
+    assert cli(["predict", str(trained_cnn), str(tmp_path / "long.wav"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_windows"] == len(split_windows(long_clip, 16000, 0.5)) > 10
+    assert result["predictions"][0]["label"] == "high"
+
+
+def test_windows_cover_the_whole_clip():
+    windows = split_windows(np.arange(1050, dtype=np.float32), 100, window_seconds=4.0, hop_seconds=3.0)
+    assert [w[0] for w in windows] == [0, 300, 600, 650] and all(len(w) == 400 for w in windows)
+    assert len(split_windows(np.zeros(50, np.float32), 100, 4.0)) == 1
+
+
+def test_predict_names_a_bad_file_and_fails(trained_cnn, tmp_path, capsys):
+    (tmp_path / "broken.wav").write_bytes(b"not a wav file at all" * 10)
+    assert cli(["predict", str(trained_cnn), str(tmp_path / "broken.wav")]) == 1
+    assert f"{tmp_path / 'broken.wav'}: cannot be decoded" in capsys.readouterr().err
+
+
+def test_predict_on_a_folder_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert cli(["predict", str(tmp_path), "x.wav"]) == 2
+    assert f"{tmp_path}: not a model folder (no config.json)" in capsys.readouterr().err
+    with pytest.raises(NotAModelError, match="it is a file"):
+        AudioClassifier.from_pretrained(str(tmp_path / "notes.txt"))
+
+
+def test_pipeline_gives_the_same_scores_as_the_classifier(trained_cnn):
+    clip = synth_clip("noise", np.random.default_rng(1), 16000, 0.5)
+    classifier = pipeline("audio-classification", model=str(trained_cnn))
+    results = classifier({"raw": clip, "sampling_rate": 16000}, top_k=3)
+    ours = AudioClassifier.from_pretrained(str(trained_cnn)).classify_waveform(clip, top_k=3)
+    assert [r["label"] for r in results] == ours.labels and ours.labels[0] == "noise"
+    assert np.allclose([r["score"] for r in results], ours.scores, atol=1e-5)
+
+
+def test_evaluate_writes_a_report_and_rejects_unknown_labels(trained_cnn, tone_folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder), "--output_dir", str(out)]) == 0
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["num_clips"] == 60 and metrics["accuracy"] > 0.8
+    assert (out / "train_confusion_matrix.png").is_file()
+
+    strange = tmp_path / "strange"
+    (strange / "squeak").mkdir(parents=True)
+    sf.write(strange / "squeak" / "a.wav", synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    with pytest.raises(ValueError, match=r"squeak/a\.wav: unknown label 'squeak'.*known labels: \['high', 'low', 'noise'\]"):
+        cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(strange), "--output_dir", str(out)])
