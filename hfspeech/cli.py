@@ -126,9 +126,12 @@ def _demo(argv: list[str]) -> int:
     print(f"test accuracy {metrics['test_accuracy']:.3f}, macro-F1 {metrics['test_macro_f1']:.3f} "
           f"on {metrics['num_test_clips']} held-out clips (chance {chance:.3f}); "
           f"confusion matrix: {model_dir / 'test_confusion_matrix.png'}")
-    example = sorted((data_dir / metrics["labels"][0]).glob("*.wav"))[0]
-    print(f"\n$ hfspeech predict {model_dir} {example}")
-    return _predict([str(model_dir), str(example)])
+    # A clip the model has never seen: generated now, with another seed (so another voice, speed, noise).
+    unseen = generate_keyword_dataset(output_dir / "unseen", keywords=["left", "stop"], clips_per_keyword=1,
+                                      seed=2026, progress=False)
+    examples = sorted(str(p) for p in unseen.glob("*/*.wav"))
+    print(f"\n$ hfspeech predict {model_dir} {' '.join(examples)}")
+    return _predict([str(model_dir), *examples])
 
 
 if __name__ == "__main__":
