@@ -22,8 +22,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
-from hfspeech.models.losses import classification_loss
-from hfspeech.models.pooling import BaselineModelOutput, build_pooling
+from hfspeech.models.heads import PooledClassificationMixin
+from hfspeech.models.pooling import BaselineModelOutput
 
 
 class CNNAudioPreTrainedModel(PreTrainedModel):
@@ -118,15 +118,13 @@ class CNNAudioModel(CNNAudioPreTrainedModel):
         )
 
 
-class CNNAudioForAudioClassification(CNNAudioPreTrainedModel):
+class CNNAudioForAudioClassification(PooledClassificationMixin, CNNAudioPreTrainedModel):
     """``CNNAudioModel`` -> masked pooling -> dropout -> linear classifier."""
 
     def __init__(self, config: CNNAudioConfig):
         super().__init__(config)
         self.cnn = CNNAudioModel(config)
-        self.pooling, pooled_size = build_pooling(config.pooling, self.cnn.hidden_size)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.init_head(self.cnn.hidden_size)
         self.post_init()
 
     def forward(
@@ -137,13 +135,5 @@ class CNNAudioForAudioClassification(CNNAudioPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, SequenceClassifierOutput]:
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
         outputs = self.cnn(input_values, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
-        pooled = self.pooling(outputs.last_hidden_state, outputs.frame_mask)
-        logits = self.classifier(self.dropout(pooled))
-        loss = classification_loss(logits, labels, self.config) if labels is not None else None
-
-        if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
-            return ((loss,) + output) if loss is not None else output
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return self.classify(outputs, labels, return_dict)

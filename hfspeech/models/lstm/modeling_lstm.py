@@ -21,9 +21,9 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
-from hfspeech.models.losses import classification_loss
+from hfspeech.models.heads import PooledClassificationMixin
 from hfspeech.models.lstm.configuration_lstm import LSTMAudioConfig
-from hfspeech.models.pooling import BaselineModelOutput, build_pooling
+from hfspeech.models.pooling import BaselineModelOutput
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -128,15 +128,13 @@ class LSTMAudioModel(LSTMAudioPreTrainedModel):
         )
 
 
-class LSTMAudioForAudioClassification(LSTMAudioPreTrainedModel):
+class LSTMAudioForAudioClassification(PooledClassificationMixin, LSTMAudioPreTrainedModel):
     """``LSTMAudioModel`` -> masked pooling -> dropout -> linear classifier."""
 
     def __init__(self, config: LSTMAudioConfig):
         super().__init__(config)
         self.lstm = LSTMAudioModel(config)
-        self.pooling, pooled_size = build_pooling(config.pooling, self.lstm.output_size)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.init_head(self.lstm.output_size)
         self.post_init()
 
     def forward(
@@ -147,13 +145,5 @@ class LSTMAudioForAudioClassification(LSTMAudioPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, SequenceClassifierOutput]:
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
         outputs = self.lstm(input_values, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
-        pooled = self.pooling(outputs.last_hidden_state, outputs.frame_mask)
-        logits = self.classifier(self.dropout(pooled))
-        loss = classification_loss(logits, labels, self.config) if labels is not None else None
-
-        if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
-            return ((loss,) + output) if loss is not None else output
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return self.classify(outputs, labels, return_dict)

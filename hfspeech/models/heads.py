@@ -1,0 +1,35 @@
+"""The classification half every baseline shares: masked pooling -> dropout -> linear, loss by problem_type.
+
+A mixin rather than a submodule, so the parameters keep the flat names transformers users expect of a
+head (`classifier.weight`, which `ignore_mismatched_sizes` replaces when the labels change).
+"""
+
+from typing import Optional, Union
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from hfspeech.models.losses import classification_loss
+from hfspeech.models.pooling import BaselineModelOutput, build_pooling
+
+
+class PooledClassificationMixin:
+    """For `*ForAudioClassification` models: call `init_head` in `__init__` and `classify` in `forward`."""
+
+    def init_head(self, hidden_size: int) -> None:
+        self.pooling, pooled_size = build_pooling(self.config.pooling, hidden_size)
+        self.dropout = nn.Dropout(self.config.classifier_dropout)
+        self.classifier = nn.Linear(pooled_size, self.config.num_labels)
+
+    def classify(
+        self, outputs: BaselineModelOutput, labels: Optional[torch.Tensor], return_dict: Optional[bool]
+    ) -> Union[tuple, SequenceClassifierOutput]:
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        pooled = self.pooling(outputs.last_hidden_state, outputs.frame_mask)
+        logits = self.classifier(self.dropout(pooled))
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
