@@ -4,7 +4,7 @@
     hfspeech demo-data OUTPUT_DIR [...]                 only generate the espeak-ng keyword data
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
     hfspeech predict MODEL FILE [FILE ...] [--top-k 3]  top-k labels of each file (long files in windows)
-    hfspeech evaluate MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix on labelled data
+    hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
 """
 
 from __future__ import annotations

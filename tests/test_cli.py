@@ -75,3 +75,11 @@ def test_evaluate_writes_a_report_and_rejects_unknown_labels(trained_cnn, tone_f
     sf.write(strange / "squeak" / "a.wav", synth_clip("low", np.random.default_rng(0), 16000), 16000)
     with pytest.raises(ValueError, match=r"squeak/a\.wav: unknown label 'squeak'.*known labels: \['high', 'low', 'noise'\]"):
         cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(strange), "--output_dir", str(out)])
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data"])
+def test_every_subcommand_prints_its_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out

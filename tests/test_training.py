@@ -149,3 +149,10 @@ def test_fsdd_speaker_id_from_a_manifest_at_8k(fsdd_dir, tmp_path):
     assert metrics["num_train_clips"] + metrics["num_validation_clips"] + metrics["num_test_clips"] == len(chosen)
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert report["sampling_rate"] == 16000 and report["num_skipped"] == 0
+
+
+def test_training_without_a_train_split_says_so(tone_folder, tmp_path):
+    manifest = tmp_path / "test.csv"
+    manifest.write_text("path,label\n" + "".join(f"{f},{f.parent.name}\n" for f in sorted(tone_folder.glob("*/*.wav"))[:3]))
+    with pytest.raises(ValueError, match=r"training needs a 'train' split; the data has \['test'\]"):
+        main(["--test_file", str(manifest), "--output_dir", str(tmp_path / "run")])

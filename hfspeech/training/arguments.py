@@ -57,10 +57,10 @@ class DataArguments:
     label_column_name: str = field(default="label", metadata={"help": "Label column (datasets dataset or manifest)."})
     path_column_name: str = field(default="path", metadata={"help": "Audio path column of a manifest."})
     validation_split_percentage: float = field(
-        default=10.0, metadata={"help": "Share of the data (%) held out for validation when there is no such split."}
+        default=10.0, metadata={"help": "Percentage of the data held out for validation when there is no such split."}
     )
     test_split_percentage: float = field(
-        default=10.0, metadata={"help": "Share of the data (%) held out for testing when there is no such split."}
+        default=10.0, metadata={"help": "Percentage of the data held out for testing when there is no such split."}
     )
     max_length_seconds: Optional[float] = field(
         default=2.0, metadata={"help": "Clips are cropped to this length: at random in training, centred for eval."}

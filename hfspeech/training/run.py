@@ -27,7 +27,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
-from hfspeech.data.loading import encode_labels, load_audio_dataset
+from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
 from hfspeech.data.prepare import prepare_dataset
 from hfspeech.data.splits import make_splits
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
@@ -120,6 +120,9 @@ def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, la
         dataset_config_name=data_args.dataset_config_name, audio_column=data_args.audio_column_name,
         label_column=data_args.label_column_name, path_column=data_args.path_column_name,
     )
+    if label_names is None and "train" not in raw:
+        raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
+                        "or an audio folder without split folders, or a dataset with a train split)")
     raw = encode_labels(raw, label_names)
     if "train" in raw:
         raw = make_splits(raw, data_args.validation_split_percentage / 100, data_args.test_split_percentage / 100, seed)
