@@ -1,0 +1,71 @@
+"""Tiny, randomly initialised self-supervised speech models, saved like real checkpoints.
+
+CPU smoke runs and tests cannot download `facebook/wav2vec2-base`, but they should exercise the very
+same code path: `from_pretrained(folder)` -> fine-tune -> `save_pretrained` -> `pipeline`. These
+helpers build a model of the real architecture (same classes, same feature encoder layout and 320x
+downsampling), only with a few small layers, and save it with its feature extractor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from transformers import AutoConfig, AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+
+SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
+
+TINY_SSL_CONFIG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    # Three conv layers with strides 5 x 8 x 8 = 320: the real models' 20 ms frame rate at 16 kHz.
+    conv_dim=(32, 32, 32),
+    conv_stride=(5, 8, 8),
+    conv_kernel=(10, 8, 8),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    classifier_proj_size=16,
+    # "layer" norm in the feature encoder (as in wav2vec2-large / XLS-R), which takes an attention mask.
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    mask_time_prob=0.0,
+    layerdrop=0.0,
+)
+
+
+def tiny_ssl_config(model_type: str = "wav2vec2", labels: Optional[Sequence[str]] = None, **overrides):
+    """A small config of a real architecture (`wav2vec2`, `hubert` or `wavlm`) for CPU tests."""
+    if model_type not in SSL_MODEL_TYPES:
+        raise ValueError(f"model_type must be one of {SSL_MODEL_TYPES}, got {model_type!r}")
+    labels = list(labels or ["no", "yes"])
+    settings = {**TINY_SSL_CONFIG, **overrides}
+    if model_type == "wavlm":
+        settings.setdefault("num_buckets", 16)
+        settings.setdefault("max_bucket_distance", 64)
+    return AutoConfig.for_model(
+        model_type, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)}, **settings,
+    )
+
+
+def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: Optional[Sequence[str]] = None,
+                        sampling_rate: int = 16000, seed: int = 0, **overrides) -> Path:
+    """Write a tiny randomly initialised `model_type` classifier and its feature extractor to `output_dir`.
+
+    The folder loads with `AutoModelForAudioClassification.from_pretrained` like any Hub checkpoint.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    config = tiny_ssl_config(model_type, labels, **overrides)
+    model = AutoModelForAudioClassification.from_config(config)
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True,
+        return_attention_mask=config.feat_extract_norm == "layer",
+    )
+    path = Path(output_dir)
+    model.save_pretrained(path)
+    extractor.save_pretrained(path)
+    return path
