@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 GENERATOR_VERSION = 1
 DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
+DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it")
 INFO_FILE = "dataset_info.json"
 
 # English voices shipped with espeak-ng itself (the mbrola ``mb-*`` voices need extra packages).
@@ -82,6 +83,15 @@ def _check_keywords(keywords: Sequence[str]) -> list[str]:
     return keywords
 
 
+def _check_snr(noise_snr_db: Optional[Sequence[float]]) -> Optional[tuple[float, float]]:
+    if noise_snr_db is None:
+        return None
+    low, high = float(noise_snr_db[0]), float(noise_snr_db[1])
+    if low > high:
+        raise ValueError(f"noise_snr_db must be (low, high), got {(low, high)}")
+    return low, high
+
+
 def _synthesize(exe: str, text: str, voice: str, speed: int, pitch: int, amplitude: int):
     """Run espeak-ng once; returns (float32 waveform, its sampling rate)."""
     cmd = [exe, "--stdout", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude),
@@ -95,10 +105,11 @@ def _synthesize(exe: str, text: str, voice: str, speed: int, pitch: int, amplitu
 
 
 def _make_clip(exe: str, keyword: str, rng: np.random.Generator, sampling_rate: int,
-               clip_seconds: float, noise_snr_db: Optional[tuple[float, float]]) -> np.ndarray:
-    """One clip: a random voice says ``keyword`` at a random place, in random noise."""
+               clip_seconds: float, noise_snr_db: Optional[tuple[float, float]],
+               voices: Sequence[str] = ESPEAK_VOICES) -> np.ndarray:
+    """One clip: a random voice among ``voices`` says ``keyword`` (any text) at a random place, in noise."""
     variant = ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]
-    voice = ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))] + (f"+{variant}" if variant else "")
+    voice = voices[rng.integers(len(voices))] + (f"+{variant}" if variant else "")
     speed = int(rng.integers(SPEED_WPM[0], SPEED_WPM[1] + 1))
     pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
     amplitude = int(rng.integers(60, 151))
@@ -168,7 +179,8 @@ def _remove_previous(root: Path, keywords: list[str]) -> None:
     """Drop clips a previous (different or unfinished) run wrote: files named like ours only."""
     info_path = root / INFO_FILE
     if info_path.exists():
-        keywords = keywords + json.loads(info_path.read_text()).get("keywords", [])
+        info = json.loads(info_path.read_text())
+        keywords = keywords + info.get("classes", info.get("keywords", []))
         info_path.unlink()
     for kw in set(keywords):
         for old in (root / kw).glob(f"{kw}_[0-9][0-9][0-9][0-9].wav"):
@@ -187,19 +199,60 @@ def generate_keyword_dataset(
 ) -> Path:
     """Write (or find already written) the demo keyword dataset; returns ``output_dir``."""
     keywords = _check_keywords(keywords)
-    if clips_per_keyword < 1 or sampling_rate < 1 or clip_seconds <= 0:
-        raise ValueError("clips_per_keyword, sampling_rate and clip_seconds must be positive")
-    if noise_snr_db is not None:
-        noise_snr_db = (float(noise_snr_db[0]), float(noise_snr_db[1]))
-        if noise_snr_db[0] > noise_snr_db[1]:
-            raise ValueError(f"noise_snr_db must be (low, high), got {noise_snr_db}")
-    root = Path(output_dir)
+    noise_snr_db = _check_snr(noise_snr_db)
     params = dict(keywords=keywords, clips_per_keyword=int(clips_per_keyword),
                   sampling_rate=int(sampling_rate), clip_seconds=float(clip_seconds),
                   noise_snr_db=list(noise_snr_db) if noise_snr_db else None, seed=int(seed),
                   generator_version=GENERATOR_VERSION)
-    expected = _expected_files(root, keywords, clips_per_keyword)
 
+    def make_clip(exe, keyword, rng):
+        return _make_clip(exe, keyword, rng, sampling_rate, clip_seconds, noise_snr_db)
+
+    return _generate_folder(Path(output_dir), params, keywords, clips_per_keyword, make_clip,
+                            _readme(params), "espeak-ng keywords", progress)
+
+
+def generate_language_dataset(
+    output_dir,
+    languages: Sequence[str] = DEFAULT_LANGUAGES,
+    clips_per_language: int = 40,
+    sampling_rate: int = 16000,
+    clip_seconds: float = 2.0,
+    noise_snr_db: Optional[tuple[float, float]] = (10.0, 30.0),
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """A spoken-language-ID set: espeak-ng reads random numbers in each language (``<lang>/*.wav``).
+
+    Numbers are the one text every espeak-ng language can say without a word list, and how they are
+    said ("siebenundvierzig", "quarante-sept", "forty-seven") is all language. Same voices, variants,
+    speeds and noise as the keyword set, so only the language tells the classes apart.
+    """
+    languages = _check_keywords(languages)
+    noise_snr_db = _check_snr(noise_snr_db)
+    params = dict(languages=languages, clips_per_language=int(clips_per_language),
+                  sampling_rate=int(sampling_rate), clip_seconds=float(clip_seconds),
+                  noise_snr_db=list(noise_snr_db) if noise_snr_db else None, seed=int(seed),
+                  generator_version=GENERATOR_VERSION)
+
+    def make_clip(exe, language, rng):
+        text = " ".join(str(n) for n in rng.integers(10, 10000, size=2))
+        return _make_clip(exe, text, rng, sampling_rate, clip_seconds, noise_snr_db, voices=(language,))
+
+    readme = (f"# hfspeech demo languages\n\nespeak-ng reading two random numbers per clip in "
+              f"{', '.join(languages)}; {clips_per_language} clips each, {clip_seconds} s, {sampling_rate} Hz, "
+              f"noise SNR {params['noise_snr_db']} dB, seed {seed}. Generated by "
+              "`hfspeech.data.demo.generate_language_dataset`. License: generated (no recorded voices).\n")
+    return _generate_folder(Path(output_dir), params, languages, clips_per_language, make_clip, readme,
+                            "espeak-ng languages", progress)
+
+
+def _generate_folder(root: Path, params: dict, classes: list[str], clips_per_class: int, make_clip,
+                     readme: str, desc: str, progress: bool) -> Path:
+    """Write ``root/<class>/<class>_<nnnn>.wav`` with ``make_clip(exe, class, rng)``, idempotently."""
+    if clips_per_class < 1 or params["sampling_rate"] < 1 or params["clip_seconds"] <= 0:
+        raise ValueError("clips per class, sampling_rate and clip_seconds must be positive")
+    expected = _expected_files(root, classes, clips_per_class)
     info_path = root / INFO_FILE
     if info_path.exists():
         info = json.loads(info_path.read_text())
@@ -209,29 +262,28 @@ def generate_keyword_dataset(
     exe = _require_espeak()
     root.mkdir(parents=True, exist_ok=True)
     # The info file goes first, so that an interrupted run never looks finished.
-    _remove_previous(root, keywords)
+    _remove_previous(root, classes)
 
     def write(job):
-        kw, index = job
-        # One generator per clip, keyed by keyword text and index: order- and thread-independent.
-        rng = np.random.default_rng([int(seed), zlib.crc32(kw.encode()), index])
-        clip = _make_clip(exe, kw, rng, sampling_rate, clip_seconds, noise_snr_db)
-        (root / kw).mkdir(exist_ok=True)
-        sf.write(root / kw / f"{kw}_{index:04d}.wav", clip, sampling_rate, subtype="PCM_16")
+        name, index = job
+        # One generator per clip, keyed by class text and index: order- and thread-independent.
+        rng = np.random.default_rng([int(params["seed"]), zlib.crc32(name.encode()), index])
+        clip = make_clip(exe, name, rng)
+        (root / name).mkdir(exist_ok=True)
+        sf.write(root / name / f"{name}_{index:04d}.wav", clip, params["sampling_rate"], subtype="PCM_16")
 
     # espeak-ng runs as a subprocess, so threads overlap well (measured: ~2x on 2 cores).
-    jobs = [(kw, index) for kw in keywords for index in range(clips_per_keyword)]
+    jobs = [(name, index) for name in classes for index in range(clips_per_class)]
     with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
-        for _ in tqdm(pool.map(write, jobs), total=len(jobs), disable=not progress,
-                      desc="espeak-ng keywords", unit="clip"):
+        for _ in tqdm(pool.map(write, jobs), total=len(jobs), disable=not progress, desc=desc, unit="clip"):
             pass
 
-    written = sorted(p for kw in keywords for p in (root / kw).glob("*.wav"))
+    written = sorted(p for name in classes for p in (root / name).glob("*.wav"))
     if written != sorted(expected):
         raise RuntimeError(f"{root}: expected {len(expected)} clips, found {len(written)}")
-    (root / "README.md").write_text(_readme(params))
+    (root / "README.md").write_text(readme)
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
-    info = dict(params, counts={kw: clips_per_keyword for kw in keywords},
+    info = dict(params, classes=classes, counts={name: clips_per_class for name in classes},
                 num_clips=len(expected), espeak_ng=version)
     info_path.write_text(json.dumps(info, indent=2) + "\n")
     return root
@@ -267,23 +319,31 @@ def generate_noise_files(output_dir, n: int = 5, seconds: float = 3.0, sampling_
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hfspeech.data.demo",
-                                     description="Generate the offline espeak-ng keyword dataset.")
+                                     description="Generate an offline espeak-ng data set: keywords "
+                                     "(keyword spotting) or languages (spoken-language ID).")
     parser.add_argument("output_dir")
-    parser.add_argument("--clips-per-keyword", type=int, default=60)
+    parser.add_argument("--kind", choices=["keywords", "languages"], default="keywords")
+    parser.add_argument("--clips-per-class", "--clips-per-keyword", dest="clips", type=int, default=None,
+                        help="clips per keyword (default 60) or per language (default 40)")
     parser.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS))
+    parser.add_argument("--languages", nargs="+", default=list(DEFAULT_LANGUAGES),
+                        help="espeak-ng language voices (espeak-ng --voices lists them)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sampling-rate", type=int, default=16000)
-    parser.add_argument("--clip-seconds", type=float, default=1.0)
+    parser.add_argument("--clip-seconds", type=float, default=None, help="default 1.0 (keywords), 2.0 (languages)")
     parser.add_argument("--noise-files", metavar="DIR",
                         help="also write a few background-noise wavs to DIR")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    root = generate_keyword_dataset(args.output_dir, keywords=args.keywords,
-                                    clips_per_keyword=args.clips_per_keyword,
-                                    sampling_rate=args.sampling_rate,
-                                    clip_seconds=args.clip_seconds, seed=args.seed,
-                                    progress=not args.no_progress)
-    print(f"keyword dataset: {root}")
+    common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=not args.no_progress)
+    if args.kind == "keywords":
+        root = generate_keyword_dataset(args.output_dir, keywords=args.keywords, clips_per_keyword=args.clips or 60,
+                                        clip_seconds=args.clip_seconds or 1.0, **common)
+    else:
+        root = generate_language_dataset(args.output_dir, languages=args.languages,
+                                         clips_per_language=args.clips or 40,
+                                         clip_seconds=args.clip_seconds or 2.0, **common)
+    print(f"{args.kind} dataset: {root}")
     if args.noise_files:
         generate_noise_files(args.noise_files, sampling_rate=args.sampling_rate, seed=args.seed)
         print(f"noise files: {args.noise_files}")

@@ -24,8 +24,8 @@ class ModelArguments:
     )
     config_overrides: Optional[str] = field(
         default=None,
-        metadata={"help": 'JSON object of config values for a new baseline, e.g. \'{"n_mels": 40, '
-                  '"conv_channels": [16, 32, 64]}\'.'},
+        metadata={"help": 'JSON object of config values, for a new baseline or a pretrained model, e.g. '
+                  '\'{"n_mels": 40}\' or \'{"mask_time_prob": 0.05, "layerdrop": 0.0}\'.'},
     )
     sampling_rate: int = field(
         default=16000, metadata={"help": "Sampling rate of a new baseline (a pretrained model brings its own)."}
@@ -34,6 +34,29 @@ class ModelArguments:
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Allow model code from the Hub repo to run. Off unless you trust it."}
+    )
+    freeze_feature_encoder: bool = field(
+        default=True,
+        metadata={"help": "Freeze the convolutional feature encoder (Wav2Vec2/XLS-R/HuBERT/WavLM); no effect on "
+                  "models without one."},
+    )
+    freeze_base_model: bool = field(
+        default=False, metadata={"help": "Train only the head (projector, classifier): a linear probe."}
+    )
+    head_learning_rate: Optional[float] = field(
+        default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}
+    )
+    layerwise_lr_decay: Optional[float] = field(
+        default=None,
+        metadata={"help": "Layer-wise learning-rate decay, e.g. 0.9: each layer down learns 0.9x slower."},
+    )
+    use_weighted_layer_sum: Optional[bool] = field(
+        default=None, metadata={"help": "Pool a learned weighted sum of all encoder layers (SSL models)."}
+    )
+    return_attention_mask: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Pass an attention mask with padded batches (default: what the feature extractor says; "
+                  "wav2vec2-base style models with group-norm feature encoders must not get one)."},
     )
     ignore_mismatched_sizes: bool = field(
         default=True,

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -24,17 +25,19 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from datasets import DatasetDict
 from transformers.trainer_utils import get_last_checkpoint
 
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
-from hfspeech.data.prepare import prepare_dataset
+from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.splits import make_splits
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.models import BASELINE_MODELS
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
+from hfspeech.training.optim import freeze
 from hfspeech.training.trainer import AudioClassificationTrainer, inverse_frequency_weights
 
 logger = logging.getLogger("hfspeech.train")
@@ -68,35 +71,50 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    # --args_file FILE (repeatable): flags kept in a file, as the recipes under recipes/ are; flags on
+    # the command line come after them, so they win. transformers skips a missing file silently.
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--args_file" and not os.path.isfile(value):
+            raise FileNotFoundError(f"{value}: --args_file not found")
+    return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
 
 
 def build_model(model_args: ModelArguments, label_names: Sequence[str]):
-    """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels."""
+    """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels.
+
+    Freezing and feature-extractor options are applied here, so whatever is built is ready to train.
+    """
     label2id = {name: i for i, name in enumerate(label_names)}
     id2label = {i: name for i, name in enumerate(label_names)}
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if model_args.use_weighted_layer_sum is not None:
+        overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
     if model_args.model_name_or_path:
         hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
                    trust_remote_code=model_args.trust_remote_code)
         config = AutoConfig.from_pretrained(
             model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
-            finetuning_task="audio-classification", **hub,
+            finetuning_task="audio-classification", **overrides, **hub,
         )
         model = AutoModelForAudioClassification.from_pretrained(
             model_args.model_name_or_path, config=config,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
         )
         feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
-        return model, feature_extractor
-    if model_args.model_type not in BASELINE_MODELS:
-        raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
-    spec = BASELINE_MODELS[model_args.model_type]
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    config = spec.config_class(
-        num_labels=len(label_names), label2id=label2id, id2label=id2label,
-        sampling_rate=model_args.sampling_rate, **overrides,
-    )
-    return spec.model_class(config), spec.feature_extractor_class(sampling_rate=config.sampling_rate)
+    else:
+        if model_args.model_type not in BASELINE_MODELS:
+            raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
+        spec = BASELINE_MODELS[model_args.model_type]
+        config = spec.config_class(
+            num_labels=len(label_names), label2id=label2id, id2label=id2label,
+            sampling_rate=model_args.sampling_rate, **overrides,
+        )
+        model = spec.model_class(config)
+        feature_extractor = spec.feature_extractor_class(sampling_rate=config.sampling_rate)
+    if model_args.return_attention_mask is not None:
+        feature_extractor.return_attention_mask = model_args.return_attention_mask
+    freeze(model, feature_encoder=model_args.freeze_feature_encoder, base_model=model_args.freeze_base_model)
+    return model, feature_extractor
 
 
 def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
@@ -137,14 +155,26 @@ def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, la
     )
 
 
-def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
-    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
+@dataclass
+class TrainingSetup:
+    """Everything `run_training` needs after preparation: the Trainer and what it was built from."""
+
+    trainer: AudioClassificationTrainer
+    views: DatasetDict
+    label_names: list[str]
+    report: DataReport
+    resume_from_checkpoint: Optional[str]
+
+
+def setup_training(model_args: ModelArguments, data_args: DataArguments,
+                   training_args: TrainingArguments) -> TrainingSetup:
+    """Data prepared, model built and frozen as asked, Trainer ready: no training step taken yet."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
 
     last_checkpoint = None
-    if os.path.isdir(training_args.output_dir) and training_args.do_train is not False:
+    if os.path.isdir(training_args.output_dir):
         last_checkpoint = get_last_checkpoint(training_args.output_dir)
         if last_checkpoint and training_args.resume_from_checkpoint is None and not training_args.overwrite_output_dir:
             logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
@@ -159,6 +189,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
 
     model, feature_extractor = build_model(model_args, label_names)
     model.config.max_length_seconds = data_args.max_length_seconds  # predict windows long files with it
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("%s: %d parameters, %d trainable", type(model).__name__,
+                sum(p.numel() for p in model.parameters()), trainable)
     augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
     views = attach_transforms(dataset, sampling_rate, data_args.max_length_seconds, augmenter, training_args.seed)
 
@@ -168,25 +201,37 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if data_args.oversample:
         per_class = inverse_frequency_weights(train_labels, len(label_names))
         sample_weights = per_class[np.asarray(train_labels)]
+    max_samples = int(data_args.max_length_seconds * sampling_rate) if data_args.max_length_seconds else None
+    train_lengths = [min(n, max_samples or n) for n in dataset["train"]["length"]]
 
-    eval_split = "validation" if "validation" in views else None
-    if eval_split is None:
+    if "validation" not in views:
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
     trainer = AudioClassificationTrainer(
         model=model,
         args=training_args,
         train_dataset=views["train"],
-        eval_dataset=views[eval_split] if eval_split else None,
+        eval_dataset=views.get("validation"),
         data_collator=AudioClassificationCollator(feature_extractor),
         processing_class=feature_extractor,
         compute_metrics=make_compute_metrics(len(label_names)),
         class_weights=class_weights,
         sample_weights=sample_weights,
+        head_learning_rate=model_args.head_learning_rate,
+        layerwise_lr_decay=model_args.layerwise_lr_decay,
+        train_lengths=train_lengths,
     )
-    train_result = trainer.train(resume_from_checkpoint=resume)
+    return TrainingSetup(trainer, views, label_names, report, resume)
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
+    setup = setup_training(model_args, data_args, training_args)
+    trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
+    train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
     trainer.save_model()  # the best model when load_best_model_at_end, with the feature extractor
     metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
+    eval_split = "validation" if "validation" in views else None
     if eval_split:
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
 

@@ -1,7 +1,12 @@
-"""`transformers.Trainer` with the two remedies for class imbalance: a weighted loss and oversampling.
+"""`transformers.Trainer` with what audio fine-tuning adds to it.
 
-Both work for any model (the baselines and every AutoModelForAudioClassification), because they act
-on the logits and on the sampler, not inside the model.
+- Class imbalance: a class-weighted loss and oversampling.
+- Pretrained encoders: a head learning rate and layer-wise learning-rate decay (`training.optim`).
+- `group_by_length` from the clip lengths measured at preparation (the transformed views yield
+  cropped waveforms only, so the Trainer could not find a length column itself).
+
+All of it works for any model (the baselines and every AutoModelForAudioClassification), because it
+acts on the logits, the optimizer and the sampler, not inside the model.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from hfspeech.training.optim import parameter_groups
 
 
 def inverse_frequency_weights(labels: Sequence[int], num_labels: int) -> np.ndarray:
@@ -28,13 +36,33 @@ class AudioClassificationTrainer(Trainer):
     `class_weights`: one weight per class for the single-label loss (None: the model's own loss).
     `sample_weights`: one weight per training example for a `WeightedRandomSampler` drawing with
     replacement (None: the Trainer's usual sampler).
+    `head_learning_rate`, `layerwise_lr_decay`: see `training.optim.parameter_groups`.
+    `train_lengths`: one length per training example, for `group_by_length`.
     """
 
     def __init__(self, *args, class_weights: Optional[Sequence[float]] = None,
-                 sample_weights: Optional[Sequence[float]] = None, **kwargs):
+                 sample_weights: Optional[Sequence[float]] = None, head_learning_rate: Optional[float] = None,
+                 layerwise_lr_decay: Optional[float] = None, train_lengths: Optional[Sequence[int]] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.sample_weights = None if sample_weights is None else torch.as_tensor(sample_weights, dtype=torch.double)
+        self.head_learning_rate = head_learning_rate
+        self.layerwise_lr_decay = layerwise_lr_decay
+        self.train_lengths = None if train_lengths is None else list(train_lengths)
+        if self.sample_weights is not None and self.args.group_by_length:
+            raise ValueError("oversampling and group_by_length both choose the batches: use one of them")
+
+    def create_optimizer(self):
+        if self.optimizer is not None or (self.head_learning_rate is None and self.layerwise_lr_decay is None):
+            return super().create_optimizer()
+        optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        groups = parameter_groups(
+            self.model, self.args.learning_rate, self.args.weight_decay,
+            set(self.get_decay_parameter_names(self.model)), self.head_learning_rate, self.layerwise_lr_decay,
+        )
+        self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.class_weights is None:
@@ -48,9 +76,20 @@ class AudioClassificationTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
+        if self.args.group_by_length and self.train_lengths is not None:
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=self.train_lengths
+            )
         if self.sample_weights is None:
             return super()._get_train_sampler(train_dataset)
         generator = torch.Generator().manual_seed(self.args.seed)
         return torch.utils.data.WeightedRandomSampler(
             self.sample_weights, num_samples=len(self.sample_weights), replacement=True, generator=generator
         )
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers also groups evaluation batches by length, reading a length column the
+        # transformed views do not yield; evaluation order does not change any metric, so keep it plain.
+        if self.args.group_by_length:
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return super()._get_eval_sampler(eval_dataset)
