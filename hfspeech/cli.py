@@ -4,7 +4,7 @@
     hfspeech demo-data OUTPUT_DIR [...]                 only generate the espeak-ng keyword data
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
     hfspeech predict MODEL FILE [FILE ...] [--top-k 3]  top-k labels of each file (long files in windows)
-    hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm] [--labels a b]   tiny random SSL checkpoint
+    hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
 """
 
@@ -103,17 +103,17 @@ def _demo_data(argv: list[str]) -> int:
 
 
 def _tiny_model(argv: list[str]) -> int:
+    from hfspeech.models.tiny import SSL_MODEL_TYPES, save_tiny_ssl_model
+
     parser = argparse.ArgumentParser(
         prog="hfspeech tiny-model",
-        description="Save a tiny randomly initialised Wav2Vec2/HuBERT/WavLM classifier, loadable with "
+        description="Save a tiny randomly initialised Wav2Vec2/HuBERT/WavLM/AST classifier, loadable with "
         "from_pretrained like a Hub checkpoint: for CPU smoke runs of the fine-tuning recipe offline.",
     )
     parser.add_argument("output_dir")
-    parser.add_argument("--model_type", default="wav2vec2", choices=["wav2vec2", "hubert", "wavlm"])
+    parser.add_argument("--model_type", default="wav2vec2", choices=list(SSL_MODEL_TYPES))
     parser.add_argument("--labels", nargs="+", default=["no", "yes"])
     args = parser.parse_args(argv)
-
-    from hfspeech.models.tiny import save_tiny_ssl_model
 
     print(f"tiny {args.model_type}: {save_tiny_ssl_model(args.output_dir, args.model_type, args.labels)}")
     return 0

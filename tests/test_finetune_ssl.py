@@ -101,7 +101,7 @@ def test_layerwise_learning_rates(tiny_wav2vec2, tone_folder, tmp_path):
                if any(p is named["classifier.bias"] for p in group["params"]))
 
 
-@pytest.mark.parametrize("model_type", ["hubert", "wavlm"])
+@pytest.mark.parametrize("model_type", ["hubert", "wavlm", "audio-spectrogram-transformer"])
 def test_other_ssl_families_train_through_the_recipe(model_type, tone_folder, tmp_path):
     checkpoint = save_tiny_ssl_model(tmp_path / model_type, model_type)
     metrics = main(["--model_name_or_path", str(checkpoint), "--data_dir", str(tone_folder),
@@ -156,3 +156,15 @@ def test_group_by_length_batches_clips_of_similar_length(tiny_wav2vec2, tmp_path
 
     # Grouped batches hold clips of similar length, so far less of each batch is padding.
     assert padded_samples("--group_by_length") < 0.8 * padded_samples()
+
+
+def test_layerwise_decay_finds_the_layers_of_ast(tone_folder, tmp_path):
+    checkpoint = save_tiny_ssl_model(tmp_path / "ast", "audio-spectrogram-transformer")
+    trainer = setup(checkpoint, tone_folder, tmp_path / "run", "--learning_rate", "1e-3",
+                    "--layerwise_lr_decay", "0.5").trainer
+    rate = {id(p): g["lr"] for g in trainer.create_optimizer().param_groups for p in g["params"]}
+    named = dict(trainer.model.named_parameters())
+    prefix = "audio_spectrogram_transformer."
+    assert rate[id(named[prefix + "encoder.layer.1.attention.attention.query.weight"])] == pytest.approx(1e-3)
+    assert rate[id(named[prefix + "encoder.layer.0.attention.attention.query.weight"])] == pytest.approx(5e-4)
+    assert rate[id(named[prefix + "embeddings.patch_embeddings.projection.weight"])] == pytest.approx(2.5e-4)

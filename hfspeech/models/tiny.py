@@ -1,9 +1,10 @@
-"""Tiny, randomly initialised self-supervised speech models, saved like real checkpoints.
+"""Tiny, randomly initialised pretrained-model architectures, saved like real checkpoints.
 
 CPU smoke runs and tests cannot download `facebook/wav2vec2-base`, but they should exercise the very
 same code path: `from_pretrained(folder)` -> fine-tune -> `save_pretrained` -> `pipeline`. These
-helpers build a model of the real architecture (same classes, same feature encoder layout and 320x
-downsampling), only with a few small layers, and save it with its feature extractor.
+helpers build a model of the real architecture (same classes; for the self-supervised encoders the
+same feature encoder layout and 320x downsampling; for AST the same patch embedding of a log-mel
+spectrogram), only with a few small layers, and save it with its feature extractor.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from transformers import AutoConfig, AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+from transformers import AutoConfig, AutoModelForAudioClassification, ASTFeatureExtractor, Wav2Vec2FeatureExtractor
 
-SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
+SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "audio-spectrogram-transformer")
 
 TINY_SSL_CONFIG = dict(
     hidden_size=32,
@@ -34,13 +35,20 @@ TINY_SSL_CONFIG = dict(
     layerdrop=0.0,
 )
 
+# AST: 16 mel bins x 64 frames (0.64 s) in 16x16 patches with stride 10.
+TINY_AST_CONFIG = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    num_mel_bins=16, max_length=64, patch_size=16, frequency_stride=10, time_stride=10,
+)
+
 
 def tiny_ssl_config(model_type: str = "wav2vec2", labels: Optional[Sequence[str]] = None, **overrides):
-    """A small config of a real architecture (`wav2vec2`, `hubert` or `wavlm`) for CPU tests."""
+    """A small config of a real architecture (`wav2vec2`, `hubert`, `wavlm`, `audio-spectrogram-transformer`)."""
     if model_type not in SSL_MODEL_TYPES:
         raise ValueError(f"model_type must be one of {SSL_MODEL_TYPES}, got {model_type!r}")
     labels = list(labels or ["no", "yes"])
-    settings = {**TINY_SSL_CONFIG, **overrides}
+    base = TINY_AST_CONFIG if model_type == "audio-spectrogram-transformer" else TINY_SSL_CONFIG
+    settings = {**base, **overrides}
     if model_type == "wavlm":
         settings.setdefault("num_buckets", 16)
         settings.setdefault("max_bucket_distance", 64)
@@ -61,10 +69,14 @@ def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: O
     torch.manual_seed(seed)
     config = tiny_ssl_config(model_type, labels, **overrides)
     model = AutoModelForAudioClassification.from_config(config)
-    extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True,
-        return_attention_mask=config.feat_extract_norm == "layer",
-    )
+    if model_type == "audio-spectrogram-transformer":
+        extractor = ASTFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length,
+                                        sampling_rate=sampling_rate)
+    else:
+        extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True,
+            return_attention_mask=config.feat_extract_norm == "layer",
+        )
     path = Path(output_dir)
     model.save_pretrained(path)
     extractor.save_pretrained(path)

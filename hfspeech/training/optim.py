@@ -14,7 +14,7 @@ from typing import Optional
 
 from torch import nn
 
-LAYER_INDEX = re.compile(r"\.(?:layers|blocks)\.(\d+)\.")
+LAYER_INDEX = re.compile(r"\.(?:layers?|blocks)\.(\d+)\.")  # layers.N (wav2vec2), layer.N (AST)
 
 
 def freeze(model: nn.Module, feature_encoder: bool = False, base_model: bool = False) -> None:
