@@ -72,6 +72,14 @@ def test_feature_encoder_freezing_really_freezes(tiny_wav2vec2, tone_folder, tmp
     assert not changed & encoder
     assert "classifier.weight" in changed and any(n.startswith("wav2vec2.encoder.layers.") for n in changed)
 
+    # What was trained is what is saved: the reloaded model gives the same logits as the one in memory.
+    trainer.save_model(str(tmp_path / "saved"))
+    reloaded = AutoModelForAudioClassification.from_pretrained(tmp_path / "saved").eval()
+    clip = synth_clip("high", np.random.default_rng(3), 16000, 0.7)
+    inputs = AutoFeatureExtractor.from_pretrained(tmp_path / "saved")(clip, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model.eval()(**inputs).logits, reloaded(**inputs).logits)
+
 
 def test_freeze_base_model_is_a_linear_probe(tiny_wav2vec2, tone_folder, tmp_path):
     trainer = setup(tiny_wav2vec2, tone_folder, tmp_path, "--freeze_base_model", "--use_weighted_layer_sum",
