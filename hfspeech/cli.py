@@ -6,6 +6,7 @@
     hfspeech predict MODEL FILE [FILE ...] [--top-k 3]  top-k labels of each file (long files in windows)
     hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
+    hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ DEMO_TRAINING_FLAGS = [
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
-                "tiny-model": _tiny_model}
+                "tiny-model": _tiny_model, "export": _export}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
@@ -48,7 +49,7 @@ def _train(argv: list[str]) -> int:
 
 def _predict(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hfspeech predict", description="Top-k labels of audio files.")
-    parser.add_argument("model", help="model folder (or Hub id)")
+    parser.add_argument("model", help="model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file")
     parser.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg ...)")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--window-seconds", type=float, default=None,
@@ -116,6 +117,40 @@ def _tiny_model(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     print(f"tiny {args.model_type}: {save_tiny_ssl_model(args.output_dir, args.model_type, args.labels)}")
+    return 0
+
+
+def _export(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hfspeech export",
+        description="Export a saved model for deployment: ONNX through optimum (optionally int8 with onnxruntime) "
+        "or TorchScript, with config.json and preprocessor_config.json beside it, so `hfspeech predict` runs it.",
+    )
+    parser.add_argument("model", help="model folder (a training run's output_dir)")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--quantize", choices=["int8"], default=None,
+                        help="also write an int8 model_quantized.onnx (dynamic; static with --calibration_dir)")
+    parser.add_argument("--calibration_dir", default=None,
+                        help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
+    parser.add_argument("--output", default=None, help="output folder (default: MODEL/onnx or MODEL/torchscript)")
+    args = parser.parse_args(argv)
+    if args.format != "onnx" and (args.quantize or args.calibration_dir):
+        parser.error("--quantize and --calibration_dir apply to --format onnx only")
+    if args.calibration_dir and not args.quantize:
+        parser.error("--calibration_dir needs --quantize int8")
+
+    from hfspeech.export import ExportError, export_onnx, export_torchscript
+
+    try:
+        if args.format == "onnx":
+            path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
+        else:
+            path = export_torchscript(args.model, args.output)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for file in sorted(path.parent.iterdir()):
+        print(f"{file}  ({file.stat().st_size / 1e6:.2f} MB)")
     return 0
 
 

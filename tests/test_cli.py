@@ -77,7 +77,7 @@ def test_evaluate_writes_a_report_and_rejects_unknown_labels(trained_cnn, tone_f
         cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(strange), "--output_dir", str(out)])
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data", "tiny-model"])
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data", "tiny-model", "export"])
 def test_every_subcommand_prints_its_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli([command, "--help"])

@@ -56,7 +56,7 @@ def test_each_feature_type_gives_finite_features_of_right_shape(feature_type):
 
 
 def test_log_mel_matches_torch_stft_reference():
-    """The conv1d DFT must equal a zero-padded, centred torch.stft with a Hann window."""
+    """The frame-gather + float64 STFT must equal a zero-padded, centred torch.stft with a Hann window."""
     frontend = AudioFrontend(tiny_config(normalize_features="none"))
     x = torch.randn(2, 4000)
     features, _ = frontend(x)

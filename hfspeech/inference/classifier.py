@@ -3,6 +3,9 @@
 Files longer than the model's window (the clip length it was trained on, saved in its config as
 `max_length_seconds`) are cut into overlapping windows, classified in batches, and the class
 probabilities averaged, so a minute-long recording gets one answer from a model trained on 1 s clips.
+
+The model runs in PyTorch, or exported in onnxruntime or TorchScript (`hfspeech.inference.backends`):
+`from_pretrained` picks by what the path holds, and everything above the logits is shared.
 """
 
 from __future__ import annotations
@@ -13,9 +16,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.data.audio import decode_audio
+from hfspeech.inference.backends import (
+    WEIGHT_FILES,
+    Backend,
+    OnnxBackend,
+    TorchBackend,
+    TorchScriptBackend,
+    locate_model,
+)
 
 DEFAULT_WINDOW_SECONDS = 10.0
 
@@ -38,41 +49,52 @@ class Prediction:
                 "predictions": [{"label": l, "score": s} for l, s in zip(self.labels, self.scores)]}
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class AudioClassifier:
-    """A model and its feature extractor, ready to classify waveforms and files."""
+    """A model (or an exported one) and its feature extractor, ready to classify waveforms and files."""
 
     def __init__(self, model, feature_extractor, device: Optional[torch.device] = None, batch_size: int = 16):
-        self.device = device or pick_device()
-        self.model = model.to(self.device).eval()
+        """`model`: a transformers model, run in PyTorch on `device`, or a backend from
+        `hfspeech.inference.backends` (`OnnxBackend`, `TorchScriptBackend`)."""
+        self.backend: Backend = model if isinstance(model, (TorchBackend, OnnxBackend, TorchScriptBackend)) \
+            else TorchBackend(model, device)
+        self.config = self.backend.config
         self.feature_extractor = feature_extractor
         self.batch_size = batch_size
         self.sampling_rate = int(feature_extractor.sampling_rate)
-        self.id2label = {int(i): label for i, label in model.config.id2label.items()}
+        self.id2label = {int(i): label for i, label in self.config.id2label.items()}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: Optional[torch.device] = None,
-                        trust_remote_code: bool = False, **kwargs) -> "AudioClassifier":
-        if os.path.exists(name_or_path):
-            check_model_folder(name_or_path)
-        model = AutoModelForAudioClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+                        trust_remote_code: bool = False, backend: Optional[str] = None, **kwargs) -> "AudioClassifier":
+        """A training run's folder (or Hub id) runs in PyTorch; a `.onnx` / `.pt` file, or an export folder
+        (`hfspeech export`) without PyTorch weights, runs in onnxruntime / TorchScript. `backend`
+        (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder."""
+        kind, folder, model_file = locate_model(name_or_path, backend)
+        if kind == "pytorch":
+            if os.path.exists(folder):
+                check_model_folder(folder)
+            model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        else:
+            check_export_folder(folder, model_file)
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+            try:
+                model = OnnxBackend(model_file, config) if kind == "onnx" else TorchScriptBackend(model_file, config)
+            except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
+                loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
+                raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
+        feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         return cls(model, feature_extractor, device=device, **kwargs)
 
-    @torch.inference_mode()
     def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities [N, num_labels] for mono waveforms at the model's sampling rate."""
         outputs = []
         for start in range(0, len(waveforms), self.batch_size):
             batch = self.feature_extractor(
                 list(waveforms[start : start + self.batch_size]), sampling_rate=self.sampling_rate,
-                padding="longest", return_tensors="pt",
-            ).to(self.device)
-            logits = self.model(**batch).logits.float()
-            outputs.append(torch.softmax(logits, dim=-1).cpu().numpy())
+                padding="longest", return_tensors="np",
+            )
+            logits = torch.from_numpy(self.backend.logits(dict(batch)))
+            outputs.append(torch.softmax(logits, dim=-1).numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, len(self.id2label)), dtype=np.float32)
 
     def classify_waveform(self, waveform: np.ndarray, top_k: int = 5, window_seconds: Optional[float] = None,
@@ -90,7 +112,7 @@ class AudioClassifier:
 
     @property
     def window_seconds(self) -> float:
-        return float(getattr(self.model.config, "max_length_seconds", None) or DEFAULT_WINDOW_SECONDS)
+        return float(getattr(self.config, "max_length_seconds", None) or DEFAULT_WINDOW_SECONDS)
 
 
 def split_windows(waveform: np.ndarray, sampling_rate: int, window_seconds: float,
@@ -113,7 +135,18 @@ def check_model_folder(path: str) -> None:
     names = set(os.listdir(path))
     if "config.json" not in names:
         raise NotAModelError(f"{path}: not a model folder (no config.json)")
-    if not names & {"model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"}:
+    if not names & set(WEIGHT_FILES):
         raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder")
     if "preprocessor_config.json" not in names:
         raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")
+
+
+def check_export_folder(folder: str, model_file) -> None:
+    """The same for an exported model: the file itself, and the config.json (labels, window) and
+    preprocessor_config.json (sampling rate) that `hfspeech export` writes beside it."""
+    if not os.path.isfile(model_file):
+        raise NotAModelError(f"{model_file}: no such exported model file")
+    for name, holds in (("config.json", "labels"), ("preprocessor_config.json", "sampling rate")):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise NotAModelError(f"{folder}: no {name} ({holds}) beside {os.path.basename(model_file)}; "
+                                 "`hfspeech export` writes it")

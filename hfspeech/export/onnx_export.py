@@ -1,0 +1,99 @@
+"""ONNX export through optimum's exporter: `export_onnx(model_dir)` -> `model.onnx` beside config.json and
+preprocessor_config.json, so `AudioClassifier.from_pretrained` runs it in onnxruntime like the original.
+
+Why `optimum.exporters.onnx.export` and not `main_export`/`onnx_export_from_model`: those two infer the
+model's library from the module its class lives in, and refuse a class outside `transformers`
+("The library name could not be automatically inferred"), which is every hfspeech baseline. `export`
+is the function they call underneath, with the same ONNX configs looked up from the same `TasksManager`
+registry (where `onnx_cnn.py` / `onnx_lstm.py` register the baselines), and `validate_model_outputs`
+is the same output check.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+from optimum.exporters.onnx import export, validate_model_outputs
+from optimum.exporters.tasks import TasksManager
+from torch.nn.utils import parametrize
+
+from hfspeech.export.loading import ExportError, load_model, read_config
+from hfspeech.export.quantization import quantize_int8
+from hfspeech.models.onnx_baseline import WaveformOnnxConfig
+
+logger = logging.getLogger(__name__)
+
+TASK = "audio-classification"
+ONNX_FILE = "model.onnx"
+
+
+def default_output_dir(model_dir: str | Path, fmt: str) -> Path:
+    """Exports go into a subfolder of the model folder by default: `MODEL_DIR/onnx`, `MODEL_DIR/torchscript`."""
+    return Path(model_dir) / fmt
+
+
+def check_exportable(model_type: str, model_dir: Path) -> None:
+    """Checked from config.json alone, before the weights load: a clear error, and a fast one."""
+    supported = TasksManager.get_supported_model_type_for_task(TASK, exporter="onnx")
+    if model_type not in supported:
+        raise ExportError(f"{model_dir}: optimum cannot export model_type {model_type!r} to ONNX for {TASK} "
+                          f"(it can: {', '.join(sorted(supported))})")
+
+
+def onnx_config_for(model, feature_extractor):
+    """optimum's registered ONNX config for the model type, with an attention mask input when the feature
+    extractor returns one.
+
+    optimum's own configs for the Wav2Vec2 family take `input_values` only. Models whose extractor returns
+    an attention mask (layer-norm feature encoders, e.g. wav2vec2-large, XLS-R) need it in the graph, or a
+    padded batch gives other logits than in PyTorch; those get `WaveformOnnxConfig`, which adds it.
+    """
+    constructor = TasksManager.get_exporter_config_constructor("onnx", model=model, task=TASK,
+                                                               library_name="transformers")
+    onnx_config = constructor(model.config)
+    if getattr(feature_extractor, "return_attention_mask", False) and "attention_mask" not in onnx_config.inputs:
+        onnx_config = WaveformOnnxConfig(model.config, task=TASK)
+    return onnx_config
+
+
+def remove_weight_norm(model) -> None:
+    """Bake weight-normed weights (Wav2Vec2's positional conv) into plain tensors, so they become ONNX
+    initializers: ORT's quantizer stops on a weight computed in the graph ("Expected ... to be an
+    initializer"), and the graph no longer recomputes it on every call."""
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+
+
+def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, quantize: Optional[str] = None,
+                calibration_dir: Optional[str | Path] = None) -> Path:
+    """Export a saved audio classifier to `OUTPUT_DIR/model.onnx` (dynamic batch and length), check its
+    logits against PyTorch, and save config.json and preprocessor_config.json beside it.
+
+    `quantize="int8"` also writes `model_quantized.onnx` (see `quantize_int8`; static when
+    `calibration_dir` is given). Returns the path of the last ONNX file written.
+    """
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    model_dir = Path(model_dir)
+    output_dir = Path(output_dir) if output_dir else default_output_dir(model_dir, "onnx")
+    config = read_config(model_dir)
+    check_exportable(config.model_type, model_dir)
+    model, feature_extractor = load_model(model_dir, config)
+    remove_weight_norm(model)
+    onnx_config = onnx_config_for(model, feature_extractor)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = output_dir / ONNX_FILE
+    _, output_names = export(model, onnx_config, onnx_path, opset=onnx_config.DEFAULT_ONNX_OPSET)
+    validate_model_outputs(onnx_config, model, onnx_path, output_names, atol=onnx_config.ATOL_FOR_VALIDATION,
+                           use_subprocess=False)
+    model.config.save_pretrained(output_dir)
+    feature_extractor.save_pretrained(output_dir)
+    logger.info("exported %s to %s", model_dir, onnx_path)
+    if quantize == "int8":
+        return quantize_int8(onnx_path, calibration_dir=calibration_dir)
+    return onnx_path

@@ -1,0 +1,107 @@
+"""int8 quantization of an exported ONNX model with optimum's `ORTQuantizer`.
+
+Dynamic by default: weights are stored as int8 and activations quantized per call, so no data is needed.
+Static when a calibration folder is given: activation ranges are measured on real clips first.
+
+What is quantized, and why:
+* the baselines' front end is not: its log-mel/MFCC run in float64 (see `hfspeech.features.frontend`),
+  and 8 bits there would blur the quiet bins the per-utterance normalisation then magnifies;
+* the CNN's weights are nearly all Conv, so Conv is quantized (MatMul alone would leave the file as is),
+  and the LSTM's are in its LSTM ops;
+* transformers models (Wav2Vec2 family, AST...) get MatMul/Gemm, where their weights are; their
+  convolutional feature encoder sees raw audio and stays in float.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import onnx
+from optimum.onnxruntime import ORTQuantizer
+from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
+
+logger = logging.getLogger(__name__)
+
+QUANTIZED_SUFFIX = "quantized"  # optimum writes model.onnx -> model_quantized.onnx
+BASELINE_OPERATORS = ["Conv", "MatMul", "Gemm", "LSTM"]
+TRANSFORMER_OPERATORS = ["MatMul", "Gemm"]
+
+
+def operators_to_quantize(model_type: str) -> list[str]:
+    return BASELINE_OPERATORS if model_type.startswith("hfspeech-") else TRANSFORMER_OPERATORS
+
+
+def front_end_nodes(onnx_path: Path) -> list[str]:
+    """Names of the nodes of a baseline's in-model front end (the exporter names them `/.../frontend/...`)."""
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return [node.name for node in graph.node if "/frontend/" in node.name]
+
+
+def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips: int = 64, seed: int = 0):
+    """Up to `max_clips` clips of an audio folder, chosen at random, centre-cropped to the model's window as
+    in evaluation, and run through the model's feature extractor: the rows ORT's calibrator feeds."""
+    from datasets import Dataset
+    from transformers import AutoConfig, AutoFeatureExtractor
+
+    from hfspeech.data.audio import decode_audio
+    from hfspeech.data.loading import AUDIO_EXTENSIONS
+    from hfspeech.inference.classifier import DEFAULT_WINDOW_SECONDS
+
+    files = sorted(p for p in Path(calibration_dir).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise ValueError(f"{calibration_dir}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) to calibrate on")
+    files = [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:max_clips])]
+    extractor = AutoFeatureExtractor.from_pretrained(onnx_path.parent)
+    window_seconds = getattr(AutoConfig.from_pretrained(onnx_path.parent), "max_length_seconds", None) \
+        or DEFAULT_WINDOW_SECONDS
+    window = int(window_seconds * extractor.sampling_rate)
+    rows = defaultdict(list)
+    for path in files:
+        clip = decode_audio(str(path), extractor.sampling_rate)
+        start = max(0, (len(clip) - window) // 2)
+        encoded = extractor(clip[start : start + window], sampling_rate=extractor.sampling_rate, return_tensors="np")
+        for name, value in encoded.items():  # the graph takes float32 features and int64 masks
+            rows[name].append(value[0].astype(np.int64 if np.issubdtype(value.dtype, np.integer) else np.float32))
+    input_names = {node.name for node in onnx.load(str(onnx_path), load_external_data=False).graph.input}
+    columns = {name: values for name, values in rows.items() if name in input_names}
+    return Dataset.from_dict(columns).with_format("numpy")
+
+
+def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None,
+                  calibration_dir: Optional[str | Path] = None) -> Path:
+    """Write `model_quantized.onnx` (with config.json, preprocessor_config.json and optimum's
+    ort_config.json) into `output_dir` (default: beside `onnx_path`); returns its path.
+
+    `onnx_path` is an exported `model.onnx` or the folder holding it. With `calibration_dir` (an audio
+    folder, e.g. the training data) the quantization is static (QDQ, min-max ranges), else dynamic.
+    """
+    onnx_path = Path(onnx_path)
+    if onnx_path.is_dir():
+        onnx_path = onnx_path / "model.onnx"
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
+    save_dir = Path(output_dir) if output_dir else onnx_path.parent
+    quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
+    if quantizer.config is None:
+        raise FileNotFoundError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")
+    operators = operators_to_quantize(quantizer.config.model_type)
+    static = calibration_dir is not None
+    config = AutoQuantizationConfig.avx2(  # uint8 weights: the only kind ORT's ConvInteger kernel takes
+        is_static=static, per_channel=True, operators_to_quantize=operators,
+        nodes_to_exclude=front_end_nodes(onnx_path),
+    )
+    ranges = None
+    if static:
+        dataset = calibration_dataset(calibration_dir, onnx_path)
+        with tempfile.TemporaryDirectory() as scratch:
+            ranges = quantizer.fit(dataset, AutoCalibrationConfig.minmax(dataset), operators_to_quantize=operators,
+                                   onnx_augmented_model_name=Path(scratch) / "augmented.onnx")
+    quantizer.quantize(config, save_dir=save_dir, file_suffix=QUANTIZED_SUFFIX, calibration_tensors_range=ranges)
+    quantized = save_dir / f"{onnx_path.stem}_{QUANTIZED_SUFFIX}.onnx"
+    logger.info("%s int8 model: %s", "static" if static else "dynamic", quantized)
+    return quantized

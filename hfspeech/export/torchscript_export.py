@@ -1,0 +1,75 @@
+"""TorchScript export: `export_torchscript(model_dir)` -> `model.torchscript.pt` beside config.json (labels,
+clip window) and preprocessor_config.json (sampling rate, padding, normalisation).
+
+The file runs with `torch.jit.load` alone, feature front end included for the baselines, and
+`AudioClassifier.from_pretrained` runs it like the original model. It is traced, not scripted: tracing
+works for any transformers model, but it records one run, and a model that turns a tensor shape into a
+Python number would replay the traced length forever. So the export checks the traced module against
+PyTorch on a batch of other lengths and sizes before saving it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from hfspeech.export.loading import ExportError, load_model, read_config
+from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
+
+logger = logging.getLogger(__name__)
+
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+MAX_ABS_DIFF = 1e-4
+
+
+class LogitsOnly(nn.Module):
+    """Positional tensors in, logits out: what `torch.jit.trace` needs (no dict output, no None inputs).
+    The tensors are the feature extractor's outputs, in the order it returns them."""
+
+    def __init__(self, model, input_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**dict(zip(self.input_names, inputs)), return_dict=False)[0]
+
+
+def example_batch(feature_extractor, lengths: list[int], seed: int) -> dict[str, torch.Tensor]:
+    """Padded noise clips of the given lengths, as the feature extractor prepares them: the traced module
+    then takes exactly what the extractor gives it at inference (with or without an attention mask)."""
+    rng = np.random.default_rng(seed)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in lengths]
+    return dict(feature_extractor(clips, sampling_rate=feature_extractor.sampling_rate, padding="longest",
+                                  return_tensors="pt"))
+
+
+def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] = None) -> Path:
+    """Trace a saved audio classifier to `OUTPUT_DIR/model.torchscript.pt` (default `MODEL_DIR/torchscript`),
+    check it on unseen lengths, and save config.json and preprocessor_config.json beside it."""
+    model_dir = Path(model_dir)
+    output_dir = Path(output_dir) if output_dir else default_output_dir(model_dir, "torchscript")
+    model, feature_extractor = load_model(model_dir, read_config(model_dir))
+    remove_weight_norm(model)
+    window = int((getattr(model.config, "max_length_seconds", None) or 1.0) * feature_extractor.sampling_rate)
+    example = example_batch(feature_extractor, [window, 2 * window // 3], seed=0)
+    wrapper = LogitsOnly(model, list(example)).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, tuple(example.values()))
+        check = tuple(example_batch(feature_extractor, [window * 3 // 2, window // 2, window // 3], seed=1).values())
+        difference = float((traced(*check) - wrapper(*check)).abs().max())
+    if not difference <= MAX_ABS_DIFF:
+        raise ExportError(f"{model_dir}: the traced model does not follow other clip lengths (logits differ by "
+                          f"{difference:.2g}); export it to ONNX instead")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / TORCHSCRIPT_FILE
+    traced.save(str(path))
+    model.config.save_pretrained(output_dir)
+    feature_extractor.save_pretrained(output_dir)
+    logger.info("traced %s to %s", model_dir, path)
+    return path

@@ -1,0 +1,103 @@
+"""Where the logits come from: PyTorch, onnxruntime or TorchScript, behind one `logits(inputs)` call.
+
+`AudioClassifier` pads, windows and averages the same way whatever runs the model; a backend only turns
+the feature extractor's numpy arrays into logits. `locate_model` picks the backend from what a path
+holds, so `hfspeech predict` takes a training run, an ONNX export or a TorchScript export alike.
+onnxruntime is imported only when an ONNX model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+ONNX_FILES = ("model.onnx", "model_quantized.onnx")  # fp32 first: the export writes both into one folder
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+BACKENDS = ("pytorch", "onnx", "torchscript")
+ONNX_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+                    "tensor(int32)": np.int32}
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchBackend:
+    """A transformers model in PyTorch, on CUDA when there is one."""
+
+    name = "pytorch"
+
+    def __init__(self, model, device: Optional[torch.device] = None):
+        self.device = device or pick_device()
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+
+    @torch.inference_mode()
+    def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        batch = {name: torch.from_numpy(value).to(self.device) for name, value in inputs.items()}
+        return self.model(**batch).logits.float().cpu().numpy()
+
+
+class OnnxBackend:
+    """An exported `.onnx` file in onnxruntime on CPU. It is fed exactly the inputs its graph declares, in the
+    graph's dtypes (the feature extractor's int32 attention mask becomes the graph's int64)."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, config, session_options=None):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
+        self.input_types = {node.name: ONNX_INPUT_TYPES[node.type] for node in self.session.get_inputs()}
+        self.config = config
+
+    def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        missing = set(self.input_types) - set(inputs)
+        if missing:
+            raise ValueError(f"the ONNX model needs inputs {sorted(missing)} that the feature extractor does not give")
+        feed = {name: np.ascontiguousarray(inputs[name], dtype=dtype) for name, dtype in self.input_types.items()}
+        return self.session.run(None, feed)[0].astype(np.float32)
+
+
+class TorchScriptBackend:
+    """A traced `model.torchscript.pt`, on CPU: a trace records the device its constants were made on."""
+
+    name = "torchscript"
+
+    def __init__(self, path: str | Path, config):
+        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        self.config = config
+
+    @torch.inference_mode()
+    def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        # Traced with the feature extractor's outputs, in the order it returns them (hfspeech.export).
+        return self.module(*(torch.from_numpy(value) for value in inputs.values())).float().numpy()
+
+
+Backend = Union[TorchBackend, OnnxBackend, TorchScriptBackend]
+
+
+def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str, str, Optional[Path]]:
+    """`(backend, folder or Hub id, model file)` for a path: a `.onnx` or `.pt` file runs in onnxruntime or
+    TorchScript; a folder runs in PyTorch when it has weights, else from the ONNX or TorchScript file it
+    holds. `backend` forces the choice for a folder. The file is None for PyTorch."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    path = Path(name_or_path)
+    if path.is_file() and backend in (None, "onnx") and path.suffix == ".onnx":
+        return "onnx", str(path.parent), path
+    if path.is_file() and backend in (None, "torchscript") and path.suffix == ".pt":
+        return "torchscript", str(path.parent), path
+    if not path.is_dir():
+        return "pytorch", name_or_path, None  # a Hub id, or a path the PyTorch loader reports on
+    names = {p.name for p in path.iterdir()}
+    onnx_file = next((name for name in ONNX_FILES if name in names), None)
+    if backend == "onnx" or (backend is None and onnx_file and not names & set(WEIGHT_FILES)):
+        return "onnx", str(path), path / (onnx_file or ONNX_FILES[0])
+    if backend == "torchscript" or (backend is None and TORCHSCRIPT_FILE in names and not names & set(WEIGHT_FILES)):
+        return "torchscript", str(path), path / TORCHSCRIPT_FILE
+    return "pytorch", name_or_path, None
