@@ -7,6 +7,8 @@
     hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
     hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
+    hfspeech stage OUTPUT_DIR DEST [--include-onnx] [--eval-dir DATA]   a Hub-ready repo folder with its model card
+    hfspeech push OUTPUT_DIR --repo-id NAME [--private] [--revision B] [--include-onnx] [--dry-run]   upload it
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ DEMO_TRAINING_FLAGS = [
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
-                "tiny-model": _tiny_model, "export": _export}
+                "tiny-model": _tiny_model, "export": _export, "stage": _stage, "push": _push}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
@@ -151,6 +153,55 @@ def _export(argv: list[str]) -> int:
         return 2
     for file in sorted(path.parent.iterdir()):
         print(f"{file}  ({file.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _publish_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("run", help="a training run's output_dir")
+    parser.add_argument("--include-onnx", action="store_true", help="add OUTPUT_DIR/onnx (`hfspeech export`)")
+    parser.add_argument("--eval-dir", default=None,
+                        help="audio folder <label>/*.wav on which to measure each variant's accuracy and latency")
+    parser.add_argument("--dataset", default=None, help="training data set name for the card's metadata")
+    return parser
+
+
+def _stage(argv: list[str]) -> int:
+    parser = _publish_parser("hfspeech stage", "Write the Hub repo folder `push` would upload: weights, configs, "
+                             "model card, reports, self-contained model code.")
+    parser.add_argument("dest", help="folder to write (new or empty)")
+    parser.add_argument("--repo-id", default=None, help="repo id the card's snippets name")
+    args = parser.parse_args(argv)
+    from hfspeech.hub import StageError, stage_run
+
+    try:
+        files = stage_run(args.run, args.dest, args.repo_id, args.include_onnx, args.eval_dir, args.dataset)
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for file in files:
+        print(f"{file}  ({file.stat().st_size / 1e6:.3f} MB)")
+    return 0
+
+
+def _push(argv: list[str]) -> int:
+    parser = _publish_parser("hfspeech push", "Stage a run and upload it to the Hub with huggingface_hub "
+                             "(token from HF_TOKEN or `huggingface-cli login`).")
+    parser.add_argument("--repo-id", required=True)
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")
+    parser.add_argument("--dry-run", action="store_true", help="list the files that would be uploaded; send nothing")
+    args = parser.parse_args(argv)
+    from hfspeech.hub import StageError, push_run
+
+    try:
+        paths = push_run(args.run, args.repo_id, args.private, args.revision, args.include_onnx, args.dry_run,
+                         args.eval_dir, args.dataset)
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(("would upload" if args.dry_run else "uploaded") + f" {len(paths)} files to {args.repo_id}:")
+    print("\n".join(f"  {path}" for path in paths))
     return 0
 
 

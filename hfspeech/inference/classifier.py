@@ -10,13 +10,16 @@ The model runs in PyTorch, or exported in onnxruntime or TorchScript (`hfspeech.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from hfspeech.data.audio import decode_audio
 from hfspeech.inference.backends import (
@@ -72,7 +75,7 @@ class AudioClassifier:
         kind, folder, model_file = locate_model(name_or_path, backend)
         if kind == "pytorch":
             if os.path.exists(folder):
-                check_model_folder(folder)
+                check_model_folder(folder, trust_remote_code)
             model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
         else:
             check_export_folder(folder, model_file)
@@ -128,7 +131,7 @@ def split_windows(waveform: np.ndarray, sampling_rate: int, window_seconds: floa
     return [waveform[s : s + window] for s in starts]
 
 
-def check_model_folder(path: str) -> None:
+def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
     if not os.path.isdir(path):
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
@@ -139,6 +142,46 @@ def check_model_folder(path: str) -> None:
         raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder")
     if "preprocessor_config.json" not in names:
         raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")
+    check_model_config(path, trust_remote_code)
+
+
+def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
+    """The folder's config.json, checked: valid JSON, a model_type transformers knows (or remote code the
+    user allowed), and label maps that agree with each other and with the classifier in the weights."""
+    config_file = os.path.join(path, "config.json")
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NotAModelError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise NotAModelError(f"{config_file}: no model_type in the config, so the model's class is unknown")
+    model_type = config["model_type"]
+    if model_type not in CONFIG_MAPPING:
+        if "AutoConfig" not in config.get("auto_map", {}):
+            raise NotAModelError(f"{config_file}: unknown model_type {model_type!r} (not a transformers or "
+                                 "hfspeech model, and no code in the folder)")
+        if not trust_remote_code:
+            raise NotAModelError(f"{config_file}: model_type {model_type!r} needs the code in the folder; "
+                                 "run it only if you trust it, with trust_remote_code=True")
+    id2label, label2id = config.get("id2label", {}), config.get("label2id", {})
+    if label2id and {str(i): l for l, i in label2id.items()} != {str(i): l for i, l in id2label.items()}:
+        raise NotAModelError(f"{config_file}: id2label and label2id disagree")
+    classes = _classifier_size(os.path.join(path, "model.safetensors"))
+    if id2label and classes is not None and classes != len(id2label):
+        raise NotAModelError(f"{config_file}: {len(id2label)} labels in id2label but the classifier in "
+                             f"model.safetensors has {classes} outputs")
+    return config
+
+
+def _classifier_size(weights_file: str) -> Optional[int]:
+    """Rows of the last layer's weight (`classifier.weight`), read from the safetensors header alone;
+    None when there is no such tensor or the file cannot be read (the loader then names the problem)."""
+    try:
+        with safe_open(weights_file, framework="pt") as f:
+            return f.get_slice("classifier.weight").get_shape()[0] if "classifier.weight" in f.keys() else None
+    except Exception:  # a missing or damaged file: reported by from_pretrained with its own error
+        return None
 
 
 def check_export_folder(folder: str, model_file) -> None:

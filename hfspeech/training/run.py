@@ -35,6 +35,7 @@ from hfspeech.data.splits import make_splits
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
+from hfspeech.hub.push import finish_run, take_over_hub_push
 from hfspeech.models import BASELINE_MODELS
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
 from hfspeech.training.optim import freeze
@@ -226,6 +227,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
+    hub_request = take_over_hub_push(training_args)  # staged and pushed by hfspeech.hub, never by Trainer
     setup = setup_training(model_args, data_args, training_args)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
@@ -254,6 +256,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             json.dump(metrics, f, indent=2)
         trainer.save_state()
         logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy"))})
+        finish_run(model_args, data_args, training_args, hub_request)
     return metrics
 
 

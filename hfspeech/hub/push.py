@@ -1,0 +1,78 @@
+"""Upload a staged run with huggingface_hub, from the CLI (``hfspeech push``) or at the end of training.
+
+The token is never handled here beyond passing on one the caller was given (``--hub_token``): by default
+``HfApi`` resolves it itself (``HF_TOKEN``, then ``huggingface-cli login``), so it is never written to a
+file, the card or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from hfspeech.hub.stage import stage_run
+
+logger = logging.getLogger("hfspeech.hub")
+
+
+def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision: Optional[str] = None,
+             include_onnx: bool = False, dry_run: bool = False, eval_dir: Optional[str] = None,
+             dataset_name: Optional[str] = None, token: Optional[str] = None) -> list[str]:
+    """Stage ``run_dir`` in a temporary folder and upload it to ``repo_id``; returns the repo paths uploaded
+    (with ``dry_run``: that would be uploaded, and nothing is sent)."""
+    with tempfile.TemporaryDirectory(prefix="hfspeech-stage-") as tmp:
+        staged = Path(tmp) / "repo"
+        files = stage_run(run_dir, staged, repo_id=repo_id, include_onnx=include_onnx, eval_dir=eval_dir,
+                          dataset_name=dataset_name)
+        paths = [f.relative_to(staged).as_posix() for f in files]
+        if dry_run:
+            return paths
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=staged, revision=revision,
+                          commit_message=f"Upload {Path(run_dir).name} with hfspeech")
+    return paths
+
+
+@dataclass
+class HubRequest:
+    """What ``--push_to_hub`` asked for, taken off TrainingArguments so Trainer itself never pushes."""
+
+    repo_id: str
+    private: bool
+    revision: Optional[str]
+    token: Optional[str]
+
+
+def take_over_hub_push(training_args) -> Optional[HubRequest]:
+    """Turn off Trainer's own push (it would upload checkpoints and the unstaged folder) and return the request."""
+    if not training_args.push_to_hub:
+        return None
+    training_args.push_to_hub = False
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    return HubRequest(repo_id, bool(training_args.hub_private_repo), getattr(training_args, "hub_revision", None),
+                      training_args.hub_token)
+
+
+def finish_run(model_args, data_args, training_args, request: Optional[HubRequest]) -> None:
+    """Record the hyperparameters the card needs as JSON (training_args.bin is a pickle), then push if asked."""
+    values = {**vars(model_args), **vars(data_args), **training_args.to_dict()}
+    names = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
+             "gradient_accumulation_steps", "weight_decay", "warmup_ratio", "lr_scheduler_type",
+             "max_length_seconds", "seed")
+    hyper = {k: values[k] for k in names if k in values}
+    hyper["lr_scheduler_type"] = str(getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))
+    output_dir = Path(training_args.output_dir)
+    (output_dir / "training_hyperparameters.json").write_text(json.dumps(hyper, indent=2, default=str) + "\n")
+    if request is not None:
+        paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
+                         include_onnx=True)
+        logger.info("pushed %d files to %s", len(paths), request.repo_id)

@@ -1,0 +1,123 @@
+"""Stage a training run as a Hub-ready model repo folder.
+
+Only an allow-list of files is copied (weights as safetensors, configs, reports, the ONNX exports), so
+optimizer and RNG states, checkpoints, training_args.bin and anything else in the run folder never leave
+it; a file that is a symlink or resolves outside the run folder is refused. Baselines get their code
+(``hfspeech.hub.remote_code``) and ``auto_map`` entries, so they load without hfspeech. As a last guard,
+no staged file may contain the Hub token in use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from hfspeech.hub.card import write_model_card
+from hfspeech.hub.remote_code import write_remote_code
+
+MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
+REPORT_FILES = ("metrics.json", "data_report.json", "training_hyperparameters.json", "test_confusion_matrix.png",
+                "test_confusion_matrix.json", "test_classification_report.json")
+ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+
+
+class StageError(ValueError):
+    """A run folder that cannot be staged; the message names the folder or file and the problem."""
+
+
+def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = None, include_onnx: bool = False,
+              eval_dir: Optional[str | Path] = None, dataset_name: Optional[str] = None) -> list[Path]:
+    """Write the repo folder ``dest`` for the run in ``run_dir``; returns the staged files, sorted.
+
+    ``eval_dir`` (an audio folder ``<label>/*.wav``) measures accuracy and latency of each variant (PyTorch,
+    ONNX, int8) on the same clips; without it the card gives the run's own test metrics for PyTorch and
+    says that the exported variants were not measured.
+    """
+    from hfspeech.inference.classifier import NotAModelError, check_model_folder
+    from hfspeech.models import BASELINE_MODELS
+
+    run, dest = Path(run_dir).resolve(), Path(dest)
+    try:
+        check_model_folder(str(run))
+    except NotAModelError as error:
+        raise StageError(str(error)) from None
+    if not (run / "model.safetensors").is_file():
+        raise StageError(f"{run}: no model.safetensors; only safetensors weights are published")
+    if dest.exists() and any(dest.iterdir()):
+        raise StageError(f"{dest}: exists and is not empty")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES + REPORT_FILES:
+        _copy(run, name, dest / name)
+    if include_onnx and (run / "onnx" / "model.onnx").is_file():
+        (dest / "onnx").mkdir()
+        for name in ONNX_FILES:
+            _copy(run, f"onnx/{name}", dest / "onnx" / name)
+
+    config = json.loads((dest / "config.json").read_text())
+    spec = next((s for s in BASELINE_MODELS.values() if s.config_class.model_type == config["model_type"]), None)
+    if spec is not None:
+        auto_map = write_remote_code(*spec, dest)
+        _update_json(dest / "config.json", auto_map=auto_map["config"])
+        _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
+    variants = measure_variants(dest, eval_dir)
+    write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
+                     custom_code=spec is not None)
+    check_no_secrets(dest)
+    return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def _copy(run: Path, name: str, target: Path) -> None:
+    source = run / name
+    if not os.path.lexists(source):
+        return
+    if source.is_symlink() or not source.resolve().is_relative_to(run) or not source.is_file():
+        raise StageError(f"{source}: a link or not a plain file inside the run folder; refusing to publish it")
+    shutil.copyfile(source, target)
+
+
+def _update_json(path: Path, **values) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **values}, indent=2, sort_keys=True) + "\n")
+
+
+def measure_variants(dest: Path, eval_dir: Optional[str | Path]) -> list[dict]:
+    """Size on disk of each variant, and with ``eval_dir`` its accuracy and mean latency per clip."""
+    files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
+             "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
+    clips = sorted(p for p in Path(eval_dir).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if eval_dir else []
+    variants = []
+    for name, file in files.items():
+        if not file.is_file():
+            continue
+        variant = {"name": name, "file": file.relative_to(dest).as_posix(), "size_mb": file.stat().st_size / 1e6,
+                   "accuracy": None, "latency_ms": None, "num_clips": len(clips)}
+        if clips:
+            from hfspeech.inference.classifier import AudioClassifier
+
+            classifier = AudioClassifier.from_pretrained(str(dest if name.startswith("PyTorch") else file),
+                                                         device=None, trust_remote_code=False)
+            start = time.perf_counter()
+            predicted = [classifier.classify_file(str(clip), top_k=1).labels[0] for clip in clips]
+            variant["latency_ms"] = 1000 * (time.perf_counter() - start) / len(clips)
+            variant["accuracy"] = sum(p == clip.parent.name for p, clip in zip(predicted, clips)) / len(clips)
+        variants.append(variant)
+    return variants
+
+
+def hub_tokens() -> list[str]:
+    """The tokens huggingface_hub would use (environment or stored login), for the leak check only."""
+    from huggingface_hub import get_token
+
+    candidates = [os.environ.get(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")] + [get_token()]
+    return [t for t in candidates if t and len(t) >= 8]
+
+
+def check_no_secrets(dest: Path) -> None:
+    for file in dest.rglob("*"):
+        if file.is_file() and any(t.encode() in file.read_bytes() for t in hub_tokens()):
+            shutil.rmtree(dest)
+            raise StageError(f"{file.name}: contains the Hub token; nothing was staged")

@@ -1,0 +1,284 @@
+"""Publishing: staging, the model card, loading the staged repo without hfspeech, pushing, safe loading."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from huggingface_hub import ModelCard
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
+
+from conftest import synth_clip
+from hfspeech.cli import main as cli
+from hfspeech.hub import StageError, push, stage_run
+from hfspeech.inference.classifier import AudioClassifier, NotAModelError, check_model_folder
+from hfspeech.models import BASELINE_MODELS
+
+SECRET = "hf_FAKEsecretTOKEN0123456789abcdef"
+
+# Runs with -I -S: no site, so the venv's .pth files (hfspeech's editable finder among them) are never
+# processed; site-packages is added as a plain path. The script proves hfspeech is unreachable first.
+NO_HFSPEECH = """
+import json, sys
+sys.path.append({site!r})
+try:
+    import hfspeech
+except ModuleNotFoundError:
+    pass
+else:
+    sys.exit("hfspeech is importable: the test would prove nothing")
+import numpy as np, torch
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
+repo, clips = {repo!r}, {clips!r}
+model = AutoModelForAudioClassification.from_pretrained(repo, trust_remote_code=True).eval()
+extractor = AutoFeatureExtractor.from_pretrained(repo, trust_remote_code=True)
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+waves = [np.load(c.replace(".wav", ".npy")) for c in clips]
+with torch.no_grad():
+    logits = model(**extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")).logits
+labels = [pipeline("audio-classification", model=repo, trust_remote_code=True)(c, top_k=1)[0]["label"] for c in clips]
+print("RESULT" + json.dumps({{"logits": logits.tolist(), "labels": labels}}))
+exec({snippet!r})
+"""
+
+
+def write_clips(folder: Path) -> list[str]:
+    rng = np.random.default_rng(7)
+    folder.mkdir()
+    clips = []
+    for i, kind in enumerate(["low", "high", "noise"]):
+        wave = synth_clip(kind, rng, 16000, seconds=0.3 + 0.2 * i)  # different lengths: a padded batch
+        sf.write(folder / f"{kind}.wav", wave, 16000, subtype="FLOAT")
+        np.save(folder / f"{kind}.npy", wave)
+        clips.append(str(folder / f"{kind}.wav"))
+    return clips
+
+
+def run_without_hfspeech(repo: Path, clips: list[str], snippet: str, tmp_path: Path) -> tuple[dict, str]:
+    script = NO_HFSPEECH.format(site=sysconfig.get_paths()["purelib"], repo=str(repo), clips=clips, snippet=snippet)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(result[len("RESULT"):]), done.stdout
+
+
+def usage_snippet(card_text: str, repo_id: str, repo: Path, clip: str) -> str:
+    snippet = re.search(r"```python\n(.*?)```", card_text, re.S).group(1)
+    assert f'model="{repo_id}"' in snippet
+    return snippet.replace(repo_id, str(repo)).replace("clip.wav", clip)
+
+
+@pytest.fixture(scope="module")
+def untrained_lstm(tmp_path_factory) -> Path:
+    spec = BASELINE_MODELS["lstm"]
+    folder = tmp_path_factory.mktemp("lstm") / "model"
+    config = spec.config_class(lstm_hidden_size=8, n_mfcc=8, num_labels=3,
+                               id2label={0: "high", 1: "low", 2: "noise"}, label2id={"high": 0, "low": 1, "noise": 2})
+    torch.manual_seed(0)
+    spec.model_class(config).save_pretrained(folder)
+    spec.feature_extractor_class().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("family", ["cnn", "lstm"])
+def test_staged_repo_loads_without_hfspeech_like_with_it(family, trained_cnn, untrained_lstm, tmp_path):
+    run = trained_cnn if family == "cnn" else untrained_lstm
+    repo = tmp_path / "repo"
+    stage_run(run, repo, repo_id="someone/tones")
+    config = json.loads((repo / "config.json").read_text())
+    assert config["model_type"] == f"hfspeech-{family}" and "AutoModelForAudioClassification" in config["auto_map"]
+    assert "AutoFeatureExtractor" in json.loads((repo / "preprocessor_config.json").read_text())["auto_map"]
+    assert not any(re.search(r"^\s*(from|import) hfspeech", f.read_text(), re.M) for f in repo.glob("*.py"))
+
+    clips = write_clips(tmp_path / "clips")
+    snippet = usage_snippet((repo / "README.md").read_text(), "someone/tones", repo, clips[0])
+    remote, stdout = run_without_hfspeech(repo, clips, snippet, tmp_path)
+
+    model = AutoModelForAudioClassification.from_pretrained(repo).eval()  # hfspeech's registered class
+    assert type(model).__module__.startswith("hfspeech.models")
+    extractor = AutoFeatureExtractor.from_pretrained(repo)
+    waves = [np.load(c.replace(".wav", ".npy")) for c in clips]
+    with torch.no_grad():
+        logits = model(**extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")).logits
+    np.testing.assert_allclose(np.array(remote["logits"]), logits.numpy(), atol=1e-5)
+    classifier = pipeline("audio-classification", model=str(repo))
+    assert remote["labels"] == [classifier(c, top_k=1)[0]["label"] for c in clips]
+    assert f"'label': '{remote['labels'][0]}'" in stdout  # the card's snippet printed its top-3
+
+
+def test_card_metadata_matches_the_run(trained_cnn, tmp_path):
+    stage_run(trained_cnn, tmp_path / "repo", repo_id="someone/tones", eval_dir=None)
+    card = ModelCard.load(tmp_path / "repo" / "README.md")
+    metrics = json.loads((trained_cnn / "metrics.json").read_text())
+    assert card.data.pipeline_tag == "audio-classification" and card.data.library_name == "transformers"
+    assert "hfspeech-cnn" in card.data.tags
+    results = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert results == {"accuracy": metrics["test_accuracy"], "macro_f1": metrics["test_macro_f1"]}
+    assert f"train {metrics['num_train_clips']}" in card.text and "test_confusion_matrix.png" in card.text
+    assert "| learning_rate | 0.01 |" in card.text  # written as JSON at training time
+    for label in metrics["labels"]:
+        assert f"| {label} | " in card.text
+
+
+def test_staging_copies_only_what_a_model_repo_needs(trained_cnn, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run)
+    (run / "optimizer.pt").write_bytes(b"state")
+    (run / "rng_state.pth").write_bytes(b"state")
+    assert any(run.glob("checkpoint-*")) and (run / "training_args.bin").exists()
+    assert cli(["push", str(run), "--repo-id", "someone/tones", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.strip() for line in out.splitlines()[1:]}
+    assert SECRET not in out and out.startswith("would upload") and {"model.safetensors", "README.md", "metrics.json",
+                                                "test_confusion_matrix.png", "modeling_cnn.py"} <= listed
+    assert not any(re.search(r"checkpoint|optimizer|rng|training_args\.bin|scheduler", p) for p in listed)
+    assert cli(["stage", str(run), str(tmp_path / "repo")]) == 0
+    assert SECRET not in capsys.readouterr().out
+    staged = [f for f in (tmp_path / "repo").rglob("*") if f.is_file()]
+    assert {f.relative_to(tmp_path / "repo").as_posix() for f in staged} == listed
+    assert not any(SECRET.encode() in f.read_bytes() for f in staged)
+
+
+def test_a_symlink_out_of_the_run_is_refused(trained_cnn, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run)
+    (tmp_path / "secret.json").write_text("{}")
+    (run / "metrics.json").unlink()
+    (run / "metrics.json").symlink_to(tmp_path / "secret.json")
+    with pytest.raises(StageError, match="metrics.json: a link"):
+        stage_run(run, tmp_path / "repo")
+
+
+def test_a_token_that_ends_up_in_a_file_stops_staging(trained_cnn, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run)
+    (run / "data_report.json").write_text(json.dumps({"note": SECRET}))
+    with pytest.raises(StageError, match="contains the Hub token"):
+        stage_run(run, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_push_uploads_the_staged_folder(trained_cnn, tmp_path, monkeypatch):
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs["private"]))
+
+        def create_branch(self, repo_id, branch, **kwargs):
+            calls.append(("create_branch", branch))
+
+        def upload_folder(self, repo_id, folder_path, revision, **kwargs):
+            calls.append(("upload", sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*"))))
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    paths = push.push_run(trained_cnn, "someone/tones", private=True, revision="v1")
+    assert calls[0] == ("token", None)  # huggingface_hub resolves the token itself
+    assert calls[1:3] == [("create_repo", "someone/tones", True), ("create_branch", "v1")]
+    assert calls[3][0] == "upload" and set(paths) <= set(calls[3][1])
+
+
+def test_the_recipe_pushes_through_hfspeech_not_trainer(tone_folder, tmp_path, monkeypatch):
+    from hfspeech.training.run import main
+
+    pushed = []
+    monkeypatch.setattr(push, "push_run", lambda run, repo_id, *args, **kwargs: pushed.append((Path(run), repo_id)) or [])
+    monkeypatch.setattr("transformers.Trainer.push_to_hub", lambda *a, **k: pytest.fail("Trainer pushed"))
+    monkeypatch.setattr("transformers.Trainer.init_hf_repo", lambda *a, **k: pytest.fail("Trainer made a repo"))
+    out = tmp_path / "run"
+    main(["--data_dir", str(tone_folder), "--output_dir", str(out), "--model_type", "cnn", "--config_overrides",
+          json.dumps({"conv_channels": [4], "n_mels": 16}), "--num_train_epochs", "1", "--max_length_seconds", "0.5",
+          "--push_to_hub", "--hub_model_id", "someone/tones", "--hub_token", SECRET])
+    assert pushed == [(out, "someone/tones")]
+    assert not any(SECRET.encode() in f.read_bytes() for f in out.rglob("*") if f.is_file() and f.suffix == ".json")
+
+
+def break_folder(folder: Path, problem: str) -> str:
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    if problem == "corrupt config":
+        config_file.write_text('{"model_type": ')
+        return "corrupt config, not valid JSON"
+    if problem == "wrong model_type":
+        config_file.write_text(json.dumps({**config, "model_type": "not-a-model"}))
+        return "unknown model_type 'not-a-model'"
+    if problem == "labels disagree with the head":
+        config_file.write_text(json.dumps({**config, "id2label": {"0": "a", "1": "b"}, "label2id": {"a": 0, "b": 1}}))
+        return "2 labels in id2label but the classifier in model.safetensors has 3 outputs"
+    config_file.write_text(json.dumps({**config, "label2id": {"high": 1, "low": 0, "noise": 2}}))
+    return "id2label and label2id disagree"
+
+
+@pytest.mark.parametrize("problem", ["corrupt config", "wrong model_type", "labels disagree with the head",
+                                     "label maps disagree"])
+def test_a_folder_that_is_not_a_usable_model_is_named(problem, trained_cnn, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_cnn, folder)
+    expected = break_folder(folder, problem)
+    with pytest.raises(NotAModelError, match=re.escape(expected)):
+        AudioClassifier.from_pretrained(str(folder))
+    assert cli(["stage", str(folder), str(tmp_path / "repo")]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_remote_code_is_off_unless_asked(trained_cnn, tmp_path):
+    stage_run(trained_cnn, tmp_path / "repo")
+    config = json.loads((tmp_path / "repo" / "config.json").read_text())
+    (tmp_path / "repo" / "config.json").write_text(json.dumps({**config, "model_type": "someone-elses-model"}))
+    with pytest.raises(NotAModelError, match="trust_remote_code=True"):
+        check_model_folder(str(tmp_path / "repo"))
+    check_model_folder(str(tmp_path / "repo"), trust_remote_code=True)
+
+
+def test_exported_variants_are_staged_with_their_measured_accuracy(trained_cnn, tone_folder, tmp_path):
+    from hfspeech.export import export_onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    export_onnx(run, quantize="int8")
+    repo = tmp_path / "repo"
+    stage_run(run, repo, repo_id="someone/tones", include_onnx=True, eval_dir=tone_folder)
+    assert (repo / "onnx" / "model.onnx").is_file() and (repo / "onnx" / "model_quantized.onnx").is_file()
+    text = (repo / "README.md").read_text()
+    num_clips = len(list(tone_folder.rglob("*.wav")))
+    for variant, file in [("PyTorch fp32", "model.safetensors"), ("ONNX fp32", "onnx/model.onnx"),
+                          ("ONNX int8", "onnx/model_quantized.onnx")]:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {variant} | `{file}`"))
+        assert re.search(rf"\| [01]\.\d{{3}} on {num_clips} clips \| [\d.]+ ms \|$", row), row
+
+    # The card's onnxruntime snippet, with the file read locally instead of downloaded.
+    snippet = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    clip = write_clips(tmp_path / "clips")[1]
+    snippet = snippet.replace('hf_hub_download("someone/tones", "onnx/model.onnx")', repr(str(repo / "onnx" / "model.onnx")))
+    scope: dict = {}
+    exec(snippet.replace("clip.wav", clip), scope)
+    expected = AudioClassifier.from_pretrained(str(repo)).predict_proba([np.load(clip.replace(".wav", ".npy"))])
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(scope["logits"]), -1).numpy(), expected, atol=1e-4)
+
+
+def test_unmeasured_variants_say_so(trained_cnn, tmp_path):
+    from hfspeech.export import export_onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    export_onnx(run)
+    stage_run(run, tmp_path / "repo", include_onnx=True)
+    row = next(line for line in (tmp_path / "repo" / "README.md").read_text().splitlines() if line.startswith("| ONNX fp32"))
+    assert row.endswith("| not measured | not measured |")
