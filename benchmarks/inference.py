@@ -28,7 +28,7 @@ import hfspeech  # noqa: F401  (registers the baselines)
 from hfspeech.cli import DEMO_TRAINING_FLAGS
 from hfspeech.data.audio import decode_audio
 from hfspeech.data.demo import generate_keyword_dataset
-from hfspeech.data.loading import AUDIO_EXTENSIONS
+from hfspeech.data.loading import find_audio_files
 from hfspeech.export import export_onnx, quantize_int8
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
@@ -63,7 +63,7 @@ def train_demo_model(work_dir: Path) -> tuple[Path, Path]:
 
 
 def load_clips(folder: Path, sampling_rate: int, known_labels: set[str]) -> tuple[list[np.ndarray], list[str]]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = find_audio_files(folder)
     labels = [p.parent.name for p in files]
     unknown = sorted(set(labels) - known_labels)
     if not files or unknown:

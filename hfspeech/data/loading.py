@@ -25,6 +25,11 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", "
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
 
+def find_audio_files(folder: str | Path) -> list[Path]:
+    """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
 class DataError(ValueError):
     """A data set that cannot be used as given (missing column, unknown label, no files ...)."""
 

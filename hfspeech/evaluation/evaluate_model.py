@@ -35,20 +35,12 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
-    raw = load_audio_dataset(
-        data_dir=data_args.data_dir, train_file=data_args.train_file, validation_file=data_args.validation_file,
-        test_file=data_args.test_file, dataset_name=data_args.dataset_name,
-        dataset_config_name=data_args.dataset_config_name, audio_column=data_args.audio_column_name,
-        label_column=data_args.label_column_name, path_column=data_args.path_column_name,
-    )
+    raw = load_audio_dataset(**data_args.source())
     split = eval_args.split or ("test" if "test" in raw else next(iter(raw)))
     if split not in raw:
         raise ValueError(f"no split '{split}' in the data (splits: {list(raw)})")
     raw = encode_labels(raw.__class__({split: raw[split]}), label_names)
-    prepared, report = prepare_dataset(
-        raw, classifier.sampling_rate, trim=data_args.trim_silence, trim_top_db=data_args.trim_top_db,
-        skip_bad_files=data_args.skip_bad_files, num_proc=data_args.preprocessing_num_workers,
-    )
+    prepared, report = prepare_dataset(raw, classifier.sampling_rate, **data_args.preparation())
     clips = prepared[split].with_format("numpy")
     predictions = []
     for row in tqdm(clips, desc=f"evaluating {split}", unit="clip"):

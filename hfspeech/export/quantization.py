@@ -49,10 +49,10 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
     from transformers import AutoConfig, AutoFeatureExtractor
 
     from hfspeech.data.audio import decode_audio
-    from hfspeech.data.loading import AUDIO_EXTENSIONS
+    from hfspeech.data.loading import AUDIO_EXTENSIONS, find_audio_files
     from hfspeech.inference.classifier import DEFAULT_WINDOW_SECONDS
 
-    files = sorted(p for p in Path(calibration_dir).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = find_audio_files(calibration_dir)
     if not files:
         raise ValueError(f"{calibration_dir}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) to calibrate on")
     files = [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:max_clips])]

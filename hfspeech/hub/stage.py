@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from hfspeech.data.loading import find_audio_files
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.remote_code import write_remote_code
 
@@ -23,7 +24,6 @@ MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = ("metrics.json", "data_report.json", "training_hyperparameters.json", "test_confusion_matrix.png",
                 "test_confusion_matrix.json", "test_classification_report.json")
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 
 
 class StageError(ValueError):
@@ -88,7 +88,7 @@ def measure_variants(dest: Path, eval_dir: Optional[str | Path]) -> list[dict]:
     """Size on disk of each variant, and with ``eval_dir`` its accuracy and mean latency per clip."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
-    clips = sorted(p for p in Path(eval_dir).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if eval_dir else []
+    clips = find_audio_files(eval_dir) if eval_dir else []
     variants = []
     for name, file in files.items():
         if not file.is_file():

@@ -120,6 +120,20 @@ class DataArguments:
     gain_db: Optional[float] = field(default=None, metadata={"help": "Random gain in +/- this many dB."})
     time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
 
+    def source(self) -> dict:
+        """Keyword arguments of `data.loading.load_audio_dataset`: where the data is and its columns."""
+        return dict(
+            data_dir=self.data_dir, train_file=self.train_file, validation_file=self.validation_file,
+            test_file=self.test_file, dataset_name=self.dataset_name, dataset_config_name=self.dataset_config_name,
+            audio_column=self.audio_column_name, label_column=self.label_column_name,
+            path_column=self.path_column_name,
+        )
+
+    def preparation(self) -> dict:
+        """Keyword arguments of `data.prepare.prepare_dataset`: how clips are decoded and checked."""
+        return dict(trim=self.trim_silence, trim_top_db=self.trim_top_db, skip_bad_files=self.skip_bad_files,
+                    num_proc=self.preprocessing_num_workers)
+
 
 def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
     """'5,30' -> (5.0, 30.0); None stays None. A clear error for anything else."""

@@ -80,9 +80,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
 
 
-def build_model(model_args: ModelArguments, label_names: Sequence[str]):
+def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None):
     """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels.
 
+    `feature_extractor`: the checkpoint's, when the caller has loaded it already (else it is loaded here).
     Freezing and feature-extractor options are applied here, so whatever is built is ready to train.
     """
     label2id = {name: i for i, name in enumerate(label_names)}
@@ -91,8 +92,7 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str]):
     if model_args.use_weighted_layer_sum is not None:
         overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
     if model_args.model_name_or_path:
-        hub = dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-                   trust_remote_code=model_args.trust_remote_code)
+        hub = _hub_options(model_args)
         config = AutoConfig.from_pretrained(
             model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
             finetuning_task="audio-classification", **overrides, **hub,
@@ -101,7 +101,8 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str]):
             model_args.model_name_or_path, config=config,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
         )
-        feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
+        if feature_extractor is None:
+            feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
     else:
         if model_args.model_type not in BASELINE_MODELS:
             raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
@@ -133,12 +134,7 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
 
 def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None):
     """Data from any layout, with labels encoded, splits made and audio decoded once."""
-    raw = load_audio_dataset(
-        data_dir=data_args.data_dir, train_file=data_args.train_file, validation_file=data_args.validation_file,
-        test_file=data_args.test_file, dataset_name=data_args.dataset_name,
-        dataset_config_name=data_args.dataset_config_name, audio_column=data_args.audio_column_name,
-        label_column=data_args.label_column_name, path_column=data_args.path_column_name,
-    )
+    raw = load_audio_dataset(**data_args.source())
     if label_names is None and "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
@@ -150,10 +146,7 @@ def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, la
     for name, limit in limits.items():
         if name in raw and limit is not None and limit < len(raw[name]):
             raw[name] = raw[name].shuffle(seed=seed).select(range(limit))
-    return prepare_dataset(
-        raw, sampling_rate, trim=data_args.trim_silence, trim_top_db=data_args.trim_top_db,
-        skip_bad_files=data_args.skip_bad_files, num_proc=data_args.preprocessing_num_workers,
-    )
+    return prepare_dataset(raw, sampling_rate, **data_args.preparation())
 
 
 @dataclass
@@ -182,13 +175,19 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     resume = training_args.resume_from_checkpoint or (None if training_args.overwrite_output_dir else last_checkpoint)
 
     # Labels come first (they size the head), so read them from the training data before building the model.
-    sampling_rate = _model_sampling_rate(model_args)
+    # A pretrained checkpoint's extractor sets the rate the data is decoded at; it is loaded once, here.
+    pretrained_extractor = None
+    if model_args.model_name_or_path:
+        pretrained_extractor = AutoFeatureExtractor.from_pretrained(
+            model_args.model_name_or_path, **_hub_options(model_args)
+        )
+    sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
     with training_args.main_process_first(desc="preparing data"):
         dataset, report = load_and_prepare(data_args, sampling_rate, training_args.seed)
     label_names = dataset["train"].features["label"].names
     logger.info("%d classes: %s; %s", len(label_names), label_names, report.summary())
 
-    model, feature_extractor = build_model(model_args, label_names)
+    model, feature_extractor = build_model(model_args, label_names, pretrained_extractor)
     model.config.max_length_seconds = data_args.max_length_seconds  # predict windows long files with it
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("%s: %d parameters, %d trainable", type(model).__name__,
@@ -260,15 +259,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     return metrics
 
 
-def _model_sampling_rate(model_args: ModelArguments) -> int:
-    """The rate the data must be decoded at: the pretrained feature extractor's, else the new baseline's."""
-    if model_args.model_name_or_path:
-        extractor = AutoFeatureExtractor.from_pretrained(
-            model_args.model_name_or_path, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-            trust_remote_code=model_args.trust_remote_code,
-        )
-        return int(extractor.sampling_rate)
-    return model_args.sampling_rate
+def _hub_options(model_args: ModelArguments) -> dict:
+    return dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+                trust_remote_code=model_args.trust_remote_code)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
