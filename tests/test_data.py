@@ -279,3 +279,21 @@ def test_audiofolder_with_a_single_class_keeps_its_label(tmp_path):
     sf.write(tmp_path / "only" / "a.wav", np.zeros(160, np.float32), 16000)
     dataset = encode_labels(load_audio_dataset(data_dir=str(tmp_path)))
     assert dataset["train"].features["label"].names == ["only"]
+
+
+def test_random_crops_differ_across_dataloader_workers_and_epochs():
+    """Non-persistent workers start each epoch from a fresh copy of the transform: crops must not repeat."""
+    import torch
+
+    ramps = [np.arange(4000, dtype=np.float32) for _ in range(8)]
+    table = Dataset.from_dict({"input_values": ramps, "label": [0] * 8})
+    clips = table.with_transform(TrainTransform(1000, seed=0), columns=["input_values", "label"])
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(clips, batch_size=None, num_workers=2, collate_fn=lambda x: x)
+
+    def starts():  # a ramp's first sample is where its crop began
+        return [int(example["input_values"][0]) for example in loader]
+
+    first, second = starts(), starts()
+    assert first != second
+    assert first[0::2] != first[1::2]  # the two workers (alternating examples) do not mirror each other

@@ -113,6 +113,16 @@ def _noise_files(noise_dir: str) -> list[str]:
     return files
 
 
+def worker_entropy() -> list[int]:
+    """What tells DataLoader workers and epochs apart: `[worker id, torch's per-epoch worker seed]`.
+
+    Every worker starts from a copy of the same object, and non-persistent workers are made anew each
+    epoch, so a generator kept in the object repeats itself unless this is mixed in. `[]` outside workers.
+    """
+    info = torch.utils.data.get_worker_info()
+    return [] if info is None else [int(info.id), int(info.seed) % 2**63]
+
+
 class WaveformAugmenter:
     """Applies an ``AugmentationConfig`` to mono float32 waveforms, reproducibly from ``seed``.
 
@@ -155,10 +165,7 @@ class WaveformAugmenter:
         told apart by the worker's ``seed`` (torch's per-epoch base seed + worker id); that also
         keeps the epochs of non-persistent workers from replaying each other.
         """
-        entropy = [int(self._rng.integers(2**63))]
-        info = torch.utils.data.get_worker_info()
-        if info is not None:
-            entropy += [int(info.id), int(info.seed) % 2**63]
+        entropy = [int(self._rng.integers(2**63)), *worker_entropy()]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def __call__(self, waveform: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 
-from hfspeech.data.augment import WaveformAugmenter
+from hfspeech.data.augment import WaveformAugmenter, worker_entropy
 
 
 def crop(waveform: np.ndarray, max_samples: Optional[int], rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -27,20 +27,19 @@ def crop(waveform: np.ndarray, max_samples: Optional[int], rng: Optional[np.rand
 
 
 class TrainTransform:
-    """Random crop, then augmentation. Reproducible from `seed`, and different in each DataLoader worker."""
+    """Augmentation, then a random crop. Reproducible from `seed`; different in each DataLoader worker and epoch."""
 
     def __init__(self, max_samples: Optional[int], augmenter: Optional[WaveformAugmenter] = None, seed: int = 0):
         self.max_samples = max_samples
         self.augmenter = augmenter
         self.seed = seed
         self._rng: Optional[np.random.Generator] = None
-        self._worker: Optional[int] = None
+        self._worker: Optional[list[int]] = None
 
     def _generator(self) -> np.random.Generator:
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info is not None else -1
+        worker = worker_entropy()
         if self._rng is None or worker != self._worker:
-            self._rng, self._worker = np.random.default_rng([self.seed, worker + 1]), worker
+            self._rng, self._worker = np.random.default_rng([self.seed, *(worker or [0])]), worker
         return self._rng
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
