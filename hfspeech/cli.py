@@ -1,9 +1,12 @@
 """The `hfspeech` command: a thin front over the package's stages.
 
     hfspeech demo [--output_dir runs/demo]              generate keyword data, train the CNN, evaluate, predict
-    hfspeech demo-data OUTPUT_DIR [...]                 only generate the espeak-ng keyword data
+    hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
-    hfspeech predict MODEL FILE [FILE ...] [--top-k 3]  top-k labels of each file (long files in windows)
+    hfspeech predict MODEL FILE [FILE ...] [--top-k 3] [--window-seconds W --hop-seconds H]
+                     [--aggregate mean|max|vote] [--timeline OUT_DIR]   top-k labels (any length, in windows)
+    hfspeech stream MODEL [--format s16le|f32le --rate R --channels C | --follow FILE] [--min-windows N]
+                    [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
     hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
     hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
@@ -34,7 +37,7 @@ DEMO_TRAINING_FLAGS = [
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
+    commands = {"train": _train, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
                 "tiny-model": _tiny_model, "export": _export, "stage": _stage, "push": _push}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
@@ -57,33 +60,118 @@ def _predict(argv: list[str]) -> int:
     parser.add_argument("--window-seconds", type=float, default=None,
                         help="window for long files (default: the clip length the model was trained on)")
     parser.add_argument("--hop-seconds", type=float, default=None, help="hop between windows (default: half)")
+    parser.add_argument("--aggregate", choices=["mean", "max", "vote"], default="mean",
+                        help="how window scores become the file's: mean or max of the scores, or majority vote")
+    parser.add_argument("--timeline", default=None, metavar="OUT_DIR",
+                        help="write each file's windows to OUT_DIR/<name>.timeline.{json,csv,png}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--trust-remote-code", action="store_true")
     args = parser.parse_args(argv)
 
     from hfspeech.data.audio import AudioFileError
     from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+    from hfspeech.inference.timeline import write_timeline
 
     try:
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     except NotAModelError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    failures = 0
+    failures, stems = 0, set()
     for path in args.files:
         try:
-            prediction = classifier.classify_file(path, args.top_k, args.window_seconds, args.hop_seconds)
+            prediction = classifier.classify_file(path, args.top_k, args.window_seconds, args.hop_seconds,
+                                                  aggregate=args.aggregate)
         except AudioFileError as error:
             print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue
+        if args.timeline:
+            stem = Path(path).stem
+            stem = next(f"{stem}-{i}" for i in range(2, len(stems) + 3) if f"{stem}-{i}" not in stems) \
+                if stem in stems else stem
+            stems.add(stem)
+            write_timeline(prediction, classifier, args.timeline, stem, top_k=args.top_k)
         if args.json:
             print(json.dumps(prediction.to_dict()))
         else:
             ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
             windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
-            print(f"{path}: {ranked}{windows}")
+            active = f"  active: {', '.join(prediction.active_labels) or '-'}" \
+                if classifier.config.problem_type == "multi_label_classification" else ""
+            print(f"{path}: {ranked}{windows}{active}")
     return 1 if failures else 0
+
+
+def _stream(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hfspeech stream",
+        description="Classify live audio window by window and print a JSON line per label event: a label at or "
+        "above its threshold for --min-windows consecutive windows. Audio: raw PCM on stdin, or a growing file "
+        "(raw PCM or WAV) with --follow. Ends with a JSON line of counts (event: end).",
+    )
+    parser.add_argument("model", help="model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file")
+    parser.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="raw PCM sample format")
+    parser.add_argument("--rate", type=int, default=None, help="input sampling rate (default: the model's); "
+                        "other rates are resampled in the stream")
+    parser.add_argument("--channels", type=int, default=1, help="interleaved channels (downmixed to mono)")
+    parser.add_argument("--follow", default=None, metavar="FILE", help="read FILE as it grows instead of stdin")
+    parser.add_argument("--idle-timeout", type=float, default=5.0, help="--follow: stop after this many seconds "
+                        "without new data")
+    parser.add_argument("--poll-seconds", type=float, default=0.1, help="--follow: how often to look for new data")
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="window (default: the clip length the model was trained on)")
+    parser.add_argument("--hop-seconds", type=float, default=None, help="hop between windows (default: half)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="score a label needs (config.label_thresholds overrides it per label)")
+    parser.add_argument("--min-windows", type=int, default=3, help="consecutive windows above threshold per event")
+    parser.add_argument("--vad", choices=["none", "energy", "model"], default="none",
+                        help="energy: skip quiet windows without running the model; model: windows whose top "
+                        "label is a silence class (--silence-label) count as inactive")
+    parser.add_argument("--silence-label", action="append", default=None,
+                        help="--vad model: the silence class (repeatable; default: _silence_, silence, ...)")
+    parser.add_argument("--windows", action="store_true", help="also print every window (event: window)")
+    parser.add_argument("--top-k", type=int, default=3, help="labels per window with --windows")
+    parser.add_argument("--backend", choices=["pytorch", "onnx", "torchscript"], default=None)
+    parser.add_argument("--trust-remote-code", action="store_true")
+    args = parser.parse_args(argv)
+
+    from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+    from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm
+    from hfspeech.inference.streaming import StreamingClassifier
+
+    try:
+        classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
+                                                     backend=args.backend)
+        pcm = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
+        if args.follow:
+            pcm, offset = followed_format(args.follow, pcm, args.idle_timeout, args.poll_seconds)
+            chunks = follow_file(args.follow, pcm, offset, args.idle_timeout, args.poll_seconds)
+        else:
+            chunks = read_pcm(sys.stdin.buffer, pcm)
+        streamer = StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=pcm.rate,
+                                       threshold=args.threshold, min_windows=args.min_windows, vad=args.vad,
+                                       silence_labels=args.silence_label)
+    except (NotAModelError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    def emit(results) -> None:
+        for result in results:
+            if args.windows:
+                print(json.dumps({"event": "window", **result.to_dict(classifier.id2label, args.top_k)}))
+            for event in result.events:
+                print(json.dumps(event.to_dict()))
+        sys.stdout.flush()
+
+    try:
+        for chunk in chunks:
+            emit(streamer.feed(chunk))
+    except KeyboardInterrupt:  # Ctrl-C ends a live stream: flush its last window and print the counts
+        pass
+    emit(streamer.finish())
+    print(json.dumps(streamer.stats.to_dict()))
+    return 0
 
 
 def _evaluate(argv: list[str]) -> int:

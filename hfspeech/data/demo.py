@@ -11,6 +11,15 @@ reproducible. The output is the *audiofolder* layout that ``datasets`` reads dir
 
 ``generate_keyword_dataset`` is idempotent in the lhotse sense: called again with the same
 parameters on a finished folder it returns at once; with other parameters it regenerates.
+
+``generate_event_dataset`` makes a *multi-label* sound-event set without espeak-ng: each clip mixes
+1-3 synthetic events (beeps, chirps, clicks, noise bursts, hum) at random times over background noise,
+and a manifest lists each clip's labels (``labels.csv`` with ``;``-separated labels, and the same in
+``labels.jsonl`` as JSON lists)::
+
+    output_dir/audio/events_<nnnn>.wav
+    output_dir/labels.csv          # path,labels    e.g. audio/events_0007.wav,beep;hum
+    output_dir/labels.jsonl        # {"path": ..., "labels": ["beep", "hum"]}
 """
 
 from __future__ import annotations
@@ -289,6 +298,124 @@ def _generate_folder(root: Path, params: dict, classes: list[str], clips_per_cla
     return root
 
 
+DEFAULT_EVENTS = ("beep", "chirp", "click", "burst", "hum")
+EVENTS_PER_CLIP = (1, 3)
+EVENT_PEAK = (0.15, 0.6)
+BACKGROUND_STD = (0.005, 0.03)
+
+
+def _fade(n: int, sampling_rate: int, seconds: float = 0.01) -> np.ndarray:
+    """A raised-cosine attack and release, so events do not start or stop with a click of their own."""
+    ramp = min(n // 2, max(1, int(seconds * sampling_rate)))
+    envelope = np.ones(n)
+    edge = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, ramp))
+    envelope[:ramp], envelope[n - ramp:] = edge, edge[::-1]
+    return envelope
+
+
+def synth_event(kind: str, rng: np.random.Generator, sampling_rate: int) -> np.ndarray:
+    """One event, peak 1: `beep` (tone 900-1100 Hz), `chirp` (rising sweep ~400 -> ~3500 Hz), `click`
+    (3-6 clicks 30-60 ms apart), `burst` (a white-noise burst), `hum` (~100 Hz with harmonics)."""
+    def seconds(low, high):
+        return int(rng.uniform(low, high) * sampling_rate)
+
+    if kind == "beep":
+        t = np.arange(seconds(0.12, 0.3)) / sampling_rate
+        event = np.sin(2 * np.pi * rng.uniform(900, 1100) * t)
+    elif kind == "chirp":
+        n = seconds(0.2, 0.4)
+        f0, f1 = rng.uniform(300, 500), rng.uniform(3000, 4000)
+        t = np.arange(n) / sampling_rate
+        event = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * t[-1])))
+    elif kind == "click":
+        count, gap = int(rng.integers(3, 7)), seconds(0.03, 0.06)
+        event = np.zeros(count * gap)
+        decay = np.exp(-np.arange(int(0.003 * sampling_rate)) / (0.0007 * sampling_rate))
+        for i in range(count):
+            event[i * gap: i * gap + len(decay)] = decay * rng.choice([-1.0, 1.0])
+        return event
+    elif kind == "burst":
+        event = rng.standard_normal(seconds(0.08, 0.25))
+    elif kind == "hum":
+        t = np.arange(seconds(0.3, 0.6)) / sampling_rate
+        f = rng.uniform(90, 130)
+        event = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 5))
+    else:
+        raise ValueError(f"unknown event {kind!r}; events: {DEFAULT_EVENTS}")
+    event = event * _fade(len(event), sampling_rate)
+    return event / (np.abs(event).max() + 1e-12)
+
+
+def _make_event_clip(events: Sequence[str], rng: np.random.Generator, sampling_rate: int,
+                     clip_seconds: float) -> tuple[np.ndarray, list[str]]:
+    """A clip of 1-3 distinct events at random times over pink or white background noise; its labels (in `events` order)."""
+    n = int(round(clip_seconds * sampling_rate))
+    colour = ("white", "pink")[rng.integers(2)]
+    clip = colored_noise(rng, n, NOISE_COLOURS[colour]) * rng.uniform(*BACKGROUND_STD)
+    count = int(rng.integers(EVENTS_PER_CLIP[0], min(EVENTS_PER_CLIP[1], len(events)) + 1))
+    chosen = sorted(rng.choice(len(events), size=count, replace=False).tolist())
+    for index in chosen:
+        event = synth_event(events[index], rng, sampling_rate)[:n] * rng.uniform(*EVENT_PEAK)
+        start = int(rng.integers(0, n - len(event) + 1))
+        clip[start: start + len(event)] += event
+    return np.clip(clip, -1.0, 1.0).astype(np.float32), [events[i] for i in chosen]
+
+
+def generate_event_dataset(
+    output_dir,
+    events: Sequence[str] = DEFAULT_EVENTS,
+    num_clips: int = 400,
+    sampling_rate: int = 16000,
+    clip_seconds: float = 1.0,
+    seed: int = 0,
+) -> Path:
+    """Write (or find already written) the multi-label event set: wavs, `labels.csv`, `labels.jsonl`.
+
+    Idempotent like `generate_keyword_dataset`. Train on it with `--train_file OUTPUT_DIR/labels.csv
+    --problem_type multi_label_classification`, and keep `--max_length_seconds` >= `clip_seconds`:
+    a random crop could cut an event out while its label stays.
+    """
+    events = list(events)
+    unknown = [e for e in events if e not in DEFAULT_EVENTS]
+    if not events or unknown or len(set(events)) != len(events):
+        raise ValueError(f"events must be distinct names among {DEFAULT_EVENTS}, got {events}")
+    if num_clips < 1 or sampling_rate < 1 or clip_seconds < 0.7:
+        raise ValueError("num_clips and sampling_rate must be positive and clip_seconds at least 0.7 "
+                         "(room for the longest events)")
+    root = Path(output_dir)
+    params = dict(kind="events", events=events, num_clips=int(num_clips), sampling_rate=int(sampling_rate),
+                  clip_seconds=float(clip_seconds), seed=int(seed), generator_version=GENERATOR_VERSION)
+    info_path = root / INFO_FILE
+    names = [f"audio/events_{i:04d}.wav" for i in range(num_clips)]
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+        if {k: info.get(k) for k in params} == params and all((root / name).exists() for name in names):
+            return root
+        info_path.unlink()  # first, so that an interrupted run never looks finished
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    for old in (root / "audio").glob("events_[0-9][0-9][0-9][0-9].wav"):
+        old.unlink()
+
+    rows = []
+    for index, name in enumerate(names):
+        rng = np.random.default_rng([int(seed), index])
+        clip, labels = _make_event_clip(events, rng, sampling_rate, clip_seconds)
+        sf.write(root / name, clip, sampling_rate, subtype="PCM_16")
+        rows.append((name, labels))
+    (root / "labels.csv").write_text("path,labels\n" + "".join(f"{p},{';'.join(l)}\n" for p, l in rows))
+    (root / "labels.jsonl").write_text("".join(json.dumps({"path": p, "labels": l}) + "\n" for p, l in rows))
+    counts = {event: sum(event in labels for _, labels in rows) for event in events}
+    (root / "README.md").write_text(
+        f"# hfspeech demo sound events (multi-label)\n\n{num_clips} clips of {clip_seconds} s at {sampling_rate} Hz, "
+        f"each with {EVENTS_PER_CLIP[0]}-{EVENTS_PER_CLIP[1]} distinct events among {', '.join(events)} at random "
+        f"times (peaks {EVENT_PEAK[0]}-{EVENT_PEAK[1]}) over white or pink background noise (std "
+        f"{BACKGROUND_STD[0]}-{BACKGROUND_STD[1]}). Labels: `labels.csv` (`;`-separated) and `labels.jsonl` "
+        f"(JSON lists). Generated by `hfspeech.data.demo.generate_event_dataset`, seed {seed}. License: generated.\n")
+    info = dict(params, counts=counts, label_prevalence=sum(counts.values()) / (num_clips * len(events)))
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    return root
+
+
 def generate_noise_files(output_dir, n: int = 5, seconds: float = 3.0, sampling_rate: int = 16000,
                          seed: int = 0) -> list[Path]:
     """Write ``n`` background-noise wavs (white, pink, brown, blue, mains hum, then repeats).
@@ -319,10 +446,13 @@ def generate_noise_files(output_dir, n: int = 5, seconds: float = 3.0, sampling_
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hfspeech.data.demo",
-                                     description="Generate an offline espeak-ng data set: keywords "
-                                     "(keyword spotting) or languages (spoken-language ID).")
+                                     description="Generate an offline data set: espeak-ng keywords "
+                                     "(keyword spotting) or languages (spoken-language ID), or synthetic sound "
+                                     "events (multi-label, no espeak-ng needed).")
     parser.add_argument("output_dir")
-    parser.add_argument("--kind", choices=["keywords", "languages"], default="keywords")
+    parser.add_argument("--kind", choices=["keywords", "languages", "events"], default="keywords")
+    parser.add_argument("--num-clips", type=int, default=400, help="events: number of clips (default 400)")
+    parser.add_argument("--events", nargs="+", default=list(DEFAULT_EVENTS), help="events: the event types")
     parser.add_argument("--clips-per-class", "--clips-per-keyword", dest="clips", type=int, default=None,
                         help="clips per keyword (default 60) or per language (default 40)")
     parser.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS))
@@ -330,13 +460,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="espeak-ng language voices (espeak-ng --voices lists them)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sampling-rate", type=int, default=16000)
-    parser.add_argument("--clip-seconds", type=float, default=None, help="default 1.0 (keywords), 2.0 (languages)")
+    parser.add_argument("--clip-seconds", type=float, default=None,
+                        help="default 1.0 (keywords, events), 2.0 (languages)")
     parser.add_argument("--noise-files", metavar="DIR",
                         help="also write a few background-noise wavs to DIR")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=not args.no_progress)
-    if args.kind == "keywords":
+    if args.kind == "events":
+        root = generate_event_dataset(args.output_dir, events=args.events, num_clips=args.num_clips,
+                                      sampling_rate=args.sampling_rate, clip_seconds=args.clip_seconds or 1.0,
+                                      seed=args.seed)
+    elif args.kind == "keywords":
         root = generate_keyword_dataset(args.output_dir, keywords=args.keywords, clips_per_keyword=args.clips or 60,
                                         clip_seconds=args.clip_seconds or 1.0, **common)
     else:

@@ -1,25 +1,37 @@
 """Loading labelled audio from the three layouts users have, into one `DatasetDict` shape.
 
 Whatever the source, the result has an undecoded `audio` column (`Audio(decode=False)`, so a bad file
-fails later with its name rather than here) and an integer `label` column (`ClassLabel`) whose names
-are the same in every split:
+fails later with its name rather than here) and, once `encode_labels` has run, an integer `label`
+column (`ClassLabel`) whose names are the same in every split -- or, for multi-label data, a list of
+them per clip (`List(ClassLabel)`):
 
 - an *audiofolder*: `root/<label>/*.wav|flac|mp3|ogg` (optionally under `train/`, `test/` ... folders);
 - CSV or JSONL manifests with a path and a label column (paths relative to the manifest's folder);
 - any `datasets` dataset with an audio and a label column: a Hub name, or a folder saved with
   `save_to_disk`.
+
+Multi-label data (`encode_labels(..., multi_label=True)`) gives each clip a list of labels: a
+`;`-separated string in a CSV/TSV manifest (`dog;siren`), a JSON list or such a string in a JSONL
+manifest, a list column (`List`/`Sequence` of strings or of `ClassLabel`) in a datasets dataset. An
+audiofolder's folder names stay single-label (each clip gets a one-label list); a manifest is the way
+to give clips several labels. The label column is `label`, or `labels` when the data has no `label`
+column (or whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL) is a clip with no
+event: an all-zero target, which detection data needs (background-only clips). A split in which
+*no* clip has a label is an error (almost surely the wrong column).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, LargeList, List, load_dataset, load_from_disk
 
 from hfspeech.data.audio import describe_source
 
+LABEL_SEPARATOR = ";"
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
@@ -90,6 +102,7 @@ def _load_datasets_dataset(
     else:
         loaded = load_dataset(name, config_name, cache_dir=cache_dir)
     dataset = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    label_column = _label_column(next(iter(dataset.values())).column_names, label_column)
     for split_name, split in dataset.items():
         _require_columns(split, [audio_column, label_column], f"{name} (split '{split_name}')")
     if audio_column != "audio":
@@ -114,6 +127,7 @@ def _load_manifest(path: str, path_column: str, label_column: str, cache_dir: Op
         raise DataError(f"{path}: cannot be read as {builder.upper()}: {error}") from error
     if len(table) == 0:
         raise DataError(f"{path}: manifest has no rows")
+    label_column = _label_column(table.column_names, label_column)
     _require_columns(table, [path_column, label_column], path)
 
     base = manifest.resolve().parent
@@ -131,44 +145,70 @@ def _load_manifest(path: str, path_column: str, label_column: str, cache_dir: Op
     return table.cast_column("audio", Audio(decode=False))
 
 
+def _label_column(columns: Sequence[str], label_column: str) -> str:
+    """The default `label` column, or `labels` when the data has that instead (the usual name for lists)."""
+    if label_column == "label" and "label" not in columns and "labels" in columns:
+        return "labels"
+    return label_column
+
+
 def _require_columns(table: Dataset, columns: Sequence[str], source: str) -> None:
     absent = [c for c in columns if c not in table.column_names]
     if absent:
         raise DataError(f"{source}: missing column(s) {absent}; available columns: {table.column_names}")
 
 
-def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None) -> DatasetDict:
-    """Give every split the same integer `ClassLabel` column.
+def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
+                  separator: str = LABEL_SEPARATOR) -> DatasetDict:
+    """Give every split the same integer `ClassLabel` column (`List(ClassLabel)` when `multi_label`).
 
     Without `label_names` the classes are the sorted labels of the training split (or of all splits
     when there is none). A label outside those classes -- in another split, or in data for a model
     trained on other labels -- raises a `DataError` naming the label and a file that has it.
+    `separator` splits a multi-label string such as `dog;siren`.
     """
+    labels = {name: (_label_lists(split, separator, name) if multi_label else _label_strings(split))
+              for name, split in dataset.items()}
     if label_names is None:
-        reference = dataset["train"] if "train" in dataset else None
-        source = [reference] if reference is not None else list(dataset.values())
-        names = set()
-        for split in source:
-            names.update(_label_strings(split))
-        label_names = sorted(names)
+        source = ["train"] if "train" in dataset else list(dataset)
+        label_names = sorted({s for name in source for s in _flatten(labels[name], multi_label)})
     label_names = [str(n) for n in label_names]
     index = {name: i for i, name in enumerate(label_names)}
     class_label = ClassLabel(names=label_names)
 
     encoded = {}
     for split_name, split in dataset.items():
-        strings = _label_strings(split)
-        unknown = sorted({s for s in strings if s not in index})
+        strings = labels[split_name]
+        unknown = sorted({s for s in _flatten(strings, multi_label) if s not in index})
         if unknown:
-            row = strings.index(unknown[0])
+            row = next(i for i, s in enumerate(strings) if unknown[0] in (s if multi_label else [s]))
             where = describe_source(split.select([row])[0]["audio"])
             raise DataError(
                 f"{where}: unknown label '{unknown[0]}' in split '{split_name}' "
                 f"({len(unknown)} unknown label(s): {unknown[:10]}); known labels: {label_names}"
             )
-        split = split.remove_columns("label").add_column("label", [index[s] for s in strings])
-        encoded[split_name] = split.cast_column("label", class_label)
+        if multi_label:
+            ids, feature = [[index[s] for s in clip] for clip in strings], List(class_label)
+        else:
+            ids, feature = [index[s] for s in strings], class_label
+        split = split.remove_columns("label").add_column("label", ids)
+        encoded[split_name] = split.cast_column("label", feature)
     return DatasetDict(encoded)
+
+
+def is_multi_label(split: Dataset) -> bool:
+    """Whether an encoded split's labels are lists (`List(ClassLabel)`) rather than one `ClassLabel`."""
+    return isinstance(split.features["label"], (List, LargeList))
+
+
+def label_names_of(split: Dataset) -> list[str]:
+    """The class names of an encoded split, single- or multi-label."""
+    feature = split.features["label"]
+    return list((feature.feature if is_multi_label(split) else feature).names)
+
+
+def _flatten(labels: list, multi_label: bool):
+    return (s for clip in labels for s in clip) if multi_label else labels
 
 
 def _label_strings(split: Dataset) -> list[str]:
@@ -177,7 +217,38 @@ def _label_strings(split: Dataset) -> list[str]:
     values = split["label"]
     if isinstance(feature, ClassLabel):
         return [feature.int2str(v) for v in values]
+    if is_multi_label(split) or any(isinstance(v, (list, tuple)) for v in values):
+        raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: the labels are lists (multi-label data); "
+                        "train with --problem_type multi_label_classification")
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in values):
         row = next(i for i, v in enumerate(values) if v is None or (isinstance(v, str) and not v.strip()))
         raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: empty label")
     return [str(v) for v in values]
+
+
+def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[str]]:
+    """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms."""
+    feature = split.features["label"]
+    values = split["label"]
+    if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
+        lists = [[feature.int2str(v)] for v in values]
+    elif is_multi_label(split) and isinstance(getattr(feature, "feature", None), ClassLabel):
+        lists = [[feature.feature.int2str(v) for v in clip] for clip in values]
+    else:
+        lists = [_parse_label_list(v, separator) for v in values]
+    lists = [list(dict.fromkeys(clip)) for clip in lists]
+    if lists and not any(lists):
+        raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
+                        f"label (empty label column? multi-label strings are split at {separator!r})")
+    return lists
+
+
+def _parse_label_list(value, separator: str) -> list[str]:
+    """`None`/`""`/`[]` -> [] (a clip with no event); `"a;b"` -> ["a", "b"]; `["a", "b"]` as is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # an empty CSV cell
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(separator) if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if v is not None and str(v).strip()]
+    return [str(value)]

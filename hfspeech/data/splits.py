@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
-from datasets import Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 
 logger = logging.getLogger(__name__)
+
+STRATUM_COLUMN = "_stratum"
+NO_LABEL = "<no label>"
 
 
 def make_splits(
@@ -16,7 +20,12 @@ def make_splits(
 
     Splits the data already has are kept as they are (a published test set stays the test set).
     Stratification keeps every class's share the same in each split; it falls back to a plain
-    random split (with a warning) when some class is too small to be divided.
+    random split (seeded, with a warning) when some class is too small to be divided.
+
+    Multi-label clips (a list of labels each) are stratified by their *rarest* label (counted in the
+    data being split; clips without a label form a stratum of their own): every class then lands in
+    each split in about its share, rare classes included -- a simple stand-in for iterative
+    stratification.
     """
     if "train" not in dataset:
         raise ValueError(f"the data has no 'train' split (splits: {list(dataset)})")
@@ -33,9 +42,25 @@ def make_splits(
 
 
 def _split(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Dataset, Dataset]:
+    multi_label = not isinstance(data.features["label"], ClassLabel)
+    stratum = STRATUM_COLUMN if multi_label else "label"
+    if multi_label:
+        data = _with_rarest_label_stratum(data)
     try:
-        parts = data.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+        parts = data.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratum)
     except ValueError as error:
         logger.warning("cannot stratify the %s split (%s); splitting at random instead", name, error)
         parts = data.train_test_split(test_size=fraction, seed=seed)
+    if multi_label:
+        return parts["train"].remove_columns(stratum), parts["test"].remove_columns(stratum)
     return parts["train"], parts["test"]
+
+
+def _with_rarest_label_stratum(data: Dataset) -> Dataset:
+    """A `ClassLabel` column holding each clip's rarest label (or `NO_LABEL`), to stratify on."""
+    label_lists = data["label"]
+    counts = Counter(label for labels in label_lists for label in labels)
+    keys = [str(min(labels, key=lambda label: (counts[label], label))) if labels else NO_LABEL
+            for labels in label_lists]
+    strata = ClassLabel(names=sorted(set(keys)))
+    return data.add_column(STRATUM_COLUMN, [strata.str2int(key) for key in keys]).cast_column(STRATUM_COLUMN, strata)

@@ -1,18 +1,24 @@
-"""Per-epoch work on prepared clips: cropping and augmentation, applied lazily by `set_transform`.
+"""Per-epoch work on prepared clips: cropping and augmentation, applied lazily on every read.
 
 Training clips get a random crop of at most `max_length_seconds` and, when configured, waveform
 augmentation; evaluation clips get a deterministic centre crop and nothing else, so validation and
 test numbers do not move from one evaluation to the next. Padding to the longest clip of a batch is
 the collator's job (`AudioClassificationCollator`), which also builds the attention mask.
+
+The transforms are attached by `TransformedSplit`, a small torch `Dataset` over the prepared Arrow
+split read in numpy format, a whole batch per read. `datasets`' own `with_transform` would hand every
+clip over as a Python list of floats (Arrow -> list -> numpy, ~1 ms for a clip of a few seconds), which
+made that conversion the largest per-epoch cost; the batched numpy read takes ~16 us per clip
+(`benchmarks/data_pipeline.py` measures the whole per-epoch path).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
 from hfspeech.data.augment import WaveformAugmenter, worker_entropy
 
@@ -65,29 +71,82 @@ class EvalTransform:
         return {"input_values": clips, "label": batch["label"]}
 
 
+class TransformedSplit(torch.utils.data.Dataset):
+    """A prepared split seen through a transform: rows `{"input_values": float32 array, "label": ...}`.
+
+    `split` is the prepared Arrow split (`input_values` + `label`, as `prepare_dataset` makes it) and
+    stays available as `.split`. A DataLoader fetches a whole batch with one `__getitems__` call, so the
+    transform sees the same batches as it did under `with_transform` and a seeded run crops the same.
+    Labels are passed through as Python values: an int, or a list of ints for multi-label.
+    """
+
+    def __init__(self, split: Dataset, transform: Callable[[dict[str, list]], dict[str, list]]):
+        missing = [c for c in ("input_values", "label") if c not in split.column_names]
+        if missing:
+            raise ValueError(f"a prepared split needs the columns input_values and label; missing {missing} "
+                             f"(columns: {split.column_names})")
+        self.split = split
+        self.transform = transform
+        self._numpy = split.with_format("numpy", columns=["input_values", "label"])
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def _read(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        rows = self._numpy[list(indices)]
+        clips = [np.asarray(clip, dtype=np.float32) for clip in rows["input_values"]]
+        labels = [_python_label(label) for label in rows["label"]]
+        out = self.transform({"input_values": clips, "label": labels})
+        return [{"input_values": clip, "label": label} for clip, label in zip(out["input_values"], out["label"])]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return self._read(indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"TransformedSplit takes one integer row index, got {type(index).__name__}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} is out of range for a split of {len(self)} clips")
+        return self._read([int(index) % len(self)])[0]
+
+    def __repr__(self) -> str:
+        return f"TransformedSplit({len(self)} clips, transform={type(self.transform).__name__})"
+
+
+def _python_label(label: Any) -> Any:
+    """numpy scalars and arrays (from the numpy-formatted read) back to an int or a list of ints."""
+    return label.tolist() if isinstance(label, (np.ndarray, np.generic)) else label
+
+
 def attach_transforms(
     dataset: DatasetDict,
     sampling_rate: int,
     max_length_seconds: Optional[float],
     augmenter: Optional[WaveformAugmenter] = None,
     seed: int = 0,
-) -> DatasetDict:
-    """The train transform on `train`, the eval transform on every other split (as new views)."""
+) -> dict[str, TransformedSplit]:
+    """The train transform on `train`, the eval transform on every other split, as `TransformedSplit` views."""
     max_samples = int(round(max_length_seconds * sampling_rate)) if max_length_seconds else None
     views = {}
     for name, split in dataset.items():
         transform: Callable = (
             TrainTransform(max_samples, augmenter, seed) if name == "train" else EvalTransform(max_samples)
         )
-        views[name] = split.with_transform(transform, columns=["input_values", "label"])
-    return DatasetDict(views)
+        views[name] = TransformedSplit(split, transform)
+    return views
 
 
 class AudioClassificationCollator:
-    """Pads a list of clips with the model's feature extractor and stacks their labels."""
+    """Pads a list of clips with the model's feature extractor and stacks their labels.
 
-    def __init__(self, feature_extractor: Any):
+    Single-label: one class id per clip -> `labels` as long ids [B]. Multi-label: a list of class ids
+    per clip -> `labels` as a float multi-hot matrix [B, num_labels] (what BCE-with-logits takes), so
+    `num_labels` must be given for multi-label data.
+    """
+
+    def __init__(self, feature_extractor: Any, num_labels: Optional[int] = None):
         self.feature_extractor = feature_extractor
+        self.num_labels = num_labels
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.feature_extractor(
@@ -96,6 +155,19 @@ class AudioClassificationCollator:
             padding="longest",
             return_tensors="pt",
         )
-        batch["labels"] = torch.tensor([example["label"] for example in examples], dtype=torch.long)
+        labels = [example["label"] for example in examples]
+        if any(np.ndim(label) > 0 for label in labels):
+            batch["labels"] = self.multi_hot(labels)
+        else:
+            batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
+
+    def multi_hot(self, labels: Sequence[Sequence[int]]) -> torch.Tensor:
+        if self.num_labels is None:
+            raise ValueError("multi-label examples (a list of class ids each) need AudioClassificationCollator"
+                             "(feature_extractor, num_labels=...)")
+        target = torch.zeros(len(labels), self.num_labels, dtype=torch.float32)
+        for row, ids in enumerate(labels):
+            target[row, torch.as_tensor(np.asarray(ids, dtype=np.int64))] = 1.0
+        return target
 

@@ -1,8 +1,10 @@
-"""Accuracy and macro-F1 as an `evaluate` metric that needs no network.
+"""Classification metrics as `evaluate` metrics that need no network.
 
 `evaluate.load("accuracy")` fetches a script from the Hub, which fails offline (and in CI). This module
-is a local `evaluate.Metric` -- same `add_batch`/`compute` interface, distributed gathering included --
-whose numbers come from scikit-learn.
+holds local `evaluate.Metric`s -- same `add_batch`/`compute` interface, distributed gathering included --
+whose numbers come from scikit-learn: `ClassificationMetrics` (single-label: accuracy, F1) and
+`MultiLabelMetrics` (multi-label: mAP, ROC-AUC, F1/precision/recall at per-class thresholds, subset
+accuracy). `make_compute_metrics` gives the Trainer the one that fits the model's `problem_type`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from typing import Optional, Sequence
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
+
+from hfspeech.evaluation.thresholds import thresholds_from_config
+
+MULTI_LABEL = "multi_label_classification"
 
 
 class ClassificationMetrics(evaluate.Metric):
@@ -40,13 +46,102 @@ class ClassificationMetrics(evaluate.Metric):
         }
 
 
-def make_compute_metrics(num_labels: int):
-    """The `compute_metrics` callback for `transformers.Trainer`: logits -> accuracy and F1."""
-    metric = ClassificationMetrics()
+class MultiLabelMetrics(evaluate.Metric):
+    """`compute(predictions=scores [N, C], references=multi-hot [N, C], thresholds=None)` -> scalars.
+
+    - `map_macro`: mean over classes of sklearn's `average_precision_score` (threshold-free), over the
+      classes with at least one positive in `references` (AP is undefined without one);
+      `map_micro`: AP of all (clip, class) pairs pooled.
+    - `roc_auc_macro`: mean ROC-AUC over the classes that have both positives and negatives; the
+      others are skipped (ROC-AUC is undefined for them), and `roc_auc_num_classes` says how many
+      counted (`nan` when none did).
+    - `macro_f1`, `micro_f1`, `macro_precision`, `macro_recall`: of `scores >= thresholds` (one per
+      class; default 0.5), over all classes; `subset_accuracy`: share of clips whose predicted label
+      set is exactly right.
+    `per_class=True` (with `label_names`) adds `per_class`: {label: ap, roc_auc, f1, precision, recall,
+    threshold, support}, for reports (not for the Trainer, whose metrics must be numbers).
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="mAP, ROC-AUC, F1/precision/recall and subset accuracy for multi-label classification.",
+            citation="",
+            inputs_description="predictions: per-class scores (sigmoid) of each clip; references: the clip's "
+            "multi-hot truth; thresholds: one decision threshold per class (default 0.5).",
+            features=datasets.Features(
+                {"predictions": datasets.Sequence(datasets.Value("float32")),
+                 "references": datasets.Sequence(datasets.Value("int64"))}
+            ),
+        )
+
+    def _compute(self, predictions, references, thresholds: Optional[Sequence[float]] = None,
+                 label_names: Optional[Sequence[str]] = None, per_class: bool = False) -> dict:
+        scores = np.asarray(predictions, dtype=np.float64)
+        truth = (np.asarray(references) > 0).astype(np.int64)
+        num_labels = scores.shape[1]
+        thresholds = np.full(num_labels, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        predicted = (scores >= thresholds).astype(np.int64)
+
+        has_positive = truth.sum(axis=0) > 0
+        has_both = has_positive & (truth.sum(axis=0) < len(truth))
+        ap = np.full(num_labels, np.nan)
+        auc = np.full(num_labels, np.nan)
+        for c in np.flatnonzero(has_positive):
+            ap[c] = average_precision_score(truth[:, c], scores[:, c])
+        for c in np.flatnonzero(has_both):
+            auc[c] = roc_auc_score(truth[:, c], scores[:, c])
+        precision, recall, f1, support = precision_recall_fscore_support(
+            truth, predicted, average=None, labels=list(range(num_labels)), zero_division=0
+        )
+        metrics = {
+            "map_macro": float(np.nanmean(ap)) if has_positive.any() else float("nan"),
+            "map_micro": float(average_precision_score(truth.ravel(), scores.ravel())) if truth.any() else float("nan"),
+            "roc_auc_macro": float(np.nanmean(auc)) if has_both.any() else float("nan"),
+            "roc_auc_num_classes": int(has_both.sum()),
+            "macro_f1": float(f1.mean()),
+            "micro_f1": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+            "macro_precision": float(precision.mean()),
+            "macro_recall": float(recall.mean()),
+            "subset_accuracy": float(accuracy_score(truth, predicted)),
+            "label_prevalence": float(truth.mean()),
+        }
+        if per_class:
+            names = list(label_names) if label_names is not None else [str(c) for c in range(num_labels)]
+            metrics["per_class"] = {
+                name: {"ap": _number(ap[c]), "roc_auc": _number(auc[c]), "f1": float(f1[c]),
+                       "precision": float(precision[c]), "recall": float(recall[c]),
+                       "threshold": float(thresholds[c]), "support": int(support[c])}
+                for c, name in enumerate(names)
+            }
+        return metrics
+
+
+def _number(value: float) -> Optional[float]:
+    """JSON-friendly: None for an undefined value (a class whose AP or ROC-AUC cannot be computed)."""
+    return None if np.isnan(value) else float(value)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def make_compute_metrics(num_labels: int, config=None):
+    """The `compute_metrics` callback for `transformers.Trainer`.
+
+    Single-label: logits -> argmax -> accuracy and F1. Multi-label (`config.problem_type` says so):
+    logits -> sigmoid -> `MultiLabelMetrics` at the thresholds in `config.label_thresholds`, read at
+    each call, so evaluations after threshold tuning use the tuned ones.
+    """
+    multi_label = getattr(config, "problem_type", None) == MULTI_LABEL
+    metric = MultiLabelMetrics() if multi_label else ClassificationMetrics()
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
         logits = eval_prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
+        if multi_label:
+            references = (np.asarray(eval_prediction.label_ids) > 0.5).astype(np.int64)
+            return metric.compute(predictions=sigmoid(logits), references=references,
+                                  thresholds=thresholds_from_config(config))
         predictions = np.argmax(logits, axis=-1)
         return metric.compute(
             predictions=predictions, references=eval_prediction.label_ids, labels=list(range(num_labels))

@@ -1,4 +1,8 @@
-"""The evaluation files a run leaves behind: metrics, per-class report, confusion matrix (JSON and PNG)."""
+"""The evaluation files a run leaves behind: metrics, per-class report, confusion matrix (JSON and PNG).
+
+Multi-label runs get `write_multilabel_report` instead: a per-class report (AP, ROC-AUC, F1,
+precision, recall, threshold, support) as JSON and a per-class bar chart of AP and F1 as PNG.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
-from hfspeech.evaluation.metrics import ClassificationMetrics
+from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 
 
 def write_evaluation_report(
@@ -59,6 +63,56 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
             for j in range(n):
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
                         color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_multilabel_report(
+    output_dir: str, scores: np.ndarray, references: np.ndarray, label_names: Sequence[str],
+    thresholds: Sequence[float], prefix: str = "test",
+) -> dict[str, float]:
+    """Write `{prefix}_multilabel_report.json` and `{prefix}_per_class_ap.png`; return the scalar metrics.
+
+    `scores`: sigmoid scores [clips, num_labels]; `references`: multi-hot truth; `thresholds`: the
+    per-class decision thresholds the F1, precision, recall and subset accuracy are measured at.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    metrics = MultiLabelMetrics().compute(predictions=scores, references=np.asarray(references, dtype=np.int64),
+                                          thresholds=thresholds, label_names=list(label_names), per_class=True)
+    per_class = metrics.pop("per_class")
+    skipped = [name for name, row in per_class.items() if row["roc_auc"] is None]
+    with open(os.path.join(output_dir, f"{prefix}_multilabel_report.json"), "w") as f:
+        json.dump({"metrics": metrics, "per_class": per_class,
+                   "roc_auc_skipped_classes": skipped,
+                   "note": "ap/roc_auc are null for a class with no positive (AP) or a single value (ROC-AUC) "
+                           "in this split; f1/precision/recall are at each class's threshold"}, f, indent=2)
+    plot_per_class_scores(per_class, os.path.join(output_dir, f"{prefix}_per_class_ap.png"),
+                          title=f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}")
+    return metrics
+
+
+def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = "") -> None:
+    """Side-by-side bars of each class's average precision and F1 (at its threshold)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(per_class)
+    positions = np.arange(len(names))
+    ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
+    f1 = [per_class[n]["f1"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2.5), 4.0))
+    ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
+    ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
+    ax.set_xticks(positions, labels=[f"{n}\n(n={per_class[n]['support']})" for n in names],
+                  rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
+    ax.set_ylim(0, 1.22)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("score")
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

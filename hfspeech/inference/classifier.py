@@ -2,7 +2,16 @@
 
 Files longer than the model's window (the clip length it was trained on, saved in its config as
 `max_length_seconds`) are cut into overlapping windows, classified in batches, and the class
-probabilities averaged, so a minute-long recording gets one answer from a model trained on 1 s clips.
+probabilities averaged (or their maximum taken, or the windows' votes counted), so a minute-long recording
+gets one answer from a model trained on 1 s clips. `classify_file` reads the file in chunks
+(`hfspeech.data.audio.iter_audio_chunks`) and classifies windows in batches as they complete
+(`hfspeech.inference.windows.WindowSlicer`), so a file of any length runs in bounded memory; its windows
+are those `split_windows` cuts from the whole waveform.
+
+Scores: softmax over the labels for a single-label model; for a multi-label one
+(`config.problem_type == "multi_label_classification"`) an independent sigmoid per label, and the labels
+at or above their threshold (`config.label_thresholds`, default 0.5) are the prediction's `active_labels`.
+`scores_from_logits` and `active_labels` are that one step, for files, windows, timelines and streams.
 
 The model runs in PyTorch, or exported in onnxruntime or TorchScript (`hfspeech.inference.backends`):
 `from_pretrained` picks by what the path holds, and everything above the logits is shared.
@@ -12,8 +21,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +30,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from hfspeech.data.audio import decode_audio
+from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.inference.backends import (
     WEIGHT_FILES,
     Backend,
@@ -30,26 +39,86 @@ from hfspeech.inference.backends import (
     TorchScriptBackend,
     locate_model,
 )
+from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 DEFAULT_WINDOW_SECONDS = 10.0
+DEFAULT_THRESHOLD = 0.5
+MULTI_LABEL = "multi_label_classification"
+AGGREGATIONS = ("mean", "max", "vote")
 
 
 class NotAModelError(ValueError):
     """A path that does not hold a saved model (no config.json, or no weights)."""
 
 
+def is_multi_label(config) -> bool:
+    return getattr(config, "problem_type", None) == MULTI_LABEL
+
+
+def scores_from_logits(logits: np.ndarray, config) -> np.ndarray:
+    """Logits `[..., num_labels]` -> scores: a sigmoid per label for a multi-label model, else a softmax."""
+    logits = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    scores = torch.sigmoid(logits) if is_multi_label(config) else torch.softmax(logits, dim=-1)
+    return scores.numpy()
+
+
+def label_thresholds(config, default: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Per-label thresholds `[num_labels]` in id order: `config.label_thresholds` ({label: float}) where it
+    names a label, `default` for the others."""
+    given = getattr(config, "label_thresholds", None) or {}
+    id2label = {int(i): label for i, label in config.id2label.items()}
+    return np.array([float(given.get(id2label[i], default)) for i in range(len(id2label))], dtype=np.float32)
+
+
+def labels_above(scores: np.ndarray, config, default: float = DEFAULT_THRESHOLD) -> list[str]:
+    """The labels whose score is at or above their threshold (`label_thresholds`), in id order."""
+    id2label = {int(i): label for i, label in config.id2label.items()}
+    return [id2label[i] for i in np.flatnonzero(np.asarray(scores) >= label_thresholds(config, default))]
+
+
+def active_labels(scores: np.ndarray, config) -> list[str]:
+    """A multi-label model's labels at or above their thresholds for one row of scores; [] for single-label."""
+    return labels_above(scores, config) if is_multi_label(config) else []
+
+
+def aggregate_scores(scores: np.ndarray, mode: str, config) -> np.ndarray:
+    """Windows' scores `[N, num_labels]` -> one score per label for the whole file.
+
+    `mean` / `max`: of each label's score over the windows. `vote`: the fraction of windows that voted for
+    each label: its top label for a single-label model, each label at or above its threshold for a
+    multi-label one (a label is then active for the file when at least half the windows had it).
+    """
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {mode!r}")
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1, len(config.id2label))
+    if len(scores) == 0:
+        return np.zeros(scores.shape[1], dtype=np.float32)
+    if mode == "mean":
+        return scores.mean(axis=0)
+    if mode == "max":
+        return scores.max(axis=0)
+    if is_multi_label(config):
+        return (scores >= label_thresholds(config)).mean(axis=0).astype(np.float32)
+    return (np.bincount(scores.argmax(axis=1), minlength=scores.shape[1]) / len(scores)).astype(np.float32)
+
+
 @dataclass
 class Prediction:
-    """The top-k labels of one file, best first, with the number of windows that were averaged."""
+    """The top-k labels of one file, best first, aggregated over `num_windows` windows; for a multi-label
+    model also the labels active for the file. `windows` holds each window's scores (the timeline)."""
 
     path: str
     labels: list[str]
     scores: list[float]
     num_windows: int
+    active_labels: list[str] = field(default_factory=list)
+    aggregate: str = "mean"
+    windows: list[WindowResult] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "num_windows": self.num_windows,
-                "predictions": [{"label": l, "score": s} for l, s in zip(self.labels, self.scores)]}
+        return {"path": self.path, "num_windows": self.num_windows, "aggregate": self.aggregate,
+                "predictions": [{"label": l, "score": s} for l, s in zip(self.labels, self.scores)],
+                "active_labels": self.active_labels}
 
 
 class AudioClassifier:
@@ -57,9 +126,9 @@ class AudioClassifier:
 
     def __init__(self, model, feature_extractor, device: Optional[torch.device] = None, batch_size: int = 16):
         """`model`: a transformers model, run in PyTorch on `device`, or a backend from
-        `hfspeech.inference.backends` (`OnnxBackend`, `TorchScriptBackend`)."""
-        self.backend: Backend = model if isinstance(model, (TorchBackend, OnnxBackend, TorchScriptBackend)) \
-            else TorchBackend(model, device)
+        `hfspeech.inference.backends` (`OnnxBackend`, `TorchScriptBackend`), or any object with the same
+        `config` and `logits(inputs)`."""
+        self.backend: Backend = TorchBackend(model, device) if isinstance(model, torch.nn.Module) else model
         self.config = self.backend.config
         self.feature_extractor = feature_extractor
         self.batch_size = batch_size
@@ -88,30 +157,116 @@ class AudioClassifier:
         feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         return cls(model, feature_extractor, device=device, **kwargs)
 
-    def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities [N, num_labels] for mono waveforms at the model's sampling rate."""
-        outputs = []
-        for start in range(0, len(waveforms), self.batch_size):
+    @property
+    def pads_with_attention_mask(self) -> bool:
+        """Whether clips of different lengths can share a padded batch.
+
+        A feature extractor that returns an attention mask (the baselines; Wav2Vec2/HuBERT/WavLM with a
+        layer-norm feature encoder, e.g. wav2vec2-large, XLS-R) pads, and the model ignores the padding.
+        One that does not is a model that must NOT be given a mask: a group-norm feature encoder
+        (`feat_extract_norm == "group"`, wav2vec2-base, hubert-base) normalises each channel over the whole
+        time axis, padding included, and the extractor normalises the waveform over the padded length too,
+        so zero padding changes the logits (transformers' docs for Wav2Vec2: such models "should not be
+        passed an attention_mask" and "yield slightly different results depending on whether input_values
+        is padded or not"; huggingface/transformers#10117, #21534). Those models are batched by equal length
+        only, each clip exactly as it would run alone. Windows of one file all have the same length, so
+        batching is kept where it matters. (AST's extractor pads every clip to its fixed input length and
+        returns no mask: equal-length batching is harmless there.)
+        """
+        return bool(getattr(self.feature_extractor, "return_attention_mask", False))
+
+    def _batches(self, waveforms: Sequence[np.ndarray]) -> Iterator[list[int]]:
+        """Indices of the clips that run together: consecutive ones, or only equal lengths (see above)."""
+        if self.pads_with_attention_mask:
+            for start in range(0, len(waveforms), self.batch_size):
+                yield list(range(start, min(start + self.batch_size, len(waveforms))))
+            return
+        by_length: dict[int, list[int]] = {}
+        for index, waveform in enumerate(waveforms):
+            by_length.setdefault(len(waveform), []).append(index)
+        for indices in by_length.values():
+            for start in range(0, len(indices), self.batch_size):
+                yield indices[start : start + self.batch_size]
+
+    def logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches."""
+        output = np.zeros((len(waveforms), len(self.id2label)), dtype=np.float32)
+        for indices in self._batches(waveforms):
             batch = self.feature_extractor(
-                list(waveforms[start : start + self.batch_size]), sampling_rate=self.sampling_rate,
+                [waveforms[i] for i in indices], sampling_rate=self.sampling_rate,
                 padding="longest", return_tensors="np",
             )
-            logits = torch.from_numpy(self.backend.logits(dict(batch)))
-            outputs.append(torch.softmax(logits, dim=-1).numpy())
-        return np.concatenate(outputs) if outputs else np.zeros((0, len(self.id2label)), dtype=np.float32)
+            output[indices] = self.backend.logits(dict(batch))
+        return output
+
+    def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        """Class scores [N, num_labels] (`scores_from_logits`: softmax, or sigmoid for multi-label)."""
+        return scores_from_logits(self.logits(waveforms), self.config)
+
+    def window_sizes(self, window_seconds: Optional[float] = None,
+                     hop_seconds: Optional[float] = None) -> tuple[int, int]:
+        """(window, hop) in samples, rounded as `split_windows` rounds them."""
+        window_seconds = window_seconds or self.window_seconds
+        window = max(1, int(round(window_seconds * self.sampling_rate)))
+        hop = max(1, int(round((hop_seconds or window_seconds / 2) * self.sampling_rate)))
+        return window, hop
+
+    def score_windows(self, windows: Sequence[tuple[int, np.ndarray]], first_index: int = 0) -> list[WindowResult]:
+        """`(start sample, waveform)` pairs -> `WindowResult`s with scores and active labels."""
+        scores = self.predict_proba([waveform for _, waveform in windows]) if windows else []
+        return [WindowResult(first_index + i, start / self.sampling_rate, (start + len(waveform)) / self.sampling_rate,
+                             row, active_labels(row, self.config))
+                for i, ((start, waveform), row) in enumerate(zip(windows, scores))]
+
+    def iter_windows(self, path: str, window_seconds: Optional[float] = None, hop_seconds: Optional[float] = None,
+                     chunk_seconds: int = DEFAULT_CHUNK_SECONDS) -> Iterator[WindowResult]:
+        """Scored windows of a file of any length, in order, read and classified chunk by chunk: memory is
+        bounded by a chunk, a window and a batch, not by the file. Same windows as `split_windows`."""
+        slicer = WindowSlicer(*self.window_sizes(window_seconds, hop_seconds))
+        pending: list[tuple[int, np.ndarray]] = []
+        done = 0
+        for chunk in iter_audio_chunks(path, self.sampling_rate, chunk_seconds):
+            pending.extend(slicer.push(chunk))
+            while len(pending) >= self.batch_size:
+                batch, pending = pending[: self.batch_size], pending[self.batch_size :]
+                yield from self.score_windows(batch, done)
+                done += len(batch)
+        pending.extend(slicer.finish())
+        yield from self.score_windows(pending, done)
+
+    def prediction_from_windows(self, name: str, windows: list[WindowResult], top_k: int = 5,
+                                aggregate: str = "mean") -> Prediction:
+        scored = np.stack([w.scores for w in windows if w.scores is not None]) if windows else \
+            np.zeros((0, len(self.id2label)), dtype=np.float32)
+        combined = aggregate_scores(scored, aggregate, self.config)
+        # Ties (votes) are broken by the mean score.
+        tie_break = scored.mean(axis=0) if len(scored) else np.zeros_like(combined)
+        order = np.lexsort((-tie_break, -combined))[: max(1, min(top_k, len(combined)))]
+        if not is_multi_label(self.config):
+            active = []
+        elif aggregate == "vote":
+            active = [self.id2label[int(i)] for i in np.flatnonzero(combined >= 0.5)]
+        else:
+            active = active_labels(combined, self.config)
+        return Prediction(name, [self.id2label[int(i)] for i in order], [float(combined[i]) for i in order],
+                          len(windows), active, aggregate, windows)
 
     def classify_waveform(self, waveform: np.ndarray, top_k: int = 5, window_seconds: Optional[float] = None,
-                          hop_seconds: Optional[float] = None, name: str = "<waveform>") -> Prediction:
-        windows = split_windows(waveform, self.sampling_rate, window_seconds or self.window_seconds, hop_seconds)
-        probabilities = self.predict_proba(windows).mean(axis=0)
-        order = np.argsort(-probabilities)[: max(1, min(top_k, len(probabilities)))]
-        return Prediction(name, [self.id2label[int(i)] for i in order], [float(probabilities[i]) for i in order],
-                          len(windows))
+                          hop_seconds: Optional[float] = None, name: str = "<waveform>",
+                          aggregate: str = "mean") -> Prediction:
+        """A waveform already in memory, cut with `split_windows` (the reference for the chunked path)."""
+        window, hop = self.window_sizes(window_seconds, hop_seconds)
+        windows = split_windows(waveform, self.sampling_rate, window / self.sampling_rate, hop / self.sampling_rate)
+        starts = window_starts(len(waveform), window, hop)
+        return self.prediction_from_windows(name, self.score_windows(list(zip(starts, windows))), top_k, aggregate)
 
     def classify_file(self, path: str, top_k: int = 5, window_seconds: Optional[float] = None,
-                      hop_seconds: Optional[float] = None) -> Prediction:
-        waveform = decode_audio(path, self.sampling_rate)
-        return self.classify_waveform(waveform, top_k, window_seconds, hop_seconds, name=str(path))
+                      hop_seconds: Optional[float] = None, aggregate: str = "mean") -> Prediction:
+        """A file of any length, in bounded memory (`iter_windows`); `aggregate`: mean, max or vote."""
+        if aggregate not in AGGREGATIONS:
+            raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
+        windows = list(self.iter_windows(str(path), window_seconds, hop_seconds))
+        return self.prediction_from_windows(str(path), windows, top_k, aggregate)
 
     @property
     def window_seconds(self) -> float:
@@ -122,13 +277,18 @@ def split_windows(waveform: np.ndarray, sampling_rate: int, window_seconds: floa
                   hop_seconds: Optional[float] = None) -> list[np.ndarray]:
     """Overlapping windows (hop = half a window by default); the last one ends at the end of the clip."""
     window = max(1, int(round(window_seconds * sampling_rate)))
-    if len(waveform) <= window:
-        return [waveform]
     hop = max(1, int(round((hop_seconds or window_seconds / 2) * sampling_rate)))
-    starts = list(range(0, len(waveform) - window + 1, hop))
-    if starts[-1] + window < len(waveform):
-        starts.append(len(waveform) - window)
-    return [waveform[s : s + window] for s in starts]
+    return [waveform[s : s + window] for s in window_starts(len(waveform), window, hop)]
+
+
+def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+    """Where `split_windows` starts its windows (in samples)."""
+    if num_samples <= window:
+        return [0]
+    starts = list(range(0, num_samples - window + 1, hop))
+    if starts[-1] + window < num_samples:
+        starts.append(num_samples - window)
+    return starts
 
 
 def check_model_folder(path: str, trust_remote_code: bool = False) -> None:

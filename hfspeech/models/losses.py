@@ -5,10 +5,15 @@ Kept in one place so both baselines (and anything added later) train with the sa
 problem type the model was trained for (serving code needs it to pick softmax or sigmoid).
 """
 
+from typing import Optional
+
+import numpy as np
 import torch
 from torch import nn
 
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+MULTI_LABEL = "multi_label_classification"
+MAX_POS_WEIGHT = 100.0
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
@@ -36,5 +41,32 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> t
     if config.problem_type == "single_label_classification":
         return nn.functional.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
     if config.problem_type == "multi_label_classification":
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return multi_label_loss(logits, labels)
     raise ValueError(f"Unknown problem_type {config.problem_type!r}; expected one of {PROBLEM_TYPES}")
+
+
+def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """BCE-with-logits over a multi-hot target [B, num_labels], averaged over clips and classes.
+
+    ``pos_weight`` (one value per class) scales the positive term of each class: negatives/positives
+    makes a rare class's positives count as much as its negatives (see ``pos_weight_from_frequencies``).
+    """
+    labels = labels.to(device=logits.device, dtype=torch.float32)
+    if pos_weight is not None:
+        pos_weight = torch.as_tensor(pos_weight, dtype=torch.float32, device=logits.device)
+    return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels, pos_weight=pos_weight)
+
+
+def pos_weight_from_frequencies(multi_hot: np.ndarray, max_weight: float = MAX_POS_WEIGHT) -> np.ndarray:
+    """Per-class negatives/positives of a multi-hot matrix [clips, num_labels], clipped to [1/max, max].
+
+    A class without positives (nothing to weigh) or without negatives gets 1.0. The clip keeps a class
+    seen in a handful of clips out of thousands from dominating the loss with weights in the thousands.
+    """
+    multi_hot = np.asarray(multi_hot, dtype=np.float64)
+    positives = multi_hot.sum(axis=0)
+    negatives = len(multi_hot) - positives
+    weights = np.ones(multi_hot.shape[1])
+    both = (positives > 0) & (negatives > 0)
+    weights[both] = negatives[both] / positives[both]
+    return np.clip(weights, 1.0 / max_weight, max_weight)

@@ -35,6 +35,12 @@ TINY_SSL_CONFIG = dict(
     layerdrop=0.0,
 )
 
+# wav2vec2-base / hubert-base style: group norm over time in the first conv layer, post-layer-norm encoder.
+# Such a model takes no attention mask (its feature extractor returns none), and zero padding changes its
+# output; `hfspeech.inference.classifier.AudioClassifier` batches it by equal length only. Pass as overrides:
+# `save_tiny_ssl_model(folder, "wav2vec2", **GROUP_NORM_FEATURE_ENCODER)`.
+GROUP_NORM_FEATURE_ENCODER = dict(feat_extract_norm="group", do_stable_layer_norm=False)
+
 # AST: 16 mel bins x 64 frames (0.64 s) in 16x16 patches with stride 10.
 TINY_AST_CONFIG = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,

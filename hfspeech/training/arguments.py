@@ -62,6 +62,17 @@ class ModelArguments:
         default=True,
         metadata={"help": "Replace a pretrained classification head whose size differs from the new labels."},
     )
+    problem_type: Optional[str] = field(
+        default=None,
+        metadata={"help": "'multi_label_classification': each clip has a list of labels (manifest 'labels' column, "
+                  "';'-separated in CSV); trained with BCE, scored with sigmoid and per-class thresholds. "
+                  "Default: single-label classification.",
+                  "choices": ["single_label_classification", "multi_label_classification"]},
+    )
+
+    @property
+    def multi_label(self) -> bool:
+        return self.problem_type == "multi_label_classification"
 
 
 @dataclass
@@ -77,7 +88,10 @@ class DataArguments:
     )
     dataset_config_name: Optional[str] = field(default=None, metadata={"help": "The dataset's configuration."})
     audio_column_name: str = field(default="audio", metadata={"help": "Audio column of a datasets dataset."})
-    label_column_name: str = field(default="label", metadata={"help": "Label column (datasets dataset or manifest)."})
+    label_column_name: str = field(
+        default="label",
+        metadata={"help": "Label column (datasets dataset or manifest); the default also finds a 'labels' column."},
+    )
     path_column_name: str = field(default="path", metadata={"help": "Audio path column of a manifest."})
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Percentage of the data held out for validation when there is no such split."}
@@ -107,6 +121,20 @@ class DataArguments:
     oversample: bool = field(
         default=False, metadata={"help": "Draw training clips with probability inversely proportional to class size."}
     )
+    label_separator: str = field(
+        default=";", metadata={"help": "Separator of several labels in one manifest cell (multi-label), e.g. 'dog;siren'."}
+    )
+    pos_weight_from_frequencies: bool = field(
+        default=False,
+        metadata={"help": "Multi-label: weight each class's positive term of the BCE by negatives/positives in the "
+                  "train split (clipped to --max_pos_weight), so rare classes are not drowned out."},
+    )
+    max_pos_weight: float = field(default=100.0, metadata={"help": "Upper clip of --pos_weight_from_frequencies."})
+    tune_thresholds: bool = field(
+        default=True,
+        metadata={"help": "Multi-label: tune one decision threshold per class on the validation split (max F1) and "
+                  "save them as label_thresholds in config.json (else 0.5 for all)."},
+    )
     noise_snr_db: Optional[str] = field(
         default=None, metadata={"help": "Add white noise at an SNR drawn from this range, e.g. '5,30'."}
     )
@@ -119,6 +147,19 @@ class DataArguments:
     )
     gain_db: Optional[float] = field(default=None, metadata={"help": "Random gain in +/- this many dB."})
     time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the training clips, decoding each one when a batch needs it, instead of decoding "
+                  "the whole train split up front (validation/test are still decoded once). See hfspeech.data.streaming."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000, metadata={"help": "--streaming: clips held in the shuffle buffer (reshuffled every epoch)."}
+    )
+    class_names: Optional[str] = field(
+        default=None,
+        metadata={"help": "--streaming: the classes, comma-separated, in class-id order, for a streamed dataset "
+                  "whose label column is not a ClassLabel (e.g. 'yes,no,up'; --label_names is TrainingArguments' own)."},
+    )
 
     def source(self) -> dict:
         """Keyword arguments of `data.loading.load_audio_dataset`: where the data is and its columns."""

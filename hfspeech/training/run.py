@@ -29,16 +29,21 @@ from datasets import DatasetDict
 from transformers.trainer_utils import get_last_checkpoint
 
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
-from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
+from hfspeech.data.loading import DataError, encode_labels, label_names_of, load_audio_dataset
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.splits import make_splits
+from hfspeech.data.streaming import (PassCounter, StreamedData, configure_streaming_training,
+                                     load_streamed_data)
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, take_over_hub_push
 from hfspeech.models import BASELINE_MODELS
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
+from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.optim import freeze
+from hfspeech.training.multilabel import (prepare_multilabel_training, tune_label_thresholds,
+                                          write_multilabel_test_report)
 from hfspeech.training.trainer import AudioClassificationTrainer, inverse_frequency_weights
 
 logger = logging.getLogger("hfspeech.train")
@@ -68,6 +73,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     defaults["dataloader_pin_memory"] = torch.cuda.is_available()
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         defaults["bf16"] = True  # picked up by itself on GPUs that have it; --bf16 False turns it off
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Several processes and no GPU (`accelerate launch --multi_gpu --num_processes N`, torchrun): join them
+        # in one gloo DDP group on CPU. Without use_cpu, accelerate leaves each process training on its own.
+        defaults["use_cpu"] = True
     parser.set_defaults(**defaults)
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
@@ -91,6 +100,8 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
     if model_args.use_weighted_layer_sum is not None:
         overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
+    if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
+        overrides["problem_type"] = model_args.problem_type
     if model_args.model_name_or_path:
         hub = _hub_options(model_args)
         config = AutoConfig.from_pretrained(
@@ -132,13 +143,14 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
     return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
 
 
-def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None):
+def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None,
+                     multi_label: bool = False):
     """Data from any layout, with labels encoded, splits made and audio decoded once."""
     raw = load_audio_dataset(**data_args.source())
     if label_names is None and "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
-    raw = encode_labels(raw, label_names)
+    raw = encode_labels(raw, label_names, multi_label=multi_label, separator=data_args.label_separator)
     if "train" in raw:
         raw = make_splits(raw, data_args.validation_split_percentage / 100, data_args.test_split_percentage / 100, seed)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
@@ -158,6 +170,7 @@ class TrainingSetup:
     label_names: list[str]
     report: DataReport
     resume_from_checkpoint: Optional[str]
+    streamed: Optional[StreamedData] = None  # --streaming: the training stream (hfspeech.data.streaming)
 
 
 def setup_training(model_args: ModelArguments, data_args: DataArguments,
@@ -182,9 +195,16 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
             model_args.model_name_or_path, **_hub_options(model_args)
         )
     sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
+    streamed = None
     with training_args.main_process_first(desc="preparing data"):
-        dataset, report = load_and_prepare(data_args, sampling_rate, training_args.seed)
-    label_names = dataset["train"].features["label"].names
+        if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
+            streamed = load_streamed_data(data_args, sampling_rate, training_args.seed, training_args.output_dir,
+                                          multi_label=model_args.multi_label)
+            dataset, report = streamed.evaluation, streamed.report
+        else:
+            dataset, report = load_and_prepare(data_args, sampling_rate, training_args.seed,
+                                               multi_label=model_args.multi_label)
+    label_names = streamed.label_names if streamed else label_names_of(dataset["train"])
     logger.info("%d classes: %s; %s", len(label_names), label_names, report.summary())
 
     model, feature_extractor = build_model(model_args, label_names, pretrained_extractor)
@@ -195,14 +215,22 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
     views = attach_transforms(dataset, sampling_rate, data_args.max_length_seconds, augmenter, training_args.seed)
 
-    train_labels = dataset["train"]["label"]
-    class_weights = inverse_frequency_weights(train_labels, len(label_names)) if data_args.class_weighted_loss else None
-    sample_weights = None
-    if data_args.oversample:
+    train_labels = streamed.train_labels if streamed else dataset["train"]["label"]
+    class_weights = sample_weights = pos_weight = None
+    if model_args.multi_label:
+        pos_weight = prepare_multilabel_training(data_args, training_args, train_labels, label_names)
+    elif data_args.class_weighted_loss:
+        class_weights = inverse_frequency_weights(train_labels, len(label_names))
+    if data_args.oversample and not model_args.multi_label:
         per_class = inverse_frequency_weights(train_labels, len(label_names))
         sample_weights = per_class[np.asarray(train_labels)]
     max_samples = int(data_args.max_length_seconds * sampling_rate) if data_args.max_length_seconds else None
-    train_lengths = [min(n, max_samples or n) for n in dataset["train"]["length"]]
+    train_lengths = None if streamed else [min(n, max_samples or n) for n in dataset["train"]["length"]]
+    collator = AudioClassificationCollator(feature_extractor, num_labels=len(label_names))
+    if streamed:
+        views["train"] = streamed.training_stream()
+        collator = streamed.collator(collator, sampling_rate, max_samples, augmenter, training_args.seed, data_args)
+        configure_streaming_training(training_args, streamed.num_train_rows)
 
     if "validation" not in views:
         training_args.eval_strategy = "no"
@@ -212,16 +240,18 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
         args=training_args,
         train_dataset=views["train"],
         eval_dataset=views.get("validation"),
-        data_collator=AudioClassificationCollator(feature_extractor),
+        data_collator=collator,
         processing_class=feature_extractor,
-        compute_metrics=make_compute_metrics(len(label_names)),
+        compute_metrics=make_compute_metrics(len(label_names), model.config),
         class_weights=class_weights,
         sample_weights=sample_weights,
         head_learning_rate=model_args.head_learning_rate,
         layerwise_lr_decay=model_args.layerwise_lr_decay,
         train_lengths=train_lengths,
+        pos_weight=pos_weight,
+        callbacks=rank_marker_callbacks() + ([PassCounter()] if streamed else []),
     )
-    return TrainingSetup(trainer, views, label_names, report, resume)
+    return TrainingSetup(trainer, views, label_names, report, resume, streamed)
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
@@ -230,6 +260,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     setup = setup_training(model_args, data_args, training_args)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
+    multi_label = trainer.is_multi_label
+    if multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
+        tune_label_thresholds(trainer, views.get("validation"), label_names)
     trainer.save_model()  # the best model when load_best_model_at_end, with the feature extractor
     metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
     eval_split = "validation" if "validation" in views else None
@@ -240,12 +273,19 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if test_split:
         prediction = trainer.predict(views[test_split], metric_key_prefix="test")
         predictions = np.argmax(prediction.predictions, axis=-1)
-        if trainer.is_world_process_zero():
+        if multi_label and trainer.is_world_process_zero():
+            test_metrics = write_multilabel_test_report(training_args.output_dir, prediction, trainer.model.config,
+                                                        label_names, prefix="test")
+            metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
+            metrics["label_thresholds"] = trainer.model.config.label_thresholds
+        elif trainer.is_world_process_zero():
             test_metrics = write_evaluation_report(
                 training_args.output_dir, predictions, prediction.label_ids, label_names, prefix="test"
             )
             metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
         metrics["test_split"] = test_split
+    if setup.streamed is not None:
+        setup.streamed.add_skipped_files(report)
     metrics.update({"num_labels": len(label_names), "labels": label_names,
                     **{f"num_{name}_clips": n for name, n in report.kept.items()},
                     "num_skipped_files": report.num_skipped})
@@ -254,7 +294,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         with open(os.path.join(training_args.output_dir, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
         trainer.save_state()
-        logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy"))})
+        logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
         finish_run(model_args, data_args, training_args, hub_request)
     return metrics
 

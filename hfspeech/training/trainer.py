@@ -1,6 +1,9 @@
 """`transformers.Trainer` with what audio fine-tuning adds to it.
 
 - Class imbalance: a class-weighted loss and oversampling.
+- Multi-label: when `config.problem_type` is `multi_label_classification`, the loss is BCE-with-logits
+  on the multi-hot labels, computed here for *every* model (transformers' Wav2Vec2-family heads only
+  compute cross-entropy), optionally with a per-class `pos_weight`.
 - Pretrained encoders: a head learning rate and layer-wise learning-rate decay (`training.optim`).
 - `group_by_length` from the clip lengths measured at preparation (the transformed views yield
   cropped waveforms only, so the Trainer could not find a length column itself).
@@ -18,6 +21,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from hfspeech.models.losses import MULTI_LABEL, multi_label_loss
 from hfspeech.training.optim import parameter_groups
 
 
@@ -38,13 +42,21 @@ class AudioClassificationTrainer(Trainer):
     replacement (None: the Trainer's usual sampler).
     `head_learning_rate`, `layerwise_lr_decay`: see `training.optim.parameter_groups`.
     `train_lengths`: one length per training example, for `group_by_length`.
+    `pos_weight`: one weight per class for the positive term of the multi-label BCE (None: unweighted).
     """
 
     def __init__(self, *args, class_weights: Optional[Sequence[float]] = None,
                  sample_weights: Optional[Sequence[float]] = None, head_learning_rate: Optional[float] = None,
                  layerwise_lr_decay: Optional[float] = None, train_lengths: Optional[Sequence[int]] = None,
-                 **kwargs):
+                 pos_weight: Optional[Sequence[float]] = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.pos_weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
+        if self.is_multi_label and class_weights is not None:
+            raise ValueError("class weights are for single-label cross-entropy; for multi-label data use "
+                             "--pos_weight_from_frequencies")
+        if self.pos_weight is not None and not self.is_multi_label:
+            raise ValueError("pos_weight is for multi-label BCE; this model's problem_type is "
+                             f"{getattr(self.model.config, 'problem_type', None)!r}")
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.sample_weights = None if sample_weights is None else torch.as_tensor(sample_weights, dtype=torch.double)
         self.head_learning_rate = head_learning_rate
@@ -64,7 +76,16 @@ class AudioClassificationTrainer(Trainer):
         self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return self.optimizer
 
+    @property
+    def is_multi_label(self) -> bool:
+        return getattr(getattr(self.model, "config", None), "problem_type", None) == MULTI_LABEL
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.is_multi_label:
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = multi_label_loss(outputs.logits, labels, self.pos_weight)
+            return (loss, outputs) if return_outputs else loss
         if self.class_weights is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")

@@ -1,0 +1,73 @@
+"""A transformers `pipeline("audio-classification")` that knows multi-label models.
+
+transformers' `AudioClassificationPipeline` applies a softmax unless told otherwise, and a
+`function_to_apply` given when the pipeline is built does not stick: each call's own default
+("softmax") replaces it. For a multi-label model (`config.problem_type ==
+"multi_label_classification"`) that gives scores that compete with each other and sum to 1, and it
+knows nothing of the per-class thresholds saved in `config.label_thresholds`.
+
+`audio_classification_pipeline(model)` returns the same pipeline class with two changes: when no
+`function_to_apply` is given, a multi-label model's scores are sigmoids (a single-label model's stay
+softmax), and each result of a multi-label model scored with a sigmoid also carries its label's
+`threshold` and whether it is `active` (score >= threshold) -- the same rule as `AudioClassifier` (it uses the same
+`hfspeech.inference.classifier.scores_from_logits` / `active_labels`). `active_labels(results)` reads
+the active labels back from a call's results.
+
+    classify = audio_classification_pipeline("runs/events")
+    results = classify("clip.wav")            # every label, best first: {"label", "score", "threshold", "active"}
+    active_labels(results)                    # e.g. ["beep", "hum"]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from transformers import AudioClassificationPipeline, pipeline
+
+import hfspeech.models  # noqa: F401  (registers the baselines with the Auto classes)
+from hfspeech.inference.classifier import active_labels as labels_at_threshold
+from hfspeech.inference.classifier import is_multi_label, label_thresholds, scores_from_logits
+
+
+class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):
+    """`AudioClassificationPipeline` with a sigmoid and per-label thresholds for multi-label models."""
+
+    def _sanitize_parameters(self, top_k=None, function_to_apply=None, **kwargs):
+        preprocess, forward, postprocess = super()._sanitize_parameters(top_k=top_k,
+                                                                        function_to_apply=function_to_apply, **kwargs)
+        if function_to_apply is None:
+            # Leave it out, so a choice made when the pipeline was built survives a call that makes none,
+            # and `postprocess` picks by the model when neither did.
+            postprocess.pop("function_to_apply", None)
+        return preprocess, forward, postprocess
+
+    def postprocess(self, model_outputs, top_k: int = 5, function_to_apply: Optional[str] = None):
+        config = self.model.config
+        multi_label = is_multi_label(config)
+        if function_to_apply is None:
+            function_to_apply = "sigmoid" if multi_label else "softmax"
+        results = super().postprocess(model_outputs, top_k=top_k, function_to_apply=function_to_apply)
+        if multi_label and function_to_apply == "sigmoid":  # thresholds are on the sigmoid scale
+            scores = scores_from_logits(model_outputs.logits[0].float().cpu().numpy(), config)
+            active = set(labels_at_threshold(scores, config))
+            thresholds = dict(zip((config.id2label[i] for i in range(len(config.id2label))), label_thresholds(config)))
+            for result in results:
+                result["threshold"] = float(thresholds[result["label"]])
+                result["active"] = result["label"] in active
+        return results
+
+
+def audio_classification_pipeline(model: Any, feature_extractor: Any = None, device: Any = None,
+                                  **kwargs) -> MultiLabelAudioClassificationPipeline:
+    """`transformers.pipeline("audio-classification", ...)` built as `MultiLabelAudioClassificationPipeline`.
+
+    `model`: a model folder, Hub id or loaded model (any AutoModelForAudioClassification, hfspeech
+    baselines included); other arguments go to `transformers.pipeline`.
+    """
+    return pipeline("audio-classification", model=model, feature_extractor=feature_extractor, device=device,
+                    pipeline_class=MultiLabelAudioClassificationPipeline, **kwargs)
+
+
+def active_labels(results: list[dict]) -> list[str]:
+    """The labels a multi-label pipeline marked active in one call's results (in score order)."""
+    return [result["label"] for result in results if result.get("active")]

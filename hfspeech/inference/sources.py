@@ -1,0 +1,138 @@
+"""Where a live stream's audio comes from: raw PCM bytes on a pipe, or a file that is still being written.
+
+Both yield float32 sample chunks `[n, channels]` for `StreamingClassifier.feed`. Bytes arrive in pieces that
+need not end on a sample boundary, so a partial frame is kept until the rest arrives. A followed file may be
+raw PCM or a WAV being recorded (its header, whose sizes a recorder fills in only at the end, is read for the
+format, rate and channels; the sizes are ignored).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Optional
+
+import numpy as np
+
+PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
+READ_BYTES = 1 << 15
+
+
+@dataclass
+class PcmFormat:
+    sample_format: str  # s16le or f32le
+    rate: int
+    channels: int
+
+    def __post_init__(self):
+        if self.sample_format not in PCM_FORMATS:
+            raise ValueError(f"format must be one of {sorted(PCM_FORMATS)}, got {self.sample_format!r}")
+        if self.rate < 1 or self.channels < 1:
+            raise ValueError(f"rate and channels must be positive, got rate={self.rate}, channels={self.channels}")
+
+    @property
+    def frame_bytes(self) -> int:
+        return PCM_FORMATS[self.sample_format].itemsize * self.channels
+
+
+class PcmDecoder:
+    """Bytes -> float32 `[frames, channels]`; keeps a partial frame for the next call."""
+
+    def __init__(self, pcm: PcmFormat):
+        self.pcm = pcm
+        self.pending = b""
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        data = self.pending + data
+        usable = len(data) - len(data) % self.pcm.frame_bytes
+        self.pending = data[usable:]
+        samples = np.frombuffer(data[:usable], dtype=PCM_FORMATS[self.pcm.sample_format])
+        if self.pcm.sample_format == "s16le":
+            samples = samples.astype(np.float32) / 32768.0
+        return samples.astype(np.float32, copy=False).reshape(-1, self.pcm.channels)
+
+
+def read_pcm(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES) -> Iterator[np.ndarray]:
+    """Chunks of a raw PCM pipe (e.g. stdin) as they arrive, until end of file."""
+    decode = PcmDecoder(pcm)
+    read = getattr(stream, "read1", stream.read)  # read1: whatever has arrived, without waiting for a full block
+    while True:
+        data = read(read_bytes)
+        if not data:
+            return
+        chunk = decode(data)
+        if len(chunk):
+            yield chunk
+
+
+def parse_wav_header(head: bytes, path: str) -> Optional[tuple[PcmFormat, int]]:
+    """(format, offset of the samples) of a WAV header, None while the header is incomplete."""
+    if len(head) < 12:
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+    offset, pcm = 12, None
+    while offset + 8 <= len(head):
+        chunk_id, size = head[offset : offset + 4], struct.unpack("<I", head[offset + 4 : offset + 8])[0]
+        if chunk_id == b"data":
+            return (pcm, offset + 8) if pcm else None
+        if chunk_id == b"fmt ":
+            if offset + 8 + 16 > len(head):
+                return None
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", head[offset + 8 : offset + 24])
+            if tag == 0xFFFE and offset + 8 + 26 <= len(head):  # WAVE_FORMAT_EXTENSIBLE: the sub-format's tag
+                tag = struct.unpack("<H", head[offset + 32 : offset + 34])[0]
+            kinds = {(1, 16): "s16le", (3, 32): "f32le"}
+            if (tag, bits) not in kinds:
+                raise ValueError(f"{path}: WAV with format tag {tag} and {bits} bits per sample; "
+                                 "only 16-bit PCM and 32-bit float can be followed")
+            pcm = PcmFormat(kinds[(tag, bits)], rate, channels)
+        offset += 8 + size + size % 2
+    return None
+
+
+def followed_format(path: str, pcm: PcmFormat, idle_timeout: float = 5.0,
+                    poll_seconds: float = 0.1) -> tuple[PcmFormat, int]:
+    """(format, offset of the first sample) of a file to follow: its WAV header's when it starts with RIFF
+    (waiting up to `idle_timeout` s for the header to be written), else `pcm` and 0 (raw PCM)."""
+    deadline = time.monotonic() + idle_timeout
+    head = b""
+    with open(path, "rb") as f:
+        while True:
+            more = f.read(READ_BYTES)
+            head += more
+            if len(head) >= 4 and head[:4] != b"RIFF":
+                return pcm, 0
+            header = parse_wav_header(head, path) if len(head) >= 4 else None
+            if header is not None:
+                return header
+            if more:
+                deadline = time.monotonic() + idle_timeout
+            elif time.monotonic() >= deadline:
+                if not head:
+                    return pcm, 0  # still empty: raw PCM that has not started yet
+                raise ValueError(f"{path}: WAV header incomplete after {idle_timeout} s")
+            else:
+                time.sleep(poll_seconds)
+
+
+def follow_file(path: str, pcm: PcmFormat, offset: int = 0, idle_timeout: float = 5.0, poll_seconds: float = 0.1,
+                read_bytes: int = READ_BYTES) -> Iterator[np.ndarray]:
+    """Chunks of a growing file from `offset` on, as they are appended; stops once nothing new came for
+    `idle_timeout` seconds (`followed_format` gives `pcm` and `offset` for a WAV being recorded)."""
+    decode = PcmDecoder(pcm)
+    deadline = time.monotonic() + idle_timeout
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while True:
+            data = f.read(read_bytes)
+            if data:
+                deadline = time.monotonic() + idle_timeout
+                chunk = decode(data)
+                if len(chunk):
+                    yield chunk
+            elif time.monotonic() >= deadline:
+                return
+            else:
+                time.sleep(poll_seconds)

@@ -1,0 +1,216 @@
+"""Live classification of audio that arrives in chunks: `StreamingClassifier(classifier).feed(chunk)`.
+
+Chunks of any size (mono `[n]` or `[n, channels]`, at any sampling rate) are downmixed as `decode_audio`
+downmixes, resampled in the stream (`soxr.ResampleStream`), and cut into the windows offline inference
+cuts (`WindowSlicer`, a ring buffer of one window: bounded memory for an endless stream). Each complete
+window is classified (in batches when a chunk completes several), so a stream gives the same window
+scores as the whole recording classified offline.
+
+Events: a label *event* fires when a label stays at or above its threshold for `min_windows` consecutive
+windows (once per run; the run must break before the label can fire again). Thresholds are the model's
+`config.label_thresholds` where it names a label, `threshold` for the others.
+
+Voice-activity gating (optional):
+* `vad="energy"` (`EnergyVAD`): a window whose frames are not loud enough above an adaptive noise floor is
+  not sent to the model at all (`stats.skipped`); it breaks every run.
+* `vad="model"`: every window is classified, and one whose top label is a silence class (`silence_labels`,
+  by default any of `SILENCE_LABELS` the model has, e.g. `_silence_` in Speech Commands) counts as inactive
+  (`stats.inactive`): it breaks every run, and a silence class never fires an event. A model without such
+  a class is an error (naming its labels), not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from hfspeech.data.audio import StreamResampler, downmix_to_mono
+from hfspeech.inference.classifier import (
+    DEFAULT_THRESHOLD,
+    AudioClassifier,
+    label_thresholds,
+)
+from hfspeech.inference.windows import WindowResult, WindowSlicer
+
+SILENCE_LABELS = ("_silence_", "silence", "_background_noise_", "background", "noise_only")
+VAD_MODES = ("none", "energy", "model")
+
+
+@dataclass
+class LabelEvent:
+    """A label at or above its threshold in `windows` consecutive windows, from `start` to `end` (seconds);
+    `score` is its mean score over those windows."""
+
+    label: str
+    start: float
+    end: float
+    score: float
+    windows: int
+
+    def to_dict(self) -> dict:
+        return {"event": "label", **{k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}}
+
+
+@dataclass
+class StreamStats:
+    windows: int = 0  # all windows cut from the stream
+    classified: int = 0  # sent to the model
+    skipped: int = 0  # below the energy gate, never sent to the model
+    inactive: int = 0  # classified as a silence class (`vad="model"`)
+    events: int = 0
+    samples: int = 0  # at the model's rate
+
+    def to_dict(self) -> dict:
+        return {"event": "end", **asdict(self)}
+
+
+@dataclass
+class EnergyVAD:
+    """Frame energy against an adaptive noise floor.
+
+    Each window is cut into `frame_seconds` frames; a frame is loud when its energy (dB re full scale) is
+    at least `margin_db` above the noise floor and above `floor_db`. A window with at least
+    `min_active_fraction` loud frames is active. The noise floor starts at `floor_db`, drops at once to a
+    quieter window's 10th-percentile frame energy, and rises by at most `rise_db_per_second` of audio
+    towards a louder one: steady background becomes the floor within seconds to a minute, while a sound
+    that stops and starts keeps counting as active. (Decided before the floor is updated with the window.)
+    """
+
+    frame_seconds: float = 0.02
+    margin_db: float = 12.0
+    floor_db: float = -60.0
+    rise_db_per_second: float = 1.0
+    min_active_fraction: float = 0.1
+    noise_db: Optional[float] = None
+
+    def frame_energies_db(self, window: np.ndarray, sampling_rate: int) -> np.ndarray:
+        frame = max(1, int(round(self.frame_seconds * sampling_rate)))
+        count = max(1, len(window) // frame)
+        frames = np.asarray(window[: count * frame], dtype=np.float64)
+        if frames.size == 0:
+            frames = np.asarray(window, dtype=np.float64)
+        power = np.square(frames.reshape(count, -1)).mean(axis=1) if frames.size else np.zeros(1)
+        return 10.0 * np.log10(power + 1e-12)
+
+    def is_active(self, window: np.ndarray, sampling_rate: int, advance_seconds: float) -> bool:
+        """Decide for one window, then update the noise floor; `advance_seconds`: audio since the last window."""
+        energies = self.frame_energies_db(window, sampling_rate)
+        noise = self.floor_db if self.noise_db is None else self.noise_db
+        gate = max(noise + self.margin_db, self.floor_db)
+        active = float(np.mean(energies >= gate)) >= self.min_active_fraction
+        quiet = float(np.percentile(energies, 10))
+        self.noise_db = quiet if quiet < noise else noise + min(quiet - noise, self.rise_db_per_second * advance_seconds)
+        return active
+
+
+class StreamingClassifier:
+    """Classify a stream window by window: `feed(chunk) -> list[WindowResult]`, `finish()` at the end of the
+    stream (flushes the resampler; the last window ends at the last sample, as offline), or
+    `process(chunks)` for an iterable. Events that fire at a window are in its `WindowResult.events`."""
+
+    def __init__(self, classifier: AudioClassifier, window_seconds: Optional[float] = None,
+                 hop_seconds: Optional[float] = None, input_rate: Optional[int] = None,
+                 threshold: float = DEFAULT_THRESHOLD, min_windows: int = 1, vad: Optional[str | EnergyVAD] = None,
+                 silence_labels: Optional[Sequence[str]] = None):
+        if min_windows < 1:
+            raise ValueError(f"min_windows must be at least 1, got {min_windows}")
+        self.classifier = classifier
+        self.rate = classifier.sampling_rate
+        self.window, self.hop = classifier.window_sizes(window_seconds, hop_seconds)
+        self.slicer = WindowSlicer(self.window, self.hop)
+        self.resample = StreamResampler(input_rate or self.rate, self.rate)
+        self.id2label = classifier.id2label
+        self.thresholds = label_thresholds(classifier.config, threshold)
+        self.min_windows = int(min_windows)
+        if vad not in (None, *VAD_MODES) and not isinstance(vad, EnergyVAD):
+            raise ValueError(f"vad must be one of {VAD_MODES} or an EnergyVAD, got {vad!r}")
+        self.energy_vad = vad if isinstance(vad, EnergyVAD) else EnergyVAD() if vad == "energy" else None
+        self.silence_ids = self._silence_ids(silence_labels) if vad == "model" else set()
+        self.run_lengths = np.zeros(len(self.id2label), dtype=np.int64)
+        self.run_sums = np.zeros(len(self.id2label), dtype=np.float64)
+        self.run_starts = np.zeros(len(self.id2label), dtype=np.float64)
+        self.stats = StreamStats()
+        self.finished = False
+
+    def _silence_ids(self, silence_labels: Optional[Sequence[str]]) -> set[int]:
+        wanted = list(silence_labels) if silence_labels else list(SILENCE_LABELS)
+        ids = {i for i, label in self.id2label.items() if label in wanted}
+        if not ids:
+            raise ValueError(f"vad='model' needs a silence class, but the model's labels "
+                             f"{sorted(self.id2label.values())} include none of {wanted} (pass silence_labels)")
+        return ids
+
+    def feed(self, chunk: np.ndarray) -> list[WindowResult]:
+        """Samples (float, or int16 scaled by 1/32768) `[n]` or `[n, channels]` at the input rate."""
+        if self.finished:
+            raise RuntimeError("the stream is finished; start a new StreamingClassifier")
+        samples = np.asarray(chunk)
+        if samples.dtype == np.int16:
+            samples = samples.astype(np.float32) / 32768.0
+        samples = self.resample(downmix_to_mono(samples))
+        self.stats.samples += samples.size
+        return self._classify(self.slicer.push(samples))
+
+    def finish(self) -> list[WindowResult]:
+        if self.finished:
+            return []
+        tail = self.resample(np.zeros(0, np.float32), last=True)
+        self.stats.samples += tail.size
+        windows = self.slicer.push(tail) + self.slicer.finish()
+        self.finished = True
+        return self._classify(windows)
+
+    def process(self, chunks: Iterable[np.ndarray]) -> Iterator[WindowResult]:
+        for chunk in chunks:
+            yield from self.feed(chunk)
+        yield from self.finish()
+
+    def _classify(self, windows: list[tuple[int, np.ndarray]]) -> list[WindowResult]:
+        if not windows:
+            return []
+        first = self.stats.windows
+        self.stats.windows += len(windows)
+        gated = [self._passes_energy_gate(start, waveform) for start, waveform in windows]
+        to_model = [w for w, keep in zip(windows, gated) if keep]
+        scored = iter(self.classifier.score_windows(to_model))
+        self.stats.classified += len(to_model)
+        results = []
+        for offset, ((start, waveform), keep) in enumerate(zip(windows, gated)):
+            if keep:
+                result = next(scored)
+                result.index = first + offset
+            else:
+                self.stats.skipped += 1
+                result = WindowResult(first + offset, start / self.rate, (start + len(waveform)) / self.rate, None,
+                                      skipped=True)
+            self._update_runs(result)
+            results.append(result)
+        return results
+
+    def _passes_energy_gate(self, start: int, waveform: np.ndarray) -> bool:
+        if self.energy_vad is None:
+            return True
+        return self.energy_vad.is_active(waveform, self.rate, min(self.hop, len(waveform)) / self.rate)
+
+    def _update_runs(self, result: WindowResult) -> None:
+        if result.scores is not None and self.silence_ids and int(np.argmax(result.scores)) in self.silence_ids:
+            result.inactive = True
+            self.stats.inactive += 1
+        if result.scores is None or result.inactive:
+            self.run_lengths[:] = 0
+            self.run_sums[:] = 0.0
+            return
+        above = result.scores >= self.thresholds
+        for i in self.silence_ids:
+            above[i] = False
+        starting = above & (self.run_lengths == 0)
+        self.run_starts[starting] = result.start
+        self.run_lengths = np.where(above, self.run_lengths + 1, 0)
+        self.run_sums = np.where(above, self.run_sums + result.scores, 0.0)
+        for i in np.flatnonzero(self.run_lengths == self.min_windows):
+            result.events.append(LabelEvent(self.id2label[int(i)], float(self.run_starts[i]), result.end,
+                                            float(self.run_sums[i] / self.min_windows), self.min_windows))
+            self.stats.events += 1
+

@@ -1,0 +1,70 @@
+"""A file's windows over time: `write_timeline(prediction, classifier, out_dir)` -> JSON, CSV and a PNG.
+
+The JSON holds every window (start, end, top labels and scores, active labels for a multi-label model) and
+the full score matrix in label order; the CSV is the same table for a spreadsheet (one column per label);
+the PNG is a heat map of every label's score over time (matplotlib, Agg backend: no display needed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hfspeech.inference.classifier import AudioClassifier, Prediction
+
+
+def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
+    """`[windows, labels]` scores; NaN for windows the model did not see."""
+    rows = [w.scores if w.scores is not None else np.full(num_labels, np.nan) for w in prediction.windows]
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, num_labels), dtype=np.float32)
+
+
+def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir: str | Path, stem: str,
+                   top_k: int = 3) -> dict[str, Path]:
+    """Write `OUT_DIR/STEM.timeline.{json,csv,png}`; returns their paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = [classifier.id2label[i] for i in range(len(classifier.id2label))]
+    scores = timeline_scores(prediction, len(labels))
+    paths = {kind: out / f"{stem}.timeline.{kind}" for kind in ("json", "csv", "png")}
+    windows = [w.to_dict(classifier.id2label, top_k) for w in prediction.windows]
+    document = {**prediction.to_dict(), "labels": labels, "windows": windows,
+                "scores": [[None if np.isnan(v) else float(v) for v in row] for row in scores]}
+    paths["json"].write_text(json.dumps(document, indent=1))
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["start", "end", "top_label", "top_score", "active_labels", *labels])
+        for window, row in zip(windows, scores):
+            top_label, top_score = (window["labels"][0], f"{window['scores'][0]:.6f}") if window["labels"] else ("", "")
+            writer.writerow([f"{window['start']:.6f}", f"{window['end']:.6f}", top_label, top_score,
+                             ";".join(window["active_labels"]), *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
+    plot_timeline(prediction, labels, scores, paths["png"])
+    return paths
+
+
+def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    starts = np.array([w.start for w in prediction.windows]) if prediction.windows else np.zeros(1)
+    ends = np.array([w.end for w in prediction.windows]) if prediction.windows else np.ones(1)
+    centres = (starts + ends) / 2
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * len(labels)))
+    if len(scores):
+        # One column per window, at its centre: overlapping windows share the time axis without gaps.
+        edges = np.concatenate([[starts[0]], (centres[1:] + centres[:-1]) / 2, [ends[-1]]]) if len(centres) > 1 \
+            else np.array([starts[0], ends[0]])
+        image = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, np.ma.masked_invalid(scores.T),
+                              vmin=0.0, vmax=1.0, cmap="viridis", shading="flat")
+        fig.colorbar(image, ax=ax, label="score", pad=0.01)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"{Path(prediction.path).name}: {prediction.num_windows} windows, top {prediction.labels[0]}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

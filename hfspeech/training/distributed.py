@@ -1,0 +1,56 @@
+"""What each process of a multi-process run did, for checking that all of them trained together.
+
+`accelerate launch --num_processes N recipes/finetune.py ...` runs N copies of the recipe joined in one
+DDP group; only process 0 writes the run's outputs (model, metrics.json, reports). With the
+environment variable `HFSPEECH_RANK_MARKERS=DIR` set, every process also writes `DIR/rank<i>.json` at
+the end of training: its rank, the world size, the optimizer steps it took, the number of batches
+per epoch of its own DataLoader (when it has a length), and a checksum of its model's parameters. DDP keeps the parameters of all
+processes equal, so equal checksums with distinct ranks and a step count that fits the data split N
+ways show that the processes trained as one -- what `tests/test_distributed.py` checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+RANK_MARKERS_ENV = "HFSPEECH_RANK_MARKERS"
+
+
+class RankMarkerCallback(TrainerCallback):
+    """Writes `rank<i>.json` into `folder` when training ends (see the module docstring)."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+        self.batches_per_epoch = None
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        try:
+            self.batches_per_epoch = len(train_dataloader)
+        except TypeError:  # a stream has no length
+            self.batches_per_epoch = None
+        return control
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        checksum = float(sum(p.detach().double().sum().item() for p in model.parameters())) if model else None
+        marker = {
+            "rank": args.process_index,
+            "world_size": args.world_size,
+            "global_step": state.global_step,
+            "batches_per_epoch": self.batches_per_epoch,
+            "parameter_checksum": checksum,
+            "distributed": torch.distributed.is_available() and torch.distributed.is_initialized(),
+        }
+        (self.folder / f"rank{args.process_index}.json").write_text(json.dumps(marker, indent=2))
+        return control
+
+
+def rank_marker_callbacks() -> list[TrainerCallback]:
+    """`[RankMarkerCallback]` when `HFSPEECH_RANK_MARKERS` names a folder, else nothing."""
+    folder = os.environ.get(RANK_MARKERS_ENV)
+    return [RankMarkerCallback(folder)] if folder else []

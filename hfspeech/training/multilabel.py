@@ -1,0 +1,84 @@
+"""What a multi-label run adds to the recipe, kept out of `training.run` so its hooks there stay small.
+
+- Before training: the loss options (`pos_weight` from the train split's label frequencies; the
+  single-label remedies -- class-weighted cross-entropy, oversampling -- are refused with a pointer
+  to `--pos_weight_from_frequencies`), and `metric_for_best_model` moved from the single-label
+  default `accuracy` (which a multi-label run does not compute) to macro mAP.
+- After training: per-class thresholds tuned on the validation split and set as
+  `config.label_thresholds` before the model is saved, and the test report (JSON + per-class PNG).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hfspeech.evaluation.metrics import sigmoid
+from hfspeech.evaluation.report import write_multilabel_report
+from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config, thresholds_to_dict, tune_thresholds
+from hfspeech.models.losses import pos_weight_from_frequencies
+
+logger = logging.getLogger("hfspeech.train")
+
+DEFAULT_METRIC = "map_macro"
+SINGLE_LABEL_DEFAULT_METRIC = "accuracy"  # TRAINING_DEFAULTS' choice, meaningless for multi-label
+
+
+def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
+    """[clips, num_labels] 0/1 matrix of lists of class ids."""
+    target = np.zeros((len(label_lists), num_labels), dtype=np.int64)
+    for row, ids in enumerate(label_lists):
+        target[row, list(ids)] = 1
+    return target
+
+
+def prepare_multilabel_training(data_args, training_args, train_labels: Sequence[Sequence[int]],
+                                label_names: Sequence[str]) -> Optional[np.ndarray]:
+    """Check the options, pick the best-model metric; returns `pos_weight` (or None)."""
+    if data_args.class_weighted_loss or data_args.oversample:
+        raise ValueError("--class_weighted_loss and --oversample are single-label remedies; for multi-label data "
+                         "use --pos_weight_from_frequencies")
+    if training_args.metric_for_best_model in (None, SINGLE_LABEL_DEFAULT_METRIC):
+        training_args.metric_for_best_model = DEFAULT_METRIC
+        training_args.greater_is_better = True
+    counts = multi_hot(train_labels, len(label_names)).sum(axis=0)
+    logger.info("multi-label: %.2f labels per clip; clips per label %s",
+                counts.sum() / max(1, len(train_labels)), dict(zip(label_names, counts.tolist())))
+    if not data_args.pos_weight_from_frequencies:
+        return None
+    pos_weight = pos_weight_from_frequencies(multi_hot(train_labels, len(label_names)), data_args.max_pos_weight)
+    logger.info("BCE pos_weight (negatives/positives, clipped at %s): %s", data_args.max_pos_weight,
+                dict(zip(label_names, np.round(pos_weight, 3).tolist())))
+    return pos_weight
+
+
+def tune_label_thresholds(trainer, validation, label_names: Sequence[str]) -> dict[str, float]:
+    """Per-class F1-optimal thresholds on `validation`, set as `model.config.label_thresholds`."""
+    if validation is None:
+        thresholds = np.full(len(label_names), DEFAULT_THRESHOLD)
+        logger.info("no validation split: every class keeps the threshold %s", DEFAULT_THRESHOLD)
+    else:
+        prediction = trainer.predict(validation, metric_key_prefix="validation")
+        references = np.asarray(prediction.label_ids) > 0.5
+        thresholds = tune_thresholds(sigmoid(_logits(prediction)), references)
+        untuned = [name for name, has in zip(label_names, references.any(axis=0)) if not has]
+        if untuned:
+            logger.info("no positive in validation for %s: threshold %s", untuned, DEFAULT_THRESHOLD)
+    trainer.model.config.label_thresholds = thresholds_to_dict(label_names, thresholds)
+    logger.info("label thresholds: %s", trainer.model.config.label_thresholds)
+    return trainer.model.config.label_thresholds
+
+
+def write_multilabel_test_report(output_dir: str, prediction, config, label_names: Sequence[str],
+                                 prefix: str = "test") -> dict[str, float]:
+    """The test report at the saved thresholds: `{prefix}_multilabel_report.json`, `{prefix}_per_class_ap.png`."""
+    references = (np.asarray(prediction.label_ids) > 0.5).astype(np.int64)
+    return write_multilabel_report(output_dir, sigmoid(_logits(prediction)), references, label_names,
+                                   thresholds_from_config(config, label_names), prefix=prefix)
+
+
+def _logits(prediction) -> np.ndarray:
+    logits = prediction.predictions
+    return logits[0] if isinstance(logits, tuple) else logits
