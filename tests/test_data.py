@@ -297,3 +297,42 @@ def test_random_crops_differ_across_dataloader_workers_and_epochs():
     first, second = starts(), starts()
     assert first != second
     assert first[0::2] != first[1::2]  # the two workers (alternating examples) do not mirror each other
+
+
+AUDIOFOLDER_LAYOUTS = {
+    # (files, whether the files are listed by hfspeech itself rather than by datasets' data_dir globbing)
+    "labels": (["a/x.wav", "a/y.flac", "b-2/z.wav", "b/w.wav", "b/.hidden.wav", "__cache__/c.wav", "clips.json"], True),
+    "single class": (["only/a.wav", "only/b.wav"], True),
+    "split folders": (["train/a/1.wav", "train/b/2.wav", "train/b/1.wav", "valid/a/3.wav", "dev/b/4.wav",
+                       "test/a/5.wav", "test/b/6.flac", "notes.txt"], True),
+    "split-like file names": (["a/train_1.wav", "a/x.wav", "b/test_1.wav"], False),
+    "metadata": (["a/x.wav", "b/y.wav", "metadata.csv"], False),
+}
+
+
+@pytest.mark.parametrize("layout", list(AUDIOFOLDER_LAYOUTS))
+def test_audiofolder_listing_matches_datasets_data_dir_loading(tmp_path, layout):
+    from datasets import load_dataset
+
+    from hfspeech.data.loading import _audiofolder_data_files
+
+    files, listed_by_hfspeech = AUDIOFOLDER_LAYOUTS[layout]
+    for relative in files:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if relative.endswith("metadata.csv"):
+            path.write_text("file_name,label\na/x.wav,b\nb/y.wav,a\n")
+        elif path.suffix in (".wav", ".flac"):
+            sf.write(path, np.zeros(160, np.float32), 16000)
+        else:
+            path.write_text("{}")
+    assert (_audiofolder_data_files(tmp_path) is not None) == listed_by_hfspeech
+
+    expected = load_dataset("audiofolder", data_dir=str(tmp_path), drop_labels=False).cast_column(
+        "audio", Audio(decode=False))
+    loaded = load_audio_dataset(data_dir=str(tmp_path))
+    assert list(loaded) == list(expected)
+    for name, split in expected.items():
+        assert loaded[name].features == split.features
+        assert [a["path"] for a in loaded[name]["audio"]] == [a["path"] for a in split["audio"]]
+        assert loaded[name]["label"] == split["label"]
