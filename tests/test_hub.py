@@ -282,3 +282,87 @@ def test_unmeasured_variants_say_so(trained_cnn, tmp_path):
     stage_run(run, tmp_path / "repo", include_onnx=True)
     row = next(line for line in (tmp_path / "repo" / "README.md").read_text().splitlines() if line.startswith("| ONNX fp32"))
     assert row.endswith("| not measured | not measured |")
+
+
+# --- multi-label runs ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def multi_label_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny multi-label CNN (generated sound events, one epoch) and its data folder."""
+    from conftest import TINY_CNN
+    from hfspeech.data.demo import generate_event_dataset
+    from hfspeech.training.run import main
+
+    data = generate_event_dataset(tmp_path_factory.mktemp("events"), num_clips=40, seed=0)
+    run = tmp_path_factory.mktemp("multilabel") / "cnn"
+    main(["--train_file", str(data / "labels.csv"), "--problem_type", "multi_label_classification",
+          "--output_dir", str(run), "--config_overrides", TINY_CNN, "--num_train_epochs", "1",
+          "--per_device_train_batch_size", "16", "--seed", "0", "--save_total_limit", "1"])
+    return run, data
+
+
+def test_multi_label_card_reports_map_thresholds_and_per_class_ap(multi_label_run, tmp_path):
+    run, data = multi_label_run
+    repo = tmp_path / "repo"
+    staged = {p.relative_to(repo).as_posix() for p in stage_run(run, repo, repo_id="someone/events",
+                                                                  eval_dir=data / "audio")}
+    assert {"test_multilabel_report.json", "test_per_class_ap.png"} <= staged
+    assert not any(name.startswith("test_confusion_matrix") for name in staged)
+    metrics = json.loads((run / "metrics.json").read_text())
+    report = json.loads((run / "test_multilabel_report.json").read_text())["per_class"]
+    thresholds = json.loads((run / "config.json").read_text())["label_thresholds"]
+
+    card = ModelCard.load(repo / "README.md")
+    results = {(r.metric_type, r.metric_config): r.metric_value for r in card.data.eval_results}
+    assert results == {("map", "macro"): metrics["test_map_macro"], ("map", "micro"): metrics["test_map_micro"],
+                       ("roc_auc", "macro"): metrics["test_roc_auc_macro"], ("f1", "micro"): metrics["test_micro_f1"],
+                       ("subset_accuracy", None): metrics["test_subset_accuracy"]}
+    assert "accuracy" not in card.data.metrics and "map" in card.data.metrics
+    text = card.text
+    assert not re.search(r"returns one of \d+ labels|No test metrics|confusion matrix", text)
+    assert "![per-class average precision and F1](test_per_class_ap.png)" in text
+    assert f"Label prevalence in this split is {metrics['test_label_prevalence']:.3f}" in text
+    for i, label in enumerate(metrics["labels"]):
+        assert f"| {i} | {label} | {thresholds[label]:.3f} |" in text
+        ap = report[label]["ap"]
+        assert f"| {label} | {ap:.3f} | " in text if ap is not None else f"| {label} | n/a | " in text
+    row = next(line for line in text.splitlines() if line.startswith("| PyTorch fp32 |"))
+    num_clips = len(list((data / "audio").rglob("*.wav")))
+    assert "not measured (multi-label: use `hfspeech evaluate` on a labelled manifest)" in row
+    assert re.search(rf"\| [\d.]+ ms on {num_clips} clips \|$", row) and not re.search(r"\d\.\d{3} on", row)
+    assert 'function_to_apply="sigmoid"' in text and "active_labels" in text
+
+
+def test_multi_label_card_snippets_return_the_labels_at_their_thresholds(multi_label_run, tmp_path, capsys):
+    from hfspeech.inference.classifier import active_labels
+
+    run, _ = multi_label_run
+    repo = tmp_path / "repo"
+    stage_run(run, repo, repo_id="someone/events")
+    clip = write_clips(tmp_path / "clips")[0]
+    # Thresholds just under the even labels' sigmoid scores and just over the odd ones': only the even
+    # labels are active, which a softmax (scores that share 1) or a single 0.5 cut would not reproduce.
+    classifier = AudioClassifier.from_pretrained(str(repo))
+    scores = classifier.predict_proba([np.load(clip.replace(".wav", ".npy"))])[0]
+    labels = [classifier.id2label[i] for i in range(len(scores))]
+    config = json.loads((repo / "config.json").read_text())
+    config["label_thresholds"] = {label: float(s) + (-1e-3 if i % 2 == 0 else 1e-3)
+                                  for i, (label, s) in enumerate(zip(labels, scores))}
+    (repo / "config.json").write_text(json.dumps(config))
+    expected = labels[::2]
+    classifier = AudioClassifier.from_pretrained(str(repo))
+    assert active_labels(classifier.predict_proba([np.load(clip.replace(".wav", ".npy"))])[0], classifier.config) \
+        == expected
+
+    text = (repo / "README.md").read_text()
+    _, stdout = run_without_hfspeech(repo, [clip], usage_snippet(text, "someone/events", repo, clip), tmp_path)
+    printed = stdout.strip().splitlines()[-1]
+    assert sorted(eval(printed)) == sorted(expected), printed  # transformers alone, as the card says
+
+    snippet = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    assert "audio_classification_pipeline" in snippet
+    capsys.readouterr()
+    exec(snippet.replace("someone/events", str(repo)).replace("clip.wav", clip), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [sorted(eval(line)) for line in lines[-2:]] == [sorted(expected)] * 2

@@ -200,10 +200,10 @@ def test_the_trainer_computes_bce_with_pos_weight(family, tmp_path):
         AudioClassificationTrainer(model=model, args=args, class_weights=[1.0, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("family", ["wav2vec2", "lstm"])
+@pytest.mark.parametrize("family", ["wav2vec2", "audio-spectrogram-transformer", "lstm"])
 def test_other_model_families_run_the_multi_label_recipe(family, events, tmp_path):
-    if family == "wav2vec2":
-        model = ["--model_name_or_path", str(save_tiny_ssl_model(tmp_path / "tiny", "wav2vec2")), "--learning_rate", "1e-3"]
+    if family != "lstm":
+        model = ["--model_name_or_path", str(save_tiny_ssl_model(tmp_path / "tiny", family)), "--learning_rate", "1e-3"]
     else:
         model = ["--model_type", "lstm", "--config_overrides", TINY_LSTM, "--learning_rate", "1e-2"]
     main(["--train_file", str(events / "labels.jsonl"), *MULTI, *model, "--output_dir", str(tmp_path / "run"),

@@ -4,15 +4,25 @@ Everything in it is read from the run folder (metrics.json, data_report.json, th
 training_hyperparameters.json or trainer_state.json) or measured at staging; what was not measured says so.
 The YAML metadata, including ``model-index``, is built with huggingface_hub's ``ModelCardData`` /
 ``EvalResult`` so the Hub parses it.
+
+A multi-label run (``config.problem_type == "multi_label_classification"``) gets its own wording and
+numbers: the model returns every label whose sigmoid score reaches that label's own threshold
+(``config.label_thresholds``), so it is described by mAP, ROC-AUC, micro-F1 and subset accuracy (metrics.json,
+test_multilabel_report.json), with the label prevalence as mAP's chance level. Accuracy, a confusion matrix
+and transformers' default softmax pipeline would all misdescribe it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from hfspeech.evaluation.metrics import MULTI_LABEL
+from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "audio_classification.md"
 HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
@@ -31,6 +41,16 @@ audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)  # the feature extr
 logits = session.run(None, {{"input_values": audio[None], "attention_mask": np.ones((1, len(audio)), np.int64)}})[0]
 ```
 '''
+ONNX_MULTI_LABEL_NOTE = ("\nThe logits are one per label and independent: `1 / (1 + np.exp(-logits))` is each label's "
+                         "score, and a label is present when its score is at or above its threshold in the Labels "
+                         "table (`label_thresholds` in config.json).\n")
+# metrics.json key -> (model-index metric type, metric config, name) of the multi-label results.
+MULTI_LABEL_RESULTS = {"test_map_macro": ("map", "macro", "mAP (macro)"),
+                       "test_map_micro": ("map", "micro", "mAP (micro)"),
+                       "test_roc_auc_macro": ("roc_auc", "macro", "ROC-AUC (macro)"),
+                       "test_micro_f1": ("f1", "micro", "micro-F1"),
+                       "test_subset_accuracy": ("subset_accuracy", None, "subset accuracy")}
+MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on a labelled manifest)"
 
 
 def _read_json(path: Path) -> dict:
@@ -42,6 +62,15 @@ def _table(header: tuple, rows: list) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
+def _measured(value) -> bool:
+    """A number metrics.json really holds (NaN, null and absent are all 'not measured')."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_multi_label_config(config: dict) -> bool:
+    return config.get("problem_type") == MULTI_LABEL
+
+
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
                      dataset_name: Optional[str], custom_code: bool) -> ModelCard:
     metrics, data_report = _read_json(run / "metrics.json"), _read_json(run / "data_report.json")
@@ -50,40 +79,65 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         state = _read_json(run / "trainer_state.json")
         hyper = {"num_train_epochs": state.get("num_train_epochs"),
                  "per_device_train_batch_size": state.get("train_batch_size")}
+    multi_label = is_multi_label_config(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
     base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
     hub_base_model = base_model if base_model and not Path(str(base_model)).exists() else None  # not a local path
     split = metrics.get("test_split", "test")
     splits = data_report.get("kept") or {k[4:-6]: v for k, v in metrics.items()
                                          if k.startswith("num_") and k.endswith("_clips")}
-    eval_results = [EvalResult(task_type="audio-classification", dataset_type=dataset_name or "audiofolder",
-                               dataset_name=dataset_name or "held-out test split", dataset_split=split,
-                               metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
-                    for name in ("accuracy", "macro_f1") if f"test_{name}" in metrics]
+    dataset = dict(task_type="audio-classification", dataset_type=dataset_name or "audiofolder",
+                   dataset_name=dataset_name or "held-out test split", dataset_split=split)
+    if multi_label:
+        eval_results = [EvalResult(**dataset, metric_type=kind, metric_config=metric_config, metric_name=name,
+                                   metric_value=metrics[key])
+                        for key, (kind, metric_config, name) in MULTI_LABEL_RESULTS.items()
+                        if _measured(metrics.get(key))]
+        thresholds = config.get("label_thresholds") or {}
+        label_thresholds = [thresholds.get(label, DEFAULT_THRESHOLD) for label in labels]
+        report = _read_json(run / "test_multilabel_report.json")
+        sections = dict(
+            labels_table=_table(("id", "label", "threshold"),
+                                [(i, label, f"{t:.3f}") for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
+            results_section=_multi_label_results_section(metrics, split, splits),
+            per_class_table=_multi_label_per_class_table(report, labels, splits.get(split)),
+            results_figure="![per-class average precision and F1](test_per_class_ap.png)"
+            if (dest / "test_per_class_ap.png").is_file() else "",
+        )
+    else:
+        eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
+                        for name in ("accuracy", "macro_f1") if f"test_{name}" in metrics]
+        sections = dict(
+            labels_table=_table(("id", "label"), list(enumerate(labels))),
+            results_section=_results_section(metrics, split, splits),
+            per_class_table=_per_class_table(_read_json(run / "test_classification_report.json"), labels),
+            results_figure="![confusion matrix](test_confusion_matrix.png)"
+            if (dest / "test_confusion_matrix.png").is_file() else "",
+        )
     card_data = ModelCardData(
         library_name="transformers", pipeline_tag="audio-classification",
-        tags=["audio-classification", "hfspeech", config["model_type"]] + (["custom_code"] if custom_code else []),
-        datasets=[dataset_name] if dataset_name else None, metrics=["accuracy", "f1"], base_model=hub_base_model,
-        model_name=repo_id.split("/")[-1], eval_results=eval_results or None,
+        tags=["audio-classification", "hfspeech", config["model_type"]] + (["multi-label"] if multi_label else [])
+        + (["custom_code"] if custom_code else []),
+        datasets=[dataset_name] if dataset_name else None,
+        metrics=["map", "roc_auc", "f1", "subset_accuracy"] if multi_label else ["accuracy", "f1"],
+        base_model=hub_base_model, model_name=repo_id.split("/")[-1], eval_results=eval_results or None,
     )
     rate = config.get("sampling_rate") or _read_json(dest / "preprocessor_config.json").get("sampling_rate")
+    has_onnx = any(v["file"] == "onnx/model.onnx" for v in variants)
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
         model_description=config["model_type"] + (f", fine-tuned from {base_model}" if base_model else ""),
-        sampling_rate=rate, num_labels=len(labels), window_seconds=config.get("max_length_seconds", "a few"),
-        labels_table=_table(("id", "label"), list(enumerate(labels))),
+        multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
+        window_seconds=config.get("max_length_seconds", "a few"),
         data_section=_data_section(dataset_name, splits, data_report.get("num_skipped", 0)),
         hyperparameters_table=_table(("hyperparameter", "value"),
                                      [(k, hyper[k]) for k in HYPERPARAMETERS if hyper.get(k) is not None]),
-        results_section=_results_section(metrics, split, splits),
-        per_class_table=_per_class_table(_read_json(run / "test_classification_report.json"), labels),
-        confusion_matrix="![confusion matrix](test_confusion_matrix.png)"
-        if (dest / "test_confusion_matrix.png").is_file() else "",
-        variants_table=_variants_table(variants),
+        variants_table=_variants_table(variants, multi_label),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
                   "and imported its own classes are used" if custom_code else "a transformers model",
-        onnx_usage=ONNX_USAGE.format(repo_id=repo_id, rate=rate)
-        if any(v["file"] == "onnx/model.onnx" for v in variants) else "",
+        onnx_usage=ONNX_USAGE.format(repo_id=repo_id, rate=rate) + (ONNX_MULTI_LABEL_NOTE if multi_label else "")
+        if has_onnx else "",
+        **sections,
     )
     card.save(dest / "README.md")
     return card
@@ -104,17 +158,62 @@ def _results_section(metrics: dict, split: str, splits: dict) -> str:
             f"macro-F1 {metrics['test_macro_f1']:.3f}.")
 
 
+def _number(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if _measured(value) else "n/a"
+
+
+def _multi_label_results_section(metrics: dict, split: str, splits: dict) -> str:
+    if not any(_measured(metrics.get(key)) for key in MULTI_LABEL_RESULTS):
+        return "No test metrics in the run folder: not evaluated."
+    m = {key[5:]: metrics.get(key) for key in metrics if key.startswith("test_")}
+    auc_classes = m.get("roc_auc_num_classes")
+    auc_note = f", over the {auc_classes} classes with both outcomes in the split" if _measured(auc_classes) else ""
+    text = (f"On the {split} split ({splits.get(split, '?')} clips): mAP {_number(m.get('map_macro'))} (macro) and "
+            f"{_number(m.get('map_micro'))} (micro); ROC-AUC {_number(m.get('roc_auc_macro'))} (macro{auc_note}). "
+            f"At each label's threshold: micro-F1 {_number(m.get('micro_f1'))}, macro-F1 {_number(m.get('macro_f1'))}, "
+            f"subset accuracy {_number(m.get('subset_accuracy'))} (the share of clips whose whole label set is "
+            f"exactly right).")
+    prevalence = m.get("label_prevalence")
+    if _measured(prevalence):
+        text += (f"\n\nLabel prevalence in this split is {prevalence:.3f} (the share of clip-label pairs that are "
+                 f"present): that is the chance level of mAP, what scores unrelated to the audio would get on "
+                 f"average, so compare mAP with it rather than with 0.")
+    return text
+
+
+def _multi_label_per_class_table(report: dict, labels: list[str], num_clips: Optional[int]) -> str:
+    per_class = report.get("per_class", {})
+    rows = []
+    for label in labels:
+        if label not in per_class:
+            continue
+        r = per_class[label]
+        chance = _number(r["support"] / num_clips) if num_clips else "n/a"
+        rows.append((label, _number(r.get("ap")), chance, _number(r.get("roc_auc")), _number(r.get("f1")),
+                     _number(r.get("precision")), _number(r.get("recall")), _number(r.get("threshold")),
+                     int(r["support"])))
+    if not rows:
+        return ""
+    return _table(("label", "AP", "chance AP (prevalence)", "ROC-AUC", "F1", "precision", "recall", "threshold",
+                   "clips with it"), rows) + "\n\nn/a: not defined on this split (no clip with the label for AP, " \
+                                             "or only one outcome for ROC-AUC)."
+
+
 def _per_class_table(report: dict, labels: list[str]) -> str:
     rows = [(label, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1-score']:.3f}", int(r["support"]))
             for label, r in report.items() if label in labels]
     return _table(("label", "precision", "recall", "F1", "clips"), rows) if rows else ""
 
 
-def _variants_table(variants: list[dict]) -> str:
+def _variants_table(variants: list[dict], multi_label: bool = False) -> str:
     rows = []
     for v in variants:
-        measured = v["accuracy"] is not None
-        rows.append((v["name"], f"`{v['file']}`", f"{v['size_mb']:.3f} MB",
-                     f"{v['accuracy']:.3f} on {v['num_clips']} clips" if measured else "not measured",
-                     f"{v['latency_ms']:.2f} ms" if measured else "not measured"))
+        timed = v["latency_ms"] is not None
+        if multi_label:  # folder names are no multi-label truth: accuracy against them would mean nothing
+            accuracy = MULTI_LABEL_UNMEASURED
+        else:
+            accuracy = f"{v['accuracy']:.3f} on {v['num_clips']} clips" if v["accuracy"] is not None else "not measured"
+        rows.append((v["name"], f"`{v['file']}`", f"{v['size_mb']:.3f} MB", accuracy,
+                     f"{v['latency_ms']:.2f} ms on {v['num_clips']} clips" if timed and multi_label
+                     else f"{v['latency_ms']:.2f} ms" if timed else "not measured"))
     return _table(("variant", "file", "size", "accuracy", "mean latency per clip"), rows)

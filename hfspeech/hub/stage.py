@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.loading import find_audio_files
-from hfspeech.hub.card import write_model_card
+from hfspeech.hub.card import is_multi_label_config, write_model_card
 from hfspeech.hub.remote_code import write_remote_code
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = ("metrics.json", "data_report.json", "training_hyperparameters.json", "test_confusion_matrix.png",
-                "test_confusion_matrix.json", "test_classification_report.json")
+                "test_confusion_matrix.json", "test_classification_report.json",
+                "test_multilabel_report.json", "test_per_class_ap.png")  # the last two: multi-label runs
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")
 
 
@@ -36,7 +37,8 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
 
     ``eval_dir`` (an audio folder ``<label>/*.wav``) measures accuracy and latency of each variant (PyTorch,
     ONNX, int8) on the same clips; without it the card gives the run's own test metrics for PyTorch and
-    says that the exported variants were not measured.
+    says that the exported variants were not measured. A multi-label model's variants get only their
+    latency there: folder names are not its label sets.
     """
     from hfspeech.inference.classifier import NotAModelError, check_model_folder
     from hfspeech.models import BASELINE_MODELS
@@ -64,7 +66,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         auto_map = write_remote_code(*spec, dest)
         _update_json(dest / "config.json", auto_map=auto_map["config"])
         _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
-    variants = measure_variants(dest, eval_dir)
+    variants = measure_variants(dest, eval_dir, multi_label=is_multi_label_config(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
                      custom_code=spec is not None)
     check_no_secrets(dest)
@@ -84,8 +86,9 @@ def _update_json(path: Path, **values) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **values}, indent=2, sort_keys=True) + "\n")
 
 
-def measure_variants(dest: Path, eval_dir: Optional[str | Path]) -> list[dict]:
-    """Size on disk of each variant, and with ``eval_dir`` its accuracy and mean latency per clip."""
+def measure_variants(dest: Path, eval_dir: Optional[str | Path], multi_label: bool = False) -> list[dict]:
+    """Size on disk of each variant, and with ``eval_dir`` its mean latency per clip and (single-label only:
+    a folder name is one label, not a multi-label clip's label set) its accuracy against the folder names."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
     clips = find_audio_files(eval_dir) if eval_dir else []
@@ -103,7 +106,8 @@ def measure_variants(dest: Path, eval_dir: Optional[str | Path]) -> list[dict]:
             start = time.perf_counter()
             predicted = [classifier.classify_file(str(clip), top_k=1).labels[0] for clip in clips]
             variant["latency_ms"] = 1000 * (time.perf_counter() - start) / len(clips)
-            variant["accuracy"] = sum(p == clip.parent.name for p, clip in zip(predicted, clips)) / len(clips)
+            if not multi_label:
+                variant["accuracy"] = sum(p == clip.parent.name for p, clip in zip(predicted, clips)) / len(clips)
         variants.append(variant)
     return variants
 
