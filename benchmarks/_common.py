@@ -21,6 +21,8 @@ from typing import Optional
 import numpy as np
 import soundfile as sf
 
+from hfspeech.data.demo import synth_tone_clip
+
 # Four classes a small model separates within an epoch or two: a low tone, a mid tone, a high tone, noise.
 CLASSES = {"low": 300.0, "mid": 900.0, "high": 2500.0, "noise": None}
 RATES = (8000, 16000, 22050, 44100)
@@ -35,14 +37,7 @@ def writable_formats() -> list[tuple[str, str, str]]:
 
 
 def synth_clip(kind: str, rng: np.random.Generator, sampling_rate: int, seconds: float) -> np.ndarray:
-    n = max(1, int(seconds * sampling_rate))
-    t = np.arange(n) / sampling_rate
-    frequency = CLASSES[kind]
-    if frequency is None:
-        signal = rng.standard_normal(n) * 0.3
-    else:
-        signal = 0.5 * np.sin(2 * np.pi * frequency * (1 + 0.03 * rng.standard_normal()) * t)
-    return (signal + 0.02 * rng.standard_normal(n)).astype(np.float32)
+    return synth_tone_clip(CLASSES[kind], rng, sampling_rate, seconds, jitter=0.03, noise=0.02)
 
 
 def generate_clips(root: str | Path, num_clips: int, min_seconds: float = 0.5, max_seconds: float = 3.0,

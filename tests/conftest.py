@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from hfspeech.data.demo import synth_tone_clip
+
 FSDD_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 
 # Three classes a tiny model learns in a few epochs: a low tone, a high tone, noise bursts.
@@ -18,14 +20,7 @@ TINY_CNN = json.dumps({"conv_channels": [4, 8], "n_mels": 16, "apply_spec_augmen
 
 
 def synth_clip(kind: str, rng: np.random.Generator, sampling_rate: int, seconds: float = 0.5) -> np.ndarray:
-    n = int(seconds * sampling_rate)
-    t = np.arange(n) / sampling_rate
-    frequency = TONE_CLASSES[kind]
-    if frequency is None:
-        signal = rng.standard_normal(n) * 0.3
-    else:
-        signal = 0.5 * np.sin(2 * np.pi * frequency * (1 + 0.02 * rng.standard_normal()) * t)
-    return (signal + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    return synth_tone_clip(TONE_CLASSES[kind], rng, sampling_rate, seconds, jitter=0.02, noise=0.01)
 
 
 def write_tone_folder(root: Path, clips_per_class: int = 20, rates=(16000, 8000, 44100), seed: int = 0) -> Path:
@@ -37,6 +32,22 @@ def write_tone_folder(root: Path, clips_per_class: int = 20, rates=(16000, 8000,
             rate = rates[i % len(rates)]
             sf.write(root / kind / f"{kind}_{i:03d}.wav", synth_clip(kind, rng, rate), rate)
     return root
+
+
+def save_random_baseline(folder: Path, family: str, labels, initializer_range: float, **config_values) -> Path:
+    """A small random-weight CNN or LSTM (`family`), saved with its feature extractor like a training run."""
+    import torch
+
+    from hfspeech.models import BASELINE_MODELS
+
+    torch.manual_seed(0)
+    spec = BASELINE_MODELS[family]
+    config = spec.config_class(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                               label2id={label: i for i, label in enumerate(labels)},
+                               initializer_range=initializer_range, **config_values)
+    spec.model_class(config).save_pretrained(folder)
+    spec.feature_extractor_class().save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,8 @@ from hfspeech.cli import main as cli
 from hfspeech.export import ExportError, export_onnx, export_torchscript, quantize_int8
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
-from hfspeech.models import BASELINE_MODELS
 from hfspeech.models.tiny import save_tiny_ssl_model
-from tests.conftest import TONE_CLASSES, synth_clip
+from tests.conftest import TONE_CLASSES, save_random_baseline, synth_clip
 
 # Tracing notes from torch and transformers: the parity checks below are what says whether a trace generalises.
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::UserWarning",
@@ -46,15 +45,9 @@ def save_random_model(folder: Path, family: str) -> Path:
         config = json.loads((folder / "config.json").read_text())
         (folder / "config.json").write_text(json.dumps({**config, "max_length_seconds": 1.0}))
         return folder
-    torch.manual_seed(0)
-    spec = BASELINE_MODELS[family]
     sizes = {"cnn": dict(conv_channels=[4, 8]), "lstm": dict(lstm_hidden_size=8, n_mfcc=8)}[family]
-    config = spec.config_class(n_mels=16, num_labels=3, id2label=dict(enumerate(LABELS)),
-                               label2id={l: i for i, l in enumerate(LABELS)}, initializer_range=INIT, **sizes)
-    config.max_length_seconds = 0.5  # the window `AudioClassifier` cuts long files into
-    spec.model_class(config).save_pretrained(folder)
-    spec.feature_extractor_class().save_pretrained(folder)
-    return folder
+    # max_length_seconds: the window `AudioClassifier` cuts long files into
+    return save_random_baseline(folder, family, LABELS, INIT, n_mels=16, max_length_seconds=0.5, **sizes)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.inference.classifier import AudioClassifier
-from hfspeech.models import BASELINE_MODELS
 from hfspeech.models.tiny import GROUP_NORM_FEATURE_ENCODER, save_tiny_ssl_model
+from tests.conftest import save_random_baseline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
                                         "ignore::torch.jit.TracerWarning")
@@ -45,14 +45,8 @@ def save_model(folder: Path, family: str) -> Path:
     if settings is not None:
         save_tiny_ssl_model(str(folder), labels=LABELS, initializer_range=INIT, **settings)
         return folder
-    torch.manual_seed(0)
-    spec = BASELINE_MODELS[family]
     sizes = {"cnn": dict(conv_channels=[4, 8]), "lstm": dict(lstm_hidden_size=8, n_mfcc=8, num_lstm_layers=2)}[family]
-    config = spec.config_class(n_mels=16, num_labels=3, id2label=dict(enumerate(LABELS)),
-                               label2id={l: i for i, l in enumerate(LABELS)}, initializer_range=INIT, **sizes)
-    spec.model_class(config).save_pretrained(folder)
-    spec.feature_extractor_class().save_pretrained(folder)
-    return folder
+    return save_random_baseline(folder, family, LABELS, INIT, n_mels=16, **sizes)
 
 
 @pytest.fixture(scope="module")
