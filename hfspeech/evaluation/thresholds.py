@@ -44,12 +44,15 @@ def tune_thresholds(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
     return thresholds
 
 
-def thresholds_from_config(config, label_names: Optional[Sequence[str]] = None) -> np.ndarray:
-    """`config.label_thresholds` as an array in id order (`DEFAULT_THRESHOLD` for a missing label)."""
+def thresholds_from_config(config, label_names: Optional[Sequence[str]] = None,
+                           default: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """`config.label_thresholds` as an array in id order (or in the order of `label_names`); `default` for a
+    label it does not name. Training, evaluation and every inference path read thresholds through here."""
     if label_names is None:
-        label_names = [config.id2label[i] for i in range(len(config.id2label))]
+        id2label = {int(i): label for i, label in config.id2label.items()}
+        label_names = [id2label[i] for i in range(len(id2label))]
     saved = getattr(config, "label_thresholds", None) or {}
-    return np.array([float(saved.get(name, DEFAULT_THRESHOLD)) for name in label_names])
+    return np.array([float(saved.get(name, default)) for name in label_names])
 
 
 def thresholds_to_dict(label_names: Sequence[str], thresholds: Sequence[float]) -> dict[str, float]:

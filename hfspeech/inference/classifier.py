@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClas
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
+from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config
 from hfspeech.inference.backends import (
     WEIGHT_FILES,
     Backend,
@@ -42,7 +43,6 @@ from hfspeech.inference.backends import (
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 DEFAULT_WINDOW_SECONDS = 10.0
-DEFAULT_THRESHOLD = 0.5
 MULTI_LABEL = "multi_label_classification"
 AGGREGATIONS = ("mean", "max", "vote")
 
@@ -65,9 +65,7 @@ def scores_from_logits(logits: np.ndarray, config) -> np.ndarray:
 def label_thresholds(config, default: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Per-label thresholds `[num_labels]` in id order: `config.label_thresholds` ({label: float}) where it
     names a label, `default` for the others."""
-    given = getattr(config, "label_thresholds", None) or {}
-    id2label = {int(i): label for i, label in config.id2label.items()}
-    return np.array([float(given.get(id2label[i], default)) for i in range(len(id2label))], dtype=np.float32)
+    return thresholds_from_config(config, default=default).astype(np.float32)
 
 
 def labels_above(scores: np.ndarray, config, default: float = DEFAULT_THRESHOLD) -> list[str]:
