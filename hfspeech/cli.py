@@ -69,7 +69,7 @@ def _predict(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from hfspeech.data.audio import AudioFileError
-    from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+    from hfspeech.inference.classifier import AudioClassifier, NotAModelError, is_multi_label
     from hfspeech.inference.timeline import write_timeline
 
     try:
@@ -98,7 +98,7 @@ def _predict(argv: list[str]) -> int:
             ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
             windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
             active = f"  active: {', '.join(prediction.active_labels) or '-'}" \
-                if classifier.config.problem_type == "multi_label_classification" else ""
+                if is_multi_label(classifier.config) else ""
             print(f"{path}: {ranked}{windows}{active}")
     return 1 if failures else 0
 

@@ -17,8 +17,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 from hfspeech.evaluation.thresholds import thresholds_from_config
-
-MULTI_LABEL = "multi_label_classification"
+from hfspeech.models.losses import MULTI_LABEL
 
 
 class ClassificationMetrics(evaluate.Metric):

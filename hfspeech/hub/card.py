@@ -21,7 +21,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hfspeech.evaluation.metrics import MULTI_LABEL
+from hfspeech.models.losses import MULTI_LABEL
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "audio_classification.md"

@@ -32,6 +32,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config
+from hfspeech.models.losses import MULTI_LABEL
 from hfspeech.inference.backends import (
     WEIGHT_FILES,
     Backend,
@@ -43,7 +44,6 @@ from hfspeech.inference.backends import (
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 DEFAULT_WINDOW_SECONDS = 10.0
-MULTI_LABEL = "multi_label_classification"
 AGGREGATIONS = ("mean", "max", "vote")
 
 
