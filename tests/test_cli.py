@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,46 @@ def test_evaluate_writes_a_report_and_rejects_unknown_labels(trained_cnn, tone_f
     with pytest.raises(ValueError, match=r"squeak/a\.wav: unknown label 'squeak'.*known labels: \['high', 'low', 'noise'\]"):
         cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(strange), "--output_dir", str(out)])
 
+
+def test_evaluate_scores_files_on_disk_as_it_scores_clips_held_as_bytes(trained_cnn, tone_folder, tmp_path):
+    """Files on disk are read in chunks (bounded memory); a saved dataset's bytes are decoded whole. Same numbers."""
+    from datasets import Audio, load_dataset
+
+    on_disk = tmp_path / "on_disk"
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder), "--output_dir", str(on_disk),
+                "--aggregate", "vote"]) == 0
+    saved = tmp_path / "saved"
+    embedded = load_dataset("audiofolder", data_dir=str(tone_folder), drop_labels=False)
+    embedded = embedded.cast_column("audio", Audio(decode=False)).map(
+        lambda row: {"audio": {"path": None, "bytes": open(row["audio"]["path"], "rb").read()}})
+    embedded.save_to_disk(str(saved))
+    in_memory = tmp_path / "in_memory"
+    assert cli(["evaluate", "--model", str(trained_cnn), "--dataset_name", str(saved), "--output_dir",
+                str(in_memory), "--aggregate", "vote"]) == 0
+    a, b = (json.loads((out / "train_metrics.json").read_text()) for out in (on_disk, in_memory))
+    assert a["num_clips"] == b["num_clips"] == 60 and a["aggregate"] == "vote"
+    assert a["accuracy"] == b["accuracy"] and a["macro_f1"] == b["macro_f1"]
+    confusion = [json.loads((out / "train_confusion_matrix.json").read_text()) for out in (on_disk, in_memory)]
+    assert confusion[0] == confusion[1]
+
+
+def test_evaluate_names_a_bad_file_or_skips_and_counts_it(trained_cnn, tmp_path):
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for kind in ("low", "high"):
+        (data / kind).mkdir(parents=True)
+        for i in range(3):
+            sf.write(data / kind / f"{i}.wav", synth_clip(kind, rng, 16000), 16000)
+    (data / "high" / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError, match=r"high/broken\.wav: "):
+        cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(data), "--output_dir", str(out)])
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(data), "--output_dir", str(out),
+                "--skip_bad_files"]) == 0
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    report = json.loads((out / "data_report.json").read_text())
+    assert metrics["num_clips"] == 6 and metrics["num_skipped_files"] == 1
+    assert [Path(s["path"]).name for s in report["skipped"]["train"]] == ["broken.wav"]
 
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data", "tiny-model", "export"])
 def test_every_subcommand_prints_its_help(command, capsys):

@@ -25,22 +25,14 @@ from hfspeech.cli import main as cli
 from hfspeech.data.audio import decode_audio, downmix_to_mono, iter_audio_chunks
 from hfspeech.inference.classifier import AudioClassifier, scores_from_logits, split_windows, window_starts
 from hfspeech.inference.windows import WindowSlicer
-from hfspeech.models import BASELINE_MODELS
-from tests.conftest import synth_clip
+from tests.conftest import save_random_baseline, synth_clip
 
 LABELS = ["low", "high", "noise"]
 
 
 def save_random_cnn(folder: Path) -> Path:
     """A small random CNN with O(1) logits (wide init), so score differences of 1e-4 are visible."""
-    torch.manual_seed(0)
-    spec = BASELINE_MODELS["cnn"]
-    config = spec.config_class(n_mels=16, conv_channels=[4, 8], num_labels=3, id2label=dict(enumerate(LABELS)),
-                               label2id={l: i for i, l in enumerate(LABELS)}, initializer_range=0.5)
-    config.max_length_seconds = 0.5
-    spec.model_class(config).save_pretrained(folder)
-    spec.feature_extractor_class().save_pretrained(folder)
-    return folder
+    return save_random_baseline(folder, "cnn", LABELS, 0.5, n_mels=16, conv_channels=[4, 8], max_length_seconds=0.5)
 
 
 @pytest.fixture(scope="module")

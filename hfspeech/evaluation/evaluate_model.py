@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
+from hfspeech.data.audio import AudioFileError
 from hfspeech.data.loading import encode_labels, load_audio_dataset
-from hfspeech.data.prepare import prepare_dataset
-from hfspeech.evaluation.metrics import MULTI_LABEL
+from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.evaluation.thresholds import thresholds_from_config
-from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
 from hfspeech.training.arguments import DataArguments
 
 
@@ -34,6 +35,12 @@ class EvaluateArguments:
     split: Optional[str] = field(default=None, metadata={"help": "Split to evaluate (default: test, else all)."})
     batch_size: int = field(default=16, metadata={"help": "Clips per forward pass."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from a Hub repo."})
+    window_seconds: Optional[float] = field(
+        default=None, metadata={"help": "Window for clips longer than it (default: the clip length the model was "
+                                "trained on)."})
+    hop_seconds: Optional[float] = field(default=None, metadata={"help": "Hop between windows (default: half)."})
+    aggregate: str = field(default="mean", metadata={"help": "How windows' scores make a clip's: mean, max or vote.",
+                                                     "choices": list(AGGREGATIONS)})
 
 
 def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> dict:
@@ -45,43 +52,66 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     split = eval_args.split or ("test" if "test" in raw else next(iter(raw)))
     if split not in raw:
         raise ValueError(f"no split '{split}' in the data (splits: {list(raw)})")
-    multi_label = getattr(classifier.config, "problem_type", None) == MULTI_LABEL
+    multi_label = is_multi_label(classifier.config)
     raw = encode_labels(raw.__class__({split: raw[split]}), label_names, multi_label=multi_label,
                         separator=data_args.label_separator)
-    prepared, report = prepare_dataset(raw, classifier.sampling_rate, **data_args.preparation())
+    scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, data_args)
     if multi_label:
-        metrics = _evaluate_multi_label(classifier, prepared[split], label_names, eval_args.output_dir, split)
+        references = np.zeros(scores.shape, dtype=np.int64)
+        for row, ids in enumerate(labels):
+            references[row, np.asarray(ids, dtype=np.int64)] = 1
+        thresholds = thresholds_from_config(classifier.config, label_names)
+        metrics = write_multilabel_report(eval_args.output_dir, scores, references, label_names, thresholds,
+                                          prefix=split)
+        metrics["label_thresholds"] = dict(zip(label_names, thresholds.tolist()))
     else:
-        metrics = _evaluate_single_label(classifier, prepared[split], label_names, eval_args.output_dir, split)
-    metrics.update({"split": split, "num_clips": len(prepared[split]), "num_skipped_files": report.num_skipped})
+        metrics = write_evaluation_report(eval_args.output_dir, scores.argmax(axis=1), np.asarray(labels),
+                                          label_names, prefix=split)
+    metrics.update({"split": split, "num_clips": len(labels), "num_skipped_files": report.num_skipped,
+                    "aggregate": eval_args.aggregate})
     with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     report.save(os.path.join(eval_args.output_dir, "data_report.json"))
     return metrics
 
 
-def _evaluate_single_label(classifier: AudioClassifier, clips, label_names: list[str], output_dir: str,
-                           split: str) -> dict:
-    clips = clips.with_format("numpy")
-    predictions = []
-    for row in tqdm(clips, desc=f"evaluating {split}", unit="clip"):
-        predictions.append(classifier.classify_waveform(row["input_values"], top_k=1).labels[0])
-    ids = {name: i for i, name in enumerate(label_names)}
-    predicted = np.array([ids[name] for name in predictions])
-    return write_evaluation_report(output_dir, predicted, np.asarray(clips["label"]), label_names, prefix=split)
+def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
+                 data_args: DataArguments) -> tuple[np.ndarray, list, DataReport]:
+    """Every clip's scores `[clips, num_labels]` (its windows aggregated, as `hfspeech predict` does), its
+    label, and what was kept and skipped.
 
+    Files on disk are read chunk by chunk (`classify_file`), so a clip of any length is scored in bounded
+    memory. Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
+    go through `prepare_dataset` instead, which decodes each clip whole.
+    """
+    window = dict(window_seconds=eval_args.window_seconds, hop_seconds=eval_args.hop_seconds,
+                  aggregate=eval_args.aggregate)
+    order = {name: i for i, name in classifier.id2label.items()}
+    report = DataReport(sampling_rate=classifier.sampling_rate)
+    scores, labels = [], []
 
-def _evaluate_multi_label(classifier: AudioClassifier, clips, label_names: list[str], output_dir: str,
-                          split: str) -> dict:
-    """Each clip's sigmoid scores (mean over windows, as `hfspeech predict`), scored at the saved thresholds."""
-    index = {name: i for i, name in enumerate(label_names)}
-    scores = np.zeros((len(clips), len(label_names)))
-    references = np.zeros((len(clips), len(label_names)), dtype=np.int64)
-    for row, clip in enumerate(tqdm(clips.with_format("numpy"), desc=f"evaluating {split}", unit="clip")):
-        prediction = classifier.classify_waveform(clip["input_values"], top_k=len(label_names))
-        scores[row, [index[name] for name in prediction.labels]] = prediction.scores
-        references[row, np.asarray(clip["label"], dtype=np.int64)] = 1
-    thresholds = thresholds_from_config(classifier.config, label_names)
-    metrics = write_multilabel_report(output_dir, scores, references, label_names, thresholds, prefix=split)
-    metrics["label_thresholds"] = dict(zip(label_names, thresholds.tolist()))
-    return metrics
+    def add(prediction, label) -> None:
+        row = np.zeros(len(order), dtype=np.float64)
+        row[[order[name] for name in prediction.labels]] = prediction.scores
+        scores.append(row)
+        labels.append(label)
+
+    sources = clips.cast_column("audio", Audio(decode=False))["audio"]
+    if not data_args.trim_silence and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
+        for audio, label in zip(tqdm(sources, desc=f"evaluating {split}", unit="clip"), clips["label"]):
+            try:
+                add(classifier.classify_file(audio["path"], top_k=len(order), **window), label)
+            except AudioFileError as error:
+                if not data_args.skip_bad_files:
+                    raise
+                report.skipped.setdefault(split, []).append({"path": error.path, "problem": error.problem})
+        report.kept[split] = len(labels)
+    else:
+        prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate,
+                                           **data_args.preparation())
+        for clip in tqdm(prepared[split].with_format("numpy"), desc=f"evaluating {split}", unit="clip"):
+            add(classifier.classify_waveform(clip["input_values"], top_k=len(order), name=str(clip["path"]), **window),
+                clip["label"])
+    if not labels:
+        raise AudioFileError(split, "no usable audio left in this split after skipping bad files")
+    return np.stack(scores), labels, report
