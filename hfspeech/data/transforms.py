@@ -157,17 +157,19 @@ class AudioClassificationCollator:
         )
         labels = [example["label"] for example in examples]
         if any(np.ndim(label) > 0 for label in labels):
-            batch["labels"] = self.multi_hot(labels)
+            if self.num_labels is None:
+                raise ValueError("multi-label examples (a list of class ids each) need AudioClassificationCollator"
+                                 "(feature_extractor, num_labels=...)")
+            batch["labels"] = torch.from_numpy(multi_hot(labels, self.num_labels)).float()
         else:
             batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
 
-    def multi_hot(self, labels: Sequence[Sequence[int]]) -> torch.Tensor:
-        if self.num_labels is None:
-            raise ValueError("multi-label examples (a list of class ids each) need AudioClassificationCollator"
-                             "(feature_extractor, num_labels=...)")
-        target = torch.zeros(len(labels), self.num_labels, dtype=torch.float32)
-        for row, ids in enumerate(labels):
-            target[row, torch.as_tensor(np.asarray(ids, dtype=np.int64))] = 1.0
-        return target
+
+def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
+    """[clips, num_labels] 0/1 matrix of lists of class ids (the collator's targets, label counts, references)."""
+    target = np.zeros((len(label_lists), num_labels), dtype=np.int64)
+    for row, ids in enumerate(label_lists):
+        target[row, np.asarray(ids, dtype=np.int64)] = 1
+    return target
 

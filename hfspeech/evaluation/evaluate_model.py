@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.loading import encode_labels, load_audio_dataset
 from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.transforms import multi_hot
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.evaluation.thresholds import thresholds_from_config
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
@@ -57,9 +58,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
                         separator=data_args.label_separator)
     scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, data_args)
     if multi_label:
-        references = np.zeros(scores.shape, dtype=np.int64)
-        for row, ids in enumerate(labels):
-            references[row, np.asarray(ids, dtype=np.int64)] = 1
+        references = multi_hot(labels, len(label_names))
         thresholds = thresholds_from_config(classifier.config, label_names)
         metrics = write_multilabel_report(eval_args.output_dir, scores, references, label_names, thresholds,
                                           prefix=split)

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from hfspeech.data.transforms import multi_hot
 from hfspeech.evaluation.metrics import sigmoid
 from hfspeech.evaluation.report import write_multilabel_report
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config, thresholds_to_dict, tune_thresholds
@@ -26,14 +27,6 @@ DEFAULT_METRIC = "map_macro"
 SINGLE_LABEL_DEFAULT_METRIC = "accuracy"  # TRAINING_DEFAULTS' choice, meaningless for multi-label
 
 
-def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
-    """[clips, num_labels] 0/1 matrix of lists of class ids."""
-    target = np.zeros((len(label_lists), num_labels), dtype=np.int64)
-    for row, ids in enumerate(label_lists):
-        target[row, list(ids)] = 1
-    return target
-
-
 def prepare_multilabel_training(data_args, training_args, train_labels: Sequence[Sequence[int]],
                                 label_names: Sequence[str]) -> Optional[np.ndarray]:
     """Check the options, pick the best-model metric; returns `pos_weight` (or None)."""
@@ -43,12 +36,13 @@ def prepare_multilabel_training(data_args, training_args, train_labels: Sequence
     if training_args.metric_for_best_model in (None, SINGLE_LABEL_DEFAULT_METRIC):
         training_args.metric_for_best_model = DEFAULT_METRIC
         training_args.greater_is_better = True
-    counts = multi_hot(train_labels, len(label_names)).sum(axis=0)
+    targets = multi_hot(train_labels, len(label_names))
+    counts = targets.sum(axis=0)
     logger.info("multi-label: %.2f labels per clip; clips per label %s",
                 counts.sum() / max(1, len(train_labels)), dict(zip(label_names, counts.tolist())))
     if not data_args.pos_weight_from_frequencies:
         return None
-    pos_weight = pos_weight_from_frequencies(multi_hot(train_labels, len(label_names)), data_args.max_pos_weight)
+    pos_weight = pos_weight_from_frequencies(targets, data_args.max_pos_weight)
     logger.info("BCE pos_weight (negatives/positives, clipped at %s): %s", data_args.max_pos_weight,
                 dict(zip(label_names, np.round(pos_weight, 3).tolist())))
     return pos_weight
