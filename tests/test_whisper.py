@@ -126,3 +126,24 @@ def test_cut_classifier_exports_to_onnx_and_torchscript(cut_classifier, tmp_path
     np.testing.assert_allclose(onnx.logits(clips(1)), expected, atol=1e-4, rtol=0)
     traced = AudioClassifier.from_pretrained(str(export_torchscript(cut_classifier, tmp_path / "ts")))
     np.testing.assert_allclose(traced.logits(clips(1)), expected, atol=1e-4, rtol=0)
+
+
+def test_probe_of_real_tiny_en_stages_a_repo_plain_transformers_loads(whisper_tiny_en, tone_folder, tmp_path):
+    """`--model_name_or_path whisper-tiny.en` (the short name of the fetched checkpoint) through the recipe,
+    then a staged Hub repo: native transformers classes (no remote code) and a card naming the base model."""
+    from hfspeech.hub.stage import stage_run
+    from hfspeech.training.run import main
+
+    run = tmp_path / "run"
+    main(["--model_name_or_path", "whisper-tiny.en", "--freeze_base_model", "--data_dir", str(tone_folder),
+          "--output_dir", str(run), "--max_length_seconds", "0.5", "--num_train_epochs", "3",
+          "--learning_rate", "5e-3", "--per_device_train_batch_size", "16", "--save_total_limit", "1"])
+    staged = stage_run(run, tmp_path / "repo", repo_id="someone/tones-whisper")
+    assert not [p for p in staged if p.suffix == ".py"]
+    config = (tmp_path / "repo" / "config.json").read_text()
+    assert "auto_map" not in config and '"max_source_positions": 50' in config
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "base_model: openai/whisper-tiny.en" in card
+    served = pipeline("audio-classification", model=str(tmp_path / "repo"))
+    clip = synth_clip("high", np.random.default_rng(9), 16000, 0.5)
+    assert served({"raw": clip, "sampling_rate": 16000})[0]["label"] in {"high", "low", "noise"}

@@ -110,16 +110,17 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
         overrides["problem_type"] = model_args.problem_type
     if model_args.model_name_or_path:
         hub = _hub_options(model_args)
+        checkpoint = resolve_pretrained(model_args.model_name_or_path)  # a short name of `hfspeech pretrained`
         config = AutoConfig.from_pretrained(
-            model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
+            checkpoint, num_labels=len(label_names), label2id=label2id, id2label=id2label,
             finetuning_task="audio-classification", **overrides, **hub,
         )
         model = AutoModelForAudioClassification.from_pretrained(
-            model_args.model_name_or_path, config=config,
+            checkpoint, config=config,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
         )
         if feature_extractor is None:
-            feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
+            feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
     else:
         if model_args.model_type not in BASELINE_MODELS:
             raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
@@ -215,9 +216,8 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     # A pretrained checkpoint's extractor sets the rate the data is decoded at; it is loaded once, here.
     pretrained_extractor = None
     if model_args.model_name_or_path:
-        model_args.model_name_or_path = resolve_pretrained(model_args.model_name_or_path)
         pretrained_extractor = AutoFeatureExtractor.from_pretrained(
-            model_args.model_name_or_path, **_hub_options(model_args)
+            resolve_pretrained(model_args.model_name_or_path), **_hub_options(model_args)
         )
     sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
     streamed = None

