@@ -75,6 +75,14 @@ def test_linear_probe_trains_from_the_cache_and_saves_the_whole_model(tiny_whisp
     main(probe_args(tiny_whisper, tone_folder, out))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_accuracy"] >= 0.8 and metrics["test_accuracy"] > 0.4, metrics  # three tones; chance 1/3
+    from safetensors import safe_open
+
+    checkpoints = list(out.glob("checkpoint-*/model.safetensors"))
+    assert checkpoints
+    for checkpoint in checkpoints:  # the frozen base is not written again and again
+        with safe_open(str(checkpoint), "pt") as weights:
+            assert "model.classifier.weight" in weights.keys()
+            assert not [k for k in weights.keys() if k.startswith("model.encoder.")]
     saved = AutoModelForAudioClassification.from_pretrained(out).eval()
     original = AutoModelForAudioClassification.from_pretrained(tiny_whisper)
     assert saved.config.max_source_positions == 50  # a 0.5-s crop runs in a 1-s window

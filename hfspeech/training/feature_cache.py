@@ -30,6 +30,7 @@ from hfspeech.models.inputs import extract_features
 from hfspeech.models.losses import classification_loss
 
 logger = logging.getLogger("hfspeech.train")
+IN_MEMORY_BYTES = 512 * 2**20
 
 
 def can_cache(model: nn.Module) -> bool:
@@ -82,23 +83,37 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
 
 
 class FeatureSplit(torch.utils.data.Dataset):
-    """Cached features and labels: rows `{"features": float32 [n, hidden], "label": ...}`."""
+    """Cached features and labels: rows `{"features": float32 [n, hidden], "label": ...}`.
+
+    Features are small by design (a pooled vector per layer), so a split under `IN_MEMORY_BYTES` is read
+    from Arrow once and kept as numpy: every epoch then costs the head alone, not a nested-list decode.
+    """
 
     def __init__(self, split: Dataset):
         self.split = split
         self._numpy = split.with_format("numpy")
+        self._features = self._labels = None
+        if split.data.nbytes <= IN_MEMORY_BYTES:
+            self._features = [_as_matrix(row) for row in self._numpy["features"]]
+            self._labels = [_python_label(label) for label in self._numpy["label"]]
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        if self._features is not None:
+            return [{"features": self._features[i], "label": self._labels[i]} for i in indices]
         rows = self._numpy[list(indices)]
         features = [_as_matrix(row) for row in rows["features"]]
-        labels = [label.tolist() if isinstance(label, (np.ndarray, np.generic)) else label for label in rows["label"]]
+        labels = [_python_label(label) for label in rows["label"]]
         return [{"features": f, "label": label} for f, label in zip(features, labels)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.__getitems__([int(index)])[0]
+
+
+def _python_label(label: Any) -> Any:
+    return label.tolist() if isinstance(label, (np.ndarray, np.generic)) else label
 
 
 def _as_matrix(row: Any) -> np.ndarray:
@@ -129,10 +144,26 @@ class CachedHeadModel(nn.Module):
     whole classifier, saved with `save_pretrained` at the end like any other run."""
 
     main_input_name = "features"
+    _keys_to_ignore_on_save = None  # read by the Trainer after it reloads a checkpoint
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self._base_prefix = f"model.{base_module_name(model)}."
+
+    def state_dict(self, *args, **kwargs):
+        """The head only: the frozen base never changes, so checkpoints (and the best-model reload, which
+        the Trainer does non-strictly for a plain module) carry just what trains."""
+        state = super().state_dict(*args, **kwargs)
+        return type(state)((k, v) for k, v in state.items() if not k.startswith(self._base_prefix))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """A head-only state dict (a checkpoint of this model): the base's keys are not missing."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if not k.startswith(self._base_prefix)]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"head checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}")
+        return result._replace(missing_keys=missing)
 
     @property
     def config(self):
