@@ -41,6 +41,8 @@ RUNS = {  # name -> flag file and extra flags
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
     "finetune-tiny": ("whisper_finetune.args", []),
     "finetune-base": ("whisper_finetune.args", ["--model_name_or_path", "whisper-base", "--learning_rate", "5e-5"]),
+    "finetune-tiny-reg": ("whisper_finetune_regularised.args", []),
+    "finetune-base-reg": ("whisper_finetune_regularised.args", ["--model_name_or_path", "whisper-base"]),
     # the same probe with the frozen encoder run on every batch: one epoch, for the per-epoch ratio
     "probe-tiny-live": ("whisper_probe.args", ["--cache_frozen_features", "False", "--num_train_epochs", "1"]),
 }

@@ -140,3 +140,12 @@ def test_whisper_fine_tuning_uses_layer_decay_and_spec_augment(tiny_whisper, ton
     model(input_features=features.clone())
     handle.remove()
     assert (seen[0] == 0).float().mean() > 0.2 and torch.equal(seen[1], features)  # masked only in training
+
+
+def test_weighted_layer_sum_runs_predict_to_plain_logits(tiny_whisper, tone_folder, tmp_path):
+    """With a weighted layer sum the model also returns every layer's states; predictions stay the logits."""
+    setup = setup_training(*parse_args(["--model_name_or_path", str(tiny_whisper), "--data_dir", str(tone_folder),
+                                        "--output_dir", str(tmp_path), *FAST, "--use_weighted_layer_sum", "True"]))
+    prediction = setup.trainer.predict(setup.views["test"])
+    assert isinstance(prediction.predictions, np.ndarray)
+    assert prediction.predictions.shape == (len(setup.views["test"]), 3)
