@@ -193,7 +193,12 @@ def main() -> None:
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-pretrained")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-pretrained" / "pretrained.json")
     parser.add_argument("--resume", action="store_true", help="keep the results in --output, skip runs done")
+    parser.add_argument("--report", nargs="+", type=Path, help="only print the table of these result files, merged")
     args = parser.parse_args()
+    if args.report:
+        runs = {k: v for path in args.report for k, v in json.loads(path.read_text()).get("runs", {}).items()}
+        print("\n".join(summary({"runs": runs})))
+        return
     if not FSDD.is_dir():
         raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
