@@ -329,10 +329,6 @@ def _demo(argv: list[str]) -> int:
     return _predict([str(model_dir), *examples])
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _serve(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="hfspeech serve",
@@ -366,3 +362,8 @@ def _serve(argv: list[str]) -> int:
                              args.api_key or os.environ.get(API_KEY_ENV) or None)
     run_server(settings, args.host, args.port, args.workers, args.log_level)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

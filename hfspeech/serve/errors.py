@@ -34,9 +34,13 @@ def scrub(message: str) -> str:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    """The JSON answer; its X-Error-Kind header is what the metrics middleware counts errors by."""
-    return JSONResponse({"error": error.message, "kind": error.kind}, status_code=error.status,
-                        headers={ERROR_KIND_HEADER: error.kind})
+    """The JSON answer; its X-Error-Kind header is what the metrics middleware counts errors by. After a
+    timeout or a body refused before it was read, the connection is closed: what is left of the body would
+    otherwise be read as the next request."""
+    headers = {ERROR_KIND_HEADER: error.kind}
+    if error.status in (408, 413):
+        headers["Connection"] = "close"
+    return JSONResponse({"error": error.message, "kind": error.kind}, status_code=error.status, headers=headers)
 
 
 # AudioFileError's problem text -> the error kind a client (and /metrics) sees.

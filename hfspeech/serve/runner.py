@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from hfspeech.data.audio import AudioFileError, decode_audio
+from hfspeech.evaluation.thresholds import thresholds_from_config
 from hfspeech.inference.backends import WEIGHT_FILES, locate_model
 from hfspeech.inference.classifier import (
     AudioClassifier,
     Prediction,
     active_labels,
     is_multi_label,
-    label_thresholds,
     scores_from_logits,
     split_windows,
     window_starts,
@@ -125,7 +125,7 @@ class ModelRunner:
         config = self.classifier.config
         answer = [{"label": label, "score": score} for label, score in zip(prediction.labels, prediction.scores)]
         if is_multi_label(config):
-            thresholds = label_thresholds(config)
+            thresholds = thresholds_from_config(config)  # float64, as the config holds them
             label2id = {label: i for i, label in self.classifier.id2label.items()}
             for entry in answer:
                 entry["threshold"] = float(thresholds[label2id[entry["label"]]])
