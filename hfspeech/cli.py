@@ -360,7 +360,10 @@ def _serve(argv: list[str]) -> int:
     settings = ServeSettings(args.model, args.backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
                              int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
                              args.api_key or os.environ.get(API_KEY_ENV) or None)
-    run_server(settings, args.host, args.port, args.workers, args.log_level)
+    load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
+    if load_error:
+        print(f"error: {load_error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -15,6 +15,8 @@ import contextlib
 import io
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -236,3 +238,12 @@ def test_health_info_and_metrics(server, trained_cnn):
     assert 'hfspeech_requests_total{route="/",status="200"}' in metrics
     assert 'hfspeech_request_seconds_bucket{le="0.5",route="/"}' in metrics
     assert "hfspeech_batch_size_count" in metrics and 'hfspeech_errors_total{kind="empty_audio"}' in metrics
+
+
+def test_a_model_that_does_not_load_stops_the_server_with_a_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-m", "hfspeech.cli", "serve", str(tmp_path), "--port", "0",
+                             "--log-level", "warning"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: NotAModelError: {tmp_path}: no model weights "
+                                                  "(model.safetensors) in the folder"]

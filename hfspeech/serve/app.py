@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -66,7 +67,7 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     async def classify(request: Request) -> Response:
         async def answer():
-            runner.require_ready()
+            await runner.wait_ready()
             body = await read_body(request, settings.max_body_bytes)
             audio, parameters = parse_request(request.headers.get("content-type"), body,
                                               dict(request.query_params), settings.top_k)
@@ -88,6 +89,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         return JSONResponse({"status": status}, status_code=503)
 
     async def info(request: Request) -> Response:
+        await runner.wait_ready()
         return JSONResponse(runner.info())
 
     async def metrics_page(request: Request) -> Response:
@@ -172,15 +174,27 @@ def app_from_env() -> Starlette:
 
 
 def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
-               log_level: str = "info") -> None:
-    """Serve until interrupted: one process, or `workers` processes on one socket, each with its own model."""
+               log_level: str = "info") -> Optional[str]:
+    """Serve until interrupted: one process, or `workers` processes on one socket, each with its own model.
+    Returns why the model did not load, if it did not (one process; workers log it)."""
     import uvicorn
 
     if workers <= 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
-        return
+        app = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+        app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
+        server.run()
+        return app.state.runner.load_error
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+    own_metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
-    uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+        own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
+    try:
+        # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
+        # (the default 5 s kills workers that are merely slow to start on a busy machine).
+        uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, timeout_worker_healthcheck=60)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    return None

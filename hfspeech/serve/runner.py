@@ -1,6 +1,10 @@
 """The model behind the server: loaded once per process (in the background, so `/health` can say
 "loading"), its windows batched across requests, and answers in the Hub's shape.
 
+A request that arrives while the model loads waits for it (within the request timeout) rather than being
+refused: with `--workers N` a worker that is still loading may be handed a connection while another one
+already answers `/health`. A model that fails to load is logged (and stops a one-process server).
+
 A request's audio is decoded from memory by `hfspeech.data.audio.decode_audio` (the decoder, downmix,
 resampler and errors of every other path in hfspeech), cut into the windows `hfspeech predict` cuts
 (`split_windows`), and its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation,
@@ -49,25 +53,37 @@ class ModelRunner:
         self.max_seconds = max_seconds
         self.classifier: Optional[AudioClassifier] = None
         self.load_error: Optional[str] = None
-        self.loaded = threading.Event()
+        self.loaded: Optional[asyncio.Event] = None
+        self.on_load_failure = None  # e.g. stop the server (`run_server` does, with one process)
         self.batcher = DynamicBatcher(self._logits, max_batch_size, max_wait_ms, on_batch)
 
     def start_loading(self) -> None:
+        """From inside the event loop: start the batcher, and the model loading in a thread."""
         self.batcher.start()
-        threading.Thread(target=self._load, name="hfspeech-load", daemon=True).start()
+        self.loaded = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._load, args=(loop,), name="hfspeech-load", daemon=True).start()
 
-    def _load(self) -> None:
+    def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             self.classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
                                                               trust_remote_code=self.trust_remote_code)
         except Exception as error:  # logged here; /health answers "error" (without the message)
             self.load_error = f"{type(error).__name__}: {error}"
-            logger.error("error: the model did not load: %s", self.load_error)
-        self.loaded.set()
+            if self.on_load_failure is not None:
+                loop.call_soon_threadsafe(self.on_load_failure)
+            else:
+                logger.error("error: the model did not load: %s", self.load_error)
+        loop.call_soon_threadsafe(self.loaded.set)
 
     @property
     def ready(self) -> bool:
         return self.classifier is not None
+
+    async def wait_ready(self) -> AudioClassifier:
+        if self.loaded is not None:
+            await self.loaded.wait()
+        return self.require_ready()
 
     def require_ready(self) -> AudioClassifier:
         if self.classifier is None:
@@ -95,7 +111,7 @@ class ModelRunner:
 
     async def classify(self, audio: bytes, parameters: Parameters):
         """The Hub's answer (a list of {label, score}), or with `timeline` an object that adds the windows."""
-        classifier = self.require_ready()
+        classifier = await self.wait_ready()
         waveform = await asyncio.to_thread(self.decode, audio)
         window, hop = classifier.window_sizes()
         pieces = split_windows(waveform, classifier.sampling_rate, window / classifier.sampling_rate,

@@ -22,9 +22,9 @@ from hfspeech.serve.errors import ApiError
 from hfspeech.serve.runner import ModelRunner
 
 
-def open_stream(runner: ModelRunner, query) -> tuple[PcmDecoder, StreamingClassifier, bool]:
+async def open_stream(runner: ModelRunner, query) -> tuple[PcmDecoder, StreamingClassifier, bool]:
     """(PCM decoder, streaming classifier, whether to send every window) from the query string."""
-    classifier = runner.require_ready()
+    classifier = await runner.wait_ready()
     try:
         pcm = PcmFormat(query.get("format", "s16le"), int(query.get("rate", classifier.sampling_rate)),
                         int(query.get("channels", 1)))
@@ -57,7 +57,7 @@ async def run_on_model_thread(runner: ModelRunner, function, *args):
 async def stream_websocket(websocket: WebSocket, runner: ModelRunner) -> None:
     await websocket.accept()
     try:
-        decode, streamer, windows = open_stream(runner, websocket.query_params)
+        decode, streamer, windows = await open_stream(runner, websocket.query_params)
     except ApiError as error:
         await websocket.send_json({"event": "error", "error": error.message, "kind": error.kind})
         await websocket.close(code=1008)
@@ -83,7 +83,7 @@ async def stream_websocket(websocket: WebSocket, runner: ModelRunner) -> None:
 
 
 async def stream_post(request: Request, runner: ModelRunner, max_bytes: int) -> Response:
-    decode, streamer, windows = open_stream(runner, request.query_params)
+    decode, streamer, windows = await open_stream(runner, request.query_params)
     lines, size = [], 0
     try:
         async for chunk in request.stream():
