@@ -188,3 +188,17 @@ def test_serving_benchmark_runs_and_reports_the_ratio(trained_cnn, tmp_path):
     assert results["one_at_a_time"]["mean_batch_size"] == 1.0 < results["batched"]["mean_batch_size"]
     assert results["throughput_ratio"] > 0 and isinstance(results["meets_target"], bool)
     assert results["machine"]["cpu_count"] >= 1
+
+
+def test_two_workers_answer_and_metrics_count_both(trained_cnn, classifier, tmp_path):
+    rng = np.random.default_rng(21)
+    clips = [synth_clip(KINDS[i % 3], rng, 16000, 0.5) for i in range(12)]
+    with ServerProcess(trained_cnn, "--workers", "2", startup_timeout=240) as running:
+        for clip in clips:
+            path = tmp_path / "clip.wav"
+            sf.write(path, clip, 16000, subtype="FLOAT")
+            answer = requests.post(running.url, data=path.read_bytes(), timeout=60).json()
+            assert answer[0]["label"] == classifier.classify_waveform(clip).labels[0]
+        metrics = requests.get(f"{running.url}/metrics", timeout=10).text
+    # Whichever worker answered the scrape, it counts the requests of both (prometheus multiprocess mode).
+    assert re.search(r'^hfspeech_requests_total\{route="/",status="200"\} 12\.0$', metrics, re.M), metrics
