@@ -65,6 +65,13 @@ def create_app(settings: ServeSettings) -> Starlette:
     metrics = ServerMetrics()
     runner.batcher.on_batch = metrics.batch_size.observe
 
+    async def within_timeout(work):
+        try:
+            return await asyncio.wait_for(work, settings.request_timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(408, "timeout", f"request took longer than {settings.request_timeout:g} s "
+                           "(a body that stopped arriving, or the server is overloaded)") from None
+
     async def classify(request: Request) -> Response:
         async def answer():
             await runner.wait_ready()
@@ -73,11 +80,7 @@ def create_app(settings: ServeSettings) -> Starlette:
                                               dict(request.query_params), settings.top_k)
             return JSONResponse(await runner.classify(audio, parameters))
 
-        try:
-            return await asyncio.wait_for(answer(), settings.request_timeout)
-        except asyncio.TimeoutError:
-            raise ApiError(408, "timeout", f"request took longer than {settings.request_timeout:g} s "
-                           "(a body that stopped arriving, or the server is overloaded)") from None
+        return await within_timeout(answer())
 
     async def page(request: Request) -> Response:
         return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html")
@@ -96,7 +99,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         return metrics.response()
 
     async def stream(request: Request) -> Response:
-        return await asyncio.wait_for(stream_post(request, runner, settings.max_body_bytes), settings.request_timeout)
+        return await within_timeout(stream_post(request, runner, settings.max_body_bytes))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import AsyncIterator, Optional
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -39,20 +39,24 @@ class Parameters:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The whole body, or 413 once it passes `max_bytes` (checked against Content-Length first)."""
+    return b"".join([chunk async for chunk in iter_body(request, max_bytes)])
+
+
+async def iter_body(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive, 413 once they pass `max_bytes`, 400 if the client leaves halfway."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, "body_too_large", f"body of {int(declared)} bytes is over the limit of {max_bytes} bytes")
-    chunks, size = [], 0
+    size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_bytes:
                 raise ApiError(413, "body_too_large", f"body is over the limit of {max_bytes} bytes")
-            chunks.append(chunk)
+            yield chunk
     except ClientDisconnect:
         raise ApiError(400, "truncated_upload", "upload truncated: the client closed the connection "
                        "before the whole body arrived") from None
-    return b"".join(chunks)
 
 
 def parse_request(content_type: Optional[str], body: bytes, query: dict, default_top_k: int) -> tuple[bytes, Parameters]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hfspeech.inference.sources import PcmDecoder, PcmFormat
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
+from hfspeech.serve.payload import iter_body
 from hfspeech.serve.runner import ModelRunner
 
 
@@ -84,17 +85,11 @@ async def stream_websocket(websocket: WebSocket, runner: ModelRunner) -> None:
 
 async def stream_post(request: Request, runner: ModelRunner, max_bytes: int) -> Response:
     decode, streamer, windows = await open_stream(runner, request.query_params)
-    lines, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise ApiError(413, "body_too_large", f"body is over the limit of {max_bytes} bytes")
-            if chunk:
-                results = await run_on_model_thread(runner, streamer.feed, decode(chunk))
-                lines.extend(messages(results, streamer.id2label, windows))
-    except ClientDisconnect:
-        raise ApiError(400, "truncated_upload", "upload truncated: the client closed the connection") from None
+    lines = []
+    async for chunk in iter_body(request, max_bytes):
+        if chunk:
+            results = await run_on_model_thread(runner, streamer.feed, decode(chunk))
+            lines.extend(messages(results, streamer.id2label, windows))
     results = await run_on_model_thread(runner, streamer.finish)
     lines.extend(messages(results, streamer.id2label, windows) + [streamer.stats.to_dict()])
     return Response("".join(json.dumps(line) + "\n" for line in lines), media_type="application/x-ndjson")
