@@ -5,7 +5,7 @@
   and the server did batch them;
 - a WebSocket and a streamed POST get the label events `hfspeech stream` prints for the same PCM;
 - the page at `/` in headless Chromium (Debian `chromium`, driven by Playwright): upload a generated clip,
-  see the right label, a timeline for a long file, an error line for a bad one; screenshots kept.
+  see the right label, a timeline for a long file, an error line for a bad one; screenshots in the test's tmp_path.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -142,11 +141,7 @@ def test_web_page_classifies_an_upload_in_headless_chromium(server, classifier, 
         browser.close()
     for name in ("page.png", "timeline.png"):
         assert (tmp_path / name).stat().st_size > 10_000
-    shots = Path(__file__).resolve().parents[1] / "runs" / "serve_page"
-    shots.mkdir(parents=True, exist_ok=True)
-    for name in ("page.png", "timeline.png"):  # kept for a look (runs/ is not committed)
-        shutil.copy(tmp_path / name, shots / name)
-
+    print(f"screenshots: {tmp_path / 'page.png'}, {tmp_path / 'timeline.png'}")
 
 def run_batcher(max_batch_size: int, requests_windows: list[list[int]], fail_on=None):
     sizes = []
@@ -202,3 +197,11 @@ def test_two_workers_answer_and_metrics_count_both(trained_cnn, classifier, tmp_
         metrics = requests.get(f"{running.url}/metrics", timeout=10).text
     # Whichever worker answered the scrape, it counts the requests of both (prometheus multiprocess mode).
     assert re.search(r'^hfspeech_requests_total\{route="/",status="200"\} 12\.0$', metrics, re.M), metrics
+
+
+def test_error_messages_lose_paths_and_extra_lines():
+    from hfspeech.serve.errors import scrub
+
+    assert scrub("cannot open /tmp/x/clip.wav: bad header\n  File \"/work/a.py\"") == "cannot open <path>: bad header"
+    assert scrub("C:\\Users\\me\\clip.wav is broken") == "<path> is broken"
+    assert scrub("resampled 16000/8000, ratio 1/2") == "resampled 16000/8000, ratio 1/2"

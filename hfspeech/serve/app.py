@@ -119,7 +119,8 @@ def create_app(settings: ServeSettings) -> Starlette:
 
 
 class GuardMiddleware:
-    """Outermost: the API key, the error JSON for anything that escapes a route, and request metrics."""
+    """Around every route: the API key, the error JSON for anything that escapes a route (before Starlette's
+    own plain-text 500 could), and the request metrics."""
 
     def __init__(self, app, metrics: ServerMetrics, api_key: Optional[str]):
         self.app, self.metrics, self.api_key = app, metrics, api_key
@@ -130,29 +131,33 @@ class GuardMiddleware:
         path = scope["path"]
         if self.api_key and not path.startswith(OPEN_PATHS) and not (path == "/" and scope.get("method") == "GET"):
             if not self.authorized(scope):
+                self.metrics.errors.labels("unauthorized").inc()
                 return await self.refuse(scope, receive, send, ApiError(401, "unauthorized", "missing or wrong API "
                                          "key: send `Authorization: Bearer <key>`"))
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
-        started, status, kind = time.perf_counter(), [500], [None]
+        started = time.perf_counter()
+        sent = {"status": 500, "kind": None, "started": False}
 
         async def send_and_record(message):
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                kind[0] = dict(message.get("headers") or []).get(ERROR_KIND_HEADER.lower().encode(), b"").decode()
+                headers = dict(message.get("headers") or [])
+                sent.update(status=message["status"], started=True,
+                            kind=headers.get(ERROR_KIND_HEADER.lower().encode(), b"").decode() or None)
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
-        except ApiError as error:  # raised past the router (e.g. a timeout around a stream)
-            await self.refuse(scope, receive, send_and_record, error)
-        except Exception:  # a bug: logged here with its traceback, answered without it
-            logger.exception("unexpected error answering %s %s", scope.get("method"), path)
-            await self.refuse(scope, receive, send_and_record, ApiError(500, "internal", "internal server error"))
+        except Exception as error:  # ApiError raised past the router, or a bug: logged with its traceback
+            if not isinstance(error, ApiError):
+                logger.exception("unexpected error answering %s %s", scope.get("method"), path)
+                error = ApiError(500, "internal", "internal server error")
+            if not sent["started"]:  # else the client sees the answer cut short
+                await self.refuse(scope, receive, send_and_record, error)
         route = path if path in ("/", "/health", "/info", "/metrics", "/stream") else "other"
-        self.metrics.observe_request(route, status[0], time.perf_counter() - started)
-        if status[0] >= 400:
-            self.metrics.errors.labels(kind[0] or f"http_{status[0]}").inc()
+        self.metrics.observe_request(route, sent["status"], time.perf_counter() - started)
+        if sent["status"] >= 400:
+            self.metrics.errors.labels(sent["kind"] or f"http_{sent['status']}").inc()
 
     def authorized(self, scope) -> bool:
         headers = dict(scope.get("headers") or [])
