@@ -4,22 +4,25 @@ model, same clips, same machine, one run.
     python benchmarks/serve.py                                  # a demo-sized CNN (random weights), 500 requests
     python benchmarks/serve.py --model runs/demo/model --requests 1000 --concurrency 32
 
-Each side is the real server in its own process; the load comes from this process: `--concurrency` threads,
+Each side is the real server in its own process (both up at once, taking turns round by round, so that a
+changing machine load slows both alike); the load comes from this process: `--concurrency` threads,
 each with a keep-alive connection, POST a different generated 1 s WAV clip per request (the Hub's raw-bytes
 form) until `--requests` are answered. Reported per side: p50/p99 latency (request sent to answer read),
 throughput (answers per second over the whole run), the mean batch size the server ran (from its /metrics);
 and the ratio batched / one-at-a-time. Both sides must answer every request, with the same top label.
 
 `python benchmarks/serve.py load --url URL --clips CLIPS.npy --output ANSWERS.json` is the load client alone
-(tests/test_serve.py runs it from a second process against a server it started).
+(tests/test_serve_live.py runs it from a second process against a server it started).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -94,20 +97,6 @@ def latency_summary(answers: list, wall: float) -> dict:
             "throughput_per_s": ok / wall if wall > 0 else 0.0}
 
 
-def mean_batch_size(url: str) -> float | None:
-    """From the server's Prometheus histogram: windows run / batches run."""
-    target = urlparse(url)
-    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
-    connection.request("GET", "/metrics")
-    values = {}
-    for line in connection.getresponse().read().decode().splitlines():
-        if line.startswith(("hfspeech_batch_size_sum", "hfspeech_batch_size_count")):
-            name, value = line.split()
-            values[name] = float(value)
-    count = values.get("hfspeech_batch_size_count", 0)
-    return values.get("hfspeech_batch_size_sum", 0) / count if count else None
-
-
 def save_benchmark_model(folder: Path) -> Path:
     """The demo's CNN (default size, 1 s window) with random weights: the timing does not depend on them."""
     import hfspeech  # noqa: F401  (registers the baselines)
@@ -122,14 +111,66 @@ def save_benchmark_model(folder: Path) -> Path:
     return folder
 
 
-def measure(model: str, bodies: list[bytes], concurrency: int, max_batch_size: int, extra_flags: list[str]) -> dict:
+def measure(model: str, bodies: list[bytes], concurrency: int, max_batch_size: int, rounds: int,
+            extra_flags: list[str]) -> dict:
+    """Both sides' servers run at once (an idle server costs nothing) and take turns, round by round, each
+    round a slice of the requests, the order swapped every round: a machine whose load changes during the run
+    slows both sides alike. Each side is measured on all the requests."""
     from hfspeech.serve.launcher import ServerProcess
 
-    with ServerProcess(model, "--max-batch-size", str(max_batch_size), *extra_flags) as server:
-        run_load(server.url, bodies[: min(len(bodies), 2 * concurrency)], concurrency)  # warm-up
-        result = run_load(server.url, bodies, concurrency)
-        result["mean_batch_size"] = mean_batch_size(server.url)
-    return result
+    sides = {"batched": max_batch_size, "one_at_a_time": 1}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(ServerProcess(model, "--max-batch-size", str(size), *extra_flags))
+                   for name, size in sides.items()}
+        for server in servers.values():
+            run_load(server.url, bodies[: min(len(bodies), 2 * concurrency)], concurrency)  # warm-up
+        batches_before = {name: batch_totals(server.url) for name, server in servers.items()}
+        answers = {name: [] for name in sides}
+        walls = {name: 0.0 for name in sides}
+        slices = np.array_split(np.arange(len(bodies)), rounds)
+        for index, part in enumerate(slices):
+            for name in (list(sides) if index % 2 == 0 else list(sides)[::-1]):
+                result = run_load(servers[name].url, [bodies[i] for i in part], concurrency)
+                answers[name] += result["answers"]
+                walls[name] += result["wall_seconds"]
+        results = {}
+        for name, server in servers.items():
+            windows, batches = np.subtract(batch_totals(server.url), batches_before[name])
+            results[name] = {"answers": answers[name], "wall_seconds": walls[name],
+                             **latency_summary(answers[name], walls[name]),
+                             "mean_batch_size": windows / batches if batches else None}
+    return results
+
+
+def batch_totals(url: str) -> tuple[float, float]:
+    """(windows run, batches run) so far, from the server's Prometheus histogram."""
+    target = urlparse(url)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+    connection.request("GET", "/metrics")
+    values = {}
+    for line in connection.getresponse().read().decode().splitlines():
+        if line.startswith(("hfspeech_batch_size_sum", "hfspeech_batch_size_count")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values.get("hfspeech_batch_size_sum", 0.0), values.get("hfspeech_batch_size_count", 0.0)
+
+
+def model_alone(model: str, max_batch_size: int) -> dict:
+    """The model call alone in this process, one clip vs a full batch: the most batching can gain here."""
+    from hfspeech.inference.classifier import AudioClassifier
+
+    classifier = AudioClassifier.from_pretrained(model)
+    clips = list(generate_waveforms(max_batch_size, seed=2))
+    timings = {}
+    for size in (1, max_batch_size):
+        classifier.logits(clips[:size])
+        started = time.perf_counter()
+        for _ in range(3):
+            for start in range(0, max_batch_size, size):
+                classifier.logits(clips[start : start + size])
+        timings[size] = (time.perf_counter() - started) / (3 * max_batch_size)
+    return {"ms_per_clip_one_at_a_time": timings[1] * 1000, "ms_per_clip_batched": timings[max_batch_size] * 1000,
+            "ratio": timings[1] / timings[max_batch_size]}
 
 
 def benchmark(args) -> dict:
@@ -139,16 +180,17 @@ def benchmark(args) -> dict:
         model = str(save_benchmark_model(Path(args.work_dir) / "model"))
     bodies = [wav_bytes(w) for w in generate_waveforms(args.requests, seed=1)]
     flags = ["--max-wait-ms", str(args.max_wait_ms)]
-    sides = {"batched": measure(model, bodies, args.concurrency, args.max_batch_size, flags),
-             "one_at_a_time": measure(model, bodies, args.concurrency, 1, flags)}
+    load_before = os.getloadavg()[0]
+    sides = measure(model, bodies, args.concurrency, args.max_batch_size, args.rounds, flags)
     top = {name: [a["answer"][0]["label"] if a and a["status"] == 200 else None for a in side.pop("answers")]
            for name, side in sides.items()}
     ratio = sides["batched"]["throughput_per_s"] / sides["one_at_a_time"]["throughput_per_s"]
-    return {"model": model, "requests": args.requests, "concurrency": args.concurrency,
+    return {"model": model, "requests": args.requests, "concurrency": args.concurrency, "rounds": args.rounds,
             "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms, **sides,
             "all_answered": all(side["ok"] == args.requests for side in sides.values()),
             "same_top_labels": top["batched"] == top["one_at_a_time"],
             "throughput_ratio": ratio, "meets_target": ratio >= TARGET_RATIO, "target_ratio": TARGET_RATIO,
+            "model_alone": model_alone(model, args.max_batch_size), "load_average_1min_at_start": load_before,
             "machine": machine()}
 
 
@@ -166,6 +208,7 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=5, help="turns each side takes (the requests split evenly)")
     parser.add_argument("--work_dir", default="runs/bench_serve")
     parser.add_argument("--output", default="runs/bench_serve/serve.json")
     return parser.parse_args(argv)
@@ -184,9 +227,13 @@ def main(argv=None) -> int:
         print(f"{name:>14}: p50 {side['p50_ms']:.1f} ms  p99 {side['p99_ms']:.1f} ms  "
               f"{side['throughput_per_s']:.1f} req/s  mean batch {side['mean_batch_size'] or 0:.1f}  "
               f"({side['ok']}/{results['requests']} answered)")
+    alone = results["model_alone"]
     print(f"throughput ratio batched / one-at-a-time: {results['throughput_ratio']:.2f}x "
-          f"(target >= {TARGET_RATIO:g}x) at concurrency {results['concurrency']}, "
-          f"load average {results['machine']['load_average_1min']:.2f} on {results['machine']['cpu_count']} CPUs")
+          f"(target >= {TARGET_RATIO:g}x) at concurrency {results['concurrency']}, load average "
+          f"{results['load_average_1min_at_start']:.2f} -> {results['machine']['load_average_1min']:.2f} on "
+          f"{results['machine']['cpu_count']} CPUs")
+    print(f"the model alone: {alone['ms_per_clip_one_at_a_time']:.1f} ms per clip one at a time, "
+          f"{alone['ms_per_clip_batched']:.1f} ms in batches of {results['max_batch_size']} ({alone['ratio']:.2f}x)")
     print(f"results: {args.output}")
     return 0
 
