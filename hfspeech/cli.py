@@ -15,6 +15,8 @@
     hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
     hfspeech stage OUTPUT_DIR DEST [--include-onnx] [--eval-dir DATA]   a Hub-ready repo folder with its model card
     hfspeech push OUTPUT_DIR --repo-id NAME [--private] [--revision B] [--include-onnx] [--dry-run]   upload it
+    hfspeech serve MODEL [--backend B] [--host 127.0.0.1] [--port 8080] [--workers N] [--api-key K]
+                   an HTTP server with the Hub's audio-classification API and a web page (docs/serving.md)
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ DEMO_PRETRAINED_FLAGS = [
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
-                "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push}
+                "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push,
+                "serve": _serve}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
@@ -403,5 +406,44 @@ def _demo_run(data_dir: Path, model_dir: Path, flags: list[str]) -> tuple[Path, 
     return model_dir, metrics, seconds
 
 
+def _serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hfspeech serve",
+        description="Serve a model over HTTP with the Hugging Face Hub's audio-classification API "
+        "(huggingface_hub.InferenceClient works against it), a web page at /, /health, /info, /metrics and "
+        "live PCM on /stream. See docs/serving.md.",
+    )
+    parser.add_argument("model", help="model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file")
+    parser.add_argument("--backend", choices=["pytorch", "onnx", "torchscript"], default=None)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1, help="processes, each with its own model")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="windows per model call (1: no batching)")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait for a batch to fill")
+    parser.add_argument("--max-body-mb", type=float, default=25.0, help="largest request body (413 above)")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="longest audio accepted")
+    parser.add_argument("--request-timeout", type=float, default=30.0, help="seconds before a request gets 408")
+    parser.add_argument("--top-k", type=int, default=5, help="labels per answer when the request does not say")
+    parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` on every route but "
+                        "/health and the page (default: $HFSPEECH_API_KEY; none: open)")
+    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+
+    import os
+
+    from hfspeech.serve.app import API_KEY_ENV, ServeSettings, run_server
+
+    settings = ServeSettings(args.model, args.backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
+                             int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
+                             args.api_key or os.environ.get(API_KEY_ENV) or None)
+    load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
+    if load_error:
+        print(f"error: {load_error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

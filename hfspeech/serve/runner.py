@@ -1,0 +1,190 @@
+"""The model behind the server: loaded once per process (in the background, so `/health` can say
+"loading"), its windows batched across requests, and answers in the Hub's shape.
+
+A request that arrives while the model loads waits for it (within the request timeout) rather than being
+refused: with `--workers N` a worker that is still loading may be handed a connection while another one
+already answers `/health`. A model that fails to load is logged (and stops a one-process server).
+
+A request's audio is decoded from memory by `hfspeech.data.audio.decode_audio` (the decoder, downmix,
+resampler and errors of every other path in hfspeech), cut into the windows `hfspeech predict` cuts
+(`split_windows`), and its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation,
+top-k and multi-label thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from hfspeech.data.audio import AudioFileError, decode_audio
+from hfspeech.evaluation.thresholds import thresholds_from_config
+from hfspeech.inference.backends import WEIGHT_FILES, locate_model
+from hfspeech.inference.classifier import (
+    AudioClassifier,
+    Prediction,
+    active_labels,
+    is_multi_label,
+    scores_from_logits,
+    split_windows,
+    window_starts,
+)
+from hfspeech.inference.windows import WindowResult
+from hfspeech.serve.batching import DynamicBatcher
+from hfspeech.serve.errors import ApiError, audio_error
+from hfspeech.serve.payload import Parameters
+
+logger = logging.getLogger("hfspeech.serve")
+
+
+class ModelRunner:
+    """Loads the classifier in a background thread; `classify(audio_bytes, parameters)` once `ready`."""
+
+    def __init__(self, model: str, backend: Optional[str] = None, trust_remote_code: bool = False,
+                 max_batch_size: int = 32, max_wait_ms: float = 5.0, max_seconds: float = 600.0, on_batch=None):
+        self.model_path, self.backend_name, self.trust_remote_code = model, backend, trust_remote_code
+        self.max_seconds = max_seconds
+        self.classifier: Optional[AudioClassifier] = None
+        self.load_error: Optional[str] = None
+        self.loaded: Optional[asyncio.Event] = None
+        self.on_load_failure = None  # e.g. stop the server (`run_server` does, with one process)
+        self.batcher = DynamicBatcher(self._logits, max_batch_size, max_wait_ms, on_batch)
+
+    def start_loading(self) -> None:
+        """From inside the event loop: start the batcher, and the model loading in a thread."""
+        self.batcher.start()
+        self.loaded = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._load, args=(loop,), name="hfspeech-load", daemon=True).start()
+
+    def _load(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self.classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
+                                                              trust_remote_code=self.trust_remote_code)
+        except Exception as error:  # logged here; /health answers "error" (without the message)
+            self.load_error = f"{type(error).__name__}: {error}"
+            if self.on_load_failure is not None:
+                loop.call_soon_threadsafe(self.on_load_failure)
+            else:
+                logger.error("error: the model did not load: %s", self.load_error)
+        loop.call_soon_threadsafe(self.loaded.set)
+
+    @property
+    def ready(self) -> bool:
+        return self.classifier is not None
+
+    async def wait_ready(self) -> AudioClassifier:
+        if self.loaded is not None:
+            await self.loaded.wait()
+        return self.require_ready()
+
+    def require_ready(self) -> AudioClassifier:
+        if self.classifier is None:
+            message = "model failed to load" if self.load_error else "model is loading"
+            raise ApiError(503, "not_ready", message)
+        return self.classifier
+
+    def _logits(self, windows: list[np.ndarray]) -> np.ndarray:
+        return self.classifier.logits(windows)
+
+    def decode(self, audio: bytes) -> np.ndarray:
+        """Mono float32 at the model's rate, or a 4xx naming the problem (empty, undecodable, NaN, too long)."""
+        classifier = self.require_ready()
+        if not audio:
+            raise ApiError(400, "empty_audio", "upload: file is empty (0 bytes)")
+        try:
+            waveform = decode_audio({"path": None, "bytes": audio}, classifier.sampling_rate)
+        except AudioFileError as error:
+            raise audio_error(error) from None
+        seconds = len(waveform) / classifier.sampling_rate
+        if seconds > self.max_seconds:
+            raise ApiError(413, "audio_too_long", f"upload: {seconds:.1f} s of audio is over the limit of "
+                           f"{self.max_seconds:g} s")
+        return waveform
+
+    async def classify(self, audio: bytes, parameters: Parameters):
+        """The Hub's answer (a list of {label, score}), or with `timeline` an object that adds the windows."""
+        classifier = await self.wait_ready()
+        waveform = await asyncio.to_thread(self.decode, audio)
+        window, hop = classifier.window_sizes()
+        pieces = split_windows(waveform, classifier.sampling_rate, window / classifier.sampling_rate,
+                               hop / classifier.sampling_rate)
+        starts = window_starts(len(waveform), window, hop)
+        logits = np.stack(await self.batcher.submit(pieces))
+        prediction = self.prediction(logits, starts, pieces, parameters)
+        answer = self.hub_answer(prediction)
+        if not parameters.timeline:
+            return answer
+        return {"predictions": answer, "num_windows": prediction.num_windows, "aggregate": prediction.aggregate,
+                "active_labels": prediction.active_labels,
+                "labels": [classifier.id2label[i] for i in range(len(classifier.id2label))],
+                "windows": [w.to_dict(classifier.id2label, parameters.top_k) for w in prediction.windows]}
+
+    def prediction(self, logits: np.ndarray, starts: list[int], pieces: list[np.ndarray],
+                   parameters: Parameters) -> Prediction:
+        classifier = self.classifier
+        scores = apply_function(logits, parameters.function_to_apply, classifier.config)
+        rate = classifier.sampling_rate
+        windows = [WindowResult(i, start / rate, (start + len(piece)) / rate, row, active_labels(row, classifier.config))
+                   for i, (start, piece, row) in enumerate(zip(starts, pieces, scores))]
+        return classifier.prediction_from_windows("upload", windows, parameters.top_k, parameters.aggregate)
+
+    def hub_answer(self, prediction: Prediction) -> list[dict]:
+        """[{label, score}] best first; a multi-label model adds each label's threshold and whether it is active."""
+        config = self.classifier.config
+        answer = [{"label": label, "score": score} for label, score in zip(prediction.labels, prediction.scores)]
+        if is_multi_label(config):
+            thresholds = thresholds_from_config(config)  # float64, as the config holds them
+            label2id = {label: i for i, label in self.classifier.id2label.items()}
+            for entry in answer:
+                entry["threshold"] = float(thresholds[label2id[entry["label"]]])
+                entry["active"] = entry["label"] in prediction.active_labels
+        return answer
+
+    def info(self) -> dict:
+        classifier = self.require_ready()
+        config = classifier.config
+        return {"labels": [classifier.id2label[i] for i in range(len(classifier.id2label))],
+                "sampling_rate": classifier.sampling_rate, "backend": classifier.backend.name,
+                "model_type": getattr(config, "model_type", None), "problem_type": getattr(config, "problem_type", None)
+                or "single_label_classification", "window_seconds": classifier.window_seconds,
+                "revision": model_revision(self.model_path, self.backend_name, config),
+                "max_batch_size": self.batcher.max_batch_size, "max_wait_ms": self.batcher.max_wait * 1000,
+                "max_seconds": self.max_seconds}
+
+
+def apply_function(logits: np.ndarray, function: Optional[str], config) -> np.ndarray:
+    """The transformers pipeline's `function_to_apply`; None: the model's own (`scores_from_logits`)."""
+    if function is None:
+        return scores_from_logits(logits, config)
+    tensor = torch.as_tensor(logits)
+    if function == "softmax":
+        return torch.softmax(tensor, dim=-1).numpy()
+    if function == "sigmoid":
+        return torch.sigmoid(tensor).numpy()
+    return np.asarray(logits, dtype=np.float32)
+
+
+def model_revision(model: str, backend: Optional[str], config) -> Optional[str]:
+    """The Hub commit a model came from, else the first 12 hex digits of its weights file's SHA-256: either
+    way it changes exactly when the model does."""
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return commit
+    kind, folder, model_file = locate_model(model, backend)
+    candidates = [model_file] if model_file else [Path(folder) / name for name in WEIGHT_FILES]
+    for path in candidates:
+        if path is not None and os.path.isfile(path):
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            return f"sha256:{digest.hexdigest()[:12]}"
+    return None
