@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-import hfspeech  # noqa: F401  (registers the baselines)
 from hfspeech.cli import DEMO_TRAINING_FLAGS
 from hfspeech.data.audio import decode_audio
 from hfspeech.data.demo import generate_keyword_dataset
