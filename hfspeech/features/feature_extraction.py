@@ -6,7 +6,6 @@ and serving cannot drift from training; the extractor stays trivial to reimpleme
 (``hfspeech.features.waveform.WaveformPreprocessor`` is that reimplementation, in numpy, for ONNX inference).
 """
 
-import numpy as np
 from transformers import Wav2Vec2FeatureExtractor
 
 from hfspeech.features.waveform import check_waveforms

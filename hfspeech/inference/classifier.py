@@ -21,7 +21,6 @@ waveform extractors) without importing torch or transformers, which is most of a
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
@@ -39,7 +38,7 @@ from hfspeech.inference.backends import (
     TorchScriptBackend,
     locate_model,
 )
-from hfspeech.inference.config_json import JsonConfig
+from hfspeech.inference.config_json import JsonConfig, read_config_json
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 from hfspeech.models.problem_types import MULTI_LABEL
 
@@ -344,10 +343,9 @@ def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
     register()
     config_file = os.path.join(path, "config.json")
     try:
-        with open(config_file, encoding="utf-8") as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise NotAModelError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
+        config = read_config_json(path)
+    except ValueError as error:
+        raise NotAModelError(str(error)) from None
     if not isinstance(config, dict) or "model_type" not in config:
         raise NotAModelError(f"{config_file}: no model_type in the config, so the model's class is unknown")
     model_type = config["model_type"]

@@ -24,12 +24,18 @@ class JsonConfig:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> "JsonConfig":
-        config_file = os.path.join(folder, "config.json")
-        try:
-            with open(config_file, encoding="utf-8") as f:
-                values = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
+        values = read_config_json(folder)
         if not isinstance(values, dict) or not values.get("id2label"):
-            raise ValueError(f"{config_file}: no id2label in the config, so the model's labels are unknown")
+            raise ValueError(f"{os.path.join(folder, 'config.json')}: no id2label in the config, so the model's "
+                             "labels are unknown")
         return cls(values)
+
+
+def read_config_json(folder: str | os.PathLike) -> Any:
+    """The folder's config.json parsed; `ValueError` naming the file when it is not valid JSON."""
+    config_file = os.path.join(folder, "config.json")
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
