@@ -33,8 +33,9 @@ class Comparison:
         return 100.0 * (self.reference_accuracy - self.candidate_accuracy)
 
     def summary(self, reference: str = "fp32", candidate: str = "int8") -> str:
+        change = 100 * (self.candidate_accuracy - self.reference_accuracy)  # not -drop: no "-0.00"
         return (f"{self.num_clips} clips: accuracy {reference} {100 * self.reference_accuracy:.2f}%, {candidate} "
-                f"{100 * self.candidate_accuracy:.2f}% ({-self.accuracy_drop_points:+.2f} points), top-1 agreement "
+                f"{100 * self.candidate_accuracy:.2f}% ({change:+.2f} points), top-1 agreement "
                 f"{100 * self.agreement:.2f}%")
 
     def to_dict(self) -> dict:
