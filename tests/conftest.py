@@ -75,3 +75,15 @@ def fsdd_dir() -> Path:
     if not FSDD_DIR.is_dir():
         pytest.skip(f"real FSDD recordings not found at {FSDD_DIR} (they live in ../shared beside the project)")
     return FSDD_DIR
+
+
+@pytest.fixture(scope="session")
+def whisper_tiny_en() -> Path:
+    """The converted real Whisper tiny.en (`hfspeech pretrained whisper-tiny.en`, run by scripts/setup.sh).
+    Missing is a failure, not a skip: these tests are the evidence that the pretrained path works."""
+    from hfspeech.models.whisper.pretrained import PretrainedError, resolve_pretrained
+
+    try:
+        return Path(resolve_pretrained("whisper-tiny.en"))
+    except PretrainedError as error:
+        pytest.fail(str(error), pytrace=False)

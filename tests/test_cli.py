@@ -118,7 +118,8 @@ def test_evaluate_names_a_bad_file_or_skips_and_counts_it(trained_cnn, tmp_path)
     assert metrics["num_clips"] == 6 and metrics["num_skipped_files"] == 1
     assert [Path(s["path"]).name for s in report["skipped"]["train"]] == ["broken.wav"]
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data", "tiny-model", "export"])
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data", "tiny-model", "export",
+                                     "pretrained"])
 def test_every_subcommand_prints_its_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli([command, "--help"])

@@ -200,7 +200,7 @@ def test_the_trainer_computes_bce_with_pos_weight(family, tmp_path):
         AudioClassificationTrainer(model=model, args=args, class_weights=[1.0, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("family", ["wav2vec2", "audio-spectrogram-transformer", "lstm"])
+@pytest.mark.parametrize("family", ["wav2vec2", "audio-spectrogram-transformer", "whisper", "lstm"])
 def test_other_model_families_run_the_multi_label_recipe(family, events, tmp_path):
     if family != "lstm":
         model = ["--model_name_or_path", str(save_tiny_ssl_model(tmp_path / "tiny", family)), "--learning_rate", "1e-3"]

@@ -36,6 +36,8 @@ FAMILIES = {
     "hubert": dict(model_type="hubert"),
     "wavlm": dict(model_type="wavlm"),
     "ast": dict(model_type="audio-spectrogram-transformer"),
+    # A Whisper encoder cut to a 1-s window (as fine-tuning cuts it): every clip is padded to the window.
+    "whisper": dict(model_type="whisper", max_source_positions=50, init_std=INIT),
 }
 MASKED_SSL = ["wav2vec2", "hubert", "wavlm"]
 
@@ -101,7 +103,7 @@ def test_group_norm_encoder_is_not_padding_invariant_without_equal_lengths(model
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_classifier_logits_are_padding_invariant(family, models):
     classifier = AudioClassifier.from_pretrained(str(models[family]), device=torch.device("cpu"), batch_size=8)
-    assert classifier.pads_with_attention_mask == (family not in ("wav2vec2-group", "ast"))
+    assert classifier.pads_with_attention_mask == (family not in ("wav2vec2-group", "ast", "whisper"))
     batch = clips(1) + clips(2)[:2]  # eight clips, two of the same length as others
     together = classifier.logits(batch)
     assert np.ptp(together) > 0.05
@@ -109,7 +111,7 @@ def test_classifier_logits_are_padding_invariant(family, models):
         np.testing.assert_allclose(together[i], classifier.logits([clip])[0], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("family", ["cnn", "wav2vec2", "wav2vec2-group"])
+@pytest.mark.parametrize("family", ["cnn", "wav2vec2", "wav2vec2-group", "whisper"])
 def test_onnx_classifier_is_padding_invariant_and_matches_pytorch(family, models, tmp_path):
     from hfspeech.export import export_onnx
 

@@ -21,6 +21,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from hfspeech.data.augment import WaveformAugmenter, worker_entropy
+from hfspeech.models.inputs import extract_features
 
 
 def crop(waveform: np.ndarray, max_samples: Optional[int], rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -137,7 +138,8 @@ def attach_transforms(
 
 
 class AudioClassificationCollator:
-    """Pads a list of clips with the model's feature extractor and stacks their labels.
+    """Pads a list of clips with the model's feature extractor (`models.inputs.extract_features`) and stacks
+    their labels.
 
     Single-label: one class id per clip -> `labels` as long ids [B]. Multi-label: a list of class ids
     per clip -> `labels` as a float multi-hot matrix [B, num_labels] (what BCE-with-logits takes), so
@@ -149,21 +151,19 @@ class AudioClassificationCollator:
         self.num_labels = num_labels
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = self.feature_extractor(
-            [example["input_values"] for example in examples],
-            sampling_rate=self.feature_extractor.sampling_rate,
-            padding="longest",
-            return_tensors="pt",
-        )
-        labels = [example["label"] for example in examples]
-        if any(np.ndim(label) > 0 for label in labels):
-            if self.num_labels is None:
-                raise ValueError("multi-label examples (a list of class ids each) need AudioClassificationCollator"
-                                 "(feature_extractor, num_labels=...)")
-            batch["labels"] = torch.from_numpy(multi_hot(labels, self.num_labels)).float()
-        else:
-            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        batch = extract_features(self.feature_extractor, [example["input_values"] for example in examples])
+        batch["labels"] = stack_labels([example["label"] for example in examples], self.num_labels)
         return batch
+
+
+def stack_labels(labels: Sequence[Any], num_labels: Optional[int]) -> torch.Tensor:
+    """Class ids -> long `[B]`; lists of class ids (multi-label) -> float multi-hot `[B, num_labels]`."""
+    if any(np.ndim(label) > 0 for label in labels):
+        if num_labels is None:
+            raise ValueError("multi-label examples (a list of class ids each) need AudioClassificationCollator"
+                             "(feature_extractor, num_labels=...)")
+        return torch.from_numpy(multi_hot(labels, num_labels)).float()
+    return torch.tensor(labels, dtype=torch.long)
 
 
 def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:

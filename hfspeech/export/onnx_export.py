@@ -24,6 +24,7 @@ from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.features.frontend import AudioFrontend
 from hfspeech.export.quantization import quantize_int8
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
+from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
 
     output_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = output_dir / ONNX_FILE
-    _, output_names = export(model, onnx_config, onnx_path, opset=onnx_config.DEFAULT_ONNX_OPSET)
+    shapes = onnx_input_shapes(config)
+    _, output_names = export(model, onnx_config, onnx_path, opset=onnx_config.DEFAULT_ONNX_OPSET, input_shapes=shapes)
     validate_model_outputs(onnx_config, model, onnx_path, output_names, atol=onnx_config.ATOL_FOR_VALIDATION,
-                           use_subprocess=False)
+                           input_shapes=shapes, use_subprocess=False)
     frontend = next((module for module in model.modules() if isinstance(module, AudioFrontend)), None)
     if frontend is not None:
         compact_dft_basis(onnx_path, frontend)

@@ -20,6 +20,7 @@ from torch import nn
 
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
+from hfspeech.models.inputs import extract_features
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ def example_batch(feature_extractor, lengths: list[int], seed: int) -> dict[str,
     then takes exactly what the extractor gives it at inference (with or without an attention mask)."""
     rng = np.random.default_rng(seed)
     clips = [rng.standard_normal(n).astype(np.float32) for n in lengths]
-    return dict(feature_extractor(clips, sampling_rate=feature_extractor.sampling_rate, padding="longest",
-                                  return_tensors="pt"))
+    return dict(extract_features(feature_extractor, clips))
 
 
 def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] = None) -> Path:

@@ -22,6 +22,7 @@ from typing import Optional
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hfspeech.models.losses import MULTI_LABEL
+from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "audio_classification.md"
@@ -82,6 +83,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     multi_label = is_multi_label_config(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
     base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
+    base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
     hub_base_model = base_model if base_model and not Path(str(base_model)).exists() else None  # not a local path
     split = metrics.get("test_split", "test")
     splits = data_report.get("kept") or {k[4:-6]: v for k, v in metrics.items()

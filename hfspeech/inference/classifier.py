@@ -40,6 +40,7 @@ from hfspeech.inference.backends import (
 )
 from hfspeech.inference.config_json import JsonConfig, read_config_json
 from hfspeech.inference.windows import WindowResult, WindowSlicer
+from hfspeech.models.inputs import extract_features, has_fixed_window
 from hfspeech.models.problem_types import MULTI_LABEL
 
 DEFAULT_WINDOW_SECONDS = 10.0
@@ -178,13 +179,14 @@ class AudioClassifier:
         is padded or not"; huggingface/transformers#10117, #21534). Those models are batched by equal length
         only, each clip exactly as it would run alone. Windows of one file all have the same length, so
         batching is kept where it matters. (AST's extractor pads every clip to its fixed input length and
-        returns no mask: equal-length batching is harmless there.)
+        returns no mask: equal-length batching is harmless there. Whisper's pads every clip to its fixed
+        window, so any clips can share a batch.)
         """
         return bool(getattr(self.feature_extractor, "return_attention_mask", False))
 
     def _batches(self, waveforms: Sequence[np.ndarray]) -> Iterator[list[int]]:
         """Indices of the clips that run together: consecutive ones, or only equal lengths (see above)."""
-        if self.pads_with_attention_mask:
+        if self.pads_with_attention_mask or has_fixed_window(self.feature_extractor):
             for start in range(0, len(waveforms), self.batch_size):
                 yield list(range(start, min(start + self.batch_size, len(waveforms))))
             return
@@ -199,10 +201,7 @@ class AudioClassifier:
         """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches."""
         output = np.zeros((len(waveforms), len(self.id2label)), dtype=np.float32)
         for indices in self._batches(waveforms):
-            batch = self.feature_extractor(
-                [waveforms[i] for i in indices], sampling_rate=self.sampling_rate,
-                padding="longest", return_tensors="np",
-            )
+            batch = extract_features(self.feature_extractor, [waveforms[i] for i in indices], return_tensors="np")
             output[indices] = self.backend.logits(dict(batch))
         return output
 

@@ -4,7 +4,8 @@ CPU smoke runs and tests cannot download `facebook/wav2vec2-base`, but they shou
 same code path: `from_pretrained(folder)` -> fine-tune -> `save_pretrained` -> `pipeline`. These
 helpers build a model of the real architecture (same classes; for the self-supervised encoders the
 same feature encoder layout and 320x downsampling; for AST the same patch embedding of a log-mel
-spectrogram), only with a few small layers, and save it with its feature extractor.
+spectrogram; for Whisper the same 80-bin log-mel input and 30-s positional table), only with a few small
+layers, and save it with its feature extractor.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from transformers import AutoConfig, AutoModelForAudioClassification, ASTFeatureExtractor, Wav2Vec2FeatureExtractor
+from transformers import (AutoConfig, AutoModelForAudioClassification, ASTFeatureExtractor, Wav2Vec2FeatureExtractor,
+                          WhisperFeatureExtractor)
 
-SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "audio-spectrogram-transformer")
+from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
+
+SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "audio-spectrogram-transformer", "whisper")
 
 TINY_SSL_CONFIG = dict(
     hidden_size=32,
@@ -48,12 +52,22 @@ TINY_AST_CONFIG = dict(
 )
 
 
+# Whisper: the real 80-bin log-mel front end and 30-s positional table (1,500 positions), as every OpenAI
+# checkpoint has, so fine-tuning cuts it to the clip exactly as it cuts whisper-tiny.en; two small layers.
+TINY_WHISPER_CONFIG = dict(
+    d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, decoder_layers=1,
+    decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80, classifier_proj_size=16, vocab_size=64,
+    max_target_positions=16, mask_time_prob=0.0,
+)
+TINY_CONFIGS = {"audio-spectrogram-transformer": TINY_AST_CONFIG, "whisper": TINY_WHISPER_CONFIG}
+
+
 def tiny_ssl_config(model_type: str = "wav2vec2", labels: Optional[Sequence[str]] = None, **overrides):
     """A small config of a real architecture (`wav2vec2`, `hubert`, `wavlm`, `audio-spectrogram-transformer`)."""
     if model_type not in SSL_MODEL_TYPES:
         raise ValueError(f"model_type must be one of {SSL_MODEL_TYPES}, got {model_type!r}")
     labels = list(labels or ["no", "yes"])
-    base = TINY_AST_CONFIG if model_type == "audio-spectrogram-transformer" else TINY_SSL_CONFIG
+    base = TINY_CONFIGS.get(model_type, TINY_SSL_CONFIG)
     settings = {**base, **overrides}
     if model_type == "wavlm":
         settings.setdefault("num_buckets", 16)
@@ -78,6 +92,9 @@ def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: O
     if model_type == "audio-spectrogram-transformer":
         extractor = ASTFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length,
                                         sampling_rate=sampling_rate)
+    elif model_type == "whisper":  # pads to the window its positional table covers (30 s unless overridden)
+        extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins, sampling_rate=sampling_rate,
+                                            chunk_length=config.max_source_positions // POSITIONS_PER_SECOND)
     else:
         extractor = Wav2Vec2FeatureExtractor(
             feature_size=1, sampling_rate=sampling_rate, padding_value=0.0, do_normalize=True,

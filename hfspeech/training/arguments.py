@@ -43,6 +43,13 @@ class ModelArguments:
     freeze_base_model: bool = field(
         default=False, metadata={"help": "Train only the head (projector, classifier): a linear probe."}
     )
+    cache_frozen_features: bool = field(
+        default=True,
+        metadata={"help": "With --freeze_base_model: run the frozen base once per clip, store what the head needs "
+                  "(Arrow, beside the decoded audio) and train the head from it, many times faster. Limits: no "
+                  "waveform augmentation or SpecAugment, centre crops in training too, not with --streaming. "
+                  "False runs the frozen base on every batch."},
+    )
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}
     )

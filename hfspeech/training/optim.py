@@ -4,7 +4,8 @@ Fine-tuning a self-supervised encoder (Wav2Vec2, XLS-R, HuBERT, WavLM) on a smal
 best when the parts that already know speech move least: the convolutional feature encoder is
 frozen, lower transformer layers learn slower than upper ones (layer-wise learning-rate decay), and
 the new head learns fastest. All of it works on any model by parameter names, through the
-`base_model_prefix` transformers gives every `PreTrainedModel` ("wav2vec2", "hubert", "cnn", ...).
+`base_model_prefix` transformers gives every `PreTrainedModel` ("wav2vec2", "hubert", "cnn", ...), or
+Whisper's "encoder" (`hfspeech.models.frozen.base_module_name`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Optional
 
 from torch import nn
 
+from hfspeech.models.frozen import base_module_name
+
 LAYER_INDEX = re.compile(r"\.(?:layers?|blocks)\.(\d+)\.")  # layers.N (wav2vec2), layer.N (AST)
 
 
@@ -22,17 +25,17 @@ def freeze(model: nn.Module, feature_encoder: bool = False, base_model: bool = F
     if feature_encoder and hasattr(model, "freeze_feature_encoder"):
         model.freeze_feature_encoder()
     if base_model:
-        base = getattr(model, getattr(model, "base_model_prefix", ""), None)
-        if base is None:
-            raise ValueError(f"{type(model).__name__} has no base model to freeze")
-        for parameter in base.parameters():
+        for parameter in getattr(model, base_module_name(model)).parameters():
             parameter.requires_grad = False
 
 
 def is_head_parameter(model: nn.Module, name: str) -> bool:
     """Everything outside the base model (projector, classifier, layer weights) is the head."""
-    prefix = getattr(model, "base_model_prefix", "")
-    return not (prefix and name.startswith(prefix + "."))
+    try:
+        prefix = base_module_name(model)
+    except ValueError:  # no base model: everything is head
+        return True
+    return not name.startswith(prefix + ".")
 
 
 def parameter_groups(

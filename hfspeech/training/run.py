@@ -39,8 +39,11 @@ from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, take_over_hub_push
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
+from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
+from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
 from hfspeech.training.distributed import rank_marker_callbacks
+from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.optim import freeze
 from hfspeech.training.multilabel import (prepare_multilabel_training, tune_label_thresholds,
                                           write_multilabel_test_report)
@@ -89,11 +92,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
 
 
-def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None):
+def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None,
+                max_length_seconds: Optional[float] = None):
     """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels.
 
     `feature_extractor`: the checkpoint's, when the caller has loaded it already (else it is loaded here).
     Freezing and feature-extractor options are applied here, so whatever is built is ready to train.
+    `max_length_seconds` (the crop) is saved as `config.max_length_seconds`, the window predict uses; a
+    Whisper encoder is cut to it, rounded up to whole seconds (`models.whisper`).
     """
     label2id = {name: i for i, name in enumerate(label_names)}
     id2label = {i: name for i, name in enumerate(label_names)}
@@ -104,16 +110,17 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
         overrides["problem_type"] = model_args.problem_type
     if model_args.model_name_or_path:
         hub = _hub_options(model_args)
+        checkpoint = resolve_pretrained(model_args.model_name_or_path)  # a short name of `hfspeech pretrained`
         config = AutoConfig.from_pretrained(
-            model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
+            checkpoint, num_labels=len(label_names), label2id=label2id, id2label=id2label,
             finetuning_task="audio-classification", **overrides, **hub,
         )
         model = AutoModelForAudioClassification.from_pretrained(
-            model_args.model_name_or_path, config=config,
+            checkpoint, config=config,
             ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
         )
         if feature_extractor is None:
-            feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
+            feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
     else:
         if model_args.model_type not in BASELINE_MODELS:
             raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
@@ -124,10 +131,28 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
         )
         model = spec.model_class(config)
         feature_extractor = spec.feature_extractor_class(sampling_rate=config.sampling_rate)
+    if is_whisper(model.config):
+        feature_extractor, max_length_seconds = prepare_whisper_classifier(model, feature_extractor, max_length_seconds)
+    model.config.max_length_seconds = max_length_seconds
     if model_args.return_attention_mask is not None:
         feature_extractor.return_attention_mask = model_args.return_attention_mask
     freeze(model, feature_encoder=model_args.freeze_feature_encoder, base_model=model_args.freeze_base_model)
     return model, feature_extractor
+
+
+def uses_feature_cache(model_args: ModelArguments, model, augmenter, streamed) -> bool:
+    """Whether the head trains from cached frozen features (`training.feature_cache`); a clear error where
+    the run asks for both the cache and something the cache cannot do."""
+    if not (model_args.freeze_base_model and model_args.cache_frozen_features) or streamed is not None:
+        return False
+    if not can_cache(model):
+        logger.info("%s: no cached-feature head for this family; the frozen base runs every epoch", type(model).__name__)
+        return False
+    if augmenter is not None:
+        raise ValueError("waveform augmentation needs the encoder to run on every augmented clip, but "
+                         "--freeze_base_model caches its features once: drop the augmentation flags or pass "
+                         "--cache_frozen_features False")
+    return True
 
 
 def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
@@ -192,7 +217,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     pretrained_extractor = None
     if model_args.model_name_or_path:
         pretrained_extractor = AutoFeatureExtractor.from_pretrained(
-            model_args.model_name_or_path, **_hub_options(model_args)
+            resolve_pretrained(model_args.model_name_or_path), **_hub_options(model_args)
         )
     sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
     streamed = None
@@ -207,13 +232,18 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     label_names = streamed.label_names if streamed else label_names_of(dataset["train"])
     logger.info("%d classes: %s; %s", len(label_names), label_names, report.summary())
 
-    model, feature_extractor = build_model(model_args, label_names, pretrained_extractor)
-    model.config.max_length_seconds = data_args.max_length_seconds  # predict windows long files with it
+    model, feature_extractor = build_model(model_args, label_names, pretrained_extractor, data_args.max_length_seconds)
+    crop_seconds = model.config.max_length_seconds  # Whisper's window may round the crop up
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("%s: %d parameters, %d trainable", type(model).__name__,
                 sum(p.numel() for p in model.parameters()), trainable)
     augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
-    views = attach_transforms(dataset, sampling_rate, data_args.max_length_seconds, augmenter, training_args.seed)
+    cached = uses_feature_cache(model_args, model, augmenter, streamed)
+    if cached:  # the frozen base runs once per clip; the Trainer trains the head from its cached output
+        views = cached_feature_views(model, feature_extractor, dataset, sampling_rate, crop_seconds,
+                                     training_args.per_device_eval_batch_size)
+    else:
+        views = attach_transforms(dataset, sampling_rate, crop_seconds, augmenter, training_args.seed)
 
     train_labels = streamed.train_labels if streamed else dataset["train"]["label"]
     class_weights = sample_weights = pos_weight = None
@@ -224,9 +254,10 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     if data_args.oversample and not model_args.multi_label:
         per_class = inverse_frequency_weights(train_labels, len(label_names))
         sample_weights = per_class[np.asarray(train_labels)]
-    max_samples = int(data_args.max_length_seconds * sampling_rate) if data_args.max_length_seconds else None
-    train_lengths = None if streamed else [min(n, max_samples or n) for n in dataset["train"]["length"]]
-    collator = AudioClassificationCollator(feature_extractor, num_labels=len(label_names))
+    max_samples = int(crop_seconds * sampling_rate) if crop_seconds else None
+    train_lengths = None if streamed or cached else [min(n, max_samples or n) for n in dataset["train"]["length"]]
+    collator = FeatureCollator(len(label_names)) if cached else \
+        AudioClassificationCollator(feature_extractor, num_labels=len(label_names))
     if streamed:
         views["train"] = streamed.training_stream()
         collator = streamed.collator(collator, sampling_rate, max_samples, augmenter, training_args.seed, data_args)
@@ -236,7 +267,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
     trainer = AudioClassificationTrainer(
-        model=model,
+        model=CachedHeadModel(model) if cached else model,
         args=training_args,
         train_dataset=views["train"],
         eval_dataset=views.get("validation"),
@@ -263,7 +294,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     multi_label = trainer.is_multi_label
     if multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
         tune_label_thresholds(trainer, views.get("validation"), label_names)
-    trainer.save_model()  # the best model when load_best_model_at_end, with the feature extractor
+    save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor
     metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
     eval_split = "validation" if "validation" in views else None
     if eval_split:
@@ -297,6 +328,15 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
         finish_run(model_args, data_args, training_args, hub_request)
     return metrics
+
+
+def save_model(trainer: AudioClassificationTrainer) -> None:
+    """`trainer.save_model()`, except that a head trained from cached features is saved with its base."""
+    if not isinstance(trainer.model, CachedHeadModel):
+        trainer.save_model()
+    elif trainer.is_world_process_zero():
+        trainer.model.model.save_pretrained(trainer.args.output_dir)
+        trainer.processing_class.save_pretrained(trainer.args.output_dir)
 
 
 def _hub_options(model_args: ModelArguments) -> dict:

@@ -96,6 +96,12 @@ class AudioClassificationTrainer(Trainer):
         )
         return (loss, outputs) if return_outputs else loss
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        # Logits only: a model with a weighted layer sum also returns every layer's hidden states (transformers'
+        # Wav2Vec2 and Whisper classifiers), which would turn the predictions into a tuple of ragged arrays.
+        ignore_keys = list(ignore_keys or []) + ["hidden_states", "attentions"]
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
     def _get_train_sampler(self, train_dataset=None):
         if self.args.group_by_length and self.train_lengths is not None:
             return LengthGroupedSampler(

@@ -1,0 +1,210 @@
+"""Pretrained encoders vs models trained from scratch, on real speech the models never heard.
+
+FSDD (../shared/data/fsdd: 4 speakers x 500 spoken digits, 8 kHz), leave one speaker out: train on three
+speakers, test on the fourth. Every run goes through `recipes/finetune.py` with a flag file from
+`recipes/fsdd/` (CNN, LSTM, Whisper fine-tuned, Whisper linear probe from the frozen-feature cache), in its
+own process, timed. Also spoken-language ID on generated speech (`demo-data --kind languages`), multilingual
+Whisper base vs the CNN; and two speed ratios measured in this run: a training step on 1-s clips with the
+encoder cut to the clip vs padded to 30 s, and a probe epoch from the cache vs with the encoder recomputed.
+
+    python benchmarks/pretrained.py                                   # everything (long on 2 cores)
+    python benchmarks/pretrained.py --runs probe-tiny cnn --folds george   # a part of it
+
+Results are appended run by run to --output (JSON), so an interrupted benchmark keeps what it measured and
+`--resume` skips runs already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._common import machine  # noqa: E402
+from recipes.fsdd.prepare_fsdd import prepare_fsdd  # noqa: E402
+
+FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+SPEAKERS = ("george", "jackson", "lucas", "nicolas")
+RECIPES = ROOT / "recipes" / "fsdd"
+RUNS = {  # name -> flag file and extra flags
+    "cnn": ("cnn.args", []),
+    "lstm": ("lstm.args", []),
+    "probe-tiny": ("whisper_probe.args", []),
+    "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
+    "finetune-tiny": ("whisper_finetune.args", []),
+    "finetune-base": ("whisper_finetune.args", ["--model_name_or_path", "whisper-base", "--learning_rate", "5e-5"]),
+    "finetune-tiny-reg": ("whisper_finetune_regularised.args", []),
+    "finetune-base-reg": ("whisper_finetune_regularised.args", ["--model_name_or_path", "whisper-base"]),
+    # the same probe with the frozen encoder run on every batch: one epoch, for the per-epoch ratio
+    "probe-tiny-live": ("whisper_probe.args", ["--cache_frozen_features", "False", "--num_train_epochs", "1"]),
+}
+LANGUAGE_RUNS = {
+    "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
+    "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
+    "finetune-base": ("whisper_finetune.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0",
+                                                "--learning_rate", "5e-5", "--num_train_epochs", "5"]),
+}
+
+
+def train(name: str, flag_file: str, extra: list[str], data: list[str], output_dir: Path) -> dict:
+    """One recipe run in its own process: its metrics.json plus wall time."""
+    command = [sys.executable, str(ROOT / "recipes" / "finetune.py"), "--args_file", str(RECIPES / flag_file),
+               *data, *extra, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
+               "--save_total_limit", "1", "--disable_tqdm", "True"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    epochs = float(metrics.get("epoch", 0) or metrics.get("train_epoch", 0) or 0)
+    return {"test_accuracy": metrics.get("test_accuracy"), "test_macro_f1": metrics.get("test_macro_f1"),
+            "eval_accuracy": metrics.get("eval_accuracy"), "train_runtime_s": metrics.get("train_runtime"),
+            "epochs": epochs, "wall_s": round(wall, 1)}
+
+
+def record(results: dict, output: Path, key: str, value: dict) -> None:
+    results.setdefault("runs", {})[key] = value
+    output.write_text(json.dumps(results, indent=2))
+    print(f"{key}: {json.dumps(value)}", flush=True)
+
+
+def fsdd_runs(args, results: dict, work: Path) -> None:
+    for fold in args.folds:
+        paths = prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
+        data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
+                "--test_file", str(paths["test"])]
+        for name in args.runs:
+            key = f"fsdd/{name}/{fold}"
+            if args.resume and key in results.get("runs", {}):
+                continue
+            flag_file, extra = RUNS[name]
+            record(results, args.output, key, train(key, flag_file, extra, data, work / "runs" / name / fold))
+
+
+def language_runs(args, results: dict, work: Path) -> None:
+    from hfspeech.data.demo import generate_language_dataset
+
+    data_dir = generate_language_dataset(work / "languages", clips_per_language=80, progress=False)
+    for name in args.language_runs:
+        key = f"languages/{name}"
+        if args.resume and key in results.get("runs", {}):
+            continue
+        flag_file, extra = LANGUAGE_RUNS[name]
+        record(results, args.output, key, train(key, flag_file, extra, ["--data_dir", str(data_dir)],
+                                                work / "runs" / "languages" / name))
+
+
+def step_seconds(checkpoint: str, window_seconds: int, clips: list[np.ndarray], steps: int) -> float:
+    """Mean wall time of a full training step (forward, backward, AdamW) on one batch of `clips`."""
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from hfspeech.models.inputs import extract_features
+    from hfspeech.models.whisper import prepare_whisper_classifier
+
+    torch.manual_seed(0)
+    model = AutoModelForAudioClassification.from_pretrained(checkpoint, num_labels=10)
+    extractor, _ = prepare_whisper_classifier(model, AutoFeatureExtractor.from_pretrained(checkpoint), window_seconds)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    inputs = dict(extract_features(extractor, clips))
+    labels = torch.arange(len(clips)) % 10
+    model.train()
+    times = []
+    for _ in range(steps + 1):  # the first step warms up
+        start = time.perf_counter()
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    return float(np.mean(times[1:]))
+
+
+def step_time_ratio(args, results: dict) -> None:
+    import soundfile as sf
+    import soxr
+
+    from hfspeech.models.whisper.pretrained import resolve_pretrained
+
+    clips = []
+    for path in sorted(FSDD.glob("*_george_1*.wav"))[: args.batch_size]:
+        audio, rate = sf.read(path, dtype="float32")
+        clips.append(soxr.resample(audio, rate, 16000))
+    import torch
+
+    checkpoint = resolve_pretrained("whisper-tiny.en")
+    # One thread too: on a shared, oversubscribed machine the 2-thread ratio mostly measures thread contention.
+    for threads in sorted({1, torch.get_num_threads()}):
+        torch.set_num_threads(threads)
+        cut = step_seconds(checkpoint, 1, clips, args.steps)
+        padded = step_seconds(checkpoint, 30, clips, args.steps)
+        record(results, args.output, f"step_time/whisper-tiny.en/threads-{threads}",
+               {"batch_size": len(clips), "threads": threads, "cut_1s_step_s": round(cut, 3),
+                "padded_30s_step_s": round(padded, 3), "speedup": round(padded / cut, 1), "load": os.getloadavg()[0]})
+
+
+def summary(results: dict) -> list[str]:
+    """Mean ± spread over folds per run, the probe-epoch ratio, the step-time ratio."""
+    runs = results.get("runs", {})
+    lines = ["| run | folds | test accuracy (mean ± std) | min | train time per fold | per epoch |", "|---|---|---|---|---|---|"]
+    names = sorted({key.split("/")[1] for key in runs if key.startswith("fsdd/")})
+    for name in names:
+        rows = [v for k, v in runs.items() if k.startswith(f"fsdd/{name}/")]
+        accuracy = np.array([r["test_accuracy"] for r in rows])
+        train_s = np.mean([r["train_runtime_s"] for r in rows])
+        per_epoch = np.mean([r["train_runtime_s"] / max(r["epochs"], 1) for r in rows])
+        lines.append(f"| {name} | {len(rows)} | {accuracy.mean():.3f} ± {accuracy.std():.3f} | {accuracy.min():.3f} | "
+                     f"{train_s:.0f} s | {per_epoch:.1f} s |")
+    for key, value in runs.items():
+        if key.startswith("languages/"):
+            lines.append(f"| {key} | - | {value['test_accuracy']:.3f} | - | {value['train_runtime_s']:.0f} s | "
+                         f"{value['train_runtime_s'] / max(value['epochs'], 1):.1f} s |")
+    cached = [v for k, v in runs.items() if k.startswith("fsdd/probe-tiny/")]
+    live = [v for k, v in runs.items() if k.startswith("fsdd/probe-tiny-live/")]
+    if cached and live:
+        ratio = np.mean([r["train_runtime_s"] for r in live]) / np.mean([r["train_runtime_s"] / r["epochs"] for r in cached])
+        lines.append(f"probe epoch, cached features vs encoder recomputed: {ratio:.0f}x faster")
+    for key, step in runs.items():
+        if key.startswith("step_time/"):
+            lines.append(f"training step, tiny.en, batch {step['batch_size']} of 1-s clips, {step.get('threads', '?')} "
+                         f"thread(s): cut {step['cut_1s_step_s']} s vs 30-s padding {step['padded_30s_step_s']} s "
+                         f"({step['speedup']}x)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="*", default=["probe-tiny", "cnn", "finetune-tiny", "lstm", "probe-base",
+                                                      "finetune-base", "probe-tiny-live"], choices=list(RUNS))
+    parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
+    parser.add_argument("--language_runs", nargs="*", default=list(LANGUAGE_RUNS), choices=list(LANGUAGE_RUNS))
+    parser.add_argument("--step_time", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-pretrained")
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-pretrained" / "pretrained.json")
+    parser.add_argument("--resume", action="store_true", help="keep the results in --output, skip runs done")
+    args = parser.parse_args()
+    if not FSDD.is_dir():
+        raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
+    results["machine"] = machine()
+    if args.step_time:
+        step_time_ratio(args, results)
+    fsdd_runs(args, results, args.work_dir)
+    language_runs(args, results, args.work_dir)
+    print("\n".join(summary(results)))
+
+
+if __name__ == "__main__":
+    main()

