@@ -119,7 +119,9 @@ def measure_one(args) -> dict:
     import hfspeech.data.loading  # noqa: F401
     import hfspeech.data.prepare  # noqa: F401
     import hfspeech.data.transforms  # noqa: F401
-    import hfspeech.models  # noqa: F401
+    import hfspeech.models
+
+    hfspeech.models.register()  # the baselines, for the Auto classes
     from transformers import DataCollatorWithPadding  # noqa: F401
 
     measure = measure_hfspeech if args.side == "hfspeech" else measure_reference

@@ -80,7 +80,9 @@ def save_initial_model(name: str, folder: Path, seed: int) -> Path:
     """The model both sides start from: one config, one set of initial weights, with its feature extractor."""
     import torch
 
-    import hfspeech.models  # noqa: F401  (registers the baselines)
+    import hfspeech.models
+
+    hfspeech.models.register()  # the baselines, for the Auto classes
     from hfspeech.models import BASELINE_MODELS
     from hfspeech.models.tiny import save_tiny_ssl_model
 
@@ -145,7 +147,9 @@ def train_reference(args, start: float, output_dir: str) -> tuple[dict, list, in
     import datasets
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, Trainer, TrainingArguments, set_seed
 
-    import hfspeech.models  # noqa: F401  (registers the baselines with the Auto classes)
+    import hfspeech.models
+
+    hfspeech.models.register()  # the baselines, for the Auto classes
 
     training_args = TrainingArguments(**training_arguments(args, args.model, output_dir))
     set_seed(training_args.seed)
@@ -179,7 +183,9 @@ def measure_one(args) -> dict:
         datasets.disable_progress_bars()
         transformers.utils.logging.set_verbosity_error()
         # Python imports are not training: each side's modules are loaded before the clock starts.
-        import hfspeech.models  # noqa: F401
+        import hfspeech.models
+
+        hfspeech.models.register()  # the baselines, for the Auto classes
         import hfspeech.training.run  # noqa: F401
         from transformers import Trainer  # noqa: F401
         start = time.perf_counter()

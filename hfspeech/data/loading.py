@@ -30,17 +30,11 @@ from typing import Optional, Sequence
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, LargeList, List, load_dataset, load_from_disk
 
-from hfspeech.data.audio import describe_source
+from hfspeech.data.audio import AUDIO_EXTENSIONS, describe_source, find_audio_files  # noqa: F401  (re-exported)
 
 LABEL_SEPARATOR = ";"
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
-
-
-def find_audio_files(folder: str | Path) -> list[Path]:
-    """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 class DataError(ValueError):

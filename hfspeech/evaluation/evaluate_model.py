@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -25,6 +26,7 @@ from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.evaluation.thresholds import thresholds_from_config
+from hfspeech.inference.batch import predict_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
 from hfspeech.training.arguments import DataArguments
 
@@ -79,8 +81,8 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     """Every clip's scores `[clips, num_labels]` (its windows aggregated, as `hfspeech predict` does), its
     label, and what was kept and skipped.
 
-    Files on disk are read chunk by chunk (`classify_file`), so a clip of any length is scored in bounded
-    memory. Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
+    Files on disk are read chunk by chunk, decoded ahead in a thread, their windows batched across files
+    (`predict_files`), so a clip of any length is scored in bounded memory and short clips in full batches. Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
     go through `prepare_dataset` instead, which decodes each clip whole.
     """
     window = dict(window_seconds=eval_args.window_seconds, hop_seconds=eval_args.hop_seconds,
@@ -97,13 +99,15 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
 
     sources = clips.cast_column("audio", Audio(decode=False))["audio"]
     if not data_args.trim_silence and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
-        for audio, label in zip(tqdm(sources, desc=f"evaluating {split}", unit="clip"), clips["label"]):
-            try:
-                add(classifier.classify_file(audio["path"], top_k=len(order), **window), label)
-            except AudioFileError as error:
+        paths = [audio["path"] for audio in sources]
+        results = predict_files(classifier, paths, top_k=len(order), progress=sys.stderr.isatty(), **window)
+        for (_, result), label in zip(results, clips["label"]):
+            if isinstance(result, AudioFileError):
                 if not data_args.skip_bad_files:
-                    raise
-                report.skipped.setdefault(split, []).append({"path": error.path, "problem": error.problem})
+                    raise result
+                report.skipped.setdefault(split, []).append({"path": result.path, "problem": result.problem})
+            else:
+                add(result, label)
         report.kept[split] = len(labels)
     else:
         prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate,

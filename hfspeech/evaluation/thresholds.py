@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -28,6 +27,8 @@ def tune_thresholds(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
     scoring a little below the lowest detected validation positive still counts. A class with no
     positive in `references` keeps `DEFAULT_THRESHOLD` (there is no F1 to maximise).
     """
+    from sklearn.metrics import precision_recall_curve  # here: inference reads thresholds without sklearn
+
     scores = np.asarray(scores, dtype=np.float64)
     references = np.asarray(references) > 0
     thresholds = np.full(scores.shape[1], DEFAULT_THRESHOLD)

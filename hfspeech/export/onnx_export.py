@@ -19,7 +19,9 @@ from optimum.exporters.onnx import export, validate_model_outputs
 from optimum.exporters.tasks import TasksManager
 from torch.nn.utils import parametrize
 
+from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
+from hfspeech.features.frontend import AudioFrontend
 from hfspeech.export.quantization import quantize_int8
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
 from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes
@@ -93,6 +95,9 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     _, output_names = export(model, onnx_config, onnx_path, opset=onnx_config.DEFAULT_ONNX_OPSET, input_shapes=shapes)
     validate_model_outputs(onnx_config, model, onnx_path, output_names, atol=onnx_config.ATOL_FOR_VALIDATION,
                            input_shapes=shapes, use_subprocess=False)
+    frontend = next((module for module in model.modules() if isinstance(module, AudioFrontend)), None)
+    if frontend is not None:
+        compact_dft_basis(onnx_path, frontend)
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     logger.info("exported %s to %s", model_dir, onnx_path)

@@ -2,11 +2,13 @@
 
 It only validates, pads and normalises waveforms. The spectral front end (log-mel, MFCC,
 fbank) lives in the model (``hfspeech.features.frontend``) so that an exported model carries it
-and serving cannot drift from training; the extractor stays trivial to reimplement anywhere.
+and serving cannot drift from training; the extractor stays trivial to reimplement anywhere
+(``hfspeech.features.waveform.WaveformPreprocessor`` is that reimplementation, in numpy, for ONNX inference).
 """
 
-import numpy as np
 from transformers import Wav2Vec2FeatureExtractor
+
+from hfspeech.features.waveform import check_waveforms
 
 
 class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
@@ -39,20 +41,7 @@ class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
             **kwargs,
         )
 
-    @staticmethod
-    def check_waveforms(raw_speech) -> None:
-        """Raise ``ValueError`` naming the first empty or non-finite clip of ``raw_speech``."""
-        is_batched = (isinstance(raw_speech, np.ndarray) and raw_speech.ndim > 1) or (
-            isinstance(raw_speech, (list, tuple))
-            and len(raw_speech) > 0
-            and isinstance(raw_speech[0], (np.ndarray, tuple, list))
-        )
-        for index, clip in enumerate(raw_speech if is_batched else [raw_speech]):
-            samples = np.asarray(clip, dtype=np.float64)
-            if samples.size == 0:
-                raise ValueError(f"input {index} has zero length")
-            if not np.isfinite(samples).all():
-                raise ValueError(f"input {index} contains NaN or infinite samples")
+    check_waveforms = staticmethod(check_waveforms)
 
     def __call__(self, raw_speech, *args, **kwargs):
         self.check_waveforms(raw_speech)

@@ -4,32 +4,30 @@ Why in the model and not in the feature extractor: an exported model (ONNX, Torc
 takes raw audio and carries its own feature computation, so serving code cannot drift from
 training code. That dictates how the front end is written:
 
-* The STFT is written with plain, exportable ops instead of ``torch.stft`` on the waveform or
-  ``Tensor.unfold``, which exporters handle unevenly: frames are gathered from the padded waveform
-  with a precomputed integer index (``arange``), windowed (for ``fbank`` after Kaldi's per-frame DC
-  removal and pre-emphasis, as elementwise ops), and each frame's real DFT is taken by
-  ``frame_dft``. The fixed vectors and matrices are non-persistent buffers: recomputed from the
-  config, never stored in (or loaded from) the weights.
-* The DFT is an FFT, not a matrix product with a windowed DFT basis: such a basis is
-  ``n_fft x (n_fft + 2)`` float64 values (2 MB at ``n_fft=512``), which an exported graph must
-  carry as a constant; it outweighed a default CNN's weights five times and left int8 ONNX
-  models barely smaller. An FFT also costs O(n log n) per frame instead of O(n^2).
-* The waveform is padded with constant zeros by ``n_fft // 2`` on each side (not reflect), so
-  a clip of ``L`` samples gives exactly ``L // hop_length + 1`` frames, and the frames of a
-  clip are the same whether it is alone or zero-padded inside a longer batch. The per-utterance
-  normalisation only looks at valid frames, which keeps that padding invariance.
-* The features are computed in float64 and returned in the input's dtype. Float32 kernels
-  pick different algorithms for different batch shapes (measured: oneDNN on CPU, batch 1 vs
-  batch 2+), so a clip's DFT differed by ~1e-6 of the frame energy between "alone" and "in a
-  batch"; in bins 60-80 dB below the frame energy (a tone, speech) that reached 1e-4 to 1e-3
-  in log-mel, far above the 1e-5 padding invariance the models rely on. In float64 the results
-  were bit-identical, and the framing is an exact copy. This is also why the DFT is not a
-  float32 ``conv1d``: ONNX Runtime has no float64 Conv kernel, but has float64 Gather, STFT
-  and MatMul.
-  MPS has no float64, so there the front end falls back to float32.
+* Plain, exportable ops that are fast in PyTorch, TorchScript and onnxruntime alike: frames are
+  gathered from the padded waveform with a precomputed integer index (``arange``; ``torch.stft`` and
+  ``Tensor.unfold`` export unevenly), only the ``win_length`` samples where the analysis window is
+  non-zero (for ``fbank`` after Kaldi's per-frame DC removal and pre-emphasis), and each frame's
+  windowed real DFT is ONE float32 matrix product with a ``[win_length, 2 * (n_fft // 2 + 1)]`` basis
+  that has the window folded in (``dft_basis``: cosines, then minus sines). The fixed matrices are
+  non-persistent buffers: recomputed from the config, never stored in (or loaded from) the weights.
+* Why a matrix product and not an FFT, measured for 16 one-second clips (log-mel, 512-point frames; see
+  docs/inference.md): the float64 FFT (``torch.stft``, onnxruntime's ``STFT`` kernel) was 2.5x (PyTorch)
+  to 3.5x (onnxruntime) slower; a float32 ``torch.stft`` was on par in PyTorch, but onnxruntime's float32
+  ``STFT`` still ~3x slower than the matrix product, which runs on the same tuned GEMM kernels as the
+  model. It costs more arithmetic (O(n^2) per frame), a ~0.8 MB constant (``hfspeech.export.compact``
+  keeps it out of ONNX files), and float32 instead of float64.
+* Exactness in float32: the frames of a clip are the same whether it is alone or zero-padded in a
+  longer batch (zero padding by ``n_fft // 2`` on each side, not reflect: a clip of ``L`` samples gives
+  exactly ``L // hop_length + 1`` frames), and a GEMM computes each output row with the same sequence
+  of operations whatever the number of rows, so a clip's features come out the same alone and in a
+  batch (tested to 1e-5, measured 0.0 on this machine's oneDNN and onnxruntime MLAS). The
+  per-utterance normalisation only looks at valid frames, which keeps that padding invariance. Against
+  the float64 FFT used before, features agree within ~5e-6 on noise; bins 80 dB below a frame's
+  strongest (a pure tone plus faint noise) move by up to ~1e-3 in log-mel; the demo CNN's logits moved by
+  at most 3.8e-6 on 200 held-out clips (docs/inference.md).
 """
 
-import warnings
 from typing import Optional
 
 import numpy as np
@@ -59,27 +57,14 @@ def _analysis_window(config) -> np.ndarray:
     return window_function(config.win_length, "hann", frame_length=config.n_fft)
 
 
-def frame_dft(frames: torch.Tensor, n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real and imaginary parts ``[B, frames, n_fft // 2 + 1]`` of the DFT of each frame ``[B, frames, n_fft]``.
-
-    ``torch.stft`` over the frames laid end to end, with a hop of ``n_fft`` and a rectangular
-    window, is exactly one DFT per frame; unlike ``torch.fft.rfft`` it has an ONNX mapping (the
-    ``STFT`` op, float64 included). That mapping only takes the real-valued output
-    (``return_complex=False``), which eager PyTorch deprecates, so only the ONNX export uses it.
-    ``n_fft`` is passed as an int because the exporter needs it as a constant, not a traced shape.
-    """
-    batch, num_frames = frames.shape[0], frames.shape[1]
-    signal = frames.reshape(batch, num_frames * n_fft)
-    rectangular = torch.ones(n_fft, dtype=frames.dtype, device=frames.device)
-    if not torch.jit.is_scripting():  # TorchScript compiles this block away: it cannot compile the ONNX check
-        if torch.onnx.is_in_onnx_export():
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="stft with return_complex=False is deprecated")
-                spectrum = torch.stft(signal, n_fft, n_fft, window=rectangular, center=False, return_complex=False)
-            return spectrum[..., 0].transpose(1, 2), spectrum[..., 1].transpose(1, 2)
-    spectrum = torch.stft(signal, n_fft, n_fft, window=rectangular, center=False, return_complex=True)
-    spectrum = spectrum.transpose(1, 2)  # [B, frames, bins]
-    return spectrum.real, spectrum.imag
+def _windowed_dft_basis(window: np.ndarray, offset: int, n_fft: int) -> np.ndarray:
+    """``[len(window), 2 * (n_fft // 2 + 1)]``: ``window[n] * cos(2 pi k (offset + n) / n_fft)``, then the same
+    with ``-sin``, for each bin ``k``: a frame's windowed real DFT is the frame times this matrix. Computed in
+    float64 (angles reduced modulo ``n_fft`` first) and rounded once."""
+    positions = offset + np.arange(len(window))[:, None]
+    bins = np.arange(n_fft // 2 + 1)[None, :]
+    angles = 2 * np.pi * ((positions * bins) % n_fft) / n_fft
+    return np.concatenate([np.cos(angles), -np.sin(angles)], axis=1) * window[:, None]
 
 
 def _orthonormal_dct(n_mels: int, n_mfcc: int) -> np.ndarray:
@@ -130,7 +115,10 @@ class AudioFrontend(nn.Module):
             triangularize_in_mel_space=config.feature_type == "fbank",
         )
         dct = _orthonormal_dct(config.n_mels, config.n_mfcc if config.feature_type == "mfcc" else 1)
-        self.register_buffer("window", torch.tensor(_analysis_window(config), dtype=torch.float32), persistent=False)
+        self.window_offset = (config.n_fft - config.win_length) // 2
+        self._window = _analysis_window(config)[self.window_offset : self.window_offset + config.win_length]
+        basis = _windowed_dft_basis(self._window, self.window_offset, config.n_fft)
+        self.register_buffer("dft_basis", torch.tensor(basis, dtype=torch.float32), persistent=False)
         self.register_buffer("mel_filters", torch.tensor(mel_filters, dtype=torch.float32), persistent=False)
         self.register_buffer("dct_matrix", torch.tensor(dct, dtype=torch.float32), persistent=False)
 
@@ -138,36 +126,45 @@ class AudioFrontend(nn.Module):
     def num_features(self) -> int:
         return self._num_features
 
+    def window_weights(self) -> np.ndarray:
+        """The float64 analysis window over the ``win_length`` samples it covers (folded into ``dft_basis``)."""
+        return self._window
+
     def _kaldi_preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """Kaldi's per-frame DC removal, then pre-emphasis 0.97 (its first sample against itself),
-        over the ``win_length`` samples centred in each ``n_fft`` frame; zero outside them."""
-        offset = (self.n_fft - self.win_length) // 2
-        x = frames[..., offset : offset + self.win_length]
-        x = x - x.mean(-1, keepdim=True)
-        x = torch.cat([x[..., :1] * (1 - self.preemphasis), x[..., 1:] - self.preemphasis * x[..., :-1]], dim=-1)
-        return nn.functional.pad(x, (offset, self.n_fft - self.win_length - offset))
+        """Kaldi's per-frame DC removal, then pre-emphasis 0.97 (its first sample against itself), over the
+        ``win_length`` samples of each frame that the window covers."""
+        x = frames - frames.mean(-1, keepdim=True)
+        return torch.cat([x[..., :1] * (1 - self.preemphasis), x[..., 1:] - self.preemphasis * x[..., :-1]], dim=-1)
+
+    def _log_mel(self, input_values: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``[B, frames, n_mels]`` log mel energies (float32) of zero-padded waveforms ``[B, T]``."""
+        left = self.n_fft // 2  # the right side gets one more sample when n_fft is odd
+        padded = nn.functional.pad(input_values.to(torch.float32), (left, self.n_fft - left))
+        starts = torch.arange(num_frames, device=padded.device) * self.hop_length + self.window_offset
+        frame_index = starts.unsqueeze(1) + torch.arange(self.win_length, device=padded.device).unsqueeze(0)
+        frames = padded[:, frame_index]  # [B, frames, win_length]: where the window is non-zero
+        if self.feature_type == "fbank":
+            frames = self._kaldi_preprocess(frames)
+        spectrum = frames @ self.dft_basis  # windowed DFT: [B, frames, 2 * bins], real parts then imaginary
+        bins = self.n_fft // 2 + 1
+        power = spectrum[..., :bins] ** 2 + spectrum[..., bins:] ** 2
+        return torch.log(torch.clamp(power @ self.mel_filters, min=self.log_floor))
 
     def forward(
         self, input_values: torch.Tensor, attention_mask: Optional[torch.Tensor] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         output_dtype = input_values.dtype
+        # The normalisation's sums over a clip run in float64 (cheap: one value per frame and bin), except
+        # on MPS, which has no float64.
         compute_dtype = torch.float32 if input_values.device.type == "mps" else torch.float64
         if attention_mask is not None:
             # Whatever value the padding holds, the front end sees zeros there.
             input_values = input_values * attention_mask.to(input_values.dtype)
-        left = self.n_fft // 2  # the right side gets one more sample when n_fft is odd
-        padded = nn.functional.pad(input_values.to(compute_dtype), (left, self.n_fft - left))
         num_frames = input_values.shape[-1] // self.hop_length + 1
-        starts = torch.arange(num_frames, device=padded.device) * self.hop_length
-        frame_index = starts.unsqueeze(1) + torch.arange(self.n_fft, device=padded.device).unsqueeze(0)
-        frames = padded[:, frame_index]  # [B, frames, n_fft]
-        if self.feature_type == "fbank":
-            frames = self._kaldi_preprocess(frames)
-        real, imag = frame_dft(frames * self.window.to(compute_dtype), self.n_fft)
-        power = real**2 + imag**2  # [B, frames, n_fft // 2 + 1]
-        features = torch.log(torch.clamp(power @ self.mel_filters.to(compute_dtype), min=self.log_floor))
+        features = self._log_mel(input_values, num_frames)
         if self.feature_type == "mfcc":
-            features = features @ self.dct_matrix.to(compute_dtype)
+            features = features @ self.dct_matrix
+        features = features.to(compute_dtype)
 
         positions = torch.arange(num_frames, device=features.device).unsqueeze(0)
         if attention_mask is None:

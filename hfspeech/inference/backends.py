@@ -3,7 +3,8 @@
 `AudioClassifier` pads, windows and averages the same way whatever runs the model; a backend only turns
 the feature extractor's numpy arrays into logits. `locate_model` picks the backend from what a path
 holds, so `hfspeech predict` takes a training run, an ONNX export or a TorchScript export alike.
-onnxruntime is imported only when an ONNX model is loaded.
+onnxruntime is imported only when an ONNX model is loaded, torch only when a PyTorch or TorchScript one is:
+the ONNX path imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
-import torch
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 ONNX_FILES = ("model.onnx", "model_quantized.onnx")  # fp32 first: the export writes both into one folder
@@ -22,7 +22,9 @@ ONNX_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "
                     "tensor(int32)": np.int32}
 
 
-def pick_device() -> torch.device:
+def pick_device():
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -31,15 +33,17 @@ class TorchBackend:
 
     name = "pytorch"
 
-    def __init__(self, model, device: Optional[torch.device] = None):
+    def __init__(self, model, device=None):
         self.device = device or pick_device()
         self.model = model.to(self.device).eval()
         self.config = model.config
 
-    @torch.inference_mode()
     def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        batch = {name: torch.from_numpy(value).to(self.device) for name, value in inputs.items()}
-        return self.model(**batch).logits.float().cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            batch = {name: torch.from_numpy(value).to(self.device) for name, value in inputs.items()}
+            return self.model(**batch).logits.float().cpu().numpy()
 
 
 class OnnxBackend:
@@ -69,13 +73,17 @@ class TorchScriptBackend:
     name = "torchscript"
 
     def __init__(self, path: str | Path, config):
+        import torch
+
         self.module = torch.jit.load(str(path), map_location="cpu").eval()
         self.config = config
 
-    @torch.inference_mode()
     def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        # Traced with the feature extractor's outputs, in the order it returns them (hfspeech.export).
-        return self.module(*(torch.from_numpy(value) for value in inputs.values())).float().numpy()
+        import torch
+
+        with torch.inference_mode():
+            # Traced with the feature extractor's outputs, in the order it returns them (hfspeech.export).
+            return self.module(*(torch.from_numpy(value) for value in inputs.values())).float().numpy()
 
 
 Backend = Union[TorchBackend, OnnxBackend, TorchScriptBackend]

@@ -14,26 +14,22 @@ at or above their threshold (`config.label_thresholds`, default 0.5) are the pre
 `scores_from_logits` and `active_labels` are that one step, for files, windows, timelines and streams.
 
 The model runs in PyTorch, or exported in onnxruntime or TorchScript (`hfspeech.inference.backends`):
-`from_pretrained` picks by what the path holds, and everything above the logits is shared.
+`from_pretrained` picks by what the path holds, and everything above the logits is shared. Everything here
+above the backends is numpy: an ONNX export is loaded (config.json as JSON, `WaveformPreprocessor` for the
+waveform extractors) without importing torch or transformers, which is most of a cold start.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
-import torch
-from safetensors import safe_open
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config
-from hfspeech.models.inputs import extract_features, has_fixed_window
-from hfspeech.models.losses import MULTI_LABEL
+from hfspeech.features.waveform import WaveformPreprocessor
 from hfspeech.inference.backends import (
     WEIGHT_FILES,
     Backend,
@@ -42,7 +38,10 @@ from hfspeech.inference.backends import (
     TorchScriptBackend,
     locate_model,
 )
+from hfspeech.inference.config_json import JsonConfig, read_config_json
 from hfspeech.inference.windows import WindowResult, WindowSlicer
+from hfspeech.models.inputs import extract_features, has_fixed_window
+from hfspeech.models.problem_types import MULTI_LABEL
 
 DEFAULT_WINDOW_SECONDS = 10.0
 AGGREGATIONS = ("mean", "max", "vote")
@@ -58,9 +57,11 @@ def is_multi_label(config) -> bool:
 
 def scores_from_logits(logits: np.ndarray, config) -> np.ndarray:
     """Logits `[..., num_labels]` -> scores: a sigmoid per label for a multi-label model, else a softmax."""
-    logits = torch.as_tensor(np.asarray(logits, dtype=np.float32))
-    scores = torch.sigmoid(logits) if is_multi_label(config) else torch.softmax(logits, dim=-1)
-    return scores.numpy()
+    logits = np.asarray(logits, dtype=np.float32)
+    if is_multi_label(config):
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def label_thresholds(config, default: float = DEFAULT_THRESHOLD) -> np.ndarray:
@@ -123,11 +124,11 @@ class Prediction:
 class AudioClassifier:
     """A model (or an exported one) and its feature extractor, ready to classify waveforms and files."""
 
-    def __init__(self, model, feature_extractor, device: Optional[torch.device] = None, batch_size: int = 16):
-        """`model`: a transformers model, run in PyTorch on `device`, or a backend from
+    def __init__(self, model, feature_extractor, device=None, batch_size: int = 16):
+        """`model`: a transformers model, run in PyTorch on `device` (a `torch.device`), or a backend from
         `hfspeech.inference.backends` (`OnnxBackend`, `TorchScriptBackend`), or any object with the same
         `config` and `logits(inputs)`."""
-        self.backend: Backend = TorchBackend(model, device) if isinstance(model, torch.nn.Module) else model
+        self.backend: Backend = model if callable(getattr(model, "logits", None)) else TorchBackend(model, device)
         self.config = self.backend.config
         self.feature_extractor = feature_extractor
         self.batch_size = batch_size
@@ -135,26 +136,34 @@ class AudioClassifier:
         self.id2label = {int(i): label for i, label in self.config.id2label.items()}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: Optional[torch.device] = None,
+    def from_pretrained(cls, name_or_path: str, device=None,
                         trust_remote_code: bool = False, backend: Optional[str] = None, **kwargs) -> "AudioClassifier":
         """A training run's folder (or Hub id) runs in PyTorch; a `.onnx` / `.pt` file, or an export folder
         (`hfspeech export`) without PyTorch weights, runs in onnxruntime / TorchScript. `backend`
         (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder."""
         kind, folder, model_file = locate_model(name_or_path, backend)
         if kind == "pytorch":
+            from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+            from hfspeech.models import register
+
+            register()
             if os.path.exists(folder):
                 check_model_folder(folder, trust_remote_code)
             model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        else:
-            check_export_folder(folder, model_file)
-            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-            try:
-                model = OnnxBackend(model_file, config) if kind == "onnx" else TorchScriptBackend(model_file, config)
-            except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
-                loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
-                raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
-        feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        return cls(model, feature_extractor, device=device, **kwargs)
+            feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+            return cls(model, feature_extractor, device=device, **kwargs)
+        check_export_folder(folder, model_file)
+        try:
+            config = JsonConfig.from_pretrained(folder)
+        except ValueError as error:
+            raise NotAModelError(str(error)) from None
+        try:
+            model = OnnxBackend(model_file, config) if kind == "onnx" else TorchScriptBackend(model_file, config)
+        except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
+            loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
+            raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
+        return cls(model, export_feature_extractor(folder, trust_remote_code), device=device, **kwargs)
 
     @property
     def pads_with_attention_mask(self) -> bool:
@@ -211,18 +220,25 @@ class AudioClassifier:
     def score_windows(self, windows: Sequence[tuple[int, np.ndarray]], first_index: int = 0) -> list[WindowResult]:
         """`(start sample, waveform)` pairs -> `WindowResult`s with scores and active labels."""
         scores = self.predict_proba([waveform for _, waveform in windows]) if windows else []
-        return [WindowResult(first_index + i, start / self.sampling_rate, (start + len(waveform)) / self.sampling_rate,
-                             row, active_labels(row, self.config))
+        return [self.window_result(first_index + i, start, len(waveform), row)
                 for i, ((start, waveform), row) in enumerate(zip(windows, scores))]
+
+    def window_result(self, index: int, start: int, length: int, scores: np.ndarray) -> WindowResult:
+        """One scored window of `length` samples from sample `start`, with its active labels."""
+        return WindowResult(index, start / self.sampling_rate, (start + length) / self.sampling_rate, scores,
+                            active_labels(scores, self.config))
 
     def iter_windows(self, path: str, window_seconds: Optional[float] = None, hop_seconds: Optional[float] = None,
                      chunk_seconds: int = DEFAULT_CHUNK_SECONDS) -> Iterator[WindowResult]:
         """Scored windows of a file of any length, in order, read and classified chunk by chunk: memory is
-        bounded by a chunk, a window and a batch, not by the file. Same windows as `split_windows`."""
+        bounded by a chunk, a window and a batch, not by the file. Same windows as `split_windows`. The next
+        chunks are decoded in a background thread while the model runs (`batch.prefetched`)."""
+        from hfspeech.inference.batch import prefetched
+
         slicer = WindowSlicer(*self.window_sizes(window_seconds, hop_seconds))
         pending: list[tuple[int, np.ndarray]] = []
         done = 0
-        for chunk in iter_audio_chunks(path, self.sampling_rate, chunk_seconds):
+        for chunk in prefetched(iter_audio_chunks(path, self.sampling_rate, chunk_seconds)):
             pending.extend(slicer.push(chunk))
             while len(pending) >= self.batch_size:
                 batch, pending = pending[: self.batch_size], pending[self.batch_size :]
@@ -259,11 +275,14 @@ class AudioClassifier:
 
     def classify_file(self, path: str, top_k: int = 5, window_seconds: Optional[float] = None,
                       hop_seconds: Optional[float] = None, aggregate: str = "mean") -> Prediction:
-        """A file of any length, in bounded memory (`iter_windows`); `aggregate`: mean, max or vote."""
-        if aggregate not in AGGREGATIONS:
-            raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
-        windows = list(self.iter_windows(str(path), window_seconds, hop_seconds))
-        return self.prediction_from_windows(str(path), windows, top_k, aggregate)
+        """A file of any length, read in chunks (see `iter_windows`); raises `AudioFileError` for a bad file.
+        For many files, `hfspeech.inference.batch.predict_files` also batches windows across them."""
+        from hfspeech.inference.batch import predict_files
+
+        ((_, result),) = predict_files(self, [str(path)], top_k, window_seconds, hop_seconds, aggregate)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     @property
     def window_seconds(self) -> float:
@@ -288,6 +307,17 @@ def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+def export_feature_extractor(folder: str, trust_remote_code: bool = False):
+    """An export folder's feature extractor: numpy's `WaveformPreprocessor` for the waveform extractors (the
+    baselines', Wav2Vec2's), transformers' own for the others (AST's and Whisper's spectrograms)."""
+    preprocessor = WaveformPreprocessor.from_pretrained(folder)
+    if preprocessor is not None:
+        return preprocessor
+    from transformers import AutoFeatureExtractor
+
+    return AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+
+
 def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
     if not os.path.isdir(path):
@@ -305,12 +335,16 @@ def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
 def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
     """The folder's config.json, checked: valid JSON, a model_type transformers knows (or remote code the
     user allowed), and label maps that agree with each other and with the classifier in the weights."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from hfspeech.models import register
+
+    register()
     config_file = os.path.join(path, "config.json")
     try:
-        with open(config_file, encoding="utf-8") as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise NotAModelError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
+        config = read_config_json(path)
+    except ValueError as error:
+        raise NotAModelError(str(error)) from None
     if not isinstance(config, dict) or "model_type" not in config:
         raise NotAModelError(f"{config_file}: no model_type in the config, so the model's class is unknown")
     model_type = config["model_type"]
@@ -334,6 +368,8 @@ def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
 def _classifier_size(weights_file: str) -> Optional[int]:
     """Rows of the last layer's weight (`classifier.weight`), read from the safetensors header alone;
     None when there is no such tensor or the file cannot be read (the loader then names the problem)."""
+    from safetensors import safe_open
+
     try:
         with safe_open(weights_file, framework="pt") as f:
             return f.get_slice("classifier.weight").get_shape()[0] if "classifier.weight" in f.keys() else None

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from transformers import AudioClassificationPipeline, pipeline
 
-import hfspeech.models  # noqa: F401  (registers the baselines with the Auto classes)
+from hfspeech.models import register
 from hfspeech.inference.classifier import active_labels as labels_at_threshold
 from hfspeech.inference.classifier import is_multi_label, label_thresholds, scores_from_logits
 
@@ -64,6 +64,7 @@ def audio_classification_pipeline(model: Any, feature_extractor: Any = None, dev
     `model`: a model folder, Hub id or loaded model (any AutoModelForAudioClassification, hfspeech
     baselines included); other arguments go to `transformers.pipeline`.
     """
+    register()  # the baselines, with the Auto classes `pipeline` resolves a folder through
     return pipeline("audio-classification", model=model, feature_extractor=feature_extractor, device=device,
                     pipeline_class=MultiLabelAudioClassificationPipeline, **kwargs)
 

@@ -1,26 +1,34 @@
-"""Baseline audio classifiers, registered with the transformers Auto classes on import.
+"""Baseline audio classifiers, registered with the transformers Auto classes on first use.
 
 ``BASELINE_MODELS`` maps a short name to the classes the training code needs to build a new
 model from scratch (config -> model, plus the matching feature extractor).
+
+Lazy, as transformers' own Auto mappings are: ``import hfspeech`` and ``import hfspeech.models`` import
+neither torch nor transformers, so ``hfspeech --help`` and ONNX inference start in a fraction of a
+second. ``register()`` (idempotent) imports the baselines and registers them with ``AutoConfig``,
+``AutoModel``, ``AutoModelForAudioClassification`` and ``AutoFeatureExtractor``. It runs when any of
+the names below is first read (``from hfspeech.models import CNNAudioConfig``), when a baseline's
+package is imported (``hfspeech.models.cnn``), and from every hfspeech loader; code that calls
+``from_pretrained`` on an hfspeech folder without touching hfspeech first calls ``register()`` itself.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import NamedTuple
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
-
-from hfspeech.models.cnn import (
-    CNNAudioConfig,
-    CNNAudioFeatureExtractor,
-    CNNAudioForAudioClassification,
-    CNNAudioModel,
-)
-from hfspeech.models.configuration_baseline import AudioBaselineConfig
-from hfspeech.models.lstm import (
-    LSTMAudioConfig,
-    LSTMAudioFeatureExtractor,
-    LSTMAudioForAudioClassification,
-    LSTMAudioModel,
-)
+_EXPORTS = {
+    "AudioBaselineConfig": "hfspeech.models.configuration_baseline",
+    "CNNAudioConfig": "hfspeech.models.cnn",
+    "CNNAudioFeatureExtractor": "hfspeech.models.cnn",
+    "CNNAudioForAudioClassification": "hfspeech.models.cnn",
+    "CNNAudioModel": "hfspeech.models.cnn",
+    "LSTMAudioConfig": "hfspeech.models.lstm",
+    "LSTMAudioFeatureExtractor": "hfspeech.models.lstm",
+    "LSTMAudioForAudioClassification": "hfspeech.models.lstm",
+    "LSTMAudioModel": "hfspeech.models.lstm",
+}
+_registered = False
 
 
 class BaselineSpec(NamedTuple):
@@ -29,29 +37,49 @@ class BaselineSpec(NamedTuple):
     feature_extractor_class: type
 
 
-BASELINE_MODELS: dict[str, BaselineSpec] = {
-    "cnn": BaselineSpec(CNNAudioConfig, CNNAudioForAudioClassification, CNNAudioFeatureExtractor),
-    "lstm": BaselineSpec(LSTMAudioConfig, LSTMAudioForAudioClassification, LSTMAudioFeatureExtractor),
-}
+def register() -> None:
+    """Register the baselines with the transformers Auto classes (once; later calls return at once)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True  # set first: importing the baselines' packages calls back here
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
-# exist_ok: re-importing (e.g. importlib.reload in a notebook) must not fail.
-for _config, _base_model in ((CNNAudioConfig, CNNAudioModel), (LSTMAudioConfig, LSTMAudioModel)):
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _base_model, exist_ok=True)
-for _spec in BASELINE_MODELS.values():
-    AutoModelForAudioClassification.register(_spec.config_class, _spec.model_class, exist_ok=True)
-    AutoFeatureExtractor.register(_spec.config_class, _spec.feature_extractor_class, exist_ok=True)
+    from hfspeech.models import cnn, lstm
 
-__all__ = [
-    "AudioBaselineConfig",
-    "BASELINE_MODELS",
-    "BaselineSpec",
-    "CNNAudioConfig",
-    "CNNAudioFeatureExtractor",
-    "CNNAudioForAudioClassification",
-    "CNNAudioModel",
-    "LSTMAudioConfig",
-    "LSTMAudioFeatureExtractor",
-    "LSTMAudioForAudioClassification",
-    "LSTMAudioModel",
-]
+    # exist_ok: re-importing (e.g. importlib.reload in a notebook) must not fail.
+    for config, base_model, classifier, extractor in (
+        (cnn.CNNAudioConfig, cnn.CNNAudioModel, cnn.CNNAudioForAudioClassification, cnn.CNNAudioFeatureExtractor),
+        (lstm.LSTMAudioConfig, lstm.LSTMAudioModel, lstm.LSTMAudioForAudioClassification,
+         lstm.LSTMAudioFeatureExtractor),
+    ):
+        AutoConfig.register(config.model_type, config, exist_ok=True)
+        AutoModel.register(config, base_model, exist_ok=True)
+        AutoModelForAudioClassification.register(config, classifier, exist_ok=True)
+        AutoFeatureExtractor.register(config, extractor, exist_ok=True)
+
+def _baseline_models() -> dict[str, BaselineSpec]:
+    from hfspeech.models import cnn, lstm
+
+    return {
+        "cnn": BaselineSpec(cnn.CNNAudioConfig, cnn.CNNAudioForAudioClassification, cnn.CNNAudioFeatureExtractor),
+        "lstm": BaselineSpec(lstm.LSTMAudioConfig, lstm.LSTMAudioForAudioClassification,
+                             lstm.LSTMAudioFeatureExtractor),
+    }
+
+
+def __getattr__(name: str):
+    """The model classes and ``BASELINE_MODELS``, imported (and registered) when first asked for."""
+    if name == "BASELINE_MODELS":
+        register()
+        value = _baseline_models()
+    elif name in _EXPORTS:
+        register()
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+__all__ = ["BASELINE_MODELS", "BaselineSpec", "register", *_EXPORTS]

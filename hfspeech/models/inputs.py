@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from transformers import WhisperFeatureExtractor
 
 
 def has_fixed_window(feature_extractor: Any) -> bool:
-    return isinstance(feature_extractor, WhisperFeatureExtractor)
+    """Whisper's extractor (or a subclass), recognised by class name: importing transformers to check would
+    cost ONNX inference, which runs without it, its whole start-up advantage."""
+    return any(cls.__name__ == "WhisperFeatureExtractor" for cls in type(feature_extractor).__mro__)
 
 
 def padding_for(feature_extractor: Any) -> str:

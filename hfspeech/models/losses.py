@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
-MULTI_LABEL = "multi_label_classification"
+from hfspeech.models.problem_types import MULTI_LABEL, PROBLEM_TYPES  # noqa: F401  (re-exported)
+
 MAX_POS_WEIGHT = 100.0
 
 

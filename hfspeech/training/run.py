@@ -38,7 +38,7 @@ from hfspeech.data.transforms import AudioClassificationCollator, attach_transfo
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, take_over_hub_push
-from hfspeech.models import BASELINE_MODELS
+from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats

@@ -13,3 +13,8 @@ __all__ = [
     "CNNAudioModel",
     "CNNAudioPreTrainedModel",
 ]
+
+# Importing a baseline registers both with the transformers Auto classes (see hfspeech.models.register).
+from hfspeech.models import register as _register  # noqa: E402
+
+_register()

@@ -1,0 +1,92 @@
+"""Does a converted model (int8, ONNX) still classify like the model it came from? Measured on labelled clips.
+
+`compare_on_folder(reference, candidate, eval_dir)` runs both on every clip of an audio folder
+`DIR/<label>/*.wav` and reports each one's accuracy and their top-1 agreement. `hfspeech export --quantize
+int8 --eval_dir DIR` uses it as a gate: an int8 model that loses more than `MAX_ACCURACY_DROP_POINTS` of
+accuracy is refused (deleted, with the numbers) unless forced. Top-1 against folder names: a single-label
+measure (a multi-label model's folder names are not its label sets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hfspeech.data.audio import AudioFileError, find_audio_files
+
+MAX_ACCURACY_DROP_POINTS = 1.0
+
+
+class AccuracyGateError(ValueError):
+    """A converted model that classifies worse than allowed; the message has the numbers."""
+
+
+@dataclass
+class Comparison:
+    num_clips: int
+    reference_accuracy: float
+    candidate_accuracy: float
+    agreement: float  # fraction of clips with the same top-1 label
+
+    @property
+    def accuracy_drop_points(self) -> float:
+        return 100.0 * (self.reference_accuracy - self.candidate_accuracy)
+
+    def summary(self, reference: str = "fp32", candidate: str = "int8") -> str:
+        change = 100 * (self.candidate_accuracy - self.reference_accuracy)  # not -drop: no "-0.00"
+        return (f"{self.num_clips} clips: accuracy {reference} {100 * self.reference_accuracy:.2f}%, {candidate} "
+                f"{100 * self.candidate_accuracy:.2f}% ({change:+.2f} points), top-1 agreement "
+                f"{100 * self.agreement:.2f}%")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "accuracy_drop_points": self.accuracy_drop_points}
+
+
+def labelled_clips(eval_dir: str | Path, known_labels: set[str]) -> tuple[list[str], list[str]]:
+    """Paths and labels (their folder names) of the audio files under `eval_dir`; a label the model does not
+    know is an error naming a file with it."""
+    files = find_audio_files(eval_dir)
+    if not files:
+        raise ValueError(f"{eval_dir}: no audio files to evaluate on (expected DIR/<label>/*.wav)")
+    for path in files:
+        if path.parent.name not in known_labels:
+            raise ValueError(f"{path}: label {path.parent.name!r} (its folder) is not one of the model's labels "
+                             f"{sorted(known_labels)}")
+    return [str(p) for p in files], [p.parent.name for p in files]
+
+
+def top_labels(classifier, paths: list[str]) -> list[str]:
+    """Each file's top-1 label (its windows averaged), batched across files."""
+    from hfspeech.inference.batch import predict_files
+
+    labels = []
+    for _, result in predict_files(classifier, paths, top_k=1):
+        if isinstance(result, AudioFileError):
+            raise result
+        labels.append(result.labels[0])
+    return labels
+
+
+def compare_on_folder(reference, candidate, eval_dir: str | Path) -> Comparison:
+    """Accuracy of both `AudioClassifier`s on the folder's clips, and how often their top-1 labels agree."""
+    paths, truth = labelled_clips(eval_dir, set(reference.id2label.values()))
+    expected, got = top_labels(reference, paths), top_labels(candidate, paths)
+    n = len(paths)
+    return Comparison(n, sum(a == t for a, t in zip(expected, truth)) / n, sum(b == t for b, t in zip(got, truth)) / n,
+                      sum(a == b for a, b in zip(expected, got)) / n)
+
+
+def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points: float = MAX_ACCURACY_DROP_POINTS,
+              force: bool = False) -> Comparison:
+    """Compare the int8 file with the model it was made from; past `max_drop_points` of accuracy lost, delete
+    it and raise `AccuracyGateError` with the numbers, unless `force`."""
+    from hfspeech.inference.classifier import AudioClassifier
+
+    comparison = compare_on_folder(AudioClassifier.from_pretrained(str(model)),
+                                   AudioClassifier.from_pretrained(str(quantized)), eval_dir)
+    if comparison.accuracy_drop_points > max_drop_points and not force:
+        quantized.unlink()
+        raise AccuracyGateError(f"{quantized}: int8 loses {comparison.accuracy_drop_points:.2f} accuracy points "
+                                f"(more than {max_drop_points:g}) on {comparison.summary()}; the file was deleted "
+                                "(--force keeps it)")
+    return comparison

@@ -1,0 +1,181 @@
+"""Many files and long files at full speed: decoding in a background thread, windows batched across files.
+
+`predict_files(classifier, paths)` yields each file's `Prediction` (or its `AudioFileError`) in the order of
+`paths`, as `classify_file` would give them one by one, but:
+
+* a thread decodes and cuts windows ahead of the model (`prefetched`): libsndfile, soxr, onnxruntime and
+  torch release the GIL, so reading the next chunk overlaps with classifying this one;
+* the model sees full batches: windows from the end of one file and the start of the next share a batch,
+  so a folder of one-second clips runs in batches of 16, not of one;
+* memory stays bounded: the thread runs at most `PREFETCH_ITEMS` chunks ahead, and a file's windows are
+  scored as they arrive (a ten-hour file holds one chunk, one batch and its window scores);
+* with `progress=True`, a tqdm bar on stderr counts audio seconds and shows the real-time factor.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional, Sequence, TypeVar
+
+import numpy as np
+
+from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, AudioFileError, iter_audio_chunks
+from hfspeech.inference.windows import WindowResult, WindowSlicer
+
+PREFETCH_ITEMS = 4
+T = TypeVar("T")
+_END = object()
+
+
+def prefetched(items: Iterable[T], depth: int = PREFETCH_ITEMS) -> Iterator[T]:
+    """`items`, produced by a background thread at most `depth` ahead; its exceptions are raised here, in
+    order. Stopping early (closing the generator) stops the thread at its next item."""
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                slots.put((item, None))
+            slots.put((_END, None))
+        except BaseException as error:  # handed to the consumer, raised where it reads
+            slots.put((_END, error))
+
+    thread = threading.Thread(target=produce, name="hfspeech-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+@dataclass
+class _Piece:
+    """What the decoding thread hands over: a file's windows from one chunk, or its end, or its error."""
+
+    file: int
+    windows: list[tuple[int, np.ndarray]]
+    seconds: float = 0.0
+    last: bool = False
+    error: Optional[AudioFileError] = None
+
+
+def _pieces(paths: Sequence[str], rate: int, window: int, hop: int, chunk_seconds: int) -> Iterator[_Piece]:
+    for index, path in enumerate(paths):
+        slicer = WindowSlicer(window, hop)
+        try:
+            for chunk in iter_audio_chunks(path, rate, chunk_seconds):
+                yield _Piece(index, slicer.push(chunk), chunk.size / rate)
+            yield _Piece(index, slicer.finish(), last=True)
+        except AudioFileError as error:
+            yield _Piece(index, [], last=True, error=error)
+
+
+@dataclass
+class _Batcher:
+    """Windows waiting for a full batch, and each file's scored windows until the file is complete."""
+
+    classifier: object
+    pending: list[tuple[int, int, np.ndarray]] = field(default_factory=list)  # (file, start, waveform)
+    scored: dict[int, list[WindowResult]] = field(default_factory=dict)
+
+    def add(self, piece: _Piece) -> None:
+        self.scored.setdefault(piece.file, [])
+        self.pending += [(piece.file, start, waveform) for start, waveform in piece.windows]
+
+    def drop(self, file: int) -> None:
+        self.pending = [entry for entry in self.pending if entry[0] != file]
+        self.scored.pop(file, None)
+
+    def score(self, everything: bool = False) -> None:
+        size = self.classifier.batch_size
+        while self.pending and (everything or len(self.pending) >= size):
+            batch, self.pending = self.pending[:size], self.pending[size:]
+            rows = self.classifier.predict_proba([waveform for _, _, waveform in batch])
+            for (file, start, waveform), row in zip(batch, rows):
+                results = self.scored.setdefault(file, [])
+                results.append(self.classifier.window_result(len(results), start, len(waveform), row))
+
+    def waiting_on(self, file: int) -> bool:
+        return any(entry[0] == file for entry in self.pending[:1])  # pending is in file order
+
+
+def audio_seconds(paths: Sequence[str]) -> Optional[float]:
+    """Total duration of the files from their headers (for the progress bar), None if one cannot be read."""
+    import soundfile as sf
+
+    try:
+        return float(sum(sf.info(str(path)).duration for path in paths))
+    except Exception:
+        return None
+
+
+def predict_files(classifier, paths: Sequence[str], top_k: int = 5, window_seconds: Optional[float] = None,
+                  hop_seconds: Optional[float] = None, aggregate: str = "mean",
+                  chunk_seconds: int = DEFAULT_CHUNK_SECONDS, progress: bool = False):
+    """`(path, Prediction or AudioFileError)` for every path, in order; see the module docstring."""
+    from hfspeech.inference.classifier import AGGREGATIONS
+
+    if aggregate not in AGGREGATIONS:
+        raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
+    paths = [str(path) for path in paths]
+    window, hop = classifier.window_sizes(window_seconds, hop_seconds)
+    pieces = prefetched(_pieces(paths, classifier.sampling_rate, window, hop, chunk_seconds))
+    batcher, finished, next_file, ended = _Batcher(classifier), {}, 0, 0
+    bar = _progress_bar(paths) if progress else None
+    try:
+        for piece in pieces:
+            if piece.error is not None:
+                batcher.drop(piece.file)
+            else:
+                batcher.add(piece)
+            if piece.last:
+                finished[piece.file] = piece.error
+                ended += 1
+            batcher.score(everything=ended == len(paths))
+            if bar is not None:
+                _advance(bar, piece.seconds)
+            while next_file in finished and not batcher.waiting_on(next_file):
+                error = finished.pop(next_file)
+                yield paths[next_file], error if error is not None else classifier.prediction_from_windows(
+                    paths[next_file], batcher.scored.pop(next_file), top_k, aggregate)
+                next_file += 1
+    finally:
+        pieces.close()
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(paths: Sequence[str]):
+    from tqdm.auto import tqdm
+
+    total = audio_seconds(paths)
+    bar = tqdm(total=total, unit="s", desc="audio", file=sys.stderr, dynamic_ncols=True, bar_format=(
+        "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]" if total
+        else "{desc}: {n:.0f} s [{elapsed}{postfix}]"))
+    bar.started = time.perf_counter()
+    return bar
+
+
+def _advance(bar, seconds: float) -> None:
+    bar.update(seconds)
+    elapsed = time.perf_counter() - bar.started
+    if elapsed > 0:
+        bar.set_postfix_str(f"{bar.n / elapsed:.0f}x real time", refresh=False)

@@ -1,0 +1,41 @@
+"""An exported model's config.json read as plain JSON: labels, problem type, thresholds, window.
+
+That is all inference needs from the config of an ONNX or TorchScript export (the graph holds the rest),
+so loading one imports no transformers (``AutoConfig`` would import its model registry and torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+class JsonConfig:
+    """config.json's keys as attributes (``id2label`` with int keys, as in a transformers config); a key the
+    file lacks reads as None through ``getattr(config, name, None)``, as the inference code reads them."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+        self.id2label = {int(i): label for i, label in values.get("id2label", {}).items()}
+        self.label2id = {label: int(i) for label, i in values.get("label2id", {}).items()}
+        self.problem_type = values.get("problem_type")
+        self.num_labels = len(self.id2label)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> "JsonConfig":
+        values = read_config_json(folder)
+        if not isinstance(values, dict) or not values.get("id2label"):
+            raise ValueError(f"{os.path.join(folder, 'config.json')}: no id2label in the config, so the model's "
+                             "labels are unknown")
+        return cls(values)
+
+
+def read_config_json(folder: str | os.PathLike) -> Any:
+    """The folder's config.json parsed; `ValueError` naming the file when it is not valid JSON."""
+    config_file = os.path.join(folder, "config.json")
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
