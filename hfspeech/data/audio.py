@@ -22,8 +22,10 @@ from typing import Any, Iterator
 import numpy as np
 from datasets import Audio
 
+from hfspeech.errors import HfspeechError
 
-class AudioFileError(ValueError):
+
+class AudioFileError(HfspeechError, ValueError):
     """An audio file that cannot be used: the message names the file and the problem."""
 
     def __init__(self, path: str, problem: str):

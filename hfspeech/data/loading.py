@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, LargeList, List, load_dataset, load_from_disk
 
 from hfspeech.data.audio import describe_source
+from hfspeech.errors import HfspeechError
 
 LABEL_SEPARATOR = ";"
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
@@ -43,7 +44,7 @@ def find_audio_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-class DataError(ValueError):
+class DataError(HfspeechError, ValueError):
     """A data set that cannot be used as given (missing column, unknown label, no files ...)."""
 
 
@@ -62,7 +63,8 @@ def load_audio_dataset(
     """Load exactly one of: an audiofolder (`data_dir`), manifests (`*_file`), a datasets dataset."""
     given = [bool(data_dir), bool(train_file or validation_file or test_file), bool(dataset_name)]
     if sum(given) != 1:
-        raise DataError("give exactly one data source: data_dir, train_file/validation_file/test_file, or dataset_name")
+        raise DataError("give exactly one data source: --data_dir, --train_file/--validation_file/--test_file, or "
+                        "--dataset_name")
     if data_dir:
         dataset = _load_audiofolder(data_dir, cache_dir)
     elif dataset_name:

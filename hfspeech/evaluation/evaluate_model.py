@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.loading import encode_labels, load_audio_dataset
+from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
+from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.evaluation.thresholds import thresholds_from_config
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
@@ -44,6 +45,16 @@ class EvaluateArguments:
                                                      "choices": list(AGGREGATIONS)})
 
 
+def parse_evaluate_args(argv: Sequence[str]) -> tuple[EvaluateArguments, DataArguments]:
+    """`hfspeech evaluate`'s flags; unknown or invalid ones are a `UsageError`."""
+    from transformers import HfArgumentParser
+
+    try:
+        return HfArgumentParser((EvaluateArguments, DataArguments)).parse_args_into_dataclasses(args=list(argv))
+    except ValueError as error:
+        raise UsageError(f"invalid evaluate flags: {error}") from error
+
+
 def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> dict:
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
@@ -52,7 +63,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     raw = load_audio_dataset(**data_args.source())
     split = eval_args.split or ("test" if "test" in raw else next(iter(raw)))
     if split not in raw:
-        raise ValueError(f"no split '{split}' in the data (splits: {list(raw)})")
+        raise DataError(f"--split {split}: no such split in the data (splits: {list(raw)})")
     multi_label = is_multi_label(classifier.config)
     raw = encode_labels(raw.__class__({split: raw[split]}), label_names, multi_label=multi_label,
                         separator=data_args.label_separator)

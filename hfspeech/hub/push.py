@@ -53,13 +53,37 @@ class HubRequest:
 
 
 def take_over_hub_push(training_args) -> Optional[HubRequest]:
-    """Turn off Trainer's own push (it would upload checkpoints and the unstaged folder) and return the request."""
+    """Turn off Trainer's own push (it would upload checkpoints and the unstaged folder) and return the request.
+
+    Every token field is taken off the arguments too, pushing or not: Trainer pickles them into
+    `training_args.bin` in the run folder and in every checkpoint, and run folders get copied and shared.
+    The token lives on in memory only, in the returned request.
+    """
+    token = strip_tokens(training_args)
     if not training_args.push_to_hub:
         return None
     training_args.push_to_hub = False
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     return HubRequest(repo_id, bool(training_args.hub_private_repo), getattr(training_args, "hub_revision", None),
-                      training_args.hub_token)
+                      token)
+
+
+def strip_tokens(training_args) -> Optional[str]:
+    """Set every string field whose name holds `token` (`hub_token`, the older `push_to_hub_token`) to None;
+    returns the Hub token that was there (`hub_token` first), for the push at the end of the run."""
+    found = {}
+    for name in fields_of(training_args):
+        value = getattr(training_args, name, None)
+        if "token" in name.lower() and isinstance(value, str):
+            found[name] = value
+            setattr(training_args, name, None)
+    return found.get("hub_token") or next(iter(found.values()), None)
+
+
+def fields_of(arguments) -> list[str]:
+    """The dataclass fields of an arguments object (TrainingArguments), or its attributes."""
+    names = getattr(arguments, "__dataclass_fields__", None)
+    return list(names) if names else list(vars(arguments))
 
 
 def finish_run(model_args, data_args, training_args, request: Optional[HubRequest]) -> None:

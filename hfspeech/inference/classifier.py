@@ -32,6 +32,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config
+from hfspeech.models.loading import NotAModelError, is_local_path, pretrained_errors
 from hfspeech.models.losses import MULTI_LABEL
 from hfspeech.inference.backends import (
     WEIGHT_FILES,
@@ -45,10 +46,6 @@ from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 DEFAULT_WINDOW_SECONDS = 10.0
 AGGREGATIONS = ("mean", "max", "vote")
-
-
-class NotAModelError(ValueError):
-    """A path that does not hold a saved model (no config.json, or no weights)."""
 
 
 def is_multi_label(config) -> bool:
@@ -141,9 +138,10 @@ class AudioClassifier:
         (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder."""
         kind, folder, model_file = locate_model(name_or_path, backend)
         if kind == "pytorch":
-            if os.path.exists(folder):
+            if is_local_path(folder):
                 check_model_folder(folder, trust_remote_code)
-            model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
+            with pretrained_errors(folder):
+                model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
         else:
             check_export_folder(folder, model_file)
             config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
@@ -152,7 +150,8 @@ class AudioClassifier:
             except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
                 loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
                 raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
-        feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        with pretrained_errors(folder):
+            feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
         return cls(model, feature_extractor, device=device, **kwargs)
 
     @property
@@ -291,6 +290,8 @@ def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
 
 def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
+    if not os.path.exists(path):
+        raise NotAModelError(f"{path}: model folder not found")
     if not os.path.isdir(path):
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
     names = set(os.listdir(path))

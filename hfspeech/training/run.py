@@ -35,10 +35,12 @@ from hfspeech.data.splits import make_splits
 from hfspeech.data.streaming import (PassCounter, StreamedData, configure_streaming_training,
                                      load_streamed_data)
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
+from hfspeech.errors import UsageError
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, take_over_hub_push
 from hfspeech.models import BASELINE_MODELS
+from hfspeech.models.loading import pretrained_errors
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.optim import freeze
@@ -79,14 +81,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
         defaults["use_cpu"] = True
     parser.set_defaults(**defaults)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     # --args_file FILE (repeatable): flags kept in a file, as the recipes under recipes/ are; flags on
     # the command line come after them, so they win. transformers skips a missing file silently.
     for flag, value in zip(argv, argv[1:]):
         if flag == "--args_file" and not os.path.isfile(value):
-            raise FileNotFoundError(f"{value}: --args_file not found")
-    return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
+            raise UsageError(f"{value}: --args_file not found")
+    try:  # TrainingArguments checks its flags in __post_init__ (strategies, precision ...) with a ValueError
+        if len(argv) == 1 and argv[0].endswith(".json"):
+            return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+        return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
+    except (ValueError, OSError) as error:
+        raise UsageError(f"invalid training flags: {error}") from error
 
 
 def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None):
@@ -104,19 +109,20 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
         overrides["problem_type"] = model_args.problem_type
     if model_args.model_name_or_path:
         hub = _hub_options(model_args)
-        config = AutoConfig.from_pretrained(
-            model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
-            finetuning_task="audio-classification", **overrides, **hub,
-        )
-        model = AutoModelForAudioClassification.from_pretrained(
-            model_args.model_name_or_path, config=config,
-            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
-        )
-        if feature_extractor is None:
-            feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
+        with pretrained_errors(model_args.model_name_or_path):
+            config = AutoConfig.from_pretrained(
+                model_args.model_name_or_path, num_labels=len(label_names), label2id=label2id, id2label=id2label,
+                finetuning_task="audio-classification", **overrides, **hub,
+            )
+            model = AutoModelForAudioClassification.from_pretrained(
+                model_args.model_name_or_path, config=config,
+                ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
+            )
+            if feature_extractor is None:
+                feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path, **hub)
     else:
         if model_args.model_type not in BASELINE_MODELS:
-            raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
+            raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
         spec = BASELINE_MODELS[model_args.model_type]
         config = spec.config_class(
             num_labels=len(label_names), label2id=label2id, id2label=id2label,
@@ -191,9 +197,10 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     # A pretrained checkpoint's extractor sets the rate the data is decoded at; it is loaded once, here.
     pretrained_extractor = None
     if model_args.model_name_or_path:
-        pretrained_extractor = AutoFeatureExtractor.from_pretrained(
-            model_args.model_name_or_path, **_hub_options(model_args)
-        )
+        with pretrained_errors(model_args.model_name_or_path):
+            pretrained_extractor = AutoFeatureExtractor.from_pretrained(
+                model_args.model_name_or_path, **_hub_options(model_args)
+            )
     sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
     streamed = None
     with training_args.main_process_first(desc="preparing data"):
