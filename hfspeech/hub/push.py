@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from hfspeech.errors import HfspeechError
 from hfspeech.hub.stage import stage_run
 
 logger = logging.getLogger("hfspeech.hub")
@@ -97,6 +98,18 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     output_dir = Path(training_args.output_dir)
     (output_dir / "training_hyperparameters.json").write_text(json.dumps(hyper, indent=2, default=str) + "\n")
     if request is not None:
-        paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
-                         include_onnx=True)
+        try:
+            paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
+                             include_onnx=True)
+        except HfspeechError:
+            raise
+        except Exception as error:  # network, authentication, permissions: the run itself is complete
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise PushError(f"{output_dir}: trained and saved, but the push to {request.repo_id} failed "
+                            f"({type(error).__name__}: {reason}); push it later with `hfspeech push {output_dir} "
+                            f"--repo-id {request.repo_id}`") from error
         logger.info("pushed %d files to %s", len(paths), request.repo_id)
+
+
+class PushError(HfspeechError):
+    """A push to the Hub that failed; the message says what was saved and how to push it again."""
