@@ -1,6 +1,7 @@
 """The one base class of the mistakes a user can make, and can fix from the message alone.
 
-Every error hfspeech raises for bad input -- a data set that cannot be used (`DataError`), an audio
+Every error hfspeech raises for bad input -- a data set that cannot be used (`DataError`, and its
+`FolderLayoutError` and `ManifestError`), an audio
 file that cannot be decoded (`AudioFileError`), a path that is not a model (`NotAModelError`), a model
 folder that cannot be exported (`ExportError`), a run that cannot be staged (`StageError`), flags that
 do not fit together (`UsageError`) -- derives from `HfspeechError`. Its message starts with the file
@@ -25,3 +26,9 @@ class HfspeechError(Exception):
 
 class UsageError(HfspeechError, ValueError):
     """Arguments or flags that cannot be used as given (a bad value, two options that exclude each other)."""
+
+
+class DataError(HfspeechError, ValueError):
+    """A data set that cannot be used as given (missing column, unknown label, no files, a layout that does
+    not say which file has which label ...). Raised by `hfspeech.data`; defined here so that its modules
+    (folders, manifests, loading) share it without importing each other."""

@@ -11,6 +11,7 @@ subset accuracy at the thresholds saved in its config (`label_thresholds`), as t
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -28,6 +29,8 @@ from hfspeech.evaluation.report import write_evaluation_report, write_multilabel
 from hfspeech.evaluation.thresholds import thresholds_from_config
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
 from hfspeech.training.arguments import DataArguments
+
+logger = logging.getLogger("hfspeech.evaluate")
 
 
 @dataclass
@@ -60,7 +63,8 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
-    raw = load_audio_dataset(**data_args.source())
+    listing = DataReport()
+    raw = load_audio_dataset(**data_args.source(), report=listing)
     split = eval_args.split or ("test" if "test" in raw else next(iter(raw)))
     if split not in raw:
         raise DataError(f"--split {split}: no such split in the data (splits: {list(raw)})")
@@ -68,6 +72,10 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     raw = encode_labels(raw.__class__({split: raw[split]}), label_names, multi_label=multi_label,
                         separator=data_args.label_separator)
     scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, data_args)
+    report.found, report.ignored, report.notes = {split: listing.found.get(split, len(raw[split]))}, \
+        listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
+                                          for name, n in listing.found.items() if name != split]
+    logger.info("%s", report.summary())
     if multi_label:
         references = multi_hot(labels, len(label_names))
         thresholds = thresholds_from_config(classifier.config, label_names)
@@ -77,7 +85,8 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     else:
         metrics = write_evaluation_report(eval_args.output_dir, scores.argmax(axis=1), np.asarray(labels),
                                           label_names, prefix=split)
-    metrics.update({"split": split, "num_clips": len(labels), "num_skipped_files": report.num_skipped,
+    metrics.update({"split": split, "num_clips": len(labels), "num_found_files": sum(report.found.values()),
+                    "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})
     with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

@@ -152,7 +152,8 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
 def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None,
                      multi_label: bool = False):
     """Data from any layout, with labels encoded, splits made and audio decoded once."""
-    raw = load_audio_dataset(**data_args.source())
+    report = DataReport()
+    raw = load_audio_dataset(**data_args.source(), report=report)
     if label_names is None and "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
@@ -163,8 +164,9 @@ def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, la
               "test": data_args.max_eval_samples}
     for name, limit in limits.items():
         if name in raw and limit is not None and limit < len(raw[name]):
+            report.limited[name] = len(raw[name]) - limit
             raw[name] = raw[name].shuffle(seed=seed).select(range(limit))
-    return prepare_dataset(raw, sampling_rate, **data_args.preparation())
+    return prepare_dataset(raw, sampling_rate, **data_args.preparation(), report=report)
 
 
 @dataclass
