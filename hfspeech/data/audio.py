@@ -49,10 +49,7 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     value = {"path": str(value["path"]) if value.get("path") else None, "bytes": value.get("bytes")}
     name = describe_source(value)
     if value["bytes"] is None:
-        if not value["path"] or not os.path.exists(value["path"]):
-            raise AudioFileError(name, "file not found")
-        if os.path.getsize(value["path"]) == 0:
-            raise AudioFileError(name, "file is empty (0 bytes)")
+        check_audio_path(value["path"] or "")
     waveform = _read_with_soundfile(value, sampling_rate)
     if waveform is None:
         try:
@@ -69,6 +66,18 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     if not np.isfinite(waveform).all():
         raise AudioFileError(name, "audio contains NaN or infinite samples")
     return waveform
+
+
+def check_audio_path(path: str) -> None:
+    """`AudioFileError` for a path that cannot hold audio: missing, a dangling symbolic link, a folder, empty."""
+    if not path or not os.path.exists(path):
+        if path and os.path.islink(path):
+            raise AudioFileError(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)")
+        raise AudioFileError(path or "<no path>", "file not found")
+    if os.path.isdir(path):
+        raise AudioFileError(path, "is a folder, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioFileError(path, "file is empty (0 bytes)")
 
 
 def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
@@ -183,10 +192,7 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     from torchcodec.decoders import AudioDecoder
 
     name = str(path)
-    if not os.path.exists(name):
-        raise AudioFileError(name, "file not found")
-    if os.path.getsize(name) == 0:
-        raise AudioFileError(name, "file is empty (0 bytes)")
+    check_audio_path(name)
     chunk_seconds = max(1, int(chunk_seconds))
     try:
         decoder = AudioDecoder(name, num_channels=1)

@@ -82,7 +82,7 @@ def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], lis
                 elif entry.is_dir():  # follows symbolic links to folders
                     real = os.path.realpath(entry.path)
                     if real in seen:
-                        ignored.append({"path": entry.path, "reason": "link to a folder already listed (a loop)"})
+                        ignored.append({"path": entry.path, "reason": "a link to a folder listed already"})
                     else:
                         seen.add(real)
                         pending.append(((*parts, entry.name), entry.path))

@@ -72,7 +72,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     raw = encode_labels(raw.__class__({split: raw[split]}), label_names, multi_label=multi_label,
                         separator=data_args.label_separator)
     scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, data_args)
-    report.found, report.ignored, report.notes = {split: listing.found.get(split, len(raw[split]))}, \
+    report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
     logger.info("%s", report.summary())
@@ -85,7 +85,7 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     else:
         metrics = write_evaluation_report(eval_args.output_dir, scores.argmax(axis=1), np.asarray(labels),
                                           label_names, prefix=split)
-    metrics.update({"split": split, "num_clips": len(labels), "num_found_files": sum(report.found.values()),
+    metrics.update({"split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
                     "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})
     with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from hfspeech.errors import UsageError
+
 
 @dataclass
 class ModelArguments:
@@ -189,4 +191,4 @@ def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
     try:
         return tuple(float(part) for part in str(text).split(","))
     except ValueError as error:
-        raise ValueError(f"expected comma-separated numbers, got '{text}'") from error
+        raise UsageError(f"expected comma-separated numbers, got '{text}'") from error

@@ -14,6 +14,8 @@ from typing import Optional
 
 from torch import nn
 
+from hfspeech.errors import UsageError
+
 LAYER_INDEX = re.compile(r"\.(?:layers?|blocks)\.(\d+)\.")  # layers.N (wav2vec2), layer.N (AST)
 
 
@@ -24,7 +26,7 @@ def freeze(model: nn.Module, feature_encoder: bool = False, base_model: bool = F
     if base_model:
         base = getattr(model, getattr(model, "base_model_prefix", ""), None)
         if base is None:
-            raise ValueError(f"{type(model).__name__} has no base model to freeze")
+            raise UsageError(f"{type(model).__name__} has no base model to freeze")
         for parameter in base.parameters():
             parameter.requires_grad = False
 

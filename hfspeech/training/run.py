@@ -102,7 +102,12 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     """
     label2id = {name: i for i, name in enumerate(label_names)}
     id2label = {i: name for i, name in enumerate(label_names)}
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    try:
+        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--config_overrides: not a JSON object ({error})") from None
+    if not isinstance(overrides, dict):
+        raise UsageError(f"--config_overrides: not a JSON object ({model_args.config_overrides!r})")
     if model_args.use_weighted_layer_sum is not None:
         overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
     if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
@@ -124,10 +129,13 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
         if model_args.model_type not in BASELINE_MODELS:
             raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
         spec = BASELINE_MODELS[model_args.model_type]
-        config = spec.config_class(
-            num_labels=len(label_names), label2id=label2id, id2label=id2label,
-            sampling_rate=model_args.sampling_rate, **overrides,
-        )
+        try:  # the config checks its values (pooling, feature type, sizes) with a ValueError
+            config = spec.config_class(
+                num_labels=len(label_names), label2id=label2id, id2label=id2label,
+                sampling_rate=model_args.sampling_rate, **overrides,
+            )
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"--config_overrides / --model_type {model_args.model_type}: {error}") from error
         model = spec.model_class(config)
         feature_extractor = spec.feature_extractor_class(sampling_rate=config.sampling_rate)
     if model_args.return_attention_mask is not None:
