@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -110,11 +111,39 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
     if report is not None:
         report.add_listing({name: len(files) for name, files in listing.splits.items()}, listing.ignored,
                            listing.notes)
-    names = ClassLabel(names=sorted({label for files in listing.splits.values() for _, label in files}))
-    features = Features({"audio": Audio(decode=False), "label": names})
-    return DatasetDict({split: Dataset.from_dict({"audio": [path for path, _ in files],
-                                                  "label": [label for _, label in files]}, features=features)
-                        for split, files in listing.splits.items()})
+    return _on_disk(listing, cache_dir)
+
+
+def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
+    """The listing as a DatasetDict saved in the datasets cache, keyed by every file's path, label, size and
+    modification time: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
+    (a second run over the same files decodes nothing), as with datasets' own audiofolder loading."""
+    import hashlib
+    import json
+
+    import datasets
+
+    key = hashlib.sha256(json.dumps({split: [(path, label, *_stat(path)) for path, label in files]
+                                     for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
+    folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
+    if not (folder / "dataset_dict.json").is_file():
+        names = ClassLabel(names=sorted({label for files in listing.splits.values() for _, label in files}))
+        features = Features({"audio": Audio(decode=False), "label": names})
+        dataset = DatasetDict({split: Dataset.from_dict({"audio": [path for path, _ in files],
+                                                         "label": [label for _, label in files]}, features=features)
+                               for split, files in listing.splits.items()})
+        partial = folder.with_name(f"{key}.partial-{os.getpid()}")
+        dataset.save_to_disk(str(partial))
+        try:  # written whole, then renamed: a killed run or a parallel process never leaves half a dataset
+            os.replace(partial, folder)
+        except OSError:  # another process saved the same listing first
+            shutil.rmtree(partial, ignore_errors=True)
+    return load_from_disk(str(folder))
+
+
+def _stat(path: str) -> tuple[int, int]:
+    info = os.lstat(path) if not os.path.exists(path) else os.stat(path)
+    return info.st_size, info.st_mtime_ns
 
 
 def _load_datasets_dataset(
