@@ -5,8 +5,11 @@ fails later with its name rather than here) and, once `encode_labels` has run, a
 column (`ClassLabel`) whose names are the same in every split -- or, for multi-label data, a list of
 them per clip (`List(ClassLabel)`):
 
-- an *audiofolder*: `root/<label>/*.wav|flac|mp3|ogg` (optionally under `train/`, `test/` ... folders);
-- CSV or JSONL manifests with a path and a label column (paths relative to the manifest's folder);
+- an *audiofolder*: `root/<label>/*.wav|flac|mp3|ogg|m4a ...` (optionally under `train/`, `test/` ...
+  folders; nested folders with `label_depth`), listed by `hfspeech.data.folders` so that every file is
+  used or reported;
+- CSV or JSONL manifests with a path and a label column (paths relative to the manifest's folder), read
+  by `hfspeech.data.manifests` with every label a string exactly as written (`0012` stays `0012`);
 - any `datasets` dataset with an audio and a label column: a Hub name, or a folder saved with
   `save_to_disk`.
 
@@ -17,7 +20,8 @@ audiofolder's folder names stay single-label (each clip gets a one-label list); 
 to give clips several labels. The label column is `label`, or `labels` when the data has no `label`
 column (or whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL) is a clip with no
 event: an all-zero target, which detection data needs (background-only clips). A split in which
-*no* clip has a label is an error (almost surely the wrong column).
+*no* clip has a label is an error (almost surely the wrong column). Leading and trailing whitespace of a
+label is stripped, with a warning.
 """
 
 from __future__ import annotations
