@@ -33,7 +33,8 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, LargeList, List, load_dataset, load_from_disk
+from datasets import (Audio, ClassLabel, Dataset, DatasetDict, Features, LargeList, List, Value, load_dataset,
+                      load_from_disk)
 
 from hfspeech.data.audio import describe_source
 from hfspeech.data.folders import AUDIO_EXTENSIONS, list_audio_folder, uses_datasets_layout, walk_audio_files
@@ -131,8 +132,9 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
                                      for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
     folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
     if not (folder / "dataset_dict.json").is_file():
+        # Paths are saved as plain strings: saving an `Audio` column would copy every file into the cache.
         names = ClassLabel(names=sorted({label for files in listing.splits.values() for _, label in files}))
-        features = Features({"audio": Audio(decode=False), "label": names})
+        features = Features({"audio": Value("string"), "label": names})
         dataset = DatasetDict({split: Dataset.from_dict({"audio": [path for path, _ in files],
                                                          "label": [label for _, label in files]}, features=features)
                                for split, files in listing.splits.items()})
@@ -142,7 +144,7 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
             os.replace(partial, folder)
         except OSError:  # another process saved the same listing first
             shutil.rmtree(partial, ignore_errors=True)
-    return load_from_disk(str(folder))
+    return load_from_disk(str(folder)).cast_column("audio", Audio(decode=False))
 
 
 def _stat(path: str) -> tuple[int, int]:

@@ -85,13 +85,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     # the command line come after them, so they win. transformers skips a missing file silently.
     for flag, value in zip(argv, argv[1:]):
         if flag == "--args_file" and not os.path.isfile(value):
-            raise UsageError(f"{value}: --args_file not found")
+            raise ArgsFileNotFoundError(f"{value}: --args_file not found")
     try:  # TrainingArguments checks its flags in __post_init__ (strategies, precision ...) with a ValueError
         if len(argv) == 1 and argv[0].endswith(".json"):
             return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
         return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
     except (ValueError, OSError) as error:
         raise UsageError(f"invalid training flags: {error}") from error
+
+
+class ArgsFileNotFoundError(UsageError, FileNotFoundError):
+    """`--args_file` names a file that does not exist (transformers would skip it without a word)."""
 
 
 def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None):
