@@ -98,6 +98,21 @@ def check_resume_checkpoint(folder: str) -> None:
         raise CheckpointError(f"{folder}: incomplete checkpoint, {reason}; resume from an earlier one")
 
 
+def checkpoint_to_resume(training_args) -> Optional[str]:
+    """`--resume_from_checkpoint` (checked), else the last complete checkpoint of the output folder, unless
+    `--overwrite_output_dir`. Incomplete ones (a kill during a save) are skipped with a warning."""
+    if training_args.resume_from_checkpoint:
+        check_resume_checkpoint(training_args.resume_from_checkpoint)
+        return training_args.resume_from_checkpoint
+    if training_args.overwrite_output_dir:
+        return None
+    # Only the process that saves removes incomplete checkpoints; the others skip them all the same.
+    last_checkpoint = last_complete_checkpoint(training_args.output_dir, remove_incomplete=training_args.should_save)
+    if last_checkpoint:
+        logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
+    return last_checkpoint
+
+
 @contextmanager
 def resume_errors(checkpoint: Optional[str]) -> Iterator[None]:
     """Name the file when resuming fails because `torch.load(weights_only=True)` refuses one of its files."""

@@ -41,7 +41,7 @@ from hfspeech.hub.push import finish_run, take_over_hub_push
 from hfspeech.models import BASELINE_MODELS
 from hfspeech.models.loading import pretrained_errors
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
-from hfspeech.training.checkpoints import check_resume_checkpoint, last_complete_checkpoint, resume_errors
+from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.optim import freeze
 from hfspeech.training.multilabel import (prepare_multilabel_training, tune_label_thresholds,
@@ -200,7 +200,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
 
-    resume = _checkpoint_to_resume(training_args)
+    resume = checkpoint_to_resume(training_args)
 
     # Labels come first (they size the head), so read them from the training data before building the model.
     # A pretrained checkpoint's extractor sets the rate the data is decoded at; it is loaded once, here.
@@ -314,21 +314,6 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
         finish_run(model_args, data_args, training_args, hub_request)
     return metrics
-
-
-def _checkpoint_to_resume(training_args: TrainingArguments) -> Optional[str]:
-    """`--resume_from_checkpoint` (checked), else the last complete checkpoint of the output folder, unless
-    `--overwrite_output_dir`. Incomplete ones (a kill during a save) are skipped with a warning."""
-    if training_args.resume_from_checkpoint:
-        check_resume_checkpoint(training_args.resume_from_checkpoint)
-        return training_args.resume_from_checkpoint
-    if training_args.overwrite_output_dir:
-        return None
-    # Only the process that saves removes incomplete checkpoints; the others skip them all the same.
-    last_checkpoint = last_complete_checkpoint(training_args.output_dir, remove_incomplete=training_args.should_save)
-    if last_checkpoint:
-        logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
-    return last_checkpoint
 
 
 def _hub_options(model_args: ModelArguments) -> dict:
