@@ -4,12 +4,13 @@ uninterrupted run does.
 Each "attempt" is a real `hfspeech train` in a subprocess (`--worker`), killed with SIGKILL either after a
 random delay or from inside a checkpoint save (`--kill_in_save`: after the weights, after the optimizer, or
 with `model.safetensors` cut in half -- what a kill during the write leaves). Then the same command runs
-again, and again, until one attempt finishes. The script reports, per run: kills, attempts, whether every
-rerun finished, the steps lost per kill (at most one save interval), and the final test metrics beside
+again, until one attempt finishes (the next kill then goes to a fresh run). The script reports the kills,
+the attempts, whether every run finished, the complete and incomplete checkpoints each kill left (the
+rerun resumes from the newest complete one: at most one save interval lost), and the final metrics beside
 those of an uninterrupted run with the same seed and of uninterrupted runs with other seeds (the noise).
 
-    python benchmarks/kill_resume.py --kills 20          # the issue's acceptance check (~10 min on 2 cores)
-    python benchmarks/kill_resume.py --kills 3 --quick   # a smoke run
+    python benchmarks/kill_resume.py --kills 20              # the issue's acceptance check
+    python benchmarks/kill_resume.py --kills 3 --epochs 3    # a smoke run
 """
 
 from __future__ import annotations
@@ -103,19 +104,28 @@ def worker(args) -> int:
 
 
 def attempt(data_dir: Path, output_dir: Path, seed: int, epochs: int, kill_in_save: str | None = None,
-            kill_after: float | None = None, log=None) -> tuple[int, bool]:
-    """One run of the command; returns (exit code, killed)."""
+            kill_after: float | None = None, log=None, timings: dict | None = None) -> tuple[int, bool]:
+    """One run of the command; returns (exit code, killed). `kill_after`: SIGKILL after that many seconds.
+    `timings` receives when the first checkpoint appeared and when the run ended (seconds from its start)."""
     command = [sys.executable, __file__, "--worker", "--data_dir", str(data_dir), "--output_dir", str(output_dir),
                "--seed", str(seed), "--epochs", str(epochs)]
     if kill_in_save:
         command += ["--kill_in_save", kill_in_save]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TOKENIZERS_PARALLELISM="false")
+    start = time.time()
+    before = set(output_dir.glob("checkpoint-*"))
     process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=ROOT)
-    try:
-        code = process.wait(timeout=kill_after)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        code = process.wait()
+    while process.poll() is None:
+        elapsed = time.time() - start
+        if timings is not None and "first_checkpoint" not in timings and set(output_dir.glob("checkpoint-*")) - before:
+            timings["first_checkpoint"] = elapsed
+        if kill_after is not None and elapsed >= kill_after:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    code = process.wait()
+    if timings is not None:
+        timings["end"] = time.time() - start
     return code, code == -signal.SIGKILL
 
 
@@ -135,29 +145,29 @@ def final_metrics(output_dir: Path) -> dict:
     return {k: metrics[k] for k in ("test_accuracy", "test_macro_f1", "eval_loss") if k in metrics}
 
 
-def killed_run(data_dir: Path, output_dir: Path, seed: int, epochs: int, kills: list, log) -> dict:
-    """Rerun the command after each kill in `kills` (("save", point:n) or ("time", seconds)) until it finishes."""
-    shutil.rmtree(output_dir, ignore_errors=True)
-    record = {"kills": [], "attempts": 0}
-    for kind, value in kills:
+def killed_runs(data_dir: Path, work: Path, seed: int, epochs: int, plan: list, log) -> list[dict]:
+    """Carry out the kills of `plan` (("save", "point:n") or ("time", seconds)) one after the other on a run
+    folder, rerunning the same command after each; an attempt that finishes first ends that run (its
+    metrics are kept) and the next kill goes to a fresh run folder. Every run is finished at the end."""
+    runs, pending = [], list(plan)
+    while pending or (runs and "metrics" not in runs[-1] and "failed" not in runs[-1]):
+        if not runs or "metrics" in runs[-1] or "failed" in runs[-1]:
+            output_dir = work / f"killed{len(runs)}"
+            shutil.rmtree(output_dir, ignore_errors=True)
+            runs.append({"output_dir": str(output_dir), "kills": [], "attempts": 0})
+        run, output_dir = runs[-1], Path(runs[-1]["output_dir"])
+        kind, value = pending[0] if pending else (None, None)
         code, killed = attempt(data_dir, output_dir, seed, epochs, kill_in_save=value if kind == "save" else None,
                                kill_after=value if kind == "time" else None, log=log)
-        record["attempts"] += 1
-        record["kills"].append({"kind": kind, "at": value, "killed": killed, "exit": code,
-                                "checkpoints_after": checkpoints(output_dir)})
-        if not killed and code != 0:
-            record["failed"] = f"attempt exited with {code}"
-            return record
-        if not killed:  # finished before the kill came
-            break
-    else:
-        code, _ = attempt(data_dir, output_dir, seed, epochs, log=log)
-        record["attempts"] += 1
-        if code != 0:
-            record["failed"] = f"final rerun exited with {code}"
-            return record
-    record["metrics"] = final_metrics(output_dir)
-    return record
+        run["attempts"] += 1
+        if killed:
+            pending.pop(0)
+            run["kills"].append({"kind": kind, "at": value, "checkpoints_after": checkpoints(output_dir)})
+        elif code != 0:
+            run["failed"] = f"attempt {run['attempts']} exited with {code}"
+        else:
+            run["metrics"] = final_metrics(output_dir)
+    return runs
 
 
 def main(argv=None) -> dict:
@@ -180,11 +190,9 @@ def main(argv=None) -> dict:
     data_dir = write_data(work / "data")
     log = open(work / "runs.log", "w")
     start = time.time()
-    reference_dir = work / "uninterrupted"
+    reference_dir, timings = work / "uninterrupted", {}
     shutil.rmtree(reference_dir, ignore_errors=True)
-    t0 = time.time()
-    assert attempt(data_dir, reference_dir, args.seed, args.epochs, log=log)[0] == 0
-    run_seconds = time.time() - t0
+    assert attempt(data_dir, reference_dir, args.seed, args.epochs, log=log, timings=timings)[0] == 0
     reference = final_metrics(reference_dir)
     noise = []
     for seed in range(args.seed + 1, args.seed + 1 + args.noise_seeds):
@@ -193,24 +201,23 @@ def main(argv=None) -> dict:
         assert attempt(data_dir, out, seed, args.epochs, log=log)[0] == 0
         noise.append(final_metrics(out))
 
-    # The kills: every third inside a save (cycling through the save points and saves), the others at a
-    # random time within the run (start-up and data preparation included).
+    # The kills: every third inside a save (cycling through the save points, at the 1st or 2nd save of the
+    # attempt), the others at a random time between half the start-up and the end of an uninterrupted run.
     rng = random.Random(args.seed)
-    plan = [("save", f"{SAVE_POINTS[i // 3 % 3]}:{1 + i % (args.epochs - 1)}") if i % 3 == 0
-            else ("time", round(rng.uniform(0.3, 1.0) * run_seconds, 2)) for i in range(args.kills)]
-    runs, per_run = [], 4  # kills per interrupted run
-    for index in range(0, len(plan), per_run):
-        runs.append(killed_run(data_dir, work / f"killed{index // per_run}", args.seed, args.epochs,
-                               plan[index: index + per_run], log))
-    kills = [k for run in runs for k in run["kills"] if k["killed"]]
+    low, high = timings.get("first_checkpoint", timings["end"]) / 2, timings["end"]
+    plan = [("save", f"{SAVE_POINTS[i // 3 % 3]}:{1 + i // 3 % 2}") if i % 3 == 0
+            else ("time", round(rng.uniform(low, high), 2)) for i in range(args.kills)]
+    runs = killed_runs(data_dir, work, args.seed, args.epochs, plan, log)
+    kills = [k for run in runs for k in run["kills"]]
     results = {
         "kills": len(kills), "kills_inside_saves": sum(k["kind"] == "save" for k in kills),
-        "runs": len(runs), "every_rerun_finished": all("failed" not in run for run in runs),
+        "runs": len(runs), "attempts": sum(run["attempts"] for run in runs),
+        "every_rerun_finished": all("metrics" in run for run in runs),
         "incomplete_checkpoints_left_by_kills": sum(len(k["checkpoints_after"]["incomplete"]) for k in kills),
         "uninterrupted_metrics": reference, "other_seed_metrics": noise,
         "killed_run_metrics": [run.get("metrics") for run in runs],
         "equal_to_uninterrupted": all(run.get("metrics") == reference for run in runs),
-        "uninterrupted_run_seconds": round(run_seconds, 1), "total_seconds": round(time.time() - start, 1),
+        "uninterrupted_run_seconds": round(timings["end"], 1), "total_seconds": round(time.time() - start, 1),
         "load_average": os.getloadavg(), "details": runs,
     }
     output = Path(args.output or work / "kill_resume.json")

@@ -375,14 +375,13 @@ def test_training_flags(name, tmp_path, tone_folder, capsys):
     assert code == 2 and error in err, err
 
 
-def test_debug_shows_the_traceback_and_a_subprocess_shows_one_line(tmp_path, capsys):
+def test_debug_shows_the_traceback_and_a_subprocess_shows_one_line(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="audio folder not found"):
         main(["train", "--data_dir", str(tmp_path / "absent"), "--output_dir", str(tmp_path / "o"), "--debug"])
+    monkeypatch.setenv("HFSPEECH_DEBUG", "1")
+    with pytest.raises(Exception, match="model folder not found"):
+        main(["evaluate", "--model", str(tmp_path / "absent"), "--data_dir", str(tmp_path)])
+    monkeypatch.delenv("HFSPEECH_DEBUG")
     result = subprocess.run([sys.executable, "-m", "hfspeech.cli", "evaluate", "--model", str(tmp_path / "absent"),
-                             "--data_dir", str(tmp_path)], capture_output=True, text=True, env={**os.environ,
-                             "HFSPEECH_DEBUG": ""})
+                             "--data_dir", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path / 'absent'}: model folder not found"
-    debug = subprocess.run([sys.executable, "-m", "hfspeech.cli", "evaluate", "--model", str(tmp_path / "absent"),
-                            "--data_dir", str(tmp_path)], capture_output=True, text=True,
-                           env={**os.environ, "HFSPEECH_DEBUG": "1"})
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and "NotAModelError" in debug.stderr
