@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -54,14 +55,26 @@ DEMO_PRETRAINED_FLAGS = [
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
+    code 2; `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows its traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
+    argv = [arg for arg in argv if arg != "--debug"]
     commands = {"train": _train, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
                 "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push,
                 "serve": _serve}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    return commands[argv[0]](argv[1:]) or 0
+    from hfspeech.errors import HfspeechError
+
+    try:
+        return commands[argv[0]](argv[1:]) or 0
+    except HfspeechError as error:
+        if debug:
+            raise
+        print("error: " + " ".join(line.strip() for line in str(error).splitlines() if line.strip()), file=sys.stderr)
+        return 2
 
 
 def _train(argv: list[str]) -> int:
@@ -237,13 +250,9 @@ def _stream(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
+    from hfspeech.evaluation.evaluate_model import evaluate_model, parse_evaluate_args
 
-    from hfspeech.evaluation.evaluate_model import EvaluateArguments, evaluate_model
-    from hfspeech.training.arguments import DataArguments
-
-    parser = HfArgumentParser((EvaluateArguments, DataArguments))
-    eval_args, data_args = parser.parse_args_into_dataclasses(args=argv)
+    eval_args, data_args = parse_evaluate_args(argv)
     metrics = evaluate_model(eval_args, data_args)
     print(json.dumps(metrics, indent=2))
     return 0

@@ -23,15 +23,18 @@ from typing import Any, Iterator
 import numpy as np
 
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
+AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".aac", ".wma", ".webm",
+                    ".au", ".caf", ".w64"}
 
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
+from hfspeech.errors import HfspeechError
 
-class AudioFileError(ValueError):
+
+class AudioFileError(HfspeechError, ValueError):
     """An audio file that cannot be used: the message names the file and the problem."""
 
     def __init__(self, path: str, problem: str):
@@ -55,10 +58,7 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     value = {"path": str(value["path"]) if value.get("path") else None, "bytes": value.get("bytes")}
     name = describe_source(value)
     if value["bytes"] is None:
-        if not value["path"] or not os.path.exists(value["path"]):
-            raise AudioFileError(name, "file not found")
-        if os.path.getsize(value["path"]) == 0:
-            raise AudioFileError(name, "file is empty (0 bytes)")
+        check_audio_path(value["path"] or "")
     waveform = _read_with_soundfile(value, sampling_rate)
     if waveform is None:
         from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
@@ -77,6 +77,18 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     if not np.isfinite(waveform).all():
         raise AudioFileError(name, "audio contains NaN or infinite samples")
     return waveform
+
+
+def check_audio_path(path: str) -> None:
+    """`AudioFileError` for a path that cannot hold audio: missing, a dangling symbolic link, a folder, empty."""
+    if not path or not os.path.exists(path):
+        if path and os.path.islink(path):
+            raise AudioFileError(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)")
+        raise AudioFileError(path or "<no path>", "file not found")
+    if os.path.isdir(path):
+        raise AudioFileError(path, "is a folder, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioFileError(path, "file is empty (0 bytes)")
 
 
 def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
@@ -191,10 +203,7 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     `AudioFileError` as `decode_audio` does.
     """
     name = str(path)
-    if not os.path.exists(name):
-        raise AudioFileError(name, "file not found")
-    if os.path.getsize(name) == 0:
-        raise AudioFileError(name, "file is empty (0 bytes)")
+    check_audio_path(name)
     chunk_seconds = max(1, int(chunk_seconds))
     opened = _open_with_soundfile(name)
     rate, blocks = (opened.samplerate, _soundfile_blocks(opened, name, chunk_seconds)) if opened is not None \

@@ -31,6 +31,8 @@ from audiomentations.core.transforms_interface import BaseWaveformTransform
 from audiomentations.core.audio_loading_utils import load_sound_file
 from audiomentations.core.utils import SUPPORTED_EXTENSIONS, calculate_desired_noise_rms, calculate_rms, find_audio_files
 
+from hfspeech.errors import UsageError
+
 DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
 NOISE_CACHE_MB = 256  # decoded noise kept in memory per process; files beyond it are read on every call
 
@@ -39,9 +41,9 @@ def _check_range(name: str, value, low_bound: float = -np.inf) -> tuple[float, f
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
+        raise UsageError(f"{name} must be a (low, high) pair, got {value!r}") from None
     if not (np.isfinite(low) and np.isfinite(high) and low_bound <= low <= high):
-        raise ValueError(f"{name} must be finite with {low_bound} <= low <= high, got {value!r}")
+        raise UsageError(f"{name} must be finite with {low_bound} <= low <= high, got {value!r}")
     return low, high
 
 
@@ -70,15 +72,15 @@ class AugmentationConfig:
         if self.speed_factors is not None:
             self.speed_factors = tuple(float(f) for f in self.speed_factors)
             if not self.speed_factors or not all(0 < f <= 4 for f in self.speed_factors):
-                raise ValueError(f"speed_factors must be non-empty, each in (0, 4], "
+                raise UsageError(f"speed_factors must be non-empty, each in (0, 4], "
                                  f"got {self.speed_factors}")
         for name in ("gain_db", "time_shift_seconds"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+                raise UsageError(f"{name} must be a positive number, got {value!r}")
         for name in ("noise_prob", "speed_prob", "p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+                raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
 
     @property
     def enabled(self) -> bool:
@@ -168,10 +170,10 @@ class CachedBackgroundNoise(AddBackgroundNoise):
 def _noise_files(noise_dir: str) -> list[str]:
     folder = Path(noise_dir)
     if not folder.is_dir():
-        raise ValueError(f"noise_dir {str(folder)!r} is not a folder")
+        raise UsageError(f"noise_dir {str(folder)!r} is not a folder")
     files = sorted(str(f) for f in find_audio_files(folder, filename_endings=SUPPORTED_EXTENSIONS))
     if not files:
-        raise ValueError(f"noise_dir {str(folder)!r} has no audio files "
+        raise UsageError(f"noise_dir {str(folder)!r} has no audio files "
                          f"({', '.join(SUPPORTED_EXTENSIONS)})")
     return files
 
@@ -195,7 +197,7 @@ class WaveformAugmenter:
 
     def __init__(self, config: AugmentationConfig, sampling_rate: int, seed: int = 0):
         if int(sampling_rate) <= 0:
-            raise ValueError(f"sampling_rate must be positive, got {sampling_rate!r}")
+            raise UsageError(f"sampling_rate must be positive, got {sampling_rate!r}")
         self.config = config
         self.sampling_rate = int(sampling_rate)
         self._rng = np.random.default_rng(seed)
@@ -234,7 +236,7 @@ class WaveformAugmenter:
     def __call__(self, waveform: np.ndarray) -> np.ndarray:
         waveform = np.asarray(waveform, dtype=np.float32)
         if waveform.ndim != 1:
-            raise ValueError(f"expected a mono 1-D waveform, got shape {waveform.shape}")
+            raise UsageError(f"expected a mono 1-D waveform, got shape {waveform.shape}")
         if self.transform is None or waveform.size == 0:  # nothing to do, or nothing to do it to
             return waveform
         seed = self._call_seed()

@@ -41,10 +41,16 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
+from hfspeech.errors import HfspeechError, UsageError
+
 GENERATOR_VERSION = 1
 DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it")
 INFO_FILE = "dataset_info.json"
+
+
+class MissingToolError(HfspeechError, RuntimeError):
+    """A program the generator runs (espeak-ng) is not installed."""
 
 # English voices shipped with espeak-ng itself (the mbrola ``mb-*`` voices need extra packages).
 ESPEAK_VOICES = (
@@ -75,7 +81,7 @@ def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarr
 def _require_espeak() -> str:
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise RuntimeError("espeak-ng not found: install it with `apt-get install espeak-ng`")
+        raise MissingToolError("espeak-ng not found: install it with `apt-get install espeak-ng`")
     return exe
 
 
@@ -83,12 +89,12 @@ def _check_keywords(keywords: Sequence[str]) -> list[str]:
     """Keywords become folder names and espeak text, so keep them to plain words."""
     keywords = list(keywords)
     if not keywords:
-        raise ValueError("keywords must not be empty")
+        raise UsageError("keywords must not be empty")
     for kw in keywords:
         if not re.fullmatch(r"[^\W\d_][\w' -]*", kw):
-            raise ValueError(f"keyword {kw!r} must be a word (letters, digits, ', -, spaces)")
+            raise UsageError(f"keyword {kw!r} must be a word (letters, digits, ', -, spaces)")
     if len(set(keywords)) != len(keywords):
-        raise ValueError(f"keywords must be unique, got {keywords}")
+        raise UsageError(f"keywords must be unique, got {keywords}")
     return keywords
 
 
@@ -97,7 +103,7 @@ def _check_snr(noise_snr_db: Optional[Sequence[float]]) -> Optional[tuple[float,
         return None
     low, high = float(noise_snr_db[0]), float(noise_snr_db[1])
     if low > high:
-        raise ValueError(f"noise_snr_db must be (low, high), got {(low, high)}")
+        raise UsageError(f"noise_snr_db must be (low, high), got {(low, high)}")
     return low, high
 
 
@@ -273,7 +279,7 @@ def _generate_folder(root: Path, params: dict, classes: list[str], clips_per_cla
                      readme: str, desc: str, progress: bool) -> Path:
     """Write ``root/<class>/<class>_<nnnn>.wav`` with ``make_clip(exe, class, rng)``, idempotently."""
     if clips_per_class < 1 or params["sampling_rate"] < 1 or params["clip_seconds"] <= 0:
-        raise ValueError("clips per class, sampling_rate and clip_seconds must be positive")
+        raise UsageError("clips per class, sampling_rate and clip_seconds must be positive")
     expected = _expected_files(root, classes, clips_per_class)
     info_path = root / INFO_FILE
     if info_path.exists():
@@ -354,7 +360,7 @@ def synth_event(kind: str, rng: np.random.Generator, sampling_rate: int) -> np.n
         f = rng.uniform(90, 130)
         event = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 5))
     else:
-        raise ValueError(f"unknown event {kind!r}; events: {DEFAULT_EVENTS}")
+        raise UsageError(f"unknown event {kind!r}; events: {DEFAULT_EVENTS}")
     event = event * _fade(len(event), sampling_rate)
     return event / (np.abs(event).max() + 1e-12)
 
@@ -391,9 +397,9 @@ def generate_event_dataset(
     events = list(events)
     unknown = [e for e in events if e not in DEFAULT_EVENTS]
     if not events or unknown or len(set(events)) != len(events):
-        raise ValueError(f"events must be distinct names among {DEFAULT_EVENTS}, got {events}")
+        raise UsageError(f"events must be distinct names among {DEFAULT_EVENTS}, got {events}")
     if num_clips < 1 or sampling_rate < 1 or clip_seconds < 0.7:
-        raise ValueError("num_clips and sampling_rate must be positive and clip_seconds at least 0.7 "
+        raise UsageError("num_clips and sampling_rate must be positive and clip_seconds at least 0.7 "
                          "(room for the longest events)")
     root = Path(output_dir)
     params = dict(kind="events", events=events, num_clips=int(num_clips), sampling_rate=int(sampling_rate),

@@ -5,8 +5,11 @@ fails later with its name rather than here) and, once `encode_labels` has run, a
 column (`ClassLabel`) whose names are the same in every split -- or, for multi-label data, a list of
 them per clip (`List(ClassLabel)`):
 
-- an *audiofolder*: `root/<label>/*.wav|flac|mp3|ogg` (optionally under `train/`, `test/` ... folders);
-- CSV or JSONL manifests with a path and a label column (paths relative to the manifest's folder);
+- an *audiofolder*: `root/<label>/*.wav|flac|mp3|ogg|m4a ...` (optionally under `train/`, `test/` ...
+  folders; nested folders with `label_depth`), listed by `hfspeech.data.folders` so that every file is
+  used or reported;
+- CSV or JSONL manifests with a path and a label column (paths relative to the manifest's folder), read
+  by `hfspeech.data.manifests` with every label a string exactly as written (`0012` stays `0012`);
 - any `datasets` dataset with an audio and a label column: a Hub name, or a folder saved with
   `save_to_disk`.
 
@@ -17,28 +20,32 @@ audiofolder's folder names stay single-label (each clip gets a one-label list); 
 to give clips several labels. The label column is `label`, or `labels` when the data has no `label`
 column (or whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL) is a clip with no
 event: an all-zero target, which detection data needs (background-only clips). A split in which
-*no* clip has a label is an error (almost surely the wrong column).
+*no* clip has a label is an error (almost surely the wrong column). Leading and trailing whitespace of a
+label is stripped, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import re
+import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, LargeList, List, load_dataset, load_from_disk
+from datasets import (Audio, ClassLabel, Dataset, DatasetDict, Features, LargeList, List, Value, load_dataset,
+                      load_from_disk)
 
 from hfspeech.data.audio import AUDIO_EXTENSIONS, describe_source, find_audio_files  # noqa: F401  (re-exported)
+from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
+from hfspeech.data.manifests import read_manifest
+from hfspeech.data.prepare import DataReport
+from hfspeech.errors import DataError
+
+logger = logging.getLogger("hfspeech.data")
 
 LABEL_SEPARATOR = ";"
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
-MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
-
-
-class DataError(ValueError):
-    """A data set that cannot be used as given (missing column, unknown label, no files ...)."""
 
 
 def load_audio_dataset(
@@ -52,127 +59,92 @@ def load_audio_dataset(
     label_column: str = "label",
     path_column: str = "path",
     cache_dir: Optional[str] = None,
+    label_depth: Optional[int] = None,
+    report: Optional[DataReport] = None,
 ) -> DatasetDict:
-    """Load exactly one of: an audiofolder (`data_dir`), manifests (`*_file`), a datasets dataset."""
+    """Load exactly one of: an audiofolder (`data_dir`), manifests (`*_file`), a datasets dataset.
+
+    `label_depth`: for an audio folder with nested folders, which folder below the root (or split folder)
+    is the label (`hfspeech.data.folders`). `report`: filled with the files found and those ignored."""
     given = [bool(data_dir), bool(train_file or validation_file or test_file), bool(dataset_name)]
     if sum(given) != 1:
-        raise DataError("give exactly one data source: data_dir, train_file/validation_file/test_file, or dataset_name")
+        raise DataError("give exactly one data source: --data_dir, --train_file/--validation_file/--test_file, or "
+                        "--dataset_name")
     if data_dir:
-        dataset = _load_audiofolder(data_dir, cache_dir)
+        dataset = _load_audiofolder(data_dir, cache_dir, label_depth, report)
     elif dataset_name:
         dataset = _load_datasets_dataset(dataset_name, dataset_config_name, audio_column, label_column, cache_dir)
     else:
         files = {"train": train_file, "validation": validation_file, "test": test_file}
         dataset = DatasetDict(
-            {split: _load_manifest(path, path_column, label_column, cache_dir) for split, path in files.items() if path}
+            {split: _load_manifest(path, path_column, label_column) for split, path in files.items() if path}
         )
+    if report is not None and not data_dir:
+        report.add_listing({name: len(split) for name, split in dataset.items()}, [], [])
     return DatasetDict({SPLIT_ALIASES.get(name, name): split for name, split in dataset.items()})
 
 
-def _load_audiofolder(data_dir: str, cache_dir: Optional[str]) -> DatasetDict:
+def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Optional[int],
+                      report: Optional[DataReport]) -> DatasetDict:
+    """The folder listed by `hfspeech.data.folders` (every file used or reported); a folder with a metadata
+    file or a dataset card with configs is read by datasets' audiofolder builder, and checked against the
+    listing so that no file it leaves out goes unreported."""
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"{data_dir}: audio folder not found")
-    loose = sorted(p.name for p in root.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
-    if loose:
-        raise DataError(
-            f"{data_dir}: {len(loose)} audio file(s) directly in the folder have no label (e.g. {loose[0]}); "
-            "put each class's files in a folder named after the label (root/<label>/*.wav)"
-        )
-    # drop_labels=False: the parent folder is the label even when there is only one class folder
-    # (datasets would otherwise drop it), as when evaluating on clips of a single class.
-    data_files = _audiofolder_data_files(root)
-    if data_files is None:  # a layout datasets reads in its own way (metadata.csv/jsonl ...): let it
+    if uses_datasets_layout(root):
+        # drop_labels=False: the parent folder is the label even when there is only one class folder
         dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
-    else:
-        dataset = load_dataset("audiofolder", data_files=data_files, cache_dir=cache_dir, drop_labels=False)
-    for name, split in dataset.items():
-        if len(split) == 0:
-            raise DataError(f"{data_dir}: no audio files found for split '{name}'")
-    return dataset.cast_column("audio", Audio(decode=False))
+        audio, ignored = walk_audio_files(root)
+        used = {os.path.realpath(a["path"]) for split in dataset.values()
+                for a in split.cast_column("audio", Audio(decode=False))["audio"]}
+        ignored += [{"path": path, "reason": "not read by datasets' audiofolder builder (metadata layout)"}
+                    for _, path in audio if os.path.realpath(path) not in used]
+        if report is not None:
+            report.add_listing({name: len(split) for name, split in dataset.items()}, ignored,
+                               ["read by datasets' audiofolder builder (the folder has a metadata file or configs)"])
+        for name, split in dataset.items():
+            if len(split) == 0:
+                raise DataError(f"{data_dir}: no audio files found for split '{name}'")
+        return dataset.cast_column("audio", Audio(decode=False))
+    listing = list_audio_folder(root, label_depth)
+    if report is not None:
+        report.add_listing({name: len(files) for name, files in listing.splits.items()}, listing.ignored,
+                           listing.notes)
+    return _on_disk(listing, cache_dir)
 
 
-# How `datasets` finds the splits of a `data_dir` (datasets.data_files.SPLIT_KEYWORDS and the default
-# patterns built from them): a folder or file name with one of these words between separators `-._ 0-9`.
-_SPLIT_KEYWORDS = {
-    "train": ("train", "training"),
-    "validation": ("validation", "valid", "dev", "val"),
-    "test": ("test", "testing", "eval", "evaluation"),
-}
-_SPLIT_LIKE_NAME = re.compile(
-    r"(?:^|[-._ 0-9])(?:" + "|".join(k for ks in _SPLIT_KEYWORDS.values() for k in ks) + r")(?:[-._ 0-9]|$)",
-    re.IGNORECASE,
-)
-# What else changes what `datasets` reads from a folder: metadata files (their columns replace the
-# folder labels), archives (extracted), sharded `data/<split>-00000-of-00001.*` files, `*.eval` logs,
-# a dataset card with configs, and glob characters in a path (the files are passed as patterns).
-_METADATA_NAMES = {"metadata.csv", "metadata.jsonl", "metadata.parquet"}
-_SPECIAL_SUFFIXES = {".zip", ".eval"}
-_SHARD_NAME = re.compile(r"-[0-9]{5}-of-[0-9]{5}")
-_GLOB_CHARACTERS = set("*?[]{}")
+def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
+    """The listing as a DatasetDict saved in the datasets cache, keyed by every file's path, label, size and
+    modification time: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
+    (a second run over the same files decodes nothing), as with datasets' own audiofolder loading."""
+    import hashlib
+    import json
+
+    import datasets
+
+    key = hashlib.sha256(json.dumps({split: [(path, label, *_stat(path)) for path, label in files]
+                                     for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
+    folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
+    if not (folder / "dataset_dict.json").is_file():
+        # Paths are saved as plain strings: saving an `Audio` column would copy every file into the cache.
+        names = ClassLabel(names=sorted({label for files in listing.splits.values() for _, label in files}))
+        features = Features({"audio": Value("string"), "label": names})
+        dataset = DatasetDict({split: Dataset.from_dict({"audio": [path for path, _ in files],
+                                                         "label": [label for _, label in files]}, features=features)
+                               for split, files in listing.splits.items()})
+        partial = folder.with_name(f"{key}.partial-{os.getpid()}")
+        dataset.save_to_disk(str(partial))
+        try:  # written whole, then renamed: a killed run or a parallel process never leaves half a dataset
+            os.replace(partial, folder)
+        except OSError:  # another process saved the same listing first
+            shutil.rmtree(partial, ignore_errors=True)
+    return load_from_disk(str(folder)).cast_column("audio", Audio(decode=False))
 
 
-def _audiofolder_data_files(root: Path) -> Optional[dict[str, list[str]]]:
-    """Each split's audio files, exactly as `load_dataset("audiofolder", data_dir=root)` finds them.
-
-    Given a `data_dir`, datasets resolves some 60 glob patterns, each walking the whole tree, to find
-    the splits -- seconds for a few thousand files; listing the tree once and passing the files
-    explicitly gives the same dataset in a fraction of that. Only the plain layouts are handled:
-    `root/<label>/...` (one `train` split) and `root/<split>/<label>/...` with every top-level folder
-    named exactly like a split (`train`, `validation`, `valid`, `dev`, `test`, `eval` ...). For
-    anything else -- a metadata file (datasets' metadata handling), an archive, a split-like word in
-    another name, a file type the audiofolder builder treats differently than `AUDIO_EXTENSIONS`,
-    symbolic links to folders -- this returns None and the caller lets datasets find the files.
-    """
-    from datasets.packaged_modules.audiofolder.audiofolder import AudioFolder
-
-    builder_extensions = set(AudioFolder.EXTENSIONS)
-    base = root.resolve()
-    if (base / "README.md").exists() or (base / ".huggingface.yaml").exists():
-        return None
-    files = []  # (parts relative to root, absolute path); hidden entries and `__*` folders skipped, as datasets does
-    pending = [((), str(base))]
-    while pending:
-        parts, folder = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if not entry.name.startswith("__"):
-                        pending.append(((*parts, entry.name), entry.path))
-                elif entry.is_symlink():
-                    return None
-                else:
-                    files.append(((*parts, entry.name), entry.path))
-    audio = []
-    for parts, full in files:
-        name = parts[-1]
-        stem, suffix = os.path.splitext(name)
-        if (name in _METADATA_NAMES or suffix.lower() in _SPECIAL_SUFFIXES or _SHARD_NAME.search(name)
-                or _GLOB_CHARACTERS & set(full) or "::" in full
-                or os.path.splitext(stem)[1].lower() in builder_extensions
-                or any(_SPLIT_LIKE_NAME.search(part) for part in parts[1:] or parts)):
-            return None
-        if suffix in AUDIO_EXTENSIONS and suffix in builder_extensions:
-            audio.append((parts, full))
-        elif suffix.lower() in AUDIO_EXTENSIONS or suffix.lower() in builder_extensions:
-            return None  # `.WAV`, `.m4a`, `.mp4` ...: the builder and find_audio_files disagree on these
-    top_folders = {parts[0] for parts, _ in files if len(parts) > 1}
-    if not audio:
-        return None
-    if not any(_SPLIT_LIKE_NAME.search(folder) for folder in top_folders):
-        return {"train": sorted(full for _, full in audio)}
-    split_of = {keyword: split for split, keywords in _SPLIT_KEYWORDS.items() for keyword in keywords}
-    with_audio = {parts[0] for parts, _ in audio}
-    if not all(folder in split_of and folder in with_audio for folder in top_folders):
-        return None
-    data_files = {}
-    for split, keywords in _SPLIT_KEYWORDS.items():  # datasets' split order; its files keyword by keyword
-        paths = [full for keyword in keywords for full in sorted(f for parts, f in audio if parts[0] == keyword)]
-        if paths:
-            data_files[split] = paths
-    return data_files
+def _stat(path: str) -> tuple[int, int]:
+    info = os.lstat(path) if not os.path.exists(path) else os.stat(path)
+    return info.st_size, info.st_mtime_ns
 
 
 def _load_datasets_dataset(
@@ -195,36 +167,40 @@ def _load_datasets_dataset(
     return dataset.remove_columns(extra).cast_column("audio", Audio(decode=False))
 
 
-def _load_manifest(path: str, path_column: str, label_column: str, cache_dir: Optional[str]) -> Dataset:
-    manifest = Path(path)
-    if not manifest.is_file():
-        raise DataError(f"{path}: manifest file not found")
-    builder = MANIFEST_FORMATS.get(manifest.suffix.lower())
-    if builder is None:
-        raise DataError(f"{path}: unknown manifest format '{manifest.suffix}' (use .csv, .tsv, .json or .jsonl)")
-    options = {"delimiter": "\t"} if manifest.suffix.lower() == ".tsv" else {}
-    try:
-        table = load_dataset(builder, data_files=str(manifest), split="train", cache_dir=cache_dir, **options)
-    except Exception as error:
-        raise DataError(f"{path}: cannot be read as {builder.upper()}: {error}") from error
-    if len(table) == 0:
-        raise DataError(f"{path}: manifest has no rows")
-    label_column = _label_column(table.column_names, label_column)
-    _require_columns(table, [path_column, label_column], path)
-
-    base = manifest.resolve().parent
-
-    def resolve(row):
-        audio_path = str(row[path_column]) if row[path_column] is not None else ""
-        full = audio_path if os.path.isabs(audio_path) else str(base / audio_path)
-        return {"audio": full, "label": row[label_column]}
-
-    table = table.map(resolve, remove_columns=table.column_names, desc=f"reading {manifest.name}")
-    missing = [p for p in table["audio"] if not os.path.isfile(p)]
+def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
+    """A CSV/TSV/JSONL manifest (`hfspeech.data.manifests`: every value a string as written), paths resolved
+    against the manifest's folder; files that do not exist are an error naming them."""
+    rows, columns = read_manifest(path)
+    label_column = _label_column(columns, label_column)
+    if path_column not in columns or label_column not in columns:
+        absent = [c for c in (path_column, label_column) if c not in columns]
+        raise DataError(f"{path}: missing column(s) {absent}; available columns: {columns} (name them with "
+                        "--path_column_name / --label_column_name)")
+    base = Path(path).resolve().parent
+    audio, labels, missing = [], [], []
+    for number, row in enumerate(rows, start=2):
+        if not str(row.get(path_column) or "").strip():
+            raise DataError(f"{path}: row {number} has an empty {path_column!r} cell")
+        full = resolve_listed_path(row.get(path_column), base)
+        (missing if not os.path.lexists(full) else audio).append(full)
+        label = row.get(label_column)  # JSON numbers become text, so that one column holds one type
+        labels.append([str(v) for v in label] if isinstance(label, list) else None if label is None else str(label))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"{path}: {len(missing)} audio file(s) listed in the manifest do not exist: {shown}")
-    return table.cast_column("audio", Audio(decode=False))
+        hint = " (Windows paths: give them relative to the manifest's folder)" if any(":\\" in m for m in missing) else ""
+        raise DataError(f"{path}: {len(missing)} audio file(s) listed in the manifest do not exist: {shown}{hint}")
+    return Dataset.from_dict({"audio": audio, "label": labels}).cast_column("audio", Audio(decode=False))
+
+
+def resolve_listed_path(value, base: Path) -> str:
+    """A manifest's path cell as a path on this machine: relative to `base`; Windows `\\` separators of a
+    relative path read as `/` when the path does not exist as written."""
+    text = "" if value is None else str(value).strip()
+    full = text if os.path.isabs(text) else str(base / text)
+    if "\\" in text and not os.path.lexists(full) and not (len(text) > 1 and text[1] == ":"):
+        converted = text.replace("\\", "/")
+        full = converted if os.path.isabs(converted) else str(base / converted)
+    return full
 
 
 def _label_column(columns: Sequence[str], label_column: str) -> str:
@@ -298,14 +274,25 @@ def _label_strings(split: Dataset) -> list[str]:
     feature = split.features["label"]
     values = split["label"]
     if isinstance(feature, ClassLabel):
-        return [feature.int2str(v) for v in values]
+        return _stripped([feature.int2str(v) for v in values], split)
     if is_multi_label(split) or any(isinstance(v, (list, tuple)) for v in values):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: the labels are lists (multi-label data); "
                         "train with --problem_type multi_label_classification")
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in values):
         row = next(i for i, v in enumerate(values) if v is None or (isinstance(v, str) and not v.strip()))
         raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: empty label")
-    return [str(v) for v in values]
+    return _stripped([str(v) for v in values], split)
+
+
+def _stripped(labels: list[str], split: Dataset) -> list[str]:
+    """Labels without leading/trailing whitespace (`"yes "` is `yes`, not a class of its own), with a warning
+    naming a file whose label had it; nothing else about a label changes."""
+    padded = [i for i, label in enumerate(labels) if label != label.strip()]
+    if padded:
+        where = describe_source(split.select([padded[0]])[0]["audio"])
+        logger.warning("%d label(s) had leading or trailing whitespace, stripped (e.g. %r for %s)", len(padded),
+                       labels[padded[0]], where)
+    return [label.strip() for label in labels] if padded else labels
 
 
 def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[str]]:

@@ -11,6 +11,7 @@ are dropped instead, and every one of them is counted and listed in the returned
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -19,33 +20,62 @@ from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 
+logger = logging.getLogger("hfspeech.data")
+
 WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing
 
 
 @dataclass
 class DataReport:
-    """What preparation kept and dropped, per split; saved next to the model as `data_report.json`."""
+    """Every file of a run's data, accounted for; saved next to the model as `data_report.json`.
 
-    sampling_rate: int
+    `found`: audio files (or manifest rows) per split as loaded; `kept`: clips used per split (after the
+    held-out splits are carved from train and `--max_*_samples` limits, which `limited` counts);
+    `skipped`: bad files dropped with `--skip_bad_files` (path and problem); `ignored`: files in an audio
+    folder that are not audio, or hidden (path and reason); `notes`: how the layout was read.
+    """
+
+    sampling_rate: int = 0
+    found: dict[str, int] = field(default_factory=dict)
     kept: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    limited: dict[str, int] = field(default_factory=dict)
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_skipped(self) -> int:
         return sum(len(files) for files in self.skipped.values())
 
+    def add_listing(self, found: dict[str, int], ignored: list[dict[str, str]], notes: list[str]) -> None:
+        """What loading found: the counts per split, the files ignored, and notes on the layout (logged)."""
+        self.found.update(found)
+        self.ignored.extend(ignored)
+        self.notes.extend(notes)
+        for note in notes:
+            logger.warning("data: %s", note)
+        if ignored:
+            logger.warning("data: ignored %d file(s) that are not audio or are hidden (e.g. %s: %s); all are listed "
+                           "in data_report.json", len(ignored), ignored[0]["path"], ignored[0]["reason"])
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "num_skipped": self.num_skipped}
+        return {**asdict(self), "num_found": sum(self.found.values()), "num_kept": sum(self.kept.values()),
+                "num_skipped": self.num_skipped, "num_ignored": len(self.ignored)}
 
     def save(self, path: str) -> None:
         with open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=2)
 
     def summary(self) -> str:
+        found = ", ".join(f"{name}: {n}" for name, n in self.found.items())
         kept = ", ".join(f"{name}: {n}" for name, n in self.kept.items())
-        text = f"clips kept ({kept})"
+        text = f"audio files found ({found or '-'}); clips used ({kept})"
+        if self.limited:
+            text += f"; left out by --max_*_samples ({', '.join(f'{k}: {n}' for k, n in self.limited.items())})"
         if self.num_skipped:
             text += f"; skipped {self.num_skipped} bad file(s), listed in data_report.json"
+        if self.ignored:
+            text += f"; ignored {len(self.ignored)} non-audio or hidden file(s), listed in data_report.json"
         return text
 
 
@@ -56,8 +86,11 @@ def prepare_dataset(
     trim_top_db: float = 40.0,
     skip_bad_files: bool = False,
     num_proc: Optional[int] = None,
+    report: Optional[DataReport] = None,
 ) -> tuple[DatasetDict, DataReport]:
-    """Turn `audio` (undecoded) + `label` into `input_values` (float32) + `length` + `path` + `label`."""
+    """Turn `audio` (undecoded) + `label` into `input_values` (float32) + `length` + `path` + `label`.
+
+    `report`: the loader's report (files found, ignored), completed here with what was kept and skipped."""
     features = Features(
         {
             "input_values": List(Value("float32")),
@@ -80,7 +113,8 @@ def prepare_dataset(
             waveform = trim_silence(waveform, trim_top_db)
         return {"input_values": waveform, "length": len(waveform), "path": name, "error": "", "label": example["label"]}
 
-    report = DataReport(sampling_rate=sampling_rate)
+    report = report if report is not None else DataReport()
+    report.sampling_rate = sampling_rate
     prepared = {}
     for name, split in dataset.items():
         decoded = split.map(

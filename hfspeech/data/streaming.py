@@ -268,7 +268,8 @@ def _prepare_evaluation(splits: dict[str, Dataset], data_args, sampling_rate: in
 
 
 def _from_local_index(data_args, sampling_rate: int, seed: int, label_names, multi_label: bool) -> StreamedData:
-    raw = load_audio_dataset(**data_args.source())
+    listing = DataReport()
+    raw = load_audio_dataset(**data_args.source(), report=listing)
     if "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
@@ -287,6 +288,7 @@ def _from_local_index(data_args, sampling_rate: int, seed: int, label_names, mul
     stream = index.shuffle(seed=seed).to_iterable_dataset(num_shards=min(len(index), MAX_INDEX_SHARDS))
     stream = stream.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
     report.kept = {"train": len(index), **report.kept}
+    report.found, report.ignored, report.notes = listing.found, listing.ignored, listing.notes
     return StreamedData(names, stream, evaluation, report, len(index), train_labels=list(index["label"]))
 
 

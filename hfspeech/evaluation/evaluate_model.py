@@ -11,24 +11,28 @@ subset accuracy at the thresholds saved in its config (`label_thresholds`), as t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.loading import encode_labels, load_audio_dataset
+from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
+from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.evaluation.thresholds import thresholds_from_config
 from hfspeech.inference.batch import predict_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
 from hfspeech.training.arguments import DataArguments
+
+logger = logging.getLogger("hfspeech.evaluate")
 
 
 @dataclass
@@ -46,19 +50,34 @@ class EvaluateArguments:
                                                      "choices": list(AGGREGATIONS)})
 
 
+def parse_evaluate_args(argv: Sequence[str]) -> tuple[EvaluateArguments, DataArguments]:
+    """`hfspeech evaluate`'s flags; unknown or invalid ones are a `UsageError`."""
+    from transformers import HfArgumentParser
+
+    try:
+        return HfArgumentParser((EvaluateArguments, DataArguments)).parse_args_into_dataclasses(args=list(argv))
+    except ValueError as error:
+        raise UsageError(f"invalid evaluate flags: {error}") from error
+
+
 def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> dict:
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
-    raw = load_audio_dataset(**data_args.source())
+    listing = DataReport()
+    raw = load_audio_dataset(**data_args.source(), report=listing)
     split = eval_args.split or ("test" if "test" in raw else next(iter(raw)))
     if split not in raw:
-        raise ValueError(f"no split '{split}' in the data (splits: {list(raw)})")
+        raise DataError(f"--split {split}: no such split in the data (splits: {list(raw)})")
     multi_label = is_multi_label(classifier.config)
     raw = encode_labels(raw.__class__({split: raw[split]}), label_names, multi_label=multi_label,
                         separator=data_args.label_separator)
     scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, data_args)
+    report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
+        listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
+                                          for name, n in listing.found.items() if name != split]
+    logger.info("%s", report.summary())
     if multi_label:
         references = multi_hot(labels, len(label_names))
         thresholds = thresholds_from_config(classifier.config, label_names)
@@ -68,7 +87,8 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
     else:
         metrics = write_evaluation_report(eval_args.output_dir, scores.argmax(axis=1), np.asarray(labels),
                                           label_names, prefix=split)
-    metrics.update({"split": split, "num_clips": len(labels), "num_skipped_files": report.num_skipped,
+    metrics.update({"split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
+                    "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})
     with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

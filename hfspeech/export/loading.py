@@ -13,9 +13,10 @@ from pathlib import Path
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig
 
 from hfspeech.inference.classifier import NotAModelError, check_model_folder
+from hfspeech.errors import HfspeechError
 
 
-class ExportError(ValueError):
+class ExportError(HfspeechError, ValueError):
     """A model folder that cannot be exported; the message starts with the folder or file at fault."""
 
 

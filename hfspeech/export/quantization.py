@@ -27,6 +27,8 @@ import onnx
 from optimum.onnxruntime import ORTQuantizer
 from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
 
+from hfspeech.export.loading import ExportError
+
 logger = logging.getLogger(__name__)
 
 QUANTIZED_SUFFIX = "quantized"  # optimum writes model.onnx -> model_quantized.onnx
@@ -56,7 +58,7 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
 
     files = find_audio_files(calibration_dir)
     if not files:
-        raise ValueError(f"{calibration_dir}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) to calibrate on")
+        raise ExportError(f"{calibration_dir}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) to calibrate on")
     files = [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:max_clips])]
     extractor = AutoFeatureExtractor.from_pretrained(onnx_path.parent)
     window_seconds = getattr(AutoConfig.from_pretrained(onnx_path.parent), "max_length_seconds", None) \
@@ -86,11 +88,11 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     if onnx_path.is_dir():
         onnx_path = onnx_path / "model.onnx"
     if not onnx_path.is_file():
-        raise FileNotFoundError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
+        raise ExportError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
     save_dir = Path(output_dir) if output_dir else onnx_path.parent
     quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
     if quantizer.config is None:
-        raise FileNotFoundError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")
+        raise ExportError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")
     operators = operators_to_quantize(quantizer.config.model_type)
     static = calibration_dir is not None
     config = AutoQuantizationConfig.avx2(  # uint8 weights: the only kind ORT's ConvInteger kernel takes

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from hfspeech.errors import HfspeechError
 from hfspeech.hub.stage import stage_run
 
 logger = logging.getLogger("hfspeech.hub")
@@ -53,13 +54,37 @@ class HubRequest:
 
 
 def take_over_hub_push(training_args) -> Optional[HubRequest]:
-    """Turn off Trainer's own push (it would upload checkpoints and the unstaged folder) and return the request."""
+    """Turn off Trainer's own push (it would upload checkpoints and the unstaged folder) and return the request.
+
+    Every token field is taken off the arguments too, pushing or not: Trainer pickles them into
+    `training_args.bin` in the run folder and in every checkpoint, and run folders get copied and shared.
+    The token lives on in memory only, in the returned request.
+    """
+    token = strip_tokens(training_args)
     if not training_args.push_to_hub:
         return None
     training_args.push_to_hub = False
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     return HubRequest(repo_id, bool(training_args.hub_private_repo), getattr(training_args, "hub_revision", None),
-                      training_args.hub_token)
+                      token)
+
+
+def strip_tokens(training_args) -> Optional[str]:
+    """Set every string field whose name holds `token` (`hub_token`, the older `push_to_hub_token`) to None;
+    returns the Hub token that was there (`hub_token` first), for the push at the end of the run."""
+    found = {}
+    for name in fields_of(training_args):
+        value = getattr(training_args, name, None)
+        if "token" in name.lower() and isinstance(value, str):
+            found[name] = value
+            setattr(training_args, name, None)
+    return found.get("hub_token") or next(iter(found.values()), None)
+
+
+def fields_of(arguments) -> list[str]:
+    """The dataclass fields of an arguments object (TrainingArguments), or its attributes."""
+    names = getattr(arguments, "__dataclass_fields__", None)
+    return list(names) if names else list(vars(arguments))
 
 
 def finish_run(model_args, data_args, training_args, request: Optional[HubRequest]) -> None:
@@ -73,6 +98,18 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     output_dir = Path(training_args.output_dir)
     (output_dir / "training_hyperparameters.json").write_text(json.dumps(hyper, indent=2, default=str) + "\n")
     if request is not None:
-        paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
-                         include_onnx=True)
+        try:
+            paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
+                             include_onnx=True)
+        except HfspeechError:
+            raise
+        except Exception as error:  # network, authentication, permissions: the run itself is complete
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise PushError(f"{output_dir}: trained and saved, but the push to {request.repo_id} failed "
+                            f"({type(error).__name__}: {reason}); push it later with `hfspeech push {output_dir} "
+                            f"--repo-id {request.repo_id}`") from error
         logger.info("pushed %d files to %s", len(paths), request.repo_id)
+
+
+class PushError(HfspeechError):
+    """A push to the Hub that failed; the message says what was saved and how to push it again."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.loading import find_audio_files
+from hfspeech.errors import HfspeechError
 from hfspeech.hub.card import is_multi_label_config, write_model_card
 from hfspeech.hub.remote_code import write_remote_code
 
@@ -27,7 +28,7 @@ REPORT_FILES = ("metrics.json", "data_report.json", "training_hyperparameters.js
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")
 
 
-class StageError(ValueError):
+class StageError(HfspeechError, ValueError):
     """A run folder that cannot be staged; the message names the folder or file and the problem."""
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config
 from hfspeech.features.waveform import WaveformPreprocessor
+from hfspeech.models.loading import NotAModelError, is_local_path, pretrained_errors
 from hfspeech.inference.backends import (
     WEIGHT_FILES,
     Backend,
@@ -45,10 +46,6 @@ from hfspeech.models.problem_types import MULTI_LABEL
 
 DEFAULT_WINDOW_SECONDS = 10.0
 AGGREGATIONS = ("mean", "max", "vote")
-
-
-class NotAModelError(ValueError):
-    """A path that does not hold a saved model (no config.json, or no weights)."""
 
 
 def is_multi_label(config) -> bool:
@@ -148,10 +145,11 @@ class AudioClassifier:
             from hfspeech.models import register
 
             register()
-            if os.path.exists(folder):
+            if is_local_path(folder):
                 check_model_folder(folder, trust_remote_code)
-            model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
-            feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+            with pretrained_errors(folder):
+                model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
+                feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
             return cls(model, feature_extractor, device=device, **kwargs)
         check_export_folder(folder, model_file)
         try:
@@ -320,6 +318,8 @@ def export_feature_extractor(folder: str, trust_remote_code: bool = False):
 
 def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
+    if not os.path.exists(path):
+        raise NotAModelError(f"{path}: model folder not found")
     if not os.path.isdir(path):
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
     names = set(os.listdir(path))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hfspeech.errors import UsageError
 from hfspeech.models.pooling import masked_mean
 
 POOLED_LAYER_FAMILIES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat",
@@ -34,7 +35,7 @@ def base_module_name(model: nn.Module) -> str:
         return prefix
     if hasattr(model, "encoder"):
         return "encoder"
-    raise ValueError(f"{type(model).__name__} has no base model to freeze")
+    raise UsageError(f"{type(model).__name__} has no base model to freeze")
 
 
 def family(model: nn.Module) -> Optional[str]:

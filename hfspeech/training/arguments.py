@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from hfspeech.errors import UsageError
+
 
 @dataclass
 class ModelArguments:
@@ -100,6 +102,12 @@ class DataArguments:
         metadata={"help": "Label column (datasets dataset or manifest); the default also finds a 'labels' column."},
     )
     path_column_name: str = field(default="path", metadata={"help": "Audio path column of a manifest."})
+    label_depth: Optional[int] = field(
+        default=None,
+        metadata={"help": "Audio folder with nested folders (data_dir/<label>/<speaker>/*.wav): which folder below "
+                  "data_dir (or its split folders) is the label, 1 = the first. Without it nested files are an "
+                  "error rather than a guess."},
+    )
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Percentage of the data held out for validation when there is no such split."}
     )
@@ -174,7 +182,7 @@ class DataArguments:
             data_dir=self.data_dir, train_file=self.train_file, validation_file=self.validation_file,
             test_file=self.test_file, dataset_name=self.dataset_name, dataset_config_name=self.dataset_config_name,
             audio_column=self.audio_column_name, label_column=self.label_column_name,
-            path_column=self.path_column_name,
+            path_column=self.path_column_name, label_depth=self.label_depth,
         )
 
     def preparation(self) -> dict:
@@ -190,4 +198,4 @@ def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
     try:
         return tuple(float(part) for part in str(text).split(","))
     except ValueError as error:
-        raise ValueError(f"expected comma-separated numbers, got '{text}'") from error
+        raise UsageError(f"expected comma-separated numbers, got '{text}'") from error

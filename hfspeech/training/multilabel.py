@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from hfspeech.errors import UsageError
 from hfspeech.data.transforms import multi_hot
 from hfspeech.evaluation.metrics import sigmoid
 from hfspeech.evaluation.report import write_multilabel_report
@@ -31,7 +32,7 @@ def prepare_multilabel_training(data_args, training_args, train_labels: Sequence
                                 label_names: Sequence[str]) -> Optional[np.ndarray]:
     """Check the options, pick the best-model metric; returns `pos_weight` (or None)."""
     if data_args.class_weighted_loss or data_args.oversample:
-        raise ValueError("--class_weighted_loss and --oversample are single-label remedies; for multi-label data "
+        raise UsageError("--class_weighted_loss and --oversample are single-label remedies; for multi-label data "
                          "use --pos_weight_from_frequencies")
     if training_args.metric_for_best_model in (None, SINGLE_LABEL_DEFAULT_METRIC):
         training_args.metric_for_best_model = DEFAULT_METRIC

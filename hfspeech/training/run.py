@@ -26,7 +26,6 @@ from transformers import (
     set_seed,
 )
 from datasets import DatasetDict
-from transformers.trainer_utils import get_last_checkpoint
 
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.loading import DataError, encode_labels, label_names_of, load_audio_dataset
@@ -35,13 +34,16 @@ from hfspeech.data.splits import make_splits
 from hfspeech.data.streaming import (PassCounter, StreamedData, configure_streaming_training,
                                      load_streamed_data)
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
+from hfspeech.errors import UsageError
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, take_over_hub_push
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
+from hfspeech.models.loading import pretrained_errors
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
+from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.optim import freeze
@@ -82,14 +84,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
         defaults["use_cpu"] = True
     parser.set_defaults(**defaults)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     # --args_file FILE (repeatable): flags kept in a file, as the recipes under recipes/ are; flags on
     # the command line come after them, so they win. transformers skips a missing file silently.
     for flag, value in zip(argv, argv[1:]):
         if flag == "--args_file" and not os.path.isfile(value):
-            raise FileNotFoundError(f"{value}: --args_file not found")
-    return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
+            raise ArgsFileNotFoundError(f"{value}: --args_file not found")
+    try:  # TrainingArguments checks its flags in __post_init__ (strategies, precision ...) with a ValueError
+        if len(argv) == 1 and argv[0].endswith(".json"):
+            return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+        return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
+    except (ValueError, OSError) as error:
+        raise UsageError(f"invalid training flags: {error}") from error
+
+
+class ArgsFileNotFoundError(UsageError, FileNotFoundError):
+    """`--args_file` names a file that does not exist (transformers would skip it without a word)."""
 
 
 def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None,
@@ -103,7 +112,12 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     """
     label2id = {name: i for i, name in enumerate(label_names)}
     id2label = {i: name for i, name in enumerate(label_names)}
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    try:
+        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--config_overrides: not a JSON object ({error})") from None
+    if not isinstance(overrides, dict):
+        raise UsageError(f"--config_overrides: not a JSON object ({model_args.config_overrides!r})")
     if model_args.use_weighted_layer_sum is not None:
         overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
     if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
@@ -111,24 +125,27 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     if model_args.model_name_or_path:
         hub = _hub_options(model_args)
         checkpoint = resolve_pretrained(model_args.model_name_or_path)  # a short name of `hfspeech pretrained`
-        config = AutoConfig.from_pretrained(
-            checkpoint, num_labels=len(label_names), label2id=label2id, id2label=id2label,
-            finetuning_task="audio-classification", **overrides, **hub,
-        )
-        model = AutoModelForAudioClassification.from_pretrained(
-            checkpoint, config=config,
-            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
-        )
-        if feature_extractor is None:
-            feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
+        with pretrained_errors(checkpoint):
+            config = AutoConfig.from_pretrained(
+                checkpoint, num_labels=len(label_names), label2id=label2id, id2label=id2label,
+                finetuning_task="audio-classification", **overrides, **hub,
+            )
+            model = AutoModelForAudioClassification.from_pretrained(
+                checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
+            )
+            if feature_extractor is None:
+                feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
     else:
         if model_args.model_type not in BASELINE_MODELS:
-            raise ValueError(f"unknown model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
+            raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
         spec = BASELINE_MODELS[model_args.model_type]
-        config = spec.config_class(
-            num_labels=len(label_names), label2id=label2id, id2label=id2label,
-            sampling_rate=model_args.sampling_rate, **overrides,
-        )
+        try:  # the config checks its values (pooling, feature type, sizes) with a ValueError
+            config = spec.config_class(
+                num_labels=len(label_names), label2id=label2id, id2label=id2label,
+                sampling_rate=model_args.sampling_rate, **overrides,
+            )
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"--config_overrides / --model_type {model_args.model_type}: {error}") from error
         model = spec.model_class(config)
         feature_extractor = spec.feature_extractor_class(sampling_rate=config.sampling_rate)
     if is_whisper(model.config):
@@ -149,7 +166,7 @@ def uses_feature_cache(model_args: ModelArguments, model, augmenter, streamed) -
         logger.info("%s: no cached-feature head for this family; the frozen base runs every epoch", type(model).__name__)
         return False
     if augmenter is not None:
-        raise ValueError("waveform augmentation needs the encoder to run on every augmented clip, but "
+        raise UsageError("waveform augmentation needs the encoder to run on every augmented clip, but "
                          "--freeze_base_model caches its features once: drop the augmentation flags or pass "
                          "--cache_frozen_features False")
     return True
@@ -171,7 +188,8 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
 def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None,
                      multi_label: bool = False):
     """Data from any layout, with labels encoded, splits made and audio decoded once."""
-    raw = load_audio_dataset(**data_args.source())
+    report = DataReport()
+    raw = load_audio_dataset(**data_args.source(), report=report)
     if label_names is None and "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
@@ -182,8 +200,9 @@ def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, la
               "test": data_args.max_eval_samples}
     for name, limit in limits.items():
         if name in raw and limit is not None and limit < len(raw[name]):
+            report.limited[name] = len(raw[name]) - limit
             raw[name] = raw[name].shuffle(seed=seed).select(range(limit))
-    return prepare_dataset(raw, sampling_rate, **data_args.preparation())
+    return prepare_dataset(raw, sampling_rate, **data_args.preparation(), report=report)
 
 
 @dataclass
@@ -205,20 +224,15 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
 
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint and training_args.resume_from_checkpoint is None and not training_args.overwrite_output_dir:
-            logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
-    resume = training_args.resume_from_checkpoint or (None if training_args.overwrite_output_dir else last_checkpoint)
+    resume = checkpoint_to_resume(training_args)
 
     # Labels come first (they size the head), so read them from the training data before building the model.
     # A pretrained checkpoint's extractor sets the rate the data is decoded at; it is loaded once, here.
     pretrained_extractor = None
     if model_args.model_name_or_path:
-        pretrained_extractor = AutoFeatureExtractor.from_pretrained(
-            resolve_pretrained(model_args.model_name_or_path), **_hub_options(model_args)
-        )
+        checkpoint = resolve_pretrained(model_args.model_name_or_path)
+        with pretrained_errors(checkpoint):
+            pretrained_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **_hub_options(model_args))
     sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
     streamed = None
     with training_args.main_process_first(desc="preparing data"):
@@ -290,7 +304,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     hub_request = take_over_hub_push(training_args)  # staged and pushed by hfspeech.hub, never by Trainer
     setup = setup_training(model_args, data_args, training_args)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
-    train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
+    with resume_errors(setup.resume_from_checkpoint):
+        train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
     multi_label = trainer.is_multi_label
     if multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
         tune_label_thresholds(trainer, views.get("validation"), label_names)

@@ -21,6 +21,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from hfspeech.errors import UsageError
 from hfspeech.models.losses import MULTI_LABEL, multi_label_loss
 from hfspeech.training.optim import parameter_groups
 
@@ -52,10 +53,10 @@ class AudioClassificationTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.pos_weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
         if self.is_multi_label and class_weights is not None:
-            raise ValueError("class weights are for single-label cross-entropy; for multi-label data use "
+            raise UsageError("class weights are for single-label cross-entropy; for multi-label data use "
                              "--pos_weight_from_frequencies")
         if self.pos_weight is not None and not self.is_multi_label:
-            raise ValueError("pos_weight is for multi-label BCE; this model's problem_type is "
+            raise UsageError("pos_weight is for multi-label BCE; this model's problem_type is "
                              f"{getattr(self.model.config, 'problem_type', None)!r}")
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.sample_weights = None if sample_weights is None else torch.as_tensor(sample_weights, dtype=torch.double)
@@ -63,7 +64,7 @@ class AudioClassificationTrainer(Trainer):
         self.layerwise_lr_decay = layerwise_lr_decay
         self.train_lengths = None if train_lengths is None else list(train_lengths)
         if self.sample_weights is not None and self.args.group_by_length:
-            raise ValueError("oversampling and group_by_length both choose the batches: use one of them")
+            raise UsageError("oversampling and group_by_length both choose the batches: use one of them")
 
     def create_optimizer(self):
         if self.optimizer is not None or (self.head_learning_rate is None and self.layerwise_lr_decay is None):

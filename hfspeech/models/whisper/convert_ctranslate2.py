@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hfspeech.errors import HfspeechError
+
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 MULTILINGUAL_VOCAB_SIZE = 51865
@@ -35,7 +37,7 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>", 
                   "<|transcribe|>", "<|translate|>")
 
 
-class ConversionError(ValueError):
+class ConversionError(HfspeechError, ValueError):
     """A folder that is not a CTranslate2 Whisper model this converter can read."""
 
 

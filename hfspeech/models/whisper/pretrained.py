@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hfspeech.errors import HfspeechError
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
@@ -65,7 +66,7 @@ PRETRAINED: dict[str, PretrainedSource] = {
 }
 
 
-class PretrainedError(RuntimeError):
+class PretrainedError(HfspeechError, RuntimeError):
     """A pretrained checkpoint that is unknown, not fetched yet, or whose download does not check out."""
 
 

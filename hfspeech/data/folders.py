@@ -1,0 +1,167 @@
+"""Listing an audio folder: every file found is either used, with a label, or reported with the reason.
+
+The layouts (README, "Data"):
+
+- `root/<label>/*.wav`: the folder holding a file is its label;
+- `root/<split>/<label>/*.wav`, when *every* top-level folder is named as a split (`train`, `validation`,
+  `valid`, `dev`, `val`, `test`, `eval` ...) and holds label folders, not audio. A folder named `train` or
+  `test` that holds audio files is a class like any other (sound-event sets have such classes), and a
+  split word in a *file* name means nothing;
+- nested folders (`root/<label>/<speaker>/*.wav`): which folder is the label is the user's choice, so
+  without `label_depth` this is an error saying so; `label_depth=1` takes the first folder under the root
+  (or split), `2` the second, and so on. A manifest is the other way.
+
+Audio is recognised by extension (`AUDIO_EXTENSIONS`, case-insensitive, `.m4a` and `.aif` included, which
+datasets' audiofolder builder drops). Symbolic links are followed; a dangling one is kept in the listing,
+so that decoding names it (an error, or a skipped and counted file with `--skip_bad_files`). Files that are
+not audio, hidden files (`.DS_Store`, `._x.wav` macOS forks) and `__*` folders are ignored and reported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from hfspeech.data.audio import AUDIO_EXTENSIONS
+from hfspeech.errors import DataError
+
+SPLIT_FOLDERS = {
+    "train": "train", "training": "train",
+    "validation": "validation", "valid": "validation", "dev": "validation", "val": "validation",
+    "test": "test", "testing": "test", "eval": "test", "evaluation": "test",
+}
+# What makes datasets' audiofolder builder read a folder its own way (their columns replace folder labels).
+DATASETS_LAYOUT_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet", ".huggingface.yaml")
+
+
+class FolderLayoutError(DataError):
+    """A folder whose layout does not say which files have which label; the message says what to change."""
+
+
+@dataclass
+class FolderListing:
+    """An audio folder's files by split, each with its label, and what was ignored (path, reason)."""
+
+    splits: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_audio_files(self) -> int:
+        return sum(len(files) for files in self.splits.values())
+
+
+def uses_datasets_layout(root: Path) -> bool:
+    """A metadata file or a dataset card with `configs`: datasets' own rules decide what the folder holds."""
+    if any((root / name).exists() for name in DATASETS_LAYOUT_FILES):
+        return True
+    readme = root / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+        return "configs:" in header
+    return False
+
+
+def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], list[dict[str, str]]]:
+    """Every audio file under `root` as (folder names from the root, path), symlinks followed once, and the
+    entries ignored with the reason."""
+    audio, ignored = [], []
+    seen = {os.path.realpath(root)}
+    pending = [((), str(root))]
+    while pending:
+        parts, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                reason = _ignore_reason(entry)
+                if reason:
+                    ignored.append({"path": entry.path, "reason": reason})
+                elif entry.is_dir():  # follows symbolic links to folders
+                    real = os.path.realpath(entry.path)
+                    if real in seen:
+                        ignored.append({"path": entry.path, "reason": "a link to a folder listed already"})
+                    else:
+                        seen.add(real)
+                        pending.append(((*parts, entry.name), entry.path))
+                elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+                    audio.append((parts, entry.path))  # a dangling link too: decoding names it
+                else:
+                    ignored.append({"path": entry.path, "reason": "not an audio file (by its extension)"})
+    return sorted(audio, key=lambda item: item[1]), ignored
+
+
+def _ignore_reason(entry: os.DirEntry) -> Optional[str]:
+    if entry.name.startswith("."):
+        return "hidden"
+    if entry.name.startswith("__") and entry.is_dir():
+        return "folder named __*"
+    if entry.name in ("README.md", "dataset_info.json"):
+        return "dataset description"
+    return None
+
+
+def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderListing:
+    """Files by split with their labels, as the layouts in the module docstring say; a layout error otherwise."""
+    audio, ignored = walk_audio_files(root)
+    listing = FolderListing(ignored=ignored)
+    loose = [path for parts, path in audio if not parts]
+    if loose:
+        raise FolderLayoutError(
+            f"{root}: {len(loose)} audio file(s) directly in the folder have no label (e.g. {Path(loose[0]).name}); "
+            "put each class's files in a folder named after the label (root/<label>/*.wav)")
+    if not audio:
+        raise FolderLayoutError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in the folder")
+    for split, files in _split_folders(root, audio, listing.notes).items():
+        listing.splits[split] = _labelled(root, files, label_depth, listing.notes)
+    return listing
+
+
+def _split_folders(root: Path, audio, notes: list[str]) -> dict[str, list]:
+    """{split: [(folders below the split folder, path)]}: split folders only where the layout is unambiguous."""
+    top = {}
+    for parts, path in audio:
+        top.setdefault(parts[0], []).append((parts[1:], path))
+    holds_audio = {name for name, files in top.items() if any(not parts for parts, _ in files)}
+    split_like = {name for name in top if name.lower() in SPLIT_FOLDERS and name not in holds_audio}
+    if not split_like:
+        named = sorted(name for name in top if name.lower() in SPLIT_FOLDERS)
+        if named:
+            notes.append(f"folder(s) {named} hold audio files, so they are classes, not splits")
+        return {"train": [((name, *parts), path) for name, files in top.items() for parts, path in files]}
+    if split_like != set(top):
+        others = sorted(set(top) - split_like)
+        raise FolderLayoutError(
+            f"{root}: split folder(s) {sorted(split_like)} (holding label folders) beside class folder(s) "
+            f"{others[:5]}: put every class folder inside the split folders, or give the splits as manifests "
+            "(--train_file/--validation_file/--test_file)")
+    splits: dict[str, list] = {}
+    keywords = list(SPLIT_FOLDERS)  # datasets' order: the files of `validation`, then `valid`, `dev`, `val` ...
+    for name in sorted(top, key=lambda name: (keywords.index(name.lower()), name)):
+        splits.setdefault(SPLIT_FOLDERS[name.lower()], []).extend(sorted(top[name], key=lambda item: item[1]))
+    return {split: splits[split] for split in ("train", "validation", "test") if split in splits}
+
+
+def _labelled(root: Path, files, label_depth: Optional[int], notes: list[str]) -> list[tuple[str, str]]:
+    """(path, label) for each file: the folder at `label_depth` below the split root, or the only folder."""
+    depths = {len(parts) for parts, _ in files}
+    if label_depth is None:
+        if depths == {1}:
+            return [(path, parts[0]) for parts, path in files]
+        parts, path = max(files, key=lambda item: len(item[0]))
+        raise FolderLayoutError(
+            f"{root}: audio files are nested {max(depths)} folders deep (e.g. {os.path.relpath(path, root)}), so "
+            f"which folder is the label is not clear: pass --label_depth 1 to label by the first folder "
+            f"({parts[0]!r}) or --label_depth {len(parts)} for the folder holding the file ({parts[-1]!r}), or "
+            "list the files and labels in a manifest (--train_file)")
+    if label_depth < 1:
+        raise FolderLayoutError(f"--label_depth {label_depth}: must be 1 or more (1 = the first folder)")
+    shallow = [path for parts, path in files if len(parts) < label_depth]
+    if shallow:
+        raise FolderLayoutError(f"{shallow[0]}: only {len(Path(os.path.relpath(shallow[0], root)).parts) - 1} "
+                                f"folder(s) deep, but --label_depth {label_depth} takes the label from folder "
+                                f"{label_depth} ({len(shallow)} such file(s))")
+    if depths != {label_depth}:
+        notes.append(f"labels are the folders at depth {label_depth}; deeper folders group files within a label")
+    return [(path, parts[label_depth - 1]) for parts, path in files]

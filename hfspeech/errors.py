@@ -1,0 +1,34 @@
+"""The one base class of the mistakes a user can make, and can fix from the message alone.
+
+Every error hfspeech raises for bad input -- a data set that cannot be used (`DataError`, and its
+`FolderLayoutError` and `ManifestError`), an audio
+file that cannot be decoded (`AudioFileError`), a path that is not a model (`NotAModelError`), a model
+folder that cannot be exported (`ExportError`), a run that cannot be staged (`StageError`), flags that
+do not fit together (`UsageError`) -- derives from `HfspeechError`. Its message starts with the file
+(or flag) at fault and says what is wrong. The `hfspeech` command prints it as one line,
+`error: <message>`, and exits with code 2; `--debug` (or `HFSPEECH_DEBUG=1`) shows the traceback instead.
+
+Anything else that escapes is a bug in hfspeech (or a library) and keeps its traceback.
+
+Errors of the libraries underneath that a user mistake causes (huggingface_hub's invalid repo id for
+a missing folder, safetensors' header error for a truncated weights file, TrainingArguments' check of
+its strategies ...) are translated into these where they arise, so the message names the file.
+
+This module is the bottom layer: it imports nothing from hfspeech, and everything may import it.
+"""
+
+from __future__ import annotations
+
+
+class HfspeechError(Exception):
+    """A user mistake: the message names the file or flag and the problem, and is shown as one line."""
+
+
+class UsageError(HfspeechError, ValueError):
+    """Arguments or flags that cannot be used as given (a bad value, two options that exclude each other)."""
+
+
+class DataError(HfspeechError, ValueError):
+    """A data set that cannot be used as given (missing column, unknown label, no files, a layout that does
+    not say which file has which label ...). Raised by `hfspeech.data`; defined here so that its modules
+    (folders, manifests, loading) share it without importing each other."""
