@@ -24,10 +24,12 @@ MANIFEST_PATH_COLUMN = "path"
 def expand_inputs(inputs: Sequence[str], manifest: Optional[str] = None,
                   path_column: str = MANIFEST_PATH_COLUMN) -> list[str]:
     """The audio files to classify: each input as given, or every audio file under it if it is a folder,
-    then the manifest's paths (relative to the manifest's folder)."""
+    then the manifest's paths (relative to the manifest's folder). A folder without audio files stays in the
+    list as itself, so that it is reported ("is a folder") instead of vanishing."""
     files: list[str] = []
     for item in inputs:
-        files += [str(p) for p in find_audio_files(item)] if os.path.isdir(item) else [item]
+        found = find_audio_files(item) if os.path.isdir(item) else []
+        files += [str(p) for p in found] or [item]
     if manifest:
         files += manifest_paths(manifest, path_column)
     return files
