@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from hfspeech.errors import HfspeechError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".aac", ".wma", ".webm",
                     ".au", ".caf", ".w64"}
@@ -30,8 +31,6 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", "
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-
-from hfspeech.errors import HfspeechError
 
 
 class AudioFileError(HfspeechError, ValueError):
