@@ -96,7 +96,7 @@ class TransformedSplit(torch.utils.data.Dataset):
     def _read(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         rows = self._numpy[list(indices)]
         clips = [np.asarray(clip, dtype=np.float32) for clip in rows["input_values"]]
-        labels = [_python_label(label) for label in rows["label"]]
+        labels = [python_label(label) for label in rows["label"]]
         out = self.transform({"input_values": clips, "label": labels})
         return [{"input_values": clip, "label": label} for clip, label in zip(out["input_values"], out["label"])]
 
@@ -114,7 +114,7 @@ class TransformedSplit(torch.utils.data.Dataset):
         return f"TransformedSplit({len(self)} clips, transform={type(self.transform).__name__})"
 
 
-def _python_label(label: Any) -> Any:
+def python_label(label: Any) -> Any:
     """numpy scalars and arrays (from the numpy-formatted read) back to an int or a list of ints."""
     return label.tolist() if isinstance(label, (np.ndarray, np.generic)) else label
 

@@ -24,7 +24,7 @@ from datasets import Dataset, DatasetDict
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from hfspeech.data.transforms import EvalTransform, stack_labels
+from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
 from hfspeech.models.inputs import extract_features
 from hfspeech.models.losses import classification_loss
@@ -95,7 +95,7 @@ class FeatureSplit(torch.utils.data.Dataset):
         self._features = self._labels = None
         if split.data.nbytes <= IN_MEMORY_BYTES:
             self._features = [_as_matrix(row) for row in self._numpy["features"]]
-            self._labels = [_python_label(label) for label in self._numpy["label"]]
+            self._labels = [python_label(label) for label in self._numpy["label"]]
 
     def __len__(self) -> int:
         return len(self.split)
@@ -105,15 +105,11 @@ class FeatureSplit(torch.utils.data.Dataset):
             return [{"features": self._features[i], "label": self._labels[i]} for i in indices]
         rows = self._numpy[list(indices)]
         features = [_as_matrix(row) for row in rows["features"]]
-        labels = [_python_label(label) for label in rows["label"]]
+        labels = [python_label(label) for label in rows["label"]]
         return [{"features": f, "label": label} for f, label in zip(features, labels)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.__getitems__([int(index)])[0]
-
-
-def _python_label(label: Any) -> Any:
-    return label.tolist() if isinstance(label, (np.ndarray, np.generic)) else label
 
 
 def _as_matrix(row: Any) -> np.ndarray:
