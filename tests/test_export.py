@@ -127,7 +127,7 @@ def wide_cnn(tone_folder, tmp_path_factory) -> Path:
     """A CNN trained on the tone data whose conv weights (~400k parameters) outweigh the rest of the graph.
 
     (The default CNN, 16-32-64-128 channels, has ~100k: its float64 mel filter bank is then a quarter of
-    the ONNX file, and int8 makes it about 1.9x smaller, not 2.5x; see the README's table.)
+    the ONNX file, and int8 makes it about 1.9x smaller, not 2.5x; see the int8 table in docs/inference.md.)
     """
     from hfspeech.training.run import main
 

@@ -1,6 +1,6 @@
 """Listing an audio folder: every file found is either used, with a label, or reported with the reason.
 
-The layouts (README, "Data"):
+The layouts (docs/errors.md, "Audio folders"):
 
 - `root/<label>/*.wav`: the folder holding a file is its label;
 - `root/<split>/<label>/*.wav`, when *every* top-level folder is named as a split (`train`, `validation`,
