@@ -78,7 +78,8 @@ def run_epochs(make_loader, epochs: int, start: float) -> list[dict]:
 
 
 def measure_hfspeech(data_dir: str, num_proc: int, epochs: int, cache_dir: str) -> list[dict]:
-    from hfspeech.data.loading import encode_labels, load_audio_dataset
+    from hfspeech.data.labels import encode_labels
+    from hfspeech.data.loading import load_audio_dataset
     from hfspeech.data.prepare import prepare_dataset
     from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 

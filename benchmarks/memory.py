@@ -44,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def measure_one(data_dir: str, num_proc: int) -> dict:
     import datasets
 
-    from hfspeech.data.loading import encode_labels, load_audio_dataset
+    from hfspeech.data.labels import encode_labels
+    from hfspeech.data.loading import load_audio_dataset
     from hfspeech.data.prepare import prepare_dataset
     from hfspeech.data.splits import make_splits
 

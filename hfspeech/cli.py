@@ -119,7 +119,8 @@ def _predict(argv: list[str]) -> int:
 
     from hfspeech.data.audio import AudioFileError
     from hfspeech.inference.batch import predict_files
-    from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+    from hfspeech.inference.classifier import AudioClassifier
+    from hfspeech.models.folder_checks import NotAModelError
     from hfspeech.inference.outputs import PredictionWriter, done_paths, expand_inputs
 
     try:
@@ -167,7 +168,7 @@ def _write_timeline(prediction, classifier, args, stems: set) -> None:
 
 
 def _print_prediction(prediction, classifier, as_json: bool) -> None:
-    from hfspeech.inference.classifier import is_multi_label
+    from hfspeech.models.scores import is_multi_label
 
     if as_json:
         print(json.dumps(prediction.to_dict()), flush=True)
@@ -211,7 +212,8 @@ def _stream(argv: list[str]) -> int:
     parser.add_argument("--trust-remote-code", action="store_true")
     args = parser.parse_args(argv)
 
-    from hfspeech.inference.classifier import AudioClassifier, NotAModelError
+    from hfspeech.inference.classifier import AudioClassifier
+    from hfspeech.models.folder_checks import NotAModelError
     from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm
     from hfspeech.inference.streaming import StreamingClassifier
 
@@ -250,10 +252,18 @@ def _stream(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    from hfspeech.evaluation.evaluate_model import evaluate_model, parse_evaluate_args
+    from transformers import HfArgumentParser
 
-    eval_args, data_args = parse_evaluate_args(argv)
-    metrics = evaluate_model(eval_args, data_args)
+    from hfspeech.errors import UsageError
+    from hfspeech.evaluation.evaluate_model import EvaluateArguments, evaluate_model
+    from hfspeech.training.arguments import DataArguments
+
+    try:
+        eval_args, data_args = HfArgumentParser((EvaluateArguments, DataArguments)).parse_args_into_dataclasses(
+            args=list(argv))
+    except ValueError as error:
+        raise UsageError(f"invalid evaluate flags: {error}") from error
+    metrics = evaluate_model(eval_args, data_args.spec())
     print(json.dumps(metrics, indent=2))
     return 0
 

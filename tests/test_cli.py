@@ -12,7 +12,9 @@ import soundfile as sf
 from transformers import pipeline
 
 from hfspeech.cli import main as cli
-from hfspeech.inference.classifier import AudioClassifier, NotAModelError, split_windows
+from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.inference.windows import split_windows
+from hfspeech.models.folder_checks import NotAModelError
 from tests.conftest import synth_clip
 
 

@@ -11,7 +11,8 @@ from datasets import Audio, Dataset, DatasetDict
 
 from hfspeech.data.audio import AudioFileError, decode_audio, trim_silence
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
-from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
+from hfspeech.data.labels import encode_labels
+from hfspeech.data.loading import DataError, load_audio_dataset
 from hfspeech.data.prepare import prepare_dataset
 from hfspeech.data.splits import make_splits
 from hfspeech.data.transforms import AudioClassificationCollator, TrainTransform, attach_transforms

@@ -20,7 +20,8 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, 
 from conftest import synth_clip
 from hfspeech.cli import main as cli
 from hfspeech.hub import StageError, push, stage_run
-from hfspeech.inference.classifier import AudioClassifier, NotAModelError, check_model_folder
+from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.models.folder_checks import NotAModelError, check_model_folder
 from hfspeech.models import BASELINE_MODELS
 
 SECRET = "hf_FAKEsecretTOKEN0123456789abcdef"
@@ -335,7 +336,7 @@ def test_multi_label_card_reports_map_thresholds_and_per_class_ap(multi_label_ru
 
 
 def test_multi_label_card_snippets_return_the_labels_at_their_thresholds(multi_label_run, tmp_path, capsys):
-    from hfspeech.inference.classifier import active_labels
+    from hfspeech.models.scores import active_labels
 
     run, _ = multi_label_run
     repo = tmp_path / "repo"

@@ -23,7 +23,9 @@ import torch
 
 from hfspeech.cli import main as cli
 from hfspeech.data.audio import decode_audio, downmix_to_mono, iter_audio_chunks
-from hfspeech.inference.classifier import AudioClassifier, scores_from_logits, split_windows, window_starts
+from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.inference.windows import split_windows, window_starts
+from hfspeech.models.scores import scores_from_logits
 from hfspeech.inference.windows import WindowSlicer
 from tests.conftest import save_random_baseline, synth_clip
 

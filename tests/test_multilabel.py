@@ -16,11 +16,13 @@ from transformers import AutoConfig, AutoModelForAudioClassification, TrainingAr
 from hfspeech.cli import main as cli
 from hfspeech.data.audio import decode_audio
 from hfspeech.data.demo import DEFAULT_EVENTS, generate_event_dataset, synth_event
-from hfspeech.data.loading import DataError, encode_labels, label_names_of, load_audio_dataset
+from hfspeech.data.labels import encode_labels, label_names_of
+from hfspeech.data.loading import DataError, load_audio_dataset
 from hfspeech.data.splits import make_splits
 from hfspeech.data.transforms import AudioClassificationCollator
 from hfspeech.evaluation.metrics import MultiLabelMetrics, make_compute_metrics
-from hfspeech.evaluation.thresholds import thresholds_from_config, tune_thresholds
+from hfspeech.evaluation.thresholds import tune_thresholds
+from hfspeech.models.scores import thresholds_from_config
 from hfspeech.features.feature_extraction import WaveformFeatureExtractor
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.inference.pipeline import active_labels, audio_classification_pipeline

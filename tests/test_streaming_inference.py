@@ -21,7 +21,8 @@ import torch
 
 from hfspeech.cli import main as cli
 from hfspeech.data.audio import downmix_to_mono
-from hfspeech.inference.classifier import AudioClassifier, label_thresholds
+from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.models.scores import label_thresholds
 from hfspeech.inference.sources import PcmDecoder, PcmFormat
 from hfspeech.inference.streaming import EnergyVAD, StreamingClassifier
 from tests.conftest import synth_clip

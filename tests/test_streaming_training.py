@@ -12,7 +12,8 @@ import soundfile as sf
 
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.loading import DataError
-from hfspeech.data.streaming import load_streamed_data, streaming_max_steps
+from hfspeech.data.streaming import load_streamed_data
+from hfspeech.training.streaming import streaming_max_steps
 from hfspeech.training.arguments import DataArguments
 from hfspeech.training.run import main
 from tests.conftest import TINY_CNN, synth_clip
@@ -48,7 +49,7 @@ def streaming_args(tone_folder, **overrides) -> DataArguments:
 
 
 def test_shuffle_changes_every_epoch_is_seeded_and_keeps_held_out_clips_out(tone_folder):
-    data = load_streamed_data(streaming_args(tone_folder), 16000, seed=3)
+    data = load_streamed_data(streaming_args(tone_folder).spec(), 16000, seed=3)
     data.train.set_epoch(0)
     first = paths_of(data.train)
     data.train.set_epoch(1)
@@ -56,10 +57,10 @@ def test_shuffle_changes_every_epoch_is_seeded_and_keeps_held_out_clips_out(tone
     assert sorted(first) == sorted(second) and len(first) == data.num_train_rows
     assert first != second  # reshuffled for the new epoch
 
-    again = load_streamed_data(streaming_args(tone_folder), 16000, seed=3)
+    again = load_streamed_data(streaming_args(tone_folder).spec(), 16000, seed=3)
     again.train.set_epoch(1)
     assert paths_of(again.train) == second  # same seed, same epoch: same order
-    other = load_streamed_data(streaming_args(tone_folder), 16000, seed=4)
+    other = load_streamed_data(streaming_args(tone_folder).spec(), 16000, seed=4)
     other.train.set_epoch(1)
     assert paths_of(other.train) != second
 
@@ -123,9 +124,9 @@ def test_a_streamed_dataset_holds_out_validation_and_needs_class_names_and_max_s
     args = dict(dataset_name=str(streamed_folder), label_column_name="intent", streaming=True,
                 shuffle_buffer_size=4, max_eval_samples=3)
     with pytest.raises(DataError, match="not a ClassLabel.*--class_names"):
-        load_streamed_data(DataArguments(**args), 16000, seed=0)
+        load_streamed_data(DataArguments(**args).spec(), 16000, seed=0)
 
-    data = load_streamed_data(DataArguments(**args, class_names="low,high"), 16000, seed=0)
+    data = load_streamed_data(DataArguments(**args, class_names="low,high").spec(), 16000, seed=0)
     assert data.label_names == ["low", "high"] and data.num_train_rows is None
     assert {name: len(split) for name, split in data.evaluation.items()} == {"validation": 3, "test": 3}
     held_out = {Path(p).name for split in data.evaluation.values() for p in split["path"]}

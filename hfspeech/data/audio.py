@@ -28,6 +28,13 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", "
                     ".au", ".caf", ".w64"}
 
 
+def seconds_to_samples(seconds: float, sampling_rate: int) -> int:
+    """The number of samples in `seconds` at `sampling_rate`, rounded to the nearest: every crop, window and
+    frame length goes through here, so 0.7 s at 22,050 Hz is 15,435 samples on every path (`int()` would
+    truncate 15,434.999... to 15,434)."""
+    return int(round(seconds * sampling_rate))
+
+
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)

@@ -13,30 +13,19 @@ them per clip (`List(ClassLabel)`):
 - any `datasets` dataset with an audio and a label column: a Hub name, or a folder saved with
   `save_to_disk`.
 
-Multi-label data (`encode_labels(..., multi_label=True)`) gives each clip a list of labels: a
-`;`-separated string in a CSV/TSV manifest (`dog;siren`), a JSON list or such a string in a JSONL
-manifest, a list column (`List`/`Sequence` of strings or of `ClassLabel`) in a datasets dataset. An
-audiofolder's folder names stay single-label (each clip gets a one-label list); a manifest is the way
-to give clips several labels. The label column is `label`, or `labels` when the data has no `label`
-column (or whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL) is a clip with no
-event: an all-zero target, which detection data needs (background-only clips). A split in which
-*no* clip has a label is an error (almost surely the wrong column). Leading and trailing whitespace of a
-label is stripped, with a warning.
+Label lists for multi-label data, and the encoding of labels into class ids, are `hfspeech.data.labels`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from datasets import (Audio, ClassLabel, Dataset, DatasetDict, Features, LargeList, List, Value, load_dataset,
-                      load_from_disk)
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
-from hfspeech.data.audio import AUDIO_EXTENSIONS, describe_source, find_audio_files  # noqa: F401  (re-exported)
 from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
 from hfspeech.data.prepare import DataReport
@@ -44,7 +33,6 @@ from hfspeech.errors import DataError
 
 logger = logging.getLogger("hfspeech.data")
 
-LABEL_SEPARATOR = ";"
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
 
 
@@ -147,11 +135,16 @@ def _stat(path: str) -> tuple[int, int]:
     return info.st_size, info.st_mtime_ns
 
 
+def is_saved_dataset(name: Optional[str]) -> bool:
+    """Whether `--dataset_name` is a folder written by `save_to_disk` (rather than a Hub name)."""
+    saved = Path(name or "")
+    return bool(name) and saved.is_dir() and ((saved / "dataset_dict.json").exists() or (saved / "state.json").exists())
+
+
 def _load_datasets_dataset(
     name: str, config_name: Optional[str], audio_column: str, label_column: str, cache_dir: Optional[str]
 ) -> DatasetDict:
-    saved = Path(name)
-    if saved.is_dir() and ((saved / "dataset_dict.json").exists() or (saved / "state.json").exists()):
+    if is_saved_dataset(name):
         loaded = load_from_disk(name)
     else:
         loaded = load_dataset(name, config_name, cache_dir=cache_dir)
@@ -214,110 +207,3 @@ def _require_columns(table: Dataset, columns: Sequence[str], source: str) -> Non
     absent = [c for c in columns if c not in table.column_names]
     if absent:
         raise DataError(f"{source}: missing column(s) {absent}; available columns: {table.column_names}")
-
-
-def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
-                  separator: str = LABEL_SEPARATOR) -> DatasetDict:
-    """Give every split the same integer `ClassLabel` column (`List(ClassLabel)` when `multi_label`).
-
-    Without `label_names` the classes are the sorted labels of the training split (or of all splits
-    when there is none). A label outside those classes -- in another split, or in data for a model
-    trained on other labels -- raises a `DataError` naming the label and a file that has it.
-    `separator` splits a multi-label string such as `dog;siren`.
-    """
-    labels = {name: (_label_lists(split, separator, name) if multi_label else _label_strings(split))
-              for name, split in dataset.items()}
-    if label_names is None:
-        source = ["train"] if "train" in dataset else list(dataset)
-        label_names = sorted({s for name in source for s in _flatten(labels[name], multi_label)})
-    label_names = [str(n) for n in label_names]
-    index = {name: i for i, name in enumerate(label_names)}
-    class_label = ClassLabel(names=label_names)
-
-    encoded = {}
-    for split_name, split in dataset.items():
-        strings = labels[split_name]
-        unknown = sorted({s for s in _flatten(strings, multi_label) if s not in index})
-        if unknown:
-            row = next(i for i, s in enumerate(strings) if unknown[0] in (s if multi_label else [s]))
-            where = describe_source(split.select([row])[0]["audio"])
-            raise DataError(
-                f"{where}: unknown label '{unknown[0]}' in split '{split_name}' "
-                f"({len(unknown)} unknown label(s): {unknown[:10]}); known labels: {label_names}"
-            )
-        if multi_label:
-            ids, feature = [[index[s] for s in clip] for clip in strings], List(class_label)
-        else:
-            ids, feature = [index[s] for s in strings], class_label
-        split = split.remove_columns("label").add_column("label", ids)
-        encoded[split_name] = split.cast_column("label", feature)
-    return DatasetDict(encoded)
-
-
-def is_multi_label(split: Dataset) -> bool:
-    """Whether an encoded split's labels are lists (`List(ClassLabel)`) rather than one `ClassLabel`."""
-    return isinstance(split.features["label"], (List, LargeList))
-
-
-def label_names_of(split: Dataset) -> list[str]:
-    """The class names of an encoded split, single- or multi-label."""
-    feature = split.features["label"]
-    return list((feature.feature if is_multi_label(split) else feature).names)
-
-
-def _flatten(labels: list, multi_label: bool):
-    return (s for clip in labels for s in clip) if multi_label else labels
-
-
-def _label_strings(split: Dataset) -> list[str]:
-    """Labels as strings: ClassLabel ids are mapped to their names, anything else is str()-ed."""
-    feature = split.features["label"]
-    values = split["label"]
-    if isinstance(feature, ClassLabel):
-        return _stripped([feature.int2str(v) for v in values], split)
-    if is_multi_label(split) or any(isinstance(v, (list, tuple)) for v in values):
-        raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: the labels are lists (multi-label data); "
-                        "train with --problem_type multi_label_classification")
-    if any(v is None or (isinstance(v, str) and not v.strip()) for v in values):
-        row = next(i for i, v in enumerate(values) if v is None or (isinstance(v, str) and not v.strip()))
-        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: empty label")
-    return _stripped([str(v) for v in values], split)
-
-
-def _stripped(labels: list[str], split: Dataset) -> list[str]:
-    """Labels without leading/trailing whitespace (`"yes "` is `yes`, not a class of its own), with a warning
-    naming a file whose label had it; nothing else about a label changes."""
-    padded = [i for i, label in enumerate(labels) if label != label.strip()]
-    if padded:
-        where = describe_source(split.select([padded[0]])[0]["audio"])
-        logger.warning("%d label(s) had leading or trailing whitespace, stripped (e.g. %r for %s)", len(padded),
-                       labels[padded[0]], where)
-    return [label.strip() for label in labels] if padded else labels
-
-
-def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[str]]:
-    """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms."""
-    feature = split.features["label"]
-    values = split["label"]
-    if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
-        lists = [[feature.int2str(v)] for v in values]
-    elif is_multi_label(split) and isinstance(getattr(feature, "feature", None), ClassLabel):
-        lists = [[feature.feature.int2str(v) for v in clip] for clip in values]
-    else:
-        lists = [_parse_label_list(v, separator) for v in values]
-    lists = [list(dict.fromkeys(clip)) for clip in lists]
-    if lists and not any(lists):
-        raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
-                        f"label (empty label column? multi-label strings are split at {separator!r})")
-    return lists
-
-
-def _parse_label_list(value, separator: str) -> list[str]:
-    """`None`/`""`/`[]` -> [] (a clip with no event); `"a;b"` -> ["a", "b"]; `["a", "b"]` as is."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):  # an empty CSV cell
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(separator) if part.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if v is not None and str(v).strip()]
-    return [str(value)]

@@ -79,6 +79,26 @@ class DataReport:
         return text
 
 
+def _decoder(sampling_rate: int, trim: bool, trim_top_db: float, skip_bad_files: bool):
+    """The `datasets.map` function of `prepare_dataset`: a bad file raises, or with `skip_bad_files` becomes
+    an empty row carrying its problem (dropped and reported after the map)."""
+
+    def decode(example):
+        name = describe_source(example["audio"])
+        try:
+            waveform = decode_audio(example["audio"], sampling_rate)
+        except AudioFileError as error:
+            if not skip_bad_files:
+                raise
+            return {"input_values": np.zeros(0, np.float32), "length": 0, "path": name, "error": error.problem,
+                    "label": example["label"]}
+        if trim:
+            waveform = trim_silence(waveform, trim_top_db)
+        return {"input_values": waveform, "length": len(waveform), "path": name, "error": "", "label": example["label"]}
+
+    return decode
+
+
 def prepare_dataset(
     dataset: DatasetDict,
     sampling_rate: int,
@@ -100,19 +120,7 @@ def prepare_dataset(
             "label": dataset[next(iter(dataset))].features["label"],
         }
     )
-
-    def decode(example):
-        name = describe_source(example["audio"])
-        try:
-            waveform = decode_audio(example["audio"], sampling_rate)
-        except AudioFileError as error:
-            if not skip_bad_files:
-                raise
-            return {"input_values": np.zeros(0, np.float32), "length": 0, "path": name, "error": error.problem, "label": example["label"]}
-        if trim:
-            waveform = trim_silence(waveform, trim_top_db)
-        return {"input_values": waveform, "length": len(waveform), "path": name, "error": "", "label": example["label"]}
-
+    decode = _decoder(sampling_rate, trim, trim_top_db, skip_bad_files)
     report = report if report is not None else DataReport()
     report.sampling_rate = sampling_rate
     prepared = {}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
+from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.augment import WaveformAugmenter, worker_entropy
 from hfspeech.models.inputs import extract_features
 
@@ -127,7 +128,7 @@ def attach_transforms(
     seed: int = 0,
 ) -> dict[str, TransformedSplit]:
     """The train transform on `train`, the eval transform on every other split, as `TransformedSplit` views."""
-    max_samples = int(round(max_length_seconds * sampling_rate)) if max_length_seconds else None
+    max_samples = seconds_to_samples(max_length_seconds, sampling_rate) if max_length_seconds else None
     views = {}
     for name, split in dataset.items():
         transform: Callable = (

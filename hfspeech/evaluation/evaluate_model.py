@@ -15,22 +15,20 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.loading import DataError, encode_labels, load_audio_dataset
+from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
-from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
-from hfspeech.evaluation.thresholds import thresholds_from_config
-from hfspeech.inference.batch import predict_files
-from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, is_multi_label
-from hfspeech.training.arguments import DataArguments
+from hfspeech.inference.batch import score_files
+from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier
+from hfspeech.models.scores import is_multi_label, thresholds_from_config
 
 logger = logging.getLogger("hfspeech.evaluate")
 
@@ -50,30 +48,17 @@ class EvaluateArguments:
                                                      "choices": list(AGGREGATIONS)})
 
 
-def parse_evaluate_args(argv: Sequence[str]) -> tuple[EvaluateArguments, DataArguments]:
-    """`hfspeech evaluate`'s flags; unknown or invalid ones are a `UsageError`."""
-    from transformers import HfArgumentParser
-
-    try:
-        return HfArgumentParser((EvaluateArguments, DataArguments)).parse_args_into_dataclasses(args=list(argv))
-    except ValueError as error:
-        raise UsageError(f"invalid evaluate flags: {error}") from error
-
-
-def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> dict:
+def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
+    """Score every clip of one split with the model and write the report files; returns the metrics."""
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
     listing = DataReport()
-    raw = load_audio_dataset(**data_args.source(), report=listing)
-    split = eval_args.split or ("test" if "test" in raw else next(iter(raw)))
-    if split not in raw:
-        raise DataError(f"--split {split}: no such split in the data (splits: {list(raw)})")
     multi_label = is_multi_label(classifier.config)
-    raw = encode_labels(raw.__class__({split: raw[split]}), label_names, multi_label=multi_label,
-                        separator=data_args.label_separator)
-    scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, data_args)
+    raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing)
+    split = next(iter(raw))
+    scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
@@ -97,44 +82,37 @@ def evaluate_model(eval_args: EvaluateArguments, data_args: DataArguments) -> di
 
 
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
-                 data_args: DataArguments) -> tuple[np.ndarray, list, DataReport]:
+                 spec: DataSpec) -> tuple[np.ndarray, list, DataReport]:
     """Every clip's scores `[clips, num_labels]` (its windows aggregated, as `hfspeech predict` does), its
     label, and what was kept and skipped.
 
     Files on disk are read chunk by chunk, decoded ahead in a thread, their windows batched across files
-    (`predict_files`), so a clip of any length is scored in bounded memory and short clips in full batches. Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
+    (`score_files`), so a clip of any length is scored in bounded memory and short clips in full batches.
+    Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
     go through `prepare_dataset` instead, which decodes each clip whole.
     """
     window = dict(window_seconds=eval_args.window_seconds, hop_seconds=eval_args.hop_seconds,
                   aggregate=eval_args.aggregate)
-    order = {name: i for i, name in classifier.id2label.items()}
     report = DataReport(sampling_rate=classifier.sampling_rate)
     scores, labels = [], []
-
-    def add(prediction, label) -> None:
-        row = np.zeros(len(order), dtype=np.float64)
-        row[[order[name] for name in prediction.labels]] = prediction.scores
-        scores.append(row)
-        labels.append(label)
-
     sources = clips.cast_column("audio", Audio(decode=False))["audio"]
-    if not data_args.trim_silence and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
+    if not spec.preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
         paths = [audio["path"] for audio in sources]
-        results = predict_files(classifier, paths, top_k=len(order), progress=sys.stderr.isatty(), **window)
-        for (_, result), label in zip(results, clips["label"]):
+        for (_, result), label in zip(score_files(classifier, paths, progress=sys.stderr.isatty(), **window),
+                                      clips["label"]):
             if isinstance(result, AudioFileError):
-                if not data_args.skip_bad_files:
+                if not spec.preparation.get("skip_bad_files"):
                     raise result
                 report.skipped.setdefault(split, []).append({"path": result.path, "problem": result.problem})
             else:
-                add(result, label)
+                scores.append(result.scores)
+                labels.append(label)
         report.kept[split] = len(labels)
     else:
-        prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate,
-                                           **data_args.preparation())
+        prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate, **spec.preparation)
         for clip in tqdm(prepared[split].with_format("numpy"), desc=f"evaluating {split}", unit="clip"):
-            add(classifier.classify_waveform(clip["input_values"], top_k=len(order), name=str(clip["path"]), **window),
-                clip["label"])
+            scores.append(classifier.score_waveform(clip["input_values"], name=str(clip["path"]), **window).scores)
+            labels.append(clip["label"])
     if not labels:
         raise AudioFileError(split, "no usable audio left in this split after skipping bad files")
-    return np.stack(scores), labels, report
+    return np.stack(scores).astype(np.float64), labels, report

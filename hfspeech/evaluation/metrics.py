@@ -16,8 +16,7 @@ import evaluate
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
-from hfspeech.evaluation.thresholds import thresholds_from_config
-from hfspeech.models.losses import MULTI_LABEL
+from hfspeech.models.scores import is_multi_label, sigmoid, thresholds_from_config
 
 
 class ClassificationMetrics(evaluate.Metric):
@@ -120,10 +119,6 @@ def _number(value: float) -> Optional[float]:
     return None if np.isnan(value) else float(value)
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-
-
 def make_compute_metrics(num_labels: int, config=None):
     """The `compute_metrics` callback for `transformers.Trainer`.
 
@@ -131,7 +126,7 @@ def make_compute_metrics(num_labels: int, config=None):
     logits -> sigmoid -> `MultiLabelMetrics` at the thresholds in `config.label_thresholds`, read at
     each call, so evaluations after threshold tuning use the tuned ones.
     """
-    multi_label = getattr(config, "problem_type", None) == MULTI_LABEL
+    multi_label = is_multi_label(config)
     metric = MultiLabelMetrics() if multi_label else ClassificationMetrics()
 
     def compute_metrics(eval_prediction) -> dict[str, float]:

@@ -4,17 +4,15 @@ A sigmoid score of 0.5 is the right cut only for a calibrated model on balanced 
 usually needs a lower one. After training, each class gets the threshold that maximises its F1 on
 the validation clips, and the model's config keeps them as `label_thresholds` ({label: threshold},
 saved in config.json), so every consumer -- `hfspeech predict`, `hfspeech evaluate`, the pipeline,
-an exported model (its folder keeps config.json) -- turns scores into labels the same way. A label
-missing from `label_thresholds` (or a model without it) uses `DEFAULT_THRESHOLD`.
+an exported model (its folder keeps config.json) -- turns scores into labels the same way
+(`hfspeech.models.scores` reads them).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5
+from hfspeech.models.scores import DEFAULT_THRESHOLD
 
 
 def tune_thresholds(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -43,19 +41,3 @@ def tune_thresholds(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
         below = scores[:, c][scores[:, c] < candidates[best]]
         thresholds[c] = (candidates[best] + below.max()) / 2 if below.size else candidates[best]
     return thresholds
-
-
-def thresholds_from_config(config, label_names: Optional[Sequence[str]] = None,
-                           default: float = DEFAULT_THRESHOLD) -> np.ndarray:
-    """`config.label_thresholds` as an array in id order (or in the order of `label_names`); `default` for a
-    label it does not name. Training, evaluation and every inference path read thresholds through here."""
-    if label_names is None:
-        id2label = {int(i): label for i, label in config.id2label.items()}
-        label_names = [id2label[i] for i in range(len(id2label))]
-    saved = getattr(config, "label_thresholds", None) or {}
-    return np.array([float(saved.get(name, default)) for name in label_names])
-
-
-def thresholds_to_dict(label_names: Sequence[str], thresholds: Sequence[float]) -> dict[str, float]:
-    """{label: threshold}, rounded to 6 decimals, the form saved as `config.label_thresholds`."""
-    return {str(name): round(float(value), 6) for name, value in zip(label_names, thresholds)}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig
 
-from hfspeech.inference.classifier import NotAModelError, check_model_folder
+from hfspeech.models.folder_checks import NotAModelError, check_model_folder
 from hfspeech.errors import HfspeechError
 
 

@@ -52,18 +52,16 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
     from datasets import Dataset
     from transformers import AutoConfig, AutoFeatureExtractor
 
-    from hfspeech.data.audio import decode_audio
-    from hfspeech.data.loading import AUDIO_EXTENSIONS, find_audio_files
-    from hfspeech.inference.classifier import DEFAULT_WINDOW_SECONDS
+    from hfspeech.data.audio import AUDIO_EXTENSIONS, decode_audio, find_audio_files, seconds_to_samples
+    from hfspeech.models.inputs import window_seconds_of
 
     files = find_audio_files(calibration_dir)
     if not files:
         raise ExportError(f"{calibration_dir}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) to calibrate on")
     files = [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:max_clips])]
     extractor = AutoFeatureExtractor.from_pretrained(onnx_path.parent)
-    window_seconds = getattr(AutoConfig.from_pretrained(onnx_path.parent), "max_length_seconds", None) \
-        or DEFAULT_WINDOW_SECONDS
-    window = int(window_seconds * extractor.sampling_rate)
+    window_seconds = window_seconds_of(AutoConfig.from_pretrained(onnx_path.parent))
+    window = seconds_to_samples(window_seconds, extractor.sampling_rate)
     rows = defaultdict(list)
     for path in files:
         clip = decode_audio(str(path), extractor.sampling_rate)

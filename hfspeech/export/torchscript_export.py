@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hfspeech.data.audio import seconds_to_samples
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
 from hfspeech.models.inputs import extract_features
@@ -56,7 +57,7 @@ def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] =
     output_dir = Path(output_dir) if output_dir else default_output_dir(model_dir, "torchscript")
     model, feature_extractor = load_model(model_dir, read_config(model_dir))
     remove_weight_norm(model)
-    window = int((getattr(model.config, "max_length_seconds", None) or 1.0) * feature_extractor.sampling_rate)
+    window = seconds_to_samples(getattr(model.config, "max_length_seconds", None) or 1.0, feature_extractor.sampling_rate)
     example = example_batch(feature_extractor, [window, 2 * window // 3], seed=0)
     wrapper = LogitsOnly(model, list(example)).eval()
     with torch.no_grad():

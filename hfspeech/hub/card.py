@@ -21,9 +21,8 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hfspeech.models.losses import MULTI_LABEL
 from hfspeech.models.whisper.pretrained import hub_id_of
-from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD
+from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "audio_classification.md"
 HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
@@ -68,19 +67,12 @@ def _measured(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def is_multi_label_config(config: dict) -> bool:
-    return config.get("problem_type") == MULTI_LABEL
-
-
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
                      dataset_name: Optional[str], custom_code: bool) -> ModelCard:
+    """README.md of the staged repo: the card template filled from the run's own files and measurements."""
     metrics, data_report = _read_json(run / "metrics.json"), _read_json(run / "data_report.json")
-    hyper = _read_json(run / "training_hyperparameters.json")
-    if not hyper:  # a run from before hfspeech wrote it: what trainer_state.json knows
-        state = _read_json(run / "trainer_state.json")
-        hyper = {"num_train_epochs": state.get("num_train_epochs"),
-                 "per_device_train_batch_size": state.get("train_batch_size")}
-    multi_label = is_multi_label_config(config)
+    hyper = _hyperparameters(run)
+    multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
     base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
     base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
@@ -90,32 +82,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
                                          if k.startswith("num_") and k.endswith("_clips")}
     dataset = dict(task_type="audio-classification", dataset_type=dataset_name or "audiofolder",
                    dataset_name=dataset_name or "held-out test split", dataset_split=split)
-    if multi_label:
-        eval_results = [EvalResult(**dataset, metric_type=kind, metric_config=metric_config, metric_name=name,
-                                   metric_value=metrics[key])
-                        for key, (kind, metric_config, name) in MULTI_LABEL_RESULTS.items()
-                        if _measured(metrics.get(key))]
-        thresholds = config.get("label_thresholds") or {}
-        label_thresholds = [thresholds.get(label, DEFAULT_THRESHOLD) for label in labels]
-        report = _read_json(run / "test_multilabel_report.json")
-        sections = dict(
-            labels_table=_table(("id", "label", "threshold"),
-                                [(i, label, f"{t:.3f}") for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
-            results_section=_multi_label_results_section(metrics, split, splits),
-            per_class_table=_multi_label_per_class_table(report, labels, splits.get(split)),
-            results_figure="![per-class average precision and F1](test_per_class_ap.png)"
-            if (dest / "test_per_class_ap.png").is_file() else "",
-        )
-    else:
-        eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
-                        for name in ("accuracy", "macro_f1") if f"test_{name}" in metrics]
-        sections = dict(
-            labels_table=_table(("id", "label"), list(enumerate(labels))),
-            results_section=_results_section(metrics, split, splits),
-            per_class_table=_per_class_table(_read_json(run / "test_classification_report.json"), labels),
-            results_figure="![confusion matrix](test_confusion_matrix.png)"
-            if (dest / "test_confusion_matrix.png").is_file() else "",
-        )
+    results = _multi_label_results if multi_label else _single_label_results
+    eval_results, sections = results(run, dest, config, labels, metrics, split, splits, dataset)
     card_data = ModelCardData(
         library_name="transformers", pipeline_tag="audio-classification",
         tags=["audio-classification", "hfspeech", config["model_type"]] + (["multi-label"] if multi_label else [])
@@ -143,6 +111,51 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     )
     card.save(dest / "README.md")
     return card
+
+
+def _hyperparameters(run: Path) -> dict:
+    hyper = _read_json(run / "training_hyperparameters.json")
+    if not hyper:  # a run from before hfspeech wrote it: what trainer_state.json knows
+        state = _read_json(run / "trainer_state.json")
+        hyper = {"num_train_epochs": state.get("num_train_epochs"),
+                 "per_device_train_batch_size": state.get("train_batch_size")}
+    return hyper
+
+
+def _single_label_results(run: Path, dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
+                          splits: dict, dataset: dict) -> tuple[list, dict]:
+    """The card's evaluation results and sections of a single-label model: accuracy, macro-F1, per class."""
+    eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
+                    for name in ("accuracy", "macro_f1") if f"test_{name}" in metrics]
+    sections = dict(
+        labels_table=_table(("id", "label"), list(enumerate(labels))),
+        results_section=_results_section(metrics, split, splits),
+        per_class_table=_per_class_table(_read_json(run / "test_classification_report.json"), labels),
+        results_figure="![confusion matrix](test_confusion_matrix.png)"
+        if (dest / "test_confusion_matrix.png").is_file() else "",
+    )
+    return eval_results, sections
+
+
+def _multi_label_results(run: Path, dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
+                         splits: dict, dataset: dict) -> tuple[list, dict]:
+    """The same for a multi-label model: mAP and friends, each label's threshold, per-class AP and F1."""
+    eval_results = [EvalResult(**dataset, metric_type=kind, metric_config=metric_config, metric_name=name,
+                               metric_value=metrics[key])
+                    for key, (kind, metric_config, name) in MULTI_LABEL_RESULTS.items()
+                    if _measured(metrics.get(key))]
+    thresholds = config.get("label_thresholds") or {}
+    label_thresholds = [thresholds.get(label, DEFAULT_THRESHOLD) for label in labels]
+    report = _read_json(run / "test_multilabel_report.json")
+    sections = dict(
+        labels_table=_table(("id", "label", "threshold"),
+                            [(i, label, f"{t:.3f}") for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
+        results_section=_multi_label_results_section(metrics, split, splits),
+        per_class_table=_multi_label_per_class_table(report, labels, splits.get(split)),
+        results_figure="![per-class average precision and F1](test_per_class_ap.png)"
+        if (dest / "test_per_class_ap.png").is_file() else "",
+    )
+    return eval_results, sections
 
 
 def _data_section(dataset_name: Optional[str], splits: dict, num_skipped: int) -> str:

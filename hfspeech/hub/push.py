@@ -53,32 +53,29 @@ class HubRequest:
     token: Optional[str]
 
 
-def take_over_hub_push(training_args) -> Optional[HubRequest]:
-    """Turn off Trainer's own push (it would upload checkpoints and the unstaged folder) and return the request.
-
-    Every token field is taken off the arguments too, pushing or not: Trainer pickles them into
-    `training_args.bin` in the run folder and in every checkpoint, and run folders get copied and shared.
-    The token lives on in memory only, in the returned request.
-    """
-    token = strip_tokens(training_args)
+def hub_request(training_args) -> Optional[HubRequest]:
+    """What `--push_to_hub` asked for, with the token, read before the arguments lose it: hfspeech stages and
+    pushes the run itself at the end (Trainer's own push would upload checkpoints and the unstaged folder), so
+    `training.arguments.finalise_training_arguments` turns Trainer's push off and drops every token field."""
     if not training_args.push_to_hub:
         return None
-    training_args.push_to_hub = False
+    found = token_fields(training_args)
+    token = found.get("hub_token") or next(iter(found.values()), None)
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     return HubRequest(repo_id, bool(training_args.hub_private_repo), getattr(training_args, "hub_revision", None),
                       token)
 
 
-def strip_tokens(training_args) -> Optional[str]:
-    """Set every string field whose name holds `token` (`hub_token`, the older `push_to_hub_token`) to None;
-    returns the Hub token that was there (`hub_token` first), for the push at the end of the run."""
+def token_fields(training_args) -> dict[str, str]:
+    """Every string field whose name holds `token` (`hub_token`, the older `push_to_hub_token`), by name:
+    Trainer pickles them into `training_args.bin` in the run folder and every checkpoint, and run folders
+    get copied and shared, so they are set to None before training, pushing or not."""
     found = {}
     for name in fields_of(training_args):
         value = getattr(training_args, name, None)
         if "token" in name.lower() and isinstance(value, str):
             found[name] = value
-            setattr(training_args, name, None)
-    return found.get("hub_token") or next(iter(found.values()), None)
+    return found
 
 
 def fields_of(arguments) -> list[str]:

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from hfspeech.data.loading import find_audio_files
+from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError
-from hfspeech.hub.card import is_multi_label_config, write_model_card
+from hfspeech.hub.card import write_model_card
+from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import write_remote_code
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
@@ -41,7 +42,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     says that the exported variants were not measured. A multi-label model's variants get only their
     latency there: folder names are not its label sets.
     """
-    from hfspeech.inference.classifier import NotAModelError, check_model_folder
+    from hfspeech.models.folder_checks import NotAModelError, check_model_folder
     from hfspeech.models import BASELINE_MODELS
 
     run, dest = Path(run_dir).resolve(), Path(dest)
@@ -67,7 +68,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         auto_map = write_remote_code(*spec, dest)
         _update_json(dest / "config.json", auto_map=auto_map["config"])
         _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
-    variants = measure_variants(dest, eval_dir, multi_label=is_multi_label_config(config))
+    variants = measure_variants(dest, eval_dir, multi_label=is_multi_label(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
                      custom_code=spec is not None)
     check_no_secrets(dest)

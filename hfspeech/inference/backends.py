@@ -14,7 +14,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+from hfspeech.models.loading import WEIGHT_FILES  # noqa: F401  (re-exported)
+
 ONNX_FILES = ("model.onnx", "model_quantized.onnx")  # fp32 first: the export writes both into one folder
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 BACKENDS = ("pytorch", "onnx", "torchscript")

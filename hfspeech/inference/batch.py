@@ -1,7 +1,7 @@
 """Many files and long files at full speed: decoding in a background thread, windows batched across files.
 
-`predict_files(classifier, paths)` yields each file's `Prediction` (or its `AudioFileError`) in the order of
-`paths`, as `classify_file` would give them one by one, but:
+`score_files(classifier, paths)` yields each file's `FileScores` (or its `AudioFileError`) in the order of
+`paths`, as `score_file` would give them one by one (`predict_files`: the same as `Prediction`s), but:
 
 * a thread decodes and cuts windows ahead of the model (`prefetched`): libsndfile, soxr, onnxruntime and
   torch release the GIL, so reading the next chunk overlaps with classifying this one;
@@ -130,7 +130,15 @@ def audio_seconds(paths: Sequence[str]) -> Optional[float]:
 def predict_files(classifier, paths: Sequence[str], top_k: int = 5, window_seconds: Optional[float] = None,
                   hop_seconds: Optional[float] = None, aggregate: str = "mean",
                   chunk_seconds: int = DEFAULT_CHUNK_SECONDS, progress: bool = False):
-    """`(path, Prediction or AudioFileError)` for every path, in order; see the module docstring."""
+    """`(path, Prediction or AudioFileError)` for every path, in order: `score_files` plus the top-k labels."""
+    for path, result in score_files(classifier, paths, window_seconds, hop_seconds, aggregate, chunk_seconds, progress):
+        yield path, result if isinstance(result, AudioFileError) else classifier.prediction(result, top_k)
+
+
+def score_files(classifier, paths: Sequence[str], window_seconds: Optional[float] = None,
+                hop_seconds: Optional[float] = None, aggregate: str = "mean",
+                chunk_seconds: int = DEFAULT_CHUNK_SECONDS, progress: bool = False):
+    """`(path, FileScores or AudioFileError)` for every path, in order; see the module docstring."""
     from hfspeech.inference.classifier import AGGREGATIONS
 
     if aggregate not in AGGREGATIONS:
@@ -154,8 +162,8 @@ def predict_files(classifier, paths: Sequence[str], top_k: int = 5, window_secon
                 _advance(bar, piece.seconds)
             while next_file in finished and not batcher.waiting_on(next_file):
                 error = finished.pop(next_file)
-                yield paths[next_file], error if error is not None else classifier.prediction_from_windows(
-                    paths[next_file], batcher.scored.pop(next_file), top_k, aggregate)
+                yield paths[next_file], error if error is not None else classifier.file_scores(
+                    paths[next_file], batcher.scored.pop(next_file), aggregate)
                 next_file += 1
     finally:
         pieces.close()

@@ -10,7 +10,7 @@ knows nothing of the per-class thresholds saved in `config.label_thresholds`.
 `function_to_apply` is given, a multi-label model's scores are sigmoids (a single-label model's stay
 softmax), and each result of a multi-label model scored with a sigmoid also carries its label's
 `threshold` and whether it is `active` (score >= threshold) -- the same rule as `AudioClassifier` (it uses the same
-`hfspeech.inference.classifier.scores_from_logits` / `active_labels`). `active_labels(results)` reads
+`hfspeech.models.scores.scores_from_logits` / `active_labels`). `active_labels(results)` reads
 the active labels back from a call's results.
 
     classify = audio_classification_pipeline("runs/events")
@@ -25,8 +25,8 @@ from typing import Any, Optional
 from transformers import AudioClassificationPipeline, pipeline
 
 from hfspeech.models import register
-from hfspeech.inference.classifier import active_labels as labels_at_threshold
-from hfspeech.inference.classifier import is_multi_label, label_thresholds, scores_from_logits
+from hfspeech.models.scores import active_labels as labels_at_threshold
+from hfspeech.models.scores import is_multi_label, label_thresholds, scores_from_logits
 
 
 class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):

@@ -26,12 +26,9 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from hfspeech.data.audio import StreamResampler, downmix_to_mono
-from hfspeech.inference.classifier import (
-    DEFAULT_THRESHOLD,
-    AudioClassifier,
-    label_thresholds,
-)
+from hfspeech.data.audio import StreamResampler, downmix_to_mono, seconds_to_samples
+from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.models.scores import DEFAULT_THRESHOLD, label_thresholds
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 SILENCE_LABELS = ("_silence_", "silence", "_background_noise_", "background", "noise_only")
@@ -86,7 +83,7 @@ class EnergyVAD:
     noise_db: Optional[float] = None
 
     def frame_energies_db(self, window: np.ndarray, sampling_rate: int) -> np.ndarray:
-        frame = max(1, int(round(self.frame_seconds * sampling_rate)))
+        frame = max(1, seconds_to_samples(self.frame_seconds, sampling_rate))
         count = max(1, len(window) // frame)
         frames = np.asarray(window[: count * frame], dtype=np.float64)
         if frames.size == 0:

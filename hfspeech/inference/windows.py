@@ -4,8 +4,8 @@ cuts the whole waveform.
 `WindowSlicer` keeps only the last window's samples (a ring buffer of one window): a ten-hour file or an
 endless stream needs the same memory as a one-second clip. Windows start every `hop` samples; at the end
 one more window ends at the last sample (when the regular ones missed the end), and a stream shorter than
-a window gives one short window: the rules of `hfspeech.inference.classifier.split_windows`, so offline,
-chunked and streaming inference see the very same windows.
+a window gives one short window (`window_starts` states the rule). Offline, chunked, batched, served and
+streaming inference all cut through `WindowSlicer`, so they see the very same windows.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from hfspeech.data.audio import seconds_to_samples
 
 
 @dataclass
@@ -97,3 +99,33 @@ class WindowSlicer:
     def _contents(self) -> np.ndarray:
         """The last `min(written, window)` samples, oldest first (a copy)."""
         return np.concatenate([self.ring[self.head :], self.ring[: self.head]])
+
+
+def window_sizes(sampling_rate: int, window_seconds: float, hop_seconds: Optional[float] = None) -> tuple[int, int]:
+    """(window, hop) in samples; the hop is half a window unless given."""
+    window = max(1, seconds_to_samples(window_seconds, sampling_rate))
+    hop = max(1, seconds_to_samples(hop_seconds or window_seconds / 2, sampling_rate))
+    return window, hop
+
+
+def slice_waveform(waveform: np.ndarray, window: int, hop: int) -> list[tuple[int, np.ndarray]]:
+    """`(start sample, window)` pairs of a waveform in memory, cut by `WindowSlicer` as a stream would be."""
+    slicer = WindowSlicer(window, hop)
+    return slicer.push(waveform) + slicer.finish() or [(0, np.zeros(0, dtype=np.float32))]
+
+
+def split_windows(waveform: np.ndarray, sampling_rate: int, window_seconds: float,
+                  hop_seconds: Optional[float] = None) -> list[np.ndarray]:
+    """Overlapping windows (hop = half a window by default); the last one ends at the end of the clip."""
+    return [piece for _, piece in slice_waveform(waveform, *window_sizes(sampling_rate, window_seconds, hop_seconds))]
+
+
+def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+    """Where the windows of `num_samples` samples start: every `hop`, plus one ending at the last sample when
+    the regular ones miss it; a single window for a clip no longer than one."""
+    if num_samples <= window:
+        return [0]
+    starts = list(range(0, num_samples - window + 1, hop))
+    if starts[-1] + window < num_samples:
+        starts.append(num_samples - window)
+    return starts

@@ -58,18 +58,7 @@ class AudioBaselineConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        if feature_type not in FEATURE_TYPES:
-            raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
-        if pooling not in POOLING_TYPES:
-            raise ValueError(f"pooling must be one of {POOLING_TYPES}, got {pooling!r}")
-        if normalize_features not in NORMALIZATIONS:
-            raise ValueError(f"normalize_features must be one of {NORMALIZATIONS}, got {normalize_features!r}")
-        if win_length > n_fft:
-            raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft})")
-        if feature_type == "mfcc" and n_mfcc > n_mels:
-            raise ValueError(f"n_mfcc ({n_mfcc}) must not exceed n_mels ({n_mels})")
-        if f_max is not None and not f_min < f_max <= sampling_rate / 2:
-            raise ValueError(f"need f_min < f_max <= sampling_rate / 2, got f_min={f_min}, f_max={f_max}")
+        check_values(dict(locals()))
         self.sampling_rate = sampling_rate
         self.feature_type = feature_type
         self.n_fft = n_fft
@@ -89,3 +78,18 @@ class AudioBaselineConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
+
+
+def check_values(values: dict) -> None:
+    """A `ValueError` naming the first inconsistent value (the recipe turns it into a one-line usage error)."""
+    choices = {"feature_type": FEATURE_TYPES, "pooling": POOLING_TYPES, "normalize_features": NORMALIZATIONS}
+    for name, allowed in choices.items():
+        if values[name] not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {values[name]!r}")
+    if values["win_length"] > values["n_fft"]:
+        raise ValueError(f"win_length ({values['win_length']}) must not exceed n_fft ({values['n_fft']})")
+    if values["feature_type"] == "mfcc" and values["n_mfcc"] > values["n_mels"]:
+        raise ValueError(f"n_mfcc ({values['n_mfcc']}) must not exceed n_mels ({values['n_mels']})")
+    f_min, f_max = values["f_min"], values["f_max"]
+    if f_max is not None and not f_min < f_max <= values["sampling_rate"] / 2:
+        raise ValueError(f"need f_min < f_max <= sampling_rate / 2, got f_min={f_min}, f_max={f_max}")

@@ -15,7 +15,20 @@ from hfspeech.models.pooling import BaselineModelOutput, build_pooling
 
 
 class PooledClassificationMixin:
-    """For `*ForAudioClassification` models: call `init_head` in `__init__` and `classify` in `forward`."""
+    """For `*ForAudioClassification` models: call `init_head` in `__init__`; `forward` runs the encoder named by
+    `base_model_prefix` (a `BaselineModelOutput`) and `classify`."""
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> Union[tuple, SequenceClassifierOutput]:
+        encoder = getattr(self, self.base_model_prefix)
+        outputs = encoder(input_values, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
+        return self.classify(outputs, labels, return_dict)
 
     def init_head(self, hidden_size: int) -> None:
         self.pooling, pooled_size = build_pooling(self.config.pooling, hidden_size)

@@ -26,3 +26,12 @@ def extract_features(feature_extractor: Any, waveforms: Sequence[np.ndarray], re
     """The model's inputs for a batch of mono waveforms at the extractor's sampling rate."""
     return feature_extractor(list(waveforms), sampling_rate=feature_extractor.sampling_rate,
                              padding=padding_for(feature_extractor), return_tensors=return_tensors)
+
+
+DEFAULT_WINDOW_SECONDS = 10.0  # for a model whose config does not record the clip length it was trained on
+
+
+def window_seconds_of(config: Any) -> float:
+    """The clip length a model was trained on (`config.max_length_seconds`): inference cuts longer audio into
+    windows of it, export calibrates and traces with it."""
+    return float(getattr(config, "max_length_seconds", None) or DEFAULT_WINDOW_SECONDS)

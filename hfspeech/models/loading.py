@@ -16,7 +16,7 @@ from typing import Iterator
 
 from hfspeech.errors import HfspeechError
 
-WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
 class NotAModelError(HfspeechError, ValueError):
@@ -73,7 +73,7 @@ def _translate(name_or_path: str, error: Exception) -> str | None:
 
 
 def _weights_file(folder: str) -> str:
-    return next((os.path.join(folder, name) for name in WEIGHT_NAMES if os.path.exists(os.path.join(folder, name))),
+    return next((os.path.join(folder, name) for name in WEIGHT_FILES[:2] if os.path.exists(os.path.join(folder, name))),
                 folder)
 
 

@@ -28,6 +28,14 @@ class BaselineModelOutput(ModelOutput):
     hidden_states: Optional[tuple[torch.FloatTensor, ...]] = None
 
 
+def baseline_output(last_hidden_state: torch.Tensor, frame_mask: torch.Tensor,
+                    hidden_states: Optional[tuple], return_dict: bool):
+    """A baseline encoder's output: `BaselineModelOutput`, or the tuple of what is set when not `return_dict`."""
+    if not return_dict:
+        return tuple(v for v in (last_hidden_state, frame_mask, hidden_states) if v is not None)
+    return BaselineModelOutput(last_hidden_state=last_hidden_state, frame_mask=frame_mask, hidden_states=hidden_states)
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``x [B, T, D]`` over the frames where ``mask [B, T]`` is true -> ``[B, D]``."""
     weights = mask.unsqueeze(-1).to(x.dtype)

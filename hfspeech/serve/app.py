@@ -59,47 +59,62 @@ class ServeSettings:
     api_key: Optional[str] = None
 
 
+class Endpoints:
+    """The routes' handlers, around one `ModelRunner`: classification and streaming bounded by the request
+    timeout, the page, health (503 while loading), model info and Prometheus metrics."""
+
+    def __init__(self, settings: ServeSettings, runner: ModelRunner, metrics: ServerMetrics):
+        self.settings, self.runner, self.metrics = settings, runner, metrics
+
+    async def within_timeout(self, work):
+        try:
+            return await asyncio.wait_for(work, self.settings.request_timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(408, "timeout", f"request took longer than {self.settings.request_timeout:g} s "
+                           "(a body that stopped arriving, or the server is overloaded)") from None
+
+    async def classify(self, request: Request) -> Response:
+        async def answer():
+            await self.runner.wait_ready()
+            body = await read_body(request, self.settings.max_body_bytes)
+            audio, parameters = parse_request(request.headers.get("content-type"), body,
+                                              dict(request.query_params), self.settings.top_k)
+            return JSONResponse(await self.runner.classify(audio, parameters))
+
+        return await self.within_timeout(answer())
+
+    async def page(self, request: Request) -> Response:
+        return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html")
+
+    async def health(self, request: Request) -> Response:
+        if self.runner.ready:
+            return JSONResponse({"status": "ok"})
+        status = "error" if self.runner.load_error else "loading"
+        return JSONResponse({"status": status}, status_code=503)
+
+    async def info(self, request: Request) -> Response:
+        await self.runner.wait_ready()
+        return JSONResponse(self.runner.info())
+
+    async def metrics_page(self, request: Request) -> Response:
+        return self.metrics.response()
+
+    async def stream(self, request: Request) -> Response:
+        return await self.within_timeout(stream_post(request, self.runner, self.settings.max_body_bytes))
+
+    def routes(self) -> list:
+        return [Route("/", self.page, methods=["GET"]), Route("/", self.classify, methods=["POST"]),
+                Route("/health", self.health), Route("/info", self.info), Route("/metrics", self.metrics_page),
+                Route("/stream", self.stream, methods=["POST"]),
+                WebSocketRoute("/stream", lambda ws: stream_websocket(ws, self.runner)),
+                Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
+
+
 def create_app(settings: ServeSettings) -> Starlette:
     runner = ModelRunner(settings.model, settings.backend, settings.trust_remote_code, settings.max_batch_size,
                          settings.max_wait_ms, settings.max_seconds)
     metrics = ServerMetrics()
     runner.batcher.on_batch = metrics.batch_size.observe
-
-    async def within_timeout(work):
-        try:
-            return await asyncio.wait_for(work, settings.request_timeout)
-        except asyncio.TimeoutError:
-            raise ApiError(408, "timeout", f"request took longer than {settings.request_timeout:g} s "
-                           "(a body that stopped arriving, or the server is overloaded)") from None
-
-    async def classify(request: Request) -> Response:
-        async def answer():
-            await runner.wait_ready()
-            body = await read_body(request, settings.max_body_bytes)
-            audio, parameters = parse_request(request.headers.get("content-type"), body,
-                                              dict(request.query_params), settings.top_k)
-            return JSONResponse(await runner.classify(audio, parameters))
-
-        return await within_timeout(answer())
-
-    async def page(request: Request) -> Response:
-        return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html")
-
-    async def health(request: Request) -> Response:
-        if runner.ready:
-            return JSONResponse({"status": "ok"})
-        status = "error" if runner.load_error else "loading"
-        return JSONResponse({"status": status}, status_code=503)
-
-    async def info(request: Request) -> Response:
-        await runner.wait_ready()
-        return JSONResponse(runner.info())
-
-    async def metrics_page(request: Request) -> Response:
-        return metrics.response()
-
-    async def stream(request: Request) -> Response:
-        return await within_timeout(stream_post(request, runner, settings.max_body_bytes))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -107,11 +122,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         yield
         await runner.batcher.stop()
 
-    routes = [Route("/", page, methods=["GET"]), Route("/", classify, methods=["POST"]),
-              Route("/health", health), Route("/info", info), Route("/metrics", metrics_page),
-              Route("/stream", stream, methods=["POST"]), WebSocketRoute("/stream", lambda ws: stream_websocket(ws, runner)),
-              Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=Endpoints(settings, runner, metrics).routes(), lifespan=lifespan,
                     exception_handlers={ApiError: lambda request, error: error_response(error)})
     app.state.runner = runner
     app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key)

@@ -19,24 +19,15 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
 from hfspeech.data.audio import AudioFileError, decode_audio
-from hfspeech.evaluation.thresholds import thresholds_from_config
 from hfspeech.inference.backends import WEIGHT_FILES, locate_model
-from hfspeech.inference.classifier import (
-    AudioClassifier,
-    Prediction,
-    active_labels,
-    is_multi_label,
-    scores_from_logits,
-    split_windows,
-    window_starts,
-)
-from hfspeech.inference.windows import WindowResult
+from hfspeech.inference.classifier import AudioClassifier, Prediction
+from hfspeech.inference.windows import slice_waveform
+from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.errors import ApiError, audio_error
 from hfspeech.serve.payload import Parameters
@@ -113,10 +104,7 @@ class ModelRunner:
         """The Hub's answer (a list of {label, score}), or with `timeline` an object that adds the windows."""
         classifier = await self.wait_ready()
         waveform = await asyncio.to_thread(self.decode, audio)
-        window, hop = classifier.window_sizes()
-        pieces = split_windows(waveform, classifier.sampling_rate, window / classifier.sampling_rate,
-                               hop / classifier.sampling_rate)
-        starts = window_starts(len(waveform), window, hop)
+        starts, pieces = zip(*slice_waveform(waveform, *classifier.window_sizes()))
         logits = np.stack(await self.batcher.submit(pieces))
         prediction = self.prediction(logits, starts, pieces, parameters)
         answer = self.hub_answer(prediction)
@@ -127,12 +115,11 @@ class ModelRunner:
                 "labels": [classifier.id2label[i] for i in range(len(classifier.id2label))],
                 "windows": [w.to_dict(classifier.id2label, parameters.top_k) for w in prediction.windows]}
 
-    def prediction(self, logits: np.ndarray, starts: list[int], pieces: list[np.ndarray],
+    def prediction(self, logits: np.ndarray, starts: Sequence[int], pieces: Sequence[np.ndarray],
                    parameters: Parameters) -> Prediction:
         classifier = self.classifier
         scores = apply_function(logits, parameters.function_to_apply, classifier.config)
-        rate = classifier.sampling_rate
-        windows = [WindowResult(i, start / rate, (start + len(piece)) / rate, row, active_labels(row, classifier.config))
+        windows = [classifier.window_result(i, start, len(piece), row)
                    for i, (start, piece, row) in enumerate(zip(starts, pieces, scores))]
         return classifier.prediction_from_windows("upload", windows, parameters.top_k, parameters.aggregate)
 
@@ -164,11 +151,10 @@ def apply_function(logits: np.ndarray, function: Optional[str], config) -> np.nd
     """The transformers pipeline's `function_to_apply`; None: the model's own (`scores_from_logits`)."""
     if function is None:
         return scores_from_logits(logits, config)
-    tensor = torch.as_tensor(logits)
     if function == "softmax":
-        return torch.softmax(tensor, dim=-1).numpy()
+        return scores_from_logits(logits, None)
     if function == "sigmoid":
-        return torch.sigmoid(tensor).numpy()
+        return sigmoid(logits).astype(np.float32)
     return np.asarray(logits, dtype=np.float32)
 
 

@@ -24,6 +24,7 @@ from datasets import Dataset, DatasetDict
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
 from hfspeech.models.inputs import extract_features
@@ -64,7 +65,7 @@ def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform,
 def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: DatasetDict, sampling_rate: int,
                          max_length_seconds: Optional[float], batch_size: int = 32) -> dict[str, "FeatureSplit"]:
     """Every split's head features (computed once, cached as Arrow), as views the Trainer reads."""
-    max_samples = int(round(max_length_seconds * sampling_rate)) if max_length_seconds else None
+    max_samples = seconds_to_samples(max_length_seconds, sampling_rate) if max_length_seconds else None
     fingerprint = encoder_fingerprint(model, feature_extractor, max_samples)
     device = next(model.parameters()).device
     was_training = model.training

@@ -1,6 +1,6 @@
 """What a multi-label run adds to the recipe, kept out of `training.run` so its hooks there stay small.
 
-- Before training: the loss options (`pos_weight` from the train split's label frequencies; the
+- Before training (`multilabel_pos_weight`, `multilabel_metric`): the loss options (`pos_weight` from the train split's label frequencies; the
   single-label remedies -- class-weighted cross-entropy, oversampling -- are refused with a pointer
   to `--pos_weight_from_frequencies`), and `metric_for_best_model` moved from the single-label
   default `accuracy` (which a multi-label run does not compute) to macro mAP.
@@ -17,9 +17,9 @@ import numpy as np
 
 from hfspeech.errors import UsageError
 from hfspeech.data.transforms import multi_hot
-from hfspeech.evaluation.metrics import sigmoid
 from hfspeech.evaluation.report import write_multilabel_report
-from hfspeech.evaluation.thresholds import DEFAULT_THRESHOLD, thresholds_from_config, thresholds_to_dict, tune_thresholds
+from hfspeech.evaluation.thresholds import tune_thresholds
+from hfspeech.models.scores import DEFAULT_THRESHOLD, sigmoid, thresholds_from_config, thresholds_to_dict
 from hfspeech.models.losses import pos_weight_from_frequencies
 
 logger = logging.getLogger("hfspeech.train")
@@ -28,15 +28,17 @@ DEFAULT_METRIC = "map_macro"
 SINGLE_LABEL_DEFAULT_METRIC = "accuracy"  # TRAINING_DEFAULTS' choice, meaningless for multi-label
 
 
-def prepare_multilabel_training(data_args, training_args, train_labels: Sequence[Sequence[int]],
-                                label_names: Sequence[str]) -> Optional[np.ndarray]:
-    """Check the options, pick the best-model metric; returns `pos_weight` (or None)."""
+def multilabel_metric(metric_for_best_model: Optional[str]) -> Optional[str]:
+    """The best-model metric of a multi-label run: the one asked for, or macro mAP instead of the default."""
+    return DEFAULT_METRIC if metric_for_best_model in (None, SINGLE_LABEL_DEFAULT_METRIC) else metric_for_best_model
+
+
+def multilabel_pos_weight(data_args, train_labels: Sequence[Sequence[int]],
+                          label_names: Sequence[str]) -> Optional[np.ndarray]:
+    """Check the options; returns `pos_weight` (or None)."""
     if data_args.class_weighted_loss or data_args.oversample:
         raise UsageError("--class_weighted_loss and --oversample are single-label remedies; for multi-label data "
                          "use --pos_weight_from_frequencies")
-    if training_args.metric_for_best_model in (None, SINGLE_LABEL_DEFAULT_METRIC):
-        training_args.metric_for_best_model = DEFAULT_METRIC
-        training_args.greater_is_better = True
     targets = multi_hot(train_labels, len(label_names))
     counts = targets.sum(axis=0)
     logger.info("multi-label: %.2f labels per clip; clips per label %s",

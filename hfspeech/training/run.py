@@ -1,7 +1,9 @@
-"""The fine-tuning run behind `recipes/finetune.py` and `hfspeech train`.
+"""The fine-tuning run behind `recipes/finetune.py` and `hfspeech train`, in the order of transformers'
+`run_audio_classification.py`:
 
-load data -> labels -> splits -> decode once (cached) -> model + feature extractor -> Trainer ->
-best model, feature extractor, metrics.json, data_report.json, test confusion matrix (JSON + PNG).
+parse flags -> data (labelled splits, decoded once and cached, or a stream) -> model + feature extractor ->
+inputs (transforms or cached frozen features, collator) -> TrainingArguments finalised -> Trainer -> train ->
+best model, feature extractor, metrics.json, data_report.json, test report (JSON + PNG), optional push.
 Works as `python recipes/finetune.py ...` and `accelerate launch recipes/finetune.py ...`.
 """
 
@@ -17,39 +19,28 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import transformers
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModelForAudioClassification,
-    HfArgumentParser,
-    TrainingArguments,
-    set_seed,
-)
 from datasets import DatasetDict
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
+from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
-from hfspeech.data.loading import DataError, encode_labels, label_names_of, load_audio_dataset
+from hfspeech.data.labelled import load_labelled_splits
+from hfspeech.data.labels import label_names_of
 from hfspeech.data.prepare import DataReport, prepare_dataset
-from hfspeech.data.splits import make_splits
-from hfspeech.data.streaming import (PassCounter, StreamedData, configure_streaming_training,
-                                     load_streamed_data)
+from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
-from hfspeech.hub.push import finish_run, take_over_hub_push
-from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
-from hfspeech.models.loading import pretrained_errors
-from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
-from hfspeech.models.whisper.pretrained import resolve_pretrained
-from hfspeech.training.arguments import DataArguments, ModelArguments, parse_floats
+from hfspeech.hub.push import finish_run, hub_request
+from hfspeech.training.arguments import DataArguments, ModelArguments, finalise_training_arguments, parse_floats
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
-from hfspeech.training.optim import freeze
-from hfspeech.training.multilabel import (prepare_multilabel_training, tune_label_thresholds,
-                                          write_multilabel_test_report)
-from hfspeech.training.trainer import AudioClassificationTrainer, inverse_frequency_weights
+from hfspeech.training.model_setup import build_model, pretrained_feature_extractor
+from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
+from hfspeech.training.streaming import PassCounter, TrainingStream, check_streaming_flags
+from hfspeech.training.trainer import AudioClassificationTrainer, loss_and_sampler_options
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -101,60 +92,49 @@ class ArgsFileNotFoundError(UsageError, FileNotFoundError):
     """`--args_file` names a file that does not exist (transformers would skip it without a word)."""
 
 
-def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None,
-                max_length_seconds: Optional[float] = None):
-    """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels.
+@dataclass
+class RunData:
+    """The run's data: prepared splits (map-style), or a training stream and prepared evaluation splits."""
 
-    `feature_extractor`: the checkpoint's, when the caller has loaded it already (else it is loaded here).
-    Freezing and feature-extractor options are applied here, so whatever is built is ready to train.
-    `max_length_seconds` (the crop) is saved as `config.max_length_seconds`, the window predict uses; a
-    Whisper encoder is cut to it, rounded up to whole seconds (`models.whisper`).
-    """
-    label2id = {name: i for i, name in enumerate(label_names)}
-    id2label = {i: name for i, name in enumerate(label_names)}
-    try:
-        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--config_overrides: not a JSON object ({error})") from None
-    if not isinstance(overrides, dict):
-        raise UsageError(f"--config_overrides: not a JSON object ({model_args.config_overrides!r})")
-    if model_args.use_weighted_layer_sum is not None:
-        overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
-    if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
-        overrides["problem_type"] = model_args.problem_type
-    if model_args.model_name_or_path:
-        hub = _hub_options(model_args)
-        checkpoint = resolve_pretrained(model_args.model_name_or_path)  # a short name of `hfspeech pretrained`
-        with pretrained_errors(checkpoint):
-            config = AutoConfig.from_pretrained(
-                checkpoint, num_labels=len(label_names), label2id=label2id, id2label=id2label,
-                finetuning_task="audio-classification", **overrides, **hub,
-            )
-            model = AutoModelForAudioClassification.from_pretrained(
-                checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
-            )
-            if feature_extractor is None:
-                feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
-    else:
-        if model_args.model_type not in BASELINE_MODELS:
-            raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
-        spec = BASELINE_MODELS[model_args.model_type]
-        try:  # the config checks its values (pooling, feature type, sizes) with a ValueError
-            config = spec.config_class(
-                num_labels=len(label_names), label2id=label2id, id2label=id2label,
-                sampling_rate=model_args.sampling_rate, **overrides,
-            )
-        except (ValueError, TypeError) as error:
-            raise UsageError(f"--config_overrides / --model_type {model_args.model_type}: {error}") from error
-        model = spec.model_class(config)
-        feature_extractor = spec.feature_extractor_class(sampling_rate=config.sampling_rate)
-    if is_whisper(model.config):
-        feature_extractor, max_length_seconds = prepare_whisper_classifier(model, feature_extractor, max_length_seconds)
-    model.config.max_length_seconds = max_length_seconds
-    if model_args.return_attention_mask is not None:
-        feature_extractor.return_attention_mask = model_args.return_attention_mask
-    freeze(model, feature_encoder=model_args.freeze_feature_encoder, base_model=model_args.freeze_base_model)
-    return model, feature_extractor
+    dataset: DatasetDict
+    report: DataReport
+    label_names: list[str]
+    streamed: Optional[StreamedData] = None
+
+    @property
+    def train_labels(self) -> list:
+        return self.streamed.train_labels if self.streamed else self.dataset["train"]["label"]
+
+
+def load_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+              sampling_rate: int) -> RunData:
+    """Labelled splits decoded once at the model's rate (cached), or with `--streaming` a training stream."""
+    spec, seed = data_args.spec(), training_args.seed
+    with training_args.main_process_first(desc="preparing data"):
+        if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
+            check_streaming_flags(data_args, spec.is_local)
+            streamed = load_streamed_data(spec, sampling_rate, seed, training_args.output_dir, model_args.multi_label)
+            data = RunData(streamed.evaluation, streamed.report, streamed.label_names, streamed)
+        else:
+            report = DataReport()
+            raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
+            dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
+            data = RunData(dataset, report, label_names_of(dataset["train"]))
+    logger.info("%d classes: %s; %s", len(data.label_names), data.label_names, data.report.summary())
+    return data
+
+
+def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
+    snr = parse_floats(data_args.noise_snr_db)
+    config = AugmentationConfig(
+        noise_snr_db=snr if snr is None else (snr[0], snr[-1]),
+        noise_dir=data_args.noise_dir,
+        noise_prob=data_args.noise_prob,
+        speed_factors=parse_floats(data_args.speed_factors),
+        gain_db=data_args.gain_db,
+        time_shift_seconds=data_args.time_shift_seconds,
+    )
+    return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
 
 
 def uses_feature_cache(model_args: ModelArguments, model, augmenter, streamed) -> bool:
@@ -172,37 +152,35 @@ def uses_feature_cache(model_args: ModelArguments, model, augmenter, streamed) -
     return True
 
 
-def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
-    snr = parse_floats(data_args.noise_snr_db)
-    config = AugmentationConfig(
-        noise_snr_db=snr if snr is None else (snr[0], snr[-1]),
-        noise_dir=data_args.noise_dir,
-        noise_prob=data_args.noise_prob,
-        speed_factors=parse_floats(data_args.speed_factors),
-        gain_db=data_args.gain_db,
-        time_shift_seconds=data_args.time_shift_seconds,
-    )
-    return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
+@dataclass
+class TrainingInputs:
+    """What the Trainer reads: a view per split, the collator, and the clip lengths for `group_by_length`."""
+
+    views: dict
+    collator: object
+    train_lengths: Optional[list[int]]
+    cached: bool
 
 
-def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, label_names=None,
-                     multi_label: bool = False):
-    """Data from any layout, with labels encoded, splits made and audio decoded once."""
-    report = DataReport()
-    raw = load_audio_dataset(**data_args.source(), report=report)
-    if label_names is None and "train" not in raw:
-        raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
-                        "or an audio folder without split folders, or a dataset with a train split)")
-    raw = encode_labels(raw, label_names, multi_label=multi_label, separator=data_args.label_separator)
-    if "train" in raw:
-        raw = make_splits(raw, data_args.validation_split_percentage / 100, data_args.test_split_percentage / 100, seed)
-    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
-              "test": data_args.max_eval_samples}
-    for name, limit in limits.items():
-        if name in raw and limit is not None and limit < len(raw[name]):
-            report.limited[name] = len(raw[name]) - limit
-            raw[name] = raw[name].shuffle(seed=seed).select(range(limit))
-    return prepare_dataset(raw, sampling_rate, **data_args.preparation(), report=report)
+def training_inputs(model_args, data_args, training_args, data: RunData, model, feature_extractor,
+                    sampling_rate: int) -> TrainingInputs:
+    """Transformed views (crop, augmentation), a stream behind a decoding collator, or cached features."""
+    crop_seconds = model.config.max_length_seconds  # Whisper's window may round the crop up
+    augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
+    if uses_feature_cache(model_args, model, augmenter, data.streamed):
+        views = cached_feature_views(model, feature_extractor, data.dataset, sampling_rate, crop_seconds,
+                                     training_args.per_device_eval_batch_size)
+        return TrainingInputs(views, FeatureCollator(len(data.label_names)), None, cached=True)
+    views = attach_transforms(data.dataset, sampling_rate, crop_seconds, augmenter, training_args.seed)
+    collator = AudioClassificationCollator(feature_extractor, num_labels=len(data.label_names))
+    max_samples = seconds_to_samples(crop_seconds, sampling_rate) if crop_seconds else None
+    if data.streamed is None:
+        lengths = [min(n, max_samples or n) for n in data.dataset["train"]["length"]]
+        return TrainingInputs(views, collator, lengths, cached=False)
+    views["train"] = TrainingStream(data.streamed.train, data.streamed.num_train_rows)
+    collator = data.streamed.collator(collator, sampling_rate, max_samples, augmenter, training_args.seed,
+                                      data_args.spec().preparation)
+    return TrainingInputs(views, collator, None, cached=False)
 
 
 @dataclass
@@ -210,7 +188,7 @@ class TrainingSetup:
     """Everything `run_training` needs after preparation: the Trainer and what it was built from."""
 
     trainer: AudioClassificationTrainer
-    views: DatasetDict
+    views: dict
     label_names: list[str]
     report: DataReport
     resume_from_checkpoint: Optional[str]
@@ -223,113 +201,44 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
-
     resume = checkpoint_to_resume(training_args)
-
-    # Labels come first (they size the head), so read them from the training data before building the model.
-    # A pretrained checkpoint's extractor sets the rate the data is decoded at; it is loaded once, here.
-    pretrained_extractor = None
-    if model_args.model_name_or_path:
-        checkpoint = resolve_pretrained(model_args.model_name_or_path)
-        with pretrained_errors(checkpoint):
-            pretrained_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **_hub_options(model_args))
-    sampling_rate = int(pretrained_extractor.sampling_rate) if pretrained_extractor is not None else model_args.sampling_rate
-    streamed = None
-    with training_args.main_process_first(desc="preparing data"):
-        if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
-            streamed = load_streamed_data(data_args, sampling_rate, training_args.seed, training_args.output_dir,
-                                          multi_label=model_args.multi_label)
-            dataset, report = streamed.evaluation, streamed.report
-        else:
-            dataset, report = load_and_prepare(data_args, sampling_rate, training_args.seed,
-                                               multi_label=model_args.multi_label)
-    label_names = streamed.label_names if streamed else label_names_of(dataset["train"])
-    logger.info("%d classes: %s; %s", len(label_names), label_names, report.summary())
-
-    model, feature_extractor = build_model(model_args, label_names, pretrained_extractor, data_args.max_length_seconds)
-    crop_seconds = model.config.max_length_seconds  # Whisper's window may round the crop up
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("%s: %d parameters, %d trainable", type(model).__name__,
-                sum(p.numel() for p in model.parameters()), trainable)
-    augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
-    cached = uses_feature_cache(model_args, model, augmenter, streamed)
-    if cached:  # the frozen base runs once per clip; the Trainer trains the head from its cached output
-        views = cached_feature_views(model, feature_extractor, dataset, sampling_rate, crop_seconds,
-                                     training_args.per_device_eval_batch_size)
-    else:
-        views = attach_transforms(dataset, sampling_rate, crop_seconds, augmenter, training_args.seed)
-
-    train_labels = streamed.train_labels if streamed else dataset["train"]["label"]
-    class_weights = sample_weights = pos_weight = None
-    if model_args.multi_label:
-        pos_weight = prepare_multilabel_training(data_args, training_args, train_labels, label_names)
-    elif data_args.class_weighted_loss:
-        class_weights = inverse_frequency_weights(train_labels, len(label_names))
-    if data_args.oversample and not model_args.multi_label:
-        per_class = inverse_frequency_weights(train_labels, len(label_names))
-        sample_weights = per_class[np.asarray(train_labels)]
-    max_samples = int(crop_seconds * sampling_rate) if crop_seconds else None
-    train_lengths = None if streamed or cached else [min(n, max_samples or n) for n in dataset["train"]["length"]]
-    collator = FeatureCollator(len(label_names)) if cached else \
-        AudioClassificationCollator(feature_extractor, num_labels=len(label_names))
-    if streamed:
-        views["train"] = streamed.training_stream()
-        collator = streamed.collator(collator, sampling_rate, max_samples, augmenter, training_args.seed, data_args)
-        configure_streaming_training(training_args, streamed.num_train_rows)
-
-    if "validation" not in views:
-        training_args.eval_strategy = "no"
-        training_args.load_best_model_at_end = False
+    extractor = pretrained_feature_extractor(model_args)
+    sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
+    data = load_data(model_args, data_args, training_args, sampling_rate)
+    model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds)
+    inputs = training_inputs(model_args, data_args, training_args, data, model, feature_extractor, sampling_rate)
+    num_labels = len(data.label_names)
+    pos_weight = multilabel_pos_weight(data_args, data.train_labels, data.label_names) if model_args.multi_label else None
+    finalise_training_arguments(training_args, has_validation="validation" in inputs.views,
+                                multi_label=model_args.multi_label, streamed=data.streamed is not None,
+                                streamed_rows=data.streamed.num_train_rows if data.streamed else None)
     trainer = AudioClassificationTrainer(
-        model=CachedHeadModel(model) if cached else model,
-        args=training_args,
-        train_dataset=views["train"],
-        eval_dataset=views.get("validation"),
-        data_collator=collator,
-        processing_class=feature_extractor,
-        compute_metrics=make_compute_metrics(len(label_names), model.config),
-        class_weights=class_weights,
-        sample_weights=sample_weights,
-        head_learning_rate=model_args.head_learning_rate,
-        layerwise_lr_decay=model_args.layerwise_lr_decay,
-        train_lengths=train_lengths,
-        pos_weight=pos_weight,
-        callbacks=rank_marker_callbacks() + ([PassCounter()] if streamed else []),
+        model=CachedHeadModel(model) if inputs.cached else model, args=training_args,
+        train_dataset=inputs.views["train"], eval_dataset=inputs.views.get("validation"),
+        data_collator=inputs.collator, processing_class=feature_extractor,
+        compute_metrics=make_compute_metrics(num_labels, model.config),
+        head_learning_rate=model_args.head_learning_rate, layerwise_lr_decay=model_args.layerwise_lr_decay,
+        train_lengths=inputs.train_lengths,
+        callbacks=rank_marker_callbacks() + ([PassCounter()] if data.streamed else []),
+        **loss_and_sampler_options(data_args, data.train_labels, num_labels, model_args.multi_label, pos_weight),
     )
-    return TrainingSetup(trainer, views, label_names, report, resume, streamed)
+    return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed)
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
-    hub_request = take_over_hub_push(training_args)  # staged and pushed by hfspeech.hub, never by Trainer
+    request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
     setup = setup_training(model_args, data_args, training_args)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     with resume_errors(setup.resume_from_checkpoint):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
-    multi_label = trainer.is_multi_label
-    if multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
+    if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
         tune_label_thresholds(trainer, views.get("validation"), label_names)
     save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor
     metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
-    eval_split = "validation" if "validation" in views else None
-    if eval_split:
+    if "validation" in views:
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
-
-    test_split = "test" if "test" in views else eval_split
-    if test_split:
-        prediction = trainer.predict(views[test_split], metric_key_prefix="test")
-        predictions = np.argmax(prediction.predictions, axis=-1)
-        if multi_label and trainer.is_world_process_zero():
-            test_metrics = write_multilabel_test_report(training_args.output_dir, prediction, trainer.model.config,
-                                                        label_names, prefix="test")
-            metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
-            metrics["label_thresholds"] = trainer.model.config.label_thresholds
-        elif trainer.is_world_process_zero():
-            test_metrics = write_evaluation_report(
-                training_args.output_dir, predictions, prediction.label_ids, label_names, prefix="test"
-            )
-            metrics.update({f"test_{k}": v for k, v in test_metrics.items()})
-        metrics["test_split"] = test_split
+    metrics.update(evaluate_on_test_split(trainer, views, label_names))
     if setup.streamed is not None:
         setup.streamed.add_skipped_files(report)
     metrics.update({"num_labels": len(label_names), "labels": label_names,
@@ -341,7 +250,27 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             json.dump(metrics, f, indent=2)
         trainer.save_state()
         logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
-        finish_run(model_args, data_args, training_args, hub_request)
+        finish_run(model_args, data_args, training_args, request)
+    return metrics
+
+
+def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, label_names: list[str]) -> dict:
+    """The best model on the test split (validation when there is none), with its report files written."""
+    split = "test" if "test" in views else "validation" if "validation" in views else None
+    if split is None:
+        return {}
+    prediction = trainer.predict(views[split], metric_key_prefix="test")
+    metrics = {}
+    output_dir = trainer.args.output_dir
+    if trainer.is_multi_label and trainer.is_world_process_zero():
+        written = write_multilabel_test_report(output_dir, prediction, trainer.model.config, label_names, prefix="test")
+        metrics = {f"test_{k}": v for k, v in written.items()}
+        metrics["label_thresholds"] = trainer.model.config.label_thresholds
+    elif trainer.is_world_process_zero():
+        predictions = np.argmax(prediction.predictions, axis=-1)
+        written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test")
+        metrics = {f"test_{k}": v for k, v in written.items()}
+    metrics["test_split"] = split
     return metrics
 
 
@@ -352,11 +281,6 @@ def save_model(trainer: AudioClassificationTrainer) -> None:
     elif trainer.is_world_process_zero():
         trainer.model.model.save_pretrained(trainer.args.output_dir)
         trainer.processing_class.save_pretrained(trainer.args.output_dir)
-
-
-def _hub_options(model_args: ModelArguments) -> dict:
-    return dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-                trust_remote_code=model_args.trust_remote_code)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -22,7 +22,8 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hfspeech.errors import UsageError
-from hfspeech.models.losses import MULTI_LABEL, multi_label_loss
+from hfspeech.models.losses import multi_label_loss
+from hfspeech.models.scores import is_multi_label
 from hfspeech.training.optim import parameter_groups
 
 
@@ -33,6 +34,22 @@ def inverse_frequency_weights(labels: Sequence[int], num_labels: int) -> np.ndar
     present = counts > 0
     weights[present] = counts.sum() / (present.sum() * counts[present])
     return weights
+
+
+def loss_and_sampler_options(data_args, train_labels: Sequence, num_labels: int, multi_label: bool,
+                             pos_weight: Optional[np.ndarray] = None) -> dict:
+    """The Trainer's `class_weights`, `sample_weights` and `pos_weight` for the imbalance flags:
+    `--class_weighted_loss` (single-label), `--oversample` (single-label), `pos_weight` (multi-label,
+    `training.multilabel.multilabel_pos_weight`)."""
+    options = dict(class_weights=None, sample_weights=None, pos_weight=pos_weight)
+    if multi_label:
+        return options
+    if data_args.class_weighted_loss:
+        options["class_weights"] = inverse_frequency_weights(train_labels, num_labels)
+    if data_args.oversample:
+        per_class = inverse_frequency_weights(train_labels, num_labels)
+        options["sample_weights"] = per_class[np.asarray(train_labels)]
+    return options
 
 
 class AudioClassificationTrainer(Trainer):
@@ -79,7 +96,7 @@ class AudioClassificationTrainer(Trainer):
 
     @property
     def is_multi_label(self) -> bool:
-        return getattr(getattr(self.model, "config", None), "problem_type", None) == MULTI_LABEL
+        return is_multi_label(getattr(self.model, "config", None))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.is_multi_label:

@@ -18,12 +18,11 @@ from typing import Optional, Union
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
 from hfspeech.models.heads import PooledClassificationMixin
-from hfspeech.models.pooling import BaselineModelOutput
+from hfspeech.models.pooling import BaselineModelOutput, baseline_output
 
 
 class CNNAudioPreTrainedModel(PreTrainedModel):
@@ -110,12 +109,7 @@ class CNNAudioModel(CNNAudioPreTrainedModel):
         # Pooled frames past a clip's length only ever saw zeros, so they are 0 here.
         x = x.flatten(1, 2) if self.flatten_frequency else x.mean(dim=2)
         last_hidden_state = x.transpose(1, 2)
-
-        if not return_dict:
-            return tuple(v for v in (last_hidden_state, frame_mask, all_hidden_states) if v is not None)
-        return BaselineModelOutput(
-            last_hidden_state=last_hidden_state, frame_mask=frame_mask, hidden_states=all_hidden_states
-        )
+        return baseline_output(last_hidden_state, frame_mask, all_hidden_states, return_dict)
 
 
 class CNNAudioForAudioClassification(PooledClassificationMixin, CNNAudioPreTrainedModel):
@@ -126,14 +120,3 @@ class CNNAudioForAudioClassification(PooledClassificationMixin, CNNAudioPreTrain
         self.cnn = CNNAudioModel(config)
         self.init_head(self.cnn.hidden_size)
         self.post_init()
-
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-    ) -> Union[tuple, SequenceClassifierOutput]:
-        outputs = self.cnn(input_values, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
-        return self.classify(outputs, labels, return_dict)

@@ -18,12 +18,11 @@ from typing import Optional, Union
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.heads import PooledClassificationMixin
 from hfspeech.models.lstm.configuration_lstm import LSTMAudioConfig
-from hfspeech.models.pooling import BaselineModelOutput
+from hfspeech.models.pooling import BaselineModelOutput, baseline_output
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -120,12 +119,7 @@ class LSTMAudioModel(LSTMAudioPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (x,)
         last_hidden_state = x * frame_mask.unsqueeze(-1).to(x.dtype)
-
-        if not return_dict:
-            return tuple(v for v in (last_hidden_state, frame_mask, all_hidden_states) if v is not None)
-        return BaselineModelOutput(
-            last_hidden_state=last_hidden_state, frame_mask=frame_mask, hidden_states=all_hidden_states
-        )
+        return baseline_output(last_hidden_state, frame_mask, all_hidden_states, return_dict)
 
 
 class LSTMAudioForAudioClassification(PooledClassificationMixin, LSTMAudioPreTrainedModel):
@@ -136,14 +130,3 @@ class LSTMAudioForAudioClassification(PooledClassificationMixin, LSTMAudioPreTra
         self.lstm = LSTMAudioModel(config)
         self.init_head(self.lstm.output_size)
         self.post_init()
-
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-    ) -> Union[tuple, SequenceClassifierOutput]:
-        outputs = self.lstm(input_values, attention_mask, output_hidden_states=output_hidden_states, return_dict=True)
-        return self.classify(outputs, labels, return_dict)

@@ -1,0 +1,79 @@
+"""The one entry to the data stage: a `DataSpec` in, labelled splits out.
+
+`load_labelled_splits(spec)` loads any layout (`data.loading`), encodes the labels (`data.labels`), makes
+the validation/test splits the data lacks (`data.splits`) and applies the sample limits -- the same steps
+for a map-style training run (which then decodes them once, `data.prepare`), a streamed one (which keeps
+train as a stream of references, `data.streaming`) and `hfspeech evaluate` (one split, the model's labels).
+The spec knows nothing about training: `training.arguments.DataArguments.spec()` builds it from the flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from datasets import DatasetDict
+
+from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
+from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
+from hfspeech.data.prepare import DataReport
+from hfspeech.data.splits import make_splits
+from hfspeech.errors import DataError
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data is, how labels are read, how it is split and limited, how clips are decoded."""
+
+    source: dict[str, Any] = field(default_factory=dict)  # keyword arguments of `load_audio_dataset`
+    preparation: dict[str, Any] = field(default_factory=dict)  # keyword arguments of `prepare_dataset`
+    label_separator: str = LABEL_SEPARATOR
+    class_names: Optional[str] = None  # 'a,b,c' in class-id order (a streamed dataset without ClassLabel)
+    validation_percentage: float = 10.0  # of the data held out when there is no such split
+    test_percentage: float = 10.0
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+    shuffle_buffer_size: int = 1000
+
+    @property
+    def is_local(self) -> bool:
+        """Audio folders, manifests and `save_to_disk` folders have a cheap index (one path and label per clip)."""
+        files = ("data_dir", "train_file", "validation_file", "test_file")
+        return any(self.source.get(key) for key in files) or is_saved_dataset(self.source.get("dataset_name"))
+
+
+def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequence[str]] = None,
+                         multi_label: bool = False, report: Optional[DataReport] = None) -> DatasetDict:
+    """Training data: train (required), validation and test (carved out of train when absent), labels
+    encoded (the training labels' sorted names unless `label_names`), limits applied. Audio undecoded."""
+    raw = load_audio_dataset(**spec.source, report=report)
+    if "train" not in raw:
+        raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
+                        "or an audio folder without split folders, or a dataset with a train split)")
+    raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator)
+    raw = make_splits(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
+    return limit_samples(raw, spec, seed, report)
+
+
+def load_evaluation_split(spec: DataSpec, label_names: Sequence[str], split: Optional[str] = None,
+                          multi_label: bool = False, report: Optional[DataReport] = None) -> DatasetDict:
+    """One split (default: test, else the first) labelled with a trained model's `label_names`: a label the
+    model does not know is an error naming the file, not a silent mistake."""
+    raw = load_audio_dataset(**spec.source, report=report)
+    split = split or ("test" if "test" in raw else next(iter(raw)))
+    if split not in raw:
+        raise DataError(f"--split {split}: no such split in the data (splits: {list(raw)})")
+    return encode_labels(DatasetDict({split: raw[split]}), label_names, multi_label=multi_label,
+                         separator=spec.label_separator)
+
+
+def limit_samples(raw: DatasetDict, spec: DataSpec, seed: int, report: Optional[DataReport] = None) -> DatasetDict:
+    """At most `max_train_samples` / `max_eval_samples` clips per split, a seeded random choice."""
+    limits = {"train": spec.max_train_samples, "validation": spec.max_eval_samples, "test": spec.max_eval_samples}
+    limited = dict(raw)
+    for name, limit in limits.items():
+        if name in limited and limit is not None and limit < len(limited[name]):
+            if report is not None:
+                report.limited[name] = len(limited[name]) - limit
+            limited[name] = limited[name].shuffle(seed=seed).select(range(limit))
+    return DatasetDict(limited)

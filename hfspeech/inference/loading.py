@@ -1,0 +1,60 @@
+"""Open whatever `hfspeech predict` is given -- a training run, a Hub id, an ONNX or TorchScript export --
+as a model (or backend) and its feature extractor, after the folder checks of `models.folder_checks`.
+
+The ONNX and TorchScript paths read config.json as plain JSON (`models.config_json`) and use numpy's
+`WaveformPreprocessor` where the extractor allows, so they never import transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from hfspeech.features.waveform import WaveformPreprocessor
+from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, locate_model
+from hfspeech.models.config_json import JsonConfig
+from hfspeech.models.folder_checks import NotAModelError, check_export_folder, check_model_folder
+from hfspeech.models.loading import is_local_path, pretrained_errors
+
+
+def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_code: bool = False):
+    """(model or backend, feature extractor) for `AudioClassifier`; `backend` forces the choice for a folder."""
+    kind, folder, model_file = locate_model(name_or_path, backend)
+    if kind == "pytorch":
+        return load_pytorch(folder, trust_remote_code)
+    check_export_folder(folder, model_file)
+    try:
+        config = JsonConfig.from_pretrained(folder)
+    except ValueError as error:
+        raise NotAModelError(str(error)) from None
+    try:
+        model = OnnxBackend(model_file, config) if kind == "onnx" else TorchScriptBackend(model_file, config)
+    except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
+        loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
+        raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
+    return model, export_feature_extractor(folder, trust_remote_code)
+
+
+def load_pytorch(folder: str, trust_remote_code: bool = False):
+    """A transformers model and feature extractor from a checked folder, or a Hub id."""
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from hfspeech.models import register
+
+    register()
+    if is_local_path(folder):
+        check_model_folder(folder, trust_remote_code)
+    with pretrained_errors(folder):
+        model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return model, feature_extractor
+
+
+def export_feature_extractor(folder: str, trust_remote_code: bool = False):
+    """An export folder's feature extractor: numpy's `WaveformPreprocessor` for the waveform extractors (the
+    baselines', Wav2Vec2's), transformers' own for the others (AST's and Whisper's spectrograms)."""
+    preprocessor = WaveformPreprocessor.from_pretrained(folder)
+    if preprocessor is not None:
+        return preprocessor
+    from transformers import AutoFeatureExtractor
+
+    return AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)

@@ -1,0 +1,87 @@
+"""Is this folder a model? Clear one-line errors before transformers or onnxruntime fail deep inside.
+
+`check_model_folder` is for a training run's folder (config.json, weights, feature extractor, label maps
+that agree with the classifier in the weights); `check_export_folder` for an exported model (`hfspeech
+export` writes config.json and preprocessor_config.json beside the .onnx / .pt file). Loading for
+inference, export and publishing all start here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from hfspeech.models.config_json import read_config_json
+from hfspeech.models.loading import WEIGHT_FILES, NotAModelError
+
+
+def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
+    """A clear error for a path that is not a saved model, before transformers fails deep inside."""
+    if not os.path.exists(path):
+        raise NotAModelError(f"{path}: model folder not found")
+    if not os.path.isdir(path):
+        raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
+    names = set(os.listdir(path))
+    if "config.json" not in names:
+        raise NotAModelError(f"{path}: not a model folder (no config.json)")
+    if not names & set(WEIGHT_FILES):
+        raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder")
+    if "preprocessor_config.json" not in names:
+        raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")
+    check_model_config(path, trust_remote_code)
+
+
+def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
+    """The folder's config.json, checked: valid JSON, a model_type transformers knows (or remote code the
+    user allowed), and label maps that agree with each other and with the classifier in the weights."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from hfspeech.models import register
+
+    register()
+    config_file = os.path.join(path, "config.json")
+    try:
+        config = read_config_json(path)
+    except ValueError as error:
+        raise NotAModelError(str(error)) from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise NotAModelError(f"{config_file}: no model_type in the config, so the model's class is unknown")
+    model_type = config["model_type"]
+    if model_type not in CONFIG_MAPPING:
+        if "AutoConfig" not in config.get("auto_map", {}):
+            raise NotAModelError(f"{config_file}: unknown model_type {model_type!r} (not a transformers or "
+                                 "hfspeech model, and no code in the folder)")
+        if not trust_remote_code:
+            raise NotAModelError(f"{config_file}: model_type {model_type!r} needs the code in the folder; "
+                                 "run it only if you trust it, with trust_remote_code=True")
+    id2label, label2id = config.get("id2label", {}), config.get("label2id", {})
+    if label2id and {str(i): l for l, i in label2id.items()} != {str(i): l for i, l in id2label.items()}:
+        raise NotAModelError(f"{config_file}: id2label and label2id disagree")
+    classes = _classifier_size(os.path.join(path, "model.safetensors"))
+    if id2label and classes is not None and classes != len(id2label):
+        raise NotAModelError(f"{config_file}: {len(id2label)} labels in id2label but the classifier in "
+                             f"model.safetensors has {classes} outputs")
+    return config
+
+
+def _classifier_size(weights_file: str) -> Optional[int]:
+    """Rows of the last layer's weight (`classifier.weight`), read from the safetensors header alone;
+    None when there is no such tensor or the file cannot be read (the loader then names the problem)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(weights_file, framework="pt") as f:
+            return f.get_slice("classifier.weight").get_shape()[0] if "classifier.weight" in f.keys() else None
+    except Exception:  # a missing or damaged file: reported by from_pretrained with its own error
+        return None
+
+
+def check_export_folder(folder: str, model_file) -> None:
+    """The same for an exported model: the file itself, and the config.json (labels, window) and
+    preprocessor_config.json (sampling rate) that `hfspeech export` writes beside it."""
+    if not os.path.isfile(model_file):
+        raise NotAModelError(f"{model_file}: no such exported model file")
+    for name, holds in (("config.json", "labels"), ("preprocessor_config.json", "sampling rate")):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise NotAModelError(f"{folder}: no {name} ({holds}) beside {os.path.basename(model_file)}; "
+                                 "`hfspeech export` writes it")

@@ -1,0 +1,104 @@
+"""The model a run trains: a new baseline from `--model_type`, or a pretrained checkpoint with a new head.
+
+Labels come first (they size the head), so the run reads them from the training data before building the
+model; a pretrained checkpoint's feature extractor sets the rate the data is decoded at, so it is loaded
+before the data (`pretrained_feature_extractor`) and handed to `build_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Optional, Sequence
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+
+from hfspeech.errors import UsageError
+from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
+from hfspeech.models.loading import pretrained_errors
+from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
+from hfspeech.models.whisper.pretrained import resolve_pretrained
+from hfspeech.training.arguments import ModelArguments
+from hfspeech.training.optim import freeze
+
+logger = logging.getLogger("hfspeech.train")
+
+
+def pretrained_feature_extractor(model_args: ModelArguments):
+    """The checkpoint's feature extractor (its sampling rate is the data's), or None for a new baseline."""
+    if not model_args.model_name_or_path:
+        return None
+    checkpoint = resolve_pretrained(model_args.model_name_or_path)  # a short name of `hfspeech pretrained`
+    with pretrained_errors(checkpoint):
+        return AutoFeatureExtractor.from_pretrained(checkpoint, **_hub_options(model_args))
+
+
+def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None,
+                max_length_seconds: Optional[float] = None):
+    """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels.
+
+    `feature_extractor`: the checkpoint's, when the caller has loaded it already (else it is loaded here).
+    Freezing and feature-extractor options are applied here, so whatever is built is ready to train.
+    `max_length_seconds` (the crop) is saved as `config.max_length_seconds`, the window predict uses; a
+    Whisper encoder is cut to it, rounded up to whole seconds (`models.whisper`).
+    """
+    config_values = dict(num_labels=len(label_names), label2id={name: i for i, name in enumerate(label_names)},
+                         id2label=dict(enumerate(label_names)), **config_overrides(model_args))
+    if model_args.model_name_or_path:
+        model, feature_extractor = _pretrained(model_args, config_values, feature_extractor)
+    else:
+        model, feature_extractor = _baseline(model_args, config_values)
+    if is_whisper(model.config):
+        feature_extractor, max_length_seconds = prepare_whisper_classifier(model, feature_extractor, max_length_seconds)
+    model.config.max_length_seconds = max_length_seconds
+    if model_args.return_attention_mask is not None:
+        feature_extractor.return_attention_mask = model_args.return_attention_mask
+    freeze(model, feature_encoder=model_args.freeze_feature_encoder, base_model=model_args.freeze_base_model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("%s: %d parameters, %d trainable", type(model).__name__,
+                sum(p.numel() for p in model.parameters()), trainable)
+    return model, feature_extractor
+
+
+def config_overrides(model_args: ModelArguments) -> dict:
+    """`--config_overrides` (a JSON object) with the flags that are config values too."""
+    try:
+        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--config_overrides: not a JSON object ({error})") from None
+    if not isinstance(overrides, dict):
+        raise UsageError(f"--config_overrides: not a JSON object ({model_args.config_overrides!r})")
+    if model_args.use_weighted_layer_sum is not None:
+        overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
+    if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
+        overrides["problem_type"] = model_args.problem_type
+    return overrides
+
+
+def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
+    hub = _hub_options(model_args)
+    checkpoint = resolve_pretrained(model_args.model_name_or_path)
+    with pretrained_errors(checkpoint):
+        config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
+        model = AutoModelForAudioClassification.from_pretrained(
+            checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
+        )
+        if feature_extractor is None:
+            feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
+    return model, feature_extractor
+
+
+def _baseline(model_args: ModelArguments, config_values: dict):
+    if model_args.model_type not in BASELINE_MODELS:
+        raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
+    spec = BASELINE_MODELS[model_args.model_type]
+    try:  # the config checks its values (pooling, feature type, sizes) with a ValueError
+        config = spec.config_class(sampling_rate=model_args.sampling_rate, **config_values)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--config_overrides / --model_type {model_args.model_type}: {error}") from error
+    return spec.model_class(config), spec.feature_extractor_class(sampling_rate=config.sampling_rate)
+
+
+def _hub_options(model_args: ModelArguments) -> dict:
+    return dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+                trust_remote_code=model_args.trust_remote_code)

@@ -1,0 +1,84 @@
+"""The training side of `--streaming` (the data side is `data.streaming`): how the Trainer gets the stream.
+
+Several processes (`accelerate launch --num_processes N`): the stream is handed to the Trainer as a
+plain torch `IterableDataset` (`TrainingStream`) with accelerate's batch dispatching off, so
+accelerate's `IterableDatasetShard` gives process i the i-th batch of every N, and completes the last
+round from the first batches: every process reads the (cheap) reference stream, decodes only its own
+batches, and all processes have the same number of batches per epoch -- unequal epochs would
+deadlock DDP. (accelerate's default for iterable data, dispatching from process 0, concatenates the
+processes' batches and fails as soon as they are padded to different lengths; `datasets`' shard split
+gives processes unequal epochs.) That is also why decoding is in the collator: a bad file skipped with
+`--skip_bad_files` makes its batch one clip smaller instead of one process's epoch shorter.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Iterator, Optional
+
+import torch
+from datasets import IterableDataset
+from transformers import TrainerCallback
+
+from hfspeech.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+class PassCounter(TrainerCallback):
+    """Makes the logged `epoch` count passes over the stream.
+
+    With no length to go by, the Trainer counts an epoch as `max_steps` steps, so a pass over the
+    stream ended at "epoch 0.25"; at the end of each pass this sets it to the number of passes made
+    (a pass cut short by `--max_steps` counts as one).
+    """
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.epoch is not None:
+            state.epoch = float(math.floor(state.epoch + 1e-9) + 1)
+        return control
+
+
+class TrainingStream(torch.utils.data.IterableDataset):
+    """The reference stream as a plain torch `IterableDataset`, so accelerate shards it by batches.
+
+    A `datasets.IterableDataset` with several shards would be split by shards instead, which gives
+    processes unequal epochs (see the module docstring). `set_epoch` reaches the stream's shuffle.
+    """
+
+    def __init__(self, stream: IterableDataset, num_rows: Optional[int] = None):
+        self.stream = stream
+        self.num_rows = num_rows
+
+    def set_epoch(self, epoch: int) -> None:
+        self.stream.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.stream)
+
+
+def streaming_max_steps(num_rows: Optional[int], training_args) -> int:
+    """`--max_steps` for a stream: given, or the epochs' steps over a known row count; else a clear error.
+
+    Every process gets `ceil(rows / (batch * processes))` batches per epoch (accelerate completes the
+    last round), and `gradient_accumulation_steps` batches make one step.
+    """
+    if training_args.max_steps and training_args.max_steps > 0:
+        return training_args.max_steps
+    if num_rows is None:
+        raise DataError("--streaming from a dataset whose size is unknown needs --max_steps N: the learning-rate "
+                        "schedule has to know the number of steps before the first one")
+    batches = math.ceil(num_rows / (training_args.per_device_train_batch_size * training_args.world_size))
+    steps_per_epoch = math.ceil(batches / training_args.gradient_accumulation_steps)
+    return max(1, math.ceil(training_args.num_train_epochs * steps_per_epoch))
+
+
+def check_streaming_flags(data_args, local: bool) -> None:
+    """Flags that need the training split by index or its labels up front, which a stream may not have."""
+    if data_args.oversample:
+        raise DataError("--oversample draws training clips by index, which a stream does not have; "
+                        "drop --streaming or --oversample (--class_weighted_loss works with local data)")
+    if data_args.class_weighted_loss and not local:
+        raise DataError("--class_weighted_loss needs the training labels up front, which a streamed Hub dataset "
+                        "does not give; drop it, or stream local files (audio folder or manifests)")
