@@ -21,7 +21,8 @@ from typing import Optional
 import numpy as np
 import soundfile as sf
 
-from hfspeech.data.demo import synth_tone_clip
+from hfspeech.synthetic.reuse import GeneratedFolder
+from hfspeech.synthetic.signals import synth_tone_clip
 
 # Four classes a small model separates within an epoch or two: a low tone, a mid tone, a high tone, noise.
 CLASSES = {"low": 300.0, "mid": 900.0, "high": 2500.0, "noise": None}
@@ -47,9 +48,10 @@ def generate_clips(root: str | Path, num_clips: int, min_seconds: float = 0.5, m
     formats = writable_formats()
     params = {"num_clips": num_clips, "min_seconds": min_seconds, "max_seconds": max_seconds, "seed": seed,
               "formats": [f[0] for f in formats], "rates": list(RATES), "version": GENERATOR_VERSION}
-    info = root / "clips.json"
-    if info.is_file() and json.loads(info.read_text()) == params:
+    folder = GeneratedFolder(root, params, info_file="clips.json")
+    if folder.is_finished():
         return root
+    folder.start_over()
     rng = np.random.default_rng(seed)
     kinds = list(CLASSES)
     for kind in kinds:
@@ -62,7 +64,7 @@ def generate_clips(root: str | Path, num_clips: int, min_seconds: float = 0.5, m
         extension, fmt, subtype = formats[(i // (len(kinds) * len(RATES))) % len(formats)]
         clip = synth_clip(kind, rng, rate, rng.uniform(min_seconds, max_seconds))
         sf.write(root / kind / f"{kind}_{i:06d}.{extension}", clip, rate, format=fmt, subtype=subtype)
-    info.write_text(json.dumps(params))
+    folder.finish()
     return root
 
 

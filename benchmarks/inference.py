@@ -33,10 +33,10 @@ from _transformer_int8 import file_size_mb, one_second_clips, transformer_varian
 
 from hfspeech.cli import DEMO_TRAINING_FLAGS
 from hfspeech.data.audio import decode_audio, find_audio_files
-from hfspeech.data.demo import generate_keyword_dataset
 from hfspeech.export import export_onnx, export_torchscript, quantize_int8
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
+from hfspeech.synthetic.spoken import generate_keyword_dataset
 
 BATCH_SIZE = 16
 UNSEEN_SEED = 2026  # the demo's "never seen" seed: neither training data nor splits use it

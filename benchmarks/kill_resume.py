@@ -37,7 +37,7 @@ def write_data(root: Path, clips_per_class: int = 12, seed: int = 0) -> Path:
     """Three tone classes of 0.5 s clips (no crop randomness at --max_length_seconds 0.5)."""
     import soundfile as sf
 
-    from hfspeech.data.demo import synth_tone_clip
+    from hfspeech.synthetic.signals import synth_tone_clip
 
     rng = np.random.default_rng(seed)
     for name, frequency in {"low": 300.0, "high": 2500.0, "noise": None}.items():

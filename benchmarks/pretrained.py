@@ -91,7 +91,7 @@ def fsdd_runs(args, results: dict, work: Path) -> None:
 
 
 def language_runs(args, results: dict, work: Path) -> None:
-    from hfspeech.data.demo import generate_language_dataset
+    from hfspeech.synthetic.spoken import generate_language_dataset
 
     data_dir = generate_language_dataset(work / "languages", clips_per_language=80, progress=False)
     for name in args.language_runs:

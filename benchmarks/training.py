@@ -84,7 +84,7 @@ def save_initial_model(name: str, folder: Path, seed: int) -> Path:
 
     hfspeech.models.register()  # the baselines, for the Auto classes
     from hfspeech.models import BASELINE_MODELS
-    from hfspeech.models.tiny import save_tiny_ssl_model
+    from hfspeech.synthetic.tiny import save_tiny_ssl_model
 
     labels = sorted(CLASSES)  # both sides number the classes in sorted order
     if name == "wav2vec2":

@@ -4,7 +4,8 @@ Every error hfspeech raises for bad input -- a data set that cannot be used (`Da
 `FolderLayoutError` and `ManifestError`), an audio
 file that cannot be decoded (`AudioFileError`), a path that is not a model (`NotAModelError`), a model
 folder that cannot be exported (`ExportError`), a run that cannot be staged (`StageError`), flags that
-do not fit together (`UsageError`) -- derives from `HfspeechError`. Its message starts with the file
+do not fit together (`UsageError`), a request the server refuses (`ApiError`, answered rather than printed)
+-- derives from `HfspeechError` (tests/test_cli_conventions.py checks every `class ...Error`). Its message starts with the file
 (or flag) at fault and says what is wrong. The `hfspeech` command prints it as one line,
 `error: <message>`, and exits with code 2; `--debug` (or `HFSPEECH_DEBUG=1`) shows the traceback instead.
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hfspeech.data.demo import synth_tone_clip
+from hfspeech.synthetic.signals import synth_tone_clip
 
 FSDD_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
-from hfspeech.data.demo import generate_noise_files
+from hfspeech.synthetic.signals import generate_noise_files
 
 SR = 16000
 

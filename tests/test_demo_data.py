@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hfspeech.data.demo import (DEFAULT_KEYWORDS, generate_keyword_dataset,
-                                generate_noise_files, main)
+from hfspeech.cli.demo import demo_data as main
+from hfspeech.synthetic.signals import generate_noise_files
+from hfspeech.synthetic.spoken import DEFAULT_KEYWORDS, generate_keyword_dataset
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 

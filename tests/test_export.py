@@ -21,7 +21,7 @@ from hfspeech.cli import main as cli
 from hfspeech.export import ExportError, export_onnx, export_torchscript, quantize_int8
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
-from hfspeech.models.tiny import save_tiny_ssl_model
+from hfspeech.synthetic.tiny import save_tiny_ssl_model
 from tests.conftest import TONE_CLASSES, save_random_baseline, synth_clip
 
 # Tracing notes from torch and transformers: the parity checks below are what says whether a trace generalises.

@@ -12,7 +12,7 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.models.frozen import encode_for_head, head_logits
 from hfspeech.models.inputs import extract_features
-from hfspeech.models.tiny import save_tiny_ssl_model
+from hfspeech.synthetic.tiny import save_tiny_ssl_model
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator
 from hfspeech.training.run import main, parse_args, setup_training
 from tests.conftest import TINY_CNN, save_random_baseline, synth_clip

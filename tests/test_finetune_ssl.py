@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
 
-from hfspeech.models.tiny import save_tiny_ssl_model
+from hfspeech.synthetic.tiny import save_tiny_ssl_model
 from hfspeech.training.run import main, parse_args, setup_training
 from tests.conftest import synth_clip
 

@@ -24,7 +24,7 @@ import soundfile as sf
 from conftest import TINY_CNN
 
 from hfspeech.cli import main
-from hfspeech.data.demo import synth_tone_clip
+from hfspeech.synthetic.signals import synth_tone_clip
 
 TONES = {"low": 300.0, "high": 2500.0, "noise": None}
 FAST_TRAINING = ["--model_type", "cnn", "--config_overrides", TINY_CNN, "--max_steps", "1",

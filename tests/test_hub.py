@@ -292,7 +292,7 @@ def test_unmeasured_variants_say_so(trained_cnn, tmp_path):
 def multi_label_run(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny multi-label CNN (generated sound events, one epoch) and its data folder."""
     from conftest import TINY_CNN
-    from hfspeech.data.demo import generate_event_dataset
+    from hfspeech.synthetic.events import generate_event_dataset
     from hfspeech.training.run import main
 
     data = generate_event_dataset(tmp_path_factory.mktemp("events"), num_clips=40, seed=0)

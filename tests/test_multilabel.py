@@ -15,7 +15,6 @@ from transformers import AutoConfig, AutoModelForAudioClassification, TrainingAr
 
 from hfspeech.cli import main as cli
 from hfspeech.data.audio import decode_audio
-from hfspeech.data.demo import DEFAULT_EVENTS, generate_event_dataset, synth_event
 from hfspeech.data.labels import encode_labels, label_names_of
 from hfspeech.data.loading import DataError, load_audio_dataset
 from hfspeech.data.splits import make_splits
@@ -27,7 +26,8 @@ from hfspeech.features.feature_extraction import WaveformFeatureExtractor
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.inference.pipeline import active_labels, audio_classification_pipeline
 from hfspeech.models.losses import pos_weight_from_frequencies
-from hfspeech.models.tiny import save_tiny_ssl_model
+from hfspeech.synthetic.events import DEFAULT_EVENTS, generate_event_dataset, synth_event
+from hfspeech.synthetic.tiny import save_tiny_ssl_model
 from hfspeech.training.run import main
 from hfspeech.training.trainer import AudioClassificationTrainer
 from tests.conftest import TINY_CNN

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.inference.classifier import AudioClassifier
-from hfspeech.models.tiny import GROUP_NORM_FEATURE_ENCODER, save_tiny_ssl_model
+from hfspeech.synthetic.tiny import GROUP_NORM_FEATURE_ENCODER, save_tiny_ssl_model
 from tests.conftest import save_random_baseline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",

@@ -1,4 +1,5 @@
-"""The model card (README.md) of a staged run, from ``model_cards/audio_classification.md``.
+"""The model card (README.md) of a staged run, from the template ``hfspeech/hub/templates/audio_classification.md``
+(package data: a built wheel carries it).
 
 Everything in it is read from the run folder (metrics.json, data_report.json, the classification report,
 training_hyperparameters.json or trainer_state.json) or measured at staging; what was not measured says so.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +26,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "audio_classification.md"
+TEMPLATE = resources.files("hfspeech.hub") / "templates" / "audio_classification.md"
 HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
                    "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_ratio",
                    "lr_scheduler_type", "max_length_seconds", "seed")

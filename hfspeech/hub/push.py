@@ -104,7 +104,7 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise PushError(f"{output_dir}: trained and saved, but the push to {request.repo_id} failed "
                             f"({type(error).__name__}: {reason}); push it later with `hfspeech push {output_dir} "
-                            f"--repo-id {request.repo_id}`") from error
+                            f"--repo_id {request.repo_id}`") from error
         logger.info("pushed %d files to %s", len(paths), request.repo_id)
 
 

@@ -13,14 +13,16 @@ import re
 from starlette.responses import JSONResponse
 
 from hfspeech.data.audio import AudioFileError
+from hfspeech.errors import HfspeechError
 
 # Absolute paths (/x/y, C:\x) inside a library's message: replaced by "<path>".
 ERROR_KIND_HEADER = "X-Error-Kind"
 PATH_PATTERN = re.compile(r"(?:[A-Za-z]:\\|/)(?:[\w.\-+@]+[/\\])+[\w.\-+@]*")
 
 
-class ApiError(Exception):
-    """A request the server refuses or cannot complete: HTTP status, a kind for metrics, a one-line message."""
+class ApiError(HfspeechError):
+    """A request the server refuses or cannot complete: HTTP status, a kind for metrics, a one-line message.
+    An `HfspeechError` (its message is one line, written here) that the server answers instead of printing."""
 
     def __init__(self, status: int, kind: str, message: str):
         super().__init__(message)

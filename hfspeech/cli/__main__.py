@@ -1,0 +1,6 @@
+"""`python -m hfspeech.cli ...`: the `hfspeech` command (the server's worker launcher and some tests run it so)."""
+
+from hfspeech.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

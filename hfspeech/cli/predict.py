@@ -1,0 +1,115 @@
+"""`hfspeech predict`: top-k labels of audio files of any length, printed or written as they are done.
+
+Imports of torch and transformers wait until a command runs (inside the functions): `hfspeech --help` and
+`hfspeech predict` on an ONNX export load neither (tests/test_startup.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error, reported_as_user_errors
+from hfspeech.cli.flags import CliParser, OnOffFlag
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    parser = CliParser(prog="hfspeech predict", description="Top-k labels of audio files.")
+    parser.add_argument("model", help=MODEL_HELP)
+    parser.add_argument("files", nargs="*", help="audio files (wav, flac, mp3, ogg ...) or folders of them")
+    parser.add_argument("--manifest", default=None, help="also the files of a CSV/TSV/JSONL manifest (its path "
+                        "column, relative to the manifest's folder)")
+    parser.add_argument("--path_column", default="path", help="--manifest: the column holding the paths")
+    parser.add_argument("--top_k", type=int, default=3)
+    parser.add_argument("--window_seconds", type=float, default=None,
+                        help="window for long files (default: the clip length the model was trained on)")
+    parser.add_argument("--hop_seconds", type=float, default=None, help="hop between windows (default: half)")
+    parser.add_argument("--aggregate", choices=["mean", "max", "vote"], default="mean",
+                        help="how window scores become the file's: mean or max of the scores, or majority vote")
+    parser.add_argument("--timeline", default=None, metavar="OUT_DIR",
+                        help="write each file's windows to OUT_DIR/<name>.timeline.{json,csv,png}")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    parser.add_argument("--output", default=None, metavar="FILE", help="write one row per file to FILE (.jsonl or "
+                        ".csv) as each is done, instead of printing; files already in FILE are skipped (resume)")
+    parser.add_argument("--batch_size", type=int, default=16, help="windows per model call, across files")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="force the backend for a folder holding several")
+    parser.add_argument("--progress", action=OnOffFlag, default=None,
+                        help="progress bar with the real-time factor on stderr (default: when stderr is a terminal)")
+    parser.add_argument("--trust_remote_code", action="store_true")
+    return parser
+
+
+def predict(argv: list[str]) -> int:
+    """Exit code 0, or 1 when some files could not be decoded (each named on stderr; the others are done)."""
+    parser = predict_parser()
+    args = parser.parse_args(argv)
+    if not args.files and not args.manifest:
+        parser.error("give audio files, folders or --manifest")
+
+    from hfspeech.inference.classifier import AudioClassifier
+    from hfspeech.inference.outputs import PredictionWriter, done_paths, expand_inputs
+
+    with reported_as_user_errors(ValueError, OSError):
+        files = expand_inputs(args.files, args.manifest, args.path_column)
+        done = done_paths(args.output) if args.output else set()
+        classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
+                                                     backend=args.backend, batch_size=args.batch_size)
+    todo = [path for path in files if path not in done]
+    writer = PredictionWriter(args.output) if args.output else None
+    try:
+        failures = _predict_files(classifier, todo, args, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        print(f"{len(todo) - failures} files written to {args.output} ({len(files) - len(todo)} already there, "
+              f"{failures} failed)", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer) -> int:
+    """Classify `todo`, printing or writing each result as it comes; returns how many files failed."""
+    from hfspeech.data.audio import AudioFileError
+    from hfspeech.inference.batch import predict_files
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    failures, stems = 0, set()
+    for path, result in predict_files(classifier, todo, args.top_k, args.window_seconds, args.hop_seconds,
+                                      args.aggregate, progress=progress):
+        if isinstance(result, AudioFileError):
+            print_error(result)
+            failures += 1
+            continue
+        if args.timeline:
+            _write_timeline(result, classifier, args, stems)
+        if writer is not None:
+            writer.write(result)
+        else:
+            _print_prediction(result, classifier, args.json)
+    return failures
+
+
+def _write_timeline(prediction, classifier, args: argparse.Namespace, stems: set) -> None:
+    """OUT_DIR/<stem>.timeline.*, with -2, -3 ... after a stem an earlier file of this run already took."""
+    from hfspeech.inference.timeline import write_timeline
+
+    stem = Path(prediction.path).stem
+    stem = next(f"{stem}-{i}" for i in range(2, len(stems) + 3) if f"{stem}-{i}" not in stems) \
+        if stem in stems else stem
+    stems.add(stem)
+    write_timeline(prediction, classifier, args.timeline, stem, top_k=args.top_k)
+
+
+def _print_prediction(prediction, classifier, as_json: bool) -> None:
+    from hfspeech.models.scores import is_multi_label
+
+    if as_json:
+        print(json.dumps(prediction.to_dict()), flush=True)
+        return
+    ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
+    windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
+    active = f"  active: {', '.join(prediction.active_labels) or '-'}" if is_multi_label(classifier.config) else ""
+    print(f"{prediction.path}: {ranked}{windows}{active}", flush=True)

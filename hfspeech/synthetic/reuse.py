@@ -1,0 +1,48 @@
+"""Reuse a generated folder when a finished run with the same parameters left it; otherwise start it over.
+
+Every generator here (and the benchmarks' clip generator) writes a folder that can take minutes to make and
+is made again and again by tests, demos and benchmarks. They all follow one rule, kept in this one place:
+the parameters are written to an info file *last*, after every clip, and removed *first* when a run starts
+over, so an interrupted run never looks finished; a folder is reused only when its info file holds the same
+parameters and every file the run would write is there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+INFO_FILE = "dataset_info.json"
+# Part of every generator's parameters: bump it when a generator's output changes, so old folders are remade.
+GENERATOR_VERSION = 1
+
+
+class GeneratedFolder:
+    """The output folder `root` of one generator call with `params` (JSON values), expected to hold `expected`."""
+
+    def __init__(self, root, params: dict, expected: Iterable[Path] = (), info_file: str = INFO_FILE):
+        self.root, self.params, self.expected = Path(root), dict(params), list(expected)
+        self.info_path = self.root / info_file
+
+    def previous_info(self) -> dict:
+        """What the last finished run recorded ({} when none did)."""
+        return json.loads(self.info_path.read_text()) if self.info_path.is_file() else {}
+
+    def is_finished(self) -> bool:
+        """True when a finished run with these parameters left every expected file."""
+        info = self.previous_info()
+        return (bool(info) and {key: info.get(key) for key in self.params} == self.params
+                and all(path.exists() for path in self.expected))
+
+    def start_over(self) -> dict:
+        """Unmark the folder (first: an interrupted run never looks finished) and create it; returns the
+        previous run's info, so that the generator can remove the files that run wrote."""
+        info = self.previous_info()
+        self.info_path.unlink(missing_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return info
+
+    def finish(self, **details) -> None:
+        """Mark the folder finished: its parameters plus `details` (counts ...), written last."""
+        self.info_path.write_text(json.dumps({**self.params, **details}, indent=2) + "\n")

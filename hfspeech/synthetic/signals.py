@@ -1,0 +1,72 @@
+"""Signals the generators are made of: coloured noise, steady tones, and a few background-noise files.
+
+Tones and noise are classes a tiny model tells apart in a few epochs, which is what the tests and benchmarks
+need from their data; the noise files exercise the noise-folder augmentation without a noise corpus.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile as sf
+
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0}
+
+
+def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Unit-variance noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n)
+    freqs[0] = freqs[1] if n > 1 else 1.0  # keep DC finite
+    noise = np.fft.irfft(spectrum * freqs ** (-exponent / 2.0), n)
+    noise -= noise.mean()
+    return noise / (noise.std() + 1e-12)
+
+
+def synth_tone_clip(frequency: Optional[float], rng: np.random.Generator, sampling_rate: int, seconds: float,
+                    jitter: float = 0.02, noise: float = 0.01) -> np.ndarray:
+    """A steady tone at `frequency` Hz (detuned by a random `jitter` fraction), or white noise when it is None,
+    plus a little white noise: classes a tiny model tells apart in a few epochs (tests and benchmarks)."""
+    n = max(1, int(seconds * sampling_rate))
+    t = np.arange(n) / sampling_rate
+    if frequency is None:
+        signal = rng.standard_normal(n) * 0.3
+    else:
+        signal = 0.5 * np.sin(2 * np.pi * frequency * (1 + jitter * rng.standard_normal()) * t)
+    return (signal + noise * rng.standard_normal(n)).astype(np.float32)
+
+
+def _mains_hum(rng: np.random.Generator, num: int, sampling_rate: int) -> np.ndarray:
+    """50 Hz mains with harmonics over a little white noise."""
+    t = np.arange(num) / sampling_rate
+    phases = rng.uniform(0, 2 * np.pi, size=5)
+    noise = sum(np.sin(2 * np.pi * 50 * h * t + phases[h - 1]) / h for h in range(1, 6))
+    return noise + 0.05 * rng.standard_normal(num)
+
+
+def generate_noise_files(output_dir, n: int = 5, seconds: float = 3.0, sampling_rate: int = 16000,
+                         seed: int = 0) -> list[Path]:
+    """Write ``n`` background-noise wavs (white, pink, brown, blue, mains hum, then repeats).
+
+    Small and deterministic (written again on every call: it takes milliseconds), for exercising the
+    noise-folder augmentation without a noise corpus.
+    """
+    root = Path(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    kinds = [*NOISE_COLOURS, "hum"]
+    num = int(round(seconds * sampling_rate))
+    paths = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        if kind == "hum":
+            noise = _mains_hum(rng, num, sampling_rate)
+        else:
+            noise = colored_noise(rng, num, NOISE_COLOURS[kind])
+        path = root / f"noise_{i:02d}_{kind}.wav"
+        sf.write(path, (0.5 * noise / np.abs(noise).max()).astype(np.float32), sampling_rate,
+                 subtype="PCM_16")
+        paths.append(path)
+    return paths
