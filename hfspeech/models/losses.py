@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hfspeech.models.problem_types import MULTI_LABEL, PROBLEM_TYPES  # noqa: F401  (re-exported)
+from hfspeech.models.problem_types import PROBLEM_TYPES
 
 MAX_POS_WEIGHT = 100.0
 

@@ -6,7 +6,7 @@ alone or inside a padded batch. ``BaselineModelOutput`` is that encoder -> pooli
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -91,3 +91,29 @@ def build_pooling(kind: str, hidden_size: int) -> tuple[nn.Module, int]:
     if kind == "stats":
         return StatisticsPooling(), 2 * hidden_size
     raise ValueError(f"Unknown pooling {kind!r}; expected one of 'mean', 'max', 'attentive', 'stats'")
+
+
+class FrontEnd(NamedTuple):
+    """The start of a baseline encoder's `forward`: features `[B, frames, bins]` after SpecAugment, their
+    frame mask, the hidden states so far (the features, when asked for) and the resolved output flags."""
+
+    features: torch.Tensor
+    frame_mask: torch.Tensor
+    hidden_states: Optional[tuple]
+    output_hidden_states: bool
+    return_dict: bool
+
+
+class FrontEndEncoderMixin:
+    """For the baseline encoders, which hold `self.frontend` (`features.frontend.AudioFrontend`) and
+    `self.spec_augment`: the part of `forward` they all share."""
+
+    def front_end(self, input_values: torch.Tensor, attention_mask: Optional[torch.Tensor],
+                  output_hidden_states: Optional[bool], return_dict: Optional[bool]) -> FrontEnd:
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        features, frame_mask = self.frontend(input_values, attention_mask)
+        features = self.spec_augment(features, frame_mask)
+        return FrontEnd(features, frame_mask, (features,) if output_hidden_states else None, output_hidden_states,
+                        return_dict)

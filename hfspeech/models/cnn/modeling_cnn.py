@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
 from hfspeech.models.heads import PooledClassificationMixin
-from hfspeech.models.pooling import BaselineModelOutput, baseline_output
+from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 
 
 class CNNAudioPreTrainedModel(PreTrainedModel):
@@ -59,7 +59,7 @@ class CNNBlock(nn.Module):
         return self.pool(x)
 
 
-class CNNAudioModel(CNNAudioPreTrainedModel):
+class CNNAudioModel(FrontEndEncoderMixin, CNNAudioPreTrainedModel):
     """Waveforms ``[B, T]`` -> frame-level hidden states ``[B, frames', hidden_size]``.
 
     ``hidden_size`` is ``conv_channels[-1] * bins'`` for ``frequency_pooling="flatten"`` (``bins'``
@@ -91,13 +91,8 @@ class CNNAudioModel(CNNAudioPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
-
-        features, frame_mask = self.frontend(input_values, attention_mask)
-        features = self.spec_augment(features, frame_mask)
-        all_hidden_states = (features,) if output_hidden_states else None
+        features, frame_mask, all_hidden_states, output_hidden_states, return_dict = self.front_end(
+            input_values, attention_mask, output_hidden_states, return_dict)
         lengths = frame_mask.sum(-1)
         x = features.transpose(1, 2).unsqueeze(1)  # [B, 1, bins, frames]
         for block in self.blocks:

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.heads import PooledClassificationMixin
 from hfspeech.models.lstm.configuration_lstm import LSTMAudioConfig
-from hfspeech.models.pooling import BaselineModelOutput, baseline_output
+from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,7 @@ class LSTMLayer(nn.Module):
         return output
 
 
-class LSTMAudioModel(LSTMAudioPreTrainedModel):
+class LSTMAudioModel(FrontEndEncoderMixin, LSTMAudioPreTrainedModel):
     """Waveforms ``[B, T]`` -> frame-level hidden states ``[B, frames, directions * hidden]``.
 
     ``hidden_states`` (when requested) are the normalised features and then each layer's output.
@@ -105,13 +105,8 @@ class LSTMAudioModel(LSTMAudioPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
-
-        features, frame_mask = self.frontend(input_values, attention_mask)
-        features = self.spec_augment(features, frame_mask)
-        all_hidden_states = (features,) if output_hidden_states else None
+        features, frame_mask, all_hidden_states, output_hidden_states, return_dict = self.front_end(
+            input_values, attention_mask, output_hidden_states, return_dict)
         lengths = frame_mask.sum(-1)
         x = self.projection(features) if self.projection is not None else features
         for index, layer in enumerate(self.layers):
