@@ -70,11 +70,8 @@ def error_classes() -> list[tuple[str, str]]:
 def test_every_error_class_is_an_hfspeech_error():
     classes = error_classes()
     assert ("hfspeech.data.audio", "AudioFileError") in classes
-    # The int8 gate's error lives in inference/agreement.py, which another change owns; the CLI reports it as
-    # one line meanwhile (hfspeech.cli.export). Remove it from here when it derives from HfspeechError.
-    pending = {("hfspeech.inference.agreement", "AccuracyGateError")}
-    strays = [f"{module}.{name}" for module, name in classes if (module, name) not in pending
-              and not issubclass(getattr(importlib.import_module(module), name), HfspeechError)]
+    strays = [f"{module}.{name}" for module, name in classes
+              if not issubclass(getattr(importlib.import_module(module), name), HfspeechError)]
     assert strays == []
 
 

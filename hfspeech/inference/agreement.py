@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hfspeech.data.audio import AudioFileError, find_audio_files
+from hfspeech.errors import HfspeechError
 
 MAX_ACCURACY_DROP_POINTS = 1.0
 
 
-class AccuracyGateError(ValueError):
+class AccuracyGateError(HfspeechError, ValueError):
     """A converted model that classifies worse than allowed; the message has the numbers."""
 
 
