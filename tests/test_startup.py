@@ -72,6 +72,17 @@ def test_onnx_predict_imports_neither_torch_nor_transformers(onnx_export, tmp_pa
     np.testing.assert_allclose(light.scores, reference.scores, atol=1e-5)
 
 
+def test_pytorch_predict_skips_scikit_learn_and_the_library_leaves_transformers_alone(onnx_export, tmp_path):
+    model, _ = onnx_export
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, synth_clip("low", np.random.default_rng(1), 16000, 0.8), 16000)
+    code = f"from hfspeech.cli import main\nassert main(['predict', {str(model)!r}, {str(clip)!r}, '--json']) == 0"
+    assert imported_after(code) == ["torch", "transformers"]
+    code = (f"from hfspeech.inference.classifier import AudioClassifier\n"
+            f"AudioClassifier.from_pretrained({str(model)!r}).classify_file({str(clip)!r})")
+    assert "sklearn" in imported_after(code)  # as transformers imports it: only the CLI's process skips it
+
+
 @pytest.mark.parametrize("extractor", [WaveformFeatureExtractor(), Wav2Vec2FeatureExtractor(),
                                        Wav2Vec2FeatureExtractor(return_attention_mask=True, padding_value=0.5),
                                        Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=True)])

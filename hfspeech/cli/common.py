@@ -31,3 +31,40 @@ def reported_as_user_errors(*kinds: type[BaseException]):
         raise
     except kinds as error:
         raise HfspeechError(str(error)) from error
+
+
+def without_generation_sklearn() -> None:
+    """Import transformers' text-generation helpers without scikit-learn, in a CLI process that only classifies.
+
+    `transformers.generation.candidate_generator` imports `sklearn.metrics` when it loads (for assisted
+    decoding's `roc_curve`), and every `PreTrainedModel` import loads it: about a quarter of a cold
+    `hfspeech predict` with a PyTorch model (scipy comes with it). A classifier never generates, so for
+    `predict` and `stream` the module is imported once with transformers told sklearn is absent. Only these
+    commands' own processes do this; the library (`AudioClassifier`) never changes transformers' state.
+    """
+    import importlib
+    import sys
+
+    if "transformers.generation.candidate_generator" in sys.modules:
+        return
+    from transformers.utils import import_utils
+
+    available = import_utils._sklearn_available
+    import_utils._sklearn_available = False
+    try:
+        importlib.import_module("transformers.generation.candidate_generator")
+    finally:
+        import_utils._sklearn_available = available
+
+
+def prepare_cold_start(model: str, backend) -> None:
+    """Before loading a model for `predict` / `stream`: a PyTorch one skips scikit-learn (see above); an export
+    imports neither torch nor transformers at all."""
+    from hfspeech.inference.backends import locate_model
+
+    try:
+        kind = locate_model(model, backend)[0]
+    except Exception:  # a bad path: the loader reports it
+        return
+    if kind == "pytorch":
+        without_generation_sklearn()

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error, reported_as_user_errors
+from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, print_error, reported_as_user_errors
 from hfspeech.cli.flags import CliParser, OnOffFlag
 
 
@@ -55,6 +55,7 @@ def predict(argv: list[str]) -> int:
     with reported_as_user_errors(ValueError, OSError):
         files = expand_inputs(args.files, args.manifest, args.path_column)
         done = done_paths(args.output) if args.output else set()
+        prepare_cold_start(args.model, args.backend)
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                      backend=args.backend, batch_size=args.batch_size)
     todo = [path for path in files if path not in done]

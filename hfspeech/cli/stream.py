@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hfspeech.cli.common import BACKENDS, MODEL_HELP, reported_as_user_errors
+from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, reported_as_user_errors
 from hfspeech.cli.flags import CliParser
 
 
@@ -72,6 +72,8 @@ def _open_stream(args: argparse.Namespace):
     from hfspeech.inference.classifier import AudioClassifier
     from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm
     from hfspeech.inference.streaming import StreamingClassifier
+
+    prepare_cold_start(args.model, args.backend)
 
     classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                  backend=args.backend)
