@@ -29,14 +29,15 @@ def is_multi_label(config: Any) -> bool:
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """float64 sigmoid (thresholds are compared in the precision they were tuned in)."""
     return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
 def scores_from_logits(logits: np.ndarray, config: Any) -> np.ndarray:
     """Logits `[..., num_labels]` -> float32 scores: a sigmoid per label for a multi-label model, else a softmax."""
-    logits = np.asarray(logits, dtype=np.float32)
     if is_multi_label(config):
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return sigmoid(logits).astype(np.float32)
+    logits = np.asarray(logits, dtype=np.float32)
     exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
