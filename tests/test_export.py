@@ -185,6 +185,18 @@ def test_int8_quantizes_the_lstm_and_wav2vec2_weights(family, quantized_op, mode
     assert np.abs(got - expected).max() < 0.1 * np.ptp(expected)
 
 
+def test_transformer_int8_weights_are_signed_for_the_fast_integer_gemm(onnx_exports, tmp_path):
+    """u8s8 is onnxruntime's fast integer GEMM; u8u8 weights ran no faster than fp32 (hfspeech.export.quantization)."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = onnx.load(str(quantize_int8(onnx_exports["wav2vec2"], output_dir=tmp_path))).graph
+    initializers = {init.name: init for init in graph.initializer}
+    weights = [initializers[node.input[1]] for node in graph.node
+               if node.op_type == "MatMulInteger" and node.input[1] in initializers]
+    assert weights and all(w.data_type == TensorProto.INT8 for w in weights)
+    assert any(numpy_helper.to_array(w).min() < 0 for w in weights)
+
+
 def corrupt(folder: Path, problem: str) -> str:
     """Damage a copy of a model folder; returns the text the error must contain."""
     if problem == "missing config":

@@ -11,7 +11,13 @@ What is quantized, and why:
 * transformers models (Wav2Vec2 family, AST, Whisper...) get MatMul/Gemm, where most of their weights
   are; their convolutions stay in float. Quantizing those too (all but the first, over the raw waveform)
   made a Wav2Vec2-base-sized model 3.96x smaller instead of 3.1x, but flipped the top-1 label of 46% of
-  clips on its near-tied random logits, where MatMul/Gemm alone flipped none (docs/inference.md).
+  clips on its near-tied random logits, where MatMul/Gemm alone flipped none (docs/inference.md); on a
+  fine-tuned Whisper tiny.en, ConvInteger also ran slower than float convolutions.
+
+Weights: signed int8 (with uint8 activations) wherever no Conv is quantized. That is onnxruntime's fast
+integer GEMM (u8s8, VNNI's `vpdpbusd`): a fine-tuned Whisper tiny.en ran 2.0x faster than fp32 with it, but
+no faster than fp32 with uint8 weights (u8u8), which only ConvInteger requires. Without VNNI, u8s8 can
+saturate, so the weights keep 7 bits there (`reduce_range`), as onnxruntime's documentation advises.
 """
 
 from __future__ import annotations
@@ -38,6 +44,27 @@ TRANSFORMER_OPERATORS = ["MatMul", "Gemm"]
 
 def operators_to_quantize(model_type: str) -> list[str]:
     return BASELINE_OPERATORS if model_type.startswith("hfspeech-") else TRANSFORMER_OPERATORS
+
+
+def quantization_config(operators: list[str], static: bool, nodes_to_exclude: list[str]):
+    """Per-channel int8: uint8 weights where Conv is quantized (the only kind ORT's ConvInteger takes), else
+    signed int8 weights, with 7-bit range on CPUs without VNNI (see the module docstring)."""
+    options = dict(is_static=static, per_channel=True, operators_to_quantize=operators,
+                   nodes_to_exclude=nodes_to_exclude)
+    if "Conv" in operators:
+        return AutoQuantizationConfig.avx2(**options)
+    if has_vnni():
+        return AutoQuantizationConfig.avx512_vnni(**options)
+    return AutoQuantizationConfig.avx512(reduce_range=True, **options)
+
+
+def has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI (avx512_vnni or avx_vnni), from /proc/cpuinfo; False where unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def front_end_nodes(onnx_path: Path) -> list[str]:
@@ -93,10 +120,7 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
         raise ExportError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")
     operators = operators_to_quantize(quantizer.config.model_type)
     static = calibration_dir is not None
-    config = AutoQuantizationConfig.avx2(  # uint8 weights: the only kind ORT's ConvInteger kernel takes
-        is_static=static, per_channel=True, operators_to_quantize=operators,
-        nodes_to_exclude=front_end_nodes(onnx_path),
-    )
+    config = quantization_config(operators, static, front_end_nodes(onnx_path))
     ranges = None
     if static:
         dataset = calibration_dataset(calibration_dir, onnx_path)
