@@ -45,6 +45,12 @@ RUNS = {  # name -> flag file and extra flags
     "finetune-base-reg": ("whisper_finetune_regularised.args", ["--model_name_or_path", "whisper-base"]),
     # the same probe with the frozen encoder run on every batch: one epoch, for the per-epoch ratio
     "probe-tiny-live": ("whisper_probe.args", ["--cache_frozen_features", "False", "--num_train_epochs", "1"]),
+    # LP-FT: fine-tune starting from this fold's linear probe (its trained head), see recipes/fsdd/README.md
+    "lpft-tiny": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny}"]),
+    "lpft-base": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base}"]),
+    # accuracy of 1-s cut inputs vs 30-s padding, the same probe on the same 600 training clips
+    "probe-tiny-600": ("whisper_probe.args", ["--max_train_samples", "600"]),
+    "probe-tiny-600-30s": ("whisper_probe.args", ["--max_train_samples", "600", "--max_length_seconds", "30"]),
 }
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
@@ -87,7 +93,24 @@ def fsdd_runs(args, results: dict, work: Path) -> None:
             if args.resume and key in results.get("runs", {}):
                 continue
             flag_file, extra = RUNS[name]
+            extra = [start_from(value, fold, data, work, lambda k, v: record(results, args.output, k, v))
+                     for value in extra]
             record(results, args.output, key, train(key, flag_file, extra, data, work / "runs" / name / fold))
+
+
+def start_from(value: str, fold: str, data: list[str], work: Path, on_trained=None) -> str:
+    """'{run}' in a run's flags: the model that run saved for this fold (trained first when missing, and its
+    result handed to `on_trained(key, result)`)."""
+    if not (value.startswith("{") and value.endswith("}")):
+        return value
+    name = value[1:-1]
+    output_dir = work / "runs" / name / fold
+    if not (output_dir / "config.json").is_file():
+        flag_file, extra = RUNS[name]
+        result = train(f"fsdd/{name}/{fold}", flag_file, extra, data, output_dir)
+        if on_trained is not None:
+            on_trained(f"fsdd/{name}/{fold}", result)
+    return str(output_dir)
 
 
 def language_runs(args, results: dict, work: Path) -> None:
