@@ -4,6 +4,8 @@
                                                         Whisper tiny.en beside it, evaluate, predict
     hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
+    hfspeech distill --teacher RUN --student_model_type bcresnet|cnn|lstm ...   train on a teacher's soft targets
+    hfspeech cross-validate --train_file ALL.csv --group_column speaker ...   leave-one-group-out, mean +- spread
     hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top-k 3] [--window-seconds W --hop-seconds H]
                      [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv]
                      top-k labels (any length, in windows; --output writes as it goes and resumes)
@@ -60,7 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
-    commands = {"train": _train, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
+    commands = {"train": _train, "distill": _distill, "cross-validate": _cross_validate, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
                 "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push,
                 "serve": _serve}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
@@ -81,6 +83,20 @@ def _train(argv: list[str]) -> int:
     from hfspeech.training.run import main as train_main
 
     train_main(argv)
+    return 0
+
+
+def _distill(argv: list[str]) -> int:
+    from hfspeech.training.distill import main as distill_main
+
+    distill_main(argv)
+    return 0
+
+
+def _cross_validate(argv: list[str]) -> int:
+    from hfspeech.training.cross_validation import main as cross_validation_main
+
+    cross_validation_main(argv)
     return 0
 
 

@@ -108,6 +108,11 @@ class DataArguments:
                   "data_dir (or its split folders) is the label, 1 = the first. Without it nested files are an "
                   "error rather than a guess."},
     )
+    group_column: Optional[str] = field(
+        default=None,
+        metadata={"help": "Manifest column naming each clip's group (speaker, recording, session): missing splits "
+                  "take whole groups, and groups shared by splits are warned about (hfspeech.data.groups)."},
+    )
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Percentage of the data held out for validation when there is no such split."}
     )
@@ -162,6 +167,19 @@ class DataArguments:
     )
     gain_db: Optional[float] = field(default=None, metadata={"help": "Random gain in +/- this many dB."})
     time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
+    vtlp_warp: Optional[str] = field(
+        default=None, metadata={"help": "Vocal tract length perturbation: warp the spectrum by a factor drawn from "
+                                "this range, e.g. '0.9,1.1' (another speaker's formants; hfspeech.data.augment_speaker)."}
+    )
+    pitch_semitones: Optional[float] = field(
+        default=None, metadata={"help": "Pitch shift by up to +/- this many semitones (half of the clips)."}
+    )
+    reverb_prob: Optional[float] = field(
+        default=None, metadata={"help": "Probability of convolving a clip with a generated room impulse response."}
+    )
+    mixup_alpha: Optional[float] = field(
+        default=None, metadata={"help": "Mixup of training batches with lambda ~ Beta(alpha, alpha), e.g. 0.2."}
+    )
     streaming: bool = field(
         default=False,
         metadata={"help": "Stream the training clips, decoding each one when a batch needs it, instead of decoding "

@@ -28,6 +28,7 @@ from transformers import (
 from datasets import DatasetDict
 
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
+from hfspeech.data.groups import attach_groups, group_disjoint_splits
 from hfspeech.data.loading import DataError, encode_labels, label_names_of, load_audio_dataset
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.splits import make_splits
@@ -49,6 +50,7 @@ from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, ca
 from hfspeech.training.optim import freeze
 from hfspeech.training.multilabel import (prepare_multilabel_training, tune_label_thresholds,
                                           write_multilabel_test_report)
+from hfspeech.training.soft_target_trainer import SoftTargetTrainer
 from hfspeech.training.trainer import AudioClassificationTrainer, inverse_frequency_weights
 
 logger = logging.getLogger("hfspeech.train")
@@ -181,6 +183,8 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
         speed_factors=parse_floats(data_args.speed_factors),
         gain_db=data_args.gain_db,
         time_shift_seconds=data_args.time_shift_seconds,
+        vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
+        reverb_prob=data_args.reverb_prob,
     )
     return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
 
@@ -193,9 +197,12 @@ def load_and_prepare(data_args: DataArguments, sampling_rate: int, seed: int, la
     if label_names is None and "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
+    if data_args.group_column:  # group-disjoint splits, and a warning where the given ones share groups
+        raw = attach_groups(raw, data_args.source(), data_args.group_column)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=data_args.label_separator)
     if "train" in raw:
-        raw = make_splits(raw, data_args.validation_split_percentage / 100, data_args.test_split_percentage / 100, seed)
+        raw = (group_disjoint_splits if data_args.group_column else make_splits)(
+            raw, data_args.validation_split_percentage / 100, data_args.test_split_percentage / 100, seed)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_eval_samples}
     for name, limit in limits.items():
@@ -280,7 +287,8 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     if "validation" not in views:
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
-    trainer = AudioClassificationTrainer(
+    trainer = SoftTargetTrainer(  # AudioClassificationTrainer, plus mixup and distillation when asked for
+        mixup_alpha=data_args.mixup_alpha,
         model=CachedHeadModel(model) if cached else model,
         args=training_args,
         train_dataset=views["train"],
@@ -299,10 +307,14 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     return TrainingSetup(trainer, views, label_names, report, resume, streamed)
 
 
-def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
-    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                 before_training=None) -> dict:
+    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
+    `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
     hub_request = take_over_hub_push(training_args)  # staged and pushed by hfspeech.hub, never by Trainer
     setup = setup_training(model_args, data_args, training_args)
+    if before_training is not None:
+        before_training(setup)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     with resume_errors(setup.resume_from_checkpoint):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
