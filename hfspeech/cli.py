@@ -62,7 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
-    commands = {"train": _train, "distill": _distill, "cross-validate": _cross_validate, "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
+    commands = {"train": _train, "distill": _distill, "cross-validate": _cross_validate,
+                "predict": _predict, "stream": _stream, "evaluate": _evaluate, "demo-data": _demo_data, "demo": _demo,
                 "tiny-model": _tiny_model, "pretrained": _pretrained, "export": _export, "stage": _stage, "push": _push,
                 "serve": _serve}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:

@@ -92,6 +92,22 @@ def test_distillation_brings_the_student_closer_to_the_teacher_on_held_out_clips
                                                                                      target)
 
 
+def test_mixup_and_distillation_train_together(tone_folder, teacher, tmp_path):
+    """Mixed inputs with mixed teacher targets: the run goes through the soft-target loss and finishes."""
+    import json
+
+    flags = ["--teacher", str(teacher), "--student_model_type", "bcresnet", "--config_overrides", STUDENT,
+             "--data_dir", str(tone_folder), "--output_dir", str(tmp_path / "out"), "--mixup_alpha", "0.4",
+             "--teacher_cache_dir", str(tmp_path / "cache"), "--max_length_seconds", "0.5", "--num_train_epochs",
+             "1", "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False",
+             "--label_smoothing_factor", "0.1", "--disable_tqdm", "True"]
+    distill_args, model_args, data_args, training_args = parse_distill_args(flags)
+    assert data_args.mixup_alpha == 0.4
+    metrics = run_distillation(distill_args, model_args, data_args, training_args)
+    assert np.isfinite(metrics["train_loss"]) and "test_accuracy" in metrics
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["model_type"] == "hfspeech-bcresnet"
+
+
 def test_a_teacher_with_other_labels_is_named(tone_folder, tmp_path):
     other = save_random_baseline(tmp_path / "other", "cnn", ["a", "b", "c"], 0.5, conv_channels=[4], n_mels=16)
     with pytest.raises(UsageError, match="labels"):

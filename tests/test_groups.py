@@ -93,3 +93,20 @@ def test_summary_reports_mean_and_spread():
     summary = summarise([0.676, 0.624, 0.758, 0.688])
     assert summary["mean"] == pytest.approx(0.6865) and summary["std"] == pytest.approx(0.0478, abs=1e-4)
     assert (summary["min"], summary["max"], summary["folds"]) == (0.624, 0.758, 4)
+
+
+def test_cross_validate_command_runs_one_fold_per_speaker(tmp_path):
+    import json
+
+    from hfspeech.cli import main as cli
+
+    files = write_manifests(tmp_path, {"all": ["ann", "bob", "cy"] * 4})
+    tiny = '{"width_multiplier": 0.5, "blocks_per_stage": [1, 1, 1, 1], "n_mels": 20}'
+    assert cli(["cross-validate", "--train_file", files["all"], "--group_column", "speaker", "--model_type",
+                "bcresnet", "--config_overrides", tiny, "--output_dir", str(tmp_path / "cv"), "--num_train_epochs",
+                "1", "--validation_split_percentage", "25", "--save_strategy", "no", "--eval_strategy", "no",
+                "--load_best_model_at_end", "False", "--disable_tqdm", "True"]) == 0
+    summary = json.loads((tmp_path / "cv" / "cross_validation.json").read_text())
+    assert sorted(summary["folds"]) == ["ann", "bob", "cy"] and summary["test_accuracy"]["folds"] == 3
+    accuracies = [fold["test_accuracy"] for fold in summary["folds"].values()]
+    assert summary["test_accuracy"]["mean"] == pytest.approx(np.mean(accuracies))

@@ -17,7 +17,8 @@ from hfspeech.errors import UsageError
 class ModelArguments:
     model_type: str = field(
         default="cnn",
-        metadata={"help": "Baseline to build from scratch: 'cnn' (log-mel CNN) or 'lstm' (BiLSTM over MFCC). "
+        metadata={"help": "Baseline to build from scratch: 'cnn' (log-mel CNN), 'lstm' (BiLSTM over MFCC) or "
+                  "'bcresnet' (BC-ResNet, docs/edge.md). "
                   "Ignored when --model_name_or_path is given."},
     )
     model_name_or_path: Optional[str] = field(
@@ -169,7 +170,7 @@ class DataArguments:
     time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
     vtlp_warp: Optional[str] = field(
         default=None, metadata={"help": "Vocal tract length perturbation: warp the spectrum by a factor drawn from "
-                                "this range, e.g. '0.9,1.1' (another speaker's formants; hfspeech.data.augment_speaker)."}
+                                "this range, e.g. '0.9,1.1' (another speaker's formants; data.augment_speaker)."}
     )
     pitch_semitones: Optional[float] = field(
         default=None, metadata={"help": "Pitch shift by up to +/- this many semitones (half of the clips)."}

@@ -31,7 +31,8 @@ class SoftTargetTrainer(AudioClassificationTrainer):
 
     def enable_distillation(self, distillation: Distillation) -> None:
         if self.class_weights is not None or self.pos_weight is not None:
-            raise UsageError("distillation does not combine with --class_weighted_loss or --pos_weight_from_frequencies")
+            raise UsageError("distillation does not combine with --class_weighted_loss or "
+                             "--pos_weight_from_frequencies")
         self.distillation = distillation
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
