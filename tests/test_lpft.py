@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForAudioClassification
 
-from hfspeech.models.tiny import save_tiny_ssl_model
+from hfspeech.synthetic.tiny import save_tiny_ssl_model
 from hfspeech.training.run import main, parse_args, setup_training
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")

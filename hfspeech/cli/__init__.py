@@ -4,6 +4,8 @@
                                                         Whisper tiny.en beside it, evaluate, predict
     hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
+    hfspeech distill --teacher RUN --student_model_type bcresnet|cnn|lstm ...   train on a teacher's soft targets
+    hfspeech cross-validate --train_file ALL.csv --group_column speaker ...   leave-one-group-out, mean +- spread
     hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top_k 3] [--window_seconds W --hop_seconds H]
                      [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv]
                      top-k labels (any length, in windows; --output writes as it goes and resumes)
@@ -41,6 +43,8 @@ COMMANDS = {
     "demo-data": ("demo", "demo_data"),
     "train": ("training", "train"),
     "evaluate": ("training", "evaluate"),
+    "distill": ("training", "distill"),
+    "cross-validate": ("training", "cross_validate"),
     "predict": ("predict", "predict"),
     "stream": ("stream", "stream"),
     "pretrained": ("models", "pretrained"),

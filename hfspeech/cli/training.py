@@ -1,4 +1,5 @@
-"""`hfspeech train` and `hfspeech evaluate`: the fine-tuning recipe and a saved model's metrics on a data set.
+"""`hfspeech train`, `distill`, `cross-validate` and `evaluate`: the fine-tuning recipe, its distillation and
+cross-validation variants, and a saved model's metrics on a data set.
 
 Both parse with transformers' `HfArgumentParser` (flags `--data_dir`, `--output_dir` ..., which also accepts
 the dashed spellings), so the flags are those of the dataclasses in `hfspeech.training.arguments`.
@@ -30,4 +31,18 @@ def evaluate(argv: list[str]) -> int:
         raise UsageError(f"invalid evaluate flags: {error}") from error
     metrics = evaluate_model(eval_args, data_args.spec())
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def distill(argv: list[str]) -> int:
+    from hfspeech.training.distill import main as distill_main
+
+    distill_main(argv)
+    return 0
+
+
+def cross_validate(argv: list[str]) -> int:
+    from hfspeech.training.cross_validation import main as cross_validation_main
+
+    cross_validation_main(argv)
     return 0

@@ -31,6 +31,7 @@ from audiomentations.core.transforms_interface import BaseWaveformTransform
 from audiomentations.core.audio_loading_utils import load_sound_file
 from audiomentations.core.utils import SUPPORTED_EXTENSIONS, calculate_desired_noise_rms, calculate_rms, find_audio_files
 
+from hfspeech.data.augment_speaker import speaker_transforms
 from hfspeech.errors import UsageError
 
 DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
@@ -63,6 +64,9 @@ class AugmentationConfig:
     speed_prob: float = 0.5
     gain_db: Optional[float] = None
     time_shift_seconds: Optional[float] = None
+    vtlp_warp: Optional[tuple[float, ...]] = None  # these three: data.augment_speaker
+    pitch_semitones: Optional[float] = None
+    reverb_prob: Optional[float] = None
     p: float = 1.0
 
     def __post_init__(self):
@@ -85,7 +89,8 @@ class AugmentationConfig:
     @property
     def enabled(self) -> bool:
         return any(v is not None for v in (self.noise_snr_db, self.noise_dir, self.speed_factors,
-                                           self.gain_db, self.time_shift_seconds))
+                                           self.gain_db, self.time_shift_seconds, self.vtlp_warp,
+                                           self.pitch_semitones, self.reverb_prob))
 
 
 class SpeedPerturbation(BaseWaveformTransform):
@@ -205,6 +210,7 @@ class WaveformAugmenter:
         transforms = []
         if config.speed_factors is not None:
             transforms.append(SpeedPerturbation(config.speed_factors, p=config.speed_prob))
+        transforms += speaker_transforms(config.vtlp_warp, config.pitch_semitones, config.reverb_prob)
         if config.time_shift_seconds is not None:
             shift = config.time_shift_seconds
             transforms.append(Shift(min_shift=-shift, max_shift=shift, shift_unit="seconds",

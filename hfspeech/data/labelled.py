@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 from datasets import DatasetDict
 
+from hfspeech.data.groups import attach_groups, group_disjoint_splits
 from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
@@ -34,6 +35,7 @@ class DataSpec:
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
     shuffle_buffer_size: int = 1000
+    group_column: Optional[str] = None  # a manifest column (speaker, session): missing splits take whole groups
 
     @property
     def is_local(self) -> bool:
@@ -50,8 +52,11 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
     if "train" not in raw:
         raise DataError(f"training needs a 'train' split; the data has {list(raw)} (give --train_file, "
                         "or an audio folder without split folders, or a dataset with a train split)")
+    if spec.group_column:  # group-disjoint splits, and a warning where the given ones share groups
+        raw = attach_groups(raw, spec.source, spec.group_column)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator)
-    raw = make_splits(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
+    split = group_disjoint_splits if spec.group_column else make_splits
+    raw = split(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
     return limit_samples(raw, spec, seed, report)
 
 

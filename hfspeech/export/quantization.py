@@ -34,6 +34,7 @@ from optimum.onnxruntime import ORTQuantizer
 from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
 
 from hfspeech.export.loading import ExportError
+from hfspeech.export.short_names import shorten_names
 
 logger = logging.getLogger(__name__)
 
@@ -129,5 +130,7 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
                                    onnx_augmented_model_name=Path(scratch) / "augmented.onnx")
     quantizer.quantize(config, save_dir=save_dir, file_suffix=QUANTIZED_SUFFIX, calibration_tensors_range=ranges)
     quantized = save_dir / f"{onnx_path.stem}_{QUANTIZED_SUFFIX}.onnx"
+    if quantizer.config.model_type.startswith("hfspeech-"):  # baselines: names were most of the file
+        shorten_names(quantized)
     logger.info("%s int8 model: %s", "static" if static else "dynamic", quantized)
     return quantized

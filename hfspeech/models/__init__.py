@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 _EXPORTS = {
     "AudioBaselineConfig": "hfspeech.models.configuration_baseline",
+    **{name: "hfspeech.models.bcresnet" for name in ("BCResNetAudioConfig", "BCResNetAudioFeatureExtractor",
+                                                      "BCResNetAudioForAudioClassification", "BCResNetAudioModel")},
     "CNNAudioConfig": "hfspeech.models.cnn",
     "CNNAudioFeatureExtractor": "hfspeech.models.cnn",
     "CNNAudioForAudioClassification": "hfspeech.models.cnn",
@@ -45,13 +47,15 @@ def register() -> None:
     _registered = True  # set first: importing the baselines' packages calls back here
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
-    from hfspeech.models import cnn, lstm
+    from hfspeech.models import bcresnet, cnn, lstm
 
     # exist_ok: re-importing (e.g. importlib.reload in a notebook) must not fail.
     for config, base_model, classifier, extractor in (
         (cnn.CNNAudioConfig, cnn.CNNAudioModel, cnn.CNNAudioForAudioClassification, cnn.CNNAudioFeatureExtractor),
         (lstm.LSTMAudioConfig, lstm.LSTMAudioModel, lstm.LSTMAudioForAudioClassification,
          lstm.LSTMAudioFeatureExtractor),
+        (bcresnet.BCResNetAudioConfig, bcresnet.BCResNetAudioModel, bcresnet.BCResNetAudioForAudioClassification,
+         bcresnet.BCResNetAudioFeatureExtractor),
     ):
         AutoConfig.register(config.model_type, config, exist_ok=True)
         AutoModel.register(config, base_model, exist_ok=True)
@@ -59,12 +63,14 @@ def register() -> None:
         AutoFeatureExtractor.register(config, extractor, exist_ok=True)
 
 def _baseline_models() -> dict[str, BaselineSpec]:
-    from hfspeech.models import cnn, lstm
+    from hfspeech.models import bcresnet, cnn, lstm
 
     return {
         "cnn": BaselineSpec(cnn.CNNAudioConfig, cnn.CNNAudioForAudioClassification, cnn.CNNAudioFeatureExtractor),
         "lstm": BaselineSpec(lstm.LSTMAudioConfig, lstm.LSTMAudioForAudioClassification,
                              lstm.LSTMAudioFeatureExtractor),
+        "bcresnet": BaselineSpec(bcresnet.BCResNetAudioConfig, bcresnet.BCResNetAudioForAudioClassification,
+                                 bcresnet.BCResNetAudioFeatureExtractor),
     }
 
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class ModelArguments:
     model_type: str = field(
         default="cnn",
-        metadata={"help": "Baseline to build from scratch: 'cnn' (log-mel CNN) or 'lstm' (BiLSTM over MFCC). "
+        metadata={"help": "Baseline to build from scratch: 'cnn' (log-mel CNN), 'lstm' (BiLSTM over MFCC) or "
+                  "'bcresnet' (BC-ResNet, docs/edge.md). "
                   "Ignored when --model_name_or_path is given."},
     )
     model_name_or_path: Optional[str] = field(
@@ -112,6 +113,11 @@ class DataArguments:
                   "data_dir (or its split folders) is the label, 1 = the first. Without it nested files are an "
                   "error rather than a guess."},
     )
+    group_column: Optional[str] = field(
+        default=None,
+        metadata={"help": "Manifest column naming each clip's group (speaker, recording, session): missing splits "
+                  "take whole groups, and groups shared by splits are warned about (hfspeech.data.groups)."},
+    )
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Percentage of the data held out for validation when there is no such split."}
     )
@@ -166,6 +172,19 @@ class DataArguments:
     )
     gain_db: Optional[float] = field(default=None, metadata={"help": "Random gain in +/- this many dB."})
     time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
+    vtlp_warp: Optional[str] = field(
+        default=None, metadata={"help": "Vocal tract length perturbation: warp the spectrum by a factor drawn from "
+                                "this range, e.g. '0.9,1.1' (another speaker's formants; data.augment_speaker)."}
+    )
+    pitch_semitones: Optional[float] = field(
+        default=None, metadata={"help": "Pitch shift by up to +/- this many semitones (half of the clips)."}
+    )
+    reverb_prob: Optional[float] = field(
+        default=None, metadata={"help": "Probability of convolving a clip with a generated room impulse response."}
+    )
+    mixup_alpha: Optional[float] = field(
+        default=None, metadata={"help": "Mixup of training batches with lambda ~ Beta(alpha, alpha), e.g. 0.2."}
+    )
     streaming: bool = field(
         default=False,
         metadata={"help": "Stream the training clips, decoding each one when a batch needs it, instead of decoding "
@@ -187,7 +206,8 @@ class DataArguments:
         return DataSpec(source=self.source(), preparation=self.preparation(), label_separator=self.label_separator,
                         class_names=self.class_names, validation_percentage=self.validation_split_percentage,
                         test_percentage=self.test_split_percentage, max_train_samples=self.max_train_samples,
-                        max_eval_samples=self.max_eval_samples, shuffle_buffer_size=self.shuffle_buffer_size)
+                        max_eval_samples=self.max_eval_samples, shuffle_buffer_size=self.shuffle_buffer_size,
+                        group_column=self.group_column)
 
     def source(self) -> dict:
         """Keyword arguments of `data.loading.load_audio_dataset`: where the data is and its columns."""

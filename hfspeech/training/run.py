@@ -40,6 +40,7 @@ from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, ca
 from hfspeech.training.model_setup import build_model, pretrained_feature_extractor
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, TrainingStream, check_streaming_flags
+from hfspeech.training.soft_target_trainer import SoftTargetTrainer
 from hfspeech.training.trainer import AudioClassificationTrainer, loss_and_sampler_options
 
 logger = logging.getLogger("hfspeech.train")
@@ -133,6 +134,8 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
         speed_factors=parse_floats(data_args.speed_factors),
         gain_db=data_args.gain_db,
         time_shift_seconds=data_args.time_shift_seconds,
+        vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
+        reverb_prob=data_args.reverb_prob,
     )
     return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
 
@@ -212,7 +215,8 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     finalise_training_arguments(training_args, has_validation="validation" in inputs.views,
                                 multi_label=model_args.multi_label, streamed=data.streamed is not None,
                                 streamed_rows=data.streamed.num_train_rows if data.streamed else None)
-    trainer = AudioClassificationTrainer(
+    trainer = SoftTargetTrainer(  # AudioClassificationTrainer, plus mixup and distillation when asked for
+        mixup_alpha=data_args.mixup_alpha,
         model=CachedHeadModel(model) if inputs.cached else model, args=training_args,
         train_dataset=inputs.views["train"], eval_dataset=inputs.views.get("validation"),
         data_collator=inputs.collator, processing_class=feature_extractor,
@@ -225,10 +229,14 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed)
 
 
-def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
-    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json."""
+def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                 before_training=None) -> dict:
+    """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
+    `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
     setup = setup_training(model_args, data_args, training_args)
+    if before_training is not None:
+        before_training(setup)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     with resume_errors(setup.resume_from_checkpoint):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)

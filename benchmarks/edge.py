@@ -1,0 +1,190 @@
+"""Edge-size models on voices they never heard: BC-ResNet-1/-3/-8, the CNN and the LSTM, from scratch and
+distilled from a fine-tuned Whisper tiny.en teacher, with their int8 ONNX size, latency and accuracy.
+
+FSDD (../shared/data/fsdd), leave one speaker out, the folds of `benchmarks/pretrained.py` (`prepare_fsdd`).
+Every run is `hfspeech train` or `hfspeech distill` in its own process with one torch thread, timed; then the
+best model is exported to int8 ONNX (`hfspeech.export`) and that file's size, its latency on one 1-s clip
+(one thread, median of 50) and its accuracy on the held-out speaker are measured.
+
+    python benchmarks/edge.py --runs bcresnet-3 bcresnet-3-distilled --folds george
+    python benchmarks/edge.py --report runs/bench-edge/edge.json     # the table, mean ± spread over folds
+
+Teachers: `--teacher_root DIR` holds one fine-tuned model per held-out speaker (`DIR/<speaker>/`, complete when
+`DIR/<speaker>/DONE` exists); a teacher must never have heard its fold's test speaker, which the benchmark
+checks against the teacher's own test split (DONE or metrics.json). Results are appended run by run to
+--output, and `--resume` skips runs already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._common import machine  # noqa: E402
+from benchmarks.pretrained import FSDD, RECIPES, SPEAKERS, record  # noqa: E402
+from recipes.fsdd.prepare_fsdd import prepare_fsdd  # noqa: E402
+
+WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-8": 8}
+
+
+def run_flags(name: str) -> tuple[str, list[str]]:
+    """(command, flags) of a run name: `cnn-old`/`lstm-old` (the earlier recipe), `cnn`/`lstm`/`bcresnet-N`
+    (the edge recipe), any of those with `-distilled` (hfspeech distill, teacher added by the caller)."""
+    base = name.removesuffix("-distilled")
+    command = "distill" if name.endswith("-distilled") else "train"
+    if base in ("cnn-old", "lstm-old"):
+        return command, ["--args_file", str(RECIPES / f"{base[:-4]}.args")]
+    flags = ["--args_file", str(RECIPES / "edge.args")]
+    if base in WIDTH:
+        # FSDD is 8 kHz audio: mel bands above 4 kHz would be empty. SpecAugment and block dropout slowed
+        # fitting several-fold in 15 epochs (measured, recipes/fsdd/README.md); the waveform chain regularises.
+        overrides = {"width_multiplier": WIDTH[base], "f_max": 4000, "apply_spec_augment": False, "block_dropout": 0.0}
+        return command, flags + ["--model_type", "bcresnet", "--config_overrides", json.dumps(overrides)]
+    if base in ("cnn", "lstm"):
+        return command, flags + ["--model_type", base]
+    raise SystemExit(f"unknown run {name}")
+
+
+def train(name: str, data: list[str], output_dir: Path, teacher: Path | None, extra: list[str]) -> dict:
+    """One run in its own process (one torch thread): its metrics.json plus wall time."""
+    command, flags = run_flags(name)
+    if command == "distill":
+        flags += ["--teacher", str(teacher), "--teacher_cache_dir", str(output_dir.parents[2] / "teacher-cache")]
+    argv = [sys.executable, "-c", "import sys; from hfspeech.cli import main; sys.exit(main())", command, *flags,
+            *data, *extra, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
+            "--save_total_limit", "1", "--disable_tqdm", "True"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    epochs = float(metrics.get("epoch", 0) or metrics.get("train_epoch", 0) or 0)
+    return {"test_accuracy": metrics.get("test_accuracy"), "test_macro_f1": metrics.get("test_macro_f1"),
+            "eval_accuracy": metrics.get("eval_accuracy"), "train_runtime_s": metrics.get("train_runtime"),
+            "epochs": epochs, "wall_s": round(wall, 1), "load": round(os.getloadavg()[0], 1)}
+
+
+def edge_measurements(model_dir: Path, test_manifest: Path) -> dict:
+    """Parameters; int8 ONNX size, latency on a 1-s clip and accuracy on the test speaker."""
+    import torch
+    from transformers import AutoModelForAudioClassification
+
+    from hfspeech.data.audio import decode_audio
+    from hfspeech.data.manifests import read_manifest
+    from hfspeech.export import export_onnx
+    from hfspeech.inference.classifier import AudioClassifier
+
+    torch.set_num_threads(1)
+    parameters = sum(p.numel() for p in AutoModelForAudioClassification.from_pretrained(model_dir).parameters())
+    quantized = export_onnx(model_dir, model_dir / "onnx-int8", quantize="int8")
+    classifier = AudioClassifier.from_pretrained(str(quantized))
+    rows, _ = read_manifest(str(test_manifest))
+    clips = [decode_audio(row["path"], 16000) for row in rows]
+    correct = sum(classifier.classify_waveform(c, top_k=1).labels[0] == row["label"] for c, row in zip(clips, rows))
+    second = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    times = []
+    for _ in range(51):
+        start = time.perf_counter()
+        classifier.classify_waveform(second, top_k=1)
+        times.append(time.perf_counter() - start)
+    return {"parameters": parameters, "int8_bytes": quantized.stat().st_size,
+            "int8_latency_ms": round(1000 * float(np.median(times[1:])), 2),
+            "int8_test_accuracy": correct / len(rows)}
+
+
+def teacher_for(root: Path, fold: str) -> tuple[Path, dict]:
+    """The fold's teacher and what its DONE file reports; refuses one that is unfinished, or that does not
+    say it held out this fold's speaker, or that names it among its training speakers."""
+    folder = root / fold
+    done = folder / "DONE"
+    if not done.is_file():
+        raise SystemExit(f"{folder}: no DONE file, the teacher is not finished")
+    try:
+        info = json.loads(done.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{done}: not JSON ({error})") from None
+    if info.get("heldout_speaker") != fold or fold in info.get("training_speakers", [fold]):
+        raise SystemExit(f"{done}: the teacher may have heard {fold}: {info}")
+    return folder, info
+
+
+def fsdd_runs(args, results: dict, work: Path) -> None:
+    for fold in args.folds:
+        paths = prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
+        data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
+                "--test_file", str(paths["test"])]
+        for name in args.runs:
+            key = f"fsdd/{name}/{fold}"
+            if args.resume and key in results.get("runs", {}):
+                continue
+            teacher = None
+            if name.endswith("-distilled"):
+                teacher, info = teacher_for(args.teacher_root, fold)
+                results.setdefault("teachers", {})[fold] = {"path": str(teacher), **info}
+            output_dir = work / "runs" / name / fold
+            value = train(name, data, output_dir, teacher, args.extra)
+            value.update(edge_measurements(output_dir, paths["test"]))
+            record(results, args.output, key, value)
+
+
+def summary(results: dict) -> list[str]:
+    """Mean ± std (over folds, ddof=0) and the per-fold accuracies of each run, with its edge numbers."""
+    runs = results.get("runs", {})
+    lines = ["| run | params | int8 KB | int8 ms/1-s clip | " + " | ".join(SPEAKERS) + " | mean ± std | int8 mean | "
+             "train s/fold |", "|---" * (8 + len(SPEAKERS)) + "|"]
+    for name in sorted({key.split("/")[1] for key in runs if key.startswith("fsdd/")}):
+        by_fold = {k.split("/")[2]: v for k, v in runs.items() if k.startswith(f"fsdd/{name}/")}
+        accuracy = np.array([v["test_accuracy"] for v in by_fold.values()])
+        int8 = np.array([v["int8_test_accuracy"] for v in by_fold.values()])
+        any_run = next(iter(by_fold.values()))
+        cells = [f"{by_fold[s]['test_accuracy']:.3f}" if s in by_fold else "-" for s in SPEAKERS]
+        lines.append(f"| {name} | {any_run['parameters'] / 1000:.1f}k | {any_run['int8_bytes'] / 1024:.0f} | "
+                     f"{np.median([v['int8_latency_ms'] for v in by_fold.values()]):.1f} | {' | '.join(cells)} | "
+                     f"{accuracy.mean():.3f} ± {accuracy.std():.3f} | {int8.mean():.3f} | "
+                     f"{np.mean([v['train_runtime_s'] for v in by_fold.values()]):.0f} |")
+    for fold, teacher in sorted(results.get("teachers", {}).items()):
+        lines.append(f"teacher {fold}: {json.dumps(teacher)}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="*", default=["bcresnet-3", "bcresnet-1", "bcresnet-8", "cnn", "lstm"])
+    parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
+    parser.add_argument("--teacher_root", type=Path, default=Path("/work/teachers"))
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every run (last)")
+    parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-edge")
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-edge" / "edge.json")
+    parser.add_argument("--resume", action="store_true", help="keep the results in --output, skip runs done")
+    parser.add_argument("--report", nargs="+", type=Path, help="only print the table of these result files, merged")
+    args = parser.parse_args()
+    if args.report:
+        merged: dict = {"runs": {}, "teachers": {}}
+        for path in args.report:
+            data = json.loads(path.read_text())
+            merged["runs"].update(data.get("runs", {}))
+            merged["teachers"].update(data.get("teachers", {}))
+        print("\n".join(summary(merged)))
+        return
+    if not FSDD.is_dir():
+        raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
+    results["machine"] = machine()
+    fsdd_runs(args, results, args.work_dir)
+    print("\n".join(summary(results)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`hfspeech distill`: train a small student (BC-ResNet, CNN, LSTM, or any model) on a trained teacher's soft
+targets as well as on the labels.
+
+    hfspeech distill --teacher runs/whisper-ft --student_model_type bcresnet --train_file train.csv ... \
+        --distill_temperature 2 --distill_weight 0.5
+
+Every flag of `hfspeech train` works here too (augmentation, mixup, schedules, `--group_column`). The teacher's
+logits for the un-augmented training clips are computed once and cached (`training.teacher_cache`); each
+augmented crop of a clip is then taught with its clip's logits. A multi-label teacher distils with sigmoid
+targets (`training.soft_targets`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from transformers import HfArgumentParser
+
+from hfspeech.errors import UsageError
+from hfspeech.training.run import TrainingSetup, parse_args, run_training
+from hfspeech.training.soft_targets import Distillation
+from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
+
+logger = logging.getLogger("hfspeech.distill")
+
+
+@dataclass
+class DistillationArguments:
+    teacher: Optional[str] = field(default=None, metadata={"help": "Folder of the trained teacher (any saved "
+                                                           "audio classifier with the same labels)."})
+    distill_temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of both models' "
+                                                                      "logits in the soft loss."})
+    distill_weight: float = field(default=0.5, metadata={"help": "Share of the soft (teacher) loss; the rest is "
+                                                                 "the loss against the labels. 1.0: teacher only."})
+    teacher_cache_dir: Optional[str] = field(default=None, metadata={"help": "Where teacher logits are cached "
+                                                                     "(default ~/.cache/hfspeech/teacher_logits)."})
+    teacher_batch_size: int = field(default=32, metadata={"help": "Clips per teacher forward pass."})
+
+    def __post_init__(self):
+        if not self.teacher:
+            raise UsageError("hfspeech distill needs --teacher MODEL_FOLDER")
+        if not self.distill_temperature > 0:
+            raise UsageError(f"--distill_temperature must be > 0, got {self.distill_temperature}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise UsageError(f"--distill_weight must be in [0, 1], got {self.distill_weight}")
+
+
+def parse_distill_args(argv: Sequence[str]):
+    """(DistillationArguments, ModelArguments, DataArguments, TrainingArguments); `--student_model_type X` is
+    `--model_type X`."""
+    argv = ["--model_type" if arg == "--student_model_type" else arg for arg in argv]
+    try:
+        distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
+            args=list(argv), return_remaining_strings=True)
+    except ValueError as error:
+        raise UsageError(f"invalid distillation flags: {error}") from error
+    return (distill_args, *parse_args(rest))
+
+
+def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) -> None:
+    """Give the set-up trainer the teacher's cached logits and switch its loss to distillation."""
+    if setup.streamed is not None:
+        raise UsageError("distillation caches the teacher's logits per training clip; it does not work with "
+                         "--streaming")
+    trainer, train_view = setup.trainer, setup.views["train"]
+    sampling_rate = int(trainer.processing_class.sampling_rate)  # the rate the clips were decoded at
+    logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
+                            distill_args.teacher_cache_dir, distill_args.teacher_batch_size)
+    trainer.train_dataset = TeacherLogitSplit(train_view, logits)
+    trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
+    trainer.enable_distillation(Distillation(distill_args.distill_temperature, distill_args.distill_weight))
+
+
+def run_distillation(distill_args: DistillationArguments, model_args, data_args, training_args) -> dict:
+    return run_training(model_args, data_args, training_args,
+                        before_training=lambda setup: attach_teacher(setup, distill_args))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    import sys
+
+    return run_distillation(*parse_distill_args(list(sys.argv[1:] if argv is None else argv)))

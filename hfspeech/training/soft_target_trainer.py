@@ -1,0 +1,48 @@
+"""`AudioClassificationTrainer` that can train on soft targets: mixup and distillation (`training.soft_targets`).
+
+With neither configured it is the parent exactly (every path below falls through to it), so the recipe builds
+this trainer for every run; `--mixup_alpha` turns mixup on, and `training.distill` turns on distillation by
+handing the trainer a teacher (`enable_distillation`) and batches that carry `teacher_logits`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from hfspeech.errors import UsageError
+from hfspeech.training.soft_targets import Distillation, mixup, soft_target_loss
+from hfspeech.training.trainer import AudioClassificationTrainer
+
+
+class SoftTargetTrainer(AudioClassificationTrainer):
+    """`mixup_alpha`: Beta(alpha, alpha) mixing of training batches (0: off)."""
+
+    def __init__(self, *args, mixup_alpha: Optional[float] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mixup_alpha = float(mixup_alpha or 0.0)
+        if self.mixup_alpha < 0:
+            raise UsageError(f"--mixup_alpha must be >= 0, got {mixup_alpha}")
+        self.distillation: Optional[Distillation] = None
+        self._mixup_rng = np.random.default_rng(self.args.seed)
+        if self.mixup_alpha and (self.class_weights is not None or self.pos_weight is not None):
+            raise UsageError("mixup trains on mixed targets; it does not combine with class weights or pos_weight")
+
+    def enable_distillation(self, distillation: Distillation) -> None:
+        if self.class_weights is not None or self.pos_weight is not None:
+            raise UsageError("distillation does not combine with --class_weighted_loss or "
+                             "--pos_weight_from_frequencies")
+        self.distillation = distillation
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher_logits = inputs.pop("teacher_logits", None)
+        if not model.training or (self.distillation is None and not self.mixup_alpha):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        mix = mixup(inputs, self.mixup_alpha, self._mixup_rng)
+        outputs = model(**mix.inputs)
+        loss = soft_target_loss(outputs.logits, labels, mix, self.is_multi_label, teacher_logits,
+                                self.distillation or Distillation(distill_weight=0.0),
+                                label_smoothing=self.args.label_smoothing_factor)
+        return (loss, outputs) if return_outputs else loss

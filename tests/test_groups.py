@@ -1,0 +1,112 @@
+"""Group-disjoint evaluation: splits and leave-one-group-out folds never share a group, leaks are warned about."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from datasets import Dataset, DatasetDict
+
+from hfspeech.data.groups import GROUP_COLUMN, group_disjoint_splits, leave_one_group_out, leaked_groups
+from hfspeech.training.arguments import DataArguments
+from hfspeech.training.cross_validation import summarise, write_fold_manifests
+from hfspeech.data.labelled import load_labelled_splits
+
+
+def clips_table(seed: int, groups: int = 7, clips: int = 200) -> Dataset:
+    rng = np.random.default_rng(seed)
+    return Dataset.from_dict({GROUP_COLUMN: [f"s{g}" for g in rng.integers(0, groups, clips)],
+                              "label": rng.integers(0, 3, clips).tolist()})
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_group_disjoint_splits_never_share_a_group(seed):
+    splits = group_disjoint_splits(DatasetDict(train=clips_table(seed)), 0.15, 0.2, seed=seed)
+    members = {name: set(split[GROUP_COLUMN]) for name, split in splits.items()}
+    assert set(members) == {"train", "validation", "test"} and all(members.values())
+    assert not members["train"] & members["test"] and not members["train"] & members["validation"]
+    assert not members["validation"] & members["test"]
+    assert sum(len(s) for s in splits.values()) == 200
+
+
+def test_leave_one_group_out_tests_each_group_once_and_never_trains_on_it():
+    table = clips_table(3)
+    folds = list(leave_one_group_out(table))
+    assert [group for group, _, _ in folds] == sorted(set(table[GROUP_COLUMN]))
+    for group, train, test in folds:
+        assert set(test[GROUP_COLUMN]) == {group} and group not in set(train[GROUP_COLUMN])
+        assert len(train) + len(test) == len(table)
+
+
+def write_manifests(folder: Path, assignment: dict[str, list[str]]) -> dict[str, str]:
+    """One short clip per row; `assignment` maps each split to the speakers of its rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    files = {}
+    for split, speakers in assignment.items():
+        files[split] = str(folder / f"{split}.csv")
+        with open(files[split], "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label", "speaker"])
+            for i, speaker in enumerate(speakers):
+                path = folder / f"{split}-{i}.wav"
+                sf.write(path, (0.1 * rng.standard_normal(1600)).astype(np.float32), 16000)
+                writer.writerow([path.name, ["yes", "no"][i % 2], speaker])
+    return files
+
+
+def test_a_manifest_whose_speakers_leak_into_the_test_split_is_warned_about(tmp_path, caplog):
+    files = write_manifests(tmp_path, {"train": ["ann", "bob", "ann", "bob"], "test": ["bob", "cy"]})
+    args = DataArguments(train_file=files["train"], test_file=files["test"], group_column="speaker",
+                         validation_split_percentage=0)
+    with caplog.at_level(logging.WARNING):
+        load_labelled_splits(args.spec(), seed=0)
+    leaks = [r.getMessage() for r in caplog.records if "leak" in r.getMessage()]
+    assert len(leaks) == 1 and "train/test" in leaks[0] and "bob" in leaks[0] and "ann" not in leaks[0]
+
+    caplog.clear()
+    disjoint = write_manifests(tmp_path / "ok", {"train": ["ann", "bob", "ann", "bob"], "test": ["cy", "cy"]})
+    with caplog.at_level(logging.WARNING):
+        load_labelled_splits(DataArguments(train_file=disjoint["train"], test_file=disjoint["test"],
+                                           group_column="speaker", validation_split_percentage=0).spec(), seed=0)
+    assert not [r for r in caplog.records if "leak" in r.getMessage()]
+
+
+def test_fold_manifests_hold_out_one_speaker_each(tmp_path):
+    files = write_manifests(tmp_path, {"all": ["ann", "bob", "cy"] * 6})
+    folds = write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv"), 0.2, seed=0)
+    assert sorted(folds) == ["ann", "bob", "cy"]
+    for speaker, paths in folds.items():
+        read = {name: list(csv.DictReader(open(path))) for name, path in paths.items()}
+        assert {row["speaker"] for row in read["test"]} == {speaker} and len(read["test"]) == 6
+        assert speaker not in {row["speaker"] for row in read["train"] + read["validation"]}
+        assert len(read["train"]) + len(read["validation"]) == 12 and Path(read["train"][0]["path"]).is_file()
+    assert leaked_groups(DatasetDict(a=Dataset.from_dict({GROUP_COLUMN: ["x"]}),
+                                     b=Dataset.from_dict({GROUP_COLUMN: ["x", "y"]}))) == {"a/b": ["x"]}
+
+
+def test_summary_reports_mean_and_spread():
+    summary = summarise([0.676, 0.624, 0.758, 0.688])
+    assert summary["mean"] == pytest.approx(0.6865) and summary["std"] == pytest.approx(0.0478, abs=1e-4)
+    assert (summary["min"], summary["max"], summary["folds"]) == (0.624, 0.758, 4)
+
+
+def test_cross_validate_command_runs_one_fold_per_speaker(tmp_path):
+    import json
+
+    from hfspeech.cli import main as cli
+
+    files = write_manifests(tmp_path, {"all": ["ann", "bob", "cy"] * 4})
+    tiny = '{"width_multiplier": 0.5, "blocks_per_stage": [1, 1, 1, 1], "n_mels": 20}'
+    assert cli(["cross-validate", "--train_file", files["all"], "--group_column", "speaker", "--model_type",
+                "bcresnet", "--config_overrides", tiny, "--output_dir", str(tmp_path / "cv"), "--num_train_epochs",
+                "1", "--validation_split_percentage", "25", "--save_strategy", "no", "--eval_strategy", "no",
+                "--load_best_model_at_end", "False", "--disable_tqdm", "True"]) == 0
+    summary = json.loads((tmp_path / "cv" / "cross_validation.json").read_text())
+    assert sorted(summary["folds"]) == ["ann", "bob", "cy"] and summary["test_accuracy"]["folds"] == 3
+    accuracies = [fold["test_accuracy"] for fold in summary["folds"].values()]
+    assert summary["test_accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
