@@ -142,7 +142,7 @@ def summary(results: dict) -> list[str]:
     """Mean ± std (over folds, ddof=0) and the per-fold accuracies of each run, with its edge numbers."""
     runs = results.get("runs", {})
     lines = ["| run | params | int8 KB | int8 ms/1-s clip | " + " | ".join(SPEAKERS) + " | mean ± std | int8 mean | "
-             "train s/fold |", "|---" * (8 + len(SPEAKERS)) + "|"]
+             "train s/fold |", "|---" * (7 + len(SPEAKERS)) + "|"]
     for name in sorted({key.split("/")[1] for key in runs if key.startswith("fsdd/")}):
         by_fold = {k.split("/")[2]: v for k, v in runs.items() if k.startswith(f"fsdd/{name}/")}
         accuracy = np.array([v["test_accuracy"] for v in by_fold.values()])

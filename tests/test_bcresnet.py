@@ -14,7 +14,6 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClas
 from conftest import save_random_baseline, synth_clip
 from test_export import noise_batch, pytorch_logits
 from hfspeech.export import export_onnx, export_torchscript
-from hfspeech.hub.remote_code import write_remote_code
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.inference.streaming import StreamingClassifier
@@ -88,11 +87,9 @@ def test_int8_export_quantizes_the_convolutions_and_keeps_the_ranking(model_dir,
 
     graph = onnx.load(str(quantized)).graph
     assert "ConvInteger" in {node.op_type for node in graph.node}
-    # short names (hfspeech.export.short_names): the int8 file is smaller than the fp32 one, names and all; only
-    # the front end's nodes keep theirs, and they stay float
-    named = [node for node in graph.node if node.name]
-    assert named and all("/frontend/" in node.name and "Integer" not in node.op_type for node in named)
-    assert quantized.stat().st_size < onnx_export.stat().st_size
+    # short names (hfspeech.export.short_names): the int8 file is smaller than the fp32 one, names and all
+    assert max(len(node.name) for node in graph.node) <= 16 and quantized.stat().st_size < onnx_export.stat().st_size
+    assert any(node.name.startswith("/frontend/") for node in graph.node)  # still kept in float by name
     batch = noise_batch(model_dir, [16000, 12000, 8000, 4000], 3)
     got, expected = OnnxBackend(quantized, config=None).logits(batch), pytorch_logits(model_dir, batch)
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.95
@@ -107,12 +104,25 @@ def test_torchscript_export_matches_pytorch(model_dir, tmp_path):
         np.testing.assert_allclose(got, pytorch_logits(model_dir, batch), atol=1e-4, rtol=0)
 
 
-def test_remote_code_names_the_bcresnet_modules(tmp_path):
-    auto_map = write_remote_code(*BASELINE_MODELS["bcresnet"], tmp_path)
-    assert auto_map["config"]["AutoModelForAudioClassification"] == \
+def test_staged_repo_loads_without_hfspeech_with_the_same_logits(model_dir, tmp_path):
+    from test_hub import run_without_hfspeech, usage_snippet, write_clips
+
+    from hfspeech.hub import stage_run
+
+    repo = tmp_path / "repo"
+    stage_run(model_dir, repo, repo_id="someone/digits")
+    assert json.loads((repo / "config.json").read_text())["auto_map"]["AutoModelForAudioClassification"] == \
         "modeling_bcresnet.BCResNetAudioForAudioClassification"
-    source = (tmp_path / "modeling_bcresnet.py").read_text()
-    assert "from hfspeech" not in source and "from .frontend import" in source
+    assert "from hfspeech" not in (repo / "modeling_bcresnet.py").read_text()
+    clips = write_clips(tmp_path / "clips")
+    remote, _ = run_without_hfspeech(repo, clips, usage_snippet((repo / "README.md").read_text(), "someone/digits",
+                                                                 repo, clips[0]), tmp_path)
+    model = AutoModelForAudioClassification.from_pretrained(repo).eval()
+    extractor = AutoFeatureExtractor.from_pretrained(repo)
+    waves = [np.load(c.replace(".wav", ".npy")) for c in clips]
+    with torch.no_grad():
+        logits = model(**extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")).logits
+    np.testing.assert_allclose(np.array(remote["logits"]), logits.numpy(), atol=1e-5)
 
 
 def test_streaming_gives_the_offline_windows_with_the_onnx_export(model_dir, onnx_export):

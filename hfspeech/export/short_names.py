@@ -4,9 +4,8 @@ The exporter names every node and intermediate tensor after its module path
 (`/bcresnet/stages.3/stages.3.3/temporal_conv/Conv_output_0`), and dynamic int8 quantization adds four or
 five nodes per convolution, each with a longer name still. For an edge model of a few thousand weights those
 strings are most of the file: BC-ResNet-1's int8 file was 319 KB, of which 73 KB tensors; with names `t0`,
-`t1`... it is 118 KB. Inputs and outputs keep their names (the runtimes feed and read them by name), and so do
-the front end's few nodes (`/frontend/...`: the float part of an int8 file, found by name); the rewritten
-file is checked against the original on a padded batch before it replaces it.
+`t1`... it is 118 KB. Inputs and outputs keep their names, front-end nodes a short `/frontend/N` (the runtimes feed and read them by name); the
+rewritten file is checked against the original on a padded batch before it replaces it.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import numpy as np
 import onnx
 
 logger = logging.getLogger(__name__)
+FRONT_END = "/frontend/"
 
 
 def shorten_names(onnx_path: str | Path) -> bool:
@@ -35,8 +35,10 @@ def shorten_names(onnx_path: str | Path) -> bool:
 
     for tensor in graph.initializer:
         tensor.name = short(tensor.name)
-    for node in graph.node:
-        node.name, node.doc_string = node.name if "/frontend/" in node.name else "", ""
+    for number, node in enumerate(graph.node):
+        # front-end nodes stay recognisable (`quantization.front_end_nodes`, which keeps them in float)
+        node.name = f"/frontend/{number:x}" if FRONT_END in node.name else ""
+        node.doc_string = ""
         node.input[:] = [short(name) for name in node.input]
         node.output[:] = [short(name) for name in node.output]
     del graph.value_info[:]  # shape annotations by the old names; onnxruntime infers them again
