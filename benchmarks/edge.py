@@ -30,8 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._common import machine  # noqa: E402
-from benchmarks.pretrained import FSDD, RECIPES, SPEAKERS, record  # noqa: E402
-from recipes.fsdd.prepare_fsdd import prepare_fsdd  # noqa: E402
+from benchmarks.pretrained import FSDD, RECIPES, SPEAKERS, pending_fsdd_runs, record  # noqa: E402
 
 WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-8": 8}
 
@@ -120,22 +119,15 @@ def teacher_for(root: Path, fold: str) -> tuple[Path, dict]:
 
 
 def fsdd_runs(args, results: dict, work: Path) -> None:
-    for fold in args.folds:
-        paths = prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
-        data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
-                "--test_file", str(paths["test"])]
-        for name in args.runs:
-            key = f"fsdd/{name}/{fold}"
-            if args.resume and key in results.get("runs", {}):
-                continue
-            teacher = None
-            if name.endswith("-distilled"):
-                teacher, info = teacher_for(args.teacher_root, fold)
-                results.setdefault("teachers", {})[fold] = {"path": str(teacher), **info}
-            output_dir = work / "runs" / name / fold
-            value = train(name, data, output_dir, teacher, args.extra)
-            value.update(edge_measurements(output_dir, paths["test"]))
-            record(results, args.output, key, value)
+    for fold, name, key, data, paths in pending_fsdd_runs(args, results, work):
+        teacher = None
+        if name.endswith("-distilled"):
+            teacher, info = teacher_for(args.teacher_root, fold)
+            results.setdefault("teachers", {})[fold] = {"path": str(teacher), **info}
+        output_dir = work / "runs" / name / fold
+        value = train(name, data, output_dir, teacher, args.extra)
+        value.update(edge_measurements(output_dir, paths["test"]))
+        record(results, args.output, key, value)
 
 
 def summary(results: dict) -> list[str]:

@@ -88,19 +88,25 @@ def record(results: dict, output: Path, key: str, value: dict) -> None:
     print(f"{key}: {json.dumps(value)}", flush=True)
 
 
-def fsdd_runs(args, results: dict, work: Path) -> None:
+def pending_fsdd_runs(args, results: dict, work: Path):
+    """`(fold, run name, results key, data flags, manifest paths)` of every run still to do, fold by fold (the
+    leave-one-speaker-out manifests written first); `--resume` skips the runs `results` already holds."""
     for fold in args.folds:
         paths = prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
         data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
                 "--test_file", str(paths["test"])]
         for name in args.runs:
             key = f"fsdd/{name}/{fold}"
-            if args.resume and key in results.get("runs", {}):
-                continue
-            flag_file, extra = RUNS[name]
-            extra = [start_from(value, fold, data, work, lambda k, v: record(results, args.output, k, v))
-                     for value in extra]
-            record(results, args.output, key, train(key, flag_file, extra, data, work / "runs" / name / fold))
+            if not (args.resume and key in results.get("runs", {})):
+                yield fold, name, key, data, paths
+
+
+def fsdd_runs(args, results: dict, work: Path) -> None:
+    for fold, name, key, data, _ in pending_fsdd_runs(args, results, work):
+        flag_file, extra = RUNS[name]
+        extra = [start_from(value, fold, data, work, lambda k, v: record(results, args.output, k, v))
+                 for value in extra]
+        record(results, args.output, key, train(key, flag_file, extra, data, work / "runs" / name / fold))
 
 
 def start_from(value: str, fold: str, data: list[str], work: Path, on_trained=None) -> str:
