@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._common import machine  # noqa: E402
-from benchmarks.pretrained import FSDD, RECIPES, SPEAKERS, pending_fsdd_runs, record  # noqa: E402
+from benchmarks.pretrained import FSDD, RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process  # noqa: E402
 
 WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-8": 8}
 
@@ -59,19 +58,9 @@ def train(name: str, data: list[str], output_dir: Path, teacher: Path | None, ex
     if command == "distill":
         flags += ["--teacher", str(teacher), "--teacher_cache_dir", str(output_dir.parents[2] / "teacher-cache")]
     argv = [sys.executable, "-c", "import sys; from hfspeech.cli import main; sys.exit(main())", command, *flags,
-            *data, *extra, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
-            "--save_total_limit", "1", "--disable_tqdm", "True"]
+            *data, *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
-    wall = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
-    metrics = json.loads((output_dir / "metrics.json").read_text())
-    epochs = float(metrics.get("epoch", 0) or metrics.get("train_epoch", 0) or 0)
-    return {"test_accuracy": metrics.get("test_accuracy"), "test_macro_f1": metrics.get("test_macro_f1"),
-            "eval_accuracy": metrics.get("eval_accuracy"), "train_runtime_s": metrics.get("train_runtime"),
-            "epochs": epochs, "wall_s": round(wall, 1), "load": round(os.getloadavg()[0], 1)}
+    return {**run_in_process(name, argv, output_dir, env), "load": round(os.getloadavg()[0], 1)}
 
 
 def edge_measurements(model_dir: Path, test_manifest: Path) -> dict:
@@ -154,7 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", default=["bcresnet-3", "bcresnet-1", "bcresnet-8", "cnn", "lstm"])
     parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
-    parser.add_argument("--teacher_root", type=Path, default=Path("/work/teachers"))
+    parser.add_argument("--teacher_root", type=Path, default=ROOT / "runs" / "teachers",
+                        help="one fine-tuned teacher per held-out speaker: ROOT/<speaker>/ with a DONE file")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every run (last)")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-edge")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-edge" / "edge.json")

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -68,10 +69,16 @@ LANGUAGE_RUNS = {
 def train(name: str, flag_file: str, extra: list[str], data: list[str], output_dir: Path) -> dict:
     """One recipe run in its own process: its metrics.json plus wall time."""
     command = [sys.executable, str(ROOT / "recipes" / "finetune.py"), "--args_file", str(RECIPES / flag_file),
-               *data, *extra, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
+               *data, *extra]
+    return run_in_process(name, command, output_dir)
+
+
+def run_in_process(name: str, command: list[str], output_dir: Path, env: Optional[dict] = None) -> dict:
+    """`command` (a training run, seeded, one checkpoint kept) into `output_dir`: its metrics plus wall time."""
+    command = [*command, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
                "--save_total_limit", "1", "--disable_tqdm", "True"]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
