@@ -46,3 +46,21 @@ class PooledClassificationMixin:
             output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+def init_conv_weights(module: nn.Module, initializer_range: float) -> None:
+    """`_init_weights` of the convolutional baselines (CNN, BC-ResNet): He init of 2-D convs (fan-out, as
+    torchvision's ResNets; fan-in for grouped, depthwise convs, whose fan-out torch computes ignoring groups, so
+    they would start sqrt(channels) too small and activations fade block after block), batch norm as identity,
+    linears normal(initializer_range)."""
+    if isinstance(module, nn.Conv2d):
+        mode = "fan_in" if module.groups > 1 else "fan_out"
+        nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=initializer_range)
+        nn.init.zeros_(module.bias)

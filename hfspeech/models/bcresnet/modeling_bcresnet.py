@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.bcresnet.configuration_bcresnet import BCResNetAudioConfig
-from hfspeech.models.heads import PooledClassificationMixin
+from hfspeech.models.heads import PooledClassificationMixin, init_conv_weights
 from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 
 
@@ -80,19 +80,7 @@ class BCResNetAudioPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
 
     def _init_weights(self, module):
-        if isinstance(module, nn.Conv2d):
-            # torch's fan_out ignores groups, so a depthwise conv would start sqrt(channels) too small and the
-            # activations would fade block after block: fan_in (one channel x kernel) gives it unit gain.
-            mode = "fan_in" if module.groups > 1 else "fan_out"
-            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=self.config.initializer_range)
-            nn.init.zeros_(module.bias)
+        init_conv_weights(module, self.config.initializer_range)
 
 
 class BCResNetAudioModel(FrontEndEncoderMixin, BCResNetAudioPreTrainedModel):

@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
-from hfspeech.models.heads import PooledClassificationMixin
+from hfspeech.models.heads import PooledClassificationMixin, init_conv_weights
 from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 
 
@@ -31,16 +31,7 @@ class CNNAudioPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
 
     def _init_weights(self, module):
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=self.config.initializer_range)
-            nn.init.zeros_(module.bias)
+        init_conv_weights(module, self.config.initializer_range)
 
 
 class CNNBlock(nn.Module):
