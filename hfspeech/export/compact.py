@@ -12,14 +12,14 @@ once to float32); the rewritten graph is checked against the original before it 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-logger = logging.getLogger(__name__)
+from hfspeech.export.rewrite import replace_if_same_outputs
+
 MAX_ABS_DIFF = 1e-6
 
 
@@ -73,28 +73,4 @@ def compact_dft_basis(onnx_path: str | Path, frontend) -> bool:
     del model.graph.node[position]
     for offset, new in enumerate(nodes):
         model.graph.node.insert(position + offset, new)
-    compact = onnx_path.with_suffix(".compact.onnx")
-    onnx.save(model, str(compact))
-    if not _same_outputs(onnx_path, compact):
-        compact.unlink()
-        logger.warning("%s: the computed DFT basis changed the outputs; the constant is kept", onnx_path)
-        return False
-    compact.replace(onnx_path)
-    return True
-
-
-def _same_outputs(original: Path, rewritten: Path) -> bool:
-    import onnxruntime
-
-    sessions = [onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (original, rewritten)]
-    rng = np.random.default_rng(0)
-    feed = {}
-    for node in sessions[0].get_inputs():
-        if node.type == "tensor(float)":
-            feed[node.name] = rng.standard_normal((2, 16000)).astype(np.float32)
-        else:
-            mask = np.ones((2, 16000), np.int64)
-            mask[1, 9000:] = 0
-            feed[node.name] = mask
-    outputs = [session.run(None, feed) for session in sessions]
-    return all(np.abs(a - b).max() <= MAX_ABS_DIFF * max(1.0, np.abs(a).max()) for a, b in zip(*outputs))
+    return replace_if_same_outputs(onnx_path, model, ".compact.onnx", "the computed DFT basis", MAX_ABS_DIFF)

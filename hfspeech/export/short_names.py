@@ -10,13 +10,12 @@ rewritten file is checked against the original on a padded batch before it repla
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import numpy as np
 import onnx
 
-logger = logging.getLogger(__name__)
+from hfspeech.export.rewrite import replace_if_same_outputs
+
 FRONT_END = "/frontend/"
 
 
@@ -42,23 +41,4 @@ def shorten_names(onnx_path: str | Path) -> bool:
         node.input[:] = [short(name) for name in node.input]
         node.output[:] = [short(name) for name in node.output]
     del graph.value_info[:]  # shape annotations by the old names; onnxruntime infers them again
-    rewritten = onnx_path.with_suffix(".short.onnx")
-    onnx.save(model, str(rewritten))
-    if not _same_outputs(onnx_path, rewritten):
-        rewritten.unlink()
-        logger.warning("%s: renaming changed the outputs; the file is kept as it was", onnx_path)
-        return False
-    rewritten.replace(onnx_path)
-    return True
-
-
-def _same_outputs(original: Path, rewritten: Path) -> bool:
-    import onnxruntime
-
-    sessions = [onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (original, rewritten)]
-    rng = np.random.default_rng(0)
-    mask = np.ones((2, 16000), np.int64)
-    mask[1, 9000:] = 0
-    feed = {node.name: rng.standard_normal((2, 16000)).astype(np.float32) if node.type == "tensor(float)" else mask
-            for node in sessions[0].get_inputs()}
-    return all(np.array_equal(a, b) for a, b in zip(*(session.run(None, feed) for session in sessions)))
+    return replace_if_same_outputs(onnx_path, model, ".short.onnx", "renaming")
