@@ -28,8 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._common import machine  # noqa: E402
-from benchmarks.pretrained import FSDD, RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process  # noqa: E402
+from benchmarks.pretrained import RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process, start_results  # noqa: E402
 
 WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-8": 8}
 
@@ -159,11 +158,7 @@ def main() -> None:
             merged["teachers"].update(data.get("teachers", {}))
         print("\n".join(summary(merged)))
         return
-    if not FSDD.is_dir():
-        raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
-    results["machine"] = machine()
+    results = start_results(args)
     fsdd_runs(args, results, args.work_dir)
     print("\n".join(summary(results)))
 

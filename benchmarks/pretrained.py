@@ -223,6 +223,16 @@ def summary(results: dict) -> list[str]:
     return lines
 
 
+def start_results(args) -> dict:
+    """The results so far (`--resume`: those in `--output`, else none), with this machine; FSDD must be there."""
+    if not FSDD.is_dir():
+        raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
+    results["machine"] = machine()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", default=["probe-tiny", "cnn", "finetune-tiny", "lstm", "probe-base",
@@ -241,11 +251,7 @@ def main() -> None:
         runs = {k: v for path in args.report for k, v in json.loads(path.read_text()).get("runs", {}).items()}
         print("\n".join(summary({"runs": runs})))
         return
-    if not FSDD.is_dir():
-        raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
-    results["machine"] = machine()
+    results = start_results(args)
     if args.step_time:
         step_time_ratio(args, results)
     fsdd_runs(args, results, args.work_dir)
