@@ -7,8 +7,8 @@ already answers `/health`. A model that fails to load is logged (and stops a one
 
 A request's audio is decoded from memory by `hfspeech.data.audio.decode_audio` (the decoder, downmix,
 resampler and errors of every other path in hfspeech), cut into the windows `hfspeech predict` cuts
-(`inference.windows.slice_waveform`), and its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation,
-top-k and multi-label thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
+(`inference.windows.slice_waveform`), and its windows' logits come from the shared `DynamicBatcher`. Scores,
+aggregation, top-k and multi-label thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
 """
 
 from __future__ import annotations
