@@ -197,6 +197,29 @@ def test_transformer_int8_weights_are_signed_for_the_fast_integer_gemm(onnx_expo
     assert any(numpy_helper.to_array(w).min() < 0 for w in weights)
 
 
+def test_transformer_int8_stores_its_convolution_weights_as_int8(onnx_exports, tmp_path):
+    """Weight-only int8 for Conv: the weights shrink, the convolutions still compute in float."""
+    from hfspeech.export.conv_weights import float_conv_weights
+
+    fp32 = onnx.load(str(onnx_exports["wav2vec2"])).graph
+    graph = onnx.load(str(quantize_int8(onnx_exports["wav2vec2"], output_dir=tmp_path))).graph
+    assert float_conv_weights(fp32) and not float_conv_weights(graph)
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    assert any(node.op_type == "Conv" and node.input[1] in dequantized for node in graph.node)
+    assert not any(node.op_type == "ConvInteger" for node in graph.node)
+
+
+def test_channel_int8_rounds_each_channel_to_half_a_step():
+    from hfspeech.export.conv_weights import channel_int8
+
+    weight = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32) * np.array([1e-3, 1, 50, 0])[:, None, None]
+    values, scale = channel_int8(weight)
+    restored = values.astype(np.float32) * scale[:, None, None]
+    assert values.dtype == np.int8 and np.abs(values).max() == 127
+    assert np.all(np.abs(restored - weight) <= scale[:, None, None] / 2 + 1e-7)
+    assert np.all(restored[3] == 0)  # an all-zero channel stays zero (scale 1, not 0/0)
+
+
 def corrupt(folder: Path, problem: str) -> str:
     """Damage a copy of a model folder; returns the text the error must contain."""
     if problem == "missing config":

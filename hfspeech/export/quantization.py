@@ -9,10 +9,11 @@ What is quantized, and why:
 * the CNN's weights are nearly all Conv, so Conv is quantized (MatMul alone would leave the file as is),
   and the LSTM's are in its LSTM ops;
 * transformers models (Wav2Vec2 family, AST, Whisper...) get MatMul/Gemm, where most of their weights
-  are; their convolutions stay in float. Quantizing those too (all but the first, over the raw waveform)
-  made a Wav2Vec2-base-sized model 3.96x smaller instead of 3.1x, but flipped the top-1 label of 46% of
-  clips on its near-tied random logits, where MatMul/Gemm alone flipped none (docs/inference.md); on a
-  fine-tuned Whisper tiny.en, ConvInteger also ran slower than float convolutions.
+  are; their convolutions compute in float. Quantizing those as operators too (ConvInteger) made a
+  Wav2Vec2-base-sized model 3.96x smaller instead of 3.1x, but flipped the top-1 label of 46% of clips on
+  its near-tied random logits, where MatMul/Gemm alone flipped none (docs/inference.md); on a fine-tuned
+  Whisper tiny.en, ConvInteger also ran slower than float convolutions. Their weights are stored as int8
+  all the same, dequantized to float before the convolution (`hfspeech.export.conv_weights`).
 
 Weights: signed int8 (with uint8 activations) wherever no Conv is quantized. That is onnxruntime's fast
 integer GEMM (u8s8, VNNI's `vpdpbusd`): a fine-tuned Whisper tiny.en ran 2.0x faster than fp32 with it, but
@@ -33,6 +34,7 @@ import onnx
 from optimum.onnxruntime import ORTQuantizer
 from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
 
+from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import shorten_names
 
@@ -132,5 +134,7 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     quantized = save_dir / f"{onnx_path.stem}_{QUANTIZED_SUFFIX}.onnx"
     if quantizer.config.model_type.startswith("hfspeech-"):  # baselines: names were most of the file
         shorten_names(quantized)
+    else:  # transformers: what stays float32 is mostly convolution weights
+        store_conv_weights_int8(quantized)
     logger.info("%s int8 model: %s", "static" if static else "dynamic", quantized)
     return quantized

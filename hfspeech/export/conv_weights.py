@@ -1,0 +1,71 @@
+"""Convolution weights of transformer encoders stored as int8, computed in float (weight-only int8).
+
+Dynamic int8 quantizes MatMul/Gemm, where most of a transformer's weights are. What it leaves in float32
+is mostly convolution weights: Whisper's two stem convolutions (a quarter of tiny.en's int8 file),
+Wav2Vec2's feature encoder and positional convolution (36 of its 122 MB). Quantizing those as operators
+(ConvInteger) also quantizes their activations: it flipped near-tied labels and ran slower than float
+(`hfspeech.export.quantization`). Storing only the weights as int8 keeps the activations in float:
+
+* each weight becomes per-output-channel symmetric int8 (scale = the channel's largest magnitude / 127,
+  zero point 0) feeding a `DequantizeLinear` whose output the float `Conv` reads, so the rounding error of a
+  weight is at most half a step of its channel, as for the MatMul weights;
+* onnxruntime's `onnxruntime.quantization` has weight-only quantization for MatMul and Gather only
+  (`MatMulNBitsQuantizer`), hence this small rewrite for Conv;
+* the dequantization costs one pass over the weights per call, small next to the convolutions themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# Convolutions smaller than this stay float32 (biases, tiny stems): the saving would be bytes.
+MIN_ELEMENTS = 4096
+INT8_RANGE = 127
+
+
+def channel_int8(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel (axis 0) symmetric int8 values and float32 scales of a float weight."""
+    largest = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1)
+    scale = np.where(largest > 0, largest / INT8_RANGE, 1.0).astype(np.float32)
+    shape = (-1,) + (1,) * (weight.ndim - 1)
+    values = np.clip(np.rint(weight / scale.reshape(shape)), -INT8_RANGE, INT8_RANGE).astype(np.int8)
+    return values, scale
+
+
+def float_conv_weights(graph: onnx.GraphProto) -> list[TensorProto]:
+    """float32 initializers of at least MIN_ELEMENTS values that only Conv nodes read, as their weight."""
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    readers: dict[str, set[tuple[str, int]]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            readers.setdefault(name, set()).add((node.op_type, position))
+    return [tensor for name, tensor in initializers.items()
+            if tensor.data_type == TensorProto.FLOAT and int(np.prod(tensor.dims)) >= MIN_ELEMENTS
+            and readers.get(name) == {("Conv", 1)}]
+
+
+def store_conv_weights_int8(onnx_path: str | Path) -> int:
+    """Rewrite `onnx_path` in place with its float convolution weights stored as int8; returns how many."""
+    onnx_path = Path(onnx_path)
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    dequantize_nodes = []
+    for tensor in float_conv_weights(graph):
+        values, scale = channel_int8(numpy_helper.to_array(tensor))
+        name = tensor.name
+        graph.initializer.remove(tensor)
+        graph.initializer.extend([numpy_helper.from_array(values, f"{name}_int8"),
+                                  numpy_helper.from_array(scale, f"{name}_scale")])
+        # The DequantizeLinear output takes the weight's name, so the Conv nodes read it unchanged.
+        dequantize_nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale"], [name],
+                                                 name=f"{name}_DequantizeLinear", axis=0))
+    if dequantize_nodes:
+        nodes = dequantize_nodes + list(graph.node)
+        del graph.node[:]
+        graph.node.extend(nodes)
+        onnx.save(model, str(onnx_path))
+    return len(dequantize_nodes)
