@@ -164,6 +164,30 @@ def test_dynamic_int8_keeps_the_predictions_and_shrinks_the_file(wide_cnn):
     assert np.mean(np.array(predicted) == np.array(labels)) >= 0.95  # agreeing on right answers, not on noise
 
 
+def test_int8_weights_are_int8_in_the_file_and_float_when_running(wide_cnn, tmp_path):
+    """`--quantize int8_weights`: int8 convolution weights in the file, which onnxruntime turns back into float
+    weights when it opens it, so the running graph is the float model's (hfspeech.export.conv_weights)."""
+    import onnxruntime
+
+    quantized = export_onnx(wide_cnn, tmp_path / "onnx", quantize="int8_weights")
+    assert quantized.name == "model_quantized.onnx"
+    assert (tmp_path / "onnx" / "model.onnx").stat().st_size / quantized.stat().st_size >= 2.0
+    from hfspeech.export.conv_weights import float_conv_weights
+
+    large_convs = float_conv_weights(onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph)
+    stored = onnx.load(str(quantized)).graph
+    assert len(large_convs) == 3  # all but the first (32 x 1 x 3 x 3), too small to bother
+    assert sum(init.data_type == onnx.TensorProto.INT8 for init in stored.initializer) == len(large_convs)
+    assert not {"ConvInteger", "DequantizeLinear", "DynamicQuantizeLinear"} & {node.op_type for node in stored.node}
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "running.onnx")
+    onnxruntime.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"])
+    running = onnx.load(str(tmp_path / "running.onnx")).graph
+    assert not any(init.data_type == onnx.TensorProto.INT8 for init in running.initializer)  # folded at load
+    clips, labels = tone_test_set()
+    assert top1_agreement(str(wide_cnn), str(quantized), clips) >= 0.98
+
+
 def test_static_int8_calibrated_on_the_training_data(wide_cnn, tone_folder, tmp_path):
     fp32 = export_onnx(wide_cnn, tmp_path / "fp32")
     quantized = quantize_int8(fp32, output_dir=tmp_path / "static", calibration_dir=tone_folder)
@@ -198,14 +222,17 @@ def test_transformer_int8_weights_are_signed_for_the_fast_integer_gemm(onnx_expo
 
 
 def test_transformer_int8_stores_its_convolution_weights_as_int8(onnx_exports, tmp_path):
-    """Weight-only int8 for Conv: the weights shrink, the convolutions still compute in float."""
+    """Weight-only int8 for Conv: the weights are int8 in the file, turned into float by Cast and Mul (which
+    onnxruntime folds at load), and the convolutions compute in float."""
     from hfspeech.export.conv_weights import float_conv_weights
 
     fp32 = onnx.load(str(onnx_exports["wav2vec2"])).graph
     graph = onnx.load(str(quantize_int8(onnx_exports["wav2vec2"], output_dir=tmp_path))).graph
     assert float_conv_weights(fp32) and not float_conv_weights(graph)
-    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
-    assert any(node.op_type == "Conv" and node.input[1] in dequantized for node in graph.node)
+    int8 = {init.name for init in graph.initializer if init.data_type == onnx.TensorProto.INT8}
+    cast = {node.output[0] for node in graph.node if node.op_type == "Cast" and node.input[0] in int8}
+    scaled = {node.output[0] for node in graph.node if node.op_type == "Mul" and node.input[0] in cast}
+    assert any(node.op_type == "Conv" and node.input[1] in scaled for node in graph.node)
     assert not any(node.op_type == "ConvInteger" for node in graph.node)
 
 

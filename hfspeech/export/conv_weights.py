@@ -6,12 +6,15 @@ Wav2Vec2's feature encoder and positional convolution (36 of its 122 MB). Quanti
 (ConvInteger) also quantizes their activations: it flipped near-tied labels and ran slower than float
 (`hfspeech.export.quantization`). Storing only the weights as int8 keeps the activations in float:
 
-* each weight becomes per-output-channel symmetric int8 (scale = the channel's largest magnitude / 127,
-  zero point 0) feeding a `DequantizeLinear` whose output the float `Conv` reads, so the rounding error of a
-  weight is at most half a step of its channel, as for the MatMul weights;
+* each weight becomes per-output-channel symmetric int8 (scale = the channel's largest magnitude / 127),
+  so the rounding error of a weight is at most half a step of its channel, as for the MatMul weights;
+* the graph turns it back into float with `Cast` and `Mul` by the scales, not `DequantizeLinear`: both read
+  only constants, so onnxruntime folds them into a float weight when it opens the file, and the running graph
+  is the float one (its blocked NCHWc convolutions included). onnxruntime keeps `DequantizeLinear` unfolded
+  (for its QDQ fusions) unless told otherwise per session: the CNN's convolutions then lost their NCHWc form
+  and ran 20% slower;
 * onnxruntime's `onnxruntime.quantization` has weight-only quantization for MatMul and Gather only
-  (`MatMulNBitsQuantizer`), hence this small rewrite for Conv;
-* the dequantization costs one pass over the weights per call, small next to the convolutions themselves.
+  (`MatMulNBitsQuantizer`), hence this small rewrite for Conv.
 """
 
 from __future__ import annotations
@@ -55,17 +58,18 @@ def store_conv_weights_int8(onnx_path: str | Path) -> int:
     graph = model.graph
     dequantize_nodes = []
     for tensor in float_conv_weights(graph):
-        values, scale = channel_int8(numpy_helper.to_array(tensor))
+        weight = numpy_helper.to_array(tensor)
+        values, scale = channel_int8(weight)
         name = tensor.name
         graph.initializer.remove(tensor)
         graph.initializer.extend([numpy_helper.from_array(values, f"{name}_int8"),
-                                  numpy_helper.from_array(scale, f"{name}_scale")])
-        # The DequantizeLinear output takes the weight's name, so the Conv nodes read it unchanged.
-        dequantize_nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale"], [name],
-                                                 name=f"{name}_DequantizeLinear", axis=0))
+                                  numpy_helper.from_array(scale.reshape((-1,) + (1,) * (weight.ndim - 1)), f"{name}_scale")])
+        # The product takes the weight's name, so the Conv nodes read it unchanged.
+        dequantize_nodes += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"], to=TensorProto.FLOAT),
+                             helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name])]
     if dequantize_nodes:
         nodes = dequantize_nodes + list(graph.node)
         del graph.node[:]
         graph.node.extend(nodes)
         onnx.save(model, str(onnx_path))
-    return len(dequantize_nodes)
+    return len(dequantize_nodes) // 2

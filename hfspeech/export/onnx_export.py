@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.features.frontend import AudioFrontend
-from hfspeech.export.quantization import quantize_int8
+from hfspeech.export.quantization import quantize_int8, write_int8_weights
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
 from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes
 
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 TASK = "audio-classification"
 ONNX_FILE = "model.onnx"
+QUANTIZE_CHOICES = (None, "int8", "int8_weights")
 
 
 def default_output_dir(model_dir: str | Path, fmt: str) -> Path:
@@ -77,10 +78,11 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     logits against PyTorch, and save config.json and preprocessor_config.json beside it.
 
     `quantize="int8"` also writes `model_quantized.onnx` (see `quantize_int8`; static when
-    `calibration_dir` is given). Returns the path of the last ONNX file written.
+    `calibration_dir` is given); `quantize="int8_weights"` writes it with int8 convolution weights and float
+    compute (`write_int8_weights`). Returns the path of the last ONNX file written.
     """
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if quantize not in QUANTIZE_CHOICES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, got {quantize!r}")
     model_dir = Path(model_dir)
     output_dir = Path(output_dir) if output_dir else default_output_dir(model_dir, "onnx")
     config = read_config(model_dir)
@@ -103,4 +105,6 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     logger.info("exported %s to %s", model_dir, onnx_path)
     if quantize == "int8":
         return quantize_int8(onnx_path, calibration_dir=calibration_dir)
+    if quantize == "int8_weights":
+        return write_int8_weights(onnx_path)
     return onnx_path

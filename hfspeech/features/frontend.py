@@ -5,9 +5,9 @@ takes raw audio and carries its own feature computation, so serving code cannot 
 training code. That dictates how the front end is written:
 
 * Plain, exportable ops that are fast in PyTorch, TorchScript and onnxruntime alike: frames are
-  gathered from the padded waveform with a precomputed integer index (``arange``; ``torch.stft`` and
-  ``Tensor.unfold`` export unevenly), only the ``win_length`` samples where the analysis window is
-  non-zero (for ``fbank`` after Kaldi's per-frame DC removal and pre-emphasis), and each frame's
+  cut from the padded waveform as ``hop_length`` blocks laid side by side (slices and a concatenation;
+  ``torch.stft`` and ``Tensor.unfold`` export unevenly, an index gather was slow in onnxruntime), only the
+  ``win_length`` samples where the analysis window is non-zero (for ``fbank`` after Kaldi's per-frame DC removal and pre-emphasis), and each frame's
   windowed real DFT is ONE float32 matrix product with a ``[win_length, 2 * (n_fft // 2 + 1)]`` basis
   that has the window folded in (``dft_basis``: cosines, then minus sines). The fixed matrices are
   non-persistent buffers: recomputed from the config, never stored in (or loaded from) the weights.
@@ -136,13 +136,27 @@ class AudioFrontend(nn.Module):
         x = frames - frames.mean(-1, keepdim=True)
         return torch.cat([x[..., :1] * (1 - self.preemphasis), x[..., 1:] - self.preemphasis * x[..., :-1]], dim=-1)
 
+    def _frames(self, waveforms: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``[B, frames, win_length]``: the samples of each centred frame where the window is non-zero.
+
+        Frame ``t`` covers ``win_length`` samples from ``t * hop_length`` in the waveform padded so that
+        frame 0 starts at sample 0; that padded waveform is cut into ``hop_length`` blocks, and frame ``t``
+        is blocks ``t``, ``t + 1``... side by side, the last one cut short. Slices and one concatenation:
+        contiguous copies, where an index gather (one index per sample) was 15% of onnxruntime's time.
+        """
+        blocks_per_frame = -(-self.win_length // self.hop_length)
+        num_blocks = num_frames + blocks_per_frame - 1
+        left = self.n_fft // 2 - self.window_offset  # zero padding by n_fft // 2, then the window's offset
+        padded = nn.functional.pad(waveforms, (left, blocks_per_frame * self.hop_length))
+        blocks = padded[:, : num_blocks * self.hop_length].reshape(waveforms.shape[0], num_blocks, self.hop_length)
+        last_width = self.win_length - (blocks_per_frame - 1) * self.hop_length
+        parts = [blocks[:, j : j + num_frames] for j in range(blocks_per_frame - 1)]
+        parts.append(blocks[:, blocks_per_frame - 1 : blocks_per_frame - 1 + num_frames, :last_width])
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
     def _log_mel(self, input_values: torch.Tensor, num_frames: int) -> torch.Tensor:
         """``[B, frames, n_mels]`` log mel energies (float32) of zero-padded waveforms ``[B, T]``."""
-        left = self.n_fft // 2  # the right side gets one more sample when n_fft is odd
-        padded = nn.functional.pad(input_values.to(torch.float32), (left, self.n_fft - left))
-        starts = torch.arange(num_frames, device=padded.device) * self.hop_length + self.window_offset
-        frame_index = starts.unsqueeze(1) + torch.arange(self.win_length, device=padded.device).unsqueeze(0)
-        frames = padded[:, frame_index]  # [B, frames, win_length]: where the window is non-zero
+        frames = self._frames(input_values.to(torch.float32), num_frames)  # [B, frames, win_length]
         if self.feature_type == "fbank":
             frames = self._kaldi_preprocess(frames)
         spectrum = frames @ self.dft_basis  # windowed DFT: [B, frames, 2 * bins], real parts then imaginary
