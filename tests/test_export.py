@@ -176,7 +176,7 @@ def test_int8_weights_are_int8_in_the_file_and_float_when_running(wide_cnn, tmp_
 
     large_convs = float_conv_weights(onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph)
     stored = onnx.load(str(quantized)).graph
-    assert len(large_convs) == 3  # all but the first (32 x 1 x 3 x 3), too small to bother
+    assert len(large_convs) == 4
     assert sum(init.data_type == onnx.TensorProto.INT8 for init in stored.initializer) == len(large_convs)
     assert not {"ConvInteger", "DequantizeLinear", "DynamicQuantizeLinear"} & {node.op_type for node in stored.node}
     options = onnxruntime.SessionOptions()
