@@ -57,7 +57,12 @@ RUNS = {  # name -> flag file and extra flags
     # trimmed silence (every clip starts at its word), last-layer probe, LP-FT from it without time shifts
     "probe-tiny-trim": ("whisper_probe_trim.args", []),
     "lpft-tiny-trim": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim}"]),
+    "lpft-tiny-speaker": ("whisper_lpft_speaker.args", ["--model_name_or_path", "{probe-tiny}"]),
+    # the three training voices plus espeak-ng digits in many synthetic voices (SYNTHETIC: clips per digit)
+    "probe-tiny-espeak": ("whisper_probe.args", []),
+    "lpft-tiny-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-espeak}"]),
 }
+SYNTHETIC = {"probe-tiny-espeak": 60, "lpft-tiny-espeak": 60}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
@@ -75,8 +80,7 @@ def train(name: str, flag_file: str, extra: list[str], data: list[str], output_d
 
 def run_in_process(name: str, command: list[str], output_dir: Path, env: Optional[dict] = None) -> dict:
     """`command` (a training run, seeded, one checkpoint kept) into `output_dir`: its metrics plus wall time."""
-    command = [*command, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
-               "--save_total_limit", "1", "--disable_tqdm", "True"]
+    command = with_run_defaults(command, output_dir)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
@@ -89,6 +93,14 @@ def run_in_process(name: str, command: list[str], output_dir: Path, env: Optiona
             "epochs": epochs, "wall_s": round(wall, 1)}
 
 
+def with_run_defaults(command: list[str], output_dir: Path) -> list[str]:
+    """`command` writing into `output_dir`, one checkpoint kept, seed 0 unless the run's own flags name a seed
+    (appended after them, a default would win: the last of a repeated flag counts)."""
+    seed = [] if "--seed" in command else ["--seed", "0"]
+    return [*command, "--output_dir", str(output_dir), "--overwrite_output_dir", *seed,
+            "--save_total_limit", "1", "--disable_tqdm", "True"]
+
+
 def record(results: dict, output: Path, key: str, value: dict) -> None:
     results.setdefault("runs", {})[key] = value
     output.write_text(json.dumps(results, indent=2))
@@ -99,13 +111,23 @@ def pending_fsdd_runs(args, results: dict, work: Path):
     """`(fold, run name, results key, data flags, manifest paths)` of every run still to do, fold by fold (the
     leave-one-speaker-out manifests written first); `--resume` skips the runs `results` already holds."""
     for fold in args.folds:
-        paths = prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
-        data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
-                "--test_file", str(paths["test"])]
         for name in args.runs:
             key = f"fsdd/{name}/{fold}"
             if not (args.resume and key in results.get("runs", {})):
+                paths = fold_manifests(work, fold, SYNTHETIC.get(name, 0))
+                data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
+                        "--test_file", str(paths["test"])]
                 yield fold, name, key, data, paths
+
+
+def fold_manifests(work: Path, fold: str, synthetic_per_digit: int = 0) -> dict[str, Path]:
+    """The fold's manifests; with `synthetic_per_digit`, espeak-ng digits (generated once for every fold) join
+    the training split, in their own folder so the real-only manifests stay as they are."""
+    if not synthetic_per_digit:
+        return prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
+    return prepare_fsdd(FSDD, work / f"fsdd-espeak{synthetic_per_digit}" / fold, test_speaker=fold,
+                        synthetic_per_digit=synthetic_per_digit,
+                        synthetic_dir=work / f"espeak-digits-{synthetic_per_digit}")
 
 
 def fsdd_runs(args, results: dict, work: Path) -> None:
