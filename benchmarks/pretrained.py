@@ -61,8 +61,12 @@ RUNS = {  # name -> flag file and extra flags
     # the three training voices plus espeak-ng digits in many synthetic voices (SYNTHETIC: clips per digit)
     "probe-tiny-espeak": ("whisper_probe.args", []),
     "lpft-tiny-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-espeak}"]),
+    # ... and voices of other languages reading the English digits (ACCENTS: runs whose synthetic voices do)
+    "probe-tiny-accents": ("whisper_probe.args", []),
+    "lpft-tiny-accents": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-accents}"]),
 }
-SYNTHETIC = {"probe-tiny-espeak": 60, "lpft-tiny-espeak": 60}
+SYNTHETIC = {"probe-tiny-espeak": 60, "lpft-tiny-espeak": 60, "probe-tiny-accents": 60, "lpft-tiny-accents": 60}
+ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
@@ -114,20 +118,21 @@ def pending_fsdd_runs(args, results: dict, work: Path):
         for name in args.runs:
             key = f"fsdd/{name}/{fold}"
             if not (args.resume and key in results.get("runs", {})):
-                paths = fold_manifests(work, fold, SYNTHETIC.get(name, 0))
+                paths = fold_manifests(work, fold, SYNTHETIC.get(name, 0), name in ACCENTS)
                 data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
                         "--test_file", str(paths["test"])]
                 yield fold, name, key, data, paths
 
 
-def fold_manifests(work: Path, fold: str, synthetic_per_digit: int = 0) -> dict[str, Path]:
-    """The fold's manifests; with `synthetic_per_digit`, espeak-ng digits (generated once for every fold) join
-    the training split, in their own folder so the real-only manifests stay as they are."""
+def fold_manifests(work: Path, fold: str, synthetic_per_digit: int = 0, accents: bool = False) -> dict[str, Path]:
+    """The fold's manifests; with `synthetic_per_digit`, espeak-ng digits (generated once for every fold; with
+    `accents`, other languages' voices too) join the training split, in their own folder so the real-only
+    manifests stay as they are."""
     if not synthetic_per_digit:
         return prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
-    return prepare_fsdd(FSDD, work / f"fsdd-espeak{synthetic_per_digit}" / fold, test_speaker=fold,
-                        synthetic_per_digit=synthetic_per_digit,
-                        synthetic_dir=work / f"espeak-digits-{synthetic_per_digit}")
+    kind = f"{'accents' if accents else 'espeak'}{synthetic_per_digit}"
+    return prepare_fsdd(FSDD, work / f"fsdd-{kind}" / fold, test_speaker=fold, synthetic_per_digit=synthetic_per_digit,
+                        synthetic_dir=work / f"digits-{kind}", synthetic_accents=accents)
 
 
 def fsdd_runs(args, results: dict, work: Path) -> None:
