@@ -10,6 +10,9 @@ encoder cut to the clip vs padded to 30 s, and a probe epoch from the cache vs w
     python benchmarks/pretrained.py                                   # everything (long on 2 cores)
     python benchmarks/pretrained.py --runs probe-tiny cnn --folds george   # a part of it
 
+Runs named in SYNTHETIC train on the fold's three voices plus espeak-ng digits (`prepare_fsdd.py
+--synthetic_per_digit`; validation and test stay real).
+
 Results are appended run by run to --output (JSON), so an interrupted benchmark keeps what it measured and
 `--resume` skips runs already there.
 """
@@ -64,8 +67,15 @@ RUNS = {  # name -> flag file and extra flags
     # ... and voices of other languages reading the English digits (ACCENTS: runs whose synthetic voices do)
     "probe-tiny-accents": ("whisper_probe.args", []),
     "lpft-tiny-accents": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-accents}"]),
+    # silence trimmed (every clip, real or generated, starts at its word) plus the espeak-ng digits
+    "probe-tiny-trim-espeak": ("whisper_probe_trim.args", []),
+    "lpft-tiny-trim-espeak": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim-espeak}"]),
+    "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
+    "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
 }
-SYNTHETIC = {"probe-tiny-espeak": 60, "lpft-tiny-espeak": 60, "probe-tiny-accents": 60, "lpft-tiny-accents": 60}
+SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "probe-tiny-accents", "lpft-tiny-accents",
+                                   "probe-tiny-trim-espeak", "lpft-tiny-trim-espeak", "probe-base-espeak",
+                                   "lpft-base-espeak")}
 ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
