@@ -10,6 +10,9 @@ encoder cut to the clip vs padded to 30 s, and a probe epoch from the cache vs w
     python benchmarks/pretrained.py                                   # everything (long on 2 cores)
     python benchmarks/pretrained.py --runs probe-tiny cnn --folds george   # a part of it
 
+Runs named in SYNTHETIC train on the fold's three voices plus espeak-ng digits (`prepare_fsdd.py
+--synthetic_per_digit`; validation and test stay real).
+
 Results are appended run by run to --output (JSON), so an interrupted benchmark keeps what it measured and
 `--resume` skips runs already there.
 """
@@ -57,7 +60,23 @@ RUNS = {  # name -> flag file and extra flags
     # trimmed silence (every clip starts at its word), last-layer probe, LP-FT from it without time shifts
     "probe-tiny-trim": ("whisper_probe_trim.args", []),
     "lpft-tiny-trim": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim}"]),
+    "lpft-tiny-speaker": ("whisper_lpft_speaker.args", ["--model_name_or_path", "{probe-tiny}"]),
+    # the three training voices plus espeak-ng digits in many synthetic voices (SYNTHETIC: clips per digit)
+    "probe-tiny-espeak": ("whisper_probe.args", []),
+    "lpft-tiny-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-espeak}"]),
+    # ... and voices of other languages reading the English digits (ACCENTS: runs whose synthetic voices do)
+    "probe-tiny-accents": ("whisper_probe.args", []),
+    "lpft-tiny-accents": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-accents}"]),
+    # silence trimmed (every clip, real or generated, starts at its word) plus the espeak-ng digits
+    "probe-tiny-trim-espeak": ("whisper_probe_trim.args", []),
+    "lpft-tiny-trim-espeak": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim-espeak}"]),
+    "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
+    "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
 }
+SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "probe-tiny-accents", "lpft-tiny-accents",
+                                   "probe-tiny-trim-espeak", "lpft-tiny-trim-espeak", "probe-base-espeak",
+                                   "lpft-base-espeak")}
+ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
@@ -75,8 +94,7 @@ def train(name: str, flag_file: str, extra: list[str], data: list[str], output_d
 
 def run_in_process(name: str, command: list[str], output_dir: Path, env: Optional[dict] = None) -> dict:
     """`command` (a training run, seeded, one checkpoint kept) into `output_dir`: its metrics plus wall time."""
-    command = [*command, "--output_dir", str(output_dir), "--overwrite_output_dir", "--seed", "0",
-               "--save_total_limit", "1", "--disable_tqdm", "True"]
+    command = with_run_defaults(command, output_dir)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     wall = time.perf_counter() - start
@@ -89,6 +107,14 @@ def run_in_process(name: str, command: list[str], output_dir: Path, env: Optiona
             "epochs": epochs, "wall_s": round(wall, 1)}
 
 
+def with_run_defaults(command: list[str], output_dir: Path) -> list[str]:
+    """`command` writing into `output_dir`, one checkpoint kept, seed 0 unless the run's own flags name a seed
+    (appended after them, a default would win: the last of a repeated flag counts)."""
+    seed = [] if "--seed" in command else ["--seed", "0"]
+    return [*command, "--output_dir", str(output_dir), "--overwrite_output_dir", *seed,
+            "--save_total_limit", "1", "--disable_tqdm", "True"]
+
+
 def record(results: dict, output: Path, key: str, value: dict) -> None:
     results.setdefault("runs", {})[key] = value
     output.write_text(json.dumps(results, indent=2))
@@ -99,13 +125,24 @@ def pending_fsdd_runs(args, results: dict, work: Path):
     """`(fold, run name, results key, data flags, manifest paths)` of every run still to do, fold by fold (the
     leave-one-speaker-out manifests written first); `--resume` skips the runs `results` already holds."""
     for fold in args.folds:
-        paths = prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
-        data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
-                "--test_file", str(paths["test"])]
         for name in args.runs:
             key = f"fsdd/{name}/{fold}"
             if not (args.resume and key in results.get("runs", {})):
+                paths = fold_manifests(work, fold, SYNTHETIC.get(name, 0), name in ACCENTS)
+                data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
+                        "--test_file", str(paths["test"])]
                 yield fold, name, key, data, paths
+
+
+def fold_manifests(work: Path, fold: str, synthetic_per_digit: int = 0, accents: bool = False) -> dict[str, Path]:
+    """The fold's manifests; with `synthetic_per_digit`, espeak-ng digits (generated once for every fold; with
+    `accents`, other languages' voices too) join the training split, in their own folder so the real-only
+    manifests stay as they are."""
+    if not synthetic_per_digit:
+        return prepare_fsdd(FSDD, work / "fsdd" / fold, test_speaker=fold)
+    kind = f"{'accents' if accents else 'espeak'}{synthetic_per_digit}"
+    return prepare_fsdd(FSDD, work / f"fsdd-{kind}" / fold, test_speaker=fold, synthetic_per_digit=synthetic_per_digit,
+                        synthetic_dir=work / f"digits-{kind}", synthetic_accents=accents)
 
 
 def fsdd_runs(args, results: dict, work: Path) -> None:

@@ -50,3 +50,12 @@ def test_augmenter_applies_them_reproducibly():
     np.testing.assert_array_equal(first[0], first[1])
     outs = [WaveformAugmenter(config, RATE, seed=s)(wave) for s in range(6)]
     assert any(not np.allclose(o, wave) for o in outs)
+
+
+def test_pitch_shift_takes_a_read_only_clip():
+    """Training clips come from Arrow as read-only views; PitchShift's stretcher refuses those unless copied."""
+    config = AugmentationConfig(pitch_semitones=2.0)
+    wave = np.random.default_rng(2).standard_normal(RATE).astype(np.float32) * 0.1
+    wave.flags.writeable = False
+    outs = [WaveformAugmenter(config, RATE, seed=s)(wave) for s in range(4)]  # half of them shifted
+    assert all(o.shape == wave.shape for o in outs) and any(not np.allclose(o, wave) for o in outs)

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from hfspeech.cli.demo import demo_data as main
+from hfspeech.errors import UsageError
 from hfspeech.synthetic.signals import generate_noise_files
 from hfspeech.synthetic.spoken import DEFAULT_KEYWORDS, generate_keyword_dataset
 
@@ -127,3 +128,14 @@ def test_main_and_audiofolder_loading(tmp_path):
     ds = datasets.load_dataset("audiofolder", data_dir=str(tmp_path / "d"), split="train",
                                cache_dir=str(tmp_path / "cache"))
     assert ds.num_rows == 4 and ds.features["label"].names == ["down", "up"]
+
+
+def test_other_voices_change_the_speech_and_are_recorded(tmp_path):
+    english = make(tmp_path / "en", keywords=("six",), clips_per_keyword=2)
+    french = make(tmp_path / "fr", keywords=("six",), clips_per_keyword=2, voices=("fr",))
+    assert digests(english) != digests(french)
+    assert json.loads((french / "dataset_info.json").read_text())["voices"] == ["fr"]
+    assert "voices" not in json.loads((english / "dataset_info.json").read_text())  # older folders still match
+    assert "among fr," in (french / "README.md").read_text()
+    with pytest.raises(UsageError, match="voices"):
+        make(tmp_path / "none", voices=())

@@ -240,7 +240,8 @@ class WaveformAugmenter:
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def __call__(self, waveform: np.ndarray) -> np.ndarray:
-        waveform = np.asarray(waveform, dtype=np.float32)
+        # Writable: clips read from Arrow are read-only views, and PitchShift's C++ stretcher refuses those.
+        waveform = np.require(waveform, dtype=np.float32, requirements=["C", "W"])
         if waveform.ndim != 1:
             raise UsageError(f"expected a mono 1-D waveform, got shape {waveform.shape}")
         if self.transform is None or waveform.size == 0:  # nothing to do, or nothing to do it to

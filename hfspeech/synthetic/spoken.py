@@ -72,7 +72,7 @@ Synthetic keyword-spotting data made offline by `hfspeech.synthetic.spoken.gener
 (generator version {GENERATOR_VERSION}). Not recorded speech: meant for demos, tests and smoke runs.
 
 - Keywords: {', '.join(params['keywords'])}; {params['clips_per_keyword']} clips each.
-- Speech: `espeak-ng` with a random voice among {', '.join(ESPEAK_VOICES)}, a random variant among
+- Speech: `espeak-ng` with a random voice among {', '.join(params.get('voices', ESPEAK_VOICES))}, a random variant among
   {', '.join(v for v in ESPEAK_VARIANTS if v)} (or none), speed {SPEED_WPM[0]}-{SPEED_WPM[1]} wpm,
   pitch {PITCH[0]}-{PITCH[1]}.
 - Each word is trimmed, resampled to {params['sampling_rate']} Hz with soxr, placed at a random
@@ -113,15 +113,24 @@ def generate_keyword_dataset(
     noise_snr_db: Optional[tuple[float, float]] = (5.0, 30.0),
     seed: int = 0,
     progress: bool = True,
+    voices: Sequence[str] = ESPEAK_VOICES,
 ) -> Path:
-    """Write (or find already written) the demo keyword dataset; returns ``output_dir``."""
+    """Write (or find already written) the demo keyword dataset; returns ``output_dir``.
+
+    ``voices``: the espeak-ng voices drawn from (default: its English ones); a voice of another language reads
+    the English keyword with that language's rules, a crude stand-in for a foreign accent."""
     keywords = _check_keywords(keywords)
     noise_snr_db = _check_snr(noise_snr_db)
+    voices = tuple(voices)
+    if not voices:
+        raise UsageError("voices must not be empty")
     params = dict(keywords=keywords, clips_per_keyword=int(clips_per_keyword),
                   **_common_params(sampling_rate, clip_seconds, noise_snr_db, seed))
+    if voices != tuple(ESPEAK_VOICES):  # the default stays out, so folders made before this option still match
+        params["voices"] = list(voices)
 
     def make_clip(exe, keyword, rng):
-        return speak_clip(exe, keyword, rng, sampling_rate, clip_seconds, noise_snr_db)
+        return speak_clip(exe, keyword, rng, sampling_rate, clip_seconds, noise_snr_db, voices=voices)
 
     return _generate_folder(Path(output_dir), params, keywords, clips_per_keyword, make_clip,
                             _readme(params), "espeak-ng keywords", progress)

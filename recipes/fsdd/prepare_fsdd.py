@@ -1,6 +1,10 @@
 """Leave-one-speaker-out manifests of the Free Spoken Digit Dataset: the digit is the label, one speaker is
 the test split, never heard in training; validation is 10% of each digit of each training speaker.
 
+`--synthetic_per_digit N` adds N espeak-ng clips of each digit word ("zero" ... "nine", many voices, rates and
+pitches, at FSDD's 8 kHz, `hfspeech.synthetic.spoken`) to the *training* split only, speaker "espeak": more
+voices than three real speakers give, while validation and test stay real recordings.
+
     python recipes/fsdd/prepare_fsdd.py ../shared/data/fsdd/recordings data/fsdd-george --test_speaker george
 
 Idempotent: it rewrites the three CSV files (path,label,speaker; absolute paths) only when they differ.
@@ -17,6 +21,12 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SYNTHETIC_SPEAKER = "espeak"
+SYNTHETIC_SNR_DB = (20.0, 40.0)  # FSDD is quiet studio-ish speech: a little noise, not the demo's 5-30 dB
+# --synthetic_accents: espeak-ng voices of other languages reading the English words by their own rules (a
+# crude stand-in for accented English: "six" /sis/ in French, /ziks/ in German), beside the English voices.
+ACCENT_VOICES = ("fr", "de", "es", "it", "nl", "pt", "pl")  # Latin-script languages: they read, not switch to en
 
 
 def read_recordings(recordings_dir: Path) -> list[tuple[Path, str, str]]:
@@ -59,11 +69,32 @@ def write_if_changed(path: Path, rows) -> None:
         path.write_text(buffer.getvalue())
 
 
+def synthetic_digit_rows(output_dir: Path, per_digit: int, seed: int = 0,
+                         accents: bool = False) -> list[tuple[Path, str, str]]:
+    """(path, digit, "espeak") of `per_digit` generated clips of each digit word, written once into
+    `output_dir` (the generator is idempotent: the same parameters reuse the finished folder)."""
+    from hfspeech.synthetic.espeak import ESPEAK_VOICES  # here: the plain split needs no espeak-ng
+    from hfspeech.synthetic.spoken import generate_keyword_dataset
+
+    voices = ESPEAK_VOICES + (ACCENT_VOICES if accents else ())
+    folder = generate_keyword_dataset(output_dir, keywords=DIGIT_WORDS, clips_per_keyword=per_digit,
+                                      sampling_rate=8000, clip_seconds=1.0, noise_snr_db=SYNTHETIC_SNR_DB,
+                                      seed=seed, progress=False, voices=voices)
+    return [(path.resolve(), str(digit), SYNTHETIC_SPEAKER)
+            for digit, word in enumerate(DIGIT_WORDS) for path in sorted((folder / word).glob("*.wav"))]
+
+
 def prepare_fsdd(recordings_dir, output_dir, test_speaker: str, validation_fraction: float = 0.1,
-                 seed: int = 0) -> dict[str, Path]:
+                 seed: int = 0, synthetic_per_digit: int = 0, synthetic_dir=None,
+                 synthetic_accents: bool = False) -> dict[str, Path]:
+    """The three manifests in `output_dir`; with `synthetic_per_digit`, generated clips (kept in
+    `synthetic_dir`, default `output_dir/espeak-digits`) join the training split."""
     splits = split_rows(read_recordings(Path(recordings_dir)), test_speaker, validation_fraction, seed)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    if synthetic_per_digit > 0:
+        folder = Path(synthetic_dir) if synthetic_dir is not None else output / "espeak-digits"
+        splits["train"].extend(synthetic_digit_rows(folder, synthetic_per_digit, seed, synthetic_accents))
     paths = {}
     for name in SPLITS:
         paths[name] = output / f"{name}.csv"
@@ -78,9 +109,15 @@ def main() -> None:
     parser.add_argument("--test_speaker", required=True)
     parser.add_argument("--validation_fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--synthetic_per_digit", type=int, default=0,
+                        help="add this many espeak-ng clips of each digit to the training split (needs espeak-ng)")
+    parser.add_argument("--synthetic_dir", default=None, help="where the generated clips go (default: in output_dir)")
+    parser.add_argument("--synthetic_accents", action="store_true",
+                        help="let voices of other languages read the digits too (ACCENT_VOICES)")
     args = parser.parse_args()
     for name, path in prepare_fsdd(args.recordings_dir, args.output_dir, args.test_speaker,
-                                   args.validation_fraction, args.seed).items():
+                                   args.validation_fraction, args.seed, args.synthetic_per_digit,
+                                   args.synthetic_dir, args.synthetic_accents).items():
         print(f"{name}: {path}")
 
 
