@@ -15,7 +15,7 @@ gradients, on the student's device.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import soxr
@@ -23,6 +23,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.data.transforms import crop
+from hfspeech.errors import UsageError
 from hfspeech.models import register
 from hfspeech.models.inputs import extract_features
 from hfspeech.models.loading import pretrained_errors
@@ -31,32 +32,34 @@ RAW_COLUMN = "teacher_waveform"
 
 
 class LiveTeacher:
-    """``teacher(waveforms, lengths)``: the teacher's logits, columns in the student's label order, for a padded
-    ``[batch, samples]`` tensor of raw clips at ``sampling_rate`` (``lengths``: each clip's valid samples)."""
+    """A saved classifier as a teacher: ``teacher(waveforms, lengths)`` gives its logits, columns in the student's
+    label order, for a padded ``[batch, samples]`` tensor of raw clips at ``sampling_rate`` (``lengths``: each
+    clip's valid samples); `logits_of` for a list of clips (the cached path, `training.teacher_cache`)."""
 
     def __init__(self, teacher_dir: str, label_names: Sequence[str], sampling_rate: int):
-        from hfspeech.training.teacher_cache import label_columns
-
         register()
         with pretrained_errors(teacher_dir):
             self.model = AutoModelForAudioClassification.from_pretrained(teacher_dir).eval()
             self.extractor = AutoFeatureExtractor.from_pretrained(teacher_dir)
         self.model.requires_grad_(False)
         self.columns = label_columns(self.model.config, label_names, teacher_dir)
-        self.is_multi_label = getattr(self.model.config, "problem_type", None) == "multi_label_classification"
         self.input_rate, self.rate = int(sampling_rate), int(self.extractor.sampling_rate)
         window = getattr(self.model.config, "max_length_seconds", None)
         self.max_samples = int(round(window * self.rate)) if window else None
 
-    @torch.no_grad()
     def __call__(self, waveforms: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
-        device = waveforms.device
-        if next(self.model.parameters()).device != device:
-            self.model.to(device)
         audio = waveforms.detach().float().cpu().numpy()
         lengths = [audio.shape[1]] * len(audio) if lengths is None else lengths.cpu().tolist()
-        clips = [crop(self._at_rate(clip[: int(n)]), self.max_samples) for clip, n in zip(audio, lengths)]
-        inputs = extract_features(self.extractor, clips)
+        return self.logits_of([clip[: int(n)] for clip, n in zip(audio, lengths)], waveforms.device)
+
+    @torch.no_grad()
+    def logits_of(self, clips: Sequence[np.ndarray], device: Optional[torch.device] = None) -> torch.Tensor:
+        """Logits of clips at the input rate, each resampled to the teacher's and centre-cut to its window."""
+        device = device or torch.device("cpu")
+        if next(self.model.parameters()).device != device:
+            self.model.to(device)
+        inputs = extract_features(self.extractor, [crop(self._at_rate(np.asarray(c, dtype=np.float32)),
+                                                        self.max_samples) for c in clips])
         logits = self.model(**{k: v.to(device) for k, v in inputs.items()}).logits.float()
         return logits[:, self.columns]
 
@@ -64,6 +67,16 @@ class LiveTeacher:
         if self.input_rate == self.rate:
             return clip
         return soxr.resample(clip, self.input_rate, self.rate).astype(np.float32)
+
+
+def label_columns(config: Any, label_names: Sequence[str], teacher_dir: str) -> list[int]:
+    """The teacher's logit column of each student label; a clear error when the label sets differ."""
+    teacher_ids = {str(name): int(i) for i, name in config.id2label.items()}
+    missing = [name for name in label_names if name not in teacher_ids]
+    if missing or len(teacher_ids) != len(label_names):
+        raise UsageError(f"--teacher {teacher_dir}: its labels {sorted(teacher_ids)} are not the data's "
+                         f"{sorted(label_names)}")
+    return [teacher_ids[name] for name in label_names]
 
 
 class RawWaveformSplit(torch.utils.data.Dataset):
