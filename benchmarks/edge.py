@@ -7,6 +7,7 @@ best model is exported to int8 ONNX (`hfspeech.export`) and that file's size, it
 (one thread, median of 50) and its accuracy on the held-out speaker are measured.
 
     python benchmarks/edge.py --runs bcresnet-3 bcresnet-3-distilled --folds george
+    python benchmarks/edge.py --runs bcresnet-1-fm bcresnet-1+espeak   # function matching; espeak-ng voices added
     python benchmarks/edge.py --report runs/bench-edge/edge.json     # the table, mean ± spread over folds
 
 Teachers: `--teacher_root DIR` holds one fine-tuned model per held-out speaker (`DIR/<speaker>/`, complete when
@@ -31,16 +32,22 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.pretrained import RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process, start_results  # noqa: E402
 
 WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-8": 8}
+# `-fm`: function matching (hfspeech distill --teacher_on_augmented): the teacher labels every augmented, mixed
+# batch the student sees; soft loss only, at T=4, with mixup so the targets between the digits are taught too.
+FUNCTION_MATCHING = ["--teacher_on_augmented", "True", "--distill_temperature", "4", "--distill_weight", "1.0",
+                     "--mixup_alpha", "0.4"]
 
 
 def run_flags(name: str) -> tuple[str, list[str]]:
     """(command, flags) of a run name: `cnn-old`/`lstm-old` (the earlier recipe), `cnn`/`lstm`/`bcresnet-N`
-    (the edge recipe), any of those with `-distilled` (hfspeech distill, teacher added by the caller)."""
-    base = name.removesuffix("-distilled")
-    command = "distill" if name.endswith("-distilled") else "train"
+    (the edge recipe), any of those with `-distilled` (hfspeech distill from cached logits) or `-fm` (function
+    matching), the teacher added by the caller; `+espeak` (training clips added) is the caller's too."""
+    name = name.removesuffix("+espeak")
+    base = name.removesuffix("-distilled").removesuffix("-fm")
+    command = "train" if base == name else "distill"
     if base in ("cnn-old", "lstm-old"):
         return command, ["--args_file", str(RECIPES / f"{base[:-4]}.args")]
-    flags = ["--args_file", str(RECIPES / "edge.args")]
+    flags = ["--args_file", str(RECIPES / "edge.args")] + (FUNCTION_MATCHING if name.endswith("-fm") else [])
     if base in WIDTH:
         # FSDD is 8 kHz audio: mel bands above 4 kHz would be empty. SpecAugment and block dropout slowed
         # fitting several-fold in 15 epochs (measured, recipes/fsdd/README.md); the waveform chain regularises.
@@ -106,12 +113,25 @@ def teacher_for(root: Path, fold: str) -> tuple[Path, dict]:
     return folder, info
 
 
+def with_espeak_digits(data: list[str], paths: dict, work: Path, clips_per_digit: int) -> list[str]:
+    """The data flags with the training manifest swapped for it plus espeak-ng digits (`synthetic.digits`);
+    validation and test stay the recorded speakers."""
+    from hfspeech.synthetic.digits import generate_spoken_digits, merge_manifests
+
+    digits = generate_spoken_digits(work / f"espeak-digits-{clips_per_digit}", clips_per_digit=clips_per_digit)
+    merged = merge_manifests(paths["train"], digits, paths["train"].with_name("train+espeak.csv"))
+    return [str(merged) if flag == str(paths["train"]) else flag for flag in data]
+
+
 def fsdd_runs(args, results: dict, work: Path) -> None:
     for fold, name, key, data, paths in pending_fsdd_runs(args, results, work):
         teacher = None
-        if name.endswith("-distilled"):
+        if run_flags(name)[0] == "distill":
             teacher, info = teacher_for(args.teacher_root, fold)
             results.setdefault("teachers", {})[fold] = {"path": str(teacher), **info}
+        if name.endswith("+espeak"):
+            data = with_espeak_digits(data, paths, work, args.espeak_clips_per_digit)
+            results["espeak_clips_per_digit"] = args.espeak_clips_per_digit
         output_dir = work / "runs" / name / fold
         value = train(name, data, output_dir, teacher, args.extra)
         value.update(edge_measurements(output_dir, paths["test"]))
@@ -144,6 +164,8 @@ def main() -> None:
     parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
     parser.add_argument("--teacher_root", type=Path, default=ROOT / "runs" / "teachers",
                         help="one fine-tuned teacher per held-out speaker: ROOT/<speaker>/ with a DONE file")
+    parser.add_argument("--espeak_clips_per_digit", type=int, default=60,
+                        help="espeak-ng clips of each digit added to the training split of `+espeak` runs")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every run (last)")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-edge")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-edge" / "edge.json")

@@ -53,13 +53,13 @@ def teacher(tmp_path_factory) -> Path:
                                 conv_channels=[4, 8], n_mels=16, apply_spec_augment=False)
 
 
-def distill(tone_folder: Path, teacher: Path, output_dir: Path, weight: float, cache: Path) -> Path:
+def distill(tone_folder: Path, teacher: Path, output_dir: Path, weight: float, cache: Path, extra=()) -> Path:
     flags = ["--teacher", str(teacher), "--student_model_type", "bcresnet", "--config_overrides", STUDENT,
              "--data_dir", str(tone_folder), "--output_dir", str(output_dir), "--distill_weight", str(weight),
              "--distill_temperature", "1", "--teacher_cache_dir", str(cache), "--max_length_seconds", "0.5",
              "--num_train_epochs", "8", "--learning_rate", "5e-3", "--per_device_train_batch_size", "8",
              "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False",
-             "--test_split_percentage", "25", "--seed", "0", "--disable_tqdm", "True"]
+             "--test_split_percentage", "25", "--seed", "0", "--disable_tqdm", "True", *extra]
     run_distillation(*parse_distill_args(flags))
     return output_dir
 

@@ -4,7 +4,8 @@ Nothing in the pipeline (data -> models -> training -> ...) imports this package
 `demo-data` and `tiny-model` commands, the tests and the benchmarks do.
 
 - `spoken`: espeak-ng keyword-spotting and spoken-language-ID sets (`generate_keyword_dataset`,
-  `generate_language_dataset`), the clips made by `espeak`;
+  `generate_language_dataset`), the clips made by `espeak`; `digits`: "zero".."nine" in many espeak-ng voices
+  with a digit-labelled manifest, extra training voices for FSDD (`generate_spoken_digits`);
 - `events`: a multi-label sound-event set (`generate_event_dataset`, `synth_event`);
 - `signals`: coloured noise, steady tones (`synth_tone_clip`), background-noise files (`generate_noise_files`);
 - `tiny`: tiny randomly initialised Wav2Vec2/HuBERT/WavLM/AST/Whisper checkpoints (`save_tiny_ssl_model`);

@@ -4,10 +4,12 @@ targets as well as on the labels.
     hfspeech distill --teacher runs/whisper-ft --student_model_type bcresnet --train_file train.csv ... \
         --distill_temperature 2 --distill_weight 0.5
 
-Every flag of `hfspeech train` works here too (augmentation, mixup, schedules, `--group_column`). The teacher's
-logits for the un-augmented training clips are computed once and cached (`training.teacher_cache`); each
-augmented crop of a clip is then taught with its clip's logits. A multi-label teacher distils with sigmoid
-targets (`training.soft_targets`).
+Every flag of `hfspeech train` works here too (augmentation, mixup, schedules, `--group_column`). By default the
+teacher's logits for the un-augmented training clips are computed once and cached (`training.teacher_cache`);
+each augmented crop of a clip is then taught with its clip's logits. With `--teacher_on_augmented` the teacher
+runs on every training batch instead, on the augmented and mixed clips the student sees (function matching,
+`training.live_teacher`): slower, but the targets then carry what the teacher knows about each distorted clip.
+A multi-label teacher distils with sigmoid targets (`training.soft_targets`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Optional, Sequence
 from transformers import HfArgumentParser
 
 from hfspeech.errors import UsageError
+from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
 from hfspeech.training.run import TrainingSetup, parse_args, run_training
 from hfspeech.training.soft_targets import Distillation
 from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
@@ -37,6 +40,9 @@ class DistillationArguments:
     teacher_cache_dir: Optional[str] = field(default=None, metadata={"help": "Where teacher logits are cached "
                                                                      "(default ~/.cache/hfspeech/teacher_logits)."})
     teacher_batch_size: int = field(default=32, metadata={"help": "Clips per teacher forward pass."})
+    teacher_on_augmented: bool = field(default=False, metadata={
+        "help": "Run the teacher on every training batch, on the augmented (and mixed) clips the student sees, "
+                "instead of caching its logits of the clean clips (function matching, Beyer et al. 2022)."})
 
     def __post_init__(self):
         if not self.teacher:
@@ -66,11 +72,18 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) ->
                          "--streaming")
     trainer, train_view = setup.trainer, setup.views["train"]
     sampling_rate = int(trainer.processing_class.sampling_rate)  # the rate the clips were decoded at
+    distillation = Distillation(distill_args.distill_temperature, distill_args.distill_weight)
+    if distill_args.teacher_on_augmented:
+        teacher = LiveTeacher(distill_args.teacher, setup.label_names, sampling_rate)
+        trainer.train_dataset = RawWaveformSplit(train_view)
+        trainer.data_collator = RawWaveformCollator(trainer.data_collator)
+        trainer.enable_distillation(distillation, live_teacher=teacher)
+        return
     logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
                             distill_args.teacher_cache_dir, distill_args.teacher_batch_size)
     trainer.train_dataset = TeacherLogitSplit(train_view, logits)
     trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
-    trainer.enable_distillation(Distillation(distill_args.distill_temperature, distill_args.distill_weight))
+    trainer.enable_distillation(distillation)
 
 
 def run_distillation(distill_args: DistillationArguments, model_args, data_args, training_args) -> dict:

@@ -29,6 +29,16 @@ class MixedBatch:
     permutation: torch.Tensor
     lam: float
 
+    def blend(self, values: torch.Tensor) -> torch.Tensor:
+        """Another per-clip tensor of the batch (the teacher's raw waveforms) mixed as the inputs were."""
+        if self.lam == 1.0:
+            return values
+        return self.lam * values + (1 - self.lam) * values[self.permutation.to(values.device)]
+
+    def unmixed(self) -> "MixedBatch":
+        """The same batch seen as not mixed: for targets computed on the mixed inputs themselves."""
+        return MixedBatch(self.inputs, self.permutation, 1.0)
+
 
 def mixup(inputs: dict, alpha: float, rng: np.random.Generator) -> MixedBatch:
     """Mix the waveforms of a batch with a shuffled copy of itself, ``lam ~ Beta(alpha, alpha)``.
@@ -94,9 +104,13 @@ class Distillation:
 
 def soft_target_loss(logits: torch.Tensor, labels: torch.Tensor, mix: MixedBatch, multi_label: bool,
                      teacher_logits: Optional[torch.Tensor], distillation: Distillation,
-                     label_smoothing: float = 0.0) -> torch.Tensor:
+                     label_smoothing: float = 0.0, teacher_mix: Optional[MixedBatch] = None) -> torch.Tensor:
+    """``teacher_mix``: how the teacher's targets are mixed (default ``mix``; unmixed for a live teacher that saw
+    the mixed clips)."""
+    if teacher_logits is not None and distillation.distill_weight == 1.0:
+        return soft_loss(logits, teacher_logits, teacher_mix or mix, distillation.temperature, multi_label)
     hard = hard_loss(logits, labels, mix, multi_label, label_smoothing)
     if teacher_logits is None or distillation.distill_weight == 0:
         return hard
-    soft = soft_loss(logits, teacher_logits, mix, distillation.temperature, multi_label)
+    soft = soft_loss(logits, teacher_logits, teacher_mix or mix, distillation.temperature, multi_label)
     return (1 - distillation.distill_weight) * hard + distillation.distill_weight * soft

@@ -14,20 +14,15 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
-import soxr
 import torch
 from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-from hfspeech.data.transforms import crop
 from hfspeech.errors import UsageError
-from hfspeech.models import register
-from hfspeech.models.inputs import extract_features
-from hfspeech.models.loading import pretrained_errors
+from hfspeech.training.live_teacher import LiveTeacher
 
 logger = logging.getLogger(__name__)
 
@@ -64,37 +59,11 @@ def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_n
 
 def compute_teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
                            batch_size: int = 32) -> np.ndarray:
-    register()
-    with pretrained_errors(teacher_dir):
-        model = AutoModelForAudioClassification.from_pretrained(teacher_dir).eval()
-        extractor = AutoFeatureExtractor.from_pretrained(teacher_dir)
-    columns = label_columns(model.config, label_names, teacher_dir)
-    rate = int(extractor.sampling_rate)
-    window = getattr(model.config, "max_length_seconds", None)
-    max_samples = int(round(window * rate)) if window else None
+    teacher = LiveTeacher(teacher_dir, label_names, sampling_rate)
     clips = split.with_format("numpy", columns=["input_values"])
-    out = []
-    for start in tqdm(range(0, len(split), batch_size), desc="teacher logits", unit="batch"):
-        batch = [_at_rate(np.asarray(c, dtype=np.float32), sampling_rate, rate)
-                 for c in clips[start : start + batch_size]["input_values"]]
-        inputs = extract_features(extractor, [crop(c, max_samples) for c in batch])
-        with torch.no_grad():
-            out.append(model(**inputs).logits.float().numpy()[:, columns])
+    out = [teacher.logits_of(clips[start : start + batch_size]["input_values"]).numpy()
+           for start in tqdm(range(0, len(split), batch_size), desc="teacher logits", unit="batch")]
     return np.concatenate(out).astype(np.float32)
-
-
-def _at_rate(clip: np.ndarray, rate: int, target: int) -> np.ndarray:
-    return clip if rate == target else soxr.resample(clip, rate, target).astype(np.float32)
-
-
-def label_columns(config: Any, label_names: Sequence[str], teacher_dir: str) -> list[int]:
-    """The teacher's logit column of each student label; a clear error when the label sets differ."""
-    teacher_ids = {str(name): int(i) for i, name in config.id2label.items()}
-    missing = [name for name in label_names if name not in teacher_ids]
-    if missing or len(teacher_ids) != len(label_names):
-        raise UsageError(f"--teacher {teacher_dir}: its labels {sorted(teacher_ids)} are not the data's "
-                         f"{sorted(label_names)}")
-    return [teacher_ids[name] for name in label_names]
 
 
 class TeacherLogitSplit(torch.utils.data.Dataset):

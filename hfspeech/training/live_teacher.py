@@ -1,0 +1,117 @@
+"""A teacher run live on every training batch: function matching (Beyer et al. 2022, "Knowledge distillation: A
+good teacher is patient and consistent").
+
+Cached logits (`training.teacher_cache`) are the teacher's view of the clean clip; a teacher that is certain on
+its training speakers then hands the student one-hot targets, and every augmented crop (sped up, pitched,
+warped, reverberated, noisy, mixed) is taught the clean clip's answer. Run live, the teacher sees the very
+waveform the student sees, after augmentation and mixup, so its soft targets say how much of each digit is left
+in *that* clip: this is what carries the teacher's robustness to new voices over to the student.
+
+The student's inputs are normalised by its feature extractor; the teacher gets the raw augmented waveforms
+(kept beside them by `RawWaveformSplit`/`RawWaveformCollator`), mixed with the same permutation and weight as
+the student's, resampled to its rate and cut to its window as in evaluation. It stays in eval mode without
+gradients, on the student's device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import soxr
+import torch
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+from hfspeech.data.transforms import crop
+from hfspeech.errors import UsageError
+from hfspeech.models import register
+from hfspeech.models.inputs import extract_features
+from hfspeech.models.loading import pretrained_errors
+
+RAW_COLUMN = "teacher_waveform"
+
+
+class LiveTeacher:
+    """A saved classifier as a teacher: ``teacher(waveforms, lengths)`` gives its logits, columns in the student's
+    label order, for a padded ``[batch, samples]`` tensor of raw clips at ``sampling_rate`` (``lengths``: each
+    clip's valid samples); `logits_of` for a list of clips (the cached path, `training.teacher_cache`)."""
+
+    def __init__(self, teacher_dir: str, label_names: Sequence[str], sampling_rate: int):
+        register()
+        with pretrained_errors(teacher_dir):
+            self.model = AutoModelForAudioClassification.from_pretrained(teacher_dir).eval()
+            self.extractor = AutoFeatureExtractor.from_pretrained(teacher_dir)
+        self.model.requires_grad_(False)
+        self.columns = label_columns(self.model.config, label_names, teacher_dir)
+        self.input_rate, self.rate = int(sampling_rate), int(self.extractor.sampling_rate)
+        window = getattr(self.model.config, "max_length_seconds", None)
+        self.max_samples = int(round(window * self.rate)) if window else None
+
+    def __call__(self, waveforms: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        audio = waveforms.detach().float().cpu().numpy()
+        lengths = [audio.shape[1]] * len(audio) if lengths is None else lengths.cpu().tolist()
+        return self.logits_of([clip[: int(n)] for clip, n in zip(audio, lengths)], waveforms.device)
+
+    @torch.no_grad()
+    def logits_of(self, clips: Sequence[np.ndarray], device: Optional[torch.device] = None) -> torch.Tensor:
+        """Logits of clips at the input rate, each resampled to the teacher's and centre-cut to its window."""
+        device = device or torch.device("cpu")
+        if next(self.model.parameters()).device != device:
+            self.model.to(device)
+        inputs = extract_features(self.extractor, [crop(self._at_rate(np.asarray(c, dtype=np.float32)),
+                                                        self.max_samples) for c in clips])
+        logits = self.model(**{k: v.to(device) for k, v in inputs.items()}).logits.float()
+        return logits[:, self.columns]
+
+    def _at_rate(self, clip: np.ndarray) -> np.ndarray:
+        if self.input_rate == self.rate:
+            return clip
+        return soxr.resample(clip, self.input_rate, self.rate).astype(np.float32)
+
+
+def label_columns(config: Any, label_names: Sequence[str], teacher_dir: str) -> list[int]:
+    """The teacher's logit column of each student label; a clear error when the label sets differ."""
+    teacher_ids = {str(name): int(i) for i, name in config.id2label.items()}
+    missing = [name for name in label_names if name not in teacher_ids]
+    if missing or len(teacher_ids) != len(label_names):
+        raise UsageError(f"--teacher {teacher_dir}: its labels {sorted(teacher_ids)} are not the data's "
+                         f"{sorted(label_names)}")
+    return [teacher_ids[name] for name in label_names]
+
+
+class RawWaveformSplit(torch.utils.data.Dataset):
+    """The training view with each (augmented, cropped) clip also kept raw, for the teacher: the student's
+    feature extractor normalises its own copy."""
+
+    def __init__(self, view):
+        self.view = view
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __getitems__(self, indices):
+        return [{**row, RAW_COLUMN: np.asarray(row["input_values"], dtype=np.float32)}
+                for row in self.view.__getitems__(indices)]
+
+    def __getitem__(self, index: int):
+        return self.__getitems__([int(index)])[0]
+
+
+class RawWaveformCollator:
+    """The run's collator, plus ``teacher_waveform`` (raw clips zero-padded to the longest) and
+    ``teacher_lengths`` when the examples carry raw clips (training batches)."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, examples: list[dict]) -> dict:
+        raw = [example.pop(RAW_COLUMN) for example in examples if RAW_COLUMN in example]
+        batch = self.collator(examples)
+        if raw:
+            padded = np.zeros((len(raw), max(len(clip) for clip in raw)), dtype=np.float32)
+            for row, clip in enumerate(raw):
+                padded[row, : len(clip)] = clip
+            batch[RAW_COLUMN] = torch.from_numpy(padded)
+            batch["teacher_lengths"] = torch.tensor([len(clip) for clip in raw])
+        return batch
+
