@@ -14,7 +14,8 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from recipes.fsdd.prepare_fsdd import DIGIT_WORDS, SYNTHETIC_SPEAKER, prepare_fsdd  # noqa: E402
+from hfspeech.synthetic.digits import DIGIT_WORDS  # noqa: E402
+from recipes.fsdd.prepare_fsdd import SYNTHETIC_SPEAKER, prepare_fsdd  # noqa: E402
 
 SPEAKERS = ("ann", "bob", "cid")
 

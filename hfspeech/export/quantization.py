@@ -37,6 +37,7 @@ from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantiz
 from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import shorten_names
+from hfspeech.models.config_json import read_config_json
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def write_int8_weights(onnx_path: str | Path) -> Path:
     if not store_conv_weights_int8(quantized):
         quantized.unlink()
         raise ExportError(f"{onnx_path}: no convolution weights to store as int8; use --quantize int8")
-    shorten_names(quantized)
+    if str(read_config_json(onnx_path.parent).get("model_type", "")).startswith("hfspeech-"):
+        shorten_names(quantized)  # baselines: names were most of the file
     logger.info("int8-weight model: %s", quantized)
     return quantized

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from hfspeech.errors import DataError
+from hfspeech.synthetic.espeak import ESPEAK_VOICES
 from hfspeech.synthetic.spoken import generate_keyword_dataset
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -23,20 +24,21 @@ SPEAKER = "espeak-ng"
 
 def generate_spoken_digits(output_dir, clips_per_digit: int = 100, sampling_rate: int = 8000,
                            clip_seconds: float = 1.0, noise_snr_db: Optional[tuple[float, float]] = None,
-                           seed: int = 0, progress: bool = False) -> Path:
+                           seed: int = 0, progress: bool = False, voices: Sequence[str] = ESPEAK_VOICES,
+                           speaker: str = SPEAKER) -> Path:
     """Write the clips (idempotently) and ``output_dir/manifest.csv`` (path,label,speaker; absolute paths);
-    returns the manifest."""
+    returns the manifest. ``voices``: the espeak-ng voices drawn from (`generate_keyword_dataset`)."""
     root = Path(output_dir).resolve()
     clips = generate_keyword_dataset(root / "clips", keywords=DIGIT_WORDS, clips_per_keyword=clips_per_digit,
                                      sampling_rate=sampling_rate, clip_seconds=clip_seconds,
-                                     noise_snr_db=noise_snr_db, seed=seed, progress=progress)
+                                     noise_snr_db=noise_snr_db, seed=seed, progress=progress, voices=voices)
     manifest = root / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "speaker"])
         for digit, word in enumerate(DIGIT_WORDS):
             for index in range(clips_per_digit):
-                writer.writerow([str(clips / word / f"{word}_{index:04d}.wav"), str(digit), SPEAKER])
+                writer.writerow([str(clips / word / f"{word}_{index:04d}.wav"), str(digit), speaker])
     return manifest
 
 

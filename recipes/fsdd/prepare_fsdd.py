@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SYNTHETIC_SPEAKER = "espeak"
 SYNTHETIC_SNR_DB = (20.0, 40.0)  # FSDD is quiet studio-ish speech: a little noise, not the demo's 5-30 dB
 # --synthetic_accents: espeak-ng voices of other languages reading the English words by their own rules (a
@@ -73,15 +72,15 @@ def synthetic_digit_rows(output_dir: Path, per_digit: int, seed: int = 0,
                          accents: bool = False) -> list[tuple[Path, str, str]]:
     """(path, digit, "espeak") of `per_digit` generated clips of each digit word, written once into
     `output_dir` (the generator is idempotent: the same parameters reuse the finished folder)."""
-    from hfspeech.synthetic.espeak import ESPEAK_VOICES  # here: the plain split needs no espeak-ng
-    from hfspeech.synthetic.spoken import generate_keyword_dataset
+    from hfspeech.synthetic.digits import generate_spoken_digits  # here: the plain split needs no espeak-ng
+    from hfspeech.synthetic.espeak import ESPEAK_VOICES
 
     voices = ESPEAK_VOICES + (ACCENT_VOICES if accents else ())
-    folder = generate_keyword_dataset(output_dir, keywords=DIGIT_WORDS, clips_per_keyword=per_digit,
-                                      sampling_rate=8000, clip_seconds=1.0, noise_snr_db=SYNTHETIC_SNR_DB,
-                                      seed=seed, progress=False, voices=voices)
-    return [(path.resolve(), str(digit), SYNTHETIC_SPEAKER)
-            for digit, word in enumerate(DIGIT_WORDS) for path in sorted((folder / word).glob("*.wav"))]
+    manifest = generate_spoken_digits(output_dir, per_digit, sampling_rate=8000, clip_seconds=1.0,
+                                      noise_snr_db=SYNTHETIC_SNR_DB, seed=seed, voices=voices,
+                                      speaker=SYNTHETIC_SPEAKER)
+    with open(manifest, newline="") as f:
+        return [(Path(row["path"]), row["label"], row["speaker"]) for row in csv.DictReader(f)]
 
 
 def prepare_fsdd(recordings_dir, output_dir, test_speaker: str, validation_fraction: float = 0.1,
