@@ -241,9 +241,9 @@ def test_channel_int8_rounds_each_channel_to_half_a_step():
 
     weight = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32) * np.array([1e-3, 1, 50, 0])[:, None, None]
     values, scale = channel_int8(weight)
-    restored = values.astype(np.float32) * scale[:, None, None]
+    restored = values.astype(np.float32) * scale
     assert values.dtype == np.int8 and np.abs(values).max() == 127
-    assert np.all(np.abs(restored - weight) <= scale[:, None, None] / 2 + 1e-7)
+    assert np.all(np.abs(restored - weight) <= scale / 2 + 1e-7)
     assert np.all(restored[3] == 0)  # an all-zero channel stays zero (scale 1, not 0/0)
 
 

@@ -20,6 +20,7 @@ Wav2Vec2's feature encoder and positional convolution (36 of its 122 MB). Quanti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import onnx
@@ -31,11 +32,12 @@ INT8_RANGE = 127
 
 
 def channel_int8(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel (axis 0) symmetric int8 values and float32 scales of a float weight."""
+    """Per-output-channel (axis 0) symmetric int8 values of a float weight, and their float32 scales shaped
+    ``[channels, 1, ...]`` to broadcast against them (as the graph's `Mul` does)."""
     largest = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1)
     scale = np.where(largest > 0, largest / INT8_RANGE, 1.0).astype(np.float32)
-    shape = (-1,) + (1,) * (weight.ndim - 1)
-    values = np.clip(np.rint(weight / scale.reshape(shape)), -INT8_RANGE, INT8_RANGE).astype(np.int8)
+    scale = scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+    values = np.clip(np.rint(weight / scale), -INT8_RANGE, INT8_RANGE).astype(np.int8)
     return values, scale
 
 
@@ -51,25 +53,25 @@ def float_conv_weights(graph: onnx.GraphProto) -> list[TensorProto]:
             and readers.get(name) == {("Conv", 1)}]
 
 
-def store_conv_weights_int8(onnx_path: str | Path) -> int:
-    """Rewrite `onnx_path` in place with its float convolution weights stored as int8; returns how many."""
-    onnx_path = Path(onnx_path)
+def store_conv_weights_int8(onnx_path: str | Path, output_path: Optional[str | Path] = None) -> int:
+    """Write `onnx_path` with its float convolution weights stored as int8 to `output_path` (default: in place);
+    returns how many. Nothing is written when there are none."""
     model = onnx.load(str(onnx_path))
     graph = model.graph
+    weights = float_conv_weights(graph)
     dequantize_nodes = []
-    for tensor in float_conv_weights(graph):
-        weight = numpy_helper.to_array(tensor)
-        values, scale = channel_int8(weight)
+    for tensor in weights:
+        values, scale = channel_int8(numpy_helper.to_array(tensor))
         name = tensor.name
         graph.initializer.remove(tensor)
         graph.initializer.extend([numpy_helper.from_array(values, f"{name}_int8"),
-                                  numpy_helper.from_array(scale.reshape((-1,) + (1,) * (weight.ndim - 1)), f"{name}_scale")])
+                                  numpy_helper.from_array(scale, f"{name}_scale")])
         # The product takes the weight's name, so the Conv nodes read it unchanged.
         dequantize_nodes += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"], to=TensorProto.FLOAT),
                              helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name])]
-    if dequantize_nodes:
+    if weights:
         nodes = dequantize_nodes + list(graph.node)
         del graph.node[:]
         graph.node.extend(nodes)
-        onnx.save(model, str(onnx_path))
-    return len(dequantize_nodes) // 2
+        onnx.save(model, str(output_path or onnx_path))
+    return len(weights)

@@ -36,7 +36,7 @@ from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantiz
 
 from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
-from hfspeech.export.short_names import shorten_names
+from hfspeech.export.short_names import FRONT_END, shorten_names
 from hfspeech.models.config_json import read_config_json
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,17 @@ BASELINE_OPERATORS = ["Conv", "MatMul", "Gemm", "LSTM"]
 TRANSFORMER_OPERATORS = ["MatMul", "Gemm"]
 
 
+def is_baseline(model_type: str) -> bool:
+    """hfspeech's own models (CNN, LSTM, BC-ResNet): front end in the graph, names most of an int8 file."""
+    return str(model_type).startswith("hfspeech-")
+
+
+def quantized_path(save_dir: Path, onnx_path: Path) -> Path:
+    return save_dir / f"{onnx_path.stem}_{QUANTIZED_SUFFIX}.onnx"
+
+
 def operators_to_quantize(model_type: str) -> list[str]:
-    return BASELINE_OPERATORS if model_type.startswith("hfspeech-") else TRANSFORMER_OPERATORS
+    return BASELINE_OPERATORS if is_baseline(model_type) else TRANSFORMER_OPERATORS
 
 
 def quantization_config(operators: list[str], static: bool, nodes_to_exclude: list[str]):
@@ -74,7 +83,7 @@ def has_vnni() -> bool:
 def front_end_nodes(onnx_path: Path) -> list[str]:
     """Names of the nodes of a baseline's in-model front end (the exporter names them `/.../frontend/...`)."""
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    return [node.name for node in graph.node if "/frontend/" in node.name]
+    return [node.name for node in graph.node if FRONT_END in node.name]
 
 
 def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips: int = 64, seed: int = 0):
@@ -132,8 +141,8 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
             ranges = quantizer.fit(dataset, AutoCalibrationConfig.minmax(dataset), operators_to_quantize=operators,
                                    onnx_augmented_model_name=Path(scratch) / "augmented.onnx")
     quantizer.quantize(config, save_dir=save_dir, file_suffix=QUANTIZED_SUFFIX, calibration_tensors_range=ranges)
-    quantized = save_dir / f"{onnx_path.stem}_{QUANTIZED_SUFFIX}.onnx"
-    if quantizer.config.model_type.startswith("hfspeech-"):  # baselines: names were most of the file
+    quantized = quantized_path(save_dir, onnx_path)
+    if is_baseline(quantizer.config.model_type):  # baselines: names were most of the file
         shorten_names(quantized)
     else:  # transformers: what stays float32 is mostly convolution weights
         store_conv_weights_int8(quantized)
@@ -149,15 +158,11 @@ def write_int8_weights(onnx_path: str | Path) -> Path:
     onnxruntime's ConvInteger/QLinearConv (with the activations' quantization around them) ran slower than the
     float convolutions. This file is as small as dynamic int8 and runs at the float model's speed.
     """
-    import shutil
-
     onnx_path = Path(onnx_path)
-    quantized = onnx_path.with_name(f"{onnx_path.stem}_{QUANTIZED_SUFFIX}.onnx")
-    shutil.copyfile(onnx_path, quantized)
-    if not store_conv_weights_int8(quantized):
-        quantized.unlink()
+    quantized = quantized_path(onnx_path.parent, onnx_path)
+    if not store_conv_weights_int8(onnx_path, quantized):
         raise ExportError(f"{onnx_path}: no convolution weights to store as int8; use --quantize int8")
-    if str(read_config_json(onnx_path.parent).get("model_type", "")).startswith("hfspeech-"):
+    if is_baseline(read_config_json(onnx_path.parent).get("model_type", "")):
         shorten_names(quantized)  # baselines: names were most of the file
     logger.info("int8-weight model: %s", quantized)
     return quantized

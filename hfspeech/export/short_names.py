@@ -4,8 +4,9 @@ The exporter names every node and intermediate tensor after its module path
 (`/bcresnet/stages.3/stages.3.3/temporal_conv/Conv_output_0`), and dynamic int8 quantization adds four or
 five nodes per convolution, each with a longer name still. For an edge model of a few thousand weights those
 strings are most of the file: BC-ResNet-1's int8 file was 319 KB, of which 73 KB tensors; with names `t0`,
-`t1`... it is 118 KB. Inputs and outputs keep their names, front-end nodes a short `/frontend/N` (the runtimes feed and read them by name); the
-rewritten file is checked against the original on a padded batch before it replaces it.
+`t1`... it is 118 KB. Inputs and outputs keep their names (the runtimes feed and read them by name),
+front-end nodes a short `/frontend/N`; the rewritten file is checked against the original on a padded batch
+before it replaces it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import onnx
 
 from hfspeech.export.rewrite import replace_if_same_outputs
 
-FRONT_END = "/frontend/"
+FRONT_END = "/frontend/"  # in the name of every node of a baseline's in-model front end (the exporter's module path)
 
 
 def shorten_names(onnx_path: str | Path) -> bool:
@@ -36,7 +37,7 @@ def shorten_names(onnx_path: str | Path) -> bool:
         tensor.name = short(tensor.name)
     for number, node in enumerate(graph.node):
         # front-end nodes stay recognisable (`quantization.front_end_nodes`, which keeps them in float)
-        node.name = f"/frontend/{number:x}" if FRONT_END in node.name else ""
+        node.name = f"{FRONT_END}{number:x}" if FRONT_END in node.name else ""
         node.doc_string = ""
         node.input[:] = [short(name) for name in node.input]
         node.output[:] = [short(name) for name in node.output]

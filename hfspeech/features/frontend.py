@@ -8,8 +8,8 @@ training code. That dictates how the front end is written:
   cut from the padded waveform as ``hop_length`` blocks laid side by side (slices and a concatenation;
   ``torch.stft`` and ``Tensor.unfold`` export unevenly, an index gather was slow in onnxruntime), only
   the ``win_length`` samples where the analysis window is non-zero (for ``fbank`` after Kaldi's
-  per-frame DC removal and pre-emphasis), and each frame's windowed real DFT is ONE float32 matrix product with a ``[win_length, 2 * (n_fft // 2 + 1)]`` basis
-  that has the window folded in (``dft_basis``: cosines, then minus sines). The fixed matrices are
+  per-frame DC removal and pre-emphasis), and each frame's windowed real DFT is ONE float32 matrix
+  product with a ``[win_length, 2 * (n_fft // 2 + 1)]`` basis that has the window folded in (``dft_basis``: cosines, then minus sines). The fixed matrices are
   non-persistent buffers: recomputed from the config, never stored in (or loaded from) the weights.
 * Why a matrix product and not an FFT, measured for 16 one-second clips (log-mel, 512-point frames; see
   docs/inference.md): the float64 FFT (``torch.stft``, onnxruntime's ``STFT`` kernel) was 2.5x (PyTorch)

@@ -22,6 +22,7 @@ import soxr
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
+from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.transforms import crop
 from hfspeech.errors import UsageError
 from hfspeech.models import register
@@ -45,7 +46,7 @@ class LiveTeacher:
         self.columns = label_columns(self.model.config, label_names, teacher_dir)
         self.input_rate, self.rate = int(sampling_rate), int(self.extractor.sampling_rate)
         window = getattr(self.model.config, "max_length_seconds", None)
-        self.max_samples = int(round(window * self.rate)) if window else None
+        self.max_samples = seconds_to_samples(window, self.rate) if window else None
 
     def __call__(self, waveforms: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         audio = waveforms.detach().float().cpu().numpy()

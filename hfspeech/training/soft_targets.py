@@ -107,10 +107,9 @@ def soft_target_loss(logits: torch.Tensor, labels: torch.Tensor, mix: MixedBatch
                      label_smoothing: float = 0.0, teacher_mix: Optional[MixedBatch] = None) -> torch.Tensor:
     """``teacher_mix``: how the teacher's targets are mixed (default ``mix``; unmixed for a live teacher that saw
     the mixed clips)."""
-    if teacher_logits is not None and distillation.distill_weight == 1.0:
-        return soft_loss(logits, teacher_logits, teacher_mix or mix, distillation.temperature, multi_label)
-    hard = hard_loss(logits, labels, mix, multi_label, label_smoothing)
-    if teacher_logits is None or distillation.distill_weight == 0:
+    weight = 0.0 if teacher_logits is None else distillation.distill_weight
+    hard = hard_loss(logits, labels, mix, multi_label, label_smoothing) if weight < 1 else None
+    if weight == 0:
         return hard
     soft = soft_loss(logits, teacher_logits, teacher_mix or mix, distillation.temperature, multi_label)
-    return (1 - distillation.distill_weight) * hard + distillation.distill_weight * soft
+    return soft if hard is None else (1 - weight) * hard + weight * soft
