@@ -34,6 +34,7 @@ from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.training.arguments import DataArguments, ModelArguments, finalise_training_arguments, parse_floats
+from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
@@ -240,6 +241,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     with resume_errors(setup.resume_from_checkpoint):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
+    warn_if_best_metric_tied(trainer)
     if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
         tune_label_thresholds(trainer, views.get("validation"), label_names)
     save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor

@@ -1,0 +1,127 @@
+"""Does a frozen Whisper encoder hear a short clip better with more silence after it? A diagnostic.
+
+hfspeech cuts Whisper's encoder to the clip's window (1 s for FSDD digits) so that training is ~30x cheaper
+than at Whisper's native 30 s. This measures what the cut costs the frozen features: every FSDD clip
+(../shared/data/fsdd, 2,000 clips, 4 speakers) is encoded once per window (the clip at the start, silence
+after it), each layer's hidden states are averaged over
+
+- `clip`: only the frames that cover the clip itself (ceil(samples / 320) frames),
+- `first_second`: the first 50 frames (what the 1-s model averages),
+- `window`: every frame of the window (what transformers' `WhisperForAudioClassification` averages),
+
+and a probe is trained on three speakers and tested on the fourth (leave one speaker out): the hfspeech probe
+head (softmax layer weights, 384->256 projection, classifier; AdamW 2e-3, 30 epochs, batch 32, last epoch)
+on the pooled features. Not a product path: transformers' Whisper classifier has no pooling over the clip's
+own frames, so only `window` pooling is what a saved model does.
+
+    python benchmarks/whisper_context.py --windows 1 2 5          # ~4 min on one core (30 s: ~35 min more)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
+
+FRAMES_PER_SECOND, SAMPLES_PER_FRAME, POOLINGS = 50, 320, ("clip", "first_second", "window")
+
+
+def read_fsdd() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Every recording at 16 kHz (at most 1 s), its digit and its speaker."""
+    import soundfile
+    import soxr
+
+    clips, digits, speakers = [], [], []
+    for path in sorted(FSDD.glob("*.wav")):
+        audio, rate = soundfile.read(path, dtype="float32")
+        clips.append(soxr.resample(audio, rate, 16000)[:16000])
+        digit, speaker, _ = path.stem.split("_")
+        digits.append(int(digit))
+        speakers.append(speaker)
+    return clips, np.array(digits), np.array(speakers)
+
+
+def pooled_states(checkpoint: str, seconds: int, clips: list[np.ndarray], batch_size: int = 16) -> dict:
+    """`{pooling: [clips, layers, hidden]}` of the encoder cut to a `seconds` window (30: Whisper's own)."""
+    import torch
+    from transformers import WhisperFeatureExtractor, WhisperModel
+
+    from hfspeech.models.whisper.modeling_whisper import cut_to_window, sized_feature_extractor
+
+    model = WhisperModel.from_pretrained(checkpoint).eval()
+    cut_to_window(model, seconds)
+    extractor = sized_feature_extractor(WhisperFeatureExtractor.from_pretrained(checkpoint), seconds)
+    frames = seconds * FRAMES_PER_SECOND
+    pooled = {name: [] for name in POOLINGS}
+    for start in range(0, len(clips), batch_size):
+        batch = clips[start:start + batch_size]
+        features = extractor(batch, sampling_rate=16000, return_tensors="pt", padding="max_length").input_features
+        with torch.no_grad():
+            states = torch.stack(model.encoder(features, output_hidden_states=True).hidden_states, 1)
+        lengths = torch.tensor([min(frames, max(1, math.ceil(len(c) / SAMPLES_PER_FRAME))) for c in batch])
+        mask = (torch.arange(frames)[None] < lengths[:, None]).float()[:, None, :, None]
+        pooled["clip"].append(((states * mask).sum(2) / lengths[:, None, None]).numpy())
+        pooled["first_second"].append(states[:, :, :FRAMES_PER_SECOND].mean(2).numpy())
+        pooled["window"].append(states.mean(2).numpy())
+    return {name: np.concatenate(parts) for name, parts in pooled.items()}
+
+
+def probe_accuracy(features: np.ndarray, digits: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
+    """The hfspeech probe head trained on `train` rows, its accuracy on `test` rows (seed 0)."""
+    import torch
+
+    torch.manual_seed(0)
+    x, y = torch.tensor(features).float(), torch.tensor(digits)
+    layers, hidden = x.shape[1:]
+    weights = torch.nn.Parameter(torch.zeros(layers))
+    head = torch.nn.Sequential(torch.nn.Linear(hidden, 256), torch.nn.Linear(256, int(y.max()) + 1))
+    optimizer = torch.optim.AdamW([weights, *head.parameters()], lr=2e-3, weight_decay=0.0)
+    rows = torch.nonzero(torch.tensor(train)).squeeze(1)
+    steps = 30 * math.ceil(len(rows) / 32)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps))
+
+    def logits(index):
+        return head((torch.softmax(weights, 0)[None, :, None] * x[index]).sum(1))
+
+    for _ in range(30):
+        for batch in rows[torch.randperm(len(rows))].split(32):
+            loss = torch.nn.functional.cross_entropy(logits(batch), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    with torch.no_grad():
+        test_rows = torch.nonzero(torch.tensor(test)).squeeze(1)
+        return float((logits(test_rows).argmax(1) == y[test_rows]).float().mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="whisper-tiny.en")
+    parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "whisper_context.json")
+    args = parser.parse_args()
+    from hfspeech.models.whisper.pretrained import resolve_pretrained
+
+    checkpoint = resolve_pretrained(args.model)
+    clips, digits, speakers = read_fsdd()
+    results = {}
+    for seconds in args.windows:
+        for pooling, features in pooled_states(checkpoint, seconds, clips).items():
+            folds = {s: round(probe_accuracy(features, digits, speakers != s, speakers == s), 3) for s in SPEAKERS}
+            results[f"{seconds}s/{pooling}"] = {**folds, "mean": round(float(np.mean(list(folds.values()))), 4)}
+            print(f"{seconds:>2} s  {pooling:<12}", json.dumps(results[f"{seconds}s/{pooling}"]), flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
