@@ -85,13 +85,14 @@ def fold_batch_norms(model: onnx.ModelProto) -> int:
         shape = (-1,) + (1,) * (ranks[node.input[0]] - 2)  # channels on axis 1 of X
         for name in parameters:
             graph.initializer.remove(initializers[name])
+        output = node.output[0]
         graph.initializer.extend([
-            numpy_helper.from_array(factor.astype(np.float32).reshape(shape), f"{node.output[0]}_factor"),
-            numpy_helper.from_array((shift - mean * factor).astype(np.float32).reshape(shape), f"{node.output[0]}_offset"),
+            numpy_helper.from_array(factor.astype(np.float32).reshape(shape), f"{output}_factor"),
+            numpy_helper.from_array((shift - mean * factor).astype(np.float32).reshape(shape), f"{output}_offset"),
         ])
-        nodes += [helper.make_node("Mul", [node.input[0], f"{node.output[0]}_factor"], [f"{node.output[0]}_scaled"],
+        nodes += [helper.make_node("Mul", [node.input[0], f"{output}_factor"], [f"{output}_scaled"],
                                    name=f"{node.name}/scale"),
-                  helper.make_node("Add", [f"{node.output[0]}_scaled", f"{node.output[0]}_offset"], [node.output[0]],
+                  helper.make_node("Add", [f"{output}_scaled", f"{output}_offset"], [output],
                                    name=f"{node.name}/shift")]
         count += 1
     del graph.node[:]
