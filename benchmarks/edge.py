@@ -8,6 +8,7 @@ best model is exported to int8 ONNX (`hfspeech.export`) and that file's size, it
 
     python benchmarks/edge.py --runs bcresnet-3 bcresnet-3-distilled --folds george
     python benchmarks/edge.py --runs bcresnet-1-fm bcresnet-1+espeak   # function matching; espeak-ng voices added
+    python benchmarks/edge.py --runs bcresnet-3+espeak240 --extra --num_train_epochs 8   # 2,400 clips, same steps
     python benchmarks/edge.py --report runs/bench-edge/edge.json     # the table, mean ± spread over folds
 
 Teachers: `--teacher_root DIR` holds one fine-tuned model per held-out speaker (`DIR/<speaker>/`, complete when
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.pretrained import RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process, start_results  # noqa: E402
 
-WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-8": 8}
+WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-4": 4, "bcresnet-8": 8}
 # `-fm`: function matching (hfspeech distill --teacher_on_augmented): the teacher labels every augmented, mixed
 # batch the student sees; soft loss only, at T=4, with mixup so the targets between the digits are taught too.
 FUNCTION_MATCHING = ["--teacher_on_augmented", "True", "--distill_temperature", "4", "--distill_weight", "1.0",
@@ -41,8 +42,8 @@ FUNCTION_MATCHING = ["--teacher_on_augmented", "True", "--distill_temperature", 
 def run_flags(name: str) -> tuple[str, list[str]]:
     """(command, flags) of a run name: `cnn-old`/`lstm-old` (the earlier recipe), `cnn`/`lstm`/`bcresnet-N`
     (the edge recipe), any of those with `-distilled` (hfspeech distill from cached logits) or `-fm` (function
-    matching), the teacher added by the caller; `+espeak` (training clips added) is the caller's too."""
-    name = name.removesuffix("+espeak")
+    matching), the teacher added by the caller; `+espeak`/`+espeakN` (training clips added) is the caller's too."""
+    name = name.split("+espeak")[0]
     base = name.removesuffix("-distilled").removesuffix("-fm")
     command = "train" if base == name else "distill"
     if base in ("cnn-old", "lstm-old"):
@@ -119,8 +120,18 @@ def with_espeak_digits(data: list[str], paths: dict, work: Path, clips_per_digit
     from hfspeech.synthetic.digits import generate_spoken_digits, merge_manifests
 
     digits = generate_spoken_digits(work / f"espeak-digits-{clips_per_digit}", clips_per_digit=clips_per_digit)
-    merged = merge_manifests(paths["train"], digits, paths["train"].with_name("train+espeak.csv"))
+    merged = merge_manifests(paths["train"], digits, paths["train"].with_name(f"train+espeak{clips_per_digit}.csv"))
     return [str(merged) if flag == str(paths["train"]) else flag for flag in data]
+
+
+def espeak_clips_per_digit(name: str, default: int) -> int:
+    """espeak-ng clips per digit a run adds to training: `NAME+espeak` the default, `NAME+espeakN` N, else 0."""
+    if "+espeak" not in name:
+        return 0
+    count = name.split("+espeak", 1)[1]
+    if count and not count.isdigit():
+        raise SystemExit(f"unknown run {name}: +espeak takes a number of clips per digit or nothing")
+    return int(count) if count else default
 
 
 def fsdd_runs(args, results: dict, work: Path) -> None:
@@ -129,11 +140,12 @@ def fsdd_runs(args, results: dict, work: Path) -> None:
         if run_flags(name)[0] == "distill":
             teacher, info = teacher_for(args.teacher_root, fold)
             results.setdefault("teachers", {})[fold] = {"path": str(teacher), **info}
-        if name.endswith("+espeak"):
-            data = with_espeak_digits(data, paths, work, args.espeak_clips_per_digit)
-            results["espeak_clips_per_digit"] = args.espeak_clips_per_digit
+        clips_per_digit = espeak_clips_per_digit(name, args.espeak_clips_per_digit)
+        if clips_per_digit:
+            data = with_espeak_digits(data, paths, work, clips_per_digit)
         output_dir = work / "runs" / name / fold
         value = train(name, data, output_dir, teacher, args.extra)
+        value.update(espeak_clips_per_digit=clips_per_digit, extra_flags=args.extra)
         value.update(edge_measurements(output_dir, paths["test"]))
         record(results, args.output, key, value)
 

@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 
 from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
+from hfspeech.export.slim import slim_onnx
 from hfspeech.features.frontend import AudioFrontend
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
@@ -100,6 +101,7 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     frontend = next((module for module in model.modules() if isinstance(module, AudioFrontend)), None)
     if frontend is not None:
         compact_dft_basis(onnx_path, frontend)
+        slim_onnx(onnx_path)
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     logger.info("exported %s to %s", model_dir, onnx_path)
