@@ -30,23 +30,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
+from recipes.fsdd.prepare_fsdd import read_recordings  # noqa: E402
 
 FRAMES_PER_SECOND, SAMPLES_PER_FRAME, POOLINGS = 50, 320, ("clip", "first_second", "window")
 
 
 def read_fsdd() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Every recording at 16 kHz (at most 1 s), its digit and its speaker."""
-    import soundfile
-    import soxr
+    """Every recording at 16 kHz (at most 1 s), its digit and its speaker (the recipe's reader and decoder)."""
+    from hfspeech.data.audio import decode_audio
 
-    clips, digits, speakers = [], [], []
-    for path in sorted(FSDD.glob("*.wav")):
-        audio, rate = soundfile.read(path, dtype="float32")
-        clips.append(soxr.resample(audio, rate, 16000)[:16000])
-        digit, speaker, _ = path.stem.split("_")
-        digits.append(int(digit))
-        speakers.append(speaker)
-    return clips, np.array(digits), np.array(speakers)
+    rows = read_recordings(FSDD)
+    clips = [decode_audio(str(path), 16000)[:16000] for path, _, _ in rows]
+    return clips, np.array([int(digit) for _, digit, _ in rows]), np.array([speaker for _, _, speaker in rows])
 
 
 def pooled_states(checkpoint: str, seconds: int, clips: list[np.ndarray], batch_size: int = 16) -> dict:

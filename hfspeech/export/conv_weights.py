@@ -26,6 +26,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from hfspeech.export.rewrite import tensor_readers
+
 # Smaller convolutions stay float32: their scales and two nodes would cost about what int8 saves.
 MIN_ELEMENTS = 256
 INT8_RANGE = 127
@@ -44,13 +46,10 @@ def channel_int8(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def float_conv_weights(graph: onnx.GraphProto) -> list[TensorProto]:
     """float32 initializers of at least MIN_ELEMENTS values that only Conv nodes read, as their weight."""
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-    readers: dict[str, set[tuple[str, int]]] = {}
-    for node in graph.node:
-        for position, name in enumerate(node.input):
-            readers.setdefault(name, set()).add((node.op_type, position))
+    readers = tensor_readers(graph)
     return [tensor for name, tensor in initializers.items()
             if tensor.data_type == TensorProto.FLOAT and int(np.prod(tensor.dims)) >= MIN_ELEMENTS
-            and readers.get(name) == {("Conv", 1)}]
+            and set(readers.get(name, ())) == {("Conv", 1)}]
 
 
 def store_conv_weights_int8(onnx_path: str | Path, output_path: Optional[str | Path] = None) -> int:

@@ -16,6 +16,15 @@ import onnx
 logger = logging.getLogger(__name__)
 
 
+def tensor_readers(graph: onnx.GraphProto) -> dict[str, list[tuple[str, int]]]:
+    """Who reads each tensor: `(op_type, input position)` of every node input naming it."""
+    readers: dict[str, list[tuple[str, int]]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node.op_type, position))
+    return readers
+
+
 def replace_if_same_outputs(onnx_path: Path, model: onnx.ModelProto, suffix: str, what: str,
                             relative_tolerance: float = 0.0) -> bool:
     """Save `model` as `onnx_path` with `suffix`, and move it over `onnx_path` when its outputs are within

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from hfspeech.export.rewrite import replace_if_same_outputs
+from hfspeech.export.rewrite import replace_if_same_outputs, tensor_readers
 
 # Smaller constants cost a node's worth of bytes either way.
 MIN_SPARSE_ELEMENTS = 1024
@@ -65,15 +65,12 @@ def fold_batch_norms(model: onnx.ModelProto) -> int:
     graph = model.graph
     ranks = input_ranks(model)
     initializers = {tensor.name: tensor for tensor in graph.initializer}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    readers = tensor_readers(graph)
     nodes, count = [], 0
     for node in graph.node:
         parameters = list(node.input[1:])
         foldable = (node.op_type == "BatchNormalization" and len(node.output) == 1 and len(parameters) == 4
-                    and all(name in initializers and readers[name] == 1 for name in parameters)
+                    and all(name in initializers and len(readers[name]) == 1 for name in parameters)
                     and ranks.get(node.input[0], 0) >= 2
                     and not any(a.name == "training_mode" and a.i for a in node.attribute))
         if not foldable:
