@@ -19,6 +19,7 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.cli import main as cli
 from hfspeech.export import ExportError, export_onnx, export_torchscript, quantize_int8
+from hfspeech.export.unpadded_branch import split_branches
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.synthetic.tiny import save_tiny_ssl_model
@@ -72,6 +73,14 @@ def pytorch_logits(model_dir: Path, batch: dict[str, np.ndarray]) -> np.ndarray:
     model = AutoModelForAudioClassification.from_pretrained(model_dir).eval()
     with torch.no_grad():
         return model(**{name: torch.from_numpy(value) for name, value in batch.items()}).logits.numpy()
+
+
+def plain_graphs(onnx_path: Path) -> list[onnx.GraphProto]:
+    """The graphs of an exported file: for a CNN, the one for padded batches and the one for unpadded batches
+    (`hfspeech.export.unpadded_branch`); else the file's one graph."""
+    model = onnx.load(str(onnx_path))
+    branches = split_branches(model)
+    return [branch.graph for branch in branches] if branches else [model.graph]
 
 
 def tone_test_set(n: int = 150, seed: int = 123) -> tuple[list[np.ndarray], list[str]]:
@@ -152,11 +161,11 @@ def test_dynamic_int8_keeps_the_predictions_and_shrinks_the_file(wide_cnn):
     fp32 = quantized.parent / "model.onnx"
     assert quantized.name == "model_quantized.onnx"
     assert fp32.stat().st_size / quantized.stat().st_size >= 2.5
-    graph = onnx.load(str(quantized)).graph
-    ops = Counter(node.op_type for node in graph.node)
-    frontend_ops = Counter(node.op_type for node in graph.node if "/frontend/" in node.name)
-    assert ops["ConvInteger"] == 4 and frontend_ops["MatMul"] == 2  # the convs are int8, the front end's DFT and
-    assert not {"MatMulInteger", "DynamicQuantizeLinear"} & set(frontend_ops)  # mel products are not
+    for graph in plain_graphs(quantized):  # the graphs for padded and for unpadded batches
+        ops = Counter(node.op_type for node in graph.node)
+        frontend_ops = Counter(node.op_type for node in graph.node if "/frontend/" in node.name)
+        assert ops["ConvInteger"] == 4 and frontend_ops["MatMul"] == 2  # the convs are int8, the front end's DFT
+        assert not {"MatMulInteger", "DynamicQuantizeLinear"} & set(frontend_ops)  # and mel products are not
     clips, labels = tone_test_set()
     assert top1_agreement(str(wide_cnn), str(quantized), clips) >= 0.98
     int8 = AudioClassifier.from_pretrained(str(quantized))
@@ -174,16 +183,17 @@ def test_int8_weights_are_int8_in_the_file_and_float_when_running(wide_cnn, tmp_
     assert (tmp_path / "onnx" / "model.onnx").stat().st_size / quantized.stat().st_size >= 2.0
     from hfspeech.export.conv_weights import float_conv_weights
 
-    large_convs = float_conv_weights(onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph)
-    stored = onnx.load(str(quantized)).graph
-    assert len(large_convs) == 4
-    assert sum(init.data_type == onnx.TensorProto.INT8 for init in stored.initializer) == len(large_convs)
-    assert not {"ConvInteger", "DequantizeLinear", "DynamicQuantizeLinear"} & {node.op_type for node in stored.node}
+    for fp32, stored in zip(plain_graphs(tmp_path / "onnx" / "model.onnx"), plain_graphs(quantized)):
+        large_convs = float_conv_weights(fp32)
+        assert len(large_convs) == 4
+        assert sum(init.data_type == onnx.TensorProto.INT8 for init in stored.initializer) == len(large_convs)
+        assert not {"ConvInteger", "DequantizeLinear", "DynamicQuantizeLinear"} & {node.op_type for node in stored.node}
     options = onnxruntime.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "running.onnx")
     onnxruntime.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"])
     running = onnx.load(str(tmp_path / "running.onnx")).graph
-    assert not any(init.data_type == onnx.TensorProto.INT8 for init in running.initializer)  # folded at load
+    graphs = [running] + [a.g for node in running.node for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+    assert not any(init.data_type == onnx.TensorProto.INT8 for g in graphs for init in g.initializer)  # folded
     clips, labels = tone_test_set()
     assert top1_agreement(str(wide_cnn), str(quantized), clips) >= 0.98
 

@@ -12,6 +12,7 @@ is the same output check.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -21,9 +22,11 @@ from torch.nn.utils import parametrize
 
 from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
-from hfspeech.export.slim import slim_onnx
-from hfspeech.features.frontend import AudioFrontend
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
+from hfspeech.export.slim import slim_onnx
+from hfspeech.export.unpadded_branch import add_unpadded_branch
+from hfspeech.features.frontend import AudioFrontend
+from hfspeech.models.padding import PaddingMasks
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
 from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes
 
@@ -73,6 +76,35 @@ def remove_weight_norm(model) -> None:
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
 
 
+def shrink_baseline_graph(model, onnx_path: Path) -> None:
+    """A baseline's in-model front end: its DFT basis computed in the graph, sparse constants, folded norms."""
+    frontend = next((module for module in model.modules() if isinstance(module, AudioFrontend)), None)
+    if frontend is not None:
+        compact_dft_basis(onnx_path, frontend)
+        slim_onnx(onnx_path)
+
+
+def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path) -> None:
+    """For models that zero padded frames and ask for it (`PaddingMasks.onnx_unpadded_branch`): trace them again
+    without the zeroing and store that graph beside the first, for batches with no padding
+    (`hfspeech.export.unpadded_branch`)."""
+    encoders = [module for module in model.modules() if isinstance(module, PaddingMasks)]
+    if not any(encoder.onnx_unpadded_branch for encoder in encoders):
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        unpadded_path = Path(scratch) / ONNX_FILE
+        for encoder in encoders:
+            encoder.skip_padding_masks = True
+        try:
+            export(model, onnx_config, unpadded_path, opset=onnx_config.DEFAULT_ONNX_OPSET,
+                   input_shapes=onnx_input_shapes(model.config))
+        finally:
+            for encoder in encoders:
+                encoder.skip_padding_masks = False
+        shrink_baseline_graph(model, unpadded_path)
+        add_unpadded_branch(onnx_path, unpadded_path)
+
+
 def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, quantize: Optional[str] = None,
                 calibration_dir: Optional[str | Path] = None) -> Path:
     """Export a saved audio classifier to `OUTPUT_DIR/model.onnx` (dynamic batch and length), check its
@@ -98,10 +130,8 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     _, output_names = export(model, onnx_config, onnx_path, opset=onnx_config.DEFAULT_ONNX_OPSET, input_shapes=shapes)
     validate_model_outputs(onnx_config, model, onnx_path, output_names, atol=onnx_config.ATOL_FOR_VALIDATION,
                            input_shapes=shapes, use_subprocess=False)
-    frontend = next((module for module in model.modules() if isinstance(module, AudioFrontend)), None)
-    if frontend is not None:
-        compact_dft_basis(onnx_path, frontend)
-        slim_onnx(onnx_path)
+    shrink_baseline_graph(model, onnx_path)
+    add_graph_for_unpadded_batches(model, onnx_config, onnx_path)
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     logger.info("exported %s to %s", model_dir, onnx_path)

@@ -37,6 +37,7 @@ from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantiz
 from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import FRONT_END, shorten_names
+from hfspeech.export.unpadded_branch import has_unpadded_branch, per_branch
 from hfspeech.models.config_json import read_config_json
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,9 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     if not onnx_path.is_file():
         raise ExportError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
     save_dir = Path(output_dir) if output_dir else onnx_path.parent
+    if has_unpadded_branch(onnx_path):  # onnxruntime's quantizers take plain graphs: one branch at a time
+        return per_branch(onnx_path, quantized_path(save_dir, onnx_path),
+                          lambda plain: quantize_int8(plain, calibration_dir=calibration_dir))
     quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
     if quantizer.config is None:
         raise ExportError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")
@@ -160,6 +164,8 @@ def write_int8_weights(onnx_path: str | Path) -> Path:
     """
     onnx_path = Path(onnx_path)
     quantized = quantized_path(onnx_path.parent, onnx_path)
+    if has_unpadded_branch(onnx_path):
+        return per_branch(onnx_path, quantized, write_int8_weights)
     if not store_conv_weights_int8(onnx_path, quantized):
         raise ExportError(f"{onnx_path}: no convolution weights to store as int8; use --quantize int8")
     if is_baseline(read_config_json(onnx_path.parent).get("model_type", "")):
