@@ -4,6 +4,7 @@ chosen by an `If` (`hfspeech.models.padding`, `hfspeech.export.unpadded_branch`)
 from __future__ import annotations
 
 import platform
+import shutil
 
 import numpy as np
 import onnx
@@ -89,13 +90,25 @@ def test_weights_live_in_each_branch_so_onnxruntime_blocks_the_convolutions(cnn_
     assert {(node.domain, node.op_type) for node in then_branch.node} >= {("com.microsoft.nchwc", "Conv")}
 
 
-def test_int8_of_a_merged_file_quantizes_both_graphs(cnn, cnn_onnx, tmp_path):
-    quantized = quantize_int8(cnn_onnx, output_dir=tmp_path)
-    graphs = split_branches(onnx.load(str(quantized)))
-    assert graphs and all("ConvInteger" in {node.op_type for node in g.graph.node} for g in graphs)
+def test_int8_weights_keep_both_graphs_and_dynamic_int8_the_padded_one(cnn, cnn_onnx, tmp_path):
+    """int8 weights (float compute) are for speed; dynamic int8 for size (`hfspeech.export.unpadded_branch`)."""
+    from hfspeech.export.quantization import write_int8_weights
+
+    shutil.copytree(cnn_onnx.parent, tmp_path / "weights")
+    weights = write_int8_weights(tmp_path / "weights" / "model.onnx")
+    dynamic = quantize_int8(cnn_onnx, output_dir=tmp_path / "dynamic")
+    graphs = split_branches(onnx.load(str(weights)))
+    int8_weights = [sum(t.data_type == onnx.TensorProto.INT8 for t in g.graph.initializer) for g in graphs]
+    assert len(int8_weights) == 2 and int8_weights[0] == int8_weights[1] > 0
+    dynamic_graph = onnx.load(str(dynamic)).graph
+    assert split_branches(onnx.load(str(dynamic))) is None
+    assert sum(node.op_type == "ConvInteger" for node in dynamic_graph.node) == 4
+    assert (tmp_path / "dynamic" / "config.json").is_file()
     batch = noise_batch(cnn, [16000, 9000], seed=3)
-    got, expected = OnnxBackend(quantized, None).logits(batch), pytorch_logits(cnn, batch)
-    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.95
+    expected = pytorch_logits(cnn, batch)
+    for quantized in (weights, dynamic):
+        got = OnnxBackend(quantized, None).logits(batch)
+        assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.95
 
 
 def test_bcresnet_export_stays_one_graph(tmp_path):

@@ -37,7 +37,7 @@ from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantiz
 from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import FRONT_END, shorten_names
-from hfspeech.export.unpadded_branch import has_unpadded_branch, per_branch
+from hfspeech.export.unpadded_branch import has_unpadded_branch, padded_graph, per_branch
 from hfspeech.models.config_json import read_config_json
 
 logger = logging.getLogger(__name__)
@@ -129,9 +129,9 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     if not onnx_path.is_file():
         raise ExportError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
     save_dir = Path(output_dir) if output_dir else onnx_path.parent
-    if has_unpadded_branch(onnx_path):  # onnxruntime's quantizers take plain graphs: one branch at a time
-        return per_branch(onnx_path, quantized_path(save_dir, onnx_path),
-                          lambda plain: quantize_int8(plain, calibration_dir=calibration_dir))
+    if has_unpadded_branch(onnx_path):  # int8 files are for size: the graph for padded batches only
+        with tempfile.TemporaryDirectory() as scratch:
+            return quantize_int8(padded_graph(onnx_path, scratch), save_dir, calibration_dir)
     quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
     if quantizer.config is None:
         raise ExportError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")

@@ -15,8 +15,11 @@ stores the weights it reads (onnxruntime's NCHWc convolutions take no weights fr
 holds the convolution weights twice: the demo CNN's fp32 file is ~0.86 MB instead of 0.45 MB, for 1.25x the
 speed on unpadded batches (21.9 vs 27.3 ms per batch of 16 at one thread; padded batches 27.7 vs 26.3 ms).
 Models choose it with `onnx_unpadded_branch` (the CNN; not BC-ResNet, whose int8 file must stay small for the
-edge). `split_branches` takes the file apart again (quantization works on plain graphs); a rewritten file
-replaces the original only if batches with and without padding give its outputs.
+edge). `split_branches` takes the file apart again: quantization works on plain graphs. `--quantize
+int8_weights` (float compute, for speed) keeps both graphs; dynamic and static int8 keep the padded one only
+(`padded_graph`): those files are for size (the CNN's 0.13 MB would be 0.25 MB), and integer convolutions
+gained little from the second graph (29.5 against 32.0 ms). A rewritten file replaces the original only if
+batches with and without padding give its outputs.
 """
 
 from __future__ import annotations
@@ -249,21 +252,34 @@ def outputs_agree(original: Path, merged: Path) -> bool:
     return True
 
 
+def _plain_copies(onnx_path: Path, scratch: Path, graphs) -> list[Path]:
+    """Each graph saved as `onnx_path`'s name in its own folder under `scratch`, with copies of the JSON files
+    beside `onnx_path` (config.json, preprocessor_config.json: what the quantizers read)."""
+    paths = []
+    for name, model in zip(("padded", "unpadded"), graphs):
+        folder = scratch / name
+        folder.mkdir()
+        for extra in onnx_path.parent.glob("*.json"):
+            shutil.copy(extra, folder)
+        onnx.save(model, str(folder / onnx_path.name))
+        paths.append(folder / onnx_path.name)
+    return paths
+
+
+def padded_graph(onnx_path: str | Path, scratch: str | Path) -> Path:
+    """The graph for padded batches (which serves any batch) of a merged file, as a plain file in `scratch`."""
+    onnx_path = Path(onnx_path)
+    return _plain_copies(onnx_path, Path(scratch), split_branches(onnx.load(str(onnx_path)))[:1])[0]
+
+
 def per_branch(onnx_path: str | Path, output_path: str | Path, transform: Callable[[Path], Path]) -> Path:
     """Apply `transform` (a plain ONNX file, in a folder with copies of the JSON files beside `onnx_path` -> the
     file it wrote beside it) to each graph of a merged file, and merge the two results into `output_path`, the
     JSON files written beside the padded graph's result copied along (e.g. optimum's ort_config.json)."""
     onnx_path, output_path = Path(onnx_path), Path(output_path)
-    graphs = split_branches(onnx.load(str(onnx_path)))
     with tempfile.TemporaryDirectory() as scratch:
-        results = []
-        for name, model in zip(("padded", "unpadded"), graphs):
-            folder = Path(scratch) / name
-            folder.mkdir()
-            for extra in onnx_path.parent.glob("*.json"):
-                shutil.copy(extra, folder)
-            onnx.save(model, str(folder / onnx_path.name))
-            results.append(transform(folder / onnx_path.name))
+        results = [transform(path) for path in _plain_copies(onnx_path, Path(scratch),
+                                                             split_branches(onnx.load(str(onnx_path))))]
         output_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(results[0], output_path)
         for extra in results[0].parent.glob("*.json"):
