@@ -95,6 +95,24 @@ def _convolution_inputs(graph: onnx.GraphProto) -> set[int]:
     return kept
 
 
+def _merge_initializers(graph: onnx.GraphProto, other: onnx.GraphProto, alias: dict[str, str]) -> list:
+    """`graph`'s initializers plus those of `other` that `graph` has not (by value), renamed where a name is
+    taken; `alias` learns the name each of `other`'s initializers has in the result."""
+    stored = {_tensor_key(t): t.name for t in graph.initializer}
+    taken = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output} | set(alias)
+    initializers = list(graph.initializer)
+    for tensor in other.initializer:
+        key = _tensor_key(tensor)
+        if key not in stored:
+            renamed = TensorProto()
+            renamed.CopyFrom(tensor)
+            renamed.name = PREFIX + tensor.name if tensor.name in taken else tensor.name
+            stored[key] = renamed.name
+            initializers.append(renamed)
+        alias[tensor.name] = stored[key]
+    return initializers
+
+
 def merge_branches(padded: onnx.ModelProto, unpadded: onnx.ModelProto) -> Optional[onnx.ModelProto]:
     """`padded` with `unpadded` as the branch for batches without padding; None when the two cannot be merged
     (no attention mask input, different inputs, outputs or opsets)."""
@@ -106,18 +124,7 @@ def merge_branches(padded: onnx.ModelProto, unpadded: onnx.ModelProto) -> Option
             or list(padded.opset_import) != list(unpadded.opset_import):
         return None
     alias = {name: name for name in input_names}  # a name in `unpadded` -> the same value in the merged graph
-    stored = {_tensor_key(t): t.name for t in graph.initializer}
-    taken = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output} | set(input_names)
-    initializers = list(graph.initializer)
-    for tensor in other.initializer:
-        key = _tensor_key(tensor)
-        if key not in stored:
-            renamed = TensorProto()
-            renamed.CopyFrom(tensor)
-            renamed.name = PREFIX + tensor.name if tensor.name in taken else tensor.name
-            stored[key] = renamed.name
-            initializers.append(renamed)
-        alias[tensor.name] = stored[key]
+    initializers = _merge_initializers(graph, other, alias)
     own = lambda name: alias.get(name, name if not name else PREFIX + name)  # noqa: E731
     padded_nodes = {_node_key(node, list(node.input)): position for position, node in enumerate(graph.node)}
     main_values = set(alias.values())  # what the main graph holds: inputs, initializers, shared nodes' outputs
@@ -141,7 +148,10 @@ def merge_branches(padded: onnx.ModelProto, unpadded: onnx.ModelProto) -> Option
     return _assemble(padded, initializers, shared, unpadded_only, own)
 
 
-def _assemble(padded: onnx.ModelProto, initializers: list, shared: set[int], unpadded_only: list, own) -> onnx.ModelProto:
+def _assemble(padded: onnx.ModelProto, initializers: list, shared: set[int], unpadded_only: list,
+              own: Callable[[str], str]) -> onnx.ModelProto:
+    """The merged model: `padded`'s nodes at positions `shared` in the main graph, then the `If` choosing
+    between `unpadded_only` (values named by `own`) and the rest of `padded`."""
     graph = padded.graph
     outputs = list(graph.output)
     padded_only, main = [], [node for position, node in enumerate(graph.node) if position in shared]
