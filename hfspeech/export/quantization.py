@@ -115,6 +115,14 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
     return Dataset.from_dict(columns).with_format("numpy")
 
 
+def holds_two_graphs(onnx_path: Path) -> bool:
+    """Whether `onnx_path` is a baseline's file with a graph for unpadded batches (`hfspeech.export.unpadded_branch`);
+    the config is read first, so a transformer's large file is not parsed for it."""
+    config = onnx_path.parent / "config.json"
+    return config.is_file() and is_baseline(read_config_json(onnx_path.parent).get("model_type", "")) \
+        and has_unpadded_branch(onnx_path)
+
+
 def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None,
                   calibration_dir: Optional[str | Path] = None) -> Path:
     """Write `model_quantized.onnx` (with config.json, preprocessor_config.json and optimum's
@@ -129,7 +137,7 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     if not onnx_path.is_file():
         raise ExportError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
     save_dir = Path(output_dir) if output_dir else onnx_path.parent
-    if has_unpadded_branch(onnx_path):  # int8 files are for size: the graph for padded batches only
+    if holds_two_graphs(onnx_path):  # int8 files are for size: the graph for padded batches only
         with tempfile.TemporaryDirectory() as scratch:
             return quantize_int8(padded_graph(onnx_path, scratch), save_dir, calibration_dir)
     quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
@@ -164,7 +172,7 @@ def write_int8_weights(onnx_path: str | Path) -> Path:
     """
     onnx_path = Path(onnx_path)
     quantized = quantized_path(onnx_path.parent, onnx_path)
-    if has_unpadded_branch(onnx_path):
+    if holds_two_graphs(onnx_path):
         return per_branch(onnx_path, quantized, write_int8_weights)
     if not store_conv_weights_int8(onnx_path, quantized):
         raise ExportError(f"{onnx_path}: no convolution weights to store as int8; use --quantize int8")
