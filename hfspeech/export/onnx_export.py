@@ -84,7 +84,7 @@ def shrink_baseline_graph(model, onnx_path: Path) -> None:
         slim_onnx(onnx_path)
 
 
-def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path) -> None:
+def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path, input_shapes: Optional[dict]) -> None:
     """For models that zero padded frames and ask for it (`PaddingMasks.onnx_unpadded_branch`): trace them again
     without the zeroing and store that graph beside the first, for batches with no padding
     (`hfspeech.export.unpadded_branch`)."""
@@ -96,8 +96,7 @@ def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path) -> None:
         for encoder in encoders:
             encoder.skip_padding_masks = True
         try:
-            export(model, onnx_config, unpadded_path, opset=onnx_config.DEFAULT_ONNX_OPSET,
-                   input_shapes=onnx_input_shapes(model.config))
+            export(model, onnx_config, unpadded_path, opset=onnx_config.DEFAULT_ONNX_OPSET, input_shapes=input_shapes)
         finally:
             for encoder in encoders:
                 encoder.skip_padding_masks = False
@@ -131,7 +130,7 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     validate_model_outputs(onnx_config, model, onnx_path, output_names, atol=onnx_config.ATOL_FOR_VALIDATION,
                            input_shapes=shapes, use_subprocess=False)
     shrink_baseline_graph(model, onnx_path)
-    add_graph_for_unpadded_batches(model, onnx_config, onnx_path)
+    add_graph_for_unpadded_batches(model, onnx_config, onnx_path, shapes)
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     logger.info("exported %s to %s", model_dir, onnx_path)

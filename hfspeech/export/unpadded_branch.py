@@ -30,9 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from hfspeech.export.rewrite import replace_if_same_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,17 @@ def _branch(name: str, nodes: list, outputs: list[onnx.ValueInfoProto], produced
     outputs of the model."""
     values = [helper.make_tensor_value_info(produced[o.name], o.type.tensor_type.elem_type, None) for o in outputs]
     return helper.make_graph(nodes, name, [], values)
+
+
+def _renamed(node: onnx.NodeProto, rename: Callable[[str], str], name: Optional[str] = None) -> onnx.NodeProto:
+    """A copy of `node` reading and writing the values `rename` maps its names to (and called `name` if given)."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.input[:] = [rename(value) for value in node.input]
+    copy.output[:] = [rename(value) for value in node.output]
+    if name is not None:
+        copy.name = name
+    return copy
 
 
 def _one_node_per_constant(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -139,12 +151,7 @@ def merge_branches(padded: onnx.ModelProto, unpadded: onnx.ModelProto) -> Option
             alias.update(zip(node.output, graph.node[match].output))
             main_values.update(graph.node[match].output)
             continue
-        copy = onnx.NodeProto()
-        copy.CopyFrom(node)
-        copy.input[:] = inputs
-        copy.output[:] = [own(name) for name in node.output]
-        copy.name = PREFIX + node.name if node.name else ""
-        unpadded_only.append(copy)
+        unpadded_only.append(_renamed(node, own, PREFIX + node.name if node.name else ""))
     return _assemble(padded, initializers, shared, unpadded_only, own)
 
 
@@ -158,11 +165,7 @@ def _assemble(padded: onnx.ModelProto, initializers: list, shared: set[int], unp
     renamed = {o.name: "padded/" + o.name for o in outputs}
     for position, node in enumerate(graph.node):
         if position not in shared:
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.input[:] = [renamed.get(name, name) for name in node.input]
-            copy.output[:] = [renamed.get(name, name) for name in node.output]
-            padded_only.append(copy)
+            padded_only.append(_renamed(node, lambda name: renamed.get(name, name)))
     then_branch = _branch("unpadded", unpadded_only, outputs, {o.name: own(o.name) for o in outputs})
     else_branch = _branch("padded", padded_only, outputs, renamed)
     by_name = {tensor.name: tensor for tensor in initializers}
@@ -213,11 +216,7 @@ def _standalone(model: onnx.ModelProto, main: list, branch: onnx.GraphProto) -> 
     """The main graph's shared nodes plus one branch, its outputs under the model's output names again."""
     outputs = list(model.graph.output)
     rename = {inner.name: outer.name for inner, outer in zip(branch.output, outputs)}
-    nodes = [onnx.NodeProto() for _ in range(len(main) + len(branch.node))]
-    for copy, node in zip(nodes, main + list(branch.node)):
-        copy.CopyFrom(node)
-        copy.input[:] = [rename.get(name, name) for name in node.input]
-        copy.output[:] = [rename.get(name, name) for name in node.output]
+    nodes = [_renamed(node, lambda name: rename.get(name, name)) for node in main + list(branch.node)]
     initializers = _read_by(nodes, {t.name: t for t in list(model.graph.initializer) + list(branch.initializer)})
     graph = helper.make_graph(nodes, model.graph.name, list(model.graph.input), outputs, initializers)
     standalone = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version,
@@ -229,37 +228,13 @@ def _standalone(model: onnx.ModelProto, main: list, branch: onnx.GraphProto) -> 
 def add_unpadded_branch(onnx_path: str | Path, unpadded_path: str | Path) -> bool:
     """Rewrite `onnx_path` in place with the graph of `unpadded_path` as its branch for unpadded batches; False
     (file untouched, a warning) when they cannot be merged or the merged outputs differ from the original's on a
-    batch with padding or on one without."""
+    batch with padding or on one without (`rewrite.replace_if_same_outputs`)."""
     onnx_path = Path(onnx_path)
     merged = merge_branches(onnx.load(str(onnx_path)), onnx.load(str(unpadded_path)))
     if merged is None:
         logger.warning("%s: no unpadded branch added (the graphs' inputs or outputs differ)", onnx_path)
         return False
-    rewritten = onnx_path.with_suffix(".branches.onnx")
-    onnx.save(merged, str(rewritten))
-    if not outputs_agree(onnx_path, rewritten):
-        rewritten.unlink()
-        logger.warning("%s: the unpadded branch changed the outputs; the file is kept as it was", onnx_path)
-        return False
-    rewritten.replace(onnx_path)
-    return True
-
-
-def outputs_agree(original: Path, merged: Path) -> bool:
-    """Whether both files give the same outputs (within `MAX_RELATIVE_DIFF` of the largest) on a batch of two
-    full clips and on one with the second clip cut short by the attention mask."""
-    import onnxruntime
-
-    sessions = [onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (original, merged)]
-    waveforms = np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32)
-    for cut in (16000, 9000):
-        mask = np.ones((2, 16000), np.int64)
-        mask[1, cut:] = 0
-        feed = {node.name: mask if node.name == ATTENTION_MASK else waveforms for node in sessions[0].get_inputs()}
-        expected, got = (session.run(None, feed) for session in sessions)
-        if any(np.abs(a - b).max() > MAX_RELATIVE_DIFF * max(1.0, np.abs(a).max()) for a, b in zip(expected, got)):
-            return False
-    return True
+    return replace_if_same_outputs(onnx_path, merged, ".branches.onnx", "the unpadded branch", MAX_RELATIVE_DIFF)
 
 
 def _plain_copies(onnx_path: Path, scratch: Path, graphs) -> list[Path]:

@@ -87,10 +87,10 @@ class CNNAudioModel(PaddingMasks, FrontEndEncoderMixin, CNNAudioPreTrainedModel)
         features, frame_mask, all_hidden_states, output_hidden_states, return_dict = self.front_end(
             input_values, attention_mask, output_hidden_states, return_dict)
         lengths = frame_mask.sum(-1)
-        zeroes_padding = self.zeroes_padding(attention_mask)
+        padded = self.zeroes_padding(attention_mask)
         x = features.transpose(1, 2).unsqueeze(1)  # [B, 1, bins, frames]
         for block in self.blocks:
-            x = block(x, frame_mask if zeroes_padding else None)
+            x = block(x, frame_mask if padded else None)
             lengths = torch.div(lengths + 1, 2, rounding_mode="floor")  # ceil(lengths / 2)
             frame_mask = torch.arange(x.shape[-1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
             if output_hidden_states:
