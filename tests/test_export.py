@@ -7,6 +7,7 @@ batches of several sizes and lengths, i.e. through the attention masks and the d
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -199,12 +200,50 @@ def test_int8_weights_are_int8_in_the_file_and_float_when_running(wide_cnn, tmp_
 
 
 def test_static_int8_calibrated_on_the_training_data(wide_cnn, tone_folder, tmp_path):
+    """Static int8 for speed (`hfspeech.export.quantization`): both graphs, signed int8 weights, the ReLUs and
+    poolings between integer convolutions quantized too, the one-channel first convolution and its block float."""
+    from onnx import numpy_helper
+
     fp32 = export_onnx(wide_cnn, tmp_path / "fp32")
     quantized = quantize_int8(fp32, output_dir=tmp_path / "static", calibration_dir=tone_folder)
-    ops = Counter(node.op_type for node in onnx.load(str(quantized)).graph.node)
-    assert ops["QuantizeLinear"] > 0 and ops["ConvInteger"] == 0  # QDQ with calibrated ranges, not dynamic
+    for graph in plain_graphs(quantized):  # the graphs for padded and for unpadded batches
+        ops = Counter(node.op_type for node in graph.node)
+        assert ops["QuantizeLinear"] > 0 and ops["ConvInteger"] == 0  # QDQ with calibrated ranges, not dynamic
+        assert ops["Relu"] == 1  # the float first block's; the others are in their convolutions' output ranges
+        weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        made_by = {node.output[0]: node for node in graph.node}
+        reads = [[made_by.get(name) for name in node.input[:2]] for node in graph.node if node.op_type == "Conv"]
+        int8 = [weights[w.input[0]] for _, w in reads if w is not None and w.op_type == "DequantizeLinear"]
+        assert len(int8) == 3 and all(w.dtype == np.int8 for w in int8)
+        assert reads[0][0] is None or reads[0][0].op_type != "DequantizeLinear"  # the spectrogram's conv: float
+    pooled = [made_by.get(node.input[0]).op_type for node in graph.node if node.op_type == "MaxPool"]
+    assert pooled == ["Relu"] + ["DequantizeLinear"] * 3  # unpadded graph: uint8 pooling after each int8 conv
     assert (tmp_path / "static" / "config.json").is_file()
     assert top1_agreement(str(wide_cnn), str(quantized), tone_test_set()[0]) >= 0.98
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="NCHWc kernels are x86 only")
+def test_static_int8_first_pooling_stays_float_in_hfspeech_onnx_backend(wide_cnn, tone_folder, tmp_path):
+    """onnxruntime's QDQ propagation would run the float first block's max pooling on uint8 in NCHW (13x slower);
+    hfspeech's ONNX backend turns it off for the baselines."""
+    import onnxruntime
+
+    from hfspeech.inference.backends import disabled_optimizers
+
+    fp32 = export_onnx(wide_cnn, tmp_path / "fp32")
+    quantized = quantize_int8(fp32, tmp_path / "static", calibration_dir=tone_folder)
+    config = AudioClassifier.from_pretrained(str(wide_cnn)).config
+    pools = {}
+    for name, disabled in (("backend", disabled_optimizers(config)), ("default", [])):
+        options = onnxruntime.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{name}.onnx")
+        onnxruntime.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"],
+                                     disabled_optimizers=disabled)
+        running = onnx.load(str(tmp_path / f"{name}.onnx"))
+        then_branch = next(a.g for a in running.graph.node[-1].attribute if a.name == "then_branch")
+        pools[name] = {(node.domain, node.op_type) for node in then_branch.node if "MaxPool" in node.op_type}
+    assert ("", "MaxPool") in pools["default"]  # what the backend avoids: a plain (uint8, NCHW) max pooling
+    assert ("", "MaxPool") not in pools["backend"] and ("com.microsoft.nchwc", "MaxPool") in pools["backend"]
 
 
 @pytest.mark.parametrize("family,quantized_op", [("lstm", "DynamicQuantizeLSTM"), ("wav2vec2", "MatMulInteger")])

@@ -17,9 +17,9 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="model folder (a training run's output_dir)")
     parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     parser.add_argument("--quantize", choices=["int8", "int8_weights"], default=None,
-                        help="also write an int8 model_quantized.onnx: int8 = integer compute (dynamic; static with "
-                        "--calibration_dir); int8_weights = int8 convolution weights, float compute (as small, and "
-                        "as fast as the float model: the fastest int8 for the convolutional baselines on CPU)")
+                        help="also write an int8 model_quantized.onnx: int8 = integer compute (dynamic, for size; "
+                        "static with --calibration_dir, the fast one for the convolutional baselines on CPU); "
+                        "int8_weights = int8 convolution weights, float compute (as fast as the float model)")
     parser.add_argument("--calibration_dir", default=None,
                         help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
     parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "

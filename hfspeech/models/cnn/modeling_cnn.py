@@ -84,10 +84,12 @@ class CNNAudioModel(PaddingMasks, FrontEndEncoderMixin, CNNAudioPreTrainedModel)
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
+        padded = self.zeroes_padding(attention_mask)
+        if not padded:  # nothing padded: the front end's masking and clip lengths would change nothing
+            attention_mask = None
         features, frame_mask, all_hidden_states, output_hidden_states, return_dict = self.front_end(
             input_values, attention_mask, output_hidden_states, return_dict)
         lengths = frame_mask.sum(-1)
-        padded = self.zeroes_padding(attention_mask)
         x = features.transpose(1, 2).unsqueeze(1)  # [B, 1, bins, frames]
         for block in self.blocks:
             x = block(x, frame_mask if padded else None)
