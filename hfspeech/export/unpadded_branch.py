@@ -8,21 +8,20 @@ CNN spent ~25% of its time on them at one thread (measured 2026-12-02), for batc
 ones. PyTorch skips the products when no clip is padded; a traced graph cannot, so the export traces the model
 twice (`skip_padding_masks`) and stores both graphs here.
 
-Layout of the merged graph: the nodes both graphs share (the front end's fixed matrices, anything computed the
-same way from the same inputs, convolutions excepted) run once in the main graph; the CNN's unpadded graph does
-not read the attention mask at all (nothing to mask; its front end too runs in the branch, ~5% faster), and
-`If(all of attention_mask is 1)`
-then runs the rest of the unpadded graph (`then_branch`) or of the padded one (`else_branch`). Each branch
-stores the weights it reads (onnxruntime's NCHWc convolutions take no weights from the main graph), so the file
-holds the convolution weights twice: the demo CNN's fp32 file is ~0.86 MB instead of 0.45 MB, for 1.25x the
-speed on unpadded batches (21.9 vs 27.3 ms per batch of 16 at one thread; padded batches 27.7 vs 26.3 ms).
-Models choose it with `onnx_unpadded_branch` (the CNN; not BC-ResNet, whose int8 file must stay small for the
-edge). `split_branches` takes the file apart again: quantization works on plain graphs. `--quantize
-int8_weights` (float compute) and static int8 (integer convolutions chained in uint8, which the masks' float
-products would break) keep both graphs; dynamic int8 keeps the padded one only (`padded_graph`): that file is
-for size (the CNN's 0.12 MB would be 0.25 MB), and its `ConvInteger`s gained little from the second graph
-(29.5 against 32.0 ms). A rewritten file replaces the original only if batches with and without padding give
-its outputs.
+Layout of the merged graph: the nodes both graphs share (the front end's fixed matrices, anything computed the same
+way from the same inputs, convolutions excepted) run once in the main graph; `If(all of attention_mask is 1)` then
+runs the rest of the unpadded graph (`then_branch`) or of the padded one (`else_branch`). The CNN's unpadded graph
+does not read the attention mask at all (nothing to mask), so its front end runs in the branch without the masking
+(~5% faster than sharing the masked one). Each branch stores the weights it reads (onnxruntime's NCHWc convolutions
+take no weights from the main graph), so the file holds the convolution weights twice: the demo CNN's fp32 file is
+~0.87 MB instead of 0.45 MB, for 1.25x the speed on unpadded batches (21.9 vs 27.3 ms per batch of 16 at one
+thread; padded batches 27.7 vs 26.3 ms). Models choose it with `onnx_unpadded_branch` (the CNN; not BC-ResNet,
+whose int8 file must stay small for the edge). `split_branches` takes the file apart again: quantization works on
+plain graphs. `--quantize int8_weights` (float compute) and static int8 (integer convolutions chained in uint8,
+which the masks' float products would break) keep both graphs; dynamic int8 keeps the padded one only
+(`padded_graph`): that file is for size (the CNN's 0.12 MB would be 0.25 MB), and its `ConvInteger`s gained little
+from the second graph (29.5 against 32.0 ms). A rewritten file replaces the original only if batches with and
+without padding give its outputs.
 """
 
 from __future__ import annotations
