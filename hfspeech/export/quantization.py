@@ -17,12 +17,13 @@ What is quantized, and why:
 
 Static int8 of a baseline is built for speed as well (demo CNN, one thread, batch of 16: 16.0 against fp32's
 19.0 ms median, where the previous static file took 33.4): ReLU and max pooling are quantized too, so the
-integer convolutions chain in uint8 without float in between (a ReLU folds into its convolution's output
-range); weights are signed int8, onnxruntime's fast u8s8 `QLinearConv`; a convolution that reads one channel
-(the spectrogram) stays float with the ReLU and pooling after it (as `QLinearConv` it took 4.3 ms, as float
-1.0); each graph of a two-graph file is quantized (`per_branch`), the unpadded one being the fast one. onnxruntime must run it without its
-`QDQPropagationTransformer` (`hfspeech.inference.backends.OnnxBackend` does), which would move the quantization
-ahead of that float max pooling and run the pooling on uint8 in NCHW, 13x slower (7.7 against 0.6 ms).
+integer convolutions chain in uint8 without float in between (a ReLU folds into its convolution's output range);
+weights are signed int8, onnxruntime's fast u8s8 `QLinearConv`; a convolution that reads one channel (the
+spectrogram) stays float with the ReLU and pooling after it (as `QLinearConv` it took 4.3 ms, as float 1.0);
+each graph of a two-graph file is quantized (`per_branch`), the unpadded one being the fast one. onnxruntime
+must run it without its `QDQPropagationTransformer` (`hfspeech.inference.backends.OnnxBackend` does), which
+would move the quantization ahead of that float max pooling and run the pooling on uint8 in NCHW, 13x slower
+(7.7 against 0.6 ms).
 
 Weights: signed int8 (with uint8 activations) except where Conv is quantized dynamically. That is onnxruntime's
 fast integer GEMM (u8s8, VNNI's `vpdpbusd`): a fine-tuned Whisper tiny.en ran 2.0x faster than fp32 with it, but
@@ -47,6 +48,7 @@ from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import FRONT_END, shorten_names
 from hfspeech.export.unpadded_branch import has_unpadded_branch, padded_graph, per_branch
+from hfspeech.models import is_baseline
 from hfspeech.models.config_json import read_config_json
 
 logger = logging.getLogger(__name__)
@@ -55,11 +57,6 @@ QUANTIZED_SUFFIX = "quantized"  # optimum writes model.onnx -> model_quantized.o
 BASELINE_OPERATORS = ["Conv", "MatMul", "Gemm", "LSTM"]
 TRANSFORMER_OPERATORS = ["MatMul", "Gemm"]
 STATIC_CHAIN_OPERATORS = ["Relu", "MaxPool"]  # static baselines: no float between integer convolutions
-
-
-def is_baseline(model_type: str) -> bool:
-    """hfspeech's own models (CNN, LSTM, BC-ResNet): front end in the graph, names most of an int8 file."""
-    return str(model_type).startswith("hfspeech-")
 
 
 def quantized_path(save_dir: Path, onnx_path: Path) -> Path:
@@ -104,7 +101,7 @@ def one_channel_convolutions(onnx_path: Path) -> list[str]:
     ReLU and max pooling right after each: static int8 leaves them float (see the module docstring)."""
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     weights = {init.name: init.dims for init in graph.initializer}
-    readers = defaultdict(list)
+    readers = defaultdict(list)  # value name -> the nodes reading it (rewrite.tensor_readers gives no nodes)
     for node in graph.node:
         for name in node.input:
             readers[name].append(node)
@@ -172,12 +169,12 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
         raise ExportError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
     save_dir = Path(output_dir) if output_dir else onnx_path.parent
     static = calibration_dir is not None
-    if holds_two_graphs(onnx_path) and static:  # both graphs: integer convolutions chain in the unpadded one
-        return per_branch(onnx_path, quantized_path(save_dir, onnx_path),
-                          lambda plain: quantize_int8(plain, calibration_dir=calibration_dir))
-    if holds_two_graphs(onnx_path):  # dynamic int8 files are for size: the graph for padded batches only
-        with tempfile.TemporaryDirectory() as scratch:
-            return quantize_int8(padded_graph(onnx_path, scratch), save_dir, calibration_dir)
+    if holds_two_graphs(onnx_path):
+        if static:  # both graphs: the integer convolutions chain in the unpadded one
+            return per_branch(onnx_path, quantized_path(save_dir, onnx_path),
+                              lambda plain: quantize_int8(plain, calibration_dir=calibration_dir))
+        with tempfile.TemporaryDirectory() as scratch:  # dynamic int8 is for size: the padded graph only
+            return quantize_int8(padded_graph(onnx_path, scratch), save_dir)
     quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
     if quantizer.config is None:
         raise ExportError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")

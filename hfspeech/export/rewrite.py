@@ -1,8 +1,9 @@
 """Rewriting an exported ONNX file in place, only when the rewrite leaves its outputs as they were.
 
 `compact` (the DFT basis computed in the graph), `slim` (sparse constants, folded norms), `short_names` (short
-tensor names in int8 files) and `unpadded_branch` (a second graph for unpadded batches) all save the rewritten model beside the original, run both on a batch of two full clips and on the same batch with
-one clip cut short by the attention mask, and replace the original only if the outputs agree on both.
+tensor names in int8 files) and `unpadded_branch` (a second graph for unpadded batches) all save the rewritten
+model beside the original, run both on a batch of two full clips and on the same batch with one clip cut short
+by the attention mask, and replace the original only if the outputs agree on both.
 """
 
 from __future__ import annotations

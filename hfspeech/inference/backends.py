@@ -14,6 +14,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from hfspeech.models import is_baseline
 from hfspeech.models.loading import WEIGHT_FILES  # noqa: F401  (re-exported)
 
 ONNX_FILES = ("model.onnx", "model_quantized.onnx")  # fp32 first: the export writes both into one folder
@@ -57,7 +58,7 @@ def disabled_optimizers(config) -> list[str]:
     move the quantization after a static int8 file's float first block ahead of its max pooling, which then runs
     on uint8 in NCHW, 13x slower (`hfspeech.export.quantization`). It only moves QuantizeLinear/DequantizeLinear,
     so float and dynamic int8 files run the same without it."""
-    return ["QDQPropagationTransformer"] if str(getattr(config, "model_type", "")).startswith("hfspeech-") else []
+    return ["QDQPropagationTransformer"] if is_baseline(getattr(config, "model_type", "")) else []
 
 
 class OnnxBackend:

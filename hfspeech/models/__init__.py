@@ -62,6 +62,12 @@ def register() -> None:
         AutoModelForAudioClassification.register(config, classifier, exist_ok=True)
         AutoFeatureExtractor.register(config, extractor, exist_ok=True)
 
+def is_baseline(model_type) -> bool:
+    """Whether a config's `model_type` is one of hfspeech's own models (CNN, LSTM, BC-ResNet), told without
+    importing them: their exports carry the front end in the graph and are handled apart (export, onnxruntime)."""
+    return str(model_type).startswith("hfspeech-")
+
+
 def _baseline_models() -> dict[str, BaselineSpec]:
     from hfspeech.models import bcresnet, cnn, lstm
 
@@ -88,4 +94,4 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = ["BASELINE_MODELS", "BaselineSpec", "register", *_EXPORTS]
+__all__ = ["BASELINE_MODELS", "BaselineSpec", "is_baseline", "register", *_EXPORTS]
