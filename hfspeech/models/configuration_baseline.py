@@ -86,6 +86,8 @@ def check_values(values: dict) -> None:
     for name, allowed in choices.items():
         if values[name] not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {values[name]!r}")
+    if values["n_fft"] % 2:
+        raise ValueError(f"n_fft must be even (the front end's DFT takes one radix-2 step), got {values['n_fft']}")
     if values["win_length"] > values["n_fft"]:
         raise ValueError(f"win_length ({values['win_length']}) must not exceed n_fft ({values['n_fft']})")
     if values["feature_type"] == "mfcc" and values["n_mfcc"] > values["n_mels"]:
