@@ -19,7 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hfspeech.export.rewrite import replace_if_same_outputs
-from hfspeech.features.frontend import DftBins
+from hfspeech.features.frontend import DftBins, dft_basis
 
 MAX_ABS_DIFF = 1e-6
 
@@ -71,10 +71,9 @@ def compact_dft_basis(onnx_path: str | Path, frontend) -> bool:
     change the outputs."""
     onnx_path = Path(onnx_path)
     model = onnx.load(str(onnx_path))
-    bases = (frontend.dft_basis_even, frontend.dft_basis_odd)
     replaced = 0
-    for basis, bins in zip(bases, frontend.dft_bins):
-        position = _constant_position(model.graph, basis.cpu().numpy())
+    for bins in frontend.dft_bins:
+        position = _constant_position(model.graph, dft_basis(bins).astype(np.float32))
         if position is None:
             continue
         node = model.graph.node[position]
