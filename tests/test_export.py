@@ -132,6 +132,19 @@ def test_torchscript_export_matches_pytorch(family, models, tmp_path):
     assert got.labels == expected.labels and np.allclose(got.scores, expected.scores, atol=1e-5)
 
 
+def test_torchscript_export_keeps_convolution_weights_channels_last(models, tmp_path):
+    """The CNN's 2-D convolution weights travel in the channels-last layout `TorchBackend` runs them in (the trace
+    keeps the layout it saw; the default one made the file 1.3-1.5x slower than PyTorch on CPU)."""
+    module = torch.jit.load(str(export_torchscript(models["cnn"], tmp_path)))
+    tensors = [node.output().toIValue() for node in module.graph.findAllNodes("prim::Constant")
+               if node.output().type().kind() == "TensorType"]
+    tensors += list(module.parameters())
+    # Kernels with one input channel or one column are laid out the same either way: left out.
+    kernels = [tensor for tensor in tensors if tensor.dim() == 4 and tensor.shape[-1] > 1 and tensor.shape[1] > 1]
+    assert kernels  # the second convolution of the small CNN: [8, 4, 3, 3]
+    assert all(kernel.is_contiguous(memory_format=torch.channels_last) for kernel in kernels)
+
+
 @pytest.fixture(scope="module")
 def wide_cnn(tone_folder, tmp_path_factory) -> Path:
     """A CNN trained on the tone data whose conv weights (~400k parameters) outweigh the rest of the graph.

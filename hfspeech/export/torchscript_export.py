@@ -57,6 +57,9 @@ def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] =
     output_dir = Path(output_dir) if output_dir else default_output_dir(model_dir, "torchscript")
     model, feature_extractor = load_model(model_dir, read_config(model_dir))
     remove_weight_norm(model)
+    # Channels-last 2-D weights, as `TorchBackend` runs the model: the trace keeps the layout it saw, and
+    # oneDNN's convolutions and pooling in the default layout made the file 1.3-1.5x slower than PyTorch.
+    model = model.to(memory_format=torch.channels_last)
     window = seconds_to_samples(getattr(model.config, "max_length_seconds", None) or 1.0, feature_extractor.sampling_rate)
     example = example_batch(feature_extractor, [window, 2 * window // 3], seed=0)
     wrapper = LogitsOnly(model, list(example)).eval()
