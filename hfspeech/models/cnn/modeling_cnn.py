@@ -30,6 +30,7 @@ class CNNAudioPreTrainedModel(PreTrainedModel):
     config_class = CNNAudioConfig
     base_model_prefix = "cnn"
     main_input_name = "input_values"
+    prefers_channels_last = True  # see hfspeech.models.in_fast_layout
 
     def _init_weights(self, module):
         init_conv_weights(module, self.config.initializer_range)
