@@ -3,8 +3,9 @@ distilled from a fine-tuned Whisper tiny.en teacher, with their int8 ONNX size, 
 
 FSDD (../shared/data/fsdd), leave one speaker out, the folds of `benchmarks/pretrained.py` (`prepare_fsdd`).
 Every run is `hfspeech train` or `hfspeech distill` in its own process with one torch thread, timed; then the
-best model is exported to int8 ONNX (`hfspeech.export`) and that file's size, its latency on one 1-s clip
-(one thread, median of 50) and its accuracy on the held-out speaker are measured.
+model the run kept (the last epoch's with `edge.args`, which turns off `load_best_model_at_end`) is exported to
+int8 ONNX (`hfspeech.export`) and that file's size, its latency on one 1-s clip (one thread, median of 50) and
+its accuracy on the held-out speaker are measured.
 
     python benchmarks/edge.py --runs bcresnet-3 bcresnet-3-distilled --folds george
     python benchmarks/edge.py --runs bcresnet-1-fm bcresnet-1+espeak   # function matching; espeak-ng voices added
