@@ -5,10 +5,13 @@
     accelerate launch recipes/finetune.py --data_dir DATA --model_type lstm --output_dir runs/kws-lstm
 
 All arguments: `python recipes/finetune.py --help` (model, data and transformers.TrainingArguments).
-A single `.json` file of the same arguments works too. The logic lives in `hfspeech.training.run`.
+A single `.json` file of the same arguments works too. The logic lives in `hfspeech.training.run`; this is
+`hfspeech train`, which also traces a baseline's run to `OUTPUT_DIR/torchscript` for a fast `hfspeech predict`.
 """
 
-from hfspeech.training.run import main
+import sys
+
+from hfspeech.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["train", *sys.argv[1:]]))

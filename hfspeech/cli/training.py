@@ -11,10 +11,22 @@ import json
 
 
 def train(argv: list[str]) -> int:
-    from hfspeech.training.run import main as train_main
+    from hfspeech.training.run import parse_args, run_training
 
-    train_main(argv)
+    model_args, data_args, training_args = parse_args(argv)
+    run_training(model_args, data_args, training_args)
+    trace_for_fast_start(training_args)
     return 0
+
+
+def trace_for_fast_start(training_args) -> None:
+    """A baseline's finished run also gets a TorchScript copy in `OUTPUT_DIR/torchscript`, which `hfspeech
+    predict OUTPUT_DIR` runs while it matches the run's weights: it starts without importing transformers
+    (`hfspeech.export.write_run_twin`). Done here, not in `training`: exporting is a stage of its own."""
+    if training_args.should_save:
+        from hfspeech.export.torchscript_export import write_run_twin
+
+        write_run_twin(training_args.output_dir)
 
 
 def evaluate(argv: list[str]) -> int:
@@ -35,9 +47,11 @@ def evaluate(argv: list[str]) -> int:
 
 
 def distill(argv: list[str]) -> int:
-    from hfspeech.training.distill import main as distill_main
+    from hfspeech.training.distill import parse_distill_args, run_distillation
 
-    distill_main(argv)
+    distill_args, model_args, data_args, training_args = parse_distill_args(argv)
+    run_distillation(distill_args, model_args, data_args, training_args)
+    trace_for_fast_start(training_args)
     return 0
 
 

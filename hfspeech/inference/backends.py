@@ -15,10 +15,12 @@ from typing import Optional, Union
 import numpy as np
 
 from hfspeech.models import in_fast_layout, is_baseline
+from hfspeech.models.fingerprint import made_from
 from hfspeech.models.loading import WEIGHT_FILES  # noqa: F401  (re-exported)
 
 ONNX_FILES = ("model.onnx", "model_quantized.onnx")  # fp32 first: the export writes both into one folder
 TORCHSCRIPT_FILE = "model.torchscript.pt"
+TORCHSCRIPT_DIR = "torchscript"  # where `hfspeech export --format torchscript` writes inside a model folder
 BACKENDS = ("pytorch", "onnx", "torchscript")
 ONNX_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
                     "tensor(int32)": np.int32}
@@ -103,8 +105,9 @@ Backend = Union[TorchBackend, OnnxBackend, TorchScriptBackend]
 
 def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str, str, Optional[Path]]:
     """`(backend, folder or Hub id, model file)` for a path: a `.onnx` or `.pt` file runs in onnxruntime or
-    TorchScript; a folder runs in PyTorch when it has weights, else from the ONNX or TorchScript file it
-    holds. `backend` forces the choice for a folder. The file is None for PyTorch."""
+    TorchScript; a folder runs in PyTorch when it has weights (from its current TorchScript twin when it
+    has one, below), else from the ONNX or TorchScript file it holds. `backend` forces the choice for a
+    folder. The file is None for PyTorch."""
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     path = Path(name_or_path)
@@ -120,4 +123,22 @@ def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str,
         return "onnx", str(path), path / (onnx_file or ONNX_FILES[0])
     if backend == "torchscript" or (backend is None and TORCHSCRIPT_FILE in names and not names & set(WEIGHT_FILES)):
         return "torchscript", str(path), path / TORCHSCRIPT_FILE
+    twin = current_torchscript_twin(path) if backend is None else None
+    if twin is not None:
+        return "torchscript", str(path), twin
     return "pytorch", name_or_path, None
+
+
+def current_torchscript_twin(run_dir: Path) -> Optional[Path]:
+    """`RUN/torchscript/model.torchscript.pt` when it was traced from the config and weights the run holds now
+    (`hfspeech.models.fingerprint`) and there is no GPU for the PyTorch model, else None. It runs the same model
+    within 1e-4 (checked when traced) without importing transformers: a cold `hfspeech predict RUN` then takes
+    about 2 s instead of 5. The run's own config.json and preprocessor_config.json go with it, so labels and
+    thresholds tuned later are read from the run; a retrained or edited run no longer matches and runs in
+    PyTorch. `hfspeech train` and `distill` write it for the baselines (`hfspeech.export.write_run_twin`)."""
+    twin = run_dir / TORCHSCRIPT_DIR / TORCHSCRIPT_FILE
+    if not twin.is_file() or not made_from(twin.parent, run_dir):
+        return None
+    import torch
+
+    return None if torch.cuda.is_available() else twin
