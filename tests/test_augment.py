@@ -185,3 +185,39 @@ def test_lists_from_json_are_accepted_and_bad_input_shape_rejected():
     assert config.noise_snr_db == (5.0, 10.0) and config.speed_factors == (0.9, 1.0)
     with pytest.raises(ValueError, match="1-D"):
         WaveformAugmenter(config, SR)(np.zeros((2, 100), np.float32))
+
+
+def word_with_weak_edges(weak_seconds=0.05):
+    """Silence, a weak consonant (-25 dB), a loud vowel, a weak consonant, silence: the cut says which survived."""
+    silence, weak, loud = np.zeros(SR // 10), 0.018 * tone(3000.0, weak_seconds), tone(200.0, 0.2)
+    return np.concatenate([silence, weak, loud, weak, silence]).astype(np.float32), len(weak), len(loud)
+
+
+def test_endpoint_trim_cuts_into_weak_consonants_only_below_40_db():
+    from hfspeech.data.augment import EndpointTrim
+
+    word, weak, loud = word_with_weak_edges()
+    lengths = set()
+    for top_db in (40.0, 20.0):
+        trim = EndpointTrim(min_top_db=top_db, max_top_db=top_db, p=1.0)
+        out = trim(samples=word, sample_rate=SR)
+        assert any(np.array_equal(out, word[start : start + len(out)])  # a contiguous cut, not a rewrite
+                   for start in range(len(word) - len(out) + 1))
+        lengths.add(len(out))
+        if top_db == 40.0:  # silence gone (to within a frame), the consonants kept
+            assert loud + 2 * weak <= len(out) <= loud + 2 * weak + 2 * 512
+        else:  # the consonants gone too
+            assert loud - 512 <= len(out) <= loud + 512
+    assert len(lengths) == 2
+
+
+def test_endpoint_trim_in_the_augmenter_varies_and_reproduces():
+    word, _, _ = word_with_weak_edges()
+    config = AugmentationConfig(endpoint_trim_db=20.0)
+    a, b = (WaveformAugmenter(config, SR, seed=3) for _ in range(2))
+    outs_a, outs_b = [a(word) for _ in range(12)], [b(word) for _ in range(12)]
+    assert all(np.array_equal(x, y) for x, y in zip(outs_a, outs_b))
+    assert len({len(x) for x in outs_a}) >= 3  # p=0.5 and a threshold drawn per clip: several cuts
+    assert any(len(x) == len(word) for x in outs_a) and all(len(x) <= len(word) for x in outs_a)
+    with pytest.raises(ValueError):
+        AugmentationConfig(endpoint_trim_db=-5.0)

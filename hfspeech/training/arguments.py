@@ -172,6 +172,11 @@ class DataArguments:
     )
     gain_db: Optional[float] = field(default=None, metadata={"help": "Random gain in +/- this many dB."})
     time_shift_seconds: Optional[float] = field(default=None, metadata={"help": "Random shift of up to this long."})
+    endpoint_trim_db: Optional[float] = field(
+        default=None, metadata={"help": "Half of the clips: cut where the sound falls below a threshold drawn from "
+                                "this many dB (e.g. 20) to 40 dB below the clip's peak, as an eager endpointer "
+                                "cuts into weak consonants (data.augment.EndpointTrim)."}
+    )
     vtlp_warp: Optional[str] = field(
         default=None, metadata={"help": "Vocal tract length perturbation: warp the spectrum by a factor drawn from "
                                 "this range, e.g. '0.9,1.1' (another speaker's formants; data.augment_speaker)."}

@@ -135,6 +135,7 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
         speed_factors=parse_floats(data_args.speed_factors),
         gain_db=data_args.gain_db,
         time_shift_seconds=data_args.time_shift_seconds,
+        endpoint_trim_db=data_args.endpoint_trim_db,
         vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
         reverb_prob=data_args.reverb_prob,
     )
