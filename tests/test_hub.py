@@ -133,6 +133,28 @@ def test_card_metadata_matches_the_run(trained_cnn, tmp_path):
         assert f"| {label} | " in card.text
 
 
+def test_augmentation_that_was_on_is_recorded_and_carded(trained_cnn, tmp_path):
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from hfspeech.training.arguments import DataArguments, ModelArguments
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses([
+        "--output_dir", str(run), "--data_dir", "clips", "--gain_db", "3", "--endpoint_trim_db", "20",
+        "--speed_factors", "0.9,1.0,1.1", "--noise_dir", str(tmp_path / "my-noise"), "--report_to", "none"])
+    push.finish_run(model_args, data_args, training_args, None)
+    hyper = json.loads((run / "training_hyperparameters.json").read_text())
+    assert {k: hyper.get(k) for k in ("gain_db", "endpoint_trim_db", "speed_factors")} == {
+        "gain_db": 3.0, "endpoint_trim_db": 20.0, "speed_factors": "0.9,1.0,1.1"}
+    assert "pitch_semitones" not in hyper and str(tmp_path) not in json.dumps(hyper)  # off, and no local paths
+
+    stage_run(run, tmp_path / "repo", repo_id="someone/tones", eval_dir=None)
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "| endpoint_trim_db | 20.0 |" in card and "| gain_db | 3.0 |" in card and "my-noise" not in card
+
+
 def test_staging_copies_only_what_a_model_repo_needs(trained_cnn, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     run = tmp_path / "run"

@@ -30,6 +30,9 @@ TEMPLATE = resources.files("hfspeech.hub") / "templates" / "audio_classification
 HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
                    "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_ratio",
                    "lr_scheduler_type", "max_length_seconds", "seed")
+# Waveform augmentation and mixup, recorded only when switched on (noise_dir, a local path, is not published).
+AUGMENTATION = ("speed_factors", "gain_db", "time_shift_seconds", "endpoint_trim_db", "vtlp_warp", "pitch_semitones",
+                "reverb_prob", "noise_snr_db", "mixup_alpha")
 ONNX_USAGE = '''
 With onnxruntime alone (the front end is in the graph: raw {rate} Hz audio in):
 
@@ -103,7 +106,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         window_seconds=config.get("max_length_seconds", "a few"),
         data_section=_data_section(dataset_name, splits, data_report.get("num_skipped", 0)),
         hyperparameters_table=_table(("hyperparameter", "value"),
-                                     [(k, hyper[k]) for k in HYPERPARAMETERS if hyper.get(k) is not None]),
+                                     [(k, hyper[k]) for k in HYPERPARAMETERS + AUGMENTATION
+                                      if hyper.get(k) is not None]),
         variants_table=_variants_table(variants, multi_label),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
                   "and imported its own classes are used" if custom_code else "a transformers model",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.errors import HfspeechError
+from hfspeech.hub.card import AUGMENTATION, HYPERPARAMETERS
 from hfspeech.hub.stage import stage_run
 
 logger = logging.getLogger("hfspeech.hub")
@@ -87,10 +88,8 @@ def fields_of(arguments) -> list[str]:
 def finish_run(model_args, data_args, training_args, request: Optional[HubRequest]) -> None:
     """Record the hyperparameters the card needs as JSON (training_args.bin is a pickle), then push if asked."""
     values = {**vars(model_args), **vars(data_args), **training_args.to_dict()}
-    names = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs", "per_device_train_batch_size",
-             "gradient_accumulation_steps", "weight_decay", "warmup_ratio", "lr_scheduler_type",
-             "max_length_seconds", "seed")
-    hyper = {k: values[k] for k in names if k in values}
+    hyper = {k: values[k] for k in HYPERPARAMETERS if k in values}
+    hyper.update({k: values[k] for k in AUGMENTATION if values.get(k) is not None})
     hyper["lr_scheduler_type"] = str(getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))
     output_dir = Path(training_args.output_dir)
     (output_dir / "training_hyperparameters.json").write_text(json.dumps(hyper, indent=2, default=str) + "\n")
