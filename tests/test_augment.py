@@ -98,6 +98,16 @@ def test_time_shift_moves_without_rollover():
     assert y[0] == 0.0 or y[-1] == 0.0
 
 
+@pytest.mark.parametrize("length", [100, 500, 1247, 1600, 2000])
+def test_time_shift_takes_clips_shorter_than_the_shift(length):
+    # audiomentations' Shift fails on these (its fade-out slice runs past the start); ClipShift caps the shift.
+    aug = WaveformAugmenter(AugmentationConfig(time_shift_seconds=0.1), SR, seed=0)
+    x = tone(seconds=length / SR)
+    outs = [aug(x) for _ in range(30)]
+    assert all(len(y) == length and np.all(np.isfinite(y)) for y in outs)
+    assert length <= 500 or any(not np.array_equal(y, x) for y in outs)  # still shifted when there is room
+
+
 @pytest.mark.parametrize("factor", [0.9, 1.1])
 def test_speed_perturbation_changes_length_and_pitch(factor):
     aug = WaveformAugmenter(AugmentationConfig(speed_factors=(factor,), speed_prob=1.0), SR)

@@ -1,8 +1,8 @@
 """On-the-fly waveform augmentation for training, reproducible from a seed.
 
-Small transforms (audiomentations' ``AddGaussianSNR``, ``AddBackgroundNoise``, ``Gain``, ``Shift``,
-our Kaldi-style ``SpeedPerturbation`` and ``EndpointTrim``) are composed by one ``WaveformAugmenter``,
-configured by a flat ``AugmentationConfig``. The augmenter maps one 1-D float32 waveform to another; it never
+Small transforms (audiomentations' ``AddGaussianSNR``, ``AddBackgroundNoise``, ``Gain``, ``Shift`` as
+``ClipShift``, our Kaldi-style ``SpeedPerturbation`` and ``EndpointTrim``) are composed by one
+``WaveformAugmenter``, configured by a flat ``AugmentationConfig``. The augmenter maps one 1-D float32 waveform to another; it never
 changes the batch, so labels need no bookkeeping elsewhere.
 
 audiomentations draws its randomness from the global ``random`` and ``np.random``. To make a run
@@ -148,6 +148,23 @@ class EndpointTrim(BaseWaveformTransform):
         return trimmed if trimmed.size else samples
 
 
+class ClipShift(Shift):
+    """audiomentations' ``Shift`` (in seconds, no rollover) with the shift kept shorter than the clip.
+
+    ``Shift`` 0.43 fails on a clip shorter than the drawn shift ("operands could not be broadcast together",
+    its fade-out slice runs past the start): a 0.1-s shift broke training on clips under ~0.1 s, such as a short
+    word cut by ``EndpointTrim``. The shift is capped at the clip's length less the fade.
+    """
+
+    def apply(self, samples, sample_rate):
+        fade = int(sample_rate * self.fade_duration) if self.fade else 0
+        limit = (samples.shape[-1] - fade - 1) / sample_rate
+        if limit <= 0:
+            return samples
+        self.parameters["shift_amount"] = float(np.clip(self.parameters["shift_amount"], -limit, limit))
+        return super().apply(samples, sample_rate)
+
+
 class CachedBackgroundNoise(AddBackgroundNoise):
     """``AddBackgroundNoise`` (relative SNR) that decodes each noise file once per process, not once per call.
 
@@ -246,8 +263,8 @@ class WaveformAugmenter:
         transforms += speaker_transforms(config.vtlp_warp, config.pitch_semitones, config.reverb_prob)
         if config.time_shift_seconds is not None:
             shift = config.time_shift_seconds
-            transforms.append(Shift(min_shift=-shift, max_shift=shift, shift_unit="seconds",
-                                    rollover=False, p=1.0))
+            transforms.append(ClipShift(min_shift=-shift, max_shift=shift, shift_unit="seconds",
+                                        rollover=False, p=1.0))
         if config.gain_db is not None:
             transforms.append(Gain(min_gain_db=-config.gain_db, max_gain_db=config.gain_db, p=1.0))
         noises = []
