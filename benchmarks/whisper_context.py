@@ -12,8 +12,8 @@ after it), each layer's hidden states are averaged over
 and a probe is trained on three speakers and tested on the fourth (leave one speaker out; with `--speaker_pairs`
 also trained on two and tested on the other two, the protocol of issue 12's "0.99 on two unseen speakers"): the
 hfspeech probe head (softmax layer weights, 384->256 projection, classifier; AdamW 2e-3, 30 epochs, batch 32,
-last epoch) on the pooled features. Not a product path: transformers' Whisper classifier has no pooling over the clip's
-own frames, so only `window` pooling is what a saved model does.
+last epoch) on the pooled features. Not a product path: transformers' Whisper classifier has no pooling over
+the clip's own frames, so only `window` pooling is what a saved model does.
 
     python benchmarks/whisper_context.py --windows 1 2 5          # ~4 min on one core (30 s: ~35 min more)
     python benchmarks/whisper_context.py --windows 1 --speaker_pairs
@@ -103,9 +103,11 @@ def probe_accuracy(features: np.ndarray, digits: np.ndarray, train: np.ndarray, 
 
 def pair_accuracies(features: np.ndarray, digits: np.ndarray, speakers: np.ndarray) -> dict:
     """`{"george+jackson": accuracy}`: the probe trained on the two other speakers, tested on this pair."""
-    pairs = itertools.combinations(SPEAKERS, 2)
-    return {"+".join(pair): round(probe_accuracy(features, digits, ~np.isin(speakers, pair), np.isin(speakers, pair)), 3)
-            for pair in pairs}
+    accuracies = {}
+    for pair in itertools.combinations(SPEAKERS, 2):
+        held_out = np.isin(speakers, pair)
+        accuracies["+".join(pair)] = round(probe_accuracy(features, digits, ~held_out, held_out), 3)
+    return accuracies
 
 
 def main() -> None:

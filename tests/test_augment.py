@@ -204,7 +204,7 @@ def word_with_weak_edges(weak_seconds=0.05):
 
 
 def test_endpoint_trim_cuts_into_weak_consonants_only_below_40_db():
-    from hfspeech.data.augment import EndpointTrim
+    from hfspeech.data.augment_timing import EndpointTrim
 
     word, weak, loud = word_with_weak_edges()
     lengths = set()

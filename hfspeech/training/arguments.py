@@ -175,7 +175,7 @@ class DataArguments:
     endpoint_trim_db: Optional[float] = field(
         default=None, metadata={"help": "Half of the clips: cut where the sound falls below a threshold drawn from "
                                 "this many dB (e.g. 20) to 40 dB below the clip's peak, as an eager endpointer "
-                                "cuts into weak consonants (data.augment.EndpointTrim)."}
+                                "cuts into weak consonants (data.augment_timing.EndpointTrim)."}
     )
     vtlp_warp: Optional[str] = field(
         default=None, metadata={"help": "Vocal tract length perturbation: warp the spectrum by a factor drawn from "
