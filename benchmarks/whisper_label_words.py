@@ -29,18 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
 from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND  # noqa: E402
-
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+from hfspeech.synthetic.digits import DIGIT_WORDS  # noqa: E402
 
 
 def spoken_forms(label: str) -> list[str]:
     """How a transcript may write a label: lower and capitalised, with and without a full stop; a number from
     zero to nine also as the other of word and numeral (Whisper writes "6." as often as "Six.")."""
     words = [label.replace("_", " ").strip()]
-    if words[0].lower() in NUMBER_WORDS:
-        words.append(str(NUMBER_WORDS.index(words[0].lower())))
+    if words[0].lower() in DIGIT_WORDS:
+        words.append(str(DIGIT_WORDS.index(words[0].lower())))
     elif words[0].isdigit() and int(words[0]) < 10:
-        words.insert(0, NUMBER_WORDS[int(words[0])])
+        words.insert(0, DIGIT_WORDS[int(words[0])])
     forms = [form for word in words
              for form in (f" {word.lower()}", f" {word.capitalize()}", f" {word.capitalize()}.", f" {word.lower()}.")]
     return list(dict.fromkeys(forms))  # a numeral's cases coincide; each form counts once
@@ -104,28 +103,23 @@ def load_scorer(name_or_path: str, labels: list[str], seconds: int = 1):
     return LabelWordScorer(model, processor.tokenizer, labels), processor
 
 
-def log_mel(processor, path: Path, seconds: int) -> np.ndarray:
-    """The first `seconds` of a recording at 16 kHz as Whisper's log-mel, cut to the window's frames."""
-    import soundfile as sf
-    import soxr
+def log_mel(feature_extractor, path: Path, seconds: int) -> np.ndarray:
+    """The first `seconds` of a recording as Whisper's log-mel of a 30-s window, cut to the window's frames."""
+    from hfspeech.data.audio import decode_audio
 
-    audio, rate = sf.read(path, dtype="float32")
-    audio = soxr.resample(audio, rate, 16000)[:16000 * seconds]
-    features = processor.feature_extractor(audio, sampling_rate=16000, return_tensors="np").input_features
+    rate = feature_extractor.sampling_rate
+    audio = decode_audio(str(path), rate)[:rate * seconds]
+    features = feature_extractor(audio, sampling_rate=rate, return_tensors="np").input_features
     return features[0, :, :2 * POSITIONS_PER_SECOND * seconds]
 
 
-def fold_data(processor, speaker: str, seconds: int):
-    """(train features, train labels, test features, test labels): the other speakers' clips, then `speaker`'s."""
+def fsdd_clips(feature_extractor, seconds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log-mel, digit, speaker) of every FSDD recording: computed once, split into folds by speaker."""
     from recipes.fsdd.prepare_fsdd import read_recordings
 
     rows = read_recordings(FSDD)
-    split = {False: ([], []), True: ([], [])}
-    for path, digit, who in rows:
-        features, labels = split[who == speaker]
-        features.append(log_mel(processor, path, seconds))
-        labels.append(int(digit))
-    return (*map(np.array, split[False]), *map(np.array, split[True]))
+    features = np.stack([log_mel(feature_extractor, path, seconds) for path, _, _ in rows])
+    return features, np.array([int(digit) for _, digit, _ in rows]), np.array([who for _, _, who in rows])
 
 
 def accuracy(scorer, features: np.ndarray, labels: np.ndarray, batch: int = 16) -> float:
@@ -165,13 +159,15 @@ def fine_tune(scorer, features: np.ndarray, labels: np.ndarray, args) -> float:
     return time.time() - start
 
 
-def run_fold(args, speaker: str) -> dict:
-    scorer, processor = load_scorer(args.model, [str(digit) for digit in range(10)], args.seconds)
-    train_x, train_y, test_x, test_y = fold_data(processor, speaker, args.seconds)
-    result = {"speaker": speaker, "zero_shot": accuracy(scorer, test_x, test_y)}
+def run_fold(args, speaker: str, clips) -> dict:
+    """A fresh scorer (fine-tuning changes it) scored on `speaker` before and after training on the others."""
+    features, digits, speakers = clips
+    held_out = speakers == speaker
+    scorer, _ = load_scorer(args.model, [str(digit) for digit in range(10)], args.seconds)
+    result = {"speaker": speaker, "zero_shot": accuracy(scorer, features[held_out], digits[held_out])}
     if args.epochs:
-        result["train_seconds"] = fine_tune(scorer, train_x, train_y, args)
-        result["fine_tuned"] = accuracy(scorer, test_x, test_y)
+        result["train_seconds"] = fine_tune(scorer, features[~held_out], digits[~held_out], args)
+        result["fine_tuned"] = accuracy(scorer, features[held_out], digits[held_out])
     print(json.dumps(result), flush=True)
     return result
 
@@ -189,9 +185,13 @@ def main(argv=None) -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/label-words"))
     args = parser.parse_args(argv)
     import torch
+    from transformers import WhisperFeatureExtractor
+
+    from hfspeech.models.whisper.pretrained import resolve_pretrained
 
     torch.set_num_threads(args.threads)
-    folds = [run_fold(args, speaker) for speaker in args.speakers]
+    clips = fsdd_clips(WhisperFeatureExtractor.from_pretrained(resolve_pretrained(args.model)), args.seconds)
+    folds = [run_fold(args, speaker, clips) for speaker in args.speakers]
     args.output.mkdir(parents=True, exist_ok=True)
     summary = {"model": args.model, "seed": args.seed, "folds": folds,
                **{key: float(np.mean([fold[key] for fold in folds])) for key in ("zero_shot", "fine_tuned")

@@ -11,11 +11,9 @@ import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
-import soxr
 import torch
 
-from benchmarks.whisper_label_words import accuracy, fine_tune, load_scorer, spoken_forms
+from benchmarks.whisper_label_words import accuracy, fine_tune, load_scorer, log_mel, spoken_forms
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 DIGITS = [str(digit) for digit in range(10)]
@@ -32,14 +30,10 @@ def test_a_digit_and_its_word_share_forms_each_once():
 def scorer_and_words(whisper_tiny_en, tmp_path_factory):
     scorer, processor = load_scorer(str(whisper_tiny_en), DIGITS, seconds=1)
     folder = tmp_path_factory.mktemp("words")
-    features = []
     for word in SPOKEN:
         subprocess.run(["espeak-ng", "-w", str(folder / f"{word}.wav"), word], check=True)
-        audio, rate = sf.read(folder / f"{word}.wav", dtype="float32")
-        audio = soxr.resample(audio, rate, 16000)[:16000]
-        features.append(processor.feature_extractor(audio, sampling_rate=16000, return_tensors="np")
-                        .input_features[0, :, :100])
-    return scorer, np.stack(features), np.array(list(SPOKEN.values()))
+    features = np.stack([log_mel(processor.feature_extractor, folder / f"{word}.wav", 1) for word in SPOKEN])
+    return scorer, features, np.array(list(SPOKEN.values()))
 
 
 def test_zero_shot_scores_name_spoken_digits(scorer_and_words):
