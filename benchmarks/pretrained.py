@@ -70,6 +70,11 @@ RUNS = {  # name -> flag file and extra flags
     # silence trimmed (every clip, real or generated, starts at its word) plus the espeak-ng digits
     "probe-tiny-trim-espeak": ("whisper_probe_trim.args", []),
     "lpft-tiny-trim-espeak": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim-espeak}"]),
+    # Whisper's decoder scoring each label's words (--score_label_words), all weights trained, three seeds
+    "labels-tiny": ("whisper_label_words.args", []),
+    "labels-tiny-seed1": ("whisper_label_words.args", ["--seed", "1"]),
+    "labels-tiny-seed2": ("whisper_label_words.args", ["--seed", "2"]),
+    "labels-base": ("whisper_label_words.args", ["--model_name_or_path", "whisper-base"]),
     "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
     "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
 }

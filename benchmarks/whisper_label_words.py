@@ -1,18 +1,15 @@
-"""Whisper's decoder as the classifier: score each label's words, zero-shot and fine-tuned (issue 12 diagnostic).
+"""Whisper's decoder as the classifier, outside the recipe: zero-shot and a plain fine-tuning loop (issue 12).
 
-hfspeech's Whisper classifiers keep the encoder and drop the decoder (`WhisperForAudioClassification`). Trained
-on three FSDD speakers, they stop at about 0.97 on the fourth: what the encoder's states say about a digit is
-learned again from three voices. The decoder already knows how 680,000 hours of speakers say "six". Here the
-logit of a label is the decoder's log-likelihood of the label's words after the transcription prompt (a few
-spellings, `spoken_forms`, summed), with the encoder cut to the clip as in training (`models.whisper`). Zero-shot
-that needs no training data at all; fine-tuned, the same logits go into cross-entropy and every weight trains.
-
-Leave one speaker out on FSDD, hyperparameters fixed before any fold was run (AdamW lr 1e-5, one epoch, batch
-8, 10% warm-up then linear decay, gradient clipping at 1, no augmentation, no validation split):
+`WhisperForLabelScoring` (`--score_label_words`) takes as the logit of a label the decoder's log-likelihood of
+the label's words after the transcription prompt (`models.label_words` spellings, summed), with the encoder cut
+to the clip. This script measures it without `recipes/finetune.py`: zero-shot (no training data at all) on every
+FSDD clip's first second, and fine-tuned by a minimal loop on all 1,500 clips of the other speakers, with
+hyperparameters fixed before any fold was run (AdamW lr 1e-5, one epoch, batch 8, 10% warm-up then linear decay,
+gradient clipping at 1, no augmentation, no validation split):
 
     python benchmarks/whisper_label_words.py --speakers george jackson lucas nicolas --output runs/label-words
 
-Not a product path yet: `recipes/finetune.py` does not train this head, and it does not export to ONNX.
+The recipe's run of the same model is `benchmarks/pretrained.py --runs labels-tiny`.
 """
 
 from __future__ import annotations
@@ -29,78 +26,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
 from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND  # noqa: E402
-from hfspeech.synthetic.digits import DIGIT_WORDS  # noqa: E402
-
-
-def spoken_forms(label: str) -> list[str]:
-    """How a transcript may write a label: lower and capitalised, with and without a full stop; a number from
-    zero to nine also as the other of word and numeral (Whisper writes "6." as often as "Six.")."""
-    words = [label.replace("_", " ").strip()]
-    if words[0].lower() in DIGIT_WORDS:
-        words.append(str(DIGIT_WORDS.index(words[0].lower())))
-    elif words[0].isdigit() and int(words[0]) < 10:
-        words.insert(0, DIGIT_WORDS[int(words[0])])
-    forms = [form for word in words
-             for form in (f" {word.lower()}", f" {word.capitalize()}", f" {word.capitalize()}.", f" {word.lower()}.")]
-    return list(dict.fromkeys(forms))  # a numeral's cases coincide; each form counts once
-
-
-class LabelWordScorer:
-    """logits[clip, label] = log sum over the label's forms of P(form, end of text | prompt, audio)."""
-
-    def __init__(self, model, tokenizer, labels: list[str]):
-        import torch
-
-        self.model, self.labels = model, labels
-        prompt = list(tokenizer.prefix_tokens)
-        sequences, owners = [], []
-        for index, label in enumerate(labels):
-            for form in spoken_forms(label):
-                sequences.append(prompt + tokenizer.encode(form, add_special_tokens=False) + [tokenizer.eos_token_id])
-                owners.append(index)
-        width = max(map(len, sequences))
-        self.tokens = torch.full((len(sequences), width), tokenizer.eos_token_id)
-        self.scored = torch.zeros((len(sequences), width), dtype=torch.bool)  # the form's tokens and end of text
-        for row, sequence in enumerate(sequences):
-            self.tokens[row, :len(sequence)] = torch.tensor(sequence)
-            self.scored[row, len(prompt):len(sequence)] = True
-        self.owners = torch.tensor(owners)
-
-    def form_log_likelihoods(self, input_features):
-        """[clips, forms]: the summed log-probabilities of each form's tokens and end of text."""
-        import torch
-
-        states = self.model.model.encoder(input_features).last_hidden_state
-        clips, forms = states.shape[0], len(self.tokens)
-        tokens = self.tokens.repeat(clips, 1)
-        hidden = self.model.model.decoder(input_ids=tokens[:, :-1],
-                                          encoder_hidden_states=states.repeat_interleave(forms, 0)).last_hidden_state
-        log_probs = self.model.proj_out(hidden).log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
-        return (log_probs * self.scored[:, 1:].repeat(clips, 1)).sum(1).view(clips, forms)
-
-    def __call__(self, input_features):
-        import torch
-
-        per_form = self.form_log_likelihoods(input_features)
-        return torch.stack([torch.logsumexp(per_form[:, self.owners == index], 1)
-                            for index in range(len(self.labels))], 1)
 
 
 def load_scorer(name_or_path: str, labels: list[str], seconds: int = 1):
-    """(scorer, processor): the converted checkpoint (`hfspeech pretrained` short name or folder), its encoder
-    cut to `seconds`; a multilingual one is prompted for English transcription."""
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    """(`WhisperForLabelScoring`, processor): the converted checkpoint (`hfspeech pretrained` short name or
+    folder), its encoder cut to `seconds`, as `recipes/finetune.py --score_label_words` builds it."""
+    from transformers import AutoConfig, WhisperProcessor
 
     from hfspeech.models.whisper import cut_to_window
+    from hfspeech.models.whisper.configuration_label_scoring import label_scoring_config
+    from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
     from hfspeech.models.whisper.pretrained import resolve_pretrained
 
     checkpoint = resolve_pretrained(name_or_path)
     processor = WhisperProcessor.from_pretrained(checkpoint)
-    model = WhisperForConditionalGeneration.from_pretrained(checkpoint)
-    if model.config.vocab_size >= 51865:  # multilingual vocabulary: language and task tokens in the prompt
-        processor.tokenizer.set_prefix_tokens(language="en", task="transcribe", predict_timestamps=False)
-    cut_to_window(model.model, seconds)
-    return LabelWordScorer(model, processor.tokenizer, labels), processor
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                        label2id={label: index for index, label in enumerate(labels)})
+    model = WhisperForLabelScoring.from_pretrained(
+        checkpoint, config=label_scoring_config(config, processor.tokenizer, labels))
+    cut_to_window(model, seconds)
+    return model, processor
 
 
 def log_mel(feature_extractor, path: Path, seconds: int) -> np.ndarray:
@@ -125,9 +70,9 @@ def fsdd_clips(feature_extractor, seconds: int) -> tuple[np.ndarray, np.ndarray,
 def accuracy(scorer, features: np.ndarray, labels: np.ndarray, batch: int = 16) -> float:
     import torch
 
-    scorer.model.eval()
+    scorer.eval()
     with torch.inference_mode():
-        predicted = [scorer(torch.from_numpy(features[i:i + batch])).argmax(1).numpy()
+        predicted = [scorer(torch.from_numpy(features[i:i + batch])).logits.argmax(1).numpy()
                      for i in range(0, len(features), batch)]
     return float((np.concatenate(predicted) == labels).mean())
 
@@ -138,7 +83,7 @@ def fine_tune(scorer, features: np.ndarray, labels: np.ndarray, args) -> float:
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    weights = [weight for weight in scorer.model.parameters() if weight.requires_grad]
+    weights = [weight for weight in scorer.parameters() if weight.requires_grad]
     optimizer = torch.optim.AdamW(weights, lr=args.learning_rate, weight_decay=0.0)
     steps = args.epochs * (len(features) // args.batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -146,11 +91,10 @@ def fine_tune(scorer, features: np.ndarray, labels: np.ndarray, args) -> float:
     start = time.time()
     for _ in range(args.epochs):
         order = rng.permutation(len(features))
-        scorer.model.train()
+        scorer.train()
         for first in range(0, len(order) - args.batch + 1, args.batch):
             rows = order[first:first + args.batch]
-            loss = torch.nn.functional.cross_entropy(scorer(torch.from_numpy(features[rows])),
-                                                     torch.from_numpy(labels[rows]))
+            loss = scorer(torch.from_numpy(features[rows]), labels=torch.from_numpy(labels[rows])).loss
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(weights, 1.0)

@@ -28,8 +28,8 @@ SECRET = "hf_FAKEsecretTOKEN0123456789abcdef"
 
 # Runs with -I -S: no site, so the venv's .pth files (hfspeech's editable finder among them) are never
 # processed; site-packages is added as a plain path. The script proves hfspeech is unreachable first.
-NO_HFSPEECH = """
-import json, sys
+WITHOUT_HFSPEECH = """
+import sys
 sys.path.append({site!r})
 try:
     import hfspeech
@@ -37,6 +37,9 @@ except ModuleNotFoundError:
     pass
 else:
     sys.exit("hfspeech is importable: the test would prove nothing")
+"""
+STAGED_REPO_USE = """
+import json
 import numpy as np, torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
 repo, clips = {repo!r}, {clips!r}
@@ -52,6 +55,17 @@ exec({snippet!r})
 """
 
 
+def run_python_without_hfspeech(script: str, tmp_path: Path) -> str:
+    """`script`'s stdout, run by this Python with transformers and torch importable but not hfspeech, offline."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    prelude = WITHOUT_HFSPEECH.format(site=sysconfig.get_paths()["purelib"])
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", prelude + script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 def write_clips(folder: Path) -> list[str]:
     rng = np.random.default_rng(7)
     folder.mkdir()
@@ -65,14 +79,9 @@ def write_clips(folder: Path) -> list[str]:
 
 
 def run_without_hfspeech(repo: Path, clips: list[str], snippet: str, tmp_path: Path) -> tuple[dict, str]:
-    script = NO_HFSPEECH.format(site=sysconfig.get_paths()["purelib"], repo=str(repo), clips=clips, snippet=snippet)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
-    return json.loads(result[len("RESULT"):]), done.stdout
+    stdout = run_python_without_hfspeech(STAGED_REPO_USE.format(repo=str(repo), clips=clips, snippet=snippet), tmp_path)
+    result = next(line for line in stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(result[len("RESULT"):]), stdout
 
 
 def usage_snippet(card_text: str, repo_id: str, repo: Path, clip: str) -> str:

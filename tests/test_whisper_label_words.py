@@ -1,7 +1,7 @@
-"""benchmarks/whisper_label_words.py: Whisper's decoder scores label words, zero-shot and fine-tuned.
+"""benchmarks/whisper_label_words.py and `models.label_words`: Whisper's decoder scores label words.
 
-On the real tiny.en (fetched by scripts/setup.sh) the scorer names espeak-ng digits it was never trained on, and
-one fine-tuning pass lowers the cross-entropy of its label-word logits (gradients reach the weights).
+A label's spellings; on the real tiny.en (fetched by scripts/setup.sh) the scorer names espeak-ng digits it was
+never trained on, and the benchmark's fine-tuning loop lowers the cross-entropy of its label-word logits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.whisper_label_words import accuracy, fine_tune, load_scorer, log_mel, spoken_forms
+from benchmarks.whisper_label_words import accuracy, fine_tune, load_scorer, log_mel
+from hfspeech.models.label_words import spoken_forms
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 DIGITS = [str(digit) for digit in range(10)]
@@ -45,9 +46,9 @@ def test_fine_tuning_lowers_the_label_word_loss(scorer_and_words):
     scorer, features, labels = scorer_and_words
 
     def loss() -> float:
-        scorer.model.eval()
+        scorer.eval()
         with torch.no_grad():
-            logits = scorer(torch.from_numpy(features))
+            logits = scorer(torch.from_numpy(features)).logits
         return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels)))
 
     before = loss()

@@ -9,6 +9,7 @@ not from `hfspeech/__init__.py`, so that `import hfspeech` does not need optimum
 from hfspeech.models.cnn import onnx_cnn  # noqa: F401  (registers "hfspeech-cnn" with optimum)
 from hfspeech.models.lstm import onnx_lstm  # noqa: F401  (registers "hfspeech-lstm" with optimum)
 from hfspeech.models.bcresnet import onnx_bcresnet  # noqa: F401  (registers "hfspeech-bcresnet" with optimum)
+from hfspeech.models.whisper import onnx_whisper  # noqa: F401  (registers "whisper-label-scoring" with optimum)
 
 from hfspeech.export.loading import ExportError
 from hfspeech.export.onnx_export import export_onnx

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from typing import Optional
 
 HFSPEECH_IMPORT = re.compile(r"^from hfspeech\.(?:[\w.]+\.)?(\w+) import", re.MULTILINE)
 RELATIVE_IMPORT = re.compile(r"^from \.(\w+) import", re.MULTILINE)
@@ -37,14 +38,16 @@ def module_sources(module_name: str) -> dict[str, str]:
     return sources
 
 
-def write_remote_code(config_class: type, model_class: type, feature_extractor_class: type, dest: Path) -> dict:
-    """Write the code of the three classes into ``dest``; returns the ``auto_map`` of config and extractor.
+def write_remote_code(config_class: type, model_class: type, feature_extractor_class: Optional[type],
+                      dest: Path) -> dict:
+    """Write the code of the classes into ``dest``; returns the ``auto_map`` of config and extractor (no
+    extractor: the model uses one transformers has, e.g. Whisper's, named in preprocessor_config.json).
 
     The names follow transformers' ``register_for_auto_class`` (``<module file>.<class>``); the classes are
     not registered themselves, since that is global state that would make every later ``save_pretrained``
     in the process copy code.
     """
-    classes = (config_class, model_class, feature_extractor_class)
+    classes = [cls for cls in (config_class, model_class, feature_extractor_class) if cls is not None]
     files = {name: source for cls in classes for name, source in module_sources(cls.__module__).items()}
     for cls in classes:
         entry = cls.__module__.rsplit(".", 1)[-1]
@@ -60,5 +63,6 @@ def write_remote_code(config_class: type, model_class: type, feature_extractor_c
     def ref(cls: type) -> str:
         return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
 
+    extractor = {"AutoFeatureExtractor": ref(feature_extractor_class)} if feature_extractor_class else None
     return {"config": {"AutoConfig": ref(config_class), "AutoModelForAudioClassification": ref(model_class)},
-            "feature_extractor": {"AutoFeatureExtractor": ref(feature_extractor_class)}}
+            "feature_extractor": extractor}

@@ -43,7 +43,6 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     latency there: folder names are not its label sets.
     """
     from hfspeech.models.folder_checks import NotAModelError, check_model_folder
-    from hfspeech.models import BASELINE_MODELS
 
     run, dest = Path(run_dir).resolve(), Path(dest)
     try:
@@ -63,16 +62,30 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
             _copy(run, f"onnx/{name}", dest / "onnx" / name)
 
     config = json.loads((dest / "config.json").read_text())
-    spec = next((s for s in BASELINE_MODELS.values() if s.config_class.model_type == config["model_type"]), None)
+    spec = custom_classes(config["model_type"])
     if spec is not None:
         auto_map = write_remote_code(*spec, dest)
         _update_json(dest / "config.json", auto_map=auto_map["config"])
-        _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
+        if auto_map["feature_extractor"]:
+            _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
     variants = measure_variants(dest, eval_dir, multi_label=is_multi_label(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
                      custom_code=spec is not None)
     check_no_secrets(dest)
     return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def custom_classes(model_type: str) -> Optional[tuple]:
+    """(config, model, feature extractor or None) of an hfspeech model type that plain transformers lacks: the
+    baselines and Whisper scoring label words (whose extractor is transformers' own); None for the others."""
+    from hfspeech.models import BASELINE_MODELS
+    from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE, WhisperLabelScoringConfig
+
+    if model_type == MODEL_TYPE:
+        from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
+
+        return WhisperLabelScoringConfig, WhisperForLabelScoring, None
+    return next((tuple(s) for s in BASELINE_MODELS.values() if s.config_class.model_type == model_type), None)
 
 
 def _copy(run: Path, name: str, target: Path) -> None:

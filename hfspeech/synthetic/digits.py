@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hfspeech.errors import DataError
+from hfspeech.models.label_words import DIGIT_WORDS
 from hfspeech.synthetic.espeak import ESPEAK_VOICES
 from hfspeech.synthetic.spoken import generate_keyword_dataset
 
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPEAKER = "espeak-ng"
 
 

@@ -57,6 +57,13 @@ class ModelArguments:
                   "waveform augmentation or SpecAugment, centre crops in training too, not with --streaming. "
                   "False runs the frozen base on every batch."},
     )
+    score_label_words: bool = field(
+        default=False,
+        metadata={"help": "Whisper only: classify by the decoder's likelihood of each label's words (\"6\" -> \" six\", "
+                  "\" Six.\", \" 6\" ...) instead of a new linear head on the encoder; knows spoken words before "
+                  "training, trains every weight, one decoder pass per spelling and clip (docs/pretrained.md). "
+                  "Labels must be words or digits; single-label only."},
+    )
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}
     )

@@ -80,12 +80,36 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
     with pretrained_errors(checkpoint):
         config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
-        model = AutoModelForAudioClassification.from_pretrained(
-            checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
-        )
+        if model_args.score_label_words:
+            model = _label_scorer(model_args, checkpoint, config, hub)
+        else:
+            model = AutoModelForAudioClassification.from_pretrained(
+                checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
+            )
         if feature_extractor is None:
             feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
     return model, feature_extractor
+
+
+def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict):
+    """A Whisper checkpoint (its decoder and tokenizer too) as `WhisperForLabelScoring` for the run's labels."""
+    from transformers import AutoTokenizer
+
+    from hfspeech.models.whisper.configuration_label_scoring import label_scoring_config
+    from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
+
+    if config.model_type != "whisper":
+        raise UsageError(f"--score_label_words needs a Whisper speech-to-text checkpoint; {checkpoint} is "
+                         f"model_type {config.model_type!r}")
+    unsupported = [flag for flag, on in (("--freeze_base_model", model_args.freeze_base_model),
+                                          ("--use_weighted_layer_sum", model_args.use_weighted_layer_sum),
+                                          ("--problem_type multi_label_classification", model_args.multi_label)) if on]
+    if unsupported:
+        raise UsageError(f"--score_label_words trains the whole model on single labels; drop {', '.join(unsupported)}")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint, **hub)
+    labels = [config.id2label[index] for index in range(config.num_labels)]
+    return WhisperForLabelScoring.from_pretrained(checkpoint, config=label_scoring_config(config, tokenizer, labels),
+                                                  **hub)
 
 
 def _baseline(model_args: ModelArguments, config_values: dict):

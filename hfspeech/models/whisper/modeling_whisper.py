@@ -21,11 +21,14 @@ import math
 from torch import nn
 from transformers import WhisperFeatureExtractor, WhisperModel
 
+from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING
+
 POSITIONS_PER_SECOND = 50  # 100 mel frames per second (hop 160 at 16 kHz), halved by the second convolution
 
 
 def is_whisper(config) -> bool:
-    return getattr(config, "model_type", None) == "whisper"
+    """Whisper's encoder, as `WhisperForAudioClassification` or as `WhisperForLabelScoring`."""
+    return getattr(config, "model_type", None) in ("whisper", LABEL_SCORING)
 
 
 def window_seconds_for(max_length_seconds: float | None, config) -> int:
