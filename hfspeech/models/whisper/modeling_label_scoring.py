@@ -40,15 +40,21 @@ class ScoringPlan(NamedTuple):
     form_label: torch.Tensor   # [forms] the label each spelling belongs to
 
 
+def longest_sequences(sequences) -> list[tuple[int, ...]]:
+    """The distinct sequences that are not the start of another, longest first."""
+    rows: list[tuple[int, ...]] = []
+    for sequence in sorted(set(sequences), key=len, reverse=True):
+        if not any(row[:len(sequence)] == sequence for row in rows):
+            rows.append(sequence)
+    return rows
+
+
 def plan_scoring(prompt: list[int], label_form_ids: list[list[list[int]]], end_of_text: int) -> ScoringPlan:
     """Index tensors for `WhisperForLabelScoring.label_logits`. The sequences (prompt + spelling) are packed into
     one decoder input per clip, each attending to itself only; one that is the start of another is not run on
     its own (its states are the other's first ones)."""
     forms = [(label, tuple(prompt + ids)) for label, spellings in enumerate(label_form_ids) for ids in spellings]
-    rows: list[tuple[int, ...]] = []
-    for sequence in sorted({sequence for _, sequence in forms}, key=len, reverse=True):
-        if not any(row[:len(sequence)] == sequence for row in rows):
-            rows.append(sequence)
+    rows = longest_sequences(sequence for _, sequence in forms)
     starts = [sum(map(len, rows[:index])) for index in range(len(rows))]
     prefix_end = {row[:end]: start + end - 1 for row, start in reversed(list(zip(rows, starts)))
                   for end in range(len(prompt), len(row) + 1)}
