@@ -58,8 +58,8 @@ def plan_scoring(prompt: list[int], label_form_ids: list[list[list[int]]], end_o
     starts = [sum(map(len, rows[:index])) for index in range(len(rows))]
     prefix_end = {row[:end]: start + end - 1 for row, start in reversed(list(zip(rows, starts)))
                   for end in range(len(prompt), len(row) + 1)}
-    prefixes = list(prefix_end)
-    steps = [(prefixes.index(sequence[:end]), sequence[end] if end < len(sequence) else end_of_text, form)
+    prefix_index = {prefix: index for index, prefix in enumerate(prefix_end)}
+    steps = [(prefix_index[sequence[:end]], sequence[end] if end < len(sequence) else end_of_text, form)
              for form, (_, sequence) in enumerate(forms) for end in range(len(prompt), len(sequence) + 1)]
     long = lambda values: torch.tensor(list(values), dtype=torch.long)  # noqa: E731
     return ScoringPlan(long(token for row in rows for token in row), long(i for row in rows for i in range(len(row))),
