@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -75,6 +76,8 @@ RUNS = {  # name -> flag file and extra flags
     "labels-tiny-seed1": ("whisper_label_words.args", ["--seed", "1"]),
     "labels-tiny-seed2": ("whisper_label_words.args", ["--seed", "2"]),
     "labels-base": ("whisper_label_words.args", ["--model_name_or_path", "whisper-base"]),
+    # ... with a 5-s window: the clip, then silence (the frozen probe heard nicolas better so; whisper_context.py)
+    "labels-tiny-5s": ("whisper_label_words.args", ["--max_length_seconds", "5.0"]),
     "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
     "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
 }
@@ -82,6 +85,8 @@ SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "pro
                                    "probe-tiny-trim-espeak", "lpft-tiny-trim-espeak", "probe-base-espeak",
                                    "lpft-base-espeak")}
 ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
+# one model per fold from runs above: their weights averaged (`hfspeech average`), then evaluated
+SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2")}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
@@ -151,11 +156,33 @@ def fold_manifests(work: Path, fold: str, synthetic_per_digit: int = 0, accents:
 
 
 def fsdd_runs(args, results: dict, work: Path) -> None:
-    for fold, name, key, data, _ in pending_fsdd_runs(args, results, work):
+    for fold, name, key, data, paths in pending_fsdd_runs(args, results, work):
+        if name in SOUPS:
+            record(results, args.output, key, soup(name, fold, data, paths["test"], work, results, args.output))
+            continue
         flag_file, extra = RUNS[name]
         extra = [start_from(value, fold, data, work, lambda k, v: record(results, args.output, k, v))
                  for value in extra]
         record(results, args.output, key, train(key, flag_file, extra, data, work / "runs" / name / fold))
+
+
+def soup(name: str, fold: str, data: list[str], test_file: Path, work: Path, results: dict, output: Path) -> dict:
+    """The fold's runs of SOUPS[name] (trained first when missing) averaged by `hfspeech average` into one
+    model, and its test metrics from `hfspeech evaluate`."""
+    members = [start_from(f"{{{member}}}", fold, data, work, lambda k, v: record(results, output, k, v))
+               for member in SOUPS[name]]
+    output_dir = work / "runs" / name / fold
+    shutil.rmtree(output_dir, ignore_errors=True)
+    start = time.perf_counter()
+    for command in (["average", *members, "--output_dir", str(output_dir)],
+                    ["evaluate", "--model", str(output_dir), "--test_file", str(test_file),
+                     "--output_dir", str(output_dir)]):
+        result = subprocess.run([sys.executable, "-m", "hfspeech.cli", *command], capture_output=True, text=True, cwd=ROOT)
+        if result.returncode != 0:
+            raise RuntimeError(f"{name}/{fold}: hfspeech {command[0]} failed:\n{result.stderr[-3000:]}")
+    metrics = json.loads((output_dir / "test_metrics.json").read_text())
+    return {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"], "members": list(SOUPS[name]),
+            "wall_s": round(time.perf_counter() - start, 1)}
 
 
 def start_from(value: str, fold: str, data: list[str], work: Path, on_trained=None) -> str:
@@ -243,10 +270,12 @@ def summary(results: dict) -> list[str]:
     for name in names:
         rows = [v for k, v in runs.items() if k.startswith(f"fsdd/{name}/")]
         accuracy = np.array([r["test_accuracy"] for r in rows])
-        train_s = np.mean([r["train_runtime_s"] for r in rows])
-        per_epoch = np.mean([r["train_runtime_s"] / max(r["epochs"], 1) for r in rows])
+        times = "- | -"  # a soup: averaged, not trained
+        if all("train_runtime_s" in r for r in rows):
+            per_epoch = np.mean([r["train_runtime_s"] / max(r["epochs"], 1) for r in rows])
+            times = f"{np.mean([r['train_runtime_s'] for r in rows]):.0f} s | {per_epoch:.1f} s"
         lines.append(f"| {name} | {len(rows)} | {accuracy.mean():.3f} ± {accuracy.std():.3f} | {accuracy.min():.3f} | "
-                     f"{train_s:.0f} s | {per_epoch:.1f} s |")
+                     f"{times} |")
     for key, value in runs.items():
         if key.startswith("languages/"):
             lines.append(f"| {key} | - | {value['test_accuracy']:.3f} | - | {value['train_runtime_s']:.0f} s | "
@@ -278,7 +307,8 @@ def start_results(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", default=["probe-tiny", "cnn", "finetune-tiny", "lstm", "probe-base",
-                                                      "finetune-base", "probe-tiny-live"], choices=list(RUNS))
+                                                      "finetune-base", "probe-tiny-live"],
+                        choices=[*RUNS, *SOUPS])
     parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
     parser.add_argument("--language_runs", nargs="*", default=list(LANGUAGE_RUNS), choices=list(LANGUAGE_RUNS))
     parser.add_argument("--step_time", action=argparse.BooleanOptionalAction, default=True)

@@ -2,7 +2,8 @@
 
 The packed, prefix-sharing computation gives the same logits as scoring every spelling in its own decoder pass
 (SDPA and eager attention alike); the saved classifier reloads through the Auto classes with the same logits;
-it exports to ONNX and TorchScript; the recipe trains one from the real tiny.en with `--score_label_words` and predicts spoken words with it.
+it exports to ONNX and TorchScript; the recipe trains one from the real tiny.en with `--score_label_words` and
+predicts spoken words with it, and trains a saved one on only for the labels it scores.
 """
 
 from __future__ import annotations
@@ -151,20 +152,46 @@ def spoken_words(tmp_path_factory) -> Path:
     return folder
 
 
-def test_recipe_trains_a_label_scorer_from_tiny_en_that_names_spoken_words(whisper_tiny_en, spoken_words, tmp_path):
+@pytest.fixture(scope="module")
+def trained_scorer(whisper_tiny_en, spoken_words, tmp_path_factory) -> Path:
+    """The real tiny.en trained through the recipe with `--score_label_words` on the spoken words."""
     from hfspeech.training.run import main
 
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("scorer-run") / "run"
     main(["--model_name_or_path", str(whisper_tiny_en), "--score_label_words", "--data_dir", str(spoken_words),
           "--validation_split_percentage", "25", "--test_split_percentage", "25", "--max_length_seconds", "1.0",
           "--learning_rate", "1e-5", "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
           "--output_dir", str(run), "--disable_tqdm", "True", "--save_strategy", "no", "--eval_strategy", "no",
           "--load_best_model_at_end", "False"])
-    classifier = AudioClassifier.from_pretrained(str(run))
+    return run
+
+
+def test_recipe_trains_a_label_scorer_from_tiny_en_that_names_spoken_words(trained_scorer, spoken_words):
+    classifier = AudioClassifier.from_pretrained(str(trained_scorer))
     assert classifier.config.architectures == ["WhisperForLabelScoring"]
     predicted = {path.parent.name: classifier.classify_file(str(path)).labels[0]
                  for path in sorted(spoken_words.glob("*/1.wav"))}
     assert predicted == {word: word for word in predicted}
+
+
+def test_a_saved_label_scorer_trains_on_for_its_own_labels_only(trained_scorer, spoken_words, tmp_path):
+    from hfspeech.training.run import main
+
+    common = ["--max_length_seconds", "1.0", "--max_steps", "1", "--per_device_train_batch_size", "4",
+              "--validation_split_percentage", "25", "--test_split_percentage", "25", "--disable_tqdm", "True",
+              "--save_strategy", "no", "--eval_strategy", "no", "--load_best_model_at_end", "False"]
+    main(["--model_name_or_path", str(trained_scorer), "--score_label_words", "--data_dir", str(spoken_words),
+          "--output_dir", str(tmp_path / "more"), *common])
+    continued = json.loads((tmp_path / "more" / "config.json").read_text())
+    assert continued["label_forms"] == json.loads((trained_scorer / "config.json").read_text())["label_forms"]
+    fewer = tmp_path / "fewer"
+    for word in ("three", "seven", "nine"):
+        (fewer / word).mkdir(parents=True)
+        for clip in (spoken_words / word).glob("*.wav"):
+            (fewer / word / clip.name).symlink_to(clip)
+    with pytest.raises(UsageError, match="scores the words .*four.*start from the Whisper checkpoint"):
+        main(["--model_name_or_path", str(trained_scorer), "--data_dir", str(fewer),  # the flag or not: same check
+              "--output_dir", str(tmp_path / "other"), *common])
 
 
 @pytest.mark.parametrize("flags, message", [

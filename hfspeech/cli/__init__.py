@@ -6,6 +6,7 @@
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
     hfspeech distill --teacher RUN --student_model_type bcresnet|cnn|lstm ...   train on a teacher's soft targets
     hfspeech cross-validate --train_file ALL.csv --group_column speaker ...   leave-one-group-out, mean +- spread
+    hfspeech average RUN RUN [...] --output_dir OUT      one model: the weight average of runs of one recipe
     hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top_k 3] [--window_seconds W --hop_seconds H]
                      [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv]
                      top-k labels (any length, in windows; --output writes as it goes and resumes)
@@ -45,6 +46,7 @@ COMMANDS = {
     "evaluate": ("training", "evaluate"),
     "distill": ("training", "distill"),
     "cross-validate": ("training", "cross_validate"),
+    "average": ("training", "average"),
     "predict": ("predict", "predict"),
     "stream": ("stream", "stream"),
     "pretrained": ("models", "pretrained"),

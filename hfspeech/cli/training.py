@@ -1,5 +1,6 @@
-"""`hfspeech train`, `distill`, `cross-validate` and `evaluate`: the fine-tuning recipe, its distillation and
-cross-validation variants, and a saved model's metrics on a data set.
+"""`hfspeech train`, `distill`, `cross-validate`, `average` and `evaluate`: the fine-tuning recipe, its
+distillation and cross-validation variants, the weight average of several runs, and a saved model's metrics
+on a data set.
 
 Both parse with transformers' `HfArgumentParser` (flags `--data_dir`, `--output_dir` ..., which also accepts
 the dashed spellings), so the flags are those of the dataclasses in `hfspeech.training.arguments`.
@@ -52,6 +53,22 @@ def distill(argv: list[str]) -> int:
     distill_args, model_args, data_args, training_args = parse_distill_args(argv)
     run_distillation(distill_args, model_args, data_args, training_args)
     trace_for_fast_start(training_args)
+    return 0
+
+
+def average(argv: list[str]) -> int:
+    from hfspeech.cli.flags import CliParser
+    from hfspeech.export.torchscript_export import write_run_twin
+    from hfspeech.training.averaging import average_runs
+
+    parser = CliParser(prog="hfspeech average", description="Average the weights of runs of one recipe (e.g. "
+                       "seeds fine-tuned from one pretrained checkpoint) into one model: a 'model soup', usually as "
+                       "good as their ensemble at the cost of one model. Evaluate it before use.")
+    parser.add_argument("runs", nargs="+", help="saved model folders of the same model (config, labels, sizes)")
+    parser.add_argument("--output_dir", required=True, help="new folder for the averaged model")
+    args = parser.parse_args(argv)
+    print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir)}")
+    write_run_twin(args.output_dir)  # a baseline's fast start, as after `hfspeech train`
     return 0
 
 

@@ -61,8 +61,9 @@ class ModelArguments:
         default=False,
         metadata={"help": "Whisper only: classify by the decoder's likelihood of each label's words (\"6\" -> \" six\", "
                   "\" Six.\", \" 6\" ...) instead of a new linear head on the encoder; knows spoken words before "
-                  "training, trains every weight, one decoder pass per spelling and clip (docs/pretrained.md). "
-                  "Labels must be words or digits; single-label only."},
+                  "training, trains every weight, all spellings packed in one decoder pass per clip "
+                  "(docs/pretrained.md). Labels must be words or digits; single-label only. A saved label scorer "
+                  "goes on training as one (flag or not) for the same labels."},
     )
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}

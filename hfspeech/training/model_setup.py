@@ -15,8 +15,10 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClas
 
 from hfspeech.errors import UsageError
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
+from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import pretrained_errors
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
+from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING_TYPE
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import ModelArguments
 from hfspeech.training.optim import freeze
@@ -80,7 +82,7 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
     with pretrained_errors(checkpoint):
         config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
-        if model_args.score_label_words:
+        if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)
         else:
             model = AutoModelForAudioClassification.from_pretrained(
@@ -92,13 +94,15 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
 
 
 def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict):
-    """A Whisper checkpoint (its decoder and tokenizer too) as `WhisperForLabelScoring` for the run's labels."""
+    """A Whisper checkpoint (its decoder and tokenizer too) as `WhisperForLabelScoring` for the run's labels,
+    or a saved label scorer to train on, if it scores the run's labels (its words were tokenized when it was
+    made: a saved run has no tokenizer)."""
     from transformers import AutoTokenizer
 
     from hfspeech.models.whisper.configuration_label_scoring import label_scoring_config
     from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
 
-    if config.model_type != "whisper":
+    if config.model_type not in ("whisper", LABEL_SCORING_TYPE):
         raise UsageError(f"--score_label_words needs a Whisper speech-to-text checkpoint; {checkpoint} is "
                          f"model_type {config.model_type!r}")
     unsupported = [flag for flag, on in (("--freeze_base_model", model_args.freeze_base_model),
@@ -106,8 +110,13 @@ def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict
                                           ("--problem_type multi_label_classification", model_args.multi_label)) if on]
     if unsupported:
         raise UsageError(f"--score_label_words trains the whole model on single labels; drop {', '.join(unsupported)}")
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint, **hub)
     labels = [config.id2label[index] for index in range(config.num_labels)]
+    if config.model_type == LABEL_SCORING_TYPE:
+        if [spoken_forms(label) for label in labels] != config.label_forms:
+            raise UsageError(f"{checkpoint} scores the words {[forms[0].strip() for forms in config.label_forms]}"
+                             f"; this data's labels are {labels}: start from the Whisper checkpoint instead")
+        return WhisperForLabelScoring.from_pretrained(checkpoint, config=config, **hub)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint, **hub)
     return WhisperForLabelScoring.from_pretrained(checkpoint, config=label_scoring_config(config, tokenizer, labels),
                                                   **hub)
 

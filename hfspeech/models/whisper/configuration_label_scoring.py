@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from transformers import WhisperConfig
 
 from hfspeech.models.label_words import spoken_forms
+from hfspeech.models.whisper.vocabulary import is_multilingual
 
 MODEL_TYPE = "whisper-label-scoring"
 
@@ -35,7 +36,7 @@ def label_scoring_config(whisper_config: WhisperConfig, tokenizer, label_names: 
                          **config_values) -> WhisperLabelScoringConfig:
     """A Whisper checkpoint's config turned into a label scorer's for `label_names`, with the checkpoint's
     tokenizer; a multilingual checkpoint is prompted to transcribe English without timestamps."""
-    if whisper_config.vocab_size >= 51865:  # multilingual vocabulary: language and task tokens in the prompt
+    if is_multilingual(whisper_config.vocab_size):  # language and task tokens in the prompt
         tokenizer.set_prefix_tokens(language="en", task="transcribe", predict_timestamps=False)
     forms = [spoken_forms(name) for name in label_names]
     form_ids = [[tokenizer.encode(form, add_special_tokens=False) for form in label] for label in forms]

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from hfspeech.errors import HfspeechError
+from hfspeech.models.whisper.vocabulary import is_multilingual
 
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
-MULTILINGUAL_VOCAB_SIZE = 51865
 LAYER_NAME = re.compile(r"^(encoder|decoder)/layer_\d+/")
 SPECIAL_TOKENS = ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>", "<|startofprev|>",
                   "<|transcribe|>", "<|translate|>")
@@ -171,7 +171,7 @@ def special_token_ids(tokenizer_file: Path) -> dict[str, int]:
 def generation_values(ct2_config: dict, token_ids: dict[str, int], config_values: dict) -> dict:
     """GenerationConfig values `generate()` needs: start, timestamps, suppressed tokens, languages and tasks."""
     # English-only checkpoints (*.en) have one token fewer; their config still lists language ids.
-    multilingual = config_values["vocab_size"] >= MULTILINGUAL_VOCAB_SIZE
+    multilingual = is_multilingual(config_values["vocab_size"])
     id_to_token = {i: t for t, i in token_ids.items()}
     languages = {id_to_token[i]: i for i in ct2_config.get("lang_ids", []) if i in id_to_token} if multilingual else {}
     values = dict(

@@ -88,6 +88,9 @@ class WhisperForLabelScoring(WhisperPreTrainedModel):
         self.register_buffer("form_mask", torch.where(
             plan.form_label[None, :] == torch.arange(len(config.label_form_ids))[:, None], 0.0, -torch.inf),
             persistent=False)
+        # the packed decoder input's attention: each token sees the earlier tokens of its own sequence
+        self.register_buffer("within_sequence", (plan.sequence[:, None] == plan.sequence[None, :])
+                             & (plan.positions[:, None] >= plan.positions[None, :]), persistent=False)
         self.post_init()
 
     @property
@@ -112,10 +115,9 @@ class WhisperForLabelScoring(WhisperPreTrainedModel):
         return torch.logsumexp(per_form[:, None, :] + self.form_mask, -1)
 
     def _within_sequences(self, dtype: torch.dtype) -> torch.Tensor:
-        """The packed sequences' 4-D mask: each token sees the earlier tokens of its own sequence. Boolean for
-        SDPA; additive (0 or the lowest value) for the eager attention, which adds it to the scores."""
-        allowed = ((self.sequence[:, None] == self.sequence[None, :])
-                   & (self.positions[:, None] >= self.positions[None, :]))[None, None]
+        """`within_sequence` as the decoder's 4-D mask: boolean for SDPA; additive (0 or the lowest value) for
+        the eager attention, which adds it to the scores."""
+        allowed = self.within_sequence[None, None]
         if self.config._attn_implementation == "eager":
             return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
                 ~allowed, torch.finfo(dtype).min)

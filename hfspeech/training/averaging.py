@@ -1,0 +1,107 @@
+"""One model from several runs of one recipe: their weights averaged ("uniform model soup").
+
+Runs fine-tuned from the same pretrained checkpoint with different seeds end in the same basin, and the
+average of their weights usually scores like the average of their predictions (an ensemble) at the cost of
+one model: one file to export, serve and publish (Wortsman et al. 2022, "Model soups"; ESPnet and fairseq
+average checkpoints the same way). Models trained from scratch do not share a basin: evaluate the result
+(`hfspeech evaluate`) before using it.
+
+The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
+names and shapes; anything else is a one-line error naming the run that differs. Floating-point weights
+(and BatchNorm statistics) are averaged in float32 and kept in their dtype; integer buffers come from the
+first run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from itertools import chain
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+from hfspeech.errors import UsageError
+from hfspeech.models import register
+from hfspeech.models.loading import pretrained_errors
+
+logger = logging.getLogger(__name__)
+
+# config values that name where a model came from rather than what it is
+PROVENANCE_KEYS = ("_name_or_path", "transformers_version")
+
+
+def average_runs(runs: Sequence[str], output_dir: str) -> Path:
+    """Average the weights of `runs` (saved model folders) into a new model folder `output_dir`."""
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    if len(runs) < 2:
+        raise UsageError("averaging needs two runs or more")
+    output = Path(output_dir)
+    if output.exists() and any(output.iterdir()):
+        raise UsageError(f"{output}: exists and is not empty; averaging writes a new folder")
+    register()
+    describe = [_description(run) for run in runs]
+    for run, description in zip(runs[1:], describe[1:]):
+        _same_model(runs[0], describe[0], run, description)
+    with pretrained_errors(runs[0]):
+        model = AutoModelForAudioClassification.from_pretrained(runs[0])
+        extractor = AutoFeatureExtractor.from_pretrained(runs[0])
+    reference = model.state_dict()
+    model.load_state_dict(average_states(chain([reference], (_state_of(run, reference) for run in runs[1:]))))
+    model.save_pretrained(output)
+    extractor.save_pretrained(output)
+    logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
+    return output
+
+
+def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of state dicts with the same names and shapes, summed one at a time (so only two are
+    in memory when they are loaded lazily); non-float tensors come from the first."""
+    total, dtypes, count = {}, {}, 0
+    for state in states:
+        if not count:
+            dtypes = {name: tensor.dtype for name, tensor in state.items()}
+            total = {name: tensor.float().clone() if tensor.is_floating_point() else tensor.clone()
+                     for name, tensor in state.items()}
+        else:
+            for name, tensor in total.items():
+                if tensor.is_floating_point():
+                    tensor += state[name].float()
+        count += 1
+    return {name: (tensor / count).to(dtypes[name]) if tensor.is_floating_point() else tensor
+            for name, tensor in total.items()}
+
+
+def _description(run: str) -> dict:
+    """What must agree between runs: the config (less provenance) and the feature extractor's settings."""
+    folder = Path(run)
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"{run}: not a saved model folder (no config.json)")
+    config = json.loads((folder / "config.json").read_text())
+    extractor_file = folder / "preprocessor_config.json"
+    extractor = json.loads(extractor_file.read_text()) if extractor_file.is_file() else {}
+    return {"config": {k: v for k, v in config.items() if k not in PROVENANCE_KEYS}, "extractor": extractor}
+
+
+def _same_model(first_run: str, first: dict, run: str, other: dict) -> None:
+    for part in ("config", "extractor"):
+        keys = sorted(k for k in first[part].keys() | other[part].keys() if first[part].get(k) != other[part].get(k))
+        if keys:
+            named = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            raise UsageError(f"{run}: not the same model as {first_run} (its {part} differs in {named}); "
+                             f"only runs of one recipe average")
+
+
+def _state_of(run: str, reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A run's weights, checked against the first run's names and shapes."""
+    from transformers import AutoModelForAudioClassification
+
+    with pretrained_errors(run):
+        state = AutoModelForAudioClassification.from_pretrained(run).state_dict()
+    for name, tensor in reference.items():
+        if name not in state or state[name].shape != tensor.shape:
+            found = tuple(state[name].shape) if name in state else "missing"
+            raise UsageError(f"{run}: weight {name} is {found}, not {tuple(tensor.shape)} as in the first run")
+    return state

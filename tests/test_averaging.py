@@ -1,0 +1,57 @@
+"""`hfspeech average`: runs of one model averaged into one (`training.averaging`), and what it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForAudioClassification
+
+from hfspeech.cli import main as cli
+from hfspeech.models.cnn import CNNAudioConfig, CNNAudioFeatureExtractor, CNNAudioForAudioClassification
+
+LABELS = ["no", "yes"]
+
+
+def save_cnn(folder: Path, seed: int, labels=LABELS) -> CNNAudioForAudioClassification:
+    """A small CNN with its own random weights and BatchNorm statistics, saved like a run."""
+    torch.manual_seed(seed)
+    config = CNNAudioConfig(conv_channels=(4, 8), n_mels=16, id2label=dict(enumerate(labels)),
+                            label2id={label: i for i, label in enumerate(labels)})
+    model = CNNAudioForAudioClassification(config).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.num_batches_tracked.fill_(seed + 10)
+    model.save_pretrained(folder)
+    CNNAudioFeatureExtractor(n_mels=16).save_pretrained(folder)
+    return model
+
+
+def test_average_of_runs_is_the_mean_of_their_weights(tmp_path):
+    runs = [save_cnn(tmp_path / f"seed{seed}", seed) for seed in range(3)]
+    assert cli(["average", *(str(tmp_path / f"seed{seed}") for seed in range(3)),
+                "--output_dir", str(tmp_path / "soup")]) == 0
+    soup = AutoModelForAudioClassification.from_pretrained(tmp_path / "soup")
+    states = [run.state_dict() for run in runs]
+    for name, tensor in soup.state_dict().items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, sum(state[name] for state in states) / 3)
+        else:  # BatchNorm's step count: the first run's
+            assert torch.equal(tensor, states[0][name]), name
+    assert (tmp_path / "soup" / "preprocessor_config.json").is_file()
+    assert (tmp_path / "soup" / "torchscript").is_dir()  # a baseline's fast start, as after training
+
+
+def test_average_refuses_different_models_and_an_occupied_folder(tmp_path, capsys):
+    save_cnn(tmp_path / "a", 0)
+    save_cnn(tmp_path / "b", 1, labels=["no", "maybe"])
+    assert cli(["average", str(tmp_path / "a"), str(tmp_path / "b"), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "b: not the same model as" in capsys.readouterr().err  # names the run and what differs
+    assert not (tmp_path / "out").exists()
+    save_cnn(tmp_path / "c", 2)
+    assert cli(["average", str(tmp_path / "a"), str(tmp_path / "c"), "--output_dir", str(tmp_path / "c")]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert cli(["average", str(tmp_path / "a"), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "two runs or more" in capsys.readouterr().err
