@@ -44,6 +44,8 @@ RUNS = {  # name -> flag file and extra flags
     "lstm": ("lstm.args", []),
     "probe-tiny": ("whisper_probe.args", []),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
+    "probe-tiny-seed1": ("whisper_probe.args", ["--seed", "1"]),
+    "probe-tiny-seed2": ("whisper_probe.args", ["--seed", "2"]),
     "finetune-tiny": ("whisper_finetune.args", []),
     "finetune-base": ("whisper_finetune.args", ["--model_name_or_path", "whisper-base", "--learning_rate", "5e-5"]),
     "finetune-tiny-reg": ("whisper_finetune_regularised.args", []),
@@ -86,7 +88,8 @@ SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "pro
                                    "lpft-base-espeak")}
 ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 # one model per fold from runs above: their weights averaged (`hfspeech average`), then evaluated
-SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2")}
+SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2"),
+         "probe-tiny-soup": ("probe-tiny", "probe-tiny-seed1", "probe-tiny-seed2")}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
