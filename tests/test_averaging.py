@@ -14,11 +14,11 @@ from hfspeech.models.cnn import CNNAudioConfig, CNNAudioFeatureExtractor, CNNAud
 LABELS = ["no", "yes"]
 
 
-def save_cnn(folder: Path, seed: int, labels=LABELS) -> CNNAudioForAudioClassification:
+def save_cnn(folder: Path, seed: int, labels=LABELS, **config_values) -> CNNAudioForAudioClassification:
     """A small CNN with its own random weights and BatchNorm statistics, saved like a run."""
     torch.manual_seed(seed)
     config = CNNAudioConfig(conv_channels=(4, 8), n_mels=16, id2label=dict(enumerate(labels)),
-                            label2id={label: i for i, label in enumerate(labels)})
+                            label2id={label: i for i, label in enumerate(labels)}, **config_values)
     model = CNNAudioForAudioClassification(config).eval()
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -55,3 +55,12 @@ def test_average_refuses_different_models_and_an_occupied_folder(tmp_path, capsy
     assert "exists and is not empty" in capsys.readouterr().err
     assert cli(["average", str(tmp_path / "a"), "--output_dir", str(tmp_path / "out")]) == 2
     assert "two runs or more" in capsys.readouterr().err
+
+
+def test_multi_label_runs_average_their_thresholds(tmp_path):
+    for seed, thresholds in enumerate(({"no": 0.3, "yes": 0.6}, {"no": 0.5, "yes": 0.2})):
+        save_cnn(tmp_path / f"seed{seed}", seed, problem_type="multi_label_classification",
+                 label_thresholds=thresholds)
+    assert cli(["average", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--output_dir", str(tmp_path / "soup")]) == 0
+    soup = AutoModelForAudioClassification.from_pretrained(tmp_path / "soup")
+    assert soup.config.label_thresholds == pytest.approx({"no": 0.4, "yes": 0.4})

@@ -9,7 +9,7 @@ average checkpoints the same way). Models trained from scratch do not share a ba
 The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
 names and shapes; anything else is a one-line error naming the run that differs. Floating-point weights
 (and BatchNorm statistics) are averaged in float32 and kept in their dtype; integer buffers come from the
-first run.
+first run; a multi-label model's label thresholds are the mean of the runs'.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # config values that name where a model came from rather than what it is
 PROVENANCE_KEYS = ("_name_or_path", "transformers_version")
+# tuned per run on its validation clips (multi-label): averaged too, not required to agree
+THRESHOLDS = "label_thresholds"
 
 
 def average_runs(runs: Sequence[str], output_dir: str) -> Path:
@@ -50,6 +52,12 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
         extractor = AutoFeatureExtractor.from_pretrained(runs[0])
     reference = model.state_dict()
     model.load_state_dict(average_states(chain([reference], (_state_of(run, reference) for run in runs[1:]))))
+    thresholds = [description["thresholds"] for description in describe if description["thresholds"]]
+    if thresholds:
+        model.config.label_thresholds = {label: sum(t[label] for t in thresholds) / len(thresholds)
+                                         for label in thresholds[0]}
+        logger.warning("label thresholds: the mean of the runs' (each tuned on its own validation clips); "
+                       "evaluate the averaged model before trusting them")
     model.save_pretrained(output)
     extractor.save_pretrained(output)
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
@@ -75,14 +83,16 @@ def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch
 
 
 def _description(run: str) -> dict:
-    """What must agree between runs: the config (less provenance) and the feature extractor's settings."""
+    """What must agree between runs (the config, less provenance and thresholds, and the feature extractor's
+    settings), and the run's label thresholds."""
     folder = Path(run)
     if not (folder / "config.json").is_file():
         raise UsageError(f"{run}: not a saved model folder (no config.json)")
     config = json.loads((folder / "config.json").read_text())
     extractor_file = folder / "preprocessor_config.json"
     extractor = json.loads(extractor_file.read_text()) if extractor_file.is_file() else {}
-    return {"config": {k: v for k, v in config.items() if k not in PROVENANCE_KEYS}, "extractor": extractor}
+    return {"config": {k: v for k, v in config.items() if k not in (*PROVENANCE_KEYS, THRESHOLDS)},
+            "extractor": extractor, "thresholds": config.get(THRESHOLDS)}
 
 
 def _same_model(first_run: str, first: dict, run: str, other: dict) -> None:
