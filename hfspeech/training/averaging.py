@@ -54,10 +54,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     model.load_state_dict(average_states(chain([reference], (_state_of(run, reference) for run in runs[1:]))))
     thresholds = [description["thresholds"] for description in describe if description["thresholds"]]
     if thresholds:
-        model.config.label_thresholds = {label: sum(t[label] for t in thresholds) / len(thresholds)
-                                         for label in thresholds[0]}
-        logger.warning("label thresholds: the mean of the runs' (each tuned on its own validation clips); "
-                       "evaluate the averaged model before trusting them")
+        model.config.label_thresholds = _mean_thresholds(thresholds)
     model.save_pretrained(output)
     extractor.save_pretrained(output)
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
@@ -80,6 +77,14 @@ def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch
         count += 1
     return {name: (tensor / count).to(dtypes[name]) if tensor.is_floating_point() else tensor
             for name, tensor in total.items()}
+
+
+def _mean_thresholds(thresholds: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Per-label mean of the runs' multi-label thresholds (a starting point: each was tuned on its run's
+    validation clips, none on the averaged model)."""
+    logger.warning("label thresholds: the mean of the runs' (each tuned on its own validation clips); "
+                   "evaluate the averaged model before trusting them")
+    return {label: sum(run[label] for run in thresholds) / len(thresholds) for label in thresholds[0]}
 
 
 def _description(run: str) -> dict:
