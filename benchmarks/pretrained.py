@@ -13,6 +13,9 @@ encoder cut to the clip vs padded to 30 s, and a probe epoch from the cache vs w
 Runs named in SYNTHETIC train on the fold's three voices plus espeak-ng digits (`prepare_fsdd.py
 --synthetic_per_digit`; validation and test stay real).
 
+Runs named in SOUPS train nothing: they average the fold's models of other runs (`hfspeech average`) and
+evaluate that one model (`hfspeech evaluate`).
+
 Results are appended run by run to --output (JSON), so an interrupted benchmark keeps what it measured and
 `--resume` skips runs already there.
 """
