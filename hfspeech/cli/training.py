@@ -62,8 +62,8 @@ def average(argv: list[str]) -> int:
     from hfspeech.training.averaging import average_runs
 
     parser = CliParser(prog="hfspeech average", description="Average the weights of runs of one recipe (e.g. "
-                       "seeds fine-tuned from one pretrained checkpoint) into one model: a 'model soup', usually as "
-                       "good as their ensemble at the cost of one model. Evaluate it before use.")
+                       "seeds fine-tuned from one pretrained checkpoint) into one model: a 'model soup', often close to "
+                       "their ensemble at the cost of one model. Evaluate it before use.")
     parser.add_argument("runs", nargs="+", help="saved model folders of the same model (config, labels, sizes)")
     parser.add_argument("--output_dir", required=True, help="new folder for the averaged model")
     args = parser.parse_args(argv)

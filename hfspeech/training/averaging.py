@@ -1,7 +1,7 @@
 """One model from several runs of one recipe: their weights averaged ("uniform model soup").
 
 Runs fine-tuned from the same pretrained checkpoint with different seeds end in the same basin, and the
-average of their weights usually scores like the average of their predictions (an ensemble) at the cost of
+average of their weights often scores close to the average of their predictions (an ensemble) at the cost of
 one model: one file to export, serve and publish (Wortsman et al. 2022, "Model soups"; ESPnet and fairseq
 average checkpoints the same way). Models trained from scratch do not share a basin: evaluate the result
 (`hfspeech evaluate`) before using it.
