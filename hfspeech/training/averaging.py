@@ -3,8 +3,8 @@
 Runs fine-tuned from the same pretrained checkpoint with different seeds end in the same basin, and the
 average of their weights often scores close to the average of their predictions (an ensemble) at the cost of
 one model: one file to export, serve and publish (Wortsman et al. 2022, "Model soups"; ESPnet and fairseq
-average checkpoints the same way). Models trained from scratch do not share a basin: evaluate the result
-(`hfspeech evaluate`) before using it.
+average checkpoints the same way). Runs trained from scratch from different seeds usually do not share a
+basin: evaluate the result (`hfspeech evaluate`) before using it.
 
 The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
 names and shapes; anything else is a one-line error naming the run that differs. Floating-point weights
