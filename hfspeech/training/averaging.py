@@ -1,6 +1,6 @@
 """One model from several runs of one recipe: their weights averaged ("uniform model soup").
 
-Runs fine-tuned from the same pretrained checkpoint with different seeds end in the same basin, and the
+Runs fine-tuned from the same pretrained checkpoint with different seeds usually end in the same basin, and the
 average of their weights often scores close to the average of their predictions (an ensemble) at the cost of
 one model: one file to export, serve and publish (Wortsman et al. 2022, "Model soups"; ESPnet and fairseq
 average checkpoints the same way). Runs trained from scratch from different seeds usually do not share a
