@@ -7,7 +7,8 @@ average checkpoints the same way). Runs trained from scratch from different seed
 basin: evaluate the result (`hfspeech evaluate`) before using it.
 
 The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
-names and shapes; anything else is a one-line error naming the run that differs. Floating-point weights
+names and shapes; anything else is a one-line error naming the run that differs (a folder that is no
+saved model is refused by `models.folder_checks`, as everywhere else). Floating-point weights
 (and BatchNorm statistics) are averaged in float32 and kept in their dtype; integer buffers come from the
 first run; a multi-label model's label thresholds are the mean of the runs'.
 """
@@ -24,6 +25,8 @@ import torch
 
 from hfspeech.errors import UsageError
 from hfspeech.models import register
+from hfspeech.models.config_json import read_config_json
+from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
 
 logger = logging.getLogger(__name__)
@@ -50,8 +53,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     with pretrained_errors(runs[0]):
         model = AutoModelForAudioClassification.from_pretrained(runs[0])
         extractor = AutoFeatureExtractor.from_pretrained(runs[0])
-    reference = model.state_dict()
-    model.load_state_dict(average_states(chain([reference], (_state_of(run, reference) for run in runs[1:]))))
+    model.load_state_dict(average_states(chain([model.state_dict()], (_state_of(run) for run in runs[1:]))))
     thresholds = [description["thresholds"] for description in describe if description["thresholds"]]
     if thresholds:
         model.config.label_thresholds = _mean_thresholds(thresholds)
@@ -89,13 +91,10 @@ def _mean_thresholds(thresholds: Sequence[dict[str, float]]) -> dict[str, float]
 
 def _description(run: str) -> dict:
     """What must agree between runs (the config, less provenance and thresholds, and the feature extractor's
-    settings), and the run's label thresholds."""
-    folder = Path(run)
-    if not (folder / "config.json").is_file():
-        raise UsageError(f"{run}: not a saved model folder (no config.json)")
-    config = json.loads((folder / "config.json").read_text())
-    extractor_file = folder / "preprocessor_config.json"
-    extractor = json.loads(extractor_file.read_text()) if extractor_file.is_file() else {}
+    settings), and the run's label thresholds; a folder that is no saved model is refused first."""
+    check_model_folder(run)
+    config = read_config_json(run)
+    extractor = json.loads((Path(run) / "preprocessor_config.json").read_text())
     return {"config": {k: v for k, v in config.items() if k not in (*PROVENANCE_KEYS, THRESHOLDS)},
             "extractor": extractor, "thresholds": config.get(THRESHOLDS)}
 
@@ -109,14 +108,10 @@ def _same_model(first_run: str, first: dict, run: str, other: dict) -> None:
                              f"only runs of one recipe average")
 
 
-def _state_of(run: str, reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A run's weights, checked against the first run's names and shapes."""
+def _state_of(run: str) -> dict[str, torch.Tensor]:
+    """A run's weights. Its config equals the first run's, so the names and shapes do too (weights that
+    disagree with their config fail in `from_pretrained`, as a one-line error)."""
     from transformers import AutoModelForAudioClassification
 
     with pretrained_errors(run):
-        state = AutoModelForAudioClassification.from_pretrained(run).state_dict()
-    for name, tensor in reference.items():
-        if name not in state or state[name].shape != tensor.shape:
-            found = tuple(state[name].shape) if name in state else "missing"
-            raise UsageError(f"{run}: weight {name} is {found}, not {tuple(tensor.shape)} as in the first run")
-    return state
+        return AutoModelForAudioClassification.from_pretrained(run).state_dict()

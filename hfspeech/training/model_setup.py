@@ -18,7 +18,7 @@ from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import pretrained_errors
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
-from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING_TYPE
+from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING_TYPE, label_scoring_config
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import ModelArguments
 from hfspeech.training.optim import freeze
@@ -99,7 +99,6 @@ def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict
     made: a saved run has no tokenizer)."""
     from transformers import AutoTokenizer
 
-    from hfspeech.models.whisper.configuration_label_scoring import label_scoring_config
     from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
 
     if config.model_type not in ("whisper", LABEL_SCORING_TYPE):
