@@ -2,8 +2,9 @@
 
 The packed, prefix-sharing computation gives the same logits as scoring every spelling in its own decoder pass
 (SDPA and eager attention alike); the saved classifier reloads through the Auto classes with the same logits;
-it exports to ONNX and TorchScript; the recipe trains one from the real tiny.en with `--score_label_words` and
-predicts spoken words with it, and trains a saved one on only for the labels it scores.
+it exports to ONNX (one vocabulary table in the graph) and TorchScript; the recipe trains one from the real
+tiny.en with `--score_label_words` and predicts spoken words with it, and trains a saved one on only for the
+labels it scores.
 """
 
 from __future__ import annotations
@@ -104,13 +105,23 @@ def clips() -> list[np.ndarray]:
     return [synth_clip(kind, np.random.default_rng(1), 16000, 0.7) for kind in ("low", "high", "noise")]
 
 
+def vocabulary_tables(onnx_file: Path, vocabulary: int) -> int:
+    """How many of the graph's weights have a vocabulary-sized dimension."""
+    import onnx
+
+    return sum(vocabulary in weight.dims for weight in onnx.load(onnx_file).graph.initializer)
+
+
 def test_scorer_exports_to_onnx_and_torchscript(scorer_folder, tmp_path):
     from hfspeech.export import export_onnx, export_torchscript
 
     expected = AudioClassifier.from_pretrained(str(scorer_folder), device=torch.device("cpu")).logits(clips())
     assert np.ptp(expected) > 1e-3
-    onnx = AudioClassifier.from_pretrained(str(export_onnx(scorer_folder, tmp_path / "onnx")))
+    onnx_file = export_onnx(scorer_folder, tmp_path / "onnx")
+    onnx = AudioClassifier.from_pretrained(str(onnx_file))
     np.testing.assert_allclose(onnx.logits(clips()), expected, atol=1e-4, rtol=0)
+    vocabulary = WhisperLabelScoringConfig.from_pretrained(scorer_folder).vocab_size
+    assert vocabulary_tables(onnx_file, vocabulary) == 1  # the projection's; tokens' are folded
     traced = AudioClassifier.from_pretrained(str(export_torchscript(scorer_folder, tmp_path / "ts")))
     np.testing.assert_allclose(traced.logits(clips()), expected, atol=1e-4, rtol=0)
 

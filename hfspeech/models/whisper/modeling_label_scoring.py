@@ -106,8 +106,11 @@ class WhisperForLabelScoring(WhisperPreTrainedModel):
 
     def label_logits(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """[clips, labels] from the encoder's [clips, frames, hidden]."""
-        clips = encoder_states.shape[0]
-        hidden = self.model.decoder(input_ids=self.inputs.expand(clips, -1), position_ids=self.positions[None],
+        # the token embeddings are the same for every clip: looked up once, before the batch is broadcast, so an
+        # ONNX export folds them into a [tokens, hidden] constant instead of keeping the whole vocabulary's table
+        embeddings = self.model.decoder.embed_tokens(self.inputs)
+        hidden = self.model.decoder(inputs_embeds=embeddings.expand(encoder_states.shape[0], -1, -1),
+                                    position_ids=self.positions[None],
                                     attention_mask=self._within_sequences(encoder_states.dtype), use_cache=False,
                                     encoder_hidden_states=encoder_states).last_hidden_state
         log_probs = self.proj_out(hidden[:, self.prefix_end]).float().log_softmax(-1)  # [clips, prefixes, vocabulary]
