@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,26 @@ def test_average_of_runs_is_the_mean_of_their_weights(tmp_path):
             assert torch.equal(tensor, states[0][name]), name
     assert (tmp_path / "soup" / "preprocessor_config.json").is_file()
     assert (tmp_path / "soup" / "torchscript").is_dir()  # a baseline's fast start, as after training
+
+
+def test_the_average_carries_the_runs_records_into_its_model_card(tmp_path):
+    from hfspeech.hub.stage import stage_run
+
+    for seed in range(3):
+        save_cnn(tmp_path / f"seed{seed}", seed)
+        records = {"learning_rate": 0.01, "seed": seed}, {"kept": {"train": 90, "test": 10 + (seed == 2)}}
+        for name, record in zip(("training_hyperparameters.json", "data_report.json"), records):
+            (tmp_path / f"seed{seed}" / name).write_text(json.dumps(record))
+    assert cli(["average", *(str(tmp_path / f"seed{seed}") for seed in range(3)),
+                "--output_dir", str(tmp_path / "soup")]) == 0
+    assert json.loads((tmp_path / "soup" / "training_hyperparameters.json").read_text()) == {
+        "learning_rate": 0.01, "seed": [0, 1, 2], "averaged_runs": 3}
+    assert not (tmp_path / "soup" / "data_report.json").exists()  # seed 2 trained on other data
+    assert cli(["average", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--output_dir", str(tmp_path / "two")]) == 0
+    assert json.loads((tmp_path / "two" / "data_report.json").read_text()) == {"kept": {"train": 90, "test": 10}}
+    stage_run(tmp_path / "soup", tmp_path / "repo", repo_id="someone/soup", eval_dir=None)
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "| seed | [0, 1, 2] |" in card and "| averaged_runs | 3 |" in card
 
 
 def test_average_refuses_different_models_and_an_occupied_folder(tmp_path, capsys):

@@ -164,6 +164,24 @@ def test_augmentation_that_was_on_is_recorded_and_carded(trained_cnn, tmp_path):
     assert "| endpoint_trim_db | 20.0 |" in card and "| gain_db | 3.0 |" in card and "my-noise" not in card
 
 
+def test_a_run_from_a_checkpoint_is_carded_with_the_checkpoints_model_type(trained_cnn, tmp_path):
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from hfspeech.training.arguments import DataArguments, ModelArguments
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    arguments = parser.parse_args_into_dataclasses([  # --model_type is ignored when a checkpoint is given
+        "--output_dir", str(run), "--data_dir", "clips", "--model_name_or_path", "someone/tone-cnn",
+        "--model_type", "lstm", "--report_to", "none"])
+    push.finish_run(*arguments, None)
+    assert "model_type" not in json.loads((run / "training_hyperparameters.json").read_text())
+    stage_run(run, tmp_path / "repo", repo_id="someone/tones", eval_dir=None)
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "| model_type | hfspeech-cnn |" in card and "lstm" not in card
+
+
 def test_staging_copies_only_what_a_model_repo_needs(trained_cnn, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     run = tmp_path / "run"

@@ -105,9 +105,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
         window_seconds=config.get("max_length_seconds", "a few"),
         data_section=_data_section(dataset_name, splits, data_report.get("num_skipped", 0)),
-        hyperparameters_table=_table(("hyperparameter", "value"),
-                                     [(k, hyper[k]) for k in HYPERPARAMETERS + AUGMENTATION
-                                      if hyper.get(k) is not None]),
+        hyperparameters_table=_hyperparameters_table(hyper, config),
         variants_table=_variants_table(variants, multi_label),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
                   "and imported its own classes are used" if custom_code else "a transformers model",
@@ -117,6 +115,16 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     )
     card.save(dest / "README.md")
     return card
+
+
+def _hyperparameters_table(hyper: dict, config: dict) -> str:
+    """The recorded hyperparameters, and `averaged_runs` for a model averaged from runs (`hfspeech average`). A
+    run that started from a checkpoint has the checkpoint's model type (the recipe ignored `--model_type`;
+    runs before that was fixed recorded its default, "cnn")."""
+    if hyper.get("model_name_or_path"):
+        hyper = {**hyper, "model_type": config["model_type"]}
+    rows = [(k, hyper[k]) for k in HYPERPARAMETERS + AUGMENTATION + ("averaged_runs",) if hyper.get(k) is not None]
+    return _table(("hyperparameter", "value"), rows) if rows else "Not recorded in the run folder."
 
 
 def _hyperparameters(run: Path) -> dict:

@@ -89,6 +89,8 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     """Record the hyperparameters the card needs as JSON (training_args.bin is a pickle), then push if asked."""
     values = {**vars(model_args), **vars(data_args), **training_args.to_dict()}
     hyper = {k: values[k] for k in HYPERPARAMETERS if k in values}
+    if values.get("model_name_or_path"):  # the checkpoint's type, not the ignored --model_type
+        hyper.pop("model_type", None)
     hyper.update({k: values[k] for k in AUGMENTATION if values.get(k) is not None})
     hyper["lr_scheduler_type"] = str(getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))
     output_dir = Path(training_args.output_dir)

@@ -10,7 +10,10 @@ The runs must be the same model: same config (labels, sizes, window) and feature
 names and shapes; anything else is a one-line error naming the run that differs (a folder that is no
 saved model is refused by `models.folder_checks`, as everywhere else). Floating-point weights
 (and BatchNorm statistics) are averaged in float32 and kept in their dtype; integer buffers come from the
-first run; a multi-label model's label thresholds are the mean of the runs'.
+first run; a multi-label model's label thresholds are the mean of the runs'. The average carries the runs'
+hyperparameters (the seeds as a list, and the number of runs) and their common data report, so the model card
+of a staged average says how it was made; its metrics come from `hfspeech evaluate` or `hfspeech stage
+--eval_dir`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 PROVENANCE_KEYS = ("_name_or_path", "transformers_version")
 # tuned per run on its validation clips (multi-label): averaged too, not required to agree
 THRESHOLDS = "label_thresholds"
+# written by a training run (`hub.push.finish_run`, `training.run`); read by the model card (`hub.card`)
+HYPERPARAMETERS_FILE, DATA_REPORT_FILE = "training_hyperparameters.json", "data_report.json"
 
 
 def average_runs(runs: Sequence[str], output_dir: str) -> Path:
@@ -59,6 +64,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
         model.config.label_thresholds = _mean_thresholds(thresholds)
     model.save_pretrained(output)
     extractor.save_pretrained(output)
+    _write_records(runs, output)
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
     return output
 
@@ -79,6 +85,29 @@ def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch
         count += 1
     return {name: (tensor / count).to(dtypes[name]) if tensor.is_floating_point() else tensor
             for name, tensor in total.items()}
+
+
+def _write_records(runs: Sequence[str], output: Path) -> None:
+    """What a model card says about the runs (`hub.card`): their hyperparameters, a value they differ in (the
+    seed) as the list of theirs, and how many were averaged; their data report when they all trained on the
+    same data."""
+    hyperparameters = [_run_record(run, HYPERPARAMETERS_FILE) for run in runs]
+    keys = list(dict.fromkeys(key for record in hyperparameters for key in record))
+    merged = {key: _agreed([record.get(key) for record in hyperparameters]) for key in keys}
+    (output / HYPERPARAMETERS_FILE).write_text(json.dumps({**merged, "averaged_runs": len(runs)}, indent=2) + "\n")
+    reports = [_run_record(run, DATA_REPORT_FILE) for run in runs]
+    if reports[0] and all(report == reports[0] for report in reports):
+        (output / DATA_REPORT_FILE).write_text(json.dumps(reports[0], indent=2) + "\n")
+
+
+def _agreed(values: list):
+    """The value every run had, else the runs' values in their order."""
+    return values[0] if all(value == values[0] for value in values) else values
+
+
+def _run_record(run: str, name: str) -> dict:
+    path = Path(run) / name
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _mean_thresholds(thresholds: Sequence[dict[str, float]]) -> dict[str, float]:
