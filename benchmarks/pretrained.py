@@ -182,11 +182,11 @@ def soup(name: str, fold: str, data: list[str], test_file: Path, work: Path, res
     start = time.perf_counter()
     for command in (["average", *members, "--output_dir", str(output_dir)],
                     ["evaluate", "--model", str(output_dir), "--test_file", str(test_file),
-                     "--output_dir", str(output_dir)]):
+                     "--output_dir", str(output_dir / "evaluation")]):
         result = subprocess.run([sys.executable, "-m", "hfspeech.cli", *command], capture_output=True, text=True, cwd=ROOT)
         if result.returncode != 0:
             raise RuntimeError(f"{name}/{fold}: hfspeech {command[0]} failed:\n{result.stderr[-3000:]}")
-    metrics = json.loads((output_dir / "test_metrics.json").read_text())
+    metrics = json.loads((output_dir / "evaluation" / "test_metrics.json").read_text())
     return {"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"], "members": list(SOUPS[name]),
             "wall_s": round(time.perf_counter() - start, 1)}
 

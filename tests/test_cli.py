@@ -73,6 +73,11 @@ def test_evaluate_writes_a_report_and_rejects_unknown_labels(trained_cnn, tone_f
     metrics = json.loads((out / "train_metrics.json").read_text())
     assert metrics["num_clips"] == 60 and metrics["accuracy"] > 0.8
     assert (out / "train_confusion_matrix.png").is_file()
+    reports = {path.name: path.read_bytes() for path in trained_cnn.iterdir() if path.is_file()}
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder),
+                "--output_dir", str(trained_cnn)]) == 2  # would replace the run's own data report
+    assert "a model folder; the evaluation's reports would replace its own" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in trained_cnn.iterdir() if path.is_file()} == reports
 
     strange = tmp_path / "strange"
     (strange / "squeak").mkdir(parents=True)

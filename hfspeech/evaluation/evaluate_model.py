@@ -25,6 +25,7 @@ from hfspeech.data.audio import AudioFileError
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
+from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier
@@ -50,6 +51,7 @@ class EvaluateArguments:
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     """Score every clip of one split with the model and write the report files; returns the metrics."""
+    _refuse_a_model_folder(eval_args.output_dir)
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
@@ -79,6 +81,15 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
         json.dump(metrics, f, indent=2)
     report.save(os.path.join(eval_args.output_dir, "data_report.json"))
     return metrics
+
+
+def _refuse_a_model_folder(output_dir: str) -> None:
+    """The reports (data_report.json, <split>_*.json / .png) would replace a run's own: its training data's
+    report and its test report, which `hfspeech stage` publishes in the model card."""
+    if os.path.isfile(os.path.join(output_dir, "config.json")):
+        raise UsageError(f"--output_dir {output_dir}: a model folder; the evaluation's reports would replace its own "
+                         "(data_report.json, test reports): give a folder of their own, e.g. "
+                         f"{os.path.join(output_dir, 'evaluation')}")
 
 
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
