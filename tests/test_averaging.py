@@ -76,6 +76,10 @@ def test_average_refuses_different_models_and_an_occupied_folder(tmp_path, capsy
     assert "exists and is not empty" in capsys.readouterr().err
     assert cli(["average", str(tmp_path / "a"), "--output_dir", str(tmp_path / "out")]) == 2
     assert "two runs or more" in capsys.readouterr().err
+    (tmp_path / "c" / "data_report.json").write_text("{")
+    assert cli(["average", str(tmp_path / "a"), str(tmp_path / "c"), "--output_dir", str(tmp_path / "out")]) == 2
+    assert "data_report.json: corrupt, not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
     (tmp_path / "empty").mkdir()
     assert cli(["average", str(tmp_path / "a"), str(tmp_path / "empty"), "--output_dir", str(tmp_path / "out")]) == 2
     assert "empty: not a model folder (no config.json)" in capsys.readouterr().err

@@ -288,6 +288,15 @@ def test_a_folder_that_is_not_a_usable_model_is_named(problem, trained_cnn, tmp_
     assert expected in capsys.readouterr().err
 
 
+def test_a_damaged_run_record_is_named_before_anything_is_staged(trained_cnn, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_cnn, run)
+    (run / "metrics.json").write_text('{"test_accuracy": ')
+    assert cli(["stage", str(run), str(tmp_path / "repo")]) == 2
+    assert f"{run / 'metrics.json'}: corrupt, not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "repo").exists()
+
+
 def test_remote_code_is_off_unless_asked(trained_cnn, tmp_path):
     stage_run(trained_cnn, tmp_path / "repo")
     config = json.loads((tmp_path / "repo" / "config.json").read_text())

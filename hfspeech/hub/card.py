@@ -15,7 +15,6 @@ and transformers' default softmax pipeline would all misdescribe it.
 
 from __future__ import annotations
 
-import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.models.config_json import read_run_record
 from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
 
@@ -58,10 +58,6 @@ MULTI_LABEL_RESULTS = {"test_map_macro": ("map", "macro", "mAP (macro)"),
 MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on a labelled manifest)"
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _table(header: tuple, rows: list) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
@@ -75,7 +71,7 @@ def _measured(value) -> bool:
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
                      dataset_name: Optional[str], custom_code: bool) -> ModelCard:
     """README.md of the staged repo: the card template filled from the run's own files and measurements."""
-    metrics, data_report = _read_json(run / "metrics.json"), _read_json(run / "data_report.json")
+    metrics, data_report = read_run_record(run / "metrics.json"), read_run_record(run / "data_report.json")
     hyper = _hyperparameters(run)
     multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
@@ -97,7 +93,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         metrics=["map", "roc_auc", "f1", "subset_accuracy"] if multi_label else ["accuracy", "f1"],
         base_model=hub_base_model, model_name=repo_id.split("/")[-1], eval_results=eval_results or None,
     )
-    rate = config.get("sampling_rate") or _read_json(dest / "preprocessor_config.json").get("sampling_rate")
+    rate = config.get("sampling_rate") or read_run_record(dest / "preprocessor_config.json").get("sampling_rate")
     has_onnx = any(v["file"] == "onnx/model.onnx" for v in variants)
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
@@ -128,9 +124,9 @@ def _hyperparameters_table(hyper: dict, config: dict) -> str:
 
 
 def _hyperparameters(run: Path) -> dict:
-    hyper = _read_json(run / "training_hyperparameters.json")
+    hyper = read_run_record(run / "training_hyperparameters.json")
     if not hyper:  # a run from before hfspeech wrote it: what trainer_state.json knows
-        state = _read_json(run / "trainer_state.json")
+        state = read_run_record(run / "trainer_state.json")
         hyper = {"num_train_epochs": state.get("num_train_epochs"),
                  "per_device_train_batch_size": state.get("train_batch_size")}
     return hyper
@@ -144,7 +140,7 @@ def _single_label_results(run: Path, dest: Path, config: dict, labels: list[str]
     sections = dict(
         labels_table=_table(("id", "label"), list(enumerate(labels))),
         results_section=_results_section(metrics, split, splits),
-        per_class_table=_per_class_table(_read_json(run / "test_classification_report.json"), labels),
+        per_class_table=_per_class_table(read_run_record(run / "test_classification_report.json"), labels),
         results_figure="![confusion matrix](test_confusion_matrix.png)"
         if (dest / "test_confusion_matrix.png").is_file() else "",
     )
@@ -160,7 +156,7 @@ def _multi_label_results(run: Path, dest: Path, config: dict, labels: list[str],
                     if _measured(metrics.get(key))]
     thresholds = config.get("label_thresholds") or {}
     label_thresholds = [thresholds.get(label, DEFAULT_THRESHOLD) for label in labels]
-    report = _read_json(run / "test_multilabel_report.json")
+    report = read_run_record(run / "test_multilabel_report.json")
     sections = dict(
         labels_table=_table(("id", "label", "threshold"),
                             [(i, label, f"{t:.3f}") for i, (label, t) in enumerate(zip(labels, label_thresholds))]),

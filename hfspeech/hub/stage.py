@@ -19,6 +19,7 @@ from typing import Optional
 from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError
 from hfspeech.hub.card import write_model_card
+from hfspeech.models.config_json import read_run_record
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import write_remote_code
 
@@ -51,6 +52,9 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         raise StageError(str(error)) from None
     if not (run / "model.safetensors").is_file():
         raise StageError(f"{run}: no model.safetensors; only safetensors weights are published")
+    for name in REPORT_FILES + ("trainer_state.json",):  # the card reads them: a damaged one stops before writing
+        if name.endswith(".json"):
+            read_run_record(run / name)
     if dest.exists() and any(dest.iterdir()):
         raise StageError(f"{dest}: exists and is not empty")
     dest.mkdir(parents=True, exist_ok=True)

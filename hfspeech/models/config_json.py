@@ -10,6 +10,8 @@ import json
 import os
 from typing import Any
 
+from hfspeech.errors import UsageError
+
 
 class JsonConfig:
     """config.json's keys as attributes (``id2label`` with int keys, as in a transformers config); a key the
@@ -39,3 +41,17 @@ def read_config_json(folder: str | os.PathLike) -> Any:
             return json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
+
+
+def read_run_record(path: str | os.PathLike) -> dict:
+    """A JSON record a run folder keeps beside its model (metrics.json, data_report.json,
+    training_hyperparameters.json ...): {} when the run has none; a `UsageError` naming the file when it is not
+    valid JSON, so a damaged record stops `stage` or `average` with one line."""
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: corrupt, not valid JSON ({error})") from None
+

@@ -28,7 +28,7 @@ import torch
 
 from hfspeech.errors import UsageError
 from hfspeech.models import register
-from hfspeech.models.config_json import read_config_json
+from hfspeech.models.config_json import read_config_json, read_run_record
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
 
@@ -55,6 +55,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     describe = [_description(run) for run in runs]
     for run, description in zip(runs[1:], describe[1:]):
         _same_model(runs[0], describe[0], run, description)
+    records = _merged_records(runs)  # read before anything is written: a damaged one stops with one line
     with pretrained_errors(runs[0]):
         model = AutoModelForAudioClassification.from_pretrained(runs[0])
         extractor = AutoFeatureExtractor.from_pretrained(runs[0])
@@ -64,7 +65,8 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
         model.config.label_thresholds = _mean_thresholds(thresholds)
     model.save_pretrained(output)
     extractor.save_pretrained(output)
-    _write_records(runs, output)
+    for name, record in records.items():
+        (output / name).write_text(json.dumps(record, indent=2) + "\n")
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
     return output
 
@@ -87,27 +89,23 @@ def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch
             for name, tensor in total.items()}
 
 
-def _write_records(runs: Sequence[str], output: Path) -> None:
-    """What a model card says about the runs (`hub.card`): their hyperparameters, a value they differ in (the
-    seed) as the list of theirs, and how many were averaged; their data report when they all trained on the
-    same data."""
-    hyperparameters = [_run_record(run, HYPERPARAMETERS_FILE) for run in runs]
+def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
+    """What a model card says about the runs (`hub.card`), by file name: their hyperparameters, a value they
+    differ in (the seed) as the list of theirs, and how many were averaged; their data report when they all
+    trained on the same data."""
+    hyperparameters = [read_run_record(Path(run) / HYPERPARAMETERS_FILE) for run in runs]
     keys = list(dict.fromkeys(key for record in hyperparameters for key in record))
     merged = {key: _agreed([record.get(key) for record in hyperparameters]) for key in keys}
-    (output / HYPERPARAMETERS_FILE).write_text(json.dumps({**merged, "averaged_runs": len(runs)}, indent=2) + "\n")
-    reports = [_run_record(run, DATA_REPORT_FILE) for run in runs]
+    records = {HYPERPARAMETERS_FILE: {**merged, "averaged_runs": len(runs)}}
+    reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
     if reports[0] and all(report == reports[0] for report in reports):
-        (output / DATA_REPORT_FILE).write_text(json.dumps(reports[0], indent=2) + "\n")
+        records[DATA_REPORT_FILE] = reports[0]
+    return records
 
 
 def _agreed(values: list):
     """The value every run had, else the runs' values in their order."""
     return values[0] if all(value == values[0] for value in values) else values
-
-
-def _run_record(run: str, name: str) -> dict:
-    path = Path(run) / name
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _mean_thresholds(thresholds: Sequence[dict[str, float]]) -> dict[str, float]:
