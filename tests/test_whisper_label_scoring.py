@@ -33,8 +33,9 @@ FORMS = [[[10], [10, 11]], [[12]], [[13, 10, 11], [13]]]  # label 0: two spellin
 
 def test_plan_runs_only_the_longest_sequences_and_scores_every_token():
     plan = plan_scoring(PROMPT, FORMS, END)
-    assert plan.inputs.tolist() == [1, 2, 13, 10, 11, 1, 2, 10, 11, 1, 2, 12]  # [1, 2, 10] and [1, 2, 13] run inside
-    assert plan.sequence.tolist() == [0] * 5 + [1] * 4 + [2] * 3
+    assert plan.inputs.tolist() == [1, 2, 13, 10, 11, 10, 11, 12]  # the prompt once; [10] and [13] run inside
+    assert plan.sequence.tolist() == [-1, -1, 0, 0, 0, 1, 1, 2]  # -1: the prompt, seen by every sequence
+    assert plan.positions.tolist() == [0, 1, 2, 3, 4, 2, 3, 2]
     assert len(plan.prefix_end) == 7  # [1 2], [1 2 13], [1 2 13 10], [1 2 13 10 11], [1 2 10], [1 2 10 11], [1 2 12]
     assert len(plan.step_token) == 2 + 3 + 2 + 4 + 2  # each spelling's tokens and its end of text
     assert plan.form_label.tolist() == [0, 0, 1, 2, 2]

@@ -10,10 +10,11 @@ three voices. The decoder already knows how 680,000 hours of speakers say it. He
 like any classifier, every weight at once. The weights are `WhisperForConditionalGeneration`'s, under the same
 names, so an ASR checkpoint loads into it as it is; the encoder is cut to the clip (`modeling_whisper`).
 
-Cost: one decoder sequence per spelling and clip. They are packed into one decoder input per clip (each
-attending to itself only), so the encoder's states are projected for the cross-attention once per clip; the
-decoder is causal, so two spellings that share a beginning (" Six" and " Six.") share their states and only
-the longest run; and the vocabulary projection, most of the work, runs once per distinct prefix.
+Cost: one decoder sequence per spelling and clip. They are packed into one decoder input per clip, after a
+single copy of the prompt (each attends to the prompt and to itself only), so the encoder's states are
+projected for the cross-attention once per clip and the prompt runs once; the decoder is causal, so two
+spellings that share a beginning (" Six" and " Six.") share their states and only the longest run; and the
+vocabulary projection, most of the work, runs once per distinct prefix.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from hfspeech.models.whisper.configuration_label_scoring import WhisperLabelScor
 
 class ScoringPlan(NamedTuple):
     """Which decoder states score which tokens, as index tensors (`plan_scoring`)."""
-    inputs: torch.Tensor      # [tokens] decoder input ids: the prompt and the longest spellings, one after another
-    positions: torch.Tensor   # [tokens] each token's position in its own sequence
-    sequence: torch.Tensor    # [tokens] which sequence it belongs to (attention stays inside it)
+    inputs: torch.Tensor      # [tokens] decoder input ids: the prompt once, then the longest spellings one after another
+    positions: torch.Tensor   # [tokens] each token's position in its own sequence (the prompt's: 0, 1, ...)
+    sequence: torch.Tensor    # [tokens] which sequence it belongs to (-1: the prompt, which every sequence sees)
     prefix_end: torch.Tensor  # [prefixes] where each distinct prefix ends: its state predicts the next token
     step_prefix: torch.Tensor  # [steps] each scored token (a spelling's tokens, then end of text): its prefix ...
     step_token: torch.Tensor   # [steps] ... the token
@@ -50,21 +51,25 @@ def longest_sequences(sequences) -> list[tuple[int, ...]]:
 
 
 def plan_scoring(prompt: list[int], label_form_ids: list[list[list[int]]], end_of_text: int) -> ScoringPlan:
-    """Index tensors for `WhisperForLabelScoring.label_logits`. The sequences (prompt + spelling) are packed into
-    one decoder input per clip, each attending to itself only; one that is the start of another is not run on
-    its own (its states are the other's first ones)."""
-    forms = [(label, tuple(prompt + ids)) for label, spellings in enumerate(label_form_ids) for ids in spellings]
-    rows = longest_sequences(sequence for _, sequence in forms)
-    starts = [sum(map(len, rows[:index])) for index in range(len(rows))]
-    prefix_end = {row[:end]: start + end - 1 for row, start in reversed(list(zip(rows, starts)))
-                  for end in range(len(prompt), len(row) + 1)}
+    """Index tensors for `WhisperForLabelScoring.label_logits`. The spellings are packed into one decoder input
+    per clip after one copy of the prompt; each attends to the prompt and to itself only (the decoder is causal,
+    so the prompt's states are the same for all). A spelling that is the start of another is not run on its own
+    (its states are the other's first ones)."""
+    forms = [(label, tuple(ids)) for label, spellings in enumerate(label_form_ids) for ids in spellings]
+    rows = longest_sequences(ids for _, ids in forms)
+    starts = [len(prompt) + sum(map(len, rows[:index])) for index in range(len(rows))]
+    prefix_end = {(): len(prompt) - 1}
+    for row, start in reversed(list(zip(rows, starts))):
+        prefix_end.update({row[:end]: start + end - 1 for end in range(1, len(row) + 1)})
     prefix_index = {prefix: index for index, prefix in enumerate(prefix_end)}
-    steps = [(prefix_index[sequence[:end]], sequence[end] if end < len(sequence) else end_of_text, form)
-             for form, (_, sequence) in enumerate(forms) for end in range(len(prompt), len(sequence) + 1)]
+    steps = [(prefix_index[ids[:end]], ids[end] if end < len(ids) else end_of_text, form)
+             for form, (_, ids) in enumerate(forms) for end in range(len(ids) + 1)]
     long = lambda values: torch.tensor(list(values), dtype=torch.long)  # noqa: E731
-    return ScoringPlan(long(token for row in rows for token in row), long(i for row in rows for i in range(len(row))),
-                       long(index for index, row in enumerate(rows) for _ in row), long(prefix_end.values()),
-                       *(long(column) for column in zip(*steps)), long(label for label, _ in forms))
+    return ScoringPlan(long(prompt + [token for row in rows for token in row]),
+                       long([*range(len(prompt)), *(len(prompt) + i for row in rows for i in range(len(row)))]),
+                       long([-1] * len(prompt) + [index for index, row in enumerate(rows) for _ in row]),
+                       long(prefix_end.values()), *(long(column) for column in zip(*steps)),
+                       long(label for label, _ in forms))
 
 
 class WhisperForLabelScoring(WhisperPreTrainedModel):
@@ -88,8 +93,9 @@ class WhisperForLabelScoring(WhisperPreTrainedModel):
         self.register_buffer("form_mask", torch.where(
             plan.form_label[None, :] == torch.arange(len(config.label_form_ids))[:, None], 0.0, -torch.inf),
             persistent=False)
-        # the packed decoder input's attention: each token sees the earlier tokens of its own sequence
-        self.register_buffer("within_sequence", (plan.sequence[:, None] == plan.sequence[None, :])
+        # the packed decoder input's attention: each token sees the prompt and the earlier tokens of its sequence
+        self.register_buffer("within_sequence", ((plan.sequence[:, None] == plan.sequence[None, :])
+                                                 | (plan.sequence[None, :] == -1))
                              & (plan.positions[:, None] >= plan.positions[None, :]), persistent=False)
         self.post_init()
 
