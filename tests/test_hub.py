@@ -332,6 +332,19 @@ def test_exported_variants_are_staged_with_their_measured_accuracy(trained_cnn, 
     np.testing.assert_allclose(torch.softmax(torch.from_numpy(scope["logits"]), -1).numpy(), expected, atol=1e-4)
 
 
+def test_a_run_without_test_metrics_is_described_by_what_staging_measured(trained_cnn, tone_folder, tmp_path):
+    run = tmp_path / "run"  # e.g. the average of runs (`hfspeech average`): no metrics.json
+    shutil.copytree(trained_cnn, run, ignore=shutil.ignore_patterns("checkpoint-*", "metrics.json"))
+    stage_run(run, tmp_path / "plain", repo_id="someone/tones", eval_dir=None)
+    assert "No test metrics in the run folder: not evaluated." in (tmp_path / "plain" / "README.md").read_text()
+    stage_run(run, tmp_path / "measured", repo_id="someone/tones", eval_dir=tone_folder)
+    text = (tmp_path / "measured" / "README.md").read_text()
+    num_clips = len(list(tone_folder.rglob("*.wav")))
+    row = next(line for line in text.splitlines() if line.startswith("| PyTorch fp32 |"))
+    accuracy = re.search(rf"\| ([01]\.\d{{3}}) on {num_clips} clips \|", row).group(1)
+    assert f"Measured at staging on {num_clips} clips of an evaluation folder: accuracy {accuracy}" in text
+
+
 def test_unmeasured_variants_say_so(trained_cnn, tmp_path):
     from hfspeech.export import export_onnx
 
