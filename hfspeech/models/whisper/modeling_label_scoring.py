@@ -31,7 +31,7 @@ from hfspeech.models.whisper.configuration_label_scoring import WhisperLabelScor
 
 class ScoringPlan(NamedTuple):
     """Which decoder states score which tokens, as index tensors (`plan_scoring`)."""
-    inputs: torch.Tensor      # [tokens] decoder input ids: the prompt once, then the longest spellings one after another
+    inputs: torch.Tensor      # [tokens] decoder input ids: the prompt once, then the longest spellings
     positions: torch.Tensor   # [tokens] each token's position in its own sequence (the prompt's: 0, 1, ...)
     sequence: torch.Tensor    # [tokens] which sequence it belongs to (-1: the prompt, which every sequence sees)
     prefix_end: torch.Tensor  # [prefixes] where each distinct prefix ends: its state predicts the next token
