@@ -85,8 +85,9 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
                    dataset_name=dataset_name or "held-out test split", dataset_split=split)
     results = _multi_label_results if multi_label else _single_label_results
     eval_results, sections = results(run, dest, config, labels, metrics, split, splits, dataset)
-    if not multi_label and "test_accuracy" not in metrics:  # e.g. `hfspeech average`'s model: none in its folder
-        sections["results_section"] = _staging_results(variants)
+    staged = next((v for v in variants if v["name"].startswith("PyTorch") and v["accuracy"] is not None), None)
+    if not multi_label and "test_accuracy" not in metrics and staged:  # e.g. `hfspeech average`'s model
+        sections["results_section"] = _staging_results(staged)
     card_data = ModelCardData(
         library_name="transformers", pipeline_tag="audio-classification",
         tags=["audio-classification", "hfspeech", config["model_type"]] + (["multi-label"] if multi_label else [])
@@ -185,11 +186,8 @@ def _results_section(metrics: dict, split: str, splits: dict) -> str:
             f"macro-F1 {metrics['test_macro_f1']:.3f}.")
 
 
-def _staging_results(variants: list[dict]) -> str:
-    """A run without test metrics, described by what staging measured on `--eval_dir`, if it did."""
-    measured = next((v for v in variants if v["name"].startswith("PyTorch") and v["accuracy"] is not None), None)
-    if measured is None:
-        return "No test metrics in the run folder: not evaluated."
+def _staging_results(measured: dict) -> str:
+    """A run without test metrics, described by what staging measured on `--eval_dir` (the PyTorch variant)."""
     return (f"No test split was evaluated in the run folder. Measured at staging on {measured['num_clips']} clips "
             f"of an evaluation folder: accuracy {measured['accuracy']:.3f} (PyTorch fp32; each exported variant "
             "below on the same clips).")

@@ -35,23 +35,19 @@ class JsonConfig:
 
 def read_config_json(folder: str | os.PathLike) -> Any:
     """The folder's config.json parsed; `ValueError` naming the file when it is not valid JSON."""
-    config_file = os.path.join(folder, "config.json")
-    try:
-        with open(config_file, encoding="utf-8") as f:
-            return json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{config_file}: corrupt config, not valid JSON ({error})") from None
+    return _parse_json(os.path.join(folder, "config.json"), ValueError, "corrupt config")
 
 
 def read_run_record(path: str | os.PathLike) -> dict:
     """A JSON record a run folder keeps beside its model (metrics.json, data_report.json,
     training_hyperparameters.json ...): {} when the run has none; a `UsageError` naming the file when it is not
     valid JSON, so a damaged record stops `stage` or `average` with one line."""
-    if not os.path.isfile(path):
-        return {}
+    return _parse_json(path, UsageError, "corrupt") if os.path.isfile(path) else {}
+
+
+def _parse_json(path: str | os.PathLike, error: type[Exception], problem: str) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: corrupt, not valid JSON ({error})") from None
-
+    except (UnicodeDecodeError, json.JSONDecodeError) as cause:
+        raise error(f"{path}: {problem}, not valid JSON ({cause})") from None
