@@ -29,6 +29,7 @@ from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier
+from hfspeech.models.config_json import DATA_REPORT_FILE
 from hfspeech.models.scores import is_multi_label, thresholds_from_config
 
 logger = logging.getLogger("hfspeech.evaluate")
@@ -79,7 +80,7 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
                     "aggregate": eval_args.aggregate})
     with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
-    report.save(os.path.join(eval_args.output_dir, "data_report.json"))
+    report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
 
 

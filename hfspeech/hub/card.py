@@ -22,7 +22,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hfspeech.models.config_json import read_run_record
+from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
 
@@ -71,7 +71,7 @@ def _measured(value) -> bool:
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
                      dataset_name: Optional[str], custom_code: bool) -> ModelCard:
     """README.md of the staged repo: the card template filled from the run's own files and measurements."""
-    metrics, data_report = read_run_record(run / "metrics.json"), read_run_record(run / "data_report.json")
+    metrics, data_report = read_run_record(run / METRICS_FILE), read_run_record(run / DATA_REPORT_FILE)
     hyper = _hyperparameters(run)
     multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
@@ -127,7 +127,7 @@ def _hyperparameters_table(hyper: dict, config: dict) -> str:
 
 
 def _hyperparameters(run: Path) -> dict:
-    hyper = read_run_record(run / "training_hyperparameters.json")
+    hyper = read_run_record(run / HYPERPARAMETERS_FILE)
     if not hyper:  # a run from before hfspeech wrote it: what trainer_state.json knows
         state = read_run_record(run / "trainer_state.json")
         hyper = {"num_train_epochs": state.get("num_train_epochs"),

@@ -19,12 +19,12 @@ from typing import Optional
 from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError
 from hfspeech.hub.card import write_model_card
-from hfspeech.models.config_json import read_run_record
+from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import write_remote_code
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
-REPORT_FILES = ("metrics.json", "data_report.json", "training_hyperparameters.json", "test_confusion_matrix.png",
+REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
                 "test_confusion_matrix.json", "test_classification_report.json",
                 "test_multilabel_report.json", "test_per_class_ap.png")  # the last two: multi-label runs
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")

@@ -12,6 +12,11 @@ from typing import Any
 
 from hfspeech.errors import UsageError
 
+# the JSON records a run folder keeps beside its model: written by `training.run`, `hub.push.finish_run` and
+# `training.averaging`, read by the model card and copied by `hub.stage`
+METRICS_FILE, DATA_REPORT_FILE = "metrics.json", "data_report.json"
+HYPERPARAMETERS_FILE = "training_hyperparameters.json"
+
 
 class JsonConfig:
     """config.json's keys as attributes (``id2label`` with int keys, as in a transformers config); a key the

@@ -28,7 +28,7 @@ import torch
 
 from hfspeech.errors import UsageError
 from hfspeech.models import register
-from hfspeech.models.config_json import read_config_json, read_run_record
+from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
 
@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 PROVENANCE_KEYS = ("_name_or_path", "transformers_version")
 # tuned per run on its validation clips (multi-label): averaged too, not required to agree
 THRESHOLDS = "label_thresholds"
-# written by a training run (`hub.push.finish_run`, `training.run`); read by the model card (`hub.card`)
-HYPERPARAMETERS_FILE, DATA_REPORT_FILE = "training_hyperparameters.json", "data_report.json"
 
 
 def average_runs(runs: Sequence[str], output_dir: str) -> Path:

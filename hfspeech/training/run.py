@@ -33,6 +33,7 @@ from hfspeech.errors import UsageError
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, hub_request
+from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments, finalise_training_arguments, parse_floats
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
@@ -256,8 +257,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
                     **{f"num_{name}_clips": n for name, n in report.kept.items()},
                     "num_skipped_files": report.num_skipped})
     if trainer.is_world_process_zero():
-        report.save(os.path.join(training_args.output_dir, "data_report.json"))
-        with open(os.path.join(training_args.output_dir, "metrics.json"), "w") as f:
+        report.save(os.path.join(training_args.output_dir, DATA_REPORT_FILE))
+        with open(os.path.join(training_args.output_dir, METRICS_FILE), "w") as f:
             json.dump(metrics, f, indent=2)
         trainer.save_state()
         logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
