@@ -17,6 +17,7 @@ the clip's own frames, so only `window` pooling is what a saved model does.
 
     python benchmarks/whisper_context.py --windows 1 2 5          # ~4 min on one core (30 s: ~35 min more)
     python benchmarks/whisper_context.py --windows 1 --speaker_pairs
+    python benchmarks/whisper_context.py --windows 1 5 --seeds 0 1 2   # ~25 min on two cores
 """
 
 from __future__ import annotations
@@ -72,11 +73,12 @@ def pooled_states(checkpoint: str, seconds: int, clips: list[np.ndarray], batch_
     return {name: np.concatenate(parts) for name, parts in pooled.items()}
 
 
-def probe_accuracy(features: np.ndarray, digits: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
-    """The hfspeech probe head trained on `train` rows, its accuracy on `test` rows (seed 0)."""
+def probe_accuracy(features: np.ndarray, digits: np.ndarray, train: np.ndarray, test: np.ndarray,
+                   seed: int = 0) -> float:
+    """The hfspeech probe head trained on `train` rows, its accuracy on `test` rows."""
     import torch
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     x, y = torch.tensor(features).float(), torch.tensor(digits)
     layers, hidden = x.shape[1:]
     weights = torch.nn.Parameter(torch.zeros(layers))
@@ -101,6 +103,18 @@ def probe_accuracy(features: np.ndarray, digits: np.ndarray, train: np.ndarray, 
         return float((logits(test_rows).argmax(1) == y[test_rows]).float().mean())
 
 
+def leave_one_out(features: np.ndarray, digits: np.ndarray, speakers: np.ndarray, seeds: list[int]) -> dict:
+    """`{speaker: accuracy}` of the probe trained on the three other speakers (mean over `seeds`), the mean over
+    speakers, and with several seeds each seed's mean over speakers (`seed_means`)."""
+    runs = np.array([[probe_accuracy(features, digits, speakers != s, speakers == s, seed) for s in SPEAKERS]
+                     for seed in seeds])
+    folds = {s: round(float(v), 3) for s, v in zip(SPEAKERS, runs.mean(0))}
+    folds["mean"] = round(float(runs.mean()), 4)
+    if len(seeds) > 1:
+        folds["seed_means"] = [round(float(v), 4) for v in runs.mean(1)]
+    return folds
+
+
 def pair_accuracies(features: np.ndarray, digits: np.ndarray, speakers: np.ndarray) -> dict:
     """`{"george+jackson": accuracy}`: the probe trained on the two other speakers, tested on this pair."""
     accuracies = {}
@@ -114,6 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="whisper-tiny.en")
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train the leave-one-out probes once per seed; the mean is over folds and seeds")
     parser.add_argument("--speaker_pairs", action="store_true",
                         help="also train on every two speakers and test on the other two")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "whisper_context.json")
@@ -125,11 +141,10 @@ def main() -> None:
     results = {}
     for seconds in args.windows:
         for pooling, features in pooled_states(checkpoint, seconds, clips).items():
-            folds = {s: round(probe_accuracy(features, digits, speakers != s, speakers == s), 3) for s in SPEAKERS}
+            folds = leave_one_out(features, digits, speakers, args.seeds)
             if args.speaker_pairs:
                 folds.update(pair_accuracies(features, digits, speakers))
-            one_out = [folds[s] for s in SPEAKERS]
-            results[f"{seconds}s/{pooling}"] = {**folds, "mean": round(float(np.mean(one_out)), 4)}
+            results[f"{seconds}s/{pooling}"] = folds
             print(f"{seconds:>2} s  {pooling:<12}", json.dumps(results[f"{seconds}s/{pooling}"]), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
