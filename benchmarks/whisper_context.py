@@ -17,7 +17,7 @@ the clip's own frames, so only `window` pooling is what a saved model does.
 
     python benchmarks/whisper_context.py --windows 1 2 5          # ~4 min on one core (30 s: ~35 min more)
     python benchmarks/whisper_context.py --windows 1 --speaker_pairs
-    python benchmarks/whisper_context.py --windows 1 5 --seeds 0 1 2   # ~25 min on two cores
+    python benchmarks/whisper_context.py --windows 1 5 --seeds 0 1 2   # ~30 min on two cores
 """
 
 from __future__ import annotations
