@@ -83,6 +83,10 @@ RUNS = {  # name -> flag file and extra flags
     "labels-base": ("whisper_label_words.args", ["--model_name_or_path", "whisper-base"]),
     # ... with a 5-s window: the clip, then silence (the frozen probe heard nicolas better so; whisper_context.py)
     "labels-tiny-5s": ("whisper_label_words.args", ["--max_length_seconds", "5.0"]),
+    # the probe averaging only the clip's frames of a 5-s window (--pool_clip_frames), three seeds
+    "probe-tiny-clip5s": ("whisper_probe_clip.args", []),
+    "probe-tiny-clip5s-seed1": ("whisper_probe_clip.args", ["--seed", "1"]),
+    "probe-tiny-clip5s-seed2": ("whisper_probe_clip.args", ["--seed", "2"]),
     "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
     "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
 }
@@ -92,7 +96,8 @@ SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "pro
 ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 # one model per fold from runs above: their weights averaged (`hfspeech average`), then evaluated
 SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2"),
-         "probe-tiny-soup": ("probe-tiny", "probe-tiny-seed1", "probe-tiny-seed2")}
+         "probe-tiny-soup": ("probe-tiny", "probe-tiny-seed1", "probe-tiny-seed2"),
+         "probe-tiny-clip5s-soup": ("probe-tiny-clip5s", "probe-tiny-clip5s-seed1", "probe-tiny-clip5s-seed2")}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),

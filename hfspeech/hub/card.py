@@ -22,6 +22,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.models import is_baseline
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
@@ -44,6 +45,24 @@ session = onnxruntime.InferenceSession(hf_hub_download("{repo_id}", "onnx/model.
 audio, rate = soundfile.read("clip.wav", dtype="float32")  # mono, {rate} Hz
 audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)  # the feature extractor's normalisation
 logits = session.run(None, {{"input_values": audio[None], "attention_mask": np.ones((1, len(audio)), np.int64)}})[0]
+```
+'''
+# Pretrained families (Whisper, Wav2Vec2 ...) export the model after their feature extractor: the extractor makes
+# the graph's inputs (Whisper's log-mel window and, for clip pooling, its per-mel-frame mask).
+ONNX_EXTRACTOR_USAGE = '''
+With onnxruntime (the graph takes the feature extractor's output: the extractor comes from this repo):
+
+```python
+import numpy as np, onnxruntime, soundfile
+from huggingface_hub import hf_hub_download
+from transformers import AutoFeatureExtractor
+
+session = onnxruntime.InferenceSession(hf_hub_download("{repo_id}", "onnx/model.onnx"))
+extractor = AutoFeatureExtractor.from_pretrained("{repo_id}")
+audio, rate = soundfile.read("clip.wav", dtype="float32")  # mono, {rate} Hz
+inputs = extractor(audio, sampling_rate=rate, return_attention_mask=True, return_tensors="np")
+logits = session.run(None, {{i.name: inputs[i.name].astype(np.int64 if i.name == "attention_mask" else np.float32)
+                             for i in session.get_inputs()}})[0]
 ```
 '''
 ONNX_MULTI_LABEL_NOTE = ("\nThe logits are one per label and independent: `1 / (1 + np.exp(-logits))` is each label's "
@@ -108,8 +127,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         variants_table=_variants_table(variants, multi_label),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
                   "and imported its own classes are used" if custom_code else "a transformers model",
-        onnx_usage=ONNX_USAGE.format(repo_id=repo_id, rate=rate) + (ONNX_MULTI_LABEL_NOTE if multi_label else "")
-        if has_onnx else "",
+        onnx_usage=(ONNX_USAGE if is_baseline(config["model_type"]) else ONNX_EXTRACTOR_USAGE).format(
+            repo_id=repo_id, rate=rate) + (ONNX_MULTI_LABEL_NOTE if multi_label else "") if has_onnx else "",
         **sections,
     )
     card.save(dest / "README.md")

@@ -81,14 +81,19 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
 
 def custom_classes(model_type: str) -> Optional[tuple]:
     """(config, model, feature extractor or None) of an hfspeech model type that plain transformers lacks: the
-    baselines and Whisper scoring label words (whose extractor is transformers' own); None for the others."""
+    baselines and hfspeech's Whisper classifiers (whose extractor is transformers' own); None for the others."""
     from hfspeech.models import BASELINE_MODELS
-    from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE, WhisperLabelScoringConfig
+    from hfspeech.models.whisper import configuration_clip_pooling as clip_pooling
+    from hfspeech.models.whisper import configuration_label_scoring as label_scoring
 
-    if model_type == MODEL_TYPE:
+    if model_type == label_scoring.MODEL_TYPE:
         from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
 
-        return WhisperLabelScoringConfig, WhisperForLabelScoring, None
+        return label_scoring.WhisperLabelScoringConfig, WhisperForLabelScoring, None
+    if model_type == clip_pooling.MODEL_TYPE:
+        from hfspeech.models.whisper.modeling_clip_pooling import WhisperClipPoolingForAudioClassification
+
+        return clip_pooling.WhisperClipPoolingConfig, WhisperClipPoolingForAudioClassification, None
     return next((tuple(s) for s in BASELINE_MODELS.values() if s.config_class.model_type == model_type), None)
 
 

@@ -61,20 +61,26 @@ def register() -> None:
         AutoModel.register(config, base_model, exist_ok=True)
         AutoModelForAudioClassification.register(config, classifier, exist_ok=True)
         AutoFeatureExtractor.register(config, extractor, exist_ok=True)
-    _register_label_scoring()
+    _register_whisper_classifiers()
 
 
-def _register_label_scoring() -> None:
-    """Whisper scoring label words (`whisper.modeling_label_scoring`): its own model_type, so a saved one loads as
-    that classifier through the Auto classes, never as `WhisperForAudioClassification` with a random head."""
+def _register_whisper_classifiers() -> None:
+    """hfspeech's Whisper classifiers (`whisper.modeling_label_scoring`, `whisper.modeling_clip_pooling`): each
+    its own model_type, so a saved one loads as that classifier through the Auto classes, never as
+    `WhisperForAudioClassification` (with a random head, or pooling the padding too)."""
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, WhisperFeatureExtractor
 
-    from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE, WhisperLabelScoringConfig
+    from hfspeech.models.whisper.configuration_clip_pooling import WhisperClipPoolingConfig
+    from hfspeech.models.whisper.configuration_label_scoring import WhisperLabelScoringConfig
+    from hfspeech.models.whisper.modeling_clip_pooling import WhisperClipPoolingForAudioClassification
     from hfspeech.models.whisper.modeling_label_scoring import WhisperForLabelScoring
 
-    AutoConfig.register(MODEL_TYPE, WhisperLabelScoringConfig, exist_ok=True)
-    AutoModelForAudioClassification.register(WhisperLabelScoringConfig, WhisperForLabelScoring, exist_ok=True)
-    AutoFeatureExtractor.register(WhisperLabelScoringConfig, WhisperFeatureExtractor, exist_ok=True)
+    for config, model in ((WhisperLabelScoringConfig, WhisperForLabelScoring),
+                          (WhisperClipPoolingConfig, WhisperClipPoolingForAudioClassification)):
+        AutoConfig.register(config.model_type, config, exist_ok=True)
+        AutoModelForAudioClassification.register(config, model, exist_ok=True)
+        AutoFeatureExtractor.register(config, WhisperFeatureExtractor, exist_ok=True)
+
 
 def is_baseline(model_type) -> bool:
     """Whether a config's `model_type` is one of hfspeech's own models (CNN, LSTM, BC-ResNet), told without

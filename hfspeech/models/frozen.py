@@ -23,8 +23,8 @@ from torch import nn
 from hfspeech.errors import UsageError
 from hfspeech.models.pooling import masked_mean
 
-POOLED_LAYER_FAMILIES = ("whisper", "wav2vec2", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat",
-                         "wav2vec2-conformer", "sew", "sew-d")
+POOLED_LAYER_FAMILIES = ("whisper", "whisper-clip-pooling", "wav2vec2", "hubert", "wavlm", "data2vec-audio",
+                         "unispeech", "unispeech-sat", "wav2vec2-conformer", "sew", "sew-d")
 
 
 def base_module_name(model: nn.Module) -> str:

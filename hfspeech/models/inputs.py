@@ -1,8 +1,10 @@
 """Model inputs from waveforms: one rule for how a batch of clips is padded, shared by training and inference.
 
 Most feature extractors pad to the longest clip of the batch (with an attention mask where the model takes
-one). Whisper's encoder takes exactly its window and no mask: its extractor pads every clip with silence to
-the window (`padding="max_length"`), so a clip gives the same features alone or in any batch.
+one). Whisper's encoder takes exactly its window: its extractor pads every clip with silence to the window
+(`padding="max_length"`), so a clip gives the same features alone or in any batch. It returns a mask only for
+`WhisperClipPoolingForAudioClassification` (`return_attention_mask` set), and then per mel frame only when asked
+for in the call (else per sample: 160 times longer, and not what the ONNX graph takes).
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ def has_fixed_window(feature_extractor: Any) -> bool:
     return any(cls.__name__ == "WhisperFeatureExtractor" for cls in type(feature_extractor).__mro__)
 
 
-def padding_for(feature_extractor: Any) -> str:
-    return "max_length" if has_fixed_window(feature_extractor) else "longest"
-
-
 def extract_features(feature_extractor: Any, waveforms: Sequence[np.ndarray], return_tensors: str = "pt"):
     """The model's inputs for a batch of mono waveforms at the extractor's sampling rate."""
+    fixed_window = has_fixed_window(feature_extractor)
+    mask = {"return_attention_mask": True} if fixed_window and feature_extractor.return_attention_mask else {}
     return feature_extractor(list(waveforms), sampling_rate=feature_extractor.sampling_rate,
-                             padding=padding_for(feature_extractor), return_tensors=return_tensors)
+                             padding="max_length" if fixed_window else "longest", return_tensors=return_tensors,
+                             **mask)
 
 
 DEFAULT_WINDOW_SECONDS = 10.0  # for a model whose config does not record the clip length it was trained on

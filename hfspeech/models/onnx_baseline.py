@@ -14,16 +14,19 @@ class PaddedWaveformInputGenerator(DummyAudioInputGenerator):
     """Dummy waveforms plus an attention mask that pads the batch's last clip to two thirds of its length.
 
     With real padding in the example batch, the trace and optimum's output validation both go
-    through the masking code, not just through an all-ones mask.
+    through the masking code, not just through an all-ones mask. A subclass for another input sets
+    `MASK_LENGTH` to the generator attribute the mask spans (Whisper's: `nb_max_frames`, one per mel frame).
     """
 
     SUPPORTED_INPUT_NAMES = ("input_values", "attention_mask")
+    MASK_LENGTH = "sequence_length"
 
     def generate(self, input_name: str, framework: str = "pt", int_dtype: str = "int64", float_dtype: str = "fp32"):
         if input_name != "attention_mask":
             return super().generate(input_name, framework, int_dtype, float_dtype)
-        mask = np.ones((self.batch_size, self.sequence_length), dtype=np.int64)
-        mask[-1, 2 * self.sequence_length // 3 :] = 0
+        length = getattr(self, self.MASK_LENGTH)
+        mask = np.ones((self.batch_size, length), dtype=np.int64)
+        mask[-1, 2 * length // 3 :] = 0
         if framework == "pt":
             import torch
 

@@ -65,6 +65,20 @@ class ModelArguments:
                   "(docs/pretrained.md). Labels must be words or digits; single-label only. A saved label scorer "
                   "goes on training as one (flag or not) for the same labels."},
     )
+    pool_clip_frames: bool = field(
+        default=False,
+        metadata={"help": "Whisper only: average the encoder frames that cover the clip, not its whole window "
+                  "(silence included) as transformers' WhisperForAudioClassification does; with a window longer "
+                  "than the clip (--whisper_window_seconds) the best frozen tiny.en probe measured on FSDD "
+                  "(docs/pretrained.md). Saved as model_type whisper-clip-pooling: loads with hfspeech, or "
+                  "trust_remote_code from a staged repo."},
+    )
+    whisper_window_seconds: Optional[int] = field(
+        default=None,
+        metadata={"help": "Whisper only: the encoder's window in whole seconds, at least --max_length_seconds; "
+                  "clips are padded with silence to it. Default: the crop rounded up. Cost grows with it "
+                  "(a 5-s window: ~5x a 1-s one)."},
+    )
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}
     )

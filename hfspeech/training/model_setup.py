@@ -18,7 +18,9 @@ from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import pretrained_errors
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
+from hfspeech.models.whisper.configuration_clip_pooling import clip_pooling_config
 from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING_TYPE, label_scoring_config
+from hfspeech.models.whisper.modeling_clip_pooling import WhisperClipPoolingForAudioClassification
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import ModelArguments
 from hfspeech.training.optim import freeze
@@ -51,7 +53,14 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     else:
         model, feature_extractor = _baseline(model_args, config_values)
     if is_whisper(model.config):
-        feature_extractor, max_length_seconds = prepare_whisper_classifier(model, feature_extractor, max_length_seconds)
+        try:
+            feature_extractor, max_length_seconds = prepare_whisper_classifier(
+                model, feature_extractor, max_length_seconds, model_args.whisper_window_seconds)
+        except ValueError as error:
+            raise UsageError(f"--whisper_window_seconds: {error}") from None
+    elif model_args.pool_clip_frames or model_args.whisper_window_seconds:
+        raise UsageError("--pool_clip_frames and --whisper_window_seconds are for Whisper checkpoints; "
+                         f"this model is model_type {model.config.model_type!r}")
     model.config.max_length_seconds = max_length_seconds
     if model_args.return_attention_mask is not None:
         feature_extractor.return_attention_mask = model_args.return_attention_mask
@@ -84,6 +93,10 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
         config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)
+        elif model_args.pool_clip_frames and config.model_type == "whisper":
+            model = WhisperClipPoolingForAudioClassification.from_pretrained(
+                checkpoint, config=clip_pooling_config(config),
+                ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub)
         else:
             model = AutoModelForAudioClassification.from_pretrained(
                 checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
@@ -105,6 +118,7 @@ def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict
         raise UsageError(f"--score_label_words needs a Whisper speech-to-text checkpoint; {checkpoint} is "
                          f"model_type {config.model_type!r}")
     unsupported = [flag for flag, on in (("--freeze_base_model", model_args.freeze_base_model),
+                                          ("--pool_clip_frames", model_args.pool_clip_frames),
                                           ("--use_weighted_layer_sum", model_args.use_weighted_layer_sum),
                                           ("--problem_type multi_label_classification", model_args.multi_label)) if on]
     if unsupported:

@@ -21,14 +21,16 @@ import math
 from torch import nn
 from transformers import WhisperFeatureExtractor, WhisperModel
 
+from hfspeech.models.whisper.configuration_clip_pooling import MODEL_TYPE as CLIP_POOLING
 from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING
 
 POSITIONS_PER_SECOND = 50  # 100 mel frames per second (hop 160 at 16 kHz), halved by the second convolution
 
 
 def is_whisper(config) -> bool:
-    """Whisper's encoder, as `WhisperForAudioClassification` or as `WhisperForLabelScoring`."""
-    return getattr(config, "model_type", None) in ("whisper", LABEL_SCORING)
+    """Whisper's encoder, as `WhisperForAudioClassification`, `WhisperClipPoolingForAudioClassification` or
+    `WhisperForLabelScoring`."""
+    return getattr(config, "model_type", None) in ("whisper", CLIP_POOLING, LABEL_SCORING)
 
 
 def window_seconds_for(max_length_seconds: float | None, config) -> int:
@@ -81,12 +83,22 @@ def add_spec_augment(model: nn.Module) -> None:
         model._hfspeech_spec_augment = True
 
 
-def prepare_whisper_classifier(model: nn.Module, extractor: WhisperFeatureExtractor,
-                               max_length_seconds: float | None) -> tuple[WhisperFeatureExtractor, int]:
-    """Cut a freshly loaded Whisper classifier and its feature extractor to the crop; returns both sizes."""
-    seconds = window_seconds_for(max_length_seconds, model.config)
-    cut_to_window(model, seconds)
+def prepare_whisper_classifier(model: nn.Module, extractor: WhisperFeatureExtractor, max_length_seconds: float | None,
+                               window_seconds: int | None = None) -> tuple[WhisperFeatureExtractor, int]:
+    """Cut a freshly loaded Whisper classifier and its feature extractor to a window; returns the extractor and
+    the crop in whole seconds (the clip length inference cuts long audio into).
+
+    The window is `window_seconds`, else the crop rounded up (a saved clip-pooling classifier keeps its own):
+    a longer one only helps `WhisperClipPoolingForAudioClassification`, which leaves the silence after the clip
+    out of its mean, and only that model gets the attention mask that says where the clip ends."""
+    clip = window_seconds_for(max_length_seconds, model.config)
+    pools_clip = model.config.model_type == CLIP_POOLING
+    if window_seconds is None:
+        window_seconds = max(clip, model.config.max_source_positions // POSITIONS_PER_SECOND) if pools_clip else clip
+    if window_seconds < clip:
+        raise ValueError(f"a {window_seconds}-s window cannot hold {max_length_seconds}-s clips")
+    cut_to_window(model, window_seconds)
     add_spec_augment(model)
-    return sized_feature_extractor(extractor, seconds), seconds
-
-
+    extractor = sized_feature_extractor(extractor, window_seconds)
+    extractor.return_attention_mask = pools_clip
+    return extractor, clip
