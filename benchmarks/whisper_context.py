@@ -12,8 +12,10 @@ after it), each layer's hidden states are averaged over
 and a probe is trained on three speakers and tested on the fourth (leave one speaker out; with `--speaker_pairs`
 also trained on two and tested on the other two, the protocol of issue 12's "0.99 on two unseen speakers"): the
 hfspeech probe head (softmax layer weights, 384->256 projection, classifier; AdamW 2e-3, 30 epochs, batch 32,
-last epoch) on the pooled features. Not a product path: transformers' Whisper classifier has no pooling over
-the clip's own frames, so only `window` pooling is what a saved model does.
+last epoch) on the pooled features. A diagnostic on cached features, not the recipe: `window` pooling is what
+transformers' Whisper classifier does, `clip` what `--pool_clip_frames` does (with `--whisper_window_seconds`
+for the longer windows; `recipes/fsdd/whisper_probe_clip.args`, `benchmarks/pretrained.py --runs
+probe-tiny-clip5s`).
 
     python benchmarks/whisper_context.py --windows 1 2 5          # ~4 min on one core (30 s: ~35 min more)
     python benchmarks/whisper_context.py --windows 1 --speaker_pairs
