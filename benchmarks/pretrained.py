@@ -87,6 +87,10 @@ RUNS = {  # name -> flag file and extra flags
     "probe-tiny-clip5s": ("whisper_probe_clip.args", []),
     "probe-tiny-clip5s-seed1": ("whisper_probe_clip.args", ["--seed", "1"]),
     "probe-tiny-clip5s-seed2": ("whisper_probe_clip.args", ["--seed", "2"]),
+    # ... and in the 1-s window (no extra encoder work), three seeds
+    "probe-tiny-clip1s": ("whisper_probe.args", ["--pool_clip_frames"]),
+    "probe-tiny-clip1s-seed1": ("whisper_probe.args", ["--pool_clip_frames", "--seed", "1"]),
+    "probe-tiny-clip1s-seed2": ("whisper_probe.args", ["--pool_clip_frames", "--seed", "2"]),
     "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
     "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
 }

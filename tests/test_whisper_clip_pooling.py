@@ -165,6 +165,28 @@ def test_recipe_probes_real_tiny_en_in_a_longer_window(whisper_tiny_en, tone_fol
     assert classifier.logits([clip]).shape == (1, 3)
 
 
+def windows_of(run: Path) -> tuple[int, int]:
+    config = json.loads((run / "config.json").read_text())
+    return config["max_source_positions"], json.loads((run / "preprocessor_config.json").read_text())["nb_max_frames"]
+
+
+def test_the_window_defaults_to_the_crop_and_a_saved_run_keeps_its_own(whisper_tiny_en, tone_folder, tmp_path):
+    """Without --whisper_window_seconds a Whisper checkpoint gets the crop rounded up (not its 30 s); training
+    on from a saved run (LP-FT from a probe) keeps the run's longer window."""
+    from hfspeech.training.run import main
+
+    common = ["--data_dir", str(tone_folder), "--max_length_seconds", "0.5", "--num_train_epochs", "1",
+              "--per_device_train_batch_size", "16", "--save_total_limit", "1", "--max_train_samples", "16"]
+    main(["--model_name_or_path", "whisper-tiny.en", "--pool_clip_frames", "--freeze_base_model",
+          "--output_dir", str(tmp_path / "default"), *common])
+    assert windows_of(tmp_path / "default") == (50, 100)
+    main(["--model_name_or_path", "whisper-tiny.en", "--pool_clip_frames", "--whisper_window_seconds", "2",
+          "--freeze_base_model", "--output_dir", str(tmp_path / "probe"), *common])
+    main(["--model_name_or_path", str(tmp_path / "probe"), "--output_dir", str(tmp_path / "on"), *common])
+    assert windows_of(tmp_path / "on") == (100, 200)
+    assert json.loads((tmp_path / "on" / "config.json").read_text())["model_type"] == "whisper-clip-pooling"
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--whisper_window_seconds", "1"], "a 1-s window cannot hold 1.5-s clips"),
     (["--score_label_words"], "drop --pool_clip_frames"),

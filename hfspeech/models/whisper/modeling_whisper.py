@@ -88,13 +88,16 @@ def prepare_whisper_classifier(model: nn.Module, extractor: WhisperFeatureExtrac
     """Cut a freshly loaded Whisper classifier and its feature extractor to a window; returns the extractor and
     the crop in whole seconds (the clip length inference cuts long audio into).
 
-    The window is `window_seconds`, else the crop rounded up (a saved clip-pooling classifier keeps its own):
-    a longer one only helps `WhisperClipPoolingForAudioClassification`, which leaves the silence after the clip
-    out of its mean, and only that model gets the attention mask that says where the clip ends."""
+    The window is `window_seconds`, else the crop rounded up, or the window of a classifier hfspeech saved (its
+    config records `max_length_seconds`) where that is longer: training on from a 5-s clip-pooling probe keeps
+    its 5 s. A window longer than the crop only helps `WhisperClipPoolingForAudioClassification`, which leaves
+    the silence after the clip out of its mean, and only that model gets the attention mask that says where
+    the clip ends."""
     clip = window_seconds_for(max_length_seconds, model.config)
     pools_clip = model.config.model_type == CLIP_POOLING
     if window_seconds is None:
-        window_seconds = max(clip, model.config.max_source_positions // POSITIONS_PER_SECOND) if pools_clip else clip
+        saved = model.config.max_source_positions // POSITIONS_PER_SECOND
+        window_seconds = max(clip, saved) if getattr(model.config, "max_length_seconds", None) else clip
     if window_seconds < clip:
         raise ValueError(f"a {window_seconds}-s window cannot hold {max_length_seconds}-s clips")
     cut_to_window(model, window_seconds)
