@@ -76,8 +76,9 @@ class ModelArguments:
     whisper_window_seconds: Optional[int] = field(
         default=None,
         metadata={"help": "Whisper only: the encoder's window in whole seconds, at least --max_length_seconds; "
-                  "clips are padded with silence to it. Default: the crop rounded up. Cost grows with it "
-                  "(a 5-s window: ~5x a 1-s one)."},
+                  "clips are padded with silence to it. Default: the crop rounded up, or a saved run's own window "
+                  "where longer (training on from a probe keeps it). Cost grows with it (a 5-s window: 5.6x a "
+                  "1-s one for tiny.en)."},
     )
     head_learning_rate: Optional[float] = field(
         default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}
