@@ -93,15 +93,24 @@ RUNS = {  # name -> flag file and extra flags
     "probe-tiny-clip1s-seed2": ("whisper_probe.args", ["--pool_clip_frames", "--seed", "2"]),
     "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
     "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
+    # base + espeak-ng digits, the probe and LP-FT averaging only the clip's frames (1-s window), three seeds
+    **{f"probe-base-clip1s-espeak{suffix}": ("whisper_probe.args", ["--model_name_or_path", "whisper-base",
+                                                                  "--pool_clip_frames", *seed])
+       for suffix, seed in (("", []), ("-seed1", ["--seed", "1"]), ("-seed2", ["--seed", "2"]))},
+    **{f"lpft-base-clip1s-espeak{suffix}": ("whisper_lpft.args", ["--model_name_or_path",
+                                                                 f"{{probe-base-clip1s-espeak{suffix}}}", *seed])
+       for suffix, seed in (("", []), ("-seed1", ["--seed", "1"]), ("-seed2", ["--seed", "2"]))},
 }
 SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "probe-tiny-accents", "lpft-tiny-accents",
                                    "probe-tiny-trim-espeak", "lpft-tiny-trim-espeak", "probe-base-espeak",
-                                   "lpft-base-espeak")}
+                                   "lpft-base-espeak")} | {name: 60 for name in RUNS if "clip1s-espeak" in name}
 ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 # one model per fold from runs above: their weights averaged (`hfspeech average`), then evaluated
 SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2"),
          "probe-tiny-soup": ("probe-tiny", "probe-tiny-seed1", "probe-tiny-seed2"),
-         "probe-tiny-clip5s-soup": ("probe-tiny-clip5s", "probe-tiny-clip5s-seed1", "probe-tiny-clip5s-seed2")}
+         "probe-tiny-clip5s-soup": ("probe-tiny-clip5s", "probe-tiny-clip5s-seed1", "probe-tiny-clip5s-seed2"),
+         "lpft-base-clip1s-espeak-soup": ("lpft-base-clip1s-espeak", "lpft-base-clip1s-espeak-seed1",
+                                          "lpft-base-clip1s-espeak-seed2")}
 LANGUAGE_RUNS = {
     "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
     "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
@@ -153,7 +162,8 @@ def pending_fsdd_runs(args, results: dict, work: Path):
         for name in args.runs:
             key = f"fsdd/{name}/{fold}"
             if not (args.resume and key in results.get("runs", {})):
-                paths = fold_manifests(work, fold, SYNTHETIC.get(name, 0), name in ACCENTS)
+                member = SOUPS.get(name, (name,))[0]  # a soup's data are its members'
+                paths = fold_manifests(work, fold, SYNTHETIC.get(member, 0), member in ACCENTS)
                 data = ["--train_file", str(paths["train"]), "--validation_file", str(paths["validation"]),
                         "--test_file", str(paths["test"])]
                 yield fold, name, key, data, paths

@@ -65,3 +65,19 @@ def test_benchmark_trains_the_probe_a_fold_starts_from_when_missing(monkeypatch,
     (Path(path) / "config.json").write_text(json.dumps({}))
     pretrained.start_from("{probe-tiny}", "nicolas", data, tmp_path)
     assert len(trained) == 1  # an existing probe is reused
+
+
+def test_benchmark_gives_a_soup_its_members_training_data(monkeypatch, tmp_path):
+    """A soup's members that are still missing are trained on the soup's fold manifests, so those must be the
+    members' (espeak-ng digits added), not the real-only ones a soup's own name would pick."""
+    sys.path.insert(0, str(ROOT))
+    from argparse import Namespace
+
+    from benchmarks import pretrained
+
+    asked = []
+    monkeypatch.setattr(pretrained, "fold_manifests", lambda work, fold, synthetic=0, accents=False: (
+        asked.append((fold, synthetic, accents)) or {split: Path(split) for split in ("train", "validation", "test")}))
+    args = Namespace(folds=["lucas"], runs=["lpft-base-clip1s-espeak-soup", "probe-tiny-soup"], resume=False)
+    assert [run[1] for run in pretrained.pending_fsdd_runs(args, {}, tmp_path)] == args.runs
+    assert asked == [("lucas", 60, False), ("lucas", 0, False)]
