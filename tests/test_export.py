@@ -282,6 +282,23 @@ def test_int8_quantizes_the_lstm_and_wav2vec2_weights(family, quantized_op, mode
     assert np.abs(got - expected).max() < 0.1 * np.ptp(expected)
 
 
+@pytest.mark.parametrize("vnni", [True, False])
+@pytest.mark.parametrize("operators, static", [(["MatMul", "Gemm"], False), (["MatMul", "Gemm"], True),
+                                               (["Conv", "MatMul"], False), (["Conv", "MatMul", "Relu"], True)])
+def test_int8_settings_on_cpus_with_and_without_vnni(monkeypatch, vnni, operators, static):
+    """8-bit weights on a VNNI CPU, 7-bit without, signed unless Conv is quantized dynamically: on a VNNI machine
+    every transformer int8 export once failed (optimum's VNNI preset takes no `reduce_range`)."""
+    from onnxruntime.quantization import QuantType
+
+    from hfspeech.export import quantization
+
+    monkeypatch.setattr(quantization, "has_vnni", lambda: vnni)
+    config = quantization.quantization_config(operators, static, nodes_to_exclude=[])
+    assert (config.reduce_range, config.is_static) == (not vnni, static)
+    dynamic_conv = "Conv" in operators and not static
+    assert config.weights_dtype == (QuantType.QUInt8 if dynamic_conv else QuantType.QInt8)
+
+
 def test_transformer_int8_weights_are_signed_for_the_fast_integer_gemm(onnx_exports, tmp_path):
     """u8s8 is onnxruntime's fast integer GEMM; u8u8 weights ran no faster than fp32 (hfspeech.export.quantization)."""
     from onnx import TensorProto, numpy_helper
