@@ -42,6 +42,7 @@ from recipes.fsdd.prepare_fsdd import prepare_fsdd  # noqa: E402
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 RECIPES = ROOT / "recipes" / "fsdd"
+SEEDS = (("", []), ("-seed1", ["--seed", "1"]), ("-seed2", ["--seed", "2"]))  # run-name suffix -> seed flags
 RUNS = {  # name -> flag file and extra flags
     "cnn": ("cnn.args", []),
     "lstm": ("lstm.args", []),
@@ -96,14 +97,12 @@ RUNS = {  # name -> flag file and extra flags
     # base + espeak-ng digits, the probe and LP-FT averaging only the clip's frames (1-s window), three seeds
     **{f"probe-base-clip1s-espeak{suffix}": ("whisper_probe.args", ["--model_name_or_path", "whisper-base",
                                                                   "--pool_clip_frames", *seed])
-       for suffix, seed in (("", []), ("-seed1", ["--seed", "1"]), ("-seed2", ["--seed", "2"]))},
+       for suffix, seed in SEEDS},
     **{f"lpft-base-clip1s-espeak{suffix}": ("whisper_lpft.args", ["--model_name_or_path",
                                                                  f"{{probe-base-clip1s-espeak{suffix}}}", *seed])
-       for suffix, seed in (("", []), ("-seed1", ["--seed", "1"]), ("-seed2", ["--seed", "2"]))},
+       for suffix, seed in SEEDS},
 }
-SYNTHETIC = {name: 60 for name in ("probe-tiny-espeak", "lpft-tiny-espeak", "probe-tiny-accents", "lpft-tiny-accents",
-                                   "probe-tiny-trim-espeak", "lpft-tiny-trim-espeak", "probe-base-espeak",
-                                   "lpft-base-espeak")} | {name: 60 for name in RUNS if "clip1s-espeak" in name}
+SYNTHETIC = {name: 60 for name in RUNS if "espeak" in name or "accents" in name}  # generated clips per digit
 ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
 # one model per fold from runs above: their weights averaged (`hfspeech average`), then evaluated
 SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2"),

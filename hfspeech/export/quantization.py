@@ -76,9 +76,10 @@ def quantization_config(operators: list[str], static: bool, nodes_to_exclude: li
     takes), else signed int8 weights; 7-bit weights on CPUs without VNNI (see the module docstring)."""
     options = dict(is_static=static, per_channel=True, operators_to_quantize=operators,
                    nodes_to_exclude=nodes_to_exclude)
+    vnni = has_vnni()
     if "Conv" in operators and not static:
-        return AutoQuantizationConfig.avx2(**options, reduce_range=not has_vnni())
-    if has_vnni():
+        return AutoQuantizationConfig.avx2(**options, reduce_range=not vnni)
+    if vnni:
         return AutoQuantizationConfig.avx512_vnni(**options)  # 8-bit weights; it takes no reduce_range
     return AutoQuantizationConfig.avx512(**options, reduce_range=True)
 
