@@ -115,6 +115,47 @@ def test_predict_writes_a_folder_to_a_file_and_resumes_where_it_stopped(random_c
     assert partial.read_text() == resumed  # nothing left to do
 
 
+FOREIGN_OUTPUTS = {  # a file of the user's at the --output path: refused, left byte for byte as it was
+    "results.json": ('{\n  "accuracy": 0.9\n}', "line 1 is not a prediction row"),
+    "notes.jsonl": ('{"a": 1}\n', "line 1 is not a prediction row"),
+    "scores.csv": ("id,score\n1,0.5\n2,0.7", "its header is not path,label"),
+    "one-line.csv": ("id,score", "no complete line"),
+}
+
+
+@pytest.mark.parametrize("name", list(FOREIGN_OUTPUTS))
+def test_predict_refuses_an_output_file_it_did_not_write_and_leaves_it_alone(random_cnn, audio_folder, tmp_path,
+                                                                               name, capsys):
+    text, problem = FOREIGN_OUTPUTS[name]
+    output = tmp_path / name
+    output.write_text(text)
+    assert cli(["predict", str(random_cnn), str(audio_folder / "clip0.wav"), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {output}: not the output of an earlier") and problem in err, err
+    assert len(err.strip().splitlines()) == 1 and output.read_text() == text
+
+
+@pytest.mark.parametrize("output, problem", [("out.xyz", "must end in .jsonl or .csv"),
+                                             ("folder.csv", "--output is a folder")])
+def test_predict_names_a_bad_output_path_in_one_line(random_cnn, audio_folder, tmp_path, output, problem, capsys):
+    (tmp_path / "folder.csv").mkdir()
+    assert cli(["predict", str(random_cnn), str(audio_folder / "clip0.wav"), "--output", str(tmp_path / output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / output}: ") and problem in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags", [["--top_k", "0"], ["--window_seconds", "-1"], ["--hop_seconds", "0"],
+                                   ["--batch_size", "0"], ["--timeline", "a_file.txt"]])
+def test_predict_refuses_flags_it_cannot_use(random_cnn, audio_folder, tmp_path, monkeypatch, flags, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exit_:
+        cli(["predict", str(random_cnn), str(audio_folder / "clip0.wav"), *flags])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: " in err and flags[0] in err and "Traceback" not in err, err
+    assert (tmp_path / "a_file.txt").read_text() == "mine"
+
+
 def assert_same_rows(got: list[dict], expected: list[dict]) -> None:
     assert [row["path"] for row in got] == [row["path"] for row in expected]
     for a, b in zip(got, expected):

@@ -413,3 +413,17 @@ def test_cli_exports_int8_and_predicts_with_it(trained_cnn, tone_folder, tmp_pat
         assert [p["label"] for p in a["predictions"]] == [p["label"] for p in b["predictions"]]
         np.testing.assert_allclose([p["score"] for p in a["predictions"]], [p["score"] for p in b["predictions"]],
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("target", ["the model's own folder", "a folder of the user's", "a file"])
+def test_export_refuses_an_output_that_holds_other_files(trained_cnn, tmp_path, target, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    output = {"the model's own folder": trained_cnn, "a folder of the user's": mine, "a file": mine / "config.json"}
+    before = {p: p.read_bytes() for p in [*trained_cnn.iterdir(), mine / "config.json"] if p.is_file()}
+    with pytest.raises(SystemExit) as exit_:
+        cli(["export", str(trained_cnn), "--output", str(output[target])])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and f"--output {output[target]}: " in err and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in before} == before and not (mine / "model.onnx").exists()

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
 
@@ -180,3 +181,16 @@ def test_layerwise_decay_finds_the_layers_of_ast(tone_folder, tmp_path):
     assert rate[id(named[prefix + "encoder.layer.1.attention.attention.query.weight"])] == pytest.approx(1e-3)
     assert rate[id(named[prefix + "encoder.layer.0.attention.attention.query.weight"])] == pytest.approx(5e-4)
     assert rate[id(named[prefix + "embeddings.patch_embeddings.projection.weight"])] == pytest.approx(2.5e-4)
+
+
+def test_a_clip_shorter_than_one_encoder_frame_is_classified_not_a_crash(tiny_wav2vec2, tmp_path, capsys):
+    from transformers import Wav2Vec2Config
+
+    from hfspeech.cli import main as cli
+    from hfspeech.models.inputs import min_samples
+
+    assert min_samples(Wav2Vec2Config()) == 400  # wav2vec2-base's receptive field: 25 ms at 16 kHz
+    clip = tmp_path / "click.wav"
+    sf.write(clip, np.full(100, 0.1, np.float32), 16000)  # 100 samples: less than the tiny encoder's frame
+    assert cli(["predict", str(tiny_wav2vec2), str(clip), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_windows"] == 1

@@ -438,3 +438,19 @@ def test_multi_label_card_snippets_return_the_labels_at_their_thresholds(multi_l
     exec(snippet.replace("someone/events", str(repo)).replace("clip.wav", clip), {})
     lines = capsys.readouterr().out.strip().splitlines()
     assert [sorted(eval(line)) for line in lines[-2:]] == [sorted(expected)] * 2
+
+
+@pytest.mark.parametrize("repo_id", ["", "my model", "user/a/b", "user/model--x"])
+def test_push_refuses_a_repo_id_the_hub_would_refuse_even_in_a_dry_run(trained_cnn, repo_id, capsys):
+    assert cli(["push", str(trained_cnn), "--repo_id", repo_id, "--dry_run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --repo_id {repo_id!r}: ") and len(err.splitlines()) == 1, err
+
+
+def test_training_with_a_bad_hub_model_id_stops_before_it_trains(tone_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(["train", "--data_dir", str(tone_folder), "--output_dir", str(out), "--model_type", "cnn",
+                "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "someone/my tones"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --hub_model_id 'someone/my tones': ") and len(err.splitlines()) == 1, err
+    assert not (out / "model.safetensors").exists()

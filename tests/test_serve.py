@@ -247,3 +247,17 @@ def test_a_model_that_does_not_load_stops_the_server_with_a_one_line_error(tmp_p
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: NotAModelError: {tmp_path}: no model weights "
                                                   "(model.safetensors) in the folder"]
+
+
+def test_a_port_in_use_or_out_of_range_is_one_line_before_the_model_loads(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # No model at all: the address is checked first, so the error is about the port.
+        assert cli(["serve", str(tmp_path / "absent"), "--port", str(port)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --host 127.0.0.1 --port {port}: cannot listen there "
+                                               "(Address already in use)")
+    with pytest.raises(SystemExit) as exit_:
+        cli(["serve", str(tmp_path / "absent"), "--port", "99999"])
+    assert exit_.value.code == 2 and "--port: must be 0 to 65535, got 99999" in capsys.readouterr().err

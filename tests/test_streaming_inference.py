@@ -267,3 +267,13 @@ def test_stream_help_and_errors(trained_cnn, capsys):
     assert exit_info.value.code == 0 and "--min-windows" in capsys.readouterr().out
     assert cli(["stream", str(trained_cnn), "--vad", "model"]) == 2
     assert "needs a silence class" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--window_seconds", "-1"], ["--hop_seconds", "0"], ["--rate", "0"],
+                                   ["--top_k", "0"]])
+def test_stream_refuses_sizes_that_are_not_positive(flags, tmp_path, capsys):
+    # Parsed before any model loads: `--window_seconds -1` once streamed one-sample windows, `--rate 0` the default.
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["stream", str(tmp_path / "absent"), *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument {flags[0]}" in err and "must be above 0" in err, err

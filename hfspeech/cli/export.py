@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hfspeech.cli.common import reported_as_user_errors
 from hfspeech.cli.flags import CliParser
@@ -31,6 +32,25 @@ def export_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXPORT_FILES = {"model.onnx", "model_quantized.onnx", "model.torchscript.pt"}  # an earlier export's folder
+
+
+def foreign_output(output: str | None) -> str | None:
+    """Why `--output` may not be written: a file, or a folder holding files of the user's (a model's own
+    folder among them) that an export would mix with, or overwrite (config.json); None when it is new, empty
+    or an earlier export, which exporting again replaces."""
+    folder = Path(output) if output else None
+    if folder is None or not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "is a file; give a folder"
+    names = sorted(p.name for p in folder.iterdir())
+    if names and not EXPORT_FILES & set(names):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return f"holds other files ({shown}), not an earlier export; give a new or empty folder"
+    return None
+
+
 def export(argv: list[str]) -> int:
     parser = export_parser()
     args = parser.parse_args(argv)
@@ -40,6 +60,9 @@ def export(argv: list[str]) -> int:
         parser.error("--calibration_dir and --eval_dir need --quantize int8")
     if args.calibration_dir and args.quantize != "int8":
         parser.error("--calibration_dir calibrates --quantize int8 (int8_weights needs no calibration)")
+    problem = foreign_output(args.output)
+    if problem:
+        parser.error(f"--output {args.output}: {problem}")
 
     from hfspeech.export import export_onnx, export_torchscript
     from hfspeech.inference.agreement import gate_int8

@@ -32,6 +32,18 @@ class CanonicalHelpFormatter(argparse.HelpFormatter):
         return f"{super()._format_action_invocation(shown)} (or {', '.join(aliases)})"
 
 
+def positive(kind: type = float):
+    """An argparse `type`: a number of `kind` above zero (`--top_k 0`, `--window_seconds -1` are usage errors)."""
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the kind in "invalid int value: 'x'"
+    return parse
+
+
 class OnOffFlag(argparse.Action):
     """`--name` sets True, `--no_name` (or `--no-name`) False; not given, the default (None: decide later).
     `argparse.BooleanOptionalAction` would spell the negative `--no-name` only."""

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, print_error, reported_as_user_errors
-from hfspeech.cli.flags import CliParser, OnOffFlag
+from hfspeech.cli.flags import CliParser, OnOffFlag, positive
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -22,10 +22,10 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--manifest", default=None, help="also the files of a CSV/TSV/JSONL manifest (its path "
                         "column, relative to the manifest's folder)")
     parser.add_argument("--path_column", default="path", help="--manifest: the column holding the paths")
-    parser.add_argument("--top_k", type=int, default=3)
-    parser.add_argument("--window_seconds", type=float, default=None,
+    parser.add_argument("--top_k", type=positive(int), default=3)
+    parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window for long files (default: the clip length the model was trained on)")
-    parser.add_argument("--hop_seconds", type=float, default=None, help="hop between windows (default: half)")
+    parser.add_argument("--hop_seconds", type=positive(float), default=None, help="hop between windows (default: half)")
     parser.add_argument("--aggregate", choices=["mean", "max", "vote"], default="mean",
                         help="how window scores become the file's: mean or max of the scores, or majority vote")
     parser.add_argument("--timeline", default=None, metavar="OUT_DIR",
@@ -33,7 +33,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--output", default=None, metavar="FILE", help="write one row per file to FILE (.jsonl or "
                         ".csv) as each is done, instead of printing; files already in FILE are skipped (resume)")
-    parser.add_argument("--batch_size", type=int, default=16, help="windows per model call, across files")
+    parser.add_argument("--batch_size", type=positive(int), default=16, help="windows per model call, across files")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="force the backend for a folder holding several")
     parser.add_argument("--progress", action=OnOffFlag, default=None,
@@ -48,6 +48,8 @@ def predict(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.files and not args.manifest:
         parser.error("give audio files, folders or --manifest")
+    if args.timeline and Path(args.timeline).is_file():
+        parser.error(f"--timeline {args.timeline}: is a file; give a folder for the timelines")
 
     from hfspeech.inference.classifier import AudioClassifier
     from hfspeech.inference.outputs import PredictionWriter, done_paths, expand_inputs
@@ -58,8 +60,8 @@ def predict(argv: list[str]) -> int:
         prepare_cold_start(args.model, args.backend)
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                      backend=args.backend, batch_size=args.batch_size)
+        writer = PredictionWriter(args.output) if args.output else None
     todo = [path for path in files if path not in done]
-    writer = PredictionWriter(args.output) if args.output else None
     try:
         failures = _predict_files(classifier, todo, args, writer)
     finally:

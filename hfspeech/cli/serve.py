@@ -7,6 +7,7 @@ import os
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error
 from hfspeech.cli.flags import CliParser
+from hfspeech.errors import UsageError
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=port_number, default=8080)
     parser.add_argument("--workers", type=int, default=1, help="processes, each with its own model")
     parser.add_argument("--max_batch_size", type=int, default=32, help="windows per model call (1: no batching)")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="longest wait for a batch to fill")
@@ -34,8 +35,31 @@ def serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def port_number(text: str) -> int:
+    """An argparse `type`: a TCP port, 0 (any free one) to 65535."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
+    return value
+
+
+def check_address(host: str, port: int) -> None:
+    """An address that cannot be listened on (a port another program holds, an unknown host) is one line
+    before the model loads, instead of uvicorn's log line and exit code 3 after it."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as error:
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error})") from None
+
+
 def serve(argv: list[str]) -> int:
     args = serve_parser().parse_args(argv)
+    check_address(args.host, args.port)
 
     from hfspeech.serve.app import API_KEY_ENV, ServeSettings, run_server
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, reported_as_user_errors
-from hfspeech.cli.flags import CliParser
+from hfspeech.cli.flags import CliParser, positive
 
 
 def stream_parser() -> argparse.ArgumentParser:
@@ -19,16 +19,16 @@ def stream_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="raw PCM sample format")
-    parser.add_argument("--rate", type=int, default=None, help="input sampling rate (default: the model's); "
+    parser.add_argument("--rate", type=positive(int), default=None, help="input sampling rate (default: the model's); "
                         "other rates are resampled in the stream")
     parser.add_argument("--channels", type=int, default=1, help="interleaved channels (downmixed to mono)")
     parser.add_argument("--follow", default=None, metavar="FILE", help="read FILE as it grows instead of stdin")
     parser.add_argument("--idle_timeout", type=float, default=5.0, help="--follow: stop after this many seconds "
                         "without new data")
     parser.add_argument("--poll_seconds", type=float, default=0.1, help="--follow: how often to look for new data")
-    parser.add_argument("--window_seconds", type=float, default=None,
+    parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window (default: the clip length the model was trained on)")
-    parser.add_argument("--hop_seconds", type=float, default=None, help="hop between windows (default: half)")
+    parser.add_argument("--hop_seconds", type=positive(float), default=None, help="hop between windows (default: half)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="score a label needs (config.label_thresholds overrides it per label)")
     parser.add_argument("--min_windows", type=int, default=3, help="consecutive windows above threshold per event")
@@ -38,7 +38,7 @@ def stream_parser() -> argparse.ArgumentParser:
     parser.add_argument("--silence_label", action="append", default=None,
                         help="--vad model: the silence class (repeatable; default: _silence_, silence, ...)")
     parser.add_argument("--windows", action="store_true", help="also print every window (event: window)")
-    parser.add_argument("--top_k", type=int, default=3, help="labels per window with --windows")
+    parser.add_argument("--top_k", type=positive(int), default=3, help="labels per window with --windows")
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--trust_remote_code", action="store_true")
     return parser

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.hub.card import AUGMENTATION, HYPERPARAMETERS
 from hfspeech.hub.stage import stage_run
 from hfspeech.models.config_json import HYPERPARAMETERS_FILE
@@ -27,6 +27,7 @@ def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision:
              dataset_name: Optional[str] = None, token: Optional[str] = None) -> list[str]:
     """Stage ``run_dir`` in a temporary folder and upload it to ``repo_id``; returns the repo paths uploaded
     (with ``dry_run``: that would be uploaded, and nothing is sent)."""
+    check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="hfspeech-stage-") as tmp:
         staged = Path(tmp) / "repo"
         files = stage_run(run_dir, staged, repo_id=repo_id, include_onnx=include_onnx, eval_dir=eval_dir,
@@ -43,6 +44,17 @@ def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision:
         api.upload_folder(repo_id=repo_id, folder_path=staged, revision=revision,
                           commit_message=f"Upload {Path(run_dir).name} with hfspeech")
     return paths
+
+
+def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
+    """A repo id the Hub would refuse is one line before anything is staged, so `--dry_run` says so too
+    (huggingface_hub's own rules: `name` or `namespace/name`, no spaces, `--` or `..`)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise UsageError(f"{flag} {repo_id!r}: {error}") from None
 
 
 @dataclass
@@ -64,6 +76,8 @@ def hub_request(training_args) -> Optional[HubRequest]:
     found = token_fields(training_args)
     token = found.get("hub_token") or next(iter(found.values()), None)
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    flag = "--hub_model_id" if training_args.hub_model_id else "--output_dir (its name)"
+    check_repo_id(repo_id, flag)  # before training, not after it
     return HubRequest(repo_id, bool(training_args.hub_private_repo), getattr(training_args, "hub_revision", None),
                       token)
 

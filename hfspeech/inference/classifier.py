@@ -26,7 +26,7 @@ import numpy as np
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.inference.backends import Backend, TorchBackend
 from hfspeech.inference.windows import WindowResult, WindowSlicer, slice_waveform, window_sizes
-from hfspeech.models.inputs import extract_features, has_fixed_window, window_seconds_of
+from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
 
 AGGREGATIONS = ("mean", "max", "vote")
@@ -156,8 +156,10 @@ class AudioClassifier:
     def logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches."""
         output = np.zeros((len(waveforms), len(self.id2label)), dtype=np.float32)
+        shortest = min_samples(self.config)  # a clip shorter than one encoder frame is padded with silence
         for indices in self._batches(waveforms):
-            batch = extract_features(self.feature_extractor, [waveforms[i] for i in indices], return_tensors="np")
+            clips = [padded_to(waveforms[i], shortest) for i in indices]
+            batch = extract_features(self.feature_extractor, clips, return_tensors="np")
             output[indices] = self.backend.logits(dict(batch))
         return output
 

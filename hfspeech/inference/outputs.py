@@ -62,18 +62,43 @@ def output_format(path: str) -> str:
 
 def done_paths(path: str) -> set[str]:
     """Paths already written to an earlier run's output; a last row cut off mid-write is removed from the
-    file (it is incomplete, so its file is classified again)."""
+    file (it is incomplete, so its file is classified again). A file that is not such an output (another
+    header, a line that is no prediction row) is refused before anything in it changes."""
+    kind = output_format(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: --output is a folder; give a .jsonl or .csv file")
     if not os.path.isfile(path):
         return set()
     with open(path, "rb+") as f:
         data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-            data = data[: data.rfind(b"\n") + 1]
-    lines = data.decode("utf-8").splitlines()
-    if output_format(path) == "csv":
+        complete = data[: data.rfind(b"\n") + 1]
+        if data and not complete:
+            raise ValueError(f"{path}: not the output of an earlier `hfspeech predict` (no complete line); "
+                             "give a new --output file")
+        paths = _written_paths(path, kind, complete.decode("utf-8", errors="replace").splitlines())
+        f.truncate(len(complete))
+    return paths
+
+
+def _written_paths(path: str, kind: str, lines: list[str]) -> set[str]:
+    """The `path` of every row of an earlier output, or a ValueError naming the first line that is not a row."""
+    problem = f"{path}: not the output of an earlier `hfspeech predict` (%s); give a new --output file"
+    if kind == "csv":
+        if lines and next(csv.reader(lines[:1])) != CSV_COLUMNS:
+            raise ValueError(problem % f"its header is not {','.join(CSV_COLUMNS)}")
         return {row["path"] for row in csv.DictReader(lines) if row.get("path")}
-    return {json.loads(line)["path"] for line in lines if line.strip()}
+    paths = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or "path" not in row:
+            raise ValueError(problem % f"line {number} is not a prediction row")
+        paths.add(row["path"])
+    return paths
 
 
 class PredictionWriter:

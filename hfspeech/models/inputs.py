@@ -29,6 +29,20 @@ def extract_features(feature_extractor: Any, waveforms: Sequence[np.ndarray], re
                              **mask)
 
 
+def min_samples(config: Any) -> int:
+    """The shortest waveform the model takes: one frame of a convolutional feature encoder's receptive field
+    (`conv_kernel`, `conv_stride`: 400 samples for wav2vec2-base, HuBERT, WavLM); 1 for the other models."""
+    length = 1
+    for kernel, stride in reversed(list(zip(getattr(config, "conv_kernel", ()), getattr(config, "conv_stride", ())))):
+        length = (length - 1) * stride + kernel
+    return length
+
+
+def padded_to(waveform: np.ndarray, length: int) -> np.ndarray:
+    """`waveform`, followed by silence up to `length` samples if it is shorter."""
+    return waveform if len(waveform) >= length else np.pad(waveform, (0, length - len(waveform)))
+
+
 DEFAULT_WINDOW_SECONDS = 10.0  # for a model whose config does not record the clip length it was trained on
 
 
