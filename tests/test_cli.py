@@ -134,3 +134,11 @@ def test_every_subcommand_prints_its_help(command, capsys):
         cli([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command, hint", [("trian", "did you mean `hfspeech train`?"),
+                                           ("zzz", "`hfspeech --help` lists them")])
+def test_an_unknown_command_is_one_line_naming_the_nearest(command, hint, capsys):
+    assert cli([command, "--data_dir", "x"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"error: {command!r} is not an hfspeech command; {hint}" and captured.out == ""

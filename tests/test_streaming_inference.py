@@ -270,10 +270,18 @@ def test_stream_help_and_errors(trained_cnn, capsys):
 
 
 @pytest.mark.parametrize("flags", [["--window_seconds", "-1"], ["--hop_seconds", "0"], ["--rate", "0"],
-                                   ["--top_k", "0"]])
+                                   ["--top_k", "0"], ["--threshold", "2"], ["--threshold", "-0.1"]])
 def test_stream_refuses_sizes_that_are_not_positive(flags, tmp_path, capsys):
     # Parsed before any model loads: `--window_seconds -1` once streamed one-sample windows, `--rate 0` the default.
     with pytest.raises(SystemExit) as exit_info:
         cli(["stream", str(tmp_path / "absent"), *flags])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and f"argument {flags[0]}" in err and "must be above 0" in err, err
+    expected = "must be 0 to 1" if flags[0] == "--threshold" else "must be above 0"
+    assert exit_info.value.code == 2 and f"argument {flags[0]}" in err and expected in err, err
+
+
+def test_stream_names_a_missing_followed_file_before_the_model_loads(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["stream", str(tmp_path / "absent-model"), "--follow", str(tmp_path / "later.wav")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"--follow {tmp_path / 'later.wav'}: no such file" in err, err

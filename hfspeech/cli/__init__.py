@@ -58,15 +58,27 @@ COMMANDS = {
 }
 
 
+def unknown_command(name: str) -> int:
+    """One line naming the mistake and the nearest command, as git does, instead of the whole help."""
+    import difflib
+
+    nearest = difflib.get_close_matches(name, list(COMMANDS), n=1)
+    hint = f"; did you mean `hfspeech {nearest[0]}`?" if nearest else "; `hfspeech --help` lists them"
+    print(f"error: {name!r} is not an hfspeech command{hint}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
     code 2; `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows its traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+        return 0
+    if argv[0] not in COMMANDS:
+        return unknown_command(argv[0])
     from hfspeech.cli.common import print_error
     from hfspeech.errors import HfspeechError
 

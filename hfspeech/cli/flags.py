@@ -44,6 +44,14 @@ def positive(kind: type = float):
     return parse
 
 
+def probability(text: str) -> float:
+    """An argparse `type`: a score threshold, 0 to 1 (scores are softmax or sigmoid outputs; 2 would never fire)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be 0 to 1, got {text}")
+    return value
+
+
 class OnOffFlag(argparse.Action):
     """`--name` sets True, `--no_name` (or `--no-name`) False; not given, the default (None: decide later).
     `argparse.BooleanOptionalAction` would spell the negative `--no-name` only."""

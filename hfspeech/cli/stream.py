@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, reported_as_user_errors
-from hfspeech.cli.flags import CliParser, positive
+from hfspeech.cli.flags import CliParser, positive, probability
 
 
 def stream_parser() -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def stream_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window (default: the clip length the model was trained on)")
     parser.add_argument("--hop_seconds", type=positive(float), default=None, help="hop between windows (default: half)")
-    parser.add_argument("--threshold", type=float, default=0.5,
+    parser.add_argument("--threshold", type=probability, default=0.5,
                         help="score a label needs (config.label_thresholds overrides it per label)")
     parser.add_argument("--min_windows", type=int, default=3, help="consecutive windows above threshold per event")
     parser.add_argument("--vad", choices=["none", "energy", "model"], default="none",
@@ -45,7 +46,10 @@ def stream_parser() -> argparse.ArgumentParser:
 
 
 def stream(argv: list[str]) -> int:
-    args = stream_parser().parse_args(argv)
+    parser = stream_parser()
+    args = parser.parse_args(argv)
+    if args.follow and not os.path.isfile(args.follow):  # before the model loads, and worded as the others
+        parser.error(f"--follow {args.follow}: " + ("is a folder" if os.path.isdir(args.follow) else "no such file"))
     with reported_as_user_errors(ValueError, OSError):
         classifier, chunks, streamer = _open_stream(args)
 
