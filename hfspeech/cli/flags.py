@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from typing import Optional
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
@@ -32,24 +33,26 @@ class CanonicalHelpFormatter(argparse.HelpFormatter):
         return f"{super()._format_action_invocation(shown)} (or {', '.join(aliases)})"
 
 
-def positive(kind: type = float):
-    """An argparse `type`: a number of `kind` above zero (`--top_k 0`, `--window_seconds -1` are usage errors)."""
+def number_in(kind: type, low: float, high: Optional[float] = None):
+    """An argparse `type`: a number of `kind` from `low` to `high` inclusive, or above `low` when there is no
+    `high` (`--top_k 0`, `--window_seconds -1`, `--port 99999` are usage errors, not tracebacks or no-ops)."""
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        if not (low < value if high is None else low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {'above ' + str(low) if high is None else f'{low} to {high}'}"
+                                             f", got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the kind in "invalid int value: 'x'"
     return parse
 
 
-def probability(text: str) -> float:
-    """An argparse `type`: a score threshold, 0 to 1 (scores are softmax or sigmoid outputs; 2 would never fire)."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be 0 to 1, got {text}")
-    return value
+def positive(kind: type = float):
+    """A number of `kind` above zero: sizes, counts, rates."""
+    return number_in(kind, 0)
+
+
+probability = number_in(float, 0, 1)  # a score threshold: softmax or sigmoid outputs; 2 would never fire
 
 
 class OnOffFlag(argparse.Action):

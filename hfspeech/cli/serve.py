@@ -6,7 +6,7 @@ import argparse
 import os
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error
-from hfspeech.cli.flags import CliParser
+from hfspeech.cli.flags import CliParser, number_in
 from hfspeech.errors import UsageError
 
 
@@ -20,7 +20,7 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    parser.add_argument("--port", type=port_number, default=8080)
+    parser.add_argument("--port", type=number_in(int, 0, 65535), default=8080, help="0: any free port")
     parser.add_argument("--workers", type=int, default=1, help="processes, each with its own model")
     parser.add_argument("--max_batch_size", type=int, default=32, help="windows per model call (1: no batching)")
     parser.add_argument("--max_wait_ms", type=float, default=5.0, help="longest wait for a batch to fill")
@@ -33,14 +33,6 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust_remote_code", action="store_true")
     parser.add_argument("--log_level", default="info")
     return parser
-
-
-def port_number(text: str) -> int:
-    """An argparse `type`: a TCP port, 0 (any free one) to 65535."""
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text}")
-    return value
 
 
 def check_address(host: str, port: int) -> None:
