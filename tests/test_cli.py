@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +144,12 @@ def test_an_unknown_command_is_one_line_naming_the_nearest(command, hint, capsys
     assert cli([command, "--data_dir", "x"]) == 2
     captured = capsys.readouterr()
     assert captured.err.strip() == f"error: {command!r} is not an hfspeech command; {hint}" and captured.out == ""
+
+
+def test_output_into_a_reader_that_has_gone_ends_without_a_traceback():
+    # The read end is closed before the command writes, as when `| head` has already exited.
+    process = subprocess.Popen([sys.executable, "-m", "hfspeech.cli", "--help"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 1 and "Traceback" not in err and "Exception ignored" not in err, err

@@ -70,7 +70,18 @@ def unknown_command(name: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
-    code 2; `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows its traceback instead."""
+    code 2; `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows its traceback instead. Output
+    piped into a reader that stops early (`hfspeech predict DIR | head`) ends quietly, as `cat` would."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
+        return code
+    except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
     argv = [arg for arg in argv if arg != "--debug"]
