@@ -114,6 +114,12 @@ def test_a_teacher_with_other_labels_is_named(tone_folder, tmp_path):
         distill(tone_folder, other, tmp_path / "out", 0.5, tmp_path / "cache")
 
 
+def test_a_teacher_that_is_not_a_model_folder_is_named_before_any_work(tone_folder, capsys):
+    assert cli(["distill", "--teacher", str(tone_folder), "--student_model_type", "bcresnet", "--data_dir",
+                str(tone_folder), "--output_dir", "x"]) == 2
+    assert capsys.readouterr().err == f"error: --teacher {tone_folder}: not a model folder (no config.json)\n"
+
+
 def test_distill_command_needs_a_teacher(capsys):
     assert cli(["distill", "--student_model_type", "bcresnet", "--output_dir", "x"]) == 2
     assert "--teacher" in capsys.readouterr().err

@@ -194,3 +194,15 @@ def test_a_clip_shorter_than_one_encoder_frame_is_classified_not_a_crash(tiny_wa
     sf.write(clip, np.full(100, 0.1, np.float32), 16000)  # 100 samples: less than the tiny encoder's frame
     assert cli(["predict", str(tiny_wav2vec2), str(clip), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["num_windows"] == 1
+
+
+def test_tiny_model_writes_only_a_new_folder_of_distinct_labels(tmp_path, capsys):
+    from hfspeech.cli import main as cli
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert cli(["tiny-model", str(tmp_path / "mine")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'mine'}: exists and is not an empty folder")
+    assert (tmp_path / "mine" / "config.json").read_text() == "{}"
+    assert cli(["tiny-model", str(tmp_path / "dup"), "--labels", "a", "a"]) == 2
+    assert "each label once" in capsys.readouterr().err and not (tmp_path / "dup").exists()

@@ -15,6 +15,7 @@ from hfspeech.data.groups import GROUP_COLUMN, group_disjoint_splits, leave_one_
 from hfspeech.training.arguments import DataArguments
 from hfspeech.training.cross_validation import summarise, write_fold_manifests
 from hfspeech.data.labelled import load_labelled_splits
+from hfspeech.errors import DataError
 
 
 def clips_table(seed: int, groups: int = 7, clips: int = 200) -> Dataset:
@@ -87,6 +88,23 @@ def test_fold_manifests_hold_out_one_speaker_each(tmp_path):
         assert len(read["train"]) + len(read["validation"]) == 12 and Path(read["train"][0]["path"]).is_file()
     assert leaked_groups(DatasetDict(a=Dataset.from_dict({GROUP_COLUMN: ["x"]}),
                                      b=Dataset.from_dict({GROUP_COLUMN: ["x", "y"]}))) == {"a/b": ["x"]}
+
+
+@pytest.mark.parametrize("speakers, error", [(["ann", "ann"], "needs at least 2 groups in column 'speaker', found 1"),
+                                             (["ann", " ", "bob"], "row 3 has an empty 'speaker' cell")])
+def test_fold_manifests_refuse_one_group_or_an_empty_cell_naming_the_manifest(tmp_path, speakers, error):
+    files = write_manifests(tmp_path, {"all": speakers})
+    with pytest.raises(DataError, match=error) as raised:
+        write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv"), 0.2, seed=0)
+    assert str(raised.value).startswith(files["all"]) and not (tmp_path / "cv").exists()
+
+
+def test_fold_manifests_use_the_path_column_given(tmp_path):
+    files = write_manifests(tmp_path, {"all": ["ann", "bob"] * 2})
+    Path(files["all"]).write_text(Path(files["all"]).read_text().replace("path,", "audio,", 1))
+    folds = write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv"), 0.0, seed=0, path_column="audio")
+    rows = list(csv.DictReader(open(folds["ann"]["train"])))
+    assert [row["speaker"] for row in rows] == ["bob", "bob"] and Path(rows[0]["audio"]).is_file()
 
 
 def test_summary_reports_mean_and_spread():

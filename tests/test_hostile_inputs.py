@@ -363,6 +363,14 @@ FLAG_CASES = {
     "missing --model_name_or_path": (["--model_name_or_path", "/no/such/model"], "model folder not found"),
     "oversample with group_by_length": (["--oversample", "--group_by_length"], "use one of them"),
     "missing --args_file": (["--args_file", "/no/args.txt"], "--args_file not found"),
+    "misspelt --config_overrides key": (["--config_overrides", '{"conv_channelz": [4]}'],
+                                        "unknown key(s) ['conv_channelz'] for model_type 'hfspeech-cnn'"),
+    "reversed --vtlp_warp": (["--vtlp_warp", "1.1,0.9"], "vtlp_warp must be finite with -inf <= low <= high"),
+    "negative --pitch_semitones": (["--pitch_semitones", "-2"], "pitch_semitones must be a positive number"),
+    "--reverb_prob above 1": (["--reverb_prob", "1.5"], "reverb_prob must be in [0, 1]"),
+    "negative --max_length_seconds": (["--max_length_seconds", "-1"], "--max_length_seconds must be >= 0"),
+    "no training clip": (["--max_train_samples", "0"], "--max_train_samples must be at least 1"),
+    "held-out share over 100%": (["--validation_split_percentage", "150"], "--validation_split_percentage and"),
 }
 
 
@@ -373,6 +381,15 @@ def test_training_flags(name, tmp_path, tone_folder, capsys):
             "--model_type", "cnn", "--config_overrides", TINY_CNN]
     code, err = run_cli(base + flags, capsys)
     assert code == 2 and error in err, err
+
+
+def test_an_output_dir_with_files_of_the_user_is_not_written_over(tmp_path, tone_folder, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    code, err = run_cli(["train", "--data_dir", str(tone_folder), "--output_dir", str(out), *FAST_TRAINING], capsys)
+    assert code == 2 and err.startswith(f"error: {out}: --output_dir holds files that are not from a training run")
+    assert (out / "config.json").read_text() == '{"mine": true}' and sorted(os.listdir(out)) == ["config.json"]
 
 
 def test_debug_shows_the_traceback_and_a_subprocess_shows_one_line(tmp_path, monkeypatch):

@@ -156,3 +156,14 @@ def test_training_without_a_train_split_says_so(tone_folder, tmp_path):
     manifest.write_text("path,label\n" + "".join(f"{f},{f.parent.name}\n" for f in sorted(tone_folder.glob("*/*.wav"))[:3]))
     with pytest.raises(ValueError, match=r"training needs a 'train' split; the data has \['test'\]"):
         main(["--test_file", str(manifest), "--output_dir", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("command, flag", [("train", "--noise_dir"), ("cross-validate", "--group_column"),
+                                           ("distill", "--teacher_batch_size")])
+def test_help_lists_every_flag_of_the_recipe(command, flag, capsys):
+    from hfspeech.cli import main as cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli([command, "--help"])  # transformers' --args_file pre-parser used to answer with its own help alone
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and flag in out and "--data_dir" in out and "--learning_rate" in out

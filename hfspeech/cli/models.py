@@ -47,6 +47,9 @@ def pretrained(argv: list[str]) -> int:
 
 
 def tiny_model(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from hfspeech.errors import UsageError
     from hfspeech.synthetic.tiny import SSL_MODEL_TYPES, save_tiny_ssl_model
 
     parser = CliParser(
@@ -58,6 +61,11 @@ def tiny_model(argv: list[str]) -> int:
     parser.add_argument("--model_type", default="wav2vec2", choices=list(SSL_MODEL_TYPES))
     parser.add_argument("--labels", nargs="+", default=["no", "yes"])
     args = parser.parse_args(argv)
+    output = Path(args.output_dir)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise UsageError(f"{output}: exists and is not an empty folder; tiny-model writes a new folder")
+    if len(set(args.labels)) != len(args.labels):
+        raise UsageError(f"--labels: each label once, got {args.labels}")
 
     print(f"tiny {args.model_type}: {save_tiny_ssl_model(args.output_dir, args.model_type, args.labels)}")
     return 0

@@ -78,13 +78,19 @@ class AugmentationConfig:
             if not self.speed_factors or not all(0 < f <= 4 for f in self.speed_factors):
                 raise UsageError(f"speed_factors must be non-empty, each in (0, 4], "
                                  f"got {self.speed_factors}")
-        for name in ("gain_db", "time_shift_seconds", "endpoint_trim_db"):
+        if self.vtlp_warp is not None:
+            warps = tuple(self.vtlp_warp)
+            self.vtlp_warp = _check_range("vtlp_warp", warps[:1] + warps[-1:])
+            if self.vtlp_warp[0] <= 0:
+                raise UsageError(f"vtlp_warp must be above 0, got {warps!r}")
+        for name in ("gain_db", "time_shift_seconds", "endpoint_trim_db", "pitch_semitones"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise UsageError(f"{name} must be a positive number, got {value!r}")
-        for name in ("noise_prob", "speed_prob", "p"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("noise_prob", "speed_prob", "p", "reverb_prob"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UsageError(f"{name} must be in [0, 1], got {value!r}")
 
     @property
     def enabled(self) -> bool:

@@ -31,17 +31,19 @@ def attach_groups(dataset: DatasetDict, source: dict[str, Optional[str]], group_
     files = {name: source.get(f"{name}_file") for name in dataset}
     if not all(files.values()):
         raise UsageError("--group_column needs manifests (--train_file/--validation_file/--test_file)")
-    out = {}
-    for split_name, split in dataset.items():
-        path = files.get(split_name)
-        rows, columns = read_manifest(path)
-        if group_column not in columns:
-            raise DataError(f"{path}: no group column {group_column!r}; available columns: {columns}")
-        groups = [str(row.get(group_column) or "").strip() for row in rows]
-        if "" in groups:
-            raise DataError(f"{path}: row {groups.index('') + 2} has an empty {group_column!r} cell")
-        out[split_name] = split.add_column(GROUP_COLUMN, groups)
-    return DatasetDict(out)
+    return DatasetDict({split_name: split.add_column(GROUP_COLUMN, read_groups(files[split_name], group_column)[2])
+                        for split_name, split in dataset.items()})
+
+
+def read_groups(path: str, group_column: str) -> tuple[list[dict], list[str], list[str]]:
+    """(rows, columns, each row's group) of a manifest; a missing column or an empty cell is a `DataError`."""
+    rows, columns = read_manifest(path)
+    if group_column not in columns:
+        raise DataError(f"{path}: no group column {group_column!r}; available columns: {columns}")
+    groups = [str(row.get(group_column) or "").strip() for row in rows]
+    if "" in groups:
+        raise DataError(f"{path}: row {groups.index('') + 2} has an empty {group_column!r} cell")
+    return rows, columns, groups
 
 
 def group_disjoint_splits(dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1,

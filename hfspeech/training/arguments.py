@@ -227,6 +227,19 @@ class DataArguments:
                   "whose label column is not a ClassLabel (e.g. 'yes,no,up'; --label_names is TrainingArguments' own)."},
     )
 
+    def __post_init__(self):
+        """Numbers that would otherwise crash deep in the run (a negative crop, no training clip) or be quietly
+        changed (a held-out share of 150%, capped at 50%)."""
+        if self.max_length_seconds is not None and not self.max_length_seconds >= 0:
+            raise UsageError(f"--max_length_seconds must be >= 0 (0: no crop), got {self.max_length_seconds}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        shares = (self.validation_split_percentage, self.test_split_percentage)
+        if not (all(0 <= share < 100 for share in shares) and sum(shares) < 100):
+            raise UsageError("--validation_split_percentage and --test_split_percentage must each be in [0, 100) "
+                             f"and leave clips to train on, got {shares[0]} and {shares[1]}")
+
     def spec(self) -> "DataSpec":
         """What the data stage needs from these flags (`data.labelled.DataSpec`)."""
         from hfspeech.data.labelled import DataSpec  # here: `--help` does not import datasets

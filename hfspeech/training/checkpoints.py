@@ -31,6 +31,8 @@ CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: the checkpoint's completion mark
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 PICKLED_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
+# What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
+RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl")
 
 
 class CheckpointError(HfspeechError, ValueError):
@@ -106,11 +108,22 @@ def checkpoint_to_resume(training_args) -> Optional[str]:
         return training_args.resume_from_checkpoint
     if training_args.overwrite_output_dir:
         return None
+    check_output_dir(training_args.output_dir)
     # Only the process that saves removes incomplete checkpoints; the others skip them all the same.
     last_checkpoint = last_complete_checkpoint(training_args.output_dir, remove_incomplete=training_args.should_save)
     if last_checkpoint:
         logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
     return last_checkpoint
+
+
+def check_output_dir(output_dir: str) -> None:
+    """An output folder that holds files but no trace of a training run (a data folder, someone's notes, another
+    tool's model) is refused: the run would overwrite its config.json, model.safetensors ... without a word."""
+    names = [name for name in os.listdir(output_dir) if not name.startswith(".")] if os.path.isdir(output_dir) else []
+    if names and not any(name in RUN_MARKERS or CHECKPOINT_NAME.match(name) for name in names):
+        raise CheckpointError(f"{output_dir}: --output_dir holds files that are not from a training run (e.g. "
+                              f"{sorted(names)[0]!r}); choose a new or empty folder, or pass --overwrite_output_dir "
+                              "to write over them")
 
 
 @contextmanager

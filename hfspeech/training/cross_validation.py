@@ -16,13 +16,14 @@ import csv
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out
-from hfspeech.data.manifests import read_manifest
-from hfspeech.errors import UsageError
+from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
+from hfspeech.data.loading import resolve_listed_path
+from hfspeech.errors import DataError, UsageError
 from hfspeech.training.run import parse_args, run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
@@ -38,16 +39,20 @@ def summarise(values: Sequence[float]) -> dict:
 
 
 def write_fold_manifests(manifest: str, group_column: str, output_dir: str, validation_fraction: float,
-                         seed: int) -> dict[str, dict[str, str]]:
+                         seed: int, path_column: str = "path") -> dict[str, dict[str, str]]:
     """``{group: {"train": csv, "validation": csv, "test": csv}}``: the manifest's rows split per fold, paths
     made absolute so the fold manifests can live anywhere."""
     from datasets import Dataset
 
-    rows, columns = read_manifest(manifest)
-    if group_column not in columns:
-        raise UsageError(f"{manifest}: no group column {group_column!r}; available columns: {columns}")
-    base = os.path.dirname(os.path.abspath(manifest))
-    table = Dataset.from_dict({GROUP_COLUMN: [str(r[group_column]) for r in rows], "row": list(range(len(rows)))})
+    rows, columns, groups = read_groups(manifest, group_column)
+    if len(set(groups)) < 2:
+        raise DataError(f"{manifest}: leave-one-group-out needs at least 2 groups in column {group_column!r}, "
+                        f"found {len(set(groups))}")
+    if path_column not in columns:
+        raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
+                        "--path_column_name)")
+    base = Path(manifest).resolve().parent
+    table = Dataset.from_dict({GROUP_COLUMN: groups, "row": list(range(len(rows)))})
     rng = np.random.default_rng(seed)
     folds = {}
     for group, rest, held in leave_one_group_out(table):
@@ -64,7 +69,7 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
                 writer = csv.DictWriter(f, fieldnames=columns)
                 writer.writeheader()
                 for i in indices:
-                    writer.writerow({**rows[i], "path": os.path.join(base, rows[i]["path"])})
+                    writer.writerow({**rows[i], path_column: resolve_listed_path(rows[i].get(path_column), base)})
     return folds
 
 
@@ -73,7 +78,8 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
     root = training_args.output_dir
     folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
-                                 data_args.validation_split_percentage / 100, training_args.seed)
+                                 data_args.validation_split_percentage / 100, training_args.seed,
+                                 data_args.path_column_name)
     results = {}
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)

@@ -18,11 +18,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
-from hfspeech.errors import UsageError
+from hfspeech.errors import HfspeechError, UsageError
+from hfspeech.models.folder_checks import check_model_folder
+from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
-from hfspeech.training.run import TrainingSetup, parse_args, run_training
+from hfspeech.training.run import TrainingSetup, exit_with_help_if_asked, parse_args, run_training
 from hfspeech.training.soft_targets import Distillation
 from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
 
@@ -57,11 +59,17 @@ def parse_distill_args(argv: Sequence[str]):
     """(DistillationArguments, ModelArguments, DataArguments, TrainingArguments); `--student_model_type X` is
     `--model_type X`."""
     argv = ["--model_type" if arg == "--student_model_type" else arg for arg in argv]
+    exit_with_help_if_asked(argv, HfArgumentParser((DistillationArguments, ModelArguments, DataArguments,
+                                                     TrainingArguments)))
     try:
         distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
             args=list(argv), return_remaining_strings=True)
     except ValueError as error:
         raise UsageError(f"invalid distillation flags: {error}") from error
+    try:  # before the data is prepared: a data folder or a typo is named now, not after minutes of decoding
+        check_model_folder(distill_args.teacher)
+    except HfspeechError as error:
+        raise UsageError(f"--teacher {error}") from None
     return (distill_args, *parse_args(rest))
 
 

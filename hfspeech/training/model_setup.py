@@ -86,11 +86,25 @@ def config_overrides(model_args: ModelArguments) -> dict:
     return overrides
 
 
+def check_override_keys(model_args: ModelArguments, config) -> None:
+    """A `--config_overrides` key that `config` (of the model being built, without the overrides) lacks is a
+    typo: transformers would keep it unused or drop it without a word, and the run would train another model."""
+    import difflib
+
+    keys = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    unknown = [key for key in keys if not hasattr(config, key)]
+    if unknown:
+        near = [match for key in unknown for match in difflib.get_close_matches(key, list(config.to_dict()), n=1)]
+        raise UsageError(f"--config_overrides: unknown key(s) {unknown} for model_type {config.model_type!r}"
+                         + (f" (did you mean {near}?)" if near else ""))
+
+
 def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
     hub = _hub_options(model_args)
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
     with pretrained_errors(checkpoint):
         config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
+        check_override_keys(model_args, config)  # from_pretrained drops the keys the config does not have
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)
         elif model_args.pool_clip_frames and config.model_type == "whisper":
@@ -138,6 +152,7 @@ def _baseline(model_args: ModelArguments, config_values: dict):
     if model_args.model_type not in BASELINE_MODELS:
         raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
     spec = BASELINE_MODELS[model_args.model_type]
+    check_override_keys(model_args, spec.config_class())
     try:  # the config checks its values (pooling, feature type, sizes) with a ValueError
         config = spec.config_class(sampling_rate=model_args.sampling_rate, **config_values)
     except (ValueError, TypeError) as error:

@@ -78,6 +78,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
         defaults["use_cpu"] = True
     parser.set_defaults(**defaults)
     argv = list(sys.argv[1:] if argv is None else argv)
+    exit_with_help_if_asked(argv, parser)
     # --args_file FILE (repeatable): flags kept in a file, as the recipes under recipes/ are; flags on
     # the command line come after them, so they win. transformers skips a missing file silently.
     for flag, value in zip(argv, argv[1:]):
@@ -89,6 +90,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
         return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
     except (ValueError, OSError) as error:
         raise UsageError(f"invalid training flags: {error}") from error
+
+
+def exit_with_help_if_asked(argv: Sequence[str], parser: HfArgumentParser) -> None:
+    """`--help` lists every flag of `parser` and exits: transformers' own `--args_file` pre-parser would answer
+    it first, with a help that lists `--args_file` alone."""
+    if "-h" in argv or "--help" in argv:
+        parser.parse_args(["--help"])
 
 
 class ArgsFileNotFoundError(UsageError, FileNotFoundError):
