@@ -148,7 +148,8 @@ class DataArguments:
         default=10.0, metadata={"help": "Percentage of the data held out for testing when there is no such split."}
     )
     max_length_seconds: Optional[float] = field(
-        default=2.0, metadata={"help": "Clips are cropped to this length: at random in training, centred for eval."}
+        default=2.0, metadata={"help": "Clips are cropped to this length: at random in training, centred for eval "
+                              "(0: no crop, whole clips)."}
     )
     trim_silence: bool = field(default=False, metadata={"help": "Trim leading/trailing silence when decoding."})
     trim_top_db: float = field(default=40.0, metadata={"help": "Silence threshold in dB below the clip's peak."})
