@@ -225,4 +225,4 @@ def test_label_scoring_needs_a_whisper_checkpoint(spoken_words, tmp_path):
     save_tiny_ssl_model(str(tmp_path / "wav2vec2"))
     with pytest.raises(UsageError, match="needs a Whisper speech-to-text checkpoint"):
         main(["--model_name_or_path", str(tmp_path / "wav2vec2"), "--score_label_words", "--data_dir", str(spoken_words),
-              "--output_dir", str(tmp_path)])
+              "--output_dir", str(tmp_path / "run")])
