@@ -2,7 +2,7 @@
 
 `accelerate launch --cpu --num_processes 2` starts a single process in accelerate 1.x (CPU
 multi-process goes through MPI there); `--multi_gpu --num_processes 2` on a machine without a GPU
-starts two, and the recipe joins them on CPU (`use_cpu`, see `training.run.parse_args`). Each process
+starts two, and the recipe joins them on CPU (`use_cpu`, see `training.command_line.recipe_parser`). Each process
 writes a marker (`HFSPEECH_RANK_MARKERS`, `training.distributed`): the test reads those, not the log.
 """
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hfspeech.cli.common import reported_as_user_errors
 from hfspeech.cli.flags import CliParser
+from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def export_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPORT_FILES = {"model.onnx", "model_quantized.onnx", "model.torchscript.pt"}  # an earlier export's folder
+EXPORT_FILES = {*ONNX_FILES, TORCHSCRIPT_FILE}  # what marks an earlier export's folder
 
 
 def foreign_output(output: str | None) -> str | None:

@@ -12,7 +12,8 @@ import json
 
 
 def train(argv: list[str]) -> int:
-    from hfspeech.training.run import parse_args, run_training
+    from hfspeech.training.command_line import parse_args
+    from hfspeech.training.run import run_training
 
     model_args, data_args, training_args = parse_args(argv)
     run_training(model_args, data_args, training_args)

@@ -2,7 +2,7 @@
 
 Three groups, as in transformers' own examples: what model (`ModelArguments`), what data and how to
 prepare it (`DataArguments`), and how to train (`transformers.TrainingArguments`, with defaults set for
-audio classification in `training.run.parse_args`).
+audio classification in `training.command_line`).
 """
 
 from __future__ import annotations
@@ -293,13 +293,3 @@ def finalise_training_arguments(training_args, *, has_validation: bool, multi_la
         training_args.max_steps = streaming_max_steps(streamed_rows, training_args)
         # A plain-torch TrainingStream + no dispatching = accelerate's IterableDatasetShard (`training.streaming`).
         training_args.accelerator_config.dispatch_batches = False
-
-
-def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
-    """'5,30' -> (5.0, 30.0); None stays None. A clear error for anything else."""
-    if text is None or str(text).strip() == "":
-        return None
-    try:
-        return tuple(float(part) for part in str(text).split(","))
-    except ValueError as error:
-        raise UsageError(f"expected comma-separated numbers, got '{text}'") from error

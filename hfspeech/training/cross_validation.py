@@ -24,7 +24,8 @@ import numpy as np
 from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
 from hfspeech.data.loading import resolve_listed_path
 from hfspeech.errors import DataError, UsageError
-from hfspeech.training.run import parse_args, run_training
+from hfspeech.training.command_line import parse_args
+from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
 

@@ -18,13 +18,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.training.arguments import DataArguments, ModelArguments
+from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser
 from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
-from hfspeech.training.run import TrainingSetup, exit_with_help_if_asked, parse_args, run_training
+from hfspeech.training.run import TrainingSetup, run_training
 from hfspeech.training.soft_targets import Distillation
 from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
 
@@ -59,8 +59,7 @@ def parse_distill_args(argv: Sequence[str]):
     """(DistillationArguments, ModelArguments, DataArguments, TrainingArguments); `--student_model_type X` is
     `--model_type X`."""
     argv = ["--model_type" if arg == "--student_model_type" else arg for arg in argv]
-    exit_with_help_if_asked(argv, HfArgumentParser((DistillationArguments, ModelArguments, DataArguments,
-                                                     TrainingArguments)))
+    exit_with_help_if_asked(argv, recipe_parser(DistillationArguments))
     try:
         distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
             args=list(argv), return_remaining_strings=True)

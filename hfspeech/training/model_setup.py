@@ -71,14 +71,20 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     return model, feature_extractor
 
 
-def config_overrides(model_args: ModelArguments) -> dict:
-    """`--config_overrides` (a JSON object) with the flags that are config values too."""
+def user_overrides(model_args: ModelArguments) -> dict:
+    """`--config_overrides` as given: a JSON object, or a one-line error."""
     try:
         overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
     except json.JSONDecodeError as error:
         raise UsageError(f"--config_overrides: not a JSON object ({error})") from None
     if not isinstance(overrides, dict):
         raise UsageError(f"--config_overrides: not a JSON object ({model_args.config_overrides!r})")
+    return overrides
+
+
+def config_overrides(model_args: ModelArguments) -> dict:
+    """`--config_overrides` with the flags that are config values too."""
+    overrides = user_overrides(model_args)
     if model_args.use_weighted_layer_sum is not None:
         overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
     if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
@@ -91,8 +97,7 @@ def check_override_keys(model_args: ModelArguments, config) -> None:
     typo: transformers would keep it unused or drop it without a word, and the run would train another model."""
     import difflib
 
-    keys = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    unknown = [key for key in keys if not hasattr(config, key)]
+    unknown = [key for key in user_overrides(model_args) if not hasattr(config, key)]
     if unknown:
         near = [match for key in unknown for match in difflib.get_close_matches(key, list(config.to_dict()), n=1)]
         raise UsageError(f"--config_overrides: unknown key(s) {unknown} for model_type {config.model_type!r}"
