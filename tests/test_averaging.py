@@ -73,7 +73,10 @@ def test_average_refuses_different_models_and_an_occupied_folder(tmp_path, capsy
     assert not (tmp_path / "out").exists()
     save_cnn(tmp_path / "c", 2)
     assert cli(["average", str(tmp_path / "a"), str(tmp_path / "c"), "--output_dir", str(tmp_path / "c")]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert f"--output_dir {tmp_path / 'c'}: holds other files (config.json, " in capsys.readouterr().err
+    (tmp_path / "file").write_text("mine")
+    assert cli(["average", str(tmp_path / "a"), str(tmp_path / "c"), "--output_dir", str(tmp_path / "file")]) == 2
+    assert "file: is a file, not a folder" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
     assert cli(["average", str(tmp_path / "a"), "--output_dir", str(tmp_path / "out")]) == 2
     assert "two runs or more" in capsys.readouterr().err
     (tmp_path / "c" / "data_report.json").write_text("{")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -80,6 +81,13 @@ def test_evaluate_writes_a_report_and_rejects_unknown_labels(trained_cnn, tone_f
                 "--output_dir", str(trained_cnn)]) == 2  # would replace the run's own data report
     assert "a model folder; the evaluation's reports would replace its own" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in trained_cnn.iterdir() if path.is_file()} == reports
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder),
+                "--output_dir", str(tmp_path / "mine")]) == 2  # a folder of the user's, not an earlier evaluation
+    assert "holds other files (notes.txt), not an earlier evaluation" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder), "--output_dir", str(out)]) == 0
 
     strange = tmp_path / "strange"
     (strange / "squeak").mkdir(parents=True)

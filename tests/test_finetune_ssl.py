@@ -202,7 +202,7 @@ def test_tiny_model_writes_only_a_new_folder_of_distinct_labels(tmp_path, capsys
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text("{}")
     assert cli(["tiny-model", str(tmp_path / "mine")]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'mine'}: exists and is not an empty folder")
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'mine'}: holds other files (config.json); give a new")
     assert (tmp_path / "mine" / "config.json").read_text() == "{}"
     assert cli(["tiny-model", str(tmp_path / "dup"), "--labels", "a", "a"]) == 2
     assert "each label once" in capsys.readouterr().err and not (tmp_path / "dup").exists()

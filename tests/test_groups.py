@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,16 @@ def test_cross_validate_command_runs_one_fold_per_speaker(tmp_path):
     assert sorted(summary["folds"]) == ["ann", "bob", "cy"] and summary["test_accuracy"]["folds"] == 3
     accuracies = [fold["test_accuracy"] for fold in summary["folds"].values()]
     assert summary["test_accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+
+
+def test_cross_validate_refuses_a_root_holding_the_users_files(tmp_path, capsys):
+    from hfspeech.cli import main as cli
+
+    files = write_manifests(tmp_path / "data", {"all": ["ann", "bob"] * 2})
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    assert cli(["cross-validate", "--train_file", files["all"], "--group_column", "speaker", "--model_type", "cnn",
+                "--output_dir", str(root)]) == 2
+    assert "holds other files (notes.txt), not an earlier cross-validation" in capsys.readouterr().err
+    assert os.listdir(root) == ["notes.txt"]  # no fold folder was started

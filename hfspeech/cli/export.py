@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from hfspeech.cli.common import reported_as_user_errors
 from hfspeech.cli.flags import CliParser
 from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
+from hfspeech.output_folders import output_folder_problem
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -40,16 +40,9 @@ def foreign_output(output: str | None) -> str | None:
     """Why `--output` may not be written: a file, or a folder holding files of the user's (a model's own
     folder among them) that an export would mix with, or overwrite (config.json); None when it is new, empty
     or an earlier export, which exporting again replaces."""
-    folder = Path(output) if output else None
-    if folder is None or not folder.exists():
+    if not output:
         return None
-    if not folder.is_dir():
-        return "is a file; give a folder"
-    names = sorted(p.name for p in folder.iterdir())
-    if names and not EXPORT_FILES & set(names):
-        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-        return f"holds other files ({shown}), not an earlier export; give a new or empty folder"
-    return None
+    return output_folder_problem(output, ours=EXPORT_FILES.__contains__, earlier="an earlier export")
 
 
 def export(argv: list[str]) -> int:

@@ -47,9 +47,8 @@ def pretrained(argv: list[str]) -> int:
 
 
 def tiny_model(argv: list[str]) -> int:
-    from pathlib import Path
-
     from hfspeech.errors import UsageError
+    from hfspeech.output_folders import check_output_folder
     from hfspeech.synthetic.tiny import SSL_MODEL_TYPES, save_tiny_ssl_model
 
     parser = CliParser(
@@ -61,9 +60,7 @@ def tiny_model(argv: list[str]) -> int:
     parser.add_argument("--model_type", default="wav2vec2", choices=list(SSL_MODEL_TYPES))
     parser.add_argument("--labels", nargs="+", default=["no", "yes"])
     args = parser.parse_args(argv)
-    output = Path(args.output_dir)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise UsageError(f"{output}: exists and is not an empty folder; tiny-model writes a new folder")
+    check_output_folder(args.output_dir)
     if len(set(args.labels)) != len(args.labels):
         raise UsageError(f"--labels: each label once, got {args.labels}")
 

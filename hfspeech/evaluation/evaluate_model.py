@@ -31,6 +31,7 @@ from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier
 from hfspeech.models.config_json import DATA_REPORT_FILE
 from hfspeech.models.scores import is_multi_label, thresholds_from_config
+from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.evaluate")
 
@@ -52,7 +53,7 @@ class EvaluateArguments:
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     """Score every clip of one split with the model and write the report files; returns the metrics."""
-    _refuse_a_model_folder(eval_args.output_dir)
+    _check_output_dir(eval_args.output_dir)
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
@@ -84,13 +85,16 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     return metrics
 
 
-def _refuse_a_model_folder(output_dir: str) -> None:
+def _check_output_dir(output_dir: str) -> None:
     """The reports (data_report.json, <split>_*.json / .png) would replace a run's own: its training data's
-    report and its test report, which `hfspeech stage` publishes in the model card."""
+    report and its test report, which `hfspeech stage` publishes in the model card. Any other folder of the
+    user's is refused too, unless it holds an earlier evaluation (which evaluating again updates)."""
     if os.path.isfile(os.path.join(output_dir, "config.json")):
         raise UsageError(f"--output_dir {output_dir}: a model folder; the evaluation's reports would replace its own "
                          "(data_report.json, test reports): give a folder of their own, e.g. "
                          f"{os.path.join(output_dir, 'evaluation')}")
+    check_output_folder(output_dir, "--output_dir", ours=lambda name: name == DATA_REPORT_FILE or
+                        name.endswith("_metrics.json"), earlier="an earlier evaluation")
 
 
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,

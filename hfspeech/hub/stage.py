@@ -21,6 +21,7 @@ from hfspeech.errors import HfspeechError
 from hfspeech.hub.card import write_model_card
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.scores import is_multi_label
+from hfspeech.output_folders import check_output_folder
 from hfspeech.hub.remote_code import write_remote_code
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
@@ -55,8 +56,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     for name in REPORT_FILES + ("trainer_state.json",):  # the card reads them: a damaged one stops before writing
         if name.endswith(".json"):
             read_run_record(run / name)
-    if dest.exists() and any(dest.iterdir()):
-        raise StageError(f"{dest}: exists and is not empty")
+    check_output_folder(dest, error=StageError)
     dest.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES + REPORT_FILES:
         _copy(run, name, dest / name)

@@ -31,6 +31,7 @@ from hfspeech.models import register
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
+from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     if len(runs) < 2:
         raise UsageError("averaging needs two runs or more")
     output = Path(output_dir)
-    if output.exists() and any(output.iterdir()):
-        raise UsageError(f"{output}: exists and is not empty; averaging writes a new folder")
+    check_output_folder(output, flag="--output_dir")
     register()
     describe = [_description(run) for run in runs]
     for run, description in zip(runs[1:], describe[1:]):

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError
+from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -119,11 +120,9 @@ def checkpoint_to_resume(training_args) -> Optional[str]:
 def check_output_dir(output_dir: str) -> None:
     """An output folder that holds files but no trace of a training run (a data folder, someone's notes, another
     tool's model) is refused: the run would overwrite its config.json, model.safetensors ... without a word."""
-    names = [name for name in os.listdir(output_dir) if not name.startswith(".")] if os.path.isdir(output_dir) else []
-    if names and not any(name in RUN_MARKERS or CHECKPOINT_NAME.match(name) for name in names):
-        raise CheckpointError(f"{output_dir}: --output_dir holds files that are not from a training run (e.g. "
-                              f"{sorted(names)[0]!r}); choose a new or empty folder, or pass --overwrite_output_dir "
-                              "to write over them")
+    check_output_folder(output_dir, "--output_dir", ours=lambda name: name in RUN_MARKERS or
+                        bool(CHECKPOINT_NAME.match(name)), earlier="from a training run",
+                        remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
 @contextmanager

@@ -24,10 +24,12 @@ import numpy as np
 from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
 from hfspeech.data.loading import resolve_listed_path
 from hfspeech.errors import DataError, UsageError
+from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
+SUMMARY_FILE = "cross_validation.json"  # the folds' test metrics, beside their fold-<group> folders
 
 
 def summarise(values: Sequence[float]) -> dict:
@@ -78,6 +80,10 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
     if not (data_args.group_column and data_args.train_file) or data_args.validation_file or data_args.test_file:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
     root = training_args.output_dir
+    if not training_args.overwrite_output_dir:
+        check_output_folder(root, "--output_dir", ours=lambda name: name.startswith("fold-") or name == SUMMARY_FILE,
+                            earlier="an earlier cross-validation",
+                            remedy="or pass --overwrite_output_dir to write over them")
     folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
                                  data_args.validation_split_percentage / 100, training_args.seed,
                                  data_args.path_column_name)
@@ -91,7 +97,7 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         results[group] = run_training(model_args, fold_data, fold_training)
     summary = {"folds": {g: {k: v for k, v in m.items() if k.startswith("test_")} for g, m in results.items()},
                "test_accuracy": summarise([m["test_accuracy"] for m in results.values() if "test_accuracy" in m])}
-    with open(os.path.join(root, "cross_validation.json"), "w") as f:
+    with open(os.path.join(root, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     logger.info("leave-one-%s-out test accuracy: %s", data_args.group_column, summary["test_accuracy"])
     return summary

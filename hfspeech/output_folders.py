@@ -1,0 +1,63 @@
+"""The one rule for where a command may write: a folder that is new, empty, or holds an earlier output of
+the same command, which writing again replaces.
+
+Training, averaging, staging, exporting, evaluating and `tiny-model` all write fixed names (config.json,
+model.safetensors, data_report.json ...) into a folder the user names. Given a folder of the user's (a data
+set, notes, another tool's model) they would overwrite its files without a word, or mix theirs in. Each
+command passes what marks its own earlier output (`ours`); everything else present is the user's.
+
+Like `hfspeech.errors`, this is the bottom layer: it imports nothing else from hfspeech, and any stage may
+import it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from hfspeech.errors import HfspeechError, UsageError
+
+SHOWN_NAMES = 3
+
+
+def nothing_is_ours(name: str) -> bool:
+    """For commands that write only into a new folder (averaging, staging, tiny-model)."""
+    return False
+
+
+def users_files(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours) -> Optional[str]:
+    """Why writing into `folder` could damage what the user keeps there, or None when it is new, empty, or
+    holds something `ours` recognises (a name the command itself writes: an earlier output of it)."""
+    path = Path(folder)
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return "is a file, not a folder"
+    names = sorted(entry.name for entry in path.iterdir())
+    if not names or any(ours(name) for name in names):
+        return None
+    shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+    return f"holds other files ({shown})"
+
+
+def output_folder_problem(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours,
+                          earlier: str = "", remedy: str = "") -> Optional[str]:
+    """What is wrong and what to do, for a one-line error after "FOLDER: ", or None when `folder` may be
+    written. `earlier` names what `ours` recognises ("an earlier export"); `remedy` adds a way out
+    ("or pass --overwrite_output_dir to write over them")."""
+    problem = users_files(folder, ours)
+    if problem is None:
+        return None
+    if not problem.startswith("holds"):
+        return f"{problem}; give a new or empty folder"
+    not_ours, way_out = (f", not {earlier}" if earlier else ""), (f", {remedy}" if remedy else "")
+    return f"{problem}{not_ours}; give a new or empty folder{way_out}"
+
+
+def check_output_folder(folder: str | os.PathLike, flag: str = "", ours: Callable[[str], bool] = nothing_is_ours,
+                        earlier: str = "", remedy: str = "", error: type[HfspeechError] = UsageError) -> None:
+    """Raise `error` naming the flag and the folder when `output_folder_problem` finds one."""
+    problem = output_folder_problem(folder, ours, earlier, remedy)
+    if problem is not None:
+        raise error(f"{flag} {folder}: {problem}" if flag else f"{folder}: {problem}")

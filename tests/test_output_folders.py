@@ -1,0 +1,36 @@
+"""The one rule for output folders (hfspeech/output_folders.py): new, empty, or an earlier output of the same
+command may be written; a file, or a folder holding anything else, is the user's and refused in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from hfspeech.errors import UsageError
+from hfspeech.output_folders import check_output_folder, output_folder_problem
+
+
+def is_export(name: str) -> bool:
+    return name == "model.onnx"
+
+
+def test_new_empty_and_earlier_outputs_may_be_written(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "earlier").mkdir()
+    for name in ("model.onnx", "notes.txt"):  # an earlier output, with something the user added beside it
+        (tmp_path / "earlier" / name).write_text("x")
+    assert output_folder_problem(tmp_path / "new") is None
+    assert output_folder_problem(tmp_path / "empty") is None
+    assert output_folder_problem(tmp_path / "earlier", ours=is_export, earlier="an earlier export") is None
+
+
+def test_a_file_or_a_folder_of_the_users_is_refused(tmp_path):
+    (tmp_path / "mine").mkdir()
+    for name in ("a.txt", "b.txt", "c.txt", ".hidden"):  # hidden files are the user's too (.env, .git)
+        (tmp_path / "mine" / name).write_text("x")
+    (tmp_path / "file").write_text("x")
+    assert output_folder_problem(tmp_path / "mine", ours=is_export, earlier="an earlier export") == (
+        "holds other files (.hidden, a.txt, b.txt, ...), not an earlier export; give a new or empty folder")
+    assert output_folder_problem(tmp_path / "file", ours=is_export, earlier="an earlier export") == (
+        "is a file, not a folder; give a new or empty folder")
+    with pytest.raises(UsageError, match=r"^--output_dir .*mine: holds other files .*, or pass --overwrite"):
+        check_output_folder(tmp_path / "mine", "--output_dir", remedy="or pass --overwrite_output_dir")
