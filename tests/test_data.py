@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 from datasets import Audio, Dataset, DatasetDict
 
-from hfspeech.data.audio import AudioFileError, decode_audio, trim_silence
+from hfspeech.data.audio import AudioFileError, decode_audio, iter_audio_chunks, trim_silence
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labels import encode_labels
 from hfspeech.data.loading import DataError, load_audio_dataset
@@ -147,8 +153,10 @@ def write_bad_files(folder):
     nan = np.full(1600, 0.1, dtype=np.float32)
     nan[10] = np.nan
     sf.write(folder / "nan.wav", nan, 16000, subtype="FLOAT")
+    sf.write(folder / "truncated.wav", np.full(16000, 0.1, dtype=np.float32), 16000)
+    (folder / "truncated.wav").write_bytes((folder / "truncated.wav").read_bytes()[:300])
     return {"empty.wav": "file is empty", "corrupt.wav": "cannot be decoded", "notes.mp3": "cannot be decoded",
-            "zero.wav": "zero length", "nan.wav": "NaN"}
+            "zero.wav": "zero length", "nan.wav": "NaN", "truncated.wav": "truncated WAV"}
 
 
 def test_each_kind_of_bad_file_gets_an_error_naming_it(tmp_path):
@@ -156,6 +164,72 @@ def test_each_kind_of_bad_file_gets_an_error_naming_it(tmp_path):
     for name, problem in problems.items():
         with pytest.raises(AudioFileError, match=rf"{tmp_path / name}: .*{problem}"):
             decode_audio(str(tmp_path / name), 16000)
+
+
+def one_second_wav(path, data_size=None, extra=b"", before_data=b""):
+    """A 1-s 16-kHz 16-bit WAV (32,000 bytes of audio); `data_size` overwrites the size its header declares,
+    `extra` is appended to the file and `before_data` (whole chunks) inserted before the data chunk."""
+    sf.write(path, 0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000, subtype="PCM_16")
+    content = bytearray(path.read_bytes())
+    at = content.index(b"data")
+    if data_size is not None:
+        content[at + 4:at + 8] = struct.pack("<I", data_size)
+    content[at:at] = before_data
+    path.write_bytes(bytes(content) + extra)
+    return path
+
+
+@pytest.mark.parametrize("cut", [44, 45, 300, 16044, 31900])
+def test_a_truncated_wav_is_named_with_what_is_missing(tmp_path, cut):
+    # libsndfile and ffmpeg decode what is there without a word (300 bytes: 128 samples); the header says more
+    path = one_second_wav(tmp_path / "cut.wav", before_data=b"JUNK\x03\x00\x00\x00abc\x00")
+    path.write_bytes(path.read_bytes()[:cut + 12])
+    problem = f"{path}: truncated WAV: header declares 32000 bytes of audio, file holds {cut - 44}"
+    for decode in (lambda: decode_audio(str(path), 16000), lambda: list(iter_audio_chunks(path, 16000)),
+                   lambda: decode_audio({"path": str(path), "bytes": path.read_bytes()}, 16000)):
+        with pytest.raises(AudioFileError) as error:
+            decode()
+        assert str(error.value) == problem
+
+
+@pytest.mark.parametrize("kind", ["size 0", "size 0xFFFFFFFF", "size 2 GiB", "longer", "short by 40 bytes", "RF64"])
+def test_streaming_writers_wavs_and_longer_wavs_are_read_whole(tmp_path, kind):
+    path = tmp_path / "w.wav"
+    if kind == "RF64":
+        sf.write(path, np.full(16000, 0.25), 16000, format="RF64")
+    else:
+        sizes = {"size 0": 0, "size 0xFFFFFFFF": 0xFFFFFFFF, "size 2 GiB": 0x7FFFFFFF, "short by 40 bytes": 32040}
+        one_second_wav(path, sizes.get(kind), extra=b"LIST\x04\x00\x00\x00abcd" if kind == "longer" else b"")
+    # size 0: libsndfile reads no samples from it (it said "zero length"); ffmpeg reads to the end of the file
+    assert len(decode_audio(str(path), 16000)) == 16000
+    assert sum(len(chunk) for chunk in iter_audio_chunks(path, 16000)) == 16000
+
+
+@pytest.mark.parametrize("kept", [0.9, 0.99])
+def test_an_ogg_cut_short_is_named_undecodable_not_empty(tmp_path, kept):
+    # libsndfile takes an OGG's length from its last page: cut short, it read no samples ("zero length")
+    path = tmp_path / "cut.ogg"
+    sf.write(path, 0.5 * np.sin(np.arange(48000) / 5), 16000)
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * kept)])
+    for decode in (lambda: decode_audio(str(path), 16000), lambda: list(iter_audio_chunks(path, 16000)),
+                   lambda: decode_audio({"path": None, "bytes": path.read_bytes()}, 16000)):
+        with pytest.raises(AudioFileError, match="cannot be decoded as audio .*End of file"):
+            decode()
+
+
+def test_an_unreadable_file_is_named_as_unreadable_not_corrupt(tmp_path):
+    path = tmp_path / "locked.wav"
+    one_second_wav(path).chmod(0)
+    command = [sys.executable, "-c", "from hfspeech.data.audio import decode_audio\ntry:\n"
+               f"    decode_audio({str(path)!r}, 16000)\nexcept Exception as error:\n    print(error)"]
+    if os.access(path, os.R_OK):  # root reads anything: drop the capabilities that let it
+        if not shutil.which("capsh"):
+            pytest.skip("running as root without capsh: cannot make a file unreadable")
+        command = ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c", shlex.join(command)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if run.returncode != 0 and "Traceback" not in run.stderr:  # capsh could not drop them (in some containers)
+        pytest.skip(f"cannot drop the capabilities here: {run.stderr.strip()[-200:]}")
+    assert run.stdout.strip() == f"{path}: cannot be read: Permission denied"
 
 
 def test_preparation_stops_at_a_bad_file_unless_skipping_is_enabled(tone_folder, tmp_path):
@@ -166,7 +240,7 @@ def test_preparation_stops_at_a_bad_file_unless_skipping_is_enabled(tone_folder,
             (data / kind / f.name).write_bytes(f.read_bytes())
     problems = write_bad_files(data / "low")
     dataset = encode_labels(load_audio_dataset(data_dir=str(data)))
-    with pytest.raises(AudioFileError, match=r"/low/(empty|corrupt|zero|nan)\.wav|/low/notes\.mp3"):
+    with pytest.raises(AudioFileError, match=r"/low/(empty|corrupt|zero|nan|truncated)\.wav|/low/notes\.mp3"):
         prepare_dataset(dataset, 16000)
     prepared, report = prepare_dataset(dataset, 16000, skip_bad_files=True)
     assert report.num_skipped == len(problems) and report.kept["train"] == 12

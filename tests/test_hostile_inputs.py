@@ -89,6 +89,12 @@ def truncated_wav(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:30])
 
 
+def truncated_audio_wav(path: Path) -> None:
+    """A 0.5-s clip cut to 300 bytes: its header is whole, and decoders read the 128 samples there without a word."""
+    sf.write(path, clip("low", 9), 16000)
+    path.write_bytes(path.read_bytes()[:300])
+
+
 def symlink(target: str, link: Path) -> None:
     os.symlink(target, link)
 
@@ -177,6 +183,8 @@ CASES = {
     "random bytes": bad_file(lambda p: p.write_bytes(os.urandom(2000)), "cannot be decoded as audio"),
     "empty file": bad_file(lambda p: p.write_bytes(b""), "file is empty (0 bytes)"),
     "truncated header": bad_file(truncated_wav, "cannot be decoded as audio"),
+    "truncated audio": bad_file(truncated_audio_wav, "truncated WAV: header declares 16000 bytes of audio, "
+                                                     "file holds 256"),
     "NaN samples": bad_file(nan_wav, "audio contains NaN or infinite samples"),
     "zero-length audio": bad_file(header_only_wav, "audio has zero length (no samples)"),
     "text named .wav": bad_file(lambda p: p.write_text("not audio at all"), "cannot be decoded as audio"),
@@ -338,6 +346,8 @@ PREDICT_FILES = {
     "a folder": (lambda tmp: make_dir(tmp / "dir.wav"), "is a folder"),
     "random bytes": (lambda tmp: (tmp / "r.wav").write_bytes(os.urandom(500)) and tmp / "r.wav", "cannot be decoded"),
     "empty": (lambda tmp: write_text(tmp / "e.wav", ""), "file is empty"),
+    "truncated wav": (lambda tmp: (truncated_audio_wav(tmp / "t.wav"), tmp / "t.wav")[1],
+                      "truncated WAV: header declares 16000 bytes of audio, file holds 256"),
 }
 
 
@@ -388,7 +398,7 @@ def test_an_output_dir_with_files_of_the_user_is_not_written_over(tmp_path, tone
     out.mkdir()
     (out / "config.json").write_text('{"mine": true}')
     code, err = run_cli(["train", "--data_dir", str(tone_folder), "--output_dir", str(out), *FAST_TRAINING], capsys)
-    assert code == 2 and err.startswith(f"error: {out}: --output_dir holds files that are not from a training run")
+    assert code == 2 and err.startswith(f"error: --output_dir {out}: holds other files (config.json), not from a training run")
     assert (out / "config.json").read_text() == '{"mine": true}' and sorted(os.listdir(out)) == ["config.json"]
 
 

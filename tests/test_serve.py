@@ -156,7 +156,7 @@ def test_api_key_guards_every_route_but_health_and_the_page(keyed_multi_label_se
 def bad_requests(folder: Path) -> list[tuple[str, dict, int, str]]:
     """(name, requests.post keyword arguments, status, error kind) for each kind of bad input."""
     kinds = {"empty.wav": "empty_audio", "corrupt.wav": "undecodable_audio", "notes.mp3": "undecodable_audio",
-             "zero.wav": "empty_audio", "nan.wav": "non_finite_audio"}
+             "zero.wav": "empty_audio", "nan.wav": "non_finite_audio", "truncated.wav": "undecodable_audio"}
     cases = [(name, {"data": (folder / name).read_bytes()}, 400, kind) for name, kind in kinds.items()]
     rng = np.random.default_rng(0)
     too_long = io.BytesIO()

@@ -1,7 +1,7 @@
 """Decoding one audio file into a clean mono float32 waveform, or a clear error naming the file.
 
 Every path into hfspeech (training data, evaluation data, `hfspeech predict`) decodes through
-`decode_audio`, so a corrupt, empty, zero-length or NaN-filled file fails the same way everywhere:
+`decode_audio`, so a corrupt, truncated, empty, zero-length or NaN-filled file fails the same way everywhere:
 with an `AudioFileError` whose message starts with the file's path and says what is wrong, never a
 stack trace from deep inside ffmpeg. Files libsndfile reads (wav, flac, ogg, mp3; mono or stereo) are
 decoded with soundfile and resampled with soxr, several times faster than opening them with torchcodec;
@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".aac", ".wma", ".webm",
@@ -57,14 +58,15 @@ def describe_source(audio: dict[str, Any]) -> str:
 def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     """Decode a file path or an undecoded `datasets.Audio` value (`{"path", "bytes"}`) to mono float32.
 
-    Raises `AudioFileError` for a missing, empty (0 bytes), undecodable (corrupt or not audio),
-    zero-length or non-finite (NaN/inf) file.
+    Raises `AudioFileError` for a missing, unreadable, empty (0 bytes), truncated (a WAV holding less audio
+    than its header declares: `wav_header`), undecodable (corrupt, not audio), zero-length or NaN/inf file.
     """
     value = {"path": audio, "bytes": None} if isinstance(audio, (str, os.PathLike)) else audio
     value = {"path": str(value["path"]) if value.get("path") else None, "bytes": value.get("bytes")}
     name = describe_source(value)
     if value["bytes"] is None:
         check_audio_path(value["path"] or "")
+    _check_header(name, value)
     waveform = _read_with_soundfile(value, sampling_rate)
     if waveform is None:
         from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
@@ -97,6 +99,13 @@ def check_audio_path(path: str) -> None:
         raise AudioFileError(path, "file is empty (0 bytes)")
 
 
+def _check_header(name: str, value: dict[str, Any]) -> None:
+    """`AudioFileError` for a file that cannot be opened or a truncated WAV (`wav_header.inspect_wav`), which
+    both decoders would otherwise misreport (as corrupt) or decode in part without a word."""
+    if problem := inspect_wav(value["path"], value["bytes"]):
+        raise AudioFileError(name, problem)
+
+
 def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
     """The fast path of `decode_audio`: libsndfile + soxr, for mono and stereo files libsndfile reads.
 
@@ -106,8 +115,8 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
     filter, as in `StreamResampler`, not ffmpeg's: the two agree within 1e-5 on content well below the
     Nyquist frequency (tones) but differ by up to ~0.04 of full scale on white noise near it (measured,
     8 to 16 kHz). Training and inference both decode here, so a model always sees the same filter. None when
-    libsndfile cannot read the file, or it has more than two channels: torchcodec/ffmpeg then decodes
-    it (with its channel layouts) or names the problem.
+    libsndfile cannot read the file, finds more than two channels or no samples (in an OGG cut short, or a WAV
+    with a streaming writer's data size 0): torchcodec/ffmpeg then decodes it or names the problem.
     """
     import io
 
@@ -119,7 +128,7 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if samples.shape[1] > 2:
+    if samples.shape[1] > 2 or samples.shape[0] == 0:
         return None
     waveform = downmix_to_mono(samples)
     if rate != sampling_rate and waveform.size:
@@ -211,6 +220,7 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     name = str(path)
     check_audio_path(name)
     chunk_seconds = max(1, int(chunk_seconds))
+    _check_header(name, {"path": name, "bytes": None})
     opened = _open_with_soundfile(name)
     rate, blocks = (opened.samplerate, _soundfile_blocks(opened, name, chunk_seconds)) if opened is not None \
         else _torchcodec_blocks(name, chunk_seconds)
@@ -232,14 +242,14 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
 
 
 def _open_with_soundfile(name: str):
-    """An open `soundfile.SoundFile` when libsndfile reads the file and it is mono or stereo, else None."""
+    """An open `soundfile.SoundFile` of a mono or stereo file with samples, else None (`_read_with_soundfile`)."""
     import soundfile as sf
 
     try:
         opened = sf.SoundFile(name)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if opened.channels > 2:
+    if opened.channels > 2 or opened.frames == 0:
         opened.close()
         return None
     return opened

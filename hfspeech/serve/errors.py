@@ -47,7 +47,7 @@ def error_response(error: ApiError) -> JSONResponse:
 
 # AudioFileError's problem text -> the error kind a client (and /metrics) sees.
 AUDIO_PROBLEM_KINDS = (("empty", "empty_audio"), ("zero length", "empty_audio"), ("NaN", "non_finite_audio"),
-                       ("cannot be decoded", "undecodable_audio"))
+                       ("cannot be decoded", "undecodable_audio"), ("truncated", "undecodable_audio"))
 
 
 def audio_error(error: AudioFileError, name: str = "upload") -> ApiError:
