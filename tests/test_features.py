@@ -6,6 +6,7 @@ import torch
 
 from hfspeech.features.feature_extraction import WaveformFeatureExtractor
 from hfspeech.features.frontend import NORM_EPS, AudioFrontend, SpecAugment
+from hfspeech.features.waveform import WaveformPreprocessor, float_samples
 from hfspeech.models.configuration_baseline import AudioBaselineConfig
 
 SR = 16000
@@ -244,6 +245,30 @@ def test_feature_extractor_rejects_non_finite_samples(bad):
 def test_feature_extractor_rejects_empty_clip():
     with pytest.raises(ValueError, match="input 1 has zero length"):
         WaveformFeatureExtractor()([np.ones(10), np.array([])], sampling_rate=SR, padding=True)
+
+
+def test_integer_pcm_is_scaled_as_a_decoded_file():
+    """int16 / int32 / 8-bit PCM -> float32 in [-1, 1), as soundfile decodes the same WAV; no full scale, no guess."""
+    np.testing.assert_array_equal(float_samples(np.array([-32768, 0, 16384], np.int16)), [-1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(float_samples(np.array([-2**31, 2**30], np.int32)), [-1.0, 0.5])
+    np.testing.assert_array_equal(float_samples(np.array([0, 128, 192], np.uint8)), [-1.0, 0.0, 0.5])
+    for bad, match in ((np.arange(3), "int64 have no PCM full scale"), (np.ones(3, bool), "must be numbers")):
+        with pytest.raises(ValueError, match=match):
+            float_samples(bad)
+
+
+def test_feature_extractor_takes_integer_pcm_as_float32():
+    """An int16 clip came out float64 (transformers normalises it in float64), which the model's float32
+    weights refused with a torch dtype error; it is now the float clip's input, for the extractor and its
+    numpy twin alike."""
+    clip = np.random.default_rng(0).uniform(-0.5, 0.5, 300).astype(np.float32)
+    pcm = np.round(clip * 32767).astype(np.int16)
+    expected = WaveformFeatureExtractor()(pcm.astype(np.float32) / 32768, sampling_rate=SR, return_tensors="np")
+    for extractor in (WaveformFeatureExtractor(), WaveformPreprocessor(SR, return_attention_mask=True)):
+        for batch in (pcm, [pcm, pcm[:100]]):
+            out = extractor(batch, sampling_rate=SR, padding="longest", return_tensors="np")
+            assert out["input_values"].dtype == np.float32
+            np.testing.assert_array_equal(out["input_values"][0], expected["input_values"][0])
 
 
 @pytest.mark.parametrize(

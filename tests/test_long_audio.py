@@ -23,6 +23,7 @@ import torch
 
 from hfspeech.cli import main as cli
 from hfspeech.data.audio import decode_audio, downmix_to_mono, iter_audio_chunks
+from hfspeech.errors import UsageError
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.inference.windows import split_windows, window_starts
 from hfspeech.models.scores import scores_from_logits
@@ -296,3 +297,41 @@ def test_single_label_predictions_have_no_active_labels(classifier, tmp_path):
     prediction = classifier.classify_file(str(path))
     assert prediction.active_labels == [] and all(w.active_labels == [] for w in prediction.windows)
     assert sum(prediction.scores) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("subtype,dtype", [("PCM_16", "int16"), ("PCM_32", "int32"), ("FLOAT", "float32")])
+def test_an_array_in_memory_is_classified_as_the_same_file(classifier, tmp_path, subtype, dtype):
+    """44.1 kHz stereo integer PCM from a notebook: scaled, downmixed and resampled as `decode_audio` treats the
+    file (it was taken as one 16 kHz channel, interleaved, with sampling_rate not even a parameter)."""
+    path = tmp_path / f"clip_{dtype}.wav"
+    sf.write(path, tone_pattern(44100, 1.5, channels=2), 44100, subtype=subtype)
+    samples, _ = sf.read(path, dtype=dtype, always_2d=True)
+    in_memory = classifier.score_waveform(samples, sampling_rate=44100, hop_seconds=0.25)
+    np.testing.assert_allclose(in_memory.scores, classifier.score_file(path, hop_seconds=0.25).scores, atol=1e-6)
+    assert len(in_memory.windows) == 5
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda c, x: c.classify_waveform(x[:0]), "zero length"),
+    (lambda c, x: c.classify_waveform(np.where(np.arange(len(x)) == 5, np.nan, x)), "NaN or infinite"),
+    (lambda c, x: c.classify_waveform(x[0]), r"\[n\] or \[n, channels\], got shape \(\)"),
+    (lambda c, x: c.classify_waveform(x.reshape(2, 2, -1)), "got shape"),
+    (lambda c, x: c.classify_waveform(np.stack([x, x])), r"shape \(2, 8000\).*waveform\.T"),
+    (lambda c, x: c.classify_waveform([x, x[:100]]), "list of 2 clips"),
+    (lambda c, x: c.classify_waveform((x * 100).astype(np.int64)), "int64 have no PCM full scale"),
+    (lambda c, x: c.classify_waveform("clip.wav"), "got a path.*classify_file"),
+    (lambda c, x: c.classify_waveform(b"RIFF...."), "got bytes.*decode_audio"),
+    (lambda c, x: c.classify_file(x), "expected a file path, got ndarray.*classify_waveform"),
+    (lambda c, x: c.classify_waveform(x, sampling_rate=0), "sampling_rate must be a positive"),
+    (lambda c, x: c.classify_waveform(x, sampling_rate=-16000), "sampling_rate must be a positive"),
+    (lambda c, x: c.classify_waveform(x, top_k=0), "top_k must be .* at least 1, got 0"),
+    (lambda c, x: c.classify_waveform(x, window_seconds=-1), "window_seconds must be positive"),
+    (lambda c, x: c.classify_waveform(x, window_seconds=0), "window_seconds must be positive"),
+    (lambda c, x: c.classify_waveform(x, hop_seconds=-0.1), "hop_seconds must be positive"),
+    (lambda c, x: c.predict_proba([x, x[:0]]), "waveform 1: audio has zero length"),
+])
+def test_bad_audio_in_memory_is_one_usage_error(classifier, call, match):
+    """Each of these gave scores (flat ones for an empty clip or 1-sample windows), a torch or numpy error,
+    or 'file not found' for an array's repr; now one line that names the problem."""
+    with pytest.raises(UsageError, match=match):
+        call(classifier, tone_pattern(16000, 0.5)[:, 0])

@@ -21,6 +21,7 @@ import torch
 
 from hfspeech.cli import main as cli
 from hfspeech.data.audio import downmix_to_mono
+from hfspeech.errors import UsageError
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.models.scores import label_thresholds
 from hfspeech.inference.sources import PcmDecoder, PcmFormat
@@ -179,6 +180,22 @@ def test_model_vad_counts_silence_class_windows_as_inactive(trained):
     assert {e.label for w in windows for e in w.events} <= {"low", "high"}
     with pytest.raises(ValueError, match=r"needs a silence class.*\['high', 'low', 'noise'\]"):
         StreamingClassifier(trained, vad="model")
+
+
+def test_stream_scales_integer_pcm_and_refuses_what_it_cannot_read(trained):
+    """int32 PCM was left unscaled (only int16 was scaled), so the energy gate let a whisper through as loud;
+    a channels-first chunk was averaged into a few samples, an input rate of 0 taken as the model's."""
+    quiet = 1e-4 * synth_clip("low", np.random.default_rng(3), 16000, 1.0)
+    for chunk in (quiet, np.round(quiet * 2**31).astype(np.int32), np.round(quiet * 32767).astype(np.int16)):
+        windows = list(StreamingClassifier(trained, 0.5, 0.25, vad="energy").process([chunk]))
+        assert windows and all(w.skipped for w in windows)
+    stream = StreamingClassifier(trained, 0.5, 0.25)
+    with pytest.raises(UsageError, match=r"chunk: shape \(2, 16000\) is not \[n\] or \[n, channels\]"):
+        stream.feed(np.stack([quiet, quiet]))
+    with pytest.raises(UsageError, match="chunk: audio contains NaN"):
+        stream.feed(np.full(10, np.nan))
+    with pytest.raises(UsageError, match="input_rate must be a positive"):
+        StreamingClassifier(trained, input_rate=0)
 
 
 def test_pcm_decoder_keeps_partial_frames():

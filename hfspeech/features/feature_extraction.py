@@ -8,7 +8,7 @@ and serving cannot drift from training; the extractor stays trivial to reimpleme
 
 from transformers import Wav2Vec2FeatureExtractor
 
-from hfspeech.features.waveform import check_waveforms
+from hfspeech.features.waveform import check_waveforms, float_clips
 
 
 class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
@@ -18,7 +18,9 @@ class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
     samples only), attention mask and sampling-rate check. Padding is 0.0 and the attention mask
     is returned by default: the models' front ends rely on both for exact padding invariance.
     Additionally rejects empty clips and clips with NaN/inf samples, which would otherwise turn
-    into NaN features and a NaN loss far from their cause.
+    into NaN features and a NaN loss far from their cause, and takes integer PCM (int16, int32, uint8)
+    as a decoded file (``float_samples``: scaled to [-1, 1], float32), where transformers would pass it
+    on as float64 and the model would refuse it with a torch dtype error.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -44,5 +46,6 @@ class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
     check_waveforms = staticmethod(check_waveforms)
 
     def __call__(self, raw_speech, *args, **kwargs):
+        raw_speech = float_clips(raw_speech)  # integer PCM scaled to [-1, 1], float32 (`float_samples`)
         self.check_waveforms(raw_speech)
         return super().__call__(raw_speech, *args, **kwargs)

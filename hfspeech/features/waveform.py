@@ -30,6 +30,40 @@ def is_batched(raw_speech) -> bool:
         and isinstance(raw_speech[0], (np.ndarray, tuple, list)))
 
 
+# Integer PCM -> float in [-1, 1), as soundfile and ffmpeg decode it: (offset, full scale) per dtype;
+# 8-bit WAV is unsigned, centred on 128.
+PCM_SCALES = {np.dtype(np.int8): (0, 128), np.dtype(np.int16): (0, 32768), np.dtype(np.int32): (0, 2**31),
+              np.dtype(np.uint8): (128, 128)}
+
+
+def float_samples(samples) -> np.ndarray:
+    """Samples as float32 (shape kept), integer PCM divided by its full scale.
+
+    Why: a file is decoded to [-1, 1], so an int16 array (scipy.io.wavfile, soundfile with dtype="int16")
+    taken as float would be 32768 times louder than the same file: Whisper's log-mel and the energy gate of
+    streaming read levels, and a waveform extractor left it float64, which the model refused with a torch
+    dtype error. Integer types without a PCM full scale (int64, e.g. a list of Python ints) and non-numbers
+    are a ValueError, not a guess.
+    """
+    samples = np.asarray(samples)
+    if samples.dtype.kind == "f":
+        return samples.astype(np.float32, copy=False)
+    if samples.dtype in PCM_SCALES:
+        offset, scale = PCM_SCALES[samples.dtype]
+        return ((samples.astype(np.float32) - offset) / scale).astype(np.float32)
+    if samples.dtype.kind in "iu":
+        raise ValueError(f"integer samples of dtype {samples.dtype} have no PCM full scale: give float samples "
+                         "in [-1, 1] or int16 / int32 PCM")
+    raise ValueError(f"audio samples must be numbers, got dtype {samples.dtype}")
+
+
+def float_clips(raw_speech):
+    """`float_samples` of one clip or of each clip of a batch (a 2-D array or a list of clips)."""
+    if is_batched(raw_speech) and not isinstance(raw_speech, np.ndarray):
+        return [float_samples(clip) for clip in raw_speech]
+    return float_samples(raw_speech)
+
+
 def check_waveforms(raw_speech) -> None:
     """Raise ``ValueError`` naming the first empty or non-finite clip of ``raw_speech``."""
     for index, clip in enumerate(raw_speech if is_batched(raw_speech) else [raw_speech]):
@@ -70,6 +104,7 @@ class WaveformPreprocessor:
                  return_tensors: Optional[str] = "np", **unused) -> dict[str, np.ndarray]:
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(f"the model expects a sampling rate of {self.sampling_rate} Hz, got {sampling_rate} Hz")
+        raw_speech = float_clips(raw_speech)
         if self.check_inputs:
             check_waveforms(raw_speech)
         clips = [np.asarray(clip, dtype=np.float32).reshape(-1)

@@ -18,13 +18,17 @@ runs without importing torch or transformers, which is most of a cold start.
 
 from __future__ import annotations
 
+import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
+from hfspeech.errors import UsageError
 from hfspeech.inference.backends import Backend, TorchBackend
+from hfspeech.inference.waveforms import mono_samples, waveform_at_rate
 from hfspeech.inference.windows import WindowResult, WindowSlicer, slice_waveform, window_sizes
 from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
@@ -52,6 +56,15 @@ def aggregate_scores(scores: np.ndarray, mode: str, config, thresholds: Optional
         thresholds = label_thresholds(config) if thresholds is None else thresholds
         return (scores >= thresholds).mean(axis=0).astype(np.float32)
     return (np.bincount(scores.argmax(axis=1), minlength=scores.shape[1]) / len(scores)).astype(np.float32)
+
+
+def file_path(path) -> str:
+    """`path` as a string; anything but a path (an array, bytes) is a `UsageError` that points to the waveform
+    methods, where it used to be reported as a file named after its repr that was not found."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"expected a file path, got {type(path).__name__}: for samples in memory use "
+                         "score_waveform / classify_waveform(waveform, sampling_rate=...)")
+    return str(path)
 
 
 @dataclass
@@ -154,7 +167,12 @@ class AudioClassifier:
                 yield indices[start : start + self.batch_size]
 
     def logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
-        """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches."""
+        """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches. Each is checked
+        as `score_waveform` checks one (`mono_samples`: integer PCM scaled; empty or NaN clips refused, which
+        some extractors turned into NaN scores and others into a torch dtype error)."""
+        waveforms = [mono_samples(waveform, f"waveform {i}") for i, waveform in enumerate(waveforms)]
+        if empty := [i for i, waveform in enumerate(waveforms) if waveform.size == 0]:
+            raise UsageError(f"waveform {empty[0]}: audio has zero length (no samples)")
         output = np.zeros((len(waveforms), len(self.id2label)), dtype=np.float32)
         shortest = min_samples(self.config)  # a clip shorter than one encoder frame is padded with silence
         for indices in self._batches(waveforms):
@@ -170,7 +188,8 @@ class AudioClassifier:
     def window_sizes(self, window_seconds: Optional[float] = None,
                      hop_seconds: Optional[float] = None) -> tuple[int, int]:
         """(window, hop) in samples; the window defaults to the model's clip length."""
-        return window_sizes(self.sampling_rate, window_seconds or self.window_seconds, hop_seconds)
+        return window_sizes(self.sampling_rate, self.window_seconds if window_seconds is None else window_seconds,
+                            hop_seconds)
 
     def score_windows(self, windows: Sequence[tuple[int, np.ndarray]], first_index: int = 0) -> list[WindowResult]:
         """`(start sample, waveform)` pairs -> `WindowResult`s with scores and active labels."""
@@ -193,7 +212,7 @@ class AudioClassifier:
         slicer = WindowSlicer(*self.window_sizes(window_seconds, hop_seconds))
         pending: list[tuple[int, np.ndarray]] = []
         done = 0
-        for chunk in prefetched(iter_audio_chunks(path, self.sampling_rate, chunk_seconds)):
+        for chunk in prefetched(iter_audio_chunks(file_path(path), self.sampling_rate, chunk_seconds)):
             pending.extend(slicer.push(chunk))
             while len(pending) >= self.batch_size:
                 batch, pending = pending[: self.batch_size], pending[self.batch_size :]
@@ -211,6 +230,8 @@ class AudioClassifier:
     def prediction(self, scored: FileScores, top_k: int = 5) -> Prediction:
         """A file's scores -> its top-k labels, best first (ties of votes broken by the mean score), and the
         labels active for it (a multi-label model's; with `vote`, those at least half the windows had)."""
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise UsageError(f"top_k must be a whole number of labels, at least 1, got {top_k!r}")
         combined = scored.scores
         window_scores = [w.scores for w in scored.windows if w.scores is not None]
         tie_break = np.mean(window_scores, axis=0) if window_scores else np.zeros_like(combined)
@@ -230,15 +251,19 @@ class AudioClassifier:
 
     def score_waveform(self, waveform: np.ndarray, window_seconds: Optional[float] = None,
                        hop_seconds: Optional[float] = None, name: str = "<waveform>",
-                       aggregate: str = "mean") -> FileScores:
-        """A waveform already in memory, cut into the same windows as a file."""
+                       aggregate: str = "mean", sampling_rate: Optional[int] = None) -> FileScores:
+        """A waveform already in memory, cut into the same windows as a file: `[n]` or `[n, channels]`
+        samples (numpy, list or torch; float, or integer PCM) at `sampling_rate` (None: the model's,
+        `self.sampling_rate`), downmixed, scaled and resampled as a file would be (`waveform_at_rate`)."""
+        waveform = waveform_at_rate(waveform, sampling_rate, self.sampling_rate, name)
         pieces = slice_waveform(waveform, *self.window_sizes(window_seconds, hop_seconds))
         return self.file_scores(name, self.score_windows(pieces), aggregate)
 
     def classify_waveform(self, waveform: np.ndarray, top_k: int = 5, window_seconds: Optional[float] = None,
                           hop_seconds: Optional[float] = None, name: str = "<waveform>",
-                          aggregate: str = "mean") -> Prediction:
-        return self.prediction(self.score_waveform(waveform, window_seconds, hop_seconds, name, aggregate), top_k)
+                          aggregate: str = "mean", sampling_rate: Optional[int] = None) -> Prediction:
+        scored = self.score_waveform(waveform, window_seconds, hop_seconds, name, aggregate, sampling_rate)
+        return self.prediction(scored, top_k)
 
     def score_file(self, path: str, window_seconds: Optional[float] = None, hop_seconds: Optional[float] = None,
                    aggregate: str = "mean") -> FileScores:
@@ -246,7 +271,7 @@ class AudioClassifier:
         `hfspeech.inference.batch.score_files` also batches windows across them."""
         from hfspeech.inference.batch import score_files
 
-        ((_, result),) = score_files(self, [str(path)], window_seconds, hop_seconds, aggregate)
+        ((_, result),) = score_files(self, [file_path(path)], window_seconds, hop_seconds, aggregate)
         if isinstance(result, Exception):
             raise result
         return result

@@ -26,9 +26,10 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from hfspeech.data.audio import StreamResampler, downmix_to_mono, seconds_to_samples
+from hfspeech.data.audio import StreamResampler, seconds_to_samples
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.models.scores import DEFAULT_THRESHOLD, label_thresholds
+from hfspeech.inference.waveforms import check_sampling_rate, mono_samples
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 SILENCE_LABELS = ("_silence_", "silence", "_background_noise_", "background", "noise_only")
@@ -117,7 +118,9 @@ class StreamingClassifier:
         self.rate = classifier.sampling_rate
         self.window, self.hop = classifier.window_sizes(window_seconds, hop_seconds)
         self.slicer = WindowSlicer(self.window, self.hop)
-        self.resample = StreamResampler(input_rate or self.rate, self.rate)
+        # None: the model's rate (0 used to mean that too, and a negative rate was soxr's error)
+        input_rate = self.rate if input_rate is None else check_sampling_rate(input_rate, "input_rate")
+        self.resample = StreamResampler(input_rate, self.rate)
         self.id2label = classifier.id2label
         self.thresholds = label_thresholds(classifier.config, threshold)
         self.min_windows = int(min_windows)
@@ -136,17 +139,17 @@ class StreamingClassifier:
         ids = {i for i, label in self.id2label.items() if label in wanted}
         if not ids:
             raise ValueError(f"vad='model' needs a silence class, but the model's labels "
-                             f"{sorted(self.id2label.values())} include none of {wanted} (pass silence_labels)")
+                             f"{sorted(self.id2label.values())} include none of {wanted} (name yours: "
+                             "--silence_label LABEL, or silence_labels=[...] in Python)")
         return ids
 
     def feed(self, chunk: np.ndarray) -> list[WindowResult]:
-        """Samples (float, or int16 scaled by 1/32768) `[n]` or `[n, channels]` at the input rate."""
+        """Samples `[n]` or `[n, channels]` at the input rate: float, or integer PCM (int16, int32, uint8)
+        scaled to [-1, 1] (`mono_samples`; only int16 was, so an int32 stream passed the energy gate however
+        quiet it was); a channels-first or NaN chunk is a `UsageError`."""
         if self.finished:
             raise RuntimeError("the stream is finished; start a new StreamingClassifier")
-        samples = np.asarray(chunk)
-        if samples.dtype == np.int16:
-            samples = samples.astype(np.float32) / 32768.0
-        samples = self.resample(downmix_to_mono(samples))
+        samples = self.resample(mono_samples(chunk, "chunk"))
         self.stats.samples += samples.size
         return self._classify(self.slicer.push(samples))
 

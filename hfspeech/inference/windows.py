@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from hfspeech.data.audio import seconds_to_samples
+from hfspeech.errors import UsageError
 
 
 @dataclass
@@ -102,9 +103,14 @@ class WindowSlicer:
 
 
 def window_sizes(sampling_rate: int, window_seconds: float, hop_seconds: Optional[float] = None) -> tuple[int, int]:
-    """(window, hop) in samples; the hop is half a window unless given."""
+    """(window, hop) in samples; the hop is half a window unless given (None). A length that is not positive
+    is a `UsageError`: it used to become one sample (a window of -1 s gave one-sample windows and flat scores,
+    a hop of -1 s a window per sample) or, for 0, the default, without a word."""
+    for flag, seconds in (("window_seconds", window_seconds), ("hop_seconds", hop_seconds)):
+        if seconds is not None and not seconds > 0:
+            raise UsageError(f"{flag} must be positive, got {seconds}")
     window = max(1, seconds_to_samples(window_seconds, sampling_rate))
-    hop = max(1, seconds_to_samples(hop_seconds or window_seconds / 2, sampling_rate))
+    hop = max(1, seconds_to_samples(window_seconds / 2 if hop_seconds is None else hop_seconds, sampling_rate))
     return window, hop
 
 
