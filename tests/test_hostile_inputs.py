@@ -381,6 +381,7 @@ FLAG_CASES = {
     "negative --max_length_seconds": (["--max_length_seconds", "-1"], "--max_length_seconds must be >= 0"),
     "no training clip": (["--max_train_samples", "0"], "--max_train_samples must be at least 1"),
     "held-out share over 100%": (["--validation_split_percentage", "150"], "--validation_split_percentage and"),
+    "label words for a baseline": (["--score_label_words", "True"], "--score_label_words: for Whisper checkpoints"),
 }
 
 

@@ -245,7 +245,7 @@ def test_a_model_that_does_not_load_stops_the_server_with_a_one_line_error(tmp_p
     result = subprocess.run([sys.executable, "-m", "hfspeech.cli", "serve", str(tmp_path), "--port", "0",
                              "--log-level", "warning"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: NotAModelError: {tmp_path}: no model weights "
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path}: no model weights "
                                                   "(model.safetensors) in the folder"]
 
 

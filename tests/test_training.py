@@ -159,7 +159,8 @@ def test_training_without_a_train_split_says_so(tone_folder, tmp_path):
 
 
 @pytest.mark.parametrize("command, flag", [("train", "--noise_dir"), ("cross-validate", "--group_column"),
-                                           ("distill", "--teacher_batch_size")])
+                                           ("distill", "--teacher_batch_size"), ("train", "--args_file"),
+                                           ("distill", "--student_model_type")])
 def test_help_lists_every_flag_of_the_recipe(command, flag, capsys):
     from hfspeech.cli import main as cli
 

@@ -7,7 +7,7 @@ import argparse
 from hfspeech.cli.common import reported_as_user_errors
 from hfspeech.cli.flags import CliParser
 from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
-from hfspeech.output_folders import output_folder_problem
+from hfspeech.output_folders import check_output_folder
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -36,13 +36,12 @@ def export_parser() -> argparse.ArgumentParser:
 EXPORT_FILES = {*ONNX_FILES, TORCHSCRIPT_FILE}  # what marks an earlier export's folder
 
 
-def foreign_output(output: str | None) -> str | None:
-    """Why `--output` may not be written: a file, or a folder holding files of the user's (a model's own
-    folder among them) that an export would mix with, or overwrite (config.json); None when it is new, empty
-    or an earlier export, which exporting again replaces."""
-    if not output:
-        return None
-    return output_folder_problem(output, ours=EXPORT_FILES.__contains__, earlier="an earlier export")
+def check_export_output(output: str | None) -> None:
+    """`--output` may not be a file, nor a folder holding files of the user's (a model's own folder among them)
+    that an export would mix with, or overwrite (config.json); new, empty or an earlier export (which exporting
+    again replaces) is fine. One `error:` line, like every command's output-folder refusal."""
+    if output:
+        check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export")
 
 
 def export(argv: list[str]) -> int:
@@ -54,9 +53,7 @@ def export(argv: list[str]) -> int:
         parser.error("--calibration_dir and --eval_dir need --quantize int8")
     if args.calibration_dir and args.quantize != "int8":
         parser.error("--calibration_dir calibrates --quantize int8 (int8_weights needs no calibration)")
-    problem = foreign_output(args.output)
-    if problem:
-        parser.error(f"--output {args.output}: {problem}")
+    check_export_output(args.output)
 
     from hfspeech.export import export_onnx, export_torchscript
     from hfspeech.inference.agreement import gate_int8

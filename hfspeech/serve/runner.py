@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hfspeech.data.audio import AudioFileError, decode_audio
+from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES, locate_model
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.windows import slice_waveform
@@ -60,7 +61,8 @@ class ModelRunner:
             self.classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
                                                               trust_remote_code=self.trust_remote_code)
         except Exception as error:  # logged here; /health answers "error" (without the message)
-            self.load_error = f"{type(error).__name__}: {error}"
+            # A user's mistake reads as everywhere else (the message names the folder); anything else is a bug
+            self.load_error = str(error) if isinstance(error, HfspeechError) else f"{type(error).__name__}: {error}"
             if self.on_load_failure is not None:
                 loop.call_soon_threadsafe(self.on_load_failure)
             else:

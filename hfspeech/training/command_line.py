@@ -5,6 +5,7 @@ numbers. `training.run` trains from what this returns; `training.distill` adds i
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Optional, Sequence
@@ -47,6 +48,10 @@ def recipe_parser(*more: type) -> HfArgumentParser:
         # in one gloo DDP group on CPU. Without use_cpu, accelerate leaves each process training on its own.
         defaults["use_cpu"] = True
     parser.set_defaults(**defaults)
+    # transformers' pre-parser takes --args_file off the command line before this parser reads it: declared
+    # here for --help alone (SUPPRESS: never in the parsed namespace).
+    parser.add_argument("--args_file", action="append", default=argparse.SUPPRESS, metavar="FILE",
+                        help="a file of flags (repeatable); the flags on the command line come after, and win")
     return parser
 
 

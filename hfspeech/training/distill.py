@@ -14,6 +14,7 @@ A multi-label teacher distils with sigmoid targets (`training.soft_targets`).
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -59,7 +60,10 @@ def parse_distill_args(argv: Sequence[str]):
     """(DistillationArguments, ModelArguments, DataArguments, TrainingArguments); `--student_model_type X` is
     `--model_type X`."""
     argv = ["--model_type" if arg == "--student_model_type" else arg for arg in argv]
-    exit_with_help_if_asked(argv, recipe_parser(DistillationArguments))
+    help_parser = recipe_parser(DistillationArguments)
+    help_parser.add_argument("--student_model_type", default=argparse.SUPPRESS, metavar="MODEL_TYPE",
+                             help="the student's architecture (the recipe's --model_type, which it replaces)")
+    exit_with_help_if_asked(argv, help_parser)
     try:
         distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
             args=list(argv), return_remaining_strings=True)

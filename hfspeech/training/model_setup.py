@@ -58,8 +58,10 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
                 model, feature_extractor, max_length_seconds, model_args.whisper_window_seconds)
         except ValueError as error:
             raise UsageError(f"--whisper_window_seconds: {error}") from None
-    elif model_args.pool_clip_frames or model_args.whisper_window_seconds:
-        raise UsageError("--pool_clip_frames and --whisper_window_seconds are for Whisper checkpoints; "
+    elif whisper_only := [flag for flag, value in (("--pool_clip_frames", model_args.pool_clip_frames),
+                                                   ("--whisper_window_seconds", model_args.whisper_window_seconds),
+                                                   ("--score_label_words", model_args.score_label_words)) if value]:
+        raise UsageError(f"{' and '.join(whisper_only)}: for Whisper checkpoints (--model_name_or_path); "
                          f"this model is model_type {model.config.model_type!r}")
     model.config.max_length_seconds = max_length_seconds
     if model_args.return_attention_mask is not None:
