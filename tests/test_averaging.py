@@ -88,6 +88,18 @@ def test_average_refuses_different_models_and_an_occupied_folder(tmp_path, capsy
     assert "empty: not a model folder (no config.json)" in capsys.readouterr().err
 
 
+def test_average_refuses_a_run_named_twice(tmp_path, capsys):
+    """`average a a` (or `a ./a/`) averaged a model with itself and called it the average of two runs."""
+    save_cnn(tmp_path / "a", 0)
+    save_cnn(tmp_path / "b", 1)
+    for twice in (str(tmp_path / "a"), f"{tmp_path}/./a/"):
+        assert cli(["average", str(tmp_path / "a"), str(tmp_path / "b"), twice, "--output_dir",
+                    str(tmp_path / "out")]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: {twice}: the same folder as {tmp_path / 'a'}; "
+                                                   "give each run once")
+        assert not (tmp_path / "out").exists()
+
+
 def test_multi_label_runs_average_their_thresholds(tmp_path):
     for seed, thresholds in enumerate(({"no": 0.3, "yes": 0.6}, {"no": 0.5, "yes": 0.2})):
         save_cnn(tmp_path / f"seed{seed}", seed, problem_type="multi_label_classification",

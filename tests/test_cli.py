@@ -137,6 +137,25 @@ def test_evaluate_names_a_bad_file_or_skips_and_counts_it(trained_cnn, tmp_path,
     assert metrics["num_clips"] == 6 and metrics["num_skipped_files"] == 1
     assert [Path(s["path"]).name for s in report["skipped"]["train"]] == ["broken.wav"]
 
+
+@pytest.mark.parametrize("flags, error", [
+    (["--batch_size", "0"], "--batch_size must be at least 1, got 0"),  # was a traceback
+    (["--batch_size", "-3"], "--batch_size must be at least 1, got -3"),  # never ended
+    (["--window_seconds", "-1"], "--window_seconds must be above 0, got -1.0"),  # never ended
+    (["--window_seconds", "0"], "--window_seconds must be above 0, got 0.0"),  # silently the model's window
+    (["--hop_seconds", "0"], "--hop_seconds must be above 0, got 0.0"),  # silently half a window
+    (["--max_eval_samples", "3", "--noise-snr-db", "10"], "--max_eval_samples, --noise_snr_db: training flag(s)"),
+])
+def test_evaluate_refuses_numbers_and_training_flags_it_cannot_honour(flags, error, trained_cnn, tone_folder,
+                                                                       tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder), "--output_dir", str(out),
+                *flags]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and error in lines[0], lines
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "demo", "demo-data", "tiny-model", "export",
                                      "pretrained"])
 def test_every_subcommand_prints_its_help(command, capsys):

@@ -11,7 +11,7 @@ import soundfile as sf
 from hfspeech.cli.demo import demo_data as main
 from hfspeech.errors import UsageError
 from hfspeech.synthetic.signals import generate_noise_files
-from hfspeech.synthetic.spoken import DEFAULT_KEYWORDS, generate_keyword_dataset
+from hfspeech.synthetic.spoken import DEFAULT_KEYWORDS, generate_keyword_dataset, generate_language_dataset
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -139,3 +139,36 @@ def test_other_voices_change_the_speech_and_are_recorded(tmp_path):
     assert "among fr," in (french / "README.md").read_text()
     with pytest.raises(UsageError, match="voices"):
         make(tmp_path / "none", voices=())
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--keywords", "up", "--clips_per_class", "0"], "must be above 0, got 0"),  # was 60 clips each
+    (["--keywords", "up", "--clips_per_class", "1", "--clip_seconds", "0"], "must be above 0, got 0"),  # was 1 s
+    (["--kind", "events", "--num_clips", "2", "--clips_per_class", "5"],  # was ignored
+     "--clips_per_class applies to --kind keywords or languages, not events"),
+    (["--keywords", "up", "--clips_per_class", "1", "--num_clips", "3"], "--num_clips applies to --kind events"),
+    (["--kind", "events", "--num_clips", "2", "--seed", "-1"], "--seed: must be 0 to 4294967295, got -1"),  # traceback
+])
+def test_sizes_and_flags_demo_data_would_not_honour_are_refused(flags, error, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "d"), "--no_progress", *flags])
+    assert exit_info.value.code == 2 and error in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_voice_espeak_ng_lacks_is_named_before_any_clip_is_written(tmp_path):
+    """It failed on a worker thread with a traceback, after the other languages' clips were written."""
+    with pytest.raises(UsageError, match="'xx-nope': espeak-ng has no such voice"):
+        generate_language_dataset(tmp_path / "d", languages=("en", "xx-nope"), clips_per_language=1, progress=False)
+    assert not list(tmp_path.rglob("*.wav"))
+
+
+@pytest.mark.parametrize("where", ["output", "noise"])
+def test_a_file_where_a_folder_goes_is_refused(where, tmp_path, capsys):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")  # both were tracebacks (NotADirectoryError / FileExistsError)
+    target = [str(mine)] if where == "output" else [str(tmp_path / "d"), "--noise_files", str(mine)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*target, "--kind", "events", "--num_clips", "2"])
+    assert exit_info.value.code == 2 and f"{mine}: is a file, not a folder" in capsys.readouterr().err
+    assert mine.read_text() == "mine"

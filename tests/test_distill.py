@@ -123,3 +123,28 @@ def test_a_teacher_that_is_not_a_model_folder_is_named_before_any_work(tone_fold
 def test_distill_command_needs_a_teacher(capsys):
     assert cli(["distill", "--student_model_type", "bcresnet", "--output_dir", "x"]) == 2
     assert "--teacher" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, error", [
+    ("--teacher_batch_size", "0", "--teacher_batch_size must be at least 1, got 0"),
+    ("--teacher_batch_size", "-1", "--teacher_batch_size must be at least 1, got -1"),
+    ("--teacher_cache_dir", "notes.txt", "notes.txt: not a folder")])
+def test_teacher_flags_that_crashed_after_the_data_was_prepared_are_refused_first(flag, value, error, tone_folder,
+                                                                                    tmp_path, capsys):
+    teacher = save_random_baseline(tmp_path / "teacher", "cnn", LABELS, 0.5, conv_channels=[4], n_mels=16)
+    (tmp_path / "notes.txt").write_text("mine")
+    flags = ["--teacher_cache_dir", str(tmp_path / "cache"), flag, str(tmp_path / value) if "dir" in flag else value]
+    assert cli(["distill", "--teacher", str(teacher), "--student_model_type", "cnn", "--data_dir", str(tone_folder),
+                "--output_dir", str(tmp_path / "out"), "--max_steps", "1", *flags]) == 2
+    assert error in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_student_is_never_written_over_its_teacher(tone_folder, tmp_path, capsys):
+    teacher = save_random_baseline(tmp_path / "teacher", "cnn", LABELS, 0.5, conv_channels=[4], n_mels=16)
+    (teacher / "runs").mkdir()  # as the recipe leaves a run (its logs): the folder reads as a run to resume
+    before = {p.name: p.read_bytes() for p in teacher.iterdir() if p.is_file()}
+    assert cli(["distill", "--teacher", str(teacher), "--student_model_type", "cnn", "--data_dir", str(tone_folder),
+                "--output_dir", str(teacher), "--max_steps", "1"]) == 2
+    assert "the teacher's own folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in teacher.iterdir() if p.is_file()} == before

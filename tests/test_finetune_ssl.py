@@ -206,3 +206,5 @@ def test_tiny_model_writes_only_a_new_folder_of_distinct_labels(tmp_path, capsys
     assert (tmp_path / "mine" / "config.json").read_text() == "{}"
     assert cli(["tiny-model", str(tmp_path / "dup"), "--labels", "a", "a"]) == 2
     assert "each label once" in capsys.readouterr().err and not (tmp_path / "dup").exists()
+    assert cli(["tiny-model", str(tmp_path / "blank"), "--labels", "", "b"]) == 2  # wrote a label named ""
+    assert "--labels: a label is empty" in capsys.readouterr().err and not (tmp_path / "blank").exists()

@@ -100,6 +100,50 @@ def test_fold_manifests_refuse_one_group_or_an_empty_cell_naming_the_manifest(tm
     assert str(raised.value).startswith(files["all"]) and not (tmp_path / "cv").exists()
 
 
+def test_fold_manifests_refuse_a_group_that_cannot_name_a_folder(tmp_path):
+    """fold-<group> is a folder: a group "x/../../out" put that fold's manifests and run outside OUTPUT_DIR."""
+    files = write_manifests(tmp_path / "data", {"all": ["ann", "x/../../out", "ann", "x/../../out"]})
+    with pytest.raises(DataError, match=r"row 3: speaker 'x/\.\./\.\./out' cannot name a fold folder"):
+        write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv" / "root"), 0.0, seed=0)
+    assert not (tmp_path / "cv").exists() and not (tmp_path / "out").exists()
+
+
+def test_fold_manifests_refuse_a_label_only_one_group_has(tmp_path):
+    """Its fold would train without the label and stop on its test split, after the folds before it trained."""
+    files = write_manifests(tmp_path, {"all": ["ann", "bob", "ann", "bob", "cy", "cy"]})
+    rows = Path(files["all"]).read_text().splitlines()
+    rows[2] = rows[2].replace(",no,", ",maybe,")  # bob's first row
+    Path(files["all"]).write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="label 'maybe' has no training clip in the fold that holds out speaker 'bob'"):
+        write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv"), 0.0, seed=0, label_column="label")
+    assert not (tmp_path / "cv").exists()
+    write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv"), 0.0, seed=0)  # not checked without the column
+
+
+def test_fold_validation_takes_a_row_when_its_share_rounds_to_none_and_none_at_zero(tmp_path):
+    files = write_manifests(tmp_path, {"all": ["ann", "ann", "bob", "bob", "cy", "cy"]})
+    folds = write_fold_manifests(files["all"], "speaker", str(tmp_path / "a"), 0.1, seed=0, label_column="label")
+    assert all(len(list(csv.DictReader(open(paths["validation"])))) == 1 for paths in folds.values())
+    folds = write_fold_manifests(files["all"], "speaker", str(tmp_path / "b"), 0.0, seed=0, label_column="label")
+    assert all(sorted(paths) == ["test", "train"] for paths in folds.values())
+
+
+def test_cross_validate_without_validation_trains_each_fold(tmp_path):
+    """--validation_split_percentage 0 stopped on the first fold's empty validation manifest, a file the user
+    never made; `hfspeech train` takes it as "no validation"."""
+    import json
+
+    from conftest import TINY_CNN
+    from hfspeech.cli import main as cli
+
+    files = write_manifests(tmp_path, {"all": ["ann", "ann", "bob", "bob"]})
+    assert cli(["cross-validate", "--train_file", files["all"], "--group_column", "speaker", "--model_type", "cnn",
+                "--config_overrides", TINY_CNN, "--output_dir", str(tmp_path / "cv"),
+                "--max_steps", "1", "--validation_split_percentage", "0",
+                "--disable_tqdm", "True"]) == 0
+    assert sorted(json.loads((tmp_path / "cv" / "cross_validation.json").read_text())["folds"]) == ["ann", "bob"]
+
+
 def test_fold_manifests_use_the_path_column_given(tmp_path):
     files = write_manifests(tmp_path, {"all": ["ann", "bob"] * 2})
     Path(files["all"]).write_text(Path(files["all"]).read_text().replace("path,", "audio,", 1))

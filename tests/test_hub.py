@@ -297,6 +297,25 @@ def test_a_damaged_run_record_is_named_before_anything_is_staged(trained_cnn, tm
     assert not (tmp_path / "repo").exists()
 
 
+@pytest.mark.parametrize("problem, error", [
+    ("absent", "absent: not found"), ("a file", "clip.wav: not a folder"),
+    ("no audio", "no audio: no audio files to measure on"),
+    ("unknown label", "squeak/a.wav: label 'squeak' (its folder) is not one of the model's labels"),
+    ("no export", "--include_onnx, but the run has no onnx/model.onnx")])
+def test_an_eval_dir_or_onnx_staging_cannot_use_is_refused_before_writing(problem, error, trained_cnn, tmp_path):
+    """They were skipped without a word (a card measuring nothing, no ONNX files), or a label the model does
+    not know was measured as accuracy 0.000."""
+    folder = {"absent": tmp_path / "absent", "a file": tmp_path / "clip.wav", "no audio": tmp_path / "no audio",
+              "unknown label": tmp_path / "strange", "no export": None}[problem]
+    (tmp_path / "no audio" / "low").mkdir(parents=True)
+    (tmp_path / "strange" / "squeak").mkdir(parents=True)
+    for clip in (tmp_path / "clip.wav", tmp_path / "strange" / "squeak" / "a.wav"):
+        sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    with pytest.raises(StageError, match=re.escape(error)):
+        stage_run(trained_cnn, tmp_path / "repo", eval_dir=folder, include_onnx=problem == "no export")
+    assert not (tmp_path / "repo").exists()
+
+
 def test_remote_code_is_off_unless_asked(trained_cnn, tmp_path):
     stage_run(trained_cnn, tmp_path / "repo")
     config = json.loads((tmp_path / "repo" / "config.json").read_text())

@@ -70,6 +70,18 @@ def test_a_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     assert resolve_pretrained("openai/whisper-base") == "openai/whisper-base"  # Hub ids pass through
 
 
+@pytest.mark.parametrize("command", [["whisper-base"], ["--from_ctranslate2", "/no/such/ct2"]])
+def test_pretrained_never_replaces_a_folder_of_the_users(command, tmp_path, capsys):
+    from hfspeech.cli import main as cli
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")  # fetch_pretrained used to rmtree the folder after converting
+    assert cli(["pretrained", *command, str(mine)]) == 2
+    assert f"{mine}: holds other files (notes.txt)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "mine"
+
+
 @pytest.fixture(scope="module")
 def cut_classifier(whisper_tiny_en, tmp_path_factory) -> Path:
     """The real tiny.en encoder with a new head for three labels, cut to 1-s windows, saved like a run."""

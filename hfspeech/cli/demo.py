@@ -117,7 +117,13 @@ def _predict_unseen(runs: dict[str, tuple[Path, dict, float]], output_dir: Path)
     return status
 
 
+# The flags that shape one kind of data set only: given with another --kind they were ignored without a word.
+KIND_FLAGS = {"num_clips": ("events",), "events": ("events",), "clips": ("keywords", "languages"),
+              "keywords": ("keywords",), "languages": ("languages",)}
+
+
 def demo_data_parser() -> argparse.ArgumentParser:
+    from hfspeech.cli.flags import number_in, positive
     from hfspeech.synthetic.events import DEFAULT_EVENTS
     from hfspeech.synthetic.spoken import DEFAULT_KEYWORDS, DEFAULT_LANGUAGES
 
@@ -126,16 +132,18 @@ def demo_data_parser() -> argparse.ArgumentParser:
                        "(multi-label, no espeak-ng needed).")
     parser.add_argument("output_dir")
     parser.add_argument("--kind", choices=["keywords", "languages", "events"], default="keywords")
-    parser.add_argument("--num_clips", type=int, default=400, help="events: number of clips (default 400)")
-    parser.add_argument("--events", nargs="+", default=list(DEFAULT_EVENTS), help="events: the event types")
-    parser.add_argument("--clips_per_class", "--clips_per_keyword", dest="clips", type=int, default=None,
+    parser.add_argument("--num_clips", type=positive(int), default=None, help="events: number of clips (default 400)")
+    parser.add_argument("--events", nargs="+", default=None,
+                        help=f"events: the event types (default: {' '.join(DEFAULT_EVENTS)})")
+    parser.add_argument("--clips_per_class", "--clips_per_keyword", dest="clips", type=positive(int), default=None,
                         help="clips per keyword (default 60) or per language (default 40)")
-    parser.add_argument("--keywords", nargs="+", default=list(DEFAULT_KEYWORDS))
-    parser.add_argument("--languages", nargs="+", default=list(DEFAULT_LANGUAGES),
-                        help="espeak-ng language voices (espeak-ng --voices lists them)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sampling_rate", type=int, default=16000)
-    parser.add_argument("--clip_seconds", type=float, default=None,
+    parser.add_argument("--keywords", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_KEYWORDS)}")
+    parser.add_argument("--languages", nargs="+", default=None,
+                        help=f"espeak-ng language voices (espeak-ng --voices lists them; default: "
+                        f"{' '.join(DEFAULT_LANGUAGES)})")
+    parser.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=0)
+    parser.add_argument("--sampling_rate", type=positive(int), default=16000)
+    parser.add_argument("--clip_seconds", type=positive(float), default=None,
                         help="default 1.0 (keywords, events), 2.0 (languages)")
     parser.add_argument("--noise_files", metavar="DIR", help="also write a few background-noise wavs to DIR")
     parser.add_argument("--no_progress", action="store_true")
@@ -143,21 +151,31 @@ def demo_data_parser() -> argparse.ArgumentParser:
 
 
 def demo_data(argv: list[str]) -> int:
-    from hfspeech.synthetic.events import generate_event_dataset
+    from hfspeech.synthetic.events import DEFAULT_EVENTS, generate_event_dataset
     from hfspeech.synthetic.signals import generate_noise_files
-    from hfspeech.synthetic.spoken import generate_keyword_dataset, generate_language_dataset
+    from hfspeech.synthetic.spoken import (DEFAULT_KEYWORDS, DEFAULT_LANGUAGES, generate_keyword_dataset,
+                                           generate_language_dataset)
 
-    args = demo_data_parser().parse_args(argv)
+    parser = demo_data_parser()
+    args = parser.parse_args(argv)
+    for dest, kinds in KIND_FLAGS.items():
+        if getattr(args, dest) is not None and args.kind not in kinds:
+            parser.error(f"--{'clips_per_class' if dest == 'clips' else dest} applies to --kind {' or '.join(kinds)}, "
+                         f"not {args.kind}")
+    for name, folder in (("OUTPUT_DIR", args.output_dir), ("--noise_files", args.noise_files)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():  # was a traceback (FileExistsError)
+            parser.error(f"{name} {folder}: is a file, not a folder")
     common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=not args.no_progress)
     if args.kind == "events":
-        root = generate_event_dataset(args.output_dir, events=args.events, num_clips=args.num_clips,
-                                      sampling_rate=args.sampling_rate, clip_seconds=args.clip_seconds or 1.0,
-                                      seed=args.seed)
+        root = generate_event_dataset(args.output_dir, events=args.events or list(DEFAULT_EVENTS),
+                                      num_clips=args.num_clips or 400, sampling_rate=args.sampling_rate,
+                                      clip_seconds=args.clip_seconds or 1.0, seed=args.seed)
     elif args.kind == "keywords":
-        root = generate_keyword_dataset(args.output_dir, keywords=args.keywords, clips_per_keyword=args.clips or 60,
-                                        clip_seconds=args.clip_seconds or 1.0, **common)
+        root = generate_keyword_dataset(args.output_dir, keywords=args.keywords or DEFAULT_KEYWORDS,
+                                        clips_per_keyword=args.clips or 60, clip_seconds=args.clip_seconds or 1.0,
+                                        **common)
     else:
-        root = generate_language_dataset(args.output_dir, languages=args.languages,
+        root = generate_language_dataset(args.output_dir, languages=args.languages or DEFAULT_LANGUAGES,
                                          clips_per_language=args.clips or 40,
                                          clip_seconds=args.clip_seconds or 2.0, **common)
     print(f"{args.kind} dataset: {root}")

@@ -63,6 +63,8 @@ def tiny_model(argv: list[str]) -> int:
     check_output_folder(args.output_dir)
     if len(set(args.labels)) != len(args.labels):
         raise UsageError(f"--labels: each label once, got {args.labels}")
+    if not all(label.strip() for label in args.labels):  # an unset shell variable: a class named ""
+        raise UsageError(f"--labels: a label is empty, got {args.labels}")
 
     print(f"tiny {args.model_type}: {save_tiny_ssl_model(args.output_dir, args.model_type, args.labels)}")
     return 0

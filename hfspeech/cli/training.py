@@ -38,14 +38,37 @@ def evaluate(argv: list[str]) -> int:
     from hfspeech.evaluation.evaluate_model import EvaluateArguments, evaluate_model
     from hfspeech.training.arguments import DataArguments
 
+    parser = HfArgumentParser((EvaluateArguments, DataArguments), prog="hfspeech evaluate")
     try:
-        eval_args, data_args = HfArgumentParser((EvaluateArguments, DataArguments)).parse_args_into_dataclasses(
-            args=list(argv))
+        eval_args, data_args = parser.parse_args_into_dataclasses(args=list(argv))
     except ValueError as error:
         raise UsageError(f"invalid evaluate flags: {error}") from error
+    refuse_training_only_flags(data_args)
     metrics = evaluate_model(eval_args, data_args.spec())
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+# The data flags `hfspeech evaluate` reads: where the data is, its columns, how clips are decoded. The other
+# DataArguments (augmentation, sample limits, split shares, streaming ...) shape training only.
+EVALUATE_DATA_FLAGS = ("data_dir", "train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name",
+                       "audio_column_name", "label_column_name", "path_column_name", "label_depth", "trim_silence",
+                       "trim_top_db", "skip_bad_files", "preprocessing_num_workers", "label_separator")
+
+
+def refuse_training_only_flags(data_args) -> None:
+    """evaluate parses the recipe's DataArguments, so `--max_eval_samples 50` or `--noise_snr_db 10` parsed and
+    then changed nothing: the report looked like an answer to them. Refused instead, by name."""
+    import dataclasses
+
+    from hfspeech.errors import UsageError
+
+    given = [f"--{field.name}" for field in dataclasses.fields(data_args) if field.name not in EVALUATE_DATA_FLAGS
+             and getattr(data_args, field.name) != (field.default if field.default_factory is dataclasses.MISSING
+                                                    else field.default_factory())]
+    if given:
+        raise UsageError(f"{', '.join(given)}: training flag(s); hfspeech evaluate does not use them (it scores "
+                         "every clip of one split, un-augmented, in windows: --window_seconds, --split)")
 
 
 def distill(argv: list[str]) -> int:

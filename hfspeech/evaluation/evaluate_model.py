@@ -50,6 +50,15 @@ class EvaluateArguments:
     aggregate: str = field(default="mean", metadata={"help": "How windows' scores make a clip's: mean, max or vote.",
                                                      "choices": list(AGGREGATIONS)})
 
+    def __post_init__(self):
+        """A batch of 0 crashed deep in scoring and one below 0 never ended; a window or hop of 0 silently meant
+        the default and one below 0 cut one-sample windows without end. `hfspeech predict` refuses them too."""
+        if self.batch_size < 1:
+            raise UsageError(f"--batch_size must be at least 1, got {self.batch_size}")
+        for name in ("window_seconds", "hop_seconds"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise UsageError(f"--{name} must be above 0, got {getattr(self, name)}")
+
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     """Score every clip of one split with the model and write the report files; returns the metrics."""

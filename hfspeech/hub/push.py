@@ -113,7 +113,7 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     if request is not None:
         try:
             paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
-                             include_onnx=True)
+                             include_onnx=(output_dir / "onnx" / "model.onnx").is_file())
         except HfspeechError:
             raise
         except Exception as error:  # network, authentication, permissions: the run itself is complete

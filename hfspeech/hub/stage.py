@@ -19,7 +19,8 @@ from typing import Optional
 from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError
 from hfspeech.hub.card import write_model_card
-from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
+from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
+                                         read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.output_folders import check_output_folder
 from hfspeech.hub.remote_code import write_remote_code
@@ -56,11 +57,15 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     for name in REPORT_FILES + ("trainer_state.json",):  # the card reads them: a damaged one stops before writing
         if name.endswith(".json"):
             read_run_record(run / name)
+    if include_onnx and not (run / "onnx" / "model.onnx").is_file():  # was skipped without a word
+        raise StageError(f"{run}: --include_onnx, but the run has no onnx/model.onnx; export it first "
+                         f"(`hfspeech export {run} --format onnx`)")
+    clips = evaluation_clips(eval_dir, read_config_json(run))
     check_output_folder(dest, error=StageError)
     dest.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES + REPORT_FILES:
         _copy(run, name, dest / name)
-    if include_onnx and (run / "onnx" / "model.onnx").is_file():
+    if include_onnx:
         (dest / "onnx").mkdir()
         for name in ONNX_FILES:
             _copy(run, f"onnx/{name}", dest / "onnx" / name)
@@ -72,7 +77,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         _update_json(dest / "config.json", auto_map=auto_map["config"])
         if auto_map["feature_extractor"]:
             _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
-    variants = measure_variants(dest, eval_dir, multi_label=is_multi_label(config))
+    variants = measure_variants(dest, clips, multi_label=is_multi_label(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
                      custom_code=spec is not None)
     check_no_secrets(dest)
@@ -110,12 +115,31 @@ def _update_json(path: Path, **values) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **values}, indent=2, sort_keys=True) + "\n")
 
 
-def measure_variants(dest: Path, eval_dir: Optional[str | Path], multi_label: bool = False) -> list[dict]:
-    """Size on disk of each variant, and with ``eval_dir`` its mean latency per clip and (single-label only:
-    a folder name is one label, not a multi-label clip's label set) its accuracy against the folder names."""
+def evaluation_clips(eval_dir: Optional[str | Path], config: dict) -> list[Path]:
+    """The audio files of ``eval_dir``, checked before anything is staged: a missing folder, a file or a folder
+    without audio gave a card that measured nothing, and a folder named for a label the model does not know an
+    accuracy of 0 (a single-label model's labels are the folder names; a multi-label model's clips are timed)."""
+    if eval_dir is None:
+        return []
+    if not Path(eval_dir).is_dir():
+        raise StageError(f"--eval_dir {eval_dir}: {'not a folder' if Path(eval_dir).exists() else 'not found'}")
+    clips = find_audio_files(eval_dir)
+    if not clips:
+        raise StageError(f"--eval_dir {eval_dir}: no audio files to measure on (expected DIR/<label>/*.wav)")
+    labels = {str(label) for label in config.get("id2label", {}).values()}
+    unknown = next((clip for clip in clips if clip.parent.name not in labels), None)
+    if unknown is not None and not is_multi_label(config):
+        raise StageError(f"--eval_dir {unknown}: label {unknown.parent.name!r} (its folder) is not one of the "
+                         f"model's labels {sorted(labels)}")
+    return clips
+
+
+def measure_variants(dest: Path, clips: list[Path], multi_label: bool = False) -> list[dict]:
+    """Size on disk of each variant, and with ``clips`` (`evaluation_clips`) its mean latency per clip and
+    (single-label only: a folder name is one label, not a multi-label clip's label set) its accuracy against
+    the folder names."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
-    clips = find_audio_files(eval_dir) if eval_dir else []
     variants = []
     for name, file in files.items():
         if not file.is_file():

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.synthetic.signals import NOISE_COLOURS, colored_noise
 
 
@@ -45,6 +45,16 @@ def require_espeak() -> str:
     if exe is None:
         raise MissingToolError("espeak-ng not found: install it with `apt-get install espeak-ng`")
     return exe
+
+
+def check_voices(exe: str, voices: Sequence[str]) -> None:
+    """Each voice says one word before any clip is made: a voice espeak-ng does not have (a mistyped language
+    code) failed on a worker thread, a traceback after the other classes' clips were written."""
+    for voice in dict.fromkeys(voices):
+        result = subprocess.run([exe, "--stdout", "-v", voice, "1"], capture_output=True)
+        if result.returncode != 0 or len(result.stdout) <= 44:
+            raise UsageError(f"{voice!r}: espeak-ng has no such voice (`espeak-ng --voices` lists its languages "
+                             "and voices)")
 
 
 def espeak_version(exe: str) -> str:

@@ -47,6 +47,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
 
     if len(runs) < 2:
         raise UsageError("averaging needs two runs or more")
+    _refuse_repeated_runs(runs)
     output = Path(output_dir)
     check_output_folder(output, flag="--output_dir")
     register()
@@ -67,6 +68,17 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
         (output / name).write_text(json.dumps(record, indent=2) + "\n")
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
     return output
+
+
+def _refuse_repeated_runs(runs: Sequence[str]) -> None:
+    """A run named twice (`runs/a runs/a`, `runs/a ./runs/a/`) would weigh double, or make a "soup" of one model
+    that its card calls the average of two runs; the same folder is recognised by its resolved path."""
+    seen: dict[Path, str] = {}
+    for run in runs:
+        resolved = Path(run).resolve()
+        if resolved in seen:
+            raise UsageError(f"{run}: the same folder as {seen[resolved]}; give each run once")
+        seen[resolved] = run
 
 
 def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

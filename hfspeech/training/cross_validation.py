@@ -42,11 +42,12 @@ def summarise(values: Sequence[float]) -> dict:
 
 
 def write_fold_manifests(manifest: str, group_column: str, output_dir: str, validation_fraction: float,
-                         seed: int, path_column: str = "path") -> dict[str, dict[str, str]]:
+                         seed: int, path_column: str = "path", label_column: Optional[str] = None,
+                         label_separator: Optional[str] = None) -> dict[str, dict[str, str]]:
     """``{group: {"train": csv, "validation": csv, "test": csv}}``: the manifest's rows split per fold, paths
-    made absolute so the fold manifests can live anywhere."""
-    from datasets import Dataset
-
+    made absolute so the fold manifests can live anywhere; no validation manifest when its share is 0. With
+    `label_column` (and `label_separator` for multi-label cells) every fold's labels are checked first. All
+    checks come before anything is written: a fold that cannot train would stop after the earlier ones had."""
     rows, columns, groups = read_groups(manifest, group_column)
     if len(set(groups)) < 2:
         raise DataError(f"{manifest}: leave-one-group-out needs at least 2 groups in column {group_column!r}, "
@@ -54,26 +55,76 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
     if path_column not in columns:
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
+    for row, group in enumerate(groups, start=2):  # fold-<group> is a folder name: "a/../../x" left OUTPUT_DIR
+        if "/" in group or "\\" in group:
+            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
+                            f"(fold-<group>): a group name has no / or \\ in it")
+    folds = fold_rows(groups, validation_fraction, seed)
+    if label_column:
+        _check_fold_labels(manifest, group_column, folds, _row_labels(rows, columns, label_column, label_separator))
     base = Path(manifest).resolve().parent
-    table = Dataset.from_dict({GROUP_COLUMN: groups, "row": list(range(len(rows)))})
-    rng = np.random.default_rng(seed)
-    folds = {}
-    for group, rest, held in leave_one_group_out(table):
-        order = rng.permutation(len(rest))
-        validation = set(np.asarray(rest["row"])[order[: int(round(validation_fraction * len(rest)))]].tolist())
-        parts = {"train": [r for r in rest["row"] if r not in validation], "validation": sorted(validation),
-                 "test": list(held["row"])}
+    written = {}
+    for group, parts in folds.items():
         folder = os.path.join(output_dir, f"fold-{group}", "manifests")
         os.makedirs(folder, exist_ok=True)
-        folds[group] = {}
+        written[group] = {}
         for name, indices in parts.items():
-            path = folds[group][name] = os.path.join(folder, f"{name}.csv")
+            if not indices:
+                continue
+            path = written[group][name] = os.path.join(folder, f"{name}.csv")
             with open(path, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=columns)
                 writer.writeheader()
                 for i in indices:
                     writer.writerow({**rows[i], path_column: resolve_listed_path(rows[i].get(path_column), base)})
+    return written
+
+
+def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int) -> dict[str, dict[str, list[int]]]:
+    """``{group: {"train": rows, "validation": rows, "test": rows}}`` (row indices). A share above 0 takes at
+    least one row and leaves one to train on: rounded to none, its fold's empty validation manifest stopped the
+    run; a share of 0 takes none, and the fold trains without validation, as `hfspeech train` does."""
+    from datasets import Dataset
+
+    table = Dataset.from_dict({GROUP_COLUMN: list(groups), "row": list(range(len(groups)))})
+    rng = np.random.default_rng(seed)
+    folds = {}
+    for group, rest, held in leave_one_group_out(table):
+        order = rng.permutation(len(rest))
+        size = int(round(validation_fraction * len(rest)))
+        if validation_fraction > 0:
+            size = min(max(1, size), len(rest) - 1)
+        validation = set(np.asarray(rest["row"])[order[:size]].tolist())
+        folds[group] = {"train": [r for r in rest["row"] if r not in validation], "validation": sorted(validation),
+                        "test": list(held["row"])}
     return folds
+
+
+def _row_labels(rows: list[dict], columns: list[str], label_column: str, separator: Optional[str]) -> list[set]:
+    """Each row's labels: its cell, or with `separator` the cell's parts (a JSONL list as it is)."""
+    if label_column == "label" and "label" not in columns and "labels" in columns:
+        label_column = "labels"  # as data.loading reads it
+    labels = []
+    for row in rows:
+        value = row.get(label_column)
+        parts = value if isinstance(value, (list, tuple)) else (
+            str(value if value is not None else "").split(separator) if separator else [value])
+        labels.append({str(part).strip() for part in parts if part is not None and str(part).strip()})
+    return labels
+
+
+def _check_fold_labels(manifest: str, group_column: str, folds: dict, labels: list[set]) -> None:
+    """A label whose clips are all in one group is missing from the training rows of that group's fold, which
+    then stopped on an unknown label in its test split after every fold before it had trained."""
+    for group, parts in folds.items():
+        known = set().union(*(labels[i] for i in parts["train"]))
+        for name in ("test", "validation"):
+            missing = sorted(set().union(*(labels[i] for i in parts[name])) - known)
+            if missing:
+                where = (f"all its clips are in {group_column} {group!r}" if name == "test" else
+                         "its clips outside that group were all drawn for validation")
+                raise DataError(f"{manifest}: label {missing[0]!r} has no training clip in the fold that holds out "
+                                f"{group_column} {group!r} ({where}); every label needs clips in two groups or more")
 
 
 def run_cross_validation(model_args, data_args, training_args) -> dict:
@@ -86,12 +137,15 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
                             remedy="or pass --overwrite_output_dir to write over them")
     folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
                                  data_args.validation_split_percentage / 100, training_args.seed,
-                                 data_args.path_column_name)
+                                 data_args.path_column_name, data_args.label_column_name,
+                                 data_args.label_separator if model_args.multi_label else None)
     results = {}
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
         fold_data.train_file, fold_data.validation_file, fold_data.test_file = (
-            files["train"], files["validation"], files["test"])
+            files["train"], files.get("validation"), files["test"])
+        if fold_data.validation_file is None:  # --validation_split_percentage 0: none carved out of train either
+            fold_data.validation_split_percentage = 0
         fold_training.output_dir = os.path.join(root, f"fold-{group}")
         logger.info("fold %s: %d of %d", group, len(results) + 1, len(folds))
         results[group] = run_training(model_args, fold_data, fold_training)

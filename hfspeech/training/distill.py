@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -54,6 +55,12 @@ class DistillationArguments:
             raise UsageError(f"--distill_temperature must be > 0, got {self.distill_temperature}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise UsageError(f"--distill_weight must be in [0, 1], got {self.distill_weight}")
+        # Both were tracebacks after the data was prepared (a batch of 0 or less; a cache path that is a file).
+        if self.teacher_batch_size < 1:
+            raise UsageError(f"--teacher_batch_size must be at least 1, got {self.teacher_batch_size}")
+        if self.teacher_cache_dir and os.path.exists(self.teacher_cache_dir) and not os.path.isdir(
+                self.teacher_cache_dir):
+            raise UsageError(f"--teacher_cache_dir {self.teacher_cache_dir}: not a folder")
 
 
 def parse_distill_args(argv: Sequence[str]):
@@ -73,7 +80,12 @@ def parse_distill_args(argv: Sequence[str]):
         check_model_folder(distill_args.teacher)
     except HfspeechError as error:
         raise UsageError(f"--teacher {error}") from None
-    return (distill_args, *parse_args(rest))
+    model_args, data_args, training_args = parse_args(rest)
+    if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
+        # A teacher trained by the recipe looks like a run to resume: the student was written over it (exit 0).
+        raise UsageError(f"--output_dir {training_args.output_dir}: the teacher's own folder; the student would "
+                         "be written over it: give the student a folder of its own")
+    return distill_args, model_args, data_args, training_args
 
 
 def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) -> None:

@@ -29,6 +29,7 @@ import torch
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.whisper.vocabulary import is_multilingual
+from hfspeech.output_folders import check_output_folder
 
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
@@ -200,11 +201,13 @@ def check_ctranslate2_folder(source: Path) -> None:
 
 
 def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) -> Path:
-    """Write a transformers `WhisperForConditionalGeneration` folder from a faster-whisper folder."""
+    """Write a transformers `WhisperForConditionalGeneration` folder from a faster-whisper folder, into a new
+    or empty `output_dir` (its config.json, tokenizer files ... would replace a user's)."""
     from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
                               WhisperForConditionalGeneration, WhisperTokenizerFast)
 
     source, output = Path(source_dir), Path(output_dir)
+    check_output_folder(output, error=ConversionError)  # before reading a model.bin of 75-145 MB
     check_ctranslate2_folder(source)
     arrays = read_ctranslate2_model(source / "model.bin")
     token_ids = special_token_ids(source / "tokenizer.json")

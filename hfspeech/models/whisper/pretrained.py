@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import file_sha256
+from hfspeech.output_folders import check_output_folder
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
@@ -149,6 +150,9 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     output = Path(output_dir) if output_dir else cache_dir() / name
     if is_converted(output, source):
         return output
+    # The folder is replaced whole below: only an earlier conversion (its marker file) may be, never a user's.
+    check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
+                        error=PretrainedError)
     wheels = download_wheels(source, cache_dir() / "wheels")
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
