@@ -306,6 +306,19 @@ def test_pipeline_scores_with_sigmoid_and_marks_the_same_labels_as_the_classifie
     assert sum(r["score"] for r in softmax) == pytest.approx(1.0, abs=1e-5) and "active" not in softmax[0]
 
 
+def test_pipeline_reads_arrays_at_other_rates_and_pcm_as_the_classifier_does(trained, events):
+    """transformers asked for torchaudio (no build for the pinned torch) to resample, and took int16 as is."""
+    classify = audio_classification_pipeline(str(trained))
+    classifier = AudioClassifier.from_pretrained(str(trained))
+    path = events / manifest_rows(events)[0][0]
+    stereo_pcm = (np.repeat(decode_audio(str(path), 44100)[:, None], 2, axis=1) * 20000).astype(np.int16)
+    ours = classifier.classify_waveform(stereo_pcm, sampling_rate=44100, top_k=5)
+    for given in ({"array": stereo_pcm, "sampling_rate": 44100}, {"raw": stereo_pcm, "sampling_rate": 44100}):
+        results = classify(given)
+        assert [r["label"] for r in results] == ours.labels
+        assert np.allclose([r["score"] for r in results], ours.scores, atol=1e-5)
+
+
 def test_onnx_export_keeps_problem_type_thresholds_and_active_labels(trained, events, tmp_path):
     from hfspeech.export import export_onnx
 

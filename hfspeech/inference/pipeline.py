@@ -11,7 +11,9 @@ knows nothing of the per-class thresholds saved in `config.label_thresholds`.
 softmax), and each result of a multi-label model scored with a sigmoid also carries its label's
 `threshold` and whether it is `active` (score >= threshold) -- the same rule as `AudioClassifier` (it uses the same
 `hfspeech.models.scores.scores_from_logits` / `active_labels`). `active_labels(results)` reads
-the active labels back from a call's results.
+the active labels back from a call's results. Arrays (bare, or `{"array"|"raw", "sampling_rate"}`) are read as
+`AudioClassifier.score_waveform` reads them (`inference.waveforms`): integer PCM scaled, other rates resampled
+with soxr, where transformers asks for torchaudio, which has no build for the torch hfspeech pins.
 
     classify = audio_classification_pipeline("runs/events")
     results = classify("clip.wav")            # every label, best first: {"label", "score", "threshold", "active"}
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
 from transformers import AudioClassificationPipeline, pipeline
 
+from hfspeech.inference.waveforms import waveform_at_rate
 from hfspeech.models import register
 from hfspeech.models.scores import active_labels as labels_at_threshold
 from hfspeech.models.scores import is_multi_label, label_thresholds, scores_from_logits
@@ -41,6 +45,9 @@ class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):
             postprocess.pop("function_to_apply", None)
         return preprocess, forward, postprocess
 
+    def preprocess(self, inputs):
+        return super().preprocess(at_model_rate(inputs, self.feature_extractor.sampling_rate))
+
     def postprocess(self, model_outputs, top_k: int = 5, function_to_apply: Optional[str] = None):
         config = self.model.config
         multi_label = is_multi_label(config)
@@ -55,6 +62,17 @@ class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):
                 result["threshold"] = float(thresholds[result["label"]])
                 result["active"] = result["label"] in active
         return results
+
+
+def at_model_rate(inputs: Any, rate: int) -> Any:
+    """A numpy array or an `{"array"|"raw", "sampling_rate"}` dict as mono float32 at `rate` (`waveform_at_rate`);
+    paths, bytes and anything else go on to transformers unchanged."""
+    if isinstance(inputs, np.ndarray):
+        return waveform_at_rate(inputs, None, rate)
+    if isinstance(inputs, dict) and "sampling_rate" in inputs and ("raw" in inputs or "array" in inputs):
+        samples = inputs["raw"] if inputs.get("raw") is not None else inputs.get("array")
+        return {"raw": waveform_at_rate(samples, inputs["sampling_rate"], rate), "sampling_rate": rate}
+    return inputs
 
 
 def audio_classification_pipeline(model: Any, feature_extractor: Any = None, device: Any = None,
