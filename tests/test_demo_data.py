@@ -172,3 +172,12 @@ def test_a_file_where_a_folder_goes_is_refused(where, tmp_path, capsys):
         main([*target, "--kind", "events", "--num_clips", "2"])
     assert exit_info.value.code == 2 and f"{mine}: is a file, not a folder" in capsys.readouterr().err
     assert mine.read_text() == "mine"
+
+
+def test_the_demo_refuses_zero_clips_per_keyword(tmp_path, capsys):
+    from hfspeech.cli import main as cli
+
+    with pytest.raises(SystemExit) as exit_info:  # was a data set of no clips, failing later in training
+        cli(["demo", "--clips_per_keyword", "0", "--output_dir", str(tmp_path / "demo")])
+    assert exit_info.value.code == 2 and "--clips_per_keyword" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

@@ -208,3 +208,5 @@ def test_tiny_model_writes_only_a_new_folder_of_distinct_labels(tmp_path, capsys
     assert "each label once" in capsys.readouterr().err and not (tmp_path / "dup").exists()
     assert cli(["tiny-model", str(tmp_path / "blank"), "--labels", "", "b"]) == 2  # wrote a label named ""
     assert "--labels: a label is empty" in capsys.readouterr().err and not (tmp_path / "blank").exists()
+    assert cli(["tiny-model", str(tmp_path / "one"), "--labels", "yes"]) == 2  # a classifier of one class
+    assert "--labels: two labels or more" in capsys.readouterr().err and not (tmp_path / "one").exists()

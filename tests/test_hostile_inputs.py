@@ -162,7 +162,7 @@ CASES = {
                             error="no audio files"),
     "missing data folder": Case(lambda root: ["--data_dir", str(root / "absent")], error="absent: audio folder not found"),
     "data_dir is a file": Case(lambda root: ["--data_dir", str(write_text(root / "f.wav", "x"))],
-                               error="f.wav: audio folder not found"),
+                               error="f.wav: a file, not an audio folder"),
     "no data source": Case(lambda root: [], error="give exactly one data source"),
     "label folder with a trailing space": folder_case(lambda d: write_folder(d, labels=("high ",), per_class=2),
                                                       labels=set(TONES)),

@@ -82,6 +82,13 @@ def test_pretrained_never_replaces_a_folder_of_the_users(command, tmp_path, caps
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "mine"
 
 
+def test_a_missing_ctranslate2_folder_is_named_as_missing(tmp_path, capsys):
+    from hfspeech.cli import main as cli
+
+    assert cli(["pretrained", "--from_ctranslate2", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'nope'}: folder not found" in capsys.readouterr().err  # was "model.bin is missing"
+
+
 @pytest.fixture(scope="module")
 def cut_classifier(whisper_tiny_en, tmp_path_factory) -> Path:
     """The real tiny.en encoder with a new head for three labels, cut to 1-s windows, saved like a run."""

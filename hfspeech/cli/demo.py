@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hfspeech.cli.flags import CliParser
+from hfspeech.cli.flags import CliParser, positive
 from hfspeech.models.config_json import METRICS_FILE
 
 DEMO_TRAINING_FLAGS = [
@@ -42,7 +42,7 @@ def demo_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output_dir", default="runs/demo")
     parser.add_argument("--data_dir", default=None, help="where the keyword data goes (default: OUTPUT_DIR/data)")
-    parser.add_argument("--clips_per_keyword", type=int, default=100)
+    parser.add_argument("--clips_per_keyword", type=positive(int), default=100)
     parser.add_argument("--pretrained", default="whisper-tiny.en",
                         help="checkpoint fine-tuned beside the CNN (`hfspeech pretrained --list`), or 'none'")
     return parser
@@ -123,7 +123,7 @@ KIND_FLAGS = {"num_clips": ("events",), "events": ("events",), "clips": ("keywor
 
 
 def demo_data_parser() -> argparse.ArgumentParser:
-    from hfspeech.cli.flags import number_in, positive
+    from hfspeech.cli.flags import number_in
     from hfspeech.synthetic.events import DEFAULT_EVENTS
     from hfspeech.synthetic.spoken import DEFAULT_KEYWORDS, DEFAULT_LANGUAGES
 

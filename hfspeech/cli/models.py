@@ -61,6 +61,8 @@ def tiny_model(argv: list[str]) -> int:
     parser.add_argument("--labels", nargs="+", default=["no", "yes"])
     args = parser.parse_args(argv)
     check_output_folder(args.output_dir)
+    if len(args.labels) < 2:  # a classifier of one class: its softmax is 1.0 whatever it hears
+        raise UsageError(f"--labels: two labels or more, got {args.labels}")
     if len(set(args.labels)) != len(args.labels):
         raise UsageError(f"--labels: each label once, got {args.labels}")
     if not all(label.strip() for label in args.labels):  # an unset shell variable: a class named ""

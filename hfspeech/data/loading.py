@@ -79,7 +79,7 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
     listing so that no file it leaves out goes unreported."""
     root = Path(data_dir)
     if not root.is_dir():
-        raise DataError(f"{data_dir}: audio folder not found")
+        raise DataError(f"{data_dir}: " + ("a file, not an audio folder" if root.exists() else "audio folder not found"))
     if uses_datasets_layout(root):
         # drop_labels=False: the parent folder is the label even when there is only one class folder
         dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)

@@ -191,6 +191,8 @@ def generation_values(ct2_config: dict, token_ids: dict[str, int], config_values
 
 
 def check_ctranslate2_folder(source: Path) -> None:
+    if not source.is_dir():
+        raise ConversionError(f"{source}: " + ("not a folder" if source.exists() else "folder not found"))
     for name in ("model.bin", "config.json", "tokenizer.json"):
         if not (source / name).is_file():
             raise ConversionError(f"{source}: not a faster-whisper (CTranslate2) folder, {name} is missing")
