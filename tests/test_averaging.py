@@ -107,3 +107,14 @@ def test_multi_label_runs_average_their_thresholds(tmp_path):
     assert cli(["average", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--output_dir", str(tmp_path / "soup")]) == 0
     soup = AutoModelForAudioClassification.from_pretrained(tmp_path / "soup")
     assert soup.config.label_thresholds == pytest.approx({"no": 0.4, "yes": 0.4})
+
+
+def test_a_run_without_thresholds_counts_with_its_default(tmp_path):
+    """A run trained with --tune_thresholds False (it used 0.5) was left out of the mean; a label one run's
+    thresholds lack raised a KeyError."""
+    for seed, thresholds in enumerate(({"no": 0.3}, None)):
+        save_cnn(tmp_path / f"seed{seed}", seed, problem_type="multi_label_classification",
+                 **({"label_thresholds": thresholds} if thresholds else {}))
+    assert cli(["average", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--output_dir", str(tmp_path / "soup")]) == 0
+    soup = AutoModelForAudioClassification.from_pretrained(tmp_path / "soup")
+    assert soup.config.label_thresholds == pytest.approx({"no": 0.4, "yes": 0.5})

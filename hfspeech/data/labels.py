@@ -25,6 +25,7 @@ from hfspeech.errors import DataError
 logger = logging.getLogger("hfspeech.data")
 
 LABEL_SEPARATOR = ";"
+LIKELY_SEPARATORS = (";", ",", "|")  # what a multi-label cell is split at, when not at the given one
 
 
 def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
@@ -92,6 +93,10 @@ def _label_strings(split: Dataset) -> list[str]:
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in values):
         row = next(i for i, v in enumerate(values) if v is None or (isinstance(v, str) and not v.strip()))
         raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: empty label")
+    joined = next((str(v) for v in values if LABEL_SEPARATOR in str(v)), None)
+    if joined is not None:  # `dog;siren` is how a manifest lists several labels: a class of its own is a likely slip
+        logger.warning("single-label data with the label %r: a class of its own; if it lists several labels, "
+                       "train with --problem_type multi_label_classification", joined)
     return _stripped([str(v) for v in values], split)
 
 
@@ -115,12 +120,27 @@ def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[s
     elif holds_label_lists(split) and isinstance(getattr(feature, "feature", None), ClassLabel):
         lists = [[feature.feature.int2str(v) for v in clip] for clip in values]
     else:
+        _check_separator(split, values, separator)
         lists = [_parse_label_list(v, separator) for v in values]
     lists = [list(dict.fromkeys(clip)) for clip in lists]
     if lists and not any(lists):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
                         f"label (empty label column? multi-label strings are split at {separator!r})")
     return lists
+
+
+def _check_separator(split: Dataset, values: list, separator: str) -> None:
+    """`--label_separator ,` on `dog;siren` cells split nothing and trained on the class 'dog;siren': when the
+    separator is in no string cell but another usual one is, the labels were surely meant to be split at that."""
+    strings = [i for i, v in enumerate(values) if isinstance(v, str)]
+    if any(separator in values[i] for i in strings):
+        return
+    for other in (s for s in LIKELY_SEPARATORS if s != separator):
+        row = next((i for i in strings if other in values[i].strip(other + " ")), None)
+        if row is not None:
+            raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: label cell {values[row]!r} holds "
+                            f"{other!r} but no cell holds the label separator {separator!r}: set --label_separator "
+                            f"{other!r}")
 
 
 def _parse_label_list(value, separator: str) -> list[str]:

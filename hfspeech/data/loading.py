@@ -18,6 +18,7 @@ Label lists for multi-label data, and the encoding of labels into class ids, are
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -178,11 +179,29 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
         (missing if not os.path.lexists(full) else audio).append(full)
         label = row.get(label_column)  # JSON numbers become text, so that one column holds one type
         labels.append([str(v) for v in label] if isinstance(label, list) else None if label is None else str(label))
+    _check_label_kinds(path, label_column, [row.get(label_column) for row in rows],
+                       [str(row.get(path_column)) for row in rows])
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         hint = " (Windows paths: give them relative to the manifest's folder)" if any(":\\" in m for m in missing) else ""
         raise DataError(f"{path}: {len(missing)} audio file(s) listed in the manifest do not exist: {shown}{hint}")
     return Dataset.from_dict({"audio": audio, "label": labels}).cast_column("audio", Audio(decode=False))
+
+
+def _check_label_kinds(path: str, label_column: str, values: list, audio: list[str]) -> None:
+    """JSON label cells must all be lists (`["dog", "siren"]`) or all not (`"dog;siren"`, null for none), and a
+    list must hold plain values: a column mixing both crashed in Arrow with a traceback, and a nested list
+    became the label `"['dog']"`."""
+    is_list = [isinstance(v, list) for v in values]
+    if any(is_list) and not all(is_list[i] or values[i] is None for i in range(len(values))):
+        odd = next(i for i, v in enumerate(values) if not is_list[i] and v is not None)
+        raise DataError(f"{path}: the {label_column!r} of {audio[is_list.index(True)]} is a JSON list but that of "
+                        f"{audio[odd]} is {json.dumps(values[odd])}; write every clip's labels the same way "
+                        '(lists such as ["dog", "siren"] and [] for none, or strings such as "dog;siren")')
+    nested = next((i for i, v in enumerate(values) if is_list[i] and any(isinstance(x, (list, dict)) for x in v)), None)
+    if nested is not None:
+        raise DataError(f"{path}: the {label_column!r} of {audio[nested]} holds a list or object inside its list "
+                        f"({json.dumps(values[nested])}); a clip's labels are a flat list of strings")
 
 
 def resolve_listed_path(value, base: Path) -> str:

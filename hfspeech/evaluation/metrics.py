@@ -54,8 +54,10 @@ class MultiLabelMetrics(evaluate.Metric):
       others are skipped (ROC-AUC is undefined for them), and `roc_auc_num_classes` says how many
       counted (`nan` when none did).
     - `macro_f1`, `micro_f1`, `macro_precision`, `macro_recall`: of `scores >= thresholds` (one per
-      class; default 0.5), over all classes; `subset_accuracy`: share of clips whose predicted label
-      set is exactly right.
+      class; default 0.5), averaged over the classes where each is defined (`f1_num_classes` counts
+      F1's): a class with no positive in `references` has no recall, nor F1 or precision unless
+      predicted (`_scores_at_thresholds`); `map_num_classes` counts mAP's classes.
+    - `subset_accuracy`: share of clips whose predicted label set is exactly right.
     `per_class=True` (with `label_names`) adds `per_class`: {label: ap, roc_auc, f1, precision, recall,
     threshold, support}, for reports (not for the Trainer, whose metrics must be numbers).
     """
@@ -88,26 +90,26 @@ class MultiLabelMetrics(evaluate.Metric):
             ap[c] = average_precision_score(truth[:, c], scores[:, c])
         for c in np.flatnonzero(has_both):
             auc[c] = roc_auc_score(truth[:, c], scores[:, c])
-        precision, recall, f1, support = precision_recall_fscore_support(
-            truth, predicted, average=None, labels=list(range(num_labels)), zero_division=0
-        )
+        precision, recall, f1, support = _scores_at_thresholds(truth, predicted)
         metrics = {
-            "map_macro": float(np.nanmean(ap)) if has_positive.any() else float("nan"),
+            "map_macro": _mean(ap),
             "map_micro": float(average_precision_score(truth.ravel(), scores.ravel())) if truth.any() else float("nan"),
-            "roc_auc_macro": float(np.nanmean(auc)) if has_both.any() else float("nan"),
+            "map_num_classes": int(has_positive.sum()),
+            "roc_auc_macro": _mean(auc),
             "roc_auc_num_classes": int(has_both.sum()),
-            "macro_f1": float(f1.mean()),
+            "macro_f1": _mean(f1),
+            "f1_num_classes": int((~np.isnan(f1)).sum()),
             "micro_f1": float(f1_score(truth, predicted, average="micro", zero_division=0)),
-            "macro_precision": float(precision.mean()),
-            "macro_recall": float(recall.mean()),
+            "macro_precision": _mean(precision),
+            "macro_recall": _mean(recall),
             "subset_accuracy": float(accuracy_score(truth, predicted)),
             "label_prevalence": float(truth.mean()),
         }
         if per_class:
             names = list(label_names) if label_names is not None else [str(c) for c in range(num_labels)]
             metrics["per_class"] = {
-                name: {"ap": _number(ap[c]), "roc_auc": _number(auc[c]), "f1": float(f1[c]),
-                       "precision": float(precision[c]), "recall": float(recall[c]),
+                name: {"ap": _number(ap[c]), "roc_auc": _number(auc[c]), "f1": _number(f1[c]),
+                       "precision": _number(precision[c]), "recall": _number(recall[c]),
                        "threshold": float(thresholds[c]), "support": int(support[c])}
                 for c, name in enumerate(names)
             }
@@ -115,8 +117,32 @@ class MultiLabelMetrics(evaluate.Metric):
 
 
 def _number(value: float) -> Optional[float]:
-    """JSON-friendly: None for an undefined value (a class whose AP or ROC-AUC cannot be computed)."""
+    """JSON-friendly: None for an undefined value (a class whose AP, ROC-AUC, F1 ... cannot be computed)."""
     return None if np.isnan(value) else float(value)
+
+
+def _mean(values: np.ndarray) -> float:
+    """The macro average over the classes where the metric is defined (`nan` when it is defined for none)."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
+def _scores_at_thresholds(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-class precision, recall, F1 and support, `nan` where undefined rather than 0.
+
+    A class without a positive in this split has no recall; if it is not predicted either, it has no
+    precision or F1 (nothing to get right or wrong). Counted as 0 -- sklearn's `zero_division=0` --
+    they pulled macro F1 down for a perfect model; they are left out of the macro averages, as
+    sklearn's `zero_division=np.nan` does. A false alarm on such a class still counts (F1 and precision 0),
+    and so does a class with positives that is never predicted (precision 0).
+    """
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, average=None, labels=list(range(truth.shape[1])), zero_division=0
+    )
+    absent, unpredicted = support == 0, predicted.sum(axis=0) == 0
+    recall = np.where(absent, np.nan, recall)
+    precision, f1 = (np.where(absent & unpredicted, np.nan, value) for value in (precision, f1))
+    return precision, recall, f1, support
 
 
 def make_compute_metrics(num_labels: int, config=None):

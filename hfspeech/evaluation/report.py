@@ -87,7 +87,10 @@ def write_multilabel_report(
         json.dump({"metrics": metrics, "per_class": per_class,
                    "roc_auc_skipped_classes": skipped,
                    "note": "ap/roc_auc are null for a class with no positive (AP) or a single value (ROC-AUC) "
-                           "in this split; f1/precision/recall are at each class's threshold"}, f, indent=2)
+                           "in this split; f1/precision/recall are at each class's threshold, recall is null for a "
+                           "class with no positive and f1/precision too when it is not predicted either; the "
+                           "macro averages leave null values out (map_num_classes, f1_num_classes, "
+                           "roc_auc_num_classes count the classes in them)"}, f, indent=2)
     plot_per_class_scores(per_class, os.path.join(output_dir, f"{prefix}_per_class_ap.png"),
                           title=f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}")
     return metrics
@@ -103,7 +106,7 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     names = list(per_class)
     positions = np.arange(len(names))
     ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
-    f1 = [per_class[n]["f1"] for n in names]
+    f1 = [per_class[n]["f1"] if per_class[n]["f1"] is not None else 0.0 for n in names]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2.5), 4.0))
     ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
     ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")

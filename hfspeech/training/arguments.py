@@ -230,7 +230,7 @@ class DataArguments:
 
     def __post_init__(self):
         """Numbers that would otherwise crash deep in the run (a negative crop, no training clip) or be quietly
-        changed (a held-out share of 150%, capped at 50%)."""
+        changed (a held-out share of 150%, capped at 50%), or a label separator that cannot split."""
         if self.max_length_seconds is not None and not self.max_length_seconds >= 0:
             raise UsageError(f"--max_length_seconds must be >= 0 (0: no crop), got {self.max_length_seconds}")
         for name in ("max_train_samples", "max_eval_samples"):
@@ -240,6 +240,8 @@ class DataArguments:
         if not (all(0 <= share < 100 for share in shares) and sum(shares) < 100):
             raise UsageError("--validation_split_percentage and --test_split_percentage must each be in [0, 100) "
                              f"and leave clips to train on, got {shares[0]} and {shares[1]}")
+        if not self.label_separator:  # str.split("") raised a bare ValueError deep in label encoding
+            raise UsageError("--label_separator must not be empty (default ';', as in 'dog;siren')")
 
     def spec(self) -> "DataSpec":
         """What the data stage needs from these flags (`data.labelled.DataSpec`)."""

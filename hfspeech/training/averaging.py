@@ -28,6 +28,7 @@ import torch
 
 from hfspeech.errors import UsageError
 from hfspeech.models import register
+from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
@@ -59,9 +60,9 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
         model = AutoModelForAudioClassification.from_pretrained(runs[0])
         extractor = AutoFeatureExtractor.from_pretrained(runs[0])
     model.load_state_dict(average_states(chain([model.state_dict()], (_state_of(run) for run in runs[1:]))))
-    thresholds = [description["thresholds"] for description in describe if description["thresholds"]]
-    if thresholds:
-        model.config.label_thresholds = _mean_thresholds(thresholds)
+    thresholds = [description["thresholds"] or {} for description in describe]
+    if any(thresholds):
+        model.config.label_thresholds = _mean_thresholds(thresholds, id_ordered_labels(model.config))
     model.save_pretrained(output)
     extractor.save_pretrained(output)
     for name, record in records.items():
@@ -118,12 +119,14 @@ def _agreed(values: list):
     return values[0] if all(value == values[0] for value in values) else values
 
 
-def _mean_thresholds(thresholds: Sequence[dict[str, float]]) -> dict[str, float]:
+def _mean_thresholds(thresholds: Sequence[dict[str, float]], labels: Sequence[str]) -> dict[str, float]:
     """Per-label mean of the runs' multi-label thresholds (a starting point: each was tuned on its run's
-    validation clips, none on the averaged model)."""
+    validation clips, none on the averaged model). A run without one for a label (`--tune_thresholds False`)
+    counts with the 0.5 it used, rather than being left out (or a missing label raising a KeyError)."""
     logger.warning("label thresholds: the mean of the runs' (each tuned on its own validation clips); "
                    "evaluate the averaged model before trusting them")
-    return {label: sum(run[label] for run in thresholds) / len(thresholds) for label in thresholds[0]}
+    return {label: sum(float(run.get(label, DEFAULT_THRESHOLD)) for run in thresholds) / len(thresholds)
+            for label in labels}
 
 
 def _description(run: str) -> dict:

@@ -61,8 +61,8 @@ def tune_label_thresholds(trainer, validation, label_names: Sequence[str]) -> di
         references = np.asarray(prediction.label_ids) > 0.5
         thresholds = tune_thresholds(sigmoid(_logits(prediction)), references)
         untuned = [name for name, has in zip(label_names, references.any(axis=0)) if not has]
-        if untuned:
-            logger.info("no positive in validation for %s: threshold %s", untuned, DEFAULT_THRESHOLD)
+        if untuned:  # a warning: these classes' active/inactive calls rest on an untuned 0.5
+            logger.warning("no positive in validation for %s: not tuned, threshold %s", untuned, DEFAULT_THRESHOLD)
     trainer.model.config.label_thresholds = thresholds_to_dict(label_names, thresholds)
     logger.info("label thresholds: %s", trainer.model.config.label_thresholds)
     return trainer.model.config.label_thresholds
