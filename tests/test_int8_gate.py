@@ -64,6 +64,7 @@ def test_int8_that_loses_accuracy_is_refused_unless_forced(trained_cnn, held_out
     assert float(match.group(2)) >= 90.0  # the float model still works: the loss is int8's
     assert float(match.group(1)) > 20.0 and "the file was deleted" in error
     assert not (out / "model_quantized.onnx").exists() and (out / "model.onnx").is_file()
+    assert not (out / "ort_config.json").exists()  # optimum's record of the deleted file goes with it
     assert cli(["export", str(model), "--quantize", "int8", "--eval_dir", str(held_out), "--output", str(out),
                 "--force"]) == 0
     assert (out / "model_quantized.onnx").is_file() and "int8 check" in capsys.readouterr().out

@@ -44,6 +44,20 @@ def check_export_output(output: str | None) -> None:
         check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export")
 
 
+def check_eval_dir(model: str, eval_dir: str) -> None:
+    """The int8 gate's clips, checked against the model's labels before exporting: the gate runs after the export,
+    and a folder it cannot use (no audio, labels the model lacks) would otherwise stop it with the int8 file
+    written and unchecked. A model folder without a readable config is left for the export to report."""
+    from hfspeech.inference.agreement import labelled_clips
+    from hfspeech.models.config_json import read_config_json
+
+    try:
+        labels = read_config_json(model).get("id2label") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    labelled_clips(eval_dir, set(labels.values()))
+
+
 def export(argv: list[str]) -> int:
     parser = export_parser()
     args = parser.parse_args(argv)
@@ -53,6 +67,8 @@ def export(argv: list[str]) -> int:
         parser.error("--calibration_dir and --eval_dir need --quantize int8")
     if args.calibration_dir and args.quantize != "int8":
         parser.error("--calibration_dir calibrates --quantize int8 (int8_weights needs no calibration)")
+    if not 0 <= args.max_accuracy_drop <= 100:
+        parser.error(f"--max_accuracy_drop is in accuracy points, from 0 to 100, got {args.max_accuracy_drop:g}")
     check_export_output(args.output)
 
     from hfspeech.export import export_onnx, export_torchscript
@@ -60,6 +76,8 @@ def export(argv: list[str]) -> int:
 
     # ValueError: a library's refusal, and the int8 gate's AccuracyGateError (the numbers that failed).
     with reported_as_user_errors(ValueError):
+        if args.eval_dir:
+            check_eval_dir(args.model, args.eval_dir)
         if args.format == "onnx":
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
             if args.eval_dir:

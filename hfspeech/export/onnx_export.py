@@ -24,8 +24,10 @@ from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
 from hfspeech.export.slim import slim_onnx
+from hfspeech.export.staging import staged_export
 from hfspeech.export.unpadded_branch import add_unpadded_branch
 from hfspeech.features.frontend import AudioFrontend
+from hfspeech.models.fingerprint import write_traced_from
 from hfspeech.models.padding import PaddingMasks
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
 from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes
@@ -111,7 +113,8 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
 
     `quantize="int8"` also writes `model_quantized.onnx` (see `quantize_int8`; static when
     `calibration_dir` is given); `quantize="int8_weights"` writes it with int8 convolution weights and float
-    compute (`write_int8_weights`). Returns the path of the last ONNX file written.
+    compute (`write_int8_weights`). Returns the path of the last ONNX file written. The files of an earlier
+    export in `output_dir` are replaced only once all of these are written (`hfspeech.export.staging`).
     """
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, got {quantize!r}")
@@ -123,9 +126,18 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     remove_weight_norm(model)
     onnx_config = onnx_config_for(model, feature_extractor)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with staged_export(output_dir) as staging:
+        written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir)
+        write_traced_from(model_dir, staging)  # which weights: `predict` warns when its model has changed since
+    logger.info("exported %s to %s", model_dir, output_dir / written.name)
+    return output_dir / written.name
+
+
+def write_onnx(model, onnx_config, feature_extractor, output_dir: Path, quantize: Optional[str],
+               calibration_dir: Optional[str | Path]) -> Path:
+    """`export_onnx`'s files, written into `output_dir` (its scratch folder); the last ONNX file written."""
     onnx_path = output_dir / ONNX_FILE
-    shapes = onnx_input_shapes(config)
+    shapes = onnx_input_shapes(model.config)
     _, output_names = export(model, onnx_config, onnx_path, opset=onnx_config.DEFAULT_ONNX_OPSET, input_shapes=shapes)
     validate_model_outputs(onnx_config, model, onnx_path, output_names, atol=onnx_config.ATOL_FOR_VALIDATION,
                            input_shapes=shapes, use_subprocess=False)
@@ -133,7 +145,6 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     add_graph_for_unpadded_batches(model, onnx_config, onnx_path, shapes)
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
-    logger.info("exported %s to %s", model_dir, onnx_path)
     if quantize == "int8":
         return quantize_int8(onnx_path, calibration_dir=calibration_dir)
     if quantize == "int8_weights":

@@ -28,6 +28,7 @@ from torch import nn
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
+from hfspeech.export.staging import staged_export
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import write_traced_from
 from hfspeech.models.inputs import extract_features
@@ -79,12 +80,12 @@ def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] =
     if not difference <= MAX_ABS_DIFF:
         raise ExportError(f"{model_dir}: the traced model does not follow other clip lengths (logits differ by "
                           f"{difference:.2g}); export it to ONNX instead")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    with staged_export(output_dir) as staging:  # an earlier export's files go once these are all written
+        traced.save(str(staging / TORCHSCRIPT_FILE))
+        model.config.save_pretrained(staging)
+        feature_extractor.save_pretrained(staging)
+        write_traced_from(model_dir, staging)
     path = output_dir / TORCHSCRIPT_FILE
-    traced.save(str(path))
-    model.config.save_pretrained(output_dir)
-    feature_extractor.save_pretrained(output_dir)
-    write_traced_from(model_dir, output_dir)
     logger.info("traced %s to %s", model_dir, path)
     return path
 

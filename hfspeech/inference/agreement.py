@@ -87,6 +87,7 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
                                    AudioClassifier.from_pretrained(str(quantized)), eval_dir)
     if comparison.accuracy_drop_points > max_drop_points and not force:
         quantized.unlink()
+        (quantized.parent / "ort_config.json").unlink(missing_ok=True)  # optimum's record of the deleted file
         raise AccuracyGateError(f"{quantized}: int8 loses {comparison.accuracy_drop_points:.2f} accuracy points "
                                 f"(more than {max_drop_points:g}) on {comparison.summary()}; the file was deleted "
                                 "(--force keeps it)")

@@ -7,13 +7,18 @@ The ONNX and TorchScript paths read config.json as plain JSON (`models.config_js
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Optional
 
 from hfspeech.features.waveform import WaveformPreprocessor
 from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, locate_model
 from hfspeech.models.config_json import JsonConfig
+from hfspeech.models.fingerprint import TRACED_FROM, made_from
 from hfspeech.models.folder_checks import NotAModelError, check_export_folder, check_model_folder
-from hfspeech.models.loading import is_local_path, pretrained_errors
+from hfspeech.models.loading import WEIGHT_FILES, is_local_path, pretrained_errors
+
+logger = logging.getLogger(__name__)
 
 
 def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_code: bool = False):
@@ -22,6 +27,7 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
     if kind == "pytorch":
         return load_pytorch(folder, trust_remote_code)
     check_export_folder(folder, model_file)
+    warn_if_outdated(folder)
     try:
         config = JsonConfig.from_pretrained(folder)
     except ValueError as error:
@@ -32,6 +38,20 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
         loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
         raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
     return model, export_feature_extractor(folder, trust_remote_code)
+
+
+def warn_if_outdated(export_dir: str) -> None:
+    """An export in its model folder's own subfolder (`MODEL/onnx`, `MODEL/torchscript`: the defaults) is a
+    snapshot: after the model is retrained or edited it still runs the old weights, and nothing said so. Its
+    traced_from.json (the config and weights it was made from) tells; a warning, not an error, since running
+    an older export may be meant. Hashing a baseline's weights takes milliseconds, a 360 MB model's about 1 s."""
+    folder = Path(export_dir)
+    model_dir = folder.parent
+    if not (folder / TRACED_FROM).is_file() or not any((model_dir / name).is_file() for name in WEIGHT_FILES):
+        return
+    if not made_from(folder, model_dir):
+        logger.warning("warning: %s was exported from another config or weights than %s holds now (retrained?); "
+                       "it runs the old model: export it again to run the new one", folder, model_dir)
 
 
 def load_pytorch(folder: str, trust_remote_code: bool = False):

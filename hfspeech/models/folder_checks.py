@@ -80,7 +80,11 @@ def check_export_folder(folder: str, model_file) -> None:
     """The same for an exported model: the file itself, and the config.json (labels, window) and
     preprocessor_config.json (sampling rate) that `hfspeech export` writes beside it."""
     if not os.path.isfile(model_file):
-        raise NotAModelError(f"{model_file}: no such exported model file")
+        # `--backend onnx/torchscript` on a training run: its exports live in subfolders, which it does not search.
+        weights = any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
+        hint = (f"; {folder} is a model folder: predict its export folder (`hfspeech export` writes "
+                f"{os.path.join(folder, 'onnx')} or {os.path.join(folder, 'torchscript')})") if weights else ""
+        raise NotAModelError(f"{model_file}: no such exported model file{hint}")
     for name, holds in (("config.json", "labels"), ("preprocessor_config.json", "sampling rate")):
         if not os.path.isfile(os.path.join(folder, name)):
             raise NotAModelError(f"{folder}: no {name} ({holds}) beside {os.path.basename(model_file)}; "
