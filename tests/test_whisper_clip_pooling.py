@@ -202,7 +202,7 @@ def test_clip_pooling_refuses_what_it_cannot_do(whisper_tiny_en, tone_folder, tm
 def test_clip_pooling_needs_a_whisper_checkpoint(tone_folder, tmp_path):
     from hfspeech.training.run import main
 
-    with pytest.raises(UsageError, match="--pool_clip_frames and --whisper_window_seconds are for Whisper"):
+    with pytest.raises(UsageError, match="^--pool_clip_frames: for Whisper checkpoints"):
         main(["--model_type", "cnn", "--pool_clip_frames", "--data_dir", str(tone_folder),
               "--output_dir", str(tmp_path)])
 
