@@ -3,7 +3,8 @@
 A random split of clips puts the same voice in training and test, and the test score then measures how well
 the model knows those voices, not how it does on a new one. With a group column (``--group_column speaker``)
 the missing splits are carved out of whole groups, ``leave_one_group_out`` makes one fold per group, and a
-manifest whose given splits share a group gets a warning naming the groups, since its test numbers flatter.
+manifest whose given splits share a group gets a warning naming the groups (``data.split_audit``), since its
+test numbers flatter.
 
 Groups come from a manifest column (CSV/TSV/JSONL), read again here in the manifest's row order, which is the
 order ``data.loading`` keeps; they ride along as a ``group`` column until the splits are made.
@@ -11,7 +12,6 @@ order ``data.loading`` keeps; they ride along as a ``group`` column until the sp
 
 from __future__ import annotations
 
-import logging
 from typing import Iterator, Optional
 
 import numpy as np
@@ -19,8 +19,6 @@ from datasets import Dataset, DatasetDict
 
 from hfspeech.data.manifests import read_manifest
 from hfspeech.errors import DataError, UsageError
-
-logger = logging.getLogger(__name__)
 
 GROUP_COLUMN = "group"
 
@@ -49,7 +47,8 @@ def read_groups(path: str, group_column: str) -> tuple[list[dict], list[str], li
 def group_disjoint_splits(dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1,
                           seed: int = 42) -> DatasetDict:
     """Like ``data.splits.make_splits``, but the missing splits take whole groups (about the given share of
-    clips each, at least one group); splits the data already has are kept. Warns when groups leak."""
+    clips each, at least one group); splits the data already has are kept. Groups that leak across the splits
+    are warned about by ``data.split_audit``, which records them in the run's data report."""
     splits = dict(dataset)
     train = splits["train"]
     for name, fraction in (("test", test_fraction), ("validation", validation_fraction)):
@@ -58,23 +57,26 @@ def group_disjoint_splits(dataset: DatasetDict, validation_fraction: float = 0.1
         share = fraction / max(1e-9, 1.0 - (test_fraction if name == "validation" and "test" not in dataset else 0))
         train, splits[name] = _take_groups(train, share, seed, name)
     splits["train"] = train
-    result = DatasetDict({name: splits[name] for name in ("train", "validation", "test") if name in splits})
-    warn_group_leakage(result)
-    return result
+    return DatasetDict({name: splits[name] for name in ("train", "validation", "test") if name in splits})
 
 
 def _take_groups(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Dataset, Dataset]:
+    """Groups in a seeded order, each taken while the split stays under about ``fraction`` of the clips; a group
+    that would overshoot is passed over (it once became the whole test split: a speaker holding 90% of the
+    clips left one clip to train on). At least one group is held, and at least one left to train on."""
     groups = np.asarray(data[GROUP_COLUMN])
     names, counts = np.unique(groups, return_counts=True)
     if len(names) < 2:
-        raise DataError(f"cannot make a group-disjoint {name} split: the training data has only {len(names)} group")
-    order = np.random.default_rng(seed).permutation(len(names))
+        raise DataError(f"cannot make a group-disjoint {name} split: the training data has only {len(names)} group "
+                        f"left ({', '.join(names.tolist())}); give the {name} split as a manifest "
+                        f"(--{name}_file), or pass --{name}_split_percentage 0")
     taken, total = [], 0
-    for index in order[:-1]:  # leave at least one group to train on
-        if taken and total + counts[index] / 2 > fraction * len(groups):
-            break
-        taken.append(names[index])
-        total += counts[index]
+    for index in np.random.default_rng(seed).permutation(len(names)):
+        if len(taken) < len(names) - 1 and total + counts[index] / 2 <= fraction * len(groups):
+            taken.append(names[index])
+            total += counts[index]
+    if not taken:  # every group is bigger than twice the share: the smallest one
+        taken = [names[int(np.argmin(counts))]]
     held = np.isin(groups, taken)
     return data.select(np.flatnonzero(~held)), data.select(np.flatnonzero(held))
 
@@ -85,16 +87,6 @@ def leaked_groups(dataset: DatasetDict) -> dict[str, list[str]]:
     names = list(members)
     return {f"{a}/{b}": sorted(members[a] & members[b]) for i, a in enumerate(names) for b in names[i + 1:]
             if members[a] & members[b]}
-
-
-def warn_group_leakage(dataset: DatasetDict) -> dict[str, list[str]]:
-    """Log a warning naming the groups found in more than one split; returns them (empty when disjoint)."""
-    leaks = leaked_groups(dataset)
-    for pair, groups in leaks.items():
-        shown = ", ".join(groups[:5]) + (f" and {len(groups) - 5} more" if len(groups) > 5 else "")
-        logger.warning("groups leak across the %s splits (%d: %s): scores on them are not for unseen groups",
-                       pair, len(groups), shown)
-    return leaks
 
 
 def leave_one_group_out(data: Dataset) -> Iterator[tuple[str, Dataset, Dataset]]:

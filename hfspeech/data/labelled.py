@@ -18,6 +18,7 @@ from hfspeech.data.groups import attach_groups, group_disjoint_splits
 from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
+from hfspeech.data.split_audit import audit_repeats, audit_splits
 from hfspeech.data.splits import make_splits
 from hfspeech.errors import DataError
 
@@ -55,9 +56,12 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
     if spec.group_column:  # group-disjoint splits, and a warning where the given ones share groups
         raw = attach_groups(raw, spec.source, spec.group_column)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator)
+    audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
     split = group_disjoint_splits if spec.group_column else make_splits
     raw = split(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
-    return limit_samples(raw, spec, seed, report)
+    raw = limit_samples(raw, spec, seed, report)
+    audit_splits(raw, report)  # leaks and degenerate splits: warned, and recorded in the report
+    return raw
 
 
 def load_evaluation_split(spec: DataSpec, label_names: Sequence[str], split: Optional[str] = None,

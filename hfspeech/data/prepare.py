@@ -32,7 +32,8 @@ class DataReport:
     `found`: audio files (or manifest rows) per split as loaded; `kept`: clips used per split (after the
     held-out splits are carved from train and `--max_*_samples` limits, which `limited` counts);
     `skipped`: bad files dropped with `--skip_bad_files` (path and problem); `ignored`: files in an audio
-    folder that are not audio, or hidden (path and reason); `notes`: how the layout was read.
+    folder that are not audio, or hidden (path and reason); `notes`: how the layout was read; `warnings`: what
+    makes the scores flatter or mislead (a file or speaker in two splits, a class missing from a split).
     """
 
     sampling_rate: int = 0
@@ -42,6 +43,7 @@ class DataReport:
     limited: dict[str, int] = field(default_factory=dict)
     ignored: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # leaks and degenerate splits (`data.split_audit`)
 
     @property
     def num_skipped(self) -> int:
@@ -74,6 +76,8 @@ class DataReport:
             text += f"; left out by --max_*_samples ({', '.join(f'{k}: {n}' for k, n in self.limited.items())})"
         if self.num_skipped:
             text += f"; skipped {self.num_skipped} bad file(s), listed in data_report.json"
+        if self.warnings:
+            text += f"; {len(self.warnings)} warning(s) about the splits, in data_report.json"
         if self.ignored:
             text += f"; ignored {len(self.ignored)} non-audio or hidden file(s), listed in data_report.json"
         return text

@@ -201,6 +201,6 @@ def _from_local_index(spec: DataSpec, sampling_rate: int, seed: int, label_names
     stream = stream.shuffle(seed=seed, buffer_size=spec.shuffle_buffer_size)
     report.kept = {"train": len(index), **report.kept}
     report.found, report.ignored, report.notes = listing.found, listing.ignored, listing.notes
-    report.limited = listing.limited
+    report.limited, report.warnings = listing.limited, listing.warnings
     return StreamedData(label_names_of(index), stream, evaluation, report, len(index),
                         train_labels=list(index["label"]))

@@ -122,7 +122,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         model_description=config["model_type"] + (f", fine-tuned from {base_model}" if base_model else ""),
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
         window_seconds=config.get("max_length_seconds", "a few"),
-        data_section=_data_section(dataset_name, splits, data_report.get("num_skipped", 0)),
+        data_section=_data_section(dataset_name, splits, data_report.get("num_skipped", 0),
+                                   data_report.get("warnings") or metrics.get("data_warnings") or []),
         hyperparameters_table=_hyperparameters_table(hyper, config),
         variants_table=_variants_table(variants, multi_label),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
@@ -190,12 +191,14 @@ def _multi_label_results(run: Path, dest: Path, config: dict, labels: list[str],
     return eval_results, sections
 
 
-def _data_section(dataset_name: Optional[str], splits: dict, num_skipped: int) -> str:
+def _data_section(dataset_name: Optional[str], splits: dict, num_skipped: int, warnings: list[str]) -> str:
+    """Sizes and skipped files, and the run's warnings about its splits (a leak, a missing class), which
+    qualify every score the card shows."""
     if not splits:
         return "Not recorded in the run folder."
     sizes = ", ".join(f"{name} {n}" for name, n in splits.items())
     return (f"{dataset_name or 'A local audio data set'}; clips per split: {sizes}; "
-            f"files skipped as unusable: {num_skipped}.")
+            f"files skipped as unusable: {num_skipped}." + "".join(f"\n\n**Warning:** {w}." for w in warnings))
 
 
 def _results_section(metrics: dict, split: str, splits: dict) -> str:

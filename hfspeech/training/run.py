@@ -207,6 +207,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     metrics.update({"num_labels": len(label_names), "labels": label_names,
                     **{f"num_{name}_clips": n for name, n in report.kept.items()},
                     "num_skipped_files": report.num_skipped})
+    if report.warnings:  # leaks and degenerate splits (data.split_audit): the test numbers carry them
+        metrics["data_warnings"] = report.warnings
     if trainer.is_world_process_zero():
         report.save(os.path.join(training_args.output_dir, DATA_REPORT_FILE))
         with open(os.path.join(training_args.output_dir, METRICS_FILE), "w") as f:
