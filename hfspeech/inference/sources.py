@@ -8,6 +8,8 @@ format, rate and channels; the sizes are ignored).
 
 from __future__ import annotations
 
+import logging
+import os
 import struct
 import time
 from dataclasses import dataclass
@@ -15,8 +17,12 @@ from typing import BinaryIO, Iterator, Optional
 
 import numpy as np
 
+from hfspeech.inference.waveforms import MAX_CHANNELS
+
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 READ_BYTES = 1 << 15
+logger = logging.getLogger(__name__)
+MAX_RATE = 768_000  # the fastest audio interfaces sold
 
 
 @dataclass
@@ -30,6 +36,11 @@ class PcmFormat:
             raise ValueError(f"format must be one of {sorted(PCM_FORMATS)}, got {self.sample_format!r}")
         if self.rate < 1 or self.channels < 1:
             raise ValueError(f"rate and channels must be positive, got rate={self.rate}, channels={self.channels}")
+        # Checked here, before any audio: past MAX_RATE the resampler returned no samples at all (a silent,
+        # empty stream), and past MAX_CHANNELS the first chunk failed as "channels-first array".
+        if self.rate > MAX_RATE or self.channels > MAX_CHANNELS:
+            raise ValueError(f"rate must be at most {MAX_RATE} and channels at most {MAX_CHANNELS}, "
+                             f"got rate={self.rate}, channels={self.channels}")
 
     @property
     def frame_bytes(self) -> int:
@@ -52,6 +63,13 @@ class PcmDecoder:
             samples = samples.astype(np.float32) / 32768.0
         return samples.astype(np.float32, copy=False).reshape(-1, self.pcm.channels)
 
+    def warn_partial(self, source: str) -> None:
+        """At the end of the stream: bytes short of a whole frame were dropped without a word before, yet
+        they are often the sign of a wrong --format or --channels."""
+        if self.pending:
+            logger.warning("warning: %s ended with %d bytes, less than a frame of %d (%s, %d channels): ignored",
+                           source, len(self.pending), self.pcm.frame_bytes, self.pcm.sample_format, self.pcm.channels)
+
 
 def read_pcm(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES) -> Iterator[np.ndarray]:
     """Chunks of a raw PCM pipe (e.g. stdin) as they arrive, until end of file."""
@@ -60,6 +78,7 @@ def read_pcm(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES) -> 
     while True:
         data = read(read_bytes)
         if not data:
+            decode.warn_partial("stdin")
             return
         chunk = decode(data)
         if len(chunk):
@@ -133,6 +152,23 @@ def follow_file(path: str, pcm: PcmFormat, offset: int = 0, idle_timeout: float 
                 if len(chunk):
                     yield chunk
             elif time.monotonic() >= deadline:
+                decode.warn_partial(path)
+                return
+            elif _replaced(f, path):
+                logger.warning("warning: %s was truncated or replaced while followed: the stream ends at byte %d "
+                               "of it (start a new `hfspeech stream` for the new file)", path, f.tell())
                 return
             else:
                 time.sleep(poll_seconds)
+
+
+def _replaced(f: BinaryIO, path: str) -> bool:
+    """Whether the followed file shrank below what was read (truncated) or `path` names another file now
+    (rotated). Either used to go unnoticed: reading on from the old position stitched the new recording's
+    tail onto the old one, or waited out `idle_timeout` on a file nobody writes, without a word."""
+    opened = os.fstat(f.fileno())
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return True
+    return opened.st_size < f.tell() or (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev)

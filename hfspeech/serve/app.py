@@ -36,7 +36,7 @@ from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
 from hfspeech.serve.metrics import ServerMetrics
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
-from hfspeech.serve.stream import stream_post, stream_websocket
+from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
 
 logger = logging.getLogger("hfspeech.serve")
 SETTINGS_ENV = "HFSPEECH_SERVE_SETTINGS"  # how `--workers N` hands the settings to each worker process
@@ -100,13 +100,16 @@ class Endpoints:
         return self.metrics.response()
 
     async def stream(self, request: Request) -> Response:
-        return await self.within_timeout(stream_post(request, self.runner, self.settings.max_body_bytes))
+        live = await self.within_timeout(open_stream(self.runner, request.query_params))  # the model may load
+        return await stream_post(request, live, self.runner, self.settings.max_body_bytes,
+                                 self.settings.request_timeout)
 
     def routes(self) -> list:
         return [Route("/", self.page, methods=["GET"]), Route("/", self.classify, methods=["POST"]),
                 Route("/health", self.health), Route("/info", self.info), Route("/metrics", self.metrics_page),
                 Route("/stream", self.stream, methods=["POST"]),
-                WebSocketRoute("/stream", lambda ws: stream_websocket(ws, self.runner)),
+                WebSocketRoute("/stream", lambda ws: stream_websocket(ws, self.runner,
+                                                                        self.settings.request_timeout)),
                 Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
 
 

@@ -5,17 +5,25 @@ sizes; a partial frame waits for the rest), each window's label events come back
 the moment its window completes, and a text message `end` (or closing) flushes the last window and answers
 the counts (`{"event": "end", ...}`). `POST /stream` takes the same PCM as a (chunked) body and answers the
 events as JSON lines once the body ends. The stream's windows run on the model thread, between batches.
+
+A stream is refused as a request is (`{"error", "kind"}`; over the WebSocket with `"event": "error"` and
+close code 1008): bad query parameters, audio the stream cannot read (NaN samples), a text message other
+than `end`, and no audio for `--request_timeout` s. `POST /stream` is also held to `--max_seconds` of audio
+(its answer is kept until the body ends); a WebSocket stream is not: it answers as it goes and holds one
+window of audio, so a microphone may stream to it for hours.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from hfspeech.errors import HfspeechError
 from hfspeech.inference.sources import PcmDecoder, PcmFormat
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
@@ -23,23 +31,66 @@ from hfspeech.serve.payload import iter_body
 from hfspeech.serve.runner import ModelRunner
 
 
-async def open_stream(runner: ModelRunner, query) -> tuple[PcmDecoder, StreamingClassifier, bool]:
-    """(PCM decoder, streaming classifier, whether to send every window) from the query string."""
+class LiveStream:
+    """One stream's decoder and classifier, held to `max_seconds` of audio (None: no limit); `feed` and `finish` run on
+    the model thread and answer the messages to send. The stream's own errors become `ApiError`s: they
+    used to escape the handler (a WebSocket cut without a close frame, a POST answered 500, a traceback)."""
+
+    def __init__(self, decode: PcmDecoder, streamer: StreamingClassifier, windows: bool, max_seconds: float | None):
+        self.decode, self.streamer, self.windows, self.max_seconds = decode, streamer, windows, max_seconds
+        self.seconds = 0.0  # of input audio so far
+
+    def feed(self, data: bytes) -> list[dict]:
+        chunk = self.decode(data)
+        self.seconds += len(chunk) / self.decode.pcm.rate
+        if self.max_seconds is not None and self.seconds > self.max_seconds:
+            raise ApiError(413, "audio_too_long", f"stream: over the limit of {self.max_seconds:g} s of audio")
+        try:
+            return messages(self.streamer.feed(chunk), self.streamer.id2label, self.windows)
+        except (HfspeechError, ValueError) as error:  # NaN samples: the stream cannot go on
+            kind = "non_finite_audio" if "NaN" in str(error) else "bad_audio"
+            raise ApiError(400, kind, f"stream: {error}") from None
+
+    def finish(self) -> list[dict]:
+        results = messages(self.streamer.finish(), self.streamer.id2label, self.windows)
+        return results + [self.streamer.stats.to_dict()]
+
+
+async def open_stream(runner: ModelRunner, query) -> LiveStream:
+    """The stream the query string asks for, or 400 naming the parameter at fault."""
     classifier = await runner.wait_ready()
+    threshold = _number(query, "threshold", float, 0.5)
+    if not 0 <= threshold <= 1:
+        raise ApiError(400, "bad_parameters", f"threshold must be between 0 and 1, got {threshold:g}")
+    window = _number(query, "window_seconds", float, None)
+    if window is not None and window > runner.max_seconds:  # its ring buffer is allocated up front
+        raise ApiError(400, "bad_parameters", f"window_seconds must be at most the server's limit of "
+                       f"{runner.max_seconds:g} s, got {window:g}")
     try:
-        pcm = PcmFormat(query.get("format", "s16le"), int(query.get("rate", classifier.sampling_rate)),
-                        int(query.get("channels", 1)))
+        pcm = PcmFormat(query.get("format", "s16le"), _number(query, "rate", int, classifier.sampling_rate),
+                        _number(query, "channels", int, 1))
         streamer = StreamingClassifier(
-            classifier, _float(query, "window_seconds"), _float(query, "hop_seconds"), input_rate=pcm.rate,
-            threshold=float(query.get("threshold", 0.5)), min_windows=int(query.get("min_windows", 3)),
-            vad=query.get("vad", "none"))
+            classifier, window, _number(query, "hop_seconds", float, None), input_rate=pcm.rate,
+            threshold=threshold, min_windows=_number(query, "min_windows", int, 3), vad=query.get("vad", "none"))
     except ValueError as error:
         raise ApiError(400, "bad_parameters", str(error)) from None
-    return PcmDecoder(pcm), streamer, str(query.get("windows", "false")).lower() in ("1", "true", "yes")
+    windows = str(query.get("windows", "false")).lower() in ("1", "true", "yes")
+    return LiveStream(PcmDecoder(pcm), streamer, windows, runner.max_seconds)
 
 
-def _float(query, name: str):
-    return float(query[name]) if query.get(name) else None
+def _number(query, name: str, kind: type, default):
+    """A finite int or float query parameter, or 400 naming it (`int('1.5')`'s own message did not)."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameters", f"{name} must be {'a whole number' if kind is int else 'a number'}, "
+                       f"got {raw!r}") from None
+    if not math.isfinite(value):  # inf used to reach int(round(inf)): a 500
+        raise ApiError(400, "bad_parameters", f"{name} must be finite, got {raw!r}")
+    return value
 
 
 def messages(results, id2label, windows: bool) -> list[dict]:
@@ -51,45 +102,69 @@ def messages(results, id2label, windows: bool) -> list[dict]:
     return out
 
 
+async def within(receive, idle_timeout: float, deadline: float):
+    """The next message or body chunk, or 408: none came for `idle_timeout` s (a client that connects and
+    sends nothing), or the stream outlasted `deadline` (a client trickling bytes to hold a connection)."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(receive, max(0.0, min(idle_timeout, remaining)))
+    except asyncio.TimeoutError:
+        why = f"no audio for {idle_timeout:g} s" if remaining > idle_timeout else "it took longer than its " \
+            "--max_seconds of audio would in real time"
+        raise ApiError(408, "timeout", f"stream: {why} (send PCM, then `end` or the end of the body)") from None
+
+
 async def run_on_model_thread(runner: ModelRunner, function, *args):
     return await asyncio.get_running_loop().run_in_executor(runner.batcher.executor, function, *args)
 
 
-async def stream_websocket(websocket: WebSocket, runner: ModelRunner) -> None:
+async def stream_websocket(websocket: WebSocket, runner: ModelRunner, idle_timeout: float) -> None:
     await websocket.accept()
     try:
-        decode, streamer, windows = await open_stream(runner, websocket.query_params)
+        live = await open_stream(runner, websocket.query_params)
+        live.max_seconds = None  # answered as it goes, one window held: a live microphone may stream for hours
+        await _websocket_messages(websocket, runner, live, idle_timeout)
     except ApiError as error:
-        await websocket.send_json({"event": "error", "error": error.message, "kind": error.kind})
-        await websocket.close(code=1008)
-        return
-    id2label = streamer.id2label
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("bytes"):
-                results = await run_on_model_thread(runner, streamer.feed, decode(message["bytes"]))
-                for out in messages(results, id2label, windows):
-                    await websocket.send_text(json.dumps(out))
-            elif message.get("text", "").strip() == "end":
-                break
-        results = await run_on_model_thread(runner, streamer.finish)
-        for out in messages(results, id2label, windows) + [streamer.stats.to_dict()]:
-            await websocket.send_text(json.dumps(out))
-        await websocket.close()
+        try:
+            await websocket.send_json({"event": "error", "error": error.message, "kind": error.kind})
+            await websocket.close(code=1008)
+        except (WebSocketDisconnect, RuntimeError, OSError):  # the client has gone already
+            return
     except WebSocketDisconnect:
         return
 
 
-async def stream_post(request: Request, runner: ModelRunner, max_bytes: int) -> Response:
-    decode, streamer, windows = await open_stream(runner, request.query_params)
-    lines = []
-    async for chunk in iter_body(request, max_bytes):
+async def _websocket_messages(websocket: WebSocket, runner: ModelRunner, live: LiveStream, idle_timeout: float):
+    """Feed binary messages until `end`; a client that sends nothing is let go after `idle_timeout` s (it
+    used to hold its connection and stream for ever), and any other text is refused (it used to be ignored,
+    so a client that ended with another word waited for an answer that never came)."""
+    deadline = math.inf  # only pauses end it
+    while True:
+        message = await within(websocket.receive(), idle_timeout, deadline)
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("bytes") is not None:
+            for out in await run_on_model_thread(runner, live.feed, message["bytes"]):
+                await websocket.send_text(json.dumps(out))
+        elif (message.get("text") or "").strip() == "end":
+            break
+        else:
+            raise ApiError(400, "bad_message", f"unknown text message {(message.get('text') or '')[:40]!r}: send "
+                           "PCM as binary messages, and the text `end` to finish")
+    for out in await run_on_model_thread(runner, live.finish):
+        await websocket.send_text(json.dumps(out))
+    await websocket.close()
+
+
+async def stream_post(request: Request, live: LiveStream, runner: ModelRunner, max_bytes: int,
+                      idle_timeout: float) -> Response:
+    """The body may take as long as its audio lasts (`arecord | curl -T -`): the request's timeout bounds
+    each pause between its chunks, not the whole (it used to end any live stream longer than itself, all
+    events lost), and the whole is bounded by `--max_seconds` of audio arriving in real time."""
+    deadline = asyncio.get_running_loop().time() + live.max_seconds + idle_timeout
+    lines, body = [], iter_body(request, max_bytes)
+    while (chunk := await within(anext(body, None), idle_timeout, deadline)) is not None:
         if chunk:
-            results = await run_on_model_thread(runner, streamer.feed, decode(chunk))
-            lines.extend(messages(results, streamer.id2label, windows))
-    results = await run_on_model_thread(runner, streamer.finish)
-    lines.extend(messages(results, streamer.id2label, windows) + [streamer.stats.to_dict()])
+            lines.extend(await run_on_model_thread(runner, live.feed, chunk))
+    lines.extend(await run_on_model_thread(runner, live.finish))
     return Response("".join(json.dumps(line) + "\n" for line in lines), media_type="application/x-ndjson")
