@@ -52,6 +52,7 @@ def test_a_training_file_in_the_test_manifest_is_warned_about_and_recorded(tmp_p
     report, logged = load(caplog, train_file=train, test_file=test)
     assert len(report.warnings) == 1 and "both the train and the test split" in report.warnings[0]
     assert "clip3.wav" in report.warnings[0] and any("both the train" in m for m in logged)
+    assert str(tmp_path.parent) not in report.warnings[0]  # the card publishes it: folder/name, not where data lives
     assert report.to_dict()["warnings"] == report.warnings
 
 
@@ -69,7 +70,7 @@ def test_a_row_listed_twice_is_reported_before_a_split_puts_it_on_both_sides(tmp
     rows = [(p, "yes" if i % 2 else "no") for i, p in enumerate(paths)]
     report, _ = load(caplog, train_file=manifest(tmp_path / "train.csv", rows + [rows[0]]))
     assert report.warnings == [f"1 file(s) listed more than once in the train split, each listing counted as a "
-                               f"clip ({paths[0]})"]
+                               f"clip ({Path(paths[0]).parent.name}/{Path(paths[0]).name})"]
 
 
 def test_the_same_file_with_two_labels_is_an_error(tmp_path, caplog):

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Optional
 
 from datasets import Dataset, DatasetDict
@@ -56,12 +57,19 @@ def _clip_keys(split: Dataset) -> list[str]:
     keys = []
     for audio in split["audio"]:
         path, data = (audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None)
-        keys.append(os.path.realpath(path) if path and data is None else "bytes:" + hashlib.sha1(data or b"").hexdigest())
+        on_disk = path and data is None
+        keys.append(os.path.realpath(path) if on_disk else "bytes:" + hashlib.sha1(data or b"").hexdigest())
     return keys
 
 
 def _shown(items: list[str]) -> str:
     return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def _short(key: str) -> str:
+    """A file as a warning names it: its folder and name (`yes/a.wav`). The warnings reach the model card,
+    which is published: the full path would show where the user keeps their data."""
+    return key if key.startswith("bytes:") else os.path.join(*Path(key).parts[-2:])
 
 
 def _repeated_files(dataset: DatasetDict, keys: dict[str, list[str]]) -> list[str]:
@@ -80,7 +88,7 @@ def _repeated_files(dataset: DatasetDict, keys: dict[str, list[str]]) -> list[st
             raise DataError(f"{conflicting[0]}: listed {counts[conflicting[0]]} times in split '{name}' with different "
                             f"labels ({len(conflicting)} such file(s)); give each file one label")
         warnings.append(f"{len(repeated)} file(s) listed more than once in the {name} split, each listing counted "
-                        f"as a clip ({_shown(repeated)})")
+                        f"as a clip ({_shown([_short(key) for key in repeated])})")
     return warnings
 
 
@@ -92,7 +100,7 @@ def _shared_files(keys: dict[str, list[str]]) -> list[str]:
             shared = sorted(set(keys[a]) & set(keys[b]))
             if shared:
                 warnings.append(f"{len(shared)} file(s) are in both the {a} and the {b} split, so {b} scores include "
-                                f"clips seen in {a} ({_shown(shared)})")
+                                f"clips seen in {a} ({_shown([_short(key) for key in shared])})")
     return warnings
 
 
@@ -117,7 +125,7 @@ def _shared_contents(keys: dict[str, list[str]]) -> list[str]:
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 if holders[a] != holders[b]:  # the same file in both is `_shared_files`' finding
-                    pairs[(a, b)].append(f"{holders[b]} = {holders[a]}")
+                    pairs[(a, b)].append(f"{_short(holders[b])} = {_short(holders[a])}")
     return [f"{len(copies)} file(s) of the {b} split have the same contents as a file of the {a} split, so {b} scores "
             f"include clips seen in {a} ({_shown(copies)})" for (a, b), copies in pairs.items() if copies]
 
