@@ -104,8 +104,8 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
 
 
 def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
-    """The listing as a DatasetDict saved in the datasets cache, keyed by every file's path, label, size and
-    modification time: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
+    """The listing as a DatasetDict saved in the datasets cache, keyed (folder and fingerprint) by every file's
+    path, label and `_stat`: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
     (a second run over the same files decodes nothing), as with datasets' own audiofolder loading."""
     import hashlib
     import json
@@ -122,6 +122,8 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
         dataset = DatasetDict({split: Dataset.from_dict({"audio": [path for path, _ in files],
                                                          "label": [label for _, label in files]}, features=features)
                                for split, files in listing.splits.items()})
+        for split_name, split in dataset.items():  # saved with it: see `_keyed_by_files`
+            split._fingerprint = f"{key}-{split_name}"
         partial = folder.with_name(f"{key}.partial-{os.getpid()}")
         dataset.save_to_disk(str(partial))
         try:  # written whole, then renamed: a killed run or a parallel process never leaves half a dataset
@@ -131,9 +133,22 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
     return load_from_disk(str(folder)).cast_column("audio", Audio(decode=False))
 
 
-def _stat(path: str) -> tuple[int, int]:
+def _stat(path: str) -> tuple[int, int, int]:
+    """What says a file changed without reading it: size, mtime and ctime. ctime too because `touch -r`,
+    `cp -p` or `rsync -t` put an old mtime on new audio, but cannot set the ctime."""
     info = os.lstat(path) if not os.path.exists(path) else os.stat(path)
-    return info.st_size, info.st_mtime_ns
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _keyed_by_files(dataset: Dataset, paths: list[str]) -> Dataset:
+    """`dataset` with a fingerprint made of its own and every file's `_stat`. A dataset of paths is otherwise
+    fingerprinted by the path strings alone, and caches keyed by the fingerprint downstream (prepared audio,
+    frozen features, teacher logits) would then serve audio that was overwritten under the same name."""
+    import hashlib
+
+    dataset._fingerprint = hashlib.sha256(json.dumps([dataset._fingerprint, [_stat(p) for p in paths]]).encode()
+                                          ).hexdigest()[:32]
+    return dataset
 
 
 def is_saved_dataset(name: Optional[str]) -> bool:
@@ -185,7 +200,8 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         hint = " (Windows paths: give them relative to the manifest's folder)" if any(":\\" in m for m in missing) else ""
         raise DataError(f"{path}: {len(missing)} audio file(s) listed in the manifest do not exist: {shown}{hint}")
-    return Dataset.from_dict({"audio": audio, "label": labels}).cast_column("audio", Audio(decode=False))
+    dataset = _keyed_by_files(Dataset.from_dict({"audio": audio, "label": labels}), audio)
+    return dataset.cast_column("audio", Audio(decode=False))
 
 
 def _check_label_kinds(path: str, label_column: str, values: list, audio: list[str]) -> None:
