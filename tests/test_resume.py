@@ -116,3 +116,86 @@ def test_what_makes_a_checkpoint_incomplete(uninterrupted, tmp_path):
         assert incomplete_reason(str(bad)).startswith(reason), reason
         assert last_complete_checkpoint(str(output_dir)) == str(good)
         assert not bad.exists()  # removed, so that no later run picks it up
+
+
+def resumable_run(uninterrupted: Path, tmp_path: Path) -> Path:
+    """A run folder holding only the uninterrupted run's last checkpoint: a rerun resumes from it."""
+    checkpoint = Path(last_complete_checkpoint(str(uninterrupted)))
+    run = tmp_path / "run"
+    shutil.copytree(checkpoint, run / checkpoint.name)
+    return run
+
+
+def relabelled(data_dir: Path, tmp_path: Path) -> Path:
+    """The same clips with one class renamed: as many classes, other names, another order (high, hiss, low)."""
+    other = tmp_path / "relabelled"
+    shutil.copytree(data_dir, other)
+    (other / "noise").rename(other / "hiss")
+    return other
+
+
+@pytest.mark.parametrize("change, difference", [
+    (["--config_overrides", json.dumps({**json.loads(kill_resume.TINY_CNN), "n_mels": 8})], "n_mels 16 -> 8"),
+    (["--model_type", "lstm", "--config_overrides", "{}"], "model_type 'hfspeech-cnn' -> 'hfspeech-lstm'"),
+    (["--max_length_seconds", "0.25"], "max_length_seconds 0.5 -> 0.25"),
+    ("relabelled", "labels ['high', 'low', 'noise'] -> ['high', 'hiss', 'low']"),
+])
+def test_resuming_with_another_model_or_labels_is_refused_in_one_line(
+        data_dir, uninterrupted, tmp_path, capsys, change, difference):
+    run = resumable_run(uninterrupted, tmp_path)
+    data = relabelled(data_dir, tmp_path) if change == "relabelled" else data_dir
+    command = kill_resume.train_command(data, run, seed=0, epochs=EPOCHS + 1)
+    assert main(command + ([] if change == "relabelled" else change)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: {last_complete_checkpoint(str(run))}: cannot resume"), error
+    assert difference in error
+    assert error.endswith("pass --overwrite_output_dir to start over, or use a new --output_dir")
+    assert not (run / "config.json").exists()  # refused before a step was taken or a file written
+
+
+def test_a_named_checkpoint_of_a_run_with_other_labels_is_refused(data_dir, uninterrupted, tmp_path, capsys):
+    checkpoint = last_complete_checkpoint(str(resumable_run(uninterrupted, tmp_path / "other")))  # no run_inputs.json
+    command = kill_resume.train_command(relabelled(data_dir, tmp_path), tmp_path / "run", seed=0, epochs=EPOCHS + 1)
+    assert main(command + ["--resume_from_checkpoint", checkpoint]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: {checkpoint}: cannot resume") and "labels ['high', 'low', 'noise']" in error
+    assert error.endswith("name a checkpoint of this run or drop --resume_from_checkpoint")
+
+
+def test_more_epochs_resume_and_a_new_learning_rate_is_said_to_be_unused(data_dir, uninterrupted, tmp_path, caplog):
+    """transformers restores the optimizer and scheduler, whose rates win over --learning_rate: say so, record it."""
+    run = resumable_run(uninterrupted, tmp_path)
+    step = json.loads((uninterrupted / "trainer_state.json").read_text())["global_step"]
+    command = kill_resume.train_command(data_dir, run, seed=0, epochs=EPOCHS + 1)
+    assert main(command[:command.index("--learning_rate")] + ["--learning_rate", "0.5"]
+                + command[command.index("--learning_rate") + 2:]) == 0
+    assert "--learning_rate 0.5 is not used when resuming" in caplog.text
+    assert json.loads((run / "trainer_state.json").read_text())["global_step"] > step
+    assert json.loads((run / "training_hyperparameters.json").read_text())["learning_rate"] == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize("change, difference", [("copy", "data_dir"), (["--seed", "1"], "seed 0 -> 1"),
+                                                ("pretrained", "model_name_or_path None -> ")])
+def test_resuming_on_other_data_with_the_same_labels_is_refused(data_dir, uninterrupted, tmp_path, capsys,
+                                                                  change, difference):
+    """Same labels, same config: only the run folder's run_inputs.json tells that the clips (or splits, or the
+    pretrained start whose weights the checkpoint's would replace) differ."""
+    run = resumable_run(uninterrupted, tmp_path)
+    shutil.copy(uninterrupted / "run_inputs.json", run)
+    data = shutil.copytree(data_dir, tmp_path / "copy") if change == "copy" else data_dir
+    command = kill_resume.train_command(data, run, seed=0, epochs=EPOCHS + 1)
+    assert main(command[:command.index("--seed")] + command[command.index("--seed") + 2:]
+                + (change if isinstance(change, list) else
+                   {"copy": ["--seed", "0"], "pretrained": ["--seed", "0", "--model_name_or_path", str(uninterrupted)]}
+                   [change])) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: {last_complete_checkpoint(str(run))}: cannot resume, its run had other "
+                            f"data or start ({difference}"), error
+
+
+def test_a_damaged_run_record_is_named_not_a_traceback(data_dir, uninterrupted, tmp_path, capsys):
+    run = resumable_run(uninterrupted, tmp_path)
+    (run / "run_inputs.json").write_text("{")
+    assert main(kill_resume.train_command(data_dir, run, seed=0, epochs=EPOCHS + 1)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: {run / 'run_inputs.json'}: not valid JSON"), error

@@ -33,7 +33,8 @@ STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: t
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 PICKLED_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 # What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
-RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl")
+RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl",
+               "run_inputs.json")  # resume_inputs.DATA_RECORD_FILE
 
 
 class CheckpointError(HfspeechError, ValueError):

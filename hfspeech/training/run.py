@@ -35,6 +35,7 @@ from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments, finalise_training_arguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
+from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data
 from hfspeech.training.command_line import parse_args, parse_floats
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
@@ -159,10 +160,12 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     transformers.utils.logging.set_verbosity_warning()
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)
+    check_same_data(resume, model_args, data_args, training_args)  # a checkpoint trained on other data: refused
     extractor = pretrained_feature_extractor(model_args)
     sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
     data = load_data(model_args, data_args, training_args, sampling_rate)
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds)
+    check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
     inputs = training_inputs(model_args, data_args, training_args, data, model, feature_extractor, sampling_rate)
     num_labels = len(data.label_names)
     pos_weight = multilabel_pos_weight(data_args, data.train_labels, data.label_names) if model_args.multi_label else None

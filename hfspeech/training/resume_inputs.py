@@ -1,0 +1,147 @@
+"""Is the checkpoint a run resumes from one of *this* run's? Refused when it is not.
+
+A run resumes from the last checkpoint of `--output_dir` by default, so rerunning with other inputs into the
+same folder would resume silently: `Trainer._load_from_checkpoint` then fails with a `load_state_dict`
+traceback (another architecture or size), or -- worse -- succeeds when the shapes happen to agree and maps
+the old class ids onto the new labels (other label names or another order with as many classes). The
+checkpoint's `config.json` records what its weights mean (model type, sizes, `id2label`, crop length), so it
+is compared with the config of the model this run has just built, and any difference is a one-line
+`CheckpointError` naming it and the way out.
+
+What the config does not hold may change: `--max_steps` / `--num_train_epochs` (transformers builds the
+schedule anew for the new length), batch size, logging and saving. A new `--learning_rate` is not used:
+the optimizer and scheduler states restored from the checkpoint keep its rate, so a log line says so and the
+run records the rate it trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from typing import Optional
+
+from hfspeech.training.checkpoints import CheckpointError
+
+logger = logging.getLogger("hfspeech.train")
+
+# Written by transformers or set after training (thresholds tuned at the end): not what the weights mean.
+IGNORED_KEYS = frozenset({"transformers_version", "dtype", "torch_dtype", "_name_or_path", "label_thresholds",
+                          "architectures"})  # architectures: set by save_pretrained
+
+
+def config_differences(saved: dict, built: dict) -> list[str]:
+    """`key: old -> new` for each config value that differs; labels first, with their order."""
+    old_labels = [saved.get("id2label", {})[k] for k in sorted(saved.get("id2label", {}), key=int)]
+    new_labels = [built.get("id2label", {})[k] for k in sorted(built.get("id2label", {}), key=int)]
+    differences = [f"labels {old_labels} -> {new_labels}"] if old_labels != new_labels else []
+    if built.get("problem_type") is None:  # set by the model's first forward pass when not given
+        built = {**built, "problem_type": saved.get("problem_type")}
+    for key in sorted((set(saved) | set(built)) - IGNORED_KEYS - {"id2label", "label2id", "num_labels"}):
+        if saved.get(key) != built.get(key):
+            differences.append(f"{key} {saved.get(key)!r} -> {built.get(key)!r}")
+    return differences
+
+
+def check_checkpoint_matches(checkpoint: Optional[str], config, named: bool) -> None:
+    """Refuse to resume from `checkpoint` when its config.json differs from `config`, this run's model config.
+    `named`: the checkpoint came from `--resume_from_checkpoint` (the way out differs)."""
+    path = os.path.join(checkpoint, "config.json") if checkpoint else None
+    if path is None or not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    if saved.get("model_type") != config.model_type:
+        differences = [f"model_type {saved.get('model_type')!r} -> {config.model_type!r}"]
+    else:  # both in full, defaults filled in: config.json holds only the values that differ from them
+        full = json.loads(type(config).from_dict(saved).to_json_string(use_diff=False))
+        differences = config_differences(full, json.loads(config.to_json_string(use_diff=False)))
+    if not differences:
+        return
+    shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+    raise CheckpointError(f"{checkpoint}: cannot resume, this run's model differs from the checkpoint's "
+                          f"({shown}); {way_out(named)}")
+
+
+def way_out(named) -> str:
+    """A checkpoint named with --resume_from_checkpoint is the user's choice; the output folder's is the default."""
+    return ("name a checkpoint of this run or drop --resume_from_checkpoint" if named else
+            "pass --overwrite_output_dir to start over, or use a new --output_dir")
+
+
+def note_learning_rate(checkpoint: Optional[str], training_args) -> None:
+    """A changed --learning_rate is not used on resume: the restored optimizer and scheduler keep the checkpoint's
+    base rates. Said in a log line, and where the checkpoint has one rate it replaces the flag's value, so that
+    training_hyperparameters.json and the model card record the rate the run trained with."""
+    path = os.path.join(checkpoint, "scheduler.pt") if checkpoint else None
+    if path is None or not os.path.isfile(path):
+        return
+    import torch
+
+    try:
+        base_lrs = torch.load(path, map_location="cpu", weights_only=True).get("base_lrs") or []
+    except Exception:  # an unreadable file is named by checkpoints.resume_errors when Trainer loads it
+        return
+    learning_rate = training_args.learning_rate
+    if base_lrs and not any(math.isclose(rate, learning_rate, rel_tol=1e-6) for rate in base_lrs):
+        logger.warning("--learning_rate %g is not used when resuming: the optimizer and scheduler restored from "
+                       "%s keep its rate %g (pass --overwrite_output_dir to start over with the new one)",
+                       learning_rate, checkpoint, max(base_lrs))
+        if len(set(base_lrs)) == 1:
+            training_args.learning_rate = base_lrs[0]
+
+
+def check_resume_inputs(checkpoint: Optional[str], config, training_args) -> None:
+    """Both checks, once the model is built (labels known) and before features are cached or a step taken."""
+    check_checkpoint_matches(checkpoint, config, named=bool(training_args.resume_from_checkpoint))
+    note_learning_rate(checkpoint, training_args)
+
+
+DATA_RECORD_FILE = "run_inputs.json"  # in the run folder: the data (and pretrained start) of its checkpoints
+
+
+def _absolute(value):
+    return os.path.abspath(value) if isinstance(value, str) and os.path.exists(value) else value
+
+
+def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict:
+    """What decides which clips a run trains on (and which it is tested on): the source, with local paths made
+    absolute, and how missing splits are carved out (the seed among it: another seed moves clips across splits);
+    and the pretrained start, which config.json does not record (its weights are replaced by a resumed run's)."""
+    source = {key: _absolute(value) for key, value in data_args.source().items()}
+    return {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
+            "validation_split_percentage": data_args.validation_split_percentage,
+            "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
+            "max_train_samples": data_args.max_train_samples}
+
+
+def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> None:
+    """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); then record
+    this run's. A folder without the record (an older run) is not checked."""
+    record = data_record(model_args.model_name_or_path, data_args, training_args.seed)
+    record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
+    saved_path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
+    if saved_path and os.path.isfile(saved_path):
+        try:
+            with open(saved_path, encoding="utf-8") as f:
+                saved = json.load(f)
+        except ValueError as error:  # a hand edit or a full disk: named, not a JSON traceback
+            raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
+        flat_saved, flat_new = {**saved.get("data", {}), **saved}, {**record["data"], **record}
+        differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in sorted(flat_new)
+                       if key != "data" and flat_saved.get(key) != flat_new.get(key)]
+        if differences:
+            raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
+                                  f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")
+    if training_args.should_save:
+        _write_record(training_args.output_dir, record)
+
+
+def _write_record(output_dir: str, record: dict) -> None:
+    """Written whole (renamed into place), so that other processes checking it never read half a file."""
+    os.makedirs(output_dir, exist_ok=True)
+    temporary = os.path.join(output_dir, f".{DATA_RECORD_FILE}.tmp")
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    os.replace(temporary, os.path.join(output_dir, DATA_RECORD_FILE))
