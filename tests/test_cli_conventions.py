@@ -82,3 +82,18 @@ def test_main_prints_a_user_mistake_as_one_line_and_debug_shows_the_traceback(tm
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path}")
     with pytest.raises(HfspeechError):
         main(["export", str(tmp_path), "--debug"])
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130_unless_debugging(monkeypatch, tmp_path, capsys):
+    """A KeyboardInterrupt while a command imports torch or loads a model printed a traceback of several
+    screens; the command stands in for any (they all run through `main`)."""
+    import hfspeech.cli.models
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hfspeech.cli.models, "tiny_model", interrupted)
+    assert main(["tiny-model", str(tmp_path / "t")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["hfspeech tiny-model: interrupted"]
+    with pytest.raises(KeyboardInterrupt):
+        main(["tiny-model", str(tmp_path / "t"), "--debug"])

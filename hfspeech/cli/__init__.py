@@ -70,7 +70,8 @@ def unknown_command(name: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
-    code 2; `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows its traceback instead. Output
+    code 2, Ctrl-C one line and 130 (the shell's code for SIGINT; `stream` flushes its last window first);
+    `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows the traceback instead. Output
     piped into a reader that stops early (`hfspeech predict DIR | head`) ends quietly, as `cat` would."""
     try:
         code = _run(argv)
@@ -94,11 +95,16 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     from hfspeech.errors import HfspeechError
 
     module, function = COMMANDS[argv[0]]
-    command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
     try:
+        command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
         return command(argv[1:]) or 0
     except HfspeechError as error:
         if debug:
             raise
         print_error(error)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while torch imports or a model loads: a user's choice, not a crash
+        if debug:
+            raise
+        print(f"hfspeech {argv[0]}: interrupted", file=sys.stderr)
+        return 130
