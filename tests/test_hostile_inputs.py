@@ -314,6 +314,7 @@ def broken_model(edit: Callable[[Path], None]) -> Callable[[Path, Path], Path]:
 
 MODEL_CASES = {
     "no such folder": (lambda model, tmp: tmp / "no" / "such" / "model", "model folder not found"),
+    "no such export": (lambda model, tmp: tmp / "no" / "model.onnx", "model.onnx: exported model file not found"),
     "a file, not a folder": (lambda model, tmp: write_text(tmp / "model.txt", "x"), "not a model folder"),
     "an empty folder": (lambda model, tmp: make_dir(tmp / "empty"), "no config.json"),
     "truncated weights": (broken_model(lambda m: (m / "model.safetensors").write_bytes(
