@@ -121,7 +121,7 @@ def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[s
         lists = [[feature.feature.int2str(v) for v in clip] for clip in values]
     else:
         _check_separator(split, values, separator)
-        lists = [_parse_label_list(v, separator) for v in values]
+        lists = [parse_label_list(v, separator) for v in values]
     lists = [list(dict.fromkeys(clip)) for clip in lists]
     if lists and not any(lists):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
@@ -143,7 +143,7 @@ def _check_separator(split: Dataset, values: list, separator: str) -> None:
                             f"{other!r}")
 
 
-def _parse_label_list(value, separator: str) -> list[str]:
+def parse_label_list(value, separator: str) -> list[str]:
     """`None`/`""`/`[]` -> [] (a clip with no event); `"a;b"` -> ["a", "b"]; `["a", "b"]` as is."""
     if value is None or (isinstance(value, float) and math.isnan(value)):  # an empty CSV cell
         return []

@@ -165,7 +165,7 @@ def _load_datasets_dataset(
     else:
         loaded = load_dataset(name, config_name, cache_dir=cache_dir)
     dataset = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
-    label_column = _label_column(next(iter(dataset.values())).column_names, label_column)
+    label_column = label_column_of(next(iter(dataset.values())).column_names, label_column)
     for split_name, split in dataset.items():
         _require_columns(split, [audio_column, label_column], f"{name} (split '{split_name}')")
     if audio_column != "audio":
@@ -180,7 +180,7 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
     """A CSV/TSV/JSONL manifest (`hfspeech.data.manifests`: every value a string as written), paths resolved
     against the manifest's folder; files that do not exist are an error naming them."""
     rows, columns = read_manifest(path)
-    label_column = _label_column(columns, label_column)
+    label_column = label_column_of(columns, label_column)
     if path_column not in columns or label_column not in columns:
         absent = [c for c in (path_column, label_column) if c not in columns]
         raise DataError(f"{path}: missing column(s) {absent}; available columns: {columns} (name them with "
@@ -231,7 +231,7 @@ def resolve_listed_path(value, base: Path) -> str:
     return full
 
 
-def _label_column(columns: Sequence[str], label_column: str) -> str:
+def label_column_of(columns: Sequence[str], label_column: str) -> str:
     """The default `label` column, or `labels` when the data has that instead (the usual name for lists)."""
     if label_column == "label" and "label" not in columns and "labels" in columns:
         return "labels"

@@ -22,7 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
-from hfspeech.data.loading import resolve_listed_path
+from hfspeech.data.labels import parse_label_list
+from hfspeech.data.loading import label_column_of, resolve_listed_path
 from hfspeech.errors import DataError, UsageError
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
@@ -101,14 +102,13 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int) -> d
 
 
 def _row_labels(rows: list[dict], columns: list[str], label_column: str, separator: Optional[str]) -> list[set]:
-    """Each row's labels: its cell, or with `separator` the cell's parts (a JSONL list as it is)."""
-    if label_column == "label" and "label" not in columns and "labels" in columns:
-        label_column = "labels"  # as data.loading reads it
+    """Each row's labels, read as training reads them (`data.loading.label_column_of`, `data.labels.parse_label_list`):
+    its cell, or with `separator` the cell's parts (a JSONL list as it is)."""
+    label_column = label_column_of(columns, label_column)
     labels = []
     for row in rows:
         value = row.get(label_column)
-        parts = value if isinstance(value, (list, tuple)) else (
-            str(value if value is not None else "").split(separator) if separator else [value])
+        parts = parse_label_list(value, separator) if separator or isinstance(value, (list, tuple)) else [value]
         labels.append({str(part).strip() for part in parts if part is not None and str(part).strip()})
     return labels
 
