@@ -22,6 +22,7 @@ from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, read_training_clips, seen_clips_warning
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
@@ -71,7 +72,9 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     multi_label = is_multi_label(classifier.config)
     raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing)
     split = next(iter(raw))
+    seen = _seen_clips(eval_args.model, raw[split])
     scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
+    report.warnings.extend(seen)
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
@@ -88,10 +91,26 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     metrics.update({"split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
                     "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})
+    if report.warnings:  # as in a training run's metrics.json
+        metrics["data_warnings"] = report.warnings
     with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
+
+
+def _seen_clips(model: str, clips) -> list[str]:
+    """Clips the model trained on, from the record its run left (`data.clip_digests`): warned, and kept in
+    the reports, since such scores measure memory rather than generalisation."""
+    record = read_training_clips(model)
+    if record is None:
+        logger.info("%s: no %s beside the model, so whether these clips were trained on is not checked", model,
+                    TRAINING_CLIPS_FILE)
+        return []
+    warning = seen_clips_warning(record, clips)
+    if warning:
+        logger.warning("data: %s", warning)
+    return [warning] if warning else []
 
 
 def _check_output_dir(output_dir: str) -> None:

@@ -11,7 +11,8 @@ names and shapes; anything else is a one-line error naming the run that differs 
 saved model is refused by `models.folder_checks`, as everywhere else). Floating-point weights
 (and BatchNorm statistics) are averaged in float32 and kept in their dtype; integer buffers come from the
 first run; a multi-label model's label thresholds are the mean of the runs'. The average carries the runs'
-hyperparameters (the seeds as a list, and the number of runs) and their common data report, so the model card
+hyperparameters (the seeds as a list, and the number of runs), their common data report and the union of their
+training clips' digests (`data.clip_digests`, which `hfspeech evaluate` checks), so the model card
 of a staged average says how it was made; its metrics come from `hfspeech evaluate` or `hfspeech stage
 --eval_dir`.
 """
@@ -29,6 +30,7 @@ import torch
 from hfspeech.errors import UsageError
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
@@ -111,6 +113,9 @@ def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
     reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
     if reports[0] and all(report == reports[0] for report in reports):
         records[DATA_REPORT_FILE] = reports[0]
+    clips = merged_training_clips(runs)  # what `hfspeech evaluate` checks its clips against
+    if clips is not None:
+        records[TRAINING_CLIPS_FILE] = clips
     return records
 
 

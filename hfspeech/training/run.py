@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -21,6 +21,7 @@ from datasets import DatasetDict
 from transformers import TrainingArguments, set_seed
 
 from hfspeech.data.audio import seconds_to_samples
+from hfspeech.data.clip_digests import record_training_clips, write_training_clips
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labelled import load_labelled_splits
 from hfspeech.data.labels import label_names_of
@@ -55,6 +56,7 @@ class RunData:
     report: DataReport
     label_names: list[str]
     streamed: Optional[StreamedData] = None
+    training_clips: dict = field(default_factory=dict)  # digests of train/validation clips (data.clip_digests)
 
     @property
     def train_labels(self) -> list:
@@ -74,7 +76,7 @@ def load_data(model_args: ModelArguments, data_args: DataArguments, training_arg
             report = DataReport()
             raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
             dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
-            data = RunData(dataset, report, label_names_of(dataset["train"]))
+            data = RunData(dataset, report, label_names_of(dataset["train"]), training_clips=record_training_clips(raw))
     logger.info("%d classes: %s; %s", len(data.label_names), data.label_names, data.report.summary())
     return data
 
@@ -151,6 +153,7 @@ class TrainingSetup:
     report: DataReport
     resume_from_checkpoint: Optional[str]
     streamed: Optional[StreamedData] = None  # --streaming: the training stream (hfspeech.data.streaming)
+    training_clips: dict = field(default_factory=dict)  # written beside the model for `hfspeech evaluate`
 
 
 def setup_training(model_args: ModelArguments, data_args: DataArguments,
@@ -183,7 +186,8 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
         callbacks=rank_marker_callbacks() + ([PassCounter()] if data.streamed else []),
         **loss_and_sampler_options(data_args, data.train_labels, num_labels, model_args.multi_label, pos_weight),
     )
-    return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed)
+    return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed,
+                         data.training_clips)
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
@@ -214,6 +218,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         metrics["data_warnings"] = report.warnings
     if trainer.is_world_process_zero():
         report.save(os.path.join(training_args.output_dir, DATA_REPORT_FILE))
+        if setup.training_clips:  # not with --streaming: the stream's clips are not listed
+            write_training_clips(setup.training_clips, training_args.output_dir)
         with open(os.path.join(training_args.output_dir, METRICS_FILE), "w") as f:
             json.dump(metrics, f, indent=2)
         trainer.save_state()

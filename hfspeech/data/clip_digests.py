@@ -1,0 +1,103 @@
+"""Which clips a model was trained on, recorded so that an evaluation can tell when it scores them again.
+
+`hfspeech evaluate MODEL --data_dir X` reports accuracy on whatever X holds. When X is (or contains) the
+model's own training data -- the run's folder evaluated by mistake, a copy of it, a test manifest that shares
+files with the training one -- the number looks like generalisation and is memory. The split audit
+(`data.split_audit`) catches that inside one run; across runs only a record of the training clips can.
+
+Training writes `training_clips.json` beside the model: a short digest of each train and validation clip's
+bytes (file contents, or the bytes a dataset holds), not paths: the same recording copied or renamed is still
+found, and the record tells nothing about where the user keeps their data. `hub.stage` does not publish it.
+Evaluation digests its clips the same way and warns, with the count, when any are in the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from datasets import Audio, Dataset, DatasetDict
+
+TRAINING_CLIPS_FILE = "training_clips.json"
+DIGEST_CHARS = 16  # 64 bits of SHA-1: a chance collision among a million clips is ~1e-8
+RECORDED_SPLITS = ("train", "validation")  # what the model learnt from, and what chose its best checkpoint
+
+
+def clip_digests(split: Dataset) -> list[str]:
+    """A digest of each clip's bytes, in the split's order ("" for a file that cannot be read: the decoder
+    reports it by name later)."""
+    return [_digest_of(path, data) for path, data in _sources(split)]
+
+
+def _sources(split: Dataset) -> list[tuple[Optional[str], Optional[bytes]]]:
+    """Each clip's (path, bytes) as its undecoded `audio` cell holds them."""
+    sources = []
+    for audio in split.cast_column("audio", Audio(decode=False))["audio"]:
+        sources.append((audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None))
+    return sources
+
+
+def _digest_of(path: Optional[str], data: Optional[bytes]) -> str:
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except (OSError, TypeError):
+            return ""
+    return hashlib.sha1(data).hexdigest()[:DIGEST_CHARS]
+
+
+def record_training_clips(dataset: DatasetDict) -> dict[str, list[str]]:
+    """The digests of the splits a model learns from, as `write_training_clips` saves them."""
+    return {name: sorted(set(clip_digests(dataset[name])) - {""}) for name in RECORDED_SPLITS if name in dataset}
+
+
+def write_training_clips(record: dict[str, list[str]], folder: str) -> None:
+    with open(os.path.join(folder, TRAINING_CLIPS_FILE), "w") as f:
+        json.dump(_as_json(record), f)
+
+
+def _as_json(record: dict) -> dict:
+    return {"digest": f"sha1[:{DIGEST_CHARS}] of each clip's file bytes",
+            **{name: sorted(record[name]) for name in RECORDED_SPLITS if name in record}}
+
+
+def merged_training_clips(folders) -> Optional[dict]:
+    """The union of several runs' records (`hfspeech average`), as JSON; None unless every run has one."""
+    records = [read_training_clips(folder) for folder in folders]
+    if not records or any(record is None for record in records):
+        return None
+    return _as_json({name: set().union(*(record[name] for record in records)) for name in RECORDED_SPLITS})
+
+
+def read_training_clips(model: str) -> Optional[dict[str, set[str]]]:
+    """The record of the run a model comes from: beside it, or one folder up for a checkpoint or an export
+    (`run/checkpoint-40`, `run/onnx`, `run/onnx/model.onnx`). None when there is none or it cannot be read."""
+    folder = Path(model) if Path(model).is_dir() else Path(model).parent
+    for candidate in (folder, folder.parent):
+        path = candidate / TRAINING_CLIPS_FILE
+        if path.is_file() and (candidate == folder or (candidate / "config.json").is_file()):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                return {name: set(record.get(name) or []) for name in RECORDED_SPLITS}
+            except (OSError, ValueError, TypeError):
+                return None
+    return None
+
+
+def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[str]:
+    """A warning naming how many of `split`'s clips the model trained on (or chose its checkpoint with)."""
+    sources = _sources(split)
+    digests = [_digest_of(path, data) for path, data in sources]
+    seen = {name: [i for i, digest in enumerate(digests) if digest and digest in record[name]]
+            for name in RECORDED_SPLITS}
+    indices = sorted(set(seen["train"]) | set(seen["validation"]))
+    if not indices:
+        return None
+    counts = ", ".join(f"{len(hits)} in its {name} split" for name, hits in seen.items() if hits)
+    names = [os.path.join(*Path(sources[i][0]).parts[-2:]) if sources[i][0] else f"row {i}" for i in indices]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{len(indices)} of {len(split)} clips are clips the model was trained on ({counts}; {shown}): these "
+            "scores are not for recordings it never heard")
