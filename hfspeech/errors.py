@@ -33,3 +33,11 @@ class DataError(HfspeechError, ValueError):
     """A data set that cannot be used as given (missing column, unknown label, no files, a layout that does
     not say which file has which label ...). Raised by `hfspeech.data`; defined here so that its modules
     (folders, manifests, loading) share it without importing each other."""
+
+
+def first_few(items, limit: int = 3, separator: str = ", ") -> str:
+    """A long list as a one-line message names it: the first `limit` items, then how many more
+    (`a, b, c and 4 more`), so the line stays short and still says how big the problem is."""
+    items = [str(item) for item in items]
+    more = f" and {len(items) - limit} more" if separator == ", " else f"{separator}and {len(items) - limit} more"
+    return separator.join(items[:limit]) + (more if len(items) > limit else "")

@@ -21,6 +21,8 @@ from typing import Optional
 
 from datasets import Audio, Dataset, DatasetDict
 
+from hfspeech.errors import first_few
+
 TRAINING_CLIPS_FILE = "training_clips.json"
 DIGEST_CHARS = 16  # 64 bits of SHA-1: a chance collision among a million clips is ~1e-8
 RECORDED_SPLITS = ("train", "validation")  # what the model learnt from, and what chose its best checkpoint
@@ -98,6 +100,6 @@ def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[
         return None
     counts = ", ".join(f"{len(hits)} in its {name} split" for name, hits in seen.items() if hits)
     names = [os.path.join(*Path(sources[i][0]).parts[-2:]) if sources[i][0] else f"row {i}" for i in indices]
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    shown = first_few(names)
     return (f"{len(indices)} of {len(split)} clips are clips the model was trained on ({counts}; {shown}): these "
             "scores are not for recordings it never heard")

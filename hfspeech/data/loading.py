@@ -30,7 +30,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, l
 from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
 from hfspeech.data.prepare import DataReport
-from hfspeech.errors import DataError
+from hfspeech.errors import DataError, first_few
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -197,7 +197,7 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
     _check_label_kinds(path, label_column, [row.get(label_column) for row in rows],
                        [str(row.get(path_column)) for row in rows])
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = first_few(missing, limit=5)
         hint = " (Windows paths: give them relative to the manifest's folder)" if any(":\\" in m for m in missing) else ""
         raise DataError(f"{path}: {len(missing)} audio file(s) listed in the manifest do not exist: {shown}{hint}")
     dataset = _keyed_by_files(Dataset.from_dict({"audio": audio, "label": labels}), audio)

@@ -25,7 +25,7 @@ from datasets import Dataset, DatasetDict
 
 from hfspeech.data.groups import leaked_groups
 from hfspeech.data.prepare import DataReport
-from hfspeech.errors import DataError
+from hfspeech.errors import DataError, first_few
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -62,10 +62,6 @@ def _clip_keys(split: Dataset) -> list[str]:
     return keys
 
 
-def _shown(items: list[str]) -> str:
-    return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
-
-
 def _short(key: str) -> str:
     """A file as a warning names it: its folder and name (`yes/a.wav`). The warnings reach the model card,
     which is published: the full path would show where the user keeps their data."""
@@ -88,7 +84,7 @@ def _repeated_files(dataset: DatasetDict, keys: dict[str, list[str]]) -> list[st
             raise DataError(f"{conflicting[0]}: listed {counts[conflicting[0]]} times in split '{name}' with different "
                             f"labels ({len(conflicting)} such file(s)); give each file one label")
         warnings.append(f"{len(repeated)} file(s) listed more than once in the {name} split, each listing counted "
-                        f"as a clip ({_shown([_short(key) for key in repeated])})")
+                        f"as a clip ({first_few([_short(key) for key in repeated])})")
     return warnings
 
 
@@ -100,7 +96,7 @@ def _shared_files(keys: dict[str, list[str]]) -> list[str]:
             shared = sorted(set(keys[a]) & set(keys[b]))
             if shared:
                 warnings.append(f"{len(shared)} file(s) are in both the {a} and the {b} split, so {b} scores include "
-                                f"clips seen in {a} ({_shown([_short(key) for key in shared])})")
+                                f"clips seen in {a} ({first_few([_short(key) for key in shared])})")
     return warnings
 
 
@@ -127,11 +123,11 @@ def _shared_contents(keys: dict[str, list[str]]) -> list[str]:
                 if holders[a] != holders[b]:  # the same file in both is `_shared_files`' finding
                     pairs[(a, b)].append(f"{_short(holders[b])} = {_short(holders[a])}")
     return [f"{len(copies)} file(s) of the {b} split have the same contents as a file of the {a} split, so {b} scores "
-            f"include clips seen in {a} ({_shown(copies)})" for (a, b), copies in pairs.items() if copies]
+            f"include clips seen in {a} ({first_few(copies)})" for (a, b), copies in pairs.items() if copies]
 
 
 def _group_leaks(dataset: DatasetDict) -> list[str]:
-    return [f"groups leak across the {pair} splits ({len(groups)}: {_shown(groups)}): scores on them are not for "
+    return [f"groups leak across the {pair} splits ({len(groups)}: {first_few(groups)}): scores on them are not for "
             "unseen groups" for pair, groups in leaked_groups(dataset).items()]
 
 
@@ -154,5 +150,5 @@ def _missing_classes(dataset: DatasetDict) -> list[str]:
         if name != "train" and not multi_label and len(names) - len(missing) == 1:
             consequence += "; a model that always answers the one class left scores accuracy 1.0"
         warnings.append(f"the {name} split has no clip of {len(missing)} of {len(names)} classes "
-                        f"({_shown(missing)}): {consequence}")
+                        f"({first_few(missing)}): {consequence}")
     return warnings

@@ -27,10 +27,10 @@ from typing import Iterable, Sequence
 
 import torch
 
-from hfspeech.errors import UsageError
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips
+from hfspeech.errors import UsageError, first_few
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
-from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
@@ -148,7 +148,7 @@ def _same_model(first_run: str, first: dict, run: str, other: dict) -> None:
     for part in ("config", "extractor"):
         keys = sorted(k for k in first[part].keys() | other[part].keys() if first[part].get(k) != other[part].get(k))
         if keys:
-            named = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            named = first_few(keys, limit=5)
             raise UsageError(f"{run}: not the same model as {first_run} (its {part} differs in {named}); "
                              f"only runs of one recipe average")
 

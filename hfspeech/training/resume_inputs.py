@@ -22,6 +22,7 @@ import math
 import os
 from typing import Optional
 
+from hfspeech.errors import first_few
 from hfspeech.training.checkpoints import CheckpointError
 
 logger = logging.getLogger("hfspeech.train")
@@ -59,7 +60,7 @@ def check_checkpoint_matches(checkpoint: Optional[str], config, named: bool) -> 
         differences = config_differences(full, json.loads(config.to_json_string(use_diff=False)))
     if not differences:
         return
-    shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+    shown = first_few(differences, separator="; ")
     raise CheckpointError(f"{checkpoint}: cannot resume, this run's model differs from the checkpoint's "
                           f"({shown}); {way_out(named)}")
 
