@@ -40,22 +40,26 @@ def write_evaluation_report(
     return metrics
 
 
+MAX_FIGURE_INCHES = 20.0  # 2,400 pixels at 120 dpi: a speaker-ID matrix of 300 classes took 15 GB and 4 minutes
+MAX_TICK_LABELS = 60  # beyond this many classes, every k-th is named (the JSON holds them all)
+
+
 def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: str, title: str = "") -> None:
-    """A labelled heat map with the count in each cell, rows normalised for the colour."""
+    """A labelled heat map with the count in each cell (up to 40 classes), rows normalised for the colour.
+    The figure grows with the classes up to `MAX_FIGURE_INCHES`; past that the cells shrink instead."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(label_names)
-    size = max(4.0, 0.55 * n + 2.5)
+    size = min(max(4.0, 0.55 * n + 2.5), MAX_FIGURE_INCHES)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     row_sums = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=float), where=row_sums > 0)
-    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true label")
-    ax.set_xticks(range(n), labels=label_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), labels=label_names)
+    _name_classes(ax, label_names)
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label")
     if n <= 40:
@@ -67,6 +71,17 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _name_classes(ax, label_names: Sequence[str]) -> None:
+    """Tick labels on both axes: all of them, or every k-th when there are more than `MAX_TICK_LABELS`."""
+    step = -(-len(label_names) // MAX_TICK_LABELS)
+    positions = list(range(0, len(label_names), step))
+    names = [label_names[i] for i in positions]
+    fontsize = 10 if step == 1 else 6
+    ax.set_xticks(positions, labels=names, rotation=45 if step == 1 else 90, ha="right" if step == 1 else "center",
+                  fontsize=fontsize)
+    ax.set_yticks(positions, labels=names, fontsize=fontsize)
 
 
 def write_multilabel_report(
@@ -107,11 +122,15 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     positions = np.arange(len(names))
     ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
     f1 = [per_class[n]["f1"] if per_class[n]["f1"] is not None else 0.0 for n in names]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(names) + 2.5), 4.0))
+    fig, ax = plt.subplots(figsize=(min(max(5.0, 0.6 * len(names) + 2.5), MAX_FIGURE_INCHES), 4.0))
     ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
     ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
-    ax.set_xticks(positions, labels=[f"{n}\n(n={per_class[n]['support']})" for n in names],
-                  rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
+    if len(names) <= MAX_TICK_LABELS:
+        ax.set_xticks(positions, labels=[f"{n}\n(n={per_class[n]['support']})" for n in names],
+                      rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
+    else:  # too many to name under the bars: the JSON report lists them
+        ax.set_xticks(positions[::-(-len(names) // MAX_TICK_LABELS)])
+        ax.set_xlabel("class index (names in the JSON report)")
     ax.set_ylim(0, 1.22)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("score")
