@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error
-from hfspeech.cli.flags import CliParser, number_in
+from hfspeech.cli.flags import CliParser, number_in, positive
 from hfspeech.errors import UsageError
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+
+
+def finite_positive(text: str) -> float:
+    """A number above zero that is not infinite (`--max_body_mb inf` was a traceback, inf seconds no limit)."""
+    value = positive(float)(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+finite_positive.__name__ = "float"  # argparse names the kind in "invalid float value: 'x'"
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -21,17 +36,23 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=number_in(int, 0, 65535), default=8080, help="0: any free port")
-    parser.add_argument("--workers", type=int, default=1, help="processes, each with its own model")
-    parser.add_argument("--max_batch_size", type=int, default=32, help="windows per model call (1: no batching)")
-    parser.add_argument("--max_wait_ms", type=float, default=5.0, help="longest wait for a batch to fill")
-    parser.add_argument("--max_body_mb", type=float, default=25.0, help="largest request body (413 above)")
-    parser.add_argument("--max_seconds", type=float, default=600.0, help="longest audio accepted")
-    parser.add_argument("--request_timeout", type=float, default=30.0, help="seconds before a request gets 408")
-    parser.add_argument("--top_k", type=int, default=5, help="labels per answer when the request does not say")
+    # Each number is checked here: 0 or a negative made a server that refused every request (--max_body_mb 0,
+    # --top_k 0), a traceback (--max_batch_size 0, --max_body_mb nan) or one that never answered (--max_wait_ms inf).
+    parser.add_argument("--workers", type=positive(int), default=1, help="processes, each with its own model")
+    parser.add_argument("--max_batch_size", type=positive(int), default=32,
+                        help="windows per model call (1: no batching)")
+    parser.add_argument("--max_wait_ms", type=number_in(float, 0, 60000), default=5.0,
+                        help="longest wait for a batch to fill (0 to 60000)")
+    parser.add_argument("--max_body_mb", type=finite_positive, default=25.0, help="largest request body (413 above)")
+    parser.add_argument("--max_seconds", type=finite_positive, default=600.0, help="longest audio accepted")
+    parser.add_argument("--request_timeout", type=finite_positive, default=30.0,
+                        help="seconds before a request gets 408")
+    parser.add_argument("--top_k", type=positive(int), default=5,
+                        help="labels per answer when the request does not say")
     parser.add_argument("--api_key", default=None, help="require `Authorization: Bearer KEY` on every route but "
                         "/health and the page (default: $HFSPEECH_API_KEY; none: open)")
     parser.add_argument("--trust_remote_code", action="store_true")
-    parser.add_argument("--log_level", default="info")
+    parser.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info")
     return parser
 
 
@@ -49,9 +70,20 @@ def check_address(host: str, port: int) -> None:
         raise UsageError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error})") from None
 
 
+def check_model_path(model: str) -> None:
+    """A model folder that is not there (and cannot be a Hub id) is one line before the server starts: it used
+    to be found missing only after uvicorn had started, and with `--workers N` each worker logged it and the
+    server went on answering 503 for ever."""
+    from hfspeech.models.loading import is_local_path
+
+    if not os.path.exists(model) and is_local_path(model):
+        raise UsageError(f"{model}: model folder not found")
+
+
 def serve(argv: list[str]) -> int:
     args = serve_parser().parse_args(argv)
     check_address(args.host, args.port)
+    check_model_path(args.model)
 
     from hfspeech.serve.app import API_KEY_ENV, ServeSettings, run_server
 

@@ -27,6 +27,7 @@ from importlib.resources import files
 from typing import Optional
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -79,7 +80,7 @@ class Endpoints:
             body = await read_body(request, self.settings.max_body_bytes)
             audio, parameters = parse_request(request.headers.get("content-type"), body,
                                               dict(request.query_params), self.settings.top_k)
-            return JSONResponse(await self.runner.classify(audio, parameters))
+            return JSONResponse(await unless_client_leaves(request, self.runner.classify(audio, parameters)))
 
         return await self.within_timeout(answer())
 
@@ -104,13 +105,40 @@ class Endpoints:
         return await stream_post(request, live, self.runner, self.settings.max_body_bytes,
                                  self.settings.request_timeout)
 
+    async def root(self, request: Request) -> Response:
+        """GET: the page, POST: classify. One route, so that `DELETE /` is told both methods in its `Allow`
+        (two routes on "/" answered `Allow: HEAD, GET`, as if POST were not served)."""
+        return await (self.classify if request.method == "POST" else self.page)(request)
+
     def routes(self) -> list:
-        return [Route("/", self.page, methods=["GET"]), Route("/", self.classify, methods=["POST"]),
+        return [Route("/", self.root, methods=["GET", "POST"]),
                 Route("/health", self.health), Route("/info", self.info), Route("/metrics", self.metrics_page),
                 Route("/stream", self.stream, methods=["POST"]),
                 WebSocketRoute("/stream", lambda ws: stream_websocket(ws, self.runner,
                                                                         self.settings.request_timeout)),
                 Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
+
+
+async def unless_client_leaves(request: Request, work):
+    """`work`'s result, or, when the client closes the connection first, cancel it (its windows still queued
+    are never run) and answer 499 to nobody. Its windows used to be computed all the same: a client that
+    gave up on a long file, or retried it, held up everyone behind it. Starlette's `StreamingResponse`
+    listens for the disconnect the same way: once the body is read, the next ASGI message is only that."""
+    work, left = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({work, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the request times out (408): nothing is left running
+        left.cancel()
+        if not work.done():
+            work.cancel()
+    if work in done:
+        return work.result()
+    raise ApiError(499, "client_closed", "the client closed the connection before the answer was ready")
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def create_app(settings: ServeSettings) -> Starlette:
@@ -126,10 +154,28 @@ def create_app(settings: ServeSettings) -> Starlette:
         await runner.batcher.stop()
 
     app = Starlette(routes=Endpoints(settings, runner, metrics).routes(), lifespan=lifespan,
-                    exception_handlers={ApiError: lambda request, error: error_response(error)})
+                    exception_handlers={ApiError: lambda request, error: error_response(error),
+                                        HTTPException: routing_error})
     app.state.runner = runner
     app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key)
     return app
+
+
+def routing_error(request: Request, error: HTTPException) -> Response:
+    """Starlette's own 404 and 405 (an unknown path, a wrong method) in the server's error shape: they were
+    plain text (`Not Found`), the one answer that was not `{"error", "kind"}` JSON."""
+    path, allowed = request.url.path, (error.headers or {}).get("Allow", "")
+    if error.status_code == 404:
+        kind, message = "not_found", f"no route {path!r}: the routes are GET and POST /, GET /health, /info, " \
+            "/metrics, POST or WebSocket /stream"
+    elif error.status_code == 405:
+        also = ", or a WebSocket" if path == "/stream" else ""
+        kind, message = "method_not_allowed", f"{request.method} is not allowed on {path!r} (allowed: {allowed}{also})"
+    else:
+        kind, message = f"http_{error.status_code}", str(error.detail)
+    response = error_response(ApiError(error.status_code, kind, message))
+    response.headers.update(error.headers or {})  # 405's Allow
+    return response
 
 
 class GuardMiddleware:
@@ -143,7 +189,8 @@ class GuardMiddleware:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if self.api_key and not path.startswith(OPEN_PATHS) and not (path == "/" and scope.get("method") == "GET"):
+        page = path == "/" and scope.get("method") in ("GET", "HEAD")  # HEAD: a link checker's look at the page
+        if self.api_key and not path.startswith(OPEN_PATHS) and not page:
             if not self.authorized(scope):
                 self.metrics.errors.labels("unauthorized").inc()
                 return await self.refuse(scope, receive, send, ApiError(401, "unauthorized", "missing or wrong API "

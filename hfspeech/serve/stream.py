@@ -3,7 +3,8 @@
 `WebSocket /stream?format=s16le&rate=16000&channels=1&min_windows=3`: binary messages carry PCM (any
 sizes; a partial frame waits for the rest), each window's label events come back as JSON text messages
 the moment its window completes, and a text message `end` (or closing) flushes the last window and answers
-the counts (`{"event": "end", ...}`). `POST /stream` takes the same PCM as a (chunked) body and answers the
+the counts (`{"event": "end", ...}`; with `ignored_bytes` and a `warning` when the stream ended part-way
+through a frame). `POST /stream` takes the same PCM as a (chunked) body and answers the
 events as JSON lines once the body ends. The stream's windows run on the model thread, between batches.
 
 A stream is refused as a request is (`{"error", "kind"}`; over the WebSocket with `"event": "error"` and
@@ -52,8 +53,15 @@ class LiveStream:
             raise ApiError(400, kind, f"stream: {error}") from None
 
     def finish(self) -> list[dict]:
+        """The last windows, then the counts; bytes short of a whole frame at the end (not a sample: nothing to
+        pad and classify) are named in the counts, as `hfspeech stream` warns of them. They used to vanish,
+        yet they are the sign of a wrong `format` or `channels`."""
         results = messages(self.streamer.finish(), self.streamer.id2label, self.windows)
-        return results + [self.streamer.stats.to_dict()]
+        end, pending, pcm = self.streamer.stats.to_dict(), len(self.decode.pending), self.decode.pcm
+        if pending:
+            end.update(ignored_bytes=pending, warning=f"stream ended with {pending} bytes, less than a frame of "
+                       f"{pcm.frame_bytes} ({pcm.sample_format}, {pcm.channels} channels): ignored")
+        return results + [end]
 
 
 async def open_stream(runner: ModelRunner, query) -> LiveStream:

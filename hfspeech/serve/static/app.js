@@ -92,7 +92,7 @@ function showTimeline(answer) {
   });
   const last = answer.windows[answer.windows.length - 1];
   $("timeline-caption").textContent = `${answer.windows.length} windows, 0–${last.end.toFixed(1)} s ` +
-    `(each window's top-${$("top-k").value} labels)`;
+    `(each window's top-${answer.windows[0].labels.length} labels)`;
   $("timeline-section").hidden = false;
 }
 
