@@ -149,6 +149,8 @@ def test_augmentation_that_was_on_is_recorded_and_carded(trained_cnn, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(trained_cnn, run)
+    (tmp_path / "my-noise").mkdir()  # --noise_dir is checked when the flags are parsed
+    sf.write(tmp_path / "my-noise" / "hum.wav", synth_clip("noise", np.random.default_rng(0), 16000), 16000)
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses([
         "--output_dir", str(run), "--data_dir", "clips", "--gain_db", "3", "--endpoint_trim_db", "20",
@@ -232,6 +234,9 @@ def test_push_uploads_the_staged_folder(trained_cnn, tmp_path, monkeypatch):
         def create_repo(self, repo_id, **kwargs):
             calls.append(("create_repo", repo_id, kwargs["private"]))
 
+        def repo_info(self, repo_id, **kwargs):  # asked with --private: an existing public repo stays public
+            return type("RepoInfo", (), {"private": True})
+
         def create_branch(self, repo_id, branch, **kwargs):
             calls.append(("create_branch", branch))
 
@@ -239,6 +244,7 @@ def test_push_uploads_the_staged_folder(trained_cnn, tmp_path, monkeypatch):
             calls.append(("upload", sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*"))))
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    monkeypatch.setenv("HF_TOKEN", SECRET)  # a push without any token stops before staging
     paths = push.push_run(trained_cnn, "someone/tones", private=True, revision="v1")
     assert calls[0] == ("token", None)  # huggingface_hub resolves the token itself
     assert calls[1:3] == [("create_repo", "someone/tones", True), ("create_branch", "v1")]

@@ -22,6 +22,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.hub.local_paths import is_hub_id
 from hfspeech.models import is_baseline
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.whisper.pretrained import hub_id_of
@@ -89,21 +90,22 @@ def _measured(value) -> bool:
 
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
                      dataset_name: Optional[str], custom_code: bool) -> ModelCard:
-    """README.md of the staged repo: the card template filled from the run's own files and measurements."""
-    metrics, data_report = read_run_record(run / METRICS_FILE), read_run_record(run / DATA_REPORT_FILE)
-    hyper = _hyperparameters(run)
+    """README.md of the staged repo: the card template filled from the run's records as staged in ``dest`` (their
+    published form, without local paths) and the measurements."""
+    metrics, data_report = read_run_record(dest / METRICS_FILE), read_run_record(dest / DATA_REPORT_FILE)
+    hyper = _hyperparameters(dest, run)
     multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
     base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
     base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
-    hub_base_model = base_model if base_model and not Path(str(base_model)).exists() else None  # not a local path
+    hub_base_model = base_model if is_hub_id(base_model) else None  # not a local folder
     split = metrics.get("test_split", "test")
     splits = data_report.get("kept") or {k[4:-6]: v for k, v in metrics.items()
                                          if k.startswith("num_") and k.endswith("_clips")}
     dataset = dict(task_type="audio-classification", dataset_type=dataset_name or "audiofolder",
                    dataset_name=dataset_name or "held-out test split", dataset_split=split)
     results = _multi_label_results if multi_label else _single_label_results
-    eval_results, sections = results(run, dest, config, labels, metrics, split, splits, dataset)
+    eval_results, sections = results(dest, config, labels, metrics, split, splits, dataset)
     staged = next((v for v in variants if v["name"].startswith("PyTorch") and v["accuracy"] is not None), None)
     if not multi_label and "test_accuracy" not in metrics and staged:  # e.g. `hfspeech average`'s model
         sections["results_section"] = _staging_results(staged)
@@ -122,7 +124,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         model_description=config["model_type"] + (f", fine-tuned from {base_model}" if base_model else ""),
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
         window_seconds=config.get("max_length_seconds", "a few"),
-        data_section=_data_section(dataset_name, splits, data_report.get("num_skipped", 0),
+        data_section=_data_section(dataset_name, splits, data_report.get("num_skipped",
+                                                                          metrics.get("num_skipped_files")),
                                    data_report.get("warnings") or metrics.get("data_warnings") or []),
         hyperparameters_table=_hyperparameters_table(hyper, config),
         variants_table=_variants_table(variants, multi_label),
@@ -146,8 +149,8 @@ def _hyperparameters_table(hyper: dict, config: dict) -> str:
     return _table(("hyperparameter", "value"), rows) if rows else "Not recorded in the run folder."
 
 
-def _hyperparameters(run: Path) -> dict:
-    hyper = read_run_record(run / HYPERPARAMETERS_FILE)
+def _hyperparameters(dest: Path, run: Path) -> dict:
+    hyper = read_run_record(dest / HYPERPARAMETERS_FILE)
     if not hyper:  # a run from before hfspeech wrote it: what trainer_state.json knows
         state = read_run_record(run / "trainer_state.json")
         hyper = {"num_train_epochs": state.get("num_train_epochs"),
@@ -155,22 +158,22 @@ def _hyperparameters(run: Path) -> dict:
     return hyper
 
 
-def _single_label_results(run: Path, dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
+def _single_label_results(dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
                           splits: dict, dataset: dict) -> tuple[list, dict]:
     """The card's evaluation results and sections of a single-label model: accuracy, macro-F1, per class."""
     eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
-                    for name in ("accuracy", "macro_f1") if f"test_{name}" in metrics]
+                    for name in ("accuracy", "macro_f1") if _measured(metrics.get(f"test_{name}"))]
     sections = dict(
         labels_table=_table(("id", "label"), list(enumerate(labels))),
         results_section=_results_section(metrics, split, splits),
-        per_class_table=_per_class_table(read_run_record(run / "test_classification_report.json"), labels),
+        per_class_table=_per_class_table(read_run_record(dest / "test_classification_report.json"), labels),
         results_figure="![confusion matrix](test_confusion_matrix.png)"
         if (dest / "test_confusion_matrix.png").is_file() else "",
     )
     return eval_results, sections
 
 
-def _multi_label_results(run: Path, dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
+def _multi_label_results(dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
                          splits: dict, dataset: dict) -> tuple[list, dict]:
     """The same for a multi-label model: mAP and friends, each label's threshold, per-class AP and F1."""
     eval_results = [EvalResult(**dataset, metric_type=kind, metric_config=metric_config, metric_name=name,
@@ -179,7 +182,7 @@ def _multi_label_results(run: Path, dest: Path, config: dict, labels: list[str],
                     if _measured(metrics.get(key))]
     thresholds = config.get("label_thresholds") or {}
     label_thresholds = [thresholds.get(label, DEFAULT_THRESHOLD) for label in labels]
-    report = read_run_record(run / "test_multilabel_report.json")
+    report = read_run_record(dest / "test_multilabel_report.json")
     sections = dict(
         labels_table=_table(("id", "label", "threshold"),
                             [(i, label, f"{t:.3f}") for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
@@ -191,21 +194,34 @@ def _multi_label_results(run: Path, dest: Path, config: dict, labels: list[str],
     return eval_results, sections
 
 
-def _data_section(dataset_name: Optional[str], splits: dict, num_skipped: int, warnings: list[str]) -> str:
+def _data_section(dataset_name: Optional[str], splits: dict, num_skipped, warnings: list[str]) -> str:
     """Sizes and skipped files, and the run's warnings about its splits (a leak, a missing class), which
     qualify every score the card shows."""
     if not splits:
         return "Not recorded in the run folder."
     sizes = ", ".join(f"{name} {n}" for name, n in splits.items())
+    skipped = num_skipped if _measured(num_skipped) else "not recorded"
     return (f"{dataset_name or 'A local audio data set'}; clips per split: {sizes}; "
-            f"files skipped as unusable: {num_skipped}." + "".join(f"\n\n**Warning:** {w}." for w in warnings))
+            f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {w}." for w in warnings))
 
 
 def _results_section(metrics: dict, split: str, splits: dict) -> str:
-    if "test_accuracy" not in metrics:
+    """The test scores as metrics.json holds them; one it lacks (or holds as null, NaN, text) is said to be
+    missing rather than shown as a number."""
+    if "test_accuracy" not in metrics and "test_macro_f1" not in metrics:
         return "No test metrics in the run folder: not evaluated."
-    return (f"On the {split} split ({splits.get(split, '?')} clips): accuracy {metrics['test_accuracy']:.3f}, "
-            f"macro-F1 {metrics['test_macro_f1']:.3f}.")
+    return (f"On the {split} split ({_clips(splits.get(split))}): accuracy {_recorded(metrics.get('test_accuracy'))}, "
+            f"macro-F1 {_recorded(metrics.get('test_macro_f1'))}.")
+
+
+def _recorded(value) -> str:
+    return _number(value) if _measured(value) else "missing from metrics.json" if value is None else \
+        f"not a number in metrics.json ({value!r})"
+
+
+def _clips(count) -> str:
+    return f"{count} clips" if _measured(count) else "number of clips not recorded"
+
 
 
 def _staging_results(measured: dict) -> str:
@@ -225,7 +241,7 @@ def _multi_label_results_section(metrics: dict, split: str, splits: dict) -> str
     m = {key[5:]: metrics.get(key) for key in metrics if key.startswith("test_")}
     auc_classes = m.get("roc_auc_num_classes")
     auc_note = f", over the {auc_classes} classes with both outcomes in the split" if _measured(auc_classes) else ""
-    text = (f"On the {split} split ({splits.get(split, '?')} clips): mAP {_number(m.get('map_macro'))} (macro) and "
+    text = (f"On the {split} split ({_clips(splits.get(split))}): mAP {_number(m.get('map_macro'))} (macro) and "
             f"{_number(m.get('map_micro'))} (micro); ROC-AUC {_number(m.get('roc_auc_macro'))} (macro{auc_note}). "
             f"At each label's threshold: micro-F1 {_number(m.get('micro_f1'))}, macro-F1 {_number(m.get('macro_f1'))}, "
             f"subset accuracy {_number(m.get('subset_accuracy'))} (the share of clips whose whole label set is "
@@ -257,8 +273,8 @@ def _multi_label_per_class_table(report: dict, labels: list[str], num_clips: Opt
 
 
 def _per_class_table(report: dict, labels: list[str]) -> str:
-    rows = [(label, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1-score']:.3f}", int(r["support"]))
-            for label, r in report.items() if label in labels]
+    rows = [(label, _number(r.get("precision")), _number(r.get("recall")), _number(r.get("f1-score")),
+             _number(r.get("support"), 0)) for label, r in report.items() if label in labels and isinstance(r, dict)]
     return _table(("label", "precision", "recall", "F1", "clips"), rows) if rows else ""
 
 

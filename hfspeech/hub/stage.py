@@ -3,8 +3,9 @@
 Only an allow-list of files is copied (weights as safetensors, configs, reports, the ONNX exports), so
 optimizer and RNG states, checkpoints, training_args.bin and anything else in the run folder never leave
 it; a file that is a symlink or resolves outside the run folder is refused. Baselines get their code
-(``hfspeech.hub.remote_code``) and ``auto_map`` entries, so they load without hfspeech. As a last guard,
-no staged file may contain the Hub token in use.
+(``hfspeech.hub.remote_code``) and ``auto_map`` entries, so they load without hfspeech. The records are
+published without the user's local paths (``hfspeech.hub.local_paths``). As a last guard, no staged file may
+contain the Hub token in use, nor a text file the home, run or data folder.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.audio import find_audio_files
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.hub.card import write_model_card
+from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
@@ -37,31 +39,64 @@ class StageError(HfspeechError, ValueError):
 
 
 def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = None, include_onnx: bool = False,
-              eval_dir: Optional[str | Path] = None, dataset_name: Optional[str] = None) -> list[Path]:
+              eval_dir: Optional[str | Path] = None, dataset_name: Optional[str] = None,
+              token: Optional[str] = None) -> list[Path]:
     """Write the repo folder ``dest`` for the run in ``run_dir``; returns the staged files, sorted.
 
     ``eval_dir`` (an audio folder ``<label>/*.wav``) measures accuracy and latency of each variant (PyTorch,
     ONNX, int8) on the same clips; without it the card gives the run's own test metrics for PyTorch and
     says that the exported variants were not measured. A multi-label model's variants get only their
-    latency there: folder names are not its label sets.
+    latency there: folder names are not its label sets. Everything is checked before the first file is
+    written, and a staging that fails later removes what it wrote: a half-staged folder would be refused
+    by the next try, and could be pushed by hand. ``token``: one more token the files must not hold.
     """
+    run, dest = Path(run_dir).resolve(), Path(dest)
+    check_run(run, include_onnx)
+    if repo_id is not None:
+        check_repo_id(repo_id)
+    if dataset_name is not None and (os.path.isabs(dataset_name) or os.path.exists(dataset_name)):
+        raise StageError(f"--dataset {dataset_name}: a local path; the card's metadata takes the data set's name "
+                         "(a Hub id such as `username/my-clips`), and local paths are not published")
+    clips = evaluation_clips(eval_dir, read_config_json(run))
+    check_output_folder(dest, error=StageError)
+    existed = dest.is_dir()
+    try:
+        _write_repo(run, dest, repo_id, include_onnx, clips, dataset_name)
+        check_no_secrets(dest, run, [token] if token else [])
+    except BaseException:
+        _remove_staged(dest, keep_folder=existed)
+        raise
+    return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def check_run(run: Path, include_onnx: bool) -> None:
+    """A model folder with readable safetensors weights and run records that are JSON objects (the card reads
+    them), and its ONNX export when asked for; a `StageError` naming the file otherwise."""
+    from safetensors import safe_open
+
     from hfspeech.models.folder_checks import NotAModelError, check_model_folder
 
-    run, dest = Path(run_dir).resolve(), Path(dest)
     try:
         check_model_folder(str(run))
     except NotAModelError as error:
         raise StageError(str(error)) from None
     if not (run / "model.safetensors").is_file():
         raise StageError(f"{run}: no model.safetensors; only safetensors weights are published")
+    try:  # a truncated or damaged file was staged and published as it was
+        with safe_open(run / "model.safetensors", framework="pt"):
+            pass
+    except Exception as error:
+        raise StageError(f"{run / 'model.safetensors'}: damaged, not readable safetensors ({error})") from None
     for name in REPORT_FILES + ("trainer_state.json",):  # the card reads them: a damaged one stops before writing
-        if name.endswith(".json"):
-            read_run_record(run / name)
+        if name.endswith(".json") and not isinstance(read_run_record(run / name), dict):
+            raise StageError(f"{run / name}: not a JSON object as hfspeech writes it; fix or delete it")
     if include_onnx and not (run / "onnx" / "model.onnx").is_file():  # was skipped without a word
         raise StageError(f"{run}: --include_onnx, but the run has no onnx/model.onnx; export it first "
                          f"(`hfspeech export {run} --format onnx`)")
-    clips = evaluation_clips(eval_dir, read_config_json(run))
-    check_output_folder(dest, error=StageError)
+
+
+def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: bool, clips: list[Path],
+                dataset_name: Optional[str]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES + REPORT_FILES:
         _copy(run, name, dest / name)
@@ -69,7 +104,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         (dest / "onnx").mkdir()
         for name in ONNX_FILES:
             _copy(run, f"onnx/{name}", dest / "onnx" / name)
-
+    publish_records(dest, run)  # before the card, which reads the staged records
     config = json.loads((dest / "config.json").read_text())
     spec = custom_classes(config["model_type"])
     if spec is not None:
@@ -80,8 +115,25 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     variants = measure_variants(dest, clips, multi_label=is_multi_label(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
                      custom_code=spec is not None)
-    check_no_secrets(dest)
-    return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def _remove_staged(dest: Path, keep_folder: bool) -> None:
+    """Remove what staging wrote: ``dest`` was new or empty (`check_output_folder` made sure of it)."""
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    if keep_folder:
+        dest.mkdir()
+
+
+def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
+    """A repo id the Hub would refuse is one line before anything is staged, so `--dry_run` says so too
+    (huggingface_hub's own rules: `name` or `namespace/name`, no spaces, `--` or `..`)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise UsageError(f"{flag} {repo_id!r}: {error}") from None
 
 
 def custom_classes(model_type: str) -> Optional[tuple]:
@@ -168,8 +220,12 @@ def hub_tokens() -> list[str]:
     return [t for t in candidates if t and len(t) >= 8]
 
 
-def check_no_secrets(dest: Path) -> None:
-    for file in dest.rglob("*"):
-        if file.is_file() and any(t.encode() in file.read_bytes() for t in hub_tokens()):
-            shutil.rmtree(dest)
+def check_no_secrets(dest: Path, run: Path, tokens: list[str]) -> None:
+    """The last guard: no staged file holds a Hub token, or (text files) a local path of the user's."""
+    tokens = [t for t in tokens if t and len(t) >= 8] + hub_tokens()
+    for file in sorted(dest.rglob("*")):
+        if file.is_file() and any(t.encode() in file.read_bytes() for t in tokens):
             raise StageError(f"{file.name}: contains the Hub token; nothing was staged")
+    leak = local_path_in(dest, run)
+    if leak is not None:
+        raise StageError(f"{leak[0].relative_to(dest)}: contains the local path {leak[1]}; nothing was staged")

@@ -1,0 +1,140 @@
+"""Local paths out of a staged repo: what is published names files as the data set does, never where they live.
+
+A run folder's records are its owner's and name files by their full local path: data_report.json lists the
+files skipped and ignored (and the decoder's messages repeat them), and ``model_name_or_path`` may be a local
+checkpoint. Published, they would show the user's home, user name and folder layout. Staging rewrites them:
+a data file as its path inside the data folder (``low/broken.wav``), or, outside it, as its folder and name
+(how the split audit's warnings show files); other paths in the data folder, the run folder and the home
+folder by a placeholder; a local checkpoint by its folder name. ``check_no_local_paths`` is the last guard,
+like the token check: staging stops rather than publish one of those paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from hfspeech.models.config_json import DATA_REPORT_FILE, read_run_record
+
+RUN_INPUTS_FILE = "run_inputs.json"  # training.resume_inputs.DATA_RECORD_FILE (hub may not import training)
+MANIFEST_KEYS = ("train_file", "validation_file", "test_file")
+CHECKPOINT_KEYS = ("model_name_or_path", "_name_or_path")
+LOCAL_CHECKPOINT = " (a local checkpoint)"
+
+
+def home_folder() -> str:
+    """The user's home, when it is a folder a path could give away (not `/`)."""
+    home = os.path.normpath(os.path.expanduser("~"))
+    return home if len(Path(home).parts) >= 2 else ""
+
+
+def data_roots(run: Path) -> list[str]:
+    """The run's data folders as run_inputs.json records them (absolute): --data_dir and each manifest's folder,
+    longest first. A folder that holds the home folder is left out: paths inside it would name the user."""
+    record = read_run_record(run / RUN_INPUTS_FILE)
+    data = record.get("data") if isinstance(record, dict) else None
+    data = data if isinstance(data, dict) else {}
+    candidates = [data.get("data_dir")] + [os.path.dirname(str(data[k])) for k in MANIFEST_KEYS if data.get(k)]
+    home = home_folder()
+    roots = {os.path.normpath(r) for r in candidates if isinstance(r, str) and os.path.isabs(r)}
+    return sorted((r for r in roots if len(Path(r).parts) >= 2 and not (home + os.sep).startswith(r + os.sep)),
+                  key=len, reverse=True)
+
+
+def shown_path(path: str, roots: list[str]) -> str:
+    """A data file as published: its path inside a data folder, else its folder and name (`low/a.wav`)."""
+    normal = os.path.normpath(path)
+    for root in roots:
+        if normal.startswith(root + os.sep):
+            return Path(normal[len(root) + 1:]).as_posix()
+    return Path(*Path(normal).parts[-2:]).as_posix() if Path(normal).parts[-2:] else normal
+
+
+def listed_files(report) -> list[str]:
+    """The paths data_report.json lists: its skipped files (per split) and ignored files."""
+    if not isinstance(report, dict):
+        return []
+    skipped = report.get("skipped") if isinstance(report.get("skipped"), dict) else {}
+    entries = [e for files in skipped.values() if isinstance(files, list) for e in files]
+    entries += report.get("ignored") if isinstance(report.get("ignored"), list) else []
+    return [e["path"] for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
+
+
+def public_checkpoint(name_or_path):
+    """A checkpoint as published: a Hub id as it is (a fetched pretrained folder by its Hub id), a local folder
+    by its name only."""
+    from hfspeech.models.whisper.pretrained import hub_id_of
+
+    if not isinstance(name_or_path, str) or not name_or_path:
+        return name_or_path
+    name = hub_id_of(name_or_path)
+    if os.path.isabs(name) or name.startswith(("~", ".")) or os.path.exists(name):
+        return Path(os.path.normpath(name)).name + LOCAL_CHECKPOINT
+    return name
+
+
+def is_hub_id(name) -> bool:
+    """A Hub repo id (`openai/whisper-base`), not a local folder nor a local checkpoint's published name."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except (HFValidationError, TypeError):
+        return False
+    return not os.path.exists(name)
+
+
+def path_replacer(run: Path) -> Callable[[str], str]:
+    """Text -> the same text with the run's local paths replaced (longest first, so a file before its folder)."""
+    roots = data_roots(run)
+    replacements = {path: shown_path(path, roots) for path in listed_files(read_run_record(run / DATA_REPORT_FILE))
+                    if os.path.isabs(path)}
+    replacements.update({root: "<data folder>" for root in roots})
+    replacements[str(run)] = run.name
+    if home_folder():
+        replacements[home_folder()] = "~"
+    order = sorted(replacements, key=len, reverse=True)
+
+    def replace(text: str) -> str:
+        for old in order:
+            text = text.replace(old, replacements[old])
+        return text
+
+    return replace
+
+
+def _public(value, replace: Callable[[str], str]):
+    if isinstance(value, dict):
+        return {k: _public(public_checkpoint(v) if k in CHECKPOINT_KEYS else v, replace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_public(v, replace) for v in value]
+    return replace(value) if isinstance(value, str) else value
+
+
+def publish_records(dest: Path, run: Path) -> None:
+    """Rewrite the staged JSON records of ``dest`` without the local paths of ``run`` (a record left as it is
+    when it holds none)."""
+    replace = path_replacer(run)
+    for file in sorted(dest.rglob("*.json")):
+        record = json.loads(file.read_text(encoding="utf-8"))
+        public = _public(record, replace)
+        if public != record:
+            file.write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
+
+
+TEXT_SUFFIXES = (".json", ".md", ".py", ".txt")  # weights are not searched: random bytes can spell a short path
+
+
+def local_path_in(dest: Path, run: Path) -> Optional[tuple[Path, str]]:
+    """The first staged text file that still holds the home folder, the run folder or a data folder, and that
+    path; None when none does."""
+    needles = [n for n in (home_folder(), str(run), *data_roots(run)) if n]
+    for file in sorted(dest.rglob("*")):
+        if file.is_file() and file.suffix in TEXT_SUFFIXES:
+            text = file.read_bytes()
+            found = next((n for n in needles if n.encode() in text), None)
+            if found:
+                return file, found
+    return None
