@@ -5,9 +5,9 @@ of ``data.augment_timing``; the speaker ones of ``data.augment_speaker``) are co
 ``WaveformAugmenter``, configured by a flat ``AugmentationConfig``. The augmenter maps one 1-D float32
 waveform to another; it never changes the batch, so labels need no bookkeeping elsewhere.
 
-audiomentations draws its randomness from the global ``random`` and ``np.random``. To make a run
-repeatable, each call seeds both from the augmenter's own generator (mixed with the DataLoader
-worker's seed) and puts the previous global states back afterwards.
+audiomentations draws its randomness from the global ``random`` and ``np.random``. To make a run repeatable,
+each call seeds both from the augmenter's own generator (mixed with the DataLoader worker's seed and the
+process rank, `worker_entropy`) and puts the previous global states back afterwards.
 
 audiomentations' ``AddBackgroundNoise`` reads its noise file from disk on every call (~6 ms, more
 than the rest of the chain together); ``CachedBackgroundNoise`` keeps each decoded noise file in
@@ -17,11 +17,14 @@ output stays the same sample for sample.
 
 from __future__ import annotations
 
+import os
 import random
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+import librosa  # imported by audiomentations' AddBackgroundNoise in any case
 import numpy as np
 import soundfile as sf
 import torch.utils.data
@@ -34,6 +37,7 @@ from hfspeech.data.augment_timing import ClipShift, EndpointTrim, SpeedPerturbat
 from hfspeech.errors import UsageError
 
 DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
+MAX_PITCH_SEMITONES = 24.0  # audiomentations' PitchShift refuses more (a ValueError when the augmenter is built)
 NOISE_CACHE_MB = 256  # decoded noise kept in memory per process; files beyond it are read on every call
 
 
@@ -87,6 +91,8 @@ class AugmentationConfig:
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise UsageError(f"{name} must be a positive number, got {value!r}")
+        if (self.pitch_semitones or 0) > MAX_PITCH_SEMITONES:
+            raise UsageError(f"pitch_semitones must be at most {MAX_PITCH_SEMITONES:g}, got {self.pitch_semitones!r}")
         for name in ("noise_prob", "speed_prob", "p", "reverb_prob"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
@@ -130,8 +136,6 @@ class CachedBackgroundNoise(AddBackgroundNoise):
         return self._cache[path]
 
     def _noise_segment(self, sample_rate: int) -> np.ndarray:
-        import librosa
-
         path, offset, duration = (self.parameters[k] for k in ("noise_file_path", "offset", "duration"))
         decoded = self._decoded(path)
         if decoded is None:
@@ -155,24 +159,69 @@ class CachedBackgroundNoise(AddBackgroundNoise):
 
 
 def _noise_files(noise_dir: str) -> list[str]:
+    """The folder's audio files, each checked now: audiomentations reads a file's length when it is first drawn,
+    so a broken one stopped training with a bare EOFError, minutes or hours in."""
     folder = Path(noise_dir)
     if not folder.is_dir():
         raise UsageError(f"noise_dir {str(folder)!r} is not a folder")
     files = sorted(str(f) for f in find_audio_files(folder, filename_endings=SUPPORTED_EXTENSIONS))
     if not files:
-        raise UsageError(f"noise_dir {str(folder)!r} has no audio files "
-                         f"({', '.join(SUPPORTED_EXTENSIONS)})")
+        raise UsageError(f"noise_dir {str(folder)!r} has no audio files ({', '.join(SUPPORTED_EXTENSIONS)})")
+    for file in files:
+        try:
+            with warnings.catch_warnings():  # librosa's audioread fallback warns on each file soundfile cannot read
+                warnings.simplefilter("ignore", FutureWarning)
+                seconds = librosa.get_duration(path=file)  # what AddBackgroundNoise calls: header only where it can
+        except Exception as error:  # noqa: BLE001 -- soundfile, audioread and EOF errors alike mean "unusable"
+            raise UsageError(f"noise_dir file {file}: cannot be decoded ({type(error).__name__})") from None
+        if not seconds > 0:
+            raise UsageError(f"noise_dir file {file}: holds no audio")
     return files
 
 
-def worker_entropy() -> list[int]:
-    """What tells DataLoader workers and epochs apart: `[worker id, torch's per-epoch worker seed]`.
+NUMBER_LIST_FLAGS = ("noise_snr_db", "speed_factors", "vtlp_warp")  # `hfspeech train` flags given as '0.9,1.1'
 
-    Every worker starts from a copy of the same object, and non-persistent workers are made anew each
-    epoch, so a generator kept in the object repeats itself unless this is mixed in. `[]` outside workers.
-    """
+
+def flag_numbers(name: str, text) -> Optional[tuple[float, ...]]:
+    """'5,30' -> (5.0, 30.0); None or '' -> None; anything else a one-line error naming ``--name``."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        return tuple(float(part) for part in str(text).split(","))
+    except ValueError:
+        raise UsageError(f"--{name}: expected comma-separated numbers such as '0.9,1.1', got {text!r}") from None
+
+
+def check_augmentation_flags(flags) -> None:
+    """Check the augmentation flags of ``flags`` (an object with ``AugmentationConfig``'s field names, as
+    ``DataArguments``) as the command line is read: a bad value, a missing noise folder or a noise file that does
+    not decode is then one line naming the flag, before any data is decoded (it came after, or as a traceback)."""
+    values = {f.name: getattr(flags, f.name) for f in fields(AugmentationConfig) if hasattr(flags, f.name)}
+    for name in NUMBER_LIST_FLAGS:
+        values[name] = flag_numbers(name, values.get(name))
+    snr = values["noise_snr_db"]  # one number: that SNR; more: the first to the last, as the run reads it
+    values["noise_snr_db"] = snr if snr is None else snr[:1] + snr[-1:]
+    try:
+        config = AugmentationConfig(**values)
+        if config.noise_dir is not None:
+            _noise_files(config.noise_dir)
+    except UsageError as error:  # the messages start with the field's name, which is the flag's
+        raise UsageError(f"--{error}") from None
+
+
+def worker_entropy() -> list[int]:
+    """What tells DataLoader workers, epochs and processes apart: `[worker id, torch's per-epoch worker seed]`, then
+    the process rank if not 0 (`[]` outside workers in a single process).
+
+    Every worker starts from a copy of the same object, and non-persistent workers are made anew each epoch, so
+    a generator kept in the object repeats itself unless this is mixed in. Every process of a distributed run
+    seeds alike (accelerate keeps their torch RNGs, hence their workers' seeds, in step): without the rank, each
+    rank's n-th clip got the same gain, speed and noise samples."""
     info = torch.utils.data.get_worker_info()
-    return [] if info is None else [int(info.id), int(info.seed) % 2**63]
+    entropy = [] if info is None else [int(info.id), int(info.seed) % 2**63]
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = int(torch.distributed.get_rank() if distributed else os.environ.get("RANK") or 0)  # torchrun, accelerate
+    return entropy + [rank] if rank else entropy
 
 
 class WaveformAugmenter:

@@ -7,8 +7,9 @@ axes. They are audiomentations transforms, so `data.augment.WaveformAugmenter` c
 the others.
 
 * VTLP (Jaitly & Hinton 2013): the magnitude spectrum is warped along frequency by a factor alpha (0.9-1.1),
-  piecewise-linearly so that the band edge stays put, and resynthesised with the clip's own phase; the
-  duration is unchanged. Formants and pitch move together, as from a longer or shorter vocal tract.
+  piecewise-linearly so that the band edge stays put, and resynthesised with the clip's own phase from 32-ms
+  frames (a duration, so 8 and 16 kHz clips are smeared alike); the duration is unchanged. Formants and pitch
+  move together, as from a longer or shorter vocal tract.
 * Pitch shift: audiomentations' ``PitchShift`` (resampling + time stretch; formants move with it).
 * Reverberation: an impulse response of exponentially decaying noise with an RT60 drawn from 0.1-0.6 s and a
   direct-path impulse, convolved with the clip and scaled back to its RMS. Generated per call: no files.
@@ -24,7 +25,7 @@ from audiomentations.core.transforms_interface import BaseWaveformTransform
 from scipy.signal import fftconvolve, istft, stft
 
 VTLP_BOUNDARY = 0.8  # share of the band warped linearly by alpha; above it the warp bends back to Nyquist
-VTLP_FRAME = 512
+VTLP_FRAME_SECONDS = 0.032  # 512 samples at 16 kHz; a fixed 512 was 64 ms at 8 kHz and smeared onsets twice as far
 DEFAULT_RT60 = (0.1, 0.6)
 
 
@@ -58,19 +59,26 @@ class VocalTractLengthPerturbation(BaseWaveformTransform):
 
     def apply(self, samples, sample_rate):
         alpha = self.parameters["alpha"]
-        if len(samples) < VTLP_FRAME or alpha == 1.0:
+        frame = vtlp_frame(sample_rate)
+        if len(samples) < frame or alpha == 1.0:
             return samples
-        _, _, spectrum = stft(samples, nperseg=VTLP_FRAME)
-        _, out = istft(warp_spectrum(spectrum, alpha), nperseg=VTLP_FRAME)
+        _, _, spectrum = stft(samples, nperseg=frame)
+        _, out = istft(warp_spectrum(spectrum, alpha, frame), nperseg=frame)
         return out[: len(samples)].astype(np.float32)
 
 
-def warp_spectrum(spectrum: np.ndarray, alpha: float) -> np.ndarray:
-    """``[bins, frames]`` STFT (hop of half a frame) warped along frequency, phase-vocoder style: each output
-    bin takes the magnitude interpolated at its source position and the source's instantaneous frequency,
-    scaled by the warp, accumulated frame by frame so the partials land where the warp puts them."""
+def vtlp_frame(sample_rate: int) -> int:
+    """The analysis frame in samples: ``VTLP_FRAME_SECONDS``, rounded to an even number (hop: half of it)."""
+    return max(2, 2 * round(VTLP_FRAME_SECONDS * sample_rate / 2))
+
+
+def warp_spectrum(spectrum: np.ndarray, alpha: float, frame: int) -> np.ndarray:
+    """``[bins, frames]`` STFT of ``frame``-sample frames (hop of half a frame) warped along frequency,
+    phase-vocoder style: each output bin takes the magnitude interpolated at its source position and the
+    source's instantaneous frequency, scaled by the warp, accumulated frame by frame so the partials land where
+    the warp puts them."""
     bins, frames = spectrum.shape
-    hop = VTLP_FRAME // 2
+    hop = frame // 2
     source = warp_bins(bins, alpha)
     low = np.floor(source).astype(int)
     high = np.minimum(low + 1, bins - 1)
@@ -78,7 +86,7 @@ def warp_spectrum(spectrum: np.ndarray, alpha: float) -> np.ndarray:
     magnitude = np.abs(spectrum)
     warped = (1 - weight) * magnitude[low] + weight * magnitude[high]
     nearest = np.rint(source).astype(int)
-    bin_omega = 2 * np.pi * np.arange(bins) / VTLP_FRAME  # radians per sample at each bin's centre
+    bin_omega = 2 * np.pi * np.arange(bins) / frame  # radians per sample at each bin's centre
     phase = np.angle(spectrum)
     advance = np.diff(phase, axis=1, prepend=phase[:, :1]) - bin_omega[:, None] * hop
     advance = np.angle(np.exp(1j * advance))  # wrapped deviation from the bin's own frequency

@@ -36,7 +36,8 @@ class SpeedPerturbation(BaseWaveformTransform):
         if factor == 1.0:
             return samples
         # Resampled to sample_rate / factor, then played at sample_rate: factor times faster.
-        return soxr.resample(samples, sample_rate, sample_rate / factor).astype(np.float32)
+        out = soxr.resample(samples, sample_rate, sample_rate / factor).astype(np.float32)
+        return out if out.size else samples  # a clip of one sample at a factor over 2: nothing left to play
 
 
 class EndpointTrim(BaseWaveformTransform):

@@ -24,10 +24,11 @@ CHECKED_EXTRACTORS = ("WaveformFeatureExtractor", "CNNAudioFeatureExtractor", "L
 
 
 def is_batched(raw_speech) -> bool:
-    """Whether `raw_speech` is several clips (transformers' rule for audio feature extractors)."""
+    """Whether `raw_speech` is several clips (transformers' rule for audio feature extractors, plus a list of
+    torch tensors, which transformers took for one clip: clips of different lengths failed in numpy)."""
     return (isinstance(raw_speech, np.ndarray) and raw_speech.ndim > 1) or (
         isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0
-        and isinstance(raw_speech[0], (np.ndarray, tuple, list)))
+        and (isinstance(raw_speech[0], (np.ndarray, tuple, list)) or getattr(raw_speech[0], "ndim", 0) > 0))
 
 
 # Integer PCM -> float in [-1, 1), as soundfile and ffmpeg decode it: (offset, full scale) per dtype;
@@ -64,8 +65,16 @@ def float_clips(raw_speech):
     return float_samples(raw_speech)
 
 
+MAX_CHANNELS = 8  # a 2-D array [n, c] with n > c <= this is one clip of c channels as soundfile reads it
+
+
 def check_waveforms(raw_speech) -> None:
-    """Raise ``ValueError`` naming the first empty or non-finite clip of ``raw_speech``."""
+    """Raise ``ValueError`` naming the first empty or non-finite clip of ``raw_speech``, or for one multi-channel
+    clip ``[frames, channels]``, which the batch rule would take for ``frames`` clips of ``channels`` samples."""
+    shape = np.shape(raw_speech) if isinstance(raw_speech, np.ndarray) else ()
+    if len(shape) == 2 and shape[0] > shape[1] and shape[1] <= MAX_CHANNELS:
+        raise ValueError(f"input of shape {shape} would be {shape[0]} clips of {shape[1]} samples: for one clip of "
+                         f"{shape[1]} channels (frames, channels) mix it down first, e.g. samples.mean(axis=1)")
     for index, clip in enumerate(raw_speech if is_batched(raw_speech) else [raw_speech]):
         samples = np.asarray(clip, dtype=np.float64)
         if samples.size == 0:
@@ -101,9 +110,17 @@ class WaveformPreprocessor:
                    check_inputs=kind in CHECKED_EXTRACTORS)
 
     def __call__(self, raw_speech, sampling_rate: Optional[int] = None, padding="longest",
-                 return_tensors: Optional[str] = "np", **unused) -> dict[str, np.ndarray]:
+                 return_tensors: Optional[str] = "np", return_attention_mask: Optional[bool] = None,
+                 **unused) -> dict[str, np.ndarray]:
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(f"the model expects a sampling rate of {self.sampling_rate} Hz, got {sampling_rate} Hz")
+        # It pads to the longest clip only; these asked for arrays of another shape and were silently ignored.
+        asked = {"padding": padding} if padding not in ("longest", True) else {}
+        asked.update({k: v for k, v in unused.items() if k in ("max_length", "truncation", "pad_to_multiple_of") and v})
+        if asked:
+            raise ValueError(f"WaveformPreprocessor pads to the longest clip only, got {asked}: use the model folder's "
+                             "transformers feature extractor (AutoFeatureExtractor) for other padding")
+        with_mask = self.return_attention_mask if return_attention_mask is None else bool(return_attention_mask)
         raw_speech = float_clips(raw_speech)
         if self.check_inputs:
             check_waveforms(raw_speech)
@@ -116,11 +133,11 @@ class WaveformPreprocessor:
         if self.do_normalize:
             for row, length in zip(values, lengths):
                 # As transformers: statistics of the valid samples with a mask, of the padded row without.
-                valid = row[:length] if self.return_attention_mask else row
+                valid = row[:length] if with_mask else row
                 row[:] = (row - valid.mean()) / np.sqrt(valid.var() + 1e-7)
-                if self.return_attention_mask:
+                if with_mask:
                     row[length:] = self.padding_value
         batch = {"input_values": values}
-        if self.return_attention_mask:
+        if with_mask:
             batch["attention_mask"] = (np.arange(values.shape[1])[None, :] < lengths[:, None]).astype(np.int32)
         return batch

@@ -86,6 +86,19 @@ def check_values(values: dict) -> None:
     for name, allowed in choices.items():
         if values[name] not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {values[name]!r}")
+    # Zero or negative sizes and counts failed as a ZeroDivisionError building the model, or a negative tensor
+    # dimension at the first SpecAugment step.
+    for name in ("sampling_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc"):
+        if not _whole(values[name], 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {values[name]!r}")
+    for name in ("num_freq_masks", "freq_mask_width", "num_time_masks", "time_mask_width"):
+        if not _whole(values[name], 0):
+            raise ValueError(f"{name} must be a whole number >= 0, got {values[name]!r}")
+    bins = values["n_mfcc"] if values["feature_type"] == "mfcc" else values["n_mels"]
+    if values["apply_spec_augment"] and values["freq_mask_width"] > bins:
+        raise ValueError(f"freq_mask_width ({values['freq_mask_width']}) must not exceed the {bins} feature bins")
+    if not 0 <= values["f_min"] < (values["f_max"] or values["sampling_rate"] / 2):
+        raise ValueError(f"f_min must be >= 0 and below f_max (or sampling_rate / 2), got {values['f_min']!r}")
     if values["n_fft"] % 2:
         raise ValueError(f"n_fft must be even (the front end's DFT takes one radix-2 step), got {values['n_fft']}")
     if values["win_length"] > values["n_fft"]:
@@ -95,3 +108,8 @@ def check_values(values: dict) -> None:
     f_min, f_max = values["f_min"], values["f_max"]
     if f_max is not None and not f_min < f_max <= values["sampling_rate"] / 2:
         raise ValueError(f"need f_min < f_max <= sampling_rate / 2, got f_min={f_min}, f_max={f_max}")
+
+
+def _whole(value, least: int) -> bool:
+    """Whether ``value`` is a whole number (an int, or a float such as 40.0 from JSON) of at least ``least``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value) >= least

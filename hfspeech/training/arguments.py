@@ -242,6 +242,9 @@ class DataArguments:
                              f"and leave clips to train on, got {shares[0]} and {shares[1]}")
         if not self.label_separator:  # str.split("") raised a bare ValueError deep in label encoding
             raise UsageError("--label_separator must not be empty (default ';', as in 'dog;siren')")
+        from hfspeech.data.augment import check_augmentation_flags  # here: --help does not import audiomentations
+
+        check_augmentation_flags(self)  # before any data is read, not after decoding it (or as a traceback)
 
     def spec(self) -> "DataSpec":
         """What the data stage needs from these flags (`data.labelled.DataSpec`)."""
