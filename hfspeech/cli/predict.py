@@ -50,9 +50,13 @@ def predict(argv: list[str]) -> int:
         parser.error("give audio files, folders or --manifest")
     if args.timeline and Path(args.timeline).is_file():
         parser.error(f"--timeline {args.timeline}: is a file; give a folder for the timelines")
+    if args.json and args.output and not args.output.lower().endswith((".jsonl", ".json")):
+        parser.error(f"--json with --output {args.output}: the file's format comes from its extension; "
+                     "give a .jsonl file, or drop --json")
 
     from hfspeech.inference.classifier import AudioClassifier
     from hfspeech.inference.outputs import PredictionWriter, done_paths, expand_inputs
+    from hfspeech.inference.windows import check_windows_cover
 
     with reported_as_user_errors(ValueError, OSError):
         files = expand_inputs(args.files, args.manifest, args.path_column)
@@ -60,10 +64,11 @@ def predict(argv: list[str]) -> int:
         prepare_cold_start(args.model, args.backend)
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                      backend=args.backend, batch_size=args.batch_size)
+        check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
         writer = PredictionWriter(args.output) if args.output else None
     todo = [path for path in files if path not in done]
     try:
-        failures = _predict_files(classifier, todo, args, writer)
+        failures = _predict_files(classifier, todo, args, writer, timeline_stems(files))
     finally:
         if writer is not None:
             writer.close()
@@ -73,13 +78,14 @@ def predict(argv: list[str]) -> int:
     return 1 if failures else 0
 
 
-def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer) -> int:
+def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer, stems: dict) -> int:
     """Classify `todo`, printing or writing each result as it comes; returns how many files failed."""
     from hfspeech.data.audio import AudioFileError
     from hfspeech.inference.batch import predict_files
+    from hfspeech.inference.timeline import write_timeline
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    failures, stems = 0, set()
+    failures = 0
     for path, result in predict_files(classifier, todo, args.top_k, args.window_seconds, args.hop_seconds,
                                       args.aggregate, progress=progress):
         if isinstance(result, AudioFileError):
@@ -87,7 +93,7 @@ def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer
             failures += 1
             continue
         if args.timeline:
-            _write_timeline(result, classifier, args, stems)
+            write_timeline(result, classifier, args.timeline, stems[path].pop(0), top_k=args.top_k)
         if writer is not None:
             writer.write(result)
         else:
@@ -95,15 +101,21 @@ def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer
     return failures
 
 
-def _write_timeline(prediction, classifier, args: argparse.Namespace, stems: set) -> None:
-    """OUT_DIR/<stem>.timeline.*, with -2, -3 ... after a stem an earlier file of this run already took."""
-    from hfspeech.inference.timeline import write_timeline
-
-    stem = Path(prediction.path).stem
-    stem = next(f"{stem}-{i}" for i in range(2, len(stems) + 3) if f"{stem}-{i}" not in stems) \
-        if stem in stems else stem
-    stems.add(stem)
-    write_timeline(prediction, classifier, args.timeline, stem, top_k=args.top_k)
+def timeline_stems(files: list[str]) -> dict[str, list[str]]:
+    """Each file's OUT_DIR/<stem>.timeline.* name, in the order of `files` (a path given twice has two):
+    its stem, with -2, -3 ... after a stem an earlier file took. Named over every file of the run, done or
+    not, so that a file gets the same name in a resumed run: naming only the files left to do gave a later
+    file the name of an earlier one done before, and its timeline replaced the earlier file's."""
+    taken: set[str] = set()
+    stems: dict[str, list[str]] = {}
+    for path in files:
+        stem = candidate = Path(path).stem
+        number = 2
+        while candidate in taken:
+            candidate, number = f"{stem}-{number}", number + 1
+        taken.add(candidate)
+        stems.setdefault(path, []).append(candidate)
+    return stems
 
 
 def _print_prediction(prediction, classifier, as_json: bool) -> None:

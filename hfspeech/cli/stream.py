@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, reported_as_user_errors
-from hfspeech.cli.flags import CliParser, positive, probability
+from hfspeech.cli.flags import CliParser, number_in, positive, probability
 
 
 def stream_parser() -> argparse.ArgumentParser:
@@ -22,17 +23,20 @@ def stream_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="raw PCM sample format")
     parser.add_argument("--rate", type=positive(int), default=None, help="input sampling rate (default: the model's); "
                         "other rates are resampled in the stream")
-    parser.add_argument("--channels", type=int, default=1, help="interleaved channels (downmixed to mono)")
+    parser.add_argument("--channels", type=positive(int), default=1,
+                        help="interleaved channels (downmixed to mono)")
     parser.add_argument("--follow", default=None, metavar="FILE", help="read FILE as it grows instead of stdin")
-    parser.add_argument("--idle_timeout", type=float, default=5.0, help="--follow: stop after this many seconds "
-                        "without new data")
-    parser.add_argument("--poll_seconds", type=float, default=0.1, help="--follow: how often to look for new data")
+    parser.add_argument("--idle_timeout", type=number_in(float, 0, math.inf), default=5.0,
+                        help="--follow: stop after this many seconds without new data (0: at the end of the file)")
+    parser.add_argument("--poll_seconds", type=number_in(float, 1e-3, 60.0), default=0.1,
+                        help="--follow: how often to look for new data (0.001 to 60 s)")
     parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window (default: the clip length the model was trained on)")
     parser.add_argument("--hop_seconds", type=positive(float), default=None, help="hop between windows (default: half)")
     parser.add_argument("--threshold", type=probability, default=0.5,
                         help="score a label needs (config.label_thresholds overrides it per label)")
-    parser.add_argument("--min_windows", type=int, default=3, help="consecutive windows above threshold per event")
+    parser.add_argument("--min_windows", type=positive(int), default=3,
+                        help="consecutive windows above threshold per event")
     parser.add_argument("--vad", choices=["none", "energy", "model"], default="none",
                         help="energy: skip quiet windows without running the model; model: windows whose top "
                         "label is a silence class (--silence_label) count as inactive")
@@ -50,6 +54,9 @@ def stream(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.follow and not os.path.isfile(args.follow):  # before the model loads, and worded as the others
         parser.error(f"--follow {args.follow}: " + ("is a folder" if os.path.isdir(args.follow) else "no such file"))
+    if not args.follow and sys.stdin.isatty():  # it waited for ever for audio typed at the keyboard
+        parser.error("no audio: pipe raw PCM or a WAV into stdin (arecord ... | hfspeech stream MODEL), "
+                     "or give --follow FILE")
     with reported_as_user_errors(ValueError, OSError):
         classifier, chunks, streamer = _open_stream(args)
 
@@ -74,20 +81,27 @@ def stream(argv: list[str]) -> int:
 def _open_stream(args: argparse.Namespace):
     """The classifier, the audio chunks (stdin or the followed file) and the streaming classifier over them."""
     from hfspeech.inference.classifier import AudioClassifier
-    from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm
+    from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm, stdin_format
     from hfspeech.inference.streaming import StreamingClassifier
+    from hfspeech.inference.windows import check_windows_cover
 
     prepare_cold_start(args.model, args.backend)
 
     classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                  backend=args.backend)
-    pcm = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
-    if args.follow:
-        pcm, offset = followed_format(args.follow, pcm, args.idle_timeout, args.poll_seconds)
-        chunks = follow_file(args.follow, pcm, offset, args.idle_timeout, args.poll_seconds)
-    else:
-        chunks = read_pcm(sys.stdin.buffer, pcm)
-    streamer = StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=pcm.rate,
+    check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
+    given = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
+
+    def streamer_at(rate: int) -> StreamingClassifier:
+        return StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=rate,
                                    threshold=args.threshold, min_windows=args.min_windows, vad=args.vad,
                                    silence_labels=args.silence_label)
-    return classifier, chunks, streamer
+
+    streamer = streamer_at(given.rate)  # its checks (--vad model ...) before waiting for the audio
+    if args.follow:
+        pcm, offset = followed_format(args.follow, given, args.idle_timeout, args.poll_seconds)
+        chunks = follow_file(args.follow, pcm, offset, args.idle_timeout, args.poll_seconds)
+    else:  # a WAV's header gives its format, as for --follow
+        pcm, head = stdin_format(sys.stdin.buffer, given)
+        chunks = read_pcm(sys.stdin.buffer, pcm, head=head)
+    return classifier, chunks, streamer if pcm.rate == given.rate else streamer_at(pcm.rate)

@@ -9,48 +9,82 @@ field (`labels`, `scores` and `active_labels` joined with `|`).
 from __future__ import annotations
 
 import csv
+import glob
+import io
 import json
+import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hfspeech.data.audio import find_audio_files
+from hfspeech.data.audio import AUDIO_EXTENSIONS
+from hfspeech.data.folders import walk_audio_files
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 CSV_COLUMNS = ["path", "label", "score", "labels", "scores", "num_windows", "aggregate", "active_labels"]
 MANIFEST_PATH_COLUMN = "path"
+logger = logging.getLogger(__name__)
 
 
 def expand_inputs(inputs: Sequence[str], manifest: Optional[str] = None,
                   path_column: str = MANIFEST_PATH_COLUMN) -> list[str]:
-    """The audio files to classify: each input as given, or every audio file under it if it is a folder,
-    then the manifest's paths (relative to the manifest's folder). A folder without audio files stays in the
-    list as itself, so that it is reported ("is a folder") instead of vanishing."""
+    """The audio files to classify: each input as given, or every audio file under it if it is a folder (or
+    matched by it if it is a glob pattern the shell left alone, `"data/**/*.wav"`), then the manifest's paths
+    (relative to the manifest's folder). A folder or pattern without audio files stays in the list as itself,
+    so that it is reported instead of vanishing.
+
+    Folders are listed as `hfspeech train` lists them (`data.folders.walk_audio_files`): links to folders
+    followed, hidden files (`._x.wav` macOS forks, which are not audio) and other extensions left out, and
+    how many were left out is logged. `rglob` before kept the forks (each failed the run) and skipped
+    linked folders without a word."""
     files: list[str] = []
     for item in inputs:
-        found = find_audio_files(item) if os.path.isdir(item) else []
-        files += [str(p) for p in found] or [item]
+        found = _folder_files(item) if os.path.isdir(item) else _matches(item)
+        files += found or [item]
     if manifest:
         files += manifest_paths(manifest, path_column)
     return files
 
 
+def _folder_files(folder: str) -> list[str]:
+    audio, ignored = walk_audio_files(Path(folder))
+    if ignored:
+        reasons = Counter(entry["reason"] for entry in ignored)
+        logger.warning("note: %s: %d file(s) left out: %s", folder, len(ignored),
+                       "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())))
+    return [path for _, path in audio]
+
+
+def _matches(pattern: str) -> list[str]:
+    """The audio files (by extension) a glob pattern matches, sorted, for a pattern that is no file. Only files,
+    as datasets' `data_files` patterns: `data/**/*` matches folders too, and listing them as well would
+    classify their files twice; `*` leaves hidden files out, as a folder's listing does."""
+    if os.path.lexists(pattern) or not any(char in pattern for char in "*?["):
+        return []
+    return [match for match in sorted(glob.glob(pattern, recursive=True))
+            if Path(match).suffix.lower() in AUDIO_EXTENSIONS and not os.path.isdir(match)]
+
+
 def manifest_paths(manifest: str, path_column: str = MANIFEST_PATH_COLUMN) -> list[str]:
-    """The `path_column` of a CSV/TSV or JSONL manifest (the format `hfspeech train` reads)."""
-    folder = Path(manifest).parent
+    """The `path_column` of a CSV/TSV or JSON(L) manifest, read as `hfspeech train` reads it
+    (`data.manifests.read_manifest`: Excel's byte-order mark, `;`-separated CSV, a JSON list ...). A row
+    without a path is an error naming it: an empty cell became the manifest's folder ("is a folder"), a line
+    that is not JSON an error naming neither file nor line, and one that is not an object a traceback."""
+    from hfspeech.data.manifests import MANIFEST_FORMATS, ManifestError, read_manifest
+
     suffix = Path(manifest).suffix.lower()
-    if suffix not in (".csv", ".tsv", ".jsonl", ".json"):
-        raise ValueError(f"{manifest}: a manifest is .csv, .tsv or .jsonl, not {suffix or 'extensionless'}")
-    if not os.path.isfile(manifest):
-        raise ValueError(f"{manifest}: no such manifest file")
-    with open(manifest, newline="", encoding="utf-8") as f:
-        if suffix in (".csv", ".tsv"):
-            rows = list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","))
-        else:
-            rows = [json.loads(line) for line in f if line.strip()]
-    if rows and path_column not in rows[0]:
-        raise ValueError(f"{manifest}: no {path_column!r} column (columns: {sorted(rows[0])})")
-    return [str(folder / row[path_column]) for row in rows]
+    if suffix not in MANIFEST_FORMATS:  # before "not found": `files.txt` is wrong whether or not it exists
+        raise ManifestError(f"{manifest}: a manifest is .csv, .tsv or .jsonl (or .json), "
+                            f"not {suffix or 'extensionless'}")
+    rows, columns = read_manifest(manifest)
+    if path_column not in columns:
+        raise ManifestError(f"{manifest}: no {path_column!r} column (columns: {sorted(columns)}); "
+                            "name the column with --path_column")
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row.get(path_column), str) or not row[path_column].strip():
+            raise ManifestError(f"{manifest}: row {number} has no {path_column!r} (got {row.get(path_column)!r})")
+    return [str(Path(manifest).parent / row[path_column]) for row in rows]
 
 
 def output_format(path: str) -> str:
@@ -75,20 +109,26 @@ def done_paths(path: str) -> set[str]:
         if data and not complete:
             raise ValueError(f"{path}: not the output of an earlier `hfspeech predict` (no complete line); "
                              "give a new --output file")
-        paths = _written_paths(path, kind, complete.decode("utf-8", errors="replace").splitlines())
+        paths = _written_paths(path, kind, complete.decode("utf-8", errors="replace"))
         f.truncate(len(complete))
     return paths
 
 
-def _written_paths(path: str, kind: str, lines: list[str]) -> set[str]:
-    """The `path` of every row of an earlier output, or a ValueError naming the first line that is not a row."""
+def _written_paths(path: str, kind: str, text: str) -> set[str]:
+    """The `path` of every row of an earlier output, or a ValueError naming the first line that is not a row.
+    CSV is parsed as CSV, not line by line: a path with a newline in it is one quoted field over two lines,
+    which `splitlines` cut in two, so that file was never found done and was written again on every resume."""
     problem = f"{path}: not the output of an earlier `hfspeech predict` (%s); give a new --output file"
     if kind == "csv":
-        if lines and next(csv.reader(lines[:1])) != CSV_COLUMNS:
-            raise ValueError(problem % f"its header is not {','.join(CSV_COLUMNS)}")
-        return {row["path"] for row in csv.DictReader(lines) if row.get("path")}
+        rows = csv.reader(io.StringIO(text, newline=""))
+        try:
+            if text and next(rows, None) != CSV_COLUMNS:
+                raise ValueError(problem % f"its header is not {','.join(CSV_COLUMNS)}")
+            return {row[0] for row in rows if row and row[0]}
+        except csv.Error as error:  # a field over the csv module's size limit ...
+            raise ValueError(problem % f"it cannot be read as CSV: {error}") from None
     paths = set()
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -17,6 +17,7 @@ from typing import BinaryIO, Iterator, Optional
 
 import numpy as np
 
+from hfspeech.data.audio import AUDIO_EXTENSIONS
 from hfspeech.inference.waveforms import MAX_CHANNELS
 
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
@@ -71,18 +72,41 @@ class PcmDecoder:
                            source, len(self.pending), self.pcm.frame_bytes, self.pcm.sample_format, self.pcm.channels)
 
 
-def read_pcm(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES) -> Iterator[np.ndarray]:
-    """Chunks of a raw PCM pipe (e.g. stdin) as they arrive, until end of file."""
+def read_pcm(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES, head: bytes = b"") -> Iterator[np.ndarray]:
+    """Chunks of a raw PCM pipe (e.g. stdin) as they arrive, until end of file; `head`: its first bytes,
+    already read (`stdin_format`)."""
     decode = PcmDecoder(pcm)
     read = getattr(stream, "read1", stream.read)  # read1: whatever has arrived, without waiting for a full block
+    data = head
     while True:
-        data = read(read_bytes)
+        data = data or read(read_bytes)
         if not data:
             decode.warn_partial("stdin")
             return
         chunk = decode(data)
+        data = b""
         if len(chunk):
             yield chunk
+
+
+def stdin_format(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES) -> tuple[PcmFormat, bytes]:
+    """(format, the bytes read past the header) of a pipe: the WAV header's when it starts with RIFF, else
+    `pcm` and all it read. `cat take.wav | hfspeech stream` used to read the header as samples and the
+    file at --rate (the model's by default): an 8 kHz WAV ran at twice its speed, every time halved."""
+    read = getattr(stream, "read1", stream.read)
+    head = b""
+    while True:
+        more = read(read_bytes)
+        head += more
+        if len(head) >= 4 and head[:4] != b"RIFF":
+            return pcm, head
+        header = parse_wav_header(head, "stdin") if len(head) >= 4 else None
+        if header is not None:
+            return header[0], head[header[1] :]
+        if not more:
+            if head[:4] == b"RIFF":
+                raise ValueError("stdin: the WAV header ended before its samples")
+            return pcm, head
 
 
 def parse_wav_header(head: bytes, path: str) -> Optional[tuple[PcmFormat, int]]:
@@ -122,6 +146,7 @@ def followed_format(path: str, pcm: PcmFormat, idle_timeout: float = 5.0,
             more = f.read(READ_BYTES)
             head += more
             if len(head) >= 4 and head[:4] != b"RIFF":
+                _check_not_encoded(path, head)
                 return pcm, 0
             header = parse_wav_header(head, path) if len(head) >= 4 else None
             if header is not None:
@@ -134,6 +159,26 @@ def followed_format(path: str, pcm: PcmFormat, idle_timeout: float = 5.0,
                 raise ValueError(f"{path}: WAV header incomplete after {idle_timeout} s")
             else:
                 time.sleep(poll_seconds)
+
+
+# How files that are not raw PCM begin: a followed one was read as s16le samples, and its compressed bytes
+# were classified as noise (label events and all) without a word.
+ENCODED_MAGIC = {b"fLaC": "FLAC", b"OggS": "Ogg", b"ID3": "MP3", b"FORM": "AIFF", b"caff": "CAF",
+                 b"\x1aE\xdf\xa3": "WebM/Matroska", b"RF64": "RF64 WAV", b"riff": "Wave64"}
+
+
+def _check_not_encoded(path: str, head: bytes) -> None:
+    """A ValueError for a file that starts as an encoded or container format (or, for MP4/M4A, has `ftyp`
+    at byte 4), or whose extension names one; raw PCM files are named .raw, .pcm ... or nothing."""
+    kind = next((name for magic, name in ENCODED_MAGIC.items() if head.startswith(magic)), None)
+    if kind is None and head[4:8] == b"ftyp":
+        kind = "MP4/M4A"
+    suffix = os.path.splitext(path)[1].lower()
+    if kind is None and suffix in AUDIO_EXTENSIONS and suffix != ".wav":
+        kind = suffix[1:].upper()
+    if kind is not None:
+        raise ValueError(f"{path}: is {kind} audio, not raw PCM or WAV (what --follow reads as it is "
+                         "recorded); classify a finished file with `hfspeech predict`")
 
 
 def follow_file(path: str, pcm: PcmFormat, offset: int = 0, idle_timeout: float = 5.0, poll_seconds: float = 0.1,

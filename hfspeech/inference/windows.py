@@ -10,6 +10,7 @@ streaming inference all cut through `WindowSlicer`, so they see the very same wi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -105,13 +106,29 @@ class WindowSlicer:
 def window_sizes(sampling_rate: int, window_seconds: float, hop_seconds: Optional[float] = None) -> tuple[int, int]:
     """(window, hop) in samples; the hop is half a window unless given (None). A length that is not positive
     is a `UsageError`: it used to become one sample (a window of -1 s gave one-sample windows and flat scores,
-    a hop of -1 s a window per sample) or, for 0, the default, without a word."""
+    a hop of -1 s a window per sample) or, for 0, the default, without a word. So is one that is infinite
+    (it was an OverflowError traceback) or shorter than one sample (it was made one sample: a window of
+    1e-5 s classified every sample alone, flat scores, without a word)."""
     for flag, seconds in (("window_seconds", window_seconds), ("hop_seconds", hop_seconds)):
-        if seconds is not None and not seconds > 0:
-            raise UsageError(f"{flag} must be positive, got {seconds}")
-    window = max(1, seconds_to_samples(window_seconds, sampling_rate))
+        if seconds is None:
+            continue
+        if not 0 < seconds < math.inf:
+            raise UsageError(f"{flag} must be positive and finite, got {seconds}")
+        if seconds_to_samples(seconds, sampling_rate) < 1:
+            raise UsageError(f"{flag} {seconds} is shorter than one sample at {sampling_rate} Hz")
+    window = seconds_to_samples(window_seconds, sampling_rate)
     hop = max(1, seconds_to_samples(window_seconds / 2 if hop_seconds is None else hop_seconds, sampling_rate))
     return window, hop
+
+
+def check_windows_cover(window: int, hop: int, sampling_rate: int) -> None:
+    """A `UsageError` when the hop is longer than the window (the `predict` and `stream` commands): the audio
+    between two windows would never be classified, yet the file's scores and a stream's silence between
+    events would read as if it had been. (The Python API allows it, for sparse sampling on purpose.)"""
+    if hop > window:
+        raise UsageError(f"--hop_seconds {hop / sampling_rate:g} is longer than the window ({window / sampling_rate:g}"
+                         " s, --window_seconds): the audio between windows would not be classified; give a hop "
+                         "no longer than the window")
 
 
 def slice_waveform(waveform: np.ndarray, window: int, hop: int) -> list[tuple[int, np.ndarray]]:
