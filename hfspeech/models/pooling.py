@@ -108,6 +108,13 @@ class FrontEndEncoderMixin:
     """For the baseline encoders, which hold `self.frontend` (`features.frontend.AudioFrontend`) and
     `self.spec_augment`: the part of `forward` they all share."""
 
+    @property
+    def loss_function(self):
+        """None: an encoder has no loss. transformers' property would warn "`loss_type=None` ... Using the default
+        loss: `ForCausalLMLoss`" (an encoder's class name matches no loss), and `torch.jit.trace` reads it from
+        every submodule, so each traced run printed that line about a loss it never uses."""
+        return None
+
     def front_end(self, input_values: torch.Tensor, attention_mask: Optional[torch.Tensor],
                   output_hidden_states: Optional[bool], return_dict: Optional[bool]) -> FrontEnd:
         if output_hidden_states is None:
