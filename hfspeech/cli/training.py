@@ -32,13 +32,12 @@ def trace_for_fast_start(training_args) -> None:
 
 
 def evaluate(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
     from hfspeech.errors import UsageError
     from hfspeech.evaluation.evaluate_model import EvaluateArguments, evaluate_model
     from hfspeech.training.arguments import DataArguments
+    from hfspeech.training.command_line import RecipeArgumentParser  # a mistake is one line, not the usage
 
-    parser = HfArgumentParser((EvaluateArguments, DataArguments), prog="hfspeech evaluate")
+    parser = RecipeArgumentParser((EvaluateArguments, DataArguments), prog="hfspeech evaluate")
     try:
         eval_args, data_args = parser.parse_args_into_dataclasses(args=list(argv))
     except ValueError as error:

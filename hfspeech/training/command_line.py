@@ -1,4 +1,4 @@
-"""The recipe's command line: flags (and `--args_file` files, or one JSON file) into `ModelArguments`,
+"""The recipe's command line: flags (and `--args_file` files of flags, JSON or YAML) into `ModelArguments`,
 `DataArguments` and `TrainingArguments` with defaults that suit audio classification, and flag text into
 numbers. `training.run` trains from what this returns; `training.distill` adds its own dataclass in front.
 """
@@ -6,8 +6,12 @@ numbers. `training.run` trains from what this returns; `training.distill` adds i
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
+import logging
 import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -32,13 +36,24 @@ TRAINING_DEFAULTS = dict(
     per_device_eval_batch_size=64,
     remove_unused_columns=False,  # the columns the transforms need are not model inputs
     report_to="none",
+    log_level_replica="error",  # several processes: the log is the main process's (transformers': warning)
 )
+
+STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")  # flag files read as a mapping of flag names to values
+
+
+class RecipeArgumentParser(HfArgumentParser):
+    """`HfArgumentParser` whose argparse mistakes (a bad choice, a value of the wrong type) are one line:
+    argparse prints the usage of every TrainingArguments flag, about 170 lines, before the error."""
+
+    def error(self, message: str):
+        raise UsageError(message)
 
 
 def recipe_parser(*more: type) -> HfArgumentParser:
     """The recipe's `HfArgumentParser` (`more` dataclasses first, as `hfspeech distill` adds its own) with
     TrainingArguments' defaults for audio classification, and CUDA, bf16 or a CPU process group picked up."""
-    parser = HfArgumentParser((*more, ModelArguments, DataArguments, TrainingArguments))
+    parser = RecipeArgumentParser((*more, ModelArguments, DataArguments, TrainingArguments))
     defaults = dict(TRAINING_DEFAULTS)
     defaults["dataloader_pin_memory"] = torch.cuda.is_available()
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -48,10 +63,10 @@ def recipe_parser(*more: type) -> HfArgumentParser:
         # in one gloo DDP group on CPU. Without use_cpu, accelerate leaves each process training on its own.
         defaults["use_cpu"] = True
     parser.set_defaults(**defaults)
-    # transformers' pre-parser takes --args_file off the command line before this parser reads it: declared
-    # here for --help alone (SUPPRESS: never in the parsed namespace).
+    # Read by `expand_args_files` before parsing; declared here for --help alone (SUPPRESS: never parsed).
     parser.add_argument("--args_file", action="append", default=argparse.SUPPRESS, metavar="FILE",
-                        help="a file of flags (repeatable); the flags on the command line come after, and win")
+                        help="a file of flags (repeatable): `--flag value` text, or a .json/.yaml mapping of flag "
+                        "names to values; the flags on the command line come after, and win")
     return parser
 
 
@@ -59,17 +74,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     parser = recipe_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     exit_with_help_if_asked(argv, parser)
-    # --args_file FILE (repeatable): flags kept in a file, as the recipes under recipes/ are; flags on
-    # the command line come after them, so they win. transformers skips a missing file silently.
-    for flag, value in zip(argv, argv[1:]):
-        if flag == "--args_file" and not os.path.isfile(value):
-            raise ArgsFileNotFoundError(f"{value}: --args_file not found")
+    argv = expand_args_files(argv, parser)
+    given = given_flags(argv)
+    best_model_follows_strategies(parser, argv, given)
     try:  # TrainingArguments checks its flags in __post_init__ (strategies, precision ...) with a ValueError
-        if len(argv) == 1 and argv[0].endswith(".json"):
-            return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-        return parser.parse_args_into_dataclasses(args=argv, args_file_flag="--args_file", look_for_args_file=False)
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    except UsageError:
+        raise
     except (ValueError, OSError) as error:
-        raise UsageError(f"invalid training flags: {error}") from error
+        raise UsageError(f"invalid training flags: {explain(error, given)}") from error
+    check_training_values(training_args, given)
+    check_reporting(training_args)
+    return model_args, data_args, training_args
 
 
 def exit_with_help_if_asked(argv: Sequence[str], parser: HfArgumentParser) -> None:
@@ -81,6 +97,174 @@ def exit_with_help_if_asked(argv: Sequence[str], parser: HfArgumentParser) -> No
 
 class ArgsFileNotFoundError(UsageError, FileNotFoundError):
     """`--args_file` names a file that does not exist (transformers would skip it without a word)."""
+
+
+def expand_args_files(argv: Sequence[str], parser: HfArgumentParser) -> list[str]:
+    """`--args_file FILE` (repeatable; `--args_file=FILE` too) and a .json/.yaml file as the first argument
+    (transformers' `script.py args.json`) replaced by the flags they hold, in front of the command line's own
+    flags, which therefore win, as in transformers; of two files the later one wins. Done here, not by
+    transformers' pre-parser: it skips a missing file and reads JSON or YAML as words of flag text."""
+    argv, files, rest = list(argv), [], []
+    if argv and not argv[0].startswith("-") and argv[0].lower().endswith(STRUCTURED_SUFFIXES):
+        files.append(argv.pop(0))
+    tokens = iter(argv)
+    for token in tokens:
+        name, has_value, value = token.partition("=")
+        if name not in ("--args_file", "--args-file"):
+            rest.append(token)
+        elif not has_value and ((value := next(tokens, None)) is None or value.startswith("--")):
+            raise UsageError("--args_file: expected a file name")
+        else:
+            files.append(value)
+    return [flag for path in files for flag in flags_in_file(path, parser)] + rest
+
+
+def flags_in_file(path: str, parser: HfArgumentParser) -> list[str]:
+    """The flags of one `--args_file`: its words (transformers' reading of a flag file), or for .json, .yaml
+    and .yml a mapping of flag names to values."""
+    if not os.path.isfile(path):
+        raise ArgsFileNotFoundError(f"{path}: --args_file not found")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: --args_file cannot be read as text ({error})") from None
+    if not path.lower().endswith(STRUCTURED_SUFFIXES):
+        return checked_in(path, text.split(), parser)
+    return checked_in(path, flags_of_mapping(read_mapping(path, text), path, parser), parser)
+
+
+def checked_in(path: str, flags: list[str], parser: HfArgumentParser) -> list[str]:
+    """`flags` of the file `path`, parsed on their own first so that a mistake in them names the file."""
+    try:
+        _, unused = parser.parse_known_args(flags)
+    except UsageError as error:
+        raise UsageError(f"{path}: {error}") from None
+    unknown = [word for word in unused if word.startswith("-")]
+    if unknown:
+        known = [option for action in parser._actions for option in action.option_strings]
+        near = [match for word in unknown for match in difflib.get_close_matches(word, known, n=1, cutoff=0.7)]
+        raise UsageError(f"{path}: unknown flag(s) {unknown}" + (f" (did you mean {near}?)" if near else ""))
+    if unused:  # transformers splits a flag file at spaces: `--config_overrides {"n_mels": 40}` is two words
+        raise UsageError(f"{path}: {unused} follow(s) no flag; a flag file is split at spaces, so write each "
+                         "value without them (or use a .json/.yaml file)")
+    return flags
+
+
+def read_mapping(path: str, text: str) -> dict:
+    import yaml
+
+    kind = "JSON" if path.lower().endswith(".json") else "YAML"
+    try:
+        values = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise UsageError(f"{path}: not valid {kind} ({' '.join(str(error).split())})") from None
+    if values is None and kind == "YAML":  # an empty file, as an empty flag file: no flags
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: expected a {kind} mapping of flag names to values, like "
+                         f"{{\"learning_rate\": 3e-5}}, got {type(values).__name__}")
+    return values
+
+
+def flags_of_mapping(values: dict, path: str, parser: HfArgumentParser) -> list[str]:
+    """`{"learning_rate": 3e-5, "fp16": true, "config_overrides": {"n_mels": 40}}` -> `--learning_rate 3e-05
+    --fp16 True --config_overrides {"n_mels": 40}`, parsed (and type-checked) like the command line's flags."""
+    actions = {action.dest: action for action in parser._actions
+               if action.option_strings and action.dest not in ("help", "args_file")}
+    names = {key: str(key).lstrip("-").replace("-", "_") for key in values}
+    unknown = [key for key, name in names.items() if name not in actions]
+    if unknown:
+        near = [match for key in unknown
+                for match in difflib.get_close_matches(names[key], list(actions), n=1, cutoff=0.7)]
+        raise UsageError(f"{path}: unknown key(s) {unknown}" + (f" (did you mean {near}?)" if near else ""))
+    flags = []
+    for key, value in values.items():
+        action = actions[names[key]]
+        if value is None and action.default is not None:
+            raise UsageError(f"{path}: {key}: null; leave the key out for the default ({action.default})")
+        if isinstance(value, list) and action.nargs not in ("+", "*"):
+            if len(value) != 1:
+                raise UsageError(f"{path}: {key}: a list of {len(value)}; --{names[key]} takes one value")
+            value = value[0]
+        if value is not None:
+            words = value if isinstance(value, list) else [value]
+            flags += [f"--{names[key]}", *(flag_text(word) for word in words)]
+    return flags
+
+
+def flag_text(value) -> str:
+    if isinstance(value, (dict, list)):  # --config_overrides, --lr_scheduler_kwargs ...: JSON text
+        return json.dumps(value)
+    return str(value)  # True/False as HfArgumentParser's string_to_bool reads them
+
+
+def given_flags(argv: Sequence[str]) -> set[str]:
+    """The names of the flags given (`--eval-strategy=no` -> eval_strategy), after the flag files' expansion."""
+    return {token[2:].partition("=")[0].replace("-", "_") for token in argv if token.startswith("--")}
+
+
+def best_model_follows_strategies(parser: HfArgumentParser, argv: Sequence[str], given: set[str]) -> None:
+    """hfspeech keeps the best model by default (`load_best_model_at_end`, off in transformers), which needs an
+    evaluation and a checkpoint at the same points. `--eval_strategy no` or `--save_strategy no` without
+    `--load_best_model_at_end` turns it off, as in transformers, instead of failing on a default the user
+    never set: the run keeps its last model. Other mismatches stay an error (`explain`)."""
+    if "load_best_model_at_end" in given or not {"eval_strategy", "save_strategy"} & given:
+        return
+    namespace, _ = parser.parse_known_args(argv)
+    if "no" in (str(namespace.eval_strategy), str(namespace.save_strategy)):
+        parser.set_defaults(load_best_model_at_end=False)
+
+
+def explain(error: BaseException, given: set[str]) -> str:
+    """transformers' message in one line, with the way out where it is about one of hfspeech's defaults."""
+    message = " ".join(str(error).split())
+    if "requires the save and eval strategy to match" in message and "load_best_model_at_end" not in given:
+        message += (" (--load_best_model_at_end is on by default here: give --eval_strategy and --save_strategy "
+                    "the same value, or pass --load_best_model_at_end False)")
+    if "support bf16/gpu" in message and not torch.cuda.is_available():
+        message += " (--bf16: there is no CUDA GPU here; --bf16 --use_cpu trains with CPU autocast)"
+    return message
+
+
+def check_training_values(args: TrainingArguments, given: set[str]) -> None:
+    """Values TrainingArguments takes that training cannot use: a batch size or accumulation of 0 and a negative
+    learning rate failed with tracebacks from torch and the Trainer; 0 epochs saved a model never trained;
+    `--do_train False` trained all the same (the recipe always trains)."""
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if not args.learning_rate >= 0:
+        raise UsageError(f"--learning_rate must be >= 0, got {args.learning_rate}")
+    if args.max_steps <= 0 and not args.num_train_epochs > 0:
+        raise UsageError(f"--num_train_epochs must be above 0 (or give --max_steps), got {args.num_train_epochs}: "
+                         "the run would save a model it never trained")
+    if "do_train" in given and not args.do_train:
+        raise UsageError("--do_train False: this recipe always trains; `hfspeech evaluate --model DIR` scores a "
+                         "saved model without training")
+
+
+def check_reporting(args: TrainingArguments) -> None:
+    """`--report_to wandb` (or tensorboard ...) where the package is not installed failed at the Trainer's start
+    with a RuntimeError traceback, an unknown name with a ValueError one."""
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    for name in args.report_to or []:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise UsageError(f"--report_to {name}: not an integration of transformers; choose from "
+                             f"{sorted(INTEGRATION_TO_CALLBACK)}, all or none")
+        if name not in get_available_reporting_integrations():
+            raise UsageError(f"--report_to {name}: {name} is not installed here; install it, or pass --report_to none")
+
+
+def quiet_other_processes(args: TrainingArguments) -> None:
+    """In a run of several processes, hfspeech's own log lines (classes, model size, warnings) come from the
+    main process alone; the others log at `--log_level_replica` (default here: error), as transformers' do."""
+    if not args.should_log:
+        from transformers.training_args import trainer_log_levels
+
+        level = trainer_log_levels[args.log_level_replica]
+        logging.getLogger("hfspeech").setLevel(level if level >= 0 else logging.WARNING)  # "passive": -1
 
 
 def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:

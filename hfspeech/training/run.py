@@ -37,7 +37,7 @@ from hfspeech.training.arguments import DataArguments, ModelArguments, finalise_
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data
-from hfspeech.training.command_line import parse_args, parse_floats
+from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.model_setup import build_model, pretrained_feature_extractor
@@ -128,8 +128,9 @@ def training_inputs(model_args, data_args, training_args, data: RunData, model, 
     crop_seconds = model.config.max_length_seconds  # Whisper's window may round the crop up
     augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
     if uses_feature_cache(model_args, model, augmenter, data.streamed):
-        views = cached_feature_views(model, feature_extractor, data.dataset, sampling_rate, crop_seconds,
-                                     training_args.per_device_eval_batch_size)
+        with training_args.main_process_first(desc="encoding features"):  # the others load them from the cache
+            views = cached_feature_views(model, feature_extractor, data.dataset, sampling_rate, crop_seconds,
+                                         training_args.per_device_eval_batch_size)
         return TrainingInputs(views, FeatureCollator(len(data.label_names)), None, cached=True)
     views = attach_transforms(data.dataset, sampling_rate, crop_seconds, augmenter, training_args.seed)
     collator = AudioClassificationCollator(feature_extractor, num_labels=len(data.label_names))
@@ -161,6 +162,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     """Data prepared, model built and frozen as asked, Trainer ready: no training step taken yet."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
+    quiet_other_processes(training_args)  # several processes: the main one's log alone
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)
     check_same_data(resume, model_args, data_args, training_args)  # a checkpoint trained on other data: refused

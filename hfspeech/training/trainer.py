@@ -14,6 +14,7 @@ acts on the logits, the optimizer and the sampler, not inside the model.
 
 from __future__ import annotations
 
+import logging
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,6 +26,8 @@ from hfspeech.errors import UsageError
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.optim import parameter_groups
+
+logger = logging.getLogger("hfspeech.train")
 
 
 def inverse_frequency_weights(labels: Sequence[int], num_labels: int) -> np.ndarray:
@@ -50,6 +53,43 @@ def loss_and_sampler_options(data_args, train_labels: Sequence, num_labels: int,
         per_class = inverse_frequency_weights(train_labels, num_labels)
         options["sample_weights"] = per_class[np.asarray(train_labels)]
     return options
+
+
+def checkpointing_applies(model, requested: bool) -> bool:
+    """Whether `--gradient_checkpointing` can act on `model` (the Trainer calls its `gradient_checkpointing_enable`
+    when training starts, where a model without it failed with a traceback). A head trained from cached features
+    has no encoder left to recompute: the flag is dropped, and logged. A model that does not support it (the CNN,
+    LSTM and BC-ResNet baselines: small enough not to need it) is a one-line error."""
+    if not requested:
+        return False
+    if not hasattr(model, "gradient_checkpointing_enable"):
+        logger.info("--gradient_checkpointing: the head trains from cached encoder features; nothing to checkpoint")
+        return False
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise UsageError(f"--gradient_checkpointing: {type(model).__name__} does not support it (it saves memory "
+                         "in large pretrained encoders); drop the flag")
+    return True
+
+
+def metric_names(compute_metrics, num_labels: int, multi_label: bool) -> set[str]:
+    """The names `compute_metrics` returns (as `eval_NAME`), read from one call on a made-up evaluation."""
+    from transformers import EvalPrediction
+
+    logits = np.vstack([np.eye(num_labels), -np.eye(num_labels)]) * 4.0
+    labels = (np.vstack([np.eye(num_labels), np.zeros((num_labels, num_labels))]) if multi_label
+              else np.tile(np.arange(num_labels), 2))
+    return set(compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)))
+
+
+def check_best_model_metric(args, compute_metrics, num_labels: int, multi_label: bool) -> None:
+    """`--metric_for_best_model f1` (a name this run does not compute) failed with a KeyError traceback after the
+    first epoch's training; now before it, naming the metrics there are."""
+    wanted = args.metric_for_best_model
+    if wanted is None or args.eval_strategy == "no":
+        return
+    names = {"loss"} | metric_names(compute_metrics, num_labels, multi_label)
+    if wanted.removeprefix("eval_") not in names:
+        raise UsageError(f"--metric_for_best_model {wanted}: not a metric of this run; choose from {sorted(names)}")
 
 
 class AudioClassificationTrainer(Trainer):
@@ -82,6 +122,9 @@ class AudioClassificationTrainer(Trainer):
         self.train_lengths = None if train_lengths is None else list(train_lengths)
         if self.sample_weights is not None and self.args.group_by_length:
             raise UsageError("oversampling and group_by_length both choose the batches: use one of them")
+        self.args.gradient_checkpointing = checkpointing_applies(self.model, self.args.gradient_checkpointing)
+        if self.compute_metrics is not None:
+            check_best_model_metric(self.args, self.compute_metrics, self.model.config.num_labels, self.is_multi_label)
 
     def create_optimizer(self):
         if self.optimizer is not None or (self.head_learning_rate is None and self.layerwise_lr_decay is None):
