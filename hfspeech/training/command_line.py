@@ -84,6 +84,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     except (ValueError, OSError) as error:
         raise UsageError(f"invalid training flags: {explain(error, given)}") from error
     check_training_values(training_args, given)
+    check_label_smoothing(training_args.label_smoothing_factor, model_args.multi_label)
     check_reporting(training_args)
     return model_args, data_args, training_args
 
@@ -241,6 +242,16 @@ def check_training_values(args: TrainingArguments, given: set[str]) -> None:
     if "do_train" in given and not args.do_train:
         raise UsageError("--do_train False: this recipe always trains; `hfspeech evaluate --model DIR` scores a "
                          "saved model without training")
+
+
+def check_label_smoothing(factor: float, multi_label: bool) -> None:
+    """1.5 trained silently with a negative weight on the true class (and was a torch traceback with mixup); a
+    multi-label model trains on sigmoids, which softmax label smoothing does not apply to: it was ignored."""
+    if not 0 <= factor < 1:
+        raise UsageError(f"--label_smoothing_factor must be in [0, 1), got {factor}")
+    if factor and multi_label:
+        raise UsageError("--label_smoothing_factor: smooths a softmax target; a multi-label model trains on one "
+                         "sigmoid per label, where it would not be applied; leave it out")
 
 
 def check_reporting(args: TrainingArguments) -> None:

@@ -152,8 +152,9 @@ class AudioClassificationTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         logits = outputs.logits
-        loss = torch.nn.functional.cross_entropy(
-            logits.float(), labels, weight=self.class_weights.to(logits.device)
+        loss = torch.nn.functional.cross_entropy(  # with the smoothing Trainer's own loss would apply
+            logits.float(), labels, weight=self.class_weights.to(logits.device),
+            label_smoothing=self.args.label_smoothing_factor,
         )
         return (loss, outputs) if return_outputs else loss
 

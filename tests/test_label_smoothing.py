@@ -1,0 +1,36 @@
+"""--label_smoothing_factor: checked when the flags are read, and applied by every single-label loss."""
+
+import json
+
+import pytest
+
+from conftest import TINY_CNN
+from hfspeech.cli import main as cli
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--label_smoothing_factor", "1.5"], "--label_smoothing_factor must be in [0, 1), got 1.5"),
+    (["--label_smoothing_factor", "-0.1"], "--label_smoothing_factor must be in [0, 1), got -0.1"),
+    (["--label_smoothing_factor", "0.1", "--problem_type", "multi_label_classification"], "a multi-label model trains on one sigmoid per label"),
+])
+def test_label_smoothing_that_cannot_apply_is_one_line_before_any_data(extra, expected, tmp_path, capsys):
+    assert cli(["train", "--data_dir", str(tmp_path / "no_such_data"), "--output_dir", str(tmp_path / "out"),
+                "--model_type", "cnn", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0]
+
+
+def _first_step_loss(tone_folder, out, *extra) -> float:
+    from hfspeech.training.run import main
+
+    main(["--data_dir", str(tone_folder), "--output_dir", str(out), "--model_type", "cnn",
+          "--config_overrides", TINY_CNN, "--max_steps", "1", "--per_device_train_batch_size", "8",
+          "--max_length_seconds", "0.5", "--seed", "0", "--class_weighted_loss", "--eval_strategy", "no",
+          "--save_strategy", "no", *extra])
+    return json.loads((out / "metrics.json").read_text())["train_loss"]
+
+
+def test_the_class_weighted_loss_applies_label_smoothing(tone_folder, tmp_path):
+    plain = _first_step_loss(tone_folder, tmp_path / "plain")
+    smoothed = _first_step_loss(tone_folder, tmp_path / "smoothed", "--label_smoothing_factor", "0.5")
+    assert smoothed != pytest.approx(plain, rel=1e-4)
