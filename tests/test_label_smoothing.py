@@ -1,4 +1,4 @@
-"""--label_smoothing_factor: checked when the flags are read, and applied by every single-label loss."""
+"""Training flags that cannot apply to the model (label smoothing, an attention mask): checked, or applied by every loss."""
 
 import json
 
@@ -34,3 +34,13 @@ def test_the_class_weighted_loss_applies_label_smoothing(tone_folder, tmp_path):
     plain = _first_step_loss(tone_folder, tmp_path / "plain")
     smoothed = _first_step_loss(tone_folder, tmp_path / "smoothed", "--label_smoothing_factor", "0.5")
     assert smoothed != pytest.approx(plain, rel=1e-4)
+
+
+def test_an_attention_mask_for_a_model_that_takes_none_is_one_line(tone_folder, tmp_path, capsys):
+    from hfspeech.synthetic.tiny import save_tiny_ssl_model
+
+    whisper = save_tiny_ssl_model(str(tmp_path / "whisper"), "whisper", labels=["a", "b"])
+    assert cli(["train", "--data_dir", str(tone_folder), "--output_dir", str(tmp_path / "out"),
+                "--model_name_or_path", str(whisper), "--return_attention_mask", "True", "--max_steps", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --return_attention_mask True: WhisperForAudioClassification takes no attention")

@@ -65,12 +65,23 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
                          f"this model is model_type {model.config.model_type!r}")
     model.config.max_length_seconds = max_length_seconds
     if model_args.return_attention_mask is not None:
+        _check_model_takes_a_mask(model, model_args.return_attention_mask)
         feature_extractor.return_attention_mask = model_args.return_attention_mask
     freeze(model, feature_encoder=model_args.freeze_feature_encoder, base_model=model_args.freeze_base_model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("%s: %d parameters, %d trainable", type(model).__name__,
                 sum(p.numel() for p in model.parameters()), trainable)
     return model, feature_extractor
+
+
+def _check_model_takes_a_mask(model, return_attention_mask: bool) -> None:
+    """`--return_attention_mask True` for a model whose forward takes no mask (transformers' Whisper classifier)
+    was a TypeError at the first step, or an AttributeError in the frozen-feature cache."""
+    import inspect
+
+    if return_attention_mask and "attention_mask" not in inspect.signature(model.forward).parameters:
+        hint = "; --pool_clip_frames pools over the clip's own frames" if is_whisper(model.config) else ""
+        raise UsageError(f"--return_attention_mask True: {type(model).__name__} takes no attention mask{hint}")
 
 
 def user_overrides(model_args: ModelArguments) -> dict:
