@@ -33,7 +33,7 @@ from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
-from hfspeech.training.arguments import DataArguments, ModelArguments, finalise_training_arguments
+from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data
@@ -44,7 +44,7 @@ from hfspeech.training.model_setup import build_model, pretrained_feature_extrac
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, TrainingStream, check_streaming_flags
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
-from hfspeech.training.trainer import AudioClassificationTrainer, loss_and_sampler_options
+from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
 
 logger = logging.getLogger("hfspeech.train")
 
