@@ -1,4 +1,4 @@
-"""`hfspeech evaluate` warns when it scores clips the model was trained on (`data.clip_digests`)."""
+"""`hfspeech evaluate`: warns when it scores clips the model was trained on (`data.clip_digests`); windows as predict."""
 
 import json
 import shutil
@@ -67,3 +67,9 @@ def test_an_average_of_runs_carries_the_union_of_their_records(trained_cnn, tone
     (tmp_path / "b" / TRAINING_CLIPS_FILE).unlink()  # one run without a record: the average cannot vouch
     assert cli(["average", str(tmp_path / "a"), str(tmp_path / "b"), "--output_dir", str(tmp_path / "soup2")]) == 0
     assert not (tmp_path / "soup2" / TRAINING_CLIPS_FILE).exists()
+
+
+def test_evaluate_refuses_a_hop_longer_than_the_window_as_predict_does(trained_cnn, tone_folder, tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder), "--output_dir",
+                str(tmp_path / "gaps"), "--window_seconds", "0.2", "--hop_seconds", "0.3"]) == 2
+    assert "--hop_seconds 0.3 is longer than the window (0.2 s" in capsys.readouterr().err

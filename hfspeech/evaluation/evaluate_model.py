@@ -30,6 +30,7 @@ from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier
+from hfspeech.inference.windows import check_windows_cover
 from hfspeech.models.config_json import DATA_REPORT_FILE
 from hfspeech.models.scores import is_multi_label, thresholds_from_config
 from hfspeech.output_folders import check_output_folder
@@ -67,6 +68,8 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
+    check_windows_cover(*classifier.window_sizes(eval_args.window_seconds, eval_args.hop_seconds),
+                        classifier.sampling_rate)  # as `hfspeech predict`: no audio left unscored between windows
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
     listing = DataReport()
     multi_label = is_multi_label(classifier.config)
