@@ -44,3 +44,14 @@ def test_an_attention_mask_for_a_model_that_takes_none_is_one_line(tone_folder, 
                 "--model_name_or_path", str(whisper), "--return_attention_mask", "True", "--max_steps", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: --return_attention_mask True: WhisperForAudioClassification takes no attention")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ('{"conv_chanels": [4, 8]}', "--config_overrides: unknown key(s) ['conv_chanels'] for model_type 'hfspeech-cnn' (did you mean ['conv_channels']?)"),
+    ('{"n_mels": 0}', "n_mels must be a whole number >= 1, got 0"),
+])
+def test_config_overrides_are_checked_before_the_data_is_read(overrides, expected, tmp_path, capsys):
+    assert cli(["train", "--data_dir", str(tmp_path / "no_such_data"), "--output_dir", str(tmp_path / "out"),
+                "--model_type", "cnn", "--config_overrides", overrides]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err

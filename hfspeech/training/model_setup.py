@@ -166,15 +166,31 @@ def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict
                                                   **hub)
 
 
-def _baseline(model_args: ModelArguments, config_values: dict):
+def check_model_flags(model_args: ModelArguments) -> None:
+    """`--model_type` and `--config_overrides` (keys and values) checked before any data is read: a typo in them
+    was found only once every clip had been decoded. The labels are not known yet; two stand in for them."""
+    if not model_args.model_name_or_path:
+        _baseline_config(model_args, {"num_labels": 2, **config_overrides(model_args)})
+        return
+    checkpoint = resolve_pretrained(model_args.model_name_or_path)
+    with pretrained_errors(checkpoint):
+        check_override_keys(model_args, AutoConfig.from_pretrained(checkpoint, **_hub_options(model_args)))
+
+
+def _baseline_config(model_args: ModelArguments, config_values: dict):
     if model_args.model_type not in BASELINE_MODELS:
         raise UsageError(f"unknown --model_type '{model_args.model_type}'; choose from {sorted(BASELINE_MODELS)}")
     spec = BASELINE_MODELS[model_args.model_type]
     check_override_keys(model_args, spec.config_class())
     try:  # the config checks its values (pooling, feature type, sizes) with a ValueError
-        config = spec.config_class(sampling_rate=model_args.sampling_rate, **config_values)
+        return spec.config_class(sampling_rate=model_args.sampling_rate, **config_values)
     except (ValueError, TypeError) as error:
         raise UsageError(f"--config_overrides / --model_type {model_args.model_type}: {error}") from error
+
+
+def _baseline(model_args: ModelArguments, config_values: dict):
+    config = _baseline_config(model_args, config_values)
+    spec = BASELINE_MODELS[model_args.model_type]
     return spec.model_class(config), spec.feature_extractor_class(sampling_rate=config.sampling_rate)
 
 

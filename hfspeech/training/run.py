@@ -40,7 +40,7 @@ from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
-from hfspeech.training.model_setup import build_model, pretrained_feature_extractor
+from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, TrainingStream, check_streaming_flags
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
@@ -167,6 +167,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     resume = checkpoint_to_resume(training_args)
     check_same_data(resume, model_args, data_args, training_args)  # a checkpoint trained on other data: refused
     extractor = pretrained_feature_extractor(model_args)
+    check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
     sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
     data = load_data(model_args, data_args, training_args, sampling_rate)
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds)
