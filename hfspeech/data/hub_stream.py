@@ -6,10 +6,16 @@ else `--class_names`; we do not scan the label column, because a Hub dataset kee
 files as the audio and the scan would download the whole corpus. Row count: the split sizes of the
 dataset card when it has them, else `--max_steps` is required (`training.streaming`).
 
+The dataset is opened by `open_datasets_dataset`, for the map-style path (`data.loading`) too: what a
+user can get wrong in `--dataset_name` / `--dataset_config_name` (a folder that is not there, a Hub name
+that cannot be reached, a configuration missing or unknown, a loading script) is one line naming the flag.
+
 Missing validation/test splits: the first K clips of a seeded shuffle of train, K from the split
 fractions of the known row count (capped by `--max_eval_samples`), or `--max_eval_samples` itself when
-the count is unknown. Those clips are then filtered out of the training stream by path (or by a hash of
-their bytes), so they cannot leak into training whatever order later epochs take.
+the count is unknown. Those clips are then filtered out of the training stream by a hash of their bytes (by
+path when they have none: many Hub datasets give every row the same or a reused file name, and a filter
+by name dropped every such row from training), so they cannot leak into training whatever order later
+epochs take. A clip stored as bytes without a file name is named by its dataset, split and row in errors.
 """
 
 from __future__ import annotations
@@ -17,23 +23,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
+from contextlib import contextmanager
 from typing import Any, Optional, Sequence
 
-from datasets import Audio, ClassLabel, Dataset, Features, IterableDataset, IterableDatasetDict, load_dataset
+from datasets import Audio, ClassLabel, Dataset, Features, IterableDataset, IterableDatasetDict, LargeList, List
+from datasets import Sequence as ListFeature
+from datasets import load_dataset
+from datasets.exceptions import DatasetGenerationError, DatasetsError
 
 from hfspeech.data.audio import describe_source
 from hfspeech.data.labelled import DataSpec
-from hfspeech.data.loading import SPLIT_ALIASES
-from hfspeech.data.streaming import StreamedData, prepare_evaluation
-from hfspeech.errors import DataError
+from hfspeech.data.loading import SPLIT_ALIASES, label_column_of
+from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
+from hfspeech.errors import DataError, HfspeechError
 
 logger = logging.getLogger(__name__)
+
+# There is no --train_split_name / --eval_split_name (run_audio_classification.py's): splits are found by name.
+SPLIT_NAMES_HINT = ("to train on splits named otherwise, save them renamed: DatasetDict(train=d['SPLIT'], ...)"
+                    ".save_to_disk(DIR), then --dataset_name DIR")
 
 
 def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_names) -> StreamedData:
     """The training stream and the prepared evaluation splits of a streamed dataset."""
     name = spec.source["dataset_name"]
-    loaded = load_dataset(name, spec.source.get("dataset_config_name"), streaming=True)
+    loaded = open_datasets_dataset(name, spec.source.get("dataset_config_name"), streaming=True)
     splits, label_names = _labelled_streams(loaded, spec, name, label_names)
     total = _split_size(loaded, "train")
     train = splits.pop("train")
@@ -42,8 +57,7 @@ def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_n
     if held_counts:
         train, evaluation_raw, held_keys = _hold_out(train, held_counts, spec, seed)
     for split, stream in splits.items():
-        limited = stream.take(spec.max_eval_samples) if spec.max_eval_samples is not None else stream
-        evaluation_raw[split] = list(limited)
+        evaluation_raw[split] = _read_split(stream, spec.max_eval_samples, f"{name} (split '{split}')")
     features = Features({"audio": Audio(decode=False), "label": ClassLabel(names=label_names)})
     eval_sets = {split: Dataset.from_list(rows, features=features) for split, rows in evaluation_raw.items() if rows}
     evaluation, report = prepare_evaluation(eval_sets, spec, sampling_rate)
@@ -55,26 +69,110 @@ def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_n
     return StreamedData(label_names, train, evaluation, report, num_rows)
 
 
+def open_datasets_dataset(name: str, config_name: Optional[str], streaming: bool = False,
+                          cache_dir: Optional[str] = None):
+    """`load_dataset(name, config_name)`: a Hub name or a local folder of data files (a clone of a dataset
+    repo). What a user can get wrong there is a `DataError` naming the flag, not datasets' traceback."""
+    folder = os.path.expanduser(name)
+    if os.path.isfile(folder):
+        raise DataError(f"--dataset_name {name}: a file, not a dataset; give the folder that holds the dataset's "
+                        "files (or a CSV/TSV/JSONL manifest with --train_file)")
+    if not os.path.isdir(folder) and _looks_like_a_path(name):
+        raise DataError(f"--dataset_name {name}: folder not found")
+    try:  # an absolute path: datasets names a local dataset after its folder, and `.` has no name
+        return load_dataset(os.path.abspath(folder) if os.path.isdir(folder) else name, config_name,
+                            streaming=streaming, cache_dir=cache_dir)
+    except ConnectionError as error:  # datasets' own, for a name that is neither a folder nor in its cache
+        import datasets
+
+        why = ("HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set" if datasets.config.HF_HUB_OFFLINE
+               else "no network, or the name is wrong")
+        raise DataError(f"--dataset_name {name}: no such folder, and the Hub cannot be reached ({why}); give a "
+                        "local folder (a clone of the dataset repo, or one written by save_to_disk)") from error
+    except (DatasetsError, FileNotFoundError, ValueError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "scripts are no longer supported" not in str(error):
+            raise
+        raise DataError(_load_problem(name, config_name, error)) from error
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A name that cannot be a Hub id (`name` or `org/name`): `./x`, `/x`, `~/x`, `x/`, `a/b/c`, `a\\b`."""
+    return name.startswith((".", "/", "~")) or name.endswith(("/", os.sep)) or name.count("/") > 1 or "\\" in name
+
+
+def _load_problem(name: str, config_name: Optional[str], error: BaseException) -> str:
+    """datasets' message for a dataset it cannot load, on one line and with the flag that mends it."""
+    text = reason_in_one_line(error)
+    configs = re.search(r"\[[^\]]*\]", text)
+    configs = configs.group(0) if configs else "see the dataset card"
+    if "Config name is missing" in text:
+        return f"--dataset_name {name} has several configurations; choose one with --dataset_config_name {configs}"
+    if "BuilderConfig" in text and "not found" in text:
+        return f"--dataset_config_name {config_name}: {name} has no such configuration (available: {configs})"
+    if "scripts are no longer supported" in text:
+        return (f"--dataset_name {name}: {text}; this version of datasets runs no loading scripts: use the "
+                "dataset's data files (a Hub dataset's Parquet conversion), a save_to_disk folder, or "
+                "--data_dir / --train_file")
+    return f"--dataset_name {name}: {text}"
+
+
+def reason_in_one_line(error: BaseException) -> str:
+    """datasets' message on one line, without its usage example; the cause of a generation error ("An error
+    occurred while generating the dataset"), and for a data file whose columns differ from the first's, both."""
+    if isinstance(error, DatasetGenerationError) and error.__cause__ is not None:
+        error = error.__cause__
+    if hasattr(error, "table_column_names") and hasattr(error, "details"):  # datasets.table.CastError
+        return (f"a data file has the columns {error.table_column_names}, the dataset "
+                f"{error.requested_column_names}: {error.details()}")
+    text = str(error).split("Example of usage")[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
+
+
+@contextmanager
+def read_errors(source: str):
+    """Inside, a row datasets cannot read while streaming (a data file with other columns, a label id outside
+    the ClassLabel of the first split, which datasets imposes on every split of a folder of data files ...) is
+    one line naming `source` (a `StreamError`: the same line from a DataLoader worker); hfspeech's own errors
+    pass unchanged."""
+    try:
+        yield
+    except HfspeechError:
+        raise
+    except (ValueError, DatasetsError) as error:
+        raise StreamError(f"{source}: cannot be read: {reason_in_one_line(error)}") from error
+
+
 def _labelled_streams(loaded, spec: DataSpec, name: str, label_names):
     """Every split as a stream of `{audio reference, label id}`, and the label names."""
     splits = loaded if isinstance(loaded, IterableDatasetDict) else IterableDatasetDict({"train": loaded})
     splits = {SPLIT_ALIASES.get(split, split): stream for split, stream in splits.items()}
     if "train" not in splits:
-        raise DataError(f"{name}: training needs a 'train' split; the data has {list(splits)}")
+        raise DataError(f"{name}: training needs a 'train' split; the data has {list(splits)} (splits are found by "
+                        f"name: train, validation or {'/'.join(SPLIT_ALIASES)}, test; {SPLIT_NAMES_HINT})")
     label_feature = None
+    label_column = label_column_of(splits["train"].column_names or [], spec.source.get("label_column", "label"))
+    train_label = (splits["train"].features or {}).get(label_column)
     for split_name, stream in list(splits.items()):
-        stream, feature = _references(stream, spec.source.get("audio_column", "audio"),
-                                      spec.source.get("label_column", "label"), f"{name} (split '{split_name}')")
+        stream, feature = _references(stream, spec.source.get("audio_column", "audio"), label_column,
+                                      f"{name} (split '{split_name}')", rows_in_order=split_name != "train")
         label_feature = label_feature or feature
         splits[split_name] = stream
     if label_names is None:
         if label_feature is None:
-            raise DataError(f"{name}: the label column '{spec.source.get('label_column', 'label')}' is not a "
-                            "ClassLabel, so the classes are unknown until the whole corpus is read; give them with "
-                            "--class_names a,b,c (their order is the class ids')")
+            raise DataError(_unknown_classes(name, label_column, train_label))
         label_names = list(label_feature.names)
     return {split: stream.map(_label_encoder(label_names, label_feature, split))
             for split, stream in splits.items()}, label_names
+
+
+def _unknown_classes(name: str, label_column: str, feature) -> str:
+    """Why the classes of a stream are unknown, and what gives them."""
+    if isinstance(feature, (List, LargeList, ListFeature, list)):
+        return (f"{name}: the label column '{label_column}' holds a list per clip (multi-label data); --streaming "
+                "from a Hub dataset trains single-label classifiers: drop --streaming, or save the dataset with "
+                "save_to_disk and stream that")
+    return (f"{name}: the label column '{label_column}' is not a ClassLabel, so the classes are unknown until the "
+            "whole corpus is read; give them with --class_names a,b,c (their order is the class ids')")
 
 
 def _held_out_counts(spec: DataSpec, name: str, total: Optional[int], missing: list[str]) -> dict[str, int]:
@@ -101,7 +199,8 @@ def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, se
     evaluation_raw, held_keys = {}, set()
     head = iter(train.shuffle(seed=seed, buffer_size=spec.shuffle_buffer_size))
     for split, count in counts.items():
-        evaluation_raw[split] = [example for _, example in zip(range(count), head)]
+        with read_errors(f"{spec.source['dataset_name']} (split 'train')"):
+            evaluation_raw[split] = [example for _, example in zip(range(count), head)]
         held_keys.update(_reference_key(example["audio"]) for example in evaluation_raw[split])
     train = train.filter(lambda example: _reference_key(example["audio"]) not in held_keys)
     logger.info("held out %s clips of the shuffled train stream as %s", sum(counts.values()), " and ".join(counts))
@@ -116,8 +215,12 @@ def _split_size(loaded, split: str) -> Optional[int]:
     return int(known.num_examples) if known is not None and known.num_examples else None
 
 
-def _references(stream: IterableDataset, audio_column: str, label_column: str, source: str):
-    """The stream reduced to `audio` (undecoded `{"path", "bytes"}`) and `label`; the label's ClassLabel, if any."""
+def _references(stream: IterableDataset, audio_column: str, label_column: str, source: str,
+                rows_in_order: bool = True):
+    """The stream reduced to `audio` (undecoded `{"path", "bytes"}`) and `label`; the label's ClassLabel, if any.
+
+    Bytes without a file name are named `<source> row N` (its place in the split), or by a hash of the bytes
+    for a training split of several shards, whose rows are counted in the shuffled shard order."""
     columns = stream.column_names
     if columns is not None:
         absent = [c for c in (audio_column, label_column) if c not in columns]
@@ -128,13 +231,18 @@ def _references(stream: IterableDataset, audio_column: str, label_column: str, s
     if features is not None and isinstance(features.get(audio_column), Audio):
         stream = stream.cast_column(audio_column, Audio(decode=False))
 
-    def reference(example):
+    by_row = rows_in_order or stream.num_shards == 1
+
+    def reference(example, row):
         audio = example[audio_column]
         if isinstance(audio, (str, os.PathLike)):
             audio = {"path": str(audio), "bytes": None}
+        elif isinstance(audio, dict) and not audio.get("path") and audio.get("bytes"):
+            place = f"row {row}" if by_row else "clip " + _reference_key(audio)
+            audio = {"path": f"<audio bytes without a file name: {source} {place}>", "bytes": audio["bytes"]}
         return {"audio": audio, "label": example[label_column]}
 
-    stream = stream.map(reference, remove_columns=columns)
+    stream = stream.map(reference, with_indices=True, remove_columns=columns)
     return stream, label_feature if isinstance(label_feature, ClassLabel) else None
 
 
@@ -143,19 +251,32 @@ def _label_encoder(label_names: Sequence[str], feature: Optional[ClassLabel], sp
 
     def encode(example):
         value = example["label"]
+        if isinstance(value, (list, tuple)):
+            raise StreamError(f"{describe_source(example['audio'])}: the label is a list {value} in split '{split}' "
+                              "(multi-label data); --streaming from a Hub dataset trains single-label classifiers: "
+                              "drop --streaming, or save the dataset with save_to_disk and stream that")
         name = feature.int2str(value) if feature is not None and isinstance(value, int) else str(value)
         if value is None or name.strip() == "":
-            raise DataError(f"{describe_source(example['audio'])}: empty label in split '{split}'")
+            raise StreamError(f"{describe_source(example['audio'])}: empty label in split '{split}'")
         if name not in index:
-            raise DataError(f"{describe_source(example['audio'])}: unknown label '{name}' in split '{split}'; "
-                            f"known labels: {list(label_names)}")
+            raise StreamError(f"{describe_source(example['audio'])}: unknown label '{name}' in split '{split}'; "
+                              f"known labels: {list(label_names)}")
         return {"label": index[name]}
 
     return encode
 
 
 def _reference_key(audio: dict[str, Any]) -> str:
-    """What identifies a streamed clip: its path, or a hash of its bytes when it has none."""
-    if audio.get("path"):
-        return str(audio["path"])
-    return "sha1:" + hashlib.sha1(audio.get("bytes") or b"").hexdigest()
+    """What identifies a streamed clip: a hash of its bytes, or its path when it has none (a file on disk).
+
+    Not the path first: Hub datasets often give many rows the same file name (`audio.wav`, or the name of
+    a file in each speaker's folder), and a held-out clip's name then removed all of them from training."""
+    if audio.get("bytes"):
+        return "sha1:" + hashlib.sha1(audio["bytes"]).hexdigest()
+    return str(audio.get("path"))
+
+
+def _read_split(stream: IterableDataset, limit: Optional[int], source: str) -> list:
+    """The first `limit` rows of an evaluation split (all without a limit)."""
+    with read_errors(source):
+        return list(stream.take(limit) if limit is not None else stream)

@@ -162,8 +162,10 @@ def _load_datasets_dataset(
 ) -> DatasetDict:
     if is_saved_dataset(name):
         loaded = load_from_disk(name)
-    else:
-        loaded = load_dataset(name, config_name, cache_dir=cache_dir)
+    else:  # one-line errors for a missing folder, an unreachable Hub, a wrong configuration (data.hub_stream)
+        from hfspeech.data.hub_stream import open_datasets_dataset
+
+        loaded = open_datasets_dataset(name, config_name, cache_dir=cache_dir)
     dataset = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
     label_column = label_column_of(next(iter(dataset.values())).column_names, label_column)
     for split_name, split in dataset.items():

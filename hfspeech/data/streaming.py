@@ -30,7 +30,8 @@ waveforms) after a shuffle of the shard order; both are seeded by `--seed` and c
 
 Several processes: `training.streaming` hands the stream to the Trainer (why decoding is in the collator).
 
-Bad files: an `AudioFileError` naming the file stops training, as in the map-style path; with
+Bad files: an `AudioFileError` naming the file stops training, as in the map-style path (a
+`StreamedClipError`, which is the same one line when it is raised in a DataLoader worker process); with
 `--skip_bad_files` the clip is dropped, logged, and appended to `streamed_skipped_files.jsonl` in the
 output folder (DataLoader workers and processes all append there), from which `data_report.json` counts
 them at the end of the run.
@@ -89,6 +90,36 @@ class StreamedData:
             report.kept["train"] = self.num_train_rows - len(skipped)
 
 
+class StreamError(DataError):
+    """A data error met while reading the training stream, possibly in a DataLoader worker process.
+
+    torch re-raises a worker's exception in the main process as `type(error)("Caught <type> in DataLoader
+    worker process N. Original Traceback ... <module>.<type>: <message>")`, and as a RuntimeError for a type
+    it cannot build from one string; these classes read their own one-line message back from that text, so
+    `--dataloader_num_workers N` reports a bad clip or label as the same one line as without workers."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(unwrapped(message))
+
+
+class StreamedClipError(AudioFileError):
+    """A training clip that cannot be decoded (`AudioFileError`) that crosses worker processes (`StreamError`)."""
+
+    def __init__(self, path: str = "", problem: str = ""):
+        if not problem:  # rebuilt by torch from a worker's error: one string, whose first ": " ends the path
+            path, _, problem = unwrapped(path).partition(": ")
+        super().__init__(path, problem)
+
+
+def unwrapped(text: str) -> str:
+    """The message of an error torch re-raised from a DataLoader worker (the last line of its traceback), or
+    `text` itself."""
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.rstrip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 class StreamingCollator:
     """Decodes and transforms the streamed clips of a batch, then pads them with `collator`.
 
@@ -111,7 +142,7 @@ class StreamingCollator:
             waveform = decode_audio(example["audio"], self.sampling_rate)
         except AudioFileError as error:
             if not self.skip_bad_files:
-                raise
+                raise StreamedClipError(error.path, error.problem) from error
             logger.warning("skipping %s (--skip_bad_files)", error)
             if self.skipped_log:
                 with open(self.skipped_log, "a") as f:
@@ -131,8 +162,8 @@ class StreamingCollator:
                 clips.append(waveform)
                 labels.append(example["label"])
         if not clips:
-            raise DataError(f"every clip of a training batch is unusable ({', '.join(bad)}); "
-                            "see streamed_skipped_files.jsonl in the output folder")
+            raise StreamError(f"every clip of a training batch is unusable ({', '.join(bad)}); "
+                              "see streamed_skipped_files.jsonl in the output folder")
         out = self.transform({"input_values": clips, "label": labels})
         return self.collator([{"input_values": c, "label": l} for c, l in zip(out["input_values"], out["label"])])
 

@@ -21,6 +21,8 @@ import torch
 from datasets import IterableDataset
 from transformers import TrainerCallback
 
+from hfspeech.data.hub_stream import read_errors
+from hfspeech.data.streaming import StreamError
 from hfspeech.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -31,12 +33,14 @@ class PassCounter(TrainerCallback):
 
     With no length to go by, the Trainer counts an epoch as `max_steps` steps, so a pass over the
     stream ended at "epoch 0.25"; at the end of each pass this sets it to the number of passes made
-    (a pass cut short by `--max_steps` counts as one).
+    (a pass cut short by `--max_steps` counts as one). The Trainer's epoch after pass k is k - 1 plus the
+    share of `max_steps` the pass took, in (0, 1], so the count is its ceiling: a single pass that takes
+    all of `max_steps` ends at 1.0, and counting it as floor + 1 said "epoch 2.0".
     """
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if state.epoch is not None:
-            state.epoch = float(math.floor(state.epoch + 1e-9) + 1)
+            state.epoch = float(max(1, math.ceil(state.epoch - 1e-9)))
         return control
 
 
@@ -55,7 +59,16 @@ class TrainingStream(torch.utils.data.IterableDataset):
         self.stream.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.stream)
+        """The stream's clips; a pass that yields none is an error, not a run that trains on nothing and
+        reports success (every clip held out for validation/test, or filtered out)."""
+        empty = True
+        with read_errors("the training stream"):
+            for example in self.stream:
+                empty = False
+                yield example
+        if empty:
+            raise StreamError("the training stream has no clips: every clip of the train split was held out for "
+                              "validation/test (lower --max_eval_samples or the split percentages) or is missing")
 
 
 def streaming_max_steps(num_rows: Optional[int], training_args) -> int:
