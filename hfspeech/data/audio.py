@@ -50,9 +50,10 @@ class AudioFileError(HfspeechError, ValueError):
         super().__init__(f"{path}: {problem}")
 
 
-def describe_source(audio: dict[str, Any]) -> str:
-    """A name for an undecoded `Audio` value: its path, or a placeholder for in-memory bytes."""
-    return audio.get("path") or "<audio bytes without a path>"
+def describe_source(audio: dict[str, Any] | None) -> str:
+    """A name for an undecoded `Audio` value: its path, or a placeholder for bytes or an empty cell (datasets
+    that hfspeech loads have theirs named by dataset, split and row instead: `data.clip_names`)."""
+    return (audio or {}).get("path") or ("<audio bytes without a file name>" if audio else "<empty audio cell>")
 
 
 def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:

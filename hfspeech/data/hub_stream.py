@@ -15,7 +15,11 @@ fractions of the known row count (capped by `--max_eval_samples`), or `--max_eva
 the count is unknown. Those clips are then filtered out of the training stream by a hash of their bytes (by
 path when they have none: many Hub datasets give every row the same or a reused file name, and a filter
 by name dropped every such row from training), so they cannot leak into training whatever order later
-epochs take. A clip stored as bytes without a file name is named by its dataset, split and row in errors.
+epochs take. A clip stored as bytes without a file name is named by its dataset, split and row in errors
+(`data.clip_names`, as without --streaming).
+
+Which splits are train, validation and test: `--train_split_name`, `--eval_split_name`, `--test_split_name`
+(`data.split_names`, as without --streaming); the splits no role takes are not read.
 """
 
 from __future__ import annotations
@@ -33,34 +37,39 @@ from datasets import load_dataset
 from datasets.exceptions import DatasetGenerationError, DatasetsError
 
 from hfspeech.data.audio import describe_source
+from hfspeech.data.clip_names import unnamed_audio
 from hfspeech.data.labelled import DataSpec
-from hfspeech.data.loading import SPLIT_ALIASES, label_column_of
+from hfspeech.data.loading import label_column_of
+from hfspeech.data.split_names import choose_splits, given_in, split_notes
 from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
 from hfspeech.errors import DataError, HfspeechError
 
 logger = logging.getLogger(__name__)
-
-# There is no --train_split_name / --eval_split_name (run_audio_classification.py's): splits are found by name.
-SPLIT_NAMES_HINT = ("to train on splits named otherwise, save them renamed: DatasetDict(train=d['SPLIT'], ...)"
-                    ".save_to_disk(DIR), then --dataset_name DIR")
 
 
 def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_names) -> StreamedData:
     """The training stream and the prepared evaluation splits of a streamed dataset."""
     name = spec.source["dataset_name"]
     loaded = open_datasets_dataset(name, spec.source.get("dataset_config_name"), streaming=True)
-    splits, label_names = _labelled_streams(loaded, spec, name, label_names)
-    total = _split_size(loaded, "train")
+    streams = loaded if isinstance(loaded, IterableDatasetDict) else IterableDatasetDict({"train": loaded})
+    given = given_in(spec.source)
+    chosen = choose_splits(list(streams), given, name)  # role -> the dataset's split
+    splits, label_names = _labelled_streams({split: streams[split] for split in chosen.values()}, chosen["train"],
+                                            spec, name, label_names)
+    splits = {role: splits[split] for role, split in chosen.items()}
+    total = _split_size(streams[chosen["train"]], chosen["train"])
     train = splits.pop("train")
     held_counts = _held_out_counts(spec, name, total, missing=[s for s in ("validation", "test") if s not in splits])
     evaluation_raw, held_keys = {}, set()
     if held_counts:
-        train, evaluation_raw, held_keys = _hold_out(train, held_counts, spec, seed)
+        train, evaluation_raw, held_keys = _hold_out(train, held_counts, spec, seed,
+                                                     f"{name} (split '{chosen['train']}')")
     for split, stream in splits.items():
-        evaluation_raw[split] = _read_split(stream, spec.max_eval_samples, f"{name} (split '{split}')")
+        evaluation_raw[split] = _read_split(stream, spec.max_eval_samples, f"{name} (split '{chosen[split]}')")
     features = Features({"audio": Audio(decode=False), "label": ClassLabel(names=label_names)})
     eval_sets = {split: Dataset.from_list(rows, features=features) for split, rows in evaluation_raw.items() if rows}
     evaluation, report = prepare_evaluation(eval_sets, spec, sampling_rate)
+    report.add_listing({}, [], split_notes(chosen, given, {s: _split_size(streams[s], s) for s in streams}, name))
     num_rows = None if total is None else total - len(held_keys)
     if spec.max_train_samples is not None:
         train = train.take(spec.max_train_samples)
@@ -142,19 +151,15 @@ def read_errors(source: str):
         raise StreamError(f"{source}: cannot be read: {reason_in_one_line(error)}") from error
 
 
-def _labelled_streams(loaded, spec: DataSpec, name: str, label_names):
-    """Every split as a stream of `{audio reference, label id}`, and the label names."""
-    splits = loaded if isinstance(loaded, IterableDatasetDict) else IterableDatasetDict({"train": loaded})
-    splits = {SPLIT_ALIASES.get(split, split): stream for split, stream in splits.items()}
-    if "train" not in splits:
-        raise DataError(f"{name}: training needs a 'train' split; the data has {list(splits)} (splits are found by "
-                        f"name: train, validation or {'/'.join(SPLIT_ALIASES)}, test; {SPLIT_NAMES_HINT})")
+def _labelled_streams(splits: dict[str, IterableDataset], train: str, spec: DataSpec, name: str, label_names):
+    """Every split as a stream of `{audio reference, label id}`, keyed by the dataset's own split names (which
+    its clips are named by; `train` is the one trained on), and the label names."""
     label_feature = None
-    label_column = label_column_of(splits["train"].column_names or [], spec.source.get("label_column", "label"))
-    train_label = (splits["train"].features or {}).get(label_column)
+    label_column = label_column_of(splits[train].column_names or [], spec.source.get("label_column", "label"))
+    train_label = (splits[train].features or {}).get(label_column)
     for split_name, stream in list(splits.items()):
         stream, feature = _references(stream, spec.source.get("audio_column", "audio"), label_column,
-                                      f"{name} (split '{split_name}')", rows_in_order=split_name != "train")
+                                      f"{name} (split '{split_name}')", rows_in_order=split_name != train)
         label_feature = label_feature or feature
         splits[split_name] = stream
     if label_names is None:
@@ -194,12 +199,12 @@ def _held_out_counts(spec: DataSpec, name: str, total: Optional[int], missing: l
     return counts
 
 
-def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, seed: int):
+def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, seed: int, source: str):
     """The first clips of a seeded shuffle of train as evaluation splits, filtered out of the training stream."""
     evaluation_raw, held_keys = {}, set()
     head = iter(train.shuffle(seed=seed, buffer_size=spec.shuffle_buffer_size))
     for split, count in counts.items():
-        with read_errors(f"{spec.source['dataset_name']} (split 'train')"):
+        with read_errors(source):
             evaluation_raw[split] = [example for _, example in zip(range(count), head)]
         held_keys.update(_reference_key(example["audio"]) for example in evaluation_raw[split])
     train = train.filter(lambda example: _reference_key(example["audio"]) not in held_keys)
@@ -207,10 +212,9 @@ def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, se
     return train, evaluation_raw, held_keys
 
 
-def _split_size(loaded, split: str) -> Optional[int]:
+def _split_size(stream: IterableDataset, split: str) -> Optional[int]:
     """The number of rows of a streamed split when the dataset card says it, else None."""
-    info = loaded[split].info if isinstance(loaded, IterableDatasetDict) else loaded.info
-    sizes = getattr(info, "splits", None) or {}
+    sizes = getattr(stream.info, "splits", None) or {}
     known = sizes.get(split) if hasattr(sizes, "get") else None
     return int(known.num_examples) if known is not None and known.num_examples else None
 
@@ -237,9 +241,9 @@ def _references(stream: IterableDataset, audio_column: str, label_column: str, s
         audio = example[audio_column]
         if isinstance(audio, (str, os.PathLike)):
             audio = {"path": str(audio), "bytes": None}
-        elif isinstance(audio, dict) and not audio.get("path") and audio.get("bytes"):
-            place = f"row {row}" if by_row else "clip " + _reference_key(audio)
-            audio = {"path": f"<audio bytes without a file name: {source} {place}>", "bytes": audio["bytes"]}
+        elif not audio or not audio.get("path"):  # bytes of a dataset built from arrays, or an empty cell
+            audio = unnamed_audio(audio, f"{source} row {row}" if by_row or not audio or not audio.get("bytes")
+                                  else f"{source} clip {_reference_key(audio)}")
         return {"audio": audio, "label": example[label_column]}
 
     stream = stream.map(reference, with_indices=True, remove_columns=columns)

@@ -19,6 +19,7 @@ from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
 from hfspeech.data.split_audit import audit_repeats, audit_splits
+from hfspeech.data.split_names import SPLIT_ALIASES
 from hfspeech.data.splits import make_splits
 from hfspeech.errors import DataError
 
@@ -67,13 +68,27 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
 def load_evaluation_split(spec: DataSpec, label_names: Sequence[str], split: Optional[str] = None,
                           multi_label: bool = False, report: Optional[DataReport] = None) -> DatasetDict:
     """One split (default: test, else the first) labelled with a trained model's `label_names`: a label the
-    model does not know is an error naming the file, not a silent mistake."""
-    raw = load_audio_dataset(**spec.source, report=report)
-    split = split or ("test" if "test" in raw else next(iter(raw)))
-    if split not in raw:
-        raise DataError(f"--split {split}: no such split in the data (splits: {list(raw)})")
+    model does not know is an error naming the file, not a silent mistake. The split is keyed by the name the
+    data gives it; `split` may also be its role (`validation` for a `dev` split), as training reads it."""
+    raw = load_audio_dataset(**spec.source, report=report, choose_split=lambda names: evaluated_split(names, split))
+    split = evaluated_split(list(raw), split)  # a datasets dataset's is chosen: only its splits are read
     return encode_labels(DatasetDict({split: raw[split]}), label_names, multi_label=multi_label,
                          separator=spec.label_separator)
+
+
+def evaluated_split(available: list[str], split: Optional[str]) -> str:
+    """`hfspeech evaluate --split`: a split as the data names it (`dev`), else the one split in the role
+    it names (`validation`: `dev`, `val` ...; `data.split_names.SPLIT_ALIASES`)."""
+    if split is None:
+        return "test" if "test" in available else available[0]
+    if split in available:
+        return split
+    role = SPLIT_ALIASES.get(split, split)
+    matches = [name for name in available if SPLIT_ALIASES.get(name, name) == role]
+    if len(matches) != 1:
+        which = f"the splits {matches} are each a {role} split: name one" if matches else "no such split in the data"
+        raise DataError(f"--split {split}: {which} (splits: {available})")
+    return matches[0]
 
 
 def limit_samples(raw: DatasetDict, spec: DataSpec, seed: int, report: Optional[DataReport] = None) -> DatasetDict:

@@ -11,7 +11,8 @@ them per clip (`List(ClassLabel)`):
 - CSV or JSONL manifests with a path and a label column (paths relative to the manifest's folder), read
   by `hfspeech.data.manifests` with every label a string exactly as written (`0012` stays `0012`);
 - any `datasets` dataset with an audio and a label column: a Hub name, or a folder saved with
-  `save_to_disk`.
+  `save_to_disk`; which of its splits are train, validation and test is `data.split_names`' choice
+  (`--train_split_name` ...), and clips without a file name are named by row (`data.clip_names`).
 
 Label lists for multi-label data, and the encoding of labels into class ids, are `hfspeech.data.labels`.
 """
@@ -23,18 +24,19 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
+from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
 from hfspeech.data.prepare import DataReport
+from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
+                                       split_notes)
 from hfspeech.errors import DataError, first_few
 
 logger = logging.getLogger("hfspeech.data")
-
-SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
 
 
 def load_audio_dataset(
@@ -50,27 +52,54 @@ def load_audio_dataset(
     cache_dir: Optional[str] = None,
     label_depth: Optional[int] = None,
     report: Optional[DataReport] = None,
+    train_split_name: str = "train",
+    eval_split_name: str = "validation",
+    test_split_name: str = "test",
+    choose_split: Optional[Callable[[list[str]], str]] = None,
 ) -> DatasetDict:
     """Load exactly one of: an audiofolder (`data_dir`), manifests (`*_file`), a datasets dataset.
 
     `label_depth`: for an audio folder with nested folders, which folder below the root (or split folder)
-    is the label (`hfspeech.data.folders`). `report`: filled with the files found and those ignored."""
+    is the label (`hfspeech.data.folders`). `report`: filled with the files found and those ignored.
+    `*_split_name`: which splits of a datasets dataset are train, validation and test (`data.split_names`);
+    the others are not read. `choose_split`: instead, the one split of a datasets dataset it picks from the
+    split names, under its own name (`hfspeech evaluate --split dev`)."""
     given = [bool(data_dir), bool(train_file or validation_file or test_file), bool(dataset_name)]
     if sum(given) != 1:
         raise DataError("give exactly one data source: --data_dir, --train_file/--validation_file/--test_file, or "
                         "--dataset_name")
+    split_names = given_split_names(train_split_name, eval_split_name, test_split_name)
+    refuse_without_dataset(split_names, dataset_name)
     if data_dir:
         dataset = _load_audiofolder(data_dir, cache_dir, label_depth, report)
-    elif dataset_name:
-        dataset = _load_datasets_dataset(dataset_name, dataset_config_name, audio_column, label_column, cache_dir)
-    else:
+        return DatasetDict({SPLIT_ALIASES.get(name, name): split for name, split in dataset.items()})
+    if not dataset_name:
         files = {"train": train_file, "validation": validation_file, "test": test_file}
-        dataset = DatasetDict(
-            {split: _load_manifest(path, path_column, label_column) for split, path in files.items() if path}
-        )
-    if report is not None and not data_dir:
+        dataset = DatasetDict({split: _load_manifest(path, path_column, label_column)
+                               for split, path in files.items() if path})
+    else:
+        dataset = _load_datasets_dataset(dataset_name, dataset_config_name, cache_dir)
+        if choose_split is None:
+            return _by_role(dataset, split_names, dataset_name, audio_column, label_column, report)
+    if report is not None:
         report.add_listing({name: len(split) for name, split in dataset.items()}, [], [])
-    return DatasetDict({SPLIT_ALIASES.get(name, name): split for name, split in dataset.items()})
+    if not dataset_name:
+        return dataset
+    chosen = choose_split(list(dataset))
+    return _audio_and_label(DatasetDict({chosen: dataset[chosen]}), dataset_name, audio_column, label_column)
+
+
+def _by_role(dataset: DatasetDict, given: dict[str, str], name: str, audio_column: str, label_column: str,
+             report: Optional[DataReport]) -> DatasetDict:
+    """The dataset's train, validation and test splits (`data.split_names.choose_splits`) under those names;
+    the splits left out are not read (nor checked)."""
+    chosen = choose_splits(list(dataset), given, name)
+    if report is not None:
+        report.add_listing({role: len(dataset[split]) for role, split in chosen.items()}, [],
+                           split_notes(chosen, given, {split: len(rows) for split, rows in dataset.items()}, name))
+    used = _audio_and_label(DatasetDict({split: dataset[split] for split in chosen.values()}), name, audio_column,
+                            label_column)
+    return DatasetDict({role: used[split] for role, split in chosen.items()})
 
 
 def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Optional[int],
@@ -157,16 +186,20 @@ def is_saved_dataset(name: Optional[str]) -> bool:
     return bool(name) and saved.is_dir() and ((saved / "dataset_dict.json").exists() or (saved / "state.json").exists())
 
 
-def _load_datasets_dataset(
-    name: str, config_name: Optional[str], audio_column: str, label_column: str, cache_dir: Optional[str]
-) -> DatasetDict:
+def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Optional[str]) -> DatasetDict:
+    """Every split of a `save_to_disk` folder, a Hub dataset or a local clone of one, under its own name."""
     if is_saved_dataset(name):
         loaded = load_from_disk(name)
     else:  # one-line errors for a missing folder, an unreachable Hub, a wrong configuration (data.hub_stream)
         from hfspeech.data.hub_stream import open_datasets_dataset
 
         loaded = open_datasets_dataset(name, config_name, cache_dir=cache_dir)
-    dataset = loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+
+
+def _audio_and_label(dataset: DatasetDict, name: str, audio_column: str, label_column: str) -> DatasetDict:
+    """The splits reduced to `audio` (undecoded, every clip with a name: `data.clip_names`) and `label`.
+    `dataset` holds the splits the run uses, keyed by their own names (the names that clips are named by)."""
     label_column = label_column_of(next(iter(dataset.values())).column_names, label_column)
     for split_name, split in dataset.items():
         _require_columns(split, [audio_column, label_column], f"{name} (split '{split_name}')")
@@ -174,8 +207,10 @@ def _load_datasets_dataset(
         dataset = dataset.rename_column(audio_column, "audio")
     if label_column != "label":
         dataset = dataset.rename_column(label_column, "label")
-    extra = [c for c in next(iter(dataset.values())).column_names if c not in ("audio", "label")]
-    return dataset.remove_columns(extra).cast_column("audio", Audio(decode=False))
+    dataset = DatasetDict({split_name: split.select_columns(["audio", "label"])  # splits may have other columns
+                           for split_name, split in dataset.items()}).cast_column("audio", Audio(decode=False))
+    return DatasetDict({split_name: name_pathless_audio(split, f"{name} (split '{split_name}')")
+                        for split_name, split in dataset.items()})
 
 
 def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:

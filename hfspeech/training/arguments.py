@@ -16,6 +16,8 @@ from hfspeech.models.problem_types import MULTI_LABEL
 if TYPE_CHECKING:
     from hfspeech.data.labelled import DataSpec
 
+SPLIT_NAME_DEFAULTS = {"train_split_name": "train", "eval_split_name": "validation", "test_split_name": "test"}
+
 
 @dataclass
 class ModelArguments:
@@ -124,6 +126,12 @@ class DataArguments:
         default=None, metadata={"help": "A datasets dataset: Hub name or a folder saved with save_to_disk."}
     )
     dataset_config_name: Optional[str] = field(default=None, metadata={"help": "The dataset's configuration."})
+    train_split_name: str = field(default="train", metadata={"help": "--dataset_name: the split to train on."})
+    eval_split_name: str = field(
+        default="validation", metadata={"help": "--dataset_name: the validation split (by default also dev, valid, "
+                                        "val or eval; carved out of train when there is none)."})
+    test_split_name: str = field(
+        default="test", metadata={"help": "--dataset_name: the test split (carved out of train when there is none)."})
     audio_column_name: str = field(default="audio", metadata={"help": "Audio column of a datasets dataset."})
     label_column_name: str = field(
         default="label",
@@ -243,8 +251,11 @@ class DataArguments:
         if not self.label_separator:  # str.split("") raised a bare ValueError deep in label encoding
             raise UsageError("--label_separator must not be empty (default ';', as in 'dog;siren')")
         from hfspeech.data.augment import check_augmentation_flags  # here: --help does not import audiomentations
+        from hfspeech.data.split_names import given_split_names, refuse_without_dataset
 
         check_augmentation_flags(self)  # before any data is read, not after decoding it (or as a traceback)
+        refuse_without_dataset(given_split_names(self.train_split_name, self.eval_split_name, self.test_split_name),
+                               self.dataset_name)  # before run_inputs.json is written into --output_dir
 
     def spec(self) -> "DataSpec":
         """What the data stage needs from these flags (`data.labelled.DataSpec`)."""
@@ -263,6 +274,9 @@ class DataArguments:
             test_file=self.test_file, dataset_name=self.dataset_name, dataset_config_name=self.dataset_config_name,
             audio_column=self.audio_column_name, label_column=self.label_column_name,
             path_column=self.path_column_name, label_depth=self.label_depth,
+            # only names other than the defaults: a run recorded before these flags (run_inputs.json) resumes
+            **{name: getattr(self, name) for name, default in SPLIT_NAME_DEFAULTS.items()
+               if getattr(self, name) != default},
         )
 
     def preparation(self) -> dict:

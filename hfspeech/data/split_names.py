@@ -1,0 +1,88 @@
+"""Which split of a `--dataset_name` dataset is train, validation and test.
+
+transformers' `run_audio_classification.py` picks a Hub dataset's splits with `--train_split_name` and
+`--eval_split_name`; hfspeech takes those and `--test_split_name` (the split a run is tested on at the end),
+so that splits named `training` / `dev` / `eval` are used as they are, without renaming and saving a copy.
+
+A role whose flag keeps its default takes the split of that name if the data has it, else the one split
+with a usual other name (`SPLIT_ALIASES`); a missing validation or test split is then carved out of train
+(`data.splits`), as before the flags. A name given that the data does not have, one split named for two
+roles, and two splits that could each be the validation split (`dev` and `eval`: one of them was dropped
+without a word) are one line listing the splits there are. Splits no role takes are left out, and said so.
+
+Audio folders and manifests have no such flags: an audio folder's split folders are read by their names
+(`data.folders.SPLIT_FOLDERS`: train/training, dev/val/valid, test/testing/eval/evaluation ...), and manifests
+are named per split (`--train_file`, `--validation_file`, `--test_file`); the flags are refused with them.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from hfspeech.errors import DataError, UsageError
+
+ROLE_FLAGS = {"train": "--train_split_name", "validation": "--eval_split_name", "test": "--test_split_name"}
+SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
+
+
+def given_split_names(train: str = "train", validation: str = "validation", test: str = "test") -> dict[str, str]:
+    """{role: split} for the flags that name another split than their default (the role's own name)."""
+    return {role: name for role, name in (("train", train), ("validation", validation), ("test", test))
+            if name != role}
+
+
+def given_in(source: dict) -> dict[str, str]:
+    """`given_split_names` of the keyword arguments of `data.loading.load_audio_dataset` (`DataSpec.source`)."""
+    return given_split_names(source.get("train_split_name", "train"), source.get("eval_split_name", "validation"),
+                             source.get("test_split_name", "test"))
+
+
+def refuse_without_dataset(given: dict[str, str], dataset_name: Optional[str]) -> None:
+    """The flags choose among a dataset's splits; audio folders and manifests name their splits otherwise."""
+    if given and not dataset_name:
+        flags = ", ".join(f"{ROLE_FLAGS[role]} {name}" for role, name in given.items())
+        raise UsageError(f"{flags}: split names choose the splits of a --dataset_name dataset; an audio folder's "
+                         "split folders are read by their names (train/training, validation/valid/val/dev, "
+                         "test/testing/eval/evaluation) and manifests are given per split (--train_file, "
+                         "--validation_file, --test_file)")
+
+
+def choose_splits(available: Sequence[str], given: dict[str, str], source: str) -> dict[str, str]:
+    """{role: the dataset's split} for each role the data has a split for; train is required."""
+    available = list(available)
+    for role, name in given.items():
+        if name not in available:
+            raise DataError(f"{ROLE_FLAGS[role]} {name}: {source} has no such split; its splits: {available}")
+    named = list(given.values())
+    twice = next((name for name in named if named.count(name) > 1), None)
+    if twice is not None:
+        flags = " and ".join(ROLE_FLAGS[role] for role, name in given.items() if name == twice)
+        raise UsageError(f"{flags} both name the split '{twice}'; a split is used for one of train, validation "
+                         "and test")
+    chosen = dict(given)
+    for role in [role for role in ROLE_FLAGS if role not in given]:
+        free = [split for split in available if split not in named]
+        aliased = [role] if role in free else [split for split in free if SPLIT_ALIASES.get(split) == role]
+        if len(aliased) > 1:
+            raise DataError(f"{source}: the splits {aliased} could each be the {role} split; choose one with "
+                            f"{ROLE_FLAGS[role]} (and test on another with --test_split_name)")
+        if aliased:
+            chosen[role] = aliased[0]
+        elif role == "train":
+            raise DataError(f"{source}: training needs a train split; its splits: {available} (name it with "
+                            "--train_split_name; validation and test splits with --eval_split_name, --test_split_name)")
+    return {role: chosen[role] for role in ROLE_FLAGS if role in chosen}
+
+
+def split_notes(chosen: dict[str, str], given: dict[str, str], sizes: dict[str, Optional[int]],
+                source: str) -> list[str]:
+    """What a run's data report says about the choice (`given`: the flags'): splits found under another name
+    than their role's, splits left out."""
+    notes = [f"{source}: split '{split}' is the {role} split ({ROLE_FLAGS[role]} to choose another)"
+             for role, split in chosen.items() if split != role and role not in given]
+    for split, size in sizes.items():
+        if split not in chosen.values():
+            rows = "" if size is None else f" ({size} rows)"
+            notes.append(f"{source}: split '{split}'{rows} is not used (choose splits with --train_split_name, "
+                         "--eval_split_name, --test_split_name)")
+    return notes
