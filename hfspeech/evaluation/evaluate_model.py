@@ -42,7 +42,9 @@ logger = logging.getLogger("hfspeech.evaluate")
 class EvaluateArguments:
     model: str = field(metadata={"help": "Model folder (or Hub id) to evaluate."})
     output_dir: str = field(default="runs/evaluation", metadata={"help": "Where the report files go."})
-    split: Optional[str] = field(default=None, metadata={"help": "Split to evaluate (default: test, else all)."})
+    split: Optional[str] = field(default=None, metadata={
+        "help": "Split to evaluate, as the data names it or by role (default: test, else the first split; a "
+                "folder without split folders is one split of all its files)."})
     batch_size: int = field(default=16, metadata={"help": "Clips per forward pass."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from a Hub repo."})
     window_seconds: Optional[float] = field(
