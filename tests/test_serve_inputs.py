@@ -169,3 +169,10 @@ def test_a_missing_model_folder_is_one_line_before_any_worker_starts(tmp_path):
     result = subprocess.run([sys.executable, "-m", "hfspeech.cli", "serve", str(missing), "--port", "0", "--workers",
                              "2"], capture_output=True, text=True, timeout=60)  # was: workers answering 503 for ever
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"error: {missing}: model folder not found"]
+
+
+def test_a_stream_parameter_the_server_does_not_know_is_refused_by_name(server):
+    response = requests.post(f"{server.url}/stream?min_window=3", data=b"\x00\x00" * 1600, timeout=30)
+    assert response.status_code == 400 and response.json()["kind"] == "bad_parameters"
+    assert "unknown parameter 'min_window'" in response.json()["error"]
+    assert requests.post(f"{server.url}/stream?min_windows=3", data=b"\x00\x00" * 1600, timeout=30).ok

@@ -64,9 +64,17 @@ class LiveStream:
         return results + [end]
 
 
+STREAM_PARAMETERS = ("format", "rate", "channels", "window_seconds", "hop_seconds", "threshold", "min_windows", "vad",
+                     "windows", "api_key")  # api_key: a browser's WebSocket cannot send headers
+
+
 async def open_stream(runner: ModelRunner, query) -> LiveStream:
     """The stream the query string asks for, or 400 naming the parameter at fault."""
     classifier = await runner.wait_ready()
+    unknown = sorted(set(query) - set(STREAM_PARAMETERS))  # `min_window=3` used to be ignored without a word
+    if unknown:
+        raise ApiError(400, "bad_parameters", f"unknown parameter{'s' * (len(unknown) > 1)} "
+                       f"{', '.join(map(repr, unknown))}: the known ones are {', '.join(STREAM_PARAMETERS)}")
     threshold = _number(query, "threshold", float, 0.5)
     if not 0 <= threshold <= 1:
         raise ApiError(400, "bad_parameters", f"threshold must be between 0 and 1, got {threshold:g}")
