@@ -135,12 +135,21 @@ def cpu_name() -> str:
 
 
 def machine() -> dict:
+    """What a reader needs to tell whether a number came from their machine: the CPU, its cores, the threads
+    torch uses here (measured runs in subprocesses start with the same default), the library versions."""
     import datasets
     import torch
     import transformers
 
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__, "datasets": datasets.__version__,
+    try:
+        import onnxruntime
+
+        onnxruntime_version = onnxruntime.__version__
+    except ImportError:
+        onnxruntime_version = None
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime_version,
+            "transformers": transformers.__version__, "datasets": datasets.__version__,
             "load_average_1min": os.getloadavg()[0]}
 
 

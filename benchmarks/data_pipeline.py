@@ -26,9 +26,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _checks import run_script, writable_path  # noqa: E402  (first: no downloads)
 from _common import (  # noqa: E402
     MemorySampler, generate_clips, machine, reference_transforms, run_side, write_json,
 )
+
+from hfspeech.cli.flags import number_in, positive  # noqa: E402
 
 SAMPLING_RATE = 16000
 MAX_LENGTH_SECONDS = 1.0
@@ -37,10 +40,12 @@ TARGETS = {"epoch_2_plus": 3.0, "epoch_1_num_proc_2": 1.5}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num-clips", type=int, default=2000, help="generated clips (up to 20,000)")
-    parser.add_argument("--epochs", type=int, default=3, help="passes over the data per run (>= 2)")
-    parser.add_argument("--num-proc", type=int, nargs="+", default=[1, 2], help="process counts to measure")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Prints a table; writes JSON "
+                                     "(--output): the machine, the settings, both sides and their ratios.")
+    parser.add_argument("--num-clips", type=number_in(int, 4, 20000), default=2000,
+                        help="generated clips, 4 to 20,000 (at least one per class)")
+    parser.add_argument("--epochs", type=number_in(int, 2, 1000), default=3, help="passes over the data per run (>= 2)")
+    parser.add_argument("--num-proc", type=positive(int), nargs="+", default=[1, 2], help="process counts to measure")
     parser.add_argument("--work_dir", default="runs/benchmark-data", help="generated clips go here")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process, not one subprocess per run (quick checks; memory not comparable)")
@@ -167,9 +172,8 @@ def main(argv=None) -> dict:
     if args.side:
         print(json.dumps(measure_one(args)))
         return {}
-    if args.epochs < 2:
-        raise SystemExit("--epochs must be at least 2 (epoch 1 and the epochs after it are reported apart)")
-    work_dir = Path(args.work_dir)
+    work_dir = writable_path(args.work_dir, "--work_dir", folder=True)
+    output = writable_path(args.output or work_dir / "data_pipeline_benchmark.json", "--output")
     started = time.perf_counter()
     data_dir = generate_clips(work_dir / f"clips-{args.num_clips}", args.num_clips)
     print(f"{args.num_clips} clips in {data_dir} ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -194,15 +198,16 @@ def main(argv=None) -> dict:
     proc2 = [row for row in rows if row["num_proc"] == 2]
     if proc2:
         checks["epoch_1_num_proc_2_at_least_1_5x"] = proc2[0]["ratio"]["epoch_1"] >= TARGETS["epoch_1_num_proc_2"]
-    results = {"machine": machine(), "num_clips": args.num_clips, "epochs": args.epochs, "batch_size": BATCH_SIZE,
+    results = {"machine": machine(), "in_process": args.in_process,  # in-process: memory not comparable
+               "num_clips": args.num_clips, "epochs": args.epochs, "batch_size": BATCH_SIZE,
                "sampling_rate": SAMPLING_RATE, "max_length_seconds": MAX_LENGTH_SECONDS, "data_dir": str(data_dir),
                "targets": TARGETS, "meets_targets": checks, "results": rows,
                "total_seconds": time.perf_counter() - started}
     print_table(rows)
-    output = write_json(results, args.output or work_dir / "data_pipeline_benchmark.json")
+    output = write_json(results, output)
     print(f"targets met: {checks}; results: {output}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -31,7 +31,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.pretrained import RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process, start_results  # noqa: E402
+from benchmarks._checks import read_reports, run_script  # noqa: E402  (first: no downloads)
+from benchmarks.pretrained import (  # noqa: E402
+    RECIPES, SPEAKERS, pending_fsdd_runs, record, run_in_process, start_results,
+)
 
 WIDTH = {"bcresnet-1": 1, "bcresnet-3": 3, "bcresnet-4": 4, "bcresnet-8": 8}
 # `-fm`: function matching (hfspeech distill --teacher_on_augmented): the teacher labels every augmented, mixed
@@ -84,7 +87,7 @@ def edge_measurements(model_dir: Path, test_manifest: Path) -> dict:
     torch.set_num_threads(1)
     parameters = sum(p.numel() for p in AutoModelForAudioClassification.from_pretrained(model_dir).parameters())
     quantized = export_onnx(model_dir, model_dir / "onnx-int8", quantize="int8")
-    classifier = AudioClassifier.from_pretrained(str(quantized))
+    classifier = one_thread_onnx(AudioClassifier.from_pretrained(str(quantized)), quantized)
     rows, _ = read_manifest(str(test_manifest))
     clips = [decode_audio(row["path"], 16000) for row in rows]
     correct = sum(classifier.classify_waveform(c, top_k=1).labels[0] == row["label"] for c, row in zip(clips, rows))
@@ -96,7 +99,21 @@ def edge_measurements(model_dir: Path, test_manifest: Path) -> dict:
         times.append(time.perf_counter() - start)
     return {"parameters": parameters, "int8_bytes": quantized.stat().st_size,
             "int8_latency_ms": round(1000 * float(np.median(times[1:])), 2),
+            "int8_threads": classifier.backend.session.get_session_options().intra_op_num_threads,
             "int8_test_accuracy": correct / len(rows)}
+
+
+def one_thread_onnx(classifier, path: Path):
+    """`classifier` with its onnxruntime session on one thread: onnxruntime's default is every core, whatever
+    torch's setting, and the latency is reported for one thread (an edge device's)."""
+    import onnxruntime
+
+    from hfspeech.inference.backends import OnnxBackend
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    classifier.backend = OnnxBackend(path, classifier.config, options)
+    return classifier
 
 
 def teacher_for(root: Path, fold: str) -> tuple[Path, dict]:
@@ -171,8 +188,9 @@ def summary(results: dict) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " ") + " Prints a table; "
+                                     "writes every run's numbers as it ends, and the machine, to --output (JSON).")
     parser.add_argument("--runs", nargs="*", default=["bcresnet-3", "bcresnet-1", "bcresnet-8", "cnn", "lstm"])
     parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
     parser.add_argument("--teacher_root", type=Path, default=ROOT / "runs" / "teachers",
@@ -181,22 +199,30 @@ def main() -> None:
                         help="espeak-ng clips of each digit added to the training split of `+espeak` runs")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every run (last)")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-edge")
-    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-edge" / "edge.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-edge" / "edge.json", help="JSON results")
     parser.add_argument("--resume", action="store_true", help="keep the results in --output, skip runs done")
     parser.add_argument("--report", nargs="+", type=Path, help="only print the table of these result files, merged")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     if args.report:
         merged: dict = {"runs": {}, "teachers": {}}
-        for path in args.report:
-            data = json.loads(path.read_text())
+        for data in read_reports(args.report):
             merged["runs"].update(data.get("runs", {}))
             merged["teachers"].update(data.get("teachers", {}))
         print("\n".join(summary(merged)))
         return
+    for name in args.runs:  # a mistyped run or a missing teacher: found now, not after hours of other runs
+        distilled = run_flags(name)[0] == "distill"
+        espeak_clips_per_digit(name, args.espeak_clips_per_digit)
+        for fold in args.folds if distilled else ():
+            teacher_for(args.teacher_root, fold)
     results = start_results(args)
     fsdd_runs(args, results, args.work_dir)
     print("\n".join(summary(results)))
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

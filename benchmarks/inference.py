@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,35 +26,45 @@ from typing import Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_name  # noqa: E402
+from _checks import existing_model, run_script, writable_path  # noqa: E402  (first: no downloads)
+from _common import machine  # noqa: E402
 from _inference_parts import cold_start_seconds, load_average, long_file_speed, write_long_file  # noqa: E402
 from _transformer_int8 import file_size_mb, one_second_clips, transformer_variants  # noqa: E402
 
 from hfspeech.cli import DEMO_TRAINING_FLAGS
+from hfspeech.cli.flags import positive
 from hfspeech.data.audio import decode_audio, find_audio_files
-from hfspeech.export import export_onnx, export_torchscript, quantize_int8
+from hfspeech.errors import UsageError
 from hfspeech.inference.backends import OnnxBackend
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.models.inputs import extract_features
 from hfspeech.synthetic.spoken import generate_keyword_dataset
 
 BATCH_SIZE = 16
+METHOD = ("same threads for torch and onnxruntime; backends in turns, round by round; 5 single clips and 1 batch "
+          "per backend as warm-up, not timed; p50/p95: every clip of every round; throughput: the median round; "
+          "long file: best of 2; cold start: median (and best) of --cold_start_repeats fresh processes")
 UNSEEN_SEED = 2026  # the demo's "never seen" seed: neither training data nor splits use it
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Prints tables; writes JSON "
+                                     "(--output): the machine and threads, the settings, every backend's numbers "
+                                     "and its ratios to PyTorch fp32, the long file, cold starts, the targets.")
     parser.add_argument("--model", help="a training run's folder (default: train the demo CNN into WORK_DIR/model)")
     parser.add_argument("--work_dir", default="runs/benchmark", help="data, model, exports and results go here")
     parser.add_argument("--eval_dir", help="held-out audio folder DIR/<label>/*.wav (default: generated keywords)")
-    parser.add_argument("--clips_per_keyword", type=int, default=25, help="generated held-out clips per keyword")
+    parser.add_argument("--clips_per_keyword", type=positive(int), default=25,
+                        help="generated held-out clips per keyword")
     parser.add_argument("--calibration_dir", help="audio folder for static int8 (default: the data it trained on)")
-    parser.add_argument("--rounds", type=int, default=3, help="latency passes over the held-out clips")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and onnxruntime")
-    parser.add_argument("--long_minutes", type=float, default=10.0, help="length of the long file (minutes)")
+    parser.add_argument("--rounds", type=positive(int), default=3, help="latency passes over the held-out clips")
+    parser.add_argument("--threads", type=positive(int), default=os.cpu_count(),
+                        help="threads for torch and onnxruntime")
+    parser.add_argument("--long_minutes", type=positive(float), default=10.0, help="length of the long file (minutes)")
     parser.add_argument("--skip_transformer", action="store_true", help="skip the Wav2Vec2-base-sized model")
     parser.add_argument("--cold_start_repeats", type=int, default=3, help="fresh processes per command (0: skip)")
-    parser.add_argument("--transformer_clips", type=int, default=48, help="held-out clips for the transformer")
+    parser.add_argument("--transformer_clips", type=positive(int), default=48,
+                        help="held-out clips for the transformer")
     parser.add_argument("--output", help="JSON results (default: WORK_DIR/inference_benchmark.json)")
     return parser.parse_args(argv)
 
@@ -138,6 +147,10 @@ def table_rows(classifiers: dict[str, AudioClassifier], files: dict[str, Path], 
             float(np.mean([classifier.id2label[int(i)] == label for i, label in zip(top1, labels)]))
         rows.append({"name": name, "file": str(files[name]), "size_mb": file_size_mb(files[name]), **speed[name],
                      "accuracy": accuracy, "agreement_with_pytorch": float(np.mean(top1 == reference_top1))})
+    base = rows[0]
+    for row in rows:  # the ratios the table prints, measured in this run against the first row (PyTorch fp32)
+        row["vs_pytorch"] = {"size": row["size_mb"] / base["size_mb"], "p50_speedup": base["p50_ms"] / row["p50_ms"],
+                             "throughput": row["throughput_clips_per_s"] / base["throughput_clips_per_s"]}
     return rows
 
 
@@ -145,6 +158,8 @@ def cnn_classifiers(model_dir: Path, work_dir: Path, calibration_dir, threads: i
     """PyTorch, TorchScript, ONNX fp32 and int8 (dynamic; static when calibration data is known) of one model."""
     import onnxruntime
     import torch
+
+    from hfspeech.export import export_onnx, export_torchscript, quantize_int8  # seconds to import: not for --help
 
     onnx_dir = work_dir / "onnx"
     dynamic = export_onnx(model_dir, onnx_dir, quantize="int8")
@@ -223,19 +238,20 @@ def targets(rows: list[dict], long_file: dict, starts: dict, transformer: list[d
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    work_dir, output = check_paths(args)
     import torch
 
     torch.set_num_threads(args.threads)
-    work_dir = Path(args.work_dir)
     model_dir, calibration_dir = (Path(args.model), args.calibration_dir) if args.model else train_demo_model(work_dir)
     classifiers, files = cnn_classifiers(model_dir, work_dir, calibration_dir, args.threads)
     reference = classifiers["PyTorch fp32"]
     eval_dir = Path(args.eval_dir) if args.eval_dir else generate_keyword_dataset(
         work_dir / "unseen", clips_per_keyword=args.clips_per_keyword, seed=UNSEEN_SEED, progress=False)
     clips, labels = load_clips(eval_dir, reference.sampling_rate, set(reference.id2label.values()))
-    results = {"machine": {**machine_info(args.threads), "load_average_before": load_average()},
+    results = {"machine": {**machine(), "threads": args.threads, "load_average_before": load_average()},
                "model": str(model_dir), "eval_dir": str(eval_dir), "num_clips": len(clips), "batch_size": BATCH_SIZE,
-               "rounds": args.rounds}
+               "rounds": args.rounds, "long_minutes": args.long_minutes, "cold_start_repeats": args.cold_start_repeats,
+               "method": METHOD}
     results["cnn"] = rows = table_rows(classifiers, files, clips, labels, args.rounds)
     print_table(rows, f"{model_dir} on {len(clips)} held-out clips")
     long_path = write_long_file(work_dir / f"long_{args.long_minutes:g}min.wav", clips, args.long_minutes)
@@ -251,7 +267,6 @@ def main(argv=None) -> dict:
     results["meets_targets"] = targets(rows, long_file, starts, transformer)
     results["machine"]["load_average_after"] = load_average()
     print_summary(long_file, starts, results)
-    output = Path(args.output or work_dir / "inference_benchmark.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2))
     print(f"\nresults: {output}")
@@ -269,13 +284,17 @@ def print_summary(long_file: dict, starts: dict, results: dict) -> None:
           f"targets: {results['meets_targets']}")
 
 
-def machine_info(threads: int) -> dict:
-    import onnxruntime
-    import torch
-
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+def check_paths(args) -> tuple[Path, Path]:
+    """The folders it reads are there and the ones it writes can be written, before minutes of work."""
+    if args.model:
+        existing_model(args.model)
+    for flag in ("eval_dir", "calibration_dir"):
+        folder = getattr(args, flag)
+        if folder and not Path(folder).is_dir():
+            raise UsageError(f"--{flag} {folder}: not a folder")
+    work_dir = writable_path(args.work_dir, "--work_dir", folder=True)
+    return work_dir, writable_path(args.output or work_dir / "inference_benchmark.json", "--output")
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

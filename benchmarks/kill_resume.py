@@ -29,6 +29,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._checks import run_script, writable_path  # noqa: E402  (first: no downloads)
+from benchmarks._common import machine  # noqa: E402
+
+from hfspeech.cli.flags import number_in, positive  # noqa: E402
 SAVE_POINTS = ("after_weights", "after_optimizer", "truncated_weights")
 TINY_CNN = json.dumps({"conv_channels": [4, 8], "n_mels": 16, "apply_spec_augment": False})
 
@@ -129,6 +134,14 @@ def attempt(data_dir: Path, output_dir: Path, seed: int, epochs: int, kill_in_sa
     return code, code == -signal.SIGKILL
 
 
+def uninterrupted(data_dir: Path, output_dir: Path, seed: int, epochs: int, log, timings: dict | None = None) -> None:
+    """A fresh run of the command, not killed; one that fails stops the benchmark (its output is in runs.log)."""
+    shutil.rmtree(output_dir, ignore_errors=True)
+    code = attempt(data_dir, output_dir, seed, epochs, log=log, timings=timings)[0]
+    if code != 0:
+        raise RuntimeError(f"the uninterrupted run into {output_dir} exited with {code}: see {log.name}")
+
+
 def checkpoints(output_dir: Path) -> dict:
     """The steps of the complete and the incomplete checkpoints in the folder."""
     from hfspeech.training.checkpoints import CHECKPOINT_NAME, incomplete_reason
@@ -172,36 +185,41 @@ def killed_runs(data_dir: Path, work: Path, seed: int, epochs: int, plan: list, 
     return runs
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=6)
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Prints and writes JSON (--output): "
+                                     "the kills, attempts, checkpoints left, final metrics beside the uninterrupted "
+                                     "runs', the machine.")
+    parser.add_argument("--kills", type=number_in(int, 0, 10000), default=20)
+    parser.add_argument("--epochs", type=positive(int), default=6)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise_seeds", type=int, default=2, help="uninterrupted runs with other seeds")
-    parser.add_argument("--work_dir", default="runs/kill-resume")
-    parser.add_argument("--output", default=None)
+    parser.add_argument("--noise_seeds", type=number_in(int, 0, 100), default=2,
+                        help="uninterrupted runs with other seeds")
+    parser.add_argument("--work_dir", default="runs/kill-resume", help="data, runs and their log (runs.log) go here")
+    parser.add_argument("--output", default=None, help="JSON results (default: WORK_DIR/kill_resume.json)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kill_in_save", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data_dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output_dir", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     if args.worker:
         return worker(args)
 
-    work = Path(args.work_dir)
+    work = writable_path(args.work_dir, "--work_dir", folder=True).resolve()  # the runs start in ROOT
+    output = writable_path(args.output or work / "kill_resume.json", "--output")
     data_dir = write_data(work / "data")
     log = open(work / "runs.log", "w")
     start = time.time()
     reference_dir, timings = work / "uninterrupted", {}
-    shutil.rmtree(reference_dir, ignore_errors=True)
-    assert attempt(data_dir, reference_dir, args.seed, args.epochs, log=log, timings=timings)[0] == 0
+    uninterrupted(data_dir, reference_dir, args.seed, args.epochs, log, timings)
     reference = final_metrics(reference_dir)
     noise = []
     for seed in range(args.seed + 1, args.seed + 1 + args.noise_seeds):
-        out = work / f"seed{seed}"
-        shutil.rmtree(out, ignore_errors=True)
-        assert attempt(data_dir, out, seed, args.epochs, log=log)[0] == 0
-        noise.append(final_metrics(out))
+        uninterrupted(data_dir, work / f"seed{seed}", seed, args.epochs, log)
+        noise.append(final_metrics(work / f"seed{seed}"))
 
     # The kills: every third inside a save (cycling through the save points, at the 1st or 2nd save of the
     # attempt), the others at a random time between half the start-up and the end of an uninterrupted run.
@@ -220,14 +238,15 @@ def main(argv=None) -> dict:
         "killed_run_metrics": [run.get("metrics") for run in runs],
         "equal_to_uninterrupted": all(run.get("metrics") == reference for run in runs),
         "uninterrupted_run_seconds": round(timings["end"], 1), "total_seconds": round(time.time() - start, 1),
-        "load_average": os.getloadavg(), "details": runs,
+        "load_average": os.getloadavg(), "machine": machine(),
+        "settings": {"kills": args.kills, "epochs": args.epochs, "seed": args.seed, "noise_seeds": args.noise_seeds},
+        "details": runs,
     }
-    output = Path(args.output or work / "kill_resume.json")
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "details"}, indent=2))
     return results
 
 
 if __name__ == "__main__":
-    result = main()
+    result = run_script(main)
     raise SystemExit(result if isinstance(result, int) else 0)

@@ -19,20 +19,26 @@ import tempfile
 import time
 from pathlib import Path
 
+from hfspeech.errors import UsageError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _checks import run_script, writable_path  # noqa: E402  (first: no downloads)
 from _common import MemorySampler, generate_clips, machine, run_side, write_json  # noqa: E402
+
+from hfspeech.cli.flags import positive  # noqa: E402
 
 SAMPLING_RATE = 16000
 TARGET_GROWTH = 1.5
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 20000], metavar=("SMALL", "LARGE"),
-                        help="clip counts to compare")
-    parser.add_argument("--min-seconds", type=float, default=0.2)
-    parser.add_argument("--max-seconds", type=float, default=0.5)
-    parser.add_argument("--num-proc", type=int, default=1, help="processes for prepare_dataset")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Prints a table; writes JSON "
+                                     "(--output): the machine, the settings, both sizes and the growth.")
+    parser.add_argument("--sizes", type=positive(int), nargs=2, default=[1000, 20000], metavar=("SMALL", "LARGE"),
+                        help="clip counts to compare, the smaller first (at least 10)")
+    parser.add_argument("--min-seconds", type=positive(float), default=0.2)
+    parser.add_argument("--max-seconds", type=positive(float), default=0.5)
+    parser.add_argument("--num-proc", type=positive(int), default=1, help="processes for prepare_dataset")
     parser.add_argument("--work_dir", default="runs/benchmark-memory", help="generated clips go here")
     parser.add_argument("--in-process", action="store_true",
                         help="measure in this process, not one subprocess per run (quick checks; memory not comparable)")
@@ -64,6 +70,12 @@ def main(argv=None) -> dict:
     if args.data_dir:
         print(json.dumps(measure_one(args.data_dir, args.num_proc)))
         return {}
+    if not 10 <= args.sizes[0] < args.sizes[1]:  # the other way round, the growth would be below 1: "met"
+        raise UsageError(f"--sizes {args.sizes[0]} {args.sizes[1]}: give the smaller count first, at least 10 clips")
+    if args.min_seconds > args.max_seconds:
+        raise UsageError(f"--min-seconds {args.min_seconds}: above --max-seconds {args.max_seconds}")
+    output = writable_path(args.output or Path(args.work_dir) / "memory_benchmark.json", "--output")
+    writable_path(args.work_dir, "--work_dir", folder=True)
     started = time.perf_counter()
     measure = (lambda argv: measure_one(argv[1], int(argv[3]))) if args.in_process else None
     runs = []
@@ -74,23 +86,24 @@ def main(argv=None) -> dict:
         print(f"{size} clips: prepared in {run['seconds']:.0f} s, {run['arrow_mb']:.0f} MB of audio in Arrow, "
               f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
     small, large = runs
-    growth = {key: large[key] / small[key] for key in ("peak_rss_mb", "peak_pss_mb", "peak_pss_anon_mb")}
+    growth = {key: large[key] / small[key] for key in ("arrow_mb", "peak_rss_mb", "peak_pss_mb", "peak_pss_anon_mb")}
     print(f"\n{'clips':>8}{'prepare s':>11}{'Arrow MB':>10}{'peak RSS MB':>13}{'PSS MB':>9}{'anon MB':>9}")
     for run in runs:
         print(f"{run['num_clips']:>8}{run['seconds']:>11.1f}{run['arrow_mb']:>10.0f}{run['peak_rss_mb']:>13.0f}"
               f"{run['peak_pss_mb']:>9.0f}{run['peak_pss_anon_mb']:>9.0f}")
-    print(f"{'growth':>8}{'':>11}{large['arrow_mb'] / small['arrow_mb']:>9.1f}x{growth['peak_rss_mb']:>12.2f}x"
+    print(f"{'growth':>8}{'':>11}{growth['arrow_mb']:>9.1f}x{growth['peak_rss_mb']:>12.2f}x"
           f"{growth['peak_pss_mb']:>8.2f}x{growth['peak_pss_anon_mb']:>8.2f}x")
     meets = growth["peak_rss_mb"] < TARGET_GROWTH
     print(f"peak RSS growth {growth['peak_rss_mb']:.2f}x for {large['num_clips'] / small['num_clips']:.0f}x the clips "
           f"(target < {TARGET_GROWTH}x): {'met' if meets else 'NOT met'}")
-    results = {"machine": machine(), "sampling_rate": SAMPLING_RATE, "clip_seconds": [args.min_seconds, args.max_seconds],
+    results = {"machine": machine(), "in_process": args.in_process, "sizes": args.sizes,
+               "sampling_rate": SAMPLING_RATE, "clip_seconds": [args.min_seconds, args.max_seconds],
                "num_proc": args.num_proc, "runs": runs, "growth": growth, "target_growth": TARGET_GROWTH,
                "meets_target": meets, "total_seconds": time.perf_counter() - started}
-    output = write_json(results, args.output or Path(args.work_dir) / "memory_benchmark.json")
+    output = write_json(results, output)
     print(f"results: {output}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

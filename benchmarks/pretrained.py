@@ -36,8 +36,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._checks import read_reports, run_script, writable_path  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 from recipes.fsdd.prepare_fsdd import prepare_fsdd  # noqa: E402
+
+from hfspeech.cli.flags import positive  # noqa: E402
 
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
@@ -322,29 +325,36 @@ def start_results(args) -> dict:
     """The results so far (`--resume`: those in `--output`, else none), with this machine; FSDD must be there."""
     if not FSDD.is_dir():
         raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
+    writable_path(args.output, "--output")
+    writable_path(args.work_dir, "--work_dir", folder=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
     results["machine"] = machine()
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] + " Prints a table; writes every run's "
+                                     "metrics and wall time as it ends, and the machine, to --output (JSON).")
     parser.add_argument("--runs", nargs="*", default=["probe-tiny", "cnn", "finetune-tiny", "lstm", "probe-base",
                                                       "finetune-base", "probe-tiny-live"],
                         choices=[*RUNS, *SOUPS])
     parser.add_argument("--folds", nargs="*", default=list(SPEAKERS), choices=SPEAKERS)
     parser.add_argument("--language_runs", nargs="*", default=list(LANGUAGE_RUNS), choices=list(LANGUAGE_RUNS))
     parser.add_argument("--step_time", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch_size", type=positive(int), default=8, help="clips per timed training step")
+    parser.add_argument("--steps", type=positive(int), default=3, help="timed training steps (after one untimed)")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "runs" / "bench-pretrained")
     parser.add_argument("--output", type=Path, default=ROOT / "runs" / "bench-pretrained" / "pretrained.json")
     parser.add_argument("--resume", action="store_true", help="keep the results in --output, skip runs done")
     parser.add_argument("--report", nargs="+", type=Path, help="only print the table of these result files, merged")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     if args.report:
-        runs = {k: v for path in args.report for k, v in json.loads(path.read_text()).get("runs", {}).items()}
+        runs = {k: v for report in read_reports(args.report) for k, v in report.get("runs", {}).items()}
         print("\n".join(summary({"runs": runs})))
         return
     results = start_results(args)
@@ -356,4 +366,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

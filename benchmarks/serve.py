@@ -10,6 +10,7 @@ each with a keep-alive connection, POST a different generated 1 s WAV clip per r
 form) until `--requests` are answered. Reported per side: p50/p99 latency (request sent to answer read),
 throughput (answers per second over the whole run), the mean batch size the server ran (from its /metrics);
 and the ratio batched / one-at-a-time. Both sides must answer every request, with the same top label.
+Printed, and written to --output (JSON: the machine, the settings, both sides, the ratio, the target).
 
 `python benchmarks/serve.py load --url URL --clips CLIPS.npy --output ANSWERS.json` is the load client alone
 (tests/test_serve_live.py runs it from a second process against a server it started).
@@ -33,7 +34,11 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _checks import existing_model, run_script, writable_path  # noqa: E402  (first: no downloads)
 from _common import CLASSES, machine, synth_clip, write_json  # noqa: E402
+
+from hfspeech.cli.flags import number_in, positive  # noqa: E402
+from hfspeech.errors import UsageError  # noqa: E402
 
 SAMPLING_RATE = 16000
 TARGET_RATIO = 3.0
@@ -200,26 +205,37 @@ def parse_args(argv=None):
     load = sub.add_parser("load", help="the load client alone, against a running server")
     load.add_argument("--url", required=True)
     load.add_argument("--clips", required=True, help=".npy of waveforms [count, samples] at 16 kHz")
-    load.add_argument("--concurrency", type=int, default=32)
+    load.add_argument("--concurrency", type=positive(int), default=32)
     load.add_argument("--api-key", default=None)
     load.add_argument("--output", required=True)
     parser.add_argument("--model", default=None, help="model to serve (default: a demo-sized random CNN)")
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=5, help="turns each side takes (the requests split evenly)")
-    parser.add_argument("--work_dir", default="runs/bench_serve")
-    parser.add_argument("--output", default="runs/bench_serve/serve.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--requests", type=positive(int), default=500)
+    parser.add_argument("--concurrency", type=positive(int), default=32)
+    parser.add_argument("--max-batch-size", type=number_in(int, 2, 100000), default=32,
+                        help="the batched side's (the other runs 1)")
+    parser.add_argument("--max-wait-ms", type=number_in(float, 0, 60000), default=5.0)
+    parser.add_argument("--rounds", type=positive(int), default=5,
+                        help="turns each side takes (the requests split evenly)")
+    parser.add_argument("--work_dir", default="runs/bench_serve", help="the generated model goes here")
+    parser.add_argument("--output", help="JSON results (default: WORK_DIR/serve.json)")
+    args = parser.parse_args(argv)
+    if args.command != "load" and args.rounds > args.requests:
+        parser.error(f"--rounds {args.rounds}: more rounds than --requests {args.requests}")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.command == "load":
+        if not Path(args.clips).is_file():
+            raise UsageError(f"--clips {args.clips}: file not found")
+        output = writable_path(args.output, "--output")
         bodies = [wav_bytes(w) for w in np.load(args.clips)]
-        write_json(run_load(args.url, bodies, args.concurrency, args.api_key), args.output)
+        write_json(run_load(args.url, bodies, args.concurrency, args.api_key), output)
         return 0
+    if args.model:
+        existing_model(args.model)
+    args.output = writable_path(args.output or Path(args.work_dir) / "serve.json", "--output")
     results = benchmark(args)
     write_json(results, args.output)
     for name in ("batched", "one_at_a_time"):
@@ -239,4 +255,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

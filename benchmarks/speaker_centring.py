@@ -12,6 +12,8 @@ clip of each fold's held-out speaker with that fold's saved classifier and repor
 so the gain can be told apart from the test set's class balance, which the centring also uses.
 
     python benchmarks/speaker_centring.py "runs/fsdd/probe-{speaker}" --clips 10 50
+
+Prints each fold and the mean; writes JSON (--output): every fold's scores and every draw, the mean, the settings.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._checks import existing_model, run_script, writable_path  # noqa: E402  (first: no downloads)
+from benchmarks._common import machine  # noqa: E402
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
 from recipes.fsdd.prepare_fsdd import read_recordings  # noqa: E402
+
+from hfspeech.cli.flags import number_in, positive  # noqa: E402
 
 
 def held_out_logits(model_dir: str, speaker: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,24 +79,36 @@ def summary(folds: dict) -> dict:
     return out
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_pattern", help='a fold\'s model folder with "{speaker}" for the held-out speaker')
-    parser.add_argument("--clips", type=int, nargs="+", default=[10, 50])
-    parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--clips", type=number_in(int, 1, 500), nargs="+", default=[10, 50],
+                        help="K: clips the centring may see (at most the speaker's 500)")
+    parser.add_argument("--draws", type=positive(int), default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "speaker_centring.json")
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "speaker_centring.json", help="JSON results")
+    args = parser.parse_args(argv)
+    if "{speaker}" not in args.model_pattern:  # one model for every fold would have heard three of the speakers
+        parser.error(f'model_pattern {args.model_pattern}: needs "{{speaker}}", each fold\'s own model')
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    for speaker in SPEAKERS:
+        existing_model(args.model_pattern.format(speaker=speaker), "model_pattern")
+    writable_path(args.output, "--output")
     folds = {}
     for speaker in SPEAKERS:
         logits, labels = held_out_logits(args.model_pattern.format(speaker=speaker), speaker)
         folds[speaker] = fold_scores(logits, labels, args.clips, args.draws, args.seed)
         print(speaker, {key: value for key, value in folds[speaker].items() if not isinstance(value, list)}, flush=True)
-    result = {"model_pattern": args.model_pattern, "folds": folds, "mean": summary(folds)}
+    result = {"model_pattern": args.model_pattern, "clips": args.clips, "draws": args.draws, "seed": args.seed,
+              "machine": machine(), "folds": folds, "mean": summary(folds)}
     print(json.dumps(result["mean"]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

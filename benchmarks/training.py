@@ -35,9 +35,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _checks import run_script, writable_path  # noqa: E402  (first: no downloads)
 from _common import (  # noqa: E402
     CLASSES, MemorySampler, generate_clips, machine, reference_transforms, run_side, write_json,
 )
+
+from hfspeech.cli.flags import number_in, positive  # noqa: E402
 
 SAMPLING_RATE = 16000
 MAX_LENGTH_SECONDS = 1.0
@@ -51,12 +54,14 @@ LEARNING_RATES = {"cnn": 3e-3, "lstm": 3e-3, "wav2vec2": 3e-3}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Prints a table; writes JSON "
+                                     "(--output): the machine, the settings, both sides and their ratios.")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--clips-per-class", type=int, default=50, help="training clips per class (validation: 1/4)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--target-accuracy", type=float, default=0.85)
+    parser.add_argument("--clips-per-class", type=positive(int), default=50,
+                        help="training clips per class (validation: 1/4)")
+    parser.add_argument("--epochs", type=positive(int), default=8)
+    parser.add_argument("--batch-size", type=positive(int), default=32)
+    parser.add_argument("--target-accuracy", type=number_in(float, 0, 1), default=0.85)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work_dir", default="runs/benchmark-training", help="generated clips and models go here")
     parser.add_argument("--in-process", action="store_true",
@@ -229,7 +234,8 @@ def main(argv=None) -> dict:
     if args.side:
         print(json.dumps(measure_one(args)))
         return {}
-    work_dir = Path(args.work_dir)
+    work_dir = writable_path(args.work_dir, "--work_dir", folder=True)
+    output = writable_path(args.output or work_dir / "training_benchmark.json", "--output")
     started = time.perf_counter()
     data_dir = make_data(work_dir, args.clips_per_class)
     measure = (lambda argv: measure_one(parse_args(argv))) if args.in_process else None
@@ -254,15 +260,16 @@ def main(argv=None) -> dict:
         rows.append(row)
     meets = all((row["ratio"]["samples_per_s"] or 0) >= 1.0 for row in rows)
     print_table(rows, args.target_accuracy)
-    results = {"machine": machine(), "data_dir": str(data_dir), "clips_per_class": args.clips_per_class,
+    results = {"machine": machine(), "in_process": args.in_process,  # in-process: memory not comparable
+               "data_dir": str(data_dir), "clips_per_class": args.clips_per_class, "seed": args.seed,
                "epochs": args.epochs, "batch_size": args.batch_size, "max_length_seconds": MAX_LENGTH_SECONDS,
                "target_accuracy": args.target_accuracy, "learning_rates": LEARNING_RATES,
                "baseline_overrides": BASELINE_OVERRIDES, "meets_target": meets, "results": rows,
                "total_seconds": time.perf_counter() - started}
-    output = write_json(results, args.output or work_dir / "training_benchmark.json")
+    output = write_json(results, output)
     print(f"hfspeech samples/s >= plain Trainer for every model: {meets}; results: {output}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

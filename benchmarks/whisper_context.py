@@ -20,6 +20,9 @@ probe-tiny-clip5s`).
     python benchmarks/whisper_context.py --windows 1 2 5          # ~4 min on one core (30 s: ~35 min more)
     python benchmarks/whisper_context.py --windows 1 --speaker_pairs
     python benchmarks/whisper_context.py --windows 1 5 --seeds 0 1 2   # ~30 min on two cores
+
+Prints a line per window and pooling; writes JSON (--output): `{"<window>s/<pooling>": {speaker: accuracy, ...,
+"mean": ...}}` and, under "settings", the model, windows, seeds and the machine.
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._checks import local_pretrained, run_script, writable_path  # noqa: E402  (first: no downloads)
+from benchmarks._common import machine  # noqa: E402
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
 from recipes.fsdd.prepare_fsdd import read_recordings  # noqa: E402
+
+from hfspeech.cli.flags import number_in  # noqa: E402
 
 FRAMES_PER_SECOND, SAMPLES_PER_FRAME, POOLINGS = 50, 320, ("clip", "first_second", "window")
 
@@ -126,21 +133,25 @@ def pair_accuracies(features: np.ndarray, digits: np.ndarray, speakers: np.ndarr
     return accuracies
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="whisper-tiny.en")
-    parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--windows", type=number_in(int, 1, 30), nargs="+", default=[1, 2, 5],
+                        help="encoder windows in seconds, 1 to 30 (Whisper's own)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="train the leave-one-out probes once per seed; the mean is over folds and seeds")
     parser.add_argument("--speaker_pairs", action="store_true",
                         help="also train on every two speakers and test on the other two")
-    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "whisper_context.json")
-    args = parser.parse_args()
-    from hfspeech.models.whisper.pretrained import resolve_pretrained
+    parser.add_argument("--output", type=Path, default=ROOT / "runs" / "whisper_context.json", help="JSON results")
+    return parser.parse_args(argv)
 
-    checkpoint = resolve_pretrained(args.model)
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    writable_path(args.output, "--output")
+    checkpoint = local_pretrained(args.model)
     clips, digits, speakers = read_fsdd()
-    results = {}
+    results = {"settings": {"model": args.model, "windows": args.windows, "seeds": args.seeds, "machine": machine()}}
     for seconds in args.windows:
         for pooling, features in pooled_states(checkpoint, seconds, clips).items():
             folds = leave_one_out(features, digits, speakers, args.seeds)
@@ -153,4 +164,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

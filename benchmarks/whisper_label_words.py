@@ -9,7 +9,8 @@ gradient clipping at 1, no augmentation, no validation split):
 
     python benchmarks/whisper_label_words.py --speakers george jackson lucas nicolas --output runs/label-words
 
-The recipe's run of the same model is `benchmarks/pretrained.py --runs labels-tiny`.
+The recipe's run of the same model is `benchmarks/pretrained.py --runs labels-tiny`. Prints each fold;
+writes OUTPUT/label_words.json: each fold's accuracies and training seconds, the means, the settings, the machine.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._checks import local_pretrained, run_script, writable_path  # noqa: E402  (first: no downloads)
+from benchmarks._common import machine  # noqa: E402
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
-from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND  # noqa: E402
+from hfspeech.cli.flags import number_in, positive  # noqa: E402
 
 
 def load_scorer(name_or_path: str, labels: list[str], seconds: int = 1):
@@ -51,6 +54,7 @@ def load_scorer(name_or_path: str, labels: list[str], seconds: int = 1):
 def log_mel(feature_extractor, path: Path, seconds: int) -> np.ndarray:
     """The first `seconds` of a recording as Whisper's log-mel of a 30-s window, cut to the window's frames."""
     from hfspeech.data.audio import decode_audio
+    from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
 
     rate = feature_extractor.sampling_rate
     audio = decode_audio(str(path), rate)[:rate * seconds]
@@ -116,28 +120,37 @@ def run_fold(args, speaker: str, clips) -> dict:
     return result
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " Writes "
+                                     "OUTPUT/label_words.json: each fold's accuracies, the means, the settings.")
     parser.add_argument("--model", default="whisper-tiny.en", help="short name of `hfspeech pretrained` or a folder")
     parser.add_argument("--speakers", nargs="+", default=list(SPEAKERS), choices=SPEAKERS)
-    parser.add_argument("--seconds", type=int, default=1, help="encoder window; longer clips are cut")
-    parser.add_argument("--epochs", type=int, default=1, help="0: zero-shot only")
-    parser.add_argument("--learning_rate", type=float, default=1e-5)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seconds", type=number_in(int, 1, 30), default=1,
+                        help="encoder window, 1 to 30; longer clips are cut")
+    parser.add_argument("--epochs", type=number_in(int, 0, 1000), default=1, help="0: zero-shot only")
+    parser.add_argument("--learning_rate", type=positive(float), default=1e-5)
+    parser.add_argument("--batch", type=positive(int), default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=Path("runs/label-words"))
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=positive(int), default=2)
+    parser.add_argument("--output", type=Path, default=Path("runs/label-words"),
+                        help="a folder: label_words.json goes there")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    writable_path(args.output, "--output", folder=True)
+    checkpoint = local_pretrained(args.model)
     import torch
     from transformers import WhisperFeatureExtractor
 
-    from hfspeech.models.whisper.pretrained import resolve_pretrained
-
     torch.set_num_threads(args.threads)
-    clips = fsdd_clips(WhisperFeatureExtractor.from_pretrained(resolve_pretrained(args.model)), args.seconds)
+    clips = fsdd_clips(WhisperFeatureExtractor.from_pretrained(checkpoint), args.seconds)
     folds = [run_fold(args, speaker, clips) for speaker in args.speakers]
     args.output.mkdir(parents=True, exist_ok=True)
-    summary = {"model": args.model, "seed": args.seed, "folds": folds,
+    summary = {"model": args.model, "seed": args.seed, "seconds": args.seconds, "epochs": args.epochs,
+               "learning_rate": args.learning_rate, "batch": args.batch, "threads": args.threads,
+               "machine": machine(), "folds": folds,
                **{key: float(np.mean([fold[key] for fold in folds])) for key in ("zero_shot", "fine_tuned")
                   if all(key in fold for fold in folds)}}
     (args.output / "label_words.json").write_text(json.dumps(summary, indent=2))
@@ -145,4 +158,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,22 @@ from hfspeech.data.augment import AugmentationConfig, CachedBackgroundNoise, Wav
 from hfspeech.data.transforms import EvalTransform, TrainTransform, TransformedSplit, attach_transforms
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def documented_fields(script: str) -> set[str]:
+    """The JSON field names docs/benchmarks.md gives for `script` (its line "`script.py` JSON: ...")."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text()
+    paragraph = text.split(f"`{script}.py` JSON:", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"`(\w+)`", paragraph))
+
+
+def field_names(value) -> set[str]:
+    """Every key, at any depth, of a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {name for item in value.values() for name in field_names(item)}
+    if isinstance(value, list):
+        return {name for item in value for name in field_names(item)}
+    return set()
 
 
 def run_benchmark(script: str, tmp_path: Path, *flags: str) -> dict:
@@ -49,6 +66,8 @@ def test_data_pipeline_benchmark_runs_and_reports_ratios(tmp_path):
         assert row[side]["peak_rss_mb"] > 0
     assert all(row["ratio"][key] > 0 for key in ("epoch_1", "epoch_2_plus", "peak_rss"))
     assert set(results["meets_targets"]) == {"epoch_2_plus_at_least_3x"}
+    assert results["in_process"] is False and results["machine"]["torch_threads"] >= 1  # where the numbers came from
+    assert documented_fields("data_pipeline") <= field_names(results)  # the docs name what the file holds
     assert {p.suffix for p in Path(results["data_dir"]).rglob("*.*")} >= {".wav", ".flac", ".json"}
 
 
@@ -56,6 +75,8 @@ def test_memory_benchmark_runs_and_reports_growth(tmp_path):
     results = run_benchmark("memory", tmp_path, "--sizes", "12", "24", "--in-process")
     assert [run["clips"] for run in results["runs"]] == [12, 24]
     assert results["growth"]["peak_rss_mb"] > 0 and isinstance(results["meets_target"], bool)
+    assert results["in_process"] is True  # its memory numbers are not comparable, and the file says so
+    assert documented_fields("memory") <= field_names(results)  # the docs name what the file holds
 
 
 def test_training_benchmark_runs_and_reports_ratios(tmp_path):
@@ -65,6 +86,8 @@ def test_training_benchmark_runs_and_reports_ratios(tmp_path):
     for side in ("hfspeech", "reference"):
         assert row[side]["samples_per_s"] > 0 and len(row[side]["evaluations"]) == 1
     assert row["ratio"]["samples_per_s"] > 0 and row["ratio"]["end_to_end_speedup"] > 0
+    assert results["seed"] == 0 and results["in_process"] is True
+    assert documented_fields("training") <= field_names(results)  # the docs name what the file holds
 
 
 # --- the per-epoch view --------------------------------------------------------------------------
