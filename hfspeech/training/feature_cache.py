@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+import transformers
 from datasets import Dataset, DatasetDict
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -32,6 +33,10 @@ from hfspeech.models.losses import classification_loss
 
 logger = logging.getLogger("hfspeech.train")
 IN_MEMORY_BYTES = 512 * 2**20
+# What `encode_for_head` computes, by version: bump it when that changes (another pooling, another layer), so a
+# cache of the old features is not reused for a model that would now compute others. The library versions go in
+# the fingerprint too: an encoder's forward can change with them (attention kernels, defaults).
+FEATURES_FORMAT = 1
 
 
 def can_cache(model: nn.Module) -> bool:
@@ -51,6 +56,7 @@ def encoder_fingerprint(model: nn.Module, feature_extractor: Any, max_samples: O
     digest.update(repr(sorted(config.items())).encode())
     digest.update(feature_extractor.to_json_string().encode())
     digest.update(str(max_samples).encode())
+    digest.update(f"format {FEATURES_FORMAT} torch {torch.__version__} transformers {transformers.__version__}".encode())
     return digest.hexdigest()[:16]
 
 
