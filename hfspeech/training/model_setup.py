@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClas
 from hfspeech.errors import UsageError
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
-from hfspeech.models.loading import pretrained_errors
+from hfspeech.models.loading import hub_unreachable, is_local_path, pretrained_errors
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
 from hfspeech.models.whisper.configuration_clip_pooling import clip_pooling_config
 from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING_TYPE, label_scoring_config
@@ -195,5 +195,9 @@ def _baseline(model_args: ModelArguments, config_values: dict):
 
 
 def _hub_options(model_args: ModelArguments) -> dict:
+    """With the Hub out of reach (and HF_HUB_OFFLINE not set), a Hub id in the cache is read from there at once,
+    as `hfspeech predict` reads it: huggingface_hub would retry every file first (minutes)."""
+    checkpoint = resolve_pretrained(model_args.model_name_or_path)
+    cache_only = bool(checkpoint) and not is_local_path(checkpoint) and hub_unreachable()
     return dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-                trust_remote_code=model_args.trust_remote_code)
+                trust_remote_code=model_args.trust_remote_code, local_files_only=cache_only)
