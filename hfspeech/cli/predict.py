@@ -55,18 +55,22 @@ def predict(argv: list[str]) -> int:
                      "give a .jsonl file, or drop --json")
 
     from hfspeech.inference.classifier import AudioClassifier
-    from hfspeech.inference.outputs import PredictionWriter, done_paths, expand_inputs
+    from hfspeech.inference.outputs import (PredictionWriter, check_same_model, expand_inputs,
+                                            read_earlier_output, same_file)
     from hfspeech.inference.windows import check_windows_cover
 
     with reported_as_user_errors(ValueError, OSError):
         files = expand_inputs(args.files, args.manifest, args.path_column)
-        done = done_paths(args.output) if args.output else set()
+        done, written_labels = read_earlier_output(args.output) if args.output else (set(), set())
         prepare_cold_start(args.model, args.backend)
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                      backend=args.backend, batch_size=args.batch_size)
         check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
+        if args.output:
+            check_same_model(args.output, written_labels, classifier.id2label.values(), args.model)
         writer = PredictionWriter(args.output) if args.output else None
-    todo = [path for path in files if path not in done]
+    done = {same_file(path) for path in done}
+    todo = [path for path in files if same_file(path) not in done]
     try:
         failures = _predict_files(classifier, todo, args, writer, timeline_stems(files))
     finally:
@@ -124,7 +128,15 @@ def _print_prediction(prediction, classifier, as_json: bool) -> None:
     if as_json:
         print(json.dumps(prediction.to_dict()), flush=True)
         return
-    ranked = ", ".join(f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores))
+    ranked = ", ".join(f"{printable(label)} ({score:.3f})"
+                       for label, score in zip(prediction.labels, prediction.scores))
     windows = f"  [{prediction.num_windows} windows]" if prediction.num_windows > 1 else ""
-    active = f"  active: {', '.join(prediction.active_labels) or '-'}" if is_multi_label(classifier.config) else ""
-    print(f"{prediction.path}: {ranked}{windows}{active}", flush=True)
+    active = (f"  active: {', '.join(map(printable, prediction.active_labels)) or '-'}"
+              if is_multi_label(classifier.config) else "")
+    print(f"{printable(prediction.path)}: {ranked}{windows}{active}", flush=True)
+
+
+def printable(text: str) -> str:
+    """`text` on one line: as it is, or as Python's repr (`'a\\nb.wav'`) when it holds a newline, a tab or
+    another character that is not printable, so that each file stays one line of the plain output."""
+    return text if text.isprintable() else repr(text)

@@ -3,7 +3,8 @@ JSONL or CSV file as each file is done, so that a run that stops (Ctrl-C, a cras
 where it stopped: files already in the output are skipped, the rest appended.
 
 JSONL rows are `Prediction.to_dict()`, the objects `predict --json` prints. CSV rows have one column per
-field (`labels`, `scores` and `active_labels` joined with `|`).
+field (`labels`, `scores` and `active_labels` joined with `|`, or a JSON list when a label holds the `|`).
+An earlier output is resumed only by the same model: its rows' labels must all be this model's labels.
 """
 
 from __future__ import annotations
@@ -95,39 +96,83 @@ def output_format(path: str) -> str:
 
 
 def done_paths(path: str) -> set[str]:
-    """Paths already written to an earlier run's output; a last row cut off mid-write is removed from the
+    """Paths already written to an earlier run's output (as written; see `same_file`)."""
+    return read_earlier_output(path)[0]
+
+
+def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
+    """The paths and the labels of an earlier run's output; a last row cut off mid-write is removed from the
     file (it is incomplete, so its file is classified again). A file that is not such an output (another
     header, a line that is no prediction row) is refused before anything in it changes."""
     kind = output_format(path)
     if os.path.isdir(path):
         raise ValueError(f"{path}: --output is a folder; give a .jsonl or .csv file")
     if not os.path.isfile(path):
-        return set()
+        return set(), set()
     with open(path, "rb+") as f:
         data = f.read()
         complete = data[: data.rfind(b"\n") + 1]
         if data and not complete:
             raise ValueError(f"{path}: not the output of an earlier `hfspeech predict` (no complete line); "
                              "give a new --output file")
-        paths = _written_paths(path, kind, complete.decode("utf-8", errors="replace"))
+        rows = _written_rows(path, kind, complete.decode("utf-8", errors="replace"))
         f.truncate(len(complete))
-    return paths
+    return {row_path for row_path, _ in rows}, {label for _, labels in rows for label in labels}
 
 
-def _written_paths(path: str, kind: str, text: str) -> set[str]:
-    """The `path` of every row of an earlier output, or a ValueError naming the first line that is not a row.
-    CSV is parsed as CSV, not line by line: a path with a newline in it is one quoted field over two lines,
-    which `splitlines` cut in two, so that file was never found done and was written again on every resume."""
+def check_same_model(path: str, written_labels: set[str], model_labels, model: str) -> None:
+    """Refuse to append to an output whose rows name labels this model does not have: they were written by
+    another model, and resuming used to mix two models' predictions in one file without a word. Pieces of
+    a label holding `|` pass too: CSV cells written before such labels became JSON lists were split there."""
+    allowed = set(model_labels) | {piece for label in model_labels for piece in label.split("|")}
+    foreign = sorted(written_labels - allowed)
+    if foreign:
+        shown = ", ".join(repr(label) for label in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise ValueError(f"{path}: written by another model (labels {shown} are not labels of {model}); "
+                         f"give a new --output file, or delete {path} to start over")
+
+
+def same_file(path: str) -> str:
+    """What a path is matched by on resume: absolute (from the current folder) and normalised as `abspath`
+    does, so `./a.wav`, `a.wav` and its absolute path are one file (before, each was a different file and
+    was classified again). Links are not resolved: two links to one file stay two files."""
+    return os.path.abspath(path)
+
+
+def join_labels(labels: Sequence[str], separator: str = "|") -> str:
+    """Labels in one CSV cell: joined with `separator`, or a JSON list when a label holds the separator (or
+    starts like a JSON list), so that the cell splits back into the labels it was made of."""
+    if any(separator in label or label.startswith("[") for label in labels):
+        return json.dumps(list(labels), ensure_ascii=False)
+    return separator.join(labels)
+
+
+def split_labels(cell: str, separator: str = "|") -> list[str]:
+    """`join_labels` undone (cells written before JSON lists were written split at the separator)."""
+    if cell.startswith("["):
+        try:
+            labels = json.loads(cell)
+            if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
+                return labels
+        except ValueError:
+            pass
+    return cell.split(separator) if cell else []
+
+
+def _written_rows(path: str, kind: str, text: str) -> list[tuple[str, list[str]]]:
+    """The `path` and labels of every row of an earlier output, or a ValueError naming the first line that is
+    not a row. CSV is parsed as CSV, not line by line: a path with a newline in it is one quoted field over
+    two lines, which `splitlines` cut in two, so that file was never found done and was written again."""
     problem = f"{path}: not the output of an earlier `hfspeech predict` (%s); give a new --output file"
     if kind == "csv":
         rows = csv.reader(io.StringIO(text, newline=""))
         try:
             if text and next(rows, None) != CSV_COLUMNS:
                 raise ValueError(problem % f"its header is not {','.join(CSV_COLUMNS)}")
-            return {row[0] for row in rows if row and row[0]}
+            return [(row[0], _csv_row_labels(row)) for row in rows if row and row[0]]
         except csv.Error as error:  # a field over the csv module's size limit ...
             raise ValueError(problem % f"it cannot be read as CSV: {error}") from None
-    paths = set()
+    written = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
@@ -137,8 +182,22 @@ def _written_paths(path: str, kind: str, text: str) -> set[str]:
             row = None
         if not isinstance(row, dict) or "path" not in row:
             raise ValueError(problem % f"line {number} is not a prediction row")
-        paths.add(row["path"])
-    return paths
+        written.append((row["path"], _json_row_labels(row)))
+    return written
+
+
+def _csv_row_labels(row: list[str]) -> list[str]:
+    cells = dict(zip(CSV_COLUMNS, row))
+    labels = [cells.get("label", "")] + split_labels(cells.get("labels", "")) + \
+        split_labels(cells.get("active_labels", ""))
+    return [label for label in labels if label]
+
+
+def _json_row_labels(row: dict) -> list[str]:
+    predictions = row.get("predictions") if isinstance(row.get("predictions"), list) else []
+    active = row.get("active_labels") if isinstance(row.get("active_labels"), list) else []
+    labels = [p.get("label") for p in predictions if isinstance(p, dict)] + active
+    return [label for label in labels if isinstance(label, str)]
 
 
 class PredictionWriter:
@@ -159,10 +218,10 @@ class PredictionWriter:
             self.file.write(json.dumps(row) + "\n")
         else:
             self.csv.writerow({"path": row["path"], "label": prediction.labels[0], "score": prediction.scores[0],
-                               "labels": "|".join(prediction.labels),
+                               "labels": join_labels(prediction.labels),
                                "scores": "|".join(f"{s:.6g}" for s in prediction.scores),
                                "num_windows": row["num_windows"], "aggregate": row["aggregate"],
-                               "active_labels": "|".join(row["active_labels"])})
+                               "active_labels": join_labels(row["active_labels"])})
         self.file.flush()
 
     def close(self) -> None:

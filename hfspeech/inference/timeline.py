@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hfspeech.inference.classifier import AudioClassifier, Prediction
+from hfspeech.inference.outputs import join_labels
 
 
 def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
@@ -39,8 +40,9 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
         writer.writerow(["start", "end", "top_label", "top_score", "active_labels", *labels])
         for window, row in zip(windows, scores):
             top_label, top_score = (window["labels"][0], f"{window['scores'][0]:.6f}") if window["labels"] else ("", "")
+            active = join_labels(window["active_labels"], ";")  # a JSON list when a label holds the `;`
             writer.writerow([f"{window['start']:.6f}", f"{window['end']:.6f}", top_label, top_score,
-                             ";".join(window["active_labels"]), *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
+                             active, *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
     plot_timeline(prediction, labels, scores, paths["png"])
     return paths
 
