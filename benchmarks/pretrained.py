@@ -17,14 +17,15 @@ Runs named in SOUPS train nothing: they average the fold's models of other runs 
 evaluate that one model (`hfspeech evaluate`).
 
 Results are appended run by run to --output (JSON), so an interrupted benchmark keeps what it measured and
-`--resume` skips runs already there.
+`--resume` skips runs already there; each run's row keeps the `machine` it was measured on.
+
+The runs themselves are listed in `benchmarks/_pretrained_runs.py`, the step-time ratio in `benchmarks/_step_time.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -38,87 +39,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._checks import read_reports, run_script, writable_path  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
+from benchmarks._pretrained_runs import (  # noqa: E402,F401  (FSDD, SPEAKERS, RECIPES: imported from here too)
+    ACCENTS, FSDD, LANGUAGE_RUNS, RECIPES, RUNS, SOUPS, SPEAKERS, SYNTHETIC,
+)
+from benchmarks._step_time import step_time_rows  # noqa: E402
 from recipes.fsdd.prepare_fsdd import prepare_fsdd  # noqa: E402
 
 from hfspeech.cli.flags import positive  # noqa: E402
-
-FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
-SPEAKERS = ("george", "jackson", "lucas", "nicolas")
-RECIPES = ROOT / "recipes" / "fsdd"
-SEEDS = (("", []), ("-seed1", ["--seed", "1"]), ("-seed2", ["--seed", "2"]))  # run-name suffix -> seed flags
-RUNS = {  # name -> flag file and extra flags
-    "cnn": ("cnn.args", []),
-    "lstm": ("lstm.args", []),
-    "probe-tiny": ("whisper_probe.args", []),
-    "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
-    "probe-tiny-seed1": ("whisper_probe.args", ["--seed", "1"]),
-    "probe-tiny-seed2": ("whisper_probe.args", ["--seed", "2"]),
-    "finetune-tiny": ("whisper_finetune.args", []),
-    "finetune-base": ("whisper_finetune.args", ["--model_name_or_path", "whisper-base", "--learning_rate", "5e-5"]),
-    "finetune-tiny-reg": ("whisper_finetune_regularised.args", []),
-    "finetune-base-reg": ("whisper_finetune_regularised.args", ["--model_name_or_path", "whisper-base"]),
-    # the same probe with the frozen encoder run on every batch: one epoch, for the per-epoch ratio
-    "probe-tiny-live": ("whisper_probe.args", ["--cache_frozen_features", "False", "--num_train_epochs", "1"]),
-    # LP-FT: fine-tune starting from this fold's linear probe (its trained head), see recipes/fsdd/README.md
-    "lpft-tiny": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny}"]),
-    "lpft-base": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base}"]),
-    # accuracy of 1-s cut inputs vs 30-s padding: the same probe on the same 300 training and 200 test clips
-    # (a subset: on 2 CPU cores the 30-s encoder takes about a second a clip)
-    "probe-tiny-300": ("whisper_probe.args", ["--max_train_samples", "300", "--max_eval_samples", "200"]),
-    "probe-tiny-300-30s": ("whisper_probe.args", ["--max_train_samples", "300", "--max_eval_samples", "200",
-                                                  "--max_length_seconds", "30"]),
-    # trimmed silence (every clip starts at its word), last-layer probe, LP-FT from it without time shifts
-    "probe-tiny-trim": ("whisper_probe_trim.args", []),
-    "lpft-tiny-trim": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim}"]),
-    "lpft-tiny-speaker": ("whisper_lpft_speaker.args", ["--model_name_or_path", "{probe-tiny}"]),
-    # the three training voices plus espeak-ng digits in many synthetic voices (SYNTHETIC: clips per digit)
-    "probe-tiny-espeak": ("whisper_probe.args", []),
-    "lpft-tiny-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-espeak}"]),
-    # ... and voices of other languages reading the English digits (ACCENTS: runs whose synthetic voices do)
-    "probe-tiny-accents": ("whisper_probe.args", []),
-    "lpft-tiny-accents": ("whisper_lpft.args", ["--model_name_or_path", "{probe-tiny-accents}"]),
-    # silence trimmed (every clip, real or generated, starts at its word) plus the espeak-ng digits
-    "probe-tiny-trim-espeak": ("whisper_probe_trim.args", []),
-    "lpft-tiny-trim-espeak": ("whisper_lpft_trim.args", ["--model_name_or_path", "{probe-tiny-trim-espeak}"]),
-    # Whisper's decoder scoring each label's words (--score_label_words), all weights trained, three seeds
-    "labels-tiny": ("whisper_label_words.args", []),
-    "labels-tiny-seed1": ("whisper_label_words.args", ["--seed", "1"]),
-    "labels-tiny-seed2": ("whisper_label_words.args", ["--seed", "2"]),
-    "labels-base": ("whisper_label_words.args", ["--model_name_or_path", "whisper-base"]),
-    # ... with a 5-s window: the clip, then silence (the frozen probe heard nicolas better so; whisper_context.py)
-    "labels-tiny-5s": ("whisper_label_words.args", ["--max_length_seconds", "5.0"]),
-    # the probe averaging only the clip's frames of a 5-s window (--pool_clip_frames), three seeds
-    "probe-tiny-clip5s": ("whisper_probe_clip.args", []),
-    "probe-tiny-clip5s-seed1": ("whisper_probe_clip.args", ["--seed", "1"]),
-    "probe-tiny-clip5s-seed2": ("whisper_probe_clip.args", ["--seed", "2"]),
-    # ... and in the 1-s window (no extra encoder work), three seeds
-    "probe-tiny-clip1s": ("whisper_probe.args", ["--pool_clip_frames"]),
-    "probe-tiny-clip1s-seed1": ("whisper_probe.args", ["--pool_clip_frames", "--seed", "1"]),
-    "probe-tiny-clip1s-seed2": ("whisper_probe.args", ["--pool_clip_frames", "--seed", "2"]),
-    "probe-base-espeak": ("whisper_probe.args", ["--model_name_or_path", "whisper-base"]),
-    "lpft-base-espeak": ("whisper_lpft.args", ["--model_name_or_path", "{probe-base-espeak}"]),
-    # base + espeak-ng digits, the probe and LP-FT averaging only the clip's frames (1-s window), three seeds
-    **{f"probe-base-clip1s-espeak{suffix}": ("whisper_probe.args", ["--model_name_or_path", "whisper-base",
-                                                                  "--pool_clip_frames", *seed])
-       for suffix, seed in SEEDS},
-    **{f"lpft-base-clip1s-espeak{suffix}": ("whisper_lpft.args", ["--model_name_or_path",
-                                                                 f"{{probe-base-clip1s-espeak{suffix}}}", *seed])
-       for suffix, seed in SEEDS},
-}
-SYNTHETIC = {name: 60 for name in RUNS if "espeak" in name or "accents" in name}  # generated clips per digit
-ACCENTS = {"probe-tiny-accents", "lpft-tiny-accents"}
-# one model per fold from runs above: their weights averaged (`hfspeech average`), then evaluated
-SOUPS = {"labels-tiny-soup": ("labels-tiny", "labels-tiny-seed1", "labels-tiny-seed2"),
-         "probe-tiny-soup": ("probe-tiny", "probe-tiny-seed1", "probe-tiny-seed2"),
-         "probe-tiny-clip5s-soup": ("probe-tiny-clip5s", "probe-tiny-clip5s-seed1", "probe-tiny-clip5s-seed2"),
-         "lpft-base-clip1s-espeak-soup": ("lpft-base-clip1s-espeak", "lpft-base-clip1s-espeak-seed1",
-                                          "lpft-base-clip1s-espeak-seed2")}
-LANGUAGE_RUNS = {
-    "cnn": ("cnn.args", ["--max_length_seconds", "2.0"]),
-    "probe-base": ("whisper_probe.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0"]),
-    "finetune-base": ("whisper_finetune.args", ["--model_name_or_path", "whisper-base", "--max_length_seconds", "2.0",
-                                                "--learning_rate", "5e-5", "--num_train_epochs", "5"]),
-}
+from hfspeech.errors import UsageError  # noqa: E402
 
 
 def train(name: str, flag_file: str, extra: list[str], data: list[str], output_dir: Path) -> dict:
@@ -152,7 +80,9 @@ def with_run_defaults(command: list[str], output_dir: Path) -> list[str]:
 
 
 def record(results: dict, output: Path, key: str, value: dict) -> None:
-    results.setdefault("runs", {})[key] = value
+    """`value` as the row `key` of `results`, stamped with this session's machine (a resumed file mixes rows
+    from several), and the whole file rewritten, so an interrupted benchmark keeps every row it finished."""
+    results.setdefault("runs", {})[key] = {**value, "machine": results["machine"]} if "machine" in results else value
     output.write_text(json.dumps(results, indent=2))
     print(f"{key}: {json.dumps(value)}", flush=True)
 
@@ -240,53 +170,9 @@ def language_runs(args, results: dict, work: Path) -> None:
                                                 work / "runs" / "languages" / name))
 
 
-def step_seconds(checkpoint: str, window_seconds: int, clips: list[np.ndarray], steps: int) -> float:
-    """Mean wall time of a full training step (forward, backward, AdamW) on one batch of `clips`."""
-    import torch
-    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
-    from hfspeech.models.inputs import extract_features
-    from hfspeech.models.whisper import prepare_whisper_classifier
-
-    torch.manual_seed(0)
-    model = AutoModelForAudioClassification.from_pretrained(checkpoint, num_labels=10)
-    extractor, _ = prepare_whisper_classifier(model, AutoFeatureExtractor.from_pretrained(checkpoint), window_seconds)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    inputs = dict(extract_features(extractor, clips))
-    labels = torch.arange(len(clips)) % 10
-    model.train()
-    times = []
-    for _ in range(steps + 1):  # the first step warms up
-        start = time.perf_counter()
-        loss = model(**inputs, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - start)
-    return float(np.mean(times[1:]))
-
-
 def step_time_ratio(args, results: dict) -> None:
-    import soundfile as sf
-    import soxr
-
-    from hfspeech.models.whisper.pretrained import resolve_pretrained
-
-    clips = []
-    for path in sorted(FSDD.glob("*_george_1*.wav"))[: args.batch_size]:
-        audio, rate = sf.read(path, dtype="float32")
-        clips.append(soxr.resample(audio, rate, 16000))
-    import torch
-
-    checkpoint = resolve_pretrained("whisper-tiny.en")
-    # One thread too: on a shared, oversubscribed machine the 2-thread ratio mostly measures thread contention.
-    for threads in sorted({1, torch.get_num_threads()}):
-        torch.set_num_threads(threads)
-        cut = step_seconds(checkpoint, 1, clips, args.steps)
-        padded = step_seconds(checkpoint, 30, clips, args.steps)
-        record(results, args.output, f"step_time/whisper-tiny.en/threads-{threads}",
-               {"batch_size": len(clips), "threads": threads, "cut_1s_step_s": round(cut, 3),
-                "padded_30s_step_s": round(padded, 3), "speedup": round(padded / cut, 1), "load": os.getloadavg()[0]})
+    for key, value in step_time_rows(args.batch_size, args.steps):
+        record(results, args.output, key, value)
 
 
 def summary(results: dict) -> list[str]:
@@ -322,14 +208,30 @@ def summary(results: dict) -> list[str]:
 
 
 def start_results(args) -> dict:
-    """The results so far (`--resume`: those in `--output`, else none), with this machine; FSDD must be there."""
+    """The results so far (`--resume`: those in `--output`, else none), with this machine; FSDD must be there.
+    Rows kept from an earlier file keep the machine they were measured on: their own, or else that file's."""
     if not FSDD.is_dir():
         raise SystemExit(f"FSDD recordings not found at {FSDD} (../shared beside the project)")
     writable_path(args.output, "--output")
     writable_path(args.work_dir, "--work_dir", folder=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(args.output.read_text()) if args.resume and args.output.is_file() else {}
+    results = earlier_results(args.output) if args.resume and args.output.is_file() else {}
+    for row in results.get("runs", {}).values():
+        if "machine" in results:
+            row.setdefault("machine", results["machine"])
     results["machine"] = machine()
+    return results
+
+
+def earlier_results(output: Path) -> dict:
+    """The results file `--resume` goes on from; one that is not a results file is a one-line error."""
+    try:
+        results = json.loads(output.read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--output {output}: cannot be read as a results file to resume ({error}); give another "
+                         "--output or drop --resume") from None
+    if not (isinstance(results, dict) and isinstance(results.get("runs", {}), dict)):
+        raise UsageError(f"--output {output}: not a results file of this benchmark (no 'runs' table) to resume")
     return results
 
 

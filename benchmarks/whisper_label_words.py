@@ -29,6 +29,7 @@ from benchmarks._checks import local_pretrained, run_script, writable_path  # no
 from benchmarks._common import machine  # noqa: E402
 from benchmarks.pretrained import FSDD, SPEAKERS  # noqa: E402
 from hfspeech.cli.flags import number_in, positive  # noqa: E402
+from hfspeech.errors import UsageError  # noqa: E402
 
 
 def load_scorer(name_or_path: str, labels: list[str], seconds: int = 1):
@@ -85,6 +86,7 @@ def fine_tune(scorer, features: np.ndarray, labels: np.ndarray, args) -> float:
     """Cross-entropy on the label-word logits, every weight trained; returns the seconds it took."""
     import torch
 
+    check_batch(args.batch, len(features))
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     weights = [weight for weight in scorer.parameters() if weight.requires_grad]
@@ -105,6 +107,22 @@ def fine_tune(scorer, features: np.ndarray, labels: np.ndarray, args) -> float:
             optimizer.step()
             schedule.step()
     return time.time() - start
+
+
+def check_batch(batch: int, training_clips: int) -> None:
+    """A batch larger than the training set: no step would run (and the schedule divide by zero)."""
+    if batch > training_clips:
+        raise UsageError(f"--batch {batch}: larger than the {training_clips} training clips of a fold; "
+                         f"give at most {training_clips}")
+
+
+def check_batch_fits_every_fold(args) -> None:
+    """`check_batch` for the held-out speakers asked for, from the recordings' names: before minutes of work."""
+    from recipes.fsdd.prepare_fsdd import read_recordings
+
+    if args.epochs:
+        speakers = [who for _, _, who in read_recordings(FSDD)]
+        check_batch(args.batch, min(sum(who != speaker for who in speakers) for speaker in args.speakers))
 
 
 def run_fold(args, speaker: str, clips) -> dict:
@@ -129,7 +147,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="encoder window, 1 to 30; longer clips are cut")
     parser.add_argument("--epochs", type=number_in(int, 0, 1000), default=1, help="0: zero-shot only")
     parser.add_argument("--learning_rate", type=positive(float), default=1e-5)
-    parser.add_argument("--batch", type=positive(int), default=8)
+    parser.add_argument("--batch", type=positive(int), default=8,
+                        help="clips per training step, at most a fold's training clips")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=positive(int), default=2)
     parser.add_argument("--output", type=Path, default=Path("runs/label-words"),
@@ -140,6 +159,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     writable_path(args.output, "--output", folder=True)
+    check_batch_fits_every_fold(args)
     checkpoint = local_pretrained(args.model)
     import torch
     from transformers import WhisperFeatureExtractor
