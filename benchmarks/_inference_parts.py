@@ -15,6 +15,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+# How inference.py times, recorded with its results.
+METHOD = ("same threads for torch and onnxruntime; backends in turns, round by round; 5 single clips and 1 batch "
+          "per backend as warm-up, not timed; p50/p95: every clip of every round; throughput: the median round; "
+          "long file: best of 2; cold start: median (and best) of --cold_start_repeats fresh processes")
+
 
 def hfspeech_command() -> list[str]:
     """The `hfspeech` console script of this environment (what a user runs), else `python -c` on the CLI."""

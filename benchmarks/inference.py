@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import existing_model, run_script, writable_path  # noqa: E402  (first: no downloads)
 from _common import machine  # noqa: E402
-from _inference_parts import cold_start_seconds, load_average, long_file_speed, write_long_file  # noqa: E402
+from _inference_parts import METHOD, cold_start_seconds, load_average, long_file_speed, write_long_file  # noqa: E402
 from _transformer_int8 import file_size_mb, one_second_clips, transformer_variants  # noqa: E402
 
 from hfspeech.cli import DEMO_TRAINING_FLAGS
@@ -41,9 +41,6 @@ from hfspeech.models.inputs import extract_features
 from hfspeech.synthetic.spoken import generate_keyword_dataset
 
 BATCH_SIZE = 16
-METHOD = ("same threads for torch and onnxruntime; backends in turns, round by round; 5 single clips and 1 batch "
-          "per backend as warm-up, not timed; p50/p95: every clip of every round; throughput: the median round; "
-          "long file: best of 2; cold start: median (and best) of --cold_start_repeats fresh processes")
 UNSEEN_SEED = 2026  # the demo's "never seen" seed: neither training data nor splits use it
 
 
