@@ -34,3 +34,14 @@ def test_a_file_or_a_folder_of_the_users_is_refused(tmp_path):
         "is a file, not a folder; give a new or empty folder")
     with pytest.raises(UsageError, match=r"^--output_dir .*mine: holds other files .*, or pass --overwrite"):
         check_output_folder(tmp_path / "mine", "--output_dir", remedy="or pass --overwrite_output_dir")
+
+
+def test_a_run_folder_whose_record_is_being_written_is_a_run_folder(tmp_path):
+    """With two processes, the main one writes run_inputs.json (through a temporary file) while the other checks
+    the output folder: the other one refused the folder and the launch failed now and then."""
+    from hfspeech.training.checkpoints import check_output_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".run_inputs.json.tmp").write_text("{")
+    check_output_dir(str(run))

@@ -33,8 +33,10 @@ STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: t
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 PICKLED_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 # What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
+# ".run_inputs.json.tmp": the record being written by the main process while another one checks the folder
+# (`accelerate launch`: that process refused the folder, "holds other files", and the launch failed).
 RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl",
-               "run_inputs.json")  # resume_inputs.DATA_RECORD_FILE
+               "run_inputs.json", ".run_inputs.json.tmp")  # resume_inputs.DATA_RECORD_FILE
 
 
 class CheckpointError(HfspeechError, ValueError):
