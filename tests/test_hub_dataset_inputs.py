@@ -215,3 +215,13 @@ def test_a_bad_clip_or_an_empty_stream_in_a_dataloader_worker_is_the_same_one_li
     data = load(True, dataset_name=str(tiny), max_eval_samples=2)
     with pytest.raises(DataError, match=r"^the training stream has no clips: [^\n]*$"):
         list(DataLoader(TrainingStream(data.train), batch_size=2, num_workers=1, collate_fn=lambda e: e))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_missing_column_names_the_flags_that_name_columns(offline, tmp_path, streaming):
+    other = Features({"sound": Audio(), "label": ClassLabel(names=KINDS)})
+    repo = parquet_repo(tmp_path / "other", {"train": [{"sound": r["audio"], "label": r["label"]} for r in rows(2)]},
+                        features=other)
+    with pytest.raises(DataError, match=r"missing column\(s\) \['audio'\]; available columns: \['sound', 'label'\] "
+                                        r"\(name them with --audio_column_name / --label_column_name\)"):
+        load(streaming, dataset_name=str(repo), max_eval_samples=1)

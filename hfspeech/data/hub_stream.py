@@ -229,7 +229,8 @@ def _references(stream: IterableDataset, audio_column: str, label_column: str, s
     if columns is not None:
         absent = [c for c in (audio_column, label_column) if c not in columns]
         if absent:
-            raise DataError(f"{source}: missing column(s) {absent}; available columns: {columns}")
+            raise DataError(f"{source}: missing column(s) {absent}; available columns: {columns} (name them with "
+                            "--audio_column_name / --label_column_name)")
     features = stream.features
     label_feature = features.get(label_column) if features is not None else None
     if features is not None and isinstance(features.get(audio_column), Audio):

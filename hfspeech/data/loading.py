@@ -278,4 +278,5 @@ def label_column_of(columns: Sequence[str], label_column: str) -> str:
 def _require_columns(table: Dataset, columns: Sequence[str], source: str) -> None:
     absent = [c for c in columns if c not in table.column_names]
     if absent:
-        raise DataError(f"{source}: missing column(s) {absent}; available columns: {table.column_names}")
+        raise DataError(f"{source}: missing column(s) {absent}; available columns: {table.column_names} "
+                        "(name them with --audio_column_name / --label_column_name)")
