@@ -31,15 +31,21 @@ RECORDED_SPLITS = ("train", "validation")  # what the model learnt from, and wha
 def clip_digests(split: Dataset) -> list[str]:
     """A digest of each clip's bytes, in the split's order ("" for a file that cannot be read: the decoder
     reports it by name later)."""
-    return [_digest_of(path, data) for path, data in _sources(split)]
+    return [_digest_of(path, data) for path, data in audio_sources(split)]
 
 
-def _sources(split: Dataset) -> list[tuple[Optional[str], Optional[bytes]]]:
-    """Each clip's (path, bytes) as its undecoded `audio` cell holds them."""
+def audio_sources(split: Dataset) -> list[tuple[Optional[str], Optional[bytes]]]:
+    """Each clip's (path, bytes) as its undecoded `audio` cell holds them (a path string, or a dict)."""
     sources = []
     for audio in split.cast_column("audio", Audio(decode=False))["audio"]:
         sources.append((audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None))
     return sources
+
+
+def folder_and_name(path: str) -> str:
+    """A file as a warning or a published record names it: its folder and name (`yes/a.wav`). Warnings reach the
+    model card, which is published: the full path would show where the user keeps their data."""
+    return os.path.join(*Path(path).parts[-2:])
 
 
 def _digest_of(path: Optional[str], data: Optional[bytes]) -> str:
@@ -91,7 +97,7 @@ def read_training_clips(model: str) -> Optional[dict[str, set[str]]]:
 
 def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[str]:
     """A warning naming how many of `split`'s clips the model trained on (or chose its checkpoint with)."""
-    sources = _sources(split)
+    sources = audio_sources(split)
     digests = [_digest_of(path, data) for path, data in sources]
     seen = {name: [i for i, digest in enumerate(digests) if digest and digest in record[name]]
             for name in RECORDED_SPLITS}
@@ -99,7 +105,7 @@ def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[
     if not indices:
         return None
     counts = ", ".join(f"{len(hits)} in its {name} split" for name, hits in seen.items() if hits)
-    names = [os.path.join(*Path(sources[i][0]).parts[-2:]) if sources[i][0] else f"row {i}" for i in indices]
+    names = [folder_and_name(sources[i][0]) if sources[i][0] else f"row {i}" for i in indices]
     shown = first_few(names)
     return (f"{len(indices)} of {len(split)} clips are clips the model was trained on ({counts}; {shown}): these "
             "scores are not for recordings it never heard")

@@ -18,11 +18,11 @@ import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Optional
 
 from datasets import Dataset, DatasetDict
 
+from hfspeech.data.clip_digests import audio_sources, folder_and_name
 from hfspeech.data.groups import leaked_groups
 from hfspeech.data.prepare import DataReport
 from hfspeech.errors import DataError, first_few
@@ -54,18 +54,13 @@ def _record(warnings: list[str], report: Optional[DataReport]) -> list[str]:
 
 def _clip_keys(split: Dataset) -> list[str]:
     """Each clip's identity: the real path of its file (links and `./` resolved), or a digest of its bytes."""
-    keys = []
-    for audio in split["audio"]:
-        path, data = (audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None)
-        on_disk = path and data is None
-        keys.append(os.path.realpath(path) if on_disk else "bytes:" + hashlib.sha1(data or b"").hexdigest())
-    return keys
+    return [os.path.realpath(path) if path and data is None else "bytes:" + hashlib.sha1(data or b"").hexdigest()
+            for path, data in audio_sources(split)]
 
 
 def _short(key: str) -> str:
-    """A file as a warning names it: its folder and name (`yes/a.wav`). The warnings reach the model card,
-    which is published: the full path would show where the user keeps their data."""
-    return key if key.startswith("bytes:") else os.path.join(*Path(key).parts[-2:])
+    """A file as a warning names it (`data.clip_digests.folder_and_name`); a clip held as bytes by its digest."""
+    return key if key.startswith("bytes:") else folder_and_name(key)
 
 
 def _repeated_files(dataset: DatasetDict, keys: dict[str, list[str]]) -> list[str]:

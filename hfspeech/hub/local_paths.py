@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+from hfspeech.data.clip_digests import folder_and_name
 from hfspeech.models.config_json import DATA_REPORT_FILE, read_run_record
 
 RUN_INPUTS_FILE = "run_inputs.json"  # training.resume_inputs.DATA_RECORD_FILE (hub may not import training)
@@ -49,7 +50,7 @@ def shown_path(path: str, roots: list[str]) -> str:
     for root in roots:
         if normal.startswith(root + os.sep):
             return Path(normal[len(root) + 1:]).as_posix()
-    return Path(*Path(normal).parts[-2:]).as_posix() if Path(normal).parts[-2:] else normal
+    return folder_and_name(normal) if Path(normal).parts else normal
 
 
 def listed_files(report) -> list[str]:
