@@ -41,3 +41,11 @@ def first_few(items, limit: int = 3, separator: str = ", ") -> str:
     items = [str(item) for item in items]
     more = f" and {len(items) - limit} more" if separator == ", " else f"{separator}and {len(items) - limit} more"
     return separator.join(items[:limit]) + (more if len(items) > limit else "")
+
+
+def did_you_mean(words, known, cutoff: float = 0.6) -> str:
+    """` (did you mean ['--learning_rate']?)`: the nearest known name of each unknown word, or "" if none is near."""
+    import difflib
+
+    near = [match for word in words for match in difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)]
+    return f" (did you mean {near}?)" if near else ""

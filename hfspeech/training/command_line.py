@@ -6,7 +6,6 @@ numbers. `training.run` trains from what this returns; `training.distill` adds i
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.training.arguments import DataArguments, ModelArguments
 
 # Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
@@ -143,8 +142,7 @@ def checked_in(path: str, flags: list[str], parser: HfArgumentParser) -> list[st
     unknown = [word for word in unused if word.startswith("-")]
     if unknown:
         known = [option for action in parser._actions for option in action.option_strings]
-        near = [match for word in unknown for match in difflib.get_close_matches(word, known, n=1, cutoff=0.7)]
-        raise UsageError(f"{path}: unknown flag(s) {unknown}" + (f" (did you mean {near}?)" if near else ""))
+        raise UsageError(f"{path}: unknown flag(s) {unknown}" + did_you_mean(unknown, known, cutoff=0.7))
     if unused:  # transformers splits a flag file at spaces: `--config_overrides {"n_mels": 40}` is two words
         raise UsageError(f"{path}: {unused} follow(s) no flag; a flag file is split at spaces, so write each "
                          "value without them (or use a .json/.yaml file)")
@@ -175,9 +173,8 @@ def flags_of_mapping(values: dict, path: str, parser: HfArgumentParser) -> list[
     names = {key: str(key).lstrip("-").replace("-", "_") for key in values}
     unknown = [key for key, name in names.items() if name not in actions]
     if unknown:
-        near = [match for key in unknown
-                for match in difflib.get_close_matches(names[key], list(actions), n=1, cutoff=0.7)]
-        raise UsageError(f"{path}: unknown key(s) {unknown}" + (f" (did you mean {near}?)" if near else ""))
+        raise UsageError(f"{path}: unknown key(s) {unknown}"
+                         + did_you_mean([names[key] for key in unknown], actions, cutoff=0.7))
     flags = []
     for key, value in values.items():
         action = actions[names[key]]

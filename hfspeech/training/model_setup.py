@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, pretrained_errors
@@ -108,13 +108,10 @@ def config_overrides(model_args: ModelArguments) -> dict:
 def check_override_keys(model_args: ModelArguments, config) -> None:
     """A `--config_overrides` key that `config` (of the model being built, without the overrides) lacks is a
     typo: transformers would keep it unused or drop it without a word, and the run would train another model."""
-    import difflib
-
     unknown = [key for key in user_overrides(model_args) if not hasattr(config, key)]
     if unknown:
-        near = [match for key in unknown for match in difflib.get_close_matches(key, list(config.to_dict()), n=1)]
         raise UsageError(f"--config_overrides: unknown key(s) {unknown} for model_type {config.model_type!r}"
-                         + (f" (did you mean {near}?)" if near else ""))
+                         + did_you_mean(unknown, config.to_dict()))
 
 
 def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
