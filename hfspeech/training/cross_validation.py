@@ -3,10 +3,12 @@
     hfspeech cross-validate --train_file all.csv --group_column speaker --output_dir runs/logo --model_type bcresnet
 
 One fold per group (speaker, recording, session): that group is the test split, never seen in training; the
-validation split is `--validation_split_percentage` of each remaining group's clips (it picks the best epoch,
-so it may share voices with training; the test split never does). Each fold is a normal training run in
-`OUTPUT_DIR/fold-<group>`; `OUTPUT_DIR/cross_validation.json` has every fold's test metrics and their mean,
-standard deviation, minimum and maximum: a score with its spread over unseen groups, not one lucky split.
+validation split is `--validation_split_percentage` of the remaining clips, drawn at random across their groups
+(it picks the best epoch, so it shares voices with training; the test split never does). Each fold is a normal
+training run in `OUTPUT_DIR/fold-<group>`; `OUTPUT_DIR/cross_validation.json` has every fold's test metrics and
+their mean, standard deviation, minimum and maximum: a score with its spread over unseen groups, not one lucky
+split. It is rewritten after each fold; until every fold has run it says `"complete": false`, names the folds not
+run (and the one that failed) and gives no mean.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
                                  data_args.path_column_name, data_args.label_column_name,
                                  data_args.label_separator if model_args.multi_label else None)
     results = {}
+    write_summary(root, results, list(folds))  # an earlier run's summary never sits beside this run's folds
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
         fold_data.train_file, fold_data.validation_file, fold_data.test_file = (
@@ -148,12 +151,45 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
             fold_data.validation_split_percentage = 0
         fold_training.output_dir = os.path.join(root, f"fold-{group}")
         logger.info("fold %s: %d of %d", group, len(results) + 1, len(folds))
-        results[group] = run_training(model_args, fold_data, fold_training)
-    summary = {"folds": {g: {k: v for k, v in m.items() if k.startswith("test_")} for g, m in results.items()},
-               "test_accuracy": summarise([m["test_accuracy"] for m in results.values() if "test_accuracy" in m])}
+        try:
+            results[group] = run_training(model_args, fold_data, fold_training)
+        except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them
+            write_summary(root, results, list(folds), failed=group)
+            raise
+        write_summary(root, results, list(folds))
+    summary = write_summary(root, results, list(folds))
+    logger.info("leave-one-%s-out test scores over %d folds: %s", data_args.group_column, len(results),
+                {k: v for k, v in summary.items() if k.startswith("test_")})
+    return summary
+
+
+def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None) -> dict:
+    """Each fold's test metrics (and its test and skipped clip counts); once every fold has run, the spread
+    (`summarise`) of every score all folds report: accuracy and F1 single-label, mAP, F1 and subset accuracy
+    multi-label (which has no accuracy: its summary stopped on an empty list after every fold had trained).
+    Unfinished, it names the folds that did not run and the one that failed, and gives no mean: a mean over
+    the folds that happened to finish is not the cross-validated score."""
+    folds = {group: {k: v for k, v in metrics.items() if k.startswith("test_") or k in ("num_test_clips",
+                                                                                        "num_skipped_files")}
+             for group, metrics in results.items()}
+    summary: dict = {"folds": folds, "complete": len(results) == len(groups)}
+    if not summary["complete"]:
+        summary["not_run"] = [group for group in groups if group not in results]
+        if failed is not None:
+            summary["failed"] = failed
+        return summary
+    scores = [name for name, value in next(iter(folds.values())).items() if name.startswith("test_")
+              and isinstance(value, (int, float)) and not isinstance(value, bool) and "num_" not in name]
+    for name in scores:
+        if all(isinstance(fold.get(name), (int, float)) for fold in folds.values()):
+            summary[name] = summarise([fold[name] for fold in folds.values()])
+    return summary
+
+
+def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None) -> dict:
+    summary = summarise_folds(results, groups, failed)
     with open(os.path.join(root, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
-    logger.info("leave-one-%s-out test accuracy: %s", data_args.group_column, summary["test_accuracy"])
     return summary
 
 

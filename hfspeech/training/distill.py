@@ -15,15 +15,19 @@ A multi-label teacher distils with sigmoid targets (`training.soft_targets`).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from datasets import Dataset
 from transformers import HfArgumentParser
 
-from hfspeech.errors import HfspeechError, UsageError
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, clip_digests, folder_and_name, read_training_clips
+from hfspeech.errors import HfspeechError, UsageError, first_few
 from hfspeech.models.folder_checks import check_model_folder
+from hfspeech.models.scores import is_multi_label
 from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser
 from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
 from hfspeech.training.run import TrainingSetup, run_training
@@ -81,6 +85,7 @@ def parse_distill_args(argv: Sequence[str]):
     except HfspeechError as error:
         raise UsageError(f"--teacher {error}") from None
     model_args, data_args, training_args = parse_args(rest)
+    check_teacher_fits(distill_args.teacher, model_args)
     if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
         # A teacher trained by the recipe looks like a run to resume: the student was written over it (exit 0).
         raise UsageError(f"--output_dir {training_args.output_dir}: the teacher's own folder; the student would "
@@ -88,11 +93,29 @@ def parse_distill_args(argv: Sequence[str]):
     return distill_args, model_args, data_args, training_args
 
 
+def check_teacher_fits(teacher: str, model_args) -> None:
+    """Refuse, before the data is prepared, a student the teacher's targets cannot train: a single-label
+    teacher's logits are only defined up to a shift, so their sigmoids (a multi-label student's targets) meant
+    nothing, and the other way round its independent sigmoids became one softmax; both ran without a word. A
+    head trained from cached frozen features has no audio left for the teacher (a traceback after encoding)."""
+    with open(os.path.join(teacher, "config.json"), encoding="utf-8") as f:
+        teacher_multi_label = is_multi_label(json.load(f))
+    if teacher_multi_label != model_args.multi_label:
+        kinds = {True: "multi-label (sigmoid)", False: "single-label (softmax)"}
+        raise UsageError(f"--teacher {teacher}: a {kinds[teacher_multi_label]} classifier, but the student is "
+                         f"{kinds[model_args.multi_label]}: distil from a teacher of the same kind (--problem_type)")
+    if model_args.freeze_base_model and model_args.cache_frozen_features:
+        raise UsageError("--freeze_base_model trains the head from features cached once per clip, but the teacher "
+                         "needs each training clip's audio: pass --cache_frozen_features False to distil into a "
+                         "frozen base")
+
+
 def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) -> None:
     """Give the set-up trainer the teacher's cached logits and switch its loss to distillation."""
     if setup.streamed is not None:
         raise UsageError("distillation caches the teacher's logits per training clip; it does not work with "
                          "--streaming")
+    warn_if_teacher_heard(setup, distill_args.teacher)
     trainer, train_view = setup.trainer, setup.views["train"]
     sampling_rate = int(trainer.processing_class.sampling_rate)  # the rate the clips were decoded at
     distillation = Distillation(distill_args.distill_temperature, distill_args.distill_weight)
@@ -107,6 +130,30 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) ->
     trainer.train_dataset = TeacherLogitSplit(train_view, logits)
     trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
     trainer.enable_distillation(distillation)
+
+
+def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
+    """A teacher trained on the student's test clips passes what it learnt from them on through its soft
+    targets, and the student's test score then flatters (a leave-one-speaker-out fold distilled from a teacher
+    trained on every speaker). Checked against the teacher's `training_clips.json` (`data.clip_digests`),
+    warned and kept in the run's `data_warnings`, as a split leak is. Not the validation split: a teacher
+    trained on the same manifest and seed has the student's validation clips as its own."""
+    record = read_training_clips(teacher)
+    split = getattr(setup.views.get("test"), "split", None)
+    if record is None or split is None or "path" not in split.column_names:
+        logger.info("--teacher %s: whether it was trained on the student's test clips is not checked (no %s, "
+                    "or no test split with files)", teacher, TRAINING_CLIPS_FILE)
+        return
+    heard = record["train"] | record["validation"]
+    paths = split["path"]
+    seen = [path for path, digest in zip(paths, clip_digests(Dataset.from_dict({"audio": paths})))
+            if digest and digest in heard]
+    if seen:
+        warning = (f"--teacher {os.path.basename(os.path.normpath(teacher))}: trained on {len(seen)} of the "
+                   f"{len(paths)} test clips ({first_few([folder_and_name(path) for path in seen])}): the "
+                   "student's test scores carry what the teacher learnt from them")
+        logger.warning("data: %s", warning)
+        setup.report.warnings.append(warning)
 
 
 def run_distillation(distill_args: DistillationArguments, model_args, data_args, training_args) -> dict:

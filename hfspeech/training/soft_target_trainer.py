@@ -50,7 +50,7 @@ class SoftTargetTrainer(AudioClassificationTrainer):
         teacher_mix = mix
         if self.live_teacher is not None and raw is not None:
             lengths = raw_lengths if mix.lam == 1.0 else torch.maximum(raw_lengths, raw_lengths[mix.permutation.cpu()])
-            teacher_logits = self.live_teacher(mix.blend(raw.to(mix.inputs["input_values"].device)), lengths)
+            teacher_logits = self.live_teacher(mix.blend(raw.to(labels.device)), lengths)
             teacher_mix = mix.unmixed()  # the teacher saw the mixed clip: its targets need no mixing
         outputs = model(**mix.inputs)
         loss = soft_target_loss(outputs.logits, labels, mix, self.is_multi_label, teacher_logits,

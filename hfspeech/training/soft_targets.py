@@ -40,19 +40,27 @@ class MixedBatch:
         return MixedBatch(self.inputs, self.permutation, 1.0)
 
 
+def main_input(inputs: dict) -> str:
+    """The batch's audio: ``input_values`` (waveforms, or AST's spectrograms), or Whisper's ``input_features``
+    (a Whisper student stopped on a KeyError in every distillation)."""
+    return "input_values" if "input_values" in inputs else "input_features"
+
+
 def mixup(inputs: dict, alpha: float, rng: np.random.Generator) -> MixedBatch:
-    """Mix the waveforms of a batch with a shuffled copy of itself, ``lam ~ Beta(alpha, alpha)``.
+    """Mix the waveforms (Whisper: log-mel features) of a batch with a shuffled copy of itself,
+    ``lam ~ Beta(alpha, alpha)``.
 
     The attention mask becomes the union of both clips' masks, so the mixed clip is as long as the longer.
     """
-    batch = inputs["input_values"].shape[0]
-    permutation = torch.as_tensor(rng.permutation(batch), device=inputs["input_values"].device)
+    key = main_input(inputs)
+    batch = inputs[key].shape[0]
+    permutation = torch.as_tensor(rng.permutation(batch), device=inputs[key].device)
     if alpha <= 0 or batch < 2:
         return MixedBatch(inputs, permutation, 1.0)
     lam = float(rng.beta(alpha, alpha))
     lam = max(lam, 1.0 - lam)  # the clip keeps its own identity; the other one is the lesser part
     mixed = dict(inputs)
-    mixed["input_values"] = lam * inputs["input_values"] + (1 - lam) * inputs["input_values"][permutation]
+    mixed[key] = lam * inputs[key] + (1 - lam) * inputs[key][permutation]
     if inputs.get("attention_mask") is not None:
         mixed["attention_mask"] = torch.maximum(inputs["attention_mask"], inputs["attention_mask"][permutation])
     return MixedBatch(mixed, permutation, lam)
