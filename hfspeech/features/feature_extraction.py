@@ -9,9 +9,10 @@ and serving cannot drift from training; the extractor stays trivial to reimpleme
 from transformers import Wav2Vec2FeatureExtractor
 
 from hfspeech.features.waveform import check_waveforms, float_clips
+from hfspeech.models.hub_push import CodelessPushWarning
 
 
-class WaveformFeatureExtractor(Wav2Vec2FeatureExtractor):
+class WaveformFeatureExtractor(CodelessPushWarning, Wav2Vec2FeatureExtractor):
     """``Wav2Vec2FeatureExtractor`` with baseline defaults and input checks.
 
     Reuses its padding, per-utterance zero-mean/unit-variance normalisation (over the valid

@@ -149,6 +149,18 @@ class AudioFrontend(nn.Module):
     def num_features(self) -> int:
         return self._num_features
 
+    def _apply(self, fn, recurse=True):
+        """Moves follow the model (`.to(device)`), dtype casts do not: `model.half()` or `.to(torch.bfloat16)` (as
+        Trainer's `--fp16_full_eval`) made the float32 front end's matrix products fail, and a cast back kept
+        the constants rounded. `from_pretrained(torch_dtype=...)` keeps them float32 as well."""
+        before = dict(self._buffers)
+        super()._apply(fn, recurse)
+        for name, constant in before.items():
+            after = self._buffers[name]
+            if constant is not None and after is not None and after.dtype != constant.dtype:
+                self._buffers[name] = after.to(constant.dtype) if constant.is_meta else constant.to(after.device)
+        return self
+
     def _kaldi_preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """Kaldi's per-frame DC removal, then pre-emphasis 0.97 (its first sample against itself), over the
         ``win_length`` samples of each frame that the window covers."""

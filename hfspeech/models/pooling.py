@@ -121,6 +121,8 @@ class FrontEndEncoderMixin:
             output_hidden_states = self.config.output_hidden_states
         return_dict = return_dict if return_dict is not None else self.config.use_return_dict
         features, frame_mask = self.frontend(input_values, attention_mask)
+        if features.dtype != self.dtype:  # float32 waveforms into a half model (pipeline(), Trainer's *_full_eval)
+            features = features.to(self.dtype)
         features = self.spec_augment(features, frame_mask)
         return FrontEnd(features, frame_mask, (features,) if output_hidden_states else None, output_hidden_states,
                         return_dict)

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.heads import PooledClassificationMixin
+from hfspeech.models.hub_push import CodelessPushWarning
 from hfspeech.models.lstm.configuration_lstm import LSTMAudioConfig
 from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 
@@ -36,7 +37,7 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
-class LSTMAudioPreTrainedModel(PreTrainedModel):
+class LSTMAudioPreTrainedModel(CodelessPushWarning, PreTrainedModel):
     config_class = LSTMAudioConfig
     base_model_prefix = "lstm"
     main_input_name = "input_values"

@@ -24,12 +24,13 @@ from torch import nn
 from transformers import WhisperForAudioClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from hfspeech.models.hub_push import CodelessPushWarning
 from hfspeech.models.losses import classification_loss
 from hfspeech.models.pooling import masked_mean
 from hfspeech.models.whisper.configuration_clip_pooling import WhisperClipPoolingConfig
 
 
-class WhisperClipPoolingForAudioClassification(WhisperForAudioClassification):
+class WhisperClipPoolingForAudioClassification(CodelessPushWarning, WhisperForAudioClassification):
     """Encoder -> (weighted layer sum) -> projector -> mean over the clip's frames -> classifier."""
 
     config_class = WhisperClipPoolingConfig

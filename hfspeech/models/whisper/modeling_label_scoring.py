@@ -26,6 +26,7 @@ from torch import nn
 from transformers import WhisperModel, WhisperPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from hfspeech.models.hub_push import CodelessPushWarning
 from hfspeech.models.whisper.configuration_label_scoring import WhisperLabelScoringConfig
 
 
@@ -72,7 +73,7 @@ def plan_scoring(prompt: list[int], label_form_ids: list[list[list[int]]], end_o
                        long(label for label, _ in forms))
 
 
-class WhisperForLabelScoring(WhisperPreTrainedModel):
+class WhisperForLabelScoring(CodelessPushWarning, WhisperPreTrainedModel):
     """Whisper (encoder, decoder, tied vocabulary projection) returning one logit per label."""
 
     config_class = WhisperLabelScoringConfig
