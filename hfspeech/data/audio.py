@@ -8,9 +8,8 @@ decoded with soundfile and resampled with soxr, several times faster than openin
 anything else goes through `datasets.Audio` (torchcodec + ffmpeg), as in the rest of the Hugging Face
 stack, which also names the problem when a file is broken.
 
-Files too long to hold in memory are read with `iter_audio_chunks` (same decoder and downmix, chunk by
-chunk, resampled with a streaming soxr resampler); live streams are downmixed and resampled with
-`downmix_to_mono` and `StreamResampler`.
+Files too long to hold in memory are read with `iter_audio_chunks` (same decoder and downmix, chunk by chunk,
+streamed soxr resampling); live streams are downmixed and resampled with `downmix_to_mono`, `StreamResampler`.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
 
@@ -59,16 +59,16 @@ def describe_source(audio: dict[str, Any] | None) -> str:
 def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     """Decode a file path or an undecoded `datasets.Audio` value (`{"path", "bytes"}`) to mono float32.
 
-    Raises `AudioFileError` for a missing, unreadable, empty (0 bytes), truncated (a WAV holding less audio
-    than its header declares: `wav_header`), undecodable (corrupt, not audio), zero-length or NaN/inf file.
+    Raises `AudioFileError` for a missing, unreadable, empty (0 bytes), truncated (a WAV or MP3 holding less
+    audio than its header declares: `wav_header`, `mp3_header`), undecodable, zero-length or NaN/inf file.
     """
     value = {"path": audio, "bytes": None} if isinstance(audio, (str, os.PathLike)) else audio
     value = {"path": str(value["path"]) if value.get("path") else None, "bytes": value.get("bytes")}
     name = describe_source(value)
     if value["bytes"] is None:
         check_audio_path(value["path"] or "")
-    _check_header(name, value)
-    waveform = _read_with_soundfile(value, sampling_rate)
+    mp3 = _check_header(name, value)  # an MP3 without a frame count: libsndfile may stop early; ffmpeg
+    waveform = _read_with_soundfile(value, sampling_rate) if mp3 is None or mp3.length else None
     if waveform is None:
         from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
 
@@ -85,6 +85,8 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
         raise AudioFileError(name, "audio has zero length (no samples)")
     if not np.isfinite(waveform).all():
         raise AudioFileError(name, "audio contains NaN or infinite samples")
+    if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
+        raise AudioFileError(name, problem)
     return waveform
 
 
@@ -100,11 +102,12 @@ def check_audio_path(path: str) -> None:
         raise AudioFileError(path, "file is empty (0 bytes)")
 
 
-def _check_header(name: str, value: dict[str, Any]) -> None:
-    """`AudioFileError` for a file that cannot be opened or a truncated WAV (`wav_header.inspect_wav`), which
-    both decoders would otherwise misreport (as corrupt) or decode in part without a word."""
+def _check_header(name: str, value: dict[str, Any]) -> Optional[Mp3Head]:
+    """`AudioFileError` for a file that cannot be opened or a truncated WAV (`wav_header`), which decoders misreport
+    (as corrupt) or decode in part in silence; for an MP3, the length its header declares (`mp3_header`)."""
     if problem := inspect_wav(value["path"], value["bytes"]):
         raise AudioFileError(name, problem)
+    return inspect_mp3(value["path"], value["bytes"])
 
 
 def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
@@ -116,8 +119,9 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
     filter, as in `StreamResampler`, not ffmpeg's: the two agree within 1e-5 on content well below the
     Nyquist frequency (tones) but differ by up to ~0.04 of full scale on white noise near it (measured,
     8 to 16 kHz). Training and inference both decode here, so a model always sees the same filter. None when
-    libsndfile cannot read the file, finds more than two channels or no samples (in an OGG cut short, or a WAV
-    with a streaming writer's data size 0): torchcodec/ffmpeg then decodes it or names the problem.
+    libsndfile cannot read the file, finds more than two channels or no samples (an OGG cut short, a WAV with a
+    streaming writer's data size 0): ffmpeg then decodes it or names the problem (so too an MP3 without a
+    frame count, which `decode_audio` does not send here).
     """
     import io
 
@@ -144,10 +148,8 @@ def _short_reason(error: Exception) -> str:
 
 
 def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:
-    """Cut leading and trailing parts quieter than `top_db` below the clip's peak (librosa's trim).
-
-    A clip that is silent throughout is returned unchanged rather than emptied.
-    """
+    """Cut leading and trailing parts quieter than `top_db` below the clip's peak (librosa's trim); a clip
+    silent throughout is returned unchanged rather than emptied."""
     import librosa
 
     # Short frames (512 samples, hop 128) so the cut lands within a few ms of the sound, not ~100 ms off.
@@ -164,10 +166,9 @@ DEFAULT_CHUNK_SECONDS = 10
 def downmix_to_mono(samples: np.ndarray) -> np.ndarray:
     """`[n]` or `[n, channels]` float samples -> mono float32 `[n]`.
 
-    Stereo is mixed as ffmpeg mixes it in `decode_audio` ((L + R) / sqrt(2)), so a stereo stream gives the
-    same waveform as the same audio read from a file. More channels have no layout in a raw stream (ffmpeg
-    would weigh front, centre, surround and LFE differently), so they are averaged: a different gain, which
-    the per-window normalisation of the feature extractors (zero mean, unit variance) removes anyway.
+    Stereo is mixed as ffmpeg mixes it in `decode_audio` ((L + R) / sqrt(2)), so a stereo stream gives the same
+    waveform as the same audio read from a file. More channels have no layout in a raw stream (ffmpeg weighs
+    front, centre, surround and LFE), so they are averaged: a gain the feature extractors' normalisation removes.
     """
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 1:
@@ -185,11 +186,10 @@ class StreamResampler:
     """Resample a stream chunk by chunk with `soxr.ResampleStream` (mono float32).
 
     The concatenated output equals `soxr.resample` of the whole signal exactly (measured: 0.0 difference for
-    chunks of random sizes), so windows cut from it do not depend on how the audio was chunked. It is soxr's
-    filter, as in `decode_audio`'s libsndfile path; ffmpeg's swresample (its torchcodec path) is another
-    filter: samples differ by up to ~0.09 of full scale for white noise near the Nyquist frequency, window
-    scores by the bound `tests/test_long_audio.py` measures. A stream already at the target rate passes
-    through untouched.
+    chunks of random sizes), so windows do not depend on how the audio was chunked. It is soxr's filter, as in
+    `decode_audio`'s libsndfile path; ffmpeg's swresample (its torchcodec path) differs by up to ~0.09 of full
+    scale for white noise near the Nyquist frequency (window scores: the bound `tests/test_long_audio.py`
+    measures). A stream already at the target rate passes through untouched.
     """
 
     def __init__(self, input_rate: int, output_rate: int):
@@ -210,36 +210,36 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     """Mono float32 chunks (about `chunk_seconds` long) of a file of any length, at `sampling_rate`, without
     decoding the whole file: memory stays bounded by the chunk, whatever the file's length.
 
-    Decoded as `decode_audio` decodes: by libsndfile (block by block, the same downmix) when it reads the file,
-    else by torchcodec + ffmpeg (any format it reads, ffmpeg's downmix for any channel layout) in consecutive
-    ranges of whole seconds, which give the same samples as decoding the whole file (measured for wav, flac,
-    ogg and mp3: 0.0 difference). Resampling is streamed with soxr (`StreamResampler`, equal to resampling
-    the whole file at once), because torchcodec's resampler restarts at each range (a range starting at 1 s
-    came out 32 samples off). libsndfile first also keeps torch out of ONNX inference. Raises
-    `AudioFileError` as `decode_audio` does.
+    Decoded as `decode_audio` decodes: by libsndfile (block by block, same downmix) when it reads the file, else
+    by torchcodec + ffmpeg (any format, ffmpeg's downmix for any layout) in consecutive ranges of whole seconds,
+    which give the samples of decoding the whole file (wav, flac, ogg, mp3: 0.0 difference). Resampling is
+    streamed with soxr (`StreamResampler`), as torchcodec's resampler restarts at each range (a range at 1 s
+    came out 32 samples off). libsndfile first also keeps torch out of ONNX inference. Raises `AudioFileError`
+    as `decode_audio` does (a truncated MP3 once its end is reached).
     """
     name = str(path)
     check_audio_path(name)
     chunk_seconds = max(1, int(chunk_seconds))
-    _check_header(name, {"path": name, "bytes": None})
-    opened = _open_with_soundfile(name)
+    mp3 = _check_header(name, {"path": name, "bytes": None})  # as in `decode_audio`
+    opened = _open_with_soundfile(name) if mp3 is None or mp3.length else None
     rate, blocks = (opened.samplerate, _soundfile_blocks(opened, name, chunk_seconds)) if opened is not None \
         else _torchcodec_blocks(name, chunk_seconds)
     resample = StreamResampler(rate, sampling_rate)
-    produced = 0
+    read = 0  # samples at the file's rate
     for samples in blocks:
         if not np.isfinite(samples).all():
             raise AudioFileError(name, "audio contains NaN or infinite samples")
+        read += samples.size
         chunk = resample(samples)
-        produced += chunk.size
         if chunk.size:
             yield chunk
     tail = resample(np.zeros(0, np.float32), last=True)
     if tail.size:
-        produced += tail.size
         yield tail
-    if produced == 0:
+    if read == 0:
         raise AudioFileError(name, "audio has zero length (no samples)")
+    if mp3 is not None and (problem := mp3.problem(read, rate)):
+        raise AudioFileError(name, problem)
 
 
 def _open_with_soundfile(name: str):

@@ -37,7 +37,7 @@ def clip_digests(split: Dataset) -> list[str]:
 def audio_sources(split: Dataset) -> list[tuple[Optional[str], Optional[bytes]]]:
     """Each clip's (path, bytes) as its undecoded `audio` cell holds them (a path string, or a dict)."""
     sources = []
-    for audio in split.cast_column("audio", Audio(decode=False))["audio"]:
+    for audio in split.cast_column("audio", Audio(decode=False))["audio"][:]:  # `[:]`: read at once, not by row
         sources.append((audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None))
     return sources
 

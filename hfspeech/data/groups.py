@@ -64,7 +64,7 @@ def _take_groups(data: Dataset, fraction: float, seed: int, name: str) -> tuple[
     """Groups in a seeded order, each taken while the split stays under about ``fraction`` of the clips; a group
     that would overshoot is passed over (it once became the whole test split: a speaker holding 90% of the
     clips left one clip to train on). At least one group is held, and at least one left to train on."""
-    groups = np.asarray(data[GROUP_COLUMN])
+    groups = np.asarray(data[GROUP_COLUMN][:])  # `[:]`: the column at once, not a formatted row at a time
     names, counts = np.unique(groups, return_counts=True)
     if len(names) < 2:
         raise DataError(f"cannot make a group-disjoint {name} split: the training data has only {len(names)} group "
@@ -83,7 +83,8 @@ def _take_groups(data: Dataset, fraction: float, seed: int, name: str) -> tuple[
 
 def leaked_groups(dataset: DatasetDict) -> dict[str, list[str]]:
     """``{"train/test": [groups in both]}`` for every pair of splits that share a group."""
-    members = {name: set(split[GROUP_COLUMN]) for name, split in dataset.items() if GROUP_COLUMN in split.column_names}
+    members = {name: set(split[GROUP_COLUMN][:]) for name, split in dataset.items()
+               if GROUP_COLUMN in split.column_names}
     names = list(members)
     return {f"{a}/{b}": sorted(members[a] & members[b]) for i, a in enumerate(names) for b in names[i + 1:]
             if members[a] & members[b]}
@@ -91,7 +92,7 @@ def leaked_groups(dataset: DatasetDict) -> dict[str, list[str]]:
 
 def leave_one_group_out(data: Dataset) -> Iterator[tuple[str, Dataset, Dataset]]:
     """``(group, rest, that group)`` for each group in sorted order: one cross-validation fold per group."""
-    groups = np.asarray(data[GROUP_COLUMN])
+    groups = np.asarray(data[GROUP_COLUMN][:])  # `[:]`: the column at once, not a formatted row at a time
     for group in sorted(set(groups.tolist())):
         held = groups == group
         yield group, data.select(np.flatnonzero(~held)), data.select(np.flatnonzero(held))

@@ -32,16 +32,20 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
                   separator: str = LABEL_SEPARATOR) -> DatasetDict:
     """Give every split the same integer `ClassLabel` column (`List(ClassLabel)` when `multi_label`).
 
-    Without `label_names` the classes are the sorted labels of the training split (or of all splits
-    when there is none). A label outside those classes -- in another split, or in data for a model
-    trained on other labels -- raises a `DataError` naming the label and a file that has it.
+    Without `label_names` the classes are the labels of the training split (or of all splits when there
+    is none) in the order of the data's `ClassLabel` names where it has them -- so that a model's class ids
+    are the dataset's, as in transformers' `run_audio_classification.py` -- else sorted. A label outside
+    those classes -- in another split, or in data for a model trained on other labels -- raises a
+    `DataError` naming the label and a file that has it.
     `separator` splits a multi-label string such as `dog;siren`.
     """
     labels = {name: (_label_lists(split, separator, name) if multi_label else _label_strings(split))
               for name, split in dataset.items()}
     if label_names is None:
         source = ["train"] if "train" in dataset else list(dataset)
-        label_names = sorted({s for name in source for s in _flatten(labels[name], multi_label)})
+        present = {s for name in source for s in _flatten(labels[name], multi_label)}
+        declared = [n for n in dict.fromkeys(_declared_names(dataset[source[0]])) if n in present]
+        label_names = declared + sorted(present - set(declared))
     label_names = [str(n) for n in label_names]
     index = {name: i for i, name in enumerate(label_names)}
     class_label = ClassLabel(names=label_names)
@@ -77,6 +81,13 @@ def label_names_of(split: Dataset) -> list[str]:
     return list((feature.feature if holds_label_lists(split) else feature).names)
 
 
+def _declared_names(split: Dataset) -> list[str]:
+    """The `ClassLabel` names of a split's raw label column (one label, or a list of them), stripped; else []."""
+    feature = split.features["label"]
+    feature = getattr(feature, "feature", feature) if isinstance(feature, (List, LargeList)) else feature
+    return [str(name).strip() for name in feature.names] if isinstance(feature, ClassLabel) else []
+
+
 def _flatten(labels: list, multi_label: bool):
     return (s for clip in labels for s in clip) if multi_label else labels
 
@@ -84,7 +95,7 @@ def _flatten(labels: list, multi_label: bool):
 def _label_strings(split: Dataset) -> list[str]:
     """Labels as strings: ClassLabel ids are mapped to their names, anything else is str()-ed."""
     feature = split.features["label"]
-    values = split["label"]
+    values = split["label"][:]  # a list: iterating the `Column` formats one row at a time (1 ms a clip)
     if isinstance(feature, ClassLabel):
         return _stripped([feature.int2str(v) for v in values], split)
     if holds_label_lists(split) or any(isinstance(v, (list, tuple)) for v in values):
@@ -114,7 +125,7 @@ def _stripped(labels: list[str], split: Dataset) -> list[str]:
 def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[str]]:
     """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms."""
     feature = split.features["label"]
-    values = split["label"]
+    values = split["label"][:]
     if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
         lists = [[feature.int2str(v)] for v in values]
     elif holds_label_lists(split) and isinstance(getattr(feature, "feature", None), ClassLabel):

@@ -31,7 +31,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, l
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
-from hfspeech.data.prepare import DataReport
+from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
                                        split_notes)
 from hfspeech.errors import DataError, first_few
@@ -115,7 +115,7 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
         dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
         audio, ignored = walk_audio_files(root)
         used = {os.path.realpath(a["path"]) for split in dataset.values()
-                for a in split.cast_column("audio", Audio(decode=False))["audio"]}
+                for a in split.cast_column("audio", Audio(decode=False))["audio"][:]}
         ignored += [{"path": path, "reason": "not read by datasets' audiofolder builder (metadata layout)"}
                     for _, path in audio if os.path.realpath(path) not in used]
         if report is not None:
@@ -145,6 +145,9 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
                                      for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
     folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
     if not (folder / "dataset_dict.json").is_file():
+        if problem := cache_folder_problem(folder.parent):  # not a traceback from deep inside save_to_disk
+            raise DataError(f"{folder.parent}: cannot write the audio folder's listing to the datasets cache "
+                            f"({problem}); set HF_DATASETS_CACHE (or --cache_dir) to a folder you can write")
         # Paths are saved as plain strings: saving an `Audio` column would copy every file into the cache.
         names = ClassLabel(names=sorted({label for files in listing.splits.values() for _, label in files}))
         features = Features({"audio": Value("string"), "label": names})

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
+from hfspeech.errors import DataError
 
 logger = logging.getLogger("hfspeech.data")
 
-WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing
+WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing (fewer for long files: `_writer_batch_size`)
+MAX_BATCH_BYTES = 256 * 2**20  # decoded audio a batch may hold before it is written
+DECODED_BYTES_PER_FILE_BYTE = 8  # float32 at the model's rate from a file's bytes: 2 for 16-bit WAV, ~4-16 for MP3
 
 
 @dataclass
@@ -125,6 +131,7 @@ def prepare_dataset(
         }
     )
     decode = _decoder(sampling_rate, trim, trim_top_db, skip_bad_files)
+    settings = [sampling_rate, trim, trim_top_db, skip_bad_files]
     report = report if report is not None else DataReport()
     report.sampling_rate = sampling_rate
     prepared = {}
@@ -136,10 +143,11 @@ def prepare_dataset(
             num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
             # Decoded clips wait in memory until a batch is written: 100 of them (~10 MB of 1-3 s clips),
             # not datasets' default 1000, keeps preparation's peak memory at that of decoding on the fly.
-            writer_batch_size=WRITER_BATCH_SIZE,
+            writer_batch_size=_writer_batch_size(split),
+            cache_file_name=_cache_file_name(split, settings),
             desc=f"decoding {name} audio at {sampling_rate} Hz",
         )
-        bad = [i for i, error in enumerate(decoded["error"]) if error]
+        bad = [i for i, error in enumerate(decoded["error"][:]) if error]
         if bad:
             report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
             bad_set = set(bad)
@@ -149,3 +157,49 @@ def prepare_dataset(
         prepared[name] = decoded.remove_columns("error")
         report.kept[name] = len(decoded)
     return DatasetDict(prepared), report
+
+
+def _writer_batch_size(split) -> int:
+    """`WRITER_BATCH_SIZE`, or fewer clips when the split's largest file may decode to more than a share of
+    `MAX_BATCH_BYTES`: a batch of 100 ten-minute files held 3.8 GB before it was written (12 of them: a peak of
+    1.5 GB). Sizes come from the files (`stat`) and the Arrow column of bytes, never from reading the audio."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = split.data.table.column("audio")  # every row of the table behind the split: an upper bound
+    if not pa.types.is_struct(column.type):
+        return WRITER_BATCH_SIZE
+    held = pc.max(pc.binary_length(pc.struct_field(column, "bytes"))).as_py() or 0
+    paths = {path for path in pc.struct_field(column, "path").to_pylist() if path}
+    on_disk = max((os.path.getsize(path) for path in paths if os.path.isfile(path)), default=0)
+    largest = max(held, on_disk) * DECODED_BYTES_PER_FILE_BYTE
+    return max(1, min(WRITER_BATCH_SIZE, MAX_BATCH_BYTES // max(1, largest)))
+
+
+def _cache_file_name(split, settings: list) -> Optional[str]:
+    """Where `datasets.map` writes the decoded split: beside the split's own files (None: datasets' choice), or
+    when there are none (manifests, held in memory) or that folder is read-only, in the datasets cache. A split
+    in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded again
+    on every run. The name holds the split's fingerprint (its files' `_stat`, `data.loading`) and `settings`."""
+    import datasets
+    from datasets.fingerprint import Hasher
+
+    if split.cache_files and not cache_folder_problem(Path(split.cache_files[0]["filename"]).parent):
+        return None
+    folder = Path(datasets.config.HF_DATASETS_CACHE) / "hfspeech-prepared"
+    name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
+    if not name.is_file() and (problem := cache_folder_problem(folder)):  # prepared before: read, not written
+        raise DataError(f"{folder}: cannot write the decoded audio to the datasets cache ({problem}); set "
+                        "HF_DATASETS_CACHE to a folder you can write")
+    return str(name)
+
+
+def cache_folder_problem(folder: Path) -> Optional[str]:
+    """Why no file can be written in `folder` (made when missing): read-only, not a folder, no space; else None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None

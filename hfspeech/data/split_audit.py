@@ -72,7 +72,7 @@ def _repeated_files(dataset: DatasetDict, keys: dict[str, list[str]]) -> list[st
         if not repeated:
             continue
         labels = defaultdict(set)
-        for key, label in zip(keys[name], split["label"]):
+        for key, label in zip(keys[name], split["label"][:]):
             labels[key].add(str(label))
         conflicting = [key for key in repeated if len(labels[key]) > 1]
         if conflicting:
@@ -132,7 +132,7 @@ def _missing_classes(dataset: DatasetDict) -> list[str]:
     for name, split in dataset.items():
         feature = split.features["label"]
         names = list(getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", []))
-        labels = split["label"]
+        labels = split["label"][:]  # a list: iterating the `Column` formats one row at a time
         multi_label = any(isinstance(label, list) for label in labels)
         present = {i for label in labels for i in (label if isinstance(label, list) else [label])}
         missing = [names[i] for i in range(len(names)) if i not in present]

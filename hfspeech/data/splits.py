@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 
+import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
+from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def _split(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Datase
     if multi_label:
         data = _with_rarest_label_stratum(data)
     try:
-        parts = data.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratum)
+        parts = _stratified_split(data, fraction, seed, stratum)
     except ValueError as error:
         logger.warning("cannot stratify the %s split (%s); splitting at random instead", name, error)
         parts = data.train_test_split(test_size=fraction, seed=seed)
@@ -56,9 +59,25 @@ def _split(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Datase
     return parts["train"], parts["test"]
 
 
+def _stratified_split(data: Dataset, fraction: float, seed: int, column: str) -> dict[str, Dataset]:
+    """`data.train_test_split(test_size=fraction, seed=seed, stratify_by_column=column)`: the same indices, but
+    the column read at once. datasets 4 reads it row by row (`np.asarray` of a `Column`), which took 19 s of a
+    20,000-clip run's preparation, and 1 ms a clip on a loaded machine."""
+    n_test = math.ceil(fraction * len(data))
+    if not 0 < fraction < 1 or n_test >= len(data):
+        raise ValueError(f"cannot hold out {fraction:.0%} of {len(data)} clips")
+    try:
+        train, test = next(stratified_shuffle_split_generate_indices(
+            np.asarray(data[column][:]), len(data) - n_test, n_test, rng=np.random.default_rng(seed)))
+    except ValueError as error:
+        raise ValueError("the least populated class has only 1 clip" if str(error) == "Minimum class count error"
+                         else str(error)) from error
+    return {"train": data.select(train), "test": data.select(test)}
+
+
 def _with_rarest_label_stratum(data: Dataset) -> Dataset:
     """A `ClassLabel` column holding each clip's rarest label (or `NO_LABEL`), to stratify on."""
-    label_lists = data["label"]
+    label_lists = data["label"][:]  # one read, not a formatted row at a time
     counts = Counter(label for labels in label_lists for label in labels)
     keys = [str(min(labels, key=lambda label: (counts[label], label))) if labels else NO_LABEL
             for labels in label_lists]

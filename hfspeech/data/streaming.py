@@ -234,4 +234,4 @@ def _from_local_index(spec: DataSpec, sampling_rate: int, seed: int, label_names
     report.found, report.ignored, report.notes = listing.found, listing.ignored, listing.notes
     report.limited, report.warnings = listing.limited, listing.warnings
     return StreamedData(label_names_of(index), stream, evaluation, report, len(index),
-                        train_labels=list(index["label"]))
+                        train_labels=index["label"][:])
