@@ -29,7 +29,7 @@ from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
 from hfspeech.inference.batch import score_files
-from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier
+from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores
 from hfspeech.inference.windows import check_windows_cover
 from hfspeech.models.config_json import DATA_REPORT_FILE
 from hfspeech.models.scores import is_multi_label, thresholds_from_config
@@ -78,7 +78,8 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing)
     split = next(iter(raw))
     seen = _seen_clips(eval_args.model, raw[split])
-    scores, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
+    scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
+    scores = np.stack([result.scores for result in scored]).astype(np.float64)
     report.warnings.extend(seen)
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
@@ -86,13 +87,14 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     logger.info("%s", report.summary())
     if multi_label:
         references = multi_hot(labels, len(label_names))
-        thresholds = thresholds_from_config(classifier.config, label_names)
+        thresholds = _decision_thresholds(classifier.config, label_names, eval_args.aggregate)
         metrics = write_multilabel_report(eval_args.output_dir, scores, references, label_names, thresholds,
                                           prefix=split)
         metrics["label_thresholds"] = dict(zip(label_names, thresholds.tolist()))
     else:
-        metrics = write_evaluation_report(eval_args.output_dir, scores.argmax(axis=1), np.asarray(labels),
-                                          label_names, prefix=split)
+        predicted = [label_names.index(classifier.prediction(result, top_k=1).labels[0]) for result in scored]
+        metrics = write_evaluation_report(eval_args.output_dir, predicted, np.asarray(labels), label_names,
+                                          prefix=split)
     metrics.update({"split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
                     "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})
@@ -102,6 +104,15 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
         json.dump(metrics, f, indent=2)
     report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
+
+
+def _decision_thresholds(config, label_names: list[str], aggregate: str) -> np.ndarray:
+    """The cut a multi-label clip's scores are read at, as `AudioClassifier.prediction` reads them for `hfspeech
+    predict`: the saved per-label thresholds, except with `vote`, whose scores are shares of windows and whose
+    labels are active for at least half of them (the saved thresholds applied to shares gave other labels)."""
+    if aggregate == "vote":
+        return np.full(len(label_names), 0.5)
+    return thresholds_from_config(config, label_names)
 
 
 def _seen_clips(model: str, clips) -> list[str]:
@@ -131,9 +142,9 @@ def _check_output_dir(output_dir: str) -> None:
 
 
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
-                 spec: DataSpec) -> tuple[np.ndarray, list, DataReport]:
-    """Every clip's scores `[clips, num_labels]` (its windows aggregated, as `hfspeech predict` does), its
-    label, and what was kept and skipped.
+                 spec: DataSpec) -> tuple[list[FileScores], list, DataReport]:
+    """Every clip's scores (its windows aggregated, as `hfspeech predict` does), its label, and what was kept
+    and skipped. The `FileScores` keep the windows, so that a tie of votes is broken as `predict` breaks it.
 
     Files on disk are read chunk by chunk, decoded ahead in a thread, their windows batched across files
     (`score_files`), so a clip of any length is scored in bounded memory and short clips in full batches.
@@ -143,7 +154,7 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     window = dict(window_seconds=eval_args.window_seconds, hop_seconds=eval_args.hop_seconds,
                   aggregate=eval_args.aggregate)
     report = DataReport(sampling_rate=classifier.sampling_rate)
-    scores, labels = [], []
+    scored, labels = [], []
     sources = clips.cast_column("audio", Audio(decode=False))["audio"]
     if not spec.preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
         paths = [audio["path"] for audio in sources]
@@ -154,14 +165,14 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
                     raise result
                 report.skipped.setdefault(split, []).append({"path": result.path, "problem": result.problem})
             else:
-                scores.append(result.scores)
+                scored.append(result)
                 labels.append(label)
         report.kept[split] = len(labels)
     else:
         prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate, **spec.preparation)
         for clip in tqdm(prepared[split].with_format("numpy"), desc=f"evaluating {split}", unit="clip"):
-            scores.append(classifier.score_waveform(clip["input_values"], name=str(clip["path"]), **window).scores)
+            scored.append(classifier.score_waveform(clip["input_values"], name=str(clip["path"]), **window))
             labels.append(clip["label"])
     if not labels:
         raise AudioFileError(split, "no usable audio left in this split after skipping bad files")
-    return np.stack(scores).astype(np.float64), labels, report
+    return scored, labels, report

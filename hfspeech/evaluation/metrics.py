@@ -20,14 +20,20 @@ from hfspeech.models.scores import is_multi_label, sigmoid, thresholds_from_conf
 
 
 class ClassificationMetrics(evaluate.Metric):
-    """`compute(predictions=[int], references=[int], labels=None)` -> accuracy, macro_f1, weighted_f1."""
+    """`compute(predictions=[int], references=[int], labels=None)` -> accuracy, macro_f1, weighted_f1.
+
+    A class of `labels` that is neither in `references` nor predicted has no F1 (nothing to get right or
+    wrong) and is left out of the macro average, as sklearn's `zero_division=np.nan` does and as
+    `MultiLabelMetrics` does: counted as 0, it gave a perfect model evaluated on 5 of its 10 classes a
+    macro-F1 of 0.5. A class that is predicted but absent from `references` (a false alarm) still counts, as 0.
+    """
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description="Accuracy, macro-F1 and weighted-F1 for single-label classification.",
             citation="",
-            inputs_description="predictions and references: class ids (int); labels: all class ids, so that "
-            "classes absent from a small evaluation set still count in the macro average.",
+            inputs_description="predictions and references: class ids (int); labels: all class ids (a class "
+            "neither in references nor predicted is left out of the macro average).",
             features=datasets.Features(
                 {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
             ),
@@ -37,9 +43,9 @@ class ClassificationMetrics(evaluate.Metric):
         labels = list(labels) if labels is not None else None
         return {
             "accuracy": float(accuracy_score(references, predictions)),
-            "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0)),
+            "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)),
             "weighted_f1": float(
-                f1_score(references, predictions, labels=labels, average="weighted", zero_division=0)
+                f1_score(references, predictions, labels=labels, average="weighted", zero_division=np.nan)
             ),
         }
 
@@ -99,7 +105,7 @@ class MultiLabelMetrics(evaluate.Metric):
             "roc_auc_num_classes": int(has_both.sum()),
             "macro_f1": _mean(f1),
             "f1_num_classes": int((~np.isnan(f1)).sum()),
-            "micro_f1": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+            "micro_f1": float(f1_score(truth.ravel(), predicted.ravel(), average="binary", zero_division=0)),
             "macro_precision": _mean(precision),
             "macro_recall": _mean(recall),
             "subset_accuracy": float(accuracy_score(truth, predicted)),
@@ -135,10 +141,14 @@ def _scores_at_thresholds(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.
     they pulled macro F1 down for a perfect model; they are left out of the macro averages, as
     sklearn's `zero_division=np.nan` does. A false alarm on such a class still counts (F1 and precision 0),
     and so does a class with positives that is never predicted (precision 0).
+    Each class is scored as its own binary problem (positive label 1): sklearn reads a one-column
+    indicator matrix as binary labels, and scored the *negative* class of a one-label model.
     """
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, average=None, labels=list(range(truth.shape[1])), zero_division=0
-    )
+    precision, recall, f1, support = np.array([
+        precision_recall_fscore_support(truth[:, c], predicted[:, c], labels=[1], average=None, zero_division=0)
+        for c in range(truth.shape[1])
+    ], dtype=np.float64)[:, :, 0].T
+    support = support.astype(np.int64)
     absent, unpredicted = support == 0, predicted.sum(axis=0) == 0
     recall = np.where(absent, np.nan, recall)
     precision, f1 = (np.where(absent & unpredicted, np.nan, value) for value in (precision, f1))
