@@ -225,6 +225,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             write_training_clips(setup.training_clips, training_args.output_dir)
         with open(os.path.join(training_args.output_dir, METRICS_FILE), "w") as f:
             json.dump(metrics, f, indent=2)
+        trainer.save_metrics("all", metrics, combined=False)  # all_results.json, where transformers' examples put them
         trainer.save_state()
         logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
         finish_run(model_args, data_args, training_args, request)

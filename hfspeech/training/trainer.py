@@ -15,7 +15,8 @@ acts on the logits, the optimizer and the sampler, not inside the model.
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +93,18 @@ def check_best_model_metric(args, compute_metrics, num_labels: int, multi_label:
         raise UsageError(f"--metric_for_best_model {wanted}: not a metric of this run; choose from {sorted(names)}")
 
 
+@contextmanager
+def every_clip_scored(args) -> Iterator[None]:
+    """`--dataloader_drop_last` off while an evaluation or test DataLoader is made: transformers drops the last
+    incomplete batch of those too, so validation picked the best model on a subset and the test metrics and
+    confusion matrix counted fewer clips than `num_test_clips` said, without a word."""
+    drop_last, args.dataloader_drop_last = args.dataloader_drop_last, False
+    try:
+        yield
+    finally:
+        args.dataloader_drop_last = drop_last
+
+
 class AudioClassificationTrainer(Trainer):
     """A Trainer that can weight the cross-entropy by class and oversample rare classes.
 
@@ -108,6 +121,11 @@ class AudioClassificationTrainer(Trainer):
                  layerwise_lr_decay: Optional[float] = None, train_lengths: Optional[Sequence[int]] = None,
                  pos_weight: Optional[Sequence[float]] = None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Every loss here is a batch mean (class-weighted, multi-label, mixup, and the forward of models that take
+        # **kwargs without reading num_items_in_batch: Whisper clip pooling, label scoring). Trainer divides a loss
+        # by --gradient_accumulation_steps only when the model takes no loss kwargs; left as it detects it, those
+        # losses (and their gradients) were N times too large with N accumulation steps.
+        self.model_accepts_loss_kwargs = False
         self.pos_weight = None if pos_weight is None else torch.tensor(pos_weight, dtype=torch.float32)
         if self.is_multi_label and class_weights is not None:
             raise UsageError("class weights are for single-label cross-entropy; for multi-label data use "
@@ -163,6 +181,24 @@ class AudioClassificationTrainer(Trainer):
         # Wav2Vec2 and Whisper classifiers), which would turn the predictions into a tuple of ragged arrays.
         ignore_keys = list(ignore_keys or []) + ["hidden_states", "attentions"]
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+    def get_train_dataloader(self):
+        """With `--dataloader_drop_last`, fewer training clips than one batch left no batch at all: transformers
+        then failed with a ValueError about `max_steps` (a traceback). Now one line."""
+        dataloader = super().get_train_dataloader()
+        if self.args.dataloader_drop_last and hasattr(self.train_dataset, "__len__") and len(dataloader) == 0:
+            raise UsageError(f"--dataloader_drop_last: the {len(self.train_dataset)} training clips make no full "
+                             f"batch of {self.args.per_device_train_batch_size} (--per_device_train_batch_size) "
+                             f"on each of {self.args.world_size} process(es); lower the batch size or drop the flag")
+        return dataloader
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        with every_clip_scored(self.args):
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        with every_clip_scored(self.args):
+            return super().get_test_dataloader(test_dataset)
 
     def _get_train_sampler(self, train_dataset=None):
         if self.args.group_by_length and self.train_lengths is not None:
