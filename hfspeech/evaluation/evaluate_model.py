@@ -10,7 +10,6 @@ subset accuracy at the thresholds saved in its config (`label_thresholds`), as t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -27,7 +26,7 @@ from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
-from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
+from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores
 from hfspeech.inference.windows import check_windows_cover
@@ -100,8 +99,7 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
                     "aggregate": eval_args.aggregate})
     if report.warnings:  # as in a training run's metrics.json
         metrics["data_warnings"] = report.warnings
-    with open(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    write_metrics_json(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), metrics)
     report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
 

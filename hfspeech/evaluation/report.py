@@ -16,6 +16,25 @@ from sklearn.metrics import classification_report, confusion_matrix
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 
 
+def json_ready(value):
+    """`value` with every NaN or infinite float as None (JSON null), in nested dicts and lists too: an
+    undefined score (mAP of a split with no positive, a fold's undefined ROC-AUC) was written as a bare `NaN`,
+    which Python reads back but `jq`, browsers and most JSON parsers refuse."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_metrics_json(path: str, metrics: dict) -> None:
+    """A metrics file any JSON parser reads (`json_ready`)."""
+    with open(path, "w") as f:
+        json.dump(json_ready(metrics), f, indent=2)
+
+
 def write_evaluation_report(
     output_dir: str, predictions: Sequence[int], references: Sequence[int], label_names: Sequence[str], prefix: str = "test"
 ) -> dict[str, float]:

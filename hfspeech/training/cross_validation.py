@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import logging
 import os
 from pathlib import Path
@@ -27,6 +26,7 @@ from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
 from hfspeech.data.labels import parse_label_list
 from hfspeech.data.loading import label_column_of, resolve_listed_path
 from hfspeech.errors import DataError, UsageError
+from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
 from hfspeech.training.run import run_training
@@ -188,8 +188,7 @@ def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Opt
 
 def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None) -> dict:
     summary = summarise_folds(results, groups, failed)
-    with open(os.path.join(root, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_metrics_json(os.path.join(root, SUMMARY_FILE), summary)
     return summary
 
 
