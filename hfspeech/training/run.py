@@ -212,6 +212,9 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if "validation" in views:
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
     metrics.update(evaluate_on_test_split(trainer, views, label_names))
+    if metrics.get("test_split") == "validation":
+        warn_tested_on_validation(report, trainer.args.load_best_model_at_end,
+                                  trainer.is_multi_label and data_args.tune_thresholds)
     if setup.streamed is not None:
         setup.streamed.add_skipped_files(report)
     metrics.update({"num_labels": len(label_names), "labels": label_names,
@@ -249,6 +252,20 @@ def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, lab
         metrics = {f"test_{k}": v for k, v in written.items()}
     metrics["test_split"] = split
     return metrics
+
+
+def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_thresholds: bool) -> None:
+    """With no test split the test numbers come from the validation split; where that split also chose the best
+    checkpoint or (multi-label) the thresholds F1, precision, recall and subset accuracy are measured at, they
+    are optimistic, and said so where the numbers go (metrics.json `data_warnings`, data_report.json, the card)."""
+    uses = [use for use, applies in (("chose the best checkpoint", chose_checkpoint),
+                                     ("tuned the label thresholds", tuned_thresholds)) if applies]
+    if not uses:
+        return
+    warning = (f"no test split: the test numbers are measured on the validation split, which {' and '.join(uses)}; "
+               "they are optimistic (hold clips out with --test_split_percentage, or give a test split)")
+    logger.warning("data: %s", warning)
+    report.warnings.append(warning)
 
 
 def save_model(trainer: AudioClassificationTrainer) -> None:
