@@ -71,13 +71,13 @@ def export(argv: list[str]) -> int:
         parser.error(f"--max_accuracy_drop is in accuracy points, from 0 to 100, got {args.max_accuracy_drop:g}")
     check_export_output(args.output)
 
-    from hfspeech.export import export_onnx, export_torchscript
-    from hfspeech.inference.agreement import gate_int8
-
     # ValueError: a library's refusal, and the int8 gate's AccuracyGateError (the numbers that failed).
     with reported_as_user_errors(ValueError):
-        if args.eval_dir:
+        if args.eval_dir:  # before importing the exporters (seconds): a wrong folder is told at once
             check_eval_dir(args.model, args.eval_dir)
+        from hfspeech.export import export_onnx, export_torchscript
+        from hfspeech.inference.agreement import gate_int8
+
         if args.format == "onnx":
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
             if args.eval_dir:

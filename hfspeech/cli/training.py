@@ -38,8 +38,9 @@ def evaluate(argv: list[str]) -> int:
     from hfspeech.training.command_line import RecipeArgumentParser  # a mistake is one line, not the usage
 
     parser = RecipeArgumentParser((EvaluateArguments, DataArguments), prog="hfspeech evaluate")
+    hide_training_only_flags(parser)
     try:
-        eval_args, data_args = parser.parse_args_into_dataclasses(args=list(argv))
+        eval_args, data_args = parser.parse_args_into_dataclasses(args=model_as_flag(list(argv)))
     except ValueError as error:
         raise UsageError(f"invalid evaluate flags: {error}") from error
     refuse_training_only_flags(data_args)
@@ -53,6 +54,27 @@ def evaluate(argv: list[str]) -> int:
 EVALUATE_DATA_FLAGS = ("data_dir", "train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name",
                        "audio_column_name", "label_column_name", "path_column_name", "label_depth", "trim_silence",
                        "trim_top_db", "skip_bad_files", "preprocessing_num_workers", "label_separator")
+
+
+def model_as_flag(argv: list[str]) -> list[str]:
+    """`hfspeech evaluate RUN --test_file T`: the model first, where `predict`, `export`, `serve` and `stage` take
+    it, is read as `--model RUN` (it was refused: "the following arguments are required: --model")."""
+    named = any(arg in ("--model", "-model") or arg.startswith("--model=") for arg in argv)
+    if argv and not named and not argv[0].startswith("-") and not argv[0].endswith((".json", ".yaml", ".yml")):
+        return ["--model", *argv]
+    return argv
+
+
+def hide_training_only_flags(parser) -> None:
+    """`--help` lists the flags evaluate reads: the training-only ones it refuses (below) were listed too."""
+    import argparse
+
+    from hfspeech.training.arguments import DataArguments
+
+    training_only = {field for field in DataArguments.__dataclass_fields__} - set(EVALUATE_DATA_FLAGS)
+    for action in parser._actions:
+        if action.dest in training_only:
+            action.help = argparse.SUPPRESS
 
 
 def refuse_training_only_flags(data_args) -> None:

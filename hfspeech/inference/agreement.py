@@ -46,6 +46,9 @@ class Comparison:
 def labelled_clips(eval_dir: str | Path, known_labels: set[str]) -> tuple[list[str], list[str]]:
     """Paths and labels (their folder names) of the audio files under `eval_dir`; a label the model does not
     know is an error naming a file with it."""
+    if not Path(eval_dir).is_dir():  # a missing folder, or a manifest, used to read "no audio files to evaluate on"
+        what = "not a folder (a manifest is not read here)" if Path(eval_dir).exists() else "not found"
+        raise ValueError(f"--eval_dir {eval_dir}: {what}; expected an audio folder DIR/<label>/*.wav")
     files = find_audio_files(eval_dir)
     if not files:
         raise ValueError(f"{eval_dir}: no audio files to evaluate on (expected DIR/<label>/*.wav)")

@@ -129,7 +129,7 @@ def parse_wav_header(head: bytes, path: str) -> Optional[tuple[PcmFormat, int]]:
             kinds = {(1, 16): "s16le", (3, 32): "f32le"}
             if (tag, bits) not in kinds:
                 raise ValueError(f"{path}: WAV with format tag {tag} and {bits} bits per sample; "
-                                 "only 16-bit PCM and 32-bit float can be followed")
+                                 "only 16-bit PCM and 32-bit float can be streamed")
             pcm = PcmFormat(kinds[(tag, bits)], rate, channels)
         offset += 8 + size + size % 2
     return None

@@ -6,6 +6,10 @@ the moment its window completes, and a text message `end` (or closing) flushes t
 the counts (`{"event": "end", ...}`; with `ignored_bytes` and a `warning` when the stream ended part-way
 through a frame). `POST /stream` takes the same PCM as a (chunked) body and answers the
 events as JSON lines once the body ends. The stream's windows run on the model thread, between batches.
+A stream that starts with a WAV header (`curl -T take.wav`) is read by its header (format, rate, channels),
+as `hfspeech stream` reads a piped WAV; it used to be read as raw PCM at the query's rate: the header
+became samples and an 8 kHz file ran at twice its speed, every event wrong and no error. One that starts as
+FLAC, Ogg, MP3, MP4 ... is refused (it was read as PCM: noise).
 
 A stream is refused as a request is (`{"error", "kind"}`; over the WebSocket with `"event": "error"` and
 close code 1008): bad query parameters, audio the stream cannot read (NaN samples), a text message other
@@ -25,7 +29,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hfspeech.errors import HfspeechError
-from hfspeech.inference.sources import PcmDecoder, PcmFormat
+from hfspeech.inference.sources import ENCODED_MAGIC, PcmDecoder, PcmFormat, parse_wav_header
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
 from hfspeech.serve.payload import iter_body
@@ -37,11 +41,19 @@ class LiveStream:
     the model thread and answer the messages to send. The stream's own errors become `ApiError`s: they
     used to escape the handler (a WebSocket cut without a close frame, a POST answered 500, a traceback)."""
 
-    def __init__(self, decode: PcmDecoder, streamer: StreamingClassifier, windows: bool, max_seconds: float | None):
+    def __init__(self, decode: PcmDecoder, streamer: StreamingClassifier, windows: bool, max_seconds: float | None,
+                 restart=None):
         self.decode, self.streamer, self.windows, self.max_seconds = decode, streamer, windows, max_seconds
         self.seconds = 0.0  # of input audio so far
+        self.restart = restart  # input rate -> a new StreamingClassifier, for a WAV header's rate
+        self.head: bytes | None = b"" if restart else None  # the first bytes, until they tell whether a WAV
+        # header opens the stream (None: raw PCM from here on)
 
     def feed(self, data: bytes) -> list[dict]:
+        if self.head is not None:
+            data = self._past_wav_header(data)
+            if not data:
+                return []
         chunk = self.decode(data)
         self.seconds += len(chunk) / self.decode.pcm.rate
         if self.max_seconds is not None and self.seconds > self.max_seconds:
@@ -56,14 +68,47 @@ class LiveStream:
         """The last windows, then the counts; bytes short of a whole frame at the end (not a sample: nothing to
         pad and classify) are named in the counts, as `hfspeech stream` warns of them. They used to vanish,
         yet they are the sign of a wrong `format` or `channels`."""
-        results = messages(self.streamer.finish(), self.streamer.id2label, self.windows)
+        if self.head and self.head[:4] == b"RIFF":
+            raise ApiError(400, "bad_audio", "stream: the WAV header ended before its samples")
+        results = self.feed(b"") if self.head else []  # fewer than 8 bytes: raw PCM after all
+        results += messages(self.streamer.finish(), self.streamer.id2label, self.windows)
         end, pending, pcm = self.streamer.stats.to_dict(), len(self.decode.pending), self.decode.pcm
         if pending:
             end.update(ignored_bytes=pending, warning=f"stream ended with {pending} bytes, less than a frame of "
                        f"{pcm.frame_bytes} ({pcm.sample_format}, {pcm.channels} channels): ignored")
         return results + [end]
 
+    def _past_wav_header(self, data: bytes) -> bytes:
+        """The bytes after a WAV header, whose format then replaces the query's (the header is read whole
+        first: nothing is returned until then), or all the bytes held so far when the stream is raw PCM."""
+        self.head += data
+        if len(self.head) < 8 and data:  # the end of the stream (finish) feeds b"": what is held is raw PCM
+            return b""
+        encoded = next((kind for magic, kind in ENCODED_MAGIC.items() if self.head.startswith(magic)), None)
+        if encoded or self.head[4:8] == b"ftyp":  # read as PCM, a FLAC or MP3 upload was noise firing events
+            raise ApiError(400, "bad_audio", f"stream: {encoded or 'MP4/M4A'} audio, not raw PCM or WAV; "
+                           "POST / classifies a finished file of any format")
+        if self.head[:4] != b"RIFF":
+            data, self.head = self.head, None
+            return data
+        try:
+            header = parse_wav_header(self.head, "stream")
+        except ValueError as error:  # not WAVE, or a sample format other than 16-bit PCM and 32-bit float
+            raise ApiError(400, "bad_audio", str(error)) from None
+        if header is None:
+            if len(self.head) > MAX_WAV_HEADER_BYTES:
+                raise ApiError(400, "bad_audio", f"stream: no WAV data chunk in its first {MAX_WAV_HEADER_BYTES} bytes")
+            return b""
+        pcm, offset = header
+        try:
+            self.decode, self.streamer = PcmDecoder(pcm), self.restart(pcm.rate)
+        except ValueError as error:  # a rate or channel count out of range
+            raise ApiError(400, "bad_audio", f"stream: WAV header: {error}") from None
+        data, self.head = self.head[offset:], None
+        return data
 
+
+MAX_WAV_HEADER_BYTES = 1 << 20  # a header with metadata chunks; past this the stream is not a WAV worth waiting for
 STREAM_PARAMETERS = ("format", "rate", "channels", "window_seconds", "hop_seconds", "threshold", "min_windows", "vad",
                      "windows", "api_key")  # api_key: a browser's WebSocket cannot send headers
 
@@ -82,16 +127,21 @@ async def open_stream(runner: ModelRunner, query) -> LiveStream:
     if window is not None and window > runner.max_seconds:  # its ring buffer is allocated up front
         raise ApiError(400, "bad_parameters", f"window_seconds must be at most the server's limit of "
                        f"{runner.max_seconds:g} s, got {window:g}")
+    hop, min_windows, vad = _number(query, "hop_seconds", float, None), _number(query, "min_windows", int, 3), \
+        query.get("vad", "none")
+
+    def make_streamer(input_rate: int) -> StreamingClassifier:
+        return StreamingClassifier(classifier, window, hop, input_rate=input_rate, threshold=threshold,
+                                   min_windows=min_windows, vad=vad)
+
     try:
         pcm = PcmFormat(query.get("format", "s16le"), _number(query, "rate", int, classifier.sampling_rate),
                         _number(query, "channels", int, 1))
-        streamer = StreamingClassifier(
-            classifier, window, _number(query, "hop_seconds", float, None), input_rate=pcm.rate,
-            threshold=threshold, min_windows=_number(query, "min_windows", int, 3), vad=query.get("vad", "none"))
+        streamer = make_streamer(pcm.rate)
     except ValueError as error:
         raise ApiError(400, "bad_parameters", str(error)) from None
     windows = str(query.get("windows", "false")).lower() in ("1", "true", "yes")
-    return LiveStream(PcmDecoder(pcm), streamer, windows, runner.max_seconds)
+    return LiveStream(PcmDecoder(pcm), streamer, windows, runner.max_seconds, restart=make_streamer)
 
 
 def _number(query, name: str, kind: type, default):
