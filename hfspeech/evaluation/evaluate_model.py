@@ -10,6 +10,7 @@ subset accuracy at the thresholds saved in its config (`label_thresholds`), as t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -66,6 +67,7 @@ class EvaluateArguments:
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     """Score every clip of one split with the model and write the report files; returns the metrics."""
     _check_output_dir(eval_args.output_dir)
+    _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
     )
@@ -94,7 +96,7 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
         predicted = [label_names.index(classifier.prediction(result, top_k=1).labels[0]) for result in scored]
         metrics = write_evaluation_report(eval_args.output_dir, predicted, np.asarray(labels), label_names,
                                           prefix=split)
-    metrics.update({"split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
+    metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
                     "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})
     if report.warnings:  # as in a training run's metrics.json
@@ -137,6 +139,23 @@ def _check_output_dir(output_dir: str) -> None:
                          f"{os.path.join(output_dir, 'evaluation')}")
     check_output_folder(output_dir, "--output_dir", ours=lambda name: name == DATA_REPORT_FILE or
                         name.endswith("_metrics.json"), earlier="an earlier evaluation")
+
+
+def _warn_if_replacing_another_models(output_dir: str, model: str) -> None:
+    """Evaluating again into a folder updates its reports; when they were another model's (the default
+    --output_dir is shared), the first model's numbers were replaced without a word: said, naming both."""
+    for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
+        if not name.endswith("_metrics.json"):
+            continue
+        try:
+            with open(os.path.join(output_dir, name), encoding="utf-8") as f:
+                earlier = json.load(f).get("model")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(earlier, str) and os.path.realpath(earlier) != os.path.realpath(model):
+            logger.warning("--output_dir %s: replacing the reports of an earlier evaluation of %s (%s) with %s's; "
+                           "give another --output_dir to keep both", output_dir, earlier, name, model)
+            return
 
 
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
