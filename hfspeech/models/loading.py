@@ -22,7 +22,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, first_few
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 logger = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def not_available_offline(name: str, reason: str) -> str:
 
     same = next((short for short, source in PRETRAINED.items() if source.hub_id == name), None)
     near = difflib.get_close_matches(name.rsplit("/", 1)[-1], list(PRETRAINED), n=1, cutoff=0.8)
+    if local := _local_folder_hint(name):  # `runs/kws-cn` beside `runs/kws-cnn`: a typo, not a Hub id
+        return f"{name}: no such folder{local}"
     if same:
         hint = f"the same weights without the Hub: `hfspeech pretrained {same}`, then pass {same}"
     elif near:
@@ -115,11 +117,26 @@ def not_available_offline(name: str, reason: str) -> str:
     return f"{name}: no such folder, and the Hugging Face cache does not hold it ({reason}); {hint}"
 
 
+def _local_folder_hint(name: str) -> str:
+    """Where the name's parent is a local folder, the name is a path with a typo rather than a Hub id (whose
+    namespace is never a folder here): the folders it holds, and the nearest, instead of `hf download` advice."""
+    parent = os.path.dirname(os.path.normpath(name))
+    if not parent or not os.path.isdir(parent):
+        return ""
+    folders = sorted(entry.name for entry in os.scandir(parent) if entry.is_dir() and not entry.name.startswith("."))
+    near = difflib.get_close_matches(os.path.basename(os.path.normpath(name)), folders, n=1, cutoff=0.6)
+    if near:
+        return f" (did you mean {os.path.join(parent, near[0])}?)"
+    return f" ({parent}/ holds {first_few(folders)})" if folders else f" ({parent}/ holds no folders)"
+
+
 def _os_error_message(name_or_path: str, error: OSError) -> str:
     from huggingface_hub import constants
 
     text = str(error)
     if not os.path.exists(name_or_path):
+        if local := _local_folder_hint(name_or_path):
+            return f"{name_or_path}: no such folder{local}"
         if constants.HF_HUB_OFFLINE and not is_local_path(name_or_path):
             return not_available_offline(name_or_path, "HF_HUB_OFFLINE is set")
         return f"{name_or_path}: model folder not found, and it could not be loaded from the Hub ({_first_line(error)})"
