@@ -195,3 +195,14 @@ def test_front_end_settings_that_cannot_work_are_one_line(name, tmp_path, capsys
                  "--max_train_samples", "8", "--model_type", "cnn", "--config_overrides", json.dumps(settings)])
     err = capsys.readouterr().err  # after the data's progress bars (the model is built once the labels are known)
     assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err, err
+
+
+def test_the_gain_bound_holds_for_the_python_api_too():
+    """The bound was checked on the command line only: `AugmentationConfig(gain_db=500)` built an augmenter
+    that scaled clips by up to 1e25."""
+    from hfspeech.data.augment import AugmentationConfig
+    from hfspeech.errors import UsageError
+
+    assert AugmentationConfig(gain_db=40).gain_db == 40
+    with pytest.raises(UsageError, match=r"^gain_db must be at most 40 .* got 500$"):
+        AugmentationConfig(gain_db=500)

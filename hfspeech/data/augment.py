@@ -38,6 +38,10 @@ from hfspeech.errors import UsageError
 
 DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
 MAX_PITCH_SEMITONES = 24.0  # audiomentations' PitchShift refuses more (a ValueError when the augmenter is built)
+# gain_db: a random gain in +/- this many dB. 40 dB is a factor of 100 either way (a whisper to a shout); more is a
+# slip (a linear factor or a percentage given as dB) that scaled clips by up to 10**(dB/20): 500 made the features
+# inf and trained at chance without a word.
+MAX_GAIN_DB = 40.0
 NOISE_CACHE_MB = 256  # decoded noise kept in memory per process; files beyond it are read on every call
 
 
@@ -91,6 +95,9 @@ class AugmentationConfig:
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise UsageError(f"{name} must be a positive number, got {value!r}")
+        if (self.gain_db or 0) > MAX_GAIN_DB:
+            raise UsageError(f"gain_db must be at most {MAX_GAIN_DB:g} (a random gain in +/- this many dB; "
+                             f"{MAX_GAIN_DB:g} dB is a factor of 100), got {self.gain_db:g}")
         if (self.pitch_semitones or 0) > MAX_PITCH_SEMITONES:
             raise UsageError(f"pitch_semitones must be at most {MAX_PITCH_SEMITONES:g}, got {self.pitch_semitones!r}")
         for name in ("noise_prob", "speed_prob", "p", "reverb_prob"):

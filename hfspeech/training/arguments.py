@@ -16,11 +16,6 @@ from hfspeech.models.problem_types import MULTI_LABEL
 if TYPE_CHECKING:
     from hfspeech.data.labelled import DataSpec
 
-# --gain_db: a random gain in +/- this many dB. 40 dB is a factor of 100 either way (a whisper to a shout); more is a
-# slip (a linear factor or a percentage given as dB) that scaled clips by up to 10**(dB/20): 500 made the features
-# inf and trained at chance without a word.
-MAX_GAIN_DB = 40.0
-
 SPLIT_NAME_DEFAULTS = {"train_split_name": "train", "eval_split_name": "validation", "test_split_name": "test"}
 
 
@@ -259,9 +254,6 @@ class DataArguments:
         from hfspeech.data.split_names import given_split_names, refuse_without_dataset
 
         check_augmentation_flags(self)  # before any data is read, not after decoding it (or as a traceback)
-        if self.gain_db is not None and self.gain_db > MAX_GAIN_DB:
-            raise UsageError(f"--gain_db must be at most {MAX_GAIN_DB:g} (a random gain in +/- this many dB; "
-                             f"{MAX_GAIN_DB:g} dB is a factor of 100), got {self.gain_db:g}")
         refuse_without_dataset(given_split_names(self.train_split_name, self.eval_split_name, self.test_split_name),
                                self.dataset_name)  # before run_inputs.json is written into --output_dir
 
