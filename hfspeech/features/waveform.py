@@ -16,11 +16,13 @@ from typing import Optional
 
 import numpy as np
 
+# Extractors that also reject empty and non-finite clips (hfspeech's WaveformFeatureExtractor subclasses). Every
+# baseline's must be here: another falls back to transformers' AutoFeatureExtractor, which does not know the
+# baselines in a fresh process (`hfspeech predict` of any BC-ResNet export failed so).
+CHECKED_EXTRACTORS = ("WaveformFeatureExtractor", "CNNAudioFeatureExtractor", "LSTMAudioFeatureExtractor",
+                      "BCResNetAudioFeatureExtractor")
 # Extractors that only pad and normalise waveforms: the preprocessor_config.json types this module stands in for.
-WAVEFORM_EXTRACTORS = ("Wav2Vec2FeatureExtractor", "WaveformFeatureExtractor", "CNNAudioFeatureExtractor",
-                       "LSTMAudioFeatureExtractor")
-# Those that also reject empty and non-finite clips (hfspeech's WaveformFeatureExtractor subclasses).
-CHECKED_EXTRACTORS = ("WaveformFeatureExtractor", "CNNAudioFeatureExtractor", "LSTMAudioFeatureExtractor")
+WAVEFORM_EXTRACTORS = ("Wav2Vec2FeatureExtractor", *CHECKED_EXTRACTORS)
 
 
 def is_batched(raw_speech) -> bool:
