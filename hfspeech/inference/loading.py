@@ -80,4 +80,7 @@ def export_feature_extractor(folder: str, trust_remote_code: bool = False):
         return preprocessor
     from transformers import AutoFeatureExtractor
 
+    from hfspeech.models import register
+
+    register()  # a baseline's extractor the numpy path does not know still loads in a fresh process
     return AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=trust_remote_code)
