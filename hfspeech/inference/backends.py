@@ -68,6 +68,7 @@ class OnnxBackend:
     def __init__(self, path: str | Path, config, session_options=None):
         import onnxruntime
 
+        self.path = Path(path)  # which file runs: a folder may hold model.onnx and model_quantized.onnx
         self.session = onnxruntime.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"],
                                                     disabled_optimizers=disabled_optimizers(config))
         self.input_types = {node.name: ONNX_INPUT_TYPES[node.type] for node in self.session.get_inputs()}
@@ -89,6 +90,7 @@ class TorchScriptBackend:
     def __init__(self, path: str | Path, config):
         import torch
 
+        self.path = Path(path)
         self.module = torch.jit.load(str(path), map_location="cpu").eval()
         self.config = config
 

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
 from hfspeech.serve.metrics import ServerMetrics
 from hfspeech.serve.payload import parse_request, read_body
@@ -248,9 +249,10 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     Returns why the model did not load, if it did not (one process; workers log it)."""
     import uvicorn
 
+    os.environ[HEADER_TIMEOUT_ENV] = str(settings.request_timeout)  # a connection's deadline for its headers
     if workers <= 1:
         app = create_app(settings)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, http=PROTOCOL))
         app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
         server.run()
         return app.state.runner.load_error
@@ -262,7 +264,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).
         uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, timeout_worker_healthcheck=60)
+                    log_level=log_level, timeout_worker_healthcheck=60, http=PROTOCOL)
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)

@@ -7,6 +7,12 @@ model thread (one model instance per process, never two batches at once) while t
 accepting requests. Under load the queue fills while a batch runs, so the next batch is full at once and
 the wait is never paid; an idle server pays at most `max_wait_ms` per request. `max_batch_size=1` is
 one-at-a-time serving, the baseline `benchmarks/serve.py` measures against.
+
+A batch takes one window from each waiting request in turn (round robin), not the windows in order of
+arrival: a 10-minute upload (1,200 windows) used to hold every request behind it until all its windows had
+run (a 0.5 s clip waited 6 s instead of 60 ms, and under `--request_timeout` such waits became 408s).
+A batch that fails is run again one request at a time, so only the request whose windows the model cannot
+take gets the error, not every request that happened to share its batch.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 class _Pending:
     item: Any
     future: asyncio.Future
+    request: int  # which `submit` call it came from: a failed batch is retried request by request
 
 
 class DynamicBatcher:
@@ -38,10 +45,12 @@ class DynamicBatcher:
         self.on_batch = on_batch
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="hfspeech-model")
         self.task: Optional[asyncio.Task] = None
+        self.submitted = 0  # requests so far, to tell them apart
 
     def start(self) -> None:
         """Start collecting (from inside the running event loop)."""
-        self.items: deque[_Pending] = deque()
+        self.queues: deque[deque[_Pending]] = deque()  # one per waiting request, in turn
+        self.waiting = 0  # windows queued, over all requests
         self.arrived = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._collect_forever())
 
@@ -55,9 +64,12 @@ class DynamicBatcher:
         if self.task is None:
             raise RuntimeError("the batcher is not started")
         loop = asyncio.get_running_loop()
-        pending = [_Pending(item, loop.create_future()) for item in items]
-        self.items.extend(pending)
-        self.arrived.set()
+        self.submitted += 1
+        pending = [_Pending(item, loop.create_future(), self.submitted) for item in items]
+        if pending:
+            self.queues.append(deque(pending))
+            self.waiting += len(pending)
+            self.arrived.set()
         return list(await asyncio.gather(*(entry.future for entry in pending)))
 
     async def _collect_forever(self) -> None:
@@ -67,13 +79,13 @@ class DynamicBatcher:
                 await self._run(batch)
 
     async def _next_batch(self) -> list[_Pending]:
-        # A deque and an Event rather than asyncio.Queue: a timed-out `wait_for(queue.get())` can drop an
+        # Queues and an Event rather than asyncio.Queue: a timed-out `wait_for(queue.get())` can drop an
         # item on Python 3.11 (cpython gh-86296); a timed-out wait on an Event loses nothing.
-        while not self.items:
+        while not self.waiting:
             self.arrived.clear()
             await self.arrived.wait()
         deadline = asyncio.get_running_loop().time() + self.max_wait
-        while len(self.items) < self.max_batch_size:
+        while self.waiting < self.max_batch_size:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
@@ -82,18 +94,36 @@ class DynamicBatcher:
                 await asyncio.wait_for(self.arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 break
-        batch = [self.items.popleft() for _ in range(min(self.max_batch_size, len(self.items)))]
+        batch = self._take_in_turn()
         # A request that timed out or whose client left has cancelled its futures: do not run its windows.
         return [entry for entry in batch if not entry.future.done()]
+
+    def _take_in_turn(self) -> list[_Pending]:
+        """Up to `max_batch_size` windows, one from each waiting request in turn; a request that still has
+        windows goes to the back of the line, so the next batch starts with the request after it."""
+        batch: list[_Pending] = []
+        while self.queues and len(batch) < self.max_batch_size:
+            queue = self.queues.popleft()
+            batch.append(queue.popleft())
+            if queue:
+                self.queues.append(queue)
+        self.waiting -= len(batch)
+        return batch
 
     async def _run(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         try:
             outputs = await loop.run_in_executor(self.executor, self.run_batch, [entry.item for entry in batch])
-        except Exception as error:  # the model failed: every request in the batch gets the error
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_exception(error)
+        except Exception as error:  # the model failed: alone, its request gets the error; shared, retry apart
+            requests = list(dict.fromkeys(entry.request for entry in batch))
+            if len(requests) == 1:
+                for entry in batch:
+                    if not entry.future.done():
+                        entry.future.set_exception(error)
+                return
+            for request in requests:  # a request cancelled meanwhile (its client left) is not run again
+                if alone := [entry for entry in batch if entry.request == request and not entry.future.done()]:
+                    await self._run(alone)
             return
         if self.on_batch is not None:
             self.on_batch(len(batch))

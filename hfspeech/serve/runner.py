@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 
 from hfspeech.data.audio import AudioFileError, decode_audio
 from hfspeech.errors import HfspeechError
-from hfspeech.inference.backends import WEIGHT_FILES, locate_model
+from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.windows import slice_waveform
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
@@ -34,6 +33,7 @@ from hfspeech.serve.errors import ApiError, audio_error
 from hfspeech.serve.payload import Parameters
 
 logger = logging.getLogger("hfspeech.serve")
+startup_log = logging.getLogger("uvicorn.error")  # beside uvicorn's own start-up lines, at its --log_level
 
 
 class ModelRunner:
@@ -44,6 +44,7 @@ class ModelRunner:
         self.model_path, self.backend_name, self.trust_remote_code = model, backend, trust_remote_code
         self.max_seconds = max_seconds
         self.classifier: Optional[AudioClassifier] = None
+        self.model_file: Optional[Path] = None  # the weights or export file that runs (None: from the Hub)
         self.load_error: Optional[str] = None
         self.loaded: Optional[asyncio.Event] = None
         self.on_load_failure = None  # e.g. stop the server (`run_server` does, with one process)
@@ -58,8 +59,11 @@ class ModelRunner:
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            self.classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
-                                                              trust_remote_code=self.trust_remote_code)
+            classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
+                                                         trust_remote_code=self.trust_remote_code)
+            self.model_file = served_file(self.model_path, classifier)
+            startup_log.info("serving %s (%s)", self.model_file or self.model_path, classifier.backend.name)
+            self.classifier = classifier
         except Exception as error:  # logged here; /health answers "error" (without the message)
             # A user's mistake reads as everywhere else (the message names the folder); anything else is a bug
             self.load_error = str(error) if isinstance(error, HfspeechError) else f"{type(error).__name__}: {error}"
@@ -144,7 +148,8 @@ class ModelRunner:
                 "sampling_rate": classifier.sampling_rate, "backend": classifier.backend.name,
                 "model_type": getattr(config, "model_type", None), "problem_type": getattr(config, "problem_type", None)
                 or "single_label_classification", "window_seconds": classifier.window_seconds,
-                "revision": model_revision(self.model_path, self.backend_name, config),
+                "model_file": shown_name(self.model_file, self.model_path),
+                "revision": model_revision(self.model_file, config),
                 "max_batch_size": self.batcher.max_batch_size, "max_wait_ms": self.batcher.max_wait * 1000,
                 "max_seconds": self.max_seconds}
 
@@ -160,19 +165,37 @@ def apply_function(logits: np.ndarray, function: Optional[str], config) -> np.nd
     return np.asarray(logits, dtype=np.float32)
 
 
-def model_revision(model: str, backend: Optional[str], config) -> Optional[str]:
-    """The Hub commit a model came from, else the first 12 hex digits of its weights file's SHA-256: either
+def served_file(model: str, classifier: AudioClassifier) -> Optional[Path]:
+    """The file the model runs from: the export backend's own (a folder may hold model.onnx and
+    model_quantized.onnx, and a training run its TorchScript twin), else the folder's weights file."""
+    path = getattr(classifier.backend, "path", None)
+    if path is not None:
+        return Path(path)
+    return next((Path(model) / name for name in WEIGHT_FILES if (Path(model) / name).is_file()), None)
+
+
+def shown_name(model_file: Optional[Path], model: str) -> Optional[str]:
+    """The served file relative to the folder given to `hfspeech serve` (`model_quantized.onnx`,
+    `torchscript/model.torchscript.pt`): which file, without telling a client where it lives."""
+    if model_file is None:
+        return None
+    base = Path(model) if Path(model).is_dir() else Path(model).parent
+    try:
+        return model_file.relative_to(base).as_posix()
+    except ValueError:
+        return model_file.name
+
+
+def model_revision(model_file: Optional[Path], config) -> Optional[str]:
+    """The Hub commit a model came from, else the first 12 hex digits of the served file's SHA-256: either
     way it changes exactly when the model does."""
     commit = getattr(config, "_commit_hash", None)
     if commit:
         return commit
-    kind, folder, model_file = locate_model(model, backend)
-    candidates = [model_file] if model_file else [Path(folder) / name for name in WEIGHT_FILES]
-    for path in candidates:
-        if path is not None and os.path.isfile(path):
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-            return f"sha256:{digest.hexdigest()[:12]}"
-    return None
+    if model_file is None or not model_file.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(model_file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:12]}"

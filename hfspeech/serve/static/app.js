@@ -27,7 +27,8 @@ async function loadInfo() {
   const info = await response.json();
   labels = info.labels;
   $("model-info").textContent = `${info.labels.length} labels · ${info.sampling_rate} Hz · ${info.backend} · ` +
-    `window ${info.window_seconds} s · revision ${info.revision || "unknown"}`;
+    `window ${info.window_seconds} s · ${info.model_file ? info.model_file + " · " : ""}` +
+    `revision ${info.revision || "unknown"}`;
 }
 
 async function classify(blob, name) {
