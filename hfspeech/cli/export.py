@@ -44,6 +44,22 @@ def check_export_output(output: str | None) -> None:
         check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export")
 
 
+def warn_about_int8_check(folder) -> None:
+    """What the gate left in `int8_check.json` that the user must not miss: a kept failure, measured clips the
+    model trained on. Printed after the numbers, to stderr as every warning."""
+    import json
+    import sys
+
+    from hfspeech.models.config_json import INT8_CHECK_FILE
+
+    record = json.loads((folder / INT8_CHECK_FILE).read_text())
+    if record["kept_by_force"]:
+        print(f"warning: the int8 model failed the check and was kept (--force); {INT8_CHECK_FILE} says so",
+              file=sys.stderr)
+    for warning in record["data_warnings"]:
+        print(f"warning: int8 check: {warning}", file=sys.stderr)
+
+
 def check_eval_dir(model: str, eval_dir: str) -> None:
     """The int8 gate's clips, checked against the model's labels before exporting: the gate runs after the export,
     and a folder it cannot use (no audio, labels the model lacks) would otherwise stop it with the int8 file
@@ -83,6 +99,9 @@ def export(argv: list[str]) -> int:
             if args.eval_dir:
                 comparison = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force)
                 print(f"int8 check: {comparison.summary()}")
+                warn_about_int8_check(path.parent)
+            elif args.quantize:
+                print("int8 check: not measured (--eval_dir HELD_OUT measures the accuracy int8 costs)")
         else:
             path = export_torchscript(args.model, args.output)
     for file in sorted(path.parent.iterdir()):

@@ -18,10 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from hfspeech.models.config_json import INT8_CHECK_FILE
 from hfspeech.models.fingerprint import TRACED_FROM
 
 # Files an export writes (config.json and preprocessor_config.json are rewritten by every export).
-EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "model.torchscript.pt", TRACED_FROM)
+EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "model.torchscript.pt", TRACED_FROM,
+                     INT8_CHECK_FILE)  # an earlier export's gate record describes a file this export replaces
 
 
 @contextlib.contextmanager

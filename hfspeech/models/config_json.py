@@ -15,6 +15,7 @@ from hfspeech.errors import UsageError
 # the JSON records a run folder keeps beside its model: written by `training.run`, `hub.push.finish_run` and
 # `training.averaging`, read by the model card and copied by `hub.stage`
 METRICS_FILE, DATA_REPORT_FILE = "metrics.json", "data_report.json"
+INT8_CHECK_FILE = "int8_check.json"  # `hfspeech export --eval_dir`: the int8 gate's numbers, beside the int8 file
 HYPERPARAMETERS_FILE = "training_hyperparameters.json"
 
 
