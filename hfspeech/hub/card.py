@@ -4,7 +4,8 @@
 Everything in it is read from the run folder (metrics.json, data_report.json, the classification report,
 training_hyperparameters.json or trainer_state.json) or measured at staging; what was not measured says so.
 The YAML metadata, including ``model-index``, is built with huggingface_hub's ``ModelCardData`` /
-``EvalResult`` so the Hub parses it.
+``EvalResult`` so the Hub parses it. What it says about how the model was trained and what its scores were
+measured on is ``hfspeech.hub.card_training``'s.
 
 A multi-label run (``config.problem_type == "multi_label_classification"``) gets its own wording and
 numbers: the model returns every label whose sigmoid score reaches that label's own threshold
@@ -22,19 +23,15 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.hub.card_training import (data_source, hyperparameters_table, model_description,
+                                        read_hyperparameters, shown, test_set_note)
 from hfspeech.hub.local_paths import is_hub_id
 from hfspeech.models import is_baseline
-from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_run_record
+from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
 
 TEMPLATE = resources.files("hfspeech.hub") / "templates" / "audio_classification.md"
-HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
-                   "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_ratio",
-                   "lr_scheduler_type", "max_length_seconds", "seed")
-# Waveform augmentation and mixup, recorded only when switched on (noise_dir, a local path, is not published).
-AUGMENTATION = ("speed_factors", "gain_db", "time_shift_seconds", "endpoint_trim_db", "vtlp_warp", "pitch_semitones",
-                "reverb_prob", "noise_snr_db", "mixup_alpha")
 ONNX_USAGE = '''
 With onnxruntime alone (the front end is in the graph: raw {rate} Hz audio in):
 
@@ -93,69 +90,65 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     """README.md of the staged repo: the card template filled from the run's records as staged in ``dest`` (their
     published form, without local paths) and the measurements."""
     metrics, data_report = read_run_record(dest / METRICS_FILE), read_run_record(dest / DATA_REPORT_FILE)
-    hyper = _hyperparameters(dest, run)
     multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
-    base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
-    base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
-    hub_base_model = base_model if is_hub_id(base_model) else None  # not a local folder
     split = metrics.get("test_split", "test")
     splits = data_report.get("kept") or {k[4:-6]: v for k, v in metrics.items()
                                          if k.startswith("num_") and k.endswith("_clips")}
-    dataset = dict(task_type="audio-classification", dataset_type=dataset_name or "audiofolder",
-                   dataset_name=dataset_name or "held-out test split", dataset_split=split)
+    source = data_source(run)
+    dataset = dict(task_type="audio-classification", dataset_type=dataset_name or source.kind,
+                   dataset_name=dataset_name or source.name, dataset_split=split)
     results = _multi_label_results if multi_label else _single_label_results
     eval_results, sections = results(dest, config, labels, metrics, split, splits, dataset)
     staged = next((v for v in variants if v["name"].startswith("PyTorch") and v["accuracy"] is not None), None)
     if not multi_label and "test_accuracy" not in metrics and staged:  # e.g. `hfspeech average`'s model
         sections["results_section"] = _staging_results(staged)
+    training = _training_sections(run, dest, config, metrics, data_report, dataset_name or source.text, splits,
+                                  staged_measurement=staged is not None)
     card_data = ModelCardData(
         library_name="transformers", pipeline_tag="audio-classification",
         tags=["audio-classification", "hfspeech", config["model_type"]] + (["multi-label"] if multi_label else [])
         + (["custom_code"] if custom_code else []),
         datasets=[dataset_name] if dataset_name else None,
         metrics=["map", "roc_auc", "f1", "subset_accuracy"] if multi_label else ["accuracy", "f1"],
-        base_model=hub_base_model, model_name=repo_id.split("/")[-1], eval_results=eval_results or None,
+        base_model=training.pop("hub_base_model"), model_name=repo_id.split("/")[-1],
+        eval_results=eval_results or None,
     )
     rate = config.get("sampling_rate") or read_run_record(dest / "preprocessor_config.json").get("sampling_rate")
     has_onnx = any(v["file"] == "onnx/model.onnx" for v in variants)
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
-        model_description=config["model_type"] + (f", fine-tuned from {base_model}" if base_model else ""),
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
-        window_seconds=config.get("max_length_seconds", "a few"),
-        data_section=_data_section(dataset_name, splits, data_report.get("num_skipped",
-                                                                          metrics.get("num_skipped_files")),
-                                   data_report.get("warnings") or metrics.get("data_warnings") or []),
-        hyperparameters_table=_hyperparameters_table(hyper, config),
         variants_table=_variants_table(variants, multi_label),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
-                  "and imported its own classes are used" if custom_code else "a transformers model",
+                  "and imported its own classes are used" if custom_code else "transformers' own classes, no "
+                                                                              "remote code",
+        remote_code_argument=", trust_remote_code=True" if custom_code else "",
         onnx_usage=(ONNX_USAGE if is_baseline(config["model_type"]) else ONNX_EXTRACTOR_USAGE).format(
             repo_id=repo_id, rate=rate) + (ONNX_MULTI_LABEL_NOTE if multi_label else "") if has_onnx else "",
-        **sections,
+        **sections, **training,
     )
     card.save(dest / "README.md")
     return card
 
 
-def _hyperparameters_table(hyper: dict, config: dict) -> str:
-    """The recorded hyperparameters, and `averaged_runs` for a model averaged from runs (`hfspeech average`). A
-    run that started from a checkpoint has the checkpoint's model type (the recipe ignored `--model_type`;
-    runs before that was fixed recorded its default, "cnn")."""
-    if hyper.get("model_name_or_path"):
-        hyper = {**hyper, "model_type": config["model_type"]}
-    rows = [(k, hyper[k]) for k in HYPERPARAMETERS + AUGMENTATION + ("averaged_runs",) if hyper.get(k) is not None]
-    return _table(("hyperparameter", "value"), rows) if rows else "Not recorded in the run folder."
-
-
-def _hyperparameters(dest: Path, run: Path) -> dict:
-    hyper = read_run_record(dest / HYPERPARAMETERS_FILE)
-    if not hyper:  # a run from before hfspeech wrote it: what trainer_state.json knows
-        state = read_run_record(run / "trainer_state.json")
-        hyper = {"num_train_epochs": state.get("num_train_epochs"),
-                 "per_device_train_batch_size": state.get("train_batch_size")}
-    return hyper
+def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_report: dict, source_text: str,
+                       splits: dict, staged_measurement: bool) -> dict:
+    """The template's text on how the model was trained and tested (`hub.card_training`), and the base model's
+    Hub id for the metadata (None for a local checkpoint)."""
+    hyper = read_hyperparameters(dest, run)
+    base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
+    base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
+    warnings = data_report.get("warnings") or metrics.get("data_warnings") or []
+    return dict(
+        hub_base_model=base_model if is_hub_id(base_model) else None,  # not a local folder
+        model_description=model_description(config["model_type"], base_model, hyper),
+        window_seconds=shown(hyper.get("max_length_seconds") or config.get("max_length_seconds") or "a few"),
+        data_section=_data_section(source_text, splits, data_report.get("num_skipped",
+                                                                        metrics.get("num_skipped_files")), warnings),
+        hyperparameters_table=hyperparameters_table(hyper, config, _table),
+        test_set_note=test_set_note(metrics, data_report, warnings, hyper.get("group_column"), staged_measurement),
+    )
 
 
 def _single_label_results(dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
@@ -194,14 +187,14 @@ def _multi_label_results(dest: Path, config: dict, labels: list[str], metrics: d
     return eval_results, sections
 
 
-def _data_section(dataset_name: Optional[str], splits: dict, num_skipped, warnings: list[str]) -> str:
+def _data_section(source: Optional[str], splits: dict, num_skipped, warnings: list[str]) -> str:
     """Sizes and skipped files, and the run's warnings about its splits (a leak, a missing class), which
     qualify every score the card shows."""
     if not splits:
         return "Not recorded in the run folder."
     sizes = ", ".join(f"{name} {n}" for name, n in splits.items())
     skipped = num_skipped if _measured(num_skipped) else "not recorded"
-    return (f"{dataset_name or 'A local audio data set'}; clips per split: {sizes}; "
+    return (f"{source or 'The training data'}; clips per split: {sizes}; "
             f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {w}." for w in warnings))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.errors import HfspeechError, UsageError
-from hfspeech.hub.card import AUGMENTATION, HYPERPARAMETERS
+from hfspeech.hub.card_training import AUGMENTATION, HYPERPARAMETERS, options_set
 from hfspeech.hub.stage import check_repo_id, hub_tokens, stage_run
 from hfspeech.models.config_json import HYPERPARAMETERS_FILE
 
@@ -134,6 +134,7 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     hyper = {k: values[k] for k in HYPERPARAMETERS if k in values}
     if values.get("model_name_or_path"):  # the checkpoint's type, not the ignored --model_type
         hyper.pop("model_type", None)
+    hyper.update(options_set(values))
     hyper.update({k: values[k] for k in AUGMENTATION if values.get(k) is not None})
     hyper["lr_scheduler_type"] = str(getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))
     output_dir = Path(training_args.output_dir)

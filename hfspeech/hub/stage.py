@@ -5,7 +5,9 @@ optimizer and RNG states, checkpoints, training_args.bin and anything else in th
 it; a file that is a symlink or resolves outside the run folder is refused. Baselines get their code
 (``hfspeech.hub.remote_code``) and ``auto_map`` entries, so they load without hfspeech. The records are
 published without the user's local paths (``hfspeech.hub.local_paths``). As a last guard, no staged file may
-contain the Hub token in use, nor a text file the home, run or data folder.
+contain the Hub token in use, nor a text file the home, run or data folder. The repo is written into a
+scratch folder and replaces the destination's content only once complete; the destination is new, empty or
+an earlier staging (`staged_names`), never a folder holding anything of the user's.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
+
+from huggingface_hub import ModelCard
 
 from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError, UsageError
@@ -24,8 +29,7 @@ from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
-from hfspeech.output_folders import check_output_folder
-from hfspeech.hub.remote_code import write_remote_code
+from hfspeech.hub.remote_code import module_sources, write_remote_code
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
@@ -46,9 +50,11 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     ``eval_dir`` (an audio folder ``<label>/*.wav``) measures accuracy and latency of each variant (PyTorch,
     ONNX, int8) on the same clips; without it the card gives the run's own test metrics for PyTorch and
     says that the exported variants were not measured. A multi-label model's variants get only their
-    latency there: folder names are not its label sets. Everything is checked before the first file is
-    written, and a staging that fails later removes what it wrote: a half-staged folder would be refused
-    by the next try, and could be pushed by hand. ``token``: one more token the files must not hold.
+    latency there: folder names are not its label sets. ``dest`` is new, empty, or an earlier staging (replaced,
+    as `hfspeech export` replaces its own export; a folder with anything else is refused). Everything is checked
+    before the first file is written, and the repo is written into a scratch folder beside ``dest`` that
+    replaces its content only once complete: a staging that fails leaves ``dest`` as it was, never half-staged
+    (a folder that could be pushed by hand). ``token``: one more token the files must not hold.
     """
     run, dest = Path(run_dir).resolve(), Path(dest)
     check_run(run, include_onnx)
@@ -58,15 +64,71 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         raise StageError(f"--dataset {dataset_name}: a local path; the card's metadata takes the data set's name "
                          "(a Hub id such as `username/my-clips`), and local paths are not published")
     clips = evaluation_clips(eval_dir, read_config_json(run))
-    check_output_folder(dest, error=StageError)
-    existed = dest.is_dir()
+    check_destination(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}-staging-", dir=dest.parent))
     try:
-        _write_repo(run, dest, repo_id, include_onnx, clips, dataset_name)
-        check_no_secrets(dest, run, [token] if token else [])
-    except BaseException:
-        _remove_staged(dest, keep_folder=existed)
+        _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name)
+        check_no_secrets(scratch, run, [token] if token else [])
+        _replace_staging(scratch, dest)
+    except Exception as error:  # a message naming a staged file names it where the user will look for it
+        error.args = tuple(arg.replace(str(scratch), str(dest)) if isinstance(arg, str) else arg for arg in error.args)
         raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def staged_names(dest: Path) -> Optional[set[str]]:
+    """The names an earlier `hfspeech stage` wrote in ``dest`` (its own fixed files, onnx/ and the model code of
+    its config's model type), or None when ``dest`` is not one: its README.md is no hfspeech card."""
+    card = dest / "README.md"
+    if not card.is_file():  # (ModelCard.load would take a missing file's path for a Hub repo id)
+        return None
+    try:
+        tags = ModelCard(card.read_text(encoding="utf-8")).data.tags or []
+    except Exception:  # not a model card (another tool's README, not text): not an earlier staging
+        return None
+    if "hfspeech" not in tags:
+        return None
+    try:  # a staging caught half-way through its replacement may lack config.json: then no code is its
+        model_type = json.loads((dest / "config.json").read_text()).get("model_type")
+    except Exception:
+        model_type = None
+    spec = custom_classes(model_type) if isinstance(model_type, str) else None
+    code = {name for cls in spec or () if cls is not None for name in module_sources(cls.__module__)}
+    return {*MODEL_FILES, *REPORT_FILES, "README.md", "onnx", *code}
+
+
+def check_destination(dest: Path) -> None:
+    """``dest`` is new, empty, or an earlier staging with nothing of the user's beside it, which is replaced
+    (as `hfspeech export` replaces its own earlier export); anything else is the user's and refused."""
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise StageError(f"{dest}: is a file, not a folder; give a new or empty folder")
+    ours = staged_names(dest) or set()
+    others = [entry.name for entry in sorted(dest.iterdir()) if entry.name not in ours]
+    if "onnx" in ours and (dest / "onnx").is_dir():
+        others += [f"onnx/{entry.name}" for entry in sorted((dest / "onnx").iterdir()) if entry.name not in ONNX_FILES]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        what = "holds files `hfspeech stage` did not write" if ours else "holds other files, not an earlier staging"
+        raise StageError(f"{dest}: {what} ({shown}); give a new or empty folder, or an earlier "
+                         "`hfspeech stage` folder (it is replaced)")
+
+
+def _replace_staging(scratch: Path, dest: Path) -> None:
+    """Move the new staging into ``dest`` in place of the earlier one (`check_destination` made sure it holds
+    nothing else). README.md goes last both ways, so a folder caught half-way is still recognised as a staging."""
+    dest.mkdir(exist_ok=True)
+    for entry in [entry for entry in dest.iterdir() if entry.name != "README.md"]:  # replaced by the new one
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in sorted(scratch.iterdir(), key=lambda entry: entry.name == "README.md"):
+        os.replace(entry, dest / entry.name)
 
 
 def check_run(run: Path, include_onnx: bool) -> None:
@@ -115,14 +177,6 @@ def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: boo
     variants = measure_variants(dest, clips, multi_label=is_multi_label(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
                      custom_code=spec is not None)
-
-
-def _remove_staged(dest: Path, keep_folder: bool) -> None:
-    """Remove what staging wrote: ``dest`` was new or empty (`check_output_folder` made sure of it)."""
-    if dest.is_dir():
-        shutil.rmtree(dest)
-    if keep_folder:
-        dest.mkdir()
 
 
 def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
@@ -199,12 +253,15 @@ def measure_variants(dest: Path, clips: list[Path], multi_label: bool = False) -
         variant = {"name": name, "file": file.relative_to(dest).as_posix(), "size_mb": file.stat().st_size / 1e6,
                    "accuracy": None, "latency_ms": None, "num_clips": len(clips)}
         if clips:
+            from tqdm.auto import tqdm
+
             from hfspeech.inference.classifier import AudioClassifier
 
             classifier = AudioClassifier.from_pretrained(str(dest if name.startswith("PyTorch") else file),
                                                          device=None, trust_remote_code=False)
-            start = time.perf_counter()
-            predicted = [classifier.classify_file(str(clip), top_k=1).labels[0] for clip in clips]
+            start = time.perf_counter()  # a bar per variant: Whisper on 100 clips takes minutes
+            predicted = [classifier.classify_file(str(clip), top_k=1).labels[0]
+                         for clip in tqdm(clips, desc=f"measuring {name} on --eval_dir", unit="clip")]
             variant["latency_ms"] = 1000 * (time.perf_counter() - start) / len(clips)
             if not multi_label:
                 variant["accuracy"] = sum(p == clip.parent.name for p, clip in zip(predicted, clips)) / len(clips)

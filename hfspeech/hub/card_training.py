@@ -1,0 +1,145 @@
+"""What the model card says about how the model was trained and on what it was tested.
+
+Each statement comes from the run's records, so the card cannot claim more than the run did: the epochs and
+optimizer steps really trained (trainer_state.json: a `--max_steps` run stops before `--num_train_epochs`), a
+frozen base model (a probe, not a fine-tune), how the data was given (an audio folder, CSV/JSONL manifests, a
+Hub data set: run_inputs.json, of which only the kind is published, never a path), and whether the test
+numbers are from a test set given apart from the training data, a split carved out of it, or (no test split)
+the validation split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from hfspeech.data.manifests import MANIFEST_FORMATS
+from hfspeech.hub.local_paths import MANIFEST_KEYS, RUN_INPUTS_FILE, is_hub_id
+from hfspeech.models.config_json import HYPERPARAMETERS_FILE, read_run_record
+
+HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
+                   "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_ratio",
+                   "lr_scheduler_type", "max_length_seconds", "seed")
+# Recorded only when set: each changes what was trained (max_steps overrides num_train_epochs; a frozen base
+# makes a probe) or how it was tested (group_column carves held-out splits of whole speakers, sessions...).
+TRAINING_OPTIONS = ("max_steps", "head_learning_rate", "layerwise_lr_decay", "freeze_base_model",
+                    "use_weighted_layer_sum", "group_column")
+# Waveform augmentation and mixup, recorded only when switched on (noise_dir, a local path, is not published).
+AUGMENTATION = ("speed_factors", "gain_db", "time_shift_seconds", "endpoint_trim_db", "vtlp_warp", "pitch_semitones",
+                "reverb_prob", "noise_snr_db", "mixup_alpha")
+TRAINED = ("epochs trained", "optimizer steps trained")  # from trainer_state.json, not flags
+EPOCHS = ("num_train_epochs", "epochs trained")  # a float in one record, an integer in another: shown alike
+NO_TEST_SPLIT_WARNING = "no test split"  # how training.run's warning starts (metrics.json data_warnings)
+MANIFEST_NAMES = {".csv": "CSV", ".tsv": "TSV", ".json": "JSON", ".jsonl": "JSON Lines"}
+
+
+def options_set(values: dict) -> dict:
+    """The `TRAINING_OPTIONS` a run set (max_steps > 0, a frozen base, any other that is not None)."""
+    def is_set(name, value) -> bool:
+        return value > 0 if name == "max_steps" else bool(value) if name == "freeze_base_model" else value is not None
+
+    return {k: values[k] for k in TRAINING_OPTIONS if k in values and is_set(k, values[k])}
+
+
+def shown(value) -> str:
+    """A count of epochs as the card prints it: 10.0 and 10 both as `10`, whichever record they came from."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def read_hyperparameters(dest: Path, run: Path) -> dict:
+    """training_hyperparameters.json as staged, or for a run from before hfspeech wrote it what
+    trainer_state.json knows; with the epochs and steps trainer_state.json says were trained, and the group
+    column run_inputs.json records."""
+    hyper = dict(read_run_record(dest / HYPERPARAMETERS_FILE))
+    state = read_run_record(run / "trainer_state.json")
+    if not hyper:
+        hyper = {"num_train_epochs": state.get("num_train_epochs"),
+                 "per_device_train_batch_size": state.get("train_batch_size")}
+    group_column = read_run_record(run / RUN_INPUTS_FILE).get("group_column")  # recorded there before here
+    if isinstance(group_column, str) and not hyper.get("group_column"):
+        hyper["group_column"] = group_column
+    if isinstance(state.get("epoch"), (int, float)) and isinstance(state.get("global_step"), int):
+        hyper.update(zip(TRAINED, (round(state["epoch"], 2), state["global_step"])))
+    return hyper
+
+
+def hyperparameters_table(hyper: dict, config: dict, table) -> str:
+    """The recorded hyperparameters, the training actually done and `averaged_runs` for a model averaged from
+    runs (`hfspeech average`). A run that started from a checkpoint has the checkpoint's model type (the recipe
+    ignored `--model_type`; runs before that was fixed recorded its default, "cnn")."""
+    if hyper.get("model_name_or_path"):
+        hyper = {**hyper, "model_type": config["model_type"]}
+    order = HYPERPARAMETERS[:4] + TRAINING_OPTIONS[:1] + TRAINED + HYPERPARAMETERS[4:] + TRAINING_OPTIONS[1:] \
+        + AUGMENTATION + ("averaged_runs",)  # max_steps and the training done beside num_train_epochs
+    rows = {k: shown(hyper[k]) if k in EPOCHS else str(hyper[k]) for k in order if hyper.get(k) is not None}
+    if "num_train_epochs" in rows and "max_steps" in rows:
+        rows["num_train_epochs"] += " (not used: max_steps overrides it)"
+    return table(("hyperparameter", "value"), list(rows.items())) if rows else "Not recorded in the run folder."
+
+
+def model_description(model_type: str, base_model: Optional[str], hyper: dict) -> str:
+    """The model in a phrase: a frozen base with a trained head is a probe, not a fine-tune of the base."""
+    if not base_model:
+        return model_type
+    if hyper.get("freeze_base_model"):
+        return (f"{model_type}: a probe, a classification head trained on the frozen {base_model}, whose weights "
+                "were not fine-tuned")
+    return f"{model_type}, fine-tuned from {base_model}"
+
+
+class DataSource(NamedTuple):
+    """How the training data was given: `kind` for model-index's dataset type (the datasets builder that
+    reads such data, or the Hub id), `name` short, `text` for the card's prose."""
+
+    kind: str
+    name: str
+    text: str
+
+
+def data_source(run: Path) -> DataSource:
+    """From run_inputs.json: the flags' kind of data only (a local path is never published)."""
+    record = read_run_record(run / RUN_INPUTS_FILE)
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    manifests = {k: data[k] for k in MANIFEST_KEYS if isinstance(data.get(k), str)}
+    if manifests:
+        suffixes = sorted({Path(p).suffix.lower() for p in manifests.values()})
+        formats = " and ".join(MANIFEST_NAMES.get(suffix, suffix) for suffix in suffixes)
+        flags = ", ".join(f"--{k}" for k in manifests)
+        return DataSource(MANIFEST_FORMATS.get(suffixes[0], "csv"), f"local {formats} manifests",
+                          f"Local {formats} manifests ({flags})")
+    if isinstance(data.get("data_dir"), str):
+        return DataSource("audiofolder", "local audio folder", "A local audio folder (`<label>/*.wav`)")
+    dataset = data.get("dataset_name")
+    if isinstance(dataset, str) and is_hub_id(dataset):
+        return DataSource(dataset, dataset, f"The Hub data set `{dataset}`")
+    if isinstance(dataset, str):
+        return DataSource("local", "local data set", "A local data set read with datasets")
+    return DataSource("local", "local data", "The training data (how it was given is not recorded in the run "
+                                             "folder)")
+
+
+def test_set_note(metrics: dict, data_report: dict, warnings: list[str], group_column: Optional[str],
+                  staged_measurement: bool) -> str:
+    """The limitation every score shares: what the clips it was measured on are. A test set given apart from
+    the training data (a --test_file, a test/ folder, a Hub split) is not a split carved from it, and numbers
+    measured on the validation split (no test split) are no held-out test numbers."""
+    split, found = metrics.get("test_split"), data_report.get("found")
+    if split is None and not any(k.startswith("test_") for k in metrics):
+        return ("- The scores are on the clips of the folder given at staging (`--eval_dir`), labelled by their "
+                "folder names; the run had no test metrics." if staged_measurement
+                else "- No scores: the run has no test metrics.")
+    if split == "validation":
+        optimistic = any(str(w).startswith(NO_TEST_SPLIT_WARNING) for w in warnings)
+        return ("- There was no test split: the scores are on the validation split" +
+                (", which also steered training (see the warning above), so they are optimistic" if optimistic
+                 else "") + "; they are not held-out test numbers.")
+    if not isinstance(found, dict):
+        return f"- Scores are on the run's {split or 'test'} split, not on independent data."
+    if "test" in found:
+        return ("- Scores are on a test set given apart from the training data (its own manifest, folder or "
+                "split), not carved out of the training clips; they hold for data like that set, not for other "
+                "recordings.")
+    grouped = f" by whole `{group_column}` groups (none is in two splits)" if group_column else " at random"
+    return f"- Scores are on a split held out{grouped} from the training data above, not on independent data."
