@@ -20,7 +20,7 @@ def _publish_parser(prog: str, description: str) -> argparse.ArgumentParser:
 def stage(argv: list[str]) -> int:
     parser = _publish_parser("hfspeech stage", "Write the Hub repo folder `push` would upload: weights, configs, "
                              "model card, reports, self-contained model code.")
-    parser.add_argument("dest", help="folder to write (new or empty)")
+    parser.add_argument("dest", help="folder to write (new or empty, or an earlier staging, which is replaced)")
     parser.add_argument("--repo_id", default=None, help="repo id the card's snippets name")
     args = parser.parse_args(argv)
     from hfspeech.hub import stage_run
