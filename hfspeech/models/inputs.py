@@ -5,6 +5,13 @@ one). Whisper's encoder takes exactly its window: its extractor pads every clip 
 (`padding="max_length"`), so a clip gives the same features alone or in any batch. It returns a mask only for
 `WhisperClipPoolingForAudioClassification` (`return_attention_mask` set), and then per mel frame only when asked
 for in the call (else per sample: 160 times longer, and not what the ONNX graph takes).
+
+A waveform extractor that normalises (`do_normalize`, zero mean and unit variance) but returns no mask (the
+group-norm models: wav2vec2-base, hubert-base) would normalise each clip over its padded length, zeros included:
+a short clip in a batch came out up to 1.6x louder than alone (FSDD, 0.3 s beside 0.75 s), and with other
+values in training than in `predict`, which runs such models in batches of one length. Each clip is normalised
+alone, then zero-padded, as transformers' `run_audio_classification.py` (which does not pad) and the docs of
+`Wav2Vec2FeatureExtractor` ("simply padded with 0") have it.
 """
 
 from __future__ import annotations
@@ -23,16 +30,31 @@ def has_fixed_window(feature_extractor: Any) -> bool:
 def extract_features(feature_extractor: Any, waveforms: Sequence[np.ndarray], return_tensors: str = "pt"):
     """The model's inputs for a batch of mono waveforms at the extractor's sampling rate."""
     fixed_window = has_fixed_window(feature_extractor)
+    if not fixed_window and normalises_over_padding(feature_extractor):
+        alone = feature_extractor(list(waveforms), sampling_rate=feature_extractor.sampling_rate, padding=False)
+        return feature_extractor.pad(alone, padding="longest", return_tensors=return_tensors)
     mask = {"return_attention_mask": True} if fixed_window and feature_extractor.return_attention_mask else {}
     return feature_extractor(list(waveforms), sampling_rate=feature_extractor.sampling_rate,
                              padding="max_length" if fixed_window else "longest", return_tensors=return_tensors,
                              **mask)
 
 
-def min_samples(config: Any) -> int:
-    """The shortest waveform the model takes: one frame of a convolutional feature encoder's receptive field
-    (`conv_kernel`, `conv_stride`: 400 samples for wav2vec2-base, HuBERT, WavLM); 1 for the other models."""
-    length = 1
+def normalises_over_padding(feature_extractor: Any) -> bool:
+    """Whether a waveform extractor (`Wav2Vec2FeatureExtractor`, which HuBERT, WavLM and Data2VecAudio use too),
+    padding a batch, would normalise each clip together with its padding: it normalises (`do_normalize`) and
+    returns no attention mask, the one thing that confines the statistics to the clip. (AST's extractor
+    normalises log-mel features by fixed constants: no padding reaches its statistics.)"""
+    waveform = any(cls.__name__ == "Wav2Vec2FeatureExtractor" for cls in type(feature_extractor).__mro__)
+    return waveform and bool(feature_extractor.do_normalize) and not feature_extractor.return_attention_mask
+
+
+def min_samples(config: Any, frames: int = 1) -> int:
+    """The shortest waveform the model takes: `frames` frames of a convolutional feature encoder's receptive
+    field (`conv_kernel`, `conv_stride`: 400 samples for one frame of wav2vec2-base, HuBERT, WavLM); 1 for the
+    other models."""
+    if not getattr(config, "conv_kernel", None):
+        return 1
+    length = frames
     for kernel, stride in reversed(list(zip(getattr(config, "conv_kernel", ()), getattr(config, "conv_stride", ())))):
         length = (length - 1) * stride + kernel
     return length

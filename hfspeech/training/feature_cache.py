@@ -28,7 +28,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
-from hfspeech.models.inputs import extract_features
+from hfspeech.models.inputs import extract_features, min_samples, padded_to
 from hfspeech.models.losses import classification_loss
 
 logger = logging.getLogger("hfspeech.train")
@@ -36,7 +36,7 @@ IN_MEMORY_BYTES = 512 * 2**20
 # What `encode_for_head` computes, by version: bump it when that changes (another pooling, another layer), so a
 # cache of the old features is not reused for a model that would now compute others. The library versions go in
 # the fingerprint too: an encoder's forward can change with them (attention kernels, defaults).
-FEATURES_FORMAT = 1
+FEATURES_FORMAT = 2  # 2: a group-norm Wav2Vec2's clips normalised alone (`models.inputs`); clips under a frame padded
 
 
 def can_cache(model: nn.Module) -> bool:
@@ -61,8 +61,11 @@ def encoder_fingerprint(model: nn.Module, feature_extractor: Any, max_samples: O
 
 
 def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform, device: torch.device):
+    shortest = min_samples(model.config)
+
     def encode(batch: dict[str, list]) -> dict[str, list]:
         clips = crop({"input_values": batch["input_values"], "label": batch["label"]})["input_values"]
+        clips = [padded_to(clip, shortest) for clip in clips]  # as predict hears a clip under one encoder frame
         inputs = {k: v.to(device) for k, v in extract_features(feature_extractor, clips).items()}
         return {"features": encode_for_head(model, inputs)}
     return encode

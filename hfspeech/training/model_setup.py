@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Optional, Sequence
 
+import torch
+from torch import nn
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, pretrained_errors
+from hfspeech.models.short_batches import pad_short_batches
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
 from hfspeech.models.whisper.configuration_clip_pooling import clip_pooling_config
 from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LABEL_SCORING_TYPE, label_scoring_config
@@ -26,6 +30,7 @@ from hfspeech.training.arguments import ModelArguments
 from hfspeech.training.optim import freeze
 
 logger = logging.getLogger("hfspeech.train")
+DEFAULT_SAMPLING_RATE = ModelArguments.__dataclass_fields__["sampling_rate"].default
 
 
 def pretrained_feature_extractor(model_args: ModelArguments):
@@ -34,7 +39,13 @@ def pretrained_feature_extractor(model_args: ModelArguments):
         return None
     checkpoint = resolve_pretrained(model_args.model_name_or_path)  # a short name of `hfspeech pretrained`
     with pretrained_errors(checkpoint):
-        return AutoFeatureExtractor.from_pretrained(checkpoint, **_hub_options(model_args))
+        extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **_hub_options(model_args))
+    rate = getattr(extractor, "sampling_rate", None)
+    if rate and model_args.sampling_rate not in (DEFAULT_SAMPLING_RATE, rate):  # given, and not what is used
+        raise UsageError(f"--sampling_rate {model_args.sampling_rate}: {model_args.model_name_or_path} takes audio at "
+                         f"{rate} Hz (its feature extractor's sampling_rate), and the data is resampled to that; "
+                         "drop --sampling_rate (it sets the rate of a new baseline)")
+    return extractor
 
 
 def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None,
@@ -53,25 +64,47 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     else:
         model, feature_extractor = _baseline(model_args, config_values)
     if is_whisper(model.config):
+        asked = max_length_seconds
         try:
             feature_extractor, max_length_seconds = prepare_whisper_classifier(
                 model, feature_extractor, max_length_seconds, model_args.whisper_window_seconds)
         except ValueError as error:
             raise UsageError(f"--whisper_window_seconds: {error}") from None
+        if asked and asked > max_length_seconds:  # the checkpoint's positions end there (30 s for OpenAI's)
+            logger.warning("--max_length_seconds %s: Whisper's encoder hears at most %s s; clips are cropped to that",
+                           asked, max_length_seconds)
     elif whisper_only := [flag for flag, value in (("--pool_clip_frames", model_args.pool_clip_frames),
                                                    ("--whisper_window_seconds", model_args.whisper_window_seconds),
                                                    ("--score_label_words", model_args.score_label_words)) if value]:
         raise UsageError(f"{' and '.join(whisper_only)}: for Whisper checkpoints (--model_name_or_path); "
                          f"this model is model_type {model.config.model_type!r}")
+    if model.config.model_type == "audio-spectrogram-transformer":
+        max_length_seconds = ast_crop_seconds(feature_extractor, max_length_seconds)
     model.config.max_length_seconds = max_length_seconds
     if model_args.return_attention_mask is not None:
         _check_model_takes_a_mask(model, model_args.return_attention_mask)
         feature_extractor.return_attention_mask = model_args.return_attention_mask
     freeze(model, feature_encoder=model_args.freeze_feature_encoder, base_model=model_args.freeze_base_model)
+    pad_short_batches(model)  # clips under 25 ms, SpecAugment on batches under 0.2 s: padded, not a crash
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("%s: %d parameters, %d trainable", type(model).__name__,
                 sum(p.numel() for p in model.parameters()), trainable)
     return model, feature_extractor
+
+
+def ast_crop_seconds(feature_extractor, max_length_seconds: Optional[float]) -> float:
+    """The crop of an AST run: at most what its feature extractor keeps. It cuts every clip's log-mel frames (25 ms,
+    every 10 ms) at `max_length` (1,024: 10.25 s for the AudioSet checkpoints) without a word, so a longer crop
+    (or none) trained on the first 10.25 s of each clip and windowed long files in `predict` by the longer crop,
+    the rest of every window unheard."""
+    longest = math.floor(((feature_extractor.max_length - 1) * 0.010 + 0.025) * 100 + 1e-6) / 100
+    if max_length_seconds and max_length_seconds <= longest:
+        return max_length_seconds
+    if max_length_seconds:
+        logger.warning("--max_length_seconds %s: AST hears at most %s s (its feature extractor's max_length, %d "
+                       "frames); clips are cropped to %s s", max_length_seconds, longest,
+                       feature_extractor.max_length, longest)
+    return longest
 
 
 def _check_model_takes_a_mask(model, return_attention_mask: bool) -> None:
@@ -118,21 +151,79 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
     hub = _hub_options(model_args)
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
     with pretrained_errors(checkpoint):
+        saved_labels = _label_names(AutoConfig.from_pretrained(checkpoint, **hub))
         config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
         check_override_keys(model_args, config)  # from_pretrained drops the keys the config does not have
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)
         elif model_args.pool_clip_frames and config.model_type == "whisper":
-            model = WhisperClipPoolingForAudioClassification.from_pretrained(
-                checkpoint, config=clip_pooling_config(config),
-                ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub)
+            model = _with_new_weights_set(*WhisperClipPoolingForAudioClassification.from_pretrained(
+                checkpoint, config=clip_pooling_config(config), output_loading_info=True,
+                ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub))
         else:
-            model = AutoModelForAudioClassification.from_pretrained(
-                checkpoint, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub,
-            )
+            model = _with_new_weights_set(*AutoModelForAudioClassification.from_pretrained(
+                checkpoint, config=config, output_loading_info=True,
+                ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub))
         if feature_extractor is None:
             feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
+    if config.model_type != LABEL_SCORING_TYPE:  # (a label scorer checks its labels' words itself)
+        keep_head_rows_with_their_labels(model, saved_labels, _label_names(model.config))
     return model, feature_extractor
+
+
+def _with_new_weights_set(model, loading_info: dict):
+    """New parameters that transformers' `_init_weights` of Wav2Vec2 and WavLM (4.57) leaves as allocated, set as
+    the model's `__init__` makes them: whatever memory held became the start (measured: [2e29, 3e-41, 3e27],
+    [-5e23, 5e-41, 8e28], NaN). `layer_weights` (`--use_weighted_layer_sum`, which no SSL checkpoint has; XLS-R's
+    `recipes/language_id`): 1/layers each, not a softmax saturated on one layer at random that never learns.
+    `masked_spec_embed` (SpecAugment's mask vector, absent from a checkpoint saved without masking): uniform in
+    [0, 1), not values of 1e35 that turned the loss into NaN."""
+    with torch.no_grad():
+        for name in loading_info.get("missing_keys", ()):
+            parameter = model.get_parameter(name) if name.endswith(("layer_weights", "masked_spec_embed")) else None
+            if parameter is not None and name.endswith("layer_weights"):
+                parameter.fill_(1.0 / parameter.numel())
+            elif parameter is not None:
+                parameter.uniform_()
+    return model
+
+
+def _label_names(config) -> list[str]:
+    return [config.id2label[index] for index in range(config.num_labels)]
+
+
+def _output_layer(model) -> Optional[nn.Linear]:
+    """The linear layer whose rows are the labels: `classifier` (Wav2Vec2, Whisper, the baselines) or the last
+    linear in it (AST's `classifier.dense`)."""
+    head = getattr(model, "classifier", None)
+    layers = [module for module in head.modules() if isinstance(module, nn.Linear)
+              and module.out_features == model.config.num_labels] if isinstance(head, nn.Module) else []
+    return layers[-1] if layers else None
+
+
+def keep_head_rows_with_their_labels(model, saved_labels: list[str], labels: list[str]) -> None:
+    """A checkpoint's head trained for these very labels in another order (a Hub classifier's own order, where a
+    run sorts its labels): its rows are put in the run's order. `from_pretrained` keeps them where they were
+    while the config takes the run's names, so every label started with another label's row (a classifier at
+    chance on its own labels). A head for other labels of the same number is kept, as transformers keeps it:
+    said in a warning."""
+    if saved_labels == labels or len(saved_labels) != len(labels):
+        return
+    if sorted(saved_labels) != sorted(labels):
+        if saved_labels != [f"LABEL_{index}" for index in range(len(saved_labels))]:  # a trained head's names
+            logger.warning("the checkpoint's classification head was trained for the labels %s; it is kept as the "
+                           "start of a head for %s", saved_labels, labels)
+        return
+    layer = _output_layer(model)
+    if layer is None:
+        raise UsageError(f"{type(model).__name__}: the checkpoint's labels {saved_labels} are this data's in another "
+                         "order, and no `classifier` layer was found to put its rows in this run's order")
+    order = torch.tensor([saved_labels.index(name) for name in labels], device=layer.weight.device)
+    with torch.no_grad():
+        layer.weight.copy_(layer.weight[order])
+        if layer.bias is not None:
+            layer.bias.copy_(layer.bias[order])
+    logger.info("the checkpoint's head rows reordered from %s to this run's label order %s", saved_labels, labels)
 
 
 def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict):
