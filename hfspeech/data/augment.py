@@ -38,9 +38,7 @@ from hfspeech.errors import UsageError
 
 DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
 MAX_PITCH_SEMITONES = 24.0  # audiomentations' PitchShift refuses more (a ValueError when the augmenter is built)
-# gain_db: a random gain in +/- this many dB. 40 dB is a factor of 100 either way (a whisper to a shout); more is a
-# slip (a linear factor or a percentage given as dB) that scaled clips by up to 10**(dB/20): 500 made the features
-# inf and trained at chance without a word.
+# +/- dB: a factor of 100 either way; more is a slip (500 made the features inf; trained at chance without a word)
 MAX_GAIN_DB = 40.0
 NOISE_CACHE_MB = 256  # decoded noise kept in memory per process; files beyond it are read on every call
 
