@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -126,7 +127,9 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     remove_weight_norm(model)
     onnx_config = onnx_config_for(model, feature_extractor)
 
-    with staged_export(output_dir) as staging:
+    with staged_export(output_dir) as staging, warnings.catch_warnings():
+        # torch's notes on its own constant folding (a Slice it leaves alone): lines of noise on every export
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir)
         write_traced_from(model_dir, staging)  # which weights: `predict` warns when its model has changed since
     logger.info("exported %s to %s", model_dir, output_dir / written.name)
