@@ -39,8 +39,8 @@ def test_average_of_runs_is_the_mean_of_their_weights(tmp_path):
     for name, tensor in soup.state_dict().items():
         if tensor.is_floating_point():
             torch.testing.assert_close(tensor, sum(state[name] for state in states) / 3)
-        else:  # BatchNorm's step count: the first run's
-            assert torch.equal(tensor, states[0][name]), name
+        else:  # BatchNorm's step count: the runs' rounded mean (10, 11, 12)
+            assert tensor.item() == 11, name
     assert (tmp_path / "soup" / "preprocessor_config.json").is_file()
     assert (tmp_path / "soup" / "torchscript").is_dir()  # a baseline's fast start, as after training
 

@@ -9,12 +9,12 @@ basin: evaluate the result (`hfspeech evaluate`) before using it.
 The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
 names and shapes; anything else is a one-line error naming the run that differs (a folder that is no
 saved model is refused by `models.folder_checks`, as everywhere else). Floating-point weights
-(and BatchNorm statistics) are averaged in float32 and kept in their dtype; integer buffers come from the
-first run; a multi-label model's label thresholds are the mean of the runs'. The average carries the runs'
-hyperparameters (the seeds as a list, and the number of runs), their common data report and the union of their
-training clips' digests (`data.clip_digests`, which `hfspeech evaluate` checks), so the model card
-of a staged average says how it was made; its metrics come from `hfspeech evaluate` or `hfspeech stage
---eval_dir`.
+(and BatchNorm statistics) are averaged (summed in float64: the order of the runs does not matter) and kept
+in their dtype; integer buffers get their rounded mean; a multi-label model's label thresholds are the mean
+of the runs'. The average carries the runs' hyperparameters (the seeds as a list, and the number of runs),
+their common data report and the union of their training clips' digests (`data.clip_digests`, which
+`hfspeech evaluate` checks), so the model card of a staged average says how it was made; its metrics come
+from `hfspeech evaluate` or `hfspeech stage --eval_dir`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips, read_training_clips
 from hfspeech.errors import UsageError, first_few
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
@@ -86,37 +86,58 @@ def _refuse_repeated_runs(runs: Sequence[str]) -> None:
 
 def average_states(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Element-wise mean of state dicts with the same names and shapes, summed one at a time (so only two are
-    in memory when they are loaded lazily); non-float tensors come from the first."""
+    in memory when they are loaded lazily). The sums are float64, where a few float32 values add up exactly:
+    the mean does not depend on the order the runs are given in, and a weight every run shares (a frozen
+    encoder) comes back bit for bit (float32 sums moved 15% of them by a rounding step). Integer buffers
+    (BatchNorm's `num_batches_tracked`) get their rounded mean, not the first run's count; bool ones the first's."""
     total, dtypes, count = {}, {}, 0
     for state in states:
         if not count:
             dtypes = {name: tensor.dtype for name, tensor in state.items()}
-            total = {name: tensor.float().clone() if tensor.is_floating_point() else tensor.clone()
+            total = {name: tensor.clone() if tensor.dtype == torch.bool else tensor.double()
                      for name, tensor in state.items()}
         else:
             for name, tensor in total.items():
-                if tensor.is_floating_point():
-                    tensor += state[name].float()
+                if tensor.dtype != torch.bool:
+                    tensor += state[name].double()
         count += 1
-    return {name: (tensor / count).to(dtypes[name]) if tensor.is_floating_point() else tensor
+    return {name: tensor if tensor.dtype == torch.bool else _mean_as(tensor / count, dtypes[name])
             for name, tensor in total.items()}
+
+
+def _mean_as(mean: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return mean.to(dtype) if dtype.is_floating_point else mean.round().to(dtype)
 
 
 def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
     """What a model card says about the runs (`hub.card`), by file name: their hyperparameters, a value they
     differ in (the seed) as the list of theirs, and how many were averaged; their data report when they all
-    trained on the same data."""
+    trained on the same clips."""
     hyperparameters = [read_run_record(Path(run) / HYPERPARAMETERS_FILE) for run in runs]
     keys = list(dict.fromkeys(key for record in hyperparameters for key in record))
     merged = {key: _agreed([record.get(key) for record in hyperparameters]) for key in keys}
     records = {HYPERPARAMETERS_FILE: {**merged, "averaged_runs": len(runs)}}
     reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
-    if reports[0] and all(report == reports[0] for report in reports):
+    if reports[0] and all(report == reports[0] for report in reports) and not _trained_on_other_clips(runs):
         records[DATA_REPORT_FILE] = reports[0]
     clips = merged_training_clips(runs)  # what `hfspeech evaluate` checks its clips against
     if clips is not None:
         records[TRAINING_CLIPS_FILE] = clips
     return records
+
+
+def _trained_on_other_clips(runs: Sequence[str]) -> bool:
+    """Whether the runs' records of their clips differ, with a warning: runs that carve their splits from one
+    folder with different `--seed`s hold out other clips, and report the same counts (a data report that is
+    not theirs in common); together they may have trained on every clip of that folder (3 seeds on 300 FSDD
+    clips: all 300), so the average has no test split of its own there."""
+    known = [record for record in map(read_training_clips, runs) if record is not None]
+    if all(record == known[0] for record in known):
+        return False
+    heard = set().union(*(record["train"] | record["validation"] for record in known))
+    logger.warning("the runs trained on different clips (%d in all between them): evaluate the average on clips "
+                   "none of them trained on (`hfspeech evaluate` warns about the others)", len(heard))
+    return True
 
 
 def _agreed(values: list):
