@@ -1,4 +1,5 @@
-"""What each process of a multi-process run did, for checking that all of them trained together.
+"""What each process of a multi-process run did, for checking that all of them trained together; and
+`ResumableOnCpuProcesses`, which lets a run of several CPU processes resume from its checkpoints.
 
 `accelerate launch --num_processes N recipes/finetune.py ...` runs N copies of the recipe joined in one
 DDP group; only process 0 writes the run's outputs (model, metrics.json, reports). With the
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from transformers import TrainerCallback
@@ -54,3 +57,31 @@ def rank_marker_callbacks() -> list[TrainerCallback]:
     """`[RankMarkerCallback]` when `HFSPEECH_RANK_MARKERS` names a folder, else nothing."""
     folder = os.environ.get(RANK_MARKERS_ENV)
     return [RankMarkerCallback(folder)] if folder else []
+
+
+class ResumableOnCpuProcesses:
+    """A Trainer mixin: resuming a run of several CPU processes (gloo) failed with a torch traceback.
+
+    accelerate names each CPU process's device `cpu:<index>`, and transformers loads the optimizer state of a
+    multi-process run with `map_location=args.device`, which `torch.load` cannot restore to ("don't know how to
+    restore data location ... (tagged with cpu:0)"). While the optimizer and scheduler are loaded, the device
+    reads as plain `cpu` (the same memory); everything else in transformers' loading stays as it is."""
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        with plain_cpu_device(self.args):
+            return super()._load_optimizer_and_scheduler(checkpoint)
+
+
+@contextmanager
+def plain_cpu_device(args) -> Iterator[None]:
+    """`args.device` is `cpu` instead of `cpu:<index>` inside the block (a no-op for any other device).
+    `TrainingArguments.device` reads the cached property `_setup_devices`, whose value lives in `__dict__`."""
+    device = args.device
+    if device.type != "cpu" or device.index is None:
+        yield
+        return
+    args.__dict__["_setup_devices"] = torch.device("cpu")
+    try:
+        yield
+    finally:
+        args.__dict__["_setup_devices"] = device

@@ -41,7 +41,7 @@ from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
-from hfspeech.training.streaming import PassCounter, TrainingStream, check_streaming_flags
+from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
 from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
 
@@ -138,7 +138,8 @@ def training_inputs(model_args, data_args, training_args, data: RunData, model, 
     if data.streamed is None:
         lengths = [min(n, max_samples or n) for n in data.dataset["train"]["length"][:]]
         return TrainingInputs(views, collator, lengths, cached=False)
-    views["train"] = TrainingStream(data.streamed.train, data.streamed.num_train_rows)
+    views["train"] = training_stream(data.streamed.train, data.streamed.exact_train_rows,
+                                     training_args.dataloader_num_workers)
     collator = data.streamed.collator(collator, sampling_rate, max_samples, augmenter, training_args.seed,
                                       data_args.spec().preparation)
     return TrainingInputs(views, collator, None, cached=False)

@@ -26,6 +26,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from hfspeech.errors import UsageError
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
+from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.optim import parameter_groups
 
 logger = logging.getLogger("hfspeech.train")
@@ -105,7 +106,7 @@ def every_clip_scored(args) -> Iterator[None]:
         args.dataloader_drop_last = drop_last
 
 
-class AudioClassificationTrainer(Trainer):
+class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
     """A Trainer that can weight the cross-entropy by class and oversample rare classes.
 
     `class_weights`: one weight per class for the single-label loss (None: the model's own loss).
