@@ -46,11 +46,13 @@ def summarise(values: Sequence[float]) -> dict:
 
 def write_fold_manifests(manifest: str, group_column: str, output_dir: str, validation_fraction: float,
                          seed: int, path_column: str = "path", label_column: Optional[str] = None,
-                         label_separator: Optional[str] = None) -> dict[str, dict[str, str]]:
+                         label_separator: Optional[str] = None, write: bool = True) -> dict[str, dict[str, str]]:
     """``{group: {"train": csv, "validation": csv, "test": csv}}``: the manifest's rows split per fold, paths
     made absolute so the fold manifests can live anywhere; no validation manifest when its share is 0. With
     `label_column` (and `label_separator` for multi-label cells) every fold's labels are checked first. All
-    checks come before anything is written: a fold that cannot train would stop after the earlier ones had."""
+    checks come before anything is written: a fold that cannot train would stop after the earlier ones had.
+    `write=False` (every process but the first of a multi-process run): the paths only, the files not rewritten
+    while another process reads them."""
     rows, columns, groups = read_groups(manifest, group_column)
     if len(set(groups)) < 2:
         raise DataError(f"{manifest}: leave-one-group-out needs at least 2 groups in column {group_column!r}, "
@@ -75,6 +77,8 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
             if not indices:
                 continue
             path = written[group][name] = os.path.join(folder, f"{name}.csv")
+            if not write:
+                continue
             with open(path, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=columns)
                 writer.writeheader()
@@ -137,12 +141,14 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         check_output_folder(root, "--output_dir", ours=lambda name: name.startswith("fold-") or name == SUMMARY_FILE,
                             earlier="an earlier cross-validation",
                             remedy="or pass --overwrite_output_dir to write over them")
-    folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
-                                 data_args.validation_split_percentage / 100, training_args.seed,
-                                 data_args.path_column_name, data_args.label_column_name,
-                                 data_args.label_separator if model_args.multi_label else None)
+    first = training_args.process_index == 0  # one writer: another process's summary lacked the test scores
+    with training_args.main_process_first(desc="fold manifests"):
+        folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
+                                     data_args.validation_split_percentage / 100, training_args.seed,
+                                     data_args.path_column_name, data_args.label_column_name,
+                                     data_args.label_separator if model_args.multi_label else None, write=first)
     results = {}
-    write_summary(root, results, list(folds))  # an earlier run's summary never sits beside this run's folds
+    write_summary(root, results, list(folds), write=first)  # an earlier run's summary never sits beside these folds
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
         fold_data.train_file, fold_data.validation_file, fold_data.test_file = (
@@ -154,10 +160,10 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         try:
             results[group] = run_training(model_args, fold_data, fold_training)
         except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them
-            write_summary(root, results, list(folds), failed=group)
+            write_summary(root, results, list(folds), failed=group, write=first)
             raise
-        write_summary(root, results, list(folds))
-    summary = write_summary(root, results, list(folds))
+        write_summary(root, results, list(folds), write=first)
+    summary = write_summary(root, results, list(folds), write=first)
     logger.info("leave-one-%s-out test scores over %d folds: %s", data_args.group_column, len(results),
                 {k: v for k, v in summary.items() if k.startswith("test_")})
     return summary
@@ -186,9 +192,13 @@ def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Opt
     return summary
 
 
-def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None) -> dict:
+def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None,
+                  write: bool = True) -> dict:
+    """`summarise_folds`, written to `cross_validation.json` by the first process only: the others' metrics carry
+    no test scores (the first computes them), and with every process writing, the file was whoever wrote last's."""
     summary = summarise_folds(results, groups, failed)
-    write_metrics_json(os.path.join(root, SUMMARY_FILE), summary)
+    if write:
+        write_metrics_json(os.path.join(root, SUMMARY_FILE), summary)
     return summary
 
 
