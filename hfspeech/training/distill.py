@@ -125,8 +125,11 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) ->
         trainer.data_collator = RawWaveformCollator(trainer.data_collator)
         trainer.enable_distillation(distillation, live_teacher=teacher)
         return
-    logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
-                            distill_args.teacher_cache_dir, distill_args.teacher_batch_size)
+    # One process runs the teacher and writes the cache; the others then read it (each ran it and wrote the same
+    # folder with save_to_disk, whichever came first: a race).
+    with trainer.args.main_process_first(desc="teacher logits"):
+        logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
+                                distill_args.teacher_cache_dir, distill_args.teacher_batch_size)
     trainer.train_dataset = TeacherLogitSplit(train_view, logits)
     trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
     trainer.enable_distillation(distillation)
