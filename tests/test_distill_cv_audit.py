@@ -150,5 +150,6 @@ def test_a_teacher_trained_on_the_students_test_clips_is_warned_about(tone_folde
         "--test_file", str(data / "test.csv"), "--output_dir", str(tmp_path / "student"),
         "--teacher_cache_dir", str(tmp_path / "cache"), *common]))
     [warning] = metrics["data_warnings"]
-    assert warning.startswith(f"--teacher teacher: trained on {len(paths[1::2])} of the {len(paths[1::2])} test clips")
+    n = len(paths[1::2])
+    assert warning.startswith(f"--teacher teacher: trained on {n} of the {n} test clips ({n} in its train split; ")
     assert str(tmp_path) not in warning  # data warnings reach the model card: no full paths

@@ -147,14 +147,16 @@ def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
         logger.info("--teacher %s: whether it was trained on the student's test clips is not checked (no %s, "
                     "or no test split with files)", teacher, TRAINING_CLIPS_FILE)
         return
-    heard = record["train"] | record["validation"]
-    paths = split["path"]
-    seen = [path for path, digest in zip(paths, clip_digests(Dataset.from_dict({"audio": paths})))
-            if digest and digest in heard]
-    if seen:
-        warning = (f"--teacher {os.path.basename(os.path.normpath(teacher))}: trained on {len(seen)} of the "
-                   f"{len(paths)} test clips ({first_few([folder_and_name(path) for path in seen])}): the "
-                   "student's test scores carry what the teacher learnt from them")
+    paths = split["path"][:]
+    digests = clip_digests(Dataset.from_dict({"audio": paths}))
+    seen = {name: [path for path, digest in zip(paths, digests) if digest and digest in record[name]]
+            for name in ("train", "validation")}  # validation: the clips that chose the teacher's checkpoint
+    heard = list(dict.fromkeys(seen["train"] + seen["validation"]))
+    if heard:
+        counts = ", ".join(f"{len(hits)} in its {name} split" for name, hits in seen.items() if hits)
+        warning = (f"--teacher {os.path.basename(os.path.normpath(teacher))}: trained on {len(heard)} of the "
+                   f"{len(paths)} test clips ({counts}; {first_few([folder_and_name(path) for path in heard])}): "
+                   "the student's test scores carry what the teacher learnt from them")
         logger.warning("data: %s", warning)
         setup.report.warnings.append(warning)
 
