@@ -95,8 +95,9 @@ def read_training_clips(model: str) -> Optional[dict[str, set[str]]]:
     return None
 
 
-def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[str]:
-    """A warning naming how many of `split`'s clips the model trained on (or chose its checkpoint with)."""
+def heard_clips(record: dict[str, set[str]], split: Dataset) -> Optional[tuple[int, str]]:
+    """How many of `split`'s clips the record's model trained on or chose its checkpoint with, and the detail a
+    warning gives ("3 in its train split, 1 in its validation split; yes/a.wav, ..."); None when none."""
     sources = audio_sources(split)
     digests = [_digest_of(path, data) for path, data in sources]
     seen = {name: [i for i, digest in enumerate(digests) if digest and digest in record[name]]
@@ -106,6 +107,12 @@ def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[
         return None
     counts = ", ".join(f"{len(hits)} in its {name} split" for name, hits in seen.items() if hits)
     names = [folder_and_name(sources[i][0]) if sources[i][0] else f"row {i}" for i in indices]
-    shown = first_few(names)
-    return (f"{len(indices)} of {len(split)} clips are clips the model was trained on ({counts}; {shown}): these "
+    return len(indices), f"{counts}; {first_few(names)}"
+
+
+def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[str]:
+    """A warning naming how many of `split`'s clips the model trained on (or chose its checkpoint with)."""
+    if (heard := heard_clips(record, split)) is None:
+        return None
+    return (f"{heard[0]} of {len(split)} clips are clips the model was trained on ({heard[1]}): these "
             "scores are not for recordings it never heard")

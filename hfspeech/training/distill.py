@@ -24,8 +24,8 @@ from typing import Optional, Sequence
 from datasets import Dataset
 from transformers import HfArgumentParser
 
-from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, clip_digests, folder_and_name, read_training_clips
-from hfspeech.errors import HfspeechError, UsageError, first_few
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, heard_clips, read_training_clips
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser
@@ -147,16 +147,12 @@ def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
         logger.info("--teacher %s: whether it was trained on the student's test clips is not checked (no %s, "
                     "or no test split with files)", teacher, TRAINING_CLIPS_FILE)
         return
-    paths = split["path"][:]
-    digests = clip_digests(Dataset.from_dict({"audio": paths}))
-    seen = {name: [path for path, digest in zip(paths, digests) if digest and digest in record[name]]
-            for name in ("train", "validation")}  # validation: the clips that chose the teacher's checkpoint
-    heard = list(dict.fromkeys(seen["train"] + seen["validation"]))
+    paths = split["path"][:]  # the prepared split holds decoded audio: its clips are digested from their files
+    heard = heard_clips(record, Dataset.from_dict({"audio": paths}))
     if heard:
-        counts = ", ".join(f"{len(hits)} in its {name} split" for name, hits in seen.items() if hits)
-        warning = (f"--teacher {os.path.basename(os.path.normpath(teacher))}: trained on {len(heard)} of the "
-                   f"{len(paths)} test clips ({counts}; {first_few([folder_and_name(path) for path in heard])}): "
-                   "the student's test scores carry what the teacher learnt from them")
+        warning = (f"--teacher {os.path.basename(os.path.normpath(teacher))}: trained on {heard[0]} of the "
+                   f"{len(paths)} test clips ({heard[1]}): the student's test scores carry what the teacher learnt "
+                   "from them")
         logger.warning("data: %s", warning)
         setup.report.warnings.append(warning)
 
