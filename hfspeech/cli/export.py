@@ -44,15 +44,13 @@ def check_export_output(output: str | None) -> None:
         check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export")
 
 
-def warn_about_int8_check(folder) -> None:
-    """What the gate left in `int8_check.json` that the user must not miss: a kept failure, measured clips the
-    model trained on. Printed after the numbers, to stderr as every warning."""
-    import json
+def warn_about_int8_check(record: dict) -> None:
+    """What the gate recorded in `int8_check.json` that the user must not miss: a kept failure, measured clips
+    the model trained on. Printed after the numbers, to stderr as every warning."""
     import sys
 
     from hfspeech.models.config_json import INT8_CHECK_FILE
 
-    record = json.loads((folder / INT8_CHECK_FILE).read_text())
     if record["kept_by_force"]:
         print(f"warning: the int8 model failed the check and was kept (--force); {INT8_CHECK_FILE} says so",
               file=sys.stderr)
@@ -97,9 +95,9 @@ def export(argv: list[str]) -> int:
         if args.format == "onnx":
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
             if args.eval_dir:
-                comparison = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force)
+                comparison, record = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force)
                 print(f"int8 check: {comparison.summary()}")
-                warn_about_int8_check(path.parent)
+                warn_about_int8_check(record)
             elif args.quantize:
                 print("int8 check: not measured (--eval_dir HELD_OUT measures the accuracy int8 costs)")
         else:

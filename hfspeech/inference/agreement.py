@@ -88,10 +88,10 @@ def compare_on_folder(reference, candidate, eval_dir: str | Path) -> Comparison:
 
 
 def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points: float = MAX_ACCURACY_DROP_POINTS,
-              force: bool = False) -> Comparison:
+              force: bool = False) -> tuple[Comparison, dict]:
     """Compare the int8 file with the model it was made from; past `max_drop_points` of accuracy lost, delete
     it and raise `AccuracyGateError` with the numbers, unless `force`. The result is kept beside the int8 file
-    (`INT8_CHECK_FILE`), so a kept file says whether it passed, and on what."""
+    (`INT8_CHECK_FILE`), so a kept file says whether it passed, and on what; returned with the comparison."""
     from hfspeech.inference.classifier import AudioClassifier
 
     comparison = compare_on_folder(AudioClassifier.from_pretrained(str(model)),
@@ -108,7 +108,7 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
               "data_warnings": [w for w in [heard_clips_warning(model, eval_dir)] if w]}
     with open(quantized.parent / INT8_CHECK_FILE, "w") as f:
         json.dump(record, f, indent=2)
-    return comparison
+    return comparison, record
 
 
 def heard_clips_warning(model: str, eval_dir: str | Path) -> Optional[str]:
