@@ -162,8 +162,7 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them
             write_summary(root, results, list(folds), failed=group, write=first)
             raise
-        write_summary(root, results, list(folds), write=first)
-    summary = write_summary(root, results, list(folds), write=first)
+        summary = write_summary(root, results, list(folds), write=first)  # the last fold's is the final one
     logger.info("leave-one-%s-out test scores over %d folds: %s", data_args.group_column, len(results),
                 {k: v for k, v in summary.items() if k.startswith("test_")})
     return summary

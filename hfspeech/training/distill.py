@@ -15,7 +15,6 @@ A multi-label teacher distils with sigmoid targets (`training.soft_targets`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from transformers import HfArgumentParser
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, heard_clips, read_training_clips
 from hfspeech.errors import HfspeechError, UsageError
+from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser
@@ -98,8 +98,7 @@ def check_teacher_fits(teacher: str, model_args) -> None:
     teacher's logits are only defined up to a shift, so their sigmoids (a multi-label student's targets) meant
     nothing, and the other way round its independent sigmoids became one softmax; both ran without a word. A
     head trained from cached frozen features has no audio left for the teacher (a traceback after encoding)."""
-    with open(os.path.join(teacher, "config.json"), encoding="utf-8") as f:
-        teacher_multi_label = is_multi_label(json.load(f))
+    teacher_multi_label = is_multi_label(read_config_json(teacher))
     if teacher_multi_label != model_args.multi_label:
         kinds = {True: "multi-label (sigmoid)", False: "single-label (softmax)"}
         raise UsageError(f"--teacher {teacher}: a {kinds[teacher_multi_label]} classifier, but the student is "
