@@ -14,7 +14,6 @@ aggregation, top-k and multi-label thresholds are `AudioClassifier`'s own, so th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -27,6 +26,7 @@ from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.windows import slice_waveform
+from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.errors import ApiError, audio_error
@@ -45,6 +45,7 @@ class ModelRunner:
         self.max_seconds = max_seconds
         self.classifier: Optional[AudioClassifier] = None
         self.model_file: Optional[Path] = None  # the weights or export file that runs (None: from the Hub)
+        self.revision: Optional[str] = None  # `model_revision`, hashed once in the loading thread, not per /info
         self.load_error: Optional[str] = None
         self.loaded: Optional[asyncio.Event] = None
         self.on_load_failure = None  # e.g. stop the server (`run_server` does, with one process)
@@ -62,6 +63,7 @@ class ModelRunner:
             classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
                                                          trust_remote_code=self.trust_remote_code)
             self.model_file = served_file(self.model_path, classifier)
+            self.revision = model_revision(self.model_file, classifier.config)
             startup_log.info("serving %s (%s)", self.model_file or self.model_path, classifier.backend.name)
             self.classifier = classifier
         except Exception as error:  # logged here; /health answers "error" (without the message)
@@ -149,7 +151,7 @@ class ModelRunner:
                 "model_type": getattr(config, "model_type", None), "problem_type": getattr(config, "problem_type", None)
                 or "single_label_classification", "window_seconds": classifier.window_seconds,
                 "model_file": shown_name(self.model_file, self.model_path),
-                "revision": model_revision(self.model_file, config),
+                "revision": self.revision,
                 "max_batch_size": self.batcher.max_batch_size, "max_wait_ms": self.batcher.max_wait * 1000,
                 "max_seconds": self.max_seconds}
 
@@ -194,8 +196,4 @@ def model_revision(model_file: Optional[Path], config) -> Optional[str]:
         return commit
     if model_file is None or not model_file.is_file():
         return None
-    digest = hashlib.sha256()
-    with open(model_file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:12]}"
+    return f"sha256:{file_sha256(model_file)[:12]}"
