@@ -36,6 +36,8 @@ def test_an_undefined_score_is_written_as_null(tmp_path):
     metrics = _strict((out / "test_metrics.json").read_text())
     assert metrics["roc_auc_macro"] is None and metrics["map_macro"] == 1.0
     assert metrics["num_clips"] == 4
+    report = _strict((out / "test_multilabel_report.json").read_text())
+    assert report["metrics"]["roc_auc_macro"] is None
 
 
 def test_json_ready_reaches_nested_values():

@@ -131,14 +131,13 @@ def write_multilabel_report(
                                           thresholds=thresholds, label_names=list(label_names), per_class=True)
     per_class = metrics.pop("per_class")
     skipped = [name for name, row in per_class.items() if row["roc_auc"] is None]
-    with open(os.path.join(output_dir, f"{prefix}_multilabel_report.json"), "w") as f:
-        json.dump({"metrics": metrics, "per_class": per_class,
-                   "roc_auc_skipped_classes": skipped,
-                   "note": "ap/roc_auc are null for a class with no positive (AP) or a single value (ROC-AUC) "
-                           "in this split; f1/precision/recall are at each class's threshold, recall is null for a "
-                           "class with no positive and f1/precision too when it is not predicted either; the "
-                           "macro averages leave null values out (map_num_classes, f1_num_classes, "
-                           "roc_auc_num_classes count the classes in them)"}, f, indent=2)
+    write_metrics_json(os.path.join(output_dir, f"{prefix}_multilabel_report.json"), {
+        "metrics": metrics, "per_class": per_class, "roc_auc_skipped_classes": skipped,
+        "note": "ap/roc_auc are null for a class with no positive (AP) or a single value (ROC-AUC) "
+                "in this split; f1/precision/recall are at each class's threshold, recall is null for a "
+                "class with no positive and f1/precision too when it is not predicted either; the "
+                "macro averages leave null values out (map_num_classes, f1_num_classes, "
+                "roc_auc_num_classes count the classes in them)"})
     plot_per_class_scores(per_class, os.path.join(output_dir, f"{prefix}_per_class_ap.png"),
                           title=f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}")
     return metrics
