@@ -23,6 +23,7 @@ from transformers import PreTrainedModel
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.bcresnet.configuration_bcresnet import BCResNetAudioConfig
 from hfspeech.models.heads import PooledClassificationMixin, init_conv_weights
+from hfspeech.models.hub_push import CodelessPushWarning
 from hfspeech.models.padding import PaddingMasks, zero_padding
 from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 
@@ -71,7 +72,7 @@ class BCResBlock(nn.Module):
         return torch.relu(out)
 
 
-class BCResNetAudioPreTrainedModel(PreTrainedModel):
+class BCResNetAudioPreTrainedModel(CodelessPushWarning, PreTrainedModel):
     config_class = BCResNetAudioConfig
     base_model_prefix = "bcresnet"
     main_input_name = "input_values"
