@@ -20,6 +20,7 @@ from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, pretrained_errors
+from hfspeech.models.scores import id_ordered_labels
 from hfspeech.models.short_batches import pad_short_batches
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
 from hfspeech.models.whisper.configuration_clip_pooling import clip_pooling_config
@@ -151,7 +152,7 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
     hub = _hub_options(model_args)
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
     with pretrained_errors(checkpoint):
-        saved_labels = _label_names(AutoConfig.from_pretrained(checkpoint, **hub))
+        saved_labels = id_ordered_labels(AutoConfig.from_pretrained(checkpoint, **hub))
         config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
         check_override_keys(model_args, config)  # from_pretrained drops the keys the config does not have
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
@@ -167,7 +168,7 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
         if feature_extractor is None:
             feature_extractor = AutoFeatureExtractor.from_pretrained(checkpoint, **hub)
     if config.model_type != LABEL_SCORING_TYPE:  # (a label scorer checks its labels' words itself)
-        keep_head_rows_with_their_labels(model, saved_labels, _label_names(model.config))
+        keep_head_rows_with_their_labels(model, saved_labels, id_ordered_labels(model.config))
     return model, feature_extractor
 
 
@@ -180,16 +181,12 @@ def _with_new_weights_set(model, loading_info: dict):
     [0, 1), not values of 1e35 that turned the loss into NaN."""
     with torch.no_grad():
         for name in loading_info.get("missing_keys", ()):
-            parameter = model.get_parameter(name) if name.endswith(("layer_weights", "masked_spec_embed")) else None
-            if parameter is not None and name.endswith("layer_weights"):
+            if name.endswith("layer_weights"):
+                parameter = model.get_parameter(name)
                 parameter.fill_(1.0 / parameter.numel())
-            elif parameter is not None:
-                parameter.uniform_()
+            elif name.endswith("masked_spec_embed"):
+                model.get_parameter(name).uniform_()
     return model
-
-
-def _label_names(config) -> list[str]:
-    return [config.id2label[index] for index in range(config.num_labels)]
 
 
 def _output_layer(model) -> Optional[nn.Linear]:
