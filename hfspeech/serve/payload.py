@@ -95,13 +95,18 @@ def _json_inputs(body: bytes) -> tuple[bytes, dict]:
     return audio, parameters
 
 
+def refuse_unknown(values, known) -> None:
+    """400 naming the parameters a route does not know, and the ones it does."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ApiError(400, "bad_parameters", f"unknown parameter{'s' * (len(unknown) > 1)} "
+                       f"{', '.join(map(repr, unknown))}: the known ones are {', '.join(known)}")
+
+
 def parse_parameters(values: dict, default_top_k: int) -> Parameters:
     """Parameters from the query string or JSON (strings or JSON values), checked. A name the server does not
     know is refused rather than ignored: `?topk=3` used to answer the default five labels without a word."""
-    unknown = sorted(set(values) - set(PARAMETER_NAMES))
-    if unknown:
-        raise ApiError(400, "bad_parameters", f"unknown parameter{'s' * (len(unknown) > 1)} "
-                       f"{', '.join(map(repr, unknown))}: the known ones are {', '.join(PARAMETER_NAMES)}")
+    refuse_unknown(values, PARAMETER_NAMES)
     function = values.get("function_to_apply")
     if function is not None and function not in FUNCTIONS:
         raise ApiError(400, "bad_parameters", f"function_to_apply must be one of {FUNCTIONS}, got {_shown(function)}")

@@ -32,7 +32,7 @@ from hfspeech.errors import HfspeechError
 from hfspeech.inference.sources import ENCODED_MAGIC, PcmDecoder, PcmFormat, parse_wav_header
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
-from hfspeech.serve.payload import iter_body
+from hfspeech.serve.payload import iter_body, refuse_unknown
 from hfspeech.serve.runner import ModelRunner
 
 
@@ -116,10 +116,7 @@ STREAM_PARAMETERS = ("format", "rate", "channels", "window_seconds", "hop_second
 async def open_stream(runner: ModelRunner, query) -> LiveStream:
     """The stream the query string asks for, or 400 naming the parameter at fault."""
     classifier = await runner.wait_ready()
-    unknown = sorted(set(query) - set(STREAM_PARAMETERS))  # `min_window=3` used to be ignored without a word
-    if unknown:
-        raise ApiError(400, "bad_parameters", f"unknown parameter{'s' * (len(unknown) > 1)} "
-                       f"{', '.join(map(repr, unknown))}: the known ones are {', '.join(STREAM_PARAMETERS)}")
+    refuse_unknown(query, STREAM_PARAMETERS)  # `min_window=3` used to be ignored without a word
     threshold = _number(query, "threshold", float, 0.5)
     if not 0 <= threshold <= 1:
         raise ApiError(400, "bad_parameters", f"threshold must be between 0 and 1, got {threshold:g}")
