@@ -72,12 +72,12 @@ class StreamedData:
     num_train_rows: Optional[int]  # None when the source does not say (a Hub dataset without split sizes)
     train_labels: Optional[list] = None  # the training labels, when the index is local (class weights)
     skipped_log: Optional[str] = field(default=None)
-    rows_exact: bool = False  # num_train_rows counted from a local index, not read from a dataset card
 
     @property
     def exact_train_rows(self) -> Optional[int]:
-        """The row count when it is exact: the training stream's length (`training.streaming.CountedTrainingStream`)."""
-        return self.num_train_rows if self.rows_exact else None
+        """The row count when it is exact, counted from a local index (which also gives `train_labels`), not read
+        from a dataset card: the training stream's length (`training.streaming.CountedTrainingStream`)."""
+        return self.num_train_rows if self.train_labels is not None else None
 
     def collator(self, collator: Callable, sampling_rate: int, max_samples: Optional[int], augmenter=None,
                  seed: int = 0, preparation: Optional[dict] = None) -> "StreamingCollator":
@@ -240,4 +240,4 @@ def _from_local_index(spec: DataSpec, sampling_rate: int, seed: int, label_names
     report.found, report.ignored, report.notes = listing.found, listing.ignored, listing.notes
     report.limited, report.warnings = listing.limited, listing.warnings
     return StreamedData(label_names_of(index), stream, evaluation, report, len(index),
-                        train_labels=index["label"][:], rows_exact=True)
+                        train_labels=index["label"][:])
