@@ -84,7 +84,7 @@ def label_names_of(split: Dataset) -> list[str]:
 def _declared_names(split: Dataset) -> list[str]:
     """The `ClassLabel` names of a split's raw label column (one label, or a list of them), stripped; else []."""
     feature = split.features["label"]
-    feature = getattr(feature, "feature", feature) if isinstance(feature, (List, LargeList)) else feature
+    feature = feature.feature if holds_label_lists(split) else feature
     return [str(name).strip() for name in feature.names] if isinstance(feature, ClassLabel) else []
 
 
