@@ -100,12 +100,12 @@ def _hub_reachable() -> bool:
 
 def not_available_offline(name: str, reason: str) -> str:
     """The one line for a Hub id that cannot be loaded here, with the way to get it (or its offline twin)."""
+    if local := _local_folder_hint(name):  # `runs/kws-cn` beside `runs/kws-cnn`: a typo, not a Hub id
+        return f"{name}: no such folder{local}"
     from hfspeech.models.whisper.pretrained import PRETRAINED
 
     same = next((short for short, source in PRETRAINED.items() if source.hub_id == name), None)
     near = difflib.get_close_matches(name.rsplit("/", 1)[-1], list(PRETRAINED), n=1, cutoff=0.8)
-    if local := _local_folder_hint(name):  # `runs/kws-cn` beside `runs/kws-cnn`: a typo, not a Hub id
-        return f"{name}: no such folder{local}"
     if same:
         hint = f"the same weights without the Hub: `hfspeech pretrained {same}`, then pass {same}"
     elif near:
