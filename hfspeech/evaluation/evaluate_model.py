@@ -80,7 +80,6 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     split = next(iter(raw))
     seen = _seen_clips(eval_args.model, raw[split])
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
-    scores = np.stack([result.scores for result in scored]).astype(np.float64)
     report.warnings.extend(seen)
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
@@ -89,6 +88,7 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     if multi_label:
         references = multi_hot(labels, len(label_names))
         thresholds = _decision_thresholds(classifier.config, label_names, eval_args.aggregate)
+        scores = np.stack([result.scores for result in scored]).astype(np.float64)
         metrics = write_multilabel_report(eval_args.output_dir, scores, references, label_names, thresholds,
                                           prefix=split)
         metrics["label_thresholds"] = dict(zip(label_names, thresholds.tolist()))
