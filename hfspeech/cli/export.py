@@ -58,18 +58,19 @@ def warn_about_int8_check(record: dict) -> None:
         print(f"warning: int8 check: {warning}", file=sys.stderr)
 
 
-def check_eval_dir(model: str, eval_dir: str) -> None:
-    """The int8 gate's clips, checked against the model's labels before exporting: the gate runs after the export,
-    and a folder it cannot use (no audio, labels the model lacks) would otherwise stop it with the int8 file
-    written and unchecked. A model folder without a readable config is left for the export to report."""
+def check_eval_dir(model: str, eval_dir: str) -> tuple[list[str], list[str]] | None:
+    """The int8 gate's clips (paths, labels), checked against the model's labels before exporting: the gate runs
+    after the export, and a folder it cannot use (no audio, labels the model lacks) would otherwise stop it with
+    the int8 file written and unchecked. The gate measures on this listing. A model folder without a readable
+    config is left for the export to report (None)."""
     from hfspeech.inference.agreement import labelled_clips
     from hfspeech.models.config_json import read_config_json
 
     try:
         labels = read_config_json(model).get("id2label") or {}
     except (OSError, ValueError, AttributeError):
-        return
-    labelled_clips(eval_dir, set(labels.values()))
+        return None
+    return labelled_clips(eval_dir, set(labels.values()))
 
 
 def export(argv: list[str]) -> int:
@@ -87,15 +88,16 @@ def export(argv: list[str]) -> int:
 
     # ValueError: a library's refusal, and the int8 gate's AccuracyGateError (the numbers that failed).
     with reported_as_user_errors(ValueError):
-        if args.eval_dir:  # before importing the exporters (seconds): a wrong folder is told at once
-            check_eval_dir(args.model, args.eval_dir)
+        # listed and checked before importing the exporters (seconds): a wrong folder is told at once
+        clips = check_eval_dir(args.model, args.eval_dir) if args.eval_dir else None
         from hfspeech.export import export_onnx, export_torchscript
         from hfspeech.inference.agreement import gate_int8
 
         if args.format == "onnx":
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
             if args.eval_dir:
-                comparison, record = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force)
+                comparison, record = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force,
+                                               clips)
                 print(f"int8 check: {comparison.summary()}")
                 warn_about_int8_check(record)
             elif args.quantize:

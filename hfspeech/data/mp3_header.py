@@ -21,7 +21,6 @@ import struct
 from typing import NamedTuple, Optional
 
 SLACK_FRAMES = 3  # encoder delay + padding (LAME: 576 + 529 samples, padding below one frame) + a rounding frame
-MAX_JUNK_BYTES = 4096  # bytes before the first frame sync that are still searched (junk after an ID3 tag)
 HEAD_BYTES = 16384  # bytes read: an ID3v2 tag with cover art can be larger, and the file is then not judged
 
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # by MPEG version bits
@@ -42,29 +41,31 @@ class Mp3Length(NamedTuple):
                 f"file holds {decoded / self.sampling_rate:.2f} s")
 
 
-def read_mp3_length(head: bytes) -> Optional[Mp3Length]:
-    """The length an MP3 file's first bytes (`head`, from `HEAD_BYTES`) declare, or None: not MP3 (Layer III),
-    or no Xing/Info/VBRI header with a frame count."""
-    start = _after_id3(head)
-    sync = next((i for i in range(start, min(len(head) - 4, start + MAX_JUNK_BYTES))
-                 if head[i] == 0xFF and head[i + 1] & 0xE0 == 0xE0), None)
-    if sync is None:
+def read_mp3_length(head: bytes, sync: int) -> Optional[Mp3Length]:
+    """The length declared by the frame whose header starts at `sync` in an MP3 file's first bytes (`head`,
+    from `HEAD_BYTES`; `inspect_mp3` found the frame sync there), or None: a reserved version or rate, not
+    Layer III, or no Xing/Info/VBRI header with a frame count."""
+    if len(head) < sync + 4:  # the 4-byte frame header is cut
         return None
     b1, b2 = head[sync + 1], head[sync + 2]
     version, layer, rate_index = (b1 >> 3) & 3, (b1 >> 1) & 3, (b2 >> 2) & 3
     if version == 1 or layer != 1 or rate_index == 3:  # reserved version, not Layer III, reserved rate
         return None
     per_frame = 1152 if version == 3 else 576
+    frames = _declared_frames(head, sync)
+    return Mp3Length(frames * per_frame, _RATES[version][rate_index], per_frame) if frames else None
+
+
+def _declared_frames(head: bytes, sync: int) -> Optional[int]:
+    """The frame count of the Xing/Info (after the side information) or VBRI header of the frame at `sync`."""
     frame = head[sync + 4: sync + 4 + 64]  # side information (9 to 32 bytes), then the tag
     for tag in (b"Xing", b"Info"):
         at = frame.find(tag)
         if at >= 0 and len(frame) >= at + 12 and struct.unpack(">I", frame[at + 4: at + 8])[0] & 1:
-            frames = struct.unpack(">I", frame[at + 8: at + 12])[0]
-            return Mp3Length(frames * per_frame, _RATES[version][rate_index], per_frame) if frames else None
+            return struct.unpack(">I", frame[at + 8: at + 12])[0]
     vbri = head[sync + 36: sync + 54]
     if vbri[:4] == b"VBRI" and len(vbri) >= 18:
-        frames = struct.unpack(">I", vbri[14:18])[0]
-        return Mp3Length(frames * per_frame, _RATES[version][rate_index], per_frame) if frames else None
+        return struct.unpack(">I", vbri[14:18])[0]
     return None
 
 
@@ -102,4 +103,4 @@ def inspect_mp3(path: Optional[str], data: Optional[bytes]) -> Optional[Mp3Head]
     start = _after_id3(head)
     if not (len(head) > start + 1 and head[start] == 0xFF and head[start + 1] & 0xE6 == 0xE2):
         return None  # not a Layer III frame sync where the audio starts
-    return Mp3Head(read_mp3_length(head))
+    return Mp3Head(read_mp3_length(head, start))

@@ -80,7 +80,11 @@ def top_labels(classifier, paths: list[str]) -> list[str]:
 
 def compare_on_folder(reference, candidate, eval_dir: str | Path) -> Comparison:
     """Accuracy of both `AudioClassifier`s on the folder's clips, and how often their top-1 labels agree."""
-    paths, truth = labelled_clips(eval_dir, set(reference.id2label.values()))
+    return compare_on_clips(reference, candidate, *labelled_clips(eval_dir, set(reference.id2label.values())))
+
+
+def compare_on_clips(reference, candidate, paths: list[str], truth: list[str]) -> Comparison:
+    """`compare_on_folder` on the clips `labelled_clips` listed: `paths` and their `truth` labels."""
     expected, got = top_labels(reference, paths), top_labels(candidate, paths)
     n = len(paths)
     return Comparison(n, sum(a == t for a, t in zip(expected, truth)) / n, sum(b == t for b, t in zip(got, truth)) / n,
@@ -88,14 +92,16 @@ def compare_on_folder(reference, candidate, eval_dir: str | Path) -> Comparison:
 
 
 def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points: float = MAX_ACCURACY_DROP_POINTS,
-              force: bool = False) -> tuple[Comparison, dict]:
+              force: bool = False, clips: Optional[tuple[list[str], list[str]]] = None) -> tuple[Comparison, dict]:
     """Compare the int8 file with the model it was made from; past `max_drop_points` of accuracy lost, delete
     it and raise `AccuracyGateError` with the numbers, unless `force`. The result is kept beside the int8 file
-    (`INT8_CHECK_FILE`), so a kept file says whether it passed, and on what; returned with the comparison."""
+    (`INT8_CHECK_FILE`), so a kept file says whether it passed, and on what; returned with the comparison.
+    `clips`: `eval_dir`'s (paths, labels) as `labelled_clips` listed them already (else listed here)."""
     from hfspeech.inference.classifier import AudioClassifier
 
-    comparison = compare_on_folder(AudioClassifier.from_pretrained(str(model)),
-                                   AudioClassifier.from_pretrained(str(quantized)), eval_dir)
+    reference, candidate = AudioClassifier.from_pretrained(str(model)), AudioClassifier.from_pretrained(str(quantized))
+    paths, truth = clips or labelled_clips(eval_dir, set(reference.id2label.values()))
+    comparison = compare_on_clips(reference, candidate, paths, truth)
     passed = comparison.accuracy_drop_points <= max_drop_points
     if not passed and not force:
         quantized.unlink()
@@ -103,20 +109,23 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
         raise AccuracyGateError(f"{quantized}: int8 loses {comparison.accuracy_drop_points:.2f} accuracy points "
                                 f"(more than {max_drop_points:g}) on {comparison.summary()}; the file was deleted "
                                 "(--force keeps it)")
+    # Past the refusal above, a failed check is one `force` kept: `kept_by_force` is `not passed`, a field of
+    # its own so that readers of the file need not know that (docs/export.md).
     record = {**comparison.to_dict(), "max_accuracy_drop_points": max_drop_points, "passed": passed,
               "kept_by_force": not passed, "eval_dir": os.path.basename(os.path.normpath(str(eval_dir))),
-              "data_warnings": [w for w in [heard_clips_warning(model, eval_dir)] if w]}
+              "data_warnings": [w for w in [heard_clips_warning(model, paths)] if w]}
     with open(quantized.parent / INT8_CHECK_FILE, "w") as f:
         json.dump(record, f, indent=2)
     return comparison, record
 
 
-def heard_clips_warning(model: str, eval_dir: str | Path) -> Optional[str]:
-    """A gate measured on the model's own training clips checks memory, not what int8 costs on new speech (an
-    export audit passed `--eval_dir train`: +0.83 points on 360 training clips); said as `evaluate` says it."""
+def heard_clips_warning(model: str, paths: list[str]) -> Optional[str]:
+    """A gate measured on the model's own training clips (`paths`, the gate's) checks memory, not what int8 costs
+    on new speech (an export audit passed `--eval_dir train`: +0.83 points on 360 training clips); said as
+    `evaluate` says it."""
     from datasets import Dataset
 
     record = read_training_clips(model)
     if record is None:
         return None
-    return seen_clips_warning(record, Dataset.from_dict({"audio": [str(p) for p in find_audio_files(eval_dir)]}))
+    return seen_clips_warning(record, Dataset.from_dict({"audio": list(paths)}))

@@ -34,6 +34,7 @@ from hfspeech.models.inputs import extract_features, has_fixed_window, min_sampl
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
 
 AGGREGATIONS = ("mean", "max", "vote")
+VOTE_SHARE = 0.5  # with `vote`, a multi-label file's label is active when at least half its windows had it
 
 
 def aggregate_scores(scores: np.ndarray, mode: str, config, thresholds: Optional[np.ndarray] = None) -> np.ndarray:
@@ -56,6 +57,13 @@ def aggregate_scores(scores: np.ndarray, mode: str, config, thresholds: Optional
         thresholds = label_thresholds(config) if thresholds is None else thresholds
         return (scores >= thresholds).mean(axis=0).astype(np.float32)
     return (np.bincount(scores.argmax(axis=1), minlength=scores.shape[1]) / len(scores)).astype(np.float32)
+
+
+def decision_thresholds(thresholds: np.ndarray, aggregate: str) -> np.ndarray:
+    """The cut a multi-label file's aggregated scores are read at: the per-label `thresholds`, except with `vote`,
+    whose scores are shares of windows (the thresholds applied to shares gave other labels). The one rule for
+    `AudioClassifier.prediction` and `hfspeech evaluate`."""
+    return np.full_like(thresholds, VOTE_SHARE) if aggregate == "vote" else thresholds
 
 
 def file_path(path) -> str:
@@ -236,12 +244,7 @@ class AudioClassifier:
         window_scores = [w.scores for w in scored.windows if w.scores is not None]
         tie_break = np.mean(window_scores, axis=0) if window_scores else np.zeros_like(combined)
         order = np.lexsort((-tie_break, -combined))[: max(1, min(top_k, len(combined)))]
-        if not is_multi_label(self.config):
-            active = []
-        elif scored.aggregate == "vote":
-            active = [self.id2label[int(i)] for i in np.flatnonzero(combined >= 0.5)]
-        else:
-            active = active_labels(combined, self.config, self.thresholds)
+        active = active_labels(combined, self.config, decision_thresholds(self.thresholds, scored.aggregate))
         return Prediction(scored.path, [self.id2label[int(i)] for i in order], [float(combined[i]) for i in order],
                           len(scored.windows), active, scored.aggregate, scored.windows)
 

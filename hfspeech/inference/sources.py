@@ -3,7 +3,8 @@
 Both yield float32 sample chunks `[n, channels]` for `StreamingClassifier.feed`. Bytes arrive in pieces that
 need not end on a sample boundary, so a partial frame is kept until the rest arrives. A followed file may be
 raw PCM or a WAV being recorded (its header, whose sizes a recorder fills in only at the end, is read for the
-format, rate and channels; the sizes are ignored).
+format, rate and channels; the sizes are ignored). stdin, a followed file and the server's `/stream` tell a WAV
+from raw PCM by one rule, `wav_or_raw`.
 """
 
 from __future__ import annotations
@@ -98,15 +99,25 @@ def stdin_format(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES)
     while True:
         more = read(read_bytes)
         head += more
-        if len(head) >= 4 and head[:4] != b"RIFF":
-            return pcm, head
-        header = parse_wav_header(head, "stdin") if len(head) >= 4 else None
-        if header is not None:
-            return header[0], head[header[1] :]
-        if not more:
-            if head[:4] == b"RIFF":
-                raise ValueError("stdin: the WAV header ended before its samples")
-            return pcm, head
+        found = wav_or_raw(head, "stdin", ended=not more)
+        if found is not None:
+            header, offset = found
+            return (pcm if header is None else header), head[offset:]
+
+
+def wav_or_raw(head: bytes, source: str, ended: bool = False) -> Optional[tuple[Optional[PcmFormat], int]]:
+    """What the first bytes of a live stream (stdin, a followed file, `POST /stream`) are: `(format, offset
+    of the first sample)` of a WAV header, `(None, 0)` for raw PCM (anything not starting with RIFF), or
+    None while they cannot tell yet (fewer than 4 bytes, a WAV header not yet whole). `ended`: no more bytes
+    will come, so a WAV header cut short is a ValueError, as is a WAV whose samples cannot be streamed."""
+    if len(head) < 4 and not ended:
+        return None
+    if head[:4] != b"RIFF":
+        return None, 0
+    header = parse_wav_header(head, source)
+    if header is None and ended:
+        raise ValueError(f"{source}: the WAV header ended before its samples")
+    return header
 
 
 def parse_wav_header(head: bytes, path: str) -> Optional[tuple[PcmFormat, int]]:
@@ -145,12 +156,12 @@ def followed_format(path: str, pcm: PcmFormat, idle_timeout: float = 5.0,
         while True:
             more = f.read(READ_BYTES)
             head += more
-            if len(head) >= 4 and head[:4] != b"RIFF":
-                _check_not_encoded(path, head)
-                return pcm, 0
-            header = parse_wav_header(head, path) if len(head) >= 4 else None
-            if header is not None:
-                return header
+            found = wav_or_raw(head, path)  # never `ended`: the file may still grow
+            if found is not None:
+                if found[0] is None:  # raw PCM
+                    _check_not_encoded(path, head)
+                    return pcm, 0
+                return found
             if more:
                 deadline = time.monotonic() + idle_timeout
             elif time.monotonic() >= deadline:
@@ -167,12 +178,16 @@ ENCODED_MAGIC = {b"fLaC": "FLAC", b"OggS": "Ogg", b"ID3": "MP3", b"FORM": "AIFF"
                  b"\x1aE\xdf\xa3": "WebM/Matroska", b"RF64": "RF64 WAV", b"riff": "Wave64"}
 
 
-def _check_not_encoded(path: str, head: bytes) -> None:
-    """A ValueError for a file that starts as an encoded or container format (or, for MP4/M4A, has `ftyp`
-    at byte 4), or whose extension names one; raw PCM files are named .raw, .pcm ... or nothing."""
+def encoded_format(head: bytes) -> Optional[str]:
+    """The encoded or container format a stream's first bytes open (MP4/M4A: `ftyp` at byte 4), or None."""
     kind = next((name for magic, name in ENCODED_MAGIC.items() if head.startswith(magic)), None)
-    if kind is None and head[4:8] == b"ftyp":
-        kind = "MP4/M4A"
+    return "MP4/M4A" if kind is None and head[4:8] == b"ftyp" else kind
+
+
+def _check_not_encoded(path: str, head: bytes) -> None:
+    """A ValueError for a file that starts as an encoded or container format (`encoded_format`), or whose
+    extension names one; raw PCM files are named .raw, .pcm ... or nothing."""
+    kind = encoded_format(head)
     suffix = os.path.splitext(path)[1].lower()
     if kind is None and suffix in AUDIO_EXTENSIONS and suffix != ".wav":
         kind = suffix[1:].upper()

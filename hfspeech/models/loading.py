@@ -141,6 +141,9 @@ def _os_error_message(name_or_path: str, error: OSError) -> str:
             return not_available_offline(name_or_path, "HF_HUB_OFFLINE is set")
         return f"{name_or_path}: model folder not found, and it could not be loaded from the Hub ({_first_line(error)})"
     if "Unable to load weights from pytorch checkpoint" in text:
+        if refused := _refused_pickle(error):  # not damage: objects that could run code when unpickled
+            return (f"{_weights_file(name_or_path)}: holds Python objects besides tensors ({refused}), which "
+                    "torch.load(weights_only=True) refuses: unpickling them could run code; not loaded")
         return f"{_weights_file(name_or_path)}: corrupt or truncated weights file, torch cannot load it"
     if "no file named" in text:
         return f"{name_or_path}: no model weights (model.safetensors) in the folder"
@@ -168,6 +171,18 @@ def _translate(name_or_path: str, error: Exception) -> str | None:
     weights = _weights_file(name_or_path)
     if type(error).__name__ == "SafetensorError" or "deserializ" in text.lower() or "unpickl" in text.lower():
         return f"{weights}: corrupt or truncated weights file, cannot be loaded ({_first_line(error)})"
+    return None
+
+
+def _refused_pickle(error: BaseException) -> Optional[str]:
+    """What `torch.load(weights_only=True)` refused (`GLOBAL posix.system`), found in the error's chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if "Weights only load failed" in str(error):
+            found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(error))
+            return f"GLOBAL {found.group(1)}" if found else "a Python object"
+        error = error.__cause__ or error.__context__
     return None
 
 

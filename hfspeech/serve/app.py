@@ -35,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
+from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
@@ -143,6 +144,7 @@ async def _disconnected(request: Request) -> None:
 
 
 def create_app(settings: ServeSettings) -> Starlette:
+    redact_api_keys_in_logs()  # `?api_key=` of a WebSocket was logged in clear with the request line
     runner = ModelRunner(settings.model, settings.backend, settings.trust_remote_code, settings.max_batch_size,
                          settings.max_wait_ms, settings.max_seconds)
     metrics = ServerMetrics()

@@ -28,6 +28,7 @@ from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.windows import slice_waveform
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
+from hfspeech.serve.audio_length import refuse_audio_longer_than
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.errors import ApiError, audio_error
 from hfspeech.serve.payload import Parameters
@@ -98,6 +99,7 @@ class ModelRunner:
         classifier = self.require_ready()
         if not audio:
             raise ApiError(400, "empty_audio", "upload: file is empty (0 bytes)")
+        refuse_audio_longer_than(audio, self.max_seconds)  # before decoding: 180 KB of FLAC can hold hours
         try:
             waveform = decode_audio({"path": None, "bytes": audio}, classifier.sampling_rate)
         except AudioFileError as error:

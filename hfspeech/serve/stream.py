@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hfspeech.errors import HfspeechError
-from hfspeech.inference.sources import ENCODED_MAGIC, PcmDecoder, PcmFormat, parse_wav_header
+from hfspeech.inference.sources import PcmDecoder, PcmFormat, encoded_format, wav_or_raw
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
 from hfspeech.serve.payload import iter_body, refuse_unknown
@@ -45,6 +45,9 @@ class LiveStream:
                  restart=None):
         self.decode, self.streamer, self.windows, self.max_seconds = decode, streamer, windows, max_seconds
         self.seconds = 0.0  # of input audio so far
+        # One message is resampled and run whole, even where the stream has no limit: 10 KB at `rate=1` held
+        # 5000 s of audio, 1.4 GB once resampled to 16 kHz, and a minute of the model's time.
+        self.max_message_seconds = max_seconds
         self.restart = restart  # input rate -> a new StreamingClassifier, for a WAV header's rate
         self.head: bytes | None = b"" if restart else None  # the first bytes, until they tell whether a WAV
         # header opens the stream (None: raw PCM from here on)
@@ -58,6 +61,9 @@ class LiveStream:
         self.seconds += len(chunk) / self.decode.pcm.rate
         if self.max_seconds is not None and self.seconds > self.max_seconds:
             raise ApiError(413, "audio_too_long", f"stream: over the limit of {self.max_seconds:g} s of audio")
+        if self.max_message_seconds is not None and len(chunk) / self.decode.pcm.rate > self.max_message_seconds:
+            raise ApiError(413, "audio_too_long", f"stream: one message holds {len(chunk) / self.decode.pcm.rate:.0f} s "
+                           f"of audio, over the limit of {self.max_message_seconds:g} s; send it in smaller messages")
         try:
             return messages(self.streamer.feed(chunk), self.streamer.id2label, self.windows)
         except (HfspeechError, ValueError) as error:  # NaN samples: the stream cannot go on
@@ -68,9 +74,9 @@ class LiveStream:
         """The last windows, then the counts; bytes short of a whole frame at the end (not a sample: nothing to
         pad and classify) are named in the counts, as `hfspeech stream` warns of them. They used to vanish,
         yet they are the sign of a wrong `format` or `channels`."""
-        if self.head and self.head[:4] == b"RIFF":
-            raise ApiError(400, "bad_audio", "stream: the WAV header ended before its samples")
-        results = self.feed(b"") if self.head else []  # fewer than 8 bytes: raw PCM after all
+        # bytes still held: fewer than 8 (raw PCM after all), or a WAV header cut short (refused)
+        held = self._past_wav_header(b"", ended=True) if self.head else b""
+        results = self.feed(held) if held else []
         results += messages(self.streamer.finish(), self.streamer.id2label, self.windows)
         end, pending, pcm = self.streamer.stats.to_dict(), len(self.decode.pending), self.decode.pcm
         if pending:
@@ -78,28 +84,29 @@ class LiveStream:
                        f"{pcm.frame_bytes} ({pcm.sample_format}, {pcm.channels} channels): ignored")
         return results + [end]
 
-    def _past_wav_header(self, data: bytes) -> bytes:
+    def _past_wav_header(self, data: bytes, ended: bool = False) -> bytes:
         """The bytes after a WAV header, whose format then replaces the query's (the header is read whole
-        first: nothing is returned until then), or all the bytes held so far when the stream is raw PCM."""
+        first: nothing is returned until then), or all the bytes held so far when the stream is raw PCM.
+        `ended` (from `finish`): no more bytes come, so what is held is decided now (`wav_or_raw`)."""
         self.head += data
-        if len(self.head) < 8 and data:  # the end of the stream (finish) feeds b"": what is held is raw PCM
+        if len(self.head) < 8 and not ended:  # 8: enough for `encoded_format` to see MP4's `ftyp`
             return b""
-        encoded = next((kind for magic, kind in ENCODED_MAGIC.items() if self.head.startswith(magic)), None)
-        if encoded or self.head[4:8] == b"ftyp":  # read as PCM, a FLAC or MP3 upload was noise firing events
-            raise ApiError(400, "bad_audio", f"stream: {encoded or 'MP4/M4A'} audio, not raw PCM or WAV; "
+        encoded = encoded_format(self.head)
+        if encoded:  # read as PCM, a FLAC or MP3 upload was noise firing events
+            raise ApiError(400, "bad_audio", f"stream: {encoded} audio, not raw PCM or WAV; "
                            "POST / classifies a finished file of any format")
-        if self.head[:4] != b"RIFF":
-            data, self.head = self.head, None
-            return data
         try:
-            header = parse_wav_header(self.head, "stream")
-        except ValueError as error:  # not WAVE, or a sample format other than 16-bit PCM and 32-bit float
+            header = wav_or_raw(self.head, "stream", ended)
+        except ValueError as error:  # not WAVE, cut short, or a sample format other than 16-bit PCM and 32-bit float
             raise ApiError(400, "bad_audio", str(error)) from None
         if header is None:
             if len(self.head) > MAX_WAV_HEADER_BYTES:
                 raise ApiError(400, "bad_audio", f"stream: no WAV data chunk in its first {MAX_WAV_HEADER_BYTES} bytes")
             return b""
         pcm, offset = header
+        if pcm is None:  # raw PCM
+            data, self.head = self.head, None
+            return data
         try:
             self.decode, self.streamer = PcmDecoder(pcm), self.restart(pcm.rate)
         except ValueError as error:  # a rate or channel count out of range
@@ -108,6 +115,7 @@ class LiveStream:
         return data
 
 
+MIN_HOP_SECONDS = 0.02  # 50 windows per second of audio; `hfspeech stream` on one's own machine has no floor
 MAX_WAV_HEADER_BYTES = 1 << 20  # a header with metadata chunks; past this the stream is not a WAV worth waiting for
 STREAM_PARAMETERS = ("format", "rate", "channels", "window_seconds", "hop_seconds", "threshold", "min_windows", "vad",
                      "windows", "api_key")  # api_key: a browser's WebSocket cannot send headers
@@ -126,6 +134,9 @@ async def open_stream(runner: ModelRunner, query) -> LiveStream:
                        f"{runner.max_seconds:g} s, got {window:g}")
     hop, min_windows, vad = _number(query, "hop_seconds", float, None), _number(query, "min_windows", int, 3), \
         query.get("vad", "none")
+    if hop is not None and 0 < hop < MIN_HOP_SECONDS:  # one model call per hop: 5 s at 0.1 ms held it > 10 min
+        raise ApiError(400, "bad_parameters", f"hop_seconds must be at least {MIN_HOP_SECONDS:g} on this server "
+                       f"(a window every hop), got {hop:g}")
 
     def make_streamer(input_rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, window, hop, input_rate=input_rate, threshold=threshold,

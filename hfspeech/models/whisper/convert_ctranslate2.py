@@ -61,6 +61,8 @@ def read_ctranslate2_model(path: str | Path) -> dict[str, np.ndarray]:
         arrays[name] = _to_array(reader.take(nbytes), dtype, shape, path, name)
     for _ in range(reader.unpack("<I")):
         alias, target = reader.string(), reader.string()
+        if target not in arrays:
+            raise ConversionError(f"{path}: alias {alias!r} names {target!r}, which the file does not hold")
         arrays[alias] = arrays[target]
     return arrays
 
@@ -80,12 +82,20 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
     def string(self) -> str:
-        return self.take(self.unpack("<H")).decode("utf-8").rstrip("\0")
+        start = self.offset
+        try:
+            return self.take(self.unpack("<H")).decode("utf-8").rstrip("\0")
+        except UnicodeDecodeError:
+            raise ConversionError(f"{self.path}: the name at byte {start} is not UTF-8 text (not a CTranslate2 "
+                                  "model.bin, or a damaged one)") from None
 
 
 def _to_array(data: bytes, dtype: int, shape: list[int], path, name: str) -> np.ndarray:
     if dtype not in DTYPES:
         raise ConversionError(f"{path}: variable {name} has unknown dtype code {dtype}")
+    itemsize = 2 if DTYPES[dtype] == "bfloat16" else np.dtype(DTYPES[dtype]).itemsize
+    if len(data) != itemsize * int(np.prod(shape, dtype=object)):  # object: no overflow on a crafted shape
+        raise ConversionError(f"{path}: variable {name} declares shape {shape} but holds {len(data)} bytes")
     if DTYPES[dtype] == "bfloat16":
         raw = torch.frombuffer(bytearray(data), dtype=torch.bfloat16)
         return raw.float().numpy().reshape(shape)
@@ -165,8 +175,12 @@ def _layer(state: dict, target: str, arrays: dict, source: str, cross: bool) -> 
 
 def special_token_ids(tokenizer_file: Path) -> dict[str, int]:
     """Content -> id of the tokenizer's added tokens (special tokens and language tokens)."""
-    added = json.loads(tokenizer_file.read_text(encoding="utf-8"))["added_tokens"]
-    return {token["content"]: int(token["id"]) for token in added}
+    try:
+        added = json.loads(tokenizer_file.read_text(encoding="utf-8"))["added_tokens"]
+        return {token["content"]: int(token["id"]) for token in added}
+    except (ValueError, KeyError, TypeError) as error:  # not JSON, or not a tokenizers file: a traceback
+        raise ConversionError(f"{tokenizer_file}: not a Hugging Face tokenizer.json with added_tokens "
+                              f"({type(error).__name__}: {error})") from None
 
 
 def generation_values(ct2_config: dict, token_ids: dict[str, int], config_values: dict) -> dict:
@@ -188,6 +202,17 @@ def generation_values(ct2_config: dict, token_ids: dict[str, int], config_values
         values["lang_to_id"] = languages
         values["task_to_id"] = {"transcribe": token_ids["<|transcribe|>"], "translate": token_ids["<|translate|>"]}
     return values
+
+
+def _whisper_weights(arrays: dict, token_ids: dict, where: str) -> tuple[dict, dict]:
+    """The config values and the state dict, or one line naming the file: a model.bin of another layout
+    (an array missing, a layer skipped, a shape of another rank) raised a KeyError or ValueError with a traceback."""
+    try:
+        return whisper_config_values(arrays, token_ids), hf_state_dict(arrays)
+    except KeyError as error:
+        raise ConversionError(f"{where}: weights do not match Whisper's layout (no {error.args[0]})") from None
+    except (TypeError, ValueError, IndexError) as error:
+        raise ConversionError(f"{where}: weights do not match Whisper's layout ({error})") from None
 
 
 def check_ctranslate2_folder(source: Path) -> None:
@@ -214,16 +239,19 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
     arrays = read_ctranslate2_model(source / "model.bin")
     token_ids = special_token_ids(source / "tokenizer.json")
     ct2_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    values = whisper_config_values(arrays, token_ids)
+    values, state = _whisper_weights(arrays, token_ids, f"{source}/model.bin")
     config = WhisperConfig(**values, architectures=["WhisperForConditionalGeneration"], torch_dtype="float32")
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
-    state = hf_state_dict(arrays)
     expected = set(model.state_dict()) - {"proj_out.weight"}  # tied to the token embedding
     if set(state) != expected:
         raise ConversionError(f"{source}/model.bin: weights do not match Whisper's layout "
                               f"(missing {sorted(expected - set(state))[:5]}, extra {sorted(set(state) - expected)[:5]})")
-    model.load_state_dict(state, strict=False, assign=True)
+    try:
+        model.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as error:  # "size mismatch for ...": a layer's shape disagrees with the others
+        raise ConversionError(f"{source}/model.bin: weights do not match Whisper's layout "
+                              f"({str(error).strip().splitlines()[-1].strip()})") from None
     model.tie_weights()
     model.generation_config = GenerationConfig(**generation_values(ct2_config, token_ids, values))
     output.mkdir(parents=True, exist_ok=True)

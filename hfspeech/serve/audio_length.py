@@ -1,0 +1,69 @@
+"""How much audio an upload holds, found before it is decoded whole.
+
+The body limit bounds the bytes, not the audio: 180 KB of FLAC silence decodes to two hours, and a 20 KB WAV
+at 1 Hz to 20,000 s, which resampled to the model's rate took 1.7 GB of memory before `--max_seconds` was
+checked on the decoded waveform. A 25 MB upload of either would take tens of gigabytes to terabytes. Here the
+upload's length is found first, at its own rate: from the header of PCM (WAV, AIFF ...: its data's size),
+by decoding FLAC, Ogg and MP3 in blocks that are dropped as they are read (libsndfile, the decoder
+`decode_audio` uses for them; their headers may declare no length, or a false one), and for what only
+ffmpeg reads (WebM, Opus, M4A, an MP3 libsndfile may stop early in) by asking torchcodec for audio past the
+limit, which it seeks to. An upload that none can open is left to `decode_audio`, whose error names it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile
+
+from hfspeech.data.mp3_header import inspect_mp3
+from hfspeech.data.wav_header import inspect_wav
+from hfspeech.serve.errors import ApiError
+
+BLOCK_FRAMES = 1 << 16
+COMPRESSED = ("FLAC", "OGG", "MP3")  # libsndfile formats whose header may not say (or say truly) how long they are
+
+
+def refuse_audio_longer_than(audio: bytes, max_seconds: float) -> None:
+    """413 when `audio` plays for more than `max_seconds`, without holding more than a block of it."""
+    if inspect_wav(None, audio):  # a damaged WAV: decode_audio names the damage at once, no decoder needed
+        return
+    seconds = _libsndfile_seconds(audio, max_seconds)
+    if seconds is None or inspect_mp3(None, audio) is not None:  # libsndfile may stop early in an MP3
+        seconds = max(seconds or 0.0, _ffmpeg_seconds(audio, max_seconds))
+    if seconds > max_seconds:
+        raise ApiError(413, "audio_too_long", f"upload: more than {max_seconds:g} s of audio (the limit, "
+                       "--max_seconds)")
+
+
+def _libsndfile_seconds(audio: bytes, max_seconds: float) -> float | None:
+    """Seconds of audio counted up to just past `max_seconds`, or None when libsndfile cannot open it."""
+    try:
+        opened = soundfile.SoundFile(io.BytesIO(audio))
+    except Exception:  # not a format libsndfile reads, or a damaged header: decode_audio says which
+        return None
+    with opened:
+        limit, frames = max_seconds * opened.samplerate, 0
+        if opened.format not in COMPRESSED:  # PCM: the header counts its data's frames
+            return opened.frames / opened.samplerate
+        # Counted: a FLAC piped out of an encoder declares no length (libsndfile then says 2**63 frames)
+        block = np.empty((BLOCK_FRAMES, opened.channels), dtype=np.int16)
+        try:
+            while frames <= limit and (read := len(opened.read(BLOCK_FRAMES, dtype="int16", out=block))):
+                frames += read
+        except Exception:  # damaged part-way: decode_audio names it
+            return None
+        return frames / opened.samplerate
+
+
+def _ffmpeg_seconds(audio: bytes, max_seconds: float) -> float:
+    """Just past `max_seconds` if torchcodec finds audio playing after it, else 0 (also when it cannot read it)."""
+    try:
+        from torchcodec.decoders import AudioDecoder
+
+        past = AudioDecoder(audio).get_samples_played_in_range(start_seconds=max_seconds,
+                                                               stop_seconds=max_seconds + 0.05)
+    except Exception:  # torchcodec raises many types; an upload it cannot read is named by decode_audio
+        return 0.0
+    return max_seconds + 0.05 if past.data.shape[-1] else 0.0
