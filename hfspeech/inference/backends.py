@@ -26,9 +26,20 @@ ONNX_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "
                     "tensor(int32)": np.int32}
 
 
-def pick_device():
+def pick_device(model=None, device=None):
+    """Where a model runs: `device` (a `torch.device`, a string such as "cuda:1", or transformers pipeline's
+    integers: -1 the CPU, n the n-th GPU; -1 stopped `model.to` and 0 was taken for "not given"). When none
+    is given: where the model already sits, if that is not the CPU (a model the user put on `cuda:1` stays
+    there, as in transformers' pipeline; it was moved to `cuda:0`), else CUDA when there is a GPU."""
     import torch
 
+    if isinstance(device, int) and not isinstance(device, bool):
+        return torch.device("cpu") if device < 0 else torch.device("cuda", device)
+    if device is not None:
+        return torch.device(device)
+    sits_on = getattr(model, "device", None)
+    if isinstance(sits_on, torch.device) and sits_on.type != "cpu":
+        return sits_on
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -38,16 +49,22 @@ class TorchBackend:
     name = "pytorch"
 
     def __init__(self, model, device=None):
-        self.device = device or pick_device()
+        self.device = pick_device(model, device)
         # The CNN channels-last: its oneDNN convolutions and max pooling run faster so (hfspeech.models).
         self.model = in_fast_layout(model.to(self.device)).eval()
         self.config = model.config
+        # A model loaded in half precision (`dtype=torch.bfloat16`, as on a GPU) takes its float inputs in that
+        # dtype, as transformers' pipeline gives them: the extractor's float32 stopped Whisper, Wav2Vec2 and AST
+        # with a torch dtype error. The baselines' front end takes float32 waveforms whatever their dtype.
+        self.dtype = None if is_baseline(getattr(self.config, "model_type", "")) else getattr(model, "dtype", None)
 
     def logits(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             batch = {name: torch.from_numpy(value).to(self.device) for name, value in inputs.items()}
+            batch = {name: value.to(self.dtype) if value.is_floating_point() and self.dtype is not None else value
+                     for name, value in batch.items()}
             return self.model(**batch).logits.float().cpu().numpy()
 
 

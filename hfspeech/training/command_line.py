@@ -55,7 +55,8 @@ def recipe_parser(*more: type) -> HfArgumentParser:
     parser = RecipeArgumentParser((*more, ModelArguments, DataArguments, TrainingArguments))
     defaults = dict(TRAINING_DEFAULTS)
     defaults["dataloader_pin_memory"] = torch.cuda.is_available()
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+    # Native bf16 only (Ampere and later): torch says yes on a T4 or V100 too, which emulate it slower than fp32.
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
         defaults["bf16"] = True  # picked up by itself on GPUs that have it; --bf16 False turns it off
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Several processes and no GPU (`accelerate launch --multi_gpu --num_processes N`, torchrun): join them

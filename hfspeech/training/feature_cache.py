@@ -72,11 +72,15 @@ def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform,
 
 
 def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: DatasetDict, sampling_rate: int,
-                         max_length_seconds: Optional[float], batch_size: int = 32) -> dict[str, "FeatureSplit"]:
-    """Every split's head features (computed once, cached as Arrow), as views the Trainer reads."""
+                         max_length_seconds: Optional[float], batch_size: int = 32,
+                         device: Optional[torch.device] = None) -> dict[str, "FeatureSplit"]:
+    """Every split's head features (computed once, cached as Arrow), as views the Trainer reads. `device`: where
+    to encode (the run's, `training_args.device`): this runs before the Trainer moves the model to a GPU, so the
+    model's own device was the CPU, and a frozen Whisper or XLS-R encoded the whole data set there."""
     max_samples = seconds_to_samples(max_length_seconds, sampling_rate) if max_length_seconds else None
     fingerprint = encoder_fingerprint(model, feature_extractor, max_samples)
-    device = next(model.parameters()).device
+    device = device if device is not None else next(model.parameters()).device
+    model.to(device)
     was_training = model.training
     model.eval()
     encode = _encode_batch(model, feature_extractor, EvalTransform(max_samples), device)
