@@ -4,7 +4,8 @@ Every error hfspeech raises for bad input -- a data set that cannot be used (`Da
 `FolderLayoutError` and `ManifestError`), an audio
 file that cannot be decoded (`AudioFileError`), a path that is not a model (`NotAModelError`), a model
 folder that cannot be exported (`ExportError`), a run that cannot be staged (`StageError`), flags that
-do not fit together (`UsageError`), a request the server refuses (`ApiError`, answered rather than printed)
+do not fit together (`UsageError`), an output a full or read-only disk refuses (`OutputWriteError`),
+a request the server refuses (`ApiError`, answered rather than printed)
 -- derives from `HfspeechError` (tests/test_cli_conventions.py checks every `class ...Error`). Its message starts with the file
 (or flag) at fault and says what is wrong. The `hfspeech` command prints it as one line,
 `error: <message>`, and exits with code 2; `--debug` (or `HFSPEECH_DEBUG=1`) shows the traceback instead.
@@ -20,6 +21,9 @@ This module is the bottom layer: it imports nothing from hfspeech, and everythin
 
 from __future__ import annotations
 
+import contextlib
+import errno
+
 
 class HfspeechError(Exception):
     """A user mistake: the message names the file or flag and the problem, and is shown as one line."""
@@ -33,6 +37,33 @@ class DataError(HfspeechError, ValueError):
     """A data set that cannot be used as given (missing column, unknown label, no files, a layout that does
     not say which file has which label ...). Raised by `hfspeech.data`; defined here so that its modules
     (folders, manifests, loading) share it without importing each other."""
+
+
+class OutputWriteError(HfspeechError, OSError):
+    """An output that cannot be written where the user sent it: no space left on the device (or over `ulimit
+    -f`), a read-only disk. Raised where the write fails, so that the message names that path (not a
+    temporary file) and says what the next run does with what was left: resume, or redo it."""
+
+
+# What a write to a full or read-only disk raises (EFBIG: over `ulimit -f`), not a missing or unreadable input.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def cannot_write(path, error: OSError, then: str) -> OutputWriteError:
+    """`PATH: cannot write (No space left on device); THEN` for an `OSError` of a write to `path` (None: a write
+    whose file Python does not know, as a `write` or `close` on a full disk)."""
+    return OutputWriteError(f"{path}: " * bool(path) + f"cannot write ({error.strerror or error}); {then}")
+
+
+@contextlib.contextmanager
+def writing_to(path, then: str):
+    """Inside, a write that fails for want of space (or on a read-only disk) is `cannot_write(path, ...)`."""
+    try:
+        yield
+    except OSError as error:
+        if isinstance(error, HfspeechError) or error.errno not in WRITE_ERRNOS:
+            raise
+        raise cannot_write(path, error, then) from error
 
 
 def first_few(items, limit: int = 3, separator: str = ", ") -> str:

@@ -31,14 +31,26 @@ def users_files(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing
     holds something `ours` recognises (a name the command itself writes: an earlier output of it)."""
     path = Path(folder)
     if not path.exists():
-        return None
+        blocker = next((parent for parent in path.parents if parent.exists()), None)  # where mkdir would stop
+        return f"is inside {blocker}, a file, not a folder" if blocker is not None and not blocker.is_dir() else None
     if not path.is_dir():
         return "is a file, not a folder"
     names = sorted(entry.name for entry in path.iterdir())
     if not names or any(ours(name) for name in names):
         return None
-    shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
-    return f"holds other files ({shown})"
+    return f"holds other files ({shown_names(names)})"
+
+
+def names_not_ours(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours) -> list[str]:
+    """The strict reading, sorted: every name in the existing folder `folder` that `ours` does not recognise.
+    `users_files` accepts a folder once one name is ours (the command writes over its own names); a command
+    that empties the folder before it writes (`hfspeech stage`) must recognise each."""
+    return sorted(entry.name for entry in Path(folder).iterdir() if not ours(entry.name))
+
+
+def shown_names(names: list[str]) -> str:
+    """The first few of `names`, for a one-line message: "a.wav, b.wav, c.wav, ..."."""
+    return ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
 
 
 def output_folder_problem(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours,

@@ -108,3 +108,11 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             raise
         print(f"hfspeech {argv[0]}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # any write to a full or read-only disk (`errors.WRITE_ERRNOS`): one line naming it
+        from hfspeech.errors import WRITE_ERRNOS, cannot_write
+
+        if debug or error.errno not in WRITE_ERRNOS:
+            raise
+        print_error(cannot_write(error.filename, error, "a disk it writes to is full or read-only; make room, or "
+                                 "write elsewhere, and run again"))
+        return 2

@@ -21,6 +21,7 @@ from typing import Optional
 
 from datasets import Audio, Dataset, DatasetDict
 
+from hfspeech.data.columns import column_values
 from hfspeech.errors import first_few
 
 TRAINING_CLIPS_FILE = "training_clips.json"
@@ -37,7 +38,7 @@ def clip_digests(split: Dataset) -> list[str]:
 def audio_sources(split: Dataset) -> list[tuple[Optional[str], Optional[bytes]]]:
     """Each clip's (path, bytes) as its undecoded `audio` cell holds them (a path string, or a dict)."""
     sources = []
-    for audio in split.cast_column("audio", Audio(decode=False))["audio"][:]:  # `[:]`: read at once, not by row
+    for audio in column_values(split.cast_column("audio", Audio(decode=False)), "audio"):
         sources.append((audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None))
     return sources
 
@@ -72,9 +73,9 @@ def _as_json(record: dict) -> dict:
             **{name: sorted(record[name]) for name in RECORDED_SPLITS if name in record}}
 
 
-def merged_training_clips(folders) -> Optional[dict]:
-    """The union of several runs' records (`hfspeech average`), as JSON; None unless every run has one."""
-    records = [read_training_clips(folder) for folder in folders]
+def merged_training_clips(records: list[Optional[dict[str, set[str]]]]) -> Optional[dict]:
+    """The union of several runs' records (`hfspeech average`; each as `read_training_clips` gives it), as JSON;
+    None unless every run has one."""
     if not records or any(record is None for record in records):
         return None
     return _as_json({name: set().union(*(record[name] for record in records)) for name in RECORDED_SPLITS})

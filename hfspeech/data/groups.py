@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 import numpy as np
 from datasets import Dataset, DatasetDict
 
+from hfspeech.data.columns import column_values
 from hfspeech.data.manifests import read_manifest
 from hfspeech.errors import DataError, UsageError
 
@@ -38,10 +39,15 @@ def read_groups(path: str, group_column: str) -> tuple[list[dict], list[str], li
     rows, columns = read_manifest(path)
     if group_column not in columns:
         raise DataError(f"{path}: no group column {group_column!r}; available columns: {columns}")
-    groups = [str(row.get(group_column) or "").strip() for row in rows]
+    groups = [_cell_text(row.get(group_column)) for row in rows]
     if "" in groups:
         raise DataError(f"{path}: row {groups.index('') + 2} has an empty {group_column!r} cell")
     return rows, columns, groups
+
+
+def _cell_text(value) -> str:
+    """A group cell as text: a JSONL `"speaker": 0` (or `false`) is the group "0", not an empty cell."""
+    return "" if value is None else str(value).strip()
 
 
 def group_disjoint_splits(dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1,
@@ -64,7 +70,7 @@ def _take_groups(data: Dataset, fraction: float, seed: int, name: str) -> tuple[
     """Groups in a seeded order, each taken while the split stays under about ``fraction`` of the clips; a group
     that would overshoot is passed over (it once became the whole test split: a speaker holding 90% of the
     clips left one clip to train on). At least one group is held, and at least one left to train on."""
-    groups = np.asarray(data[GROUP_COLUMN][:])  # `[:]`: the column at once, not a formatted row at a time
+    groups = np.asarray(column_values(data, GROUP_COLUMN))
     names, counts = np.unique(groups, return_counts=True)
     if len(names) < 2:
         raise DataError(f"cannot make a group-disjoint {name} split: the training data has only {len(names)} group "
@@ -83,7 +89,7 @@ def _take_groups(data: Dataset, fraction: float, seed: int, name: str) -> tuple[
 
 def leaked_groups(dataset: DatasetDict) -> dict[str, list[str]]:
     """``{"train/test": [groups in both]}`` for every pair of splits that share a group."""
-    members = {name: set(split[GROUP_COLUMN][:]) for name, split in dataset.items()
+    members = {name: set(column_values(split, GROUP_COLUMN)) for name, split in dataset.items()
                if GROUP_COLUMN in split.column_names}
     names = list(members)
     return {f"{a}/{b}": sorted(members[a] & members[b]) for i, a in enumerate(names) for b in names[i + 1:]
@@ -92,7 +98,7 @@ def leaked_groups(dataset: DatasetDict) -> dict[str, list[str]]:
 
 def leave_one_group_out(data: Dataset) -> Iterator[tuple[str, Dataset, Dataset]]:
     """``(group, rest, that group)`` for each group in sorted order: one cross-validation fold per group."""
-    groups = np.asarray(data[GROUP_COLUMN][:])  # `[:]`: the column at once, not a formatted row at a time
+    groups = np.asarray(column_values(data, GROUP_COLUMN))
     for group in sorted(set(groups.tolist())):
         held = groups == group
         yield group, data.select(np.flatnonzero(~held)), data.select(np.flatnonzero(held))

@@ -8,18 +8,23 @@ manifest is the way to give clips several labels. The label column is `label`, o
 has no `label` column (or whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL)
 is a clip with no event: an all-zero target, which detection data needs (background-only clips). A split in
 which *no* clip has a label is an error (almost surely the wrong column). Leading and trailing whitespace of
-a label is stripped, with a warning.
+a label is stripped, with a warning, and a label is read in composed Unicode (NFC: a macOS folder's `café` is
+the keyboard's `café`); a label holding a line break or other control character is an error naming its file.
+Otherwise a label is kept exactly as written (`01`, `1.0`, `NA`, `None`, `a|b`), and labels that differ only
+in letter case (`Yes`, `yes`) are two classes, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from typing import Optional, Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, LargeList, List
 
 from hfspeech.data.audio import describe_source
+from hfspeech.data.columns import column_values
 from hfspeech.errors import DataError
 
 logger = logging.getLogger("hfspeech.data")
@@ -39,15 +44,16 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
     `DataError` naming the label and a file that has it.
     `separator` splits a multi-label string such as `dog;siren`.
     """
-    labels = {name: (_label_lists(split, separator, name) if multi_label else _label_strings(split))
+    labels = {name: (_label_lists(split, separator, name) if multi_label else _label_strings(split, name))
               for name, split in dataset.items()}
     if label_names is None:
         source = ["train"] if "train" in dataset else list(dataset)
         present = {s for name in source for s in _flatten(labels[name], multi_label)}
         declared = [n for n in dict.fromkeys(_declared_names(dataset[source[0]])) if n in present]
         label_names = declared + sorted(present - set(declared))
+        _warn_case_twins(label_names)
     label_names = [str(n) for n in label_names]
-    index = {name: i for i, name in enumerate(label_names)}
+    index = {written_form(name): i for i, name in enumerate(label_names)}  # a model saved before NFC: its ids
     class_label = ClassLabel(names=label_names)
 
     encoded = {}
@@ -85,19 +91,19 @@ def _declared_names(split: Dataset) -> list[str]:
     """The `ClassLabel` names of a split's raw label column (one label, or a list of them), stripped; else []."""
     feature = split.features["label"]
     feature = feature.feature if holds_label_lists(split) else feature
-    return [str(name).strip() for name in feature.names] if isinstance(feature, ClassLabel) else []
+    return [written_form(str(name)) for name in feature.names] if isinstance(feature, ClassLabel) else []
 
 
 def _flatten(labels: list, multi_label: bool):
     return (s for clip in labels for s in clip) if multi_label else labels
 
 
-def _label_strings(split: Dataset) -> list[str]:
+def _label_strings(split: Dataset, split_name: str) -> list[str]:
     """Labels as strings: ClassLabel ids are mapped to their names, anything else is str()-ed."""
     feature = split.features["label"]
-    values = split["label"][:]  # a list: iterating the `Column` formats one row at a time (1 ms a clip)
+    values = column_values(split, "label")
     if isinstance(feature, ClassLabel):
-        return _stripped([feature.int2str(v) for v in values], split)
+        return _stripped(_class_names(feature, values, split, split_name), split)
     if holds_label_lists(split) or any(isinstance(v, (list, tuple)) for v in values):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: the labels are lists (multi-label data); "
                         "train with --problem_type multi_label_classification")
@@ -111,33 +117,100 @@ def _label_strings(split: Dataset) -> list[str]:
     return _stripped([str(v) for v in values], split)
 
 
+def _class_names(feature: ClassLabel, ids: list, split: Dataset, split_name: str,
+                 rows: Optional[list[int]] = None) -> list[str]:
+    """The names of `ClassLabel` ids; -1 (datasets' mark of a clip without a label: a test split without the
+    answers) is a `DataError` naming a clip, not `int2str`'s traceback. `rows`: each id's row, when not its index."""
+    bad = [i for i, v in enumerate(ids) if not isinstance(v, int) or not 0 <= v < feature.num_classes]
+    if bad:
+        row = bad[0] if rows is None else rows[bad[0]]
+        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: {len(bad)} clip(s) have the class id "
+                        f"{ids[bad[0]]} in split '{split_name}' and no label ({feature.num_classes} classes; -1 "
+                        "marks an unlabelled clip): a split used for training or scores needs labels; name a "
+                        "labelled split (--train_split_name / --eval_split_name / --test_split_name)")
+    return [feature.names[v] for v in ids]
+
+
 def _stripped(labels: list[str], split: Dataset) -> list[str]:
     """Labels without leading/trailing whitespace (`"yes "` is `yes`, not a class of its own), with a warning
-    naming a file whose label had it; nothing else about a label changes."""
+    naming a file whose label had it, in composed Unicode (`written_form`); a control character is refused."""
     padded = [i for i, label in enumerate(labels) if label != label.strip()]
     if padded:
         where = describe_source(split.select([padded[0]])[0]["audio"])
         logger.warning("%d label(s) had leading or trailing whitespace, stripped (e.g. %r for %s)", len(padded),
                        labels[padded[0]], where)
-    return [label.strip() for label in labels] if padded else labels
+    labels = [written_form(label) for label in labels]
+    if "" in labels:  # a folder named ` ` (a ClassLabel name of spaces): strings were checked before
+        raise DataError(f"{describe_source(split.select([labels.index('')])[0]['audio'])}: empty label")
+    _refuse_control_characters([[label] for label in labels], split)
+    return labels
+
+
+def written_form(label: str) -> str:
+    """A label stripped and in composed Unicode (NFC): `café` typed on a keyboard and `café` in a macOS folder
+    name (decomposed, NFD: `e` + a combining accent) look alike and are one class, not two."""
+    return unicodedata.normalize("NFC", label.strip())
+
+
+def _refuse_control_characters(lists: list[list[str]], split: Dataset) -> None:
+    """A `DataError` naming the file whose label (in a list per clip) holds a line break, tab or other control
+    character: almost surely a CSV cell whose quote was not closed, and such a label broke every line-based
+    output (predict's text, CSV reports, the model card's tables)."""
+    for row, clip in enumerate(lists):
+        for label in clip:
+            if any(unicodedata.category(char) == "Cc" for char in label):
+                raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: the label {label!r} holds a "
+                                "line break or other control character; a label is one line of text (check the "
+                                "manifest's quotes)")
+
+
+def _warn_case_twins(label_names: list[str]) -> None:
+    """`Yes` and `yes` are two classes (as written), but rarely meant to be: say so, once."""
+    by_case: dict[str, list[str]] = {}
+    for name in label_names:
+        by_case.setdefault(name.casefold(), []).append(name)
+    twins = [names for names in by_case.values() if len(names) > 1]
+    if twins:
+        logger.warning("%d group(s) of labels differ only in letter case and are separate classes (e.g. %s); if "
+                       "they are one class, write them alike", len(twins), " and ".join(map(repr, twins[0])))
 
 
 def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[str]]:
     """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms."""
     feature = split.features["label"]
-    values = split["label"][:]
+    values = column_values(split, "label")
     if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
-        lists = [[feature.int2str(v)] for v in values]
+        lists = [[name] for name in _class_names(feature, values, split, split_name)]
     elif holds_label_lists(split) and isinstance(getattr(feature, "feature", None), ClassLabel):
-        lists = [[feature.feature.int2str(v) for v in clip] for clip in values]
+        flat = _class_names(feature.feature, [v for clip in values for v in clip], split, split_name, [
+            row for row, clip in enumerate(values) for _ in clip])
+        lists, start = [], 0
+        for clip in values:
+            lists.append(flat[start:start + len(clip)])
+            start += len(clip)
     else:
         _check_separator(split, values, separator)
         lists = [parse_label_list(v, separator) for v in values]
-    lists = [list(dict.fromkeys(clip)) for clip in lists]
+        _refuse_labelless_cells(split, values, lists, separator)
+    lists = [list(dict.fromkeys(written_form(label) for label in clip)) for clip in lists]
+    _refuse_control_characters(lists, split)
     if lists and not any(lists):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
                         f"label (empty label column? multi-label strings are split at {separator!r})")
     return lists
+
+
+def _refuse_labelless_cells(split: Dataset, values: list, lists: list[list[str]], separator: str) -> None:
+    """A cell that is not empty but holds no label (`;`, `dog;` is fine, `[""]`) is an error naming its file: it
+    became a clip with no event without a word. An empty cell (`[]`, null) is the way to say "no event"."""
+    def written(value) -> bool:
+        return bool(value.strip()) if isinstance(value, str) else isinstance(value, (list, tuple)) and bool(value)
+
+    row = next((i for i, (value, labels) in enumerate(zip(values, lists)) if not labels and written(value)), None)
+    if row is not None:
+        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: label cell {values[row]!r} holds no "
+                        f"label (labels are split at {separator!r}); leave it empty ([] in JSONL) for a clip with "
+                        "no event")
 
 
 def _check_separator(split: Dataset, values: list, separator: str) -> None:

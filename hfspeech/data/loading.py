@@ -29,12 +29,13 @@ from typing import Callable, Optional, Sequence
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
 from hfspeech.data.clip_names import name_pathless_audio
+from hfspeech.data.columns import column_values
 from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
                                        split_notes)
-from hfspeech.errors import DataError, first_few
+from hfspeech.errors import DataError, cannot_write, first_few
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -115,7 +116,7 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
         dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
         audio, ignored = walk_audio_files(root)
         used = {os.path.realpath(a["path"]) for split in dataset.values()
-                for a in split.cast_column("audio", Audio(decode=False))["audio"][:]}
+                for a in column_values(split.cast_column("audio", Audio(decode=False)), "audio")}
         ignored += [{"path": path, "reason": "not read by datasets' audiofolder builder (metadata layout)"}
                     for _, path in audio if os.path.realpath(path) not in used]
         if report is not None:
@@ -156,13 +157,23 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
                                for split, files in listing.splits.items()})
         for split_name, split in dataset.items():  # saved with it: see `_keyed_by_files`
             split._fingerprint = f"{key}-{split_name}"
-        partial = folder.with_name(f"{key}.partial-{os.getpid()}")
-        dataset.save_to_disk(str(partial))
-        try:  # written whole, then renamed: a killed run or a parallel process never leaves half a dataset
-            os.replace(partial, folder)
-        except OSError:  # another process saved the same listing first
-            shutil.rmtree(partial, ignore_errors=True)
+        _save_whole(dataset, folder)
     return load_from_disk(str(folder)).cast_column("audio", Audio(decode=False))
+
+
+def _save_whole(dataset: DatasetDict, folder: Path) -> None:
+    """Saved beside `folder`, then renamed to it: a killed run or a parallel process never leaves half a dataset,
+    and a full disk leaves nothing behind and is one line naming the cache, not a traceback from datasets."""
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    try:
+        dataset.save_to_disk(str(partial))
+        os.replace(partial, folder)
+    except OSError as error:
+        if not (folder / "dataset_dict.json").is_file():  # else another process saved the same listing first
+            raise cannot_write(folder.parent, error, "make room, or set HF_DATASETS_CACHE (or --cache_dir) to "
+                               "another folder") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _stat(path: str) -> tuple[int, int, int]:

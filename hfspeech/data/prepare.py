@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ import numpy as np
 from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
-from hfspeech.errors import DataError
+from hfspeech.data.columns import column_values
+from hfspeech.errors import DataError, writing_to
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -134,20 +136,19 @@ def prepare_dataset(
     settings = [sampling_rate, trim, trim_top_db, skip_bad_files]
     report = report if report is not None else DataReport()
     report.sampling_rate = sampling_rate
-    prepared = {}
+    prepared, file_sizes = {}, {}  # file_sizes: {path: bytes}, each file stat-ed once for all the splits
     for name, split in dataset.items():
-        decoded = split.map(
-            decode,
+        decoded = _decoded_into_cache(
+            split, _cache_file_name(split, settings), decode,
             remove_columns=split.column_names,
             features=features,
             num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
             # Decoded clips wait in memory until a batch is written: 100 of them (~10 MB of 1-3 s clips),
             # not datasets' default 1000, keeps preparation's peak memory at that of decoding on the fly.
-            writer_batch_size=_writer_batch_size(split),
-            cache_file_name=_cache_file_name(split, settings),
+            writer_batch_size=_writer_batch_size(split, file_sizes),
             desc=f"decoding {name} audio at {sampling_rate} Hz",
         )
-        bad = [i for i, error in enumerate(decoded["error"][:]) if error]
+        bad = [i for i, error in enumerate(column_values(decoded, "error")) if error]
         if bad:
             report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
             bad_set = set(bad)
@@ -159,10 +160,22 @@ def prepare_dataset(
     return DatasetDict(prepared), report
 
 
-def _writer_batch_size(split) -> int:
+def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
+    """`split.map(decode)` written to `cache_file_name` (None: beside the split's files). datasets renames the file
+    into place only when it is whole, so a run killed while decoding leaves nothing the next run reads; a full
+    (or read-only) disk is one line naming the folder instead of a traceback from inside datasets."""
+    folder = Path(cache_file_name).parent if cache_file_name else Path(split.cache_files[0]["filename"]).parent
+    with writing_to(folder, "the decoded audio was not cached; make room, or set HF_DATASETS_CACHE to a folder "
+                    "on another disk"):
+        return split.map(decode, cache_file_name=cache_file_name, **map_arguments)
+
+
+def _writer_batch_size(split, file_sizes: Optional[dict[str, int]] = None) -> int:
     """`WRITER_BATCH_SIZE`, or fewer clips when the split's largest file may decode to more than a share of
     `MAX_BATCH_BYTES`: a batch of 100 ten-minute files held 3.8 GB before it was written (12 of them: a peak of
-    1.5 GB). Sizes come from the files (`stat`) and the Arrow column of bytes, never from reading the audio."""
+    1.5 GB). Sizes come from the files (`stat`) and the Arrow column of bytes, never from reading the audio.
+    `file_sizes` ({path: bytes}) holds the sizes already stat-ed and gets the new ones: splits carved from one
+    table list the same files, and each split read the table's every path."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -171,9 +184,20 @@ def _writer_batch_size(split) -> int:
         return WRITER_BATCH_SIZE
     held = pc.max(pc.binary_length(pc.struct_field(column, "bytes"))).as_py() or 0
     paths = {path for path in pc.struct_field(column, "path").to_pylist() if path}
-    on_disk = max((os.path.getsize(path) for path in paths if os.path.isfile(path)), default=0)
+    sizes = file_sizes if file_sizes is not None else {}
+    sizes.update({path: _file_size(path) for path in paths if path not in sizes})
+    on_disk = max((sizes[path] for path in paths), default=0)
     largest = max(held, on_disk) * DECODED_BYTES_PER_FILE_BYTE
     return max(1, min(WRITER_BATCH_SIZE, MAX_BATCH_BYTES // max(1, largest)))
+
+
+def _file_size(path: str) -> int:
+    """A regular file's size from one `stat` (`isfile` then `getsize` made two), 0 for anything else."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):  # what `os.path.isfile` answers False to
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
 def _cache_file_name(split, settings: list) -> Optional[str]:

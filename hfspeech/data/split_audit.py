@@ -4,7 +4,8 @@ A test score is only honest when its clips are not training clips. Manifests mak
 without noticing: the same file listed in `--train_file` and `--test_file`, a copy of a file under another
 name, a row pasted twice (which a random split can then put on both sides), a speaker in both splits. And a
 split can be degenerate: a class with no clip in the test split (its accuracy is over the other classes
-only, and macro-F1 counts the absent class as 0), or in train (the model never sees it).
+only, and macro-F1 leaves the absent class out unless the model predicts it), or in train (the model never
+sees it).
 
 `audit_splits` runs on the final splits of `data.labelled` (after splitting and `--max_*_samples`), logs
 one warning per finding and records it in `DataReport.warnings`, so that it reaches `data_report.json`,
@@ -23,6 +24,7 @@ from typing import Optional
 from datasets import Dataset, DatasetDict
 
 from hfspeech.data.clip_digests import audio_sources, folder_and_name
+from hfspeech.data.columns import column_values
 from hfspeech.data.groups import leaked_groups
 from hfspeech.data.prepare import DataReport
 from hfspeech.errors import DataError, first_few
@@ -72,7 +74,7 @@ def _repeated_files(dataset: DatasetDict, keys: dict[str, list[str]]) -> list[st
         if not repeated:
             continue
         labels = defaultdict(set)
-        for key, label in zip(keys[name], split["label"][:]):
+        for key, label in zip(keys[name], column_values(split, "label")):
             labels[key].add(str(label))
         conflicting = [key for key in repeated if len(labels[key]) > 1]
         if conflicting:
@@ -132,7 +134,7 @@ def _missing_classes(dataset: DatasetDict) -> list[str]:
     for name, split in dataset.items():
         feature = split.features["label"]
         names = list(getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", []))
-        labels = split["label"][:]  # a list: iterating the `Column` formats one row at a time
+        labels = column_values(split, "label")
         multi_label = any(isinstance(label, list) for label in labels)
         present = {i for label in labels for i in (label if isinstance(label, list) else [label])}
         missing = [names[i] for i in range(len(names)) if i not in present]
@@ -141,7 +143,7 @@ def _missing_classes(dataset: DatasetDict) -> list[str]:
         consequence = ("the model never sees them" if name == "train" else
                        "their F1, recall and AP are undefined there, left out of the macro averages" if multi_label
                        else f"its scores leave them out (accuracy is over {len(names) - len(missing)} class(es); "
-                       "macro-F1 counts each missing class as 0)")
+                       "macro-F1 leaves them out unless predicted, a false alarm counting as 0)")
         if name != "train" and not multi_label and len(names) - len(missing) == 1:
             consequence += "; a model that always answers the one class left scores accuracy 1.0"
         warnings.append(f"the {name} split has no clip of {len(missing)} of {len(names)} classes "

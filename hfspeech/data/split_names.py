@@ -21,7 +21,9 @@ from typing import Optional, Sequence
 
 from hfspeech.errors import DataError, UsageError
 
-ROLE_FLAGS = {"train": "--train_split_name", "validation": "--eval_split_name", "test": "--test_split_name"}
+# Each role's keyword argument (flag, `DataArguments` field); its default is the role's own name.
+SPLIT_NAME_ARGUMENTS = {"train": "train_split_name", "validation": "eval_split_name", "test": "test_split_name"}
+ROLE_FLAGS = {role: f"--{argument}" for role, argument in SPLIT_NAME_ARGUMENTS.items()}
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
 
 
@@ -33,8 +35,12 @@ def given_split_names(train: str = "train", validation: str = "validation", test
 
 def given_in(source: dict) -> dict[str, str]:
     """`given_split_names` of the keyword arguments of `data.loading.load_audio_dataset` (`DataSpec.source`)."""
-    return given_split_names(source.get("train_split_name", "train"), source.get("eval_split_name", "validation"),
-                             source.get("test_split_name", "test"))
+    return given_split_names(**{role: source.get(argument, role) for role, argument in SPLIT_NAME_ARGUMENTS.items()})
+
+
+def split_name_arguments(given: dict[str, str]) -> dict[str, str]:
+    """The keyword arguments (`SPLIT_NAME_ARGUMENTS`) of `given` ({role: split}), for `load_audio_dataset`."""
+    return {SPLIT_NAME_ARGUMENTS[role]: name for role, name in given.items()}
 
 
 def refuse_without_dataset(given: dict[str, str], dataset_name: Optional[str]) -> None:

@@ -10,6 +10,8 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
+from hfspeech.data.columns import column_values
+
 logger = logging.getLogger(__name__)
 
 STRATUM_COLUMN = "_stratum"
@@ -68,7 +70,7 @@ def _stratified_split(data: Dataset, fraction: float, seed: int, column: str) ->
         raise ValueError(f"cannot hold out {fraction:.0%} of {len(data)} clips")
     try:
         train, test = next(stratified_shuffle_split_generate_indices(
-            np.asarray(data[column][:]), len(data) - n_test, n_test, rng=np.random.default_rng(seed)))
+            np.asarray(column_values(data, column)), len(data) - n_test, n_test, rng=np.random.default_rng(seed)))
     except ValueError as error:
         raise ValueError("the least populated class has only 1 clip" if str(error) == "Minimum class count error"
                          else str(error)) from error
@@ -77,7 +79,7 @@ def _stratified_split(data: Dataset, fraction: float, seed: int, column: str) ->
 
 def _with_rarest_label_stratum(data: Dataset) -> Dataset:
     """A `ClassLabel` column holding each clip's rarest label (or `NO_LABEL`), to stratify on."""
-    label_lists = data["label"][:]  # one read, not a formatted row at a time
+    label_lists = column_values(data, "label")
     counts = Counter(label for labels in label_lists for label in labels)
     keys = [str(min(labels, key=lambda label: (counts[label], label))) if labels else NO_LABEL
             for labels in label_lists]

@@ -49,6 +49,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, IterableDataset
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
+from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.data.labels import label_names_of
 from hfspeech.data.prepare import DataReport, prepare_dataset
@@ -240,4 +241,4 @@ def _from_local_index(spec: DataSpec, sampling_rate: int, seed: int, label_names
     report.found, report.ignored, report.notes = listing.found, listing.ignored, listing.notes
     report.limited, report.warnings = listing.limited, listing.warnings
     return StreamedData(label_names_of(index), stream, evaluation, report, len(index),
-                        train_labels=index["label"][:])
+                        train_labels=column_values(index, "label"))

@@ -23,13 +23,14 @@ from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, read_training_clips, seen_clips_warning
+from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
 from hfspeech.inference.batch import score_files
-from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores
+from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores, decision_thresholds
 from hfspeech.inference.windows import check_windows_cover
 from hfspeech.models.config_json import DATA_REPORT_FILE
 from hfspeech.models.scores import is_multi_label, thresholds_from_config
@@ -87,7 +88,7 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     logger.info("%s", report.summary())
     if multi_label:
         references = multi_hot(labels, len(label_names))
-        thresholds = _decision_thresholds(classifier.config, label_names, eval_args.aggregate)
+        thresholds = decision_thresholds(thresholds_from_config(classifier.config, label_names), eval_args.aggregate)
         scores = np.stack([result.scores for result in scored]).astype(np.float64)
         metrics = write_multilabel_report(eval_args.output_dir, scores, references, label_names, thresholds,
                                           prefix=split)
@@ -104,15 +105,6 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     write_metrics_json(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), metrics)
     report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
-
-
-def _decision_thresholds(config, label_names: list[str], aggregate: str) -> np.ndarray:
-    """The cut a multi-label clip's scores are read at, as `AudioClassifier.prediction` reads them for `hfspeech
-    predict`: the saved per-label thresholds, except with `vote`, whose scores are shares of windows and whose
-    labels are active for at least half of them (the saved thresholds applied to shares gave other labels)."""
-    if aggregate == "vote":
-        return np.full(len(label_names), 0.5)
-    return thresholds_from_config(config, label_names)
 
 
 def _seen_clips(model: str, clips) -> list[str]:
@@ -172,11 +164,11 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
                   aggregate=eval_args.aggregate)
     report = DataReport(sampling_rate=classifier.sampling_rate)
     scored, labels = [], []
-    sources = clips.cast_column("audio", Audio(decode=False))["audio"]
+    sources = column_values(clips.cast_column("audio", Audio(decode=False)), "audio")
     if not spec.preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
         paths = [audio["path"] for audio in sources]
         for (_, result), label in zip(score_files(classifier, paths, progress=sys.stderr.isatty(), **window),
-                                      clips["label"]):
+                                      column_values(clips, "label")):
             if isinstance(result, AudioFileError):
                 if not spec.preparation.get("skip_bad_files"):
                     raise result

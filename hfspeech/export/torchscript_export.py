@@ -16,6 +16,7 @@ most of a cold start with the PyTorch model (about 5 s against 2 s, docs/inferen
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -27,7 +28,8 @@ from torch import nn
 
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.export.loading import ExportError, load_model, read_config
-from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
+from hfspeech.errors import writing_to
+from hfspeech.export.onnx_export import EXPORT_NOT_WRITTEN, default_output_dir, remove_weight_norm
 from hfspeech.export.staging import staged_export
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import write_traced_from
@@ -80,8 +82,10 @@ def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] =
     if not difference <= MAX_ABS_DIFF:
         raise ExportError(f"{model_dir}: the traced model does not follow other clip lengths (logits differ by "
                           f"{difference:.2g}); export it to ONNX instead")
-    with staged_export(output_dir) as staging:  # an earlier export's files go once these are all written
-        traced.save(str(staging / TORCHSCRIPT_FILE))
+    with writing_to(output_dir, EXPORT_NOT_WRITTEN), staged_export(output_dir) as staging:
+        buffer = io.BytesIO()  # torch's own file writer aborts the process on a full disk; Python's write raises
+        torch.jit.save(traced, buffer)
+        (staging / TORCHSCRIPT_FILE).write_bytes(buffer.getbuffer())
         model.config.save_pretrained(staging)
         feature_extractor.save_pretrained(staging)
         write_traced_from(model_dir, staging)

@@ -30,6 +30,7 @@ from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
+from hfspeech.output_folders import names_not_ours, shown_names
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
@@ -108,13 +109,12 @@ def check_destination(dest: Path) -> None:
     if not dest.is_dir():
         raise StageError(f"{dest}: is a file, not a folder; give a new or empty folder")
     ours = staged_names(dest) or set()
-    others = [entry.name for entry in sorted(dest.iterdir()) if entry.name not in ours]
+    others = names_not_ours(dest, ours.__contains__)  # strict: the whole folder is replaced
     if "onnx" in ours and (dest / "onnx").is_dir():
-        others += [f"onnx/{entry.name}" for entry in sorted((dest / "onnx").iterdir()) if entry.name not in ONNX_FILES]
+        others += [f"onnx/{name}" for name in names_not_ours(dest / "onnx", ONNX_FILES.__contains__)]
     if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         what = "holds files `hfspeech stage` did not write" if ours else "holds other files, not an earlier staging"
-        raise StageError(f"{dest}: {what} ({shown}); give a new or empty folder, or an earlier "
+        raise StageError(f"{dest}: {what} ({shown_names(others)}); give a new or empty folder, or an earlier "
                          "`hfspeech stage` folder (it is replaced)")
 
 

@@ -9,6 +9,7 @@ An earlier output is resumed only by the same model: its rows' labels must all b
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import io
@@ -21,6 +22,7 @@ from typing import Optional, Sequence
 
 from hfspeech.data.audio import AUDIO_EXTENSIONS
 from hfspeech.data.folders import walk_audio_files
+from hfspeech.errors import UsageError, cannot_write
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 CSV_COLUMNS = ["path", "label", "score", "labels", "scores", "num_windows", "aggregate", "active_labels"]
@@ -108,8 +110,12 @@ def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
     if os.path.isdir(path):
         raise ValueError(f"{path}: --output is a folder; give a .jsonl or .csv file")
     if not os.path.isfile(path):
+        blocker = next((parent for parent in Path(path).parents if parent.exists()), None)  # before the model loads
+        if blocker is not None and not blocker.is_dir():
+            raise ValueError(f"{path}: --output is inside {blocker}, a file, not a folder; give another --output file")
         return set(), set()
     with open(path, "rb+") as f:
+        _lock_or_refuse(f, path)  # before cutting a last row that another run may be writing
         data = f.read()
         complete = data[: data.rfind(b"\n") + 1]
         if data and not complete:
@@ -200,19 +206,58 @@ def _json_row_labels(row: dict) -> list[str]:
     return [label for label in labels if isinstance(label, str)]
 
 
+def _lock_or_refuse(file, path: str) -> None:
+    """Hold `file` alone until it is closed: two runs appending to one output each classified the files the
+    other had not written yet when it started, and every file they both did was in it twice."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        return
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise UsageError(f"{path}: another `hfspeech predict` is writing to this --output file now; wait for it "
+                         "to end (then run again to resume), or give another file") from None
+
+
 class PredictionWriter:
-    """Appends one row per prediction to a JSONL or CSV file, flushed at once (a header for a new CSV)."""
+    """Appends one row per prediction to a JSONL or CSV file, flushed at once (a header for a new CSV).
+
+    A row that cannot be written (a full disk, a drive gone read-only) is cut off the file, which then ends
+    with the last whole row, and raises a one-line `OutputWriteError`: the same command run again resumes."""
 
     def __init__(self, path: str):
-        self.format = output_format(path)
+        self.format, self.path = output_format(path), path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         new = not os.path.isfile(path) or os.path.getsize(path) == 0
         self.file = open(path, "a", newline="", encoding="utf-8")
+        _lock_or_refuse(self.file, path)
+        self.complete = self.file.tell()  # bytes of whole rows in the file
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS) if self.format == "csv" else None
         if self.csv is not None and new:
             self.csv.writeheader()
 
     def write(self, prediction) -> None:
+        try:
+            self._write_row(prediction)
+            self.file.flush()
+        except OSError as error:
+            self._cut_to_complete_rows()
+            raise cannot_write(self.path, error, "the rows written before are kept; make room and run the same "
+                               "command again to resume") from None
+        self.complete = self.file.tell()
+
+    def _cut_to_complete_rows(self) -> None:
+        """Drop what a failed write left in the buffer and on disk after the last whole row."""
+        try:
+            self.file.close()  # flushes the rest of the buffer, which fails again: nothing is kept of it
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, self.complete)
+
+    def _write_row(self, prediction) -> None:
         row = prediction.to_dict()
         if self.csv is None:
             self.file.write(json.dumps(row) + "\n")
@@ -222,7 +267,6 @@ class PredictionWriter:
                                "scores": "|".join(f"{s:.6g}" for s in prediction.scores),
                                "num_windows": row["num_windows"], "aggregate": row["aggregate"],
                                "active_labels": join_labels(row["active_labels"])})
-        self.file.flush()
 
     def close(self) -> None:
         self.file.close()

@@ -36,8 +36,7 @@ def _pad_short_batch(model: nn.Module, args: tuple, kwargs: dict):
         return None
     values = functional.pad(values, (0, max(0, missing)))
     if mask is not None:  # the padding masked, except the silence that makes a short clip one frame long
-        mask = functional.pad(mask, (0, max(0, missing)))
-        mask = mask.clone()
+        mask = functional.pad(mask, (0, max(0, missing)))  # a new tensor even when nothing is added: set in place
         mask[:, :one_frame] = 1
         kwargs = {**kwargs, "attention_mask": mask}
     return ((values, *args[1:]), kwargs) if args else (args, {**kwargs, "input_values": values})

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from hfspeech.data.split_names import given_split_names, refuse_without_dataset, split_name_arguments
 from hfspeech.errors import UsageError
 from hfspeech.models.problem_types import MULTI_LABEL
 
 if TYPE_CHECKING:
     from hfspeech.data.labelled import DataSpec
-
-SPLIT_NAME_DEFAULTS = {"train_split_name": "train", "eval_split_name": "validation", "test_split_name": "test"}
 
 
 @dataclass
@@ -87,7 +86,8 @@ class ModelArguments:
     )
     layerwise_lr_decay: Optional[float] = field(
         default=None,
-        metadata={"help": "Layer-wise learning-rate decay, e.g. 0.9: each layer down learns 0.9x slower."},
+        metadata={"help": "Layer-wise learning-rate decay, e.g. 0.9: each layer down learns 0.9x slower (the "
+                  "encoder's final norm learns with the top layer)."},
     )
     use_weighted_layer_sum: Optional[bool] = field(
         default=None, metadata={"help": "Pool a learned weighted sum of all encoder layers (SSL models)."}
@@ -251,7 +251,6 @@ class DataArguments:
         if not self.label_separator:  # str.split("") raised a bare ValueError deep in label encoding
             raise UsageError("--label_separator must not be empty (default ';', as in 'dog;siren')")
         from hfspeech.data.augment import check_augmentation_flags  # here: --help does not import audiomentations
-        from hfspeech.data.split_names import given_split_names, refuse_without_dataset
 
         check_augmentation_flags(self)  # before any data is read, not after decoding it (or as a traceback)
         refuse_without_dataset(given_split_names(self.train_split_name, self.eval_split_name, self.test_split_name),
@@ -275,8 +274,8 @@ class DataArguments:
             audio_column=self.audio_column_name, label_column=self.label_column_name,
             path_column=self.path_column_name, label_depth=self.label_depth,
             # only names other than the defaults: a run recorded before these flags (run_inputs.json) resumes
-            **{name: getattr(self, name) for name, default in SPLIT_NAME_DEFAULTS.items()
-               if getattr(self, name) != default},
+            **split_name_arguments(given_split_names(self.train_split_name, self.eval_split_name,
+                                                     self.test_split_name)),
         )
 
     def preparation(self) -> dict:

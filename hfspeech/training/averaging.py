@@ -23,7 +23,7 @@ import json
 import logging
 from itertools import chain
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import torch
 
@@ -118,20 +118,22 @@ def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
     merged = {key: _agreed([record.get(key) for record in hyperparameters]) for key in keys}
     records = {HYPERPARAMETERS_FILE: {**merged, "averaged_runs": len(runs)}}
     reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
-    if reports[0] and all(report == reports[0] for report in reports) and not _trained_on_other_clips(runs):
+    clip_records = [read_training_clips(run) for run in runs]  # each run's file read once, for both uses
+    if reports[0] and all(report == reports[0] for report in reports) and not _trained_on_other_clips(clip_records):
         records[DATA_REPORT_FILE] = reports[0]
-    clips = merged_training_clips(runs)  # what `hfspeech evaluate` checks its clips against
+    clips = merged_training_clips(clip_records)  # what `hfspeech evaluate` checks its clips against
     if clips is not None:
         records[TRAINING_CLIPS_FILE] = clips
     return records
 
 
-def _trained_on_other_clips(runs: Sequence[str]) -> bool:
-    """Whether the runs' records of their clips differ, with a warning: runs that carve their splits from one
-    folder with different `--seed`s hold out other clips, and report the same counts (a data report that is
-    not theirs in common); together they may have trained on every clip of that folder (3 seeds on 300 FSDD
-    clips: all 300), so the average has no test split of its own there."""
-    known = [record for record in map(read_training_clips, runs) if record is not None]
+def _trained_on_other_clips(clip_records: Sequence[Optional[dict[str, set[str]]]]) -> bool:
+    """Whether the runs' records of their clips (`read_training_clips`, None where a run has none) differ, with
+    a warning: runs that carve their splits from one folder with different `--seed`s hold out other clips, and
+    report the same counts (a data report that is not theirs in common); together they may have trained on
+    every clip of that folder (3 seeds on 300 FSDD clips: all 300), so the average has no test split of its own
+    there."""
+    known = [record for record in clip_records if record is not None]
     if all(record == known[0] for record in known):
         return False
     heard = set().union(*(record["train"] | record["validation"] for record in known))

@@ -20,10 +20,11 @@ import os
 import pickle
 import re
 import shutil
+import traceback
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import WRITE_ERRNOS, HfspeechError, OutputWriteError
 from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.train")
@@ -129,10 +130,19 @@ def check_output_dir(output_dir: str) -> None:
 
 
 @contextmanager
-def resume_errors(checkpoint: Optional[str]) -> Iterator[None]:
-    """Name the file when resuming fails because `torch.load(weights_only=True)` refuses one of its files."""
+def resume_errors(checkpoint: Optional[str], output_dir: Optional[str] = None) -> Iterator[None]:
+    """Name the file when resuming fails because `torch.load(weights_only=True)` refuses one of its files, and
+    `output_dir` when a checkpoint cannot be written there (a full disk): one line, not a traceback from
+    Trainer or torch. The half-written checkpoint is skipped and removed by the next run, which resumes."""
     try:
         yield
+    except (OSError, RuntimeError) as error:
+        written = error.errno in WRITE_ERRNOS if isinstance(error, OSError) else _raised_in_torch_save(error)
+        if output_dir is None or isinstance(error, HfspeechError) or not written:
+            raise
+        reason = error.strerror if isinstance(error, OSError) else "torch could not write its file"
+        raise OutputWriteError(f"{output_dir}: cannot write a checkpoint ({reason}); make room and run the same "
+                               "command again: it resumes from the last complete checkpoint") from error
     except pickle.UnpicklingError as error:
         if checkpoint is None:
             raise
@@ -140,6 +150,14 @@ def resume_errors(checkpoint: Optional[str]) -> Iterator[None]:
         raise CheckpointError(f"{culprit}: refused by torch.load(weights_only=True), so not resumed from (the file "
                               "was not written by Trainer or was tampered with); delete the checkpoint or pass "
                               "--overwrite_output_dir") from error
+
+
+def _raised_in_torch_save(error: BaseException) -> bool:
+    """Whether `torch.save` raised `error`: on a full disk its C++ writer raises a RuntimeError in its own words
+    (`unexpected pos 64 vs 0`, `basic_ios::clear: iostream error`), with no errno to tell a write failed."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(frame.name == "save" and frame.filename.endswith(os.path.join("torch", "serialization.py"))
+               for frame in frames)
 
 
 def _refused_file(checkpoint: str) -> Optional[str]:

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from hfspeech.data.columns import column_values
 from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
 from hfspeech.data.labels import parse_label_list
 from hfspeech.data.loading import label_column_of, resolve_listed_path
@@ -101,9 +102,10 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int) -> d
         size = int(round(validation_fraction * len(rest)))
         if validation_fraction > 0:
             size = min(max(1, size), len(rest) - 1)
-        validation = set(np.asarray(rest["row"])[order[:size]].tolist())
-        folds[group] = {"train": [r for r in rest["row"] if r not in validation], "validation": sorted(validation),
-                        "test": list(held["row"])}
+        rows = column_values(rest, "row")
+        validation = set(np.asarray(rows)[order[:size]].tolist())
+        folds[group] = {"train": [r for r in rows if r not in validation], "validation": sorted(validation),
+                        "test": column_values(held, "row")}
     return folds
 
 

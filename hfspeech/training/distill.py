@@ -24,6 +24,7 @@ from datasets import Dataset
 from transformers import HfArgumentParser
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, heard_clips, read_training_clips
+from hfspeech.data.columns import column_values
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
@@ -146,7 +147,7 @@ def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
         logger.info("--teacher %s: whether it was trained on the student's test clips is not checked (no %s, "
                     "or no test split with files)", teacher, TRAINING_CLIPS_FILE)
         return
-    paths = split["path"][:]  # the prepared split holds decoded audio: its clips are digested from their files
+    paths = column_values(split, "path")  # the prepared split holds decoded audio: its clips are digested from their files
     heard = heard_clips(record, Dataset.from_dict({"audio": paths}))
     if heard:
         warning = (f"--teacher {os.path.basename(os.path.normpath(teacher))}: trained on {heard[0]} of the "

@@ -152,8 +152,11 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
     hub = _hub_options(model_args)
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
     with pretrained_errors(checkpoint):
-        saved_labels = id_ordered_labels(AutoConfig.from_pretrained(checkpoint, **hub))
-        config = AutoConfig.from_pretrained(checkpoint, finetuning_task="audio-classification", **config_values, **hub)
+        saved = AutoConfig.from_pretrained(checkpoint, **hub)  # read once: the checkpoint's labels, then the run's
+        saved_labels = id_ordered_labels(saved)
+        # what from_pretrained(checkpoint, **config_values) builds; with the Hub commit to fetch the weights at
+        values = {**saved.to_dict(), "_commit_hash": saved._commit_hash}  # (`to_dict` leaves the commit out)
+        config = type(saved).from_dict(values, finetuning_task="audio-classification", **config_values)
         check_override_keys(model_args, config)  # from_pretrained drops the keys the config does not have
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)

@@ -18,6 +18,12 @@ from torch import nn
 from hfspeech.models.frozen import base_module_name
 
 LAYER_INDEX = re.compile(r"\.(?:layers?|blocks)\.(\d+)\.")  # layers.N (wav2vec2), layer.N (AST)
+# Modules that apply their `layer_norm` / `layernorm` child to the last layer's output (transformers' classes):
+# Whisper's encoder, AST's model, the Conformer, and the pre-norm ("stable layer norm") encoders of Wav2Vec2,
+# HuBERT, WavLM and UniSpeech (XLS-R, wav2vec2-large-lv60). The post-norm ones (wav2vec2-base, Data2Vec, SEW)
+# apply theirs before the first layer.
+NORM_AFTER_LAYERS = ("WhisperEncoder", "ASTModel", "Wav2Vec2ConformerEncoder")
+NORM_AFTER_LAYERS_SUFFIX = "EncoderStableLayerNorm"
 
 
 def freeze(model: nn.Module, feature_encoder: bool = False, base_model: bool = False) -> None:
@@ -50,11 +56,14 @@ def parameter_groups(
 
     Layer-wise decay: with L numbered layers (0 = lowest), layer i learns at `lr * decay**(L - 1 - i)`
     -- the top layer at `lr` -- and whatever sits below the first layer (feature encoder, projection,
-    positional conv) at `lr * decay**L`; the head learns at `head_learning_rate` (default `lr`).
+    positional conv) at `lr * decay**L`; the head learns at `head_learning_rate` (default `lr`). The norm
+    an encoder applies after its last layer (`final_norms`) learns with the top layer, as in ELECTRA's and
+    BEiT's layer-wise decay: it sits on top of it, not with the embeddings.
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     layers = [int(m.group(1)) for n, _ in named if not is_head_parameter(model, n) and (m := LAYER_INDEX.search(n))]
     num_layers = max(layers) + 1 if layers else 0
+    on_top = tuple(final_norms(model))
 
     def rate(name: str) -> float:
         if is_head_parameter(model, name):
@@ -62,7 +71,7 @@ def parameter_groups(
         if layerwise_lr_decay is None:
             return learning_rate
         match = LAYER_INDEX.search(name)
-        depth = int(match.group(1)) + 1 if match else 0  # below the first layer -> 0
+        depth = int(match.group(1)) + 1 if match else num_layers if name.startswith(on_top) else 0  # below: 0
         return learning_rate * layerwise_lr_decay ** (num_layers - depth)
 
     groups: dict[tuple[float, float], list] = {}
@@ -70,3 +79,15 @@ def parameter_groups(
         decay = weight_decay if name in decay_parameter_names else 0.0
         groups.setdefault((rate(name), decay), []).append(parameter)
     return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
+
+
+def final_norms(model: nn.Module) -> list[str]:
+    """Name prefixes ("wav2vec2.encoder.layer_norm.") of the norms applied to the last layer's output
+    (`NORM_AFTER_LAYERS`); a model without such a norm, or one unknown here, gives none."""
+    found = []
+    for path, module in model.named_modules():
+        kind = type(module).__name__
+        if kind in NORM_AFTER_LAYERS or kind.endswith(NORM_AFTER_LAYERS_SUFFIX):
+            found += [f"{path}.{child}." if path else f"{child}." for child in ("layer_norm", "layernorm")
+                      if isinstance(getattr(module, child, None), nn.LayerNorm)]
+    return found

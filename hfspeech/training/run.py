@@ -21,6 +21,7 @@ from transformers import TrainingArguments, set_seed
 
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.clip_digests import record_training_clips, write_training_clips
+from hfspeech.data.columns import column_values
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labelled import load_labelled_splits
 from hfspeech.data.labels import label_names_of
@@ -60,7 +61,7 @@ class RunData:
     @property
     def train_labels(self) -> list:
         """A list: iterating a datasets `Column` formats one row at a time (~1 ms a clip under load)."""
-        return self.streamed.train_labels if self.streamed else self.dataset["train"]["label"][:]
+        return self.streamed.train_labels if self.streamed else column_values(self.dataset["train"], "label")
 
 
 def load_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
@@ -130,13 +131,13 @@ def training_inputs(model_args, data_args, training_args, data: RunData, model, 
     if uses_feature_cache(model_args, model, augmenter, data.streamed):
         with training_args.main_process_first(desc="encoding features"):  # the others load them from the cache
             views = cached_feature_views(model, feature_extractor, data.dataset, sampling_rate, crop_seconds,
-                                         training_args.per_device_eval_batch_size)
+                                         training_args.per_device_eval_batch_size, training_args.device)
         return TrainingInputs(views, FeatureCollator(len(data.label_names)), None, cached=True)
     views = attach_transforms(data.dataset, sampling_rate, crop_seconds, augmenter, training_args.seed)
     collator = AudioClassificationCollator(feature_extractor, num_labels=len(data.label_names))
     max_samples = seconds_to_samples(crop_seconds, sampling_rate) if crop_seconds else None
     if data.streamed is None:
-        lengths = [min(n, max_samples or n) for n in data.dataset["train"]["length"][:]]
+        lengths = [min(n, max_samples or n) for n in column_values(data.dataset["train"], "length")]
         return TrainingInputs(views, collator, lengths, cached=False)
     views["train"] = training_stream(data.streamed.train, data.streamed.exact_train_rows,
                                      training_args.dataloader_num_workers)
@@ -203,7 +204,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if before_training is not None:
         before_training(setup)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
-    with resume_errors(setup.resume_from_checkpoint):
+    with resume_errors(setup.resume_from_checkpoint, training_args.output_dir):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
     warn_if_best_metric_tied(trainer)
     if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,6 +22,7 @@ import torch
 from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
+from hfspeech.data.columns import column_values
 from hfspeech.errors import UsageError
 from hfspeech.training.live_teacher import LiveTeacher
 
@@ -51,13 +53,50 @@ def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_n
     if not os.path.isdir(teacher_dir):
         raise UsageError(f"--teacher {teacher_dir}: not a model folder")
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / cache_key(teacher_dir, split, label_names)
-    if (folder / "dataset_info.json").is_file():
-        logger.info("teacher logits from the cache: %s", folder)
-        return np.asarray(load_from_disk(str(folder))[LOGITS_COLUMN], dtype=np.float32)
+    cached = _cached_logits(folder, len(split))
+    if cached is not None:
+        return cached
     logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size)
-    Dataset.from_dict({LOGITS_COLUMN: logits}).save_to_disk(str(folder))
-    logger.info("teacher logits of %d clips cached in %s", len(logits), folder)
+    _save_logits(folder, logits)
     return logits
+
+
+def _cached_logits(folder: Path, num_clips: int) -> Optional[np.ndarray]:
+    """The cached logits, or None when there are none or they cannot be used (unreadable, other length): a
+    cache is a copy, so a damaged one is computed again rather than stopping the run or training on it."""
+    if not folder.is_dir():
+        return None
+    try:
+        logits = np.asarray(column_values(load_from_disk(str(folder)), LOGITS_COLUMN), dtype=np.float32)
+    except Exception as error:  # datasets' and Arrow's errors on a damaged folder are of many kinds
+        logger.warning("%s: teacher logits cache cannot be read (%s: %s); computing them again", folder,
+                       type(error).__name__, (str(error).splitlines() or [""])[0])
+        return None
+    if logits.ndim != 2 or len(logits) != num_clips:
+        logger.warning("%s: teacher logits cache holds %s logits for %d clips; computing them again", folder,
+                       "x".join(map(str, logits.shape)), num_clips)
+        return None
+    logger.info("teacher logits from the cache: %s", folder)
+    return logits
+
+
+def _save_logits(folder: Path, logits: np.ndarray) -> None:
+    """Written whole beside `folder`, then renamed to it: a run killed (or a disk filled) while saving leaves no
+    folder that a later run would read as a cache. A cache that cannot be written is a warning: the run has
+    its logits."""
+    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    try:
+        Dataset.from_dict({LOGITS_COLUMN: logits}).save_to_disk(str(partial))
+        if folder.exists():  # a damaged cache (`_cached_logits`), or one another process saved meanwhile
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+    except OSError as error:
+        logger.warning("%s: teacher logits not cached (%s); the next run computes them again", folder,
+                       error.strerror or error)
+        return
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    logger.info("teacher logits of %d clips cached in %s", len(logits), folder)
 
 
 def compute_teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
