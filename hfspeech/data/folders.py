@@ -54,8 +54,12 @@ class FolderListing:
 
 
 def uses_datasets_layout(root: Path) -> bool:
-    """A metadata file or a dataset card with `configs`: datasets' own rules decide what the folder holds."""
-    if any((root / name).exists() for name in DATASETS_LAYOUT_FILES):
+    """A metadata file (in the folder or in a split folder, `train/metadata.csv`: datasets' layout for splits)
+    or a dataset card with `configs`: datasets' own rules decide what the folder holds. A split folder's metadata
+    was missed, and its clips were labelled `train` and `test` by their folders."""
+    folders = [root] + [sub for sub in root.iterdir() if sub.is_dir() and sub.name.lower() in SPLIT_FOLDERS]
+    if any((folder / name).exists() for folder in folders for name in DATASETS_LAYOUT_FILES):
+        _refuse_guessed_labels_under(root)
         return True
     readme = root / "README.md"
     if readme.is_file():
@@ -63,6 +67,34 @@ def uses_datasets_layout(root: Path) -> bool:
         header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
         return "configs:" in header
     return False
+
+
+def _refuse_guessed_labels_under(root: Path) -> None:
+    """A CSV metadata file's `label` column is read by datasets' audiofolder with pandas' type guessing, which
+    changes labels (`01` and `1` both 1.0: one class; `NA`, `None`, `null` empty): a `FolderLayoutError` saying
+    to give it as a manifest, which keeps them as written."""
+    import csv
+
+    for path in sorted(root.rglob("metadata.csv")):
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            if "label" in next(csv.reader([f.readline()]), []):
+                _refuse_guessed_labels(path)
+
+
+def _refuse_guessed_labels(path: Path) -> None:
+    import pandas as pd
+
+    try:
+        written = pd.read_csv(path, dtype=str, keep_default_na=False)["label"].tolist()
+        guessed = pd.read_csv(path)["label"].tolist()  # as datasets' audiofolder builder reads it
+    except (ValueError, KeyError):  # not CSV pandas reads: datasets' builder says so, as before
+        return
+    changed = next(((w, g) for w, g in zip(written, guessed) if w != ("" if pd.isna(g) else str(g))), None)
+    if changed is not None:
+        raise FolderLayoutError(f"{path}: datasets' audiofolder guesses the type of the 'label' column and reads "
+                                f"{changed[0]!r} as {changed[1]!r} ('01' and '1' become one class, 'NA' no label); "
+                                f"give the file as a manifest, which keeps labels as written: --train_file {path} "
+                                "--path_column_name file_name")
 
 
 def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], list[dict[str, str]]]:

@@ -3,7 +3,9 @@
 Type inference would turn the label `0012` into `12` and `007` into `7`, so CSV/TSV cells are read with
 `dtype=str` (and an empty cell stays an empty string, never NaN). The dialects users have work as they
 are: a UTF-8 byte-order mark (Excel), CRLF line ends, quoted cells with commas, `;`-separated CSV
-(spreadsheets in many locales: detected from the header line). A file that is not UTF-8 (Latin-1,
+(spreadsheets in many locales: detected from the header line). In JSON(L), a fraction is read as the text it
+is written as (`1.50` stays `1.50`, not `1.5`); integers, `true`/`false` and `null` stay JSON values (a label
+`7` is `"7"`, `true` is `True`, `null` no label). A file that is not UTF-8 (Latin-1,
 Windows-1252), a JSONL line that is not a JSON object, or a ragged row stops with a `DataError` naming the
 file, the line and what to change.
 """
@@ -17,6 +19,9 @@ from typing import Any
 from hfspeech.errors import DataError
 
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
+# JSON fractions as their text: the label `1.50` stays `1.50` (not `1.5`), `1e3` is not `1000.0`. Integers stay
+# numbers (their text is `str()`'s: `7` is the label `"7"`), so that messages can say a cell is a number.
+AS_WRITTEN = dict(parse_float=str, parse_constant=str)
 
 
 class ManifestError(DataError):
@@ -71,7 +76,7 @@ def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
     stripped = text.lstrip()
     if stripped.startswith("["):  # a .json file holding one list of objects
         try:
-            records = json.loads(stripped)
+            records = json.loads(stripped, **AS_WRITTEN)
         except json.JSONDecodeError as error:
             raise ManifestError(f"{path}: not valid JSON ({error})") from None
         numbered = list(enumerate(records, start=1))
@@ -81,7 +86,7 @@ def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
             if not raw.strip():
                 continue
             try:
-                numbered.append((line, json.loads(raw)))
+                numbered.append((line, json.loads(raw, **AS_WRITTEN)))
             except json.JSONDecodeError as error:
                 raise ManifestError(f"{path}: line {line} is not valid JSON ({error.msg}); each line must be one "
                                     'object such as {"path": "a.wav", "label": "yes"}') from None

@@ -64,13 +64,15 @@ def per_class_report(predictions: Sequence[int], references: Sequence[int], labe
     Asked for every class with `zero_division=0`, the report gave a class that is neither in the split nor
     predicted precision, recall and F1 of 0 and its "macro avg" counted them: a perfect model scored on
     half its classes read 0.5. Its macro average now agrees with `ClassificationMetrics`' macro-F1.
+    A class named like a summary row (`accuracy`, `macro avg` ...) keeps its name, and that summary is written
+    as `overall <name>`: before, one silently replaced the other.
     """
     seen = sorted(set(np.asarray(references).tolist()) | set(np.asarray(predictions).tolist()))
     report = classification_report(references, predictions, labels=seen, output_dict=True, zero_division=0,
-                                   target_names=[label_names[i] for i in seen])
-    rows = {name: report.pop(name) if i in seen else {"precision": None, "recall": None, "f1-score": None,
-                                                      "support": 0.0} for i, name in enumerate(label_names)}
-    return {**rows, **report}
+                                   target_names=[f"class {i}" for i in seen])  # no clash with a summary row
+    rows = {name: report.pop(f"class {i}") if i in seen else {"precision": None, "recall": None, "f1-score": None,
+                                                              "support": 0.0} for i, name in enumerate(label_names)}
+    return {**rows, **{f"overall {key}" if key in rows else key: value for key, value in report.items()}}
 
 
 MAX_FIGURE_INCHES = 20.0  # 2,400 pixels at 120 dpi: a speaker-ID matrix of 300 classes took 15 GB and 4 minutes
@@ -113,8 +115,8 @@ def _name_classes(ax, label_names: Sequence[str]) -> None:
     names = [label_names[i] for i in positions]
     fontsize = 10 if step == 1 else 6
     ax.set_xticks(positions, labels=names, rotation=45 if step == 1 else 90, ha="right" if step == 1 else "center",
-                  fontsize=fontsize)
-    ax.set_yticks(positions, labels=names, fontsize=fontsize)
+                  fontsize=fontsize, parse_math=False)  # `$5` is a label, not TeX (`$x^$` raised a traceback)
+    ax.set_yticks(positions, labels=names, fontsize=fontsize, parse_math=False)
 
 
 def write_multilabel_report(
@@ -158,7 +160,7 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
     ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
     if len(names) <= MAX_TICK_LABELS:
-        ax.set_xticks(positions, labels=[f"{n}\n(n={per_class[n]['support']})" for n in names],
+        ax.set_xticks(positions, labels=[f"{n}\n(n={per_class[n]['support']})" for n in names], parse_math=False,
                       rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
     else:  # too many to name under the bars: the JSON report lists them
         ax.set_xticks(positions[::-(-len(names) // MAX_TICK_LABELS)])

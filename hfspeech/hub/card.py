@@ -76,8 +76,19 @@ MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on 
 
 
 def _table(header: tuple, rows: list) -> str:
+    """A markdown table; a `|` or a line break in a cell (a label `a|b`) ended its row early and shifted the
+    cells after it into the wrong columns."""
+    def cell(value) -> str:
+        return " ".join(str(value).splitlines()).replace("|", "\\|")
+
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
+
+
+def _label_text(label: str) -> str:
+    """A label as markdown shows it as written: `_silence_` was shown in italics as `silence`, `<unk>` not at all
+    (an HTML tag), `*`, `[x](y)` and backslashes were read as markup too."""
+    return "".join("\\" + char if char in "\\`*_[]<>~#" else char for char in label)
 
 
 def _measured(value) -> bool:
@@ -157,7 +168,7 @@ def _single_label_results(dest: Path, config: dict, labels: list[str], metrics: 
     eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
                     for name in ("accuracy", "macro_f1") if _measured(metrics.get(f"test_{name}"))]
     sections = dict(
-        labels_table=_table(("id", "label"), list(enumerate(labels))),
+        labels_table=_table(("id", "label"), [(i, _label_text(label)) for i, label in enumerate(labels)]),
         results_section=_results_section(metrics, split, splits),
         per_class_table=_per_class_table(read_run_record(dest / "test_classification_report.json"), labels),
         results_figure="![confusion matrix](test_confusion_matrix.png)"
@@ -178,7 +189,8 @@ def _multi_label_results(dest: Path, config: dict, labels: list[str], metrics: d
     report = read_run_record(dest / "test_multilabel_report.json")
     sections = dict(
         labels_table=_table(("id", "label", "threshold"),
-                            [(i, label, f"{t:.3f}") for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
+                            [(i, _label_text(label), f"{t:.3f}")
+                             for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
         results_section=_multi_label_results_section(metrics, split, splits),
         per_class_table=_multi_label_per_class_table(report, labels, splits.get(split)),
         results_figure="![per-class average precision and F1](test_per_class_ap.png)"
@@ -255,7 +267,7 @@ def _multi_label_per_class_table(report: dict, labels: list[str], num_clips: Opt
             continue
         r = per_class[label]
         chance = _number(r["support"] / num_clips) if num_clips else "n/a"
-        rows.append((label, _number(r.get("ap")), chance, _number(r.get("roc_auc")), _number(r.get("f1")),
+        rows.append((_label_text(label), _number(r.get("ap")), chance, _number(r.get("roc_auc")), _number(r.get("f1")),
                      _number(r.get("precision")), _number(r.get("recall")), _number(r.get("threshold")),
                      int(r["support"])))
     if not rows:
@@ -266,7 +278,7 @@ def _multi_label_per_class_table(report: dict, labels: list[str], num_clips: Opt
 
 
 def _per_class_table(report: dict, labels: list[str]) -> str:
-    rows = [(label, _number(r.get("precision")), _number(r.get("recall")), _number(r.get("f1-score")),
+    rows = [(_label_text(label), _number(r.get("precision")), _number(r.get("recall")), _number(r.get("f1-score")),
              _number(r.get("support"), 0)) for label, r in report.items() if label in labels and isinstance(r, dict)]
     return _table(("label", "precision", "recall", "F1", "clips"), rows) if rows else ""
 

@@ -64,9 +64,10 @@ def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray,
         image = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, np.ma.masked_invalid(scores.T),
                               vmin=0.0, vmax=1.0, cmap="viridis", shading="flat")
         fig.colorbar(image, ax=ax, label="score", pad=0.01)
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels, parse_math=False)  # `$5` is a label, not TeX (`$x^$` raised)
     ax.set_xlabel("time (s)")
-    ax.set_title(f"{Path(prediction.path).name}: {prediction.num_windows} windows, top {prediction.labels[0]}")
+    ax.set_title(f"{Path(prediction.path).name}: {prediction.num_windows} windows, top {prediction.labels[0]}",
+                 parse_math=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
