@@ -13,16 +13,15 @@ import pytest
 import soundfile as sf
 import torch
 from datasets import Audio, Dataset
-from huggingface_hub import constants
 from transformers import AutoConfig, AutoModelForAudioClassification
 
 from hfspeech.data.columns import column_values
 from hfspeech.data.split_names import SPLIT_NAME_ARGUMENTS, given_in
-from hfspeech.models import loading as model_loading
 from hfspeech.synthetic.tiny import GROUP_NORM_FEATURE_ENCODER, save_tiny_ssl_model, tiny_ssl_config
 from hfspeech.training import model_setup
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.optim import parameter_groups
+from tests.test_model_loading_inputs import no_hub  # noqa: F401 (fixture)
 
 LR, DECAY = 1e-3, 0.5
 
@@ -75,23 +74,9 @@ def test_the_writer_batch_size_reuses_file_sizes_already_known(tmp_path):
     assert _writer_batch_size(split, sizes) == 1
 
 
-@pytest.fixture
-def hub_cache(monkeypatch, tmp_path):
-    """The Hub out of reach (a closed local port) and a Hugging Face cache of our own."""
-    import transformers.utils.hub
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(transformers.utils.hub, "TRANSFORMERS_CACHE", str(tmp_path / "hub"))
-    model_loading._hub_reachable.cache_clear()
-    yield tmp_path / "hub"
-    model_loading._hub_reachable.cache_clear()
-
-
-def test_a_checkpoints_config_is_read_once_and_built_as_from_pretrained_builds_it(hub_cache, tmp_path, monkeypatch):
+def test_a_checkpoints_config_is_read_once_and_built_as_from_pretrained_builds_it(no_hub, tmp_path, monkeypatch):  # noqa: F811
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = hub_cache / "models--someone--tiny-w2v2"
+    repo = no_hub / "models--someone--tiny-w2v2"
     shutil.copytree(save_tiny_ssl_model(tmp_path / "w2v2", "wav2vec2", labels=["x", "y"]), repo / "snapshots" / commit)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
