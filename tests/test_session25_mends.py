@@ -1,6 +1,7 @@
 """Small mends of the twenty-fifth session's audits (their left-alone lists)."""
 
 import json
+import time
 
 from hfspeech.data.groups import read_groups
 
@@ -11,3 +12,30 @@ def test_a_jsonl_group_number_zero_is_a_group_not_an_empty_cell(tmp_path):
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
     _, _, groups = read_groups(str(manifest), "speaker")
     assert groups == ["0", "1", "0", "False"]
+
+
+def test_requests_past_max_requests_are_503_busy_and_the_server_recovers(trained_cnn):
+    """Many uploads at once each hold a body of up to --max_body_mb and its audio: past --max_requests the
+    server answers 503 `busy` (JSON, Retry-After) instead of taking them all into memory."""
+    import socket
+    import urllib.parse
+
+    import requests
+
+    from hfspeech.serve.launcher import ServerProcess
+
+    with ServerProcess(trained_cnn, "--max_requests", "1", "--request_timeout", "60") as server:
+        host, port = urllib.parse.urlsplit(server.url).hostname, urllib.parse.urlsplit(server.url).port
+        with socket.create_connection((host, port)) as held:  # a POST whose body has not all arrived yet
+            held.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 1000\r\n\r\nRIFF")
+            deadline = time.monotonic() + 30
+            while (busy := requests.post(server.url, data=b"RIFF", timeout=30)).status_code != 503:
+                assert time.monotonic() < deadline, busy.text  # the held request reaches the app first
+                time.sleep(0.2)
+            assert busy.json()["kind"] == "busy" and busy.headers["Retry-After"] == "1"
+            assert requests.get(server.url + "/health", timeout=30).status_code == 200  # probes still answer
+        deadline = time.monotonic() + 30
+        while requests.post(server.url, data=b"", timeout=30).status_code == 503:  # the held one has ended
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert requests.post(server.url, data=b"", timeout=30).json()["kind"] == "empty_audio"

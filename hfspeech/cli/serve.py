@@ -45,6 +45,9 @@ def serve_parser() -> argparse.ArgumentParser:
                         help="longest wait for a batch to fill (0 to 60000)")
     parser.add_argument("--max_body_mb", type=finite_positive, default=25.0, help="largest request body (413 above)")
     parser.add_argument("--max_seconds", type=finite_positive, default=600.0, help="longest audio accepted")
+    parser.add_argument("--max_requests", type=positive(int), default=64,
+                        help="classifications and streams answered at once per worker (503 `busy` above): each "
+                             "may hold a --max_body_mb body and its audio in memory")
     parser.add_argument("--request_timeout", type=finite_positive, default=30.0,
                         help="seconds before a request gets 408")
     parser.add_argument("--top_k", type=positive(int), default=5,
@@ -89,7 +92,7 @@ def serve(argv: list[str]) -> int:
 
     settings = ServeSettings(args.model, args.backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
                              int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
-                             args.api_key or os.environ.get(API_KEY_ENV) or None)
+                             args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests)
     load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
     if load_error:
         print_error(load_error)

@@ -60,6 +60,7 @@ class ServeSettings:
     request_timeout: float = 30.0
     top_k: int = 5
     api_key: Optional[str] = None
+    max_requests: Optional[int] = 64  # per worker: each may hold a body of --max_body_mb and its decoded audio
 
 
 class Endpoints:
@@ -160,7 +161,7 @@ def create_app(settings: ServeSettings) -> Starlette:
                     exception_handlers={ApiError: lambda request, error: error_response(error),
                                         HTTPException: routing_error})
     app.state.runner = runner
-    app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key)
+    app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key, max_requests=settings.max_requests)
     return app
 
 
@@ -185,8 +186,9 @@ class GuardMiddleware:
     """Around every route: the API key, the error JSON for anything that escapes a route (before Starlette's
     own plain-text 500 could), and the request metrics."""
 
-    def __init__(self, app, metrics: ServerMetrics, api_key: Optional[str]):
+    def __init__(self, app, metrics: ServerMetrics, api_key: Optional[str], max_requests: Optional[int] = None):
         self.app, self.metrics, self.api_key = app, metrics, api_key
+        self.max_requests, self.in_flight = max_requests, 0  # classifications and streams being answered now
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -198,8 +200,21 @@ class GuardMiddleware:
                 self.metrics.errors.labels("unauthorized").inc()
                 return await self.refuse(scope, receive, send, ApiError(401, "unauthorized", "missing or wrong API "
                                          "key: send `Authorization: Bearer <key>`"))
-        if scope["type"] == "websocket":
-            return await self.app(scope, receive, send)
+        work = scope["type"] == "websocket" or scope.get("method") == "POST"  # holds a body, audio, the model
+        if work and self.max_requests and self.in_flight >= self.max_requests:
+            self.metrics.errors.labels("busy").inc()
+            return await self.refuse(scope, receive, send, ApiError(503, "busy", f"server busy: {self.in_flight} "
+                                     "requests in progress, the most it takes at once (--max_requests); retry"))
+        handle = self.app if scope["type"] == "websocket" else self.answer
+        self.in_flight += work
+        try:
+            await handle(scope, receive, send)
+        finally:
+            self.in_flight -= work
+
+    async def answer(self, scope, receive, send):
+        """The route's answer, recorded in the metrics; an exception escaping it answered as error JSON."""
+        path = scope["path"]
         started = time.perf_counter()
         sent = {"status": 500, "kind": None, "started": False}
 

@@ -42,6 +42,8 @@ def error_response(error: ApiError) -> JSONResponse:
     headers = {ERROR_KIND_HEADER: error.kind}
     if error.status in (408, 413):
         headers["Connection"] = "close"
+    if error.status == 503:  # loading, or busy: a client's retry logic waits this long
+        headers["Retry-After"] = "1"
     return JSONResponse({"error": error.message, "kind": error.kind}, status_code=error.status, headers=headers)
 
 
