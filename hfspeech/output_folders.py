@@ -16,9 +16,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
-from hfspeech.errors import HfspeechError, UsageError
-
-SHOWN_NAMES = 3
+from hfspeech.errors import HfspeechError, UsageError, first_few
 
 
 def nothing_is_ours(name: str) -> bool:
@@ -31,14 +29,14 @@ def users_files(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing
     holds something `ours` recognises (a name the command itself writes: an earlier output of it)."""
     path = Path(folder)
     if not path.exists():
-        blocker = next((parent for parent in path.parents if parent.exists()), None)  # where mkdir would stop
-        return f"is inside {blocker}, a file, not a folder" if blocker is not None and not blocker.is_dir() else None
+        blocker = file_in_the_way(path)
+        return f"is inside {blocker}, a file, not a folder" if blocker is not None else None
     if not path.is_dir():
         return "is a file, not a folder"
     names = sorted(entry.name for entry in path.iterdir())
     if not names or any(ours(name) for name in names):
         return None
-    return f"holds other files ({shown_names(names)})"
+    return f"holds other files ({first_few(names)})"
 
 
 def names_not_ours(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours) -> list[str]:
@@ -48,9 +46,11 @@ def names_not_ours(folder: str | os.PathLike, ours: Callable[[str], bool] = noth
     return sorted(entry.name for entry in Path(folder).iterdir() if not ours(entry.name))
 
 
-def shown_names(names: list[str]) -> str:
-    """The first few of `names`, for a one-line message: "a.wav, b.wav, c.wav, ..."."""
-    return ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+def file_in_the_way(path: str | os.PathLike) -> Optional[Path]:
+    """The nearest existing parent of the missing `path` when it is a file (`notes.txt/out`), where creating
+    the folders would stop: found before any work, not as a FileExistsError after it."""
+    blocker = next((parent for parent in Path(path).parents if parent.exists()), None)
+    return blocker if blocker is not None and not blocker.is_dir() else None
 
 
 def output_folder_problem(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours,

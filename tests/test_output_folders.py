@@ -29,7 +29,7 @@ def test_a_file_or_a_folder_of_the_users_is_refused(tmp_path):
         (tmp_path / "mine" / name).write_text("x")
     (tmp_path / "file").write_text("x")
     assert output_folder_problem(tmp_path / "mine", ours=is_export, earlier="an earlier export") == (
-        "holds other files (.hidden, a.txt, b.txt, ...), not an earlier export; give a new or empty folder")
+        "holds other files (.hidden, a.txt, b.txt and 1 more), not an earlier export; give a new or empty folder")
     assert output_folder_problem(tmp_path / "file", ours=is_export, earlier="an earlier export") == (
         "is a file, not a folder; give a new or empty folder")
     with pytest.raises(UsageError, match=r"^--output_dir .*mine: holds other files .*, or pass --overwrite"):

@@ -21,7 +21,6 @@ from optimum.exporters.onnx import export, validate_model_outputs
 from optimum.exporters.tasks import TasksManager
 from torch.nn.utils import parametrize
 
-from hfspeech.errors import writing_to
 from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
@@ -40,7 +39,6 @@ TASK = "audio-classification"
 ONNX_FILE = "model.onnx"
 QUANTIZE_CHOICES = (None, "int8", "int8_weights")
 # A full disk during an export: nothing of it was moved in (`export.staging`), an earlier export is left whole.
-EXPORT_NOT_WRITTEN = "nothing was exported (an earlier export there is as it was); make room, or export elsewhere"
 
 
 def default_output_dir(model_dir: str | Path, fmt: str) -> Path:
@@ -130,7 +128,7 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     remove_weight_norm(model)
     onnx_config = onnx_config_for(model, feature_extractor)
 
-    with writing_to(output_dir, EXPORT_NOT_WRITTEN), staged_export(output_dir) as staging, warnings.catch_warnings():
+    with staged_export(output_dir) as staging, warnings.catch_warnings():
         # torch's notes on its own constant folding (a Slice it leaves alone): lines of noise on every export
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir)

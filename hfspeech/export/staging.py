@@ -18,9 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from hfspeech.errors import writing_to
 from hfspeech.models.config_json import INT8_CHECK_FILE
 from hfspeech.models.fingerprint import TRACED_FROM
 
+EXPORT_NOT_WRITTEN = "nothing was exported (an earlier export there is as it was); make room, or export elsewhere"
 # Files an export writes (config.json and preprocessor_config.json are rewritten by every export).
 EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "model.torchscript.pt", TRACED_FROM,
                      INT8_CHECK_FILE)  # an earlier export's gate record describes a file this export replaces
@@ -28,21 +30,23 @@ EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "m
 
 @contextlib.contextmanager
 def staged_export(output_dir: Path) -> Iterator[Path]:
-    """A scratch folder to export into; on success its files replace the earlier export's in `output_dir`."""
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-partial-", dir=output_dir.parent))
-    try:
-        yield scratch
-        output_dir.mkdir(exist_ok=True)
-        for name in EXPORT_ONLY_FILES:
-            (output_dir / name).unlink(missing_ok=True)
-        # The model files last: a folder caught between two exports has no model, rather than the new model
-        # beside the old config.json (labels).
-        for file in sorted(scratch.iterdir(), key=lambda file: file.suffix in (".onnx", ".pt")):
-            os.replace(file, output_dir / file.name)
-    except Exception as error:  # a message naming a file names it where the user will look for it
-        error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
-                           for arg in error.args)
-        raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    """A scratch folder to export into; on success its files replace the earlier export's in `output_dir`. A
+    full or read-only disk is one line naming `output_dir` (`errors.writing_to`), the earlier export kept."""
+    with writing_to(output_dir, EXPORT_NOT_WRITTEN):
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-partial-", dir=output_dir.parent))
+        try:
+            yield scratch
+            output_dir.mkdir(exist_ok=True)
+            for name in EXPORT_ONLY_FILES:
+                (output_dir / name).unlink(missing_ok=True)
+            # The model files last: a folder caught between two exports has no model, rather than the new model
+            # beside the old config.json (labels).
+            for file in sorted(scratch.iterdir(), key=lambda file: file.suffix in (".onnx", ".pt")):
+                os.replace(file, output_dir / file.name)
+        except Exception as error:  # a message naming a file names it where the user will look for it
+            error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
+                               for arg in error.args)
+            raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)

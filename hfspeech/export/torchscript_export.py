@@ -28,8 +28,7 @@ from torch import nn
 
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.export.loading import ExportError, load_model, read_config
-from hfspeech.errors import writing_to
-from hfspeech.export.onnx_export import EXPORT_NOT_WRITTEN, default_output_dir, remove_weight_norm
+from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
 from hfspeech.export.staging import staged_export
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import write_traced_from
@@ -82,7 +81,7 @@ def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] =
     if not difference <= MAX_ABS_DIFF:
         raise ExportError(f"{model_dir}: the traced model does not follow other clip lengths (logits differ by "
                           f"{difference:.2g}); export it to ONNX instead")
-    with writing_to(output_dir, EXPORT_NOT_WRITTEN), staged_export(output_dir) as staging:
+    with staged_export(output_dir) as staging:
         buffer = io.BytesIO()  # torch's own file writer aborts the process on a full disk; Python's write raises
         torch.jit.save(traced, buffer)
         (staging / TORCHSCRIPT_FILE).write_bytes(buffer.getbuffer())

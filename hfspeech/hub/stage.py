@@ -23,14 +23,14 @@ from typing import Optional
 from huggingface_hub import ModelCard
 
 from hfspeech.data.audio import find_audio_files
-from hfspeech.errors import HfspeechError, UsageError
+from hfspeech.errors import HfspeechError, UsageError, first_few
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import names_not_ours, shown_names
+from hfspeech.output_folders import names_not_ours
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
@@ -114,7 +114,7 @@ def check_destination(dest: Path) -> None:
         others += [f"onnx/{name}" for name in names_not_ours(dest / "onnx", ONNX_FILES.__contains__)]
     if others:
         what = "holds files `hfspeech stage` did not write" if ours else "holds other files, not an earlier staging"
-        raise StageError(f"{dest}: {what} ({shown_names(others)}); give a new or empty folder, or an earlier "
+        raise StageError(f"{dest}: {what} ({first_few(others)}); give a new or empty folder, or an earlier "
                          "`hfspeech stage` folder (it is replaced)")
 
 

@@ -1,7 +1,7 @@
 """Does a converted model (int8, ONNX) still classify like the model it came from? Measured on labelled clips.
 
-`compare_on_folder(reference, candidate, eval_dir)` runs both on every clip of an audio folder
-`DIR/<label>/*.wav` and reports each one's accuracy and their top-1 agreement. `hfspeech export --quantize
+`compare_on_clips(reference, candidate, *labelled_clips(eval_dir, labels))` runs both on every clip of an audio
+folder `DIR/<label>/*.wav` and reports each one's accuracy and their top-1 agreement. `hfspeech export --quantize
 int8 --eval_dir DIR` uses it as a gate: an int8 model that loses more than `MAX_ACCURACY_DROP_POINTS` of
 accuracy is refused (deleted, with the numbers) unless forced. Top-1 against folder names: a single-label
 measure (a multi-label model's folder names are not its label sets).
@@ -78,13 +78,9 @@ def top_labels(classifier, paths: list[str]) -> list[str]:
     return labels
 
 
-def compare_on_folder(reference, candidate, eval_dir: str | Path) -> Comparison:
-    """Accuracy of both `AudioClassifier`s on the folder's clips, and how often their top-1 labels agree."""
-    return compare_on_clips(reference, candidate, *labelled_clips(eval_dir, set(reference.id2label.values())))
-
-
 def compare_on_clips(reference, candidate, paths: list[str], truth: list[str]) -> Comparison:
-    """`compare_on_folder` on the clips `labelled_clips` listed: `paths` and their `truth` labels."""
+    """Accuracy of both `AudioClassifier`s on `paths` (with their `truth` labels, as `labelled_clips` lists a
+    folder's), and how often their top-1 labels agree."""
     expected, got = top_labels(reference, paths), top_labels(candidate, paths)
     n = len(paths)
     return Comparison(n, sum(a == t for a, t in zip(expected, truth)) / n, sum(b == t for b, t in zip(got, truth)) / n,

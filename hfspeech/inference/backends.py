@@ -62,9 +62,8 @@ class TorchBackend:
         import torch
 
         with torch.inference_mode():
-            batch = {name: torch.from_numpy(value).to(self.device) for name, value in inputs.items()}
-            batch = {name: value.to(self.dtype) if value.is_floating_point() and self.dtype is not None else value
-                     for name, value in batch.items()}
+            batch = {name: torch.from_numpy(value).to(self.device, self.dtype if value.dtype.kind == "f" else None)
+                     for name, value in inputs.items()}
             return self.model(**batch).logits.float().cpu().numpy()
 
 

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 from hfspeech.data.audio import AUDIO_EXTENSIONS
 from hfspeech.data.folders import walk_audio_files
 from hfspeech.errors import UsageError, cannot_write
+from hfspeech.output_folders import file_in_the_way
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 CSV_COLUMNS = ["path", "label", "score", "labels", "scores", "num_windows", "aggregate", "active_labels"]
@@ -110,8 +111,8 @@ def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
     if os.path.isdir(path):
         raise ValueError(f"{path}: --output is a folder; give a .jsonl or .csv file")
     if not os.path.isfile(path):
-        blocker = next((parent for parent in Path(path).parents if parent.exists()), None)  # before the model loads
-        if blocker is not None and not blocker.is_dir():
+        blocker = file_in_the_way(path)  # before the model loads
+        if blocker is not None:
             raise ValueError(f"{path}: --output is inside {blocker}, a file, not a folder; give another --output file")
         return set(), set()
     with open(path, "rb+") as f:
