@@ -184,10 +184,8 @@ def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[s
     elif holds_label_lists(split) and isinstance(getattr(feature, "feature", None), ClassLabel):
         flat = _class_names(feature.feature, [v for clip in values for v in clip], split, split_name, [
             row for row, clip in enumerate(values) for _ in clip])
-        lists, start = [], 0
-        for clip in values:
-            lists.append(flat[start:start + len(clip)])
-            start += len(clip)
+        names = iter(flat)
+        lists = [[next(names) for _ in clip] for clip in values]
     else:
         _check_separator(split, values, separator)
         lists = [parse_label_list(v, separator) for v in values]

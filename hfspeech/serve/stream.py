@@ -46,7 +46,9 @@ class LiveStream:
         self.decode, self.streamer, self.windows, self.max_seconds = decode, streamer, windows, max_seconds
         self.seconds = 0.0  # of input audio so far
         # One message is resampled and run whole, even where the stream has no limit: 10 KB at `rate=1` held
-        # 5000 s of audio, 1.4 GB once resampled to 16 kHz, and a minute of the model's time.
+        # 5000 s of audio, 1.4 GB once resampled to 16 kHz, and a minute of the model's time. While the
+        # whole stream is limited (POST /stream) the total's check fires first; a WebSocket, unlimited in
+        # total (`stream_websocket` sets `max_seconds` None: a microphone for hours), has only this one.
         self.max_message_seconds = max_seconds
         self.restart = restart  # input rate -> a new StreamingClassifier, for a WAV header's rate
         self.head: bytes | None = b"" if restart else None  # the first bytes, until they tell whether a WAV
