@@ -39,3 +39,40 @@ def test_requests_past_max_requests_are_503_busy_and_the_server_recovers(trained
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert requests.post(server.url, data=b"", timeout=30).json()["kind"] == "empty_audio"
+
+
+def _bcresnet():
+    import hfspeech.models
+    from transformers import AutoConfig, AutoModelForAudioClassification
+
+    hfspeech.models.register()
+    return AutoModelForAudioClassification.from_config(AutoConfig.for_model("hfspeech-bcresnet", num_labels=2))
+
+
+def test_layerwise_decay_reaches_bc_resnet_stages_lowest_slowest():
+    """BC-ResNet's parameters are `stages.N.M` (no `layers.N`): the flag gave every one the same rate, silently."""
+    from hfspeech.training.optim import parameter_groups
+
+    model = _bcresnet()
+    groups = parameter_groups(model, 1e-3, 0.0, set(), layerwise_lr_decay=0.5)
+    rate = {id(p): group["lr"] for group in groups for p in group["params"]}
+    by_name = {name: rate[id(p)] for name, p in model.named_parameters()}
+    stages = sorted({int(name.split("stages.")[1].split(".")[0]) for name in by_name if ".stages." in name})
+    stage_rates = [next(r for n, r in by_name.items() if f".stages.{s}." in n) for s in stages]
+    assert len(stages) > 1 and stage_rates == sorted(stage_rates) and stage_rates[-1] == 1e-3
+    assert by_name["bcresnet.stem.0.weight"] < stage_rates[0]  # below the first stage: slowest
+
+
+def test_layerwise_decay_on_a_model_without_numbered_layers_is_one_line():
+    import pytest
+
+    from hfspeech.errors import UsageError
+    from hfspeech.training.optim import parameter_groups
+
+    model = _bcresnet()
+    for name, module in list(model.bcresnet.named_children()):
+        if name == "stages":
+            setattr(model.bcresnet, "steps", module)  # the same layers under a name with no number pattern
+            delattr(model.bcresnet, "stages")
+    with pytest.raises(UsageError, match="no numbered layers"):
+        parameter_groups(model, 1e-3, 0.0, set(), layerwise_lr_decay=0.9)

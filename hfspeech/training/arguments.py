@@ -87,7 +87,7 @@ class ModelArguments:
     layerwise_lr_decay: Optional[float] = field(
         default=None,
         metadata={"help": "Layer-wise learning-rate decay, e.g. 0.9: each layer down learns 0.9x slower (the "
-                  "encoder's final norm learns with the top layer)."},
+                  "encoder's final norm learns with the top layer; BC-ResNet decays by stage)."},
     )
     use_weighted_layer_sum: Optional[bool] = field(
         default=None, metadata={"help": "Pool a learned weighted sum of all encoder layers (SSL models)."}

@@ -15,9 +15,11 @@ from typing import Optional
 
 from torch import nn
 
+from hfspeech.errors import UsageError
 from hfspeech.models.frozen import base_module_name
 
-LAYER_INDEX = re.compile(r"\.(?:layers?|blocks)\.(\d+)\.")  # layers.N (wav2vec2), layer.N (AST)
+# layers.N (wav2vec2, the LSTM), layer.N (AST), blocks.N (the CNN), stages.N (BC-ResNet: by stage)
+LAYER_INDEX = re.compile(r"\.(?:layers?|blocks|stages)\.(\d+)\.")
 # Modules that apply their `layer_norm` / `layernorm` child to the last layer's output (transformers' classes):
 # Whisper's encoder, AST's model, the Conformer, and the pre-norm ("stable layer norm") encoders of Wav2Vec2,
 # HuBERT, WavLM and UniSpeech (XLS-R, wav2vec2-large-lv60). The post-norm ones (wav2vec2-base, Data2Vec, SEW)
@@ -63,6 +65,9 @@ def parameter_groups(
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     layers = [int(m.group(1)) for n, _ in named if not is_head_parameter(model, n) and (m := LAYER_INDEX.search(n))]
     num_layers = max(layers) + 1 if layers else 0
+    if layerwise_lr_decay is not None and not num_layers:  # every parameter would learn at `learning_rate`
+        raise UsageError(f"--layerwise_lr_decay: {type(model).__name__} has no numbered layers (layers.N, layer.N, "
+                         "blocks.N, stages.N) to decay over; leave the flag out")
     on_top = tuple(final_norms(model))
 
     def rate(name: str) -> float:
