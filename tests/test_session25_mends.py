@@ -98,3 +98,17 @@ def test_encoded_audio_piped_into_stream_is_refused_not_read_as_pcm(fmt, named):
         stdin_format(io.BytesIO(tag + encoded.getvalue()), PcmFormat("s16le", 16000, 1))
     raw = np.arange(100, dtype=np.int16).tobytes()
     assert stdin_format(io.BytesIO(raw), PcmFormat("s16le", 16000, 1))[1] == raw  # raw PCM still passes whole
+
+
+def test_a_device_given_to_an_exported_model_is_warned_not_silently_ignored(trained_cnn, tmp_path, caplog):
+    from hfspeech.export import export_onnx
+    from hfspeech.inference.classifier import AudioClassifier
+
+    export_onnx(str(trained_cnn), tmp_path / "onnx")
+    with caplog.at_level("WARNING", logger="hfspeech.inference.classifier"):
+        AudioClassifier.from_pretrained(str(tmp_path / "onnx"), device="cuda")
+    assert "device=cuda ignored: the onnx backend runs on the CPU" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hfspeech.inference.classifier"):
+        AudioClassifier.from_pretrained(str(tmp_path / "onnx"), device="cpu")
+    assert "ignored" not in caplog.text

@@ -18,6 +18,7 @@ runs without importing torch or transformers, which is most of a cold start.
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from hfspeech.inference.waveforms import mono_samples, waveform_at_rate
 from hfspeech.inference.windows import WindowResult, WindowSlicer, slice_waveform, window_sizes
 from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
+
+logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean", "max", "vote")
 VOTE_SHARE = 0.5  # with `vote`, a multi-label file's label is active when at least half its windows had it
@@ -111,7 +114,10 @@ class AudioClassifier:
         """`model`: a transformers model, run in PyTorch on `device` (a `torch.device`), or a backend from
         `hfspeech.inference.backends` (`OnnxBackend`, `TorchScriptBackend`), or any object with the same
         `config` and `logits(inputs)`."""
-        self.backend: Backend = model if callable(getattr(model, "logits", None)) else TorchBackend(model, device)
+        exported = callable(getattr(model, "logits", None))
+        if exported and device is not None and str(device) not in ("cpu", "-1"):  # they run on the CPU only
+            logger.warning("device=%s ignored: the %s backend runs on the CPU", device, getattr(model, "name", "given"))
+        self.backend: Backend = model if exported else TorchBackend(model, device)
         self.config = self.backend.config
         self.feature_extractor = feature_extractor
         self.batch_size = batch_size
