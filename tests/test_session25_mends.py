@@ -112,3 +112,12 @@ def test_a_device_given_to_an_exported_model_is_warned_not_silently_ignored(trai
     with caplog.at_level("WARNING", logger="hfspeech.inference.classifier"):
         AudioClassifier.from_pretrained(str(tmp_path / "onnx"), device="cpu")
     assert "ignored" not in caplog.text
+
+
+def test_the_model_cards_warning_lines_show_labels_and_file_names_as_written():
+    """The tables escaped labels (`<unk>`, `_silence_`), the warning lines under them did not."""
+    from hfspeech.hub.card import _data_section
+
+    text = _data_section(None, {"train": 8, "test": 2}, 0, ["class '<unk>' has no clip in the test split",
+                                                          "my_clip_1.wav is in two splits"])
+    assert "\\<unk\\>" in text and "my\\_clip\\_1.wav" in text

@@ -207,7 +207,7 @@ def _data_section(source: Optional[str], splits: dict, num_skipped, warnings: li
     sizes = ", ".join(f"{name} {n}" for name, n in splits.items())
     skipped = num_skipped if _measured(num_skipped) else "not recorded"
     return (f"{source or 'The training data'}; clips per split: {sizes}; "
-            f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {w}." for w in warnings))
+            f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {_label_text(w)}." for w in warnings))
 
 
 def _results_section(metrics: dict, split: str, splits: dict) -> str:
