@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -163,7 +164,8 @@ def test_a_teacher_logits_cache_that_cannot_be_written_is_a_warning_not_a_crash(
     assert logits.shape == (6, 3) and "teacher logits not cached" in caplog.text
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
+@pytest.mark.skipif(not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)),
+                    reason="needs /dev/full, a device that is always full (here missing, or not a device)")
 def test_a_checkpoint_that_torch_cannot_write_is_one_line_naming_the_output_dir():
     """torch.save on a full disk raises a RuntimeError in its C++ writer's words (`[enforce fail at
     inline_container.cc:672] . unexpected pos ...`), with no errno and no file name: that traceback was all a
@@ -171,13 +173,13 @@ def test_a_checkpoint_that_torch_cannot_write_is_one_line_naming_the_output_dir(
     import torch
 
     from hfspeech.errors import OutputWriteError
-    from hfspeech.training.checkpoints import resume_errors
+    from hfspeech.training.checkpoints import checkpoint_write_errors
 
     with pytest.raises(OutputWriteError, match="runs/kws: cannot write a checkpoint .* resumes from the last complete"):
-        with resume_errors(None, "runs/kws"):
+        with checkpoint_write_errors("runs/kws"):
             torch.save({"exp_avg": torch.zeros(10_000)}, "/dev/full")
     with pytest.raises(RuntimeError, match="not a write"):  # other errors of a training run are left alone
-        with resume_errors(None, "runs/kws"):
+        with checkpoint_write_errors("runs/kws"):
             raise RuntimeError("not a write")
 
 

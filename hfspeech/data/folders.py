@@ -59,7 +59,6 @@ def uses_datasets_layout(root: Path) -> bool:
     was missed, and its clips were labelled `train` and `test` by their folders."""
     folders = [root] + [sub for sub in root.iterdir() if sub.is_dir() and sub.name.lower() in SPLIT_FOLDERS]
     if any((folder / name).exists() for folder in folders for name in DATASETS_LAYOUT_FILES):
-        _refuse_guessed_labels_under(root)
         return True
     readme = root / "README.md"
     if readme.is_file():
@@ -69,25 +68,28 @@ def uses_datasets_layout(root: Path) -> bool:
     return False
 
 
-def _refuse_guessed_labels_under(root: Path) -> None:
-    """A CSV metadata file's `label` column is read by datasets' audiofolder with pandas' type guessing, which
-    changes labels (`01` and `1` both 1.0: one class; `NA`, `None`, `null` empty): a `FolderLayoutError` saying
-    to give it as a manifest, which keeps them as written."""
-    import csv
-
-    for path in sorted(root.rglob("metadata.csv")):
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            if "label" in next(csv.reader([f.readline()]), []):
-                _refuse_guessed_labels(path)
+def refuse_guessed_labels(paths) -> None:
+    """Of the files a walk listed (`walk_audio_files`, which skips the hidden and `__*` folders datasets skips
+    too), each `metadata.csv` with a `label` column: datasets' audiofolder reads it with pandas' type guessing,
+    which changes labels (`01` and `1` both 1.0: one class; `NA`, `None`, `null` empty): a `FolderLayoutError`
+    saying to give it as a manifest, which keeps them as written."""
+    for path in sorted(path for path in paths if Path(path).name == "metadata.csv"):
+        _refuse_guessed_labels(Path(path))
 
 
 def _refuse_guessed_labels(path: Path) -> None:
+    import csv
+    import io
+
     import pandas as pd
 
-    try:
-        written = pd.read_csv(path, dtype=str, keep_default_na=False)["label"].tolist()
-        guessed = pd.read_csv(path)["label"].tolist()  # as datasets' audiofolder builder reads it
-    except (ValueError, KeyError):  # not CSV pandas reads: datasets' builder says so, as before
+    try:  # read once, parsed twice: as written, and as datasets' audiofolder builder reads it
+        text = path.read_text(encoding="utf-8-sig")
+        if "label" not in next(csv.reader([text.partition("\n")[0]]), []):
+            return
+        written = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)["label"].tolist()
+        guessed = pd.read_csv(io.StringIO(text))["label"].tolist()
+    except (ValueError, KeyError):  # not UTF-8 or not CSV pandas reads: datasets' builder says so, as before
         return
     changed = next(((w, g) for w, g in zip(written, guessed) if w != ("" if pd.isna(g) else str(g))), None)
     if changed is not None:

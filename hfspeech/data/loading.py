@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -30,12 +29,13 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, l
 
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.columns import column_values
-from hfspeech.data.folders import list_audio_folder, uses_datasets_layout, walk_audio_files
+from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
                                        split_notes)
-from hfspeech.errors import DataError, cannot_write, first_few
+from hfspeech.data.whole_folders import save_whole
+from hfspeech.errors import DataError, first_few, writing_to
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -112,9 +112,10 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
     if not root.is_dir():
         raise DataError(f"{data_dir}: " + ("a file, not an audio folder" if root.exists() else "audio folder not found"))
     if uses_datasets_layout(root):
+        audio, ignored = walk_audio_files(root)  # lists each metadata.csv, checked before datasets reads it
+        refuse_guessed_labels(entry["path"] for entry in ignored)
         # drop_labels=False: the parent folder is the label even when there is only one class folder
         dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
-        audio, ignored = walk_audio_files(root)
         used = {os.path.realpath(a["path"]) for split in dataset.values()
                 for a in column_values(split.cast_column("audio", Audio(decode=False)), "audio")}
         ignored += [{"path": path, "reason": "not read by datasets' audiofolder builder (metadata layout)"}
@@ -162,18 +163,11 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
 
 
 def _save_whole(dataset: DatasetDict, folder: Path) -> None:
-    """Saved beside `folder`, then renamed to it: a killed run or a parallel process never leaves half a dataset,
-    and a full disk leaves nothing behind and is one line naming the cache, not a traceback from datasets."""
-    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-    try:
-        dataset.save_to_disk(str(partial))
-        os.replace(partial, folder)
-    except OSError as error:
-        if not (folder / "dataset_dict.json").is_file():  # else another process saved the same listing first
-            raise cannot_write(folder.parent, error, "make room, or set HF_DATASETS_CACHE (or --cache_dir) to "
-                               "another folder") from None
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    """Saved whole (`data.whole_folders`): a killed run or a parallel process never leaves half a dataset, and a
+    full or read-only disk leaves nothing behind and is one line naming the cache, not a traceback from datasets.
+    Any other `OSError` is left as it is, not called a lack of room."""
+    with writing_to(folder.parent, "make room, or set HF_DATASETS_CACHE (or --cache_dir) to another folder"):
+        save_whole(dataset, folder)
 
 
 def _stat(path: str) -> tuple[int, int, int]:

@@ -20,7 +20,6 @@ import os
 import pickle
 import re
 import shutil
-import traceback
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -129,20 +128,50 @@ def check_output_dir(output_dir: str) -> None:
                         remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
+# What torch.save's C++ writer says when a write fails (no errno): `[enforce fail at inline_container.cc:672] .
+# unexpected pos 576 vs 534`, `PytorchStreamWriter failed writing file data/0: file write failed`,
+# `basic_ios::clear: iostream error`.
+TORCH_WRITER_FAILURES = ("unexpected pos", "PytorchStreamWriter failed writing", "iostream error")
+
+
 @contextmanager
-def resume_errors(checkpoint: Optional[str], output_dir: Optional[str] = None) -> Iterator[None]:
-    """Name the file when resuming fails because `torch.load(weights_only=True)` refuses one of its files, and
-    `output_dir` when a checkpoint cannot be written there (a full disk): one line, not a traceback from
-    Trainer or torch. The half-written checkpoint is skipped and removed by the next run, which resumes."""
+def checkpoint_write_errors(output_dir: str) -> Iterator[None]:
+    """Around `Trainer._save_checkpoint` (`training.trainer`): a checkpoint file that cannot be written for
+    want of space (or on a read-only disk) is one line naming `output_dir`, not a traceback from torch,
+    safetensors or Trainer. The half-written checkpoint is skipped and removed by the next run, which resumes."""
+    from safetensors import SafetensorError
+
     try:
         yield
-    except (OSError, RuntimeError) as error:
-        written = error.errno in WRITE_ERRNOS if isinstance(error, OSError) else _raised_in_torch_save(error)
-        if output_dir is None or isinstance(error, HfspeechError) or not written:
+    except HfspeechError:
+        raise
+    except (OSError, RuntimeError, SafetensorError) as error:
+        reason = _write_failure(error)
+        if reason is None:
             raise
-        reason = error.strerror if isinstance(error, OSError) else "torch could not write its file"
         raise OutputWriteError(f"{output_dir}: cannot write a checkpoint ({reason}); make room and run the same "
                                "command again: it resumes from the last complete checkpoint") from error
+
+
+def _write_failure(error: Exception) -> Optional[str]:
+    """Why a checkpoint's file was not written (None: `error` is not a failed write): an OSError of a full or
+    read-only disk; torch.save's writer (`TORCH_WRITER_FAILURES`); safetensors' `SafetensorError`, which carries
+    the OS error in its message (`I/O error: File too large (os error 27)`)."""
+    if isinstance(error, OSError):
+        return error.strerror if error.errno in WRITE_ERRNOS else None
+    message = str(error)
+    if isinstance(error, RuntimeError):
+        return "torch could not write its file" if any(m in message for m in TORCH_WRITER_FAILURES) else None
+    found = re.search(r"I/O error: (.*) \(os error (\d+)\)", message)
+    return found.group(1) if found and int(found.group(2)) in WRITE_ERRNOS else None
+
+
+@contextmanager
+def resume_errors(checkpoint: Optional[str]) -> Iterator[None]:
+    """Name the file when resuming fails because `torch.load(weights_only=True)` refuses one of its files: one
+    line, not a traceback from Trainer or torch."""
+    try:
+        yield
     except pickle.UnpicklingError as error:
         if checkpoint is None:
             raise
@@ -150,14 +179,6 @@ def resume_errors(checkpoint: Optional[str], output_dir: Optional[str] = None) -
         raise CheckpointError(f"{culprit}: refused by torch.load(weights_only=True), so not resumed from (the file "
                               "was not written by Trainer or was tampered with); delete the checkpoint or pass "
                               "--overwrite_output_dir") from error
-
-
-def _raised_in_torch_save(error: BaseException) -> bool:
-    """Whether `torch.save` raised `error`: on a full disk its C++ writer raises a RuntimeError in its own words
-    (`unexpected pos 64 vs 0`, `basic_ios::clear: iostream error`), with no errno to tell a write failed."""
-    frames = traceback.extract_tb(error.__traceback__)
-    return any(frame.name == "save" and frame.filename.endswith(os.path.join("torch", "serialization.py"))
-               for frame in frames)
 
 
 def _refused_file(checkpoint: str) -> Optional[str]:

@@ -129,7 +129,8 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) ->
     # folder with save_to_disk, whichever came first: a race).
     with trainer.args.main_process_first(desc="teacher logits"):
         logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
-                                distill_args.teacher_cache_dir, distill_args.teacher_batch_size)
+                                distill_args.teacher_cache_dir, distill_args.teacher_batch_size,
+                                device=trainer.args.device)  # the CPU with --use_cpu
     trainer.train_dataset = TeacherLogitSplit(train_view, logits)
     trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
     trainer.enable_distillation(distillation)

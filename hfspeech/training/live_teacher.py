@@ -55,16 +55,15 @@ class LiveTeacher:
 
     @torch.no_grad()
     def logits_of(self, clips: Sequence[np.ndarray], device: Optional[torch.device] = None) -> torch.Tensor:
-        """Logits of clips at the input rate, each resampled to the teacher's and centre-cut to its window, on
-        `device` (the student's). Without one (the cached path) they come back on the CPU but are computed on
-        CUDA when there is a GPU: the whole training split went through the teacher on the CPU before."""
-        run_on = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        """Logits of clips at the input rate, each resampled to the teacher's and centre-cut to its window,
+        computed and returned on `device`: the run's (the student's, or the GPU for the cached path unless
+        --use_cpu); without one, the CPU."""
+        run_on = torch.device(device) if device is not None else torch.device("cpu")
         if next(self.model.parameters()).device != run_on:
             self.model.to(run_on)
         inputs = extract_features(self.extractor, [crop(self._at_rate(np.asarray(c, dtype=np.float32)),
                                                         self.max_samples) for c in clips])
-        logits = self.model(**{k: v.to(run_on) for k, v in inputs.items()}).logits.float()
-        return logits[:, self.columns].to(device or torch.device("cpu"))
+        return self.model(**{k: v.to(run_on) for k, v in inputs.items()}).logits.float()[:, self.columns]
 
     def _at_rate(self, clip: np.ndarray) -> np.ndarray:
         if self.input_rate == self.rate:

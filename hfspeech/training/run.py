@@ -204,7 +204,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if before_training is not None:
         before_training(setup)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
-    with resume_errors(setup.resume_from_checkpoint, training_args.output_dir):
+    with resume_errors(setup.resume_from_checkpoint):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
     warn_if_best_metric_tied(trainer)
     if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds

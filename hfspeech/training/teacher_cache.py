@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -23,6 +22,7 @@ from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
 from hfspeech.data.columns import column_values
+from hfspeech.data.whole_folders import save_whole
 from hfspeech.errors import UsageError
 from hfspeech.training.live_teacher import LiveTeacher
 
@@ -47,16 +47,18 @@ def cache_key(teacher_dir: str, split: Dataset, label_names: Sequence[str]) -> s
 
 
 def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
-                   cache_dir: Optional[str] = None, batch_size: int = 32) -> np.ndarray:
+                   cache_dir: Optional[str] = None, batch_size: int = 32,
+                   device: Optional[torch.device] = None) -> np.ndarray:
     """``[clips, num_labels]`` float32 logits of the teacher on the prepared ``split`` (``input_values`` at
-    ``sampling_rate``), columns in the student's label order; read from the cache when it has them."""
+    ``sampling_rate``), columns in the student's label order; read from the cache when it has them, else
+    computed on `device` (the run's; None: the CPU)."""
     if not os.path.isdir(teacher_dir):
         raise UsageError(f"--teacher {teacher_dir}: not a model folder")
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / cache_key(teacher_dir, split, label_names)
     cached = _cached_logits(folder, len(split))
     if cached is not None:
         return cached
-    logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size)
+    logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size, device)
     _save_logits(folder, logits)
     return logits
 
@@ -81,29 +83,22 @@ def _cached_logits(folder: Path, num_clips: int) -> Optional[np.ndarray]:
 
 
 def _save_logits(folder: Path, logits: np.ndarray) -> None:
-    """Written whole beside `folder`, then renamed to it: a run killed (or a disk filled) while saving leaves no
-    folder that a later run would read as a cache. A cache that cannot be written is a warning: the run has
-    its logits."""
-    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    """Saved whole (`data.whole_folders`): a run killed (or a disk filled) while saving leaves no folder that a
+    later run would read as a cache. A cache that cannot be written is a warning: the run has its logits."""
     try:
-        Dataset.from_dict({LOGITS_COLUMN: logits}).save_to_disk(str(partial))
-        if folder.exists():  # a damaged cache (`_cached_logits`), or one another process saved meanwhile
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(partial, folder)
+        save_whole(Dataset.from_dict({LOGITS_COLUMN: logits}), folder)
     except OSError as error:
         logger.warning("%s: teacher logits not cached (%s); the next run computes them again", folder,
                        error.strerror or error)
         return
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     logger.info("teacher logits of %d clips cached in %s", len(logits), folder)
 
 
 def compute_teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
-                           batch_size: int = 32) -> np.ndarray:
+                           batch_size: int = 32, device: Optional[torch.device] = None) -> np.ndarray:
     teacher = LiveTeacher(teacher_dir, label_names, sampling_rate)
     clips = split.with_format("numpy", columns=["input_values"])
-    out = [teacher.logits_of(clips[start : start + batch_size]["input_values"]).numpy()
+    out = [teacher.logits_of(clips[start : start + batch_size]["input_values"], device).cpu().numpy()
            for start in tqdm(range(0, len(split), batch_size), desc="teacher logits", unit="batch")]
     return np.concatenate(out).astype(np.float32)
 

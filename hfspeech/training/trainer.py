@@ -26,6 +26,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from hfspeech.errors import UsageError
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
+from hfspeech.training.checkpoints import checkpoint_write_errors
 from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.optim import parameter_groups
 
@@ -144,6 +145,12 @@ class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
         self.args.gradient_checkpointing = checkpointing_applies(self.model, self.args.gradient_checkpointing)
         if self.compute_metrics is not None:
             check_best_model_metric(self.args, self.compute_metrics, self.model.config.num_labels, self.is_multi_label)
+
+    def _save_checkpoint(self, *args, **kwargs):
+        """A checkpoint that fills the disk (weights, optimizer state, trainer state) is one line naming the
+        output folder (`training.checkpoints.checkpoint_write_errors`); other writes of a run are not called one."""
+        with checkpoint_write_errors(self.args.output_dir):
+            return super()._save_checkpoint(*args, **kwargs)
 
     def create_optimizer(self):
         if self.optimizer is not None or (self.head_learning_rate is None and self.layerwise_lr_decay is None):
