@@ -191,7 +191,10 @@ def test_peak_memory_does_not_grow_with_the_files_length(random_cnn, tmp_path):
     (one, ten), (whole_one, whole_ten) = (np.maximum(measured[k], 4.0) for k in ("chunked", "whole"))
     assert ten < 1.5 * one
     assert whole_ten > 1.5 * whole_one and whole_ten > 30  # the same check fails for a whole-file decode
-    traced_one, traced_ten = measured["chunked_traced"]
+    # Traced peaks of about 1 MB vary by 0.3 MB run to run (0.69-0.97 MB for the 1-minute file, 1.03-1.05 for the
+    # 10-minute one, at 8118547 as at later commits): the 1.5x ratio failed one run in four. A 2 MB floor, as
+    # for the RSS: the 10-minute file decoded whole is 38 MB of float32 at 16 kHz, far above it.
+    traced_one, traced_ten = np.maximum(measured["chunked_traced"], 2.0)
     assert traced_ten < 1.5 * traced_one
 
 
