@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
+from typing import Optional
 
 
 class HfspeechError(Exception):
@@ -49,10 +51,21 @@ class OutputWriteError(HfspeechError, OSError):
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
-def cannot_write(path, error: OSError, then: str) -> OutputWriteError:
+def cannot_write(path, error, then: str) -> OutputWriteError:
     """`PATH: cannot write (No space left on device); THEN` for an `OSError` of a write to `path` (None: a write
-    whose file Python does not know, as a `write` or `close` on a full disk)."""
-    return OutputWriteError(f"{path}: " * bool(path) + f"cannot write ({error.strerror or error}); {then}")
+    whose file Python does not know, as a `write` or `close` on a full disk), or for a reason given as text."""
+    reason = error if isinstance(error, str) else (error.strerror or error)
+    return OutputWriteError(f"{path}: " * bool(path) + f"cannot write ({reason}); {then}")
+
+
+def disk_write_failure(error: BaseException) -> Optional[str]:
+    """The OS's reason when `error` is a write a full or read-only disk refused, else None: an `OSError` with an
+    errno in `WRITE_ERRNOS`, or safetensors' `SafetensorError`, which carries the OS error only in its words
+    (`I/O error: File too large (os error 27)`): saving a model on a full disk was a traceback."""
+    if isinstance(error, OSError):
+        return (error.strerror or str(error)) if error.errno in WRITE_ERRNOS else None
+    found = type(error).__name__ == "SafetensorError" and re.search(r"I/O error: (.*) \(os error (\d+)\)", str(error))
+    return found.group(1) if found and int(found.group(2)) in WRITE_ERRNOS else None
 
 
 @contextlib.contextmanager

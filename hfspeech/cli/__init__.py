@@ -108,11 +108,12 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             raise
         print(f"hfspeech {argv[0]}: interrupted", file=sys.stderr)
         return 130
-    except OSError as error:  # any write to a full or read-only disk (`errors.WRITE_ERRNOS`): one line naming it
-        from hfspeech.errors import WRITE_ERRNOS, cannot_write
+    except Exception as error:  # any write a full or read-only disk refused (`errors.disk_write_failure`): one line
+        from hfspeech.errors import cannot_write, disk_write_failure
 
-        if debug or error.errno not in WRITE_ERRNOS:
+        reason = disk_write_failure(error)
+        if debug or reason is None:
             raise
-        print_error(cannot_write(error.filename, error, "a disk it writes to is full or read-only; make room, or "
-                                 "write elsewhere, and run again"))
+        print_error(cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or "
+                                 "read-only; make room, or write elsewhere, and run again"))
         return 2

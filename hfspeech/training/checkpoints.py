@@ -23,7 +23,7 @@ import shutil
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from hfspeech.errors import WRITE_ERRNOS, HfspeechError, OutputWriteError
+from hfspeech.errors import HfspeechError, OutputWriteError, disk_write_failure
 from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.train")
@@ -157,13 +157,9 @@ def _write_failure(error: Exception) -> Optional[str]:
     """Why a checkpoint's file was not written (None: `error` is not a failed write): an OSError of a full or
     read-only disk; torch.save's writer (`TORCH_WRITER_FAILURES`); safetensors' `SafetensorError`, which carries
     the OS error in its message (`I/O error: File too large (os error 27)`)."""
-    if isinstance(error, OSError):
-        return error.strerror if error.errno in WRITE_ERRNOS else None
-    message = str(error)
     if isinstance(error, RuntimeError):
-        return "torch could not write its file" if any(m in message for m in TORCH_WRITER_FAILURES) else None
-    found = re.search(r"I/O error: (.*) \(os error (\d+)\)", message)
-    return found.group(1) if found and int(found.group(2)) in WRITE_ERRNOS else None
+        return "torch could not write its file" if any(m in str(error) for m in TORCH_WRITER_FAILURES) else None
+    return disk_write_failure(error)
 
 
 @contextmanager
