@@ -121,3 +121,12 @@ def test_the_model_cards_warning_lines_show_labels_and_file_names_as_written():
     text = _data_section(None, {"train": 8, "test": 2}, 0, ["class '<unk>' has no clip in the test split",
                                                           "my_clip_1.wav is in two splits"])
     assert "\\<unk\\>" in text and "my\\_clip\\_1.wav" in text
+
+
+def test_a_model_saved_whole_onto_a_full_disk_is_one_line(tmp_path):
+    """safetensors raises its own SafetensorError (not an OSError) when the disk fills under model.safetensors:
+    `tiny-model`, the end of `train`, `average` and `pretrained` ended in its traceback."""
+    from tests.test_interruption_audit import assert_one_error_line, hfspeech
+
+    result = hfspeech(["tiny-model", str(tmp_path / "tm")], file_size_limit=40_000)
+    assert_one_error_line(result, "cannot write (File too large)", "make room")
