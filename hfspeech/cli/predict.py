@@ -69,6 +69,7 @@ def predict(argv: list[str]) -> int:
         if args.output:
             check_same_model(args.output, written_labels, classifier.id2label.values(), args.model)
         writer = PredictionWriter(args.output) if args.output else None
+        done = done if writer is None else writer.written_paths()  # now that this run holds the file
     done = {same_file(path) for path in done}
     todo = [path for path in files if same_file(path) not in done]
     try:
@@ -109,15 +110,16 @@ def timeline_stems(files: list[str]) -> dict[str, list[str]]:
     """Each file's OUT_DIR/<stem>.timeline.* name, in the order of `files` (a path given twice has two):
     its stem, with -2, -3 ... after a stem an earlier file took. Named over every file of the run, done or
     not, so that a file gets the same name in a resumed run: naming only the files left to do gave a later
-    file the name of an earlier one done before, and its timeline replaced the earlier file's."""
+    file the name of an earlier one done before, and its timeline replaced the earlier file's. Stems are
+    compared ignoring case: on macOS and Windows `Yes.timeline.json` and `yes.timeline.json` are one file."""
     taken: set[str] = set()
     stems: dict[str, list[str]] = {}
     for path in files:
         stem = candidate = Path(path).stem
         number = 2
-        while candidate in taken:
+        while candidate.casefold() in taken:
             candidate, number = f"{stem}-{number}", number + 1
-        taken.add(candidate)
+        taken.add(candidate.casefold())
         stems.setdefault(path, []).append(candidate)
     return stems
 

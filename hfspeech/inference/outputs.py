@@ -239,6 +239,14 @@ class PredictionWriter:
         if self.csv is not None and new:
             self.csv.writeheader()
 
+    def written_paths(self) -> set[str]:
+        """The paths already in the file, read once this run holds it: a run that ended after this one first
+        read it (before its model loaded) wrote rows this one must not write again (every file was twice)."""
+        with open(self.path, "rb") as f:
+            data = f.read()
+        text = data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+        return {row_path for row_path, _ in _written_rows(self.path, self.format, text)}
+
     def write(self, prediction) -> None:
         try:
             self._write_row(prediction)
