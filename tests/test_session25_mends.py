@@ -145,3 +145,22 @@ def test_a_run_that_wrote_the_output_after_this_one_first_read_it_is_not_written
     monkeypatch.setattr(outputs, "read_earlier_output", lambda path: (set(), set()))  # as read before it ended
     assert cli(["predict", str(trained_cnn), str(tone_folder), "--output", str(output)]) == 0
     assert output.read_text().splitlines() == rows
+
+
+def test_an_audio_folders_metadata_without_a_label_column_is_one_line_or_named_by_the_flag(tmp_path):
+    """A metadata.csv with `file_name,speaker` was a KeyError traceback, with or without --label_column_name."""
+    import numpy as np
+    import soundfile as sf
+
+    from hfspeech.data.loading import load_audio_dataset as load_data
+    from hfspeech.errors import DataError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        sf.write(data / f"c{i}.wav", np.full(800, 0.1 * i, dtype=np.float32), 16000)
+    (data / "metadata.csv").write_text("file_name,speaker\n" + "".join(f"c{i}.wav,s{i % 2}\n" for i in range(4)))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['label'\]; available columns: \['audio', 'speaker'\]"):
+        load_data(data_dir=str(data), cache_dir=str(tmp_path / "cache"))
+    labels = load_data(data_dir=str(data), cache_dir=str(tmp_path / "cache"), label_column="speaker")["train"]["label"]
+    assert sorted(labels) == ["s0", "s0", "s1", "s1"]

@@ -72,7 +72,7 @@ def load_audio_dataset(
     split_names = given_split_names(train_split_name, eval_split_name, test_split_name)
     refuse_without_dataset(split_names, dataset_name)
     if data_dir:
-        dataset = _load_audiofolder(data_dir, cache_dir, label_depth, report)
+        dataset = _load_audiofolder(data_dir, cache_dir, label_depth, report, label_column)
         return DatasetDict({SPLIT_ALIASES.get(name, name): split for name, split in dataset.items()})
     if not dataset_name:
         files = {"train": train_file, "validation": validation_file, "test": test_file}
@@ -104,7 +104,7 @@ def _by_role(dataset: DatasetDict, given: dict[str, str], name: str, audio_colum
 
 
 def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Optional[int],
-                      report: Optional[DataReport]) -> DatasetDict:
+                      report: Optional[DataReport], label_column: str = "label") -> DatasetDict:
     """The folder listed by `hfspeech.data.folders` (every file used or reported); a folder with a metadata
     file or a dataset card with configs is read by datasets' audiofolder builder, and checked against the
     listing so that no file it leaves out goes unreported."""
@@ -126,7 +126,8 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
         for name, split in dataset.items():
             if len(split) == 0:
                 raise DataError(f"{data_dir}: no audio files found for split '{name}'")
-        return dataset.cast_column("audio", Audio(decode=False))
+        # the metadata's label column (--label_column_name), or one line naming the columns it has (a KeyError)
+        return _audio_and_label(dataset, data_dir, "audio", label_column)
     listing = list_audio_folder(root, label_depth)
     if report is not None:
         report.add_listing({name: len(files) for name, files in listing.splits.items()}, listing.ignored,
