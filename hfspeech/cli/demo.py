@@ -79,7 +79,7 @@ def _demo_run(data_dir: Path, model_dir: Path, flags: list[str]) -> tuple[Path, 
     start = time.perf_counter()
     train(["--data_dir", str(data_dir), "--output_dir", str(model_dir), "--overwrite_output_dir", *flags])
     seconds = time.perf_counter() - start
-    metrics = json.loads((model_dir / METRICS_FILE).read_text())
+    metrics = json.loads((model_dir / METRICS_FILE).read_text(encoding="utf-8"))
     with safe_open(str(model_dir / "model.safetensors"), "np") as weights:
         metrics["num_parameters"] = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
     return model_dir, metrics, seconds

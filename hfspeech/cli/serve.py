@@ -44,7 +44,8 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_wait_ms", type=number_in(float, 0, 60000), default=5.0,
                         help="longest wait for a batch to fill (0 to 60000)")
     parser.add_argument("--max_body_mb", type=finite_positive, default=25.0, help="largest request body (413 above)")
-    parser.add_argument("--max_seconds", type=finite_positive, default=600.0, help="longest audio accepted")
+    parser.add_argument("--max_seconds", type=finite_positive, default=600.0,
+                        help="longest audio accepted (an upload, or one WebSocket message)")
     parser.add_argument("--max_requests", type=positive(int), default=64,
                         help="classifications and streams answered at once per worker (503 `busy` above): each "
                              "may hold a --max_body_mb body and its audio in memory")
@@ -53,7 +54,8 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top_k", type=positive(int), default=5,
                         help="labels per answer when the request does not say")
     parser.add_argument("--api_key", default=None, help="require `Authorization: Bearer KEY` on every route but "
-                        "/health and the page (default: $HFSPEECH_API_KEY; none: open)")
+                        "/health and the page (default: $HFSPEECH_API_KEY, safer: a command line shows in "
+                        "`ps`; none: open)")
     parser.add_argument("--trust_remote_code", action="store_true")
     parser.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info")
     return parser

@@ -16,8 +16,9 @@ def stream_parser() -> argparse.ArgumentParser:
     parser = CliParser(
         prog="hfspeech stream",
         description="Classify live audio window by window and print a JSON line per label event: a label at or "
-        "above its threshold for --min_windows consecutive windows. Audio: raw PCM on stdin, or a growing file "
-        "(raw PCM or WAV) with --follow. Ends with a JSON line of counts (event: end).",
+        "above its threshold for --min_windows consecutive windows. Audio: raw PCM or a WAV on stdin (FLAC, Ogg, "
+        "MP3 ... are refused), or a growing file (raw PCM or WAV) with --follow. Ends with a JSON line of counts "
+        "(event: end).",
     )
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="raw PCM sample format")

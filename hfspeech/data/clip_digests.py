@@ -64,7 +64,7 @@ def record_training_clips(dataset: DatasetDict) -> dict[str, list[str]]:
 
 
 def write_training_clips(record: dict[str, list[str]], folder: str) -> None:
-    with open(os.path.join(folder, TRAINING_CLIPS_FILE), "w") as f:
+    with open(os.path.join(folder, TRAINING_CLIPS_FILE), "w", encoding="utf-8") as f:
         json.dump(_as_json(record), f)
 
 

@@ -24,23 +24,21 @@ Which splits are train, validation and test: `--train_split_name`, `--eval_split
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from contextlib import contextmanager
-from typing import Any, Optional, Sequence
+from typing import Optional
 
 from datasets import Audio, ClassLabel, Dataset, Features, IterableDataset, IterableDatasetDict, LargeList, List
 from datasets import Sequence as ListFeature
 from datasets import load_dataset
 from datasets.exceptions import DatasetGenerationError, DatasetsError
 
-from hfspeech.data.audio import describe_source
-from hfspeech.data.clip_names import unnamed_audio
 from hfspeech.data.labelled import DataSpec
 from hfspeech.data.loading import label_column_of
 from hfspeech.data.split_names import choose_splits, given_in, split_notes
+from hfspeech.data.stream_rows import AudioReference, LabelEncoder, NotHeldOut, reference_key
 from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
 from hfspeech.errors import DataError, HfspeechError
 
@@ -166,7 +164,7 @@ def _labelled_streams(splits: dict[str, IterableDataset], train: str, spec: Data
         if label_feature is None:
             raise DataError(_unknown_classes(name, label_column, train_label))
         label_names = list(label_feature.names)
-    return {split: stream.map(_label_encoder(label_names, label_feature, split))
+    return {split: stream.map(LabelEncoder(label_names, label_feature, split))
             for split, stream in splits.items()}, label_names
 
 
@@ -206,8 +204,8 @@ def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, se
     for split, count in counts.items():
         with read_errors(source):
             evaluation_raw[split] = [example for _, example in zip(range(count), head)]
-        held_keys.update(_reference_key(example["audio"]) for example in evaluation_raw[split])
-    train = train.filter(lambda example: _reference_key(example["audio"]) not in held_keys)
+        held_keys.update(reference_key(example["audio"]) for example in evaluation_raw[split])
+    train = train.filter(NotHeldOut(held_keys))
     logger.info("held out %s clips of the shuffled train stream as %s", sum(counts.values()), " and ".join(counts))
     return train, evaluation_raw, held_keys
 
@@ -236,49 +234,9 @@ def _references(stream: IterableDataset, audio_column: str, label_column: str, s
     if features is not None and isinstance(features.get(audio_column), Audio):
         stream = stream.cast_column(audio_column, Audio(decode=False))
 
-    by_row = rows_in_order or stream.num_shards == 1
-
-    def reference(example, row):
-        audio = example[audio_column]
-        if isinstance(audio, (str, os.PathLike)):
-            audio = {"path": str(audio), "bytes": None}
-        elif not audio or not audio.get("path"):  # bytes of a dataset built from arrays, or an empty cell
-            audio = unnamed_audio(audio, f"{source} row {row}" if by_row or not audio or not audio.get("bytes")
-                                  else f"{source} clip {_reference_key(audio)}")
-        return {"audio": audio, "label": example[label_column]}
-
+    reference = AudioReference(audio_column, label_column, source, by_row=rows_in_order or stream.num_shards == 1)
     stream = stream.map(reference, with_indices=True, remove_columns=columns)
     return stream, label_feature if isinstance(label_feature, ClassLabel) else None
-
-
-def _label_encoder(label_names: Sequence[str], feature: Optional[ClassLabel], split: str):
-    index = {name: i for i, name in enumerate(label_names)}
-
-    def encode(example):
-        value = example["label"]
-        if isinstance(value, (list, tuple)):
-            raise StreamError(f"{describe_source(example['audio'])}: the label is a list {value} in split '{split}' "
-                              "(multi-label data); --streaming from a Hub dataset trains single-label classifiers: "
-                              "drop --streaming, or save the dataset with save_to_disk and stream that")
-        name = feature.int2str(value) if feature is not None and isinstance(value, int) else str(value)
-        if value is None or name.strip() == "":
-            raise StreamError(f"{describe_source(example['audio'])}: empty label in split '{split}'")
-        if name not in index:
-            raise StreamError(f"{describe_source(example['audio'])}: unknown label '{name}' in split '{split}'; "
-                              f"known labels: {list(label_names)}")
-        return {"label": index[name]}
-
-    return encode
-
-
-def _reference_key(audio: dict[str, Any]) -> str:
-    """What identifies a streamed clip: a hash of its bytes, or its path when it has none (a file on disk).
-
-    Not the path first: Hub datasets often give many rows the same file name (`audio.wav`, or the name of
-    a file in each speaker's folder), and a held-out clip's name then removed all of them from training."""
-    if audio.get("bytes"):
-        return "sha1:" + hashlib.sha1(audio["bytes"]).hexdigest()
-    return str(audio.get("path"))
 
 
 def _read_split(stream: IterableDataset, limit: Optional[int], source: str) -> list:

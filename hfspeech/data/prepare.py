@@ -73,7 +73,7 @@ class DataReport:
                 "num_skipped": self.num_skipped, "num_ignored": len(self.ignored)}
 
     def save(self, path: str) -> None:
-        with open(path, "w") as f:
+        with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
 
     def summary(self) -> str:

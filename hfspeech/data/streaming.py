@@ -152,7 +152,7 @@ class StreamingCollator:
                 raise StreamedClipError(error.path, error.problem) from error
             logger.warning("skipping %s (--skip_bad_files)", error)
             if self.skipped_log:
-                with open(self.skipped_log, "a") as f:
+                with open(self.skipped_log, "a", encoding="utf-8") as f:
                     f.write(json.dumps({"path": error.path, "problem": error.problem}) + "\n")
             return None
         return trim_silence(waveform, self.trim_top_db) if self.trim else waveform
@@ -180,7 +180,7 @@ def read_skipped_log(path: str) -> list[dict[str, str]]:
     if not path or not os.path.isfile(path):
         return []
     seen = {}
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 entry = json.loads(line)
@@ -235,10 +235,29 @@ def _from_local_index(spec: DataSpec, sampling_rate: int, seed: int, label_names
     evaluation, report = prepare_evaluation(raw, spec, sampling_rate)
     # A seeded permutation first (an index is often sorted by class), then shards whose order and a
     # buffer over them are reshuffled every epoch.
-    stream = index.shuffle(seed=seed).to_iterable_dataset(num_shards=min(len(index), MAX_INDEX_SHARDS))
+    stream = _sharded_stream(index.shuffle(seed=seed), num_shards=min(len(index), MAX_INDEX_SHARDS))
     stream = stream.shuffle(seed=seed, buffer_size=spec.shuffle_buffer_size)
     report.kept = {"train": len(index), **report.kept}
     report.found, report.ignored, report.notes = listing.found, listing.ignored, listing.notes
     report.limited, report.warnings = listing.limited, listing.warnings
     return StreamedData(label_names_of(index), stream, evaluation, report, len(index),
                         train_labels=column_values(index, "label"))
+
+
+def _sharded_stream(index: Dataset, num_shards: int) -> IterableDataset:
+    """`index.to_iterable_dataset(num_shards)`, the same rows in the same shards, with the index held once.
+
+    Each shard `to_iterable_dataset` makes carries the whole table of an index held in memory (a manifest's), and
+    a DataLoader worker started with `spawn` (macOS, Windows) is sent them all pickled, every epoch: up to 256
+    copies (14 MB for an index of 320 clips, against 60 KB held once), growing with the manifest."""
+    size, extra = divmod(len(index), num_shards)
+    starts = [size * shard + min(shard, extra) for shard in range(num_shards + 1)]  # as `Dataset.shard` splits
+    rows = [range(starts[shard], starts[shard + 1]) for shard in range(num_shards)]
+    return IterableDataset.from_generator(_index_rows, features=index.features,
+                                          gen_kwargs={"index": index, "shards": rows})
+
+
+def _index_rows(index: Dataset, shards: list[range]):
+    """The rows of `index` in `shards` (row ranges), shard by shard: the generator of `_sharded_stream`."""
+    for rows in shards:
+        yield from index.select(rows)

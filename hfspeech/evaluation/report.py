@@ -31,7 +31,7 @@ def json_ready(value):
 
 def write_metrics_json(path: str, metrics: dict) -> None:
     """A metrics file any JSON parser reads (`json_ready`)."""
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(json_ready(metrics), f, indent=2)
 
 
@@ -47,10 +47,10 @@ def write_evaluation_report(
     metrics = ClassificationMetrics().compute(predictions=predictions, references=references, labels=ids)
     matrix = confusion_matrix(references, predictions, labels=ids)
     report = per_class_report(predictions, references, label_names)
-    with open(os.path.join(output_dir, f"{prefix}_confusion_matrix.json"), "w") as f:
+    with open(os.path.join(output_dir, f"{prefix}_confusion_matrix.json"), "w", encoding="utf-8") as f:
         json.dump({"labels": list(label_names), "rows": "true label", "columns": "predicted label",
                    "matrix": matrix.tolist()}, f, indent=2)
-    with open(os.path.join(output_dir, f"{prefix}_classification_report.json"), "w") as f:
+    with open(os.path.join(output_dir, f"{prefix}_classification_report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     plot_confusion_matrix(matrix, label_names, os.path.join(output_dir, f"{prefix}_confusion_matrix.png"),
                           title=f"{prefix}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")

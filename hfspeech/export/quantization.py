@@ -87,7 +87,7 @@ def quantization_config(operators: list[str], static: bool, nodes_to_exclude: li
 def has_vnni() -> bool:
     """Whether this x86 CPU has VNNI (avx512_vnni or avx_vnni), from /proc/cpuinfo; False where unknown."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         return False
     return "avx512_vnni" in flags or "avx_vnni" in flags

@@ -100,7 +100,7 @@ def write_run_twin(run_dir: str | Path) -> Optional[Path]:
     itself is complete and still runs in PyTorch."""
     run_dir = Path(run_dir)
     try:
-        model_type = json.loads((run_dir / "config.json").read_text()).get("model_type")
+        model_type = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError):
         return None
     if not is_baseline(model_type):

@@ -138,7 +138,7 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     hyper.update({k: values[k] for k in AUGMENTATION if values.get(k) is not None})
     hyper["lr_scheduler_type"] = str(getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))
     output_dir = Path(training_args.output_dir)
-    (output_dir / HYPERPARAMETERS_FILE).write_text(json.dumps(hyper, indent=2, default=str) + "\n")
+    (output_dir / HYPERPARAMETERS_FILE).write_text(json.dumps(hyper, indent=2, default=str) + "\n", encoding="utf-8")
     if request is not None:
         try:
             paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,

@@ -32,7 +32,7 @@ def module_sources(module_name: str) -> dict[str, str]:
                                  "cannot share a repo folder")
             continue
         origins[short] = name
-        source = Path(importlib.util.find_spec(name).origin).read_text()
+        source = Path(importlib.util.find_spec(name).origin).read_text(encoding="utf-8")
         pending += [m.group(0)[len("from "):-len(" import")] for m in HFSPEECH_IMPORT.finditer(source)]
         sources[f"{short}.py"] = HFSPEECH_IMPORT.sub(lambda m: f"from .{m.group(1)} import", source)
     return sources
@@ -58,7 +58,7 @@ def write_remote_code(config_class: type, model_class: type, feature_extractor_c
         files[f"{entry}.py"] += "".join(
             f"from .{name} import __name__ as _  # noqa: F401  (transformers copies {name}.py)\n" for name in indirect)
     for name, source in files.items():
-        (dest / name).write_text(source)
+        (dest / name).write_text(source, encoding="utf-8")
 
     def ref(cls: type) -> str:
         return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"

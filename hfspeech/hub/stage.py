@@ -93,7 +93,7 @@ def staged_names(dest: Path) -> Optional[set[str]]:
     if "hfspeech" not in tags:
         return None
     try:  # a staging caught half-way through its replacement may lack config.json: then no code is its
-        model_type = json.loads((dest / "config.json").read_text()).get("model_type")
+        model_type = json.loads((dest / "config.json").read_text(encoding="utf-8")).get("model_type")
     except Exception:
         model_type = None
     spec = custom_classes(model_type) if isinstance(model_type, str) else None
@@ -167,7 +167,7 @@ def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: boo
         for name in ONNX_FILES:
             _copy(run, f"onnx/{name}", dest / "onnx" / name)
     publish_records(dest, run)  # before the card, which reads the staged records
-    config = json.loads((dest / "config.json").read_text())
+    config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
     spec = custom_classes(config["model_type"])
     if spec is not None:
         auto_map = write_remote_code(*spec, dest)
@@ -218,7 +218,8 @@ def _copy(run: Path, name: str, target: Path) -> None:
 
 
 def _update_json(path: Path, **values) -> None:
-    path.write_text(json.dumps({**json.loads(path.read_text()), **values}, indent=2, sort_keys=True) + "\n")
+    record = {**json.loads(path.read_text(encoding="utf-8")), **values}
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def evaluation_clips(eval_dir: Optional[str | Path], config: dict) -> list[Path]:

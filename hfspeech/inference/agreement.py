@@ -110,7 +110,7 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
     record = {**comparison.to_dict(), "max_accuracy_drop_points": max_drop_points, "passed": passed,
               "kept_by_force": not passed, "eval_dir": os.path.basename(os.path.normpath(str(eval_dir))),
               "data_warnings": [w for w in [heard_clips_warning(model, paths)] if w]}
-    with open(quantized.parent / INT8_CHECK_FILE, "w") as f:
+    with open(quantized.parent / INT8_CHECK_FILE, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)
     return comparison, record
 

@@ -34,8 +34,8 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
     windows = [w.to_dict(classifier.id2label, top_k) for w in prediction.windows]
     document = {**prediction.to_dict(), "labels": labels, "windows": windows,
                 "scores": [[None if np.isnan(v) else float(v) for v in row] for row in scores]}
-    paths["json"].write_text(json.dumps(document, indent=1))
-    with open(paths["csv"], "w", newline="") as f:
+    paths["json"].write_text(json.dumps(document, indent=1), encoding="utf-8")
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["start", "end", "top_label", "top_score", "active_labels", *labels])
         for window, row in zip(windows, scores):

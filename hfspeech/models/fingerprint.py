@@ -52,14 +52,14 @@ def write_traced_from(model_dir: str | Path, output_dir: str | Path) -> None:
     """Record in `output_dir` which config and weights of `model_dir` its exported file was made from."""
     stats = folder_stats(model_dir)  # taken first: a file rewritten while it is hashed then never matches
     record = {"fingerprint": folder_fingerprint(model_dir), "stat": stats}
-    (Path(output_dir) / TRACED_FROM).write_text(json.dumps(record, indent=2) + "\n")
+    (Path(output_dir) / TRACED_FROM).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def made_from(export_dir: str | Path, model_dir: str | Path) -> bool:
     """Whether `export_dir`'s file was made from the config and weights `model_dir` holds now: by their stat
     when it is as recorded (no file read), else by their sha256."""
     try:
-        record = json.loads((Path(export_dir) / TRACED_FROM).read_text())
+        record = json.loads((Path(export_dir) / TRACED_FROM).read_text(encoding="utf-8"))
         recorded = record.get("fingerprint")
     except (OSError, ValueError, AttributeError):
         return False

@@ -33,7 +33,7 @@ def generate_spoken_digits(output_dir, clips_per_digit: int = 100, sampling_rate
                                      sampling_rate=sampling_rate, clip_seconds=clip_seconds,
                                      noise_snr_db=noise_snr_db, seed=seed, progress=progress, voices=voices)
     manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="") as f:
+    with open(manifest, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label", "speaker"])
         for digit, word in enumerate(DIGIT_WORDS):
@@ -48,7 +48,7 @@ def merge_manifests(first, second, output) -> Path:
     rows = []
     header = None
     for path in (first, second):
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             this_header = next(reader, None)
             if header is not None and this_header != header:
@@ -56,7 +56,7 @@ def merge_manifests(first, second, output) -> Path:
             header = this_header
             rows.extend(reader)
     output = Path(output)
-    with open(output, "w", newline="") as f:
+    with open(output, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)

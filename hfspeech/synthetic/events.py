@@ -100,8 +100,10 @@ def _check_event_args(events: list[str], num_clips: int, sampling_rate: int, cli
 
 
 def _write_manifests(root: Path, rows: list[tuple[str, list[str]]]) -> None:
-    (root / "labels.csv").write_text("path,labels\n" + "".join(f"{p},{';'.join(l)}\n" for p, l in rows))
-    (root / "labels.jsonl").write_text("".join(json.dumps({"path": p, "labels": l}) + "\n" for p, l in rows))
+    (root / "labels.csv").write_text("path,labels\n" + "".join(f"{p},{';'.join(l)}\n" for p, l in rows),
+                                     encoding="utf-8")
+    (root / "labels.jsonl").write_text("".join(json.dumps({"path": p, "labels": l}) + "\n" for p, l in rows),
+                                       encoding="utf-8")
 
 
 def _readme(events: list[str], num_clips: int, sampling_rate: int, clip_seconds: float, seed: int) -> str:
@@ -147,7 +149,7 @@ def generate_event_dataset(
         sf.write(root / name, clip, sampling_rate, subtype="PCM_16")
         rows.append((name, labels))
     _write_manifests(root, rows)
-    (root / "README.md").write_text(_readme(events, num_clips, sampling_rate, clip_seconds, seed))
+    (root / "README.md").write_text(_readme(events, num_clips, sampling_rate, clip_seconds, seed), encoding="utf-8")
     counts = {event: sum(event in labels for _, labels in rows) for event in events}
     folder.finish(counts=counts, label_prevalence=sum(counts.values()) / (num_clips * len(events)))
     return root

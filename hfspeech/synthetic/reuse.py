@@ -27,7 +27,7 @@ class GeneratedFolder:
 
     def previous_info(self) -> dict:
         """What the last finished run recorded ({} when none did)."""
-        return json.loads(self.info_path.read_text()) if self.info_path.is_file() else {}
+        return json.loads(self.info_path.read_text(encoding="utf-8")) if self.info_path.is_file() else {}
 
     def is_finished(self) -> bool:
         """True when a finished run with these parameters left every expected file."""
@@ -45,4 +45,4 @@ class GeneratedFolder:
 
     def finish(self, **details) -> None:
         """Mark the folder finished: its parameters plus `details` (counts ...), written last."""
-        self.info_path.write_text(json.dumps({**self.params, **details}, indent=2) + "\n")
+        self.info_path.write_text(json.dumps({**self.params, **details}, indent=2) + "\n", encoding="utf-8")

@@ -205,7 +205,7 @@ def _generate_folder(root: Path, params: dict, classes: list[str], clips_per_cla
     written = sorted(p for name in classes for p in (root / name).glob("*.wav"))
     if written != sorted(expected):
         raise RuntimeError(f"{root}: expected {len(expected)} clips, found {len(written)}")
-    (root / "README.md").write_text(readme)
+    (root / "README.md").write_text(readme, encoding="utf-8")
     folder.finish(classes=classes, counts={name: clips_per_class for name in classes}, num_clips=len(expected),
                   espeak_ng=espeak_version(exe))
     return root

@@ -68,7 +68,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     model.save_pretrained(output)
     extractor.save_pretrained(output)
     for name, record in records.items():
-        (output / name).write_text(json.dumps(record, indent=2) + "\n")
+        (output / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
     return output
 
@@ -162,7 +162,7 @@ def _description(run: str) -> dict:
     settings), and the run's label thresholds; a folder that is no saved model is refused first."""
     check_model_folder(run)
     config = read_config_json(run)
-    extractor = json.loads((Path(run) / "preprocessor_config.json").read_text())
+    extractor = json.loads((Path(run) / "preprocessor_config.json").read_text(encoding="utf-8"))
     return {"config": {k: v for k, v in config.items() if k not in (*PROVENANCE_KEYS, THRESHOLDS)},
             "extractor": extractor, "thresholds": config.get(THRESHOLDS)}
 

@@ -61,10 +61,7 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
     if path_column not in columns:
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
-    for row, group in enumerate(groups, start=2):  # fold-<group> is a folder name: "a/../../x" left OUTPUT_DIR
-        if "/" in group or "\\" in group:
-            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
-                            f"(fold-<group>): a group name has no / or \\ in it")
+    _check_fold_folder_names(manifest, group_column, groups)
     folds = fold_rows(groups, validation_fraction, seed)
     if label_column:
         _check_fold_labels(manifest, group_column, folds, _row_labels(rows, columns, label_column, label_separator))
@@ -80,12 +77,27 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
             path = written[group][name] = os.path.join(folder, f"{name}.csv")
             if not write:
                 continue
-            with open(path, "w", newline="") as f:
+            with open(path, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=columns)
                 writer.writeheader()
                 for i in indices:
                     writer.writerow({**rows[i], path_column: resolve_listed_path(rows[i].get(path_column), base)})
     return written
+
+
+def _check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[str]) -> None:
+    """Each group names a folder `fold-<group>` of its own: one with / or \\ left OUTPUT_DIR ("a/../../x"), and
+    two that differ only in case ("Alice", "alice") are one folder on macOS and Windows, where the second
+    fold's manifests and run replaced the first's. Either is a one-line `DataError` naming the row."""
+    first_of: dict[str, str] = {}
+    for row, group in enumerate(groups, start=2):
+        if "/" in group or "\\" in group:
+            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
+                            f"(fold-<group>): a group name has no / or \\ in it")
+        earlier = first_of.setdefault(group.casefold(), group)
+        if earlier != group:
+            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} and {earlier!r} differ only in case; "
+                            "their fold folders (fold-<group>) would be one on macOS and Windows: rename one")
 
 
 def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int) -> dict[str, dict[str, list[int]]]:

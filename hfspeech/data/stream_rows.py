@@ -1,0 +1,80 @@
+"""The per-row functions of a streamed Hub dataset (`data.hub_stream`), as module-level classes.
+
+A `datasets.IterableDataset` keeps the functions given to its `map` and `filter`, and `--dataloader_num_workers N`
+sends the stream to each worker. On macOS and Windows workers are started with `spawn`, which pickles what they
+get; closures and lambdas do not pickle, and training stopped at its first batch with "Can't pickle local object".
+Instances of these classes pickle with their settings."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Optional, Sequence
+
+from datasets import ClassLabel
+
+from hfspeech.data.audio import describe_source
+from hfspeech.data.clip_names import unnamed_audio
+from hfspeech.data.streaming import StreamError
+
+
+def reference_key(audio: dict[str, Any]) -> str:
+    """What identifies a streamed clip: a hash of its bytes, or its path when it has none (a file on disk).
+
+    Not the path first: Hub datasets often give many rows the same file name (`audio.wav`, or the name of
+    a file in each speaker's folder), and a held-out clip's name then removed all of them from training."""
+    if audio.get("bytes"):
+        return "sha1:" + hashlib.sha1(audio["bytes"]).hexdigest()
+    return str(audio.get("path"))
+
+
+class NotHeldOut:
+    """`filter` predicate: keeps the clips whose `reference_key` is not one of those held out for evaluation."""
+
+    def __init__(self, held_keys: set[str]):
+        self.held_keys = held_keys
+
+    def __call__(self, example: dict[str, Any]) -> bool:
+        return reference_key(example["audio"]) not in self.held_keys
+
+
+class AudioReference:
+    """`map(with_indices=True)`: a row as `audio` (undecoded `{"path", "bytes"}`) and `label`. Bytes without a
+    file name are named `<source> row N` when `by_row`, else by a hash of the bytes (rows of several shuffled
+    shards have no stable number)."""
+
+    def __init__(self, audio_column: str, label_column: str, source: str, by_row: bool):
+        self.audio_column, self.label_column, self.source, self.by_row = audio_column, label_column, source, by_row
+
+    def __call__(self, example: dict[str, Any], row: int) -> dict[str, Any]:
+        audio = example[self.audio_column]
+        if isinstance(audio, (str, os.PathLike)):
+            audio = {"path": str(audio), "bytes": None}
+        elif not audio or not audio.get("path"):  # bytes of a dataset built from arrays, or an empty cell
+            audio = unnamed_audio(audio, f"{self.source} row {row}"
+                                  if self.by_row or not audio or not audio.get("bytes")
+                                  else f"{self.source} clip {reference_key(audio)}")
+        return {"audio": audio, "label": example[self.label_column]}
+
+
+class LabelEncoder:
+    """`map`: a row's label (a name, or a `ClassLabel` id of `feature`) as its id in `label_names`; a list, an
+    empty or an unknown label is a one-line `StreamError` naming the clip and `split`."""
+
+    def __init__(self, label_names: Sequence[str], feature: Optional[ClassLabel], split: str):
+        self.label_names, self.feature, self.split = list(label_names), feature, split
+        self.index = {name: i for i, name in enumerate(self.label_names)}
+
+    def __call__(self, example: dict[str, Any]) -> dict[str, int]:
+        value, split = example["label"], self.split
+        if isinstance(value, (list, tuple)):
+            raise StreamError(f"{describe_source(example['audio'])}: the label is a list {value} in split '{split}' (multi-label data); "
+                              "--streaming from a Hub dataset trains single-label classifiers: drop --streaming, "
+                              "or save the dataset with save_to_disk and stream that")
+        name = self.feature.int2str(value) if self.feature is not None and isinstance(value, int) else str(value)
+        if value is None or name.strip() == "":
+            raise StreamError(f"{describe_source(example['audio'])}: empty label in split '{split}'")
+        if name not in self.index:
+            raise StreamError(f"{describe_source(example['audio'])}: unknown label '{name}' in split '{split}'; "
+                              f"known labels: {self.label_names}")
+        return {"label": self.index[name]}
