@@ -139,10 +139,11 @@ def _stripped(labels: list[str], split: Dataset) -> list[str]:
         where = describe_source(split.select([padded[0]])[0]["audio"])
         logger.warning("%d label(s) had leading or trailing whitespace, stripped (e.g. %r for %s)", len(padded),
                        labels[padded[0]], where)
-    labels = [written_form(label) for label in labels]
+    forms = _written_forms(set(labels))
+    labels = [forms[label] for label in labels]
     if "" in labels:  # a folder named ` ` (a ClassLabel name of spaces): strings were checked before
         raise DataError(f"{describe_source(split.select([labels.index('')])[0]['audio'])}: empty label")
-    _refuse_control_characters([[label] for label in labels], split)
+    _refuse_control_characters(labels, split)
     return labels
 
 
@@ -152,16 +153,26 @@ def written_form(label: str) -> str:
     return unicodedata.normalize("NFC", label.strip())
 
 
-def _refuse_control_characters(lists: list[list[str]], split: Dataset) -> None:
-    """A `DataError` naming the file whose label (in a list per clip) holds a line break, tab or other control
-    character: almost surely a CSV cell whose quote was not closed, and such a label broke every line-based
-    output (predict's text, CSV reports, the model card's tables)."""
-    for row, clip in enumerate(lists):
-        for label in clip:
-            if any(unicodedata.category(char) == "Cc" for char in label):
-                raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: the label {label!r} holds a "
-                                "line break or other control character; a label is one line of text (check the "
-                                "manifest's quotes)")
+def _written_forms(distinct: set[str]) -> dict[str, str]:
+    """`written_form` of each distinct label: a column holds few labels over many rows, and normalising every
+    row's took as long as the rest of `encode_labels`."""
+    return {label: written_form(label) for label in distinct}
+
+
+def _refuse_control_characters(rows: list, split: Dataset) -> None:
+    """A `DataError` naming the first file whose label (`rows`: one per clip, or a list per clip) holds a line
+    break, tab or other control character: almost surely a CSV cell whose quote was not closed, and such a label
+    broke every line-based output (predict's text, CSV reports, the model card's tables). Each distinct label
+    is scanned once; the rows are walked only to name the file."""
+    single = bool(rows) and isinstance(rows[0], str)
+    distinct = set(rows) if single else {label for clip in rows for label in clip}
+    bad = {label for label in distinct if any(unicodedata.category(char) == "Cc" for char in label)}
+    if bad:
+        clips = ([label] for label in rows) if single else rows
+        row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)
+        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: the label {label!r} holds a "
+                        "line break or other control character; a label is one line of text (check the "
+                        "manifest's quotes)")
 
 
 def _warn_case_twins(label_names: list[str]) -> None:
@@ -190,7 +201,8 @@ def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[s
         _check_separator(split, values, separator)
         lists = [parse_label_list(v, separator) for v in values]
         _refuse_labelless_cells(split, values, lists, separator)
-    lists = [list(dict.fromkeys(written_form(label) for label in clip)) for clip in lists]
+    forms = _written_forms({label for clip in lists for label in clip})
+    lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
     _refuse_control_characters(lists, split)
     if lists and not any(lists):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
