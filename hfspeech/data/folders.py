@@ -57,7 +57,7 @@ def uses_datasets_layout(root: Path) -> bool:
     """A metadata file (in the folder or in a split folder, `train/metadata.csv`: datasets' layout for splits)
     or a dataset card with `configs`: datasets' own rules decide what the folder holds. A split folder's metadata
     was missed, and its clips were labelled `train` and `test` by their folders."""
-    folders = [root] + [sub for sub in root.iterdir() if sub.is_dir() and sub.name.lower() in SPLIT_FOLDERS]
+    folders = [root] + [sub for sub in root.iterdir() if sub.name.lower() in SPLIT_FOLDERS and sub.is_dir()]
     if any((folder / name).exists() for folder in folders for name in DATASETS_LAYOUT_FILES):
         return True
     readme = root / "README.md"
