@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import io
-import json
 import pickle
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import synth_clip
+from tests.test_streaming_training import write_streamed_folder
 
 
 def spawn_round_trip(obj):
@@ -27,18 +26,7 @@ def spawn_round_trip(obj):
 
 
 def write_hub_like_folder(root):
-    """A folder `load_dataset` streams like a Hub dataset: JSONL rows of an audio path and a string label."""
-    rng = np.random.default_rng(0)
-    (root / "clips").mkdir()
-    rows = []
-    for kind in ("low", "high"):
-        for i in range(6):
-            path = root / "clips" / f"{kind}_{i}.wav"
-            sf.write(path, synth_clip(kind, rng, 16000, 0.2), 16000)
-            rows.append({"audio": str(path), "intent": kind})
-    (root / "hub_like").mkdir()
-    (root / "hub_like" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return root / "hub_like"
+    return write_streamed_folder(root, per_kind=6)
 
 
 def test_a_streamed_hub_dataset_reaches_spawned_dataloader_workers(tmp_path):

@@ -103,21 +103,25 @@ def test_skip_bad_files_drops_and_reports_a_streamed_bad_file(manifests_with_a_b
     assert metrics["num_skipped_files"] == 1 and metrics["num_train_clips"] == 30
 
 
-@pytest.fixture
-def streamed_folder(tmp_path) -> Path:
+def write_streamed_folder(root: Path, per_kind: int = 10) -> Path:
     """A data folder `load_dataset` streams like a Hub dataset: JSONL rows of audio path + string label."""
     rng = np.random.default_rng(0)
-    (tmp_path / "clips").mkdir()
+    (root / "clips").mkdir()
     rows = []
     for kind in ("low", "high"):
-        for i in range(10):
-            path = tmp_path / "clips" / f"{kind}_{i}.wav"
+        for i in range(per_kind):
+            path = root / "clips" / f"{kind}_{i}.wav"
             sf.write(path, synth_clip(kind, rng, 16000, 0.2), 16000)
             rows.append({"audio": str(path), "intent": kind})
-    folder = tmp_path / "hub_like"
+    folder = root / "hub_like"
     folder.mkdir()
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
+
+
+@pytest.fixture
+def streamed_folder(tmp_path) -> Path:
+    return write_streamed_folder(tmp_path)
 
 
 def test_a_streamed_dataset_holds_out_validation_and_needs_class_names_and_max_steps(streamed_folder, tmp_path):
