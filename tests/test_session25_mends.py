@@ -164,3 +164,22 @@ def test_an_audio_folders_metadata_without_a_label_column_is_one_line_or_named_b
         load_data(data_dir=str(data), cache_dir=str(tmp_path / "cache"))
     labels = load_data(data_dir=str(data), cache_dir=str(tmp_path / "cache"), label_column="speaker")["train"]["label"]
     assert sorted(labels) == ["s0", "s0", "s1", "s1"]
+
+
+def test_report_plots_leave_the_users_matplotlib_backend_alone(tmp_path):
+    """`matplotlib.use("Agg")` in every plot switched a notebook's backend (inline figures stopped showing) after
+    training or evaluating from Python; figures are drawn on their own canvas now."""
+    import subprocess
+    import sys
+
+    script = f"""
+import matplotlib, numpy as np
+matplotlib.use("svg")
+from hfspeech.evaluation.report import plot_confusion_matrix, plot_per_class_scores
+plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["a", "b"], r"{tmp_path / 'cm.png'}")
+plot_per_class_scores({{"a": {{"ap": 0.5, "f1": 0.4, "support": 3}}}}, r"{tmp_path / 'pc.png'}")
+print(matplotlib.get_backend())
+"""
+    backend = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert backend.strip() == "svg"
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" == (tmp_path / "pc.png").read_bytes()[:8]

@@ -82,14 +82,12 @@ MAX_TICK_LABELS = 60  # beyond this many classes, every k-th is named (the JSON 
 def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: str, title: str = "") -> None:
     """A labelled heat map with the count in each cell (up to 40 classes), rows normalised for the colour.
     The figure grows with the classes up to `MAX_FIGURE_INCHES`; past that the cells shrink instead."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
 
     n = len(label_names)
     size = min(max(4.0, 0.55 * n + 2.5), MAX_FIGURE_INCHES)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    fig = Figure(figsize=(size, size * 0.9))
+    ax = fig.subplots()
     row_sums = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=float), where=row_sums > 0)
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -105,7 +103,6 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _name_classes(ax, label_names: Sequence[str]) -> None:
@@ -147,16 +144,14 @@ def write_multilabel_report(
 
 def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = "") -> None:
     """Side-by-side bars of each class's average precision and F1 (at its threshold)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
 
     names = list(per_class)
     positions = np.arange(len(names))
     ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
     f1 = [per_class[n]["f1"] if per_class[n]["f1"] is not None else 0.0 for n in names]
-    fig, ax = plt.subplots(figsize=(min(max(5.0, 0.6 * len(names) + 2.5), MAX_FIGURE_INCHES), 4.0))
+    fig = Figure(figsize=(min(max(5.0, 0.6 * len(names) + 2.5), MAX_FIGURE_INCHES), 4.0))
+    ax = fig.subplots()
     ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
     ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
     if len(names) <= MAX_TICK_LABELS:
@@ -172,4 +167,3 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -48,15 +48,13 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
 
 
 def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
 
     starts = np.array([w.start for w in prediction.windows]) if prediction.windows else np.zeros(1)
     ends = np.array([w.end for w in prediction.windows]) if prediction.windows else np.ones(1)
     centres = (starts + ends) / 2
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * len(labels)))
+    fig = Figure(figsize=(10, 1.2 + 0.35 * len(labels)))
+    ax = fig.subplots()
     if len(scores):
         # One column per window, at its centre: overlapping windows share the time axis without gaps.
         edges = np.concatenate([[starts[0]], (centres[1:] + centres[:-1]) / 2, [ends[-1]]]) if len(centres) > 1 \
@@ -70,4 +68,3 @@ def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray,
                  parse_math=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
