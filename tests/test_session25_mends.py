@@ -1,6 +1,7 @@
 """Small mends of the twenty-fifth session's audits (their left-alone lists)."""
 
 import json
+import re
 import time
 
 import pytest
@@ -183,3 +184,16 @@ print(matplotlib.get_backend())
     backend = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert backend.strip() == "svg"
     assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" == (tmp_path / "pc.png").read_bytes()[:8]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--layerwise_lr_decay", "-0.5"], "must be in (0, 1]"),
+    (["--layerwise_lr_decay", "0"], "must be in (0, 1]"),
+    (["--layerwise_lr_decay", "0.9", "--freeze_base_model", "True"], "only the head trains"),
+])
+def test_layerwise_decay_values_that_cannot_work_are_refused_at_parse_time(flags, message):
+    from hfspeech.errors import UsageError
+    from hfspeech.training.command_line import parse_args
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_args(["--data_dir", "x", "--output_dir", "y", *flags])

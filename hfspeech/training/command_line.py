@@ -85,6 +85,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
         raise UsageError(f"invalid training flags: {explain(error, given)}") from error
     check_training_values(training_args, given)
     check_label_smoothing(training_args.label_smoothing_factor, model_args.multi_label)
+    check_layerwise_decay(model_args.layerwise_lr_decay, model_args.freeze_base_model)
     check_reporting(training_args)
     return model_args, data_args, training_args
 
@@ -250,6 +251,17 @@ def check_label_smoothing(factor: float, multi_label: bool) -> None:
     if factor and multi_label:
         raise UsageError("--label_smoothing_factor: smooths a softmax target; a multi-label model trains on one "
                          "sigmoid per label, where it would not be applied; leave it out")
+
+
+def check_layerwise_decay(decay: Optional[float], frozen_base: bool) -> None:
+    """0 or a negative decay gave the lower layers no or negative learning rates without a word; with a frozen base
+    only the head trains, and the refusal came after every clip's features were cached, naming an inner class."""
+    if decay is not None and not 0 < decay <= 1:
+        raise UsageError(f"--layerwise_lr_decay must be in (0, 1] (0.9: each layer down learns 0.9x slower), "
+                         f"got {decay}")
+    if decay is not None and frozen_base:
+        raise UsageError("--layerwise_lr_decay: with --freeze_base_model only the head trains (at "
+                         "--head_learning_rate); leave one of them out")
 
 
 def check_reporting(args: TrainingArguments) -> None:
