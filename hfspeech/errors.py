@@ -74,7 +74,7 @@ def writing_to(path, then: str):
     try:
         yield
     except OSError as error:
-        if isinstance(error, HfspeechError) or error.errno not in WRITE_ERRNOS:
+        if isinstance(error, HfspeechError) or disk_write_failure(error) is None:  # one rule for "a full disk"
             raise
         raise cannot_write(path, error, then) from error
 

@@ -118,13 +118,19 @@ def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
     with open(path, "rb+") as f:
         _lock_or_refuse(f, path)  # before cutting a last row that another run may be writing
         data = f.read()
-        complete = data[: data.rfind(b"\n") + 1]
+        complete, rows = _complete_rows(path, kind, data)
         if data and not complete:
             raise ValueError(f"{path}: not the output of an earlier `hfspeech predict` (no complete line); "
                              "give a new --output file")
-        rows = _written_rows(path, kind, complete.decode("utf-8", errors="replace"))
         f.truncate(len(complete))
     return {row_path for row_path, _ in rows}, {label for _, labels in rows for label in labels}
+
+
+def _complete_rows(path: str, kind: str, data: bytes) -> tuple[bytes, list[tuple[str, list[str]]]]:
+    """(the bytes up to the last line end, the rows they hold) of an output file's `data`: a last row cut off
+    mid-write is not a row."""
+    complete = data[: data.rfind(b"\n") + 1]
+    return complete, _written_rows(path, kind, complete.decode("utf-8", errors="replace"))
 
 
 def check_same_model(path: str, written_labels: set[str], model_labels, model: str) -> None:
@@ -243,9 +249,7 @@ class PredictionWriter:
         """The paths already in the file, read once this run holds it: a run that ended after this one first
         read it (before its model loaded) wrote rows this one must not write again (every file was twice)."""
         with open(self.path, "rb") as f:
-            data = f.read()
-        text = data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace")
-        return {row_path for row_path, _ in _written_rows(self.path, self.format, text)}
+            return {row_path for row_path, _ in _complete_rows(self.path, self.format, f.read())[1]}
 
     def write(self, prediction) -> None:
         try:

@@ -100,14 +100,18 @@ def stdin_format(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES)
         more = read(read_bytes)
         head += more
         found = wav_or_raw(head, "stdin", ended=not more)
-        if found is not None and found[0] is None and len(head) < 8 and more:
+        if found is None:
+            continue
+        header, offset = found
+        if header is not None:
+            return header, head[offset:]
+        if len(head) < 8 and more:
             continue  # raw so far: 8 bytes let `encoded_format` see MP4's `ftyp`
-        if found is not None:
-            header, offset = found
-            if header is None and encoded_format(head):  # `cat take.flac |`: its bytes were noise firing events
-                raise ValueError(f"stdin: is {encoded_format(head)} audio, not raw PCM or WAV; classify a finished "
-                                 "file with `hfspeech predict`, or decode it into the pipe (ffmpeg ... -f wav -)")
-            return (pcm if header is None else header), head[offset:]
+        kind = encoded_format(head)
+        if kind:  # `cat take.flac |`: its bytes were noise firing events
+            raise ValueError(f"stdin: is {kind} audio, not raw PCM or WAV; classify a finished file with "
+                             "`hfspeech predict`, or decode it into the pipe (ffmpeg ... -f wav -)")
+        return pcm, head[offset:]
 
 
 def wav_or_raw(head: bytes, source: str, ended: bool = False) -> Optional[tuple[Optional[PcmFormat], int]]:

@@ -60,11 +60,12 @@ class LiveStream:
             if not data:
                 return []
         chunk = self.decode(data)
-        self.seconds += len(chunk) / self.decode.pcm.rate
+        seconds = len(chunk) / self.decode.pcm.rate
+        self.seconds += seconds
         if self.max_seconds is not None and self.seconds > self.max_seconds:
             raise ApiError(413, "audio_too_long", f"stream: over the limit of {self.max_seconds:g} s of audio")
-        if self.max_message_seconds is not None and len(chunk) / self.decode.pcm.rate > self.max_message_seconds:
-            raise ApiError(413, "audio_too_long", f"stream: one message holds {len(chunk) / self.decode.pcm.rate:.0f} s "
+        if self.max_message_seconds is not None and seconds > self.max_message_seconds:
+            raise ApiError(413, "audio_too_long", f"stream: one message holds {seconds:.0f} s "
                            f"of audio, over the limit of {self.max_message_seconds:g} s; send it in smaller messages")
         try:
             return messages(self.streamer.feed(chunk), self.streamer.id2label, self.windows)

@@ -139,13 +139,11 @@ def checkpoint_write_errors(output_dir: str) -> Iterator[None]:
     """Around `Trainer._save_checkpoint` (`training.trainer`): a checkpoint file that cannot be written for
     want of space (or on a read-only disk) is one line naming `output_dir`, not a traceback from torch,
     safetensors or Trainer. The half-written checkpoint is skipped and removed by the next run, which resumes."""
-    from safetensors import SafetensorError
-
     try:
         yield
     except HfspeechError:
         raise
-    except (OSError, RuntimeError, SafetensorError) as error:
+    except Exception as error:  # `_write_failure` tells a failed write (OSError, torch's, safetensors') from the rest
         reason = _write_failure(error)
         if reason is None:
             raise
