@@ -143,7 +143,7 @@ def _stripped(labels: list[str], split: Dataset) -> list[str]:
     labels = [forms[label] for label in labels]
     if "" in labels:  # a folder named ` ` (a ClassLabel name of spaces): strings were checked before
         raise DataError(f"{describe_source(split.select([labels.index('')])[0]['audio'])}: empty label")
-    _refuse_control_characters(labels, split)
+    _refuse_control_characters(labels, split, lists=False)
     return labels
 
 
@@ -159,16 +159,15 @@ def _written_forms(distinct: set[str]) -> dict[str, str]:
     return {label: written_form(label) for label in distinct}
 
 
-def _refuse_control_characters(rows: list, split: Dataset) -> None:
-    """A `DataError` naming the first file whose label (`rows`: one per clip, or a list per clip) holds a line
-    break, tab or other control character: almost surely a CSV cell whose quote was not closed, and such a label
-    broke every line-based output (predict's text, CSV reports, the model card's tables). Each distinct label
-    is scanned once; the rows are walked only to name the file."""
-    single = bool(rows) and isinstance(rows[0], str)
-    distinct = set(rows) if single else {label for clip in rows for label in clip}
+def _refuse_control_characters(rows: list, split: Dataset, lists: bool) -> None:
+    """A `DataError` naming the first file whose label (`rows`: one per clip, or with `lists` a list per clip)
+    holds a line break, tab or other control character: almost surely a CSV cell whose quote was not closed, and
+    such a label broke every line-based output (predict's text, CSV reports, the model card's tables). Each
+    distinct label is scanned once; the rows are walked only to name the file."""
+    distinct = {label for clip in rows for label in clip} if lists else set(rows)
     bad = {label for label in distinct if any(unicodedata.category(char) == "Cc" for char in label)}
     if bad:
-        clips = ([label] for label in rows) if single else rows
+        clips = rows if lists else ([label] for label in rows)
         row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)
         raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: the label {label!r} holds a "
                         "line break or other control character; a label is one line of text (check the "
@@ -203,7 +202,7 @@ def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[s
         _refuse_labelless_cells(split, values, lists, separator)
     forms = _written_forms({label for clip in lists for label in clip})
     lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
-    _refuse_control_characters(lists, split)
+    _refuse_control_characters(lists, split, lists=True)
     if lists and not any(lists):
         raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
                         f"label (empty label column? multi-label strings are split at {separator!r})")

@@ -253,8 +253,7 @@ class DataArguments:
         from hfspeech.data.augment import check_augmentation_flags  # here: --help does not import audiomentations
 
         check_augmentation_flags(self)  # before any data is read, not after decoding it (or as a traceback)
-        refuse_without_dataset(given_split_names(self.train_split_name, self.eval_split_name, self.test_split_name),
-                               self.dataset_name)  # before run_inputs.json is written into --output_dir
+        refuse_without_dataset(self.given_split_names(), self.dataset_name)  # before run_inputs.json is written
 
     def spec(self) -> "DataSpec":
         """What the data stage needs from these flags (`data.labelled.DataSpec`)."""
@@ -274,9 +273,12 @@ class DataArguments:
             audio_column=self.audio_column_name, label_column=self.label_column_name,
             path_column=self.path_column_name, label_depth=self.label_depth,
             # only names other than the defaults: a run recorded before these flags (run_inputs.json) resumes
-            **split_name_arguments(given_split_names(self.train_split_name, self.eval_split_name,
-                                                     self.test_split_name)),
+            **split_name_arguments(self.given_split_names()),
         )
+
+    def given_split_names(self) -> dict[str, str]:
+        """{role: split} for the split-name flags given other than their defaults (`data.split_names`)."""
+        return given_split_names(self.train_split_name, self.eval_split_name, self.test_split_name)
 
     def preparation(self) -> dict:
         """Keyword arguments of `data.prepare.prepare_dataset`: how clips are decoded and checked."""
