@@ -58,25 +58,42 @@ def cannot_write(path, error, then: str) -> OutputWriteError:
     return OutputWriteError(f"{path}: " * bool(path) + f"cannot write ({reason}); {then}")
 
 
+# What torch.save's C++ writer says when a write fails, with no errno and no file name: `[enforce fail at
+# inline_container.cc:672] . unexpected pos 576 vs 534`, `PytorchStreamWriter failed writing file data/0: file write
+# failed`, `basic_ios::clear: iostream error`.
+TORCH_WRITER_FAILURES = ("unexpected pos", "PytorchStreamWriter failed writing", "iostream error")
+
+
 def disk_write_failure(error: BaseException) -> Optional[str]:
-    """The OS's reason when `error` is a write a full or read-only disk refused, else None: an `OSError` with an
-    errno in `WRITE_ERRNOS`, or safetensors' `SafetensorError`, which carries the OS error only in its words
-    (`I/O error: File too large (os error 27)`): saving a model on a full disk was a traceback."""
-    if isinstance(error, OSError):
-        return (error.strerror or str(error)) if error.errno in WRITE_ERRNOS else None
+    """The reason when `error` is a write a full or read-only disk refused, else None -- the one rule for every
+    save: an `OSError` with an errno in `WRITE_ERRNOS`; torch.save's `RuntimeError` (`TORCH_WRITER_FAILURES`:
+    Trainer's training_args.bin and optimizer state); safetensors' `SafetensorError` (save_pretrained, told by its
+    type's name: this module imports no library), which carries the OS error only in its words (`I/O error: File
+    too large (os error 27)`). Each was a traceback wherever a save was not wrapped by hand. An error raised while
+    handling such a failure is that failure: datasets' `map` closes its writer again after a full disk, and Arrow's
+    `ValueError: I/O operation on closed file` hid the `File too large` (the frozen-feature cache)."""
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        return error.strerror or str(error)
+    if isinstance(error, RuntimeError) and any(failure in str(error) for failure in TORCH_WRITER_FAILURES):
+        return "torch could not write its file"
     found = type(error).__name__ == "SafetensorError" and re.search(r"I/O error: (.*) \(os error (\d+)\)", str(error))
-    return found.group(1) if found and int(found.group(2)) in WRITE_ERRNOS else None
+    if found and int(found.group(2)) in WRITE_ERRNOS:
+        return found.group(1)
+    context = None if error.__suppress_context__ else error.__context__
+    return disk_write_failure(context) if context is not None else None
 
 
 @contextlib.contextmanager
 def writing_to(path, then: str):
-    """Inside, a write that fails for want of space (or on a read-only disk) is `cannot_write(path, ...)`."""
+    """Inside, a write that fails for want of space (or on a read-only disk) is `cannot_write(path, ...)`: torch's
+    and safetensors' failed writes too (`disk_write_failure`), which are not OSErrors."""
     try:
         yield
-    except OSError as error:
-        if isinstance(error, HfspeechError) or disk_write_failure(error) is None:  # one rule for "a full disk"
+    except Exception as error:
+        reason = None if isinstance(error, HfspeechError) else disk_write_failure(error)  # one rule for "a full disk"
+        if reason is None:
             raise
-        raise cannot_write(path, error, then) from error
+        raise cannot_write(path, reason, then) from error
 
 
 def first_few(items, limit: int = 3, separator: str = ", ") -> str:

@@ -28,15 +28,25 @@ def users_files(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing
     """Why writing into `folder` could damage what the user keeps there, or None when it is new, empty, or
     holds something `ours` recognises (a name the command itself writes: an earlier output of it)."""
     path = Path(folder)
-    if not path.exists():
-        blocker = file_in_the_way(path)
-        return f"is inside {blocker}, a file, not a folder" if blocker is not None else None
     if not path.is_dir():
-        return "is a file, not a folder"
+        return not_a_folder(path)
     names = sorted(entry.name for entry in path.iterdir())
     if not names or any(ours(name) for name in names):
         return None
     return f"holds other files ({first_few(names)})"
+
+
+def not_a_folder(folder: str | os.PathLike) -> Optional[str]:
+    """Why `folder` cannot be made a folder, or None when it is one or can be created: it is a file, or a file is
+    in its path (`notes.txt/out`), or it is a link to nothing (creating it fails: FileExistsError). The first
+    check of every output folder, strict (`hfspeech stage`) or not."""
+    path = Path(folder)
+    if path.is_symlink() and not path.exists():
+        return f"is a link to {os.readlink(path)}, which does not exist"
+    if not path.exists():
+        blocker = file_in_the_way(path)
+        return f"is inside {blocker}, a file, not a folder" if blocker is not None else None
+    return None if path.is_dir() else "is a file, not a folder"
 
 
 def names_not_ours(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours) -> list[str]:

@@ -23,14 +23,14 @@ from typing import Optional
 from huggingface_hub import ModelCard
 
 from hfspeech.data.audio import find_audio_files
-from hfspeech.errors import HfspeechError, UsageError, first_few
+from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import names_not_ours
+from hfspeech.output_folders import names_not_ours, not_a_folder
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
@@ -68,10 +68,11 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     check_destination(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}-staging-", dir=dest.parent))
-    try:
-        _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name)
-        check_no_secrets(scratch, run, [token] if token else [])
-        _replace_staging(scratch, dest)
+    try:  # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
+        with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"):
+            _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name)
+            check_no_secrets(scratch, run, [token] if token else [])
+            _replace_staging(scratch, dest)
     except Exception as error:  # a message naming a staged file names it where the user will look for it
         error.args = tuple(arg.replace(str(scratch), str(dest)) if isinstance(arg, str) else arg for arg in error.args)
         raise
@@ -103,11 +104,13 @@ def staged_names(dest: Path) -> Optional[set[str]]:
 
 def check_destination(dest: Path) -> None:
     """``dest`` is new, empty, or an earlier staging with nothing of the user's beside it, which is replaced
-    (as `hfspeech export` replaces its own earlier export); anything else is the user's and refused."""
+    (as `hfspeech export` replaces its own earlier export); anything else is the user's and refused. A file in its
+    path (`notes.txt/out`) is refused here too (`output_folders.not_a_folder`): it failed only when writing."""
+    problem = not_a_folder(dest)
+    if problem is not None:
+        raise StageError(f"{dest}: {problem}; give a new or empty folder")
     if not dest.exists():
         return
-    if not dest.is_dir():
-        raise StageError(f"{dest}: is a file, not a folder; give a new or empty folder")
     ours = staged_names(dest) or set()
     others = names_not_ours(dest, ours.__contains__)  # strict: the whole folder is replaced
     if "onnx" in ours and (dest / "onnx").is_dir():

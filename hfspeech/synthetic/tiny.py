@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from transformers import (AutoConfig, AutoModelForAudioClassification, ASTFeatureExtractor, Wav2Vec2FeatureExtractor,
                           WhisperFeatureExtractor)
 
+from hfspeech.errors import writing_to
 from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
 
 SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "audio-spectrogram-transformer", "whisper")
@@ -101,6 +102,7 @@ def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: O
             return_attention_mask=config.feat_extract_norm == "layer",
         )
     path = Path(output_dir)
-    model.save_pretrained(path)
-    extractor.save_pretrained(path)
+    with writing_to(path, "the model is incomplete; delete that folder, make room and run again"):
+        model.save_pretrained(path)
+        extractor.save_pretrained(path)
     return path

@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips, read_training_clips
-from hfspeech.errors import UsageError, first_few
+from hfspeech.errors import UsageError, first_few, writing_to
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
@@ -65,10 +65,11 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     thresholds = [description["thresholds"] or {} for description in describe]
     if any(thresholds):
         model.config.label_thresholds = _mean_thresholds(thresholds, id_ordered_labels(model.config))
-    model.save_pretrained(output)
-    extractor.save_pretrained(output)
-    for name, record in records.items():
-        (output / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    with writing_to(output, "the average is incomplete; delete that folder, make room and run again"):
+        model.save_pretrained(output)
+        extractor.save_pretrained(output)
+        for name, record in records.items():
+            (output / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
     return output
 

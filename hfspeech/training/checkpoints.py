@@ -128,12 +128,6 @@ def check_output_dir(output_dir: str) -> None:
                         remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
-# What torch.save's C++ writer says when a write fails (no errno): `[enforce fail at inline_container.cc:672] .
-# unexpected pos 576 vs 534`, `PytorchStreamWriter failed writing file data/0: file write failed`,
-# `basic_ios::clear: iostream error`.
-TORCH_WRITER_FAILURES = ("unexpected pos", "PytorchStreamWriter failed writing", "iostream error")
-
-
 @contextmanager
 def checkpoint_write_errors(output_dir: str) -> Iterator[None]:
     """Around `Trainer._save_checkpoint` (`training.trainer`): a checkpoint file that cannot be written for
@@ -143,21 +137,12 @@ def checkpoint_write_errors(output_dir: str) -> Iterator[None]:
         yield
     except HfspeechError:
         raise
-    except Exception as error:  # `_write_failure` tells a failed write (OSError, torch's, safetensors') from the rest
-        reason = _write_failure(error)
+    except Exception as error:  # the one rule (`errors.disk_write_failure`): OSError, torch's, safetensors'
+        reason = disk_write_failure(error)
         if reason is None:
             raise
         raise OutputWriteError(f"{output_dir}: cannot write a checkpoint ({reason}); make room and run the same "
                                "command again: it resumes from the last complete checkpoint") from error
-
-
-def _write_failure(error: Exception) -> Optional[str]:
-    """Why a checkpoint's file was not written (None: `error` is not a failed write): an OSError of a full or
-    read-only disk; torch.save's writer (`TORCH_WRITER_FAILURES`); safetensors' `SafetensorError`, which carries
-    the OS error in its message (`I/O error: File too large (os error 27)`)."""
-    if isinstance(error, RuntimeError):
-        return "torch could not write its file" if any(m in str(error) for m in TORCH_WRITER_FAILURES) else None
-    return disk_write_failure(error)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -27,6 +28,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
+from hfspeech.errors import writing_to
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
 from hfspeech.models.inputs import extract_features, min_samples, padded_to
 from hfspeech.models.losses import classification_loss
@@ -86,10 +88,13 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
     encode = _encode_batch(model, feature_extractor, EvalTransform(max_samples), device)
     views = {}
     for name, split in dataset.items():
-        features = split.with_format("numpy", columns=["input_values", "label"]).map(
-            encode, batched=True, batch_size=batch_size, remove_columns=["input_values"],
-            new_fingerprint=f"{split._fingerprint}-frozen-{fingerprint}", desc=f"encoding {name} once (frozen base)",
-        ).with_format(None)
+        folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None  # where map writes
+        with writing_to(folder, "the frozen features were not cached; make room, or set HF_DATASETS_CACHE to a "
+                        "folder on another disk"):
+            features = split.with_format("numpy", columns=["input_values", "label"]).map(
+                encode, batched=True, batch_size=batch_size, remove_columns=["input_values"],
+                new_fingerprint=f"{split._fingerprint}-frozen-{fingerprint}",
+                desc=f"encoding {name} once (frozen base)").with_format(None)
         views[name] = FeatureSplit(features.select_columns(["features", "label"]))
     model.train(was_training)
     logger.info("frozen base: head features cached for %s (fingerprint %s)", list(views), fingerprint)
