@@ -104,7 +104,9 @@ def test_report_to_an_integration_that_is_not_installed_is_one_line(tone_folder,
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA machine may have bf16")
-def test_bf16_without_a_gpu_says_how_to_use_the_cpu(tmp_path):
+def test_bf16_without_a_gpu_says_how_to_use_the_cpu(tmp_path, monkeypatch):
+    # transformers writes ACCELERATE_MIXED_PRECISION=bf16 into os.environ; monkeypatch takes it back afterwards
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)  # (tests/test_state_leak.py)
     with pytest.raises(UsageError, match=r"there is no CUDA GPU here; --bf16 --use_cpu"):
         parse_args(["--bf16", "--output_dir", str(tmp_path)])
     assert parse_args(["--bf16", "--use_cpu", "--output_dir", str(tmp_path)])[2].bf16

@@ -17,6 +17,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from hfspeech.errors import UsageError, did_you_mean
+from hfspeech.training.accelerate_environment import parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments
 
 # Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
@@ -78,7 +79,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     given = given_flags(argv)
     best_model_follows_strategies(parser, argv, given)
     try:  # TrainingArguments checks its flags in __post_init__ (strategies, precision ...) with a ValueError
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        model_args, data_args, training_args = parse_into_dataclasses(parser, argv)  # no earlier run's bf16
     except UsageError:
         raise
     except (ValueError, OSError) as error:
