@@ -7,11 +7,12 @@ waveform to another; it never changes the batch, so labels need no bookkeeping e
 
 audiomentations draws its randomness from the global ``random`` and ``np.random``. To make a run repeatable,
 each call seeds both from the augmenter's own generator (mixed with the DataLoader worker's seed and the
-process rank, `worker_entropy`) and puts the previous global states back afterwards.
+process rank, `worker_entropy`) and puts the previous global states back afterwards. `set_epoch` starts an epoch's
+draws from (seed, epoch), so a resumed run draws as the uninterrupted one did (`training.epoch_seeds`).
 
 audiomentations' ``AddBackgroundNoise`` reads its noise file from disk on every call (~6 ms, more
-than the rest of the chain together); ``CachedBackgroundNoise`` keeps each decoded noise file in
-memory instead (once per process, up to a size limit) and cuts the same segment from it, so the
+than the rest of the chain together); ``CachedBackgroundNoise`` (``data.augment_noise``) keeps each decoded
+noise file in memory instead (once per process, up to a size limit) and cuts the same segment from it, so the
 output stays the same sample for sample.
 """
 
@@ -26,12 +27,11 @@ from typing import Optional
 
 import librosa  # imported by audiomentations' AddBackgroundNoise in any case
 import numpy as np
-import soundfile as sf
 import torch.utils.data
-from audiomentations import AddBackgroundNoise, AddGaussianSNR, Compose, Gain, OneOf
-from audiomentations.core.audio_loading_utils import load_sound_file
-from audiomentations.core.utils import SUPPORTED_EXTENSIONS, calculate_desired_noise_rms, calculate_rms, find_audio_files
+from audiomentations import AddGaussianSNR, Compose, Gain, OneOf
+from audiomentations.core.utils import SUPPORTED_EXTENSIONS, find_audio_files
 
+from hfspeech.data.augment_noise import NOISE_CACHE_MB, CachedBackgroundNoise  # noqa: F401  (also imported from here)
 from hfspeech.data.augment_speaker import speaker_transforms
 from hfspeech.data.augment_timing import ClipShift, EndpointTrim, SpeedPerturbation
 from hfspeech.errors import UsageError
@@ -40,7 +40,6 @@ DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
 MAX_PITCH_SEMITONES = 24.0  # audiomentations' PitchShift refuses more (a ValueError when the augmenter is built)
 # +/- dB: a factor of 100 either way; more is a slip (500 made the features inf; trained at chance without a word)
 MAX_GAIN_DB = 40.0
-NOISE_CACHE_MB = 256  # decoded noise kept in memory per process; files beyond it are read on every call
 
 
 def _check_range(name: str, value, low_bound: float = -np.inf) -> tuple[float, float]:
@@ -108,59 +107,6 @@ class AugmentationConfig:
         return any(v is not None for v in (self.noise_snr_db, self.noise_dir, self.speed_factors, self.gain_db,
                                            self.time_shift_seconds, self.endpoint_trim_db, self.vtlp_warp,
                                            self.pitch_semitones, self.reverb_prob))
-
-
-class CachedBackgroundNoise(AddBackgroundNoise):
-    """``AddBackgroundNoise`` (relative SNR) that decodes each noise file once per process, not once per call.
-
-    The segment is cut as ``librosa.load(offset, duration)`` cuts it from the file read by soundfile,
-    then resampled as audiomentations does, so the output equals ``AddBackgroundNoise``'s for the
-    same random state. Files past ``cache_mb`` of decoded audio, or that soundfile cannot read, are
-    loaded from disk every time, as before. Each DataLoader worker fills its own cache.
-    """
-
-    def __init__(self, sounds_path, min_snr_db: float, max_snr_db: float, p: float = 0.5,
-                 cache_mb: float = NOISE_CACHE_MB):
-        super().__init__(sounds_path, min_snr_db=min_snr_db, max_snr_db=max_snr_db, p=p)
-        self.cache_bytes = int(cache_mb * 1e6)
-        self._cache: dict[str, Optional[tuple[np.ndarray, int]]] = {}  # path -> (samples, rate); None: not cached
-        self._cached_bytes = 0
-
-    def _decoded(self, path: str) -> Optional[tuple[np.ndarray, int]]:
-        if path not in self._cache:
-            entry = None
-            try:
-                with sf.SoundFile(path) as file:
-                    if self._cached_bytes + file.frames * file.channels * 4 <= self.cache_bytes:
-                        entry = (file.read(dtype="float32", always_2d=False).T, file.samplerate)
-            except (sf.LibsndfileError, RuntimeError):  # soundfile cannot read it: librosa's fallback will
-                entry = None
-            if entry is not None:
-                self._cached_bytes += entry[0].nbytes
-            self._cache[path] = entry
-        return self._cache[path]
-
-    def _noise_segment(self, sample_rate: int) -> np.ndarray:
-        path, offset, duration = (self.parameters[k] for k in ("noise_file_path", "offset", "duration"))
-        decoded = self._decoded(path)
-        if decoded is None:
-            return load_sound_file(path, sample_rate, offset=offset, duration=duration)[0]
-        samples, native_rate = decoded
-        start = int(offset * native_rate) if offset else 0
-        segment = librosa.to_mono(samples[..., start : start + int(duration * native_rate)])
-        if native_rate != sample_rate:
-            segment = librosa.resample(segment, orig_sr=native_rate, target_sr=sample_rate, res_type="soxr_hq")
-        return segment
-
-    def apply(self, samples, sample_rate):
-        noise = self._noise_segment(sample_rate)
-        noise_rms = calculate_rms(noise)
-        if noise_rms < 1e-9:
-            return samples  # a silent noise file: nothing to add (audiomentations warns and does the same)
-        noise = noise * (calculate_desired_noise_rms(calculate_rms(samples), self.parameters["snr_db"]) / noise_rms)
-        if len(noise) < len(samples):
-            noise = np.tile(noise, -(-len(samples) // len(noise)))
-        return samples + noise[: len(samples)]
 
 
 def _noise_files(noise_dir: str) -> list[str]:
@@ -241,6 +187,7 @@ class WaveformAugmenter:
             raise UsageError(f"sampling_rate must be positive, got {sampling_rate!r}")
         self.config = config
         self.sampling_rate = int(sampling_rate)
+        self.seed = int(seed)
         self._rng = np.random.default_rng(seed)
 
         transforms = []
@@ -266,6 +213,11 @@ class WaveformAugmenter:
         if noises:
             transforms.append(OneOf(noises, p=config.noise_prob))
         self.transform = Compose(transforms, p=config.p) if transforms else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start this epoch's draws from (seed, epoch), not where the last epoch left off: a run resumed at this
+        epoch then draws as the uninterrupted run did (`training.epoch_seeds`)."""
+        self._rng = np.random.default_rng([self.seed, int(epoch)])
 
     def _call_seed(self) -> int:
         """Next seed of this augmenter, made distinct per DataLoader worker and per epoch.

@@ -41,13 +41,21 @@ class TrainTransform:
         self.max_samples = max_samples
         self.augmenter = augmenter
         self.seed = seed
+        self.epoch = 0
         self._rng: Optional[np.random.Generator] = None
-        self._worker: Optional[list[int]] = None
+        self._key: Optional[list[int]] = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Crops and augmentation of this epoch from (seed, epoch): a run resumed at it draws as the uninterrupted
+        run did; they went on from the last epoch's draws, which a resumed run had not made."""
+        self.epoch = int(epoch)
+        if self.augmenter is not None:
+            self.augmenter.set_epoch(self.epoch)
 
     def _generator(self) -> np.random.Generator:
-        worker = worker_entropy()
-        if self._rng is None or worker != self._worker:
-            self._rng, self._worker = np.random.default_rng([self.seed, *(worker or [0])]), worker
+        key = [self.seed, self.epoch, *(worker_entropy() or [0])]
+        if self._rng is None or key != self._key:
+            self._rng, self._key = np.random.default_rng(key), key
         return self._rng
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
@@ -93,6 +101,11 @@ class TransformedSplit(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.split)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Passed on to the transform (`TrainTransform.set_epoch`); `training.epoch_seeds` calls it."""
+        if hasattr(self.transform, "set_epoch"):
+            self.transform.set_epoch(epoch)
 
     def _read(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         rows = self._numpy[list(indices)]

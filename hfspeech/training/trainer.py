@@ -23,11 +23,13 @@ import torch
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from hfspeech.data.transforms import TransformedSplit
 from hfspeech.errors import UsageError
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.checkpoints import checkpoint_write_errors
 from hfspeech.training.distributed import ResumableOnCpuProcesses
+from hfspeech.training.epoch_seeds import EpochSeeds, EpochWeightedSampler
 from hfspeech.training.optim import parameter_groups
 
 logger = logging.getLogger("hfspeech.train")
@@ -143,6 +145,8 @@ class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
         if self.sample_weights is not None and self.args.group_by_length:
             raise UsageError("oversampling and group_by_length both choose the batches: use one of them")
         self.args.gradient_checkpointing = checkpointing_applies(self.model, self.args.gradient_checkpointing)
+        if isinstance(self.train_dataset, TransformedSplit):  # crops and augmentation from (seed, epoch): resumable
+            self.add_callback(EpochSeeds(self.train_dataset))
         if self.compute_metrics is not None:
             check_best_model_metric(self.args, self.compute_metrics, self.model.config.num_labels, self.is_multi_label)
 
@@ -215,10 +219,7 @@ class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
             )
         if self.sample_weights is None:
             return super()._get_train_sampler(train_dataset)
-        generator = torch.Generator().manual_seed(self.args.seed)
-        return torch.utils.data.WeightedRandomSampler(
-            self.sample_weights, num_samples=len(self.sample_weights), replacement=True, generator=generator
-        )
+        return EpochWeightedSampler(self.sample_weights, self.args.seed)  # resumes as the uninterrupted run draws
 
     def _get_eval_sampler(self, eval_dataset):
         # transformers also groups evaluation batches by length, reading a length column the
