@@ -28,7 +28,7 @@ from hfspeech.data.labels import label_names_of
 from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, writing_to
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import json_ready, write_evaluation_report, write_metrics_json
 from hfspeech.hub.push import finish_run, hub_request
@@ -271,12 +271,15 @@ def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_
 
 
 def save_model(trainer: AudioClassificationTrainer) -> None:
-    """`trainer.save_model()`, except that a head trained from cached features is saved with its base."""
-    if not isinstance(trainer.model, CachedHeadModel):
-        trainer.save_model()
-    elif trainer.is_world_process_zero():
-        trainer.model.model.save_pretrained(trainer.args.output_dir)
-        trainer.processing_class.save_pretrained(trainer.args.output_dir)
+    """`trainer.save_model()`, except that a head trained from cached features is saved with its base. A full disk
+    (safetensors' weights, torch's training_args.bin) is one line naming the folder (`errors.writing_to`)."""
+    with writing_to(trainer.args.output_dir, "the model was not saved whole; make room and run the same command "
+                    "again"):
+        if not isinstance(trainer.model, CachedHeadModel):
+            trainer.save_model()
+        elif trainer.is_world_process_zero():
+            trainer.model.model.save_pretrained(trainer.args.output_dir)
+            trainer.processing_class.save_pretrained(trainer.args.output_dir)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
