@@ -22,6 +22,8 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
+from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler: imported from here)
+    STEREO_TO_MONO_GAIN, StreamResampler, cancelled_mix_problem, downmix_to_mono, sample_problem)
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
 
@@ -37,8 +39,9 @@ def seconds_to_samples(seconds: float, sampling_rate: int) -> int:
 
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
-    """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips)."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips); a folder
+    named like a file (`take1.wav/`) is not one (a dangling link is, and `decode_audio` names it)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
 
 
 class AudioFileError(HfspeechError, ValueError):
@@ -70,24 +73,36 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     mp3 = _check_header(name, value)  # an MP3 without a frame count: libsndfile may stop early; ffmpeg
     waveform = _read_with_soundfile(value, sampling_rate) if mp3 is None or mp3.length else None
     if waveform is None:
-        from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
-
-        try:
-            decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
-            waveform = decoder.get_all_samples().data.numpy()
-        except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
-            reason = _short_reason(error)
-            if "No audio frames were decoded" in reason:
-                raise AudioFileError(name, "audio has zero length (no samples)") from error
-            raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
+        waveform = _decode_with_ffmpeg(value, name, sampling_rate)
     waveform = np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32)
     if waveform.size == 0:
         raise AudioFileError(name, "audio has zero length (no samples)")
-    if not np.isfinite(waveform).all():
-        raise AudioFileError(name, "audio contains NaN or infinite samples")
+    if problem := sample_problem(waveform):
+        raise AudioFileError(name, problem)
     if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
         raise AudioFileError(name, problem)
     return waveform
+
+
+def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) -> np.ndarray:
+    """`decode_audio` by torchcodec + ffmpeg (`datasets.Audio`), mixed to mono by ffmpeg, or an `AudioFileError`.
+
+    ffmpeg mixes only the channel counts it has a layout for (1 to 8, 16, 24 in ffmpeg 5.1); a 9-, 12- or
+    32-channel file (a microphone array) failed with "Couldn't initialize SwrContext ... buggy FFmpeg version?".
+    Such a file, when libsndfile reads it, has its channels averaged instead (as `downmix_to_mono` mixes a stream).
+    """
+    from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
+
+    try:
+        decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
+        return decoder.get_all_samples().data.numpy()
+    except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
+        reason = _short_reason(error)
+        if "No audio frames were decoded" in reason:
+            raise AudioFileError(name, "audio has zero length (no samples)") from error
+        if (averaged := _read_with_soundfile(value, sampling_rate, many_channels=True)) is not None:
+            return averaged
+        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
 
 
 def check_audio_path(path: str) -> None:
@@ -110,7 +125,7 @@ def _check_header(name: str, value: dict[str, Any]) -> Optional[Mp3Head]:
     return inspect_mp3(value["path"], value["bytes"])
 
 
-def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
+def _read_with_soundfile(value: dict[str, Any], sampling_rate: int, many_channels: bool = False) -> np.ndarray | None:
     """The fast path of `decode_audio`: libsndfile + soxr, for mono and stereo files libsndfile reads.
 
     Opening a file with torchcodec costs ~1.5 ms and its WAV path ~9 ms per clip; libsndfile reads a WAV
@@ -119,9 +134,10 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
     filter, as in `StreamResampler`, not ffmpeg's: the two agree within 1e-5 on content well below the
     Nyquist frequency (tones) but differ by up to ~0.04 of full scale on white noise near it (measured,
     8 to 16 kHz). Training and inference both decode here, so a model always sees the same filter. None when
-    libsndfile cannot read the file, finds more than two channels or no samples (an OGG cut short, a WAV with a
-    streaming writer's data size 0): ffmpeg then decodes it or names the problem (so too an MP3 without a
-    frame count, which `decode_audio` does not send here).
+    libsndfile cannot read the file, finds more than two channels (with `many_channels`: two or fewer) or no
+    samples (an OGG cut short, a WAV with a streaming writer's data size 0): ffmpeg then decodes it or names the
+    problem (so too an MP3 without a frame count, which `decode_audio` does not send here). Channels that cancel
+    out in the mix are an `AudioFileError` (`samples.cancelled_mix_problem`).
     """
     import io
 
@@ -133,9 +149,11 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if samples.shape[1] > 2 or samples.shape[0] == 0:
+    if (samples.shape[1] > 2) != many_channels or samples.shape[0] == 0:
         return None
     waveform = downmix_to_mono(samples)
+    if problem := cancelled_mix_problem(samples, waveform):
+        raise AudioFileError(describe_source(value), problem)
     if rate != sampling_rate and waveform.size:
         waveform = soxr.resample(waveform, rate, sampling_rate)
     return waveform
@@ -157,52 +175,7 @@ def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:
     return trimmed if trimmed.size else waveform
 
 
-# Stereo -> mono as ffmpeg downmixes it in `decode_audio` (swresample's default matrix, centre at -3 dB):
-# (L + R) / sqrt(2). Measured: equal to `decode_audio` of a stereo wav within 1e-6.
-STEREO_TO_MONO_GAIN = float(np.sqrt(0.5))
 DEFAULT_CHUNK_SECONDS = 10
-
-
-def downmix_to_mono(samples: np.ndarray) -> np.ndarray:
-    """`[n]` or `[n, channels]` float samples -> mono float32 `[n]`.
-
-    Stereo is mixed as ffmpeg mixes it in `decode_audio` ((L + R) / sqrt(2)), so a stereo stream gives the same
-    waveform as the same audio read from a file. More channels have no layout in a raw stream (ffmpeg weighs
-    front, centre, surround and LFE), so they are averaged: a gain the feature extractors' normalisation removes.
-    """
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim == 1:
-        return samples
-    if samples.ndim != 2:
-        raise ValueError(f"audio samples must be [n] or [n, channels], got shape {samples.shape}")
-    if samples.shape[1] == 1:
-        return np.ascontiguousarray(samples[:, 0])
-    if samples.shape[1] == 2:
-        return ((samples[:, 0] + samples[:, 1]) * np.float32(STEREO_TO_MONO_GAIN)).astype(np.float32)
-    return samples.mean(axis=1, dtype=np.float32)
-
-
-class StreamResampler:
-    """Resample a stream chunk by chunk with `soxr.ResampleStream` (mono float32).
-
-    The concatenated output equals `soxr.resample` of the whole signal exactly (measured: 0.0 difference for
-    chunks of random sizes), so windows do not depend on how the audio was chunked. It is soxr's filter, as in
-    `decode_audio`'s libsndfile path; ffmpeg's swresample (its torchcodec path) differs by up to ~0.09 of full
-    scale for white noise near the Nyquist frequency (window scores: the bound `tests/test_long_audio.py`
-    measures). A stream already at the target rate passes through untouched.
-    """
-
-    def __init__(self, input_rate: int, output_rate: int):
-        self.input_rate, self.output_rate = int(input_rate), int(output_rate)
-        self.stream = None
-        if self.input_rate != self.output_rate:
-            import soxr
-
-            self.stream = soxr.ResampleStream(self.input_rate, self.output_rate, 1, dtype="float32", quality="HQ")
-
-    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        samples = np.ascontiguousarray(samples, dtype=np.float32)
-        return samples if self.stream is None else self.stream.resample_chunk(samples, last=last)
 
 
 def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
@@ -227,8 +200,8 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     resample = StreamResampler(rate, sampling_rate)
     read = 0  # samples at the file's rate
     for samples in blocks:
-        if not np.isfinite(samples).all():
-            raise AudioFileError(name, "audio contains NaN or infinite samples")
+        if problem := sample_problem(samples):
+            raise AudioFileError(name, problem)
         read += samples.size
         chunk = resample(samples)
         if chunk.size:
@@ -243,17 +216,30 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
 
 
 def _open_with_soundfile(name: str):
-    """An open `soundfile.SoundFile` of a mono or stereo file with samples, else None (`_read_with_soundfile`)."""
+    """An open `soundfile.SoundFile` of a file with samples, else None (`_read_with_soundfile`): more than two
+    channels only when ffmpeg cannot mix them (`_decode_with_ffmpeg`)."""
     import soundfile as sf
 
     try:
         opened = sf.SoundFile(name)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if opened.channels > 2 or opened.frames == 0:
+    if opened.frames == 0 or (opened.channels > 2 and _ffmpeg_mixes(name)):
         opened.close()
         return None
     return opened
+
+
+def _ffmpeg_mixes(name: str) -> bool:
+    """Whether ffmpeg mixes the file's channels to mono (it has no layout for 9 to 15 channels, for instance:
+    `_decode_with_ffmpeg`); libsndfile's blocks are averaged when it does not."""
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        AudioDecoder(name, num_channels=1).get_samples_played_in_range(0, 0.1)
+    except Exception:  # "Couldn't initialize SwrContext": no layout to mix from
+        return False
+    return True
 
 
 def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndarray]:
@@ -266,7 +252,10 @@ def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndar
                 raise AudioFileError(name, f"cannot be decoded as audio (corrupt): {_short_reason(error)}") from error
             if block.shape[0] == 0:
                 return
-            yield downmix_to_mono(block)
+            mono = downmix_to_mono(block)
+            if problem := cancelled_mix_problem(block, mono):
+                raise AudioFileError(name, problem)
+            yield mono
 
 
 def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.ndarray]]:

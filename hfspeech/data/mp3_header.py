@@ -21,7 +21,7 @@ import struct
 from typing import NamedTuple, Optional
 
 SLACK_FRAMES = 3  # encoder delay + padding (LAME: 576 + 529 samples, padding below one frame) + a rounding frame
-HEAD_BYTES = 16384  # bytes read: an ID3v2 tag with cover art can be larger, and the file is then not judged
+HEAD_BYTES = 16384  # bytes read where the audio starts (after an ID3v2 tag, which cover art makes 100s of KB)
 
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # by MPEG version bits
 
@@ -42,9 +42,9 @@ class Mp3Length(NamedTuple):
 
 
 def read_mp3_length(head: bytes, sync: int) -> Optional[Mp3Length]:
-    """The length declared by the frame whose header starts at `sync` in an MP3 file's first bytes (`head`,
-    from `HEAD_BYTES`; `inspect_mp3` found the frame sync there), or None: a reserved version or rate, not
-    Layer III, or no Xing/Info/VBRI header with a frame count."""
+    """The length declared by the frame whose header starts at `sync` in an MP3 file's bytes (`head`, the
+    `HEAD_BYTES` where its audio starts; `inspect_mp3` found the frame sync there), or None: a reserved version
+    or rate, not Layer III, or no Xing/Info/VBRI header with a frame count."""
     if len(head) < sync + 4:  # the 4-byte frame header is cut
         return None
     b1, b2 = head[sync + 1], head[sync + 2]
@@ -91,16 +91,22 @@ class Mp3Head(NamedTuple):
 
 def inspect_mp3(path: Optional[str], data: Optional[bytes]) -> Optional[Mp3Head]:
     """What the first bytes of the audio file (`data`, else `path`) declare when it is an MP3 (an MPEG Layer III
-    frame, after an ID3v2 tag if any); None for any other format or a file that cannot be read."""
+    frame, after an ID3v2 tag if any); None for any other format or a file that cannot be read.
+
+    The frame is read where the tag ends, however large: an MP3 with cover art in its tag (often over 100 KB)
+    was not judged when only the file's first `HEAD_BYTES` were read, so one cut short decoded in part silently.
+    """
     try:
         if data is not None:
-            head = data[:HEAD_BYTES]
+            start = _after_id3(data[:10])
+            head = data[start: start + HEAD_BYTES]
         else:
             with open(path, "rb") as f:
+                start = _after_id3(f.read(10))
+                f.seek(start)
                 head = f.read(HEAD_BYTES)
     except OSError:
         return None  # `wav_header.inspect_wav` has named the problem already
-    start = _after_id3(head)
-    if not (len(head) > start + 1 and head[start] == 0xFF and head[start + 1] & 0xE6 == 0xE2):
+    if not (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
         return None  # not a Layer III frame sync where the audio starts
-    return Mp3Head(read_mp3_length(head, start))
+    return Mp3Head(read_mp3_length(head, 0))

@@ -69,10 +69,16 @@ def float_clips(raw_speech):
 
 MAX_CHANNELS = 8  # a 2-D array [n, c] with n > c <= this is one clip of c channels as soundfile reads it
 
+# Samples up to 2**24 times full scale pass: integer PCM written unscaled as float (+-32768, +-8388608) is a gain
+# that normalisation removes. Beyond it squares overflow float32 (from ~1.8e19) in the variance and log-mel power:
+# NaN scores, or the scores of silence. `data.samples` refuses such files with the same limit.
+MAX_SAMPLE_MAGNITUDE = float(2**24)
+
 
 def check_waveforms(raw_speech) -> None:
-    """Raise ``ValueError`` naming the first empty or non-finite clip of ``raw_speech``, or for one multi-channel
-    clip ``[frames, channels]``, which the batch rule would take for ``frames`` clips of ``channels`` samples."""
+    """Raise ``ValueError`` naming the first empty, non-finite or far too loud (`MAX_SAMPLE_MAGNITUDE`) clip of
+    ``raw_speech``, or for one multi-channel clip ``[frames, channels]``, which the batch rule would take for
+    ``frames`` clips of ``channels`` samples."""
     shape = np.shape(raw_speech) if isinstance(raw_speech, np.ndarray) else ()
     if len(shape) == 2 and shape[0] > shape[1] and shape[1] <= MAX_CHANNELS:
         raise ValueError(f"input of shape {shape} would be {shape[0]} clips of {shape[1]} samples: for one clip of "
@@ -83,6 +89,9 @@ def check_waveforms(raw_speech) -> None:
             raise ValueError(f"input {index} has zero length")
         if not np.isfinite(samples).all():
             raise ValueError(f"input {index} contains NaN or infinite samples")
+        if np.abs(samples).max() > MAX_SAMPLE_MAGNITUDE:
+            raise ValueError(f"input {index} has samples reaching {np.abs(samples).max():.3g}, over "
+                             f"{MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): scale them to [-1, 1]")
 
 
 class WaveformPreprocessor:

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from hfspeech.data.audio import downmix_to_mono
+from hfspeech.data.samples import cancelled_mix_problem, downmix_to_mono, sample_problem
 from hfspeech.errors import UsageError
 from hfspeech.features.waveform import float_samples
 
@@ -48,10 +48,11 @@ def mono_samples(samples, name: str = "waveform") -> np.ndarray:
                          "transpose a channels-first array (waveform.T), classify a batch one clip at a time")
     if samples.ndim not in (1, 2):
         raise UsageError(f"{name}: audio samples must be [n] or [n, channels], got shape {samples.shape}")
-    samples = downmix_to_mono(samples)
-    if not np.isfinite(samples).all():
-        raise UsageError(f"{name}: audio contains NaN or infinite samples")
-    return samples
+    mono = downmix_to_mono(samples)
+    # NaN/inf, levels whose squares overflow the extractors' float32, channels that cancel out: as in a file
+    if problem := sample_problem(mono) or cancelled_mix_problem(samples, mono):
+        raise UsageError(f"{name}: {problem}")
+    return mono
 
 
 def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:

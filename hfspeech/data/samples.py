@@ -1,0 +1,93 @@
+"""Decoded samples mixed to mono and checked before a model sees them: the rules every path shares (`decode_audio`,
+`iter_audio_chunks`, arrays given to `inference.waveforms`).
+
+Why a module of its own: the checks are the ones a decoder does not make. A float file (WAV, CAF, W64) stores any
+number, so one holding NaN/inf, or values so large (1e20, 3e38) that a feature extractor's variance overflows,
+decoded without a word: the model then gave NaN scores, or the scores of silence. And a stereo file whose
+channels are one signal and its inverse (a microphone wired out of phase) mixes to nothing: the quantisation
+residue, normalised to unit variance by the extractor, was classified as if it were the recording.
+Live streams are mixed (`downmix_to_mono`) and resampled (`StreamResampler`) here too, as files are.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from hfspeech.features.waveform import MAX_SAMPLE_MAGNITUDE  # the extractors' limit: float32 squares overflow
+
+# Stereo -> mono as ffmpeg downmixes it in `decode_audio` (swresample's default matrix, centre at -3 dB):
+# (L + R) / sqrt(2). Measured: equal to `decode_audio` of a stereo wav within 1e-6.
+STEREO_TO_MONO_GAIN = float(np.sqrt(0.5))
+
+# A mix more than 40 dB quieter than its louder channel has cancelled (one channel the other inverted): a real
+# stereo recording, even with wide out-of-phase reverb, loses a few dB. Channels quieter than the floor are silence.
+CANCELLED_MIX_RATIO = 0.01
+SILENT_RMS = 1e-4
+
+
+def downmix_to_mono(samples: np.ndarray) -> np.ndarray:
+    """`[n]` or `[n, channels]` float samples -> mono float32 `[n]`.
+
+    Stereo is mixed as ffmpeg mixes it in `decode_audio` ((L + R) / sqrt(2)), so a stereo stream gives the same
+    waveform as the same audio read from a file. More channels have no layout in a raw stream (ffmpeg weighs
+    front, centre, surround and LFE), so they are averaged: a gain the feature extractors' normalisation removes.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim != 2:
+        raise ValueError(f"audio samples must be [n] or [n, channels], got shape {samples.shape}")
+    if samples.shape[1] == 1:
+        return np.ascontiguousarray(samples[:, 0])
+    if samples.shape[1] == 2:
+        return ((samples[:, 0] + samples[:, 1]) * np.float32(STEREO_TO_MONO_GAIN)).astype(np.float32)
+    return samples.mean(axis=1, dtype=np.float32)
+
+
+def sample_problem(samples: np.ndarray) -> Optional[str]:
+    """What makes decoded samples unusable (NaN/inf, or beyond `MAX_SAMPLE_MAGNITUDE`), or None."""
+    if not np.isfinite(samples).all():
+        return "audio contains NaN or infinite samples"
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        return (f"samples reach {peak:.3g}, over {MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): not audio "
+                "levels (a corrupt float file?); scale the samples to [-1, 1]")
+    return None
+
+
+def cancelled_mix_problem(samples: np.ndarray, mono: np.ndarray) -> Optional[str]:
+    """A problem when the channels of `samples` ([n, channels]) cancel out in their mono mix `mono`, else None."""
+    if samples.ndim != 2 or samples.shape[1] < 2 or not samples.size:
+        return None
+    loudest = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=0)).max())
+    mixed = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
+    if not loudest >= SILENT_RMS or mixed >= CANCELLED_MIX_RATIO * loudest:  # NaN: `sample_problem` names it
+        return None
+    level = f"{20 * np.log10(loudest / mixed):.0f} dB below its loudest channel" if mixed else "silent"
+    return (f"its {samples.shape[1]} channels cancel out when mixed to mono (one is the other inverted: wired out "
+            f"of phase?), the mix is {level}; keep one channel, or invert one before mixing")
+
+
+class StreamResampler:
+    """Resample a stream chunk by chunk with `soxr.ResampleStream` (mono float32).
+
+    The concatenated output equals `soxr.resample` of the whole signal exactly (measured: 0.0 difference for
+    chunks of random sizes), so windows do not depend on how the audio was chunked. It is soxr's filter, as in
+    `decode_audio`'s libsndfile path; ffmpeg's swresample (its torchcodec path) differs by up to ~0.09 of full
+    scale for white noise near the Nyquist frequency (window scores: the bound `tests/test_long_audio.py`
+    measures). A stream already at the target rate passes through untouched.
+    """
+
+    def __init__(self, input_rate: int, output_rate: int):
+        self.input_rate, self.output_rate = int(input_rate), int(output_rate)
+        self.stream = None
+        if self.input_rate != self.output_rate:
+            import soxr
+
+            self.stream = soxr.ResampleStream(self.input_rate, self.output_rate, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        return samples if self.stream is None else self.stream.resample_chunk(samples, last=last)
