@@ -4,7 +4,7 @@ Both yield float32 sample chunks `[n, channels]` for `StreamingClassifier.feed`.
 need not end on a sample boundary, so a partial frame is kept until the rest arrives. A followed file may be
 raw PCM or a WAV being recorded (its header, whose sizes a recorder fills in only at the end, is read for the
 format, rate and channels; the sizes are ignored). stdin, a followed file and the server's `/stream` tell a WAV
-from raw PCM by one rule, `wav_or_raw`.
+from raw PCM by one rule, `live_format` (`wav_or_raw`, after 8 bytes, refusing encoded audio).
 """
 
 from __future__ import annotations
@@ -99,19 +99,24 @@ def stdin_format(stream: BinaryIO, pcm: PcmFormat, read_bytes: int = READ_BYTES)
     while True:
         more = read(read_bytes)
         head += more
-        found = wav_or_raw(head, "stdin", ended=not more)
-        if found is None:
-            continue
-        header, offset = found
-        if header is not None:
-            return header, head[offset:]
-        if len(head) < 8 and more:
-            continue  # raw so far: 8 bytes let `encoded_format` see MP4's `ftyp`
-        kind = encoded_format(head)
-        if kind:  # `cat take.flac |`: its bytes were noise firing events
-            raise ValueError(f"stdin: is {kind} audio, not raw PCM or WAV; classify a finished file with "
-                             "`hfspeech predict`, or decode it into the pipe (ffmpeg ... -f wav -)")
-        return pcm, head[offset:]
+        found = live_format(head, "stdin", not more, "is {kind} audio, not raw PCM or WAV; classify a finished "
+                            "file with `hfspeech predict`, or decode it into the pipe (ffmpeg ... -f wav -)")
+        if found is not None:
+            header, offset = found
+            return header or pcm, head[offset:]
+
+
+def live_format(head: bytes, source: str, ended: bool, refusal: str) -> Optional[tuple[Optional[PcmFormat], int]]:
+    """`wav_or_raw` of a live source's first bytes (stdin, a followed file, `POST /stream`) once 8 have come or
+    no more will (`ended`): 8 let `encoded_format` see MP4's `ftyp`. A source that opens as an encoded format
+    is a ValueError, `"{source}: "` and `refusal` (given `kind`): read as PCM, FLAC or MP3 bytes were noise
+    firing events."""
+    if len(head) < 8 and not ended:
+        return None
+    kind = encoded_format(head)
+    if kind:
+        raise ValueError(f"{source}: " + refusal.format(kind=kind))
+    return wav_or_raw(head, source, ended)
 
 
 def wav_or_raw(head: bytes, source: str, ended: bool = False) -> Optional[tuple[Optional[PcmFormat], int]]:
@@ -165,18 +170,16 @@ def followed_format(path: str, pcm: PcmFormat, idle_timeout: float = 5.0,
         while True:
             more = f.read(READ_BYTES)
             head += more
-            found = wav_or_raw(head, path)  # never `ended`: the file may still grow
+            idle = not more and time.monotonic() >= deadline  # the file may still grow: only then is it `ended`
+            if idle and (head[:4] == b"RIFF" or 0 < len(head) < 4):
+                raise ValueError(f"{path}: WAV header incomplete after {idle_timeout} s")
+            found = live_format(head, path, idle, FOLLOW_REFUSAL)
             if found is not None:
-                if found[0] is None:  # raw PCM
-                    _check_not_encoded(path, head)
-                    return pcm, 0
-                return found
+                if found[0] is None and head:  # raw PCM (still empty: raw PCM that has not started yet)
+                    _refuse_audio_extension(path)
+                return found if found[0] is not None else (pcm, 0)
             if more:
                 deadline = time.monotonic() + idle_timeout
-            elif time.monotonic() >= deadline:
-                if not head:
-                    return pcm, 0  # still empty: raw PCM that has not started yet
-                raise ValueError(f"{path}: WAV header incomplete after {idle_timeout} s")
             else:
                 time.sleep(poll_seconds)
 
@@ -193,16 +196,16 @@ def encoded_format(head: bytes) -> Optional[str]:
     return "MP4/M4A" if kind is None and head[4:8] == b"ftyp" else kind
 
 
-def _check_not_encoded(path: str, head: bytes) -> None:
-    """A ValueError for a file that starts as an encoded or container format (`encoded_format`), or whose
+FOLLOW_REFUSAL = ("is {kind} audio, not raw PCM or WAV (what --follow reads as it is recorded); classify a finished "
+                  "file with `hfspeech predict`")
+
+
+def _refuse_audio_extension(path: str) -> None:
+    """A ValueError for a file whose bytes are not an encoded format's (`live_format` looked) but whose
     extension names one; raw PCM files are named .raw, .pcm ... or nothing."""
-    kind = encoded_format(head)
     suffix = os.path.splitext(path)[1].lower()
-    if kind is None and suffix in AUDIO_EXTENSIONS and suffix != ".wav":
-        kind = suffix[1:].upper()
-    if kind is not None:
-        raise ValueError(f"{path}: is {kind} audio, not raw PCM or WAV (what --follow reads as it is "
-                         "recorded); classify a finished file with `hfspeech predict`")
+    if suffix in AUDIO_EXTENSIONS and suffix != ".wav":
+        raise ValueError(f"{path}: " + FOLLOW_REFUSAL.format(kind=suffix[1:].upper()))
 
 
 def follow_file(path: str, pcm: PcmFormat, offset: int = 0, idle_timeout: float = 5.0, poll_seconds: float = 0.1,

@@ -8,6 +8,8 @@ by decoding FLAC, Ogg and MP3 in blocks that are dropped as they are read (libsn
 `decode_audio` uses for them; their headers may declare no length, or a false one), and for what only
 ffmpeg reads (WebM, Opus, M4A, an MP3 libsndfile may stop early in) by asking torchcodec for audio past the
 limit, which it seeks to. An upload that none can open is left to `decode_audio`, whose error names it.
+`upload_audio.decode_upload` reads a FLAC, Ogg or MP3 whose header declares at most the limit once, without
+counting it (libsndfile reads no more than that); this module measures the rest.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ A request that arrives while the model loads waits for it (within the request ti
 refused: with `--workers N` a worker that is still loading may be handed a connection while another one
 already answers `/health`. A model that fails to load is logged (and stops a one-process server).
 
-A request's audio is decoded from memory by `hfspeech.data.audio.decode_audio` (the decoder, downmix,
-resampler and errors of every other path in hfspeech), cut into the windows `hfspeech predict` cuts
-(`inference.windows.slice_waveform`), and its windows' logits come from the shared `DynamicBatcher`. Scores,
-aggregation, top-k and multi-label thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
+A request's audio is decoded from memory as `hfspeech.data.audio.decode_audio` decodes it (the decoder,
+downmix, resampler and errors of every other path in hfspeech), held to `--max_seconds` before it is decoded
+whole (`upload_audio`), cut into the windows `hfspeech predict` cuts (`inference.windows.slice_waveform`), and
+its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation, top-k and multi-label
+thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hfspeech.data.audio import AudioFileError, decode_audio
+from hfspeech.data.audio import AudioFileError
 from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.windows import slice_waveform
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
-from hfspeech.serve.audio_length import refuse_audio_longer_than
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.errors import ApiError, audio_error
 from hfspeech.serve.payload import Parameters
+from hfspeech.serve.upload_audio import decode_upload
 
 logger = logging.getLogger("hfspeech.serve")
 startup_log = logging.getLogger("uvicorn.error")  # beside uvicorn's own start-up lines, at its --log_level
@@ -99,9 +100,8 @@ class ModelRunner:
         classifier = self.require_ready()
         if not audio:
             raise ApiError(400, "empty_audio", "upload: file is empty (0 bytes)")
-        refuse_audio_longer_than(audio, self.max_seconds)  # before decoding: 180 KB of FLAC can hold hours
-        try:
-            waveform = decode_audio({"path": None, "bytes": audio}, classifier.sampling_rate)
+        try:  # measured before (or while) decoding: 180 KB of FLAC can hold hours
+            waveform = decode_upload(audio, classifier.sampling_rate, self.max_seconds)
         except AudioFileError as error:
             raise audio_error(error) from None
         seconds = len(waveform) / classifier.sampling_rate

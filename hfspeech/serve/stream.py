@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hfspeech.errors import HfspeechError
-from hfspeech.inference.sources import PcmDecoder, PcmFormat, encoded_format, wav_or_raw
+from hfspeech.inference.sources import PcmDecoder, PcmFormat, live_format
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
 from hfspeech.serve.payload import iter_body, refuse_unknown
@@ -37,18 +37,20 @@ from hfspeech.serve.runner import ModelRunner
 
 
 class LiveStream:
-    """One stream's decoder and classifier, held to `max_seconds` of audio (None: no limit); `feed` and `finish` run on
-    the model thread and answer the messages to send. The stream's own errors become `ApiError`s: they
-    used to escape the handler (a WebSocket cut without a close frame, a POST answered 500, a traceback)."""
+    """One stream's decoder and classifier, each message held to `max_seconds` of audio (None: no limit) and,
+    with `limit_whole_stream`, the whole stream too; `feed` and `finish` run on the model thread and answer
+    the messages to send. The stream's own errors become `ApiError`s: they used to escape the handler (a
+    WebSocket cut without a close frame, a POST answered 500, a traceback)."""
 
     def __init__(self, decode: PcmDecoder, streamer: StreamingClassifier, windows: bool, max_seconds: float | None,
-                 restart=None):
-        self.decode, self.streamer, self.windows, self.max_seconds = decode, streamer, windows, max_seconds
+                 restart=None, limit_whole_stream: bool = True):
+        self.decode, self.streamer, self.windows = decode, streamer, windows
         self.seconds = 0.0  # of input audio so far
+        # The whole stream: POST /stream keeps its answer until the body ends; a WebSocket answers as it
+        # goes and holds one window, so it is not limited in total (a microphone may stream for hours).
+        self.max_stream_seconds = max_seconds if limit_whole_stream else None
         # One message is resampled and run whole, even where the stream has no limit: 10 KB at `rate=1` held
-        # 5000 s of audio, 1.4 GB once resampled to 16 kHz, and a minute of the model's time. While the
-        # whole stream is limited (POST /stream) the total's check fires first; a WebSocket, unlimited in
-        # total (`stream_websocket` sets `max_seconds` None: a microphone for hours), has only this one.
+        # 5000 s of audio, 1.4 GB once resampled to 16 kHz, and a minute of the model's time.
         self.max_message_seconds = max_seconds
         self.restart = restart  # input rate -> a new StreamingClassifier, for a WAV header's rate
         self.head: bytes | None = b"" if restart else None  # the first bytes, until they tell whether a WAV
@@ -62,8 +64,8 @@ class LiveStream:
         chunk = self.decode(data)
         seconds = len(chunk) / self.decode.pcm.rate
         self.seconds += seconds
-        if self.max_seconds is not None and self.seconds > self.max_seconds:
-            raise ApiError(413, "audio_too_long", f"stream: over the limit of {self.max_seconds:g} s of audio")
+        if self.max_stream_seconds is not None and self.seconds > self.max_stream_seconds:
+            raise ApiError(413, "audio_too_long", f"stream: over the limit of {self.max_stream_seconds:g} s of audio")
         if self.max_message_seconds is not None and seconds > self.max_message_seconds:
             raise ApiError(413, "audio_too_long", f"stream: one message holds {seconds:.0f} s "
                            f"of audio, over the limit of {self.max_message_seconds:g} s; send it in smaller messages")
@@ -90,17 +92,12 @@ class LiveStream:
     def _past_wav_header(self, data: bytes, ended: bool = False) -> bytes:
         """The bytes after a WAV header, whose format then replaces the query's (the header is read whole
         first: nothing is returned until then), or all the bytes held so far when the stream is raw PCM.
-        `ended` (from `finish`): no more bytes come, so what is held is decided now (`wav_or_raw`)."""
+        `ended` (from `finish`): no more bytes come, so what is held is decided now (`live_format`)."""
         self.head += data
-        if len(self.head) < 8 and not ended:  # 8: enough for `encoded_format` to see MP4's `ftyp`
-            return b""
-        encoded = encoded_format(self.head)
-        if encoded:  # read as PCM, a FLAC or MP3 upload was noise firing events
-            raise ApiError(400, "bad_audio", f"stream: {encoded} audio, not raw PCM or WAV; "
-                           "POST / classifies a finished file of any format")
         try:
-            header = wav_or_raw(self.head, "stream", ended)
-        except ValueError as error:  # not WAVE, cut short, or a sample format other than 16-bit PCM and 32-bit float
+            header = live_format(self.head, "stream", ended, "{kind} audio, not raw PCM or WAV; POST / classifies a "
+                                 "finished file of any format")
+        except ValueError as error:  # encoded audio, not WAVE, cut short, or samples neither 16-bit PCM nor float
             raise ApiError(400, "bad_audio", str(error)) from None
         if header is None:
             if len(self.head) > MAX_WAV_HEADER_BYTES:
@@ -124,8 +121,9 @@ STREAM_PARAMETERS = ("format", "rate", "channels", "window_seconds", "hop_second
                      "windows", "api_key")  # api_key: a browser's WebSocket cannot send headers
 
 
-async def open_stream(runner: ModelRunner, query) -> LiveStream:
-    """The stream the query string asks for, or 400 naming the parameter at fault."""
+async def open_stream(runner: ModelRunner, query, limit_whole_stream: bool = True) -> LiveStream:
+    """The stream the query string asks for, or 400 naming the parameter at fault; `limit_whole_stream`: the
+    stream as a whole is held to `--max_seconds` (POST /stream), not only each message (a WebSocket)."""
     classifier = await runner.wait_ready()
     refuse_unknown(query, STREAM_PARAMETERS)  # `min_window=3` used to be ignored without a word
     threshold = _number(query, "threshold", float, 0.5)
@@ -152,7 +150,8 @@ async def open_stream(runner: ModelRunner, query) -> LiveStream:
     except ValueError as error:
         raise ApiError(400, "bad_parameters", str(error)) from None
     windows = str(query.get("windows", "false")).lower() in ("1", "true", "yes")
-    return LiveStream(PcmDecoder(pcm), streamer, windows, runner.max_seconds, restart=make_streamer)
+    return LiveStream(PcmDecoder(pcm), streamer, windows, runner.max_seconds, restart=make_streamer,
+                      limit_whole_stream=limit_whole_stream)
 
 
 def _number(query, name: str, kind: type, default):
@@ -198,8 +197,8 @@ async def run_on_model_thread(runner: ModelRunner, function, *args):
 async def stream_websocket(websocket: WebSocket, runner: ModelRunner, idle_timeout: float) -> None:
     await websocket.accept()
     try:
-        live = await open_stream(runner, websocket.query_params)
-        live.max_seconds = None  # answered as it goes, one window held: a live microphone may stream for hours
+        # answered as it goes, one window held: a live microphone may stream for hours
+        live = await open_stream(runner, websocket.query_params, limit_whole_stream=False)
         await _websocket_messages(websocket, runner, live, idle_timeout)
     except ApiError as error:
         try:
@@ -238,7 +237,7 @@ async def stream_post(request: Request, live: LiveStream, runner: ModelRunner, m
     """The body may take as long as its audio lasts (`arecord | curl -T -`): the request's timeout bounds
     each pause between its chunks, not the whole (it used to end any live stream longer than itself, all
     events lost), and the whole is bounded by `--max_seconds` of audio arriving in real time."""
-    deadline = asyncio.get_running_loop().time() + live.max_seconds + idle_timeout
+    deadline = asyncio.get_running_loop().time() + live.max_stream_seconds + idle_timeout
     lines, body = [], iter_body(request, max_bytes)
     while (chunk := await within(anext(body, None), idle_timeout, deadline)) is not None:
         if chunk:
