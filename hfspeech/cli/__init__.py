@@ -23,9 +23,10 @@
     hfspeech serve MODEL [--backend B] [--host 127.0.0.1] [--port 8080] [--workers N] [--api_key K]
                    an HTTP server with the Hub's audio-classification API and a web page (docs/serving.md)
 
-`hfspeech COMMAND --help` lists a command's flags. Flags are spelled with underscores, as in transformers
-(--top_k); the dashed spellings (--top-k) work too. A mistake in the input is one line, `error: ...`, and exit
-code 2; --debug (or HFSPEECH_DEBUG=1) shows its traceback.
+`hfspeech COMMAND --help` lists a command's flags, `hfspeech --version` the version. Flags are spelled with
+underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too. A mistake in the input is
+one line, `error: ...`, and exit code 2 (a mistyped flag names the nearest one); --debug (or HFSPEECH_DEBUG=1)
+shows its traceback.
 """
 
 from __future__ import annotations
@@ -80,14 +81,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:  # `hfspeech --help > /dev/full`: the help or version could not be printed
+        from hfspeech.errors import disk_write_failure
+
+        if debugging(sys.argv[1:] if argv is None else argv) or disk_write_failure(error) is None:
+            raise
+        print(f"error: cannot write the output ({error.strerror}); a disk it writes to is full or read-only",
+              file=sys.stderr)
+        return 2
+
+
+def debugging(argv: Sequence[str]) -> bool:
+    """`--debug` anywhere in the arguments, or HFSPEECH_DEBUG=1: tracebacks are shown, not one-line errors."""
+    return "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
 
 
 def _run(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
+    debug = debugging(argv)
     argv = [arg for arg in argv if arg != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
+        return 0
+    if argv[0] in ("-V", "--version"):  # as pip, git and transformers-cli answer it
+        from hfspeech import __version__
+
+        print(f"hfspeech {__version__}")
         return 0
     if argv[0] not in COMMANDS:
         return unknown_command(argv[0])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from hfspeech.cli.flags import CliParser, positive
+from hfspeech.cli.flags import CliParser, OnOffFlag, positive
 from hfspeech.models.config_json import METRICS_FILE
 
 DEMO_TRAINING_FLAGS = [
@@ -49,13 +50,15 @@ def demo_parser() -> argparse.ArgumentParser:
 
 
 def demo(argv: list[str]) -> int:
-    args, extra = demo_parser().parse_known_args(argv)
+    parser = demo_parser()
+    args, extra = parser.parse_known_args(argv)
+    refuse_unknown_training_flags(parser, extra)
 
     from hfspeech.synthetic.spoken import generate_keyword_dataset
 
     output_dir = Path(args.output_dir)
     data_dir = Path(args.data_dir or output_dir / "data")
-    generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword)
+    generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword, progress=sys.stderr.isatty())
     runs = {"CNN from scratch": _demo_run(data_dir, output_dir / "model", DEMO_TRAINING_FLAGS + extra)}
     if args.pretrained != "none":
         from hfspeech.models.whisper.pretrained import fetch_pretrained
@@ -65,6 +68,18 @@ def demo(argv: list[str]) -> int:
         runs[f"{args.pretrained} fine-tuned"] = _demo_run(data_dir, output_dir / "pretrained", flags)
     _print_results(runs)
     return _predict_unseen(runs, output_dir)
+
+
+def refuse_unknown_training_flags(parser: argparse.ArgumentParser, extra: list[str]) -> None:
+    """The flags demo passes on to the training recipe, checked by name before the data is generated: a typo
+    (`--num_train_epohcs 1`) was refused by the first training run, after minutes of speech synthesis."""
+    from hfspeech.cli.flags import unknown_flags, unknown_flags_message
+    from hfspeech.training.command_line import recipe_parser
+
+    options = [*recipe_parser()._option_string_actions, *parser._option_string_actions]
+    unknown = unknown_flags(extra, options)
+    if unknown:
+        parser.error(unknown_flags_message(unknown, options))
 
 
 def _demo_run(data_dir: Path, model_dir: Path, flags: list[str]) -> tuple[Path, dict, float]:
@@ -146,7 +161,8 @@ def demo_data_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clip_seconds", type=positive(float), default=None,
                         help="default 1.0 (keywords, events), 2.0 (languages)")
     parser.add_argument("--noise_files", metavar="DIR", help="also write a few background-noise wavs to DIR")
-    parser.add_argument("--no_progress", action="store_true")
+    parser.add_argument("--progress", action=OnOffFlag, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
     return parser
 
 
@@ -165,7 +181,8 @@ def demo_data(argv: list[str]) -> int:
     for name, folder in (("OUTPUT_DIR", args.output_dir), ("--noise_files", args.noise_files)):
         if folder and Path(folder).exists() and not Path(folder).is_dir():  # was a traceback (FileExistsError)
             parser.error(f"{name} {folder}: is a file, not a folder")
-    common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=not args.no_progress)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress  # no bar written into a log
+    common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=progress)
     if args.kind == "events":
         root = generate_event_dataset(args.output_dir, events=args.events or list(DEFAULT_EVENTS),
                                       num_clips=args.num_clips or 400, sampling_rate=args.sampling_rate,

@@ -29,7 +29,8 @@ def export_parser() -> argparse.ArgumentParser:
                         "than --max_accuracy_drop points")
     parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose")
     parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
-    parser.add_argument("--output", default=None, help="output folder (default: MODEL/onnx or MODEL/torchscript)")
+    parser.add_argument("--output", "--output_dir", default=None,  # --output_dir: the other commands' name
+                        help="output folder (default: MODEL/onnx or MODEL/torchscript)")
     return parser
 
 
@@ -56,6 +57,16 @@ def warn_about_int8_check(record: dict) -> None:
               file=sys.stderr)
     for warning in record["data_warnings"]:
         print(f"warning: int8 check: {warning}", file=sys.stderr)
+
+
+def without_image_processor_note() -> None:
+    """optimum's quantizer copies the model folder's preprocessors by loading each class one might be, an
+    `AutoImageProcessor` among them, and transformers then warns "Using a slow image processor as `use_fast`
+    is unset ..." about an audio model that has none: nothing a user can act on, so `export` does not print it."""
+    import logging
+
+    logging.getLogger("transformers.models.auto.image_processing_auto").addFilter(
+        lambda record: "slow image processor" not in record.getMessage())
 
 
 def check_eval_dir(model: str, eval_dir: str) -> tuple[list[str], list[str]] | None:
@@ -94,6 +105,7 @@ def export(argv: list[str]) -> int:
         from hfspeech.inference.agreement import gate_int8
 
         if args.format == "onnx":
+            without_image_processor_note()
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
             if args.eval_dir:
                 comparison, record = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force,

@@ -73,8 +73,36 @@ class OnOffFlag(argparse.Action):
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
 
 
+def unknown_flags(argv, options) -> list[str]:
+    """The `--flags` of `argv` that are neither one of `options` nor the start of one (argparse reads `--top`
+    as `--top_k`), up to a `--` that ends the flags."""
+    unknown = []
+    for word in argv:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2 and not any(option.startswith(name) for option in options):
+            unknown.append(name)
+    return unknown
+
+
+def nearest_flags(unknown: list[str], options) -> str:
+    """` (did you mean ['--top_k']?)` for `['--top_j']`: the canonical spelling of the nearest of `options`."""
+    from hfspeech.errors import did_you_mean
+
+    canonical = [option for option in options if option.startswith("--") and "-" not in option[2:]]
+    return did_you_mean(unknown, canonical)
+
+
+def unknown_flags_message(unknown: list[str], options) -> str:
+    """`unknown flag(s) ['--top_j'] (did you mean ['--top_k']?)`, as the recipe names a flag file's typos."""
+    return f"unknown flag(s) {unknown}" + nearest_flags(unknown, options)
+
+
 class CliParser(argparse.ArgumentParser):
-    """An `ArgumentParser` whose long flags, declared with underscores, also parse in their dashed spelling."""
+    """An `ArgumentParser` whose long flags, declared with underscores, also parse in their dashed spelling,
+    and whose mistakes are one line, `error: ...` and exit code 2, as every other mistake of `hfspeech`:
+    argparse printed the whole usage first, and a mistyped flag got no hint."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", CanonicalHelpFormatter)
@@ -90,6 +118,22 @@ class CliParser(argparse.ArgumentParser):
         # The help hides every dashed spelling: these aliases, and the --no-name that OnOffFlag adds.
         action.dashed_aliases = {option for option in action.option_strings if "-" in option[2:]}
         return action
+
+    def parse_args(self, args=None, namespace=None):
+        """A mistyped flag is named (with the nearest one) before argparse would complain of a flag it
+        then reports missing: `--output_dri x` was "the following arguments are required: --output_dir"."""
+        import sys
+
+        args = list(sys.argv[1:] if args is None else args)
+        unknown = unknown_flags(args, self._option_string_actions)
+        if unknown:
+            self.error(unknown_flags_message(unknown, self._option_string_actions))
+        return super().parse_args(args, namespace)
+
+    def error(self, message: str):
+        """One line on stderr and exit code 2 (argparse's code for a usage mistake), without the usage."""
+        hint = f"; `{self.prog} --help` lists them" if message.startswith(("unknown flag", "the following")) else ""
+        self.exit(2, f"error: {' '.join(message.split())}{hint}\n")
 
     def _get_option_tuples(self, option_string: str):
         """An abbreviation (`--top`) that fits both spellings of one flag means that flag, as it did when the

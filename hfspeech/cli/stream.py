@@ -69,13 +69,17 @@ def stream(argv: list[str]) -> int:
                 print(json.dumps(event.to_dict()))
         sys.stdout.flush()
 
+    interrupted = False
     try:
         for chunk in chunks:
             emit(streamer.feed(chunk))
     except KeyboardInterrupt:  # Ctrl-C ends a live stream: flush its last window and print the counts
-        pass
+        interrupted = True
     emit(streamer.finish())
     print(json.dumps(streamer.stats.to_dict()))
+    if interrupted:  # then say so, with the shell's code for SIGINT: a script's loop stops, as the user meant
+        print("hfspeech stream: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

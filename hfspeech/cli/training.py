@@ -8,14 +8,48 @@ the dashed spellings), so the flags are those of the dataclasses in `hfspeech.tr
 
 from __future__ import annotations
 
+import argparse
 import json
+from contextlib import contextmanager
+
+
+@contextmanager
+def typos_named(argv: list[str], more: tuple = (), more_flags: tuple = ()):
+    """A flag the recipe's parser (with the dataclasses `more` in front and the flags `more_flags`, as distill
+    adds) does not know is refused by transformers as "not used by the HfArgumentParser: [...]"; the nearest
+    flag is added to that line, as the other commands and `--args_file` name it."""
+    from hfspeech.errors import UsageError
+
+    try:
+        yield
+    except UsageError as error:
+        from hfspeech.cli.flags import nearest_flags, unknown_flags
+        from hfspeech.training.command_line import recipe_parser
+
+        options = [*recipe_parser(*more)._option_string_actions, *more_flags]
+        unknown = [flag for flag in unknown_flags(argv, options) if flag in str(error)]
+        hint = nearest_flags(unknown, options)
+        if not hint:
+            raise
+        raise UsageError(f"{error}{hint}") from error
+
+
+def without_checkpoint_mtime_note() -> None:
+    """transformers' Trainer warns "mtime may not be reliable on this filesystem, falling back to numerical
+    ordering" whenever two checkpoints of a run were saved within a second of each other (short epochs, as in
+    every quick run), on any filesystem; it then orders them by step, which is right. Nothing to act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="mtime may not be reliable", category=UserWarning)
 
 
 def train(argv: list[str]) -> int:
     from hfspeech.training.command_line import parse_args
     from hfspeech.training.run import run_training
 
-    model_args, data_args, training_args = parse_args(argv)
+    without_checkpoint_mtime_note()
+    with typos_named(argv):
+        model_args, data_args, training_args = parse_args(argv)
     run_training(model_args, data_args, training_args)
     trace_for_fast_start(training_args)
     return 0
@@ -42,7 +76,12 @@ def evaluate(argv: list[str]) -> int:
     try:
         eval_args, data_args = parser.parse_args_into_dataclasses(args=model_as_flag(list(argv)))
     except ValueError as error:
-        raise UsageError(f"invalid evaluate flags: {error}") from error
+        from hfspeech.cli.flags import nearest_flags, unknown_flags
+
+        shown = [option for action in parser._actions if action.help != argparse.SUPPRESS
+                 for option in action.option_strings]
+        hint = nearest_flags(unknown_flags(argv, parser._option_string_actions), shown)
+        raise UsageError(f"invalid evaluate flags: {error}{hint}") from error
     refuse_training_only_flags(data_args)
     metrics = evaluate_model(eval_args, data_args.spec())
     print(json.dumps(metrics, indent=2))
@@ -67,8 +106,6 @@ def model_as_flag(argv: list[str]) -> list[str]:
 
 def hide_training_only_flags(parser) -> None:
     """`--help` lists the flags evaluate reads: the training-only ones it refuses (below) were listed too."""
-    import argparse
-
     from hfspeech.training.arguments import DataArguments
 
     training_only = {field for field in DataArguments.__dataclass_fields__} - set(EVALUATE_DATA_FLAGS)
@@ -93,9 +130,11 @@ def refuse_training_only_flags(data_args) -> None:
 
 
 def distill(argv: list[str]) -> int:
-    from hfspeech.training.distill import parse_distill_args, run_distillation
+    from hfspeech.training.distill import DistillationArguments, parse_distill_args, run_distillation
 
-    distill_args, model_args, data_args, training_args = parse_distill_args(argv)
+    without_checkpoint_mtime_note()
+    with typos_named(argv, (DistillationArguments,), ("--student_model_type",)):
+        distill_args, model_args, data_args, training_args = parse_distill_args(argv)
     run_distillation(distill_args, model_args, data_args, training_args)
     trace_for_fast_start(training_args)
     return 0
@@ -120,5 +159,7 @@ def average(argv: list[str]) -> int:
 def cross_validate(argv: list[str]) -> int:
     from hfspeech.training.cross_validation import main as cross_validation_main
 
-    cross_validation_main(argv)
+    without_checkpoint_mtime_note()
+    with typos_named(argv):  # the recipe's flags are parsed first, before any fold trains
+        cross_validation_main(argv)
     return 0
