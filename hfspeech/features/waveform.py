@@ -89,8 +89,8 @@ def check_waveforms(raw_speech) -> None:
             raise ValueError(f"input {index} has zero length")
         if not np.isfinite(samples).all():
             raise ValueError(f"input {index} contains NaN or infinite samples")
-        if np.abs(samples).max() > MAX_SAMPLE_MAGNITUDE:
-            raise ValueError(f"input {index} has samples reaching {np.abs(samples).max():.3g}, over "
+        if (peak := np.abs(samples).max()) > MAX_SAMPLE_MAGNITUDE:
+            raise ValueError(f"input {index} has samples reaching {peak:.3g}, over "
                              f"{MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): scale them to [-1, 1]")
 
 
