@@ -22,8 +22,9 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
-from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler: imported from here)
-    STEREO_TO_MONO_GAIN, StreamResampler, cancelled_mix_problem, downmix_to_mono, sample_problem)
+from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler, trim_silence: imported here)
+    STEREO_TO_MONO_GAIN, UNDECLARED_FRAMES, StreamResampler, cancelled_mix_problem, downmix_to_mono, rate_problem,
+    sample_problem, trim_silence)
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
 
@@ -74,10 +75,19 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     waveform = _read_with_soundfile(value, sampling_rate) if mp3 is None or mp3.length else None
     if waveform is None:
         waveform = _decode_with_ffmpeg(value, name, sampling_rate)
+    source = value["bytes"] if value["bytes"] is not None else value["path"]
+    return checked_waveform(waveform, name, source, mp3, sampling_rate)
+
+
+def checked_waveform(waveform: np.ndarray, name: str, source, mp3: Optional[Mp3Head], sampling_rate: int) -> np.ndarray:
+    """`decode_audio`'s last word on what a decoder gave (`source`: the file's path or bytes, re-read only to
+    name bad samples): mono float32, or an `AudioFileError` for no samples, samples no audio holds
+    (`samples.sample_problem`) or an MP3 holding less than its header declares. The server's single read
+    (`serve.upload_audio`) ends here too."""
     waveform = np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32)
     if waveform.size == 0:
         raise AudioFileError(name, "audio has zero length (no samples)")
-    if problem := sample_problem(waveform):
+    if problem := sample_problem(waveform, source):
         raise AudioFileError(name, problem)
     if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
         raise AudioFileError(name, problem)
@@ -95,7 +105,11 @@ def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) ->
 
     try:
         decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
+        if problem := rate_problem(decoder.metadata.sample_rate):  # before it resamples to `sampling_rate`
+            raise AudioFileError(name, problem)
         return decoder.get_all_samples().data.numpy()
+    except AudioFileError:
+        raise
     except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
         reason = _short_reason(error)
         if "No audio frames were decoded" in reason:
@@ -151,6 +165,8 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int, many_channel
         return None
     if (samples.shape[1] > 2) != many_channels or samples.shape[0] == 0:
         return None
+    if problem := rate_problem(rate):  # before soxr makes 256 million samples of 16,000 "at 1 Hz"
+        raise AudioFileError(describe_source(value), problem)
     waveform = downmix_to_mono(samples)
     if problem := cancelled_mix_problem(samples, waveform):
         raise AudioFileError(describe_source(value), problem)
@@ -163,16 +179,6 @@ def _short_reason(error: Exception) -> str:
     """The decoder's own words without torchcodec's C++ source location ('File.cpp:52, ')."""
     text = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return re.split(r"\.cpp:\d+, ", text)[-1]
-
-
-def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:
-    """Cut leading and trailing parts quieter than `top_db` below the clip's peak (librosa's trim); a clip
-    silent throughout is returned unchanged rather than emptied."""
-    import librosa
-
-    # Short frames (512 samples, hop 128) so the cut lands within a few ms of the sound, not ~100 ms off.
-    trimmed, _ = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
-    return trimmed if trimmed.size else waveform
 
 
 DEFAULT_CHUNK_SECONDS = 10
@@ -197,10 +203,14 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     opened = _open_with_soundfile(name) if mp3 is None or mp3.length else None
     rate, blocks = (opened.samplerate, _soundfile_blocks(opened, name, chunk_seconds)) if opened is not None \
         else _torchcodec_blocks(name, chunk_seconds)
+    if problem := rate_problem(rate):
+        if opened is not None:
+            opened.close()
+        raise AudioFileError(name, problem)
     resample = StreamResampler(rate, sampling_rate)
     read = 0  # samples at the file's rate
     for samples in blocks:
-        if problem := sample_problem(samples):
+        if problem := sample_problem(samples, name):
             raise AudioFileError(name, problem)
         read += samples.size
         chunk = resample(samples)
@@ -217,14 +227,15 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
 
 def _open_with_soundfile(name: str):
     """An open `soundfile.SoundFile` of a file with samples, else None (`_read_with_soundfile`): more than two
-    channels only when ffmpeg cannot mix them (`_decode_with_ffmpeg`)."""
+    channels only when ffmpeg cannot mix them (`_decode_with_ffmpeg`); no declared length (a piped FLAC:
+    `UNDECLARED_FRAMES`), which soundfile cannot read to its end, is left to ffmpeg as in `decode_audio`."""
     import soundfile as sf
 
     try:
         opened = sf.SoundFile(name)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if opened.frames == 0 or (opened.channels > 2 and _ffmpeg_mixes(name)):
+    if opened.frames == 0 or opened.frames >= UNDECLARED_FRAMES or (opened.channels > 2 and _ffmpeg_mixes(name)):
         opened.close()
         return None
     return opened

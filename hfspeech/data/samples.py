@@ -25,6 +25,16 @@ STEREO_TO_MONO_GAIN = float(np.sqrt(0.5))
 # stereo recording, even with wide out-of-phase reverb, loses a few dB. Channels quieter than the floor are silence.
 CANCELLED_MIX_RATIO = 0.01
 SILENT_RMS = 1e-4
+NON_FINITE = "audio contains NaN or infinite samples"
+
+# A header's rate below this is damaged, not audio: resampled to 16 kHz, a 16,000-sample WAV declaring 1 Hz
+# became 256 million samples (1 GB). No decoder has a floor (libsndfile, ffmpeg and soxr take 1 Hz); the lowest
+# rates recordings use are 8000 Hz (telephony), 4000 and 2000 Hz (heart-sound data sets). Odd rates above it decode.
+MIN_SAMPLING_RATE = 1000
+# libsndfile's frame count of a stream whose header declares no length (a FLAC piped out of an encoder, a chained
+# Ogg): 2**63 - 1. soundfile cannot read one whole (it allocates that many frames) nor to its end in blocks
+# (its seek after the last block fails), so `decode_audio` leaves such files to ffmpeg.
+UNDECLARED_FRAMES = 2**62
 
 
 def downmix_to_mono(samples: np.ndarray) -> np.ndarray:
@@ -42,19 +52,53 @@ def downmix_to_mono(samples: np.ndarray) -> np.ndarray:
     if samples.shape[1] == 1:
         return np.ascontiguousarray(samples[:, 0])
     if samples.shape[1] == 2:
-        return ((samples[:, 0] + samples[:, 1]) * np.float32(STEREO_TO_MONO_GAIN)).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 (3e38 in both): inf, which `sample_problem` names
+            return ((samples[:, 0] + samples[:, 1]) * np.float32(STEREO_TO_MONO_GAIN)).astype(np.float32)
     return samples.mean(axis=1, dtype=np.float32)
 
 
-def sample_problem(samples: np.ndarray) -> Optional[str]:
-    """What makes decoded samples unusable (NaN/inf, or beyond `MAX_SAMPLE_MAGNITUDE`), or None."""
+def rate_problem(sampling_rate: int) -> Optional[str]:
+    """Why a file's sampling rate cannot be audio (below `MIN_SAMPLING_RATE`), or None."""
+    if sampling_rate >= MIN_SAMPLING_RATE:
+        return None
+    return (f"sampling rate of {sampling_rate} Hz (from its header) is below {MIN_SAMPLING_RATE} Hz, the lowest "
+            "hfspeech decodes (recordings use 2000 Hz and up, telephone speech 8000): a damaged header?")
+
+
+def sample_problem(samples: np.ndarray, source: str | bytes | None = None) -> Optional[str]:
+    """What makes decoded samples unusable (NaN/inf, or beyond `MAX_SAMPLE_MAGNITUDE`), or None.
+
+    Samples decoded from `source` (a path or a file's bytes) that are not finite may be finite in the file: a
+    float64 WAV holding 1e200 overflows float32, stereo at 3e38 overflows in the mix, a peak near float32's
+    limit in the resampler. The file is then read again (only then) to give the right reason."""
     if not np.isfinite(samples).all():
-        return "audio contains NaN or infinite samples"
-    peak = float(np.abs(samples).max()) if samples.size else 0.0
+        return NON_FINITE if source is None else _file_sample_problem(source)
+    return _peak_problem(float(np.abs(samples).max()) if samples.size else 0.0)
+
+
+def _peak_problem(peak: float) -> Optional[str]:
     if peak > MAX_SAMPLE_MAGNITUDE:
         return (f"samples reach {peak:.3g}, over {MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): not audio "
                 "levels (a corrupt float file?); scale the samples to [-1, 1]")
     return None
+
+
+def _file_sample_problem(source: str | bytes) -> str:
+    """`sample_problem` of the file's own values, read by libsndfile as float64 block by block."""
+    import io
+
+    import soundfile as sf
+
+    peak = 0.0
+    try:
+        with sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+            while len(block := opened.read(1 << 16, dtype="float64")):
+                if not np.isfinite(block).all():
+                    return NON_FINITE
+                peak = max(peak, float(np.abs(block).max()))
+    except Exception:  # a file libsndfile cannot read (ffmpeg decoded it): its samples are what we know
+        return NON_FINITE
+    return _peak_problem(peak) or NON_FINITE
 
 
 def cancelled_mix_problem(samples: np.ndarray, mono: np.ndarray) -> Optional[str]:
@@ -91,3 +135,13 @@ class StreamResampler:
     def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         return samples if self.stream is None else self.stream.resample_chunk(samples, last=last)
+
+
+def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:
+    """Cut leading and trailing parts quieter than `top_db` below the clip's peak (librosa's trim); a clip
+    silent throughout is returned unchanged rather than emptied."""
+    import librosa
+
+    # Short frames (512 samples, hop 128) so the cut lands within a few ms of the sound, not ~100 ms off.
+    trimmed, _ = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
+    return trimmed if trimmed.size else waveform

@@ -6,8 +6,11 @@ checked on the decoded waveform. A 25 MB upload of either would take tens of gig
 upload's length is found first, at its own rate: from the header of PCM (WAV, AIFF ...: its data's size),
 by decoding FLAC, Ogg and MP3 in blocks that are dropped as they are read (libsndfile, the decoder
 `decode_audio` uses for them; their headers may declare no length, or a false one), and for what only
-ffmpeg reads (WebM, Opus, M4A, an MP3 libsndfile may stop early in) by asking torchcodec for audio past the
-limit, which it seeks to. An upload that none can open is left to `decode_audio`, whose error names it.
+ffmpeg decodes (WebM, Opus, M4A, an MP3 libsndfile may stop early in; a FLAC whose header declares no length, a
+WAV whose data size is 0, an Ogg whose first stream is empty: libsndfile finds no length or nothing) by asking
+torchcodec for audio past the limit, which it seeks to. An upload that none can open is left to `decode_audio`,
+whose error names it. Seconds are at the upload's own rate, however low (5,000 samples "at 1 Hz" are 5,000 s:
+413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio` (`samples.rate_problem`).
 `upload_audio.decode_upload` reads a FLAC, Ogg or MP3 whose header declares at most the limit once, without
 counting it (libsndfile reads no more than that); this module measures the rest.
 """
@@ -20,6 +23,7 @@ import numpy as np
 import soundfile
 
 from hfspeech.data.mp3_header import inspect_mp3
+from hfspeech.data.samples import UNDECLARED_FRAMES
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.serve.errors import ApiError
 
@@ -32,7 +36,9 @@ def refuse_audio_longer_than(audio: bytes, max_seconds: float) -> None:
     if inspect_wav(None, audio):  # a damaged WAV: decode_audio names the damage at once, no decoder needed
         return
     seconds = _libsndfile_seconds(audio, max_seconds)
-    if seconds is None or inspect_mp3(None, audio) is not None:  # libsndfile may stop early in an MP3
+    # None or 0 found (no declared length, a WAV whose writer left its data size 0, an Ogg whose first stream is
+    # empty): ffmpeg decodes it in `decode_audio`, so it measures; libsndfile may stop early in an MP3
+    if not seconds or inspect_mp3(None, audio) is not None:
         seconds = max(seconds or 0.0, _ffmpeg_seconds(audio, max_seconds))
     if seconds > max_seconds:
         raise ApiError(413, "audio_too_long", f"upload: more than {max_seconds:g} s of audio (the limit, "
@@ -40,16 +46,19 @@ def refuse_audio_longer_than(audio: bytes, max_seconds: float) -> None:
 
 
 def _libsndfile_seconds(audio: bytes, max_seconds: float) -> float | None:
-    """Seconds of audio counted up to just past `max_seconds`, or None when libsndfile cannot open it."""
+    """Seconds of audio counted up to just past `max_seconds`, or None when libsndfile cannot open it or its header
+    declares no length (`UNDECLARED_FRAMES`: soundfile cannot read such a file to its end, ffmpeg decodes it)."""
     try:
         opened = soundfile.SoundFile(io.BytesIO(audio))
     except Exception:  # not a format libsndfile reads, or a damaged header: decode_audio says which
         return None
     with opened:
+        if opened.frames >= UNDECLARED_FRAMES:
+            return None
         limit, frames = max_seconds * opened.samplerate, 0
         if opened.format not in COMPRESSED:  # PCM: the header counts its data's frames
             return opened.frames / opened.samplerate
-        # Counted: a FLAC piped out of an encoder declares no length (libsndfile then says 2**63 frames)
+        # Counted in blocks: a compressed header's length may be false
         block = np.empty((BLOCK_FRAMES, opened.channels), dtype=np.int16)
         try:
             while frames <= limit and (read := len(opened.read(BLOCK_FRAMES, dtype="int16", out=block))):

@@ -22,9 +22,9 @@ from typing import Optional
 import numpy as np
 import soundfile
 
-from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, downmix_to_mono
-from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
-from hfspeech.data.samples import cancelled_mix_problem, sample_problem
+from hfspeech.data.audio import AudioFileError, checked_waveform, decode_audio, describe_source, downmix_to_mono
+from hfspeech.data.mp3_header import inspect_mp3
+from hfspeech.data.samples import cancelled_mix_problem, rate_problem
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.serve.audio_length import COMPRESSED, refuse_audio_longer_than
 
@@ -45,7 +45,7 @@ def decode_upload(audio: bytes, sampling_rate: int, max_seconds: float) -> np.nd
         import soxr
 
         waveform = soxr.resample(waveform, rate, sampling_rate)
-    return _checked(np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32), mp3, sampling_rate, audio)
+    return checked_waveform(waveform, describe_source({"path": None, "bytes": audio}), audio, mp3, sampling_rate)
 
 
 def _read_compressed(audio: bytes, max_seconds: float) -> Optional[tuple[np.ndarray, int]]:
@@ -60,6 +60,8 @@ def _read_compressed(audio: bytes, max_seconds: float) -> Optional[tuple[np.ndar
         declared = opened.frames  # a FLAC piped out of an encoder says 2**63 - 1: unknown
         if opened.format not in COMPRESSED or opened.channels > 2 or declared > max_seconds * opened.samplerate:
             return None
+        if problem := rate_problem(opened.samplerate):  # as decode_audio refuses it, before soxr makes millions
+            raise AudioFileError(describe_source({"path": None, "bytes": audio}), problem)
         try:
             opened.seek(0)  # as `soundfile.read` (decode_audio) reads: from frame 0, the declared frames
             samples = opened.read(declared, dtype="float32", always_2d=True)
@@ -71,16 +73,3 @@ def _read_compressed(audio: bytes, max_seconds: float) -> Optional[tuple[np.ndar
     if problem := cancelled_mix_problem(samples, mono):  # as `decode_audio`'s libsndfile read refuses it
         raise AudioFileError(describe_source({"path": None, "bytes": audio}), problem)
     return mono, opened.samplerate
-
-
-def _checked(waveform: np.ndarray, mp3: Optional[Mp3Head], sampling_rate: int, audio: bytes) -> np.ndarray:
-    """`waveform`, or `decode_audio`'s `AudioFileError` for no samples, samples no audio holds (`sample_problem`:
-    NaN/inf, far beyond full scale) or an MP3 shorter than declared."""
-    name = describe_source({"path": None, "bytes": audio})
-    if waveform.size == 0:
-        raise AudioFileError(name, "audio has zero length (no samples)")
-    if problem := sample_problem(waveform):
-        raise AudioFileError(name, problem)
-    if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
-        raise AudioFileError(name, problem)
-    return waveform
