@@ -133,21 +133,26 @@ def test_eval_view_gives_the_same_centre_crops_as_the_list_path(prepared):
 
 
 @pytest.mark.parametrize("augmented", [False, True])
-def test_train_view_gives_the_same_seeded_crops_as_the_list_path(prepared, augmented):
-    def augmenter():
-        config = AugmentationConfig(noise_snr_db=(5.0, 10.0), noise_prob=1.0, gain_db=6.0)
-        return WaveformAugmenter(config, 1000, seed=3) if augmented else None
-
-    new = attach_transforms(prepared, 1000, max_length_seconds=4.0, augmenter=augmenter(), seed=7)["train"]
-    old = old_views(prepared, 4000, augmenter(), seed=7)["train"]
-    for epoch in range(2):  # the second pass continues the same random streams
-        new_rows, old_rows = batches(new), batches(old)
-        assert len(new_rows) == len(old_rows) == 22
-        for a, b in zip(new_rows, old_rows):
-            assert np.array_equal(a["input_values"], b["input_values"]) and a["label"] == b["label"]
+def test_train_view_draws_each_clip_from_its_row_whatever_the_batches(prepared, augmented):
+    """Since session 26 the train view seeds each clip's crop and augmentation from (seed, epoch, row), so a run
+    resumed mid-epoch draws as the uninterrupted one (the list path drew clip after clip, and no longer matches):
+    batches of 4 or 3, in order or reversed, give every row the same clip; another epoch another crop."""
+    config = AugmentationConfig(noise_snr_db=(5.0, 10.0), noise_prob=1.0, gain_db=6.0)
+    augmenter = WaveformAugmenter(config, 1000, seed=3) if augmented else None
+    new = attach_transforms(prepared, 1000, max_length_seconds=4.0, augmenter=augmenter, seed=7)["train"]
+    by_four, by_three = batches(new), batches(new, batch_size=3)
+    backwards = [row for batch in torch.utils.data.DataLoader(new, batch_size=4, collate_fn=list,
+                                                              sampler=list(reversed(range(len(new))))) for row in batch]
+    assert len(by_four) == len(by_three) == len(backwards) == 22
+    for a, b, c in zip(by_four, by_three, reversed(backwards)):
+        assert np.array_equal(a["input_values"], b["input_values"])
+        assert np.array_equal(a["input_values"], c["input_values"])
     long_rows = [i for i, n in enumerate(prepared["train"]["length"]) if n > 4000]
     starts = [np.asarray(prepared["train"][i]["input_values"], np.float32)[:4000] for i in long_rows]
-    assert not all(np.array_equal(new_rows[i]["input_values"], s) for i, s in zip(long_rows, starts))  # random crops
+    assert not all(np.array_equal(by_four[i]["input_values"], s) for i, s in zip(long_rows, starts))  # random crops
+    new.set_epoch(1)
+    later = batches(new)
+    assert not all(np.array_equal(later[i]["input_values"], by_four[i]["input_values"]) for i in long_rows)
 
 
 def test_view_passes_multi_label_lists_through_and_rejects_unprepared_data():

@@ -229,14 +229,16 @@ class WaveformAugmenter:
         entropy = [int(self._rng.integers(2**63)), *worker_entropy()]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
-    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+    def __call__(self, waveform: np.ndarray, seed: Optional[int] = None) -> np.ndarray:
+        """`seed` (below 2**32): this clip's draws from it alone (`TrainTransform`'s per-clip seed); None: the
+        augmenter's next seed (`_call_seed`)."""
         # Writable: clips read from Arrow are read-only views, and PitchShift's C++ stretcher refuses those.
         waveform = np.require(waveform, dtype=np.float32, requirements=["C", "W"])
         if waveform.ndim != 1:
             raise UsageError(f"expected a mono 1-D waveform, got shape {waveform.shape}")
         if self.transform is None or waveform.size == 0:  # nothing to do, or nothing to do it to
             return waveform
-        seed = self._call_seed()
+        seed = self._call_seed() if seed is None else int(seed)
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
             random.seed(seed)

@@ -34,8 +34,28 @@ def crop(waveform: np.ndarray, max_samples: Optional[int], rng: Optional[np.rand
     return waveform[start : start + max_samples]
 
 
+class RowDraw(int):
+    """A row index that also says how many times the epoch drew that row before (`occurrence`). A sampler that
+    draws with replacement (`--oversample`) yields these, so each copy of a clip gets a crop and augmentation of
+    its own; any other row is its first draw."""
+
+    def __new__(cls, row: int, occurrence: int = 0):
+        draw = super().__new__(cls, row)
+        draw.occurrence = int(occurrence)
+        return draw
+
+    def __reduce__(self):  # to DataLoader workers with its occurrence
+        return RowDraw, (int(self), self.occurrence)
+
+
 class TrainTransform:
-    """Augmentation, then a random crop. Reproducible from `seed`; different in each DataLoader worker and epoch."""
+    """Augmentation, then a random crop. Reproducible from `seed`, different in each epoch.
+
+    A batch with `rows` (`TransformedSplit` adds them) draws each clip from (seed, epoch, row, occurrence) alone:
+    not from the clips drawn before it, so a run resumed mid-epoch (the batches before its checkpoint skipped,
+    not drawn) and a run with another number of DataLoader workers draw the same. Without `rows` (the streamed
+    path) the clips draw one after another from (seed, epoch, DataLoader worker).
+    """
 
     def __init__(self, max_samples: Optional[int], augmenter: Optional[WaveformAugmenter] = None, seed: int = 0):
         self.max_samples = max_samples
@@ -58,14 +78,19 @@ class TrainTransform:
             self._rng, self._key = np.random.default_rng(key), key
         return self._rng
 
+    def clip_generator(self, row: int) -> np.random.Generator:
+        """One clip's draws (augmentation seed, then crop) from (seed, epoch, row, occurrence): ~10 us a clip."""
+        return np.random.default_rng([self.seed, self.epoch, int(row), getattr(row, "occurrence", 0)])
+
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        rng = self._generator()
+        rows = batch.get("rows")
         clips = []
-        for values in batch["input_values"]:
+        for i, values in enumerate(batch["input_values"]):
+            rng = self._generator() if rows is None else self.clip_generator(rows[i])
             # Augment before cropping: speed perturbation changes the length, the crop then fixes it.
             waveform = np.asarray(values, dtype=np.float32)
             if self.augmenter is not None:
-                waveform = self.augmenter(waveform)
+                waveform = self.augmenter(waveform, seed=None if rows is None else int(rng.integers(2**32)))
             clips.append(crop(waveform, self.max_samples, rng))
         return {"input_values": clips, "label": batch["label"]}
 
@@ -86,7 +111,9 @@ class TransformedSplit(torch.utils.data.Dataset):
 
     `split` is the prepared Arrow split (`input_values` + `label`, as `prepare_dataset` makes it) and
     stays available as `.split`. A DataLoader fetches a whole batch with one `__getitems__` call, so the
-    transform sees the same batches as it did under `with_transform` and a seeded run crops the same.
+    transform sees the same batches as it did under `with_transform` and a seeded run crops the same; it also
+    gets their row indices as `rows` (`RowDraw`s from an oversampling sampler), which the train transform seeds
+    each clip's crop and augmentation from.
     Labels are passed through as Python values: an int, or a list of ints for multi-label.
     """
 
@@ -108,10 +135,10 @@ class TransformedSplit(torch.utils.data.Dataset):
             self.transform.set_epoch(epoch)
 
     def _read(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        rows = self._numpy[list(indices)]
+        rows = self._numpy[[int(i) for i in indices]]
         clips = [np.asarray(clip, dtype=np.float32) for clip in rows["input_values"]]
         labels = [python_label(label) for label in rows["label"]]
-        out = self.transform({"input_values": clips, "label": labels})
+        out = self.transform({"input_values": clips, "label": labels, "rows": list(indices)})
         return [{"input_values": clip, "label": label} for clip, label in zip(out["input_values"], out["label"])]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:

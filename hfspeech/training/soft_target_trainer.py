@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 
 from hfspeech.errors import UsageError
-from hfspeech.training.epoch_seeds import EpochGenerator, epoch_of
+from hfspeech.training.epoch_seeds import StepGenerator
 from hfspeech.training.live_teacher import RAW_COLUMN
 from hfspeech.training.soft_targets import Distillation, mixup, soft_target_loss
 from hfspeech.training.trainer import AudioClassificationTrainer
@@ -30,7 +30,7 @@ class SoftTargetTrainer(AudioClassificationTrainer):
             raise UsageError(f"--mixup_alpha must be >= 0, got {mixup_alpha}")
         self.distillation: Optional[Distillation] = None
         self.live_teacher = None  # training.live_teacher.LiveTeacher: targets computed on every training batch
-        self._mixup_rng = EpochGenerator(self.args.seed)  # from (seed, epoch): a resumed run mixes alike
+        self._mixup_rng = StepGenerator(self.args.seed)  # from (seed, step): a resumed run mixes alike
         if self.mixup_alpha and (self.class_weights is not None or self.pos_weight is not None):
             raise UsageError("mixup trains on mixed targets; it does not combine with class weights or pos_weight")
 
@@ -46,7 +46,7 @@ class SoftTargetTrainer(AudioClassificationTrainer):
         if not model.training or (self.distillation is None and not self.mixup_alpha):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
-        mix = mixup(inputs, self.mixup_alpha, self._mixup_rng.for_epoch(epoch_of(self.state)))
+        mix = mixup(inputs, self.mixup_alpha, self._mixup_rng.for_step(self.state.global_step))
         teacher_mix = mix
         if self.live_teacher is not None and raw is not None:
             lengths = raw_lengths if mix.lam == 1.0 else torch.maximum(raw_lengths, raw_lengths[mix.permutation.cpu()])
