@@ -159,11 +159,17 @@ class TrainingSetup:
     training_clips: dict = field(default_factory=dict)  # written beside the model for `hfspeech evaluate`
 
 
+def default_transformers_verbosity() -> None:
+    """transformers' warnings shown during training, unless the user set TRANSFORMERS_VERBOSITY (e.g. error)."""
+    if not os.environ.get("TRANSFORMERS_VERBOSITY"):
+        transformers.utils.logging.set_verbosity_warning()
+
+
 def setup_training(model_args: ModelArguments, data_args: DataArguments,
                    training_args: TrainingArguments) -> TrainingSetup:
     """Data prepared, model built and frozen as asked, Trainer ready: no training step taken yet."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
+    default_transformers_verbosity()
     quiet_other_processes(training_args)  # several processes: the main one's log alone
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)

@@ -15,13 +15,13 @@ acts on the logits, the optimizer and the sampler, not inside the model.
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from transformers import Trainer
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hfspeech.data.transforms import TransformedSplit
 from hfspeech.errors import UsageError
@@ -29,7 +29,7 @@ from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.checkpoints import checkpoint_write_errors
 from hfspeech.training.distributed import ResumableOnCpuProcesses
-from hfspeech.training.epoch_seeds import EpochSeeds, EpochWeightedSampler
+from hfspeech.training.epoch_seeds import EpochLengthGroupedSampler, EpochSeeds, EpochWeightedSampler
 from hfspeech.training.optim import parameter_groups
 
 logger = logging.getLogger("hfspeech.train")
@@ -107,6 +107,17 @@ def every_clip_scored(args) -> Iterator[None]:
         yield
     finally:
         args.dataloader_drop_last = drop_last
+
+
+@contextmanager
+def without_checkpoint_mtime_note() -> Iterator[None]:
+    """transformers' Trainer warns "mtime may not be reliable on this filesystem, falling back to numerical
+    ordering" whenever two checkpoints of a run were saved within a second of each other (short epochs, as in
+    every quick run), on any filesystem; it then orders them by step, which is right. Nothing to act on: hidden
+    around the Trainer's ordering of checkpoints only, not for the whole process (other warnings stand)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="mtime may not be reliable", category=UserWarning)
+        yield
 
 
 class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
@@ -212,10 +223,14 @@ class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
         with every_clip_scored(self.args):
             return super().get_test_dataloader(test_dataset)
 
+    def _sorted_checkpoints(self, *args, **kwargs):
+        with without_checkpoint_mtime_note():
+            return super()._sorted_checkpoints(*args, **kwargs)
+
     def _get_train_sampler(self, train_dataset=None):
         if self.args.group_by_length and self.train_lengths is not None:
-            return LengthGroupedSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=self.train_lengths
+            return EpochLengthGroupedSampler(  # from (seed, epoch): resumes as the uninterrupted run draws
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, self.train_lengths, self.args.seed
             )
         if self.sample_weights is None:
             return super()._get_train_sampler(train_dataset)
