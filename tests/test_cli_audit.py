@@ -124,7 +124,7 @@ def test_int8_export_prints_no_image_processor_warning_for_an_audio_model(tmp_pa
 def test_training_commands_hide_the_trainers_mtime_note_on_quick_checkpoints(tmp_path):
     from transformers import Trainer
 
-    from hfspeech.cli.training import without_checkpoint_mtime_note
+    from hfspeech.training.trainer import without_checkpoint_mtime_note  # moved from the CLI (test_cli_gaps.py)
 
     for step in (1, 2):  # saved within one second, as the checkpoints of every short run are
         (tmp_path / f"checkpoint-{step}").mkdir()
@@ -132,8 +132,8 @@ def test_training_commands_hide_the_trainers_mtime_note_on_quick_checkpoints(tmp
     trainer._sorted_checkpoints = lambda **kwargs: Trainer._sorted_checkpoints(trainer, **kwargs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        without_checkpoint_mtime_note()
-        ordered = Trainer._sorted_checkpoints(trainer, output_dir=str(tmp_path), use_mtime=True)
+        with without_checkpoint_mtime_note():
+            ordered = Trainer._sorted_checkpoints(trainer, output_dir=str(tmp_path), use_mtime=True)
     assert [Path(path).name for path in ordered] == ["checkpoint-1", "checkpoint-2"]
     assert not [w for w in caught if "mtime" in str(w.message)], [str(w.message) for w in caught]
 

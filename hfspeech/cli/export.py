@@ -59,16 +59,6 @@ def warn_about_int8_check(record: dict) -> None:
         print(f"warning: int8 check: {warning}", file=sys.stderr)
 
 
-def without_image_processor_note() -> None:
-    """optimum's quantizer copies the model folder's preprocessors by loading each class one might be, an
-    `AutoImageProcessor` among them, and transformers then warns "Using a slow image processor as `use_fast`
-    is unset ..." about an audio model that has none: nothing a user can act on, so `export` does not print it."""
-    import logging
-
-    logging.getLogger("transformers.models.auto.image_processing_auto").addFilter(
-        lambda record: "slow image processor" not in record.getMessage())
-
-
 def check_eval_dir(model: str, eval_dir: str) -> tuple[list[str], list[str]] | None:
     """The int8 gate's clips (paths, labels), checked against the model's labels before exporting: the gate runs
     after the export, and a folder it cannot use (no audio, labels the model lacks) would otherwise stop it with
@@ -105,7 +95,6 @@ def export(argv: list[str]) -> int:
         from hfspeech.inference.agreement import gate_int8
 
         if args.format == "onnx":
-            without_image_processor_note()
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
             if args.eval_dir:
                 comparison, record = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force,

@@ -55,6 +55,22 @@ def positive(kind: type = float):
 probability = number_in(float, 0, 1)  # a score threshold: softmax or sigmoid outputs; 2 would never fire
 
 
+def device_name(text: str) -> str:
+    """A `--device`: cpu, cuda, cuda:N or mps, checked in form here; whether this machine has it, when the model
+    loads (`inference.loading.backend_for_device`), so that `--help` and an ONNX run do not import torch."""
+    import re
+
+    from hfspeech.inference.backends import DEVICE_PATTERN
+
+    if not re.fullmatch(DEVICE_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text}")
+    return text
+
+
+DEVICE_HELP = ("where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a GPU when there is one, else the "
+               "CPU); ONNX and TorchScript exports run on the CPU only and refuse another device")
+
+
 class OnOffFlag(argparse.Action):
     """`--name` sets True, `--no_name` (or `--no-name`) False; not given, the default (None: decide later).
     `argparse.BooleanOptionalAction` would spell the negative `--no-name` only."""

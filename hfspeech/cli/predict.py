@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, print_error, reported_as_user_errors
-from hfspeech.cli.flags import CliParser, OnOffFlag, positive
+from hfspeech.cli.flags import DEVICE_HELP, CliParser, OnOffFlag, device_name, positive
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=positive(int), default=16, help="windows per model call, across files")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="force the backend for a folder holding several")
+    parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     parser.add_argument("--progress", action=OnOffFlag, default=None,
                         help="progress bar with the real-time factor on stderr (default: when stderr is a terminal)")
     parser.add_argument("--trust_remote_code", action="store_true")
@@ -55,6 +56,7 @@ def predict(argv: list[str]) -> int:
                      "give a .jsonl file, or drop --json")
 
     from hfspeech.inference.classifier import AudioClassifier
+    from hfspeech.inference.loading import backend_for_device
     from hfspeech.inference.outputs import (PredictionWriter, check_same_model, expand_inputs,
                                             read_earlier_output, same_file)
     from hfspeech.inference.windows import check_windows_cover
@@ -62,9 +64,11 @@ def predict(argv: list[str]) -> int:
     with reported_as_user_errors(ValueError, OSError):
         files = expand_inputs(args.files, args.manifest, args.path_column)
         done, written_labels = read_earlier_output(args.output) if args.output else (set(), set())
-        prepare_cold_start(args.model, args.backend)
+        backend = backend_for_device(args.model, args.backend, args.device)
+        prepare_cold_start(args.model, backend)
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
-                                                     backend=args.backend, batch_size=args.batch_size)
+                                                     backend=backend, device=args.device, untrained="error",
+                                                     batch_size=args.batch_size)
         check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
         if args.output:
             check_same_model(args.output, written_labels, classifier.id2label.values(), args.model)

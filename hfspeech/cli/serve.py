@@ -7,7 +7,7 @@ import math
 import os
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error
-from hfspeech.cli.flags import CliParser, number_in, positive
+from hfspeech.cli.flags import DEVICE_HELP, CliParser, device_name, number_in, positive
 from hfspeech.errors import UsageError
 
 
@@ -34,6 +34,7 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default=None)
+    parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP + "; each worker loads on it")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=number_in(int, 0, 65535), default=8080, help="0: any free port")
     # Each number is checked here: 0 or a negative made a server that refused every request (--max_body_mb 0,
@@ -90,11 +91,13 @@ def serve(argv: list[str]) -> int:
     check_address(args.host, args.port)
     check_model_path(args.model)
 
+    from hfspeech.inference.loading import backend_for_device
     from hfspeech.serve.app import API_KEY_ENV, ServeSettings, run_server
 
-    settings = ServeSettings(args.model, args.backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
+    backend = backend_for_device(args.model, args.backend, args.device)  # a device not here: one line, now
+    settings = ServeSettings(args.model, backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
                              int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
-                             args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests)
+                             args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests, args.device)
     load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
     if load_error:
         print_error(load_error)

@@ -9,7 +9,7 @@ import os
 import sys
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, reported_as_user_errors
-from hfspeech.cli.flags import CliParser, number_in, positive, probability
+from hfspeech.cli.flags import DEVICE_HELP, CliParser, device_name, number_in, positive, probability
 
 
 def stream_parser() -> argparse.ArgumentParser:
@@ -46,6 +46,7 @@ def stream_parser() -> argparse.ArgumentParser:
     parser.add_argument("--windows", action="store_true", help="also print every window (event: window)")
     parser.add_argument("--top_k", type=positive(int), default=3, help="labels per window with --windows")
     parser.add_argument("--backend", choices=BACKENDS, default=None)
+    parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     parser.add_argument("--trust_remote_code", action="store_true")
     return parser
 
@@ -86,14 +87,15 @@ def stream(argv: list[str]) -> int:
 def _open_stream(args: argparse.Namespace):
     """The classifier, the audio chunks (stdin or the followed file) and the streaming classifier over them."""
     from hfspeech.inference.classifier import AudioClassifier
+    from hfspeech.inference.loading import backend_for_device
     from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm, stdin_format
     from hfspeech.inference.streaming import StreamingClassifier
     from hfspeech.inference.windows import check_windows_cover
 
-    prepare_cold_start(args.model, args.backend)
-
+    backend = backend_for_device(args.model, args.backend, args.device)
+    prepare_cold_start(args.model, backend)
     classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
-                                                 backend=args.backend)
+                                                 backend=backend, device=args.device, untrained="error")
     check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
     given = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
 

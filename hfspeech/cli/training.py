@@ -34,20 +34,10 @@ def typos_named(argv: list[str], more: tuple = (), more_flags: tuple = ()):
         raise UsageError(f"{error}{hint}") from error
 
 
-def without_checkpoint_mtime_note() -> None:
-    """transformers' Trainer warns "mtime may not be reliable on this filesystem, falling back to numerical
-    ordering" whenever two checkpoints of a run were saved within a second of each other (short epochs, as in
-    every quick run), on any filesystem; it then orders them by step, which is right. Nothing to act on."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="mtime may not be reliable", category=UserWarning)
-
-
 def train(argv: list[str]) -> int:
     from hfspeech.training.command_line import parse_args
     from hfspeech.training.run import run_training
 
-    without_checkpoint_mtime_note()
     with typos_named(argv):
         model_args, data_args, training_args = parse_args(argv)
     run_training(model_args, data_args, training_args)
@@ -132,7 +122,6 @@ def refuse_training_only_flags(data_args) -> None:
 def distill(argv: list[str]) -> int:
     from hfspeech.training.distill import DistillationArguments, parse_distill_args, run_distillation
 
-    without_checkpoint_mtime_note()
     with typos_named(argv, (DistillationArguments,), ("--student_model_type",)):
         distill_args, model_args, data_args, training_args = parse_distill_args(argv)
     run_distillation(distill_args, model_args, data_args, training_args)
@@ -159,7 +148,6 @@ def average(argv: list[str]) -> int:
 def cross_validate(argv: list[str]) -> int:
     from hfspeech.training.cross_validation import main as cross_validation_main
 
-    without_checkpoint_mtime_note()
     with typos_named(argv):  # the recipe's flags are parsed first, before any fold trains
         cross_validation_main(argv)
     return 0

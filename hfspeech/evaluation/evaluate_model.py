@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
@@ -29,8 +30,10 @@ from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
+from hfspeech.inference.backends import DEVICE_FORMS, DEVICE_PATTERN
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores, decision_thresholds
+from hfspeech.inference.loading import backend_for_device
 from hfspeech.inference.windows import check_windows_cover
 from hfspeech.models.config_json import DATA_REPORT_FILE
 from hfspeech.models.scores import is_multi_label, thresholds_from_config
@@ -54,6 +57,8 @@ class EvaluateArguments:
     hop_seconds: Optional[float] = field(default=None, metadata={"help": "Hop between windows (default: half)."})
     aggregate: str = field(default="mean", metadata={"help": "How windows' scores make a clip's: mean, max or vote.",
                                                      "choices": list(AGGREGATIONS)})
+    device: Optional[str] = field(default=None, metadata={
+        "help": "Where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a GPU when there is one)."})
 
     def __post_init__(self):
         """A batch of 0 crashed deep in scoring and one below 0 never ended; a window or hop of 0 silently meant
@@ -63,6 +68,8 @@ class EvaluateArguments:
         for name in ("window_seconds", "hop_seconds"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise UsageError(f"--{name} must be above 0, got {getattr(self, name)}")
+        if self.device is not None and not re.fullmatch(DEVICE_PATTERN, self.device):
+            raise UsageError(f"--device {self.device}: not a device; give {DEVICE_FORMS}")
 
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
@@ -70,8 +77,9 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     _check_output_dir(eval_args.output_dir)
     _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
     classifier = AudioClassifier.from_pretrained(
-        eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size
-    )
+        eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size,
+        backend=backend_for_device(eval_args.model, None, eval_args.device), device=eval_args.device,
+        untrained="error")
     check_windows_cover(*classifier.window_sizes(eval_args.window_seconds, eval_args.hop_seconds),
                         classifier.sampling_rate)  # as `hfspeech predict`: no audio left unscored between windows
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]

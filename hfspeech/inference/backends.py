@@ -34,13 +34,53 @@ def pick_device(model=None, device=None):
     import torch
 
     if isinstance(device, int) and not isinstance(device, bool):
-        return torch.device("cpu") if device < 0 else torch.device("cuda", device)
+        device = torch.device("cpu") if device < 0 else torch.device("cuda", device)
     if device is not None:
-        return torch.device(device)
+        return available_device(device)
     sits_on = getattr(model, "device", None)
     if isinstance(sits_on, torch.device) and sits_on.type != "cpu":
         return sits_on
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
+DEVICE_PATTERN = r"cpu|mps|cuda(:[0-9]+)?"  # what a --device may be (its form; whether it is here: below)
+
+
+def available_device(device, flag: str = "device"):
+    """`device` as a `torch.device`, when this machine has it; else a `UsageError` naming `flag` (`--device` for a
+    command line, `device` for Python): `model.to("cuda")` without a GPU was torch's traceback ("Torch not
+    compiled with CUDA enabled"), and a misspelt device torch's RuntimeError."""
+    import torch
+
+    from hfspeech.errors import UsageError
+
+    named, cpu = (f"{flag} {device}", f"{flag} cpu") if flag.startswith("--") else \
+        (f"{flag}={str(device)!r}", f"{flag}='cpu'")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"{named}: not a device; give {DEVICE_FORMS}") from None
+    problem = missing_device(device)
+    if problem:
+        raise UsageError(f"{named}: {problem}; give {cpu}, or leave {flag} out to pick one")
+    return device
+
+
+def missing_device(device) -> Optional[str]:
+    """Why `device` (a `torch.device`) is not on this machine, or None when it is (or is not one torch counts)."""
+    import torch
+
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            return "no CUDA device here"
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps is not None and mps.is_available()):
+        return "no Apple MPS device here"
+    return None
 
 
 class TorchBackend:

@@ -127,13 +127,14 @@ class AudioClassifier:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device=None, trust_remote_code: bool = False,
-                        backend: Optional[str] = None, **kwargs) -> "AudioClassifier":
+                        backend: Optional[str] = None, untrained: str = "warn", **kwargs) -> "AudioClassifier":
         """A training run's folder (or Hub id) runs in PyTorch; a `.onnx` / `.pt` file, or an export folder
         (`hfspeech export`) without PyTorch weights, runs in onnxruntime / TorchScript. `backend`
-        (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder."""
+        (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder. A checkpoint whose head was
+        never trained is warned of in one line, or refused with `untrained="error"` (`loading.check_trained`)."""
         from hfspeech.inference.loading import load_backend
 
-        model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code)
+        model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained)
         return cls(model, feature_extractor, device=device, **kwargs)
 
     @property

@@ -8,11 +8,13 @@ The ONNX and TorchScript paths read config.json as plain JSON (`models.config_js
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 from hfspeech.features.waveform import WaveformPreprocessor
-from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, locate_model
+from hfspeech.errors import UsageError
+from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, available_device, locate_model
 from hfspeech.models.config_json import JsonConfig
 from hfspeech.models.fingerprint import TRACED_FROM, made_from
 from hfspeech.models.folder_checks import NotAModelError, check_export_folder, check_model_folder
@@ -21,11 +23,13 @@ from hfspeech.models.loading import WEIGHT_FILES, hub_unreachable, is_local_path
 logger = logging.getLogger(__name__)
 
 
-def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_code: bool = False):
-    """(model or backend, feature extractor) for `AudioClassifier`; `backend` forces the choice for a folder."""
+def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_code: bool = False,
+                 untrained: str = "warn"):
+    """(model or backend, feature extractor) for `AudioClassifier`; `backend` forces the choice for a folder;
+    `untrained`: "warn" or "error" for a PyTorch model with weights the checkpoint lacks (`check_trained`)."""
     kind, folder, model_file = locate_model(name_or_path, backend)
     if kind == "pytorch":
-        return load_pytorch(folder, trust_remote_code)
+        return load_pytorch(folder, trust_remote_code, untrained)
     check_export_folder(folder, model_file)
     warn_if_outdated(folder)
     try:
@@ -38,6 +42,28 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
         loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
         raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
     return model, export_feature_extractor(folder, trust_remote_code)
+
+
+def backend_for_device(name_or_path: str, backend: Optional[str] = None, device: Optional[str] = None,
+                       flag: str = "--device") -> Optional[str]:
+    """The backend that runs `name_or_path` on `device` (a `--device` value; None: wherever it runs by itself).
+    A PyTorch model's device must be on this machine (a one-line `UsageError`, not torch's traceback); a run's
+    TorchScript twin (CPU only) gives way to the run's own weights; an export (ONNX, TorchScript) runs on the
+    CPU only, so another device is refused rather than silently ignored."""
+    if device is None:
+        return backend
+    kind, folder, model_file = locate_model(name_or_path, backend)
+    if kind == "pytorch":
+        available_device(device, flag)
+        return backend
+    if device == "cpu":
+        return backend
+    if backend is None and model_file.parent != Path(folder):  # RUN/torchscript/: the run has PyTorch weights
+        available_device(device, flag)
+        return "pytorch"
+    kind = {"onnx": "an ONNX", "torchscript": "a TorchScript"}[kind]
+    raise UsageError(f"{flag} {device}: {model_file} is {kind} export, which runs on the CPU only; leave {flag} out "
+                     f"(or give {flag} cpu), or give a model folder with PyTorch weights to run on {device}")
 
 
 def warn_if_outdated(export_dir: str) -> None:
@@ -55,7 +81,7 @@ def warn_if_outdated(export_dir: str) -> None:
                        "it runs the old model: export it again to run the new one", folder, model_dir)
 
 
-def load_pytorch(folder: str, trust_remote_code: bool = False):
+def load_pytorch(folder: str, trust_remote_code: bool = False, untrained: str = "warn"):
     """A transformers model and feature extractor from a checked folder, or a Hub id."""
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
@@ -67,9 +93,41 @@ def load_pytorch(folder: str, trust_remote_code: bool = False):
     with pretrained_errors(folder):  # a Hub id with the Hub out of reach: its cached copy, without retries
         cache_only = not is_local_path(folder) and hub_unreachable()
         options = dict(trust_remote_code=trust_remote_code, local_files_only=cache_only)
-        model = AutoModelForAudioClassification.from_pretrained(folder, **options)
+        with without_newly_initialized_note():
+            model, info = AutoModelForAudioClassification.from_pretrained(folder, output_loading_info=True, **options)
         feature_extractor = AutoFeatureExtractor.from_pretrained(folder, **options)
+    check_trained(folder, info["missing_keys"], model.config, untrained)
     return model, feature_extractor
+
+
+def check_trained(folder: str, missing_keys: list, config, untrained: str = "warn") -> None:
+    """A checkpoint without the classifier's weights (a pretrained Whisper or Wav2Vec2 folder, never fine-tuned)
+    loads with a random head: its scores are noise under labels LABEL_0, LABEL_1, and transformers' only word
+    was a long note. Said in one line naming the folder: a warning (as transformers' pipeline runs such a
+    model), or with `untrained="error"` (hfspeech's predict, stream, evaluate, serve) a `UsageError`."""
+    if not missing_keys:
+        return
+    names = ", ".join(sorted(missing_keys)[:4]) + (" ..." if len(missing_keys) > 4 else "")
+    default_labels = all(label == f"LABEL_{i}" for i, label in config.id2label.items())
+    message = (f"{folder}: its classification head was never trained ({names} not in the checkpoint, newly "
+               f"initialized{'; labels LABEL_0 ...' if default_labels else ''}), so its scores would be random; "
+               f"fine-tune it first: hfspeech train --model_name_or_path {folder} --data_dir DATA --output_dir RUN")
+    if untrained == "error":
+        raise UsageError(message)
+    logger.warning("warning: %s", message)
+
+
+@contextmanager
+def without_newly_initialized_note():
+    """transformers' multi-line "Some weights ... are newly initialized ... You should probably TRAIN this model",
+    left out while loading: `check_trained` says it in one line, with the folder and what to do."""
+    note = logging.getLogger("transformers.modeling_utils")
+    hide = lambda record: "newly initialized" not in record.getMessage()  # noqa: E731
+    note.addFilter(hide)
+    try:
+        yield
+    finally:
+        note.removeFilter(hide)
 
 
 def export_feature_extractor(folder: str, trust_remote_code: bool = False):

@@ -61,6 +61,7 @@ class ServeSettings:
     top_k: int = 5
     api_key: Optional[str] = None
     max_requests: Optional[int] = 64  # per worker: each may hold a body of --max_body_mb and its decoded audio
+    device: Optional[str] = None  # where each worker's PyTorch model runs (None: a GPU when there is one)
 
 
 class Endpoints:
@@ -147,7 +148,7 @@ async def _disconnected(request: Request) -> None:
 def create_app(settings: ServeSettings) -> Starlette:
     redact_api_keys_in_logs()  # `?api_key=` of a WebSocket was logged in clear with the request line
     runner = ModelRunner(settings.model, settings.backend, settings.trust_remote_code, settings.max_batch_size,
-                         settings.max_wait_ms, settings.max_seconds)
+                         settings.max_wait_ms, settings.max_seconds, device=settings.device)
     metrics = ServerMetrics()
     runner.batcher.on_batch = metrics.batch_size.observe
 

@@ -42,8 +42,10 @@ class ModelRunner:
     """Loads the classifier in a background thread; `classify(audio_bytes, parameters)` once `ready`."""
 
     def __init__(self, model: str, backend: Optional[str] = None, trust_remote_code: bool = False,
-                 max_batch_size: int = 32, max_wait_ms: float = 5.0, max_seconds: float = 600.0, on_batch=None):
+                 max_batch_size: int = 32, max_wait_ms: float = 5.0, max_seconds: float = 600.0, on_batch=None,
+                 device: Optional[str] = None):
         self.model_path, self.backend_name, self.trust_remote_code = model, backend, trust_remote_code
+        self.device = device
         self.max_seconds = max_seconds
         self.classifier: Optional[AudioClassifier] = None
         self.model_file: Optional[Path] = None  # the weights or export file that runs (None: from the Hub)
@@ -62,8 +64,8 @@ class ModelRunner:
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name,
-                                                         trust_remote_code=self.trust_remote_code)
+            classifier = AudioClassifier.from_pretrained(self.model_path, backend=self.backend_name, device=self.device,
+                                                         trust_remote_code=self.trust_remote_code, untrained="error")
             self.model_file = served_file(self.model_path, classifier)
             self.revision = model_revision(self.model_file, classifier.config)
             startup_log.info("serving %s (%s)", self.model_file or self.model_path, classifier.backend.name)
