@@ -110,3 +110,28 @@ def did_you_mean(words, known, cutoff: float = 0.6) -> str:
 
     near = [match for word in words for match in difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)]
     return f" (did you mean {near}?)" if near else ""
+
+
+def unknown_flags(argv, options) -> list[str]:
+    """The `--flags` of `argv` that are neither one of `options` nor the start of one (argparse reads `--top`
+    as `--top_k`), up to a `--` that ends the flags."""
+    unknown = []
+    for word in argv:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2 and not any(option.startswith(name) for option in options):
+            unknown.append(name)
+    return unknown
+
+
+def nearest_flags(unknown: list[str], options) -> str:
+    """` (did you mean ['--top_k']?)` for `['--top_j']`: the canonical spelling of the nearest of `options`."""
+    canonical = [option for option in options if option.startswith("--") and "-" not in option[2:]]
+    return did_you_mean(unknown, canonical)
+
+
+def typo_hint(message: str, argv, options) -> str:
+    """`nearest_flags` of the flags of `argv` that `options` lack and `message` (a parser's refusal) names:
+    transformers' "not used by the HfArgumentParser: [...]" then says which flag was meant."""
+    return nearest_flags([flag for flag in unknown_flags(argv, options) if flag in message], options)

@@ -147,7 +147,7 @@ def test_help_on_a_full_disk_is_one_line_not_a_traceback(flag):
     with open("/dev/full", "w") as full:  # was: OSError: [Errno 28] No space left on device, with its traceback
         done = subprocess.run([sys.executable, "-m", "hfspeech.cli", flag], stdout=full, stderr=subprocess.PIPE,
                               text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
-    assert done.returncode == 2 and done.stderr.startswith("error: cannot write the output (No space left on device)")
+    assert done.returncode == 2 and done.stderr.startswith("error: stdout: cannot write (No space left on device)")
     assert len(done.stderr.splitlines()) == 1, done.stderr
 
 

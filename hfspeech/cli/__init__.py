@@ -82,12 +82,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as error:  # `hfspeech --help > /dev/full`: the help or version could not be printed
-        from hfspeech.errors import disk_write_failure
+        from hfspeech.cli.common import print_error
+        from hfspeech.errors import cannot_write, disk_write_failure
 
-        if debugging(sys.argv[1:] if argv is None else argv) or disk_write_failure(error) is None:
+        reason = disk_write_failure(error)
+        if debugging(sys.argv[1:] if argv is None else argv) or reason is None:
             raise
-        print(f"error: cannot write the output ({error.strerror}); a disk it writes to is full or read-only",
-              file=sys.stderr)
+        print_error(cannot_write("stdout", reason, "a disk it writes to is full or read-only"))
         return 2
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from hfspeech.cli.flags import CliParser, OnOffFlag, positive
+from hfspeech.cli.flags import CliParser, OnOffFlag, positive, progress_wanted
 from hfspeech.models.config_json import METRICS_FILE
 
 DEMO_TRAINING_FLAGS = [
@@ -58,7 +57,7 @@ def demo(argv: list[str]) -> int:
 
     output_dir = Path(args.output_dir)
     data_dir = Path(args.data_dir or output_dir / "data")
-    generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword, progress=sys.stderr.isatty())
+    generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword, progress=progress_wanted(None))
     runs = {"CNN from scratch": _demo_run(data_dir, output_dir / "model", DEMO_TRAINING_FLAGS + extra)}
     if args.pretrained != "none":
         from hfspeech.models.whisper.pretrained import fetch_pretrained
@@ -181,7 +180,7 @@ def demo_data(argv: list[str]) -> int:
     for name, folder in (("OUTPUT_DIR", args.output_dir), ("--noise_files", args.noise_files)):
         if folder and Path(folder).exists() and not Path(folder).is_dir():  # was a traceback (FileExistsError)
             parser.error(f"{name} {folder}: is a file, not a folder")
-    progress = sys.stderr.isatty() if args.progress is None else args.progress  # no bar written into a log
+    progress = progress_wanted(args.progress)
     common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=progress)
     if args.kind == "events":
         root = generate_event_dataset(args.output_dir, events=args.events or list(DEFAULT_EVENTS),

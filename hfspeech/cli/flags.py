@@ -12,6 +12,8 @@ import argparse
 import copy
 from typing import Optional
 
+from hfspeech.errors import nearest_flags, unknown_flags  # noqa: F401  (demo imports unknown_flags from here)
+
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
 
@@ -71,6 +73,13 @@ DEVICE_HELP = ("where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a
                "CPU); ONNX and TorchScript exports run on the CPU only and refuse another device")
 
 
+def progress_wanted(flag: Optional[bool]) -> bool:
+    """`--progress` / `--no_progress` as given; not given, a bar only when stderr is a terminal (none in a log)."""
+    import sys
+
+    return sys.stderr.isatty() if flag is None else flag
+
+
 class OnOffFlag(argparse.Action):
     """`--name` sets True, `--no_name` (or `--no-name`) False; not given, the default (None: decide later).
     `argparse.BooleanOptionalAction` would spell the negative `--no-name` only."""
@@ -87,27 +96,6 @@ class OnOffFlag(argparse.Action):
 
     def format_usage(self) -> str:
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
-
-
-def unknown_flags(argv, options) -> list[str]:
-    """The `--flags` of `argv` that are neither one of `options` nor the start of one (argparse reads `--top`
-    as `--top_k`), up to a `--` that ends the flags."""
-    unknown = []
-    for word in argv:
-        if word == "--":
-            break
-        name = word.split("=", 1)[0]
-        if name.startswith("--") and len(name) > 2 and not any(option.startswith(name) for option in options):
-            unknown.append(name)
-    return unknown
-
-
-def nearest_flags(unknown: list[str], options) -> str:
-    """` (did you mean ['--top_k']?)` for `['--top_j']`: the canonical spelling of the nearest of `options`."""
-    from hfspeech.errors import did_you_mean
-
-    canonical = [option for option in options if option.startswith("--") and "-" not in option[2:]]
-    return did_you_mean(unknown, canonical)
 
 
 def unknown_flags_message(unknown: list[str], options) -> str:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, print_error, reported_as_user_errors
-from hfspeech.cli.flags import DEVICE_HELP, CliParser, OnOffFlag, device_name, positive
+from hfspeech.cli.flags import DEVICE_HELP, CliParser, OnOffFlag, device_name, positive, progress_wanted
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -93,7 +93,7 @@ def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer
     from hfspeech.inference.batch import predict_files
     from hfspeech.inference.timeline import write_timeline
 
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = progress_wanted(args.progress)
     failures = 0
     for path, result in predict_files(classifier, todo, args.top_k, args.window_seconds, args.hop_seconds,
                                       args.aggregate, progress=progress):

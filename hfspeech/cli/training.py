@@ -10,36 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import contextmanager
-
-
-@contextmanager
-def typos_named(argv: list[str], more: tuple = (), more_flags: tuple = ()):
-    """A flag the recipe's parser (with the dataclasses `more` in front and the flags `more_flags`, as distill
-    adds) does not know is refused by transformers as "not used by the HfArgumentParser: [...]"; the nearest
-    flag is added to that line, as the other commands and `--args_file` name it."""
-    from hfspeech.errors import UsageError
-
-    try:
-        yield
-    except UsageError as error:
-        from hfspeech.cli.flags import nearest_flags, unknown_flags
-        from hfspeech.training.command_line import recipe_parser
-
-        options = [*recipe_parser(*more)._option_string_actions, *more_flags]
-        unknown = [flag for flag in unknown_flags(argv, options) if flag in str(error)]
-        hint = nearest_flags(unknown, options)
-        if not hint:
-            raise
-        raise UsageError(f"{error}{hint}") from error
 
 
 def train(argv: list[str]) -> int:
     from hfspeech.training.command_line import parse_args
     from hfspeech.training.run import run_training
 
-    with typos_named(argv):
-        model_args, data_args, training_args = parse_args(argv)
+    model_args, data_args, training_args = parse_args(argv)
     run_training(model_args, data_args, training_args)
     trace_for_fast_start(training_args)
     return 0
@@ -120,10 +97,9 @@ def refuse_training_only_flags(data_args) -> None:
 
 
 def distill(argv: list[str]) -> int:
-    from hfspeech.training.distill import DistillationArguments, parse_distill_args, run_distillation
+    from hfspeech.training.distill import parse_distill_args, run_distillation
 
-    with typos_named(argv, (DistillationArguments,), ("--student_model_type",)):
-        distill_args, model_args, data_args, training_args = parse_distill_args(argv)
+    distill_args, model_args, data_args, training_args = parse_distill_args(argv)
     run_distillation(distill_args, model_args, data_args, training_args)
     trace_for_fast_start(training_args)
     return 0
@@ -148,6 +124,5 @@ def average(argv: list[str]) -> int:
 def cross_validate(argv: list[str]) -> int:
     from hfspeech.training.cross_validation import main as cross_validation_main
 
-    with typos_named(argv):  # the recipe's flags are parsed first, before any fold trains
-        cross_validation_main(argv)
+    cross_validation_main(argv)  # its flags are parsed (a typo named) before any fold trains
     return 0

@@ -284,3 +284,14 @@ class DataArguments:
         """Keyword arguments of `data.prepare.prepare_dataset`: how clips are decoded and checked."""
         return dict(trim=self.trim_silence, trim_top_db=self.trim_top_db, skip_bad_files=self.skip_bad_files,
                     num_proc=self.preprocessing_num_workers)
+
+
+def check_layerwise_decay(decay: Optional[float], frozen_base: bool) -> None:
+    """0 or a negative decay gave the lower layers no or negative learning rates without a word; with a frozen base
+    only the head trains, and the refusal came after every clip's features were cached, naming an inner class."""
+    if decay is not None and not 0 < decay <= 1:
+        raise UsageError(f"--layerwise_lr_decay must be in (0, 1] (0.9: each layer down learns 0.9x slower), "
+                         f"got {decay}")
+    if decay is not None and frozen_base:
+        raise UsageError("--layerwise_lr_decay: with --freeze_base_model only the head trains (at "
+                         "--head_learning_rate); leave one of them out")

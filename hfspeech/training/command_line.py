@@ -16,9 +16,9 @@ from typing import Optional, Sequence
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from hfspeech.errors import UsageError, did_you_mean
+from hfspeech.errors import UsageError, did_you_mean, typo_hint
 from hfspeech.training.accelerate_environment import parse_into_dataclasses
-from hfspeech.training.arguments import DataArguments, ModelArguments
+from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
 
 # Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
 TRAINING_DEFAULTS = dict(
@@ -71,7 +71,10 @@ def recipe_parser(*more: type) -> HfArgumentParser:
     return parser
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] = ()
+               ) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """The recipe's three dataclasses; a mistyped flag is named with the nearest of the recipe's flags and
+    `also_known` (what a caller such as distill parsed before)."""
     parser = recipe_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     exit_with_help_if_asked(argv, parser)
@@ -83,7 +86,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ModelArguments, Da
     except UsageError:
         raise
     except (ValueError, OSError) as error:
-        raise UsageError(f"invalid training flags: {explain(error, given)}") from error
+        hint = typo_hint(str(error), argv, [*parser._option_string_actions, *also_known])
+        raise UsageError(f"invalid training flags: {explain(error, given)}{hint}") from error
     check_training_values(training_args, given)
     check_label_smoothing(training_args.label_smoothing_factor, model_args.multi_label)
     check_layerwise_decay(model_args.layerwise_lr_decay, model_args.freeze_base_model)
@@ -252,17 +256,6 @@ def check_label_smoothing(factor: float, multi_label: bool) -> None:
     if factor and multi_label:
         raise UsageError("--label_smoothing_factor: smooths a softmax target; a multi-label model trains on one "
                          "sigmoid per label, where it would not be applied; leave it out")
-
-
-def check_layerwise_decay(decay: Optional[float], frozen_base: bool) -> None:
-    """0 or a negative decay gave the lower layers no or negative learning rates without a word; with a frozen base
-    only the head trains, and the refusal came after every clip's features were cached, naming an inner class."""
-    if decay is not None and not 0 < decay <= 1:
-        raise UsageError(f"--layerwise_lr_decay must be in (0, 1] (0.9: each layer down learns 0.9x slower), "
-                         f"got {decay}")
-    if decay is not None and frozen_base:
-        raise UsageError("--layerwise_lr_decay: with --freeze_base_model only the head trains (at "
-                         "--head_learning_rate); leave one of them out")
 
 
 def check_reporting(args: TrainingArguments) -> None:

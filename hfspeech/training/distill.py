@@ -85,7 +85,7 @@ def parse_distill_args(argv: Sequence[str]):
         check_model_folder(distill_args.teacher)
     except HfspeechError as error:
         raise UsageError(f"--teacher {error}") from None
-    model_args, data_args, training_args = parse_args(rest)
+    model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions)
     check_teacher_fits(distill_args.teacher, model_args)
     if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
         # A teacher trained by the recipe looks like a run to resume: the student was written over it (exit 0).
