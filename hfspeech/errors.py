@@ -135,3 +135,18 @@ def typo_hint(message: str, argv, options) -> str:
     """`nearest_flags` of the flags of `argv` that `options` lack and `message` (a parser's refusal) names:
     transformers' "not used by the HfArgumentParser: [...]" then says which flag was meant."""
     return nearest_flags([flag for flag in unknown_flags(argv, options) if flag in message], options)
+
+
+@contextlib.contextmanager
+def log_lines_hidden(logger_name: str, words: str):
+    """Inside, the records of the logger `logger_name` that hold `words` are not shown (a library's note a user
+    cannot act on, or one hfspeech says better in one line); every other record, and every other logger, stand."""
+    import logging
+
+    logger = logging.getLogger(logger_name)
+    hide = lambda record: words not in record.getMessage()  # noqa: E731
+    logger.addFilter(hide)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hide)

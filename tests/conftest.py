@@ -34,6 +34,31 @@ def write_tone_folder(root: Path, clips_per_class: int = 20, rates=(16000, 8000,
     return root
 
 
+def write_long_tone_clips(root: Path) -> Path:
+    """Six 0.6-s clips per tone class at 16 kHz, twice a 0.3-s crop: each epoch crops each one somewhere else
+    (the reproducibility tests)."""
+    rng = np.random.default_rng(0)
+    for name, frequency in TONE_CLASSES.items():
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            sf.write(root / name / f"{i}.wav", synth_tone_clip(frequency, rng, 16000, 0.6, jitter=0.02, noise=0.05),
+                     16000)
+    return root
+
+
+def run_cli_output(args: list[str], capsys) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `hfspeech ARGS` run in this process, argparse's SystemExit included."""
+    from hfspeech.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def save_random_baseline(folder: Path, family: str, labels, initializer_range: float, **config_values) -> Path:
     """A small random-weight CNN or LSTM (`family`), saved with its feature extractor like a training run."""
     import torch

@@ -12,19 +12,11 @@ from pathlib import Path
 import pytest
 
 import hfspeech
-from conftest import save_random_baseline
-from hfspeech.cli import main as cli
+from conftest import run_cli_output, save_random_baseline
 from hfspeech.cli.export import export_parser
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `hfspeech ARGS` run in this process, argparse's SystemExit included."""
-    capsys.readouterr()
-    try:
-        code = cli(args)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli_output(args, capsys)
 
 
 @pytest.mark.parametrize("flag", ["--version", "-V"])

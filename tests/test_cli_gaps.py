@@ -18,21 +18,14 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import save_random_baseline
-from hfspeech.cli import main as cli
+from conftest import run_cli_output, save_random_baseline
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
 CNN = dict(conv_channels=[4, 8], n_mels=16)
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = cli(args)
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli_output(args, capsys)
 
 
 @pytest.fixture(scope="module")

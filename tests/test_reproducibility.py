@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from conftest import write_long_tone_clips
 from safetensors.numpy import load_file
 
 from hfspeech.cli import main
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.transforms import TrainTransform
-from hfspeech.synthetic.signals import synth_tone_clip
 from hfspeech.training.epoch_seeds import EpochWeightedSampler
 
 TINY_CNN = json.dumps({"conv_channels": [4, 8], "n_mels": 16})  # SpecAugment on: torch's RNG in play too
@@ -64,14 +63,7 @@ def test_oversampling_draws_each_epoch_from_the_seed_and_the_epoch():
 @pytest.fixture(scope="module")
 def long_clips(tmp_path_factory) -> Path:
     """Clips twice the crop: every epoch crops each one somewhere else."""
-    root = tmp_path_factory.mktemp("reproducibility") / "data"
-    rng = np.random.default_rng(0)
-    for name, frequency in {"low": 300.0, "high": 2500.0, "noise": None}.items():
-        (root / name).mkdir(parents=True)
-        for i in range(6):
-            sf.write(root / name / f"{i}.wav", synth_tone_clip(frequency, rng, 16000, 0.6, jitter=0.02, noise=0.05),
-                     16000)
-    return root
+    return write_long_tone_clips(tmp_path_factory.mktemp("reproducibility") / "data")
 
 
 def train(data: Path, output_dir: Path) -> dict:

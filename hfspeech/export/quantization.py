@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -47,6 +46,7 @@ import onnx
 from optimum.onnxruntime import ORTQuantizer
 from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
 
+from hfspeech.errors import log_lines_hidden
 from hfspeech.export.conv_weights import store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import FRONT_END, shorten_names
@@ -193,7 +193,9 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
         with tempfile.TemporaryDirectory() as scratch:
             ranges = quantizer.fit(dataset, AutoCalibrationConfig.minmax(dataset), operators_to_quantize=operators,
                                    onnx_augmented_model_name=Path(scratch) / "augmented.onnx")
-    with without_image_processor_note():
+    # optimum copies the folder's preprocessors by loading each class one might be, AutoImageProcessor among them,
+    # and transformers warns "Using a slow image processor as `use_fast` is unset" of an audio model that has none
+    with log_lines_hidden("transformers.models.auto.image_processing_auto", "slow image processor"):
         quantizer.quantize(config, save_dir=save_dir, file_suffix=QUANTIZED_SUFFIX, calibration_tensors_range=ranges)
     quantized = quantized_path(save_dir, onnx_path)
     if is_baseline(quantizer.config.model_type):  # baselines: names were most of the file
@@ -202,20 +204,6 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
         store_conv_weights_int8(quantized)
     logger.info("%s int8 model: %s", "static" if static else "dynamic", quantized)
     return quantized
-
-
-@contextmanager
-def without_image_processor_note():
-    """optimum's quantizer copies the model folder's preprocessors by loading each class one might be, an
-    `AutoImageProcessor` among them, and transformers then warns "Using a slow image processor as `use_fast`
-    is unset ..." about an audio model that has none: nothing a user can act on, so not shown while it runs."""
-    note = logging.getLogger("transformers.models.auto.image_processing_auto")
-    hide = lambda record: "slow image processor" not in record.getMessage()  # noqa: E731
-    note.addFilter(hide)
-    try:
-        yield
-    finally:
-        note.removeFilter(hide)
 
 
 def write_int8_weights(onnx_path: str | Path) -> Path:

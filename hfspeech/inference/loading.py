@@ -8,12 +8,11 @@ The ONNX and TorchScript paths read config.json as plain JSON (`models.config_js
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 from hfspeech.features.waveform import WaveformPreprocessor
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, log_lines_hidden
 from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, available_device, locate_model
 from hfspeech.models.config_json import JsonConfig
 from hfspeech.models.fingerprint import TRACED_FROM, made_from
@@ -93,7 +92,7 @@ def load_pytorch(folder: str, trust_remote_code: bool = False, untrained: str = 
     with pretrained_errors(folder):  # a Hub id with the Hub out of reach: its cached copy, without retries
         cache_only = not is_local_path(folder) and hub_unreachable()
         options = dict(trust_remote_code=trust_remote_code, local_files_only=cache_only)
-        with without_newly_initialized_note():
+        with log_lines_hidden("transformers.modeling_utils", "newly initialized"):  # `check_trained` says it
             model, info = AutoModelForAudioClassification.from_pretrained(folder, output_loading_info=True, **options)
         feature_extractor = AutoFeatureExtractor.from_pretrained(folder, **options)
     check_trained(folder, info["missing_keys"], model.config, untrained)
@@ -115,19 +114,6 @@ def check_trained(folder: str, missing_keys: list, config, untrained: str = "war
     if untrained == "error":
         raise UsageError(message)
     logger.warning("warning: %s", message)
-
-
-@contextmanager
-def without_newly_initialized_note():
-    """transformers' multi-line "Some weights ... are newly initialized ... You should probably TRAIN this model",
-    left out while loading: `check_trained` says it in one line, with the folder and what to do."""
-    note = logging.getLogger("transformers.modeling_utils")
-    hide = lambda record: "newly initialized" not in record.getMessage()  # noqa: E731
-    note.addFilter(hide)
-    try:
-        yield
-    finally:
-        note.removeFilter(hide)
 
 
 def export_feature_extractor(folder: str, trust_remote_code: bool = False):
