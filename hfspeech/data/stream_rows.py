@@ -7,7 +7,6 @@ Instances of these classes pickle with their settings."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, Optional, Sequence
 
@@ -15,17 +14,8 @@ from datasets import ClassLabel
 
 from hfspeech.data.audio import describe_source
 from hfspeech.data.clip_names import unnamed_audio
+from hfspeech.data.stream_draws import reference_key
 from hfspeech.data.streaming import StreamError
-
-
-def reference_key(audio: dict[str, Any]) -> str:
-    """What identifies a streamed clip: a hash of its bytes, or its path when it has none (a file on disk).
-
-    Not the path first: Hub datasets often give many rows the same file name (`audio.wav`, or the name of
-    a file in each speaker's folder), and a held-out clip's name then removed all of them from training."""
-    if audio.get("bytes"):
-        return "sha1:" + hashlib.sha1(audio["bytes"]).hexdigest()
-    return str(audio.get("path"))
 
 
 class NotHeldOut:

@@ -26,7 +26,8 @@ each time, and a set with a length is what lets the Trainer shard it over proces
 
 Shuffling: a buffer of `--shuffle_buffer_size` references (small: paths or encoded bytes, not
 waveforms) after a shuffle of the shard order; both are seeded by `--seed` and change every epoch
-(`set_epoch`, which the Trainer calls through accelerate).
+(`set_epoch`, which the Trainer calls through accelerate). Each clip's crop and augmentation are drawn from
+(seed, pass, its position), not from the clips before it (`data.stream_draws`): a resumed run draws alike.
 
 Several processes: `training.streaming` hands the stream to the Trainer (why decoding is in the collator).
 
@@ -46,13 +47,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
-from datasets import Dataset, DatasetDict, IterableDataset
+from datasets import Dataset, DatasetDict, Features, IterableDataset, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.data.labels import label_names_of
 from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.stream_draws import ROW_COLUMN, clip_position, epoch_of_batch
 from hfspeech.data.transforms import TrainTransform
 from hfspeech.errors import DataError
 
@@ -160,7 +162,7 @@ class StreamingCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         if not examples or "audio" not in examples[0]:
             return self.collator(examples)
-        clips, labels, bad = [], [], []
+        clips, labels, rows, bad = [], [], [], []
         for example in examples:
             waveform = self.decode(example)
             if waveform is None:
@@ -168,10 +170,14 @@ class StreamingCollator:
             else:
                 clips.append(waveform)
                 labels.append(example["label"])
+                rows.append(clip_position(example))
         if not clips:
             raise StreamError(f"every clip of a training batch is unusable ({', '.join(bad)}); "
                               "see streamed_skipped_files.jsonl in the output folder")
-        out = self.transform({"input_values": clips, "label": labels})
+        epoch = epoch_of_batch(examples)
+        if epoch is not None and hasattr(self.transform, "set_epoch"):
+            self.transform.set_epoch(epoch)  # each clip's draws from (seed, epoch, position): `data.stream_draws`
+        out = self.transform({"input_values": clips, "label": labels, "rows": rows})
         return self.collator([{"input_values": c, "label": l} for c, l in zip(out["input_values"], out["label"])])
 
 
@@ -253,11 +259,14 @@ def _sharded_stream(index: Dataset, num_shards: int) -> IterableDataset:
     size, extra = divmod(len(index), num_shards)
     starts = [size * shard + min(shard, extra) for shard in range(num_shards + 1)]  # as `Dataset.shard` splits
     rows = [range(starts[shard], starts[shard + 1]) for shard in range(num_shards)]
-    return IterableDataset.from_generator(_index_rows, features=index.features,
-                                          gen_kwargs={"index": index, "shards": rows})
+    features = Features({**index.features, ROW_COLUMN: Value("int64")})
+    return IterableDataset.from_generator(_index_rows, features=features, gen_kwargs={"index": index, "shards": rows})
 
 
 def _index_rows(index: Dataset, shards: list[range]):
-    """The rows of `index` in `shards` (row ranges), shard by shard: the generator of `_sharded_stream`."""
+    """The rows of `index` in `shards` (row ranges), shard by shard, each with its row number (the clip's
+    position, which its crop and augmentation are drawn from: `data.stream_draws`): the generator of
+    `_sharded_stream`."""
     for rows in shards:
-        yield from index.select(rows)
+        for row, example in zip(rows, index.select(rows)):
+            yield {**example, ROW_COLUMN: row}

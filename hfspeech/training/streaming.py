@@ -22,6 +22,7 @@ from datasets import IterableDataset
 from transformers import TrainerCallback
 
 from hfspeech.data.hub_stream import read_errors
+from hfspeech.data.stream_draws import EPOCH_KEY
 from hfspeech.data.streaming import StreamError
 from hfspeech.errors import DataError
 
@@ -59,13 +60,14 @@ class TrainingStream(torch.utils.data.IterableDataset):
         self.stream.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """The stream's clips; a pass that yields none is an error, not a run that trains on nothing and
-        reports success (every clip held out for validation/test, or filtered out)."""
-        empty = True
+        """The stream's clips, each with the pass it is read in (`EPOCH_KEY`: the collator draws its crop and
+        augmentation from it, `data.stream_draws`); a pass that yields none is an error, not a run that trains on
+        nothing and reports success (every clip held out for validation/test, or filtered out)."""
+        empty, epoch = True, self.stream.epoch  # shared by `datasets` with persistent DataLoader workers
         with read_errors("the training stream"):
             for example in self.stream:
                 empty = False
-                yield example
+                yield {**example, EPOCH_KEY: epoch}
         if empty and _reads_shards(self.stream):
             raise StreamError("the training stream has no clips: every clip of the train split was held out for "
                               "validation/test (lower --max_eval_samples or the split percentages) or is missing")
