@@ -51,11 +51,12 @@ class OutputWriteError(HfspeechError, OSError):
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
-def cannot_write(path, error, then: str) -> OutputWriteError:
+def cannot_write(path, error, then: str, what: str = "") -> OutputWriteError:
     """`PATH: cannot write (No space left on device); THEN` for an `OSError` of a write to `path` (None: a write
-    whose file Python does not know, as a `write` or `close` on a full disk), or for a reason given as text."""
+    whose file Python does not know, as a `write` or `close` on a full disk), or for a reason given as text.
+    `what` names what was being written when `path` is a folder: `cannot write a checkpoint (...)`."""
     reason = error if isinstance(error, str) else (error.strerror or error)
-    return OutputWriteError(f"{path}: " * bool(path) + f"cannot write ({reason}); {then}")
+    return OutputWriteError(f"{path}: " * bool(path) + f"cannot write{' ' * bool(what)}{what} ({reason}); {then}")
 
 
 # What torch.save's C++ writer says when a write fails, with no errno and no file name: `[enforce fail at
@@ -84,16 +85,17 @@ def disk_write_failure(error: BaseException) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def writing_to(path, then: str):
+def writing_to(path, then: str, what: str = ""):
     """Inside, a write that fails for want of space (or on a read-only disk) is `cannot_write(path, ...)`: torch's
-    and safetensors' failed writes too (`disk_write_failure`), which are not OSErrors."""
+    and safetensors' failed writes too (`disk_write_failure`), which are not OSErrors. The one wrapper for every
+    save (a checkpoint's too: `training.checkpoints.checkpoint_write_errors` names `what` it writes)."""
     try:
         yield
     except Exception as error:
         reason = None if isinstance(error, HfspeechError) else disk_write_failure(error)  # one rule for "a full disk"
         if reason is None:
             raise
-        raise cannot_write(path, reason, then) from error
+        raise cannot_write(path, reason, then, what) from error
 
 
 def first_few(items, limit: int = 3, separator: str = ", ") -> str:

@@ -236,9 +236,9 @@ def test_feature_extractor_rejects_wrong_sampling_rate():
 def test_feature_extractor_rejects_non_finite_samples(bad):
     clip = np.random.randn(100).astype(np.float32)
     clip[17] = bad
-    with pytest.raises(ValueError, match="input 1 contains NaN or infinite samples"):
+    with pytest.raises(ValueError, match="input 1: audio contains NaN or infinite samples"):
         WaveformFeatureExtractor()([np.random.randn(50), clip], sampling_rate=SR, padding=True)
-    with pytest.raises(ValueError, match="input 0 contains NaN or infinite samples"):
+    with pytest.raises(ValueError, match="input 0: audio contains NaN or infinite samples"):
         WaveformFeatureExtractor()(clip, sampling_rate=SR)
 
 

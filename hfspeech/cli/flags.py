@@ -60,12 +60,10 @@ probability = number_in(float, 0, 1)  # a score threshold: softmax or sigmoid ou
 def device_name(text: str) -> str:
     """A `--device`: cpu, cuda, cuda:N or mps, checked in form here; whether this machine has it, when the model
     loads (`inference.loading.backend_for_device`), so that `--help` and an ONNX run do not import torch."""
-    import re
+    from hfspeech.inference.backends import device_form_problem
 
-    from hfspeech.inference.backends import DEVICE_PATTERN
-
-    if not re.fullmatch(DEVICE_PATTERN, text):
-        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text}")
+    if problem := device_form_problem(text):
+        raise argparse.ArgumentTypeError(problem)  # argparse names the flag: `argument --device: must be ...`
     return text
 
 

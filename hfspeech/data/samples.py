@@ -15,7 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from hfspeech.features.waveform import MAX_SAMPLE_MAGNITUDE  # the extractors' limit: float32 squares overflow
+# The level rule (NaN/inf, beyond 2**24 x full scale: float32 squares overflow) and its wording, the extractors' own.
+from hfspeech.features.waveform import NON_FINITE, level_problem, peak_problem
 
 # Stereo -> mono as ffmpeg downmixes it in `decode_audio` (swresample's default matrix, centre at -3 dB):
 # (L + R) / sqrt(2). Measured: equal to `decode_audio` of a stereo wav within 1e-6.
@@ -25,7 +26,6 @@ STEREO_TO_MONO_GAIN = float(np.sqrt(0.5))
 # stereo recording, even with wide out-of-phase reverb, loses a few dB. Channels quieter than the floor are silence.
 CANCELLED_MIX_RATIO = 0.01
 SILENT_RMS = 1e-4
-NON_FINITE = "audio contains NaN or infinite samples"
 
 # A header's rate below this is damaged, not audio: resampled to 16 kHz, a 16,000-sample WAV declaring 1 Hz
 # became 256 million samples (1 GB). No decoder has a floor (libsndfile, ffmpeg and soxr take 1 Hz); the lowest
@@ -66,21 +66,13 @@ def rate_problem(sampling_rate: int) -> Optional[str]:
 
 
 def sample_problem(samples: np.ndarray, source: str | bytes | None = None) -> Optional[str]:
-    """What makes decoded samples unusable (NaN/inf, or beyond `MAX_SAMPLE_MAGNITUDE`), or None.
+    """What makes decoded samples unusable (`features.waveform.level_problem`: NaN/inf, or far too loud), or None.
 
     Samples decoded from `source` (a path or a file's bytes) that are not finite may be finite in the file: a
     float64 WAV holding 1e200 overflows float32, stereo at 3e38 overflows in the mix, a peak near float32's
     limit in the resampler. The file is then read again (only then) to give the right reason."""
-    if not np.isfinite(samples).all():
-        return NON_FINITE if source is None else _file_sample_problem(source)
-    return _peak_problem(float(np.abs(samples).max()) if samples.size else 0.0)
-
-
-def _peak_problem(peak: float) -> Optional[str]:
-    if peak > MAX_SAMPLE_MAGNITUDE:
-        return (f"samples reach {peak:.3g}, over {MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): not audio "
-                "levels (a corrupt float file?); scale the samples to [-1, 1]")
-    return None
+    problem = level_problem(samples)
+    return _file_sample_problem(source) if problem == NON_FINITE and source is not None else problem
 
 
 def _file_sample_problem(source: str | bytes) -> str:
@@ -98,7 +90,7 @@ def _file_sample_problem(source: str | bytes) -> str:
                 peak = max(peak, float(np.abs(block).max()))
     except Exception:  # a file libsndfile cannot read (ffmpeg decoded it): its samples are what we know
         return NON_FINITE
-    return _peak_problem(peak) or NON_FINITE
+    return peak_problem(peak) or NON_FINITE
 
 
 def cancelled_mix_problem(samples: np.ndarray, mono: np.ndarray) -> Optional[str]:

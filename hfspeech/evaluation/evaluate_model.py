@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Optional
@@ -30,7 +29,7 @@ from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
-from hfspeech.inference.backends import DEVICE_FORMS, DEVICE_PATTERN
+from hfspeech.inference.backends import device_form_problem
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores, decision_thresholds
 from hfspeech.inference.loading import backend_for_device
@@ -68,8 +67,8 @@ class EvaluateArguments:
         for name in ("window_seconds", "hop_seconds"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise UsageError(f"--{name} must be above 0, got {getattr(self, name)}")
-        if self.device is not None and not re.fullmatch(DEVICE_PATTERN, self.device):
-            raise UsageError(f"--device {self.device}: not a device; give {DEVICE_FORMS}")
+        if self.device is not None and (problem := device_form_problem(self.device)):
+            raise UsageError(f"--device: {problem}")  # as `cli.flags.device_name` says it for the other commands
 
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:

@@ -73,6 +73,25 @@ MAX_CHANNELS = 8  # a 2-D array [n, c] with n > c <= this is one clip of c chann
 # that normalisation removes. Beyond it squares overflow float32 (from ~1.8e19) in the variance and log-mel power:
 # NaN scores, or the scores of silence. `data.samples` refuses such files with the same limit.
 MAX_SAMPLE_MAGNITUDE = float(2**24)
+NON_FINITE = "audio contains NaN or infinite samples"
+
+
+def level_problem(samples) -> Optional[str]:
+    """What makes samples unusable whatever their source -- NaN/inf, or beyond `MAX_SAMPLE_MAGNITUDE` -- or None.
+    The one wording of the rule: the extractors (`check_waveforms`) and decoded files and arrays
+    (`data.samples.sample_problem`) both say it, and said it in two ways."""
+    samples = np.asarray(samples)
+    if not np.isfinite(samples).all():
+        return NON_FINITE
+    return peak_problem(float(np.abs(samples).max()) if samples.size else 0.0)
+
+
+def peak_problem(peak: float) -> Optional[str]:
+    """The level rule for a peak measured elsewhere (a file read block by block), or None within it."""
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        return (f"samples reach {peak:.3g}, over {MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): not audio "
+                "levels (a corrupt float file?); scale the samples to [-1, 1]")
+    return None
 
 
 def check_waveforms(raw_speech) -> None:
@@ -87,11 +106,8 @@ def check_waveforms(raw_speech) -> None:
         samples = np.asarray(clip, dtype=np.float64)
         if samples.size == 0:
             raise ValueError(f"input {index} has zero length")
-        if not np.isfinite(samples).all():
-            raise ValueError(f"input {index} contains NaN or infinite samples")
-        if (peak := np.abs(samples).max()) > MAX_SAMPLE_MAGNITUDE:
-            raise ValueError(f"input {index} has samples reaching {peak:.3g}, over "
-                             f"{MAX_SAMPLE_MAGNITUDE:.0f} times full scale (1.0): scale them to [-1, 1]")
+        if problem := level_problem(samples):
+            raise ValueError(f"input {index}: {problem}")
 
 
 class WaveformPreprocessor:

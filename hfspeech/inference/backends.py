@@ -47,6 +47,15 @@ DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
 DEVICE_PATTERN = r"cpu|mps|cuda(:[0-9]+)?"  # what a --device may be (its form; whether it is here: below)
 
 
+def device_form_problem(text: str) -> Optional[str]:
+    """Why `text` is not a `--device` in form (`DEVICE_PATTERN`), or None: the one check and wording of the flag
+    for `hfspeech predict`/`stream`/`serve` (`cli.flags.device_name`) and `evaluate` (`EvaluateArguments`).
+    No torch here: `--help` and an ONNX run do not import it."""
+    import re
+
+    return None if re.fullmatch(DEVICE_PATTERN, text) else f"must be {DEVICE_FORMS}, got {text}"
+
+
 def available_device(device, flag: str = "device"):
     """`device` as a `torch.device`, when this machine has it; else a `UsageError` naming `flag` (`--device` for a
     command line, `device` for Python): `model.to("cuda")` without a GPU was torch's traceback ("Torch not

@@ -23,7 +23,7 @@ import shutil
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from hfspeech.errors import HfspeechError, OutputWriteError, disk_write_failure
+from hfspeech.errors import HfspeechError, writing_to
 from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.train")
@@ -128,21 +128,13 @@ def check_output_dir(output_dir: str) -> None:
                         remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
-@contextmanager
-def checkpoint_write_errors(output_dir: str) -> Iterator[None]:
+def checkpoint_write_errors(output_dir: str):
     """Around `Trainer._save_checkpoint` (`training.trainer`): a checkpoint file that cannot be written for
     want of space (or on a read-only disk) is one line naming `output_dir`, not a traceback from torch,
-    safetensors or Trainer. The half-written checkpoint is skipped and removed by the next run, which resumes."""
-    try:
-        yield
-    except HfspeechError:
-        raise
-    except Exception as error:  # the one rule (`errors.disk_write_failure`): OSError, torch's, safetensors'
-        reason = disk_write_failure(error)
-        if reason is None:
-            raise
-        raise OutputWriteError(f"{output_dir}: cannot write a checkpoint ({reason}); make room and run the same "
-                               "command again: it resumes from the last complete checkpoint") from error
+    safetensors or Trainer (`errors.writing_to`, the one rule for every save). The half-written checkpoint is
+    skipped and removed by the next run, which resumes."""
+    return writing_to(output_dir, "make room and run the same command again: it resumes from the last complete "
+                      "checkpoint", what="a checkpoint")
 
 
 @contextmanager
