@@ -62,7 +62,7 @@ def check_ranks_trained_together(tmp_path: Path, out: Path, epochs: int) -> dict
 
 def test_two_processes_train_one_model_and_write_outputs_once(tone_folder, tmp_path):
     out, log = launch_two_processes(tmp_path, ["--data_dir", str(tone_folder), "--num_train_epochs", "3",
-                                               "--test_split_percentage", "20"])
+                                               "--test_split_percentage", "20", "--disable_tqdm", "False"])
     metrics = check_ranks_trained_together(tmp_path, out, epochs=3)
     assert metrics["num_test_clips"] == 12
     # The main process decodes; the other one finds the datasets cache (the bar is drawn once).

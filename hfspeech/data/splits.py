@@ -7,7 +7,7 @@ import math
 from collections import Counter
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import Audio, ClassLabel, Dataset, DatasetDict
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
 from hfspeech.data.columns import column_values
@@ -31,14 +31,19 @@ def make_splits(
     data being split; clips without a label form a stratum of their own): every class then lands in
     each split in about its share, rare classes included -- a simple stand-in for iterative
     stratification.
+
+    Clips that are files (a manifest's rows, an audio folder's files) are split in the order of their paths
+    (`in_file_order`), so the same rows give the same splits in whatever order a manifest lists them.
     """
     if "train" not in dataset:
         raise ValueError(f"the data has no 'train' split (splits: {list(dataset)})")
     splits = dict(dataset)
-    train = splits["train"]
-    if "test" not in splits and test_fraction > 0:
+    carved = [name for name, share in (("test", test_fraction), ("validation", validation_fraction))
+              if name not in splits and share > 0]
+    train = in_file_order(splits["train"]) if carved else splits["train"]
+    if "test" in carved:
         train, splits["test"] = _split(train, test_fraction, seed, "test")
-    if "validation" not in splits and validation_fraction > 0:
+    if "validation" in carved:
         # The fraction is of the whole data, so rescale it to what is left after the test split.
         share = validation_fraction / max(1e-9, 1.0 - (test_fraction if "test" not in dataset else 0.0))
         train, splits["validation"] = _split(train, min(share, 0.5), seed, "validation")
@@ -85,3 +90,23 @@ def _with_rarest_label_stratum(data: Dataset) -> Dataset:
             for labels in label_lists]
     strata = ClassLabel(names=sorted(set(keys)))
     return data.add_column(STRATUM_COLUMN, [strata.str2int(key) for key in keys]).cast_column(STRATUM_COLUMN, strata)
+
+
+def in_file_order(data: Dataset) -> Dataset:
+    """`data` sorted by audio path, then label, where its clips are files (an undecoded `Audio` column without
+    embedded bytes: manifests, audio folders); left as it is when already in that order (an audio folder is
+    listed sorted, so its splits are those it always had) and for audio held in the data itself (a Hub
+    dataset's rows have the one order it is published in). A manifest written from a directory listing or by a
+    script lists its rows in any order: the carved splits followed it, the same rows giving other splits."""
+    import pyarrow.compute as pc
+
+    feature = data.features.get("audio")
+    if not isinstance(feature, Audio) or feature.decode or "label" not in data.column_names or len(data) < 2:
+        return data
+    audio = data.data.column("audio")
+    if audio.null_count or pc.any(pc.is_valid(pc.struct_field(audio, "bytes"))).as_py():
+        return data
+    keys = [(clip["path"] or "", str(label)) for clip, label in zip(column_values(data, "audio"),
+                                                                     column_values(data, "label"))]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return data if order == list(range(len(keys))) else data.select(order)

@@ -19,6 +19,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from hfspeech.errors import UsageError, did_you_mean, typo_hint
 from hfspeech.training.accelerate_environment import parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
+from hfspeech.training.progress_output import default_bars_for_log
 
 # Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
 TRAINING_DEFAULTS = dict(
@@ -92,6 +93,7 @@ def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] =
     check_label_smoothing(training_args.label_smoothing_factor, model_args.multi_label)
     check_layerwise_decay(model_args.layerwise_lr_decay, model_args.freeze_base_model)
     check_reporting(training_args)
+    default_bars_for_log(training_args, given)  # no tqdm bars in a log file
     return model_args, data_args, training_args
 
 

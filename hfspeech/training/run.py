@@ -41,6 +41,7 @@ from hfspeech.training.command_line import parse_args, parse_floats, quiet_other
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
+from hfspeech.training.progress_output import datasets_bars_follow
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
@@ -206,9 +207,10 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
     `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
-    setup = setup_training(model_args, data_args, training_args)
-    if before_training is not None:
-        before_training(setup)
+    with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (training.progress_output)
+        setup = setup_training(model_args, data_args, training_args)
+        if before_training is not None:
+            before_training(setup)
     trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
     with resume_errors(setup.resume_from_checkpoint):
         train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
