@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 
 from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error
 from hfspeech.cli.flags import DEVICE_HELP, CliParser, device_name, number_in, positive
@@ -76,6 +77,23 @@ def check_address(host: str, port: int) -> None:
         raise UsageError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error})") from None
 
 
+def warn_if_exposed(host: str, api_key) -> None:
+    """Said once, before the model loads, when `--host` reaches beyond this machine (`0.0.0.0`, a LAN address):
+    the server answers anyone on the network, over plain HTTP. It used to start without a word, key or not."""
+    import ipaddress
+    import socket
+
+    try:
+        loopback = all(ipaddress.ip_address(found[4][0]).is_loopback for found in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):  # an address ipaddress cannot read (an IPv6 scope): not known to be loopback
+        loopback = False
+    if loopback:
+        return
+    risk = "over plain HTTP: the API key and the audio cross the network unencrypted (put a TLS proxy in front)" \
+        if api_key else "and no API key is set: anyone who can reach it may use the model (set HFSPEECH_API_KEY)"
+    print(f"warning: --host {host} listens beyond this machine {risk}", file=sys.stderr)
+
+
 def check_model_path(model: str) -> None:
     """A model folder that is not there (and cannot be a Hub id) is one line before the server starts: it used
     to be found missing only after uvicorn had started, and with `--workers N` each worker logged it and the
@@ -98,6 +116,7 @@ def serve(argv: list[str]) -> int:
     settings = ServeSettings(args.model, backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
                              int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
                              args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests, args.device)
+    warn_if_exposed(args.host, settings.api_key)
     load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
     if load_error:
         print_error(load_error)

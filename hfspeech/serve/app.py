@@ -46,6 +46,9 @@ SETTINGS_ENV = "HFSPEECH_SERVE_SETTINGS"  # how `--workers N` hands the settings
 API_KEY_ENV = "HFSPEECH_API_KEY"
 OPEN_PATHS = ("/health", "/static/")  # no key needed: the probe, and the page's own files
 STATIC = files("hfspeech.serve") / "static"
+# The page loads only the server's own files, and no other site may frame it (and its API key field)
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff"}
 
 
 @dataclass
@@ -89,7 +92,8 @@ class Endpoints:
         return await self.within_timeout(answer())
 
     async def page(self, request: Request) -> Response:
-        return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html")
+        return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html",
+                        headers=PAGE_HEADERS)
 
     async def health(self, request: Request) -> Response:
         if self.runner.ready:
@@ -268,9 +272,12 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     import uvicorn
 
     os.environ[HEADER_TIMEOUT_ENV] = str(settings.request_timeout)  # a connection's deadline for its headers
+    # NO_COLOR: uvicorn coloured its log on a terminal whatever it said (None: its choice, colour on a terminal)
+    options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL,
+                   use_colors=False if os.environ.get("NO_COLOR") else None)
     if workers <= 1:
         app = create_app(settings)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, http=PROTOCOL))
+        server = uvicorn.Server(uvicorn.Config(app, **options))
         app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
         server.run()
         return app.state.runner.load_error
@@ -281,8 +288,8 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     try:
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).
-        uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, timeout_worker_healthcheck=60, http=PROTOCOL)
+        uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60,
+                    **options)
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)

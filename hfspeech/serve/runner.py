@@ -31,6 +31,7 @@ from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.errors import ApiError, audio_error
+from hfspeech.serve.media_references import refuse_media_references
 from hfspeech.serve.payload import Parameters
 from hfspeech.serve.upload_audio import decode_upload
 
@@ -102,6 +103,7 @@ class ModelRunner:
         classifier = self.require_ready()
         if not audio:
             raise ApiError(400, "empty_audio", "upload: file is empty (0 bytes)")
+        refuse_media_references(audio)  # ffmpeg would open the files or addresses it names
         try:  # measured before (or while) decoding: 180 KB of FLAC can hold hours
             waveform = decode_upload(audio, classifier.sampling_rate, self.max_seconds)
         except AudioFileError as error:
