@@ -8,8 +8,9 @@
     hfspeech cross-validate --train_file ALL.csv --group_column speaker ...   leave-one-group-out, mean +- spread
     hfspeech average RUN RUN [...] --output_dir OUT      one model: the weight average of runs of one recipe
     hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top_k 3] [--window_seconds W --hop_seconds H]
-                     [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv]
-                     top-k labels (any length, in windows; --output writes as it goes and resumes)
+                     [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv|-]
+                     top-k labels (any length, in windows; --output writes as it goes and resumes;
+                     --output - [--format jsonl|csv]: the rows on stdout, for a pipe)
     hfspeech stream MODEL [--format s16le|f32le --rate R --channels C | --follow FILE] [--min_windows N]
                     [--threshold T] [--vad none|energy|model]   label events (JSON lines) of live audio
     hfspeech pretrained NAME [OUTPUT_DIR] | --from_ctranslate2 SRC OUTPUT_DIR | --list
@@ -23,7 +24,8 @@
     hfspeech serve MODEL [--backend B] [--host 127.0.0.1] [--port 8080] [--workers N] [--api_key K]
                    an HTTP server with the Hub's audio-classification API and a web page (docs/serving.md)
 
-`hfspeech COMMAND --help` lists a command's flags, `hfspeech --version` the version. Flags are spelled with
+`hfspeech COMMAND --help` lists a command's flags, `hfspeech --version` the version (`hfspeech` alone: the
+usage on stderr and exit code 2). Flags are spelled with
 underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too. A mistake in the input is
 one line, `error: ...`, and exit code 2 (a mistyped flag names the nearest one); --debug (or HFSPEECH_DEBUG=1)
 shows its traceback.
@@ -69,6 +71,16 @@ def unknown_command(name: str) -> int:
     return 2
 
 
+def no_command() -> int:
+    """`hfspeech` alone is a usage mistake, as argparse and git treat it: the usage and the commands on stderr
+    (so `hfspeech > out.txt` leaves no help text in a file meant for results) and exit code 2. A script
+    that forgot its command used to go on as if it had run (exit 0)."""
+    print(f"usage: hfspeech COMMAND [ARGS ...]\ncommands: {', '.join(COMMANDS)}\n"
+          "error: no command given; `hfspeech --help` says what each command does, "
+          "`hfspeech COMMAND --help` lists its flags", file=sys.stderr)
+    return 2
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
     code 2, Ctrl-C one line and 130 (the shell's code for SIGINT; `stream` flushes its last window first);
@@ -101,7 +113,9 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debugging(argv)
     argv = [arg for arg in argv if arg != "--debug"]
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        return no_command()
+    if argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
     if argv[0] in ("-V", "--version"):  # as pip, git and transformers-cli answer it

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
+from hfspeech.cli.flags import CliParser
 from hfspeech.errors import HfspeechError
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
+MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands
 BACKENDS = ["pytorch", "onnx", "torchscript"]
 
 
@@ -68,3 +70,62 @@ def prepare_cold_start(model: str, backend) -> None:
         return
     if kind == "pytorch":
         without_generation_sklearn()
+
+
+def model_first(argv) -> list[str]:
+    """`--model RUN` (or `--model=RUN`), as `hfspeech evaluate` takes the model, read as the MODEL that `predict`
+    and `stream` take first: `hfspeech predict --model RUN clips/` was "unknown flag(s) ['--model'] (did you mean
+    ['--help']?)". Only before a `--`, after which every word is a file."""
+    words = list(argv)
+    end = words.index("--") if "--" in words else len(words)
+    for i, word in enumerate(words[:end]):
+        if word == "--model" and i + 1 < end:
+            return [words[i + 1], *words[:i], *words[i + 2:]]
+        if word.startswith("--model="):
+            return [word.split("=", 1)[1], *words[:i], *words[i + 1:]]
+    return words
+
+
+def dash_file_hint(message: str, argv, options, prog: str) -> str:
+    """`; a file whose name starts with - ...` when a parser's refusal (`message`) is about a word of `argv` that
+    is no flag of `options` but a file name starting with `-` (`-take1.wav`): argparse read it as a flag and
+    said only "unrecognized arguments", or, after a flag that takes a value, "expected one argument"."""
+    import os
+
+    words = list(argv)[: list(argv).index("--")] if "--" in argv else list(argv)
+    after_flag = {words[i + 1]: words[i] for i in range(len(words) - 1)
+                  if words[i].startswith("--") and f"argument {words[i]}" in message}
+    for word in words:
+        name = word.split("=", 1)[0]
+        if not word.startswith("-") or word in ("-", "--") or name in options:
+            continue
+        if not (os.path.lexists(word) or "." in word) or (word not in message and word not in after_flag):
+            continue
+        if word in after_flag:
+            return (f"; {word} is read as a flag: for a file whose name starts with `-`, write "
+                    f"{after_flag[word]} ./{word} (or {after_flag[word]}={word})")
+        return (f"; {word} is read as a flag: for a file whose name starts with `-`, write ./{word}, or put `--` "
+                f"before the files ({prog} ... -- {word})")
+    return ""
+
+
+class FilesParser(CliParser):
+    """A `CliParser` for commands taking MODEL first: `--model MODEL` is read as it (`model_first`), and its
+    refusal of a file named `-x.wav` says how to give it (`dash_file_hint`)."""
+
+    def parse_args(self, args=None, namespace=None):
+        """Files and flags in any order, as `ls` and `cp` take them: `predict MODEL --top_k 1 a.wav` was
+        "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
+        files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
+        from hfspeech.cli.flags import unknown_flags_message
+        from hfspeech.errors import unknown_flags
+
+        self.given = model_first(sys.argv[1:] if args is None else args)
+        unknown = unknown_flags(self.given, self._option_string_actions)
+        if unknown:
+            self.error(unknown_flags_message(unknown, self._option_string_actions))
+        return self.parse_intermixed_args(self.given, namespace)
+
+    def error(self, message: str):
+        super().error(message + dash_file_hint(message, getattr(self, "given", []), self._option_string_actions,
+                                               self.prog))

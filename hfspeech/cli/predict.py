@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, print_error, reported_as_user_errors
-from hfspeech.cli.flags import DEVICE_HELP, CliParser, OnOffFlag, device_name, positive, progress_wanted
+from hfspeech.cli.common import (BACKENDS, MODEL_FIRST_HELP, FilesParser, one_line, prepare_cold_start,
+                                 print_error, reported_as_user_errors)
+from hfspeech.cli.flags import DEVICE_HELP, OnOffFlag, device_name, positive, progress_wanted
+
+STDOUT = "-"  # the --output that means stdout (hfspeech.inference.stdout_rows)
 
 
 def predict_parser() -> argparse.ArgumentParser:
-    parser = CliParser(prog="hfspeech predict", description="Top-k labels of audio files.")
-    parser.add_argument("model", help=MODEL_HELP)
+    parser = FilesParser(prog="hfspeech predict", description="Top-k labels of audio files.")
+    parser.add_argument("model", help=MODEL_FIRST_HELP)
     parser.add_argument("files", nargs="*", help="audio files (wav, flac, mp3, ogg ...) or folders of them")
     parser.add_argument("--manifest", default=None, help="also the files of a CSV/TSV/JSONL manifest (its path "
                         "column, relative to the manifest's folder)")
@@ -32,7 +36,11 @@ def predict_parser() -> argparse.ArgumentParser:
                         help="write each file's windows to OUT_DIR/<name>.timeline.{json,csv,png}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--output", default=None, metavar="FILE", help="write one row per file to FILE (.jsonl or "
-                        ".csv) as each is done, instead of printing; files already in FILE are skipped (resume)")
+                        ".csv) as each is done, instead of printing; files already in FILE are skipped (resume). "
+                        "`-`: the rows on stdout, in --format (default jsonl), for a pipe; stdout is never resumed")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default=None,
+                        help="rows for --output - (default jsonl); without --output, the same rows on stdout; "
+                        "with --output FILE, its extension decides and a --format that differs is refused")
     parser.add_argument("--batch_size", type=positive(int), default=16, help="windows per model call, across files")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="force the backend for a folder holding several")
@@ -49,30 +57,31 @@ def predict(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.files and not args.manifest:
         parser.error("give audio files, folders or --manifest")
+    if STDOUT in args.files and not os.path.lexists(STDOUT):  # was "-: file not found", counted as a failed file
+        parser.error("-: predict reads audio files, not stdin; save the audio to a file, or pipe it into "
+                     "`hfspeech stream MODEL` (raw PCM or WAV)")
     if args.timeline and Path(args.timeline).is_file():
         parser.error(f"--timeline {args.timeline}: is a file; give a folder for the timelines")
-    if args.json and args.output and not args.output.lower().endswith((".jsonl", ".json")):
-        parser.error(f"--json with --output {args.output}: the file's format comes from its extension; "
-                     "give a .jsonl file, or drop --json")
+    check_output_flags(parser, args)
 
     from hfspeech.inference.classifier import AudioClassifier
     from hfspeech.inference.loading import backend_for_device
-    from hfspeech.inference.outputs import (PredictionWriter, check_same_model, expand_inputs,
-                                            read_earlier_output, same_file)
+    from hfspeech.inference.outputs import check_same_model, expand_inputs, read_earlier_output, same_file
     from hfspeech.inference.windows import check_windows_cover
 
     with reported_as_user_errors(ValueError, OSError):
         files = expand_inputs(args.files, args.manifest, args.path_column)
-        done, written_labels = read_earlier_output(args.output) if args.output else (set(), set())
+        to_file = args.output not in (None, STDOUT)
+        done, written_labels = read_earlier_output(args.output) if to_file else (set(), set())
         backend = backend_for_device(args.model, args.backend, args.device)
         prepare_cold_start(args.model, backend)
         classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                      backend=backend, device=args.device, untrained="error",
                                                      batch_size=args.batch_size)
         check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
-        if args.output:
+        if to_file:
             check_same_model(args.output, written_labels, classifier.id2label.values(), args.model)
-        writer = PredictionWriter(args.output) if args.output else None
+        writer = open_writer(args.output, args.format)
         done = done if writer is None else writer.written_paths()  # now that this run holds the file
     done = {same_file(path) for path in done}
     todo = [path for path in files if same_file(path) not in done]
@@ -82,15 +91,50 @@ def predict(argv: list[str]) -> int:
         if writer is not None:
             writer.close()
     if writer is not None:
-        print(f"{len(todo) - failures} files written to {args.output} ({len(files) - len(todo)} already there, "
-              f"{failures} failed)", file=sys.stderr)
+        resumed = "" if args.output == STDOUT else f"{len(files) - len(todo)} already there, "
+        print(f"{len(todo) - failures} files written to {'stdout' if args.output == STDOUT else args.output} "
+              f"({resumed}{failures} failed)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def check_output_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--output, --format and --json agree, or the run stops before the model loads. --format without --output
+    means rows on stdout (`--output -`); --json there means its JSON lines."""
+    from hfspeech.inference.outputs import OUTPUT_FORMATS
+    from hfspeech.inference.stdout_rows import DEFAULT_STDOUT_FORMAT
+
+    if args.output is not None and not args.output.strip():
+        parser.error("--output is empty; give a .jsonl or .csv file, or - for the rows on stdout")
+    if args.json and args.format == "csv":
+        parser.error("--json with --format csv: give one of them (--json means JSON lines)")
+    if args.output is None and args.format:
+        args.output = STDOUT
+    if args.output == STDOUT:
+        args.format = "jsonl" if args.json else args.format or DEFAULT_STDOUT_FORMAT
+        return
+    suffix = Path(args.output or "").suffix.lower()
+    given = "--json" if args.json else f"--format {args.format}" if args.format else None
+    wanted = "jsonl" if args.json else args.format
+    if args.output and wanted and suffix in OUTPUT_FORMATS and OUTPUT_FORMATS[suffix] != wanted:
+        parser.error(f"{given} with --output {args.output}: the file's format comes from its extension; give a "
+                     f".{wanted} file, or drop {given} (or give --output - for {wanted} rows on stdout)")
+
+
+def open_writer(output, kind):
+    """Where the rows go: nowhere (printed lines), stdout for `-`, else the FILE (held by this run)."""
+    from hfspeech.inference.outputs import PredictionWriter
+    from hfspeech.inference.stdout_rows import StdoutPredictionWriter
+
+    if output is None:
+        return None
+    return StdoutPredictionWriter(kind) if output == STDOUT else PredictionWriter(output)
 
 
 def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer, stems: dict) -> int:
     """Classify `todo`, printing or writing each result as it comes; returns how many files failed."""
     from hfspeech.data.audio import AudioFileError
     from hfspeech.inference.batch import predict_files
+    from hfspeech.inference.stdout_rows import stdout_write_errors
     from hfspeech.inference.timeline import write_timeline
 
     progress = progress_wanted(args.progress)
@@ -98,7 +142,7 @@ def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer
     for path, result in predict_files(classifier, todo, args.top_k, args.window_seconds, args.hop_seconds,
                                       args.aggregate, progress=progress):
         if isinstance(result, AudioFileError):
-            print_error(result)
+            print_error_beside_bar(result, progress)
             failures += 1
             continue
         if args.timeline:
@@ -106,8 +150,21 @@ def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer
         if writer is not None:
             writer.write(result)
         else:
-            _print_prediction(result, classifier, args.json)
+            with stdout_write_errors():
+                _print_prediction(result, classifier, args.json)
     return failures
+
+
+def print_error_beside_bar(error: BaseException, progress: bool) -> None:
+    """The `error:` line of a file that failed, on a line of its own: printed after the progress bar's last
+    state, it was glued to it (`audio: 2 s [00:00, 9x real time]error: ...`); tqdm clears the bar, prints the
+    line and draws the bar again below it."""
+    if not progress:
+        print_error(error)
+        return
+    from tqdm.auto import tqdm
+
+    tqdm.write(one_line(error), file=sys.stderr)
 
 
 def timeline_stems(files: list[str]) -> dict[str, list[str]]:

@@ -8,19 +8,19 @@ import math
 import os
 import sys
 
-from hfspeech.cli.common import BACKENDS, MODEL_HELP, prepare_cold_start, reported_as_user_errors
-from hfspeech.cli.flags import DEVICE_HELP, CliParser, device_name, number_in, positive, probability
+from hfspeech.cli.common import BACKENDS, MODEL_FIRST_HELP, FilesParser, prepare_cold_start, reported_as_user_errors
+from hfspeech.cli.flags import DEVICE_HELP, device_name, number_in, positive, probability
 
 
 def stream_parser() -> argparse.ArgumentParser:
-    parser = CliParser(
+    parser = FilesParser(
         prog="hfspeech stream",
         description="Classify live audio window by window and print a JSON line per label event: a label at or "
         "above its threshold for --min_windows consecutive windows. Audio: raw PCM or a WAV on stdin (FLAC, Ogg, "
         "MP3 ... are refused), or a growing file (raw PCM or WAV) with --follow. Ends with a JSON line of counts "
         "(event: end).",
     )
-    parser.add_argument("model", help=MODEL_HELP)
+    parser.add_argument("model", help=MODEL_FIRST_HELP)
     parser.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="raw PCM sample format")
     parser.add_argument("--rate", type=positive(int), default=None, help="input sampling rate (default: the model's); "
                         "other rates are resampled in the stream")
@@ -61,14 +61,16 @@ def stream(argv: list[str]) -> int:
                      "or give --follow FILE")
     with reported_as_user_errors(ValueError, OSError):
         classifier, chunks, streamer = _open_stream(args)
+    from hfspeech.inference.stdout_rows import stdout_write_errors
 
     def emit(results) -> None:
-        for result in results:
-            if args.windows:
-                print(json.dumps({"event": "window", **result.to_dict(classifier.id2label, args.top_k)}))
-            for event in result.events:
-                print(json.dumps(event.to_dict()))
-        sys.stdout.flush()
+        with stdout_write_errors():  # a full disk behind stdout: one line naming stdout
+            for result in results:
+                if args.windows:
+                    print(json.dumps({"event": "window", **result.to_dict(classifier.id2label, args.top_k)}))
+                for event in result.events:
+                    print(json.dumps(event.to_dict()))
+            sys.stdout.flush()
 
     interrupted = False
     try:
@@ -77,7 +79,8 @@ def stream(argv: list[str]) -> int:
     except KeyboardInterrupt:  # Ctrl-C ends a live stream: flush its last window and print the counts
         interrupted = True
     emit(streamer.finish())
-    print(json.dumps(streamer.stats.to_dict()))
+    with stdout_write_errors():
+        print(json.dumps(streamer.stats.to_dict()), flush=True)
     if interrupted:  # then say so, with the shell's code for SIGINT: a script's loop stops, as the user meant
         print("hfspeech stream: interrupted", file=sys.stderr)
         return 130
