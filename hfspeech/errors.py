@@ -152,3 +152,27 @@ def log_lines_hidden(logger_name: str, words: str):
         yield
     finally:
         logger.removeFilter(hide)
+
+
+# What an error line must not repeat: a Hugging Face token anywhere (`hf_` and 34 letters and digits), and the
+# value given to a flag whose name suggests a secret, spelled right or not (`--hub_tokn hf_...` was echoed in
+# transformers' "not used by the HfArgumentParser: ['--hub_tokn', 'hf_...']", into terminals and CI logs).
+HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
+SECRET_FLAG_PARTS = ("tok", "key", "pass", "secret", "auth")
+
+
+def hide_secrets(message: str, argv=()) -> str:
+    """`message` with each secret of `argv` (the values of `--*token*`-like flags) and each token replaced by
+    `<hidden>`: error lines quote the words they refuse."""
+    secrets = []
+    for index, word in enumerate(argv):
+        name, equals, value = word.partition("=")
+        if not name.startswith("-") or not any(part in name.lower() for part in SECRET_FLAG_PARTS):
+            continue
+        if not equals and index + 1 < len(argv) and not argv[index + 1].startswith("--"):
+            value = argv[index + 1]
+        if len(value) >= 4:  # a short value ("1", "no") would hide itself all over the line
+            secrets.append(value)
+    for secret in sorted(secrets, key=len, reverse=True):
+        message = message.replace(secret, "<hidden>")
+    return HF_TOKEN_PATTERN.sub("<hidden>", message)

@@ -135,7 +135,7 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     except HfspeechError as error:
         if debug:
             raise
-        print_error(error)
+        print_error(error, argv)  # its secrets hidden (a token after a misspelled --hub_token)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while torch imports or a model loads: a user's choice, not a crash
         if debug:

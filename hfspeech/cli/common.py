@@ -13,13 +13,17 @@ MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # 
 BACKENDS = ["pytorch", "onnx", "torchscript"]
 
 
-def one_line(error: BaseException) -> str:
-    """The error's message on one line: `error: <message>`."""
-    return "error: " + " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+def one_line(error: BaseException, argv=None) -> str:
+    """The error's message on one line: `error: <message>`, without the secrets of `argv` (default: this
+    process's arguments) or anything shaped like a Hugging Face token (`errors.hide_secrets`)."""
+    from hfspeech.errors import hide_secrets
+
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return "error: " + hide_secrets(text, sys.argv[1:] if argv is None else list(argv))
 
 
-def print_error(error: BaseException) -> None:
-    print(one_line(error), file=sys.stderr)
+def print_error(error: BaseException, argv=None) -> None:
+    print(one_line(error, argv), file=sys.stderr)
 
 
 @contextmanager
