@@ -85,9 +85,9 @@ def websocket_events(client, query: str, messages: list) -> list[dict]:
 
 
 def test_a_websocket_message_that_holds_more_audio_than_the_limit_is_refused(client):
-    """400 bytes at `rate=1` are 200 s of audio: resampled whole to 16 kHz (10 KB made 1.4 GB and a minute of
-    the model's time). A message is held to --max_seconds, though the stream as a whole is not."""
-    events = websocket_events(client, "format=s16le&rate=1", [bytes(400), "end"])
+    """400 KB at `rate=1000` are 200 s of audio (at `rate=1`, refused now as a rate, 10 KB made 1.4 GB and a
+    minute of the model's time). A message is held to --max_seconds, though the stream as a whole is not."""
+    events = websocket_events(client, "format=s16le&rate=1000", [bytes(400_000), "end"])
     assert (events[-1]["event"], events[-1]["kind"]) == ("error", "audio_too_long"), events
     assert "one message holds 200 s" in events[-1]["error"]
 

@@ -102,7 +102,7 @@ def test_waveform_preprocessor_gives_what_the_transformers_extractor_gives(extra
 def test_waveform_preprocessor_checks_what_the_hfspeech_extractor_checks(tmp_path):
     WaveformFeatureExtractor().save_pretrained(tmp_path)
     light = WaveformPreprocessor.from_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="input 1 contains NaN"):
+    with pytest.raises(ValueError, match="input 1: audio contains NaN"):
         light([np.ones(10), np.array([0.0, np.nan])], sampling_rate=16000)
     with pytest.raises(ValueError, match="sampling rate of 16000 Hz, got 8000"):
         light([np.ones(10)], sampling_rate=8000)

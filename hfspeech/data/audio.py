@@ -3,7 +3,7 @@
 Every path into hfspeech (training data, evaluation data, `hfspeech predict`) decodes through
 `decode_audio`, so a corrupt, truncated, empty, zero-length or NaN-filled file fails the same way everywhere:
 with an `AudioFileError` whose message starts with the file's path and says what is wrong, never a
-stack trace from deep inside ffmpeg. Files libsndfile reads (wav, flac, ogg, mp3; mono or stereo) are
+stack trace from deep inside ffmpeg. Files libsndfile reads (wav, flac, ogg, mp3; any channels) are
 decoded with soundfile and resampled with soxr, several times faster than opening them with torchcodec;
 anything else goes through `datasets.Audio` (torchcodec + ffmpeg), as in the rest of the Hugging Face
 stack, which also names the problem when a file is broken.
@@ -95,12 +95,9 @@ def checked_waveform(waveform: np.ndarray, name: str, source, mp3: Optional[Mp3H
 
 
 def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) -> np.ndarray:
-    """`decode_audio` by torchcodec + ffmpeg (`datasets.Audio`), mixed to mono by ffmpeg, or an `AudioFileError`.
-
-    ffmpeg mixes only the channel counts it has a layout for (1 to 8, 16, 24 in ffmpeg 5.1); a 9-, 12- or
-    32-channel file (a microphone array) failed with "Couldn't initialize SwrContext ... buggy FFmpeg version?".
-    Such a file, when libsndfile reads it, has its channels averaged instead (as `downmix_to_mono` mixes a stream).
-    """
+    """`decode_audio` by torchcodec + ffmpeg (`datasets.Audio`), mixed to mono by ffmpeg, or an `AudioFileError`:
+    files libsndfile cannot read (M4A, Opus, WebM ...), an MP3 without a frame count, a FLAC of undeclared length.
+    ffmpeg mixes by its layout matrices, and only the channel counts it has a layout for (1 to 8, 16, 24)."""
     from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
 
     try:
@@ -114,8 +111,6 @@ def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) ->
         reason = _short_reason(error)
         if "No audio frames were decoded" in reason:
             raise AudioFileError(name, "audio has zero length (no samples)") from error
-        if (averaged := _read_with_soundfile(value, sampling_rate, many_channels=True)) is not None:
-            return averaged
         raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
 
 
@@ -139,19 +134,21 @@ def _check_header(name: str, value: dict[str, Any]) -> Optional[Mp3Head]:
     return inspect_mp3(value["path"], value["bytes"])
 
 
-def _read_with_soundfile(value: dict[str, Any], sampling_rate: int, many_channels: bool = False) -> np.ndarray | None:
-    """The fast path of `decode_audio`: libsndfile + soxr, for mono and stereo files libsndfile reads.
+def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
+    """The fast path of `decode_audio`: libsndfile + soxr, for the files libsndfile reads.
 
     Opening a file with torchcodec costs ~1.5 ms and its WAV path ~9 ms per clip; libsndfile reads a WAV
     in well under 1 ms, which is most of the time spent preparing a data set. Without resampling the result
     is the same: PCM identical, stereo mixed as ffmpeg mixes it (`downmix_to_mono`). Resampling is soxr's
     filter, as in `StreamResampler`, not ffmpeg's: the two agree within 1e-5 on content well below the
     Nyquist frequency (tones) but differ by up to ~0.04 of full scale on white noise near it (measured,
-    8 to 16 kHz). Training and inference both decode here, so a model always sees the same filter. None when
-    libsndfile cannot read the file, finds more than two channels (with `many_channels`: two or fewer) or no
-    samples (an OGG cut short, a WAV with a streaming writer's data size 0): ffmpeg then decodes it or names the
-    problem (so too an MP3 without a frame count, which `decode_audio` does not send here). Channels that cancel
-    out in the mix are an `AudioFileError` (`samples.cancelled_mix_problem`).
+    8 to 16 kHz). Training and inference both decode here, so a model always sees the same filter. More than two
+    channels are averaged (`downmix_to_mono`, as a stream's): ffmpeg's layout matrices dropped the 3rd of 3 and
+    the 4th of 6 to 8 channels of a WAV without a channel mask (taken for LFE), and have none for 9 or 12. None
+    when libsndfile cannot read the file or finds no samples (an OGG cut short, a WAV with a streaming writer's
+    data size 0): ffmpeg then decodes it or names the problem (so too an MP3 without a frame count, which
+    `decode_audio` does not send here). Channels that cancel out in the mix are an `AudioFileError`
+    (`samples.cancelled_mix_problem`).
     """
     import io
 
@@ -163,7 +160,7 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int, many_channel
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if (samples.shape[1] > 2) != many_channels or samples.shape[0] == 0:
+    if samples.shape[0] == 0:
         return None
     if problem := rate_problem(rate):  # before soxr makes 256 million samples of 16,000 "at 1 Hz"
         raise AudioFileError(describe_source(value), problem)
@@ -226,31 +223,19 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
 
 
 def _open_with_soundfile(name: str):
-    """An open `soundfile.SoundFile` of a file with samples, else None (`_read_with_soundfile`): more than two
-    channels only when ffmpeg cannot mix them (`_decode_with_ffmpeg`); no declared length (a piped FLAC:
-    `UNDECLARED_FRAMES`), which soundfile cannot read to its end, is left to ffmpeg as in `decode_audio`."""
+    """An open `soundfile.SoundFile` of a file with samples (any channels, averaged as `_read_with_soundfile`
+    averages them), else None; no declared length (a piped FLAC: `UNDECLARED_FRAMES`), which soundfile cannot
+    read to its end, is left to ffmpeg as in `decode_audio`."""
     import soundfile as sf
 
     try:
         opened = sf.SoundFile(name)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
-    if opened.frames == 0 or opened.frames >= UNDECLARED_FRAMES or (opened.channels > 2 and _ffmpeg_mixes(name)):
+    if opened.frames == 0 or opened.frames >= UNDECLARED_FRAMES:
         opened.close()
         return None
     return opened
-
-
-def _ffmpeg_mixes(name: str) -> bool:
-    """Whether ffmpeg mixes the file's channels to mono (it has no layout for 9 to 15 channels, for instance:
-    `_decode_with_ffmpeg`); libsndfile's blocks are averaged when it does not."""
-    from torchcodec.decoders import AudioDecoder
-
-    try:
-        AudioDecoder(name, num_channels=1).get_samples_played_in_range(0, 0.1)
-    except Exception:  # "Couldn't initialize SwrContext": no layout to mix from
-        return False
-    return True
 
 
 def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndarray]:

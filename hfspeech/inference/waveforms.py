@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from hfspeech.data.samples import cancelled_mix_problem, downmix_to_mono, sample_problem
+from hfspeech.data.samples import cancelled_mix_problem, downmix_to_mono, rate_problem, sample_problem
 from hfspeech.errors import UsageError
 from hfspeech.features.waveform import float_samples
 
@@ -56,10 +56,14 @@ def mono_samples(samples, name: str = "waveform") -> np.ndarray:
 
 
 def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
-    """A sampling rate as a positive int, or a `UsageError` (0, negative, fractional, not a number)."""
+    """A sampling rate as a positive int, or a `UsageError` (0, negative, fractional, not a number, or below the
+    1000 Hz a file's rate must reach: `samples.rate_problem`; an array "at 16 Hz" was resampled 1000-fold)."""
     if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, numbers.Real) \
             or sampling_rate != int(sampling_rate) or sampling_rate <= 0:
         raise UsageError(f"{name} must be a positive whole number of samples per second, got {sampling_rate!r}")
+    if problem := rate_problem(int(sampling_rate)):  # the floor a file's rate is held to, in its words
+        raise UsageError(f"{name}: " + problem.replace(" (from its header)", "").replace("a damaged header?",
+                                                                                         "a rate in kHz, not Hz?"))
     return int(sampling_rate)
 
 

@@ -12,7 +12,8 @@ torchcodec for audio past the limit, which it seeks to. An upload that none can 
 whose error names it. Seconds are at the upload's own rate, however low (5,000 samples "at 1 Hz" are 5,000 s:
 413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio` (`samples.rate_problem`).
 `upload_audio.decode_upload` reads a FLAC, Ogg or MP3 whose header declares at most the limit once, without
-counting it (libsndfile reads no more than that); this module measures the rest.
+counting it (libsndfile reads no more than that), and decodes a piped FLAC or an MP3 without a frame count once
+with ffmpeg, no further than 1 s past the limit; this module measures the rest.
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ def refuse_audio_longer_than(audio: bytes, max_seconds: float) -> None:
     if not seconds or inspect_mp3(None, audio) is not None:
         seconds = max(seconds or 0.0, _ffmpeg_seconds(audio, max_seconds))
     if seconds > max_seconds:
-        raise ApiError(413, "audio_too_long", f"upload: more than {max_seconds:g} s of audio (the limit, "
-                       "--max_seconds)")
+        raise too_long(max_seconds)
+
+
+def too_long(max_seconds: float) -> ApiError:
+    """The 413 of an upload found to hold more than `max_seconds`, however it was found."""
+    return ApiError(413, "audio_too_long", f"upload: more than {max_seconds:g} s of audio (the limit, --max_seconds)")
 
 
 def _libsndfile_seconds(audio: bytes, max_seconds: float) -> float | None:
