@@ -194,7 +194,8 @@ def test_two_processes_encode_frozen_features_once_and_log_once(tone_folder, tmp
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                str(free_port()), str(REPO / "recipes" / "finetune.py"), "--model_name_or_path", str(checkpoint),
                "--freeze_base_model", "--data_dir", str(tone_folder), "--output_dir", str(tmp_path / "run"),
-               "--max_length_seconds", "0.5", "--per_device_train_batch_size", "4", "--num_train_epochs", "1"]
+               "--max_length_seconds", "0.5", "--per_device_train_batch_size", "4", "--num_train_epochs", "1",
+               "--disable_tqdm", "False"]  # the bars, which show who encodes, are left out of a log otherwise
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     log = (result.stderr + result.stdout).replace("\r", "\n")

@@ -73,9 +73,9 @@ DEVICE_HELP = ("where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a
 
 def progress_wanted(flag: Optional[bool]) -> bool:
     """`--progress` / `--no_progress` as given; not given, a bar only when stderr is a terminal (none in a log)."""
-    import sys
+    from hfspeech.data.progress_bars import stderr_is_terminal
 
-    return sys.stderr.isatty() if flag is None else flag
+    return stderr_is_terminal() if flag is None else flag
 
 
 class OnOffFlag(argparse.Action):

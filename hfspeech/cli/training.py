@@ -33,26 +33,37 @@ def trace_for_fast_start(training_args) -> None:
 
 
 def evaluate(argv: list[str]) -> int:
+    from hfspeech.evaluation.evaluate_model import evaluate_model
+
+    eval_args, data_args = parse_evaluate_args(argv)
+    refuse_training_only_flags(data_args)
+    metrics = evaluate_model(eval_args, data_args.spec())
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def parse_evaluate_args(argv: list[str]):
+    """(EvaluateArguments, DataArguments). Mistakes read as the other commands' (`error: argument --x: ...`,
+    `error: --x: ...`, `error: unknown flag(s) [...]`), not behind an "invalid evaluate flags:" of their own;
+    a mistyped flag is named before argparse would call `--model` missing."""
+    from hfspeech.cli.flags import unknown_flags, unknown_flags_message
     from hfspeech.errors import UsageError
-    from hfspeech.evaluation.evaluate_model import EvaluateArguments, evaluate_model
+    from hfspeech.evaluation.evaluate_model import EvaluateArguments
     from hfspeech.training.arguments import DataArguments
     from hfspeech.training.command_line import RecipeArgumentParser  # a mistake is one line, not the usage
 
     parser = RecipeArgumentParser((EvaluateArguments, DataArguments), prog="hfspeech evaluate")
     hide_training_only_flags(parser)
+    shown = [option for action in parser._actions if action.help != argparse.SUPPRESS
+             for option in action.option_strings]
+    if unknown := unknown_flags(argv, parser._option_string_actions):
+        raise UsageError(f"{unknown_flags_message(unknown, shown)}; `hfspeech evaluate --help` lists them")
     try:
-        eval_args, data_args = parser.parse_args_into_dataclasses(args=model_as_flag(list(argv)))
-    except ValueError as error:
-        from hfspeech.cli.flags import nearest_flags, unknown_flags
-
-        shown = [option for action in parser._actions if action.help != argparse.SUPPRESS
-                 for option in action.option_strings]
-        hint = nearest_flags(unknown_flags(argv, parser._option_string_actions), shown)
-        raise UsageError(f"invalid evaluate flags: {error}{hint}") from error
-    refuse_training_only_flags(data_args)
-    metrics = evaluate_model(eval_args, data_args.spec())
-    print(json.dumps(metrics, indent=2))
-    return 0
+        return parser.parse_args_into_dataclasses(args=model_as_flag(list(argv)))
+    except UsageError:  # argparse's (`argument --batch_size: invalid int value`) and the dataclasses' own checks
+        raise
+    except ValueError as error:  # transformers' words left over (`evaluate m extra`), as `train` says them
+        raise UsageError(f"invalid evaluate flags: {' '.join(str(error).split())}") from error
 
 
 # The data flags `hfspeech evaluate` reads: where the data is, its columns, how clips are decoded. The other

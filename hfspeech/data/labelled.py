@@ -20,7 +20,7 @@ from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
 from hfspeech.data.split_audit import audit_repeats, audit_splits
 from hfspeech.data.split_names import SPLIT_ALIASES
-from hfspeech.data.splits import make_splits
+from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.errors import DataError
 
 
@@ -92,12 +92,14 @@ def evaluated_split(available: list[str], split: Optional[str]) -> str:
 
 
 def limit_samples(raw: DatasetDict, spec: DataSpec, seed: int, report: Optional[DataReport] = None) -> DatasetDict:
-    """At most `max_train_samples` / `max_eval_samples` clips per split, a seeded random choice."""
+    """At most `max_train_samples` / `max_eval_samples` clips per split, a seeded random choice drawn from the
+    clips in `in_file_order`: a manifest given as is (not carved) lists its rows in any order, which the choice
+    followed."""
     limits = {"train": spec.max_train_samples, "validation": spec.max_eval_samples, "test": spec.max_eval_samples}
     limited = dict(raw)
     for name, limit in limits.items():
         if name in limited and limit is not None and limit < len(limited[name]):
             if report is not None:
                 report.limited[name] = len(limited[name]) - limit
-            limited[name] = limited[name].shuffle(seed=seed).select(range(limit))
+            limited[name] = in_file_order(limited[name]).shuffle(seed=seed).select(range(limit))
     return DatasetDict(limited)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -26,6 +25,7 @@ from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, read_training_clips,
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
@@ -72,7 +72,13 @@ class EvaluateArguments:
 
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
-    """Score every clip of one split with the model and write the report files; returns the metrics."""
+    """Score every clip of one split with the model and write the report files; returns the metrics. Bars
+    (datasets' cast/map bars, the scoring bar) only where stderr is a terminal: in a log each redraw was a line."""
+    with datasets_bars_follow(not stderr_is_terminal()):
+        return _evaluate(eval_args, spec)
+
+
+def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     _check_output_dir(eval_args.output_dir)
     _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
     classifier = AudioClassifier.from_pretrained(
@@ -174,7 +180,7 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     sources = column_values(clips.cast_column("audio", Audio(decode=False)), "audio")
     if not spec.preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
         paths = [audio["path"] for audio in sources]
-        for (_, result), label in zip(score_files(classifier, paths, progress=sys.stderr.isatty(), **window),
+        for (_, result), label in zip(score_files(classifier, paths, progress=stderr_is_terminal(), **window),
                                       column_values(clips, "label")):
             if isinstance(result, AudioFileError):
                 if not spec.preparation.get("skip_bad_files"):
@@ -186,7 +192,8 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
         report.kept[split] = len(labels)
     else:
         prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate, **spec.preparation)
-        for clip in tqdm(prepared[split].with_format("numpy"), desc=f"evaluating {split}", unit="clip"):
+        for clip in tqdm(prepared[split].with_format("numpy"), desc=f"evaluating {split}", unit="clip",
+                         disable=not stderr_is_terminal()):
             scored.append(classifier.score_waveform(clip["input_values"], name=str(clip["path"]), **window))
             labels.append(clip["label"])
     if not labels:

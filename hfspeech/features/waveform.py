@@ -74,6 +74,7 @@ MAX_CHANNELS = 8  # a 2-D array [n, c] with n > c <= this is one clip of c chann
 # NaN scores, or the scores of silence. `data.samples` refuses such files with the same limit.
 MAX_SAMPLE_MAGNITUDE = float(2**24)
 NON_FINITE = "audio contains NaN or infinite samples"
+ZERO_LENGTH = "audio has zero length (no samples)"  # an empty clip, as the extractors and decoded files say it
 
 
 def level_problem(samples) -> Optional[str]:
@@ -105,7 +106,7 @@ def check_waveforms(raw_speech) -> None:
     for index, clip in enumerate(raw_speech if is_batched(raw_speech) else [raw_speech]):
         samples = np.asarray(clip, dtype=np.float64)
         if samples.size == 0:
-            raise ValueError(f"input {index} has zero length")
+            raise ValueError(f"input {index}: {ZERO_LENGTH}")
         if problem := level_problem(samples):
             raise ValueError(f"input {index}: {problem}")
 

@@ -26,6 +26,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
 from hfspeech.data.labels import parse_label_list
 from hfspeech.data.loading import label_column_of, resolve_listed_path
+from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
 from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
@@ -62,10 +63,11 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
     _check_fold_folder_names(manifest, group_column, groups)
-    folds = fold_rows(groups, validation_fraction, seed)
+    base = Path(manifest).resolve().parent
+    folds = fold_rows(groups, validation_fraction, seed,
+                      rows_in_file_order(rows, columns, path_column, label_column, base))
     if label_column:
         _check_fold_labels(manifest, group_column, folds, _row_labels(rows, columns, label_column, label_separator))
-    base = Path(manifest).resolve().parent
     written = {}
     for group, parts in folds.items():
         folder = os.path.join(output_dir, f"fold-{group}", "manifests")
@@ -100,13 +102,31 @@ def _check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[
                             "their fold folders (fold-<group>) would be one on macOS and Windows: rename one")
 
 
-def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int) -> dict[str, dict[str, list[int]]]:
-    """``{group: {"train": rows, "validation": rows, "test": rows}}`` (row indices). A share above 0 takes at
-    least one row and leaves one to train on: rounded to none, its fold's empty validation manifest stopped the
-    run; a share of 0 takes none, and the fold trains without validation, as `hfspeech train` does."""
+def rows_in_file_order(rows: list[dict], columns: list[str], path_column: str, label_column: Optional[str],
+                       base: Path) -> list[int]:
+    """The manifest's row indices in `data.splits.in_file_order` (audio path, then label): the order a carved
+    split is drawn in, so the same rows give the same folds however the manifest lists them (the validation
+    rows followed the row order)."""
+    from datasets import Audio, Dataset
+
+    label_column = label_column_of(columns, label_column) if label_column else None
+    table = Dataset.from_dict({
+        "audio": [resolve_listed_path(row.get(path_column), base) for row in rows],
+        "label": ["" if label_column is None else str(row.get(label_column)) for row in rows],
+        "row": list(range(len(rows)))}).cast_column("audio", Audio(decode=False))
+    return column_values(in_file_order(table), "row")
+
+
+def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
+              row_order: Optional[Sequence[int]] = None) -> dict[str, dict[str, list[int]]]:
+    """``{group: {"train": rows, "validation": rows, "test": rows}}`` (row indices, each list in `row_order`: the
+    rows' `rows_in_file_order`, else as listed). A share above 0 takes at least one row and leaves one to train
+    on: rounded to none, its fold's empty validation manifest stopped the run; a share of 0 takes none, and the
+    fold trains without validation, as `hfspeech train` does."""
     from datasets import Dataset
 
-    table = Dataset.from_dict({GROUP_COLUMN: list(groups), "row": list(range(len(groups)))})
+    row_order = list(range(len(groups)) if row_order is None else row_order)
+    table = Dataset.from_dict({GROUP_COLUMN: [groups[i] for i in row_order], "row": row_order})
     rng = np.random.default_rng(seed)
     folds = {}
     for group, rest, held in leave_one_group_out(table):
@@ -116,7 +136,8 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int) -> d
             size = min(max(1, size), len(rest) - 1)
         rows = column_values(rest, "row")
         validation = set(np.asarray(rows)[order[:size]].tolist())
-        folds[group] = {"train": [r for r in rows if r not in validation], "validation": sorted(validation),
+        folds[group] = {"train": [r for r in rows if r not in validation],
+                        "validation": [r for r in rows if r in validation],
                         "test": column_values(held, "row")}
     return folds
 

@@ -130,7 +130,7 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) ->
     with trainer.args.main_process_first(desc="teacher logits"):
         logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
                                 distill_args.teacher_cache_dir, distill_args.teacher_batch_size,
-                                device=trainer.args.device)  # the CPU with --use_cpu
+                                device=trainer.args.device, progress=not trainer.args.disable_tqdm)  # --use_cpu: CPU
     trainer.train_dataset = TeacherLogitSplit(train_view, logits)
     trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
     trainer.enable_distillation(distillation)

@@ -22,6 +22,7 @@ from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
 from hfspeech.data.columns import column_values
+from hfspeech.data.progress_bars import stderr_is_terminal
 from hfspeech.data.whole_folders import save_whole
 from hfspeech.errors import UsageError
 from hfspeech.training.live_teacher import LiveTeacher
@@ -48,17 +49,18 @@ def cache_key(teacher_dir: str, split: Dataset, label_names: Sequence[str]) -> s
 
 def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
                    cache_dir: Optional[str] = None, batch_size: int = 32,
-                   device: Optional[torch.device] = None) -> np.ndarray:
+                   device: Optional[torch.device] = None, progress: Optional[bool] = None) -> np.ndarray:
     """``[clips, num_labels]`` float32 logits of the teacher on the prepared ``split`` (``input_values`` at
     ``sampling_rate``), columns in the student's label order; read from the cache when it has them, else
-    computed on `device` (the run's; None: the CPU)."""
+    computed on `device` (the run's; None: the CPU), with a bar when `progress` (the run's `not disable_tqdm`;
+    None: when stderr is a terminal, `data.progress_bars`)."""
     if not os.path.isdir(teacher_dir):
         raise UsageError(f"--teacher {teacher_dir}: not a model folder")
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / cache_key(teacher_dir, split, label_names)
     cached = _cached_logits(folder, len(split))
     if cached is not None:
         return cached
-    logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size, device)
+    logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size, device, progress)
     _save_logits(folder, logits)
     return logits
 
@@ -95,11 +97,15 @@ def _save_logits(folder: Path, logits: np.ndarray) -> None:
 
 
 def compute_teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
-                           batch_size: int = 32, device: Optional[torch.device] = None) -> np.ndarray:
+                           batch_size: int = 32, device: Optional[torch.device] = None,
+                           progress: Optional[bool] = None) -> np.ndarray:
+    """The teacher run over `split`; its bar drawn when `progress` (None: when stderr is a terminal): in a log
+    each redraw of the bar was a line."""
     teacher = LiveTeacher(teacher_dir, label_names, sampling_rate)
     clips = split.with_format("numpy", columns=["input_values"])
+    hidden = not (stderr_is_terminal() if progress is None else progress)
     out = [teacher.logits_of(clips[start : start + batch_size]["input_values"], device).cpu().numpy()
-           for start in tqdm(range(0, len(split), batch_size), desc="teacher logits", unit="batch")]
+           for start in tqdm(range(0, len(split), batch_size), desc="teacher logits", unit="batch", disable=hidden)]
     return np.concatenate(out).astype(np.float32)
 
 
