@@ -57,12 +57,14 @@ def downmix_to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1, dtype=np.float32)
 
 
-def rate_problem(sampling_rate: int) -> Optional[str]:
-    """Why a file's sampling rate cannot be audio (below `MIN_SAMPLING_RATE`), or None."""
+def rate_problem(sampling_rate: int, given: bool = False) -> Optional[str]:
+    """Why a file's sampling rate (or, `given`, one a caller gave with an array) cannot be audio (below
+    `MIN_SAMPLING_RATE`), or None: a header's is likely damaged, a caller's likely in kHz."""
     if sampling_rate >= MIN_SAMPLING_RATE:
         return None
-    return (f"sampling rate of {sampling_rate} Hz (from its header) is below {MIN_SAMPLING_RATE} Hz, the lowest "
-            "hfspeech decodes (recordings use 2000 Hz and up, telephone speech 8000): a damaged header?")
+    where, guess = ("", "a rate in kHz, not Hz?") if given else (" (from its header)", "a damaged header?")
+    return (f"sampling rate of {sampling_rate} Hz{where} is below {MIN_SAMPLING_RATE} Hz, the lowest hfspeech "
+            f"decodes (recordings use 2000 Hz and up, telephone speech 8000): {guess}")
 
 
 def sample_problem(samples: np.ndarray, source: str | bytes | None = None) -> Optional[str]:

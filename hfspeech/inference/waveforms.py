@@ -61,9 +61,8 @@ def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, numbers.Real) \
             or sampling_rate != int(sampling_rate) or sampling_rate <= 0:
         raise UsageError(f"{name} must be a positive whole number of samples per second, got {sampling_rate!r}")
-    if problem := rate_problem(int(sampling_rate)):  # the floor a file's rate is held to, in its words
-        raise UsageError(f"{name}: " + problem.replace(" (from its header)", "").replace("a damaged header?",
-                                                                                         "a rate in kHz, not Hz?"))
+    if problem := rate_problem(int(sampling_rate), given=True):  # the floor a file's rate is held to
+        raise UsageError(f"{name}: {problem}")
     return int(sampling_rate)
 
 
