@@ -133,6 +133,19 @@ def nearest_flags(unknown: list[str], options) -> str:
     return did_you_mean(unknown, canonical)
 
 
+class AbbreviationsOfOneFlag:
+    """argparse mixin: an abbreviation that fits several spellings of one flag (`--output` of `--output_dir` and
+    `--output-dir`, `--top` of `--top_k` and `--top-k`) means that flag; argparse called it ambiguous."""
+
+    def _get_option_tuples(self, option_string: str):
+        tuples, seen = [], set()
+        for option_tuple in super()._get_option_tuples(option_string):
+            if id(option_tuple[0]) not in seen:  # [0]: the action, whatever the Python version's tuple
+                seen.add(id(option_tuple[0]))
+                tuples.append(option_tuple)
+        return tuples
+
+
 def typo_hint(message: str, argv, options) -> str:
     """`nearest_flags` of the flags of `argv` that `options` lack and `message` (a parser's refusal) names:
     transformers' "not used by the HfArgumentParser: [...]" then says which flag was meant."""

@@ -31,3 +31,13 @@ def test_a_token_anywhere_is_hidden_and_other_words_stand():
     line = f"--data_dir clips: not found; {TOKEN} --top_k 3"
     assert hide_secrets(line, ["--data_dir", "clips", "--top_k", "3"]) == "--data_dir clips: not found; <hidden> --top_k 3"
     assert hide_secrets("--api_kye 1 refused", ["--api_kye", "1"]) == "--api_kye 1 refused"  # too short to hide
+
+
+@pytest.mark.parametrize("command", [["train"], ["evaluate", "--model", "runs/none"]])
+def test_an_abbreviation_of_both_spellings_of_one_flag_is_that_flag(command, tmp_path, capsys, monkeypatch):
+    """`--output` fits `--output_dir` and `--output-dir`, one flag: argparse called it ambiguous in the recipe's
+    parser (the commands' own parser already read it as the flag)."""
+    monkeypatch.chdir(tmp_path)
+    code = main([*command, "--data_dir", "no-audio", "--output", "out"])
+    error = capsys.readouterr().err
+    assert code == 2 and "ambiguous" not in error and ("no-audio" in error or "runs/none" in error), error

@@ -12,7 +12,7 @@ import argparse
 import copy
 from typing import Optional
 
-from hfspeech.errors import nearest_flags, unknown_flags  # noqa: F401  (demo imports unknown_flags from here)
+from hfspeech.errors import AbbreviationsOfOneFlag, nearest_flags, unknown_flags  # noqa: F401  (demo imports unknown_flags from here)
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
@@ -101,7 +101,7 @@ def unknown_flags_message(unknown: list[str], options) -> str:
     return f"unknown flag(s) {unknown}" + nearest_flags(unknown, options)
 
 
-class CliParser(argparse.ArgumentParser):
+class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
     """An `ArgumentParser` whose long flags, declared with underscores, also parse in their dashed spelling,
     and whose mistakes are one line, `error: ...` and exit code 2, as every other mistake of `hfspeech`:
     argparse printed the whole usage first, and a mistyped flag got no hint."""
@@ -136,13 +136,3 @@ class CliParser(argparse.ArgumentParser):
         """One line on stderr and exit code 2 (argparse's code for a usage mistake), without the usage."""
         hint = f"; `{self.prog} --help` lists them" if message.startswith(("unknown flag", "the following")) else ""
         self.exit(2, f"error: {' '.join(message.split())}{hint}\n")
-
-    def _get_option_tuples(self, option_string: str):
-        """An abbreviation (`--top`) that fits both spellings of one flag means that flag, as it did when the
-        flag had one spelling; argparse would call it ambiguous."""
-        tuples, seen = [], set()
-        for option_tuple in super()._get_option_tuples(option_string):
-            if id(option_tuple[0]) not in seen:
-                seen.add(id(option_tuple[0]))
-                tuples.append(option_tuple)
-        return tuples

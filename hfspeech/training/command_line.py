@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from hfspeech.errors import UsageError, did_you_mean, typo_hint
+from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, did_you_mean, typo_hint
 from hfspeech.training.accelerate_environment import parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
 from hfspeech.training.progress_output import default_bars_for_log
@@ -43,7 +43,7 @@ TRAINING_DEFAULTS = dict(
 STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")  # flag files read as a mapping of flag names to values
 
 
-class RecipeArgumentParser(HfArgumentParser):
+class RecipeArgumentParser(AbbreviationsOfOneFlag, HfArgumentParser):
     """`HfArgumentParser` whose argparse mistakes (a bad choice, a value of the wrong type) are one line:
     argparse prints the usage of every TrainingArguments flag, about 170 lines, before the error."""
 
