@@ -38,7 +38,8 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 class EpochSeeds(TrainerCallback):
     """Tells the training data (a `TransformedSplit`) each epoch as it begins: its crops and augmentation then
-    start from (seed, epoch). Non-persistent DataLoader workers copy the data after this, so they see it too."""
+    start from (seed, epoch). Non-persistent DataLoader workers copy the data after this; persistent ones, made at
+    the first epoch, read it from the memory `TrainTransform` shares with them (`data.transforms.shared_epoch`)."""
 
     def __init__(self, dataset):
         self.dataset = dataset
