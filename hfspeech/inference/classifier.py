@@ -28,6 +28,7 @@ import numpy as np
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.errors import UsageError
+from hfspeech.features.waveform import ZERO_LENGTH
 from hfspeech.inference.backends import Backend, TorchBackend
 from hfspeech.inference.waveforms import mono_samples, waveform_at_rate
 from hfspeech.inference.windows import WindowResult, WindowSlicer, slice_waveform, window_sizes
@@ -187,7 +188,7 @@ class AudioClassifier:
         some extractors turned into NaN scores and others into a torch dtype error)."""
         waveforms = [mono_samples(waveform, f"waveform {i}") for i, waveform in enumerate(waveforms)]
         if empty := [i for i, waveform in enumerate(waveforms) if waveform.size == 0]:
-            raise UsageError(f"waveform {empty[0]}: audio has zero length (no samples)")
+            raise UsageError(f"waveform {empty[0]}: {ZERO_LENGTH}")
         output = np.zeros((len(waveforms), len(self.id2label)), dtype=np.float32)
         shortest = min_samples(self.config)  # a clip shorter than one encoder frame is padded with silence
         for indices in self._batches(waveforms):

@@ -19,7 +19,7 @@ import numpy as np
 
 from hfspeech.data.samples import cancelled_mix_problem, downmix_to_mono, rate_problem, sample_problem
 from hfspeech.errors import UsageError
-from hfspeech.features.waveform import float_samples
+from hfspeech.features.waveform import ZERO_LENGTH, float_samples
 
 # More channels than this in a 2-D array is taken for a channels-first array ([channels, n], as torchaudio and
 # librosa give) or a batch of clips, and refused: averaging thousands of "channels" into a few samples would
@@ -71,7 +71,7 @@ def waveform_at_rate(samples, sampling_rate, model_rate: int, name: str = "wavef
     `model_rate`) to `model_rate` with soxr, as `decode_audio` resamples a file."""
     samples = mono_samples(samples, name)
     if samples.size == 0:
-        raise UsageError(f"{name}: audio has zero length (no samples)")
+        raise UsageError(f"{name}: {ZERO_LENGTH}")
     rate = model_rate if sampling_rate is None else check_sampling_rate(sampling_rate)
     if rate == model_rate:
         return samples
