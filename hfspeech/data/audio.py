@@ -21,12 +21,14 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler, trim_silence: imported here)
     STEREO_TO_MONO_GAIN, UNDECLARED_FRAMES, StreamResampler, cancelled_mix_problem, downmix_to_mono, rate_problem,
     sample_problem, trim_silence)
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
+from hfspeech.features.waveform import ZERO_LENGTH  # the one wording of an empty clip
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".aac", ".wma", ".webm",
                     ".au", ".caf", ".w64"}
@@ -86,7 +88,7 @@ def checked_waveform(waveform: np.ndarray, name: str, source, mp3: Optional[Mp3H
     (`serve.upload_audio`) ends here too."""
     waveform = np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32)
     if waveform.size == 0:
-        raise AudioFileError(name, "audio has zero length (no samples)")
+        raise AudioFileError(name, ZERO_LENGTH)
     if problem := sample_problem(waveform, source):
         raise AudioFileError(name, problem)
     if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
@@ -100,6 +102,9 @@ def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) ->
     ffmpeg mixes by its layout matrices, and only the channel counts it has a layout for (1 to 8, 16, 24)."""
     from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
 
+    refuse_media_references(value["bytes"] if value["bytes"] is not None else value["path"], name)
+    if value["bytes"] is None:  # not `concat:x.wav`, a protocol
+        value = {"path": file_for_ffmpeg(value["path"]), "bytes": None}
     try:
         decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
         if problem := rate_problem(decoder.metadata.sample_rate):  # before it resamples to `sampling_rate`
@@ -110,7 +115,7 @@ def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) ->
     except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
         reason = _short_reason(error)
         if "No audio frames were decoded" in reason:
-            raise AudioFileError(name, "audio has zero length (no samples)") from error
+            raise AudioFileError(name, ZERO_LENGTH) from error
         raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
 
 
@@ -217,7 +222,7 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     if tail.size:
         yield tail
     if read == 0:
-        raise AudioFileError(name, "audio has zero length (no samples)")
+        raise AudioFileError(name, ZERO_LENGTH)
     if mp3 is not None and (problem := mp3.problem(read, rate)):
         raise AudioFileError(name, problem)
 
@@ -258,8 +263,9 @@ def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.
     """(the file's rate, mono float32 blocks of `chunk_seconds` decoded by torchcodec + ffmpeg)."""
     from torchcodec.decoders import AudioDecoder
 
+    refuse_media_references(name, name)
     try:
-        decoder = AudioDecoder(name, num_channels=1)
+        decoder = AudioDecoder(file_for_ffmpeg(name), num_channels=1)
     except Exception as error:
         raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
                              f"{_short_reason(error)}") from error
