@@ -57,7 +57,7 @@ def test_a_websocket_past_max_requests_is_refused_at_its_handshake(tmp_path):
     model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.02, conv_channels=[4, 8], n_mels=16)
     with ServerProcess(model, "--max_requests", "1", "--request_timeout", "60") as server:
         with socket.create_connection((server.host, server.port)) as held:  # a POST whose body is still coming
-            held.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 1000\r\n\r\nRIFF")
+            held.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: audio/wav\r\nContent-Length: 1000\r\n\r\nRIFF")
             deadline = time.monotonic() + 30
             while True:
                 try:

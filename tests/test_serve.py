@@ -214,7 +214,7 @@ def raw_request(url: str, head: bytes, body: bytes, close_write: bool, wait: flo
 def test_truncated_and_stalled_uploads_end_cleanly(server, trained_cnn, clips):
     reference = predict_json(trained_cnn, clips[:1])[0]
     body = clips[0].read_bytes()
-    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    head = f"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: audio/wav\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     # The client closes its side halfway through the body: no answer can reach it, the server carries on.
     raw_request(server.url, head, body[: len(body) // 2], close_write=True)
     # The client stops sending and waits: 408 at the request timeout (4 s here).

@@ -30,7 +30,7 @@ def test_requests_past_max_requests_are_503_busy_and_the_server_recovers(trained
     with ServerProcess(trained_cnn, "--max_requests", "1", "--request_timeout", "60") as server:
         host, port = urllib.parse.urlsplit(server.url).hostname, urllib.parse.urlsplit(server.url).port
         with socket.create_connection((host, port)) as held:  # a POST whose body has not all arrived yet
-            held.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 1000\r\n\r\nRIFF")
+            held.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: audio/wav\r\nContent-Length: 1000\r\n\r\nRIFF")
             deadline = time.monotonic() + 30
             while (busy := requests.post(server.url, data=b"RIFF", timeout=30)).status_code != 503:
                 assert time.monotonic() < deadline, busy.text  # the held request reaches the app first

@@ -26,6 +26,27 @@ def finite_positive(text: str) -> float:
 finite_positive.__name__ = "float"  # argparse names the kind in "invalid float value: 'x'"
 
 
+def host_names(text: str) -> list[str]:
+    """`--allowed_hosts a,b`: bare host names (a port, a scheme or a path in one would never match a Host)."""
+    import ipaddress
+    import re
+
+    names = [name.strip().lower() for name in text.split(",")]
+    for name in names:
+        try:
+            ipaddress.IPv6Address(name.strip("[]"))
+            continue
+        except ValueError:
+            if name == "*" or re.fullmatch(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*", name):
+                continue
+        raise argparse.ArgumentTypeError(f"{name!r} is not a host name: give names without scheme, port or path, "
+                                         "comma-separated (e.g. myhost.lan,proxy.example.com)")
+    return names
+
+
+host_names.__name__ = "host name list"
+
+
 def serve_parser() -> argparse.ArgumentParser:
     parser = CliParser(
         prog="hfspeech serve",
@@ -37,6 +58,10 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP + "; each worker loads on it")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--allowed_hosts", type=host_names, default=None,
+                        help="Host names answered besides localhost/127.0.0.1/[::1], comma-separated (a reverse "
+                        "proxy's, this machine's name; *.example.com, * for any). Default: on loopback only "
+                        "those (a web page rebinding its name to 127.0.0.1 is refused), beyond it any")
     parser.add_argument("--port", type=number_in(int, 0, 65535), default=8080, help="0: any free port")
     # Each number is checked here: 0 or a negative made a server that refused every request (--max_body_mb 0,
     # --top_k 0), a traceback (--max_batch_size 0, --max_body_mb nan) or one that never answered (--max_wait_ms inf).
@@ -80,14 +105,9 @@ def check_address(host: str, port: int) -> None:
 def warn_if_exposed(host: str, api_key) -> None:
     """Said once, before the model loads, when `--host` reaches beyond this machine (`0.0.0.0`, a LAN address):
     the server answers anyone on the network, over plain HTTP. It used to start without a word, key or not."""
-    import ipaddress
-    import socket
+    from hfspeech.serve.access import is_loopback
 
-    try:
-        loopback = all(ipaddress.ip_address(found[4][0]).is_loopback for found in socket.getaddrinfo(host, None))
-    except (OSError, ValueError):  # an address ipaddress cannot read (an IPv6 scope): not known to be loopback
-        loopback = False
-    if loopback:
+    if is_loopback(host):
         return
     risk = "over plain HTTP: the API key and the audio cross the network unencrypted (put a TLS proxy in front)" \
         if api_key else "and no API key is set: anyone who can reach it may use the model (set HFSPEECH_API_KEY)"
@@ -115,7 +135,8 @@ def serve(argv: list[str]) -> int:
     backend = backend_for_device(args.model, args.backend, args.device)  # a device not here: one line, now
     settings = ServeSettings(args.model, backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
                              int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
-                             args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests, args.device)
+                             args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests, args.device,
+                             args.allowed_hosts)
     warn_if_exposed(args.host, settings.api_key)
     load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
     if load_error:

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
 from typing import Optional
 
@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
@@ -65,6 +66,7 @@ class ServeSettings:
     api_key: Optional[str] = None
     max_requests: Optional[int] = 64  # per worker: each may hold a body of --max_body_mb and its decoded audio
     device: Optional[str] = None  # where each worker's PyTorch model runs (None: a GPU when there is one)
+    allowed_hosts: Optional[list] = None  # Host names answered besides this machine's (None: any; access.py)
 
 
 class Endpoints:
@@ -167,6 +169,8 @@ def create_app(settings: ServeSettings) -> Starlette:
                                         HTTPException: routing_error})
     app.state.runner = runner
     app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key, max_requests=settings.max_requests)
+    if settings.allowed_hosts is not None:  # outermost: a rebinding page learns nothing, not even a 401
+        app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, refuse=GuardMiddleware.refuse)
     return app
 
 
@@ -244,16 +248,11 @@ class GuardMiddleware:
             self.metrics.errors.labels(sent["kind"] or f"http_{sent['status']}").inc()
 
     def authorized(self, scope) -> bool:
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"authorization", b"").decode("latin-1").removeprefix("Bearer ").strip()
-        given = given or headers.get(b"x-api-key", b"").decode("latin-1").strip()
-        if not given and scope["type"] == "websocket":  # a browser cannot set headers on a WebSocket
-            from urllib.parse import parse_qs
-
-            given = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key") or [""])[0]
+        given = api_key_given(scope)
         return bool(given) and hmac.compare_digest(given.encode(), self.api_key.encode())
 
-    async def refuse(self, scope, receive, send, error: ApiError) -> None:
+    @staticmethod
+    async def refuse(scope, receive, send, error: ApiError) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
             return
@@ -271,6 +270,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     Returns why the model did not load, if it did not (one process; workers log it)."""
     import uvicorn
 
+    settings = replace(settings, allowed_hosts=names_to_answer(host, settings.allowed_hosts))  # loopback: its names
     os.environ[HEADER_TIMEOUT_ENV] = str(settings.request_timeout)  # a connection's deadline for its headers
     # NO_COLOR: uvicorn coloured its log on a terminal whatever it said (None: its choice, colour on a terminal)
     options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL,

@@ -1,0 +1,97 @@
+"""Who the server answers: the host name a request is addressed to, and the API key it carries.
+
+A server on loopback is still reachable from any web page the user opens: the page's site rebinds its DNS
+name to 127.0.0.1 ("DNS rebinding"), and the browser then treats the server's answers as that site's own,
+readable by its script. The browser still sends the site's name in `Host`, so a loopback server answers only
+the names of this machine (localhost, 127.0.0.1, [::1]) and those `--allowed_hosts` adds, as Jupyter does.
+A WebSocket is not bound by the browser's same-origin rule at all: one whose `Origin` (the page that opened
+it) is another site is refused too. Starlette's `TrustedHostMiddleware` answers a plain-text 400, not the
+server's `{"error", "kind"}` JSON, and does not look at `Origin`: hence this small middleware.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Iterable, Optional
+from urllib.parse import parse_qs, urlsplit
+
+from hfspeech.serve.errors import ApiError
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Every address `host` resolves to is this machine's own (127.0.0.1, ::1, `localhost`)."""
+    try:
+        return all(ipaddress.ip_address(found[4][0]).is_loopback for found in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):  # an address ipaddress cannot read (an IPv6 scope): not known to be loopback
+        return False
+
+
+def names_to_answer(bind_host: str, allowed_hosts: Optional[Iterable[str]]) -> Optional[Iterable[str]]:
+    """The `allowed_hosts` the app gets when it listens on `bind_host`: none given on loopback means this
+    machine's names only ([]: the app adds them); beyond loopback, none given stays None (any name)."""
+    if allowed_hosts is None and is_loopback(bind_host):
+        return []
+    return allowed_hosts
+
+
+def host_name(value: str) -> Optional[str]:
+    """The name in a `Host` header or an `Origin` ("http://name:port"), lower case, without port or IPv6
+    brackets; None when it is not one."""
+    try:
+        split = urlsplit(value if "//" in value else "//" + value)
+        split.port  # raises ValueError on a port that is not a number
+    except ValueError:
+        return None
+    return split.hostname or None
+
+
+def name_allowed(name: Optional[str], patterns: list[str]) -> bool:
+    """`name` is one of `patterns`: an exact name, `*.example.com` (its subdomains), or `*` (any)."""
+    if name is None:
+        return False
+    return any(pattern == "*" or name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:]))
+               for pattern in patterns)
+
+
+class HostCheckMiddleware:
+    """Answers only requests addressed to an allowed name (403 `forbidden_host` otherwise), and WebSockets
+    opened by a page of an allowed name. A request without a `Host` (HTTP/1.0: no browser sends one) passes."""
+
+    def __init__(self, app, allowed_hosts: Iterable[str], refuse):
+        self.app, self.refuse = app, refuse
+        names = allowed_hosts.split(",") if isinstance(allowed_hosts, str) else allowed_hosts  # "a,b" as the flag
+        self.patterns = [*LOOPBACK_NAMES, *(name.strip().lower().strip("[]") for name in names)]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            headers = {key.lower(): value.decode("latin-1") for key, value in scope.get("headers") or []}
+            problem = self.problem(headers, scope["type"] == "websocket")
+            if problem:
+                return await self.refuse(scope, receive, send, ApiError(403, "forbidden_host", problem))
+        await self.app(scope, receive, send)
+
+    def problem(self, headers: dict, websocket: bool) -> Optional[str]:
+        host = headers.get(b"host")
+        if host is not None and not name_allowed(host_name(host), self.patterns):
+            return f"Host {host[:100]!r} is not a name of this server (--allowed_hosts adds one)"
+        origin = headers.get(b"origin")
+        if websocket and origin is not None and not name_allowed(host_name(origin), self.patterns):
+            return f"a WebSocket from the page {origin[:100]!r}, another site (--allowed_hosts adds one)"
+        return None
+
+
+def api_key_given(scope) -> str:
+    """The key a request carries: `Authorization: Bearer KEY` (the scheme in any case, RFC 7235; a bare KEY
+    too), else `X-API-Key` (also beside a proxy's `Authorization: Basic`), else a WebSocket's `?api_key=`
+    (a browser cannot set a WebSocket's headers)."""
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+    scheme, space, token = authorization.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else "" if space else authorization  # Basic: a proxy's
+    given = given or headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    if not given and scope["type"] == "websocket":
+        given = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key") or [""])[0]
+    return given
