@@ -12,9 +12,10 @@ import it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from hfspeech.errors import HfspeechError, UsageError, first_few
 
@@ -83,3 +84,40 @@ def check_output_folder(folder: str | os.PathLike, flag: str = "", ours: Callabl
     problem = output_folder_problem(folder, ours, earlier, remedy)
     if problem is not None:
         raise error(f"{flag} {folder}: {problem}" if flag else f"{folder}: {problem}")
+
+
+@contextlib.contextmanager
+def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Iterator[None]:
+    """Hold `folder` for this process until the block ends, or raise `UsageError("FLAG FOLDER: REFUSAL")` when
+    another process holds it: two `hfspeech train` into one --output_dir both started (or resumed), wrote
+    their checkpoints side by side, and one deleted the checkpoint the other was saving as "incomplete".
+    An advisory `flock` on the folder itself (no lock file left among the outputs, released when the process
+    dies); the folders created for it and still empty at the end are removed. No-op where there is no `fcntl`
+    (Windows) or the folder cannot be made or opened (a file in the way: the command's own check says so)."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    created = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]  # deepest first
+    handle = None
+    if fcntl is not None and not_a_folder(folder) is None:
+        with contextlib.suppress(OSError):  # a read-only parent: the command's own first write says so
+            os.makedirs(folder, exist_ok=True)
+            handle = os.open(folder, os.O_RDONLY)
+    if handle is None:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            created = []  # the other run's: it may have made them a moment ago
+            raise UsageError(f"{flag} {folder}: {refusal}" if flag else f"{folder}: {refusal}") from None
+        except OSError:  # a file system without locks (ENOLCK on some network mounts): unheld, as before
+            pass
+        yield
+    finally:
+        os.close(handle)
+        for path in created:
+            with contextlib.suppress(OSError):  # not empty: kept
+                path.rmdir()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
 
@@ -38,6 +39,8 @@ from hfspeech.models.scores import active_labels, is_multi_label, label_threshol
 logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean", "max", "vote")
+# One model loads at a time: threads loading at once (a web app's workers) raced transformers' lazy imports
+LOADING = threading.Lock()  # ("cannot import name 'AutoFeatureExtractor' from 'transformers'")
 VOTE_SHARE = 0.5  # with `vote`, a multi-label file's label is active when at least half its windows had it
 
 
@@ -135,7 +138,8 @@ class AudioClassifier:
         never trained is warned of in one line, or refused with `untrained="error"` (`loading.check_trained`)."""
         from hfspeech.inference.loading import load_backend
 
-        model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained)
+        with LOADING:
+            model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained)
         return cls(model, feature_extractor, device=device, **kwargs)
 
     @property

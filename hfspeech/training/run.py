@@ -45,7 +45,8 @@ from hfspeech.training.progress_output import datasets_bars_follow
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
-from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
+from hfspeech.training.trainer import (AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options,
+                                      output_dir_held)
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -207,41 +208,42 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
     `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
-    with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (training.progress_output)
-        setup = setup_training(model_args, data_args, training_args)
-        if before_training is not None:
-            before_training(setup)
-    trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
-    with resume_errors(setup.resume_from_checkpoint):
-        train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
-    warn_if_best_metric_tied(trainer)
-    if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
-        tune_label_thresholds(trainer, views.get("validation"), label_names)
-    save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor
-    metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
-    if "validation" in views:
-        metrics.update(trainer.evaluate(metric_key_prefix="eval"))
-    metrics.update(evaluate_on_test_split(trainer, views, label_names))
-    if metrics.get("test_split") == "validation":
-        warn_tested_on_validation(report, trainer.args.load_best_model_at_end,
-                                  trainer.is_multi_label and data_args.tune_thresholds)
-    if setup.streamed is not None:
-        setup.streamed.add_skipped_files(report)
-    metrics.update({"num_labels": len(label_names), "labels": label_names,
-                    **{f"num_{name}_clips": n for name, n in report.kept.items()},
-                    "num_skipped_files": report.num_skipped})
-    if report.warnings:  # leaks and degenerate splits (data.split_audit): the test numbers carry them
-        metrics["data_warnings"] = report.warnings
-    if trainer.is_world_process_zero():
-        report.save(os.path.join(training_args.output_dir, DATA_REPORT_FILE))
-        if setup.training_clips:  # not with --streaming: the stream's clips are not listed
-            write_training_clips(setup.training_clips, training_args.output_dir)
-        write_metrics_json(os.path.join(training_args.output_dir, METRICS_FILE), metrics)
-        trainer.save_metrics("all", json_ready(metrics), combined=False)  # all_results.json, where transformers' examples put them
-        trainer.save_state()
-        logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
-        finish_run(model_args, data_args, training_args, request)
-    return metrics
+    with output_dir_held(training_args):  # one run at a time in a folder (training.trainer)
+        with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (training.progress_output)
+            setup = setup_training(model_args, data_args, training_args)
+            if before_training is not None:
+                before_training(setup)
+        trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
+        with resume_errors(setup.resume_from_checkpoint):
+            train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
+        warn_if_best_metric_tied(trainer)
+        if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
+            tune_label_thresholds(trainer, views.get("validation"), label_names)
+        save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor
+        metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
+        if "validation" in views:
+            metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+        metrics.update(evaluate_on_test_split(trainer, views, label_names))
+        if metrics.get("test_split") == "validation":
+            warn_tested_on_validation(report, trainer.args.load_best_model_at_end,
+                                      trainer.is_multi_label and data_args.tune_thresholds)
+        if setup.streamed is not None:
+            setup.streamed.add_skipped_files(report)
+        metrics.update({"num_labels": len(label_names), "labels": label_names,
+                        **{f"num_{name}_clips": n for name, n in report.kept.items()},
+                        "num_skipped_files": report.num_skipped})
+        if report.warnings:  # leaks and degenerate splits (data.split_audit): the test numbers carry them
+            metrics["data_warnings"] = report.warnings
+        if trainer.is_world_process_zero():
+            report.save(os.path.join(training_args.output_dir, DATA_REPORT_FILE))
+            if setup.training_clips:  # not with --streaming: the stream's clips are not listed
+                write_training_clips(setup.training_clips, training_args.output_dir)
+            write_metrics_json(os.path.join(training_args.output_dir, METRICS_FILE), metrics)
+            trainer.save_metrics("all", json_ready(metrics), combined=False)  # all_results.json, where transformers' examples put them
+            trainer.save_state()
+            logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
+            finish_run(model_args, data_args, training_args, request)
+        return metrics
 
 
 def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, label_names: list[str]) -> dict:

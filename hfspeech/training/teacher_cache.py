@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -57,11 +58,12 @@ def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_n
     if not os.path.isdir(teacher_dir):
         raise UsageError(f"--teacher {teacher_dir}: not a model folder")
     folder = Path(cache_dir or DEFAULT_CACHE_DIR) / cache_key(teacher_dir, split, label_names)
+    looked_at = time.time()  # a cache another run saves while this one computes is kept (`save_whole`)
     cached = _cached_logits(folder, len(split))
     if cached is not None:
         return cached
     logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size, device, progress)
-    _save_logits(folder, logits)
+    _save_logits(folder, logits, looked_at)
     return logits
 
 
@@ -84,11 +86,11 @@ def _cached_logits(folder: Path, num_clips: int) -> Optional[np.ndarray]:
     return logits
 
 
-def _save_logits(folder: Path, logits: np.ndarray) -> None:
+def _save_logits(folder: Path, logits: np.ndarray, looked_at: Optional[float] = None) -> None:
     """Saved whole (`data.whole_folders`): a run killed (or a disk filled) while saving leaves no folder that a
     later run would read as a cache. A cache that cannot be written is a warning: the run has its logits."""
     try:
-        save_whole(Dataset.from_dict({LOGITS_COLUMN: logits}), folder)
+        save_whole(Dataset.from_dict({LOGITS_COLUMN: logits}), folder, looked_at)
     except OSError as error:
         logger.warning("%s: teacher logits not cached (%s); the next run computes them again", folder,
                        error.strerror or error)
