@@ -147,9 +147,29 @@ def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderLi
             "put each class's files in a folder named after the label (root/<label>/*.wav)")
     if not audio:
         raise FolderLayoutError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in the folder")
+    _refuse_names_not_utf8(root, [path for _, path in audio])
     for split, files in _split_folders(root, audio, listing.notes).items():
         listing.splits[split] = _labelled(root, files, label_depth, listing.notes)
     return listing
+
+
+def _refuse_names_not_utf8(root: Path, paths: list[str]) -> None:
+    """A file or folder name that is not UTF-8 (Latin-1 or cp437 bytes from an old archive: `caf\\xe9`) ends up
+    a str Arrow cannot store (Python keeps the bytes as surrogates): training stopped with a traceback deep in
+    datasets. A `FolderLayoutError` names the first such path, its bytes shown, and how to rename them."""
+    bad = [path for path in paths if not _is_utf8(path)]
+    if bad:
+        shown = os.fsencode(bad[0]).decode("utf-8", errors="backslashreplace")
+        raise FolderLayoutError(f"{shown}: the name is not UTF-8 ({len(bad)} such file(s), e.g. Latin-1 from an old "
+                                f"archive); rename them to UTF-8, e.g. `convmv -f latin1 -t utf8 -r --notest {root}`")
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a surrogate: a byte of the name that is not UTF-8
+        return False
+    return True
 
 
 def _split_folders(root: Path, audio, notes: list[str]) -> dict[str, list]:

@@ -30,7 +30,12 @@ from hfspeech.errors import DataError
 logger = logging.getLogger("hfspeech.data")
 
 LABEL_SEPARATOR = ";"
-LIKELY_SEPARATORS = (";", ",", "|")  # what a multi-label cell is split at, when not at the given one
+# What a multi-label cell is split at, when not at the given one; with the full-width forms of Chinese and Japanese
+# text (`狗；警报`, `猫，狗`, `警报、猫`), which before became classes of their own without a word.
+LIKELY_SEPARATORS = (";", ",", "|", "\uff1b", "\uff0c", "\u3001", "\uff5c")  # ；，、｜
+# Control characters (`\n`, `\t` ...) and U+2028/U+2029, the line and paragraph separators that JSON keeps
+# unescaped and that `str.splitlines`, editors and browsers break lines at.
+LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
 def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
@@ -165,7 +170,7 @@ def _refuse_control_characters(rows: list, split: Dataset, lists: bool) -> None:
     such a label broke every line-based output (predict's text, CSV reports, the model card's tables). Each
     distinct label is scanned once; the rows are walked only to name the file."""
     distinct = {label for clip in rows for label in clip} if lists else set(rows)
-    bad = {label for label in distinct if any(unicodedata.category(char) == "Cc" for char in label)}
+    bad = {label for label in distinct if any(unicodedata.category(char) in LINE_BREAKING for char in label)}
     if bad:
         clips = rows if lists else ([label] for label in rows)
         row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)

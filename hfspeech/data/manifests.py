@@ -22,6 +22,10 @@ MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "js
 # JSON fractions as their text: the label `1.50` stays `1.50` (not `1.5`), `1e3` is not `1000.0`. Integers stay
 # numbers (their text is `str()`'s: `7` is the label `"7"`), so that messages can say a cell is a number.
 AS_WRITTEN = dict(parse_float=str, parse_constant=str)
+# JSON Lines are split at `\n` only (a `\r` before it is JSON whitespace): `str.splitlines` also split inside a
+# string holding U+2028, U+2029 or U+0085, which JSON allows unescaped (`json.dumps(..., ensure_ascii=False)` writes
+# them so), and a valid line was refused as "not valid JSON".
+JSONL_LINE_END = "\n"
 
 
 class ManifestError(DataError):
@@ -82,7 +86,7 @@ def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
         numbered = list(enumerate(records, start=1))
     else:
         numbered = []
-        for line, raw in enumerate(text.splitlines(), start=1):
+        for line, raw in enumerate(text.split(JSONL_LINE_END), start=1):
             if not raw.strip():
                 continue
             try:

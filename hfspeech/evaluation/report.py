@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
+from hfspeech.inference.plot_labels import drawable_class_names, glyph_warnings_silenced
 
 
 def json_ready(value):
@@ -47,14 +48,21 @@ def write_evaluation_report(
     metrics = ClassificationMetrics().compute(predictions=predictions, references=references, labels=ids)
     matrix = confusion_matrix(references, predictions, labels=ids)
     report = per_class_report(predictions, references, label_names)
-    with open(os.path.join(output_dir, f"{prefix}_confusion_matrix.json"), "w", encoding="utf-8") as f:
-        json.dump({"labels": list(label_names), "rows": "true label", "columns": "predicted label",
-                   "matrix": matrix.tolist()}, f, indent=2)
+    write_confusion_matrix_json(os.path.join(output_dir, f"{prefix}_confusion_matrix.json"), matrix, label_names)
     with open(os.path.join(output_dir, f"{prefix}_classification_report.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     plot_confusion_matrix(matrix, label_names, os.path.join(output_dir, f"{prefix}_confusion_matrix.png"),
                           title=f"{prefix}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
     return metrics
+
+
+def write_confusion_matrix_json(path: str, matrix: np.ndarray, label_names: Sequence[str]) -> None:
+    """The matrix as JSON, one matrix row a line: `indent=2` put every count on a line of its own, and a
+    speaker-ID matrix of 500 classes was 250,000 lines (2,000 classes: 4 million lines, 36 MB)."""
+    head = json.dumps({"labels": list(label_names), "rows": "true label", "columns": "predicted label"}, indent=2)
+    rows = ",\n".join(f"    {json.dumps(row)}" for row in matrix.tolist())
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f'{head[:-2]},\n  "matrix": [\n{rows}\n  ]\n}}\n')
 
 
 def per_class_report(predictions: Sequence[int], references: Sequence[int], label_names: Sequence[str]) -> dict:
@@ -81,7 +89,8 @@ MAX_TICK_LABELS = 60  # beyond this many classes, every k-th is named (the JSON 
 
 def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: str, title: str = "") -> None:
     """A labelled heat map with the count in each cell (up to 40 classes), rows normalised for the colour.
-    The figure grows with the classes up to `MAX_FIGURE_INCHES`; past that the cells shrink instead."""
+    The figure grows with the classes up to `MAX_FIGURE_INCHES`; past that the cells shrink instead. Names
+    with characters the fonts lack are drawn as `drawable_class_names` says (the JSON holds them as written)."""
     from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
 
     n = len(label_names)
@@ -92,7 +101,7 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
     shares = np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=float), where=row_sums > 0)
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true label")
-    _name_classes(ax, label_names)
+    _name_classes(ax, drawable_class_names(label_names))
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label")
     if n <= 40:
@@ -101,8 +110,9 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
                         color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with glyph_warnings_silenced():
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
 
 
 def _name_classes(ax, label_names: Sequence[str]) -> None:
@@ -148,6 +158,7 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
 
     names = list(per_class)
     positions = np.arange(len(names))
+    shown = drawable_class_names(names) if len(names) <= MAX_TICK_LABELS else names
     ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
     f1 = [per_class[n]["f1"] if per_class[n]["f1"] is not None else 0.0 for n in names]
     fig = Figure(figsize=(min(max(5.0, 0.6 * len(names) + 2.5), MAX_FIGURE_INCHES), 4.0))
@@ -155,7 +166,8 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
     ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
     if len(names) <= MAX_TICK_LABELS:
-        ax.set_xticks(positions, labels=[f"{n}\n(n={per_class[n]['support']})" for n in names], parse_math=False,
+        ax.set_xticks(positions, labels=[f"{s}\n(n={per_class[n]['support']})" for s, n in zip(shown, names)],
+                      parse_math=False,
                       rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
     else:  # too many to name under the bars: the JSON report lists them
         ax.set_xticks(positions[::-(-len(names) // MAX_TICK_LABELS)])
@@ -165,5 +177,6 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     ax.set_ylabel("score")
     ax.legend(loc="upper center", ncol=2, fontsize=8)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with glyph_warnings_silenced():
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)

@@ -15,6 +15,7 @@ import numpy as np
 
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import join_labels
+from hfspeech.inference.plot_labels import drawable_class_names, drawable_text, glyph_warnings_silenced
 
 
 def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
@@ -47,13 +48,25 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
     return paths
 
 
+MAX_HEIGHT_INCHES = 24.0  # 2,400 pixels: a 500-class model's timeline was 17,620 pixels tall
+MAX_TICK_LABELS = 60  # beyond this many labels, every k-th is named (the JSON and CSV hold them all)
+
+
+def _name_labels(ax, names: list[str]) -> None:
+    """Tick labels on the label axis: all of them, or every k-th (smaller) past `MAX_TICK_LABELS`. `$5` is a
+    label, not TeX (`$x^$` raised)."""
+    step = max(1, -(-len(names) // MAX_TICK_LABELS))
+    positions = list(range(0, len(names), step))
+    ax.set_yticks(positions, [names[i] for i in positions], parse_math=False, fontsize=10 if step == 1 else 6)
+
+
 def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray, path: Path) -> None:
     from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
 
     starts = np.array([w.start for w in prediction.windows]) if prediction.windows else np.zeros(1)
     ends = np.array([w.end for w in prediction.windows]) if prediction.windows else np.ones(1)
     centres = (starts + ends) / 2
-    fig = Figure(figsize=(10, 1.2 + 0.35 * len(labels)))
+    fig = Figure(figsize=(10, min(1.2 + 0.35 * len(labels), MAX_HEIGHT_INCHES)))
     ax = fig.subplots()
     if len(scores):
         # One column per window, at its centre: overlapping windows share the time axis without gaps.
@@ -62,9 +75,10 @@ def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray,
         image = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, np.ma.masked_invalid(scores.T),
                               vmin=0.0, vmax=1.0, cmap="viridis", shading="flat")
         fig.colorbar(image, ax=ax, label="score", pad=0.01)
-    ax.set_yticks(range(len(labels)), labels, parse_math=False)  # `$5` is a label, not TeX (`$x^$` raised)
+    _name_labels(ax, drawable_class_names(labels))
     ax.set_xlabel("time (s)")
-    ax.set_title(f"{Path(prediction.path).name}: {prediction.num_windows} windows, top {prediction.labels[0]}",
-                 parse_math=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    ax.set_title(drawable_text(f"{Path(prediction.path).name}: {prediction.num_windows} windows, top "
+                               f"{prediction.labels[0]}"), parse_math=False)
+    with glyph_warnings_silenced():  # a name drawn as boxes was told once, by `drawable_class_names`
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
