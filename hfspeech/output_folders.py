@@ -94,13 +94,9 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
     An advisory `flock` on the folder itself (no lock file left among the outputs, released when the process
     dies); the folders created for it and still empty at the end are removed. No-op where there is no `fcntl`
     (Windows) or the folder cannot be made or opened (a file in the way: the command's own check says so)."""
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
     created = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]  # deepest first
     handle = None
-    if fcntl is not None and not_a_folder(folder) is None:
+    if os.name != "nt" and not_a_folder(folder) is None:
         with contextlib.suppress(OSError):  # a read-only parent: the command's own first write says so
             os.makedirs(folder, exist_ok=True)
             handle = os.open(folder, os.O_RDONLY)
@@ -108,16 +104,29 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
         yield
         return
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not held_by_this_process(handle):
             created = []  # the other run's: it may have made them a moment ago
-            raise UsageError(f"{flag} {folder}: {refusal}" if flag else f"{folder}: {refusal}") from None
-        except OSError:  # a file system without locks (ENOLCK on some network mounts): unheld, as before
-            pass
+            raise UsageError(f"{flag} {folder}: {refusal}" if flag else f"{folder}: {refusal}")
         yield
     finally:
         os.close(handle)
         for path in created:
             with contextlib.suppress(OSError):  # not empty: kept
                 path.rmdir()
+
+
+def held_by_this_process(handle) -> bool:
+    """Takes an advisory `flock` on `handle` (a file or descriptor) for this process until it is closed: False
+    when another process holds it; True where no lock can be taken (Windows has no `fcntl`; some network file
+    systems refuse locks, ENOLCK): unheld, as before locks. The one lock of `held_alone` and predict's --output."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -17,7 +17,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.training.command_line import parse_args
-from hfspeech.training.progress_output import datasets_bars_follow
+from hfspeech.data.progress_bars import datasets_bars_follow
 
 
 def test_a_training_log_holds_the_loss_lines_and_no_bar_redraws(tmp_path, capsys, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 
 from hfspeech.cli.flags import CliParser
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, hide_secrets
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
 MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands
@@ -16,8 +16,6 @@ BACKENDS = ["pytorch", "onnx", "torchscript"]
 def one_line(error: BaseException, argv=None) -> str:
     """The error's message on one line: `error: <message>`, without the secrets of `argv` (default: this
     process's arguments) or anything shaped like a Hugging Face token (`errors.hide_secrets`)."""
-    from hfspeech.errors import hide_secrets
-
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return "error: " + hide_secrets(text, sys.argv[1:] if argv is None else list(argv))
 
@@ -121,13 +119,8 @@ class FilesParser(CliParser):
         """Files and flags in any order, as `ls` and `cp` take them: `predict MODEL --top_k 1 a.wav` was
         "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
         files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
-        from hfspeech.cli.flags import unknown_flags_message
-        from hfspeech.errors import unknown_flags
-
         self.given = model_first(sys.argv[1:] if args is None else args)
-        unknown = unknown_flags(self.given, self._option_string_actions)
-        if unknown:
-            self.error(unknown_flags_message(unknown, self._option_string_actions))
+        self.refuse_unknown(self.given)
         return self.parse_intermixed_args(self.given, namespace)
 
     def error(self, message: str):

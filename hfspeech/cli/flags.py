@@ -12,6 +12,7 @@ import argparse
 import copy
 from typing import Optional
 
+from hfspeech.data.progress_bars import progress_wanted  # noqa: F401  (predict, demo: one rule for every bar)
 from hfspeech.errors import AbbreviationsOfOneFlag, nearest_flags, unknown_flags  # noqa: F401  (demo imports unknown_flags from here)
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
@@ -71,13 +72,6 @@ DEVICE_HELP = ("where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a
                "CPU); ONNX and TorchScript exports run on the CPU only and refuse another device")
 
 
-def progress_wanted(flag: Optional[bool]) -> bool:
-    """`--progress` / `--no_progress` as given; not given, a bar only when stderr is a terminal (none in a log)."""
-    from hfspeech.data.progress_bars import stderr_is_terminal
-
-    return stderr_is_terminal() if flag is None else flag
-
-
 class OnOffFlag(argparse.Action):
     """`--name` sets True, `--no_name` (or `--no-name`) False; not given, the default (None: decide later).
     `argparse.BooleanOptionalAction` would spell the negative `--no-name` only."""
@@ -127,10 +121,13 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         import sys
 
         args = list(sys.argv[1:] if args is None else args)
-        unknown = unknown_flags(args, self._option_string_actions)
-        if unknown:
-            self.error(unknown_flags_message(unknown, self._option_string_actions))
+        self.refuse_unknown(args)
         return super().parse_args(args, namespace)
+
+    def refuse_unknown(self, args: list[str]) -> None:
+        """`error: unknown flag(s) [...] (did you mean [...]?)` for the flags of `args` no option starts."""
+        if unknown := unknown_flags(args, self._option_string_actions):
+            self.error(unknown_flags_message(unknown, self._option_string_actions))
 
     def error(self, message: str):
         """One line on stderr and exit code 2 (argparse's code for a usage mistake), without the usage."""

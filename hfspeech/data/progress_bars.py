@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 DATASETS_BARS_VARIABLE = "HF_DATASETS_DISABLE_PROGRESS_BARS"
 
@@ -19,6 +19,12 @@ DATASETS_BARS_VARIABLE = "HF_DATASETS_DISABLE_PROGRESS_BARS"
 def stderr_is_terminal() -> bool:
     """Whether bars on stderr are seen being redrawn (no stderr at all, as under pythonw, is not a terminal)."""
     return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
+
+
+def progress_wanted(flag: Optional[bool]) -> bool:
+    """A `--progress` / `--no_progress` (or a Python `progress=`) as given; not given (None), a bar only when
+    stderr is a terminal (none in a log)."""
+    return stderr_is_terminal() if flag is None else bool(flag)
 
 
 @contextmanager

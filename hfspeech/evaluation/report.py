@@ -158,7 +158,6 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
 
     names = list(per_class)
     positions = np.arange(len(names))
-    shown = drawable_class_names(names) if len(names) <= MAX_TICK_LABELS else names
     ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
     f1 = [per_class[n]["f1"] if per_class[n]["f1"] is not None else 0.0 for n in names]
     fig = Figure(figsize=(min(max(5.0, 0.6 * len(names) + 2.5), MAX_FIGURE_INCHES), 4.0))
@@ -166,6 +165,7 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
     ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
     ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
     if len(names) <= MAX_TICK_LABELS:
+        shown = drawable_class_names(names)
         ax.set_xticks(positions, labels=[f"{s}\n(n={per_class[n]['support']})" for s, n in zip(shown, names)],
                       parse_math=False,
                       rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")

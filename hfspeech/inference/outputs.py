@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from hfspeech.data.audio import AUDIO_EXTENSIONS
 from hfspeech.data.folders import walk_audio_files
 from hfspeech.errors import UsageError, cannot_write
-from hfspeech.output_folders import file_in_the_way
+from hfspeech.output_folders import file_in_the_way, held_by_this_process
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 CSV_COLUMNS = ["path", "label", "score", "labels", "scores", "num_windows", "aggregate", "active_labels"]
@@ -216,16 +216,10 @@ def _json_row_labels(row: dict) -> list[str]:
 def _lock_or_refuse(file, path: str) -> None:
     """Hold `file` alone until it is closed: two runs appending to one output each classified the files the
     other had not written yet when it started, and every file they both did was in it twice."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks here
-        return
-    try:
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not held_by_this_process(file):
         file.close()
         raise UsageError(f"{path}: another `hfspeech predict` is writing to this --output file now; wait for it "
-                         "to end (then run again to resume), or give another file") from None
+                         "to end (then run again to resume), or give another file")
 
 
 class PredictionWriter:

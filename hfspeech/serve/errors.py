@@ -49,7 +49,8 @@ def error_response(error: ApiError) -> JSONResponse:
 
 # AudioFileError's problem text -> the error kind a client (and /metrics) sees.
 AUDIO_PROBLEM_KINDS = (("empty", "empty_audio"), ("zero length", "empty_audio"), ("NaN", "non_finite_audio"),
-                       ("cannot be decoded", "undecodable_audio"), ("truncated", "undecodable_audio"))
+                       ("cannot be decoded", "undecodable_audio"), ("truncated", "undecodable_audio"),
+                       ("not audio", "undecodable_audio"))  # a playlist or script (`data.media_references`)
 
 
 def audio_error(error: AudioFileError, name: str = "upload") -> ApiError:

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hfspeech.data.audio import AudioFileError
+from hfspeech.data.media_references import refuse_media_references
 from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
@@ -31,7 +32,6 @@ from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.errors import ApiError, audio_error
-from hfspeech.serve.media_references import refuse_media_references
 from hfspeech.serve.payload import Parameters
 from hfspeech.serve.upload_audio import decode_upload
 
@@ -103,8 +103,8 @@ class ModelRunner:
         classifier = self.require_ready()
         if not audio:
             raise ApiError(400, "empty_audio", "upload: file is empty (0 bytes)")
-        refuse_media_references(audio)  # ffmpeg would open the files or addresses it names
         try:  # measured before (or while) decoding: 180 KB of FLAC can hold hours
+            refuse_media_references(audio, "upload")  # before any of the decoders: ffmpeg opens what it names
             waveform = decode_upload(audio, classifier.sampling_rate, self.max_seconds)
         except AudioFileError as error:
             raise audio_error(error) from None

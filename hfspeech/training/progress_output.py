@@ -13,7 +13,7 @@ they were.
 
 from __future__ import annotations
 
-from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal  # noqa: F401  (run.py, tests)
+from hfspeech.data.progress_bars import stderr_is_terminal
 
 
 def default_bars_for_log(training_args, given: set[str]) -> None:

@@ -26,6 +26,7 @@ from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labelled import load_labelled_splits
 from hfspeech.data.labels import label_names_of
 from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 from hfspeech.errors import UsageError, writing_to
@@ -41,7 +42,6 @@ from hfspeech.training.command_line import parse_args, parse_floats, quiet_other
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
-from hfspeech.training.progress_output import datasets_bars_follow
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
@@ -209,7 +209,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
     with output_dir_held(training_args):  # one run at a time in a folder (training.trainer)
-        with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (training.progress_output)
+        with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (data.progress_bars)
             setup = setup_training(model_args, data_args, training_args)
             if before_training is not None:
                 before_training(setup)

@@ -23,7 +23,7 @@ from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
 from hfspeech.data.columns import column_values
-from hfspeech.data.progress_bars import stderr_is_terminal
+from hfspeech.data.progress_bars import progress_wanted
 from hfspeech.data.whole_folders import save_whole
 from hfspeech.errors import UsageError
 from hfspeech.training.live_teacher import LiveTeacher
@@ -105,7 +105,7 @@ def compute_teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int,
     each redraw of the bar was a line."""
     teacher = LiveTeacher(teacher_dir, label_names, sampling_rate)
     clips = split.with_format("numpy", columns=["input_values"])
-    hidden = not (stderr_is_terminal() if progress is None else progress)
+    hidden = not progress_wanted(progress)
     out = [teacher.logits_of(clips[start : start + batch_size]["input_values"], device).cpu().numpy()
            for start in tqdm(range(0, len(split), batch_size), desc="teacher logits", unit="batch", disable=hidden)]
     return np.concatenate(out).astype(np.float32)
