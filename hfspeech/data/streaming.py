@@ -174,10 +174,8 @@ class StreamingCollator:
         if not clips:
             raise StreamError(f"every clip of a training batch is unusable ({', '.join(bad)}); "
                               "see streamed_skipped_files.jsonl in the output folder")
-        epoch = epoch_of_batch(examples)
-        if epoch is not None and hasattr(self.transform, "set_epoch"):
-            self.transform.set_epoch(epoch)  # each clip's draws from (seed, epoch, position): `data.stream_draws`
-        out = self.transform({"input_values": clips, "label": labels, "rows": rows})
+        # each clip's draws from (seed, the pass it was read in, its position): `data.stream_draws`
+        out = self.transform({"input_values": clips, "label": labels, "rows": rows, "epoch": epoch_of_batch(examples)})
         return self.collator([{"input_values": c, "label": l} for c, l in zip(out["input_values"], out["label"])])
 
 

@@ -114,7 +114,8 @@ class TrainTransform:
         return np.random.default_rng([self.seed, epoch, int(row), getattr(row, "occurrence", 0)])
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        rows, epoch = batch.get("rows"), self.epoch  # the epoch read once a batch (a DataLoader batch has one)
+        rows, epoch = batch.get("rows"), batch.get("epoch")  # a streamed batch says the pass it was read in
+        epoch = self.epoch if epoch is None else int(epoch)  # else read once a batch (a DataLoader batch has one)
         clips = []
         for i, values in enumerate(batch["input_values"]):
             rng = self._generator(epoch) if rows is None else self.clip_generator(rows[i], epoch)

@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
-from hfspeech.inference.plot_labels import drawable_class_names, glyph_warnings_silenced
+from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, drawable_class_names, glyph_warnings_silenced,
+                                            tick_positions)
 
 
 def json_ready(value):
@@ -84,7 +85,6 @@ def per_class_report(predictions: Sequence[int], references: Sequence[int], labe
 
 
 MAX_FIGURE_INCHES = 20.0  # 2,400 pixels at 120 dpi: a speaker-ID matrix of 300 classes took 15 GB and 4 minutes
-MAX_TICK_LABELS = 60  # beyond this many classes, every k-th is named (the JSON holds them all)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: str, title: str = "") -> None:
@@ -116,12 +116,11 @@ def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: 
 
 
 def _name_classes(ax, label_names: Sequence[str]) -> None:
-    """Tick labels on both axes: all of them, or every k-th when there are more than `MAX_TICK_LABELS`."""
-    step = -(-len(label_names) // MAX_TICK_LABELS)
-    positions = list(range(0, len(label_names), step))
+    """Tick labels on both axes: all of them, or every k-th past `MAX_TICK_LABELS` (`plot_labels.tick_positions`)."""
+    positions, fontsize = tick_positions(len(label_names))
     names = [label_names[i] for i in positions]
-    fontsize = 10 if step == 1 else 6
-    ax.set_xticks(positions, labels=names, rotation=45 if step == 1 else 90, ha="right" if step == 1 else "center",
+    every = len(positions) == len(label_names)
+    ax.set_xticks(positions, labels=names, rotation=45 if every else 90, ha="right" if every else "center",
                   fontsize=fontsize, parse_math=False)  # `$5` is a label, not TeX (`$x^$` raised a traceback)
     ax.set_yticks(positions, labels=names, fontsize=fontsize, parse_math=False)
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 logger = logging.getLogger(__name__)
 
+MAX_TICK_LABELS = 60  # beyond this many classes, every k-th is named (the JSON reports hold them all)
 MISSING = "\u25a1"  # □, which DejaVu Sans has
 _TOLD: set[tuple[str, ...]] = set()  # the names already told about: a timeline per file told it per file
 
@@ -83,3 +84,10 @@ def _characters_of(paths: tuple[str, ...]) -> frozenset:
         with contextlib.suppress(OSError, RuntimeError, ValueError):  # a font FreeType cannot read draws nothing
             characters.update(FT2Font(path).get_charmap())
     return frozenset(characters)
+
+
+def tick_positions(count: int) -> tuple[list[int], int]:
+    """(the positions of the names to draw, their font size) on an axis of `count` classes: all of them, or
+    every k-th (smaller) past `MAX_TICK_LABELS` (the confusion matrix, the timeline's label axis)."""
+    step = max(1, -(-count // MAX_TICK_LABELS))
+    return list(range(0, count, step)), 10 if step == 1 else 6

@@ -15,7 +15,7 @@ import numpy as np
 
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import join_labels
-from hfspeech.inference.plot_labels import drawable_class_names, drawable_text, glyph_warnings_silenced
+from hfspeech.inference.plot_labels import drawable_class_names, drawable_text, glyph_warnings_silenced, tick_positions
 
 
 def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
@@ -49,15 +49,13 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
 
 
 MAX_HEIGHT_INCHES = 24.0  # 2,400 pixels: a 500-class model's timeline was 17,620 pixels tall
-MAX_TICK_LABELS = 60  # beyond this many labels, every k-th is named (the JSON and CSV hold them all)
 
 
 def _name_labels(ax, names: list[str]) -> None:
-    """Tick labels on the label axis: all of them, or every k-th (smaller) past `MAX_TICK_LABELS`. `$5` is a
-    label, not TeX (`$x^$` raised)."""
-    step = max(1, -(-len(names) // MAX_TICK_LABELS))
-    positions = list(range(0, len(names), step))
-    ax.set_yticks(positions, [names[i] for i in positions], parse_math=False, fontsize=10 if step == 1 else 6)
+    """Tick labels on the label axis: all of them, or every k-th (`plot_labels.tick_positions`; the JSON and CSV
+    hold them all). `$5` is a label, not TeX (`$x^$` raised)."""
+    positions, fontsize = tick_positions(len(names))
+    ax.set_yticks(positions, [names[i] for i in positions], parse_math=False, fontsize=fontsize)
 
 
 def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray, path: Path) -> None:
