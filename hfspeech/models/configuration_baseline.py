@@ -6,9 +6,13 @@ model config: a saved checkpoint then fully describes how to turn audio into log
 exported graph carries the same front end.
 """
 
+import functools
+import logging
 from typing import Optional
 
 from transformers import PretrainedConfig
+
+logger = logging.getLogger(__name__)
 
 FEATURE_TYPES = ("log_mel", "mfcc", "fbank")
 NORMALIZATIONS = ("utterance", "per_bin", "none")
@@ -79,6 +83,33 @@ class AudioBaselineConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """How a saved config.json is read (`from_pretrained`, `AutoConfig`). Runs saved before the checks in
+        `check_values` existed may hold values they refuse: a SpecAugment `freq_mask_width` wider than the
+        feature bins only ever mattered in training (it masked every bin), so it is narrowed to the bins, with a
+        warning, and the model loads and predicts as before; any other refused value changes the features this
+        version computes, so it is a ValueError marked `saved_config` that says where it comes from (plain
+        ValueErrors and attributes: this module is staged as remote code, where hfspeech's errors are not)."""
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except ValueError as error:
+            if (bins := getattr(error, "feature_bins", None)) is not None:
+                _warn_narrowed_masks(error.freq_mask_width, bins)
+                return cls.from_dict({**config_dict, "freq_mask_width": bins}, **kwargs)
+            saved = ValueError(f"{error}: a value this hfspeech cannot build the model with; a run saved by an "
+                               "earlier hfspeech, which accepted it, must be retrained (an ONNX or TorchScript "
+                               "export made from it before still runs)")
+            saved.saved_config = True  # `models.loading` and `models.folder_checks` name the config.json
+            raise saved from error
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_narrowed_masks(width: int, bins: int) -> None:
+    """Once per process: a command reads a run's config.json several times (checks, config, model)."""
+    logger.warning("config.json: freq_mask_width %s is wider than the %s feature bins (saved by an earlier hfspeech); "
+                   "using %s (SpecAugment, training only)", width, bins, bins)
+
 
 def check_values(values: dict) -> None:
     """A `ValueError` naming the first inconsistent value (the recipe turns it into a one-line usage error)."""
@@ -96,7 +127,9 @@ def check_values(values: dict) -> None:
             raise ValueError(f"{name} must be a whole number >= 0, got {values[name]!r}")
     bins = values["n_mfcc"] if values["feature_type"] == "mfcc" else values["n_mels"]
     if values["apply_spec_augment"] and values["freq_mask_width"] > bins:
-        raise ValueError(f"freq_mask_width ({values['freq_mask_width']}) must not exceed the {bins} feature bins")
+        error = ValueError(f"freq_mask_width ({values['freq_mask_width']}) must not exceed the {bins} feature bins")
+        error.freq_mask_width, error.feature_bins = values["freq_mask_width"], bins  # narrowed on load: `from_dict`
+        raise error
     if not 0 <= values["f_min"] < (values["f_max"] or values["sampling_rate"] / 2):
         raise ValueError(f"f_min must be >= 0 and below f_max (or sampling_rate / 2), got {values['f_min']!r}")
     if values["n_fft"] % 2:

@@ -71,6 +71,7 @@ def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
         if not trust_remote_code:
             raise NotAModelError(f"{config_file}: model_type {model_type!r} needs the code in the folder; "
                                  "run it only if you trust it, with trust_remote_code=True")
+    _check_saved_baseline_values(config_file, config)
     id2label, label2id = config.get("id2label", {}), config.get("label2id", {})
     if label2id and {str(i): l for l, i in label2id.items()} != {str(i): l for i, l in id2label.items()}:
         raise NotAModelError(f"{config_file}: id2label and label2id disagree")
@@ -79,6 +80,24 @@ def check_model_config(path: str, trust_remote_code: bool = False) -> dict:
         raise NotAModelError(f"{config_file}: {len(id2label)} labels in id2label but the classifier in "
                              f"model.safetensors has {classes} outputs")
     return config
+
+
+def _check_saved_baseline_values(config_file: str, config: dict) -> None:
+    """A baseline's config.json with a value this version refuses (saved by an earlier one): named before a
+    command writes anything (`stage` copied such a run into a repo that could not be loaded)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from hfspeech.models.configuration_baseline import AudioBaselineConfig
+
+    config_class = CONFIG_MAPPING[config["model_type"]] if config["model_type"] in CONFIG_MAPPING else None
+    if config_class is None or not issubclass(config_class, AudioBaselineConfig):
+        return
+    try:
+        config_class.from_dict(config)
+    except ValueError as error:  # marked by `AudioBaselineConfig.from_dict`
+        if getattr(error, "saved_config", False):
+            raise NotAModelError(f"{config_file}: {error}") from None
+        raise
 
 
 def _classifier_size(weights_file: str) -> Optional[int]:

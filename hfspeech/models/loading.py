@@ -164,6 +164,8 @@ def _translate(name_or_path: str, error: Exception) -> str | None:
     text = str(error)
     if isinstance(error, HFValidationError) or (not os.path.exists(name_or_path) and is_local_path(name_or_path)):
         return f"{name_or_path}: model folder not found"
+    if getattr(error, "saved_config", False):  # `AudioBaselineConfig.from_dict`: a saved value refused on load
+        return f"{os.path.join(name_or_path, 'config.json')}: {text}"
     if "Unrecognized model in" in text:
         return f"{name_or_path}: not a model folder (no config.json with a model_type)"
     if unknown := re.search(r"has model type `([^`]*)` but Transformers does not recognize", text):

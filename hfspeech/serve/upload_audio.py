@@ -90,6 +90,8 @@ def _undeclared_length_rate(audio: bytes, mp3: Optional[Mp3Head]) -> Optional[in
     count (nothing to check); None for anything else."""
     if mp3 is not None:
         return None if mp3.length else 0
+    if not audio.startswith(b"fLaC"):  # not opened again for a WAV (every PCM upload comes here): FLAC's magic
+        return None
     try:
         with soundfile.SoundFile(io.BytesIO(audio)) as opened:
             undeclared = opened.format == "FLAC" and opened.frames >= UNDECLARED_FRAMES
