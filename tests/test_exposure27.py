@@ -10,8 +10,6 @@ The server runs in-process (Starlette's TestClient on `create_app`) on a small r
 from __future__ import annotations
 
 import io
-import socket
-import threading
 
 import numpy as np
 import pytest
@@ -59,30 +57,13 @@ def test_an_ffconcat_upload_does_not_read_a_file_beside_the_server(client, tmp_p
 
 def test_a_dash_manifest_upload_does_not_make_the_server_fetch_its_url(client):
     """ffmpeg's DASH demuxer sent `GET /x.wav` to the address the upload named (SSRF)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(3)
-    connections = []
-    watcher = threading.Thread(target=lambda: connections.append(_accept(listener)))
-    watcher.start()
-    manifest = ('<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:'
-                'isoff-on-demand:2011" type="static" mediaPresentationDuration="PT1S" minBufferTime="PT1S"><Period>'
-                '<AdaptationSet mimeType="audio/wav"><Representation id="a" bandwidth="1000"><BaseURL>http://127.0'
-                f'.0.1:{listener.getsockname()[1]}/x.wav</BaseURL></Representation></AdaptationSet></Period></MPD>')
-    answer = client.post("/", content=manifest.encode(), headers={"Content-Type": "application/octet-stream"})
-    watcher.join()
-    listener.close()
+    from tests.test_media_references27 import dash_manifest_watched
+
+    with dash_manifest_watched() as (manifest, connections):
+        answer = client.post("/", content=manifest, headers={"Content-Type": "application/octet-stream"})
     assert connections == [None], "the server connected to the address in the upload"
     assert (answer.status_code, answer.json()["kind"]) == (400, "undecodable_audio"), answer.text
     assert "a DASH manifest, not audio" in answer.json()["error"]
-
-
-def _accept(listener: socket.socket):
-    try:
-        connection, _ = listener.accept()
-    except OSError:  # timed out: nobody came
-        return None
-    connection.close()
-    return "connected"
 
 
 def test_an_sdp_upload_is_refused_at_once_rather_than_opening_udp_ports(client):

@@ -8,8 +8,10 @@ decodes (training, evaluation, prediction, calibration, Hub data sets), not only
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -45,11 +47,13 @@ def test_an_ffconcat_file_does_not_read_the_file_it_names(tmp_path, monkeypatch,
         decode_audio({"path": None, "bytes": script.read_bytes()}, 16000)
 
 
-def test_a_dash_manifest_in_a_data_set_row_is_not_fetched():
-    """ffmpeg's DASH demuxer connected to the address the row's bytes named (a request from inside the network)."""
+@contextlib.contextmanager
+def dash_manifest_watched() -> Iterator[tuple[bytes, list]]:
+    """(a DASH manifest naming a local listener's address, the list that says whether anything connected to it:
+    `[None]` when nobody did within 3 s of the block's end)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(3)
-    connections = []
+    connections: list = []
     watcher = threading.Thread(target=lambda: connections.append(_accept(listener)))
     watcher.start()
     manifest = ('<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:'
@@ -57,13 +61,10 @@ def test_a_dash_manifest_in_a_data_set_row_is_not_fetched():
                 '<AdaptationSet mimeType="audio/wav"><Representation id="a" bandwidth="1000"><BaseURL>http://127.0'
                 f'.0.1:{listener.getsockname()[1]}/x.wav</BaseURL></Representation></AdaptationSet></Period></MPD>')
     try:
-        with pytest.raises(AudioFileError) as refused:
-            decode_audio({"path": "train/0.mp3", "bytes": manifest.encode()}, 16000)
+        yield manifest.encode(), connections
     finally:
         watcher.join()
         listener.close()
-    assert connections == [None], "decoding connected to the address in the row"
-    assert str(refused.value).startswith("train/0.mp3: a DASH manifest, not audio")
 
 
 def _accept(listener: socket.socket):
@@ -73,6 +74,15 @@ def _accept(listener: socket.socket):
         return None
     connection.close()
     return "connected"
+
+
+def test_a_dash_manifest_in_a_data_set_row_is_not_fetched():
+    """ffmpeg's DASH demuxer connected to the address the row's bytes named (a request from inside the network)."""
+    with dash_manifest_watched() as (manifest, connections):
+        with pytest.raises(AudioFileError) as refused:
+            decode_audio({"path": "train/0.mp3", "bytes": manifest}, 16000)
+    assert connections == [None], "decoding connected to the address in the row"
+    assert str(refused.value).startswith("train/0.mp3: a DASH manifest, not audio")
 
 
 def test_a_playlist_padded_past_the_first_read_is_still_found(tmp_path):
