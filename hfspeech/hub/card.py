@@ -16,13 +16,14 @@ and transformers' default softmax pipeline would all misdescribe it.
 
 from __future__ import annotations
 
-import math
 from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.hub.card_classes import labels_table, multi_label_per_class_table, per_class_table
+from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
 from hfspeech.hub.card_training import (data_source, hyperparameters_table, model_description,
                                         read_hyperparameters, shown, test_set_note)
 from hfspeech.hub.local_paths import is_hub_id
@@ -73,27 +74,6 @@ MULTI_LABEL_RESULTS = {"test_map_macro": ("map", "macro", "mAP (macro)"),
                        "test_micro_f1": ("f1", "micro", "micro-F1"),
                        "test_subset_accuracy": ("subset_accuracy", None, "subset accuracy")}
 MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on a labelled manifest)"
-
-
-def _table(header: tuple, rows: list) -> str:
-    """A markdown table; a `|` or a line break in a cell (a label `a|b`) ended its row early and shifted the
-    cells after it into the wrong columns."""
-    def cell(value) -> str:
-        return " ".join(str(value).splitlines()).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
-
-
-def _label_text(label: str) -> str:
-    """A label as markdown shows it as written: `_silence_` was shown in italics as `silence`, `<unk>` not at all
-    (an HTML tag), `*`, `[x](y)` and backslashes were read as markup too."""
-    return "".join("\\" + char if char in "\\`*_[]<>~#" else char for char in label)
-
-
-def _measured(value) -> bool:
-    """A number metrics.json really holds (NaN, null and absent are all 'not measured')."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
@@ -157,7 +137,7 @@ def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_
         window_seconds=shown(hyper.get("max_length_seconds") or config.get("max_length_seconds") or "a few"),
         data_section=_data_section(source_text, splits, data_report.get("num_skipped",
                                                                         metrics.get("num_skipped_files")), warnings),
-        hyperparameters_table=hyperparameters_table(hyper, config, _table),
+        hyperparameters_table=hyperparameters_table(hyper, config, markdown_table),
         test_set_note=test_set_note(metrics, data_report, warnings, hyper.get("group_column"), staged_measurement),
     )
 
@@ -166,11 +146,11 @@ def _single_label_results(dest: Path, config: dict, labels: list[str], metrics: 
                           splits: dict, dataset: dict) -> tuple[list, dict]:
     """The card's evaluation results and sections of a single-label model: accuracy, macro-F1, per class."""
     eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
-                    for name in ("accuracy", "macro_f1") if _measured(metrics.get(f"test_{name}"))]
+                    for name in ("accuracy", "macro_f1") if measured(metrics.get(f"test_{name}"))]
     sections = dict(
-        labels_table=_table(("id", "label"), [(i, _label_text(label)) for i, label in enumerate(labels)]),
+        labels_table=labels_table(labels),
         results_section=_results_section(metrics, split, splits),
-        per_class_table=_per_class_table(read_run_record(dest / "test_classification_report.json"), labels),
+        per_class_table=per_class_table(read_run_record(dest / "test_classification_report.json"), labels),
         results_figure="![confusion matrix](test_confusion_matrix.png)"
         if (dest / "test_confusion_matrix.png").is_file() else "",
     )
@@ -183,16 +163,14 @@ def _multi_label_results(dest: Path, config: dict, labels: list[str], metrics: d
     eval_results = [EvalResult(**dataset, metric_type=kind, metric_config=metric_config, metric_name=name,
                                metric_value=metrics[key])
                     for key, (kind, metric_config, name) in MULTI_LABEL_RESULTS.items()
-                    if _measured(metrics.get(key))]
+                    if measured(metrics.get(key))]
     thresholds = config.get("label_thresholds") or {}
     label_thresholds = [thresholds.get(label, DEFAULT_THRESHOLD) for label in labels]
     report = read_run_record(dest / "test_multilabel_report.json")
     sections = dict(
-        labels_table=_table(("id", "label", "threshold"),
-                            [(i, _label_text(label), f"{t:.3f}")
-                             for i, (label, t) in enumerate(zip(labels, label_thresholds))]),
+        labels_table=labels_table(labels, label_thresholds),
         results_section=_multi_label_results_section(metrics, split, splits),
-        per_class_table=_multi_label_per_class_table(report, labels, splits.get(split)),
+        per_class_table=multi_label_per_class_table(report, labels, splits.get(split)),
         results_figure="![per-class average precision and F1](test_per_class_ap.png)"
         if (dest / "test_per_class_ap.png").is_file() else "",
     )
@@ -205,9 +183,9 @@ def _data_section(source: Optional[str], splits: dict, num_skipped, warnings: li
     if not splits:
         return "Not recorded in the run folder."
     sizes = ", ".join(f"{name} {n}" for name, n in splits.items())
-    skipped = num_skipped if _measured(num_skipped) else "not recorded"
+    skipped = num_skipped if measured(num_skipped) else "not recorded"
     return (f"{source or 'The training data'}; clips per split: {sizes}; "
-            f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {_label_text(w)}." for w in warnings))
+            f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {label_text(w)}." for w in warnings))
 
 
 def _results_section(metrics: dict, split: str, splits: dict) -> str:
@@ -220,67 +198,39 @@ def _results_section(metrics: dict, split: str, splits: dict) -> str:
 
 
 def _recorded(value) -> str:
-    return _number(value) if _measured(value) else "missing from metrics.json" if value is None else \
+    return number(value) if measured(value) else "missing from metrics.json" if value is None else \
         f"not a number in metrics.json ({value!r})"
 
 
 def _clips(count) -> str:
-    return f"{count} clips" if _measured(count) else "number of clips not recorded"
+    return f"{count} clips" if measured(count) else "number of clips not recorded"
 
 
 
-def _staging_results(measured: dict) -> str:
+def _staging_results(staged: dict) -> str:
     """A run without test metrics, described by what staging measured on `--eval_dir` (the PyTorch variant)."""
-    return (f"No test split was evaluated in the run folder. Measured at staging on {measured['num_clips']} clips "
-            f"of an evaluation folder: accuracy {measured['accuracy']:.3f} (PyTorch fp32; each exported variant "
+    return (f"No test split was evaluated in the run folder. Measured at staging on {staged['num_clips']} clips "
+            f"of an evaluation folder: accuracy {staged['accuracy']:.3f} (PyTorch fp32; each exported variant "
             "below on the same clips).")
 
 
-def _number(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if _measured(value) else "n/a"
-
-
 def _multi_label_results_section(metrics: dict, split: str, splits: dict) -> str:
-    if not any(_measured(metrics.get(key)) for key in MULTI_LABEL_RESULTS):
+    if not any(measured(metrics.get(key)) for key in MULTI_LABEL_RESULTS):
         return "No test metrics in the run folder: not evaluated."
     m = {key[5:]: metrics.get(key) for key in metrics if key.startswith("test_")}
     auc_classes = m.get("roc_auc_num_classes")
-    auc_note = f", over the {auc_classes} classes with both outcomes in the split" if _measured(auc_classes) else ""
-    text = (f"On the {split} split ({_clips(splits.get(split))}): mAP {_number(m.get('map_macro'))} (macro) and "
-            f"{_number(m.get('map_micro'))} (micro); ROC-AUC {_number(m.get('roc_auc_macro'))} (macro{auc_note}). "
-            f"At each label's threshold: micro-F1 {_number(m.get('micro_f1'))}, macro-F1 {_number(m.get('macro_f1'))}, "
-            f"subset accuracy {_number(m.get('subset_accuracy'))} (the share of clips whose whole label set is "
+    auc_note = f", over the {auc_classes} classes with both outcomes in the split" if measured(auc_classes) else ""
+    text = (f"On the {split} split ({_clips(splits.get(split))}): mAP {number(m.get('map_macro'))} (macro) and "
+            f"{number(m.get('map_micro'))} (micro); ROC-AUC {number(m.get('roc_auc_macro'))} (macro{auc_note}). "
+            f"At each label's threshold: micro-F1 {number(m.get('micro_f1'))}, macro-F1 {number(m.get('macro_f1'))}, "
+            f"subset accuracy {number(m.get('subset_accuracy'))} (the share of clips whose whole label set is "
             f"exactly right).")
     prevalence = m.get("label_prevalence")
-    if _measured(prevalence):
+    if measured(prevalence):
         text += (f"\n\nLabel prevalence in this split is {prevalence:.3f} (the share of clip-label pairs that are "
                  f"present): that is the chance level of mAP, what scores unrelated to the audio would get on "
                  f"average, so compare mAP with it rather than with 0.")
     return text
-
-
-def _multi_label_per_class_table(report: dict, labels: list[str], num_clips: Optional[int]) -> str:
-    per_class = report.get("per_class", {})
-    rows = []
-    for label in labels:
-        if label not in per_class:
-            continue
-        r = per_class[label]
-        chance = _number(r["support"] / num_clips) if num_clips else "n/a"
-        rows.append((_label_text(label), _number(r.get("ap")), chance, _number(r.get("roc_auc")), _number(r.get("f1")),
-                     _number(r.get("precision")), _number(r.get("recall")), _number(r.get("threshold")),
-                     int(r["support"])))
-    if not rows:
-        return ""
-    return _table(("label", "AP", "chance AP (prevalence)", "ROC-AUC", "F1", "precision", "recall", "threshold",
-                   "clips with it"), rows) + "\n\nn/a: not defined on this split (no clip with the label for AP, " \
-                                             "or only one outcome for ROC-AUC)."
-
-
-def _per_class_table(report: dict, labels: list[str]) -> str:
-    rows = [(_label_text(label), _number(r.get("precision")), _number(r.get("recall")), _number(r.get("f1-score")),
-             _number(r.get("support"), 0)) for label, r in report.items() if label in labels and isinstance(r, dict)]
-    return _table(("label", "precision", "recall", "F1", "clips"), rows) if rows else ""
 
 
 def _variants_table(variants: list[dict], multi_label: bool = False) -> str:
@@ -294,4 +244,4 @@ def _variants_table(variants: list[dict], multi_label: bool = False) -> str:
         rows.append((v["name"], f"`{v['file']}`", f"{v['size_mb']:.3f} MB", accuracy,
                      f"{v['latency_ms']:.2f} ms on {v['num_clips']} clips" if timed and multi_label
                      else f"{v['latency_ms']:.2f} ms" if timed else "not measured"))
-    return _table(("variant", "file", "size", "accuracy", "mean latency per clip"), rows)
+    return markdown_table(("variant", "file", "size", "accuracy", "mean latency per clip"), rows)
