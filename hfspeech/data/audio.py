@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from hfspeech.data.file_names import NOT_UTF8, RENAME_HINT, is_utf8, shown_name
 from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler, trim_silence: imported here)
@@ -127,6 +128,8 @@ def check_audio_path(path: str) -> None:
         raise AudioFileError(path or "<no path>", "file not found")
     if os.path.isdir(path):
         raise AudioFileError(path, "is a folder, not an audio file")
+    if not is_utf8(path):  # decoders refuse it with "Expected ... 'str' but found type 'str'"
+        raise AudioFileError(shown_name(path), f"{NOT_UTF8} ({RENAME_HINT})")
     if os.path.getsize(path) == 0:
         raise AudioFileError(path, "file is empty (0 bytes)")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.audio import AUDIO_EXTENSIONS
+from hfspeech.data.file_names import NOT_UTF8, is_utf8, shown_name
 from hfspeech.errors import DataError
 
 SPLIT_FOLDERS = {
@@ -157,19 +158,10 @@ def _refuse_names_not_utf8(root: Path, paths: list[str]) -> None:
     """A file or folder name that is not UTF-8 (Latin-1 or cp437 bytes from an old archive: `caf\\xe9`) ends up
     a str Arrow cannot store (Python keeps the bytes as surrogates): training stopped with a traceback deep in
     datasets. A `FolderLayoutError` names the first such path, its bytes shown, and how to rename them."""
-    bad = [path for path in paths if not _is_utf8(path)]
+    bad = [path for path in paths if not is_utf8(path)]
     if bad:
-        shown = os.fsencode(bad[0]).decode("utf-8", errors="backslashreplace")
-        raise FolderLayoutError(f"{shown}: the name is not UTF-8 ({len(bad)} such file(s), e.g. Latin-1 from an old "
-                                f"archive); rename them to UTF-8, e.g. `convmv -f latin1 -t utf8 -r --notest {root}`")
-
-
-def _is_utf8(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:  # a surrogate: a byte of the name that is not UTF-8
-        return False
-    return True
+        raise FolderLayoutError(f"{shown_name(bad[0])}: {NOT_UTF8} ({len(bad)} such file(s), e.g. Latin-1 from an "
+                                f"old archive); rename them to UTF-8, e.g. `convmv -f latin1 -t utf8 -r --notest {root}`")
 
 
 def _split_folders(root: Path, audio, notes: list[str]) -> dict[str, list]:

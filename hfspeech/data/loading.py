@@ -29,6 +29,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, l
 
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.columns import column_values
+from hfspeech.data.file_names import existing_spelling
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
@@ -268,12 +269,12 @@ def _check_label_kinds(path: str, label_column: str, values: list, audio: list[s
 
 def resolve_listed_path(value, base: Path) -> str:
     """A manifest's path cell as a path on this machine: relative to `base`; Windows `\\` separators of a
-    relative path read as `/` when the path does not exist as written."""
+    relative path read as `/` when the path does not exist as written; a name in the other Unicode
+    normalisation (NFC/NFD: macOS) than its file's read as the file's (`data.file_names.existing_spelling`)."""
     text = "" if value is None else str(value).strip()
-    full = text if os.path.isabs(text) else str(base / text)
+    full = existing_spelling(text, base)
     if "\\" in text and not os.path.lexists(full) and not (len(text) > 1 and text[1] == ":"):
-        converted = text.replace("\\", "/")
-        full = converted if os.path.isabs(converted) else str(base / converted)
+        full = existing_spelling(text.replace("\\", "/"), base)
     return full
 
 

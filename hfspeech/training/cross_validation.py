@@ -156,10 +156,12 @@ def _row_labels(rows: list[dict], columns: list[str], label_column: str, separat
 
 def _check_fold_labels(manifest: str, group_column: str, folds: dict, labels: list[set]) -> None:
     """A label whose clips are all in one group is missing from the training rows of that group's fold, which
-    then stopped on an unknown label in its test split after every fold before it had trained."""
+    then stopped on an unknown label in its test split after every fold before it had trained. Validation is
+    checked first: a label also in the test split whose other clips were all drawn for validation is not "all
+    its clips in that group"."""
     for group, parts in folds.items():
         known = set().union(*(labels[i] for i in parts["train"]))
-        for name in ("test", "validation"):
+        for name in ("validation", "test"):
             missing = sorted(set().union(*(labels[i] for i in parts[name])) - known)
             if missing:
                 where = (f"all its clips are in {group_column} {group!r}" if name == "test" else

@@ -117,9 +117,10 @@ def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict
             "max_train_samples": data_args.max_train_samples}
 
 
-def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> None:
-    """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); then record
-    this run's. A folder without the record (an older run) is not checked."""
+def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
+    """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this
+    run's record, which `record_data` writes once the data has loaded. A folder without the record (an older
+    run) is not checked."""
     record = data_record(model_args.model_name_or_path, data_args, training_args.seed)
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
     saved_path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
@@ -135,6 +136,13 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
         if differences:
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
                                   f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")
+    return record
+
+
+def record_data(record: dict, training_args) -> None:
+    """`check_same_data`'s record written, by the process that saves, once the data has loaded: written before,
+    a run stopped by its data (--data_dir not found) left run_inputs.json in the folder it had just made, which
+    `hfspeech evaluate --output_dir` then refused as holding another run's files."""
     if training_args.should_save:
         _write_record(training_args.output_dir, record)
 

@@ -29,7 +29,7 @@ from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
-from hfspeech.errors import UsageError, writing_to
+from hfspeech.errors import UsageError, first_few, writing_to
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import json_ready, write_evaluation_report, write_metrics_json
 from hfspeech.hub.push import finish_run, hub_request
@@ -37,7 +37,7 @@ from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
-from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data
+from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
@@ -80,7 +80,7 @@ def load_data(model_args: ModelArguments, data_args: DataArguments, training_arg
             raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
             dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
             data = RunData(dataset, report, label_names_of(dataset["train"]), training_clips=record_training_clips(raw))
-    logger.info("%d classes: %s; %s", len(data.label_names), data.label_names, data.report.summary())
+    logger.info("%d classes: %s; %s", len(data.label_names), first_few(data.label_names, 20), data.report.summary())
     return data
 
 
@@ -175,11 +175,12 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     quiet_other_processes(training_args)  # several processes: the main one's log alone
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)
-    check_same_data(resume, model_args, data_args, training_args)  # a checkpoint trained on other data: refused
+    record = check_same_data(resume, model_args, data_args, training_args)  # a checkpoint on other data: refused
     extractor = pretrained_feature_extractor(model_args)
     check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
     sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
     data = load_data(model_args, data_args, training_args, sampling_rate)
+    record_data(record, training_args)  # run_inputs.json: not left behind by a run that failed on its data
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds)
     check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
     inputs = training_inputs(model_args, data_args, training_args, data, model, feature_extractor, sampling_rate)
