@@ -14,8 +14,9 @@ from typing import Optional, Sequence
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score
 
+from hfspeech.evaluation.per_class_scores import counts_scores, ranking_scores
 from hfspeech.models.scores import is_multi_label, sigmoid, thresholds_from_config
 
 
@@ -90,12 +91,7 @@ class MultiLabelMetrics(evaluate.Metric):
 
         has_positive = truth.sum(axis=0) > 0
         has_both = has_positive & (truth.sum(axis=0) < len(truth))
-        ap = np.full(num_labels, np.nan)
-        auc = np.full(num_labels, np.nan)
-        for c in np.flatnonzero(has_positive):
-            ap[c] = average_precision_score(truth[:, c], scores[:, c])
-        for c in np.flatnonzero(has_both):
-            auc[c] = roc_auc_score(truth[:, c], scores[:, c])
+        ap, auc = ranking_scores(truth, scores)  # nan where undefined: no positive / not both outcomes
         precision, recall, f1, support = _scores_at_thresholds(truth, predicted)
         metrics = {
             "map_macro": _mean(ap),
@@ -105,10 +101,10 @@ class MultiLabelMetrics(evaluate.Metric):
             "roc_auc_num_classes": int(has_both.sum()),
             "macro_f1": _mean(f1),
             "f1_num_classes": int((~np.isnan(f1)).sum()),
-            "micro_f1": float(f1_score(truth.ravel(), predicted.ravel(), average="binary", zero_division=0)),
+            "micro_f1": float(counts_scores(truth.reshape(-1, 1), predicted.reshape(-1, 1))[2][0]),
             "macro_precision": _mean(precision),
             "macro_recall": _mean(recall),
-            "subset_accuracy": float(accuracy_score(truth, predicted)),
+            "subset_accuracy": float((truth == predicted).all(axis=1).mean()),
             "label_prevalence": float(truth.mean()),
         }
         if per_class:
@@ -141,14 +137,11 @@ def _scores_at_thresholds(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.
     they pulled macro F1 down for a perfect model; they are left out of the macro averages, as
     sklearn's `zero_division=np.nan` does. A false alarm on such a class still counts (F1 and precision 0),
     and so does a class with positives that is never predicted (precision 0).
-    Each class is scored as its own binary problem (positive label 1): sklearn reads a one-column
+    Each class is scored as its own binary problem (positive label 1, all classes at once in
+    `counts_scores`, with sklearn's numbers): sklearn reads a one-column
     indicator matrix as binary labels, and scored the *negative* class of a one-label model.
     """
-    precision, recall, f1, support = np.array([
-        precision_recall_fscore_support(truth[:, c], predicted[:, c], labels=[1], average=None, zero_division=0)
-        for c in range(truth.shape[1])
-    ], dtype=np.float64)[:, :, 0].T
-    support = support.astype(np.int64)
+    precision, recall, f1, support = counts_scores(truth, predicted)
     absent, unpredicted = support == 0, predicted.sum(axis=0) == 0
     recall = np.where(absent, np.nan, recall)
     precision, f1 = (np.where(absent & unpredicted, np.nan, value) for value in (precision, f1))
