@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hfspeech.data import audio as audio_module
 from hfspeech.data.audio import AudioFileError, decode_audio, iter_audio_chunks
 from hfspeech.data.media_references import FIRST_READ, media_reference_kind
 
@@ -100,9 +99,11 @@ def test_only_what_ffmpeg_decodes_is_checked_and_real_audio_still_decodes(tmp_pa
     import torch
     from torchcodec.encoders import AudioEncoder
 
+    from hfspeech.data import ffmpeg_decode  # decode_audio's (and the server's) one way into ffmpeg
+
     checked = []
-    real_check = audio_module.refuse_media_references
-    monkeypatch.setattr(audio_module, "refuse_media_references", lambda *args: checked.append(args[1]) or
+    real_check = ffmpeg_decode.refuse_media_references
+    monkeypatch.setattr(ffmpeg_decode, "refuse_media_references", lambda *args: checked.append(args[1]) or
                         real_check(*args))
     decode_audio(str(next(fsdd_dir.rglob("*.wav"))), 16000)
     assert checked == []

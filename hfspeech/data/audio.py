@@ -15,12 +15,12 @@ streamed soxr resampling); live streams are downmixed and resampled with `downmi
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, short_reason
 from hfspeech.data.file_names import NOT_UTF8, RENAME_HINT, is_utf8, shown_name
 from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
@@ -77,7 +77,7 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     mp3 = _check_header(name, value)  # an MP3 without a frame count: libsndfile may stop early; ffmpeg
     waveform = _read_with_soundfile(value, sampling_rate) if mp3 is None or mp3.length else None
     if waveform is None:
-        waveform = _decode_with_ffmpeg(value, name, sampling_rate)
+        waveform = decode_with_ffmpeg(value, name, sampling_rate)
     source = value["bytes"] if value["bytes"] is not None else value["path"]
     return checked_waveform(waveform, name, source, mp3, sampling_rate)
 
@@ -95,29 +95,6 @@ def checked_waveform(waveform: np.ndarray, name: str, source, mp3: Optional[Mp3H
     if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
         raise AudioFileError(name, problem)
     return waveform
-
-
-def _decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int) -> np.ndarray:
-    """`decode_audio` by torchcodec + ffmpeg (`datasets.Audio`), mixed to mono by ffmpeg, or an `AudioFileError`:
-    files libsndfile cannot read (M4A, Opus, WebM ...), an MP3 without a frame count, a FLAC of undeclared length.
-    ffmpeg mixes by its layout matrices, and only the channel counts it has a layout for (1 to 8, 16, 24)."""
-    from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
-
-    refuse_media_references(value["bytes"] if value["bytes"] is not None else value["path"], name)
-    if value["bytes"] is None:  # not `concat:x.wav`, a protocol
-        value = {"path": file_for_ffmpeg(value["path"]), "bytes": None}
-    try:
-        decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
-        if problem := rate_problem(decoder.metadata.sample_rate):  # before it resamples to `sampling_rate`
-            raise AudioFileError(name, problem)
-        return decoder.get_all_samples().data.numpy()
-    except AudioFileError:
-        raise
-    except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
-        reason = _short_reason(error)
-        if "No audio frames were decoded" in reason:
-            raise AudioFileError(name, ZERO_LENGTH) from error
-        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
 
 
 def check_audio_path(path: str) -> None:
@@ -178,12 +155,6 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
     if rate != sampling_rate and waveform.size:
         waveform = soxr.resample(waveform, rate, sampling_rate)
     return waveform
-
-
-def _short_reason(error: Exception) -> str:
-    """The decoder's own words without torchcodec's C++ source location ('File.cpp:52, ')."""
-    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return re.split(r"\.cpp:\d+, ", text)[-1]
 
 
 DEFAULT_CHUNK_SECONDS = 10
@@ -253,7 +224,7 @@ def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndar
             try:
                 block = opened.read(chunk_seconds * opened.samplerate, dtype="float32", always_2d=True)
             except Exception as error:  # libsndfile fails mid-file on a truncated or damaged stream
-                raise AudioFileError(name, f"cannot be decoded as audio (corrupt): {_short_reason(error)}") from error
+                raise AudioFileError(name, f"cannot be decoded as audio (corrupt): {short_reason(error)}") from error
             if block.shape[0] == 0:
                 return
             mono = downmix_to_mono(block)
@@ -271,7 +242,7 @@ def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.
         decoder = AudioDecoder(file_for_ffmpeg(name), num_channels=1)
     except Exception as error:
         raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
-                             f"{_short_reason(error)}") from error
+                             f"{short_reason(error)}") from error
 
     def blocks() -> Iterator[np.ndarray]:
         start = 0
@@ -279,7 +250,7 @@ def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.
             try:
                 samples = decoder.get_samples_played_in_range(start, start + chunk_seconds).data.numpy()
             except Exception as error:  # the range past the end raises "No audio frames were decoded"
-                reason = _short_reason(error)
+                reason = short_reason(error)
                 if "No audio frames were decoded" in reason:
                     return
                 raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "

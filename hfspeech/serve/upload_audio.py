@@ -10,10 +10,10 @@ own call (`seek(0)`, then the declared frames: read in blocks, libsndfile's MP3 
 mixed and resampled as it mixes and resamples (`downmix_to_mono`, `soxr.resample` on the whole) and refused
 as it refuses: the same waveform, bit for bit. What `decode_audio` leaves to ffmpeg because no header says how
 long it is (a FLAC piped out of an encoder, `ffmpeg -f flac pipe:`; an MP3 without a Xing/VBRI frame count) was
-also decoded twice, counted by ffmpeg first: it is decoded once, as `decode_audio` decodes it (`datasets.Audio`'s
-torchcodec decoder, mono at the model's rate), no further than 1 s past `--max_seconds` (10-s clips at 16 and
-44.1 kHz, best of 15, three runs on a loaded 2-core machine: FLAC 1.4x to 3.0x, MP3 2.6x to 5.8x as fast. The
-price: a 2-hour piped FLAC is refused after decoding the limit's worth, 0.1 to 0.2 s and ~80 MB at 600 s, what
+also decoded twice, counted by ffmpeg first: it is decoded once, by `decode_audio`'s own ffmpeg decode
+(`data.ffmpeg_decode`: its media-reference and rate checks, mono at the model's rate), no further than 1 s past
+`--max_seconds` (10-s clips at 16 and 44.1 kHz, best of 15, three runs on a loaded 2-core machine: FLAC 1.4x to
+3.0x, MP3 2.6x to 5.8x as fast. The price: a 2-hour piped FLAC is refused after decoding the limit's worth, 0.1 to 0.2 s and ~80 MB at 600 s, what
 a 600-s upload takes, where the count's seek took 20 to 35 ms and no memory). Anything else (PCM; a compressed
 header that declares more; a stream ffmpeg or libsndfile cannot read, or finds empty; a FLAC whose STREAMINFO
 rate is not its frames') is measured by `refuse_audio_longer_than` and decoded by `decode_audio`, as before.
@@ -28,6 +28,7 @@ import numpy as np
 import soundfile
 
 from hfspeech.data.audio import AudioFileError, checked_waveform, decode_audio, describe_source, downmix_to_mono
+from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import UNDECLARED_FRAMES, cancelled_mix_problem, rate_problem
 from hfspeech.data.wav_header import inspect_wav
@@ -102,26 +103,16 @@ def _undeclared_length_rate(audio: bytes, mp3: Optional[Mp3Head]) -> Optional[in
 
 def _decode_with_ffmpeg_once(audio: bytes, sampling_rate: int, max_seconds: float,
                              stream_rate: int) -> Optional[np.ndarray]:
-    """`decode_audio`'s ffmpeg waveform (`datasets.Audio`'s decoder: mono at `sampling_rate`) of an upload whose
+    """`decode_audio`'s ffmpeg waveform (`data.ffmpeg_decode`: mono at `sampling_rate`) of an upload whose
     length only decoding finds, decoded once and no further than 1 s past `max_seconds` (413 past it: memory
     bounded by the limit); None when ffmpeg cannot decode it, so that `decode_audio` names the problem, or when
     its timestamps count at another rate than its samples (`stream_rate`: a FLAC whose STREAMINFO says 500 Hz,
     its frames 16 kHz, was cut at a 32nd of the limit), counted and decoded as before."""
-    from torchcodec.decoders import AudioDecoder
-
-    try:
-        decoder = AudioDecoder(audio, sample_rate=sampling_rate, num_channels=1)
-        if problem := rate_problem(decoder.metadata.sample_rate):  # as decode_audio refuses it, before resampling
-            raise AudioFileError(describe_source({"path": None, "bytes": audio}), problem)
-        if stream_rate and decoder.metadata.sample_rate != stream_rate:
-            return None
-        # Short of the stop, the samples are get_all_samples' (flushed, bit for bit); past it, cut there, less
-        # what the decoder trims from the start (an encoder's delay: 0.14 s of an 8 kHz LAME MP3), well within 1 s
-        samples = decoder.get_samples_played_in_range(0, max_seconds + 1.0).data.numpy()
-    except AudioFileError:
-        raise
-    except Exception:  # torchcodec raises many types; "No audio frames were decoded" too
-        return None
-    if samples.shape[-1] > max_seconds * sampling_rate:
+    # Short of the stop, the samples are get_all_samples' (flushed, bit for bit); past it, cut there, less
+    # what the decoder trims from the start (an encoder's delay: 0.14 s of an 8 kHz LAME MP3), well within 1 s
+    samples = decode_with_ffmpeg({"path": None, "bytes": audio}, describe_source({"path": None, "bytes": audio}),
+                                 sampling_rate, stop_seconds=max_seconds + 1.0, stream_rate=stream_rate,
+                                 none_if_undecodable=True)
+    if samples is not None and samples.shape[-1] > max_seconds * sampling_rate:
         raise too_long(max_seconds)
     return samples

@@ -1,0 +1,60 @@
+"""The one torchcodec + ffmpeg decode of a whole clip: `audio.decode_audio`'s and the server's single read.
+
+`decode_audio` leaves to ffmpeg what libsndfile cannot read (M4A, Opus, WebM ...), an MP3 without a frame count
+and a FLAC of undeclared length; the server (`serve.upload_audio`) decodes those last two once, no further than
+a little past its `--max_seconds`. Both go through `decode_with_ffmpeg`, so both refuse a playlist or script
+before ffmpeg opens it (`media_references`), refuse a sample rate no audio has before resampling
+(`samples.rate_problem`), and decode with `datasets.Audio`'s decoder (mono at the model's rate, mixed by ffmpeg).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+import numpy as np
+
+from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
+from hfspeech.data.samples import rate_problem
+from hfspeech.features.waveform import ZERO_LENGTH  # the one wording of an empty clip
+
+
+def decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int, stop_seconds: Optional[float] = None,
+                       stream_rate: int = 0, none_if_undecodable: bool = False) -> Optional[np.ndarray]:
+    """`decode_audio` by torchcodec + ffmpeg (`datasets.Audio`), mixed to mono by ffmpeg, or an `AudioFileError`
+    naming `name`. ffmpeg mixes by its layout matrices, and only the channel counts it has a layout for (1 to 8,
+    16, 24). `stop_seconds`: decode no further (short of it, the samples are the whole decode's, bit for bit;
+    past it, cut there, less what the decoder trims from the start: an encoder's delay). `stream_rate`: None
+    when the stream's rate is not this one (0: any). `none_if_undecodable`: None instead of the error for what
+    ffmpeg cannot decode (the server then leaves the naming to `decode_audio`)."""
+    from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
+
+    from hfspeech.data.audio import AudioFileError  # audio.py imports this module
+
+    refuse_media_references(value["bytes"] if value["bytes"] is not None else value["path"], name)
+    if value["bytes"] is None:  # not `concat:x.wav`, a protocol
+        value = {"path": file_for_ffmpeg(value["path"]), "bytes": None}
+    try:
+        decoder = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(value)
+        if problem := rate_problem(decoder.metadata.sample_rate):  # before it resamples to `sampling_rate`
+            raise AudioFileError(name, problem)
+        if stream_rate and decoder.metadata.sample_rate != stream_rate:
+            return None
+        if stop_seconds is None:
+            return decoder.get_all_samples().data.numpy()
+        return decoder.get_samples_played_in_range(0, stop_seconds).data.numpy()
+    except AudioFileError:
+        raise
+    except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
+        if none_if_undecodable:
+            return None
+        reason = short_reason(error)
+        if "No audio frames were decoded" in reason:
+            raise AudioFileError(name, ZERO_LENGTH) from error
+        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
+
+
+def short_reason(error: Exception) -> str:
+    """The decoder's own words without torchcodec's C++ source location ('File.cpp:52, ')."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return re.split(r"\.cpp:\d+, ", text)[-1]
