@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, short_reason
+from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, short_reason, undecodable
 from hfspeech.data.file_names import NOT_UTF8, RENAME_HINT, is_utf8, shown_name
 from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
@@ -241,8 +241,7 @@ def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.
     try:
         decoder = AudioDecoder(file_for_ffmpeg(name), num_channels=1)
     except Exception as error:
-        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
-                             f"{short_reason(error)}") from error
+        raise undecodable(name, error) from error
 
     def blocks() -> Iterator[np.ndarray]:
         start = 0
@@ -250,11 +249,9 @@ def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.
             try:
                 samples = decoder.get_samples_played_in_range(start, start + chunk_seconds).data.numpy()
             except Exception as error:  # the range past the end raises "No audio frames were decoded"
-                reason = short_reason(error)
-                if "No audio frames were decoded" in reason:
+                if "No audio frames were decoded" in short_reason(error):
                     return
-                raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): "
-                                     f"{reason}") from error
+                raise undecodable(name, error) from error
             samples = np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
             if samples.size == 0:
                 return

@@ -48,10 +48,16 @@ def decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int, sto
     except Exception as error:  # torchcodec/ffmpeg raise many types; the cause is kept in the chain
         if none_if_undecodable:
             return None
-        reason = short_reason(error)
-        if "No audio frames were decoded" in reason:
+        if "No audio frames were decoded" in short_reason(error):
             raise AudioFileError(name, ZERO_LENGTH) from error
-        raise AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {reason}") from error
+        raise undecodable(name, error) from error
+
+
+def undecodable(name: str, error: Exception):
+    """The `AudioFileError` of a clip ffmpeg cannot decode, with ffmpeg's own reason (`short_reason`)."""
+    from hfspeech.data.audio import AudioFileError  # audio.py imports this module
+
+    return AudioFileError(name, f"cannot be decoded as audio (corrupt or unsupported format): {short_reason(error)}")
 
 
 def short_reason(error: Exception) -> str:

@@ -89,16 +89,14 @@ class MultiLabelMetrics(evaluate.Metric):
         thresholds = np.full(num_labels, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         predicted = (scores >= thresholds).astype(np.int64)
 
-        has_positive = truth.sum(axis=0) > 0
-        has_both = has_positive & (truth.sum(axis=0) < len(truth))
         ap, auc = ranking_scores(truth, scores)  # nan where undefined: no positive / not both outcomes
         precision, recall, f1, support = _scores_at_thresholds(truth, predicted)
         metrics = {
             "map_macro": _mean(ap),
             "map_micro": float(average_precision_score(truth.ravel(), scores.ravel())) if truth.any() else float("nan"),
-            "map_num_classes": int(has_positive.sum()),
+            "map_num_classes": int((~np.isnan(ap)).sum()),
             "roc_auc_macro": _mean(auc),
-            "roc_auc_num_classes": int(has_both.sum()),
+            "roc_auc_num_classes": int((~np.isnan(auc)).sum()),
             "macro_f1": _mean(f1),
             "f1_num_classes": int((~np.isnan(f1)).sum()),
             "micro_f1": float(counts_scores(truth.reshape(-1, 1), predicted.reshape(-1, 1))[2][0]),

@@ -169,7 +169,7 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
                       parse_math=False,
                       rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
     else:  # too many to name under the bars: the JSON report lists them
-        ax.set_xticks(positions[::-(-len(names) // MAX_TICK_LABELS)])
+        ax.set_xticks(tick_positions(len(names))[0])
         ax.set_xlabel("class index (names in the JSON report)")
     ax.set_ylim(0, 1.22)
     ax.set_yticks(np.linspace(0, 1, 6))

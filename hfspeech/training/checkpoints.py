@@ -20,11 +20,11 @@ import os
 import pickle
 import re
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError, writing_to
-from hfspeech.output_folders import check_output_folder
+from hfspeech.output_folders import check_output_folder, held_alone
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -167,3 +167,13 @@ def _refused_file(checkpoint: str) -> Optional[str]:
         except pickle.UnpicklingError:
             return path
     return None
+
+
+def output_dir_held(training_args):
+    """`--output_dir` held for the whole run by the process that saves (`output_folders.held_alone`), before the
+    checkpoint to resume is chosen: a second run into it, started or resumed meanwhile, is refused in one line."""
+    if not training_args.should_save:
+        return nullcontext()
+    return held_alone(training_args.output_dir, "another training run is writing to this folder now; wait for it "
+                      "to end (then run the same command again: it resumes), or give another --output_dir",
+                      flag="--output_dir")

@@ -64,10 +64,10 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
                         "--path_column_name)")
     _check_fold_folder_names(manifest, group_column, groups)
     base = Path(manifest).resolve().parent
-    folds = fold_rows(groups, validation_fraction, seed,
-                      rows_in_file_order(rows, columns, path_column, label_column, base))
+    label_column = label_column_of(columns, label_column) if label_column else None  # its spelling in the manifest
+    folds = fold_rows(groups, validation_fraction, seed, rows_in_file_order(rows, path_column, label_column, base))
     if label_column:
-        _check_fold_labels(manifest, group_column, folds, _row_labels(rows, columns, label_column, label_separator))
+        _check_fold_labels(manifest, group_column, folds, _row_labels(rows, label_column, label_separator))
     written = {}
     for group, parts in folds.items():
         folder = os.path.join(output_dir, f"fold-{group}", "manifests")
@@ -102,14 +102,12 @@ def _check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[
                             "their fold folders (fold-<group>) would be one on macOS and Windows: rename one")
 
 
-def rows_in_file_order(rows: list[dict], columns: list[str], path_column: str, label_column: Optional[str],
-                       base: Path) -> list[int]:
+def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optional[str], base: Path) -> list[int]:
     """The manifest's row indices in `data.splits.in_file_order` (audio path, then label): the order a carved
     split is drawn in, so the same rows give the same folds however the manifest lists them (the validation
     rows followed the row order)."""
     from datasets import Audio, Dataset
 
-    label_column = label_column_of(columns, label_column) if label_column else None
     table = Dataset.from_dict({
         "audio": [resolve_listed_path(row.get(path_column), base) for row in rows],
         "label": ["" if label_column is None else str(row.get(label_column)) for row in rows],
@@ -142,10 +140,10 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
     return folds
 
 
-def _row_labels(rows: list[dict], columns: list[str], label_column: str, separator: Optional[str]) -> list[set]:
-    """Each row's labels, read as training reads them (`data.loading.label_column_of`, `data.labels.parse_label_list`):
-    its cell, or with `separator` the cell's parts (a JSONL list as it is)."""
-    label_column = label_column_of(columns, label_column)
+def _row_labels(rows: list[dict], label_column: str, separator: Optional[str]) -> list[set]:
+    """Each row's labels, read as training reads them (`data.labels.parse_label_list`; `label_column` as the
+    manifest spells it, `data.loading.label_column_of`): its cell, or with `separator` the cell's parts (a JSONL
+    list as it is)."""
     labels = []
     for row in rows:
         value = row.get(label_column)

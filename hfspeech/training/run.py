@@ -36,7 +36,7 @@ from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
-from hfspeech.training.checkpoints import checkpoint_to_resume, resume_errors
+from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held, resume_errors
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
@@ -45,8 +45,7 @@ from hfspeech.training.model_setup import build_model, check_model_flags, pretra
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
-from hfspeech.training.trainer import (AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options,
-                                      output_dir_held)
+from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -209,7 +208,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
     `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
-    with output_dir_held(training_args):  # one run at a time in a folder (training.trainer)
+    with output_dir_held(training_args):  # one run at a time in a folder (training.checkpoints)
         with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (data.progress_bars)
             setup = setup_training(model_args, data_args, training_args)
             if before_training is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -27,7 +27,6 @@ from hfspeech.data.transforms import TransformedSplit
 from hfspeech.errors import UsageError
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
-from hfspeech.output_folders import held_alone
 from hfspeech.training.checkpoints import checkpoint_write_errors
 from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.epoch_seeds import EpochLengthGroupedSampler, EpochSeeds, EpochWeightedSampler
@@ -273,12 +272,3 @@ def finalise_training_arguments(training_args, *, has_validation: bool, multi_la
         # A plain-torch TrainingStream + no dispatching = accelerate's IterableDatasetShard (`training.streaming`).
         training_args.accelerator_config.dispatch_batches = False
 
-
-def output_dir_held(training_args):
-    """`--output_dir` held for the whole run by the process that saves (`output_folders.held_alone`), before the
-    checkpoint to resume is chosen: a second run into it, started or resumed meanwhile, is refused in one line."""
-    if not training_args.should_save:
-        return nullcontext()
-    return held_alone(training_args.output_dir, "another training run is writing to this folder now; wait for it "
-                      "to end (then run the same command again: it resumes), or give another --output_dir",
-                      flag="--output_dir")

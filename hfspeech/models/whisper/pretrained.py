@@ -183,16 +183,17 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
 def converting_alone(output: Path) -> Iterator[None]:
     """One conversion into `output`'s folder at a time: a second `hfspeech pretrained` (two CI jobs or demos
     sharing the cache) waits for the first, then finds the checkpoint converted; both wrote into one partial
-    folder, and one stopped with a traceback. A `flock` on the parent folder (none on Windows)."""
+    folder, and one stopped with a traceback. A `flock` on the parent folder (`output_folders.held_by_this_process`
+    tries it; none on Windows), then a blocking one when another process holds it."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:
+    if os.name == "nt":
         yield
         return
     handle = os.open(output.parent, os.O_RDONLY)
     try:
         if not held_by_this_process(handle):
+            import fcntl
+
             print(f"waiting for another `hfspeech pretrained` writing into {output.parent} ...", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
