@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import re
+import sys
 from typing import Optional
 
 
@@ -96,6 +98,33 @@ def writing_to(path, then: str, what: str = ""):
         if reason is None:
             raise
         raise cannot_write(path, reason, then, what) from error
+
+
+@contextlib.contextmanager
+def stdout_write_errors():
+    """A write to stdout that a full or read-only disk refuses (`hfspeech --help > /dev/full`, `predict --json >
+    /dev/full`) becomes a one-line `OutputWriteError` naming stdout: Python's error names no file, and the line
+    said only "cannot write". A reader that has gone (`BrokenPipeError`) passes through, for `hfspeech.cli.main`
+    to end quietly. The one wrapper of every print of results, the help and the version."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        reason = disk_write_failure(error)
+        if reason is None:
+            raise
+        _drop_stdout()
+        raise cannot_write("stdout", reason, "make room where stdout goes, or send it elsewhere") from None
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, as Python's documentation does for a reader that has gone: what stdout
+    still holds would fail again at the next flush (at exit), a second `error:` line for the same failure."""
+    with contextlib.suppress(OSError, ValueError):  # stdout is no file (captured, closed): nothing is retried
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def first_few(items, limit: int = 3, separator: str = ", ") -> str:

@@ -33,12 +33,14 @@ shows its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 from typing import Optional, Sequence
 
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
+from hfspeech.errors import OutputWriteError, stdout_write_errors
 
 # command -> (module of hfspeech.cli, function): a command's module is imported when it runs, so
 # `hfspeech --help` imports none of them, and each imports its stage (torch, transformers ...) only inside.
@@ -85,22 +87,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one subcommand. A user mistake (`hfspeech.errors.HfspeechError`) is one line on stderr and exit
     code 2, Ctrl-C one line and 130 (the shell's code for SIGINT; `stream` flushes its last window first);
     `--debug` anywhere in the arguments (or HFSPEECH_DEBUG=1) shows the traceback instead. Output
-    piped into a reader that stops early (`hfspeech predict DIR | head`) ends quietly, as `cat` would."""
+    piped into a reader that stops early (`hfspeech predict DIR | head`) ends quietly, as `cat` would; the help
+    or version on a full disk (`hfspeech --help > /dev/full`) is one line naming stdout, as results are."""
+    debug = debugging(sys.argv[1:] if argv is None else argv)
     try:
-        code = _run(argv)
-        sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
+        with contextlib.nullcontext() if debug else stdout_write_errors():  # --debug: the OSError's traceback
+            code = _run(argv)
+            sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
         return code
     except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except OSError as error:  # `hfspeech --help > /dev/full`: the help or version could not be printed
+    except OutputWriteError as error:  # stdout's, from the wrapper: `_run` prints a command's own mistakes
         from hfspeech.cli.common import print_error
-        from hfspeech.errors import cannot_write, disk_write_failure
 
-        reason = disk_write_failure(error)
-        if debugging(sys.argv[1:] if argv is None else argv) or reason is None:
-            raise
-        print_error(cannot_write("stdout", reason, "a disk it writes to is full or read-only"))
+        print_error(error)
         return 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from hfspeech.cli.flags import CliParser
+from hfspeech.cli.flags import CliParser, refuse_unknown_flags
 from hfspeech.errors import HfspeechError, hide_secrets
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
@@ -120,9 +120,12 @@ class FilesParser(CliParser):
         "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
         files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
         self.given = model_first(sys.argv[1:] if args is None else args)
-        self.refuse_unknown(self.given)
+        refuse_unknown_flags(self, self.given)
         return self.parse_intermixed_args(self.given, namespace)
 
     def error(self, message: str):
-        super().error(message + dash_file_hint(message, getattr(self, "given", []), self._option_string_actions,
-                                               self.prog))
+        """The hint on a file named `-x.wav` goes before the `; `PROG --help` lists them` that ends an unknown
+        flag's refusal (`flags.refuse_unknown_flags`), as it goes before the one `CliParser.error` adds."""
+        said = message.removesuffix(f"; `{self.prog} --help` lists them")
+        hint = dash_file_hint(message, getattr(self, "given", []), self._option_string_actions, self.prog)
+        super().error(said + hint + message[len(said):])

@@ -13,7 +13,7 @@ import copy
 from typing import Optional
 
 from hfspeech.data.progress_bars import progress_wanted  # noqa: F401  (predict, demo: one rule for every bar)
-from hfspeech.errors import AbbreviationsOfOneFlag, nearest_flags, unknown_flags  # noqa: F401  (demo imports unknown_flags from here)
+from hfspeech.errors import AbbreviationsOfOneFlag, nearest_flags, unknown_flags
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
@@ -90,9 +90,15 @@ class OnOffFlag(argparse.Action):
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
 
 
-def unknown_flags_message(unknown: list[str], options) -> str:
-    """`unknown flag(s) ['--top_j'] (did you mean ['--top_k']?)`, as the recipe names a flag file's typos."""
-    return f"unknown flag(s) {unknown}" + nearest_flags(unknown, options)
+def refuse_unknown_flags(parser: argparse.ArgumentParser, args: list[str], options=None, named_from=None) -> None:
+    """The one refusal of a mistyped flag, before a parser would call a flag it then reports missing:
+    `unknown flag(s) ['--top_j'] (did you mean ['--top_k']?); `hfspeech predict --help` lists them`, through
+    `parser.error` (a `CliParser` exits with code 2, the recipe's parser raises `UsageError`). `options`: the
+    flags known (default: the parser's own); `named_from`: the flags a hint may name (default: `options`)."""
+    options = parser._option_string_actions if options is None else options
+    if unknown := unknown_flags(args, options):
+        hint = nearest_flags(unknown, options if named_from is None else named_from)
+        parser.error(f"unknown flag(s) {unknown}{hint}; `{parser.prog} --help` lists them")
 
 
 class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
@@ -121,15 +127,10 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         import sys
 
         args = list(sys.argv[1:] if args is None else args)
-        self.refuse_unknown(args)
+        refuse_unknown_flags(self, args)
         return super().parse_args(args, namespace)
-
-    def refuse_unknown(self, args: list[str]) -> None:
-        """`error: unknown flag(s) [...] (did you mean [...]?)` for the flags of `args` no option starts."""
-        if unknown := unknown_flags(args, self._option_string_actions):
-            self.error(unknown_flags_message(unknown, self._option_string_actions))
 
     def error(self, message: str):
         """One line on stderr and exit code 2 (argparse's code for a usage mistake), without the usage."""
-        hint = f"; `{self.prog} --help` lists them" if message.startswith(("unknown flag", "the following")) else ""
+        hint = f"; `{self.prog} --help` lists them" if message.startswith("the following") else ""
         self.exit(2, f"error: {' '.join(message.split())}{hint}\n")

@@ -133,8 +133,8 @@ def open_writer(output, kind):
 def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer, stems: dict) -> int:
     """Classify `todo`, printing or writing each result as it comes; returns how many files failed."""
     from hfspeech.data.audio import AudioFileError
+    from hfspeech.errors import stdout_write_errors
     from hfspeech.inference.batch import predict_files
-    from hfspeech.inference.stdout_rows import stdout_write_errors
     from hfspeech.inference.timeline import write_timeline
 
     progress = progress_wanted(args.progress)

@@ -61,7 +61,7 @@ def stream(argv: list[str]) -> int:
                      "or give --follow FILE")
     with reported_as_user_errors(ValueError, OSError):
         classifier, chunks, streamer = _open_stream(args)
-    from hfspeech.inference.stdout_rows import stdout_write_errors
+    from hfspeech.errors import stdout_write_errors
 
     def emit(results) -> None:
         with stdout_write_errors():  # a full disk behind stdout: one line naming stdout

@@ -17,19 +17,22 @@ def train(argv: list[str]) -> int:
     from hfspeech.training.run import run_training
 
     model_args, data_args, training_args = parse_args(argv)
-    run_training(model_args, data_args, training_args)
-    trace_for_fast_start(training_args)
+    run_training(model_args, data_args, training_args, after_saving=trace_for_fast_start(training_args))
     return 0
 
 
-def trace_for_fast_start(training_args) -> None:
+def trace_for_fast_start(training_args):
     """A baseline's finished run also gets a TorchScript copy in `OUTPUT_DIR/torchscript`, which `hfspeech
     predict OUTPUT_DIR` runs while it matches the run's weights: it starts without importing transformers
-    (`hfspeech.export.write_run_twin`). Done here, not in `training`: exporting is a stage of its own."""
-    if training_args.should_save:
-        from hfspeech.export.torchscript_export import write_run_twin
+    (`hfspeech.export.write_run_twin`). Done here, not in `training`: exporting is a stage of its own. Returned
+    as run_training's `after_saving`, so it is traced while the run still holds its folder
+    (`training.checkpoints.output_dir_held`): a second run into it started meanwhile is refused."""
+    def trace() -> None:
+        if training_args.should_save:
+            from hfspeech.export.torchscript_export import write_run_twin
 
-        write_run_twin(training_args.output_dir)
+            write_run_twin(training_args.output_dir)
+    return trace
 
 
 def evaluate(argv: list[str]) -> int:
@@ -46,7 +49,7 @@ def parse_evaluate_args(argv: list[str]):
     """(EvaluateArguments, DataArguments). Mistakes read as the other commands' (`error: argument --x: ...`,
     `error: --x: ...`, `error: unknown flag(s) [...]`), not behind an "invalid evaluate flags:" of their own;
     a mistyped flag is named before argparse would call `--model` missing."""
-    from hfspeech.cli.flags import unknown_flags, unknown_flags_message
+    from hfspeech.cli.flags import refuse_unknown_flags
     from hfspeech.errors import UsageError
     from hfspeech.evaluation.evaluate_model import EvaluateArguments
     from hfspeech.training.arguments import DataArguments
@@ -56,8 +59,7 @@ def parse_evaluate_args(argv: list[str]):
     hide_training_only_flags(parser)
     shown = [option for action in parser._actions if action.help != argparse.SUPPRESS
              for option in action.option_strings]
-    if unknown := unknown_flags(argv, parser._option_string_actions):
-        raise UsageError(f"{unknown_flags_message(unknown, shown)}; `hfspeech evaluate --help` lists them")
+    refuse_unknown_flags(parser, argv, named_from=shown)  # the recipe parser's error: a UsageError
     try:
         return parser.parse_args_into_dataclasses(args=model_as_flag(list(argv)))
     except UsageError:  # argparse's (`argument --batch_size: invalid int value`) and the dataclasses' own checks
@@ -111,8 +113,8 @@ def distill(argv: list[str]) -> int:
     from hfspeech.training.distill import parse_distill_args, run_distillation
 
     distill_args, model_args, data_args, training_args = parse_distill_args(argv)
-    run_distillation(distill_args, model_args, data_args, training_args)
-    trace_for_fast_start(training_args)
+    run_distillation(distill_args, model_args, data_args, training_args,
+                     after_saving=trace_for_fast_start(training_args))
     return 0
 
 

@@ -9,43 +9,15 @@ reads them back as it reads the file's `\\r\\n`.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import os
 import sys
 from typing import Optional, TextIO
 
-from hfspeech.errors import cannot_write, disk_write_failure
+from hfspeech.errors import stdout_write_errors
 from hfspeech.inference.outputs import CSV_COLUMNS, PredictionWriter
 
 STDOUT = "-"  # the --output that means stdout, as for cat, tar and curl
 DEFAULT_STDOUT_FORMAT = "jsonl"  # `--output -` without --format: JSON lines, the rows --json prints
-
-
-@contextlib.contextmanager
-def stdout_write_errors():
-    """A write to stdout that a full or read-only disk refuses (`... --json > /dev/full`) becomes a one-line
-    `OutputWriteError` naming stdout: Python's error names no file, and the line said only "cannot write". A
-    reader that has gone (`BrokenPipeError`) passes through, for `hfspeech.cli.main` to end quietly."""
-    try:
-        yield
-    except BrokenPipeError:
-        raise
-    except OSError as error:
-        reason = disk_write_failure(error)
-        if reason is None:
-            raise
-        _drop_stdout()
-        raise cannot_write("stdout", reason, "make room where stdout goes, or send it elsewhere") from None
-
-
-def _drop_stdout() -> None:
-    """Point stdout at the null device, as Python's documentation does for a reader that has gone: what stdout
-    still holds would fail again at the next flush (at exit), a second `error:` line for the same failure."""
-    with contextlib.suppress(OSError, ValueError):  # stdout is no file (captured, closed): nothing is retried
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
 
 
 class StdoutPredictionWriter(PredictionWriter):

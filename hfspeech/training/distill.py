@@ -158,9 +158,10 @@ def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
         setup.report.warnings.append(warning)
 
 
-def run_distillation(distill_args: DistillationArguments, model_args, data_args, training_args) -> dict:
+def run_distillation(distill_args: DistillationArguments, model_args, data_args, training_args,
+                     after_saving=None) -> dict:
     return run_training(model_args, data_args, training_args,
-                        before_training=lambda setup: attach_teacher(setup, distill_args))
+                        before_training=lambda setup: attach_teacher(setup, distill_args), after_saving=after_saving)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

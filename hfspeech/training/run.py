@@ -204,9 +204,10 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-                 before_training=None) -> dict:
+                 before_training=None, after_saving=None) -> dict:
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
-    `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher)."""
+    `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher);
+    `after_saving()` runs last, with the folder still held (the command line traces the TorchScript twin)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
     with output_dir_held(training_args):  # one run at a time in a folder (training.checkpoints)
         with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (data.progress_bars)
@@ -243,6 +244,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             trainer.save_state()
             logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
             finish_run(model_args, data_args, training_args, request)
+            if after_saving is not None:
+                after_saving()
         return metrics
 
 

@@ -1,0 +1,73 @@
+"""Command-line leftovers: the TorchScript twin traced while the run's folder is held, one wrapper for a full
+stdout, one refusal of an unknown flag."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import pytest
+
+from conftest import TINY_CNN, run_cli_output
+from hfspeech.errors import UsageError
+from hfspeech.training.checkpoints import output_dir_held
+
+
+def test_a_second_run_started_while_the_twin_is_traced_is_refused(tone_folder, tmp_path, monkeypatch, capsys):
+    """`hfspeech train` traced the twin after letting its folder go: a second run into it could start meanwhile."""
+    import hfspeech.export.torchscript_export as torchscript_export
+    from transformers import TrainingArguments
+
+    run = tmp_path / "run"
+    write_run_twin, refusals = torchscript_export.write_run_twin, []
+
+    def second_run_then_trace(run_dir):  # a second `hfspeech train` into the folder starts as the twin is written
+        try:
+            with output_dir_held(TrainingArguments(output_dir=str(run), use_cpu=True, report_to="none")):
+                pass
+        except UsageError as refused:
+            refusals.append(str(refused))
+        return write_run_twin(run_dir)
+
+    monkeypatch.setattr(torchscript_export, "write_run_twin", second_run_then_trace)
+    code, _, err = run_cli_output(["train", "--data_dir", str(tone_folder), "--output_dir", str(run),
+                                   "--model_type", "cnn", "--config_overrides", TINY_CNN, "--num_train_epochs", "1",
+                                   "--max_length_seconds", "0.5", "--report_to", "none"], capsys)
+    assert code == 0, err
+    assert refusals == [f"--output_dir {run}: another training run is writing to this folder now; wait for it to "
+                        "end (then run the same command again: it resumes), or give another --output_dir"]
+    assert (run / "torchscript" / "model.torchscript.pt").is_file()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device every write to fails on")
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_the_help_on_a_full_stdout_is_worded_as_results_on_a_full_stdout(flag, capsys, monkeypatch):
+    full = open("/dev/full", "w")
+    try:
+        monkeypatch.setattr(sys, "stdout", full)
+        code, _, err = run_cli_output([flag], capsys)
+    finally:
+        with contextlib.suppress(OSError):  # what the failed write left in its buffer
+            full.close()
+    assert code == 2  # the words of `predict --json > /dev/full` (tests/test_cli_pipes.py)
+    assert err == "error: stdout: cannot write (No space left on device); make room where stdout goes, or send it " \
+                  "elsewhere\n"
+
+
+@pytest.mark.parametrize("args, said", [
+    (["predict", "m", "a.wav", "--top_j", "3"], "unknown flag(s) ['--top_j'] (did you mean ['--top_k']?); "
+                                                "`hfspeech predict --help` lists them"),
+    (["predict", "m", "--x.wav"], "unknown flag(s) ['--x.wav']; --x.wav is read as a flag: for a file whose name "
+                                  "starts with `-`, write ./--x.wav, or put `--` before the files (hfspeech predict "
+                                  "... -- --x.wav); `hfspeech predict --help` lists them"),
+    (["demo", "--num_train_epohcs", "1"], "unknown flag(s) ['--num_train_epohcs'] (did you mean "
+                                          "['--num_train_epochs']?); `hfspeech demo --help` lists them"),
+    (["evaluate", "m", "--bach_size", "2"], "unknown flag(s) ['--bach_size'] (did you mean ['--batch_size']?); "
+                                            "`hfspeech evaluate --help` lists them"),
+])
+def test_an_unknown_flag_is_refused_in_the_same_words_by_every_parser(args, said, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # demo refuses before it writes anything
+    code, out, err = run_cli_output(args, capsys)
+    assert (code, out, err) == (2, "", f"error: {said}\n")
+    assert list(tmp_path.iterdir()) == []
