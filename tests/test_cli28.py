@@ -71,3 +71,17 @@ def test_an_unknown_flag_is_refused_in_the_same_words_by_every_parser(args, said
     code, out, err = run_cli_output(args, capsys)
     assert (code, out, err) == (2, "", f"error: {said}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_int8_export_says_how_to_run_the_int8_file(trained_cnn, tone_folder, tmp_path, capsys):
+    """A folder holding both files runs model.onnx: a user who exported int8 and predicted on the folder got the
+    fp32 scores without a word (the tiniest CNNs' were even equal at three decimals)."""
+    output = tmp_path / "onnx"
+    code, out, err = run_cli_output(["export", str(trained_cnn), "--format", "onnx", "--quantize", "int8",
+                                     "--output", str(output)], capsys)
+    assert code == 0, err
+    named = out.splitlines()[-1].split("hfspeech predict ")[1].split(" AUDIO")[0]
+    assert named == str(output / "model_quantized.onnx") and os.path.isfile(named)
+    clip = str(next(tone_folder.rglob("*.wav")))
+    code, out, err = run_cli_output(["predict", named, clip, "--format", "jsonl"], capsys)
+    assert code == 0 and clip in out, err  # the line's command runs

@@ -52,6 +52,15 @@ def float_conv_weights(graph: onnx.GraphProto) -> list[TensorProto]:
             and set(readers.get(name, ())) == {("Conv", 1)}]
 
 
+def largest_conv_weight(graph: onnx.GraphProto) -> int:
+    """How many values the graph's largest float32 convolution weight holds (0: no convolution): what a refusal
+    says when `float_conv_weights` finds none, as in the tiniest CNNs, whose convolutions are all below
+    MIN_ELEMENTS."""
+    readers = tensor_readers(graph)
+    return max((int(np.prod(tensor.dims)) for tensor in graph.initializer
+                if tensor.data_type == TensorProto.FLOAT and ("Conv", 1) in readers.get(tensor.name, ())), default=0)
+
+
 def store_conv_weights_int8(onnx_path: str | Path, output_path: Optional[str | Path] = None) -> int:
     """Write `onnx_path` with its float convolution weights stored as int8 to `output_path` (default: in place);
     returns how many. Nothing is written when there are none."""

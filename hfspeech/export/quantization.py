@@ -47,7 +47,7 @@ from optimum.onnxruntime import ORTQuantizer
 from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
 
 from hfspeech.errors import log_lines_hidden
-from hfspeech.export.conv_weights import store_conv_weights_int8
+from hfspeech.export.conv_weights import MIN_ELEMENTS, largest_conv_weight, store_conv_weights_int8
 from hfspeech.export.loading import ExportError
 from hfspeech.export.short_names import FRONT_END, shorten_names
 from hfspeech.export.unpadded_branch import has_unpadded_branch, padded_graph, per_branch
@@ -206,9 +206,11 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     return quantized
 
 
-def write_int8_weights(onnx_path: str | Path) -> Path:
+def write_int8_weights(onnx_path: str | Path, shown_as: Optional[Path] = None) -> Path:
     """Write `model_quantized.onnx` beside `onnx_path`: the float model with its convolution weights stored as
-    int8 (`hfspeech.export.conv_weights`), nothing else changed; returns its path.
+    int8 (`hfspeech.export.conv_weights`), nothing else changed; returns its path. A model with none large enough
+    is refused, naming `shown_as` (default `onnx_path`): a two-graph file's graphs are rewritten from scratch
+    copies, whose path the user never saw (a one-block CNN's refusal named `/tmp/tmp.../padded/model.onnx`).
 
     Integer convolutions did not pay on the baselines: their float front end is most of the time, and
     onnxruntime's ConvInteger/QLinearConv (with the activations' quantization around them) ran slower than the
@@ -217,9 +219,12 @@ def write_int8_weights(onnx_path: str | Path) -> Path:
     onnx_path = Path(onnx_path)
     quantized = quantized_path(onnx_path.parent, onnx_path)
     if holds_two_graphs(onnx_path):
-        return per_branch(onnx_path, quantized, write_int8_weights)
+        return per_branch(onnx_path, quantized, lambda plain: write_int8_weights(plain, shown_as or onnx_path))
     if not store_conv_weights_int8(onnx_path, quantized):
-        raise ExportError(f"{onnx_path}: no convolution weights to store as int8; use --quantize int8")
+        largest = largest_conv_weight(onnx.load(str(onnx_path)).graph)
+        why = f" (its largest convolution has {largest} weights; under {MIN_ELEMENTS}, int8 saves less than its " \
+              "scales and nodes cost)" if largest else ""
+        raise ExportError(f"{shown_as or onnx_path}: no convolution weights to store as int8{why}; use --quantize int8")
     if is_baseline(read_config_json(onnx_path.parent).get("model_type", "")):
         shorten_names(quantized)  # baselines: names were most of the file
     logger.info("int8-weight model: %s", quantized)
