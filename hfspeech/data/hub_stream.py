@@ -38,7 +38,8 @@ from datasets.exceptions import DatasetGenerationError, DatasetsError
 from hfspeech.data.labelled import DataSpec
 from hfspeech.data.loading import label_column_of
 from hfspeech.data.split_names import choose_splits, given_in, split_notes
-from hfspeech.data.stream_rows import AudioReference, LabelEncoder, NotHeldOut, reference_key
+from hfspeech.data.stream_draws import clip_key
+from hfspeech.data.stream_rows import AudioReference, LabelEncoder, NotHeldOut
 from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
 from hfspeech.errors import DataError, HfspeechError
 
@@ -65,7 +66,9 @@ def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_n
     for split, stream in splits.items():
         evaluation_raw[split] = _read_split(stream, spec.max_eval_samples, f"{name} (split '{chosen[split]}')")
     features = Features({"audio": Audio(decode=False), "label": ClassLabel(names=label_names)})
-    eval_sets = {split: Dataset.from_list(rows, features=features) for split, rows in evaluation_raw.items() if rows}
+    eval_sets = {split: Dataset.from_list([{column: row[column] for column in features} for row in rows],
+                                          features=features)  # without the stream's KEY_COLUMN
+                 for split, rows in evaluation_raw.items() if rows}
     evaluation, report = prepare_evaluation(eval_sets, spec, sampling_rate)
     report.add_listing({}, [], split_notes(chosen, given, {s: _split_size(streams[s], s) for s in streams}, name))
     num_rows = None if total is None else total - len(held_keys)
@@ -204,7 +207,7 @@ def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, se
     for split, count in counts.items():
         with read_errors(source):
             evaluation_raw[split] = [example for _, example in zip(range(count), head)]
-        held_keys.update(reference_key(example["audio"]) for example in evaluation_raw[split])
+        held_keys.update(clip_key(example) for example in evaluation_raw[split])
     train = train.filter(NotHeldOut(held_keys))
     logger.info("held out %s clips of the shuffled train stream as %s", sum(counts.values()), " and ".join(counts))
     return train, evaluation_raw, held_keys

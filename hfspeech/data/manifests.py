@@ -2,7 +2,7 @@
 
 Type inference would turn the label `0012` into `12` and `007` into `7`, so CSV/TSV cells are read with
 `dtype=str` (and an empty cell stays an empty string, never NaN). The dialects users have work as they
-are: a UTF-8 byte-order mark (Excel), CRLF line ends, quoted cells with commas, `;`-separated CSV
+are: a UTF-8 byte-order mark (Excel), CRLF or old-Mac CR line ends, quoted cells with commas, `;`-separated CSV
 (spreadsheets in many locales: detected from the header line). In JSON(L), a fraction is read as the text it
 is written as (`1.50` stays `1.50`, not `1.5`); integers, `true`/`false` and `null` stay JSON values (a label
 `7` is `"7"`, `true` is `True`, `null` no label). A file that is not UTF-8 (Latin-1,
@@ -13,6 +13,7 @@ file, the line and what to change.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "js
 # JSON fractions as their text: the label `1.50` stays `1.50` (not `1.5`), `1e3` is not `1000.0`. Integers stay
 # numbers (their text is `str()`'s: `7` is the label `"7"`), so that messages can say a cell is a number.
 AS_WRITTEN = dict(parse_float=str, parse_constant=str)
-# JSON Lines are split at `\n` only (a `\r` before it is JSON whitespace): `str.splitlines` also split inside a
-# string holding U+2028, U+2029 or U+0085, which JSON allows unescaped (`json.dumps(..., ensure_ascii=False)` writes
-# them so), and a valid line was refused as "not valid JSON".
-JSONL_LINE_END = "\n"
+# Lines end at `\r\n`, `\r` (old Mac) or `\n`, as Python's universal newlines and pandas read them, and nowhere else:
+# `str.splitlines` also splits inside a string holding U+2028, U+2029 or U+0085, which JSON allows unescaped
+# (`json.dumps(..., ensure_ascii=False)` writes them so), and a valid line was refused as "not valid JSON"; splitting
+# at `\n` alone refused a `\r`-only file at line 1. No JSON string holds a raw `\r` or `\n` (they must be escaped).
+LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class ManifestError(DataError):
@@ -56,7 +58,7 @@ def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[d
     import csv
     import io
 
-    header = text.splitlines()[0] if text.strip() else ""
+    header = LINE_END.split(text, maxsplit=1)[0] if text.strip() else ""
     if delimiter is None:  # `;` only when the header has no comma: a `;` inside a cell is a multi-label list
         delimiter = ";" if ";" in header and "," not in header else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -86,7 +88,7 @@ def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
         numbered = list(enumerate(records, start=1))
     else:
         numbered = []
-        for line, raw in enumerate(text.split(JSONL_LINE_END), start=1):
+        for line, raw in enumerate(LINE_END.split(text), start=1):
             if not raw.strip():
                 continue
             try:

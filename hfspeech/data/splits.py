@@ -104,9 +104,18 @@ def in_file_order(data: Dataset) -> Dataset:
     if not isinstance(feature, Audio) or feature.decode or "label" not in data.column_names or len(data) < 2:
         return data
     audio = data.data.column("audio")
-    if audio.null_count or pc.any(pc.is_valid(pc.struct_field(audio, "bytes"))).as_py():
+    not_a_file = pc.or_(pc.is_null(audio), pc.is_valid(pc.struct_field(audio, "bytes")))  # missing, or bytes held
+    if pc.any(_of_selected_rows(not_a_file, data)).as_py():
         return data
     keys = [(clip["path"] or "", str(label)) for clip, label in zip(column_values(data, "audio"),
                                                                      column_values(data, "label"))]
     order = sorted(range(len(keys)), key=keys.__getitem__)
     return data if order == list(range(len(keys))) else data.select(order)
+
+
+def _of_selected_rows(values, data: Dataset):
+    """`values` (one per row of `data`'s Arrow table) for the rows `data` holds: `Dataset.data` is the whole table,
+    whatever a `select` / `filter` / split kept, so a view of clips that are files was left in its order for rows
+    it does not hold. A take of a boolean per row, not of the audio (whose bytes a take would copy)."""
+    indices = data._indices  # datasets' indices mapping of a view (None: every row, in table order)
+    return values if indices is None else values.take(indices.column(0))

@@ -22,6 +22,9 @@ from hfspeech.data.transforms import RowDraw
 
 ROW_COLUMN = "row"  # a local index's row, added to each streamed example (`data.streaming._index_rows`)
 EPOCH_KEY = "epoch"  # the pass the example was read in (`training.streaming.TrainingStream`)
+# A Hub stream's `reference_key`, added to each example where it is read (`data.stream_rows.AudioReference`): the
+# held-out filter and the clip's position both need it, and each computed it again, hashing the clip's bytes twice.
+KEY_COLUMN = "clip_key"
 
 
 def reference_key(audio: dict[str, Any]) -> str:
@@ -34,11 +37,17 @@ def reference_key(audio: dict[str, Any]) -> str:
     return str(audio.get("path"))
 
 
+def clip_key(example: dict[str, Any]) -> str:
+    """The example's `reference_key`: the one its stream computed (`KEY_COLUMN`), else computed now."""
+    key = example.get(KEY_COLUMN)
+    return key if key is not None else reference_key(example["audio"])
+
+
 def clip_position(example: dict[str, Any]) -> RowDraw:
     """The example's stable position: its index row, else 60 bits of a hash of its `reference_key`."""
     if example.get(ROW_COLUMN) is not None:
         return RowDraw(int(example[ROW_COLUMN]))
-    digest = hashlib.sha1(reference_key(example["audio"]).encode("utf-8")).digest()
+    digest = hashlib.sha1(clip_key(example).encode("utf-8")).digest()
     return RowDraw(int.from_bytes(digest[:8], "big") >> 4)
 
 

@@ -14,7 +14,7 @@ from datasets import ClassLabel
 
 from hfspeech.data.audio import describe_source
 from hfspeech.data.clip_names import unnamed_audio
-from hfspeech.data.stream_draws import reference_key
+from hfspeech.data.stream_draws import KEY_COLUMN, clip_key, reference_key
 from hfspeech.data.streaming import StreamError
 
 
@@ -25,13 +25,13 @@ class NotHeldOut:
         self.held_keys = held_keys
 
     def __call__(self, example: dict[str, Any]) -> bool:
-        return reference_key(example["audio"]) not in self.held_keys
+        return clip_key(example) not in self.held_keys
 
 
 class AudioReference:
-    """`map(with_indices=True)`: a row as `audio` (undecoded `{"path", "bytes"}`) and `label`. Bytes without a
-    file name are named `<source> row N` when `by_row`, else by a hash of the bytes (rows of several shuffled
-    shards have no stable number)."""
+    """`map(with_indices=True)`: a row as `audio` (undecoded `{"path", "bytes"}`), `label` and its `reference_key`
+    (`KEY_COLUMN`: hashed here once, for the held-out filter and the clip's draws). Bytes without a file name are
+    named `<source> row N` when `by_row`, else by that key (rows of several shuffled shards have no stable number)."""
 
     def __init__(self, audio_column: str, label_column: str, source: str, by_row: bool):
         self.audio_column, self.label_column, self.source, self.by_row = audio_column, label_column, source, by_row
@@ -40,11 +40,12 @@ class AudioReference:
         audio = example[self.audio_column]
         if isinstance(audio, (str, os.PathLike)):
             audio = {"path": str(audio), "bytes": None}
-        elif not audio or not audio.get("path"):  # bytes of a dataset built from arrays, or an empty cell
-            audio = unnamed_audio(audio, f"{self.source} row {row}"
-                                  if self.by_row or not audio or not audio.get("bytes")
-                                  else f"{self.source} clip {reference_key(audio)}")
-        return {"audio": audio, "label": example[self.label_column]}
+        elif not audio or not audio.get("path") and (self.by_row or not audio.get("bytes")):  # or an empty cell
+            audio = unnamed_audio(audio, f"{self.source} row {row}")
+        key = reference_key(audio)
+        if not audio.get("path"):  # bytes of shuffled shards, named by the key (naming keeps it: the bytes' hash)
+            audio = unnamed_audio(audio, f"{self.source} clip {key}")
+        return {"audio": audio, "label": example[self.label_column], KEY_COLUMN: key}
 
 
 class LabelEncoder:
