@@ -9,7 +9,7 @@ and serving cannot drift from training; the extractor stays trivial to reimpleme
 from transformers import Wav2Vec2FeatureExtractor
 
 from hfspeech.features.waveform import check_waveforms, float_clips
-from hfspeech.models.hub_push import CodelessPushWarning
+from hfspeech.features.hub_push import CodelessPushWarning
 
 
 class WaveformFeatureExtractor(CodelessPushWarning, Wav2Vec2FeatureExtractor):

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.bcresnet.configuration_bcresnet import BCResNetAudioConfig
 from hfspeech.models.heads import PooledClassificationMixin, init_conv_weights
-from hfspeech.models.hub_push import CodelessPushWarning
+from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.padding import PaddingMasks, zero_padding
 from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 

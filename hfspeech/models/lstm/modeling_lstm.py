@@ -21,7 +21,7 @@ from transformers import PreTrainedModel
 
 from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.heads import PooledClassificationMixin
-from hfspeech.models.hub_push import CodelessPushWarning
+from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.lstm.configuration_lstm import LSTMAudioConfig
 from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
 

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import WhisperForAudioClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from hfspeech.models.hub_push import CodelessPushWarning
+from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.losses import classification_loss
 from hfspeech.models.pooling import masked_mean
 from hfspeech.models.whisper.configuration_clip_pooling import WhisperClipPoolingConfig

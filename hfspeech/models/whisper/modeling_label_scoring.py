@@ -26,7 +26,7 @@ from torch import nn
 from transformers import WhisperModel, WhisperPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from hfspeech.models.hub_push import CodelessPushWarning
+from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.whisper.configuration_label_scoring import WhisperLabelScoringConfig
 
 
