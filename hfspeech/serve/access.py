@@ -5,20 +5,28 @@ name to 127.0.0.1 ("DNS rebinding"), and the browser then treats the server's an
 readable by its script. The browser still sends the site's name in `Host`, so a loopback server answers only
 the names of this machine (localhost, 127.0.0.1, [::1]) and those `--allowed_hosts` adds, as Jupyter does.
 A WebSocket is not bound by the browser's same-origin rule at all: one whose `Origin` (the page that opened
-it) is another site is refused too. Starlette's `TrustedHostMiddleware` answers a plain-text 400, not the
-server's `{"error", "kind"}` JSON, and does not look at `Origin`: hence this small middleware.
+it) is another site is refused too. So is a POST (any method but GET, HEAD, OPTIONS) from another site's
+page: a "simple" `fetch(url, {method: "POST", mode: "no-cors"})` is sent without a CORS preflight, and the page
+cannot read the answer, but the server ran the model for it (a page could keep the user's machine busy). A
+browser names the page in `Origin` (or, failing that, says `Sec-Fetch-Site: cross-site`); curl, Python and
+the Hub's clients send neither and pass. Starlette's `TrustedHostMiddleware` answers a plain-text 400, not the
+server's `{"error", "kind"}` JSON, and does not look at `Origin`: hence this small middleware, whose refusals
+are counted in /metrics as the other routes' answers are.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from typing import Iterable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from hfspeech.serve.errors import ApiError
+from hfspeech.serve.metrics import ServerMetrics, route_name
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # read only: another site's page may send them (it cannot read answers)
 
 
 def is_loopback(host: str) -> bool:
@@ -57,30 +65,45 @@ def name_allowed(name: Optional[str], patterns: list[str]) -> bool:
 
 
 class HostCheckMiddleware:
-    """Answers only requests addressed to an allowed name (403 `forbidden_host` otherwise), and WebSockets
-    opened by a page of an allowed name. A request without a `Host` (HTTP/1.0: no browser sends one) passes."""
+    """Answers only requests addressed to an allowed name (403 `forbidden_host` otherwise), and WebSockets and
+    POSTs sent by a page of an allowed name. A request without a `Host` (HTTP/1.0: no browser sends one) passes.
+    Each refusal is counted in `metrics` (outermost, it is never seen by the app's own metrics middleware)."""
 
-    def __init__(self, app, allowed_hosts: Iterable[str], refuse):
-        self.app, self.refuse = app, refuse
+    def __init__(self, app, allowed_hosts: Iterable[str], refuse, metrics: Optional[ServerMetrics] = None):
+        self.app, self.refuse, self.metrics = app, refuse, metrics
         names = allowed_hosts.split(",") if isinstance(allowed_hosts, str) else allowed_hosts  # "a,b" as the flag
         self.patterns = [*LOOPBACK_NAMES, *(name.strip().lower().strip("[]") for name in names)]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
             headers = {key.lower(): value.decode("latin-1") for key, value in scope.get("headers") or []}
-            problem = self.problem(headers, scope["type"] == "websocket")
+            problem = self.problem(headers, "WebSocket" if scope["type"] == "websocket" else scope.get("method"))
             if problem:
-                return await self.refuse(scope, receive, send, ApiError(403, "forbidden_host", problem))
+                return await self.refused(scope, receive, send, ApiError(403, "forbidden_host", problem))
         await self.app(scope, receive, send)
 
-    def problem(self, headers: dict, websocket: bool) -> Optional[str]:
+    def problem(self, headers: dict, method: str) -> Optional[str]:
+        """Why a request is refused (None: it is not). `method`: the HTTP method, or "WebSocket"."""
         host = headers.get(b"host")
         if host is not None and not name_allowed(host_name(host), self.patterns):
             return f"Host {host[:100]!r} is not a name of this server (--allowed_hosts adds one)"
+        if method in SAFE_METHODS:
+            return None
         origin = headers.get(b"origin")
-        if websocket and origin is not None and not name_allowed(host_name(origin), self.patterns):
-            return f"a WebSocket from the page {origin[:100]!r}, another site (--allowed_hosts adds one)"
+        if origin is not None and not name_allowed(host_name(origin), self.patterns):
+            return f"a {method} from the page {origin[:100]!r}, another site (--allowed_hosts adds one)"
+        if origin is None and headers.get(b"sec-fetch-site", "").strip().lower() == "cross-site":
+            return f"a {method} from another site's page (Sec-Fetch-Site: cross-site; --allowed_hosts adds one)"
         return None
+
+    async def refused(self, scope, receive, send, error: ApiError) -> None:
+        """The refusal, counted as `GuardMiddleware` counts an answer: by route and status (HTTP), and by kind."""
+        started = time.perf_counter()
+        await self.refuse(scope, receive, send, error)
+        if self.metrics is not None:
+            if scope["type"] == "http":
+                self.metrics.observe_request(route_name(scope["path"]), error.status, time.perf_counter() - started)
+            self.metrics.errors.labels(error.kind).inc()
 
 
 def api_key_given(scope) -> str:

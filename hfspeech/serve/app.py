@@ -37,7 +37,7 @@ from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_a
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
-from hfspeech.serve.metrics import ServerMetrics
+from hfspeech.serve.metrics import ServerMetrics, route_name
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
 from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
@@ -170,7 +170,8 @@ def create_app(settings: ServeSettings) -> Starlette:
     app.state.runner = runner
     app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key, max_requests=settings.max_requests)
     if settings.allowed_hosts is not None:  # outermost: a rebinding page learns nothing, not even a 401
-        app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, refuse=GuardMiddleware.refuse)
+        app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, refuse=GuardMiddleware.refuse,
+                           metrics=metrics)
     return app
 
 
@@ -242,8 +243,7 @@ class GuardMiddleware:
                 error = ApiError(500, "internal", "internal server error")
             if not sent["started"]:  # else the client sees the answer cut short
                 await self.refuse(scope, receive, send_and_record, error)
-        route = path if path in ("/", "/health", "/info", "/metrics", "/stream") else "other"
-        self.metrics.observe_request(route, sent["status"], time.perf_counter() - started)
+        self.metrics.observe_request(route_name(path), sent["status"], time.perf_counter() - started)
         if sent["status"] >= 400:
             self.metrics.errors.labels(sent["kind"] or f"http_{sent['status']}").inc()
 

@@ -15,6 +15,13 @@ from starlette.responses import Response
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+ROUTES = ("/", "/health", "/info", "/metrics", "/stream")
+
+
+def route_name(path: str) -> str:
+    """The `route` label of a request to `path`: one of the server's routes, else "other" (a label per
+    unknown path a client makes up would grow the metrics without end)."""
+    return path if path in ROUTES else "other"
 
 
 class ServerMetrics:
