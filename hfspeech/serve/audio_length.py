@@ -11,9 +11,8 @@ WAV whose data size is 0, an Ogg whose first stream is empty: libsndfile finds n
 torchcodec for audio past the limit, which it seeks to. An upload that none can open is left to `decode_audio`,
 whose error names it. Seconds are at the upload's own rate, however low (5,000 samples "at 1 Hz" are 5,000 s:
 413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio` (`samples.rate_problem`).
-`upload_audio.decode_upload` reads a FLAC, Ogg or MP3 whose header declares at most the limit once, without
-counting it (libsndfile reads no more than that), and decodes a piped FLAC or an MP3 without a frame count once
-with ffmpeg, no further than 1 s past the limit; this module measures the rest.
+`upload_audio.decode_upload` reads what declares at most the limit (libsndfile reads no more) and what declares no
+length (ffmpeg, to 1 s past the limit) once, uncounted; this module measures the rest.
 """
 
 from __future__ import annotations
