@@ -7,10 +7,11 @@ upload's length is found first, at its own rate: from the header of PCM (WAV, AI
 by decoding FLAC, Ogg and MP3 in blocks that are dropped as they are read (libsndfile, the decoder
 `decode_audio` uses for them; their headers may declare no length, or a false one), and for what only
 ffmpeg decodes (WebM, Opus, M4A, an MP3 libsndfile may stop early in; a FLAC whose header declares no length, a
-WAV whose data size is 0, an Ogg whose first stream is empty: libsndfile finds no length or nothing) by asking
-torchcodec for audio past the limit, which it seeks to. An upload that none can open is left to `decode_audio`,
-whose error names it. Seconds are at the upload's own rate, however low (5,000 samples "at 1 Hz" are 5,000 s:
-413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio` (`samples.rate_problem`).
+WAV whose data size is 0, an Ogg whose first stream is empty: libsndfile finds no length or nothing) by decoding
+it with torchcodec a frame at a time, counting samples, not timestamps (an upload writes those as it likes), to
+just past the limit: `decode_audio` then decodes no more than was counted. An upload that none can open is left
+to `decode_audio`, whose error names it. Seconds are at the upload's own rate, however low (5,000 samples "at
+1 Hz" are 5,000 s: 413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio` (`samples.rate_problem`).
 `upload_audio.decode_upload` reads what declares at most the limit (libsndfile reads no more) and what declares no
 length (ffmpeg, to 1 s past the limit) once, uncounted; this module measures the rest.
 """
@@ -35,11 +36,12 @@ def refuse_audio_longer_than(audio: bytes, max_seconds: float) -> None:
     """413 when `audio` plays for more than `max_seconds`, without holding more than a block of it."""
     if inspect_wav(None, audio):  # a damaged WAV: decode_audio names the damage at once, no decoder needed
         return
-    seconds = _libsndfile_seconds(audio, max_seconds)
+    seconds = _libsndfile_seconds(audio, max_seconds) or 0.0
     # None or 0 found (no declared length, a WAV whose writer left its data size 0, an Ogg whose first stream is
-    # empty): ffmpeg decodes it in `decode_audio`, so it measures; libsndfile may stop early in an MP3
-    if not seconds or inspect_mp3(None, audio) is not None:
-        seconds = max(seconds or 0.0, _ffmpeg_seconds(audio, max_seconds))
+    # empty): ffmpeg decodes it in `decode_audio`, so it counts; libsndfile may stop early in an MP3 (counted
+    # past the limit already: refused without decoding it again)
+    if (not seconds or inspect_mp3(None, audio) is not None) and seconds <= max_seconds:
+        seconds = max(seconds, _ffmpeg_seconds(audio, max_seconds))
     if seconds > max_seconds:
         raise too_long(max_seconds)
 
@@ -73,12 +75,24 @@ def _libsndfile_seconds(audio: bytes, max_seconds: float) -> float | None:
 
 
 def _ffmpeg_seconds(audio: bytes, max_seconds: float) -> float:
-    """Just past `max_seconds` if torchcodec finds audio playing after it, else 0 (also when it cannot read it)."""
+    """Seconds of audio ffmpeg decodes from `audio` at its own rate, counted frame by frame and dropped as counted,
+    up to just past `max_seconds`; 0 when torchcodec cannot open it (decode_audio names it). Counted in samples,
+    not timestamps, which an upload writes as it likes: torchcodec's ranges are cut by timestamps, so a window
+    past the limit missed a WebM whose timestamps run slow (600 s of it passed a limit of 10 s) and a range up to
+    the limit decodes the whole of one whose timestamps run fast. `get_next_frame` is torchcodec's private core
+    call (`torchcodec==0.13.0` is pinned): the only one that decodes a frame at a time."""
     try:
+        from torchcodec import _core
         from torchcodec.decoders import AudioDecoder
 
-        past = AudioDecoder(audio).get_samples_played_in_range(start_seconds=max_seconds,
-                                                               stop_seconds=max_seconds + 0.05)
+        decoder = AudioDecoder(audio)  # no resampler, no mix: only the count is kept
+        rate = decoder.metadata.sample_rate or 0
     except Exception:  # torchcodec raises many types; an upload it cannot read is named by decode_audio
         return 0.0
-    return max_seconds + 0.05 if past.data.shape[-1] else 0.0
+    limit, frames = max_seconds * rate, 0
+    try:
+        while frames <= limit:
+            frames += _core.get_next_frame(decoder._decoder)[0].shape[-1]
+    except Exception:  # the end of the stream (IndexError), or damage part-way, which decode_audio names
+        pass
+    return frames / rate if rate else 0.0
