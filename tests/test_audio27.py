@@ -86,7 +86,8 @@ def test_an_upload_of_undeclared_length_is_decoded_once_into_decode_audios_wavef
     opened, frames = decoders_opened
     opened.clear(), frames.clear()
     waveform = decode_upload(body, 16000, LIMIT)
-    assert (len(opened), sum(frames)) == (1, 0), f"{len(opened)} ffmpeg decoders, {sum(frames)} libsndfile frames"
+    counted = 1 if kind == "piped FLAC" else 0  # its samples are counted first: frame numbers (timestamps) can lie
+    assert (len(opened), sum(frames)) == (1 + counted, 0), f"{len(opened)} ffmpeg decoders, {sum(frames)} libsndfile frames"
     assert waveform.dtype == np.float32 and np.array_equal(waveform, expected)  # bit for bit
 
 
@@ -107,7 +108,7 @@ def test_an_upload_of_undeclared_length_over_the_limit_is_refused_without_decodi
         decode_upload(body, 16000, LIMIT)
     assert (refused.value.status, refused.value.message) == (413, "upload: more than 3 s of audio (the limit, "
                                                                    "--max_seconds)")
-    assert max(decoded) <= 16000 * (LIMIT + 1), f"{max(decoded)} samples decoded to refuse 60 s"
+    assert max(decoded, default=0) <= 16000 * (LIMIT + 1), f"{max(decoded)} samples decoded to refuse 60 s"
 
 
 @pytest.fixture(scope="module")

@@ -112,13 +112,8 @@ def decoded_samples(monkeypatch):
     return counted
 
 
-NOT_MENDED = ("a piped FLAC is decoded once by timestamps (`upload_audio._decode_with_ffmpeg_once`); counting it "
-              "first opens a second decoder, which test_audio27's 'decoded once' tests forbid: the lead's decision")
-
-
 @pytest.mark.parametrize("lying, stream_rate", [
-    (torchcodec_webm, OPUS_RATE), (crowded_webm, OPUS_RATE),
-    pytest.param(crowded_flac, 16000, marks=pytest.mark.xfail(strict=True, reason=NOT_MENDED))])
+    (torchcodec_webm, OPUS_RATE), (crowded_webm, OPUS_RATE), (crowded_flac, 16000)])
 def test_an_upload_whose_timestamps_lie_is_refused_having_decoded_no_more_than_the_limit(lying, stream_rate,
                                                                                         decoded_samples):
     body = lying(np.zeros(16000 * 60, np.float32), 16000)

@@ -41,7 +41,7 @@ def refuse_audio_longer_than(audio: bytes, max_seconds: float) -> None:
     # empty): ffmpeg decodes it in `decode_audio`, so it counts; libsndfile may stop early in an MP3 (counted
     # past the limit already: refused without decoding it again)
     if (not seconds or inspect_mp3(None, audio) is not None) and seconds <= max_seconds:
-        seconds = max(seconds, _ffmpeg_seconds(audio, max_seconds))
+        seconds = max(seconds, ffmpeg_seconds(audio, max_seconds))
     if seconds > max_seconds:
         raise too_long(max_seconds)
 
@@ -74,7 +74,7 @@ def _libsndfile_seconds(audio: bytes, max_seconds: float) -> float | None:
         return frames / opened.samplerate
 
 
-def _ffmpeg_seconds(audio: bytes, max_seconds: float) -> float:
+def ffmpeg_seconds(audio: bytes, max_seconds: float) -> float:
     """Seconds of audio ffmpeg decodes from `audio` at its own rate, counted frame by frame and dropped as counted,
     up to just past `max_seconds`; 0 when torchcodec cannot open it (decode_audio names it). Counted in samples,
     not timestamps, which an upload writes as it likes: torchcodec's ranges are cut by timestamps, so a window

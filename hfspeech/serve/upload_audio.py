@@ -28,7 +28,7 @@ from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import UNDECLARED_FRAMES, cancelled_mix_problem, rate_problem
 from hfspeech.data.wav_header import inspect_wav
-from hfspeech.serve.audio_length import refuse_audio_longer_than, too_long
+from hfspeech.serve.audio_length import ffmpeg_seconds, refuse_audio_longer_than, too_long
 
 UPLOAD = describe_source({"path": None, "bytes": b"..."})  # decode_audio's name of bytes: "<audio bytes without ...>"
 
@@ -55,6 +55,8 @@ def decode_upload(audio: bytes, sampling_rate: int, max_seconds: float) -> np.nd
     if declared.waveform is not None:
         return checked_waveform(declared.waveform, UPLOAD, audio, mp3, sampling_rate)
     if (stream_rate := _undeclared_length_rate(audio, mp3, declared)) is not None:
+        if stream_rate and ffmpeg_seconds(audio, max_seconds) > max_seconds:  # a FLAC's frame numbers can lie
+            raise too_long(max_seconds)  # (ffmpeg's stop follows them: a crafted one decoded 33 s for a 10-s stop)
         if (waveform := _decode_with_ffmpeg_once(audio, sampling_rate, max_seconds, stream_rate)) is not None:
             return checked_waveform(waveform, UPLOAD, audio, mp3, sampling_rate)
     refuse_audio_longer_than(audio, max_seconds)
