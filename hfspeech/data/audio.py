@@ -56,6 +56,12 @@ class AudioFileError(HfspeechError, ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):
+        """Rebuilt from (path, problem), not from the one-string message: decoding workers
+        (`--preprocessing_num_workers`) send the error back pickled, and one that could not be rebuilt killed
+        the pool's result thread, so the run hung, holding its workers, instead of naming the file."""
+        return type(self), (self.path, self.problem)
+
 
 def describe_source(audio: dict[str, Any] | None) -> str:
     """A name for an undecoded `Audio` value: its path, or a placeholder for bytes or an empty cell (datasets

@@ -9,6 +9,7 @@ accuracy). `make_compute_metrics` gives the Trainer the one that fits the model'
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence
 
 import datasets
@@ -20,7 +21,23 @@ from hfspeech.evaluation.per_class_scores import counts_scores, ranking_scores
 from hfspeech.models.scores import is_multi_label, sigmoid, thresholds_from_config
 
 
-class ClassificationMetrics(evaluate.Metric):
+class _InMemoryMetric(evaluate.Metric):
+    """An `evaluate.Metric` that keeps its predictions in memory and writes nothing under HF_HOME/metrics.
+
+    Each process computes on the predictions the Trainer has already gathered, so evaluate's cache files have
+    nothing to share. Written there, every evaluation copied the predictions to an Arrow file and left a lock
+    file; DDP ranks, or two runs at once, found one another's lock taken, waited a second for it and left
+    another, uniquely named, lock per evaluation."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "keep_in_memory": True})
+
+    def _build_data_dir(self) -> str:
+        """The folder evaluate would use, named but not made: nothing is written in it."""
+        return str(Path(self._data_dir_root) / self.name / self.config_name)
+
+
+class ClassificationMetrics(_InMemoryMetric):
     """`compute(predictions=[int], references=[int], labels=None)` -> accuracy, macro_f1, weighted_f1.
 
     A class of `labels` that is neither in `references` nor predicted has no F1 (nothing to get right or
@@ -51,7 +68,7 @@ class ClassificationMetrics(evaluate.Metric):
         }
 
 
-class MultiLabelMetrics(evaluate.Metric):
+class MultiLabelMetrics(_InMemoryMetric):
     """`compute(predictions=scores [N, C], references=multi-hot [N, C], thresholds=None)` -> scalars.
 
     - `map_macro`: mean over classes of sklearn's `average_precision_score` (threshold-free), over the
