@@ -8,7 +8,8 @@ A WebSocket is not bound by the browser's same-origin rule at all: one whose `Or
 it) is another site is refused too. So is a POST (any method but GET, HEAD, OPTIONS) from another site's
 page: a "simple" `fetch(url, {method: "POST", mode: "no-cors"})` is sent without a CORS preflight, and the page
 cannot read the answer, but the server ran the model for it (a page could keep the user's machine busy). A
-browser names the page in `Origin` (or, failing that, says `Sec-Fetch-Site: cross-site`); curl, Python and
+browser names the page in `Origin` (or, failing that, says `Sec-Fetch-Site: cross-site`; its `same-origin`, which
+no page can forge, lets the server's own page through a proxy that rewrites `Host`); curl, Python and
 the Hub's clients send neither and pass. Starlette's `TrustedHostMiddleware` answers a plain-text 400, not the
 server's `{"error", "kind"}` JSON, and does not look at `Origin`: hence this small middleware, whose refusals
 are counted in /metrics as the other routes' answers are.
@@ -87,12 +88,13 @@ class HostCheckMiddleware:
         host = headers.get(b"host")
         if host is not None and not name_allowed(host_name(host), self.patterns):
             return f"Host {host[:100]!r} is not a name of this server (--allowed_hosts adds one)"
-        if method in SAFE_METHODS:
-            return None
+        fetch_site = headers.get(b"sec-fetch-site", "").strip().lower()
+        if method in SAFE_METHODS or fetch_site in ("same-origin", "none"):  # the browser's word, not the page's:
+            return None  # the server's own page behind a proxy that rewrites Host (its Origin is the public name)
         origin = headers.get(b"origin")
         if origin is not None and not name_allowed(host_name(origin), self.patterns):
             return f"a {method} from the page {origin[:100]!r}, another site (--allowed_hosts adds one)"
-        if origin is None and headers.get(b"sec-fetch-site", "").strip().lower() == "cross-site":
+        if origin is None and fetch_site == "cross-site":
             return f"a {method} from another site's page (Sec-Fetch-Site: cross-site; --allowed_hosts adds one)"
         return None
 

@@ -11,9 +11,10 @@ WAV whose data size is 0, an Ogg whose first stream is empty: libsndfile finds n
 it with torchcodec a frame at a time, counting samples, not timestamps (an upload writes those as it likes), to
 just past the limit: `decode_audio` then decodes no more than was counted. An upload that none can open is left
 to `decode_audio`, whose error names it. Seconds are at the upload's own rate, however low (5,000 samples "at
-1 Hz" are 5,000 s: 413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio` (`samples.rate_problem`).
-`upload_audio.decode_upload` reads what declares at most the limit (libsndfile reads no more) and what declares no
-length (ffmpeg, to 1 s past the limit) once, uncounted; this module measures the rest.
+1 Hz" are 5,000 s: 413); one within the limit whose rate is below 1000 Hz is refused by `decode_audio`
+(`samples.rate_problem`). `upload_audio.decode_upload` reads what declares at most the limit (libsndfile reads no
+more) and an MP3 without a frame count (ffmpeg, to 1 s past the limit) once, uncounted; a piped FLAC is counted
+here (`ffmpeg_seconds`) before its one bounded decode; this module measures the rest.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An upload's waveform, decoded once from one read of its header: `decode_audio`'s waveform, bit for bit.
+"""An upload's waveform from one read of its header: `decode_audio`'s waveform, bit for bit.
 
 libsndfile, as `soundfile.read` drives it, reads no more frames than the header declares (a longer stream is cut
 there, for `decode_audio` as here): a declared length within `--max_seconds` bounds memory as a WAV's data size
@@ -7,10 +7,11 @@ gives its format, rate and declared frames and, within the limit, `decode_audio`
 declared frames), refused, mixed and resampled as it does: a compressed upload is not counted first (a 10-s MP3
 served at 0.82x the requests per second with the count), a WAV not opened again to be measured and decoded (10 s:
 1.0 -> 0.92-0.97 ms). An upload whose length no header declares (a FLAC piped out of an encoder, `ffmpeg -f flac pipe:`,
-whose STREAMINFO rate that open gives; an MP3 without a Xing/VBRI frame count) is decoded once by `decode_audio`'s
+whose STREAMINFO rate that open gives; an MP3 without a Xing/VBRI frame count) is decoded by `decode_audio`'s
 ffmpeg decode (`data.ffmpeg_decode`: its media-reference and rate checks), no further than 1 s past the limit
-(10-s clips: FLAC 1.4x to 3.0x, MP3 2.6x to 5.8x as fast as counting first; a 2-hour piped FLAC is refused after
-0.1 to 0.2 s and ~80 MB at 600 s). The rest (what libsndfile cannot read: M4A, WebM; a header declaring more; a
+(10-s MP3: 2.6x to 5.8x as fast as counting first). The FLAC is counted first all the same
+(`audio_length.ffmpeg_seconds`, samples a frame at a time, ~9 ms per 10 s): ffmpeg's stop follows its frame
+numbers, which a crafted file repeats (60 s decoded 32.8 s for an 11-s stop). The rest (what libsndfile cannot read: M4A, WebM; a header declaring more; a
 stream found empty or damaged; a FLAC whose STREAMINFO rate is not its frames') is measured by `audio_length`,
 then decoded by `decode_audio`.
 """
@@ -108,7 +109,7 @@ def _undeclared_length_rate(audio: bytes, mp3: Optional[Mp3Head], declared: Decl
 def _decode_with_ffmpeg_once(audio: bytes, sampling_rate: int, max_seconds: float,
                              stream_rate: int) -> Optional[np.ndarray]:
     """`decode_audio`'s ffmpeg waveform (`data.ffmpeg_decode`: mono at `sampling_rate`) of an upload whose
-    length only decoding finds, decoded once and no further than 1 s past `max_seconds` (413 past it: memory
+    length only decoding finds, decoded no further than 1 s past `max_seconds` (413 past it: memory
     bounded by the limit); None when ffmpeg cannot decode it, so that `decode_audio` names the problem, or when
     its timestamps count at another rate than its samples (`stream_rate`, 0 for any: a FLAC whose STREAMINFO
     says 500 Hz, its frames 16 kHz, was cut at a 32nd of the limit), measured and decoded as before."""
