@@ -11,9 +11,9 @@ whose STREAMINFO rate that open gives; an MP3 without a Xing/VBRI frame count) i
 ffmpeg decode (`data.ffmpeg_decode`: its media-reference and rate checks), no further than 1 s past the limit
 (10-s MP3: 2.6x to 5.8x as fast as counting first). The FLAC is counted first all the same
 (`audio_length.ffmpeg_seconds`, samples a frame at a time, ~9 ms per 10 s): ffmpeg's stop follows its frame
-numbers, which a crafted file repeats (60 s decoded 32.8 s for an 11-s stop). The rest (what libsndfile cannot read: M4A, WebM; a header declaring more; a
-stream found empty or damaged; a FLAC whose STREAMINFO rate is not its frames') is measured by `audio_length`,
-then decoded by `decode_audio`.
+numbers, which a crafted file repeats (60 s decoded 32.8 s for an 11-s stop). The rest (what libsndfile cannot
+read: M4A, WebM; a header declaring more; a stream found empty or damaged; a FLAC whose STREAMINFO rate is not its
+frames') is measured by `audio_length`, then decoded by `decode_audio`.
 """
 
 from __future__ import annotations
