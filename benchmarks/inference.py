@@ -53,7 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval_dir", help="held-out audio folder DIR/<label>/*.wav (default: generated keywords)")
     parser.add_argument("--clips_per_keyword", type=positive(int), default=25,
                         help="generated held-out clips per keyword")
-    parser.add_argument("--calibration_dir", help="audio folder for static int8 (without --model: the demo data it trains on; with --model and without it: no static int8 row)")
+    parser.add_argument("--calibration_dir", help="audio folder for static int8 with --model (without it: no "
+                        "static int8 row); without --model the demo data it trains on is used")
     parser.add_argument("--rounds", type=positive(int), default=3, help="latency passes over the held-out clips")
     parser.add_argument("--threads", type=positive(int), default=os.cpu_count(),
                         help="threads for torch and onnxruntime")

@@ -114,11 +114,11 @@ def stdout_write_errors():
         reason = disk_write_failure(error)
         if reason is None:
             raise
-        _drop_stdout()
+        drop_stdout()
         raise cannot_write("stdout", reason, "make room where stdout goes, or send it elsewhere") from None
 
 
-def _drop_stdout() -> None:
+def drop_stdout() -> None:
     """Point stdout at the null device, as Python's documentation does for a reader that has gone: what stdout
     still holds would fail again at the next flush (at exit), a second `error:` line for the same failure."""
     with contextlib.suppress(OSError, ValueError):  # stdout is no file (captured, closed): nothing is retried

@@ -85,3 +85,16 @@ def test_an_int8_export_says_how_to_run_the_int8_file(trained_cnn, tone_folder, 
     clip = str(next(tone_folder.rglob("*.wav")))
     code, out, err = run_cli_output(["predict", named, clip, "--format", "jsonl"], capsys)
     assert code == 0 and clip in out, err  # the line's command runs
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device every write to fails on")
+def test_debug_shows_the_traceback_of_a_full_stdout(trained_cnn, tone_folder):
+    """`--debug` promises the traceback instead of the one line; the stdout wrapper's line had taken it back."""
+    import subprocess
+
+    clip = str(next(tone_folder.rglob("*.wav")))
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "hfspeech.cli", "predict", str(trained_cnn), clip, "--json",
+                               "--debug"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr, done.stderr
+    assert "OutputWriteError" in done.stderr.splitlines()[-1]

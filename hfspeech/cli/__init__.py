@@ -40,7 +40,7 @@ import sys
 from typing import Optional, Sequence
 
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
-from hfspeech.errors import OutputWriteError, stdout_write_errors
+from hfspeech.errors import OutputWriteError, drop_stdout, stdout_write_errors
 
 # command -> (module of hfspeech.cli, function): a command's module is imported when it runs, so
 # `hfspeech --help` imports none of them, and each imports its stage (torch, transformers ...) only inside.
@@ -96,9 +96,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
         return code
     except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        drop_stdout()
         return 1
     except OutputWriteError as error:  # stdout's, from the wrapper: `_run` prints a command's own mistakes
+        if debug:  # `_run` re-raised it for its traceback
+            raise
         from hfspeech.cli.common import print_error
 
         print_error(error)

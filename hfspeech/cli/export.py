@@ -108,6 +108,8 @@ def export(argv: list[str]) -> int:
     for file in sorted(path.parent.iterdir()):
         print(f"{file}  ({file.stat().st_size / 1e6:.2f} MB)")
     if args.format == "onnx" and args.quantize:  # the folder's fp32 file is what a folder runs (inference.backends)
-        print(f"to run the {args.quantize} model, name its file: hfspeech predict {path} AUDIO... "
+        import shlex
+
+        print(f"to run the {args.quantize} model, name its file: hfspeech predict {shlex.quote(str(path))} AUDIO... "
               f"({path.parent} runs model.onnx, fp32)")
     return 0

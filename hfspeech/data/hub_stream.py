@@ -153,7 +153,8 @@ def read_errors(source: str):
 
 
 def _labelled_streams(splits: dict[str, IterableDataset], train: str, spec: DataSpec, name: str, label_names):
-    """Every split as a stream of `{audio reference, label id}`, keyed by the dataset's own split names (which
+    """Every split as a stream of `{audio reference, label id, clip_key}` (`stream_draws.KEY_COLUMN`: the clip's
+    hash, computed once), keyed by the dataset's own split names (which
     its clips are named by; `train` is the one trained on), and the label names."""
     label_feature = None
     label_column = label_column_of(splits[train].column_names or [], spec.source.get("label_column", "label"))
@@ -222,7 +223,8 @@ def _split_size(stream: IterableDataset, split: str) -> Optional[int]:
 
 def _references(stream: IterableDataset, audio_column: str, label_column: str, source: str,
                 rows_in_order: bool = True):
-    """The stream reduced to `audio` (undecoded `{"path", "bytes"}`) and `label`; the label's ClassLabel, if any.
+    """The stream reduced to `audio` (undecoded `{"path", "bytes"}`), `label` and `clip_key` (the clip's hash, which
+    the held-out filter and the draw position reuse); the label's ClassLabel, if any.
 
     Bytes without a file name are named `<source> row N` (its place in the split), or by a hash of the bytes
     for a training split of several shards, whose rows are counted in the shuffled shard order."""

@@ -222,8 +222,9 @@ def write_int8_weights(onnx_path: str | Path, shown_as: Optional[Path] = None) -
         return per_branch(onnx_path, quantized, lambda plain: write_int8_weights(plain, shown_as or onnx_path))
     if not store_conv_weights_int8(onnx_path, quantized):
         largest = largest_conv_weight(onnx.load(str(onnx_path)).graph)
-        why = f" (its largest convolution has {largest} weights; under {MIN_ELEMENTS}, int8 saves less than its " \
-              "scales and nodes cost)" if largest else ""
+        why = " (it has no convolution)" if not largest else (
+            f" (its largest convolution has {largest} weights; under {MIN_ELEMENTS}, int8 saves less than its scales "
+            "and nodes cost)" if largest < MIN_ELEMENTS else "")
         raise ExportError(f"{shown_as or onnx_path}: no convolution weights to store as int8{why}; use --quantize int8")
     if is_baseline(read_config_json(onnx_path.parent).get("model_type", "")):
         shorten_names(quantized)  # baselines: names were most of the file
