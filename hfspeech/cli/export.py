@@ -95,10 +95,14 @@ def export(argv: list[str]) -> int:
         from hfspeech.inference.agreement import gate_int8
 
         if args.format == "onnx":
-            path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir)
+            gated = []  # the gate runs on the staged int8 file, before it is moved in (export_onnx's check_int8)
+            check = (lambda int8_file: gated.append(gate_int8(args.model, int8_file, args.eval_dir,
+                                                              args.max_accuracy_drop, args.force, clips))
+                     ) if args.eval_dir else None
+            path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir,
+                               check_int8=check)
             if args.eval_dir:
-                comparison, record = gate_int8(args.model, path, args.eval_dir, args.max_accuracy_drop, args.force,
-                                               clips)
+                comparison, record = gated[0]
                 print(f"int8 check: {comparison.summary()}")
                 warn_about_int8_check(record)
             elif args.quantize:

@@ -15,7 +15,7 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from optimum.exporters.onnx import export, validate_model_outputs
 from optimum.exporters.tasks import TasksManager
@@ -25,7 +25,7 @@ from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
 from hfspeech.export.slim import slim_onnx
-from hfspeech.export.staging import staged_export
+from hfspeech.export.staging import named_at, staged_export
 from hfspeech.export.unpadded_branch import add_unpadded_branch
 from hfspeech.features.frontend import AudioFrontend
 from hfspeech.models.fingerprint import write_traced_from
@@ -109,7 +109,8 @@ def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path, input_sh
 
 
 def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, quantize: Optional[str] = None,
-                calibration_dir: Optional[str | Path] = None) -> Path:
+                calibration_dir: Optional[str | Path] = None,
+                check_int8: Optional[Callable[[Path], object]] = None) -> Path:
     """Export a saved audio classifier to `OUTPUT_DIR/model.onnx` (dynamic batch and length), check its
     logits against PyTorch, and save config.json and preprocessor_config.json beside it.
 
@@ -117,6 +118,11 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     `calibration_dir` is given); `quantize="int8_weights"` writes it with int8 convolution weights and float
     compute (`write_int8_weights`). Returns the path of the last ONNX file written. The files of an earlier
     export in `output_dir` are replaced only once all of these are written (`hfspeech.export.staging`).
+
+    `check_int8(int8_file)` (the accuracy gate, `inference.agreement.gate_int8`) runs on the int8 file before it
+    is moved in: run after, a gate stopped half-way (Ctrl-C, a cancelled job) left an unchecked int8 file beside
+    the export, with no record saying so. When the check raises an `Exception` (it failed and deleted the file),
+    the rest of the export is moved in all the same and the error raised after it, as before.
     """
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, got {quantize!r}")
@@ -133,8 +139,24 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir)
         write_traced_from(model_dir, staging)  # which weights: `predict` warns when its model has changed since
+        refusal = checked_int8(check_int8, written, staging, output_dir) if quantize else None
+    if refusal is not None:
+        raise refusal
     logger.info("exported %s to %s", model_dir, output_dir / written.name)
     return output_dir / written.name
+
+
+def checked_int8(check_int8: Optional[Callable[[Path], object]], int8_file: Path, staging: Path,
+                 output_dir: Path) -> Optional[Exception]:
+    """The error of `check_int8` run on the staged `int8_file`, naming files where they are moved to, or None when
+    it passed. Ctrl-C (not an `Exception`) goes through, so that nothing of the export is moved in."""
+    if check_int8 is None:
+        return None
+    try:
+        check_int8(int8_file)
+    except Exception as error:
+        return named_at(error, staging, output_dir)
+    return None
 
 
 def write_onnx(model, onnx_config, feature_extractor, output_dir: Path, quantize: Optional[str],

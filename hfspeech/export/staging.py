@@ -45,8 +45,13 @@ def staged_export(output_dir: Path) -> Iterator[Path]:
             for file in sorted(scratch.iterdir(), key=lambda file: file.suffix in (".onnx", ".pt")):
                 os.replace(file, output_dir / file.name)
         except Exception as error:  # a message naming a file names it where the user will look for it
-            error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
-                               for arg in error.args)
-            raise
+            raise named_at(error, scratch, output_dir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def named_at(error: BaseException, scratch: Path, output_dir: Path) -> BaseException:
+    """`error`, its message naming files of `scratch` by the names they have (or would have) in `output_dir`."""
+    error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
+                       for arg in error.args)
+    return error

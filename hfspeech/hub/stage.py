@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +23,7 @@ from huggingface_hub import ModelCard
 
 from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
-from hfspeech.hub.card import write_model_card
+from hfspeech.hub.card import measure_variants, write_model_card
 from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
                                          read_run_record)
@@ -122,8 +121,32 @@ def check_destination(dest: Path) -> None:
 
 
 def _replace_staging(scratch: Path, dest: Path) -> None:
-    """Move the new staging into ``dest`` in place of the earlier one (`check_destination` made sure it holds
-    nothing else). README.md goes last both ways, so a folder caught half-way is still recognised as a staging."""
+    """Put the new staging in place of ``dest`` (`check_destination` made sure it holds nothing else) by renames,
+    so that ``dest`` is one whole staging at every moment: replaced file by file, a process stopped half-way
+    (Ctrl-C, a cancelled job) left the earlier card beside some of the new files, a repo that could be pushed by
+    hand. Killed between the renames (SIGKILL), ``dest`` is missing until the command is run again."""
+    earlier = Path(tempfile.mkdtemp(prefix=f".{dest.name}-replaced-", dir=dest.parent))
+    try:
+        if dest.is_symlink() or (dest.exists() and not _renamed(dest, earlier)):  # a link, a mount point
+            _replace_staging_in_place(scratch, dest)
+        else:
+            os.replace(scratch, dest)
+    finally:  # stopped between the renames (Ctrl-C): the earlier staging is put back
+        if not os.path.lexists(dest) and any(earlier.iterdir()):
+            os.replace(earlier, dest)
+        shutil.rmtree(earlier, ignore_errors=True)
+
+
+def _renamed(source: Path, target: Path) -> bool:
+    try:
+        os.replace(source, target)
+    except OSError:
+        return False
+    return True
+
+
+def _replace_staging_in_place(scratch: Path, dest: Path) -> None:
+    """File by file; README.md last both ways, so a folder caught half-way is still recognised as a staging."""
     dest.mkdir(exist_ok=True)
     for entry in [entry for entry in dest.iterdir() if entry.name != "README.md"]:  # replaced by the new one
         if entry.is_dir() and not entry.is_symlink():
@@ -242,35 +265,6 @@ def evaluation_clips(eval_dir: Optional[str | Path], config: dict) -> list[Path]
         raise StageError(f"--eval_dir {unknown}: label {unknown.parent.name!r} (its folder) is not one of the "
                          f"model's labels {sorted(labels)}")
     return clips
-
-
-def measure_variants(dest: Path, clips: list[Path], multi_label: bool = False) -> list[dict]:
-    """Size on disk of each variant, and with ``clips`` (`evaluation_clips`) its mean latency per clip and
-    (single-label only: a folder name is one label, not a multi-label clip's label set) its accuracy against
-    the folder names."""
-    files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
-             "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
-    variants = []
-    for name, file in files.items():
-        if not file.is_file():
-            continue
-        variant = {"name": name, "file": file.relative_to(dest).as_posix(), "size_mb": file.stat().st_size / 1e6,
-                   "accuracy": None, "latency_ms": None, "num_clips": len(clips)}
-        if clips:
-            from tqdm.auto import tqdm
-
-            from hfspeech.inference.classifier import AudioClassifier
-
-            classifier = AudioClassifier.from_pretrained(str(dest if name.startswith("PyTorch") else file),
-                                                         device=None, trust_remote_code=False)
-            start = time.perf_counter()  # a bar per variant: Whisper on 100 clips takes minutes
-            predicted = [classifier.classify_file(str(clip), top_k=1).labels[0]
-                         for clip in tqdm(clips, desc=f"measuring {name} on --eval_dir", unit="clip")]
-            variant["latency_ms"] = 1000 * (time.perf_counter() - start) / len(clips)
-            if not multi_label:
-                variant["accuracy"] = sum(p == clip.parent.name for p, clip in zip(predicted, clips)) / len(clips)
-        variants.append(variant)
-    return variants
 
 
 def hub_tokens() -> list[str]:

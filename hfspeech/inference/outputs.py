@@ -127,9 +127,13 @@ def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
 
 
 def _complete_rows(path: str, kind: str, data: bytes) -> tuple[bytes, list[tuple[str, list[str]]]]:
-    """(the bytes up to the last line end, the rows they hold) of an output file's `data`: a last row cut off
-    mid-write is not a row."""
-    complete = data[: data.rfind(b"\n") + 1]
+    """(the bytes up to the last row end, the rows they hold) of an output file's `data`: a last row cut off
+    mid-write is not a row. A CSV row's end is a line end outside quotes: a row cut just after a line break inside
+    its quoted path was kept as a row (the path's first line), and its open quote took in the rows appended after."""
+    end = data.rfind(b"\n") + 1
+    while kind == "csv" and end and data.count(b'"', 0, end) % 2:  # inside a quoted field: an earlier line end
+        end = data.rfind(b"\n", 0, end - 1) + 1
+    complete = data[:end]
     return complete, _written_rows(path, kind, complete.decode("utf-8", errors="replace"))
 
 

