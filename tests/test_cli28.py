@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import TINY_CNN, run_cli_output
+from conftest import TINY_CNN, run_cli_output, save_random_baseline
 from hfspeech.errors import UsageError
 from hfspeech.training.checkpoints import output_dir_held
 
@@ -98,3 +98,31 @@ def test_debug_shows_the_traceback_of_a_full_stdout(trained_cnn, tone_folder):
                                "--debug"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr, done.stderr
     assert "OutputWriteError" in done.stderr.splitlines()[-1]
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does_with_exit_code_143(tmp_path):
+    """A cancelled CI job or `kill` sends SIGTERM: Python died of it at once (exit -15, no word, no cleanup).
+    A stream fed a window, then terminated: its last window and counts flushed, one line, 143."""
+    import json
+    import signal
+    import subprocess
+
+    import numpy as np
+
+
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.02, conv_channels=[4], n_mels=16)
+    pcm = (np.random.default_rng(0).normal(0, 0.1, 16000 * 2) * 32767).astype("<i2").tobytes()
+    stream = subprocess.Popen([sys.executable, "-m", "hfspeech.cli", "stream", str(model), "--window_seconds", "1",
+                               "--windows"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=False)
+    try:
+        stream.stdin.write(pcm)
+        stream.stdin.flush()
+        first = json.loads(stream.stdout.readline())  # the model is loaded and classifying: now the signal
+        stream.send_signal(signal.SIGTERM)
+        out, err = stream.communicate(timeout=120)
+    finally:
+        stream.kill()
+    assert first["event"] == "window"
+    assert json.loads(out.decode().splitlines()[-1])["event"] == "end"
+    assert (stream.returncode, err.decode()) == (143, "hfspeech stream: terminated\n")

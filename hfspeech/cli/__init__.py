@@ -133,18 +133,20 @@ def _run(argv: Optional[Sequence[str]]) -> int:
 
     module, function = COMMANDS[argv[0]]
     try:
-        command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
-        return command(argv[1:]) or 0
+        with contextlib.nullcontext() if argv[0] == "serve" else sigterm_raises():  # uvicorn: its own, graceful
+            command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
+            return command(argv[1:]) or 0
     except HfspeechError as error:
         if debug:
             raise
         print_error(error, argv)  # its secrets hidden (a token after a misspelled --hub_token)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C while torch imports or a model loads: a user's choice, not a crash
+    except KeyboardInterrupt as stopped:  # Ctrl-C while torch imports or a model loads: a user's choice, not a crash
         if debug:
             raise
-        print(f"hfspeech {argv[0]}: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(stopped, Terminated)
+        print(f"hfspeech {argv[0]}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as error:  # any write a full or read-only disk refused (`errors.disk_write_failure`): one line
         from hfspeech.errors import cannot_write, disk_write_failure
 
@@ -154,3 +156,36 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         print_error(cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or "
                                  "read-only; make room, or write elsewhere, and run again"))
         return 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job, `kill`, a container stopping), raised where Ctrl-C is, so that the same cleanup
+    runs (scratch folders removed, DataLoader workers stopped, partial exports never moved in): by default Python
+    dies at once on it, with no message, leaving them behind. Exit code 143, the shell's for SIGTERM."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While a command runs, SIGTERM raises `Terminated` in this process (the handler before it is put back
+    after); a child forked from it (datasets' decoding workers) dies of it as before, without a traceback of its
+    own. Only the main thread can set a handler (under another thread it is left as it is)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    parent = os.getpid()
+
+    def terminated(signum, frame):
+        if os.getpid() != parent:  # a forked child: SIGTERM's default, dying
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -72,18 +72,21 @@ def stream(argv: list[str]) -> int:
                     print(json.dumps(event.to_dict()))
             sys.stdout.flush()
 
-    interrupted = False
+    stopped = None
     try:
         for chunk in chunks:
             emit(streamer.feed(chunk))
-    except KeyboardInterrupt:  # Ctrl-C ends a live stream: flush its last window and print the counts
-        interrupted = True
+    except KeyboardInterrupt as error:  # Ctrl-C (or SIGTERM) ends a live stream: flush its last window, print counts
+        stopped = error
     emit(streamer.finish())
     with stdout_write_errors():
         print(json.dumps(streamer.stats.to_dict()), flush=True)
-    if interrupted:  # then say so, with the shell's code for SIGINT: a script's loop stops, as the user meant
-        print("hfspeech stream: interrupted", file=sys.stderr)
-        return 130
+    if stopped is not None:  # then say so, with the shell's code for the signal: a script's loop stops, as meant
+        from hfspeech.cli import Terminated
+
+        terminated = isinstance(stopped, Terminated)
+        print(f"hfspeech stream: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     return 0
 
 
