@@ -126,3 +126,18 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_with_exit_code_143(tmp_path):
     assert first["event"] == "window"
     assert json.loads(out.decode().splitlines()[-1])["event"] == "end"
     assert (stream.returncode, err.decode()) == (143, "hfspeech stream: terminated\n")
+
+
+def test_an_evaluation_stopped_before_its_metrics_file_is_run_again_into_its_folder(trained_cnn, tone_folder,
+                                                                                     tmp_path, capsys):
+    """Killed after its confusion matrix and report but before `<split>_metrics.json` (and data_report.json), the
+    folder held only its own reports, and the rerun refused it as the user's ('not an earlier evaluation')."""
+    out = tmp_path / "evaluation"
+    arguments = ["evaluate", "--model", str(trained_cnn), "--data_dir", str(tone_folder), "--output_dir", str(out)]
+    assert run_cli_output(arguments, capsys)[0] == 0
+    for name in os.listdir(out):
+        if name.endswith("_metrics.json") or name == "data_report.json":
+            os.remove(out / name)  # as a kill between the reports and the metrics leaves it
+    code, _, err = run_cli_output(arguments, capsys)
+    assert code == 0, err
+    assert any(name.endswith("_metrics.json") for name in os.listdir(out))

@@ -134,6 +134,12 @@ def _seen_clips(model: str, clips) -> list[str]:
     return [warning] if warning else []
 
 
+# Every report an evaluation writes (`evaluation.report`), each a mark of an earlier one: an evaluation killed after
+# its confusion matrix but before its metrics file left a folder its own rerun refused as the user's.
+REPORT_ENDINGS = ("_metrics.json", "_confusion_matrix.json", "_confusion_matrix.png", "_classification_report.json",
+                  "_multilabel_report.json", "_per_class_ap.png")
+
+
 def _check_output_dir(output_dir: str) -> None:
     """The reports (data_report.json, <split>_*.json / .png) would replace a run's own: its training data's
     report and its test report, which `hfspeech stage` publishes in the model card. Any other folder of the
@@ -143,7 +149,7 @@ def _check_output_dir(output_dir: str) -> None:
                          "(data_report.json, test reports): give a folder of their own, e.g. "
                          f"{os.path.join(output_dir, 'evaluation')}")
     check_output_folder(output_dir, "--output_dir", ours=lambda name: name == DATA_REPORT_FILE or
-                        name.endswith("_metrics.json"), earlier="an earlier evaluation")
+                        name.endswith(REPORT_ENDINGS), earlier="an earlier evaluation")
 
 
 def _warn_if_replacing_another_models(output_dir: str, model: str) -> None:
