@@ -100,9 +100,9 @@ def test_debug_shows_the_traceback_of_a_full_stdout(trained_cnn, tone_folder):
     assert "OutputWriteError" in done.stderr.splitlines()[-1]
 
 
-def test_sigterm_ends_a_command_as_ctrl_c_does_with_exit_code_143(tmp_path):
-    """A cancelled CI job or `kill` sends SIGTERM: Python died of it at once (exit -15, no word, no cleanup).
-    A stream fed a window, then terminated: its last window and counts flushed, one line, 143."""
+def test_sigterm_ends_a_command_as_ctrl_c_does_then_kills_it(tmp_path):
+    """A cancelled CI job or `kill` sends SIGTERM: Python died of it at once (no word, no cleanup). A stream fed a
+    window, then terminated: its last window and counts flushed, one line, then the signal's death."""
     import json
     import signal
     import subprocess
@@ -125,7 +125,8 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_with_exit_code_143(tmp_path):
         stream.kill()
     assert first["event"] == "window"
     assert json.loads(out.decode().splitlines()[-1])["event"] == "end"
-    assert (stream.returncode, err.decode()) == (143, "hfspeech stream: terminated\n")
+    # cleaned up and said, then dead of the signal after all (the shell's status 143), as the sender meant
+    assert (stream.returncode, err.decode()) == (-signal.SIGTERM, "hfspeech stream: terminated\n")
 
 
 def test_an_evaluation_stopped_before_its_metrics_file_is_run_again_into_its_folder(trained_cnn, tone_folder,
@@ -141,3 +142,44 @@ def test_an_evaluation_stopped_before_its_metrics_file_is_run_again_into_its_fol
     code, _, err = run_cli_output(arguments, capsys)
     assert code == 0, err
     assert any(name.endswith("_metrics.json") for name in os.listdir(out))
+
+
+def test_a_child_forked_during_a_command_dies_of_sigterm_at_once():
+    """A datasets decoding worker forked while a command runs inherited the Python-level handler, which runs only
+    between bytecodes: a worker inside a long C call ignored SIGTERM, and Pool.terminate() waited for it."""
+    import signal
+    import time
+
+    from hfspeech.cli.termination import sigterm_raises
+
+    ready, started = os.pipe()
+    with sigterm_raises():
+        child = os.fork()
+        if child == 0:  # the child busy in one long C call, as a decoder is
+            os.write(started, b"x")  # past fork's hooks: its SIGTERM is what it will be while decoding
+            sum(range(10 ** 12))  # no bytecode runs until it ends: a Python-level handler waits for it
+            os._exit(0)
+        os.read(ready, 1)
+        os.kill(child, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while (done := os.waitpid(child, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done == (0, 0):  # a handler the C call never returns to: the child would block for good
+            os.kill(child, signal.SIGKILL)
+            done = os.waitpid(child, 0)
+    os.close(ready), os.close(started)
+    status = done[1]
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+def test_a_sigterm_the_parent_ignores_stays_ignored():
+    import signal
+
+    from hfspeech.cli.termination import sigterm_raises
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with sigterm_raises():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

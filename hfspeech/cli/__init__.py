@@ -40,6 +40,7 @@ import sys
 from typing import Optional, Sequence
 
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
+from hfspeech.cli.termination import Terminated, die_of_sigterm_if_received, sigterm_raises
 from hfspeech.errors import OutputWriteError, drop_stdout, stdout_write_errors
 
 # command -> (module of hfspeech.cli, function): a command's module is imported when it runs, so
@@ -94,6 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with contextlib.nullcontext() if debug else stdout_write_errors():  # --debug: the OSError's traceback
             code = _run(argv)
             sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
+        die_of_sigterm_if_received()  # cleaned up and said: now as the signal meant (exit status 143)
         return code
     except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
         drop_stdout()
@@ -157,35 +159,3 @@ def _run(argv: Optional[Sequence[str]]) -> int:
                                  "read-only; make room, or write elsewhere, and run again"))
         return 2
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a cancelled CI job, `kill`, a container stopping), raised where Ctrl-C is, so that the same cleanup
-    runs (scratch folders removed, DataLoader workers stopped, partial exports never moved in): by default Python
-    dies at once on it, with no message, leaving them behind. Exit code 143, the shell's for SIGTERM."""
-
-
-@contextlib.contextmanager
-def sigterm_raises():
-    """While a command runs, SIGTERM raises `Terminated` in this process (the handler before it is put back
-    after); a child forked from it (datasets' decoding workers) dies of it as before, without a traceback of its
-    own. Only the main thread can set a handler (under another thread it is left as it is)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    parent = os.getpid()
-
-    def terminated(signum, frame):
-        if os.getpid() != parent:  # a forked child: SIGTERM's default, dying
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
