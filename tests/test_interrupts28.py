@@ -148,7 +148,7 @@ def files_under(folder: Path) -> list[str]:
     return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
 
 
-@pytest.mark.parametrize("stop_at", [1, 2, 3])
+@pytest.mark.parametrize("stop_at", [1, 2])  # a restaging makes two renames
 def test_a_staging_stopped_while_it_replaces_the_earlier_one_never_leaves_half_a_repo(random_cnn, tmp_path,
                                                                                       monkeypatch, stop_at):
     """Stopped at the `stop_at`-th rename of the replacement, the destination is the earlier staging or the new
@@ -178,6 +178,85 @@ def test_a_staging_stopped_while_it_replaces_the_earlier_one_never_leaves_half_a
     assert not dest.exists() or files_under(dest) == staged
     stage_run(random_cnn, dest)  # and running it again stages it whole
     assert files_under(dest) == staged
+
+
+@pytest.mark.parametrize("stop_at", ["after the first rename", "before the second"])
+def test_ctrl_c_between_the_renames_puts_back_the_users_empty_folder(random_cnn, tmp_path, monkeypatch, stop_at):
+    """The put-back looked for files in the folder set aside: the user's empty DEST was deleted, not "kept empty"."""
+    import os
+
+    from hfspeech.hub import stage_run
+
+    dest = tmp_path / "repo"
+    dest.mkdir()
+    renames = []
+    real_replace = os.replace
+
+    def replace(source, target):  # Ctrl-C as DEST has just been set aside, or as the new staging is moved in
+        renames.append(target)
+        if stop_at == "before the second" and len(renames) == 2:
+            raise Interrupted
+        real_replace(source, target)
+        if stop_at == "after the first rename":
+            raise Interrupted
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        stage_run(random_cnn, dest)
+    assert dest.is_dir() and list(dest.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["repo"]
+
+
+def test_whole_folder_writes_in_place_where_no_folder_can_be_renamed_in(tmp_path, monkeypatch):
+    """OUTPUT a symlink to an empty folder (rmdir: NotADirectoryError after the whole conversion), a mount point
+    (rmdir: EBUSY) or OUTPUT.partial not makeable: a traceback; before the partial folder, all were written in place."""
+    import errno
+
+    from hfspeech.models.whisper.convert_ctranslate2 import whole_folder
+
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    (tmp_path / "blocked.partial").write_text("a file in the way")
+    (tmp_path / "mount").mkdir()
+    real_rmdir = Path.rmdir
+
+    def busy(folder):  # a mount point cannot be removed
+        if folder.name == "mount":
+            raise OSError(errno.EBUSY, "Device or resource busy", str(folder))
+        real_rmdir(folder)
+
+    monkeypatch.setattr(Path, "rmdir", busy)
+    for output in ("link", "blocked", "mount"):
+        with whole_folder(tmp_path / output) as folder:
+            (folder / "model.safetensors").write_text(output)
+        assert (tmp_path / output / "model.safetensors").read_text() == output
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "target" / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "blocked.partial", "link", "mount", "target"]
+
+
+def test_a_run_killed_before_removing_the_replaced_conversion_has_it_removed_by_the_next(tmp_path, monkeypatch):
+    """Killed after the new conversion was moved in, before the earlier one (NAME.replaced) was deleted: the next
+    run found the output converted and returned at once, leaving NAME.replaced for ever."""
+    monkeypatch.setenv("HFSPEECH_CACHE", str(tmp_path / "cache"))
+    output = tmp_path / "tiny"
+    output.mkdir()
+    (output / pretrained.MARKER).write_text(json.dumps({"sha256": ["an older wheel"]}))
+    (output / "model.safetensors").write_bytes(b"old")
+    fake_conversion(monkeypatch, b"new")
+    real_rmtree = shutil.rmtree
+
+    def killed_before_the_earlier_is_deleted(path, *args, **kwargs):
+        if Path(path).name == "tiny.replaced" and Path(path).exists():
+            raise Interrupted
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_before_the_earlier_is_deleted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.fetch_pretrained("whisper-tiny.en", output)
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert (tmp_path / "tiny.replaced").is_dir()
+    assert pretrained.fetch_pretrained("whisper-tiny.en", output) == output
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]
+    assert (output / "model.safetensors").read_bytes() == b"new"
 
 
 def test_resume_drops_a_csv_row_cut_off_inside_its_quoted_path(tmp_path):

@@ -126,13 +126,15 @@ def _replace_staging(scratch: Path, dest: Path) -> None:
     (Ctrl-C, a cancelled job) left the earlier card beside some of the new files, a repo that could be pushed by
     hand. Killed between the renames (SIGKILL), ``dest`` is missing until the command is run again."""
     earlier = Path(tempfile.mkdtemp(prefix=f".{dest.name}-replaced-", dir=dest.parent))
+    set_aside = os.stat(earlier)
     try:
         if dest.is_symlink() or (dest.exists() and not _renamed(dest, earlier)):  # a link, a mount point
             _replace_staging_in_place(scratch, dest)
         else:
             os.replace(scratch, dest)
-    finally:  # stopped between the renames (Ctrl-C): the earlier staging is put back
-        if not os.path.lexists(dest) and any(earlier.iterdir()):
+    finally:  # stopped between the renames (Ctrl-C): the earlier staging, or the user's empty folder, is put back
+        moved = not os.path.samestat(set_aside, os.stat(earlier))  # `dest` took its place (`any(...)`: not if empty)
+        if moved and not os.path.lexists(dest):
             os.replace(earlier, dest)
         shutil.rmtree(earlier, ignore_errors=True)
 

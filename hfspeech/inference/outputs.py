@@ -130,11 +130,20 @@ def _complete_rows(path: str, kind: str, data: bytes) -> tuple[bytes, list[tuple
     """(the bytes up to the last row end, the rows they hold) of an output file's `data`: a last row cut off
     mid-write is not a row. A CSV row's end is a line end outside quotes: a row cut just after a line break inside
     its quoted path was kept as a row (the path's first line), and its open quote took in the rows appended after."""
-    end = data.rfind(b"\n") + 1
-    while kind == "csv" and end and data.count(b'"', 0, end) % 2:  # inside a quoted field: an earlier line end
-        end = data.rfind(b"\n", 0, end - 1) + 1
-    complete = data[:end]
+    complete = data[:_last_csv_row_end(data) if kind == "csv" else data.rfind(b"\n") + 1]
     return complete, _written_rows(path, kind, complete.decode("utf-8", errors="replace"))
+
+
+def _last_csv_row_end(data: bytes) -> int:
+    """The offset after the last line end outside quotes (even quote count before it), in one forward pass: counted
+    again from byte 0 for each line end stepped back over, 20,000 rows took seconds (quadratic)."""
+    end = offset = quotes = 0
+    for line in data.split(b"\n")[:-1]:  # the piece after the last line end has none
+        offset += len(line) + 1
+        quotes += line.count(b'"')
+        if quotes % 2 == 0:
+            end = offset
+    return end
 
 
 def check_same_model(path: str, written_labels: set[str], model_labels, model: str) -> None:

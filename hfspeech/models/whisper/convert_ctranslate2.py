@@ -266,17 +266,34 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
 
 @contextlib.contextmanager
 def whole_folder(output: Path) -> Iterator[Path]:
-    """A folder `OUTPUT.partial` to write into, renamed to `output` (new or empty) once the block ends. Written in
-    place, a conversion stopped half-way (Ctrl-C, a cancelled CI job, a killed process) left weights without their
-    feature extractor or tokenizer, which then loaded as a checkpoint, while running the command again refused the
-    folder as one of the user's. A killed run's partial folder is removed by the next one."""
+    """`OUTPUT.partial` (a killed run's removed) renamed to `output` at the end: written in place, a conversion stopped
+    half-way left weights without extractor or tokenizer that loaded as a checkpoint. Where no folder can be renamed
+    in (a symlink, a mount point, a parent not writable) it is written in place, as `hub/stage.py` does."""
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    in_place = output.is_symlink()
+    try:
+        in_place or partial.mkdir(parents=True)
+    except OSError:  # a parent not writable, a file in the way
+        in_place = True
+    if in_place:
+        output.mkdir(parents=True, exist_ok=True)
+        yield output
+        return
     try:
         yield partial
+        _move_in(partial, output)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _move_in(partial: Path, output: Path) -> None:
+    """`partial` renamed to `output`, or its files moved in one by one where `output` is a mount point (EBUSY)."""
+    try:
         if output.is_dir():  # empty (`check_output_folder`); rename(2) would replace it, Windows' would not
             output.rmdir()
         partial.rename(output)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    except OSError:
+        output.mkdir(parents=True, exist_ok=True)
+        for entry in partial.iterdir():
+            shutil.move(str(entry), str(output / entry.name))

@@ -29,6 +29,9 @@ from hfspeech.output_folders import check_output_folder, held_by_this_process
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
+# Beside the output: the conversion being written, the extracted faster-whisper folder, the earlier conversion set
+# aside while the new one is moved in. A run killed (SIGKILL) leaves them; the next run removes them.
+LEFTOVERS = (".partial", ".ct2.partial", ".replaced")
 
 
 @dataclass(frozen=True)
@@ -156,17 +159,18 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     """Download, check and convert checkpoint `name` into `output_dir` (default: the cache); idempotent."""
     source = source_of(name)
     output = Path(output_dir) if output_dir else cache_dir() / name
-    if is_converted(output, source):
+    partial, extracted, _replaced = leftovers = [output.with_name(output.name + suffix) for suffix in LEFTOVERS]
+    if is_converted(output, source) and not any(os.path.lexists(leftover) for leftover in leftovers):
         return output
     # The folder is replaced whole below: only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
                         error=PretrainedError)
     with converting_alone(output):
-        if is_converted(output, source):  # another process converted it while this one waited
-            return output
-        partial, extracted = (output.with_name(output.name + suffix) for suffix in (".partial", ".ct2.partial"))
-        if is_converted(partial, source):  # complete, killed before it was moved in: moved in now
+        if not is_converted(output, source) and is_converted(partial, source):  # killed before it was moved in
             replace_folder(partial, output)
+        if is_converted(output, source):  # here, or by another process while this one waited
+            for leftover in leftovers:  # a run killed between its renames left the earlier one as NAME.replaced
+                shutil.rmtree(leftover, ignore_errors=True)
             return output
         wheels = download_wheels(source, cache_dir() / "wheels")
         for leftover in (partial, extracted):  # a killed conversion's, found (and held) by the next one
@@ -187,7 +191,7 @@ def replace_folder(new: Path, output: Path) -> None:
     """Put the complete folder `new` in the place of `output` with renames only. Deleting the earlier conversion in
     place, a process killed half-way left its other files without their marker, which the next run refused as a
     folder of the user's ("holds other files"); set aside first, it is deleted only once the new one is in."""
-    earlier = output.with_name(output.name + ".replaced")
+    earlier = output.with_name(output.name + LEFTOVERS[2])
     shutil.rmtree(earlier, ignore_errors=True)
     if output.exists():
         output.rename(earlier)
