@@ -130,3 +130,11 @@ def held_by_this_process(handle) -> bool:
     except OSError:
         return True
     return True
+
+
+def named_at(error: BaseException, scratch: str | os.PathLike, output_dir: str | os.PathLike) -> BaseException:
+    """`error`, its message naming files of `scratch` (a folder written beside its destination, then moved in) by
+    the names they have, or would have, in `output_dir`: where the user will look for them."""
+    error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
+                       for arg in error.args)
+    return error

@@ -66,3 +66,14 @@ def test_every_stage_is_known():
 def test_the_bottom_layer_imports_only_itself():
     imports = {name: {target for _, target in imported_stages(PACKAGE / f"{name}.py")} for name in BOTTOM}
     assert {name: targets - BOTTOM for name, targets in imports.items()} == {name: set() for name in BOTTOM}
+
+
+def test_staging_a_repo_does_not_import_the_exporters():
+    """`hfspeech stage` / `push` work without the `export` extra (optimum, onnx): hub shares export's helpers only
+    through the bottom layer (output_folders.named_at), never by importing hfspeech.export."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import sys, hfspeech.hub.stage; print('optimum' in sys.modules)"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr

@@ -25,7 +25,8 @@ from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
 from hfspeech.export.slim import slim_onnx
-from hfspeech.export.staging import named_at, staged_export
+from hfspeech.export.staging import staged_export
+from hfspeech.output_folders import named_at
 from hfspeech.export.unpadded_branch import add_unpadded_branch
 from hfspeech.features.frontend import AudioFrontend
 from hfspeech.models.fingerprint import write_traced_from

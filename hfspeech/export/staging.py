@@ -21,6 +21,7 @@ from typing import Iterator
 from hfspeech.errors import writing_to
 from hfspeech.models.config_json import INT8_CHECK_FILE
 from hfspeech.models.fingerprint import TRACED_FROM
+from hfspeech.output_folders import named_at
 
 EXPORT_NOT_WRITTEN = "nothing was exported (an earlier export there is as it was); make room, or export elsewhere"
 # Files an export writes (config.json and preprocessor_config.json are rewritten by every export).
@@ -48,10 +49,3 @@ def staged_export(output_dir: Path) -> Iterator[Path]:
             raise named_at(error, scratch, output_dir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def named_at(error: BaseException, scratch: Path, output_dir: Path) -> BaseException:
-    """`error`, its message naming files of `scratch` by the names they have (or would have) in `output_dir`."""
-    error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
-                       for arg in error.args)
-    return error

@@ -29,7 +29,7 @@ from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import names_not_ours, not_a_folder
+from hfspeech.output_folders import named_at, names_not_ours, not_a_folder
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
@@ -73,8 +73,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
             check_no_secrets(scratch, run, [token] if token else [])
             _replace_staging(scratch, dest)
     except Exception as error:  # a message naming a staged file names it where the user will look for it
-        error.args = tuple(arg.replace(str(scratch), str(dest)) if isinstance(arg, str) else arg for arg in error.args)
-        raise
+        raise named_at(error, scratch, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return sorted(p for p in dest.rglob("*") if p.is_file())
