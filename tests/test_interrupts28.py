@@ -290,3 +290,23 @@ def test_ctrl_c_while_stage_measures_is_one_line_of_its_own(random_cnn, tone_fol
     assert cli(["stage", str(random_cnn), str(tmp_path / "repo"), "--eval_dir", str(tone_folder)]) == 130
     assert capsys.readouterr().err.splitlines()[-1] == "hfspeech stage: interrupted"
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_resume_refuses_to_cut_the_rows_after_an_unclosed_quote(tmp_path):
+    """An unclosed quote further up (a hand edit) made every row after it look like one row cut mid-write: resuming
+    deleted them all from the file. Refused now, the file left as it is."""
+    import csv
+
+    from hfspeech.inference.outputs import CSV_COLUMNS, read_earlier_output
+
+    output = tmp_path / "results.csv"
+    with open(output, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for n in range(5):
+            writer.writerow([f"clip{n}.wav", "low", "0.9", "low|high", "0.9|0.1", "1", "mean", ""])
+    edited = output.read_bytes().replace(b"clip1.wav", b'"clip1.wav', 1)
+    output.write_bytes(edited)
+    with pytest.raises(ValueError, match="an unclosed quote before its last 4 lines"):
+        read_earlier_output(str(output))
+    assert output.read_bytes() == edited

@@ -2,10 +2,9 @@
 JSONL or CSV file as each file is done, so that a run that stops (Ctrl-C, a crash, a full disk) resumes
 where it stopped: files already in the output are skipped, the rest appended.
 
-JSONL rows are `Prediction.to_dict()`, the objects `predict --json` prints. CSV rows have one column per
-field (`labels`, `scores` and `active_labels` joined with `|`, or a JSON list when a label holds the `|`).
-An earlier output is resumed only by the same model: its rows' labels must all be this model's labels.
-"""
+JSONL rows are `Prediction.to_dict()`, the objects `predict --json` prints. CSV rows have one column per field
+(`labels`, `scores` and `active_labels` joined with `|`, or a JSON list when a label holds the `|`). An earlier
+output is resumed only by the same model: its rows' labels must all be this model's labels."""
 
 from __future__ import annotations
 
@@ -128,21 +127,23 @@ def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
 
 def _complete_rows(path: str, kind: str, data: bytes) -> tuple[bytes, list[tuple[str, list[str]]]]:
     """(the bytes up to the last row end, the rows they hold) of an output file's `data`: a last row cut off
-    mid-write is not a row. A CSV row's end is a line end outside quotes: a row cut just after a line break inside
-    its quoted path was kept as a row (the path's first line), and its open quote took in the rows appended after."""
-    complete = data[:_last_csv_row_end(data) if kind == "csv" else data.rfind(b"\n") + 1]
+    mid-write is not a row (a CSV row cut after a line break in its quoted path: not its first line either)."""
+    complete = data[:_last_csv_row_end(path, data) if kind == "csv" else data.rfind(b"\n") + 1]
     return complete, _written_rows(path, kind, complete.decode("utf-8", errors="replace"))
 
 
-def _last_csv_row_end(data: bytes) -> int:
-    """The offset after the last line end outside quotes (even quote count before it), in one forward pass: counted
-    again from byte 0 for each line end stepped back over, 20,000 rows took seconds (quadratic)."""
+def _last_csv_row_end(path: str, data: bytes) -> int:
+    """The offset after the last line end outside quotes, in one forward pass. More than two lines after it are an
+    unclosed quote further up (a hand edit), not a row cut mid-write: refused (cutting deleted the rows after it)."""
     end = offset = quotes = 0
     for line in data.split(b"\n")[:-1]:  # the piece after the last line end has none
         offset += len(line) + 1
         quotes += line.count(b'"')
         if quotes % 2 == 0:
             end = offset
+    if (lines := data.count(b"\n", end)) > 2:  # a cut row: its first line, and one more if its path holds a break
+        raise ValueError(f"{path}: an unclosed quote before its last {lines} lines: not cut; mend it, or give a new "
+                         "--output file")
     return end
 
 
