@@ -40,7 +40,7 @@ import sys
 from typing import Optional, Sequence
 
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
-from hfspeech.cli.termination import Terminated, die_of_sigterm_if_received, sigterm_raises
+from hfspeech.cli.termination import die_of_sigterm_if_received, said_stopped, sigterm_raises
 from hfspeech.errors import OutputWriteError, drop_stdout, stdout_write_errors
 
 # command -> (module of hfspeech.cli, function): a command's module is imported when it runs, so
@@ -146,9 +146,7 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     except KeyboardInterrupt as stopped:  # Ctrl-C while torch imports or a model loads: a user's choice, not a crash
         if debug:
             raise
-        terminated = isinstance(stopped, Terminated)
-        print(f"hfspeech {argv[0]}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-        return 143 if terminated else 130
+        return said_stopped(argv[0], stopped)
     except Exception as error:  # any write a full or read-only disk refused (`errors.disk_write_failure`): one line
         from hfspeech.errors import cannot_write, disk_write_failure
 

@@ -82,11 +82,9 @@ def stream(argv: list[str]) -> int:
     with stdout_write_errors():
         print(json.dumps(streamer.stats.to_dict()), flush=True)
     if stopped is not None:  # then say so, with the shell's code for the signal: a script's loop stops, as meant
-        from hfspeech.cli.termination import Terminated
+        from hfspeech.cli.termination import said_stopped
 
-        terminated = isinstance(stopped, Terminated)
-        print(f"hfspeech stream: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-        return 143 if terminated else 130
+        return said_stopped("stream", stopped)
     return 0
 
 

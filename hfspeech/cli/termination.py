@@ -25,6 +25,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C is (`hfspeech.cli.termination`)."""
 
 
+def said_stopped(command: str, stopped: KeyboardInterrupt) -> int:
+    """`hfspeech COMMAND: interrupted` (Ctrl-C) or `terminated` (SIGTERM) on stderr; the shell's code for it."""
+    terminated = isinstance(stopped, Terminated)
+    print(f"hfspeech {command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
+
+
 _received: list[bool] = []  # a SIGTERM arrived while a command ran with the default handler before it
 _fork_hook: list[bool] = []
 
