@@ -33,9 +33,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer
+from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer, refuse
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
-from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response
+from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, send_error
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics, route_name
 from hfspeech.serve.payload import parse_request, read_body
@@ -169,9 +169,8 @@ def create_app(settings: ServeSettings) -> Starlette:
                                         HTTPException: routing_error})
     app.state.runner = runner
     app.add_middleware(GuardMiddleware, metrics=metrics, api_key=settings.api_key, max_requests=settings.max_requests)
-    if settings.allowed_hosts is not None:  # outermost: a rebinding page learns nothing, not even a 401
-        app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, refuse=GuardMiddleware.refuse,
-                           metrics=metrics)
+    # outermost: a rebinding page learns nothing, not even a 401; another site's POST is refused on any address
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, metrics=metrics)
     return app
 
 
@@ -207,14 +206,13 @@ class GuardMiddleware:
         page = path == "/" and scope.get("method") in ("GET", "HEAD")  # HEAD: a link checker's look at the page
         if self.api_key and not path.startswith(OPEN_PATHS) and not page:
             if not self.authorized(scope):
-                self.metrics.errors.labels("unauthorized").inc()
-                return await self.refuse(scope, receive, send, ApiError(401, "unauthorized", "missing or wrong API "
-                                         "key: send `Authorization: Bearer <key>`"))
+                return await refuse(scope, receive, send, ApiError(401, "unauthorized", "missing or wrong API "
+                                    "key: send `Authorization: Bearer <key>`"), self.metrics)
         work = scope["type"] == "websocket" or scope.get("method") == "POST"  # holds a body, audio, the model
         if work and self.max_requests and self.in_flight >= self.max_requests:
-            self.metrics.errors.labels("busy").inc()
-            return await self.refuse(scope, receive, send, ApiError(503, "busy", f"server busy: {self.in_flight} "
-                                     "requests in progress, the most it takes at once (--max_requests); retry"))
+            busy = ApiError(503, "busy", f"server busy: {self.in_flight} requests in progress, the most it takes "
+                            "at once (--max_requests); retry")
+            return await refuse(scope, receive, send, busy, self.metrics)
         handle = self.app if scope["type"] == "websocket" else self.answer
         self.in_flight += work
         try:
@@ -242,7 +240,7 @@ class GuardMiddleware:
                 logger.exception("unexpected error answering %s %s", scope.get("method"), path)
                 error = ApiError(500, "internal", "internal server error")
             if not sent["started"]:  # else the client sees the answer cut short
-                await self.refuse(scope, receive, send_and_record, error)
+                await send_error(scope, receive, send_and_record, error)
         self.metrics.observe_request(route_name(path), sent["status"], time.perf_counter() - started)
         if sent["status"] >= 400:
             self.metrics.errors.labels(sent["kind"] or f"http_{sent['status']}").inc()
@@ -250,13 +248,6 @@ class GuardMiddleware:
     def authorized(self, scope) -> bool:
         given = api_key_given(scope)
         return bool(given) and hmac.compare_digest(given.encode(), self.api_key.encode())
-
-    @staticmethod
-    async def refuse(scope, receive, send, error: ApiError) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
-            return
-        await error_response(error)(scope, receive, send)
 
 
 def app_from_env() -> Starlette:

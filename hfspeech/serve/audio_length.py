@@ -77,23 +77,27 @@ def _libsndfile_seconds(audio: bytes, max_seconds: float) -> float | None:
 
 def ffmpeg_seconds(audio: bytes, max_seconds: float) -> float:
     """Seconds of audio ffmpeg decodes from `audio` at its own rate, counted frame by frame and dropped as counted,
-    up to just past `max_seconds`; 0 when torchcodec cannot open it (decode_audio names it). Counted in samples,
-    not timestamps, which an upload writes as it likes: torchcodec's ranges are cut by timestamps, so a window
-    past the limit missed a WebM whose timestamps run slow (600 s of it passed a limit of 10 s) and a range up to
-    the limit decodes the whole of one whose timestamps run fast. `get_next_frame` is torchcodec's private core
-    call (`torchcodec==0.13.0` is pinned): the only one that decodes a frame at a time."""
+    up to just past `max_seconds`; 0 when torchcodec cannot open it (decode_audio names it); 400 when it opens it
+    but reports no sample rate: samples cannot be counted as seconds, and the 0 s answered then passed an upload
+    of any length (the check failed open). Counted in samples, not timestamps, which an upload writes as it
+    likes: torchcodec's ranges are cut by timestamps, so a window past the limit missed a WebM whose timestamps
+    run slow (600 s of it passed a limit of 10 s) and a range up to the limit decodes the whole of one whose
+    timestamps run fast. `get_next_frame` is torchcodec's private core call (`torchcodec==0.13.0` is pinned): the
+    only one that decodes a frame at a time."""
     try:
         from torchcodec import _core
         from torchcodec.decoders import AudioDecoder
 
         decoder = AudioDecoder(audio)  # no resampler, no mix: only the count is kept
-        rate = decoder.metadata.sample_rate or 0
     except Exception:  # torchcodec raises many types; an upload it cannot read is named by decode_audio
         return 0.0
+    if not (rate := decoder.metadata.sample_rate):
+        raise ApiError(400, "undecodable_audio", "upload: cannot be decoded as audio: its stream declares no sample "
+                       "rate, so its length cannot be measured")
     limit, frames = max_seconds * rate, 0
     try:
         while frames <= limit:
             frames += _core.get_next_frame(decoder._decoder)[0].shape[-1]
     except Exception:  # the end of the stream (IndexError), or damage part-way, which decode_audio names
         pass
-    return frames / rate if rate else 0.0
+    return frames / rate

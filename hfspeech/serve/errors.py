@@ -47,6 +47,15 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse({"error": error.message, "kind": error.kind}, status_code=error.status, headers=headers)
 
 
+async def send_error(scope, receive, send, error: ApiError) -> None:
+    """`error` answered on an HTTP request as the JSON above, or a WebSocket's handshake closed with policy
+    violation (1008) and the message's start as its reason (a handshake cannot carry a JSON body)."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
+        return
+    await error_response(error)(scope, receive, send)
+
+
 # AudioFileError's problem text -> the error kind a client (and /metrics) sees.
 AUDIO_PROBLEM_KINDS = (("empty", "empty_audio"), ("zero length", "empty_audio"), ("NaN", "non_finite_audio"),
                        ("cannot be decoded", "undecodable_audio"), ("truncated", "undecodable_audio"),
