@@ -162,9 +162,24 @@ def nearest_flags(unknown: list[str], options) -> str:
     return did_you_mean(unknown, canonical)
 
 
-class AbbreviationsOfOneFlag:
+class HelpWritesChecked:
+    """argparse mixin: `COMMAND --help` on a full stdout (`> /dev/full`) is the one line `hfspeech --help` gets there
+    (`stdout_write_errors`, exit code 2). argparse's print ignores an OSError, so the help was lost and the command
+    exited 0 without a word. Every hfspeech parser has it, through `AbbreviationsOfOneFlag`: one place."""
+
+    def print_help(self, file=None) -> None:
+        if file is not None and file is not sys.stdout:  # stderr (a usage mistake): argparse's own, as before
+            return super().print_help(file)
+        with stdout_write_errors():
+            sys.stdout.write(self.format_help())
+            sys.stdout.flush()  # a buffered stdout fails here, not at exit after `parser.exit()` (SystemExit 0)
+
+
+class AbbreviationsOfOneFlag(HelpWritesChecked):
     """argparse mixin: an abbreviation that fits several spellings of one flag (`--output` of `--output_dir` and
-    `--output-dir`, `--top` of `--top_k` and `--top-k`) means that flag; argparse called it ambiguous."""
+    `--output-dir`, `--top` of `--top_k` and `--top-k`) means that flag; argparse called it ambiguous. The base of
+    every hfspeech parser (`cli.flags.CliParser`, `training.command_line.RecipeArgumentParser`), so it brings
+    `HelpWritesChecked` to them all."""
 
     def _get_option_tuples(self, option_string: str):
         tuples, seen = [], set()

@@ -365,7 +365,7 @@ def test_predict_names_each_bad_file_and_goes_on(name, tmp_path, trained_cnn, to
 
 FLAG_CASES = {
     "save steps without eval steps": (["--save_strategy", "steps"], "requires the save and eval strategy"),
-    "unknown flag": (["--no_such_flag", "1"], "not used by the HfArgumentParser"),
+    "unknown flag": (["--no_such_flag", "1"], "unknown flag(s) ['--no_such_flag']"),
     "bad --noise_snr_db": (["--noise_snr_db", "loud"], "comma-separated numbers"),
     "bad --config_overrides JSON": (["--config_overrides", "{n_mels: 8}"], "--config_overrides: not a JSON object"),
     "bad config value": (["--config_overrides", '{"pooling": "median"}'], "pooling must be one of"),

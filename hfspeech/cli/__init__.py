@@ -36,12 +36,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import sys
 from typing import Optional, Sequence
 
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
 from hfspeech.cli.termination import die_of_sigterm_if_received, said_stopped, sigterm_raises
 from hfspeech.errors import OutputWriteError, drop_stdout, stdout_write_errors
+
+# A reader that stopped early (`| head -1`): the status `cat`, `grep` or `git log` leave there (128 + SIGPIPE), not
+# 1, which `predict` already means for "some files could not be decoded"; quiet either way.
+CLOSED_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
 
 # command -> (module of hfspeech.cli, function): a command's module is imported when it runs, so
 # `hfspeech --help` imports none of them, and each imports its stage (torch, transformers ...) only inside.
@@ -99,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return code
     except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
         drop_stdout()
-        return 1
+        return CLOSED_PIPE
     except OutputWriteError as error:  # stdout's, from the wrapper: `_run` prints a command's own mistakes
         if debug:  # `_run` re-raised it for its traceback
             raise

@@ -13,12 +13,25 @@ import json
 
 
 def train(argv: list[str]) -> int:
-    from hfspeech.training.command_line import parse_args
+    from hfspeech.training.command_line import parse_args, recipe_parser
     from hfspeech.training.run import run_training
 
+    refuse_mistyped_recipe_flags(recipe_parser(), argv, "hfspeech train")
     model_args, data_args, training_args = parse_args(argv)
     run_training(model_args, data_args, training_args, after_saving=trace_for_fast_start(training_args))
     return 0
+
+
+def refuse_mistyped_recipe_flags(parser, argv: list[str], prog: str, also_known: tuple[str, ...] = ()) -> None:
+    """A mistyped flag of the recipe's commands named first, in the words of every other command
+    (`cli.flags.refuse_unknown_flags`): `hfspeech train --num_train_epohcs 1` was refused in transformers' words
+    ("Some specified arguments are not used by the HfArgumentParser: [...]"), and `hfspeech distill` said "needs
+    --teacher" before it named the typo. `parser`: the recipe's (`training.command_line.recipe_parser`), whose
+    flags, TrainingArguments' included, all stay valid; `also_known`: flags a command reads before it."""
+    from hfspeech.cli.flags import refuse_unknown_flags
+
+    parser.prog = prog  # for "`hfspeech train --help` lists them"; this parser is used for nothing else
+    refuse_unknown_flags(parser, argv, options=[*parser._option_string_actions, *also_known])
 
 
 def trace_for_fast_start(training_args):
@@ -110,8 +123,11 @@ def refuse_training_only_flags(data_args) -> None:
 
 
 def distill(argv: list[str]) -> int:
-    from hfspeech.training.distill import parse_distill_args, run_distillation
+    from hfspeech.training.command_line import recipe_parser
+    from hfspeech.training.distill import DistillationArguments, parse_distill_args, run_distillation
 
+    refuse_mistyped_recipe_flags(recipe_parser(DistillationArguments), argv, "hfspeech distill",
+                                 also_known=("--student_model_type",))
     distill_args, model_args, data_args, training_args = parse_distill_args(argv)
     run_distillation(distill_args, model_args, data_args, training_args,
                      after_saving=trace_for_fast_start(training_args))
@@ -129,13 +145,26 @@ def average(argv: list[str]) -> int:
     parser.add_argument("runs", nargs="+", help="saved model folders of the same model (config, labels, sizes)")
     parser.add_argument("--output_dir", required=True, help="new folder for the averaged model")
     args = parser.parse_args(argv)
-    print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir)}")
-    write_run_twin(args.output_dir)  # a baseline's fast start, as after `hfspeech train`
+    with output_dir_held_for_average(args.output_dir):  # the twin too: a second average must not start in between
+        print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir)}")
+        write_run_twin(args.output_dir)  # a baseline's fast start, as after `hfspeech train`
     return 0
 
 
+def output_dir_held_for_average(output_dir: str):
+    """`--output_dir` held until the average and its twin are written (`output_folders.held_alone`, as `hfspeech
+    train` holds its folder): two averages started together into one new folder both found it new, and both
+    wrote their files into it, one model's weights beside the other's config."""
+    from hfspeech.output_folders import held_alone
+
+    return held_alone(output_dir, "another command is writing to this folder now (an average, a training run); "
+                      "give another --output_dir", flag="--output_dir")
+
+
 def cross_validate(argv: list[str]) -> int:
+    from hfspeech.training.command_line import recipe_parser
     from hfspeech.training.cross_validation import main as cross_validation_main
 
+    refuse_mistyped_recipe_flags(recipe_parser(), argv, "hfspeech cross-validate")  # train's flags
     cross_validation_main(argv)  # its flags are parsed (a typo named) before any fold trains
     return 0
