@@ -61,7 +61,8 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allowed_hosts", type=host_names, default=None,
                         help="Host names answered besides localhost/127.0.0.1/[::1], comma-separated (a reverse "
                         "proxy's, this machine's name; *.example.com, * for any). Default: on loopback only "
-                        "those (a web page rebinding its name to 127.0.0.1 is refused), beyond it any")
+                        "those (a web page rebinding its name to 127.0.0.1 is refused), beyond it any. Also the sites whose "
+                        "pages may POST or open a WebSocket (a page of the request's own Host name always may)")
     parser.add_argument("--port", type=number_in(int, 0, 65535), default=8080, help="0: any free port")
     # Each number is checked here: 0 or a negative made a server that refused every request (--max_body_mb 0,
     # --top_k 0), a traceback (--max_batch_size 0, --max_body_mb nan) or one that never answered (--max_wait_ms inf).
