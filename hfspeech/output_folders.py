@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -118,17 +120,23 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
 def held_by_this_process(handle) -> bool:
     """Takes an advisory `flock` on `handle` (a file or descriptor) for this process until it is closed: False
     when another process holds it; True where no lock can be taken (Windows has no `fcntl`; some network file
-    systems refuse locks, ENOLCK): unheld, as before locks. The one lock of `held_alone` and predict's --output."""
+    systems refuse locks, ENOLCK): unheld, as before locks. The one lock of `held_alone`, predict's --output and
+    `written_beside`'s scratch folders."""
+    return _locked(handle) is not False
+
+
+def _locked(handle) -> Optional[bool]:
+    """`held_by_this_process`, telling apart a lock taken (True) from none to be had here (None)."""
     try:
         import fcntl
     except ImportError:
-        return True
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError:
-        return True
+        return None
     return True
 
 
@@ -138,3 +146,143 @@ def named_at(error: BaseException, scratch: str | os.PathLike, output_dir: str |
     error.args = tuple(arg.replace(str(scratch), str(output_dir)) if isinstance(arg, str) else arg
                        for arg in error.args)
     return error
+
+
+def everything(name: str) -> bool:
+    """For `written_beside`: every entry of the destination belongs to the earlier output it replaces."""
+    return True
+
+
+_BEING_WRITTEN: set[Path] = set()  # the new outputs `written_beside` is writing now, in this process
+
+
+@contextlib.contextmanager
+def written_beside(destination: str | os.PathLike, earlier: Callable[[str], bool] = everything,
+                   last: Optional[Callable[[str], bool]] = None, or_in_place: bool = False) -> Iterator[Path]:
+    """The folder to write a new output into (not yet made), in a hidden `.NAME-partial-*` beside `destination`;
+    once the block ends, the new output takes `destination`'s place. Written in place, a command stopped half-way
+    (an error, Ctrl-C, SIGTERM, a kill) left a folder that looked finished, or the earlier output's files beside
+    some of the new ones. The one mechanism of export, stage, pretrained and the Whisper converter.
+
+    Renamed in whole where it can be: the earlier output (every entry `earlier(name)` or one the new output has)
+    is set aside, the new one renamed in, the earlier deleted after; stopped between the renames, the earlier
+    output (or the user's empty folder) is put back. Where no folder can be renamed in (a link, a mount point:
+    EBUSY, entries of the user's kept beside the output) the entries `earlier(name)` are removed and the new
+    ones moved in, `last(name)` last. `or_in_place`: with no room beside `destination` (a parent not writable),
+    `destination` itself is yielded. Inside another `written_beside` block (its new output, or a folder in it)
+    `destination` is yielded as it is: it is already written beside. An error's message names the files where
+    the user will look for them (`named_at`)."""
+    destination = Path(destination)
+    if any(folder == destination or folder in destination.parents for folder in _BEING_WRITTEN):
+        yield destination
+        return
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftover_scratch(destination)
+        scratch, handle = _locked_scratch(destination)
+    except OSError:
+        if not or_in_place:
+            raise
+        yield destination
+        return
+    new, set_aside = scratch / destination.name, scratch / "earlier"
+    _BEING_WRITTEN.add(new)
+    try:
+        yield new
+        new.mkdir(exist_ok=True)  # nothing written: an empty output
+        _move_in(new, destination, set_aside, earlier, last)
+    except Exception as error:
+        raise named_at(error, new, destination)
+    finally:
+        _BEING_WRITTEN.discard(new)
+        try:
+            _put_back_or_remove(scratch, set_aside, destination)
+        finally:
+            if handle is not None:
+                os.close(handle)
+
+
+def _locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
+    """A new `.NAME-partial-*` folder beside `destination` and the descriptor that holds its lock until closed, so
+    that another run's `remove_leftover_scratch` keeps it. Made again if another run swept it in the moment between
+    its making and its lock. No descriptor on Windows (a folder cannot be opened there; nothing is swept)."""
+    for _ in range(3):
+        scratch = Path(tempfile.mkdtemp(prefix=f".{destination.name}-partial-", dir=destination.parent))
+        if os.name == "nt":
+            return scratch, None
+        try:
+            handle = os.open(scratch, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if held_by_this_process(handle) and os.path.samestat(os.fstat(handle), os.stat(scratch)):
+                return scratch, handle
+        os.close(handle)
+    raise OSError(f"{destination.parent}: another process removes every folder made there")
+
+
+def remove_leftover_scratch(destination: str | os.PathLike) -> None:
+    """Remove the `.NAME-partial-*` folders beside `destination` that no process holds: a run killed outright
+    (SIGKILL, power loss) cannot remove its own, and they stayed for ever (150 MB for a Whisper conversion). A live
+    run's is locked (`_locked_scratch`) and kept; so is every one where no lock can be taken (Windows, ENOLCK)."""
+    for scratch in scratch_folders(destination):
+        try:
+            handle = os.open(scratch, os.O_RDONLY)
+        except OSError:  # removed meanwhile, or not to be opened (Windows)
+            continue
+        try:
+            if _locked(handle):
+                shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            os.close(handle)
+
+
+def _put_back_or_remove(scratch: Path, set_aside: Path, destination: Path) -> None:
+    """Stopped between the renames, the earlier output is put back; then `scratch` is removed, the earlier output
+    first (once the new one is in), unless it could not be put back: then it is the only copy, kept."""
+    try:
+        if os.path.lexists(set_aside) and not os.path.lexists(destination):
+            os.replace(set_aside, destination)
+    finally:
+        if not os.path.lexists(set_aside) or os.path.lexists(destination):  # not the earlier output's only copy
+            try:
+                shutil.rmtree(set_aside, ignore_errors=True)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+def scratch_folders(destination: str | os.PathLike) -> list[Path]:
+    """The `.NAME-partial-*` folders `written_beside` made beside `destination` (a killed run leaves its own)."""
+    destination = Path(destination)
+    prefix = f".{destination.name}-partial-"
+    if not destination.parent.is_dir():
+        return []
+    return sorted(entry for entry in destination.parent.iterdir() if entry.name.startswith(prefix) and entry.is_dir())
+
+
+def _move_in(new: Path, destination: Path, set_aside: Path, earlier: Callable[[str], bool],
+             last: Optional[Callable[[str], bool]]) -> None:
+    """Two renames, or entry by entry where `destination` cannot be renamed (see `written_beside`)."""
+    if not destination.is_symlink():
+        if not destination.exists():
+            os.replace(new, destination)
+            return
+        whole = all(earlier(entry.name) or os.path.lexists(new / entry.name) for entry in destination.iterdir())
+        if whole and _renamed(destination, set_aside):
+            os.replace(new, destination)
+            return
+    for entry in [entry for entry in destination.iterdir() if earlier(entry.name)]:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in sorted(new.iterdir(), key=lambda entry: last is not None and last(entry.name)):
+        shutil.move(str(entry), str(destination / entry.name))  # copied across file systems (a mount point)
+
+
+def _renamed(source: Path, target: Path) -> bool:
+    try:
+        os.replace(source, target)
+    except OSError:  # a mount point (EBUSY)
+        return False
+    return True

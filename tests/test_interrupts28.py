@@ -225,25 +225,27 @@ def test_ctrl_c_between_the_renames_puts_back_the_users_empty_folder(random_cnn,
 
 def test_whole_folder_writes_in_place_where_no_folder_can_be_renamed_in(tmp_path, monkeypatch):
     """OUTPUT a symlink to an empty folder (rmdir: NotADirectoryError after the whole conversion), a mount point
-    (rmdir: EBUSY) or OUTPUT.partial not makeable: a traceback; before the partial folder, all were written in place."""
+    (rename: EBUSY) or OUTPUT.partial not makeable: a traceback; before the partial folder, all were written in place."""
     import errno
+    import os
 
-    from hfspeech.models.whisper.convert_ctranslate2 import whole_folder
+    from hfspeech.output_folders import written_beside
 
     (tmp_path / "target").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "target")
     (tmp_path / "blocked.partial").write_text("a file in the way")
     (tmp_path / "mount").mkdir()
-    real_rmdir = Path.rmdir
+    real_replace = os.replace
 
-    def busy(folder):  # a mount point cannot be removed
-        if folder.name == "mount":
-            raise OSError(errno.EBUSY, "Device or resource busy", str(folder))
-        real_rmdir(folder)
+    def busy(source, target):  # a mount point cannot be renamed
+        if Path(source).name == "mount":
+            raise OSError(errno.EBUSY, "Device or resource busy", str(source))
+        real_replace(source, target)
 
-    monkeypatch.setattr(Path, "rmdir", busy)
+    monkeypatch.setattr(os, "replace", busy)
     for output in ("link", "blocked", "mount"):
-        with whole_folder(tmp_path / output) as folder:
+        with written_beside(tmp_path / output, or_in_place=True) as folder:
+            folder.mkdir(exist_ok=True)
             (folder / "model.safetensors").write_text(output)
         assert (tmp_path / output / "model.safetensors").read_text() == output
     assert (tmp_path / "link").is_symlink() and (tmp_path / "target" / "model.safetensors").is_file()
@@ -255,8 +257,8 @@ def test_a_run_killed_before_removing_the_replaced_conversion_has_it_removed_by_
     run found the output converted and returned at once, leaving NAME.replaced for ever."""
     output = earlier_conversion(tmp_path, monkeypatch)
     fetch_stopped_in_rmtree(monkeypatch, output,
-                            lambda path: Path(path).name == "tiny.replaced" and Path(path).exists())
-    assert (tmp_path / "tiny.replaced").is_dir()
+                            lambda path: Path(path).name.startswith(".tiny-partial-") and Path(path).exists())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tiny-partial-")]
     assert pretrained.fetch_pretrained("whisper-tiny.en", output) == output
     assert [p.name for p in tmp_path.iterdir()] == ["tiny"]
     assert (output / "model.safetensors").read_bytes() == b"new"

@@ -6,22 +6,19 @@ TorchScript export into an ONNX export's folder left `model.onnx`, which `hfspee
 instead of the new file. And an export that failed or was stopped half-way (no calibration clips, Ctrl-C)
 left a folder that looked like a finished export. Now the earlier export's files go only when the new one is
 complete, and a failed export leaves the destination as it was; a killed process leaves, at worst, a hidden
-`.NAME-partial-*` folder beside it.
+`.NAME-partial-*` folder beside it, which the next export there removes (`output_folders.written_beside`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from hfspeech.errors import writing_to
 from hfspeech.models.config_json import INT8_CHECK_FILE
 from hfspeech.models.fingerprint import TRACED_FROM
-from hfspeech.output_folders import named_at
+from hfspeech.output_folders import written_beside
 
 EXPORT_NOT_WRITTEN = "nothing was exported (an earlier export there is as it was); make room, or export elsewhere"
 # Files an export writes (config.json and preprocessor_config.json are rewritten by every export).
@@ -29,23 +26,19 @@ EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "m
                      INT8_CHECK_FILE)  # an earlier export's gate record describes a file this export replaces
 
 
+def is_model_file(name: str) -> bool:
+    """What `predict` runs: moved in last where an export is moved in file by file."""
+    return name.endswith((".onnx", ".pt"))
+
+
 @contextlib.contextmanager
 def staged_export(output_dir: Path) -> Iterator[Path]:
-    """A scratch folder to export into; on success its files replace the earlier export's in `output_dir`. A
-    full or read-only disk is one line naming `output_dir` (`errors.writing_to`), the earlier export kept."""
-    with writing_to(output_dir, EXPORT_NOT_WRITTEN):
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-partial-", dir=output_dir.parent))
-        try:
-            yield scratch
-            output_dir.mkdir(exist_ok=True)
-            for name in EXPORT_ONLY_FILES:
-                (output_dir / name).unlink(missing_ok=True)
-            # The model files last: a folder caught between two exports has no model, rather than the new model
-            # beside the old config.json (labels).
-            for file in sorted(scratch.iterdir(), key=lambda file: file.suffix in (".onnx", ".pt")):
-                os.replace(file, output_dir / file.name)
-        except Exception as error:  # a message naming a file names it where the user will look for it
-            raise named_at(error, scratch, output_dir)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    """A scratch folder to export into; on success it replaces the earlier export in `output_dir`
+    (`output_folders.written_beside`: renamed in whole, or where files of the user's sit beside the export, file by
+    file with the model files last, so a folder caught between two exports has no model, rather than the new model
+    beside the old config.json (labels)). A full or read-only disk is one line naming `output_dir`
+    (`errors.writing_to`), the earlier export kept."""
+    with writing_to(output_dir, EXPORT_NOT_WRITTEN), written_beside(
+            output_dir, earlier=EXPORT_ONLY_FILES.__contains__, last=is_model_file) as scratch:
+        scratch.mkdir()
+        yield scratch

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -23,18 +22,18 @@ from huggingface_hub import ModelCard
 
 from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
+from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import measure_variants, write_model_card
 from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
                                          read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import named_at, names_not_ours, not_a_folder
+from hfspeech.output_folders import names_not_ours, not_a_folder, written_beside
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
-REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE, "test_confusion_matrix.png",
-                "test_confusion_matrix.json", "test_classification_report.json",
-                "test_multilabel_report.json", "test_per_class_ap.png")  # the last two: multi-label runs
+REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
+                *report_file_names("test"))  # the run's test report (`training.run`), single- or multi-label
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")
 
 
@@ -65,17 +64,11 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
                          "(a Hub id such as `username/my-clips`), and local paths are not published")
     clips = evaluation_clips(eval_dir, read_config_json(run))
     check_destination(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}-staging-", dir=dest.parent))
-    try:  # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
-        with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"):
-            _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name)
-            check_no_secrets(scratch, run, [token] if token else [])
-            _replace_staging(scratch, dest)
-    except Exception as error:  # a message naming a staged file names it where the user will look for it
-        raise named_at(error, scratch, dest)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
+    with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
+            written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:
+        _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name)
+        check_no_secrets(scratch, run, [token] if token else [])
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
 
@@ -117,45 +110,6 @@ def check_destination(dest: Path) -> None:
         what = "holds files `hfspeech stage` did not write" if ours else "holds other files, not an earlier staging"
         raise StageError(f"{dest}: {what} ({first_few(others)}); give a new or empty folder, or an earlier "
                          "`hfspeech stage` folder (it is replaced)")
-
-
-def _replace_staging(scratch: Path, dest: Path) -> None:
-    """Put the new staging in place of ``dest`` (`check_destination` made sure it holds nothing else) by renames,
-    so that ``dest`` is one whole staging at every moment: replaced file by file, a process stopped half-way
-    (Ctrl-C, a cancelled job) left the earlier card beside some of the new files, a repo that could be pushed by
-    hand. Killed between the renames (SIGKILL), ``dest`` is missing until the command is run again."""
-    earlier = Path(tempfile.mkdtemp(prefix=f".{dest.name}-replaced-", dir=dest.parent))
-    set_aside = os.stat(earlier)
-    try:
-        if dest.is_symlink() or (dest.exists() and not _renamed(dest, earlier)):  # a link, a mount point
-            _replace_staging_in_place(scratch, dest)
-        else:
-            os.replace(scratch, dest)
-    finally:  # stopped between the renames (Ctrl-C): the earlier staging, or the user's empty folder, is put back
-        moved = not os.path.samestat(set_aside, os.stat(earlier))  # `dest` took its place (`any(...)`: not if empty)
-        if moved and not os.path.lexists(dest):
-            os.replace(earlier, dest)
-        shutil.rmtree(earlier, ignore_errors=True)
-
-
-def _renamed(source: Path, target: Path) -> bool:
-    try:
-        os.replace(source, target)
-    except OSError:
-        return False
-    return True
-
-
-def _replace_staging_in_place(scratch: Path, dest: Path) -> None:
-    """File by file; README.md last both ways, so a folder caught half-way is still recognised as a staging."""
-    dest.mkdir(exist_ok=True)
-    for entry in [entry for entry in dest.iterdir() if entry.name != "README.md"]:  # replaced by the new one
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    for entry in sorted(scratch.iterdir(), key=lambda entry: entry.name == "README.md"):
-        os.replace(entry, dest / entry.name)
 
 
 def check_run(run: Path, include_onnx: bool) -> None:

@@ -19,20 +19,17 @@ the original does and that `hfspeech train --model_name_or_path` fine-tunes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import shutil
 import struct
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.whisper.vocabulary import is_multilingual
-from hfspeech.output_folders import check_output_folder
+from hfspeech.output_folders import check_output_folder, written_beside
 
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
@@ -257,43 +254,10 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
                               f"({str(error).strip().splitlines()[-1].strip()})") from None
     model.tie_weights()
     model.generation_config = GenerationConfig(**generation_values(ct2_config, token_ids, values))
-    with whole_folder(output) as partial:
+    # beside `output`, renamed in at the end: written in place, a conversion stopped half-way left weights without
+    # extractor or tokenizer that loaded as a checkpoint (in place only where no folder can be written beside)
+    with written_beside(output, or_in_place=True) as partial:
         model.save_pretrained(partial)
         WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(partial)
         WhisperTokenizerFast(tokenizer_file=str(source / "tokenizer.json")).save_pretrained(partial)
     return output
-
-
-@contextlib.contextmanager
-def whole_folder(output: Path) -> Iterator[Path]:
-    """`OUTPUT.partial` (a killed run's removed) renamed to `output` at the end: written in place, a conversion stopped
-    half-way left weights without extractor or tokenizer that loaded as a checkpoint. Where no folder can be renamed
-    in (a symlink, a mount point, a parent not writable) it is written in place, as `hub/stage.py` does."""
-    partial = output.with_name(output.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    in_place = output.is_symlink()
-    try:
-        in_place or partial.mkdir(parents=True)
-    except OSError:  # a parent not writable, a file in the way
-        in_place = True
-    if in_place:
-        output.mkdir(parents=True, exist_ok=True)
-        yield output
-        return
-    try:
-        yield partial
-        _move_in(partial, output)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def _move_in(partial: Path, output: Path) -> None:
-    """`partial` renamed to `output`, or its files moved in one by one where `output` is a mount point (EBUSY)."""
-    try:
-        if output.is_dir():  # empty (`check_output_folder`); rename(2) would replace it, Windows' would not
-            output.rmdir()
-        partial.rename(output)
-    except OSError:
-        output.mkdir(parents=True, exist_ok=True)
-        for entry in partial.iterdir():
-            shutil.move(str(entry), str(output / entry.name))

