@@ -28,7 +28,8 @@ from hfspeech.data.prepare import DataReport, prepare_dataset
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
-from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
+from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
+                                       write_metrics_json, write_multilabel_report)
 from hfspeech.inference.backends import device_form_problem
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores, decision_thresholds
@@ -115,7 +116,7 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
                     "aggregate": eval_args.aggregate})
     if report.warnings:  # as in a training run's metrics.json
         metrics["data_warnings"] = report.warnings
-    write_metrics_json(os.path.join(eval_args.output_dir, f"{split}_metrics.json"), metrics)
+    write_metrics_json(os.path.join(eval_args.output_dir, metrics_file_name(split)), metrics)
     report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
 
@@ -134,10 +135,9 @@ def _seen_clips(model: str, clips) -> list[str]:
     return [warning] if warning else []
 
 
-# Every report an evaluation writes (`evaluation.report`), each a mark of an earlier one: an evaluation killed after
-# its confusion matrix but before its metrics file left a folder its own rerun refused as the user's.
-REPORT_ENDINGS = ("_metrics.json", "_confusion_matrix.json", "_confusion_matrix.png", "_classification_report.json",
-                  "_multilabel_report.json", "_per_class_ap.png")
+# Every file an evaluation writes for a split (`evaluation.report`'s table), each a mark of an earlier one: an
+# evaluation killed after its confusion matrix but before its metrics file left a folder its own rerun refused.
+EVALUATION_ENDINGS = (METRICS_ENDING, *REPORT_ENDINGS)
 
 
 def _check_output_dir(output_dir: str) -> None:
@@ -149,14 +149,14 @@ def _check_output_dir(output_dir: str) -> None:
                          "(data_report.json, test reports): give a folder of their own, e.g. "
                          f"{os.path.join(output_dir, 'evaluation')}")
     check_output_folder(output_dir, "--output_dir", ours=lambda name: name == DATA_REPORT_FILE or
-                        name.endswith(REPORT_ENDINGS), earlier="an earlier evaluation")
+                        name.endswith(EVALUATION_ENDINGS), earlier="an earlier evaluation")
 
 
 def _warn_if_replacing_another_models(output_dir: str, model: str) -> None:
     """Evaluating again into a folder updates its reports; when they were another model's (the default
     --output_dir is shared), the first model's numbers were replaced without a word: said, naming both."""
     for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
-        if not name.endswith("_metrics.json"):
+        if not name.endswith(METRICS_ENDING):
             continue
         try:
             with open(os.path.join(output_dir, name), encoding="utf-8") as f:

@@ -17,6 +17,28 @@ from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, drawable_class_names, glyph_warnings_silenced,
                                             tick_positions)
 
+# The one table of the files an evaluation leaves for a split, `{split}{ending}`: the writers below name their
+# files from it, `hfspeech evaluate` knows an earlier evaluation by it, and `hfspeech stage` carries a run's test
+# report by it. Written out three times, the names had to be kept in step by hand: a name one copy lacked would
+# be refused as the user's when evaluating again into the folder, or left out of the staged repo.
+CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG = "_confusion_matrix.json", "_confusion_matrix.png"
+CLASSIFICATION_REPORT_JSON = "_classification_report.json"
+MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG = "_multilabel_report.json", "_per_class_ap.png"
+REPORT_ENDINGS = (CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG, CLASSIFICATION_REPORT_JSON,  # single-label
+                  MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG)  # multi-label, in place of the three before
+METRICS_ENDING = "_metrics.json"  # `hfspeech evaluate`'s `{split}_metrics.json` (a training run writes metrics.json)
+
+
+def report_file_names(split: str) -> tuple[str, ...]:
+    """Every file `write_evaluation_report` or `write_multilabel_report` may write for `split` (a model writes
+    one kind or the other); `{split}_metrics.json` is not among them: only `hfspeech evaluate` writes it."""
+    return tuple(split + ending for ending in REPORT_ENDINGS)
+
+
+def metrics_file_name(split: str) -> str:
+    """`hfspeech evaluate`'s metrics file for `split`, which names the model it scored."""
+    return split + METRICS_ENDING
+
 
 def json_ready(value):
     """`value` with every NaN or infinite float as None (JSON null), in nested dicts and lists too: an
@@ -49,10 +71,10 @@ def write_evaluation_report(
     metrics = ClassificationMetrics().compute(predictions=predictions, references=references, labels=ids)
     matrix = confusion_matrix(references, predictions, labels=ids)
     report = per_class_report(predictions, references, label_names)
-    write_confusion_matrix_json(os.path.join(output_dir, f"{prefix}_confusion_matrix.json"), matrix, label_names)
-    with open(os.path.join(output_dir, f"{prefix}_classification_report.json"), "w", encoding="utf-8") as f:
+    write_confusion_matrix_json(os.path.join(output_dir, prefix + CONFUSION_MATRIX_JSON), matrix, label_names)
+    with open(os.path.join(output_dir, prefix + CLASSIFICATION_REPORT_JSON), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
-    plot_confusion_matrix(matrix, label_names, os.path.join(output_dir, f"{prefix}_confusion_matrix.png"),
+    plot_confusion_matrix(matrix, label_names, os.path.join(output_dir, prefix + CONFUSION_MATRIX_PNG),
                           title=f"{prefix}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
     return metrics
 
@@ -139,14 +161,14 @@ def write_multilabel_report(
                                           thresholds=thresholds, label_names=list(label_names), per_class=True)
     per_class = metrics.pop("per_class")
     skipped = [name for name, row in per_class.items() if row["roc_auc"] is None]
-    write_metrics_json(os.path.join(output_dir, f"{prefix}_multilabel_report.json"), {
+    write_metrics_json(os.path.join(output_dir, prefix + MULTILABEL_REPORT_JSON), {
         "metrics": metrics, "per_class": per_class, "roc_auc_skipped_classes": skipped,
         "note": "ap/roc_auc are null for a class with no positive (AP) or a single value (ROC-AUC) "
                 "in this split; f1/precision/recall are at each class's threshold, recall is null for a "
                 "class with no positive and f1/precision too when it is not predicted either; the "
                 "macro averages leave null values out (map_num_classes, f1_num_classes, "
                 "roc_auc_num_classes count the classes in them)"})
-    plot_per_class_scores(per_class, os.path.join(output_dir, f"{prefix}_per_class_ap.png"),
+    plot_per_class_scores(per_class, os.path.join(output_dir, prefix + PER_CLASS_AP_PNG),
                           title=f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}")
     return metrics
 
