@@ -82,3 +82,27 @@ def test_distill_knows_its_own_flags_and_names_a_typo_of_them(capsys, tmp_path):
     code, _, err = run_cli_output(["distill", "--teacher", str(tmp_path / "none"), "--student_model_type", "cnn",
                                    "--distill_temperature", "2", *TRAINING_FLAGS_KEPT[6:]], capsys)
     assert (code, err) == (2, f"error: --teacher {tmp_path / 'none'}: model folder not found\n")  # flags accepted
+
+
+@pytest.mark.parametrize("command", ["train", "distill", "cross-validate"])
+def test_the_dashed_args_file_spelling_the_recipe_reads_is_not_refused_as_a_typo(command, capsys, tmp_path):
+    """`expand_args_files` reads `--args-file` as `--args_file`; the flag check knew only the declared spelling."""
+    (tmp_path / "flags.txt").write_text("--num_train_epochs 1\n")
+    teacher = ["--teacher", str(tmp_path / "none")] if command == "distill" else []
+    code, _, err = run_cli_output([command, *teacher, "--args-file", str(tmp_path / "flags.txt"),
+                                   "--output_dir", str(tmp_path / "out")], capsys)
+    assert code == 2 and "unknown flag" not in err and "args-file" not in err, err
+
+
+@pytest.mark.parametrize("spelling", [["--student_model_type=lstm"], ["--student", "lstm"],
+                                      ["--student-model-type", "lstm"], ["--student_model_type", "lstm"]])
+def test_distill_reads_the_student_flag_in_every_spelling_a_flag_has(spelling, capsys, tmp_path):
+    """Only the exact word was rewritten to --model_type: `=X`, an abbreviation or dashes were refused in
+    transformers' words, or as a typo, after the flag check had let them through."""
+    from hfspeech.training.distill import parse_distill_args
+
+    teacher = tmp_path / "teacher"
+    assert run_cli_output(["tiny-model", str(teacher), "--labels", "a", "b"], capsys)[0] == 0
+    _, model_args, _, _ = parse_distill_args(["--teacher", str(teacher), *spelling, "--data_dir", str(tmp_path),
+                                              "--output_dir", str(tmp_path / "out")])
+    assert model_args.model_type == "lstm"

@@ -31,7 +31,11 @@ def refuse_mistyped_recipe_flags(parser, argv: list[str], prog: str, also_known:
     from hfspeech.cli.flags import refuse_unknown_flags
 
     parser.prog = prog  # for "`hfspeech train --help` lists them"; this parser is used for nothing else
-    refuse_unknown_flags(parser, argv, options=[*parser._option_string_actions, *also_known])
+    refuse_unknown_flags(parser, argv, options=[*parser._option_string_actions, *ARGS_FILE_SPELLINGS, *also_known])
+
+
+# `training.command_line.expand_args_files` reads both; the parser declares only the first
+ARGS_FILE_SPELLINGS = ("--args_file", "--args-file")
 
 
 def trace_for_fast_start(training_args):
@@ -127,7 +131,7 @@ def distill(argv: list[str]) -> int:
     from hfspeech.training.distill import DistillationArguments, parse_distill_args, run_distillation
 
     refuse_mistyped_recipe_flags(recipe_parser(DistillationArguments), argv, "hfspeech distill",
-                                 also_known=("--student_model_type",))
+                                 also_known=("--student_model_type", "--student-model-type"))
     distill_args, model_args, data_args, training_args = parse_distill_args(argv)
     run_distillation(distill_args, model_args, data_args, training_args,
                      after_saving=trace_for_fast_start(training_args))

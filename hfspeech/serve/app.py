@@ -66,7 +66,7 @@ class ServeSettings:
     api_key: Optional[str] = None
     max_requests: Optional[int] = 64  # per worker: each may hold a body of --max_body_mb and its decoded audio
     device: Optional[str] = None  # where each worker's PyTorch model runs (None: a GPU when there is one)
-    allowed_hosts: Optional[list] = None  # Host names answered besides this machine's (None: any; access.py)
+    allowed_hosts: Optional[list] = None  # Host names answered and page names that may POST (None: any Host; access.py)
 
 
 class Endpoints:

@@ -68,13 +68,25 @@ class DistillationArguments:
             raise UsageError(f"--teacher_cache_dir {self.teacher_cache_dir}: not a folder")
 
 
+def student_as_model_type(arg: str, options) -> str:
+    """`--student_model_type X` is `--model_type X` in every spelling a flag has: `=X`, dashes, an abbreviation
+    no other flag of `options` shares (`--student`). Only the exact word was rewritten, so the others were
+    refused in transformers' words after the flag check had let them through."""
+    flag, equals, value = arg.partition("=")
+    key = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+    names = {option[2:].replace("-", "_") for option in options if option.startswith("--")}
+    if key and [name for name in names if name.startswith(key)] == ["student_model_type"]:
+        return "--model_type" + equals + value
+    return arg
+
+
 def parse_distill_args(argv: Sequence[str]):
     """(DistillationArguments, ModelArguments, DataArguments, TrainingArguments); `--student_model_type X` is
     `--model_type X`."""
-    argv = ["--model_type" if arg == "--student_model_type" else arg for arg in argv]
     help_parser = recipe_parser(DistillationArguments)
     help_parser.add_argument("--student_model_type", default=argparse.SUPPRESS, metavar="MODEL_TYPE",
                              help="the student's architecture (the recipe's --model_type, which it replaces)")
+    argv = [student_as_model_type(arg, help_parser._option_string_actions) for arg in argv]
     exit_with_help_if_asked(argv, help_parser)
     try:
         distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
