@@ -19,7 +19,6 @@ runs without importing torch or transformers, which is most of a cold start.
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import threading
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
 from hfspeech.errors import UsageError
 from hfspeech.features.waveform import ZERO_LENGTH
 from hfspeech.inference.backends import Backend, TorchBackend
-from hfspeech.inference.waveforms import mono_samples, waveform_at_rate
+from hfspeech.inference.waveforms import check_count, clip_list, mono_samples, waveform_at_rate
 from hfspeech.inference.windows import WindowResult, WindowSlicer, slice_waveform, window_sizes
 from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
@@ -124,22 +123,24 @@ class AudioClassifier:
         self.backend: Backend = model if exported else TorchBackend(model, device)
         self.config = self.backend.config
         self.feature_extractor = feature_extractor
-        self.batch_size = batch_size
+        self.batch_size = check_count("batch_size", batch_size, "windows")
         self.sampling_rate = int(feature_extractor.sampling_rate)
         self.id2label = {int(i): label for i, label in self.config.id2label.items()}
         self._thresholds: tuple = (None, None)  # (config, its thresholds)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device=None, trust_remote_code: bool = False,
-                        backend: Optional[str] = None, untrained: str = "warn", **kwargs) -> "AudioClassifier":
+                        backend: Optional[str] = None, untrained: str = "warn", dtype=None,
+                        **kwargs) -> "AudioClassifier":
         """A training run's folder (or Hub id) runs in PyTorch; a `.onnx` / `.pt` file, or an export folder
         (`hfspeech export`) without PyTorch weights, runs in onnxruntime / TorchScript. `backend`
         (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder. A checkpoint whose head was
-        never trained is warned of in one line, or refused with `untrained="error"` (`loading.check_trained`)."""
+        never trained is warned of in one line, or refused with `untrained="error"` (`loading.check_trained`).
+        `dtype` (`torch.bfloat16`, ...) goes to transformers' `from_pretrained`, as in a transformers notebook."""
         from hfspeech.inference.loading import load_backend
 
         with LOADING:
-            model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained)
+            model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained, dtype)
         return cls(model, feature_extractor, device=device, **kwargs)
 
     @property
@@ -190,7 +191,7 @@ class AudioClassifier:
         """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches. Each is checked
         as `score_waveform` checks one (`mono_samples`: integer PCM scaled; empty or NaN clips refused, which
         some extractors turned into NaN scores and others into a torch dtype error)."""
-        waveforms = [mono_samples(waveform, f"waveform {i}") for i, waveform in enumerate(waveforms)]
+        waveforms = [mono_samples(waveform, f"waveform {i}") for i, waveform in enumerate(clip_list(waveforms))]
         if empty := [i for i, waveform in enumerate(waveforms) if waveform.size == 0]:
             raise UsageError(f"waveform {empty[0]}: {ZERO_LENGTH}")
         output = np.zeros((len(waveforms), len(self.id2label)), dtype=np.float32)
@@ -250,8 +251,7 @@ class AudioClassifier:
     def prediction(self, scored: FileScores, top_k: int = 5) -> Prediction:
         """A file's scores -> its top-k labels, best first (ties of votes broken by the mean score), and the
         labels active for it (a multi-label model's; with `vote`, those at least half the windows had)."""
-        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
-            raise UsageError(f"top_k must be a whole number of labels, at least 1, got {top_k!r}")
+        check_count("top_k", top_k, "labels")
         combined = scored.scores
         window_scores = [w.scores for w in scored.windows if w.scores is not None]
         tie_break = np.mean(window_scores, axis=0) if window_scores else np.zeros_like(combined)

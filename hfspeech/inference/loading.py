@@ -8,6 +8,7 @@ The ONNX and TorchScript paths read config.json as plain JSON (`models.config_js
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -23,12 +24,24 @@ logger = logging.getLogger(__name__)
 
 
 def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_code: bool = False,
-                 untrained: str = "warn"):
+                 untrained: str = "warn", dtype=None):
     """(model or backend, feature extractor) for `AudioClassifier`; `backend` forces the choice for a folder;
-    `untrained`: "warn" or "error" for a PyTorch model with weights the checkpoint lacks (`check_trained`)."""
+    `untrained`: "warn" or "error" for a PyTorch model with weights the checkpoint lacks (`check_trained`).
+    A model object (from `AutoModelForAudioClassification.from_pretrained` in a notebook) is refused naming the
+    constructor that takes it: it failed in pathlib ("expected str, bytes or os.PathLike object")."""
+    if untrained not in ("warn", "error"):  # another word was taken for "warn"
+        raise UsageError(f"untrained must be 'warn' or 'error', got {untrained!r}")
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise UsageError(f"from_pretrained takes a model folder, file or Hub id, got {type(name_or_path).__name__}: "
+                         "for a model already loaded use AudioClassifier(model, feature_extractor)")
     kind, folder, model_file = locate_model(name_or_path, backend)
+    if dtype is not None and backend is None and kind != "pytorch" and model_file.parent != Path(folder):
+        kind = "pytorch"  # a run's TorchScript twin (RUN/torchscript/) is float32: the run's weights take the dtype
     if kind == "pytorch":
-        return load_pytorch(folder, trust_remote_code, untrained)
+        return load_pytorch(folder, trust_remote_code, untrained, dtype)
+    if dtype is not None:  # an export holds its own precision: fp32, or the int8 of its quantization
+        raise UsageError(f"dtype={dtype}: {model_file} is an export, which runs in the precision it was exported "
+                         "in; give dtype to a model folder with PyTorch weights (or backend=\"pytorch\")")
     check_export_folder(folder, model_file)
     warn_if_outdated(folder)
     try:
@@ -80,8 +93,9 @@ def warn_if_outdated(export_dir: str) -> None:
                        "it runs the old model: export it again to run the new one", folder, model_dir)
 
 
-def load_pytorch(folder: str, trust_remote_code: bool = False, untrained: str = "warn"):
-    """A transformers model and feature extractor from a checked folder, or a Hub id."""
+def load_pytorch(folder: str, trust_remote_code: bool = False, untrained: str = "warn", dtype=None):
+    """A transformers model and feature extractor from a checked folder, or a Hub id; `dtype` (None: as saved,
+    float32 for hfspeech's runs) is the model's, as transformers' `from_pretrained(..., dtype=)` gives it."""
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
     from hfspeech.models import register
@@ -93,7 +107,8 @@ def load_pytorch(folder: str, trust_remote_code: bool = False, untrained: str = 
         cache_only = not is_local_path(folder) and hub_unreachable()
         options = dict(trust_remote_code=trust_remote_code, local_files_only=cache_only)
         with log_lines_hidden("transformers.modeling_utils", "newly initialized"):  # `check_trained` says it
-            model, info = AutoModelForAudioClassification.from_pretrained(folder, output_loading_info=True, **options)
+            model, info = AutoModelForAudioClassification.from_pretrained(
+                folder, output_loading_info=True, **options, **({} if dtype is None else {"dtype": dtype}))
         feature_extractor = AutoFeatureExtractor.from_pretrained(folder, **options)
     check_trained(folder, info["missing_keys"], model.config, untrained)
     return model, feature_extractor

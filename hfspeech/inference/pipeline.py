@@ -22,6 +22,7 @@ with soxr, where transformers asks for torchaudio, which has no build for the to
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 import numpy as np
@@ -29,8 +30,15 @@ from transformers import AudioClassificationPipeline, pipeline
 
 from hfspeech.inference.waveforms import waveform_at_rate
 from hfspeech.models import register
+from hfspeech.models.folder_checks import check_model_folder
+from hfspeech.models.loading import is_local_path
 from hfspeech.models.scores import active_labels as labels_at_threshold
 from hfspeech.models.scores import is_multi_label, label_thresholds, scores_from_logits
+
+# This module imports transformers' pipelines (torch) anyway, so registering costs nothing more here: a notebook
+# that imported it, then called transformers' own `pipeline()` / `AutoModelForAudioClassification` on a run,
+# got "Transformers does not recognize this architecture" (`hfspeech-cnn`).
+register()
 
 
 class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):
@@ -80,9 +88,15 @@ def audio_classification_pipeline(model: Any, feature_extractor: Any = None, dev
     """`transformers.pipeline("audio-classification", ...)` built as `MultiLabelAudioClassificationPipeline`.
 
     `model`: a model folder, Hub id or loaded model (any AutoModelForAudioClassification, hfspeech
-    baselines included); other arguments go to `transformers.pipeline`.
+    baselines included); other arguments go to `transformers.pipeline`. A local path that is not a model folder
+    is a one-line `NotAModelError` (`models.folder_checks`), unless `feature_extractor` is given.
     """
     register()  # the baselines, with the Auto classes `pipeline` resolves a folder through
+    if isinstance(model, (str, os.PathLike)) and is_local_path(str(model)) and feature_extractor is None:
+        # as `AudioClassifier` checks it (its preprocessor_config.json too, unless an extractor is given): transformers
+        # said "Repo id must be in the form 'repo_name'" for a missing folder, and listed 300 model types for one
+        # without config.json
+        check_model_folder(str(model), kwargs.get("trust_remote_code", False))
     return pipeline("audio-classification", model=model, feature_extractor=feature_extractor, device=device,
                     pipeline_class=MultiLabelAudioClassificationPipeline, **kwargs)
 

@@ -21,15 +21,17 @@ Voice-activity gating (optional):
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from hfspeech.data.audio import StreamResampler, seconds_to_samples
+from hfspeech.errors import UsageError
 from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.models.scores import DEFAULT_THRESHOLD, label_thresholds
-from hfspeech.inference.waveforms import check_sampling_rate, mono_samples
+from hfspeech.inference.waveforms import check_count, check_sampling_rate, mono_samples
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 SILENCE_LABELS = ("_silence_", "silence", "_background_noise_", "background", "noise_only")
@@ -112,8 +114,11 @@ class StreamingClassifier:
                  hop_seconds: Optional[float] = None, input_rate: Optional[int] = None,
                  threshold: float = DEFAULT_THRESHOLD, min_windows: int = 1, vad: Optional[str | EnergyVAD] = None,
                  silence_labels: Optional[Sequence[str]] = None):
-        if min_windows < 1:
-            raise ValueError(f"min_windows must be at least 1, got {min_windows}")
+        # As `hfspeech stream --min_windows / --threshold` and the server check them: 1.5 windows was taken for 1,
+        # a threshold of 2 (or 50, a percentage) never fired and -1 fired every label at every window.
+        min_windows = check_count("min_windows", min_windows, "windows")
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
+            raise UsageError(f"threshold must be a score between 0 and 1, got {threshold!r}")
         self.classifier = classifier
         self.rate = classifier.sampling_rate
         self.window, self.hop = classifier.window_sizes(window_seconds, hop_seconds)

@@ -55,6 +55,28 @@ def mono_samples(samples, name: str = "waveform") -> np.ndarray:
     return mono
 
 
+def clip_list(waveforms) -> list:
+    """The clips of a batch call (`AudioClassifier.logits` / `predict_proba`): a list of clips or a 2-D
+    `[clips, n]` array. One clip given alone was iterated sample by sample and refused as "waveform 0 ... got
+    shape ()", which named neither the mistake nor the way out."""
+    if isinstance(waveforms, (str, os.PathLike)):
+        raise UsageError(f"got a path ({str(waveforms)!r}), not clips: classify a file with classify_file / score_file")
+    clips = list(waveforms)
+    if clips and np.ndim(clips[0]) == 0:
+        raise UsageError(f"expected a list of clips, got one clip ({type(waveforms).__name__} of {len(clips)} "
+                         "samples): pass [waveform], or use score_waveform / classify_waveform")
+    return clips
+
+
+def check_count(name: str, value, unit: str) -> int:
+    """`value` as a whole number of `unit`, at least 1, or a `UsageError` naming `name`: `top_k`, and
+    `AudioClassifier`'s `batch_size`, where 0 failed in `range()` and -1 ran no batch and gave every clip
+    equal scores."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise UsageError(f"{name} must be a whole number of {unit}, at least 1, got {value!r}")
+    return int(value)
+
+
 def check_sampling_rate(sampling_rate, name: str = "sampling_rate") -> int:
     """A sampling rate as a positive int, or a `UsageError` (0, negative, fractional, not a number, or below the
     1000 Hz a file's rate must reach: `samples.rate_problem`; an array "at 16 Hz" was resampled 1000-fold)."""

@@ -120,11 +120,10 @@ def check_values(values: dict) -> None:
     # Zero or negative sizes and counts failed as a ZeroDivisionError building the model, or a negative tensor
     # dimension at the first SpecAugment step.
     for name in ("sampling_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc"):
-        if not _whole(values[name], 1):
-            raise ValueError(f"{name} must be a whole number >= 1, got {values[name]!r}")
+        check_whole(name, values[name], 1)
     for name in ("num_freq_masks", "freq_mask_width", "num_time_masks", "time_mask_width"):
-        if not _whole(values[name], 0):
-            raise ValueError(f"{name} must be a whole number >= 0, got {values[name]!r}")
+        check_whole(name, values[name], 0)
+    check_probability("classifier_dropout", values["classifier_dropout"])
     bins = values["n_mfcc"] if values["feature_type"] == "mfcc" else values["n_mels"]
     if values["apply_spec_augment"] and values["freq_mask_width"] > bins:
         error = ValueError(f"freq_mask_width ({values['freq_mask_width']}) must not exceed the {bins} feature bins")
@@ -141,6 +140,19 @@ def check_values(values: dict) -> None:
     f_min, f_max = values["f_min"], values["f_max"]
     if f_max is not None and not f_min < f_max <= values["sampling_rate"] / 2:
         raise ValueError(f"need f_min < f_max <= sampling_rate / 2, got f_min={f_min}, f_max={f_max}")
+
+
+def check_whole(name: str, value, least: int = 1) -> None:
+    """A `ValueError` naming `name` unless `value` is a whole number of at least `least`: shared by the families'
+    own sizes (the CNN's channels, the LSTM's units), which a 0 let through to torch's layer constructors."""
+    if not _whole(value, least):
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+
+
+def check_probability(name: str, value) -> None:
+    """A dropout probability in [0, 1], named: above 1, torch refused it building the model, naming no field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
 
 
 def _whole(value, least: int) -> bool:

@@ -116,6 +116,26 @@ def float32_front_end(frontend: nn.Module, input_values: torch.Tensor, attention
         return frontend(input_values, attention_mask)
 
 
+def check_input_values(input_values, attention_mask=None) -> None:
+    """A baseline's `input_values` as its front end needs them: a `[batch, samples]` tensor, with an attention mask
+    of the same shape. Called by hand from a notebook, a 1-D clip, a `[batch, 1, samples]` tensor or a numpy array
+    failed deep in the front end ("too many indices", "shape '[1, 53, 160]' is invalid", "'str' object has no
+    attribute 'type'"), and a mask of another length was dropped unread by the CNN; one `ValueError` says what
+    to pass instead. Shapes are static while tracing, so an export records no check."""
+    if not isinstance(input_values, torch.Tensor):
+        raise ValueError(f"input_values must be a torch tensor [batch, samples], got {type(input_values).__name__}: "
+                         "use the feature extractor (return_tensors='pt') or torch.as_tensor(...)")
+    if input_values.dim() != 2:
+        raise ValueError(f"input_values must be [batch, samples], got shape {tuple(input_values.shape)}: "
+                         "one clip is input_values[None]; mix channels down first")
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_values.shape):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_values "
+                         f"{tuple(input_values.shape)}: they must match (the feature extractor returns both)")
+    if not torch.jit.is_tracing() and input_values.shape[-1] == 0:
+        raise ValueError("input_values holds no samples (shape "
+                         f"{tuple(input_values.shape)}): there is no audio to classify")
+
+
 class FrontEndEncoderMixin:
     """For the baseline encoders, which hold `self.frontend` (`features.frontend.AudioFrontend`) and
     `self.spec_augment`: the part of `forward` they all share."""

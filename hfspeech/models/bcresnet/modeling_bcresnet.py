@@ -25,7 +25,7 @@ from hfspeech.models.bcresnet.configuration_bcresnet import BCResNetAudioConfig
 from hfspeech.models.heads import PooledClassificationMixin, init_conv_weights
 from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.padding import PaddingMasks, zero_padding
-from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
+from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output, check_input_values
 
 
 class SubSpectralNorm(nn.Module):
@@ -125,6 +125,7 @@ class BCResNetAudioModel(PaddingMasks, FrontEndEncoderMixin, BCResNetAudioPreTra
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
+        check_input_values(input_values, attention_mask)
         features, frame_mask, all_hidden_states, output_hidden_states, return_dict = self.front_end(
             input_values, attention_mask, output_hidden_states, return_dict)
         padding = frame_mask if self.zeroes_padding(attention_mask) else None

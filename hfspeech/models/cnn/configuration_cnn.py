@@ -1,6 +1,6 @@
 """Configuration of the hfspeech CNN baseline (``model_type="hfspeech-cnn"``)."""
 
-from hfspeech.models.configuration_baseline import AudioBaselineConfig
+from hfspeech.models.configuration_baseline import AudioBaselineConfig, check_whole
 
 FREQUENCY_POOLING_TYPES = ("flatten", "mean")
 
@@ -41,6 +41,8 @@ class CNNAudioConfig(AudioBaselineConfig):
             raise ValueError(f"frequency_pooling must be one of {FREQUENCY_POOLING_TYPES}, got {frequency_pooling!r}")
         if len(conv_channels) == 0:
             raise ValueError("conv_channels must name at least one block")
+        for block, channels in enumerate(conv_channels):  # a 0 failed at the first forward, in torch's convolution
+            check_whole(f"conv_channels[{block}]", channels, 1)
         self.conv_channels = list(conv_channels)
         self.conv_kernel_size = conv_kernel_size
         self.frequency_pooling = frequency_pooling

@@ -24,7 +24,7 @@ from hfspeech.models.cnn.configuration_cnn import CNNAudioConfig
 from hfspeech.models.heads import PooledClassificationMixin, init_conv_weights
 from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.padding import PaddingMasks, zero_padding
-from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
+from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output, check_input_values
 
 
 class CNNAudioPreTrainedModel(CodelessPushWarning, PreTrainedModel):
@@ -86,6 +86,7 @@ class CNNAudioModel(PaddingMasks, FrontEndEncoderMixin, CNNAudioPreTrainedModel)
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
+        check_input_values(input_values, attention_mask)
         padded = self.zeroes_padding(attention_mask)
         if not padded:  # nothing padded: the front end's masking and clip lengths would change nothing
             attention_mask = None

@@ -2,7 +2,7 @@
 
 from typing import Optional
 
-from hfspeech.models.configuration_baseline import AudioBaselineConfig
+from hfspeech.models.configuration_baseline import AudioBaselineConfig, check_probability, check_whole
 
 
 class LSTMAudioConfig(AudioBaselineConfig):
@@ -36,6 +36,8 @@ class LSTMAudioConfig(AudioBaselineConfig):
     ):
         if num_lstm_layers < 1:
             raise ValueError(f"num_lstm_layers must be at least 1, got {num_lstm_layers}")
+        check_whole("lstm_hidden_size", lstm_hidden_size, 1)  # 0 was saved, and failed building the model
+        check_probability("lstm_dropout", lstm_dropout)
         self.lstm_hidden_size = lstm_hidden_size
         self.num_lstm_layers = num_lstm_layers
         self.bidirectional = bidirectional

@@ -23,7 +23,7 @@ from hfspeech.features.frontend import AudioFrontend, SpecAugment
 from hfspeech.models.heads import PooledClassificationMixin
 from hfspeech.features.hub_push import CodelessPushWarning
 from hfspeech.models.lstm.configuration_lstm import LSTMAudioConfig
-from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output
+from hfspeech.models.pooling import BaselineModelOutput, FrontEndEncoderMixin, baseline_output, check_input_values
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -106,6 +106,7 @@ class LSTMAudioModel(FrontEndEncoderMixin, LSTMAudioPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
     ) -> Union[tuple, BaselineModelOutput]:
+        check_input_values(input_values, attention_mask)
         features, frame_mask, all_hidden_states, output_hidden_states, return_dict = self.front_end(
             input_values, attention_mask, output_hidden_states, return_dict)
         lengths = frame_mask.sum(-1)
