@@ -218,7 +218,8 @@ def keep_head_rows_with_their_labels(model, saved_labels: list[str], labels: lis
     if layer is None:
         raise UsageError(f"{type(model).__name__}: the checkpoint's labels {saved_labels} are this data's in another "
                          "order, and no `classifier` layer was found to put its rows in this run's order")
-    order = torch.tensor([saved_labels.index(name) for name in labels], device=layer.weight.device)
+    saved_row = {name: row for row, name in enumerate(saved_labels)}  # `list.index` a label: 5x10^7 steps at 10,000
+    order = torch.tensor([saved_row[name] for name in labels], device=layer.weight.device)
     with torch.no_grad():
         layer.weight.copy_(layer.weight[order])
         if layer.bias is not None:
