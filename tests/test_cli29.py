@@ -106,3 +106,18 @@ def test_distill_reads_the_student_flag_in_every_spelling_a_flag_has(spelling, c
     _, model_args, _, _ = parse_distill_args(["--teacher", str(teacher), *spelling, "--data_dir", str(tmp_path),
                                               "--output_dir", str(tmp_path / "out")])
     assert model_args.model_type == "lstm"
+
+
+@pytest.mark.parametrize("suffix, text", [(".txt", "--teacher {teacher}\n--student_model_type lstm\n"),
+                                          (".json", '{{"teacher": "{teacher}", "student_model_type": "lstm"}}')])
+def test_distill_reads_its_own_flags_from_an_args_file(suffix, text, capsys, tmp_path):
+    """They were looked for before the files were expanded: "needs --teacher", or --student_model_type refused."""
+    from hfspeech.training.distill import parse_distill_args
+
+    teacher = tmp_path / "teacher"
+    assert run_cli_output(["tiny-model", str(teacher), "--labels", "a", "b"], capsys)[0] == 0
+    flags = tmp_path / f"flags{suffix}"
+    flags.write_text(text.format(teacher=teacher))
+    distill_args, model_args, _, _ = parse_distill_args(["--args_file", str(flags), "--data_dir", str(tmp_path),
+                                                         "--output_dir", str(tmp_path / "out")])
+    assert (distill_args.teacher, model_args.model_type) == (str(teacher), "lstm")

@@ -31,3 +31,18 @@ def test_tracing_a_baseline_logs_nothing_about_a_causal_lm_loss(family, tmp_path
         transformers_logging.get_logger("transformers").removeHandler(lines)
     assert (tmp_path / "traced").is_dir()
     assert not [line for line in lines.lines if "loss" in line.lower()], lines.lines
+
+
+@pytest.mark.parametrize("family", ["cnn", "bcresnet"])
+def test_tracing_a_cnn_or_bcresnet_warns_nothing(family, tmp_path):
+    """Their forward passes trace without a TracerWarning (a shape compared in Python while tracing is one,
+    printed by every export and every training run's TorchScript twin); the LSTM's come from torch's own rnn.py."""
+    import warnings
+
+    import torch
+
+    model = save_random_baseline(tmp_path / family, family, ["a", "b"], 0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        export_torchscript(model, tmp_path / "traced")
+    assert (tmp_path / "traced").is_dir()

@@ -29,13 +29,10 @@ def refuse_mistyped_recipe_flags(parser, argv: list[str], prog: str, also_known:
     --teacher" before it named the typo. `parser`: the recipe's (`training.command_line.recipe_parser`), whose
     flags, TrainingArguments' included, all stay valid; `also_known`: flags a command reads before it."""
     from hfspeech.cli.flags import refuse_unknown_flags
+    from hfspeech.training.command_line import ARGS_FILE_FLAGS
 
     parser.prog = prog  # for "`hfspeech train --help` lists them"; this parser is used for nothing else
-    refuse_unknown_flags(parser, argv, options=[*parser._option_string_actions, *ARGS_FILE_SPELLINGS, *also_known])
-
-
-# `training.command_line.expand_args_files` reads both; the parser declares only the first
-ARGS_FILE_SPELLINGS = ("--args_file", "--args-file")
+    refuse_unknown_flags(parser, argv, options=[*parser._option_string_actions, *ARGS_FILE_FLAGS, *also_known])
 
 
 def trace_for_fast_start(training_args):

@@ -121,17 +121,19 @@ def check_input_values(input_values, attention_mask=None) -> None:
     of the same shape. Called by hand from a notebook, a 1-D clip, a `[batch, 1, samples]` tensor or a numpy array
     failed deep in the front end ("too many indices", "shape '[1, 53, 160]' is invalid", "'str' object has no
     attribute 'type'"), and a mask of another length was dropped unread by the CNN; one `ValueError` says what
-    to pass instead. Shapes are static while tracing, so an export records no check."""
+    to pass instead. Skipped while tracing (an export): the checks would be TracerWarnings, recorded in no graph."""
     if not isinstance(input_values, torch.Tensor):
         raise ValueError(f"input_values must be a torch tensor [batch, samples], got {type(input_values).__name__}: "
                          "use the feature extractor (return_tensors='pt') or torch.as_tensor(...)")
     if input_values.dim() != 2:
         raise ValueError(f"input_values must be [batch, samples], got shape {tuple(input_values.shape)}: "
                          "one clip is input_values[None]; mix channels down first")
+    if torch.jit.is_tracing():  # an export: a shape compared here would be a TracerWarning and nothing recorded
+        return
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_values.shape):
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_values "
                          f"{tuple(input_values.shape)}: they must match (the feature extractor returns both)")
-    if not torch.jit.is_tracing() and input_values.shape[-1] == 0:
+    if input_values.shape[-1] == 0:
         raise ValueError("input_values holds no samples (shape "
                          f"{tuple(input_values.shape)}): there is no audio to classify")
 

@@ -29,7 +29,7 @@ from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
-from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser
+from hfspeech.training.command_line import exit_with_help_if_asked, expand_args_files, parse_args, recipe_parser
 from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
 from hfspeech.training.run import TrainingSetup, run_training
 from hfspeech.training.soft_targets import Distillation
@@ -86,8 +86,10 @@ def parse_distill_args(argv: Sequence[str]):
     help_parser = recipe_parser(DistillationArguments)
     help_parser.add_argument("--student_model_type", default=argparse.SUPPRESS, metavar="MODEL_TYPE",
                              help="the student's architecture (the recipe's --model_type, which it replaces)")
-    argv = [student_as_model_type(arg, help_parser._option_string_actions) for arg in argv]
     exit_with_help_if_asked(argv, help_parser)
+    # the files' flags too (`--args_file` holding --teacher or --student_model_type): expanded before they are read
+    argv = [student_as_model_type(arg, help_parser._option_string_actions)
+            for arg in expand_args_files(argv, help_parser)]
     try:
         distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
             args=list(argv), return_remaining_strings=True)
