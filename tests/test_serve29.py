@@ -17,7 +17,8 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import save_random_baseline
+
+from test_serve28 import model_folder  # noqa: F401  (the same tiny CNN, a fixture)
 
 from hfspeech.serve.access import HostCheckMiddleware
 from hfspeech.serve.app import ServeSettings, create_app
@@ -26,12 +27,6 @@ from hfspeech.serve.errors import ApiError
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 INTERNAL = "http://10.0.0.5:8080"  # a server on a private network: its users' browsers reach it, other sites not
 KEY = "s3cret-key"
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    return save_random_baseline(tmp_path_factory.mktemp("model"), "cnn", ["a", "b"], 0.5, n_mels=16,
-                                conv_channels=[4, 8])
 
 
 @pytest.fixture(scope="module")
