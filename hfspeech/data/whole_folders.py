@@ -2,7 +2,11 @@
 
 `save_to_disk` writes a folder file by file: a run killed, or a disk that filled, part-way left a folder that a
 later run read as a cache (a traceback, or fewer rows). Saved beside it and renamed, a folder is complete or
-absent; the caller decides what a failed write means to its user (one-line error, or a warning)."""
+absent; the caller decides what a failed write means to its user (one-line error, or a warning).
+
+The folder beside it is `output_folders`' locked scratch folder (`.NAME-partial-*`, as an export's): a run
+killed outright (SIGKILL, the OOM killer, power loss) cannot remove its own, and the next save of the same cache
+removes it, unless a live run holds it."""
 
 from __future__ import annotations
 
@@ -16,28 +20,44 @@ from typing import Optional, Union
 
 from datasets import Dataset, DatasetDict
 
+from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
+
+# In the scratch folder: the cache this save replaces, set aside while the new copy is renamed in. Not `earlier`,
+# an export's set-aside output, which a sweep puts back where the destination is missing: a killed save's would be a
+# damaged cache, back only for the next save to set it aside again; a cache is a copy, deleted with its scratch.
+REPLACED = "replaced"
+
 
 def save_whole(dataset: Union[Dataset, DatasetDict], folder: Union[str, Path],
                looked_at: Optional[float] = None) -> None:
-    """Save `dataset` to a hidden `.<name>.partial-<pid>` beside `folder`, then rename it to `folder`, replacing
-    what was there (a damaged cache), or keeping the same data another process saved meanwhile: since
-    `looked_at` (`time.time()` when the caller found `folder` missing or damaged; None: now). Raises the
-    `OSError` of a failed write; no partial folder is left either way."""
+    """Save `dataset` into a locked `.<name>-partial-*` folder beside `folder`, then rename it to `folder`,
+    replacing what was there (a damaged cache), or keeping the same data another process saved meanwhile: since
+    `looked_at` (`time.time()` when the caller found `folder` missing or damaged; None: now). The scratch folders
+    of this cache that no process holds (a killed run's) are removed first. Raises the `OSError` of a failed
+    write; no scratch folder is left either way."""
     folder = Path(folder)
-    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     started = time.time() if looked_at is None else looked_at
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftover_scratch(folder)
+    scratch, handle = locked_scratch(folder)
     try:
+        partial = scratch / folder.name
         dataset.save_to_disk(str(partial))
-        _put_in_place(partial, folder, started)
+        _put_in_place(partial, folder, started, scratch / REPLACED)
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            if handle is not None:  # the lock goes last: until the folder is gone, no other run sweeps it
+                os.close(handle)
 
 
-def _put_in_place(partial: Path, folder: Path, started: float) -> None:
+def _put_in_place(partial: Path, folder: Path, started: float, aside: Path) -> None:
     """`partial` renamed to `folder`. A folder there saved before this save `started` (a damaged cache) is moved
-    aside and deleted; one saved since is another process's whole copy of the same data, which it may be reading
-    now: kept. (Two runs started together on new data used to fail, one renaming onto the other's folder, "Directory
-    not empty", or deleting it while the other loaded it.)"""
+    to `aside` (in the locked scratch folder: a run killed there leaves it to the next sweep) and deleted; one saved
+    since is another process's whole copy of the same data, which it may be reading now: kept. (Two runs started
+    together on new data used to fail, one renaming onto the other's folder, "Directory not empty", or deleting it
+    while the other loaded it.)"""
     for _ in range(3):
         try:
             os.replace(partial, folder)
@@ -47,7 +67,6 @@ def _put_in_place(partial: Path, folder: Path, started: float) -> None:
                 raise
         if folder.stat().st_mtime >= started:
             return
-        aside = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):  # another process moved it first
             os.replace(folder, aside)
         shutil.rmtree(aside, ignore_errors=True)
