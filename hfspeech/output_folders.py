@@ -207,9 +207,12 @@ def put_back_set_aside(scratch: Path, destination: Path) -> bool:
 def real_destination(destination: str | os.PathLike) -> Path:
     """`destination`, or the folder it links to: a link's target is replaced like any folder (written beside the
     target, on its disk, and renamed in whole, the link kept); written through the link file by file, a run stopped
-    half-way left some new files beside the earlier ones (a conversion's weights and marker without config.json)."""
+    half-way left some new files beside the earlier ones (a conversion's weights and marker without config.json).
+    A link to nothing too: a run killed between its renames left it so, its earlier output in a scratch folder
+    beside the target, where the next run's sweep must look to put it back."""
     destination = Path(destination)
-    return Path(os.path.realpath(destination)) if destination.is_symlink() and destination.is_dir() else destination
+    linked = destination.is_symlink() and (destination.is_dir() or not destination.exists())
+    return Path(os.path.realpath(destination)) if linked else destination
 
 
 def scratch_folders(destination: str | os.PathLike) -> list[Path]:

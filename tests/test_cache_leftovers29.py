@@ -96,3 +96,55 @@ def test_a_save_removes_a_killed_runs_leftover_keeps_a_live_runs_and_the_live_ru
     assert live.returncode == 0
     assert [path.name for path in tmp_path.iterdir()] == ["key"] and (folder / "state.json").stat().st_ino == ours
     assert load_from_disk(str(folder))["x"] == [1, 2]
+
+
+def test_a_dead_runs_leftovers_of_the_old_names_are_removed_and_a_live_ones_kept(tmp_path):
+    """Before the locked scratch folders a killed save left `.NAME.partial-PID` / `.NAME.old-PID`, which nothing
+    removed; now the next save does, where that process is gone."""
+    from datasets import Dataset
+
+    from hfspeech.data.whole_folders import save_whole
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a process that has ended: its number is free
+    dead = [tmp_path / f".key.partial-{gone}", tmp_path / f".key.old-{gone}"]
+    live = tmp_path / f".key.partial-{os.getpid()}"
+    for leftover in [*dead, live]:
+        leftover.mkdir()
+    save_whole(Dataset.from_dict({"x": [1, 2]}), tmp_path / "key")
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [live.name, "key"]
+
+
+def test_a_copy_saved_before_this_save_looked_but_renamed_in_after_it_is_kept(tmp_path):
+    """Another run's copy, finished writing before this save found the cache missing (`started`), renamed in after:
+    its folder's mtime was its last write inside, older than `started`, so this save took it for a damaged cache
+    and deleted it, maybe under a reader. Its renaming in counts now."""
+    import time
+
+    from hfspeech.data.whole_folders import _put_in_place
+
+    others, mine, folder = tmp_path / "others", tmp_path / "mine", tmp_path / "key"
+    for copy in (others, mine):
+        copy.mkdir()
+        (copy / "made_by").write_text(copy.name)
+    written = time.time() - 100
+    os.utime(others, (written, written))  # its last write inside, before this save looked
+    _put_in_place(others, folder, written, tmp_path / "aside-other")  # the other run renames it in
+    _put_in_place(mine, folder, written + 50, tmp_path / "aside-mine")  # this save, which looked after it wrote
+    assert (folder / "made_by").read_text() == "others"
+
+
+def test_a_run_killed_between_its_renames_through_a_link_has_the_earlier_output_put_back(tmp_path):
+    """Killed after the link's target was set aside, the link pointed at nothing: the next run looked for scratch
+    folders beside the link, not the target, and the earlier output stayed stranded (every later run failed)."""
+    from hfspeech.output_folders import SET_ASIDE, remove_leftover_scratch
+
+    (tmp_path / "home").mkdir()
+    scratch = tmp_path / "data" / ".out-partial-abcd1234"
+    (scratch / SET_ASIDE).mkdir(parents=True)
+    (scratch / SET_ASIDE / "w").write_text("earlier")
+    (scratch / "out").mkdir()  # the new output, never renamed in
+    (tmp_path / "home" / "out").symlink_to(tmp_path / "data" / "out")
+    remove_leftover_scratch(tmp_path / "home" / "out")
+    assert (tmp_path / "home" / "out" / "w").read_text() == "earlier"
+    assert sorted(entry.name for entry in (tmp_path / "data").iterdir()) == ["out"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ def save_whole(dataset: Union[Dataset, DatasetDict], folder: Union[str, Path],
     started = time.time() if looked_at is None else looked_at
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_leftover_scratch(folder)
+    remove_dead_runs_old_leftovers(folder)
     scratch, handle = locked_scratch(folder)
     try:
         partial = scratch / folder.name
@@ -52,6 +54,28 @@ def save_whole(dataset: Union[Dataset, DatasetDict], folder: Union[str, Path],
                 os.close(handle)
 
 
+def remove_dead_runs_old_leftovers(folder: Path) -> None:
+    """`.NAME.partial-PID` and `.NAME.old-PID`, what a save killed outright left before the locked scratch folders,
+    removed where that process is gone (a live one, or another process that took its number, keeps them)."""
+    shape = re.compile(rf"\.{re.escape(folder.name)}\.(partial|old)-(\d+)")
+    for entry in folder.parent.iterdir():
+        found = shape.fullmatch(entry.name)
+        if found and entry.is_dir() and not entry.is_symlink() and not _alive(int(found.group(2))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never sent; kept as alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's (EPERM): alive
+        return True
+    return True
+
+
 def _put_in_place(partial: Path, folder: Path, started: float, aside: Path) -> None:
     """`partial` renamed to `folder`. A folder there saved before this save `started` (a damaged cache) is moved
     to `aside` (in the locked scratch folder: a run killed there leaves it to the next sweep) and deleted; one saved
@@ -60,6 +84,7 @@ def _put_in_place(partial: Path, folder: Path, started: float, aside: Path) -> N
     while the other loaded it.)"""
     for _ in range(3):
         try:
+            os.utime(partial)  # "saved since": a folder's mtime is its last write inside, not its renaming in
             os.replace(partial, folder)
             return
         except OSError as error:
