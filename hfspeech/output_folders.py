@@ -126,10 +126,10 @@ def held_by_this_process(handle) -> bool:
     when another process holds it; True where no lock can be taken (Windows has no `fcntl`; some network file
     systems refuse locks, ENOLCK): unheld, as before locks. The one lock of `held_alone`, predict's --output and
     `written_beside`'s scratch folders."""
-    return _locked(handle) is not False
+    return lock_taken(handle) is not False
 
 
-def _locked(handle) -> Optional[bool]:
+def lock_taken(handle) -> Optional[bool]:
     """`held_by_this_process`, telling apart a lock taken (True) from none to be had here (None)."""
     try:
         import fcntl
@@ -174,20 +174,21 @@ def locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
     raise OSError(f"{destination.parent}: another process removes every folder made there")
 
 
-def remove_leftover_scratch(destination: str | os.PathLike) -> None:
+def remove_leftover_scratch(destination: str | os.PathLike, follow_link: bool = True) -> None:
     """Remove the `.NAME-partial-*` folders beside `destination` that no process holds: a run killed outright
     (SIGKILL, power loss) cannot remove its own, and they stayed for ever (150 MB for a Whisper conversion). A live
     run's is locked (`locked_scratch`) and kept; so is every one where no lock can be taken (Windows, ENOLCK). One
     killed between setting the earlier output aside and renaming the new one in holds the earlier output's only
-    copy: it is put back first (`put_back_set_aside`), and the folder kept if it cannot be."""
-    destination = real_destination(destination)
-    for scratch in scratch_folders(destination):
+    copy: it is put back first (`put_back_set_aside`), and the folder kept if it cannot be. `follow_link` False: the
+    ones beside a link itself (`output_staging`'s fallback), whose earlier output goes back to the link's target."""
+    target = real_destination(destination)
+    for scratch in scratch_folders(destination, follow_link):
         try:
             handle = os.open(scratch, os.O_RDONLY)
         except OSError:  # removed meanwhile, or not to be opened (Windows)
             continue
         try:
-            if _locked(handle) and put_back_set_aside(scratch, destination):
+            if lock_taken(handle) and put_back_set_aside(scratch, target):
                 shutil.rmtree(scratch, ignore_errors=True)
         finally:
             os.close(handle)
@@ -215,11 +216,12 @@ def real_destination(destination: str | os.PathLike) -> Path:
     return Path(os.path.realpath(destination)) if linked else destination
 
 
-def scratch_folders(destination: str | os.PathLike) -> list[Path]:
+def scratch_folders(destination: str | os.PathLike, follow_link: bool = True) -> list[Path]:
     """The `.NAME-partial-*` folders `locked_scratch` made beside `destination` (a killed run leaves its own): the
     exact names `tempfile.mkdtemp` makes (8 of `[a-z0-9_]`), so `.out-partial-v2-partial-*`, the scratch folder of
-    `out-partial-v2`, is not taken for one of `out`'s. No link: the sweep never follows one out of the folder."""
-    destination = real_destination(destination)
+    `out-partial-v2`, is not taken for one of `out`'s. No link: the sweep never follows one out of the folder.
+    Beside a link's target (`real_destination`), or with `follow_link` False beside `destination` itself."""
+    destination = real_destination(destination) if follow_link else Path(destination)
     shape = re.compile(rf"\.{re.escape(destination.name)}-partial-[a-z0-9_]{{8}}")
     if not destination.parent.is_dir():
         return []

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from hfspeech.output_folders import (SET_ASIDE, locked_scratch, named_at, nothing_is_ours, put_back_set_aside,
-                                     real_destination, remove_leftover_scratch)
+from hfspeech.output_folders import (SET_ASIDE, locked_scratch, named_at, nothing_is_ours,
+                                     put_back_set_aside, real_destination, remove_leftover_scratch, scratch_folders)
 
-NEW_ENTRY = ".{}.hfspeech-new"  # a new entry copied into a destination moved into file by file, before its rename
+# A new entry copied into a destination moved in file by file, before its rename; the token is the run's scratch
+# folder's (`.NAME-partial-TOKEN`), so two runs never take each other's copies, and a killed run's are known.
+NEW_ENTRY = ".{name}.hfspeech-new-{token}"
+NEW_ENTRY_SHAPE = re.compile(r"\..+\.hfspeech-new-([a-z0-9_]{8})")
 
 
 def everything(name: str) -> bool:
@@ -80,12 +84,28 @@ def _scratch_beside(target: Path, destination: Path) -> tuple[Path, Optional[int
     written there, the output then goes in entry by entry (its folder cannot be renamed: EACCES, EXDEV)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove_leftover_scratch(target)
+        sweep_scratch_folders(destination)  # beside the target, and beside the link (a fallback's, of a killed run)
         return locked_scratch(target)
     except OSError:
         if target == destination:
             raise
     return locked_scratch(destination)  # (the link is there: so is its folder)
+
+
+def scratch_folders_of(destination: str | os.PathLike) -> list[Path]:
+    """The `.NAME-partial-*` scratch folders of `destination` a run may have left: beside its target
+    (`output_folders.scratch_folders`, which follows a link) and, for a link, beside the link itself, where
+    `_scratch_beside` falls back; a killed run's scratch there was never found, so never swept."""
+    beside_link = real_destination(destination) != Path(destination)
+    return scratch_folders(destination) + (scratch_folders(destination, follow_link=False) if beside_link else [])
+
+
+def sweep_scratch_folders(destination: str | os.PathLike) -> None:
+    """`output_folders.remove_leftover_scratch` in both places `scratch_folders_of` looks: one no live run holds
+    goes, after any earlier output it holds is put back at the target."""
+    remove_leftover_scratch(destination)
+    if real_destination(destination) != Path(destination):
+        remove_leftover_scratch(destination, follow_link=False)
 
 
 def _put_back_or_remove(scratch: Path, destination: Path) -> None:
@@ -128,23 +148,50 @@ def _moved_in_entry_by_entry(new: Path, destination: Path, earlier: Callable[[st
     so a full disk there leaves the earlier output as it was: deleted first, a failed copy left new files beside
     none of the earlier ones. Then the earlier entries go, `last` ones first, and the new ones are renamed over,
     `last` ones last: a folder caught half-way lacks its `last` entries (a model, a marker), never read as
-    finished. Whatever way it ends, no hidden copy is left behind."""
+    finished. Whatever way it ends, no hidden copy is left behind (a run killed outright leaves its own, which the
+    next move removes: `_remove_dead_runs_copies`)."""
     names = sorted((entry.name for entry in new.iterdir()), key=lambda name: (last(name), name))
-    copies = {name: destination / NEW_ENTRY.format(name) for name in names}
-    earlier_entries = [entry for entry in destination.iterdir() if entry not in copies.values() and (
+    token = new.parent.name.rsplit("-", 1)[-1]
+    copies = {name: destination / NEW_ENTRY.format(name=name, token=token) for name in names}
+    _remove_dead_runs_copies(destination, new.parent.parent)
+    earlier_entries = [entry for entry in destination.iterdir() if not NEW_ENTRY_SHAPE.fullmatch(entry.name) and (
         earlier(entry.name) or (entry.name in copies and not _replaceable(entry, new / entry.name)))]
     try:
         for name in names:
-            _remove(copies[name])  # a killed run's
             shutil.move(str(new / name), str(copies[name]))
-        for entry in sorted(earlier_entries, key=lambda entry: not last(entry.name)):
-            _remove(entry)
-        for name in names:
+        failed = _removed_all(sorted(earlier_entries, key=lambda entry: not last(entry.name)))
+        for name in names:  # in even when an earlier entry could not go: the new output is not thrown away
             os.replace(copies[name], destination / name)
+        if failed is not None:
+            raise failed
     finally:
         for copy in copies.values():
             with contextlib.suppress(OSError):  # (the error that stopped it is the one to report)
                 _remove(copy)
+
+
+def _removed_all(entries: list[Path]) -> Optional[OSError]:
+    """Remove each of `entries`; the first error, once all were tried (a read-only file of the earlier output
+    stopped the move half-way: the earlier output partly deleted, the new one thrown away)."""
+    failed = None
+    for entry in entries:
+        try:
+            _remove(entry)
+        except OSError as error:
+            failed = failed or error
+    return failed
+
+
+def _remove_dead_runs_copies(destination: Path, scratch_parent: Path) -> None:
+    """The hidden copies (`NEW_ENTRY`) a run killed while copying in left, removed: its token names a scratch folder
+    that is gone (swept, as a killed run's is, before this run made its own). A live run's copies keep theirs."""
+    scratch_tokens = {folder.name.rsplit("-partial-", 1)[-1] for parent in {scratch_parent, destination.parent}
+                      for folder in parent.iterdir() if "-partial-" in folder.name}
+    for entry in destination.iterdir():
+        found = NEW_ENTRY_SHAPE.fullmatch(entry.name)
+        if found and found.group(1) not in scratch_tokens:
+            with contextlib.suppress(OSError):
+                _remove(entry)
 
 
 def _replaceable(earlier: Path, new: Path) -> bool:

@@ -108,12 +108,13 @@ class EnergyVAD:
 class StreamingClassifier:
     """Classify a stream window by window: `feed(chunk) -> list[WindowResult]`, `finish()` at the end of the
     stream (flushes the resampler; the last window ends at the last sample, as offline), or
-    `process(chunks)` for an iterable. Events that fire at a window are in its `WindowResult.events`."""
+    `process(chunks)` for an iterable. Events that fire at a window are in its `WindowResult.events`.
+    `sampling_rate=` (or `input_rate=`, its older name): the chunks' rate, as in `classify_waveform`."""
 
     def __init__(self, classifier: AudioClassifier, window_seconds: Optional[float] = None,
                  hop_seconds: Optional[float] = None, input_rate: Optional[int] = None,
                  threshold: float = DEFAULT_THRESHOLD, min_windows: int = 1, vad: Optional[str | EnergyVAD] = None,
-                 silence_labels: Optional[Sequence[str]] = None):
+                 silence_labels: Optional[Sequence[str]] = None, sampling_rate: Optional[int] = None):
         # As `hfspeech stream --min_windows / --threshold` and the server check them: 1.5 windows was taken for 1,
         # a threshold of 2 (or 50, a percentage) never fired and -1 fired every label at every window.
         min_windows = check_count("min_windows", min_windows, "windows")
@@ -123,9 +124,7 @@ class StreamingClassifier:
         self.rate = classifier.sampling_rate
         self.window, self.hop = classifier.window_sizes(window_seconds, hop_seconds)
         self.slicer = WindowSlicer(self.window, self.hop)
-        # None: the model's rate (0 used to mean that too, and a negative rate was soxr's error)
-        input_rate = self.rate if input_rate is None else check_sampling_rate(input_rate, "input_rate")
-        self.resample = StreamResampler(input_rate, self.rate)
+        self.resample = StreamResampler(self._input_rate(input_rate, sampling_rate), self.rate)
         self.id2label = classifier.id2label
         self.thresholds = label_thresholds(classifier.config, threshold)
         self.min_windows = int(min_windows)
@@ -138,6 +137,19 @@ class StreamingClassifier:
         self.run_starts = np.zeros(len(self.id2label), dtype=np.float64)
         self.stats = StreamStats()
         self.finished = False
+
+    def _input_rate(self, input_rate: Optional[int], sampling_rate: Optional[int]) -> int:
+        """The chunks' rate. `sampling_rate=` is the spelling `classify_waveform` and the pipeline use (here it was
+        a bare TypeError); `input_rate=` still works; both given must agree. None: the model's rate (0 used to
+        mean that too, and a negative rate was soxr's error)."""
+        if input_rate is not None and sampling_rate is not None:
+            given = (check_sampling_rate(input_rate, "input_rate"), check_sampling_rate(sampling_rate))
+            if given[0] != given[1]:
+                raise UsageError(f"input_rate={given[0]} and sampling_rate={given[1]} disagree: pass one of them "
+                                 "(sampling_rate=, the rate of the chunks)")
+        if sampling_rate is not None:
+            return check_sampling_rate(sampling_rate)
+        return self.rate if input_rate is None else check_sampling_rate(input_rate, "input_rate")
 
     def _silence_ids(self, silence_labels: Optional[Sequence[str]]) -> set[int]:
         wanted = list(silence_labels) if silence_labels else list(SILENCE_LABELS)

@@ -7,7 +7,10 @@ change nothing, so the models skip them. They are cheap in PyTorch but not in on
 breaks the chain of NCHWc convolutions with two layout reorders (the demo CNN: ~25% of its time at one thread,
 measured 2026-12-02); the CNN's ONNX export therefore stores both graphs and picks one per batch
 (`hfspeech.export.unpadded_branch`). While tracing (TorchScript, ONNX) the models always zero the padding,
-unless `skip_padding_masks` is set: a trace records one branch and replays it for every batch.
+unless `skip_padding_masks` is set: a trace records one branch and replays it for every batch. Under
+`torch.compile` they always zero it too: reading the mask's values into a Python `bool` is a graph break (and a
+long dynamo warning) on every call, the products are exact either way, and inductor fuses each one into the
+elementwise kernel beside it, so one graph serves padded and unpadded batches (`fullgraph=True` works).
 """
 
 from typing import Optional
@@ -25,10 +28,10 @@ class PaddingMasks:
 
     def zeroes_padding(self, attention_mask: Optional[torch.Tensor]) -> bool:
         """Whether this batch needs its padded frames zeroed: not when no clip is padded (exact: the products
-        would multiply by ones); always while tracing, unless the export asked for the unpadded graph."""
+        would multiply by ones); always while tracing or compiling, unless the export asked for the unpadded graph."""
         if self.skip_padding_masks:
             return False
-        if torch.jit.is_tracing() or torch.jit.is_scripting():
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
             return True
         return attention_mask is not None and not bool(attention_mask.all())
 

