@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 from datasets import Dataset, DatasetDict
 
-from hfspeech.data.groups import GROUP_COLUMN, group_disjoint_splits, leave_one_group_out, leaked_groups
+from hfspeech.data.groups import GROUP_COLUMN, group_disjoint_splits, leaked_groups
 from hfspeech.training.arguments import DataArguments
-from hfspeech.training.cross_validation import summarise, write_fold_manifests
+from hfspeech.training.cross_validation import fold_rows, summarise, write_fold_manifests
 from hfspeech.data.labelled import load_labelled_splits
 from hfspeech.errors import DataError
 
@@ -36,12 +36,13 @@ def test_group_disjoint_splits_never_share_a_group(seed):
 
 
 def test_leave_one_group_out_tests_each_group_once_and_never_trains_on_it():
-    table = clips_table(3)
-    folds = list(leave_one_group_out(table))
-    assert [group for group, _, _ in folds] == sorted(set(table[GROUP_COLUMN]))
-    for group, train, test in folds:
-        assert set(test[GROUP_COLUMN]) == {group} and group not in set(train[GROUP_COLUMN])
-        assert len(train) + len(test) == len(table)
+    groups = clips_table(3)[GROUP_COLUMN]
+    folds = fold_rows(groups, 0.1, seed=3)
+    assert list(folds) == sorted(set(groups))
+    for group, parts in folds.items():
+        assert {groups[i] for i in parts["test"]} == {group}
+        assert group not in {groups[i] for i in parts["train"] + parts["validation"]}
+        assert sorted(parts["train"] + parts["validation"] + parts["test"]) == list(range(len(groups)))
 
 
 def write_manifests(folder: Path, assignment: dict[str, list[str]]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 A random split of clips puts the same voice in training and test, and the test score then measures how well
 the model knows those voices, not how it does on a new one. With a group column (``--group_column speaker``)
-the missing splits are carved out of whole groups, ``leave_one_group_out`` makes one fold per group, and a
+the missing splits are carved out of whole groups, ``hfspeech cross-validate`` makes one fold per group, and a
 manifest whose given splits share a group gets a warning naming the groups (``data.split_audit``), since its
 test numbers flatter.
 
@@ -12,7 +12,7 @@ order ``data.loading`` keeps; they ride along as a ``group`` column until the sp
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 from datasets import Dataset, DatasetDict
@@ -94,11 +94,3 @@ def leaked_groups(dataset: DatasetDict) -> dict[str, list[str]]:
     names = list(members)
     return {f"{a}/{b}": sorted(members[a] & members[b]) for i, a in enumerate(names) for b in names[i + 1:]
             if members[a] & members[b]}
-
-
-def leave_one_group_out(data: Dataset) -> Iterator[tuple[str, Dataset, Dataset]]:
-    """``(group, rest, that group)`` for each group in sorted order: one cross-validation fold per group."""
-    groups = np.asarray(column_values(data, GROUP_COLUMN))
-    for group in sorted(set(groups.tolist())):
-        held = groups == group
-        yield group, data.select(np.flatnonzero(~held)), data.select(np.flatnonzero(held))

@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 from contextlib import contextmanager
-from typing import Optional
+from typing import Iterable, Optional
 
 from datasets import Audio, ClassLabel, Dataset, Features, IterableDataset, IterableDatasetDict, LargeList, List
 from datasets import Sequence as ListFeature
@@ -37,11 +38,12 @@ from datasets.exceptions import DatasetGenerationError, DatasetsError
 
 from hfspeech.data.labelled import DataSpec
 from hfspeech.data.loading import label_column_of
+from hfspeech.data.prepare import run_scratch_folder
 from hfspeech.data.split_names import choose_splits, given_in, split_notes
 from hfspeech.data.stream_draws import clip_key
 from hfspeech.data.stream_rows import AudioReference, LabelEncoder, NotHeldOut
 from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
-from hfspeech.errors import DataError, HfspeechError
+from hfspeech.errors import DataError, HfspeechError, writing_to
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +61,14 @@ def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_n
     total = _split_size(streams[chosen["train"]], chosen["train"])
     train = splits.pop("train")
     held_counts = _held_out_counts(spec, name, total, missing=[s for s in ("validation", "test") if s not in splits])
-    evaluation_raw, held_keys = {}, set()
-    if held_counts:
-        train, evaluation_raw, held_keys = _hold_out(train, held_counts, spec, seed,
-                                                     f"{name} (split '{chosen['train']}')")
-    for split, stream in splits.items():
-        evaluation_raw[split] = _read_split(stream, spec.max_eval_samples, f"{name} (split '{chosen[split]}')")
     features = Features({"audio": Audio(decode=False), "label": ClassLabel(names=label_names)})
-    eval_sets = {split: Dataset.from_list([{column: row[column] for column in features} for row in rows],
-                                          features=features)  # without the stream's KEY_COLUMN
-                 for split, rows in evaluation_raw.items() if rows}
+    eval_sets, held_keys = {}, set()
+    if held_counts:
+        train, eval_sets, held_keys = _hold_out(train, held_counts, spec, seed, features,
+                                                f"{name} (split '{chosen['train']}')")
+    for split, stream in splits.items():
+        eval_sets[split] = _read_split(stream, spec.max_eval_samples, features, f"{name} (split '{chosen[split]}')")
+    eval_sets = {split: rows for split, rows in eval_sets.items() if len(rows)}
     evaluation, report = prepare_evaluation(eval_sets, spec, sampling_rate)
     report.add_listing({}, [], split_notes(chosen, given, {s: _split_size(streams[s], s) for s in streams}, name))
     num_rows = None if total is None else total - len(held_keys)
@@ -201,17 +201,46 @@ def _held_out_counts(spec: DataSpec, name: str, total: Optional[int], missing: l
     return counts
 
 
-def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, seed: int, source: str):
-    """The first clips of a seeded shuffle of train as evaluation splits, filtered out of the training stream."""
-    evaluation_raw, held_keys = {}, set()
+def _hold_out(train: IterableDataset, counts: dict[str, int], spec: DataSpec, seed: int, features: Features,
+              source: str) -> tuple[IterableDataset, dict[str, Dataset], set]:
+    """The first clips of a seeded shuffle of train as evaluation splits (`_written`), filtered out of the
+    training stream."""
+    evaluation, held_keys = {}, set()
     head = iter(train.shuffle(seed=seed, buffer_size=spec.shuffle_buffer_size))
     for split, count in counts.items():
-        with read_errors(source):
-            evaluation_raw[split] = [example for _, example in zip(range(count), head)]
-        held_keys.update(clip_key(example) for example in evaluation_raw[split])
+        evaluation[split], keys = _written((example for _, example in zip(range(count), head)), features, source)
+        held_keys.update(keys)
     train = train.filter(NotHeldOut(held_keys))
     logger.info("held out %s clips of the shuffled train stream as %s", sum(counts.values()), " and ".join(counts))
-    return train, evaluation_raw, held_keys
+    return train, evaluation, held_keys
+
+
+def _written(examples: Iterable[dict], features: Features, source: str) -> tuple[Dataset, list[str]]:
+    """The examples written to an Arrow file as they are read (without the stream's KEY_COLUMN), and their keys.
+
+    Held in lists, the rows (audio bytes too: 10% of a corpus) were in memory twice, the second time in
+    `Dataset.from_list`; here a writer batch at most. The file is in the run's scratch folder (removed at exit,
+    `data.prepare.run_scratch_folder`); the fingerprint hashes each row's key, path and label, so the decoded
+    split is found again by a later run (`data.prepare`) as the fingerprint of the rows held in memory let it be."""
+    from datasets import DatasetInfo
+    from datasets.arrow_writer import ArrowWriter
+    from datasets.fingerprint import Hasher
+    from datasets.table import MemoryMappedTable
+
+    keys, hasher, folder = [], Hasher(), run_scratch_folder()
+    hasher.update(features.to_dict())
+    with writing_to(folder, "the evaluation clips were not written; make room, or set HF_DATASETS_CACHE to a "
+                    "folder on another disk"), read_errors(source):
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".arrow", delete=False) as file:
+            path = file.name
+        with ArrowWriter(features=features, path=path) as writer:
+            for example in examples:
+                keys.append(clip_key(example))
+                hasher.update((keys[-1], example["audio"].get("path"), example["label"]))
+                writer.write(features.encode_example({column: example[column] for column in features}))
+            writer.finalize()
+    return Dataset(MemoryMappedTable.from_file(path), info=DatasetInfo(features=features),
+                   fingerprint=hasher.hexdigest()), keys
 
 
 def _split_size(stream: IterableDataset, split: str) -> Optional[int]:
@@ -244,7 +273,6 @@ def _references(stream: IterableDataset, audio_column: str, label_column: str, s
     return stream, label_feature if isinstance(label_feature, ClassLabel) else None
 
 
-def _read_split(stream: IterableDataset, limit: Optional[int], source: str) -> list:
-    """The first `limit` rows of an evaluation split (all without a limit)."""
-    with read_errors(source):
-        return list(stream.take(limit) if limit is not None else stream)
+def _read_split(stream: IterableDataset, limit: Optional[int], features: Features, source: str) -> Dataset:
+    """The first `limit` rows of an evaluation split (all without a limit), written as they are read."""
+    return _written(stream.take(limit) if limit is not None else stream, features, source)[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from datasets import DatasetDict, Features, List, Value
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.columns import column_values
 from hfspeech.errors import DataError, writing_to
+from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -202,13 +204,17 @@ def _file_size(path: str) -> int:
 
 def _cache_file_name(split, settings: list) -> Optional[str]:
     """Where `datasets.map` writes the decoded split: beside the split's own files (None: datasets' choice), or
-    when there are none (manifests, held in memory) or that folder is read-only, in the datasets cache. A split
-    in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded again
-    on every run. The name holds the split's fingerprint (its files' `_stat`, `data.loading`) and `settings`."""
+    when there are none (manifests, held in memory), they are in the run's scratch folder (removed at exit: a
+    streamed dataset's evaluation rows, `run_scratch_folder`) or that folder is read-only, in the datasets cache.
+    A split in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded
+    again on every run. The name holds the split's fingerprint (its files' `_stat`, `data.loading`) and
+    `settings`."""
     import datasets
     from datasets.fingerprint import Hasher
 
-    if split.cache_files and not cache_folder_problem(Path(split.cache_files[0]["filename"]).parent):
+    folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
+    temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")
+    if folder and not temporary and not cache_folder_problem(folder):
         return None
     folder = Path(datasets.config.HF_DATASETS_CACHE) / "hfspeech-prepared"
     name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
@@ -227,3 +233,34 @@ def cache_folder_problem(folder: Path) -> Optional[str]:
     except OSError as error:
         return error.strerror or str(error)
     return None
+
+
+RUN_SCRATCH = "hfspeech-run-scratch"  # under the datasets cache: `.hfspeech-run-scratch-partial-*` folders
+_run_scratch: dict[Path, Path] = {}
+
+
+def run_scratch_folder() -> Path:
+    """This process's locked scratch folder in the datasets cache (`output_folders.locked_scratch`), for files
+    it reads until it exits (a streamed dataset's evaluation rows, `data.hub_stream`): removed at exit, and a
+    killed run's (SIGKILL, the OOM killer), which nothing holds, by the next run's first call. In datasets'
+    temporary folder in $TMPDIR they were left for good by a killed run."""
+    import atexit
+    import datasets
+
+    destination = Path(datasets.config.HF_DATASETS_CACHE) / RUN_SCRATCH
+    if destination not in _run_scratch:
+        with writing_to(destination.parent, "set HF_DATASETS_CACHE to a folder you can write"):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            remove_leftover_scratch(destination)
+            folder, handle = locked_scratch(destination)
+        _run_scratch[destination] = folder
+        atexit.register(_remove_run_scratch, folder, handle, os.getpid())
+    return _run_scratch[destination]
+
+
+def _remove_run_scratch(folder: Path, handle: Optional[int], owner: int) -> None:
+    """The scratch folder removed, then its lock let go; by the process that made it only (not a forked child)."""
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
+        if handle is not None:
+            os.close(handle)

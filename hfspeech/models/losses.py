@@ -49,7 +49,7 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: Opt
     """BCE-with-logits over a multi-hot target [B, num_labels], averaged over clips and classes.
 
     ``pos_weight`` (one value per class) scales the positive term of each class: negatives/positives
-    makes a rare class's positives count as much as its negatives (see ``pos_weight_from_frequencies``).
+    makes a rare class's positives count as much as its negatives (see ``pos_weight_from_counts``).
     """
     labels = labels.to(device=logits.device, dtype=torch.float32)
     if pos_weight is not None:
@@ -58,15 +58,22 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: Opt
 
 
 def pos_weight_from_frequencies(multi_hot: np.ndarray, max_weight: float = MAX_POS_WEIGHT) -> np.ndarray:
-    """Per-class negatives/positives of a multi-hot matrix [clips, num_labels], clipped to [1/max, max].
+    """`pos_weight_from_counts` of a multi-hot matrix [clips, num_labels]: its column sums and row count."""
+    multi_hot = np.asarray(multi_hot, dtype=np.float64)
+    return pos_weight_from_counts(multi_hot.sum(axis=0), len(multi_hot), max_weight)
+
+
+def pos_weight_from_counts(positives: np.ndarray, clips: int, max_weight: float = MAX_POS_WEIGHT) -> np.ndarray:
+    """Per-class negatives/positives from each class's clip count (`positives`) out of `clips`, clipped to
+    [1/max, max]. Counts, not the multi-hot matrix they are the column sums of: at 100,000 clips x 1,000
+    classes that matrix held 800 MB for a vector of 1,000 numbers.
 
     A class without positives (nothing to weigh) or without negatives gets 1.0. The clip keeps a class
     seen in a handful of clips out of thousands from dominating the loss with weights in the thousands.
     """
-    multi_hot = np.asarray(multi_hot, dtype=np.float64)
-    positives = multi_hot.sum(axis=0)
-    negatives = len(multi_hot) - positives
-    weights = np.ones(multi_hot.shape[1])
+    positives = np.asarray(positives, dtype=np.float64)
+    negatives = clips - positives
+    weights = np.ones(len(positives))
     both = (positives > 0) & (negatives > 0)
     weights[both] = negatives[both] / positives[both]
     return np.clip(weights, 1.0 / max_weight, max_weight)

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hfspeech.data.columns import column_values
-from hfspeech.data.groups import GROUP_COLUMN, leave_one_group_out, read_groups
+from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import parse_label_list
 from hfspeech.data.loading import label_column_of, resolve_listed_path
 from hfspeech.data.splits import in_file_order
@@ -118,25 +118,26 @@ def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optiona
 def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
               row_order: Optional[Sequence[int]] = None) -> dict[str, dict[str, list[int]]]:
     """``{group: {"train": rows, "validation": rows, "test": rows}}`` (row indices, each list in `row_order`: the
-    rows' `rows_in_file_order`, else as listed). A share above 0 takes at least one row and leaves one to train
-    on: rounded to none, its fold's empty validation manifest stopped the run; a share of 0 takes none, and the
-    fold trains without validation, as `hfspeech train` does."""
-    from datasets import Dataset
-
-    row_order = list(range(len(groups)) if row_order is None else row_order)
-    table = Dataset.from_dict({GROUP_COLUMN: [groups[i] for i in row_order], "row": row_order})
+    rows' `rows_in_file_order`, else as listed), one fold per group in sorted order. A share above 0 takes at
+    least one row and leaves one to train on: rounded to none, its fold's empty validation manifest stopped the
+    run; a share of 0 takes none, and the fold trains without validation, as `hfspeech train` does. Plain numpy
+    masks over the rows: one `Dataset.select` per fold and side took 22 s for 40k rows in 100 groups."""
+    row_order = np.asarray(list(range(len(groups)) if row_order is None else row_order), dtype=np.int64)
+    names, group_codes = np.unique(np.asarray([str(groups[i]) for i in row_order.tolist()], dtype=object),
+                                   return_inverse=True)
     rng = np.random.default_rng(seed)
     folds = {}
-    for group, rest, held in leave_one_group_out(table):
+    for code, group in enumerate(names.tolist()):  # np.unique sorts as sorted() does: the folds' (and draws') order
+        held = group_codes == code
+        rest = row_order[~held]
         order = rng.permutation(len(rest))
         size = int(round(validation_fraction * len(rest)))
         if validation_fraction > 0:
             size = min(max(1, size), len(rest) - 1)
-        rows = column_values(rest, "row")
-        validation = set(np.asarray(rows)[order[:size]].tolist())
-        folds[group] = {"train": [r for r in rows if r not in validation],
-                        "validation": [r for r in rows if r in validation],
-                        "test": column_values(held, "row")}
+        drawn = np.zeros(len(rest), dtype=bool)
+        drawn[order[:size]] = True
+        folds[group] = {"train": rest[~drawn].tolist(), "validation": rest[drawn].tolist(),
+                        "test": row_order[held].tolist()}
     return folds
 
 
