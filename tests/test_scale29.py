@@ -11,6 +11,7 @@ import tracemalloc
 
 import evaluate
 import numpy as np
+import pytest
 from datasets import Features
 
 from hfspeech.evaluation import per_class_scores
@@ -266,3 +267,16 @@ def test_the_copies_a_warning_names_are_the_first_in_the_split(tmp_path):
     folder = tmp_path.name
     first = ", ".join(f"{folder}/copy{i:02d}.wav = {folder}/train{i:02d}.wav" for i in range(3))
     assert any(f"({first} and 17 more)" in warning for warning in warnings), warnings
+
+
+@pytest.mark.parametrize("which", ["single", "multi"])
+def test_fractional_class_ids_are_refused_as_evaluate_refused_them(which):
+    """Given whole, predictions and references skipped evaluate's Arrow cast, which refused 1.7 as a class id or
+    0.7 as a multi-label reference: they were truncated (to class 1, to "absent") and scored without a word."""
+    if which == "single":
+        call = lambda: ClassificationMetrics().compute(predictions=[1.7, 0.0], references=[1, 0])  # noqa: E731
+    else:
+        scores = np.array([[0.9, 0.1], [0.2, 0.8]])
+        call = lambda: MultiLabelMetrics().compute(predictions=scores, references=scores * 0.7)  # noqa: E731
+    with pytest.raises(ValueError, match="expected format"):
+        call()

@@ -53,7 +53,11 @@ class _InMemoryMetric(evaluate.Metric):
         """`values` as evaluate would have stored them: in the dtype of the feature (`Value` or a `Sequence` of
         one), so that float64 scores are rounded to float32 as before and ties stay the ties they were."""
         feature = self.info.features[name]
-        return np.asarray(values, dtype=getattr(feature, "feature", feature).dtype)
+        stored = np.asarray(values, dtype=getattr(feature, "feature", feature).dtype)
+        if stored.dtype.kind in "iu" and not np.array_equal(stored, np.asarray(values)):  # 0.7 is not class 0
+            raise ValueError(f"Predictions and/or references don't match the expected format: {name} must be "
+                             f"whole numbers ({stored.dtype}), as evaluate refused other values")
+        return stored
 
 
 class ClassificationMetrics(_InMemoryMetric):

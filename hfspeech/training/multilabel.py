@@ -16,11 +16,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hfspeech.errors import UsageError
-from hfspeech.data.transforms import multi_hot
 from hfspeech.evaluation.report import write_multilabel_report
 from hfspeech.evaluation.thresholds import tune_thresholds
 from hfspeech.models.scores import DEFAULT_THRESHOLD, sigmoid, thresholds_from_config, thresholds_to_dict
-from hfspeech.models.losses import pos_weight_from_frequencies
+from hfspeech.models.losses import pos_weight_from_counts
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -44,7 +43,7 @@ def multilabel_pos_weight(data_args, train_labels: Sequence[Sequence[int]],
                 counts.sum() / max(1, len(train_labels)), dict(zip(label_names, counts.tolist())))
     if not data_args.pos_weight_from_frequencies:
         return None
-    pos_weight = pos_weight_from_frequencies(multi_hot(train_labels, len(label_names)), data_args.max_pos_weight)
+    pos_weight = pos_weight_from_counts(counts, len(train_labels), data_args.max_pos_weight)  # no clips x classes matrix
     logger.info("BCE pos_weight (negatives/positives, clipped at %s): %s", data_args.max_pos_weight,
                 dict(zip(label_names, np.round(pos_weight, 3).tolist())))
     return pos_weight
