@@ -160,9 +160,13 @@ def _moved_in_entry_by_entry(new: Path, destination: Path, earlier: Callable[[st
         for name in names:
             shutil.move(str(new / name), str(copies[name]))
         failed = _removed_all(sorted(earlier_entries, key=lambda entry: not last(entry.name)))
-        for name in names:  # in even when an earlier entry could not go: the new output is not thrown away
-            os.replace(copies[name], destination / name)
-        if failed is not None:
+        try:
+            for name in names:  # in even when an earlier entry could not go: the new output is not thrown away
+                os.replace(copies[name], destination / name)
+        except OSError:
+            if failed is None:
+                raise
+        if failed is not None:  # the cause (a file that would not go), not what it led to
             raise failed
     finally:
         for copy in copies.values():

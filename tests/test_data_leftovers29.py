@@ -103,6 +103,26 @@ def test_held_out_rows_are_written_as_they_are_read_and_are_the_shuffles_first(t
             (row["audio"]["path"], row["audio"]["bytes"]) for row in rows_taken]
 
 
+def test_held_out_rows_stay_in_memory_where_no_scratch_folder_can_be_made(tmp_path, monkeypatch):
+    """A read-only datasets cache (shared, its decoded splits made before) was refused ("set HF_DATASETS_CACHE to a
+    folder you can write") once the rows went to a scratch folder there; they are held in memory instead, once, as
+    Arrow: the same rows, and the same fingerprint, so the decoded splits are found again."""
+    from hfspeech.data import hub_stream
+    from hfspeech.errors import OutputWriteError
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    spec = SimpleNamespace(shuffle_buffer_size=10)
+    _, on_disk, _ = _hold_out(held_out_stream(50, 100), {"validation": 20}, spec, 3, FEATURES, "repo")
+
+    def read_only(*args, **kwargs):
+        raise OutputWriteError(f"{tmp_path / 'cache'}: cannot write (Read-only file system)")
+
+    monkeypatch.setattr(hub_stream, "run_scratch_folder", read_only)
+    _, in_memory, _ = _hold_out(held_out_stream(50, 100), {"validation": 20}, spec, 3, FEATURES, "repo")
+    assert in_memory["validation"].to_dict() == on_disk["validation"].to_dict()
+    assert in_memory["validation"]._fingerprint == on_disk["validation"]._fingerprint
+
+
 def test_a_full_disk_while_the_held_out_rows_are_written_is_one_line_naming_the_folder(tmp_path, monkeypatch):
     import errno
 

@@ -28,9 +28,11 @@ import logging
 import os
 import re
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Iterable, Optional
 
+import pyarrow as pa
 from datasets import Audio, ClassLabel, Dataset, Features, IterableDataset, IterableDatasetDict, LargeList, List
 from datasets import Sequence as ListFeature
 from datasets import load_dataset
@@ -225,22 +227,38 @@ def _written(examples: Iterable[dict], features: Features, source: str) -> tuple
     from datasets import DatasetInfo
     from datasets.arrow_writer import ArrowWriter
     from datasets.fingerprint import Hasher
-    from datasets.table import MemoryMappedTable
+    from datasets.table import InMemoryTable, MemoryMappedTable
 
-    keys, hasher, folder = [], Hasher(), run_scratch_folder()
+    keys, hasher, folder = [], Hasher(), _scratch_or_none()
     hasher.update(features.to_dict())
-    with writing_to(folder, "the evaluation clips were not written; make room, or set HF_DATASETS_CACHE to a "
-                    "folder on another disk"), read_errors(source):
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".arrow", delete=False) as file:
-            path = file.name
-        with ArrowWriter(features=features, path=path) as writer:
+    written = writing_to(folder, "the evaluation clips were not written; make room, or set HF_DATASETS_CACHE to a "
+                         "folder on another disk") if folder is not None else nullcontext()
+    with written, read_errors(source):
+        if folder is not None:
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".arrow", delete=False) as file:
+                path = file.name
+        buffer = None if folder is not None else pa.BufferOutputStream()
+        with ArrowWriter(features=features, path=None if buffer else path, stream=buffer) as writer:
             for example in examples:
                 keys.append(clip_key(example))
                 hasher.update((keys[-1], example["audio"].get("path"), example["label"]))
                 writer.write(features.encode_example({column: example[column] for column in features}))
             writer.finalize()
-    return Dataset(MemoryMappedTable.from_file(path), info=DatasetInfo(features=features),
-                   fingerprint=hasher.hexdigest()), keys
+    table = (MemoryMappedTable.from_file(path) if buffer is None
+             else InMemoryTable(pa.ipc.open_stream(buffer.getvalue()).read_all()))
+    return Dataset(table, info=DatasetInfo(features=features), fingerprint=hasher.hexdigest()), keys
+
+
+def _scratch_or_none() -> Optional[Path]:
+    """The run's scratch folder for the rows (`data.prepare.run_scratch_folder`), or None: held in memory, once, as
+    Arrow, where files cannot be removed while mapped (Windows: they were left for good) or the datasets cache is
+    read-only (a shared cache that already holds the decoded splits was refused)."""
+    if os.name == "nt":
+        return None
+    try:
+        return run_scratch_folder()
+    except (OSError, HfspeechError):
+        return None
 
 
 def _split_size(stream: IterableDataset, split: str) -> Optional[int]:

@@ -242,8 +242,9 @@ _run_scratch: dict[Path, Path] = {}
 def run_scratch_folder() -> Path:
     """This process's locked scratch folder in the datasets cache (`output_folders.locked_scratch`), for files
     it reads until it exits (a streamed dataset's evaluation rows, `data.hub_stream`): removed at exit, and a
-    killed run's (SIGKILL, the OOM killer), which nothing holds, by the next run's first call. In datasets'
-    temporary folder in $TMPDIR they were left for good by a killed run."""
+    killed run's (SIGKILL, the OOM killer), which nothing holds, by the next run's first call (held in memory, the
+    rows were there twice; written to $TMPDIR, a killed run left them for good). One folder a process: a notebook
+    that streams three times keeps the three runs' evaluation rows until it exits."""
     import atexit
     import datasets
 

@@ -53,10 +53,11 @@ class _InMemoryMetric(evaluate.Metric):
         """`values` as evaluate would have stored them: in the dtype of the feature (`Value` or a `Sequence` of
         one), so that float64 scores are rounded to float32 as before and ties stay the ties they were."""
         feature = self.info.features[name]
-        stored = np.asarray(values, dtype=getattr(feature, "feature", feature).dtype)
-        if stored.dtype.kind in "iu" and not np.array_equal(stored, np.asarray(values)):  # 0.7 is not class 0
+        given = np.asarray(values)
+        stored = given.astype(getattr(feature, "feature", feature).dtype, copy=False)
+        if stored.dtype.kind in "iu" and given.dtype.kind == "f" and not np.all(np.mod(given, 1) == 0):
             raise ValueError(f"Predictions and/or references don't match the expected format: {name} must be "
-                             f"whole numbers ({stored.dtype}), as evaluate refused other values")
+                             f"whole numbers ({stored.dtype}), as evaluate refused 0.7 as class 0")
         return stored
 
 
