@@ -121,3 +121,15 @@ def test_distill_reads_its_own_flags_from_an_args_file(suffix, text, capsys, tmp
     distill_args, model_args, _, _ = parse_distill_args(["--args_file", str(flags), "--data_dir", str(tmp_path),
                                                          "--output_dir", str(tmp_path / "out")])
     assert (distill_args.teacher, model_args.model_type) == (str(teacher), "lstm")
+
+
+@pytest.mark.parametrize("spelling", ["--args_fil", "--args", "--args-fi"])
+def test_an_abbreviated_args_file_flag_reads_its_file(spelling, tmp_path):
+    """`--args_fil FILE` passed the flag check as argparse's abbreviation, then was parsed as a flag of its own:
+    "invalid training flags: too many values to unpack (expected 3)"."""
+    from hfspeech.training.command_line import parse_args
+
+    (tmp_path / "flags.txt").write_text("--num_train_epochs 7\n")
+    _, _, training_args = parse_args([spelling, str(tmp_path / "flags.txt"), "--data_dir", str(tmp_path),
+                                      "--output_dir", str(tmp_path / "out")])
+    assert training_args.num_train_epochs == 7

@@ -104,12 +104,11 @@ def exit_with_help_if_asked(argv: Sequence[str], parser: HfArgumentParser) -> No
         parser.parse_args(["--help"])
 
 
-# the spellings `expand_args_files` reads (the parser declares the first, for --help)
-ARGS_FILE_FLAGS = ("--args_file", "--args-file")
-
-
 class ArgsFileNotFoundError(UsageError, FileNotFoundError):
     """`--args_file` names a file that does not exist (transformers would skip it without a word)."""
+
+
+ARGS_FILE_FLAGS = ("--args_file", "--args-file")  # what `expand_args_files` reads (the parser declares the first)
 
 
 def expand_args_files(argv: Sequence[str], parser: HfArgumentParser) -> list[str]:
@@ -123,7 +122,8 @@ def expand_args_files(argv: Sequence[str], parser: HfArgumentParser) -> list[str
     tokens = iter(argv)
     for token in tokens:
         name, has_value, value = token.partition("=")
-        if name not in ARGS_FILE_FLAGS:
+        spelled = name[2:].replace("-", "_") if name.startswith("--args") else ""  # abbreviated too: `--args_fil`
+        if not (spelled and "args_file".startswith(spelled)):  # passed the flag check, then was a flag of its own
             rest.append(token)
         elif not has_value and ((value := next(tokens, None)) is None or value.startswith("--")):
             raise UsageError("--args_file: expected a file name")
