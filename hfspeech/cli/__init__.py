@@ -161,4 +161,3 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         print_error(cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or "
                                  "read-only; make room, or write elsewhere, and run again"))
         return 2
-

@@ -142,14 +142,12 @@ class StreamingClassifier:
         """The chunks' rate. `sampling_rate=` is the spelling `classify_waveform` and the pipeline use (here it was
         a bare TypeError); `input_rate=` still works; both given must agree. None: the model's rate (0 used to
         mean that too, and a negative rate was soxr's error)."""
-        if input_rate is not None and sampling_rate is not None:
-            given = (check_sampling_rate(input_rate, "input_rate"), check_sampling_rate(sampling_rate))
-            if given[0] != given[1]:
-                raise UsageError(f"input_rate={given[0]} and sampling_rate={given[1]} disagree: pass one of them "
-                                 "(sampling_rate=, the rate of the chunks)")
-        if sampling_rate is not None:
-            return check_sampling_rate(sampling_rate)
-        return self.rate if input_rate is None else check_sampling_rate(input_rate, "input_rate")
+        rates = {name: check_sampling_rate(rate, name) for name, rate in
+                 (("input_rate", input_rate), ("sampling_rate", sampling_rate)) if rate is not None}
+        if len(set(rates.values())) > 1:
+            raise UsageError(f"input_rate={rates['input_rate']} and sampling_rate={rates['sampling_rate']} disagree: "
+                             "pass one of them (sampling_rate=, the rate of the chunks)")
+        return next(iter(rates.values()), self.rate)
 
     def _silence_ids(self, silence_labels: Optional[Sequence[str]]) -> set[int]:
         wanted = list(silence_labels) if silence_labels else list(SILENCE_LABELS)

@@ -147,9 +147,7 @@ async def open_stream(runner: ModelRunner, query, limit_whole_stream: bool = Tru
     stream as a whole is held to `--max_seconds` (POST /stream), not only each message (a WebSocket)."""
     classifier = await runner.wait_ready()
     refuse_unknown(query, STREAM_PARAMETERS)  # `min_window=3` used to be ignored without a word
-    threshold = _number(query, "threshold", float, 0.5)
-    if not 0 <= threshold <= 1:
-        raise ApiError(400, "bad_parameters", f"threshold must be between 0 and 1, got {threshold:g}")
+    threshold = _number(query, "threshold", float, 0.5)  # in [0, 1]: StreamingClassifier's check, a 400 below
     window = _number(query, "window_seconds", float, None)
     if window is not None and window > runner.max_seconds:  # its ring buffer is allocated up front
         raise ApiError(400, "bad_parameters", f"window_seconds must be at most the server's limit of "
