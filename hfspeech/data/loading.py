@@ -27,6 +27,7 @@ from typing import Callable, Optional, Sequence
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
+from hfspeech.data.cache_users import hold_cache_folders
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.columns import column_values
 from hfspeech.data.file_names import existing_spelling
@@ -117,6 +118,7 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
         refuse_guessed_labels(entry["path"] for entry in ignored)
         # drop_labels=False: the parent folder is the label even when there is only one class folder
         dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
+        hold_cache_folders(dataset)  # before the maps and splits that write beside its files (`data.cache_users`)
         used = {os.path.realpath(a["path"]) for split in dataset.values()
                 for a in column_values(split.cast_column("audio", Audio(decode=False)), "audio")}
         ignored += [{"path": path, "reason": "not read by datasets' audiofolder builder (metadata layout)"}
@@ -161,7 +163,9 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
         for split_name, split in dataset.items():  # saved with it: see `_keyed_by_files`
             split._fingerprint = f"{key}-{split_name}"
         _save_whole(dataset, folder)
-    return load_from_disk(str(folder)).cast_column("audio", Audio(decode=False))
+    loaded = load_from_disk(str(folder))
+    hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
+    return loaded.cast_column("audio", Audio(decode=False))
 
 
 def _save_whole(dataset: DatasetDict, folder: Path) -> None:
@@ -204,6 +208,7 @@ def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Opt
         from hfspeech.data.hub_stream import open_datasets_dataset
 
         loaded = open_datasets_dataset(name, config_name, cache_dir=cache_dir)
+    hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
+from hfspeech.data.cache_users import hold_cache_folder
 from hfspeech.data.columns import column_values
 from hfspeech.errors import DataError, writing_to
 from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
@@ -164,9 +165,11 @@ def prepare_dataset(
 
 def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
     """`split.map(decode)` written to `cache_file_name` (None: beside the split's files). datasets renames the file
-    into place only when it is whole, so a run killed while decoding leaves nothing the next run reads; a full
+    into place only when it is whole, so a run killed while decoding leaves nothing the next run reads (its `tmp*`
+    file, which datasets renames, the next run removes: `data.cache_users`); a full
     (or read-only) disk is one line naming the folder instead of a traceback from inside datasets."""
     folder = Path(cache_file_name).parent if cache_file_name else Path(split.cache_files[0]["filename"]).parent
+    hold_cache_folder(folder)  # a killed run's `tmp*` file there removed, this run's kept from others (`cache_users`)
     with writing_to(folder, "the decoded audio was not cached; make room, or set HF_DATASETS_CACHE to a folder "
                     "on another disk"):
         return split.map(decode, cache_file_name=cache_file_name, **map_arguments)

@@ -27,6 +27,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.data.audio import seconds_to_samples
+from hfspeech.data.cache_users import hold_cache_folder
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.errors import writing_to
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
@@ -89,6 +90,8 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
     views = {}
     for name, split in dataset.items():
         folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None  # where map writes
+        if folder is not None:  # a killed run's `tmp*` file there removed, this run's kept from others
+            hold_cache_folder(folder)
         with writing_to(folder, "the frozen features were not cached; make room, or set HF_DATASETS_CACHE to a "
                         "folder on another disk"):
             features = split.with_format("numpy", columns=["input_values", "label"]).map(
