@@ -18,15 +18,23 @@ BLOCK_ELEMENTS = 2**22
 
 
 def _counts_at_thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per column, sorted by descending score: true and false positives above each row, and the rows that
-    close a run of tied scores -- the only rows that are thresholds (ties enter the curve together)."""
+    """Per column, sorted by descending score: true and false positives above each row, the rows that
+    close a run of tied scores -- the only rows that are thresholds (ties enter the curve together) -- and the
+    sorted scores."""
     order = np.argsort(-scores, axis=0, kind="stable")
     ranked_scores = np.take_along_axis(scores, order, axis=0)
     true_positives = np.cumsum(np.take_along_axis(truth, order, axis=0), axis=0)
     false_positives = np.arange(1, len(scores) + 1)[:, None] - true_positives
     closes_tie = np.ones(scores.shape, dtype=bool)
     closes_tie[:-1] = ranked_scores[:-1] != ranked_scores[1:]
-    return true_positives, false_positives, closes_tie
+    return true_positives, false_positives, closes_tie, ranked_scores
+
+
+def _column_blocks(truth: np.ndarray, scores: np.ndarray):
+    """(truth, scores) of whole columns, about `BLOCK_ELEMENTS` scores at a time (at least one column)."""
+    block = max(1, BLOCK_ELEMENTS // max(1, scores.shape[0]))
+    for start in range(0, scores.shape[1], block):
+        yield truth[:, start:start + block], scores[:, start:start + block]
 
 
 def _at_previous_threshold(counts: np.ndarray, closes_tie: np.ndarray) -> np.ndarray:
@@ -46,9 +54,8 @@ def ranking_scores(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
     """
     if scores.shape[0] == 0:
         return np.full(scores.shape[1], np.nan), np.full(scores.shape[1], np.nan)
-    block = max(1, BLOCK_ELEMENTS // scores.shape[0])
-    parts = [_block_ranking_scores(truth[:, start:start + block], scores[:, start:start + block])
-             for start in range(0, scores.shape[1], block)]
+    parts = [_block_ranking_scores(truth_block, score_block)
+             for truth_block, score_block in _column_blocks(truth, scores)]
     return np.concatenate([ap for ap, _ in parts]), np.concatenate([auc for _, auc in parts])
 
 
@@ -56,7 +63,7 @@ def _block_ranking_scores(truth: np.ndarray, scores: np.ndarray) -> tuple[np.nda
     """`ranking_scores` of some columns. AP = sum over thresholds of (recall gained) x precision, as sklearn's
     step-wise (uninterpolated) AP. ROC-AUC = trapezoid area under the (false positives, true positives) steps,
     summed in integers and divided once by positives x negatives."""
-    true_positives, false_positives, closes_tie = _counts_at_thresholds(truth.astype(np.int64), scores)
+    true_positives, false_positives, closes_tie, _ = _counts_at_thresholds(truth.astype(np.int64), scores)
     positives, negatives = true_positives[-1], false_positives[-1]
     previous_tp = _at_previous_threshold(true_positives, closes_tie)
     previous_fp = _at_previous_threshold(false_positives, closes_tie)
@@ -70,6 +77,34 @@ def _block_ranking_scores(truth: np.ndarray, scores: np.ndarray) -> tuple[np.nda
     ap[positives == 0] = np.nan
     auc[(positives == 0) | (negatives == 0)] = np.nan
     return ap, auc
+
+
+def best_f1_cuts(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per class, the threshold `evaluation.thresholds.tune_thresholds` describes: the highest of the cuts with the
+    best F1 of `scores >= cut`, put halfway down to the next lower score; `nan` for a class without a positive.
+    The F1 values are sklearn's `precision_recall_curve`'s, computed with the same operations, so the cuts are the
+    ones a loop over its classes chose (that loop took 12 s at 10,000 clips x 527 classes, minutes at 100,000)."""
+    if scores.shape[0] == 0:
+        return np.full(scores.shape[1], np.nan)
+    return np.concatenate([_block_best_f1_cuts(truth_block, score_block)
+                           for truth_block, score_block in _column_blocks(truth, scores)])
+
+
+def _block_best_f1_cuts(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """`best_f1_cuts` of some columns: in descending order the first threshold row with the best F1 is the highest
+    cut, and the row after it (a tie's last row is followed by a lower score) holds the next lower score."""
+    true_positives, false_positives, closes_tie, ranked = _counts_at_thresholds(truth.astype(np.int64), scores)
+    positives = true_positives[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = true_positives / (true_positives + false_positives)
+        recall = true_positives / positives
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    best = np.argmax(np.where(closes_tie, f1, -1.0), axis=0)
+    columns = np.arange(scores.shape[1])
+    cut = ranked[best, columns]
+    has_lower = best + 1 < len(scores)
+    lower = ranked[np.where(has_lower, best + 1, best), columns]
+    return np.where(positives == 0, np.nan, np.where(has_lower, (cut + lower) / 2, cut))
 
 
 def counts_scores(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, ...]:

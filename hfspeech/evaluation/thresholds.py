@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hfspeech.evaluation.per_class_scores import best_f1_cuts
 from hfspeech.models.scores import DEFAULT_THRESHOLD
 
 
@@ -25,19 +26,6 @@ def tune_thresholds(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
     scoring a little below the lowest detected validation positive still counts. A class with no
     positive in `references` keeps `DEFAULT_THRESHOLD` (there is no F1 to maximise).
     """
-    from sklearn.metrics import precision_recall_curve  # here: inference reads thresholds without sklearn
-
     scores = np.asarray(scores, dtype=np.float64)
-    references = np.asarray(references) > 0
-    thresholds = np.full(scores.shape[1], DEFAULT_THRESHOLD)
-    for c in range(scores.shape[1]):
-        if not references[:, c].any():
-            continue
-        precision, recall, candidates = precision_recall_curve(references[:, c], scores[:, c])
-        precision, recall = precision[: len(candidates)], recall[: len(candidates)]
-        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
-                       where=precision + recall > 0)
-        best = int(np.flatnonzero(f1 == f1.max())[-1])  # candidates ascend: the last is the highest
-        below = scores[:, c][scores[:, c] < candidates[best]]
-        thresholds[c] = (candidates[best] + below.max()) / 2 if below.size else candidates[best]
-    return thresholds
+    cuts = best_f1_cuts(np.asarray(references) > 0, scores)  # all classes at once, a block of columns at a time
+    return np.where(np.isnan(cuts), DEFAULT_THRESHOLD, cuts)

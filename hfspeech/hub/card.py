@@ -23,7 +23,8 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hfspeech.hub.card_classes import labels_table, multi_label_per_class_table, per_class_table
+from hfspeech.hub.card_classes import (labels_table, multi_label_per_class_table, per_class_table,
+                                       unscored_classes_note)
 from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
 from hfspeech.hub.card_training import (data_source, hyperparameters_table, model_description,
                                         read_hyperparameters, shown, test_set_note)
@@ -148,10 +149,12 @@ def _single_label_results(dest: Path, config: dict, labels: list[str], metrics: 
     """The card's evaluation results and sections of a single-label model: accuracy, macro-F1, per class."""
     eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
                     for name in ("accuracy", "macro_f1") if measured(metrics.get(f"test_{name}"))]
+    report = read_run_record(dest / "test_classification_report.json")
+    unscored = unscored_classes_note(report, labels, split) if measured(metrics.get("test_macro_f1")) else ""
     sections = dict(
         labels_table=labels_table(labels),
-        results_section=_results_section(metrics, split, splits),
-        per_class_table=per_class_table(read_run_record(dest / "test_classification_report.json"), labels),
+        results_section=_results_section(metrics, split, splits) + unscored,
+        per_class_table=per_class_table(report, labels),
         results_figure="![confusion matrix](test_confusion_matrix.png)"
         if (dest / "test_confusion_matrix.png").is_file() else "",
     )
@@ -170,7 +173,7 @@ def _multi_label_results(dest: Path, config: dict, labels: list[str], metrics: d
     report = read_run_record(dest / "test_multilabel_report.json")
     sections = dict(
         labels_table=labels_table(labels, label_thresholds),
-        results_section=_multi_label_results_section(metrics, split, splits),
+        results_section=_multi_label_results_section(metrics, split, splits, len(labels)),
         per_class_table=multi_label_per_class_table(report, labels, splits.get(split)),
         results_figure="![per-class average precision and F1](test_per_class_ap.png)"
         if (dest / "test_per_class_ap.png").is_file() else "",
@@ -215,13 +218,17 @@ def _staging_results(staged: dict) -> str:
             "below on the same clips).")
 
 
-def _multi_label_results_section(metrics: dict, split: str, splits: dict) -> str:
+def _multi_label_results_section(metrics: dict, split: str, splits: dict, num_labels: int) -> str:
+    """The test scores; mAP says over how many labels when some had no positive in the split (they have no AP)."""
     if not any(measured(metrics.get(key)) for key in MULTI_LABEL_RESULTS):
         return "No test metrics in the run folder: not evaluated."
     m = {key[5:]: metrics.get(key) for key in metrics if key.startswith("test_")}
-    auc_classes = m.get("roc_auc_num_classes")
+    auc_classes, map_classes = m.get("roc_auc_num_classes"), m.get("map_num_classes")
     auc_note = f", over the {auc_classes} classes with both outcomes in the split" if measured(auc_classes) else ""
-    text = (f"On the {split} split ({_clips(splits.get(split))}): mAP {number(m.get('map_macro'))} (macro) and "
+    map_note = f", over the {map_classes} of {num_labels} labels with a positive in the split" \
+        if measured(map_classes) and map_classes < num_labels else ""
+    text = (f"On the {split} split ({_clips(splits.get(split))}): mAP {number(m.get('map_macro'))} "
+            f"(macro{map_note}) and "
             f"{number(m.get('map_micro'))} (micro); ROC-AUC {number(m.get('roc_auc_macro'))} (macro{auc_note}). "
             f"At each label's threshold: micro-F1 {number(m.get('micro_f1'))}, macro-F1 {number(m.get('macro_f1'))}, "
             f"subset accuracy {number(m.get('subset_accuracy'))} (the share of clips whose whole label set is "

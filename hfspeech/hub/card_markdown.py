@@ -19,8 +19,8 @@ def markdown_table(header: tuple, rows: list) -> str:
 
 def label_text(label: str) -> str:
     """A label as markdown shows it as written: `_silence_` was shown in italics as `silence`, `<unk>` not at all
-    (an HTML tag), `*`, `[x](y)` and backslashes were read as markup too."""
-    return "".join("\\" + char if char in "\\`*_[]<>~#" else char for char in label)
+    (an HTML tag), `*`, `[x](y)` and backslashes were read as markup too, and `&lt;unk&gt;` as `<unk>` (an entity)."""
+    return "".join("\\" + char if char in "\\`*_[]<>~#&" else char for char in label)
 
 
 def measured(value) -> bool:
