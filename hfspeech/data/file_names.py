@@ -21,8 +21,12 @@ def is_utf8(path: str | os.PathLike) -> bool:
 
 
 def shown_name(path: str | os.PathLike) -> str:
-    """The name with its bytes that are not UTF-8 written as `\\xe9`: printable, and telling which bytes."""
-    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    """The name with its bytes that are not UTF-8 written as `\\xe9`: printable, and telling which bytes. A name
+    holding a line break, tab or other unprintable character is shown as Python's repr (`'take\\n1.wav'`), as
+    `predict` prints it: an error is one line, and its line break became a space, naming `take 1.wav`, which
+    may be another file."""
+    text = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    return text if text.isprintable() else repr(text)
 
 
 def existing_spelling(text: str, base: Path) -> str:

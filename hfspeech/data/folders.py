@@ -144,7 +144,8 @@ def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderLi
     loose = [path for parts, path in audio if not parts]
     if loose:
         raise FolderLayoutError(
-            f"{root}: {len(loose)} audio file(s) directly in the folder have no label (e.g. {Path(loose[0]).name}); "
+            f"{root}: {len(loose)} audio file(s) directly in the folder have no label "
+            f"(e.g. {shown_name(Path(loose[0]).name)}); "
             "put each class's files in a folder named after the label (root/<label>/*.wav)")
     if not audio:
         raise FolderLayoutError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in the folder")
@@ -197,7 +198,8 @@ def _labelled(root: Path, files, label_depth: Optional[int], notes: list[str]) -
             return [(path, parts[0]) for parts, path in files]
         parts, path = max(files, key=lambda item: len(item[0]))
         raise FolderLayoutError(
-            f"{root}: audio files are nested {max(depths)} folders deep (e.g. {os.path.relpath(path, root)}), so "
+            f"{root}: audio files are nested {max(depths)} folders deep "
+            f"(e.g. {shown_name(os.path.relpath(path, root))}), so "
             f"which folder is the label is not clear: pass --label_depth 1 to label by the first folder "
             f"({parts[0]!r}) or --label_depth {len(parts)} for the folder holding the file ({parts[-1]!r}), or "
             "list the files and labels in a manifest (--train_file)")
@@ -205,7 +207,8 @@ def _labelled(root: Path, files, label_depth: Optional[int], notes: list[str]) -
         raise FolderLayoutError(f"--label_depth {label_depth}: must be 1 or more (1 = the first folder)")
     shallow = [path for parts, path in files if len(parts) < label_depth]
     if shallow:
-        raise FolderLayoutError(f"{shallow[0]}: only {len(Path(os.path.relpath(shallow[0], root)).parts) - 1} "
+        depth = len(Path(os.path.relpath(shallow[0], root)).parts) - 1
+        raise FolderLayoutError(f"{shown_name(shallow[0])}: only {depth} "
                                 f"folder(s) deep, but --label_depth {label_depth} takes the label from folder "
                                 f"{label_depth} ({len(shallow)} such file(s))")
     if depths != {label_depth}:

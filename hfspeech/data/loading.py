@@ -30,9 +30,8 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, l
 from hfspeech.data.cache_users import hold_cache_folders
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.columns import column_values
-from hfspeech.data.file_names import existing_spelling
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
-from hfspeech.data.manifests import read_manifest
+from hfspeech.data.manifests import listed_files, read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
                                        split_notes)
@@ -237,12 +236,12 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
         absent = [c for c in (path_column, label_column) if c not in columns]
         raise DataError(f"{path}: missing column(s) {absent}; available columns: {columns} (name them with "
                         "--path_column_name / --label_column_name)")
-    base = Path(path).resolve().parent
-    audio, labels, missing = [], [], []
     for number, row in enumerate(rows, start=2):
         if not str(row.get(path_column) or "").strip():
             raise DataError(f"{path}: row {number} has an empty {path_column!r} cell")
-        full = resolve_listed_path(row.get(path_column), base)
+    files = listed_files(path, [str(row.get(path_column)) for row in rows], Path(path).resolve().parent)
+    audio, labels, missing = [], [], []
+    for row, full in zip(rows, files):
         (missing if not os.path.lexists(full) else audio).append(full)
         label = row.get(label_column)  # JSON numbers become text, so that one column holds one type
         labels.append([str(v) for v in label] if isinstance(label, list) else None if label is None else str(label))
@@ -270,17 +269,6 @@ def _check_label_kinds(path: str, label_column: str, values: list, audio: list[s
     if nested is not None:
         raise DataError(f"{path}: the {label_column!r} of {audio[nested]} holds a list or object inside its list "
                         f"({json.dumps(values[nested])}); a clip's labels are a flat list of strings")
-
-
-def resolve_listed_path(value, base: Path) -> str:
-    """A manifest's path cell as a path on this machine: relative to `base`; Windows `\\` separators of a
-    relative path read as `/` when the path does not exist as written; a name in the other Unicode
-    normalisation (NFC/NFD: macOS) than its file's read as the file's (`data.file_names.existing_spelling`)."""
-    text = "" if value is None else str(value).strip()
-    full = existing_spelling(text, base)
-    if "\\" in text and not os.path.lexists(full) and not (len(text) > 1 and text[1] == ":"):
-        full = existing_spelling(text.replace("\\", "/"), base)
-    return full
 
 
 def label_column_of(columns: Sequence[str], label_column: str) -> str:

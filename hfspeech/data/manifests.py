@@ -7,16 +7,19 @@ are: a UTF-8 byte-order mark (Excel), CRLF or old-Mac CR line ends, quoted cells
 is written as (`1.50` stays `1.50`, not `1.5`); integers, `true`/`false` and `null` stay JSON values (a label
 `7` is `"7"`, `true` is `True`, `null` no label). A file that is not UTF-8 (Latin-1,
 Windows-1252), a JSONL line that is not a JSON object, or a ragged row stops with a `DataError` naming the
-file, the line and what to change.
+file, the line and what to change. A path cell names a file by one rule for every command
+(`resolve_listed_path`, from `manifest_folder`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+from hfspeech.data.file_names import existing_spelling
 from hfspeech.errors import DataError
 
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
@@ -102,3 +105,58 @@ def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
             raise ManifestError(f"{path}: line {line} is not a JSON object ({type(record).__name__})")
         columns.update(dict.fromkeys(record))
     return [record for _, record in numbered], list(columns)
+
+
+def manifest_folder(path: str | os.PathLike) -> Path:
+    """The folder a manifest's relative paths start from: the manifest's own, or for a link to a manifest the
+    folder of the file it points to, as `hfspeech train` and `evaluate` read them (they resolve the manifest's
+    path). `predict --manifest` read a linked manifest's rows beside the link, and found none of its files."""
+    return Path(os.path.realpath(path)).parent if os.path.islink(path) else Path(path).parent
+
+
+def resolve_listed_path(value, base: Path) -> str:
+    """A manifest's path cell as a path on this machine: relative to `base` (`manifest_folder`); Windows `\\`
+    separators of a relative path read as `/` when the path does not exist as written; a name in the other Unicode
+    normalisation (NFC/NFD: macOS) than its file's read as the file's (`data.file_names.existing_spelling`).
+    One rule for every command that reads a manifest: `predict --manifest` joined the cell as it was, so a
+    manifest that trained (`..\\clips\\a.wav`, a macOS name, a cell with a trailing space) found no file."""
+    text = "" if value is None else str(value).strip()
+    full = existing_spelling(text, base)
+    if "\\" in text and not os.path.lexists(full) and not (len(text) > 1 and text[1] == ":"):
+        full = existing_spelling(text.replace("\\", "/"), base)
+    return full
+
+
+def manifest_files(manifest: str, path_column: str = "path") -> list[str]:
+    """The files of a CSV/TSV or JSON(L) manifest's `path_column` (`hfspeech predict --manifest`), read as
+    `hfspeech train` reads them (`read_manifest`: Excel's byte-order mark, `;`-separated CSV, a JSON list ...;
+    `resolve_listed_path`). A row without a path is an error naming it: an empty cell became the manifest's
+    folder ("is a folder"), a line that is not JSON an error naming neither file nor line."""
+    suffix = Path(manifest).suffix.lower()
+    if suffix not in MANIFEST_FORMATS:  # before "not found": `files.txt` is wrong whether or not it exists
+        raise ManifestError(f"{manifest}: a manifest is .csv, .tsv or .jsonl (or .json), "
+                            f"not {suffix or 'extensionless'}")
+    rows, columns = read_manifest(manifest)
+    if path_column not in columns:
+        raise ManifestError(f"{manifest}: no {path_column!r} column (columns: {sorted(columns)}); "
+                            "name the column with --path_column")
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row.get(path_column), str) or not row[path_column].strip():
+            raise ManifestError(f"{manifest}: row {number} has no {path_column!r} (got {row.get(path_column)!r})")
+    return listed_files(manifest, [row[path_column] for row in rows], manifest_folder(manifest))
+
+
+def listed_files(manifest: str, cells: list[str], base: Path) -> list[str]:
+    """Each row's file (`resolve_listed_path`); a `ManifestError` when a row's file is not in the manifest's
+    folder but is in the current one: the paths were written relative to where the command runs, and each file
+    failed alone as "file not found" (thousands of lines for thousands of rows) without saying relative to what.
+    `cells`: the rows' path cells; `base`: `manifest_folder(manifest)`."""
+    files = [resolve_listed_path(cell, base) for cell in cells]
+    if os.path.abspath(base) == os.getcwd():
+        return files
+    for number, (cell, file) in enumerate(zip(cells, files), 1):
+        if not os.path.lexists(file) and os.path.lexists(resolve_listed_path(cell, Path())):
+            raise ManifestError(f"{manifest}: row {number}'s {cell.strip()!r} is not in the manifest's folder "
+                                f"({base}) but is in the current folder: a manifest's relative paths start from "
+                                "its own folder; write them so, or absolute")
+    return files

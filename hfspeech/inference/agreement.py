@@ -17,6 +17,7 @@ from typing import Optional
 
 from hfspeech.data.audio import AudioFileError, find_audio_files
 from hfspeech.data.clip_digests import read_training_clips, seen_clips_warning
+from hfspeech.data.file_names import shown_name
 from hfspeech.errors import HfspeechError
 from hfspeech.models.config_json import INT8_CHECK_FILE
 
@@ -52,18 +53,22 @@ class Comparison:
 
 def labelled_clips(eval_dir: str | Path, known_labels: set[str]) -> tuple[list[str], list[str]]:
     """Paths and labels (their folder names) of the audio files under `eval_dir`; a label the model does not
-    know is an error naming a file with it."""
+    know is an error naming a file with it. Folder names are read as training reads labels (`written_form`):
+    a macOS folder's decomposed `café` was refused as not the model's `café`, which training made of it."""
+    from hfspeech.data.labels import written_form
+
     if not Path(eval_dir).is_dir():  # a missing folder, or a manifest, used to read "no audio files to evaluate on"
         what = "not a folder (a manifest is not read here)" if Path(eval_dir).exists() else "not found"
         raise ValueError(f"--eval_dir {eval_dir}: {what}; expected an audio folder DIR/<label>/*.wav")
     files = find_audio_files(eval_dir)
     if not files:
         raise ValueError(f"{eval_dir}: no audio files to evaluate on (expected DIR/<label>/*.wav)")
+    model_label = {written_form(label): label for label in known_labels}
     for path in files:
-        if path.parent.name not in known_labels:
-            raise ValueError(f"{path}: label {path.parent.name!r} (its folder) is not one of the model's labels "
-                             f"{sorted(known_labels)}")
-    return [str(p) for p in files], [p.parent.name for p in files]
+        if written_form(path.parent.name) not in model_label:
+            raise ValueError(f"{shown_name(path)}: label {path.parent.name!r} (its folder) is not one of the "
+                             f"model's labels {sorted(known_labels)}")
+    return [str(p) for p in files], [model_label[written_form(p.parent.name)] for p in files]
 
 
 def top_labels(classifier, paths: list[str]) -> list[str]:

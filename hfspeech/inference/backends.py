@@ -178,9 +178,9 @@ def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str,
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     path = Path(name_or_path)
-    if path.is_file() and backend in (None, "onnx") and path.suffix == ".onnx":
+    if path.is_file() and backend in (None, "onnx") and path.suffix.lower() == ".onnx":
         return "onnx", str(path.parent), path
-    if path.is_file() and backend in (None, "torchscript") and path.suffix == ".pt":
+    if path.is_file() and backend in (None, "torchscript") and path.suffix.lower() == ".pt":
         return "torchscript", str(path.parent), path
     if not path.is_dir():
         return "pytorch", name_or_path, None  # a Hub id, or a path the PyTorch loader reports on

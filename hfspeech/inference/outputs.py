@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 from hfspeech.data.audio import AUDIO_EXTENSIONS
 from hfspeech.data.folders import walk_audio_files
+from hfspeech.data.manifests import manifest_files
 from hfspeech.errors import UsageError, cannot_write
 from hfspeech.output_folders import file_in_the_way, held_by_this_process
 
@@ -34,8 +35,8 @@ def expand_inputs(inputs: Sequence[str], manifest: Optional[str] = None,
                   path_column: str = MANIFEST_PATH_COLUMN) -> list[str]:
     """The audio files to classify: each input as given, or every audio file under it if it is a folder (or
     matched by it if it is a glob pattern the shell left alone, `"data/**/*.wav"`), then the manifest's paths
-    (relative to the manifest's folder). A folder or pattern without audio files stays in the list as itself,
-    so that it is reported instead of vanishing.
+    (read as `hfspeech train` reads them: `data.manifests.manifest_files`). A folder or pattern without audio
+    files stays in the list as itself, so that it is reported instead of vanishing.
 
     Folders are listed as `hfspeech train` lists them (`data.folders.walk_audio_files`): links to folders
     followed, hidden files (`._x.wav` macOS forks, which are not audio) and other extensions left out, and
@@ -46,7 +47,7 @@ def expand_inputs(inputs: Sequence[str], manifest: Optional[str] = None,
         found = _folder_files(item) if os.path.isdir(item) else _matches(item)
         files += found or [item]
     if manifest:
-        files += manifest_paths(manifest, path_column)
+        files += manifest_files(manifest, path_column)
     return files
 
 
@@ -67,27 +68,6 @@ def _matches(pattern: str) -> list[str]:
         return []
     return [match for match in sorted(glob.glob(pattern, recursive=True))
             if Path(match).suffix.lower() in AUDIO_EXTENSIONS and not os.path.isdir(match)]
-
-
-def manifest_paths(manifest: str, path_column: str = MANIFEST_PATH_COLUMN) -> list[str]:
-    """The `path_column` of a CSV/TSV or JSON(L) manifest, read as `hfspeech train` reads it
-    (`data.manifests.read_manifest`: Excel's byte-order mark, `;`-separated CSV, a JSON list ...). A row
-    without a path is an error naming it: an empty cell became the manifest's folder ("is a folder"), a line
-    that is not JSON an error naming neither file nor line, and one that is not an object a traceback."""
-    from hfspeech.data.manifests import MANIFEST_FORMATS, ManifestError, read_manifest
-
-    suffix = Path(manifest).suffix.lower()
-    if suffix not in MANIFEST_FORMATS:  # before "not found": `files.txt` is wrong whether or not it exists
-        raise ManifestError(f"{manifest}: a manifest is .csv, .tsv or .jsonl (or .json), "
-                            f"not {suffix or 'extensionless'}")
-    rows, columns = read_manifest(manifest)
-    if path_column not in columns:
-        raise ManifestError(f"{manifest}: no {path_column!r} column (columns: {sorted(columns)}); "
-                            "name the column with --path_column")
-    for number, row in enumerate(rows, 1):
-        if not isinstance(row.get(path_column), str) or not row[path_column].strip():
-            raise ManifestError(f"{manifest}: row {number} has no {path_column!r} (got {row.get(path_column)!r})")
-    return [str(Path(manifest).parent / row[path_column]) for row in rows]
 
 
 def output_format(path: str) -> str:

@@ -8,7 +8,9 @@ the PNG is a heat map of every label's score over time (matplotlib, Agg backend:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
     out.mkdir(parents=True, exist_ok=True)
     labels = [classifier.id2label[i] for i in range(len(classifier.id2label))]
     scores = timeline_scores(prediction, len(labels))
+    stem = fitting_stem(stem)
     paths = {kind: out / f"{stem}.timeline.{kind}" for kind in ("json", "csv", "png")}
     windows = [w.to_dict(classifier.id2label, top_k) for w in prediction.windows]
     document = {**prediction.to_dict(), "labels": labels, "windows": windows,
@@ -46,6 +49,26 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
                              active, *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
     plot_timeline(prediction, labels, scores, paths["png"])
     return paths
+
+
+NAME_MAX_BYTES = 255  # a name's limit in UTF-8 bytes on ext4, XFS, btrfs and APFS (NTFS: 255 UTF-16 units, more)
+TIMELINE_SUFFIX_BYTES = len(".timeline.json")
+
+
+def fitting_stem(stem: str) -> str:
+    """`stem` when `<stem>.timeline.json` fits in a file name, else its start and `~` with 8 hex digits of the
+    whole stem's digest: a clip named with 242 bytes or more stopped the run with a traceback ("File name too
+    long") after its prediction. The digest keeps two long names with one start apart, the same in every run
+    (a resumed run's timeline keeps its name); the JSON's `path` says which file it is."""
+    encoded = os.fsencode(stem)
+    budget = NAME_MAX_BYTES - TIMELINE_SUFFIX_BYTES
+    if len(encoded) <= budget:
+        return stem
+    digest = hashlib.sha256(encoded).hexdigest()[:8]
+    start = stem
+    while len(os.fsencode(start)) > budget - len(digest) - 1:
+        start = start[:-1]  # by characters, so a UTF-8 sequence is never cut in half
+    return f"{start}~{digest}"
 
 
 MAX_HEIGHT_INCHES = 24.0  # 2,400 pixels: a 500-class model's timeline was 17,620 pixels tall

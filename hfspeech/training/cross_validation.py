@@ -25,7 +25,8 @@ import numpy as np
 from hfspeech.data.columns import column_values
 from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import parse_label_list
-from hfspeech.data.loading import label_column_of, resolve_listed_path
+from hfspeech.data.loading import label_column_of
+from hfspeech.data.manifests import resolve_listed_path
 from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
 from hfspeech.evaluation.report import write_metrics_json

@@ -1,0 +1,26 @@
+"""Session 30's own mends of the helpers' findings: a training manifest written relative to the current folder
+says relative to what (as `predict --manifest` does), and a `/stream?windows=` that is neither true nor false is a
+400 naming it (tests/test_stream_inputs.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hfspeech.data.loading import load_audio_dataset
+from hfspeech.data.manifests import ManifestError
+from tests.conftest import synth_clip
+
+
+def test_a_training_manifest_written_from_the_current_folder_says_relative_to_what(tmp_path: Path, monkeypatch):
+    clip = tmp_path / "data" / "yes" / "a.wav"
+    clip.parent.mkdir(parents=True)
+    sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000, 0.6), 16000)
+    (tmp_path / "data" / "test.jsonl").write_text(json.dumps({"path": "data/yes/a.wav", "label": "yes"}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError, match="is not in the manifest's folder .* but is in the current folder"):
+        load_audio_dataset(test_file="data/test.jsonl")  # was "1 audio file(s) ... do not exist: [...]" alone
