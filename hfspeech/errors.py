@@ -190,10 +190,16 @@ class AbbreviationsOfOneFlag(HelpWritesChecked):
         return tuples
 
 
-def typo_hint(message: str, argv, options) -> str:
-    """`nearest_flags` of the flags of `argv` that `options` lack and `message` (a parser's refusal) names:
-    transformers' "not used by the HfArgumentParser: [...]" then says which flag was meant."""
-    return nearest_flags([flag for flag in unknown_flags(argv, options) if flag in message], options)
+def refuse_unknown_flags(parser, args, options=None, named_from=None) -> None:
+    """The one refusal of a mistyped flag, before a parser would call a flag it then reports missing:
+    `unknown flag(s) ['--top_j'] (did you mean ['--top_k']?); `hfspeech predict --help` lists them`, through
+    `parser.error` (a `cli.flags.CliParser` exits with code 2, the recipe's parser raises `UsageError`). Here, at the
+    bottom, so that the recipe's parser (`training.command_line`) says it in the words of the `hfspeech` commands.
+    `options`: the flags known (default: the parser's own); `named_from`: the flags a hint may name (`options`)."""
+    options = parser._option_string_actions if options is None else options
+    if unknown := unknown_flags(args, options):
+        hint = nearest_flags(unknown, options if named_from is None else named_from)
+        parser.error(f"unknown flag(s) {unknown}{hint}; `{parser.prog} --help` lists them")
 
 
 @contextlib.contextmanager

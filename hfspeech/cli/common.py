@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from hfspeech.cli.flags import CliParser, refuse_unknown_flags
-from hfspeech.errors import HfspeechError, hide_secrets
+from hfspeech.cli.flags import CliParser
+from hfspeech.errors import HfspeechError, hide_secrets, refuse_unknown_flags
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
 MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands
@@ -125,7 +125,7 @@ class FilesParser(CliParser):
 
     def error(self, message: str):
         """The hint on a file named `-x.wav` goes before the `; `PROG --help` lists them` that ends an unknown
-        flag's refusal (`flags.refuse_unknown_flags`), as it goes before the one `CliParser.error` adds."""
+        flag's refusal (`errors.refuse_unknown_flags`), as it goes before the one `CliParser.error` adds."""
         said = message.removesuffix(f"; `{self.prog} --help` lists them")
         hint = dash_file_hint(message, getattr(self, "given", []), self._option_string_actions, self.prog)
         super().error(said + hint + message[len(said):])

@@ -72,10 +72,9 @@ def demo(argv: list[str]) -> int:
 def refuse_unknown_training_flags(parser: argparse.ArgumentParser, extra: list[str]) -> None:
     """The flags demo passes on to the training recipe, checked by name before the data is generated: a typo
     (`--num_train_epohcs 1`) was refused by the first training run, after minutes of speech synthesis."""
-    from hfspeech.cli.training import refuse_mistyped_recipe_flags
-    from hfspeech.training.command_line import recipe_parser
+    from hfspeech.training.command_line import recipe_parser, refuse_mistyped_flags
 
-    refuse_mistyped_recipe_flags(recipe_parser(), extra, parser.prog, also_known=tuple(parser._option_string_actions))
+    refuse_mistyped_flags(recipe_parser(prog=parser.prog), extra, also_known=tuple(parser._option_string_actions))
 
 
 def _demo_run(data_dir: Path, model_dir: Path, flags: list[str]) -> tuple[Path, dict, float]:

@@ -13,7 +13,7 @@ import copy
 from typing import Optional
 
 from hfspeech.data.progress_bars import progress_wanted  # noqa: F401  (predict, demo: one rule for every bar)
-from hfspeech.errors import AbbreviationsOfOneFlag, nearest_flags, unknown_flags
+from hfspeech.errors import AbbreviationsOfOneFlag, refuse_unknown_flags
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
@@ -88,17 +88,6 @@ class OnOffFlag(argparse.Action):
 
     def format_usage(self) -> str:
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
-
-
-def refuse_unknown_flags(parser: argparse.ArgumentParser, args: list[str], options=None, named_from=None) -> None:
-    """The one refusal of a mistyped flag, before a parser would call a flag it then reports missing:
-    `unknown flag(s) ['--top_j'] (did you mean ['--top_k']?); `hfspeech predict --help` lists them`, through
-    `parser.error` (a `CliParser` exits with code 2, the recipe's parser raises `UsageError`). `options`: the
-    flags known (default: the parser's own); `named_from`: the flags a hint may name (default: `options`)."""
-    options = parser._option_string_actions if options is None else options
-    if unknown := unknown_flags(args, options):
-        hint = nearest_flags(unknown, options if named_from is None else named_from)
-        parser.error(f"unknown flag(s) {unknown}{hint}; `{parser.prog} --help` lists them")
 
 
 class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):

@@ -13,26 +13,14 @@ import json
 
 
 def train(argv: list[str]) -> int:
-    from hfspeech.training.command_line import parse_args, recipe_parser
+    """The recipe (`recipes/finetune.py` is this command). Its parser names a mistyped flag first; it is given the
+    command's name for its help (`usage: hfspeech train`) and its mistakes (`hfspeech train --help` lists them)."""
+    from hfspeech.training.command_line import parse_args
     from hfspeech.training.run import run_training
 
-    refuse_mistyped_recipe_flags(recipe_parser(), argv, "hfspeech train")
-    model_args, data_args, training_args = parse_args(argv)
+    model_args, data_args, training_args = parse_args(argv, prog="hfspeech train")
     run_training(model_args, data_args, training_args, after_saving=trace_for_fast_start(training_args))
     return 0
-
-
-def refuse_mistyped_recipe_flags(parser, argv: list[str], prog: str, also_known: tuple[str, ...] = ()) -> None:
-    """A mistyped flag of the recipe's commands named first, in the words of every other command
-    (`cli.flags.refuse_unknown_flags`): `hfspeech train --num_train_epohcs 1` was refused in transformers' words
-    ("Some specified arguments are not used by the HfArgumentParser: [...]"), and `hfspeech distill` said "needs
-    --teacher" before it named the typo. `parser`: the recipe's (`training.command_line.recipe_parser`), whose
-    flags, TrainingArguments' included, all stay valid; `also_known`: flags a command reads before it."""
-    from hfspeech.cli.flags import refuse_unknown_flags
-    from hfspeech.training.command_line import ARGS_FILE_FLAGS
-
-    parser.prog = prog  # for "`hfspeech train --help` lists them"; this parser is used for nothing else
-    refuse_unknown_flags(parser, argv, options=[*parser._option_string_actions, *ARGS_FILE_FLAGS, *also_known])
 
 
 def trace_for_fast_start(training_args):
@@ -63,8 +51,7 @@ def parse_evaluate_args(argv: list[str]):
     """(EvaluateArguments, DataArguments). Mistakes read as the other commands' (`error: argument --x: ...`,
     `error: --x: ...`, `error: unknown flag(s) [...]`), not behind an "invalid evaluate flags:" of their own;
     a mistyped flag is named before argparse would call `--model` missing."""
-    from hfspeech.cli.flags import refuse_unknown_flags
-    from hfspeech.errors import UsageError
+    from hfspeech.errors import UsageError, refuse_unknown_flags
     from hfspeech.evaluation.evaluate_model import EvaluateArguments
     from hfspeech.training.arguments import DataArguments
     from hfspeech.training.command_line import RecipeArgumentParser  # a mistake is one line, not the usage
@@ -124,12 +111,9 @@ def refuse_training_only_flags(data_args) -> None:
 
 
 def distill(argv: list[str]) -> int:
-    from hfspeech.training.command_line import recipe_parser
-    from hfspeech.training.distill import DistillationArguments, parse_distill_args, run_distillation
+    from hfspeech.training.distill import parse_distill_args, run_distillation
 
-    refuse_mistyped_recipe_flags(recipe_parser(DistillationArguments), argv, "hfspeech distill",
-                                 also_known=("--student_model_type", "--student-model-type"))
-    distill_args, model_args, data_args, training_args = parse_distill_args(argv)
+    distill_args, model_args, data_args, training_args = parse_distill_args(argv, prog="hfspeech distill")
     run_distillation(distill_args, model_args, data_args, training_args,
                      after_saving=trace_for_fast_start(training_args))
     return 0
@@ -163,9 +147,9 @@ def output_dir_held_for_average(output_dir: str):
 
 
 def cross_validate(argv: list[str]) -> int:
-    from hfspeech.training.command_line import recipe_parser
-    from hfspeech.training.cross_validation import main as cross_validation_main
+    from hfspeech.training.command_line import parse_args
+    from hfspeech.training.cross_validation import run_cross_validation
 
-    refuse_mistyped_recipe_flags(recipe_parser(), argv, "hfspeech cross-validate")  # train's flags
-    cross_validation_main(argv)  # its flags are parsed (a typo named) before any fold trains
+    # train's flags, parsed (a typo named) before any fold trains
+    run_cross_validation(*parse_args(argv, prog="hfspeech cross-validate"))
     return 0

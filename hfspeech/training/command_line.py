@@ -6,19 +6,18 @@ numbers. `training.run` trains from what this returns; `training.distill` adds i
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, did_you_mean, typo_hint
+from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, refuse_unknown_flags
 from hfspeech.training.accelerate_environment import parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
+from hfspeech.training.flag_files import ARGS_FILE_FLAGS, expand_args_files
 from hfspeech.training.progress_output import default_bars_for_log
 
 # Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
@@ -40,8 +39,6 @@ TRAINING_DEFAULTS = dict(
     log_level_replica="error",  # several processes: the log is the main process's (transformers': warning)
 )
 
-STRUCTURED_SUFFIXES = (".json", ".yaml", ".yml")  # flag files read as a mapping of flag names to values
-
 
 class RecipeArgumentParser(AbbreviationsOfOneFlag, HfArgumentParser):
     """`HfArgumentParser` whose argparse mistakes (a bad choice, a value of the wrong type) are one line:
@@ -51,10 +48,11 @@ class RecipeArgumentParser(AbbreviationsOfOneFlag, HfArgumentParser):
         raise UsageError(message)
 
 
-def recipe_parser(*more: type) -> HfArgumentParser:
+def recipe_parser(*more: type, prog: Optional[str] = None) -> HfArgumentParser:
     """The recipe's `HfArgumentParser` (`more` dataclasses first, as `hfspeech distill` adds its own) with
-    TrainingArguments' defaults for audio classification, and CUDA, bf16 or a CPU process group picked up."""
-    parser = RecipeArgumentParser((*more, ModelArguments, DataArguments, TrainingArguments))
+    TrainingArguments' defaults for audio classification, and CUDA, bf16 or a CPU process group picked up.
+    `prog`: the command its help and its mistakes name (`hfspeech train`; None: the script's name)."""
+    parser = RecipeArgumentParser((*more, ModelArguments, DataArguments, TrainingArguments), prog=prog)
     defaults = dict(TRAINING_DEFAULTS)
     defaults["dataloader_pin_memory"] = torch.cuda.is_available()
     # Native bf16 only (Ampere and later): torch says yes on a T4 or V100 too, which emulate it slower than fp32.
@@ -72,14 +70,16 @@ def recipe_parser(*more: type) -> HfArgumentParser:
     return parser
 
 
-def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] = ()
+def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] = (), prog: Optional[str] = None
                ) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """The recipe's three dataclasses; a mistyped flag is named with the nearest of the recipe's flags and
-    `also_known` (what a caller such as distill parsed before)."""
-    parser = recipe_parser()
+    """The recipe's three dataclasses, for every entry point (`hfspeech train`, `recipes/finetune.py`, `accelerate
+    launch`, `training.run.main`); a mistyped flag is named first, with the nearest of the recipe's flags and
+    `also_known` (what a caller such as distill parsed before); `prog` as in `recipe_parser`."""
+    parser = recipe_parser(prog=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     exit_with_help_if_asked(argv, parser)
-    argv = expand_args_files(argv, parser)
+    argv = expand_args_files(argv, parser)  # a typo in a file is named with the file (`flag_files.checked_in`)
+    refuse_mistyped_flags(parser, argv, also_known)
     given = given_flags(argv)
     best_model_follows_strategies(parser, argv, given)
     try:  # TrainingArguments checks its flags in __post_init__ (strategies, precision ...) with a ValueError
@@ -87,8 +87,7 @@ def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] =
     except UsageError:
         raise
     except (ValueError, OSError) as error:
-        hint = typo_hint(str(error), argv, [*parser._option_string_actions, *also_known])
-        raise UsageError(f"invalid training flags: {explain(error, given)}{hint}") from error
+        raise UsageError(f"invalid training flags: {explain(error, given)}") from error
     check_training_values(training_args, given)
     check_label_smoothing(training_args.label_smoothing_factor, model_args.multi_label)
     check_layerwise_decay(model_args.layerwise_lr_decay, model_args.freeze_base_model)
@@ -104,109 +103,12 @@ def exit_with_help_if_asked(argv: Sequence[str], parser: HfArgumentParser) -> No
         parser.parse_args(["--help"])
 
 
-class ArgsFileNotFoundError(UsageError, FileNotFoundError):
-    """`--args_file` names a file that does not exist (transformers would skip it without a word)."""
-
-
-ARGS_FILE_FLAGS = ("--args_file", "--args-file")  # what `expand_args_files` reads (the parser declares the first)
-
-
-def expand_args_files(argv: Sequence[str], parser: HfArgumentParser) -> list[str]:
-    """`--args_file FILE` (repeatable; `--args_file=FILE` too) and a .json/.yaml file as the first argument
-    (transformers' `script.py args.json`) replaced by the flags they hold, in front of the command line's own
-    flags, which therefore win, as in transformers; of two files the later one wins. Done here, not by
-    transformers' pre-parser: it skips a missing file and reads JSON or YAML as words of flag text."""
-    argv, files, rest = list(argv), [], []
-    if argv and not argv[0].startswith("-") and argv[0].lower().endswith(STRUCTURED_SUFFIXES):
-        files.append(argv.pop(0))
-    tokens = iter(argv)
-    for token in tokens:
-        name, has_value, value = token.partition("=")
-        spelled = name[2:].replace("-", "_") if name.startswith("--args") else ""  # abbreviated too: `--args_fil`
-        if not (spelled and "args_file".startswith(spelled)):  # passed the flag check, then was a flag of its own
-            rest.append(token)
-        elif not has_value and ((value := next(tokens, None)) is None or value.startswith("--")):
-            raise UsageError("--args_file: expected a file name")
-        else:
-            files.append(value)
-    return [flag for path in files for flag in flags_in_file(path, parser)] + rest
-
-
-def flags_in_file(path: str, parser: HfArgumentParser) -> list[str]:
-    """The flags of one `--args_file`: its words (transformers' reading of a flag file), or for .json, .yaml
-    and .yml a mapping of flag names to values."""
-    if not os.path.isfile(path):
-        raise ArgsFileNotFoundError(f"{path}: --args_file not found")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: --args_file cannot be read as text ({error})") from None
-    if not path.lower().endswith(STRUCTURED_SUFFIXES):
-        return checked_in(path, text.split(), parser)
-    return checked_in(path, flags_of_mapping(read_mapping(path, text), path, parser), parser)
-
-
-def checked_in(path: str, flags: list[str], parser: HfArgumentParser) -> list[str]:
-    """`flags` of the file `path`, parsed on their own first so that a mistake in them names the file."""
-    try:
-        _, unused = parser.parse_known_args(flags)
-    except UsageError as error:
-        raise UsageError(f"{path}: {error}") from None
-    unknown = [word for word in unused if word.startswith("-")]
-    if unknown:
-        known = [option for action in parser._actions for option in action.option_strings]
-        raise UsageError(f"{path}: unknown flag(s) {unknown}" + did_you_mean(unknown, known, cutoff=0.7))
-    if unused:  # transformers splits a flag file at spaces: `--config_overrides {"n_mels": 40}` is two words
-        raise UsageError(f"{path}: {unused} follow(s) no flag; a flag file is split at spaces, so write each "
-                         "value without them (or use a .json/.yaml file)")
-    return flags
-
-
-def read_mapping(path: str, text: str) -> dict:
-    import yaml
-
-    kind = "JSON" if path.lower().endswith(".json") else "YAML"
-    try:
-        values = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
-        raise UsageError(f"{path}: not valid {kind} ({' '.join(str(error).split())})") from None
-    if values is None and kind == "YAML":  # an empty file, as an empty flag file: no flags
-        return {}
-    if not isinstance(values, dict):
-        raise UsageError(f"{path}: expected a {kind} mapping of flag names to values, like "
-                         f"{{\"learning_rate\": 3e-5}}, got {type(values).__name__}")
-    return values
-
-
-def flags_of_mapping(values: dict, path: str, parser: HfArgumentParser) -> list[str]:
-    """`{"learning_rate": 3e-5, "fp16": true, "config_overrides": {"n_mels": 40}}` -> `--learning_rate 3e-05
-    --fp16 True --config_overrides {"n_mels": 40}`, parsed (and type-checked) like the command line's flags."""
-    actions = {action.dest: action for action in parser._actions
-               if action.option_strings and action.dest not in ("help", "args_file")}
-    names = {key: str(key).lstrip("-").replace("-", "_") for key in values}
-    unknown = [key for key, name in names.items() if name not in actions]
-    if unknown:
-        raise UsageError(f"{path}: unknown key(s) {unknown}"
-                         + did_you_mean([names[key] for key in unknown], actions, cutoff=0.7))
-    flags = []
-    for key, value in values.items():
-        action = actions[names[key]]
-        if value is None and action.default is not None:
-            raise UsageError(f"{path}: {key}: null; leave the key out for the default ({action.default})")
-        if isinstance(value, list) and action.nargs not in ("+", "*"):
-            if len(value) != 1:
-                raise UsageError(f"{path}: {key}: a list of {len(value)}; --{names[key]} takes one value")
-            value = value[0]
-        if value is not None:
-            words = value if isinstance(value, list) else [value]
-            flags += [f"--{names[key]}", *(flag_text(word) for word in words)]
-    return flags
-
-
-def flag_text(value) -> str:
-    if isinstance(value, (dict, list)):  # --config_overrides, --lr_scheduler_kwargs ...: JSON text
-        return json.dumps(value)
-    return str(value)  # True/False as HfArgumentParser's string_to_bool reads them
+def refuse_mistyped_flags(parser: HfArgumentParser, argv: Sequence[str], also_known: Sequence[str] = ()) -> None:
+    """A mistyped flag named in the words of every hfspeech command (`errors.refuse_unknown_flags`), before any other
+    problem: transformers said "Some specified arguments are not used by the HfArgumentParser: [...]", and only
+    after TrainingArguments' own checks. Here, where the parser is, so that every entry point says it the same way.
+    Every flag of `parser` (TrainingArguments' too), `--args_file` in both spellings and `also_known` stay valid."""
+    refuse_unknown_flags(parser, list(argv), options=[*parser._option_string_actions, *ARGS_FILE_FLAGS, *also_known])
 
 
 def given_flags(argv: Sequence[str]) -> set[str]:

@@ -29,7 +29,8 @@ from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
-from hfspeech.training.command_line import exit_with_help_if_asked, expand_args_files, parse_args, recipe_parser
+from hfspeech.training.command_line import (exit_with_help_if_asked, expand_args_files, parse_args, recipe_parser,
+                                            refuse_mistyped_flags)
 from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
 from hfspeech.training.run import TrainingSetup, run_training
 from hfspeech.training.soft_targets import Distillation
@@ -80,16 +81,18 @@ def student_as_model_type(arg: str, options) -> str:
     return arg
 
 
-def parse_distill_args(argv: Sequence[str]):
+def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     """(DistillationArguments, ModelArguments, DataArguments, TrainingArguments); `--student_model_type X` is
-    `--model_type X`."""
-    help_parser = recipe_parser(DistillationArguments)
+    `--model_type X`. A mistyped flag is named first (before "needs --teacher"); `prog`: the command its help and
+    its mistakes name (`hfspeech distill`)."""
+    help_parser = recipe_parser(DistillationArguments, prog=prog)
     help_parser.add_argument("--student_model_type", default=argparse.SUPPRESS, metavar="MODEL_TYPE",
                              help="the student's architecture (the recipe's --model_type, which it replaces)")
     exit_with_help_if_asked(argv, help_parser)
     # the files' flags too (`--args_file` holding --teacher or --student_model_type): expanded before they are read
     argv = [student_as_model_type(arg, help_parser._option_string_actions)
             for arg in expand_args_files(argv, help_parser)]
+    refuse_mistyped_flags(help_parser, argv)
     try:
         distill_args, rest = HfArgumentParser(DistillationArguments).parse_args_into_dataclasses(
             args=list(argv), return_remaining_strings=True)
@@ -99,7 +102,7 @@ def parse_distill_args(argv: Sequence[str]):
         check_model_folder(distill_args.teacher)
     except HfspeechError as error:
         raise UsageError(f"--teacher {error}") from None
-    model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions)
+    model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
     check_teacher_fits(distill_args.teacher, model_args)
     if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
         # A teacher trained by the recipe looks like a run to resume: the student was written over it (exit 0).
