@@ -48,10 +48,12 @@ def websocket_answers(server, query: str, sends: list) -> list:
 @pytest.mark.parametrize("query, named", [
     ("rate=1.5", "rate"), ("rate=1000000000000", "rate"), ("channels=1000", "channels"),
     ("window_seconds=inf", "window_seconds"), ("window_seconds=100000", "window_seconds"),
-    ("threshold=2", "threshold"), ("threshold=nan", "threshold"), ("min_windows=1.5", "min_windows")])
+    ("threshold=2", "threshold"), ("threshold=nan", "threshold"), ("min_windows=1.5", "min_windows"),
+    ("windows=maybe", "windows")])
 def test_parameters_out_of_range_are_400_naming_them(server, query, named):
     """inf was a 500 (int(round(inf))), channels=1000 a 500 at the first chunk, a huge window a ring buffer of
-    gigabytes, rate=1e12 and threshold=2 or nan a 200 with no windows or no events."""
+    gigabytes, rate=1e12 and threshold=2 or nan a 200 with no windows or no events, windows=maybe a 200 without
+    windows (read as false, where POST / answers `timeline=maybe` with a 400)."""
     answer = requests.post(f"{server.url}/stream?{query}", data=PCM, timeout=30)
     assert answer.status_code == 400 and answer.json()["kind"] == "bad_parameters"
     assert named in answer.json()["error"]

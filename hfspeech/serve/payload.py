@@ -114,7 +114,8 @@ def parse_parameters(values: dict, default_top_k: int) -> Parameters:
     aggregate = "mean" if aggregate in (None, "") else aggregate
     if aggregate not in AGGREGATIONS:
         raise ApiError(400, "bad_parameters", f"aggregate must be one of {AGGREGATIONS}, got {_shown(aggregate)}")
-    return Parameters(_top_k(values.get("top_k"), default_top_k), function, _flag(values, "timeline"), aggregate)
+    return Parameters(_top_k(values.get("top_k"), default_top_k), function, flag_parameter(values, "timeline"),
+                      aggregate)
 
 
 def _top_k(value, default: int) -> int:
@@ -133,8 +134,9 @@ def _top_k(value, default: int) -> int:
     return value
 
 
-def _flag(values: dict, name: str) -> bool:
-    """true/false (JSON), or 1/0, true/false, yes/no (query); `?timeline=ture` used to mean false."""
+def flag_parameter(values: dict, name: str) -> bool:
+    """true/false (JSON), or 1/0, true/false, yes/no (query); `?timeline=ture` used to mean false (and
+    `/stream?windows=maybe` no windows)."""
     value = values.get(name, False)
     text = str(value).strip().lower()
     if isinstance(value, bool) or text in TRUE_WORDS + FALSE_WORDS:

@@ -32,7 +32,7 @@ from hfspeech.errors import HfspeechError
 from hfspeech.inference.sources import PcmDecoder, PcmFormat, live_format
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.errors import ApiError
-from hfspeech.serve.payload import iter_body, refuse_unknown
+from hfspeech.serve.payload import flag_parameter, iter_body, refuse_unknown
 from hfspeech.serve.runner import ModelRunner
 
 
@@ -168,7 +168,7 @@ async def open_stream(runner: ModelRunner, query, limit_whole_stream: bool = Tru
         streamer = make_streamer(pcm.rate)
     except ValueError as error:
         raise ApiError(400, "bad_parameters", str(error)) from None
-    windows = str(query.get("windows", "false")).lower() in ("1", "true", "yes")
+    windows = flag_parameter(query, "windows")
     return LiveStream(PcmDecoder(pcm), streamer, windows, runner.max_seconds, restart=make_streamer,
                       limit_whole_stream=limit_whole_stream)
 
