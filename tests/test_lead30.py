@@ -24,3 +24,13 @@ def test_a_training_manifest_written_from_the_current_folder_says_relative_to_wh
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ManifestError, match="is not in the manifest's folder .* but is in the current folder"):
         load_audio_dataset(test_file="data/test.jsonl")  # was "1 audio file(s) ... do not exist: [...]" alone
+
+
+def test_a_bad_streamed_training_clip_says_how_to_go_on(tmp_path: Path):
+    from hfspeech.data.streaming import StreamedClipError, StreamingCollator
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    collator = StreamingCollator(lambda batch: batch, lambda example: example, 16000)
+    with pytest.raises(StreamedClipError, match=r"empty.wav: .*\(--skip_bad_files skips such files"):
+        collator.decode({"audio": {"path": str(empty), "bytes": None}})  # the map-style runs' words (data.prepare)

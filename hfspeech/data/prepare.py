@@ -4,8 +4,8 @@ The reference recipe decodes and resamples every file again on every epoch insid
 Here `datasets.map` does it once (in parallel with `num_proc`), and its fingerprinted cache makes a
 second run over the same files free. What is left for each epoch is cropping and augmentation.
 
-Bad files stop preparation with an `AudioFileError` naming the file. With `skip_bad_files=True` they
-are dropped instead, and every one of them is counted and listed in the returned `DataReport`.
+Bad files stop preparation with an `AudioFileError` naming the file and how to go on (`SKIP_HINT`). With
+`skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ logger = logging.getLogger("hfspeech.data")
 WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing (fewer for long files: `_writer_batch_size`)
 MAX_BATCH_BYTES = 256 * 2**20  # decoded audio a batch may hold before it is written
 DECODED_BYTES_PER_FILE_BYTE = 8  # float32 at the model's rate from a file's bytes: 2 for 16-bit WAV, ~4-16 for MP3
+SKIP_HINT = "--skip_bad_files skips such files and lists them in data_report.json"
 
 
 @dataclass
@@ -55,6 +56,8 @@ class DataReport:
     ignored: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # leaks and degenerate splits (`data.split_audit`)
+    # the skipped files' row numbers per split (`kept_rows`); not saved: data_report.json names them by path
+    skipped_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @property
     def num_skipped(self) -> int:
@@ -72,7 +75,8 @@ class DataReport:
                            "in data_report.json", len(ignored), ignored[0]["path"], ignored[0]["reason"])
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "num_found": sum(self.found.values()), "num_kept": sum(self.kept.values()),
+        saved = {k: v for k, v in asdict(self).items() if k != "skipped_rows"}
+        return {**saved, "num_found": sum(self.found.values()), "num_kept": sum(self.kept.values()),
                 "num_skipped": self.num_skipped, "num_ignored": len(self.ignored)}
 
     def save(self, path: str) -> None:
@@ -93,6 +97,30 @@ class DataReport:
             text += f"; ignored {len(self.ignored)} non-audio or hidden file(s), listed in data_report.json"
         return text
 
+    def warn_skipped(self) -> None:
+        """The skipped bad files said on stderr, with the first one named: `hfspeech evaluate --skip_bad_files`
+        logs no summary there, and its skipped files were otherwise only a count in its JSON."""
+        if self.num_skipped:
+            first = next(files[0] for files in self.skipped.values() if files)
+            logger.warning("data: skipped %d bad file(s) (e.g. %s: %s), listed in data_report.json",
+                           self.num_skipped, first["path"], first["problem"])
+
+
+def with_skip_hint(error: AudioFileError) -> AudioFileError:
+    """`error` saying how to go on without the file (`SKIP_HINT`), for a command that has `--skip_bad_files`."""
+    return AudioFileError(error.path, f"{error.problem} ({SKIP_HINT})")
+
+
+def kept_rows(dataset: DatasetDict, report: DataReport) -> DatasetDict:
+    """The undecoded splits given to `prepare_dataset` less the rows it skipped: the clips a run trained on (or an
+    evaluation scored), as `data.clip_digests` must record them; a skipped 0-byte file's digest (SHA-1 of nothing)
+    recorded made every empty file anywhere count as trained on."""
+    kept = {}
+    for name, split in dataset.items():
+        skipped = set(report.skipped_rows.get(name, ()))
+        kept[name] = split.select([i for i in range(len(split)) if i not in skipped]) if skipped else split
+    return DatasetDict(kept)
+
 
 def _decoder(sampling_rate: int, trim: bool, trim_top_db: float, skip_bad_files: bool):
     """The `datasets.map` function of `prepare_dataset`: a bad file raises, or with `skip_bad_files` becomes
@@ -104,7 +132,7 @@ def _decoder(sampling_rate: int, trim: bool, trim_top_db: float, skip_bad_files:
             waveform = decode_audio(example["audio"], sampling_rate)
         except AudioFileError as error:
             if not skip_bad_files:
-                raise
+                raise with_skip_hint(error) from error
             return {"input_values": np.zeros(0, np.float32), "length": 0, "path": name, "error": error.problem,
                     "label": example["label"]}
         if trim:
@@ -154,6 +182,7 @@ def prepare_dataset(
         bad = [i for i, error in enumerate(column_values(decoded, "error")) if error]
         if bad:
             report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
+            report.skipped_rows[name] = bad
             bad_set = set(bad)
             decoded = decoded.select([i for i in range(len(decoded)) if i not in bad_set])
         if len(decoded) == 0:

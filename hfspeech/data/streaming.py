@@ -53,7 +53,7 @@ from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, t
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.data.labels import label_names_of
-from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.prepare import SKIP_HINT, DataReport, prepare_dataset
 from hfspeech.data.stream_draws import ROW_COLUMN, clip_position, epoch_of_batch
 from hfspeech.data.transforms import TrainTransform
 from hfspeech.errors import DataError
@@ -151,7 +151,7 @@ class StreamingCollator:
             waveform = decode_audio(example["audio"], self.sampling_rate)
         except AudioFileError as error:
             if not self.skip_bad_files:
-                raise StreamedClipError(error.path, error.problem) from error
+                raise StreamedClipError(error.path, f"{error.problem} ({SKIP_HINT})") from error
             logger.warning("skipping %s (--skip_bad_files)", error)
             if self.skipped_log:
                 with open(self.skipped_log, "a", encoding="utf-8") as f:

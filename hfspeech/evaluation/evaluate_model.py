@@ -24,7 +24,7 @@ from hfspeech.data.audio import AudioFileError
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, read_training_clips, seen_clips_warning
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
-from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
@@ -41,24 +41,30 @@ from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.evaluate")
 
+# In a help that says its own default ("default: test, else ...") or has none (a required flag): HfArgumentParser's
+# formatter appends "(default: None)" to any help that does not mention %(default); this mention prints nothing.
+OWN_DEFAULT = "%(default).0s"
+
 
 @dataclass
 class EvaluateArguments:
-    model: str = field(metadata={"help": "Model folder (or Hub id) to evaluate."})
+    model: str = field(metadata={"help": "Model folder (or Hub id) to evaluate (required)." + OWN_DEFAULT})
     output_dir: str = field(default="runs/evaluation", metadata={"help": "Where the report files go."})
     split: Optional[str] = field(default=None, metadata={
         "help": "Split to evaluate, as the data names it or by role (default: test, else the first split; a "
-                "folder without split folders is one split of all its files)."})
+                "folder without split folders is one split of all its files)." + OWN_DEFAULT})
     batch_size: int = field(default=16, metadata={"help": "Clips per forward pass."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from a Hub repo."})
     window_seconds: Optional[float] = field(
         default=None, metadata={"help": "Window for clips longer than it (default: the clip length the model was "
-                                "trained on)."})
-    hop_seconds: Optional[float] = field(default=None, metadata={"help": "Hop between windows (default: half)."})
+                                "trained on)." + OWN_DEFAULT})
+    hop_seconds: Optional[float] = field(default=None, metadata={
+        "help": "Hop between windows (default: half)." + OWN_DEFAULT})
     aggregate: str = field(default="mean", metadata={"help": "How windows' scores make a clip's: mean, max or vote.",
                                                      "choices": list(AGGREGATIONS)})
     device: Optional[str] = field(default=None, metadata={
-        "help": "Where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a GPU when there is one)."})
+        "help": "Where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a GPU when there is one)."
+                + OWN_DEFAULT})
 
     def __post_init__(self):
         """A batch of 0 crashed deep in scoring and one below 0 never ended; a window or hop of 0 silently meant
@@ -93,9 +99,9 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     multi_label = is_multi_label(classifier.config)
     raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing)
     split = next(iter(raw))
-    seen = _seen_clips(eval_args.model, raw[split])
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
-    report.warnings.extend(seen)
+    report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all
+    report.warnings.extend(_seen_clips(eval_args.model, kept_rows(raw, report)[split]))  # the clips scored
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
@@ -186,12 +192,13 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     sources = column_values(clips.cast_column("audio", Audio(decode=False)), "audio")
     if not spec.preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
         paths = [audio["path"] for audio in sources]
-        for (_, result), label in zip(score_files(classifier, paths, progress=stderr_is_terminal(), **window),
-                                      column_values(clips, "label")):
+        results = score_files(classifier, paths, progress=stderr_is_terminal(), **window)
+        for row, ((_, result), label) in enumerate(zip(results, column_values(clips, "label"))):
             if isinstance(result, AudioFileError):
                 if not spec.preparation.get("skip_bad_files"):
-                    raise result
+                    raise with_skip_hint(result)
                 report.skipped.setdefault(split, []).append({"path": result.path, "problem": result.problem})
+                report.skipped_rows.setdefault(split, []).append(row)
             else:
                 scored.append(result)
                 labels.append(label)

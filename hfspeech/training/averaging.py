@@ -8,13 +8,14 @@ basin: evaluate the result (`hfspeech evaluate`) before using it.
 
 The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
 names and shapes; anything else is a one-line error naming the run that differs (a folder that is no
-saved model is refused by `models.folder_checks`, as everywhere else). Floating-point weights
-(and BatchNorm statistics) are averaged (summed in float64: the order of the runs does not matter) and kept
-in their dtype; integer buffers get their rounded mean; a multi-label model's label thresholds are the mean
-of the runs'. The average carries the runs' hyperparameters (the seeds as a list, and the number of runs),
-their common data report and the union of their training clips' digests (`data.clip_digests`, which
-`hfspeech evaluate` checks), so the model card of a staged average says how it was made; its metrics come
-from `hfspeech evaluate` or `hfspeech stage --eval_dir`.
+saved model is refused by `models.folder_checks`, as everywhere else); runs that differ in more than their seed
+(`training_hyperparameters.json`: epochs, learning rate ...) are averaged with a warning naming what differs.
+Floating-point weights (and BatchNorm statistics) are averaged (summed in float64: the order of the runs does
+not matter) and kept in their dtype; integer buffers get their rounded mean; a multi-label model's label
+thresholds are the mean of the runs'. The average carries the runs' hyperparameters (the seeds as a list, and
+the number of runs), their common data report and the union of their training clips' digests
+(`data.clip_digests`, which `hfspeech evaluate` checks), so the model card of a staged average says how it was
+made; its metrics come from `hfspeech evaluate` or `hfspeech stage --eval_dir`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 PROVENANCE_KEYS = ("_name_or_path", "transformers_version")
 # tuned per run on its validation clips (multi-label): averaged too, not required to agree
 THRESHOLDS = "label_thresholds"
+# what runs of one recipe are expected to differ in (training_hyperparameters.json)
+SEED_KEYS = ("seed",)
 
 
 def average_runs(runs: Sequence[str], output_dir: str) -> Path:
@@ -117,6 +120,7 @@ def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
     hyperparameters = [read_run_record(Path(run) / HYPERPARAMETERS_FILE) for run in runs]
     keys = list(dict.fromkeys(key for record in hyperparameters for key in record))
     merged = {key: _agreed([record.get(key) for record in hyperparameters]) for key in keys}
+    _warn_if_not_only_seeds(hyperparameters, keys)
     records = {HYPERPARAMETERS_FILE: {**merged, "averaged_runs": len(runs)}}
     reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
     clip_records = [read_training_clips(run) for run in runs]  # each run's file read once, for both uses
@@ -141,6 +145,19 @@ def _trained_on_other_clips(clip_records: Sequence[Optional[dict[str, set[str]]]
     logger.warning("the runs trained on different clips (%d in all between them): evaluate the average on clips "
                    "none of them trained on (`hfspeech evaluate` warns about the others)", len(heard))
     return True
+
+
+def _warn_if_not_only_seeds(hyperparameters: list[dict], keys: list[str]) -> None:
+    """A warning naming the settings (other than the seed) the runs differ in, with their values: the average is
+    made, since the runs are the same model (checked by `_same_model`), but the soup's promise is for runs "that
+    differ only in their seed" (docs/training.md); 1 epoch and 10 were averaged without a word, their card showing
+    `num_train_epochs: [1.0, 10]`. Not refused: averaging other recipes of one model is a thing to evaluate."""
+    values = {key: [record.get(key) for record in hyperparameters] for key in keys if key not in SEED_KEYS}
+    differing = [key for key, given in values.items() if any(value != given[0] for value in given)]
+    if differing:
+        named = "; ".join(f"{key}: {', '.join(map(str, values[key]))}" for key in differing)
+        logger.warning("the runs differ in more than their seed (%s): the average of runs that differ only in their "
+                       "seed is the one that usually scores close to their ensemble; evaluate it before use", named)
 
 
 def _agreed(values: list):

@@ -25,7 +25,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labelled import load_labelled_splits
 from hfspeech.data.labels import label_names_of
-from hfspeech.data.prepare import DataReport, prepare_dataset
+from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset
 from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
@@ -78,7 +78,8 @@ def load_data(model_args: ModelArguments, data_args: DataArguments, training_arg
             report = DataReport()
             raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
             dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
-            data = RunData(dataset, report, label_names_of(dataset["train"]), training_clips=record_training_clips(raw))
+            clips = record_training_clips(kept_rows(raw, report))  # not the bad files --skip_bad_files skipped
+            data = RunData(dataset, report, label_names_of(dataset["train"]), training_clips=clips)
     logger.info("%d classes: %s; %s", len(data.label_names), first_few(data.label_names, 20), data.report.summary())
     return data
 
@@ -286,8 +287,7 @@ def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_
 def save_model(trainer: AudioClassificationTrainer) -> None:
     """`trainer.save_model()`, except that a head trained from cached features is saved with its base. A full disk
     (safetensors' weights, torch's training_args.bin) is one line naming the folder (`errors.writing_to`)."""
-    with writing_to(trainer.args.output_dir, "the model was not saved whole; make room and run the same command "
-                    "again"):
+    with writing_to(trainer.args.output_dir, "the model was not saved whole; make room and run the same command again"):
         if not isinstance(trainer.model, CachedHeadModel):
             trainer.save_model()
         elif trainer.is_world_process_zero():
