@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md"] + sorted(str(page.relative_to(ROOT))
                                 for page in [*ROOT.glob("docs/*.md"), *ROOT.glob("recipes/*/README.md")])
 COMMAND_PATTERN = "|".join(sorted(map(re.escape, COMMANDS), key=len, reverse=True))
-FLAG = re.compile(r"(?<![\w-])--[A-Za-z][A-Za-z0-9_]+")
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z][A-Za-z0-9_-]*[A-Za-z0-9]")  # dashed spellings whole: `--max-batch-size`
 
 
 @lru_cache(maxsize=None)
@@ -29,6 +29,14 @@ def help_text(command: str) -> str:
         except SystemExit as done:  # argparse's own --help
             assert done.code in (0, None)
     return out.getvalue()
+
+
+def option_strings(command: str) -> set[str]:
+    """The flags the command takes, as its --help declares them: the usage lines (`[--top_k TOP_K]`) and the dashed
+    spellings (`(or --top-k)`), not any `--x` a help text mentions in passing."""
+    text = help_text(command)
+    usage = text.split("\n\n", 1)[0]
+    return set(FLAG.findall(usage)) | set(re.findall(r"\(or (--[\w-]+)\)", text))
 
 
 def deliberate_typos(text: str) -> set[str]:
@@ -51,7 +59,7 @@ def test_every_flag_written_after_a_command_is_one_that_command_takes(page):
     """`hfspeech serve ... --max_batch_size 1`: the command's --help lists the flag (or the page shows its error)."""
     typos = deliberate_typos((ROOT / page).read_text(encoding="utf-8"))
     unknown = [(line, command, flag) for line, command, flag in flags_after_commands(page)
-               if flag not in typos and flag != "--help" and flag not in FLAG.findall(help_text(command))]
+               if flag not in typos and flag != "--help" and flag not in option_strings(command)]
     assert unknown == []
 
 

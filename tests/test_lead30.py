@@ -34,3 +34,14 @@ def test_a_bad_streamed_training_clip_says_how_to_go_on(tmp_path: Path):
     collator = StreamingCollator(lambda batch: batch, lambda example: example, 16000)
     with pytest.raises(StreamedClipError, match=r"empty.wav: .*\(--skip_bad_files skips such files"):
         collator.decode({"audio": {"path": str(empty), "bytes": None}})  # the map-style runs' words (data.prepare)
+
+
+def test_thresholds_are_not_tuned_on_scores_that_overflowed():
+    """One NaN validation score made its class's cut NaN, silently reset to 0.5 (sklearn's loop refused NaN)."""
+    from hfspeech.errors import HfspeechError
+    from hfspeech.evaluation.thresholds import tune_thresholds
+
+    assert tune_thresholds(np.array([[0.9], [0.8], [0.1]]), np.array([[1], [1], [0]])).tolist() == [0.45]
+    with pytest.raises(HfspeechError, match="1 validation clip"):
+        tune_thresholds(np.array([[0.9], [0.8], [np.nan]]), np.array([[1], [1], [0]]))
+    assert tune_thresholds(np.zeros((5, 0)), np.zeros((5, 0))).shape == (0,)

@@ -84,7 +84,7 @@ def best_f1_cuts(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     best F1 of `scores >= cut`, put halfway down to the next lower score; `nan` for a class without a positive.
     The F1 values are sklearn's `precision_recall_curve`'s, computed with the same operations, so the cuts are the
     ones a loop over its classes chose (that loop took 12 s at 10,000 clips x 527 classes, minutes at 100,000)."""
-    if scores.shape[0] == 0:
+    if scores.shape[0] == 0 or scores.shape[1] == 0:
         return np.full(scores.shape[1], np.nan)
     return np.concatenate([_block_best_f1_cuts(truth_block, score_block)
                            for truth_block, score_block in _column_blocks(truth, scores)])

@@ -160,6 +160,9 @@ def most_confused_pairs(matrix: np.ndarray, count: int = MOST_CONFUSED) -> list[
     return [(int(cell // errors.shape[1]), int(cell % errors.shape[1]), int(errors.ravel()[cell])) for cell in cells]
 
 
+PAIR_NAME_CHARS = 30  # longer names shortened with an ellipsis: 60-character ones squeezed the heat map away
+
+
 def _draw_most_confused(ax, matrix: np.ndarray, shown: Sequence[str]) -> None:
     """Horizontal bars of `most_confused_pairs`, each named `true -> predicted` with its share of the true class."""
     pairs = most_confused_pairs(matrix)
@@ -170,7 +173,8 @@ def _draw_most_confused(ax, matrix: np.ndarray, shown: Sequence[str]) -> None:
         return
     rows = matrix.sum(axis=1)
     ax.barh(range(len(pairs)), [c for *_, c in pairs], color="tab:blue")
-    ax.set_yticks(range(len(pairs)), labels=[f"{shown[t]} \u2192 {shown[p]} ({c}/{rows[t]})" for t, p, c in pairs],
+    short = [name if len(name) <= PAIR_NAME_CHARS else name[:PAIR_NAME_CHARS - 1] + "\u2026" for name in shown]
+    ax.set_yticks(range(len(pairs)), labels=[f"{short[t]} \u2192 {short[p]} ({c}/{rows[t]})" for t, p, c in pairs],
                   fontsize=8, parse_math=False)
     ax.invert_yaxis()  # the most confused on top
     ax.xaxis.get_major_locator().set_params(integer=True)  # clips: 1, 2, 3, not 0.25

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hfspeech.errors import HfspeechError
 from hfspeech.evaluation.per_class_scores import best_f1_cuts
 from hfspeech.models.scores import DEFAULT_THRESHOLD
 
@@ -27,5 +28,9 @@ def tune_thresholds(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
     positive in `references` keeps `DEFAULT_THRESHOLD` (there is no F1 to maximise).
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():  # NaN sorted last made a class's cut NaN, silently reset to 0.5
+        bad = int((~np.isfinite(scores)).any(axis=1).sum())
+        raise HfspeechError(f"{bad} validation clip(s) scored NaN or infinity (the model's outputs overflowed, e.g. "
+                            "in fp16): the label thresholds cannot be tuned on them; train in fp32 or bf16")
     cuts = best_f1_cuts(np.asarray(references) > 0, scores)  # all classes at once, a block of columns at a time
     return np.where(np.isnan(cuts), DEFAULT_THRESHOLD, cuts)

@@ -29,8 +29,8 @@ from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
-from hfspeech.training.command_line import (exit_with_help_if_asked, expand_args_files, parse_args, recipe_parser,
-                                            refuse_mistyped_flags)
+from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser, refuse_mistyped_flags
+from hfspeech.training.flag_files import expand_args_files
 from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
 from hfspeech.training.run import TrainingSetup, run_training
 from hfspeech.training.soft_targets import Distillation
