@@ -45,3 +45,15 @@ def test_thresholds_are_not_tuned_on_scores_that_overflowed():
     with pytest.raises(HfspeechError, match="1 validation clip"):
         tune_thresholds(np.array([[0.9], [0.8], [np.nan]]), np.array([[1], [1], [0]]))
     assert tune_thresholds(np.zeros((5, 0)), np.zeros((5, 0))).shape == (0,)
+
+
+def test_a_run_whose_clips_are_longer_than_its_crop_notes_it_in_its_data_report(tone_folder, tmp_path: Path):
+    """The 0.5-s tone clips under a 0.3-s crop: a new user's 4-s takes under the 2-s default said nothing."""
+    from hfspeech.training.run import main
+    from tests.conftest import TINY_CNN
+
+    main(["--data_dir", str(tone_folder), "--output_dir", str(tmp_path / "run"), "--model_type", "cnn",
+          "--config_overrides", TINY_CNN, "--num_train_epochs", "1", "--max_length_seconds", "0.3",
+          "--save_strategy", "no", "--eval_strategy", "no"])
+    notes = json.loads((tmp_path / "run" / "data_report.json").read_text())["notes"]
+    assert [note for note in notes if "training clips are longer than the 0.3-s crop" in note], notes

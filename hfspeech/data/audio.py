@@ -14,6 +14,7 @@ streamed soxr resampling); live streams are downmixed and resampled with `downmi
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -43,24 +44,37 @@ def seconds_to_samples(seconds: float, sampling_rate: int) -> int:
 
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
-    """Every audio file under `folder`, sorted (labelled folders, calibration and evaluation clips); a folder
-    named like a file (`take1.wav/`) is not one (a dangling link is, and `decode_audio` names it)."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
+    """Every audio file under `folder`, sorted (the int8 gate's clips, calibration clips), listed as training lists
+    a folder (`data.folders.walk_audio_files`): hidden files and folders ignored, so a macOS fork `._x.wav` (not
+    audio) no longer stops the gate; linked folders followed, once (a loop is not walked round); a folder named
+    like a file (`take1.wav/`) is not one; a dangling link is, and `decode_audio` names it. `rglob` listed the
+    forks and skipped linked class folders without a word. Nothing for a path that is not a folder."""
+    from hfspeech.data.folders import walk_audio_files  # folders imports this module's AUDIO_EXTENSIONS
+
+    if not Path(folder).is_dir():
+        return []
+    return sorted(Path(path) for _, path in walk_audio_files(Path(folder))[0])
 
 
 class AudioFileError(HfspeechError, ValueError):
     """An audio file that cannot be used: the message names the file and the problem."""
 
     def __init__(self, path: str, problem: str):
-        self.path = path
+        self.path = path  # as given: code that opens or matches the file reads it
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        super().__init__(f"{_printable(path)}: {problem}")
 
     def __reduce__(self):
         """Rebuilt from (path, problem), not from the one-string message: decoding workers
         (`--preprocessing_num_workers`) send the error back pickled, and one that could not be rebuilt killed
         the pool's result thread, so the run hung, holding its workers, instead of naming the file."""
         return type(self), (self.path, self.problem)
+
+
+def _printable(path) -> str:
+    """A path as an error shows it (`file_names.shown_name`): a name holding a line break printed raw became
+    `no exist.wav` once the command line made the error one line, naming a file that is not there."""
+    return shown_name(path) if isinstance(path, (str, os.PathLike)) else str(path)
 
 
 def describe_source(audio: dict[str, Any] | None) -> str:
@@ -107,7 +121,7 @@ def check_audio_path(path: str) -> None:
     """`AudioFileError` for a path that cannot hold audio: missing, a dangling symbolic link, a folder, empty."""
     if not path or not os.path.exists(path):
         if path and os.path.islink(path):
-            raise AudioFileError(path, f"broken symbolic link (to {os.readlink(path)}, which does not exist)")
+            raise AudioFileError(path, _broken_link_problem(path))
         raise AudioFileError(path or "<no path>", "file not found")
     if os.path.isdir(path):
         raise AudioFileError(path, "is a folder, not an audio file")
@@ -115,6 +129,18 @@ def check_audio_path(path: str) -> None:
         raise AudioFileError(shown_name(path), f"{NOT_UTF8} ({RENAME_HINT})")
     if os.path.getsize(path) == 0:
         raise AudioFileError(path, "file is empty (0 bytes)")
+
+
+def _broken_link_problem(path: str) -> str:
+    """Why a symbolic link leads to no file: its target is missing, or links lead round in a loop (`a.wav ->
+    b.wav -> a.wav`), which was reported as a missing `b.wav` although `ls` shows it."""
+    target = shown_name(os.readlink(path))
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"symbolic link loop (to {target}, whose links lead round and never reach a file)"
+    return f"broken symbolic link (to {target}, which does not exist)"
 
 
 def _check_header(name: str, value: dict[str, Any]) -> Optional[Mp3Head]:

@@ -27,6 +27,10 @@ from hfspeech.errors import first_few
 TRAINING_CLIPS_FILE = "training_clips.json"
 DIGEST_CHARS = 16  # 64 bits of SHA-1: a chance collision among a million clips is ~1e-8
 RECORDED_SPLITS = ("train", "validation")  # what the model learnt from, and what chose its best checkpoint
+# The digest of no bytes: a 0-byte file's, which is no recording. Records written before `prepare.kept_rows` hold
+# it (a skipped empty file), and then every empty file anywhere counted as trained on: never a match.
+EMPTY_DIGEST = hashlib.sha1(b"").hexdigest()[:DIGEST_CHARS]
+UNMATCHABLE = {"", EMPTY_DIGEST}  # "": a file that could not be read
 
 
 def clip_digests(split: Dataset) -> list[str]:
@@ -60,7 +64,7 @@ def _digest_of(path: Optional[str], data: Optional[bytes]) -> str:
 
 def record_training_clips(dataset: DatasetDict) -> dict[str, list[str]]:
     """The digests of the splits a model learns from, as `write_training_clips` saves them."""
-    return {name: sorted(set(clip_digests(dataset[name])) - {""}) for name in RECORDED_SPLITS if name in dataset}
+    return {name: sorted(set(clip_digests(dataset[name])) - UNMATCHABLE) for name in RECORDED_SPLITS if name in dataset}
 
 
 def write_training_clips(record: dict[str, list[str]], folder: str) -> None:
@@ -90,7 +94,7 @@ def read_training_clips(model: str) -> Optional[dict[str, set[str]]]:
         if path.is_file() and (candidate == folder or (candidate / "config.json").is_file()):
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
-                return {name: set(record.get(name) or []) for name in RECORDED_SPLITS}
+                return {name: set(record.get(name) or []) - UNMATCHABLE for name in RECORDED_SPLITS}
             except (OSError, ValueError, TypeError):
                 return None
     return None
@@ -101,7 +105,7 @@ def heard_clips(record: dict[str, set[str]], split: Dataset) -> Optional[tuple[i
     warning gives ("3 in its train split, 1 in its validation split; yes/a.wav, ..."); None when none."""
     sources = audio_sources(split)
     digests = [_digest_of(path, data) for path, data in sources]
-    seen = {name: [i for i, digest in enumerate(digests) if digest and digest in record[name]]
+    seen = {name: [i for i, digest in enumerate(digests) if digest not in UNMATCHABLE and digest in record[name]]
             for name in RECORDED_SPLITS}
     indices = sorted(set(seen["train"]) | set(seen["validation"]))
     if not indices:

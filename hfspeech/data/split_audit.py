@@ -120,9 +120,11 @@ def _shared_contents(keys: dict[str, list[str]]) -> list[str]:
     """Copies: different files with the same bytes in two splits. A file is read only when a file of another split
     has its size, and read whole only when that one also has its first `HEAD_BYTES`: distinct data costs one `stat`
     per file, and clips of one length (a keyword set's 1-s WAVs all have one size) a few KB each, not the whole set.
-    Files are taken in the splits' order: taken from a `set`, the copies a warning names changed from run to run."""
-    sized = _in_several_splits({name: [(key, os.path.getsize(key)) for key in dict.fromkeys(split_keys)
-                                       if os.path.isfile(key)]
+    Files are taken in the splits' order: taken from a `set`, the copies a warning names changed from run to run.
+    Empty files are no recordings (decoding refuses them, or skips them with `--skip_bad_files`): two of them in
+    two splits were warned of as a copy, a leak on the model card."""
+    sized = _in_several_splits({name: [(key, size) for key in dict.fromkeys(split_keys)
+                                       if os.path.isfile(key) and (size := os.path.getsize(key))]
                                 for name, split_keys in keys.items()})
     headed = _in_several_splits({name: [(key, (size, _file_digest(key, HEAD_BYTES))) for key, size in files]
                                  for name, files in sized.items()})

@@ -25,6 +25,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labelled import load_labelled_splits
 from hfspeech.data.labels import label_names_of
+from hfspeech.data.long_clips import note_long_clips
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset
 from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.data.streaming import StreamedData, load_streamed_data
@@ -88,10 +89,8 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
     snr = parse_floats(data_args.noise_snr_db)
     config = AugmentationConfig(
         noise_snr_db=snr if snr is None else (snr[0], snr[-1]),
-        noise_dir=data_args.noise_dir,
-        noise_prob=data_args.noise_prob,
-        speed_factors=parse_floats(data_args.speed_factors),
-        gain_db=data_args.gain_db,
+        noise_dir=data_args.noise_dir, noise_prob=data_args.noise_prob,
+        speed_factors=parse_floats(data_args.speed_factors), gain_db=data_args.gain_db,
         time_shift_seconds=data_args.time_shift_seconds,
         endpoint_trim_db=data_args.endpoint_trim_db,
         vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
@@ -129,6 +128,7 @@ def training_inputs(model_args, data_args, training_args, data: RunData, model, 
                     sampling_rate: int) -> TrainingInputs:
     """Transformed views (crop, augmentation), a stream behind a decoding collator, or cached features."""
     crop_seconds = model.config.max_length_seconds  # Whisper's window may round the crop up
+    note_long_clips(data.dataset, data.report, crop_seconds, sampling_rate, data_args.trim_silence)
     augmenter = build_augmenter(data_args, sampling_rate, training_args.seed)
     if uses_feature_cache(model_args, model, augmenter, data.streamed):
         with training_args.main_process_first(desc="encoding features"):  # the others load them from the cache
