@@ -4,6 +4,7 @@ says relative to what (as `predict --manifest` does), and a `/stream?windows=` t
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -57,3 +58,26 @@ def test_a_run_whose_clips_are_longer_than_its_crop_notes_it_in_its_data_report(
           "--save_strategy", "no", "--eval_strategy", "no"])
     notes = json.loads((tmp_path / "run" / "data_report.json").read_text())["notes"]
     assert [note for note in notes if "training clips are longer than the 0.3-s crop" in note], notes
+
+
+def test_serve_trims_an_upload_for_a_model_trained_trimmed(tmp_path: Path):
+    """`hfspeech serve` answered a clip with 1 s of quiet lead-in untrimmed while predict trimmed it."""
+    from starlette.testclient import TestClient
+
+    from hfspeech.serve.app import ServeSettings, create_app
+    from tests.conftest import TINY_CNN, save_random_baseline
+
+    model = save_random_baseline(tmp_path / "m", "cnn", ["low", "high", "noise"], 0.5, max_length_seconds=0.5,
+                                 trim_silence_top_db=40.0, **json.loads(TINY_CNN))
+    tone = synth_clip("low", np.random.default_rng(0), 16000, 0.4)
+    quiet = 1e-4 * np.random.default_rng(1).standard_normal(16000).astype(np.float32)
+    answers = []
+    with TestClient(create_app(ServeSettings(model=str(model), request_timeout=5.0, allowed_hosts=[])),
+                    base_url="http://127.0.0.1:8000") as client:
+        for clip in (tone, np.concatenate([quiet, tone])):
+            buffer = io.BytesIO()
+            sf.write(buffer, clip, 16000, format="WAV", subtype="FLOAT")
+            answer = client.post("/", content=buffer.getvalue())
+            assert answer.status_code == 200, answer.text
+            answers.append({row["label"]: row["score"] for row in answer.json()})
+    assert answers[0] == pytest.approx(answers[1], abs=0.02)  # untrimmed: 0.40 apart (tests/test_trim30.py)

@@ -101,6 +101,7 @@ def _open_stream(args: argparse.Namespace):
     classifier = AudioClassifier.from_pretrained(args.model, trust_remote_code=args.trust_remote_code,
                                                  backend=backend, device=args.device, untrained="error")
     check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
+    warn_if_trained_trimmed(args.model, classifier.config)
     given = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
 
     def streamer_at(rate: int) -> StreamingClassifier:
@@ -116,3 +117,13 @@ def _open_stream(args: argparse.Namespace):
         pcm, head = stdin_format(sys.stdin.buffer, given)
         chunks = read_pcm(sys.stdin.buffer, pcm, head=head)
     return classifier, chunks, streamer if pcm.rate == given.rate else streamer_at(pcm.rate)
+
+
+def warn_if_trained_trimmed(model: str, config) -> None:
+    """One stderr line when the model was trained on clips trimmed of silence: a stream has no clip ends to trim,
+    so its windows are not what the model saw in training (and not what `predict` gives the same audio as a file)."""
+    from hfspeech.data.samples import trim_top_db_of
+
+    if (top_db := trim_top_db_of(config)) is not None:
+        print(f"warning: {model} was trained on clips trimmed of silence (--trim_silence, --trim_top_db {top_db:g}); "
+              "a stream is not trimmed: its windows are classified as they come", file=sys.stderr)

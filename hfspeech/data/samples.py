@@ -131,11 +131,38 @@ class StreamResampler:
         return samples if self.stream is None else self.stream.resample_chunk(samples, last=last)
 
 
-def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:
-    """Cut leading and trailing parts quieter than `top_db` below the clip's peak (librosa's trim); a clip
-    silent throughout is returned unchanged rather than emptied."""
+# The config attribute a model trained with `--trim_silence` carries (its `--trim_top_db`; absent or None: clips were
+# not trimmed). Read back by inference, so a clip is cut as the training clips were, whatever runs the model.
+TRIM_CONFIG_ATTRIBUTE = "trim_silence_top_db"
+
+
+def trim_top_db_of(config) -> Optional[float]:
+    """The `top_db` a model's clips were trimmed at in training (`TRIM_CONFIG_ATTRIBUTE`), None if untrimmed."""
+    top_db = getattr(config, TRIM_CONFIG_ATTRIBUTE, None)
+    return None if top_db is None else float(top_db)
+
+
+def trim_span(waveform: np.ndarray, top_db: float = 40.0) -> tuple[int, int]:
+    """`[start, end)` of the part of a clip `trim_silence` keeps: all of it when the clip is silent throughout."""
     import librosa
 
     # Short frames (512 samples, hop 128) so the cut lands within a few ms of the sound, not ~100 ms off.
-    trimmed, _ = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
-    return trimmed if trimmed.size else waveform
+    _, (start, end) = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
+    return (int(start), int(end)) if end > start else (0, len(waveform))
+
+
+def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:
+    """Cut leading and trailing parts quieter than `top_db` below the clip's peak (librosa's trim); a clip
+    silent throughout is returned unchanged rather than emptied."""
+    start, end = trim_span(waveform, top_db)
+    return waveform[start:end]
+
+
+def trimmed_as_trained(waveform: np.ndarray, config) -> tuple[int, np.ndarray]:
+    """(the sample it starts at, `waveform` trimmed as the model's training clips were: `trim_top_db_of(config)`).
+    The start keeps window times as times in the file. A model trained untrimmed gets the waveform untouched."""
+    top_db = trim_top_db_of(config)
+    if top_db is None:
+        return 0, waveform
+    start, end = trim_span(waveform, top_db)
+    return start, waveform[start:end]

@@ -26,6 +26,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
+from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
@@ -183,19 +184,24 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     Files on disk are read chunk by chunk, decoded ahead in a thread, their windows batched across files
     (`score_files`), so a clip of any length is scored in bounded memory and short clips in full batches.
     Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
-    go through `prepare_dataset` instead, which decodes each clip whole.
+    go through `prepare_dataset` instead, which decodes each clip whole. A model trained with `--trim_silence`
+    trims each clip itself, as trained (`data.samples.trimmed_as_trained`): `--trim_silence` is then not applied
+    a second time.
     """
+    preparation = dict(spec.preparation)
+    if trim_top_db_of(classifier.config) is not None:
+        preparation["trim"] = False
     window = dict(window_seconds=eval_args.window_seconds, hop_seconds=eval_args.hop_seconds,
                   aggregate=eval_args.aggregate)
     report = DataReport(sampling_rate=classifier.sampling_rate)
     scored, labels = [], []
     sources = column_values(clips.cast_column("audio", Audio(decode=False)), "audio")
-    if not spec.preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
+    if not preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
         paths = [audio["path"] for audio in sources]
         results = score_files(classifier, paths, progress=stderr_is_terminal(), **window)
         for row, ((_, result), label) in enumerate(zip(results, column_values(clips, "label"))):
             if isinstance(result, AudioFileError):
-                if not spec.preparation.get("skip_bad_files"):
+                if not preparation.get("skip_bad_files"):
                     raise with_skip_hint(result)
                 report.skipped.setdefault(split, []).append({"path": result.path, "problem": result.problem})
                 report.skipped_rows.setdefault(split, []).append(row)
@@ -204,7 +210,7 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
                 labels.append(label)
         report.kept[split] = len(labels)
     else:
-        prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate, **spec.preparation)
+        prepared, report = prepare_dataset(DatasetDict({split: clips}), classifier.sampling_rate, **preparation)
         for clip in tqdm(prepared[split].with_format("numpy"), desc=f"evaluating {split}", unit="clip",
                          disable=not stderr_is_terminal()):
             scored.append(classifier.score_waveform(clip["input_values"], name=str(clip["path"]), **window))

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator, Optional, Sequence, TypeVar
 import numpy as np
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, AudioFileError, iter_audio_chunks
+from hfspeech.data.samples import trim_top_db_of, trimmed_as_trained
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 PREFETCH_ITEMS = 4
@@ -77,13 +78,33 @@ class _Piece:
     error: Optional[AudioFileError] = None
 
 
-def _pieces(paths: Sequence[str], rate: int, window: int, hop: int, chunk_seconds: int) -> Iterator[_Piece]:
+def file_chunks(path: str, rate: int, chunk_seconds: int, config=None) -> tuple[int, Iterable[np.ndarray]]:
+    """(where the audio starts in the file, its chunks): `iter_audio_chunks`, or for a model trained on trimmed
+    clips (`config`'s `data.samples.trim_top_db_of`) the file decoded whole and trimmed as training trimmed it,
+    then handed on in chunks. Trimming is relative to the clip's peak, so such a file is held whole, as in
+    training; the start keeps window times as times in the file."""
+    chunks = iter_audio_chunks(path, rate, chunk_seconds)
+    if trim_top_db_of(config) is None:
+        return 0, chunks
+    offset, whole = trimmed_as_trained(np.concatenate(list(chunks)), config)  # an empty file raised in the list
+    step = max(1, int(chunk_seconds)) * rate
+    return offset, [whole[start : start + step] for start in range(0, whole.size, step)]
+
+
+def shifted(windows: list[tuple[int, np.ndarray]], offset: int) -> list[tuple[int, np.ndarray]]:
+    """`(start, window)` pairs with `offset` added to the starts (`file_chunks`' start of the audio)."""
+    return [(offset + start, window) for start, window in windows] if offset else windows
+
+
+def _pieces(paths: Sequence[str], rate: int, window: int, hop: int, chunk_seconds: int,
+            config=None) -> Iterator[_Piece]:
     for index, path in enumerate(paths):
         slicer = WindowSlicer(window, hop)
         try:
-            for chunk in iter_audio_chunks(path, rate, chunk_seconds):
-                yield _Piece(index, slicer.push(chunk), chunk.size / rate)
-            yield _Piece(index, slicer.finish(), last=True)
+            offset, chunks = file_chunks(path, rate, chunk_seconds, config)
+            for chunk in chunks:
+                yield _Piece(index, shifted(slicer.push(chunk), offset), chunk.size / rate)
+            yield _Piece(index, shifted(slicer.finish(), offset), last=True)
         except AudioFileError as error:
             yield _Piece(index, [], last=True, error=error)
 
@@ -145,7 +166,8 @@ def score_files(classifier, paths: Sequence[str], window_seconds: Optional[float
         raise ValueError(f"aggregate must be one of {AGGREGATIONS}, got {aggregate!r}")
     paths = [str(path) for path in paths]
     window, hop = classifier.window_sizes(window_seconds, hop_seconds)
-    pieces = prefetched(_pieces(paths, classifier.sampling_rate, window, hop, chunk_seconds))
+    pieces = prefetched(_pieces(paths, classifier.sampling_rate, window, hop, chunk_seconds,
+                                getattr(classifier, "config", None)))
     batcher, finished, next_file, ended = _Batcher(classifier), {}, 0, 0
     bar = _progress_bar(paths) if progress else None
     try:

@@ -26,12 +26,12 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, iter_audio_chunks
+from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS
 from hfspeech.errors import UsageError
 from hfspeech.features.waveform import ZERO_LENGTH
 from hfspeech.inference.backends import Backend, TorchBackend
 from hfspeech.inference.waveforms import check_count, clip_list, mono_samples, waveform_at_rate
-from hfspeech.inference.windows import WindowResult, WindowSlicer, slice_waveform, window_sizes
+from hfspeech.inference.windows import WindowResult, WindowSlicer, clip_windows, window_sizes
 from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
 
@@ -226,20 +226,20 @@ class AudioClassifier:
     def iter_windows(self, path: str, window_seconds: Optional[float] = None, hop_seconds: Optional[float] = None,
                      chunk_seconds: int = DEFAULT_CHUNK_SECONDS) -> Iterator[WindowResult]:
         """Scored windows of a file of any length, in order, read and classified chunk by chunk: memory is
-        bounded by a chunk, a window and a batch, not by the file. The next chunks are decoded in a
-        background thread while the model runs (`batch.prefetched`)."""
-        from hfspeech.inference.batch import prefetched
+        bounded by a chunk, a window and a batch, not by the file (but for a model trained on trimmed clips, which
+        reads it whole: `batch.file_chunks`). The next chunks are decoded in a thread (`batch.prefetched`)."""
+        from hfspeech.inference.batch import file_chunks, prefetched, shifted
 
         slicer = WindowSlicer(*self.window_sizes(window_seconds, hop_seconds))
         pending: list[tuple[int, np.ndarray]] = []
-        done = 0
-        for chunk in prefetched(iter_audio_chunks(file_path(path), self.sampling_rate, chunk_seconds)):
-            pending.extend(slicer.push(chunk))
+        done, (offset, chunks) = 0, file_chunks(file_path(path), self.sampling_rate, chunk_seconds, self.config)
+        for chunk in prefetched(chunks):
+            pending.extend(shifted(slicer.push(chunk), offset))
             while len(pending) >= self.batch_size:
                 batch, pending = pending[: self.batch_size], pending[self.batch_size :]
                 yield from self.score_windows(batch, done)
                 done += len(batch)
-        pending.extend(slicer.finish())
+        pending.extend(shifted(slicer.finish(), offset))
         yield from self.score_windows(pending, done)
 
     def file_scores(self, name: str, windows: list[WindowResult], aggregate: str = "mean") -> FileScores:
@@ -271,7 +271,7 @@ class AudioClassifier:
         samples (numpy, list or torch; float, or integer PCM) at `sampling_rate` (None: the model's,
         `self.sampling_rate`), downmixed, scaled and resampled as a file would be (`waveform_at_rate`)."""
         waveform = waveform_at_rate(waveform, sampling_rate, self.sampling_rate, name)
-        pieces = slice_waveform(waveform, *self.window_sizes(window_seconds, hop_seconds))
+        pieces = clip_windows(waveform, self.config, *self.window_sizes(window_seconds, hop_seconds))
         return self.file_scores(name, self.score_windows(pieces), aggregate)
 
     def classify_waveform(self, waveform: np.ndarray, top_k: int = 5, window_seconds: Optional[float] = None,

@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from hfspeech.data.audio import seconds_to_samples
+from hfspeech.data.samples import trimmed_as_trained
 from hfspeech.errors import UsageError
 
 
@@ -132,15 +133,24 @@ def check_windows_cover(window: int, hop: int, sampling_rate: int) -> None:
                          "no longer than the window")
 
 
-def slice_waveform(waveform: np.ndarray, window: int, hop: int) -> list[tuple[int, np.ndarray]]:
+def slice_waveform(waveform: np.ndarray, window: int, hop: int, offset: int = 0) -> list[tuple[int, np.ndarray]]:
     """`(start sample, window)` pairs of a waveform in memory, cut where `WindowSlicer` cuts a stream
     (`window_starts`). The windows are views of `waveform`: `WindowSlicer`'s copies held window / hop times the
     audio at once (an hour at a hop of a tenth of the window: 2.3 GB more for a 230 MB waveform, before any
-    was scored), in `score_waveform` and in each request of `hfspeech serve`."""
+    was scored), in `score_waveform` and in each request of `hfspeech serve`. `offset` is added to the starts:
+    where `waveform` begins in the file (its leading silence trimmed: `data.samples.trimmed_as_trained`)."""
     if window < 1 or hop < 1:
         raise ValueError(f"window and hop must be at least one sample, got window={window}, hop={hop}")
     waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
-    return [(start, waveform[start : start + window]) for start in window_starts(waveform.size, window, hop)]
+    return [(offset + start, waveform[start : start + window]) for start in window_starts(waveform.size, window, hop)]
+
+
+def clip_windows(waveform: np.ndarray, config, window: int, hop: int) -> list[tuple[int, np.ndarray]]:
+    """`slice_waveform` of a whole clip at the model's rate, trimmed first as the model's training clips were
+    (`data.samples.trimmed_as_trained`; untouched for a model trained untrimmed), starts counted in the clip as
+    given: what `score_waveform` and each request of `hfspeech serve` score."""
+    offset, waveform = trimmed_as_trained(np.asarray(waveform, dtype=np.float32).reshape(-1), config)
+    return slice_waveform(waveform, window, hop, offset)
 
 
 def split_windows(waveform: np.ndarray, sampling_rate: int, window_seconds: float,

@@ -7,8 +7,8 @@ already answers `/health`. A model that fails to load is logged (and stops a one
 
 A request's audio is decoded from memory as `hfspeech.data.audio.decode_audio` decodes it (the decoder,
 downmix, resampler and errors of every other path in hfspeech), held to `--max_seconds` before it is decoded
-whole (`upload_audio`), cut into the windows `hfspeech predict` cuts (`inference.windows.slice_waveform`), and
-its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation, top-k and multi-label
+whole (`upload_audio`), trimmed as the model's training clips were and cut into the windows `hfspeech predict`
+cuts (`inference.windows.clip_windows`), and its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation, top-k and multi-label
 thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
 """
 
@@ -27,7 +27,7 @@ from hfspeech.data.media_references import refuse_media_references
 from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
-from hfspeech.inference.windows import slice_waveform
+from hfspeech.inference.windows import clip_windows
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
 from hfspeech.serve.batching import DynamicBatcher
@@ -118,7 +118,7 @@ class ModelRunner:
         """The Hub's answer (a list of {label, score}), or with `timeline` an object that adds the windows."""
         classifier = await self.wait_ready()
         waveform = await asyncio.to_thread(self.decode, audio)
-        starts, pieces = zip(*slice_waveform(waveform, *classifier.window_sizes()))
+        starts, pieces = zip(*clip_windows(waveform, classifier.config, *classifier.window_sizes()))
         logits = np.stack(await self.batcher.submit(pieces))
         prediction = self.prediction(logits, starts, pieces, parameters)
         answer = self.hub_answer(prediction)

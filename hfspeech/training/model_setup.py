@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
+from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
@@ -50,13 +51,15 @@ def pretrained_feature_extractor(model_args: ModelArguments):
 
 
 def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_extractor=None,
-                max_length_seconds: Optional[float] = None):
+                max_length_seconds: Optional[float] = None, trim_top_db: Optional[float] = None):
     """A new baseline from `model_type`, or a pretrained checkpoint with a head for these labels.
 
     `feature_extractor`: the checkpoint's, when the caller has loaded it already (else it is loaded here).
     Freezing and feature-extractor options are applied here, so whatever is built is ready to train.
     `max_length_seconds` (the crop) is saved as `config.max_length_seconds`, the window predict uses; a
-    Whisper encoder is cut to it, rounded up to whole seconds (`models.whisper`).
+    Whisper encoder is cut to it, rounded up to whole seconds (`models.whisper`). `trim_top_db` (`--trim_silence`'s
+    `--trim_top_db`, None when untrimmed) is saved too (`data.samples.TRIM_CONFIG_ATTRIBUTE`): inference trims as
+    training did, or a clip whose speech sits at the start of a long take is scored on its silent middle.
     """
     config_values = dict(num_labels=len(label_names), label2id={name: i for i, name in enumerate(label_names)},
                          id2label=dict(enumerate(label_names)), **config_overrides(model_args))
@@ -82,6 +85,9 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     if model.config.model_type == "audio-spectrogram-transformer":
         max_length_seconds = ast_crop_seconds(feature_extractor, max_length_seconds)
     model.config.max_length_seconds = max_length_seconds
+    vars(model.config).pop(TRIM_CONFIG_ATTRIBUTE, None)  # a fine-tuned trimmed checkpoint's: not this run's setting
+    if trim_top_db is not None:  # absent when untrimmed: configs as before
+        setattr(model.config, TRIM_CONFIG_ATTRIBUTE, float(trim_top_db))
     if model_args.return_attention_mask is not None:
         _check_model_takes_a_mask(model, model_args.return_attention_mask)
         feature_extractor.return_attention_mask = model_args.return_attention_mask

@@ -91,8 +91,7 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
         noise_snr_db=snr if snr is None else (snr[0], snr[-1]),
         noise_dir=data_args.noise_dir, noise_prob=data_args.noise_prob,
         speed_factors=parse_floats(data_args.speed_factors), gain_db=data_args.gain_db,
-        time_shift_seconds=data_args.time_shift_seconds,
-        endpoint_trim_db=data_args.endpoint_trim_db,
+        time_shift_seconds=data_args.time_shift_seconds, endpoint_trim_db=data_args.endpoint_trim_db,
         vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
         reverb_prob=data_args.reverb_prob,
     )
@@ -181,7 +180,8 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
     data = load_data(model_args, data_args, training_args, sampling_rate)
     record_data(record, training_args)  # run_inputs.json: not left behind by a run that failed on its data
-    model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds)
+    model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds,
+                                           data_args.trim_top_db if data_args.trim_silence else None)
     check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
     inputs = training_inputs(model_args, data_args, training_args, data, model, feature_extractor, sampling_rate)
     num_labels = len(data.label_names)
