@@ -305,7 +305,7 @@ def test_a_damaged_run_record_is_named_before_anything_is_staged(trained_cnn, tm
 
 @pytest.mark.parametrize("problem, error", [
     ("absent", "absent: not found"), ("a file", "clip.wav: not a folder"),
-    ("no audio", "no audio: no audio files to measure on"),
+    ("no audio", "no audio: no audio files"),
     ("unknown label", "squeak/a.wav: label 'squeak' (its folder) is not one of the model's labels"),
     ("no export", "--include_onnx, but the run has no onnx/model.onnx")])
 def test_an_eval_dir_or_onnx_staging_cannot_use_is_refused_before_writing(problem, error, trained_cnn, tmp_path):

@@ -107,15 +107,16 @@ def test_an_empty_first_websocket_message_leaves_the_wav_header_to_be_read(class
 
 def test_export_eval_dir_lists_its_folder_once(tmp_path, monkeypatch, capsys):
     from hfspeech.cli import main as cli
-    from hfspeech.inference import agreement
+    from hfspeech.data import folders
 
     model = save_random_baseline(tmp_path / "cnn", "cnn", ["low", "high"], 0.5)
     for label in ("low", "high"):
         (tmp_path / "held_out" / label).mkdir(parents=True)
         sf.write(tmp_path / "held_out" / label / "a.wav", synth_clip(label, np.random.default_rng(1), 16000), 16000)
     listed = []
-    real_listing = agreement.find_audio_files
-    monkeypatch.setattr(agreement, "find_audio_files", lambda folder: listed.append(folder) or real_listing(folder))
+    real_listing = folders.walk_audio_files  # the int8 gate reads the folder as training does (labelled_clips)
+    monkeypatch.setattr(folders, "walk_audio_files", lambda folder, *a, **k: listed.append(str(folder)) or
+                        real_listing(folder, *a, **k))
     assert cli(["export", str(model), "--quantize", "int8", "--eval_dir", str(tmp_path / "held_out"),
                 "--output", str(tmp_path / "onnx"), "--force"]) == 0
     assert "int8 check: 2 clips" in capsys.readouterr().out

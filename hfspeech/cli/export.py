@@ -6,6 +6,7 @@ import argparse
 
 from hfspeech.cli.common import reported_as_user_errors
 from hfspeech.cli.flags import CliParser
+from hfspeech.cli.hub import add_held_out_flags, check_held_out_flags
 from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
 from hfspeech.output_folders import check_output_folder
 
@@ -27,6 +28,7 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "
                         "model's accuracy and top-1 agreement against the original, and refuse it if it loses more "
                         "than --max_accuracy_drop points")
+    add_held_out_flags(parser)
     parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose")
     parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
     parser.add_argument("--output", "--output_dir", default=None,  # --output_dir: the other commands' name
@@ -59,11 +61,13 @@ def warn_about_int8_check(record: dict) -> None:
         print(f"warning: int8 check: {warning}", file=sys.stderr)
 
 
-def check_eval_dir(model: str, eval_dir: str) -> tuple[list[str], list[str]] | None:
-    """The int8 gate's clips (paths, labels), checked against the model's labels before exporting: the gate runs
-    after the export, and a folder it cannot use (no audio, labels the model lacks) would otherwise stop it with
-    the int8 file written and unchecked. The gate measures on this listing. A model folder without a readable
-    config is left for the export to report (None)."""
+def check_eval_dir(model: str, eval_dir: str, label_depth: int | None = None,
+                   skip_bad_files: bool = False) -> tuple[list[str], list[str]] | None:
+    """The int8 gate's clips (paths, labels), read as training reads a folder (`inference.agreement.labelled_clips`:
+    `--label_depth`, `--skip_bad_files`) and checked against the model's labels before exporting: the gate runs
+    after the export, and a folder it cannot use (no audio, labels the model lacks, a corrupt file) would otherwise
+    stop it with the int8 file written and unchecked. The gate measures on this listing. A model folder without a
+    readable config is left for the export to report (None)."""
     from hfspeech.inference.agreement import labelled_clips
     from hfspeech.models.config_json import read_config_json
 
@@ -71,7 +75,7 @@ def check_eval_dir(model: str, eval_dir: str) -> tuple[list[str], list[str]] | N
         labels = read_config_json(model).get("id2label") or {}
     except (OSError, ValueError, AttributeError):
         return None
-    return labelled_clips(eval_dir, set(labels.values()))
+    return labelled_clips(eval_dir, {str(label) for label in labels.values()}, label_depth, skip_bad_files)
 
 
 def export(argv: list[str]) -> int:
@@ -85,12 +89,14 @@ def export(argv: list[str]) -> int:
         parser.error("--calibration_dir calibrates --quantize int8 (int8_weights needs no calibration)")
     if not 0 <= args.max_accuracy_drop <= 100:
         parser.error(f"--max_accuracy_drop is in accuracy points, from 0 to 100, got {args.max_accuracy_drop:g}")
+    check_held_out_flags(parser, args, "--eval_dir", "--calibration_dir")
     check_export_output(args.output)
 
     # ValueError: a library's refusal, and the int8 gate's AccuracyGateError (the numbers that failed).
     with reported_as_user_errors(ValueError):
         # listed and checked before importing the exporters (seconds): a wrong folder is told at once
-        clips = check_eval_dir(args.model, args.eval_dir) if args.eval_dir else None
+        clips = check_eval_dir(args.model, args.eval_dir, args.label_depth, args.skip_bad_files) \
+            if args.eval_dir else None
         from hfspeech.export import export_onnx, export_torchscript
         from hfspeech.inference.agreement import gate_int8
 
@@ -100,7 +106,7 @@ def export(argv: list[str]) -> int:
                                                               args.max_accuracy_drop, args.force, clips))
                      ) if args.eval_dir else None
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir,
-                               check_int8=check)
+                               check_int8=check, skip_bad_files=args.skip_bad_files)
             if args.eval_dir:
                 comparison, record = gated[0]
                 print(f"int8 check: {comparison.summary()}")

@@ -7,12 +7,35 @@ import argparse
 from hfspeech.cli.flags import CliParser
 
 
+def add_held_out_flags(parser: argparse.ArgumentParser) -> None:
+    """`--label_depth` and `--skip_bad_files` as `hfspeech train` has them, so that `export` and `stage`/`push`
+    read the folder a run was trained on (nested class folders, a corrupt file) as training read it."""
+    parser.add_argument("--label_depth", type=int, default=None,
+                        help="--eval_dir with nested folders (DIR/<label>/<session>/*.wav): which folder below DIR "
+                        "is the label (1 = the first), as in `hfspeech train`")
+    parser.add_argument("--skip_bad_files", action="store_true", help="skip audio files that cannot be decoded "
+                        "(empty, corrupt), counted in one warning, instead of stopping on the first")
+
+
+def check_held_out_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, *folder_flags: str) -> None:
+    """`--label_depth` and `--skip_bad_files` read a folder: given without one of `folder_flags`, they would be
+    silently ignored."""
+    given = [flag for flag in folder_flags if getattr(args, flag[2:]) is not None]
+    if args.label_depth is not None and "--eval_dir" not in given:
+        parser.error("--label_depth reads --eval_dir's labels: give --eval_dir too")
+    if args.label_depth is not None and args.label_depth < 1:
+        parser.error(f"--label_depth {args.label_depth}: must be 1 or more (1 = the first folder below --eval_dir)")
+    if args.skip_bad_files and not given:
+        parser.error(f"--skip_bad_files applies to {' and '.join(folder_flags)}: give one")
+
+
 def _publish_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = CliParser(prog=prog, description=description)
     parser.add_argument("run", help="a training run's output_dir")
     parser.add_argument("--include_onnx", action="store_true", help="add OUTPUT_DIR/onnx (`hfspeech export`)")
     parser.add_argument("--eval_dir", default=None,
                         help="audio folder <label>/*.wav on which to measure each variant's accuracy and latency")
+    add_held_out_flags(parser)
     parser.add_argument("--dataset", default=None, help="training data set name for the card's metadata")
     return parser
 
@@ -25,7 +48,9 @@ def stage(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from hfspeech.hub import stage_run
 
-    files = stage_run(args.run, args.dest, args.repo_id, args.include_onnx, args.eval_dir, args.dataset)
+    check_held_out_flags(parser, args, "--eval_dir")
+    files = stage_run(args.run, args.dest, args.repo_id, args.include_onnx, args.eval_dir, args.dataset,
+                      label_depth=args.label_depth, skip_bad_files=args.skip_bad_files)
     for file in files:
         print(f"{file}  ({file.stat().st_size / 1e6:.3f} MB)")
     return 0
@@ -41,8 +66,9 @@ def push(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from hfspeech.hub import push_run
 
+    check_held_out_flags(parser, args, "--eval_dir")
     paths = push_run(args.run, args.repo_id, args.private, args.revision, args.include_onnx, args.dry_run,
-                     args.eval_dir, args.dataset)
+                     args.eval_dir, args.dataset, label_depth=args.label_depth, skip_bad_files=args.skip_bad_files)
     print(("would upload" if args.dry_run else "uploaded") + f" {len(paths)} files to {args.repo_id}:")
     print("\n".join(f"  {path}" for path in paths))
     return 0

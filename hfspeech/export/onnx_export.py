@@ -111,14 +111,15 @@ def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path, input_sh
 
 def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, quantize: Optional[str] = None,
                 calibration_dir: Optional[str | Path] = None,
-                check_int8: Optional[Callable[[Path], object]] = None) -> Path:
+                check_int8: Optional[Callable[[Path], object]] = None, skip_bad_files: bool = False) -> Path:
     """Export a saved audio classifier to `OUTPUT_DIR/model.onnx` (dynamic batch and length), check its
     logits against PyTorch, and save config.json and preprocessor_config.json beside it.
 
     `quantize="int8"` also writes `model_quantized.onnx` (see `quantize_int8`; static when
     `calibration_dir` is given); `quantize="int8_weights"` writes it with int8 convolution weights and float
-    compute (`write_int8_weights`). Returns the path of the last ONNX file written. The files of an earlier
-    export in `output_dir` are replaced only once all of these are written (`hfspeech.export.staging`).
+    compute (`write_int8_weights`); `skip_bad_files`: calibration passes over files it cannot decode. Returns
+    the path of the last ONNX file written. The files of an earlier export in `output_dir` are replaced only once
+    all of these are written (`hfspeech.export.staging`).
 
     `check_int8(int8_file)` (the accuracy gate, `inference.agreement.gate_int8`) runs on the int8 file before it
     is moved in: run after, a gate stopped half-way (Ctrl-C, a cancelled job) left an unchecked int8 file beside
@@ -138,7 +139,8 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     with staged_export(output_dir) as staging, warnings.catch_warnings():
         # torch's notes on its own constant folding (a Slice it leaves alone): lines of noise on every export
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
-        written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir)
+        written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir,
+                             skip_bad_files)
         write_traced_from(model_dir, staging)  # which weights: `predict` warns when its model has changed since
         refusal = checked_int8(check_int8, written, staging, output_dir) if quantize else None
     if refusal is not None:
@@ -161,7 +163,7 @@ def checked_int8(check_int8: Optional[Callable[[Path], object]], int8_file: Path
 
 
 def write_onnx(model, onnx_config, feature_extractor, output_dir: Path, quantize: Optional[str],
-               calibration_dir: Optional[str | Path]) -> Path:
+               calibration_dir: Optional[str | Path], skip_bad_files: bool = False) -> Path:
     """`export_onnx`'s files, written into `output_dir` (its scratch folder); the last ONNX file written."""
     onnx_path = output_dir / ONNX_FILE
     shapes = onnx_input_shapes(model.config)
@@ -173,7 +175,7 @@ def write_onnx(model, onnx_config, feature_extractor, output_dir: Path, quantize
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     if quantize == "int8":
-        return quantize_int8(onnx_path, calibration_dir=calibration_dir)
+        return quantize_int8(onnx_path, calibration_dir=calibration_dir, skip_bad_files=skip_bad_files)
     if quantize == "int8_weights":
         return write_int8_weights(onnx_path)
     return onnx_path

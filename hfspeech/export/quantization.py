@@ -35,6 +35,7 @@ tests/test_export.py (dynamic, u8u8) was off by 0.257 in its logits with 8-bit w
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from collections import defaultdict
@@ -122,13 +123,16 @@ def one_channel_convolutions(onnx_path: Path) -> list[str]:
     return names
 
 
-def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips: int = 64, seed: int = 0):
+def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips: int = 64, seed: int = 0,
+                        skip_bad_files: bool = False):
     """Up to `max_clips` clips of an audio folder, chosen at random, centre-cropped to the model's window as
-    in evaluation, and run through the model's feature extractor: the rows ORT's calibrator feeds."""
+    in evaluation, and run through the model's feature extractor: the rows ORT's calibrator feeds. A file that
+    cannot be decoded stops it saying how to go on, or with `skip_bad_files` is left out and counted
+    (`calibration_clips`): the training folder, a natural choice, may hold the corrupt files training skipped."""
     from datasets import Dataset
     from transformers import AutoConfig, AutoFeatureExtractor
 
-    from hfspeech.data.audio import AUDIO_EXTENSIONS, decode_audio, find_audio_files, seconds_to_samples
+    from hfspeech.data.audio import AUDIO_EXTENSIONS, find_audio_files, seconds_to_samples
     from hfspeech.models.inputs import window_seconds_of
 
     files = find_audio_files(calibration_dir)
@@ -139,8 +143,7 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
     window_seconds = window_seconds_of(AutoConfig.from_pretrained(onnx_path.parent))
     window = seconds_to_samples(window_seconds, extractor.sampling_rate)
     rows = defaultdict(list)
-    for path in files:
-        clip = decode_audio(str(path), extractor.sampling_rate)
+    for clip in calibration_clips(tuple(map(str, files)), extractor.sampling_rate, skip_bad_files):
         start = max(0, (len(clip) - window) // 2)
         encoded = extractor(clip[start : start + window], sampling_rate=extractor.sampling_rate, return_tensors="np")
         for name, value in encoded.items():  # the graph takes float32 features and int64 masks
@@ -148,6 +151,31 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
     input_names = {node.name for node in onnx.load(str(onnx_path), load_external_data=False).graph.input}
     columns = {name: values for name, values in rows.items() if name in input_names}
     return Dataset.from_dict(columns).with_format("numpy")
+
+
+@functools.lru_cache(maxsize=1)
+def calibration_clips(files: tuple[str, ...], sampling_rate: int, skip_bad_files: bool) -> tuple[np.ndarray, ...]:
+    """The decoded `files`; a bad one an `AudioFileError` with the `--skip_bad_files` hint, or skipped and the
+    skipped counted in one warning naming the first. Kept for the next call: a two-graph file calibrates each
+    graph on the same clips (`per_branch`), which decoded them, and warned of the skipped files, twice."""
+    from hfspeech.data.audio import AudioFileError, decode_audio
+
+    clips, bad = [], []
+    for path in files:
+        try:
+            clips.append(decode_audio(path, sampling_rate))
+        except AudioFileError as error:
+            if not skip_bad_files:
+                raise AudioFileError(error.path, f"{error.problem} (in --calibration_dir; --skip_bad_files skips "
+                                     "such files, counted)") from None
+            bad.append(error)
+    if bad:
+        logging.getLogger("hfspeech.data").warning("data: --calibration_dir: skipped %d bad file(s) "
+                                                   "(--skip_bad_files; e.g. %s)", len(bad), bad[0])
+    if not clips:
+        raise ExportError(f"--calibration_dir: none of the {len(files)} audio files chosen could be decoded "
+                          f"(e.g. {bad[0]})")
+    return tuple(clips)
 
 
 def holds_two_graphs(onnx_path: Path) -> bool:
@@ -159,12 +187,13 @@ def holds_two_graphs(onnx_path: Path) -> bool:
 
 
 def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None,
-                  calibration_dir: Optional[str | Path] = None) -> Path:
+                  calibration_dir: Optional[str | Path] = None, skip_bad_files: bool = False) -> Path:
     """Write `model_quantized.onnx` (with config.json, preprocessor_config.json and optimum's
     ort_config.json) into `output_dir` (default: beside `onnx_path`); returns its path.
 
     `onnx_path` is an exported `model.onnx` or the folder holding it. With `calibration_dir` (an audio
-    folder, e.g. the training data) the quantization is static (QDQ, min-max ranges), else dynamic.
+    folder, e.g. the training data) the quantization is static (QDQ, min-max ranges), else dynamic;
+    `skip_bad_files`: calibration passes over files it cannot decode (`calibration_clips`).
     """
     onnx_path = Path(onnx_path)
     if onnx_path.is_dir():
@@ -172,13 +201,22 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     if not onnx_path.is_file():
         raise ExportError(f"{onnx_path}: no ONNX model to quantize (export one with `hfspeech export`)")
     save_dir = Path(output_dir) if output_dir else onnx_path.parent
-    static = calibration_dir is not None
-    if holds_two_graphs(onnx_path):
-        if static:  # both graphs: the integer convolutions chain in the unpadded one
+    try:
+        if not holds_two_graphs(onnx_path):
+            return quantize_graph(onnx_path, save_dir, calibration_dir, skip_bad_files)
+        if calibration_dir is not None:  # both graphs: the integer convolutions chain in the unpadded one
             return per_branch(onnx_path, quantized_path(save_dir, onnx_path),
-                              lambda plain: quantize_int8(plain, calibration_dir=calibration_dir))
+                              lambda plain: quantize_graph(plain, plain.parent, calibration_dir, skip_bad_files))
         with tempfile.TemporaryDirectory() as scratch:  # dynamic int8 is for size: the padded graph only
-            return quantize_int8(padded_graph(onnx_path, scratch), save_dir)
+            return quantize_graph(padded_graph(onnx_path, scratch), save_dir)
+    finally:  # decoded once for both graphs, not kept past this export (the files may change)
+        calibration_clips.cache_clear()
+
+
+def quantize_graph(onnx_path: Path, save_dir: Path, calibration_dir: Optional[str | Path] = None,
+                   skip_bad_files: bool = False) -> Path:
+    """`quantize_int8` of a file holding one graph."""
+    static = calibration_dir is not None
     quantizer = ORTQuantizer.from_pretrained(onnx_path.parent, file_name=onnx_path.name)
     if quantizer.config is None:
         raise ExportError(f"{onnx_path.parent}: no readable config.json beside {onnx_path.name}")
@@ -189,7 +227,7 @@ def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None
     config = quantization_config(operators, static, excluded)
     ranges = None
     if static:
-        dataset = calibration_dataset(calibration_dir, onnx_path)
+        dataset = calibration_dataset(calibration_dir, onnx_path, skip_bad_files=skip_bad_files)
         with tempfile.TemporaryDirectory() as scratch:
             ranges = quantizer.fit(dataset, AutoCalibrationConfig.minmax(dataset), operators_to_quantize=operators,
                                    onnx_augmented_model_name=Path(scratch) / "augmented.onnx")

@@ -16,13 +16,15 @@ and transformers' default softmax pipeline would all misdescribe it.
 
 from __future__ import annotations
 
+import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.data.progress_bars import stderr_is_terminal
 from hfspeech.hub.card_classes import (labels_table, multi_label_per_class_table, per_class_table,
                                        unscored_classes_note)
 from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
@@ -79,9 +81,9 @@ MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on 
 
 
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
-                     dataset_name: Optional[str], custom_code: bool) -> ModelCard:
+                     dataset_name: Optional[str], custom_code: bool, variant_notes: Sequence[str] = ()) -> ModelCard:
     """README.md of the staged repo: the card template filled from the run's records as staged in ``dest`` (their
-    published form, without local paths) and the measurements."""
+    published form, without local paths) and the measurements; ``variant_notes`` qualify them, under the table."""
     metrics, data_report = read_run_record(dest / METRICS_FILE), read_run_record(dest / DATA_REPORT_FILE)
     multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
@@ -112,7 +114,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
-        variants_table=_variants_table(variants, multi_label),
+        variants_table=_variants_table(variants, multi_label) + "".join(f"\n\n**Warning:** {label_text(note)}."
+                                                                        for note in variant_notes),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
                   "and imported its own classes are used" if custom_code else "transformers' own classes, no "
                                                                               "remote code",
@@ -255,10 +258,10 @@ def _variants_table(variants: list[dict], multi_label: bool = False) -> str:
     return markdown_table(("variant", "file", "size", "accuracy", "mean latency per clip"), rows)
 
 
-def measure_variants(dest: Path, clips: list[Path], multi_label: bool = False) -> list[dict]:
-    """Size on disk of each variant, and with ``clips`` (`stage.evaluation_clips`) its mean latency per clip and
-    (single-label only: a folder name is one label, not a multi-label clip's label set) its accuracy against
-    the folder names."""
+def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool = False) -> list[dict]:
+    """Size on disk of each variant, and with ``clips`` ((path, label) pairs: `inference.agreement.labelled_clips`) its mean
+    latency per clip and (single-label only: a folder name is one label, not a multi-label clip's label set) its
+    accuracy against the folder labels. A bar per variant on a terminal; in a log, one line each when done."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
     variants = []
@@ -277,10 +280,13 @@ def measure_variants(dest: Path, clips: list[Path], multi_label: bool = False) -
             start = time.perf_counter()  # a bar per variant: Whisper on 100 clips takes minutes
             # closed as Ctrl-C goes through (`with`): left open, the bar ended on no line end, so "interrupted" was
             # printed at its end, and it was drawn again below when collected
-            with tqdm(clips, desc=f"measuring {name} on --eval_dir", unit="clip") as bar:
-                predicted = [classifier.classify_file(str(clip), top_k=1).labels[0] for clip in bar]
+            with tqdm(clips, desc=f"measuring {name} on --eval_dir", unit="clip", disable=not stderr_is_terminal()) \
+                    as bar:  # a bar's redraws in a log file were 90 lines of `\r` (docs/cli.md: none in a log)
+                predicted = [classifier.classify_file(str(path), top_k=1).labels[0] for path, _ in bar]
             variant["latency_ms"] = 1000 * (time.perf_counter() - start) / len(clips)
+            if bar.disable:
+                print(f"measuring {name} on --eval_dir: {len(clips)}/{len(clips)} clips", file=sys.stderr)
             if not multi_label:
-                variant["accuracy"] = sum(p == clip.parent.name for p, clip in zip(predicted, clips)) / len(clips)
+                variant["accuracy"] = sum(p == label for p, (_, label) in zip(predicted, clips)) / len(clips)
         variants.append(variant)
     return variants

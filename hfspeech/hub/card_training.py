@@ -10,12 +10,13 @@ the validation split.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 from hfspeech.data.manifests import MANIFEST_FORMATS
 from hfspeech.hub.local_paths import MANIFEST_KEYS, RUN_INPUTS_FILE, is_hub_id
-from hfspeech.models.config_json import HYPERPARAMETERS_FILE, read_run_record
+from hfspeech.models.config_json import HYPERPARAMETERS_FILE, INT8_CHECK_FILE, read_run_record
 
 HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
                    "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "warmup_ratio",
@@ -30,6 +31,7 @@ AUGMENTATION = ("speed_factors", "gain_db", "time_shift_seconds", "endpoint_trim
 TRAINED = ("epochs trained", "optimizer steps trained")  # from trainer_state.json, not flags
 EPOCHS = ("num_train_epochs", "epochs trained")  # a float in one record, an integer in another: shown alike
 NO_TEST_SPLIT_WARNING = "no test split"  # how training.run's warning starts (metrics.json data_warnings)
+logger = logging.getLogger("hfspeech.hub")
 MANIFEST_NAMES = {".csv": "CSV", ".tsv": "TSV", ".json": "JSON", ".jsonl": "JSON Lines"}
 
 
@@ -143,3 +145,25 @@ def test_set_note(metrics: dict, data_report: dict, warnings: list[str], group_c
                 "recordings.")
     grouped = f" by whole `{group_column}` groups (none is in two splits)" if group_column else " at random"
     return f"- Scores are on a split held out{grouped} from the training data above, not on independent data."
+
+
+def variant_warnings(run: Path, clips: list[tuple[str, str]], include_onnx: bool) -> list[str]:
+    """What qualifies the measured variants, warned (one line each) as staging starts and said under the card's
+    table: `--eval_dir` clips the run trained on (the card said "0.328 on 61 clips" of which 54 were; `evaluate`
+    and export's int8 check warn of them alike), and an int8 file kept with `--force` after failing its check
+    (`int8_check.json`, staged beside it)."""
+    from hfspeech.inference.agreement import heard_clips_warning
+
+    warnings = []
+    heard = heard_clips_warning(str(run), [path for path, _ in clips]) if clips else None
+    if heard:
+        warnings.append(f"--eval_dir: {heard}")
+    check = read_run_record(run / "onnx" / INT8_CHECK_FILE) if include_onnx else {}
+    if isinstance(check, dict) and check.get("passed") is False:
+        warnings.append(f"the int8 model failed its accuracy check and was kept with `hfspeech export --force`: it "
+                        f"loses {check.get('accuracy_drop_points', float('nan')):.2f} accuracy points (more than "
+                        f"{check.get('max_accuracy_drop_points', float('nan')):g} allowed) on "
+                        f"{check.get('num_clips', '?')} clips; onnx/{INT8_CHECK_FILE} has the numbers")
+    for warning in warnings:
+        logger.warning("warning: %s", warning)
+    return warnings

@@ -13,6 +13,7 @@ an earlier staging (`staged_names`), never a folder holding anything of the user
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -20,13 +21,14 @@ from typing import Optional
 
 from huggingface_hub import ModelCard
 
-from hfspeech.data.audio import find_audio_files
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import measure_variants, write_model_card
 from hfspeech.hub.local_paths import local_path_in, publish_records
-from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE, read_config_json,
-                                         read_run_record)
+from hfspeech.hub.card_training import variant_warnings
+from hfspeech.inference.agreement import HeldOutError, labelled_clips
+from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, INT8_CHECK_FILE, METRICS_FILE,
+                                         read_config_json, read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
 from hfspeech.output_folders import names_not_ours, not_a_folder
@@ -35,7 +37,10 @@ from hfspeech.output_staging import written_beside
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
 REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                 *report_file_names("test"))  # the run's test report (`training.run`), single- or multi-label
-ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json")
+# int8_check.json: the int8 file's accuracy check (numbers and a folder's name, no path): did the int8 file pass?
+ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json",
+              INT8_CHECK_FILE)
+logger = logging.getLogger("hfspeech.data")
 
 
 class StageError(HfspeechError, ValueError):
@@ -44,7 +49,8 @@ class StageError(HfspeechError, ValueError):
 
 def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = None, include_onnx: bool = False,
               eval_dir: Optional[str | Path] = None, dataset_name: Optional[str] = None,
-              token: Optional[str] = None) -> list[Path]:
+              token: Optional[str] = None, label_depth: Optional[int] = None,
+              skip_bad_files: bool = False) -> list[Path]:
     """Write the repo folder ``dest`` for the run in ``run_dir``; returns the staged files, sorted.
 
     ``eval_dir`` (an audio folder ``<label>/*.wav``) measures accuracy and latency of each variant (PyTorch,
@@ -55,6 +61,8 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     before the first file is written, and the repo is written into a scratch folder beside ``dest`` that
     replaces its content only once complete: a staging that fails leaves ``dest`` as it was, never half-staged
     (a folder that could be pushed by hand). ``token``: one more token the files must not hold.
+    ``label_depth`` and ``skip_bad_files`` read ``eval_dir`` as training reads its folder (`inference.agreement.labelled_clips`).
+    Clips the run trained on and an int8 file kept after failing its check are warned and said in the card.
     """
     run, dest = Path(run_dir).resolve(), Path(dest)
     check_run(run, include_onnx)
@@ -63,12 +71,18 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     if dataset_name is not None and (os.path.isabs(dataset_name) or os.path.exists(dataset_name)):
         raise StageError(f"--dataset {dataset_name}: a local path; the card's metadata takes the data set's name "
                          "(a Hub id such as `username/my-clips`), and local paths are not published")
-    clips = evaluation_clips(eval_dir, read_config_json(run))
+    config = read_config_json(run)  # a multi-label model's clips are only timed: their folders may have any names
+    labels = None if is_multi_label(config) else {str(label) for label in config.get("id2label", {}).values()}
+    try:
+        clips = list(zip(*labelled_clips(eval_dir, labels, label_depth, skip_bad_files))) if eval_dir else []
+    except HeldOutError as error:  # stage's own kind of refusal, as for its other inputs
+        raise StageError(str(error)) from None
+    notes = variant_warnings(run, clips, include_onnx)
     check_destination(dest)
     # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
     with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
             written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:
-        _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name)
+        _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name, notes)
         check_no_secrets(scratch, run, [token] if token else [])
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
@@ -139,8 +153,8 @@ def check_run(run: Path, include_onnx: bool) -> None:
                          f"(`hfspeech export {run} --format onnx`)")
 
 
-def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: bool, clips: list[Path],
-                dataset_name: Optional[str]) -> None:
+def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: bool, clips: list[tuple[str, str]],
+                dataset_name: Optional[str], notes: list[str]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES + REPORT_FILES:
         _copy(run, name, dest / name)
@@ -158,7 +172,7 @@ def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: boo
             _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
     variants = measure_variants(dest, clips, multi_label=is_multi_label(config))
     write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
-                     custom_code=spec is not None)
+                     custom_code=spec is not None, variant_notes=notes)
 
 
 def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
@@ -202,25 +216,6 @@ def _copy(run: Path, name: str, target: Path) -> None:
 def _update_json(path: Path, **values) -> None:
     record = {**json.loads(path.read_text(encoding="utf-8")), **values}
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def evaluation_clips(eval_dir: Optional[str | Path], config: dict) -> list[Path]:
-    """The audio files of ``eval_dir``, checked before anything is staged: a missing folder, a file or a folder
-    without audio gave a card that measured nothing, and a folder named for a label the model does not know an
-    accuracy of 0 (a single-label model's labels are the folder names; a multi-label model's clips are timed)."""
-    if eval_dir is None:
-        return []
-    if not Path(eval_dir).is_dir():
-        raise StageError(f"--eval_dir {eval_dir}: {'not a folder' if Path(eval_dir).exists() else 'not found'}")
-    clips = find_audio_files(eval_dir)
-    if not clips:
-        raise StageError(f"--eval_dir {eval_dir}: no audio files to measure on (expected DIR/<label>/*.wav)")
-    labels = {str(label) for label in config.get("id2label", {}).values()}
-    unknown = next((clip for clip in clips if clip.parent.name not in labels), None)
-    if unknown is not None and not is_multi_label(config):
-        raise StageError(f"--eval_dir {unknown}: label {unknown.parent.name!r} (its folder) is not one of the "
-                         f"model's labels {sorted(labels)}")
-    return clips
 
 
 def hub_tokens() -> list[str]:

@@ -10,18 +10,24 @@ measure (a multi-label model's folder names are not its label sets).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from hfspeech.data.audio import AudioFileError, find_audio_files
+from hfspeech.data.audio import AudioFileError
 from hfspeech.data.clip_digests import read_training_clips, seen_clips_warning
-from hfspeech.data.file_names import shown_name
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, first_few
 from hfspeech.models.config_json import INT8_CHECK_FILE
 
+logger = logging.getLogger("hfspeech.data")
+
 MAX_ACCURACY_DROP_POINTS = 1.0
+
+
+class HeldOutError(HfspeechError, ValueError):
+    """A held-out folder that cannot be measured on: missing, empty, a label the model lacks, bad files."""
 
 
 class AccuracyGateError(HfspeechError, ValueError):
@@ -51,24 +57,65 @@ class Comparison:
         return {**asdict(self), "accuracy_drop_points": self.accuracy_drop_points}
 
 
-def labelled_clips(eval_dir: str | Path, known_labels: set[str]) -> tuple[list[str], list[str]]:
-    """Paths and labels (their folder names) of the audio files under `eval_dir`; a label the model does not
-    know is an error naming a file with it. Folder names are read as training reads labels (`written_form`):
-    a macOS folder's decomposed `café` was refused as not the model's `café`, which training made of it."""
+def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_depth: Optional[int] = None,
+                   skip_bad_files: bool = False, flag: str = "--eval_dir") -> tuple[list[str], list[str]]:
+    """Paths and labels of a held-out folder read as `hfspeech train` reads one (`list_audio_folder`: split
+    folders, `--label_depth`, hidden files ignored), so the folder a run trained on can be measured by `export`'s int8
+    gate and calibration and `stage --eval_dir` (`<label>/session2/*.wav` was refused as label 'session2'). A missing folder, one without audio, or a
+    label the model lacks (matched by `written_form`, as training writes labels) is a `HeldOutError` naming it.
+    `known_labels` None: clips only timed (a multi-label model's), in any layout, their labels ''."""
+    from hfspeech.data.folders import FolderLayoutError, list_audio_folder, walk_audio_files
     from hfspeech.data.labels import written_form
 
-    if not Path(eval_dir).is_dir():  # a missing folder, or a manifest, used to read "no audio files to evaluate on"
-        what = "not a folder (a manifest is not read here)" if Path(eval_dir).exists() else "not found"
-        raise ValueError(f"--eval_dir {eval_dir}: {what}; expected an audio folder DIR/<label>/*.wav")
-    files = find_audio_files(eval_dir)
-    if not files:
-        raise ValueError(f"{eval_dir}: no audio files to evaluate on (expected DIR/<label>/*.wav)")
+    root = Path(folder)
+    if not root.is_dir():
+        what = "not a folder (a manifest is not read here)" if root.exists() else "not found"
+        raise HeldOutError(f"{flag} {folder}: {what}; expected an audio folder DIR/<label>/*.wav")
+    if known_labels is None:
+        clips = [(path, "") for _, path in walk_audio_files(root)[0]]  # linked folders followed, as in training
+    else:
+        try:
+            listing = list_audio_folder(root, label_depth)
+        except FolderLayoutError as error:  # the train message, naming the flag: nesting, loose files, names
+            raise HeldOutError(f"{flag}: {error}".replace(
+                ", or list the files and labels in a manifest (--train_file)", "")) from None
+        clips = [clip for files in listing.splits.values() for clip in files]
+    if not clips:
+        raise HeldOutError(f"{flag} {folder}: no audio files to measure on (expected DIR/<label>/*.wav)")
+    if known_labels is None:
+        clips = _decodable(clips, flag, skip_bad_files)
+        return [path for path, _ in clips], [label for _, label in clips]
     model_label = {written_form(label): label for label in known_labels}
-    for path in files:
-        if written_form(path.parent.name) not in model_label:
-            raise ValueError(f"{shown_name(path)}: label {path.parent.name!r} (its folder) is not one of the "
-                             f"model's labels {sorted(known_labels)}")
-    return [str(p) for p in files], [model_label[written_form(p.parent.name)] for p in files]
+    unknown = next((clip for clip in clips if written_form(clip[1]) not in model_label), None)
+    if unknown is not None:
+        where = f"the folder at --label_depth {label_depth}" if label_depth else "its folder"
+        raise HeldOutError(f"{flag} {unknown[0]}: label {unknown[1]!r} ({where}) is not one of the model's labels "
+                         f"({first_few(sorted(known_labels), 10)})")
+    clips = _decodable(clips, flag, skip_bad_files)
+    return [path for path, _ in clips], [model_label[written_form(label)] for _, label in clips]
+
+
+def _decodable(clips: list[tuple[str, str]], flag: str, skip_bad_files: bool) -> list[tuple[str, str]]:
+    """The clips that decode, checked before anything is written or exported (at the price of decoding each once
+    more): a bad one met while measuring stopped `export` with its int8 file unchecked. The bad ones are an error
+    naming the first and how to go on, or with `skip_bad_files` dropped and counted in one warning, as in training."""
+    from hfspeech.data.audio import decode_audio
+
+    kept, bad = [], []
+    for path, label in clips:
+        try:
+            decode_audio(path, 16000)
+            kept.append((path, label))
+        except AudioFileError as error:
+            bad.append(error)
+    if bad and not skip_bad_files:
+        raise HeldOutError(f"{flag}: {len(bad)} of its {len(clips)} audio files cannot be used (e.g. {bad[0]}); "
+                         "--skip_bad_files skips such files, counted")
+    if bad:
+        logger.warning("data: %s: skipped %d bad file(s) (--skip_bad_files; e.g. %s)", flag, len(bad), bad[0])
+    if not kept:
+        raise HeldOutError(f"{flag}: none of its {len(clips)} audio files could be decoded (e.g. {bad[0]})")
+    return kept
 
 
 def top_labels(classifier, paths: list[str]) -> list[str]:

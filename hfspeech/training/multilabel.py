@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, first_few
 from hfspeech.evaluation.report import write_multilabel_report
 from hfspeech.evaluation.thresholds import tune_thresholds
 from hfspeech.models.scores import DEFAULT_THRESHOLD, sigmoid, thresholds_from_config, thresholds_to_dict
@@ -68,10 +68,17 @@ def tune_label_thresholds(trainer, validation, label_names: Sequence[str]) -> di
         thresholds = tune_thresholds(sigmoid(_logits(prediction)), references)
         untuned = [name for name, has in zip(label_names, references.any(axis=0)) if not has]
         if untuned:  # a warning: these classes' active/inactive calls rest on an untuned 0.5
-            logger.warning("no positive in validation for %s: not tuned, threshold %s", untuned, DEFAULT_THRESHOLD)
+            logger.warning("no positive in validation for %d class(es) (%s): not tuned, threshold %s",
+                           len(untuned), first_few(untuned, 20), DEFAULT_THRESHOLD)
     trainer.model.config.label_thresholds = thresholds_to_dict(label_names, thresholds)
-    logger.info("label thresholds: %s", trainer.model.config.label_thresholds)
+    logger.info("label thresholds (all in config.json): %s", _thresholds_line(trainer.model.config.label_thresholds))
     return trainer.model.config.label_thresholds
+
+
+def _thresholds_line(thresholds: dict[str, float]) -> str:
+    """The first 20 thresholds for the log: all of them made one line of 51,804 characters at 2,000 labels;
+    config.json keeps every one."""
+    return first_few([f"{name}: {value:.3g}" for name, value in thresholds.items()], 20)
 
 
 def write_multilabel_test_report(output_dir: str, prediction, config, label_names: Sequence[str],
