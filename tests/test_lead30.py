@@ -81,3 +81,34 @@ def test_serve_trims_an_upload_for_a_model_trained_trimmed(tmp_path: Path):
             assert answer.status_code == 200, answer.text
             answers.append({row["label"]: row["score"] for row in answer.json()})
     assert answers[0] == pytest.approx(answers[1], abs=0.02)  # untrimmed: 0.40 apart (tests/test_trim30.py)
+
+
+def test_a_checkpoint_from_before_the_trim_was_recorded_still_resumes_a_trimmed_run():
+    """A run with --trim_silence writes `trim_silence_top_db` now; its older checkpoints lack it: resuming one was
+    refused as "this run's model differs from the checkpoint's (trim_silence_top_db None -> 40.0)"."""
+    from hfspeech.training.resume_inputs import config_differences
+
+    assert config_differences({"model_type": "cnn"}, {"model_type": "cnn", "trim_silence_top_db": 40.0}) == []
+    assert config_differences({"model_type": "cnn", "trim_silence_top_db": 30.0},
+                              {"model_type": "cnn", "trim_silence_top_db": 40.0}) != []
+
+
+def test_a_class_folder_that_cannot_be_read_is_one_line_naming_it(tmp_path: Path, monkeypatch):
+    """It was a PermissionError traceback in training (and skipped without a word by the held-out listing's rglob).
+    The test runs as any user, root too: the refusal of the folder is the operating system's, simulated."""
+    import os
+
+    from hfspeech.data.folders import FolderLayoutError, walk_audio_files
+
+    for label in ("yes", "no"):
+        (tmp_path / label).mkdir()
+        sf.write(tmp_path / label / "a.wav", np.zeros(1600, np.float32), 16000)
+    real_scandir = os.scandir
+
+    def refusing(path):
+        if str(path).endswith("no"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(FolderLayoutError, match=r"no: cannot be read \(Permission denied\)"):
+        walk_audio_files(tmp_path)

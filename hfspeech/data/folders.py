@@ -108,23 +108,32 @@ def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], lis
     pending = [((), str(root))]
     while pending:
         parts, folder = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                reason = _ignore_reason(entry)
-                if reason:
-                    ignored.append({"path": entry.path, "reason": reason})
-                elif entry.is_dir():  # follows symbolic links to folders
-                    real = os.path.realpath(entry.path)
-                    if real in seen:
-                        ignored.append({"path": entry.path, "reason": "a link to a folder listed already"})
-                    else:
-                        seen.add(real)
-                        pending.append(((*parts, entry.name), entry.path))
-                elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
-                    audio.append((parts, entry.path))  # a dangling link too: decoding names it
+        for entry in _sorted_entries(folder):
+            reason = _ignore_reason(entry)
+            if reason:
+                ignored.append({"path": entry.path, "reason": reason})
+            elif entry.is_dir():  # follows symbolic links to folders
+                real = os.path.realpath(entry.path)
+                if real in seen:
+                    ignored.append({"path": entry.path, "reason": "a link to a folder listed already"})
                 else:
-                    ignored.append({"path": entry.path, "reason": "not an audio file (by its extension)"})
+                    seen.add(real)
+                    pending.append(((*parts, entry.name), entry.path))
+            elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+                audio.append((parts, entry.path))  # a dangling link too: decoding names it
+            else:
+                ignored.append({"path": entry.path, "reason": "not an audio file (by its extension)"})
     return sorted(audio, key=lambda item: item[1]), ignored
+
+
+def _sorted_entries(folder: str) -> list[os.DirEntry]:
+    """A folder's entries by name; one that cannot be read (permission denied) is a `FolderLayoutError` naming it:
+    it was a traceback in training, and `rglob` (the held-out folders' listing before) skipped it without a word."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as error:
+        raise FolderLayoutError(f"{folder}: cannot be read ({error.strerror or error})") from None
 
 
 def _ignore_reason(entry: os.DirEntry) -> Optional[str]:

@@ -49,7 +49,7 @@ def note_long_clips(dataset: DatasetDict, report: DataReport, crop_seconds: Opti
     if train is None or "length" not in train.column_names:
         return None
     note = long_clips_note(column_values(train, "length"), crop_seconds, sampling_rate, trimmed)
-    if note is not None and note not in report.notes:  # a second call (a fold's run in the same process) adds none
+    if note is not None and note not in report.notes:  # once per report (each cross-validation fold has its own)
         logger.warning("data: %s", note)
         report.notes.append(note)
     return note

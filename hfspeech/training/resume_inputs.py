@@ -22,6 +22,7 @@ import math
 import os
 from typing import Optional
 
+from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import first_few
 from hfspeech.training.checkpoints import CheckpointError
 
@@ -40,6 +41,8 @@ def config_differences(saved: dict, built: dict) -> list[str]:
     if built.get("problem_type") is None:  # set by the model's first forward pass when not given
         built = {**built, "problem_type": saved.get("problem_type")}
     for key in sorted((set(saved) | set(built)) - IGNORED_KEYS - {"id2label", "label2id", "num_labels"}):
+        if key == TRIM_CONFIG_ATTRIBUTE and key not in saved:  # a checkpoint from before it was recorded
+            continue
         if saved.get(key) != built.get(key):
             differences.append(f"{key} {saved.get(key)!r} -> {built.get(key)!r}")
     return differences
