@@ -5,9 +5,12 @@ file and rename it in when whole. A run killed outright (SIGKILL, the OOM killer
 good: 29 MB killed at 900 of 1,000 one-second clips. A later run cannot tell a dead run's file from one a live run
 is writing, so every hfspeech process that may write into a cache folder holds a shared `flock` on a lock file there
 (`LOCK_NAME`) until it exits (a long-lived one: until `MAX_HELD` other folders were used since). Before taking it,
-a run tries the lock exclusively: when it gets it, no live hfspeech run uses the folder, and the `tmp*` files there
-older than this run are a dead run's and are removed (one line). Where no lock can be taken (Windows, ENOLCK), or
-the folder cannot be written, nothing is removed.
+a run tries the lock exclusively: when it gets it, no live hfspeech run on this machine uses the folder, and the
+`tmp*` files there untouched since before this run and for `SWEEP_MARGIN` are a dead run's and are removed (one
+line). The margin guards the writers no lock tells of: a user's own `datasets` script, a run on another machine of
+a network file system whose locks are local (NFS `local_lock`, Lustre `localflock`). Where the exclusive try fails
+(Windows, ENOLCK, a lock file opened read-only on NFS) nothing is removed but the shared lock is still held; a
+folder the user saved (`leave_users_folder`) is neither locked nor swept.
 
 Bottom layer: imports `output_folders`' lock only.
 """
@@ -30,10 +33,17 @@ logger = logging.getLogger("hfspeech.data")
 LOCK_NAME = ".hfspeech-cache-users.lock"  # empty; kept, as removing a lock file lets two runs lock two files
 TEMPORARY_NAME = re.compile(r"tmp[a-z0-9_]{8}")  # `tempfile`'s names: datasets' `NamedTemporaryFile(dir=...)`
 RUN_STARTED = time.time()  # a dead run's file was written before this run started; one written since is a live one's
+# `datasets` writes its `tmp*` file once per writer batch (1,000 rows by default): a live writer that holds no lock
+# (a user's own script, a run on another machine) touches it at least hourly unless a row takes over 3.6 s, while a
+# killed run's file, removed by the first run an hour later, costs only disk space meanwhile.
+SWEEP_MARGIN = 3600.0
+# A stopped run (Ctrl-Z, a suspended SLURM job) that holds the exclusive lock mid-sweep must not stall the next.
+SHARED_LOCK_WAIT = 10.0
 # A long-lived process (a notebook, the test suite) uses a new cache folder per data set: past `MAX_HELD` folders,
 # the one least recently held is let go (its maps long done) rather than keep a descriptor each (macOS allows 256).
 MAX_HELD = 64
 _held: OrderedDict[str, Optional[int]] = OrderedDict()  # folder (real path) -> the descriptor of its shared lock
+_users_own: set[str] = set()  # folders (real paths) that a user saved: `leave_users_folder`
 
 
 def hold_cache_folders(dataset) -> None:
@@ -45,11 +55,24 @@ def hold_cache_folders(dataset) -> None:
             hold_cache_folder(Path(cache_file["filename"]).parent)
 
 
+def leave_users_folder(dataset) -> None:
+    """Neither lock nor sweep the folders of `dataset`'s cache files from now on: a folder the user saved
+    (`save_to_disk`) is theirs, and their own scripts map into it without hfspeech's lock; a `tmp*` file there was
+    removed while their script wrote it. No lock file is left among their files either."""
+    splits = dataset.values() if isinstance(dataset, dict) else [dataset]
+    for split in splits:
+        for cache_file in getattr(split, "cache_files", []):
+            _users_own.add(os.path.realpath(Path(cache_file["filename"]).parent))
+
+
 def hold_cache_folder(folder: str | os.PathLike) -> None:
     """Hold `folder`'s shared lock until this process exits (its forked `num_proc` workers share it) or has held
     `MAX_HELD` other folders since, first removing a dead run's `tmp*` files when no live run holds it. Swept once
-    per hold; never an error (a folder that cannot be written, or locked, is left as it is)."""
+    per hold; never an error (a folder that cannot be written, or locked, is left as it is). A folder the user
+    saved (`leave_users_folder`) is left alone."""
     key = os.path.realpath(folder)
+    if key in _users_own:
+        return
     if key in _held:
         _held.move_to_end(key)
         return
@@ -62,41 +85,66 @@ def hold_cache_folder(folder: str | os.PathLike) -> None:
 
 def _shared_lock_after_sweep(folder: Path) -> Optional[int]:
     """The descriptor holding `folder`'s shared lock, after the sweep of `remove_dead_runs_temporary_files` when
-    the exclusive lock was free; None where there is no lock to be had."""
+    the exclusive lock was free; None where there is no lock to be had. An exclusive try that errors (`lock_taken`
+    None: NFS refuses it on a file opened read-only) skips the sweep, not the shared lock: closing the file there
+    left this run's live `tmp*` file to another run's sweep."""
     handle = _open_lock_file(folder / LOCK_NAME)
     if handle is None:
         return None
-    taken = lock_taken(handle)  # exclusive, non-blocking: True only when no other process holds the folder
-    if taken:
+    if lock_taken(handle):  # exclusive, non-blocking: True only when no other process holds the folder
         remove_dead_runs_temporary_files(folder)
-    try:
-        if taken is None:  # no fcntl (Windows), or ENOLCK: nothing to hold
-            raise OSError("no lock to be had")
-        import fcntl
+    if _shared_lock(handle, folder):
+        return handle
+    os.close(handle)
+    return None
 
-        fcntl.flock(handle, fcntl.LOCK_SH)  # waits only while another run sweeps (its exclusive lock)
-    except OSError:
-        os.close(handle)
-        return None
-    return handle
+
+def _shared_lock(handle: int, folder: Path) -> bool:
+    """Whether the shared lock on `handle` was taken (turning this process's exclusive one, if any, into it), tried
+    for `SHARED_LOCK_WAIT` seconds: a blocking wait never ended behind a stopped run's exclusive lock. No lock where
+    there is none to be had (no fcntl: Windows; ENOLCK)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    deadline = time.monotonic() + SHARED_LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:  # another run sweeps (its exclusive lock): a moment, unless it was stopped
+            if time.monotonic() >= deadline:
+                logger.warning("data: %s is locked by another run (stopped?) for over %.0f s; going on without its "
+                               "lock", folder, SHARED_LOCK_WAIT)
+                return False
+            time.sleep(0.05)
+        except OSError:
+            return False
 
 
 def _open_lock_file(path: Path) -> Optional[int]:
     """The lock file opened (made when missing, in a folder made when missing: `datasets` makes it anyway); read-only
-    when another user's; None when it cannot be opened at all (a read-only cache: this run writes nothing there)."""
+    when another user's; None when it cannot be opened at all (a read-only cache: this run writes nothing there).
+    Made writable by everyone whatever the umask: in a group-shared cache, other users open it read-write, which
+    NFS needs for an exclusive lock."""
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     with contextlib.suppress(OSError):
-        return os.open(path, os.O_RDONLY)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        with contextlib.suppress(OSError, AttributeError):  # no modes (FAT, some SMB), no fchmod (Windows): as it is
+            os.fchmod(handle, 0o666)
+        return handle
+    for flags in (os.O_RDWR, os.O_RDONLY):
+        with contextlib.suppress(OSError):
+            return os.open(path, flags)
     return None
 
 
 def remove_dead_runs_temporary_files(folder: Path, before: Optional[float] = None) -> int:
     """Remove the `tmp*` files (`TEMPORARY_NAME`, plain files, not links) in `folder` last written before `before`
-    (None: `RUN_STARTED`), and say so in one line; how many were removed. Only with `folder`'s exclusive lock held:
-    then no live hfspeech run writes there."""
-    before = RUN_STARTED if before is None else before
+    (None: before this run started and `SWEEP_MARGIN` ago), and say so in one line; how many were removed. Only with
+    `folder`'s exclusive lock held: then no live hfspeech run on this machine writes there."""
+    before = min(RUN_STARTED, time.time() - SWEEP_MARGIN) if before is None else before
     removed, size = 0, 0
     try:
         entries = list(os.scandir(folder))

@@ -27,11 +27,11 @@ from typing import Callable, Optional, Sequence
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
-from hfspeech.data.cache_users import hold_cache_folders
+from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.columns import column_values
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
-from hfspeech.data.manifests import listed_files, read_manifest
+from hfspeech.data.manifests import absolute_manifest_folder, listed_files, read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
                                        split_notes)
@@ -200,14 +200,17 @@ def is_saved_dataset(name: Optional[str]) -> bool:
 
 
 def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Optional[str]) -> DatasetDict:
-    """Every split of a `save_to_disk` folder, a Hub dataset or a local clone of one, under its own name."""
+    """Every split of a `save_to_disk` folder, a Hub dataset or a local clone of one, under its own name. The
+    user's `save_to_disk` folder is theirs: no lock file there, no `tmp*` file removed (their own scripts map
+    into it without hfspeech's lock); a Hub dataset's folder in the datasets cache is held (`data.cache_users`)."""
     if is_saved_dataset(name):
         loaded = load_from_disk(name)
+        leave_users_folder(loaded)
     else:  # one-line errors for a missing folder, an unreachable Hub, a wrong configuration (data.hub_stream)
         from hfspeech.data.hub_stream import open_datasets_dataset
 
         loaded = open_datasets_dataset(name, config_name, cache_dir=cache_dir)
-    hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
+        hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
 
 
@@ -229,17 +232,18 @@ def _audio_and_label(dataset: DatasetDict, name: str, audio_column: str, label_c
 
 def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
     """A CSV/TSV/JSONL manifest (`hfspeech.data.manifests`: every value a string as written), paths resolved
-    against the manifest's folder; files that do not exist are an error naming them."""
+    against the manifest's folder by predict's rule (`manifest_folder`: a linked manifest's target's folder, a
+    linked folder kept as named), made absolute; files that do not exist are an error naming them."""
     rows, columns = read_manifest(path)
     label_column = label_column_of(columns, label_column)
     if path_column not in columns or label_column not in columns:
         absent = [c for c in (path_column, label_column) if c not in columns]
         raise DataError(f"{path}: missing column(s) {absent}; available columns: {columns} (name them with "
                         "--path_column_name / --label_column_name)")
-    for number, row in enumerate(rows, start=2):
+    for number, row in enumerate(rows, start=1):  # data rows from 1, as `listed_files` and predict count them
         if not str(row.get(path_column) or "").strip():
             raise DataError(f"{path}: row {number} has an empty {path_column!r} cell")
-    files = listed_files(path, [str(row.get(path_column)) for row in rows], Path(path).resolve().parent)
+    files = listed_files(path, [str(row.get(path_column)) for row in rows], absolute_manifest_folder(path))
     audio, labels, missing = [], [], []
     for row, full in zip(rows, files):
         (missing if not os.path.lexists(full) else audio).append(full)

@@ -114,6 +114,16 @@ def manifest_folder(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path)).parent if os.path.islink(path) else Path(path).parent
 
 
+def absolute_manifest_folder(path: str | os.PathLike) -> Path:
+    """`manifest_folder` as an absolute path, for train and cross-validate (their rows' files stay found wherever
+    the run goes on): `..` folded away when the folded path is the same folder (`train --train_file ../data/a.csv`
+    names `/work/data/x.wav`, not `/work/run/../data/x.wav`), kept after a link (`link/..` is the parent of the
+    link's target, not the folder holding the link). A linked folder keeps the name the user gave it, as predict."""
+    folder = manifest_folder(path)
+    folded = os.path.abspath(folder)
+    return Path(folded) if os.path.realpath(folded) == os.path.realpath(folder) else folder.absolute()
+
+
 def resolve_listed_path(value, base: Path) -> str:
     """A manifest's path cell as a path on this machine: relative to `base` (`manifest_folder`); Windows `\\`
     separators of a relative path read as `/` when the path does not exist as written; a name in the other Unicode
@@ -147,15 +157,16 @@ def manifest_files(manifest: str, path_column: str = "path") -> list[str]:
 
 
 def listed_files(manifest: str, cells: list[str], base: Path) -> list[str]:
-    """Each row's file (`resolve_listed_path`); a `ManifestError` when a row's file is not in the manifest's
-    folder but is in the current one: the paths were written relative to where the command runs, and each file
+    """Each row's file (`resolve_listed_path`); a `ManifestError` when no row's file is in the manifest's folder
+    but some are in the current one: the paths were written relative to where the command runs, and each file
     failed alone as "file not found" (thousands of lines for thousands of rows) without saying relative to what.
-    `cells`: the rows' path cells; `base`: `manifest_folder(manifest)`."""
+    When some rows are found, the missing ones are missing (a deleted file, with a copy of the data as the current
+    folder: predict names it and scores the rest). `cells`: the rows' path cells; `base`: `manifest_folder`."""
     files = [resolve_listed_path(cell, base) for cell in cells]
-    if os.path.abspath(base) == os.getcwd():
+    if os.path.abspath(base) == os.getcwd() or any(os.path.lexists(file) for file in files):
         return files
-    for number, (cell, file) in enumerate(zip(cells, files), 1):
-        if not os.path.lexists(file) and os.path.lexists(resolve_listed_path(cell, Path())):
+    for number, cell in enumerate(cells, 1):
+        if os.path.lexists(resolve_listed_path(cell, Path())):
             raise ManifestError(f"{manifest}: row {number}'s {cell.strip()!r} is not in the manifest's folder "
                                 f"({base}) but is in the current folder: a manifest's relative paths start from "
                                 "its own folder; write them so, or absolute")

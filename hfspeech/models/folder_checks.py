@@ -19,8 +19,8 @@ from hfspeech.models.loading import WEIGHT_FILES, NotAModelError
 def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
     if not os.path.exists(path):
-        kind = "exported model file" if path.endswith((".onnx", ".pt")) else "model folder"  # as the user named it
-        raise NotAModelError(f"{path}: {kind} not found")
+        exported = path.lower().endswith((".onnx", ".pt"))  # as the user named it; `.ONNX` too, as backends load
+        raise NotAModelError(f"{path}: {'exported model file' if exported else 'model folder'} not found")
     if not os.path.isdir(path):
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
     names = set(os.listdir(path))

@@ -26,7 +26,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import parse_label_list
 from hfspeech.data.loading import label_column_of
-from hfspeech.data.manifests import resolve_listed_path
+from hfspeech.data.manifests import absolute_manifest_folder, resolve_listed_path
 from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
 from hfspeech.evaluation.report import write_metrics_json
@@ -64,7 +64,7 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
     _check_fold_folder_names(manifest, group_column, groups)
-    base = Path(manifest).resolve().parent
+    base = absolute_manifest_folder(manifest)  # the rows' files as train and predict find them
     label_column = label_column_of(columns, label_column) if label_column else None  # its spelling in the manifest
     folds = fold_rows(groups, validation_fraction, seed, rows_in_file_order(rows, path_column, label_column, base))
     if label_column:
