@@ -112,3 +112,26 @@ def test_a_class_folder_that_cannot_be_read_is_one_line_naming_it(tmp_path: Path
     monkeypatch.setattr(os, "scandir", refusing)
     with pytest.raises(FolderLayoutError, match=r"no: cannot be read \(Permission denied\)"):
         walk_audio_files(tmp_path)
+
+
+def test_an_untrimmed_run_is_not_resumed_trimmed(tmp_path: Path):
+    """An untrimmed checkpoint's config has no trim attribute, as one from before it was recorded: its run_inputs.json
+    tells them apart (R4: a resume with --trim_silence trained half untrimmed, then told inference to trim)."""
+    from types import SimpleNamespace
+
+    from hfspeech.training.arguments import DataArguments
+    from hfspeech.training.checkpoints import CheckpointError
+    from hfspeech.training.resume_inputs import _write_record, check_same_data, data_record
+
+    (tmp_path / "run" / "checkpoint-1").mkdir(parents=True)
+    model_args = SimpleNamespace(model_name_or_path=None)
+    training = SimpleNamespace(seed=0, resume_from_checkpoint=None)
+    _write_record(str(tmp_path / "run"), data_record(None, DataArguments(data_dir=str(tmp_path)), 0))
+    check = str(tmp_path / "run" / "checkpoint-1")
+    check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path)), training)  # same: resumes
+    with pytest.raises(CheckpointError, match="trim_top_db None -> 40.0"):
+        check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path), trim_silence=True), training)
+    old = json.loads((tmp_path / "run" / "run_inputs.json").read_text())
+    del old["trim_top_db"]  # a record from before: not checked on it
+    (tmp_path / "run" / "run_inputs.json").write_text(json.dumps(old))
+    check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path), trim_silence=True), training)

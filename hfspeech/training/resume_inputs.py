@@ -41,8 +41,8 @@ def config_differences(saved: dict, built: dict) -> list[str]:
     if built.get("problem_type") is None:  # set by the model's first forward pass when not given
         built = {**built, "problem_type": saved.get("problem_type")}
     for key in sorted((set(saved) | set(built)) - IGNORED_KEYS - {"id2label", "label2id", "num_labels"}):
-        if key == TRIM_CONFIG_ATTRIBUTE and key not in saved:  # a checkpoint from before it was recorded
-            continue
+        if key == TRIM_CONFIG_ATTRIBUTE and key not in saved:  # absent: untrimmed, or from before it was
+            continue  # recorded; a trim changed on resume is refused by `check_same_data` (run_inputs.json)
         if saved.get(key) != built.get(key):
             differences.append(f"{key} {saved.get(key)!r} -> {built.get(key)!r}")
     return differences
@@ -109,6 +109,9 @@ def _absolute(value):
     return os.path.abspath(value) if isinstance(value, str) and os.path.exists(value) else value
 
 
+NEWER_KEYS = frozenset({"trim_top_db"})  # recorded since session 30: an older run_inputs.json is not checked on them
+
+
 def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict:
     """What decides which clips a run trains on (and which it is tested on): the source, with local paths made
     absolute, and how missing splits are carved out (the seed among it: another seed moves clips across splits);
@@ -117,7 +120,8 @@ def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict
     return {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
             "validation_split_percentage": data_args.validation_split_percentage,
             "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
-            "max_train_samples": data_args.max_train_samples}
+            "max_train_samples": data_args.max_train_samples,
+            "trim_top_db": data_args.trim_top_db if data_args.trim_silence else None}
 
 
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
@@ -135,7 +139,8 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
         flat_saved, flat_new = {**saved.get("data", {}), **saved}, {**record["data"], **record}
         differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in sorted(flat_new)
-                       if key != "data" and flat_saved.get(key) != flat_new.get(key)]
+                       if key != "data" and flat_saved.get(key) != flat_new.get(key)
+                       and (key in flat_saved or key not in NEWER_KEYS)]
         if differences:
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
                                   f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")
