@@ -135,3 +135,32 @@ def test_an_untrimmed_run_is_not_resumed_trimmed(tmp_path: Path):
     del old["trim_top_db"]  # a record from before: not checked on it
     (tmp_path / "run" / "run_inputs.json").write_text(json.dumps(old))
     check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path), trim_silence=True), training)
+
+
+def test_calibration_keeps_only_each_clips_window(tmp_path: Path):
+    """It kept up to 64 whole decoded files for the second graph's calibration (2.4 GB of 10-minute takes)."""
+    from hfspeech.export.quantization import calibration_clips
+
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 5, np.float32), 16000)
+    clips = calibration_clips((str(tmp_path / "long.wav"),), 16000, 8000, False)
+    assert [len(clip) for clip in clips] == [8000] and clips[0].base is None  # a copy: the whole clip let go
+
+
+def test_a_multi_label_models_held_out_folder_refuses_a_label_depth_it_would_ignore(tmp_path: Path):
+    from hfspeech.inference.agreement import HeldOutError, labelled_clips
+
+    (tmp_path / "a").mkdir()
+    sf.write(tmp_path / "a" / "x.wav", synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    assert labelled_clips(tmp_path, None)[0] == [str(tmp_path / "a" / "x.wav")]
+    with pytest.raises(HeldOutError, match="--label_depth"):
+        labelled_clips(tmp_path, None, label_depth=2)
+
+
+def test_a_kept_failed_int8_check_with_a_number_missing_is_still_said(tmp_path: Path):
+    """A hand-edited int8_check.json with a null drop was a TypeError traceback in stage."""
+    from hfspeech.hub.card_training import variant_warnings
+
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "int8_check.json").write_text(json.dumps({"passed": False, "accuracy_drop_points": None}))
+    [warning] = variant_warnings(tmp_path, [], True)
+    assert "loses n/a accuracy points" in warning

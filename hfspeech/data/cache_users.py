@@ -125,14 +125,14 @@ def _shared_lock(handle: int, folder: Path) -> bool:
 def _open_lock_file(path: Path) -> Optional[int]:
     """The lock file opened (made when missing, in a folder made when missing: `datasets` makes it anyway); read-only
     when another user's; None when it cannot be opened at all (a read-only cache: this run writes nothing there).
-    Made writable by everyone whatever the umask: in a group-shared cache, other users open it read-write, which
-    NFS needs for an exclusive lock."""
+    Made writable by its group whatever the umask: in a group-shared cache, other users open it read-write, which
+    NFS needs for an exclusive lock (not by everyone: nobody outside the group writes that cache)."""
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o664)
         with contextlib.suppress(OSError, AttributeError):  # no modes (FAT, some SMB), no fchmod (Windows): as it is
-            os.fchmod(handle, 0o666)
+            os.fchmod(handle, 0o664)  # the group's runs lock it too (a group-shared cache)
         return handle
     for flags in (os.O_RDWR, os.O_RDONLY):
         with contextlib.suppress(OSError):

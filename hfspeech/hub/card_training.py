@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from hfspeech.data.manifests import MANIFEST_FORMATS
+from hfspeech.hub.card_markdown import number
 from hfspeech.hub.local_paths import MANIFEST_KEYS, RUN_INPUTS_FILE, is_hub_id
 from hfspeech.models.config_json import HYPERPARAMETERS_FILE, INT8_CHECK_FILE, read_run_record
 
@@ -161,8 +162,8 @@ def variant_warnings(run: Path, clips: list[tuple[str, str]], include_onnx: bool
     check = read_run_record(run / "onnx" / INT8_CHECK_FILE) if include_onnx else {}
     if isinstance(check, dict) and check.get("passed") is False:
         warnings.append(f"the int8 model failed its accuracy check and was kept with `hfspeech export --force`: it "
-                        f"loses {check.get('accuracy_drop_points', float('nan')):.2f} accuracy points (more than "
-                        f"{check.get('max_accuracy_drop_points', float('nan')):g} allowed) on "
+                        f"loses {number(check.get('accuracy_drop_points'), 2)} accuracy points (more than "
+                        f"{number(check.get('max_accuracy_drop_points'), 2)} allowed) on "
                         f"{check.get('num_clips', '?')} clips; onnx/{INT8_CHECK_FILE} has the numbers")
     for warning in warnings:
         logger.warning("warning: %s", warning)

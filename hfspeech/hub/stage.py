@@ -13,7 +13,6 @@ an earlier staging (`staged_names`), never a folder holding anything of the user
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -40,7 +39,6 @@ REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
 # int8_check.json: the int8 file's accuracy check (numbers and a folder's name, no path): did the int8 file pass?
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json",
               INT8_CHECK_FILE)
-logger = logging.getLogger("hfspeech.data")
 
 
 class StageError(HfspeechError, ValueError):
@@ -61,7 +59,8 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     before the first file is written, and the repo is written into a scratch folder beside ``dest`` that
     replaces its content only once complete: a staging that fails leaves ``dest`` as it was, never half-staged
     (a folder that could be pushed by hand). ``token``: one more token the files must not hold.
-    ``label_depth`` and ``skip_bad_files`` read ``eval_dir`` as training reads its folder (`inference.agreement.labelled_clips`).
+    ``label_depth`` and ``skip_bad_files`` read ``eval_dir`` as training reads its folder
+    (`inference.agreement.labelled_clips`).
     Clips the run trained on and an int8 file kept after failing its check are warned and said in the card.
     """
     run, dest = Path(run_dir).resolve(), Path(dest)
@@ -71,6 +70,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     if dataset_name is not None and (os.path.isabs(dataset_name) or os.path.exists(dataset_name)):
         raise StageError(f"--dataset {dataset_name}: a local path; the card's metadata takes the data set's name "
                          "(a Hub id such as `username/my-clips`), and local paths are not published")
+    check_destination(dest)  # before the clips are decoded and their warnings printed
     config = read_config_json(run)  # a multi-label model's clips are only timed: their folders may have any names
     labels = None if is_multi_label(config) else {str(label) for label in config.get("id2label", {}).values()}
     try:
@@ -78,7 +78,6 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     except HeldOutError as error:  # stage's own kind of refusal, as for its other inputs
         raise StageError(str(error)) from None
     notes = variant_warnings(run, clips, include_onnx)
-    check_destination(dest)
     # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
     with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
             written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:

@@ -60,10 +60,11 @@ class Comparison:
 def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_depth: Optional[int] = None,
                    skip_bad_files: bool = False, flag: str = "--eval_dir") -> tuple[list[str], list[str]]:
     """Paths and labels of a held-out folder read as `hfspeech train` reads one (`list_audio_folder`: split
-    folders, `--label_depth`, hidden files ignored), so the folder a run trained on can be measured by `export`'s int8
-    gate and calibration and `stage --eval_dir` (`<label>/session2/*.wav` was refused as label 'session2'). A missing folder, one without audio, or a
-    label the model lacks (matched by `written_form`, as training writes labels) is a `HeldOutError` naming it.
-    `known_labels` None: clips only timed (a multi-label model's), in any layout, their labels ''."""
+    folders, `--label_depth`, hidden files ignored), so the folder a run trained on can be measured by `export`'s
+    int8 gate and `stage --eval_dir` (`<label>/session2/*.wav` was refused as label 'session2'). A missing folder,
+    one without audio, or a label the model lacks (matched by `written_form`, as training writes labels) is a
+    `HeldOutError` naming it. `known_labels` None: clips only timed (a multi-label model's), in any layout, their
+    labels '' (`label_depth` refused: it would be ignored)."""
     from hfspeech.data.folders import FolderLayoutError, list_audio_folder, walk_audio_files
     from hfspeech.data.labels import written_form
 
@@ -71,6 +72,8 @@ def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_d
     if not root.is_dir():
         what = "not a folder (a manifest is not read here)" if root.exists() else "not found"
         raise HeldOutError(f"{flag} {folder}: {what}; expected an audio folder DIR/<label>/*.wav")
+    if known_labels is None and label_depth:
+        raise HeldOutError(f"--label_depth: {flag} of a multi-label model is only timed, its folder names unread")
     if known_labels is None:
         clips = [(path, "") for _, path in walk_audio_files(root)[0]]  # linked folders followed, as in training
     else:
