@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from hfspeech.cli.flags import CliParser
+from hfspeech.cli.flags import CliParser, home_expanded
 from hfspeech.errors import HfspeechError, hide_secrets, refuse_unknown_flags
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
@@ -78,13 +78,15 @@ def model_first(argv) -> list[str]:
     """`--model RUN` (or `--model=RUN`), as `hfspeech evaluate` takes the model, read as the MODEL that `predict`
     and `stream` take first: `hfspeech predict --model RUN clips/` was "unknown flag(s) ['--model'] (did you mean
     ['--help']?)". Only before a `--`, after which every word is a file."""
+    import os
+
     words = list(argv)
     end = words.index("--") if "--" in words else len(words)
     for i, word in enumerate(words[:end]):
         if word == "--model" and i + 1 < end:
             return [words[i + 1], *words[:i], *words[i + 2:]]
         if word.startswith("--model="):
-            return [word.split("=", 1)[1], *words[:i], *words[i + 1:]]
+            return [os.path.expanduser(word.split("=", 1)[1]), *words[:i], *words[i + 1:]]  # (as `home_expanded`)
     return words
 
 
@@ -119,7 +121,7 @@ class FilesParser(CliParser):
         """Files and flags in any order, as `ls` and `cp` take them: `predict MODEL --top_k 1 a.wav` was
         "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
         files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
-        self.given = model_first(sys.argv[1:] if args is None else args)
+        self.given = home_expanded(self, model_first(sys.argv[1:] if args is None else args))
         refuse_unknown_flags(self, self.given)
         return self.parse_intermixed_args(self.given, namespace)
 

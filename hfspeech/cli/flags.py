@@ -90,6 +90,30 @@ class OnOffFlag(argparse.Action):
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
 
 
+def home_expanded(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """`--flag=~/x` with `~` expanded as the shell expands `--flag ~/x`, for a flag of `parser` that takes a value:
+    the shell leaves a `~` after `=` alone, and `--output=~/p.csv` wrote a folder literally named `~` in the current
+    one. transformers' TrainingArguments expands its `output_dir` so (`hfspeech train --output_dir=~/runs/x`);
+    this does the same for every other command's flags. Words after `--` are files, kept as written."""
+    import os
+
+    end = words.index("--") if "--" in words else len(words)
+    expanded = list(words)
+    for index, word in enumerate(words[:end]):
+        name, equals, value = word.partition("=")
+        if word.startswith("--") and equals and value.startswith("~") and _takes_value(parser, name):
+            expanded[index] = f"{name}={os.path.expanduser(value)}"
+    return expanded
+
+
+def _takes_value(parser: argparse.ArgumentParser, name: str) -> bool:
+    """Whether `name` (a flag, or the abbreviation of one that argparse accepts) names a flag taking a value."""
+    actions = {action for option, action in parser._option_string_actions.items() if option.startswith(name)}
+    exact = parser._option_string_actions.get(name)
+    action = exact or (actions.pop() if len(actions) == 1 else None)
+    return action is not None and action.nargs != 0
+
+
 class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
     """An `ArgumentParser` whose long flags, declared with underscores, also parse in their dashed spelling,
     and whose mistakes are one line, `error: ...` and exit code 2, as every other mistake of `hfspeech`:
@@ -115,7 +139,7 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         then reports missing: `--output_dri x` was "the following arguments are required: --output_dir"."""
         import sys
 
-        args = list(sys.argv[1:] if args is None else args)
+        args = home_expanded(self, list(sys.argv[1:] if args is None else args))
         refuse_unknown_flags(self, args)
         return super().parse_args(args, namespace)
 

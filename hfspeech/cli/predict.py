@@ -91,10 +91,18 @@ def predict(argv: list[str]) -> int:
         if writer is not None:
             writer.close()
     if writer is not None:
-        resumed = "" if args.output == STDOUT else f"{len(files) - len(todo)} already there, "
-        print(f"{len(todo) - failures} files written to {'stdout' if args.output == STDOUT else args.output} "
-              f"({resumed}{failures} failed)", file=sys.stderr)
+        print_summary(args.output, len(todo) - failures, len(files) - len(todo), failures)
     return 1 if failures else 0
+
+
+def print_summary(output: str, written: int, resumed: int, failures: int) -> None:
+    """The closing `N files written to FILE` line on stderr, FILE named as every other message names a path
+    (`data.file_names.shown_name`): an --output holding a line break was printed over two lines."""
+    from hfspeech.data.file_names import shown_name
+
+    where = "stdout" if output == STDOUT else shown_name(output)
+    already = "" if output == STDOUT else f"{resumed} already there, "
+    print(f"{written} files written to {where} ({already}{failures} failed)", file=sys.stderr)
 
 
 def check_output_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -51,6 +51,7 @@ def parse_evaluate_args(argv: list[str]):
     """(EvaluateArguments, DataArguments). Mistakes read as the other commands' (`error: argument --x: ...`,
     `error: --x: ...`, `error: unknown flag(s) [...]`), not behind an "invalid evaluate flags:" of their own;
     a mistyped flag is named before argparse would call `--model` missing."""
+    from hfspeech.cli.flags import home_expanded
     from hfspeech.errors import UsageError, refuse_unknown_flags
     from hfspeech.evaluation.evaluate_model import EvaluateArguments
     from hfspeech.training.arguments import DataArguments
@@ -62,7 +63,7 @@ def parse_evaluate_args(argv: list[str]):
              for option in action.option_strings]
     refuse_unknown_flags(parser, argv, named_from=shown)  # the recipe parser's error: a UsageError
     try:
-        return parser.parse_args_into_dataclasses(args=model_as_flag(list(argv)))
+        return parser.parse_args_into_dataclasses(args=model_as_flag(home_expanded(parser, list(argv))))
     except UsageError:  # argparse's (`argument --batch_size: invalid int value`) and the dataclasses' own checks
         raise
     except ValueError as error:  # transformers' words left over (`evaluate m extra`), as `train` says them

@@ -141,7 +141,8 @@ def manifest_files(manifest: str, path_column: str = "path") -> list[str]:
     """The files of a CSV/TSV or JSON(L) manifest's `path_column` (`hfspeech predict --manifest`), read as
     `hfspeech train` reads them (`read_manifest`: Excel's byte-order mark, `;`-separated CSV, a JSON list ...;
     `resolve_listed_path`). A row without a path is an error naming it: an empty cell became the manifest's
-    folder ("is a folder"), a line that is not JSON an error naming neither file nor line."""
+    folder ("is a folder"), a line that is not JSON an error naming neither file nor line. A JSON number is the
+    file its text names (`12345`), as train reads it (`resolve_listed_path`): predict refused that row."""
     suffix = Path(manifest).suffix.lower()
     if suffix not in MANIFEST_FORMATS:  # before "not found": `files.txt` is wrong whether or not it exists
         raise ManifestError(f"{manifest}: a manifest is .csv, .tsv or .jsonl (or .json), "
@@ -150,10 +151,19 @@ def manifest_files(manifest: str, path_column: str = "path") -> list[str]:
     if path_column not in columns:
         raise ManifestError(f"{manifest}: no {path_column!r} column (columns: {sorted(columns)}); "
                             "name the column with --path_column")
-    for number, row in enumerate(rows, 1):
-        if not isinstance(row.get(path_column), str) or not row[path_column].strip():
+    cells = [_path_text(row.get(path_column)) for row in rows]
+    for number, (row, cell) in enumerate(zip(rows, cells), 1):
+        if not cell.strip():
             raise ManifestError(f"{manifest}: row {number} has no {path_column!r} (got {row.get(path_column)!r})")
-    return listed_files(manifest, [row[path_column] for row in rows], manifest_folder(manifest))
+    return listed_files(manifest, cells, manifest_folder(manifest))
+
+
+def _path_text(value) -> str:
+    """A path cell as text: a string as it is, a JSON number as its text (fractions are text already, `AS_WRITTEN`);
+    `true`, `null`, a list or an object name no file, and read as empty."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return ""
+    return str(value)
 
 
 def listed_files(manifest: str, cells: list[str], base: Path) -> list[str]:
