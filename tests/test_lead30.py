@@ -164,3 +164,15 @@ def test_a_kept_failed_int8_check_with_a_number_missing_is_still_said(tmp_path: 
     (tmp_path / "onnx" / "int8_check.json").write_text(json.dumps({"passed": False, "accuracy_drop_points": None}))
     [warning] = variant_warnings(tmp_path, [], True)
     assert "loses n/a accuracy points" in warning
+
+
+def test_predict_on_a_folder_of_hidden_files_says_it_has_no_audio(tmp_path: Path, capsys):
+    """A folder of `.DS_Store` and `._x.wav` forks was reported as "is a folder, not an audio file" (N's report)."""
+    from tests.conftest import TINY_CNN, run_cli_output, save_random_baseline
+
+    model = save_random_baseline(tmp_path / "m", "cnn", ["a", "b"], 0.5, **json.loads(TINY_CNN))
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / ".DS_Store").write_bytes(b"\0")
+    (tmp_path / "clips" / "._x.wav").write_bytes(b"\0" * 10)
+    code, _, err = run_cli_output(["predict", str(model), str(tmp_path / "clips")], capsys)
+    assert code == 1 and "is a folder without audio files" in err, err

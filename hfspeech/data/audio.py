@@ -124,7 +124,9 @@ def check_audio_path(path: str) -> None:
             raise AudioFileError(path, _broken_link_problem(path))
         raise AudioFileError(path or "<no path>", "file not found")
     if os.path.isdir(path):
-        raise AudioFileError(path, "is a folder, not an audio file")
+        empty = not find_audio_files(path)  # `predict DIR` keeps a folder without audio to report it here
+        raise AudioFileError(path, "is a folder without audio files (hidden files and other extensions are left out)"
+                             if empty else "is a folder, not an audio file")
     if not is_utf8(path):  # decoders refuse it with "Expected ... 'str' but found type 'str'"
         raise AudioFileError(shown_name(path), f"{NOT_UTF8} ({RENAME_HINT})")
     if os.path.getsize(path) == 0:
