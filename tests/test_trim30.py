@@ -1,11 +1,15 @@
 """A model trained with --trim_silence carries its top_db in its config (`trim_silence_top_db`), and every path
-that decodes a whole clip before windowing (predict, `score_waveform` / serve, the exported backends) trims it
-the same way; `hfspeech stream` says once that it does not."""
+that decodes a whole clip before windowing (predict, evaluate, `score_waveform`, serve, hfspeech's pipeline, the
+exported backends) trims it the same way; `hfspeech stream` says once that it does not, and serve logs it once."""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -64,7 +68,7 @@ def test_window_times_stay_times_in_the_file(tmp_path, clips):
 
 
 def test_a_waveform_in_memory_is_trimmed_as_a_file_is(tmp_path, clips):
-    """`score_waveform` (the API, the pipeline, `hfspeech serve` via `inference.windows.clip_windows`)."""
+    """`score_waveform` (the API, and `hfspeech serve` via `inference.windows.clip_windows`)."""
     from hfspeech.inference.classifier import AudioClassifier
 
     classifier = AudioClassifier.from_pretrained(str(tiny_model(tmp_path / "m", trim_silence_top_db=40.0)))
@@ -74,11 +78,15 @@ def test_a_waveform_in_memory_is_trimmed_as_a_file_is(tmp_path, clips):
     assert classifier.score_waveform(late).scores == pytest.approx(classifier.score_waveform(tone).scores, abs=SAME)
 
 
-def test_an_all_silent_file_is_scored_whole_as_training_keeps_it(tmp_path, capsys):
-    silent = tmp_path / "silent.wav"
-    sf.write(silent, np.zeros(RATE, np.float32), RATE)
-    trimmed = predicted_scores(tiny_model(tmp_path / "trimmed", trim_silence_top_db=40.0), [silent], capsys)
-    assert trimmed == predicted_scores(tiny_model(tmp_path / "plain"), [silent], capsys)
+def test_a_clip_librosa_would_trim_to_nothing_is_scored_whole(tmp_path, clips, capsys):
+    """At top_db 0 no frame is above the threshold (the loudest is at 0 dB, not above it): librosa keeps nothing,
+    and `trim_span` keeps the whole clip instead (a clip silent throughout librosa keeps whole by itself)."""
+    from hfspeech.data.samples import trim_span
+
+    late = sf.read(clips[1], dtype="float32")[0]
+    assert trim_span(late, 0.0) == (0, late.size)
+    trimmed = predicted_scores(tiny_model(tmp_path / "trimmed", trim_silence_top_db=0.0), [clips[1]], capsys)
+    assert trimmed == predicted_scores(tiny_model(tmp_path / "plain"), [clips[1]], capsys)
 
 
 @pytest.mark.parametrize("kind", ["onnx", "torchscript"])
@@ -127,3 +135,103 @@ def test_a_run_trained_with_trim_silence_writes_it_in_its_config(tmp_path):
           TINY_CNN, "--num_train_epochs", "1", "--max_length_seconds", "0.5", "--trim_silence", "--trim_top_db", "35",
           "--save_strategy", "no", "--seed", "0"])
     assert json.loads((output / "config.json").read_text())["trim_silence_top_db"] == 35.0
+
+
+def pipeline_scores(classify, clip) -> dict:
+    return {result["label"]: result["score"] for result in classify(clip, top_k=3)}
+
+
+def test_the_pipeline_trims_arrays_paths_and_bytes(tmp_path, clips):
+    from hfspeech.inference.pipeline import audio_classification_pipeline
+
+    tone, late = clips
+    classify = audio_classification_pipeline(str(tiny_model(tmp_path / "m", trim_silence_top_db=40.0)))
+    expected = pipeline_scores(classify, str(tone))
+    array = sf.read(late, dtype="float32")[0]
+    for given in (str(late), late.read_bytes(), {"raw": array, "sampling_rate": RATE}, array):
+        assert pipeline_scores(classify, given) == pytest.approx(expected, abs=SAME)
+    plain = audio_classification_pipeline(str(tiny_model(tmp_path / "plain")))  # untouched, as before
+    apart = pipeline_scores(plain, str(late)), pipeline_scores(plain, str(tone))
+    assert max(abs(apart[0][label] - apart[1][label]) for label in LABELS) > 0.1
+
+
+def test_a_staged_card_says_transformers_pipeline_does_not_trim(tmp_path):
+    from hfspeech.hub import stage_run
+
+    for name, values in (("trimmed", {"trim_silence_top_db": 35.0}), ("plain", {})):
+        run = tiny_model(tmp_path / name, **values)
+        (run / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "num_test_clips": 6}))
+        stage_run(run, tmp_path / f"staged_{name}", repo_id="someone/model")
+    card = " ".join((tmp_path / "staged_trimmed" / "README.md").read_text().split())
+    assert "transformers' own `pipeline` does not: trim clips first" in card and "top_db=35.0," in card
+    assert "trimmed of leading" not in (tmp_path / "staged_plain" / "README.md").read_text()
+
+
+@contextmanager
+def trim_passes() -> Iterator[list[tuple[str, bool]]]:
+    """For each frame-level pass of librosa (the trim's cost): the thread it ran on, and whether on an event loop."""
+    import asyncio
+
+    import librosa
+
+    rms, passes = librosa.feature.rms, []
+
+    def watched(*args, **kwargs):
+        try:
+            on_loop = asyncio.get_running_loop() is not None
+        except RuntimeError:
+            on_loop = False
+        passes.append((threading.current_thread().name, on_loop))
+        return rms(*args, **kwargs)
+
+    librosa.feature.rms = watched
+    try:
+        yield passes
+    finally:
+        librosa.feature.rms = rms
+
+
+def served(model: Path, audio: bytes, caplog) -> tuple[list, list[bool]]:
+    """`hfspeech serve`'s answer to an upload, and for each trim pass whether it ran on the event loop."""
+    import asyncio
+
+    from hfspeech.serve.payload import Parameters
+    from hfspeech.serve.runner import ModelRunner
+
+    runner = ModelRunner(str(model))
+
+    async def classify():
+        runner.start_loading()
+        try:
+            return await runner.classify(audio, Parameters(top_k=3))
+        finally:
+            await runner.batcher.stop()
+
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    with trim_passes() as passes:
+        answer = asyncio.run(classify())
+    return answer, [on_loop for _, on_loop in passes]
+
+
+def test_serve_trims_an_upload_off_the_event_loop(tmp_path, clips, caplog):
+    answer, on_loop = served(tiny_model(tmp_path / "m", trim_silence_top_db=40.0), clips[1].read_bytes(), caplog)
+    assert on_loop and not any(on_loop)
+    tone, _ = served(tiny_model(tmp_path / "m", trim_silence_top_db=40.0), clips[0].read_bytes(), caplog)
+    assert {a["label"]: a["score"] for a in answer} == pytest.approx({a["label"]: a["score"] for a in tone}, abs=SAME)
+
+
+def test_serve_logs_once_that_its_stream_is_not_trimmed(tmp_path, clips, caplog):
+    served(tiny_model(tmp_path / "trimmed", trim_silence_top_db=40.0), clips[0].read_bytes(), caplog)
+    assert caplog.text.count("a stream is not trimmed") == 1, caplog.text
+    caplog.clear()
+    served(tiny_model(tmp_path / "plain"), clips[0].read_bytes(), caplog)
+    assert "trimmed" not in caplog.text, caplog.text
+
+
+def test_evaluate_says_its_trim_flag_is_not_applied(tmp_path, capsys):
+    data = write_tone_folder(tmp_path / "data", clips_per_class=1, rates=(RATE,))
+    model = tiny_model(tmp_path / "m", trim_silence_top_db=40.0)
+    code, _, err = run_cli_output(["evaluate", str(model), "--data_dir", str(data), "--trim_silence", "--trim_top_db",
+                                   "20", "--output_dir", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert err.count("--trim_silence (--trim_top_db 20) is not applied") == 1 and "(--trim_top_db 40)" in err, err

@@ -120,10 +120,8 @@ def _open_stream(args: argparse.Namespace):
 
 
 def warn_if_trained_trimmed(model: str, config) -> None:
-    """One stderr line when the model was trained on clips trimmed of silence: a stream has no clip ends to trim,
-    so its windows are not what the model saw in training (and not what `predict` gives the same audio as a file)."""
-    from hfspeech.data.samples import trim_top_db_of
+    """One stderr line when the model was trained on trimmed clips (`data.samples.stream_not_trimmed_warning`)."""
+    from hfspeech.data.samples import stream_not_trimmed_warning
 
-    if (top_db := trim_top_db_of(config)) is not None:
-        print(f"warning: {model} was trained on clips trimmed of silence (--trim_silence, --trim_top_db {top_db:g}); "
-              "a stream is not trimmed: its windows are classified as they come", file=sys.stderr)
+    if (line := stream_not_trimmed_warning(model, config)) is not None:
+        print(line, file=sys.stderr)

@@ -142,13 +142,71 @@ def trim_top_db_of(config) -> Optional[float]:
     return None if top_db is None else float(top_db)
 
 
+# librosa's trim framing as `trim_span` uses it: short frames (512 samples, hop 128) so the cut lands within a few ms
+# of the sound, not ~100 ms off. Frames are centred (half a frame of zeros before and after the clip).
+TRIM_FRAME, TRIM_HOP = 512, 128
+
+
+def stream_not_trimmed_warning(model: str, config) -> Optional[str]:
+    """The line `hfspeech stream` prints and `hfspeech serve` logs (for its `/stream`) once, or None: a model trained
+    on clips trimmed of silence sees a live stream untrimmed, since a stream has no clip ends to trim, so its windows
+    are not what the model saw in training (nor what `predict` gives the same audio as a file). Here, below both."""
+    if (top_db := trim_top_db_of(config)) is None:
+        return None
+    return (f"warning: {model} was trained on clips trimmed of silence (--trim_silence, --trim_top_db {top_db:g}); "
+            "a stream is not trimmed: its windows are classified as they come")
+
+
 def trim_span(waveform: np.ndarray, top_db: float = 40.0) -> tuple[int, int]:
-    """`[start, end)` of the part of a clip `trim_silence` keeps: all of it when the clip is silent throughout."""
+    """`[start, end)` of the part of a clip `trim_silence` keeps: all of it when librosa would keep nothing."""
     import librosa
 
-    # Short frames (512 samples, hop 128) so the cut lands within a few ms of the sound, not ~100 ms off.
-    _, (start, end) = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
+    _, (start, end) = librosa.effects.trim(waveform, top_db=top_db, frame_length=TRIM_FRAME, hop_length=TRIM_HOP)
     return (int(start), int(end)) if end > start else (0, len(waveform))
+
+
+class TrimMeter:
+    """`trim_span` of a clip fed chunk by chunk (`push`, then `span`), in bounded memory: librosa's trim, a chunk at
+    a time, holding one level per `TRIM_HOP` samples, not the clip (librosa's framed copy of a whole file is ~5x
+    the signal: 833 MB peak for a 10-minute file, 410 MB untrimmed). Its arithmetic is librosa's (`feature.rms`,
+    `amplitude_to_db` against the loudest frame), in numpy: the same span to the sample (`tests/test_trim30.py`),
+    without importing librosa (~200 MB). Chunks may be of any size."""
+
+    def __init__(self) -> None:
+        self.pending = np.zeros(TRIM_FRAME // 2, np.float32)  # centred frames: zeros before the clip
+        self.levels: list[np.ndarray] = []
+        self.samples = 0
+
+    def push(self, chunk: np.ndarray) -> None:
+        self.samples += chunk.size
+        self._measure(np.concatenate([self.pending, np.asarray(chunk, np.float32).reshape(-1)]))
+
+    def _measure(self, buffer: np.ndarray) -> None:
+        """The RMS of each whole frame in `buffer`; the rest waits for the next chunk (frames overlap by 384)."""
+        if buffer.size >= TRIM_FRAME:
+            frames = np.lib.stride_tricks.sliding_window_view(buffer, TRIM_FRAME)[::TRIM_HOP]
+            self.levels.append(np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=-1)))
+            buffer = buffer[len(frames) * TRIM_HOP :]
+        self.pending = buffer.copy()
+
+    def span(self, top_db: float) -> tuple[int, int]:
+        """`trim_span` of everything pushed (call once, at the end)."""
+        self._measure(np.concatenate([self.pending, np.zeros(TRIM_FRAME // 2, np.float32)]))
+        levels = np.concatenate(self.levels) if self.levels else np.zeros(0, np.float32)
+        loud = np.flatnonzero(_decibels(levels) > -top_db)
+        if not loud.size:
+            return 0, self.samples
+        return int(loud[0]) * TRIM_HOP, min(self.samples, (int(loud[-1]) + 1) * TRIM_HOP)
+
+
+def _decibels(levels: np.ndarray) -> np.ndarray:
+    """librosa's `amplitude_to_db(levels, ref=np.max, top_db=None)`, step for step (amin 1e-5, squared)."""
+    if not levels.size:
+        return levels
+    power, ref = np.square(levels), np.max(levels) ** 2
+    decibels = 10.0 * np.log10(np.maximum(1e-10, power))
+    decibels -= 10.0 * np.log10(np.maximum(1e-10, ref))
+    return decibels
 
 
 def trim_silence(waveform: np.ndarray, top_db: float = 40.0) -> np.ndarray:

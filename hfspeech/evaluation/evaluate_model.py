@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -176,6 +177,20 @@ def _warn_if_replacing_another_models(output_dir: str, model: str) -> None:
             return
 
 
+def _preparation_for(classifier: AudioClassifier, spec: DataSpec) -> dict:
+    """`spec.preparation`, without `--trim_silence` for a model that trims each clip itself, as trained: then
+    one stderr line names the model's top_db (a given `--trim_top_db 20` on a model trained at 40 was dropped
+    without a word)."""
+    preparation = dict(spec.preparation)
+    if (top_db := trim_top_db_of(classifier.config)) is not None:
+        if preparation.get("trim"):
+            given = preparation.get("trim_top_db", 40.0)
+            print(f"warning: --trim_silence (--trim_top_db {given:g}) is not applied: the model trims each clip "
+                  f"itself, as it was trained (--trim_top_db {top_db:g})", file=sys.stderr)
+        preparation["trim"] = False
+    return preparation
+
+
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
                  spec: DataSpec) -> tuple[list[FileScores], list, DataReport]:
     """Every clip's scores (its windows aggregated, as `hfspeech predict` does), its label, and what was kept
@@ -188,9 +203,7 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     trims each clip itself, as trained (`data.samples.trimmed_as_trained`): `--trim_silence` is then not applied
     a second time.
     """
-    preparation = dict(spec.preparation)
-    if trim_top_db_of(classifier.config) is not None:
-        preparation["trim"] = False
+    preparation = _preparation_for(classifier, spec)
     window = dict(window_seconds=eval_args.window_seconds, hop_seconds=eval_args.hop_seconds,
                   aggregate=eval_args.aggregate)
     report = DataReport(sampling_rate=classifier.sampling_rate)

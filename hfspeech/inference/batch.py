@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, Optional, Sequence, TypeVar
 import numpy as np
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, AudioFileError, iter_audio_chunks
-from hfspeech.data.samples import trim_top_db_of, trimmed_as_trained
+from hfspeech.data.samples import TrimMeter, trim_top_db_of
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 PREFETCH_ITEMS = 4
@@ -78,21 +78,44 @@ class _Piece:
     error: Optional[AudioFileError] = None
 
 
-def file_chunks(path: str, rate: int, chunk_seconds: int, config=None) -> tuple[int, Iterable[np.ndarray]]:
-    """(where the audio starts in the file, its chunks): `iter_audio_chunks`, or for a model trained on trimmed
-    clips (`config`'s `data.samples.trim_top_db_of`) the file decoded whole and trimmed as training trimmed it,
-    then handed on in chunks. Trimming is relative to the clip's peak, so such a file is held whole, as in
-    training; the start keeps window times as times in the file."""
-    chunks = iter_audio_chunks(path, rate, chunk_seconds)
-    if trim_top_db_of(config) is None:
-        return 0, chunks
-    offset, whole = trimmed_as_trained(np.concatenate(list(chunks)), config)  # an empty file raised in the list
-    step = max(1, int(chunk_seconds)) * rate
-    return offset, [whole[start : start + step] for start in range(0, whole.size, step)]
+@dataclass
+class FileChunk:
+    """A chunk of a file's audio as it is classified: `offset`, where the kept audio starts in the file (the trim's
+    start: window times stay times in the file), and `skipped`, samples trimmed away that this chunk accounts for
+    (the progress bar counts them, so it ends at the file's length)."""
+
+    samples: np.ndarray
+    offset: int = 0
+    skipped: int = 0
+
+
+def file_chunks(path: str, rate: int, chunk_seconds: int, config=None) -> Iterator[FileChunk]:
+    """The file's chunks (`iter_audio_chunks`), decoded as they are asked for (in `prefetched`'s thread). For a
+    model trained on trimmed clips (`config`'s `data.samples.trim_top_db_of`), the file is read twice in bounded
+    memory: once to measure the trim (`data.samples.TrimMeter`, the span `trim_span` gives the whole file), then
+    again from its start to the span's end, handing on only the kept samples."""
+    top_db = trim_top_db_of(config)
+    if top_db is None:
+        yield from (FileChunk(chunk) for chunk in iter_audio_chunks(path, rate, chunk_seconds))
+        return
+    meter = TrimMeter()
+    for chunk in iter_audio_chunks(path, rate, chunk_seconds):  # an empty file raises here
+        meter.push(chunk)
+    start, end = meter.span(top_db)
+    position, skipped = 0, start
+    for chunk in iter_audio_chunks(path, rate, chunk_seconds):
+        kept = chunk[max(0, start - position) : max(0, end - position)]
+        position += chunk.size
+        if kept.size:
+            yield FileChunk(kept, start, skipped)
+            skipped = 0
+        if position >= end:
+            break
+    yield FileChunk(np.zeros(0, np.float32), start, meter.samples - end)
 
 
 def shifted(windows: list[tuple[int, np.ndarray]], offset: int) -> list[tuple[int, np.ndarray]]:
-    """`(start, window)` pairs with `offset` added to the starts (`file_chunks`' start of the audio)."""
+    """`(start, window)` pairs with `offset` added to the starts (`FileChunk.offset`)."""
     return [(offset + start, window) for start, window in windows] if offset else windows
 
 
@@ -101,9 +124,10 @@ def _pieces(paths: Sequence[str], rate: int, window: int, hop: int, chunk_second
     for index, path in enumerate(paths):
         slicer = WindowSlicer(window, hop)
         try:
-            offset, chunks = file_chunks(path, rate, chunk_seconds, config)
-            for chunk in chunks:
-                yield _Piece(index, shifted(slicer.push(chunk), offset), chunk.size / rate)
+            offset = 0
+            for chunk in file_chunks(path, rate, chunk_seconds, config):
+                offset, seconds = chunk.offset, (chunk.samples.size + chunk.skipped) / rate
+                yield _Piece(index, shifted(slicer.push(chunk.samples), offset), seconds)
             yield _Piece(index, shifted(slicer.finish(), offset), last=True)
         except AudioFileError as error:
             yield _Piece(index, [], last=True, error=error)

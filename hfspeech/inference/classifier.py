@@ -226,15 +226,16 @@ class AudioClassifier:
     def iter_windows(self, path: str, window_seconds: Optional[float] = None, hop_seconds: Optional[float] = None,
                      chunk_seconds: int = DEFAULT_CHUNK_SECONDS) -> Iterator[WindowResult]:
         """Scored windows of a file of any length, in order, read and classified chunk by chunk: memory is
-        bounded by a chunk, a window and a batch, not by the file (but for a model trained on trimmed clips, which
-        reads it whole: `batch.file_chunks`). The next chunks are decoded in a thread (`batch.prefetched`)."""
+        bounded by a chunk, a window and a batch, not by the file (a model trained on trimmed clips reads it twice:
+        `batch.file_chunks`). The next chunks are decoded, and trimmed, in a thread (`batch.prefetched`)."""
         from hfspeech.inference.batch import file_chunks, prefetched, shifted
 
         slicer = WindowSlicer(*self.window_sizes(window_seconds, hop_seconds))
         pending: list[tuple[int, np.ndarray]] = []
-        done, (offset, chunks) = 0, file_chunks(file_path(path), self.sampling_rate, chunk_seconds, self.config)
-        for chunk in prefetched(chunks):
-            pending.extend(shifted(slicer.push(chunk), offset))
+        done = offset = 0
+        for chunk in prefetched(file_chunks(file_path(path), self.sampling_rate, chunk_seconds, self.config)):
+            offset = chunk.offset
+            pending.extend(shifted(slicer.push(chunk.samples), offset))
             while len(pending) >= self.batch_size:
                 batch, pending = pending[: self.batch_size], pending[self.batch_size :]
                 yield from self.score_windows(batch, done)

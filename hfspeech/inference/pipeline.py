@@ -13,7 +13,9 @@ softmax), and each result of a multi-label model scored with a sigmoid also carr
 `hfspeech.models.scores.scores_from_logits` / `active_labels`). `active_labels(results)` reads
 the active labels back from a call's results. Arrays (bare, or `{"array"|"raw", "sampling_rate"}`) are read as
 `AudioClassifier.score_waveform` reads them (`inference.waveforms`): integer PCM scaled, other rates resampled
-with soxr, where transformers asks for torchaudio, which has no build for the torch hfspeech pins.
+with soxr, where transformers asks for torchaudio, which has no build for the torch hfspeech pins. A model trained
+with `--trim_silence` (`config.trim_silence_top_db`) gets each clip (path, bytes or array) trimmed as its training
+clips were (`data.samples.trimmed_as_trained`), as `hfspeech predict` trims it.
 
     classify = audio_classification_pipeline("runs/events")
     results = classify("clip.wav")            # every label, best first: {"label", "score", "threshold", "active"}
@@ -28,6 +30,8 @@ from typing import Any, Optional
 import numpy as np
 from transformers import AudioClassificationPipeline, pipeline
 
+from hfspeech.data.audio import decode_audio
+from hfspeech.data.samples import trim_top_db_of, trimmed_as_trained
 from hfspeech.inference.waveforms import waveform_at_rate
 from hfspeech.models import register
 from hfspeech.models.folder_checks import check_model_folder
@@ -54,7 +58,10 @@ class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):
         return preprocess, forward, postprocess
 
     def preprocess(self, inputs):
-        return super().preprocess(at_model_rate(inputs, self.feature_extractor.sampling_rate))
+        rate = self.feature_extractor.sampling_rate
+        if trim_top_db_of(self.model.config) is None:
+            return super().preprocess(at_model_rate(inputs, rate))
+        return super().preprocess(trimmed_as_trained(clip_at_model_rate(inputs, rate), self.model.config)[1])
 
     def postprocess(self, model_outputs, top_k: int = 5, function_to_apply: Optional[str] = None):
         config = self.model.config
@@ -81,6 +88,23 @@ def at_model_rate(inputs: Any, rate: int) -> Any:
         samples = inputs["raw"] if inputs.get("raw") is not None else inputs.get("array")
         return {"raw": waveform_at_rate(samples, inputs["sampling_rate"], rate), "sampling_rate": rate}
     return inputs
+
+
+def clip_at_model_rate(inputs: Any, rate: int) -> np.ndarray:
+    """Any pipeline input (a path, URL, file bytes, array or `{"array"|"raw", "sampling_rate"}` dict) as mono
+    float32 at `rate`, for a model trained on trimmed clips: the trim needs the samples, so a path or bytes are
+    decoded here as `hfspeech predict` decodes them (`data.audio.decode_audio`) rather than by transformers."""
+    if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
+        from urllib.request import urlopen
+
+        with urlopen(inputs) as response:  # as transformers fetches a URL, then decoded as bytes
+            inputs = response.read()
+    if isinstance(inputs, (str, os.PathLike)):
+        return decode_audio(str(inputs), rate)
+    if isinstance(inputs, bytes):
+        return decode_audio({"path": None, "bytes": inputs}, rate)
+    inputs = at_model_rate(inputs, rate)
+    return np.asarray(inputs["raw"] if isinstance(inputs, dict) else waveform_at_rate(inputs, None, rate))
 
 
 def audio_classification_pipeline(model: Any, feature_extractor: Any = None, device: Any = None,

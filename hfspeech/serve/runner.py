@@ -8,8 +8,9 @@ already answers `/health`. A model that fails to load is logged (and stops a one
 A request's audio is decoded from memory as `hfspeech.data.audio.decode_audio` decodes it (the decoder,
 downmix, resampler and errors of every other path in hfspeech), held to `--max_seconds` before it is decoded
 whole (`upload_audio`), trimmed as the model's training clips were and cut into the windows `hfspeech predict`
-cuts (`inference.windows.clip_windows`), and its windows' logits come from the shared `DynamicBatcher`. Scores, aggregation, top-k and multi-label
-thresholds are `AudioClassifier`'s own, so the answer is `predict`'s answer.
+cuts (`inference.windows.clip_windows`), all in a thread, and its windows' logits come from the shared
+`DynamicBatcher`. Scores, aggregation, top-k and multi-label thresholds are `AudioClassifier`'s own, so the answer
+is `predict`'s answer.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.media_references import refuse_media_references
+from hfspeech.data.samples import stream_not_trimmed_warning
 from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
@@ -70,6 +72,8 @@ class ModelRunner:
             self.model_file = served_file(self.model_path, classifier)
             self.revision = model_revision(self.model_file, classifier.config)
             startup_log.info("serving %s (%s)", self.model_file or self.model_path, classifier.backend.name)
+            if (line := stream_not_trimmed_warning(self.model_path, classifier.config)) is not None:
+                startup_log.warning("%s", line)  # once: `/classify` trims each upload, `/stream` cannot
             self.classifier = classifier
         except Exception as error:  # logged here; /health answers "error" (without the message)
             # A user's mistake reads as everywhere else (the message names the folder); anything else is a bug
@@ -114,11 +118,16 @@ class ModelRunner:
                            f"{self.max_seconds:g} s")
         return waveform
 
+    def windows(self, audio: bytes) -> list[tuple[int, np.ndarray]]:
+        """`(start, window)` pairs of an upload (`decode`), trimmed as the model's training clips were: run in a
+        thread, off the event loop (librosa's trim of a 600-s upload takes ~0.6 s)."""
+        classifier = self.require_ready()
+        return clip_windows(self.decode(audio), classifier.config, *classifier.window_sizes())
+
     async def classify(self, audio: bytes, parameters: Parameters):
         """The Hub's answer (a list of {label, score}), or with `timeline` an object that adds the windows."""
         classifier = await self.wait_ready()
-        waveform = await asyncio.to_thread(self.decode, audio)
-        starts, pieces = zip(*clip_windows(waveform, classifier.config, *classifier.window_sizes()))
+        starts, pieces = zip(*await asyncio.to_thread(self.windows, audio))
         logits = np.stack(await self.batcher.submit(pieces))
         prediction = self.prediction(logits, starts, pieces, parameters)
         answer = self.hub_answer(prediction)
