@@ -5,7 +5,6 @@ in every cross-validation fold without saying what to do."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -69,45 +68,6 @@ def test_a_tilde_after_equals_is_expanded_for_every_cli_parser(tmp_path, monkeyp
     parser.add_argument("--label")
     assert parser.parse_args(["--output_dir=~/runs/x"]).output_dir == f"{tmp_path}/runs/x"
     assert parser.parse_args(["--output_dir", "~/runs/x"]).output_dir == "~/runs/x"  # quoted past the shell: kept
-
-
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def transformers_warnings(build) -> list[str]:
-    """What transformers' loader logs while `build` runs (its logger does not propagate to caplog's)."""
-    records, logger = Records(), logging.getLogger("transformers.modeling_utils")
-    logger.addHandler(records)
-    try:
-        build()
-    finally:
-        logger.removeHandler(records)
-    return records.messages
-
-
-def test_building_a_head_to_train_hides_only_transformers_train_this_model_note(tmp_path):
-    from transformers import AutoModel
-
-    from hfspeech.synthetic.tiny import save_tiny_ssl_model, tiny_ssl_config
-    from hfspeech.training.arguments import ModelArguments
-    from hfspeech.training.model_setup import build_model
-
-    encoder = tmp_path / "encoder"  # a checkpoint without a classification head, as Whisper's on the Hub
-    save_tiny_ssl_model(encoder, "wav2vec2", labels=["a", "b"])
-    AutoModel.from_config(tiny_ssl_config("wav2vec2", ["a", "b"])).save_pretrained(encoder)
-    messages = transformers_warnings(lambda: build_model(ModelArguments(model_name_or_path=str(encoder)), ["a", "b"]))
-    assert not [m for m in messages if "TRAIN this model" in m], messages
-
-    three = save_tiny_ssl_model(tmp_path / "three", "wav2vec2", labels=["a", "b", "c"])
-    messages = transformers_warnings(lambda: build_model(
-        ModelArguments(model_name_or_path=str(three), ignore_mismatched_sizes=True), ["a", "b"]))
-    assert [m for m in messages if "because the shapes did not match" in m], messages  # other warnings stand
 
 
 def test_a_fold_validation_sharing_training_groups_says_why_and_a_missing_class_is_warned(tmp_path, caplog):

@@ -17,7 +17,7 @@ from torch import nn
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
-from hfspeech.errors import UsageError, did_you_mean, log_lines_hidden
+from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, pretrained_errors
@@ -157,8 +157,7 @@ def check_override_keys(model_args: ModelArguments, config) -> None:
 def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
     hub = _hub_options(model_args)
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
-    # transformers' "...newly initialized: [head] You should probably TRAIN this model": this run trains it.
-    with pretrained_errors(checkpoint), log_lines_hidden("transformers.modeling_utils", "are newly initialized: "):
+    with pretrained_errors(checkpoint):
         saved = AutoConfig.from_pretrained(checkpoint, **hub)  # read once: the checkpoint's labels, then the run's
         saved_labels = id_ordered_labels(saved)
         # what from_pretrained(checkpoint, **config_values) builds; with the Hub commit to fetch the weights at
