@@ -5,6 +5,7 @@ says relative to what (as `predict --manifest` does), and a `/stream?windows=` t
 from __future__ import annotations
 
 import io
+import logging
 import json
 from pathlib import Path
 
@@ -176,3 +177,46 @@ def test_predict_on_a_folder_of_hidden_files_says_it_has_no_audio(tmp_path: Path
     (tmp_path / "clips" / "._x.wav").write_bytes(b"\0" * 10)
     code, _, err = run_cli_output(["predict", str(model), str(tmp_path / "clips")], capsys)
     assert code == 1 and "is a folder without audio files" in err, err
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def transformers_warnings(build) -> list[str]:
+    """What transformers' loader logs while `build` runs (its logger does not propagate to caplog's)."""
+    records, logger = Records(), logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(records)
+    try:
+        build()
+    finally:
+        logger.removeHandler(records)
+    return records.messages
+
+
+def test_building_a_head_to_train_hides_only_the_note_that_the_head_is_new(tmp_path: Path):
+    """transformers' "newly initialized: [projector, classifier] You should probably TRAIN this model" at the start
+    of every fine-tune, which trains them; a note listing an encoder weight (a checkpoint that did not load) stays."""
+    from transformers import AutoModel
+
+    from hfspeech.models.loading import _not_a_new_head_note
+    from hfspeech.synthetic.tiny import save_tiny_ssl_model, tiny_ssl_config
+    from hfspeech.training.arguments import ModelArguments
+    from hfspeech.training.model_setup import build_model
+
+    encoder = tmp_path / "encoder"  # a checkpoint without a classification head, as Whisper's on the Hub
+    save_tiny_ssl_model(encoder, "wav2vec2", labels=["a", "b"])
+    AutoModel.from_config(tiny_ssl_config("wav2vec2", ["a", "b"])).save_pretrained(encoder)
+    messages = transformers_warnings(lambda: build_model(ModelArguments(model_name_or_path=str(encoder)), ["a", "b"]))
+    assert not [m for m in messages if "TRAIN this model" in m], messages
+    note = "Some weights of X were not initialized from the model checkpoint at Y and are newly initialized: [{}]"
+    record = logging.LogRecord("transformers.modeling_utils", logging.WARNING, "", 0, note, None, None)
+    record.msg = note.format("'classifier.bias', 'projector.weight'")
+    assert not _not_a_new_head_note(record)
+    record.msg = note.format("'classifier.bias', 'wav2vec2.encoder.layers.0.attention.k_proj.weight'")
+    assert _not_a_new_head_note(record)

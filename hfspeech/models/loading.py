@@ -46,6 +46,29 @@ def is_local_path(name_or_path: str) -> bool:
     return str(name_or_path).startswith((".", "~")) or str(name_or_path).count("/") > 1
 
 
+# The weights a classification model adds to a pretrained encoder (transformers' names for its head)
+HEAD_WEIGHTS = frozenset({"classifier", "projector", "layer_weights", "score"})
+
+
+@contextmanager
+def new_head_note_hidden() -> Iterator[None]:
+    """Inside, transformers' "Some weights of ... are newly initialized: [...] You should probably TRAIN this model"
+    is not shown when every weight it lists is the head's (`HEAD_WEIGHTS`): a training run is about to train
+    exactly those. A note that lists any other weight (an encoder that did not load from the checkpoint) stays."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addFilter(_not_a_new_head_note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_not_a_new_head_note)
+
+
+def _not_a_new_head_note(record: logging.LogRecord) -> bool:
+    listed = record.getMessage().partition("are newly initialized: [")[2].partition("]")[0]
+    names = re.findall(r"'([^']+)'", listed)
+    return not names or any(name.split(".")[0] not in HEAD_WEIGHTS for name in names)
+
+
 @contextmanager
 def pretrained_errors(name_or_path: str) -> Iterator[None]:
     """Translate what `from_pretrained(name_or_path)` raises for a user mistake into a `NotAModelError`; a Hub

@@ -20,7 +20,7 @@ from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
-from hfspeech.models.loading import hub_unreachable, is_local_path, pretrained_errors
+from hfspeech.models.loading import hub_unreachable, is_local_path, new_head_note_hidden, pretrained_errors
 from hfspeech.models.scores import id_ordered_labels
 from hfspeech.models.short_batches import pad_short_batches
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
@@ -157,7 +157,7 @@ def check_override_keys(model_args: ModelArguments, config) -> None:
 def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
     hub = _hub_options(model_args)
     checkpoint = resolve_pretrained(model_args.model_name_or_path)
-    with pretrained_errors(checkpoint):
+    with pretrained_errors(checkpoint), new_head_note_hidden():  # this run trains the new head
         saved = AutoConfig.from_pretrained(checkpoint, **hub)  # read once: the checkpoint's labels, then the run's
         saved_labels = id_ordered_labels(saved)
         # what from_pretrained(checkpoint, **config_values) builds; with the Hub commit to fetch the weights at
