@@ -190,6 +190,35 @@ class AbbreviationsOfOneFlag(HelpWritesChecked):
         return tuples
 
 
+# Flags whose value is a path (by their dest), where `--flag=~/x` means the home folder (`home_expanded`)
+PATH_FLAGS = frozenset({
+    "output", "output_dir", "timeline", "manifest", "model", "eval_dir", "calibration_dir", "data_dir", "cache_dir",
+    "train_file", "validation_file", "test_file", "noise_dir", "teacher", "args_file", "logging_dir",
+    "model_name_or_path", "resume_from_checkpoint", "source", "noise_files"})  # source: --from_ctranslate2
+
+
+def home_expanded(parser, words: list[str]) -> list[str]:
+    """`--flag=~/x` with `~` expanded as the shell expands `--flag ~/x`, for a path flag of `parser` (`PATH_FLAGS`):
+    the shell leaves a `~` after `=` alone, and `--output=~/p.csv` wrote a folder literally named `~` in the current
+    one. transformers' TrainingArguments expands its `output_dir` so; this does the same for hfspeech's path flags,
+    and for no other (`--api_key=~x` or `--label_separator=~` are values, not paths). Words after `--` are files,
+    kept as written."""
+    end = words.index("--") if "--" in words else len(words)
+    expanded = list(words)
+    for index, word in enumerate(words[:end]):
+        name, equals, value = word.partition("=")
+        if word.startswith("--") and equals and value.startswith("~") and _path_flag(parser, name):
+            expanded[index] = f"{name}={os.path.expanduser(value)}"
+    return expanded
+
+
+def _path_flag(parser, name: str) -> bool:
+    """Whether `name` (a flag, or the abbreviation of one that argparse accepts) names one of `PATH_FLAGS`."""
+    actions = {action for option, action in parser._option_string_actions.items() if option.startswith(name)}
+    action = parser._option_string_actions.get(name) or (actions.pop() if len(actions) == 1 else None)
+    return action is not None and action.nargs != 0 and action.dest in PATH_FLAGS
+
+
 def refuse_unknown_flags(parser, args, options=None, named_from=None) -> None:
     """The one refusal of a mistyped flag, before a parser would call a flag it then reports missing:
     `unknown flag(s) ['--top_j'] (did you mean ['--top_k']?); `hfspeech predict --help` lists them`, through

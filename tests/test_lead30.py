@@ -220,3 +220,50 @@ def test_building_a_head_to_train_hides_only_the_note_that_the_head_is_new(tmp_p
     assert not _not_a_new_head_note(record)
     record.msg = note.format("'classifier.bias', 'wav2vec2.encoder.layers.0.attention.k_proj.weight'")
     assert _not_a_new_head_note(record)
+
+
+def test_a_file_rewritten_shorter_between_the_trims_two_reads_is_an_error_not_zero_scores(tmp_path: Path):
+    """A trimmed model reads a file twice (measure, then keep); one rewritten in between scored [0, 0, 0] (R5)."""
+    from hfspeech.data.audio import AudioFileError
+    from hfspeech.inference import batch
+
+    clip = tmp_path / "take.wav"
+    quiet = 1e-4 * np.random.default_rng(1).standard_normal(16000 * 3).astype(np.float32)
+    sf.write(clip, np.concatenate([quiet, synth_clip("low", np.random.default_rng(0), 16000, 1.0)]), 16000)
+    reads = []
+    real_chunks = batch.iter_audio_chunks
+
+    def rewritten_after_the_first_read(path, rate, seconds):
+        if reads:
+            sf.write(clip, quiet[:16000], 16000)
+        reads.append(path)
+        return real_chunks(path, rate, seconds)
+    config = type("Config", (), {"trim_silence_top_db": 40.0})()
+    batch.iter_audio_chunks = rewritten_after_the_first_read
+    try:
+        with pytest.raises(AudioFileError, match="changed while it was read"):
+            list(batch.file_chunks(str(clip), 16000, 1, config))
+    finally:
+        batch.iter_audio_chunks = real_chunks
+
+
+def test_the_trimmed_pipeline_refuses_a_dict_without_its_rate():
+    from hfspeech.inference.pipeline import clip_at_model_rate
+
+    with pytest.raises(ValueError, match="sampling_rate"):
+        clip_at_model_rate({"raw": np.zeros(100, np.float32)}, 16000)  # was taken as the model's rate
+
+
+@pytest.mark.parametrize("length", [1, 127, 128, 129, 511, 512, 513, 4000])
+@pytest.mark.parametrize("chunk", [1, 3, 128, 7919])
+def test_the_chunked_trim_is_librosas_trim(length, chunk):
+    """`TrimMeter` (long files, chunk by chunk) gives `trim_span`'s (librosa's) span on edge lengths and chunks."""
+    from hfspeech.data.samples import TrimMeter, trim_span
+
+    rng = np.random.default_rng(length + chunk)
+    clip = np.concatenate([1e-4 * rng.standard_normal(length), rng.standard_normal(length)]).astype(np.float32)
+    for top_db in (0, 40, 80):
+        meter = TrimMeter()
+        for start in range(0, len(clip), chunk):
+            meter.push(clip[start:start + chunk])
+        assert meter.span(top_db) == trim_span(clip, top_db), (length, chunk, top_db)

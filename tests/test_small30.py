@@ -55,7 +55,7 @@ def test_a_tilde_after_equals_is_the_home_folder_as_the_shell_makes_it_after_a_s
     args = predict_parser().parse_args(["--model=~/run", "a.wav", "--output=~/p.csv", "--timeline=~/t",
                                         "--path_col=~/x", "--", "--output=~/b.wav"])
     assert (args.model, args.output, args.timeline) == (f"{tmp_path}/run", f"{tmp_path}/p.csv", f"{tmp_path}/t")
-    assert args.path_column == f"{tmp_path}/x"  # an abbreviation argparse accepts, read as the flag it names
+    assert args.path_column == "~/x"  # a column's name, not a path: kept (R5: --api_key=~x became a path)
     assert args.files == ["a.wav", "--output=~/b.wav"]  # after `--`, a file name as written
 
 
@@ -67,6 +67,8 @@ def test_a_tilde_after_equals_is_expanded_for_every_cli_parser(tmp_path, monkeyp
     parser.add_argument("--output_dir")
     parser.add_argument("--label")
     assert parser.parse_args(["--output_dir=~/runs/x"]).output_dir == f"{tmp_path}/runs/x"
+    assert parser.parse_args(["--out=~/runs/x"]).output_dir == f"{tmp_path}/runs/x"  # an abbreviation argparse takes
+    assert parser.parse_args(["--label=~"]).label == "~"  # a value, not a path
     assert parser.parse_args(["--output_dir", "~/runs/x"]).output_dir == "~/runs/x"  # quoted past the shell: kept
 
 
@@ -102,3 +104,13 @@ def test_evaluate_expands_a_tilde_after_equals_too(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     eval_args, _ = parse_evaluate_args(["--model=~/run", "--data_dir", str(tmp_path), "--output_dir=~/e"])
     assert (eval_args.model, eval_args.output_dir) == (str(tmp_path / "run"), str(tmp_path / "e"))
+
+
+def test_train_expands_a_tilde_after_equals_in_its_path_flags_only(tmp_path, monkeypatch):
+    """`hfspeech train --data_dir=~/d` kept `~/d` (transformers expands only output_dir and logging_dir) (R5)."""
+    from hfspeech.training.command_line import parse_args
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _, data_args, training_args = parse_args(["--data_dir=~/d", "--output_dir=~/o", "--label_separator=~"])
+    assert (data_args.data_dir, training_args.output_dir) == (f"{tmp_path}/d", f"{tmp_path}/o")
+    assert data_args.label_separator == "~"

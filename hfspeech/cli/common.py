@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from hfspeech.cli.flags import CliParser, home_expanded
+from hfspeech.cli.flags import CliParser
+from hfspeech.errors import home_expanded
 from hfspeech.errors import HfspeechError, hide_secrets, refuse_unknown_flags
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"

@@ -13,7 +13,7 @@ import copy
 from typing import Optional
 
 from hfspeech.data.progress_bars import progress_wanted  # noqa: F401  (predict, demo: one rule for every bar)
-from hfspeech.errors import AbbreviationsOfOneFlag, refuse_unknown_flags
+from hfspeech.errors import AbbreviationsOfOneFlag, home_expanded, refuse_unknown_flags
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
@@ -88,30 +88,6 @@ class OnOffFlag(argparse.Action):
 
     def format_usage(self) -> str:
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
-
-
-def home_expanded(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
-    """`--flag=~/x` with `~` expanded as the shell expands `--flag ~/x`, for a flag of `parser` that takes a value:
-    the shell leaves a `~` after `=` alone, and `--output=~/p.csv` wrote a folder literally named `~` in the current
-    one. transformers' TrainingArguments expands its `output_dir` so (`hfspeech train --output_dir=~/runs/x`);
-    this does the same for every other command's flags. Words after `--` are files, kept as written."""
-    import os
-
-    end = words.index("--") if "--" in words else len(words)
-    expanded = list(words)
-    for index, word in enumerate(words[:end]):
-        name, equals, value = word.partition("=")
-        if word.startswith("--") and equals and value.startswith("~") and _takes_value(parser, name):
-            expanded[index] = f"{name}={os.path.expanduser(value)}"
-    return expanded
-
-
-def _takes_value(parser: argparse.ArgumentParser, name: str) -> bool:
-    """Whether `name` (a flag, or the abbreviation of one that argparse accepts) names a flag taking a value."""
-    actions = {action for option, action in parser._option_string_actions.items() if option.startswith(name)}
-    exact = parser._option_string_actions.get(name)
-    action = exact or (actions.pop() if len(actions) == 1 else None)
-    return action is not None and action.nargs != 0
 
 
 class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):

@@ -14,6 +14,7 @@ streamed soxr resampling); live streams are downmixed and resampled with `downmi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -44,11 +45,9 @@ def seconds_to_samples(seconds: float, sampling_rate: int) -> int:
 
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
-    """Every audio file under `folder`, sorted (the int8 gate's clips, calibration clips), listed as training lists
-    a folder (`data.folders.walk_audio_files`): hidden files and folders ignored, so a macOS fork `._x.wav` (not
-    audio) no longer stops the gate; linked folders followed, once (a loop is not walked round); a folder named
-    like a file (`take1.wav/`) is not one; a dangling link is, and `decode_audio` names it. `rglob` listed the
-    forks and skipped linked class folders without a word. Nothing for a path that is not a folder."""
+    """Every audio file under `folder`, sorted (calibration clips), listed as training lists a folder
+    (`data.folders.walk_audio_files`: `rglob` listed macOS forks `._x.wav` and skipped linked class folders);
+    a folder named like a file (`take1.wav/`) is not one, a dangling link is. Nothing for a non-folder."""
     from hfspeech.data.folders import walk_audio_files  # folders imports this module's AUDIO_EXTENSIONS
 
     if not Path(folder).is_dir():
@@ -72,8 +71,7 @@ class AudioFileError(HfspeechError, ValueError):
 
 
 def _printable(path) -> str:
-    """A path as an error shows it (`file_names.shown_name`): a name holding a line break printed raw became
-    `no exist.wav` once the command line made the error one line, naming a file that is not there."""
+    """A path as an error shows it (`shown_name`): a line break in a name became a space in a one-line error."""
     return shown_name(path) if isinstance(path, (str, os.PathLike)) else str(path)
 
 
@@ -117,6 +115,14 @@ def checked_waveform(waveform: np.ndarray, name: str, source, mp3: Optional[Mp3H
     return waveform
 
 
+def _folder_problem(path: str) -> str:
+    """A folder given as a file (`predict DIR` keeps a folder without audio to report it here, as that)."""
+    with contextlib.suppress(HfspeechError, OSError):  # one that cannot be listed: the plain words
+        if not find_audio_files(path):
+            return "is a folder without audio files (hidden files and other extensions are left out)"
+    return "is a folder, not an audio file"
+
+
 def check_audio_path(path: str) -> None:
     """`AudioFileError` for a path that cannot hold audio: missing, a dangling symbolic link, a folder, empty."""
     if not path or not os.path.exists(path):
@@ -124,9 +130,7 @@ def check_audio_path(path: str) -> None:
             raise AudioFileError(path, _broken_link_problem(path))
         raise AudioFileError(path or "<no path>", "file not found")
     if os.path.isdir(path):
-        empty = not find_audio_files(path)  # `predict DIR` keeps a folder without audio to report it here
-        raise AudioFileError(path, "is a folder without audio files (hidden files and other extensions are left out)"
-                             if empty else "is a folder, not an audio file")
+        raise AudioFileError(path, _folder_problem(path))
     if not is_utf8(path):  # decoders refuse it with "Expected ... 'str' but found type 'str'"
         raise AudioFileError(shown_name(path), f"{NOT_UTF8} ({RENAME_HINT})")
     if os.path.getsize(path) == 0:

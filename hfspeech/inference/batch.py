@@ -111,6 +111,8 @@ def file_chunks(path: str, rate: int, chunk_seconds: int, config=None) -> Iterat
             skipped = 0
         if position >= end:
             break
+    if position < end:  # rewritten between the reads: scored on nothing, it gave all-zero scores without a word
+        raise AudioFileError(path, "changed while it was read (shorter the second time); classify it again")
     yield FileChunk(np.zeros(0, np.float32), start, meter.samples - end)
 
 

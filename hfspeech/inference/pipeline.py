@@ -103,6 +103,9 @@ def clip_at_model_rate(inputs: Any, rate: int) -> np.ndarray:
         return decode_audio(str(inputs), rate)
     if isinstance(inputs, bytes):
         return decode_audio({"path": None, "bytes": inputs}, rate)
+    if isinstance(inputs, dict) and "sampling_rate" not in inputs:  # transformers' own refusal of such a dict
+        raise ValueError("a dict given to the audio-classification pipeline needs a 'raw' (or 'array') key holding "
+                         "the samples and a 'sampling_rate' key holding their rate")
     inputs = at_model_rate(inputs, rate)
     return np.asarray(inputs["raw"] if isinstance(inputs, dict) else waveform_at_rate(inputs, None, rate))
 

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
-from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, refuse_unknown_flags
+from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, refuse_unknown_flags
 from hfspeech.training.accelerate_environment import parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
 from hfspeech.training.flag_files import ARGS_FILE_FLAGS, expand_args_files
@@ -78,7 +78,7 @@ def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] =
     parser = recipe_parser(prog=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     exit_with_help_if_asked(argv, parser)
-    argv = expand_args_files(argv, parser)  # a typo in a file is named with the file (`flag_files.checked_in`)
+    argv = home_expanded(parser, expand_args_files(argv, parser))  # a typo in a file is named with the file
     refuse_mistyped_flags(parser, argv, also_known)
     given = given_flags(argv)
     best_model_follows_strategies(parser, argv, given)
