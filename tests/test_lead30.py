@@ -267,3 +267,13 @@ def test_the_chunked_trim_is_librosas_trim(length, chunk):
         for start in range(0, len(clip), chunk):
             meter.push(clip[start:start + chunk])
         assert meter.span(top_db) == trim_span(clip, top_db), (length, chunk, top_db)
+
+
+def test_the_lowest_scored_classes_of_a_folded_table_leave_out_those_without_a_score():
+    """A label with no positive in the split has AP NaN: sorted among numbers, it put unordered rows on top."""
+    from hfspeech.hub.card_classes import weakest
+
+    rows = [(f"c{i}",) for i in range(40)]
+    scores = [float("nan") if i % 3 == 0 else (40 - i) / 40 for i in range(40)]
+    shown = weakest(("label",), rows, scores, "labels")
+    assert [line for line in shown.splitlines() if line.startswith("| c")][:3] == ["| c38 |", "| c37 |", "| c35 |"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from hfspeech.hub.card_markdown import label_text, markdown_table, number
+from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
 
 COLLAPSE_AFTER = 30
 WEAKEST_SHOWN = 10
@@ -48,7 +48,7 @@ def per_class_table(report: dict, labels: list[str]) -> str:
 def weakest(header: tuple, rows: list, scores: list, what: str) -> str:
     """Above a table that will be folded, the `WEAKEST_SHOWN` rows with the lowest score (ties in table order;
     a class without the score on this split is left out), with a blank line after it; nothing for a short table."""
-    scored = [(score, position) for position, score in enumerate(scores) if isinstance(score, (int, float))]
+    scored = [(score, position) for position, score in enumerate(scores) if measured(score)]  # NaN: no AP here
     if len(rows) <= COLLAPSE_AFTER or not scored:
         return ""
     lowest = [rows[position] for _, position in sorted(scored)[:WEAKEST_SHOWN]]
