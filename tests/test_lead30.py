@@ -277,3 +277,18 @@ def test_the_lowest_scored_classes_of_a_folded_table_leave_out_those_without_a_s
     scores = [float("nan") if i % 3 == 0 else (40 - i) / 40 for i in range(40)]
     shown = weakest(("label",), rows, scores, "labels")
     assert [line for line in shown.splitlines() if line.startswith("| c")][:3] == ["| c38 |", "| c37 |", "| c35 |"]
+
+
+def test_distilling_from_a_trimmed_teacher_without_trimming_says_so(tmp_path: Path, caplog):
+    """The teacher's targets are computed on the student's clips: untrimmed, a trimmed teacher never heard them so."""
+    from hfspeech.training.arguments import DataArguments
+    from hfspeech.training.distill import warn_if_trimmed_otherwise
+    from tests.conftest import TINY_CNN, save_random_baseline
+
+    teacher = save_random_baseline(tmp_path / "t", "cnn", ["a", "b"], 0.5, trim_silence_top_db=40.0,
+                                   **json.loads(TINY_CNN))
+    with caplog.at_level(logging.WARNING, logger="hfspeech.distill"):
+        warn_if_trimmed_otherwise(str(teacher), DataArguments(data_dir=str(tmp_path)))
+        warn_if_trimmed_otherwise(str(teacher), DataArguments(data_dir=str(tmp_path), trim_silence=True))
+    said = [record.getMessage() for record in caplog.records if "trimmed of silence" in record.getMessage()]
+    assert len(said) == 1 and "decodes them untrimmed" in said[0] and "--trim_top_db 40" in said[0], said

@@ -25,6 +25,7 @@ from transformers import HfArgumentParser
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, heard_clips, read_training_clips
 from hfspeech.data.columns import column_values
+from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
@@ -104,6 +105,7 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
         raise UsageError(f"--teacher {error}") from None
     model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
     check_teacher_fits(distill_args.teacher, model_args)
+    warn_if_trimmed_otherwise(distill_args.teacher, data_args)
     if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
         # A teacher trained by the recipe looks like a run to resume: the student was written over it (exit 0).
         raise UsageError(f"--output_dir {training_args.output_dir}: the teacher's own folder; the student would "
@@ -125,6 +127,19 @@ def check_teacher_fits(teacher: str, model_args) -> None:
         raise UsageError("--freeze_base_model trains the head from features cached once per clip, but the teacher "
                          "needs each training clip's audio: pass --cache_frozen_features False to distil into a "
                          "frozen base")
+
+
+def warn_if_trimmed_otherwise(teacher: str, data_args) -> None:
+    """One line when the teacher was trained on clips trimmed of silence (its config's `trim_silence_top_db`) and
+    this run decodes them otherwise: the teacher's targets are computed on the student's clips, which it never
+    heard that way (a trimmed teacher scored 0.230 untrimmed where it scored 0.857 trimmed, on a user's takes)."""
+    taught = read_config_json(teacher).get(TRIM_CONFIG_ATTRIBUTE)
+    given = data_args.trim_top_db if data_args.trim_silence else None
+    if taught is not None and (given is None or float(given) != float(taught)):
+        logger.warning("--teacher %s was trained on clips trimmed of silence (--trim_top_db %g), and this run "
+                       "decodes them %s: its targets are for clips it never heard so; pass --trim_silence "
+                       "--trim_top_db %g", teacher, taught, "untrimmed" if given is None else f"trimmed at {given:g}",
+                       taught)
 
 
 def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) -> None:
