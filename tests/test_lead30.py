@@ -292,3 +292,16 @@ def test_distilling_from_a_trimmed_teacher_without_trimming_says_so(tmp_path: Pa
         warn_if_trimmed_otherwise(str(teacher), DataArguments(data_dir=str(tmp_path), trim_silence=True))
     said = [record.getMessage() for record in caplog.records if "trimmed of silence" in record.getMessage()]
     assert len(said) == 1 and "decodes them untrimmed" in said[0] and "--trim_top_db 40" in said[0], said
+
+
+def test_a_runs_export_folder_not_written_yet_says_how_to_write_it(tmp_path: Path):
+    from hfspeech.models.folder_checks import check_model_folder
+    from hfspeech.models.loading import NotAModelError
+    from tests.conftest import TINY_CNN, save_random_baseline
+
+    run = save_random_baseline(tmp_path / "run", "cnn", ["a", "b"], 0.5, **json.loads(TINY_CNN))
+    with pytest.raises(NotAModelError, match=rf"onnx: model folder not found; the run has no onnx export yet: "
+                                             rf"`hfspeech export {run} --format onnx` writes it"):
+        check_model_folder(str(run / "onnx"))
+    with pytest.raises(NotAModelError, match=r"elsewhere/onnx: model folder not found$"):
+        check_model_folder(str(tmp_path / "elsewhere" / "onnx"))

@@ -20,7 +20,8 @@ def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
     if not os.path.exists(path):
         exported = path.lower().endswith((".onnx", ".pt"))  # as the user named it; `.ONNX` too, as backends load
-        raise NotAModelError(f"{path}: {'exported model file' if exported else 'model folder'} not found")
+        raise NotAModelError(f"{path}: {'exported model file' if exported else 'model folder'} not found"
+                             f"{_export_hint(path)}")
     if not os.path.isdir(path):
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
     names = set(os.listdir(path))
@@ -32,6 +33,15 @@ def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     if "preprocessor_config.json" not in names:
         raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")
     check_model_config(path, trust_remote_code)
+
+
+def _export_hint(path: str) -> str:
+    """For a run's `onnx` or `torchscript` folder not written yet: the command that writes it (a new user's
+    `hfspeech stream runs/kws/onnx` said only "model folder not found")."""
+    run, kind = os.path.split(os.path.normpath(path))
+    if kind in ("onnx", "torchscript") and os.path.isfile(os.path.join(run or ".", "config.json")):
+        return f"; the run has no {kind} export yet: `hfspeech export {run or '.'} --format {kind}` writes it"
+    return ""
 
 
 def _checkpoint_hint(path: str, names: set) -> str:
