@@ -1,6 +1,6 @@
 """The `tmp*` files a run killed while `datasets` wrote a cache left behind, removed where no live run can own them.
 
-`datasets.map` (and the index writes of `train_test_split`, `shuffle`) write a `tmpXXXXXXXX` file beside the cache
+`datasets.map` (and the index writes of `train_test_split`, `shuffle`) write a `tmp` + 8-character file beside the cache
 file and rename it in when whole. A run killed outright (SIGKILL, the OOM killer, power loss) part-way left it for
 good: 29 MB killed at 900 of 1,000 one-second clips. A later run cannot tell a dead run's file from one a live run
 is writing, so every hfspeech process that may write into a cache folder holds a shared `flock` on a lock file there

@@ -13,3 +13,9 @@ def column_values(dataset: Dataset, name: str) -> list:
     format gives a batch: a list for the default format. An `Audio` column that decodes would decode every clip:
     cast it to ``Audio(decode=False)`` first when only the paths or bytes are wanted."""
     return dataset[name][:]
+
+
+def without_rows(split, rows):
+    """`split` (a Dataset) less the rows at positions `rows`: itself when there are none (no index mapping added)."""
+    dropped = set(rows)
+    return split.select([i for i in range(len(split)) if i not in dropped]) if dropped else split

@@ -25,7 +25,7 @@ from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.cache_users import hold_cache_folder
-from hfspeech.data.columns import column_values
+from hfspeech.data.columns import column_values, without_rows
 from hfspeech.errors import DataError, writing_to
 from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
 
@@ -117,8 +117,7 @@ def kept_rows(dataset: DatasetDict, report: DataReport) -> DatasetDict:
     recorded made every empty file anywhere count as trained on."""
     kept = {}
     for name, split in dataset.items():
-        skipped = set(report.skipped_rows.get(name, ()))
-        kept[name] = split.select([i for i in range(len(split)) if i not in skipped]) if skipped else split
+        kept[name] = without_rows(split, report.skipped_rows.get(name, ()))
     return DatasetDict(kept)
 
 
@@ -183,8 +182,7 @@ def prepare_dataset(
         if bad:
             report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
             report.skipped_rows[name] = bad
-            bad_set = set(bad)
-            decoded = decoded.select([i for i in range(len(decoded)) if i not in bad_set])
+            decoded = without_rows(decoded, bad)
         if len(decoded) == 0:
             raise AudioFileError(name, "no usable audio left in this split after skipping bad files")
         prepared[name] = decoded.remove_columns("error")
