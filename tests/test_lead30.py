@@ -257,8 +257,11 @@ def test_the_trimmed_pipeline_refuses_a_dict_without_its_rate():
 @pytest.mark.parametrize("length", [1, 127, 128, 129, 511, 512, 513, 4000])
 @pytest.mark.parametrize("chunk", [1, 3, 128, 7919])
 def test_the_chunked_trim_is_librosas_trim(length, chunk):
-    """`TrimMeter` (long files, chunk by chunk) gives `trim_span`'s (librosa's) span on edge lengths and chunks."""
-    from hfspeech.data.samples import TrimMeter, trim_span
+    """`TrimMeter` (long files, chunk by chunk) and `trim_span` (whole clips, through it) give librosa's span on edge
+    lengths and chunks: librosa is the reference the trims of every model trained so far were cut with."""
+    import librosa
+
+    from hfspeech.data.samples import TRIM_FRAME, TRIM_HOP, TrimMeter, trim_span
 
     rng = np.random.default_rng(length + chunk)
     clip = np.concatenate([1e-4 * rng.standard_normal(length), rng.standard_normal(length)]).astype(np.float32)
@@ -266,7 +269,9 @@ def test_the_chunked_trim_is_librosas_trim(length, chunk):
         meter = TrimMeter()
         for start in range(0, len(clip), chunk):
             meter.push(clip[start:start + chunk])
-        assert meter.span(top_db) == trim_span(clip, top_db), (length, chunk, top_db)
+        _, (start, end) = librosa.effects.trim(clip, top_db=top_db, frame_length=TRIM_FRAME, hop_length=TRIM_HOP)
+        librosas = (int(start), int(end)) if end > start else (0, len(clip))  # nothing kept: the clip whole
+        assert meter.span(top_db) == trim_span(clip, top_db) == librosas, (length, chunk, top_db)
 
 
 def test_the_lowest_scored_classes_of_a_folded_table_leave_out_those_without_a_score():

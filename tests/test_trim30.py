@@ -169,12 +169,12 @@ def test_a_staged_card_says_transformers_pipeline_does_not_trim(tmp_path):
 
 @contextmanager
 def trim_passes() -> Iterator[list[tuple[str, bool]]]:
-    """For each frame-level pass of librosa (the trim's cost): the thread it ran on, and whether on an event loop."""
+    """For each trim measured (`TrimMeter.span`, after the frame-level pass): its thread, and whether on an event loop."""
     import asyncio
 
-    import librosa
+    from hfspeech.data.samples import TrimMeter
 
-    rms, passes = librosa.feature.rms, []
+    span, passes = TrimMeter.span, []
 
     def watched(*args, **kwargs):
         try:
@@ -182,13 +182,13 @@ def trim_passes() -> Iterator[list[tuple[str, bool]]]:
         except RuntimeError:
             on_loop = False
         passes.append((threading.current_thread().name, on_loop))
-        return rms(*args, **kwargs)
+        return span(*args, **kwargs)
 
-    librosa.feature.rms = watched
+    TrimMeter.span = watched
     try:
         yield passes
     finally:
-        librosa.feature.rms = rms
+        TrimMeter.span = span
 
 
 def served(model: Path, audio: bytes, caplog) -> tuple[list, list[bool]]:

@@ -158,19 +158,20 @@ def stream_not_trimmed_warning(model: str, config) -> Optional[str]:
 
 
 def trim_span(waveform: np.ndarray, top_db: float = 40.0) -> tuple[int, int]:
-    """`[start, end)` of the part of a clip `trim_silence` keeps: all of it when librosa would keep nothing."""
-    import librosa
-
-    _, (start, end) = librosa.effects.trim(waveform, top_db=top_db, frame_length=TRIM_FRAME, hop_length=TRIM_HOP)
-    return (int(start), int(end)) if end > start else (0, len(waveform))
+    """`[start, end)` of the part of a clip `trim_silence` keeps (librosa's trim, by `TrimMeter`): all of it when
+    librosa would keep nothing. One implementation for whole clips and long files chunk by chunk, so the two cannot
+    drift apart, and no librosa import (~200 MB) where a server or `predict` only trims."""
+    meter = TrimMeter()
+    meter.push(waveform)
+    return meter.span(top_db)
 
 
 class TrimMeter:
     """`trim_span` of a clip fed chunk by chunk (`push`, then `span`), in bounded memory: librosa's trim, a chunk at
     a time, holding one level per `TRIM_HOP` samples, not the clip (librosa's framed copy of a whole file is ~5x
     the signal: 833 MB peak for a 10-minute file, 410 MB untrimmed). Its arithmetic is librosa's (`feature.rms`,
-    `amplitude_to_db` against the loudest frame), in numpy: the same span to the sample (`tests/test_trim30.py`),
-    without importing librosa (~200 MB). Chunks may be of any size."""
+    `amplitude_to_db` against the loudest frame), in float32 numpy: the same span to the sample as
+    `librosa.effects.trim` on float32 clips (`tests/test_lead30.py`). Chunks may be of any size."""
 
     def __init__(self) -> None:
         self.pending = np.zeros(TRIM_FRAME // 2, np.float32)  # centred frames: zeros before the clip

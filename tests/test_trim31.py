@@ -1,0 +1,20 @@
+"""Trimming a clip is one implementation (`data.samples.TrimMeter`) for whole clips and long files, and it does not
+import librosa (~200 MB resident): `predict` and `serve` trim for models trained with --trim_silence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_trimming_a_clip_does_not_import_librosa():
+    script = (
+        "import sys, numpy as np\n"
+        "from hfspeech.data.samples import trim_silence\n"
+        "clip = np.concatenate([np.zeros(4000), np.ones(800), np.zeros(4000)]).astype(np.float32)\n"
+        "kept = trim_silence(clip, 40.0)\n"
+        "assert 700 < kept.size < 1400, kept.size\n"
+        "print('librosa' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
