@@ -18,7 +18,6 @@ output stays the same sample for sample.
 
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from dataclasses import dataclass, fields
@@ -27,13 +26,13 @@ from typing import Optional
 
 import librosa  # imported by audiomentations' AddBackgroundNoise in any case
 import numpy as np
-import torch.utils.data
 from audiomentations import AddGaussianSNR, Compose, Gain, OneOf
 from audiomentations.core.utils import SUPPORTED_EXTENSIONS, find_audio_files
 
 from hfspeech.data.augment_noise import NOISE_CACHE_MB, CachedBackgroundNoise  # noqa: F401  (also imported from here)
 from hfspeech.data.augment_speaker import speaker_transforms
 from hfspeech.data.augment_timing import ClipShift, EndpointTrim, SpeedPerturbation
+from hfspeech.data.worker_seeds import worker_entropy
 from hfspeech.errors import UsageError
 
 DEFAULT_BACKGROUND_SNR_DB = (5.0, 20.0)
@@ -158,21 +157,6 @@ def check_augmentation_flags(flags) -> None:
             _noise_files(config.noise_dir)
     except UsageError as error:  # the messages start with the field's name, which is the flag's
         raise UsageError(f"--{error}") from None
-
-
-def worker_entropy() -> list[int]:
-    """What tells DataLoader workers, epochs and processes apart: `[worker id, torch's per-epoch worker seed]`, then
-    the process rank if not 0 (`[]` outside workers in a single process).
-
-    Every worker starts from a copy of the same object, and non-persistent workers are made anew each epoch, so
-    a generator kept in the object repeats itself unless this is mixed in. Every process of a distributed run
-    seeds alike (accelerate keeps their torch RNGs, hence their workers' seeds, in step): without the rank, each
-    rank's n-th clip got the same gain, speed and noise samples."""
-    info = torch.utils.data.get_worker_info()
-    entropy = [] if info is None else [int(info.id), int(info.seed) % 2**63]
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank = int(torch.distributed.get_rank() if distributed else os.environ.get("RANK") or 0)  # torchrun, accelerate
-    return entropy + [rank] if rank else entropy
 
 
 class WaveformAugmenter:

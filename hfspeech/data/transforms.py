@@ -14,15 +14,18 @@ made that conversion the largest per-epoch cost; the batched numpy read takes ~1
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
 from hfspeech.data.audio import seconds_to_samples
-from hfspeech.data.augment import WaveformAugmenter, worker_entropy
+from hfspeech.data.worker_seeds import worker_entropy
 from hfspeech.models.inputs import extract_features
+
+if TYPE_CHECKING:  # the augmenter's module imports audiomentations and librosa: training only
+    from hfspeech.data.augment import WaveformAugmenter
 
 
 def crop(waveform: np.ndarray, max_samples: Optional[int], rng: Optional[np.random.Generator] = None) -> np.ndarray:
