@@ -16,18 +16,16 @@ and transformers' default softmax pipeline would all misdescribe it.
 
 from __future__ import annotations
 
-import sys
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hfspeech.data.progress_bars import stderr_is_terminal
 from hfspeech.hub.card_classes import (labels_table, multi_label_per_class_table, per_class_table,
                                        unscored_classes_note)
 from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
+from hfspeech.hub.card_variants import variants_table
 from hfspeech.hub.card_training import (data_source, hyperparameters_table, model_description,
                                         read_hyperparameters, shown, test_set_note)
 from hfspeech.hub.local_paths import is_hub_id
@@ -77,7 +75,6 @@ MULTI_LABEL_RESULTS = {"test_map_macro": ("map", "macro", "mAP (macro)"),
                        "test_roc_auc_macro": ("roc_auc", "macro", "ROC-AUC (macro)"),
                        "test_micro_f1": ("f1", "micro", "micro-F1"),
                        "test_subset_accuracy": ("subset_accuracy", None, "subset accuracy")}
-MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on a labelled manifest)"
 
 
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
@@ -115,7 +112,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
         trim_top_db=config.get("trim_silence_top_db"),  # a model trained with --trim_silence: one Limitations line
-        variants_table=_variants_table(variants, multi_label) + "".join(f"\n\n**Warning:** {label_text(note)}."
+        variants_table=variants_table(variants, multi_label) + "".join(f"\n\n**Warning:** {label_text(note)}."
                                                                         for note in variant_notes),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "
                   "and imported its own classes are used" if custom_code else "transformers' own classes, no "
@@ -243,51 +240,3 @@ def _multi_label_results_section(metrics: dict, split: str, splits: dict, num_la
                  f"present): that is the chance level of mAP, what scores unrelated to the audio would get on "
                  f"average, so compare mAP with it rather than with 0.")
     return text
-
-
-def _variants_table(variants: list[dict], multi_label: bool = False) -> str:
-    rows = []
-    for v in variants:
-        timed = v["latency_ms"] is not None
-        if multi_label:  # folder names are no multi-label truth: accuracy against them would mean nothing
-            accuracy = MULTI_LABEL_UNMEASURED
-        else:
-            accuracy = f"{v['accuracy']:.3f} on {v['num_clips']} clips" if v["accuracy"] is not None else "not measured"
-        rows.append((v["name"], f"`{v['file']}`", f"{v['size_mb']:.3f} MB", accuracy,
-                     f"{v['latency_ms']:.2f} ms on {v['num_clips']} clips" if timed and multi_label
-                     else f"{v['latency_ms']:.2f} ms" if timed else "not measured"))
-    return markdown_table(("variant", "file", "size", "accuracy", "mean latency per clip"), rows)
-
-
-def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool = False) -> list[dict]:
-    """Size on disk of each variant, and with ``clips`` ((path, label) pairs: `inference.agreement.labelled_clips`) its mean
-    latency per clip and (single-label only: a folder name is one label, not a multi-label clip's label set) its
-    accuracy against the folder labels. A bar per variant on a terminal; in a log, one line each when done."""
-    files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
-             "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
-    variants = []
-    for name, file in files.items():
-        if not file.is_file():
-            continue
-        variant = {"name": name, "file": file.relative_to(dest).as_posix(), "size_mb": file.stat().st_size / 1e6,
-                   "accuracy": None, "latency_ms": None, "num_clips": len(clips)}
-        if clips:
-            from tqdm.auto import tqdm
-
-            from hfspeech.inference.classifier import AudioClassifier
-
-            classifier = AudioClassifier.from_pretrained(str(dest if name.startswith("PyTorch") else file),
-                                                         device=None, trust_remote_code=False)
-            start = time.perf_counter()  # a bar per variant: Whisper on 100 clips takes minutes
-            # closed as Ctrl-C goes through (`with`): left open, the bar ended on no line end, so "interrupted" was
-            # printed at its end, and it was drawn again below when collected
-            with tqdm(clips, desc=f"measuring {name} on --eval_dir", unit="clip", disable=not stderr_is_terminal()) \
-                    as bar:  # a bar's redraws in a log file were 90 lines of `\r` (docs/cli.md: none in a log)
-                predicted = [classifier.classify_file(str(path), top_k=1).labels[0] for path, _ in bar]
-            variant["latency_ms"] = 1000 * (time.perf_counter() - start) / len(clips)
-            if bar.disable:
-                print(f"measuring {name} on --eval_dir: {len(clips)}/{len(clips)} clips", file=sys.stderr)
-            if not multi_label:
-                variant["accuracy"] = sum(p == label for p, (_, label) in zip(predicted, clips)) / len(clips)
-        variants.append(variant)
-    return variants

@@ -22,7 +22,8 @@ from huggingface_hub import ModelCard
 
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.evaluation.report import report_file_names
-from hfspeech.hub.card import measure_variants, write_model_card
+from hfspeech.hub.card import write_model_card
+from hfspeech.hub.card_variants import measure_variants
 from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.hub.card_training import variant_warnings
 from hfspeech.inference.agreement import HeldOutError, labelled_clips
