@@ -27,9 +27,11 @@ def export_parser() -> argparse.ArgumentParser:
                         help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
     parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "
                         "model's accuracy and top-1 agreement against the original, and refuse it if it loses more "
-                        "than --max_accuracy_drop points")
+                        "than --max_accuracy_drop points; a multi-label model's: any audio folder, its label "
+                        "decisions (clips x labels, at its thresholds) compared with the original's")
     add_held_out_flags(parser)
-    parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose")
+    parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose (a "
+                        "multi-label model: the percent of its label decisions int8 may change)")
     parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
     parser.add_argument("--output", "--output_dir", default=None,  # --output_dir: the other commands' name
                         help="output folder (default: MODEL/onnx or MODEL/torchscript)")
@@ -66,16 +68,19 @@ def check_eval_dir(model: str, eval_dir: str, label_depth: int | None = None,
     """The int8 gate's clips (paths, labels), read as training reads a folder (`inference.agreement.labelled_clips`:
     `--label_depth`, `--skip_bad_files`) and checked against the model's labels before exporting: the gate runs
     after the export, and a folder it cannot use (no audio, labels the model lacks, a corrupt file) would otherwise
-    stop it with the int8 file written and unchecked. The gate measures on this listing. A model folder without a
-    readable config is left for the export to report (None)."""
+    stop it with the int8 file written and unchecked. The gate measures on this listing. A multi-label model's
+    folder is any audio folder, its names unread (not label sets; its labels ''). A model folder without a readable
+    config is left for the export to report (None)."""
     from hfspeech.inference.agreement import labelled_clips
     from hfspeech.models.config_json import read_config_json
+    from hfspeech.models.scores import is_multi_label
 
     try:
-        labels = read_config_json(model).get("id2label") or {}
+        config = read_config_json(model)
+        labels = None if is_multi_label(config) else {str(label) for label in (config.get("id2label") or {}).values()}
     except (OSError, ValueError, AttributeError):
         return None
-    return labelled_clips(eval_dir, {str(label) for label in labels.values()}, label_depth, skip_bad_files)
+    return labelled_clips(eval_dir, labels, label_depth, skip_bad_files)
 
 
 def export(argv: list[str]) -> int:

@@ -34,8 +34,9 @@ def stream_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window (default: the clip length the model was trained on)")
     parser.add_argument("--hop_seconds", type=positive(float), default=None, help="hop between windows (default: half)")
-    parser.add_argument("--threshold", type=probability, default=0.5,
-                        help="score a label needs (config.label_thresholds overrides it per label)")
+    parser.add_argument("--threshold", type=probability, default=None,  # None: not given (a warning's condition)
+                        help="score a label needs (default 0.5); a label the model has a tuned threshold for "
+                        "(config.label_thresholds) keeps that one, with a warning when this flag is given")
     parser.add_argument("--min_windows", type=positive(int), default=3,
                         help="consecutive windows above threshold per event")
     parser.add_argument("--vad", choices=["none", "energy", "model"], default="none",
@@ -95,6 +96,7 @@ def _open_stream(args: argparse.Namespace):
     from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm, stdin_format
     from hfspeech.inference.streaming import StreamingClassifier
     from hfspeech.inference.windows import check_windows_cover
+    from hfspeech.models.scores import DEFAULT_THRESHOLD
 
     backend = backend_for_device(args.model, args.backend, args.device)
     prepare_cold_start(args.model, backend)
@@ -102,11 +104,13 @@ def _open_stream(args: argparse.Namespace):
                                                  backend=backend, device=args.device, untrained="error")
     check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
     warn_if_trained_trimmed(args.model, classifier.config)
+    warn_if_threshold_unused(args.threshold, classifier.config)
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     given = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
 
     def streamer_at(rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=rate,
-                                   threshold=args.threshold, min_windows=args.min_windows, vad=args.vad,
+                                   threshold=threshold, min_windows=args.min_windows, vad=args.vad,
                                    silence_labels=args.silence_label)
 
     streamer = streamer_at(given.rate)  # its checks (--vad model ...) before waiting for the audio
@@ -125,3 +129,21 @@ def warn_if_trained_trimmed(model: str, config) -> None:
 
     if (line := stream_not_trimmed_warning(model, config)) is not None:
         print(line, file=sys.stderr)
+
+
+def warn_if_threshold_unused(threshold: float | None, config) -> None:
+    """One stderr line when `--threshold` was given and the model's tuned `label_thresholds` take its place: a
+    multi-label model's events fired at scores 0.17 and 0.40 under `--threshold 0.9`, and nothing said why. The
+    model's thresholds stay in force, as in `predict`, `evaluate` and `serve`: they are its decisions."""
+    from hfspeech.errors import first_few
+    from hfspeech.models.scores import id_ordered_labels
+
+    saved = getattr(config, "label_thresholds", None) or {}
+    tuned = [label for label in id_ordered_labels(config) if label in saved] if threshold is not None else []
+    if not tuned:
+        return
+    rest = len(config.id2label) - len(tuned)
+    named = first_few([f"{label}: {float(saved[label]):.3g}" for label in tuned], 20)
+    print(f"warning: --threshold {threshold:g} is not used for the {len(tuned)} label(s) with a threshold in the "
+          f"model's config.json (label_thresholds: {named}); it applies to "
+          f"{f'the {rest} other label(s)' if rest else 'no label'}", file=sys.stderr)

@@ -17,7 +17,7 @@ import numpy as np
 
 from hfspeech.errors import UsageError, first_few
 from hfspeech.evaluation.report import write_multilabel_report
-from hfspeech.evaluation.thresholds import tune_thresholds
+from hfspeech.evaluation.thresholds import MIN_TUNING_POSITIVES, tune_thresholds
 from hfspeech.models.scores import DEFAULT_THRESHOLD, sigmoid, thresholds_from_config, thresholds_to_dict
 from hfspeech.models.losses import pos_weight_from_counts
 
@@ -58,21 +58,32 @@ def clips_per_label(train_labels: Sequence[Sequence[int]], num_labels: int) -> n
 
 
 def tune_label_thresholds(trainer, validation, label_names: Sequence[str]) -> dict[str, float]:
-    """Per-class F1-optimal thresholds on `validation`, set as `model.config.label_thresholds`."""
+    """Per-class F1-optimal thresholds on `validation`, set as `model.config.label_thresholds`; a class with fewer
+    than `MIN_TUNING_POSITIVES` validation positives keeps `DEFAULT_THRESHOLD`, warned."""
     if validation is None:
         thresholds = np.full(len(label_names), DEFAULT_THRESHOLD)
         logger.info("no validation split: every class keeps the threshold %s", DEFAULT_THRESHOLD)
     else:
         prediction = trainer.predict(validation, metric_key_prefix="validation")
         references = np.asarray(prediction.label_ids) > 0.5
-        thresholds = tune_thresholds(sigmoid(_logits(prediction)), references)
-        untuned = [name for name, has in zip(label_names, references.any(axis=0)) if not has]
-        if untuned:  # a warning: these classes' active/inactive calls rest on an untuned 0.5
-            logger.warning("no positive in validation for %d class(es) (%s): not tuned, threshold %s",
-                           len(untuned), first_few(untuned, 20), DEFAULT_THRESHOLD)
+        thresholds = tune_thresholds(sigmoid(_logits(prediction)), references, MIN_TUNING_POSITIVES)
+        _warn_untuned(label_names, references.sum(axis=0))
     trainer.model.config.label_thresholds = thresholds_to_dict(label_names, thresholds)
     logger.info("label thresholds (all in config.json): %s", _thresholds_line(trainer.model.config.label_thresholds))
     return trainer.model.config.label_thresholds
+
+
+def _warn_untuned(label_names: Sequence[str], positives: np.ndarray) -> None:
+    """A warning line for the classes without a validation positive and one for those with too few to tune on:
+    their active/inactive calls rest on an untuned 0.5 (each cut to 20 names, as the thresholds' log line)."""
+    untuned = [name for name, count in zip(label_names, positives) if count == 0]
+    if untuned:
+        logger.warning("no positive in validation for %d class(es) (%s): not tuned, threshold %s",
+                       len(untuned), first_few(untuned, 20), DEFAULT_THRESHOLD)
+    few = [f"{name}: {count}" for name, count in zip(label_names, positives) if 0 < count < MIN_TUNING_POSITIVES]
+    if few:
+        logger.warning("fewer than %d positives in validation for %d class(es) (%s): too few to tune on, threshold %s",
+                       MIN_TUNING_POSITIVES, len(few), first_few(few, 20), DEFAULT_THRESHOLD)
 
 
 def _thresholds_line(thresholds: dict[str, float]) -> str:
