@@ -130,3 +130,15 @@ def test_stream_says_when_its_threshold_gives_way_to_the_models_label_thresholds
                           "config.json (label_thresholds: alarm: 0.17, dog: 0.4); it applies to the 1 other label(s)")
     code, _, err = run_cli_output(base, capsys)  # not given: nothing to say
     assert code == 0 and "--threshold" not in err, err
+
+
+def test_a_staged_multi_label_int8_kept_by_force_says_how_many_decisions_changed(tmp_path: Path):
+    """A multi-label check has no accuracy: the card's warning read "loses n/a accuracy points (more than n/a)"."""
+    from hfspeech.hub.card_training import variant_warnings
+
+    (tmp_path / "onnx").mkdir()
+    record = {"passed": False, "kept_by_force": True, "num_clips": 18, "changed_decisions": 24,
+              "changed_decisions_percent": 44.44, "max_changed_decisions_percent": 1.0}
+    (tmp_path / "onnx" / "int8_check.json").write_text(json.dumps(record))
+    [warning] = variant_warnings(tmp_path, [], True)
+    assert "changes 44.44% of its label decisions (more than 1.00% allowed) on 18 clips" in warning

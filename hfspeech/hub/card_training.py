@@ -162,9 +162,19 @@ def variant_warnings(run: Path, clips: list[tuple[str, str]], include_onnx: bool
     check = read_run_record(run / "onnx" / INT8_CHECK_FILE) if include_onnx else {}
     if isinstance(check, dict) and check.get("passed") is False:
         warnings.append(f"the int8 model failed its accuracy check and was kept with `hfspeech export --force`: it "
-                        f"loses {number(check.get('accuracy_drop_points'), 2)} accuracy points (more than "
-                        f"{number(check.get('max_accuracy_drop_points'), 2)} allowed) on "
-                        f"{check.get('num_clips', '?')} clips; onnx/{INT8_CHECK_FILE} has the numbers")
+                        f"{_int8_loss(check)} on {check.get('num_clips', '?')} clips; onnx/{INT8_CHECK_FILE} has the "
+                        "numbers")
     for warning in warnings:
         logger.warning("warning: %s", warning)
     return warnings
+
+
+def _int8_loss(check: dict) -> str:
+    """What a failed int8 check lost: accuracy points, or for a multi-label model (`inference.agreement`'s
+    `DecisionComparison`, no accuracy in its record: the card read "loses n/a accuracy points") its changed label
+    decisions."""
+    if "changed_decisions_percent" in check:
+        return (f"changes {number(check.get('changed_decisions_percent'), 2)}% of its label decisions (more than "
+                f"{number(check.get('max_changed_decisions_percent'), 2)}% allowed)")
+    return (f"loses {number(check.get('accuracy_drop_points'), 2)} accuracy points (more than "
+            f"{number(check.get('max_accuracy_drop_points'), 2)} allowed)")
