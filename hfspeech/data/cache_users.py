@@ -65,13 +65,19 @@ def leave_users_folder(dataset) -> None:
             _users_own.add(os.path.realpath(Path(cache_file["filename"]).parent))
 
 
+def is_users_folder(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds a dataset the user saved (`leave_users_folder`): nothing of hfspeech's is written
+    there (`data.prepare` decodes into the datasets cache instead)."""
+    return os.path.realpath(folder) in _users_own
+
+
 def hold_cache_folder(folder: str | os.PathLike) -> None:
     """Hold `folder`'s shared lock until this process exits (its forked `num_proc` workers share it) or has held
     `MAX_HELD` other folders since, first removing a dead run's `tmp*` files when no live run holds it. Swept once
     per hold; never an error (a folder that cannot be written, or locked, is left as it is). A folder the user
     saved (`leave_users_folder`) is left alone."""
     key = os.path.realpath(folder)
-    if key in _users_own:
+    if is_users_folder(key):
         return
     if key in _held:
         _held.move_to_end(key)

@@ -24,7 +24,7 @@ import numpy as np
 from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
-from hfspeech.data.cache_users import hold_cache_folder
+from hfspeech.data.cache_users import hold_cache_folder, is_users_folder
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.errors import DataError, writing_to
 from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
@@ -235,7 +235,9 @@ def _file_size(path: str) -> int:
 def _cache_file_name(split, settings: list) -> Optional[str]:
     """Where `datasets.map` writes the decoded split: beside the split's own files (None: datasets' choice), or
     when there are none (manifests, held in memory), they are in the run's scratch folder (removed at exit: a
-    streamed dataset's evaluation rows, `run_scratch_folder`) or that folder is read-only, in the datasets cache.
+    streamed dataset's evaluation rows, `run_scratch_folder`), in a folder the user saved (`save_to_disk`: theirs,
+    `data.cache_users.is_users_folder`; two seeds grew a 60 KB folder of paths to 59 MB) or that folder is
+    read-only, in the datasets cache.
     A split in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded
     again on every run. The name holds the split's fingerprint (its files' `_stat`, `data.loading`) and
     `settings`."""
@@ -244,7 +246,7 @@ def _cache_file_name(split, settings: list) -> Optional[str]:
 
     folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
     temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")
-    if folder and not temporary and not cache_folder_problem(folder):
+    if folder and not temporary and not is_users_folder(folder) and not cache_folder_problem(folder):
         return None
     folder = Path(datasets.config.HF_DATASETS_CACHE) / "hfspeech-prepared"
     name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
