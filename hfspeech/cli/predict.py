@@ -68,6 +68,7 @@ def predict(argv: list[str]) -> int:
     from hfspeech.inference.loading import backend_for_device
     from hfspeech.inference.outputs import check_same_model, expand_inputs, read_earlier_output, same_file
     from hfspeech.inference.windows import check_windows_cover
+    from hfspeech.models.scores import is_multi_label
 
     with reported_as_user_errors(ValueError, OSError):
         files = expand_inputs(args.files, args.manifest, args.path_column)
@@ -81,7 +82,7 @@ def predict(argv: list[str]) -> int:
         check_windows_cover(*classifier.window_sizes(args.window_seconds, args.hop_seconds), classifier.sampling_rate)
         if to_file:
             check_same_model(args.output, written_labels, classifier.id2label.values(), args.model)
-        writer = open_writer(args.output, args.format)
+        writer = open_writer(args.output, args.format, is_multi_label(classifier.config))
         done = done if writer is None else writer.written_paths()  # now that this run holds the file
     done = {same_file(path) for path in done}
     todo = [path for path in files if same_file(path) not in done]
@@ -128,31 +129,36 @@ def check_output_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
                      f".{wanted} file, or drop {given} (or give --output - for {wanted} rows on stdout)")
 
 
-def open_writer(output, kind):
+def open_writer(output, kind, multi_label: bool = False):
     """Where the rows go: nowhere (printed lines), stdout for `-`, else the FILE (held by this run)."""
     from hfspeech.inference.outputs import PredictionWriter
     from hfspeech.inference.stdout_rows import StdoutPredictionWriter
 
     if output is None:
         return None
-    return StdoutPredictionWriter(kind) if output == STDOUT else PredictionWriter(output)
+    if output == STDOUT:
+        return StdoutPredictionWriter(kind, multi_label=multi_label)
+    return PredictionWriter(output, multi_label)
 
 
 def _predict_files(classifier, todo: list[str], args: argparse.Namespace, writer, stems: dict) -> int:
-    """Classify `todo`, printing or writing each result as it comes; returns how many files failed."""
+    """Classify `todo`, printing or writing each result as it comes; returns how many files failed. Each file's
+    labels are its top k and every label active for it ranked below them (`with_every_active_label`)."""
     from hfspeech.data.audio import AudioFileError
     from hfspeech.errors import stdout_write_errors
     from hfspeech.inference.batch import predict_files
+    from hfspeech.inference.outputs import with_every_active_label
     from hfspeech.inference.timeline import write_timeline
 
     progress = progress_wanted(args.progress)
     failures = 0
-    for path, result in predict_files(classifier, todo, args.top_k, args.window_seconds, args.hop_seconds,
-                                      args.aggregate, progress=progress):
+    for path, result in predict_files(classifier, todo, len(classifier.id2label), args.window_seconds,
+                                      args.hop_seconds, args.aggregate, progress=progress):
         if isinstance(result, AudioFileError):
             print_error_beside_bar(result, progress)
             failures += 1
             continue
+        result = with_every_active_label(result, args.top_k)
         if args.timeline:
             write_timeline(result, classifier, args.timeline, stems[path].pop(0), top_k=args.top_k)
         if writer is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import glob
 import io
 import json
@@ -68,6 +69,15 @@ def _matches(pattern: str) -> list[str]:
         return []
     return [match for match in sorted(glob.glob(pattern, recursive=True))
             if Path(match).suffix.lower() in AUDIO_EXTENSIONS and not os.path.isdir(match)]
+
+
+def with_every_active_label(prediction, top_k: int):
+    """`prediction` (every label ranked, best first) cut to its `top_k` best labels and every active label below
+    them, still best first: a label's threshold can sit under another's score, and the top k alone left out labels
+    active for the file (`alarm` 0.192, threshold 0.161, sixth of 6). predict's rows and serve's answers use it."""
+    keep = [i for i, label in enumerate(prediction.labels) if i < top_k or label in prediction.active_labels]
+    return dataclasses.replace(prediction, labels=[prediction.labels[i] for i in keep],
+                               scores=[prediction.scores[i] for i in keep])
 
 
 def output_format(path: str) -> str:
@@ -216,14 +226,23 @@ def _lock_or_refuse(file, path: str) -> None:
                          "to end (then run again to resume), or give another file")
 
 
+def headline(prediction, multi_label: bool) -> tuple[str, object]:
+    """A CSV row's `label` and `score`: the top label, or a multi-label model's best active one ('' and '' when
+    none is active: a silent clip's row read `label=engine` beside empty `active_labels`)."""
+    if not multi_label:
+        return prediction.labels[0], prediction.scores[0]
+    active = [pair for pair in zip(prediction.labels, prediction.scores) if pair[0] in prediction.active_labels]
+    return active[0] if active else ("", "")
+
+
 class PredictionWriter:
     """Appends one row per prediction to a JSONL or CSV file, flushed at once (a header for a new CSV).
 
     A row that cannot be written (a full disk, a drive gone read-only) is cut off the file, which then ends
     with the last whole row, and raises a one-line `OutputWriteError`: the same command run again resumes."""
 
-    def __init__(self, path: str):
-        self.format, self.path = output_format(path), path
+    def __init__(self, path: str, multi_label: bool = False):
+        self.format, self.path, self.multi_label = output_format(path), path, multi_label
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         new = not os.path.isfile(path) or os.path.getsize(path) == 0
         self.file = open(path, "a", newline="", encoding="utf-8")
@@ -263,7 +282,8 @@ class PredictionWriter:
         if self.csv is None:
             self.file.write(json.dumps(row) + "\n")
         else:
-            self.csv.writerow({"path": row["path"], "label": prediction.labels[0], "score": prediction.scores[0],
+            label, score = headline(prediction, self.multi_label)
+            self.csv.writerow({"path": row["path"], "label": label, "score": score,
                                "labels": join_labels(prediction.labels),
                                "scores": "|".join(f"{s:.6g}" for s in prediction.scores),
                                "num_windows": row["num_windows"], "aggregate": row["aggregate"],

@@ -26,10 +26,10 @@ class StdoutPredictionWriter(PredictionWriter):
     A reader that has gone (`| head -1`) raises `BrokenPipeError` from `write`, which `hfspeech.cli.main`
     ends quietly; nothing is retried or cut back, since nothing of a pipe can be taken back."""
 
-    def __init__(self, kind: str = DEFAULT_STDOUT_FORMAT, stream: Optional[TextIO] = None):
+    def __init__(self, kind: str = DEFAULT_STDOUT_FORMAT, stream: Optional[TextIO] = None, multi_label: bool = False):
         if kind not in ("jsonl", "csv"):
             raise ValueError(f"--format {kind}: rows on stdout are jsonl or csv")
-        self.format, self.path = kind, STDOUT
+        self.format, self.path, self.multi_label = kind, STDOUT, multi_label
         self.file = sys.stdout if stream is None else stream
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS, lineterminator="\n") if kind == "csv" else None
         if self.csv is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -29,6 +30,7 @@ from hfspeech.data.samples import stream_not_trimmed_warning
 from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
+from hfspeech.inference.outputs import with_every_active_label
 from hfspeech.inference.windows import clip_windows
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
@@ -130,7 +132,7 @@ class ModelRunner:
         starts, pieces = zip(*await asyncio.to_thread(self.windows, audio))
         logits = np.stack(await self.batcher.submit(pieces))
         prediction = self.prediction(logits, starts, pieces, parameters)
-        answer = self.hub_answer(prediction)
+        answer = self.hub_answer(prediction, parameters.function_to_apply)
         if not parameters.timeline:
             return answer
         return {"predictions": answer, "num_windows": prediction.num_windows, "aggregate": prediction.aggregate,
@@ -140,17 +142,26 @@ class ModelRunner:
 
     def prediction(self, logits: np.ndarray, starts: Sequence[int], pieces: Sequence[np.ndarray],
                    parameters: Parameters) -> Prediction:
+        """The top-k labels and every active label ranked below them (`with_every_active_label`). Scores other
+        than a multi-label model's sigmoids (`function_to_apply` softmax or none) judge no label active, as
+        the pipeline does: the thresholds are on the sigmoid scale (a softmax 0.332 read as inactive a label
+        active at 0.623)."""
         classifier = self.classifier
         scores = apply_function(logits, parameters.function_to_apply, classifier.config)
         windows = [classifier.window_result(i, start, len(piece), row)
                    for i, (start, piece, row) in enumerate(zip(starts, pieces, scores))]
-        return classifier.prediction_from_windows("upload", windows, parameters.top_k, parameters.aggregate)
+        judged = judges_active(classifier.config, parameters.function_to_apply)
+        windows = windows if judged else [replace(window, active_labels=[]) for window in windows]
+        ranked = classifier.prediction_from_windows("upload", windows, len(classifier.id2label), parameters.aggregate)
+        ranked = ranked if judged else replace(ranked, active_labels=[])
+        return with_every_active_label(ranked, parameters.top_k)
 
-    def hub_answer(self, prediction: Prediction) -> list[dict]:
-        """[{label, score}] best first; a multi-label model adds each label's threshold and whether it is active."""
+    def hub_answer(self, prediction: Prediction, function_to_apply: Optional[str] = None) -> list[dict]:
+        """[{label, score}] best first; a multi-label model's sigmoid scores add each label's threshold and whether
+        it is active (as the pipeline's do)."""
         config = self.classifier.config
         answer = [{"label": label, "score": score} for label, score in zip(prediction.labels, prediction.scores)]
-        if is_multi_label(config):
+        if judges_active(config, function_to_apply):
             thresholds = thresholds_from_config(config)  # float64, as the config holds them
             label2id = {label: i for i, label in self.classifier.id2label.items()}
             for entry in answer:
@@ -169,6 +180,11 @@ class ModelRunner:
                 "revision": self.revision,
                 "max_batch_size": self.batcher.max_batch_size, "max_wait_ms": self.batcher.max_wait * 1000,
                 "max_seconds": self.max_seconds}
+
+
+def judges_active(config, function: Optional[str]) -> bool:
+    """Whether labels are judged active: a multi-label model's own sigmoid scores, which its thresholds are on."""
+    return is_multi_label(config) and function in (None, "sigmoid")
 
 
 def apply_function(logits: np.ndarray, function: Optional[str], config) -> np.ndarray:

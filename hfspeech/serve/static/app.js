@@ -1,5 +1,6 @@
 // The page of `hfspeech serve`: upload a file or record the microphone, POST the audio to `/` (the Hub's
-// audio-classification contract, with ?timeline=true), draw the top-k as bars and the windows as a heat map.
+// audio-classification contract, with ?timeline=true), draw the top-k (and a multi-label model's active labels,
+// green, past top-k too) as bars and the windows as a heat map.
 // Plain browser JavaScript: no build step, nothing loaded from outside the server.
 "use strict";
 
@@ -44,7 +45,10 @@ async function classify(blob, name) {
     setStatus(`${name}: ${answer.error || "HTTP " + response.status}`, true);
     return;
   }
-  setStatus(`${name}: ${answer.num_windows} window${answer.num_windows > 1 ? "s" : ""}`);
+  // A multi-label answer lists every active label, past top-k too; its entries say which (`active`)
+  const judged = answer.predictions.some((p) => "active" in p);
+  const active = judged ? ` · active: ${answer.active_labels.join(", ") || "none"}` : "";
+  setStatus(`${name}: ${answer.num_windows} window${answer.num_windows > 1 ? "s" : ""}${active}`);
   showBars(answer.predictions);
   if (answer.num_windows > 1) showTimeline(answer);
 }
