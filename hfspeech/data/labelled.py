@@ -56,7 +56,8 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
                         "or an audio folder without split folders, or a dataset with a train split)")
     if spec.group_column:  # group-disjoint splits, and a warning where the given ones share groups
         raw = attach_groups(raw, spec.source, spec.group_column)
-    raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator)
+    raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator,
+                       source=spec.source)
     audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
     split = group_disjoint_splits if spec.group_column else make_splits
     raw = split(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
@@ -73,7 +74,7 @@ def load_evaluation_split(spec: DataSpec, label_names: Sequence[str], split: Opt
     raw = load_audio_dataset(**spec.source, report=report, choose_split=lambda names: evaluated_split(names, split))
     split = evaluated_split(list(raw), split)  # a datasets dataset's is chosen: only its splits are read
     return encode_labels(DatasetDict({split: raw[split]}), label_names, multi_label=multi_label,
-                         separator=spec.label_separator)
+                         separator=spec.label_separator, source=spec.source)
 
 
 def evaluated_split(available: list[str], split: Optional[str]) -> str:

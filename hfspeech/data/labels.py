@@ -1,17 +1,18 @@
 """Labels as class ids: one integer `ClassLabel` column per split, the same names in every split.
 
-Single-label data gives each clip one label; multi-label data (`encode_labels(..., multi_label=True)`) a
-list of them (`List(ClassLabel)`): a `;`-separated string in a CSV/TSV manifest (`dog;siren`), a JSON
-list or such a string in a JSONL manifest, a list column (`List`/`Sequence` of strings or of `ClassLabel`)
-in a datasets dataset. An audiofolder's folder names stay single-label (each clip gets a one-label list); a
-manifest is the way to give clips several labels. The label column is `label`, or `labels` when the data
-has no `label` column (or whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL)
-is a clip with no event: an all-zero target, which detection data needs (background-only clips). A split in
-which *no* clip has a label is an error (almost surely the wrong column). Leading and trailing whitespace of
-a label is stripped, with a warning, and a label is read in composed Unicode (NFC: a macOS folder's `café` is
-the keyboard's `café`); a label holding a line break or other control character is an error naming its file.
-Otherwise a label is kept exactly as written (`01`, `1.0`, `NA`, `None`, `a|b`), and labels that differ only
-in letter case (`Yes`, `yes`) are two classes, with a warning.
+Single-label data gives each clip one label; multi-label data (`encode_labels(..., multi_label=True)`) a list of
+them (`List(ClassLabel)`): a `;`-separated string in a CSV/TSV manifest (`dog;siren`) or a cell written as a list
+of strings (`["dog", "glass, breaking"]`, or pandas' `['dog', 'siren']`: read whole, never split), a JSON list or
+such a string in a JSONL manifest, a list column (`List`/`Sequence` of strings or of `ClassLabel`) in a datasets
+dataset. An audiofolder's folder names stay single-label (each clip gets a one-label list); a manifest is the way
+to give clips several labels. The label column is `label`, or `labels` when the data has no `label` column (or
+whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL) is a clip with no event: an
+all-zero target, which detection data needs (background-only clips). A split in which *no* clip has a label is an
+error (almost surely the wrong column). Errors name a clip by its manifest and data row (`encode_labels`'
+`source`), else by its file. Leading and trailing whitespace of a label is stripped, with a warning, and a label is
+read in composed Unicode (NFC: a macOS folder's `café` is the keyboard's `café`); a label holding a line break or
+other control character is an error naming its clip. Otherwise a label is kept exactly as written (`01`, `1.0`,
+`NA`, `None`, `a|b`), and labels that differ only in letter case (`Yes`, `yes`) are two classes, with a warning.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 import logging
 import math
 import unicodedata
-from typing import Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, LargeList, List
 
 from hfspeech.data.audio import describe_source
 from hfspeech.data.columns import column_values
+from hfspeech.data.manifests import bracketed_cell, list_cell
 from hfspeech.errors import DataError
 
 logger = logging.getLogger("hfspeech.data")
@@ -39,22 +41,25 @@ LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
 def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
-                  separator: str = LABEL_SEPARATOR) -> DatasetDict:
+                  separator: str = LABEL_SEPARATOR, source: Optional[Mapping[str, Any]] = None) -> DatasetDict:
     """Give every split the same integer `ClassLabel` column (`List(ClassLabel)` when `multi_label`).
 
     Without `label_names` the classes are the labels of the training split (or of all splits when there
     is none) in the order of the data's `ClassLabel` names where it has them -- so that a model's class ids
     are the dataset's, as in transformers' `run_audio_classification.py` -- else sorted. A label outside
     those classes -- in another split, or in data for a model trained on other labels -- raises a
-    `DataError` naming the label and a file that has it.
-    `separator` splits a multi-label string such as `dog;siren`.
+    `DataError` naming the label and a clip that has it.
+    `separator` splits a multi-label string such as `dog;siren`. `source`: the keyword arguments the data was
+    loaded with (`DataSpec.source`); a split read from a manifest (`train_file` ...) has its clips named by the
+    manifest and data row, where the user mends the cell, rather than by the audio file.
     """
-    labels = {name: (_label_lists(split, separator, name) if multi_label else _label_strings(split, name))
-              for name, split in dataset.items()}
+    namers = {name: _row_namer(split, (source or {}).get(f"{name}_file")) for name, split in dataset.items()}
+    labels = {name: (_label_lists(split, separator, name, namers[name]) if multi_label
+                     else _label_strings(split, name, namers[name])) for name, split in dataset.items()}
     if label_names is None:
-        source = ["train"] if "train" in dataset else list(dataset)
-        present = {s for name in source for s in _flatten(labels[name], multi_label)}
-        declared = [n for n in dict.fromkeys(_declared_names(dataset[source[0]])) if n in present]
+        fitted = ["train"] if "train" in dataset else list(dataset)
+        present = {s for name in fitted for s in _flatten(labels[name], multi_label)}
+        declared = [n for n in dict.fromkeys(_declared_names(dataset[fitted[0]])) if n in present]
         label_names = declared + sorted(present - set(declared))
         _warn_case_twins(label_names)
     label_names = [str(n) for n in label_names]
@@ -67,9 +72,8 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
         unknown = sorted({s for s in _flatten(strings, multi_label) if s not in index})
         if unknown:
             row = next(i for i, s in enumerate(strings) if unknown[0] in (s if multi_label else [s]))
-            where = describe_source(split.select([row])[0]["audio"])
             raise DataError(
-                f"{where}: unknown label '{unknown[0]}' in split '{split_name}' "
+                f"{namers[split_name](row)}: unknown label '{unknown[0]}' in split '{split_name}' "
                 f"({len(unknown)} unknown label(s): {unknown[:10]}); known labels: {label_names}"
             )
         if multi_label:
@@ -103,52 +107,60 @@ def _flatten(labels: list, multi_label: bool):
     return (s for clip in labels for s in clip) if multi_label else labels
 
 
-def _label_strings(split: Dataset, split_name: str) -> list[str]:
+def _row_namer(split: Dataset, manifest: Optional[str]) -> Callable[[Optional[int]], str]:
+    """How a message names a clip (a row of `split`; None: the split as a whole): by its manifest and data row,
+    counted from 1 as `data.loading` counts them (the cell to mend, where the audio file's name left the user to
+    search the manifest for it), else by its file (`describe_source`; datasets' clips are named by row)."""
+    if manifest:
+        return lambda row: str(manifest) if row is None else f"{manifest}: row {row + 1}"
+    return lambda row: describe_source(split.select([row or 0])[0]["audio"])
+
+
+def _label_strings(split: Dataset, split_name: str, where: Callable) -> list[str]:
     """Labels as strings: ClassLabel ids are mapped to their names, anything else is str()-ed."""
     feature = split.features["label"]
     values = column_values(split, "label")
     if isinstance(feature, ClassLabel):
-        return _stripped(_class_names(feature, values, split, split_name), split)
+        return _stripped(_class_names(feature, values, split_name, where), where)
     if holds_label_lists(split) or any(isinstance(v, (list, tuple)) for v in values):
-        raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: the labels are lists (multi-label data); "
+        raise DataError(f"{where(None)}: the labels are lists (multi-label data); "
                         "train with --problem_type multi_label_classification")
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in values):
         row = next(i for i, v in enumerate(values) if v is None or (isinstance(v, str) and not v.strip()))
-        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: empty label")
+        raise DataError(f"{where(row)}: empty label")
     joined = next((str(v) for v in values if LABEL_SEPARATOR in str(v)), None)
     if joined is not None:  # `dog;siren` is how a manifest lists several labels: a class of its own is a likely slip
         logger.warning("single-label data with the label %r: a class of its own; if it lists several labels, "
                        "train with --problem_type multi_label_classification", joined)
-    return _stripped([str(v) for v in values], split)
+    return _stripped([str(v) for v in values], where)
 
 
-def _class_names(feature: ClassLabel, ids: list, split: Dataset, split_name: str,
+def _class_names(feature: ClassLabel, ids: list, split_name: str, where: Callable,
                  rows: Optional[list[int]] = None) -> list[str]:
     """The names of `ClassLabel` ids; -1 (datasets' mark of a clip without a label: a test split without the
     answers) is a `DataError` naming a clip, not `int2str`'s traceback. `rows`: each id's row, when not its index."""
     bad = [i for i, v in enumerate(ids) if not isinstance(v, int) or not 0 <= v < feature.num_classes]
     if bad:
         row = bad[0] if rows is None else rows[bad[0]]
-        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: {len(bad)} clip(s) have the class id "
+        raise DataError(f"{where(row)}: {len(bad)} clip(s) have the class id "
                         f"{ids[bad[0]]} in split '{split_name}' and no label ({feature.num_classes} classes; -1 "
                         "marks an unlabelled clip): a split used for training or scores needs labels; name a "
                         "labelled split (--train_split_name / --eval_split_name / --test_split_name)")
     return [feature.names[v] for v in ids]
 
 
-def _stripped(labels: list[str], split: Dataset) -> list[str]:
+def _stripped(labels: list[str], where: Callable) -> list[str]:
     """Labels without leading/trailing whitespace (`"yes "` is `yes`, not a class of its own), with a warning
     naming a file whose label had it, in composed Unicode (`written_form`); a control character is refused."""
     padded = [i for i, label in enumerate(labels) if label != label.strip()]
     if padded:
-        where = describe_source(split.select([padded[0]])[0]["audio"])
         logger.warning("%d label(s) had leading or trailing whitespace, stripped (e.g. %r for %s)", len(padded),
-                       labels[padded[0]], where)
+                       labels[padded[0]], where(padded[0]))
     forms = _written_forms(set(labels))
     labels = [forms[label] for label in labels]
     if "" in labels:  # a folder named ` ` (a ClassLabel name of spaces): strings were checked before
-        raise DataError(f"{describe_source(split.select([labels.index('')])[0]['audio'])}: empty label")
-    _refuse_control_characters(labels, split, lists=False)
+        raise DataError(f"{where(labels.index(''))}: empty label")
+    _refuse_control_characters(labels, where, lists=False)
     return labels
 
 
@@ -164,19 +176,18 @@ def _written_forms(distinct: set[str]) -> dict[str, str]:
     return {label: written_form(label) for label in distinct}
 
 
-def _refuse_control_characters(rows: list, split: Dataset, lists: bool) -> None:
-    """A `DataError` naming the first file whose label (`rows`: one per clip, or with `lists` a list per clip)
+def _refuse_control_characters(rows: list, where: Callable, lists: bool) -> None:
+    """A `DataError` naming the first clip whose label (`rows`: one per clip, or with `lists` a list per clip)
     holds a line break, tab or other control character: almost surely a CSV cell whose quote was not closed, and
     such a label broke every line-based output (predict's text, CSV reports, the model card's tables). Each
-    distinct label is scanned once; the rows are walked only to name the file."""
+    distinct label is scanned once; the rows are walked only to name the clip."""
     distinct = {label for clip in rows for label in clip} if lists else set(rows)
     bad = {label for label in distinct if any(unicodedata.category(char) in LINE_BREAKING for char in label)}
     if bad:
         clips = rows if lists else ([label] for label in rows)
         row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)
-        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: the label {label!r} holds a "
-                        "line break or other control character; a label is one line of text (check the "
-                        "manifest's quotes)")
+        raise DataError(f"{where(row)}: the label {label!r} holds a line break or other control character; a "
+                        "label is one line of text (check the manifest's quotes)")
 
 
 def _warn_case_twins(label_names: list[str]) -> None:
@@ -190,61 +201,82 @@ def _warn_case_twins(label_names: list[str]) -> None:
                        "they are one class, write them alike", len(twins), " and ".join(map(repr, twins[0])))
 
 
-def _label_lists(split: Dataset, separator: str, split_name: str) -> list[list[str]]:
+def _label_lists(split: Dataset, separator: str, split_name: str, where: Callable) -> list[list[str]]:
     """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms."""
     feature = split.features["label"]
     values = column_values(split, "label")
     if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
-        lists = [[name] for name in _class_names(feature, values, split, split_name)]
+        lists = [[name] for name in _class_names(feature, values, split_name, where)]
     elif holds_label_lists(split) and isinstance(getattr(feature, "feature", None), ClassLabel):
-        flat = _class_names(feature.feature, [v for clip in values for v in clip], split, split_name, [
+        flat = _class_names(feature.feature, [v for clip in values for v in clip], split_name, where, [
             row for row, clip in enumerate(values) for _ in clip])
         names = iter(flat)
         lists = [[next(names) for _ in clip] for clip in values]
     else:
-        _check_separator(split, values, separator)
-        lists = [parse_label_list(v, separator) for v in values]
-        _refuse_labelless_cells(split, values, lists, separator)
+        read = [_as_list(v) for v in values]  # a cell written as a list, as that list: never split
+        _check_separator(values, read, separator, where)
+        lists = [parse_label_list(v, separator) for v in read]
+        _refuse_labelless_cells(values, read, lists, separator, where)
     forms = _written_forms({label for clip in lists for label in clip})
     lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
-    _refuse_control_characters(lists, split, lists=True)
+    _refuse_control_characters(lists, where, lists=True)
     if lists and not any(lists):
-        raise DataError(f"{describe_source(split.select([0])[0]['audio'])}: no clip in split '{split_name}' has a "
-                        f"label (empty label column? multi-label strings are split at {separator!r})")
+        raise DataError(f"{where(None)}: no clip in split '{split_name}' has a label (empty label column? "
+                        f"multi-label strings are split at {separator!r})")
     return lists
 
 
-def _refuse_labelless_cells(split: Dataset, values: list, lists: list[list[str]], separator: str) -> None:
-    """A cell that is not empty but holds no label (`;`, `dog;` is fine, `[""]`) is an error naming its file: it
-    became a clip with no event without a word. An empty cell (`[]`, null) is the way to say "no event"."""
+def _as_list(value):
+    """A string cell written as a list of strings (`list_cell`) as that list; any other value as it is."""
+    cell = list_cell(value) if isinstance(value, str) else None
+    return value if cell is None else cell
+
+
+def _refuse_labelless_cells(values: list, read: list, lists: list[list[str]], separator: str,
+                            where: Callable) -> None:
+    """A cell that is not empty but holds no label (`;`, `dog;` is fine, `[""]`) is an error naming its row: it
+    became a clip with no event without a word. An empty cell (`[]`, null) is the way to say "no event".
+    `values`: the cells as written; `read`: as read (`_as_list`)."""
     def written(value) -> bool:
         return bool(value.strip()) if isinstance(value, str) else isinstance(value, (list, tuple)) and bool(value)
 
-    row = next((i for i, (value, labels) in enumerate(zip(values, lists)) if not labels and written(value)), None)
+    row = next((i for i, labels in enumerate(lists) if not labels and written(read[i])), None)
     if row is not None:
-        raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: label cell {values[row]!r} holds no "
-                        f"label (labels are split at {separator!r}); leave it empty ([] in JSONL) for a clip with "
-                        "no event")
+        listed = isinstance(read[row], (list, tuple))
+        how = "a list of no label" if listed else f"no label (labels are split at {separator!r})"
+        raise DataError(f"{where(row)}: label cell {values[row]!r} holds {how}; leave it empty ([] for a list) "
+                        "for a clip with no event")
 
 
-def _check_separator(split: Dataset, values: list, separator: str) -> None:
+def _check_separator(values: list, read: list, separator: str, where: Callable) -> None:
     """`--label_separator ,` on `dog;siren` cells split nothing and trained on the class 'dog;siren': when the
-    separator is in no string cell but another usual one is, the labels were surely meant to be split at that."""
-    strings = [i for i, v in enumerate(values) if isinstance(v, str)]
+    separator is in no string cell but another usual one is, the labels were surely meant to be split at the
+    one in the most cells (`a|b` cells, one of them `glass, breaking|siren`: `|`). List cells are never split;
+    one that only looks like a list (`[dog, siren]`) is refused rather than split into `[dog` and `siren]`."""
+    strings = [i for i, v in enumerate(read) if isinstance(v, str)]
     if any(separator in values[i] for i in strings):
         return
-    for other in (s for s in LIKELY_SEPARATORS if s != separator):
-        row = next((i for i in strings if other in values[i].strip(other + " ")), None)
-        if row is not None:
-            raise DataError(f"{describe_source(split.select([row])[0]['audio'])}: label cell {values[row]!r} holds "
-                            f"{other!r} but no cell holds the label separator {separator!r}: set --label_separator "
-                            f"{other!r}")
+    holding = {other: [i for i in strings if other in values[i].strip(other + " ")]
+               for other in LIKELY_SEPARATORS if other != separator}
+    best = max(holding, key=lambda other: len(holding[other]))  # on a tie, the first of LIKELY_SEPARATORS
+    bracketed = next((i for i in holding[best] if bracketed_cell(values[i])), None)
+    if bracketed is not None:
+        raise DataError(f"{where(bracketed)}: label cell {values[bracketed]!r} looks like a list but is not a "
+                        'list of quoted strings: write it as ["dog", "siren"] (or as dog;siren)')
+    if holding[best]:
+        row = holding[best][0]
+        raise DataError(f"{where(row)}: label cell {values[row]!r} holds {best!r} but no cell holds the label "
+                        f"separator {separator!r}: set --label_separator {best!r} ({len(holding[best])} of "
+                        f"{len(strings)} cells hold it)")
 
 
 def parse_label_list(value, separator: str) -> list[str]:
-    """`None`/`""`/`[]` -> [] (a clip with no event); `"a;b"` -> ["a", "b"]; `["a", "b"]` as is."""
+    """`None`/`""`/`[]` -> [] (a clip with no event); `"a;b"` -> ["a", "b"]; `["a", "b"]` and a cell written so
+    (`list_cell`) as is."""
     if value is None or (isinstance(value, float) and math.isnan(value)):  # an empty CSV cell
         return []
+    if isinstance(value, str) and (cell := list_cell(value)) is not None:
+        value = cell
     if isinstance(value, str):
         return [part.strip() for part in value.split(separator) if part.strip()]
     if isinstance(value, (list, tuple)):

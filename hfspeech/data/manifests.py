@@ -13,11 +13,12 @@ file, the line and what to change. A path cell names a file by one rule for ever
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hfspeech.data.file_names import existing_spelling
 from hfspeech.errors import DataError
@@ -105,6 +106,27 @@ def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
             raise ManifestError(f"{path}: line {line} is not a JSON object ({type(record).__name__})")
         columns.update(dict.fromkeys(record))
     return [record for _, record in numbered], list(columns)
+
+
+def bracketed_cell(text: str) -> bool:
+    """Whether a cell is written in brackets, as a list is (`list_cell`), whether or not it is one."""
+    text = text.strip()
+    return text.startswith("[") and text.endswith("]")
+
+
+def list_cell(text: str) -> Optional[list[str]]:
+    """A cell written as a list of strings -- JSON (`["dog", "siren"]`) or Python's repr, which pandas' `to_csv`
+    writes for a list column (`['dog', 'siren']`) -- as that list; None for other text (`[noise]` is a label).
+    Its labels may hold any separator (`["glass, breaking"]`): the list is read whole, as a JSONL list is."""
+    if not bracketed_cell(text):
+        return None
+    for parse in (json.loads, ast.literal_eval):  # literal_eval: literals only, never code
+        try:
+            value = parse(text.strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+    return None
 
 
 def manifest_folder(path: str | os.PathLike) -> Path:
