@@ -60,7 +60,7 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
         fitted = ["train"] if "train" in dataset else list(dataset)
         present = {s for name in fitted for s in _flatten(labels[name], multi_label)}
         declared = [n for n in dict.fromkeys(_declared_names(dataset[fitted[0]])) if n in present]
-        label_names = declared + sorted(present - set(declared))
+        label_names = declared + sorted(present - set(declared), key=_class_order(dataset[fitted[0]]))
         _warn_case_twins(label_names)
     label_names = [str(n) for n in label_names]
     index = {written_form(name): i for i, name in enumerate(label_names)}  # a model saved before NFC: its ids
@@ -101,6 +101,15 @@ def _declared_names(split: Dataset) -> list[str]:
     feature = split.features["label"]
     feature = feature.feature if holds_label_lists(split) else feature
     return [written_form(str(name)) for name in feature.names] if isinstance(feature, ClassLabel) else []
+
+
+def _class_order(split: Dataset) -> Optional[Callable[[str], Any]]:
+    """How labels without declared names are ordered into class ids: as numbers when the column holds integers
+    (labels 1, 2, 10, 11 were ids 0-3 as '1', '10', '11', '2': a class id no longer the dataset's integer's
+    order, and `--class_names 1,2,10,11` of a streamed run another order), else as text."""
+    feature = split.features.get("label")
+    inner = getattr(feature, "feature", feature)  # a list column's items
+    return int if getattr(inner, "dtype", "").startswith(("int", "uint")) else None
 
 
 def _flatten(labels: list, multi_label: bool):
