@@ -1,6 +1,7 @@
 """A dataset the user saved (`save_to_disk`) is theirs: its decoded audio goes to the datasets cache
 (`hfspeech-prepared`, as docs/training.md's caches table says), not into their folder (a datasets-user audit: two
-seeds grew a 60 KB folder of paths to 59 MB of `cache-*.arrow` files there)."""
+seeds grew a 60 KB folder of paths to 59 MB of `cache-*.arrow` files there), and so does the labels' cast, a copy
+of the whole split (its audio bytes too, for a dataset holding them)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,8 @@ def test_decoding_a_saved_dataset_writes_nothing_into_the_users_folder(tone_fold
     saved = tmp_path / "saved"
     Dataset.from_dict({"audio": [str(f) for f in files], "label": [f.parent.name for f in files]}).cast_column(
         "audio", Audio()).save_to_disk(str(saved))
-    encoded = encode_labels(load_audio_dataset(dataset_name=str(saved)))
-    before = sorted(p.relative_to(saved) for p in saved.rglob("*"))  # (the labels' cast file: paths and ids)
-    prepared, _ = prepare_dataset(encoded, 16000)
+    before = sorted(p.relative_to(saved) for p in saved.rglob("*"))
+    prepared, _ = prepare_dataset(encode_labels(load_audio_dataset(dataset_name=str(saved))), 16000)
     assert len(prepared["train"]) == 6
     assert sorted(p.relative_to(saved) for p in saved.rglob("*")) == before
     decoded = Path(prepared["train"].cache_files[0]["filename"])

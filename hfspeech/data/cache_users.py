@@ -71,6 +71,20 @@ def is_users_folder(folder: str | os.PathLike) -> bool:
     return os.path.realpath(folder) in _users_own
 
 
+def beside_users_files(split, *settings) -> Optional[str]:
+    """Where a map or cast of `split` writes: None (datasets' choice, beside the split's files), or for a split
+    whose files are in a folder the user saved, a file named by the split's fingerprint and `settings` in
+    `$HF_DATASETS_CACHE/hfspeech-prepared`: a cast there copied their whole dataset into their folder."""
+    if not split.cache_files or not is_users_folder(Path(split.cache_files[0]["filename"]).parent):
+        return None
+    import datasets
+    from datasets.fingerprint import Hasher
+
+    folder = Path(datasets.config.HF_DATASETS_CACHE) / "hfspeech-prepared"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow")
+
+
 def hold_cache_folder(folder: str | os.PathLike) -> None:
     """Hold `folder`'s shared lock until this process exits (its forked `num_proc` workers share it) or has held
     `MAX_HELD` other folders since, first removing a dead run's `tmp*` files when no live run holds it. Swept once

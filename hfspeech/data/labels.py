@@ -22,9 +22,10 @@ import math
 import unicodedata
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from datasets import ClassLabel, Dataset, DatasetDict, LargeList, List
+from datasets import ClassLabel, Dataset, DatasetDict, Features, LargeList, List
 
 from hfspeech.data.audio import describe_source
+from hfspeech.data.cache_users import beside_users_files
 from hfspeech.data.columns import column_values
 from hfspeech.data.manifests import bracketed_cell, list_cell
 from hfspeech.errors import DataError
@@ -80,9 +81,16 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
             ids, feature = [[index[s] for s in clip] for clip in strings], List(class_label)
         else:
             ids, feature = [index[s] for s in strings], class_label
-        split = split.remove_columns("label").add_column("label", ids)
-        encoded[split_name] = split.cast_column("label", feature)
+        encoded[split_name] = _with_label_column(split, ids, feature)
     return DatasetDict(encoded)
+
+
+def _with_label_column(split: Dataset, ids: list, feature) -> Dataset:
+    """`split` with class `ids` of `feature` as labels: the cast's copy of a user's saved split goes to the cache."""
+    split = split.remove_columns("label").add_column("label", ids)
+    if (name := beside_users_files(split, "labels", feature)) is None:
+        return split.cast_column("label", feature)
+    return split.cast(Features({**split.features, "label": feature}), cache_file_name=name)
 
 
 def holds_label_lists(split: Dataset) -> bool:
@@ -105,8 +113,7 @@ def _declared_names(split: Dataset) -> list[str]:
 
 def _class_order(split: Dataset) -> Optional[Callable[[str], Any]]:
     """How labels without declared names are ordered into class ids: as numbers when the column holds integers
-    (labels 1, 2, 10, 11 were ids 0-3 as '1', '10', '11', '2': a class id no longer the dataset's integer's
-    order, and `--class_names 1,2,10,11` of a streamed run another order), else as text."""
+    (1, 2, 10, 11 were ids 0-3 as '1', '10', '11', '2'), else as text."""
     feature = split.features.get("label")
     inner = getattr(feature, "feature", feature)  # a list column's items
     return int if getattr(inner, "dtype", "").startswith(("int", "uint")) else None
@@ -117,9 +124,8 @@ def _flatten(labels: list, multi_label: bool):
 
 
 def _row_namer(split: Dataset, manifest: Optional[str]) -> Callable[[Optional[int]], str]:
-    """How a message names a clip (a row of `split`; None: the split as a whole): by its manifest and data row,
-    counted from 1 as `data.loading` counts them (the cell to mend, where the audio file's name left the user to
-    search the manifest for it), else by its file (`describe_source`; datasets' clips are named by row)."""
+    """How a message names a clip (a row of `split`; None: the split): by its manifest and data row, counted from 1
+    as `data.loading` counts them (the cell to mend), else by its file (`describe_source`)."""
     if manifest:
         return lambda row: str(manifest) if row is None else f"{manifest}: row {row + 1}"
     return lambda row: describe_source(split.select([row or 0])[0]["audio"])
