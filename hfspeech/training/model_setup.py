@@ -13,7 +13,6 @@ import math
 from typing import Optional, Sequence
 
 import torch
-from torch import nn
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
@@ -29,10 +28,12 @@ from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LA
 from hfspeech.models.whisper.modeling_clip_pooling import WhisperClipPoolingForAudioClassification
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import ModelArguments
+from hfspeech.training.head_rows import keep_head_rows_with_their_labels
 from hfspeech.training.optim import freeze
 
 logger = logging.getLogger("hfspeech.train")
 DEFAULT_SAMPLING_RATE = ModelArguments.__dataclass_fields__["sampling_rate"].default
+SINGLE_LABEL = "single_label_classification"  # what a classifier's first forward pass infers when not told
 
 
 def pretrained_feature_extractor(model_args: ModelArguments):
@@ -63,6 +64,8 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
     """
     config_values = dict(num_labels=len(label_names), label2id={name: i for i, name in enumerate(label_names)},
                          id2label=dict(enumerate(label_names)), **config_overrides(model_args))
+    if len(label_names) > 1:  # else set by the first training step alone: null where a rerun took none
+        config_values.setdefault("problem_type", SINGLE_LABEL)
     if model_args.model_name_or_path:
         model, feature_extractor = _pretrained(model_args, config_values, feature_extractor)
     else:
@@ -196,41 +199,6 @@ def _with_new_weights_set(model, loading_info: dict):
             elif name.endswith("masked_spec_embed"):
                 model.get_parameter(name).uniform_()
     return model
-
-
-def _output_layer(model) -> Optional[nn.Linear]:
-    """The linear layer whose rows are the labels: `classifier` (Wav2Vec2, Whisper, the baselines) or the last
-    linear in it (AST's `classifier.dense`)."""
-    head = getattr(model, "classifier", None)
-    layers = [module for module in head.modules() if isinstance(module, nn.Linear)
-              and module.out_features == model.config.num_labels] if isinstance(head, nn.Module) else []
-    return layers[-1] if layers else None
-
-
-def keep_head_rows_with_their_labels(model, saved_labels: list[str], labels: list[str]) -> None:
-    """A checkpoint's head trained for these very labels in another order (a Hub classifier's own order, where a
-    run sorts its labels): its rows are put in the run's order. `from_pretrained` keeps them where they were
-    while the config takes the run's names, so every label started with another label's row (a classifier at
-    chance on its own labels). A head for other labels of the same number is kept, as transformers keeps it:
-    said in a warning."""
-    if saved_labels == labels or len(saved_labels) != len(labels):
-        return
-    if sorted(saved_labels) != sorted(labels):
-        if saved_labels != [f"LABEL_{index}" for index in range(len(saved_labels))]:  # a trained head's names
-            logger.warning("the checkpoint's classification head was trained for the labels %s; it is kept as the "
-                           "start of a head for %s", saved_labels, labels)
-        return
-    layer = _output_layer(model)
-    if layer is None:
-        raise UsageError(f"{type(model).__name__}: the checkpoint's labels {saved_labels} are this data's in another "
-                         "order, and no `classifier` layer was found to put its rows in this run's order")
-    saved_row = {name: row for row, name in enumerate(saved_labels)}  # `list.index` a label: 5x10^7 steps at 10,000
-    order = torch.tensor([saved_row[name] for name in labels], device=layer.weight.device)
-    with torch.no_grad():
-        layer.weight.copy_(layer.weight[order])
-        if layer.bias is not None:
-            layer.bias.copy_(layer.bias[order])
-    logger.info("the checkpoint's head rows reordered from %s to this run's label order %s", saved_labels, labels)
 
 
 def _label_scorer(model_args: ModelArguments, checkpoint: str, config, hub: dict):

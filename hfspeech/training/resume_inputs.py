@@ -25,6 +25,7 @@ from typing import Optional
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import first_few
 from hfspeech.training.checkpoints import CheckpointError
+from hfspeech.training.model_setup import SINGLE_LABEL
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -38,8 +39,9 @@ def config_differences(saved: dict, built: dict) -> list[str]:
     old_labels = [saved.get("id2label", {})[k] for k in sorted(saved.get("id2label", {}), key=int)]
     new_labels = [built.get("id2label", {})[k] for k in sorted(built.get("id2label", {}), key=int)]
     differences = [f"labels {old_labels} -> {new_labels}"] if old_labels != new_labels else []
-    if built.get("problem_type") is None:  # set by the model's first forward pass when not given
-        built = {**built, "problem_type": saved.get("problem_type")}
+    # null: left to the first forward pass (runs before session 31, transformers' own heads, a session that took no
+    # step), which makes it single-label for a classifier; every run records it now
+    saved, built = ({**config, "problem_type": config.get("problem_type") or SINGLE_LABEL} for config in (saved, built))
     for key in sorted((set(saved) | set(built)) - IGNORED_KEYS - {"id2label", "label2id", "num_labels"}):
         if key == TRIM_CONFIG_ATTRIBUTE and key not in saved:  # absent: untrimmed, or from before it was
             continue  # recorded; a trim changed on resume is refused by `check_same_data` (run_inputs.json)

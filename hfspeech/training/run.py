@@ -37,7 +37,7 @@ from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
-from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held, resume_errors
+from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
@@ -46,6 +46,7 @@ from hfspeech.training.model_setup import build_model, check_model_flags, pretra
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
+from hfspeech.training.train_session import train_session
 from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
 
 logger = logging.getLogger("hfspeech.train")
@@ -216,13 +217,12 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             if before_training is not None:
                 before_training(setup)
         trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
-        with resume_errors(setup.resume_from_checkpoint):
-            train_result = trainer.train(resume_from_checkpoint=setup.resume_from_checkpoint)
+        train_metrics = train_session(trainer, setup.resume_from_checkpoint)  # none of its own if it took no step
         warn_if_best_metric_tied(trainer)
         if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
             tune_label_thresholds(trainer, views.get("validation"), label_names)
         save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor
-        metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_result.metrics.items()}
+        metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_metrics.items()}
         if "validation" in views:
             metrics.update(trainer.evaluate(metric_key_prefix="eval"))
         metrics.update(evaluate_on_test_split(trainer, views, label_names))
