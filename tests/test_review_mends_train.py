@@ -86,7 +86,8 @@ def test_a_checkpoints_config_is_read_once_and_built_as_from_pretrained_builds_i
     model, _ = model_setup.build_model(args, ["a", "b", "c"], max_length_seconds=1)
     assert len(reads) == 1
     expected = real("someone/tiny-w2v2", finetuning_task="audio-classification", num_labels=3, mask_time_prob=0.05,
-                    label2id={"a": 0, "b": 1, "c": 2}, id2label={0: "a", 1: "b", 2: "c"}, local_files_only=True)
+                    label2id={"a": 0, "b": 1, "c": 2}, id2label={0: "a", 1: "b", 2: "c"}, local_files_only=True,
+                    problem_type="single_label_classification")  # recorded before any step (test_rerun31)
     assert expected._commit_hash == commit and model.config._commit_hash == commit  # the weights' revision
     assert model.config.to_diff_dict() | {"max_length_seconds": None} == expected.to_diff_dict() | {
         "max_length_seconds": None}
