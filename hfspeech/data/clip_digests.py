@@ -8,7 +8,10 @@ files with the training one -- the number looks like generalisation and is memor
 Training writes `training_clips.json` beside the model: a short digest of each train and validation clip's
 bytes (file contents, or the bytes a dataset holds), not paths: the same recording copied or renamed is still
 found, and the record tells nothing about where the user keeps their data. `hub.stage` does not publish it.
-Evaluation digests its clips the same way and warns, with the count, when any are in the record.
+Evaluation digests its clips the same way and warns, with the count, when any are in the record. A model without
+the record (a run of an hfspeech version before it was written, a model trained elsewhere) cannot be checked, and
+that is said too (`trained_on_warning`): an old run scored on its own clips was staged as "0.250 on 48 clips"
+without a word, as if they were held out.
 """
 
 from __future__ import annotations
@@ -121,3 +124,18 @@ def seen_clips_warning(record: dict[str, set[str]], split: Dataset) -> Optional[
         return None
     return (f"{heard[0]} of {len(split)} clips are clips the model was trained on ({heard[1]}): these "
             "scores are not for recordings it never heard")
+
+
+def unchecked_clips_warning() -> str:
+    """Said where the check cannot be made: silence read as "none of these clips were trained on". Names no path
+    (it reaches the published model card)."""
+    return (f"whether these clips are ones the model was trained on is not checked: its run has no readable "
+            f"{TRAINING_CLIPS_FILE} (runs of earlier hfspeech versions, and models trained by other tools, have "
+            "none), so these scores may be on recordings it heard")
+
+
+def trained_on_warning(model: str, split: Dataset) -> Optional[str]:
+    """The one line a score on `split` needs about the model's training clips: how many it heard
+    (`seen_clips_warning`), that this cannot be checked (no record), or None when it heard none of them."""
+    record = read_training_clips(model)
+    return unchecked_clips_warning() if record is None else seen_clips_warning(record, split)

@@ -7,9 +7,10 @@ average checkpoints the same way). Runs trained from scratch from different seed
 basin: evaluate the result (`hfspeech evaluate`) before using it.
 
 The runs must be the same model: same config (labels, sizes, window) and feature extractor, the same weight
-names and shapes; anything else is a one-line error naming the run that differs (a folder that is no
-saved model is refused by `models.folder_checks`, as everywhere else); runs that differ in more than their seed
-(`training_hyperparameters.json`: epochs, learning rate ...) are averaged with a warning naming what differs.
+names and shapes; anything else is a one-line error naming the run that differs and both runs' values (a folder
+that is no saved model is refused by `models.folder_checks`, as everywhere else); runs that differ in more than
+their seed (`training_hyperparameters.json`: epochs, learning rate ...) are averaged with a warning naming what
+differs.
 Floating-point weights (and BatchNorm statistics) are averaged (summed in float64: the order of the runs does
 not matter) and kept in their dtype; integer buffers get their rounded mean; a multi-label model's label
 thresholds are the mean of the runs'. The average carries the runs' hyperparameters (the seeds as a list, and
@@ -29,6 +30,7 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips, read_training_clips
+from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError, first_few, writing_to
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
@@ -186,12 +188,36 @@ def _description(run: str) -> dict:
 
 
 def _same_model(first_run: str, first: dict, run: str, other: dict) -> None:
+    """Refused with each differing value shown, the two runs' side by side: the name alone ("differs in
+    trim_silence_top_db") left the user to open both files to learn which run lacked what."""
     for part in ("config", "extractor"):
         keys = sorted(k for k in first[part].keys() | other[part].keys() if first[part].get(k) != other[part].get(k))
         if keys:
-            named = first_few(keys, limit=5)
+            named = first_few([f"{key}: {_shown(first[part], key)} in {first_run}, {_shown(other[part], key)} in "
+                               f"{run}" for key in keys], limit=3, separator="; ")
             raise UsageError(f"{run}: not the same model as {first_run} (its {part} differs in {named}); "
-                             f"only runs of one recipe average")
+                             f"only runs of one recipe average{_untrimmed_way_out(first_run, first, run, other)}")
+
+
+def _shown(values: dict, key: str, limit: int = 40) -> str:
+    """A config value as a one-line message shows it: JSON, cut at `limit` characters (`id2label` can be long)."""
+    if key not in values:
+        return "absent"
+    text = json.dumps(values[key], sort_keys=True)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _untrimmed_way_out(first_run: str, first: dict, run: str, other: dict) -> str:
+    """A run trained with --trim_silence before config.json recorded it has no `trim_silence_top_db`, and nothing
+    tells it from an untrimmed run: the user knows, and the way out is theirs (docs/models.md)."""
+    configs = [(first_run, first["config"]), (run, other["config"])]
+    lacking = [name for name, config in configs if TRIM_CONFIG_ATTRIBUTE not in config]
+    if len(lacking) != 1:
+        return ""
+    top_db = next(config[TRIM_CONFIG_ATTRIBUTE] for _, config in configs if TRIM_CONFIG_ATTRIBUTE in config)
+    return (f"; if {lacking[0]} was trained with --trim_silence by an earlier hfspeech (which did not record it), "
+            f'add "{TRIM_CONFIG_ATTRIBUTE}": {json.dumps(top_db)} to its config.json (docs/models.md, "Runs from '
+            'earlier versions")')
 
 
 def _state_of(run: str) -> dict[str, torch.Tensor]:
