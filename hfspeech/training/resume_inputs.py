@@ -146,7 +146,20 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
         if differences:
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
                                   f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")
+        _warn_unchecked(checkpoint, [key for key in sorted(NEWER_KEYS) if key not in flat_saved])
+    elif checkpoint:
+        _warn_unchecked(checkpoint, [DATA_RECORD_FILE])
     return record
+
+
+def _warn_unchecked(checkpoint: str, missing: list[str]) -> None:
+    """A checkpoint of an earlier version's run lacks (part of) the record a resume is checked on: said, not
+    silent (an upgrade audit resumed one with other data, and one without --trim_silence: 0.833 -> 0.625)."""
+    if missing:
+        logger.warning("%s: its run recorded no %s (an earlier hfspeech version's run), so this resume is not checked "
+                       "against it: resume only with the data and flags it was trained with, or pass "
+                       "--overwrite_output_dir (docs/models.md, \"Runs from earlier versions\")", checkpoint,
+                       " or ".join(missing))
 
 
 def record_data(record: dict, training_args) -> None:
