@@ -19,6 +19,7 @@ from datasets import Dataset, DatasetDict
 
 from hfspeech.data.columns import column_values
 from hfspeech.data.manifests import read_manifest
+from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
 
 GROUP_COLUMN = "group"
@@ -54,12 +55,13 @@ def group_disjoint_splits(dataset: DatasetDict, validation_fraction: float = 0.1
                           seed: int = 42) -> DatasetDict:
     """Like ``data.splits.make_splits``, but the missing splits take whole groups (about the given share of
     clips each, at least one group); splits the data already has are kept. Groups that leak across the splits
-    are warned about by ``data.split_audit``, which records them in the run's data report."""
+    are warned about by ``data.split_audit``, which records them in the run's data report. As there, rows are
+    carved in ``in_file_order``: the same manifest rows listed in another order trained other weights."""
     splits = dict(dataset)
-    train = splits["train"]
-    for name, fraction in (("test", test_fraction), ("validation", validation_fraction)):
-        if name in splits or fraction <= 0:
-            continue
+    carved = [(name, fraction) for name, fraction in (("test", test_fraction), ("validation", validation_fraction))
+              if name not in splits and fraction > 0]
+    train = in_file_order(splits["train"]) if carved else splits["train"]
+    for name, fraction in carved:
         share = fraction / max(1e-9, 1.0 - (test_fraction if name == "validation" and "test" not in dataset else 0))
         train, splits[name] = _take_groups(train, share, seed, name)
     splits["train"] = train

@@ -108,8 +108,9 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
                       report: Optional[DataReport], label_column: str = "label") -> DatasetDict:
     """The folder listed by `hfspeech.data.folders` (every file used or reported); a folder with a metadata
     file or a dataset card with configs is read by datasets' audiofolder builder, and checked against the
-    listing so that no file it leaves out goes unreported."""
-    root = Path(data_dir)
+    listing so that no file it leaves out goes unreported. Files are listed by absolute path (`absolute_folder`):
+    the cache key is made of them, so every spelling of the folder shares one decoded cache."""
+    root = absolute_folder(data_dir)
     if not root.is_dir():
         raise DataError(f"{data_dir}: " + ("a file, not an audio folder" if root.exists() else "audio folder not found"))
     if uses_datasets_layout(root):
@@ -135,6 +136,14 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
         report.add_listing({name: len(files) for name, files in listing.splits.items()}, listing.ignored,
                            listing.notes)
     return _on_disk(listing, cache_dir)
+
+
+def absolute_folder(folder: str | os.PathLike) -> Path:
+    """`folder` as an absolute path, the same for `data`, `/home/me/data` or `../me/data` run from elsewhere (one
+    cache key for all): `..` folded where that is the same folder, kept after a link (`link/..` is the parent of
+    its target), and a linked folder keeps its own name (not `realpath`), as `absolute_manifest_folder` does."""
+    folded = os.path.abspath(folder)
+    return Path(folded) if os.path.realpath(folded) == os.path.realpath(folder) else Path(folder).absolute()
 
 
 def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
