@@ -129,8 +129,9 @@ def drop_stdout() -> None:
 
 def first_few(items, limit: int = 3, separator: str = ", ") -> str:
     """A long list as a one-line message names it: the first `limit` items, then how many more
-    (`a, b, c and 4 more`), so the line stays short and still says how big the problem is."""
-    items = [str(item) for item in items]
+    (`a, b, c and 4 more`), so the line stays short and still says how big the problem is. An item holding the
+    separator is quoted (repr): "beep, glass, breaking, siren" named three labels or four."""
+    items = [repr(text) if separator.strip() and separator.strip() in text else text for text in map(str, items)]
     more = f" and {len(items) - limit} more" if separator == ", " else f"{separator}and {len(items) - limit} more"
     return separator.join(items[:limit]) + (more if len(items) > limit else "")
 
@@ -156,10 +157,32 @@ def unknown_flags(argv, options) -> list[str]:
     return unknown
 
 
+# Flags of transformers' run_audio_classification.py that hfspeech does not take, with the flag of `options` that
+# must be there for the entry to apply (the training flags) and what to give instead: the nearest name misled
+# (`--eval_file`, run_audio_classification.py's validation manifest, was told "did you mean --test_file";
+# `--config_name` was told `--dataset_config_name`) or there was none (`--feature_extractor_name`).
+FLAG_EQUIVALENTS = {
+    "--eval_file": ("--validation_file", "give --validation_file, the validation manifest run_audio_classification.py "
+                                         "calls --eval_file"),
+    "--config_name": ("--config_overrides", "hfspeech has none: the config is --model_name_or_path's, or a new "
+                                            "--model_type baseline's; change its values with --config_overrides"),
+    "--feature_extractor_name": ("--model_name_or_path", "hfspeech has none: the feature extractor is "
+                                 "--model_name_or_path's own; a new baseline's is part of the model (--sampling_rate, "
+                                 "--config_overrides)"),
+    "--attention_mask": ("--return_attention_mask", "give --return_attention_mask, run_audio_classification.py's "
+                                                    "--attention_mask"),
+}
+
+
 def nearest_flags(unknown: list[str], options) -> str:
-    """` (did you mean ['--top_k']?)` for `['--top_j']`: the canonical spelling of the nearest of `options`."""
+    """` (did you mean ['--top_k']?)` for `['--top_j']`: the canonical spelling of the nearest of `options`; for a
+    flag of `FLAG_EQUIVALENTS` whose equivalent is among `options`, what to give instead (` (--eval_file: give
+    --validation_file, ...)`)."""
     canonical = [option for option in options if option.startswith("--") and "-" not in option[2:]]
-    return did_you_mean(unknown, canonical)
+    entries = {flag: FLAG_EQUIVALENTS.get("--" + flag[2:].replace("-", "_")) for flag in unknown}  # --eval-file too
+    told = {flag: entry[1] for flag, entry in entries.items() if entry and entry[0] in canonical}
+    said = f" ({'; '.join(f'{flag}: {text}' for flag, text in told.items())})" if told else ""
+    return said + did_you_mean([flag for flag in unknown if flag not in told], canonical)
 
 
 class HelpWritesChecked:

@@ -8,7 +8,9 @@ A role whose flag keeps its default takes the split of that name if the data has
 with a usual other name (`SPLIT_ALIASES`); a missing validation or test split is then carved out of train
 (`data.splits`), as before the flags. A name given that the data does not have, one split named for two
 roles, and two splits that could each be the validation split (`dev` and `eval`: one of them was dropped
-without a word) are one line listing the splits there are. Splits no role takes are left out, and said so.
+without a word) are one line listing the splits there are. Splits no role takes are left out, and said so; so
+is a split given to another role than the one its name would give it (`--eval_split_name test`, the habit of
+run_audio_classification.py, where it is the split evaluated), which leaves that role to be cut out of train.
 
 Audio folders and manifests have no such flags: an audio folder's split folders are read by their names
 (`data.folders.SPLIT_FOLDERS`: train/training, dev/val/valid, test/testing/eval/evaluation ...), and manifests
@@ -25,6 +27,9 @@ from hfspeech.errors import DataError, UsageError
 SPLIT_NAME_ARGUMENTS = {"train": "train_split_name", "validation": "eval_split_name", "test": "test_split_name"}
 ROLE_FLAGS = {role: f"--{argument}" for role, argument in SPLIT_NAME_ARGUMENTS.items()}
 SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation", "eval": "validation"}
+# What each role's split is for, as a note that gives a split to another role than its name's says it.
+ROLE_PURPOSES = {"train": "the one trained on", "validation": "the one that picks the best checkpoint",
+                 "test": "the one the finished run is tested on"}
 
 
 def given_split_names(train: str = "train", validation: str = "validation", test: str = "test") -> dict[str, str]:
@@ -83,12 +88,34 @@ def choose_splits(available: Sequence[str], given: dict[str, str], source: str) 
 def split_notes(chosen: dict[str, str], given: dict[str, str], sizes: dict[str, Optional[int]],
                 source: str) -> list[str]:
     """What a run's data report says about the choice (`given`: the flags'): splits found under another name
-    than their role's, splits left out."""
+    than their role's, a split given to another role than its name's (`role_taken_notes`), splits left out."""
     notes = [f"{source}: split '{split}' is the {role} split ({ROLE_FLAGS[role]} to choose another)"
              for role, split in chosen.items() if split != role and role not in given]
+    notes += role_taken_notes(chosen, given, list(sizes), source)
     for split, size in sizes.items():
         if split not in chosen.values():
             rows = "" if size is None else f" ({size} rows)"
             notes.append(f"{source}: split '{split}'{rows} is not used (choose splits with --train_split_name, "
                          "--eval_split_name, --test_split_name)")
+    return notes
+
+
+def role_taken_notes(chosen: dict[str, str], given: dict[str, str], available: Sequence[str],
+                     source: str) -> list[str]:
+    """A split a role would have found by its name (`test`, `validation`/`dev` ...), given by a flag to another
+    role, leaves that role to be cut out of train: said in one line. `--eval_split_name test` is how
+    run_audio_classification.py is told the split to evaluate; here it made the data's test split the one that
+    picks the best checkpoint and tested the run on clips cut out of train, without a word. Not refused: the
+    flags name one split each, and choosing so on purpose is a run's right."""
+    notes = []
+    for role in [role for role in ("validation", "test") if role not in chosen]:
+        by_name = [role] if role in available else [split for split in available if SPLIT_ALIASES.get(split) == role]
+        taker = next((other for other, split in given.items() if by_name == [split]), None)
+        if taker is None:
+            continue
+        split = given[taker]
+        notes.append(f"{source}: split '{split}' is the {taker} split ({ROLE_FLAGS[taker]} {split}: "
+                     f"{ROLE_PURPOSES[taker]}), so the {role} split ({ROLE_PURPOSES[role]}) "
+                     f"is cut out of train by --{role}_split_percentage (0: none; {ROLE_FLAGS[role]} names another "
+                     f"split); without {ROLE_FLAGS[taker]}, '{split}' is the {role} split")
     return notes

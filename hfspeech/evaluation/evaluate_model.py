@@ -191,6 +191,13 @@ def _preparation_for(classifier: AudioClassifier, spec: DataSpec) -> dict:
     return preparation
 
 
+def _read_from_path(audio: dict) -> bool:
+    """Whether a clip is its file on disk. A clip held as bytes is its bytes, whatever its `path` names: many Hub
+    datasets name every clip `audio.wav`, and with a file of that name in the current folder every clip was
+    scored as that one file (a 0.9375 model read 0.25). Training decodes the bytes; so does evaluation."""
+    return audio.get("bytes") is None and bool(audio.get("path")) and os.path.isfile(audio["path"])
+
+
 def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: EvaluateArguments,
                  spec: DataSpec) -> tuple[list[FileScores], list, DataReport]:
     """Every clip's scores (its windows aggregated, as `hfspeech predict` does), its label, and what was kept
@@ -198,8 +205,8 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
 
     Files on disk are read chunk by chunk, decoded ahead in a thread, their windows batched across files
     (`score_files`), so a clip of any length is scored in bounded memory and short clips in full batches.
-    Clips held as bytes (a Hub or saved dataset), and silence trimming, which needs the whole clip,
-    go through `prepare_dataset` instead, which decodes each clip whole. A model trained with `--trim_silence`
+    Clips held as bytes (a Hub or saved dataset; `_read_from_path`), and silence trimming, which needs the whole
+    clip, go through `prepare_dataset` instead, which decodes each clip whole. A model trained with `--trim_silence`
     trims each clip itself, as trained (`data.samples.trimmed_as_trained`): `--trim_silence` is then not applied
     a second time.
     """
@@ -209,7 +216,7 @@ def _score_clips(classifier: AudioClassifier, clips, split: str, eval_args: Eval
     report = DataReport(sampling_rate=classifier.sampling_rate)
     scored, labels = [], []
     sources = column_values(clips.cast_column("audio", Audio(decode=False)), "audio")
-    if not preparation.get("trim") and all(audio.get("path") and os.path.isfile(audio["path"]) for audio in sources):
+    if not preparation.get("trim") and all(_read_from_path(audio) for audio in sources):
         paths = [audio["path"] for audio in sources]
         results = score_files(classifier, paths, progress=stderr_is_terminal(), **window)
         for row, ((_, result), label) in enumerate(zip(results, column_values(clips, "label"))):
