@@ -21,3 +21,14 @@ def test_integer_labels_are_ordered_as_numbers():
 
 def test_text_labels_that_look_like_numbers_keep_text_order():
     assert names(["11", "2", "10", "1"]) == ["1", "10", "11", "2"]
+
+
+def test_a_classlabel_column_is_not_taken_for_integer_labels():
+    """A ClassLabel's dtype is int64 too: its names were then ordered with int() ('bird': ValueError; review)."""
+    from datasets import Audio, ClassLabel
+
+    named = Dataset.from_dict({"audio": ["a.wav"] * 2, "label": [0, 1]}).cast_column(
+        "label", ClassLabel(names=["cat", "dog"])).cast_column("audio", Audio(decode=False))
+    text = Dataset.from_dict({"audio": ["b.wav"], "label": ["bird"]}).cast_column("audio", Audio(decode=False))
+    encoded = encode_labels(DatasetDict({"x": named, "y": text}))
+    assert encoded["x"].features["label"].names == ["cat", "dog", "bird"]

@@ -106,3 +106,12 @@ def test_cross_validation_folds_of_a_jsonl_manifest_with_label_lists_train(tmp_p
                                  label_column="labels", label_separator=";")
     split = encoded(folds["g1"]["train"])
     assert sorted(map(sorted, clip_labels(split))) == sorted(sorted(labels) for labels, group in clips if group != "g1")
+
+
+@pytest.mark.parametrize("cells", [["[dog, siren]", "[siren]", "cat"], ["[dog;siren]", "dog;cat"],
+                                   ["dog;siren", "[dog, siren]", "cat"], ['["dog" "siren"]', "cat"]])
+def test_a_cell_that_only_looks_like_a_list_is_refused_even_beside_split_cells(tmp_path, cells):
+    """The refusal ran only when no cell held the separator: beside `dog;cat`, `[dog;siren]` was split into the
+    classes `[dog` and `siren]`; `["dog" "siren"]` (a comma left out) was the one label 'dogsiren' (review)."""
+    with pytest.raises(DataError, match="looks like a list but is not a list of quoted strings"):
+        encoded(write_manifest(tmp_path, cells), separator="," if cells[0] == "[dog, siren]" else ";")

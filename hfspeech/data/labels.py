@@ -22,7 +22,7 @@ import math
 import unicodedata
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, LargeList, List
+from datasets import ClassLabel, Dataset, DatasetDict, Features, LargeList, List, Value
 
 from hfspeech.data.audio import describe_source
 from hfspeech.data.cache_users import beside_users_files
@@ -116,7 +116,7 @@ def _class_order(split: Dataset) -> Optional[Callable[[str], Any]]:
     (1, 2, 10, 11 were ids 0-3 as '1', '10', '11', '2'), else as text."""
     feature = split.features.get("label")
     inner = getattr(feature, "feature", feature)  # a list column's items
-    return int if getattr(inner, "dtype", "").startswith(("int", "uint")) else None
+    return int if isinstance(inner, Value) and inner.dtype.startswith(("int", "uint")) else None  # not a ClassLabel
 
 
 def _flatten(labels: list, multi_label: bool):
@@ -265,19 +265,19 @@ def _refuse_labelless_cells(values: list, read: list, lists: list[list[str]], se
 
 def _check_separator(values: list, read: list, separator: str, where: Callable) -> None:
     """`--label_separator ,` on `dog;siren` cells split nothing and trained on the class 'dog;siren': when the
-    separator is in no string cell but another usual one is, the labels were surely meant to be split at the
-    one in the most cells (`a|b` cells, one of them `glass, breaking|siren`: `|`). List cells are never split;
-    one that only looks like a list (`[dog, siren]`) is refused rather than split into `[dog` and `siren]`."""
+    separator is in no string cell but another usual one is, the one in the most cells is named (`a|b` cells, one
+    `glass, breaking|siren`: `|`). A cell that only looks like a list (`[dog, siren]`) is refused, never split."""
     strings = [i for i, v in enumerate(read) if isinstance(v, str)]
+    bracketed = next((i for i in strings if bracketed_cell(values[i])  # `[noise]`, holding none, is a label
+                      and any(s in values[i] for s in (separator, "'", '"', *LIKELY_SEPARATORS))), None)
+    if bracketed is not None:  # refused before any split: `dog;cat` beside it split `[dog;siren]` in two
+        raise DataError(f"{where(bracketed)}: label cell {values[bracketed]!r} looks like a list but is not a "
+                        'list of quoted strings: write it as ["dog", "siren"] (or as dog;siren)')
     if any(separator in values[i] for i in strings):
         return
     holding = {other: [i for i in strings if other in values[i].strip(other + " ")]
                for other in LIKELY_SEPARATORS if other != separator}
     best = max(holding, key=lambda other: len(holding[other]))  # on a tie, the first of LIKELY_SEPARATORS
-    bracketed = next((i for i in holding[best] if bracketed_cell(values[i])), None)
-    if bracketed is not None:
-        raise DataError(f"{where(bracketed)}: label cell {values[bracketed]!r} looks like a list but is not a "
-                        'list of quoted strings: write it as ["dog", "siren"] (or as dog;siren)')
     if holding[best]:
         row = holding[best][0]
         raise DataError(f"{where(row)}: label cell {values[row]!r} holds {best!r} but no cell holds the label "

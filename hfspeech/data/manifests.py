@@ -125,8 +125,22 @@ def list_cell(text: str) -> Optional[list[str]]:
             value = parse(text.strip())
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue
-        return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return None
+        return value if parse is json.loads or _string_tokens(text) == len(value) else None
     return None
+
+
+def _string_tokens(text: str) -> int:
+    """How many string literals `text` holds: Python joins adjacent ones, so `["dog" "siren"]` (a comma left out)
+    read as the one label 'dogsiren'."""
+    import io
+    import tokenize
+
+    try:
+        return sum(token.type == tokenize.STRING for token in tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return -1
 
 
 def manifest_folder(path: str | os.PathLike) -> Path:
