@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import re
+import tempfile
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -42,6 +43,7 @@ SHARED_LOCK_WAIT = 10.0
 # A long-lived process (a notebook, the test suite) uses a new cache folder per data set: past `MAX_HELD` folders,
 # the one least recently held is let go (its maps long done) rather than keep a descriptor each (macOS allows 256).
 MAX_HELD = 64
+PREPARED_FOLDER = "hfspeech-prepared"  # under the datasets cache: `prepared_file`
 _held: OrderedDict[str, Optional[int]] = OrderedDict()  # folder (real path) -> the descriptor of its shared lock
 _users_own: set[str] = set()  # folders (real paths) that a user saved: `leave_users_folder`
 
@@ -72,17 +74,40 @@ def is_users_folder(folder: str | os.PathLike) -> bool:
 
 
 def beside_users_files(split, *settings) -> Optional[str]:
-    """Where a map or cast of `split` writes: None (datasets' choice, beside the split's files), or for a split
-    whose files are in a folder the user saved, a file named by the split's fingerprint and `settings` in
-    `$HF_DATASETS_CACHE/hfspeech-prepared`: a cast there copied their whole dataset into their folder."""
+    """Where a cast of `split` writes: None (datasets' choice, beside the split's files), or for a split whose
+    files are in a folder the user saved, `prepared_file`: a cast there copied their whole dataset into it."""
     if not split.cache_files or not is_users_folder(Path(split.cache_files[0]["filename"]).parent):
         return None
+    return prepared_file(split, settings, "labels")
+
+
+def prepared_file(split, settings, what: str = "decoded audio") -> str:
+    """`$HF_DATASETS_CACHE/hfspeech-prepared/<split's fingerprint and settings>.arrow`, where hfspeech writes what
+    has no folder of its own (manifests, data in memory, a user's saved folder), the folder held as every writer
+    holds it; one that cannot be written is a one-line `DataError` (unless the file is there to read)."""
     import datasets
     from datasets.fingerprint import Hasher
 
-    folder = Path(datasets.config.HF_DATASETS_CACHE) / "hfspeech-prepared"
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow")
+    from hfspeech.errors import DataError
+
+    folder = Path(datasets.config.HF_DATASETS_CACHE) / PREPARED_FOLDER
+    name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
+    if not name.is_file() and (problem := cache_folder_problem(folder)):
+        raise DataError(f"{folder}: cannot write the {what} to the datasets cache ({problem}); set "
+                        "HF_DATASETS_CACHE to a folder you can write")
+    hold_cache_folder(folder)
+    return str(name)
+
+
+def cache_folder_problem(folder: Path) -> Optional[str]:
+    """Why no file can be written in `folder` (made when missing): read-only, not a folder, no space; else None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def hold_cache_folder(folder: str | os.PathLike) -> None:

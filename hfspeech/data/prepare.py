@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -24,9 +23,9 @@ import numpy as np
 from datasets import DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
-from hfspeech.data.cache_users import hold_cache_folder, is_users_folder
+from hfspeech.data.cache_users import cache_folder_problem, hold_cache_folder, is_users_folder, prepared_file
 from hfspeech.data.columns import column_values, without_rows
-from hfspeech.errors import DataError, writing_to
+from hfspeech.errors import writing_to
 from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
 
 logger = logging.getLogger("hfspeech.data")
@@ -241,30 +240,11 @@ def _cache_file_name(split, settings: list) -> Optional[str]:
     A split in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded
     again on every run. The name holds the split's fingerprint (its files' `_stat`, `data.loading`) and
     `settings`."""
-    import datasets
-    from datasets.fingerprint import Hasher
-
     folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
     temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")
     if folder and not temporary and not is_users_folder(folder) and not cache_folder_problem(folder):
         return None
-    folder = Path(datasets.config.HF_DATASETS_CACHE) / "hfspeech-prepared"
-    name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
-    if not name.is_file() and (problem := cache_folder_problem(folder)):  # prepared before: read, not written
-        raise DataError(f"{folder}: cannot write the decoded audio to the datasets cache ({problem}); set "
-                        "HF_DATASETS_CACHE to a folder you can write")
-    return str(name)
-
-
-def cache_folder_problem(folder: Path) -> Optional[str]:
-    """Why no file can be written in `folder` (made when missing): read-only, not a folder, no space; else None."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        return error.strerror or str(error)
-    return None
+    return prepared_file(split, settings)
 
 
 RUN_SCRATCH = "hfspeech-run-scratch"  # under the datasets cache: `.hfspeech-run-scratch-partial-*` folders
