@@ -18,3 +18,14 @@ def test_trimming_a_clip_does_not_import_librosa():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_clip_of_several_channels_is_refused_not_trimmed_as_one_long_clip():
+    """TrimMeter flattens what it is fed: a (2, 8000) clip gave the span (2816, 16000), past its 8000 samples."""
+    import numpy as np
+    import pytest
+
+    from hfspeech.data.samples import trim_span
+
+    with pytest.raises(ValueError, match="mono clip"):
+        trim_span(np.ones((2, 8000), np.float32))

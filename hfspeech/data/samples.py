@@ -160,7 +160,10 @@ def stream_not_trimmed_warning(model: str, config) -> Optional[str]:
 def trim_span(waveform: np.ndarray, top_db: float = 40.0) -> tuple[int, int]:
     """`[start, end)` of the part of a clip `trim_silence` keeps (librosa's trim, by `TrimMeter`): all of it when
     librosa would keep nothing. One implementation for whole clips and long files chunk by chunk, so the two cannot
-    drift apart, and no librosa import (~200 MB) where a server or `predict` only trims."""
+    drift apart, and no librosa import (~200 MB) where a server or `predict` only trims. Mono only: channels
+    flattened into one would be trimmed as one long clip."""
+    if np.ndim(waveform) != 1:
+        raise ValueError(f"trim_span takes a mono clip (one dimension), not an array of shape {np.shape(waveform)}")
     meter = TrimMeter()
     meter.push(waveform)
     return meter.span(top_db)

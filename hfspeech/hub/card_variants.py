@@ -43,9 +43,10 @@ def typical_latency(seconds) -> float:
 
 
 def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool = False) -> list[dict]:
-    """Size on disk of each variant, and with ``clips`` ((path, label) pairs: `inference.agreement.labelled_clips`) its mean
-    latency per clip and (single-label only: a folder name is one label, not a multi-label clip's label set) its
-    accuracy against the folder labels. A bar per variant on a terminal; in a log, one line each when done."""
+    """Size on disk of each variant, and with ``clips`` ((path, label) pairs: `inference.agreement.labelled_clips`)
+    its typical latency per clip (`typical_latency`) and (single-label only: a folder name is one label, not a
+    multi-label clip's label set) its accuracy against the folder labels. A bar per variant on a terminal; in a
+    log, one line each when done."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
     variants = []
