@@ -76,3 +76,11 @@ def test_a_run_with_its_clips_record_is_warned_as_before(old_run_and_its_clips, 
     heard = clip_digests(Dataset.from_dict({"audio": paths[:1]}))
     (run / TRAINING_CLIPS_FILE).write_text(json.dumps({"train": heard, "validation": []}))
     assert heard_clips_warning(str(run), paths).startswith("1 of 6 clips are clips the model was trained on")
+
+
+def test_evaluate_of_a_model_without_its_clips_record_says_it_is_not_checked(tmp_path):
+    """It said so at info level, which nothing prints: an old run's score on its own clips read as held out."""
+    from hfspeech.evaluation.evaluate_model import _seen_clips
+    from datasets import Dataset
+
+    assert "is not checked" in _seen_clips(str(tmp_path), Dataset.from_dict({"audio": []}))[0]

@@ -22,7 +22,7 @@ from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, read_training_clips, seen_clips_warning
+from hfspeech.data.clip_digests import trained_on_warning
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
@@ -131,13 +131,9 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
 
 def _seen_clips(model: str, clips) -> list[str]:
     """Clips the model trained on, from the record its run left (`data.clip_digests`): warned, and kept in
-    the reports, since such scores measure memory rather than generalisation."""
-    record = read_training_clips(model)
-    if record is None:
-        logger.info("%s: no %s beside the model, so whether these clips were trained on is not checked", model,
-                    TRAINING_CLIPS_FILE)
-        return []
-    warning = seen_clips_warning(record, clips)
+    the reports, since such scores measure memory rather than generalisation. A model without the record (an
+    earlier version's run) says it is not checked, as stage and export do: it said so at info level, unseen."""
+    warning = trained_on_warning(model, clips)
     if warning:
         logger.warning("data: %s", warning)
     return [warning] if warning else []
