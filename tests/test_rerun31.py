@@ -127,3 +127,29 @@ def test_a_checkpoint_whose_config_has_no_problem_type_still_resumes(tmp_path):
     check_checkpoint_matches(str(tmp_path / "None"), model.config, named=False)
     with pytest.raises(CheckpointError, match="problem_type 'multi_label_classification' -> 'single_label"):
         check_checkpoint_matches(str(tmp_path / "multi_label_classification"), model.config, named=False)
+
+
+def test_a_one_label_checkpoint_saved_as_regression_still_resumes(tmp_path):
+    """A 1-label run is left to its first step, which makes it regression: a null built value takes the
+    checkpoint's, as before (it was refused "problem_type 'regression' -> 'single_label_classification'"; review)."""
+    from hfspeech.training.arguments import ModelArguments
+    from hfspeech.training.model_setup import build_model
+    from hfspeech.training.resume_inputs import check_checkpoint_matches
+
+    model, _ = build_model(ModelArguments(model_type="cnn", config_overrides=kill_resume.TINY_CNN), ["only"])
+    assert model.config.problem_type is None
+    model.config.problem_type = "regression"
+    model.config.save_pretrained(tmp_path)
+    model.config.problem_type = None
+    check_checkpoint_matches(str(tmp_path), model.config, named=False)
+
+
+def test_a_finished_runs_checkpoint_resumed_into_another_folder_reports_that_runs_loss(data_dir, finished, tmp_path,
+                                                                                           caplog):
+    """The finished run is the checkpoint's own folder, not --output_dir (which said "stopped before it recorded
+    its train loss" of a run that had, or could report another run's loss; review)."""
+    last = max(finished.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    output_dir = tmp_path / "elsewhere"
+    caplog.set_level(logging.INFO, logger="hfspeech.train")
+    assert main(command(data_dir, output_dir) + ["--resume_from_checkpoint", str(last)]) == 0
+    assert read(output_dir / "metrics.json")["train_loss"] == read(finished / "metrics.json")["train_loss"]

@@ -20,6 +20,7 @@ from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, new_head_note_hidden, pretrained_errors
+from hfspeech.models.problem_types import SINGLE_LABEL
 from hfspeech.models.scores import id_ordered_labels
 from hfspeech.models.short_batches import pad_short_batches
 from hfspeech.models.whisper import is_whisper, prepare_whisper_classifier
@@ -33,7 +34,6 @@ from hfspeech.training.optim import freeze
 
 logger = logging.getLogger("hfspeech.train")
 DEFAULT_SAMPLING_RATE = ModelArguments.__dataclass_fields__["sampling_rate"].default
-SINGLE_LABEL = "single_label_classification"  # what a classifier's first forward pass infers when not told
 
 
 def pretrained_feature_extractor(model_args: ModelArguments):

@@ -24,8 +24,8 @@ from typing import Optional
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import first_few
+from hfspeech.models.problem_types import SINGLE_LABEL
 from hfspeech.training.checkpoints import CheckpointError
-from hfspeech.training.model_setup import SINGLE_LABEL
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -39,9 +39,10 @@ def config_differences(saved: dict, built: dict) -> list[str]:
     old_labels = [saved.get("id2label", {})[k] for k in sorted(saved.get("id2label", {}), key=int)]
     new_labels = [built.get("id2label", {})[k] for k in sorted(built.get("id2label", {}), key=int)]
     differences = [f"labels {old_labels} -> {new_labels}"] if old_labels != new_labels else []
-    # null: left to the first forward pass (runs before session 31, transformers' own heads, a session that took no
-    # step), which makes it single-label for a classifier; every run records it now
-    saved, built = ({**config, "problem_type": config.get("problem_type") or SINGLE_LABEL} for config in (saved, built))
+    if built.get("problem_type") is None:  # left to the first step (a 1-label run: regression)
+        built = {**built, "problem_type": saved.get("problem_type")}
+    if saved.get("problem_type") is None and built["problem_type"] == SINGLE_LABEL:  # a run that recorded null
+        saved = {**saved, "problem_type": SINGLE_LABEL}  # (before session 31; a rerun that took no step)
     for key in sorted((set(saved) | set(built)) - IGNORED_KEYS - {"id2label", "label2id", "num_labels"}):
         if key == TRIM_CONFIG_ATTRIBUTE and key not in saved:  # absent: untrimmed, or from before it was
             continue  # recorded; a trim changed on resume is refused by `check_same_data` (run_inputs.json)
@@ -129,7 +130,7 @@ def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
     """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this
     run's record, which `record_data` writes once the data has loaded. A folder without the record (an older
-    run) is not checked."""
+    run), or a record without a newer key, is not checked on it: warned."""
     record = data_record(model_args.model_name_or_path, data_args, training_args.seed)
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
     saved_path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None

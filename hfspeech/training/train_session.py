@@ -6,7 +6,7 @@ Trainer still reports that session: `train_loss` 0.0 (no loss summed), a through
 over a session of milliseconds, and that summary appended to trainer_state.json's log, so metrics.json,
 all_results.json and trainer_state.json lost the finished run's numbers (and every fold of a `cross-validate`
 rerun after an interruption did). A session that trained nothing reports the finished run's own summary instead,
-the one its trainer_state.json holds for that step, or, where the run was stopped before writing one, no
+the one its run folder's trainer_state.json holds for that step, or, where the run was stopped before writing one, no
 `train_*` numbers at all; a log line says there was nothing left to train. A session that took a step reports
 Trainer's numbers as they are (`train_loss`: this session's summed loss divided by all the run's steps).
 """
@@ -46,11 +46,12 @@ def finished_summary(output_dir: str, step: int) -> Optional[dict]:
     return summaries[-1] if summaries and summaries[-1].get("step") == step else None
 
 
-def nothing_trained_metrics(trainer, metrics: dict) -> dict:
-    """`metrics` of a session that took no step: the finished run's values, else none of the session's own;
-    the summary `train()` has just appended to trainer_state.json's log likewise."""
+def nothing_trained_metrics(trainer, metrics: dict, checkpoint: str) -> dict:
+    """`metrics` of a session that took no step: the values of the run `checkpoint` finished (its own folder's:
+    `--resume_from_checkpoint A/checkpoint-N --output_dir C` read C's, another run's or none), else none of the
+    session's own; the summary `train()` has just appended to trainer_state.json's log likewise."""
     step, history = trainer.state.global_step, trainer.state.log_history
-    summary = finished_summary(trainer.args.output_dir, step)
+    summary = finished_summary(os.path.dirname(os.path.normpath(checkpoint)), step)
     ends = [index for index, entry in enumerate(history) if SUMMARY_KEY in entry]
     if summary is not None:
         kept = {key: summary.get(key, value) for key, value in metrics.items()}
@@ -72,4 +73,4 @@ def train_session(trainer, checkpoint: Optional[str]) -> dict:
         result = trainer.train(resume_from_checkpoint=checkpoint)
     if start_step is None or trainer.state.global_step != start_step:
         return result.metrics
-    return nothing_trained_metrics(trainer, result.metrics)
+    return nothing_trained_metrics(trainer, result.metrics, checkpoint)
