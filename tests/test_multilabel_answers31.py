@@ -10,6 +10,7 @@ threshold of 0.25 is the only one it reaches (the others are at 0.95, above ever
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import io
@@ -172,3 +173,32 @@ def test_web_page_shows_an_active_label_ranked_past_top_k(models):
         assert page.locator("#result .row.active .label").all_text_contents() == ["rain"]
         expect(page.locator("#status")).to_contain_text("active: rain")
         browser.close()
+
+
+@pytest.mark.parametrize("function", ["softmax", "none"])
+def test_serve_refuses_votes_on_scores_off_the_thresholds_scale(client, models, function):
+    """A multi-label model's windows vote at its thresholds (sigmoid scale): with all thresholds 0.25 one window's
+    sigmoids voted for 6 labels, its softmax for 1 and its logits for 4, each answered as shares without a word."""
+    clip = models["clip"].read_bytes()
+    answer = client.post(f"/?aggregate=vote&function_to_apply={function}", content=clip)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert f"aggregate=vote with function_to_apply={function}" in error and "sigmoid scale" in error
+    body = {"inputs": base64.b64encode(clip).decode(), "parameters": {"aggregate": "vote",
+                                                                      "function_to_apply": function}}
+    assert client.post("/", json=body).status_code == 400  # InferenceClient's JSON, the same
+    voted = client.post("/?aggregate=vote&function_to_apply=sigmoid&top_k=1", content=clip).json()
+    assert [(e["label"], e["score"], e["active"]) for e in voted] == [("rain", 1.0, True)]  # its own scale votes
+
+
+def test_a_single_label_models_vote_is_answered_on_every_scale(tmp_path, models):
+    """Its windows vote for their top label, the same label on softmax, sigmoid and logits: nothing to refuse."""
+    from starlette.testclient import TestClient
+
+    model = save_random_baseline(tmp_path / "single", "cnn", LABELS, 0.5, n_mels=16, conv_channels=[4, 8])
+    settings = ServeSettings(model=str(model), request_timeout=10.0, allowed_hosts=[])
+    with TestClient(create_app(settings), base_url=HERE) as running:
+        answers = [running.post(f"/?aggregate=vote&top_k=1&function_to_apply={function}",
+                                content=models["clip"].read_bytes()) for function in ("softmax", "none", "sigmoid")]
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert len({json.dumps(answer.json()) for answer in answers}) == 1 and answers[0].json()[0]["score"] == 1.0

@@ -59,10 +59,12 @@ def test_multi_label_int8_gate_reads_any_folder_and_compares_label_decisions(hel
     code, printed, err = run_cli_output(["export", str(model), "--quantize", "int8", "--eval_dir", str(held_out),
                                          "--output", str(out)], capsys)
     assert code == 0, err
-    assert "18 clips x 3 labels at the model's thresholds: decision agreement 100.00%" in printed
+    assert "18 clips x 3 labels at the model's thresholds: 0 of the " in printed
+    assert " decisions active in either model changed (0.00%)" in printed
     record = json.loads((out / "int8_check.json").read_text())
     assert record["changed_decisions"] == 0 and record["num_labels"] == 3 and record["passed"] is True
-    assert record["max_changed_decisions_percent"] == 1.0 and (out / "model_quantized.onnx").is_file()
+    assert record["active_decisions"] >= record["reference_active"] > 0
+    assert record["max_changed_active_percent"] == 1.0 and (out / "model_quantized.onnx").is_file()
 
 
 def test_multi_label_int8_that_changes_decisions_is_refused_unless_forced(held_out, tmp_path, capsys):
@@ -71,12 +73,15 @@ def test_multi_label_int8_that_changes_decisions_is_refused_unless_forced(held_o
     out = tmp_path / "onnx"
     args = ["export", str(model), "--quantize", "int8", "--eval_dir", str(held_out), "--output", str(out)]
     code, _, err = run_cli_output(args, capsys)
-    assert code == 2 and "% of the label decisions (more than 1%) on 18 clips x 3 labels" in err, err
+    assert code == 2 and "% of the label decisions active in either model (more than 1%) on 18 clips x 3 labels" \
+        in err, err
     assert "the file was deleted" in err and not (out / "model_quantized.onnx").exists()
     code, printed, err = run_cli_output(args + ["--force"], capsys)
     record = json.loads((out / "int8_check.json").read_text())
-    assert code == 0 and record["kept_by_force"] is True and record["changed_decisions_percent"] > 1.0
-    assert record["changed_clips"] >= 1 and record["decision_agreement"] < 0.99
+    assert code == 0 and record["kept_by_force"] is True and record["changed_active_percent"] > 1.0
+    assert record["changed_clips"] >= 1
+    assert record["changed_active_percent"] == pytest.approx(
+        100 * record["changed_decisions"] / record["active_decisions"])
 
 
 def test_the_single_label_gate_still_names_an_unknown_folder_label(held_out, tmp_path, capsys):
@@ -138,7 +143,51 @@ def test_a_staged_multi_label_int8_kept_by_force_says_how_many_decisions_changed
 
     (tmp_path / "onnx").mkdir()
     record = {"passed": False, "kept_by_force": True, "num_clips": 18, "changed_decisions": 24,
-              "changed_decisions_percent": 44.44, "max_changed_decisions_percent": 1.0}
+              "active_decisions": 54, "changed_active_percent": 44.44, "max_changed_active_percent": 1.0}
     (tmp_path / "onnx" / "int8_check.json").write_text(json.dumps(record))
     [warning] = variant_warnings(tmp_path, [], True)
-    assert "changes 44.44% of its label decisions (more than 1.00% allowed) on 18 clips" in warning
+    assert "changes 44.44% of its label decisions active in either model (more than 1.00% allowed) on 18 clips" \
+        in warning
+
+
+# --- the gate's measure: changes against the decisions active in either model ------------------------------------
+
+
+def label_sets(*rows: range) -> list[frozenset[str]]:
+    return [frozenset(f"label{i}" for i in row) for row in rows]
+
+
+@pytest.mark.parametrize("num_labels", [6, 50, 527])
+def test_the_same_changed_decisions_are_refused_however_many_labels_never_fire(num_labels):
+    """docs/export.md's probe: 5 decisions changed on 5 of 20 clips of 6 labels. Counted against clips x labels
+    the same changes were 4.17% of 6 labels (refused) and 0.5% of 50 (passed); here every decision of the 6 is
+    active in the reference, the least they can weigh against those active in either model."""
+    from hfspeech.inference.agreement import DecisionComparison
+
+    expected = label_sets(*[range(6)] * 20)
+    got = label_sets(*[range(5)] * 5, *[range(6)] * 15)
+    comparison = DecisionComparison.of_sets(expected, got, num_labels)
+    assert not comparison.passes(1.0)
+    assert (comparison.changed_decisions, comparison.active_decisions, comparison.changed_clips) == (5, 120, 5)
+    assert comparison.changed_active_percent == pytest.approx(100 * 5 / 120)
+
+
+def test_many_labels_with_every_clips_set_changed_are_refused():
+    """527 labels, 100 decisions changed, every clip's active set changed: 0.95% of clips x labels passed."""
+    from hfspeech.inference.agreement import DecisionComparison
+
+    comparison = DecisionComparison.of_sets(label_sets(*[range(10)] * 20), label_sets(*[range(5)] * 20), 527)
+    assert (comparison.changed_decisions, comparison.changed_clips) == (100, 20) and not comparison.passes(1.0)
+    assert comparison.changed_active_percent == 50.0
+    assert "100 of the 200 decisions active in either model changed (50.00%)" in comparison.refusal(1.0)
+
+
+def test_the_measure_at_its_edges():
+    """Nothing active in either model is nothing changed (0%, not a division by zero); 1 change in 100 active
+    decisions is exactly the inclusive 1% limit."""
+    from hfspeech.inference.agreement import DecisionComparison
+
+    silent = DecisionComparison.of_sets(label_sets(range(0), range(0)), label_sets(range(0), range(0)), 6)
+    assert silent.changed_active_percent == 0.0 and silent.passes(0.0)
+    one_in_100 = DecisionComparison.of_sets(label_sets(*[range(5)] * 20), label_sets(range(4), *[range(5)] * 19), 6)
+    assert one_in_100.changed_active_percent == 1.0 and one_in_100.passes(1.0) and not one_in_100.passes(0.99)

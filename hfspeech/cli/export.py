@@ -28,10 +28,12 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "
                         "model's accuracy and top-1 agreement against the original, and refuse it if it loses more "
                         "than --max_accuracy_drop points; a multi-label model's: any audio folder, its label "
-                        "decisions (clips x labels, at its thresholds) compared with the original's")
+                        "decisions (at its thresholds) compared with the original's, changes counted against the "
+                        "decisions active in either model")
     add_held_out_flags(parser)
     parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose (a "
-                        "multi-label model: the percent of its label decisions int8 may change)")
+                        "multi-label model: the percent of its label decisions active in either model that int8 may "
+                        "change)")
     parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
     parser.add_argument("--output", "--output_dir", default=None,  # --output_dir: the other commands' name
                         help="output folder (default: MODEL/onnx or MODEL/torchscript)")

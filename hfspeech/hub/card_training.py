@@ -172,9 +172,9 @@ def variant_warnings(run: Path, clips: list[tuple[str, str]], include_onnx: bool
 def _int8_loss(check: dict) -> str:
     """What a failed int8 check lost: accuracy points, or for a multi-label model (`inference.agreement`'s
     `DecisionComparison`, no accuracy in its record: the card read "loses n/a accuracy points") its changed label
-    decisions."""
-    if "changed_decisions_percent" in check:
-        return (f"changes {number(check.get('changed_decisions_percent'), 2)}% of its label decisions (more than "
-                f"{number(check.get('max_changed_decisions_percent'), 2)}% allowed)")
+    decisions, counted against those active in either model."""
+    if "changed_active_percent" in check:
+        return (f"changes {number(check.get('changed_active_percent'), 2)}% of its label decisions active in either "
+                f"model (more than {number(check.get('max_changed_active_percent'), 2)}% allowed)")
     return (f"loses {number(check.get('accuracy_drop_points'), 2)} accuracy points (more than "
             f"{number(check.get('max_accuracy_drop_points'), 2)} allowed)")
