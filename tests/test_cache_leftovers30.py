@@ -223,7 +223,9 @@ def test_a_users_saved_dataset_folder_is_neither_locked_nor_swept(tmp_path, own_
     from hfspeech.data.loading import load_audio_dataset
 
     saved = tmp_path / "saved"
-    DatasetDict({"train": Dataset.from_dict({"audio": ["a.wav"], "label": ["low"]})}).save_to_disk(str(saved))
+    (tmp_path / "a.wav").write_bytes(b"RIFF")  # a split none of whose files exists is refused at load
+    DatasetDict({"train": Dataset.from_dict({"audio": [str(tmp_path / "a.wav")], "label": ["low"]})}).save_to_disk(
+        str(saved))
     theirs = saved / "train" / "tmpabcd_123"
     theirs.write_bytes(b"rows")
     long_ago = time.time() - SWEEP_MARGIN - 60

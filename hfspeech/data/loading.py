@@ -12,7 +12,8 @@ them per clip (`List(ClassLabel)`):
   by `hfspeech.data.manifests` with every label a string exactly as written (`0012` stays `0012`);
 - any `datasets` dataset with an audio and a label column: a Hub name, or a folder saved with
   `save_to_disk`; which of its splits are train, validation and test is `data.split_names`' choice
-  (`--train_split_name` ...), and clips without a file name are named by row (`data.clip_names`).
+  (`--train_split_name` ...), clips without a file name are named by row (`data.clip_names`), and its audio
+  and label columns are read by `data.dataset_columns` (paths as text keyed by each file's stat).
 
 Label lists for multi-label data, and the encoding of labels into class ids, are `hfspeech.data.labels`.
 """
@@ -23,13 +24,13 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 
 from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
-from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.data.columns import column_values
+from hfspeech.data.dataset_columns import audio_and_label, file_stat, keyed_by_stats, label_column_of
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import absolute_manifest_folder, listed_files, read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
@@ -88,7 +89,7 @@ def load_audio_dataset(
     if not dataset_name:
         return dataset
     chosen = choose_split(list(dataset))
-    return _audio_and_label(DatasetDict({chosen: dataset[chosen]}), dataset_name, audio_column, label_column)
+    return audio_and_label(DatasetDict({chosen: dataset[chosen]}), dataset_name, audio_column, label_column)
 
 
 def _by_role(dataset: DatasetDict, given: dict[str, str], name: str, audio_column: str, label_column: str,
@@ -99,8 +100,8 @@ def _by_role(dataset: DatasetDict, given: dict[str, str], name: str, audio_colum
     if report is not None:
         report.add_listing({role: len(dataset[split]) for role, split in chosen.items()}, [],
                            split_notes(chosen, given, {split: len(rows) for split, rows in dataset.items()}, name))
-    used = _audio_and_label(DatasetDict({split: dataset[split] for split in chosen.values()}), name, audio_column,
-                            label_column)
+    used = audio_and_label(DatasetDict({split: dataset[split] for split in chosen.values()}), name, audio_column,
+                           label_column)
     return DatasetDict({role: used[split] for role, split in chosen.items()})
 
 
@@ -130,7 +131,7 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
             if len(split) == 0:
                 raise DataError(f"{data_dir}: no audio files found for split '{name}'")
         # the metadata's label column (--label_column_name), or one line naming the columns it has (a KeyError)
-        return _audio_and_label(dataset, data_dir, "audio", label_column)
+        return audio_and_label(dataset, data_dir, "audio", label_column)
     listing = list_audio_folder(root, label_depth)
     if report is not None:
         report.add_listing({name: len(files) for name, files in listing.splits.items()}, listing.ignored,
@@ -148,14 +149,14 @@ def absolute_folder(folder: str | os.PathLike) -> Path:
 
 def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
     """The listing as a DatasetDict saved in the datasets cache, keyed (folder and fingerprint) by every file's
-    path, label and `_stat`: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
+    path, label and `file_stat`: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
     (a second run over the same files decodes nothing), as with datasets' own audiofolder loading."""
     import hashlib
     import json
 
     import datasets
 
-    key = hashlib.sha256(json.dumps({split: [(path, label, *_stat(path)) for path, label in files]
+    key = hashlib.sha256(json.dumps({split: [(path, label, *file_stat(path)) for path, label in files]
                                      for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
     folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
     if not (folder / "dataset_dict.json").is_file():
@@ -168,7 +169,7 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
         dataset = DatasetDict({split: Dataset.from_dict({"audio": [path for path, _ in files],
                                                          "label": [label for _, label in files]}, features=features)
                                for split, files in listing.splits.items()})
-        for split_name, split in dataset.items():  # saved with it: see `_keyed_by_files`
+        for split_name, split in dataset.items():  # saved with it: see `keyed_by_stats`
             split._fingerprint = f"{key}-{split_name}"
         _save_whole(dataset, folder)
     loaded = load_from_disk(str(folder))
@@ -184,24 +185,6 @@ def _save_whole(dataset: DatasetDict, folder: Path) -> None:
         save_whole(dataset, folder)
 
 
-def _stat(path: str) -> tuple[int, int, int]:
-    """What says a file changed without reading it: size, mtime and ctime. ctime too because `touch -r`,
-    `cp -p` or `rsync -t` put an old mtime on new audio, but cannot set the ctime."""
-    info = os.lstat(path) if not os.path.exists(path) else os.stat(path)
-    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
-
-
-def _keyed_by_files(dataset: Dataset, paths: list[str]) -> Dataset:
-    """`dataset` with a fingerprint made of its own and every file's `_stat`. A dataset of paths is otherwise
-    fingerprinted by the path strings alone, and caches keyed by the fingerprint downstream (prepared audio,
-    frozen features, teacher logits) would then serve audio that was overwritten under the same name."""
-    import hashlib
-
-    dataset._fingerprint = hashlib.sha256(json.dumps([dataset._fingerprint, [_stat(p) for p in paths]]).encode()
-                                          ).hexdigest()[:32]
-    return dataset
-
-
 def is_saved_dataset(name: Optional[str]) -> bool:
     """Whether `--dataset_name` is a folder written by `save_to_disk` (rather than a Hub name)."""
     saved = Path(name or "")
@@ -213,6 +196,9 @@ def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Opt
     user's `save_to_disk` folder is theirs: no lock file there, no `tmp*` file removed (their own scripts map
     into it without hfspeech's lock); a Hub dataset's folder in the datasets cache is held (`data.cache_users`)."""
     if is_saved_dataset(name):
+        if config_name:  # it would be recorded in run_inputs.json as if it had chosen something
+            raise DataError(f"--dataset_config_name {config_name}: {name} is a folder written by save_to_disk, "
+                            "which has no configurations; leave the flag out")
         loaded = load_from_disk(name)
         leave_users_folder(loaded)
     else:  # one-line errors for a missing folder, an unreachable Hub, a wrong configuration (data.hub_stream)
@@ -221,22 +207,6 @@ def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Opt
         loaded = open_datasets_dataset(name, config_name, cache_dir=cache_dir)
         hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
-
-
-def _audio_and_label(dataset: DatasetDict, name: str, audio_column: str, label_column: str) -> DatasetDict:
-    """The splits reduced to `audio` (undecoded, every clip with a name: `data.clip_names`) and `label`.
-    `dataset` holds the splits the run uses, keyed by their own names (the names that clips are named by)."""
-    label_column = label_column_of(next(iter(dataset.values())).column_names, label_column)
-    for split_name, split in dataset.items():
-        _require_columns(split, [audio_column, label_column], f"{name} (split '{split_name}')")
-    if audio_column != "audio":
-        dataset = dataset.rename_column(audio_column, "audio")
-    if label_column != "label":
-        dataset = dataset.rename_column(label_column, "label")
-    dataset = DatasetDict({split_name: split.select_columns(["audio", "label"])  # splits may have other columns
-                           for split_name, split in dataset.items()}).cast_column("audio", Audio(decode=False))
-    return DatasetDict({split_name: name_pathless_audio(split, f"{name} (split '{split_name}')")
-                        for split_name, split in dataset.items()})
 
 
 def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
@@ -264,7 +234,7 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
         shown = first_few(missing, limit=5)
         hint = " (Windows paths: give them relative to the manifest's folder)" if any(":\\" in m for m in missing) else ""
         raise DataError(f"{path}: {len(missing)} audio file(s) listed in the manifest do not exist: {shown}{hint}")
-    dataset = _keyed_by_files(Dataset.from_dict({"audio": audio, "label": labels}), audio)
+    dataset = keyed_by_stats(Dataset.from_dict({"audio": audio, "label": labels}), [file_stat(p) for p in audio])
     return dataset.cast_column("audio", Audio(decode=False))
 
 
@@ -282,17 +252,3 @@ def _check_label_kinds(path: str, label_column: str, values: list, audio: list[s
     if nested is not None:
         raise DataError(f"{path}: the {label_column!r} of {audio[nested]} holds a list or object inside its list "
                         f"({json.dumps(values[nested])}); a clip's labels are a flat list of strings")
-
-
-def label_column_of(columns: Sequence[str], label_column: str) -> str:
-    """The default `label` column, or `labels` when the data has that instead (the usual name for lists)."""
-    if label_column == "label" and "label" not in columns and "labels" in columns:
-        return "labels"
-    return label_column
-
-
-def _require_columns(table: Dataset, columns: Sequence[str], source: str) -> None:
-    absent = [c for c in columns if c not in table.column_names]
-    if absent:
-        raise DataError(f"{source}: missing column(s) {absent}; available columns: {table.column_names} "
-                        "(name them with --audio_column_name / --label_column_name)")

@@ -1,0 +1,132 @@
+"""A `datasets` dataset's audio and label columns, reduced to the `audio` / `label` shape the rest of hfspeech reads.
+
+Real datasets are not all built like the ones in datasets' tutorials: Common Voice has a `path` beside its `audio`,
+a CSV clone or a parquet file written by pandas holds its paths as `large_string`, some hold bare sample arrays,
+and a dataset of paths (a `save_to_disk` folder, a JSON clone) is fingerprinted by the path strings alone. Each is
+either read as the user meant or refused in one line naming the dataset and the column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Optional, Sequence
+
+from datasets import Audio, Dataset, DatasetDict, Value
+
+from hfspeech.data.clip_names import name_pathless_audio
+from hfspeech.errors import DataError, first_few
+
+TEXT_TYPES = ("string", "large_string")
+
+
+def audio_and_label(dataset: DatasetDict, name: str, audio_column: str, label_column: str) -> DatasetDict:
+    """The splits reduced to `audio` (undecoded, every clip with a name: `data.clip_names`, keyed by its file's
+    `file_stat` where it is read from a file) and `label`. `dataset` holds the splits the run uses, keyed by their
+    own names (the names that clips are named by). The two columns are selected before they are renamed: a
+    dataset may have another column of the target name (Common Voice's `audio` beside `path`)."""
+    label_column = label_column_of(next(iter(dataset.values())).column_names, label_column)
+    if audio_column == label_column:
+        raise DataError(f"{name}: --audio_column_name and --label_column_name both name {audio_column!r}")
+    used = {}
+    for split_name, split in dataset.items():
+        source = f"{name} (split '{split_name}')"
+        _require_columns(split, [audio_column, label_column], source)
+        split = split.select_columns([audio_column, label_column])  # splits may have other columns
+        renames = {old: new for old, new in ((audio_column, "audio"), (label_column, "label")) if old != new}
+        split = split.rename_columns(renames) if renames else split
+        split = as_audio_column(split, source, audio_column)
+        stats = audio_file_stats(split, source)  # before empty cells are named (`<empty audio cell: ...>`)
+        split = name_pathless_audio(split, source)
+        used[split_name] = keyed_by_stats(split, stats) if stats else split
+    return DatasetDict(used)
+
+
+def as_audio_column(split: Dataset, source: str, column: str) -> Dataset:
+    """`split`'s `audio` column as `Audio(decode=False)`: audio, bytes and paths, or paths as text (`large_string`
+    cast to `string` first, which datasets' `Audio` cast refuses); anything else is one line saying what to do
+    (bare sample arrays have no sampling rate hfspeech could trust)."""
+    feature = split.features["audio"]
+    if isinstance(feature, Value) and feature.dtype == "large_string":
+        split = split.cast_column("audio", Value("string"))
+    elif not (isinstance(feature, Audio) or (isinstance(feature, Value) and feature.dtype in TEXT_TYPES)
+              or (isinstance(feature, dict) and {"bytes", "path"} <= set(feature))):
+        raise DataError(f"{source}: the audio column {column!r} holds {_kind(feature)}, not audio (an Audio "
+                        "column, or file paths as text); to use sample arrays, store them as audio with their "
+                        "sampling rate: dataset.map(lambda row: {'audio': {'array': row['audio'], "
+                        "'sampling_rate': RATE}}, features=...Audio()), then save_to_disk")
+    return split.cast_column("audio", Audio(decode=False))
+
+
+def _kind(feature) -> str:
+    """A name for what a column that is not audio holds, for the one-line refusal."""
+    from datasets import Array2D, LargeList, List, Sequence as SequenceFeature
+
+    if isinstance(feature, (List, LargeList, SequenceFeature, Array2D)):
+        return f"arrays of numbers ({feature})"
+    return f"{feature} values"
+
+
+def audio_file_stats(split: Dataset, source: str) -> list:
+    """The `file_stat` of every clip read from a file (no bytes, a path), to key the split by (`keyed_by_stats`):
+    caches keyed by the fingerprint would otherwise serve a file's old audio after it was replaced under the same
+    name. One stat a file, as manifests pay. A split none of whose clips exists is one line naming the dataset
+    (relative paths are read from the current folder), not one error per file that `--skip_bad_files` would all
+    skip."""
+    paths = _file_paths(split)
+    stats = [file_stat(path) for path in paths]
+    missing = [path for path, stat in zip(paths, stats) if stat is None]
+    if missing and len(missing) == len(split):  # some found: each missing one is a decoding error, or skipped
+        relative = not all(os.path.isabs(path) for path in missing)
+        where = (f"; its paths are relative, read from the current folder ({os.getcwd()}): run from the folder "
+                 "they are relative to, or store absolute paths") if relative else ""
+        raise DataError(f"{source}: none of its {len(missing)} audio files found: "
+                        f"{first_few(missing, limit=3)}{where}")
+    return stats
+
+
+def _file_paths(split: Dataset) -> list[str]:
+    """The paths of the clips decoding reads from a file (bytes absent), from Arrow without reading any bytes."""
+    import pyarrow.compute as pc
+
+    paths = []
+    for chunk in split.with_format("arrow")[:].column("audio").chunks:
+        from_file = pc.and_(pc.is_valid(chunk), pc.is_null(chunk.field("bytes")))
+        paths += [path for path in pc.filter(chunk.field("path"), from_file).to_pylist() if path]
+    return paths
+
+
+def file_stat(path: str) -> Optional[tuple[int, int, int]]:
+    """What says a file changed without reading it: size, mtime and ctime (None: no such file). ctime too because
+    `touch -r`, `cp -p` or `rsync -t` put an old mtime on new audio, but cannot set the ctime."""
+    try:
+        info = os.stat(path)
+    except OSError:  # a dangling link has its own stat; no file, none
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def keyed_by_stats(dataset: Dataset, stats: list) -> Dataset:
+    """`dataset` with a fingerprint made of its own and its files' `file_stat`. A dataset of paths is otherwise
+    fingerprinted by the path strings alone, and caches keyed by the fingerprint downstream (prepared audio,
+    frozen features, teacher logits) would then serve audio that was overwritten under the same name."""
+    dataset._fingerprint = hashlib.sha256(json.dumps([dataset._fingerprint, stats]).encode()).hexdigest()[:32]
+    return dataset
+
+
+def label_column_of(columns: Sequence[str], label_column: str) -> str:
+    """The default `label` column, or `labels` when the data has that instead (the usual name for lists)."""
+    if label_column == "label" and "label" not in columns and "labels" in columns:
+        return "labels"
+    return label_column
+
+
+def _require_columns(table: Dataset, columns: Sequence[str], source: str) -> None:
+    absent = [c for c in columns if c not in table.column_names]
+    if absent:
+        raise DataError(f"{source}: missing column(s) {absent}; available columns: {table.column_names} "
+                        "(name them with --audio_column_name / --label_column_name)")
