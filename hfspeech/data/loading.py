@@ -32,7 +32,7 @@ from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
 from hfspeech.data.columns import column_values
 from hfspeech.data.dataset_columns import audio_and_label, file_stat, keyed_by_stats, label_column_of
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
-from hfspeech.data.manifests import absolute_manifest_folder, listed_files, read_manifest
+from hfspeech.data.manifests import absolute_folder, absolute_manifest_folder, listed_files, read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
                                        split_notes)
@@ -137,14 +137,6 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
         report.add_listing({name: len(files) for name, files in listing.splits.items()}, listing.ignored,
                            listing.notes)
     return _on_disk(listing, cache_dir)
-
-
-def absolute_folder(folder: str | os.PathLike) -> Path:
-    """`folder` as an absolute path, the same for `data`, `/home/me/data` or `../me/data` run from elsewhere (one
-    cache key for all): `..` folded where that is the same folder, kept after a link (`link/..` is the parent of
-    its target), and a linked folder keeps its own name (not `realpath`), as `absolute_manifest_folder` does."""
-    folded = os.path.abspath(folder)
-    return Path(folded) if os.path.realpath(folded) == os.path.realpath(folder) else Path(folder).absolute()
 
 
 def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:

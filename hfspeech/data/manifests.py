@@ -155,9 +155,15 @@ def absolute_manifest_folder(path: str | os.PathLike) -> Path:
     the run goes on): `..` folded away when the folded path is the same folder (`train --train_file ../data/a.csv`
     names `/work/data/x.wav`, not `/work/run/../data/x.wav`), kept after a link (`link/..` is the parent of the
     link's target, not the folder holding the link). A linked folder keeps the name the user gave it, as predict."""
-    folder = manifest_folder(path)
+    return absolute_folder(manifest_folder(path))
+
+
+def absolute_folder(folder: str | os.PathLike) -> Path:
+    """`folder` as an absolute path, the same for `data`, `/home/me/data` or `../me/data` run from elsewhere (one
+    cache key for an audio folder, `data.loading`): `..` folded where that is the same folder, kept after a link
+    (`link/..` is the parent of its target), and a linked folder keeps its own name (not `realpath`)."""
     folded = os.path.abspath(folder)
-    return Path(folded) if os.path.realpath(folded) == os.path.realpath(folder) else folder.absolute()
+    return Path(folded) if os.path.realpath(folded) == os.path.realpath(folder) else Path(folder).absolute()
 
 
 def resolve_listed_path(value, base: Path) -> str:
