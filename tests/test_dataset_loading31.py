@@ -105,3 +105,19 @@ def test_relative_paths_read_from_another_folder_name_the_dataset_and_the_curren
 def test_a_split_with_some_files_missing_still_loads_for_skip_bad_files(clips, tmp_path):
     saved = _save({"audio": clips[:3] + [str(tmp_path / "gone.wav")], "label": ["a", "b", "a", "b"]}, tmp_path / "s")
     assert len(load_audio_dataset(dataset_name=saved)["train"]) == 4  # the missing one: a decoding error, or skipped
+
+
+@pytest.mark.parametrize("kind", ["binary", "bytes only", "path only", "array"])
+def test_every_audio_column_datasets_casts_still_loads(tmp_path, kind):
+    """The refusal of bare sample arrays first refused these too, which datasets' Audio casts and which trained
+    before (review 3)."""
+    from hfspeech.data.audio import decode_audio
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.full(1600, 0.1, np.float32), 16000)
+    audio = {"binary": wav.read_bytes(), "bytes only": {"bytes": wav.read_bytes()}, "path only": {"path": str(wav)},
+             "array": {"array": [0.1] * 1600, "sampling_rate": 16000}}[kind]
+    features = Features({"audio": Value("binary"), "label": Value("string")}) if kind == "binary" else None
+    Dataset.from_dict({"audio": [audio], "label": ["x"]}, features=features).save_to_disk(str(tmp_path / "saved"))
+    loaded = load_audio_dataset(dataset_name=str(tmp_path / "saved"))
+    assert len(decode_audio(loaded["train"][0]["audio"], 16000)) == 1600

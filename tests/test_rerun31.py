@@ -153,3 +153,13 @@ def test_a_finished_runs_checkpoint_resumed_into_another_folder_reports_that_run
     caplog.set_level(logging.INFO, logger="hfspeech.train")
     assert main(command(data_dir, output_dir) + ["--resume_from_checkpoint", str(last)]) == 0
     assert read(output_dir / "metrics.json")["train_loss"] == read(finished / "metrics.json")["train_loss"]
+
+
+def test_a_one_label_run_is_refused_a_multi_label_checkpoint():
+    """Only a first step's own choice is taken from the checkpoint: a multi-label 1-label detector resumed without
+    the flag would switch from BCE to MSE without a word (review 3)."""
+    from hfspeech.training.resume_inputs import config_differences
+
+    assert config_differences({"problem_type": "multi_label_classification"}, {"problem_type": None}) == [
+        "problem_type 'multi_label_classification' -> None"]
+    assert config_differences({"problem_type": "regression"}, {"problem_type": None}) == []

@@ -3,7 +3,7 @@
 Real datasets are not all built like the ones in datasets' tutorials: Common Voice has a `path` beside its `audio`,
 a CSV clone or a parquet file written by pandas holds its paths as `large_string`, some hold bare sample arrays,
 and a dataset of paths (a `save_to_disk` folder, a JSON clone) is fingerprinted by the path strings alone. Each is
-either read as the user meant or refused in one line naming the dataset and the column.
+read as the user meant (whatever datasets' `Audio` casts), or refused in one line naming the dataset and the column.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datasets import Audio, Dataset, DatasetDict, Value
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.errors import DataError, first_few
 
-TEXT_TYPES = ("string", "large_string")
+CASTABLE_VALUES = ("string", "large_string", "binary", "large_binary")  # paths, or a file's bytes
 
 
 def audio_and_label(dataset: DatasetDict, name: str, audio_column: str, label_column: str) -> DatasetDict:
@@ -50,8 +50,8 @@ def as_audio_column(split: Dataset, source: str, column: str) -> Dataset:
     feature = split.features["audio"]
     if isinstance(feature, Value) and feature.dtype == "large_string":
         split = split.cast_column("audio", Value("string"))
-    elif not (isinstance(feature, Audio) or (isinstance(feature, Value) and feature.dtype in TEXT_TYPES)
-              or (isinstance(feature, dict) and {"bytes", "path"} <= set(feature))):
+    elif not (isinstance(feature, Audio) or (isinstance(feature, Value) and feature.dtype in CASTABLE_VALUES)
+              or (isinstance(feature, dict) and {"bytes", "path", "array"} & set(feature))):  # what Audio casts
         raise DataError(f"{source}: the audio column {column!r} holds {_kind(feature)}, not audio (an Audio "
                         "column, or file paths as text); to use sample arrays, store them as audio with their "
                         "sampling rate: dataset.map(lambda row: {'audio': {'array': row['audio'], "
@@ -78,9 +78,11 @@ def audio_file_stats(split: Dataset, source: str) -> list:
     stats = [file_stat(path) for path in paths]
     missing = [path for path, stat in zip(paths, stats) if stat is None]
     if missing and len(missing) == len(split):  # some found: each missing one is a decoding error, or skipped
-        relative = not all(os.path.isabs(path) for path in missing)
+        relative = not all(os.path.isabs(path) or "://" in path for path in missing)
         where = (f"; its paths are relative, read from the current folder ({os.getcwd()}): run from the folder "
                  "they are relative to, or store absolute paths") if relative else ""
+        if any("://" in path for path in missing):
+            where += "; hfspeech reads local files, not URLs: download them, or store the audio in the dataset"
         raise DataError(f"{source}: none of its {len(missing)} audio files found: "
                         f"{first_few(missing, limit=3)}{where}")
     return stats
@@ -102,10 +104,10 @@ def file_stat(path: str) -> Optional[tuple[int, int, int]]:
     `touch -r`, `cp -p` or `rsync -t` put an old mtime on new audio, but cannot set the ctime."""
     try:
         info = os.stat(path)
-    except OSError:  # a dangling link has its own stat; no file, none
+    except (OSError, ValueError):  # a dangling link has its own stat; no file (a NUL in the name), none
         try:
             info = os.lstat(path)
-        except OSError:
+        except (OSError, ValueError):
             return None
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns
 

@@ -238,7 +238,7 @@ def _cache_file_name(split, settings: list) -> Optional[str]:
     `data.cache_users.is_users_folder`; two seeds grew a 60 KB folder of paths to 59 MB) or that folder is
     read-only, in the datasets cache.
     A split in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded
-    again on every run. The name holds the split's fingerprint (its files' `_stat`, `data.loading`) and
+    again on every run. The name holds the split's fingerprint (its files' `file_stat`, `data.dataset_columns`) and
     `settings`."""
     folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
     temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")

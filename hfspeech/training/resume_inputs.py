@@ -39,8 +39,8 @@ def config_differences(saved: dict, built: dict) -> list[str]:
     old_labels = [saved.get("id2label", {})[k] for k in sorted(saved.get("id2label", {}), key=int)]
     new_labels = [built.get("id2label", {})[k] for k in sorted(built.get("id2label", {}), key=int)]
     differences = [f"labels {old_labels} -> {new_labels}"] if old_labels != new_labels else []
-    if built.get("problem_type") is None:  # left to the first step (a 1-label run: regression)
-        built = {**built, "problem_type": saved.get("problem_type")}
+    if built.get("problem_type") is None and saved.get("problem_type") in (None, "regression"):  # left to the
+        built = {**built, "problem_type": saved.get("problem_type")}  # first step: a 1-label run's is regression
     if saved.get("problem_type") is None and built["problem_type"] == SINGLE_LABEL:  # a run that recorded null
         saved = {**saved, "problem_type": SINGLE_LABEL}  # (before session 31; a rerun that took no step)
     for key in sorted((set(saved) | set(built)) - IGNORED_KEYS - {"id2label", "label2id", "num_labels"}):

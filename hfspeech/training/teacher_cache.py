@@ -37,7 +37,7 @@ LOGITS_COLUMN = "teacher_logits"
 def cache_key(teacher_dir: str, split: Dataset, label_names: Sequence[str]) -> str:
     """Changes when the teacher's weights or config, the clips, or the student's label order change. The
     teacher's files are keyed by size, mtime and ctime (not read): ctime because a teacher copied in with
-    `cp -p` keeps its old mtime. The clips by the split's fingerprint, which `data.loading` makes of each
+    `cp -p` keeps its old mtime. The clips by the split's fingerprint, which `data.dataset_columns` makes of each
     audio file's size, mtime and ctime."""
     digest = hashlib.sha256(json.dumps([split._fingerprint, list(label_names)]).encode())
     for name in sorted(os.listdir(teacher_dir)):
