@@ -121,3 +121,23 @@ def test_every_audio_column_datasets_casts_still_loads(tmp_path, kind):
     Dataset.from_dict({"audio": [audio], "label": ["x"]}, features=features).save_to_disk(str(tmp_path / "saved"))
     loaded = load_audio_dataset(dataset_name=str(tmp_path / "saved"))
     assert len(decode_audio(loaded["train"][0]["audio"], 16000)) == 1600
+
+
+def test_a_streamed_clip_read_from_a_replaced_file_is_keyed_anew(tmp_path):
+    """`--streaming` writes a local dataset's evaluation rows keyed by key, path and label: a file replaced under
+    its name kept its old decoded audio there too (review 3); a clip held as bytes is keyed as before."""
+    from hfspeech.data.hub_stream import _written
+
+    features = Features({"audio": Audio(decode=False), "label": Value("string")})
+    path = _write_clip(tmp_path / "a.wav", 400)
+
+    def fingerprint(audio):
+        return _written(iter([{"audio": audio, "label": "x"}]), features, "local")[0]._fingerprint
+
+    before = fingerprint({"path": path, "bytes": None})
+    _write_clip(tmp_path / "a.wav", 1234)
+    assert fingerprint({"path": path, "bytes": None}) != before
+    held = {"path": path, "bytes": open(path, "rb").read()}
+    kept = fingerprint(held)
+    _write_clip(tmp_path / "a.wav", 999)  # the clip is its bytes: the file of its name is not its audio
+    assert fingerprint(held) == kept

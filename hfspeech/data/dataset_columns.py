@@ -112,6 +112,14 @@ def file_stat(path: str) -> Optional[tuple[int, int, int]]:
     return info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
+def clip_identity(key: str, audio: dict, label) -> tuple:
+    """What keys a streamed clip's decoded audio (`data.hub_stream`): its key, path and label, and for a clip read
+    from a file its `file_stat`, as `keyed_by_stats` keys a split (a replaced file kept its old decoded audio)."""
+    if audio.get("bytes") is None and audio.get("path"):
+        return key, audio["path"], label, file_stat(audio["path"])
+    return key, audio.get("path"), label
+
+
 def keyed_by_stats(dataset: Dataset, stats: list) -> Dataset:
     """`dataset` with a fingerprint made of its own and its files' `file_stat`. A dataset of paths is otherwise
     fingerprinted by the path strings alone, and caches keyed by the fingerprint downstream (prepared audio,

@@ -39,7 +39,7 @@ from datasets import load_dataset
 from datasets.exceptions import DatasetGenerationError, DatasetsError
 
 from hfspeech.data.labelled import DataSpec
-from hfspeech.data.loading import label_column_of
+from hfspeech.data.dataset_columns import clip_identity, label_column_of
 from hfspeech.data.prepare import run_scratch_folder
 from hfspeech.data.split_names import choose_splits, given_in, split_notes
 from hfspeech.data.stream_draws import clip_key
@@ -241,7 +241,7 @@ def _written(examples: Iterable[dict], features: Features, source: str) -> tuple
         with ArrowWriter(features=features, path=None if buffer else path, stream=buffer) as writer:
             for example in examples:
                 keys.append(clip_key(example))
-                hasher.update((keys[-1], example["audio"].get("path"), example["label"]))
+                hasher.update(clip_identity(keys[-1], example["audio"], example["label"]))
                 writer.write(features.encode_example({column: example[column] for column in features}))
             writer.finalize()
     table = (MemoryMappedTable.from_file(path) if buffer is None

@@ -25,7 +25,7 @@ import numpy as np
 from hfspeech.data.columns import column_values
 from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import parse_label_list
-from hfspeech.data.loading import label_column_of
+from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, resolve_listed_path
 from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
@@ -144,7 +144,7 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
 
 def _row_labels(rows: list[dict], label_column: str, separator: Optional[str]) -> list[set]:
     """Each row's labels, read as training reads them (`data.labels.parse_label_list`; `label_column` as the
-    manifest spells it, `data.loading.label_column_of`): its cell, or with `separator` the cell's parts (a JSONL
+    manifest spells it, `data.dataset_columns.label_column_of`): its cell, or with `separator` the cell's parts (a JSONL
     list as it is)."""
     labels = []
     for row in rows:
