@@ -66,7 +66,8 @@ def parse_request(content_type: Optional[str], body: bytes, query: dict, default
     """(audio bytes, parameters) of a request, or 415 / 400 naming what is wrong."""
     media = (content_type or "").split(";")[0].strip().lower()
     parameters: dict = dict(query)
-    if media == "application/json":
+    if media == "application/json" or (not media and body.lstrip()[:1] == b"{"):  # no audio format starts with `{`:
+        # a JSON body sent without its Content-Type (Python `requests.post(url, data=...)`) was "not audio"
         audio, from_json = _json_inputs(body)
         parameters.update(from_json)
     elif not media or media.startswith(RAW_TYPES):
