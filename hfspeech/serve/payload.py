@@ -66,7 +66,7 @@ def parse_request(content_type: Optional[str], body: bytes, query: dict, default
     """(audio bytes, parameters) of a request, or 415 / 400 naming what is wrong."""
     media = (content_type or "").split(";")[0].strip().lower()
     parameters: dict = dict(query)
-    if media == "application/json" or (not media and body.lstrip()[:1] == b"{"):  # no audio format starts with `{`:
+    if media == "application/json" or (not media and body[:64].lstrip()[:1] == b"{"):  # no audio format starts `{`:
         # a JSON body sent without its Content-Type (Python `requests.post(url, data=...)`) was "not audio"
         audio, from_json = _json_inputs(body)
         parameters.update(from_json)
