@@ -73,13 +73,11 @@ def check_eval_dir(model: str, eval_dir: str, label_depth: int | None = None,
     stop it with the int8 file written and unchecked. The gate measures on this listing. A multi-label model's
     folder is any audio folder, its names unread (not label sets; its labels ''). A model folder without a readable
     config is left for the export to report (None)."""
-    from hfspeech.inference.agreement import labelled_clips
+    from hfspeech.inference.agreement import held_out_labels, labelled_clips
     from hfspeech.models.config_json import read_config_json
-    from hfspeech.models.scores import is_multi_label
 
     try:
-        config = read_config_json(model)
-        labels = None if is_multi_label(config) else {str(label) for label in (config.get("id2label") or {}).values()}
+        labels = held_out_labels(read_config_json(model))
     except (OSError, ValueError, AttributeError):
         return None
     return labelled_clips(eval_dir, labels, label_depth, skip_bad_files)

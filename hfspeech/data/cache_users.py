@@ -12,7 +12,7 @@ a network file system whose locks are local (NFS `local_lock`, Lustre `localfloc
 (Windows, ENOLCK, a lock file opened read-only on NFS) nothing is removed but the shared lock is still held; a
 folder the user saved (`leave_users_folder`) is neither locked nor swept.
 
-Bottom layer: imports `output_folders`' lock only.
+Bottom layer: imports `output_folders`' lock (and, for `prepared_file`'s refusal, `errors`) only.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.hub.card_classes import (labels_table, multi_label_per_class_table, per_class_table,
                                        unscored_classes_note)
 from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
@@ -111,7 +112,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
-        trim_top_db=config.get("trim_silence_top_db"),  # a model trained with --trim_silence: one Limitations line
+        trim_top_db=config.get(TRIM_CONFIG_ATTRIBUTE),  # a model trained with --trim_silence: one Limitations line
         variants_table=variants_table(variants, multi_label) + "".join(f"\n\n**Warning:** {label_text(note)}."
                                                                         for note in variant_notes),
         code_note="the model's code is in this repo, hence `trust_remote_code=True`; with hfspeech installed "

@@ -26,7 +26,7 @@ from hfspeech.hub.card import write_model_card
 from hfspeech.hub.card_variants import measure_variants
 from hfspeech.hub.local_paths import local_path_in, publish_records
 from hfspeech.hub.card_training import variant_warnings
-from hfspeech.inference.agreement import HeldOutError, labelled_clips
+from hfspeech.inference.agreement import HeldOutError, held_out_labels, labelled_clips
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, INT8_CHECK_FILE, METRICS_FILE,
                                          read_config_json, read_run_record)
 from hfspeech.models.scores import is_multi_label
@@ -72,8 +72,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
         raise StageError(f"--dataset {dataset_name}: a local path; the card's metadata takes the data set's name "
                          "(a Hub id such as `username/my-clips`), and local paths are not published")
     check_destination(dest)  # before the clips are decoded and their warnings printed
-    config = read_config_json(run)  # a multi-label model's clips are only timed: their folders may have any names
-    labels = None if is_multi_label(config) else {str(label) for label in config.get("id2label", {}).values()}
+    labels = held_out_labels(read_config_json(run))  # a multi-label model's clips are only timed: any folder names
     try:
         clips = list(zip(*labelled_clips(eval_dir, labels, label_depth, skip_bad_files))) if eval_dir else []
     except HeldOutError as error:  # stage's own kind of refusal, as for its other inputs

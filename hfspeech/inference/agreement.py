@@ -120,6 +120,14 @@ class DecisionComparison:
                 f"(more than {limit:g}%) on {self.summary()}")
 
 
+def held_out_labels(config: dict) -> Optional[set[str]]:
+    """`labelled_clips`' `known_labels` for a model (its `config.json` as read): a single-label model's labels,
+    which a held-out folder's names must be; None for a multi-label model, whose folder names are not label sets."""
+    from hfspeech.models.scores import is_multi_label
+
+    return None if is_multi_label(config) else {str(label) for label in (config.get("id2label") or {}).values()}
+
+
 def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_depth: Optional[int] = None,
                    skip_bad_files: bool = False, flag: str = "--eval_dir") -> tuple[list[str], list[str]]:
     """Paths and labels of a held-out folder read as `hfspeech train` reads one (`list_audio_folder`: split
