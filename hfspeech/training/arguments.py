@@ -97,10 +97,8 @@ class ModelArguments:
         metadata={"help": "Pass an attention mask with padded batches (default: what the feature extractor says; "
                   "wav2vec2-base style models with group-norm feature encoders must not get one)."},
     )
-    ignore_mismatched_sizes: bool = field(
-        default=True,
-        metadata={"help": "Replace a pretrained classification head whose size differs from the new labels."},
-    )
+    ignore_mismatched_sizes: bool = field(default=True, metadata={
+        "help": "Replace a pretrained classification head whose size differs from the new labels."})
     problem_type: Optional[str] = field(
         default=None,
         metadata={"help": "'multi_label_classification': each clip has a list of labels (manifest 'labels' column, "
@@ -116,9 +114,8 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    data_dir: Optional[str] = field(
-        default=None, metadata={"help": "Audio folder: data_dir/<label>/*.wav (optionally train/ test/ subfolders)."}
-    )
+    data_dir: Optional[str] = field(default=None, metadata={
+        "help": "Audio folder: data_dir/<label>/*.wav (optionally train/ test/ subfolders)."})
     train_file: Optional[str] = field(default=None, metadata={"help": "CSV/TSV/JSONL manifest with path and label."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Validation manifest."})
     test_file: Optional[str] = field(default=None, metadata={"help": "Test manifest."})
@@ -284,6 +281,11 @@ class DataArguments:
         """Keyword arguments of `data.prepare.prepare_dataset`: how clips are decoded and checked."""
         return dict(trim=self.trim_silence, trim_top_db=self.trim_top_db, skip_bad_files=self.skip_bad_files,
                     num_proc=self.preprocessing_num_workers)
+
+    def trimmed_at(self) -> Optional[float]:
+        """`--trim_top_db` where clips are trimmed (`--trim_silence`), else None: what the model records, the run's
+        record checks on resume, and a distilled teacher's trim is compared with."""
+        return self.trim_top_db if self.trim_silence else None
 
 
 def check_layerwise_decay(decay: Optional[float], frozen_base: bool) -> None:

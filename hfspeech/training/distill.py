@@ -134,7 +134,7 @@ def warn_if_trimmed_otherwise(teacher: str, data_args) -> None:
     this run decodes them otherwise: the teacher's targets are computed on the student's clips, which it never
     heard that way (a trimmed teacher scored 0.230 untrimmed where it scored 0.857 trimmed, on a user's takes)."""
     taught = read_config_json(teacher).get(TRIM_CONFIG_ATTRIBUTE)
-    given = data_args.trim_top_db if data_args.trim_silence else None
+    given = data_args.trimmed_at()
     if taught is not None and (given is None or float(given) != float(taught)):
         logger.warning("--teacher %s was trained on clips trimmed of silence (--trim_top_db %g), and this run "
                        "decodes them %s: its targets are for clips it never heard so; pass --trim_silence "

@@ -124,7 +124,7 @@ def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict
             "validation_split_percentage": data_args.validation_split_percentage,
             "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
             "max_train_samples": data_args.max_train_samples,
-            "trim_top_db": data_args.trim_top_db if data_args.trim_silence else None}
+            "trim_top_db": data_args.trimmed_at()}
 
 
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:

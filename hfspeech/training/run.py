@@ -182,7 +182,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     data = load_data(model_args, data_args, training_args, sampling_rate)
     record_data(record, training_args)  # run_inputs.json: not left behind by a run that failed on its data
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds,
-                                           data_args.trim_top_db if data_args.trim_silence else None)
+                                           data_args.trimmed_at())
     check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
     inputs = training_inputs(model_args, data_args, training_args, data, model, feature_extractor, sampling_rate)
     num_labels = len(data.label_names)
