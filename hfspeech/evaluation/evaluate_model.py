@@ -24,12 +24,13 @@ from tqdm.auto import tqdm
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.clip_digests import trained_on_warning
 from hfspeech.data.columns import column_values
-from hfspeech.data.labelled import DataSpec, load_evaluation_split
+from hfspeech.data.labelled import DataSpec
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
+from hfspeech.evaluation.held_out import load_held_out_split
 from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
                                        write_metrics_json, write_multilabel_report)
 from hfspeech.inference.backends import device_form_problem
@@ -87,9 +88,24 @@ def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
         return _evaluate(eval_args, spec)
 
 
-def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
-    _check_output_dir(eval_args.output_dir)
-    _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
+@dataclass
+class ScoredSplit:
+    """One split scored by a model, as `hfspeech evaluate` scores it: what its reports (and a cross-validation's
+    pooled out-of-fold scores, `training.cross_validation_pooled`) are computed from."""
+
+    split: str
+    label_names: list[str]
+    multi_label: bool
+    references: np.ndarray  # class ids (single-label) or multi-hot [clips, labels]
+    scores: np.ndarray  # [clips, labels]: sigmoids (multi-label), the classifier's scores (single-label)
+    predicted: np.ndarray  # class ids (single-label: ties of `vote` broken as `predict` breaks them); else empty
+    thresholds: Optional[np.ndarray]  # multi-label: each label's decision threshold under this aggregation
+    report: DataReport
+
+
+def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
+    """Every clip of one split scored by `eval_args.model`; nothing written. A multi-label split with no event in
+    any clip is a false-alarm set (`evaluation.held_out`), not an error."""
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size,
         backend=backend_for_device(eval_args.model, None, eval_args.device), device=eval_args.device,
@@ -99,7 +115,7 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
     listing = DataReport()
     multi_label = is_multi_label(classifier.config)
-    raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing)
+    raw = load_held_out_split(spec, label_names, eval_args.split, multi_label, report=listing)
     split = next(iter(raw))
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all
@@ -108,17 +124,26 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
     logger.info("%s", report.summary())
+    scores = np.stack([result.scores for result in scored]).astype(np.float64)
     if multi_label:
-        references = multi_hot(labels, len(label_names))
         thresholds = decision_thresholds(thresholds_from_config(classifier.config, label_names), eval_args.aggregate)
-        scores = np.stack([result.scores for result in scored]).astype(np.float64)
-        metrics = write_multilabel_report(eval_args.output_dir, scores, references, label_names, thresholds,
-                                          prefix=split)
-        metrics["label_thresholds"] = dict(zip(label_names, thresholds.tolist()))
+        return ScoredSplit(split, label_names, True, multi_hot(labels, len(label_names)), scores,
+                           np.zeros(0, dtype=np.int64), thresholds, report)
+    predicted = [label_names.index(classifier.prediction(result, top_k=1).labels[0]) for result in scored]
+    return ScoredSplit(split, label_names, False, np.asarray(labels), scores, np.asarray(predicted), None, report)
+
+
+def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
+    _check_output_dir(eval_args.output_dir)
+    _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
+    scored = score_split(eval_args, spec)
+    split, label_names, report, labels = scored.split, scored.label_names, scored.report, scored.references
+    if scored.multi_label:
+        metrics = write_multilabel_report(eval_args.output_dir, scored.scores, labels, label_names,
+                                          scored.thresholds, prefix=split, per_label_false_alarms=True)
+        metrics["label_thresholds"] = dict(zip(label_names, scored.thresholds.tolist()))
     else:
-        predicted = [label_names.index(classifier.prediction(result, top_k=1).labels[0]) for result in scored]
-        metrics = write_evaluation_report(eval_args.output_dir, predicted, np.asarray(labels), label_names,
-                                          prefix=split)
+        metrics = write_evaluation_report(eval_args.output_dir, scored.predicted, labels, label_names, prefix=split)
     metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
                     "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
                     "aggregate": eval_args.aggregate})

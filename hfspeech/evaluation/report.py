@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
+from hfspeech.evaluation.false_alarms import false_alarm_metrics, without_positives
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, drawable_class_names, glyph_warnings_silenced,
                                             tick_positions)
@@ -193,28 +194,45 @@ def _name_classes(ax, label_names: Sequence[str]) -> None:
 
 def write_multilabel_report(
     output_dir: str, scores: np.ndarray, references: np.ndarray, label_names: Sequence[str],
-    thresholds: Sequence[float], prefix: str = "test",
+    thresholds: Sequence[float], prefix: str = "test", per_label_false_alarms: bool = False,
 ) -> dict[str, float]:
-    """Write `{prefix}_multilabel_report.json` and `{prefix}_per_class_ap.png`; return the scalar metrics.
+    """Write `{prefix}_multilabel_report.json` and `{prefix}_per_class_ap.png`; return the scalar metrics, with the
+    false alarms' (`evaluation.false_alarms`; `per_label_false_alarms`: their per-label table too, as `hfspeech
+    evaluate` prints it). A split with no positive at all (a false-alarm set) has its undefined scores null and
+    says why (`undefined_reason`).
 
     `scores`: sigmoid scores [clips, num_labels]; `references`: multi-hot truth; `thresholds`: the
     per-class decision thresholds the F1, precision, recall and subset accuracy are measured at.
     """
     os.makedirs(output_dir, exist_ok=True)
-    metrics = MultiLabelMetrics().compute(predictions=scores, references=np.asarray(references, dtype=np.int64),
+    truth = np.asarray(references, dtype=np.int64)
+    metrics = MultiLabelMetrics().compute(predictions=scores, references=truth,
                                           thresholds=thresholds, label_names=list(label_names), per_class=True)
     per_class = metrics.pop("per_class")
-    skipped = [name for name, row in per_class.items() if row["roc_auc"] is None]
+    alarms, per_label = false_alarm_metrics(truth, np.asarray(scores, dtype=np.float64), thresholds, label_names)
+    metrics.update(alarms)
+    if not truth.any():
+        metrics = without_positives(metrics)
     write_metrics_json(os.path.join(output_dir, prefix + MULTILABEL_REPORT_JSON), {
-        "metrics": metrics, "per_class": per_class, "roc_auc_skipped_classes": skipped,
+        "metrics": metrics, "per_class": per_class, **left_out_classes(per_class),
+        "false_alarms_per_label": per_label,
         "note": "ap/roc_auc are null for a class with no positive (AP) or a single value (ROC-AUC) "
                 "in this split; f1/precision/recall are at each class's threshold, recall is null for a "
                 "class with no positive and f1/precision too when it is not predicted either; the "
                 "macro averages leave null values out (map_num_classes, f1_num_classes, "
-                "roc_auc_num_classes count the classes in them)"})
-    plot_per_class_scores(per_class, os.path.join(output_dir, prefix + PER_CLASS_AP_PNG),
-                          title=f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}")
-    return metrics
+                "roc_auc_num_classes count the classes in them; *_skipped_classes name the ones left out)"})
+    plot_per_class_scores(per_class, os.path.join(output_dir, prefix + PER_CLASS_AP_PNG), title=(
+        f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}" if truth.any() else
+        f"{prefix}: no event in any clip; false alarms on {alarms['false_alarm_clips']} of {len(truth)} clips"))
+    return {**metrics, "false_alarms_per_label": per_label} if per_label_false_alarms else metrics
+
+
+def left_out_classes(per_class: dict[str, dict]) -> dict[str, list[str]]:
+    """The classes each macro average left out (its value null): mAP's have no positive in the split, ROC-AUC's
+    a single value, F1's no positive and no prediction. Only the counts were written, and with some labels absent
+    from a held-out set the report did not say which."""
+    return {f"{name}_skipped_classes": [label for label, row in per_class.items() if row[key] is None]
+            for name, key in (("map", "ap"), ("roc_auc", "roc_auc"), ("f1", "f1"))}
 
 
 def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = "") -> None:

@@ -7,8 +7,11 @@ validation split is `--validation_split_percentage` of the remaining clips, draw
 (it picks the best epoch, so it shares voices with training; the test split never does). Each fold is a normal
 training run in `OUTPUT_DIR/fold-<group>`; `OUTPUT_DIR/cross_validation.json` has every fold's test metrics and
 their mean, standard deviation, minimum and maximum: a score with its spread over unseen groups, not one lucky
-split. It is rewritten after each fold; until every fold has run it says `"complete": false`, names the folds not
-run (and the one that failed) and gives no mean.
+split; and `pooled`: accuracy and F1 (mAP and F1 multi-label) of all folds' held-out clips together, each scored
+by the fold model that did not train on it (`training.cross_validation_pooled`: multi-label folds' class sets
+differ, and their mean mAP averages over different labels). It is rewritten after each fold; until every fold has
+run it says `"complete": false`, names the folds not run (and the one that failed) and gives no mean (nor pooled
+scores).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hfspeech.errors import DataError, UsageError
 from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
+from hfspeech.training.cross_validation_pooled import pooled_scores, score_held_out
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
@@ -184,7 +188,7 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
                                      data_args.validation_split_percentage / 100, training_args.seed,
                                      data_args.path_column_name, data_args.label_column_name,
                                      data_args.label_separator if model_args.multi_label else None, write=first)
-    results = {}
+    results, held_out = {}, {}
     write_summary(root, results, list(folds), write=first)  # an earlier run's summary never sits beside these folds
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
@@ -196,21 +200,28 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         logger.info("fold %s: %d of %d", group, len(results) + 1, len(folds))
         try:
             results[group] = run_training(model_args, fold_data, fold_training)
+            if first:  # the first process's fold model, scored where the other processes' return no test scores
+                held_out[group] = score_held_out(fold_training.output_dir, fold_data, model_args,
+                                                 training_args.per_device_eval_batch_size)
         except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them
             write_summary(root, results, list(folds), failed=group, write=first)
             raise
-        summary = write_summary(root, results, list(folds), write=first)  # the last fold's is the final one
-    logger.info("leave-one-%s-out test scores over %d folds: %s", data_args.group_column, len(results),
-                {k: v for k, v in summary.items() if k.startswith("test_")})
+        summary = write_summary(root, results, list(folds), write=first,  # the last fold's is the final one
+                                pooled=pooled_scores(held_out) if len(held_out) == len(folds) else None)
+    logger.info("leave-one-%s-out test scores over %d folds: %s; pooled out of fold: %s", data_args.group_column,
+                len(results), {k: v for k, v in summary.items() if k.startswith("test_")},
+                {k: v for k, v in summary.get("pooled", {}).items() if isinstance(v, float)})
     return summary
 
 
-def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None) -> dict:
+def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None,
+                    pooled: Optional[dict] = None) -> dict:
     """Each fold's test metrics (and its test and skipped clip counts); once every fold has run, the spread
     (`summarise`) of every score all folds report: accuracy and F1 single-label, mAP, F1 and subset accuracy
     multi-label (which has no accuracy: its summary stopped on an empty list after every fold had trained).
     Unfinished, it names the folds that did not run and the one that failed, and gives no mean: a mean over
-    the folds that happened to finish is not the cross-validated score."""
+    the folds that happened to finish is not the cross-validated score. `pooled`: the out-of-fold metrics of all
+    folds' held-out clips together (`training.cross_validation_pooled`), beside the means, once complete."""
     folds = {group: {k: v for k, v in metrics.items() if k.startswith("test_") or k in ("num_test_clips",
                                                                                         "num_skipped_files")}
              for group, metrics in results.items()}
@@ -225,14 +236,16 @@ def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Opt
     for name in scores:
         if all(isinstance(fold.get(name), (int, float)) for fold in folds.values()):
             summary[name] = summarise([fold[name] for fold in folds.values()])
+    if pooled is not None:
+        summary["pooled"] = pooled
     return summary
 
 
 def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None,
-                  write: bool = True) -> dict:
+                  write: bool = True, pooled: Optional[dict] = None) -> dict:
     """`summarise_folds`, written to `cross_validation.json` by the first process only: the others' metrics carry
     no test scores (the first computes them), and with every process writing, the file was whoever wrote last's."""
-    summary = summarise_folds(results, groups, failed)
+    summary = summarise_folds(results, groups, failed, pooled)
     if write:
         write_metrics_json(os.path.join(root, SUMMARY_FILE), summary)
     return summary

@@ -1,0 +1,72 @@
+"""The pooled out-of-fold score of a cross-validation, beside the mean of its folds' scores.
+
+Each fold's test score is computed on that fold's held-out group alone, and their mean weighs every fold alike.
+In a multi-label run the folds' class sets differ (a label absent from a group's clips is left out of that fold's
+macro mAP), so the mean averages mAPs over different labels. Pooled, every clip is scored once, by the fold model
+that did not train on it, and the metric is computed over all clips together: AP per label over every clip, macro
+over the labels with a positive anywhere; single-label, accuracy and macro-F1 of all the held-out predictions.
+
+The fold runs keep no per-clip scores, so each fold's saved model scores its held-out manifest afterwards, as
+`hfspeech evaluate` scores a manifest (`evaluation.evaluate_model.score_split`: whole clips, in windows of the
+training length, mean of the windows). The folds' own test scores come from the training run's test pass (one
+centre crop of each clip): on clips no longer than `--max_length_seconds` the two read the same audio.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, score_split
+from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
+from hfspeech.evaluation.report import left_out_classes
+
+SCORED_AS = ("each clip scored once, by the fold model that did not train on it, as `hfspeech evaluate` scores "
+             "(whole clip, windows, mean); the metrics computed over all clips together. The folds' test_* means "
+             "weigh each fold alike, over the labels present in its held-out group")
+
+
+def score_held_out(model_dir: str, fold_data, model_args, batch_size: int) -> ScoredSplit:
+    """The fold's test manifest (`fold_data.test_file`) scored by its saved model in `model_dir`."""
+    held_out = copy.deepcopy(fold_data)
+    held_out.train_file = held_out.validation_file = None
+    arguments = EvaluateArguments(model=model_dir, batch_size=batch_size,
+                                  trust_remote_code=bool(getattr(model_args, "trust_remote_code", False)))
+    return score_split(arguments, held_out.spec())
+
+
+def pooled_scores(held_out: dict[str, ScoredSplit]) -> dict:
+    """The out-of-fold metrics of every fold's held-out clips pooled, in the first fold's label order (each fold's
+    model names the same labels: every label has training clips in every fold)."""
+    folds = list(held_out.values())
+    names = folds[0].label_names
+    order = [[fold.label_names.index(name) for name in names] for fold in folds]  # names[j] is fold's order[j]
+    pooled = _pooled_multi_label(folds, order, names) if folds[0].multi_label else _pooled_single_label(folds, order)
+    return {**pooled, "num_clips": sum(len(fold.references) for fold in folds), "scored_as": SCORED_AS}
+
+
+def _pooled_multi_label(folds: list[ScoredSplit], order: list[list[int]], names: list[str]) -> dict:
+    """mAP (AP per label over all clips, macro over the labels with a positive, `map_skipped_classes` naming the
+    others) and ROC-AUC of the pooled scores; F1 and subset accuracy of the pooled decisions, each clip's at the
+    thresholds of the fold model that scored it."""
+    scores = np.concatenate([fold.scores[:, columns] for fold, columns in zip(folds, order)])
+    truth = np.concatenate([fold.references[:, columns] for fold, columns in zip(folds, order)])
+    decided = np.concatenate([fold.scores[:, columns] >= fold.thresholds[columns]
+                              for fold, columns in zip(folds, order)]).astype(np.float64)
+    ranked = MultiLabelMetrics().compute(predictions=scores, references=truth, label_names=names, per_class=True)
+    at_thresholds = MultiLabelMetrics().compute(predictions=decided, references=truth)  # 1 >= 0.5 > 0
+    pooled = {key: ranked[key] for key in ("map_macro", "map_micro", "map_num_classes", "roc_auc_macro",
+                                           "roc_auc_num_classes")}
+    pooled["map_skipped_classes"] = left_out_classes(ranked["per_class"])["map_skipped_classes"]
+    pooled.update({key: at_thresholds[key] for key in ("macro_f1", "micro_f1", "f1_num_classes", "subset_accuracy")})
+    return pooled
+
+
+def _pooled_single_label(folds: list[ScoredSplit], order: list[list[int]]) -> dict:
+    """Accuracy and macro-F1 of every held-out prediction together (`ClassificationMetrics`)."""
+    back = [np.argsort(columns) for columns in order]  # a fold's class id -> the pooled id
+    predicted = np.concatenate([ids[fold.predicted] for fold, ids in zip(folds, back)])
+    references = np.concatenate([ids[fold.references] for fold, ids in zip(folds, back)])
+    return ClassificationMetrics().compute(predictions=predicted, references=references,
+                                           labels=list(range(len(order[0]))))
