@@ -16,7 +16,9 @@ def stream_parser() -> argparse.ArgumentParser:
     parser = FilesParser(
         prog="hfspeech stream",
         description="Classify live audio window by window and print a JSON line per label event: a label at or "
-        "above its threshold for --min_windows consecutive windows. Audio: raw PCM or a WAV on stdin (FLAC, Ogg, "
+        "above its threshold for --min_windows consecutive windows (event: label), and one when it ends: the first "
+        "window below it, or the end of the input (event: ended; start and end are the onset and offset). "
+        "Audio: raw PCM or a WAV on stdin (FLAC, Ogg, "
         "MP3 ... are refused), or a growing file (raw PCM or WAV) with --follow. Ends with a JSON line of counts "
         "(event: end).",
     )
@@ -81,6 +83,8 @@ def stream(argv: list[str]) -> int:
         stopped = error
     emit(streamer.finish())
     with stdout_write_errors():
+        for event in streamer.ended_at_finish:  # the events still open when the input ended
+            print(json.dumps(event.to_dict()))
         print(json.dumps(streamer.stats.to_dict()), flush=True)
     if stopped is not None:  # then say so, with the shell's code for the signal: a script's loop stops, as meant
         from hfspeech.cli.termination import said_stopped
@@ -111,7 +115,7 @@ def _open_stream(args: argparse.Namespace):
     def streamer_at(rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=rate,
                                    threshold=threshold, min_windows=args.min_windows, vad=args.vad,
-                                   silence_labels=args.silence_label)
+                                   silence_labels=args.silence_label, offsets=True)
 
     streamer = streamer_at(given.rate)  # its checks (--vad model ...) before waiting for the audio
     if args.follow:

@@ -3,7 +3,7 @@
 Scores first, labels after. `score_file` / `score_waveform` give a file's id-ordered class scores
 (`models.scores.scores_from_logits`: softmax, or a sigmoid per label for a multi-label model) and its
 windows; `classify_file` / `classify_waveform` are that plus the top-k labels and, for a multi-label model,
-the labels at or above their thresholds (`config.label_thresholds`, read once per classifier).
+the labels at or above their thresholds (`config.label_thresholds`, read once per classifier), listed past k too.
 
 Files longer than the model's window (the clip length it was trained on, saved in its config as
 `max_length_seconds`) are cut into overlapping windows (`inference.windows.WindowSlicer`), classified in
@@ -30,6 +30,7 @@ from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS
 from hfspeech.errors import UsageError
 from hfspeech.features.waveform import ZERO_LENGTH
 from hfspeech.inference.backends import Backend, TorchBackend
+from hfspeech.inference.outputs import with_every_active_label
 from hfspeech.inference.waveforms import check_count, clip_list, mono_samples, waveform_at_rate
 from hfspeech.inference.windows import WindowResult, WindowSlicer, clip_windows, window_sizes
 from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
@@ -93,8 +94,8 @@ class FileScores:
 
 @dataclass
 class Prediction:
-    """The top-k labels of one file, best first, aggregated over `num_windows` windows; for a multi-label
-    model also the labels active for the file. `windows` holds each window's scores (the timeline)."""
+    """The top-k labels of one file, best first, aggregated over `num_windows` windows; for a multi-label model
+    also the labels active for the file, listed after the top k where ranked past it. `windows`: the timeline."""
 
     path: str
     labels: list[str]
@@ -250,16 +251,17 @@ class AudioClassifier:
         return FileScores(name, aggregate_scores(scored, aggregate, self.config, self.thresholds), windows, aggregate)
 
     def prediction(self, scored: FileScores, top_k: int = 5) -> Prediction:
-        """A file's scores -> its top-k labels, best first (ties of votes broken by the mean score), and the
-        labels active for it (a multi-label model's; with `vote`, those at least half the windows had)."""
+        """A file's scores -> its top-k labels, best first (vote ties broken by the mean score), then each label active
+        for it ranked past k, as predict and serve list them (`with_every_active_label`); and its active labels."""
         check_count("top_k", top_k, "labels")
         combined = scored.scores
         window_scores = [w.scores for w in scored.windows if w.scores is not None]
         tie_break = np.mean(window_scores, axis=0) if window_scores else np.zeros_like(combined)
-        order = np.lexsort((-tie_break, -combined))[: max(1, min(top_k, len(combined)))]
+        order = np.lexsort((-tie_break, -combined))
         active = active_labels(combined, self.config, decision_thresholds(self.thresholds, scored.aggregate))
-        return Prediction(scored.path, [self.id2label[int(i)] for i in order], [float(combined[i]) for i in order],
-                          len(scored.windows), active, scored.aggregate, scored.windows)
+        labels, scores = [self.id2label[int(i)] for i in order], [float(combined[i]) for i in order]
+        ranked = Prediction(scored.path, labels, scores, len(scored.windows), active, scored.aggregate, scored.windows)
+        return with_every_active_label(ranked, top_k)
 
     def prediction_from_windows(self, name: str, windows: list[WindowResult], top_k: int = 5,
                                 aggregate: str = "mean") -> Prediction:

@@ -10,7 +10,8 @@ knows nothing of the per-class thresholds saved in `config.label_thresholds`.
 `function_to_apply` is given, a multi-label model's scores are sigmoids (a single-label model's stay
 softmax), and each result of a multi-label model scored with a sigmoid also carries its label's
 `threshold` and whether it is `active` (score >= threshold) -- the same rule as `AudioClassifier` (it uses the same
-`hfspeech.models.scores.scores_from_logits` / `active_labels`). `active_labels(results)` reads
+`hfspeech.models.scores.scores_from_logits` / `active_labels`); such results are the top k and every active label
+ranked below them, as `AudioClassifier`, `hfspeech predict` and `serve` list them. `active_labels(results)` reads
 the active labels back from a call's results. Arrays (bare, or `{"array"|"raw", "sampling_rate"}`) are read as
 `AudioClassifier.score_waveform` reads them (`inference.waveforms`): integer PCM scaled, other rates resampled
 with soxr, where transformers asks for torchaudio, which has no build for the torch hfspeech pins. A model trained
@@ -32,6 +33,8 @@ from transformers import AudioClassificationPipeline, pipeline
 
 from hfspeech.data.audio import decode_audio
 from hfspeech.data.samples import trim_top_db_of, trimmed_as_trained
+from hfspeech.inference.classifier import Prediction
+from hfspeech.inference.outputs import with_every_active_label
 from hfspeech.inference.waveforms import waveform_at_rate
 from hfspeech.models import register
 from hfspeech.models.folder_checks import check_model_folder
@@ -68,15 +71,26 @@ class MultiLabelAudioClassificationPipeline(AudioClassificationPipeline):
         multi_label = is_multi_label(config)
         if function_to_apply is None:
             function_to_apply = "sigmoid" if multi_label else "softmax"
-        results = super().postprocess(model_outputs, top_k=top_k, function_to_apply=function_to_apply)
-        if multi_label and function_to_apply == "sigmoid":  # thresholds are on the sigmoid scale
-            scores = scores_from_logits(model_outputs.logits[0].float().cpu().numpy(), config)
-            active = set(labels_at_threshold(scores, config))
-            thresholds = dict(zip((config.id2label[i] for i in range(len(config.id2label))), label_thresholds(config)))
-            for result in results:
-                result["threshold"] = float(thresholds[result["label"]])
-                result["active"] = result["label"] in active
-        return results
+        if not (multi_label and function_to_apply == "sigmoid"):  # thresholds are on the sigmoid scale
+            return super().postprocess(model_outputs, top_k=top_k, function_to_apply=function_to_apply)
+        results = super().postprocess(model_outputs, top_k=len(config.id2label), function_to_apply="sigmoid")
+        scores = scores_from_logits(model_outputs.logits[0].float().cpu().numpy(), config)
+        active = labels_at_threshold(scores, config)
+        thresholds = dict(zip((config.id2label[i] for i in range(len(config.id2label))), label_thresholds(config)))
+        for result in results:
+            result["threshold"] = float(thresholds[result["label"]])
+            result["active"] = result["label"] in active
+        return top_k_and_every_active(results, top_k, active)
+
+
+def top_k_and_every_active(results: list[dict], top_k: int, active: list[str]) -> list[dict]:
+    """Every label's result, best first, cut to the top k and every active label ranked below them: the rule of
+    `AudioClassifier`, `hfspeech predict` and `serve` (`outputs.with_every_active_label`), applied to the
+    pipeline's dicts. transformers' top 5 alone left out a label active for the clip ranked 6th."""
+    ranked = Prediction("", [result["label"] for result in results], [result["score"] for result in results], 1,
+                        active)
+    kept = set(with_every_active_label(ranked, top_k).labels)
+    return [result for result in results if result["label"] in kept]
 
 
 def at_model_rate(inputs: Any, rate: int) -> Any:

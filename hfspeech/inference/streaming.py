@@ -8,7 +8,11 @@ scores as the whole recording classified offline.
 
 Events: a label *event* fires when a label stays at or above its threshold for `min_windows` consecutive
 windows (once per run; the run must break before the label can fire again). Thresholds are the model's
-`config.label_thresholds` where it names a label, `threshold` for the others.
+`config.label_thresholds` where it names a label, `threshold` for the others. With `offsets=True` (`hfspeech
+stream`) each event also *ends* (`LabelEnded`): at the first window after it where the label is below its
+threshold (or skipped, or inactive), the break that lets it fire again, so each event has one end; or at the end
+of the stream (`ended_at_finish`). A sound event's onset and offset, where the `label` event alone gave when
+the onset was confirmed.
 
 Voice-activity gating (optional):
 * `vad="energy"` (`EnergyVAD`): a window whose frames are not loud enough above an adaptive noise floor is
@@ -51,6 +55,16 @@ class LabelEvent:
 
     def to_dict(self) -> dict:
         return {"event": "label", **{k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}}
+
+
+@dataclass
+class LabelEnded(LabelEvent):
+    """The end of a label event (`offsets=True`): `start` is the event's (its first window's start), `end` the end
+    of the last window at or above the threshold (the offset), `score` the mean and `windows` the count over all
+    the event's windows."""
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "event": "ended"}
 
 
 @dataclass
@@ -109,12 +123,15 @@ class StreamingClassifier:
     """Classify a stream window by window: `feed(chunk) -> list[WindowResult]`, `finish()` at the end of the
     stream (flushes the resampler; the last window ends at the last sample, as offline), or
     `process(chunks)` for an iterable. Events that fire at a window are in its `WindowResult.events`.
-    `sampling_rate=` (or `input_rate=`, its older name): the chunks' rate, as in `classify_waveform`."""
+    `sampling_rate=` (or `input_rate=`, its older name): the chunks' rate, as in `classify_waveform`.
+    `offsets=True`: a `LabelEnded` joins the events of the window that ends a label event, and `finish()` puts
+    those of the events still open in `ended_at_finish` (it may have no window left to put them on)."""
 
     def __init__(self, classifier: AudioClassifier, window_seconds: Optional[float] = None,
                  hop_seconds: Optional[float] = None, input_rate: Optional[int] = None,
                  threshold: float = DEFAULT_THRESHOLD, min_windows: int = 1, vad: Optional[str | EnergyVAD] = None,
-                 silence_labels: Optional[Sequence[str]] = None, sampling_rate: Optional[int] = None):
+                 silence_labels: Optional[Sequence[str]] = None, sampling_rate: Optional[int] = None,
+                 offsets: bool = False):
         # As `hfspeech stream --min_windows / --threshold` and the server check them: 1.5 windows was taken for 1,
         # a threshold of 2 (or 50, a percentage) never fired and -1 fired every label at every window.
         min_windows = check_count("min_windows", min_windows, "windows")
@@ -135,6 +152,8 @@ class StreamingClassifier:
         self.run_lengths = np.zeros(len(self.id2label), dtype=np.int64)
         self.run_sums = np.zeros(len(self.id2label), dtype=np.float64)
         self.run_starts = np.zeros(len(self.id2label), dtype=np.float64)
+        self.run_ends = np.zeros(len(self.id2label), dtype=np.float64)  # the end of each run's last window
+        self.offsets, self.ended_at_finish = bool(offsets), []
         self.stats = StreamStats()
         self.finished = False
 
@@ -175,7 +194,9 @@ class StreamingClassifier:
         self.stats.samples += tail.size
         windows = self.slicer.push(tail) + self.slicer.finish()
         self.finished = True
-        return self._classify(windows)
+        results = self._classify(windows)
+        self.ended_at_finish = self._ended(np.ones(len(self.id2label), dtype=bool))
+        return results
 
     def process(self, chunks: Iterable[np.ndarray]) -> Iterator[WindowResult]:
         for chunk in chunks:
@@ -213,19 +234,23 @@ class StreamingClassifier:
         if result.scores is not None and self.silence_ids and int(np.argmax(result.scores)) in self.silence_ids:
             result.inactive = True
             self.stats.inactive += 1
-        if result.scores is None or result.inactive:
-            self.run_lengths[:] = 0
-            self.run_sums[:] = 0.0
-            return
-        above = result.scores >= self.thresholds
-        for i in self.silence_ids:
-            above[i] = False
-        starting = above & (self.run_lengths == 0)
-        self.run_starts[starting] = result.start
+        scores = None if result.inactive else result.scores  # a skipped or inactive window breaks every run
+        above = np.zeros(len(self.id2label), dtype=bool) if scores is None else scores >= self.thresholds
+        above[list(self.silence_ids)] = False
+        result.events.extend(self._ended(~above))  # before the runs that break here are reset
+        self.run_starts[above & (self.run_lengths == 0)] = result.start
+        self.run_ends[above] = result.end
         self.run_lengths = np.where(above, self.run_lengths + 1, 0)
-        self.run_sums = np.where(above, self.run_sums + result.scores, 0.0)
+        self.run_sums = np.where(above, self.run_sums + (0.0 if scores is None else scores), 0.0)
         for i in np.flatnonzero(self.run_lengths == self.min_windows):
             result.events.append(LabelEvent(self.id2label[int(i)], float(self.run_starts[i]), result.end,
                                             float(self.run_sums[i] / self.min_windows), self.min_windows))
             self.stats.events += 1
 
+    def _ended(self, stopping: np.ndarray) -> list[LabelEnded]:
+        """With `offsets`, the ends of the events (runs of at least `min_windows`) of the labels `stopping` here."""
+        if not self.offsets:
+            return []
+        return [LabelEnded(self.id2label[int(i)], float(self.run_starts[i]), float(self.run_ends[i]),
+                           float(self.run_sums[i] / self.run_lengths[i]), int(self.run_lengths[i]))
+                for i in np.flatnonzero(stopping & (self.run_lengths >= self.min_windows))]
