@@ -10,6 +10,9 @@ The layouts (docs/errors.md, "Audio folders"):
 - nested folders (`root/<label>/<speaker>/*.wav`): which folder is the label is the user's choice, so
   without `label_depth` this is an error saying so; `label_depth=1` takes the first folder under the root
   (or split), `2` the second, and so on. A manifest is the other way.
+- Google Speech Commands (`data.speech_commands`): without split folders, `validation_list.txt` /
+  `testing_list.txt` at the root give the validation and test splits, every other file is train; a root
+  `_background_noise_` folder is no class (ignored, with the `--noise_dir` that uses it).
 
 Audio is recognised by extension (`AUDIO_EXTENSIONS`, case-insensitive, `.m4a` and `.aif` included, which
 datasets' audiofolder builder drops). Symbolic links are followed; a dangling one is kept in the listing,
@@ -26,6 +29,7 @@ from typing import Optional
 
 from hfspeech.data.audio import AUDIO_EXTENSIONS
 from hfspeech.data.file_names import NOT_UTF8, is_utf8, shown_name
+from hfspeech.data.speech_commands import list_files, set_background_noise_aside, split_by_lists
 from hfspeech.errors import DataError
 
 SPLIT_FOLDERS = {
@@ -150,6 +154,7 @@ def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderLi
     """Files by split with their labels, as the layouts in the module docstring say; a layout error otherwise."""
     audio, ignored = walk_audio_files(root)
     listing = FolderListing(ignored=ignored)
+    audio = set_background_noise_aside(root, audio, listing.ignored, listing.notes)  # Speech Commands' noise: no class
     loose = [path for parts, path in audio if not parts]
     if loose:
         raise FolderLayoutError(
@@ -159,7 +164,7 @@ def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderLi
     if not audio:
         raise FolderLayoutError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in the folder")
     _refuse_names_not_utf8(root, [path for _, path in audio])
-    for split, files in _split_folders(root, audio, listing.notes).items():
+    for split, files in _split_folders(root, audio, listing).items():
         listing.splits[split] = _labelled(root, files, label_depth, listing.notes)
     return listing
 
@@ -174,8 +179,10 @@ def _refuse_names_not_utf8(root: Path, paths: list[str]) -> None:
                                 f"old archive); rename them to UTF-8, e.g. `convmv -f latin1 -t utf8 -r --notest {root}`")
 
 
-def _split_folders(root: Path, audio, notes: list[str]) -> dict[str, list]:
-    """{split: [(folders below the split folder, path)]}: split folders only where the layout is unambiguous."""
+def _split_folders(root: Path, audio, listing: FolderListing) -> dict[str, list]:
+    """{split: [(folders below the split folder, path)]}: split folders only where the layout is unambiguous;
+    without them, Speech Commands' `validation_list.txt` / `testing_list.txt` where the root has them."""
+    notes = listing.notes
     top = {}
     for parts, path in audio:
         top.setdefault(parts[0], []).append((parts[1:], path))
@@ -185,13 +192,20 @@ def _split_folders(root: Path, audio, notes: list[str]) -> dict[str, list]:
         named = sorted(name for name in top if name.lower() in SPLIT_FOLDERS)
         if named:
             notes.append(f"folder(s) {named} hold audio files, so they are classes, not splits")
-        return {"train": [((name, *parts), path) for name, files in top.items() for parts, path in files]}
+        files = [((name, *parts), path) for name, files in top.items() for parts, path in files]
+        try:
+            listed = split_by_lists(root, files, notes, listing.ignored)
+        except DataError as error:  # a list's mistake, as every other layout mistake (`inference.agreement`)
+            raise FolderLayoutError(str(error)) from None
+        return listed or {"train": files}
     if split_like != set(top):
         others = sorted(set(top) - split_like)
         raise FolderLayoutError(
             f"{root}: split folder(s) {sorted(split_like)} (holding label folders) beside class folder(s) "
             f"{others[:5]}: put every class folder inside the split folders, or give the splits as manifests "
             "(--train_file/--validation_file/--test_file)")
+    if lists := sorted(path.name for path in list_files(root).values()):
+        notes.append(f"the split folders {sorted(split_like)} give the splits; {', '.join(lists)} not read")
     splits: dict[str, list] = {}
     keywords = list(SPLIT_FOLDERS)  # datasets' order: the files of `validation`, then `valid`, `dev`, `val` ...
     for name in sorted(top, key=lambda name: (keywords.index(name.lower()), name)):

@@ -14,10 +14,11 @@ from typing import Any, Optional, Sequence
 
 from datasets import DatasetDict
 
-from hfspeech.data.groups import attach_groups, group_disjoint_splits
+from hfspeech.data.groups import GROUP_COLUMN, attach_groups, group_disjoint_splits
 from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
+from hfspeech.data.speech_commands import with_speaker_groups
 from hfspeech.data.split_audit import audit_repeats, audit_splits
 from hfspeech.data.split_names import SPLIT_ALIASES
 from hfspeech.data.splits import in_file_order, make_splits
@@ -56,10 +57,13 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
                         "or an audio folder without split folders, or a dataset with a train split)")
     if spec.group_column:  # group-disjoint splits, and a warning where the given ones share groups
         raw = attach_groups(raw, spec.source, spec.group_column)
+    else:  # an audio folder of `<speaker>_nohash_<n>` files (Speech Commands): grouped by speaker
+        raw = with_speaker_groups(raw, spec.source, spec.validation_percentage / 100, spec.test_percentage / 100,
+                                  report)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator,
                        source=spec.source)
     audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
-    split = group_disjoint_splits if spec.group_column else make_splits
+    split = group_disjoint_splits if GROUP_COLUMN in raw["train"].column_names else make_splits
     raw = split(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
     raw = limit_samples(raw, spec, seed, report)
     audit_splits(raw, report)  # leaks and degenerate splits: warned, and recorded in the report
