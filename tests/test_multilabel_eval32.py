@@ -142,3 +142,15 @@ def test_a_multi_label_cross_validation_reports_the_pooled_out_of_fold_map(tmp_p
     assert summary["pooled"]["map_macro"] == pytest.approx(expected, abs=1e-6)
     assert summary["pooled"]["num_clips"] == 9 and summary["pooled"]["map_num_classes"] == 3
     assert "test_map_macro" in summary and summary["folds"]["cy"]["test_map_num_classes"] == 2  # the mean stays
+
+
+def test_evaluate_prints_undefined_scores_as_json_null(tmp_path, capsys):
+    """Every clip with every label: ROC-AUC is undefined for each (one value), and evaluate printed `NaN`, which
+    `jq` and most JSON parsers refuse (the metrics file already wrote null)."""
+    model = event_model(tmp_path / "model")
+    manifest = write_manifest(tmp_path / "data", ["beep;hum;click"] * 3)
+    assert cli(["evaluate", "--model", str(model), "--test_file", str(manifest), "--output_dir",
+                str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out
+    assert json.loads(out)["roc_auc_macro"] is None

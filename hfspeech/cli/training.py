@@ -39,11 +39,12 @@ def trace_for_fast_start(training_args):
 
 def evaluate(argv: list[str]) -> int:
     from hfspeech.evaluation.evaluate_model import evaluate_model
+    from hfspeech.evaluation.report import json_ready
 
     eval_args, data_args = parse_evaluate_args(argv)
     refuse_training_only_flags(data_args)
     metrics = evaluate_model(eval_args, data_args.spec())
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(json_ready(metrics), indent=2))  # an undefined score is null, as in the metrics file
     return 0
 
 
