@@ -84,9 +84,11 @@ def pcm_and_reference(classifier, min_windows: int = 2, threshold: float = 0.35)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     cuts = np.cumsum(rng.integers(500, 3000, size=40))
     chunks = [c.tobytes() for c in np.split(pcm, cuts[cuts < len(pcm)]) if len(c)]
-    streamer = StreamingClassifier(classifier, input_rate=8000, min_windows=min_windows, threshold=threshold)
+    streamer = StreamingClassifier(classifier, input_rate=8000, min_windows=min_windows, threshold=threshold,
+                                   offsets=True)
     events = [e.to_dict() for chunk in chunks for w in streamer.feed(np.frombuffer(chunk, "<i2")) for e in w.events]
     events += [e.to_dict() for w in streamer.finish() for e in w.events]
+    events += [e.to_dict() for e in streamer.ended_at_finish]
     return chunks, events + [streamer.stats.to_dict()]
 
 
@@ -101,6 +103,7 @@ def test_websocket_and_streamed_post_send_the_events_hfspeech_stream_prints(serv
 
     chunks, reference = pcm_and_reference(classifier)
     assert sum(e["event"] == "label" for e in reference) >= 2
+    assert sum(e["event"] == "ended" for e in reference) == sum(e["event"] == "label" for e in reference)
     with connect(server.url.replace("http", "ws") + "/stream?rate=8000&min_windows=2&threshold=0.35") as websocket:
         for chunk in chunks:
             websocket.send(chunk)

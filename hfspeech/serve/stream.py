@@ -2,7 +2,8 @@
 
 `WebSocket /stream?format=s16le&rate=16000&channels=1&min_windows=3`: binary messages carry PCM (any
 sizes; a partial frame waits for the rest), each window's label events come back as JSON text messages
-the moment its window completes, and a text message `end` (or closing) flushes the last window and answers
+the moment its window completes (`label` when an event fires, `ended` with its offset when it is over, as
+`hfspeech stream` prints them), and a text message `end` (or closing) flushes the last window and answers
 the counts (`{"event": "end", ...}`; with `ignored_bytes` and a `warning` when the stream ended part-way
 through a frame). `POST /stream` takes the same PCM as a (chunked) body and answers the
 events as JSON lines once the body ends. The stream's windows run on the model thread, between batches.
@@ -103,6 +104,7 @@ class LiveStream:
         held = self._past_wav_header(b"", ended=True) if self.head else b""
         results = self.feed(held) if held else []
         results += messages(self.streamer.finish(), self.streamer.id2label, self.windows)
+        results += [event.to_dict() for event in self.streamer.ended_at_finish]  # events open when the audio ended
         end, pending, pcm = self.streamer.stats.to_dict(), len(self.decode.pending), self.decode.pcm
         if pending:
             end.update(ignored_bytes=pending, warning=f"stream ended with {pending} bytes, less than a frame of "
@@ -160,7 +162,7 @@ async def open_stream(runner: ModelRunner, query, limit_whole_stream: bool = Tru
 
     def make_streamer(input_rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, window, hop, input_rate=input_rate, threshold=threshold,
-                                   min_windows=min_windows, vad=vad)
+                                   min_windows=min_windows, vad=vad, offsets=True)  # `ended` events, as the CLI's
 
     try:
         pcm = PcmFormat(query.get("format", "s16le"), _number(query, "rate", int, classifier.sampling_rate),
