@@ -77,7 +77,8 @@ def refuse_guessed_labels(paths) -> None:
     """Of the files a walk listed (`walk_audio_files`, which skips the hidden and `__*` folders datasets skips
     too), each `metadata.csv` with a `label` column: datasets' audiofolder reads it with pandas' type guessing,
     which changes labels (`01` and `1` both 1.0: one class; `NA`, `None`, `null` empty): a `FolderLayoutError`
-    saying to give it as a manifest, which keeps them as written."""
+    saying to give it as a manifest, which keeps them as written. So is any `metadata.csv` Excel saved in a form
+    the builder cannot read (Windows-1252, UTF-16, `;` or tabs), which ended in its traceback."""
     for path in sorted(path for path in paths if Path(path).name == "metadata.csv"):
         _refuse_guessed_labels(Path(path))
 
@@ -90,11 +91,17 @@ def _refuse_guessed_labels(path: Path) -> None:
 
     try:  # read once, parsed twice: as written, and as datasets' audiofolder builder reads it
         text = path.read_text(encoding="utf-8-sig")
-        if "label" not in next(csv.reader([text.partition("\n")[0]]), []):
+    except UnicodeError as error:  # Excel's "CSV" (Windows-1252) or "Unicode Text" (UTF-16): datasets' traceback
+        raise FolderLayoutError(f"{path}: not UTF-8 ({error.reason} at byte {error.start}); save it as CSV UTF-8 "
+                                "(Excel: Save As > CSV UTF-8 (Comma delimited))") from None
+    header = next(csv.reader([text.partition("\n")[0]]), [])
+    _refuse_other_separators(path, header)
+    try:
+        if "label" not in header:
             return
         written = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)["label"].tolist()
         guessed = pd.read_csv(io.StringIO(text))["label"].tolist()
-    except (ValueError, KeyError):  # not UTF-8 or not CSV pandas reads: datasets' builder says so, as before
+    except (ValueError, KeyError):  # not CSV pandas reads: datasets' builder says so, as before
         return
     changed = next(((w, g) for w, g in zip(written, guessed) if w != ("" if pd.isna(g) else str(g))), None)
     if changed is not None:
@@ -102,6 +109,20 @@ def _refuse_guessed_labels(path: Path) -> None:
                                 f"{changed[0]!r} as {changed[1]!r} ('01' and '1' become one class, 'NA' no label); "
                                 f"give the file as a manifest, which keeps labels as written: --train_file {path} "
                                 "--path_column_name file_name")
+
+
+def _refuse_other_separators(path: Path, header: list[str]) -> None:
+    """A metadata.csv whose header has no `file_name` column read with commas but has one read with `;` or a tab
+    (European Excel, "Text (Tab delimited)"): datasets' builder reads commas only and stopped on a traceback
+    ("file_name ... must be present"). hfspeech's manifests read all three."""
+    if any(name.strip().endswith("file_name") for name in header):
+        return
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        cells = [cell.strip() for cell in ",".join(header).split(separator)]
+        if any(cell.endswith("file_name") for cell in cells):
+            raise FolderLayoutError(f"{path}: its cells are separated by {name}, and datasets' audiofolder reads "
+                                    f"commas only; give it as a manifest, which reads either: --train_file {path} "
+                                    "--path_column_name file_name")
 
 
 def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], list[dict[str, str]]]:
