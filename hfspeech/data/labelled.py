@@ -19,7 +19,7 @@ from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
 from hfspeech.data.speech_commands import with_speaker_groups
-from hfspeech.data.split_audit import audit_repeats, audit_splits
+from hfspeech.data.split_audit import audit_repeats, audit_splits, refuse_unseen_carved_classes
 from hfspeech.data.split_names import SPLIT_ALIASES
 from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.errors import DataError
@@ -59,12 +59,15 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
         raw = attach_groups(raw, spec.source, spec.group_column)
     else:  # an audio folder of `<speaker>_nohash_<n>` files (Speech Commands): grouped by speaker
         raw = with_speaker_groups(raw, spec.source, spec.validation_percentage / 100, spec.test_percentage / 100,
-                                  report)
+                                  seed, report)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator,
                        source=spec.source)
     audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
     split = group_disjoint_splits if GROUP_COLUMN in raw["train"].column_names else make_splits
+    given = list(raw)
     raw = split(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
+    if spec.group_column:  # whole groups held out must not be whole classes (the label used as the group)
+        refuse_unseen_carved_classes(raw, [name for name in raw if name not in given], spec.group_column)
     raw = limit_samples(raw, spec, seed, report)
     audit_splits(raw, report)  # leaks and degenerate splits: warned, and recorded in the report
     return raw

@@ -11,7 +11,8 @@ splits were carved at random by file, putting one speaker's clips in train and t
   the listing's note, and a line that cannot name a file of a label folder is a `DataError` with its number;
 - `_background_noise_` at the root is set aside with the `--noise_dir` that mixes it in (`set_background_noise_aside`);
 - file names `<hash>_nohash_<n>` give each clip's speaker as its group (`with_speaker_groups`): splits without a
-  list are carved by whole speakers, as the lists were made.
+  list are carved by whole speakers, as the lists were made (by file where whole speakers would hold out labels
+  train lacks: a folder per speaker is speaker ID, the speaker its label).
 """
 
 from __future__ import annotations
@@ -142,12 +143,15 @@ def _lists_note(given: dict[str, Path], splits: dict[str, list], absent: list[st
     return note
 
 
-def with_speaker_groups(raw, source: dict, validation_fraction: float, test_fraction: float, report=None):
+def with_speaker_groups(raw, source: dict, validation_fraction: float, test_fraction: float, seed: int = 42,
+                        report=None):
     """`raw` (a DatasetDict of an audio folder) with each clip's speaker as its `group` (`data.groups`) where
     every file is named `<speaker-hash>_nohash_<n>`: the splits it lacks are then carved by whole speakers, as
     the lists were made, and given splits sharing a speaker are warned about (`data.split_audit`). Clips held
     out by file put one speaker's other takes of the same word in train, and the test score flattered. Fewer
-    than 3 speakers (one each for train, validation, test) are carved by file, with a note saying so."""
+    than 3 speakers (one each for train, validation, test) are carved by file, with a note saying so; so are
+    speakers whose whole-speaker splits would hold labels train lacks (a folder per speaker: speaker ID, where
+    the speaker is the label), since nobody asked for the grouping that would leave those labels untrained."""
     from hfspeech.data.columns import column_values
     from hfspeech.data.groups import GROUP_COLUMN
 
@@ -159,14 +163,33 @@ def with_speaker_groups(raw, source: dict, validation_fraction: float, test_frac
         return raw
     carved = [name for name, share in (("validation", validation_fraction), ("test", test_fraction))
               if name not in raw and share > 0]
+    grouped = type(raw)({name: split.add_column(GROUP_COLUMN, speakers[name]) for name, split in raw.items()})
     too_few = carved and len(set(speakers["train"])) < 3
+    unseen = [] if too_few or not carved else _labels_left_untrained(grouped, validation_fraction, test_fraction,
+                                                                     seed)
     if carved and report is not None:  # `DataReport.add_listing` logs the note and keeps it in data_report.json
-        report.add_listing({}, [], [shared_speaker_note() if too_few else
-                                    f"{' and '.join(carved)} carved by whole speakers (the hash before "
+        report.add_listing({}, [], [shared_speaker_note() if too_few else untrained_labels_note(unseen) if unseen
+                                    else f"{' and '.join(carved)} carved by whole speakers (the hash before "
                                     f"{SPEAKER_MARK} in the file names): no speaker is in two splits"])
-    if too_few:
-        return raw
-    return type(raw)({name: split.add_column(GROUP_COLUMN, speakers[name]) for name, split in raw.items()})
+    return raw if too_few or unseen else grouped
+
+
+def _labels_left_untrained(grouped, validation_fraction: float, test_fraction: float, seed: int) -> list[str]:
+    """The labels of the held-out splits a whole-speaker carve would make (the very carve `data.labelled` then
+    makes: same rows, fractions and seed) that its train split has no clip of."""
+    from hfspeech.data.columns import column_values
+    from hfspeech.data.groups import group_disjoint_splits
+
+    if "label" not in grouped["train"].column_names:
+        return []
+    splits = group_disjoint_splits(grouped, validation_fraction, test_fraction, seed)
+    names = getattr(grouped["train"].features["label"], "names", None)  # a ClassLabel's, else the values are names
+
+    def labels_of(split) -> set:
+        return {names[value] if names else str(value) for value in column_values(split, "label")}
+
+    held_out = set().union(*(labels_of(splits[name]) for name in splits if name not in grouped))
+    return sorted(held_out - labels_of(splits["train"]))
 
 
 def _speaker(path: str) -> Optional[str]:
@@ -182,3 +205,11 @@ def shared_speaker_note() -> str:
             f"no {SPLIT_LISTS['validation']} / {SPLIT_LISTS['test']}: the held-out splits are carved by file, so a "
             "speaker's clips can be in train and test; add the lists, or give a manifest with a speaker column "
             "and --group_column speaker")
+
+
+def untrained_labels_note(unseen: list[str]) -> str:
+    """Where whole-speaker splits would hold labels train lacks: said, with the grouping that does hold out voices."""
+    return (f"the clips are named <speaker>{SPEAKER_MARK}<n> (Speech Commands), but held-out splits of whole speakers "
+            f"would hold {len(unseen)} label(s) the train split has no clip of ({first_few(unseen)}; a folder per "
+            "speaker is speaker ID, the speaker the label): the held-out splits are carved by file; to hold out "
+            "recording sessions, give a manifest with a session column and --group_column session")

@@ -25,7 +25,7 @@ from datasets import Dataset, DatasetDict
 
 from hfspeech.data.clip_digests import audio_sources, folder_and_name
 from hfspeech.data.columns import column_values
-from hfspeech.data.groups import leaked_groups
+from hfspeech.data.groups import GROUP_COLUMN, leaked_groups
 from hfspeech.data.prepare import DataReport
 from hfspeech.errors import DataError, first_few
 
@@ -176,23 +176,71 @@ def _leak_advice(pair: str) -> str:
             "cross-validate draws validation from the training groups by design: with few groups there is no other)")
 
 
-def _missing_classes(dataset: DatasetDict) -> list[str]:
-    """Classes without a clip in a split: train never sees them; evaluation scores leave them out."""
+def audit_missing_classes(dataset: DatasetDict, report: Optional[DataReport] = None) -> list[str]:
+    """`_missing_classes` of splits that are all scored, none trained on, logged and recorded: `hfspeech
+    evaluate`'s set (named `train` when a folder has no split folders) lacking a model's classes (one speaker's
+    clips scored by a speaker-ID model) leaves its accuracy over the classes present and its macro-F1 a mean with
+    absent classes' zeros, as for training's own held-out splits."""
+    return _record(_missing_classes(dataset, trained=None), report)
+
+
+def refuse_unseen_carved_classes(dataset: DatasetDict, carved: list[str], group_column: str) -> None:
+    """A split carved by whole groups (`--group_column`) that holds a class the train split has no clip of is a
+    `DataError`: with the label as the group (speaker ID grouped by speaker) every held-out class was one the
+    model never trained on, its test accuracy 0 by construction and validation picking the "best" checkpoint on
+    classes it cannot answer, with only warnings. Given splits are the user's choice: they keep the warnings."""
+    known = _present_ids(column_values(dataset["train"], "label"))
+    for name in ("test", "validation"):
+        if name not in carved:
+            continue
+        names = _class_names(dataset[name])
+        unseen = sorted(_present_ids(column_values(dataset[name], "label")) - known)
+        if unseen:
+            raise DataError(f"--group_column {group_column}: the {name} split carved by whole groups holds "
+                            f"{len(unseen)} class(es) the train split has no clip of "
+                            f"({first_few([names[i] for i in unseen])}): {_why_unseen(dataset, group_column)}; "
+                            "group by recording session, or give the splits (--validation_file, --test_file)")
+
+
+def _why_unseen(dataset: DatasetDict, group_column: str) -> str:
+    """Every group holding one class is the label used as the group; otherwise some class lives in held-out groups."""
+    classes_of = defaultdict(set)
+    for split in dataset.values():
+        if GROUP_COLUMN in split.column_names:
+            for group, label in zip(column_values(split, GROUP_COLUMN), column_values(split, "label")):
+                classes_of[group] |= _present_ids([label])
+    if classes_of and all(len(classes) == 1 for classes in classes_of.values()):
+        return (f"every {group_column} group holds one class, so whole groups held out are whole classes "
+                f"(is {group_column} the label?)")
+    return "all their clips are in the groups held out"
+
+
+def _class_names(split: Dataset) -> list[str]:
+    feature = split.features["label"]
+    return list(getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", []))
+
+
+def _present_ids(labels: list) -> set:
+    """The class ids a label column holds: single-label ids, or multi-label lists of ids."""
+    return {i for label in labels for i in (label if isinstance(label, list) else [label])}
+
+
+def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train") -> list[str]:
+    """Classes without a clip in a split: the `trained` split never sees them; evaluation scores leave them out."""
     warnings = []
     for name, split in dataset.items():
-        feature = split.features["label"]
-        names = list(getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", []))
+        names = _class_names(split)
         labels = column_values(split, "label")
         multi_label = any(isinstance(label, list) for label in labels)
-        present = {i for label in labels for i in (label if isinstance(label, list) else [label])}
+        present = _present_ids(labels)
         missing = [names[i] for i in range(len(names)) if i not in present]
         if not missing:
             continue
-        consequence = ("the model never sees them" if name == "train" else
+        consequence = ("the model never sees them" if name == trained else
                        "their F1, recall and AP are undefined there, left out of the macro averages" if multi_label
                        else f"its scores leave them out (accuracy is over {len(names) - len(missing)} class(es); "
                        "macro-F1 leaves them out unless predicted, a false alarm counting as 0)")
-        if name != "train" and not multi_label and len(names) - len(missing) == 1:
+        if name != trained and not multi_label and len(names) - len(missing) == 1:
             consequence += "; a model that always answers the one class left scores accuracy 1.0"
         warnings.append(f"the {name} split has no clip of {len(missing)} of {len(names)} classes "
                         f"({first_few(missing)}): {consequence}")

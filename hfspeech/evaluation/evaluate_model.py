@@ -28,6 +28,7 @@ from hfspeech.data.labelled import DataSpec
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.samples import trim_top_db_of
+from hfspeech.data.split_audit import audit_missing_classes
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.held_out import load_held_out_split
@@ -119,7 +120,10 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     split = next(iter(raw))
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all
-    report.warnings.extend(_seen_clips(eval_args.model, kept_rows(raw, report)[split]))  # the clips scored
+    kept = kept_rows(raw, report)  # the clips scored
+    report.warnings.extend(_seen_clips(eval_args.model, kept[split]))
+    if not (multi_label and not any(column_values(kept[split], "label"))):  # a false-alarm set lacks them by design
+        audit_missing_classes(kept, report)  # as train's splits: accuracy over the classes present, F1's zeros
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]

@@ -32,6 +32,7 @@ AUGMENTATION = ("speed_factors", "gain_db", "time_shift_seconds", "endpoint_trim
 TRAINED = ("epochs trained", "optimizer steps trained")  # from trainer_state.json, not flags
 EPOCHS = ("num_train_epochs", "epochs trained")  # a float in one record, an integer in another: shown alike
 NO_TEST_SPLIT_WARNING = "no test split"  # how training.run's warning starts (metrics.json data_warnings)
+UNTRAINED_CLASSES_WARNING = "the train split has no clip of"  # how data.split_audit's warning of it starts
 logger = logging.getLogger("hfspeech.hub")
 MANIFEST_NAMES = {".csv": "CSV", ".tsv": "TSV", ".json": "JSON", ".jsonl": "JSON Lines"}
 
@@ -145,7 +146,10 @@ def test_set_note(metrics: dict, data_report: dict, warnings: list[str], group_c
                 "split), not carved out of the training clips; they hold for data like that set, not for other "
                 "recordings.")
     grouped = f" by whole `{group_column}` groups (none is in two splits)" if group_column else " at random"
-    return f"- Scores are on a split held out{grouped} from the training data above, not on independent data."
+    untrained = any(str(w).startswith(UNTRAINED_CLASSES_WARNING) for w in warnings)  # whole classes held out
+    return (f"- Scores are on a split held out{grouped} from the training data above, not on independent data."
+            + (" Some of the model's classes had no training clip (see the warning above): it never learned them, "
+               "and every held-out clip of theirs is wrong by construction." if untrained else ""))
 
 
 def variant_warnings(run: Path, clips: list[tuple[str, str]], include_onnx: bool) -> list[str]:
