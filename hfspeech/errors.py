@@ -53,11 +53,17 @@ class OutputWriteError(HfspeechError, OSError):
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
+NOT_WRITABLE_REASONS = (os.strerror(errno.EROFS), os.strerror(errno.EACCES))  # room cannot mend: "make it writable"
+
+
 def cannot_write(path, error, then: str, what: str = "") -> OutputWriteError:
     """`PATH: cannot write (No space left on device); THEN` for an `OSError` of a write to `path` (None: a write
     whose file Python does not know, as a `write` or `close` on a full disk), or for a reason given as text.
-    `what` names what was being written when `path` is a folder: `cannot write a checkpoint (...)`."""
+    `what` names what was being written when `path` is a folder: `cannot write a checkpoint (...)`. THEN's "make
+    room" is "make it writable" where the disk is read-only or the folder another user's (`NOT_WRITABLE_REASONS`)."""
     reason = error if isinstance(error, str) else (error.strerror or error)
+    if str(reason) in NOT_WRITABLE_REASONS:
+        then = then.replace("make room", "make it writable", 1)
     return OutputWriteError(f"{path}: " * bool(path) + f"cannot write{' ' * bool(what)}{what} ({reason}); {then}")
 
 

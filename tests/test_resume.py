@@ -178,11 +178,14 @@ def test_more_epochs_resume_and_a_new_learning_rate_is_said_to_be_unused(data_di
                                                 ("pretrained", "model_name_or_path None -> ")])
 def test_resuming_on_other_data_with_the_same_labels_is_refused(data_dir, uninterrupted, tmp_path, capsys,
                                                                   change, difference):
-    """Same labels, same config: only the run folder's run_inputs.json tells that the clips (or splits, or the
-    pretrained start whose weights the checkpoint's would replace) differ."""
+    """Same labels, same config: only the run folder's run_inputs.json tells that the clips (one file longer, or
+    the splits, or the pretrained start whose weights the checkpoint's would replace) differ."""
     run = resumable_run(uninterrupted, tmp_path)
     shutil.copy(uninterrupted / "run_inputs.json", run)
     data = shutil.copytree(data_dir, tmp_path / "copy") if change == "copy" else data_dir
+    if change == "copy":  # other clips: an identical copy elsewhere is the same data moved, and resumes
+        clip = sorted((tmp_path / "copy").rglob("*.wav"))[0]
+        clip.write_bytes(clip.read_bytes() + b"\0\0")
     command = kill_resume.train_command(data, run, seed=0, epochs=EPOCHS + 1)
     assert main(command[:command.index("--seed")] + command[command.index("--seed") + 2:]
                 + (change if isinstance(change, list) else

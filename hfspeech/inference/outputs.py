@@ -167,12 +167,10 @@ def join_labels(labels: Sequence[str], separator: str = "|") -> str:
 def split_labels(cell: str, separator: str = "|") -> list[str]:
     """`join_labels` undone (cells written before JSON lists were written split at the separator)."""
     if cell.startswith("["):
-        try:
+        with contextlib.suppress(ValueError):
             labels = json.loads(cell)
             if isinstance(labels, list) and all(isinstance(label, str) for label in labels):
                 return labels
-        except ValueError:
-            pass
     return cell.split(separator) if cell else []
 
 
@@ -243,9 +241,12 @@ class PredictionWriter:
 
     def __init__(self, path: str, multi_label: bool = False):
         self.format, self.path, self.multi_label = output_format(path), path, multi_label
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         new = not os.path.isfile(path) or os.path.getsize(path) == 0
-        self.file = open(path, "a", newline="", encoding="utf-8")
+        try:  # a read-only folder, another user's, a full disk: one line naming --output (it was a bare errno)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(path, "a", newline="", encoding="utf-8")
+        except OSError as error:
+            raise cannot_write(path, error, "make room, or give another --output file") from None
         _lock_or_refuse(self.file, path)
         self.complete = self.file.tell()  # bytes of whole rows in the file
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS) if self.format == "csv" else None
@@ -270,10 +271,8 @@ class PredictionWriter:
 
     def _cut_to_complete_rows(self) -> None:
         """Drop what a failed write left in the buffer and on disk after the last whole row."""
-        try:
+        with contextlib.suppress(OSError):
             self.file.close()  # flushes the rest of the buffer, which fails again: nothing is kept of it
-        except OSError:
-            pass
         with contextlib.suppress(OSError):
             os.truncate(self.path, self.complete)
 

@@ -31,10 +31,11 @@ import torch
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips, read_training_clips
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
-from hfspeech.errors import UsageError, first_few, writing_to
+from hfspeech.errors import UsageError, first_few
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
+from hfspeech.models.fingerprint import saving_weights
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
 from hfspeech.output_folders import check_output_folder
@@ -70,7 +71,7 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     thresholds = [description["thresholds"] or {} for description in describe]
     if any(thresholds):
         model.config.label_thresholds = _mean_thresholds(thresholds, id_ordered_labels(model.config))
-    with writing_to(output, "the average is incomplete; delete that folder, make room and run again"):
+    with saving_weights(output, "the average is incomplete; delete that folder, make room and run again"):
         model.save_pretrained(output)
         extractor.save_pretrained(output)
         for name, record in records.items():

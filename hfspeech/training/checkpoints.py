@@ -23,7 +23,8 @@ import shutil
 from contextlib import contextmanager, nullcontext
 from typing import Iterator, Optional
 
-from hfspeech.errors import HfspeechError, writing_to
+from hfspeech.errors import HfspeechError
+from hfspeech.models.fingerprint import saving_weights
 from hfspeech.output_folders import check_output_folder, held_alone
 
 logger = logging.getLogger("hfspeech.train")
@@ -128,13 +129,19 @@ def check_output_dir(output_dir: str) -> None:
                         remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
-def checkpoint_write_errors(output_dir: str):
-    """Around `Trainer._save_checkpoint` (`training.trainer`): a checkpoint file that cannot be written for
-    want of space (or on a read-only disk) is one line naming `output_dir`, not a traceback from torch,
-    safetensors or Trainer (`errors.writing_to`, the one rule for every save). The half-written checkpoint is
-    skipped and removed by the next run, which resumes."""
-    return writing_to(output_dir, "make room and run the same command again: it resumes from the last complete "
-                      "checkpoint", what="a checkpoint")
+def checkpoint_write_errors(output_dir: str, step: Optional[int] = None):
+    """Around `Trainer._save_checkpoint` (`training.trainer`) of `checkpoint-<step>`: a checkpoint file that cannot
+    be written for want of space (or on a read-only disk) is one line naming `output_dir`, not a traceback from
+    torch, safetensors or Trainer (`errors.writing_to`, the one rule for every save). The half-written checkpoint is
+    skipped and removed by the next run, which resumes. Its weights get the usual file mode (`saving_weights`)."""
+    folder = os.path.join(output_dir, f"checkpoint-{step}") if step is not None else None
+    return saving_weights(output_dir, "make room and run the same command again: it resumes from the last complete "
+                          "checkpoint", what="a checkpoint", weights_in=folder)
+
+
+def model_write_errors(output_dir: str):
+    """Around the save of a run's model (`training.run.save_model`): `checkpoint_write_errors`' rule for it."""
+    return saving_weights(output_dir, "the model was not saved whole; make room and run the same command again")
 
 
 @contextmanager

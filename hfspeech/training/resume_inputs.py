@@ -16,6 +16,7 @@ run records the rate it trained with.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -113,6 +114,29 @@ def _absolute(value):
 
 
 NEWER_KEYS = frozenset({"trim_top_db"})  # recorded since session 30: an older run_inputs.json is not checked on them
+LISTINGS_KEY = "data_listings"  # since session 32: {source flag: `path_listing`}, what tells moved data is the same
+
+
+def path_listing(path: str) -> Optional[str]:
+    """What a local data path holds, read cheaply: each file's path inside the folder and its size (hidden ones
+    left out: caches), or a manifest's bytes (None where it cannot be read: loading names it). Equal for a copy of
+    the same data wherever it lies."""
+    digest = hashlib.sha1()
+    if not os.path.isdir(path):
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            return None
+        return digest.hexdigest()
+    for root, folders, files in os.walk(path):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(name for name in files if not name.startswith(".")):
+            full = os.path.join(root, name)
+            size = os.path.getsize(full) if os.path.exists(full) else -1
+            digest.update(f"{os.path.relpath(full, path)}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict:
@@ -120,11 +144,21 @@ def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict
     absolute, and how missing splits are carved out (the seed among it: another seed moves clips across splits);
     and the pretrained start, which config.json does not record (its weights are replaced by a resumed run's)."""
     source = {key: _absolute(value) for key, value in data_args.source().items()}
+    listings = {key: path_listing(value) for key, value in source.items()
+                if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)}
+    listings = {key: listing for key, listing in listings.items() if listing is not None}
     return {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
             "validation_split_percentage": data_args.validation_split_percentage,
             "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
             "max_train_samples": data_args.max_train_samples,
-            "trim_top_db": data_args.trimmed_at()}
+            "trim_top_db": data_args.trimmed_at(), LISTINGS_KEY: listings}
+
+
+def moved_with_same_files(key: str, saved: dict, record: dict) -> bool:
+    """Whether the data flag `key` names another path than the saved run's, holding the same files (a run and its
+    data copied elsewhere together): the listings of both agree. An older record has none: not the same."""
+    listing = (saved.get(LISTINGS_KEY) or {}).get(key)
+    return listing is not None and listing == record[LISTINGS_KEY].get(key)
 
 
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
@@ -141,9 +175,13 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
         except ValueError as error:  # a hand edit or a full disk: named, not a JSON traceback
             raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
         flat_saved, flat_new = {**saved.get("data", {}), **saved}, {**record["data"], **record}
-        differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in sorted(flat_new)
-                       if key != "data" and flat_saved.get(key) != flat_new.get(key)
-                       and (key in flat_saved or key not in NEWER_KEYS)]
+        differing = [key for key in sorted(flat_new) if key not in ("data", LISTINGS_KEY) and flat_saved.get(key)
+                     != flat_new.get(key) and (key in flat_saved or key not in NEWER_KEYS)]
+        for key in [key for key in differing if moved_with_same_files(key, saved, record)]:
+            differing.remove(key)
+            logger.info("%s moved from %s to %s, same files (names and sizes): resuming", key, flat_saved[key],
+                        flat_new[key])
+        differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in differing]
         if differences:
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
                                   f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")

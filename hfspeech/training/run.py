@@ -30,14 +30,14 @@ from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset
 from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
-from hfspeech.errors import UsageError, first_few, writing_to
+from hfspeech.errors import UsageError, first_few
 from hfspeech.evaluation.metrics import make_compute_metrics
 from hfspeech.evaluation.report import json_ready, write_evaluation_report, write_metrics_json
 from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
-from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
+from hfspeech.training.checkpoints import checkpoint_to_resume, model_write_errors, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
@@ -286,8 +286,8 @@ def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_
 
 def save_model(trainer: AudioClassificationTrainer) -> None:
     """`trainer.save_model()`, except that a head trained from cached features is saved with its base. A full disk
-    (safetensors' weights, torch's training_args.bin) is one line naming the folder (`errors.writing_to`)."""
-    with writing_to(trainer.args.output_dir, "the model was not saved whole; make room and run the same command again"):
+    (safetensors' weights, torch's training_args.bin) is one line naming the folder; the weights get a usual mode."""
+    with model_write_errors(trainer.args.output_dir):  # training.checkpoints
         if not isinstance(trainer.model, CachedHeadModel):
             trainer.save_model()
         elif trainer.is_world_process_zero():

@@ -92,8 +92,8 @@ def _save_logits(folder: Path, logits: np.ndarray, looked_at: Optional[float] = 
     try:
         save_whole(Dataset.from_dict({LOGITS_COLUMN: logits}), folder, looked_at)
     except OSError as error:
-        logger.warning("%s: teacher logits not cached (%s); the next run computes them again", folder,
-                       error.strerror or error)
+        logger.warning("%s: teacher logits not cached (%s); the next run computes them again (--teacher_cache_dir "
+                       "names a folder it can write)", folder, error.strerror or error)
         return
     logger.info("teacher logits of %d clips cached in %s", len(logits), folder)
 

@@ -186,7 +186,7 @@ class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
     def _save_checkpoint(self, *args, **kwargs):
         """A checkpoint that fills the disk (weights, optimizer state, trainer state) is one line naming the
         output folder (`training.checkpoints.checkpoint_write_errors`); other writes of a run are not called one."""
-        with checkpoint_write_errors(self.args.output_dir):
+        with checkpoint_write_errors(self.args.output_dir, self.state.global_step):
             return super()._save_checkpoint(*args, **kwargs)
 
     def create_optimizer(self):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from hfspeech.errors import HfspeechError
+from hfspeech.models.fingerprint import with_usual_modes
 from hfspeech.models.whisper.vocabulary import is_multilingual
 from hfspeech.output_folders import check_output_folder
 from hfspeech.output_staging import written_beside
@@ -262,4 +263,5 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
         model.save_pretrained(partial)
         WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(partial)
         WhisperTokenizerFast(tokenizer_file=str(source / "tokenizer.json")).save_pretrained(partial)
+        with_usual_modes(partial)  # safetensors writes 0600: a cache shared with other users (a container's) too
     return output

@@ -1,0 +1,60 @@
+"""The "best" checkpoint a resumed run keeps, when its checkpoint was copied or moved.
+
+Trainer reads `best_model_checkpoint` back from the checkpoint's trainer_state.json as it was written: the path
+of the best checkpoint in the folder the run was *then* in. Trainer re-points it only when a later save finds that
+step's checkpoint in the new `--output_dir`. `train --resume_from_checkpoint COPY/checkpoint-2 --output_dir NEW`
+therefore loaded, at the end, whatever the old path held: another run's weights if that folder had been reused,
+or, the folder gone, the last epoch with transformers' "Could not locate the best model" (about
+--save_on_each_node). Here, as training begins, the best checkpoint is looked for beside the resumed one (where a
+copy of the whole run has it); when it is not there the earlier best is forgotten, with one warning, so the model
+kept is the best of the evaluations still to come.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+from transformers import TrainerCallback
+
+from hfspeech.training.checkpoints import CHECKPOINT_NAME
+
+logger = logging.getLogger("hfspeech.train")
+
+
+def best_step(state) -> Optional[int]:
+    """The step of the state's best checkpoint: `best_global_step`, else the number in its folder's name."""
+    if state.best_global_step:
+        return int(state.best_global_step)
+    match = CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(state.best_model_checkpoint)))
+    return int(match.group(1)) if match else None
+
+
+def repoint_best_checkpoint(state, resumed_from: str) -> None:
+    """Point `state.best_model_checkpoint` at `checkpoint-<best step>` beside `resumed_from` when that folder
+    exists; else drop the earlier best (path, step and metric), saying so in one warning line."""
+    if not state.best_model_checkpoint:
+        return
+    step = best_step(state)
+    beside = os.path.join(os.path.dirname(os.path.normpath(resumed_from)), f"checkpoint-{step}")
+    if step is not None and os.path.isdir(beside):
+        if os.path.normpath(beside) != os.path.normpath(state.best_model_checkpoint):
+            logger.info("best checkpoint so far: %s (its trainer_state.json said %s)", beside,
+                        state.best_model_checkpoint)
+        state.best_model_checkpoint = beside
+        return
+    logger.warning("warning: %s: the best checkpoint so far (%s, step %s) is not beside it, so it is not used; the "
+                   "model kept at the end is the best of the evaluations from here on", resumed_from,
+                   state.best_model_checkpoint, step)
+    state.best_model_checkpoint, state.best_global_step, state.best_metric = None, None, None
+
+
+class ResumedBestCheckpoint(TrainerCallback):
+    """`repoint_best_checkpoint` once Trainer has read the resumed checkpoint's state, before the first step."""
+
+    def __init__(self, resumed_from: str):
+        self.resumed_from = resumed_from
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        repoint_best_checkpoint(state, self.resumed_from)
