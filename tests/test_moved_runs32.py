@@ -191,3 +191,22 @@ def test_teacher_logits_not_cached_names_the_flag_for_another_folder(tmp_path, c
     (tmp_path / "file").write_text("a file where the cache's folder would go")
     _save_logits(tmp_path / "file" / "cache", np.zeros((2, 3), dtype=np.float32))
     assert "teacher logits not cached" in caplog.text and "--teacher_cache_dir" in caplog.text
+
+
+def test_weights_another_user_cannot_read_are_named_as_such_not_as_missing(two_epoch_run, tmp_path):
+    """safetensors says "No such file or directory" for a file it may not read: a Whisper run or checkpoint
+    copied in with its owner's 0600 weights was refused as if they were missing."""
+    copy = Path(shutil.copytree(two_epoch_run, tmp_path / "copy", ignore=shutil.ignore_patterns("checkpoint-*",
+                                                                                                   "torchscript", "onnx")))
+    (copy / "model.safetensors").chmod(0)
+    said = as_another_user("from hfspeech.cli import main; main(['predict', "
+                           f"{str(copy)!r}, '--backend', 'pytorch', 'README.md'])")
+    assert "cannot read model.safetensors (permission denied" in said and "No such file" not in said
+
+
+def test_a_tiny_pretrained_folder_has_readable_weights(tmp_path):
+    """`hfspeech.synthetic.tiny` (the tests' and docs' local stand-ins) saved 0600 weights as train did."""
+    from hfspeech.synthetic.tiny import save_tiny_ssl_model
+
+    folder = save_tiny_ssl_model(str(tmp_path / "tiny"), "wav2vec2", ["a", "b"])
+    assert (Path(folder) / "model.safetensors").stat().st_mode & 0o777 == usual_mode()

@@ -17,6 +17,7 @@ from transformers import (AutoConfig, AutoModelForAudioClassification, ASTFeatur
                           WhisperFeatureExtractor)
 
 from hfspeech.errors import writing_to
+from hfspeech.models.fingerprint import with_usual_modes
 from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
 
 SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "audio-spectrogram-transformer", "whisper")
@@ -105,4 +106,5 @@ def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: O
     with writing_to(path, "the model is incomplete; delete that folder, make room and run again"):
         model.save_pretrained(path)
         extractor.save_pretrained(path)
+    with_usual_modes(path)  # safetensors writes 0600 (`models.fingerprint`)
     return path
