@@ -137,8 +137,8 @@ def test_bytes_without_a_file_name_are_named_by_dataset_split_and_row(offline, t
 
 
 def test_a_training_stream_with_no_clips_left_is_an_error(offline, tmp_path):
-    repo = parquet_repo(tmp_path / "tiny", {"train": rows(1)})  # 3 clips, size unknown: 2 + 1 held out
-    data = load(True, dataset_name=str(repo), max_eval_samples=2)
+    repo = parquet_repo(tmp_path / "tiny", {"train": rows(1)})  # 3 clips (Parquet footer): 2 + 1 held out
+    data = load(True, dataset_name=str(repo), validation_split_percentage=50, test_split_percentage=40)
     with pytest.raises(DataError, match="the training stream has no clips: every clip of the train split was held out"):
         list(TrainingStream(data.train))
     data = load(True, dataset_name=str(repo), max_eval_samples=1)
@@ -212,7 +212,7 @@ def test_a_bad_clip_or_an_empty_stream_in_a_dataloader_worker_is_the_same_one_li
     assert error.value.path == "broken.wav"
 
     tiny = parquet_repo(tmp_path / "tiny", {"train": rows(1)})
-    data = load(True, dataset_name=str(tiny), max_eval_samples=2)
+    data = load(True, dataset_name=str(tiny), validation_split_percentage=50, test_split_percentage=40)
     with pytest.raises(DataError, match=r"^the training stream has no clips: [^\n]*$"):
         list(DataLoader(TrainingStream(data.train), batch_size=2, num_workers=1, collate_fn=lambda e: e))
 

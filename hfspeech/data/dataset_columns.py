@@ -19,6 +19,8 @@ from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.errors import DataError, first_few
 
 CASTABLE_VALUES = ("string", "large_string", "binary", "large_binary")  # paths, or a file's bytes
+# A change replayed on an Arrow file that leaves its rows as they are (each split cut from it has its own count of it)
+METADATA_ONLY = "replace_schema_metadata"
 
 
 def audio_and_label(dataset: DatasetDict, name: str, audio_column: str, label_column: str) -> DatasetDict:
@@ -126,6 +128,40 @@ def keyed_by_stats(dataset: Dataset, stats: list) -> Dataset:
     frozen features, teacher logits) would then serve audio that was overwritten under the same name."""
     dataset._fingerprint = hashlib.sha256(json.dumps([dataset._fingerprint, stats]).encode()).hexdigest()[:32]
     return dataset
+
+
+def rows_key(split: Dataset, known_stats: dict) -> str:
+    """What names the rows of the table behind `split`, whichever of them it selects: its Arrow files (path,
+    `file_stat`) and the changes replayed on them, or the rows themselves when held in memory, and the `file_stat`
+    of every audio file the table names (`known_stats`, {path: stat}, holds those already read and gets the new);
+    not the schema's metadata, which holds the fingerprint and is replaced a different number of times per split.
+    A carved split's own fingerprint hashes the seed's draw, so a cache keyed by it was decoded again for every
+    `--seed` (`whole_table_keys`); this key is the same for every draw from the same rows and files."""
+    import pyarrow.compute as pc
+    from datasets.fingerprint import Hasher
+    from datasets.table import ConcatenationTable, MemoryMappedTable
+
+    table = split.data
+    blocks = [block for row in table.blocks for block in row] if isinstance(table, ConcatenationTable) else [table]
+    parts = [(block.path, file_stat(block.path), [replay for replay in block.replays if replay[0] != METADATA_ONLY])
+             if isinstance(block, MemoryMappedTable) else Hasher.hash(block.table) for block in blocks]
+    paths = pc.struct_field(table.table.column("audio"), "path").to_pylist()  # `Audio(decode=False)`: a struct
+    known_stats.update({path: file_stat(path) for path in set(paths) if path and path not in known_stats})
+    return Hasher.hash([parts, str(table.schema), [known_stats.get(path) for path in paths]])
+
+
+def whole_table_keys(dataset: DatasetDict) -> dict[str, str]:
+    """{split: `rows_key` of the table it selects rows of}, for the splits `data.prepare` decodes as that whole table:
+    a split carved by a seeded draw (`data.splits`) was decoded and cached under its draw, +28 MB for each new
+    `--seed` or `--max_train_samples` over 1,000 half-second clips. Only where the run's splits use at least half the
+    table's rows: decoding it all costs at most twice the splits' own decoding, once, where `--max_*_samples` keep
+    few."""
+    keys, stats, used = {}, {}, {}
+    for name, split in dataset.items():
+        if split._indices is not None and "audio" in split.column_names:
+            keys[name] = rows_key(split, stats)
+            used[keys[name]] = used.get(keys[name], 0) + len(split)
+    return {name: key for name, key in keys.items() if 2 * used[key] >= dataset[name].data.num_rows}
 
 
 def label_column_of(columns: Sequence[str], label_column: str) -> str:

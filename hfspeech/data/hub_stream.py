@@ -3,8 +3,8 @@
 The dataset is opened with `streaming=True`; nothing is read but the first `--shuffle_buffer_size`
 references when validation/test have to be carved out. Labels: the label column's `ClassLabel` names,
 else `--class_names`; we do not scan the label column, because a Hub dataset keeps labels in the same
-files as the audio and the scan would download the whole corpus. Row count: the split sizes of the
-dataset card when it has them, else `--max_steps` is required (`training.streaming`).
+files as the audio and the scan would download the whole corpus. Row count: the split sizes of the dataset
+card, else the footers of local Parquet files (a clone), else `--max_steps` is required (`training.streaming`).
 
 The dataset is opened by `open_datasets_dataset`, for the map-style path (`data.loading`) too: what a
 user can get wrong in `--dataset_name` / `--dataset_config_name` (a folder that is not there, a Hub name
@@ -19,7 +19,7 @@ epochs take. A clip stored as bytes without a file name is named by its dataset,
 (`data.clip_names`, as without --streaming).
 
 Which splits are train, validation and test: `--train_split_name`, `--eval_split_name`, `--test_split_name`
-(`data.split_names`, as without --streaming); the splits no role takes are not read.
+(`data.split_names`, as without --streaming; slices such as `train[:80%]` refused); the others are not read.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from datasets.exceptions import DatasetGenerationError, DatasetsError
 
 from hfspeech.data.labelled import DataSpec
 from hfspeech.data.dataset_columns import clip_identity, label_column_of
+from hfspeech.data.loading import local_parquet_rows
 from hfspeech.data.prepare import run_scratch_folder
-from hfspeech.data.split_names import choose_splits, given_in, split_notes
+from hfspeech.data.split_names import choose_splits, given_in, refuse_slices_streamed, split_notes
 from hfspeech.data.stream_draws import clip_key
 from hfspeech.data.stream_rows import AudioReference, LabelEncoder, NotHeldOut
 from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
@@ -52,10 +53,10 @@ logger = logging.getLogger(__name__)
 
 def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_names) -> StreamedData:
     """The training stream and the prepared evaluation splits of a streamed dataset."""
-    name = spec.source["dataset_name"]
+    name, given = spec.source["dataset_name"], given_in(spec.source)
+    refuse_slices_streamed(given)  # before the dataset is opened
     loaded = open_datasets_dataset(name, spec.source.get("dataset_config_name"), streaming=True)
     streams = loaded if isinstance(loaded, IterableDatasetDict) else IterableDatasetDict({"train": loaded})
-    given = given_in(spec.source)
     chosen = choose_splits(list(streams), given, name)  # role -> the dataset's split
     splits, label_names = _labelled_streams({split: streams[split] for split in chosen.values()}, chosen["train"],
                                             spec, name, label_names)
@@ -262,10 +263,11 @@ def _scratch_or_none() -> Optional[Path]:
 
 
 def _split_size(stream: IterableDataset, split: str) -> Optional[int]:
-    """The number of rows of a streamed split when the dataset card says it, else None."""
+    """The number of rows of a streamed split when the dataset card says it, else when its files are local Parquet
+    (`local_parquet_rows`: a clone has no card sizes, and --max_steps was then required), else None."""
     sizes = getattr(stream.info, "splits", None) or {}
     known = sizes.get(split) if hasattr(sizes, "get") else None
-    return int(known.num_examples) if known is not None and known.num_examples else None
+    return int(known.num_examples) if known is not None and known.num_examples else local_parquet_rows(stream)
 
 
 def _references(stream: IterableDataset, audio_column: str, label_column: str, source: str,

@@ -26,7 +26,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+from datasets import (Audio, ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset,
+                      load_from_disk)
 
 from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
 from hfspeech.data.columns import column_values
@@ -34,8 +35,8 @@ from hfspeech.data.dataset_columns import audio_and_label, file_stat, keyed_by_s
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
 from hfspeech.data.manifests import absolute_folder, absolute_manifest_folder, listed_files, read_manifest
 from hfspeech.data.prepare import DataReport, cache_folder_problem
-from hfspeech.data.split_names import (SPLIT_ALIASES, choose_splits, given_split_names, refuse_without_dataset,
-                                       split_notes)
+from hfspeech.data.split_names import (ROLE_FLAGS, SPLIT_ALIASES, choose_splits, given_split_names, is_slice,
+                                       refuse_without_dataset, slice_bases, slice_rows, split_notes)
 from hfspeech.data.whole_folders import save_whole
 from hfspeech.errors import DataError, first_few, writing_to
 
@@ -94,15 +95,26 @@ def load_audio_dataset(
 
 def _by_role(dataset: DatasetDict, given: dict[str, str], name: str, audio_column: str, label_column: str,
              report: Optional[DataReport]) -> DatasetDict:
-    """The dataset's train, validation and test splits (`data.split_names.choose_splits`) under those names;
-    the splits left out are not read (nor checked)."""
+    """The dataset's train, validation and test splits (`data.split_names.choose_splits`) under those names, or
+    the slices of them the flags give (`train[:80%]`); the splits left out are not read (nor checked)."""
     chosen = choose_splits(list(dataset), given, name)
+    read = {split: dataset[split] for role_split in chosen.values() for split in slice_bases(role_split)}
+    used = audio_and_label(DatasetDict(read), name, audio_column, label_column)  # clips named by their own split
+    roles = DatasetDict({role: _sliced(used, split, ROLE_FLAGS[role]) for role, split in chosen.items()})
     if report is not None:
-        report.add_listing({role: len(dataset[split]) for role, split in chosen.items()}, [],
+        report.add_listing({role: len(rows) for role, rows in roles.items()}, [],
                            split_notes(chosen, given, {split: len(rows) for split, rows in dataset.items()}, name))
-    used = audio_and_label(DatasetDict({split: dataset[split] for split in chosen.values()}), name, audio_column,
-                           label_column)
-    return DatasetDict({role: used[split] for role, split in chosen.items()})
+    return roles
+
+
+def _sliced(splits: DatasetDict, name: str, flag: str) -> Dataset:
+    """The split `name`, or datasets' slice of the splits it names (`train[:80%]`, `train+validation`): views of
+    their rows, nothing copied or written."""
+    if not is_slice(name):
+        return splits[name]
+    sizes = {split: len(rows) for split, rows in splits.items()}
+    parts = [splits[split].select(range(start, end)) for split, start, end in slice_rows(name, sizes, flag)]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
 def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Optional[int],
@@ -151,10 +163,11 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
     key = hashlib.sha256(json.dumps({split: [(path, label, *file_stat(path)) for path, label in files]
                                      for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
     folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
+    setting = "--cache_dir" if cache_dir else "HF_DATASETS_CACHE"  # what chose it (evaluate has no --cache_dir)
     if not (folder / "dataset_dict.json").is_file():
         if problem := cache_folder_problem(folder.parent):  # not a traceback from deep inside save_to_disk
             raise DataError(f"{folder.parent}: cannot write the audio folder's listing to the datasets cache "
-                            f"({problem}); set HF_DATASETS_CACHE (or --cache_dir) to a folder you can write")
+                            f"({problem}); set {setting} to a folder you can write")
         # Paths are saved as plain strings: saving an `Audio` column would copy every file into the cache.
         names = ClassLabel(names=sorted({label for files in listing.splits.values() for _, label in files}))
         features = Features({"audio": Value("string"), "label": names})
@@ -163,17 +176,18 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
                                for split, files in listing.splits.items()})
         for split_name, split in dataset.items():  # saved with it: see `keyed_by_stats`
             split._fingerprint = f"{key}-{split_name}"
-        _save_whole(dataset, folder)
+        _save_whole(dataset, folder, setting)
     loaded = load_from_disk(str(folder))
     hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
     return loaded.cast_column("audio", Audio(decode=False))
 
 
-def _save_whole(dataset: DatasetDict, folder: Path) -> None:
+def _save_whole(dataset: DatasetDict, folder: Path, setting: str = "HF_DATASETS_CACHE") -> None:
     """Saved whole (`data.whole_folders`): a killed run or a parallel process never leaves half a dataset, and a
     full or read-only disk leaves nothing behind and is one line naming the cache, not a traceback from datasets.
-    Any other `OSError` is left as it is, not called a lack of room."""
-    with writing_to(folder.parent, "make room, or set HF_DATASETS_CACHE (or --cache_dir) to another folder"):
+    Any other `OSError` is left as it is, not called a lack of room. `setting`: what chose the folder, the one to
+    change (`HF_DATASETS_CACHE`, or `--cache_dir` where given)."""
+    with writing_to(folder.parent, f"make room, or set {setting} to another folder"):
         save_whole(dataset, folder)
 
 
@@ -181,6 +195,22 @@ def is_saved_dataset(name: Optional[str]) -> bool:
     """Whether `--dataset_name` is a folder written by `save_to_disk` (rather than a Hub name)."""
     saved = Path(name or "")
     return bool(name) and saved.is_dir() and ((saved / "dataset_dict.json").exists() or (saved / "state.json").exists())
+
+
+def local_parquet_rows(stream) -> Optional[int]:
+    """The rows of a streamed split read from local Parquet files, from each file's footer (no row read), else None
+    (a Hub stream, CSV, JSON, Arrow). The files are the stream's own (datasets' `ArrowExamplesIterable`), so the
+    count is of the files it reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = (getattr(getattr(stream, "_ex_iterable", None), "kwargs", None) or {}).get("files")
+    if not files or not all(isinstance(f, str) and f.endswith(".parquet") and os.path.isfile(f) for f in files):
+        return None
+    try:
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    except (OSError, pa.ArrowException):  # not Parquet after all: left to the stream to say
+        return None
 
 
 def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Optional[str]) -> DatasetDict:

@@ -2,7 +2,8 @@
 
 The reference recipe decodes and resamples every file again on every epoch inside `set_transform`.
 Here `datasets.map` does it once (in parallel with `num_proc`), and its fingerprinted cache makes a
-second run over the same files free. What is left for each epoch is cropping and augmentation.
+second run over the same files free. What is left for each epoch is cropping and augmentation. Splits carved from
+one table by a seeded draw are decoded as that table, once for every seed (`dataset_columns.whole_table_keys`).
 
 Bad files stop preparation with an `AudioFileError` naming the file and how to go on (`SKIP_HINT`). With
 `skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`.
@@ -16,15 +17,17 @@ import os
 import shutil
 import stat
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from datasets import DatasetDict, Features, List, Value
+from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.cache_users import cache_folder_problem, hold_cache_folder, is_users_folder, prepared_file
 from hfspeech.data.columns import column_values, without_rows
+from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.errors import writing_to
 from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
 
@@ -152,31 +155,19 @@ def prepare_dataset(
     """Turn `audio` (undecoded) + `label` into `input_values` (float32) + `length` + `path` + `label`.
 
     `report`: the loader's report (files found, ignored), completed here with what was kept and skipped."""
-    features = Features(
-        {
-            "input_values": List(Value("float32")),
-            "length": Value("int64"),
-            "path": Value("string"),
-            "error": Value("string"),
-            "label": dataset[next(iter(dataset))].features["label"],
-        }
-    )
-    decode = _decoder(sampling_rate, trim, trim_top_db, skip_bad_files)
+    features = Features({"input_values": List(Value("float32")), "length": Value("int64"), "path": Value("string"),
+                         "error": Value("string"), "label": dataset[next(iter(dataset))].features["label"]})
     settings = [sampling_rate, trim, trim_top_db, skip_bad_files]
     report = report if report is not None else DataReport()
     report.sampling_rate = sampling_rate
-    prepared, file_sizes = {}, {}  # file_sizes: {path: bytes}, each file stat-ed once for all the splits
+    file_sizes, wholes = {}, {}  # file_sizes: {path: bytes}, each file stat-ed once for all the splits
+    decode_split = partial(_decode_split, features=features, num_proc=num_proc, file_sizes=file_sizes)
+    prepared, tables = {}, whole_table_keys(dataset)
     for name, split in dataset.items():
-        decoded = _decoded_into_cache(
-            split, _cache_file_name(split, settings), decode,
-            remove_columns=split.column_names,
-            features=features,
-            num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
-            # Decoded clips wait in memory until a batch is written: 100 of them (~10 MB of 1-3 s clips),
-            # not datasets' default 1000, keeps preparation's peak memory at that of decoding on the fly.
-            writer_batch_size=_writer_batch_size(split, file_sizes),
-            desc=f"decoding {name} audio at {sampling_rate} Hz",
-        )
+        if name in tables:
+            decoded = _from_whole_table(split, name, tables[name], wholes, decode_split, settings)
+        else:
+            decoded = decode_split(split, f"{name} audio", settings)
         bad = [i for i, error in enumerate(column_values(decoded, "error")) if error]
         if bad:
             report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
@@ -187,6 +178,34 @@ def prepare_dataset(
         prepared[name] = decoded.remove_columns("error")
         report.kept[name] = len(decoded)
     return DatasetDict(prepared), report
+
+
+def _decode_split(split, what: str, settings: list, features, num_proc, file_sizes):
+    """`split` decoded (`_decoder` with `settings`) into its cache file (`_decoded_into_cache`)."""
+    return _decoded_into_cache(
+        split, _cache_file_name(split, settings), _decoder(*settings),
+        remove_columns=split.column_names,
+        features=features,
+        num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
+        # Decoded clips wait in memory until a batch is written: 100 of them (~10 MB of 1-3 s clips),
+        # not datasets' default 1000, keeps preparation's peak memory at that of decoding on the fly.
+        writer_batch_size=_writer_batch_size(split, file_sizes),
+        desc=f"decoding {what} at {settings[0]} Hz",
+    )
+
+
+def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, settings: list):
+    """`split`'s rows of its whole table decoded once (kept in `wholes` by `key` for the other splits cut from it,
+    cached under `key`: every seed's draw reads the same file), each bad file kept as a row with its problem and
+    raised here only if `split` has it and `settings` does not skip bad files, as decoding the split alone would."""
+    if key not in wholes:
+        whole = Dataset(split.data, info=split.info.copy(), split=split.split, fingerprint=key)
+        wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", [*settings[:3], True])
+    decoded = wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
+    bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
+    if bad is not None and not settings[3]:
+        raise with_skip_hint(AudioFileError(decoded[bad]["path"], decoded[bad]["error"]))
+    return decoded
 
 
 def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):

@@ -12,6 +12,11 @@ without a word) are one line listing the splits there are. Splits no role takes 
 is a split given to another role than the one its name would give it (`--eval_split_name test`, the habit of
 run_audio_classification.py, where it is the split evaluated), which leaves that role to be cut out of train.
 
+A flag may also give datasets' slice syntax (`--train_split_name 'train[:80%]' --eval_split_name 'train[80%:]'`,
+as run_audio_classification.py users do): cut from the loaded split by datasets' own rounding (`ReadInstruction`),
+its rows viewed, not copied; a split that one flag slices is taken whole by no other role. With `--streaming`, slices
+are refused in one line (a stream has no row count).
+
 Audio folders and manifests have no such flags: an audio folder's split folders are read by their names
 (`data.folders.SPLIT_FOLDERS`: train/training, dev/val/valid, test/testing/eval/evaluation ...), and manifests
 are named per split (`--train_file`, `--validation_file`, `--test_file`); the flags are refused with them.
@@ -58,13 +63,56 @@ def refuse_without_dataset(given: dict[str, str], dataset_name: Optional[str]) -
                          "--validation_file, --test_file)")
 
 
+def is_slice(name: str) -> bool:
+    """Whether a split name is datasets' slice syntax (`train[:80%]`, `train+validation`), which
+    run_audio_classification.py users pass; no split is named with `[` or `+`."""
+    return "[" in name or "+" in name
+
+
+def slice_bases(name: str, flag: str = "") -> list[str]:
+    """The dataset's splits that `name` reads: itself, or those of its slices; bad syntax is one line naming `flag`."""
+    if not is_slice(name):
+        return [name]
+    from datasets import ReadInstruction
+
+    try:
+        return [part.splitname for part in ReadInstruction.from_spec(name)._relative_instructions]
+    except (ValueError, AssertionError) as error:
+        raise UsageError(f"{flag} {name}: neither a split nor datasets' slice of one ({error}); slices read "
+                         "'train[:80%]', 'train[80%:]', 'train[:1000]' or 'train+validation'") from None
+
+
+def slice_rows(name: str, sizes: dict[str, int], flag: str) -> list[tuple[str, int, int]]:
+    """(split, first row, end row) of each part of the slice `name`, rounded as datasets rounds its percentages;
+    a part without rows (`train[100%:]`) is one line naming `flag` (datasets' `select` raised an IndexError)."""
+    from datasets import ReadInstruction
+
+    parts = [(part.splitname, part.from_, part.to) for part in ReadInstruction.from_spec(name).to_absolute(sizes)]
+    empty = next(((split, start) for split, start, end in parts if end <= start), None)
+    if empty is not None:
+        raise DataError(f"{flag} {name}: no rows of split '{empty[0]}' ({sizes[empty[0]]} rows) fall in this slice")
+    return parts
+
+
+def refuse_slices_streamed(given: dict[str, str]) -> None:
+    """A stream has no row count to take a percentage of (nor rows to skip to): one line saying what to give."""
+    sliced = [f"{ROLE_FLAGS[role]} {name}" for role, name in given.items() if is_slice(name)]
+    if sliced:
+        raise UsageError(f"{', '.join(sliced)}: split slices are cut from a loaded dataset, not a stream; with "
+                         "--streaming name whole splits (a missing validation or test split is cut out of train by "
+                         "--validation_split_percentage / --test_split_percentage), or leave out --streaming")
+
+
 def choose_splits(available: Sequence[str], given: dict[str, str], source: str) -> dict[str, str]:
     """{role: the dataset's split} for each role the data has a split for; train is required."""
     available = list(available)
     for role, name in given.items():
-        if name not in available:
-            raise DataError(f"{ROLE_FLAGS[role]} {name}: {source} has no such split; its splits: {available}")
+        missing = [split for split in slice_bases(name, ROLE_FLAGS[role]) if split not in available]
+        if missing:
+            which = f"no split '{missing[0]}'" if is_slice(name) else "no such split"
+            raise DataError(f"{ROLE_FLAGS[role]} {name}: {source} has {which}; its splits: {available}")
     named = list(given.values())
+    sliced = {split for name in named if is_slice(name) for split in slice_bases(name)}  # not free for other roles
     twice = next((name for name in named if named.count(name) > 1), None)
     if twice is not None:
         flags = " and ".join(ROLE_FLAGS[role] for role, name in given.items() if name == twice)
@@ -72,13 +120,17 @@ def choose_splits(available: Sequence[str], given: dict[str, str], source: str) 
                          "and test")
     chosen = dict(given)
     for role in [role for role in ROLE_FLAGS if role not in given]:
-        free = [split for split in available if split not in named]
+        free = [split for split in available if split not in named and split not in sliced]
         aliased = [role] if role in free else [split for split in free if SPLIT_ALIASES.get(split) == role]
         if len(aliased) > 1:
             raise DataError(f"{source}: the splits {aliased} could each be the {role} split; choose one with "
                             f"{ROLE_FLAGS[role]} (and test on another with --test_split_name)")
         if aliased:
             chosen[role] = aliased[0]
+        elif role == "train" and "train" in sliced:
+            slices = ", ".join(name for name in named if is_slice(name))
+            raise UsageError(f"{source}: another flag takes a slice of 'train' ({slices}); give the part trained on "
+                             "as a slice too, e.g. --train_split_name 'train[:80%]' --eval_split_name 'train[80%:]'")
         elif role == "train":
             raise DataError(f"{source}: training needs a train split; its splits: {available} (name it with "
                             "--train_split_name; validation and test splits with --eval_split_name, --test_split_name)")
@@ -92,8 +144,9 @@ def split_notes(chosen: dict[str, str], given: dict[str, str], sizes: dict[str, 
     notes = [f"{source}: split '{split}' is the {role} split ({ROLE_FLAGS[role]} to choose another)"
              for role, split in chosen.items() if split != role and role not in given]
     notes += role_taken_notes(chosen, given, list(sizes), source)
+    used = {split for name in chosen.values() for split in slice_bases(name)}
     for split, size in sizes.items():
-        if split not in chosen.values():
+        if split not in used:
             rows = "" if size is None else f" ({size} rows)"
             notes.append(f"{source}: split '{split}'{rows} is not used (choose splits with --train_split_name, "
                          "--eval_split_name, --test_split_name)")
