@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     or version on a full disk (`hfspeech --help > /dev/full`) is one line naming stdout, as results are."""
     debug = debugging(sys.argv[1:] if argv is None else argv)
     try:
-        with contextlib.nullcontext() if debug else stdout_write_errors():  # --debug: the OSError's traceback
+        with contextlib.nullcontext() if debug else stdout_write_errors(), lenient_stdout():  # --debug: its traceback
             code = _run(argv)
             sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
         die_of_sigterm_if_received()  # cleaned up and said: now as the signal meant (exit status 143)
@@ -112,6 +112,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         print_error(error)
         return 2
+
+
+@contextlib.contextmanager
+def lenient_stdout():
+    """Text that stdout's encoding cannot hold (a file name or label under PYTHONIOENCODING=ascii, or a CJK name on
+    a Windows pipe in cp1252) written as `\\xe9` / `\\u65e5`, as Python writes it to stderr: predict's text and CSV
+    rows stopped with a UnicodeEncodeError traceback part way. JSON output is ASCII already; `errors` put back after."""
+    stream, before = sys.stdout, getattr(sys.stdout, "errors", None)
+    lenient = before == "strict" and hasattr(stream, "reconfigure")  # a StringIO (tests, embedding): as it is
+    if lenient:
+        stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        if lenient and not stream.closed:
+            with contextlib.suppress(OSError, ValueError):  # its flush: a closed pipe was said (or is said) above
+                stream.reconfigure(errors=before)
 
 
 def debugging(argv: Sequence[str]) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, short_reason, undecodable
-from hfspeech.data.file_names import NOT_UTF8, RENAME_HINT, is_utf8, shown_name
+from hfspeech.data.file_names import is_utf8, not_utf8_problem, shown_name
 from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler, trim_silence: imported here)
@@ -132,7 +132,7 @@ def check_audio_path(path: str) -> None:
     if os.path.isdir(path):
         raise AudioFileError(path, _folder_problem(path))
     if not is_utf8(path):  # decoders refuse it with "Expected ... 'str' but found type 'str'"
-        raise AudioFileError(shown_name(path), f"{NOT_UTF8} ({RENAME_HINT})")
+        raise AudioFileError(shown_name(path), not_utf8_problem(path))
     if os.path.getsize(path) == 0:
         raise AudioFileError(path, "file is empty (0 bytes)")
 

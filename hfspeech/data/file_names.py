@@ -1,10 +1,12 @@
 """File names that are not UTF-8 (Latin-1 or cp437 bytes from an old archive: `caf\\xe9`): Python keeps their
 bytes as surrogates, a str that Arrow cannot store and torchcodec refuses ("Expected a value of type 'str'
-... but found type 'str'"). Training (`data.folders`) and decoding (`data.audio`) name them with one wording."""
+... but found type 'str'"). Training (`data.folders`) and decoding (`data.audio`) name them with one wording.
+And cell text a spreadsheet mangled (`spreadsheet_damage`): UTF-8 once read as Windows-1252 (`cafÃ©`), `#N/A`."""
 
 from __future__ import annotations
 
 import os
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -20,12 +22,31 @@ def is_utf8(path: str | os.PathLike) -> bool:
     return True
 
 
+def not_utf8_problem(path: str | os.PathLike) -> str:
+    """Why a name `is_utf8` refuses is so: bytes that are not UTF-8 (rename), or UTF-8 bytes that this Python, in an
+    ASCII locale (LC_ALL=C, PYTHONUTF8=0), could not read as text, where renaming would not help."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{NOT_UTF8} ({RENAME_HINT})"
+    return (f"the name is UTF-8 but Python reads names as {sys.getfilesystemencoding()} (an ASCII locale): run with "
+            "PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)")
+
+
 def shown_name(path: str | os.PathLike) -> str:
     """The name with its bytes that are not UTF-8 written as `\\xe9`: printable, and telling which bytes. A name
     holding a line break, tab or other unprintable character is shown as Python's repr (`'take\\n1.wav'`), as
     `predict` prints it: an error is one line, and its line break became a space, naming `take 1.wav`, which
-    may be another file."""
-    text = os.fsencode(path).decode("utf-8", errors="backslashreplace")
+    may be another file. Its bytes are the str's UTF-8 with surrogates as the bytes they hold, not `os.fsencode`'s:
+    under an ASCII locale (LC_ALL=C, PYTHONUTF8=0) a name shown once (`café`) crashed the second time it was shown
+    (an `AudioFileError` of a shown name), and shown twice it is as shown once."""
+    raw = path if isinstance(path, bytes) else os.fspath(path)
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:  # a surrogate no decoding leaves (`\ud800`): shown as its escape
+            raw = raw.encode("utf-8", errors="backslashreplace")
+    text = raw.decode("utf-8", errors="backslashreplace")
     return text if text.isprintable() else repr(text)
 
 
@@ -43,3 +64,39 @@ def existing_spelling(text: str, base: Path) -> str:
         if spelled != text and os.path.lexists(candidate):
             return candidate
     return full
+
+
+# What a spreadsheet writes in a cell whose formula failed: as a label it became a class of its own.
+SPREADSHEET_ERRORS = {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!"}
+# The characters Windows-1252 puts at bytes 0x80-0x9F (`€`, `‚` ... `Ÿ`), back to their bytes.
+CP1252_HIGH = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+
+
+def spreadsheet_damage(text: str) -> str | None:
+    """Why a cell's text is not what its writer meant, or None: a spreadsheet's error value (`#N/A`), or UTF-8 text
+    once read as Windows-1252 and saved again (`cafÃ©` for `café`); each became a class of its own without a word."""
+    if text.strip().upper() in SPREADSHEET_ERRORS:
+        return "is a spreadsheet's error value (a formula that failed), not a value: mend that cell"
+    intended = mojibake_intended(text)
+    return None if intended is None else (f"looks like {intended!r} written as UTF-8 and read as Windows-1252 "
+                                          f"(opened in Excel without choosing UTF-8, then saved): write {intended!r}")
+
+
+def mojibake_intended(text: str) -> str | None:
+    """The text `text` was before UTF-8 was read as Windows-1252 and saved again (`cafÃ©` -> `café`; twice:
+    `cafÃƒÂ©`), else None. Real words in any script are not the Windows-1252 spelling of other valid UTF-8 (that
+    needs e.g. `Ã` then one of `€`-`¿`), so `café`, `Zoë`, `日本` are None; a spreadsheet writes such text."""
+    intended = text
+    for _ in range(3):
+        intended = _read_as_utf8(intended) or intended
+    return intended if intended != text else None
+
+
+def _read_as_utf8(text: str) -> str | None:
+    """`text`'s Windows-1252 bytes (Latin-1 for the 5 it leaves undefined) read as UTF-8, when they are UTF-8."""
+    if text.isascii() or any(ord(char) > 0xFF and char not in CP1252_HIGH for char in text):
+        return None
+    try:
+        return bytes(CP1252_HIGH.get(char, ord(char)) for char in text).decode("utf-8")
+    except UnicodeDecodeError:
+        return None

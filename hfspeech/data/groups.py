@@ -18,7 +18,8 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from hfspeech.data.columns import column_values
-from hfspeech.data.manifests import read_manifest
+from hfspeech.data.labels import written_form
+from hfspeech.data.manifests import column_named, read_manifest
 from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
 
@@ -38,6 +39,7 @@ def attach_groups(dataset: DatasetDict, source: dict[str, Optional[str]], group_
 def read_groups(path: str, group_column: str) -> tuple[list[dict], list[str], list[str]]:
     """(rows, columns, each row's group) of a manifest; a missing column or an empty cell is a `DataError`."""
     rows, columns = read_manifest(path)
+    group_column = column_named(path, columns, group_column)  # `Speaker` for `--group_column speaker`
     if group_column not in columns:
         raise DataError(f"{path}: no group column {group_column!r}; available columns: {columns}")
     groups = [_cell_text(row.get(group_column)) for row in rows]
@@ -47,8 +49,10 @@ def read_groups(path: str, group_column: str) -> tuple[list[dict], list[str], li
 
 
 def _cell_text(value) -> str:
-    """A group cell as text: a JSONL `"speaker": 0` (or `false`) is the group "0", not an empty cell."""
-    return "" if value is None else str(value).strip()
+    """A group cell as text: a JSONL `"speaker": 0` (or `false`) is the group "0", not an empty cell. Read as a
+    label is (`written_form`: composed Unicode), for `Zoë` typed and `Zoë` from a macOS folder name (decomposed)
+    were two groups, and that speaker was in one fold's training and test clips."""
+    return "" if value is None else written_form(str(value))
 
 
 def group_disjoint_splits(dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1,

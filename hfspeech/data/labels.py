@@ -4,15 +4,14 @@ Single-label data gives each clip one label; multi-label data (`encode_labels(..
 them (`List(ClassLabel)`): a `;`-separated string in a CSV/TSV manifest (`dog;siren`) or a cell written as a list
 of strings (`["dog", "glass, breaking"]`, or pandas' `['dog', 'siren']`: read whole, never split), a JSON list or
 such a string in a JSONL manifest, a list column (`List`/`Sequence` of strings or of `ClassLabel`) in a datasets
-dataset. An audiofolder's folder names stay single-label (each clip gets a one-label list); a manifest is the way
-to give clips several labels. The label column is `label`, or `labels` when the data has no `label` column (or
-whatever `label_column` names). An empty list (an empty CSV cell, `[]` in JSONL) is a clip with no event: an
-all-zero target, which detection data needs (background-only clips). A split in which *no* clip has a label is an
-error (almost surely the wrong column). Errors name a clip by its manifest and data row (`encode_labels`'
-`source`), else by its file. Leading and trailing whitespace of a label is stripped, with a warning, and a label is
-read in composed Unicode (NFC: a macOS folder's `café` is the keyboard's `café`); a label holding a line break or
-other control character is an error naming its clip. Otherwise a label is kept exactly as written (`01`, `1.0`,
-`NA`, `None`, `a|b`), and labels that differ only in letter case (`Yes`, `yes`) are two classes, with a warning.
+dataset. An audiofolder's folder names stay single-label; a manifest is the way to give clips several labels. The
+label column is `label`, else `labels` (or what `label_column` names). An empty list (an empty CSV cell, `[]` in
+JSONL) is a clip with no event: an all-zero target (background-only clips). A split in which *no* clip has a label
+is an error (almost surely the wrong column). Errors name a clip by its manifest and data row (`encode_labels`'
+`source`), else by its file. A label is stripped (with a warning) and read in composed Unicode (NFC: a macOS
+folder's `café` is the keyboard's `café`); one holding a line break or other control character, a spreadsheet's
+error value (`#N/A`) or mangled text (`cafÃ©`) is an error naming its clip. Otherwise a label is kept as written
+(`01`, `1.0`, `NA`, `None`, `a|b`); labels differing only in letter case (`Yes`, `yes`) are two classes, with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, LargeList, List
 from hfspeech.data.audio import describe_source
 from hfspeech.data.cache_users import beside_users_files
 from hfspeech.data.columns import column_values
+from hfspeech.data.file_names import spreadsheet_damage
 from hfspeech.data.manifests import bracketed_cell, list_cell
 from hfspeech.errors import DataError
 
@@ -36,8 +36,7 @@ LABEL_SEPARATOR = ";"
 # What a multi-label cell is split at, when not at the given one; with the full-width forms of Chinese and Japanese
 # text (`狗；警报`, `猫，狗`, `警报、猫`), which before became classes of their own without a word.
 LIKELY_SEPARATORS = (";", ",", "|", "\uff1b", "\uff0c", "\u3001", "\uff5c")  # ；，、｜
-# Control characters (`\n`, `\t` ...) and U+2028/U+2029, the line and paragraph separators that JSON keeps
-# unescaped and that `str.splitlines`, editors and browsers break lines at.
+# Control characters (`\n`, `\t` ...) and U+2028/U+2029, which JSON keeps unescaped and editors break lines at.
 LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
@@ -175,7 +174,7 @@ def _stripped(labels: list[str], where: Callable) -> list[str]:
     labels = [forms[label] for label in labels]
     if "" in labels:  # a folder named ` ` (a ClassLabel name of spaces): strings were checked before
         raise DataError(f"{where(labels.index(''))}: empty label")
-    _refuse_control_characters(labels, where, lists=False)
+    _refuse_broken_labels(labels, where, lists=False)
     return labels
 
 
@@ -186,23 +185,24 @@ def written_form(label: str) -> str:
 
 
 def _written_forms(distinct: set[str]) -> dict[str, str]:
-    """`written_form` of each distinct label: a column holds few labels over many rows, and normalising every
-    row's took as long as the rest of `encode_labels`."""
+    """`written_form` of each distinct label: few over many rows (each row's took as long as all the rest)."""
     return {label: written_form(label) for label in distinct}
 
 
-def _refuse_control_characters(rows: list, where: Callable, lists: bool) -> None:
-    """A `DataError` naming the first clip whose label (`rows`: one per clip, or with `lists` a list per clip)
-    holds a line break, tab or other control character: almost surely a CSV cell whose quote was not closed, and
-    such a label broke every line-based output (predict's text, CSV reports, the model card's tables). Each
-    distinct label is scanned once; the rows are walked only to name the clip."""
+def _refuse_broken_labels(rows: list, where: Callable, lists: bool) -> None:
+    """A `DataError` naming the first clip (`rows`: a label, or with `lists` a list, per clip) whose label has a control
+    character (an unclosed CSV quote) or was mangled by a spreadsheet (`#N/A`, `cafÃ©`: `spreadsheet_damage`)."""
     distinct = {label for clip in rows for label in clip} if lists else set(rows)
-    bad = {label for label in distinct if any(unicodedata.category(char) in LINE_BREAKING for char in label)}
-    if bad:
+    reasons = {label: spreadsheet_damage(label) or _line_break(label) for label in distinct}
+    if bad := {label for label, reason in reasons.items() if reason}:
         clips = rows if lists else ([label] for label in rows)
         row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)
-        raise DataError(f"{where(row)}: the label {label!r} holds a line break or other control character; a "
-                        "label is one line of text (check the manifest's quotes)")
+        raise DataError(f"{where(row)}: the label {label!r} {reasons[label]}")
+
+
+def _line_break(label: str) -> Optional[str]:
+    broken = any(unicodedata.category(char) in LINE_BREAKING for char in label)
+    return "holds a line break or other control character; one line of text (check the quotes)" if broken else None
 
 
 def _warn_case_twins(label_names: list[str]) -> None:
@@ -234,7 +234,7 @@ def _label_lists(split: Dataset, separator: str, split_name: str, where: Callabl
         _refuse_labelless_cells(values, read, lists, separator, where)
     forms = _written_forms({label for clip in lists for label in clip})
     lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
-    _refuse_control_characters(lists, where, lists=True)
+    _refuse_broken_labels(lists, where, lists=True)
     if lists and not any(lists):
         raise DataError(f"{where(None)}: no clip in split '{split_name}' has a label (empty label column? "
                         f"multi-label strings are split at {separator!r})")

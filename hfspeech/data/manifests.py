@@ -2,36 +2,44 @@
 
 Type inference would turn the label `0012` into `12` and `007` into `7`, so CSV/TSV cells are read with
 `dtype=str` (and an empty cell stays an empty string, never NaN). The dialects users have work as they
-are: a UTF-8 byte-order mark (Excel), CRLF or old-Mac CR line ends, quoted cells with commas, `;`-separated CSV
-(spreadsheets in many locales: detected from the header line). In JSON(L), a fraction is read as the text it
-is written as (`1.50` stays `1.50`, not `1.5`); integers, `true`/`false` and `null` stay JSON values (a label
-`7` is `"7"`, `true` is `True`, `null` no label). A file that is not UTF-8 (Latin-1,
-Windows-1252), a JSONL line that is not a JSON object, or a ragged row stops with a `DataError` naming the
-file, the line and what to change. A path cell names a file by one rule for every command
-(`resolve_listed_path`, from `manifest_folder`).
+are: a UTF-8 byte-order mark (Excel), CRLF or old-Mac CR line ends, quoted cells with commas, `;` or tab as the
+separator of a .csv (`_separator`), Excel's `sep=;` first line, UTF-16 with its byte-order mark (Excel's "Unicode
+Text"), trailing empty cells. In JSON(L), a fraction is read as the text it is written as (`1.50` stays `1.50`);
+integers, `true`/`false` and `null` stay JSON values (a label `7` is `"7"`, `true` is `True`, `null` no label). A
+file that is not UTF-8 (Latin-1, Windows-1252), a JSONL line that is not a JSON object, or a ragged row stops
+with a `DataError` naming the file, the line and what to change. A path cell names a file by one rule for every
+command (`resolve_listed_path`, from `manifest_folder`).
 """
 
 from __future__ import annotations
 
 import ast
+import codecs
+import csv
+import io
+import itertools
 import json
+import logging
 import os
 import re
+import tokenize
 from pathlib import Path
 from typing import Any, Optional
 
 from hfspeech.data.file_names import existing_spelling
 from hfspeech.errors import DataError
 
+logger = logging.getLogger("hfspeech.data")
 MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 # JSON fractions as their text: the label `1.50` stays `1.50` (not `1.5`), `1e3` is not `1000.0`. Integers stay
 # numbers (their text is `str()`'s: `7` is the label `"7"`), so that messages can say a cell is a number.
 AS_WRITTEN = dict(parse_float=str, parse_constant=str)
-# Lines end at `\r\n`, `\r` (old Mac) or `\n`, as Python's universal newlines and pandas read them, and nowhere else:
-# `str.splitlines` also splits inside a string holding U+2028, U+2029 or U+0085, which JSON allows unescaped
-# (`json.dumps(..., ensure_ascii=False)` writes them so), and a valid line was refused as "not valid JSON"; splitting
-# at `\n` alone refused a `\r`-only file at line 1. No JSON string holds a raw `\r` or `\n` (they must be escaped).
+# Lines end at `\r\n`, `\r` (old Mac) or `\n`, as universal newlines read them, and nowhere else: `str.splitlines` also
+# split inside a JSON string holding U+2028, U+2029 or U+0085 (allowed unescaped); `\n` alone missed `\r`-only files.
 LINE_END = re.compile(r"\r\n|\r|\n")
+WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]|^\\\\")  # `C:\data\a.wav`, `\\server\share\a.wav`
+SAVE_AS_CSV = "in Excel: File › Save As › CSV UTF-8 (Comma delimited)"
+SEPARATOR_LINE = re.compile(r'^"?sep=(.)"?[,;\t]*$', re.IGNORECASE)  # Excel's `sep=;` line, for Excel alone
 
 
 class ManifestError(DataError):
@@ -45,12 +53,9 @@ def read_manifest(path: str) -> tuple[list[dict[str, Any]], list[str]]:
         raise ManifestError(f"{path}: manifest file not found")
     kind = MANIFEST_FORMATS.get(manifest.suffix.lower())
     if kind is None:
-        raise ManifestError(f"{path}: unknown manifest format '{manifest.suffix}' (use .csv, .tsv, .json or .jsonl)")
-    try:
-        text = manifest.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ManifestError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#x} at offset {error.start}, "
-                            "e.g. Latin-1 or Windows-1252): save it as UTF-8") from None
+        raise ManifestError(f"{path}: unknown manifest format '{manifest.suffix}' (use .csv, .tsv, .json or .jsonl)"
+                            f"{_format_hint(manifest.suffix)}")
+    text = _decoded(path, manifest.read_bytes())
     rows, columns = (_read_json(path, text) if kind == "json" else
                      _read_delimited(path, text, "\t" if manifest.suffix.lower() == ".tsv" else None))
     if not rows:
@@ -58,13 +63,53 @@ def read_manifest(path: str) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, columns
 
 
-def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[dict], list[str]]:
-    import csv
-    import io
+def _format_hint(suffix: str) -> str:
+    """What to do with a spreadsheet's own formats; Excel's "Unicode Text" is a tab-separated .txt."""
+    if suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers"):
+        return f"; a spreadsheet is read as CSV: save it {SAVE_AS_CSV}"
+    return "; a tab-separated .txt (Excel's Unicode Text) reads as .tsv: rename it" if suffix.lower() == ".txt" else ""
 
-    header = LINE_END.split(text, maxsplit=1)[0] if text.strip() else ""
-    if delimiter is None:  # `;` only when the header has no comma: a `;` inside a cell is a multi-label list
-        delimiter = ";" if ";" in header and "," not in header else ","
+
+def _decoded(path: str, data: bytes) -> str:
+    """The manifest's text: UTF-16 by its byte-order mark (Excel's "Unicode Text", which was refused as Latin-1),
+    else UTF-8 with or without one; anything else is a `ManifestError` naming the byte and Excel's way out."""
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")  # the mark tells the byte order, and is dropped
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#x} at offset {error.start}, "
+                            f"e.g. Latin-1 or Windows-1252): save it as UTF-8 ({SAVE_AS_CSV})") from None
+
+
+def _separator(text: str) -> tuple[str, str]:
+    """(separator, text without Excel's `sep=X` line) of a .csv: of `,` `;` tab, the one giving every first row the
+    header's cell count (trailing empty cells aside), the most cells first. The header alone chose wrongly: a
+    tab-separated .csv was one column, a `;` file with a comma in a header cell ("duration (s, approx)") two."""
+    first, *rest = LINE_END.split(text, maxsplit=1)
+    if (named := SEPARATOR_LINE.match(first.strip())) is not None:
+        return named.group(1), "".join(rest)
+
+    def fit(delimiter: str) -> tuple[bool, int]:
+        rows = [row for row in itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 200)
+                if any(cell.strip() for cell in row)]
+        width = len(_trimmed(rows[0])) if rows else 0
+        return width > 1 and all(len(_trimmed(row)) <= width <= len(row) for row in rows), width
+    try:
+        return max((",", ";", "\t"), key=fit), text
+    except csv.Error:  # an unclosed quote: read at "," and named with its line below
+        return ",", text
+
+
+def _trimmed(cells: list[str]) -> list[str]:
+    """A row without its trailing empty cells, which spreadsheets add after a formatted column (`a,b,,`)."""
+    end = next((i for i in range(len(cells), 1, -1) if cells[i - 1].strip()), 1)  # not a loop of copies: 16k cells
+    return cells[:end]
+
+
+def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[dict], list[str]]:
+    if delimiter is None:
+        delimiter, text = _separator(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         table = [row for row in reader if any(cell.strip() for cell in row)]
@@ -72,14 +117,26 @@ def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[d
         raise ManifestError(f"{path}: line {reader.line_num}: cannot be read as CSV ({error})") from None
     if not table:
         return [], []
-    columns = [name.strip() for name in table[0]]
+    columns = _column_names(path, table[0])
     rows = []
     for line, cells in enumerate(table[1:], start=2):
+        if len(cells) > len(columns) and not any(cell.strip() for cell in cells[len(columns):]):
+            cells = cells[:len(columns)]  # a spreadsheet's trailing empty cells (`a,b,,`)
         if len(cells) != len(columns):
             raise ManifestError(f"{path}: row {line} has {len(cells)} cells but the header has {len(columns)} "
                                 f"({columns}); quote cells that contain {delimiter!r}")
         rows.append(dict(zip(columns, cells)))
     return rows, columns
+
+
+def _column_names(path: str, header: list[str]) -> list[str]:
+    """Header cells stripped, trailing empty ones dropped; a byte-order mark (U+FEFF) left at the start of one (a
+    file saved with two) is removed and named: the column `path` was missing beside a column '\\ufeffpath'."""
+    columns = [name.strip() for name in _trimmed(header)]
+    if marked := [name for name in columns if name.startswith("\ufeff")]:
+        logger.warning("%s: header cell %r starts with a byte-order mark (U+FEFF, written twice), read as %r", path,
+                       marked[0], marked[0].lstrip("\ufeff").strip())
+    return [name.lstrip("\ufeff").strip() for name in columns]
 
 
 def _read_json(path: str, text: str) -> tuple[list[dict], list[str]]:
@@ -134,9 +191,6 @@ def list_cell(text: str) -> Optional[list[str]]:
 def _string_tokens(text: str) -> int:
     """How many string literals `text` holds: Python joins adjacent ones, so `["dog" "siren"]` (a comma left out)
     read as the one label 'dogsiren'."""
-    import io
-    import tokenize
-
     try:
         return sum(token.type == tokenize.STRING for token in tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
@@ -188,8 +242,9 @@ def manifest_files(manifest: str, path_column: str = "path") -> list[str]:
     suffix = Path(manifest).suffix.lower()
     if suffix not in MANIFEST_FORMATS:  # before "not found": `files.txt` is wrong whether or not it exists
         raise ManifestError(f"{manifest}: a manifest is .csv, .tsv or .jsonl (or .json), "
-                            f"not {suffix or 'extensionless'}")
+                            f"not {suffix or 'extensionless'}{_format_hint(suffix)}")
     rows, columns = read_manifest(manifest)
+    path_column = column_named(manifest, columns, path_column)
     if path_column not in columns:
         raise ManifestError(f"{manifest}: no {path_column!r} column (columns: {sorted(columns)}); "
                             "name the column with --path_column")
@@ -208,6 +263,16 @@ def _path_text(value) -> str:
     return str(value)
 
 
+def column_named(path: str, columns: list[str], wanted: str) -> str:
+    """`wanted`, or the one column that differs from it only in letter case (Excel's `Path`, `Label`), said once:
+    a manifest whose header was capitalised stopped on "missing column 'path'" beside a column 'Path'."""
+    alike = [name for name in columns if name.casefold() == wanted.casefold()]
+    if wanted in columns or len(alike) != 1:
+        return wanted
+    logger.info("%s: column %r read as the %r column (letter case aside)", path, alike[0], wanted)
+    return alike[0]
+
+
 def listed_files(manifest: str, cells: list[str], base: Path) -> list[str]:
     """Each row's file (`resolve_listed_path`); a `ManifestError` when no row's file is in the manifest's folder
     but some are in the current one: the paths were written relative to where the command runs, and each file
@@ -215,7 +280,13 @@ def listed_files(manifest: str, cells: list[str], base: Path) -> list[str]:
     When some rows are found, the missing ones are missing (a deleted file, with a copy of the data as the current
     folder: predict names it and scores the rest). `cells`: the rows' path cells; `base`: `manifest_folder`."""
     files = [resolve_listed_path(cell, base) for cell in cells]
-    if os.path.abspath(base) == os.getcwd() or any(os.path.lexists(file) for file in files):
+    if any(os.path.lexists(file) for file in files):
+        return files
+    drive = next((cell.strip() for cell in cells if WINDOWS_DRIVE.match(cell.strip())), None)
+    if drive is not None:  # one line, not one "not found" per row naming `folder/C:\\data\\a.wav`
+        raise ManifestError(f"{manifest}: no listed file exists; rows name Windows paths such as {drive!r}: give them "
+                            "relative to the manifest's folder")
+    if os.path.abspath(base) == os.getcwd():
         return files
     for number, cell in enumerate(cells, 1):
         if os.path.lexists(resolve_listed_path(cell, Path())):

@@ -20,6 +20,7 @@ import copy
 import csv
 import logging
 import os
+import unicodedata
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -94,17 +95,19 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
 
 def _check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[str]) -> None:
     """Each group names a folder `fold-<group>` of its own: one with / or \\ left OUTPUT_DIR ("a/../../x"), and
-    two that differ only in case ("Alice", "alice") are one folder on macOS and Windows, where the second
-    fold's manifests and run replaced the first's. Either is a one-line `DataError` naming the row."""
+    two that differ only in case ("Alice", "alice") or composition (`Zoë` as one code point or as `e` + accent)
+    are one folder on macOS and Windows, where the second fold's manifests and run replaced the first's. Either is
+    a one-line `DataError` naming the row."""
     first_of: dict[str, str] = {}
     for row, group in enumerate(groups, start=2):
         if "/" in group or "\\" in group:
             raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
                             f"(fold-<group>): a group name has no / or \\ in it")
-        earlier = first_of.setdefault(group.casefold(), group)
+        earlier = first_of.setdefault(unicodedata.normalize("NFC", group.casefold()), group)  # NFD: macOS names
         if earlier != group:
-            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} and {earlier!r} differ only in case; "
-                            "their fold folders (fold-<group>) would be one on macOS and Windows: rename one")
+            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} and {earlier!r} differ only in case "
+                            "(or Unicode composition); their fold folders (fold-<group>) would be one on macOS and "
+                            "Windows: rename one")
 
 
 def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optional[str], base: Path) -> list[int]:
