@@ -163,3 +163,23 @@ def test_capitalised_header_is_matched_when_one_column_fits(tmp_path, caplog):
     twice = written(tmp_path, "twice.csv", "Path,PATH,label\na.wav,a.wav,up\n")
     with pytest.raises(ManifestError, match="no 'path' column"):  # two fit: neither is guessed
         manifest_files(twice)
+
+
+def test_train_and_evaluate_read_a_capitalised_header_as_predict_does(tmp_path):
+    """`Path,Label` (Excel's habit) stopped train and evaluate on "missing column(s) ['path', 'label']"."""
+    from hfspeech.data.loading import load_audio_dataset
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    manifest = written(tmp_path, "m.csv", "Path,Label\na.wav,up\n")
+    dataset = load_audio_dataset(train_file=manifest)
+    assert dataset["train"]["label"][:] == ["up"] and dataset["train"]["audio"][0]["path"].endswith("a.wav")
+
+
+def test_cross_validation_folds_read_a_capitalised_header(tmp_path):
+    from hfspeech.training.cross_validation import write_fold_manifests
+
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"RIFF")
+    manifest = written(tmp_path, "m.csv", "Path,Label,Speaker\na.wav,up,Ann\nb.wav,up,Bo\n")
+    folds = write_fold_manifests(manifest, "speaker", str(tmp_path / "cv"), 0.0, 0, label_column="label")
+    assert sorted(folds) == ["Ann", "Bo"]

@@ -33,7 +33,8 @@ from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
 from hfspeech.data.columns import column_values
 from hfspeech.data.dataset_columns import audio_and_label, file_stat, keyed_by_stats, label_column_of
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
-from hfspeech.data.manifests import absolute_folder, absolute_manifest_folder, listed_files, read_manifest
+from hfspeech.data.manifests import (absolute_folder, absolute_manifest_folder, column_named, listed_files,
+                                     read_manifest)
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (ROLE_FLAGS, SPLIT_ALIASES, choose_splits, given_split_names, is_slice,
                                        refuse_without_dataset, slice_bases, slice_rows, split_notes)
@@ -236,7 +237,8 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
     against the manifest's folder by predict's rule (`manifest_folder`: a linked manifest's target's folder, a
     linked folder kept as named), made absolute; files that do not exist are an error naming them."""
     rows, columns = read_manifest(path)
-    label_column = label_column_of(columns, label_column)
+    path_column = column_named(path, columns, path_column)  # Excel's `Path` for `path`, where only one fits
+    label_column = column_named(path, columns, label_column_of(columns, label_column))
     if path_column not in columns or label_column not in columns:
         absent = [c for c in (path_column, label_column) if c not in columns]
         raise DataError(f"{path}: missing column(s) {absent}; available columns: {columns} (name them with "

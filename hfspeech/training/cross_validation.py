@@ -30,7 +30,7 @@ from hfspeech.data.columns import column_values
 from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import parse_label_list
 from hfspeech.data.dataset_columns import label_column_of
-from hfspeech.data.manifests import absolute_manifest_folder, resolve_listed_path
+from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
 from hfspeech.data.splits import in_file_order
 from hfspeech.errors import DataError, UsageError
 from hfspeech.evaluation.report import write_metrics_json
@@ -65,12 +65,13 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
     if len(set(groups)) < 2:
         raise DataError(f"{manifest}: leave-one-group-out needs at least 2 groups in column {group_column!r}, "
                         f"found {len(set(groups))}")
+    path_column = column_named(manifest, columns, path_column)  # Excel's `Path`, read as train reads it
     if path_column not in columns:
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
     _check_fold_folder_names(manifest, group_column, groups)
     base = absolute_manifest_folder(manifest)  # the rows' files as train and predict find them
-    label_column = label_column_of(columns, label_column) if label_column else None  # its spelling in the manifest
+    label_column = column_named(manifest, columns, label_column_of(columns, label_column)) if label_column else None
     folds = fold_rows(groups, validation_fraction, seed, rows_in_file_order(rows, path_column, label_column, base))
     if label_column:
         _check_fold_labels(manifest, group_column, folds, _row_labels(rows, label_column, label_separator))
