@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -183,3 +184,16 @@ def test_cross_validation_folds_read_a_capitalised_header(tmp_path):
     manifest = written(tmp_path, "m.csv", "Path,Label,Speaker\na.wav,up,Ann\nb.wav,up,Bo\n")
     folds = write_fold_manifests(manifest, "speaker", str(tmp_path / "cv"), 0.0, 0, label_column="label")
     assert sorted(folds) == ["Ann", "Bo"]
+
+
+def test_predict_takes_train_s_path_column_name_too(tmp_path, capsys):
+    """predict's `--path_column` is train's `--path_column_name`: the one a user of both typed was refused."""
+    from conftest import save_random_baseline
+
+    from hfspeech.cli import main
+
+    model = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.02, conv_channels=[4, 8], n_mels=16)
+    sf.write(tmp_path / "x.wav", np.random.default_rng(0).normal(0, 0.1, 8000).astype("float32"), 16000)
+    manifest = written(tmp_path, "m.csv", "file,label\nx.wav,a\n")
+    assert main(["predict", str(model), "--manifest", manifest, "--path_column_name", "file", "--json"]) == 0
+    assert "x.wav" in json.dumps(json.loads(capsys.readouterr().out))

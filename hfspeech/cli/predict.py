@@ -25,7 +25,8 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("files", nargs="*", help="audio files (wav, flac, mp3, ogg ...) or folders of them")
     parser.add_argument("--manifest", default=None, help="also the files of a CSV/TSV/JSONL manifest (its path "
                         "column, relative to the manifest's folder)")
-    parser.add_argument("--path_column", default="path", help="--manifest: the column holding the paths")
+    parser.add_argument("--path_column", "--path_column_name", dest="path_column", default="path",  # train's name too
+                        help="--manifest: the column holding the paths")
     parser.add_argument("--top_k", type=positive(int), default=3)
     parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window for long files (default: the clip length the model was trained on)")
