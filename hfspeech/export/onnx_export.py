@@ -11,6 +11,7 @@ is the same output check.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import warnings
@@ -174,8 +175,45 @@ def write_onnx(model, onnx_config, feature_extractor, output_dir: Path, quantize
     add_graph_for_unpadded_batches(model, onnx_config, onnx_path, shapes)
     model.config.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
+    facts = deployment_facts(model.config, feature_extractor)
+    write_metadata(onnx_path, facts)
     if quantize == "int8":
-        return quantize_int8(onnx_path, calibration_dir=calibration_dir, skip_bad_files=skip_bad_files)
-    if quantize == "int8_weights":
-        return write_int8_weights(onnx_path)
-    return onnx_path
+        written = quantize_int8(onnx_path, calibration_dir=calibration_dir, skip_bad_files=skip_bad_files)
+    elif quantize == "int8_weights":
+        written = write_int8_weights(onnx_path)
+    else:
+        return onnx_path
+    write_metadata(written, facts)  # the quantizers build a new model: what they copied of it is not promised
+    return written
+
+
+def deployment_facts(config, feature_extractor) -> dict[str, str]:
+    """What a deployer needs beside the graph, as JSON text for `model.onnx`'s `metadata_props`: labels, rate, clip
+    window, waveform normalisation, problem type, thresholds, trim. They live in config.json and
+    preprocessor_config.json, and a `.onnx` copied alone lost them (recipes/plain_onnxruntime.py reads them when
+    the JSON files are absent). Only facts the model has are written; nothing of the graph changes."""
+    facts = {
+        "id2label": {str(index): label for index, label in config.id2label.items()},
+        "sampling_rate": getattr(feature_extractor, "sampling_rate", None),
+        "max_length_seconds": getattr(config, "max_length_seconds", None),
+        "do_normalize": getattr(feature_extractor, "do_normalize", None),
+        "problem_type": getattr(config, "problem_type", None),
+        "label_thresholds": getattr(config, "label_thresholds", None) or None,
+        "trim_silence_top_db": getattr(config, "trim_silence_top_db", None),
+        "model_type": config.model_type,
+    }
+    return {key: json.dumps(value) for key, value in facts.items() if value is not None}
+
+
+def write_metadata(onnx_path: Path, facts: dict[str, str]) -> None:
+    """`facts` into `onnx_path`'s `metadata_props`, replacing entries of the same keys (the file's graph and its
+    external weights, if any, are left as they are)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    kept = [entry for entry in model.metadata_props if entry.key not in facts]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in facts.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(onnx_path))

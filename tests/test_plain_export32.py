@@ -1,0 +1,153 @@
+"""recipes/plain_onnxruntime.py, run where hfspeech, transformers, optimum and torch cannot be imported, gives the
+lines `hfspeech predict` gives for the same export: the steps before the graph (downmix, soxr resampling, trim,
+windows, normalisation) and after it (softmax or sigmoid, mean, thresholds) are the whole contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import TINY_CNN, run_cli_output, save_random_baseline, synth_clip
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "plain_onnxruntime.py"
+MULTI_LABEL = "multi_label_classification"
+
+# Runs the recipe with every package of the hfspeech stack refused: `-I` keeps the repository off sys.path, and
+# the finder refuses the installed copies.
+BLOCKED_RUN = """
+import runpy, sys
+BLOCKED = {"hfspeech", "transformers", "optimum", "torch", "recipes"}
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not allowed here")
+sys.meta_path.insert(0, Refuse())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_plain(model: Path, files: list[Path]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-I", "-c", BLOCKED_RUN, str(RECIPE), str(model), *map(str, files)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def parsed(lines: str) -> dict[str, dict]:
+    """{path: {labels, scores, windows, active}} from predict's plain lines."""
+    rows = {}
+    for line in lines.strip().splitlines():
+        path, rest = line.split(": ", 1)
+        ranked = re.findall(r"([^,()]+?) \(([0-9.]+)\)", rest.split("  ")[0])
+        windows = re.search(r"\[(\d+) windows\]", rest)
+        active = re.search(r"active: (.*)$", rest)
+        rows[path] = {"labels": [label.strip() for label, _ in ranked], "scores": [float(s) for _, s in ranked],
+                      "windows": int(windows.group(1)) if windows else 1,
+                      "active": active.group(1) if active else None}
+    return rows
+
+
+def assert_same_as_predict(model: Path, files: list[Path], capsys, plain_model: Path | None = None,
+                           predict_flags: tuple = ()) -> dict:
+    code, out, err = run_cli_output(["predict", str(model), *map(str, files), *predict_flags], capsys)
+    assert code == 0, err
+    plain = run_plain(plain_model or model, files)
+    assert plain.returncode == 0, plain.stderr
+    expected, got = parsed(out), parsed(plain.stdout)
+    assert list(got) == list(expected)
+    for path, row in expected.items():
+        assert got[path]["labels"] == row["labels"], (path, got[path], row)
+        assert got[path]["scores"] == pytest.approx(row["scores"], abs=0.0015)
+        assert (got[path]["windows"], got[path]["active"]) == (row["windows"], row["active"])
+    return expected
+
+
+def exported(folder: Path, quantize=None, **config_values) -> Path:
+    from hfspeech.export import export_onnx
+
+    labels = config_values.pop("labels", ["low", "high", "noise"])
+    save_random_baseline(folder, "cnn", labels, 0.5, max_length_seconds=0.5, **json.loads(TINY_CNN), **config_values)
+    return export_onnx(folder, folder / "onnx", quantize=quantize).parent
+
+
+@pytest.fixture(scope="module")
+def cnn_export(tmp_path_factory) -> Path:
+    return exported(tmp_path_factory.mktemp("plain") / "cnn")
+
+
+def write_clips(folder: Path) -> list[Path]:
+    """A 16-kHz clip, an 8-kHz one (resampled), a stereo one with unequal channels, and one 3x the 0.5-s window."""
+    rng = np.random.default_rng(3)
+    folder.mkdir(exist_ok=True)
+    low, high = synth_clip("low", rng, 44100, 0.45), synth_clip("high", rng, 44100, 0.45)
+    clips = {"normal.wav": (synth_clip("high", rng, 16000, 0.5), 16000),
+             "narrow.wav": (synth_clip("noise", rng, 8000, 0.5), 8000),
+             "stereo.wav": (np.stack([low, 0.3 * high], axis=1), 44100),
+             "long.wav": (np.concatenate([synth_clip(kind, rng, 16000, 0.5) for kind in ("low", "noise", "high")]),
+                          16000)}
+    for name, (samples, rate) in clips.items():
+        sf.write(folder / name, samples, rate, subtype="FLOAT")
+    return [folder / name for name in clips]
+
+
+def test_plain_script_gives_predicts_labels_and_scores(cnn_export, tmp_path, capsys):
+    rows = assert_same_as_predict(cnn_export, write_clips(tmp_path), capsys)
+    assert rows[str(tmp_path / "long.wav")]["windows"] == 5  # 0.25-s hop over 1.5 s
+
+
+def test_a_lone_onnx_file_keeps_labels_rate_and_window_in_its_metadata(cnn_export, tmp_path, capsys):
+    """A `.onnx` copied without its JSON files had empty metadata_props: nothing said its labels or rate."""
+    lone = tmp_path / "alone" / "model.onnx"
+    lone.parent.mkdir()
+    shutil.copy(cnn_export / "model.onnx", lone)
+    assert_same_as_predict(cnn_export, write_clips(tmp_path / "clips"), capsys, plain_model=lone)
+
+
+def test_multi_label_int8_export_keeps_its_thresholds_and_active_labels(tmp_path, capsys):
+    labels = ["alarm", "bark", "car", "door"]
+    thresholds = {"alarm": 0.2, "bark": 0.45, "car": 0.6}  # door: the default 0.5
+    folder = exported(tmp_path / "ml", quantize="int8", labels=labels, problem_type=MULTI_LABEL,
+                      label_thresholds=thresholds)
+    lone = tmp_path / "alone" / "model_quantized.onnx"
+    lone.parent.mkdir()
+    shutil.copy(folder / "model_quantized.onnx", lone)
+    # one window at a time, as the script runs them: dynamic int8 scales each batch as a whole (docs/export.md)
+    rows = assert_same_as_predict(folder / "model_quantized.onnx", write_clips(tmp_path / "clips"), capsys,
+                                  plain_model=lone, predict_flags=("--batch_size", "1"))
+    assert all(row["active"] is not None for row in rows.values())
+
+
+def test_trimmed_model_is_trimmed_as_predict_trims(tmp_path, capsys):
+    folder = exported(tmp_path / "trim", trim_silence_top_db=30.0)
+    rng = np.random.default_rng(5)
+    quiet = 1e-4 * rng.standard_normal(20000).astype(np.float32)
+    sf.write(tmp_path / "lead_in.wav", np.concatenate([quiet, synth_clip("low", rng, 16000, 0.4), quiet[:3000]]),
+             16000, subtype="FLOAT")
+    assert_same_as_predict(folder, [tmp_path / "lead_in.wav"], capsys)
+
+
+def test_a_folder_without_a_model_is_one_line(tmp_path):
+    answer = run_plain(tmp_path, [tmp_path / "x.wav"])
+    assert answer.returncode == 2
+    assert answer.stderr.strip().count("\n") == 0 and "no such ONNX file" in answer.stderr, answer.stderr
+
+
+def test_a_whisper_export_is_refused_saying_what_it_takes(tmp_path):
+    """A graph fed `input_features` (Whisper's log-mel) cannot take the waveforms the script makes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    features = helper.make_tensor_value_info("input_features", TensorProto.FLOAT, ["batch", 80, 3000])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 80, 3000])
+    graph = helper.make_graph([helper.make_node("Identity", ["input_features"], ["logits"])], "g", [features], [logits])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "model.onnx")
+    answer = run_plain(tmp_path, [tmp_path / "x.wav"])
+    assert answer.returncode == 2
+    assert answer.stderr.count("\n") == 1 and "input_features" in answer.stderr, answer.stderr
