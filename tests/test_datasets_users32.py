@@ -135,3 +135,30 @@ def test_streaming_a_local_parquet_clone_counts_its_rows_from_the_files(tmp_path
     arguments = TrainingArguments(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4,
                                   num_train_epochs=2, report_to=[])
     assert streaming_max_steps(data.num_train_rows, arguments) == 6  # 3 batches an epoch
+
+
+def test_a_decode_failure_is_not_cached_for_a_run_that_does_not_skip(tmp_path, monkeypatch):
+    """The whole table is decoded keeping each bad file as a row; a run without --skip_bad_files then stopped on it,
+    and after the user mended the cause outside the file (torchcodec or ffmpeg installed) the rerun read the
+    failure back from the cache (and a --skip_bad_files rerun dropped a good file)."""
+    import hfspeech.data.audio as audio
+    from conftest import write_tone_folder
+    from hfspeech.data.audio import AudioFileError
+    from hfspeech.data.labelled import DataSpec, load_labelled_splits
+    from hfspeech.data.prepare import prepare_dataset
+
+    root = write_tone_folder(tmp_path / "data", clips_per_class=6, rates=(16000,))
+    spec = DataSpec(source={"data_dir": str(root), "cache_dir": str(tmp_path / "cache")})
+    target, real = str(root / "low" / "low_002.wav"), audio.check_audio_path
+
+    def broken_decoder(path):
+        if str(path) == target:
+            raise AudioFileError(path, "cannot be decoded as audio: please install 'torchcodec'")
+        return real(path)
+
+    monkeypatch.setattr(audio, "check_audio_path", broken_decoder)
+    with pytest.raises(AudioFileError, match="torchcodec"):
+        prepare_dataset(load_labelled_splits(spec, 0), 16000)
+    monkeypatch.setattr(audio, "check_audio_path", real)  # mended outside the file
+    prepared, report = prepare_dataset(load_labelled_splits(spec, 0), 16000)
+    assert not report.skipped and sum(len(split) for split in prepared.values()) == 18

@@ -187,9 +187,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         remove_columns=split.column_names,
         features=features,
         num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
-        # Decoded clips wait in memory until a batch is written: 100 of them (~10 MB of 1-3 s clips),
-        # not datasets' default 1000, keeps preparation's peak memory at that of decoding on the fly.
-        writer_batch_size=_writer_batch_size(split, file_sizes),
+        writer_batch_size=_writer_batch_size(split, file_sizes),  # clips held until written: a few, not 1000
         desc=f"decoding {what} at {settings[0]} Hz",
     )
 
@@ -201,6 +199,9 @@ def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, se
     if key not in wholes:
         whole = Dataset(split.data, info=split.info.copy(), split=split.split, fingerprint=key)
         wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", [*settings[:3], True])
+        if not settings[3] and any(column_values(wholes[key], "error")):  # a failure is not kept for a run
+            for cache in wholes[key].cache_files:  # that does not skip: a broken decoder (torchcodec missing)
+                Path(cache["filename"]).unlink(missing_ok=True)  # mended, the rerun failed from the cache
     decoded = wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
     bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
     if bad is not None and not settings[3]:
