@@ -3,7 +3,8 @@
     python recipes/plain_onnxruntime.py runs/kws/onnx clip.wav other.flac
     python recipes/plain_onnxruntime.py runs/kws/onnx/model_quantized.onnx clip.wav --top_k 5
 
-Prints what `hfspeech predict` prints for the baselines (CNN, BC-ResNet, LSTM; multi-label with its thresholds):
+Prints what `hfspeech predict` prints for the baselines (CNN, BC-ResNet, LSTM; multi-label with its thresholds) and
+Whisper classifiers:
 `path: label (score), ...`, `[N windows]` for a file longer than the model's clip, `active: ...` for a multi-label
 model. Why a script: the graph is only part of the model. Before it, predict downmixes, resamples, trims (models
 trained with --trim_silence), cuts windows and normalises each one; skip a step and labels change (docs/export.md,
@@ -11,8 +12,10 @@ trained with --trim_silence), cuts windows and normalises each one; skip a step 
 to copy into a deployment.
 
 The facts come from the export folder's config.json and preprocessor_config.json; a `.onnx` alone carries them
-in its metadata (`metadata_props`, written by `hfspeech export`). A Whisper export is refused: its graph takes a
-log-mel `input_features`, which transformers' WhisperFeatureExtractor computes; this script feeds waveforms.
+in its metadata (`metadata_props`, written by `hfspeech export`). A Whisper export takes a log-mel
+`input_features [1, 80, frames]` instead of waveforms: `whisper_log_mel` is transformers' WhisperFeatureExtractor in
+numpy (its slaney mel filter bank built from preprocessor_config.json), each window padded with silence to the
+window the model was cut to (`n_samples`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ NORMALIZE_EPSILON = 1e-7  # Wav2Vec2FeatureExtractor's zero-mean unit-variance: 
 DEFAULT_WINDOW_SECONDS = 10.0  # a model whose config has no max_length_seconds
 DEFAULT_THRESHOLD = 0.5  # a multi-label model's label without a tuned threshold
 MULTI_LABEL = "multi_label_classification"
+# WhisperFeatureExtractor's STFT sizes, for a Whisper `.onnx` alone (its metadata has no front end; its graph's
+# input says the frame count); its filter bank always ends at 8 kHz, and log10 powers are floored at 1e-10
+WHISPER_DEFAULTS = {"n_fft": 400, "hop_length": 160, "padding_value": 0.0}
+WHISPER_TOP_HZ, WHISPER_FLOOR, WHISPER_RANGE = 8000.0, 1e-10, 8.0
 # What `hfspeech export` writes into metadata_props (JSON text each); other tools add their own (onnx.infer).
 METADATA_KEYS = ("id2label", "sampling_rate", "max_length_seconds", "do_normalize", "problem_type",
                  "label_thresholds", "trim_silence_top_db")
@@ -106,15 +113,81 @@ def window_starts(length: int, window: int, hop: int) -> list[int]:
     return starts + [length - window] if starts[-1] + window < length else starts
 
 
+def slaney_mel(hertz: np.ndarray) -> np.ndarray:
+    """Hz to mels on Slaney's scale (linear below 1 kHz, logarithmic above), as librosa and Whisper use it."""
+    return np.where(hertz < 1000.0, 3.0 * hertz / 200.0, 15.0 + np.log(np.maximum(hertz, 1e-10) / 1000.0) * 27.0 /
+                    np.log(6.4))
+
+
+def slaney_hertz(mels: np.ndarray) -> np.ndarray:
+    """Mels back to Hz: the filter edges are spaced evenly in mels and placed on the FFT bins in Hz."""
+    return np.where(mels < 15.0, 200.0 * mels / 3.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mels - 15.0)))
+
+
+def whisper_filter_bank(rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """[n_fft // 2 + 1, n_mels]: triangles between mel-spaced edges from 0 Hz to 8 kHz, drawn over the FFT bins in
+    Hz, each scaled by 2 / its width in Hz (slaney norm): transformers' `mel_filter_bank` as Whisper's extractor
+    calls it. Built here because the folder does not carry it."""
+    edges = slaney_hertz(np.linspace(0.0, slaney_mel(np.array(WHISPER_TOP_HZ)), n_mels + 2))
+    bins = np.linspace(0, rate // 2, n_fft // 2 + 1)[:, None]
+    rising = (bins - edges[None, :-2]) / np.diff(edges)[:-1]
+    falling = (edges[None, 2:] - bins) / np.diff(edges)[1:]
+    return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))
+
+
+def whisper_log_mel(clip: np.ndarray, facts: dict) -> np.ndarray:
+    """[n_mels, n_samples // hop] log-mel of one window, as WhisperFeatureExtractor computes it: the clip padded
+    with silence (cut) to `n_samples`; periodic Hann frames of n_fft every hop, centred with reflected ends; power
+    spectrum through the filter bank; the last frame dropped; log10 floored at 1e-10, then at 8 below the window's
+    maximum; (x + 4) / 4."""
+    n_fft, hop, size = facts["n_fft"], facts["hop_length"], facts["n_samples"]
+    padded = np.full(size, facts["padding_value"], dtype=np.float64)
+    padded[: min(size, clip.size)] = clip[:size]
+    framed = np.lib.stride_tricks.sliding_window_view(np.pad(padded, n_fft // 2, mode="reflect"), n_fft)[::hop]
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    power = np.abs(np.fft.rfft(framed * window, axis=-1)) ** 2
+    mel = (power[:-1] @ facts["mel_filters"]).T
+    log = np.log10(np.maximum(mel, WHISPER_FLOOR))
+    return ((np.maximum(log, log.max() - WHISPER_RANGE) + 4.0) / 4.0).astype(np.float32)
+
+
+def whisper_front_end(onnx_path: Path, session: onnxruntime.InferenceSession, facts: dict) -> dict:
+    """The extractor's sizes from preprocessor_config.json, else its defaults and the graph's frame count; and its
+    filter bank."""
+    shape = next(node.shape for node in session.get_inputs() if node.name == "input_features")
+    facts = {**WHISPER_DEFAULTS, "feature_size": shape[1], **facts}
+    if "n_samples" not in facts:
+        if not isinstance(shape[2], int):
+            raise ExportError(f"{onnx_path}: input_features has no fixed frame count ({shape[2]}) and no "
+                              "preprocessor_config.json says the window: copy the export folder's JSON files beside it")
+        facts["n_samples"] = shape[2] * facts["hop_length"]
+    return {**facts, "mel_filters": whisper_filter_bank(int(facts["sampling_rate"]), facts["n_fft"],
+                                                        facts["feature_size"])}
+
+
+def graph_feed(session: onnxruntime.InferenceSession, clip: np.ndarray, facts: dict) -> dict:
+    """The graph's inputs for one window: waveform `input_values` (normalised on the window's own samples when
+    `do_normalize`) with a mask of ones, or Whisper's `input_features` with, for a clip-pooling model, a mask of
+    the mel frames the clip covers (frame f holds sample f * hop)."""
+    inputs = {node.name: node.type for node in session.get_inputs()}
+    if "input_features" in inputs:
+        feed = {"input_features": whisper_log_mel(clip, facts)[None]}
+        frames = feed["input_features"].shape[-1]
+        mask = (np.arange(frames) * facts["hop_length"] < clip.size)[None]
+    else:
+        if facts.get("do_normalize"):
+            clip = (clip - clip.mean()) / np.sqrt(clip.var() + NORMALIZE_EPSILON)
+        feed = {"input_values": clip[None].astype(np.float32)}
+        mask = np.ones((1, clip.size), dtype=bool)
+    if "attention_mask" in inputs:
+        feed["attention_mask"] = mask.astype(np.int32 if inputs["attention_mask"] == "tensor(int32)" else np.int64)
+    return feed
+
+
 def window_scores(session: onnxruntime.InferenceSession, clip: np.ndarray, facts: dict) -> np.ndarray:
-    """One window's scores: normalised on its own samples when `do_normalize`, run alone (no padding), then a
-    softmax, or a float64 sigmoid per label for a multi-label model."""
-    if facts.get("do_normalize"):
-        clip = (clip - clip.mean()) / np.sqrt(clip.var() + NORMALIZE_EPSILON)
-    feed = {"input_values": clip[None].astype(np.float32)}
-    if "attention_mask" in {node.name for node in session.get_inputs()}:
-        feed["attention_mask"] = np.ones((1, clip.size), dtype=np.int64)
-    logits = session.run(None, feed)[0][0]
+    """One window's scores: run alone (no padding but Whisper's), then a softmax, or a float64 sigmoid per label
+    for a multi-label model."""
+    logits = session.run(None, graph_feed(session, clip, facts))[0][0]
     if facts.get("problem_type") == MULTI_LABEL:
         return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
     exp = np.exp(logits - logits.max())
@@ -169,10 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         onnx_path = model_file(args.model)
         session = open_session(onnx_path)
-        if "input_features" in {node.name for node in session.get_inputs()}:
-            raise ExportError(f"{onnx_path}: a Whisper export takes log-mel input_features [batch, 80, frames] "
-                              "(transformers' WhisperFeatureExtractor), not waveforms: run it with hfspeech predict")
         facts = model_facts(onnx_path, session)
+        if "input_features" in {node.name for node in session.get_inputs()}:
+            facts = whisper_front_end(onnx_path, session, facts)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -139,15 +139,82 @@ def test_a_folder_without_a_model_is_one_line(tmp_path):
     assert answer.stderr.strip().count("\n") == 0 and "no such ONNX file" in answer.stderr, answer.stderr
 
 
-def test_a_whisper_export_is_refused_saying_what_it_takes(tmp_path):
-    """A graph fed `input_features` (Whisper's log-mel) cannot take the waveforms the script makes."""
+def whisper_export(folder: Path, model_type: str, clip_seconds: float, window_seconds: int) -> Path:
+    """A random tiny Whisper classifier cut to a `window_seconds` window for `clip_seconds` clips, exported."""
+    import torch
+    from transformers import AutoConfig, AutoModelForAudioClassification, WhisperFeatureExtractor
+
+    from hfspeech.export import export_onnx
+    from hfspeech.models import register
+    from hfspeech.models.whisper import prepare_whisper_classifier
+    from hfspeech.synthetic.tiny import TINY_WHISPER_CONFIG
+
+    register()
+    torch.manual_seed(0)
+    labels = {"id2label": {0: "low", 1: "high", 2: "noise"}, "label2id": {"low": 0, "high": 1, "noise": 2}}
+    config = AutoConfig.for_model(model_type, **TINY_WHISPER_CONFIG, **labels)
+    model = AutoModelForAudioClassification.from_config(config).eval()
+    extractor, _ = prepare_whisper_classifier(model, WhisperFeatureExtractor(), clip_seconds, window_seconds)
+    model.config.max_length_seconds = clip_seconds
+    with torch.no_grad():  # logits that differ well beyond float noise
+        model.classifier.weight.normal_(0, 20.0)
+    model.save_pretrained(folder)
+    extractor.save_pretrained(folder)
+    return export_onnx(folder, folder / "onnx").parent
+
+
+@pytest.mark.parametrize("model_type, clip_seconds, window_seconds", [("whisper", 0.5, 1),
+                                                                      ("whisper-clip-pooling", 1.0, 2)])
+def test_whisper_export_gives_predicts_labels_and_scores(model_type, clip_seconds, window_seconds, tmp_path, capsys):
+    """Before: refused ("takes log-mel input_features"). Now the numpy log-mel: a clip shorter than the window
+    (padded with silence; clip pooling masks the padding), an 8-kHz one, a stereo one and one of several windows."""
+    folder = whisper_export(tmp_path / "whisper", model_type, clip_seconds, window_seconds)
+    rows = assert_same_as_predict(folder, write_clips(tmp_path / "clips"), capsys)
+    assert rows[str(tmp_path / "clips" / "long.wav")]["windows"] == (5 if clip_seconds == 0.5 else 2)
+
+
+def test_a_lone_whisper_onnx_file_takes_its_front_end_from_the_graph(tmp_path, capsys):
+    """Without preprocessor_config.json: the extractor's default sizes and the graph's frame count."""
+    folder = whisper_export(tmp_path / "whisper", "whisper", 0.5, 1)
+    lone = tmp_path / "alone" / "model.onnx"
+    lone.parent.mkdir()
+    shutil.copy(folder / "model.onnx", lone)
+    assert_same_as_predict(folder, write_clips(tmp_path / "clips"), capsys, plain_model=lone)
+
+
+def test_numpy_log_mel_is_whisper_feature_extractors(tmp_path):
+    """The recipe's features against transformers' own, on random audio shorter than, as long as and longer than
+    the window, and for another mel count (the filter bank is built from the config, not stored)."""
+    import runpy
+
+    from transformers import WhisperFeatureExtractor
+
+    recipe = runpy.run_path(str(RECIPE))
+    rng = np.random.default_rng(0)
+    for mels, seconds in ((80, 1), (128, 2)):
+        extractor = WhisperFeatureExtractor(feature_size=mels, chunk_length=seconds)
+        facts = {"sampling_rate": 16000, "n_fft": 400, "hop_length": 160, "padding_value": 0.0,
+                 "n_samples": extractor.n_samples,
+                 "mel_filters": recipe["whisper_filter_bank"](16000, 400, mels)}
+        np.testing.assert_allclose(facts["mel_filters"], extractor.mel_filters, atol=1e-7, rtol=0)
+        for length in (700, extractor.n_samples, extractor.n_samples + 5000):
+            audio = (0.3 * rng.standard_normal(length)).astype(np.float32)
+            expected = extractor(audio, sampling_rate=16000, return_tensors="np")["input_features"][0]
+            np.testing.assert_allclose(recipe["whisper_log_mel"](audio, facts), expected, atol=1e-4, rtol=0)
+
+
+def test_a_lone_whisper_graph_without_a_fixed_window_is_one_line(tmp_path):
+    """No preprocessor_config.json and a symbolic frame count: nothing says how long a window is."""
     import onnx
     from onnx import TensorProto, helper
 
-    features = helper.make_tensor_value_info("input_features", TensorProto.FLOAT, ["batch", 80, 3000])
-    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 80, 3000])
+    features = helper.make_tensor_value_info("input_features", TensorProto.FLOAT, ["batch", 80, "frames"])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 80, "frames"])
     graph = helper.make_graph([helper.make_node("Identity", ["input_features"], ["logits"])], "g", [features], [logits])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "model.onnx")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    for key, value in (("id2label", {"0": "a"}), ("sampling_rate", 16000)):
+        model.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.save(model, tmp_path / "model.onnx")
     answer = run_plain(tmp_path, [tmp_path / "x.wav"])
     assert answer.returncode == 2
-    assert answer.stderr.count("\n") == 1 and "input_features" in answer.stderr, answer.stderr
+    assert answer.stderr.count("\n") == 1 and "no fixed frame count" in answer.stderr, answer.stderr
