@@ -197,3 +197,14 @@ def test_predict_takes_train_s_path_column_name_too(tmp_path, capsys):
     manifest = written(tmp_path, "m.csv", "file,label\nx.wav,a\n")
     assert main(["predict", str(model), "--manifest", manifest, "--path_column_name", "file", "--json"]) == 0
     assert "x.wav" in json.dumps(json.loads(capsys.readouterr().out))
+
+
+def test_a_tab_sep_line_and_a_capitalised_labels_header_are_read(tmp_path):
+    """Review 2: `sep=<tab>` lost its tab to strip() and was read as a one-column header; `Path,Labels` stopped on
+    "missing column(s) ['label']" where `Path,Label` was read."""
+    from hfspeech.data.loading import load_audio_dataset
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    assert read_manifest(written(tmp_path, "t.csv", "sep=\t\npath\tlabel\na.wav\tup\n"))[1] == ["path", "label"]
+    dataset = load_audio_dataset(train_file=written(tmp_path, "m.csv", "Path,Labels\na.wav,up\n"))
+    assert dataset["train"]["label"][:] == ["up"]

@@ -165,9 +165,11 @@ def whole_table_keys(dataset: DatasetDict) -> dict[str, str]:
 
 
 def label_column_of(columns: Sequence[str], label_column: str) -> str:
-    """The default `label` column, or `labels` when the data has that instead (the usual name for lists)."""
-    if label_column == "label" and "label" not in columns and "labels" in columns:
-        return "labels"
+    """The default `label` column, or `labels` (any letter case) when the data has that instead (the usual name for
+    lists)."""
+    if label_column == "label" and not any(name.casefold() == "label" for name in columns):
+        plural = [name for name in columns if name.casefold() == "labels"]  # `Labels` too, as `column_named` reads
+        return "labels" if "labels" in columns else plural[0] if len(plural) == 1 else label_column
     return label_column
 
 

@@ -87,7 +87,7 @@ def _separator(text: str) -> tuple[str, str]:
     header's cell count (trailing empty cells aside), the most cells first. The header alone chose wrongly: a
     tab-separated .csv was one column, a `;` file with a comma in a header cell ("duration (s, approx)") two."""
     first, *rest = LINE_END.split(text, maxsplit=1)
-    if (named := SEPARATOR_LINE.match(first.strip())) is not None:
+    if (named := SEPARATOR_LINE.match(first.strip(" "))) is not None:  # not strip(): `sep=<tab>` is a tab
         return named.group(1), "".join(rest)
 
     def fit(delimiter: str) -> tuple[bool, int]:
