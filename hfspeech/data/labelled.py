@@ -18,7 +18,7 @@ from hfspeech.data.groups import GROUP_COLUMN, attach_groups, group_disjoint_spl
 from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
-from hfspeech.data.speech_commands import with_speaker_groups
+from hfspeech.data.speech_commands import split_method, with_speaker_groups  # split_method: the run records it
 from hfspeech.data.split_audit import audit_repeats, audit_splits, refuse_unseen_carved_classes
 from hfspeech.data.split_names import SPLIT_ALIASES
 from hfspeech.data.splits import in_file_order, make_splits

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from hfspeech.data.manifests import MANIFEST_FORMATS
+from hfspeech.data.speech_commands import split_method
 from hfspeech.hub.card_markdown import number
 from hfspeech.hub.local_paths import MANIFEST_KEYS, RUN_INPUTS_FILE, is_hub_id
 from hfspeech.models.config_json import HYPERPARAMETERS_FILE, INT8_CHECK_FILE, read_run_record
@@ -141,11 +142,17 @@ def test_set_note(metrics: dict, data_report: dict, warnings: list[str], group_c
                  else "") + "; they are not held-out test numbers.")
     if not isinstance(found, dict):
         return f"- Scores are on the run's {split or 'test'} split, not on independent data."
+    method = split_method([str(note) for note in data_report.get("notes") or []])
+    if "test" in found and "lists" in method.split("+"):
+        return ("- Scores are on the test split the data set's own lists name (testing_list.txt), held out of the "
+                "training folder by those lists, not at random; they are not independent data.")
     if "test" in found:
         return ("- Scores are on a test set given apart from the training data (its own manifest, folder or "
                 "split), not carved out of the training clips; they hold for data like that set, not for other "
                 "recordings.")
-    grouped = f" by whole `{group_column}` groups (none is in two splits)" if group_column else " at random"
+    grouped = (f" by whole `{group_column}` groups (none is in two splits)" if group_column else
+               " by whole speakers (the `<speaker>_nohash_` file names; none is in two splits)"
+               if "speaker_groups" in method.split("+") else " at random")
     untrained = any(str(w).startswith(UNTRAINED_CLASSES_WARNING) for w in warnings)  # whole classes held out
     return (f"- Scores are on a split held out{grouped} from the training data above, not on independent data."
             + (" Some of the model's classes had no training clip (see the warning above): it never learned them, "

@@ -36,7 +36,7 @@ from hfspeech.errors import DataError, UsageError
 from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
-from hfspeech.training.cross_validation_pooled import pooled_scores, score_held_out
+from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
@@ -192,7 +192,7 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
                                      data_args.validation_split_percentage / 100, training_args.seed,
                                      data_args.path_column_name, data_args.label_column_name,
                                      data_args.label_separator if model_args.multi_label else None, write=first)
-    results, held_out = {}, {}
+    results, held_out, pooled_failure = {}, {}, None
     write_summary(root, results, list(folds), write=first)  # an earlier run's summary never sits beside these folds
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
@@ -204,17 +204,17 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         logger.info("fold %s: %d of %d", group, len(results) + 1, len(folds))
         try:
             results[group] = run_training(model_args, fold_data, fold_training)
-            if first:  # the first process's fold model, scored where the other processes' return no test scores
-                held_out[group] = score_held_out(fold_training.output_dir, fold_data, model_args,
-                                                 training_args.per_device_eval_batch_size)
         except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them
             write_summary(root, results, list(folds), failed=group, write=first)
             raise
+        if first and pooled_failure is None:  # the first process's fold model (the others return no test scores)
+            pooled_failure = score_fold(held_out, group, fold_training.output_dir, fold_data, model_args,
+                                        training_args.per_device_eval_batch_size)
         summary = write_summary(root, results, list(folds), write=first,  # the last fold's is the final one
-                                pooled=pooled_scores(held_out) if len(held_out) == len(folds) else None)
+                                pooled=pooled_or_failure(held_out, len(folds), pooled_failure))
     logger.info("leave-one-%s-out test scores over %d folds: %s; pooled out of fold: %s", data_args.group_column,
                 len(results), {k: v for k, v in summary.items() if k.startswith("test_")},
-                {k: v for k, v in summary.get("pooled", {}).items() if isinstance(v, float)})
+                {k: v for k, v in (summary.get("pooled") or {}).items() if isinstance(v, float)})
     return summary
 
 
@@ -240,8 +240,8 @@ def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Opt
     for name in scores:
         if all(isinstance(fold.get(name), (int, float)) for fold in folds.values()):
             summary[name] = summarise([fold[name] for fold in folds.values()])
-    if pooled is not None:
-        summary["pooled"] = pooled
+    if pooled is not None:  # {"pooled": None, "pooled_not_scored": why} where re-scoring a fold failed
+        summary.update(pooled if POOLED_NOT_SCORED in pooled else {"pooled": pooled})
     return summary
 
 

@@ -15,6 +15,8 @@ centre crop of each clip): on clips no longer than `--max_length_seconds` the tw
 from __future__ import annotations
 
 import copy
+import logging
+from typing import Optional
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, s
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 from hfspeech.evaluation.report import left_out_classes
 
+logger = logging.getLogger("hfspeech.cross_validate")
+POOLED_NOT_SCORED = "pooled_not_scored"  # cross_validation.json's reason where `pooled` is null
 SCORED_AS = ("each clip scored once, by the fold model that did not train on it, as `hfspeech evaluate` scores "
              "(whole clip, windows, mean); the metrics computed over all clips together. The folds' test_* means "
              "weigh each fold alike, over the labels present in its held-out group")
@@ -34,6 +38,29 @@ def score_held_out(model_dir: str, fold_data, model_args, batch_size: int) -> Sc
     arguments = EvaluateArguments(model=model_dir, batch_size=batch_size,
                                   trust_remote_code=bool(getattr(model_args, "trust_remote_code", False)))
     return score_split(arguments, held_out.spec())
+
+
+def score_fold(held_out: dict, group: str, model_dir: str, fold_data, model_args, batch_size: int) -> Optional[str]:
+    """`score_held_out` into `held_out[group]`; None, or where it fails, one warning and the reason (returned):
+    the fold trained fine, so a re-scoring failure costs the pooled score only, not the fold nor the folds after."""
+    try:
+        held_out[group] = score_held_out(model_dir, fold_data, model_args, batch_size)
+        return None
+    except Exception as error:
+        reason = f"fold {group}: its held-out clips could not be re-scored ({type(error).__name__}: {error})"
+        logger.warning("warning: %s; cross_validation.json gives no pooled score, the fold means stand", reason)
+        return reason
+
+
+def pooled_or_failure(held_out: dict, num_folds: int, failure: Optional[str]) -> Optional[dict]:
+    """`pooled_scores` once every fold is scored; where scoring failed (the fold's, or pooling's own), the reason."""
+    if failure is None and len(held_out) == num_folds:
+        try:
+            return pooled_scores(held_out)
+        except Exception as error:
+            failure = f"pooling the folds' scores failed ({type(error).__name__}: {error})"
+            logger.warning("warning: %s; cross_validation.json gives no pooled score, the fold means stand", failure)
+    return {"pooled": None, POOLED_NOT_SCORED: failure} if failure else None
 
 
 def pooled_scores(held_out: dict[str, ScoredSplit]) -> dict:

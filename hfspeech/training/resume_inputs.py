@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
@@ -114,66 +115,105 @@ def _absolute(value):
 
 
 NEWER_KEYS = frozenset({"trim_top_db"})  # recorded since session 30: an older run_inputs.json is not checked on them
+SPLIT_METHOD_KEY = "split_method"  # since session 32: `data.speech_commands.split_method`
+NEW_SPLIT_METHODS = frozenset({"lists", "speaker_groups"})  # ways earlier versions never split: absent = random
 LISTINGS_KEY = "data_listings"  # since session 32: {source flag: `path_listing`}, what tells moved data is the same
 
 
 def path_listing(path: str) -> Optional[str]:
-    """What a local data path holds, read cheaply: each file's path inside the folder and its size (hidden ones
-    left out: caches), or a manifest's bytes (None where it cannot be read: loading names it). Equal for a copy of
-    the same data wherever it lies."""
-    digest = hashlib.sha1()
+    """What a local data path holds: a manifest's bytes, or a folder's audio files as loading finds them
+    (`walk_audio_files`: links to folders followed, hidden and `__*` left out), each one's path inside the folder
+    and size, with the bytes of the files that decide splits and labels (the root's other files, e.g. Speech
+    Commands' lists, and metadata files: a same-size edit moves clips). Equal for a copy of the same data wherever
+    it lies; None where it cannot be told (unreadable, or nothing found: two empty listings are no evidence)."""
     if not os.path.isdir(path):
-        try:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError:
-            return None
-        return digest.hexdigest()
-    for root, folders, files in os.walk(path):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
-        for name in sorted(name for name in files if not name.startswith(".")):
-            full = os.path.join(root, name)
-            size = os.path.getsize(full) if os.path.exists(full) else -1
-            digest.update(f"{os.path.relpath(full, path)}\0{size}\n".encode("utf-8", "surrogateescape"))
+        return _file_digest(path)
+    from hfspeech.data.folders import DATASETS_LAYOUT_FILES, FolderLayoutError, walk_audio_files
+
+    try:
+        audio, ignored = walk_audio_files(Path(path))
+    except FolderLayoutError:
+        return None
+    deciding = sorted(entry["path"] for entry in ignored if entry["reason"].startswith("not an audio file") and (
+        os.path.dirname(entry["path"]) == os.path.normpath(path) or os.path.basename(entry["path"]) in
+        DATASETS_LAYOUT_FILES))
+    if not audio and not deciding:
+        return None
+    digest = hashlib.sha1()
+    for _, full in audio:
+        digest.update(f"{os.path.relpath(full, path)}\0{_size(full)}\n".encode("utf-8", "surrogateescape"))
+    for full in deciding:
+        digest.update(f"{os.path.relpath(full, path)}\0{_file_digest(full)}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
-def data_record(model_name_or_path: Optional[str], data_args, seed: int) -> dict:
+def _size(path: str) -> int:
+    """One stat (a file deleted during the walk crashed it between exists and getsize): -1 where it is gone."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def _file_digest(path: str) -> Optional[str]:
+    """The SHA-1 of a file's bytes; None where it cannot be read (loading names it)."""
+    digest = hashlib.sha1()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def listed_paths(record: dict) -> dict:
+    """{data flag: absolute path} of the record's local data paths: those a listing describes."""
+    return {key: value for key, value in record["data"].items()
+            if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)}
+
+
+def with_listings(record: dict, known: Optional[dict] = None) -> dict:
+    """`record` with a listing of each of its local data paths: `known`'s where given (computed by the check, or
+    the resumed run's for the same path), the others computed now. A walk of the whole folder (about 1 s per 100k
+    files), so only the process that writes the record makes it, and the check only for a path that moved."""
+    known = known or {}
+    listings = {key: known[key] if key in known else path_listing(value) for key, value in listed_paths(record).items()}
+    return {**record, LISTINGS_KEY: {key: listing for key, listing in listings.items() if listing is not None}}
+
+
+def data_record(model_name_or_path: Optional[str], data_args, seed: int, listings: bool = True) -> dict:
     """What decides which clips a run trains on (and which it is tested on): the source, with local paths made
     absolute, and how missing splits are carved out (the seed among it: another seed moves clips across splits);
-    and the pretrained start, which config.json does not record (its weights are replaced by a resumed run's)."""
+    and the pretrained start, which config.json does not record (its weights are replaced by a resumed run's).
+    `listings`: with each local path's `path_listing` (costly; `check_same_data` makes only those it needs)."""
     source = {key: _absolute(value) for key, value in data_args.source().items()}
-    listings = {key: path_listing(value) for key, value in source.items()
-                if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value)}
-    listings = {key: listing for key, listing in listings.items() if listing is not None}
-    return {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
-            "validation_split_percentage": data_args.validation_split_percentage,
-            "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
-            "max_train_samples": data_args.max_train_samples,
-            "trim_top_db": data_args.trimmed_at(), LISTINGS_KEY: listings}
+    record = {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
+              "validation_split_percentage": data_args.validation_split_percentage,
+              "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
+              "max_train_samples": data_args.max_train_samples, "trim_top_db": data_args.trimmed_at()}
+    return with_listings(record) if listings else record
 
 
 def moved_with_same_files(key: str, saved: dict, record: dict) -> bool:
     """Whether the data flag `key` names another path than the saved run's, holding the same files (a run and its
-    data copied elsewhere together): the listings of both agree. An older record has none: not the same."""
+    data copied elsewhere together): the listings of both agree, this run's made here (only for a moved path). An
+    older record has none: not the same."""
     listing = (saved.get(LISTINGS_KEY) or {}).get(key)
-    return listing is not None and listing == record[LISTINGS_KEY].get(key)
+    if listing is None or not isinstance(record["data"].get(key), str):
+        return False
+    record.setdefault(LISTINGS_KEY, {})[key] = path_listing(record["data"][key])
+    return listing == record[LISTINGS_KEY][key]
 
 
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
     """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this
     run's record, which `record_data` writes once the data has loaded. A folder without the record (an older
     run), or a record without a newer key, is not checked on it: warned."""
-    record = data_record(model_args.model_name_or_path, data_args, training_args.seed)
+    record = data_record(model_args.model_name_or_path, data_args, training_args.seed, listings=False)
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
-    saved_path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
-    if saved_path and os.path.isfile(saved_path):
-        try:
-            with open(saved_path, encoding="utf-8") as f:
-                saved = json.load(f)
-        except ValueError as error:  # a hand edit or a full disk: named, not a JSON traceback
-            raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
+    saved = saved_record(checkpoint)
+    if saved is not None:
         flat_saved, flat_new = {**saved.get("data", {}), **saved}, {**record["data"], **record}
         differing = [key for key in sorted(flat_new) if key not in ("data", LISTINGS_KEY) and flat_saved.get(key)
                      != flat_new.get(key) and (key in flat_saved or key not in NEWER_KEYS)]
@@ -186,9 +226,39 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
                                   f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")
         _warn_unchecked(checkpoint, [key for key in sorted(NEWER_KEYS) if key not in flat_saved])
+        same = {key: listing for key, listing in (saved.get(LISTINGS_KEY) or {}).items()
+                if key in record["data"] and flat_saved.get(key) == record["data"][key]}  # the same path: kept
+        record[LISTINGS_KEY] = {**same, **record.get(LISTINGS_KEY, {})}
     elif checkpoint:
         _warn_unchecked(checkpoint, [DATA_RECORD_FILE])
     return record
+
+
+def saved_record(checkpoint: Optional[str]) -> Optional[dict]:
+    """The run_inputs.json of the run folder holding `checkpoint`; None where there is none (an older run)."""
+    saved_path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
+    if not saved_path or not os.path.isfile(saved_path):
+        return None
+    try:
+        with open(saved_path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as error:  # a hand edit or a full disk: named, not a JSON traceback
+        raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
+
+
+def check_split_method(checkpoint: Optional[str], method: str, named) -> None:
+    """Refuse to resume a run whose held-out splits were made another way (`data.speech_commands.split_method`):
+    the same seed then holds out other clips, and the resumed run trains on clips its validation and test splits
+    held. A record without one is from before Speech Commands' lists and speaker carve (random carving): a
+    difference where they now decide."""
+    saved = saved_record(checkpoint)
+    if saved is None:
+        return
+    recorded = saved.get(SPLIT_METHOD_KEY)
+    if recorded == method or (recorded is None and not set(method.split("+")) & NEW_SPLIT_METHODS):
+        return
+    raise CheckpointError(f"{checkpoint}: cannot resume, its run split the data another way ({SPLIT_METHOD_KEY} "
+                          f"{recorded!r} -> {method!r}: other clips held out); {way_out(named)}")
 
 
 def _warn_unchecked(checkpoint: str, missing: list[str]) -> None:
@@ -201,12 +271,15 @@ def _warn_unchecked(checkpoint: str, missing: list[str]) -> None:
                        " or ".join(missing))
 
 
-def record_data(record: dict, training_args) -> None:
-    """`check_same_data`'s record written, by the process that saves, once the data has loaded: written before,
-    a run stopped by its data (--data_dir not found) left run_inputs.json in the folder it had just made, which
-    `hfspeech evaluate --output_dir` then refused as holding another run's files."""
+def record_data(record: dict, training_args, split_method: str, checkpoint: Optional[str] = None) -> None:
+    """`check_same_data`'s record, with how the held-out splits were made (`check_split_method`, refused first
+    where it differs from the resumed run's) and the listings, written by the process that saves, once the data
+    has loaded: written before, a run stopped by its data (--data_dir not found) left run_inputs.json in the
+    folder it had just made, which `hfspeech evaluate --output_dir` then refused as holding another run's files."""
+    check_split_method(checkpoint, split_method, training_args.resume_from_checkpoint)
     if training_args.should_save:
-        _write_record(training_args.output_dir, record)
+        _write_record(training_args.output_dir, with_listings({**record, SPLIT_METHOD_KEY: split_method},
+                                                              record.get(LISTINGS_KEY)))
 
 
 def _write_record(output_dir: str, record: dict) -> None:

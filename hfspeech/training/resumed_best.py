@@ -6,19 +6,22 @@ step's checkpoint in the new `--output_dir`. `train --resume_from_checkpoint COP
 therefore loaded, at the end, whatever the old path held: another run's weights if that folder had been reused,
 or, the folder gone, the last epoch with transformers' "Could not locate the best model" (about
 --save_on_each_node). Here, as training begins, the best checkpoint is looked for beside the resumed one (where a
-copy of the whole run has it); when it is not there the earlier best is forgotten, with one warning, so the model
-kept is the best of the evaluations still to come.
+copy of the whole run has it), then at its recorded path (a run resumed from another run's checkpoint and then
+resumed itself: the best is still that run's), each only where its trainer_state.json holds that step and best
+metric; when neither does the earlier best is forgotten, with one warning, so the model kept is the best of the
+evaluations still to come.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Optional
 
 from transformers import TrainerCallback
 
-from hfspeech.training.checkpoints import CHECKPOINT_NAME
+from hfspeech.training.checkpoints import CHECKPOINT_NAME, STATE_FILE
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -32,22 +35,38 @@ def best_step(state) -> Optional[int]:
 
 
 def repoint_best_checkpoint(state, resumed_from: str) -> None:
-    """Point `state.best_model_checkpoint` at `checkpoint-<best step>` beside `resumed_from` when that folder
-    exists; else drop the earlier best (path, step and metric), saying so in one warning line."""
+    """Point `state.best_model_checkpoint` at `checkpoint-<best step>` beside `resumed_from` where that holds the
+    best step (a copied run: its own), else keep the recorded path where it still does (a run resumed from another
+    run's checkpoint points at that run's, and resuming it again must keep it); else drop the earlier best (path,
+    step and metric), saying so in one warning line."""
     if not state.best_model_checkpoint:
         return
     step = best_step(state)
     beside = os.path.join(os.path.dirname(os.path.normpath(resumed_from)), f"checkpoint-{step}")
-    if step is not None and os.path.isdir(beside):
-        if os.path.normpath(beside) != os.path.normpath(state.best_model_checkpoint):
-            logger.info("best checkpoint so far: %s (its trainer_state.json said %s)", beside,
-                        state.best_model_checkpoint)
-        state.best_model_checkpoint = beside
-        return
-    logger.warning("warning: %s: the best checkpoint so far (%s, step %s) is not beside it, so it is not used; the "
-                   "model kept at the end is the best of the evaluations from here on", resumed_from,
+    for candidate in (beside, state.best_model_checkpoint):
+        if step is not None and holds_best(candidate, step, state.best_metric):
+            if os.path.normpath(candidate) != os.path.normpath(state.best_model_checkpoint):
+                logger.info("best checkpoint so far: %s (its trainer_state.json said %s)", candidate,
+                            state.best_model_checkpoint)
+            state.best_model_checkpoint = candidate
+            return
+    logger.warning("warning: %s: the best checkpoint so far (%s, step %s) is not beside it, so it is not used (nor "
+                   "is it there); the model kept at the end is the best of the evaluations from here on", resumed_from,
                    state.best_model_checkpoint, step)
     state.best_model_checkpoint, state.best_global_step, state.best_metric = None, None, None
+
+
+def holds_best(checkpoint: str, step: int, best_metric) -> bool:
+    """Whether `checkpoint` is the best step's checkpoint: its trainer_state.json was saved at `step` and, where
+    both record one, with the same best metric (a reused folder's checkpoint of that step is another run's)."""
+    try:
+        with open(os.path.join(checkpoint, STATE_FILE), encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(saved, dict) or saved.get("global_step") != step:
+        return False
+    return best_metric is None or saved.get("best_metric") is None or saved.get("best_metric") == best_metric
 
 
 class ResumedBestCheckpoint(TrainerCallback):

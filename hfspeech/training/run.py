@@ -23,7 +23,7 @@ from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.clip_digests import record_training_clips, write_training_clips
 from hfspeech.data.columns import column_values
 from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
-from hfspeech.data.labelled import load_labelled_splits
+from hfspeech.data.labelled import load_labelled_splits, split_method
 from hfspeech.data.labels import label_names_of
 from hfspeech.data.long_clips import note_long_clips
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset
@@ -180,7 +180,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
     sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
     data = load_data(model_args, data_args, training_args, sampling_rate)
-    record_data(record, training_args)  # run_inputs.json: not left behind by a run that failed on its data
+    record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds,
                                            data_args.trimmed_at())
     check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
