@@ -162,3 +162,22 @@ def test_a_decode_failure_is_not_cached_for_a_run_that_does_not_skip(tmp_path, m
     monkeypatch.setattr(audio, "check_audio_path", real)  # mended outside the file
     prepared, report = prepare_dataset(load_labelled_splits(spec, 0), 16000)
     assert not report.skipped and sum(len(split) for split in prepared.values()) == 18
+
+
+def test_a_bad_file_outside_the_drawn_rows_keeps_the_shared_decode(tmp_path, monkeypatch):
+    """Review 3: the cached table was removed whenever it held a failure, even by a run that never used that row
+    and went on: every run of a --max_train_samples sweep decoded the whole table again."""
+    import hfspeech.data.audio as audio
+
+    root = write_tone_folder(tmp_path / "data", clips_per_class=6, rates=(16000,))
+    raw = carved(root, 0, max_train_samples=8)
+    drawn = {row["audio"]["path"] for split in raw.values() for row in split}
+    target, real = next(str(path) for path in sorted(root.rglob("*.wav")) if str(path) not in drawn), \
+        audio.check_audio_path
+    monkeypatch.setattr(audio, "check_audio_path", lambda path: (_ for _ in ()).throw(AudioFileError(path, "corrupt"))
+                        if str(path) == target else real(path))
+    first, _ = prepare_dataset(raw, 16000)
+    files = decoded_files(first)
+    assert all(Path(name).exists() for name in files)
+    again, _ = prepare_dataset(carved(root, 0, max_train_samples=8), 16000)
+    assert decoded_files(again) == files

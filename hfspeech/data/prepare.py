@@ -1,9 +1,9 @@
 """Decode every clip once -- mono, resampled, optionally trimmed -- and keep it as Arrow.
 
-The reference recipe decodes and resamples every file again on every epoch inside `set_transform`.
-Here `datasets.map` does it once (in parallel with `num_proc`), and its fingerprinted cache makes a
-second run over the same files free. What is left for each epoch is cropping and augmentation. Splits carved from
-one table by a seeded draw are decoded as that table, once for every seed (`dataset_columns.whole_table_keys`).
+The reference recipe decodes and resamples every file again on every epoch inside `set_transform`. Here
+`datasets.map` does it once (in parallel with `num_proc`), and its fingerprinted cache makes a second run over the
+same files free; each epoch only crops and augments. Splits carved from one table by a seeded draw are decoded as
+that table, once for every seed (`dataset_columns.whole_table_keys`).
 
 Bad files stop preparation with an `AudioFileError` naming the file and how to go on (`SKIP_HINT`). With
 `skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`.
@@ -11,6 +11,7 @@ Bad files stop preparation with an `AudioFileError` naming the file and how to g
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -195,16 +196,17 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
 def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, settings: list):
     """`split`'s rows of its whole table decoded once (kept in `wholes` by `key` for the other splits cut from it,
     cached under `key`: every seed's draw reads the same file), each bad file kept as a row with its problem and
-    raised here only if `split` has it and `settings` does not skip bad files, as decoding the split alone would."""
+    raised here only if `split` has it and `settings` does not skip bad files, as decoding the split alone would
+    (the cached table then removed: the failure may be the decoder's, mended before the next run)."""
     if key not in wholes:
         whole = Dataset(split.data, info=split.info.copy(), split=split.split, fingerprint=key)
         wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", [*settings[:3], True])
-        if not settings[3] and any(column_values(wholes[key], "error")):  # a failure is not kept for a run
-            for cache in wholes[key].cache_files:  # that does not skip: a broken decoder (torchcodec missing)
-                Path(cache["filename"]).unlink(missing_ok=True)  # mended, the rerun failed from the cache
     decoded = wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
     bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
-    if bad is not None and not settings[3]:
+    if bad is not None and not settings[3]:  # the cache goes too: a broken decoder (torchcodec missing), once
+        for cache in wholes[key].cache_files:  # mended, failed again from it (a file still mapped on Windows: kept)
+            with contextlib.suppress(OSError):
+                Path(cache["filename"]).unlink(missing_ok=True)
         raise with_skip_hint(AudioFileError(decoded[bad]["path"], decoded[bad]["error"]))
     return decoded
 
@@ -253,13 +255,11 @@ def _file_size(path: str) -> int:
 
 def _cache_file_name(split, settings: list) -> Optional[str]:
     """Where `datasets.map` writes the decoded split: beside the split's own files (None: datasets' choice), or
-    when there are none (manifests, held in memory), they are in the run's scratch folder (removed at exit: a
-    streamed dataset's evaluation rows, `run_scratch_folder`), in a folder the user saved (`save_to_disk`: theirs,
-    `data.cache_users.is_users_folder`; two seeds grew a 60 KB folder of paths to 59 MB) or that folder is
-    read-only, in the datasets cache.
-    A split in memory was decoded into memory: all of it held in RAM (10,000 one-second clips: 840 MB) and decoded
-    again on every run. The name holds the split's fingerprint (its files' `file_stat`, `data.dataset_columns`) and
-    `settings`."""
+    when there are none (manifests, held in memory), they are in the run's scratch folder (`run_scratch_folder`),
+    in a folder the user saved (`save_to_disk`: theirs, `data.cache_users.is_users_folder`; two seeds grew a 60 KB
+    folder of paths to 59 MB) or that folder is read-only, in the datasets cache. A split in memory was decoded
+    into memory (10,000 one-second clips: 840 MB of RAM), again on every run. The name holds the split's
+    fingerprint (its files' `file_stat`, `data.dataset_columns`) and `settings`."""
     folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
     temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")
     if folder and not temporary and not is_users_folder(folder) and not cache_folder_problem(folder):
