@@ -3,8 +3,9 @@
     python recipes/plain_onnxruntime.py runs/kws/onnx clip.wav other.flac
     python recipes/plain_onnxruntime.py runs/kws/onnx/model_quantized.onnx clip.wav --top_k 5
 
-Prints what `hfspeech predict` prints for the baselines (CNN, BC-ResNet, LSTM; multi-label with its thresholds) and
-Whisper classifiers:
+Prints what `hfspeech predict` prints, with its defaults (`--aggregate mean`, the model's window, half a window's
+hop), for the baselines (CNN, BC-ResNet, LSTM; multi-label with its thresholds) and Whisper classifiers (other
+exports, AST or wav2vec2, are refused):
 `path: label (score), ...`, `[N windows]` for a file longer than the model's clip, `active: ...` for a multi-label
 model. Why a script: the graph is only part of the model. Before it, predict downmixes, resamples, trims (models
 trained with --trim_silence), cuts windows and normalises each one; skip a step and labels change (docs/export.md,
@@ -42,7 +43,7 @@ WHISPER_DEFAULTS = {"n_fft": 400, "hop_length": 160, "padding_value": 0.0}
 WHISPER_TOP_HZ, WHISPER_FLOOR, WHISPER_RANGE = 8000.0, 1e-10, 8.0
 # What `hfspeech export` writes into metadata_props (JSON text each); other tools add their own (onnx.infer).
 METADATA_KEYS = ("id2label", "sampling_rate", "max_length_seconds", "do_normalize", "problem_type",
-                 "label_thresholds", "trim_silence_top_db")
+                 "label_thresholds", "trim_silence_top_db", "model_type")
 
 
 class ExportError(Exception):
@@ -71,6 +72,10 @@ def model_facts(onnx_path: Path, session: onnxruntime.InferenceSession) -> dict:
     if "id2label" not in facts:
         raise ExportError(f"{onnx_path}: no config.json beside it and no labels in its metadata (export it again "
                           "with hfspeech export, or copy the export folder's JSON files beside it)")
+    kind = str(facts.get("model_type", "hfspeech-"))  # exports made before the metadata: not checked
+    if not kind.startswith("hfspeech-") and "whisper" not in kind:
+        raise ExportError(f"{onnx_path}: a {kind!r} export, whose inputs come from its transformers feature "
+                          "extractor; this script runs hfspeech's baselines and Whisper (use hfspeech predict)")
     return facts
 
 
