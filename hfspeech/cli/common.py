@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from hfspeech.cli.flags import CliParser
+from hfspeech.cli.flags import CliParser, switch_values_read
 from hfspeech.errors import home_expanded
 from hfspeech.errors import HfspeechError, hide_secrets, refuse_unknown_flags
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
 MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands
 BACKENDS = ["pytorch", "onnx", "torchscript"]
+BACKEND_HELP = "force the backend for a folder holding several (default: the one the path holds)"
+TRUST_REMOTE_CODE_HELP = ("run the model folder's own Python code (transformers' trust_remote_code): only for a model "
+                          "you trust; --trust_remote_code false|true works too, as on train")
 
 
 def one_line(error: BaseException, argv=None) -> str:
@@ -76,18 +79,29 @@ def prepare_cold_start(model: str, backend) -> None:
 
 
 def model_first(argv) -> list[str]:
-    """`--model RUN` (or `--model=RUN`), as `hfspeech evaluate` takes the model, read as the MODEL that `predict`
-    and `stream` take first: `hfspeech predict --model RUN clips/` was "unknown flag(s) ['--model'] (did you mean
-    ['--help']?)". Only before a `--`, after which every word is a file."""
+    """`--model RUN` (or `--model=RUN`), as `hfspeech evaluate` takes the model, read as the MODEL that `predict`,
+    `stream`, `serve`, `export`, `stage` and `push` take first: `hfspeech predict --model RUN clips/` was "unknown
+    flag(s) ['--model'] (did you mean ['--help']?)"."""
+    return flag_as_positional(argv, "--model", first=True)
+
+
+def flag_as_positional(argv, flag: str, first: bool) -> list[str]:
+    """`FLAG VALUE` (or `FLAG=VALUE`, or the dashed spelling) read as the positional argument it names: put first, or
+    last (`first=False`: stage's DEST after its RUN, pretrained's OUTPUT_DIR after its NAME). Only before a `--`,
+    after which every word is a file. A folder flag of `train` and `demo` (`--output_dir`) thus works where the
+    folder is a positional (`demo-data`, `tiny-model`, `pretrained`, `stage`)."""
     import os
 
     words = list(argv)
     end = words.index("--") if "--" in words else len(words)
     for i, word in enumerate(words[:end]):
-        if word == "--model" and i + 1 < end:
-            return [words[i + 1], *words[:i], *words[i + 2:]]
-        if word.startswith("--model="):
-            return [os.path.expanduser(word.split("=", 1)[1]), *words[:i], *words[i + 1:]]  # (as `home_expanded`)
+        name, equals, value = word.partition("=")
+        if name not in (flag, "--" + flag[2:].replace("_", "-")) or not (equals or i + 1 < end):
+            continue
+        rest = words[:i] + words[i + (1 if equals else 2):]
+        value = os.path.expanduser(value) if equals else words[i + 1]  # (as `home_expanded`)
+        at = 0 if first else end - (1 if equals else 2)
+        return rest[:at] + [value] + rest[at:]
     return words
 
 
@@ -122,7 +136,7 @@ class FilesParser(CliParser):
         """Files and flags in any order, as `ls` and `cp` take them: `predict MODEL --top_k 1 a.wav` was
         "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
         files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
-        self.given = home_expanded(self, model_first(sys.argv[1:] if args is None else args))
+        self.given = switch_values_read(self, home_expanded(self, model_first(sys.argv[1:] if args is None else args)))
         refuse_unknown_flags(self, self.given)
         return self.parse_intermixed_args(self.given, namespace)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hfspeech.cli.common import flag_as_positional
 from hfspeech.cli.flags import CliParser, OnOffFlag, positive, progress_wanted
 from hfspeech.models.config_json import METRICS_FILE
 
@@ -40,9 +41,10 @@ def demo_parser() -> argparse.ArgumentParser:
         "pretrained Whisper encoder fine-tuned beside it -> test metrics -> predict. Extra flags are passed to "
         "the training recipe (both runs).",
     )
-    parser.add_argument("--output_dir", default="runs/demo")
+    parser.add_argument("--output_dir", default="runs/demo", help="folder for the data, the two models and their "
+                        "reports")
     parser.add_argument("--data_dir", default=None, help="where the keyword data goes (default: OUTPUT_DIR/data)")
-    parser.add_argument("--clips_per_keyword", type=positive(int), default=100)
+    parser.add_argument("--clips_per_keyword", type=positive(int), default=100, help="generated clips per keyword")
     parser.add_argument("--pretrained", default="whisper-tiny.en",
                         help="checkpoint fine-tuned beside the CNN (`hfspeech pretrained --list`), or 'none'")
     return parser
@@ -140,8 +142,9 @@ def demo_data_parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="hfspeech demo-data", description="Generate an offline data set: espeak-ng keywords "
                        "(keyword spotting) or languages (spoken-language ID), or synthetic sound events "
                        "(multi-label, no espeak-ng needed).")
-    parser.add_argument("output_dir")
-    parser.add_argument("--kind", choices=["keywords", "languages", "events"], default="keywords")
+    parser.add_argument("output_dir", help="folder to write (--output_dir DIR works too, as on demo)")
+    parser.add_argument("--kind", choices=["keywords", "languages", "events"], default="keywords",
+                        help="espeak-ng keywords or languages, or synthetic multi-label sound events")
     parser.add_argument("--num_clips", type=positive(int), default=None, help="events: number of clips (default 400)")
     parser.add_argument("--events", nargs="+", default=None,
                         help=f"events: the event types (default: {' '.join(DEFAULT_EVENTS)})")
@@ -151,8 +154,8 @@ def demo_data_parser() -> argparse.ArgumentParser:
     parser.add_argument("--languages", nargs="+", default=None,
                         help=f"espeak-ng language voices (espeak-ng --voices lists them; default: "
                         f"{' '.join(DEFAULT_LANGUAGES)})")
-    parser.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=0)
-    parser.add_argument("--sampling_rate", type=positive(int), default=16000)
+    parser.add_argument("--seed", type=number_in(int, 0, 2**32 - 1), default=0, help="seed of every random draw")
+    parser.add_argument("--sampling_rate", type=positive(int), default=16000, help="the clips' rate in Hz")
     parser.add_argument("--clip_seconds", type=positive(float), default=None,
                         help="default 1.0 (keywords, events), 2.0 (languages)")
     parser.add_argument("--noise_files", metavar="DIR", help="also write a few background-noise wavs to DIR")
@@ -168,7 +171,7 @@ def demo_data(argv: list[str]) -> int:
                                            generate_language_dataset)
 
     parser = demo_data_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(flag_as_positional(argv, "--output_dir", first=True))  # as `demo --output_dir` takes it
     for dest, kinds in KIND_FLAGS.items():
         if getattr(args, dest) is not None and args.kind not in kinds:
             parser.error(f"--{'clips_per_class' if dest == 'clips' else dest} applies to --kind {' or '.join(kinds)}, "

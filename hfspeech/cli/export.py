@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfspeech.cli.common import reported_as_user_errors
+from hfspeech.cli.common import model_first, reported_as_user_errors
 from hfspeech.cli.flags import CliParser
 from hfspeech.cli.hub import add_held_out_flags, check_held_out_flags
 from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
@@ -17,8 +17,10 @@ def export_parser() -> argparse.ArgumentParser:
         description="Export a saved model for deployment: ONNX through optimum (optionally int8 with onnxruntime) "
         "or TorchScript, with config.json and preprocessor_config.json beside it, so `hfspeech predict` runs it.",
     )
-    parser.add_argument("model", help="model folder (a training run's output_dir)")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("model", help="model folder (a training run's output_dir; --model MODEL works too, as on "
+                        "evaluate)")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx",
+                        help="onnx (through optimum; `--quantize` for int8) or torchscript")
     parser.add_argument("--quantize", choices=["int8", "int8_weights"], default=None,
                         help="also write an int8 model_quantized.onnx: int8 = integer compute (dynamic, for size; "
                         "static with --calibration_dir, the fast one for the convolutional baselines on CPU); "
@@ -85,7 +87,7 @@ def check_eval_dir(model: str, eval_dir: str, label_depth: int | None = None,
 
 def export(argv: list[str]) -> int:
     parser = export_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(model_first(argv))  # `--model RUN` as evaluate takes it
     if args.format != "onnx" and (args.quantize or args.calibration_dir):
         parser.error("--quantize and --calibration_dir apply to --format onnx only")
     if (args.calibration_dir or args.eval_dir) and not args.quantize:

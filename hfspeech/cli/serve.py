@@ -7,7 +7,8 @@ import math
 import os
 import sys
 
-from hfspeech.cli.common import BACKENDS, MODEL_HELP, print_error
+from hfspeech.cli.common import (BACKEND_HELP, BACKENDS, MODEL_FIRST_HELP, TRUST_REMOTE_CODE_HELP, model_first,
+                                 print_error)
 from hfspeech.cli.flags import DEVICE_HELP, CliParser, device_name, number_in, positive
 from hfspeech.errors import UsageError
 
@@ -54,8 +55,8 @@ def serve_parser() -> argparse.ArgumentParser:
         "(huggingface_hub.InferenceClient works against it), a web page at /, /health, /info, /metrics and "
         "live PCM on /stream. See docs/serving.md.",
     )
-    parser.add_argument("model", help=MODEL_HELP)
-    parser.add_argument("--backend", choices=BACKENDS, default=None)
+    parser.add_argument("model", help=MODEL_FIRST_HELP)
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
     parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP + "; each worker loads on it")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--allowed_hosts", type=host_names, default=None,
@@ -84,8 +85,9 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api_key", default=None, help="require `Authorization: Bearer KEY` on every route but "
                         "/health and the page (default: $HFSPEECH_API_KEY, safer: a command line shows in "
                         "`ps`; none: open)")
-    parser.add_argument("--trust_remote_code", action="store_true")
-    parser.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info")
+    parser.add_argument("--trust_remote_code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
+    parser.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info",
+                        help="the server's log lines on stderr, from this level up")
     return parser
 
 
@@ -126,7 +128,7 @@ def check_model_path(model: str) -> None:
 
 
 def serve(argv: list[str]) -> int:
-    args = serve_parser().parse_args(argv)
+    args = serve_parser().parse_args(model_first(argv))  # `--model RUN` as evaluate takes it
     check_address(args.host, args.port)
     check_model_path(args.model)
 

@@ -8,7 +8,8 @@ import math
 import os
 import sys
 
-from hfspeech.cli.common import BACKENDS, MODEL_FIRST_HELP, FilesParser, prepare_cold_start, reported_as_user_errors
+from hfspeech.cli.common import (BACKEND_HELP, BACKENDS, MODEL_FIRST_HELP, TRUST_REMOTE_CODE_HELP, FilesParser,
+                                 prepare_cold_start, reported_as_user_errors)
 from hfspeech.cli.flags import DEVICE_HELP, device_name, number_in, positive, probability
 
 
@@ -24,7 +25,8 @@ def stream_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help=MODEL_FIRST_HELP)
     parser.add_argument("--format", choices=["s16le", "f32le"], default="s16le", help="raw PCM sample format")
-    parser.add_argument("--rate", type=positive(int), default=None, help="input sampling rate (default: the model's); "
+    parser.add_argument("--rate", "--sampling_rate", dest="rate", type=positive(int), default=None,  # train's name
+                        help="input sampling rate (default: the model's); "
                         "other rates are resampled in the stream")
     parser.add_argument("--channels", type=positive(int), default=1,
                         help="interleaved channels (downmixed to mono)")
@@ -48,9 +50,9 @@ def stream_parser() -> argparse.ArgumentParser:
                         help="--vad model: the silence class (repeatable; default: _silence_, silence, ...)")
     parser.add_argument("--windows", action="store_true", help="also print every window (event: window)")
     parser.add_argument("--top_k", type=positive(int), default=3, help="labels per window with --windows")
-    parser.add_argument("--backend", choices=BACKENDS, default=None)
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
     parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
-    parser.add_argument("--trust_remote_code", action="store_true")
+    parser.add_argument("--trust_remote_code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
     return parser
 
 

@@ -62,6 +62,7 @@ def parse_evaluate_args(argv: list[str]):
     shown = [option for action in parser._actions if action.help != argparse.SUPPRESS
              for option in action.option_strings]
     refuse_unknown_flags(parser, argv, named_from=shown)  # the recipe parser's error: a UsageError
+    refuse_split_name_flags(argv)
     try:
         return parser.parse_args_into_dataclasses(args=model_as_flag(home_expanded(parser, list(argv))))
     except UsageError:  # argparse's (`argument --batch_size: invalid int value`) and the dataclasses' own checks
@@ -75,6 +76,18 @@ def parse_evaluate_args(argv: list[str]):
 EVALUATE_DATA_FLAGS = ("data_dir", "train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name",
                        "audio_column_name", "label_column_name", "path_column_name", "label_depth", "trim_silence",
                        "trim_top_db", "skip_bad_files", "preprocessing_num_workers", "label_separator")
+
+
+def refuse_split_name_flags(argv: list[str]) -> None:
+    """`--test_split_name` (train's, a --dataset_name split for each role) on evaluate, which scores the one split
+    `--split` names: it was told of --dataset_name's splits, or that it is a training flag, and never of --split."""
+    from hfspeech.errors import UsageError
+
+    names = {"--" + word.split("=", 1)[0][2:].replace("-", "_") for word in argv if word.startswith("--")}
+    given = [flag for flag in (f"--{role}_split_name" for role in ("train", "eval", "test")) if flag in names]
+    if given:
+        raise UsageError(f"{', '.join(given)}: hfspeech evaluate scores one split: give --split NAME (as the data "
+                         "names it, or by role: test, validation, train)")
 
 
 def model_as_flag(argv: list[str]) -> list[str]:

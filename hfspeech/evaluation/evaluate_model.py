@@ -57,7 +57,7 @@ class EvaluateArguments:
     split: Optional[str] = field(default=None, metadata={
         "help": "Split to evaluate, as the data names it or by role (default: test, else the first split; a "
                 "folder without split folders is one split of all its files)." + OWN_DEFAULT})
-    batch_size: int = field(default=16, metadata={"help": "Clips per forward pass."})
+    batch_size: int = field(default=16, metadata={"help": "Windows per model call, across clips."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from a Hub repo."})
     window_seconds: Optional[float] = field(
         default=None, metadata={"help": "Window for clips longer than it (default: the clip length the model was "
@@ -173,10 +173,19 @@ def _seen_clips(model: str, clips) -> list[str]:
 EVALUATION_ENDINGS = (METRICS_ENDING, *REPORT_ENDINGS)
 
 
+# A new --output_dir named so means a file: `--output metrics.json` (argparse's prefix of --output_dir) made a folder.
+FILE_LIKE_ENDINGS = (".json", ".jsonl", ".csv")
+
+
 def _check_output_dir(output_dir: str) -> None:
     """The reports (data_report.json, <split>_*.json / .png) would replace a run's own: its training data's
     report and its test report, which `hfspeech stage` publishes in the model card. Any other folder of the
-    user's is refused too, unless it holds an earlier evaluation (which evaluating again updates)."""
+    user's is refused too, unless it holds an earlier evaluation (which evaluating again updates). A new folder
+    named like a file (`FILE_LIKE_ENDINGS`) is refused: the user wanted the metrics in a file."""
+    if output_dir.lower().endswith(FILE_LIKE_ENDINGS) and not os.path.exists(output_dir):
+        raise UsageError(f"--output_dir {output_dir}: names a folder for the reports (per-class report, confusion "
+                         "matrix, data_report.json), not a file; the metrics JSON is printed on stdout: "
+                         f"`hfspeech evaluate ... > {output_dir}`")
     if os.path.isfile(os.path.join(output_dir, "config.json")):
         raise UsageError(f"--output_dir {output_dir}: a model folder; the evaluation's reports would replace its own "
                          "(data_report.json, test reports): give a folder of their own, e.g. "

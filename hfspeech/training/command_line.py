@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -40,11 +41,42 @@ TRAINING_DEFAULTS = dict(
 )
 
 
+# The recipe's flags for what run_audio_classification.py and the other commands spell otherwise (as
+# `errors.FLAG_EQUIVALENTS`: the flag that must be there, what to give): the nearest name misled (`--eval_file` was
+# told "--test_file", `--device` "--use_mps_device", `--batch_size` "--auto_find_batch_size") or there was none.
+TRAINING_FLAG_EQUIVALENTS = {
+    "--eval_file": [("--validation_file", "give --validation_file, the validation manifest run_audio_classification.py "
+                                          "calls --eval_file")],
+    "--config_name": [("--config_overrides", "hfspeech has none: the config is --model_name_or_path's, or a new "
+                                             "--model_type baseline's; change its values with --config_overrides")],
+    "--feature_extractor_name": [("--model_name_or_path", "hfspeech has none: the feature extractor is "
+                                  "--model_name_or_path's own; a new baseline's is part of the model (--sampling_rate, "
+                                  "--config_overrides)")],
+    "--attention_mask": [("--return_attention_mask", "give --return_attention_mask, run_audio_classification.py's "
+                                                     "--attention_mask")],
+    "--device": [("--use_cpu", "training takes a GPU when there is one; give --use_cpu for the CPU (or set "
+                               "CUDA_VISIBLE_DEVICES)")],
+    "--batch_size": [("--per_device_train_batch_size", "give --per_device_train_batch_size (and "
+                                                       "--per_device_eval_batch_size for evaluation)")],
+    **dict.fromkeys(["--window_seconds", "--clip_seconds"], [("--max_length_seconds", "give --max_length_seconds, the "
+                                                              "clip length training crops to")]),
+    "--top_k": [("--trim_top_db", "this command ranks no labels: --top_k is predict's, stream's and serve's")],
+    "--repo_id": [("--hub_model_id", "give --push_to_hub --hub_model_id NAME (or `hfspeech push RUN --repo_id NAME` "
+                                     "after the run)")],
+}
+
+
 class RecipeArgumentParser(AbbreviationsOfOneFlag, HfArgumentParser):
     """`HfArgumentParser` whose argparse mistakes (a bad choice, a value of the wrong type) are one line:
     argparse prints the usage of every TrainingArguments flag, about 170 lines, before the error."""
 
+    flag_equivalents = TRAINING_FLAG_EQUIVALENTS  # `errors.refuse_unknown_flags`' hints
+
     def error(self, message: str):
+        """`--model` (evaluate's and predict's name) fits three flags; argparse listed them, not which to give."""
+        if re.match(r"ambiguous option: --model(=\S*)? could match", message):
+            message = ("--model: give --model_name_or_path (a saved model or Hub id) or --model_type (a baseline "
+                       "from scratch)")
         raise UsageError(message)
 
 
