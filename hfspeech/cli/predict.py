@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from hfspeech.cli.common import (BACKENDS, MODEL_FIRST_HELP, FilesParser, one_line, prepare_cold_start,
-                                 print_error, reported_as_user_errors)
+from hfspeech.cli.common import (BACKEND_HELP, BACKENDS, MODEL_FIRST_HELP, TRUST_REMOTE_CODE_HELP, FilesParser, one_line,
+                                 prepare_cold_start, print_error, reported_as_user_errors)
 from hfspeech.cli.flags import DEVICE_HELP, OnOffFlag, device_name, positive, progress_wanted
 
 STDOUT = "-"  # the --output that means stdout (hfspeech.inference.stdout_rows)
@@ -27,7 +27,8 @@ def predict_parser() -> argparse.ArgumentParser:
                         "column, relative to the manifest's folder)")
     parser.add_argument("--path_column", "--path_column_name", dest="path_column", default="path",  # train's name too
                         help="--manifest: the column holding the paths")
-    parser.add_argument("--top_k", type=positive(int), default=3)
+    parser.add_argument("--top_k", type=positive(int), default=3, help="labels per file (a multi-label model's "
+                        "active labels below them too)")
     parser.add_argument("--window_seconds", type=positive(float), default=None,
                         help="window for long files (default: the clip length the model was trained on)")
     parser.add_argument("--hop_seconds", type=positive(float), default=None, help="hop between windows (default: half)")
@@ -43,12 +44,11 @@ def predict_parser() -> argparse.ArgumentParser:
                         help="rows for --output - (default jsonl); without --output, the same rows on stdout; "
                         "with --output FILE, its extension decides and a --format that differs is refused")
     parser.add_argument("--batch_size", type=positive(int), default=16, help="windows per model call, across files")
-    parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="force the backend for a folder holding several")
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help=BACKEND_HELP)
     parser.add_argument("--device", type=device_name, default=None, help=DEVICE_HELP)
     parser.add_argument("--progress", action=OnOffFlag, default=None,
                         help="progress bar with the real-time factor on stderr (default: when stderr is a terminal)")
-    parser.add_argument("--trust_remote_code", action="store_true")
+    parser.add_argument("--trust_remote_code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
     return parser
 
 
