@@ -178,18 +178,20 @@ def _os_error_message(name_or_path: str, error: OSError) -> str:
         return f"{_weights_file(name_or_path)}: corrupt or truncated weights file, torch cannot load it"
     if "no file named" in text:
         return f"{name_or_path}: no model weights (model.safetensors) in the folder"
-    if unreadable := _unreadable_files(name_or_path):  # safetensors says "No such file or directory" for them
+    if ("No such file" in text or "Permission denied" in text) and (unreadable := _unreadable_files(name_or_path)):
         return (f"{name_or_path}: cannot read {first_few(unreadable)} (permission denied: another user's file, as "
                 "a run copied in keeps its owner's 0600 weights); make it readable (chmod a+r), or load it as its owner")
     return f"{name_or_path}: cannot be loaded: {_first_line(error)}"
 
 
 def _unreadable_files(folder: str) -> list[str]:
-    """The files of a model folder this process cannot read (weights saved 0600 by another user)."""
+    """The model files of a folder this process cannot read (weights saved 0600 by another user; safetensors says
+    "No such file or directory" for them): a user's own unreadable notes beside them are not the cause."""
     if not os.path.isdir(folder):
         return []
     with os.scandir(folder) as entries:
-        return sorted(entry.name for entry in entries if entry.is_file() and not os.access(entry.path, os.R_OK))
+        return sorted(entry.name for entry in entries if entry.name.endswith((".json", ".safetensors", ".bin"))
+                      and entry.is_file() and not os.access(entry.path, os.R_OK))
 
 
 def _translate(name_or_path: str, error: Exception) -> str | None:
