@@ -66,7 +66,7 @@ def test_two_processes_train_one_model_and_write_outputs_once(tone_folder, tmp_p
     metrics = check_ranks_trained_together(tmp_path, out, epochs=3)
     assert metrics["num_test_clips"] == 12
     # The main process decodes; the other one finds the datasets cache (the bar is drawn once).
-    assert log.count("decoding train audio at 16000 Hz:   0%") == 1, log[-3000:]
+    assert log.count("decoding train audio (with the splits cut from it) at 16000 Hz:   0%") == 1, log[-3000:]
 
 
 def test_two_processes_train_from_a_stream(tone_folder, tmp_path):
