@@ -118,7 +118,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def lenient_stdout():
     """Text that stdout's encoding cannot hold (a file name or label under PYTHONIOENCODING=ascii, or a CJK name on
     a Windows pipe in cp1252) written as `\\xe9` / `\\u65e5`, as Python writes it to stderr: predict's text and CSV
-    rows stopped with a UnicodeEncodeError traceback part way. JSON output is ASCII already; `errors` put back after."""
+    rows stopped with a UnicodeEncodeError traceback part way. JSON output (`json.dumps`' default) escapes non-ASCII
+    as `\\u00e9` itself; predict's CSV cells do not, nor does its label-list cell (`json.dumps(ensure_ascii=False)`,
+    readable text in a UTF-8 stream), so there a label the encoding cannot hold becomes `\\xe9` and reads back as
+    that text, not as the label. `errors` put back after."""
     stream, before = sys.stdout, getattr(sys.stdout, "errors", None)
     lenient = before == "strict" and hasattr(stream, "reconfigure")  # a StringIO (tests, embedding): as it is
     if lenient:

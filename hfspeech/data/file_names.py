@@ -6,6 +6,7 @@ And cell text a spreadsheet mangled (`spreadsheet_damage`): UTF-8 once read as W
 from __future__ import annotations
 
 import os
+import re
 import sys
 import unicodedata
 from pathlib import Path
@@ -72,14 +73,31 @@ SPREADSHEET_ERRORS = {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!",
 CP1252_HIGH = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 
 
-def spreadsheet_damage(text: str) -> str | None:
-    """Why a cell's text is not what its writer meant, or None: a spreadsheet's error value (`#N/A`), or UTF-8 text
-    once read as Windows-1252 and saved again (`cafÃ©` for `café`); each became a class of its own without a word."""
+# How to mend a damaged label, by where it was written: a manifest's cell, an audio folder's folder name, a dataset's
+# class names (a `ClassLabel`, from the Hub): "mend that cell" sent a folder's owner looking for a cell.
+MENDS = {"cell": ("mend that cell", "(opened in Excel without choosing UTF-8, then saved): write {!r}"),
+         "folder": ("rename that folder", "(a name copied or unpacked by a tool that did so): rename it to {!r}"),
+         "class": ("one of the dataset's class names (its ClassLabel feature), to mend there",
+                   "in the dataset's class names (its ClassLabel feature): mend it there to {!r}")}
+# A capital then typography (`É’`, `Ü–`, `CAFÉ\xa0!`, `Ø°C`) is also the Windows-1252 spelling of a 2-byte character
+# (`ɒ`, Syriac, IPA, Arabic): such a pair counts as mangling only beside one that is not such a pair (`Ø§Ù„Ø°` is
+# Arabic). `Â` `Ã` `Ä` `Å` (`Ã\xa0` is `à`), Greek's `Î` `Ï`, Cyrillic's `Ð` `Ñ` (`Ð”Ð°` is `Да`), Hebrew's `×`
+# and the leads of 3 and 4 byte characters (`â€™`) always count: they rarely stand before typography.
+LIKELY_LEADS = frozenset([*range(0xC2, 0xC6), 0xCE, 0xCF, 0xD0, 0xD1, 0xD7, *range(0xE0, 0xF5)])
+TYPOGRAPHY = frozenset(CP1252_HIGH.get(char, ord(char)) for char in "‘’‚“”„–—…•«»°\xa0")
+UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def spreadsheet_damage(text: str, written_in: str = "cell") -> str | None:
+    """Why a label's text is not what its writer meant, or None: a spreadsheet's error value (`#N/A`), or UTF-8 text
+    once read as Windows-1252 and saved again (`cafÃ©` for `café`); each became a class of its own without a word.
+    `written_in`: where the label was written (`MENDS`), which says how to mend it."""
+    error_value, rewrite = MENDS[written_in]
     if text.strip().upper() in SPREADSHEET_ERRORS:
-        return "is a spreadsheet's error value (a formula that failed), not a value: mend that cell"
+        return f"is a spreadsheet's error value (a formula that failed), not a value: {error_value}"
     intended = mojibake_intended(text)
     return None if intended is None else (f"looks like {intended!r} written as UTF-8 and read as Windows-1252 "
-                                          f"(opened in Excel without choosing UTF-8, then saved): write {intended!r}")
+                                          + rewrite.format(intended))
 
 
 def mojibake_intended(text: str) -> str | None:
@@ -93,10 +111,18 @@ def mojibake_intended(text: str) -> str | None:
 
 
 def _read_as_utf8(text: str) -> str | None:
-    """`text`'s Windows-1252 bytes (Latin-1 for the 5 it leaves undefined) read as UTF-8, when they are UTF-8."""
+    """`text`'s Windows-1252 bytes (Latin-1 for the 5 it leaves undefined) read as UTF-8, when they are UTF-8 and
+    not all typography (`_typographic`)."""
     if text.isascii() or any(ord(char) > 0xFF and char not in CP1252_HIGH for char in text):
         return None
+    data = bytes(CP1252_HIGH.get(char, ord(char)) for char in text)
     try:
-        return bytes(CP1252_HIGH.get(char, ord(char)) for char in text).decode("utf-8")
+        intended = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    return intended if not all(map(_typographic, UTF8_SEQUENCE.findall(data))) else None
+
+
+def _typographic(sequence: bytes) -> bool:
+    """Whether a UTF-8 sequence is also a capital then a quote, dash, degree or non-breaking space (`TYPOGRAPHY`)."""
+    return sequence[0] not in LIKELY_LEADS and sequence[1] in TYPOGRAPHY

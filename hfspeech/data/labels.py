@@ -24,9 +24,9 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from datasets import ClassLabel, Dataset, DatasetDict, Features, LargeList, List, Value
 
 from hfspeech.data.audio import describe_source
+from hfspeech.data.broken_labels import class_names_written_in, refuse_broken_labels
 from hfspeech.data.cache_users import beside_users_files
 from hfspeech.data.columns import column_values
-from hfspeech.data.file_names import spreadsheet_damage
 from hfspeech.data.manifests import bracketed_cell, list_cell
 from hfspeech.errors import DataError
 
@@ -36,8 +36,6 @@ LABEL_SEPARATOR = ";"
 # What a multi-label cell is split at, when not at the given one; with the full-width forms of Chinese and Japanese
 # text (`狗；警报`, `猫，狗`, `警报、猫`), which before became classes of their own without a word.
 LIKELY_SEPARATORS = (";", ",", "|", "\uff1b", "\uff0c", "\u3001", "\uff5c")  # ；，、｜
-# Control characters (`\n`, `\t` ...) and U+2028/U+2029, which JSON keeps unescaped and editors break lines at.
-LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
 def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
@@ -54,8 +52,9 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
     manifest and data row, where the user mends the cell, rather than by the audio file.
     """
     namers = {name: _row_namer(split, (source or {}).get(f"{name}_file")) for name, split in dataset.items()}
-    labels = {name: (_label_lists(split, separator, name, namers[name]) if multi_label
-                     else _label_strings(split, name, namers[name])) for name, split in dataset.items()}
+    named_in = class_names_written_in(source)
+    labels = {name: (_label_lists(split, separator, name, namers[name], named_in) if multi_label
+                     else _label_strings(split, name, namers[name], named_in)) for name, split in dataset.items()}
     if label_names is None:
         fitted = ["train"] if "train" in dataset else list(dataset)
         present = {s for name in fitted for s in _flatten(labels[name], multi_label)}
@@ -130,12 +129,13 @@ def _row_namer(split: Dataset, manifest: Optional[str]) -> Callable[[Optional[in
     return lambda row: describe_source(split.select([row or 0])[0]["audio"])
 
 
-def _label_strings(split: Dataset, split_name: str, where: Callable) -> list[str]:
-    """Labels as strings: ClassLabel ids are mapped to their names, anything else is str()-ed."""
+def _label_strings(split: Dataset, split_name: str, where: Callable, named_in: str) -> list[str]:
+    """Labels as strings: ClassLabel ids are mapped to their names (`named_in`: folder or class names), anything
+    else is str()-ed."""
     feature = split.features["label"]
     values = column_values(split, "label")
     if isinstance(feature, ClassLabel):
-        return _stripped(_class_names(feature, values, split_name, where), where)
+        return _stripped(_class_names(feature, values, split_name, where), where, named_in)
     if holds_label_lists(split) or any(isinstance(v, (list, tuple)) for v in values):
         raise DataError(f"{where(None)}: the labels are lists (multi-label data); "
                         "train with --problem_type multi_label_classification")
@@ -163,7 +163,7 @@ def _class_names(feature: ClassLabel, ids: list, split_name: str, where: Callabl
     return [feature.names[v] for v in ids]
 
 
-def _stripped(labels: list[str], where: Callable) -> list[str]:
+def _stripped(labels: list[str], where: Callable, written_in: str = "cell") -> list[str]:
     """Labels without leading/trailing whitespace (`"yes "` is `yes`, not a class of its own), with a warning
     naming a file whose label had it, in composed Unicode (`written_form`); a control character is refused."""
     padded = [i for i, label in enumerate(labels) if label != label.strip()]
@@ -174,7 +174,7 @@ def _stripped(labels: list[str], where: Callable) -> list[str]:
     labels = [forms[label] for label in labels]
     if "" in labels:  # a folder named ` ` (a ClassLabel name of spaces): strings were checked before
         raise DataError(f"{where(labels.index(''))}: empty label")
-    _refuse_broken_labels(labels, where, lists=False)
+    refuse_broken_labels(labels, where, lists=False, written_in=written_in)
     return labels
 
 
@@ -189,22 +189,6 @@ def _written_forms(distinct: set[str]) -> dict[str, str]:
     return {label: written_form(label) for label in distinct}
 
 
-def _refuse_broken_labels(rows: list, where: Callable, lists: bool) -> None:
-    """A `DataError` naming the first clip (`rows`: a label, or with `lists` a list, per clip) whose label has a control
-    character (an unclosed CSV quote) or was mangled by a spreadsheet (`#N/A`, `cafÃ©`: `spreadsheet_damage`)."""
-    distinct = {label for clip in rows for label in clip} if lists else set(rows)
-    reasons = {label: spreadsheet_damage(label) or _line_break(label) for label in distinct}
-    if bad := {label for label, reason in reasons.items() if reason}:
-        clips = rows if lists else ([label] for label in rows)
-        row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)
-        raise DataError(f"{where(row)}: the label {label!r} {reasons[label]}")
-
-
-def _line_break(label: str) -> Optional[str]:
-    broken = any(unicodedata.category(char) in LINE_BREAKING for char in label)
-    return "holds a line break or other control character; one line of text (check the quotes)" if broken else None
-
-
 def _warn_case_twins(label_names: list[str]) -> None:
     """`Yes` and `yes` are two classes (as written), but rarely meant to be: say so, once."""
     by_case: dict[str, list[str]] = {}
@@ -216,8 +200,10 @@ def _warn_case_twins(label_names: list[str]) -> None:
                        "they are one class, write them alike", len(twins), " and ".join(map(repr, twins[0])))
 
 
-def _label_lists(split: Dataset, separator: str, split_name: str, where: Callable) -> list[list[str]]:
-    """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms."""
+def _label_lists(split: Dataset, separator: str, split_name: str, where: Callable,
+                 named_in: str) -> list[list[str]]:
+    """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms (`named_in`:
+    where ClassLabel names come from)."""
     feature = split.features["label"]
     values = column_values(split, "label")
     if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
@@ -234,7 +220,8 @@ def _label_lists(split: Dataset, separator: str, split_name: str, where: Callabl
         _refuse_labelless_cells(values, read, lists, separator, where)
     forms = _written_forms({label for clip in lists for label in clip})
     lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
-    _refuse_broken_labels(lists, where, lists=True)
+    refuse_broken_labels(lists, where, lists=True, written_in=named_in if isinstance(
+        getattr(feature, "feature", feature), ClassLabel) else "cell")
     if lists and not any(lists):
         raise DataError(f"{where(None)}: no clip in split '{split_name}' has a label (empty label column? "
                         f"multi-label strings are split at {separator!r})")

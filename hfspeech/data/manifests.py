@@ -3,7 +3,7 @@
 Type inference would turn the label `0012` into `12` and `007` into `7`, so CSV/TSV cells are read with
 `dtype=str` (and an empty cell stays an empty string, never NaN). The dialects users have work as they
 are: a UTF-8 byte-order mark (Excel), CRLF or old-Mac CR line ends, quoted cells with commas, `;` or tab as the
-separator of a .csv (`_separator`), Excel's `sep=;` first line, UTF-16 with its byte-order mark (Excel's "Unicode
+separator of a .csv (`data.csv_dialect`), Excel's `sep=;` first line, UTF-16 with its byte-order mark (Excel's "Unicode
 Text"), trailing empty cells. In JSON(L), a fraction is read as the text it is written as (`1.50` stays `1.50`);
 integers, `true`/`false` and `null` stay JSON values (a label `7` is `"7"`, `true` is `True`, `null` no label). A
 file that is not UTF-8 (Latin-1, Windows-1252), a JSONL line that is not a JSON object, or a ragged row stops
@@ -17,7 +17,6 @@ import ast
 import codecs
 import csv
 import io
-import itertools
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import tokenize
 from pathlib import Path
 from typing import Any, Optional
 
+from hfspeech.data.csv_dialect import LINE_END, separator, trimmed
 from hfspeech.data.file_names import existing_spelling
 from hfspeech.errors import DataError
 
@@ -34,12 +34,8 @@ MANIFEST_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "js
 # JSON fractions as their text: the label `1.50` stays `1.50` (not `1.5`), `1e3` is not `1000.0`. Integers stay
 # numbers (their text is `str()`'s: `7` is the label `"7"`), so that messages can say a cell is a number.
 AS_WRITTEN = dict(parse_float=str, parse_constant=str)
-# Lines end at `\r\n`, `\r` (old Mac) or `\n`, as universal newlines read them, and nowhere else: `str.splitlines` also
-# split inside a JSON string holding U+2028, U+2029 or U+0085 (allowed unescaped); `\n` alone missed `\r`-only files.
-LINE_END = re.compile(r"\r\n|\r|\n")
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]|^\\\\")  # `C:\data\a.wav`, `\\server\share\a.wav`
 SAVE_AS_CSV = "in Excel: File › Save As › CSV UTF-8 (Comma delimited)"
-SEPARATOR_LINE = re.compile(r'^"?sep=(.)"?[,;\t]*$', re.IGNORECASE)  # Excel's `sep=;` line, for Excel alone
 
 
 class ManifestError(DataError):
@@ -82,34 +78,9 @@ def _decoded(path: str, data: bytes) -> str:
                             f"e.g. Latin-1 or Windows-1252): save it as UTF-8 ({SAVE_AS_CSV})") from None
 
 
-def _separator(text: str) -> tuple[str, str]:
-    """(separator, text without Excel's `sep=X` line) of a .csv: of `,` `;` tab, the one giving every first row the
-    header's cell count (trailing empty cells aside), the most cells first. The header alone chose wrongly: a
-    tab-separated .csv was one column, a `;` file with a comma in a header cell ("duration (s, approx)") two."""
-    first, *rest = LINE_END.split(text, maxsplit=1)
-    if (named := SEPARATOR_LINE.match(first.strip(" "))) is not None:  # not strip(): `sep=<tab>` is a tab
-        return named.group(1), "".join(rest)
-
-    def fit(delimiter: str) -> tuple[bool, int]:
-        rows = [row for row in itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 200)
-                if any(cell.strip() for cell in row)]
-        width = len(_trimmed(rows[0])) if rows else 0
-        return width > 1 and all(len(_trimmed(row)) <= width <= len(row) for row in rows), width
-    try:
-        return max((",", ";", "\t"), key=fit), text
-    except csv.Error:  # an unclosed quote: read at "," and named with its line below
-        return ",", text
-
-
-def _trimmed(cells: list[str]) -> list[str]:
-    """A row without its trailing empty cells, which spreadsheets add after a formatted column (`a,b,,`)."""
-    end = next((i for i in range(len(cells), 1, -1) if cells[i - 1].strip()), 1)  # not a loop of copies: 16k cells
-    return cells[:end]
-
-
 def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[dict], list[str]]:
     if delimiter is None:
-        delimiter, text = _separator(text)
+        delimiter, text = separator(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         table = [row for row in reader if any(cell.strip() for cell in row)]
@@ -117,7 +88,7 @@ def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[d
         raise ManifestError(f"{path}: line {reader.line_num}: cannot be read as CSV ({error})") from None
     if not table:
         return [], []
-    columns = _column_names(path, table[0])
+    columns = _column_names(path, table[0], max(len(trimmed(row)) for row in table))
     rows = []
     for line, cells in enumerate(table[1:], start=2):
         if len(cells) > len(columns) and not any(cell.strip() for cell in cells[len(columns):]):
@@ -129,10 +100,12 @@ def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[d
     return rows, columns
 
 
-def _column_names(path: str, header: list[str]) -> list[str]:
-    """Header cells stripped, trailing empty ones dropped; a byte-order mark (U+FEFF) left at the start of one (a
-    file saved with two) is removed and named: the column `path` was missing beside a column '\\ufeffpath'."""
-    columns = [name.strip() for name in _trimmed(header)]
+def _column_names(path: str, header: list[str], width: int) -> list[str]:
+    """Header cells stripped, trailing empty ones dropped where no row has a value in their column (`width`: the
+    table's cells, `_trimmed`); a trailing unnamed column with values (`path,label,` over `a.wav,dog,note1`) is
+    kept, as the column '', not refused. A byte-order mark (U+FEFF) left at the start of a cell (a file saved with
+    two) is removed and named: the column `path` was missing beside a column '\\ufeffpath'."""
+    columns = [name.strip() for name in header[:max(width, len(trimmed(header)))]]
     if marked := [name for name in columns if name.startswith("\ufeff")]:
         logger.warning("%s: header cell %r starts with a byte-order mark (U+FEFF, written twice), read as %r", path,
                        marked[0], marked[0].lstrip("\ufeff").strip())

@@ -165,6 +165,7 @@ def role_taken_notes(chosen: dict[str, str], given: dict[str, str], available: S
         by_name = [role] if role in available else [split for split in available if SPLIT_ALIASES.get(split) == role]
         taker = next((other for other, split in given.items() if by_name == [split]), None)
         if taker is None:
+            notes += sliced_role_notes(role, by_name, given, source)
             continue
         split = given[taker]
         notes.append(f"{source}: split '{split}' is the {taker} split ({ROLE_FLAGS[taker]} {split}: "
@@ -172,3 +173,19 @@ def role_taken_notes(chosen: dict[str, str], given: dict[str, str], available: S
                      f"is cut out of train by --{role}_split_percentage (0: none; {ROLE_FLAGS[role]} names another "
                      f"split); without {ROLE_FLAGS[taker]}, '{split}' is the {role} split")
     return notes
+
+
+def sliced_role_notes(role: str, by_name: list[str], given: dict[str, str], source: str) -> list[str]:
+    """A role's own split read by another role's slice (`--train_split_name train+validation`): the role is cut out
+    of that slice, and `--eval_split_name validation`, the flag's default, cannot be told from no flag, so an
+    explicit one was ignored without a word. Said, not refused: training on all of it (`--validation_split_percentage
+    0`) or with a part of it held out is a run's right."""
+    taker = next((other for other, name in given.items() if is_slice(name) and set(by_name) & set(slice_bases(name))),
+                 None)
+    if taker is None or len(by_name) != 1:
+        return []
+    split, name = by_name[0], given[taker]
+    even = f", even with {ROLE_FLAGS[role]} {split}" if split == role else ""  # a flag left at its default
+    return [f"{source}: split '{split}' is read by {ROLE_FLAGS[taker]} {name} ({ROLE_PURPOSES[taker]}), so the {role} "
+            f"split ({ROLE_PURPOSES[role]}) is cut out of it by --{role}_split_percentage (0: none){even}; to use "
+            f"'{split}' as the {role} split, leave it out of {ROLE_FLAGS[taker]}"]
