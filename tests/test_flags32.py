@@ -48,13 +48,35 @@ def test_a_switch_takes_true_or_false_as_train_reads_it(argv, dest, value):
     assert getattr(parser.parse_args(argv[1:]), dest) is value
 
 
-def test_a_file_named_like_a_true_false_word_stays_a_file(tmp_path, monkeypatch):
+def test_a_true_false_word_that_is_also_a_file_here_is_refused_as_ambiguous(tmp_path, monkeypatch, capsys):
+    """Review 4: in a Speech Commands root (`no/`, `yes/`), `--trust_remote_code no` read `no` as the folder and
+    turned remote code ON; the word is refused with both spellings to choose from."""
     from hfspeech.cli.predict import predict_parser
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "no").write_bytes(b"")
-    args = predict_parser().parse_args(["m", "--json", "no", "--trust_remote_code", "yes"])
-    assert args.files == ["no"] and args.json is True and args.trust_remote_code is True
+    (tmp_path / "no").mkdir()
+    with pytest.raises(SystemExit):
+        predict_parser().parse_args(["m", "--trust_remote_code", "no", "yes.wav"])
+    assert "--trust_remote_code=no for the switch, or ./no for the file" in capsys.readouterr().err
+    args = predict_parser().parse_args(["m", "--trust_remote_code=no", "./no"])
+    assert args.files == ["./no"] and args.trust_remote_code is False
+
+
+@pytest.mark.parametrize("word, on", [("f", False), ("n", False), ("t", True), ("y", True)])
+def test_transformers_short_true_false_words_read_as_train_reads_them(word, on):
+    """Review 4: `--trust_remote_code f` turned remote code ON in predict (train's string_to_bool reads it off)."""
+    from hfspeech.cli.predict import predict_parser
+
+    args = predict_parser().parse_args(["m", "--trust_remote_code", word, "a.wav"])
+    assert args.trust_remote_code is on and args.files == ["a.wav"]
+
+
+def test_a_command_without_files_reads_the_word_though_a_file_has_that_name(tmp_path, monkeypatch):
+    from hfspeech.cli.stream import stream_parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "1").write_bytes(b"")
+    assert stream_parser().parse_args(["m", "--windows", "1"]).windows is True
 
 
 def test_a_switch_value_that_is_not_true_or_false_is_one_line(capsys):

@@ -90,16 +90,20 @@ class OnOffFlag(argparse.Action):
         return " | ".join(option for option in self.option_strings if "-" not in option[2:])
 
 
-SWITCH_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+# transformers' `string_to_bool` words, as train and evaluate read them (`f` and `n` turned remote code ON here)
+SWITCH_WORDS = {"true": True, "yes": True, "t": True, "y": True, "1": True,
+                "false": False, "no": False, "f": False, "n": False, "0": False}
 
 
 def switch_values_read(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
     """A switch given a value, as train's `HfArgumentParser` takes it (`--trust_remote_code False`), read so:
     `--flag=false` / `--flag false` off, `--flag=true` / `--flag true` on. The next word is the switch's only when it
-    is a true/false word (`SWITCH_WORDS`, any case) and no existing file; without this, `predict RUN a.wav
-    --trust_remote_code False` turned remote code ON and read `False` as an audio file. Words after `--` are files."""
+    is a true/false word (`SWITCH_WORDS`, any case); without this, `predict RUN a.wav --trust_remote_code False`
+    turned remote code ON and read `False` as an audio file. Where the command takes files and the word is also one
+    here (a Speech Commands root's `no/`), it is refused as ambiguous. Words after `--` are files."""
     import os
 
+    takes_files = any(not action.option_strings and action.nargs in ("*", "+") for action in parser._actions)
     end = words.index("--") if "--" in words else len(words)
     read, index = [], 0
     while index < end:
@@ -107,7 +111,10 @@ def switch_values_read(parser: argparse.ArgumentParser, words: list[str]) -> lis
         name, equals, value = word.partition("=")
         action = _switch(parser, name) if word.startswith("--") else None
         following = words[index + 1] if index + 1 < end else ""
-        if action is not None and not equals and following.lower() in SWITCH_WORDS and not os.path.exists(following):
+        if action is not None and not equals and following.lower() in SWITCH_WORDS:
+            if takes_files and os.path.exists(following):
+                parser.error(f"argument {name}: {following!r} is a true/false word and a file here: write "
+                             f"{name}={following} for the switch, or ./{following} for the file")
             value, equals, index = following, "=", index + 1
         if action is not None and equals:
             if value.lower() not in SWITCH_WORDS:
