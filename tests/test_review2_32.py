@@ -89,3 +89,17 @@ def test_a_mangled_folder_or_class_name_is_not_called_a_cell(source, mend):
 def test_a_spreadsheet_error_value_as_a_folder_name_says_to_rename_the_folder():
     with pytest.raises(DataError, match=r"the label '#N/A' is a spreadsheet's error value .*rename that folder$"):
         encode_labels(class_labelled("up", "#N/A"), source={"data_dir": "clips"})
+
+
+def test_a_mangled_string_label_of_a_hub_dataset_is_not_called_a_spreadsheet_cell():
+    """Review 4: a dataset's string label column (not a ClassLabel) with `cafÃ©` was told to mend a spreadsheet cell."""
+    from datasets import Dataset, DatasetDict
+
+    from hfspeech.data.labels import encode_labels
+    from hfspeech.errors import DataError
+
+    data = DatasetDict(train=Dataset.from_dict({"audio": [{"path": "a.wav"}, {"path": "b.wav"}],
+                                                "label": ["cafÃ©", "up"]}))
+    with pytest.raises(DataError, match="in the dataset's label column: mend it there to 'café'") as error:
+        encode_labels(data, source={"dataset_name": "user/ds"})
+    assert "Excel" not in str(error.value) and "cell" not in str(error.value)

@@ -20,6 +20,12 @@ def class_names_written_in(source: Optional[Mapping[str, Any]]) -> str:
     return "folder" if (source or {}).get("data_dir") and not (source or {}).get("dataset_name") else "class"
 
 
+def label_values_written_in(source: Optional[Mapping[str, Any]]) -> str:
+    """Where label strings (not `ClassLabel` names) were written: a dataset's column (`dataset_name`), else a
+    manifest's (or metadata.csv's) cells."""
+    return "dataset" if (source or {}).get("dataset_name") else "cell"
+
+
 def refuse_broken_labels(rows: list, where: Callable, lists: bool, written_in: str = "cell") -> None:
     """A `DataError` naming the first clip (`rows`: a label, or with `lists` a list, per clip) whose label has a control
     character (an unclosed CSV quote) or was mangled by a spreadsheet (`#N/A`, `cafÃ©`: `spreadsheet_damage`).

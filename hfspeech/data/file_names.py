@@ -78,7 +78,9 @@ CP1252_HIGH = {bytes([b]).decode("cp1252"): b for b in range(0x80, 0xA0) if b no
 MENDS = {"cell": ("mend that cell", "(opened in Excel without choosing UTF-8, then saved): write {!r}"),
          "folder": ("rename that folder", "(a name copied or unpacked by a tool that did so): rename it to {!r}"),
          "class": ("one of the dataset's class names (its ClassLabel feature), to mend there",
-                   "in the dataset's class names (its ClassLabel feature): mend it there to {!r}")}
+                   "in the dataset's class names (its ClassLabel feature): mend it there to {!r}"),
+         "dataset": ("a value of the dataset's label column, to mend there",
+                     "in the dataset's label column: mend it there to {!r}")}
 # A capital then typography (`É’`, `Ü–`, `CAFÉ\xa0!`, `Ø°C`) is also the Windows-1252 spelling of a 2-byte character
 # (`ɒ`, Syriac, IPA, Arabic): such a pair counts as mangling only beside one that is not such a pair (`Ø§Ù„Ø°` is
 # Arabic). `Â` `Ã` `Ä` `Å` (`Ã\xa0` is `à`), Greek's `Î` `Ï`, Cyrillic's `Ð` `Ñ` (`Ð”Ð°` is `Да`), Hebrew's `×`

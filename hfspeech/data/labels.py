@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from datasets import ClassLabel, Dataset, DatasetDict, Features, LargeList, List, Value
 
 from hfspeech.data.audio import describe_source
-from hfspeech.data.broken_labels import class_names_written_in, refuse_broken_labels
+from hfspeech.data.broken_labels import class_names_written_in, label_values_written_in, refuse_broken_labels
 from hfspeech.data.cache_users import beside_users_files
 from hfspeech.data.columns import column_values
 from hfspeech.data.manifests import bracketed_cell, list_cell
@@ -52,7 +52,7 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
     manifest and data row, where the user mends the cell, rather than by the audio file.
     """
     namers = {name: _row_namer(split, (source or {}).get(f"{name}_file")) for name, split in dataset.items()}
-    named_in = class_names_written_in(source)
+    named_in = (class_names_written_in(source), label_values_written_in(source))  # ClassLabel names, strings
     labels = {name: (_label_lists(split, separator, name, namers[name], named_in) if multi_label
                      else _label_strings(split, name, namers[name], named_in)) for name, split in dataset.items()}
     if label_names is None:
@@ -129,13 +129,13 @@ def _row_namer(split: Dataset, manifest: Optional[str]) -> Callable[[Optional[in
     return lambda row: describe_source(split.select([row or 0])[0]["audio"])
 
 
-def _label_strings(split: Dataset, split_name: str, where: Callable, named_in: str) -> list[str]:
-    """Labels as strings: ClassLabel ids are mapped to their names (`named_in`: folder or class names), anything
-    else is str()-ed."""
+def _label_strings(split: Dataset, split_name: str, where: Callable, named_in: tuple[str, str]) -> list[str]:
+    """Labels as strings: ClassLabel ids are mapped to their names, anything else is str()-ed (`named_in`: where
+    each was written, `broken_labels`)."""
     feature = split.features["label"]
     values = column_values(split, "label")
     if isinstance(feature, ClassLabel):
-        return _stripped(_class_names(feature, values, split_name, where), where, named_in)
+        return _stripped(_class_names(feature, values, split_name, where), where, named_in[0])
     if holds_label_lists(split) or any(isinstance(v, (list, tuple)) for v in values):
         raise DataError(f"{where(None)}: the labels are lists (multi-label data); "
                         "train with --problem_type multi_label_classification")
@@ -146,7 +146,7 @@ def _label_strings(split: Dataset, split_name: str, where: Callable, named_in: s
     if joined is not None:  # `dog;siren` is how a manifest lists several labels: a class of its own is a likely slip
         logger.warning("single-label data with the label %r: a class of its own; if it lists several labels, "
                        "train with --problem_type multi_label_classification", joined)
-    return _stripped([str(v) for v in values], where)
+    return _stripped([str(v) for v in values], where, named_in[1])
 
 
 def _class_names(feature: ClassLabel, ids: list, split_name: str, where: Callable,
@@ -201,9 +201,9 @@ def _warn_case_twins(label_names: list[str]) -> None:
 
 
 def _label_lists(split: Dataset, separator: str, split_name: str, where: Callable,
-                 named_in: str) -> list[list[str]]:
+                 named_in: tuple[str, str]) -> list[list[str]]:
     """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms (`named_in`:
-    where ClassLabel names come from)."""
+    where ClassLabel names and label strings were written)."""
     feature = split.features["label"]
     values = column_values(split, "label")
     if isinstance(feature, ClassLabel):  # an audiofolder: one label per clip
@@ -220,8 +220,8 @@ def _label_lists(split: Dataset, separator: str, split_name: str, where: Callabl
         _refuse_labelless_cells(values, read, lists, separator, where)
     forms = _written_forms({label for clip in lists for label in clip})
     lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
-    refuse_broken_labels(lists, where, lists=True, written_in=named_in if isinstance(
-        getattr(feature, "feature", feature), ClassLabel) else "cell")
+    refuse_broken_labels(lists, where, lists=True, written_in=named_in[0] if isinstance(
+        getattr(feature, "feature", feature), ClassLabel) else named_in[1])
     if lists and not any(lists):
         raise DataError(f"{where(None)}: no clip in split '{split_name}' has a label (empty label column? "
                         f"multi-label strings are split at {separator!r})")
