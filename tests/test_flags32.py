@@ -170,7 +170,7 @@ def test_stream_takes_sampling_rate_as_train_names_it():
     assert stream_parser().parse_args(["m", "--sampling_rate", "8000"]).rate == 8000
 
 
-@pytest.mark.parametrize("flag", ["--test_split_name", "--eval-split-name"])
+@pytest.mark.parametrize("flag", ["--test_split_name", "--eval-split-name", "--eval_split", "--train_split_n"])
 def test_evaluate_split_name_flags_are_told_split(flag, tmp_path, capsys):
     line = one_error_line(*run_cli_output(["evaluate", "--model", str(tmp_path), "--data_dir", str(tmp_path), flag,
                                            "foo"], capsys)[::2])

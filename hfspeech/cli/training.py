@@ -82,9 +82,11 @@ def refuse_split_name_flags(argv: list[str]) -> None:
     """`--test_split_name` (train's, a --dataset_name split for each role) on evaluate, which scores the one split
     `--split` names: it was told of --dataset_name's splits, or that it is a training flag, and never of --split."""
     from hfspeech.errors import UsageError
+    from hfspeech.training.command_line import given_flags
 
-    names = {"--" + word.split("=", 1)[0][2:].replace("-", "_") for word in argv if word.startswith("--")}
-    given = [flag for flag in (f"--{role}_split_name" for role in ("train", "eval", "test")) if flag in names]
+    names = given_flags(argv)  # abbreviated too (`--eval_split`), as argparse reads it
+    given = [f"--{flag}" for flag in (f"{role}_split_name" for role in ("train", "eval", "test"))
+             if any(flag.startswith(name) and name.startswith(flag[:flag.index("_split") + 3]) for name in names)]
     if given:
         raise UsageError(f"{', '.join(given)}: hfspeech evaluate scores one split: give --split NAME (as the data "
                          "names it, or by role: test, validation, train)")
