@@ -175,3 +175,9 @@ def test_evaluate_split_name_flags_are_told_split(flag, tmp_path, capsys):
     line = one_error_line(*run_cli_output(["evaluate", "--model", str(tmp_path), "--data_dir", str(tmp_path), flag,
                                            "foo"], capsys)[::2])
     assert "give --split NAME" in line, line
+
+
+def test_a_flag_typed_without_its_underscores_is_still_named(capsys):
+    """Review 4: the tighter hint rule lost `--modelname` -> `--model_name_or_path` (a right hint)."""
+    line = one_error_line(*run_cli_output(["train", "--modelname", "x"], capsys)[::2])
+    assert "did you mean ['--model_name_or_path']" in line, line
