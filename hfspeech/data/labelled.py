@@ -74,14 +74,16 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
 
 
 def load_evaluation_split(spec: DataSpec, label_names: Sequence[str], split: Optional[str] = None,
-                          multi_label: bool = False, report: Optional[DataReport] = None) -> DatasetDict:
+                          multi_label: bool = False, report: Optional[DataReport] = None,
+                          allow_no_event: bool = False) -> DatasetDict:
     """One split (default: test, else the first) labelled with a trained model's `label_names`: a label the
     model does not know is an error naming the file, not a silent mistake. The split is keyed by the name the
-    data gives it; `split` may also be its role (`validation` for a `dev` split), as training reads it."""
+    data gives it; `split` may also be its role (`validation` for a `dev` split), as training reads it.
+    `allow_no_event`: a multi-label split with no label in any clip is a false-alarm set (`encode_labels`)."""
     raw = load_audio_dataset(**spec.source, report=report, choose_split=lambda names: evaluated_split(names, split))
     split = evaluated_split(list(raw), split)  # a datasets dataset's is chosen: only its splits are read
     return encode_labels(DatasetDict({split: raw[split]}), label_names, multi_label=multi_label,
-                         separator=spec.label_separator, source=spec.source)
+                         separator=spec.label_separator, source=spec.source, allow_no_event=allow_no_event)
 
 
 def evaluated_split(available: list[str], split: Optional[str]) -> str:

@@ -39,7 +39,8 @@ LIKELY_SEPARATORS = (";", ",", "|", "\uff1b", "\uff0c", "\u3001", "\uff5c")  # ï
 
 
 def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = None, multi_label: bool = False,
-                  separator: str = LABEL_SEPARATOR, source: Optional[Mapping[str, Any]] = None) -> DatasetDict:
+                  separator: str = LABEL_SEPARATOR, source: Optional[Mapping[str, Any]] = None,
+                  allow_no_event: bool = False) -> DatasetDict:
     """Give every split the same integer `ClassLabel` column (`List(ClassLabel)` when `multi_label`).
 
     Without `label_names` the classes are the labels of the training split (or of all splits when there
@@ -49,11 +50,13 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
     `DataError` naming the label and a clip that has it.
     `separator` splits a multi-label string such as `dog;siren`. `source`: the keyword arguments the data was
     loaded with (`DataSpec.source`); a split read from a manifest (`train_file` ...) has its clips named by the
-    manifest and data row, where the user mends the cell, rather than by the audio file.
+    manifest and data row, where the user mends the cell, rather than by the audio file. `allow_no_event`: a
+    multi-label split in which no clip has a label is read as that (an event detector's false-alarm set, held out),
+    not refused as the wrong column.
     """
     namers = {name: _row_namer(split, (source or {}).get(f"{name}_file")) for name, split in dataset.items()}
     named_in = (class_names_written_in(source), label_values_written_in(source))  # ClassLabel names, strings
-    labels = {name: (_label_lists(split, separator, name, namers[name], named_in) if multi_label
+    labels = {name: (_label_lists(split, separator, name, namers[name], named_in, allow_no_event) if multi_label
                      else _label_strings(split, name, namers[name], named_in)) for name, split in dataset.items()}
     if label_names is None:
         fitted = ["train"] if "train" in dataset else list(dataset)
@@ -201,7 +204,7 @@ def _warn_case_twins(label_names: list[str]) -> None:
 
 
 def _label_lists(split: Dataset, separator: str, split_name: str, where: Callable,
-                 named_in: tuple[str, str]) -> list[list[str]]:
+                 named_in: tuple[str, str], allow_no_event: bool = False) -> list[list[str]]:
     """Each clip's labels as a list of strings, duplicates dropped, from any of the accepted forms (`named_in`:
     where ClassLabel names and label strings were written)."""
     feature = split.features["label"]
@@ -222,7 +225,7 @@ def _label_lists(split: Dataset, separator: str, split_name: str, where: Callabl
     lists = [list(dict.fromkeys(forms[label] for label in clip)) for clip in lists]
     refuse_broken_labels(lists, where, lists=True, written_in=named_in[0] if isinstance(
         getattr(feature, "feature", feature), ClassLabel) else named_in[1])
-    if lists and not any(lists):
+    if lists and not any(lists) and not allow_no_event:
         raise DataError(f"{where(None)}: no clip in split '{split_name}' has a label (empty label column? "
                         f"multi-label strings are split at {separator!r})")
     return lists

@@ -24,14 +24,13 @@ from tqdm.auto import tqdm
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.clip_digests import trained_on_warning
 from hfspeech.data.columns import column_values
-from hfspeech.data.labelled import DataSpec
+from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.split_audit import audit_missing_classes
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError
-from hfspeech.evaluation.held_out import load_held_out_split
 from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
                                        write_metrics_json, write_multilabel_report)
 from hfspeech.inference.backends import device_form_problem
@@ -106,7 +105,7 @@ class ScoredSplit:
 
 def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     """Every clip of one split scored by `eval_args.model`; nothing written. A multi-label split with no event in
-    any clip is a false-alarm set (`evaluation.held_out`), not an error."""
+    any clip is a false-alarm set (`encode_labels(allow_no_event=True)`), not an error."""
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size,
         backend=backend_for_device(eval_args.model, None, eval_args.device), device=eval_args.device,
@@ -116,7 +115,8 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     label_names = [classifier.id2label[i] for i in range(len(classifier.id2label))]
     listing = DataReport()
     multi_label = is_multi_label(classifier.config)
-    raw = load_held_out_split(spec, label_names, eval_args.split, multi_label, report=listing)
+    raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing,
+                                allow_no_event=True)  # a multi-label set of background clips: its false alarms
     split = next(iter(raw))
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all

@@ -4,8 +4,8 @@ An event detector is tested twice: on clips with events (mAP, F1) and on backgro
 question is how often it fires. The second set has no positive at all, so mAP, ROC-AUC, F1, precision and recall
 are undefined on it; what it measures is each label's false positives at the model's thresholds and the clips
 with any false alarm. `hfspeech evaluate` refused such a set outright (the data stage takes a split in which no
-clip has a label for the wrong column, as it is when training); `evaluation.held_out.load_held_out_split` reads it
-as the no-event set it is, and `false_alarm_metrics` gives its numbers (in every multi-label report, where they mean
+clip has a label for the wrong column, as it is when training); `encode_labels(allow_no_event=True)` reads it as
+the no-event set it is, and `false_alarm_metrics` gives its numbers (in every multi-label report, where they mean
 the same). Numpy only: the report writers import it.
 """
 
