@@ -18,8 +18,10 @@ from hfspeech.data.groups import GROUP_COLUMN, attach_groups, group_disjoint_spl
 from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
-from hfspeech.data.speech_commands import split_method, with_speaker_groups  # split_method: the run records it
-from hfspeech.data.split_audit import audit_repeats, audit_splits, refuse_unseen_carved_classes
+from hfspeech.data.speech_commands import (speaker_carve_kept, split_method,  # split_method: the run records it
+                                           with_speaker_groups)
+from hfspeech.data.split_audit import (audit_repeats, audit_splits, refuse_unseen_carved_classes,
+                                      unseen_carved_classes)
 from hfspeech.data.split_names import SPLIT_ALIASES
 from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.errors import DataError
@@ -59,18 +61,31 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
         raw = attach_groups(raw, spec.source, spec.group_column)
     else:  # an audio folder of `<speaker>_nohash_<n>` files (Speech Commands): grouped by speaker
         raw = with_speaker_groups(raw, spec.source, spec.validation_percentage / 100, spec.test_percentage / 100,
-                                  seed, report)
+                                  report)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator,
                        source=spec.source)
     audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
-    split = group_disjoint_splits if GROUP_COLUMN in raw["train"].column_names else make_splits
-    given = list(raw)
-    raw = split(raw, spec.validation_percentage / 100, spec.test_percentage / 100, seed)
-    if spec.group_column:  # whole groups held out must not be whole classes (the label used as the group)
-        refuse_unseen_carved_classes(raw, [name for name in raw if name not in given], spec.group_column)
+    raw = _carved(raw, spec, seed, report)
     raw = limit_samples(raw, spec, seed, report)
     audit_splits(raw, report)  # leaks and degenerate splits: warned, and recorded in the report
     return raw
+
+
+def _carved(raw: DatasetDict, spec: DataSpec, seed: int, report: Optional[DataReport]) -> DatasetDict:
+    """The splits `raw` lacks carved: by whole groups where it has them, else stratified. Whole groups held out must
+    not be whole classes: refused under `--group_column` (the label used as the group), and a Speech Commands
+    speaker carve (`data.speech_commands`) falls back to carving by file."""
+    shares = (spec.validation_percentage / 100, spec.test_percentage / 100)
+    if GROUP_COLUMN not in raw["train"].column_names:
+        return make_splits(raw, *shares, seed)
+    carved = group_disjoint_splits(raw, *shares, seed)
+    names = [name for name in carved if name not in raw]
+    if spec.group_column:
+        refuse_unseen_carved_classes(carved, names, spec.group_column)
+    elif not speaker_carve_kept(names, unseen_carved_classes(carved, names), report):
+        return make_splits(DatasetDict({name: split.remove_columns(GROUP_COLUMN) for name, split in raw.items()}),
+                           *shares, seed)
+    return carved
 
 
 def load_evaluation_split(spec: DataSpec, label_names: Sequence[str], split: Optional[str] = None,

@@ -157,15 +157,13 @@ def _lists_note(given: dict[str, Path], splits: dict[str, list], absent: list[st
     return note
 
 
-def with_speaker_groups(raw, source: dict, validation_fraction: float, test_fraction: float, seed: int = 42,
-                        report=None):
+def with_speaker_groups(raw, source: dict, validation_fraction: float, test_fraction: float, report=None):
     """`raw` (a DatasetDict of an audio folder) with each clip's speaker as its `group` (`data.groups`) where
     every file is named `<speaker-hash>_nohash_<n>`: the splits it lacks are then carved by whole speakers, as
     the lists were made, and given splits sharing a speaker are warned about (`data.split_audit`). Clips held
     out by file put one speaker's other takes of the same word in train, and the test score flattered. Fewer
     than 3 speakers (one each for train, validation, test) are carved by file, with a note saying so; so are
-    speakers whose whole-speaker splits would hold labels train lacks (a folder per speaker: speaker ID, where
-    the speaker is the label), since nobody asked for the grouping that would leave those labels untrained."""
+    speakers whose whole-speaker splits would hold labels train lacks (`speaker_carve_kept`)."""
     from hfspeech.data.columns import column_values
     from hfspeech.data.groups import GROUP_COLUMN
 
@@ -177,33 +175,23 @@ def with_speaker_groups(raw, source: dict, validation_fraction: float, test_frac
         return raw
     carved = [name for name, share in (("validation", validation_fraction), ("test", test_fraction))
               if name not in raw and share > 0]
-    grouped = type(raw)({name: split.add_column(GROUP_COLUMN, speakers[name]) for name, split in raw.items()})
-    too_few = carved and len(set(speakers["train"])) < 3
-    unseen = [] if too_few or not carved else _labels_left_untrained(grouped, validation_fraction, test_fraction,
-                                                                     seed)
-    if carved and report is not None:  # `DataReport.add_listing` logs the note and keeps it in data_report.json
-        report.add_listing({}, [], [shared_speaker_note() if too_few else untrained_labels_note(unseen) if unseen
-                                    else f"{' and '.join(carved)} {SPEAKER_CARVE_NOTE} (the hash before "
+    if carved and len(set(speakers["train"])) < 3:
+        if report is not None:  # `DataReport.add_listing` logs the note and keeps it in data_report.json
+            report.add_listing({}, [], [shared_speaker_note()])
+        return raw
+    return type(raw)({name: split.add_column(GROUP_COLUMN, speakers[name]) for name, split in raw.items()})
+
+
+def speaker_carve_kept(carved: list[str], unseen: dict[str, list[str]], report=None) -> bool:
+    """Whether splits carved by the speakers of `<speaker>_nohash_<n>` names stand (said in a note): not where
+    they hold labels train lacks (`split_audit.unseen_carved_classes`; a folder per speaker is speaker ID, where
+    the speaker is the label), since nobody asked for the grouping that would leave those labels untrained."""
+    if carved and report is not None:
+        labels = sorted({label for names in unseen.values() for label in names})
+        report.add_listing({}, [], [untrained_labels_note(labels) if labels else
+                                    f"{' and '.join(carved)} {SPEAKER_CARVE_NOTE} (the hash before "
                                     f"{SPEAKER_MARK} in the file names): no speaker is in two splits"])
-    return raw if too_few or unseen else grouped
-
-
-def _labels_left_untrained(grouped, validation_fraction: float, test_fraction: float, seed: int) -> list[str]:
-    """The labels of the held-out splits a whole-speaker carve would make (the very carve `data.labelled` then
-    makes: same rows, fractions and seed) that its train split has no clip of."""
-    from hfspeech.data.columns import column_values
-    from hfspeech.data.groups import group_disjoint_splits
-
-    if "label" not in grouped["train"].column_names:
-        return []
-    splits = group_disjoint_splits(grouped, validation_fraction, test_fraction, seed)
-    names = getattr(grouped["train"].features["label"], "names", None)  # a ClassLabel's, else the values are names
-
-    def labels_of(split) -> set:
-        return {names[value] if names else str(value) for value in column_values(split, "label")}
-
-    held_out = set().union(*(labels_of(splits[name]) for name in splits if name not in grouped))
-    return sorted(held_out - labels_of(splits["train"]))
+    return not unseen
 
 
 def _speaker(path: str) -> Optional[str]:

@@ -189,17 +189,22 @@ def refuse_unseen_carved_classes(dataset: DatasetDict, carved: list[str], group_
     `DataError`: with the label as the group (speaker ID grouped by speaker) every held-out class was one the
     model never trained on, its test accuracy 0 by construction and validation picking the "best" checkpoint on
     classes it cannot answer, with only warnings. Given splits are the user's choice: they keep the warnings."""
-    known = _present_ids(column_values(dataset["train"], "label"))
+    for name, unseen in unseen_carved_classes(dataset, carved).items():
+        raise DataError(f"--group_column {group_column}: the {name} split carved by whole groups holds "
+                        f"{len(unseen)} class(es) the train split has no clip of "
+                        f"({first_few(unseen)}): {_why_unseen(dataset, group_column)}; "
+                        "group by recording session, or give the splits (--validation_file, --test_file)")
+
+
+def unseen_carved_classes(dataset: DatasetDict, carved: list[str]) -> dict[str, list[str]]:
+    """{carved split: the names of its classes the train split has no clip of}, test first; splits without any left
+    out. One rule for `--group_column`'s refusal and Speech Commands' speaker carve (`data.speech_commands`)."""
+    known, unseen = _present_ids(column_values(dataset["train"], "label")), {}
     for name in ("test", "validation"):
-        if name not in carved:
-            continue
-        names = _class_names(dataset[name])
-        unseen = sorted(_present_ids(column_values(dataset[name], "label")) - known)
-        if unseen:
-            raise DataError(f"--group_column {group_column}: the {name} split carved by whole groups holds "
-                            f"{len(unseen)} class(es) the train split has no clip of "
-                            f"({first_few([names[i] for i in unseen])}): {_why_unseen(dataset, group_column)}; "
-                            "group by recording session, or give the splits (--validation_file, --test_file)")
+        ids = sorted(_present_ids(column_values(dataset[name], "label")) - known) if name in carved else []
+        if ids:
+            unseen[name] = [_class_names(dataset[name])[i] for i in ids]
+    return unseen
 
 
 def _why_unseen(dataset: DatasetDict, group_column: str) -> str:
