@@ -20,7 +20,7 @@ import soundfile as sf
 from hfspeech.cli import main as cli
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.inference.classifier import Prediction
-from hfspeech.inference.outputs import CSV_COLUMNS, PredictionWriter, done_paths, expand_inputs
+from hfspeech.inference.outputs import CSV_COLUMNS, PredictionWriter, expand_inputs, read_earlier_output
 from hfspeech.inference.sources import PcmFormat, followed_format, read_pcm, stdin_format
 from hfspeech.inference.windows import window_sizes
 from tests.conftest import save_random_baseline, synth_clip
@@ -75,7 +75,7 @@ def test_a_csv_output_with_a_newline_in_a_path_resumes_without_writing_that_file
             writer.write(Prediction(path, ["a, b", 'c"d'], [0.75, 0.25], 1))
     with open(output, newline="") as f:
         assert [row["path"] for row in csv.DictReader(f)] == paths
-    assert done_paths(str(output)) == set(paths)
+    assert read_earlier_output(str(output))[0] == set(paths)
 
 
 def test_an_output_csv_the_csv_module_cannot_read_is_refused_by_name_and_left_alone(tmp_path):
@@ -83,7 +83,7 @@ def test_an_output_csv_the_csv_module_cannot_read_is_refused_by_name_and_left_al
     text = ",".join(CSV_COLUMNS) + "\n" + '"' + "x" * 200_000 + '",a\n'  # was a csv.Error traceback
     output.write_text(text)
     with pytest.raises(ValueError, match="out.csv: not the output of an earlier .* cannot be read as CSV"):
-        done_paths(str(output))
+        read_earlier_output(str(output))[0]
     assert output.read_text() == text
 
 

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from hfspeech.cli import main as cli
 from hfspeech.inference.classifier import Prediction
-from hfspeech.inference.outputs import PredictionWriter, done_paths, split_labels
+from hfspeech.inference.outputs import PredictionWriter, read_earlier_output, split_labels
 from hfspeech.inference.timeline import write_timeline
 from hfspeech.inference.windows import WindowResult
 from tests.conftest import save_random_baseline, synth_clip
@@ -54,7 +54,7 @@ def test_an_output_written_by_another_model_is_refused_by_name_and_left_alone(to
     assert output.read_bytes() == before  # nothing of the other model appended
     # The same model resumes as before: the first file skipped, the second appended.
     assert cli(["predict", str(tones_model), first, second, "--output", str(output)]) == 0
-    assert "1 files written" in capsys.readouterr().err and done_paths(str(output)) == {first, second}
+    assert "1 files written" in capsys.readouterr().err and read_earlier_output(str(output))[0] == {first, second}
 
 
 def test_resume_matches_a_file_however_its_path_is_written(tones_model, tmp_path, monkeypatch, capsys):
@@ -98,7 +98,7 @@ def test_an_older_csv_with_a_split_label_still_resumes(tmp_path):
         writer.write(Prediction("a.wav", ["car", "bus"], [0.75, 0.25], 1))
     assert split_labels("rain|wind|car") == ["rain", "wind", "car"]  # cells written before JSON lists
     assert split_labels('["rain|wind", "car"]') == ["rain|wind", "car"]
-    assert done_paths(str(output)) == {"a.wav"}
+    assert read_earlier_output(str(output))[0] == {"a.wav"}
 
 
 def test_timeline_csv_active_labels_holding_the_separator_split_back(tmp_path):

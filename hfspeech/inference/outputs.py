@@ -87,11 +87,6 @@ def output_format(path: str) -> str:
     return OUTPUT_FORMATS[suffix]
 
 
-def done_paths(path: str) -> set[str]:
-    """Paths already written to an earlier run's output (as written; see `same_file`)."""
-    return read_earlier_output(path)[0]
-
-
 def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
     """The paths and the labels of an earlier run's output; a last row cut off mid-write is removed from the
     file (it is incomplete, so its file is classified again). A file that is not such an output (another
@@ -104,7 +99,7 @@ def read_earlier_output(path: str) -> tuple[set[str], set[str]]:
         if blocker is not None:
             raise ValueError(f"{path}: --output is inside {blocker}, a file, not a folder; give another --output file")
         return set(), set()
-    with open(path, "rb+") as f:
+    with _open_output(path, "rb+") as f:
         _lock_or_refuse(f, path)  # before cutting a last row that another run may be writing
         data = f.read()
         complete, rows = _complete_rows(path, kind, data)
@@ -215,6 +210,16 @@ def _json_row_labels(row: dict) -> list[str]:
     return [label for label in labels if isinstance(label, str)]
 
 
+def _open_output(path: str, mode: str):
+    """`path` opened after making its folder. A read-only disk or folder, another user's, a full disk: one line
+    naming --output (a bare errno before: `[Errno 30] Read-only file system` resuming a read-only output)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, mode, **({} if "b" in mode else dict(newline="", encoding="utf-8")))
+    except OSError as error:
+        raise cannot_write(path, error, "make room, or give another --output file") from None
+
+
 def _lock_or_refuse(file, path: str) -> None:
     """Hold `file` alone until it is closed: two runs appending to one output each classified the files the
     other had not written yet when it started, and every file they both did was in it twice."""
@@ -242,11 +247,7 @@ class PredictionWriter:
     def __init__(self, path: str, multi_label: bool = False):
         self.format, self.path, self.multi_label = output_format(path), path, multi_label
         new = not os.path.isfile(path) or os.path.getsize(path) == 0
-        try:  # a read-only folder, another user's, a full disk: one line naming --output (it was a bare errno)
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(path, "a", newline="", encoding="utf-8")
-        except OSError as error:
-            raise cannot_write(path, error, "make room, or give another --output file") from None
+        self.file = _open_output(path, "a")
         _lock_or_refuse(self.file, path)
         self.complete = self.file.tell()  # bytes of whole rows in the file
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS) if self.format == "csv" else None
