@@ -10,6 +10,7 @@ The spec knows nothing about training: `training.arguments.DataArguments.spec()`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from datasets import DatasetDict
@@ -64,11 +65,30 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
                                   report)
     raw = encode_labels(raw, label_names, multi_label=multi_label, separator=spec.label_separator,
                        source=spec.source)
+    if not multi_label:
+        refuse_one_class(raw["train"], spec.source)
     audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
     raw = _carved(raw, spec, seed, report)
     raw = limit_samples(raw, spec, seed, report)
     audit_splits(raw, report)  # leaks and degenerate splits: warned, and recorded in the report
     return raw
+
+
+def refuse_one_class(train, source: dict) -> None:
+    """A single-label training set of one class makes a classifier whose softmax answers that class whatever it
+    hears, and which scores accuracy 1.0 on its test split: `demo-data --kind events` read with --data_dir (its
+    clips sit in one folder, `audio/`) trained such a model without a word. Refused, with the manifest to give
+    where the folder holds one (multi-label data lists its labels there)."""
+    names = list(getattr(train.features["label"], "names", None) or [])
+    if len(names) != 1:
+        return
+    folder = source.get("data_dir")
+    manifests = [str(Path(folder) / name) for name in ("labels.csv", "labels.jsonl") if folder and
+                 (Path(folder) / name).is_file()]
+    hint = (f"; to train on the labels of {manifests[0]}, give --train_file {manifests[0]}" if manifests else
+            "; a folder's classes are its subfolders, a manifest's its label column")
+    raise DataError(f"{folder or 'the training data'}: every training clip has one label ({names[0]!r}): a "
+                    f"classifier needs two classes or more{hint}")
 
 
 def _carved(raw: DatasetDict, spec: DataSpec, seed: int, report: Optional[DataReport]) -> DatasetDict:
