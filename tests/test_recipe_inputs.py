@@ -78,7 +78,7 @@ HABIT_FLAGS = {  # flags of transformers' scripts, or values training cannot use
     "unknown integration": (["--report_to", "wandbx"], "--report_to wandbx: not an integration of transformers"),
     "strategies that differ": (["--eval_strategy", "steps", "--eval_steps", "5"], "or pass --load_best_model_at_end False"),
     "a metric the run does not compute": (["--metric_for_best_model", "f1"], "--metric_for_best_model f1: not a "
-                                          "metric of this run; choose from ['accuracy', 'loss', 'macro_f1'"),
+                                          "metric of this run; choose from ['accuracy', 'balanced_accuracy', 'loss'"),
     "gradient checkpointing of a baseline": (["--gradient_checkpointing"], "--gradient_checkpointing: "
                                              "CNNAudioForAudioClassification does not support it"),
 }

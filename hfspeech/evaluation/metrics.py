@@ -2,7 +2,7 @@
 
 `evaluate.load("accuracy")` fetches a script from the Hub, which fails offline (and in CI). This module
 holds local `evaluate.Metric`s -- same `add_batch`/`compute` interface, distributed gathering included --
-whose numbers come from scikit-learn: `ClassificationMetrics` (single-label: accuracy, F1) and
+whose numbers come from scikit-learn: `ClassificationMetrics` (single-label: accuracy, balanced accuracy, F1) and
 `MultiLabelMetrics` (multi-label: mAP, ROC-AUC, F1/precision/recall at per-class thresholds, subset
 accuracy). `make_compute_metrics` gives the Trainer the one that fits the model's `problem_type`.
 """
@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, recall_score
 
 from hfspeech.evaluation.per_class_scores import counts_scores, ranking_scores
 from hfspeech.models.scores import is_multi_label, sigmoid, thresholds_from_config
@@ -62,17 +62,26 @@ class _InMemoryMetric(evaluate.Metric):
 
 
 class ClassificationMetrics(_InMemoryMetric):
-    """`compute(predictions=[int], references=[int], labels=None)` -> accuracy, macro_f1, weighted_f1.
+    """`compute(predictions=[int], references=[int], labels=None)` -> accuracy, balanced_accuracy, macro_f1,
+    weighted_f1.
 
     A class of `labels` that is neither in `references` nor predicted has no F1 (nothing to get right or
     wrong) and is left out of the macro average, as sklearn's `zero_division=np.nan` does and as
     `MultiLabelMetrics` does: counted as 0, it gave a perfect model evaluated on 5 of its 10 classes a
     macro-F1 of 0.5. A class that is predicted but absent from `references` (a false alarm) still counts, as 0.
+
+    `balanced_accuracy` is the mean of the per-class recalls: UAR (unweighted average recall), the score of
+    emotion and other imbalanced tasks, where accuracy rewards answering the majority class (0.59 for a model
+    that says "neutral" to every clip of a 10:4:2:1 split, UAR 0.25). A class absent from `references` has no
+    recall (no clip to find) and is left out of the mean, as sklearn's `balanced_accuracy_score` does (it warns)
+    and as macro-F1 leaves out an undefined class; clips wrongly given such a class still lower the recall of
+    their true class.
     """
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description="Accuracy, macro-F1 and weighted-F1 for single-label classification.",
+            description="Accuracy, balanced accuracy (UAR), macro-F1 and weighted-F1 for single-label "
+                        "classification.",
             citation="",
             inputs_description="predictions and references: class ids (int); labels: all class ids (a class "
             "neither in references nor predicted is left out of the macro average).",
@@ -85,6 +94,9 @@ class ClassificationMetrics(_InMemoryMetric):
         labels = list(labels) if labels is not None else None
         return {
             "accuracy": float(accuracy_score(references, predictions)),
+            "balanced_accuracy": float(
+                recall_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)
+            ),
             "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)),
             "weighted_f1": float(
                 f1_score(references, predictions, labels=labels, average="weighted", zero_division=np.nan)
@@ -187,10 +199,31 @@ def _scores_at_thresholds(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.
     return precision, recall, f1, support
 
 
+# Names papers and other toolkits give the mean per-class recall (`balanced_accuracy` here, sklearn's name):
+# `--metric_for_best_model uar` was refused with a list of names that did not say UAR was among them.
+BALANCED_ACCURACY_NAMES = frozenset({"balanced_accuracy", "balanced_acc", "bacc", "uar", "unweighted_average_recall",
+                                     "unweighted_recall", "macro_recall", "mean_recall", "recall"})
+
+
+def means_balanced_accuracy(name: str) -> bool:
+    """Whether a metric name (`eval_` prefix, case and dashes aside) is UAR under another name."""
+    return name.lower().replace("-", "_").removeprefix("eval_") in BALANCED_ACCURACY_NAMES
+
+
+def metric_names(compute_metrics, num_labels: int, multi_label: bool) -> set[str]:
+    """The names `compute_metrics` returns (as `eval_NAME`), read from one call on a made-up evaluation."""
+    from transformers import EvalPrediction
+
+    logits = np.vstack([np.eye(num_labels), -np.eye(num_labels)]) * 4.0
+    labels = (np.vstack([np.eye(num_labels), np.zeros((num_labels, num_labels))]) if multi_label
+              else np.tile(np.arange(num_labels), 2))
+    return set(compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)))
+
+
 def make_compute_metrics(num_labels: int, config=None):
     """The `compute_metrics` callback for `transformers.Trainer`.
 
-    Single-label: logits -> argmax -> accuracy and F1. Multi-label (`config.problem_type` says so):
+    Single-label: logits -> argmax -> accuracy, balanced accuracy and F1. Multi-label (`config.problem_type` says so):
     logits -> sigmoid -> `MultiLabelMetrics` at the thresholds in `config.label_thresholds`, read at
     each call, so evaluations after threshold tuning use the tuned ones.
     """

@@ -4,7 +4,8 @@ Each fold's test score is computed on that fold's held-out group alone, and thei
 In a multi-label run the folds' class sets differ (a label absent from a group's clips is left out of that fold's
 macro mAP), so the mean averages mAPs over different labels. Pooled, every clip is scored once, by the fold model
 that did not train on it, and the metric is computed over all clips together: AP per label over every clip, macro
-over the labels with a positive anywhere; single-label, accuracy and macro-F1 of all the held-out predictions.
+over the labels with a positive anywhere; single-label, accuracy, balanced accuracy (UAR) and macro-F1 of all the
+held-out predictions, beside the majority-class accuracy (and a warning where every clip got one class).
 
 The fold runs keep no per-clip scores, so each fold's saved model scores its held-out manifest afterwards, as
 `hfspeech evaluate` scores a manifest (`evaluation.evaluate_model.score_split`: whole clips, in windows of the
@@ -22,7 +23,7 @@ import numpy as np
 
 from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, score_split
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
-from hfspeech.evaluation.report import left_out_classes
+from hfspeech.evaluation.report import left_out_classes, majority_class_baseline
 
 logger = logging.getLogger("hfspeech.cross_validate")
 POOLED_NOT_SCORED = "pooled_not_scored"  # cross_validation.json's reason where `pooled` is null
@@ -91,9 +92,11 @@ def _pooled_multi_label(folds: list[ScoredSplit], order: list[list[int]], names:
 
 
 def _pooled_single_label(folds: list[ScoredSplit], order: list[list[int]]) -> dict:
-    """Accuracy and macro-F1 of every held-out prediction together (`ClassificationMetrics`)."""
+    """Accuracy, balanced accuracy and macro-F1 of every held-out prediction together (`ClassificationMetrics`),
+    with the majority-class accuracy they are to be read against (`evaluation.report.majority_class_baseline`)."""
     back = [np.argsort(columns) for columns in order]  # a fold's class id -> the pooled id
     predicted = np.concatenate([ids[fold.predicted] for fold, ids in zip(folds, back)])
     references = np.concatenate([ids[fold.references] for fold, ids in zip(folds, back)])
-    return ClassificationMetrics().compute(predictions=predicted, references=references,
-                                           labels=list(range(len(order[0]))))
+    scores = ClassificationMetrics().compute(predictions=predicted, references=references,
+                                             labels=list(range(len(order[0]))))
+    return {**scores, **majority_class_baseline(predicted, references, folds[0].label_names, "held-out")}
