@@ -30,7 +30,7 @@ from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.split_audit import audit_missing_classes
 from hfspeech.data.transforms import multi_hot
-from hfspeech.errors import UsageError, refuse_folder_named_like_a_file
+from hfspeech.errors import UsageError, refuse_folder_named_like_a_file, writing_to
 from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
                                        write_metrics_json, write_multilabel_report)
 from hfspeech.inference.backends import device_form_problem
@@ -137,24 +137,30 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     return ScoredSplit(split, label_names, False, np.asarray(labels), scores, np.asarray(predicted), None, report)
 
 
+# A report cut short by a full or read-only disk: the same command replaces it (an earlier evaluation's files are
+# its own to update), so the line says to run it again rather than to delete anything.
+REPORTS_NOT_WRITTEN = "the reports are incomplete; make room and run the same command again"
+
+
 def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     _check_output_dir(eval_args.output_dir)
     _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
     scored = score_split(eval_args, spec)
     split, label_names, report, labels = scored.split, scored.label_names, scored.report, scored.references
-    if scored.multi_label:
-        metrics = write_multilabel_report(eval_args.output_dir, scored.scores, labels, label_names,
-                                          scored.thresholds, prefix=split, per_label_false_alarms=True)
-        metrics["label_thresholds"] = dict(zip(label_names, scored.thresholds.tolist()))
-    else:
-        metrics = write_evaluation_report(eval_args.output_dir, scored.predicted, labels, label_names, prefix=split)
-    metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels), "num_found_files": report.found.get(split, 0),
-                    "num_skipped_files": report.num_skipped, "num_ignored_files": len(report.ignored),
-                    "aggregate": eval_args.aggregate})
-    if report.warnings:  # as in a training run's metrics.json
-        metrics["data_warnings"] = report.warnings
-    write_metrics_json(os.path.join(eval_args.output_dir, metrics_file_name(split)), metrics)
-    report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
+    with writing_to(eval_args.output_dir, REPORTS_NOT_WRITTEN):  # a full disk named, not the pathless catch-all
+        if scored.multi_label:
+            metrics = write_multilabel_report(eval_args.output_dir, scored.scores, labels, label_names,
+                                              scored.thresholds, prefix=split, per_label_false_alarms=True)
+            metrics["label_thresholds"] = dict(zip(label_names, scored.thresholds.tolist()))
+        else:
+            metrics = write_evaluation_report(eval_args.output_dir, scored.predicted, labels, label_names, prefix=split)
+        metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels),
+                        "num_found_files": report.found.get(split, 0), "num_skipped_files": report.num_skipped,
+                        "num_ignored_files": len(report.ignored), "aggregate": eval_args.aggregate})
+        if report.warnings:  # as in a training run's metrics.json
+            metrics["data_warnings"] = report.warnings
+        write_metrics_json(os.path.join(eval_args.output_dir, metrics_file_name(split)), metrics)
+        report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
 
 
