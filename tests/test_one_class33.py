@@ -28,3 +28,17 @@ def test_a_folder_of_one_class_is_refused_naming_the_manifest_beside_it(tmp_path
         f"error: {data}: every training clip has one label ('audio'): a classifier needs two classes or more; to "
         f"train on the labels of {data / 'labels.csv'}, give --train_file {data / 'labels.csv'}")
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_model_without_class_names_is_told_where_names_go(tmp_path, capsys):
+    """A transformers model saved without id2label has LABEL_0, LABEL_1, ...: evaluate's unknown-label line listed
+    them and stopped there (audit EL)."""
+    from tests.conftest import TONE_CLASSES, save_random_baseline, write_tone_folder
+
+    data = write_tone_folder(tmp_path / "tones", clips_per_class=1)
+    model = save_random_baseline(tmp_path / "cnn", "cnn", [f"LABEL_{i}" for i in range(len(TONE_CLASSES))], 0.5,
+                                 conv_channels=[4, 8], n_mels=16)
+    code, _, err = run_cli_output(["evaluate", str(model), "--data_dir", str(data), "--output_dir",
+                                   str(tmp_path / "evaluation")], capsys)
+    assert code == 2 and err.strip().splitlines()[-1].endswith(
+        "(the model's classes have no names: set id2label and label2id in its config.json)"), err

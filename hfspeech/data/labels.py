@@ -77,13 +77,20 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
             raise DataError(
                 f"{namers[split_name](row)}: unknown label '{unknown[0]}' in split '{split_name}' "
                 f"({len(unknown)} unknown label(s): {unknown[:10]}); known labels: {label_names}"
-            )
+                + _unnamed_hint(label_names))
         if multi_label:
             ids, feature = [[index[s] for s in clip] for clip in strings], List(class_label)
         else:
             ids, feature = [index[s] for s in strings], class_label
         encoded[split_name] = _with_label_column(split, ids, feature)
     return DatasetDict(encoded)
+
+
+def _unnamed_hint(label_names) -> str:
+    """A model saved without class names has transformers' `LABEL_0`, `LABEL_1`, ...: say where names go."""
+    if label_names and all(name == f"LABEL_{i}" for i, name in enumerate(label_names)):
+        return " (the model's classes have no names: set id2label and label2id in its config.json)"
+    return ""
 
 
 def _with_label_column(split: Dataset, ids: list, feature) -> Dataset:
