@@ -10,7 +10,8 @@ sees it).
 `audit_splits` runs on the final splits of `data.labelled` (after splitting and `--max_*_samples`), logs
 one warning per finding and records it in `DataReport.warnings`, so that it reaches `data_report.json`,
 `metrics.json` (`data_warnings`) and the model card. The same file listed with two labels in one split is
-not a leak but a contradiction: a `DataError`.
+not a leak but a contradiction: a `DataError`. With groups (`--group_column`), it also says which groups each
+split holds (`record_split_groups`): one line logged, and a note in `data_report.json`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from hfspeech.errors import DataError, first_few
 
 logger = logging.getLogger("hfspeech.data")
 HEAD_BYTES = 4096  # read of a file whose size a file of another split has, before reading it whole
+GROUPS_NAMED = 20  # groups named per split in the groups note (thousands of speakers: the first, and the count)
+GROUPS_NOTE = "groups per split"
 
 
 def audit_repeats(dataset: DatasetDict, report: Optional[DataReport] = None) -> list[str]:
@@ -44,7 +47,26 @@ def audit_splits(dataset: DatasetDict, report: Optional[DataReport] = None) -> l
     from a split; each one logged and added to `report.warnings`. Returns them."""
     keys = {name: _clip_keys(split) for name, split in dataset.items()}
     warnings = [*_shared_files(keys), *_shared_contents(keys), *_group_leaks(dataset), *_missing_classes(dataset)]
+    record_split_groups(dataset, report)
     return _record(warnings, report)
+
+
+def record_split_groups(dataset: DatasetDict, report: Optional[DataReport] = None) -> Optional[str]:
+    """Which groups each split holds, sorted, `GROUPS_NAMED` named and all counted (`train 3 (ann, bob, cy);
+    validation 1 (dan); test 1 (eve)`), logged as one line and added to `report.notes` (`data_report.json`). A run
+    with `--group_column` said nothing of the groups it held out: a user learnt which speakers were its test set
+    only from `hfspeech evaluate`'s leak warning. None (nothing said) for splits without groups."""
+    members = {name: sorted(set(map(str, column_values(split, GROUP_COLUMN)))) for name, split in dataset.items()
+               if GROUP_COLUMN in split.column_names}
+    if not members:
+        return None
+    said = [f"{name} {len(groups)}" + (f" ({first_few(groups, GROUPS_NAMED)})" if groups else "")
+            for name, groups in members.items()]
+    note = f"{GROUPS_NOTE}: {'; '.join(said)}"
+    logger.info("data: %s", note)
+    if report is not None:
+        report.notes.append(note)
+    return note
 
 
 def _record(warnings: list[str], report: Optional[DataReport]) -> list[str]:

@@ -215,7 +215,7 @@ def _open_output(path: str, mode: str):
     naming --output (a bare errno before: `[Errno 30] Read-only file system` resuming a read-only output)."""
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return open(path, mode, **({} if "b" in mode else dict(newline="", encoding="utf-8")))
+        return open(path, "rb+") if mode == "rb+" else open(path, mode, newline="", encoding="utf-8")
     except OSError as error:
         raise cannot_write(path, error, "make room, or give another --output file") from None
 
