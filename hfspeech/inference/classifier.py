@@ -33,7 +33,8 @@ from hfspeech.inference.backends import Backend, TorchBackend
 from hfspeech.inference.outputs import with_every_active_label
 from hfspeech.inference.waveforms import check_count, clip_list, mono_samples, waveform_at_rate
 from hfspeech.inference.windows import WindowResult, WindowSlicer, clip_windows, window_sizes
-from hfspeech.models.inputs import extract_features, has_fixed_window, min_samples, padded_to, window_seconds_of
+from hfspeech.models.inputs import (batch_indices, extract_features, min_samples, padded_to, pads_with_attention_mask,
+                                    shares_padded_batches, window_seconds_of)
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
 
 logger = logging.getLogger(__name__)
@@ -158,35 +159,13 @@ class AudioClassifier:
 
     @property
     def pads_with_attention_mask(self) -> bool:
-        """Whether clips of different lengths can share a padded batch.
-
-        A feature extractor that returns an attention mask (the baselines; Wav2Vec2/HuBERT/WavLM with a
-        layer-norm feature encoder, e.g. wav2vec2-large, XLS-R) pads, and the model ignores the padding.
-        One that does not is a model that must NOT be given a mask: a group-norm feature encoder
-        (`feat_extract_norm == "group"`, wav2vec2-base, hubert-base) normalises each channel over the whole
-        time axis, padding included, and the extractor normalises the waveform over the padded length too,
-        so zero padding changes the logits (transformers' docs for Wav2Vec2: such models "should not be
-        passed an attention_mask" and "yield slightly different results depending on whether input_values
-        is padded or not"; huggingface/transformers#10117, #21534). Those models are batched by equal length
-        only, each clip exactly as it would run alone. Windows of one file all have the same length, so
-        batching is kept where it matters. (AST's extractor pads every clip to its fixed input length and
-        returns no mask: equal-length batching is harmless there. Whisper's pads every clip to its fixed
-        window, so any clips can share a batch.)
-        """
-        return bool(getattr(self.feature_extractor, "return_attention_mask", False))
+        """Whether clips of different lengths can share a padded batch (`models.inputs.pads_with_attention_mask`)."""
+        return pads_with_attention_mask(self.config, self.feature_extractor)
 
     def _batches(self, waveforms: Sequence[np.ndarray]) -> Iterator[list[int]]:
         """Indices of the clips that run together: consecutive ones, or only equal lengths (see above)."""
-        if self.pads_with_attention_mask or has_fixed_window(self.feature_extractor):
-            for start in range(0, len(waveforms), self.batch_size):
-                yield list(range(start, min(start + self.batch_size, len(waveforms))))
-            return
-        by_length: dict[int, list[int]] = {}
-        for index, waveform in enumerate(waveforms):
-            by_length.setdefault(len(waveform), []).append(index)
-        for indices in by_length.values():
-            for start in range(0, len(indices), self.batch_size):
-                yield indices[start : start + self.batch_size]
+        mixed = shares_padded_batches(self.config, self.feature_extractor)
+        return batch_indices([len(waveform) for waveform in waveforms], self.batch_size, mixed)
 
     def logits(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """Logits [N, num_labels] for mono waveforms at the model's sampling rate, in batches. Each is checked

@@ -4,9 +4,10 @@ With the base frozen (a linear probe, SUPERB style) the base's output for a clip
 be computed once and the head trained from it (`hfspeech.training.feature_cache`). This module knows, per
 family, what to keep and how the head turns it into the very logits the whole model gives:
 
-- Whisper, Wav2Vec2, HuBERT, WavLM (and the rest of that family): hidden states -> (weighted layer sum)
-  -> projector -> mean over valid frames -> classifier. Everything after the encoder is linear up to the
-  mean, so the mean over frames of every layer (or of the last one) is kept: `[layers, hidden]` a clip.
+- Whisper, Wav2Vec2, HuBERT, WavLM (and the rest of that family, SEW-D and Wav2Vec2-BERT too): hidden states
+  -> (weighted layer sum) -> projector -> mean over valid frames -> classifier. Everything after the encoder is
+  linear up to the mean, so the mean over frames of every layer (or of the last one) is kept: `[layers, hidden]` a
+  clip.
 - AST: the pooled [CLS]+distillation token -> classifier: `[1, hidden]` a clip.
 - The baselines (CNN, LSTM): their pooling can be learned (attentive statistics), so the frame-level
   states are kept, `[frames, hidden]` a clip, and pooled in the head with their frame mask.
@@ -24,18 +25,26 @@ from hfspeech.errors import UsageError
 from hfspeech.models.pooling import masked_mean
 
 POOLED_LAYER_FAMILIES = ("whisper", "whisper-clip-pooling", "wav2vec2", "hubert", "wavlm", "data2vec-audio",
-                         "unispeech", "unispeech-sat", "wav2vec2-conformer", "sew", "sew-d")
+                         "unispeech", "unispeech-sat", "wav2vec2-conformer", "sew", "sew-d", "wav2vec2-bert")
 
 
 def base_module_name(model: nn.Module) -> str:
-    """The attribute holding the pretrained base: `base_model_prefix` ('wav2vec2', 'cnn' ...), or Whisper's
-    'encoder' (its prefix names the seq2seq 'model' its classifier does not have)."""
-    prefix = getattr(model, "base_model_prefix", "")
-    if prefix and hasattr(model, prefix):
-        return prefix
-    if hasattr(model, "encoder"):
+    """The attribute holding the pretrained base: `base_model_prefix` ('wav2vec2', 'cnn' ...) as an attribute name
+    (SEW-D's prefix is 'sew-d', its attribute `sew_d`: the lookup failed, and a caller read "no base" as "all head"),
+    else the child that the model's own `base_model` is, else Whisper's 'encoder' (its prefix names the seq2seq
+    'model' its classifier does not have). A model with none of them is a one-line `UsageError`, never a guess."""
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    for name in dict.fromkeys((prefix, prefix.replace("-", "_"))):
+        if name and isinstance(getattr(model, name, None), nn.Module):
+            return name
+    base = getattr(model, "base_model", model)
+    for name, child in model.named_children():
+        if child is base and base is not model:
+            return name
+    if isinstance(getattr(model, "encoder", None), nn.Module):
         return "encoder"
-    raise UsageError(f"{type(model).__name__} has no base model to freeze")
+    raise UsageError(f"{type(model).__name__} has no base model (no `{prefix or 'base_model_prefix'}` or `encoder` "
+                     "module) to tell from its head")
 
 
 def family(model: nn.Module) -> Optional[str]:

@@ -16,7 +16,7 @@ alone, then zero-padded, as transformers' `run_audio_classification.py` (which d
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -46,6 +46,51 @@ def normalises_over_padding(feature_extractor: Any) -> bool:
     normalises log-mel features by fixed constants: no padding reaches its statistics.)"""
     waveform = any(cls.__name__ == "Wav2Vec2FeatureExtractor" for cls in type(feature_extractor).__mro__)
     return waveform and bool(feature_extractor.do_normalize) and not feature_extractor.return_attention_mask
+
+
+# Encoders that read padded frames although their extractor returns an attention mask: Data2VecAudio's stack of
+# positional convolutions (the padding is zeroed before the first, but its bias and norm make it nonzero for the next)
+# and the Conformer's convolution module (a depthwise convolution over frames no mask zeroes). A clip beside a longer
+# one in a padded batch scored 0.0011 off its score alone, its top label flipped (tiny models, session 33).
+READS_PADDED_FRAMES = ("data2vec-audio", "wav2vec2-conformer")
+
+
+def pads_with_attention_mask(config: Any, feature_extractor: Any) -> bool:
+    """Whether clips of different lengths can share a padded batch, the model ignoring the padding by its mask.
+
+    A feature extractor that returns an attention mask (the baselines; Wav2Vec2/HuBERT/WavLM with a layer-norm
+    feature encoder, e.g. wav2vec2-large, XLS-R) pads, and the model ignores the padding, unless it is one of
+    `READS_PADDED_FRAMES`. One that returns no mask is a model that must NOT be given one: a group-norm feature
+    encoder (`feat_extract_norm == "group"`, wav2vec2-base, hubert-base, SEW) normalises each channel over the whole
+    time axis, padding included, so zero padding changes the logits (transformers' docs for Wav2Vec2: such models
+    "should not be passed an attention_mask" and "yield slightly different results depending on whether
+    input_values is padded or not"; huggingface/transformers#10117, #21534). All these are batched by equal length
+    only (`batch_indices`), each clip exactly as it would run alone; windows of one file all have one length, so
+    batching is kept where it matters. (AST's extractor pads every clip to its fixed input length and returns no
+    mask: equal-length batching is harmless there. Whisper's pads every clip to its fixed window, so any clips can
+    share a batch: `shares_padded_batches`.)"""
+    return (bool(getattr(feature_extractor, "return_attention_mask", False))
+            and getattr(config, "model_type", None) not in READS_PADDED_FRAMES)
+
+
+def shares_padded_batches(config: Any, feature_extractor: Any) -> bool:
+    """Whether clips of any lengths may run in one batch and each keep the logits it has alone."""
+    return has_fixed_window(feature_extractor) or pads_with_attention_mask(config, feature_extractor)
+
+
+def batch_indices(lengths: Sequence[int], batch_size: int, mixed: bool) -> Iterator[list[int]]:
+    """Indices of the clips that run together, at most `batch_size` a batch: consecutive ones where lengths may be
+    `mixed` (`shares_padded_batches`), else clips of equal length only, in order of first appearance."""
+    if mixed:
+        for start in range(0, len(lengths), batch_size):
+            yield list(range(start, min(start + batch_size, len(lengths))))
+        return
+    by_length: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        by_length.setdefault(int(length), []).append(index)
+    for indices in by_length.values():
+        for start in range(0, len(indices), batch_size):
+            yield indices[start : start + batch_size]
 
 
 def min_samples(config: Any, frames: int = 1) -> int:

@@ -31,7 +31,7 @@ from hfspeech.data.cache_users import hold_cache_folder
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.errors import writing_to
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
-from hfspeech.models.inputs import extract_features, min_samples, padded_to
+from hfspeech.models.inputs import batch_indices, extract_features, min_samples, padded_to, shares_padded_batches
 from hfspeech.models.losses import classification_loss
 
 logger = logging.getLogger("hfspeech.train")
@@ -39,7 +39,8 @@ IN_MEMORY_BYTES = 512 * 2**20
 # What `encode_for_head` computes, by version: bump it when that changes (another pooling, another layer), so a
 # cache of the old features is not reused for a model that would now compute others. The library versions go in
 # the fingerprint too: an encoder's forward can change with them (attention kernels, defaults).
-FEATURES_FORMAT = 2  # 2: a group-norm Wav2Vec2's clips normalised alone (`models.inputs`); clips under a frame padded
+FEATURES_FORMAT = 3  # 2: a group-norm Wav2Vec2's clips normalised alone (`models.inputs`); clips under a frame padded
+# 3: clips of a model that reads padding (group norm, Data2VecAudio, the Conformer) encoded by equal length
 
 
 def can_cache(model: nn.Module) -> bool:
@@ -64,13 +65,22 @@ def encoder_fingerprint(model: nn.Module, feature_extractor: Any, max_samples: O
 
 
 def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform, device: torch.device):
+    """Encodes a `map` batch as `predict` runs it: clips of mixed lengths together only where the model ignores the
+    padding (`models.inputs.shares_padded_batches`), else by equal length, or a clip's features depended on which
+    clips shared its batch (a group-norm SEW or wav2vec2-base, Data2VecAudio, the Conformer)."""
     shortest = min_samples(model.config)
+    mixed = shares_padded_batches(model.config, feature_extractor)
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         clips = crop({"input_values": batch["input_values"], "label": batch["label"]})["input_values"]
         clips = [padded_to(clip, shortest) for clip in clips]  # as predict hears a clip under one encoder frame
-        inputs = {k: v.to(device) for k, v in extract_features(feature_extractor, clips).items()}
-        return {"features": encode_for_head(model, inputs)}
+        features: list = [None] * len(clips)
+        for indices in batch_indices([len(clip) for clip in clips], len(clips), mixed):
+            group = extract_features(feature_extractor, [clips[i] for i in indices])
+            encoded = encode_for_head(model, {k: v.to(device) for k, v in group.items()})
+            for index, row in zip(indices, encoded):
+                features[index] = row
+        return {"features": features}
     return encode
 
 
@@ -186,6 +196,11 @@ class CachedHeadModel(nn.Module):
     @property
     def config(self):
         return self.model.config
+
+    @property
+    def base_parameter_prefix(self) -> str:
+        """Where the frozen base's parameters are: `training.optim` gives the rest the head's learning rate."""
+        return self._base_prefix.rstrip(".")
 
     def forward(self, features: torch.Tensor, frame_mask: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None) -> SequenceClassifierOutput:

@@ -155,6 +155,25 @@ def check_override_keys(model_args: ModelArguments, config) -> None:
     if unknown:
         raise UsageError(f"--config_overrides: unknown key(s) {unknown} for model_type {config.model_type!r}"
                          + did_you_mean(unknown, config.to_dict()))
+    if model_args.use_weighted_layer_sum and not hasattr(config, "use_weighted_layer_sum"):  # (AST, the baselines)
+        raise UsageError(f"--use_weighted_layer_sum: model_type {config.model_type!r} has no weighted sum of its "
+                         "layers to learn (the flag would change nothing); leave the flag out")
+
+
+MASK_PROBABILITIES = ("mask_time_prob", "mask_feature_prob")
+
+
+def apply_requested_spec_augment(model_args: ModelArguments, config) -> None:
+    """`--config_overrides '{"mask_time_prob": 0.3}'` for a checkpoint whose `apply_spec_augment` is off (Whisper's
+    default) trained with no masking at all, silently. A mask probability above 0 asks for SpecAugment, and the flag
+    is the only way to give it, so it is switched on, with a warning; `"apply_spec_augment": false` keeps it off."""
+    overrides = user_overrides(model_args)
+    asked = [key for key in MASK_PROBABILITIES if isinstance(overrides.get(key), (int, float)) and overrides[key] > 0]
+    if asked and "apply_spec_augment" not in overrides and getattr(config, "apply_spec_augment", True) is False:
+        config.apply_spec_augment = True
+        logger.warning("--config_overrides %s: model_type %r masks only with apply_spec_augment, off in this "
+                       "checkpoint; turned on (give \"apply_spec_augment\": false to train without it)",
+                       " and ".join(asked), config.model_type)
 
 
 def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
@@ -167,6 +186,7 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
         values = {**saved.to_dict(), "_commit_hash": saved._commit_hash}  # (`to_dict` leaves the commit out)
         config = type(saved).from_dict(values, finetuning_task="audio-classification", **config_values)
         check_override_keys(model_args, config)  # from_pretrained drops the keys the config does not have
+        apply_requested_spec_augment(model_args, config)
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)
         elif model_args.pool_clip_frames and config.model_type == "whisper":

@@ -18,14 +18,20 @@ from torch import nn
 from hfspeech.errors import UsageError
 from hfspeech.models.frozen import base_module_name
 
-# layers.N (wav2vec2, the LSTM), layer.N (AST), blocks.N (the CNN), stages.N (BC-ResNet: by stage)
-LAYER_INDEX = re.compile(r"\.(?:layers?|blocks|stages)\.(\d+)\.")
+# The base's own numbered layers, right under it or under its encoder(s): `encoder.layers.N` (wav2vec2),
+# `encoder.layer.N` (AST), `encoder.encoder.layer.N` (SEW-D), Whisper's `layers.N` (its base is the encoder), the
+# baselines' `layers.N` (LSTM), `blocks.N` (CNN), `stages.N` (BC-ResNet: by stage). Not a numbered stack inside one
+# of the encoder's modules: Data2VecAudio's positional convolutions `encoder.pos_conv_embed.layers.N` run below the
+# first layer.
+LAYER_PATH = r"(?:encoder\.)*(?:layers?|blocks|stages)\.(\d+)\."
 # Modules that apply their `layer_norm` / `layernorm` child to the last layer's output (transformers' classes):
 # Whisper's encoder, AST's model, the Conformer, and the pre-norm ("stable layer norm") encoders of Wav2Vec2,
 # HuBERT, WavLM and UniSpeech (XLS-R, wav2vec2-large-lv60). The post-norm ones (wav2vec2-base, Data2Vec, SEW)
 # apply theirs before the first layer.
 NORM_AFTER_LAYERS = ("WhisperEncoder", "ASTModel", "Wav2Vec2ConformerEncoder")
 NORM_AFTER_LAYERS_SUFFIX = "EncoderStableLayerNorm"
+# Modules that run on the last layer's output: SEW's and SEW-D's upsampling back to the frame rate.
+RUN_AFTER_LAYERS = ("SEWUpsampling", "SEWDUpsampling")
 
 
 def freeze(model: nn.Module, feature_encoder: bool = False, base_model: bool = False) -> None:
@@ -33,17 +39,23 @@ def freeze(model: nn.Module, feature_encoder: bool = False, base_model: bool = F
     if feature_encoder and hasattr(model, "freeze_feature_encoder"):
         model.freeze_feature_encoder()
     if base_model:
-        for parameter in getattr(model, base_module_name(model)).parameters():
+        for parameter in model.get_submodule(base_named(model, "--freeze_base_model")).parameters():
             parameter.requires_grad = False
 
 
-def is_head_parameter(model: nn.Module, name: str) -> bool:
-    """Everything outside the base model (projector, classifier, layer weights) is the head."""
+def is_head_parameter(name: str, base: str) -> bool:
+    """Everything outside the base model `base` (projector, classifier, layer weights) is the head."""
+    return not name.startswith(base + ".")
+
+
+def base_named(model: nn.Module, flags: str) -> str:
+    """The base module's path (`models.frozen.base_module_name`; a wrapper that runs a model's head alone names it
+    itself: `base_parameter_prefix`, `training.feature_cache.CachedHeadModel`). A model without one is refused for
+    `flags`, where it used to mean "every parameter is head": the whole encoder trained at the head's rate (SEW-D)."""
     try:
-        prefix = base_module_name(model)
-    except ValueError:  # no base model: everything is head
-        return True
-    return not name.startswith(prefix + ".")
+        return getattr(model, "base_parameter_prefix", None) or base_module_name(model)
+    except UsageError as error:
+        raise UsageError(f"{flags}: {error}; leave the flag out") from None
 
 
 def parameter_groups(
@@ -59,23 +71,27 @@ def parameter_groups(
     Layer-wise decay: with L numbered layers (0 = lowest), layer i learns at `lr * decay**(L - 1 - i)`
     -- the top layer at `lr` -- and whatever sits below the first layer (feature encoder, projection,
     positional conv) at `lr * decay**L`; the head learns at `head_learning_rate` (default `lr`). The norm
-    an encoder applies after its last layer (`final_norms`) learns with the top layer, as in ELECTRA's and
-    BEiT's layer-wise decay: it sits on top of it, not with the embeddings.
+    an encoder applies after its last layer (`after_last_layer`) learns with the top layer, as in ELECTRA's and
+    BEiT's layer-wise decay: it sits on top of it, not with the embeddings; so does SEW's upsampling.
     """
+    flags = " / ".join(flag for flag, value in (("--head_learning_rate", head_learning_rate),
+                                                 ("--layerwise_lr_decay", layerwise_lr_decay)) if value is not None)
+    base = base_named(model, flags or "parameter groups")
+    layer_index = re.compile(rf"^{re.escape(base)}\.{LAYER_PATH}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    layers = [int(m.group(1)) for n, _ in named if not is_head_parameter(model, n) and (m := LAYER_INDEX.search(n))]
+    layers = [int(m.group(1)) for n, _ in named if (m := layer_index.match(n))]
     num_layers = max(layers) + 1 if layers else 0
     if layerwise_lr_decay is not None and not num_layers:  # every parameter would learn at `learning_rate`
         raise UsageError(f"--layerwise_lr_decay: {type(model).__name__} has no numbered layers (layers.N, layer.N, "
                          "blocks.N, stages.N) to decay over; leave the flag out")
-    on_top = tuple(final_norms(model))
+    on_top = tuple(after_last_layer(model))
 
     def rate(name: str) -> float:
-        if is_head_parameter(model, name):
+        if is_head_parameter(name, base):
             return head_learning_rate if head_learning_rate is not None else learning_rate
         if layerwise_lr_decay is None:
             return learning_rate
-        match = LAYER_INDEX.search(name)
+        match = layer_index.match(name)
         depth = int(match.group(1)) + 1 if match else num_layers if name.startswith(on_top) else 0  # below: 0
         return learning_rate * layerwise_lr_decay ** (num_layers - depth)
 
@@ -86,12 +102,14 @@ def parameter_groups(
     return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
 
 
-def final_norms(model: nn.Module) -> list[str]:
-    """Name prefixes ("wav2vec2.encoder.layer_norm.") of the norms applied to the last layer's output
-    (`NORM_AFTER_LAYERS`); a model without such a norm, or one unknown here, gives none."""
+def after_last_layer(model: nn.Module) -> list[str]:
+    """Name prefixes ("wav2vec2.encoder.layer_norm.") of what runs on the last layer's output: the norms of
+    `NORM_AFTER_LAYERS` and the modules of `RUN_AFTER_LAYERS`; a model without them, or one unknown here, gives none."""
     found = []
     for path, module in model.named_modules():
         kind = type(module).__name__
+        if kind in RUN_AFTER_LAYERS:
+            found.append(f"{path}.")
         if kind in NORM_AFTER_LAYERS or kind.endswith(NORM_AFTER_LAYERS_SUFFIX):
             found += [f"{path}.{child}." if path else f"{child}." for child in ("layer_norm", "layernorm")
                       if isinstance(getattr(module, child, None), nn.LayerNorm)]
