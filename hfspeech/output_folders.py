@@ -27,7 +27,7 @@ from hfspeech.errors import HfspeechError, UsageError, first_few
 
 
 def nothing_is_ours(name: str) -> bool:
-    """For commands that write only into a new folder (averaging, staging, tiny-model)."""
+    """For commands that write only into a new folder (staging, tiny-model)."""
     return False
 
 

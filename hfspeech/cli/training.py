@@ -153,8 +153,8 @@ def average(argv: list[str]) -> int:
                                     "give a folder; `hfspeech evaluate --model FOLDER ... > metrics.json` writes its "
                                     "metrics")
     with output_dir_held_for_average(args.output_dir):  # the twin too: a second average must not start in between
-        print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir)}")
-        write_run_twin(args.output_dir)  # a baseline's fast start, as after `hfspeech train`
+        # with a baseline's twin for a fast start, as after `hfspeech train`, written before the folder is renamed in
+        print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir, also=write_run_twin)}")
     return 0
 
 

@@ -185,6 +185,53 @@ def _open_lock_file(path: Path) -> Optional[int]:
     return None
 
 
+@contextlib.contextmanager
+def own_temporary_files_removed(folder: str | os.PathLike | None):
+    """Inside, a `datasets` write into `folder` (held: `hold_cache_folder`) that fails leaves no `tmp*` file of its
+    own. On a full disk datasets 4.8's `map` closes its writer again in its `except`, which fails again, and its
+    removal of the `tmp*` file is never reached: 2 MB of a 4 MB decode stayed, the sweep kept it for an hour, and
+    "make room and run again" failed again for a room that fits one decode. The `tmp*` files that appeared while
+    inside are this run's when no other hfspeech run holds the folder (its exclusive lock taken), and are removed;
+    where another run holds it they may be that run's live ones, and are left to the sweep. None: a split in memory,
+    which writes no file."""
+    if folder is None:
+        yield
+        return
+    before = _temporary_names(Path(folder))
+    try:
+        yield
+    except BaseException:
+        _remove_new_temporary_files(Path(folder), before)
+        raise
+
+
+def _temporary_names(folder: Path) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(folder) if TEMPORARY_NAME.fullmatch(entry.name)}
+    except OSError:  # not made yet
+        return set()
+
+
+def _remove_new_temporary_files(folder: Path, before: set[str]) -> None:
+    """The `tmp*` files in `folder` not in `before` removed, when this process holds its lock alone; the shared
+    lock taken again either way (a failed exclusive try on Linux let go of it)."""
+    new = _temporary_names(folder) - before
+    handle = _held.get(os.path.realpath(folder)) if new else None
+    if handle is None or not lock_taken(handle):
+        if handle is not None:
+            _shared_lock(handle, folder)
+        if new:
+            logger.warning("data: %d temporary file(s) of the failed write left in %s: another run uses that folder "
+                           "(a later run removes them once they are an hour old)", len(new), folder)
+        return
+    try:
+        for name in new:
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
+    finally:
+        _shared_lock(handle, folder)
+
+
 def remove_dead_runs_temporary_files(folder: Path, before: Optional[float] = None) -> int:
     """Remove the `tmp*` files (`TEMPORARY_NAME`, plain files, not links) in `folder` last written before `before`
     (None: before this run started and `SWEEP_MARGIN` ago), and say so in one line; how many were removed. Only with

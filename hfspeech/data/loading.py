@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -165,7 +166,9 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
                                      for split, files in listing.splits.items()}).encode()).hexdigest()[:32]
     folder = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hfspeech-audiofolder" / key
     setting = "--cache_dir" if cache_dir else "HF_DATASETS_CACHE"  # what chose it (evaluate has no --cache_dir)
-    if not (folder / "dataset_dict.json").is_file():
+    looked_at = time.time()
+    loaded = _readable_listing(folder)
+    if loaded is None:
         if problem := cache_folder_problem(folder.parent):  # not a traceback from deep inside save_to_disk
             raise DataError(f"{folder.parent}: cannot write the audio folder's listing to the datasets cache "
                             f"({problem}); set {setting} to a folder you can write")
@@ -177,19 +180,35 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
                                for split, files in listing.splits.items()})
         for split_name, split in dataset.items():  # saved with it: see `keyed_by_stats`
             split._fingerprint = f"{key}-{split_name}"
-        _save_whole(dataset, folder, setting)
-    loaded = load_from_disk(str(folder))
+        _save_whole(dataset, folder, setting, looked_at)
+        loaded = load_from_disk(str(folder))
     hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)
     return loaded.cast_column("audio", Audio(decode=False))
 
 
-def _save_whole(dataset: DatasetDict, folder: Path, setting: str = "HF_DATASETS_CACHE") -> None:
+def _readable_listing(folder: Path) -> Optional[DatasetDict]:
+    """The cached listing, or None when there is none or it cannot be read: a cache is a copy, and an entry with a
+    file gone (a /tmp cleaner ageing out its `.arrow`, `dataset_dict.json` kept) was a FileNotFoundError traceback
+    on every run, never mended; now it is saved again (one warning), as `training.teacher_cache` does."""
+    if not (folder / "dataset_dict.json").is_file():
+        return None
+    try:
+        return load_from_disk(str(folder))
+    except Exception as error:  # datasets' and Arrow's errors on a damaged folder are of many kinds
+        logger.warning("data: %s: cached listing cannot be read (%s: %s); listing it again", folder,
+                       type(error).__name__, (str(error).splitlines() or [""])[0])
+        return None
+
+
+def _save_whole(dataset: DatasetDict, folder: Path, setting: str = "HF_DATASETS_CACHE",
+                looked_at: Optional[float] = None) -> None:
     """Saved whole (`data.whole_folders`): a killed run or a parallel process never leaves half a dataset, and a
     full or read-only disk leaves nothing behind and is one line naming the cache, not a traceback from datasets.
     Any other `OSError` is left as it is, not called a lack of room. `setting`: what chose the folder, the one to
-    change (`HF_DATASETS_CACHE`, or `--cache_dir` where given)."""
+    change (`HF_DATASETS_CACHE`, or `--cache_dir` where given); `looked_at`: when the folder was found missing or
+    damaged (a damaged one saved before it is replaced)."""
     with writing_to(folder.parent, f"make room, or set {setting} to another folder"):
-        save_whole(dataset, folder)
+        save_whole(dataset, folder, looked_at)
 
 
 def is_saved_dataset(name: Optional[str]) -> bool:

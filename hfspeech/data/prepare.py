@@ -27,6 +27,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.cache_users import cache_folder_problem, hold_cache_folder, is_users_folder, prepared_file
+from hfspeech.data.cache_users import own_temporary_files_removed
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.errors import writing_to
@@ -213,13 +214,12 @@ def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, se
 
 def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
     """`split.map(decode)` written to `cache_file_name` (None: beside the split's files). datasets renames the file
-    into place only when it is whole, so a run killed while decoding leaves nothing the next run reads (its `tmp*`
-    file, which datasets renames, the next run removes: `data.cache_users`); a full
-    (or read-only) disk is one line naming the folder instead of a traceback from inside datasets."""
+    into place only when whole: a killed run leaves only a `tmp*` file, the next run's to remove (`data.cache_users`);
+    a full (or read-only) disk is one line naming the folder, and leaves no `tmp*` (`own_temporary_files_removed`)."""
     folder = Path(cache_file_name).parent if cache_file_name else Path(split.cache_files[0]["filename"]).parent
     hold_cache_folder(folder)  # a killed run's `tmp*` file there removed, this run's kept from others (`cache_users`)
     with writing_to(folder, "the decoded audio was not cached; make room, or set HF_DATASETS_CACHE to a folder "
-                    "on another disk"):
+                    "on another disk"), own_temporary_files_removed(folder):
         return split.map(decode, cache_file_name=cache_file_name, **map_arguments)
 
 

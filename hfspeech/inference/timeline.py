@@ -7,6 +7,7 @@ the PNG is a heat map of every label's score over time (matplotlib, Agg backend:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hfspeech.errors import writing_to
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import join_labels
 from hfspeech.inference.plot_labels import drawable_class_names, drawable_text, glyph_warnings_silenced, tick_positions
@@ -28,13 +30,37 @@ def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
 
 def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir: str | Path, stem: str,
                    top_k: int = 3) -> dict[str, Path]:
-    """Write `OUT_DIR/STEM.timeline.{json,csv,png}`; returns their paths by kind."""
+    """Write `OUT_DIR/STEM.timeline.{json,csv,png}`; returns their paths by kind. A full (or read-only) disk is one
+    line naming OUT_DIR, and leaves none of the three (`_all_or_none`): a truncated PNG stayed, and the message
+    named no path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     labels = [classifier.id2label[i] for i in range(len(classifier.id2label))]
     scores = timeline_scores(prediction, len(labels))
     stem = fitting_stem(stem)
     paths = {kind: out / f"{stem}.timeline.{kind}" for kind in ("json", "csv", "png")}
+    with writing_to(out, f"the timeline of {Path(prediction.path).name} was not written; make room and run again"), \
+            _all_or_none(paths):
+        out.mkdir(parents=True, exist_ok=True)
+        _write_tables(prediction, classifier, labels, scores, paths, top_k)
+        plot_timeline(prediction, labels, scores, paths["png"])
+    return paths
+
+
+@contextlib.contextmanager
+def _all_or_none(paths: dict[str, Path]):
+    """Inside, a write that fails removes the files of `paths` (written in part, or whole but without the others)."""
+    try:
+        yield
+    except BaseException:
+        for path in paths.values():
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _write_tables(prediction: Prediction, classifier: AudioClassifier, labels: list[str], scores: np.ndarray,
+                  paths: dict[str, Path], top_k: int) -> None:
+    """The timeline's JSON and CSV (`paths["json"]`, `paths["csv"]`)."""
     windows = [w.to_dict(classifier.id2label, top_k) for w in prediction.windows]
     document = {**prediction.to_dict(), "labels": labels, "windows": windows,
                 "scores": [[None if np.isnan(v) else float(v) for v in row] for row in scores]}
@@ -47,8 +73,6 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
             active = join_labels(window["active_labels"], ";")  # a JSON list when a label holds the `;`
             writer.writerow([f"{window['start']:.6f}", f"{window['end']:.6f}", top_label, top_score,
                              active, *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
-    plot_timeline(prediction, labels, scores, paths["png"])
-    return paths
 
 
 NAME_MAX_BYTES = 255  # a name's limit in UTF-8 bytes on ext4, XFS, btrfs and APFS (NTFS: 255 UTF-16 units, more)

@@ -15,6 +15,7 @@ parameters on a finished folder they return at once; with other parameters they 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import zlib
@@ -26,7 +27,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, writing_to
 from hfspeech.synthetic.espeak import (ESPEAK_VARIANTS, ESPEAK_VOICES, PEAK_DBFS, PITCH, SPEED_WPM, check_voices,
                                        espeak_version, require_espeak, speak_clip)
 from hfspeech.synthetic.reuse import GENERATOR_VERSION, GeneratedFolder
@@ -171,18 +172,23 @@ def generate_language_dataset(
 
 def _write_clips(root: Path, params: dict, classes: list[str], clips_per_class: int, make_clip, exe: str,
                  desc: str, progress: bool) -> None:
-    """``root/<class>/<class>_<nnnn>.wav`` for every class and index, on threads."""
+    """``root/<class>/<class>_<nnnn>.wav`` for every class and index, on threads. Each clip is encoded in memory
+    and written by Python: libsndfile's own write hid a full disk's errno ("System error.", a traceback), while
+    Python's `OSError` keeps it, so a full or read-only disk is one line naming `root` (`errors.writing_to`)."""
     def write(job):
         name, index = job
         # One generator per clip, keyed by class text and index: order- and thread-independent.
         rng = np.random.default_rng([int(params["seed"]), zlib.crc32(name.encode()), index])
         clip = make_clip(exe, name, rng)
+        encoded = io.BytesIO()  # the same bytes as sf.write to the file (checked)
+        sf.write(encoded, clip, params["sampling_rate"], subtype="PCM_16", format="WAV")
         (root / name).mkdir(exist_ok=True)
-        sf.write(root / name / f"{name}_{index:04d}.wav", clip, params["sampling_rate"], subtype="PCM_16")
+        (root / name / f"{name}_{index:04d}.wav").write_bytes(encoded.getvalue())
 
     # espeak-ng runs as a subprocess, so threads overlap well (measured: ~2x on 2 cores).
     jobs = [(name, index) for name in classes for index in range(clips_per_class)]
-    with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
+    with writing_to(root, "make room and run it again"), \
+            ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
         for _ in tqdm(pool.map(write, jobs), total=len(jobs), disable=not progress, desc=desc, unit="clip"):
             pass
 
@@ -205,7 +211,8 @@ def _generate_folder(root: Path, params: dict, classes: list[str], clips_per_cla
     written = sorted(p for name in classes for p in (root / name).glob("*.wav"))
     if written != sorted(expected):
         raise RuntimeError(f"{root}: expected {len(expected)} clips, found {len(written)}")
-    (root / "README.md").write_text(readme, encoding="utf-8")
-    folder.finish(classes=classes, counts={name: clips_per_class for name in classes}, num_clips=len(expected),
-                  espeak_ng=espeak_version(exe))
+    with writing_to(root, "make room and run it again"):
+        (root / "README.md").write_text(readme, encoding="utf-8")
+        folder.finish(classes=classes, counts={name: clips_per_class for name in classes}, num_clips=len(expected),
+                      espeak_ng=espeak_version(exe))
     return root

@@ -19,6 +19,8 @@ from transformers import (AutoConfig, AutoModelForAudioClassification, ASTFeatur
 from hfspeech.errors import writing_to
 from hfspeech.models.fingerprint import with_usual_modes
 from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
+from hfspeech.output_folders import nothing_is_ours
+from hfspeech.output_staging import written_beside
 
 SSL_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "audio-spectrogram-transformer", "whisper")
 
@@ -103,8 +105,11 @@ def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: O
             return_attention_mask=config.feat_extract_norm == "layer",
         )
     path = Path(output_dir)
-    with writing_to(path, "the model is incomplete; delete that folder, make room and run again"):
-        model.save_pretrained(path)
-        extractor.save_pretrained(path)
-    with_usual_modes(path)  # safetensors writes 0600 (`models.fingerprint`)
+    # Written beside the folder and renamed in whole (`output_staging.written_beside`), replacing only the files it
+    # writes: written in place, a full disk left config.json alone, which `hfspeech tiny-model` then refused.
+    with writing_to(path, "nothing was written (the folder is as it was); make room and run again"), \
+            written_beside(path, earlier=nothing_is_ours) as new:
+        model.save_pretrained(new)
+        extractor.save_pretrained(new)
+        with_usual_modes(new)  # safetensors writes 0600 (`models.fingerprint`)
     return path

@@ -25,20 +25,21 @@ import json
 import logging
 from itertools import chain
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, merged_training_clips, read_training_clips
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
-from hfspeech.errors import UsageError, first_few
+from hfspeech.errors import UsageError, first_few, writing_to
 from hfspeech.models import register
 from hfspeech.models.scores import DEFAULT_THRESHOLD, id_ordered_labels
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, read_config_json, read_run_record
 from hfspeech.models.fingerprint import saving_weights
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.models.loading import pretrained_errors
+from hfspeech.models.loading import WEIGHT_FILES, pretrained_errors
 from hfspeech.output_folders import check_output_folder
+from hfspeech.output_staging import written_beside
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +49,25 @@ PROVENANCE_KEYS = ("_name_or_path", "transformers_version")
 THRESHOLDS = "label_thresholds"
 # what runs of one recipe are expected to differ in (training_hyperparameters.json)
 SEED_KEYS = ("seed",)
+AVERAGED_RUNS = "averaged_runs"  # in an average's training_hyperparameters.json: how many runs it averages
+AVERAGE_NOT_WRITTEN = "nothing was written (the folder is as it was); make room and run again"
+# An earlier average's entries that the new one replaces even where it writes none of them: its other weight
+# file, records the new runs do not share, its TorchScript twin (of the earlier weights: `hfspeech average` writes
+# the new one after).
+AVERAGE_ENTRIES = (*WEIGHT_FILES, HYPERPARAMETERS_FILE, DATA_REPORT_FILE, TRAINING_CLIPS_FILE, "torchscript")
 
 
-def average_runs(runs: Sequence[str], output_dir: str) -> Path:
-    """Average the weights of `runs` (saved model folders) into a new model folder `output_dir`."""
+def average_runs(runs: Sequence[str], output_dir: str, also: Optional[Callable[[Path], object]] = None) -> Path:
+    """Average the weights of `runs` (saved model folders) into a new model folder `output_dir`; `also(folder)`
+    writes more into the new folder before it takes `output_dir`'s place (the CLI's TorchScript twin: written after
+    the rename, it went into a folder the command's lock no longer held, the lock being on the one replaced)."""
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
     if len(runs) < 2:
         raise UsageError("averaging needs two runs or more")
     _refuse_repeated_runs(runs)
     output = Path(output_dir)
-    check_output_folder(output, flag="--output_dir")
+    check_output_folder(output, flag="--output_dir", ours=_an_earlier_average(output), earlier="an earlier average")
     register()
     describe = [_description(run) for run in runs]
     for run, description in zip(runs[1:], describe[1:]):
@@ -71,13 +80,32 @@ def average_runs(runs: Sequence[str], output_dir: str) -> Path:
     thresholds = [description["thresholds"] or {} for description in describe]
     if any(thresholds):
         model.config.label_thresholds = _mean_thresholds(thresholds, id_ordered_labels(model.config))
-    with saving_weights(output, "the average is incomplete; delete that folder, make room and run again"):
-        model.save_pretrained(output)
-        extractor.save_pretrained(output)
+    # Written beside the folder and renamed in whole (`output_staging.written_beside`, as an export): written in
+    # place, a full disk left a folder holding config.json alone, which the same command then refused.
+    with writing_to(output, AVERAGE_NOT_WRITTEN), written_beside(output, earlier=AVERAGE_ENTRIES.__contains__) as new, \
+            saving_weights(output, AVERAGE_NOT_WRITTEN, weights_in=new):
+        model.save_pretrained(new)
+        extractor.save_pretrained(new)
         for name, record in records.items():
-            (output / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            (new / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if also is not None:
+            also(new)
     logger.info("%s: the average of %d runs (%s)", output, len(runs), ", ".join(map(str, runs)))
     return output
+
+
+def _an_earlier_average(output: Path) -> Callable[[str], bool]:
+    """What tells an earlier `hfspeech average`'s folder (which the same command may replace, docs/architecture.md's
+    `output_folders`) from a training run's or the user's: its hyperparameters count the runs averaged."""
+    def ours(name: str) -> bool:
+        if name != HYPERPARAMETERS_FILE:
+            return False
+        try:
+            return AVERAGED_RUNS in read_run_record(output / name)
+        except (OSError, UsageError):  # unreadable: not known to be ours
+            return False
+
+    return ours
 
 
 def _refuse_repeated_runs(runs: Sequence[str]) -> None:
@@ -124,7 +152,7 @@ def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
     keys = list(dict.fromkeys(key for record in hyperparameters for key in record))
     merged = {key: _agreed([record.get(key) for record in hyperparameters]) for key in keys}
     _warn_if_not_only_seeds(hyperparameters, keys)
-    records = {HYPERPARAMETERS_FILE: {**merged, "averaged_runs": len(runs)}}
+    records = {HYPERPARAMETERS_FILE: {**merged, AVERAGED_RUNS: len(runs)}}
     reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
     clip_records = [read_training_clips(run) for run in runs]  # each run's file read once, for both uses
     if reports[0] and all(report == reports[0] for report in reports) and not _trained_on_other_clips(clip_records):

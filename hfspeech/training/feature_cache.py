@@ -27,7 +27,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.data.audio import seconds_to_samples
-from hfspeech.data.cache_users import hold_cache_folder
+from hfspeech.data.cache_users import hold_cache_folder, own_temporary_files_removed
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.errors import writing_to
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
@@ -103,7 +103,7 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
         if folder is not None:  # a killed run's `tmp*` file there removed, this run's kept from others
             hold_cache_folder(folder)
         with writing_to(folder, "the frozen features were not cached; make room, or set HF_DATASETS_CACHE to a "
-                        "folder on another disk"):
+                        "folder on another disk"), own_temporary_files_removed(folder):
             features = split.with_format("numpy", columns=["input_values", "label"]).map(
                 encode, batched=True, batch_size=batch_size, remove_columns=["input_values"],
                 new_fingerprint=f"{split._fingerprint}-frozen-{fingerprint}",

