@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile as sf
 
-from hfspeech.errors import UsageError
+from hfspeech.errors import UsageError, writing_to
 from hfspeech.synthetic.reuse import GENERATOR_VERSION, GeneratedFolder
-from hfspeech.synthetic.signals import NOISE_COLOURS, colored_noise
+from hfspeech.synthetic.signals import NOISE_COLOURS, colored_noise, write_pcm16
 
 DEFAULT_EVENTS = ("beep", "chirp", "click", "burst", "hum")
 EVENTS_PER_CLIP = (1, 3)
@@ -144,12 +143,15 @@ def generate_event_dataset(
         old.unlink()
 
     rows = []
-    for index, name in enumerate(names):
-        clip, labels = _make_event_clip(events, np.random.default_rng([int(seed), index]), sampling_rate, clip_seconds)
-        sf.write(root / name, clip, sampling_rate, subtype="PCM_16")
-        rows.append((name, labels))
-    _write_manifests(root, rows)
-    (root / "README.md").write_text(_readme(events, num_clips, sampling_rate, clip_seconds, seed), encoding="utf-8")
+    with writing_to(root, "make room and run it again"):  # a full disk: one line naming the folder, as demo-data's
+        for index, name in enumerate(names):
+            clip, labels = _make_event_clip(events, np.random.default_rng([int(seed), index]), sampling_rate,
+                                            clip_seconds)
+            write_pcm16(root / name, clip, sampling_rate)
+            rows.append((name, labels))
+        _write_manifests(root, rows)
+        (root / "README.md").write_text(_readme(events, num_clips, sampling_rate, clip_seconds, seed),
+                                        encoding="utf-8")
     counts = {event: sum(event in labels for _, labels in rows) for event in events}
     folder.finish(counts=counts, label_prevalence=sum(counts.values()) / (num_clips * len(events)))
     return root

@@ -6,6 +6,7 @@ need from their data; the noise files exercise the noise-folder augmentation wit
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,15 @@ import numpy as np
 import soundfile as sf
 
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0}
+
+
+def write_pcm16(path: str | Path, clip: np.ndarray, sampling_rate: int) -> None:
+    """`clip` as a 16-bit WAV file at `path`, encoded in memory and written by Python (the same bytes as
+    `sf.write(path, ...)`): libsndfile's own write hid a full disk's errno ("System error.", a traceback), while
+    Python's `OSError` keeps it for `errors.writing_to` to name the folder in one line."""
+    encoded = io.BytesIO()
+    sf.write(encoded, clip, sampling_rate, subtype="PCM_16", format="WAV")
+    Path(path).write_bytes(encoded.getvalue())
 
 
 def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -66,7 +76,6 @@ def generate_noise_files(output_dir, n: int = 5, seconds: float = 3.0, sampling_
         else:
             noise = colored_noise(rng, num, NOISE_COLOURS[kind])
         path = root / f"noise_{i:02d}_{kind}.wav"
-        sf.write(path, (0.5 * noise / np.abs(noise).max()).astype(np.float32), sampling_rate,
-                 subtype="PCM_16")
+        write_pcm16(path, (0.5 * noise / np.abs(noise).max()).astype(np.float32), sampling_rate)
         paths.append(path)
     return paths

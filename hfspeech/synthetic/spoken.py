@@ -15,7 +15,6 @@ parameters on a finished folder they return at once; with other parameters they 
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import zlib
@@ -24,13 +23,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import soundfile as sf
 from tqdm.auto import tqdm
 
 from hfspeech.errors import UsageError, writing_to
 from hfspeech.synthetic.espeak import (ESPEAK_VARIANTS, ESPEAK_VOICES, PEAK_DBFS, PITCH, SPEED_WPM, check_voices,
                                        espeak_version, require_espeak, speak_clip)
 from hfspeech.synthetic.reuse import GENERATOR_VERSION, GeneratedFolder
+from hfspeech.synthetic.signals import write_pcm16
 
 DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it")
@@ -180,10 +179,8 @@ def _write_clips(root: Path, params: dict, classes: list[str], clips_per_class: 
         # One generator per clip, keyed by class text and index: order- and thread-independent.
         rng = np.random.default_rng([int(params["seed"]), zlib.crc32(name.encode()), index])
         clip = make_clip(exe, name, rng)
-        encoded = io.BytesIO()  # the same bytes as sf.write to the file (checked)
-        sf.write(encoded, clip, params["sampling_rate"], subtype="PCM_16", format="WAV")
         (root / name).mkdir(exist_ok=True)
-        (root / name / f"{name}_{index:04d}.wav").write_bytes(encoded.getvalue())
+        write_pcm16(root / name / f"{name}_{index:04d}.wav", clip, params["sampling_rate"])
 
     # espeak-ng runs as a subprocess, so threads overlap well (measured: ~2x on 2 cores).
     jobs = [(name, index) for name in classes for index in range(clips_per_class)]
