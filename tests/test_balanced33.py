@@ -145,6 +145,7 @@ def test_a_run_with_both_imbalance_flags_stops_in_one_line(tone_folder, tmp_path
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert code == 2 and "Traceback" not in err and len(errors) == 1, err
     assert "--class_weighted_loss and --oversample: each balances the classes on its own" in errors[0]
+    assert "clips" not in err and not (tmp_path / "out").exists()  # refused as the flags are read: nothing decoded
 
 
 def test_a_run_chooses_by_balanced_accuracy_and_records_it(tone_folder, tmp_path, capsys):
@@ -152,11 +153,13 @@ def test_a_run_chooses_by_balanced_accuracy_and_records_it(tone_folder, tmp_path
     beside accuracy (eval_* of the Trainer, test_* of the test report)."""
     output_dir = tmp_path / "out"
     code, _, err = run_cli_output(["train", "--data_dir", str(tone_folder), "--output_dir", str(output_dir),
-                                   "--config_overrides", TINY_CNN, "--num_train_epochs", "1", "--max_length_seconds",
+                                   "--config_overrides", TINY_CNN, "--num_train_epochs", "3", "--max_length_seconds",
                                    "0.5", "--metric_for_best_model", "balanced_accuracy"], capsys)
     assert code == 0, err
     metrics = json.loads((output_dir / "metrics.json").read_text())
     for name in ("eval_balanced_accuracy", "test_balanced_accuracy", "test_majority_class_accuracy"):
         assert 0 <= metrics[name] <= 1, (name, metrics)
     state = json.loads((output_dir / "trainer_state.json").read_text())
+    chosen_by = [entry["eval_balanced_accuracy"] for entry in state["log_history"] if "eval_balanced_accuracy" in entry]
+    assert len(chosen_by) >= 3 and state["best_metric"] == pytest.approx(max(chosen_by))
     assert state["best_metric"] == pytest.approx(metrics["eval_balanced_accuracy"])

@@ -50,8 +50,21 @@ def test_predict_with_a_model_first_and_another_as_model_flag_is_refused(tmp_pat
     for run in ("run1", "run2"):
         (tmp_path / run).mkdir()
         (tmp_path / run / "config.json").write_text("{}")
+        (tmp_path / run / "model.safetensors").write_bytes(b"")
     line = one_error_line(*run_cli_output(["predict", "run1", "--model", "run2", "a.wav"], capsys)[::2])
     assert "MODEL given twice: run1 and --model run2" in line, line
+
+
+@pytest.mark.parametrize("files", [["data"], ["--", "data"], ["data", "a.wav"]])
+def test_a_folder_of_audio_with_a_config_of_its_own_is_a_file_not_a_second_model(tmp_path, monkeypatch, capsys,
+                                                                                  files):
+    """A folder holding config.json but no weights is no model; after `--` every word is a file (review: both were
+    refused "MODEL given twice")."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "config.json").write_text("{}")
+    code, _, err = run_cli_output(["predict", "--model", "run1", *files], capsys)
+    assert "given twice" not in err, err
 
 
 def test_pretrained_output_dir_without_a_name_says_the_name_is_missing(tmp_path, monkeypatch, capsys):

@@ -110,12 +110,18 @@ def flag_as_positional(argv, flag: str, first: bool) -> MovedFlags:
 
 
 def holds_a_model(path: str) -> bool:
-    """A model folder (config.json) or an exported model file, where MODEL goes: `predict RUN --model RUN2 a.wav`
-    classified with RUN2, then failed on RUN as a folder without audio files."""
+    """A model folder (config.json and weights, as `models.folder_checks` asks) or an exported model file, where MODEL
+    goes: `predict RUN --model RUN2 a.wav` classified with RUN2, then failed on RUN as a folder without audio files. A
+    folder of audio with a config.json of its own is no model (`predict --model RUN data` was refused)."""
     import os
 
-    return os.path.isfile(os.path.join(path, "config.json")) or (
-        os.path.isfile(path) and path.lower().endswith((".onnx", ".pt")))
+    from hfspeech.export.staging import is_model_file
+    from hfspeech.models.loading import WEIGHT_FILES
+
+    if os.path.isfile(path):
+        return is_model_file(path.lower())
+    return os.path.isfile(os.path.join(path, "config.json")) and any(
+        os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES)
 
 
 def dash_file_hint(message: str, argv, options, prog: str) -> str:
@@ -148,7 +154,8 @@ class FilesParser(CliParser):
     def parse_args(self, args=None, namespace=None):
         """Files and flags in any order, as `ls` and `cp` take them: `predict MODEL --top_k 1 a.wav` was
         "unrecognized arguments: a.wav" (argparse gives every positional its words at the first one, so the
-        files got none after a flag); `parse_intermixed_args` gathers them over the whole line."""
+        files got none after a flag); `parse_known_intermixed_args` gathers them over the whole line, and
+        `flags.parsed_whole` refuses what is left (a positional given twice too)."""
         words = model_first(sys.argv[1:] if args is None else args)
         self.given = switch_values_read(self, home_expanded(self, words))
         refuse_unknown_flags(self, self.given)

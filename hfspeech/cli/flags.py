@@ -177,13 +177,15 @@ def parsed_whole(parser: argparse.ArgumentParser, words, namespace: argparse.Nam
     """`namespace`, after argparse's own refusal of `extras` (the words left over), which says why where a flag was
     read as a positional (`MovedFlags`): `stage RUN DEST --output_dir X` was "unrecognized arguments: X", `stream A
     --model B` "unrecognized arguments: A". The positional is named given twice, with both values; also where
-    nothing is left over but `twice(other)` says the other word is one too (predict's MODEL, then files)."""
+    nothing is left over but `twice(other)` says the other word is one too (predict's MODEL, then files), unless it
+    comes after `--`."""
     positionals = [action for action in parser._actions if not action.option_strings]
     for flag, value, first in getattr(words, "moved", ()):
         given = [word for action in positionals for word in _as_words(getattr(namespace, action.dest, None))]
         given += [word for word in extras if not word.startswith("-")]
         other = given[1 if first else -2] if len(given) > 1 else None
-        if other is not None and (extras or twice(other)):
+        files = words[words.index("--") + 1:] if "--" in words else []  # after `--`, every word is a file
+        if other is not None and (extras or (twice(other) and other not in files)):
             slot = [action for action in positionals if action.nargs in (None, "?")][0 if first else -1]
             parser.error(f"{slot.metavar or slot.dest.upper()} given twice: {other} and {flag} {value}; give it once")
     if extras:

@@ -30,6 +30,7 @@ from hfspeech.evaluation.metrics import means_balanced_accuracy, metric_names
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.checkpoints import checkpoint_write_errors
+from hfspeech.training.command_line import refuse_both_imbalance_remedies
 from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.epoch_seeds import EpochLengthGroupedSampler, EpochSeeds, EpochWeightedSampler
 from hfspeech.training.optim import parameter_groups
@@ -56,9 +57,7 @@ def loss_and_sampler_options(data_args, train_labels: Sequence, num_labels: int,
     options = dict(class_weights=None, sample_weights=None, pos_weight=pos_weight)
     if multi_label:
         return options
-    if data_args.class_weighted_loss and data_args.oversample:
-        raise UsageError("--class_weighted_loss and --oversample: each balances the classes on its own; together "
-                         "they reverse the imbalance (the rarest class gets the largest share of the loss): give one")
+    refuse_both_imbalance_remedies(data_args)
     if data_args.class_weighted_loss:
         options["class_weights"] = inverse_frequency_weights(train_labels, num_labels)
     if data_args.oversample:
