@@ -122,8 +122,8 @@ def test_many_training_clips_longer_than_the_crop_are_noted_once(tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="hfspeech.data"):
         for _ in range(2):
             note = note_long_clips(dataset, report, 0.6, RATE)
-    expected = ("3 of 4 training clips are longer than the 0.6-s crop (training crops a random 0.6 s, evaluation the "
-                "centre): consider --max_length_seconds or --trim_silence")
+    expected = ("3 of 4 training clips are longer than the 0.6-s crop, the longest 1 s: training crops a random 0.6 s "
+                "of each; consider --max_length_seconds 1 or --trim_silence")
     assert note == expected and report.notes == [expected]
     assert [r.getMessage() for r in caplog.records] == [f"data: {expected}"]
     assert "or --trim_silence" not in note_long_clips(dataset, DataReport(), 0.6, RATE, trimmed=True)

@@ -96,6 +96,8 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     staged = next((v for v in variants if v["name"].startswith("PyTorch") and v["accuracy"] is not None), None)
     if not multi_label and "test_accuracy" not in metrics and staged:  # e.g. `hfspeech average`'s model
         sections["results_section"] = _staging_results(staged)
+    elif staged and measured(metrics.get("test_accuracy")):
+        sections["results_section"] += _scored_otherwise_note(metrics, config)
     training = _training_sections(run, dest, config, metrics, data_report, dataset_name or source.text, splits,
                                   staged_measurement=staged is not None)
     card_data = ModelCardData(
@@ -211,6 +213,24 @@ def _recorded(value) -> str:
 def _clips(count) -> str:
     return f"{count} clips" if measured(count) else "number of clips not recorded"
 
+
+
+def _scored_otherwise_note(metrics: dict, config: dict) -> str:
+    """One line where the Results and the exported variants' accuracy were scored differently: a run that scored its
+    test split on one centre crop per clip (before runs said how, or `test_scored_as` says so), beside variants
+    that score whole clips in windows. A card showed 0.441 and 0.588 for one model on the same 34 clips, no word."""
+    scored, window = metrics.get("test_scored_as"), config.get("max_length_seconds")
+    if not measured(window) or not window:
+        return ""
+    if scored is None:  # a run from before `test_scored_as`: its test pass was the Trainer's
+        how = f"one centre crop of {window:g} s per clip (the run's test pass)"
+    elif isinstance(scored, str) and scored.startswith("centre crop"):
+        how = f"one {scored} per clip (metrics.json `test_scored_as`)"
+    else:
+        return ""
+    return (f"\n\n**Note:** these Results score {how}; the exported variants' accuracy below scores whole clips in "
+            f"{window:g}-s windows, mean of the windows, as `hfspeech predict` and `hfspeech evaluate` do: on clips "
+            f"longer than {window:g} s the two differ.")
 
 
 def _staging_results(staged: dict) -> str:

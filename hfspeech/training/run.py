@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-import numpy as np
 import transformers
 from datasets import DatasetDict
 from transformers import TrainingArguments, set_seed
@@ -32,7 +31,7 @@ from hfspeech.data.streaming import StreamedData, load_streamed_data
 from hfspeech.data.transforms import AudioClassificationCollator, attach_transforms
 from hfspeech.errors import UsageError, first_few
 from hfspeech.evaluation.metrics import make_compute_metrics
-from hfspeech.evaluation.report import json_ready, write_evaluation_report, write_metrics_json
+from hfspeech.evaluation.report import json_ready, write_metrics_json
 from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
@@ -43,9 +42,10 @@ from hfspeech.training.command_line import parse_args, parse_floats, quiet_other
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
-from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds, write_multilabel_test_report
+from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
+from hfspeech.training.test_pass import evaluate_on_test_split, warn_tested_on_validation
 from hfspeech.training.train_session import train_session
 from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
 
@@ -159,6 +159,7 @@ class TrainingSetup:
     resume_from_checkpoint: Optional[str]
     streamed: Optional[StreamedData] = None  # --streaming: the training stream (hfspeech.data.streaming)
     training_clips: dict = field(default_factory=dict)  # written beside the model for `hfspeech evaluate`
+    decoded: Optional[DatasetDict] = None  # the prepared splits: the test pass reads their clips' lengths and paths
 
 
 def default_transformers_verbosity() -> None:
@@ -202,7 +203,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
         **loss_and_sampler_options(data_args, data.train_labels, num_labels, model_args.multi_label, pos_weight),
     )
     return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed,
-                         data.training_clips)
+                         data.training_clips, data.dataset)
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
@@ -225,7 +226,8 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_metrics.items()}
         if "validation" in views:
             metrics.update(trainer.evaluate(metric_key_prefix="eval"))
-        metrics.update(evaluate_on_test_split(trainer, views, label_names))
+        metrics.update(evaluate_on_test_split(trainer, views, label_names, setup.decoded, data_args.spec(),
+                                              model_args.trust_remote_code))
         if metrics.get("test_split") == "validation":
             warn_tested_on_validation(report, trainer.args.load_best_model_at_end,
                                       trainer.is_multi_label and data_args.tune_thresholds)
@@ -248,40 +250,6 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             if after_saving is not None:
                 after_saving()
         return metrics
-
-
-def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, label_names: list[str]) -> dict:
-    """The best model on the test split (validation when there is none), with its report files written."""
-    split = "test" if "test" in views else "validation" if "validation" in views else None
-    if split is None:
-        return {}
-    prediction = trainer.predict(views[split], metric_key_prefix="test")
-    metrics = {}
-    output_dir = trainer.args.output_dir
-    if trainer.is_multi_label and trainer.is_world_process_zero():
-        written = write_multilabel_test_report(output_dir, prediction, trainer.model.config, label_names, prefix="test")
-        metrics = {f"test_{k}": v for k, v in written.items()}
-        metrics["label_thresholds"] = trainer.model.config.label_thresholds
-    elif trainer.is_world_process_zero():
-        predictions = np.argmax(prediction.predictions, axis=-1)
-        written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test")
-        metrics = {f"test_{k}": v for k, v in written.items()}
-    metrics["test_split"] = split
-    return metrics
-
-
-def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_thresholds: bool) -> None:
-    """With no test split the test numbers come from the validation split; where that split also chose the best
-    checkpoint or (multi-label) the thresholds F1, precision, recall and subset accuracy are measured at, they
-    are optimistic, and said so where the numbers go (metrics.json `data_warnings`, data_report.json, the card)."""
-    uses = [use for use, applies in (("chose the best checkpoint", chose_checkpoint),
-                                     ("tuned the label thresholds", tuned_thresholds)) if applies]
-    if not uses:
-        return
-    warning = (f"no test split: the test numbers are measured on the validation split, which {' and '.join(uses)}; "
-               "they are optimistic (hold clips out with --test_split_percentage, or give a test split)")
-    logger.warning("data: %s", warning)
-    report.warnings.append(warning)
 
 
 def save_model(trainer: AudioClassificationTrainer) -> None:
