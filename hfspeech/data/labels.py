@@ -29,6 +29,7 @@ from hfspeech.data.cache_users import beside_users_files
 from hfspeech.data.columns import column_values
 from hfspeech.data.manifests import bracketed_cell, list_cell
 from hfspeech.errors import DataError
+from hfspeech.models.scores import unnamed_labels
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -88,7 +89,7 @@ def encode_labels(dataset: DatasetDict, label_names: Optional[Sequence[str]] = N
 
 def _unnamed_hint(label_names) -> str:
     """A model saved without class names has transformers' `LABEL_0`, `LABEL_1`, ...: say where names go."""
-    if label_names and all(name == f"LABEL_{i}" for i, name in enumerate(label_names)):
+    if unnamed_labels(label_names):
         return " (the model's classes have no names: set id2label and label2id in its config.json)"
     return ""
 

@@ -19,6 +19,7 @@ from hfspeech.models.config_json import JsonConfig
 from hfspeech.models.fingerprint import TRACED_FROM, made_from
 from hfspeech.models.folder_checks import NotAModelError, check_export_folder, check_model_folder
 from hfspeech.models.loading import WEIGHT_FILES, hub_unreachable, is_local_path, pretrained_errors
+from hfspeech.models.scores import id_ordered_labels, unnamed_labels
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def check_trained(folder: str, missing_keys: list, config, untrained: str = "war
     if not missing_keys:
         return
     names = ", ".join(sorted(missing_keys)[:4]) + (" ..." if len(missing_keys) > 4 else "")
-    default_labels = all(label == f"LABEL_{i}" for i, label in config.id2label.items())
+    default_labels = unnamed_labels(id_ordered_labels(config))
     message = (f"{folder}: its classification head was never trained ({names} not in the checkpoint, newly "
                f"initialized{'; labels LABEL_0 ...' if default_labels else ''}), so its scores would be random; "
                f"fine-tune it first: hfspeech train --model_name_or_path {folder} --data_dir DATA --output_dir RUN")

@@ -48,6 +48,12 @@ def id_ordered_labels(config: Any) -> list[str]:
     return [id2label[i] for i in range(len(id2label))]
 
 
+def unnamed_labels(labels: Sequence[str]) -> bool:
+    """Whether labels in class-id order are transformers' placeholders, `LABEL_0`, `LABEL_1`, ...: a config saved
+    without `id2label` (a head never trained, or trained by a script that did not name its classes)."""
+    return bool(labels) and list(labels) == [f"LABEL_{index}" for index in range(len(labels))]
+
+
 def thresholds_from_config(config: Any, label_names: Optional[Sequence[str]] = None,
                            default: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """`config.label_thresholds` as an array in id order (or in the order of `label_names`); `default` for a

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hfspeech.errors import UsageError
+from hfspeech.models.scores import unnamed_labels
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -32,7 +33,7 @@ def keep_head_rows_with_their_labels(model, saved_labels: list[str], labels: lis
     if saved_labels == labels or len(saved_labels) != len(labels):
         return
     if sorted(saved_labels) != sorted(labels):
-        if saved_labels != [f"LABEL_{index}" for index in range(len(saved_labels))]:  # a trained head's names
+        if not unnamed_labels(saved_labels):  # a trained head's names
             logger.warning("the checkpoint's classification head was trained for the labels %s; it is kept as the "
                            "start of a head for %s", saved_labels, labels)
         return
