@@ -9,8 +9,9 @@ held-out predictions, beside the majority-class accuracy (and a warning where ev
 
 The fold runs keep no per-clip scores, so each fold's saved model scores its held-out manifest afterwards, as
 `hfspeech evaluate` scores a manifest (`evaluation.evaluate_model.score_split`: whole clips, in windows of the
-training length, mean of the windows). The folds' own test scores come from the training run's test pass (one
-centre crop of each clip): on clips no longer than `--max_length_seconds` the two read the same audio.
+training length, mean of the windows). The folds' own test scores come from the training run's test pass, which
+scores so too (`training.test_pass`: its clips longer than `--max_length_seconds` whole, in windows; the others one
+crop each, the same audio).
 """
 
 from __future__ import annotations
