@@ -140,7 +140,7 @@ def calibration_dataset(calibration_dir: str | Path, onnx_path: Path, max_clips:
         raise ExportError(f"{calibration_dir}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) to calibrate on")
     files = [files[i] for i in sorted(np.random.default_rng(seed).permutation(len(files))[:max_clips])]
     extractor = AutoFeatureExtractor.from_pretrained(onnx_path.parent)
-    window_seconds = window_seconds_of(AutoConfig.from_pretrained(onnx_path.parent))
+    window_seconds = window_seconds_of(AutoConfig.from_pretrained(onnx_path.parent), extractor)
     window = seconds_to_samples(window_seconds, extractor.sampling_rate)
     rows = defaultdict(list)
     for clip in calibration_clips(tuple(map(str, files)), extractor.sampling_rate, window, skip_bad_files):

@@ -16,7 +16,8 @@ alone, then zero-padded, as transformers' `run_audio_classification.py` (which d
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+import math
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -70,7 +71,15 @@ def pads_with_attention_mask(config: Any, feature_extractor: Any) -> bool:
     mask: equal-length batching is harmless there. Whisper's pads every clip to its fixed window, so any clips can
     share a batch: `shares_padded_batches`.)"""
     return (bool(getattr(feature_extractor, "return_attention_mask", False))
-            and getattr(config, "model_type", None) not in READS_PADDED_FRAMES)
+            and getattr(config, "model_type", None) not in READS_PADDED_FRAMES
+            and not normalises_over_time(config))
+
+
+def normalises_over_time(config: Any) -> bool:
+    """A group-norm feature encoder (`feat_extract_norm == "group"`) reads the padding whatever its extractor says:
+    a user's or the Hub's `return_attention_mask: true` on a wav2vec2-base style model made a clip's top label
+    depend on the other files of a `predict` (session 33). Its mask zeroes nothing before that norm."""
+    return getattr(config, "feat_extract_norm", None) == "group"
 
 
 def shares_padded_batches(config: Any, feature_extractor: Any) -> bool:
@@ -110,10 +119,30 @@ def padded_to(waveform: np.ndarray, length: int) -> np.ndarray:
     return waveform if len(waveform) >= length else np.pad(waveform, (0, length - len(waveform)))
 
 
-DEFAULT_WINDOW_SECONDS = 10.0  # for a model whose config does not record the clip length it was trained on
+DEFAULT_WINDOW_SECONDS = 10.0  # for a model whose config and extractor both leave the clip length open
+AST_FRAME_SECONDS, AST_FRAME_SHIFT_SECONDS = 0.025, 0.010  # ASTFeatureExtractor's Kaldi fbank (fixed in transformers)
 
 
-def window_seconds_of(config: Any) -> float:
+def window_seconds_of(config: Any, feature_extractor: Any = None) -> float:
     """The clip length a model was trained on (`config.max_length_seconds`): inference cuts longer audio into
-    windows of it, export calibrates and traces with it."""
-    return float(getattr(config, "max_length_seconds", None) or DEFAULT_WINDOW_SECONDS)
+    windows of it, export calibrates and traces with it. A checkpoint made outside hfspeech records none: its
+    extractor's fixed input length is the window (`extractor_window_seconds`), else `DEFAULT_WINDOW_SECONDS`."""
+    recorded = getattr(config, "max_length_seconds", None)
+    return float(recorded or extractor_window_seconds(feature_extractor) or DEFAULT_WINDOW_SECONDS)
+
+
+def extractor_window_seconds(feature_extractor: Any) -> Optional[float]:
+    """The input length an extractor pads or cuts every clip to, read from its own fields: Whisper's `n_samples`
+    at its `sampling_rate` (30 s for OpenAI's checkpoints); for AST the longest clip whose log-mel frames (25 ms,
+    every 10 ms) all fit in its `max_length` (1,024: 10.25 s, to 10 ms), the rest of a longer clip cut off without a
+    word. With the 10-s default an outside Whisper scored a 12-s clip in 2 windows, which transformers' pipeline
+    classifies whole (session 33). None for extractors that take any length."""
+    if feature_extractor is None:
+        return None
+    if has_fixed_window(feature_extractor) and getattr(feature_extractor, "n_samples", None):
+        return feature_extractor.n_samples / feature_extractor.sampling_rate
+    ast = any(cls.__name__ == "ASTFeatureExtractor" for cls in type(feature_extractor).__mro__)
+    if ast and getattr(feature_extractor, "max_length", None):
+        heard = (feature_extractor.max_length - 1) * AST_FRAME_SHIFT_SECONDS + AST_FRAME_SECONDS
+        return math.floor(heard * 100 + 1e-6) / 100
+    return None

@@ -26,7 +26,7 @@ from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.transforms import crop
 from hfspeech.errors import UsageError
 from hfspeech.models import register
-from hfspeech.models.inputs import extract_features
+from hfspeech.models.inputs import batch_indices, extract_features, shares_padded_batches
 from hfspeech.models.loading import pretrained_errors
 
 RAW_COLUMN = "teacher_waveform"
@@ -61,9 +61,19 @@ class LiveTeacher:
         run_on = torch.device(device) if device is not None else torch.device("cpu")
         if next(self.model.parameters()).device != run_on:
             self.model.to(run_on)
-        inputs = extract_features(self.extractor, [crop(self._at_rate(np.asarray(c, dtype=np.float32)),
-                                                        self.max_samples) for c in clips])
-        return self.model(**{k: v.to(run_on) for k, v in inputs.items()}).logits.float()[:, self.columns]
+        clips = [crop(self._at_rate(np.asarray(c, dtype=np.float32)), self.max_samples) for c in clips]
+        logits = torch.zeros(len(clips), self.model.config.num_labels, device=run_on)
+        for indices in self._batches(clips):  # one pass when the teacher ignores the padding
+            inputs = extract_features(self.extractor, [clips[i] for i in indices])
+            logits[indices] = self.model(**{k: v.to(run_on) for k, v in inputs.items()}).logits.float()
+        return logits[:, self.columns]
+
+    def _batches(self, clips: Sequence[np.ndarray]) -> list[list[int]]:
+        """The clips that run together, as `predict` and the feature cache batch them: crops of mixed lengths (clips
+        shorter than the crop, time-stretched ones) only where the teacher's logits ignore the padding, else by
+        equal length, or a clip's soft targets depended on its batch mates (a data2vec-audio or group-norm teacher)."""
+        mixed = shares_padded_batches(self.model.config, self.extractor)
+        return list(batch_indices([len(clip) for clip in clips], max(1, len(clips)), mixed))
 
     def _at_rate(self, clip: np.ndarray) -> np.ndarray:
         if self.input_rate == self.rate:

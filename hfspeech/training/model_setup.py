@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Optional, Sequence
 
 import torch
@@ -18,6 +17,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClas
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
+from hfspeech.models.inputs import extractor_window_seconds
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, new_head_note_hidden, pretrained_errors
 from hfspeech.models.problem_types import SINGLE_LABEL
@@ -107,8 +107,8 @@ def ast_crop_seconds(feature_extractor, max_length_seconds: Optional[float]) -> 
     every 10 ms) at `max_length` (1,024: 10.25 s for the AudioSet checkpoints) without a word, so a longer crop
     (or none) trained on the first 10.25 s of each clip and windowed long files in `predict` by the longer crop,
     the rest of every window unheard."""
-    longest = math.floor(((feature_extractor.max_length - 1) * 0.010 + 0.025) * 100 + 1e-6) / 100
-    if max_length_seconds and max_length_seconds <= longest:
+    longest = extractor_window_seconds(feature_extractor)  # (the window `predict` takes for an outside AST, too)
+    if longest is None or (max_length_seconds and max_length_seconds <= longest):
         return max_length_seconds
     if max_length_seconds:
         logger.warning("--max_length_seconds %s: AST hears at most %s s (its feature extractor's max_length, %d "
@@ -186,6 +186,7 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
         values = {**saved.to_dict(), "_commit_hash": saved._commit_hash}  # (`to_dict` leaves the commit out)
         config = type(saved).from_dict(values, finetuning_task="audio-classification", **config_values)
         check_override_keys(model_args, config)  # from_pretrained drops the keys the config does not have
+        note_problem_type_change(model_args, saved.problem_type, config.problem_type)
         apply_requested_spec_augment(model_args, config)
         if model_args.score_label_words or config.model_type == LABEL_SCORING_TYPE:
             model = _label_scorer(model_args, checkpoint, config, hub)
@@ -202,6 +203,14 @@ def _pretrained(model_args: ModelArguments, config_values: dict, feature_extract
     if config.model_type != LABEL_SCORING_TYPE:  # (a label scorer checks its labels' words itself)
         keep_head_rows_with_their_labels(model, saved_labels, id_ordered_labels(model.config))
     return model, feature_extractor
+
+
+def note_problem_type_change(model_args: ModelArguments, saved: Optional[str], trained: Optional[str]) -> None:
+    """A multi-label checkpoint fine-tuned on single-label data became single-label without a word (audit 33)."""
+    if saved and trained and saved != trained:
+        how = "--problem_type" if model_args.problem_type else "the default; --problem_type keeps the checkpoint's"
+        logger.warning("--model_name_or_path %s: a %s checkpoint; this run trains it as %s (%s)",
+                       model_args.model_name_or_path, saved, trained, how)
 
 
 def _with_new_weights_set(model, loading_info: dict):

@@ -33,6 +33,7 @@ from hfspeech.training.checkpoints import checkpoint_write_errors
 from hfspeech.training.command_line import refuse_both_imbalance_remedies
 from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.epoch_seeds import EpochLengthGroupedSampler, EpochSeeds, EpochWeightedSampler
+from hfspeech.training.eval_batches import EqualLengthEvaluation
 from hfspeech.training.optim import parameter_groups
 
 logger = logging.getLogger("hfspeech.train")
@@ -134,8 +135,9 @@ def close_batch_generators(traceback) -> None:
         traceback = traceback.tb_next
 
 
-class AudioClassificationTrainer(ResumableOnCpuProcesses, Trainer):
-    """A Trainer that can weight the cross-entropy by class and oversample rare classes.
+class AudioClassificationTrainer(EqualLengthEvaluation, ResumableOnCpuProcesses, Trainer):
+    """A Trainer that can weight the cross-entropy by class and oversample rare classes; evaluation batches of
+    equal-length clips for models that read the padding (`training.eval_batches`).
 
     `class_weights`: one weight per class for the single-label loss (None: the model's own loss).
     `sample_weights`: one weight per training example for a `WeightedRandomSampler` drawing with
