@@ -146,3 +146,15 @@ def test_int8_calibration_of_an_outside_whisper_cuts_its_extractors_window(tmp_p
     rows = calibration_dataset(audio_dir, model_dir / "model.onnx")
     centre = extractor(clip[2 * 16000 : 10 * 16000], sampling_rate=16000, return_tensors="np")["input_features"][0]
     np.testing.assert_allclose(rows["input_features"][0], centre, atol=1e-4)
+
+
+def test_predicts_window_of_an_outside_whisper_is_its_extractors():
+    """`hfspeech predict`/`evaluate`/`serve` cut files by `AudioClassifier.window_seconds`: it was hfspeech's 10-s
+    default for an outside Whisper, whose pipeline classifies a 12-s clip whole (2 windows averaged here)."""
+    from types import SimpleNamespace
+
+    from hfspeech.inference.classifier import AudioClassifier
+
+    backend = SimpleNamespace(config=WhisperConfig(id2label={0: "a", 1: "b"}), logits=lambda inputs: None, name="x")
+    classifier = AudioClassifier(backend, WhisperFeatureExtractor(feature_size=80, chunk_length=30))
+    assert classifier.window_seconds == 30.0

@@ -155,7 +155,7 @@ class AudioClassifier:
 
     @property
     def window_seconds(self) -> float:
-        return window_seconds_of(self.config)
+        return window_seconds_of(self.config, self.feature_extractor)  # a checkpoint made elsewhere: its extractor's
 
     @property
     def pads_with_attention_mask(self) -> bool:

@@ -39,8 +39,9 @@ IN_MEMORY_BYTES = 512 * 2**20
 # What `encode_for_head` computes, by version: bump it when that changes (another pooling, another layer), so a
 # cache of the old features is not reused for a model that would now compute others. The library versions go in
 # the fingerprint too: an encoder's forward can change with them (attention kernels, defaults).
-FEATURES_FORMAT = 3  # 2: a group-norm Wav2Vec2's clips normalised alone (`models.inputs`); clips under a frame padded
-# 3: clips of a model that reads padding (group norm, Data2VecAudio, the Conformer) encoded by equal length
+FEATURES_FORMAT = 4  # 2: a group-norm Wav2Vec2's clips normalised alone (`models.inputs`); clips under a frame padded
+# 3: clips of a model that reads padding (group norm, Data2VecAudio, the Conformer) encoded by equal length; 4: also a
+# group-norm model whose extractor returns a mask
 
 
 def can_cache(model: nn.Module) -> bool:

@@ -49,7 +49,7 @@ def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, lab
     if split is None:
         return {}
     model = trainer.model.model if isinstance(trainer.model, CachedHeadModel) else trainer.model
-    window = window_seconds_of(model.config)
+    window = window_seconds_of(model.config, trainer.processing_class)
     clips = decoded.get(split) if decoded is not None else None
     longer = outlasts(clips, seconds_to_samples(window, trainer.processing_class.sampling_rate))
     if spec is None or not longer:
