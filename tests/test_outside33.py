@@ -158,3 +158,16 @@ def test_predicts_window_of_an_outside_whisper_is_its_extractors():
     backend = SimpleNamespace(config=WhisperConfig(id2label={0: "a", 1: "b"}), logits=lambda inputs: None, name="x")
     classifier = AudioClassifier(backend, WhisperFeatureExtractor(feature_size=80, chunk_length=30))
     assert classifier.window_seconds == 30.0
+
+
+def test_the_card_of_a_checkpoint_made_elsewhere_says_so_and_names_its_extractors_window(tmp_path, capsys):
+    """A folder with no hfspeech training record (transformers' own save, here `hfspeech tiny-model`'s) was carded
+    "trained with hfspeech" and "about a few s, the crop length it was trained on"."""
+    from tests.conftest import run_cli_output
+
+    model, dest = tmp_path / "whisper", tmp_path / "staged"
+    assert run_cli_output(["tiny-model", str(model), "--model_type", "whisper"], capsys)[0] == 0
+    assert run_cli_output(["stage", str(model), str(dest)], capsys)[0] == 0
+    card = (dest / "README.md").read_text(encoding="utf-8")
+    assert "trained outside hfspeech" in card and "trained with hfspeech" not in card
+    assert "up to 30 s, its feature extractor's input length" in card and "crop length" not in card

@@ -27,8 +27,8 @@ from hfspeech.hub.card_classes import (labels_table, multi_label_per_class_table
                                        unscored_classes_note)
 from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
 from hfspeech.hub.card_variants import variants_table
-from hfspeech.hub.card_training import (data_source, hyperparameters_table, model_description,
-                                        read_hyperparameters, shown, test_set_note)
+from hfspeech.hub.card_training import (data_source, hyperparameters_table, made_with_hfspeech, model_description,
+                                        read_hyperparameters, test_set_note, window_text)
 from hfspeech.hub.local_paths import is_hub_id
 from hfspeech.models import is_baseline
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE, read_run_record
@@ -140,7 +140,9 @@ def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_
     return dict(
         hub_base_model=base_model if is_hub_id(base_model) else None,  # not a local folder
         model_description=model_description(config["model_type"], base_model, hyper),
-        window_seconds=shown(hyper.get("max_length_seconds") or config.get("max_length_seconds") or "a few"),
+        window_text=window_text(run, hyper, config),
+        provenance="trained with hfspeech" if made_with_hfspeech(run) else "trained outside hfspeech (its folder holds "
+                   "no hfspeech training record) and staged with hfspeech",
         data_section=_data_section(source_text, splits, data_report.get("num_skipped",
                                                                         metrics.get("num_skipped_files")), warnings),
         hyperparameters_table=hyperparameters_table(hyper, config, markdown_table),

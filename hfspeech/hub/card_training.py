@@ -103,6 +103,30 @@ class DataSource(NamedTuple):
     text: str
 
 
+def made_with_hfspeech(run: Path) -> bool:
+    """Whether `run` was trained (or averaged) by hfspeech: it holds a training record. A checkpoint fine-tuned by
+    transformers' scripts and staged here was carded "trained with hfspeech"."""
+    return (run / HYPERPARAMETERS_FILE).is_file() or (run / "trainer_state.json").is_file()
+
+
+def window_text(run: Path, hyper: dict, config: dict) -> str:
+    """The clip length the card's Intended use names: a run's crop; a checkpoint made elsewhere, its feature
+    extractor's input length (`models.inputs.extractor_window_seconds`: 30 s for an OpenAI Whisper), which it was
+    carded as "about a few s, the crop length it was trained on"."""
+    seconds = hyper.get("max_length_seconds") or config.get("max_length_seconds")
+    if seconds:
+        return f"about {shown(seconds)} s, the crop length it was trained on"
+    try:
+        from transformers import AutoFeatureExtractor
+
+        from hfspeech.models.inputs import extractor_window_seconds
+
+        seconds = extractor_window_seconds(AutoFeatureExtractor.from_pretrained(run))
+    except Exception:  # no readable extractor: the card says what it can
+        seconds = None
+    return f"up to {seconds:g} s, its feature extractor's input length" if seconds else "a few seconds"
+
+
 def data_source(run: Path) -> DataSource:
     """From run_inputs.json: the flags' kind of data only (a local path is never published)."""
     record = read_run_record(run / RUN_INPUTS_FILE)
