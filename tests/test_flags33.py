@@ -88,6 +88,8 @@ def test_a_hint_needs_more_in_common_than_a_generic_word(argv, not_said, capsys)
     (["train", "--outptu", "x"], "(did you mean ['--output_dir']?)"),  # two letters of `output` swapped
     (["evaluate", "m", "--eval_dir", "x"], "give --data_dir"),  # the generic-word rule's loss, told instead
     (["export", "m", "--data_dir", "x"], "give --eval_dir"),
+    (["export", "m", "--calib_dir", "x"], "give --calibration_dir"),  # right hints the generic-word rule lost
+    (["train", "--model_dir", "x"], "give --model_name_or_path"),  # (and an absurd one, --noise_dir, before)
 ])
 def test_a_right_hint_is_still_given(argv, said, capsys):
     line = one_error_line(*run_cli_output(argv, capsys)[::2])

@@ -148,6 +148,7 @@ CLI_FLAG_EQUIVALENTS = {
     **dict.fromkeys(["--token", "--hub_token"], [("--repo_id", "the token comes from HF_TOKEN or `huggingface-cli "
                                                                "login`, never a flag")]),
     "--data_dir": [("--eval_dir", "give --eval_dir, the held-out audio folder to measure on")],
+    "--calib_dir": [("--calibration_dir", "give --calibration_dir")],  # (a shortened word: no near-flag rule for it)
 }
 
 

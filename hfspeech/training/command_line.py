@@ -64,6 +64,7 @@ TRAINING_FLAG_EQUIVALENTS = {
     "--repo_id": [("--hub_model_id", "give --push_to_hub --hub_model_id NAME (or `hfspeech push RUN --repo_id NAME` "
                                      "after the run)")],
     "--eval_dir": [("--split", "give --data_dir, the folder evaluate scores (export and stage call it --eval_dir)")],
+    "--model_dir": [("--model_name_or_path", "give --model_name_or_path (a saved model folder or Hub id)")],
 }
 
 
