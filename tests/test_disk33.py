@@ -218,3 +218,27 @@ def test_event_clips_on_a_full_disk_are_one_line_naming_the_folder(tmp_path):
     with pytest.raises(OutputWriteError, match=rf"^{re.escape(str(root))}: cannot write \(No space left on device\); "
                                                "make room and run it again"):
         generate_event_dataset(root, num_clips=4)
+
+
+def test_a_listing_that_fails_to_read_for_another_reason_is_not_rebuilt(tmp_path, cache, monkeypatch):
+    # a passing EIO (or EMFILE, EACCES) rebuilt the listing, and the decoded audio cached beside it was deleted with
+    # the folder it replaced (review R2); only a file gone or garbled is rebuilt
+    import hfspeech.data.loading as loading
+
+    root = write_tone_folder(tmp_path / "data", clips_per_class=2, rates=(8000,))
+    load_audio_dataset(data_dir=str(root))
+
+    listing = next((cache / "hfspeech-audiofolder").glob("*/dataset_dict.json")).parent
+    kept = sorted(path.name for path in listing.rglob("*"))
+    read, calls = loading.load_from_disk, []
+
+    def failing_once(*args, **kwargs):  # the first read fails, as a flaky disk's would
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "load_from_disk", failing_once)
+    with pytest.raises(OSError, match="Input/output error"):
+        load_audio_dataset(data_dir=str(root))
+    assert sorted(path.name for path in listing.rglob("*")) == kept

@@ -136,11 +136,13 @@ def test_head_from_cached_features_gives_the_models_logits(model_type):
     np.testing.assert_allclose(cached, live, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("model_type", ["data2vec-audio", "wav2vec2-conformer"])
-def test_classifier_logits_do_not_depend_on_batch_mates(model_type, tmp_path):
+@pytest.mark.parametrize("model_type, overrides", [("data2vec-audio", {}), ("wav2vec2-conformer", {}),
+                                                   ("sew", {"feat_extract_norm": "layer"}),  # a mask returned
+                                                   ("sew-d", {"feat_extract_norm": "layer"})])
+def test_classifier_logits_do_not_depend_on_batch_mates(model_type, overrides, tmp_path):
     """Their extractor returns a mask, but the encoder reads padded frames: a clip scored beside a longer one
     got other scores than alone (top label flipped in the audit). They are batched by equal length now."""
-    tiny(model_type, tmp_path)
+    tiny(model_type, tmp_path, **overrides)
     classifier = AudioClassifier.from_pretrained(str(tmp_path), device=torch.device("cpu"), batch_size=8)
     batch = clips() + clips(seed=1)[:2]
     together = classifier.logits(batch)
@@ -210,3 +212,18 @@ def test_head_learning_rate_reaches_the_head_of_a_model_run_from_cached_features
     assert set(by_name) == {"model.projector.weight", "model.projector.bias", "model.classifier.weight",
                             "model.classifier.bias"}
     assert set(by_name.values()) == {1e-2}
+
+
+def test_a_label_scorers_decoder_layers_decay_on_top_of_its_encoders():
+    """Whisper's label scorer runs its decoder on the encoder's output: its layers were counted as the encoder's
+    (decoder layer i beside encoder layer i), then, by the base-layers rule, as below the first (review R2)."""
+    from tests.test_whisper_label_scoring import tiny_scorer
+
+    model = tiny_scorer("eager")
+    groups = parameter_groups(model, 1e-3, 0.0, set(), layerwise_lr_decay=0.5)
+    rate = {id(p): group["lr"] for group in groups for p in group["params"]}
+    by_layer = {".".join(name.split(".")[:4]): rate[id(p)] for name, p in model.named_parameters()
+                if ".layers." in name}
+    encoder = sorted(v for k, v in by_layer.items() if ".encoder." in k)
+    decoder = [by_layer[k] for k in sorted(k for k in by_layer if ".decoder." in k)]
+    assert decoder == sorted(decoder) and decoder[-1] == 1e-3 and max(encoder) < decoder[0], by_layer

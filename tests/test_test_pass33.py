@@ -117,3 +117,17 @@ def test_a_multi_label_runs_test_numbers_are_evaluates_at_its_tuned_thresholds(t
     for name in ("map_macro", "micro_f1", "macro_f1", "subset_accuracy"):
         assert recorded[f"test_{name}"] == pytest.approx(evaluated[name], abs=1e-9), name
     assert recorded["label_thresholds"] == pytest.approx(evaluated["label_thresholds"])
+
+
+def test_a_trimmed_runs_rescoring_is_quiet_about_a_trim_it_did_not_ask_for(long_test_run, tmp_path, capfd):
+    """The model trims each clip itself (trained with --trim_silence): the re-scoring passed the run's trim on, and
+    evaluate's code said on stderr it was "not applied" in every such run (review R2)."""
+    from hfspeech.training.run import main
+
+    data, _ = long_test_run
+    main(["--data_dir", str(data), "--output_dir", str(tmp_path / "run"), "--model_type", "cnn", "--config_overrides",
+          TINY_CNN, "--num_train_epochs", "1", "--max_length_seconds", "0.5", "--trim_silence", "--save_strategy",
+          "no", "--eval_strategy", "no", "--report_to", "none"])
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert recorded["test_scored_as"] == "whole clips, windows of 0.5 s, mean", recorded
+    assert "is not applied" not in capfd.readouterr().err

@@ -220,9 +220,10 @@ def _remove_new_temporary_files(folder: Path, before: set[str]) -> None:
     if handle is None or not lock_taken(handle):
         if handle is not None:
             _shared_lock(handle, folder)
-        if new:
-            logger.warning("data: %d temporary file(s) of the failed write left in %s: another run uses that folder "
-                           "(a later run removes them once they are an hour old)", len(new), folder)
+        if new:  # (not held by this run: a folder of the user's, which no lock tells of, or another run's)
+            logger.warning("data: %d temporary file(s) of the failed write left in %s: %s (a later run removes them "
+                           "once they are an hour old)", len(new), folder,
+                           "another run uses that folder" if handle is not None else "this run holds no lock on it")
         return
     try:
         for name in new:

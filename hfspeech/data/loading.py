@@ -194,7 +194,8 @@ def _readable_listing(folder: Path) -> Optional[DatasetDict]:
         return None
     try:
         return load_from_disk(str(folder))
-    except Exception as error:  # datasets' and Arrow's errors on a damaged folder are of many kinds
+    except (FileNotFoundError, ValueError) as error:  # a file gone; a file cut or garbled (Arrow's, JSON's errors)
+        # (not another OSError: a passing EIO or EMFILE rebuilt the listing, and the decoded audio beside it went too)
         logger.warning("data: %s: cached listing cannot be read (%s: %s); listing it again", folder,
                        type(error).__name__, (str(error).splitlines() or [""])[0])
         return None

@@ -216,7 +216,6 @@ def _clips(count) -> str:
     return f"{count} clips" if measured(count) else "number of clips not recorded"
 
 
-
 def _scored_otherwise_note(metrics: dict, config: dict) -> str:
     """One line where the Results and the exported variants' accuracy were scored differently: a run that scored its
     test split on one centre crop per clip (before runs said how, or `test_scored_as` says so), beside variants

@@ -52,8 +52,9 @@ def normalises_over_padding(feature_extractor: Any) -> bool:
 # Encoders that read padded frames although their extractor returns an attention mask: Data2VecAudio's stack of
 # positional convolutions (the padding is zeroed before the first, but its bias and norm make it nonzero for the next)
 # and the Conformer's convolution module (a depthwise convolution over frames no mask zeroes). A clip beside a longer
-# one in a padded batch scored 0.0011 off its score alone, its top label flipped (tiny models, session 33).
-READS_PADDED_FRAMES = ("data2vec-audio", "wav2vec2-conformer")
+# one in a padded batch scored 0.0011 off its score alone, its top label flipped (tiny models, session 33). SEW and
+# SEW-D squeeze and upsample over frames with the padding (logits 2.1 and 1.3 off, with an extractor returning a mask).
+READS_PADDED_FRAMES = ("data2vec-audio", "wav2vec2-conformer", "sew", "sew-d")
 
 
 def pads_with_attention_mask(config: Any, feature_extractor: Any) -> bool:

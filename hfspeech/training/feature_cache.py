@@ -41,7 +41,7 @@ IN_MEMORY_BYTES = 512 * 2**20
 # the fingerprint too: an encoder's forward can change with them (attention kernels, defaults).
 FEATURES_FORMAT = 4  # 2: a group-norm Wav2Vec2's clips normalised alone (`models.inputs`); clips under a frame padded
 # 3: clips of a model that reads padding (group norm, Data2VecAudio, the Conformer) encoded by equal length; 4: also a
-# group-norm model whose extractor returns a mask
+# group-norm model whose extractor returns a mask, and SEW / SEW-D whose extractor returns one
 
 
 def can_cache(model: nn.Module) -> bool:

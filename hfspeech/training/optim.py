@@ -24,6 +24,7 @@ from hfspeech.models.frozen import base_module_name
 # of the encoder's modules: Data2VecAudio's positional convolutions `encoder.pos_conv_embed.layers.N` run below the
 # first layer.
 LAYER_PATH = r"(?:encoder\.)*(?:layers?|blocks|stages)\.(\d+)\."
+DECODER_LAYER = r"decoder\.layers\.(\d+)\."  # a seq2seq base's (Whisper's label scorer), on top of its encoder's
 # Modules that apply their `layer_norm` / `layernorm` child to the last layer's output (transformers' classes):
 # Whisper's encoder, AST's model, the Conformer, and the pre-norm ("stable layer norm") encoders of Wav2Vec2,
 # HuBERT, WavLM and UniSpeech (XLS-R, wav2vec2-large-lv60). The post-norm ones (wav2vec2-base, Data2Vec, SEW)
@@ -77,29 +78,44 @@ def parameter_groups(
     flags = " / ".join(flag for flag, value in (("--head_learning_rate", head_learning_rate),
                                                  ("--layerwise_lr_decay", layerwise_lr_decay)) if value is not None)
     base = base_named(model, flags or "parameter groups")
-    layer_index = re.compile(rf"^{re.escape(base)}\.{LAYER_PATH}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    layers = [int(m.group(1)) for n, _ in named if (m := layer_index.match(n))]
-    num_layers = max(layers) + 1 if layers else 0
+    depth, num_layers = layer_depths([n for n, _ in named], base, tuple(after_last_layer(model)))
     if layerwise_lr_decay is not None and not num_layers:  # every parameter would learn at `learning_rate`
         raise UsageError(f"--layerwise_lr_decay: {type(model).__name__} has no numbered layers (layers.N, layer.N, "
                          "blocks.N, stages.N) to decay over; leave the flag out")
-    on_top = tuple(after_last_layer(model))
 
     def rate(name: str) -> float:
         if is_head_parameter(name, base):
             return head_learning_rate if head_learning_rate is not None else learning_rate
         if layerwise_lr_decay is None:
             return learning_rate
-        match = layer_index.match(name)
-        depth = int(match.group(1)) + 1 if match else num_layers if name.startswith(on_top) else 0  # below: 0
-        return learning_rate * layerwise_lr_decay ** (num_layers - depth)
+        return learning_rate * layerwise_lr_decay ** (num_layers - depth(name))
 
     groups: dict[tuple[float, float], list] = {}
     for name, parameter in named:
         decay = weight_decay if name in decay_parameter_names else 0.0
         groups.setdefault((rate(name), decay), []).append(parameter)
     return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
+
+
+def layer_depths(names: list[str], base: str, on_top: tuple) -> tuple:
+    """(the depth of a parameter's name, L): the base's numbered layers 1..E (`LAYER_PATH`), a seq2seq base's decoder
+    layers E+1..E+D on top of them (Whisper's label scorer: its decoder runs on the encoder's output; it was counted
+    as the encoder, decoder layer i beside encoder layer i), what runs after the encoder's last layer (`on_top`) at
+    E, the rest (feature encoder, embeddings, positional convs) below the first layer, 0."""
+    encoder = re.compile(rf"^{re.escape(base)}\.{LAYER_PATH}")
+    decoder = re.compile(rf"^{re.escape(base)}\.{DECODER_LAYER}")
+    below = max((int(m.group(1)) + 1 for name in names if (m := encoder.match(name))), default=0)
+    above = max((int(m.group(1)) + 1 for name in names if (m := decoder.match(name))), default=0)
+
+    def depth(name: str) -> int:
+        if match := encoder.match(name):
+            return int(match.group(1)) + 1
+        if match := decoder.match(name):
+            return below + int(match.group(1)) + 1
+        return below if name.startswith(on_top) else 0
+
+    return depth, below + above
 
 
 def after_last_layer(model: nn.Module) -> list[str]:

@@ -123,7 +123,8 @@ def rescored(trainer: AudioClassificationTrainer, clips: Dataset, paths: list[st
                 f.write(json.dumps({"path": os.path.abspath(path), "label": named}) + "\n")
         arguments = EvaluateArguments(model=trainer.args.output_dir, batch_size=trainer.args.per_device_eval_batch_size,
                                       trust_remote_code=trust_remote_code, device=str(trainer.args.device))
-        held_out = DataSpec(source={"test_file": manifest}, preparation=spec.preparation,
+        # (the model trims each clip itself where trained trimmed: evaluate drops the flag, warning when it is given)
+        held_out = DataSpec(source={"test_file": manifest}, preparation={**spec.preparation, "trim": False},
                             label_separator=spec.label_separator)
         with evaluate_log_quiet(), datasets_bars_follow(trainer.args.disable_tqdm):
             return score_split(arguments, held_out)
@@ -132,14 +133,17 @@ def rescored(trainer: AudioClassificationTrainer, clips: Dataset, paths: list[st
 @contextmanager
 def evaluate_log_quiet():
     """`score_split` logs as `hfspeech evaluate` does (the split's summary, the model's training-clips record, not yet
-    written): in a run, whose data stage said all that already, those lines would repeat it or mislead."""
-    evaluate_logger = logging.getLogger("hfspeech.evaluate")
-    level = evaluate_logger.level
-    evaluate_logger.setLevel(logging.ERROR)
+    written, the data stage's notes on the split's labels): in a run, whose data stage said all that already, those
+    lines would repeat it or mislead."""
+    loggers = [logging.getLogger(name) for name in ("hfspeech.evaluate", "hfspeech.data")]
+    levels = [logger.level for logger in loggers]
+    for quiet in loggers:
+        quiet.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        evaluate_logger.setLevel(level)
+        for quiet, level in zip(loggers, levels):
+            quiet.setLevel(level)
 
 
 def written_reports(output_dir: str, scored: ScoredSplit) -> dict:
