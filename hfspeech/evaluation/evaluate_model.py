@@ -102,6 +102,14 @@ class ScoredSplit:
     thresholds: Optional[np.ndarray]  # multi-label: each label's decision threshold under this aggregation
     report: DataReport
 
+    def write_reports(self, output_dir: str, prefix: str, per_label_false_alarms: bool = False) -> dict:
+        """The report files of this split in `output_dir` (`{prefix}_...`) and their metrics: evaluate's, and a
+        training run's test pass where it re-scores long clips (`training.test_pass`), one branch for both."""
+        if self.multi_label:
+            return write_multilabel_report(output_dir, self.scores, self.references, self.label_names, self.thresholds,
+                                           prefix=prefix, per_label_false_alarms=per_label_false_alarms)
+        return write_evaluation_report(output_dir, self.predicted, self.references, self.label_names, prefix=prefix)
+
 
 def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     """Every clip of one split scored by `eval_args.model`; nothing written. A multi-label split with no event in
@@ -148,12 +156,9 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     scored = score_split(eval_args, spec)
     split, label_names, report, labels = scored.split, scored.label_names, scored.report, scored.references
     with writing_to(eval_args.output_dir, REPORTS_NOT_WRITTEN):  # a full disk named, not the pathless catch-all
+        metrics = scored.write_reports(eval_args.output_dir, split, per_label_false_alarms=True)
         if scored.multi_label:
-            metrics = write_multilabel_report(eval_args.output_dir, scored.scores, labels, label_names,
-                                              scored.thresholds, prefix=split, per_label_false_alarms=True)
             metrics["label_thresholds"] = dict(zip(label_names, scored.thresholds.tolist()))
-        else:
-            metrics = write_evaluation_report(eval_args.output_dir, scored.predicted, labels, label_names, prefix=split)
         metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels),
                         "num_found_files": report.found.get(split, 0), "num_skipped_files": report.num_skipped,
                         "num_ignored_files": len(report.ignored), "aggregate": eval_args.aggregate})

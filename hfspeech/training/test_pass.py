@@ -29,7 +29,7 @@ from hfspeech.data.labelled import DataSpec
 from hfspeech.data.prepare import DataReport
 from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, score_split
-from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
+from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.models.inputs import window_seconds_of
 from hfspeech.training.feature_cache import CachedHeadModel
 from hfspeech.training.multilabel import write_multilabel_test_report
@@ -149,13 +149,7 @@ def evaluate_log_quiet():
 def written_reports(output_dir: str, scored: ScoredSplit) -> dict:
     """The test report files and `test_*` numbers of a split scored by `score_split`, as the Trainer's pass writes
     them (a multi-label run's at its saved thresholds)."""
-    if scored.multi_label:
-        written = write_multilabel_report(output_dir, scored.scores, scored.references, scored.label_names,
-                                          scored.thresholds, prefix="test")
-    else:
-        written = write_evaluation_report(output_dir, scored.predicted, scored.references, scored.label_names,
-                                          prefix="test")
-    return {f"test_{k}": v for k, v in written.items()}
+    return {f"test_{k}": v for k, v in scored.write_reports(output_dir, "test").items()}
 
 
 def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_thresholds: bool) -> None:
