@@ -46,6 +46,17 @@ def write_long_tone_clips(root: Path) -> Path:
     return root
 
 
+def write_csv_manifest(path: Path, rows: list[dict]) -> str:
+    """`rows` as a UTF-8 CSV manifest (header from the first row's keys), the path as text."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
 def run_cli_output(args: list[str], capsys) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `hfspeech ARGS` run in this process, argparse's SystemExit included."""
     from hfspeech.cli import main

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import write_csv_manifest
 import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -22,14 +24,6 @@ from hfspeech.training.cross_validation import fold_rows, write_fold_manifests
 
 EMOTIONS = {"neutral": 20, "happy": 8, "angry": 4, "sad": 2}  # per speaker: the audit's 10:4:2:1 stand-in
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
-
-
-def write_manifest(path: Path, rows: list[dict]) -> str:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
 
 
 def emotion_rows() -> list[dict]:
@@ -45,7 +39,7 @@ def read_labels(path: str) -> Counter:
 @pytest.mark.parametrize("seed", [0, 1, 42])
 def test_every_folds_validation_holds_every_class_with_two_clips_outside_its_group(tmp_path, seed):
     rows = emotion_rows()
-    manifest = write_manifest(tmp_path / "all.csv", rows)
+    manifest = write_csv_manifest(tmp_path / "all.csv", rows)
     folds = write_fold_manifests(manifest, "speaker", str(tmp_path / "cv"), 0.1, seed, label_column="label")
     for speaker, files in folds.items():
         outside = Counter(row["label"] for row in rows if row["speaker"] != speaker)
@@ -74,7 +68,7 @@ def test_multi_label_folds_are_drawn_by_the_rarest_label_as_train_draws_them(tmp
     # "siren" only ever comes with "dog": a plain draw of 2 clips in 20 usually missed it in some fold
     rows = [{"path": f"{speaker}_{i:02d}.wav", "label": "dog;siren" if i < 4 else "dog", "speaker": speaker}
             for speaker in ("a", "b", "c") for i in range(10)]
-    manifest = write_manifest(tmp_path / "all.csv", rows)
+    manifest = write_csv_manifest(tmp_path / "all.csv", rows)
     for seed in range(4):
         folds = write_fold_manifests(manifest, "speaker", str(tmp_path / f"cv{seed}"), 0.1, seed,
                                      label_column="label", label_separator=";")
@@ -90,7 +84,7 @@ def write_clips(folder: Path, speakers: list[str]) -> str:
         path = folder / f"{speaker}-{i}.wav"
         sf.write(path, (0.1 * rng.standard_normal(800)).astype(np.float32), 16000)
         rows.append({"path": path.name, "label": ["yes", "no"][i % 2], "speaker": speaker})
-    return write_manifest(folder / "all.csv", rows)
+    return write_csv_manifest(folder / "all.csv", rows)
 
 
 def test_a_grouped_run_names_each_splits_groups_in_the_log_and_the_data_report(tmp_path, caplog):

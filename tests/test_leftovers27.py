@@ -3,7 +3,6 @@ evaluation's logs, evaluate's flag errors worded as the other commands', one zer
 
 from __future__ import annotations
 
-import csv
 import random
 import sys
 from pathlib import Path
@@ -14,18 +13,10 @@ import pytest
 import soundfile as sf
 from datasets import Dataset
 
-from conftest import run_cli_output, save_random_baseline, write_tone_folder
+from conftest import run_cli_output, save_random_baseline, write_tone_folder, write_csv_manifest
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.training.cross_validation import write_fold_manifests
-
-
-def _write_csv(path: Path, rows: list[dict]) -> str:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
 
 
 def test_cross_validation_folds_do_not_follow_the_manifests_row_order(tmp_path):
@@ -35,7 +26,7 @@ def test_cross_validation_folds_do_not_follow_the_manifests_row_order(tmp_path):
     random.Random(1).shuffle(shuffled)
 
     def fold_files(name: str, listed: list[dict]) -> dict:
-        folds = write_fold_manifests(_write_csv(tmp_path / f"{name}.csv", listed), "speaker",
+        folds = write_fold_manifests(write_csv_manifest(tmp_path / f"{name}.csv", listed), "speaker",
                                      str(tmp_path / name), 0.2, seed=0, label_column="label")
         return {group: {part: Path(path).read_text() for part, path in files.items()}
                 for group, files in folds.items()}
@@ -47,17 +38,19 @@ def test_max_train_samples_draws_the_same_clips_from_given_splits_in_any_row_ord
     folder = write_tone_folder(tmp_path / "tones", clips_per_class=8, rates=(16000,))
     rows = sorted(({"path": str(path), "label": path.parent.name} for path in folder.rglob("*.wav")),
                   key=lambda row: row["path"])
-    given = {"validation_file": _write_csv(tmp_path / "validation.csv", rows[0::4]),
-             "test_file": _write_csv(tmp_path / "test.csv", rows[1::4])}
+    given = {"validation_file": write_csv_manifest(tmp_path / "validation.csv", rows[0::4]),
+             "test_file": write_csv_manifest(tmp_path / "test.csv", rows[1::4])}
     train = rows[2::4] + rows[3::4]
     shuffled = list(train)
     random.Random(2).shuffle(shuffled)
 
     def train_clips(name: str, listed: list[dict]) -> list[str]:
-        spec = DataSpec(source={"train_file": _write_csv(tmp_path / name, listed), **given}, max_train_samples=5)
+        spec = DataSpec(source={"train_file": write_csv_manifest(tmp_path / name, listed), **given},
+                        max_train_samples=5)
         return sorted(clip["path"] for clip in column_values(load_labelled_splits(spec, seed=0)["train"], "audio"))
 
-    assert train_clips("shuffled.csv", shuffled) == train_clips("sorted.csv", sorted(train, key=lambda row: row["path"]))
+    in_order = sorted(train, key=lambda row: row["path"])
+    assert train_clips("shuffled.csv", shuffled) == train_clips("sorted.csv", in_order)
 
 
 def test_progress_wanted_is_false_without_a_stderr(monkeypatch):

@@ -4,7 +4,6 @@ run_inputs.json record left by a training run that failed on its data."""
 
 from __future__ import annotations
 
-import csv
 import os
 import unicodedata
 from pathlib import Path
@@ -13,20 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_cli_output
+from conftest import run_cli_output, write_csv_manifest
 from hfspeech.data.audio import AudioFileError, decode_audio
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.errors import DataError
 from hfspeech.training.cross_validation import write_fold_manifests
-
-
-def _write_csv(path: Path, rows: list[dict]) -> str:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
 
 
 def _clip(path: Path) -> Path:
@@ -39,7 +30,7 @@ def test_cross_validation_names_validation_when_a_labels_other_clips_were_drawn_
     # was drawn for validation, never because all its clips are in one speaker
     rows = [{"path": f"c{speaker}{i}.wav", "label": label, "speaker": speaker}
             for speaker in ("s0", "s1") for i, label in enumerate(("rare", "common"))]
-    manifest = _write_csv(tmp_path / "all.csv", rows)
+    manifest = write_csv_manifest(tmp_path / "all.csv", rows)
     messages = []
     for seed in range(12):
         try:
@@ -55,7 +46,7 @@ def test_cross_validation_still_says_all_clips_are_in_one_group_when_they_are(tm
     rows = [{"path": f"c{i}.wav", "label": "rare" if i == 0 else "common", "speaker": f"s{i % 2}"}
             for i in range(6)]
     with pytest.raises(DataError, match=r"label 'rare' .*all its clips are in speaker 's0'"):
-        write_fold_manifests(_write_csv(tmp_path / "all.csv", rows), "speaker", str(tmp_path / "out"), 0.2, 0,
+        write_fold_manifests(write_csv_manifest(tmp_path / "all.csv", rows), "speaker", str(tmp_path / "out"), 0.2, 0,
                              label_column="label")
 
 
@@ -66,7 +57,7 @@ def test_manifest_name_in_the_other_unicode_normalisation_reads_the_file(tmp_pat
         name = f"café-{i}.wav"
         _clip(tmp_path / unicodedata.normalize(on_disk, name))
         rows.append({"path": unicodedata.normalize(written, name), "label": "ab"[i % 2]})
-    spec = DataSpec(source={"train_file": _write_csv(tmp_path / "train.csv", rows)})
+    spec = DataSpec(source={"train_file": write_csv_manifest(tmp_path / "train.csv", rows)})
     splits = load_labelled_splits(spec, seed=0)
     paths = [clip["path"] for split in splits.values() for clip in column_values(split, "audio")]
     assert len(paths) == 6 and all(os.path.exists(path) for path in paths)
@@ -76,7 +67,7 @@ def test_manifest_name_missing_in_both_normalisations_is_still_an_error(tmp_path
     _clip(tmp_path / "other.wav")
     rows = [{"path": "café.wav", "label": "a"}, {"path": "other.wav", "label": "b"}]
     with pytest.raises(DataError, match=r"1 audio file\(s\) listed in the manifest do not exist: .*café\.wav"):
-        load_labelled_splits(DataSpec(source={"train_file": _write_csv(tmp_path / "train.csv", rows)}), seed=0)
+        load_labelled_splits(DataSpec(source={"train_file": write_csv_manifest(tmp_path / "train.csv", rows)}), seed=0)
 
 
 def test_a_file_name_that_is_not_utf8_is_named_so_at_decoding(tmp_path):

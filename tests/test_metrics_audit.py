@@ -14,6 +14,7 @@ from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.inference.classifier import AudioClassifier
 from tests.conftest import save_random_baseline, synth_clip
+from tests.test_balanced33 import sklearn_uar
 
 WINDOWS = {"window_seconds": 0.25, "hop_seconds": 0.25}
 
@@ -37,6 +38,7 @@ def test_single_label_f1_matches_sklearn_on_random_predictions():
         # sklearn's own default: the classes in references or predictions (a false alarm counts as 0)
         assert metrics["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro"))
         assert metrics["weighted_f1"] == pytest.approx(f1_score(references, predictions, average="weighted"))
+        assert metrics["balanced_accuracy"] == pytest.approx(sklearn_uar(references, predictions))  # UAR (session 33)
 
 
 def test_a_one_label_multi_label_model_is_scored_on_its_positive_class():

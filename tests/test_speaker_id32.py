@@ -8,7 +8,6 @@ classes being absent from its set.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_cli_output, save_random_baseline
+from conftest import run_cli_output, save_random_baseline, write_csv_manifest
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
 from hfspeech.data.prepare import DataReport
@@ -28,14 +27,6 @@ SPEAKERS = ("ann", "bob", "cat", "dan")
 def write_clip(path: Path, rng: np.random.Generator) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, (0.1 * rng.standard_normal(1600)).astype(np.float32), 16000)
-    return str(path)
-
-
-def write_manifest(path: Path, rows: list[dict]) -> str:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
     return str(path)
 
 
@@ -52,7 +43,7 @@ def labels_in(split) -> set:
 
 
 def test_train_refuses_carved_splits_of_whole_speakers_when_the_speaker_is_the_label(tmp_path):
-    manifest = write_manifest(tmp_path / "all.csv", speaker_rows(tmp_path / "clips"))
+    manifest = write_csv_manifest(tmp_path / "all.csv", speaker_rows(tmp_path / "clips"))
     with pytest.raises(DataError) as caught:
         load_labelled_splits(DataSpec(source={"train_file": manifest}, group_column="speaker"), seed=42)
     message = str(caught.value)
@@ -64,8 +55,8 @@ def test_train_refuses_carved_splits_of_whole_speakers_when_the_speaker_is_the_l
 
 def test_the_readme_form_with_a_given_test_file_refuses_the_carved_validation_speaker(tmp_path):
     rows = speaker_rows(tmp_path / "clips")
-    train = write_manifest(tmp_path / "train.csv", [row for row in rows if row["session"] == "s0"])
-    test = write_manifest(tmp_path / "test.csv", [row for row in rows if row["session"] == "s1"])
+    train = write_csv_manifest(tmp_path / "train.csv", [row for row in rows if row["session"] == "s0"])
+    test = write_csv_manifest(tmp_path / "test.csv", [row for row in rows if row["session"] == "s1"])
     spec = DataSpec(source={"train_file": train, "test_file": test}, group_column="speaker")
     with pytest.raises(DataError, match=r"the validation split carved by whole groups holds 1 class"):
         load_labelled_splits(spec, seed=42)
@@ -77,7 +68,7 @@ def test_a_class_whose_only_group_is_held_out_is_refused_naming_it(tmp_path):
     rng = np.random.default_rng(1)
     rows = [{"path": write_clip(tmp_path / group / f"{label}_{i}.wav", rng), "label": label, "session": group}
             for group in ("g1", "g2", "g3", "g4", "g5") for label in ("yes", "no", f"only_{group}") for i in range(3)]
-    spec = DataSpec(source={"train_file": write_manifest(tmp_path / "all.csv", rows)}, group_column="session",
+    spec = DataSpec(source={"train_file": write_csv_manifest(tmp_path / "all.csv", rows)}, group_column="session",
                     validation_percentage=0.0, test_percentage=20.0)
     with pytest.raises(DataError, match=r"no clip of \(only_g\d\): all their clips are in the groups held out; "
                                         r"group by recording session"):
@@ -85,11 +76,11 @@ def test_a_class_whose_only_group_is_held_out_is_refused_naming_it(tmp_path):
 
 
 def test_speaker_id_grouped_by_session_trains_every_speaker_and_given_splits_keep_their_warnings(tmp_path):
-    manifest = write_manifest(tmp_path / "all.csv", speaker_rows(tmp_path / "clips", sessions=5))
+    manifest = write_csv_manifest(tmp_path / "all.csv", speaker_rows(tmp_path / "clips", sessions=5))
     splits = load_labelled_splits(DataSpec(source={"train_file": manifest}, group_column="session"), seed=42)
     assert labels_in(splits["validation"]) | labels_in(splits["test"]) <= labels_in(splits["train"])
     rows = speaker_rows(tmp_path / "given")
-    files = {f"{name}_file": write_manifest(tmp_path / f"{name}.csv", rows[offset::3])
+    files = {f"{name}_file": write_csv_manifest(tmp_path / f"{name}.csv", rows[offset::3])
              for offset, name in enumerate(("train", "validation", "test"))}
     report = DataReport()
     load_labelled_splits(DataSpec(source=files, group_column="speaker"), seed=42, report=report)
@@ -97,7 +88,7 @@ def test_speaker_id_grouped_by_session_trains_every_speaker_and_given_splits_kee
 
 
 def test_the_train_command_stops_in_one_line_before_training(tmp_path, capsys):
-    manifest = write_manifest(tmp_path / "all.csv", speaker_rows(tmp_path / "clips"))
+    manifest = write_csv_manifest(tmp_path / "all.csv", speaker_rows(tmp_path / "clips"))
     code, _, err = run_cli_output(["train", "--train_file", manifest, "--group_column", "speaker", "--output_dir",
                                    str(tmp_path / "run"), "--model_type", "cnn", "--report_to", "none"], capsys)
     lines = [line for line in err.splitlines() if "--group_column speaker: the test split" in line]
