@@ -199,13 +199,19 @@ def window_scores(session: onnxruntime.InferenceSession, clip: np.ndarray, facts
     return (exp / exp.sum()).astype(np.float32)
 
 
+def window_of_extractor(facts: dict, rate: int):
+    """A config without max_length_seconds (a checkpoint made outside hfspeech): Whisper's window is the length its
+    extractor pads every clip to, `n_samples`, as `hfspeech predict` takes it (`models.inputs.window_seconds_of`)."""
+    return facts["n_samples"] / rate if facts.get("n_samples") else None
+
+
 def file_scores(session: onnxruntime.InferenceSession, path: str, facts: dict) -> tuple[np.ndarray, int]:
     """(the mean of the file's window scores, the number of windows): the steps of predict, in its order."""
     rate = int(facts["sampling_rate"])
     samples = load_mono(path, rate)
     if facts.get("trim_silence_top_db") is not None:
         samples = trim_silence(samples, float(facts["trim_silence_top_db"]))
-    seconds = float(facts.get("max_length_seconds") or DEFAULT_WINDOW_SECONDS)
+    seconds = float(facts.get("max_length_seconds") or window_of_extractor(facts, rate) or DEFAULT_WINDOW_SECONDS)
     window, hop = int(round(seconds * rate)), max(1, int(round(seconds / 2 * rate)))
     starts = window_starts(samples.size, window, hop)
     scores = [window_scores(session, samples[start : start + window], facts) for start in starts]

@@ -242,3 +242,15 @@ def test_a_listing_that_fails_to_read_for_another_reason_is_not_rebuilt(tmp_path
     with pytest.raises(OSError, match="Input/output error"):
         load_audio_dataset(data_dir=str(root))
     assert sorted(path.name for path in listing.rglob("*")) == kept
+
+
+def test_a_listing_cut_half_way_is_listed_again(tmp_path, cache, caplog):
+    # pyarrow's "Expected to be able to read N bytes" is an OSError without errno: a cut .arrow, not a passing EIO
+    root = write_tone_folder(tmp_path / "data", clips_per_class=2, rates=(8000,))
+    listed = list(load_audio_dataset(data_dir=str(root))["train"]["audio"])  # read before the file is cut (mapped)
+    (arrow,) = (cache / "hfspeech-audiofolder").glob("*/train/data-*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="hfspeech.data"):
+        again = load_audio_dataset(data_dir=str(root))
+    assert list(again["train"]["audio"]) == listed
+    assert len([r for r in caplog.records if "cannot be read" in r.getMessage()]) == 1

@@ -227,3 +227,5 @@ def test_a_label_scorers_decoder_layers_decay_on_top_of_its_encoders():
     encoder = sorted(v for k, v in by_layer.items() if ".encoder." in k)
     decoder = [by_layer[k] for k in sorted(k for k in by_layer if ".decoder." in k)]
     assert decoder == sorted(decoder) and decoder[-1] == 1e-3 and max(encoder) < decoder[0], by_layer
+    norm = [rate[id(p)] for name, p in model.named_parameters() if name.startswith("model.decoder.layer_norm.")]
+    assert norm and set(norm) == {1e-3}, norm  # the norm after the decoder's last layer learns with it (review R3)

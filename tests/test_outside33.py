@@ -167,7 +167,27 @@ def test_the_card_of_a_checkpoint_made_elsewhere_says_so_and_names_its_extractor
 
     model, dest = tmp_path / "whisper", tmp_path / "staged"
     assert run_cli_output(["tiny-model", str(model), "--model_type", "whisper"], capsys)[0] == 0
+    (model / "trainer_state.json").write_text('{"global_step": 10, "log_history": []}')  # any Trainer's (review R3)
     assert run_cli_output(["stage", str(model), str(dest)], capsys)[0] == 0
     card = (dest / "README.md").read_text(encoding="utf-8")
     assert "trained outside hfspeech" in card and "trained with hfspeech" not in card
     assert "up to 30 s, its feature extractor's input length" in card and "crop length" not in card
+
+
+def test_teacher_logits_cached_before_equal_length_batches_are_not_read_back(tmp_path):
+    """The teacher's logits of a model that reads the padding changed with equal-length batches (79ee7cf), but the
+    cache key did not: the old batch-dependent logits were read back (review R3). The key holds a format."""
+    from datasets import Dataset
+
+    from hfspeech.training import teacher_cache
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text("{}")
+    split = Dataset.from_dict({"a": [1, 2]})
+    now = teacher_cache.cache_key(str(teacher), split, LABELS)
+    teacher_cache.TEACHER_LOGITS_FORMAT -= 1
+    try:
+        assert teacher_cache.cache_key(str(teacher), split, LABELS) != now
+    finally:
+        teacher_cache.TEACHER_LOGITS_FORMAT += 1

@@ -231,3 +231,20 @@ def test_an_export_of_another_model_family_is_refused_in_one_line(cnn_export, tm
     answer = run_plain(copy, write_clips(tmp_path / "clips")[:1])
     assert answer.returncode == 2 and answer.stderr.strip().count("\n") == 0, answer.stderr
     assert "'audio-spectrogram-transformer' export" in answer.stderr
+
+
+def test_the_recipes_window_for_an_outside_whisper_is_its_extractors_as_predicts():
+    """A config without max_length_seconds (transformers' own save): predict cuts a file into the extractor's
+    30-s windows (`models.inputs.window_seconds_of`); the recipe cut them at its 10-s default (review R3)."""
+    import importlib.util
+
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+
+    from hfspeech.models.inputs import window_seconds_of
+
+    spec = importlib.util.spec_from_file_location("plain_onnxruntime", RECIPE)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    extractor = WhisperFeatureExtractor(feature_size=80, chunk_length=30)
+    facts = {"n_samples": extractor.n_samples, "sampling_rate": extractor.sampling_rate}
+    assert recipe.window_of_extractor(facts, 16000) == window_seconds_of(WhisperConfig(), extractor) == 30.0

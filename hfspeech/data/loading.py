@@ -20,6 +20,7 @@ Label lists for multi-label data, and the encoding of labels into class ids, are
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -158,7 +159,6 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
     path, label and `file_stat`: a dataset backed by files, so that `prepare_dataset`'s decoded audio is cached too
     (a second run over the same files decodes nothing), as with datasets' own audiofolder loading."""
     import hashlib
-    import json
 
     import datasets
 
@@ -187,15 +187,16 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
 
 
 def _readable_listing(folder: Path) -> Optional[DatasetDict]:
-    """The cached listing, or None when there is none or it cannot be read: a cache is a copy, and an entry with a
-    file gone (a /tmp cleaner ageing out its `.arrow`, `dataset_dict.json` kept) was a FileNotFoundError traceback
-    on every run, never mended; now it is saved again (one warning), as `training.teacher_cache` does."""
+    """The cached listing, or None when there is none or it is damaged: an entry with a file gone (a /tmp cleaner),
+    cut or garbled was a traceback on every run; now it is saved again (one warning), as `training.teacher_cache`
+    does. Not for an OS error of the moment (pyarrow's own carry no errno)."""
     if not (folder / "dataset_dict.json").is_file():
         return None
     try:
         return load_from_disk(str(folder))
-    except (FileNotFoundError, ValueError) as error:  # a file gone; a file cut or garbled (Arrow's, JSON's errors)
-        # (not another OSError: a passing EIO or EMFILE rebuilt the listing, and the decoded audio beside it went too)
+    except Exception as error:  # a file gone, cut or garbled: datasets', Arrow's and JSON's errors are of many kinds
+        if isinstance(error, OSError) and error.errno not in (None, errno.ENOENT):  # EIO rebuilt it, decoded audio
+            raise  # beside it deleted (R2)
         logger.warning("data: %s: cached listing cannot be read (%s: %s); listing it again", folder,
                        type(error).__name__, (str(error).splitlines() or [""])[0])
         return None

@@ -103,10 +103,13 @@ class DataSource(NamedTuple):
     text: str
 
 
-def made_with_hfspeech(run: Path) -> bool:
-    """Whether `run` was trained (or averaged) by hfspeech: it holds a training record. A checkpoint fine-tuned by
-    transformers' scripts and staged here was carded "trained with hfspeech"."""
-    return (run / HYPERPARAMETERS_FILE).is_file() or (run / "trainer_state.json").is_file()
+def made_with_hfspeech(run: Path, config: dict) -> bool:
+    """Whether `run` was trained (or averaged) by hfspeech: it holds hfspeech's own records (its hyperparameters, its
+    run inputs, or the `max_length_seconds` every hfspeech model's config has, null or not). A checkpoint fine-tuned
+    by transformers' scripts and staged here was carded "trained with hfspeech" (a `trainer_state.json` is any
+    Trainer's)."""
+    return ((run / HYPERPARAMETERS_FILE).is_file() or (run / RUN_INPUTS_FILE).is_file()
+            or "max_length_seconds" in config)
 
 
 def window_text(run: Path, hyper: dict, config: dict) -> str:

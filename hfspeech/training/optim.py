@@ -113,6 +113,8 @@ def layer_depths(names: list[str], base: str, on_top: tuple) -> tuple:
             return int(match.group(1)) + 1
         if match := decoder.match(name):
             return below + int(match.group(1)) + 1
+        if above and name.startswith(f"{base}.decoder.layer_norm."):  # after the decoder's last layer, as on_top
+            return below + above
         return below if name.startswith(on_top) else 0
 
     return depth, below + above

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "hfspeech", "teacher_logits")
 LOGITS_COLUMN = "teacher_logits"
+# In the key: 2 since teachers that read the padding score each crop as alone (`training.live_teacher`, session 33):
+# the logits cached before were of mixed-length batches, and were read back.
+TEACHER_LOGITS_FORMAT = 2
 
 
 def cache_key(teacher_dir: str, split: Dataset, label_names: Sequence[str]) -> str:
@@ -39,7 +42,7 @@ def cache_key(teacher_dir: str, split: Dataset, label_names: Sequence[str]) -> s
     teacher's files are keyed by size, mtime and ctime (not read): ctime because a teacher copied in with
     `cp -p` keeps its old mtime. The clips by the split's fingerprint, which `data.dataset_columns` makes of each
     audio file's size, mtime and ctime."""
-    digest = hashlib.sha256(json.dumps([split._fingerprint, list(label_names)]).encode())
+    digest = hashlib.sha256(json.dumps([TEACHER_LOGITS_FORMAT, split._fingerprint, list(label_names)]).encode())
     for name in sorted(os.listdir(teacher_dir)):
         path = os.path.join(teacher_dir, name)
         if os.path.isfile(path) and name.endswith((".json", ".safetensors", ".bin")):
