@@ -97,7 +97,8 @@ def flag_as_positional(argv, flag: str, first: bool) -> MovedFlags:
     end = words.index("--") if "--" in words else len(words)
     found = [(i, *word.partition("=")[1:]) for i, word in enumerate(words[:end])
              if word.partition("=")[0] in (flag, dashed(flag)) and ("=" in word or i + 1 < end)]
-    values = [os.path.expanduser(value) if equals else words[i + 1] for i, equals, value in found]  # (as `home_expanded`)
+    # (expanded as `home_expanded` does)
+    values = [os.path.expanduser(value) if equals else words[i + 1] for i, equals, value in found]
     if len(values) > 1:
         raise UsageError(f"{flag} given {'twice' if len(values) == 2 else f'{len(values)} times'} "
                          f"({', '.join(values)}): give it once")

@@ -75,7 +75,7 @@ def write_evaluation_report(
     os.makedirs(output_dir, exist_ok=True)
     ids = list(range(len(label_names)))
     baseline = majority_class_baseline(predictions, references, label_names, prefix)
-    metrics = {**ClassificationMetrics().compute(predictions=predictions, references=references, labels=ids), **baseline}
+    metrics = ClassificationMetrics().compute(predictions=predictions, references=references, labels=ids) | baseline
     matrix = confusion_matrix(references, predictions, labels=ids)
     report = per_class_report(predictions, references, label_names, summary=baseline)
     write_confusion_matrix_json(os.path.join(output_dir, prefix + CONFUSION_MATRIX_JSON), matrix, label_names)

@@ -141,8 +141,8 @@ def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_
         hub_base_model=base_model if is_hub_id(base_model) else None,  # not a local folder
         model_description=model_description(config["model_type"], base_model, hyper),
         window_text=window_text(run, hyper, config),
-        provenance="trained with hfspeech" if made_with_hfspeech(run, config) else "trained outside hfspeech (its folder holds "
-                   "no hfspeech training record) and staged with hfspeech",
+        provenance="trained with hfspeech" if made_with_hfspeech(run, config) else
+                   "trained outside hfspeech (its folder holds no hfspeech training record) and staged with hfspeech",
         data_section=_data_section(source_text, splits, data_report.get("num_skipped",
                                                                         metrics.get("num_skipped_files")), warnings),
         hyperparameters_table=hyperparameters_table(hyper, config, markdown_table),

@@ -86,9 +86,9 @@ def normalises_over_time(config: Any) -> bool:
 def shares_padded_batches(config: Any, feature_extractor: Any) -> bool:
     """Whether clips of any lengths may run in one batch and each keep the logits it has alone: Whisper's and AST's
     extractors pad every clip to one input length (AST alone vs in a padded batch: 1.5e-8), masks do the rest."""
-    pads_to_one_length = any(cls.__name__ == "ASTFeatureExtractor" for cls in type(feature_extractor).__mro__)
-    return has_fixed_window(feature_extractor) or pads_to_one_length or pads_with_attention_mask(config,
-                                                                                                  feature_extractor)
+    pads_to_one_length = has_fixed_window(feature_extractor) or any(
+        cls.__name__ == "ASTFeatureExtractor" for cls in type(feature_extractor).__mro__)
+    return pads_to_one_length or pads_with_attention_mask(config, feature_extractor)
 
 
 def batch_indices(lengths: Sequence[int], batch_size: int, mixed: bool) -> Iterator[list[int]]:
