@@ -191,3 +191,26 @@ def test_teacher_logits_cached_before_equal_length_batches_are_not_read_back(tmp
         assert teacher_cache.cache_key(str(teacher), split, LABELS) != now
     finally:
         teacher_cache.TEACHER_LOGITS_FORMAT += 1
+
+
+def test_a_checkpoint_saved_in_bin_shards_is_a_model(tmp_path, capsys):
+    """A big checkpoint saved by older transformers comes as pytorch_model-0000k-of-0000n.bin with an index: it was
+    refused "no model weights (model.safetensors) in the folder"."""
+    import soundfile as sf
+    from transformers import AutoModelForAudioClassification
+
+    from hfspeech.models import register
+    from tests.conftest import run_cli_output, save_random_baseline, synth_clip
+
+    register()
+    model = save_random_baseline(tmp_path / "cnn", "cnn", LABELS, 0.5, n_mels=16, conv_channels=[4, 8])
+    sharded = tmp_path / "sharded"
+    AutoModelForAudioClassification.from_pretrained(model).save_pretrained(sharded, safe_serialization=False,
+                                                                            max_shard_size="1KB")
+    (sharded / "preprocessor_config.json").write_bytes((model / "preprocessor_config.json").read_bytes())
+    assert (sharded / "pytorch_model.bin.index.json").is_file()
+    clip = tmp_path / "a.wav"
+    sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    code, out, err = run_cli_output(["predict", str(sharded), str(clip)], capsys)
+    assert code == 0, err
+    assert out == run_cli_output(["predict", str(model), str(clip)], capsys)[1]

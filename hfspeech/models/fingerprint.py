@@ -29,7 +29,7 @@ from hfspeech.models.loading import WEIGHT_FILES
 logger = logging.getLogger(__name__)
 
 TRACED_FROM = "traced_from.json"
-SHARD_PATTERN = "model-*-of-*.safetensors"
+SHARD_PATTERNS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 
 def file_sha256(path: Path) -> str:
@@ -41,7 +41,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _model_files(folder: Path) -> list[str]:
-    names = ["config.json", *WEIGHT_FILES, *sorted(path.name for path in folder.glob(SHARD_PATTERN))]
+    shards = sorted(path.name for pattern in SHARD_PATTERNS for path in folder.glob(pattern))
+    names = ["config.json", *WEIGHT_FILES, *shards]
     return [name for name in names if (folder / name).is_file()]
 
 

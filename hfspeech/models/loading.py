@@ -25,7 +25,10 @@ from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError, first_few
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+# (the two sharded forms: a big checkpoint saved in pieces, as transformers saves one over its max_shard_size; a
+# folder of .bin shards was refused "no model weights")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
 logger = logging.getLogger(__name__)
 
 

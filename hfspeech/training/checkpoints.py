@@ -25,13 +25,13 @@ from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import saving_weights
+from hfspeech.models.loading import WEIGHT_FILES
 from hfspeech.output_folders import check_output_folder, held_alone
 
 logger = logging.getLogger("hfspeech.train")
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: the checkpoint's completion mark
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 PICKLED_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 # What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
 # ".run_inputs.json.tmp": the record being written by the main process while another one checks the folder
