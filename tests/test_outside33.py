@@ -95,6 +95,20 @@ def test_test_pass_of_a_group_norm_model_scores_each_clip_as_alone(group_norm, t
     np.testing.assert_allclose(predictions, alone(group_norm, waveforms), atol=1e-4)
 
 
+def test_persistent_workers_keep_one_equal_length_loader_per_dataset(group_norm, tmp_path):
+    """A new loader at every evaluation started a new pool of persistent workers, the old ones left running until
+    collected (review R3); transformers keeps one loader per eval dataset."""
+    extractor = AutoFeatureExtractor.from_pretrained(group_norm)
+    args = TrainingArguments(str(tmp_path / "run"), per_device_eval_batch_size=8, report_to=[], use_cpu=True,
+                             dataloader_num_workers=1, dataloader_persistent_workers=True)
+    trainer = AudioClassificationTrainer(model=AutoModelForAudioClassification.from_pretrained(group_norm), args=args,
+                                         processing_class=extractor,
+                                         data_collator=AudioClassificationCollator(extractor, len(LABELS)))
+    view = eval_view(clips())
+    assert trainer.get_eval_dataloader(view) is trainer.get_eval_dataloader(view)
+    assert trainer.get_eval_dataloader(eval_view(clips())) is not trainer.get_eval_dataloader(view)
+
+
 def test_models_that_share_padded_batches_keep_the_trainers_loader(tmp_path):
     """A layer-norm wav2vec2 with its mask: its test batches stay the Trainer's own, consecutive clips."""
     folder = save_tiny_ssl_model(str(tmp_path / "layer"), labels=LABELS)

@@ -60,12 +60,18 @@ class EqualLengthEvaluation:
             return self._get_dataloader(dataset, description, batch_size=1, sampler_fn=self._get_eval_sampler)
         batches = list(batch_indices(lengths, self.args.eval_batch_size, mixed=False))
         self._batch_order = [index for batch in batches for index in batch]
+        kept = getattr(self, "_equal_length_loaders", {})  # persistent workers: one pool per dataset, as transformers
+        if self.args.dataloader_persistent_workers and id(dataset) in kept:  # keeps its own loaders (a new pool
+            return kept[id(dataset)]  # at every evaluation left the old ones running until collected)
         workers = dict(prefetch_factor=self.args.dataloader_prefetch_factor) if self.args.dataloader_num_workers else {}
         loader = DataLoader(dataset, batch_sampler=batches,
                             collate_fn=self._get_collator_with_removed_columns(self.data_collator, description),
                             num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory,
                             persistent_workers=self.args.dataloader_persistent_workers, **workers)
-        return self.accelerator.prepare(loader)
+        prepared = self.accelerator.prepare(loader)
+        if self.args.dataloader_persistent_workers:
+            self._equal_length_loaders = {**kept, id(dataset): prepared}
+        return prepared
 
     def get_eval_dataloader(self, eval_dataset=None):
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset  # (a name or a dict: not ours)
