@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.conftest import write_csv_manifest
 import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -21,6 +19,7 @@ from hfspeech.data.prepare import DataReport
 from hfspeech.data.split_audit import audit_splits
 from hfspeech.training.arguments import DataArguments
 from hfspeech.training.cross_validation import fold_rows, write_fold_manifests
+from tests.conftest import write_csv_manifest
 
 EMOTIONS = {"neutral": 20, "happy": 8, "angry": 4, "sad": 2}  # per speaker: the audit's 10:4:2:1 stand-in
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
@@ -114,3 +113,19 @@ def test_thousands_of_groups_are_counted_and_the_first_named():
     note = next(note for note in report.notes if note.startswith("groups per split"))
     assert "train 2000 (s0000, s0001," in note and "and 1980 more" in note and "s1999" not in note
     assert note.endswith("test 2 (t0, t1)") and len(note) < 400
+
+
+def test_folds_an_earlier_run_trained_on_other_draws_are_refused_not_mixed(tmp_path):
+    """A cross-validate resumed after the draw changed (an earlier hfspeech's random validation draws) rewrote the
+    fold manifests: a finished fold kept its model beside a new validation.csv, and the summary said complete
+    (upgrade audit). A fold that trained on other manifests is refused before anything is written."""
+    from hfspeech.errors import UsageError
+
+    manifest, out = write_csv_manifest(tmp_path / "all.csv", emotion_rows()), tmp_path / "cv"
+    earlier = write_fold_manifests(manifest, "speaker", str(out), 0.1, 0, label_column="label")
+    (out / "fold-george" / "config.json").write_text("{}")  # fold george trained
+    before = {name: Path(path).read_text() for name, path in earlier["george"].items()}
+    assert write_fold_manifests(manifest, "speaker", str(out), 0.1, 0, label_column="label") == earlier  # same draw
+    with pytest.raises(UsageError, match="fold george trained on other (train|validation) clips than the folds drawn"):
+        write_fold_manifests(manifest, "speaker", str(out), 0.1, 1, label_column="label")  # another draw
+    assert {name: Path(path).read_text() for name, path in earlier["george"].items()} == before

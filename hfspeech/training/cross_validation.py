@@ -17,7 +17,6 @@ folds not run (and the one that failed) and gives no mean (nor pooled scores).
 from __future__ import annotations
 
 import copy
-import csv
 import logging
 import os
 import unicodedata
@@ -39,6 +38,7 @@ from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
 from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
+from hfspeech.training.fold_manifests import manifest_texts, refuse_redrawn_folds, write_texts
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
@@ -79,23 +79,12 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
                       labels)
     if labels is not None:
         _check_fold_labels(manifest, group_column, folds, labels)
-    written = {}
-    for group, parts in folds.items():
-        folder = os.path.join(output_dir, f"fold-{group}", "manifests")
-        os.makedirs(folder, exist_ok=True)
-        written[group] = {}
-        for name, indices in parts.items():
-            if not indices:
-                continue
-            path = written[group][name] = os.path.join(folder, f"{name}.csv")
-            if not write:
-                continue
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=columns)
-                writer.writeheader()
-                for i in indices:
-                    writer.writerow({**rows[i], path_column: resolve_listed_path(rows[i].get(path_column), base)})
-    return written
+    texts = manifest_texts(rows, columns, folds, output_dir,
+                           lambda row: {**row, path_column: resolve_listed_path(row.get(path_column), base)})
+    if write:
+        refuse_redrawn_folds(texts, output_dir)  # before anything is written: the earlier run stays as it was
+        write_texts(texts)
+    return {group: {name: path for name, (path, _) in manifests.items()} for group, manifests in texts.items()}
 
 
 def _check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[str]) -> None:
