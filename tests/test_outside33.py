@@ -228,25 +228,3 @@ def test_a_checkpoint_saved_in_bin_shards_is_a_model(tmp_path, capsys):
     code, out, err = run_cli_output(["predict", str(sharded), str(clip)], capsys)
     assert code == 0, err
     assert out == run_cli_output(["predict", str(model), str(clip)], capsys)[1]
-
-
-def test_a_run_resumed_with_another_best_model_metric_forgets_the_best_of_the_old_one(caplog):
-    """Resumed with --metric_for_best_model balanced_accuracy, a run chosen by accuracy compared the new metric's
-    values with the old best accuracy and kept a "best" chosen by neither, without a word (upgrade audit)."""
-    from transformers import TrainerState
-
-    from hfspeech.training.resumed_best import forget_best_of_another_metric
-
-    def state():
-        return TrainerState(best_model_checkpoint="run/checkpoint-2", best_global_step=2, best_metric=0.5,
-                            log_history=[{"eval_accuracy": 0.5, "eval_loss": 1.0, "step": 2},
-                                         {"eval_accuracy": 0.25, "eval_loss": 1.2, "step": 4}])
-
-    same = state()
-    forget_best_of_another_metric(same, "accuracy", "run/checkpoint-4")
-    assert same.best_metric == 0.5 and not caplog.records
-    other = state()
-    with caplog.at_level("WARNING", logger="hfspeech.train"):
-        forget_best_of_another_metric(other, "balanced_accuracy", "run/checkpoint-4")
-    assert other.best_metric is None and other.best_model_checkpoint is None
-    assert "was chosen by eval_accuracy, not --metric_for_best_model balanced_accuracy" in caplog.text

@@ -77,25 +77,3 @@ class ResumedBestCheckpoint(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         repoint_best_checkpoint(state, self.resumed_from)
-        forget_best_of_another_metric(state, args.metric_for_best_model, self.resumed_from)
-
-
-def forget_best_of_another_metric(state, metric: Optional[str], resumed_from: str) -> None:
-    """A run resumed with another `--metric_for_best_model` (the new `balanced_accuracy` on a run chosen by
-    accuracy) compared the new metric's evaluations with the checkpoint's best value of the old one, and kept a
-    "best" chosen by neither, without a word (upgrade audit). Where the best step's evaluation does not hold that
-    value under this metric, the earlier best is dropped, saying so: the kept model is the best by it from here on."""
-    step = best_step(state) if state.best_model_checkpoint else None
-    if step is None or state.best_metric is None or not metric:
-        return
-    key = metric if metric.startswith("eval_") else f"eval_{metric}"
-    evaluated = [entry for entry in state.log_history if entry.get("step") == step and any(
-        name.startswith("eval_") for name in entry)]
-    if not evaluated or evaluated[-1].get(key) == state.best_metric:
-        return
-    chosen_by = [name for name, value in evaluated[-1].items()
-                 if name.startswith("eval_") and value == state.best_metric]
-    logger.warning("warning: %s: its best checkpoint (step %s) was chosen by %s, not --metric_for_best_model %s; "
-                   "the model kept at the end is the best by %s of the evaluations from here on", resumed_from, step,
-                   chosen_by[0] if chosen_by else "another metric", metric, metric)
-    state.best_model_checkpoint, state.best_global_step, state.best_metric = None, None, None
