@@ -21,7 +21,7 @@ from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
 from hfspeech.data.prepare import DataReport
 from hfspeech.data.speech_commands import (speaker_carve_kept, split_method,  # split_method: the run records it
                                            with_speaker_groups)
-from hfspeech.data.split_audit import (audit_repeats, audit_splits, refuse_unseen_carved_classes,
+from hfspeech.data.split_audit import (audit_repeats, audit_splits, refuse_unseen_carved_classes, split_class_names,
                                       unseen_carved_classes)
 from hfspeech.data.split_names import SPLIT_ALIASES
 from hfspeech.data.splits import in_file_order, make_splits
@@ -79,7 +79,7 @@ def refuse_one_class(train, source: dict) -> None:
     hears, and which scores accuracy 1.0 on its test split: `demo-data --kind events` read with --data_dir (its
     clips sit in one folder, `audio/`) trained such a model without a word. Refused, with the manifest to give
     where the folder holds one (multi-label data lists its labels there)."""
-    names = list(getattr(train.features["label"], "names", None) or [])
+    names = split_class_names(train)
     if len(names) != 1:
         return
     folder = source.get("data_dir")

@@ -26,8 +26,8 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
-from hfspeech.data.cache_users import cache_folder_problem, hold_cache_folder, is_users_folder, prepared_file
-from hfspeech.data.cache_users import own_temporary_files_removed
+from hfspeech.data.cache_users import (cache_folder_problem, hold_cache_folder, is_users_folder,
+                                       own_temporary_files_removed, prepared_file)
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.errors import writing_to

@@ -225,7 +225,7 @@ def unseen_carved_classes(dataset: DatasetDict, carved: list[str]) -> dict[str, 
     for name in ("test", "validation"):
         ids = sorted(_present_ids(column_values(dataset[name], "label")) - known) if name in carved else []
         if ids:
-            unseen[name] = [_class_names(dataset[name])[i] for i in ids]
+            unseen[name] = [split_class_names(dataset[name])[i] for i in ids]
     return unseen
 
 
@@ -242,7 +242,8 @@ def _why_unseen(dataset: DatasetDict, group_column: str) -> str:
     return "all their clips are in the groups held out"
 
 
-def _class_names(split: Dataset) -> list[str]:
+def split_class_names(split: Dataset) -> list[str]:
+    """A labelled split's class names in id order, single-label (`ClassLabel`) or multi-label (its list's)."""
     feature = split.features["label"]
     return list(getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", []))
 
@@ -256,7 +257,7 @@ def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train") -> 
     """Classes without a clip in a split: the `trained` split never sees them; evaluation scores leave them out."""
     warnings = []
     for name, split in dataset.items():
-        names = _class_names(split)
+        names = split_class_names(split)
         labels = column_values(split, "label")
         multi_label = any(isinstance(label, list) for label in labels)
         present = _present_ids(labels)

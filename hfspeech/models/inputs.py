@@ -22,10 +22,15 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 
+def is_extractor_of(feature_extractor: Any, class_name: str) -> bool:
+    """Whether the extractor is transformers' `class_name` (or a subclass), recognised by class name: importing
+    transformers to check would cost ONNX inference, which runs without it, its whole start-up advantage."""
+    return any(cls.__name__ == class_name for cls in type(feature_extractor).__mro__)
+
+
 def has_fixed_window(feature_extractor: Any) -> bool:
-    """Whisper's extractor (or a subclass), recognised by class name: importing transformers to check would
-    cost ONNX inference, which runs without it, its whole start-up advantage."""
-    return any(cls.__name__ == "WhisperFeatureExtractor" for cls in type(feature_extractor).__mro__)
+    """Whisper's extractor: every clip padded (or cut) to its `n_samples`."""
+    return is_extractor_of(feature_extractor, "WhisperFeatureExtractor")
 
 
 def extract_features(feature_extractor: Any, waveforms: Sequence[np.ndarray], return_tensors: str = "pt"):
@@ -45,7 +50,7 @@ def normalises_over_padding(feature_extractor: Any) -> bool:
     padding a batch, would normalise each clip together with its padding: it normalises (`do_normalize`) and
     returns no attention mask, the one thing that confines the statistics to the clip. (AST's extractor
     normalises log-mel features by fixed constants: no padding reaches its statistics.)"""
-    waveform = any(cls.__name__ == "Wav2Vec2FeatureExtractor" for cls in type(feature_extractor).__mro__)
+    waveform = is_extractor_of(feature_extractor, "Wav2Vec2FeatureExtractor")
     return waveform and bool(feature_extractor.do_normalize) and not feature_extractor.return_attention_mask
 
 
@@ -86,8 +91,8 @@ def normalises_over_time(config: Any) -> bool:
 def shares_padded_batches(config: Any, feature_extractor: Any) -> bool:
     """Whether clips of any lengths may run in one batch and each keep the logits it has alone: Whisper's and AST's
     extractors pad every clip to one input length (AST alone vs in a padded batch: 1.5e-8), masks do the rest."""
-    pads_to_one_length = has_fixed_window(feature_extractor) or any(
-        cls.__name__ == "ASTFeatureExtractor" for cls in type(feature_extractor).__mro__)
+    pads_to_one_length = has_fixed_window(feature_extractor) or is_extractor_of(feature_extractor,
+                                                                                 "ASTFeatureExtractor")
     return pads_to_one_length or pads_with_attention_mask(config, feature_extractor)
 
 
@@ -145,7 +150,7 @@ def extractor_window_seconds(feature_extractor: Any) -> Optional[float]:
         return None
     if has_fixed_window(feature_extractor) and getattr(feature_extractor, "n_samples", None):
         return feature_extractor.n_samples / feature_extractor.sampling_rate
-    ast = any(cls.__name__ == "ASTFeatureExtractor" for cls in type(feature_extractor).__mro__)
+    ast = is_extractor_of(feature_extractor, "ASTFeatureExtractor")
     if ast and getattr(feature_extractor, "max_length", None):
         heard = (feature_extractor.max_length - 1) * AST_FRAME_SHIFT_SECONDS + AST_FRAME_SECONDS
         return math.floor(heard * 100 + 1e-6) / 100
