@@ -10,6 +10,13 @@ copy of the whole run has it), then at its recorded path (a run resumed from ano
 resumed itself: the best is still that run's), each only where its trainer_state.json holds that step and best
 metric; when neither does the earlier best is forgotten, with one warning, so the model kept is the best of the
 evaluations still to come.
+
+Trainer keeps the best by value alone, so a run resumed with another `--metric_for_best_model` (or direction)
+compared its evaluations with the checkpoint's best of the old metric and kept a "best" chosen by neither, without a
+word (upgrade audit). `BestMetricChoice` records the metric and direction in each checkpoint's trainer_state.json
+(`stateful_callbacks`); a resumed run whose checkpoint records another forgets the earlier best, with one warning.
+A checkpoint that records none (made before this, or elsewhere) is resumed as before: its log's values do not say
+which metric chose its best (an edited or carried-over best need not appear there).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 from typing import Optional
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from hfspeech.training.checkpoints import CHECKPOINT_NAME, STATE_FILE
 
@@ -76,4 +84,57 @@ class ResumedBestCheckpoint(TrainerCallback):
         self.resumed_from = resumed_from
 
     def on_train_begin(self, args, state, control, **kwargs):
+        forget_best_of_another_metric(state, args, self.resumed_from)
         repoint_best_checkpoint(state, self.resumed_from)
+
+
+class BestMetricChoice(TrainerCallback, ExportableState):
+    """The `--metric_for_best_model` and `--greater_is_better` that chose the best so far, saved by Trainer (an
+    `ExportableState`) in every checkpoint's trainer_state.json, for `forget_best_of_another_metric` to read."""
+
+    def __init__(self, metric_for_best_model: Optional[str] = None, greater_is_better: Optional[bool] = None):
+        self.metric_for_best_model, self.greater_is_better = metric_for_best_model, greater_is_better
+
+    def state(self) -> dict:
+        return {"args": {"metric_for_best_model": self.metric_for_best_model,
+                         "greater_is_better": self.greater_is_better}, "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """This run's choice (also where `--restore_callback_states_from_checkpoint` rebuilt this callback with the
+        checkpoint's), and an entry for it in a resumed state that has none: Trainer's save looks it up by name."""
+        self.metric_for_best_model, self.greater_is_better = args.metric_for_best_model, args.greater_is_better
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+
+def recorded_choice(state) -> Optional[tuple]:
+    """The (metric, direction) the resumed checkpoint records (`BestMetricChoice`), or None where it records none."""
+    saved = (state.stateful_callbacks or {}).get(BestMetricChoice.__name__)
+    saved = saved[-1] if isinstance(saved, list) and saved else saved
+    recorded = saved.get("args") if isinstance(saved, dict) else None
+    if not isinstance(recorded, dict) or not recorded.get("metric_for_best_model"):
+        return None
+    return choice(recorded["metric_for_best_model"], recorded.get("greater_is_better"))
+
+
+def choice(metric: Optional[str], greater_is_better: Optional[bool]) -> tuple:
+    """A metric and direction as Trainer compares them: `eval_accuracy` is `accuracy`; None is lower-is-better."""
+    return (metric or "").removeprefix("eval_"), bool(greater_is_better)
+
+
+def forget_best_of_another_metric(state, args, resumed_from: str) -> None:
+    """Forget the earlier best (path, step, metric) where the checkpoint records that another metric or direction
+    chose it, in one warning naming both: the model kept is then the best by this run's metric from here on."""
+    recorded = recorded_choice(state)
+    ours = choice(args.metric_for_best_model, args.greater_is_better)
+    if recorded is None or recorded == ours or (state.best_model_checkpoint is None and state.best_metric is None):
+        return
+    logger.warning("warning: %s: its best checkpoint so far (%s, %s %s) was chosen by %s, not by this run's "
+                   "--metric_for_best_model %s, so it is not used; the model kept at the end is the best by %s of "
+                   "the evaluations from here on", resumed_from, state.best_model_checkpoint, recorded[0],
+                   state.best_metric, described(recorded), described(ours), ours[0])
+    state.best_model_checkpoint, state.best_global_step, state.best_metric = None, None, None
+
+
+def described(metric_choice: tuple) -> str:
+    """How the warning names a choice: the direction too, since a flipped --greater_is_better is another choice."""
+    return f"{metric_choice[0]} ({'higher' if metric_choice[1] else 'lower'} is better)"

@@ -19,7 +19,7 @@ import os
 from typing import Optional
 
 from hfspeech.training.checkpoints import STATE_FILE, resume_errors
-from hfspeech.training.resumed_best import ResumedBestCheckpoint
+from hfspeech.training.resumed_best import BestMetricChoice, ResumedBestCheckpoint
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -70,6 +70,7 @@ def nothing_trained_metrics(trainer, metrics: dict, checkpoint: str) -> dict:
 def train_session(trainer, checkpoint: Optional[str]) -> dict:
     """`trainer.train(resume_from_checkpoint=checkpoint)`'s metrics, or a finished run's where it trained nothing."""
     start_step = logged_state(checkpoint).get("global_step") if checkpoint else None
+    trainer.add_callback(BestMetricChoice())  # which metric chose the best, kept in each checkpoint
     if checkpoint:  # its best checkpoint's path is where the run was when it was saved (`training.resumed_best`)
         trainer.add_callback(ResumedBestCheckpoint(checkpoint))
     with resume_errors(checkpoint):
