@@ -198,12 +198,13 @@ def _leak_advice(pair: str) -> str:
             "cross-validate draws validation from the training groups by design: with few groups there is no other)")
 
 
-def audit_missing_classes(dataset: DatasetDict, report: Optional[DataReport] = None) -> list[str]:
+def audit_missing_classes(dataset: DatasetDict, report: Optional[DataReport] = None,
+                          called: Optional[str] = None) -> list[str]:
     """`_missing_classes` of splits that are all scored, none trained on, logged and recorded: `hfspeech
-    evaluate`'s set (named `train` when a folder has no split folders) lacking a model's classes (one speaker's
-    clips scored by a speaker-ID model) leaves its accuracy over the classes present and its macro-F1 a mean with
-    absent classes' zeros, as for training's own held-out splits."""
-    return _record(_missing_classes(dataset, trained=None), report)
+    evaluate`'s set lacking a model's classes (one speaker's clips scored by a speaker-ID model) leaves its accuracy
+    over the classes present and its macro-F1 a mean with absent classes' zeros, as for training's own held-out
+    splits. `called`: the clips' name where a split's would misname them (a folder without split folders is `train`)."""
+    return _record(_missing_classes(dataset, trained=None, called=called), report)
 
 
 def refuse_unseen_carved_classes(dataset: DatasetDict, carved: list[str], group_column: str) -> None:
@@ -253,7 +254,7 @@ def _present_ids(labels: list) -> set:
     return {i for label in labels for i in (label if isinstance(label, list) else [label])}
 
 
-def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train") -> list[str]:
+def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train", called: Optional[str] = None) -> list[str]:
     """Classes without a clip in a split: the `trained` split never sees them; evaluation scores leave them out."""
     warnings = []
     for name, split in dataset.items():
@@ -270,6 +271,7 @@ def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train") -> 
                        "macro-F1 leaves them out unless predicted, a false alarm counting as 0)")
         if name != trained and not multi_label and len(names) - len(missing) == 1:
             consequence += "; a model that always answers the one class left scores accuracy 1.0"
-        warnings.append(f"the {name} split has no clip of {len(missing)} of {len(names)} classes "
+        subject = f"the {called} hold" if called else f"the {name} split has"
+        warnings.append(f"{subject} no clip of {len(missing)} of {len(names)} classes "
                         f"({first_few(missing)}): {consequence}")
     return warnings

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from functools import partial
+from typing import Callable, Optional
 
 import numpy as np
 from datasets import Audio, ClassLabel, Dataset, DatasetDict
@@ -19,7 +21,8 @@ NO_LABEL = "<no label>"
 
 
 def make_splits(
-    dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42
+    dataset: DatasetDict, validation_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42,
+    said: Optional[list[str]] = None,
 ) -> DatasetDict:
     """Add the missing `validation` and `test` splits by carving them out of `train`.
 
@@ -35,6 +38,9 @@ def make_splits(
 
     Clips that are files (a manifest's rows, an audio folder's files) are split in the order of their paths
     (`in_file_order`), so the same rows give the same splits in whatever order a manifest lists them.
+
+    `said`: where the warnings go instead of the log, for a caller that splits many times (cross-validate's folds:
+    the same line was logged once per fold, up to 100 times, naming none) and says them once itself.
     """
     if "train" not in dataset:
         raise ValueError(f"the data has no 'train' split (splits: {list(dataset)})")
@@ -42,17 +48,18 @@ def make_splits(
     carved = [name for name, share in (("test", test_fraction), ("validation", validation_fraction))
               if name not in splits and share > 0]
     train = in_file_order(splits["train"]) if carved else splits["train"]
+    say = said.append if said is not None else partial(logger.warning, "%s")
     if "test" in carved:
-        train, splits["test"] = _split(train, test_fraction, seed, "test")
+        train, splits["test"] = _split(train, test_fraction, seed, "test", say)
     if "validation" in carved:
         # The fraction is of the whole data, so rescale it to what is left after the test split.
         share = validation_fraction / max(1e-9, 1.0 - (test_fraction if "test" not in dataset else 0.0))
-        train, splits["validation"] = _split(train, min(share, 0.5), seed, "validation")
+        train, splits["validation"] = _split(train, min(share, 0.5), seed, "validation", say)
     splits["train"] = train
     return DatasetDict({name: splits[name] for name in ("train", "validation", "test") if name in splits})
 
 
-def _split(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Dataset, Dataset]:
+def _split(data: Dataset, fraction: float, seed: int, name: str, say: Callable[[str], None]) -> tuple[Dataset, Dataset]:
     multi_label = not isinstance(data.features["label"], ClassLabel)
     stratum = STRATUM_COLUMN if multi_label else "label"
     if multi_label:
@@ -61,14 +68,14 @@ def _split(data: Dataset, fraction: float, seed: int, name: str) -> tuple[Datase
     try:
         parts = _stratified_split(data, fraction, seed, strata)
     except ValueError as error:
-        parts = _split_with_rare_strata_pooled(data, fraction, seed, strata, name, str(error))
+        parts = _split_with_rare_strata_pooled(data, fraction, seed, strata, name, str(error), say)
     if multi_label:
         return parts["train"].remove_columns(stratum), parts["test"].remove_columns(stratum)
     return parts["train"], parts["test"]
 
 
 def _split_with_rare_strata_pooled(data: Dataset, fraction: float, seed: int, strata: np.ndarray, name: str,
-                                   problem: str) -> dict[str, Dataset]:
+                                   problem: str, say: Callable[[str], None]) -> dict[str, Dataset]:
     """A stratified split with the rarest strata pooled into one, where some stratum cannot be divided (one clip) or
     there are more strata than clips to hold out; at random only where pooling cannot help. Before, one class of 2
     clips among 6 made the whole split random, and a label in 40% of the clips then had no validation clip."""
@@ -77,10 +84,10 @@ def _split_with_rare_strata_pooled(data: Dataset, fraction: float, seed: int, st
     order = np.argsort(counts, kind="stable")  # rarest first
     if 0 < fraction < 1 and n_test < len(data) and (pooled := _strata_to_pool(counts[order], n_test, len(data))):
         merged = np.where(np.isin(strata, values[order[:pooled]]), -1, strata)
-        logger.warning("the %s split: %s, so the %d rarest of %d classes (or label groups) are stratified as one",
-                       name, _problem_words(problem), pooled, len(values))
+        say(f"the {name} split: {_problem_words(problem)}, so the {pooled} rarest of {len(values)} classes (or label "
+            "groups) are stratified as one")
         return _stratified_split(data, fraction, seed, merged)
-    logger.warning("cannot stratify the %s split (%s); splitting at random instead", name, _problem_words(problem))
+    say(f"cannot stratify the {name} split ({_problem_words(problem)}); splitting at random instead")
     return data.train_test_split(test_size=fraction, seed=seed)
 
 

@@ -102,13 +102,16 @@ class ScoredSplit:
     thresholds: Optional[np.ndarray]  # multi-label: each label's decision threshold under this aggregation
     report: DataReport
 
-    def write_reports(self, output_dir: str, prefix: str, per_label_false_alarms: bool = False) -> dict:
+    def write_reports(self, output_dir: str, prefix: str, per_label_false_alarms: bool = False,
+                      clips: Optional[str] = None) -> dict:
         """The report files of this split in `output_dir` (`{prefix}_...`) and their metrics: evaluate's, and a
-        training run's test pass where it re-scores long clips (`training.test_pass`), one branch for both."""
+        training run's test pass where it re-scores long clips (`training.test_pass`), one branch for both.
+        `clips`: what a warning calls the clips, where `{prefix} clips` would misname them."""
         if self.multi_label:
             return write_multilabel_report(output_dir, self.scores, self.references, self.label_names, self.thresholds,
                                            prefix=prefix, per_label_false_alarms=per_label_false_alarms)
-        return write_evaluation_report(output_dir, self.predicted, self.references, self.label_names, prefix=prefix)
+        return write_evaluation_report(output_dir, self.predicted, self.references, self.label_names, prefix=prefix,
+                                       clips=clips)
 
 
 def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
@@ -131,7 +134,8 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     kept = kept_rows(raw, report)  # the clips scored
     report.warnings.extend(_seen_clips(eval_args.model, kept[split]))
     if not (multi_label and not any(column_values(kept[split], "label"))):  # a false-alarm set lacks them by design
-        audit_missing_classes(kept, report)  # as train's splits: accuracy over the classes present, F1's zeros
+        folder = _only_split_of(spec, listing.found or {split: 0}, split)  # as train's splits: accuracy over the
+        audit_missing_classes(kept, report, called=folder and f"clips of {folder}")  # classes present, F1's zeros
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
@@ -156,7 +160,8 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     scored = score_split(eval_args, spec)
     split, label_names, report, labels = scored.split, scored.label_names, scored.report, scored.references
     with writing_to(eval_args.output_dir, REPORTS_NOT_WRITTEN):  # a full disk named, not the pathless catch-all
-        metrics = scored.write_reports(eval_args.output_dir, split, per_label_false_alarms=True)
+        metrics = scored.write_reports(eval_args.output_dir, split, per_label_false_alarms=True,
+                                       clips=_clips_named(spec, report.found, split))
         if scored.multi_label:
             metrics["label_thresholds"] = dict(zip(label_names, scored.thresholds.tolist()))
         metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels),
@@ -167,6 +172,19 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
         write_metrics_json(os.path.join(eval_args.output_dir, metrics_file_name(split)), metrics)
         report.save(os.path.join(eval_args.output_dir, DATA_REPORT_FILE))
     return metrics
+
+
+def _clips_named(spec: DataSpec, found: dict, split: str) -> str:
+    """What the reports call the clips scored. A folder without split folders is one split, which datasets names
+    `train`: its clips were called "train clips", though no split was chosen; a folder's only split is its clips."""
+    folder = _only_split_of(spec, found, split)
+    return f"clips of {folder}" if folder else f"{split} clips"
+
+
+def _only_split_of(spec: DataSpec, found: dict, split: str) -> Optional[str]:
+    """The `--data_dir` folder whose clips are all one split (`split`, named by datasets, not chosen), else None."""
+    folder = spec.source.get("data_dir")
+    return folder if folder and list(found) == [split] else None
 
 
 def _seen_clips(model: str, clips) -> list[str]:

@@ -33,7 +33,7 @@ from hfspeech.data.labels import parse_label_list
 from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
 from hfspeech.data.splits import in_file_order, make_splits
-from hfspeech.errors import DataError, UsageError
+from hfspeech.errors import DataError, UsageError, first_few
 from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
@@ -129,16 +129,22 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
     names, group_codes = np.unique(np.asarray([str(groups[i]) for i in row_order.tolist()], dtype=object),
                                    return_inverse=True)
     rng, label_column = np.random.default_rng(seed), None if labels is None else _label_column(labels)
-    folds = {}
+    folds, said = {}, {}
     for code, group in enumerate(names.tolist()):  # np.unique sorts as sorted() does: the folds' (and draws') order
         held = group_codes == code
         rest = row_order[~held]
         if label_column is not None and validation_fraction > 0 and len(rest) > 1:
-            drawn = np.isin(rest, _stratified_validation(rest, label_column, validation_fraction, seed))
+            lines: list[str] = []
+            drawn = np.isin(rest, _stratified_validation(rest, label_column, validation_fraction, seed, lines))
+            for line in lines:
+                said.setdefault(line, []).append(group)
         else:
             drawn = _plain_validation(len(rest), validation_fraction, rng)
         folds[group] = {"train": rest[~drawn].tolist(), "validation": rest[drawn].tolist(),
                         "test": row_order[held].tolist()}
+    for line, warned in said.items():  # each once: logged by each fold's draw, one line came up to 100 times
+        logger.warning("%s (%d of %d folds): %s", first_few([f"fold-{g}" for g in warned]), len(warned), len(folds),
+                       line)
     return folds
 
 
@@ -153,17 +159,20 @@ def _plain_validation(rows: int, validation_fraction: float, rng: np.random.Gene
     return drawn
 
 
-def _stratified_validation(rest: np.ndarray, labels: tuple, validation_fraction: float, seed: int) -> list[int]:
+def _stratified_validation(rest: np.ndarray, labels: tuple, validation_fraction: float, seed: int,
+                           said: list[str]) -> list[int]:
     """The rows of `rest` drawn for validation by `data.splits.make_splits`, train's own carve: stratified by label
     (multi-label by each clip's rarest label), the rarest classes pooled where one cannot be divided. A plain random
     draw left the rare classes out of most folds' validation (10:4:2:1 emotions, 10 clips: the rarest class absent
-    in 3 of 4 folds), which then picked the best checkpoint on the other classes. `labels`: `_label_column`'s."""
+    in 3 of 4 folds), which then picked the best checkpoint on the other classes. `labels`: `_label_column`'s;
+    `said`: where the draw's warnings go (`fold_rows` says each once, naming its folds)."""
     feature, values = labels
     features = Features({"row": Value("int64"), "label": feature})  # Arrow arrays: from_dict encodes row by row
     fold_values = values[rest] if isinstance(values, np.ndarray) else [values[i] for i in rest.tolist()]
     table = Dataset(pa.Table.from_arrays([pa.array(rest), pa.array(fold_values, type=feature.pa_type)],
                                          schema=features.arrow_schema))
-    carved = make_splits(DatasetDict(train=table), validation_fraction=validation_fraction, test_fraction=0, seed=seed)
+    carved = make_splits(DatasetDict(train=table), validation_fraction=validation_fraction, test_fraction=0, seed=seed,
+                         said=said)
     return column_values(carved["validation"], "row")
 
 

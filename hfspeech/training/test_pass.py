@@ -54,17 +54,17 @@ def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, lab
     longer = outlasts(clips, seconds_to_samples(window, trainer.processing_class.sampling_rate))
     if spec is None or not longer:
         known = clips is not None and "length" in clips.column_names
-        return {**trainer_pass(trainer, views[split], label_names, model.config), "test_split": split,
+        return {**trainer_pass(trainer, views[split], label_names, model.config, split), "test_split": split,
                 SCORED_AS_KEY: f"whole clips, none longer than {window:g} s" if known and not longer
                 else f"centre crop of {window:g} s"}
     metrics, failure = {}, None
     if trainer.is_world_process_zero():  # the others wait: `score_split` is no collective call
-        metrics, failure = whole_clip_numbers(trainer, clips, label_names, spec, trust_remote_code)
+        metrics, failure = whole_clip_numbers(trainer, clips, label_names, spec, trust_remote_code, split)
     if metrics and trainer.is_multi_label:  # as the Trainer's pass records them
         metrics["label_thresholds"] = model.config.label_thresholds
     scored_as = f"whole clips, windows of {window:g} s, mean"
     if failure is not None and trainer.args.world_size == 1:
-        metrics, scored_as = trainer_pass(trainer, views[split], label_names, model.config), \
+        metrics, scored_as = trainer_pass(trainer, views[split], label_names, model.config, split), \
             f"centre crop of {window:g} s"
     elif failure is not None:  # the other processes took no Trainer pass: one alone would wait for them forever
         scored_as = f"not scored: {failure}"
@@ -77,8 +77,9 @@ def outlasts(clips: Optional[Dataset], window: int) -> bool:
                                                                          default=0) > window
 
 
-def trainer_pass(trainer: AudioClassificationTrainer, view, label_names: list[str], config) -> dict:
-    """The Trainer's pass over the split's view (one centre crop per clip), its report files written."""
+def trainer_pass(trainer: AudioClassificationTrainer, view, label_names: list[str], config, split: str) -> dict:
+    """The Trainer's pass over the split's view (one centre crop per clip), its report files written (`test_*`,
+    whichever `split` it is: its warnings name the split)."""
     prediction = trainer.predict(view, metric_key_prefix="test")
     if not trainer.is_world_process_zero():
         return {}
@@ -87,12 +88,13 @@ def trainer_pass(trainer: AudioClassificationTrainer, view, label_names: list[st
         written = write_multilabel_test_report(output_dir, prediction, config, label_names, prefix="test")
         return {**{f"test_{k}": v for k, v in written.items()}, "label_thresholds": config.label_thresholds}
     predictions = np.argmax(prediction.predictions, axis=-1)
-    written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test")
+    written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test",
+                                      clips=f"{split} clips")
     return {f"test_{k}": v for k, v in written.items()}
 
 
 def whole_clip_numbers(trainer: AudioClassificationTrainer, clips: Dataset, label_names: list[str], spec: DataSpec,
-                       trust_remote_code: bool) -> tuple[dict, Optional[str]]:
+                       trust_remote_code: bool, split: str) -> tuple[dict, Optional[str]]:
     """(the test numbers, None), the split scored by `score_split` on the saved model, its reports written; or
     ({}, the reason) where it could not be, warned: the Trainer's pass is then the fallback."""
     paths = column_values(clips, "path")
@@ -101,12 +103,12 @@ def whole_clip_numbers(trainer: AudioClassificationTrainer, clips: Dataset, labe
     else:
         try:
             scored = rescored(trainer, clips, paths, label_names, spec, trust_remote_code)
-            return written_reports(trainer.args.output_dir, scored), None
+            return written_reports(trainer.args.output_dir, scored, split), None
         except Exception as error:  # the model is trained and saved: a failed re-scoring costs its numbers only
             failure = f"re-scoring failed ({type(error).__name__}: {error})"
-    logger.warning("the test split has clips longer than the model's window, which `hfspeech evaluate` scores whole, "
+    logger.warning("the %s split has clips longer than the model's window, which `hfspeech evaluate` scores whole, "
                    "in windows, but %s: the run's test numbers are not scored so (metrics.json %s says how they are)",
-                   failure, SCORED_AS_KEY)
+                   split, failure, SCORED_AS_KEY)
     return {}, failure
 
 
@@ -146,10 +148,10 @@ def evaluate_log_quiet():
             quiet.setLevel(level)
 
 
-def written_reports(output_dir: str, scored: ScoredSplit) -> dict:
+def written_reports(output_dir: str, scored: ScoredSplit, split: str) -> dict:
     """The test report files and `test_*` numbers of a split scored by `score_split`, as the Trainer's pass writes
-    them (a multi-label run's at its saved thresholds)."""
-    return {f"test_{k}": v for k, v in scored.write_reports(output_dir, "test").items()}
+    them (a multi-label run's at its saved thresholds); `split`: the run's split they are of, which warnings name."""
+    return {f"test_{k}": v for k, v in scored.write_reports(output_dir, "test", clips=f"{split} clips").items()}
 
 
 def warn_tested_on_validation(report: DataReport, chose_checkpoint: bool, tuned_thresholds: bool) -> None:
