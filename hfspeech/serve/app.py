@@ -19,8 +19,6 @@ import hmac
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
@@ -35,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer, refuse
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
+from hfspeech.serve.environment import set_for_server
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, send_error
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics, route_name
@@ -262,26 +261,20 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     import uvicorn
 
     settings = replace(settings, allowed_hosts=names_to_answer(host, settings.allowed_hosts))  # loopback: its names
-    os.environ[HEADER_TIMEOUT_ENV] = str(settings.request_timeout)  # a connection's deadline for its headers
     # NO_COLOR: uvicorn coloured its log on a terminal whatever it said (None: its choice, colour on a terminal)
     options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL,
                    use_colors=False if os.environ.get("NO_COLOR") else None)
+    shared = {HEADER_TIMEOUT_ENV: str(settings.request_timeout)}  # a connection's deadline for its headers
     if workers <= 1:
-        app = create_app(settings)
-        server = uvicorn.Server(uvicorn.Config(app, **options))
-        app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
-        server.run()
+        with set_for_server(shared):
+            app = create_app(settings)
+            server = uvicorn.Server(uvicorn.Config(app, **options))
+            app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
+            server.run()
         return app.state.runner.load_error
-    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    own_metrics_dir = None
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
-    try:
+    with set_for_server({**shared, SETTINGS_ENV: json.dumps(asdict(settings))}, own_metrics_dir=True):
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).
         uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60,
                     **options)
-    finally:
-        if own_metrics_dir:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return None

@@ -1,0 +1,39 @@
+"""The environment variables a server's processes read, set for the server's lifetime only.
+
+uvicorn's `--workers` processes are started by it, not by us: what they need travels in the environment (the
+settings, the header deadline, prometheus_client's multiprocess folder). `run_server` used to set them and leave
+them: a notebook or script that served once kept them, PROMETHEUS_MULTIPROC_DIR naming a folder already removed,
+which prometheus_client then read in every later server of that process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def set_for_server(values: dict[str, str], own_metrics_dir: bool = False) -> Iterator[None]:
+    """`values` in os.environ inside the block, and, with `own_metrics_dir` where the user set none, a fresh metrics
+    folder (removed after); each variable put back as it was (absent, or its earlier value) when the block ends."""
+    values = dict(values)
+    made = None
+    if own_metrics_dir and not os.environ.get(METRICS_DIR_ENV):
+        made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
