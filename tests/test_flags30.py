@@ -51,8 +51,10 @@ def test_distill_names_a_typo_before_it_asks_for_the_teacher_without_the_cli():
 
 
 @pytest.mark.parametrize("command", ["train", "distill", "cross-validate"])
-def test_a_recipe_commands_help_names_the_command(command, capsys):
-    """The recipe's parser had no prog: `hfspeech train --help` printed "usage: hfspeech [-h] ..."."""
+def test_a_recipe_commands_help_names_the_command(command, capsys, monkeypatch):
+    """The recipe's parser had no prog: `hfspeech train --help` printed "usage: hfspeech [-h] ...". At 80 columns
+    (a pipe's width; argparse reads COLUMNS, and a narrow terminal wrapped the usage line before its `[-h]`)."""
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, err = run_cli_output([command, "--help"], capsys)
     assert code == 0 and err == "" and out.startswith(f"usage: hfspeech {command} [-h] "), out[:80]
 
