@@ -55,8 +55,8 @@ def test_a_run_resumed_with_another_metric_keeps_the_best_of_its_own_evaluations
     assert final["best_metric"] == best
     assert final["best_model_checkpoint"] == str(tmp_path / "B" / f"checkpoint-{best_step}")
     assert same_weights(tmp_path / "B", tmp_path / "B" / f"checkpoint-{best_step}")
-    assert ("was chosen by accuracy (higher is better), not by this run's --metric_for_best_model balanced_accuracy "
-            "(higher is better)") in caplog.text
+    assert ("was chosen by accuracy (higher is better), not by this run's --metric_for_best_model / "
+            "--greater_is_better, balanced_accuracy (higher is better), so it is not used") in caplog.text
 
 
 def test_a_run_resumed_with_the_same_metric_keeps_the_checkpoints_best(tones, accuracy_run, tmp_path, caplog):
@@ -100,4 +100,19 @@ def test_a_flipped_direction_forgets_the_best_of_the_same_metric(caplog):
     forget_best_of_another_metric(state, SimpleNamespace(metric_for_best_model="accuracy", greater_is_better=False),
                                   "run/checkpoint-4")
     assert (state.best_model_checkpoint, state.best_global_step, state.best_metric) == (None, None, None)
-    assert "accuracy (higher is better), not by this run's --metric_for_best_model accuracy (lower" in caplog.text
+    assert "accuracy (higher is better), not by this run's --metric_for_best_model / --greater_is_better, " \
+           "accuracy (lower is better)" in caplog.text
+
+
+def test_a_finished_run_run_again_with_another_metric_keeps_its_best(tones, accuracy_run, tmp_path, caplog):
+    """Nothing left to train (the run resumes itself at its last step): forgetting the best, with no evaluation to
+    come, kept the last checkpoint instead (review R1; every fold of a cross-validation run again)."""
+    copy = tmp_path / "A"
+    shutil.copytree(accuracy_run, copy)
+    first = checkpoints(copy)[0]
+    shutil.copy(copy / first / "model.safetensors", copy / "model.safetensors")  # as the run kept its (faked) best
+    train(tones, copy, "--metric_for_best_model", "loss")
+    final = json.loads((copy / "trainer_state.json").read_text())
+    assert "no step is left to train, so it is kept" in caplog.text
+    assert (final["best_model_checkpoint"], final["best_metric"]) == (str(copy / first), OLD_BEST)
+    assert same_weights(copy, copy / first)

@@ -123,15 +123,22 @@ def choice(metric: Optional[str], greater_is_better: Optional[bool]) -> tuple:
 
 def forget_best_of_another_metric(state, args, resumed_from: str) -> None:
     """Forget the earlier best (path, step, metric) where the checkpoint records that another metric or direction
-    chose it, in one warning naming both: the model kept is then the best by this run's metric from here on."""
+    chose it, in one warning naming both: the model kept is then the best by this run's metric from here on. Not
+    where no step is left to train (a finished run run again): with no evaluation to come, forgetting it kept the
+    last checkpoint instead (every fold of a cross-validation run again); it is kept, and the warning says so."""
     recorded = recorded_choice(state)
     ours = choice(args.metric_for_best_model, args.greater_is_better)
     if recorded is None or recorded == ours or (state.best_model_checkpoint is None and state.best_metric is None):
         return
-    logger.warning("warning: %s: its best checkpoint so far (%s, %s %s) was chosen by %s, not by this run's "
-                   "--metric_for_best_model %s, so it is not used; the model kept at the end is the best by %s of "
-                   "the evaluations from here on", resumed_from, state.best_model_checkpoint, recorded[0],
-                   state.best_metric, described(recorded), described(ours), ours[0])
+    chosen = (f"{resumed_from}: its best checkpoint so far ({state.best_model_checkpoint}, {recorded[0]} "
+              f"{state.best_metric}) was chosen by {described(recorded)}, not by this run's --metric_for_best_model / "
+              f"--greater_is_better, {described(ours)}")
+    if state.max_steps and state.global_step >= state.max_steps:
+        logger.warning("warning: %s; no step is left to train, so it is kept; train for more epochs (or with "
+                       "--overwrite_output_dir) to choose by %s", chosen, ours[0])
+        return
+    logger.warning("warning: %s, so it is not used; the model kept at the end is the best by %s of the evaluations "
+                   "from here on", chosen, ours[0])
     state.best_model_checkpoint, state.best_global_step, state.best_metric = None, None, None
 
 
