@@ -98,8 +98,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = debugging(sys.argv[1:] if argv is None else argv)
     try:
         with contextlib.nullcontext() if debug else stdout_write_errors(), lenient_stdout():  # --debug: its traceback
+            joined_before = in_process_group()
             code = _run(argv)
-            leave_process_group()
+            if not joined_before:  # a caller's own group (a script under torchrun calling `main`) stays the caller's
+                leave_process_group()
             sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
         die_of_sigterm_if_received()  # cleaned up and said: now as the signal meant (exit status 143)
         return code
@@ -115,14 +117,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
 
 
+def in_process_group() -> bool:
+    """Whether this process has joined a torch.distributed group (never without torch imported)."""
+    torch = sys.modules.get("torch")  # `hfspeech --help` never imports it
+    return torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def leave_process_group() -> None:
-    """A process of `accelerate launch` (or torchrun) ends its process group itself, as torch asks at the end of
+    """A process of `accelerate launch` (or torchrun) ends the group its command joined, as torch asks at the end of
     main(): left to interpreter exit, gloo's worker threads could be torn down still joinable, and a process that
     had finished its work died of SIGABRT ("terminate called without an active exception"), failing the whole
-    launch (seen once in CI, in tests/test_distributed29.py). Only after a command returned: a process that
-    raised may leave the other ones waiting in a collective, which destroying the group could turn into a hang."""
-    torch = sys.modules.get("torch")  # `hfspeech --help` never imports it
-    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+    launch (seen once in CI, in tests/test_distributed29.py). Only after a command returned (its mistakes, Ctrl-C
+    and full disks included: with gloo the other processes then fail at once, "Connection closed by peer", rather
+    than at exit); not after an uncaught exception, where destroying could hang processes still in a collective."""
+    if in_process_group():
+        import torch
+
         torch.distributed.destroy_process_group()
 
 
