@@ -119,7 +119,7 @@ def test_evaluate_warns_of_the_models_classes_its_set_lacks(tmp_path):
         write_clip(tmp_path / "one_speaker" / "ann" / f"ann_{i}.wav", rng)
     metrics = evaluate_model(EvaluateArguments(model=str(model), output_dir=str(tmp_path / "evaluation")),
                              DataSpec(source={"data_dir": str(tmp_path / "one_speaker")}))
-    expected = (f"the clips of {tmp_path / 'one_speaker'} hold no clip of 3 of 4 classes (bob, cat, dan): its "
+    expected = (f"the clips of {tmp_path / 'one_speaker'} hold no clip of 3 of 4 classes (bob, cat, dan): their "
                 "scores leave them out (accuracy is over 1 class(es)")  # not "the train split": none was chosen
     assert any(warning.startswith(expected) for warning in metrics["data_warnings"])
     written = json.loads(next((tmp_path / "evaluation").glob("*metrics.json")).read_text())

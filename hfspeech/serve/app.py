@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer, refuse
-from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL
+from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL, with_header_timeout
 from hfspeech.serve.environment import set_for_server
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, send_error
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
@@ -264,15 +264,15 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     # NO_COLOR: uvicorn coloured its log on a terminal whatever it said (None: its choice, colour on a terminal)
     options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL,
                    use_colors=False if os.environ.get("NO_COLOR") else None)
-    shared = {HEADER_TIMEOUT_ENV: str(settings.request_timeout)}  # a connection's deadline for its headers
-    if workers <= 1:
-        with set_for_server(shared):
-            app = create_app(settings)
-            server = uvicorn.Server(uvicorn.Config(app, **options))
-            app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
-            server.run()
+    if workers <= 1:  # a connection's deadline for its headers: this server's own (workers: in the environment)
+        app = create_app(settings)
+        protocol = with_header_timeout(settings.request_timeout)
+        server = uvicorn.Server(uvicorn.Config(app, **{**options, "http": protocol}))
+        app.state.runner.on_load_failure = lambda: setattr(server, "should_exit", True)
+        server.run()
         return app.state.runner.load_error
-    with set_for_server({**shared, SETTINGS_ENV: json.dumps(asdict(settings))}, own_metrics_dir=True):
+    passed_on = {HEADER_TIMEOUT_ENV: str(settings.request_timeout), SETTINGS_ENV: json.dumps(asdict(settings))}
+    with set_for_server(passed_on, own_metrics_dir=True):
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).
         uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60,

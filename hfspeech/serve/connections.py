@@ -9,7 +9,9 @@ request) is closed: with a 408 `{"error", "kind": "timeout"}` when it had sent p
 had sent nothing (as the keep-alive timeout closes an idle connection). The body is bounded elsewhere: the
 route reads it within the same timeout (`app.Endpoints.within_timeout`).
 
-The timeout reaches each process, `--workers N` included, in an environment variable, as the settings do.
+The timeout reaches `--workers N` processes in an environment variable, as the settings do; a one-process
+server's protocol class carries its own (`with_header_timeout`), so two servers of one Python process (a notebook)
+do not share, and put back, one variable.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ class HeaderTimeoutProtocol(H11Protocol):
     """`H11Protocol`, plus a timer that runs while a request's headers are awaited and closes the connection
     if they are not all there when it fires. It is not reset by bytes that arrive: a total, not an idle time."""
 
+    own_timeout: Optional[float] = None  # a one-process server's (`with_header_timeout`); workers read the variable
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.header_timeout = float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT)
+        self.header_timeout = float(self.own_timeout if self.own_timeout is not None else
+                                    os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT)
         self.header_timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport) -> None:
@@ -75,3 +80,8 @@ class HeaderTimeoutProtocol(H11Protocol):
                                  b"x-error-kind: timeout\r\nconnection: close\r\n"
                                  b"content-length: %d\r\n\r\n%s" % (len(body), body))
         self.transport.close()
+
+
+def with_header_timeout(seconds: float) -> type:
+    """The protocol class (uvicorn's `http=`) of one in-process server, its header deadline its own."""
+    return type(HeaderTimeoutProtocol.__name__, (HeaderTimeoutProtocol,), {"own_timeout": float(seconds)})
