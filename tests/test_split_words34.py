@@ -160,3 +160,11 @@ def test_cross_validation_names_the_folds_whose_validation_draw_pooled_classes(c
     lines = [record.getMessage() for record in caplog.records]
     assert lines == ["fold-s0, fold-s1 (2 of 6 folds): the validation split: the least populated class has only 1 "
                      "clip, so the 2 rarest of 3 classes (or label groups) are stratified as one"]
+
+
+def test_evaluate_split_on_a_folder_without_split_folders_says_it_is_one_split(one_class_run, tmp_path, capsys):
+    """Review R1: `--split test` on such a folder answered only "no such split in the data (splits: ['train'])"."""
+    data, run, _ = one_class_run
+    code, _, err = run_cli_output(["evaluate", "--model", str(run), "--data_dir", str(data), "--split", "test",
+                                   "--output_dir", str(tmp_path / "ev")], capsys)
+    assert code == 2 and "the data is one split" in err and "leave --split out" in err, err

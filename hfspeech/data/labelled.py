@@ -132,6 +132,9 @@ def evaluated_split(available: list[str], split: Optional[str]) -> str:
     matches = [name for name in available if SPLIT_ALIASES.get(name, name) == role]
     if len(matches) != 1:
         which = f"the splits {matches} are each a {role} split: name one" if matches else "no such split in the data"
+        if available == ["train"]:  # a folder without split folders: datasets names its one split `train`
+            which = ("the data is one split, which datasets names train (a folder without split folders); leave "
+                     "--split out")
         raise DataError(f"--split {split}: {which} (splits: {available})")
     return matches[0]
 

@@ -101,17 +101,18 @@ class ScoredSplit:
     predicted: np.ndarray  # class ids (single-label: ties of `vote` broken as `predict` breaks them); else empty
     thresholds: Optional[np.ndarray]  # multi-label: each label's decision threshold under this aggregation
     report: DataReport
+    clips: Optional[str] = None  # what warnings call the clips ("clips of FOLDER"); None: "{prefix} clips"
 
     def write_reports(self, output_dir: str, prefix: str, per_label_false_alarms: bool = False,
                       clips: Optional[str] = None) -> dict:
         """The report files of this split in `output_dir` (`{prefix}_...`) and their metrics: evaluate's, and a
         training run's test pass where it re-scores long clips (`training.test_pass`), one branch for both.
-        `clips`: what a warning calls the clips, where `{prefix} clips` would misname them."""
+        `clips`: what a warning calls the clips, where `{prefix} clips` would misname them (default: `self.clips`)."""
         if self.multi_label:
             return write_multilabel_report(output_dir, self.scores, self.references, self.label_names, self.thresholds,
                                            prefix=prefix, per_label_false_alarms=per_label_false_alarms)
         return write_evaluation_report(output_dir, self.predicted, self.references, self.label_names, prefix=prefix,
-                                       clips=clips)
+                                       clips=clips or self.clips)
 
 
 def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
@@ -131,11 +132,11 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     split = next(iter(raw))
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all
+    clips = _clips_named(spec, listing.found or {split: 0}, split)
     kept = kept_rows(raw, report)  # the clips scored
     report.warnings.extend(_seen_clips(eval_args.model, kept[split]))
     if not (multi_label and not any(column_values(kept[split], "label"))):  # a false-alarm set lacks them by design
-        folder = _only_split_of(spec, listing.found or {split: 0}, split)  # as train's splits: accuracy over the
-        audit_missing_classes(kept, report, called=folder and f"clips of {folder}")  # classes present, F1's zeros
+        audit_missing_classes(kept, report, called=clips)  # as train's splits: accuracy over the classes present
     report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
         listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
                                           for name, n in listing.found.items() if name != split]
@@ -144,9 +145,10 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     if multi_label:
         thresholds = decision_thresholds(thresholds_from_config(classifier.config, label_names), eval_args.aggregate)
         return ScoredSplit(split, label_names, True, multi_hot(labels, len(label_names)), scores,
-                           np.zeros(0, dtype=np.int64), thresholds, report)
+                           np.zeros(0, dtype=np.int64), thresholds, report, clips)
     predicted = [label_names.index(classifier.prediction(result, top_k=1).labels[0]) for result in scored]
-    return ScoredSplit(split, label_names, False, np.asarray(labels), scores, np.asarray(predicted), None, report)
+    return ScoredSplit(split, label_names, False, np.asarray(labels), scores, np.asarray(predicted), None, report,
+                       clips)
 
 
 # A report cut short by a full or read-only disk: the same command replaces it (an earlier evaluation's files are
@@ -160,8 +162,7 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     scored = score_split(eval_args, spec)
     split, label_names, report, labels = scored.split, scored.label_names, scored.report, scored.references
     with writing_to(eval_args.output_dir, REPORTS_NOT_WRITTEN):  # a full disk named, not the pathless catch-all
-        metrics = scored.write_reports(eval_args.output_dir, split, per_label_false_alarms=True,
-                                       clips=_clips_named(spec, report.found, split))
+        metrics = scored.write_reports(eval_args.output_dir, split, per_label_false_alarms=True)
         if scored.multi_label:
             metrics["label_thresholds"] = dict(zip(label_names, scored.thresholds.tolist()))
         metrics.update({"model": eval_args.model, "split": split, "num_clips": len(labels),
@@ -174,17 +175,12 @@ def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     return metrics
 
 
-def _clips_named(spec: DataSpec, found: dict, split: str) -> str:
-    """What the reports call the clips scored. A folder without split folders is one split, which datasets names
-    `train`: its clips were called "train clips", though no split was chosen; a folder's only split is its clips."""
-    folder = _only_split_of(spec, found, split)
-    return f"clips of {folder}" if folder else f"{split} clips"
-
-
-def _only_split_of(spec: DataSpec, found: dict, split: str) -> Optional[str]:
-    """The `--data_dir` folder whose clips are all one split (`split`, named by datasets, not chosen), else None."""
+def _clips_named(spec: DataSpec, found: dict, split: str) -> Optional[str]:
+    """What warnings call the clips scored where the split's name would misname them: a folder without split
+    folders is one split, which datasets names `train` ("train clips", "the train split", though no split was
+    chosen); a folder's only split is its clips. None: the split's own name fits."""
     folder = spec.source.get("data_dir")
-    return folder if folder and list(found) == [split] else None
+    return f"clips of {folder}" if folder and list(found) == [split] else None
 
 
 def _seen_clips(model: str, clips) -> list[str]:
