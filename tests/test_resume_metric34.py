@@ -11,15 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import write_tone_folder
-from tests.test_moved_runs32 import checkpoints, same_weights, train
+from tests.test_moved_runs32 import checkpoints, same_weights, tones, train  # noqa: F401  (tones: a fixture)
 
 OLD_BEST = 2.0  # a score no later evaluation reaches, so a best that is kept shows
-
-
-@pytest.fixture(scope="module")
-def tones(tmp_path_factory) -> Path:
-    return write_tone_folder(tmp_path_factory.mktemp("tones"), clips_per_class=6, rates=(8000,))
 
 
 @pytest.fixture(scope="module")
