@@ -132,14 +132,15 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     split = next(iter(raw))
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all
-    clips = _clips_named(spec, listing.found or {split: 0}, split)
+    found = listing.found or {split: len(raw[split])}
+    clips = _clips_named(spec, found, split)
     kept = kept_rows(raw, report)  # the clips scored
     report.warnings.extend(_seen_clips(eval_args.model, kept[split]))
     if not (multi_label and not any(column_values(kept[split], "label"))):  # a false-alarm set lacks them by design
         audit_missing_classes(kept, report, called=clips)  # as train's splits: accuracy over the classes present
-    report.found, report.ignored, report.notes = listing.found or {split: len(raw[split])}, \
-        listing.ignored, listing.notes + [f"split {name!r} ({n} files) not evaluated (--split {split})"
-                                          for name, n in listing.found.items() if name != split]
+    report.found, report.ignored, report.notes = found, listing.ignored, listing.notes + [
+        f"split {name!r} ({n} files) not evaluated (--split {split})" for name, n in listing.found.items()
+        if name != split]
     logger.info("%s", report.summary())
     scores = np.stack([result.scores for result in scored]).astype(np.float64)
     if multi_label:
