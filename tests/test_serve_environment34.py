@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hfspeech.serve.app import ServeSettings, run_server
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV
-from hfspeech.serve.environment import METRICS_DIR_ENV, set_for_server
+from hfspeech.serve.environment import METRICS_DIR_ENV, set_for_workers
 from hfspeech.serve.launcher import free_port
 
 
@@ -25,7 +25,7 @@ def test_a_server_that_ran_in_this_process_leaves_no_variable_behind(tmp_path, m
 def test_the_workers_variables_last_the_block_and_an_earlier_value_comes_back(monkeypatch):
     monkeypatch.setenv(HEADER_TIMEOUT_ENV, "12")
     monkeypatch.delenv(METRICS_DIR_ENV, raising=False)
-    with set_for_server({HEADER_TIMEOUT_ENV: "7.0"}, own_metrics_dir=True):
+    with set_for_workers({HEADER_TIMEOUT_ENV: "7.0"}):
         folder = Path(os.environ[METRICS_DIR_ENV])
         assert folder.is_dir() and os.environ[HEADER_TIMEOUT_ENV] == "7.0"
     assert os.environ[HEADER_TIMEOUT_ENV] == "12" and METRICS_DIR_ENV not in os.environ and not folder.exists()
@@ -33,6 +33,6 @@ def test_the_workers_variables_last_the_block_and_an_earlier_value_comes_back(mo
 
 def test_a_metrics_folder_the_user_chose_is_theirs(tmp_path, monkeypatch):
     monkeypatch.setenv(METRICS_DIR_ENV, str(tmp_path))
-    with set_for_server({}, own_metrics_dir=True):
+    with set_for_workers({}):
         assert os.environ[METRICS_DIR_ENV] == str(tmp_path)
     assert os.environ[METRICS_DIR_ENV] == str(tmp_path) and tmp_path.is_dir()

@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer, refuse
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL, with_header_timeout
-from hfspeech.serve.environment import set_for_server
+from hfspeech.serve.environment import set_for_workers
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, send_error
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics, route_name
@@ -272,7 +272,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
         server.run()
         return app.state.runner.load_error
     passed_on = {HEADER_TIMEOUT_ENV: str(settings.request_timeout), SETTINGS_ENV: json.dumps(asdict(settings))}
-    with set_for_server(passed_on, own_metrics_dir=True):
+    with set_for_workers(passed_on):
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).
         uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60,

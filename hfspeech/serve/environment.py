@@ -1,4 +1,4 @@
-"""The environment variables a server's processes read, set for the server's lifetime only.
+"""The environment variables a server's `--workers` processes read, set for the server's lifetime only.
 
 uvicorn's `--workers` processes are started by it, not by us: what they need travels in the environment (the
 settings, the header deadline, prometheus_client's multiprocess folder). `run_server` used to set them and leave
@@ -18,12 +18,13 @@ METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
-def set_for_server(values: dict[str, str], own_metrics_dir: bool = False) -> Iterator[None]:
-    """`values` in os.environ inside the block, and, with `own_metrics_dir` where the user set none, a fresh metrics
-    folder (removed after); each variable put back as it was (absent, or its earlier value) when the block ends."""
+def set_for_workers(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ inside the block, with a fresh metrics folder (removed after) where the user set none;
+    each variable put back as it was (absent, or its earlier value) when the block ends. A one-process server
+    needs none of them (`connections.with_header_timeout`)."""
     values = dict(values)
     made = None
-    if own_metrics_dir and not os.environ.get(METRICS_DIR_ENV):
+    if not os.environ.get(METRICS_DIR_ENV):
         made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
