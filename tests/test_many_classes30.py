@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hfspeech.evaluation.report import confusion_figure, most_confused_pairs
+from hfspeech.evaluation.report_plots import confusion_figure, most_confused_pairs
 from hfspeech.hub.card_classes import COLLAPSE_AFTER, WEAKEST_SHOWN, multi_label_per_class_table, per_class_table
 from hfspeech.inference.plot_labels import MAX_TICK_LABELS
 
@@ -163,7 +163,7 @@ def per_class_rows(count: int) -> dict:
 
 
 def test_a_per_class_chart_of_thousands_of_labels_is_two_outlines_not_a_bar_each():
-    from hfspeech.evaluation.report import per_class_figure
+    from hfspeech.evaluation.report_plots import per_class_figure
 
     ax = per_class_figure(per_class_rows(2000)).axes[0]
     assert len(ax.patches) == 2  # was 4,000 bars, each under a pixel wide
@@ -172,7 +172,7 @@ def test_a_per_class_chart_of_thousands_of_labels_is_two_outlines_not_a_bar_each
 
 
 def test_a_per_class_chart_that_names_every_label_still_draws_bars():
-    from hfspeech.evaluation.report import per_class_figure
+    from hfspeech.evaluation.report_plots import per_class_figure
 
     ax = per_class_figure(per_class_rows(MAX_TICK_LABELS)).axes[0]
     assert len(ax.patches) == 2 * MAX_TICK_LABELS and ax.get_xticklabels()[0].get_text() == "event_0\n(n=2)"

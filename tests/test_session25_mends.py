@@ -176,7 +176,7 @@ def test_report_plots_leave_the_users_matplotlib_backend_alone(tmp_path):
     script = f"""
 import matplotlib, numpy as np
 matplotlib.use("svg")
-from hfspeech.evaluation.report import plot_confusion_matrix, plot_per_class_scores
+from hfspeech.evaluation.report_plots import plot_confusion_matrix, plot_per_class_scores
 plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["a", "b"], r"{tmp_path / 'cm.png'}")
 plot_per_class_scores({{"a": {{"ap": 0.5, "f1": 0.4, "support": 3}}}}, r"{tmp_path / 'pc.png'}")
 print(matplotlib.get_backend())

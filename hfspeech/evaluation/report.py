@@ -3,6 +3,9 @@ majority-class accuracy to read an imbalanced split's scores against, and a warn
 
 Multi-label runs get `write_multilabel_report` instead: a per-class report (AP, ROC-AUC, F1,
 precision, recall, threshold, support) as JSON and a per-class bar chart of AP and F1 as PNG.
+The figures are drawn in `evaluation.report_plots`; their titles name the clips scored as the warnings do
+(`clips_called`): a run with no test split writes its validation clips' numbers to `test_*` files, and a folder
+without split folders is datasets' `train` split, so a title of `{prefix}:` named clips that were not scored.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from sklearn.metrics import classification_report, confusion_matrix
 
 from hfspeech.evaluation.false_alarms import false_alarm_metrics, without_positives
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
-from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, drawable_class_names, glyph_warnings_silenced,
-                                            tick_positions)
+from hfspeech.evaluation.report_plots import plot_confusion_matrix, plot_per_class_scores
 
 logger = logging.getLogger("hfspeech.evaluation")
 
@@ -70,7 +72,8 @@ def write_evaluation_report(output_dir: str, predictions: Sequence[int], referen
 
     Rows of the confusion matrix are true labels, columns predicted labels, in `label_names` order. The metrics
     and the report hold `majority_class_baseline`'s numbers too (train's test pass and `hfspeech evaluate` alike);
-    `clips` names the clips scored where `{prefix} clips` would not (`test_*` files of a run's validation clips).
+    `clips` names the clips scored, in a warning and the PNG's title, where `{prefix} clips` would not (`test_*`
+    files of a run's validation clips).
     """
     os.makedirs(output_dir, exist_ok=True)
     ids = list(range(len(label_names)))
@@ -81,9 +84,14 @@ def write_evaluation_report(output_dir: str, predictions: Sequence[int], referen
     write_confusion_matrix_json(os.path.join(output_dir, prefix + CONFUSION_MATRIX_JSON), matrix, label_names)
     with open(os.path.join(output_dir, prefix + CLASSIFICATION_REPORT_JSON), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
-    plot_confusion_matrix(matrix, label_names, os.path.join(output_dir, prefix + CONFUSION_MATRIX_PNG),
-                          title=f"{prefix}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    title = f"{clips_called(prefix, clips)}: accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
+    plot_confusion_matrix(matrix, label_names, os.path.join(output_dir, prefix + CONFUSION_MATRIX_PNG), title=title)
     return metrics
+
+
+def clips_called(split: str, clips: Optional[str] = None) -> str:
+    """What a warning or a figure's title calls the clips scored: `clips` where given, else `{split} clips`."""
+    return clips or f"{split} clips"
 
 
 def majority_class_baseline(predictions: Sequence[int], references: Sequence[int], label_names: Sequence[str],
@@ -96,7 +104,7 @@ def majority_class_baseline(predictions: Sequence[int], references: Sequence[int
     share = np.bincount(truth).max() / truth.size if truth.size else float("nan")
     baseline = {"majority_class_accuracy": float(share)}
     if len(np.unique(truth)) > 1 and len(np.unique(predicted)) == 1:
-        baseline["one_class_predicted"] = (f"every one of the {truth.size} {clips or split + ' clips'} was predicted "
+        baseline["one_class_predicted"] = (f"every one of the {truth.size} {clips_called(split, clips)} was predicted "
                                            f"{label_names[predicted[0]]!r}; the majority-class accuracy is {share:.3f}")
         logger.warning("warning: %s", baseline["one_class_predicted"])
     return baseline
@@ -131,94 +139,11 @@ def per_class_report(predictions: Sequence[int], references: Sequence[int], labe
     return {**rows, **{f"overall {key}" if key in rows else key: value for key, value in report.items()}}
 
 
-MAX_FIGURE_INCHES = 20.0  # 2,400 pixels at 120 dpi: a speaker-ID matrix of 300 classes took 15 GB and 4 minutes
-MOST_CONFUSED = 30  # pairs named beside a matrix too big to name every class
-
-
-def plot_confusion_matrix(matrix: np.ndarray, label_names: Sequence[str], path: str, title: str = "") -> None:
-    """`confusion_figure` saved as a PNG at 120 dpi."""
-    fig = confusion_figure(matrix, label_names, title)
-    with glyph_warnings_silenced():
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-
-
-def confusion_figure(matrix: np.ndarray, label_names: Sequence[str], title: str = ""):
-    """A labelled heat map with the count in each cell (up to 40 classes), rows normalised for the colour.
-    The figure grows with the classes up to `MAX_FIGURE_INCHES`; past that the cells shrink instead. Names
-    with characters the fonts lack are drawn as `drawable_class_names` says (the JSON holds them as written).
-    Past `MAX_TICK_LABELS` classes the heat map names only every k-th class and a cell is a few pixels (under one
-    at 2,000 classes), so no error could be told by name: the `MOST_CONFUSED` pairs are drawn beside it, named."""
-    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
-
-    n = len(label_names)
-    size = min(max(4.0, 0.55 * n + 2.5), MAX_FIGURE_INCHES)
-    fig = Figure(figsize=(size, size * 0.9))
-    many = n > MAX_TICK_LABELS
-    ax, pairs_ax = fig.subplots(1, 2, width_ratios=[3.4, 1]) if many else (fig.subplots(), None)
-    row_sums = matrix.sum(axis=1, keepdims=True)
-    shares = np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=float), where=row_sums > 0)
-    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true label")
-    shown = drawable_class_names(label_names)
-    _name_classes(ax, shown)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
-    if n <= 40:
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                        color="white" if shares[i, j] > 0.5 else "black", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    if many:
-        _draw_most_confused(pairs_ax, matrix, shown)
-    return fig
-
-
-def most_confused_pairs(matrix: np.ndarray, count: int = MOST_CONFUSED) -> list[tuple[int, int, int]]:
-    """The `count` largest off-diagonal cells as (true id, predicted id, clips), most clips first, ties in
-    (true, predicted) order; only cells with an error in them."""
-    errors = np.array(matrix, dtype=np.int64)
-    np.fill_diagonal(errors, 0)
-    cells = np.flatnonzero(errors)
-    cells = cells[np.argsort(-errors.ravel()[cells], kind="stable")][:count]
-    return [(int(cell // errors.shape[1]), int(cell % errors.shape[1]), int(errors.ravel()[cell])) for cell in cells]
-
-
-PAIR_NAME_CHARS = 30  # longer names shortened with an ellipsis: 60-character ones squeezed the heat map away
-
-
-def _draw_most_confused(ax, matrix: np.ndarray, shown: Sequence[str]) -> None:
-    """Horizontal bars of `most_confused_pairs`, each named `true -> predicted` with its share of the true class."""
-    pairs = most_confused_pairs(matrix)
-    errors = int(matrix.sum() - np.trace(matrix))
-    ax.set_title(f"the {len(pairs)} most confused pairs ({sum(c for *_, c in pairs)} of {errors} errors)", fontsize=10)
-    if not pairs:
-        ax.set_axis_off()
-        return
-    rows = matrix.sum(axis=1)
-    ax.barh(range(len(pairs)), [c for *_, c in pairs], color="tab:blue")
-    short = [name if len(name) <= PAIR_NAME_CHARS else name[:PAIR_NAME_CHARS - 1] + "\u2026" for name in shown]
-    ax.set_yticks(range(len(pairs)), labels=[f"{short[t]} \u2192 {short[p]} ({c}/{rows[t]})" for t, p, c in pairs],
-                  fontsize=8, parse_math=False)
-    ax.invert_yaxis()  # the most confused on top
-    ax.xaxis.get_major_locator().set_params(integer=True)  # clips: 1, 2, 3, not 0.25
-    ax.set_xlabel("clips (true label \u2192 predicted)")
-
-
-def _name_classes(ax, label_names: Sequence[str]) -> None:
-    """Tick labels on both axes: all of them, or every k-th past `MAX_TICK_LABELS` (`plot_labels.tick_positions`)."""
-    positions, fontsize = tick_positions(len(label_names))
-    names = [label_names[i] for i in positions]
-    every = len(positions) == len(label_names)
-    ax.set_xticks(positions, labels=names, rotation=45 if every else 90, ha="right" if every else "center",
-                  fontsize=fontsize, parse_math=False)  # `$5` is a label, not TeX (`$x^$` raised a traceback)
-    ax.set_yticks(positions, labels=names, fontsize=fontsize, parse_math=False)
-
 
 def write_multilabel_report(
     output_dir: str, scores: np.ndarray, references: np.ndarray, label_names: Sequence[str],
     thresholds: Sequence[float], prefix: str = "test", per_label_false_alarms: bool = False,
+    clips: Optional[str] = None,
 ) -> dict[str, float]:
     """Write `{prefix}_multilabel_report.json` and `{prefix}_per_class_ap.png`; return the scalar metrics, with the
     false alarms' (`evaluation.false_alarms`; `per_label_false_alarms`: their per-label table too, as `hfspeech
@@ -226,7 +151,8 @@ def write_multilabel_report(
     says why (`undefined_reason`).
 
     `scores`: sigmoid scores [clips, num_labels]; `references`: multi-hot truth; `thresholds`: the
-    per-class decision thresholds the F1, precision, recall and subset accuracy are measured at.
+    per-class decision thresholds the F1, precision, recall and subset accuracy are measured at; `clips`: what the
+    figure's title calls the clips, where `{prefix} clips` would misname them (as `write_evaluation_report`'s).
     """
     os.makedirs(output_dir, exist_ok=True)
     truth = np.asarray(references, dtype=np.int64)
@@ -245,9 +171,10 @@ def write_multilabel_report(
                 "class with no positive and f1/precision too when it is not predicted either; the "
                 "macro averages leave null values out (map_num_classes, f1_num_classes, "
                 "roc_auc_num_classes count the classes in them; *_skipped_classes name the ones left out)"})
+    called = clips_called(prefix, clips)
     plot_per_class_scores(per_class, os.path.join(output_dir, prefix + PER_CLASS_AP_PNG), title=(
-        f"{prefix}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}" if truth.any() else
-        f"{prefix}: no event in any clip; false alarms on {alarms['false_alarm_clips']} of {len(truth)} clips"))
+        f"{called}: mAP {metrics['map_macro']:.3f}, micro-F1 {metrics['micro_f1']:.3f}" if truth.any() else
+        f"{called}: no event in any clip; false alarms on {alarms['false_alarm_clips']} of {len(truth)} clips"))
     return {**metrics, "false_alarms_per_label": per_label} if per_label_false_alarms else metrics
 
 
@@ -257,43 +184,3 @@ def left_out_classes(per_class: dict[str, dict]) -> dict[str, list[str]]:
     from a held-out set the report did not say which."""
     return {f"{name}_skipped_classes": [label for label, row in per_class.items() if row[key] is None]
             for name, key in (("map", "ap"), ("roc_auc", "roc_auc"), ("f1", "f1"))}
-
-
-def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = "") -> None:
-    """`per_class_figure` saved as a PNG at 120 dpi."""
-    fig = per_class_figure(per_class, title)
-    with glyph_warnings_silenced():
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-
-
-def per_class_figure(per_class: dict[str, dict], title: str = ""):
-    """Side-by-side bars of each class's average precision and F1 (at its threshold); past `MAX_TICK_LABELS`
-    classes, where a bar is a pixel or less, a filled step line of AP and one of F1 over the class index."""
-    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
-
-    names = list(per_class)
-    positions = np.arange(len(names))
-    ap = [per_class[n]["ap"] if per_class[n]["ap"] is not None else 0.0 for n in names]
-    f1 = [per_class[n]["f1"] if per_class[n]["f1"] is not None else 0.0 for n in names]
-    fig = Figure(figsize=(min(max(5.0, 0.6 * len(names) + 2.5), MAX_FIGURE_INCHES), 4.0))
-    ax = fig.subplots()
-    if len(names) <= MAX_TICK_LABELS:
-        ax.bar(positions - 0.2, ap, width=0.4, label="average precision")
-        ax.bar(positions + 0.2, f1, width=0.4, label="F1 at threshold")
-        shown = drawable_class_names(names)
-        ax.set_xticks(positions, labels=[f"{s}\n(n={per_class[n]['support']})" for s, n in zip(shown, names)],
-                      parse_math=False,
-                      rotation=45 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
-    else:  # a bar under a pixel wide: two outlines, not 4,000 patches (12 s to draw at 2,000 labels); too many
-        edges = np.arange(len(names) + 1) - 0.5  # to name under the bars: the JSON report lists them
-        ax.stairs(ap, edges, fill=True, alpha=0.6, label="average precision")
-        ax.stairs(f1, edges, color="tab:orange", label="F1 at threshold")
-        ax.set_xticks(tick_positions(len(names))[0])
-        ax.set_xlabel("class index (names in the JSON report)")
-    ax.set_ylim(0, 1.22)
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_ylabel("score")
-    ax.legend(loc="upper center", ncol=2, fontsize=8)
-    ax.set_title(title, fontsize=10)
-    return fig

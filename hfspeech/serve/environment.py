@@ -1,27 +1,36 @@
-"""The environment variables a server's `--workers` processes read, set for the server's lifetime only.
+"""What a server's `--workers` run changes in this process, set for the server's lifetime only.
 
 uvicorn's `--workers` processes are started by it, not by us: what they need travels in the environment (the
 settings, the header deadline, prometheus_client's multiprocess folder). `run_server` used to set them and leave
 them: a notebook or script that served once kept them, PROMETHEUS_MULTIPROC_DIR naming a folder already removed,
 which prometheus_client then read in every later server of that process.
+
+uvicorn's supervisor of the workers takes over the process's signal handlers (SIGINT, SIGTERM, ...) to stop them
+and never hands them back: once `run_server(..., workers=2)` had returned, a script's Ctrl-C and `kill` only
+appended to the list of a supervisor that was gone, and the script could no longer be interrupted or stopped.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The signals uvicorn's `Multiprocess` supervisor installs its handlers for, where the platform has them.
+SUPERVISOR_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP", "SIGQUIT",
+                                                              "SIGTTIN", "SIGTTOU") if hasattr(signal, name))
 
 
 @contextmanager
 def set_for_workers(values: dict[str, str]) -> Iterator[None]:
     """`values` in os.environ inside the block, with a fresh metrics folder (removed after) where the user set none;
-    each variable put back as it was (absent, or its earlier value) when the block ends. A one-process server
-    needs none of them (`connections.with_header_timeout`)."""
+    each variable put back as it was (absent, or its earlier value) when the block ends, and the signal handlers
+    too (`signal_handlers_kept`). A one-process server needs none of them (`connections.with_header_timeout`)."""
     values = dict(values)
     made = None
     if not os.environ.get(METRICS_DIR_ENV):
@@ -29,7 +38,8 @@ def set_for_workers(values: dict[str, str]) -> Iterator[None]:
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
-        yield
+        with signal_handlers_kept():
+            yield
     finally:
         for name, value in before.items():
             if value is None:
@@ -38,3 +48,19 @@ def set_for_workers(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
         if made:
             shutil.rmtree(made, ignore_errors=True)
+
+
+@contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """The `SUPERVISOR_SIGNALS` handlers put back as they were when the block ends. Only the main thread may set
+    one; elsewhere uvicorn could not have installed its own either, so there is nothing to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {number: signal.getsignal(number) for number in SUPERVISOR_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            if handler is not None:  # None: a handler set outside Python, which Python cannot set back
+                signal.signal(number, handler)

@@ -93,11 +93,12 @@ def _thresholds_line(thresholds: dict[str, float]) -> str:
 
 
 def write_multilabel_test_report(output_dir: str, prediction, config, label_names: Sequence[str],
-                                 prefix: str = "test") -> dict[str, float]:
-    """The test report at the saved thresholds: `{prefix}_multilabel_report.json`, `{prefix}_per_class_ap.png`."""
+                                 prefix: str = "test", clips: Optional[str] = None) -> dict[str, float]:
+    """The test report at the saved thresholds: `{prefix}_multilabel_report.json`, `{prefix}_per_class_ap.png`
+    (its title naming `clips`, e.g. a run's validation clips in its `test_*` files)."""
     references = (np.asarray(prediction.label_ids) > 0.5).astype(np.int64)
     return write_multilabel_report(output_dir, sigmoid(_logits(prediction)), references, label_names,
-                                   thresholds_from_config(config, label_names), prefix=prefix)
+                                   thresholds_from_config(config, label_names), prefix=prefix, clips=clips)
 
 
 def _logits(prediction) -> np.ndarray:

@@ -17,6 +17,11 @@ word (upgrade audit). `BestMetricChoice` records the metric and direction in eac
 (`stateful_callbacks`); a resumed run whose checkpoint records another forgets the earlier best, with one warning.
 A checkpoint that records none (made before this, or elsewhere) is resumed as before: its log's values do not say
 which metric chose its best (an edited or carried-over best need not appear there).
+
+A forgotten best leaves its evaluations in the log (trainer_state.json keeps every entry, each with every metric),
+though none of them may be kept: `BestMetricChoice` also records the step the kept best's candidates begin after
+(`since_step`), for `best_model`'s tie warning, which named a tie among or with them (counting a step the other
+metric chose among the tied, or silent where one of them scored above every evaluation that could be kept).
 """
 
 from __future__ import annotations
@@ -90,30 +95,67 @@ class ResumedBestCheckpoint(TrainerCallback):
 
 class BestMetricChoice(TrainerCallback, ExportableState):
     """The `--metric_for_best_model` and `--greater_is_better` that chose the best so far, saved by Trainer (an
-    `ExportableState`) in every checkpoint's trainer_state.json, for `forget_best_of_another_metric` to read."""
+    `ExportableState`) in every checkpoint's trainer_state.json, for `forget_best_of_another_metric` to read; and
+    `since_step`: the best is chosen among the evaluations after that step (0: all), where an earlier best was
+    forgotten at a resume (`evaluated_since`)."""
 
-    def __init__(self, metric_for_best_model: Optional[str] = None, greater_is_better: Optional[bool] = None):
+    def __init__(self, metric_for_best_model: Optional[str] = None, greater_is_better: Optional[bool] = None,
+                 since_step: int = 0):
         self.metric_for_best_model, self.greater_is_better = metric_for_best_model, greater_is_better
+        self.since_step, self.resumed_at = since_step, None
 
     def state(self) -> dict:
         return {"args": {"metric_for_best_model": self.metric_for_best_model,
-                         "greater_is_better": self.greater_is_better}, "attributes": {}}
+                         "greater_is_better": self.greater_is_better, "since_step": self.since_step},
+                "attributes": {}}
 
     def on_train_begin(self, args, state, control, **kwargs):
         """This run's choice (also where `--restore_callback_states_from_checkpoint` rebuilt this callback with the
-        checkpoint's), and an entry for it in a resumed state that has none: Trainer's save looks it up by name."""
+        checkpoint's), and an entry for it in a resumed state that has none: Trainer's save looks it up by name.
+        `since_step`: the checkpoint's where it records this choice (or none), else the resumed step (another
+        metric chose the evaluations before it, whether or not their best is kept: a finished run run again)."""
         self.metric_for_best_model, self.greater_is_better = args.metric_for_best_model, args.greater_is_better
+        recorded = recorded_choice(state)
+        same = recorded is None or recorded == choice(args.metric_for_best_model, args.greater_is_better)
+        self.since_step = recorded_since(state) if same else state.global_step
+        self.resumed_at = state.global_step
         state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        """Once, after every `on_train_begin` (`ResumedBestCheckpoint`'s runs after this one's): a resumed run whose
+        earlier best was forgotten (another metric's, or not found) chooses among the evaluations from here on."""
+        if self.resumed_at is not None and state.best_model_checkpoint is None and state.best_metric is None:
+            self.since_step = self.resumed_at
+        self.resumed_at = None
+
+
+def evaluated_since(trainer) -> int:
+    """The step after which the evaluations the kept best was chosen among begin (`BestMetricChoice.since_step`);
+    0 (all of them) for a trainer without the callback."""
+    callbacks = getattr(getattr(trainer, "callback_handler", None), "callbacks", ())
+    return next((callback.since_step for callback in callbacks if isinstance(callback, BestMetricChoice)), 0)
 
 
 def recorded_choice(state) -> Optional[tuple]:
     """The (metric, direction) the resumed checkpoint records (`BestMetricChoice`), or None where it records none."""
+    recorded = _recorded(state)
+    if not recorded.get("metric_for_best_model"):
+        return None
+    return choice(recorded["metric_for_best_model"], recorded.get("greater_is_better"))
+
+
+def recorded_since(state) -> int:
+    """The `since_step` the resumed checkpoint records; 0 where it records none (an earlier hfspeech's: all)."""
+    since = _recorded(state).get("since_step")
+    return since if isinstance(since, int) and since > 0 else 0
+
+
+def _recorded(state) -> dict:
+    """The `BestMetricChoice` arguments the state's checkpoint saved; {} where it saved none."""
     saved = (state.stateful_callbacks or {}).get(BestMetricChoice.__name__)
     saved = saved[-1] if isinstance(saved, list) and saved else saved
     recorded = saved.get("args") if isinstance(saved, dict) else None
-    if not isinstance(recorded, dict) or not recorded.get("metric_for_best_model"):
-        return None
-    return choice(recorded["metric_for_best_model"], recorded.get("greater_is_better"))
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def choice(metric: Optional[str], greater_is_better: Optional[bool]) -> tuple:

@@ -85,7 +85,8 @@ def trainer_pass(trainer: AudioClassificationTrainer, view, label_names: list[st
         return {}
     output_dir = trainer.args.output_dir
     if trainer.is_multi_label:
-        written = write_multilabel_test_report(output_dir, prediction, config, label_names, prefix="test")
+        written = write_multilabel_test_report(output_dir, prediction, config, label_names, prefix="test",
+                                               clips=f"{split} clips")
         return {**{f"test_{k}": v for k, v in written.items()}, "label_thresholds": config.label_thresholds}
     predictions = np.argmax(prediction.predictions, axis=-1)
     written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test",
