@@ -15,11 +15,12 @@ import json
 def train(argv: list[str]) -> int:
     """The recipe (`recipes/finetune.py` is this command). Its parser names a mistyped flag first; it is given the
     command's name for its help (`usage: hfspeech train`) and its mistakes (`hfspeech train --help` lists them)."""
-    from hfspeech.training.command_line import parse_args
+    from hfspeech.training.command_line import parse_args, process_state_kept
     from hfspeech.training.run import run_training
 
-    model_args, data_args, training_args = parse_args(argv, prog="hfspeech train")
-    run_training(model_args, data_args, training_args, after_saving=trace_for_fast_start(training_args))
+    with process_state_kept():  # from the parse on: its ACCELERATE_* variables are put back too
+        model_args, data_args, training_args = parse_args(argv, prog="hfspeech train")
+        run_training(model_args, data_args, training_args, after_saving=trace_for_fast_start(training_args))
     return 0
 
 
@@ -129,11 +130,13 @@ def refuse_training_only_flags(data_args) -> None:
 
 
 def distill(argv: list[str]) -> int:
+    from hfspeech.training.command_line import process_state_kept
     from hfspeech.training.distill import parse_distill_args, run_distillation
 
-    distill_args, model_args, data_args, training_args = parse_distill_args(argv, prog="hfspeech distill")
-    run_distillation(distill_args, model_args, data_args, training_args,
-                     after_saving=trace_for_fast_start(training_args))
+    with process_state_kept():  # as train's
+        distill_args, model_args, data_args, training_args = parse_distill_args(argv, prog="hfspeech distill")
+        run_distillation(distill_args, model_args, data_args, training_args,
+                         after_saving=trace_for_fast_start(training_args))
     return 0
 
 
@@ -169,9 +172,10 @@ def output_dir_held_for_average(output_dir: str):
 
 
 def cross_validate(argv: list[str]) -> int:
-    from hfspeech.training.command_line import parse_args
+    from hfspeech.training.command_line import parse_args, process_state_kept
     from hfspeech.training.cross_validation import run_cross_validation
 
-    # train's flags, parsed (a typo named) before any fold trains
-    run_cross_validation(*parse_args(argv, prog="hfspeech cross-validate"))
+    # train's flags, parsed (a typo named) before any fold trains; the first fold's log set-up holds to the summary
+    with process_state_kept():
+        run_cross_validation(*parse_args(argv, prog="hfspeech cross-validate"))
     return 0

@@ -1,19 +1,32 @@
 """Deployment exports: ONNX (through optimum, optionally int8) and TorchScript, each written beside the
 config.json and preprocessor_config.json that `AudioClassifier.from_pretrained` needs to run it.
 
-Importing this package registers the baselines' ONNX configs with optimum's `TasksManager`
-(`hfspeech/models/{cnn,lstm}/onnx_*.py`), which must happen before any export. It is imported here and
-not from `hfspeech/__init__.py`, so that `import hfspeech` does not need optimum.
+The names below are imported when first used (a module `__getattr__`, as transformers' own package does), not
+with the package: `hfspeech.export.staging` (which `predict` reads) or the TorchScript copy `train` writes then
+need no optimum or onnxruntime, whose import also puts `site-packages/onnxruntime/transformers` on `sys.path`
+(a notebook's own `import metrics` then found onnxruntime's). `onnx_export` registers the baselines' ONNX configs
+with optimum's `TasksManager` (`hfspeech/models/*/onnx_*.py`) before any export. Nor does `import hfspeech` need
+optimum.
 """
 
-from hfspeech.models.cnn import onnx_cnn  # noqa: F401  (registers "hfspeech-cnn" with optimum)
-from hfspeech.models.lstm import onnx_lstm  # noqa: F401  (registers "hfspeech-lstm" with optimum)
-from hfspeech.models.bcresnet import onnx_bcresnet  # noqa: F401  (registers "hfspeech-bcresnet" with optimum)
-from hfspeech.models.whisper import onnx_whisper  # noqa: F401  (registers "whisper-label-scoring" with optimum)
+from __future__ import annotations
 
-from hfspeech.export.loading import ExportError
-from hfspeech.export.onnx_export import export_onnx
-from hfspeech.export.quantization import quantize_int8
-from hfspeech.export.torchscript_export import export_torchscript
+import importlib
 
-__all__ = ["ExportError", "export_onnx", "export_torchscript", "quantize_int8"]
+# public name -> the module of this package that defines it
+_EXPORTS = {"ExportError": "loading", "export_onnx": "onnx_export", "export_torchscript": "torchscript_export",
+            "quantize_int8": "quantization"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -33,7 +33,10 @@ from hfspeech.features.frontend import AudioFrontend
 from hfspeech.models.fingerprint import write_traced_from
 from hfspeech.models.padding import PaddingMasks
 from hfspeech.models.onnx_baseline import WaveformOnnxConfig
-from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes
+from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes  # registers "whisper-label-scoring" with optimum
+from hfspeech.models.bcresnet import onnx_bcresnet  # noqa: F401  (registers "hfspeech-bcresnet" with optimum)
+from hfspeech.models.cnn import onnx_cnn  # noqa: F401  (registers "hfspeech-cnn" with optimum)
+from hfspeech.models.lstm import onnx_lstm  # noqa: F401  (registers "hfspeech-lstm" with optimum)
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,9 @@ through the process environment (`ACCELERATE_MIXED_PRECISION`, `ACCELERATE_DYNAM
 sweep, `main()` called twice) a run with `--bf16` made every later run train under bf16 autocast, `--bf16 False`
 included, and the trained model's `forward` stayed wrapped in that autocast. Here the variables one parse wrote
 are taken back before the next parse reads them, unless something else has set them since; what the process
-started with (`accelerate launch --mixed_precision bf16`) is never touched.
+started with (`accelerate launch --mixed_precision bf16`) is never touched. A command as a whole (`hfspeech
+train` from Python, `training.run.main`) puts back, when it ends, the variables and the `AcceleratorState` it found
+(`accelerate_state`, `restore_accelerate_state`): the run's Accelerator has read them by then.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
+from accelerate.state import AcceleratorState
 from transformers import HfArgumentParser
 
 ACCELERATE_PREFIX = "ACCELERATE_"
@@ -50,3 +53,25 @@ def parse_into_dataclasses(parser: HfArgumentParser, argv: Sequence[str]) -> tup
         for name in before.keys() | after.keys():
             if before.get(name) != after.get(name):
                 _LAST_PARSE_WROTE[name] = (before.get(name), after.get(name))
+
+
+def accelerate_state() -> tuple[dict[str, str], dict]:
+    """What a training command changes of accelerate's process-wide state: the ACCELERATE_* variables (its parse,
+    and transformers' device set-up) and the `AcceleratorState` every `Accelerator` shares, which the run's
+    Trainer initialises from them: a later `Accelerator()` reuses it as it is, precision included."""
+    return accelerate_variables(), dict(AcceleratorState._shared_state)
+
+
+def restore_accelerate_state(before: tuple[dict[str, str], dict]) -> None:
+    """The variables and the shared state as `accelerate_state()` found them: after a `--bf16` (or `--fp16`,
+    `--torch_compile`) command, the user's own Accelerator or Trainer in that process trained under its precision.
+    `AcceleratorState._reset_state` is how transformers' `TrainingArguments` clears it before a run, too."""
+    variables, shared = before
+    for name in accelerate_variables().keys() - variables.keys():
+        del os.environ[name]
+    os.environ.update(variables)
+    AcceleratorState._reset_state()
+    AcceleratorState._shared_state.update(shared)
+    for name, (_, left) in list(_LAST_PARSE_WROTE.items()):
+        if os.environ.get(name) != left:  # undone here: a value set later is the user's, not the next parse's to undo
+            del _LAST_PARSE_WROTE[name]

@@ -38,7 +38,7 @@ from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, model_write_errors, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
-from hfspeech.training.command_line import parse_args, parse_floats, quiet_other_processes
+from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
@@ -210,9 +210,10 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
                  before_training=None, after_saving=None) -> dict:
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
     `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher);
-    `after_saving()` runs last, with the folder still held (the command line traces the TorchScript twin)."""
+    `after_saving()` runs last, with the folder still held (the command line traces the TorchScript twin).
+    Its log set-up, transformers' verbosity and accelerate's state last for the run (`process_state_kept`)."""
     request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
-    with output_dir_held(training_args):  # one run at a time in a folder (training.checkpoints)
+    with process_state_kept(), output_dir_held(training_args):  # one run at a time in a folder (training.checkpoints)
         with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (data.progress_bars)
             setup = setup_training(model_args, data_args, training_args)
             if before_training is not None:
@@ -264,4 +265,5 @@ def save_model(trainer: AudioClassificationTrainer) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_training(*parse_args(argv))
+    with process_state_kept():  # the parse's ACCELERATE_* variables too
+        return run_training(*parse_args(argv))

@@ -1,6 +1,6 @@
 """ONNX export configuration of BC-ResNet, registered with optimum's ``TasksManager`` on import.
 
-``hfspeech.export`` imports this module, so the registration is in place before any export.
+``hfspeech.export.onnx_export`` imports this module, so the registration is in place before any export.
 """
 
 from optimum.exporters.tasks import TasksManager
