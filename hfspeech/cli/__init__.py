@@ -194,12 +194,16 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         if debug:
             raise
         return said_stopped(argv[0], stopped)
-    except Exception as error:  # any write a full or read-only disk refused (`errors.disk_write_failure`): one line
+    except Exception as error:  # a missing optional package, or a write a full or read-only disk refused: one line
+        from hfspeech.cli.extras import missing_extra
         from hfspeech.errors import cannot_write, disk_write_failure
 
-        reason = disk_write_failure(error)
-        if debug or reason is None:
+        reason, missing = disk_write_failure(error), missing_extra(error, argv[0])
+        if debug or (reason is None and missing is None):
             raise
+        if missing is not None:
+            print_error(missing)
+            return 2
         print_error(cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or "
                                  "read-only; make room, or write elsewhere, and run again"))
         return 2

@@ -50,7 +50,7 @@ def check_export_output(output: str | None) -> None:
     that an export would mix with, or overwrite (config.json); new, empty or an earlier export (which exporting
     again replaces) is fine. One `error:` line, like every command's output-folder refusal."""
     if output:
-        check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export")
+        check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export", model=True)
 
 
 def warn_about_int8_check(record: dict) -> None:
@@ -104,10 +104,10 @@ def export(argv: list[str]) -> int:
         # listed and checked before importing the exporters (seconds): a wrong folder is told at once
         clips = check_eval_dir(args.model, args.eval_dir, args.label_depth, args.skip_bad_files) \
             if args.eval_dir else None
-        from hfspeech.export import export_onnx, export_torchscript
-        from hfspeech.inference.agreement import gate_int8
-
         if args.format == "onnx":
+            from hfspeech.export import export_onnx  # optimum and onnxruntime: not for a TorchScript export
+            from hfspeech.inference.agreement import gate_int8
+
             gated = []  # the gate runs on the staged int8 file, before it is moved in (export_onnx's check_int8)
             check = (lambda int8_file: gated.append(gate_int8(args.model, int8_file, args.eval_dir,
                                                               args.max_accuracy_drop, args.force, clips))
@@ -121,6 +121,8 @@ def export(argv: list[str]) -> int:
             elif args.quantize:
                 print("int8 check: not measured (--eval_dir HELD_OUT measures the accuracy int8 costs)")
         else:
+            from hfspeech.export import export_torchscript
+
             path = export_torchscript(args.model, args.output)
     for file in sorted(path.parent.iterdir()):
         print(f"{file}  ({file.stat().st_size / 1e6:.2f} MB)")

@@ -20,13 +20,13 @@ from typing import Callable, Optional
 
 from optimum.exporters.onnx import export, validate_model_outputs
 from optimum.exporters.tasks import TasksManager
-from torch.nn.utils import parametrize
 
 from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
 from hfspeech.export.slim import slim_onnx
-from hfspeech.export.staging import staged_export
+from hfspeech.export.staging import default_output_dir, staged_export
+from hfspeech.export.weight_norm import remove_weight_norm
 from hfspeech.output_folders import named_at
 from hfspeech.export.unpadded_branch import add_unpadded_branch
 from hfspeech.features.frontend import AudioFrontend
@@ -44,11 +44,6 @@ TASK = "audio-classification"
 ONNX_FILE = "model.onnx"
 QUANTIZE_CHOICES = (None, "int8", "int8_weights")
 # A full disk during an export: nothing of it was moved in (`export.staging`), an earlier export is left whole.
-
-
-def default_output_dir(model_dir: str | Path, fmt: str) -> Path:
-    """Exports go into a subfolder of the model folder by default: `MODEL_DIR/onnx`, `MODEL_DIR/torchscript`."""
-    return Path(model_dir) / fmt
 
 
 def check_exportable(model_type: str, model_dir: Path) -> None:
@@ -73,16 +68,6 @@ def onnx_config_for(model, feature_extractor):
     if getattr(feature_extractor, "return_attention_mask", False) and "attention_mask" not in onnx_config.inputs:
         onnx_config = WaveformOnnxConfig(model.config, task=TASK)
     return onnx_config
-
-
-def remove_weight_norm(model) -> None:
-    """Bake weight-normed weights (Wav2Vec2's positional conv) into plain tensors, so they become ONNX
-    initializers: ORT's quantizer stops on a weight computed in the graph ("Expected ... to be an
-    initializer"), and the graph no longer recomputes it on every call."""
-    for module in model.modules():
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
 
 
 def shrink_baseline_graph(model, onnx_path: Path) -> None:

@@ -27,6 +27,11 @@ EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "m
                      INT8_CHECK_FILE)  # an earlier export's gate record describes a file this export replaces
 
 
+def default_output_dir(model_dir: str | Path, fmt: str) -> Path:
+    """Exports go into a subfolder of the model folder by default: `MODEL_DIR/onnx`, `MODEL_DIR/torchscript`."""
+    return Path(model_dir) / fmt
+
+
 def is_model_file(name: str) -> bool:
     """What `predict` runs: moved in last where an export is moved in file by file."""
     return name.endswith((".onnx", ".pt"))

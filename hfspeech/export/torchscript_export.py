@@ -29,8 +29,8 @@ from torch import nn
 
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.export.loading import ExportError, load_model, read_config
-from hfspeech.export.onnx_export import default_output_dir, remove_weight_norm
-from hfspeech.export.staging import staged_export
+from hfspeech.export.staging import default_output_dir, staged_export
+from hfspeech.export.weight_norm import remove_weight_norm
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import write_traced_from
 from hfspeech.models.inputs import extract_features

@@ -1,0 +1,55 @@
+"""hfspeech installed without its extras (`pip install hfspeech`, no `[export]` or `[serve]`): a command that needs
+one says so in one line naming the extra, and the commands that need none work (installed-package audit: `train`
+and `demo` stopped with an optimum traceback after training, only to write the TorchScript copy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import save_random_baseline, write_tone_folder
+
+CNN = {"conv_channels": [4, 8], "n_mels": 16}
+
+
+def run_without(packages: list[str], argv: list[str], cwd) -> subprocess.CompletedProcess:
+    """`hfspeech ARGV` in a fresh Python where importing any of `packages` fails as if it were not installed."""
+    code = textwrap.dedent(f"""
+        import sys
+        for name in {packages!r}:
+            sys.modules[name] = None  # `import name` now raises ModuleNotFoundError, as when it is absent
+        from hfspeech.cli import main
+        sys.exit(main({[str(arg) for arg in argv]!r}))""")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_serve_without_the_serve_extra_is_one_line_naming_it(tmp_path):
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.5, **CNN)
+    result = run_without(["starlette", "uvicorn"], ["serve", model], tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [
+        "error: hfspeech serve needs starlette, which is not installed: install hfspeech's 'serve' extra (pip install "
+        "\"hfspeech[serve]\", with the project's constraints.txt for the tested versions)"]
+
+
+def test_an_onnx_export_without_optimum_names_the_export_extra_and_torchscript_needs_none(tmp_path):
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.5, **CNN)
+    onnx = run_without(["optimum"], ["export", model, "--format", "onnx"], tmp_path)
+    assert onnx.returncode == 2, onnx.stderr[-3000:]
+    assert len(onnx.stderr.strip().splitlines()) == 1 and "needs optimum" in onnx.stderr
+    assert "'export' extra" in onnx.stderr
+    torchscript = run_without(["optimum", "onnxruntime", "onnx"], ["export", model, "--format", "torchscript"],
+                              tmp_path)
+    assert torchscript.returncode == 0, torchscript.stderr[-3000:]
+    assert (model / "torchscript" / "model.torchscript.pt").is_file()
+
+
+def test_train_without_the_export_extra_writes_its_torchscript_copy(tmp_path):
+    data = write_tone_folder(tmp_path / "tones", clips_per_class=4, rates=(8000,))
+    result = run_without(["optimum", "onnxruntime", "onnx"], [
+        "train", "--data_dir", data, "--output_dir", tmp_path / "run", "--model_type", "cnn", "--config_overrides",
+        '{"conv_channels": [4, 8], "n_mels": 16}', "--num_train_epochs", "1", "--report_to", "none",
+        "--per_device_train_batch_size", "4"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "torchscript" / "model.torchscript.pt").is_file()
