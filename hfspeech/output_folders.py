@@ -9,8 +9,8 @@ command passes what marks its own earlier output (`ours`); everything else prese
 The locked `.NAME-partial-*` scratch folders written beside an output, and the sweep of those a killed run left,
 are here too (`hfspeech.output_staging.written_beside` and `data.whole_folders` write in them).
 
-Like `hfspeech.errors`, this is the bottom layer: it imports nothing else from hfspeech, and any stage may
-import it.
+Like `hfspeech.errors`, this is the bottom layer: it imports nothing else from hfspeech but `path_names` (the
+wording of names, a bottom layer too), and any stage may import it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from hfspeech.errors import HfspeechError, UsageError, first_few
+from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 
 def nothing_is_ours(name: str) -> bool:
@@ -70,11 +71,27 @@ def file_in_the_way(path: str | os.PathLike) -> Optional[Path]:
     return blocker if blocker is not None and not blocker.is_dir() else None
 
 
+def unusable_folder_name(folder: str | os.PathLike) -> Optional[str]:
+    """Why nothing written into `folder` could be loaded from it, or None: a name that is not UTF-8 (`out\\xe9`; a
+    training run ended on safetensors' "Path ... is not valid UTF-8" after all its epochs, an export on a torch
+    traceback) or, under an ASCII locale, not ASCII (`path_names.unusable_name`). The first check of every
+    folder a command writes a model or an export into (`model=True`, `held_alone`); evaluate's reports are
+    written to such a name, and read from it, as well as to any other."""
+    problem = unusable_name(folder)
+    if problem is None or not problem.startswith(NOT_UTF8):
+        return problem
+    return (f"{NOT_UTF8}, and a model or export written there could not be loaded (safetensors and onnxruntime take "
+            "UTF-8 paths only); give a folder whose name is UTF-8")
+
+
 def output_folder_problem(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing_is_ours,
-                          earlier: str = "", remedy: str = "") -> Optional[str]:
+                          earlier: str = "", remedy: str = "", model: bool = False) -> Optional[str]:
     """What is wrong and what to do, for a one-line error after "FOLDER: ", or None when `folder` may be
     written. `earlier` names what `ours` recognises ("an earlier export"); `remedy` adds a way out
-    ("or pass --overwrite_output_dir to write over them")."""
+    ("or pass --overwrite_output_dir to write over them"); `model`: a model or export will be loaded from it, so its
+    name must be one the loaders take (`unusable_folder_name`; reports and JSON are written to any name)."""
+    if model and (unusable := unusable_folder_name(folder)) is not None:
+        return unusable
     problem = users_files(folder, ours)
     if problem is None:
         return None
@@ -85,11 +102,12 @@ def output_folder_problem(folder: str | os.PathLike, ours: Callable[[str], bool]
 
 
 def check_output_folder(folder: str | os.PathLike, flag: str = "", ours: Callable[[str], bool] = nothing_is_ours,
-                        earlier: str = "", remedy: str = "", error: type[HfspeechError] = UsageError) -> None:
+                        earlier: str = "", remedy: str = "", error: type[HfspeechError] = UsageError,
+                        model: bool = False) -> None:
     """Raise `error` naming the flag and the folder when `output_folder_problem` finds one."""
-    problem = output_folder_problem(folder, ours, earlier, remedy)
+    problem = output_folder_problem(folder, ours, earlier, remedy, model)
     if problem is not None:
-        raise error(f"{flag} {folder}: {problem}" if flag else f"{folder}: {problem}")
+        raise error(f"{flag} {shown_name(folder)}: {problem}" if flag else f"{shown_name(folder)}: {problem}")
 
 
 @contextlib.contextmanager
@@ -99,7 +117,11 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
     their checkpoints side by side, and one deleted the checkpoint the other was saving as "incomplete".
     An advisory `flock` on the folder itself (no lock file left among the outputs, released when the process
     dies); the folders created for it and still empty at the end are removed. No-op where there is no `fcntl`
-    (Windows) or the folder cannot be made or opened (a file in the way: the command's own check says so)."""
+    (Windows) or the folder cannot be made or opened (a file in the way: the command's own check says so). Its
+    holders (`train`, `average`) write a model there: a name no model could be loaded from (`unusable_folder_name`)
+    is refused first, as `train` holds its folder before it checks it (and with --overwrite_output_dir never does)."""
+    if (unusable := unusable_folder_name(folder)) is not None:
+        raise UsageError(f"{flag} {shown_name(folder)}: {unusable}" if flag else f"{shown_name(folder)}: {unusable}")
     created = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]  # deepest first
     handle = None
     if os.name != "nt" and not_a_folder(folder) is None:

@@ -24,7 +24,7 @@ FORBIDDEN = {
 }
 
 
-BOTTOM = {"errors", "output_folders", "output_staging"}  # hfspeech/<name>.py that every stage may import; they import only each other
+BOTTOM = {"errors", "output_folders", "output_staging", "path_names"}  # hfspeech/<name>.py that every stage may import; they import only each other
 
 
 def stage_of(path: Path) -> str:

@@ -99,8 +99,8 @@ def predict(argv: list[str]) -> int:
 
 def print_summary(output: str, written: int, resumed: int, failures: int) -> None:
     """The closing `N files written to FILE` line on stderr, FILE named as every other message names a path
-    (`data.file_names.shown_name`): an --output holding a line break was printed over two lines."""
-    from hfspeech.data.file_names import shown_name
+    (`path_names.shown_name`): an --output holding a line break was printed over two lines."""
+    from hfspeech.path_names import shown_name
 
     where = "stdout" if output == STDOUT else shown_name(output)
     already = "" if output == STDOUT else f"{resumed} already there, "

@@ -11,6 +11,7 @@ import sys
 from hfspeech.cli.common import (BACKEND_HELP, BACKENDS, MODEL_FIRST_HELP, TRUST_REMOTE_CODE_HELP, FilesParser,
                                  prepare_cold_start, reported_as_user_errors)
 from hfspeech.cli.flags import DEVICE_HELP, device_name, number_in, positive, probability
+from hfspeech.path_names import shown_name
 
 
 def stream_parser() -> argparse.ArgumentParser:
@@ -60,7 +61,8 @@ def stream(argv: list[str]) -> int:
     parser = stream_parser()
     args = parser.parse_args(argv)
     if args.follow and not os.path.isfile(args.follow):  # before the model loads, and worded as the others
-        parser.error(f"--follow {args.follow}: " + ("is a folder" if os.path.isdir(args.follow) else "no such file"))
+        parser.error(f"--follow {shown_name(args.follow)}: "  # `\xe9`, not the surrogate `\udce9`
+                     + ("is a folder" if os.path.isdir(args.follow) else "no such file"))
     if not args.follow and sys.stdin.isatty():  # it waited for ever for audio typed at the keyboard
         parser.error("no audio: pipe raw PCM or a WAV into stdin (arecord ... | hfspeech stream MODEL), "
                      "or give --follow FILE")

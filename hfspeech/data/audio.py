@@ -23,7 +23,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, short_reason, undecodable
-from hfspeech.data.file_names import is_utf8, not_utf8_problem, shown_name
+from hfspeech.path_names import is_utf8, not_utf8_problem, refused_by_os, shown_name
 from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler, trim_silence: imported here)
@@ -128,7 +128,7 @@ def check_audio_path(path: str) -> None:
     if not path or not os.path.exists(path):
         if path and os.path.islink(path):
             raise AudioFileError(path, _broken_link_problem(path))
-        raise AudioFileError(path or "<no path>", "file not found")
+        raise AudioFileError(path or "<no path>", path and refused_by_os(path) or "file not found")  # LC_ALL=C
     if os.path.isdir(path):
         raise AudioFileError(path, _folder_problem(path))
     if not is_utf8(path):  # decoders refuse it with "Expected ... 'str' but found type 'str'"

@@ -1,54 +1,16 @@
 """File names that are not UTF-8 (Latin-1 or cp437 bytes from an old archive: `caf\\xe9`): Python keeps their
 bytes as surrogates, a str that Arrow cannot store and torchcodec refuses ("Expected a value of type 'str'
-... but found type 'str'"). Training (`data.folders`) and decoding (`data.audio`) name them with one wording.
+... but found type 'str'"). Training (`data.folders`) and decoding (`data.audio`) name them with one wording,
+`hfspeech.path_names`' (model and output folders use it too).
 And cell text a spreadsheet mangled (`spreadsheet_damage`): UTF-8 once read as Windows-1252 (`cafÃ©`), `#N/A`."""
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 import unicodedata
 from pathlib import Path
 
-NOT_UTF8 = "the name is not UTF-8"
-RENAME_HINT = "e.g. Latin-1 from an old archive; rename to UTF-8, e.g. with `convmv -f latin1 -t utf8 --notest`"
-
-
-def is_utf8(path: str | os.PathLike) -> bool:
-    try:
-        os.fspath(path).encode("utf-8")
-    except UnicodeEncodeError:  # a surrogate: a byte of the name that is not UTF-8
-        return False
-    return True
-
-
-def not_utf8_problem(path: str | os.PathLike) -> str:
-    """Why a name `is_utf8` refuses is so: bytes that are not UTF-8 (rename), or UTF-8 bytes that this Python, in an
-    ASCII locale (LC_ALL=C, PYTHONUTF8=0), could not read as text, where renaming would not help."""
-    try:
-        os.fsencode(path).decode("utf-8")
-    except UnicodeDecodeError:
-        return f"{NOT_UTF8} ({RENAME_HINT})"
-    return (f"the name is UTF-8 but Python reads names as {sys.getfilesystemencoding()} (an ASCII locale): run with "
-            "PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)")
-
-
-def shown_name(path: str | os.PathLike) -> str:
-    """The name with its bytes that are not UTF-8 written as `\\xe9`: printable, and telling which bytes. A name
-    holding a line break, tab or other unprintable character is shown as Python's repr (`'take\\n1.wav'`), as
-    `predict` prints it: an error is one line, and its line break became a space, naming `take 1.wav`, which
-    may be another file. Its bytes are the str's UTF-8 with surrogates as the bytes they hold, not `os.fsencode`'s:
-    under an ASCII locale (LC_ALL=C, PYTHONUTF8=0) a name shown once (`café`) crashed the second time it was shown
-    (an `AudioFileError` of a shown name), and shown twice it is as shown once."""
-    raw = path if isinstance(path, bytes) else os.fspath(path)
-    if isinstance(raw, str):
-        try:
-            raw = raw.encode("utf-8", errors="surrogateescape")
-        except UnicodeEncodeError:  # a surrogate no decoding leaves (`\ud800`): shown as its escape
-            raw = raw.encode("utf-8", errors="backslashreplace")
-    text = raw.decode("utf-8", errors="backslashreplace")
-    return text if text.isprintable() else repr(text)
 
 
 def existing_spelling(text: str, base: Path) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.audio import AUDIO_EXTENSIONS
-from hfspeech.data.file_names import NOT_UTF8, is_utf8, shown_name
+from hfspeech.path_names import NOT_UTF8, is_utf8, not_utf8_problem, shown_name
 from hfspeech.data.speech_commands import list_files, set_background_noise_aside, split_by_lists
 from hfspeech.errors import DataError
 
@@ -187,14 +187,21 @@ def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderLi
     _refuse_names_not_utf8(root, [path for _, path in audio])
     for split, files in _split_folders(root, audio, listing).items():
         listing.splits[split] = _labelled(root, files, label_depth, listing.notes)
+    # shown with their bytes (`\xe9`): data_report.json wrote the surrogate `\udce9`, no name on any disk
+    listing.ignored = [{**entry, "path": entry["path"] if is_utf8(entry["path"]) else shown_name(entry["path"])}
+                       for entry in listing.ignored]
     return listing
 
 
 def _refuse_names_not_utf8(root: Path, paths: list[str]) -> None:
     """A file or folder name that is not UTF-8 (Latin-1 or cp437 bytes from an old archive: `caf\\xe9`) ends up
     a str Arrow cannot store (Python keeps the bytes as surrogates): training stopped with a traceback deep in
-    datasets. A `FolderLayoutError` names the first such path, its bytes shown, and how to rename them."""
+    datasets. A `FolderLayoutError` names the first such path, its bytes shown, and how to rename them; under an
+    ASCII locale (LC_ALL=C, PYTHONUTF8=0) UTF-8 names are read so too, and renaming them would not help: the error
+    says how to run (`path_names.not_utf8_problem`)."""
     bad = [path for path in paths if not is_utf8(path)]
+    if bad and not (problem := not_utf8_problem(bad[0])).startswith(NOT_UTF8):  # UTF-8, in an ASCII locale
+        raise FolderLayoutError(f"{shown_name(bad[0])}: {problem} ({len(bad)} such file(s))")
     if bad:
         raise FolderLayoutError(f"{shown_name(bad[0])}: {NOT_UTF8} ({len(bad)} such file(s), e.g. Latin-1 from an "
                                 f"old archive); rename them to UTF-8, e.g. `convmv -f latin1 -t utf8 -r --notest {root}`")

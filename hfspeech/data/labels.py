@@ -27,6 +27,7 @@ from hfspeech.data.audio import describe_source
 from hfspeech.data.broken_labels import class_names_written_in, label_values_written_in, refuse_broken_labels
 from hfspeech.data.cache_users import beside_users_files
 from hfspeech.data.columns import column_values
+from hfspeech.path_names import shown_name
 from hfspeech.data.manifests import bracketed_cell, list_cell
 from hfspeech.errors import DataError
 from hfspeech.models.scores import unnamed_labels
@@ -133,11 +134,11 @@ def _flatten(labels: list, multi_label: bool):
 
 
 def _row_namer(split: Dataset, manifest: Optional[str]) -> Callable[[Optional[int]], str]:
-    """How a message names a clip (a row of `split`; None: the split): by its manifest and data row, counted from 1
-    as `data.loading` counts them (the cell to mend), else by its file (`describe_source`)."""
+    """How a message names a clip (a row of `split`; None: the split): by its manifest and data row, from 1 as
+    `data.loading` counts them, else by its file as `shown_name` shows it (not `new line/a.wav` for `new\nline`)."""
     if manifest:
         return lambda row: str(manifest) if row is None else f"{manifest}: row {row + 1}"
-    return lambda row: describe_source(split.select([row or 0])[0]["audio"])
+    return lambda row: shown_name(describe_source(split.select([row or 0])[0]["audio"]))
 
 
 def _label_strings(split: Dataset, split_name: str, where: Callable, named_in: tuple[str, str]) -> list[str]:

@@ -35,6 +35,7 @@ from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
 from hfspeech.data.columns import column_values
 from hfspeech.data.dataset_columns import audio_and_label, file_stat, keyed_by_stats, label_column_of
 from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses_datasets_layout, walk_audio_files
+from hfspeech.data.manifest_cells import check_label_kinds, refuse_text_not_utf8
 from hfspeech.data.manifests import (absolute_folder, absolute_manifest_folder, column_named, listed_files,
                                      read_manifest)
 from hfspeech.data.prepare import DataReport, cache_folder_problem
@@ -267,14 +268,15 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
     for number, row in enumerate(rows, start=1):  # data rows from 1, as `listed_files` and predict count them
         if not str(row.get(path_column) or "").strip():
             raise DataError(f"{path}: row {number} has an empty {path_column!r} cell")
+    refuse_text_not_utf8(path, rows, path_column)  # Arrow's traceback; under LC_ALL=C, "do not exist"
     files = listed_files(path, [str(row.get(path_column)) for row in rows], absolute_manifest_folder(path))
     audio, labels, missing = [], [], []
     for row, full in zip(rows, files):
         (missing if not os.path.lexists(full) else audio).append(full)
         label = row.get(label_column)  # JSON numbers become text, so that one column holds one type
         labels.append([str(v) for v in label] if isinstance(label, list) else None if label is None else str(label))
-    _check_label_kinds(path, label_column, [row.get(label_column) for row in rows],
-                       [str(row.get(path_column)) for row in rows])
+    check_label_kinds(path, label_column, [row.get(label_column) for row in rows],
+                      [str(row.get(path_column)) for row in rows])
     if missing:
         shown = first_few(missing, limit=5)
         hint = " (Windows paths: give them relative to the manifest's folder)" if any(":\\" in m for m in missing) else ""
@@ -282,18 +284,3 @@ def _load_manifest(path: str, path_column: str, label_column: str) -> Dataset:
     dataset = keyed_by_stats(Dataset.from_dict({"audio": audio, "label": labels}), [file_stat(p) for p in audio])
     return dataset.cast_column("audio", Audio(decode=False))
 
-
-def _check_label_kinds(path: str, label_column: str, values: list, audio: list[str]) -> None:
-    """JSON label cells must all be lists (`["dog", "siren"]`) or all not (`"dog;siren"`, null for none), and a
-    list must hold plain values: a column mixing both crashed in Arrow with a traceback, and a nested list
-    became the label `"['dog']"`."""
-    is_list = [isinstance(v, list) for v in values]
-    if any(is_list) and not all(is_list[i] or values[i] is None for i in range(len(values))):
-        odd = next(i for i, v in enumerate(values) if not is_list[i] and v is not None)
-        raise DataError(f"{path}: the {label_column!r} of {audio[is_list.index(True)]} is a JSON list but that of "
-                        f"{audio[odd]} is {json.dumps(values[odd])}; write every clip's labels the same way "
-                        '(lists such as ["dog", "siren"] and [] for none, or strings such as "dog;siren")')
-    nested = next((i for i, v in enumerate(values) if is_list[i] and any(isinstance(x, (list, dict)) for x in v)), None)
-    if nested is not None:
-        raise DataError(f"{path}: the {label_column!r} of {audio[nested]} holds a list or object inside its list "
-                        f"({json.dumps(values[nested])}); a clip's labels are a flat list of strings")

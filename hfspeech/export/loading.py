@@ -13,6 +13,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig
 
 from hfspeech.models.folder_checks import NotAModelError, check_model_folder
+from hfspeech.models.loading import check_model_name
 from hfspeech.errors import HfspeechError
 
 
@@ -24,6 +25,7 @@ def read_config(model_dir: str | Path) -> PretrainedConfig:
     """The folder's config, after checking that the folder holds config.json, weights and a feature extractor."""
     folder = Path(model_dir)
     try:
+        check_model_name(folder)  # not "corrupt weights": a name that is not UTF-8 (or under LC_ALL=C, not ASCII)
         check_model_folder(str(folder))
     except NotAModelError as error:
         raise ExportError(str(error)) from None

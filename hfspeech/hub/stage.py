@@ -31,7 +31,8 @@ from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                                          read_config_json, read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import names_not_ours, not_a_folder
+from hfspeech.output_folders import names_not_ours, not_a_folder, unusable_folder_name
+from hfspeech.path_names import shown_name
 from hfspeech.output_staging import written_beside
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
@@ -111,6 +112,8 @@ def check_destination(dest: Path) -> None:
     """``dest`` is new, empty, or an earlier staging with nothing of the user's beside it, which is replaced
     (as `hfspeech export` replaces its own earlier export); anything else is the user's and refused. A file in its
     path (`notes.txt/out`) is refused here too (`output_folders.not_a_folder`): it failed only when writing."""
+    if (problem := unusable_folder_name(dest)) is not None:  # the staged model could not be loaded from it
+        raise StageError(f"{shown_name(dest)}: {problem}")
     problem = not_a_folder(dest)
     if problem is not None:
         raise StageError(f"{dest}: {problem}; give a new or empty folder")
@@ -132,8 +135,10 @@ def check_run(run: Path, include_onnx: bool) -> None:
     from safetensors import safe_open
 
     from hfspeech.models.folder_checks import NotAModelError, check_model_folder
+    from hfspeech.models.loading import check_model_name
 
     try:
+        check_model_name(run)  # not "damaged": a name that is not UTF-8 (or under LC_ALL=C, not ASCII)
         check_model_folder(str(run))
     except NotAModelError as error:
         raise StageError(str(error)) from None

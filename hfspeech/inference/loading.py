@@ -18,7 +18,8 @@ from hfspeech.inference.backends import OnnxBackend, TorchScriptBackend, availab
 from hfspeech.models.config_json import JsonConfig
 from hfspeech.models.fingerprint import TRACED_FROM, made_from
 from hfspeech.models.folder_checks import NotAModelError, check_export_folder, check_model_folder
-from hfspeech.models.loading import WEIGHT_FILES, hub_unreachable, is_local_path, pretrained_errors
+from hfspeech.models.loading import (WEIGHT_FILES, check_model_name, hub_unreachable, is_local_path,
+                                     pretrained_errors)
 from hfspeech.models.scores import id_ordered_labels, unnamed_labels
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise UsageError(f"from_pretrained takes a model folder, file or Hub id, got {type(name_or_path).__name__}: "
                          "for a model already loaded use AudioClassifier(model, feature_extractor)")
+    check_model_name(name_or_path)  # not "corrupt": a name that is not UTF-8 (or under LC_ALL=C, not ASCII)
     kind, folder, model_file = locate_model(name_or_path, backend)
     if dtype is not None and backend is None and kind != "pytorch" and model_file.parent != Path(folder):
         kind = "pytorch"  # a run's TorchScript twin (RUN/torchscript/) is float32: the run's weights take the dtype

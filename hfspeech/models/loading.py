@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError, first_few
+from hfspeech.path_names import shown_name, unusable_name
 
 # (the two sharded forms: a big checkpoint saved in pieces, as transformers saves one over its max_shard_size; a
 # folder of .bin shards was refused "no model weights")
@@ -72,10 +73,20 @@ def _not_a_new_head_note(record: logging.LogRecord) -> bool:
     return not names or any(name.split(".")[0] not in HEAD_WEIGHTS for name in names)
 
 
+def check_model_name(name_or_path: str | os.PathLike) -> None:
+    """A `NotAModelError` for a model folder or file whose name is not UTF-8 (`run\\xe9`, copied from an old disk)
+    or, under an ASCII locale, not ASCII (`path_names.unusable_name`): safetensors, onnxruntime and torch.jit
+    refused it, and predict, evaluate, serve, export and stage called the model corrupt."""
+    if (problem := unusable_name(name_or_path)) is not None:
+        raise NotAModelError(f"{shown_name(name_or_path)}: {problem}")
+
+
 @contextmanager
 def pretrained_errors(name_or_path: str) -> Iterator[None]:
     """Translate what `from_pretrained(name_or_path)` raises for a user mistake into a `NotAModelError`; a Hub
-    id that cannot be had (Hub unreachable, not cached) is refused before the libraries' retries."""
+    id that cannot be had (Hub unreachable, not cached) is refused before the libraries' retries, a folder whose
+    name cannot be loaded from (`check_model_name`) before anything is read."""
+    check_model_name(name_or_path)
     check_hub_id_available(name_or_path)
     try:
         yield

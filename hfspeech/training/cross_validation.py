@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import unicodedata
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,6 +29,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, List, Va
 from hfspeech.data.columns import column_values
 from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import parse_label_list
+from hfspeech.data.manifest_cells import refuse_text_not_utf8
 from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
 from hfspeech.data.splits import in_file_order, make_splits
@@ -38,10 +38,12 @@ from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import parse_args
 from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
-from hfspeech.training.fold_manifests import manifest_texts, refuse_redrawn_folds, write_texts
+from hfspeech.training.fold_manifests import (check_fold_folder_names, manifest_texts, refuse_redrawn_folds,
+                                              write_texts)
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
+_check_fold_folder_names = check_fold_folder_names  # its name here before session 35 (tests/test_spreadsheets32.py)
 SUMMARY_FILE = "cross_validation.json"  # the folds' test metrics, beside their fold-<group> folders
 
 
@@ -71,7 +73,8 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
     if path_column not in columns:
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
-    _check_fold_folder_names(manifest, group_column, groups)
+    refuse_text_not_utf8(manifest, rows, path_column, first_row=2)  # Arrow's and the CSV writer's tracebacks
+    check_fold_folder_names(manifest, group_column, groups)
     base = absolute_manifest_folder(manifest)  # the rows' files as train and predict find them
     label_column = column_named(manifest, columns, label_column_of(columns, label_column)) if label_column else None
     labels = _row_labels(rows, label_column, label_separator) if label_column else None
@@ -85,23 +88,6 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
         refuse_redrawn_folds(texts, output_dir)  # before anything is written: the earlier run stays as it was
         write_texts(texts)
     return {group: {name: path for name, (path, _) in manifests.items()} for group, manifests in texts.items()}
-
-
-def _check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[str]) -> None:
-    """Each group names a folder `fold-<group>` of its own: one with / or \\ left OUTPUT_DIR ("a/../../x"), and
-    two that differ only in case ("Alice", "alice") or composition (`Zoë` as one code point or as `e` + accent)
-    are one folder on macOS and Windows, where the second fold's manifests and run replaced the first's. Either is
-    a one-line `DataError` naming the row."""
-    first_of: dict[str, str] = {}
-    for row, group in enumerate(groups, start=2):
-        if "/" in group or "\\" in group:
-            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
-                            f"(fold-<group>): a group name has no / or \\ in it")
-        earlier = first_of.setdefault(unicodedata.normalize("NFC", group.casefold()), group)  # NFD: macOS names
-        if earlier != group:
-            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} and {earlier!r} differ only in case "
-                            "(or Unicode composition); their fold folders (fold-<group>) would be one on macOS and "
-                            "Windows: rename one")
 
 
 def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optional[str], base: Path) -> list[int]:
@@ -217,11 +203,10 @@ def _check_fold_labels(manifest: str, group_column: str, folds: dict, labels: li
 def run_cross_validation(model_args, data_args, training_args) -> dict:
     if not (data_args.group_column and data_args.train_file) or data_args.validation_file or data_args.test_file:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
-    root = training_args.output_dir
-    if not training_args.overwrite_output_dir:
-        check_output_folder(root, "--output_dir", ours=lambda name: name.startswith("fold-") or name == SUMMARY_FILE,
-                            earlier="an earlier cross-validation",
-                            remedy="or pass --overwrite_output_dir to write over them")
+    root, everything = training_args.output_dir, training_args.overwrite_output_dir  # all its files written over
+    check_output_folder(root, "--output_dir", earlier="an earlier cross-validation",  # a name no model loads from too
+                        ours=lambda name: everything or name.startswith("fold-") or name == SUMMARY_FILE,
+                        remedy="or pass --overwrite_output_dir to write over them", model=True)
     first = training_args.process_index == 0  # one writer: another process's summary lacked the test scores
     with training_args.main_process_first(desc="fold manifests"):
         folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
