@@ -138,3 +138,18 @@ def test_the_export_package_imports_no_onnx_stack_until_an_export_is_used():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "[]"]
+
+
+def test_cross_validations_python_entry_point_puts_back_what_its_parse_wrote(quiet_transformers, tmp_path):
+    """`training.cross_validation.main` (and `distill.main`, wrapped alike) parse and train as one command: each fold
+    was the outermost scope, so the parse's ACCELERATE_* variables stayed and the summary lost its log set-up."""
+    from hfspeech.training.cross_validation import main as cross_validation_main
+    from tests.test_groups import write_manifests
+
+    files = write_manifests(tmp_path, {"all": ["ann", "ann", "bob", "bob"]})
+    with users_process() as before:
+        cross_validation_main(["--train_file", str(files["all"]), "--group_column", "speaker", "--model_type", "cnn",
+                               "--config_overrides", TINY_CNN, "--output_dir", str(tmp_path / "cv"), "--max_steps",
+                               "1", "--validation_split_percentage", "0", "--disable_tqdm", "True", "--bf16",
+                               "--use_cpu"])
+        assert process_state() == before

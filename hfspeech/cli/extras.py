@@ -23,7 +23,7 @@ def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]
         name = getattr(cause, "name", None) if isinstance(cause, ModuleNotFoundError) else None
         extra = EXTRA_OF_PACKAGE.get((name or "").split(".")[0])
         if extra:
-            return HfspeechError(f"hfspeech {command} needs {name.split('.')[0]}, which is not installed: install "
+            return HfspeechError(f"hfspeech {command} needs {name}, which could not be imported: install "
                                  f"hfspeech's {extra!r} extra (pip install \"hfspeech[{extra}]\", with the project's "
                                  f"constraints.txt for the tested versions)")
     return None

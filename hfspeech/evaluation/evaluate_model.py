@@ -107,7 +107,8 @@ class ScoredSplit:
                       clips: Optional[str] = None) -> dict:
         """The report files of this split in `output_dir` (`{prefix}_...`) and their metrics: evaluate's, and a
         training run's test pass where it re-scores long clips (`training.test_pass`), one branch for both.
-        `clips`: what a warning or a title calls the clips, where `{prefix} clips` would misname them (default: `self.clips`)."""
+        `clips`: what a warning or a title calls the clips, where `{prefix} clips` would misname them (default:
+        `self.clips`)."""
         if self.multi_label:
             return write_multilabel_report(output_dir, self.scores, self.references, self.label_names, self.thresholds,
                                            prefix=prefix, per_label_false_alarms=per_label_false_alarms,

@@ -53,6 +53,8 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
         raise NotAModelError(str(error)) from None
     try:
         model = OnnxBackend(model_file, config) if kind == "onnx" else TorchScriptBackend(model_file, config)
+    except ModuleNotFoundError:  # onnxruntime not installed (no `export` extra): `cli.extras` names it, not "corrupt"
+        raise
     except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
         loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
         raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error

@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# The signals uvicorn's `Multiprocess` supervisor installs its handlers for, where the platform has them.
+# The signals uvicorn's `Multiprocess` supervisor installs its handlers for (its own `SIGNALS`), where the platform
+# has them.
 SUPERVISOR_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP", "SIGQUIT",
-                                                              "SIGTTIN", "SIGTTOU") if hasattr(signal, name))
+                                                              "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+                           if hasattr(signal, name))
 
 
 @contextmanager

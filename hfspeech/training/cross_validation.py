@@ -36,7 +36,7 @@ from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.errors import DataError, UsageError, first_few
 from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
-from hfspeech.training.command_line import parse_args
+from hfspeech.training.command_line import parse_args, process_state_kept
 from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
 from hfspeech.training.fold_manifests import (check_fold_folder_names, manifest_texts, refuse_redrawn_folds,
                                               write_texts)
@@ -277,4 +277,5 @@ def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], fa
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_cross_validation(*parse_args(argv))
+    with process_state_kept():  # as `run.main`; the first fold's log set-up holds to the summary
+        return run_cross_validation(*parse_args(argv))

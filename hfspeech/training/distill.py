@@ -199,4 +199,7 @@ def run_distillation(distill_args: DistillationArguments, model_args, data_args,
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     import sys
 
-    return run_distillation(*parse_distill_args(list(sys.argv[1:] if argv is None else argv)))
+    from hfspeech.training.command_line import process_state_kept
+
+    with process_state_kept():  # the parse's ACCELERATE_* variables too, as `run.main`
+        return run_distillation(*parse_distill_args(list(sys.argv[1:] if argv is None else argv)))
