@@ -182,3 +182,23 @@ def test_utf8_names_under_an_ascii_locale_say_how_to_run(tmp_path):
     said = "the name is UTF-8 but Python reads names as ascii (an ASCII locale): run with PYTHONUTF8=1"
     assert len(lines) == 4 and all(said in line for line in lines[1:]), done.stdout + done.stderr[-2000:]
     assert "m.csv: row 1: path data/yes/caf" in lines[2]  # was "do not exist"; the folder's "convmv -f latin1"
+
+
+def test_a_label_folder_with_a_tab_is_told_to_be_renamed_not_to_check_quotes(tmp_path):
+    """"(check the quotes)" is a manifest cell's mend (an unclosed quote); a folder's name is renamed."""
+    from hfspeech.data.labels import encode_labels
+    from hfspeech.data.loading import load_audio_dataset
+
+    for label in ("a\tb", "ok"):
+        write_wav(str(tmp_path / label / "c0.wav"))
+    dataset = load_audio_dataset(data_dir=str(tmp_path))
+    with pytest.raises(DataError) as caught:
+        encode_labels(dataset, source={"data_dir": str(tmp_path)})
+    assert "control character; rename that folder" in str(caught.value), caught.value
+
+
+def test_tiny_model_refuses_an_output_folder_not_utf8(tmp_path, capsys):
+    output = os.fsdecode(os.fsencode(tmp_path) + b"/tiny\xe9")
+    code, _, err = run_cli_output(["tiny-model", output, "--model_type", "wav2vec2"], capsys)
+    assert code == 2 and "tiny\\xe9: the name is not UTF-8, and a model" in err, err
+    assert not os.path.lexists(output)

@@ -23,7 +23,7 @@ from hfspeech.data.groups import read_groups
 from hfspeech.data.labels import encode_labels
 from hfspeech.data.manifests import ManifestError, manifest_files, read_manifest
 from hfspeech.errors import DataError
-from hfspeech.training.cross_validation import _check_fold_folder_names
+from hfspeech.training.fold_manifests import check_fold_folder_names
 
 HEADER_AND_ROWS = [["path", "label", "duration (s, approx)", "speaker"], ["a.wav", "café", "0,50", "spk0"],
                    ["b.wav", "up", "0,60", "spk1"]]
@@ -73,7 +73,7 @@ def test_group_in_composed_and_decomposed_unicode_is_one_group(tmp_path):
 
 def test_fold_folders_alike_in_case_and_composition_are_refused():
     with pytest.raises(DataError, match="row 3: speaker .* differ only in case"):
-        _check_fold_folder_names("m.csv", "speaker", [unicodedata.normalize("NFC", "Zoë"),
+        check_fold_folder_names("m.csv", "speaker", [unicodedata.normalize("NFC", "Zoë"),
                                                       unicodedata.normalize("NFD", "ZOË")])
 
 

@@ -65,7 +65,7 @@ def tiny_model(argv: list[str]) -> int:
     parser.add_argument("--model_type", default="wav2vec2", choices=list(SSL_MODEL_TYPES))
     parser.add_argument("--labels", nargs="+", default=["no", "yes"])
     args = parser.parse_args(flag_as_positional(argv, "--output_dir", first=True))
-    check_output_folder(args.output_dir)
+    check_output_folder(args.output_dir, model=True)
     if len(args.labels) < 2:  # a classifier of one class: its softmax is 1.0 whatever it hears
         raise UsageError(f"--labels: two labels or more, got {args.labels}")
     if len(set(args.labels)) != len(args.labels):

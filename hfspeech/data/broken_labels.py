@@ -7,7 +7,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Callable, Mapping, Optional
 
-from hfspeech.data.file_names import spreadsheet_damage
+from hfspeech.data.file_names import MENDS, spreadsheet_damage
 from hfspeech.errors import DataError
 
 # Control characters (`\n`, `\t` ...) and U+2028/U+2029, which JSON keeps unescaped and editors break lines at.
@@ -31,13 +31,15 @@ def refuse_broken_labels(rows: list, where: Callable, lists: bool, written_in: s
     character (an unclosed CSV quote) or was mangled by a spreadsheet (`#N/A`, `cafÃ©`: `spreadsheet_damage`).
     `written_in`: a manifest's `cell`, a `folder` name or a dataset's `class` name, which say how to mend it."""
     distinct = {label for clip in rows for label in clip} if lists else set(rows)
-    reasons = {label: spreadsheet_damage(label, written_in) or _line_break(label) for label in distinct}
+    reasons = {label: spreadsheet_damage(label, written_in) or _line_break(label, written_in) for label in distinct}
     if bad := {label for label, reason in reasons.items() if reason}:
         clips = rows if lists else ([label] for label in rows)
         row, label = next((row, label) for row, clip in enumerate(clips) for label in clip if label in bad)
         raise DataError(f"{where(row)}: the label {label!r} {reasons[label]}")
 
 
-def _line_break(label: str) -> Optional[str]:
+def _line_break(label: str, written_in: str = "cell") -> Optional[str]:
+    """A cell's control character is most often an unclosed quote; a folder's or a dataset's is in its name."""
     broken = any(unicodedata.category(char) in LINE_BREAKING for char in label)
-    return "holds a line break or other control character; one line of text (check the quotes)" if broken else None
+    mend = "one line of text (check the quotes)" if written_in == "cell" else MENDS[written_in][0]
+    return f"holds a line break or other control character; {mend}" if broken else None

@@ -43,7 +43,6 @@ from hfspeech.training.fold_manifests import (check_fold_folder_names, manifest_
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
-_check_fold_folder_names = check_fold_folder_names  # its name here before session 35 (tests/test_spreadsheets32.py)
 SUMMARY_FILE = "cross_validation.json"  # the folds' test metrics, beside their fold-<group> folders
 
 

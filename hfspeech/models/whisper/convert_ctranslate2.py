@@ -236,7 +236,7 @@ def convert_ctranslate2_whisper(source_dir: str | Path, output_dir: str | Path) 
                               WhisperForConditionalGeneration, WhisperTokenizerFast)
 
     source, output = Path(source_dir), Path(output_dir)
-    check_output_folder(output, error=ConversionError)  # before reading a model.bin of 75-145 MB
+    check_output_folder(output, error=ConversionError, model=True)  # before reading a model.bin of 75-145 MB
     check_ctranslate2_folder(source)
     arrays = read_ctranslate2_model(source / "model.bin")
     token_ids = special_token_ids(source / "tokenizer.json")

@@ -179,7 +179,7 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
         return output
     # The folder is replaced below (all of it): only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
-                        error=PretrainedError)
+                        error=PretrainedError, model=True)
     with converting_alone(output):
         for leftover in leftovers:  # a killed run's, found (and held) by the next one
             shutil.rmtree(leftover, ignore_errors=True)
