@@ -24,7 +24,8 @@ FORBIDDEN = {
 }
 
 
-BOTTOM = {"errors", "output_folders", "output_staging", "path_names"}  # hfspeech/<name>.py that every stage may import; they import only each other
+# hfspeech/<name>.py that every stage may import; they import only each other
+BOTTOM = {"errors", "output_folders", "output_staging", "path_names"}
 
 
 def stage_of(path: Path) -> str:
