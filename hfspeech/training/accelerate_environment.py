@@ -7,19 +7,22 @@ sweep, `main()` called twice) a run with `--bf16` made every later run train und
 included, and the trained model's `forward` stayed wrapped in that autocast. Here the variables one parse wrote
 are taken back before the next parse reads them, unless something else has set them since; what the process
 started with (`accelerate launch --mixed_precision bf16`) is never touched. A command as a whole (`hfspeech
-train` from Python, `training.run.main`) puts back, when it ends, the variables and the `AcceleratorState` it found
-(`accelerate_state`, `restore_accelerate_state`): the run's Accelerator has read them by then.
+train` from Python, `training.run.main`) puts back, when it ends, the variables it found and runs on its own copy of
+accelerate's shared state (`accelerate_state_kept`): the run's Accelerator has read them by then.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, GradientState, PartialState
 from transformers import HfArgumentParser
 
 ACCELERATE_PREFIX = "ACCELERATE_"
+# accelerate's process-wide states ("Borg" classes): every instance's `__dict__` is its class's `_shared_state`
+SHARED_STATES = (PartialState, AcceleratorState, GradientState)
 
 # name -> (its value before the last parse, the value that parse left); None: not set
 _LAST_PARSE_WROTE: dict[str, tuple[Optional[str], Optional[str]]] = {}
@@ -55,23 +58,54 @@ def parse_into_dataclasses(parser: HfArgumentParser, argv: Sequence[str]) -> tup
                 _LAST_PARSE_WROTE[name] = (before.get(name), after.get(name))
 
 
-def accelerate_state() -> tuple[dict[str, str], dict]:
-    """What a training command changes of accelerate's process-wide state: the ACCELERATE_* variables (its parse,
-    and transformers' device set-up) and the `AcceleratorState` every `Accelerator` shares, which the run's
-    Trainer initialises from them: a later `Accelerator()` reuses it as it is, precision included."""
-    return accelerate_variables(), dict(AcceleratorState._shared_state)
+@contextlib.contextmanager
+def accelerate_state_kept() -> Iterator[None]:
+    """The ACCELERATE_* variables put back when the block ends, and accelerate's shared states swapped for copies
+    while it runs. A run's `TrainingArguments` clears and refills them (`_reset_state`) and its Trainer's Accelerator
+    reads them; a caller's Accelerator made before shares those very dicts, so it took the run's device
+    (`PartialState._cpu`, which the caller's next `Accelerator()` also merged in), precision and accumulation
+    (`GradientState.plugin_kwargs`: 4 read back as 1). On a copy the run starts from what the caller had
+    (`use_configured_state` included) and changes only its own, which its objects (its TrainingArguments'
+    `distributed_state`) keep; the caller's dicts are never touched. A process group the run joined (`accelerate
+    launch`, torchrun) is torch's, not in these dicts: `hfspeech.cli.main` leaves it after the command (a group the
+    caller joined stays), and the caller's next Accelerator joins one or finds it, where the run's state claimed a
+    group already left (its first collective: "Default process group has not been initialized")."""
+    variables = accelerate_variables()
+    if launched_process():  # one of several processes: its group and states are the launch's, left as they were
+        try:
+            yield
+        finally:
+            restore_accelerate_variables(variables)
+        return
+    callers = {state: state.__dict__["_shared_state"] for state in SHARED_STATES}
+    contents = {state: dict(state._shared_state) for state in SHARED_STATES}
+    for state, shared in callers.items():
+        if type(shared) is dict:  # under torch_xla a per-thread holder (accelerate's ThreadLocalSharedDict)
+            state._shared_state = dict(shared)
+    try:
+        yield
+    finally:
+        restore_accelerate_variables(variables)
+        for state, shared in callers.items():
+            if type(shared) is dict:
+                state._shared_state = shared
+            else:  # in place, as transformers' `_reset_state` does: the run's objects see the caller's state after
+                state._shared_state.clear()
+                state._shared_state.update(contents[state])
 
 
-def restore_accelerate_state(before: tuple[dict[str, str], dict]) -> None:
-    """The variables and the shared state as `accelerate_state()` found them: after a `--bf16` (or `--fp16`,
-    `--torch_compile`) command, the user's own Accelerator or Trainer in that process trained under its precision.
-    `AcceleratorState._reset_state` is how transformers' `TrainingArguments` clears it before a run, too."""
-    variables, shared = before
+def launched_process() -> bool:
+    """Whether this is one of several processes (`accelerate launch`, torchrun): no notebook's own state to keep, and
+    a process group whose teardown at exit has aborted processes (session 34), so its states are not swapped."""
+    return int(os.environ.get("WORLD_SIZE", "1") or "1") > 1
+
+
+def restore_accelerate_variables(variables: dict[str, str]) -> None:
+    """The ACCELERATE_* variables as they were: after a `--bf16` (or `--fp16`, `--torch_compile`) command, the
+    user's own Accelerator or Trainer in that process trained under its precision."""
     for name in accelerate_variables().keys() - variables.keys():
         del os.environ[name]
     os.environ.update(variables)
-    AcceleratorState._reset_state()
-    AcceleratorState._shared_state.update(shared)
     for name, (_, left) in list(_LAST_PARSE_WROTE.items()):
         if os.environ.get(name) != left:  # undone here: a value set later is the user's, not the next parse's to undo
             del _LAST_PARSE_WROTE[name]

@@ -18,7 +18,7 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments
 
 from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, refuse_unknown_flags
-from hfspeech.training.accelerate_environment import accelerate_state, parse_into_dataclasses, restore_accelerate_state
+from hfspeech.training.accelerate_environment import accelerate_state_kept, parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
 from hfspeech.training.flag_files import ARGS_FILE_FLAGS, expand_args_files
 from hfspeech.training.progress_output import default_bars_for_log
@@ -243,32 +243,31 @@ _OPEN_SCOPES = [0]  # how many `process_state_kept` scopes are open now: the out
 @contextlib.contextmanager
 def process_state_kept() -> Iterator[None]:
     """What a training command sets for the whole process, in effect while it runs and put back when it ends (an
-    error or Ctrl-C included): the root logger's handlers and level (`setup_training`'s `basicConfig`, after
-    which every library's INFO lines printed and datasets' warnings printed twice), the "hfspeech" logger's level
-    (`quiet_other_processes`), transformers' verbosity (set by training and by the Trainer) and accelerate's
-    variables and shared state (`accelerate_environment`). A fresh process (the command line) reads none of them
-    after; a notebook or script calling `main(["train", ...])` kept them, for its own logging, Accelerator and
-    Trainer. Nested scopes (cross-validate's folds, `main` around `run_training`) leave it to the outermost, so
-    the command's log set-up holds from its first run to its last line, as on the command line."""
+    error or Ctrl-C included): the root logger's level and its log set-up's handler (`setup_training`'s
+    `basicConfig`, after which every library's INFO lines printed and datasets' warnings printed twice), the
+    "hfspeech" logger's level (`quiet_other_processes`), transformers' verbosity (set by training and by the
+    Trainer) and accelerate's variables and shared state (`accelerate_environment`). A fresh process (the command
+    line) reads none of them after; a notebook or script calling `main(["train", ...])` kept them, for its own
+    logging, Accelerator and Trainer. Nested scopes (cross-validate's folds, `main` around `run_training`) leave it
+    to the outermost, so the command's log set-up holds from its first run to its last line, as on the command
+    line."""
     if _OPEN_SCOPES[0]:
         yield
         return
     root, hfspeech_logger = logging.getLogger(), logging.getLogger("hfspeech")
-    handlers, root_level, hfspeech_level = list(root.handlers), root.level, hfspeech_logger.level
-    verbosity, accelerate = transformers.utils.logging.get_verbosity(), accelerate_state()
+    had_handlers, root_level, hfspeech_level = bool(root.handlers), root.level, hfspeech_logger.level
+    verbosity = transformers.utils.logging.get_verbosity()
     _OPEN_SCOPES[0] += 1
     try:
-        yield
+        with accelerate_state_kept():
+            yield
     finally:
         _OPEN_SCOPES[0] -= 1
-        for handler in [handler for handler in root.handlers if handler not in handlers]:
-            root.removeHandler(handler)
-        for handler in [handler for handler in handlers if handler not in root.handlers]:
-            root.addHandler(handler)
+        if not had_handlers and root.handlers:  # `basicConfig` adds a handler only to a root without any: the first
+            root.removeHandler(root.handlers[0])  # is the set-up's; any after it (a callback's, a thread's) stays
         root.setLevel(root_level)
         hfspeech_logger.setLevel(hfspeech_level)
         transformers.utils.logging.set_verbosity(verbosity)
-        restore_accelerate_state(accelerate)
 
 
 def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
