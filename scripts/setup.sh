@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything hfspeech needs on a fresh Debian machine, idempotently:
-#   - system packages: ffmpeg (torchcodec decodes audio through it), sox, espeak-ng (demo data),
+#   - system packages: ffmpeg (torchcodec decodes audio through it), espeak-ng (demo data),
 #     libsndfile1 (soundfile);
 #   - a virtualenv in .venv with hfspeech (editable, with the export, dev, serve and serve-test extras), every
 #     Python package pinned by constraints.txt so pip resolves in about a minute and never backtracks;
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg sox espeak-ng libsndfile1)
+APT_PACKAGES=(ffmpeg espeak-ng libsndfile1)
 APT_PACKAGES+=(chromium)  # tests only: the web page of `hfspeech serve` is tested in headless Chromium (Playwright)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -3,7 +3,9 @@
 hfspeech installs as `pip install "hfspeech[export,serve]"` (scripts/setup.sh installs every extra); a plain
 `pip install hfspeech` has neither optimum/onnxruntime (`export`, ONNX models in `predict`) nor starlette/uvicorn
 (`serve`). Such a command stopped with a ModuleNotFoundError traceback (installed-package audit); `hfspeech.cli.main`
-turns the error into one line naming the extra to install.
+turns the error into one line naming the extra to install. So too for the system libraries pip does not install:
+libsndfile, where soundfile's wheel bundles none (`OSError: cannot load library 'libsndfile.so'` on importing it),
+and FFmpeg's, where torchcodec's failed load escapes a decode that does not name its file (`data.system_libraries`).
 """
 
 from __future__ import annotations
@@ -26,4 +28,17 @@ def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]
             return HfspeechError(f"hfspeech {command} needs {name}, which could not be imported: install "
                                  f"hfspeech's {extra!r} extra (pip install \"hfspeech[{extra}]\", with the project's "
                                  f"constraints.txt for the tested versions)")
+        if library := _missing_library(cause):
+            return HfspeechError(f"hfspeech {command} needs {library}")
+    return None
+
+
+def _missing_library(error: BaseException | None) -> Optional[str]:
+    """What to say a command needs where `error` is a system library that could not be loaded, else None."""
+    from hfspeech.data.system_libraries import LOAD_FAILURE, NEEDS_FFMPEG, NEEDS_LIBSNDFILE
+
+    if isinstance(error, OSError) and "cannot load library" in str(error) and "sndfile" in str(error):
+        return NEEDS_LIBSNDFILE
+    if isinstance(error, RuntimeError) and LOAD_FAILURE in str(error):
+        return NEEDS_FFMPEG
     return None

@@ -22,13 +22,13 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, short_reason, undecodable
+from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg, ffmpeg_blocks, short_reason
 from hfspeech.path_names import is_utf8, not_utf8_problem, refused_by_os, shown_name
-from hfspeech.data.media_references import file_for_ffmpeg, refuse_media_references
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResampler, trim_silence: imported here)
     STEREO_TO_MONO_GAIN, UNDECLARED_FRAMES, StreamResampler, cancelled_mix_problem, downmix_to_mono, rate_problem,
     sample_problem, trim_silence)
+from hfspeech.data.system_libraries import soundfile_module
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
 from hfspeech.features.waveform import ZERO_LENGTH  # the one wording of an empty clip
@@ -85,7 +85,9 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     """Decode a file path or an undecoded `datasets.Audio` value (`{"path", "bytes"}`) to mono float32.
 
     Raises `AudioFileError` for a missing, unreadable, empty (0 bytes), truncated (a WAV or MP3 holding less
-    audio than its header declares: `wav_header`, `mp3_header`), undecodable, zero-length or NaN/inf file.
+    audio than its header declares: `wav_header`, `mp3_header`), undecodable, zero-length or NaN/inf file; a file
+    only ffmpeg decodes, on a machine where torchcodec cannot load FFmpeg, is the machine's `FfmpegUnavailableError`
+    (`system_libraries`: not an `AudioFileError`, so `--skip_bad_files` does not skip it).
     """
     value = {"path": audio, "bytes": None} if isinstance(audio, (str, os.PathLike)) else audio
     value = {"path": str(value["path"]) if value.get("path") else None, "bytes": value.get("bytes")}
@@ -175,9 +177,9 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
     """
     import io
 
-    import soundfile as sf
     import soxr
 
+    sf = soundfile_module(describe_source(value))
     source = io.BytesIO(value["bytes"]) if value["bytes"] is not None else value["path"]
     try:
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
@@ -216,7 +218,7 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     mp3 = _check_header(name, {"path": name, "bytes": None})  # as in `decode_audio`
     opened = _open_with_soundfile(name) if mp3 is None or mp3.length else None
     rate, blocks = (opened.samplerate, _soundfile_blocks(opened, name, chunk_seconds)) if opened is not None \
-        else _torchcodec_blocks(name, chunk_seconds)
+        else ffmpeg_blocks(name, chunk_seconds)
     if problem := rate_problem(rate):
         if opened is not None:
             opened.close()
@@ -243,8 +245,7 @@ def _open_with_soundfile(name: str):
     """An open `soundfile.SoundFile` of a file with samples (any channels, averaged as `_read_with_soundfile`
     averages them), else None; no declared length (a piped FLAC: `UNDECLARED_FRAMES`), which soundfile cannot
     read to its end, is left to ffmpeg as in `decode_audio`."""
-    import soundfile as sf
-
+    sf = soundfile_module(name)
     try:
         opened = sf.SoundFile(name)
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
@@ -269,31 +270,3 @@ def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndar
             if problem := cancelled_mix_problem(block, mono):
                 raise AudioFileError(name, problem)
             yield mono
-
-
-def _torchcodec_blocks(name: str, chunk_seconds: int) -> tuple[int, Iterator[np.ndarray]]:
-    """(the file's rate, mono float32 blocks of `chunk_seconds` decoded by torchcodec + ffmpeg)."""
-    from torchcodec.decoders import AudioDecoder
-
-    refuse_media_references(name, name)
-    try:
-        decoder = AudioDecoder(file_for_ffmpeg(name), num_channels=1)
-    except Exception as error:
-        raise undecodable(name, error) from error
-
-    def blocks() -> Iterator[np.ndarray]:
-        start = 0
-        while True:
-            try:
-                samples = decoder.get_samples_played_in_range(start, start + chunk_seconds).data.numpy()
-            except Exception as error:  # the range past the end raises "No audio frames were decoded"
-                if "No audio frames were decoded" in short_reason(error):
-                    return
-                raise undecodable(name, error) from error
-            samples = np.ascontiguousarray(samples.reshape(-1), dtype=np.float32)
-            if samples.size == 0:
-                return
-            start += chunk_seconds
-            yield samples
-
-    return decoder.metadata.sample_rate, blocks()

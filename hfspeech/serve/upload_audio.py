@@ -13,12 +13,16 @@ ffmpeg decode (`data.ffmpeg_decode`: its media-reference and rate checks), no fu
 (`audio_length.ffmpeg_seconds`, samples a frame at a time, ~9 ms per 10 s): ffmpeg's stop follows its frame
 numbers, which a crafted file repeats (60 s decoded 32.8 s for an 11-s stop). The rest (what libsndfile cannot
 read: M4A, WebM; a header declaring more; a stream found empty or damaged; a FLAC whose STREAMINFO rate is not its
-frames') is measured by `audio_length`, then decoded by `decode_audio`.
+frames') is measured by `audio_length`, then decoded by `decode_audio`. On a machine where torchcodec cannot load
+FFmpeg's libraries, an upload only FFmpeg decodes (the web page's WebM recordings, M4A ...) is the server's failure:
+a 500 `ffmpeg_unavailable` (not the client's 400 `undecodable_audio`), and one warning in the server's log.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -28,10 +32,13 @@ from hfspeech.data.audio import AudioFileError, checked_waveform, decode_audio, 
 from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
 from hfspeech.data.samples import UNDECLARED_FRAMES, cancelled_mix_problem, rate_problem
+from hfspeech.data.system_libraries import DECODED_WITHOUT_FFMPEG, NEEDS_FFMPEG, FfmpegUnavailableError
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.serve.audio_length import ffmpeg_seconds, refuse_audio_longer_than, too_long
+from hfspeech.serve.errors import ApiError
 
 UPLOAD = describe_source({"path": None, "bytes": b"..."})  # decode_audio's name of bytes: "<audio bytes without ...>"
+server_log = logging.getLogger("uvicorn.error")  # beside uvicorn's own lines, as the runner's start-up warnings
 
 
 class Declared(NamedTuple):
@@ -47,7 +54,29 @@ class Declared(NamedTuple):
 
 def decode_upload(audio: bytes, sampling_rate: int, max_seconds: float) -> np.ndarray:
     """`decode_audio`'s mono float32 waveform of `audio` at `sampling_rate`, or 413 (`ApiError`) when it holds
-    more than `max_seconds` of audio, found without decoding more than that; `AudioFileError` as `decode_audio`."""
+    more than `max_seconds` of audio, found without decoding more than that; `AudioFileError` as `decode_audio`;
+    500 `ffmpeg_unavailable` when it needs FFmpeg, which this machine's torchcodec cannot load."""
+    try:
+        return _decode_upload(audio, sampling_rate, max_seconds)
+    except FfmpegUnavailableError:
+        raise ffmpeg_unavailable() from None
+
+
+def ffmpeg_unavailable() -> ApiError:
+    """The server's 500 for an upload only FFmpeg decodes, where it cannot (the client's file may be fine: not
+    the 400 `undecodable_audio`), told once in the server's log: /health says ok, as WAV and the rest decode."""
+    _warn_of_missing_ffmpeg()
+    return ApiError(500, "ffmpeg_unavailable", "upload: this server cannot decode this format: it needs FFmpeg, "
+                    f"which the server cannot load; {DECODED_WITHOUT_FFMPEG}")
+
+
+@functools.cache  # once per server process, not per request
+def _warn_of_missing_ffmpeg() -> None:
+    server_log.warning("uploads only FFmpeg decodes (WebM, as the web page records; M4A, WMA ...) are answered 500 "
+                       "ffmpeg_unavailable: they need %s; %s", NEEDS_FFMPEG, DECODED_WITHOUT_FFMPEG)
+
+
+def _decode_upload(audio: bytes, sampling_rate: int, max_seconds: float) -> np.ndarray:
     if inspect_wav(None, audio):  # a damaged WAV: decode_audio names the damage at once
         return decode_audio({"path": None, "bytes": audio}, sampling_rate)
     mp3 = inspect_mp3(None, audio)

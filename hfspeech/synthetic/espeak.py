@@ -49,12 +49,27 @@ def require_espeak() -> str:
 
 def check_voices(exe: str, voices: Sequence[str]) -> None:
     """Each voice says one word before any clip is made: a voice espeak-ng does not have (a mistyped language
-    code) failed on a worker thread, a traceback after the other classes' clips were written."""
+    code) failed on a worker thread, a traceback after the other classes' clips were written. When its default
+    voice fails too, espeak-ng itself is broken (its data folder missing: "Error processing file '.../phontab'"),
+    which was reported as the first voice tried -- one the user never chose -- not existing."""
     for voice in dict.fromkeys(voices):
-        result = subprocess.run([exe, "--stdout", "-v", voice, "1"], capture_output=True)
-        if result.returncode != 0 or len(result.stdout) <= 44:
-            raise UsageError(f"{voice!r}: espeak-ng has no such voice (`espeak-ng --voices` lists its languages "
-                             "and voices)")
+        if _speech_failure(exe, "-v", voice) is None:
+            continue
+        if (broken := _speech_failure(exe)) is not None:
+            raise MissingToolError(f"{exe} does not work: {broken} (reinstall it: apt-get install --reinstall "
+                                   "espeak-ng espeak-ng-data)")
+        raise UsageError(f"{voice!r}: espeak-ng has no such voice (`espeak-ng --voices` lists its languages "
+                         "and voices)")
+
+
+def _speech_failure(exe: str, *voice: str) -> Optional[str]:
+    """None when espeak-ng says a word with `voice` (`-v NAME`; none: its default voice), else the first line
+    espeak-ng wrote to stderr (its exit status when it wrote none)."""
+    result = subprocess.run([exe, "--stdout", *voice, "1"], capture_output=True)
+    if result.returncode == 0 and len(result.stdout) > 44:
+        return None
+    lines = result.stderr.decode(errors="replace").strip().splitlines()
+    return lines[0].strip() if lines else f"exit status {result.returncode}, no audio"
 
 
 def espeak_version(exe: str) -> str:

@@ -8,7 +8,9 @@ batches, and all processes have the same number of batches per epoch -- unequal 
 deadlock DDP. (accelerate's default for iterable data, dispatching from process 0, concatenates the
 processes' batches and fails as soon as they are padded to different lengths; `datasets`' shard split
 gives processes unequal epochs.) That is also why decoding is in the collator: a bad file skipped with
-`--skip_bad_files` makes its batch one clip smaller instead of one process's epoch shorter.
+`--skip_bad_files` makes its batch one clip smaller instead of one process's epoch shorter. The stream's undecoded
+audio column is read as the plain `{"bytes", "path"}` it holds (`_plain_audio_columns`), so streaming WAV needs
+no FFmpeg.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import math
 from typing import Any, Iterator, Optional
 
 import torch
-from datasets import IterableDataset
+from datasets import Audio, IterableDataset, Value
 from transformers import TrainerCallback
 
 from hfspeech.data.hub_stream import read_errors
@@ -53,7 +55,7 @@ class TrainingStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(self, stream: IterableDataset, num_rows: Optional[int] = None):
-        self.stream = stream
+        self.stream = _plain_audio_columns(stream)
         self.num_rows = num_rows
 
     def set_epoch(self, epoch: int) -> None:
@@ -71,6 +73,17 @@ class TrainingStream(torch.utils.data.IterableDataset):
         if empty and _reads_shards(self.stream):
             raise StreamError("the training stream has no clips: every clip of the train split was held out for "
                               "validation/test (lower --max_eval_samples or the split percentages) or is missing")
+
+
+def _plain_audio_columns(stream: IterableDataset) -> IterableDataset:
+    """`stream` with each undecoded `Audio` column typed as the struct it holds (`{"bytes", "path"}`, the same Arrow
+    type): datasets encodes every row of a typed stream, and `Audio.encode_example` first imports torchcodec's
+    encoder, which loads FFmpeg's libraries, so streaming an all-WAV folder failed with a traceback on a machine
+    without FFmpeg. The collator decodes the clips (`decode_audio`), which needs FFmpeg only for files that do."""
+    for name, feature in (stream.features or {}).items():
+        if isinstance(feature, Audio) and not feature.decode:
+            stream = stream.cast_column(name, {"bytes": Value("binary"), "path": Value("string")})
+    return stream
 
 
 def _reads_shards(stream: IterableDataset) -> bool:

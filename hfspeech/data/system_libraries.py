@@ -1,0 +1,93 @@
+"""The system libraries pip does not install, FFmpeg's and libsndfile: a machine without them told in one line, apart
+from a file that cannot be decoded.
+
+torchcodec decodes through FFmpeg's shared libraries (libavcodec, libavformat ...), which it loads when
+`torchcodec.decoders` is first imported: without them the import raises torchcodec's `RuntimeError("Could not load
+libtorchcodec. Likely causes: ...")`, and so does every file only FFmpeg decodes (M4A/AAC, WebM, WMA, an MP3
+without a Xing/VBRI length header, a FLAC piped out of an encoder). Read as the file's fault (an `AudioFileError`,
+"corrupt or unsupported format"), `--skip_bad_files` dropped every such clip -- a whole speaker recorded as M4A --
+and trained on the rest with exit code 0, and the server answered 400, blaming the client. The fault is the
+machine's: `FfmpegUnavailableError` is a `HfspeechError` (one line, exit code 2) and not an `AudioFileError`, so no
+`--skip_bad_files` skips it. soundfile loads libsndfile when imported (its wheel bundles one for Linux x86_64 and
+arm64, macOS and Windows; elsewhere the system's): `soundfile_module` names the package a failed load needs.
+This module sits at the bottom: it imports nothing from hfspeech but `errors`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Iterator, Optional
+
+from hfspeech.errors import HfspeechError
+
+LOAD_FAILURE = "Could not load libtorchcodec"  # torchcodec's words (torchcodec/_internally_replaced_utils.py)
+NEEDS_FFMPEG = ("FFmpeg's shared libraries (FFmpeg 4 to 8), which torchcodec could not load: install FFmpeg "
+                "(apt-get install ffmpeg; `python -c \"import torchcodec.decoders\"` shows torchcodec's reasons)")
+NEEDS_TORCHCODEC = "torchcodec, which is not installed: pip install torchcodec (the version hfspeech pins)"
+DECODED_WITHOUT_FFMPEG = "WAV, FLAC, Ogg (Vorbis, Opus) and MP3 with a Xing/VBRI length header decode without it"
+NEEDS_LIBSNDFILE = "libsndfile, which soundfile could not load: install libsndfile1 (apt-get install libsndfile1)"
+
+
+class MissingLibraryError(HfspeechError, RuntimeError):
+    """A system library the machine lacks: its fault, not a file's, so not an `AudioFileError` that is skipped."""
+
+    def __init__(self, message: str = ""):
+        if message.startswith("Caught ") and "Original Traceback" in message:  # torch re-raised a DataLoader
+            from hfspeech.data.streaming import unwrapped  # worker's: its one line back (data.streaming imports us)
+
+            message = unwrapped(message)
+        super().__init__(message)
+
+
+class FfmpegUnavailableError(MissingLibraryError):
+    """A file that needs FFmpeg on a machine where torchcodec cannot load FFmpeg's libraries (or is not installed)."""
+
+
+def machine_cannot_decode(error: BaseException) -> Optional[str]:
+    """What this machine lacks where `error`, a failed torchcodec decode, is that lack rather than the file's fault:
+    "FFmpeg" (torchcodec could not load its libraries) or "torchcodec" (not installed); None for the file's fault.
+    torchcodec's own words say it; should they change, a `torchcodec.decoders` that still will not import does."""
+    for cause in _chain(error):
+        if isinstance(cause, ModuleNotFoundError) and (cause.name or "").split(".")[0] == "torchcodec":
+            return "torchcodec"
+        if LOAD_FAILURE in str(cause):
+            return "FFmpeg"
+    if "torchcodec.decoders" in sys.modules:  # loaded: FFmpeg is there, the file is at fault
+        return None
+    try:
+        importlib.import_module("torchcodec.decoders")
+    except ModuleNotFoundError:
+        return "torchcodec"
+    except Exception:  # noqa: BLE001 -- whatever it raises, torchcodec cannot decode here
+        return "FFmpeg"
+    return None
+
+
+def raise_if_machine_cannot_decode(name: str, error: BaseException) -> None:
+    """`FfmpegUnavailableError` for `name`, a file only FFmpeg decodes, when `error` (its failed decode) is the
+    machine's lack (`machine_cannot_decode`), not the file's fault; else nothing."""
+    if missing := machine_cannot_decode(error):
+        needed = NEEDS_TORCHCODEC if missing == "torchcodec" else NEEDS_FFMPEG
+        raise FfmpegUnavailableError(f"{name}: decoding it needs {needed}; {DECODED_WITHOUT_FFMPEG}") from error
+
+
+def soundfile_module(name: str):
+    """`soundfile`, imported here for decoding `name`; `MissingLibraryError` naming libsndfile1 where it cannot load
+    libsndfile (`OSError: cannot load library 'libsndfile.so'`), which `predict` showed as that line alone."""
+    try:
+        import soundfile
+    except OSError as error:
+        if "sndfile" not in str(error):
+            raise
+        raise MissingLibraryError(f"{name}: decoding it needs {NEEDS_LIBSNDFILE}") from error
+    return soundfile
+
+
+def _chain(error: Optional[BaseException]) -> Iterator[BaseException]:
+    """`error` and the errors it was raised from or while handling (datasets re-raises a failed import as its own)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
