@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import save_random_baseline, synth_clip
+from tests.conftest import TINY_CNN, save_random_baseline, synth_clip, write_tone_folder
 
 CNN = {"conv_channels": [4, 8], "n_mels": 16}
 TORCHCODEC_LOAD_FAILURE = ("Could not load libtorchcodec. Likely causes:\n  1. FFmpeg is not properly installed in "
@@ -148,6 +148,24 @@ def test_the_training_stream_of_wav_files_needs_no_ffmpeg(tmp_path):
     assert result.returncode == 0 and result.stdout.split() == ["decoded", "8000", "label", "0"], \
         result.stdout + result.stderr[-3000:]
 
+
+
+def test_a_streamed_hub_style_dataset_of_wav_clips_trains_without_ffmpeg(tmp_path):
+    """`--dataset_name DIR --streaming` writes its held-out clips to Arrow (`hub_stream._written`), which encoded each
+    row through `Audio.encode_example` and so needed FFmpeg for WAV clips (review R2)."""
+    from datasets import Audio, ClassLabel, Dataset, Features
+
+    folder = write_tone_folder(tmp_path / "tones", clips_per_class=6, rates=(16000,))
+    paths = sorted(folder.rglob("*.wav"))
+    labels = [path.parent.name for path in paths]
+    rows = {"audio": [{"bytes": path.read_bytes(), "path": path.name} for path in paths], "label": labels}
+    features = Features({"audio": Audio(), "label": ClassLabel(names=sorted(set(labels)))})
+    (tmp_path / "hub" / "data").mkdir(parents=True)
+    Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "hub" / "data" / "train-0-of-1.parquet"))
+    result = hfspeech_faked(tmp_path, [
+        "train", "--dataset_name", tmp_path / "hub", "--streaming", "--output_dir", tmp_path / "run", "--model_type",
+        "cnn", "--config_overrides", TINY_CNN, "--max_steps", "2", "--max_eval_samples", "4", "--report_to", "none"])
+    assert result.returncode == 0, result.stderr[-3000:]
 
 def test_train_without_libsndfile_names_libsndfile1_in_one_line(tmp_path):
     """Where soundfile's wheel bundles no libsndfile and the system has none, importing soundfile raises cffi's

@@ -19,8 +19,7 @@ epochs take. A clip stored as bytes without a file name is named by its dataset,
 (`data.clip_names`, as without --streaming).
 
 Which splits are train, validation and test: `--train_split_name`, `--eval_split_name`, `--test_split_name`
-(`data.split_names`, as without --streaming; slices such as `train[:80%]` refused); the others are not read.
-"""
+(`data.split_names`, as without --streaming; slices such as `train[:80%]` refused); others are not read."""
 
 from __future__ import annotations
 
@@ -44,6 +43,7 @@ from hfspeech.data.loading import local_parquet_rows
 from hfspeech.data.prepare import run_scratch_folder
 from hfspeech.data.split_names import choose_splits, given_in, refuse_slices_streamed, split_notes
 from hfspeech.data.stream_draws import clip_key
+from hfspeech.data.system_libraries import plain_audio_features
 from hfspeech.data.stream_rows import AudioReference, LabelEncoder, NotHeldOut
 from hfspeech.data.streaming import StreamedData, StreamError, prepare_evaluation
 from hfspeech.errors import DataError, HfspeechError, writing_to
@@ -239,11 +239,12 @@ def _written(examples: Iterable[dict], features: Features, source: str) -> tuple
             with tempfile.NamedTemporaryFile(dir=folder, suffix=".arrow", delete=False) as file:
                 path = file.name
         buffer = None if folder is not None else pa.BufferOutputStream()
-        with ArrowWriter(features=features, path=None if buffer else path, stream=buffer) as writer:
+        plain = plain_audio_features(features)  # the same Arrow type, written without FFmpeg (torchcodec's encoder)
+        with ArrowWriter(features=plain, path=None if buffer else path, stream=buffer) as writer:
             for example in examples:
                 keys.append(clip_key(example))
                 hasher.update(clip_identity(keys[-1], example["audio"], example["label"]))
-                writer.write(features.encode_example({column: example[column] for column in features}))
+                writer.write(plain.encode_example({column: example[column] for column in features}))
             writer.finalize()
     table = (MemoryMappedTable.from_file(path) if buffer is None
              else InMemoryTable(pa.ipc.open_stream(buffer.getvalue()).read_all()))

@@ -91,3 +91,15 @@ def _chain(error: Optional[BaseException]) -> Iterator[BaseException]:
         seen.add(id(error))
         yield error
         error = error.__cause__ or error.__context__
+
+
+def plain_audio_features(features):
+    """`features` with each undecoded `Audio` column typed as the struct it holds (`{"bytes", "path"}`, the same
+    Arrow type): `Audio.encode_example` first imports torchcodec's encoder, which loads FFmpeg's libraries, so
+    writing or streaming rows of WAV clips failed on a machine without FFmpeg. Decoding needs FFmpeg only for the
+    files that do."""
+    from datasets import Audio, Features, Value
+
+    plain = {"bytes": Value("binary"), "path": Value("string")}
+    return Features({name: plain if isinstance(feature, Audio) and not feature.decode else feature
+                     for name, feature in features.items()})

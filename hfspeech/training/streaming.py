@@ -20,10 +20,11 @@ import math
 from typing import Any, Iterator, Optional
 
 import torch
-from datasets import Audio, IterableDataset, Value
+from datasets import IterableDataset
 from transformers import TrainerCallback
 
 from hfspeech.data.hub_stream import read_errors
+from hfspeech.data.system_libraries import plain_audio_features
 from hfspeech.data.stream_draws import EPOCH_KEY
 from hfspeech.data.streaming import StreamError
 from hfspeech.errors import DataError
@@ -76,14 +77,11 @@ class TrainingStream(torch.utils.data.IterableDataset):
 
 
 def _plain_audio_columns(stream: IterableDataset) -> IterableDataset:
-    """`stream` with each undecoded `Audio` column typed as the struct it holds (`{"bytes", "path"}`, the same Arrow
-    type): datasets encodes every row of a typed stream, and `Audio.encode_example` first imports torchcodec's
-    encoder, which loads FFmpeg's libraries, so streaming an all-WAV folder failed with a traceback on a machine
-    without FFmpeg. The collator decodes the clips (`decode_audio`), which needs FFmpeg only for files that do."""
-    for name, feature in (stream.features or {}).items():
-        if isinstance(feature, Audio) and not feature.decode:
-            stream = stream.cast_column(name, {"bytes": Value("binary"), "path": Value("string")})
-    return stream
+    """`stream` with its undecoded `Audio` columns as plain structs (`system_libraries.plain_audio_features`):
+    datasets encodes every row of a typed stream, so streaming an all-WAV folder needed FFmpeg. The collator decodes
+    the clips (`decode_audio`)."""
+    plain = plain_audio_features(stream.features) if stream.features else None
+    return stream.cast(plain) if plain is not None and plain != stream.features else stream
 
 
 def _reads_shards(stream: IterableDataset) -> bool:
