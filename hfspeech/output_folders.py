@@ -107,7 +107,12 @@ def check_output_folder(folder: str | os.PathLike, flag: str = "", ours: Callabl
     """Raise `error` naming the flag and the folder when `output_folder_problem` finds one."""
     problem = output_folder_problem(folder, ours, earlier, remedy, model)
     if problem is not None:
-        raise error(f"{flag} {shown_name(folder)}: {problem}" if flag else f"{shown_name(folder)}: {problem}")
+        raise error(folder_named(folder, flag, problem))
+
+
+def folder_named(folder: str | os.PathLike, flag: str, problem: str) -> str:
+    """The one-line refusal `FLAG FOLDER: PROBLEM` (no flag: `FOLDER: PROBLEM`), the folder as `shown_name` shows it."""
+    return f"{flag} {shown_name(folder)}: {problem}" if flag else f"{shown_name(folder)}: {problem}"
 
 
 @contextlib.contextmanager
@@ -121,7 +126,7 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
     holders (`train`, `average`) write a model there: a name no model could be loaded from (`unusable_folder_name`)
     is refused first, as `train` holds its folder before it checks it (and with --overwrite_output_dir never does)."""
     if (unusable := unusable_folder_name(folder)) is not None:
-        raise UsageError(f"{flag} {shown_name(folder)}: {unusable}" if flag else f"{shown_name(folder)}: {unusable}")
+        raise UsageError(folder_named(folder, flag, unusable))
     created = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]  # deepest first
     handle = None
     if os.name != "nt" and not_a_folder(folder) is None:

@@ -10,8 +10,6 @@ import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -163,13 +161,9 @@ SUPERVISED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # among those uvico
 
 
 def health(port: int):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-            return json.loads(response.read())["status"]
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read()).get("status")
-    except OSError:
-        return None
+    from hfspeech.serve.launcher import health_status
+
+    return health_status(f"http://127.0.0.1:{port}")
 
 
 def serve_with_workers(model: Path, until_healthy: bool) -> tuple[dict, dict]:

@@ -31,8 +31,7 @@ from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                                          read_config_json, read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import names_not_ours, not_a_folder, unusable_folder_name
-from hfspeech.path_names import shown_name
+from hfspeech.output_folders import folder_named, names_not_ours, not_a_folder, unusable_folder_name
 from hfspeech.output_staging import written_beside
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
@@ -113,7 +112,7 @@ def check_destination(dest: Path) -> None:
     (as `hfspeech export` replaces its own earlier export); anything else is the user's and refused. A file in its
     path (`notes.txt/out`) is refused here too (`output_folders.not_a_folder`): it failed only when writing."""
     if (problem := unusable_folder_name(dest)) is not None:  # the staged model could not be loaded from it
-        raise StageError(f"{shown_name(dest)}: {problem}")
+        raise StageError(folder_named(dest, "", problem))
     problem = not_a_folder(dest)
     if problem is not None:
         raise StageError(f"{dest}: {problem}; give a new or empty folder")

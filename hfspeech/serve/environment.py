@@ -21,11 +21,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# The signals uvicorn's `Multiprocess` supervisor installs its handlers for (its own `SIGNALS`), where the platform
-# has them.
-SUPERVISOR_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP", "SIGQUIT",
-                                                              "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2", "SIGWINCH")
-                           if hasattr(signal, name))
 
 
 @contextmanager
@@ -54,12 +49,15 @@ def set_for_workers(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def signal_handlers_kept() -> Iterator[None]:
-    """The `SUPERVISOR_SIGNALS` handlers put back as they were when the block ends. Only the main thread may set
-    one; elsewhere uvicorn could not have installed its own either, so there is nothing to put back."""
+    """The handlers of the signals uvicorn's worker supervisor takes over (its `SIGNALS`) put back as they were when
+    the block ends. Only the main thread may set one; elsewhere uvicorn could not have installed its own either, so
+    there is nothing to put back."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = {number: signal.getsignal(number) for number in SUPERVISOR_SIGNALS}
+    from uvicorn.supervisors.multiprocess import SIGNALS  # the ones its `Multiprocess` supervisor takes over
+
+    before = {number: signal.getsignal(number) for number in SIGNALS}
     try:
         yield
     finally:

@@ -25,6 +25,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def health_status(url: str) -> Optional[str]:
+    """The `status` in what `/health` of the server at `url` answers ("ok" once the model is loaded; another, with a
+    503, while it loads or after it failed), None while the server does not answer at all."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return json.loads(response.read())["status"]
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read()).get("status")
+    except OSError:
+        return None
+
+
 class ServerProcess:
     """The real server (the `hfspeech serve` command line, `flags` passed through) in a subprocess."""
 
@@ -58,13 +70,7 @@ class ServerProcess:
         self.stop()
 
     def health(self) -> Optional[str]:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return json.loads(response.read())["status"]
-        except urllib.error.HTTPError as error:
-            return json.loads(error.read()).get("status")
-        except OSError:
-            return None
+        return health_status(self.url)
 
     def output(self) -> str:
         self.log.seek(0)
