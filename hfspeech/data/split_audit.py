@@ -267,7 +267,8 @@ def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train", cal
             continue
         consequence = ("the model never sees them" if name == trained else
                        "their F1, recall and AP are undefined there, left out of the macro averages" if multi_label
-                       else f"{'their' if called else 'its'} scores leave them out (accuracy is over {len(names) - len(missing)} class(es); "
+                       else f"{'their' if called else 'its'} scores leave them out (accuracy is over "
+                       f"{len(names) - len(missing)} class(es); "
                        "macro-F1 leaves them out unless predicted, a false alarm counting as 0)")
         if name != trained and not multi_label and len(names) - len(missing) == 1:
             consequence += "; a model that always answers the one class left scores accuracy 1.0"

@@ -71,14 +71,9 @@ def accelerate_state_kept() -> Iterator[None]:
     caller joined stays), and the caller's next Accelerator joins one or finds it, where the run's state claimed a
     group already left (its first collective: "Default process group has not been initialized")."""
     variables = accelerate_variables()
-    if launched_process():  # one of several processes: its group and states are the launch's, left as they were
-        try:
-            yield
-        finally:
-            restore_accelerate_variables(variables)
-        return
-    callers = {state: state.__dict__["_shared_state"] for state in SHARED_STATES}
-    contents = {state: dict(state._shared_state) for state in SHARED_STATES}
+    # one of several processes (`launched_process`): its group and states are the launch's, left as they were
+    callers = {} if launched_process() else {state: state.__dict__["_shared_state"] for state in SHARED_STATES}
+    contents = {state: dict(shared) for state, shared in callers.items() if type(shared) is not dict}
     for state, shared in callers.items():
         if type(shared) is dict:  # under torch_xla a per-thread holder (accelerate's ThreadLocalSharedDict)
             state._shared_state = dict(shared)
