@@ -139,7 +139,7 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
     try:
         if not held_by_this_process(handle):
             created = []  # the other run's: it may have made them a moment ago
-            raise UsageError(f"{flag} {folder}: {refusal}" if flag else f"{folder}: {refusal}")
+            raise UsageError(folder_named(folder, flag, refusal))
         yield
     finally:
         os.close(handle)

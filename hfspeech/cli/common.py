@@ -31,12 +31,18 @@ def print_error(error: BaseException, argv=None) -> None:
 def reported_as_user_errors(*kinds: type[BaseException]):
     """Inside, the library errors of `kinds` that a user's input causes (a missing file: OSError; a value a
     library refuses: ValueError) become `HfspeechError`s with the same message, so that `hfspeech.cli.main`
-    prints them as one line and exits with 2, as it does every error of hfspeech's own."""
+    prints them as one line and exits with 2, as it does every error of hfspeech's own. A system library that
+    could not be loaded (`OSError: cannot load library 'libsndfile.so'`) is the machine's lack, not the user's
+    input: it goes on to `hfspeech.cli.main`, which names the package to install (`cli.extras`)."""
+    from hfspeech.cli.extras import missing_extra
+
     try:
         yield
     except HfspeechError:
         raise
     except kinds as error:
+        if missing_extra(error, "") is not None:
+            raise
         raise HfspeechError(str(error)) from error
 
 

@@ -1,0 +1,37 @@
+"""Session 36's mends of earlier sessions' leftovers, each shown failing before its change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hfspeech.errors import UsageError
+from hfspeech.output_folders import held_alone
+from tests.conftest import save_random_baseline, synth_clip
+from tests.test_no_ffmpeg35 import CNN, error_line, hfspeech_faked
+
+
+def test_predict_without_libsndfile_names_libsndfile1_not_cffis_words(tmp_path):
+    """`predict` turned every OSError into a user error with its own words, so a machine without libsndfile read
+    `error: cannot load library 'libsndfile.so': ...` (no package named) where `train` named libsndfile1."""
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["low", "high"], 0.5, **CNN)
+    clip = tmp_path / "a.wav"
+    sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "soundfile.py").write_text(
+        "raise OSError(\"cannot load library 'libsndfile.so': libsndfile.so: cannot open shared object file: "
+        "No such file or directory\")\n")
+    line = error_line(hfspeech_faked(tmp_path, ["predict", model, clip]))
+    assert line == ("error: hfspeech predict needs libsndfile, which soundfile could not load: install libsndfile1 "
+                    "(apt-get install libsndfile1)"), line
+
+
+def test_a_folder_another_process_holds_is_named_as_every_other_refusal_names_it(tmp_path):
+    """held_alone's refusal printed the folder raw: a name with a line break split the one-line error."""
+    folder = tmp_path / "take\n1"
+    with held_alone(folder, "another run writes there"):
+        with pytest.raises(UsageError) as refused:
+            with held_alone(folder, "another run writes there", "--output_dir"):
+                pass
+    assert str(refused.value) == f"--output_dir {repr(str(folder))}: another run writes there"
