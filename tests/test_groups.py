@@ -93,7 +93,7 @@ def test_fold_manifests_hold_out_one_speaker_each(tmp_path):
 
 
 @pytest.mark.parametrize("speakers, error", [(["ann", "ann"], "needs at least 2 groups in column 'speaker', found 1"),
-                                             (["ann", " ", "bob"], "row 3 has an empty 'speaker' cell")])
+                                             (["ann", " ", "bob"], "row 2 has an empty 'speaker' cell")])
 def test_fold_manifests_refuse_one_group_or_an_empty_cell_naming_the_manifest(tmp_path, speakers, error):
     files = write_manifests(tmp_path, {"all": speakers})
     with pytest.raises(DataError, match=error) as raised:
@@ -104,7 +104,7 @@ def test_fold_manifests_refuse_one_group_or_an_empty_cell_naming_the_manifest(tm
 def test_fold_manifests_refuse_a_group_that_cannot_name_a_folder(tmp_path):
     """fold-<group> is a folder: a group "x/../../out" put that fold's manifests and run outside OUTPUT_DIR."""
     files = write_manifests(tmp_path / "data", {"all": ["ann", "x/../../out", "ann", "x/../../out"]})
-    with pytest.raises(DataError, match=r"row 3: speaker 'x/\.\./\.\./out' cannot name a fold folder"):
+    with pytest.raises(DataError, match=r"row 2: speaker 'x/\.\./\.\./out' cannot name a fold folder"):
         write_fold_manifests(files["all"], "speaker", str(tmp_path / "cv" / "root"), 0.0, seed=0)
     assert not (tmp_path / "cv").exists() and not (tmp_path / "out").exists()
 

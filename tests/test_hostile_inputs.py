@@ -206,7 +206,7 @@ CASES = {
     "no path column": manifest_case("file,label\n" + ROWS, error="missing column(s) ['path']"),
     "an empty label": manifest_case("path,label\n" + ROWS + "<low_1>,\n", error="empty label"),
     "a missing file": manifest_case("path,label\n" + ROWS + "clips/nope.wav,low\n", error="nope.wav"),
-    "a ragged row": manifest_case("path,label\n" + ROWS + "<low_1>,low,extra\n", error="row 14 has 3 cells"),
+    "a ragged row": manifest_case("path,label\n" + ROWS + "<low_1>,low,extra\n", error="row 13 has 3 cells"),
     "JSONL with numbers as labels": manifest_case("".join(f'{{"path": "<{label}_{i}>", "label": {n}}}\n'
                                                           for n, label in enumerate(TONES) for i in range(4)),
                                                   name="train.jsonl", labels={"0", "1", "2"}, commands=("train",)),

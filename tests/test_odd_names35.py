@@ -67,10 +67,10 @@ def test_cross_validate_refuses_a_group_not_utf8_or_too_long_before_writing(tmp_
     rows = [{"path": "cafe/c0.wav", "label": "cafe", "speaker": "caf\udce9"},
             {"path": "tea/c0.wav", "label": "cafe", "speaker": "tea"}]
     out = tmp_path / "cv"
-    with pytest.raises(DataError, match=r"row 2: the speaker value caf\\xe9 is not UTF-8 text"):
+    with pytest.raises(DataError, match=r"row 1: the speaker value caf\\xe9 is not UTF-8 text"):
         write_fold_manifests(write_jsonl(tmp_path / "s.jsonl", rows), "speaker", str(out), 0.0, 0)
     long = [{**rows[0], "speaker": "G" * 251}, rows[1]]  # fold-GGG... is 256 bytes: "File name too long"
-    with pytest.raises(DataError, match=r"row 2: speaker 'G{20}'\.\.\. cannot name a fold folder .*251 bytes"):
+    with pytest.raises(DataError, match=r"row 1: speaker 'G{20}'\.\.\. cannot name a fold folder .*251 bytes"):
         write_fold_manifests(write_jsonl(tmp_path / "l.jsonl", long), "speaker", str(out), 0.0, 0)
     assert not out.exists()  # `fold-tea` was written before the crash
 

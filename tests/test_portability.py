@@ -97,7 +97,7 @@ def test_cross_validation_refuses_groups_whose_fold_folders_differ_only_in_case(
     rows = [(f"clip{i}.wav", "yes", speaker) for i, speaker in enumerate(["Ann", "bob", "ann", "bob"])]
     manifest.write_text("path,label,speaker\n" + "".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
 
-    with pytest.raises(DataError, match=r"row 4: speaker 'ann' and 'Ann' differ only in case"):
+    with pytest.raises(DataError, match=r"row 3: speaker 'ann' and 'Ann' differ only in case"):
         write_fold_manifests(str(manifest), "speaker", str(tmp_path / "cv"), 0.0, seed=0)
     assert not (tmp_path / "cv").exists()
 

@@ -72,7 +72,7 @@ def test_group_in_composed_and_decomposed_unicode_is_one_group(tmp_path):
 
 
 def test_fold_folders_alike_in_case_and_composition_are_refused():
-    with pytest.raises(DataError, match="row 3: speaker .* differ only in case"):
+    with pytest.raises(DataError, match="row 2: speaker .* differ only in case"):
         check_fold_folder_names("m.csv", "speaker", [unicodedata.normalize("NFC", "Zoë"),
                                                       unicodedata.normalize("NFD", "ZOË")])
 
@@ -107,7 +107,7 @@ def test_trailing_empty_cells_and_doubled_byte_order_mark_are_ignored(tmp_path, 
 
 
 def test_a_ragged_row_with_a_value_beyond_the_header_is_still_refused(tmp_path):
-    with pytest.raises(ManifestError, match="row 3 has 3 cells but the header has 2"):
+    with pytest.raises(ManifestError, match="row 2 has 3 cells but the header has 2"):
         read_manifest(written(tmp_path, "m.csv", "path,label\na.wav,up\nb.wav,up,extra\n"))
 
 

@@ -44,7 +44,7 @@ def read_groups(path: str, group_column: str) -> tuple[list[dict], list[str], li
         raise DataError(f"{path}: no group column {group_column!r}; available columns: {columns}")
     groups = [_cell_text(row.get(group_column)) for row in rows]
     if "" in groups:
-        raise DataError(f"{path}: row {groups.index('') + 2} has an empty {group_column!r} cell")
+        raise DataError(f"{path}: row {groups.index('') + 1} has an empty {group_column!r} cell")
     return rows, columns, groups
 
 

@@ -17,11 +17,10 @@ from hfspeech.errors import DataError
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 
-def refuse_text_not_utf8(manifest: str, rows: list[dict[str, Any]], path_column: Optional[str],
-                         first_row: int = 1) -> None:
-    """A `DataError` naming the first row (counted from `first_row`) with a cell (a column name, a value, a value in
+def refuse_text_not_utf8(manifest: str, rows: list[dict[str, Any]], path_column: Optional[str]) -> None:
+    """A `DataError` naming the first row (data rows counted from 1) with a cell (a column name, a value, a value in
     a list) that is not UTF-8 text, or whose `path_column` the OS cannot be given (`path_names.unusable_name`)."""
-    for number, row in enumerate(rows, start=first_row):
+    for number, row in enumerate(rows, start=1):
         for column, value in row.items():
             if column == path_column and isinstance(value, str) and (problem := unusable_name(value)):
                 rewrite = "; then write the row with the file's new name" if problem.startswith(NOT_UTF8) else ""

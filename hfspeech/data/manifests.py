@@ -90,11 +90,11 @@ def _read_delimited(path: str, text: str, delimiter: str | None) -> tuple[list[d
         return [], []
     columns = _column_names(path, table[0], max(len(trimmed(row)) for row in table))
     rows = []
-    for line, cells in enumerate(table[1:], start=2):
+    for row, cells in enumerate(table[1:], start=1):  # data rows from 1, as every manifest error counts them
         if len(cells) > len(columns) and not any(cell.strip() for cell in cells[len(columns):]):
             cells = cells[:len(columns)]  # a spreadsheet's trailing empty cells (`a,b,,`)
         if len(cells) != len(columns):
-            raise ManifestError(f"{path}: row {line} has {len(cells)} cells but the header has {len(columns)} "
+            raise ManifestError(f"{path}: row {row} has {len(cells)} cells but the header has {len(columns)} "
                                 f"({columns}); quote cells that contain {delimiter!r}")
         rows.append(dict(zip(columns, cells)))
     return rows, columns

@@ -72,7 +72,7 @@ def write_fold_manifests(manifest: str, group_column: str, output_dir: str, vali
     if path_column not in columns:
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
-    refuse_text_not_utf8(manifest, rows, path_column, first_row=2)  # Arrow's and the CSV writer's tracebacks
+    refuse_text_not_utf8(manifest, rows, path_column)  # Arrow's and the CSV writer's tracebacks
     check_fold_folder_names(manifest, group_column, groups)
     base = absolute_manifest_folder(manifest)  # the rows' files as train and predict find them
     label_column = column_named(manifest, columns, label_column_of(columns, label_column)) if label_column else None

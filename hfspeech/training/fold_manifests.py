@@ -33,7 +33,7 @@ def check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[s
     longer than a folder's name may be (`NAME_MAX`), or one the OS cannot be given under an ASCII locale, stopped
     on an OSError after the folds before it were written. Each is a one-line `DataError` naming the row."""
     first_of: dict[str, str] = {}
-    for row, group in enumerate(groups, start=2):
+    for row, group in enumerate(groups, start=1):
         if "/" in group or "\\" in group:
             raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
                             f"(fold-<group>): a group name has no / or \\ in it")
