@@ -34,14 +34,14 @@ def reported_as_user_errors(*kinds: type[BaseException]):
     prints them as one line and exits with 2, as it does every error of hfspeech's own. A system library that
     could not be loaded (`OSError: cannot load library 'libsndfile.so'`) is the machine's lack, not the user's
     input: it goes on to `hfspeech.cli.main`, which names the package to install (`cli.extras`)."""
-    from hfspeech.cli.extras import missing_extra
+    from hfspeech.data.system_libraries import missing_library
 
     try:
         yield
     except HfspeechError:
         raise
     except kinds as error:
-        if missing_extra(error, "") is not None:
+        if missing_library(error) is not None:
             raise
         raise HfspeechError(str(error)) from error
 

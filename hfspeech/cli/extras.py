@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from hfspeech.data.system_libraries import missing_library
 from hfspeech.errors import HfspeechError
 
 EXTRA_OF_PACKAGE = {"optimum": "export", "onnxruntime": "export", "onnx": "export",
@@ -28,17 +29,6 @@ def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]
             return HfspeechError(f"hfspeech {command} needs {name}, which could not be imported: install "
                                  f"hfspeech's {extra!r} extra (pip install \"hfspeech[{extra}]\", with the project's "
                                  f"constraints.txt for the tested versions)")
-        if library := _missing_library(cause):
+        if library := missing_library(cause):
             return HfspeechError(f"hfspeech {command} needs {library}")
-    return None
-
-
-def _missing_library(error: BaseException | None) -> Optional[str]:
-    """What to say a command needs where `error` is a system library that could not be loaded, else None."""
-    from hfspeech.data.system_libraries import LOAD_FAILURE, NEEDS_FFMPEG, NEEDS_LIBSNDFILE
-
-    if isinstance(error, OSError) and "cannot load library" in str(error) and "sndfile" in str(error):
-        return NEEDS_LIBSNDFILE
-    if isinstance(error, RuntimeError) and LOAD_FAILURE in str(error):
-        return NEEDS_FFMPEG
     return None

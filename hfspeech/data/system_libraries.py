@@ -72,6 +72,16 @@ def raise_if_machine_cannot_decode(name: str, error: BaseException) -> None:
         raise FfmpegUnavailableError(f"{name}: decoding it needs {needed}; {DECODED_WITHOUT_FFMPEG}") from error
 
 
+def missing_library(error: BaseException | None) -> Optional[str]:
+    """What a command needs where `error` is a system library that could not be loaded (libsndfile on importing
+    soundfile, FFmpeg's on importing torchcodec's decoders): `NEEDS_LIBSNDFILE` or `NEEDS_FFMPEG`; else None."""
+    if isinstance(error, OSError) and "cannot load library" in str(error) and "sndfile" in str(error):
+        return NEEDS_LIBSNDFILE
+    if isinstance(error, RuntimeError) and LOAD_FAILURE in str(error):
+        return NEEDS_FFMPEG
+    return None
+
+
 def soundfile_module(name: str):
     """`soundfile`, imported here for decoding `name`; `MissingLibraryError` naming libsndfile1 where it cannot load
     libsndfile (`OSError: cannot load library 'libsndfile.so'`), which `predict` showed as that line alone."""
