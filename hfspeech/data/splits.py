@@ -9,7 +9,7 @@ from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
-from datasets import Audio, ClassLabel, Dataset, DatasetDict
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
 from hfspeech.data.columns import column_values
@@ -68,17 +68,19 @@ def _split(data: Dataset, fraction: float, seed: int, name: str, say: Callable[[
     try:
         parts = _stratified_split(data, fraction, seed, strata)
     except ValueError as error:
-        parts = _split_with_rare_strata_pooled(data, fraction, seed, strata, name, str(error), say)
+        parts = _split_with_rare_strata_pooled(data, fraction, seed, strata, name, str(error), say, multi_label)
     if multi_label:
         return parts["train"].remove_columns(stratum), parts["test"].remove_columns(stratum)
     return parts["train"], parts["test"]
 
 
 def _split_with_rare_strata_pooled(data: Dataset, fraction: float, seed: int, strata: np.ndarray, name: str,
-                                   problem: str, say: Callable[[str], None]) -> dict[str, Dataset]:
+                                   problem: str, say: Callable[[str], None], multi_label: bool) -> dict[str, Dataset]:
     """A stratified split with the rarest strata pooled into one, where some stratum cannot be divided (one clip) or
     there are more strata than clips to hold out; at random only where pooling cannot help. Before, one class of 2
-    clips among 6 made the whole split random, and a label in 40% of the clips then had no validation clip."""
+    clips among 6 made the whole split random, and a label in 40% of the clips then had no validation clip. A
+    single-label class the pooled split held out whole keeps a clip for training (a multi-label clip's rarest label
+    held out says nothing of its other labels)."""
     n_test = math.ceil(fraction * len(data))
     values, counts = np.unique(strata, return_counts=True)
     order = np.argsort(counts, kind="stable")  # rarest first
@@ -86,9 +88,31 @@ def _split_with_rare_strata_pooled(data: Dataset, fraction: float, seed: int, st
         merged = np.where(np.isin(strata, values[order[:pooled]]), -1, strata)
         say(f"the {name} split: {_problem_words(problem)}, so the {pooled} rarest of {len(values)} classes (or label "
             "groups) are stratified as one")
-        return _stratified_split(data, fraction, seed, merged)
+        parts = _stratified_split(data, fraction, seed, merged)
+        return parts if multi_label else _last_clips_kept_for_training(parts, name, say)
     say(f"cannot stratify the {name} split ({_problem_words(problem)}); splitting at random instead")
     return data.train_test_split(test_size=fraction, seed=seed)
+
+
+def _last_clips_kept_for_training(parts: dict[str, Dataset], name: str,
+                                  say: Callable[[str], None]) -> dict[str, Dataset]:
+    """`parts` with one clip of each class the held-out part took whole moved back to `train`, as long as a clip
+    stays held out. Pooled or random, a rare class's few clips could all be held out: 8 of 1,000 speakers (3 clips
+    each) had no training clip, so the model could never answer them. The held-out split is then that many clips
+    short of its share."""
+    trained = set(column_values(parts["train"], "label"))
+    first_held_out: dict = {}
+    for row, label in enumerate(column_values(parts["test"], "label")):
+        if label not in trained:
+            first_held_out.setdefault(label, row)
+    moved = sorted(first_held_out.values())[:len(parts["test"]) - 1]
+    if not moved:
+        return parts
+    kept = sorted(set(range(len(parts["test"]))) - set(moved))
+    say(f"the {name} split would have held every clip of {len(moved)} rare class(es); one clip of "
+        "each is kept for training instead")
+    return {"train": concatenate_datasets([parts["train"], parts["test"].select(moved)]),
+            "test": parts["test"].select(kept)}
 
 
 def _strata_to_pool(rarest_first: np.ndarray, n_test: int, n_clips: int) -> int:

@@ -1,0 +1,31 @@
+"""Many classes, few clips each (scale audit, session 36): carved splits keep a clip of every class to train on.
+
+A speaker-ID manifest of 1,000 speakers with 1-4 clips each pooled its rare classes into one stratum to split at
+all; within it the draw was random, so 8 speakers with 3 clips each had every clip held out: the run warned that
+the train split had no clip of them, and the model could never answer them.
+"""
+
+from __future__ import annotations
+
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from hfspeech.data.splits import make_splits
+
+
+def speakers_with_few_clips(num_classes: int = 300) -> Dataset:
+    """`num_classes` classes of 1 to 4 clips each, and one class of 200 (a frequent speaker)."""
+    labels = [label for label in range(num_classes) for _ in range(1 + label % 4)] + [0] * 200
+    return Dataset.from_dict({"label": labels, "row": list(range(len(labels)))}).cast_column(
+        "label", ClassLabel(names=[f"spk{label:04d}" for label in range(num_classes)]))
+
+
+def test_a_rare_class_is_never_held_out_whole():
+    data = speakers_with_few_clips()
+    said: list[str] = []
+    splits = make_splits(DatasetDict(train=data), 0.1, 0.1, seed=0, said=said)
+    trained = set(splits["train"]["label"])
+    held_out = set(splits["validation"]["label"]) | set(splits["test"]["label"])
+    assert held_out <= trained, sorted(held_out - trained)
+    assert sorted(row for split in splits.values() for row in split["row"]) == list(range(len(data)))
+    assert min(len(splits["validation"]), len(splits["test"])) >= 0.08 * len(data)  # near their 10% still
+    assert any("one clip of each is kept for training" in line for line in said), said
