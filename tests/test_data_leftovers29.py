@@ -20,7 +20,7 @@ from huggingface_hub import constants
 
 from test_hub_dataset_inputs import load, parquet_repo, rows
 from hfspeech.data.hub_stream import _hold_out
-from hfspeech.data.prepare import RUN_SCRATCH, run_scratch_folder
+from hfspeech.data.run_scratch import RUN_SCRATCH, run_scratch_folder
 from hfspeech.data.stream_draws import KEY_COLUMN
 from hfspeech.errors import OutputWriteError
 from hfspeech.models.losses import pos_weight_from_counts, pos_weight_from_frequencies
@@ -158,7 +158,7 @@ def test_a_streamed_datasets_evaluation_splits_are_decoded_once_into_the_dataset
 
 RUN_AND_STOP = """
 import os, signal, sys
-from hfspeech.data.prepare import run_scratch_folder
+from hfspeech.data.run_scratch import run_scratch_folder
 (run_scratch_folder() / "held.arrow").write_bytes(b"rows")
 print(run_scratch_folder(), flush=True)
 if sys.argv[1] == "killed":

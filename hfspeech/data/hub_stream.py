@@ -40,7 +40,7 @@ from datasets.exceptions import DatasetGenerationError, DatasetsError
 from hfspeech.data.labelled import DataSpec
 from hfspeech.data.dataset_columns import clip_identity, label_column_of
 from hfspeech.data.loading import local_parquet_rows
-from hfspeech.data.prepare import run_scratch_folder
+from hfspeech.data.run_scratch import run_scratch_folder
 from hfspeech.data.split_names import choose_splits, given_in, refuse_slices_streamed, split_notes
 from hfspeech.data.stream_draws import clip_key
 from hfspeech.data.system_libraries import plain_audio_features
@@ -223,7 +223,7 @@ def _written(examples: Iterable[dict], features: Features, source: str) -> tuple
 
     Held in lists, the rows (audio bytes too: 10% of a corpus) were in memory twice, the second time in
     `Dataset.from_list`; here a writer batch at most. The file is in the run's scratch folder (removed at exit,
-    `data.prepare.run_scratch_folder`); the fingerprint hashes each row's key, path and label, so the decoded
+    `data.run_scratch.run_scratch_folder`); the fingerprint hashes each row's key, path and label, so the decoded
     split is found again by a later run (`data.prepare`) as the fingerprint of the rows held in memory let it be."""
     from datasets import DatasetInfo
     from datasets.arrow_writer import ArrowWriter
@@ -252,7 +252,7 @@ def _written(examples: Iterable[dict], features: Features, source: str) -> tuple
 
 
 def _scratch_or_none() -> Optional[Path]:
-    """The run's scratch folder for the rows (`data.prepare.run_scratch_folder`), or None: held in memory, once, as
+    """The run's scratch folder for the rows (`data.run_scratch.run_scratch_folder`), or None: held in memory, once, as
     Arrow, where files cannot be removed while mapped (Windows: they were left for good) or the datasets cache is
     read-only (a shared cache that already holds the decoded splits was refused)."""
     if os.name == "nt":

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import stat
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -30,8 +29,8 @@ from hfspeech.data.cache_users import (cache_folder_problem, hold_cache_folder, 
                                        own_temporary_files_removed, prepared_file)
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
+from hfspeech.data.run_scratch import RUN_SCRATCH
 from hfspeech.errors import writing_to
-from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -208,8 +207,22 @@ def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, se
         for cache in wholes[key].cache_files:  # mended, failed again from it (a file still mapped on Windows: kept)
             with contextlib.suppress(OSError):
                 Path(cache["filename"]).unlink(missing_ok=True)
-        raise with_skip_hint(AudioFileError(decoded[bad]["path"], decoded[bad]["error"]))
+        named = decoded[bad]["path"]
+        raise with_skip_hint(AudioFileError(named, decoded[bad]["error"] + _others_bad(wholes[key], named)))
     return decoded
+
+
+def _others_bad(whole, named: str) -> str:
+    """`; and N more bad file(s) in this data: a, b, c and 2 more` where the decoded `whole` table holds bad files
+    besides `named`, else nothing: every file was decoded, yet the error named one, and each run mended one more
+    (500 bad files, 500 runs of decoding them all)."""
+    bad = [row for row, error in enumerate(column_values(whole, "error")) if error]
+    others = [path for path in column_values(whole.select(bad[:4]), "path") if path != named][:3]
+    if not others:
+        return ""
+    unnamed = len(bad) - 1 - len(others)
+    rest = f" and {unnamed} more" if unnamed else ""
+    return f"; and {len(bad) - 1} more bad file(s) in this data: {', '.join(others)}{rest}"
 
 
 def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
@@ -265,35 +278,3 @@ def _cache_file_name(split, settings: list) -> Optional[str]:
     if folder and not temporary and not is_users_folder(folder) and not cache_folder_problem(folder):
         return None
     return prepared_file(split, settings)
-
-
-RUN_SCRATCH = "hfspeech-run-scratch"  # under the datasets cache: `.hfspeech-run-scratch-partial-*` folders
-_run_scratch: dict[Path, Path] = {}
-
-
-def run_scratch_folder() -> Path:
-    """This process's locked scratch folder in the datasets cache (`output_folders.locked_scratch`), for files
-    it reads until it exits (a streamed dataset's evaluation rows, `data.hub_stream`): removed at exit, and a
-    killed run's (SIGKILL, the OOM killer), which nothing holds, by the next run's first call (held in memory, the
-    rows were there twice; written to $TMPDIR, a killed run left them for good). One folder a process: a notebook
-    that streams three times keeps the three runs' evaluation rows until it exits."""
-    import atexit
-    import datasets
-
-    destination = Path(datasets.config.HF_DATASETS_CACHE) / RUN_SCRATCH
-    if destination not in _run_scratch:
-        with writing_to(destination.parent, "set HF_DATASETS_CACHE to a folder you can write"):
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            remove_leftover_scratch(destination)
-            folder, handle = locked_scratch(destination)
-        _run_scratch[destination] = folder
-        atexit.register(_remove_run_scratch, folder, handle, os.getpid())
-    return _run_scratch[destination]
-
-
-def _remove_run_scratch(folder: Path, handle: Optional[int], owner: int) -> None:
-    """The scratch folder removed, then its lock let go; by the process that made it only (not a forked child)."""
-    if os.getpid() == owner:
-        shutil.rmtree(folder, ignore_errors=True)
-        if handle is not None:
-            os.close(handle)
