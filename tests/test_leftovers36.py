@@ -35,3 +35,11 @@ def test_a_folder_another_process_holds_is_named_as_every_other_refusal_names_it
             with held_alone(folder, "another run writes there", "--output_dir"):
                 pass
     assert str(refused.value) == f"--output_dir {repr(str(folder))}: another run writes there"
+
+
+def test_a_missing_required_flag_says_where_the_flags_are_listed(capsys):
+    """evaluate's "required: --model" was the one usage error without the `--help` hint the others end with."""
+    from tests.conftest import run_cli_output
+
+    code, _, err = run_cli_output(["evaluate", "--data_dir", "x"], capsys)
+    assert code == 2 and err.strip().endswith("--model; `hfspeech evaluate --help` lists them"), err

@@ -81,6 +81,8 @@ class RecipeArgumentParser(AbbreviationsOfOneFlag, HfArgumentParser):
         if re.match(r"ambiguous option: --model(=\S*)? could match", message):
             message = ("--model: give --model_name_or_path (a saved model or Hub id) or --model_type (a baseline "
                        "from scratch)")
+        if message.startswith("the following arguments are required"):  # as every other usage error ends
+            message += f"; `{self.prog} --help` lists them"
         raise UsageError(message)
 
 
