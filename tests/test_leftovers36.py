@@ -43,3 +43,19 @@ def test_a_missing_required_flag_says_where_the_flags_are_listed(capsys):
 
     code, _, err = run_cli_output(["evaluate", "--data_dir", "x"], capsys)
     assert code == 2 and err.strip().endswith("--model; `hfspeech evaluate --help` lists them"), err
+
+
+def test_predict_csv_into_a_closed_pipe_ends_quietly_as_the_other_formats_do(tmp_path):
+    """The CSV header is written inside predict's user-error wrapper, which made the reader's going away
+    (`| head`, `| csvcut` not installed) `error: [Errno 32] Broken pipe`, exit code 2, not the quiet 141."""
+    import subprocess
+    import sys
+
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["low", "high"], 0.5, **CNN)
+    clip = tmp_path / "a.wav"
+    sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    run = subprocess.Popen([sys.executable, "-m", "hfspeech", "predict", str(model), str(clip), "--format", "csv"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    run.stdout.close()  # the reader gone before the first row
+    err = run.stderr.read().decode()
+    assert run.wait(timeout=300) == 141 and "error" not in err, (run.returncode, err)

@@ -38,7 +38,7 @@ def reported_as_user_errors(*kinds: type[BaseException]):
 
     try:
         yield
-    except HfspeechError:
+    except (HfspeechError, BrokenPipeError):  # a reader that has gone (`| head`): main ends quietly, 141
         raise
     except kinds as error:
         if missing_library(error) is not None:
