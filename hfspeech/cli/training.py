@@ -172,10 +172,12 @@ def output_dir_held_for_average(output_dir: str):
 
 
 def cross_validate(argv: list[str]) -> int:
-    from hfspeech.training.command_line import parse_args, process_state_kept
-    from hfspeech.training.cross_validation import run_cross_validation
+    from hfspeech.training.command_line import process_state_kept
+    from hfspeech.training.cross_validation import parse_cross_validation_args, run_cross_validation
 
-    # train's flags, parsed (a typo named) before any fold trains; the first fold's log set-up holds to the summary
+    # train's flags and --num_folds, parsed (a typo named) before any fold trains; the first fold's log set-up holds
+    # to the summary
     with process_state_kept():
-        run_cross_validation(*parse_args(argv, prog="hfspeech cross-validate"))
+        folds_args, *recipe_args = parse_cross_validation_args(argv, prog="hfspeech cross-validate")
+        run_cross_validation(*recipe_args, num_folds=folds_args.num_folds)
     return 0

@@ -1,11 +1,12 @@
-"""`hfspeech cross-validate`: leave-one-group-out cross-validation of the fine-tuning recipe.
+"""`hfspeech cross-validate`: leave-one-group-out (or grouped k-fold) cross-validation of the fine-tuning recipe.
 
     hfspeech cross-validate --train_file all.csv --group_column speaker --output_dir runs/logo --model_type bcresnet
 
 One fold per group (speaker, recording, session): that group is the test split, never seen in training; the
 validation split is `--validation_split_percentage` of the remaining clips, drawn across their groups and
 stratified by label as `hfspeech train` draws its own (it picks the best epoch, so it shares voices with training;
-the test split never does). Each fold is a normal training run in `OUTPUT_DIR/fold-<group>`;
+the test split never does). Each fold is a normal training run in `OUTPUT_DIR/fold-<group>`. Above 20 groups
+`--num_folds K` is needed: K folds of whole groups, `OUTPUT_DIR/fold-1` ... (`training.fold_manifests`);
 `OUTPUT_DIR/cross_validation.json` has every fold's test metrics and their mean, standard deviation, minimum and
 maximum: a score with its spread over unseen groups, not one lucky split; and `pooled`: accuracy and F1 (mAP and F1
 multi-label) of all folds' held-out clips together, each scored by the fold model that did not train on it
@@ -19,6 +20,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -28,7 +31,6 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, List, Va
 
 from hfspeech.data.columns import column_values
 from hfspeech.data.groups import read_groups
-from hfspeech.data.labels import parse_label_list
 from hfspeech.data.manifest_cells import refuse_text_not_utf8
 from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
@@ -36,14 +38,37 @@ from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.errors import DataError, UsageError, first_few
 from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
-from hfspeech.training.command_line import parse_args, process_state_kept
+from hfspeech.training.command_line import (RecipeArgumentParser, exit_with_help_if_asked, parse_args,
+                                            process_state_kept, recipe_parser, refuse_mistyped_flags)
 from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
-from hfspeech.training.fold_manifests import (check_fold_folder_names, manifest_texts, refuse_redrawn_folds,
+from hfspeech.training.flag_files import expand_args_files
+from hfspeech.training.fold_manifests import (check_fold_folder_names, check_fold_labels, held_out_groups,
+                                              manifest_texts, one_per_group, refuse_redrawn_folds, row_labels,
                                               write_texts)
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
 SUMMARY_FILE = "cross_validation.json"  # the folds' test metrics, beside their fold-<group> folders
+
+
+@dataclass
+class CrossValidationArguments:
+    num_folds: Optional[int] = field(default=None, metadata={
+        "help": "Deal the groups into this many folds of about equal clip counts (fold-1 ..., their groups in "
+                "cross_validation.json). Default: one per group (leave-one-group-out), refused above 20 groups."})
+
+
+def parse_cross_validation_args(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> tuple:
+    """(CrossValidationArguments, ModelArguments, DataArguments, TrainingArguments), as `distill` parses its own
+    flags: `--num_folds` is not one of `hfspeech train`'s, which would take it and do nothing."""
+    help_parser = recipe_parser(CrossValidationArguments, prog=prog)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    exit_with_help_if_asked(argv, help_parser)
+    argv = expand_args_files(argv, help_parser)  # a --num_folds in an --args_file too
+    refuse_mistyped_flags(help_parser, argv)
+    folds_args, rest = RecipeArgumentParser(CrossValidationArguments).parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True)
+    return (folds_args, *parse_args(rest, help_parser._option_string_actions, help_parser.prog))
 
 
 def summarise(values: Sequence[float]) -> dict:
@@ -55,38 +80,41 @@ def summarise(values: Sequence[float]) -> dict:
             "folds": len(array)}
 
 
-def write_fold_manifests(manifest: str, group_column: str, output_dir: str, validation_fraction: float,
-                         seed: int, path_column: str = "path", label_column: Optional[str] = None,
-                         label_separator: Optional[str] = None, write: bool = True) -> dict[str, dict[str, str]]:
-    """``{group: {"train": csv, "validation": csv, "test": csv}}``: the manifest's rows split per fold, paths
-    made absolute so the fold manifests can live anywhere; no validation manifest when its share is 0. With
-    `label_column` (and `label_separator` for multi-label cells) every fold's labels are checked first. All
-    checks come before anything is written: a fold that cannot train would stop after the earlier ones had.
-    `write=False` (every process but the first of a multi-process run): the paths only, the files not rewritten
-    while another process reads them."""
+def write_fold_manifests(*args, **kwargs) -> dict[str, dict[str, str]]:  # `drawn_folds`' manifests alone
+    return drawn_folds(*args, **kwargs)[0]
+
+
+def drawn_folds(manifest: str, group_column: str, output_dir: str, validation_fraction: float, seed: int,
+                path_column: str = "path", label_column: Optional[str] = None, label_separator: Optional[str] = None,
+                write: bool = True, num_folds: Optional[int] = None) -> tuple[dict, dict[str, list[str]]]:
+    """({fold: {"train": csv, "validation": csv, "test": csv}}, {fold: its held-out groups}): the rows split per fold
+    (`fold_manifests.held_out_groups`), paths made absolute; no validation manifest for a share of 0. With
+    `label_column` (`label_separator`: multi-label) every fold's labels are checked. All checks come before anything
+    is written: a fold that cannot train would stop after the earlier ones had. `write=False` (every process but
+    the first): the paths only, the files not rewritten while another process reads them."""
     rows, columns, groups = read_groups(manifest, group_column)
-    if len(set(groups)) < 2:
-        raise DataError(f"{manifest}: leave-one-group-out needs at least 2 groups in column {group_column!r}, "
-                        f"found {len(set(groups))}")
+    held_out = held_out_groups(manifest, group_column, groups, num_folds, seed)
     path_column = column_named(manifest, columns, path_column)  # Excel's `Path`, read as train reads it
     if path_column not in columns:
         raise DataError(f"{manifest}: missing column {path_column!r}; available columns: {columns} (name it with "
                         "--path_column_name)")
     refuse_text_not_utf8(manifest, rows, path_column)  # Arrow's and the CSV writer's tracebacks
-    check_fold_folder_names(manifest, group_column, groups)
+    if one_per_group(held_out):  # folders named after their groups; dealt folds are numbered
+        check_fold_folder_names(manifest, group_column, groups)
     base = absolute_manifest_folder(manifest)  # the rows' files as train and predict find them
     label_column = column_named(manifest, columns, label_column_of(columns, label_column)) if label_column else None
-    labels = _row_labels(rows, label_column, label_separator) if label_column else None
+    labels = row_labels(rows, label_column, label_separator) if label_column else None
     folds = fold_rows(groups, validation_fraction, seed, rows_in_file_order(rows, path_column, label_column, base),
-                      labels)
+                      labels, held_out)
     if labels is not None:
-        _check_fold_labels(manifest, group_column, folds, labels)
+        check_fold_labels(manifest, group_column, folds, labels, held_out)
     texts = manifest_texts(rows, columns, folds, output_dir,
-                           lambda row: {**row, path_column: resolve_listed_path(row.get(path_column), base)})
+                           lambda row: {**row, path_column: resolve_listed_path(row.get(path_column), base)},
+                           None if one_per_group(held_out) else held_out)
     if write:
         refuse_redrawn_folds(texts, output_dir)  # before anything is written: the earlier run stays as it was
         write_texts(texts)
-    return {group: {name: path for name, (path, _) in manifests.items()} for group, manifests in texts.items()}
+    return {fold: {name: path for name, (path, _) in manifests.items()} for fold, manifests in texts.items()}, held_out
 
 
 def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optional[str], base: Path) -> list[int]:
@@ -101,10 +129,11 @@ def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optiona
 
 
 def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
-              row_order: Optional[Sequence[int]] = None,
-              labels: Optional[Sequence[set]] = None) -> dict[str, dict[str, list[int]]]:
-    """``{group: {"train": rows, "validation": rows, "test": rows}}`` (row indices, each list in `row_order`: the
-    rows' `rows_in_file_order`, else as listed), one fold per group in sorted order. With `labels` (each row's set)
+              row_order: Optional[Sequence[int]] = None, labels: Optional[Sequence[set]] = None,
+              held_out: Optional[dict[str, Sequence[str]]] = None) -> dict[str, dict[str, list[int]]]:
+    """``{fold: {"train": rows, "validation": rows, "test": rows}}`` (row indices, each list in `row_order`: the
+    rows' `rows_in_file_order`, else as listed), one fold per group in sorted order, or with `held_out` ({fold: its
+    groups}) one per fold, the rows of its groups its test split. With `labels` (each row's set)
     the validation rows are drawn as `hfspeech train` draws its own (`_stratified_validation`); without, at random.
     A share above 0 takes at least one row and leaves one to train on: rounded to none, its fold's empty validation
     manifest stopped the run; a share of 0 takes none, and the fold trains without validation, as `hfspeech train`
@@ -114,9 +143,10 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
     names, group_codes = np.unique(np.asarray([str(groups[i]) for i in row_order.tolist()], dtype=object),
                                    return_inverse=True)
     rng, label_column = np.random.default_rng(seed), None if labels is None else _label_column(labels)
-    folds, said = {}, {}
-    for code, group in enumerate(names.tolist()):  # np.unique sorts as sorted() does: the folds' (and draws') order
-        held = group_codes == code
+    folds, said, code_of = {}, {}, {group: code for code, group in enumerate(names.tolist())}
+    one_each = {group: [group] for group in names.tolist()}  # np.unique sorts as sorted(): the folds' (draws') order
+    for group, fold_groups in (held_out or one_each).items():
+        held = np.isin(group_codes, [code_of[name] for name in fold_groups])
         rest = row_order[~held]
         if label_column is not None and validation_fraction > 0 and len(rest) > 1:
             lines: list[str] = []
@@ -171,35 +201,7 @@ def _label_column(labels: Sequence[set]) -> tuple:
     return List(Value("string")), [sorted(clip) for clip in labels]
 
 
-def _row_labels(rows: list[dict], label_column: str, separator: Optional[str]) -> list[set]:
-    """Each row's labels, read as training reads them (`data.labels.parse_label_list`; `label_column` as the
-    manifest spells it, `data.dataset_columns.label_column_of`): its cell, or with `separator` the cell's parts (a JSONL
-    list as it is)."""
-    labels = []
-    for row in rows:
-        value = row.get(label_column)
-        parts = parse_label_list(value, separator) if separator or isinstance(value, (list, tuple)) else [value]
-        labels.append({str(part).strip() for part in parts if part is not None and str(part).strip()})
-    return labels
-
-
-def _check_fold_labels(manifest: str, group_column: str, folds: dict, labels: list[set]) -> None:
-    """A label whose clips are all in one group is missing from the training rows of that group's fold, which
-    then stopped on an unknown label in its test split after every fold before it had trained. Validation is
-    checked first: a label also in the test split whose other clips were all drawn for validation is not "all
-    its clips in that group"."""
-    for group, parts in folds.items():
-        known = set().union(*(labels[i] for i in parts["train"]))
-        for name in ("validation", "test"):
-            missing = sorted(set().union(*(labels[i] for i in parts[name])) - known)
-            if missing:
-                where = (f"all its clips are in {group_column} {group!r}" if name == "test" else
-                         "its clips outside that group were all drawn for validation")
-                raise DataError(f"{manifest}: label {missing[0]!r} has no training clip in the fold that holds out "
-                                f"{group_column} {group!r} ({where}); every label needs clips in two groups or more")
-
-
-def run_cross_validation(model_args, data_args, training_args) -> dict:
+def run_cross_validation(model_args, data_args, training_args, num_folds: Optional[int] = None) -> dict:
     if not (data_args.group_column and data_args.train_file) or data_args.validation_file or data_args.test_file:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
     root, everything = training_args.output_dir, training_args.overwrite_output_dir  # all its files written over
@@ -208,12 +210,14 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
                         remedy="or pass --overwrite_output_dir to write over them", model=True)
     first = training_args.process_index == 0  # one writer: another process's summary lacked the test scores
     with training_args.main_process_first(desc="fold manifests"):
-        folds = write_fold_manifests(data_args.train_file, data_args.group_column, root,
-                                     data_args.validation_split_percentage / 100, training_args.seed,
-                                     data_args.path_column_name, data_args.label_column_name,
-                                     data_args.label_separator if model_args.multi_label else None, write=first)
+        folds, groups_of = drawn_folds(data_args.train_file, data_args.group_column, root,
+                                       data_args.validation_split_percentage / 100, training_args.seed,
+                                       data_args.path_column_name, data_args.label_column_name,
+                                       data_args.label_separator if model_args.multi_label else None, write=first,
+                                       num_folds=num_folds)
+    listed = None if one_per_group(groups_of) else groups_of  # dealt folds: cross_validation.json names their groups
     results, held_out, pooled_failure = {}, {}, None
-    write_summary(root, results, list(folds), write=first)  # an earlier run's summary never sits beside these folds
+    write_summary(root, results, list(folds), write=first, held_out=listed)  # an earlier run's never beside these
     for group, files in folds.items():
         fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
         fold_data.train_file, fold_data.validation_file, fold_data.test_file = (
@@ -221,35 +225,40 @@ def run_cross_validation(model_args, data_args, training_args) -> dict:
         if fold_data.validation_file is None:  # --validation_split_percentage 0: none carved out of train either
             fold_data.validation_split_percentage = 0
         fold_training.output_dir = os.path.join(root, f"fold-{group}")
-        logger.info("fold %s: %d of %d", group, len(results) + 1, len(folds))
+        logger.info("fold %s: %d of %d%s", group, len(results) + 1, len(folds),
+                    f" (holding out {data_args.group_column} {first_few(groups_of[group])})" if listed else "")
         try:
             results[group] = run_training(model_args, fold_data, fold_training)
         except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them
-            write_summary(root, results, list(folds), failed=group, write=first)
+            write_summary(root, results, list(folds), failed=group, write=first, held_out=listed)
             raise
         if first and pooled_failure is None:  # the first process's fold model (the others return no test scores)
             pooled_failure = score_fold(held_out, group, fold_training.output_dir, fold_data, model_args,
                                         training_args.per_device_eval_batch_size)
-        summary = write_summary(root, results, list(folds), write=first,  # the last fold's is the final one
+        summary = write_summary(root, results, list(folds), write=first, held_out=listed,  # the last is the final one
                                 pooled=pooled_or_failure(held_out, len(folds), pooled_failure))
-    logger.info("leave-one-%s-out test scores over %d folds: %s; pooled out of fold: %s", data_args.group_column,
-                len(results), {k: v for k, v in summary.items() if k.startswith("test_")},
+    logger.info("%s test scores over %d folds: %s; pooled out of fold: %s",
+                f"grouped {len(folds)}-fold" if listed else f"leave-one-{data_args.group_column}-out", len(results),
+                {k: v for k, v in summary.items() if k.startswith("test_")},
                 {k: v for k, v in (summary.get("pooled") or {}).items() if isinstance(v, float)})
     return summary
 
 
 def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None,
-                    pooled: Optional[dict] = None) -> dict:
+                    pooled: Optional[dict] = None, held_out: Optional[dict[str, list[str]]] = None) -> dict:
     """Each fold's test metrics (and its test and skipped clip counts); once every fold has run, the spread
     (`summarise`) of every score all folds report: accuracy and F1 single-label, mAP, F1 and subset accuracy
     multi-label (which has no accuracy: its summary stopped on an empty list after every fold had trained).
     Unfinished, it names the folds that did not run and the one that failed, and gives no mean: a mean over
     the folds that happened to finish is not the cross-validated score. `pooled`: the out-of-fold metrics of all
-    folds' held-out clips together (`training.cross_validation_pooled`), beside the means, once complete."""
+    folds' held-out clips together (`training.cross_validation_pooled`), beside the means, once complete.
+    `held_out`: {fold: its groups} of dealt folds (`--num_folds`), as `held_out_groups`, from before any fold ran."""
     folds = {group: {k: v for k, v in metrics.items() if k.startswith("test_") or k in ("num_test_clips",
                                                                                         "num_skipped_files")}
              for group, metrics in results.items()}
     summary: dict = {"folds": folds, "complete": len(results) == len(groups)}
+    if held_out is not None:
+        summary["held_out_groups"] = held_out
     if not summary["complete"]:
         summary["not_run"] = [group for group in groups if group not in results]
         if failed is not None:
@@ -266,10 +275,10 @@ def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Opt
 
 
 def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], failed: Optional[str] = None,
-                  write: bool = True, pooled: Optional[dict] = None) -> dict:
+                  write: bool = True, pooled: Optional[dict] = None, held_out: Optional[dict] = None) -> dict:
     """`summarise_folds`, written to `cross_validation.json` by the first process only: the others' metrics carry
     no test scores (the first computes them), and with every process writing, the file was whoever wrote last's."""
-    summary = summarise_folds(results, groups, failed, pooled)
+    summary = summarise_folds(results, groups, failed, pooled, held_out)
     if write:
         write_metrics_json(os.path.join(root, SUMMARY_FILE), summary)
     return summary
@@ -277,4 +286,5 @@ def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], fa
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     with process_state_kept():  # as `run.main`; the first fold's log set-up holds to the summary
-        return run_cross_validation(*parse_args(argv))
+        folds_args, *recipe_args = parse_cross_validation_args(argv)
+        return run_cross_validation(*recipe_args, num_folds=folds_args.num_folds)
