@@ -8,6 +8,11 @@ the fonts has is now drawn with `□` in its place and, for a class, its id befo
 log line says which names, that the JSON reports hold them as written, and how to get a font that has them.
 The fonts are matplotlib's own choice (`font.family` / `font.sans-serif` of the user's matplotlibrc), so a user
 who names a CJK font there gets the names drawn as written.
+
+A name longer than `NAME_CHARS` is drawn as its start, `…` and its end (`short_names`): 300 speaker names of 222
+characters, drawn whole, squeezed a confusion matrix to a seventh of its figure, and names that shared a long
+ending all read `…running_` at the figure's edge. Figures are saved by `save_figure`, which lets no matplotlib
+warning through to the user's terminal.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from collections import Counter
 from functools import lru_cache
 from typing import Sequence
 
 logger = logging.getLogger(__name__)
 
 MAX_TICK_LABELS = 60  # beyond this many classes, every k-th is named (the JSON reports hold them all)
+NAME_CHARS = 24  # a name drawn longer is shortened to its start, `…` and its end
 MISSING = "\u25a1"  # □, which DejaVu Sans has
 _TOLD: set[tuple[str, ...]] = set()  # the names already told about: a timeline per file told it per file
 
@@ -58,6 +65,45 @@ def glyph_warnings_silenced():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         yield
+
+
+def short_names(names: Sequence[str], limit: int = NAME_CHARS) -> list[str]:
+    """Each name of more than `limit` characters as its start, `\u2026` and its end (`speaker_0031_…_running_`):
+    a class is told apart by its start (`dog_…`) or its end (`…_take3`) far more often than by its middle, and
+    cutting only the end left five names sharing a long ending reading alike. Where the even split leaves names
+    reading alike, the split that leaves the fewest does (`speaker_0017_recorded…` keeps its number); any still
+    alike get their class id first (`#12 `), as `drawable_class_names` gives a name of boxes."""
+    even = (limit - 1) // 2
+    if all(len(name) <= limit for name in names):
+        return list(names)
+    splits = sorted(range(limit), key=lambda start: abs(start - even))  # the even split first, then the nearest
+    best = min(([_cut(name, limit, start) for name in names] for start in splits), key=_alike)
+    counts = Counter(best)
+    return [text if counts[text] == 1 or text == name else _cut(f"#{class_id} {name}", limit, even)
+            for class_id, (text, name) in enumerate(zip(best, names))]
+
+
+def _cut(name: str, limit: int, start: int) -> str:
+    """`name` up to `limit` characters: as written, or its first `start` characters, `…` and its end."""
+    if len(name) <= limit:
+        return name
+    return f"{name[:start]}\u2026{name[len(name) - (limit - 1 - start):]}"
+
+
+def _alike(shown: list[str]) -> int:
+    """How many of `shown` read like another."""
+    return sum(count for count in Counter(shown).values() if count > 1)
+
+
+def save_figure(fig, path, dpi: int) -> None:
+    """`fig` laid out (`tight_layout`) and saved as a PNG, with no matplotlib warning on the user's terminal: a
+    glyph no font has was told once (`drawable_class_names`), and "Tight layout not applied" (decorations too
+    big for the margins) came as a raw `UserWarning` naming a line of hfspeech's source during `train`. Such a
+    figure is saved with matplotlib's default margins, as it was."""
+    with glyph_warnings_silenced(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="tight.layout not applied", category=UserWarning)  # any case
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
 
 
 def _with_boxes(text: str, characters: frozenset) -> str:

@@ -2,7 +2,9 @@
 
 The JSON holds every window (start, end, top labels and scores, active labels for a multi-label model) and
 the full score matrix in label order; the CSV is the same table for a spreadsheet (one column per label);
-the PNG is a heat map of every label's score over time (matplotlib, Agg backend: no display needed).
+the PNG is a heat map of the labels' scores over time (matplotlib, Agg backend: no display needed): every label
+up to `MAX_TIMELINE_ROWS`, past that only those some window ranked in its top k or found active
+(`timeline_rows`), each named, and the title says how many were left out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 from hfspeech.errors import writing_to
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import join_labels
-from hfspeech.inference.plot_labels import drawable_class_names, drawable_text, glyph_warnings_silenced, tick_positions
+from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, NAME_CHARS, drawable_class_names, drawable_text,
+                                            save_figure, short_names, tick_positions)
 
 
 def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
@@ -42,7 +45,7 @@ def write_timeline(prediction: Prediction, classifier: AudioClassifier, out_dir:
             _all_or_none(paths):
         out.mkdir(parents=True, exist_ok=True)
         _write_tables(prediction, classifier, labels, scores, paths, top_k)
-        plot_timeline(prediction, labels, scores, paths["png"])
+        plot_timeline(prediction, labels, scores, paths["png"], top_k)
     return paths
 
 
@@ -96,6 +99,26 @@ def fitting_stem(stem: str) -> str:
 
 
 MAX_HEIGHT_INCHES = 24.0  # 2,400 pixels: a 500-class model's timeline was 17,620 pixels tall
+MAX_TIMELINE_ROWS = MAX_TICK_LABELS  # labels drawn, each named; past it, only those a window ranked high
+
+
+def timeline_rows(prediction: Prediction, labels: list[str], scores: np.ndarray, top_k: int = 3) -> np.ndarray:
+    """The label ids the PNG draws, in label order: all of them up to `MAX_TIMELINE_ROWS`; past that, those in some
+    window's top `top_k` (the JSON's, up to ties) or active in one, the `MAX_TIMELINE_ROWS` of them with the
+    highest peak score where more. A 1,000-label timeline was 2.4 pixels a label with every 17th named, and the
+    few labels the file was about could not be told apart from the 990 that never scored."""
+    if len(labels) <= MAX_TIMELINE_ROWS:
+        return np.arange(len(labels))
+    scored = scores[~np.isnan(scores).any(axis=1)]
+    k = min(max(1, top_k), len(labels))
+    ranked = np.argpartition(-scored, k - 1, axis=1)[:, :k]  # each window's top k, unordered: no full sort
+    index = {label: i for i, label in enumerate(labels)}
+    active = [index[label] for window in prediction.windows for label in window.active_labels if label in index]
+    candidates = np.union1d(ranked.ravel(), np.asarray(active, dtype=np.int64))
+    if len(candidates) > MAX_TIMELINE_ROWS:
+        peaks = scored[:, candidates].max(axis=0)
+        candidates = np.sort(candidates[np.argsort(-peaks, kind="stable")[:MAX_TIMELINE_ROWS]])
+    return candidates.astype(np.int64)
 
 
 def _name_labels(ax, names: list[str]) -> None:
@@ -105,25 +128,36 @@ def _name_labels(ax, names: list[str]) -> None:
     ax.set_yticks(positions, [names[i] for i in positions], parse_math=False, fontsize=fontsize)
 
 
-def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray, path: Path) -> None:
+def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray, path: Path, top_k: int = 3) -> None:
+    """`timeline_figure` saved as a PNG at 100 dpi."""
+    save_figure(timeline_figure(prediction, labels, scores, top_k), path, dpi=100)
+
+
+def timeline_figure(prediction: Prediction, labels: list[str], scores: np.ndarray, top_k: int = 3):
+    """A heat map of the `timeline_rows` labels' scores, one column a window; the title says how many of the
+    labels it leaves out."""
     from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
 
+    rows = timeline_rows(prediction, labels, scores, top_k)
     starts = np.array([w.start for w in prediction.windows]) if prediction.windows else np.zeros(1)
     ends = np.array([w.end for w in prediction.windows]) if prediction.windows else np.ones(1)
     centres = (starts + ends) / 2
-    fig = Figure(figsize=(10, min(1.2 + 0.35 * len(labels), MAX_HEIGHT_INCHES)))
+    fig = Figure(figsize=(10, min(1.5 + 0.35 * len(rows), MAX_HEIGHT_INCHES)))
     ax = fig.subplots()
-    if len(scores):
+    if len(scores) and len(rows):
         # One column per window, at its centre: overlapping windows share the time axis without gaps.
         edges = np.concatenate([[starts[0]], (centres[1:] + centres[:-1]) / 2, [ends[-1]]]) if len(centres) > 1 \
             else np.array([starts[0], ends[0]])
-        image = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, np.ma.masked_invalid(scores.T),
+        image = ax.pcolormesh(edges, np.arange(len(rows) + 1) - 0.5, np.ma.masked_invalid(scores[:, rows].T),
                               vmin=0.0, vmax=1.0, cmap="viridis", shading="flat")
         fig.colorbar(image, ax=ax, label="score", pad=0.01)
-    _name_labels(ax, drawable_class_names(labels))
+    shown = short_names(drawable_class_names(labels))
+    _name_labels(ax, [shown[i] for i in rows])
     ax.set_xlabel("time (s)")
-    ax.set_title(drawable_text(f"{Path(prediction.path).name}: {prediction.num_windows} windows, top "
-                               f"{prediction.labels[0]}"), parse_math=False)
-    with glyph_warnings_silenced():  # a name drawn as boxes was told once, by `drawable_class_names`
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
+    top = short_names([prediction.labels[0]], limit=2 * NAME_CHARS)[0]
+    lines = [f"{Path(prediction.path).name}: {prediction.num_windows} windows, top {top}"]
+    if len(rows) < len(labels):
+        lines.append(f"{len(rows)} of {len(labels)} labels drawn (in a window's top {max(1, top_k)} or active; at "
+                     f"most {MAX_TIMELINE_ROWS}, by peak score): the JSON and CSV hold all")
+    ax.set_title("\n".join(drawable_text(line) for line in lines), parse_math=False, fontsize=10)
+    return fig

@@ -1,11 +1,15 @@
 // The page of `hfspeech serve`: upload a file or record the microphone, POST the audio to `/` (the Hub's
 // audio-classification contract, with ?timeline=true), draw the top-k (and a multi-label model's active labels,
-// green, past top-k too) as bars and the windows as a heat map.
+// green, past top-k too) as bars and the windows as a heat map of the labels some window ranked in its top-k.
+// A long label is clipped with an ellipsis, its full name in a tooltip.
 // Plain browser JavaScript: no build step, nothing loaded from outside the server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let labels = [];
+// Timeline rows: 14 px for each of the model's labels made a 6,000-label canvas 84,000 px tall, past the
+// browser's limit (nothing drawn), and at 1,000 labels the lit rows were out of view among 990 empty ones.
+const MAX_TIMELINE_ROWS = 40, ROW_HEIGHT = 18, NAME_WIDTH = 180;
 
 function headers(extra) {
   const key = $("api-key").value.trim();
@@ -60,6 +64,7 @@ function showBars(predictions) {
     const label = document.createElement("span");
     label.className = "label";
     label.textContent = p.label;
+    label.title = p.label; // clipped with an ellipsis past its column (style.css): the full name on hover
     const bar = document.createElement("div");
     bar.className = "bar";
     const fill = document.createElement("div");
@@ -74,30 +79,75 @@ function showBars(predictions) {
   $("result").replaceChildren(...rows);
 }
 
+function timelineRows(windows, names) {
+  // The labels some window ranked in its top-k (the only scores the answer holds), in the model's order; past
+  // MAX_TIMELINE_ROWS, those with the highest peak score.
+  const peaks = new Map();
+  windows.forEach((w) => w.labels.forEach((label, i) => {
+    peaks.set(label, Math.max(peaks.has(label) ? peaks.get(label) : -Infinity, w.scores[i]));
+  }));
+  const order = new Map(names.map((name, i) => [name, i]));
+  const at = (label) => (order.has(label) ? order.get(label) : names.length);
+  const kept = [...peaks.keys()].sort((a, b) => peaks.get(b) - peaks.get(a)).slice(0, MAX_TIMELINE_ROWS);
+  return { rows: kept.sort((a, b) => at(a) - at(b)), ranked: peaks.size };
+}
+
+function fittedNames(ctx, names, width) {
+  // Each name, or its start, "…" and its end, to fit `width` pixels: names often differ only at one end. The
+  // share of the start kept is a half, or the nearest one that leaves the fewest names reading alike.
+  let best = null;
+  for (const share of [0.5, 0.6, 0.4, 0.7, 0.3, 0.8, 0.2, 0.9, 0.1, 1, 0]) {
+    const shown = names.map((name) => fitted(ctx, name, width, share));
+    const alike = shown.length - new Set(shown).size;
+    if (!best || alike < best.alike) best = { shown, alike };
+    if (alike === 0) break;
+  }
+  return best.shown;
+}
+
+function fitted(ctx, text, width, share) {
+  if (ctx.measureText(text).width <= width) return text;
+  const cut = (keep) => {
+    const head = Math.round(keep * share);
+    return text.slice(0, head) + "…" + text.slice(text.length - (keep - head));
+  };
+  let fits = 0, over = text.length; // the most characters kept that fit, by halves
+  while (over - fits > 1) {
+    const keep = Math.floor((fits + over) / 2);
+    if (ctx.measureText(cut(keep)).width <= width) fits = keep; else over = keep;
+  }
+  return cut(fits);
+}
+
 function showTimeline(answer) {
-  // One column per window, one row per label; colour = score of that label in that window.
+  // One column per window, one row per label some window ranked in its top-k; colour = that label's score there.
   const canvas = $("timeline"), ctx = canvas.getContext("2d");
   const names = answer.labels || labels;
-  const rowHeight = Math.max(14, Math.floor(canvas.height / Math.max(1, names.length)));
-  canvas.height = rowHeight * names.length;
-  const left = 110, width = canvas.width - left, step = width / answer.windows.length;
+  const { rows, ranked } = timelineRows(answer.windows, names);
+  const index = new Map(rows.map((name, row) => [name, row]));
+  canvas.height = ROW_HEIGHT * Math.max(1, rows.length);
+  const left = NAME_WIDTH, width = canvas.width - left, step = width / answer.windows.length;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.font = "12px system-ui";
-  names.forEach((name, row) => {
-    ctx.fillStyle = "#222";
-    ctx.fillText(name, 4, row * rowHeight + rowHeight * 0.7);
-  });
+  ctx.fillStyle = "#222";
+  fittedNames(ctx, rows, left - 8).forEach((name, row) => ctx.fillText(name, 4, row * ROW_HEIGHT + ROW_HEIGHT * 0.7));
   answer.windows.forEach((w, column) => {
     w.labels.forEach((label, i) => {
-      const row = names.indexOf(label);
-      if (row < 0) return;
+      if (!index.has(label)) return;
       ctx.fillStyle = `rgba(59, 110, 165, ${w.scores[i]})`;
-      ctx.fillRect(left + column * step, row * rowHeight, Math.ceil(step), rowHeight - 1);
+      ctx.fillRect(left + column * step, index.get(label) * ROW_HEIGHT, Math.ceil(step), ROW_HEIGHT - 1);
     });
   });
-  const last = answer.windows[answer.windows.length - 1];
-  $("timeline-caption").textContent = `${answer.windows.length} windows, 0–${last.end.toFixed(1)} s ` +
-    `(each window's top-${answer.windows[0].labels.length} labels)`;
+  canvas.onmousemove = (event) => { // the full name of the row under the pointer
+    const box = canvas.getBoundingClientRect();
+    canvas.title = rows[Math.floor((event.clientY - box.top) / box.height * rows.length)] || "";
+  };
+  const last = answer.windows[answer.windows.length - 1], k = answer.windows[0].labels.length;
+  const leftOut = names.length - rows.length;
+  $("timeline-caption").textContent = `${answer.windows.length} windows, 0–${last.end.toFixed(1)} s: ` +
+    `${rows.length} label${rows.length === 1 ? "" : "s"}, those in some window's top-${k}` +
+    (ranked > rows.length ? ` (the ${rows.length} highest peaks of ${ranked})` : "") +
+    (leftOut > 0 ? `; ${leftOut} of the model's ${names.length} labels not drawn` : "");
   $("timeline-section").hidden = false;
 }
 
