@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def predict_parser() -> argparse.ArgumentParser:
 
 
 def predict(argv: list[str]) -> int:
-    """Exit code 0, or 1 when some files could not be decoded (each named on stderr; the others are done)."""
+    """Exit code 0, or 1 when some files could not be read or decoded (each named on stderr; the others are done)."""
     parser = predict_parser()
     args = parser.parse_args(argv)
     if not args.files and not args.manifest:
@@ -61,6 +62,7 @@ def predict(argv: list[str]) -> int:
     if STDOUT in args.files and not os.path.lexists(STDOUT):  # was "-: file not found", counted as a failed file
         parser.error("-: predict reads audio files, not stdin; save the audio to a file, or pipe it into "
                      "`hfspeech stream MODEL` (raw PCM or WAV)")
+    refuse_streams(parser, args.files)
     if args.timeline and Path(args.timeline).is_file():
         parser.error(f"--timeline {args.timeline}: is a file; give a folder for the timelines")
     check_output_flags(parser, args)
@@ -94,7 +96,32 @@ def predict(argv: list[str]) -> int:
             writer.close()
     if writer is not None:
         print_summary(args.output, len(todo) - failures, len(files) - len(todo), failures)
+    elif failures:  # to stdout: the count at the end, as --output FILE gives it (500 error lines, then nothing)
+        print(f"{failures} of {len(todo)} files could not be read or decoded (each named above)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def refuse_streams(parser: argparse.ArgumentParser, files: list[str]) -> None:
+    """A usage error for the first of `files` that is a stream (`stream_kind`): was "file is empty (0 bytes)"."""
+    from hfspeech.path_names import shown_name
+
+    for path in files:
+        if kind := stream_kind(path):
+            parser.error(f"{shown_name(path)}: {kind}, not a file: predict reads a file more than once, which a "
+                         "stream cannot give; save the audio to a file, or pipe it into `hfspeech stream MODEL` "
+                         "(raw PCM or WAV)")
+
+
+def stream_kind(path: str) -> str | None:
+    """What a path given as a file is when it is a stream: `/dev/stdin` fed by a pipe, `<(cmd)`, a FIFO, a socket or
+    a device (`/dev/zero`). It was "file is empty (0 bytes)". A stream is refused rather than read: a file is read
+    in chunks, its header first, and twice for a model trained on trimmed clips; `hfspeech stream` reads a pipe."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, or a name the system refuses: the file's own error says so
+        return None
+    return "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
+        "a device" if stat.S_ISCHR(mode) else None
 
 
 def print_summary(output: str, written: int, resumed: int, failures: int) -> None:
@@ -204,7 +231,7 @@ def _print_prediction(prediction, classifier, as_json: bool) -> None:
     from hfspeech.models.scores import is_multi_label
 
     if as_json:
-        print(json.dumps(prediction.to_dict()), flush=True)
+        print(json.dumps(prediction.to_dict(), allow_nan=False), flush=True)  # a NaN score is null, not `NaN`
         return
     ranked = ", ".join(f"{printable(label)} ({score:.3f})"
                        for label, score in zip(prediction.labels, prediction.scores))

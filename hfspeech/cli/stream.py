@@ -63,9 +63,9 @@ def stream(argv: list[str]) -> int:
     if args.follow and not os.path.isfile(args.follow):  # before the model loads, and worded as the others
         parser.error(f"--follow {shown_name(args.follow)}: "  # `\xe9`, not the surrogate `\udce9`
                      + ("is a folder" if os.path.isdir(args.follow) else "no such file"))
-    if not args.follow and sys.stdin.isatty():  # it waited for ever for audio typed at the keyboard
-        parser.error("no audio: pipe raw PCM or a WAV into stdin (arecord ... | hfspeech stream MODEL), "
-                     "or give --follow FILE")
+    if not args.follow and (sys.stdin is None or sys.stdin.isatty()):  # a keyboard: it waited for ever for audio
+        parser.error(f"no audio: {'stdin is closed (<&-); ' * (sys.stdin is None)}pipe raw PCM or a WAV into stdin "
+                     "(arecord ... | hfspeech stream MODEL), or give --follow FILE")
     with reported_as_user_errors(ValueError, OSError):
         classifier, chunks, streamer = _open_stream(args)
     from hfspeech.errors import stdout_write_errors
@@ -74,9 +74,10 @@ def stream(argv: list[str]) -> int:
         with stdout_write_errors():  # a full disk behind stdout: one line naming stdout
             for result in results:
                 if args.windows:
-                    print(json.dumps({"event": "window", **result.to_dict(classifier.id2label, args.top_k)}))
+                    print(json.dumps({"event": "window", **result.to_dict(classifier.id2label, args.top_k)},
+                                     allow_nan=False))
                 for event in result.events:
-                    print(json.dumps(event.to_dict()))
+                    print(json.dumps(event.to_dict(), allow_nan=False))
             sys.stdout.flush()
 
     stopped = None
@@ -88,8 +89,10 @@ def stream(argv: list[str]) -> int:
     emit(streamer.finish())
     with stdout_write_errors():
         for event in streamer.ended_at_finish:  # the events still open when the input ended
-            print(json.dumps(event.to_dict()))
+            print(json.dumps(event.to_dict(), allow_nan=False))
         print(json.dumps(streamer.stats.to_dict()), flush=True)
+    if not streamer.stats.samples and stopped is None:
+        warn_no_audio(args)
     if stopped is not None:  # then say so, with the shell's code for the signal: a script's loop stops, as meant
         from hfspeech.cli.termination import said_stopped
 
@@ -129,6 +132,14 @@ def _open_stream(args: argparse.Namespace):
         pcm, head = stdin_format(sys.stdin.buffer, given)
         chunks = read_pcm(sys.stdin.buffer, pcm, head=head)
     return classifier, chunks, streamer if pcm.rate == given.rate else streamer_at(pcm.rate)
+
+
+def warn_no_audio(args: argparse.Namespace) -> None:
+    """One stderr line when the input ended before its first sample (`< /dev/null`, an upstream ffmpeg that failed):
+    alone, the counts line of zeros read as a quiet recording. The exit code stays 0: an empty input is no error."""
+    where = (f"--follow {shown_name(args.follow)} had none within --idle_timeout {args.idle_timeout:g} s"
+             if args.follow else "stdin ended before its first sample (did the command piping into it fail?)")
+    print(f"warning: no audio arrived: {where}; nothing was classified", file=sys.stderr)
 
 
 def warn_if_trained_trimmed(model: str, config) -> None:

@@ -32,7 +32,7 @@ from hfspeech.features.waveform import ZERO_LENGTH
 from hfspeech.inference.backends import Backend, TorchBackend
 from hfspeech.inference.outputs import with_every_active_label
 from hfspeech.inference.waveforms import check_count, clip_list, mono_samples, waveform_at_rate
-from hfspeech.inference.windows import WindowResult, WindowSlicer, clip_windows, window_sizes
+from hfspeech.inference.windows import WindowResult, WindowSlicer, clip_windows, finite_or_none, window_sizes
 from hfspeech.models.inputs import (batch_indices, extract_features, min_samples, padded_to, pads_with_attention_mask,
                                     shares_padded_batches, window_seconds_of)
 from hfspeech.models.scores import active_labels, is_multi_label, label_thresholds, scores_from_logits
@@ -43,6 +43,7 @@ AGGREGATIONS = ("mean", "max", "vote")
 # One model loads at a time: threads loading at once (a web app's workers) raced transformers' lazy imports
 LOADING = threading.Lock()  # ("cannot import name 'AutoFeatureExtractor' from 'transformers'")
 VOTE_SHARE = 0.5  # with `vote`, a multi-label file's label is active when at least half its windows had it
+NOT_FINITE_WARNING = "warning: the model gave NaN or infinite scores (are its weights NaN?); JSON has null for them"
 
 
 def aggregate_scores(scores: np.ndarray, mode: str, config, thresholds: Optional[np.ndarray] = None) -> np.ndarray:
@@ -108,7 +109,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "num_windows": self.num_windows, "aggregate": self.aggregate,
-                "predictions": [{"label": l, "score": s} for l, s in zip(self.labels, self.scores)],
+                "predictions": [{"label": l, "score": finite_or_none(s)} for l, s in zip(self.labels, self.scores)],
                 "active_labels": self.active_labels}
 
 
@@ -129,6 +130,7 @@ class AudioClassifier:
         self.sampling_rate = int(feature_extractor.sampling_rate)
         self.id2label = {int(i): label for i, label in self.config.id2label.items()}
         self._thresholds: tuple = (None, None)  # (config, its thresholds)
+        self.said_not_finite = False  # `NOT_FINITE_WARNING` is said once per classifier (a run), not per window
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device=None, trust_remote_code: bool = False,
@@ -199,7 +201,11 @@ class AudioClassifier:
                 for i, ((start, waveform), row) in enumerate(zip(windows, scores))]
 
     def window_result(self, index: int, start: int, length: int, scores: np.ndarray) -> WindowResult:
-        """One scored window of `length` samples from sample `start`, with its active labels."""
+        """One scored window of `length` samples from sample `start`, with its active labels; every window scored
+        (files, streams, serve) passes here, and the first with a NaN or infinite score is warned of, once."""
+        if not self.said_not_finite and not np.isfinite(scores).all():
+            self.said_not_finite = True
+            logger.warning(NOT_FINITE_WARNING)
         return WindowResult(index, start / self.sampling_rate, (start + length) / self.sampling_rate, scores,
                             active_labels(scores, self.config, self.thresholds))
 

@@ -280,7 +280,7 @@ class PredictionWriter:
     def _write_row(self, prediction) -> None:
         row = prediction.to_dict()
         if self.csv is None:
-            self.file.write(json.dumps(row) + "\n")
+            self.file.write(json.dumps(row, allow_nan=False) + "\n")  # NaN scores are null (`Prediction.to_dict`)
         else:
             label, score = headline(prediction, self.multi_label)
             self.csv.writerow({"path": row["path"], "label": label, "score": score,

@@ -22,6 +22,12 @@ from hfspeech.data.samples import trimmed_as_trained
 from hfspeech.errors import UsageError
 
 
+def finite_or_none(score: float) -> Optional[float]:
+    """`score`, or None (JSON's null) where NaN or infinite (a model whose weights are NaN): a bare `NaN` is no
+    JSON (JSON.parse refuses it; Starlette's response refused it with a 500)."""
+    return score if math.isfinite(score) else None
+
+
 @dataclass
 class WindowResult:
     """One window's class scores (None when voice-activity gating skipped it, so the model never saw it)."""
@@ -44,7 +50,7 @@ class WindowResult:
     def to_dict(self, id2label: dict[int, str], k: int = 3) -> dict:
         top = self.top(id2label, k)
         return {"index": self.index, "start": round(self.start, 6), "end": round(self.end, 6),
-                "labels": [label for label, _ in top], "scores": [score for _, score in top],
+                "labels": [label for label, _ in top], "scores": [finite_or_none(score) for _, score in top],
                 "active_labels": self.active_labels, "skipped": self.skipped, "inactive": self.inactive}
 
 

@@ -31,7 +31,7 @@ from hfspeech.errors import HfspeechError
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import with_every_active_label
-from hfspeech.inference.windows import clip_windows
+from hfspeech.inference.windows import clip_windows, finite_or_none
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.scores import is_multi_label, scores_from_logits, sigmoid, thresholds_from_config
 from hfspeech.serve.batching import DynamicBatcher
@@ -161,7 +161,8 @@ class ModelRunner:
         """[{label, score}] best first; a multi-label model's sigmoid scores add each label's threshold and whether
         it is active (as the pipeline's do)."""
         config = self.classifier.config
-        answer = [{"label": label, "score": score} for label, score in zip(prediction.labels, prediction.scores)]
+        answer = [{"label": label, "score": finite_or_none(score)}  # NaN: null, not Starlette's 500
+                  for label, score in zip(prediction.labels, prediction.scores)]
         if judges_active(config, function_to_apply):
             thresholds = thresholds_from_config(config)  # float64, as the config holds them
             label2id = {label: i for i, label in self.classifier.id2label.items()}

@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, score_split
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 from hfspeech.evaluation.report import left_out_classes, majority_class_baseline
@@ -34,12 +35,15 @@ SCORED_AS = ("each clip scored once, by the fold model that did not train on it,
 
 
 def score_held_out(model_dir: str, fold_data, model_args, batch_size: int) -> ScoredSplit:
-    """The fold's test manifest (`fold_data.test_file`) scored by its saved model in `model_dir`."""
+    """The fold's test manifest (`fold_data.test_file`) scored by its saved model in `model_dir`, with datasets' bars
+    (its "Casting the dataset") only where stderr is a terminal, as `evaluate_model` draws them: in a log each
+    redraw was a `\r` line."""
     held_out = copy.deepcopy(fold_data)
     held_out.train_file = held_out.validation_file = None
     arguments = EvaluateArguments(model=model_dir, batch_size=batch_size,
                                   trust_remote_code=bool(getattr(model_args, "trust_remote_code", False)))
-    return score_split(arguments, held_out.spec())
+    with datasets_bars_follow(not stderr_is_terminal()):
+        return score_split(arguments, held_out.spec())
 
 
 def score_fold(held_out: dict, group: str, model_dir: str, fold_data, model_args, batch_size: int) -> Optional[str]:

@@ -168,10 +168,25 @@ def default_transformers_verbosity() -> None:
         transformers.utils.logging.set_verbosity_warning()
 
 
+QUIET_LIBRARIES = ("matplotlib",)  # INFO lines about themselves: "generated new fontManager" in every fresh container
+
+
+def log_to_stderr() -> None:
+    """The run's log on stderr at INFO, as transformers' scripts set it up (`basicConfig`: only where the process has
+    no logging of its own). Libraries without a level of their own log INFO through it too: `QUIET_LIBRARIES`' INFO
+    lines are left out (their warnings stay), as transformers' and datasets' are by their own verbosity."""
+    root = logging.getLogger()
+    had_handlers = bool(root.handlers)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if not had_handlers:  # the handler `process_state_kept` takes off again, and its filter with it
+        root.handlers[0].addFilter(lambda record: record.levelno >= logging.WARNING
+                                   or record.name.partition(".")[0] not in QUIET_LIBRARIES)
+
+
 def setup_training(model_args: ModelArguments, data_args: DataArguments,
                    training_args: TrainingArguments) -> TrainingSetup:
     """Data prepared, model built and frozen as asked, Trainer ready: no training step taken yet."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    log_to_stderr()
     default_transformers_verbosity()
     quiet_other_processes(training_args)  # several processes: the main one's log alone
     set_seed(training_args.seed)
