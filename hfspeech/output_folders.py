@@ -16,6 +16,7 @@ wording of names, a bottom layer too), and any stage may import it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from hfspeech.errors import HfspeechError, UsageError, first_few
+from hfspeech.errors import HfspeechError, OutputWriteError, UsageError, first_few
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 
@@ -94,11 +95,25 @@ def output_folder_problem(folder: str | os.PathLike, ours: Callable[[str], bool]
         return unusable
     problem = users_files(folder, ours)
     if problem is None:
-        return None
+        return not_writable(folder)
     if not problem.startswith("holds"):
         return f"{problem}; give a new or empty folder"
     not_ours, way_out = (f", not {earlier}" if earlier else ""), (f", {remedy}" if remedy else "")
     return f"{problem}{not_ours}; give a new or empty folder{way_out}"
+
+
+def not_writable(path: str | os.PathLike, elsewhere: str = "write elsewhere") -> Optional[str]:
+    """`cannot write in rodir (Permission denied); make it writable, or write elsewhere` when this user may not
+    write into `path`, or into the nearest folder that exists on its way, where it would be made; else None. A
+    container's non-root user (a 555 folder, another user's 755 one) found it only as a PermissionError traceback,
+    after the work; root's override of file modes makes this None, as the write itself would succeed."""
+    existing = next((folder for folder in (Path(path), *Path(path).parents) if os.path.lexists(folder)), None)
+    if existing is None or not existing.is_dir() or os.access(existing, os.W_OK | os.X_OK):
+        return None
+    read_only = hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY
+    where = "" if existing == Path(path) else f" in {shown_name(existing)}"
+    return f"cannot write{where} ({os.strerror(errno.EROFS if read_only else errno.EACCES)}); make it writable, or " \
+           f"{elsewhere}"
 
 
 def check_output_folder(folder: str | os.PathLike, flag: str = "", ours: Callable[[str], bool] = nothing_is_ours,
@@ -179,6 +194,14 @@ def named_at(error: BaseException, scratch: str | os.PathLike, output_dir: str |
     return error
 
 
+class FolderNotWritableError(OutputWriteError, PermissionError):
+    """An output's folder this user may not write into (`not_writable`): a `PermissionError` still, which
+    `output_staging.written_beside` falls back on."""
+
+    def __str__(self) -> str:
+        return self.strerror  # the whole line: `out: cannot write in rodir (Permission denied); ...`, no errno
+
+
 SET_ASIDE = "earlier"  # in a scratch folder: the earlier output, set aside while the new one is renamed in
 
 
@@ -187,7 +210,13 @@ def locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
     that another run's `remove_leftover_scratch` keeps it. Made again if another run swept it in the moment between
     its making and its lock. No descriptor on Windows (a folder cannot be opened there; nothing is swept)."""
     for _ in range(3):
-        scratch = Path(tempfile.mkdtemp(prefix=f".{destination.name}-partial-", dir=destination.parent))
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix=f".{destination.name}-partial-", dir=destination.parent))
+        except PermissionError as error:  # the user's folder named, not the hidden one (`.out-partial-rep7vy6r`)
+            problem = f"cannot write in {shown_name(destination.parent)} ({error.strerror}); make it writable, or " \
+                      "write elsewhere"
+            raise FolderNotWritableError(error.errno, folder_named(destination, "", problem), str(destination)) \
+                from None
         if os.name == "nt":
             return scratch, None
         try:

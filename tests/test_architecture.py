@@ -25,7 +25,7 @@ FORBIDDEN = {
 
 
 # hfspeech/<name>.py that every stage may import; they import only each other
-BOTTOM = {"errors", "output_folders", "output_staging", "path_names"}
+BOTTOM = {"cache_folders", "errors", "output_folders", "output_staging", "path_names"}
 
 
 def stage_of(path: Path) -> str:

@@ -40,9 +40,10 @@ import signal
 import sys
 from typing import Optional, Sequence
 
+from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message, refuse_homeless
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
-from hfspeech.cli.termination import die_of_sigterm_if_received, said_stopped, sigterm_raises
-from hfspeech.errors import OutputWriteError, drop_stdout, stdout_write_errors
+from hfspeech.cli.termination import closed_streams_kept, die_of_sigterm_if_received, said_stopped, sigterm_raises
+from hfspeech.errors import HfspeechError, OutputWriteError, drop_stdout, stdout_write_errors
 
 # A reader that stopped early (`| head -1`): the status `cat`, `grep` or `git log` leave there (128 + SIGPIPE), not
 # 1, which `predict` already means for "some files could not be decoded"; quiet either way.
@@ -96,6 +97,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     piped into a reader that stops early (`hfspeech predict DIR | head`) ends quietly, as `cat` would; the help
     or version on a full disk (`hfspeech --help > /dev/full`) is one line naming stdout, as results are."""
     debug = debugging(sys.argv[1:] if argv is None else argv)
+    with closed_streams_kept():  # `2>&-`, `>&-`, `<&-`: `cli.termination`
+        return _main(argv, debug)
+
+
+def _main(argv: Optional[Sequence[str]], debug: bool) -> int:
     try:
         with contextlib.nullcontext() if debug else stdout_write_errors(), lenient_stdout():  # --debug: its traceback
             joined_before = in_process_group()
@@ -103,7 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not joined_before:  # a caller's own group (a script under torchrun calling `main`) stays the caller's
                 leave_process_group()
             sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit
-        die_of_sigterm_if_received()  # cleaned up and said: now as the signal meant (exit status 143)
+        die_of_sigterm_if_received()  # cleaned up and said: now as the signal meant (exit status 143, SIGHUP's 129)
         return code
     except BrokenPipeError:  # what is left to print goes nowhere (Python's documented SIGPIPE handling)
         drop_stdout()
@@ -167,22 +173,22 @@ def _run(argv: Optional[Sequence[str]]) -> int:
     argv = [arg for arg in argv if arg != "--debug"]
     if not argv:
         return no_command()
-    if argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+    if argv[0] in ("-h", "--help"):  # in one write: print's second, of "\n", met `| head -1`'s closed pipe (141)
+        sys.stdout.write(__doc__.strip() + "\n")
         return 0
     if argv[0] in ("-V", "--version"):  # as pip, git and transformers-cli answer it
         from hfspeech import __version__
 
-        print(f"hfspeech {__version__}")
+        sys.stdout.write(f"hfspeech {__version__}\n")
         return 0
     if argv[0] not in COMMANDS:
         return unknown_command(argv[0])
     from hfspeech.cli.common import print_error
-    from hfspeech.errors import HfspeechError
 
     module, function = COMMANDS[argv[0]]
     try:
         with contextlib.nullcontext() if argv[0] == "serve" else sigterm_raises():  # uvicorn: its own, graceful
+            refuse_homeless_caches(argv[0], argv[1:])
             command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
             return command(argv[1:]) or 0
     except HfspeechError as error:
@@ -199,11 +205,69 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         from hfspeech.errors import cannot_write, disk_write_failure
 
         reason, missing = disk_write_failure(error), missing_extra(error, argv[0])
-        if debug or (reason is None and missing is None):
+        refused = None if reason or missing else access_refusal(error) or homeless(error)
+        if debug or (reason is None and missing is None and refused is None):
             raise
-        if missing is not None:
-            print_error(missing)
+        if missing is not None or refused is not None:
+            print_error(missing or refused)
             return 2
         print_error(cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or "
                                  "read-only; make room, or write elsewhere, and run again"))
         return 2
+
+
+# command -> the caches it keeps (`hfspeech.cache_folders`): without a home to keep them in, refused before it starts
+# (datasets' cache went to a folder named `./~`); a cache needed only with some flags (`train --model_name_or_path
+# whisper-tiny.en`) is refused where it is looked up
+CACHES = {"train": (HUGGING_FACE,), "evaluate": (HUGGING_FACE,), "cross-validate": (HUGGING_FACE,),
+          "distill": (HUGGING_FACE, HFSPEECH), "demo": (HUGGING_FACE, HFSPEECH), "pretrained": (HFSPEECH,)}
+# command -> (its flag that places hfspeech's cache elsewhere, or needs none; the shortest abbreviation of it)
+OWN_CACHE_PLACED = {"distill": ("--teacher_cache_dir", "--teacher_c"), "pretrained": ("--from_ctranslate2", "--from")}
+
+
+def refuse_homeless_caches(command: str, args: Sequence[str]) -> None:
+    """`cache_folders.NoHomeError` where `command` would keep a cache under a home there is none of (HOME unset, a
+    user with no passwd entry: a container's `--user 12345`); `COMMAND --help` is answered still."""
+    kinds = CACHES.get(command, ())
+    if not kinds or any(word in ("-h", "--help") for word in args):
+        return
+    flag, shortest = OWN_CACHE_PLACED.get(command, ("", "-"))
+    names = ("--" + word[2:].split("=", 1)[0].replace("-", "_") for word in args if word.startswith("--"))
+    if any(name.startswith(shortest) and flag.startswith(name) for name in names):
+        kinds = [kind for kind in kinds if kind != HFSPEECH]
+    refuse_homeless(kinds, pretrained=command in ("pretrained", "demo"))
+
+
+def access_refusal(error: BaseException) -> Optional[HfspeechError]:
+    """A file or folder this user may not read or write (EACCES, EPERM: a 555 output folder, a 000 input, as a
+    container's non-root user meets them) as one line naming it, where the command did not say so itself: it was a
+    traceback (`errors.WRITE_ERRNOS` leaves out EACCES, which a read raises too). A write where the folder it would
+    be made in refuses it (`output_folders.not_writable`), a read of what this user may write but not read; where
+    the two cannot be told apart, the path and the reason plainly. None for any other error."""
+    import errno
+
+    from hfspeech.output_folders import not_writable
+    from hfspeech.path_names import shown_name
+
+    while error is not None and not (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM)
+                                     and error.filename is not None):
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if error is None:
+        return None
+    path = os.fsdecode(error.filename)
+    if not os.path.lexists(path):  # being made (its folder refusing), or out of reach (a folder above not searchable)
+        problem = not_writable(path) if os.access(os.path.dirname(path) or ".", os.X_OK) else None
+    elif not os.access(path, os.R_OK):
+        problem = f"cannot be read ({error.strerror})" if os.access(path, os.W_OK) else None
+    else:
+        problem = not_writable(path)
+    return HfspeechError(f"{shown_name(path)}: " + (problem or f"{error.strerror}; give this user access to it (and "
+                                                    "to the folders above it), or use another path"))
+
+
+def homeless(error: BaseException) -> Optional[NoHomeError]:
+    """A library's `Path.home()` without a home (`RuntimeError: Could not determine home directory.`) as the one
+    line `cache_folders` says it in; None for any other error."""
+    if isinstance(error, RuntimeError) and str(error).startswith("Could not determine home directory"):
+        return NoHomeError(homeless_message([HUGGING_FACE, HFSPEECH]))
+    return None

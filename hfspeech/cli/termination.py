@@ -1,77 +1,149 @@
-"""SIGTERM handled as Ctrl-C is, while a command runs.
+"""SIGTERM and SIGHUP handled as Ctrl-C is, while a command runs; standard streams the caller closed.
 
-A cancelled CI job, `kill`, or a container stopping sends SIGTERM, and by default Python dies of it at once: no
-message, and none of the cleanup Ctrl-C gets (an export's or staging's scratch folder removed, a partial output
-never moved in, DataLoader workers stopped). Here SIGTERM raises `Terminated` (a KeyboardInterrupt, so every
-`except KeyboardInterrupt` and `finally` runs), the command says `hfspeech X: terminated`, and then the process
-dies of SIGTERM after all, as the sender meant (the shell's status 143; a caller in the same process, a test
-runner, stops as it did before). Left alone: a SIGTERM the parent set to be ignored, threads other than the main
-one, the ranks of `accelerate launch` / torchrun (their agent sends SIGTERM and then waits: a rank blocked in a C
-call would not run a Python handler), and every forked child (datasets' decoding workers): it gets SIGTERM's
-default at fork, so `Pool.terminate()` kills it at once instead of waiting for its C call to return.
+A cancelled CI job, `kill`, or a container stopping sends SIGTERM, and an ssh session closed under a command run
+without nohup sends SIGHUP; by default Python dies of either at once: no message, and none of the cleanup Ctrl-C
+gets (an export's or staging's scratch folder removed, a partial output never moved in, DataLoader workers
+stopped). Here each raises `Terminated` (a KeyboardInterrupt, so every `except KeyboardInterrupt` and `finally`
+runs), the command says `hfspeech X: terminated` (or `hung up`), and then the process dies of that signal after
+all, as the sender meant (the shell's status 143, or 129; a caller in the same process, a test runner, stops as it
+did before). Left alone: a signal the parent set to be ignored (`nohup` ignores SIGHUP), threads other than the
+main one, the ranks of `accelerate launch` / torchrun (their agent sends SIGTERM and then waits: a rank blocked in
+a C call would not run a Python handler), and every forked child (datasets' decoding workers): it gets the
+signals' default at fork, so `Pool.terminate()` kills it at once instead of waiting for its C call to return.
+
+A script or a service may start a command with a standard stream closed (`2>&-`, `>&-`, `<&-`), and Python makes
+that stream None: `print(..., file=sys.stderr)` then printed to stdout (print's default), so error lines landed in
+the results, and `sys.stdout.flush()` or `sys.stdin.isatty()` was an AttributeError traceback. `closed_streams_kept`
+puts the null device on each closed descriptor (a file opened later would take it, and C libraries' writes to
+descriptor 2 with it), discards what goes to a closed stderr, and makes a closed stdout refuse its first write with
+the one-line error, as `ls >&-` does: a command that prints nothing runs as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import sys
 import threading
 from typing import Iterator
 
+from hfspeech.errors import OutputWriteError
+
+# The signals raised as `Terminated` (SIGHUP: none on Windows), each with the words that say it
+ENDING_SIGNALS = {getattr(signal, name): words for name, words in (
+    ("SIGTERM", "terminated"), ("SIGHUP", "hung up (SIGHUP: its terminal closed; nohup, tmux or setsid outlive it)"))
+    if hasattr(signal, name)}
+
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C is (`hfspeech.cli.termination`)."""
+    """SIGTERM or SIGHUP (`signum`), raised where Ctrl-C is (`hfspeech.cli.termination`)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
 
 
 def said_stopped(command: str, stopped: KeyboardInterrupt) -> int:
-    """`hfspeech COMMAND: interrupted` (Ctrl-C) or `terminated` (SIGTERM) on stderr; the shell's code for it."""
-    terminated = isinstance(stopped, Terminated)
-    print(f"hfspeech {command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-    return 143 if terminated else 130
+    """`hfspeech COMMAND: interrupted` (Ctrl-C), `terminated` (SIGTERM) or `hung up` (SIGHUP) on stderr; the
+    shell's code for it (128 + the signal). A terminal that hung up refuses the line (EIO): the code stands."""
+    signum = stopped.signum if isinstance(stopped, Terminated) else signal.SIGINT
+    with contextlib.suppress(OSError, ValueError):
+        print(f"hfspeech {command}: {ENDING_SIGNALS.get(signum, 'interrupted')}", file=sys.stderr)
+    return 128 + signum
 
 
-_received: list[bool] = []  # a SIGTERM arrived while a command ran with the default handler before it
+_received: list[int] = []  # the signal that arrived while a command ran with the default handler before it
 _fork_hook: list[bool] = []
 
 
 def _raise_terminated(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the cleanup kills outright
-    _received.append(True)
-    raise Terminated()
+    signal.signal(signum, signal.SIG_DFL)  # a second one during the cleanup kills outright
+    _received.append(signum)
+    raise Terminated(signum)
 
 
 def _default_in_child() -> None:
-    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for signum in ENDING_SIGNALS:
+        if signal.getsignal(signum) is _raise_terminated:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """While the block runs, SIGTERM raises `Terminated` in this process; the handler before it is put back after."""
-    previous = signal.getsignal(signal.SIGTERM)
-    if (threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN
-            or os.environ.get("TORCHELASTIC_RUN_ID")):
+    """While the block runs, SIGTERM and SIGHUP raise `Terminated` in this process (each one not ignored); the
+    handlers before it are put back after."""
+    if threading.current_thread() is not threading.main_thread() or os.environ.get("TORCHELASTIC_RUN_ID"):
         yield
         return
+    previous = {signum: signal.getsignal(signum) for signum in ENDING_SIGNALS}
+    taken = [signum for signum, handler in previous.items() if handler is not signal.SIG_IGN]
     if not _fork_hook:
         os.register_at_fork(after_in_child=_default_in_child)
         _fork_hook.append(True)
     _received.clear()
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    for signum in taken:
+        signal.signal(signum, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        if previous is not signal.SIG_DFL:  # the caller's own handler decides
+        for signum in taken:
+            signal.signal(signum, previous[signum])
+        if _received and previous[_received[0]] is not signal.SIG_DFL:  # the caller's own handler decides
             _received.clear()
 
 
 def die_of_sigterm_if_received() -> None:
-    """After the command said `terminated` and cleaned up: die of the SIGTERM it got, as the sender meant."""
+    """After the command said `terminated` (or `hung up`) and cleaned up: die of the signal it got, as the sender
+    meant. A stream that cannot be flushed (a terminal gone with SIGHUP) does not keep it alive."""
     if _received:
+        signum = _received[0]
         _received.clear()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.kill(os.getpid(), signal.SIGTERM)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os.kill(os.getpid(), signum)
+
+
+class ClosedStdout(io.TextIOBase):
+    """sys.stdout where the caller closed it: its first write is the one-line error (exit code 2)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        raise OutputWriteError("stdout: closed (the command was started without one, as with >&-), and this "
+                               "command prints its output there; give it a file, a pipe or /dev/null")
+
+
+@contextlib.contextmanager
+def closed_streams_kept() -> Iterator[None]:
+    """Inside, a standard stream the caller closed is the null device on its descriptor, and for Python: stdin
+    stays None (`stream` says there is no audio), stderr discards, stdout is `ClosedStdout`. As they were after."""
+    before = sys.stdin, sys.stdout, sys.stderr
+    for descriptor, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is None and _descriptor_free(descriptor):
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+    discarded = open(os.devnull, "w", encoding="utf-8") if sys.stderr is None else None
+    sys.stderr = discarded or sys.stderr
+    sys.stdout = ClosedStdout() if sys.stdout is None else sys.stdout
+    try:
+        yield
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = before
+        if discarded is not None:
+            discarded.close()
+
+
+def _descriptor_free(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return True
+    return False  # taken since Python started (a file this process opened): left alone

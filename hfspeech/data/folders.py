@@ -61,15 +61,20 @@ class FolderListing:
 def uses_datasets_layout(root: Path) -> bool:
     """A metadata file (in the folder or in a split folder, `train/metadata.csv`: datasets' layout for splits)
     or a dataset card with `configs`: datasets' own rules decide what the folder holds. A split folder's metadata
-    was missed, and its clips were labelled `train` and `test` by their folders."""
-    folders = [root] + [sub for sub in root.iterdir() if sub.name.lower() in SPLIT_FOLDERS and sub.is_dir()]
-    if any((folder / name).exists() for folder in folders for name in DATASETS_LAYOUT_FILES):
-        return True
-    readme = root / "README.md"
-    if readme.is_file():
-        text = readme.read_text(encoding="utf-8", errors="replace")
-        header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
-        return "configs:" in header
+    was missed, and its clips were labelled `train` and `test` by their folders. The first look into the folder: one
+    this user may not read (or a split folder, or its README) is a `FolderLayoutError` naming it, not a traceback."""
+    try:
+        folders = [root] + [Path(sub.path) for sub in _sorted_entries(str(root))
+                            if sub.name.lower() in SPLIT_FOLDERS and sub.is_dir()]
+        if any((folder / name).exists() for folder in folders for name in DATASETS_LAYOUT_FILES):
+            return True
+        readme = root / "README.md"
+        if readme.is_file():
+            text = readme.read_text(encoding="utf-8", errors="replace")
+            header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+            return "configs:" in header
+    except OSError as error:  # `exists` in a split folder this user may not search, a README it may not read
+        raise FolderLayoutError(f"{error.filename or root}: cannot be read ({error.strerror or error})") from None
     return False
 
 

@@ -177,9 +177,15 @@ def _in_several_splits(files: dict[str, list[tuple[str, Any]]]) -> dict[str, lis
 
 
 def _file_digest(path: str, limit: Optional[int] = None) -> str:
-    """SHA-1 of a file's first `limit` bytes, or of all of it read in chunks (an hour-long WAV is not held whole)."""
-    with open(path, "rb") as f:
-        return (hashlib.sha1(f.read(limit)) if limit is not None else hashlib.file_digest(f, "sha1")).hexdigest()
+    """SHA-1 of a file's first `limit` bytes, or of all of it read in chunks (an hour-long WAV is not held whole).
+    A file that cannot be read (another user's 0600 clip) has its path for a digest, the same as no other file's: it
+    is no copy of one, and decoding names it as the bad file it is (skipped and counted with --skip_bad_files), as
+    `clip_digests` and evaluation leave it; it was a PermissionError traceback here, --skip_bad_files or not."""
+    try:
+        with open(path, "rb") as f:
+            return (hashlib.sha1(f.read(limit)) if limit is not None else hashlib.file_digest(f, "sha1")).hexdigest()
+    except OSError:
+        return "unread:" + path
 
 
 def _group_leaks(dataset: DatasetDict) -> list[str]:

@@ -48,8 +48,9 @@ class DistillationArguments:
                                                                       "logits in the soft loss."})
     distill_weight: float = field(default=0.5, metadata={"help": "Share of the soft (teacher) loss; the rest is "
                                                                  "the loss against the labels. 1.0: teacher only."})
-    teacher_cache_dir: Optional[str] = field(default=None, metadata={"help": "Where teacher logits are cached "
-                                                                     "(default ~/.cache/hfspeech/teacher_logits)."})
+    teacher_cache_dir: Optional[str] = field(default=None, metadata={
+        "help": "Where teacher logits are cached (default $XDG_CACHE_HOME/hfspeech/teacher_logits, else "
+                "~/.cache/hfspeech/teacher_logits)."})
     teacher_batch_size: int = field(default=32, metadata={"help": "Clips per teacher forward pass."})
     teacher_on_augmented: bool = field(default=False, metadata={
         "help": "Run the teacher on every training batch, on the augmented (and mixed) clips the student sees, "

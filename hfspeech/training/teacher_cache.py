@@ -22,6 +22,7 @@ import torch
 from datasets import Dataset, load_from_disk
 from tqdm.auto import tqdm
 
+from hfspeech.cache_folders import teacher_logits_cache
 from hfspeech.data.columns import column_values
 from hfspeech.data.progress_bars import progress_wanted
 from hfspeech.data.whole_folders import save_whole
@@ -30,7 +31,6 @@ from hfspeech.training.live_teacher import LiveTeacher
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "hfspeech", "teacher_logits")
 LOGITS_COLUMN = "teacher_logits"
 # In the key: 2 since teachers that read the padding score each crop as alone (`training.live_teacher`, session 33):
 # the logits cached before were of mixed-length batches, and were read back.
@@ -55,12 +55,13 @@ def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_n
                    cache_dir: Optional[str] = None, batch_size: int = 32,
                    device: Optional[torch.device] = None, progress: Optional[bool] = None) -> np.ndarray:
     """``[clips, num_labels]`` float32 logits of the teacher on the prepared ``split`` (``input_values`` at
-    ``sampling_rate``), columns in the student's label order; read from the cache when it has them, else
+    ``sampling_rate``), columns in the student's label order; read from the cache (`cache_dir`, else
+    `cache_folders.teacher_logits_cache`: worked out here, not at import) when it has them, else
     computed on `device` (the run's; None: the CPU), with a bar when `progress` (the run's `not disable_tqdm`;
     None: when stderr is a terminal, `data.progress_bars`)."""
     if not os.path.isdir(teacher_dir):
         raise UsageError(f"--teacher {teacher_dir}: not a model folder")
-    folder = Path(cache_dir or DEFAULT_CACHE_DIR) / cache_key(teacher_dir, split, label_names)
+    folder = Path(cache_dir or teacher_logits_cache()) / cache_key(teacher_dir, split, label_names)
     looked_at = time.time()  # a cache another run saves while this one computes is kept (`save_whole`)
     cached = _cached_logits(folder, len(split))
     if cached is not None:

