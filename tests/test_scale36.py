@@ -51,3 +51,17 @@ def test_bad_files_of_an_audio_folder_are_counted_and_named_not_met_one_run_at_a
     assert "; and 3 more bad file(s) in this data: " in message, message
     assert [message.count(path.name) for path in empty] == [1, 1, 1, 1], message
     assert message.endswith("(--skip_bad_files skips such files and lists them in data_report.json)"), message
+
+
+def test_data_report_names_every_class_a_split_lacks_not_the_first_three():
+    """The warning names three ("and 672 more"): data_report.json named no more, so no file said which speakers
+    the model never trained on or a test set could not score."""
+    from hfspeech.data.prepare import DataReport
+    from hfspeech.data.split_audit import audit_missing_classes
+
+    names = [f"spk{label:04d}" for label in range(50)]
+    scored = Dataset.from_dict({"label": [0, 1, 2]}).cast_column("label", ClassLabel(names=names))
+    report = DataReport()
+    audit_missing_classes(DatasetDict(test=scored), report)
+    assert "and 44 more" in report.warnings[0]
+    assert report.to_dict()["classes_missing"] == {"test": names[3:]}

@@ -48,7 +48,8 @@ class DataReport:
     held-out splits are carved from train and `--max_*_samples` limits, which `limited` counts);
     `skipped`: bad files dropped with `--skip_bad_files` (path and problem); `ignored`: files in an audio
     folder that are not audio, or hidden (path and reason); `notes`: how the layout was read; `warnings`: what
-    makes the scores flatter or mislead (a file or speaker in two splits, a class missing from a split).
+    makes the scores flatter or mislead (a file or speaker in two splits, a class missing from a split);
+    `classes_missing`: each split's missing classes, all named.
     """
 
     sampling_rate: int = 0
@@ -59,6 +60,8 @@ class DataReport:
     ignored: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # leaks and degenerate splits (`data.split_audit`)
+    # {split: every class it has no clip of}: the warnings name three ("and 672 more"), this all of them
+    classes_missing: dict[str, list[str]] = field(default_factory=dict)
     # the skipped files' row numbers per split (`kept_rows`); not saved: data_report.json names them by path
     skipped_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
 

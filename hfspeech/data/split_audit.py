@@ -46,7 +46,8 @@ def audit_splits(dataset: DatasetDict, report: Optional[DataReport] = None) -> l
     """Warnings about files (or their contents, or groups) shared by the final splits, and classes missing
     from a split; each one logged and added to `report.warnings`. Returns them."""
     keys = {name: _clip_keys(split) for name, split in dataset.items()}
-    warnings = [*_shared_files(keys), *_shared_contents(keys), *_group_leaks(dataset), *_missing_classes(dataset)]
+    warnings = [*_shared_files(keys), *_shared_contents(keys), *_group_leaks(dataset),
+                *_missing_classes(dataset, report=report)]
     record_split_groups(dataset, report)
     return _record(warnings, report)
 
@@ -210,7 +211,7 @@ def audit_missing_classes(dataset: DatasetDict, report: Optional[DataReport] = N
     evaluate`'s set lacking a model's classes (one speaker's clips scored by a speaker-ID model) leaves its accuracy
     over the classes present and its macro-F1 a mean with absent classes' zeros, as for training's own held-out
     splits. `called`: the clips' name where a split's would misname them (a folder without split folders is `train`)."""
-    return _record(_missing_classes(dataset, trained=None, called=called), report)
+    return _record(_missing_classes(dataset, trained=None, called=called, report=report), report)
 
 
 def refuse_unseen_carved_classes(dataset: DatasetDict, carved: list[str], group_column: str) -> None:
@@ -260,8 +261,10 @@ def _present_ids(labels: list) -> set:
     return {i for label in labels for i in (label if isinstance(label, list) else [label])}
 
 
-def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train", called: Optional[str] = None) -> list[str]:
-    """Classes without a clip in a split: the `trained` split never sees them; evaluation scores leave them out."""
+def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train", called: Optional[str] = None,
+                     report: Optional[DataReport] = None) -> list[str]:
+    """Classes without a clip in a split (all in `report.classes_missing`; the warning names a few): the `trained`
+    split never sees them; evaluation scores leave them out."""
     warnings = []
     for name, split in dataset.items():
         names = split_class_names(split)
@@ -271,6 +274,8 @@ def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train", cal
         missing = [names[i] for i in range(len(names)) if i not in present]
         if not missing:
             continue
+        if report is not None:
+            report.classes_missing[name] = missing
         consequence = ("the model never sees them" if name == trained else
                        "their F1, recall and AP are undefined there, left out of the macro averages" if multi_label
                        else f"{'their' if called else 'its'} scores leave them out (accuracy is over "
