@@ -55,10 +55,9 @@ def set_background_noise_aside(root: Path, audio: list, ignored: list[dict[str, 
     if not noise:
         return audio
     folder = root / BACKGROUND_NOISE_FOLDER
-    reason = f"background noise, not a class: mix it into training with --noise_dir {folder}"
-    ignored.extend({"path": path, "reason": reason} for path in noise)
-    notes.append(f"{BACKGROUND_NOISE_FOLDER}/ ({len(noise)} file(s)) is not used as a class; "
-                 f"mix it into training with --noise_dir {folder}")
+    uses = f"--noise_dir {folder} mixes it into training"  # said whether or not given: the data never sees flags
+    ignored.extend({"path": path, "reason": f"background noise, not a class ({uses})"} for path in noise)
+    notes.append(f"{BACKGROUND_NOISE_FOLDER}/ ({len(noise)} file(s)) is not used as a class ({uses})")
     return [(parts, path) for parts, path in audio if parts[:1] != (BACKGROUND_NOISE_FOLDER,)]
 
 
