@@ -172,14 +172,16 @@ def test_a_child_forked_during_a_command_dies_of_sigterm_at_once():
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
 
 
-def test_a_sigterm_the_parent_ignores_stays_ignored():
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])  # SIGHUP: as `nohup` leaves it
+def test_a_signal_the_parent_ignores_stays_ignored(name):
     import signal
 
     from hfspeech.cli.termination import sigterm_raises
 
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signum = getattr(signal, name)
+    previous = signal.signal(signum, signal.SIG_IGN)
     try:
         with sigterm_raises():
-            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            assert signal.getsignal(signum) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)

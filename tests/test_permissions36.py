@@ -221,17 +221,6 @@ def test_sighup_ends_a_command_as_sigterm_does(tmp_path):
                                                  "closed; nohup, tmux or setsid outlive it)\n")
 
 
-def test_a_sighup_nohup_ignores_stays_ignored():
-    from hfspeech.cli.termination import sigterm_raises
-
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        with sigterm_raises():
-            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGHUP, previous)
-
-
 class RecordedWrites(io.RawIOBase):
     """An unbuffered stdout (PYTHONUNBUFFERED=1, as CI sets it) that keeps each write it is given."""
 
