@@ -194,3 +194,35 @@ def test_predict_to_stdout_ends_with_the_count_of_files_it_could_not_read(model,
     code, out, err = run_cli_output(["predict", str(model), clips[0], missing, "--json"], capsys)
     assert code == 1 and len(out.splitlines()) == 1, err
     assert err.strip().splitlines()[-1] == "1 of 2 files could not be read or decoded (each named above)", err
+
+
+def test_a_timeline_of_nan_scores_is_written_with_nulls_not_a_crash(nan_model, clips, tmp_path, capsys):
+    """`WindowResult.to_dict` made a NaN score None, and the timeline CSV formatted it with `:.6f`: a TypeError
+    traceback, no timeline (it had been written with NaN before)."""
+    code, _, err = run_cli_output(["predict", str(nan_model), clips[0], "--timeline", str(tmp_path / "t")], capsys)
+    assert code == 0, err
+    document = strict_json((tmp_path / "t" / "low.timeline.json").read_text())
+    assert {score for row in document["scores"] for score in row} == {None}
+    rows = (tmp_path / "t" / "low.timeline.csv").read_text().splitlines()
+    assert len(rows) > 1 and rows[1].split(",")[3] == "", rows[:2]
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no {CHROMIUM}: `apt-get install chromium` (scripts/setup.sh)")
+def test_the_web_page_shows_a_null_score_as_a_dash_and_draws_the_rest(nan_model, clips):
+    """Once the server answered null for NaN scores, the page's `null.toFixed` threw: no bars, no timeline, no
+    error shown (it had said HTTP 500 before)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_multilabel_answers31 import served
+
+    with served(nan_model) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        page.goto(url)
+        page.set_input_files("#file", clips[0])
+        expect(page.locator("#timeline-section")).to_be_visible()
+        assert page.locator("#result .score").all_text_contents() == ["–"] * len(LABELS)
+        browser.close()

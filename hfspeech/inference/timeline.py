@@ -23,6 +23,7 @@ from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import join_labels
 from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, NAME_CHARS, drawable_class_names, drawable_text,
                                             save_figure, short_names, tick_positions)
+from hfspeech.inference.windows import finite_or_none
 
 
 def timeline_scores(prediction: Prediction, num_labels: int) -> np.ndarray:
@@ -66,13 +67,15 @@ def _write_tables(prediction: Prediction, classifier: AudioClassifier, labels: l
     """The timeline's JSON and CSV (`paths["json"]`, `paths["csv"]`)."""
     windows = [w.to_dict(classifier.id2label, top_k) for w in prediction.windows]
     document = {**prediction.to_dict(), "labels": labels, "windows": windows,
-                "scores": [[None if np.isnan(v) else float(v) for v in row] for row in scores]}
-    paths["json"].write_text(json.dumps(document, indent=1), encoding="utf-8")
+                "scores": [[finite_or_none(float(v)) for v in row] for row in scores]}  # NaN: null, as JSON has
+    paths["json"].write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["start", "end", "top_label", "top_score", "active_labels", *labels])
         for window, row in zip(windows, scores):
-            top_label, top_score = (window["labels"][0], f"{window['scores'][0]:.6f}") if window["labels"] else ("", "")
+            top = window["scores"][0] if window["labels"] else None  # None: a skipped window, or a NaN score
+            top_label = window["labels"][0] if window["labels"] else ""
+            top_score = "" if top is None else f"{top:.6f}"
             active = join_labels(window["active_labels"], ";")  # a JSON list when a label holds the `;`
             writer.writerow([f"{window['start']:.6f}", f"{window['end']:.6f}", top_label, top_score,
                              active, *("" if np.isnan(v) else f"{v:.6f}" for v in row)])

@@ -68,11 +68,11 @@ function showBars(predictions) {
     const bar = document.createElement("div");
     bar.className = "bar";
     const fill = document.createElement("div");
-    fill.style.width = `${Math.max(0, Math.min(1, p.score)) * 100}%`;
+    fill.style.width = `${Math.max(0, Math.min(1, p.score ?? 0)) * 100}%`; // null: a NaN score (NaN weights)
     bar.appendChild(fill);
     const score = document.createElement("span");
     score.className = "score";
-    score.textContent = p.score.toFixed(3);
+    score.textContent = p.score === null ? "–" : p.score.toFixed(3);
     row.append(label, bar, score);
     return row;
   });
@@ -84,7 +84,7 @@ function timelineRows(windows, names) {
   // MAX_TIMELINE_ROWS, those with the highest peak score.
   const peaks = new Map();
   windows.forEach((w) => w.labels.forEach((label, i) => {
-    peaks.set(label, Math.max(peaks.has(label) ? peaks.get(label) : -Infinity, w.scores[i]));
+    peaks.set(label, Math.max(peaks.has(label) ? peaks.get(label) : -Infinity, w.scores[i] ?? -Infinity));
   }));
   const order = new Map(names.map((name, i) => [name, i]));
   const at = (label) => (order.has(label) ? order.get(label) : names.length);
@@ -133,7 +133,7 @@ function showTimeline(answer) {
   fittedNames(ctx, rows, left - 8).forEach((name, row) => ctx.fillText(name, 4, row * ROW_HEIGHT + ROW_HEIGHT * 0.7));
   answer.windows.forEach((w, column) => {
     w.labels.forEach((label, i) => {
-      if (!index.has(label)) return;
+      if (!index.has(label) || w.scores[i] === null) return; // null: a NaN score, left blank
       ctx.fillStyle = `rgba(59, 110, 165, ${w.scores[i]})`;
       ctx.fillRect(left + column * step, index.get(label) * ROW_HEIGHT, Math.ceil(step), ROW_HEIGHT - 1);
     });
