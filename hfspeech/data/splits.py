@@ -9,7 +9,7 @@ from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, concatenate_datasets
+from datasets import Audio, ClassLabel, Dataset, DatasetDict
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
 from hfspeech.data.columns import column_values
@@ -88,31 +88,32 @@ def _split_with_rare_strata_pooled(data: Dataset, fraction: float, seed: int, st
         merged = np.where(np.isin(strata, values[order[:pooled]]), -1, strata)
         say(f"the {name} split: {_problem_words(problem)}, so the {pooled} rarest of {len(values)} classes (or label "
             "groups) are stratified as one")
-        parts = _stratified_split(data, fraction, seed, merged)
-        return parts if multi_label else _last_clips_kept_for_training(parts, name, say)
+        train, test = _stratified_indices(len(data), fraction, seed, merged)
+        if not multi_label:
+            labels = np.asarray(column_values(data, "label"))
+            train, test = _last_clips_kept_for_training(train, test, labels, name, say)
+        return {"train": data.select(train), "test": data.select(test)}
     say(f"cannot stratify the {name} split ({_problem_words(problem)}); splitting at random instead")
     return data.train_test_split(test_size=fraction, seed=seed)
 
 
-def _last_clips_kept_for_training(parts: dict[str, Dataset], name: str,
-                                  say: Callable[[str], None]) -> dict[str, Dataset]:
-    """`parts` with one clip of each class the held-out part took whole moved back to `train`, as long as a clip
-    stays held out. Pooled or random, a rare class's few clips could all be held out: 8 of 1,000 speakers (3 clips
-    each) had no training clip, so the model could never answer them. The held-out split is then that many clips
-    short of its share."""
-    trained = set(column_values(parts["train"], "label"))
+def _last_clips_kept_for_training(train: np.ndarray, test: np.ndarray, labels: np.ndarray, name: str,
+                                  say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, test) row indices with one clip of each class the held-out part took whole moved back to train,
+    as long as a clip stays held out: a pooled draw could hold out all of a rare class's clips (8 of 1,000 speakers
+    of 3 clips had no training clip; the model could never answer them). The held-out split is then that many clips
+    short of its share. Rows of the one data set (`select`), so the splits still share its table: decoded once."""
+    trained = set(labels[train].tolist())
     first_held_out: dict = {}
-    for row, label in enumerate(column_values(parts["test"], "label")):
+    for position, label in enumerate(labels[test].tolist()):
         if label not in trained:
-            first_held_out.setdefault(label, row)
-    moved = sorted(first_held_out.values())[:len(parts["test"]) - 1]
+            first_held_out.setdefault(label, position)
+    moved = sorted(first_held_out.values())[:len(test) - 1]
     if not moved:
-        return parts
-    kept = sorted(set(range(len(parts["test"]))) - set(moved))
+        return train, test
     say(f"the {name} split would have held every clip of {len(moved)} rare class(es); one clip of "
         "each is kept for training instead")
-    return {"train": concatenate_datasets([parts["train"], parts["test"].select(moved)]),
-            "test": parts["test"].select(kept)}
+    return np.concatenate([train, test[moved]]), np.delete(test, moved)
 
 
 def _strata_to_pool(rarest_first: np.ndarray, n_test: int, n_clips: int) -> int:
@@ -137,16 +138,21 @@ def _stratified_split(data: Dataset, fraction: float, seed: int, strata: np.ndar
     """`data.train_test_split(test_size=fraction, seed=seed, stratify_by_column=...)` on `strata` (one value per
     clip): the same indices, but the column read at once. datasets 4 reads it row by row (`np.asarray` of a
     `Column`), which took 19 s of a 20,000-clip run's preparation, and 1 ms a clip on a loaded machine."""
-    n_test = math.ceil(fraction * len(data))
-    if not 0 < fraction < 1 or n_test >= len(data):
-        raise ValueError(f"cannot hold out {fraction:.0%} of {len(data)} clips")
+    train, test = _stratified_indices(len(data), fraction, seed, strata)
+    return {"train": data.select(train), "test": data.select(test)}
+
+
+def _stratified_indices(size: int, fraction: float, seed: int, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, test) row indices of `_stratified_split`."""
+    n_test = math.ceil(fraction * size)
+    if not 0 < fraction < 1 or n_test >= size:
+        raise ValueError(f"cannot hold out {fraction:.0%} of {size} clips")
     try:
-        train, test = next(stratified_shuffle_split_generate_indices(
-            strata, len(data) - n_test, n_test, rng=np.random.default_rng(seed)))
+        return next(stratified_shuffle_split_generate_indices(strata, size - n_test, n_test,
+                                                              rng=np.random.default_rng(seed)))
     except ValueError as error:
         raise ValueError("the least populated class has only 1 clip" if str(error) == "Minimum class count error"
                          else str(error)) from error
-    return {"train": data.select(train), "test": data.select(test)}
 
 
 def _with_rarest_label_stratum(data: Dataset) -> Dataset:
