@@ -152,3 +152,33 @@ def test_cross_validate_with_num_folds_summarises_the_dealt_folds_and_names_thei
     assert sorted(groups) == ["1", "2"] and sorted(groups["1"] + groups["2"]) == ["ann", "bob", "cy", "dee"]
     assert [fold["num_test_clips"] for fold in summary["folds"].values()] == [6, 6]  # two speakers of 3 clips each
     assert summary["test_accuracy"]["folds"] == 2 and summary["pooled"]["num_clips"] == 12
+
+
+def test_a_label_whose_groups_fell_into_one_dealt_fold_says_so_and_the_way_out(tmp_path):
+    """The refusal said "every label needs clips in two groups or more" of a label that has them: dealt folds put
+    both of its groups into one fold, which another --seed or --num_folds may not."""
+    from hfspeech.errors import DataError
+
+    manifest = tmp_path / "rare.csv"
+    rows = [(f"s{group:02d}-{i}.wav", "rare" if group < 2 and i == 0 else "common", f"s{group:02d}")
+            for group in range(12) for i in range(3)]
+    manifest.write_text("path,label,speaker\n" + "".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+    refusals = []
+    for seed in range(12):
+        try:
+            drawn_folds(str(manifest), "speaker", str(tmp_path / f"cv{seed}"), 0.0, seed, label_column="label",
+                        write=False, num_folds=2)
+        except DataError as error:
+            refusals.append(str(error))
+    assert refusals and len(refusals) < 12, refusals  # some deals part the two groups, some do not
+    assert all("fell into this fold: give another --seed or --num_folds" in text for text in refusals), refusals
+    assert not any("two groups or more" in text for text in refusals), refusals
+
+
+def test_an_abbreviated_flag_keeps_the_meaning_it_had_before_num_folds():
+    """`--num 3` was `--num_train_epochs 3`; the folds' own parser took it as `--num_folds 3`, training 10 epochs."""
+    from hfspeech.training.cross_validation import parse_cross_validation_args
+
+    folds, *_, training = parse_cross_validation_args(["--num", "3", "--train_file", "a.csv", "--group_column", "s",
+                                                       "--output_dir", "cv"], prog="hfspeech cross-validate")
+    assert (folds.num_folds, training.num_train_epochs) == (None, 3.0)

@@ -66,7 +66,7 @@ def parse_cross_validation_args(argv: Optional[Sequence[str]] = None, prog: Opti
     exit_with_help_if_asked(argv, help_parser)
     argv = expand_args_files(argv, help_parser)  # a --num_folds in an --args_file too
     refuse_mistyped_flags(help_parser, argv)
-    folds_args, rest = RecipeArgumentParser(CrossValidationArguments).parse_args_into_dataclasses(
+    folds_args, rest = RecipeArgumentParser(CrossValidationArguments, allow_abbrev=False).parse_args_into_dataclasses(
         args=argv, return_remaining_strings=True)
     return (folds_args, *parse_args(rest, help_parser._option_string_actions, help_parser.prog))
 

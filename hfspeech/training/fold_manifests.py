@@ -169,9 +169,10 @@ def check_fold_labels(manifest: str, group_column: str, folds: dict, labels: lis
                 named = "" if held_out[fold] == [fold] else f" (fold-{fold})"
                 where = (f"all its clips are in {group_column} {groups}" if name == "test" else
                          f"its clips outside {groups} were all drawn for validation")
+                remedy = ("every label needs clips in two groups or more" if not named else "the groups that hold "
+                          "it all fell into this fold: give another --seed or --num_folds (or more groups holding it)")
                 raise DataError(f"{manifest}: label {missing[0]!r} has no training clip in the fold that holds out "
-                                f"{group_column} {groups}{named} ({where}); every label needs clips in two groups "
-                                "or more")
+                                f"{group_column} {groups}{named} ({where}); {remedy}")
 
 
 def write_texts(texts: dict) -> None:
