@@ -247,3 +247,14 @@ def test_help_and_version_are_one_write(monkeypatch, flag):
     assert main([flag]) == 0
     assert len(raw.writes) == 1 and raw.writes[0].startswith(b"hfspeech " if flag == "--version" else b"The ")
     assert raw.writes[0].endswith(b"\n")
+
+
+def test_a_command_whose_results_are_files_runs_with_stdout_closed(tmp_path):
+    """A closed stdout refused every command's first print: `train >&-` stopped at its first log line (transformers'
+    PrinterCallback), its run thrown away; `demo-data` wrote its clips, then exit code 2. Only a command whose results
+    are stdout (predict without --output FILE, stream, --help) refuses it, before any work."""
+    done = run_with_closed(">&-", "demo-data", str(tmp_path / "data"), "--clips_per_class", "2")
+    assert done.returncode == 0 and "error" not in done.stderr, done.stderr
+    assert len(list((tmp_path / "data").glob("*/*.wav"))) == 16
+    done = run_with_closed(">&-", "predict", str(tmp_path / "no-model"), str(tmp_path / "a.wav"))
+    assert done.returncode == 2 and done.stderr.startswith("error: stdout: closed"), done.stderr

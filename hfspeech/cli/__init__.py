@@ -42,7 +42,8 @@ from typing import Optional, Sequence
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message, refuse_homeless
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
-from hfspeech.cli.termination import closed_streams_kept, die_of_sigterm_if_received, said_stopped, sigterm_raises
+from hfspeech.cli.termination import (CLOSED_STDOUT, closed_streams_kept, die_of_sigterm_if_received, said_stopped,
+                                      sigterm_raises, stdout_was_closed)
 from hfspeech.errors import HfspeechError, OutputWriteError, drop_stdout, stdout_write_errors
 
 # A reader that stopped early (`| head -1`): the status `cat`, `grep` or `git log` leave there (128 + SIGPIPE), not
@@ -167,12 +168,24 @@ def debugging(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
 
 
+def results_on_stdout(argv: Sequence[str]) -> bool:
+    """Whether what the command is for goes to stdout: its help or the version, `stream`'s events, `predict`'s
+    rows unless `--output FILE` takes them. With stdout closed (`>&-`) the rest print into the null device."""
+    if argv[0] in ("-h", "--help", "-V", "--version", "stream") or "-h" in argv or "--help" in argv:
+        return True
+    output = next((argv[i + 1] if arg == "--output" and i + 1 < len(argv) else arg.partition("=")[2]
+                   for i, arg in enumerate(argv) if arg == "--output" or arg.startswith("--output=")), None)
+    return argv[0] == "predict" and output in (None, "-")
+
+
 def _run(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debugging(argv)
     argv = [arg for arg in argv if arg != "--debug"]
     if not argv:
         return no_command()
+    if stdout_was_closed() and results_on_stdout(argv):  # `>&-`: said before any work, not after it
+        raise OutputWriteError(CLOSED_STDOUT)
     if argv[0] in ("-h", "--help"):  # in one write: print's second, of "\n", met `| head -1`'s closed pipe (141)
         sys.stdout.write(__doc__.strip() + "\n")
         return 0

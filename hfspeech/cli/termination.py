@@ -29,7 +29,6 @@ import sys
 import threading
 from typing import Iterator
 
-from hfspeech.errors import OutputWriteError
 
 # The signals raised as `Terminated` (SIGHUP: none on Windows), each with the words that say it
 ENDING_SIGNALS = {getattr(signal, name): words for name, words in (
@@ -106,23 +105,27 @@ def die_of_sigterm_if_received() -> None:
         os.kill(os.getpid(), signum)
 
 
-class ClosedStdout(io.TextIOBase):
-    """sys.stdout where the caller closed it: its first write is the one-line error (exit code 2)."""
+CLOSED_STDOUT = ("stdout: closed (the command was started without one, as with >&-), and this command prints its "
+                 "output there; give it a file, a pipe or /dev/null")
 
-    def writable(self) -> bool:
-        return True
 
-    def write(self, text: str) -> int:
-        if not text:
-            return 0
-        raise OutputWriteError("stdout: closed (the command was started without one, as with >&-), and this "
-                               "command prints its output there; give it a file, a pipe or /dev/null")
+class ClosedStdout(io.TextIOWrapper):
+    """sys.stdout where the caller closed it: what is printed goes to the null device, as a closed stderr's does.
+    Only a command whose results are stdout refuses it first (`hfspeech.cli`, `CLOSED_STDOUT`): refusing every
+    print stopped `train` at its first log line (transformers' PrinterCallback), its run thrown away."""
+
+    def __init__(self):
+        super().__init__(open(os.devnull, "wb"), encoding="utf-8")
+
+
+def stdout_was_closed() -> bool:
+    return isinstance(sys.stdout, ClosedStdout)
 
 
 @contextlib.contextmanager
 def closed_streams_kept() -> Iterator[None]:
     """Inside, a standard stream the caller closed is the null device on its descriptor, and for Python: stdin
-    stays None (`stream` says there is no audio), stderr discards, stdout is `ClosedStdout`. As they were after."""
+    stays None (`stream` says there is no audio), stderr and stdout discard (`ClosedStdout`). As they were after."""
     before = sys.stdin, sys.stdout, sys.stderr
     for descriptor, name in enumerate(("stdin", "stdout", "stderr")):
         if getattr(sys, name) is None and _descriptor_free(descriptor):
@@ -130,15 +133,17 @@ def closed_streams_kept() -> Iterator[None]:
             if null != descriptor:
                 os.dup2(null, descriptor)
                 os.close(null)
-    discarded = open(os.devnull, "w", encoding="utf-8") if sys.stderr is None else None
-    sys.stderr = discarded or sys.stderr
-    sys.stdout = ClosedStdout() if sys.stdout is None else sys.stdout
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()
+    opened = [new for new, old in zip((sys.stdout, sys.stderr), before[1:]) if new is not old]
     try:
         yield
     finally:
         sys.stdin, sys.stdout, sys.stderr = before
-        if discarded is not None:
-            discarded.close()
+        for stream in opened:
+            stream.close()
 
 
 def _descriptor_free(descriptor: int) -> bool:
