@@ -40,23 +40,35 @@ def no_home_reason() -> str:
 def hfspeech_cache_root(pretrained: bool = False) -> Path:
     """`$XDG_CACHE_HOME/hfspeech` when it is set, else `~/.cache/hfspeech`; `NoHomeError` where there is no home.
     `pretrained`: for the pretrained cache, whose error names HFSPEECH_CACHE too."""
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg) / "hfspeech"
-    home = os.path.expanduser("~")  # HOME, else the passwd entry's
-    if home == "~":
+    root = os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or "~/.cache")  # `~/cache` as Docker's ENV leaves it
+    if root.startswith("~"):  # no HOME, no passwd entry: `./~/...` folders, as datasets made them
         raise NoHomeError(homeless_message([HFSPEECH], pretrained))
-    return Path(home) / ".cache" / "hfspeech"
+    return Path(root) / "hfspeech"
 
 
 def pretrained_cache() -> Path:
     """The pretrained Whisper folders' cache: `$HFSPEECH_CACHE` itself, else `pretrained` in the cache root."""
     given = os.environ.get("HFSPEECH_CACHE")
-    return Path(given) if given else hfspeech_cache_root(pretrained=True) / "pretrained"
+    return Path(os.path.expanduser(given)) if given else hfspeech_cache_root(pretrained=True) / "pretrained"
+
+
+def pretrained_cache_before_xdg() -> Path | None:
+    """`~/.cache/hfspeech/pretrained` where XDG_CACHE_HOME now places the pretrained cache elsewhere (hfspeech before
+    it followed XDG_CACHE_HOME kept it there): an offline machine's converted Whisper folders, for the error that
+    names them. None where it is the cache, or there is none."""
+    home = os.path.expanduser("~")
+    if os.environ.get("HFSPEECH_CACHE") or home == "~":
+        return None
+    earlier = Path(home) / ".cache" / "hfspeech" / "pretrained"
+    return earlier if earlier.is_dir() and earlier != pretrained_cache() else None
 
 
 def teacher_logits_cache() -> Path:
     """Distillation's teacher logits (`training.teacher_cache`), when no --teacher_cache_dir is given."""
-    return hfspeech_cache_root() / "teacher_logits"
+    try:
+        return hfspeech_cache_root() / "teacher_logits"
+    except NoHomeError as error:
+        raise NoHomeError(f"{error} (or give --teacher_cache_dir)") from None
 
 
 def homeless_message(kinds: Iterable[str], pretrained: bool = False) -> str:
@@ -75,7 +87,7 @@ def refuse_homeless(kinds: Iterable[str], pretrained: bool = False) -> None:
     kinds = list(kinds)
     if os.path.expanduser("~") != "~":
         return
-    placed = {HUGGING_FACE: bool(os.environ.get("HF_HOME") or os.environ.get("XDG_CACHE_HOME")),
+    placed = {HUGGING_FACE: any(map(os.environ.get, ("HF_HOME", "HF_DATASETS_CACHE", "XDG_CACHE_HOME"))),
               HFSPEECH: bool(os.environ.get("XDG_CACHE_HOME") or pretrained and os.environ.get("HFSPEECH_CACHE"))}
     homeless = [kind for kind in kinds if not placed[kind]]
     if homeless:

