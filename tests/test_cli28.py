@@ -100,33 +100,39 @@ def test_debug_shows_the_traceback_of_a_full_stdout(trained_cnn, tone_folder):
     assert "OutputWriteError" in done.stderr.splitlines()[-1]
 
 
-def test_sigterm_ends_a_command_as_ctrl_c_does_then_kills_it(tmp_path):
-    """A cancelled CI job or `kill` sends SIGTERM: Python died of it at once (no word, no cleanup). A stream fed a
-    window, then terminated: its last window and counts flushed, one line, then the signal's death."""
+ENDINGS = [("SIGTERM", "terminated"),
+           ("SIGHUP", "hung up (SIGHUP: its terminal closed; nohup, tmux or setsid outlive it)")]
+
+
+@pytest.mark.parametrize("name, said", ENDINGS, ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_ends_a_command_as_ctrl_c_does_then_kills_it(tmp_path, name, said):
+    """A cancelled CI job or `kill` sends SIGTERM, an ssh session closed under a command run without nohup SIGHUP:
+    Python died of either at once (no word, no cleanup). A stream fed a window, then signalled: its last window and
+    counts flushed, one line, then the signal's death."""
     import json
     import signal
     import subprocess
 
     import numpy as np
 
-
+    signum = getattr(signal, name)
     model = save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.02, conv_channels=[4], n_mels=16)
     pcm = (np.random.default_rng(0).normal(0, 0.1, 16000 * 2) * 32767).astype("<i2").tobytes()
     stream = subprocess.Popen([sys.executable, "-m", "hfspeech.cli", "stream", str(model), "--window_seconds", "1",
                                "--windows"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=False)
+                              preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))  # pytest under nohup too
     try:
         stream.stdin.write(pcm)
         stream.stdin.flush()
         first = json.loads(stream.stdout.readline())  # the model is loaded and classifying: now the signal
-        stream.send_signal(signal.SIGTERM)
+        stream.send_signal(signum)
         out, err = stream.communicate(timeout=120)
     finally:
         stream.kill()
     assert first["event"] == "window"
     assert json.loads(out.decode().splitlines()[-1])["event"] == "end"
-    # cleaned up and said, then dead of the signal after all (the shell's status 143), as the sender meant
-    assert (stream.returncode, err.decode()) == (-signal.SIGTERM, "hfspeech stream: terminated\n")
+    # cleaned up and said, then dead of the signal after all (the shell's status 143, 129), as the sender meant
+    assert (stream.returncode, err.decode()) == (-signum, f"hfspeech stream: {said}\n")
 
 
 def test_an_evaluation_stopped_before_its_metrics_file_is_run_again_into_its_folder(trained_cnn, tone_folder,
