@@ -161,7 +161,8 @@ def test_predict_names_each_bad_file_in_one_line_and_scores_the_rest(tmp_path, r
     assert cli(["predict", str(random_cnn), *files]) == 1
     out, err = capsys.readouterr()
     assert "nan" not in out and out.count("\n") == 2 and "good.wav: " in out and "array.wav: " in out
-    first, second = err.splitlines()
+    first, second, count = err.splitlines()
+    assert count == "2 of 4 files could not be read or decoded (each named above)"
     assert re.fullmatch(rf"error: {re.escape(files[1])}: its 2 channels cancel out when mixed to mono \(one is the "
                         r"other inverted: wired out of phase\?\), the mix is \d+ dB below its loudest channel; keep "
                         r"one channel, or invert one before mixing", first), first

@@ -155,4 +155,4 @@ def test_predict_names_a_file_at_1_hz_in_one_line_and_scores_the_rest(tmp_path, 
     assert out.count("\n") == 1 and "good.wav: " in out
     assert err.splitlines() == [f"error: {files[1]}: sampling rate of 1 Hz (from its header) is below 1000 Hz, the "
                                 "lowest hfspeech decodes (recordings use 2000 Hz and up, telephone speech 8000): a "
-                                "damaged header?"]
+                                "damaged header?", "1 of 2 files could not be read or decoded (each named above)"]

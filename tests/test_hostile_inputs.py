@@ -359,8 +359,10 @@ def test_predict_names_each_bad_file_and_goes_on(name, tmp_path, trained_cnn, to
     good = str(next(tone_folder.glob("high/*.wav")))
     code, err = run_cli(["predict", str(trained_cnn), bad, good], capsys)
     assert code == 1  # as documented: the good file is classified, the bad one named, the exit code says so
-    assert err.strip() == f"error: {bad}: {problem}" or (err.startswith(f"error: {bad}: {problem}") and
-                                                          len(err.strip().splitlines()) == 1), err
+    *named, count = err.strip().splitlines()  # then the count, as --output FILE's summary gives it
+    assert count == "1 of 2 files could not be read or decoded (each named above)", err
+    assert named == [f"error: {bad}: {problem}"] or (len(named) == 1 and named[0].startswith(f"error: {bad}: "
+                                                                                              f"{problem}")), err
 
 
 FLAG_CASES = {
