@@ -59,3 +59,22 @@ def test_predict_csv_into_a_closed_pipe_ends_quietly_as_the_other_formats_do(tmp
     run.stdout.close()  # the reader gone before the first row
     err = run.stderr.read().decode()
     assert run.wait(timeout=300) == 141 and "error" not in err, (run.returncode, err)
+
+
+def test_a_refused_resume_says_how_many_differences_it_left_unnamed(tmp_path, monkeypatch):
+    """The error named the first three differences and left the rest out without a word (a changed
+    --validation_file was not among them)."""
+    from types import SimpleNamespace
+
+    from hfspeech.errors import HfspeechError
+    from hfspeech.training import resume_inputs
+    from hfspeech.training.arguments import DataArguments
+
+    data = DataArguments(data_dir=str(tmp_path))
+    saved = resume_inputs.data_record(None, data, 0, listings=False)
+    saved.update(seed=1, validation_split_percentage=20.0, test_split_percentage=5.0, group_column="speaker")
+    saved["data"] = {**saved["data"], "label_depth": 1}
+    monkeypatch.setattr(resume_inputs, "saved_record", lambda checkpoint: saved)
+    with pytest.raises(HfspeechError, match=r"\(group_column .speaker. -> None; .*; and 2 more\); pass"):
+        resume_inputs.check_same_data("run/checkpoint-2", SimpleNamespace(model_name_or_path=None), data,
+                                      SimpleNamespace(seed=0, resume_from_checkpoint=None))

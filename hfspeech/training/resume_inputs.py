@@ -222,9 +222,10 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             logger.info("%s moved from %s to %s, same files (names and sizes): resuming", key, flat_saved[key],
                         flat_new[key])
         differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in differing]
-        if differences:
-            raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ("
-                                  f"{'; '.join(differences[:3])}); {way_out(training_args.resume_from_checkpoint)}")
+        if differences:  # the first three, and how many more (the rest were left out without a word)
+            listed = first_few(differences, 3, "; ")
+            raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ({listed}); "
+                                  f"{way_out(training_args.resume_from_checkpoint)}")
         _warn_unchecked(checkpoint, [key for key in sorted(NEWER_KEYS) if key not in flat_saved])
         same = {key: listing for key, listing in (saved.get(LISTINGS_KEY) or {}).items()
                 if key in record["data"] and flat_saved.get(key) == record["data"][key]}  # the same path: kept
