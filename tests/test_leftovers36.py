@@ -78,3 +78,22 @@ def test_a_refused_resume_says_how_many_differences_it_left_unnamed(tmp_path, mo
     with pytest.raises(HfspeechError, match=r"\(group_column .speaker. -> None; .*; and 2 more\); pass"):
         resume_inputs.check_same_data("run/checkpoint-2", SimpleNamespace(model_name_or_path=None), data,
                                       SimpleNamespace(seed=0, resume_from_checkpoint=None))
+
+
+def test_a_fifo_listed_as_a_clip_is_named_a_pipe_not_an_empty_file(tmp_path, capsys):
+    """`predict` refused a pipe given as an argument, but a FIFO in a manifest or a folder still read "file is empty
+    (0 bytes)"; now it is a bad file named for what it is, which --skip_bad_files skips like any other."""
+    import os
+
+    from hfspeech.data.audio import AudioFileError, decode_audio
+    from tests.conftest import run_cli_output
+
+    fifo = tmp_path / "live.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioFileError, match=r"live\.wav: a pipe, not a file: a file is read more than once"):
+        decode_audio({"path": str(fifo), "bytes": None}, 16000)
+    model = save_random_baseline(tmp_path / "cnn", "cnn", ["low", "high"], 0.5, **CNN)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path\n{fifo}\n", encoding="utf-8")
+    code, _, err = run_cli_output(["predict", str(model), "--manifest", str(manifest)], capsys)
+    assert code == 1 and f"error: {fifo}: a pipe, not a file" in err, err

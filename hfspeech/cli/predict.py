@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import stat
 import sys
 from pathlib import Path
 
@@ -103,6 +102,7 @@ def predict(argv: list[str]) -> int:
 
 def refuse_streams(parser: argparse.ArgumentParser, files: list[str]) -> None:
     """A usage error for the first of `files` that is a stream (`stream_kind`): was "file is empty (0 bytes)"."""
+    from hfspeech.data.audio import stream_kind
     from hfspeech.path_names import shown_name
 
     for path in files:
@@ -110,18 +110,6 @@ def refuse_streams(parser: argparse.ArgumentParser, files: list[str]) -> None:
             parser.error(f"{shown_name(path)}: {kind}, not a file: predict reads a file more than once, which a "
                          "stream cannot give; save the audio to a file, or pipe it into `hfspeech stream MODEL` "
                          "(raw PCM or WAV)")
-
-
-def stream_kind(path: str) -> str | None:
-    """What a path given as a file is when it is a stream: `/dev/stdin` fed by a pipe, `<(cmd)`, a FIFO, a socket or
-    a device (`/dev/zero`). It was "file is empty (0 bytes)". A stream is refused rather than read: a file is read
-    in chunks, its header first, and twice for a model trained on trimmed clips; `hfspeech stream` reads a pipe."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):  # missing, or a name the system refuses: the file's own error says so
-        return None
-    return "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
-        "a device" if stat.S_ISCHR(mode) else None
 
 
 def print_summary(output: str, written: int, resumed: int, failures: int) -> None:

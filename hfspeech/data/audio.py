@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -133,10 +134,23 @@ def check_audio_path(path: str) -> None:
         raise AudioFileError(path or "<no path>", path and refused_by_os(path) or "file not found")  # LC_ALL=C
     if os.path.isdir(path):
         raise AudioFileError(path, _folder_problem(path))
+    if kind := stream_kind(path):  # a FIFO listed in a manifest or lying in a folder: was "file is empty (0 bytes)"
+        raise AudioFileError(path, f"{kind}, not a file: a file is read more than once; save the audio to a file")
     if not is_utf8(path):  # decoders refuse it with "Expected ... 'str' but found type 'str'"
         raise AudioFileError(shown_name(path), not_utf8_problem(path))
     if os.path.getsize(path) == 0:
         raise AudioFileError(path, "file is empty (0 bytes)")
+
+
+def stream_kind(path: str) -> Optional[str]:
+    """What a path given as a file is when it is a stream: `/dev/stdin` fed by a pipe, `<(cmd)`, a FIFO, a socket or
+    a device (`/dev/zero`); None for a file (or anything `stat` cannot tell: its own error says so)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return ("a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else None)
 
 
 def _broken_link_problem(path: str) -> str:
