@@ -168,10 +168,14 @@ def debugging(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("HFSPEECH_DEBUG", "") not in ("", "0")
 
 
+def asks_for_help(words: Sequence[str]) -> bool:
+    return "-h" in words or "--help" in words
+
+
 def results_on_stdout(argv: Sequence[str]) -> bool:
     """Whether what the command is for goes to stdout: its help or the version, `stream`'s events, `predict`'s
     rows unless `--output FILE` takes them. With stdout closed (`>&-`) the rest print into the null device."""
-    if argv[0] in ("-h", "--help", "-V", "--version", "stream") or "-h" in argv or "--help" in argv:
+    if argv[0] in ("-V", "--version", "stream") or asks_for_help(argv):
         return True
     output = next((argv[i + 1] if arg == "--output" and i + 1 < len(argv) else arg.partition("=")[2]
                    for i, arg in enumerate(argv) if arg == "--output" or arg.startswith("--output=")), None)
@@ -235,20 +239,18 @@ def _run(argv: Optional[Sequence[str]]) -> int:
 # demo's Whisper) is refused where it is looked up
 CACHES = {"train": (HUGGING_FACE,), "evaluate": (HUGGING_FACE,), "cross-validate": (HUGGING_FACE,),
           "distill": (HUGGING_FACE,), "demo": (HUGGING_FACE,), "pretrained": (HFSPEECH,)}
-# command -> (its flag that places hfspeech's cache elsewhere, or needs none; the shortest abbreviation of it)
-OWN_CACHE_PLACED = {"pretrained": ("--from_ctranslate2", "--from")}
 
 
 def refuse_homeless_caches(command: str, args: Sequence[str]) -> None:
     """`cache_folders.NoHomeError` where `command` would keep a cache under a home there is none of (HOME unset, a
     user with no passwd entry: a container's `--user 12345`); `COMMAND --help` is answered still."""
     kinds = CACHES.get(command, ())
-    if not kinds or any(word in ("-h", "--help") for word in args):
+    if not kinds or asks_for_help(args):
         return
-    flag, shortest = OWN_CACHE_PLACED.get(command, ("", "-"))
     names = ("--" + word[2:].split("=", 1)[0].replace("-", "_") for word in args if word.startswith("--"))
-    if any(name.startswith(shortest) and flag.startswith(name) for name in names):
-        kinds = [kind for kind in kinds if kind != HFSPEECH]
+    if command == "pretrained" and any(name.startswith("--from") and "--from_ctranslate2".startswith(name)
+                                       for name in names):  # a given CTranslate2 folder converted: no cache kept
+        return
     refuse_homeless(kinds, pretrained=command == "pretrained")
 
 

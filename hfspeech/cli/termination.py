@@ -100,7 +100,7 @@ def die_of_sigterm_if_received() -> None:
         signum = _received[0]
         _received.clear()
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
+            with contextlib.suppress(OSError, ValueError):  # never None: `closed_streams_kept` holds around it
                 stream.flush()
         os.kill(os.getpid(), signum)
 
