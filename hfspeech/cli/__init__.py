@@ -5,7 +5,8 @@
     hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
     hfspeech distill --teacher RUN --student_model_type bcresnet|cnn|lstm ...   train on a teacher's soft targets
-    hfspeech cross-validate --train_file ALL.csv --group_column speaker ...   leave-one-group-out, mean +- spread
+    hfspeech cross-validate --train_file ALL.csv --group_column speaker [--num_folds K] ...
+                    leave-one-group-out (or K folds of groups), mean +- spread over the folds
     hfspeech average RUN RUN [...] --output_dir OUT      one model: the weight average of runs of one recipe
     hfspeech predict MODEL FILE|DIR [...] [--manifest M] [--top_k 3] [--window_seconds W --hop_seconds H]
                      [--aggregate mean|max|vote] [--timeline OUT_DIR] [--output FILE.jsonl|.csv|-]

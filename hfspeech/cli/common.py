@@ -33,7 +33,11 @@ def reported_as_user_errors(*kinds: type[BaseException]):
     library refuses: ValueError) become `HfspeechError`s with the same message, so that `hfspeech.cli.main`
     prints them as one line and exits with 2, as it does every error of hfspeech's own. A system library that
     could not be loaded (`OSError: cannot load library 'libsndfile.so'`) is the machine's lack, not the user's
-    input: it goes on to `hfspeech.cli.main`, which names the package to install (`cli.extras`)."""
+    input: it goes on to `hfspeech.cli.main`, which names the package to install (`cli.extras`). So does a path
+    this user may not read (EACCES, EPERM), which main says plainly (`cli.access_refusal`): it was the raw
+    `error: [Errno 13] Permission denied: 'mdl/config.json'`."""
+    import errno
+
     from hfspeech.data.system_libraries import missing_library
 
     try:
@@ -41,7 +45,7 @@ def reported_as_user_errors(*kinds: type[BaseException]):
     except (HfspeechError, BrokenPipeError):  # a reader that has gone (`| head`): main ends quietly, 141
         raise
     except kinds as error:
-        if missing_library(error) is not None:
+        if missing_library(error) is not None or getattr(error, "errno", None) in (errno.EACCES, errno.EPERM):
             raise
         raise HfspeechError(str(error)) from error
 
