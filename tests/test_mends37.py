@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.conftest import save_random_baseline
@@ -23,3 +24,19 @@ def test_an_unreadable_config_is_named_plainly_not_as_a_raw_errno_line(tmp_path)
     assert done.stderr.strip().splitlines()[-1] == (
         "error: mdl/config.json: Permission denied; give this user access to it (and to the folders above it), "
         "or use another path")
+
+
+def test_an_int8_check_that_cannot_measure_keeps_no_unmeasured_int8_file(tmp_path):
+    """Only the gate's own refusal deleted the int8 file: a check that stopped on anything else (a held-out clip
+    it could not decode) let `model_quantized.onnx` be moved in beside the export, never measured."""
+    from hfspeech.export import export_onnx
+
+    model = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
+
+    def cannot_measure(int8_file):
+        raise ValueError("held/x.wav: not an audio file")
+
+    with pytest.raises(ValueError, match="held/x.wav"):
+        export_onnx(model, tmp_path / "onnx", quantize="int8", check_int8=cannot_measure)
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
+        "config.json", "model.onnx", "preprocessor_config.json", "traced_from.json"]

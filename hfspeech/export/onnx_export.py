@@ -112,8 +112,8 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
 
     `check_int8(int8_file)` (the accuracy gate, `inference.agreement.gate_int8`) runs on the int8 file before it
     is moved in: run after, a gate stopped half-way (Ctrl-C, a cancelled job) left an unchecked int8 file beside
-    the export, with no record saying so. When the check raises an `Exception` (it failed and deleted the file),
-    the rest of the export is moved in all the same and the error raised after it, as before.
+    the export, with no record saying so. When the check raises an `Exception` (it failed, or could not measure),
+    the int8 file is not kept, the rest of the export is moved in all the same and the error raised after it.
     """
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, got {quantize!r}")
@@ -146,7 +146,9 @@ def checked_int8(check_int8: Optional[Callable[[Path], object]], int8_file: Path
         return None
     try:
         check_int8(int8_file)
-    except Exception as error:
+    except Exception as error:  # the gate's refusal deleted the file; any other error left it unmeasured: not kept
+        int8_file.unlink(missing_ok=True)
+        (int8_file.parent / "ort_config.json").unlink(missing_ok=True)  # optimum's record of the deleted file
         return named_at(error, staging, output_dir)
     return None
 
