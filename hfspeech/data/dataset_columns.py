@@ -13,7 +13,7 @@ import json
 import os
 from typing import Optional, Sequence
 
-from datasets import Audio, Dataset, DatasetDict, Value
+from datasets import Audio, Dataset, DatasetDict, Value, concatenate_datasets
 
 from hfspeech.data.clip_names import name_pathless_audio
 from hfspeech.errors import DataError, first_few
@@ -151,17 +151,55 @@ def rows_key(split: Dataset, known_stats: dict) -> str:
 
 
 def whole_table_keys(dataset: DatasetDict) -> dict[str, str]:
-    """{split: `rows_key` of the table it selects rows of}, for the splits `data.prepare` decodes as that whole table:
-    a split carved by a seeded draw (`data.splits`) was decoded and cached under its draw, +28 MB for each new
-    `--seed` or `--max_train_samples` over 1,000 half-second clips. Only where the run's splits use at least half the
-    table's rows: decoding it all costs at most twice the splits' own decoding, once, where `--max_*_samples` keep
-    few."""
+    """{split: `rows_key` of the table it selects rows of}, for the splits `data.prepare` decodes as that whole table
+    (cross-validate's folds too: `parts_of_one_table`): a split carved by a seeded draw (`data.splits`) was decoded
+    and cached under its draw, +28 MB for each new `--seed` or `--max_train_samples` over 1,000 half-second clips.
+    Only where the run's splits use at least half the table's rows: decoding it all costs at most twice the splits'
+    own decoding, once, where `--max_*_samples` keep few."""
     keys, stats, used = {}, {}, {}
     for name, split in dataset.items():
         if split._indices is not None and "audio" in split.column_names:
             keys[name] = rows_key(split, stats)
             used[keys[name]] = used.get(keys[name], 0) + len(split)
     return {name: key for name, key in keys.items() if 2 * used[key] >= dataset[name].data.num_rows}
+
+
+def parts_of_one_table(dataset: DatasetDict) -> DatasetDict:
+    """The splits as selections of one table of all their rows, in one order whichever split holds each row (by every
+    column: path, label, group), each split keeping its rows in its order: cross-validate's folds of one manifest,
+    which split the same rows otherwise, then select from one table, which `whole_table_keys` decodes once for every
+    fold (decoded fold by fold, K folds were K decodes and K cached copies of the same audio). Splits held in memory
+    only (manifests); others are left as they are."""
+    splits = list(dataset.values())
+    if len(splits) < 2 or any(split._indices is not None or split.cache_files for split in splits):
+        return dataset
+    union = concatenate_datasets(splits)
+    rows = [json.dumps(row, sort_keys=True, default=repr) for row in union.data.table.to_pylist()]
+    order = sorted(range(len(rows)), key=rows.__getitem__)  # rows alike in every column are one row whatever the tie
+    # named by its rows, not by the splits it was made of: the name is in the table's metadata, which `rows_key` reads
+    named = hashlib.sha256(json.dumps([union.features.to_dict(), [rows[i] for i in order]]).encode()).hexdigest()[:32]
+    whole = union.select(order).flatten_indices(keep_in_memory=True, new_fingerprint=named)
+    place = [0] * len(order)  # place[row of the union] = its row in `whole`
+    for position, row in enumerate(order):
+        place[row] = position
+    parts, start = {}, 0
+    for name, split in dataset.items():
+        parts[name] = _rows_of(whole, place[start:start + len(split)])
+        start += len(split)
+    return DatasetDict(parts)
+
+
+def _rows_of(whole: Dataset, rows: list[int]) -> Dataset:
+    """`whole.select(rows)` always as an indices mapping over `whole`'s table, as `whole_table_keys` reads a split:
+    datasets slices the table instead where the rows run in order (a fold's test group, listed together), and the
+    slice is a table of its own, decoded and cached by itself."""
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    indices = InMemoryTable.from_pydict({"indices": pa.array(rows, type=pa.uint64())})
+    fingerprint = hashlib.sha256(json.dumps([whole._fingerprint, rows]).encode()).hexdigest()[:32]
+    return Dataset(whole.data, info=whole.info.copy(), split=whole.split, indices_table=indices,
+                   fingerprint=fingerprint)
 
 
 def label_column_of(columns: Sequence[str], label_column: str) -> str:

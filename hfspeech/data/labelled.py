@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 
 from datasets import DatasetDict
 
+from hfspeech.data.dataset_columns import parts_of_one_table
 from hfspeech.data.groups import GROUP_COLUMN, attach_groups, group_disjoint_splits
 from hfspeech.data.labels import LABEL_SEPARATOR, encode_labels
 from hfspeech.data.loading import is_saved_dataset, load_audio_dataset
@@ -42,6 +43,8 @@ class DataSpec:
     max_eval_samples: Optional[int] = None
     shuffle_buffer_size: int = 1000
     group_column: Optional[str] = None  # a manifest column (speaker, session): missing splits take whole groups
+    # the given splits are parts of one table (cross-validate's folds of one manifest), decoded once for all of them
+    parts_of_one_table: bool = False
 
     @property
     def is_local(self) -> bool:
@@ -67,6 +70,8 @@ def load_labelled_splits(spec: DataSpec, seed: int, label_names: Optional[Sequen
                        source=spec.source)
     if not multi_label:
         refuse_one_class(raw["train"], spec.source)
+    if spec.parts_of_one_table:  # after the columns are added and encoded, which make a new table of each split
+        raw = parts_of_one_table(raw)
     audit_repeats(raw, report)  # a row listed twice: counted twice, and a random split may put it on both sides
     raw = _carved(raw, spec, seed, report)
     raw = limit_samples(raw, spec, seed, report)

@@ -3,15 +3,16 @@
 The reference recipe decodes and resamples every file again on every epoch inside `set_transform`. Here
 `datasets.map` does it once (in parallel with `num_proc`), and its fingerprinted cache makes a second run over the
 same files free; each epoch only crops and augments. Splits carved from one table by a seeded draw are decoded as
-that table, once for every seed (`dataset_columns.whole_table_keys`).
+that table, once for every seed, and so are cross-validate's folds of one manifest, once for every fold
+(`dataset_columns.whole_table_keys`, `parts_of_one_table`).
 
-Bad files stop preparation with an `AudioFileError` naming the file and how to go on (`SKIP_HINT`). With
+Every clip is decoded, a bad file kept as a row with its problem; then bad files stop preparation with an
+`AudioFileError` naming the first, counting the others, and saying how to go on (`data.decode_errors`). With
 `skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from hfspeech.data.cache_users import (cache_folder_problem, hold_cache_folder, 
                                        own_temporary_files_removed, prepared_file)
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
+from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
 from hfspeech.data.run_scratch import RUN_SCRATCH
 from hfspeech.errors import writing_to
 
@@ -37,7 +39,6 @@ logger = logging.getLogger("hfspeech.data")
 WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing (fewer for long files: `_writer_batch_size`)
 MAX_BATCH_BYTES = 256 * 2**20  # decoded audio a batch may hold before it is written
 DECODED_BYTES_PER_FILE_BYTE = 8  # float32 at the model's rate from a file's bytes: 2 for 16-bit WAV, ~4-16 for MP3
-SKIP_HINT = "--skip_bad_files skips such files and lists them in data_report.json"
 
 
 @dataclass
@@ -112,11 +113,6 @@ class DataReport:
                            self.num_skipped, first["path"], first["problem"])
 
 
-def with_skip_hint(error: AudioFileError) -> AudioFileError:
-    """`error` saying how to go on without the file (`SKIP_HINT`), for a command that has `--skip_bad_files`."""
-    return AudioFileError(error.path, f"{error.problem} ({SKIP_HINT})")
-
-
 def kept_rows(dataset: DatasetDict, report: DataReport) -> DatasetDict:
     """The undecoded splits given to `prepare_dataset` less the rows it skipped: the clips a run trained on (or an
     evaluation scored), as `data.clip_digests` must record them; a skipped 0-byte file's digest (SHA-1 of nothing)
@@ -127,17 +123,15 @@ def kept_rows(dataset: DatasetDict, report: DataReport) -> DatasetDict:
     return DatasetDict(kept)
 
 
-def _decoder(sampling_rate: int, trim: bool, trim_top_db: float, skip_bad_files: bool):
-    """The `datasets.map` function of `prepare_dataset`: a bad file raises, or with `skip_bad_files` becomes
-    an empty row carrying its problem (dropped and reported after the map)."""
+def _decoder(sampling_rate: int, trim: bool, trim_top_db: float):
+    """The `datasets.map` function of `prepare_dataset`: a bad file becomes an empty row carrying its problem
+    (raised after the map, or with `skip_bad_files` dropped and reported)."""
 
     def decode(example):
         name = describe_source(example["audio"])
         try:
             waveform = decode_audio(example["audio"], sampling_rate)
         except AudioFileError as error:
-            if not skip_bad_files:
-                raise with_skip_hint(error) from error
             return {"input_values": np.zeros(0, np.float32), "length": 0, "path": name, "error": error.problem,
                     "label": example["label"]}
         if trim:
@@ -161,7 +155,8 @@ def prepare_dataset(
     `report`: the loader's report (files found, ignored), completed here with what was kept and skipped."""
     features = Features({"input_values": List(Value("float32")), "length": Value("int64"), "path": Value("string"),
                          "error": Value("string"), "label": dataset[next(iter(dataset))].features["label"]})
-    settings = [sampling_rate, trim, trim_top_db, skip_bad_files]
+    # True: bad files kept as rows whether skipped or not, so a skipping run and one that is not read one cache
+    settings = [sampling_rate, trim, trim_top_db, True]
     report = report if report is not None else DataReport()
     report.sampling_rate = sampling_rate
     file_sizes, wholes = {}, {}  # file_sizes: {path: bytes}, each file stat-ed once for all the splits
@@ -172,6 +167,8 @@ def prepare_dataset(
             decoded = _from_whole_table(split, name, tables[name], wholes, decode_split, settings)
         else:
             decoded = decode_split(split, f"{name} audio", settings)
+        if not skip_bad_files:
+            raise_first_bad(decoded, wholes[tables[name]] if name in tables else decoded)
         bad = [i for i, error in enumerate(column_values(decoded, "error")) if error]
         if bad:
             report.skipped[name] = [{"path": decoded[i]["path"], "problem": decoded[i]["error"]} for i in bad]
@@ -187,7 +184,7 @@ def prepare_dataset(
 def _decode_split(split, what: str, settings: list, features, num_proc, file_sizes):
     """`split` decoded (`_decoder` with `settings`) into its cache file (`_decoded_into_cache`)."""
     return _decoded_into_cache(
-        split, _cache_file_name(split, settings), _decoder(*settings),
+        split, _cache_file_name(split, settings), _decoder(*settings[:3]),
         remove_columns=split.column_names,
         features=features,
         num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
@@ -198,34 +195,13 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
 
 def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, settings: list):
     """`split`'s rows of its whole table decoded once (kept in `wholes` by `key` for the other splits cut from it,
-    cached under `key`: every seed's draw reads the same file), each bad file kept as a row with its problem and
-    raised here only if `split` has it and `settings` does not skip bad files, as decoding the split alone would
-    (the cached table then removed: the failure may be the decoder's, mended before the next run)."""
+    cached under `key`: every seed's draw and every cross-validation fold reads the same file), each bad file kept
+    as a row with its problem: `prepare_dataset` raises it only if `split` has it, as decoding the split alone would,
+    and counts the table's others (`raise_first_bad`)."""
     if key not in wholes:
         whole = Dataset(split.data, info=split.info.copy(), split=split.split, fingerprint=key)
-        wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", [*settings[:3], True])
-    decoded = wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
-    bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
-    if bad is not None and not settings[3]:  # the cache goes too: a broken decoder (torchcodec missing), once
-        for cache in wholes[key].cache_files:  # mended, failed again from it (a file still mapped on Windows: kept)
-            with contextlib.suppress(OSError):
-                Path(cache["filename"]).unlink(missing_ok=True)
-        named = decoded[bad]["path"]
-        raise with_skip_hint(AudioFileError(named, decoded[bad]["error"] + _others_bad(wholes[key], named)))
-    return decoded
-
-
-def _others_bad(whole, named: str) -> str:
-    """`; and N more bad file(s) in this data: a, b, c and 2 more` where the decoded `whole` table holds bad files
-    besides `named`, else nothing: every file was decoded, yet the error named one, and each run mended one more
-    (500 bad files, 500 runs of decoding them all)."""
-    bad = [row for row, error in enumerate(column_values(whole, "error")) if error]
-    others = [path for path in column_values(whole.select(bad[:4]), "path") if path != named][:3]
-    if not others:
-        return ""
-    unnamed = len(bad) - 1 - len(others)
-    rest = f" and {unnamed} more" if unnamed else ""
-    return f"; and {len(bad) - 1} more bad file(s) in this data: {', '.join(others)}{rest}"
+        wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", settings)
+    return wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
 
 
 def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):

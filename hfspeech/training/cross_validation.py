@@ -42,9 +42,9 @@ from hfspeech.training.command_line import (RecipeArgumentParser, exit_with_help
                                             process_state_kept, recipe_parser, refuse_mistyped_flags)
 from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
 from hfspeech.training.flag_files import expand_args_files
-from hfspeech.training.fold_manifests import (check_fold_folder_names, check_fold_labels, held_out_groups,
-                                              manifest_texts, one_per_group, refuse_redrawn_folds, row_labels,
-                                              write_texts)
+from hfspeech.training.fold_manifests import (check_fold_folder_names, check_fold_labels, fold_data_arguments,
+                                              held_out_groups, manifest_texts, natural_order, one_per_group,
+                                              refuse_redrawn_folds, row_labels, write_texts)
 from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
@@ -132,7 +132,7 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
               row_order: Optional[Sequence[int]] = None, labels: Optional[Sequence[set]] = None,
               held_out: Optional[dict[str, Sequence[str]]] = None) -> dict[str, dict[str, list[int]]]:
     """``{fold: {"train": rows, "validation": rows, "test": rows}}`` (row indices, each list in `row_order`: the
-    rows' `rows_in_file_order`, else as listed), one fold per group in sorted order, or with `held_out` ({fold: its
+    rows' `rows_in_file_order`, else as listed), one fold per group in `natural_order`, or with `held_out` ({fold: its
     groups}) one per fold, the rows of its groups its test split. With `labels` (each row's set)
     the validation rows are drawn as `hfspeech train` draws its own (`_stratified_validation`); without, at random.
     A share above 0 takes at least one row and leaves one to train on: rounded to none, its fold's empty validation
@@ -144,7 +144,7 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
                                    return_inverse=True)
     rng, label_column = np.random.default_rng(seed), None if labels is None else _label_column(labels)
     folds, said, code_of = {}, {}, {group: code for code, group in enumerate(names.tolist())}
-    one_each = {group: [group] for group in names.tolist()}  # np.unique sorts as sorted(): the folds' (draws') order
+    one_each = {group: [group] for group in sorted(names.tolist(), key=natural_order)}  # the folds' (draws') order
     for group, fold_groups in (held_out or one_each).items():
         held = np.isin(group_codes, [code_of[name] for name in fold_groups])
         rest = row_order[~held]
@@ -219,11 +219,7 @@ def run_cross_validation(model_args, data_args, training_args, num_folds: Option
     results, held_out, pooled_failure = {}, {}, None
     write_summary(root, results, list(folds), write=first, held_out=listed)  # an earlier run's never beside these
     for group, files in folds.items():
-        fold_data, fold_training = copy.deepcopy(data_args), copy.deepcopy(training_args)
-        fold_data.train_file, fold_data.validation_file, fold_data.test_file = (
-            files["train"], files.get("validation"), files["test"])
-        if fold_data.validation_file is None:  # --validation_split_percentage 0: none carved out of train either
-            fold_data.validation_split_percentage = 0
+        fold_data, fold_training = fold_data_arguments(data_args, files), copy.deepcopy(training_args)
         fold_training.output_dir = os.path.join(root, f"fold-{group}")
         logger.info("fold %s: %d of %d%s", group, len(results) + 1, len(folds),
                     f" (holding out {data_args.group_column} {first_few(groups_of[group])})" if listed else "")

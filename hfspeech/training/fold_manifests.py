@@ -4,23 +4,28 @@ the folds of an earlier run.
 One fold per group by default (leave-one-group-out, `OUTPUT_DIR/fold-<group>`), refused above `MAX_UNASKED_FOLDS`
 groups unless `--num_folds` says how many: 500 speakers started 500 trainings without a word. `--num_folds K` deals
 the groups into K folds of about equal clip counts (`deal_groups`), `OUTPUT_DIR/fold-1` ... `fold-K`, each listing
-its groups in `manifests/held_out_groups.txt`. Each fold's manifests (train, validation, test) are drawn from the
+its groups in `manifests/held_out_groups.txt`. Groups are listed in their natural order (`natural_order`: speaker
+`2` before `10`), the folds run in it. Each fold's manifests (train, validation, test) are drawn from the
 one manifest and written into `OUTPUT_DIR/fold-<name>/manifests`. A run of the same command resumes the folds
 already trained. When the draw changed in between (an hfspeech that draws otherwise: session 33 stratified the
 folds' validation clips, they were drawn at random), rewriting the manifests mixed the draws: a finished fold kept
 its model of the old draw beside its new validation.csv, an unfinished one resumed on the new, and
 `cross_validation.json` said complete. Such a run is refused before anything is written (the earlier summary and
 manifests stay as they were), as is a group that cannot name a fold folder (`check_fold_folder_names`) and a label
-one fold would not train on (`check_fold_labels`).
+one fold would not train on (`check_fold_labels`). Each fold trains on its manifests as parts of the one manifest
+(`FoldDataArguments`): the manifest's clips are decoded once, and every fold reads them from that cache.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import os
+import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -29,6 +34,7 @@ import numpy as np
 from hfspeech.data.labels import parse_label_list
 from hfspeech.errors import DataError, UsageError, first_few
 from hfspeech.path_names import name_bytes, shown_name, unusable_name
+from hfspeech.training.arguments import DataArguments
 
 # What a fold's training leaves in its folder (`training.checkpoints`): the mark of a fold trained on its manifests.
 TRAINED_MARKS = ("config.json", "run_inputs.json", "trainer_state.json")
@@ -40,7 +46,7 @@ GROUPS_FILE = "held_out_groups.txt"  # beside a k-fold fold's manifests: its gro
 def held_out_groups(manifest: str, group_column: str, groups: Sequence[str], num_folds: Optional[int],
                     seed: int) -> dict[str, list[str]]:
     """{fold name: the groups it holds out}, from each row's group: one fold per group, named after it
-    (leave-one-group-out, in sorted order), unless `num_folds` is fewer than the groups (`deal_groups`, folds
+    (leave-one-group-out, in `natural_order`), unless `num_folds` is fewer than the groups (`deal_groups`, folds
     named 1 to K). Refused, before anything is written, above `MAX_UNASKED_FOLDS` groups without `num_folds`,
     and a `num_folds` the groups cannot fill."""
     sizes = Counter(groups)
@@ -55,8 +61,17 @@ def held_out_groups(manifest: str, group_column: str, groups: Sequence[str], num
         raise UsageError(f"--num_folds {num_folds}: give 2 to {len(sizes)}, the groups in column {group_column!r} "
                          f"of {manifest} ({len(sizes)}: one fold per group, leave-one-group-out)")
     if num_folds is None or num_folds == len(sizes):
-        return {group: [group] for group in sorted(sizes)}
+        return {group: [group] for group in sorted(sizes, key=natural_order)}
     return deal_groups(sizes, num_folds, seed)
+
+
+def natural_order(name: str) -> tuple:
+    """The sort key of a group name as people number them: numbers by value, the text between them as text
+    (`2` before `10`, `spk2` before `spk10`; sorted as strings, speakers 1, 10, 13, 2), then the name itself,
+    so that `02` and `2` keep one order. Numbers and text alternate from the start, so no two compared are
+    of different types."""
+    parts = re.split(r"([0-9]+)", name)
+    return tuple(int(part) if odd % 2 else part for odd, part in enumerate(parts)), name
 
 
 def one_per_group(held_out: dict[str, list[str]]) -> bool:
@@ -65,11 +80,11 @@ def one_per_group(held_out: dict[str, list[str]]) -> bool:
 
 
 def deal_groups(sizes: dict[str, int], num_folds: int, seed: int) -> dict[str, list[str]]:
-    """{"1": groups, ..., "K": groups} (each sorted) of about equal clip counts: the largest group first, each into
-    the fold with the fewest clips so far (the first such), groups of one size in an order drawn with `seed`.
+    """{"1": groups, ..., "K": groups} (each in `natural_order`) of about equal clip counts: the largest group first,
+    each into the fold with the fewest clips so far (the first such), groups of one size in an order drawn with `seed`.
     sklearn's `GroupKFold` balances the folds (shuffle=False) or draws them with a seed (shuffle=True: equal
     numbers of groups, whatever their clips), not both. Every fold gets a group: the first K go to empty ones."""
-    names = sorted(sizes)
+    names = sorted(sizes)  # the draw's order, not a listing: as before, so an earlier run's folds are dealt again
     drawn = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     folds: list[list[str]] = [[] for _ in range(num_folds)]
     clips = [0] * num_folds
@@ -77,7 +92,7 @@ def deal_groups(sizes: dict[str, int], num_folds: int, seed: int) -> dict[str, l
         lightest = clips.index(min(clips))
         folds[lightest].append(group)
         clips[lightest] += sizes[group]
-    return {str(number): sorted(held) for number, held in enumerate(folds, start=1)}
+    return {str(number): sorted(held, key=natural_order) for number, held in enumerate(folds, start=1)}
 
 
 def check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[str]) -> None:
@@ -135,7 +150,8 @@ def refuse_redrawn_folds(texts: dict, output_dir: str) -> None:
         if not (any((fold / mark).exists() for mark in TRAINED_MARKS) or any(fold.glob("checkpoint-*"))):
             continue
         for name, (path, text) in manifests.items():
-            if _read(path) not in (None, text):
+            earlier = _read(path)
+            if earlier not in (None, text) and not (name == "held_out_groups" and _same_lines(earlier, text)):
                 raise UsageError(f"{path}: fold {group} trained on other {name} clips than the folds drawn now "
                                  "(another --seed or --num_folds, or an earlier hfspeech, which drew the folds' "
                                  "validation clips at random; they are stratified by label now): resuming would mix "
@@ -175,12 +191,39 @@ def check_fold_labels(manifest: str, group_column: str, folds: dict, labels: lis
                                 f"{group_column} {groups}{named} ({where}); {remedy}")
 
 
+@dataclass
+class FoldDataArguments(DataArguments):
+    """A fold's data flags: its manifests, read as parts of the one manifest (`DataSpec.parts_of_one_table`), whose
+    clips every fold then reads from one decoded cache; decoded fold by fold, K folds were K decodes and K cached
+    copies of the same audio. Not with `--streaming`, whose training split is never decoded."""
+
+    def spec(self):
+        return replace(super().spec(), parts_of_one_table=not self.streaming)
+
+
+def fold_data_arguments(data_args: DataArguments, files: dict[str, str]) -> FoldDataArguments:
+    """`data_args` for the fold whose manifests are `files` ({"train": csv, "validation": csv, "test": csv}); a fold
+    without a validation manifest (`--validation_split_percentage 0`) carves none out of train either."""
+    fold = FoldDataArguments(**{flag.name: copy.deepcopy(getattr(data_args, flag.name)) for flag in fields(data_args)
+                                if flag.init})
+    fold.train_file, fold.validation_file, fold.test_file = files["train"], files.get("validation"), files["test"]
+    if fold.validation_file is None:
+        fold.validation_split_percentage = 0
+    return fold
+
+
 def write_texts(texts: dict) -> None:
     for manifests in texts.values():
         for path, text in manifests.values():
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", newline="", encoding="utf-8") as f:
                 f.write(text)
+
+
+def _same_lines(earlier: str, now: str) -> bool:
+    """Whether two `GROUPS_FILE` texts list the same groups: one written before groups were listed in
+    `natural_order` (1, 10, 2) holds the same fold."""
+    return sorted(earlier.splitlines()) == sorted(now.splitlines())
 
 
 def _read(path: str):
