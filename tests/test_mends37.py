@@ -40,3 +40,24 @@ def test_an_int8_check_that_cannot_measure_keeps_no_unmeasured_int8_file(tmp_pat
         export_onnx(model, tmp_path / "onnx", quantize="int8", check_int8=cannot_measure)
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [
         "config.json", "model.onnx", "preprocessor_config.json", "traced_from.json"]
+
+
+def test_a_demo_data_folders_description_files_are_not_warned_about(tmp_path, caplog):
+    """`demo-data` writes README.md and dataset_info.json beside its clips: every run on its folder warned "ignored
+    2 file(s) that are not audio", and its summary said so too. They are still listed in data_report.json; a stray
+    file is still warned about."""
+    import logging
+
+    from hfspeech.data.prepare import DataReport
+
+    described = [{"path": "d/README.md", "reason": "dataset description"},
+                 {"path": "d/dataset_info.json", "reason": "dataset description"}]
+    stray = [{"path": "d/yes/notes.txt", "reason": "not an audio file (by its extension)"}]
+    report = DataReport()
+    with caplog.at_level(logging.WARNING, logger="hfspeech.data"):
+        report.add_listing({"train": 4}, described, [])
+    assert not caplog.records and "ignored" not in report.summary()
+    assert report.to_dict()["num_ignored"] == 2
+    report.add_listing({}, stray, [])
+    assert "ignored 1 file(s)" in caplog.text and "notes.txt" in caplog.text
+    assert "ignored 1 non-audio or hidden file(s)" in report.summary()

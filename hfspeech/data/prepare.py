@@ -38,6 +38,7 @@ logger = logging.getLogger("hfspeech.data")
 
 WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing (fewer for long files: `_writer_batch_size`)
 MAX_BATCH_BYTES = 256 * 2**20  # decoded audio a batch may hold before it is written
+DESCRIPTION = "dataset description"  # `data.folders`' reason for ignoring a folder's README.md, dataset_info.json
 DECODED_BYTES_PER_FILE_BYTE = 8  # float32 at the model's rate from a file's bytes: 2 for 16-bit WAV, ~4-16 for MP3
 
 
@@ -77,9 +78,9 @@ class DataReport:
         self.notes.extend(notes)
         for note in notes:
             logger.warning("data: %s", note)
-        if ignored:
+        if unexpected := _unexpected(ignored):
             logger.warning("data: ignored %d file(s) that are not audio or are hidden (e.g. %s: %s); all are listed "
-                           "in data_report.json", len(ignored), ignored[0]["path"], ignored[0]["reason"])
+                           "in data_report.json", len(unexpected), unexpected[0]["path"], unexpected[0]["reason"])
 
     def to_dict(self) -> dict:
         saved = {k: v for k, v in asdict(self).items() if k != "skipped_rows"}
@@ -100,8 +101,8 @@ class DataReport:
             text += f"; skipped {self.num_skipped} bad file(s), listed in data_report.json"
         if self.warnings:
             text += f"; {len(self.warnings)} warning(s) about the splits, in data_report.json"
-        if self.ignored:
-            text += f"; ignored {len(self.ignored)} non-audio or hidden file(s), listed in data_report.json"
+        if unexpected := _unexpected(self.ignored):
+            text += f"; ignored {len(unexpected)} non-audio or hidden file(s), listed in data_report.json"
         return text
 
     def warn_skipped(self) -> None:
@@ -111,6 +112,12 @@ class DataReport:
             first = next(files[0] for files in self.skipped.values() if files)
             logger.warning("data: skipped %d bad file(s) (e.g. %s: %s), listed in data_report.json",
                            self.num_skipped, first["path"], first["problem"])
+
+
+def _unexpected(ignored: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The ignored files worth a word: not a folder's README.md or dataset_info.json (`data.folders`), which
+    `demo-data` writes beside its clips, so that every run on its folder warned of 2 ignored files (still listed)."""
+    return [entry for entry in ignored if entry["reason"] != DESCRIPTION]
 
 
 def kept_rows(dataset: DatasetDict, report: DataReport) -> DatasetDict:
