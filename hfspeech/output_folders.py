@@ -9,14 +9,15 @@ command passes what marks its own earlier output (`ours`); everything else prese
 The locked `.NAME-partial-*` scratch folders written beside an output, and the sweep of those a killed run left,
 are here too (`hfspeech.output_staging.written_beside` and `data.whole_folders` write in them).
 
-Like `hfspeech.errors`, this is the bottom layer: it imports nothing else from hfspeech but `path_names` (the
-wording of names, a bottom layer too), and any stage may import it.
+Like `hfspeech.errors`, the bottom layer: it imports nothing else from hfspeech but `path_names` (the wording of
+names, a bottom layer too); any stage may import it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from typing import Callable, Iterator, Optional
 
 from hfspeech.errors import HfspeechError, OutputWriteError, UsageError, first_few
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
+
+_unlocked_warned: list[str] = []  # the folder `lock_taken` warned of, once a process
 
 
 def nothing_is_ours(name: str) -> bool:
@@ -132,14 +135,14 @@ def folder_named(folder: str | os.PathLike, flag: str, problem: str) -> str:
 
 @contextlib.contextmanager
 def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Iterator[None]:
-    """Hold `folder` for this process until the block ends, or raise `UsageError("FLAG FOLDER: REFUSAL")` when
-    another process holds it: two `hfspeech train` into one --output_dir both started (or resumed), wrote
-    their checkpoints side by side, and one deleted the checkpoint the other was saving as "incomplete".
-    An advisory `flock` on the folder itself (no lock file left among the outputs, released when the process
-    dies); the folders created for it and still empty at the end are removed. No-op where there is no `fcntl`
-    (Windows) or the folder cannot be made or opened (a file in the way: the command's own check says so). Its
-    holders (`train`, `average`) write a model there: a name no model could be loaded from (`unusable_folder_name`)
-    is refused first, as `train` holds its folder before it checks it (and with --overwrite_output_dir never does)."""
+    """Hold `folder` for this process until the block ends, or raise `UsageError("FLAG FOLDER: REFUSAL")` when another
+    process holds it: two `hfspeech train` into one --output_dir both started (or resumed), wrote their checkpoints
+    side by side, and one deleted the checkpoint the other was saving as "incomplete". An advisory `flock` on the
+    folder itself (no lock file left among the outputs, released when the process dies); the folders created for it
+    and still empty at the end are removed. No-op where no lock is to be had (`lock_taken`: Windows; NFS, warned) or
+    the folder cannot be made or opened (a file in the way: the command's own check says so). Its holders (`train`,
+    `average`) write a model there: a name no model loads from (`unusable_folder_name`) is refused first, as `train`
+    holds its folder before it checks it (and with --overwrite_output_dir never does)."""
     if (unusable := unusable_folder_name(folder)) is not None:
         raise UsageError(folder_named(folder, flag, unusable))
     created = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]  # deepest first
@@ -152,7 +155,7 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
         yield
         return
     try:
-        if not held_by_this_process(handle):
+        if lock_taken(handle, folder) is False:
             created = []  # the other run's: it may have made them a moment ago
             raise UsageError(folder_named(folder, flag, refusal))
         yield
@@ -164,15 +167,14 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
 
 
 def held_by_this_process(handle) -> bool:
-    """Takes an advisory `flock` on `handle` (a file or descriptor) for this process until it is closed: False
-    when another process holds it; True where no lock can be taken (Windows has no `fcntl`; some network file
-    systems refuse locks, ENOLCK): unheld, as before locks. The one lock of `held_alone`, predict's --output and
-    `written_beside`'s scratch folders."""
+    """An advisory `flock` on `handle` (a file or descriptor) until it is closed: False only when another holds it."""
     return lock_taken(handle) is not False
 
 
-def lock_taken(handle) -> Optional[bool]:
-    """`held_by_this_process`, telling apart a lock taken (True) from none to be had here (None)."""
+def lock_taken(handle, where: Optional[str | os.PathLike] = None) -> Optional[bool]:
+    """A lock taken (True), held by another process (False), none to be had (None: no `fcntl`, Windows; EBADF, NFS
+    on a folder; ENOLCK). `where`: the folder it keeps to one run, named once a process in a warning where fcntl
+    takes none (on NFS, two `train` into one --output_dir both ran without a word)."""
     try:
         import fcntl
     except ImportError:
@@ -181,7 +183,11 @@ def lock_taken(handle) -> Optional[bool]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
-    except OSError:
+    except OSError as error:
+        if where is not None and not _unlocked_warned:
+            _unlocked_warned.append(str(where))
+            logging.getLogger(__name__).warning("warning: %s: no lock can be taken on this file system (%s): a second "
+                                                "run writing there is not refused", shown_name(where), error.strerror)
         return None
     return True
 
@@ -224,7 +230,7 @@ def locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
         except FileNotFoundError:
             continue
         with contextlib.suppress(FileNotFoundError):
-            if held_by_this_process(handle) and os.path.samestat(os.fstat(handle), os.stat(scratch)):
+            if lock_taken(handle, destination) is not False and os.path.samestat(os.fstat(handle), os.stat(scratch)):
                 return scratch, handle
         os.close(handle)
     raise OSError(f"{destination.parent}: another process removes every folder made there")
@@ -251,9 +257,8 @@ def remove_leftover_scratch(destination: str | os.PathLike, follow_link: bool = 
 
 
 def put_back_set_aside(scratch: Path, destination: Path) -> bool:
-    """Put `scratch`'s earlier output (`SET_ASIDE`) back as `destination` where a run stopped before the new one
-    took its place; False while `scratch` still holds its only copy (the put-back failed), True when `scratch` may
-    go."""
+    """Put `scratch`'s earlier output (`SET_ASIDE`) back as `destination` where a run stopped before the new one took
+    its place; False while `scratch` still holds its only copy (the put-back failed), True when `scratch` may go."""
     set_aside = scratch / SET_ASIDE
     if os.path.lexists(set_aside) and not os.path.lexists(destination):
         with contextlib.suppress(OSError):

@@ -220,10 +220,11 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         return said_stopped(argv[0], stopped)
     except Exception as error:  # a missing optional package, or a write a full or read-only disk refused: one line
         from hfspeech.cli.extras import missing_extra
+        from hfspeech.cli.system_errors import no_locks
         from hfspeech.errors import cannot_write, disk_write_failure
 
         reason, missing = disk_write_failure(error), missing_extra(error, argv[0])
-        refused = None if reason or missing else access_refusal(error) or homeless(error)
+        refused = None if reason or missing else access_refusal(error) or homeless(error) or no_locks(error)
         if debug or (reason is None and missing is None and refused is None):
             raise
         if missing is not None or refused is not None:

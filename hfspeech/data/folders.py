@@ -15,19 +15,22 @@ The layouts (docs/errors.md, "Audio folders"):
   `_background_noise_` folder is no class (ignored, with the `--noise_dir` that uses it).
 
 Audio is recognised by extension (`AUDIO_EXTENSIONS`, case-insensitive, `.m4a` and `.aif` included, which
-datasets' audiofolder builder drops). Symbolic links are followed; a dangling one is kept in the listing,
-so that decoding names it (an error, or a skipped and counted file with `--skip_bad_files`). Files that are
-not audio, hidden files (`.DS_Store`, `._x.wav` macOS forks) and `__*` folders are ignored and reported.
+datasets' audiofolder builder drops). Symbolic links are followed; one to nothing (dangling, a loop) named as audio
+is listed for decoding to name (an error, or skipped and counted with `--skip_bad_files`); any other may have been a
+class folder, and the listing is refused naming it (a `FolderLayoutError`). Files that are not audio, hidden files
+(`.DS_Store`, `._x.wav` macOS forks) and `__*` folders are ignored and reported.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from hfspeech.data.audio import AUDIO_EXTENSIONS
+from hfspeech.data.audio import AUDIO_EXTENSIONS, AudioFileError, check_audio_path
 from hfspeech.path_names import NOT_UTF8, is_utf8, not_utf8_problem, shown_name
 from hfspeech.data.speech_commands import list_files, set_background_noise_aside, split_by_lists
 from hfspeech.errors import DataError
@@ -52,10 +55,6 @@ class FolderListing:
     splits: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     ignored: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def num_audio_files(self) -> int:
-        return sum(len(files) for files in self.splits.values())
 
 
 def uses_datasets_layout(root: Path) -> bool:
@@ -89,9 +88,6 @@ def refuse_guessed_labels(paths) -> None:
 
 
 def _refuse_guessed_labels(path: Path) -> None:
-    import csv
-    import io
-
     import pandas as pd
 
     try:  # read once, parsed twice: as written, and as datasets' audiofolder builder reads it
@@ -132,25 +128,24 @@ def _refuse_other_separators(path: Path, header: list[str]) -> None:
 
 def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], list[dict[str, str]]]:
     """Every audio file under `root` as (folder names from the root, path), symlinks followed once, and the
-    entries ignored with the reason."""
+    entries ignored with the reason. A link leading to nothing is listed whatever its name (`_entry_kind`)."""
     audio, ignored = [], []
     seen = {os.path.realpath(root)}
     pending = [((), str(root))]
     while pending:
         parts, folder = pending.pop()
         for entry in _sorted_entries(folder):
-            reason = _ignore_reason(entry)
-            if reason:
+            if reason := _ignore_reason(entry):
                 ignored.append({"path": entry.path, "reason": reason})
-            elif entry.is_dir():  # follows symbolic links to folders
+            elif (kind := _entry_kind(entry)) == "folder":  # symbolic links to folders followed
                 real = os.path.realpath(entry.path)
                 if real in seen:
                     ignored.append({"path": entry.path, "reason": "a link to a folder listed already"})
                 else:
                     seen.add(real)
                     pending.append(((*parts, entry.name), entry.path))
-            elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
-                audio.append((parts, entry.path))  # a dangling link too: decoding names it
+            elif kind == "broken" or Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+                audio.append((parts, entry.path))  # a link to nothing: decoding (or `refuse_broken_links`) names it
             else:
                 ignored.append({"path": entry.path, "reason": "not an audio file (by its extension)"})
     return sorted(audio, key=lambda item: item[1]), ignored
@@ -166,10 +161,23 @@ def _sorted_entries(folder: str) -> list[os.DirEntry]:
         raise FolderLayoutError(f"{folder}: cannot be read ({error.strerror or error})") from None
 
 
+def _entry_kind(entry: os.DirEntry) -> str:
+    """'folder' (a link to one too), 'file', or 'broken': a link to nothing, its target gone (`is_dir` False: a class
+    folder's link was 'not an audio file', the class dropped) or a loop (`notes -> notes`: ELOOP, a traceback)."""
+    try:
+        if entry.is_dir():
+            return "folder"
+        if entry.is_symlink():
+            entry.stat()  # cached by `is_dir` where the link leads somewhere
+    except OSError:
+        return "broken"
+    return "file"
+
+
 def _ignore_reason(entry: os.DirEntry) -> Optional[str]:
     if entry.name.startswith("."):
         return "hidden"
-    if entry.name.startswith("__") and entry.is_dir():
+    if entry.name.startswith("__") and _entry_kind(entry) == "folder":
         return "folder named __*"
     if entry.name in ("README.md", "dataset_info.json"):
         return "dataset description"
@@ -179,6 +187,7 @@ def _ignore_reason(entry: os.DirEntry) -> Optional[str]:
 def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderListing:
     """Files by split with their labels, as the layouts in the module docstring say; a layout error otherwise."""
     audio, ignored = walk_audio_files(root)
+    refuse_broken_links(audio)
     listing = FolderListing(ignored=ignored)
     audio = set_background_noise_aside(root, audio, listing.ignored, listing.notes)  # Speech Commands' noise: no class
     loose = [path for parts, path in audio if not parts]
@@ -196,6 +205,15 @@ def list_audio_folder(root: Path, label_depth: Optional[int] = None) -> FolderLi
     listing.ignored = [{**entry, "path": entry["path"] if is_utf8(entry["path"]) else shown_name(entry["path"])}
                        for entry in listing.ignored]
     return listing
+
+
+def refuse_broken_links(audio) -> None:
+    """A listed link to nothing not named as audio (`data/2 -> /mnt/gone/2`): maybe a class folder, not a bad clip."""
+    for path in (path for _, path in audio if Path(path).suffix.lower() not in AUDIO_EXTENSIONS):
+        try:
+            check_audio_path(path)
+        except AudioFileError as error:
+            raise FolderLayoutError(f"{error}; mend or remove the link (a class folder's clips are missing)") from None
 
 
 def _refuse_names_not_utf8(root: Path, paths: list[str]) -> None:

@@ -2,11 +2,11 @@
 
 Only an allow-list of files is copied (weights as safetensors, configs, reports, the ONNX exports), so
 optimizer and RNG states, checkpoints, training_args.bin and anything else in the run folder never leave
-it; a file that is a symlink or resolves outside the run folder is refused. Baselines get their code
-(``hfspeech.hub.remote_code``) and ``auto_map`` entries, so they load without hfspeech. The records are
-published without the user's local paths (``hfspeech.hub.local_paths``). As a last guard, no staged file may
-contain the Hub token in use, nor a text file the home, run or data folder. The repo is written into a
-scratch folder and replaces the destination's content only once complete; the destination is new, empty or
+it; a file that is a link out of the run folder is refused (one to a file inside it is copied as that file).
+Baselines get their code (``hfspeech.hub.remote_code``) and ``auto_map`` entries, so they load without hfspeech.
+The records are published without the user's local paths (``hfspeech.hub.local_paths``). As a last guard, no
+staged file may contain the Hub token in use, nor a text file the home, run or data folder. The repo is written
+into a scratch folder and replaces the destination's content only once complete; the destination is new, empty or
 an earlier staging (`staged_names`), never a folder holding anything of the user's.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -66,6 +67,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     """
     run, dest = Path(run_dir).resolve(), Path(dest)
     check_run(run, include_onnx)
+    named = Path(os.path.abspath(run_dir)).name  # the card's name: the folder as given (`mcopy`, not its target)
     if repo_id is not None:
         check_repo_id(repo_id)
     if dataset_name is not None and (os.path.isabs(dataset_name) or os.path.exists(dataset_name)):
@@ -81,7 +83,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
     with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
             written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:
-        _write_repo(run, scratch, repo_id, include_onnx, clips, dataset_name, notes)
+        _write_repo(run, scratch, repo_id or f"your-name/{named}", include_onnx, clips, dataset_name, notes, run_dir)
         check_no_secrets(scratch, run, [token] if token else [])
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
@@ -156,15 +158,15 @@ def check_run(run: Path, include_onnx: bool) -> None:
                          f"(`hfspeech export {run} --format onnx`)")
 
 
-def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: bool, clips: list[tuple[str, str]],
-                dataset_name: Optional[str], notes: list[str]) -> None:
+def _write_repo(run: Path, dest: Path, repo_id: str, include_onnx: bool, clips: list[tuple[str, str]],
+                dataset_name: Optional[str], notes: list[str], run_dir: str | Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES + REPORT_FILES:
-        _copy(run, name, dest / name)
+        _copy(run, name, dest / name, run_dir)
     if include_onnx:
         (dest / "onnx").mkdir()
         for name in ONNX_FILES:
-            _copy(run, f"onnx/{name}", dest / "onnx" / name)
+            _copy(run, f"onnx/{name}", dest / "onnx" / name, run_dir)
     publish_records(dest, run)  # before the card, which reads the staged records
     config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
     spec = custom_classes(config["model_type"])
@@ -174,7 +176,7 @@ def _write_repo(run: Path, dest: Path, repo_id: Optional[str], include_onnx: boo
         if auto_map["feature_extractor"]:
             _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
     variants = measure_variants(dest, clips, multi_label=is_multi_label(config))
-    write_model_card(run, dest, repo_id or f"your-name/{run.name}", variants, config, dataset_name,
+    write_model_card(run, dest, repo_id, variants, config, dataset_name,
                      custom_code=spec is not None, variant_notes=notes)
 
 
@@ -207,13 +209,22 @@ def custom_classes(model_type: str) -> Optional[tuple]:
     return next((tuple(s) for s in BASELINE_MODELS.values() if s.config_class.model_type == model_type), None)
 
 
-def _copy(run: Path, name: str, target: Path) -> None:
+def _copy(run: Path, name: str, target: Path, run_dir: str | Path) -> None:
+    """`run/name` copied to `target` (a link to a file inside `run` as that file); a link out of `run` (a Hub
+    snapshot's, git-annex's or DVC's, into their object stores) is refused with the way out: every link was, and
+    nothing said what to do. `run` is resolved: a run folder that is itself a link is the folder it links to."""
     source = run / name
     if not os.path.lexists(source):
         return
-    if source.is_symlink() or not source.resolve().is_relative_to(run) or not source.is_file():
-        raise StageError(f"{source}: a link or not a plain file inside the run folder; refusing to publish it")
-    shutil.copyfile(source, target)
+    real = Path(os.path.realpath(source))  # (`Path.resolve` raises RuntimeError on a link loop)
+    if not real.is_relative_to(run):
+        raise StageError(f"{source}: a link out of the run folder (to {real}); only files inside it are published: "
+                         f"copy the run with its links followed (`cp -rL {shlex.quote(str(run_dir))} COPY`) and "
+                         "stage the copy")
+    if not real.is_file():
+        problem = "not a plain file" if os.path.exists(source) else "a link that leads to no file (gone, or a loop)"
+        raise StageError(f"{source}: {problem}; refusing to publish it")
+    shutil.copyfile(real, target)
 
 
 def _update_json(path: Path, **values) -> None:

@@ -27,7 +27,7 @@ from hfspeech.cache_folders import pretrained_cache, pretrained_cache_before_xdg
 from hfspeech.errors import HfspeechError, writing_to
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
-from hfspeech.output_folders import check_output_folder, held_by_this_process, not_writable, real_destination
+from hfspeech.output_folders import check_output_folder, lock_taken, not_writable, real_destination
 from hfspeech.output_staging import scratch_folders_of, sweep_scratch_folders, written_beside
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
@@ -218,12 +218,12 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
 
 @contextlib.contextmanager
 def converting_alone(output: Path) -> Iterator[None]:
-    """One conversion into `output`'s folder at a time: a second `hfspeech pretrained` (two CI jobs or demos
-    sharing the cache) waits for the first, then finds the checkpoint converted; both wrote into one partial
-    folder, and one stopped with a traceback. A `flock` on the parent folder (`output_folders.held_by_this_process`
-    tries it; none on Windows), then a blocking one when another process holds it. For a link to a folder, the
-    target's parent (`real_destination`): where the conversion is renamed in; the link's folder let one run through
-    the link and one by the real path convert at once."""
+    """One conversion into `output`'s folder at a time: a second `hfspeech pretrained` (two CI jobs or demos sharing
+    the cache) waits for the first, then finds the checkpoint converted; both wrote into one partial folder, and one
+    stopped with a traceback. A `flock` on the parent folder (`output_folders.lock_taken` tries it; none on Windows;
+    where the file system takes none, NFS, a warning says so), then a blocking one when another process holds it.
+    For a link to a folder, the target's parent (`real_destination`): where the conversion is renamed in; the link's
+    folder let one run through the link and one by the real path convert at once."""
     output.parent.mkdir(parents=True, exist_ok=True)
     if os.name == "nt":
         yield
@@ -231,7 +231,7 @@ def converting_alone(output: Path) -> Iterator[None]:
     folder = real_destination(output).parent
     handle = os.open(folder, os.O_RDONLY)
     try:
-        if not held_by_this_process(handle):
+        if lock_taken(handle, folder) is False:
             import fcntl
 
             print(f"waiting for another `hfspeech pretrained` writing into {folder} ...", file=sys.stderr)
