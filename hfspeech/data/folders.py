@@ -43,6 +43,8 @@ SPLIT_FOLDERS = {
 # What makes datasets' audiofolder builder read a folder its own way (their columns replace folder labels).
 DATASETS_LAYOUT_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet", ".huggingface.yaml")
 
+DESCRIPTION = "dataset description"  # the reason a folder's README.md or dataset_info.json is ignored
+
 
 class FolderLayoutError(DataError):
     """A folder whose layout does not say which files have which label; the message says what to change."""
@@ -180,7 +182,7 @@ def _ignore_reason(entry: os.DirEntry) -> Optional[str]:
     if entry.name.startswith("__") and _entry_kind(entry) == "folder":
         return "folder named __*"
     if entry.name in ("README.md", "dataset_info.json"):
-        return "dataset description"
+        return DESCRIPTION
     return None
 
 

@@ -31,6 +31,7 @@ from hfspeech.data.cache_users import (cache_folder_problem, hold_cache_folder, 
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
+from hfspeech.data.folders import DESCRIPTION
 from hfspeech.data.run_scratch import RUN_SCRATCH
 from hfspeech.errors import writing_to
 
@@ -38,7 +39,6 @@ logger = logging.getLogger("hfspeech.data")
 
 WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing (fewer for long files: `_writer_batch_size`)
 MAX_BATCH_BYTES = 256 * 2**20  # decoded audio a batch may hold before it is written
-DESCRIPTION = "dataset description"  # `data.folders`' reason for ignoring a folder's README.md, dataset_info.json
 DECODED_BYTES_PER_FILE_BYTE = 8  # float32 at the model's rate from a file's bytes: 2 for 16-bit WAV, ~4-16 for MP3
 
 
