@@ -5,7 +5,7 @@ Written in place, a command stopped half-way (an error, Ctrl-C, SIGTERM, a kill)
 finished, or the earlier output's files beside some of the new ones. The scratch folders themselves (made locked,
 swept when a killed run left one) are `output_folders`' rule, which `data.whole_folders` shares.
 
-Bottom layer, as `output_folders` (the only part of hfspeech it imports): any stage may import it.
+Bottom layer, as `output_folders` and `errors` (the only parts of hfspeech it imports): any stage may import it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from hfspeech.errors import OutputWriteError
 from hfspeech.output_folders import (SET_ASIDE, locked_scratch, named_at, nothing_is_ours,
                                      put_back_set_aside, real_destination, remove_leftover_scratch, scratch_folders)
 
 # A new entry copied into a destination moved in file by file, before its rename; the token is the run's scratch
 # folder's (`.NAME-partial-TOKEN`), so two runs never take each other's copies, and a killed run's are known.
 NEW_ENTRY = ".{name}.hfspeech-new-{token}"
-NEW_ENTRY_SHAPE = re.compile(r"\..+\.hfspeech-new-([a-z0-9_]{8})")
+OLD_ENTRY = ".{name}.hfspeech-old-{token}"  # an entry of the earlier output, set aside while the new one takes its name
+HIDDEN_ENTRY_SHAPE = re.compile(r"\..+\.hfspeech-(?:new|old)-([a-z0-9_]{8})")
 
 
 def everything(name: str) -> bool:
@@ -145,62 +147,106 @@ def _renamed(source: Path, target: Path) -> bool:
 def _moved_in_entry_by_entry(new: Path, destination: Path, earlier: Callable[[str], bool],
                              last: Callable[[str], bool]) -> None:
     """Each new entry is first copied in under a hidden name (`NEW_ENTRY`; a copy across disks into a mount point),
-    so a full disk there leaves the earlier output as it was: deleted first, a failed copy left new files beside
-    none of the earlier ones. Then the earlier entries go, `last` ones first, and the new ones are renamed over,
-    `last` ones last: a folder caught half-way lacks its `last` entries (a model, a marker), never read as
-    finished. Whatever way it ends, no hidden copy is left behind (a run killed outright leaves its own, which the
-    next move removes: `_remove_dead_runs_copies`)."""
+    so a full disk there leaves the earlier output as it was. Then each earlier entry is renamed aside (`OLD_ENTRY`),
+    `last` ones first, and the new ones renamed in, `last` ones last: a folder caught half-way lacks its `last`
+    entries (a model, a marker), never read as finished. A rename that fails or is stopped (Windows refuses to move a
+    file another program holds open, or a folder holding one) puts every earlier entry back and takes the new ones
+    out: deleted first, the earlier output was lost, and the new one thrown away at the first refusal. The earlier
+    entries are deleted once the new output is in. Whatever way it ends, no hidden entry is left behind (a run
+    killed outright leaves its own, which the next move removes: `_remove_dead_runs_copies`)."""
     names = sorted((entry.name for entry in new.iterdir()), key=lambda name: (last(name), name))
     token = new.parent.name.rsplit("-", 1)[-1]
     copies = {name: destination / NEW_ENTRY.format(name=name, token=token) for name in names}
     _remove_dead_runs_copies(destination, new.parent.parent)
-    earlier_entries = [entry for entry in destination.iterdir() if not NEW_ENTRY_SHAPE.fullmatch(entry.name) and (
-        earlier(entry.name) or (entry.name in copies and not _replaceable(entry, new / entry.name)))]
+    replaced = sorted((entry.name for entry in destination.iterdir() if not HIDDEN_ENTRY_SHAPE.fullmatch(entry.name)
+                       and (earlier(entry.name) or entry.name in copies)), key=lambda name: (not last(name), name))
+    aside = {name: destination / OLD_ENTRY.format(name=name, token=token) for name in replaced}
+    renaming, moving_in = None, False  # the entry of `destination` a failed rename was to move; past the set-asides
     try:
         for name in names:
             shutil.move(str(new / name), str(copies[name]))
-        failed = _removed_all(sorted(earlier_entries, key=lambda entry: not last(entry.name)))
-        try:
-            for name in names:  # in even when an earlier entry could not go: the new output is not thrown away
-                os.replace(copies[name], destination / name)
-        except OSError:
-            if failed is None:
-                raise
-        if failed is not None:  # the cause (a file that would not go), not what it led to
-            raise failed
+        for renaming in replaced:
+            os.replace(destination / renaming, aside[renaming])
+        moving_in = True
+        for renaming in names:
+            os.replace(copies[renaming], destination / renaming)
+    except BaseException as error:
+        moved_in = [name for name in names if moving_in and not os.path.lexists(copies[name])]
+        unchanged = _put_back_entries(destination, moved_in, aside)
+        if isinstance(error, OSError) and renaming is not None:
+            raise _not_replaced(destination / renaming, error, unchanged) from error
+        raise
     finally:
         for copy in copies.values():
             with contextlib.suppress(OSError):  # (the error that stopped it is the one to report)
                 _remove(copy)
+    _remove_set_aside(destination, aside)
 
 
-def _removed_all(entries: list[Path]) -> Optional[OSError]:
-    """Remove each of `entries`; the first error, once all were tried (a read-only file of the earlier output
-    stopped the move half-way: the earlier output partly deleted, the new one thrown away)."""
-    failed = None
-    for entry in entries:
+def _put_back_entries(destination: Path, moved_in: list[str], aside: dict[str, Path]) -> bool:
+    """The new entries `moved_in` taken out, and the earlier ones set `aside` (those that were) put back, the `last`
+    ones last; True when `destination` is as it was."""
+    whole = True
+    for name in reversed(moved_in):
         try:
-            _remove(entry)
+            _remove(destination / name)
+        except OSError:
+            whole = False
+    for name, set_aside in reversed(aside.items()):
+        try:
+            if os.path.lexists(set_aside) and not os.path.lexists(destination / name):
+                os.replace(set_aside, destination / name)
+        except OSError:
+            pass
+        whole = whole and not os.path.lexists(set_aside)
+    return whole
+
+
+def _not_replaced(path: Path, error: OSError, unchanged: bool) -> OutputWriteError:
+    """The one line for an entry of the earlier output that could not be moved: on Windows, held open."""
+    held = "a file in it" if path.is_dir() and not path.is_symlink() else "it"
+    state = "is unchanged" if unchanged else "could not all be put back (see its hidden .*.hfspeech-old-* entries)"
+    return OutputWriteError(f"{path}: cannot be replaced ({error.strerror or error}); another program may hold {held} "
+                            f"open (a server, an editor, a file browser): close it and run again; the earlier output "
+                            f"in {path.parent} {state}")
+
+
+def _remove_set_aside(destination: Path, aside: dict[str, Path]) -> None:
+    """Delete the earlier entries set aside, once the new output is in. One that will not go is put back under its
+    name where the new output has none (else left hidden, for the next move to remove), and said: the new output is
+    in, that file of the earlier one is not gone."""
+    failed = None
+    for name, set_aside in aside.items():
+        try:
+            _remove(set_aside)
         except OSError as error:
-            failed = failed or error
-    return failed
+            left = set_aside
+            with contextlib.suppress(OSError):
+                if not os.path.lexists(destination / name):
+                    os.replace(set_aside, destination / name)
+                    left = destination / name
+            failed = failed or OutputWriteError(
+                f"{left}: cannot be removed ({error.strerror or error}), a file of the earlier output; the new output "
+                f"is in {destination}: remove it (another program may hold it open)")
+    if failed is not None:
+        raise failed
 
 
 def _remove_dead_runs_copies(destination: Path, scratch_parent: Path) -> None:
-    """The hidden copies (`NEW_ENTRY`) a run killed while copying in left, removed: its token names a scratch folder
-    that is gone (swept, as a killed run's is, before this run made its own). A live run's copies keep theirs."""
+    """The hidden entries a run killed while moving in left (its copies, `NEW_ENTRY`, and the earlier entries it set
+    aside, `OLD_ENTRY`), removed: its token names a scratch folder that is gone (swept, as a killed run's is, before
+    this run made its own); an earlier entry nothing took the place of is put back instead. A live run's keep theirs."""
     scratch_tokens = {folder.name.rsplit("-partial-", 1)[-1] for parent in {scratch_parent, destination.parent}
                       for folder in parent.iterdir() if "-partial-" in folder.name}
     for entry in destination.iterdir():
-        found = NEW_ENTRY_SHAPE.fullmatch(entry.name)
+        found = HIDDEN_ENTRY_SHAPE.fullmatch(entry.name)
         if found and found.group(1) not in scratch_tokens:
-            with contextlib.suppress(OSError):
-                _remove(entry)
-
-
-def _replaceable(earlier: Path, new: Path) -> bool:
-    """Whether `os.replace(new, earlier)` replaces `earlier` in one step: neither is a folder."""
-    return not (earlier.is_dir() and not earlier.is_symlink()) and not (new.is_dir() and not new.is_symlink())
+            named = destination / entry.name[1:].rsplit(".hfspeech-", 1)[0]
+            with contextlib.suppress(OSError):  # an earlier entry a killed run set aside, where none took its name:
+                if "-old-" in entry.name and not os.path.lexists(named):  # put back, the earlier output's only copy
+                    os.replace(entry, named)
+                else:
+                    _remove(entry)
 
 
 def _remove(path: Path) -> None:

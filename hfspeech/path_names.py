@@ -1,4 +1,5 @@
-"""Names this process cannot use as they are: bytes that are not UTF-8, and UTF-8 in an ASCII locale.
+"""Names this process cannot use as they are: bytes that are not UTF-8, and UTF-8 in an ASCII locale; and names
+hfspeech makes from a user's words that another system cannot (`not_portable`, `same_on_macos_and_windows`).
 
 On Linux a name is bytes. One copied from an old Windows or Latin-1 disk (`caf\\xe9.wav`) is not UTF-8: Python
 keeps its bytes as surrogates (`caf\\udce9`), a str that Arrow, safetensors, onnxruntime and torchcodec refuse (an
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+import unicodedata
+from typing import Iterable, Optional
 
 NOT_UTF8 = "the name is not UTF-8"
 RENAME_HINT = "e.g. Latin-1 from an old archive; rename to UTF-8, e.g. with `convmv -f latin1 -t utf8 --notest`"
@@ -86,3 +88,42 @@ def shown_name(path: str | os.PathLike | bytes) -> str:
         raw = os.fspath(path).encode("utf-8", errors="backslashreplace")
     text = raw.decode("utf-8", errors="backslashreplace")
     return text if text.isprintable() else repr(text)
+
+
+# What Windows will not take as a file or folder name (`ntpath.isreserved` of Python 3.13, which 3.11 lacks): a
+# device's name, with any extension and in any case (`nul.txt`, `Com1`), and these characters anywhere
+WINDOWS_DEVICE_NAMES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{port}{digit}" for port in ("COM", "LPT") for digit in "123456789\xb9\xb2\xb3"})
+WINDOWS_REFUSED_CHARACTERS = frozenset('<>:"/\\|?*') | {chr(code) for code in range(32)}
+
+
+def not_portable(name: str) -> Optional[str]:
+    """Why `name` cannot name a file or folder on every system hfspeech runs on (Windows refuses most), for a
+    message's "NAME names a folder, and ...", or None. A name made from a label, a keyword or a group on Linux
+    was written there, and failed on Windows (or named the console, `CON`), half-way through a run."""
+    if name in ("", ".", ".."):
+        return "it is not a name a file can have"
+    if refused := sorted(set(name) & WINDOWS_REFUSED_CHARACTERS):
+        return f"Windows refuses {' '.join(repr(character) for character in refused)} in a file name"
+    if name[-1] in ". ":
+        return "Windows drops a dot or a space at the end of a file name"
+    if name.partition(".")[0].rstrip(" ").upper() in WINDOWS_DEVICE_NAMES:
+        return "it is a device on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension), not a file name"
+    return None
+
+
+def caseless(name: str) -> str:
+    """`name` as macOS and Windows compare file names: case and Unicode composition ignored (`Zoë` typed as one
+    code point or as `e` and an accent; macOS stores the second)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def same_on_macos_and_windows(names: Iterable[str]) -> Optional[tuple[str, str]]:
+    """The first two of `names` that are one file name on macOS and Windows (`Yes`, `yes`: the second written there
+    replaced the first), the earlier first; None when no two are. Two equal names are a pair too."""
+    first_of: dict[str, str] = {}
+    for name in names:
+        if (key := caseless(name)) in first_of:
+            return first_of[key], name
+        first_of[key] = name
+    return None

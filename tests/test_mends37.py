@@ -61,3 +61,21 @@ def test_a_demo_data_folders_description_files_are_not_warned_about(tmp_path, ca
     report.add_listing({}, stray, [])
     assert "ignored 1 file(s)" in caplog.text and "notes.txt" in caplog.text
     assert "ignored 1 non-audio or hidden file(s)" in report.summary()
+
+
+def test_a_killed_runs_set_aside_earlier_entry_is_put_back_not_deleted(tmp_path):
+    """A run killed outright after setting an earlier entry aside (`.NAME.hfspeech-old-TOKEN`) and before its own
+    took the name left the earlier output's only copy hidden; the next move deleted it. Now it is put back where
+    nothing took its name, and removed where something did; a killed run's new copies are removed."""
+    from hfspeech.output_staging import _remove_dead_runs_copies
+
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    (mount / ".model.onnx.hfspeech-old-deadrun0").write_bytes(b"earlier model")
+    (mount / ".config.json.hfspeech-old-deadrun0").write_text("earlier config")
+    (mount / "config.json").write_text("the killed run's config, moved in")
+    (mount / ".traced_from.json.hfspeech-new-deadrun0").write_text("a copy never moved in")
+    _remove_dead_runs_copies(mount, tmp_path)
+    assert sorted(p.name for p in mount.iterdir()) == ["config.json", "model.onnx"]
+    assert (mount / "model.onnx").read_bytes() == b"earlier model"
+    assert (mount / "config.json").read_text() == "the killed run's config, moved in"

@@ -113,7 +113,7 @@ def test_an_export_into_a_mount_point_stopped_half_way_is_never_taken_for_an_exp
             export_torchscript(random_cnn, mount)
     stopped = snapshot(mount)
     assert set(stopped) <= set(earlier) and [p.name for p in tmp_path.iterdir()] == ["mount"]
-    assert stopped == earlier if step == "rename" else "model.torchscript.pt" not in stopped
+    assert stopped == earlier  # a stop while renaming in puts the earlier entries back
     busy_mount_point(monkeypatch, mount)
     export_torchscript(random_cnn, mount)
     assert set(snapshot(mount)) == set(earlier)

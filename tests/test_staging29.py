@@ -160,4 +160,4 @@ def test_a_conversion_into_a_mount_point_stopped_before_its_last_file_leaves_no_
         busy_mount_point(patch, mount)
         with pytest.raises(KeyboardInterrupt):
             convert_ctranslate2_whisper(tiny_en_ctranslate2, mount)
-    assert len(list(mount.iterdir())) == files - 1 and not (mount / "model.safetensors").exists()
+    assert list(mount.iterdir()) == []  # the new files taken out again: the mount point as it was

@@ -93,13 +93,16 @@ def serve_parser() -> argparse.ArgumentParser:
 
 def check_address(host: str, port: int) -> None:
     """An address that cannot be listened on (a port another program holds, an unknown host) is one line
-    before the model loads, instead of uvicorn's log line and exit code 3 after it."""
+    before the model loads, instead of uvicorn's log line and exit code 3 after it. The probe binds as uvicorn
+    does (SO_REUSEADDR: a port left in TIME_WAIT by a server just stopped is free), except on Windows, where
+    SO_REUSEADDR lets a bind take a port another program listens on: there it binds exclusively."""
     import socket
 
+    option = getattr(socket, "SO_EXCLUSIVEADDRUSE", socket.SO_REUSEADDR)  # (Windows only has the first)
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.setsockopt(socket.SOL_SOCKET, option, 1)
             probe.bind((host, port))
     except OSError as error:
         raise UsageError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error})") from None

@@ -10,6 +10,7 @@ did before). Left alone: a signal the parent set to be ignored (`nohup` ignores 
 main one, the ranks of `accelerate launch` / torchrun (their agent sends SIGTERM and then waits: a rank blocked in
 a C call would not run a Python handler), and every forked child (datasets' decoding workers): it gets the
 signals' default at fork, so `Pool.terminate()` kills it at once instead of waiting for its C call to return.
+Windows has neither SIGHUP nor fork (a spawned child starts with the defaults): there only SIGTERM is taken.
 
 A script or a service may start a command with a standard stream closed (`2>&-`, `>&-`, `<&-`), and Python makes
 that stream None: `print(..., file=sys.stderr)` then printed to stdout (print's default), so error lines landed in
@@ -78,7 +79,7 @@ def sigterm_raises() -> Iterator[None]:
         return
     previous = {signum: signal.getsignal(signum) for signum in ENDING_SIGNALS}
     taken = [signum for signum, handler in previous.items() if handler is not signal.SIG_IGN]
-    if not _fork_hook:
+    if not _fork_hook and hasattr(os, "register_at_fork"):  # Windows has no fork, so no hook to take
         os.register_at_fork(after_in_child=_default_in_child)
         _fork_hook.append(True)
     _received.clear()

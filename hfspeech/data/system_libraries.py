@@ -22,11 +22,34 @@ from typing import Iterator, Optional
 from hfspeech.errors import HfspeechError
 
 LOAD_FAILURE = "Could not load libtorchcodec"  # torchcodec's words (torchcodec/_internally_replaced_utils.py)
-NEEDS_FFMPEG = ("FFmpeg's shared libraries (FFmpeg 4 to 8), which torchcodec could not load: install FFmpeg "
-                "(apt-get install ffmpeg; `python -c \"import torchcodec.decoders\"` shows torchcodec's reasons)")
+
+
+def on_this_system(linux: str, macos: str, windows: str, platform: str = sys.platform) -> str:
+    """The words for this system of three (an install command): apt-get's were given on macOS and Windows too."""
+    return macos if platform == "darwin" else windows if platform == "win32" else linux
+
+
+def needs_ffmpeg(platform: str = sys.platform) -> str:
+    """torchcodec loads FFmpeg's shared libraries: on Windows only a "shared" build has them."""
+    install = on_this_system("apt-get install ffmpeg", "brew install ffmpeg", "a \"shared\" FFmpeg build, its bin "
+                             "folder on PATH, or conda install -c conda-forge ffmpeg", platform)
+    return (f"FFmpeg's shared libraries (FFmpeg 4 to 8), which torchcodec could not load: install FFmpeg ({install}; "
+            "`python -c \"import torchcodec.decoders\"` shows torchcodec's reasons)")
+
+
+def needs_libsndfile(platform: str = sys.platform) -> str:
+    """soundfile's wheels for macOS and Windows bundle libsndfile: there a failed load is a broken install."""
+    install = on_this_system("install libsndfile1 (apt-get install libsndfile1)", "reinstall soundfile, whose wheel "
+                             "bundles it (pip install --force-reinstall soundfile), or brew install libsndfile",
+                             "reinstall soundfile, whose wheel bundles it (pip install --force-reinstall soundfile)",
+                             platform)
+    return f"libsndfile, which soundfile could not load: {install}"
+
+
+NEEDS_FFMPEG = needs_ffmpeg()
 NEEDS_TORCHCODEC = "torchcodec, which is not installed: pip install torchcodec (the version hfspeech pins)"
 DECODED_WITHOUT_FFMPEG = "WAV, FLAC, Ogg (Vorbis, Opus) and MP3 with a Xing/VBRI length header decode without it"
-NEEDS_LIBSNDFILE = "libsndfile, which soundfile could not load: install libsndfile1 (apt-get install libsndfile1)"
+NEEDS_LIBSNDFILE = needs_libsndfile()
 
 
 class MissingLibraryError(HfspeechError, RuntimeError):

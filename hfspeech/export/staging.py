@@ -42,9 +42,10 @@ def staged_export(output_dir: Path) -> Iterator[Path]:
     """A scratch folder to export into; on success it replaces the earlier export in `output_dir`
     (`output_staging.written_beside`: renamed in whole, a link's target too; where files of the user's sit beside the
     export or `output_dir` is a mount point, file by file: each copied in under a hidden name first, then the earlier
-    model files removed first and the new ones renamed in last, so a folder caught between two exports has no model,
-    rather than the new model beside the old config.json (labels)). A full or read-only disk is one line naming
-    `output_dir` (`errors.writing_to`), the earlier export kept as it was."""
+    model files set aside first and the new ones renamed in last, so a folder caught between two exports has no
+    model, rather than the new model beside the old config.json (labels); a rename refused (a file held open on
+    Windows) puts the earlier ones back). A full or read-only disk is one line naming `output_dir`
+    (`errors.writing_to`), the earlier export kept as it was."""
     with writing_to(output_dir, EXPORT_NOT_WRITTEN), written_beside(
             output_dir, earlier=EXPORT_ONLY_FILES.__contains__, last=is_model_file) as scratch:
         scratch.mkdir()

@@ -30,7 +30,8 @@ def pick_device(model=None, device=None):
     """Where a model runs: `device` (a `torch.device`, a string such as "cuda:1", or transformers pipeline's
     integers: -1 the CPU, n the n-th GPU; -1 stopped `model.to` and 0 was taken for "not given"). When none
     is given: where the model already sits, if that is not the CPU (a model the user put on `cuda:1` stays
-    there, as in transformers' pipeline; it was moved to `cuda:0`), else CUDA when there is a GPU."""
+    there, as in transformers' pipeline; it was moved to `cuda:0`), else CUDA when there is a GPU, else an Apple
+    GPU (MPS), as `train` (transformers) takes one: predict, evaluate, stream and serve ran on the CPU there."""
     import torch
 
     if isinstance(device, int) and not isinstance(device, bool):
@@ -40,7 +41,15 @@ def pick_device(model=None, device=None):
     sits_on = getattr(model, "device", None)
     if isinstance(sits_on, torch.device) and sits_on.type != "cpu":
         return sits_on
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu")
+
+
+def mps_available() -> bool:
+    """Whether this machine has an Apple GPU torch can use (a torch built without MPS has no `torch.backends.mps`)."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
 
 
 DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
@@ -86,14 +95,13 @@ def missing_device(device) -> Optional[str]:
             return "no CUDA device here"
         if device.index is not None and device.index >= count:
             return f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
-    mps = getattr(torch.backends, "mps", None)
-    if device.type == "mps" and not (mps is not None and mps.is_available()):
+    if device.type == "mps" and not mps_available():
         return "no Apple MPS device here"
     return None
 
 
 class TorchBackend:
-    """A transformers model in PyTorch, on CUDA when there is one."""
+    """A transformers model in PyTorch, on a GPU when there is one (`pick_device`)."""
 
     name = "pytorch"
 
@@ -111,9 +119,20 @@ class TorchBackend:
         import torch
 
         with torch.inference_mode():
-            batch = {name: torch.from_numpy(value).to(self.device, self.dtype if value.dtype.kind == "f" else None)
+            batch = {name: torch.from_numpy(value).to(self.device, self.float_dtype(value))
                      for name, value in inputs.items()}
             return self.model(**batch).logits.float().cpu().numpy()
+
+    def float_dtype(self, value: np.ndarray):
+        """The dtype a float input takes on the model's device (None: as it is): the model's own, and float32 for
+        a float64 array on MPS, which has no float64 (torch refuses to move one there)."""
+        import torch
+
+        if value.dtype.kind != "f":
+            return None
+        if self.dtype is None and value.dtype == np.float64 and self.device.type == "mps":
+            return torch.float32
+        return self.dtype
 
 
 def disabled_optimizers(config) -> list[str]:

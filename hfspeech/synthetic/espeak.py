@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from hfspeech.data.system_libraries import on_this_system
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.synthetic.signals import NOISE_COLOURS, colored_noise
 
@@ -37,13 +38,19 @@ ESPEAK_VARIANTS = (
 SPEED_WPM = (110, 210)
 PITCH = (20, 80)
 PEAK_DBFS = (-24.0, -3.0)
+# How to install espeak-ng, and to mend a broken one, on this system (apt-get's words were given everywhere)
+ESPEAK_INSTALL = on_this_system("with `apt-get install espeak-ng`", "with `brew install espeak-ng`",
+                                "(the .msi of https://github.com/espeak-ng/espeak-ng/releases) and put its folder "
+                                "on PATH")
+ESPEAK_REINSTALL = on_this_system("apt-get install --reinstall espeak-ng espeak-ng-data", "brew reinstall espeak-ng",
+                                  "run its .msi again")
 
 
 def require_espeak() -> str:
     """The espeak-ng executable, or a `MissingToolError` that says how to install it."""
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise MissingToolError("espeak-ng not found: install it with `apt-get install espeak-ng`")
+        raise MissingToolError(f"espeak-ng not found: install it {ESPEAK_INSTALL}")
     return exe
 
 
@@ -56,8 +63,7 @@ def check_voices(exe: str, voices: Sequence[str]) -> None:
         if _speech_failure(exe, "-v", voice) is None:
             continue
         if (broken := _speech_failure(exe)) is not None:
-            raise MissingToolError(f"{exe} does not work: {broken} (reinstall it: apt-get install --reinstall "
-                                   "espeak-ng espeak-ng-data)")
+            raise MissingToolError(f"{exe} does not work: {broken} (reinstall it: {ESPEAK_REINSTALL})")
         raise UsageError(f"{voice!r}: espeak-ng has no such voice (`espeak-ng --voices` lists its languages "
                          "and voices)")
 

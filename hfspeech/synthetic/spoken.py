@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hfspeech.errors import UsageError, writing_to
+from hfspeech.path_names import not_portable, same_on_macos_and_windows
 from hfspeech.synthetic.espeak import (ESPEAK_VARIANTS, ESPEAK_VOICES, PEAK_DBFS, PITCH, SPEED_WPM, check_voices,
                                        espeak_version, require_espeak, speak_clip)
 from hfspeech.synthetic.reuse import GENERATOR_VERSION, GeneratedFolder
@@ -35,16 +36,23 @@ DEFAULT_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "stop", "go")
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it")
 
 
-def _check_keywords(keywords: Sequence[str]) -> list[str]:
-    """Keywords become folder names and espeak text, so keep them to plain words."""
+def _check_keywords(keywords: Sequence[str], what: str = "keyword") -> list[str]:
+    """Keywords (or languages: `what`) become folder names and espeak text, so keep them to plain words that name
+    a folder on every system, each its own: on macOS and Windows `yes` wrote into `Yes/`, and the run ended on a
+    RuntimeError traceback ("expected N clips, found N"); `CON` names the console on Windows."""
     keywords = list(keywords)
     if not keywords:
-        raise UsageError("keywords must not be empty")
+        raise UsageError(f"{what}s must not be empty")
     for kw in keywords:
         if not re.fullmatch(r"[^\W\d_][\w' -]*", kw):
-            raise UsageError(f"keyword {kw!r} must be a word (letters, digits, ', -, spaces)")
-    if len(set(keywords)) != len(keywords):
-        raise UsageError(f"keywords must be unique, got {keywords}")
+            raise UsageError(f"{what} {kw!r} must be a word (letters, digits, ', -, spaces)")
+        if (problem := not_portable(kw)) is not None:
+            raise UsageError(f"{what} {kw!r} names its class folder, and {problem}; give another word")
+    if (same := same_on_macos_and_windows(keywords)) is not None:
+        if same[0] == same[1]:
+            raise UsageError(f"{what}s must be unique, got {keywords}")
+        raise UsageError(f"{what}s {same[0]!r} and {same[1]!r} differ only in case (or Unicode composition): their "
+                         "class folders would be one on macOS and Windows; give one of them")
     return keywords
 
 
@@ -152,7 +160,7 @@ def generate_language_dataset(
     said ("siebenundvierzig", "quarante-sept", "forty-seven") is all language. Same voices, variants,
     speeds and noise as the keyword set, so only the language tells the classes apart.
     """
-    languages = _check_keywords(languages)
+    languages = _check_keywords(languages, "language")
     noise_snr_db = _check_snr(noise_snr_db)
     params = dict(languages=languages, clips_per_language=int(clips_per_language),
                   **_common_params(sampling_rate, clip_seconds, noise_snr_db, seed))

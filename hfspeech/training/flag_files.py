@@ -6,6 +6,7 @@ returns, then names a mistyped flag of the whole line), so that each stays a fil
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
@@ -52,12 +53,33 @@ def flags_in_file(path: str, parser: HfArgumentParser) -> list[str]:
     if not os.path.isfile(path):
         raise ArgsFileNotFoundError(f"{path}: --args_file not found")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = flag_file_text(path, Path(path).read_bytes())
+    except OSError as error:
         raise UsageError(f"{path}: --args_file cannot be read as text ({error})") from None
     if not path.lower().endswith(STRUCTURED_SUFFIXES):
         return checked_in(path, text.split(), parser)
     return checked_in(path, flags_of_mapping(read_mapping(path, text), path, parser), parser)
+
+
+def flag_file_text(path: str, data: bytes) -> str:
+    """The text of a flag file as Windows tools save it, read as manifests are (`data.manifests`): UTF-16 by its
+    byte-order mark (PowerShell 5's `>`), else UTF-8 with or without one (Notepad's). Read as plain UTF-8, the mark
+    was taken for part of the first flag (`['\\ufeff--model_type', 'cnn'] follow(s) no flag`), a JSON file with one
+    was refused, and UTF-16 was "cannot be read as text" with no way out."""
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")  # the mark tells the byte order, and is dropped
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: --args_file is not UTF-8 text (byte {error.object[error.start]:#x} at offset "
+                         f"{error.start}, e.g. Windows-1252): {SAVE_AS_UTF8}") from None
+    if "\0" in text:  # UTF-16 without its mark: every other byte is 0
+        raise UsageError(f"{path}: --args_file holds NUL bytes (UTF-16 without a byte-order mark?): {SAVE_AS_UTF8}")
+    return text
+
+
+SAVE_AS_UTF8 = ("save it as UTF-8 (Notepad: Save As, Encoding UTF-8; PowerShell: `Out-File -Encoding utf8` rather "
+                "than `>`)")
 
 
 def checked_in(path: str, flags: list[str], parser: HfArgumentParser) -> list[str]:
