@@ -79,3 +79,15 @@ def test_a_killed_runs_set_aside_earlier_entry_is_put_back_not_deleted(tmp_path)
     assert sorted(p.name for p in mount.iterdir()) == ["config.json", "model.onnx"]
     assert (mount / "model.onnx").read_bytes() == b"earlier model"
     assert (mount / "config.json").read_text() == "the killed run's config, moved in"
+
+
+@pytest.mark.parametrize("group", ["a:b", "what?", "y ", "x."])
+def test_a_group_windows_cannot_name_a_fold_folder_after_is_refused_before_anything_is_written(group):
+    """cross-validate's leave-one-group-out folders are `fold-<group>`: `a:b` failed with a traceback on Windows
+    half-way through the folds, and `x.` became `x`'s folder there, one fold's run replacing the other's."""
+    from hfspeech.errors import DataError
+    from hfspeech.training.fold_manifests import check_fold_folder_names
+
+    check_fold_folder_names("m.csv", "speaker", ["ann", "bob", "x"])
+    with pytest.raises(DataError, match=r"m\.csv: row 3: speaker .* cannot name a fold folder .*--num_folds K"):
+        check_fold_folder_names("m.csv", "speaker", ["ann", "bob", group])

@@ -23,7 +23,6 @@ import csv
 import io
 import os
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from hfspeech.data.labels import parse_label_list
 from hfspeech.errors import DataError, UsageError, first_few
-from hfspeech.path_names import name_bytes, shown_name, unusable_name
+from hfspeech.path_names import caseless, name_bytes, not_portable, shown_name, unusable_name
 from hfspeech.training.arguments import DataArguments
 
 # What a fold's training leaves in its folder (`training.checkpoints`): the mark of a fold trained on its manifests.
@@ -100,7 +99,9 @@ def check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[s
     two that differ only in case ("Alice", "alice") or composition (`Zoë` as one code point or as `e` + accent)
     are one folder on macOS and Windows, where the second fold's manifests and run replaced the first's. A name
     longer than a folder's name may be (`NAME_MAX`), or one the OS cannot be given under an ASCII locale, stopped
-    on an OSError after the folds before it were written. Each is a one-line `DataError` naming the row."""
+    on an OSError after the folds before it were written; so did one Windows cannot name (`a:b`, `CON`, a trailing
+    dot: `path_names.not_portable`), refused on every system as the case twins are. Each is a one-line `DataError`
+    naming the row."""
     first_of: dict[str, str] = {}
     for row, group in enumerate(groups, start=1):
         if "/" in group or "\\" in group:
@@ -113,7 +114,11 @@ def check_fold_folder_names(manifest: str, group_column: str, groups: Sequence[s
             raise DataError(f"{manifest}: row {row}: {group_column} {group[:20]!r}... cannot name a fold folder "
                             f"(fold-<group>): {len(name_bytes(group))} bytes, over the {NAME_MAX - len('fold-')} a "
                             "folder's name leaves it; shorten the group names")
-        earlier = first_of.setdefault(unicodedata.normalize("NFC", group.casefold()), group)  # NFD: macOS names
+        if problem := not_portable(f"fold-{group}"):  # `a:b` failed on Windows, `x.` and `x` were one folder there
+            raise DataError(f"{manifest}: row {row}: {group_column} {group!r} cannot name a fold folder "
+                            f"(fold-<group>) on every system: {problem}; rename it, or deal the groups into numbered "
+                            "folds (--num_folds K)")
+        earlier = first_of.setdefault(caseless(group), group)  # NFD: macOS names
         if earlier != group:
             raise DataError(f"{manifest}: row {row}: {group_column} {group!r} and {earlier!r} differ only in case "
                             "(or Unicode composition); their fold folders (fold-<group>) would be one on macOS and "
