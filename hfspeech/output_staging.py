@@ -127,7 +127,15 @@ def _move_in(new: Path, destination: Path, set_aside: Path, earlier: Callable[[s
     """Two renames, or entry by entry where `destination` cannot be renamed (see `written_beside`). A link to
     nothing or to a file fails listing it, as a command's own check (`not_a_folder`) says before."""
     if not os.path.lexists(destination):
-        os.replace(new, destination)
+        if _renamed(new, destination):
+            return
+        destination.mkdir()  # a file system that renames no folder (gcsfuse: ENOSYS): its entries into a new one
+        try:
+            _moved_in_entry_by_entry(new, destination, earlier, last)
+        except BaseException:
+            with contextlib.suppress(OSError):  # (not empty: what it holds is said by the error)
+                destination.rmdir()
+            raise
         return
     whole = all(earlier(entry.name) or os.path.lexists(new / entry.name) for entry in destination.iterdir())
     if whole and _renamed(destination, set_aside):
@@ -139,7 +147,7 @@ def _move_in(new: Path, destination: Path, set_aside: Path, earlier: Callable[[s
 def _renamed(source: Path, target: Path) -> bool:
     try:
         os.replace(source, target)
-    except OSError:  # a mount point (EBUSY), a scratch folder on another disk (EXDEV)
+    except OSError:  # a mount point (EBUSY), a scratch folder on another disk (EXDEV), no folder renames (ENOSYS)
         return False
     return True
 

@@ -91,3 +91,28 @@ def test_a_group_windows_cannot_name_a_fold_folder_after_is_refused_before_anyth
     check_fold_folder_names("m.csv", "speaker", ["ann", "bob", "x"])
     with pytest.raises(DataError, match=r"m\.csv: row 3: speaker .* cannot name a fold folder .*--num_folds K"):
         check_fold_folder_names("m.csv", "speaker", ["ann", "bob", group])
+
+
+def test_a_new_output_where_folders_cannot_be_renamed_is_moved_in_file_by_file(tmp_path, monkeypatch):
+    """An object-store mount that renames files but no folder (gcsfuse: ENOSYS): a new `export --output` or `stage`
+    destination was the scratch folder renamed in whole, and ended on `OSError: [Errno 38] Function not
+    implemented` (an existing one already went file by file)."""
+    import errno
+    import os
+
+    from hfspeech.export import export_torchscript
+
+    model = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
+    expected = sorted(p.name for p in export_torchscript(model, tmp_path / "plain").parent.iterdir())
+    real_replace = os.replace
+
+    def no_folder_renames(source, target, *args, **kwargs):
+        if os.path.isdir(source) and not os.path.islink(source):
+            raise OSError(errno.ENOSYS, "Function not implemented", str(source), None, str(target))
+        return real_replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", no_folder_renames)
+    monkeypatch.setattr(os, "rename", no_folder_renames)
+    written = export_torchscript(model, tmp_path / "fuse" / "ts")
+    assert sorted(p.name for p in written.parent.iterdir()) == expected
+    assert sorted(p.name for p in (tmp_path / "fuse").iterdir()) == ["ts"]  # no scratch left
