@@ -279,7 +279,9 @@ def log_lines_hidden(logger_name: str, words: str):
 # value given to a flag whose name suggests a secret, spelled right or not (`--hub_tokn hf_...` was echoed in
 # transformers' "not used by the HfArgumentParser: ['--hub_tokn', 'hf_...']", into terminals and CI logs).
 HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
-SECRET_FLAG_PARTS = ("tok", "key", "pass", "secret", "auth")
+# a flag whose name holds one of these is a secret's (`--hub_token`, `--api_key`, `--password`); `key` only ending a
+# word of it: `--keywords` is demo-data's words, which error lines hid (`keyword '<hidden>' must be a word`)
+SECRET_FLAG_WORD = re.compile(r"tok|pass|secret|auth|keys?$")
 
 
 def hide_secrets(message: str, argv=()) -> str:
@@ -288,7 +290,8 @@ def hide_secrets(message: str, argv=()) -> str:
     secrets = []
     for index, word in enumerate(argv):
         name, equals, value = word.partition("=")
-        if not name.startswith("-") or not any(part in name.lower() for part in SECRET_FLAG_PARTS):
+        if not name.startswith("-") or not any(SECRET_FLAG_WORD.search(part)
+                                               for part in re.split(r"[-_]+", name.lower()) if part):
             continue
         if not equals and index + 1 < len(argv) and not argv[index + 1].startswith("--"):
             value = argv[index + 1]

@@ -116,3 +116,13 @@ def test_a_new_output_where_folders_cannot_be_renamed_is_moved_in_file_by_file(t
     written = export_torchscript(model, tmp_path / "fuse" / "ts")
     assert sorted(p.name for p in written.parent.iterdir()) == expected
     assert sorted(p.name for p in (tmp_path / "fuse").iterdir()) == ["ts"]  # no scratch left
+
+
+def test_demo_datas_keywords_are_not_hidden_as_a_secret_but_an_api_key_still_is():
+    """`--keywords` holds `key`: `demo-data d --keywords "yes " go` said `keyword '<hidden>' must be a word`."""
+    from hfspeech.errors import hide_secrets
+
+    said = "keyword 'yes ' must be a word; key sk-12345678"
+    assert hide_secrets(said, ["demo-data", "d", "--keywords", "yes ", "go"]) == said
+    assert hide_secrets(said, ["serve", "m", "--api_key", "sk-12345678"]) == "keyword 'yes ' must be a word; key <hidden>"
+    assert hide_secrets("tok abcdefgh", ["--hub-token=abcdefgh"]) == "tok <hidden>"
