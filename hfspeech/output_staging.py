@@ -129,19 +129,26 @@ def _move_in(new: Path, destination: Path, set_aside: Path, earlier: Callable[[s
     if not os.path.lexists(destination):
         if _renamed(new, destination):
             return
-        destination.mkdir()  # a file system that renames no folder (gcsfuse: ENOSYS): its entries into a new one
-        try:
-            _moved_in_entry_by_entry(new, destination, earlier, last)
-        except BaseException:
-            with contextlib.suppress(OSError):  # (not empty: what it holds is said by the error)
-                destination.rmdir()
-            raise
+        _moved_into_new_folder(new, destination, last)
         return
     whole = all(earlier(entry.name) or os.path.lexists(new / entry.name) for entry in destination.iterdir())
     if whole and _renamed(destination, set_aside):
         os.replace(new, destination)
         return
     _moved_in_entry_by_entry(new, destination, earlier, last)
+
+
+def _moved_into_new_folder(new: Path, destination: Path, last: Callable[[str], bool]) -> None:
+    """`new`'s entries moved into `destination`, made for them, `last` ones last, where a file system renames no
+    folder (gcsfuse: ENOSYS): `shutil.move` copies what it cannot rename, a subfolder (stage's `onnx/`) too. There is
+    no earlier output to keep: stopped or failed, the folder goes again."""
+    destination.mkdir()
+    try:
+        for name in sorted((entry.name for entry in new.iterdir()), key=lambda name: (last(name), name)):
+            shutil.move(str(new / name), str(destination / name))
+    except BaseException:
+        shutil.rmtree(destination, ignore_errors=True)
+        raise
 
 
 def _renamed(source: Path, target: Path) -> bool:
@@ -214,9 +221,11 @@ def _not_replaced(path: Path, error: OSError, unchanged: bool) -> OutputWriteErr
     """The one line for an entry of the earlier output that could not be moved: on Windows, held open."""
     held = "a file in it" if path.is_dir() and not path.is_symlink() else "it"
     state = "is unchanged" if unchanged else "could not all be put back (see its hidden .*.hfspeech-old-* entries)"
-    return OutputWriteError(f"{path}: cannot be replaced ({error.strerror or error}); another program may hold {held} "
-                            f"open (a server, an editor, a file browser): close it and run again; the earlier output "
-                            f"in {path.parent} {state}")
+    why = (f"another program may hold {held} open (a server, an editor, a file browser: Windows refuses then), or "
+           "this user may not move it: close it, or give access, and run again" if isinstance(error, PermissionError)
+           else "this file system refused to move it")
+    return OutputWriteError(f"{path}: cannot be replaced ({error.strerror or error}); {why}; the earlier output in "
+                            f"{path.parent} {state}")
 
 
 def _remove_set_aside(destination: Path, aside: dict[str, Path]) -> None:

@@ -126,3 +126,82 @@ def test_demo_datas_keywords_are_not_hidden_as_a_secret_but_an_api_key_still_is(
     assert hide_secrets(said, ["demo-data", "d", "--keywords", "yes ", "go"]) == said
     assert hide_secrets(said, ["serve", "m", "--api_key", "sk-12345678"]) == "keyword 'yes ' must be a word; key <hidden>"
     assert hide_secrets("tok abcdefgh", ["--hub-token=abcdefgh"]) == "tok <hidden>"
+
+
+def test_a_fold_split_cached_by_itself_decodes_a_replaced_clip_again(tmp_path, monkeypatch):
+    """cross-validate's folds are rows of one table named by their rows; a split too small to be decoded as that
+    table (`--max_train_samples 1`) is cached under a fingerprint made from the name, which held no file stats: a
+    clip re-recorded under its name kept its old audio (reviewer R1)."""
+    import datasets
+
+    from hfspeech.data.columns import column_values
+    from hfspeech.data.labelled import DataSpec, load_labelled_splits
+    from hfspeech.data.prepare import prepare_dataset
+    from hfspeech.training.cross_validation import drawn_folds
+    from tests.test_folds37 import write_manifest
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    manifest = write_manifest(tmp_path / "data", ["ann", "bob", "cy"], per_speaker=8)
+    folds, _ = drawn_folds(manifest, "speaker", str(tmp_path / "cv"), 0.25, 0, label_column="label")
+    source = {f"{name}_file": path for name, path in folds["ann"].items()}
+
+    def train_lengths() -> list[int]:
+        spec = DataSpec(source=source, group_column="speaker", parts_of_one_table=True, max_train_samples=1,
+                        max_eval_samples=1)
+        prepared, _ = prepare_dataset(load_labelled_splits(spec, seed=0), 16000)
+        return [len(clip) for clip in column_values(prepared["train"], "input_values")]
+
+    before = train_lengths()
+    for clip in (tmp_path / "data").glob("*.wav"):  # every clip re-recorded, twice as long
+        sf.write(clip, np.full(2 * before[0], 0.1, np.float32), 16000)
+    assert train_lengths() == [2 * before[0]]
+
+
+def test_a_run_stopped_by_some_bad_files_leaves_its_decoding_for_the_skipping_run(tmp_path, monkeypatch):
+    """Every clip is decoded before the bad files are named; the cache was then removed, so the `--skip_bad_files`
+    run that follows decoded them all again (reviewer R1). Removed now only where every clip failed."""
+    import datasets
+
+    import hfspeech.data.prepare as prepare
+    from hfspeech.data.audio import AudioFileError
+    from tests.test_bad_files37 import given_as_is, manifest_with_bad_files
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    manifest, _ = manifest_with_bad_files(tmp_path / "data", good=4, bad=2)
+    decoded, real_decode = [], prepare.decode_audio
+
+    def counted(audio, rate):
+        decoded.append(audio["path"])
+        return real_decode(audio, rate)
+
+    monkeypatch.setattr(prepare, "decode_audio", counted)
+    with pytest.raises(AudioFileError, match="1 more bad file"):
+        prepare.prepare_dataset(given_as_is(manifest), 8000)
+    assert len(decoded) == 6
+    prepared, report = prepare.prepare_dataset(given_as_is(manifest), 8000, skip_bad_files=True)
+    assert len(decoded) == 6 and len(prepared["train"]) == 4 and report.num_skipped == 2
+
+
+def test_a_new_output_with_a_subfolder_where_folders_cannot_be_renamed_is_copied_in(tmp_path, monkeypatch):
+    """The ENOSYS fallback renamed each copied entry in, and a subfolder (stage's `onnx/`) met ENOSYS again: the
+    error said another program might hold it open, with no earlier output at all (reviewer R1)."""
+    import errno
+    import os
+
+    from hfspeech.output_staging import written_beside
+
+    real_replace = os.replace
+
+    def no_folder_renames(source, target, *args, **kwargs):
+        if os.path.isdir(source) and not os.path.islink(source):
+            raise OSError(errno.ENOSYS, "Function not implemented", str(source), None, str(target))
+        return real_replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", no_folder_renames)
+    monkeypatch.setattr(os, "rename", no_folder_renames)
+    with written_beside(tmp_path / "staged", earlier=lambda name: name != "README.md", last="README.md".__eq__) as new:
+        (new / "onnx").mkdir(parents=True)
+        (new / "onnx" / "model.onnx").write_text("m")
+        (new / "README.md").write_text("card")
+    got = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert got == ["staged", "staged/README.md", "staged/onnx", "staged/onnx/model.onnx"]

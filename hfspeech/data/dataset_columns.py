@@ -176,8 +176,12 @@ def parts_of_one_table(dataset: DatasetDict) -> DatasetDict:
     union = concatenate_datasets(splits)
     rows = [json.dumps(row, sort_keys=True, default=repr) for row in union.data.table.to_pylist()]
     order = sorted(range(len(rows)), key=rows.__getitem__)  # rows alike in every column are one row whatever the tie
-    # named by its rows, not by the splits it was made of: the name is in the table's metadata, which `rows_key` reads
-    named = hashlib.sha256(json.dumps([union.features.to_dict(), [rows[i] for i in order]]).encode()).hexdigest()[:32]
+    # named by its rows and their files' `file_stat`, not by the splits it was made of: the name is in the table's
+    # metadata, which `rows_key` reads, and a split too small for the whole table (`--max_train_samples`) is cached
+    # under its own fingerprint, made from this name: without the stats, a clip replaced kept its old audio
+    stats = sorted(file_stat(path) or () for path in _file_paths(union))
+    named = hashlib.sha256(json.dumps([union.features.to_dict(), [rows[i] for i in order], stats]).encode()
+                           ).hexdigest()[:32]
     whole = union.select(order).flatten_indices(keep_in_memory=True, new_fingerprint=named)
     place = [0] * len(order)  # place[row of the union] = its row in `whole`
     for position, row in enumerate(order):
