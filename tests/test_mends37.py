@@ -205,3 +205,21 @@ def test_a_new_output_with_a_subfolder_where_folders_cannot_be_renamed_is_copied
         (new / "README.md").write_text("card")
     got = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     assert got == ["staged", "staged/README.md", "staged/onnx", "staged/onnx/model.onnx"]
+
+
+def test_a_broken_link_named_as_a_text_file_is_ignored_not_taken_for_a_class_folder(tmp_path):
+    """Any broken link not named as audio stopped the listing as a class folder whose clips were missing (reviewer
+    R1); one named as another file is ignored, as that file would be; one without an extension still stops it."""
+    import os
+
+    from hfspeech.data.folders import FolderLayoutError, list_audio_folder
+
+    for label in ("a", "b"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        sf.write(tmp_path / "data" / label / "x.wav", np.zeros(800, np.float32), 8000)
+    os.symlink("/nonexistent/notes.txt", tmp_path / "data" / "a" / "notes.txt")
+    listing = list_audio_folder(tmp_path / "data")
+    assert any(entry["path"].endswith("notes.txt") for entry in listing.ignored)
+    os.symlink("/nonexistent/c", tmp_path / "data" / "c")
+    with pytest.raises(FolderLayoutError, match="if it was a class folder"):
+        list_audio_folder(tmp_path / "data")

@@ -16,8 +16,9 @@ The layouts (docs/errors.md, "Audio folders"):
 
 Audio is recognised by extension (`AUDIO_EXTENSIONS`, case-insensitive, `.m4a` and `.aif` included, which
 datasets' audiofolder builder drops). Symbolic links are followed; one to nothing (dangling, a loop) named as audio
-is listed for decoding to name (an error, or skipped and counted with `--skip_bad_files`); any other may have been a
-class folder, and the listing is refused naming it (a `FolderLayoutError`). Files that are not audio, hidden files
+is listed for decoding to name (an error, or skipped and counted with `--skip_bad_files`); one named as a folder is
+(no extension) may have been a class folder, and the listing is refused naming it (a `FolderLayoutError`); one
+named as another file (`LICENSE.txt`) is ignored as that file would be. Files that are not audio, hidden files
 (`.DS_Store`, `._x.wav` macOS forks) and `__*` folders are ignored and reported.
 """
 
@@ -146,7 +147,7 @@ def walk_audio_files(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], lis
                 else:
                     seen.add(real)
                     pending.append(((*parts, entry.name), entry.path))
-            elif kind == "broken" or Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+            elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS or (kind == "broken" and "." not in entry.name):
                 audio.append((parts, entry.path))  # a link to nothing: decoding (or `refuse_broken_links`) names it
             else:
                 ignored.append({"path": entry.path, "reason": "not an audio file (by its extension)"})
@@ -215,7 +216,8 @@ def refuse_broken_links(audio) -> None:
         try:
             check_audio_path(path)
         except AudioFileError as error:
-            raise FolderLayoutError(f"{error}; mend or remove the link (a class folder's clips are missing)") from None
+            raise FolderLayoutError(f"{error}; mend or remove the link (if it was a class folder, that class's clips "
+                                    "are missing)") from None
 
 
 def _refuse_names_not_utf8(root: Path, paths: list[str]) -> None:
