@@ -223,3 +223,20 @@ def test_a_broken_link_named_as_a_text_file_is_ignored_not_taken_for_a_class_fol
     os.symlink("/nonexistent/c", tmp_path / "data" / "c")
     with pytest.raises(FolderLayoutError, match="if it was a class folder"):
         list_audio_folder(tmp_path / "data")
+
+
+def test_training_without_workers_needs_no_shared_memory(monkeypatch):
+    """The epoch was put in shared memory for DataLoader workers in every run: a full or read-only /dev/shm (a
+    sandbox, Docker's 64 MB filled) stopped `train --dataloader_num_workers 0` on `RuntimeError: unable to allocate
+    shared memory(shm)` (audit LM)."""
+    import torch
+
+    from hfspeech.data.transforms import TrainTransform
+
+    def no_room(tensor):
+        raise RuntimeError("unable to allocate shared memory(shm) for file </torch_1_2>: No space left on device (28)")
+
+    monkeypatch.setattr(torch.Tensor, "share_memory_", no_room)
+    transform = TrainTransform(max_samples=4, seed=0)
+    transform.set_epoch(2)
+    assert transform.epoch == 2

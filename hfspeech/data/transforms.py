@@ -42,7 +42,10 @@ def shared_epoch(value) -> torch.Tensor:
     DataLoader worker maps the same memory, a spawned one gets it through torch's pickler, so a worker made once
     (`persistent_workers`) reads each epoch that the main process sets."""
     epoch = value if isinstance(value, torch.Tensor) else torch.tensor(int(value), dtype=torch.int64)
-    return epoch.share_memory_()  # in place; nothing to do for one already shared (torch's pickler keeps it so)
+    try:
+        return epoch.share_memory_()  # in place; nothing to do for one already shared (torch's pickler keeps it so)
+    except RuntimeError:  # a full or read-only /dev/shm (a sandbox, Docker's 64 MB) stopped every `train`, workers
+        return epoch  # or none: unshared it serves a run without workers, and workers need /dev/shm for batches
 
 
 class RowDraw(int):
