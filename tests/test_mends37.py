@@ -240,3 +240,23 @@ def test_training_without_workers_needs_no_shared_memory(monkeypatch):
     transform = TrainTransform(max_samples=4, seed=0)
     transform.set_epoch(2)
     assert transform.epoch == 2
+
+
+def test_workers_without_room_in_shared_memory_are_warned_of_before_training(tmp_path, caplog):
+    """With less room in /dev/shm than the batches DataLoader workers keep in flight (Docker's 64 MB, 10-s clips,
+    batch 32, 2 workers), torch's workers failed and the run hung without a word (audit LM)."""
+    import logging
+    from types import SimpleNamespace
+
+    from hfspeech.training.shared_memory import warn_if_shared_memory_short
+
+    free = __import__("shutil").disk_usage(tmp_path).free
+    args = SimpleNamespace(dataloader_num_workers=2, dataloader_prefetch_factor=None, per_device_train_batch_size=32)
+    with caplog.at_level(logging.WARNING, logger="hfspeech.training"):
+        warn_if_shared_memory_short(args, max_samples=free // 32, folder=str(tmp_path))  # 4 batches of free each
+        assert "--dataloader_num_workers" in caplog.text and "4 batches of 32 clips" in caplog.text
+        caplog.clear()
+        warn_if_shared_memory_short(args, max_samples=16000, folder=str(tmp_path))
+        warn_if_shared_memory_short(SimpleNamespace(**{**vars(args), "dataloader_num_workers": 0}),
+                                    max_samples=free, folder=str(tmp_path))
+    assert not caplog.records

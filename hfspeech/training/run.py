@@ -44,6 +44,7 @@ from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, ca
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
+from hfspeech.training.shared_memory import warn_if_shared_memory_short
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
 from hfspeech.training.test_pass import evaluate_on_test_split, warn_tested_on_validation
 from hfspeech.training.train_session import train_session
@@ -138,6 +139,7 @@ def training_inputs(model_args, data_args, training_args, data: RunData, model, 
     views = attach_transforms(data.dataset, sampling_rate, crop_seconds, augmenter, training_args.seed)
     collator = AudioClassificationCollator(feature_extractor, num_labels=len(data.label_names))
     max_samples = seconds_to_samples(crop_seconds, sampling_rate) if crop_seconds else None
+    warn_if_shared_memory_short(training_args, max_samples)
     if data.streamed is None:
         lengths = [min(n, max_samples or n) for n in column_values(data.dataset["train"], "length")]
         return TrainingInputs(views, collator, lengths, cached=False)
