@@ -6,11 +6,10 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from conftest import TINY_CNN
+from test_distill_cv_audit import write_speaker_manifest
 from hfspeech.data.columns import column_values
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.labelled import DataSpec, load_labelled_splits
@@ -31,17 +30,7 @@ def datasets_cache(tmp_path, monkeypatch) -> Path:
 
 def write_manifest(folder: Path, speakers: list[str], per_speaker: int = 4) -> str:
     """Short noise clips, labels yes/no alternating, `per_speaker` rows of each speaker, listed speaker by speaker."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    with open(folder / "all.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "label", "speaker"])
-        for speaker in speakers:
-            for i in range(per_speaker):
-                path = folder / f"{speaker}-{i}.wav"
-                sf.write(path, (0.1 * rng.standard_normal(1600)).astype(np.float32), 16000)
-                writer.writerow([path.name, ["yes", "no"][i % 2], speaker])
-    return str(folder / "all.csv")
+    return write_speaker_manifest(folder, speakers, labels=[("yes", "no")[i % 2] for i in range(per_speaker)])
 
 
 def test_every_fold_selects_its_splits_from_one_table(tmp_path):

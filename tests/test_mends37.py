@@ -93,26 +93,31 @@ def test_a_group_windows_cannot_name_a_fold_folder_after_is_refused_before_anyth
         check_fold_folder_names("m.csv", "speaker", ["ann", "bob", group])
 
 
-def test_a_new_output_where_folders_cannot_be_renamed_is_moved_in_file_by_file(tmp_path, monkeypatch):
-    """An object-store mount that renames files but no folder (gcsfuse: ENOSYS): a new `export --output` or `stage`
-    destination was the scratch folder renamed in whole, and ended on `OSError: [Errno 38] Function not
-    implemented` (an existing one already went file by file)."""
+def no_folder_renames(monkeypatch) -> None:
+    """As an object-store mount (gcsfuse) renames: files, but no folder (ENOSYS)."""
     import errno
     import os
 
-    from hfspeech.export import export_torchscript
-
-    model = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
-    expected = sorted(p.name for p in export_torchscript(model, tmp_path / "plain").parent.iterdir())
     real_replace = os.replace
 
-    def no_folder_renames(source, target, *args, **kwargs):
+    def renamed(source, target, *args, **kwargs):
         if os.path.isdir(source) and not os.path.islink(source):
             raise OSError(errno.ENOSYS, "Function not implemented", str(source), None, str(target))
         return real_replace(source, target, *args, **kwargs)
 
-    monkeypatch.setattr(os, "replace", no_folder_renames)
-    monkeypatch.setattr(os, "rename", no_folder_renames)
+    monkeypatch.setattr(os, "replace", renamed)
+    monkeypatch.setattr(os, "rename", renamed)
+
+
+def test_a_new_output_where_folders_cannot_be_renamed_is_moved_in_file_by_file(tmp_path, monkeypatch):
+    """An object-store mount that renames files but no folder (gcsfuse: ENOSYS): a new `export --output` or `stage`
+    destination was the scratch folder renamed in whole, and ended on `OSError: [Errno 38] Function not
+    implemented` (an existing one already went file by file)."""
+    from hfspeech.export import export_torchscript
+
+    model = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
+    expected = sorted(p.name for p in export_torchscript(model, tmp_path / "plain").parent.iterdir())
+    no_folder_renames(monkeypatch)
     written = export_torchscript(model, tmp_path / "fuse" / "ts")
     assert sorted(p.name for p in written.parent.iterdir()) == expected
     assert sorted(p.name for p in (tmp_path / "fuse").iterdir()) == ["ts"]  # no scratch left
@@ -185,20 +190,9 @@ def test_a_run_stopped_by_some_bad_files_leaves_its_decoding_for_the_skipping_ru
 def test_a_new_output_with_a_subfolder_where_folders_cannot_be_renamed_is_copied_in(tmp_path, monkeypatch):
     """The ENOSYS fallback renamed each copied entry in, and a subfolder (stage's `onnx/`) met ENOSYS again: the
     error said another program might hold it open, with no earlier output at all (reviewer R1)."""
-    import errno
-    import os
-
     from hfspeech.output_staging import written_beside
 
-    real_replace = os.replace
-
-    def no_folder_renames(source, target, *args, **kwargs):
-        if os.path.isdir(source) and not os.path.islink(source):
-            raise OSError(errno.ENOSYS, "Function not implemented", str(source), None, str(target))
-        return real_replace(source, target, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", no_folder_renames)
-    monkeypatch.setattr(os, "rename", no_folder_renames)
+    no_folder_renames(monkeypatch)
     with written_beside(tmp_path / "staged", earlier=lambda name: name != "README.md", last="README.md".__eq__) as new:
         (new / "onnx").mkdir(parents=True)
         (new / "onnx" / "model.onnx").write_text("m")
