@@ -125,7 +125,7 @@ def test_a_new_output_where_folders_cannot_be_renamed_is_moved_in_file_by_file(t
 
 def test_demo_datas_keywords_are_not_hidden_as_a_secret_but_an_api_key_still_is():
     """`--keywords` holds `key`: `demo-data d --keywords "yes " go` said `keyword '<hidden>' must be a word`."""
-    from hfspeech.errors import hide_secrets
+    from hfspeech.hidden_words import hide_secrets
 
     said = "keyword 'yes ' must be a word; key sk-12345678"
     assert hide_secrets(said, ["demo-data", "d", "--keywords", "yes ", "go"]) == said

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from hfspeech.cli import main
-from hfspeech.errors import hide_secrets
+from hfspeech.hidden_words import hide_secrets
 
 TOKEN = "hf_" + "a1B2c3D4e5" * 3 + "f6G7"  # shaped like a Hugging Face user token
 

@@ -43,6 +43,7 @@ from typing import Optional, Sequence
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message, refuse_homeless
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
+from hfspeech.cli.system_errors import out_of_memory  # here, not in the catch-all: memory may be short there
 from hfspeech.cli.termination import (CLOSED_STDOUT, closed_streams_kept, die_of_sigterm_if_received, said_stopped,
                                       sigterm_raises, stdout_was_closed)
 from hfspeech.errors import HfspeechError, OutputWriteError, drop_stdout, stdout_write_errors
@@ -219,6 +220,10 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             raise
         return said_stopped(argv[0], stopped)
     except Exception as error:  # a missing optional package, or a write a full or read-only disk refused: one line
+        if not debug and (memory := out_of_memory(error, argv[0])) is not None:  # first: it imports nothing
+            error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
+            print_error(memory)
+            return 2
         from hfspeech.cli.extras import missing_extra
         from hfspeech.cli.system_errors import no_locks
         from hfspeech.errors import cannot_write, disk_write_failure

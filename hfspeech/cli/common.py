@@ -6,7 +6,8 @@ import sys
 from contextlib import contextmanager
 
 from hfspeech.cli.flags import CliParser, MovedFlags, dashed, parsed_whole, switch_values_read
-from hfspeech.errors import HfspeechError, UsageError, hide_secrets, home_expanded, refuse_unknown_flags
+from hfspeech.errors import HfspeechError, UsageError, home_expanded, refuse_unknown_flags
+from hfspeech.hidden_words import hide_secrets
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
 MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands
@@ -18,7 +19,7 @@ TRUST_REMOTE_CODE_HELP = ("run the model folder's own Python code (transformers'
 
 def one_line(error: BaseException, argv=None) -> str:
     """The error's message on one line: `error: <message>`, without the secrets of `argv` (default: this
-    process's arguments) or anything shaped like a Hugging Face token (`errors.hide_secrets`)."""
+    process's arguments) or anything shaped like a Hugging Face token (`hidden_words.hide_secrets`)."""
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return "error: " + hide_secrets(text, sys.argv[1:] if argv is None else list(argv))
 

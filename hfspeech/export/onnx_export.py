@@ -37,6 +37,7 @@ from hfspeech.models.whisper.onnx_whisper import onnx_input_shapes  # registers 
 from hfspeech.models.bcresnet import onnx_bcresnet  # noqa: F401  (registers "hfspeech-bcresnet" with optimum)
 from hfspeech.models.cnn import onnx_cnn  # noqa: F401  (registers "hfspeech-cnn" with optimum)
 from hfspeech.models.lstm import onnx_lstm  # noqa: F401  (registers "hfspeech-lstm" with optimum)
+from hfspeech.written_elsewhere import temporary_writes
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +91,13 @@ def add_graph_for_unpadded_batches(model, onnx_config, onnx_path: Path, input_sh
         for encoder in encoders:
             encoder.skip_padding_masks = True
         try:
-            export(model, onnx_config, unpadded_path, opset=onnx_config.DEFAULT_ONNX_OPSET, input_shapes=input_shapes)
+            with temporary_writes():
+                export(model, onnx_config, unpadded_path, opset=onnx_config.DEFAULT_ONNX_OPSET,
+                       input_shapes=input_shapes)
+                shrink_baseline_graph(model, unpadded_path)
         finally:
             for encoder in encoders:
                 encoder.skip_padding_masks = False
-        shrink_baseline_graph(model, unpadded_path)
         add_unpadded_branch(onnx_path, unpadded_path)
 
 

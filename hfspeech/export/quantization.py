@@ -54,6 +54,7 @@ from hfspeech.export.short_names import FRONT_END, shorten_names
 from hfspeech.export.unpadded_branch import has_unpadded_branch, padded_graph, per_branch
 from hfspeech.models import is_baseline
 from hfspeech.models.config_json import read_config_json
+from hfspeech.written_elsewhere import temporary_writes
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ def quantize_graph(onnx_path: Path, save_dir: Path, calibration_dir: Optional[st
     ranges = None
     if static:
         dataset = calibration_dataset(calibration_dir, onnx_path, skip_bad_files=skip_bad_files)
-        with tempfile.TemporaryDirectory() as scratch:
+        with tempfile.TemporaryDirectory() as scratch, temporary_writes():
             ranges = quantizer.fit(dataset, AutoCalibrationConfig.minmax(dataset), operators_to_quantize=operators,
                                    onnx_augmented_model_name=Path(scratch) / "augmented.onnx")
     # optimum copies the folder's preprocessors by loading each class one might be, AutoImageProcessor among them,
