@@ -41,9 +41,9 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message, refuse_homeless
+from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, refuse_homeless
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
-from hfspeech.cli.system_errors import out_of_memory  # here, not in the catch-all: memory may be short there
+from hfspeech.cli.system_errors import machine_refusal  # here, not in the catch-all: memory may be short there
 from hfspeech.cli.termination import (CLOSED_STDOUT, closed_streams_kept, die_of_sigterm_if_received, said_stopped,
                                       sigterm_raises, stdout_was_closed)
 from hfspeech.errors import HfspeechError, OutputWriteError, drop_stdout, stdout_write_errors
@@ -219,24 +219,11 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         if debug:
             raise
         return said_stopped(argv[0], stopped)
-    except Exception as error:  # a missing optional package, or a write a full or read-only disk refused: one line
-        if not debug and (memory := out_of_memory(error, argv[0])) is not None:  # first: it imports nothing
-            error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
-            print_error(memory)
-            return 2
-        from hfspeech.cli.extras import missing_extra
-        from hfspeech.cli.system_errors import no_locks
-        from hfspeech.errors import cannot_write, disk_write_failure
-
-        reason, missing = disk_write_failure(error), missing_extra(error, argv[0])
-        refused = None if reason or missing else access_refusal(error) or homeless(error) or no_locks(error)
-        if debug or (reason is None and missing is None and refused is None):
+    except Exception as error:  # a missing optional package, a full or read-only disk, memory short: one line
+        said = None if debug else machine_refusal(error, argv[0])
+        if said is None:
             raise
-        if missing is not None or refused is not None:
-            print_error(missing or refused)
-            return 2
-        print_error(cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or "
-                                 "read-only; make room, or write elsewhere, and run again"))
+        print_error(said)
         return 2
 
 
@@ -259,38 +246,3 @@ def refuse_homeless_caches(command: str, args: Sequence[str]) -> None:
                                        for name in names):  # a given CTranslate2 folder converted: no cache kept
         return
     refuse_homeless(kinds, pretrained=command == "pretrained")
-
-
-def access_refusal(error: BaseException) -> Optional[HfspeechError]:
-    """A file or folder this user may not read or write (EACCES, EPERM: a 555 output folder, a 000 input, as a
-    container's non-root user meets them) as one line naming it, where the command did not say so itself: it was a
-    traceback (`errors.WRITE_ERRNOS` leaves out EACCES, which a read raises too). A write where the folder it would
-    be made in refuses it (`output_folders.not_writable`), a read of what this user may write but not read; where
-    the two cannot be told apart, the path and the reason plainly. None for any other error."""
-    import errno
-
-    from hfspeech.output_folders import not_writable
-    from hfspeech.path_names import shown_name
-
-    while error is not None and not (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM)
-                                     and error.filename is not None):
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    if error is None:
-        return None
-    path = os.fsdecode(error.filename)
-    if not os.path.lexists(path):  # being made (its folder refusing), or out of reach (a folder above not searchable)
-        problem = not_writable(path) if os.access(os.path.dirname(path) or ".", os.X_OK) else None
-    elif not os.access(path, os.R_OK):
-        problem = f"cannot be read ({error.strerror})" if os.access(path, os.W_OK) else None
-    else:
-        problem = not_writable(path)
-    return HfspeechError(f"{shown_name(path)}: " + (problem or f"{error.strerror}; give this user access to it (and "
-                                                    "to the folders above it), or use another path"))
-
-
-def homeless(error: BaseException) -> Optional[NoHomeError]:
-    """A library's `Path.home()` without a home (`RuntimeError: Could not determine home directory.`) as the one
-    line `cache_folders` says it in; None for any other error."""
-    if isinstance(error, RuntimeError) and str(error).startswith("Could not determine home directory"):
-        return NoHomeError(homeless_message([HUGGING_FACE, HFSPEECH]))
-    return None

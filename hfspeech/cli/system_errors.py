@@ -1,7 +1,8 @@
-"""What the machine refused, not the input, said in one line by the CLI's catch-all (`hfspeech.cli._run`) where a
-library raised it as a bare `OSError` deep in its own code, or ran out of memory. Imported with `hfspeech.cli` (it
-imports only `hfspeech.errors` at the top): the catch-all of a run out of memory must not import a module first,
-which raised a second MemoryError there."""
+"""What the machine refused, not the input, said in one line by the CLI's catch-all (`hfspeech.cli._run`,
+`machine_refusal`) where a library raised it deep in its own code: memory short, a path this user may not read or
+write, no home folder, no locks. Imported with `hfspeech.cli`, and importing only what that has loaded already
+(`errors`, `cache_folders`): the catch-all of a run out of memory must not import a module first, which raised a
+second MemoryError there."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import re
 from typing import Optional
 
+from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message
 from hfspeech.errors import HfspeechError
 
 # torch's CPU allocator: `[enforce fail at alloc_cpu.cpp:118] data. DefaultCPUAllocator: can't allocate memory: you
@@ -77,3 +79,55 @@ def os_error_in(error: Optional[BaseException], number: int) -> Optional[OSError
     while error is not None and not (isinstance(error, OSError) and error.errno == number):
         error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     return error
+
+
+def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
+    """The one line for what the machine refused where a library raised it: memory (first: it imports nothing, with
+    memory still short), an optional package missing, a full or read-only disk, an access refused, no home, no
+    locks; None for any other error, which stays a traceback."""
+    if (memory := out_of_memory(error, command)) is not None:
+        error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
+        return memory
+    from hfspeech.cli.extras import missing_extra
+    from hfspeech.errors import cannot_write, disk_write_failure
+
+    reason, missing = disk_write_failure(error), missing_extra(error, command)
+    if missing is not None:
+        return missing
+    if reason is not None:
+        return cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or read-only; "
+                            "make room, or write elsewhere, and run again")
+    return access_refusal(error) or homeless(error) or no_locks(error)
+
+
+def access_refusal(error: BaseException) -> Optional[HfspeechError]:
+    """A file or folder this user may not read or write (EACCES, EPERM: a 555 output folder, a 000 input, as a
+    container's non-root user meets them) as one line naming it, where the command did not say so itself: it was a
+    traceback (`errors.WRITE_ERRNOS` leaves out EACCES, which a read raises too). A write where the folder it would
+    be made in refuses it (`output_folders.not_writable`), a read of what this user may write but not read; where
+    the two cannot be told apart, the path and the reason plainly. None for any other error."""
+    from hfspeech.output_folders import not_writable
+    from hfspeech.path_names import shown_name
+
+    while error is not None and not (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM)
+                                     and error.filename is not None):
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if error is None:
+        return None
+    path = os.fsdecode(error.filename)
+    if not os.path.lexists(path):  # being made (its folder refusing), or out of reach (a folder above not searchable)
+        problem = not_writable(path) if os.access(os.path.dirname(path) or ".", os.X_OK) else None
+    elif not os.access(path, os.R_OK):
+        problem = f"cannot be read ({error.strerror})" if os.access(path, os.W_OK) else None
+    else:
+        problem = not_writable(path)
+    return HfspeechError(f"{shown_name(path)}: " + (problem or f"{error.strerror}; give this user access to it (and "
+                                                    "to the folders above it), or use another path"))
+
+
+def homeless(error: BaseException) -> Optional[NoHomeError]:
+    """A library's `Path.home()` without a home (`RuntimeError: Could not determine home directory.`) as the one
+    line `cache_folders` says it in; None for any other error."""
+    if isinstance(error, RuntimeError) and str(error).startswith("Could not determine home directory"):
+        return NoHomeError(homeless_message([HUGGING_FACE, HFSPEECH]))
+    return None
