@@ -162,31 +162,6 @@ def test_a_fold_split_cached_by_itself_decodes_a_replaced_clip_again(tmp_path, m
     assert train_lengths() == [2 * before[0]]
 
 
-def test_a_run_stopped_by_some_bad_files_leaves_its_decoding_for_the_skipping_run(tmp_path, monkeypatch):
-    """Every clip is decoded before the bad files are named; the cache was then removed, so the `--skip_bad_files`
-    run that follows decoded them all again (reviewer R1). Removed now only where every clip failed."""
-    import datasets
-
-    import hfspeech.data.prepare as prepare
-    from hfspeech.data.audio import AudioFileError
-    from tests.test_bad_files37 import given_as_is, manifest_with_bad_files
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
-    manifest, _ = manifest_with_bad_files(tmp_path / "data", good=4, bad=2)
-    decoded, real_decode = [], prepare.decode_audio
-
-    def counted(audio, rate):
-        decoded.append(audio["path"])
-        return real_decode(audio, rate)
-
-    monkeypatch.setattr(prepare, "decode_audio", counted)
-    with pytest.raises(AudioFileError, match="1 more bad file"):
-        prepare.prepare_dataset(given_as_is(manifest), 8000)
-    assert len(decoded) == 6
-    prepared, report = prepare.prepare_dataset(given_as_is(manifest), 8000, skip_bad_files=True)
-    assert len(decoded) == 6 and len(prepared["train"]) == 4 and report.num_skipped == 2
-
-
 def test_a_new_output_with_a_subfolder_where_folders_cannot_be_renamed_is_copied_in(tmp_path, monkeypatch):
     """The ENOSYS fallback renamed each copied entry in, and a subfolder (stage's `onnx/`) met ENOSYS again: the
     error said another program might hold it open, with no earlier output at all (reviewer R1)."""

@@ -24,15 +24,12 @@ def with_skip_hint(error: AudioFileError) -> AudioFileError:
 def raise_first_bad(decoded, whole) -> None:
     """An `AudioFileError` naming the first bad file of `decoded` (rows with an `error`) and counting the others of
     `whole`, the table it was decoded with (`decoded` itself, or the table it selects rows of); nothing where
-    `decoded` has none. Where every clip of `whole` failed, its cache files are removed first: that is a decoder's
-    failure more than the files' (a machine's lack of torchcodec or FFmpeg is raised, not kept as rows, but a decoder
-    broken otherwise fails every clip), and once mended, the next run read the failures back from the cache. Where
-    some decoded, the cache stays: the run with `--skip_bad_files` that follows reads it, not decodes it all again."""
-    errors = column_values(whole, "error")
+    `decoded` has none. `whole`'s cache files are removed first: the failure may be the decoder's (torchcodec
+    missing), and once mended, the next run read the failures back from the cache."""
     bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
     if bad is None:
         return
-    for cache in whole.cache_files if all(errors) else []:  # a file still mapped on Windows: kept
+    for cache in whole.cache_files:  # a file still mapped on Windows: kept
         with contextlib.suppress(OSError):
             Path(cache["filename"]).unlink(missing_ok=True)
     named = decoded[bad]["path"]
