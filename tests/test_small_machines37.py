@@ -118,3 +118,21 @@ def test_main_says_a_memory_error_in_one_line_and_exits_2(monkeypatch, capsys):
     finally:
         builtins.__import__ = imported
     assert capsys.readouterr().err == "error: out of memory; lower --batch_size\n"
+
+
+@pytest.mark.parametrize("said", [
+    "DataLoader worker (pid 4242) is killed by signal: Killed. ",
+    "DataLoader worker (pid 4242) is killed by signal: Bus error. It is possible that dataloader's workers are out "
+    "of shared memory. Please try to raise your shared memory limit.",
+    "DataLoader worker (pid(s) 4242) exited unexpectedly"])
+def test_a_dataloader_worker_the_system_killed_is_one_line_with_the_way_out(said):
+    """A worker killed by a container's memory cap, or by a full /dev/shm, was a traceback of torch's internals."""
+    from hfspeech.cli.system_errors import machine_refusal
+
+    try:
+        raise RuntimeError(said)
+    except RuntimeError as error:
+        line = str(machine_refusal(error, "train"))
+    assert line.startswith(said.split(". ")[0].rstrip(".") + ": a worker has memory of its own")
+    assert "--dataloader_num_workers" in line and "--shm-size" in line
+    assert machine_refusal(RuntimeError("DataLoader got a bad batch"), "train") is None

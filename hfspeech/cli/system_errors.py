@@ -47,6 +47,23 @@ def out_of_memory(error: BaseException, command: str = "") -> Optional[HfspeechE
     return HfspeechError(f"out of {'GPU ' if on_gpu else ''}memory{tried}; {LESS_MEMORY.get(command, ANY_LESS_MEMORY)}")
 
 
+WORKER_LOST = "DataLoader worker (pid"  # torch's words for a worker that died under it
+
+
+def worker_lost(error: Optional[BaseException]) -> Optional[HfspeechError]:
+    """A DataLoader worker the system killed (`DataLoader worker (pid 123) is killed by signal: Killed.`: a memory
+    cap; `Bus error`: /dev/shm too small; `... exited unexpectedly`), torch's words and the way out in one line: it
+    was a traceback of torch's internals. None for any other error."""
+    while error is not None and not (isinstance(error, RuntimeError) and str(error).startswith(WORKER_LOST)):
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    if error is None:
+        return None
+    said = str(error).split(". ")[0].rstrip(".")
+    return HfspeechError(f"{said}: a worker has memory of its own and hands its batches over in /dev/shm; lower "
+                         "--dataloader_num_workers (0: none), or give the machine more memory (Docker: --memory, "
+                         "--shm-size)")
+
+
 def in_megabytes(size: int) -> str:
     """`22.3 MB` (MiB, as torch counts), `37.3 GB` from 1,000 MB on."""
     megabytes = size / 2 ** 20
@@ -85,7 +102,7 @@ def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
     """The one line for what the machine refused where a library raised it: memory (first: it imports nothing, with
     memory still short), an optional package missing, a full or read-only disk, an access refused, no home, no
     locks; None for any other error, which stays a traceback."""
-    if (memory := out_of_memory(error, command)) is not None:
+    if (memory := out_of_memory(error, command) or worker_lost(error)) is not None:
         error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
         return memory
     from hfspeech.cli.extras import missing_extra
