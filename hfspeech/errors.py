@@ -83,6 +83,15 @@ def disk_write_failure(error: BaseException) -> Optional[str]:
     return disk_write_failure(context) if context is not None else None
 
 
+def first_in_chain(error: Optional[BaseException], matches) -> Optional[BaseException]:
+    """The first of `error` and the errors it was raised from (`__cause__`) or while handling (`__context__`, unless
+    suppressed) that `matches` says is the one; None where none is: libraries re-raise an OS or memory error as
+    their own, and the CLI's one-line messages look for the original."""
+    while error is not None and not matches(error):
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return error
+
+
 @contextlib.contextmanager
 def writing_to(path, then: str, what: str = ""):
     """Inside, a write that fails for want of space (or on a read-only disk) is `cannot_write(path, ...)`: torch's

@@ -13,7 +13,7 @@ import os
 import tempfile
 from typing import Optional
 
-from hfspeech.errors import WRITE_ERRNOS, OutputWriteError, cannot_write, writing_to
+from hfspeech.errors import WRITE_ERRNOS, OutputWriteError, cannot_write, first_in_chain, writing_to
 
 TMPDIR_HINT = "set TMPDIR to a writable folder with more room, and run again"
 
@@ -23,8 +23,7 @@ def written_elsewhere(error: BaseException, path, reason: str) -> Optional[Outpu
     cause/context chain) is neither in `path` nor on its disk: a temporary file (onnx export's, quantization's, on a
     small tmpfs TMPDIR) or /dev/shm (workers'), where making room at `path` would not help. None where it is (the
     output's own or a staging folder beside it, `written_beside`) or unknown: `path` is then the one to name."""
-    while error is not None and not (isinstance(error, OSError) and error.errno in WRITE_ERRNOS):
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    error = first_in_chain(error, lambda each: isinstance(each, OSError) and each.errno in WRITE_ERRNOS)
     name = error and error.filename
     if name is None or path is None:
         return None

@@ -12,7 +12,7 @@ import re
 from typing import Optional
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, first_in_chain
 
 # torch's CPU allocator: `[enforce fail at alloc_cpu.cpp:118] data. DefaultCPUAllocator: can't allocate memory: you
 # tried to allocate 23347200 bytes. Error code 12 (Cannot allocate memory)`; CUDA's `torch.OutOfMemoryError`: `CUDA out
@@ -33,13 +33,11 @@ def out_of_memory(error: BaseException, command: str = "") -> Optional[HfspeechE
     torch's CPU allocator's `RuntimeError` and CUDA's `torch.OutOfMemoryError` (told by its type's name: torch is not
     imported here), the error itself or one it was raised from or while handling. Each was a traceback with no hint.
     Imports nothing: it runs first in the catch-all, with the memory still short. None for any other error."""
-    while error is not None:
-        found = CPU_ALLOCATION.search(str(error)) if isinstance(error, RuntimeError) else None
-        if found or isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
-            break
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    error = first_in_chain(error, lambda each: isinstance(each, MemoryError) or type(each).__name__ ==
+                           "OutOfMemoryError" or isinstance(each, RuntimeError) and CPU_ALLOCATION.search(str(each)))
     if error is None:
         return None
+    found = CPU_ALLOCATION.search(str(error)) if isinstance(error, RuntimeError) else None
     on_gpu = type(error).__name__ == "OutOfMemoryError"
     gpu = on_gpu and GPU_ALLOCATION.search(str(error))
     size = in_megabytes(int(found.group(1))) if found else gpu.group(1) if gpu else ""
@@ -54,8 +52,7 @@ def worker_lost(error: Optional[BaseException]) -> Optional[HfspeechError]:
     """A DataLoader worker the system killed (`DataLoader worker (pid 123) is killed by signal: Killed.`: a memory
     cap; `Bus error`: /dev/shm too small; `... exited unexpectedly`), torch's words and the way out in one line: it
     was a traceback of torch's internals. None for any other error."""
-    while error is not None and not (isinstance(error, RuntimeError) and str(error).startswith(WORKER_LOST)):
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    error = first_in_chain(error, lambda each: isinstance(each, RuntimeError) and str(each).startswith(WORKER_LOST))
     if error is None:
         return None
     said = str(error).split(". ")[0].rstrip(".")
@@ -93,9 +90,7 @@ def no_locks(error: BaseException) -> Optional[HfspeechError]:
 
 def os_error_in(error: Optional[BaseException], number: int) -> Optional[OSError]:
     """The `OSError` with errno `number` that `error` is, or was raised from or while handling; None if none is."""
-    while error is not None and not (isinstance(error, OSError) and error.errno == number):
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    return error
+    return first_in_chain(error, lambda each: isinstance(each, OSError) and each.errno == number)
 
 
 def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
@@ -126,9 +121,8 @@ def access_refusal(error: BaseException) -> Optional[HfspeechError]:
     from hfspeech.output_folders import not_writable
     from hfspeech.path_names import shown_name
 
-    while error is not None and not (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM)
-                                     and error.filename is not None):
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    error = first_in_chain(error, lambda each: isinstance(each, OSError) and each.errno in (errno.EACCES, errno.EPERM)
+                           and each.filename is not None)
     if error is None:
         return None
     path = os.fsdecode(error.filename)
