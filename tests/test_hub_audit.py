@@ -177,7 +177,7 @@ def no_hub(monkeypatch, tmp_path):
 def test_push_without_a_token_stops_before_staging(messy_run, no_hub, capsys):
     assert cli(["push", str(messy_run[0]), "--repo_id", "alice/tones"]) == 2
     assert capsys.readouterr().err.strip() == ("error: hfspeech push: no Hugging Face token; set HF_TOKEN or run "
-                                               "`huggingface-cli login` (a token with write access)")
+                                               "`hf auth login` (a token with write access)")
     assert cli(["push", str(messy_run[0]), "--repo_id", "alice/tones", "--dry_run"]) == 0  # sends nothing: no token
 
 

@@ -145,8 +145,8 @@ CLI_FLAG_EQUIVALENTS = {
                              ("--max_seconds", SERVE_WINDOW)],
     **dict.fromkeys(["--window_seconds", "--hop_seconds"], [("--max_seconds", SERVE_WINDOW)]),
     "--hub_model_id": [("--repo_id", "give --repo_id")],
-    **dict.fromkeys(["--token", "--hub_token"], [("--repo_id", "the token comes from HF_TOKEN or `huggingface-cli "
-                                                               "login`, never a flag")]),
+    **dict.fromkeys(["--token", "--hub_token"], [("--repo_id", "the token comes from HF_TOKEN or `hf auth login`, "
+                                                               "never a flag")]),
     "--data_dir": [("--eval_dir", "give --eval_dir, the held-out audio folder to measure on")],
     "--calib_dir": [("--calibration_dir", "give --calibration_dir")],  # (a shortened word: no near-flag rule for it)
 }

@@ -60,7 +60,7 @@ def stage(argv: list[str]) -> int:
 
 def push(argv: list[str]) -> int:
     parser = _publish_parser("hfspeech push", "Stage a run and upload it to the Hub with huggingface_hub "
-                             "(token from HF_TOKEN or `huggingface-cli login`).")
+                             "(token from HF_TOKEN or `hf auth login`).")
     parser.add_argument("--repo_id", required=True)
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing)")

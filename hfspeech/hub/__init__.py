@@ -2,7 +2,7 @@
 
 ``stage_run`` copies only what a model repo needs and writes the card; ``push_run`` stages into a temporary
 folder and uploads it with ``huggingface_hub`` (the token is huggingface_hub's own: ``HF_TOKEN`` or
-``huggingface-cli login``, never written anywhere).
+``hf auth login``, never written anywhere).
 """
 
 from hfspeech.hub.push import push_run

@@ -1,7 +1,7 @@
 """Upload a staged run with huggingface_hub, from the CLI (``hfspeech push``) or at the end of training.
 
 The token is never handled here beyond passing on one the caller was given (``--hub_token``): by default
-``HfApi`` resolves it itself (``HF_TOKEN``, then ``huggingface-cli login``), so it is never written to a
+``HfApi`` resolves it itself (``HF_TOKEN``, then ``hf auth login``), so it is never written to a
 file, the card or a log.
 """
 
@@ -66,12 +66,12 @@ def _upload(staged: Path, name: str, repo_id: str, private: bool, revision: Opti
 
 
 def check_token(token: Optional[str], flag: str) -> None:
-    """No token given and none huggingface_hub would find (HF_TOKEN, `huggingface-cli login`): one line before
+    """No token given and none huggingface_hub would find (HF_TOKEN, `hf auth login`): one line before
     anything is staged or trained, rather than the Hub's 401 after it."""
     from huggingface_hub import get_token
 
     if not token and not get_token():
-        raise UsageError(f"{flag}: no Hugging Face token; set HF_TOKEN or run `huggingface-cli login` "
+        raise UsageError(f"{flag}: no Hugging Face token; set HF_TOKEN or run `hf auth login` "
                          "(a token with write access)")
 
 
