@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,8 +40,10 @@ DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it")
 def _check_keywords(keywords: Sequence[str], what: str = "keyword") -> list[str]:
     """Keywords (or languages: `what`) become folder names and espeak text, so keep them to plain words that name
     a folder on every system, each its own: on macOS and Windows `yes` wrote into `Yes/`, and the run ended on a
-    RuntimeError traceback ("expected N clips, found N"); `CON` names the console on Windows."""
-    keywords = list(keywords)
+    RuntimeError traceback ("expected N clips, found N"); `CON` names the console on Windows. Each in its composed
+    form (NFC): `zoë` typed or pasted decomposed (`e` + U+0308, as macOS stores file names) was refused, the accent
+    not being a letter to the pattern."""
+    keywords = [unicodedata.normalize("NFC", kw) for kw in keywords]
     if not keywords:
         raise UsageError(f"{what}s must not be empty")
     for kw in keywords:
