@@ -25,7 +25,7 @@ FORBIDDEN = {
 
 
 # hfspeech/<name>.py that every stage may import; they import only each other
-BOTTOM = {"cache_folders", "errors", "hidden_words", "output_folders", "output_staging", "path_names",
+BOTTOM = {"cache_folders", "cpu_threads", "errors", "hidden_words", "output_folders", "output_staging", "path_names",
           "written_elsewhere"}
 
 

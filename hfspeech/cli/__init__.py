@@ -46,6 +46,7 @@ from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa
 from hfspeech.cli.system_errors import machine_refusal  # here, not in the catch-all: memory may be short there
 from hfspeech.cli.termination import (CLOSED_STDOUT, closed_streams_kept, die_of_sigterm_if_received, said_stopped,
                                       sigterm_raises, stdout_was_closed)
+from hfspeech.cpu_threads import torch_threads_capped
 from hfspeech.errors import HfspeechError, OutputWriteError, drop_stdout, stdout_write_errors
 
 # A reader that stopped early (`| head -1`): the status `cat`, `grep` or `git log` leave there (128 + SIGPIPE), not
@@ -206,7 +207,8 @@ def _run(argv: Optional[Sequence[str]]) -> int:
 
     module, function = COMMANDS[argv[0]]
     try:
-        with contextlib.nullcontext() if argv[0] == "serve" else sigterm_raises():  # uvicorn: its own, graceful
+        signals = contextlib.nullcontext() if argv[0] == "serve" else sigterm_raises()  # uvicorn: its own, graceful
+        with signals, threads_held(argv):
             refuse_homeless_caches(argv[0], argv[1:])
             command = getattr(importlib.import_module(f"hfspeech.cli.{module}"), function)
             return command(argv[1:]) or 0
@@ -225,6 +227,19 @@ def _run(argv: Optional[Sequence[str]]) -> int:
             raise
         print_error(said)
         return 2
+
+
+# The commands that compute (torch or onnxruntime): their threads are held to the CPUs this process may use
+COMPUTING = {"demo", "train", "evaluate", "distill", "cross-validate", "average", "predict", "stream", "export",
+             "stage", "serve"}
+
+
+def threads_held(argv: Sequence[str]) -> contextlib.AbstractContextManager:
+    """torch's intra-op threads no more than the CPUs the process may use (the affinity, a container's cgroup
+    quota: `hfspeech.cpu_threads`) while a command that computes runs, and as they were when `main()` returns;
+    left alone where the user set OMP_NUM_THREADS or MKL_NUM_THREADS."""
+    computes = argv[0] in COMPUTING and not asks_for_help(argv[1:])
+    return torch_threads_capped() if computes else contextlib.nullcontext()
 
 
 # command -> the caches it keeps (`hfspeech.cache_folders`): without a home to keep them in, refused before it starts

@@ -45,7 +45,10 @@ def same_outputs(original: Path, rewritten: Path, relative_tolerance: float = 0.
     batch of two full clips and on the same batch with the second clip cut short by the attention mask."""
     import onnxruntime
 
-    sessions = [onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (original, rewritten)]
+    from hfspeech.cpu_threads import onnx_session_options  # the CPUs this process may use, not the host's cores
+
+    sessions = [onnxruntime.InferenceSession(str(p), onnx_session_options(), providers=["CPUExecutionProvider"])
+                for p in (original, rewritten)]
     waveforms = np.random.default_rng(0).standard_normal((2, 16000)).astype(np.float32)
     for cut in (16000, 9000):
         mask = np.ones((2, 16000), np.int64)

@@ -14,6 +14,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from hfspeech.cpu_threads import onnx_session_options
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import made_from
 from hfspeech.models.loading import WEIGHT_FILES  # noqa: F401  (re-exported)
@@ -145,7 +146,8 @@ def disabled_optimizers(config) -> list[str]:
 
 class OnnxBackend:
     """An exported `.onnx` file in onnxruntime on CPU. It is fed exactly the inputs its graph declares, in the
-    graph's dtypes (the feature extractor's int32 attention mask becomes the graph's int64)."""
+    graph's dtypes (the feature extractor's int32 attention mask becomes the graph's int64). Without
+    `session_options` its threads are the CPUs this process may use (`hfspeech.cpu_threads`), not the host's cores."""
 
     name = "onnx"
 
@@ -153,7 +155,8 @@ class OnnxBackend:
         import onnxruntime
 
         self.path = Path(path)  # which file runs: a folder may hold model.onnx and model_quantized.onnx
-        self.session = onnxruntime.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"],
+        options = session_options if session_options is not None else onnx_session_options()
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
                                                     disabled_optimizers=disabled_optimizers(config))
         self.input_types = {node.name: ONNX_INPUT_TYPES[node.type] for node in self.session.get_inputs()}
         self.config = config

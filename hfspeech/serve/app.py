@@ -272,7 +272,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
         server.run()
         return app.state.runner.load_error
     passed_on = {HEADER_TIMEOUT_ENV: str(settings.request_timeout), SETTINGS_ENV: json.dumps(asdict(settings))}
-    with set_for_workers(passed_on):
+    with set_for_workers(passed_on, workers=workers):
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).
         uvicorn.run("hfspeech.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60,

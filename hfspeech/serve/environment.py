@@ -20,15 +20,19 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from hfspeech.cpu_threads import worker_environment
+
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
-def set_for_workers(values: dict[str, str]) -> Iterator[None]:
-    """`values` in os.environ inside the block, with a fresh metrics folder (removed after) where the user set none;
-    each variable put back as it was (absent, or its earlier value) when the block ends, and the signal handlers
-    too (`signal_handlers_kept`). A one-process server needs none of them (`connections.with_header_timeout`)."""
-    values = dict(values)
+def set_for_workers(values: dict[str, str], workers: int = 1) -> Iterator[None]:
+    """`values` in os.environ inside the block, with a fresh metrics folder (removed after) where the user set none
+    and each of the `workers` processes' share of the CPU threads (`cpu_threads.worker_environment`: 4 workers on
+    8 usable CPUs ran 8 threads each, 32 on 8 CPUs; none where the user set OMP_NUM_THREADS); each variable put
+    back as it was (absent, or its earlier value) when the block ends, and the signal handlers too
+    (`signal_handlers_kept`). A one-process server needs none of them (`connections.with_header_timeout`)."""
+    values = {**worker_environment(workers), **values}
     made = None
     if not os.environ.get(METRICS_DIR_ENV):
         made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="hfspeech-metrics-")

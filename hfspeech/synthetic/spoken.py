@@ -15,7 +15,6 @@ parameters on a finished folder they return at once; with other parameters they 
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 import zlib
@@ -26,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from hfspeech.cpu_threads import usable_cpus
 from hfspeech.errors import UsageError, writing_to
 from hfspeech.path_names import not_portable, same_on_macos_and_windows
 from hfspeech.synthetic.espeak import (ESPEAK_VARIANTS, ESPEAK_VOICES, PEAK_DBFS, PITCH, SPEED_WPM, check_voices,
@@ -196,7 +196,7 @@ def _write_clips(root: Path, params: dict, classes: list[str], clips_per_class: 
     # espeak-ng runs as a subprocess, so threads overlap well (measured: ~2x on 2 cores).
     jobs = [(name, index) for name in classes for index in range(clips_per_class)]
     with writing_to(root, "make room and run it again"), \
-            ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
+            ThreadPoolExecutor(max_workers=min(16, 2 * usable_cpus())) as pool:  # a container's quota, not the host
         for _ in tqdm(pool.map(write, jobs), total=len(jobs), disable=not progress, desc=desc, unit="clip"):
             pass
 
