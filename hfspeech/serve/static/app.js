@@ -1,82 +1,27 @@
 // The page of `hfspeech serve`: upload a file or record the microphone, POST the audio to `/` (the Hub's
-// audio-classification contract, with ?timeline=true), draw the top-k (and a multi-label model's active labels,
-// green, past top-k too) as bars and the windows as a heat map of the labels some window ranked in its top-k.
-// A long label is clipped with an ellipsis, its full name in a tooltip.
-// Plain browser JavaScript: no build step, nothing loaded from outside the server.
+// audio-classification contract, with ?timeline=true), list the top-k (and a multi-label model's active labels,
+// past top-k too, marked "active" in words and green) with their scores as text beside bars, and draw the
+// windows as a heat map of the labels some window ranked in its top-k, with a table of the same numbers.
+// Plain browser JavaScript: no build step, nothing loaded from outside the server. The text the page shows is
+// built by functions that need no DOM (the first part), so tests/test_web_page38.py runs them under node.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-let labels = [];
 // Timeline rows: 14 px for each of the model's labels made a 6,000-label canvas 84,000 px tall, past the
 // browser's limit (nothing drawn), and at 1,000 labels the lit rows were out of view among 990 empty ones.
 const MAX_TIMELINE_ROWS = 40, ROW_HEIGHT = 18, NAME_WIDTH = 180;
 
-function headers(extra) {
-  const key = $("api-key").value.trim();
-  return Object.assign(key ? { Authorization: "Bearer " + key } : {}, extra || {});
+function scoreText(score) {
+  return score === null || score === undefined ? "–" : score.toFixed(3); // null: a NaN score (NaN weights)
 }
 
-function setStatus(text, isError) {
-  $("status").textContent = text;
-  $("status").className = isError ? "error" : "";
-}
-
-async function loadInfo() {
-  const response = await fetch("info", { headers: headers() });
-  if (!response.ok) {
-    $("model-info").textContent = response.status === 401 ? "enter the API key to see the model" :
-      response.status === 503 ? "the model is still loading…" : "model information unavailable";
-    if (response.status === 503) setTimeout(loadInfo, 1000);
-    return;
-  }
-  const info = await response.json();
-  labels = info.labels;
-  $("model-info").textContent = `${info.labels.length} labels · ${info.sampling_rate} Hz · ${info.backend} · ` +
-    `window ${info.window_seconds} s · ${info.model_file ? info.model_file + " · " : ""}` +
-    `revision ${info.revision || "unknown"}`;
-}
-
-async function classify(blob, name) {
-  setStatus(`classifying ${name}…`);
-  $("result").replaceChildren();
-  $("timeline-section").hidden = true;
-  const topK = Math.max(1, parseInt($("top-k").value, 10) || 5);
-  const response = await fetch(`./?timeline=true&top_k=${topK}`, {
-    method: "POST", body: blob, headers: headers({ "Content-Type": blob.type || "application/octet-stream" }),
-  });
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) {
-    setStatus(`${name}: ${answer.error || "HTTP " + response.status}`, true);
-    return;
-  }
-  // A multi-label answer lists every active label, past top-k too; its entries say which (`active`)
+function answerSummary(name, answer) {
+  // What the status region announces: a screen reader hears the top label (and a multi-label model's active
+  // labels) without walking the list. A multi-label answer's entries say which are active (`active`).
   const judged = answer.predictions.some((p) => "active" in p);
+  const top = answer.predictions[0];
+  const best = top ? ` · top: ${top.label} (${scoreText(top.score)})` : "";
   const active = judged ? ` · active: ${answer.active_labels.join(", ") || "none"}` : "";
-  setStatus(`${name}: ${answer.num_windows} window${answer.num_windows > 1 ? "s" : ""}${active}`);
-  showBars(answer.predictions);
-  if (answer.num_windows > 1) showTimeline(answer);
-}
-
-function showBars(predictions) {
-  const rows = predictions.map((p) => {
-    const row = document.createElement("div");
-    row.className = "row" + (p.active ? " active" : "");
-    const label = document.createElement("span");
-    label.className = "label";
-    label.textContent = p.label;
-    label.title = p.label; // clipped with an ellipsis past its column (style.css): the full name on hover
-    const bar = document.createElement("div");
-    bar.className = "bar";
-    const fill = document.createElement("div");
-    fill.style.width = `${Math.max(0, Math.min(1, p.score ?? 0)) * 100}%`; // null: a NaN score (NaN weights)
-    bar.appendChild(fill);
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = p.score === null ? "–" : p.score.toFixed(3);
-    row.append(label, bar, score);
-    return row;
-  });
-  $("result").replaceChildren(...rows);
+  return `${name}: ${answer.num_windows} window${answer.num_windows > 1 ? "s" : ""}${best}${active}`;
 }
 
 function timelineRows(windows, names) {
@@ -90,6 +35,28 @@ function timelineRows(windows, names) {
   const at = (label) => (order.has(label) ? order.get(label) : names.length);
   const kept = [...peaks.keys()].sort((a, b) => peaks.get(b) - peaks.get(a)).slice(0, MAX_TIMELINE_ROWS);
   return { rows: kept.sort((a, b) => at(a) - at(b)), ranked: peaks.size };
+}
+
+function timelineCaption(windows, names, rows, ranked) {
+  // The canvas in words: what it spans, which labels its rows are (full names, top to bottom: the canvas cuts
+  // long ones) and which it leaves out; the table under it holds the scores.
+  const last = windows[windows.length - 1], k = windows.reduce((most, w) => Math.max(most, w.labels.length), 0);
+  const leftOut = names.length - rows.length;
+  return `${windows.length} windows, 0–${last.end.toFixed(1)} s: ` +
+    `${rows.length} label${rows.length === 1 ? "" : "s"}, those in some window's top-${k}` +
+    (ranked > rows.length ? ` (the ${rows.length} highest peaks of ${ranked})` : "") +
+    (leftOut > 0 ? `; ${leftOut} of the model's ${names.length} labels not drawn` : "") +
+    `. Rows, top to bottom: ${rows.join(", ")}.`;
+}
+
+function windowEntries(windows) {
+  // The timeline's text alternative, one [time span, its labels and scores] per window: the scores the canvas
+  // shows only as shades, for a screen reader, a zoomed page or a narrow screen (where the canvas is too small).
+  return windows.map((w) => [
+    `${w.start.toFixed(1)}–${w.end.toFixed(1)} s`,
+    w.labels.length ? w.labels.map((label, i) => `${label} (${scoreText(w.scores[i])})`).join(", ") :
+      w.skipped ? "not classified: too quiet" : "no labels",
+  ]);
 }
 
 function fittedNames(ctx, names, width) {
@@ -119,9 +86,97 @@ function fitted(ctx, text, width, share) {
   return cut(fits);
 }
 
+// The page itself (a browser from here on) ---
+
+const $ = (id) => document.getElementById(id);
+let labels = [], shownTimeline = null;
+
+function headers(extra) {
+  const key = $("api-key").value.trim();
+  return Object.assign(key ? { Authorization: "Bearer " + key } : {}, extra || {});
+}
+
+function setStatus(text, isError) {
+  // Progress goes to the polite status region, an error to the alert region (read out at once); both sit in
+  // #status, and an error starts with the word, not only red.
+  $("status-text").textContent = isError ? "" : text;
+  $("alert").textContent = isError ? `Error: ${text}` : "";
+  $("status").className = isError ? "error" : "";
+}
+
+async function loadInfo() {
+  const response = await fetch("info", { headers: headers() }).catch(() => null);
+  if (!response || !response.ok) {
+    $("model-info").textContent = !response ? "model information unavailable: the server did not answer" :
+      response.status === 401 ? "enter the API key to see the model" :
+      response.status === 503 ? "the model is still loading…" : "model information unavailable";
+    if (response && response.status === 503) setTimeout(loadInfo, 1000);
+    return;
+  }
+  const info = await response.json();
+  labels = info.labels;
+  $("model-info").textContent = `${info.labels.length} labels · ${info.sampling_rate} Hz · ${info.backend} · ` +
+    `window ${info.window_seconds} s · ${info.model_file ? info.model_file + " · " : ""}` +
+    `revision ${info.revision || "unknown"}`;
+}
+
+async function classify(blob, name) {
+  setStatus(`classifying ${name}…`);
+  $("result").replaceChildren();
+  $("result-section").hidden = $("timeline-section").hidden = true;
+  shownTimeline = null;
+  const topK = Math.max(1, parseInt($("top-k").value, 10) || 5);
+  let response;
+  try {
+    response = await fetch(`./?timeline=true&top_k=${topK}`, {
+      method: "POST", body: blob, headers: headers({ "Content-Type": blob.type || "application/octet-stream" }),
+    });
+  } catch (error) { // the server stopped or the network went: said, not left at "classifying…"
+    setStatus(`${name}: the server did not answer (${error.message})`, true);
+    return;
+  }
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) {
+    setStatus(`${name}: ${answer.error || "HTTP " + response.status}`, true);
+    return;
+  }
+  setStatus(answerSummary(name, answer));
+  showList(answer.predictions);
+  if (answer.num_windows > 1) showTimeline(answer);
+}
+
+function textElement(tag, className, text) {
+  const element = document.createElement(tag);
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+function showList(predictions) {
+  // A list a screen reader walks: each entry's name, score and (multi-label) "active" are text; the bar is
+  // only a picture of the score, hidden from assistive technology.
+  const judged = predictions.some((p) => "active" in p);
+  const rows = predictions.map((p) => {
+    const row = textElement("li", "row" + (p.active ? " active" : ""), "");
+    const label = textElement("span", "label", p.label);
+    label.title = p.label;
+    const bar = textElement("div", "bar", ""), fill = document.createElement("div");
+    bar.setAttribute("aria-hidden", "true");
+    fill.style.width = `${Math.max(0, Math.min(1, p.score ?? 0)) * 100}%`;
+    bar.appendChild(fill);
+    row.append(label, bar, textElement("span", "score", scoreText(p.score)));
+    if (judged) row.append(textElement("span", "state", p.active ? "active" : ""));
+    return row;
+  });
+  $("result").classList.toggle("judged", judged);
+  $("result").replaceChildren(...rows);
+  $("result-section").hidden = false;
+}
+
 function showTimeline(answer) {
-  // One column per window, one row per label some window ranked in its top-k; colour = that label's score there.
-  const canvas = $("timeline"), ctx = canvas.getContext("2d");
+  // One column per window, one row per label some window ranked in its top-k; the stronger the colour, the
+  // higher that label's score there. Colours are the page's (style.css), so the dark scheme draws in its own.
+  const canvas = $("timeline"), ctx = canvas.getContext("2d"), style = getComputedStyle(canvas);
   const names = answer.labels || labels;
   const { rows, ranked } = timelineRows(answer.windows, names);
   const index = new Map(rows.map((name, row) => [name, row]));
@@ -129,12 +184,13 @@ function showTimeline(answer) {
   const left = NAME_WIDTH, width = canvas.width - left, step = width / answer.windows.length;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.font = "12px system-ui";
-  ctx.fillStyle = "#222";
+  ctx.fillStyle = style.getPropertyValue("--ink").trim() || "#222";
   fittedNames(ctx, rows, left - 8).forEach((name, row) => ctx.fillText(name, 4, row * ROW_HEIGHT + ROW_HEIGHT * 0.7));
+  const cell = style.getPropertyValue("--cell").trim() || "59, 110, 165";
   answer.windows.forEach((w, column) => {
     w.labels.forEach((label, i) => {
       if (!index.has(label) || w.scores[i] === null) return; // null: a NaN score, left blank
-      ctx.fillStyle = `rgba(59, 110, 165, ${w.scores[i]})`;
+      ctx.fillStyle = `rgba(${cell}, ${w.scores[i]})`;
       ctx.fillRect(left + column * step, index.get(label) * ROW_HEIGHT, Math.ceil(step), ROW_HEIGHT - 1);
     });
   });
@@ -142,19 +198,26 @@ function showTimeline(answer) {
     const box = canvas.getBoundingClientRect();
     canvas.title = rows[Math.floor((event.clientY - box.top) / box.height * rows.length)] || "";
   };
-  const last = answer.windows[answer.windows.length - 1], k = answer.windows[0].labels.length;
-  const leftOut = names.length - rows.length;
-  $("timeline-caption").textContent = `${answer.windows.length} windows, 0–${last.end.toFixed(1)} s: ` +
-    `${rows.length} label${rows.length === 1 ? "" : "s"}, those in some window's top-${k}` +
-    (ranked > rows.length ? ` (the ${rows.length} highest peaks of ${ranked})` : "") +
-    (leftOut > 0 ? `; ${leftOut} of the model's ${names.length} labels not drawn` : "");
+  $("timeline-caption").textContent = timelineCaption(answer.windows, names, rows, ranked);
+  $("timeline-table").tBodies[0].replaceChildren(...windowEntries(answer.windows).map(([span, entries]) => {
+    const row = document.createElement("tr"), head = textElement("th", "", span);
+    head.scope = "row";
+    row.append(head, textElement("td", "", entries));
+    return row;
+  }));
   $("timeline-section").hidden = false;
+  shownTimeline = answer;
 }
 
 let recorder = null;
 async function toggleRecording() {
+  // The button's text says what pressing it does ("Record", "Stop recording"); red is only a second cue.
   if (recorder) {
     recorder.stop();
+    return;
+  }
+  if (!navigator.mediaDevices) { // a browser grants the microphone only to https pages and localhost
+    setStatus("the microphone needs the page on https or localhost; upload a file instead", true);
     return;
   }
   let stream;
@@ -176,15 +239,26 @@ async function toggleRecording() {
     classify(blob, "recording");
   };
   recorder.start();
-  $("record").textContent = "Stop";
+  $("record").textContent = "Stop recording";
   $("record").classList.add("recording");
-  setStatus("recording… press Stop to classify");
+  setStatus("recording… press Stop recording to classify");
 }
 
-$("file").addEventListener("change", (event) => {
-  const file = event.target.files[0];
-  if (file) classify(file, file.name);
-});
-$("record").addEventListener("click", toggleRecording);
-$("api-key").addEventListener("change", loadInfo);
-loadInfo();
+function start() {
+  $("file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) classify(file, file.name);
+  });
+  $("record").addEventListener("click", toggleRecording);
+  $("api-key").addEventListener("change", loadInfo);
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    if (shownTimeline) showTimeline(shownTimeline); // redrawn in the scheme's colours
+  });
+  loadInfo();
+}
+
+if (typeof module === "object" && module.exports) { // node (the tests): the functions, no page
+  module.exports = { scoreText, answerSummary, timelineRows, timelineCaption, windowEntries, fittedNames };
+} else {
+  start();
+}
