@@ -18,6 +18,7 @@ Bottom layer: imports `output_folders`' lock (and, for `prepared_file`'s refusal
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import re
@@ -92,11 +93,20 @@ def prepared_file(split, settings, what: str = "decoded audio") -> str:
 
     folder = Path(datasets.config.HF_DATASETS_CACHE) / PREPARED_FOLDER
     name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
-    if not name.is_file() and (problem := cache_folder_problem(folder)):
+    if not cached_files(str(name)) and (problem := cache_folder_problem(folder)):
         raise DataError(f"{folder}: cannot write the {what} to the datasets cache ({problem}); set "
                         "HF_DATASETS_CACHE to a folder you can write")
     hold_cache_folder(folder)
     return str(name)
+
+
+def cached_files(name: str) -> list[str]:
+    """The files of the cache `name` that are there: `name` itself, or the shards `datasets.map(num_proc=N)` writes
+    in its place (`<name>_00000_of_00004.arrow`); none where it was never written. A warm cache is read even from a
+    folder this run cannot write (a team's read-only cache)."""
+    stem, extension = os.path.splitext(name)
+    shards = glob.glob(f"{glob.escape(stem)}_[0-9][0-9][0-9][0-9][0-9]_of_[0-9][0-9][0-9][0-9][0-9]{extension}")
+    return ([name] if os.path.isfile(name) else []) + sorted(shards)
 
 
 def cache_folder_problem(folder: Path) -> Optional[str]:

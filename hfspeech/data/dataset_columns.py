@@ -135,6 +135,7 @@ def rows_key(split: Dataset, known_stats: dict) -> str:
     `file_stat`) and the changes replayed on them, or the rows themselves when held in memory, and the `file_stat`
     of every audio file the table names (`known_stats`, {path: stat}, holds those already read and gets the new);
     not the schema's metadata, which holds the fingerprint and is replaced a different number of times per split.
+    An Arrow file is known by its size and mtime, not its ctime (`arrow_file_stat`), which audio files are keyed by.
     A carved split's own fingerprint hashes the seed's draw, so a cache keyed by it was decoded again for every
     `--seed` (`whole_table_keys`); this key is the same for every draw from the same rows and files."""
     import pyarrow.compute as pc
@@ -143,11 +144,21 @@ def rows_key(split: Dataset, known_stats: dict) -> str:
 
     table = split.data
     blocks = [block for row in table.blocks for block in row] if isinstance(table, ConcatenationTable) else [table]
-    parts = [(block.path, file_stat(block.path), [replay for replay in block.replays if replay[0] != METADATA_ONLY])
+    parts = [(block.path, arrow_file_stat(block.path),
+              [replay for replay in block.replays if replay[0] != METADATA_ONLY])
              if isinstance(block, MemoryMappedTable) else Hasher.hash(block.table) for block in blocks]
     paths = pc.struct_field(table.table.column("audio"), "path").to_pylist()  # `Audio(decode=False)`: a struct
     known_stats.update({path: file_stat(path) for path in set(paths) if path and path not in known_stats})
-    return Hasher.hash([parts, str(table.schema), [known_stats.get(path) for path in paths]])
+    stats = json.dumps([known_stats.get(path) for path in paths]).encode()  # dill hashed them one by one: 0.2 s
+    return Hasher.hash([parts, str(table.schema), hashlib.sha256(stats).hexdigest()])  # a fold of 30,000 clips
+
+
+def arrow_file_stat(path: str) -> Optional[tuple[int, int]]:
+    """An Arrow file's size and mtime: `datasets` writes a file whole and renames it in, so a rewrite changes its
+    mtime; its ctime changes with its modes too, and a team's cache made read-only (`chmod -R a-w`) or given to
+    another owner was decoded again under new names, and refused where it could no longer be written."""
+    stat = file_stat(path)
+    return stat[:2] if stat else None
 
 
 def whole_table_keys(dataset: DatasetDict) -> dict[str, str]:
@@ -170,6 +181,10 @@ def parts_of_one_table(dataset: DatasetDict) -> DatasetDict:
     which split the same rows otherwise, then select from one table, which `whole_table_keys` decodes once for every
     fold (decoded fold by fold, K folds were K decodes and K cached copies of the same audio). Splits held in memory
     only (manifests); others are left as they are."""
+    from datasets import DatasetInfo
+    from datasets.arrow_writer import ArrowWriter
+    from datasets.table import InMemoryTable
+
     splits = list(dataset.values())
     if len(splits) < 2 or any(split._indices is not None or split.cache_files for split in splits):
         return dataset
@@ -182,7 +197,12 @@ def parts_of_one_table(dataset: DatasetDict) -> DatasetDict:
     stats = sorted(file_stat(path) or () for path in _file_paths(union))
     named = hashlib.sha256(json.dumps([union.features.to_dict(), [rows[i] for i in order], stats]).encode()
                            ).hexdigest()[:32]
-    whole = union.select(order).flatten_indices(keep_in_memory=True, new_fingerprint=named)
+    # the rows taken in `order` by Arrow, one chunk a column, the metadata datasets writes naming `named` (not the
+    # union's fingerprint, which differs per fold): `flatten_indices` cast them again row by row in a writer (3 s of
+    # a fold's 4 at 30,000 rows, every fold)
+    table = union.data.table.take(order).combine_chunks().replace_schema_metadata(
+        ArrowWriter._build_metadata(DatasetInfo(features=union.features), named))
+    whole = Dataset(InMemoryTable(table), info=union.info.copy(), split=union.split, fingerprint=named)
     place = [0] * len(order)  # place[row of the union] = its row in `whole`
     for position, row in enumerate(order):
         place[row] = position

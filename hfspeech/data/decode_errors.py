@@ -7,9 +7,6 @@ it met and no other: 500 bad files took 500 runs, each decoding all the clips ag
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.columns import column_values
 
@@ -24,14 +21,12 @@ def with_skip_hint(error: AudioFileError) -> AudioFileError:
 def raise_first_bad(decoded, whole) -> None:
     """An `AudioFileError` naming the first bad file of `decoded` (rows with an `error`) and counting the others of
     `whole`, the table it was decoded with (`decoded` itself, or the table it selects rows of); nothing where
-    `decoded` has none. `whole`'s cache files are removed first: the failure may be the decoder's (torchcodec
-    missing), and once mended, the next run read the failures back from the cache."""
+    `decoded` has none. `whole`'s cache is kept: the failure may be the decoder's (torchcodec missing), and the
+    next run decodes only the failed rows again (`data.decode_retry`); removed, the next run decoded every good
+    clip again (50,000 for one bad file)."""
     bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
     if bad is None:
         return
-    for cache in whole.cache_files:  # a file still mapped on Windows: kept
-        with contextlib.suppress(OSError):
-            Path(cache["filename"]).unlink(missing_ok=True)
     named = decoded[bad]["path"]
     raise with_skip_hint(AudioFileError(named, decoded[bad]["error"] + others_bad(whole, named)))
 

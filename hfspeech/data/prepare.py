@@ -8,7 +8,8 @@ that table, once for every seed, and so are cross-validate's folds of one manife
 
 Every clip is decoded, a bad file kept as a row with its problem; then bad files stop preparation with an
 `AudioFileError` naming the first, counting the others, and saying how to go on (`data.decode_errors`). With
-`skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`.
+`skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`. Either way the
+cache is kept, and the next run decodes only its failed rows again (`data.decode_retry`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
-from hfspeech.data.cache_users import (cache_folder_problem, hold_cache_folder, is_users_folder,
+from hfspeech.data.cache_users import (cache_folder_problem, cached_files, hold_cache_folder, is_users_folder,
                                        own_temporary_files_removed, prepared_file)
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
+from hfspeech.data.decode_retry import decoded_fingerprint, with_failures_retried
 from hfspeech.data.folders import DESCRIPTION
 from hfspeech.data.run_scratch import RUN_SCRATCH
 from hfspeech.errors import writing_to
@@ -189,15 +191,21 @@ def prepare_dataset(
 
 
 def _decode_split(split, what: str, settings: list, features, num_proc, file_sizes):
-    """`split` decoded (`_decoder` with `settings`) into its cache file (`_decoded_into_cache`)."""
-    return _decoded_into_cache(
-        split, _cache_file_name(split, settings), _decoder(*settings[:3]),
+    """`split` decoded (`_decoder` with `settings`) into its cache file (`_decoded_into_cache`), named by
+    `decoded_fingerprint`; read back from a warm cache, its failed rows are decoded again (`data.decode_retry`)."""
+    fingerprint, decode = decoded_fingerprint(split, settings, features), _decoder(*settings[:3])
+    cache_file_name = _cache_file_name(split, settings, fingerprint)
+    warm = bool(cached_files(cache_file_name or split._get_cache_file_path(fingerprint)))
+    decoded = _decoded_into_cache(
+        split, cache_file_name, decode,
         remove_columns=split.column_names,
         features=features,
         num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
         writer_batch_size=_writer_batch_size(split, file_sizes),  # clips held until written: a few, not 1000
         desc=f"decoding {what} at {settings[0]} Hz",
+        new_fingerprint=fingerprint,
     )
+    return with_failures_retried(split, decoded, decode, features) if warm else decoded
 
 
 def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, settings: list):
@@ -252,15 +260,17 @@ def _file_size(path: str) -> int:
     return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
-def _cache_file_name(split, settings: list) -> Optional[str]:
+def _cache_file_name(split, settings: list, fingerprint: str) -> Optional[str]:
     """Where `datasets.map` writes the decoded split: beside the split's own files (None: datasets' choice), or
     when there are none (manifests, held in memory), they are in the run's scratch folder (`run_scratch_folder`),
     in a folder the user saved (`save_to_disk`: theirs, `data.cache_users.is_users_folder`; two seeds grew a 60 KB
     folder of paths to 59 MB) or that folder is read-only, in the datasets cache. A split in memory was decoded
     into memory (10,000 one-second clips: 840 MB of RAM), again on every run. The name holds the split's
-    fingerprint (its files' `file_stat`, `data.dataset_columns`) and `settings`."""
+    fingerprint (its files' `file_stat`, `data.dataset_columns`) and `settings`. A read-only folder that holds the
+    decoded split already (`fingerprint`: `decoded_fingerprint`) is read: a team's warm cache, made read-only."""
     folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
     temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")
-    if folder and not temporary and not is_users_folder(folder) and not cache_folder_problem(folder):
+    if folder and not temporary and not is_users_folder(folder) and (
+            cached_files(split._get_cache_file_path(fingerprint)) or not cache_folder_problem(folder)):
         return None
     return prepared_file(split, settings)
