@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 def process_cgroups() -> dict[str, str]:
     """controller -> this process's group, from /proc/self/cgroup ("" is cgroup v2's); {} when unreadable."""
     try:
-        lines = PROC_CGROUP.read_text().splitlines()
+        lines = PROC_CGROUP.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return {}
     groups = {}
@@ -55,7 +55,7 @@ def up_the_tree(mount: Path, group: str) -> Iterator[Path]:
 
 def read_numbers(path: Path) -> Optional[list[str]]:
     try:
-        return path.read_text().split()
+        return path.read_text(encoding="utf-8").split()
     except (OSError, UnicodeDecodeError):
         return None
 
