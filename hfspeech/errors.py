@@ -10,7 +10,8 @@ says what is wrong. The `hfspeech` command prints it as one line, `error: <messa
 (or `HFSPEECH_DEBUG=1`) shows the traceback instead. Anything else that escapes is a bug and keeps its traceback.
 Library errors a user mistake causes (huggingface_hub's invalid repo id for a missing folder, safetensors' header
 error for a truncated weights file ...) are translated into these where they arise, so the message names the file.
-This module is the bottom layer: it imports nothing from hfspeech, and everything may import it.
+The bottom layer: it imports no other part of hfspeech (but `file_owners` and `written_elsewhere`, bottom too,
+when a write failed), and everything may import it.
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ def cannot_write(path, error, then: str, what: str = "") -> OutputWriteError:
     """`PATH: cannot write (No space left on device); THEN` for an `OSError` of a write to `path` (None: a write
     whose file Python does not know, as a `write` or `close` on a full disk), or for a reason given as text.
     `what` names what was being written when `path` is a folder: `cannot write a checkpoint (...)`. THEN's "make
-    room" is "make it writable" where the disk is read-only or the folder another user's (`NOT_WRITABLE_REASONS`)."""
+    room" is "make it writable" where the disk is read-only or the folder not this user's (`NOT_WRITABLE_REASONS`);
+    where it is another user's, the reason names the user and the mode, and THEN whom to ask (`file_owners`)."""
     reason = error if isinstance(error, str) else (error.strerror or error)
     if str(reason) in NOT_WRITABLE_REASONS:
-        then = then.replace("make room", "make it writable", 1)
+        from hfspeech.file_owners import reason_and_remedy  # (only on a refused write)
+        reason, remedy = reason_and_remedy(path, str(reason))
+        then = then.replace("make room", remedy, 1)
     return OutputWriteError(f"{path}: " * bool(path) + f"cannot write{' ' * bool(what)}{what} ({reason}); {then}")
 
 

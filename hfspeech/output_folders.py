@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from hfspeech.errors import HfspeechError, OutputWriteError, UsageError, first_few
+from hfspeech.errors import HfspeechError, UsageError, first_few
+from hfspeech.file_owners import FolderNotWritableError, refused_write, warn_left_behind, with_umask_mode
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 _unlocked_warned: list[str] = []  # the folder `lock_taken` warned of, once a process
@@ -115,8 +116,8 @@ def not_writable(path: str | os.PathLike, elsewhere: str = "write elsewhere") ->
         return None
     read_only = hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY
     where = "" if existing == Path(path) else f" in {shown_name(existing)}"
-    return f"cannot write{where} ({os.strerror(errno.EROFS if read_only else errno.EACCES)}); make it writable, or " \
-           f"{elsewhere}"
+    reason = os.strerror(errno.EROFS if read_only else errno.EACCES)
+    return f"cannot write{where} {refused_write(existing, reason, elsewhere)}"  # another user's: named, and whom to ask
 
 
 def check_output_folder(folder: str | os.PathLike, flag: str = "", ours: Callable[[str], bool] = nothing_is_ours,
@@ -200,29 +201,23 @@ def named_at(error: BaseException, scratch: str | os.PathLike, output_dir: str |
     return error
 
 
-class FolderNotWritableError(OutputWriteError, PermissionError):
-    """An output's folder this user may not write into (`not_writable`): a `PermissionError` still, which
-    `output_staging.written_beside` falls back on."""
-
-    def __str__(self) -> str:
-        return self.strerror  # the whole line: `out: cannot write in rodir (Permission denied); ...`, no errno
-
-
 SET_ASIDE = "earlier"  # in a scratch folder: the earlier output, set aside while the new one is renamed in
 
 
 def locked_scratch(destination: Path) -> tuple[Path, Optional[int]]:
     """A new `.NAME-partial-*` folder beside `destination` and the descriptor that holds its lock until closed, so
     that another run's `remove_leftover_scratch` keeps it. Made again if another run swept it in the moment between
-    its making and its lock. No descriptor on Windows (a folder cannot be opened there; nothing is swept)."""
+    its making and its lock. No descriptor on Windows (a folder cannot be opened there; nothing is swept). The
+    umask's mode, not mkdtemp's 0700 (`file_owners.with_umask_mode`): in a team's folder a teammate may sweep it."""
     for _ in range(3):
         try:
             scratch = Path(tempfile.mkdtemp(prefix=f".{destination.name}-partial-", dir=destination.parent))
         except PermissionError as error:  # the user's folder named, not the hidden one (`.out-partial-rep7vy6r`)
-            problem = f"cannot write in {shown_name(destination.parent)} ({error.strerror}); make it writable, or " \
-                      "write elsewhere"
+            problem = f"cannot write in {shown_name(destination.parent)} " \
+                      f"{refused_write(destination.parent, error.strerror, 'write elsewhere')}"  # and whose it is
             raise FolderNotWritableError(error.errno, folder_named(destination, "", problem), str(destination)) \
                 from None
+        with_umask_mode(scratch)  # not mkdtemp's 0700: a teammate's run may sweep it once this one is killed
         if os.name == "nt":
             return scratch, None
         try:
@@ -241,17 +236,22 @@ def remove_leftover_scratch(destination: str | os.PathLike, follow_link: bool = 
     (SIGKILL, power loss) cannot remove its own, and they stayed for ever (150 MB for a Whisper conversion). A live
     run's is locked (`locked_scratch`) and kept; so is every one where no lock can be taken (Windows, ENOLCK). One
     killed between setting the earlier output aside and renaming the new one in holds the earlier output's only
-    copy: it is put back first (`put_back_set_aside`), and the folder kept if it cannot be. `follow_link` False: the
-    ones beside a link itself (`output_staging`'s fallback), whose earlier output goes back to the link's target."""
+    copy: it is put back first (`put_back_set_aside`), and the folder kept if it cannot be. Another user's that this
+    user may not remove is named once in a warning (`file_owners.warn_left_behind`): it was kept without a word.
+    `follow_link` False: the ones beside a link itself (`output_staging`'s fallback), whose earlier output goes back
+    to the link's target."""
     target = real_destination(destination)
     for scratch in scratch_folders(destination, follow_link):
         try:
             handle = os.open(scratch, os.O_RDONLY)
-        except OSError:  # removed meanwhile, or not to be opened (Windows)
+        except OSError:  # removed meanwhile, not to be opened (Windows), or another user's 0700 one: said
+            warn_left_behind(scratch, killed=False)
             continue
         try:
-            if lock_taken(handle) and put_back_set_aside(scratch, target):
+            if (held := lock_taken(handle)) and put_back_set_aside(scratch, target):
                 shutil.rmtree(scratch, ignore_errors=True)
+            if held and os.path.lexists(scratch):  # a killed run's this user may not remove: said, not kept silently
+                warn_left_behind(scratch, killed=True)
         finally:
             os.close(handle)
 

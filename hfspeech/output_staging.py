@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from hfspeech.errors import OutputWriteError
-from hfspeech.output_folders import (SET_ASIDE, locked_scratch, named_at, nothing_is_ours,
-                                     put_back_set_aside, real_destination, remove_leftover_scratch, scratch_folders)
+from hfspeech.output_folders import (SET_ASIDE, FolderNotWritableError, folder_named, locked_scratch, named_at,
+                                     not_writable, nothing_is_ours, put_back_set_aside, real_destination,
+                                     remove_leftover_scratch, scratch_folders)
 
 # A new entry copied into a destination moved in file by file, before its rename; the token is the run's scratch
 # folder's (`.NAME-partial-TOKEN`), so two runs never take each other's copies, and a killed run's are known.
@@ -168,7 +169,8 @@ def _moved_in_entry_by_entry(new: Path, destination: Path, earlier: Callable[[st
     file another program holds open, or a folder holding one) puts every earlier entry back and takes the new ones
     out: deleted first, the earlier output was lost, and the new one thrown away at the first refusal. The earlier
     entries are deleted once the new output is in. Whatever way it ends, no hidden entry is left behind (a run
-    killed outright leaves its own, which the next move removes: `_remove_dead_runs_copies`)."""
+    killed outright leaves its own, which the next move removes: `_remove_dead_runs_copies`). A folder this user
+    may not write is named as `not_writable` names it, not by the hidden copy that found it (`stage` into bob's)."""
     names = sorted((entry.name for entry in new.iterdir()), key=lambda name: (last(name), name))
     token = new.parent.name.rsplit("-", 1)[-1]
     copies = {name: destination / NEW_ENTRY.format(name=name, token=token) for name in names}
@@ -190,6 +192,9 @@ def _moved_in_entry_by_entry(new: Path, destination: Path, earlier: Callable[[st
         unchanged = _put_back_entries(destination, moved_in, aside)
         if isinstance(error, OSError) and renaming is not None:
             raise _not_replaced(destination / renaming, error, unchanged) from error
+        if isinstance(error, PermissionError) and (problem := not_writable(destination)):  # not a hidden copy's name
+            raise FolderNotWritableError(error.errno, folder_named(destination, "", problem), str(destination)) \
+                from error
         raise
     finally:
         for copy in copies.values():

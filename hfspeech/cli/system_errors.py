@@ -1,8 +1,8 @@
 """What the machine refused, not the input, said in one line by the CLI's catch-all (`hfspeech.cli._run`,
 `machine_refusal`) where a library raised it deep in its own code: memory short, a path this user may not read or
-write, no home folder, no locks. Imported with `hfspeech.cli`, and importing only what that has loaded already
-(`errors`, `cache_folders`): the catch-all of a run out of memory must not import a module first, which raised a
-second MemoryError there."""
+write (`file_owners.access_refusal`, naming another user's file's owner), no home folder, no locks. Imported with
+`hfspeech.cli`, and importing only what that has loaded already (`errors`, `cache_folders`, `file_owners`): the
+catch-all of a run out of memory must not import a module first, which raised a second MemoryError there."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Optional
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message
 from hfspeech.errors import HfspeechError, first_in_chain
+from hfspeech.file_owners import access_refusal  # (serve's too: bottom, so that serve need not import cli)
 
 # torch's CPU allocator: `[enforce fail at alloc_cpu.cpp:118] data. DefaultCPUAllocator: can't allocate memory: you
 # tried to allocate 23347200 bytes. Error code 12 (Cannot allocate memory)`; CUDA's `torch.OutOfMemoryError`: `CUDA out
@@ -110,30 +111,6 @@ def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
         return cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or read-only; "
                             "make room, or write elsewhere, and run again")
     return access_refusal(error) or homeless(error) or no_locks(error)
-
-
-def access_refusal(error: BaseException) -> Optional[HfspeechError]:
-    """A file or folder this user may not read or write (EACCES, EPERM: a 555 output folder, a 000 input, as a
-    container's non-root user meets them) as one line naming it, where the command did not say so itself: it was a
-    traceback (`errors.WRITE_ERRNOS` leaves out EACCES, which a read raises too). A write where the folder it would
-    be made in refuses it (`output_folders.not_writable`), a read of what this user may write but not read; where
-    the two cannot be told apart, the path and the reason plainly. None for any other error."""
-    from hfspeech.output_folders import not_writable
-    from hfspeech.path_names import shown_name
-
-    error = first_in_chain(error, lambda each: isinstance(each, OSError) and each.errno in (errno.EACCES, errno.EPERM)
-                           and each.filename is not None)
-    if error is None:
-        return None
-    path = os.fsdecode(error.filename)
-    if not os.path.lexists(path):  # being made (its folder refusing), or out of reach (a folder above not searchable)
-        problem = not_writable(path) if os.access(os.path.dirname(path) or ".", os.X_OK) else None
-    elif not os.access(path, os.R_OK):
-        problem = f"cannot be read ({error.strerror})" if os.access(path, os.W_OK) else None
-    else:
-        problem = not_writable(path)
-    return HfspeechError(f"{shown_name(path)}: " + (problem or f"{error.strerror}; give this user access to it (and "
-                                                    "to the folders above it), or use another path"))
 
 
 def homeless(error: BaseException) -> Optional[NoHomeError]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig
 
 from hfspeech.models.folder_checks import NotAModelError, check_model_folder
-from hfspeech.models.loading import check_model_name
+from hfspeech.models.loading import check_model_name, unreadable_model_files
 from hfspeech.errors import HfspeechError
 
 
@@ -41,6 +41,8 @@ def load_model(model_dir: str | Path, config: PretrainedConfig):
     folder = Path(model_dir)
     weights = next((folder / name for name in ("model.safetensors", "pytorch_model.bin") if (folder / name).exists()),
                    folder)
+    if (unreadable := unreadable_model_files(folder)) is not None:  # safetensors: "No such file", called corrupt
+        raise ExportError(unreadable)
     try:
         model, info = AutoModelForAudioClassification.from_pretrained(folder, config=config, output_loading_info=True)
     except ValueError as error:

@@ -32,7 +32,7 @@ from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                                          read_config_json, read_run_record)
 from hfspeech.models.scores import is_multi_label
 from hfspeech.hub.remote_code import module_sources, write_remote_code
-from hfspeech.output_folders import folder_named, names_not_ours, not_a_folder, unusable_folder_name
+from hfspeech.output_folders import folder_named, names_not_ours, not_a_folder, not_writable, unusable_folder_name
 from hfspeech.output_staging import written_beside
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
@@ -118,6 +118,8 @@ def check_destination(dest: Path) -> None:
     problem = not_a_folder(dest)
     if problem is not None:
         raise StageError(f"{dest}: {problem}; give a new or empty folder")
+    if (problem := not_writable(dest)) is not None:  # as export checks --output: before the work, not after it
+        raise StageError(folder_named(dest, "", problem))
     if not dest.exists():
         return
     ours = staged_names(dest) or set()
@@ -136,7 +138,7 @@ def check_run(run: Path, include_onnx: bool) -> None:
     from safetensors import safe_open
 
     from hfspeech.models.folder_checks import NotAModelError, check_model_folder
-    from hfspeech.models.loading import check_model_name
+    from hfspeech.models.loading import check_model_name, unreadable_model_files
 
     try:
         check_model_name(run)  # not "damaged": a name that is not UTF-8 (or under LC_ALL=C, not ASCII)
@@ -145,6 +147,8 @@ def check_run(run: Path, include_onnx: bool) -> None:
         raise StageError(str(error)) from None
     if not (run / "model.safetensors").is_file():
         raise StageError(f"{run}: no model.safetensors; only safetensors weights are published")
+    if (unreadable := unreadable_model_files(run)) is not None:  # another user's 0600 weights: not "damaged"
+        raise StageError(unreadable)
     try:  # a truncated or damaged file was staged and published as it was
         with safe_open(run / "model.safetensors", framework="pt"):
             pass

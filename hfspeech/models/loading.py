@@ -192,20 +192,39 @@ def _os_error_message(name_or_path: str, error: OSError) -> str:
         return f"{_weights_file(name_or_path)}: corrupt or truncated weights file, torch cannot load it"
     if "no file named" in text:
         return f"{name_or_path}: no model weights (model.safetensors) in the folder"
-    if ("No such file" in text or "Permission denied" in text) and (unreadable := _unreadable_files(name_or_path)):
-        return (f"{name_or_path}: cannot read {first_few(unreadable)} (permission denied: another user's file, as "
-                "a run copied in keeps its owner's 0600 weights); make it readable (chmod a+r), or load it as its owner")
+    unreadable = ("No such file" in text or "Permission denied" in text) and unreadable_model_files(name_or_path)
+    if unreadable:
+        return unreadable
     return f"{name_or_path}: cannot be loaded: {_first_line(error)}"
 
 
-def _unreadable_files(folder: str) -> list[str]:
-    """The model files of a folder this process cannot read (weights saved 0600 by another user; safetensors says
-    "No such file or directory" for them): a user's own unreadable notes beside them are not the cause."""
+def unreadable_model_files(folder: str | os.PathLike) -> Optional[str]:
+    """`FOLDER: cannot read model.safetensors (permission denied: ...); ...` where this process cannot read the
+    model files of a folder (weights saved 0600 by another user, as a run copied in keeps them), else None: the one
+    check of predict, export and stage, as safetensors says "No such file or directory" for such a file and export
+    and stage called it corrupt. A user's own unreadable notes beside them are not the cause."""
     if not os.path.isdir(folder):
-        return []
+        return None
     with os.scandir(folder) as entries:
-        return sorted(entry.name for entry in entries if entry.name.endswith((".json", ".safetensors", ".bin"))
-                      and entry.is_file() and not os.access(entry.path, os.R_OK))
+        unreadable = sorted(entry.name for entry in entries if entry.name.endswith((".json", ".safetensors", ".bin"))
+                            and _plain_file(entry) and not os.access(entry.path, os.R_OK))
+    if not unreadable:
+        return None
+    from hfspeech.file_owners import another_users
+
+    owner = another_users(os.path.join(folder, unreadable[0]))
+    whose = f"{owner.name}'s file, {owner.mode}" if owner else "another user's file"
+    ask = f"ask {owner.name} to make it readable (chmod a+r), or load it as {owner.name}" if owner else \
+        "make it readable (chmod a+r), or load it as its owner"
+    return (f"{folder}: cannot read {first_few(unreadable)} (permission denied: {whose}, as a run copied in keeps "
+            f"its owner's 0600 weights); {ask}")
+
+
+def _plain_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a link loop (ELOOP): not a model file this check can speak of; the loaders say what it is
+        return False
 
 
 def _translate(name_or_path: str, error: Exception) -> str | None:

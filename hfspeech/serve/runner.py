@@ -28,6 +28,7 @@ from hfspeech.data.audio import AudioFileError
 from hfspeech.data.media_references import refuse_media_references
 from hfspeech.data.samples import stream_not_trimmed_warning
 from hfspeech.errors import HfspeechError
+from hfspeech.file_owners import access_refusal
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import with_every_active_label
@@ -78,8 +79,10 @@ class ModelRunner:
                 startup_log.warning("%s", line)  # once: `/classify` trims each upload, `/stream` cannot
             self.classifier = classifier
         except Exception as error:  # logged here; /health answers "error" (without the message)
-            # A user's mistake reads as everywhere else (the message names the folder); anything else is a bug
-            self.load_error = str(error) if isinstance(error, HfspeechError) else f"{type(error).__name__}: {error}"
+            # A user's mistake reads as everywhere else (the message names the folder), and so does a path this user
+            # may not read (another user's 0700 run: `PermissionError: [Errno 13] ...` was printed); the rest is a bug
+            user_error = error if isinstance(error, HfspeechError) else access_refusal(error)
+            self.load_error = str(user_error) if user_error is not None else f"{type(error).__name__}: {error}"
             if self.on_load_failure is not None:
                 loop.call_soon_threadsafe(self.on_load_failure)
             else:
