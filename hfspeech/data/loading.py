@@ -43,6 +43,7 @@ from hfspeech.data.split_names import (ROLE_FLAGS, SPLIT_ALIASES, choose_splits,
                                        refuse_without_dataset, slice_bases, slice_rows, split_notes)
 from hfspeech.data.whole_folders import save_whole
 from hfspeech.errors import DataError, first_few, writing_to
+from hfspeech.output_folders import remove_leftover_scratch
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -169,7 +170,9 @@ def _on_disk(listing, cache_dir: Optional[str]) -> DatasetDict:
     setting = "--cache_dir" if cache_dir else "HF_DATASETS_CACHE"  # what chose it (evaluate has no --cache_dir)
     looked_at = time.time()
     loaded = _readable_listing(folder)
-    if loaded is None:
+    if loaded is not None:  # a killed run's `.KEY-partial-*` stayed for good: only `save_whole` swept, run no more
+        remove_leftover_scratch(folder)  # once another run had saved the listing (a live run's, locked, is kept)
+    else:
         if problem := cache_folder_problem(folder.parent):  # not a traceback from deep inside save_to_disk
             raise DataError(f"{folder.parent}: cannot write the audio folder's listing to the datasets cache "
                             f"({problem}); set {setting} to a folder you can write")

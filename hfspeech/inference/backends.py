@@ -17,12 +17,13 @@ import numpy as np
 from hfspeech.cpu_threads import onnx_session_options
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import made_from
-from hfspeech.models.loading import WEIGHT_FILES  # noqa: F401  (re-exported)
+from hfspeech.models.loading import WEIGHT_FILES, NotAModelError  # WEIGHT_FILES re-exported
 
 ONNX_FILES = ("model.onnx", "model_quantized.onnx")  # fp32 first: the export writes both into one folder
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 TORCHSCRIPT_DIR = "torchscript"  # where `hfspeech export --format torchscript` writes inside a model folder
 BACKENDS = ("pytorch", "onnx", "torchscript")
+EXPORT_FILES = {"onnx": ONNX_FILES, "torchscript": (TORCHSCRIPT_FILE,)}  # what an export folder of each holds
 ONNX_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
                     "tensor(int32)": np.int32}
 
@@ -196,7 +197,8 @@ def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str,
     """`(backend, folder or Hub id, model file)` for a path: a `.onnx` or `.pt` file runs in onnxruntime or
     TorchScript; a folder runs in PyTorch when it has weights (from its current TorchScript twin when it
     has one, below), else from the ONNX or TorchScript file it holds. `backend` forces the choice for a
-    folder. The file is None for PyTorch."""
+    folder; for a training run without that file, its one export of that kind (`run_export`). The file is None
+    for PyTorch."""
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     path = Path(name_or_path)
@@ -207,6 +209,10 @@ def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str,
     if not path.is_dir():
         return "pytorch", name_or_path, None  # a Hub id, or a path the PyTorch loader reports on
     names = {p.name for p in path.iterdir()}
+    if backend in EXPORT_FILES and names & set(WEIGHT_FILES) and not names & set(EXPORT_FILES[backend]):
+        export = run_export(path, backend)  # a training run: its own `onnx/` or `torchscript/`, where it has one
+        if export is not None:
+            return locate_model(str(export), backend)
     onnx_file = next((name for name in ONNX_FILES if name in names), None)
     if backend == "onnx" or (backend is None and onnx_file and not names & set(WEIGHT_FILES)):
         return "onnx", str(path), path / (onnx_file or ONNX_FILES[0])
@@ -216,6 +222,19 @@ def locate_model(name_or_path: str, backend: Optional[str] = None) -> tuple[str,
     if twin is not None:
         return "torchscript", str(path), twin
     return "pytorch", name_or_path, None
+
+
+def run_export(run_dir: Path, backend: str) -> Optional[Path]:
+    """The one folder inside a training run holding an export for `backend` (`hfspeech export` writes `RUN/onnx`,
+    `RUN/torchscript`), or None where there is none; several is one line naming them. `--backend onnx` on a run
+    was refused ("RUN/model.onnx: no such exported model file"), though it forces the backend for a folder
+    holding several."""
+    found = sorted(folder for folder in run_dir.iterdir()
+                   if folder.is_dir() and any((folder / name).is_file() for name in EXPORT_FILES[backend]))
+    if len(found) > 1:
+        raise NotAModelError(f"{run_dir}: --backend {backend}: the run holds {len(found)} {backend} exports ("
+                             f"{', '.join(map(str, found))}); give the one to run instead of the run folder")
+    return found[0] if found else None
 
 
 def current_torchscript_twin(run_dir: Path) -> Optional[Path]:

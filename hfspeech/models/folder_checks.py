@@ -12,6 +12,7 @@ import os
 import re
 from typing import Optional
 
+from hfspeech.folder_writers import being_written
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.loading import WEIGHT_FILES, NotAModelError
 
@@ -26,13 +27,21 @@ def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
         raise NotAModelError(f"{path}: not a model folder (it is a file; pass the folder holding config.json)")
     names = set(os.listdir(path))
     if "config.json" not in names:
-        raise NotAModelError(f"{path}: not a model folder (no config.json){_checkpoint_hint(path, names)}")
+        raise _unsaved(path, f"not a model folder (no config.json){_checkpoint_hint(path, names)}")
     if not names & set(WEIGHT_FILES):
-        raise NotAModelError(f"{path}: no model weights (model.safetensors) in the folder"
-                             f"{_checkpoint_hint(path, names)}")
-    if "preprocessor_config.json" not in names:
-        raise NotAModelError(f"{path}: no feature extractor (preprocessor_config.json) in the folder")
+        raise _unsaved(path, f"no model weights (model.safetensors) in the folder{_checkpoint_hint(path, names)}")
+    if "preprocessor_config.json" not in names:  # the Trainer saves the model first, the feature extractor after
+        raise _unsaved(path, "no feature extractor (preprocessor_config.json) in the folder")
     check_model_config(path, trust_remote_code)
+
+
+def _unsaved(path: str, problem: str) -> NotAModelError:
+    """`problem`, or, while a training run holds the folder (`folder_writers.being_written`), that it is still being
+    written: `predict RUN` in a run's first epoch was told the run had stopped, and to resume it."""
+    if being_written(path):
+        return NotAModelError(f"{path}: a training run is writing this folder now (no model saved yet); wait for it "
+                              "to end")
+    return NotAModelError(f"{path}: {problem}")
 
 
 def _export_hint(path: str) -> str:
@@ -126,10 +135,12 @@ def check_export_folder(folder: str, model_file) -> None:
     """The same for an exported model: the file itself, and the config.json (labels, window) and
     preprocessor_config.json (sampling rate) that `hfspeech export` writes beside it."""
     if not os.path.isfile(model_file):
-        # `--backend onnx/torchscript` on a training run: its exports live in subfolders, which it does not search.
+        # `--backend onnx/torchscript` on a training run with no export of that kind (`inference.backends.run_export`
+        # finds its one export folder): the command that writes one.
         weights = any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES)
-        hint = (f"; {folder} is a model folder: predict its export folder (`hfspeech export` writes "
-                f"{os.path.join(folder, 'onnx')} or {os.path.join(folder, 'torchscript')})") if weights else ""
+        kind = "onnx" if str(model_file).lower().endswith(".onnx") else "torchscript"
+        hint = (f"; {folder} is a model folder: predict its export folder (the run has no {kind} export: `hfspeech "
+                f"export {folder} --format {kind}` writes {os.path.join(folder, kind)})") if weights else ""
         raise NotAModelError(f"{model_file}: no such exported model file{hint}")
     for name, holds in (("config.json", "labels"), ("preprocessor_config.json", "sampling rate")):
         if not os.path.isfile(os.path.join(folder, name)):

@@ -25,6 +25,7 @@ from typing import Iterator
 
 from hfspeech.cache_folders import pretrained_cache, pretrained_cache_before_xdg
 from hfspeech.errors import HfspeechError, writing_to
+from hfspeech.folder_writers import wait_while_written
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.output_folders import check_output_folder, lock_taken, not_writable, real_destination
@@ -113,12 +114,24 @@ def resolve_pretrained(name_or_path: str) -> str:
         return name_or_path
     folder = cache_dir() / name_or_path
     if not is_converted(folder, PRETRAINED[name_or_path]):
+        conversion_awaited(folder, name_or_path)  # one converting it now: waited for, then looked at again
+    if not is_converted(folder, PRETRAINED[name_or_path]):
         earlier = pretrained_cache_before_xdg()
         there = (f"; it is in {earlier}, the cache before hfspeech followed XDG_CACHE_HOME: set HFSPEECH_CACHE="
                  f"{earlier}, or move it to {cache_dir()}" if earlier and (earlier / name_or_path).is_dir() else "")
         raise PretrainedError(f"{name_or_path} is not in the cache ({folder}): run `hfspeech pretrained "
                               f"{name_or_path}` once (scripts/setup.sh fetches whisper-tiny.en){there}")
     return str(folder)
+
+
+def conversion_awaited(folder: Path, name: str) -> bool:
+    """Wait for an `hfspeech pretrained` converting into `folder`'s cache now (`converting_alone` holds it), and say
+    so: a CI matrix's train jobs started beside the set-up job converting the checkpoint were told to run the very
+    command that was running. True when it waited; never waits where no conversion holds the cache (nor on Windows)."""
+    cache = real_destination(folder).parent
+    return wait_while_written(cache, lambda: print(
+        f"waiting for another `hfspeech pretrained` converting into {cache} ({name} is not there yet) ...",
+        file=sys.stderr, flush=True))
 
 
 def hub_id_of(name_or_path: str) -> str:
