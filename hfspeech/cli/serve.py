@@ -80,6 +80,9 @@ def serve_parser() -> argparse.ArgumentParser:
                              "may hold a --max_body_mb body and its audio in memory")
     parser.add_argument("--request_timeout", type=finite_positive, default=30.0,
                         help="seconds before a request gets 408")
+    parser.add_argument("--shutdown_timeout", type=finite_positive, default=10.0,
+                        help="seconds the requests in progress may take after SIGTERM or Ctrl-C before they are "
+                             "cancelled (docker stop waits 10)")
     parser.add_argument("--top_k", type=positive(int), default=5,
                         help="labels per answer when the request does not say")
     parser.add_argument("--api_key", default=None, help="require `Authorization: Bearer KEY` on every route but "
@@ -142,7 +145,7 @@ def serve(argv: list[str]) -> int:
     settings = ServeSettings(args.model, backend, args.trust_remote_code, args.max_batch_size, args.max_wait_ms,
                              int(args.max_body_mb * 1024 * 1024), args.max_seconds, args.request_timeout, args.top_k,
                              args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests, args.device,
-                             args.allowed_hosts)
+                             args.allowed_hosts, shutdown_timeout=args.shutdown_timeout)
     warn_if_exposed(args.host, settings.api_key)
     load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
     if load_error:

@@ -35,8 +35,9 @@ from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_a
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL, with_header_timeout
 from hfspeech.serve.environment import set_for_workers
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, send_error
+from hfspeech.serve.limits import more_open_files, quiet_accept_errors, quiet_accept_errors_in_this_process
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
-from hfspeech.serve.metrics import ServerMetrics, route_name
+from hfspeech.serve.metrics import ServerMetrics, counts_as_error, route_name
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
 from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
@@ -66,6 +67,7 @@ class ServeSettings:
     max_requests: Optional[int] = 64  # per worker: each may hold a body of --max_body_mb and its decoded audio
     device: Optional[str] = None  # where each worker's PyTorch model runs (None: a GPU when there is one)
     allowed_hosts: Optional[list] = None  # Host names answered and page names that may POST (None: any Host; access.py)
+    shutdown_timeout: float = 10.0  # after SIGTERM, requests still running then are cancelled (docker stop: 10 s)
 
 
 class Endpoints:
@@ -241,7 +243,7 @@ class GuardMiddleware:
             if not sent["started"]:  # else the client sees the answer cut short
                 await send_error(scope, receive, send_and_record, error)
         self.metrics.observe_request(route_name(path), sent["status"], time.perf_counter() - started)
-        if sent["status"] >= 400:
+        if counts_as_error(route_name(path), sent["status"]):
             self.metrics.errors.labels(sent["kind"] or f"http_{sent['status']}").inc()
 
     def authorized(self, scope) -> bool:
@@ -251,6 +253,7 @@ class GuardMiddleware:
 
 def app_from_env() -> Starlette:
     """The app factory each `--workers N` process calls (the settings travel in an environment variable)."""
+    quiet_accept_errors_in_this_process()  # out of file descriptors: a line every few seconds (limits.py)
     return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
@@ -258,12 +261,17 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
                log_level: str = "info") -> Optional[str]:
     """Serve until interrupted: one process, or `workers` processes on one socket, each with its own model.
     Returns why the model did not load, if it did not (one process; workers log it)."""
-    import uvicorn
-
     settings = replace(settings, allowed_hosts=names_to_answer(host, settings.allowed_hosts))  # loopback: its names
     # NO_COLOR: uvicorn coloured its log on a terminal whatever it said (None: its choice, colour on a terminal)
-    options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL,
-                   use_colors=False if os.environ.get("NO_COLOR") else None)
+    options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL, timeout_graceful_shutdown=
+                   settings.shutdown_timeout, use_colors=False if os.environ.get("NO_COLOR") else None)
+    with more_open_files(), quiet_accept_errors():  # each connection holds a descriptor; workers inherit the limit
+        return _run(settings, options, workers)
+
+
+def _run(settings: ServeSettings, options: dict, workers: int) -> Optional[str]:
+    import uvicorn
+
     if workers <= 1:  # a connection's deadline for its headers: this server's own (workers: in the environment)
         app = create_app(settings)
         protocol = with_header_timeout(settings.request_timeout)

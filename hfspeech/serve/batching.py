@@ -13,6 +13,9 @@ arrival: a 10-minute upload (1,200 windows) used to hold every request behind it
 run (a 0.5 s clip waited 6 s instead of 60 ms, and under `--request_timeout` such waits became 408s).
 A batch that fails is run again one request at a time, so only the request whose windows the model cannot
 take gets the error, not every request that happened to share its batch.
+A request that is cancelled (408, or its client left: 499) takes its windows still queued out of the line at
+once: they used to keep their turns and be dropped only once taken, so 20 cancelled uploads left a live request
+batches of one or two windows (a 320-window request took 2.4 s instead of 0.13 s).
 """
 
 from __future__ import annotations
@@ -66,11 +69,27 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         self.submitted += 1
         pending = [_Pending(item, loop.create_future(), self.submitted) for item in items]
+        queue = deque(pending)
         if pending:
-            self.queues.append(deque(pending))
+            self.queues.append(queue)
             self.waiting += len(pending)
             self.arrived.set()
-        return list(await asyncio.gather(*(entry.future for entry in pending)))
+        try:
+            return list(await asyncio.gather(*(entry.future for entry in pending)))
+        except BaseException:  # cancelled, or one window failed: the rest of its windows are not run
+            self._forget(queue)
+            raise
+
+    def _forget(self, queue: deque) -> None:
+        """A request's windows still queued, out of the line (by identity: `==` would compare the windows)."""
+        for index, waiting in enumerate(self.queues):
+            if waiting is queue:
+                del self.queues[index]
+                break
+        self.waiting -= len(queue)
+        for entry in queue:
+            entry.future.cancel()
+        queue.clear()
 
     async def _collect_forever(self) -> None:
         while True:
@@ -94,9 +113,7 @@ class DynamicBatcher:
                 await asyncio.wait_for(self.arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 break
-        batch = self._take_in_turn()
-        # A request that timed out or whose client left has cancelled its futures: do not run its windows.
-        return [entry for entry in batch if not entry.future.done()]
+        return self._take_in_turn()
 
     def _take_in_turn(self) -> list[_Pending]:
         """Up to `max_batch_size` windows, one from each waiting request in turn; a request that still has
@@ -104,10 +121,12 @@ class DynamicBatcher:
         batch: list[_Pending] = []
         while self.queues and len(batch) < self.max_batch_size:
             queue = self.queues.popleft()
-            batch.append(queue.popleft())
+            entry = queue.popleft()
+            self.waiting -= 1
+            if not entry.future.done():  # a window cancelled on its own does not take a place in the batch
+                batch.append(entry)
             if queue:
                 self.queues.append(queue)
-        self.waiting -= len(batch)
         return batch
 
     async def _run(self, batch: list[_Pending]) -> None:

@@ -48,3 +48,11 @@ class ServerMetrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def counts_as_error(route: str, status: int) -> bool:
+    """Whether an answer is counted in `hfspeech_errors_total`: a 4xx or 5xx, except `/health`'s 503 while the
+    model loads (or failed to), which is the readiness probe saying "not yet", not a request that went wrong (it
+    was counted as `http_503`, dozens per start-up, and error alerts tripped on every restart). It is still in
+    `hfspeech_requests_total{route="/health",status="503"}`."""
+    return status >= 400 and not (route == "/health" and status == 503)
