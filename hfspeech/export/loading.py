@@ -12,6 +12,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, PretrainedConfig
 
+from hfspeech.folder_writers import being_written
 from hfspeech.models.folder_checks import NotAModelError, check_model_folder
 from hfspeech.models.loading import check_model_name, unreadable_model_files
 from hfspeech.errors import HfspeechError
@@ -29,6 +30,9 @@ def read_config(model_dir: str | Path) -> PretrainedConfig:
         check_model_folder(str(folder))
     except NotAModelError as error:
         raise ExportError(str(error)) from None
+    if being_written(folder):  # a resumed run's earlier model, which train may rewrite while it is read
+        raise ExportError(f"{folder}: a training run is writing this folder now; export it once the run ends (or "
+                          "export one of its checkpoint-* folders)")
     config_file = folder / "config.json"
     try:
         return AutoConfig.from_pretrained(folder)

@@ -137,6 +137,7 @@ def check_run(run: Path, include_onnx: bool) -> None:
     them), and its ONNX export when asked for; a `StageError` naming the file otherwise."""
     from safetensors import safe_open
 
+    from hfspeech.folder_writers import being_written
     from hfspeech.models.folder_checks import NotAModelError, check_model_folder
     from hfspeech.models.loading import check_model_name, unreadable_model_files
 
@@ -145,6 +146,8 @@ def check_run(run: Path, include_onnx: bool) -> None:
         check_model_folder(str(run))
     except NotAModelError as error:
         raise StageError(str(error)) from None
+    if being_written(run):  # a resumed run's earlier model and metrics were staged while it trained on (rc 0)
+        raise StageError(f"{run}: a training run is writing this folder now; stage it once the run ends")
     if not (run / "model.safetensors").is_file():
         raise StageError(f"{run}: no model.safetensors; only safetensors weights are published")
     if (unreadable := unreadable_model_files(run)) is not None:  # another user's 0600 weights: not "damaged"
