@@ -172,7 +172,8 @@ def torch_threads_capped() -> Iterator[None]:
         yield
         return
     threads, why = budget
-    logger.info("using %d of %d CPUs' threads: %s", threads, os.cpu_count() or 1, why)
+    # a warning's level: said before the command sets up its logging (Python's last-resort handler shows it)
+    logger.warning("note: using %d of %d CPUs' threads: %s", threads, os.cpu_count() or 1, why)
     torch = sys.modules.get("torch")
     if torch is None:
         with environment_set({"OMP_NUM_THREADS": str(threads), THREADS_ENV: str(threads)}):
