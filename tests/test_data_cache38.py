@@ -128,8 +128,11 @@ def test_cached_failures_are_decoded_again_alone_once_the_decoder_is_mended(data
     for name, split in again.items():  # every clip in its split's order, the mended one in its place
         expected = [clip["path"] for clip in column_values(raw[name], "audio") if clip["path"] != still_bad]
         assert column_values(split, "path") == expected
-    assert {c["filename"] for s in again.values() for c in s.cache_files} == \
+    assert {c["filename"] for s in again.values() for c in s.cache_files} >= \
         {c["filename"] for s in first.values() for c in s.cache_files}
+    decoder["calls"] = 0
+    prepare_dataset(splits(data), 16000, skip_bad_files=True)
+    assert decoder["calls"] == 1  # the mended clip read from disk (held in memory, decoded by every run); the bad one
 
 
 def test_a_run_stopped_on_a_bad_file_keeps_the_decoded_clips_for_the_next(data, decoder):
@@ -143,6 +146,25 @@ def test_a_run_stopped_on_a_bad_file_keeps_the_decoded_clips_for_the_next(data, 
     prepared, report = prepare_dataset(splits(data), 16000)
     assert decoder["calls"] == 1 and not report.skipped
     assert sum(len(split) for split in prepared.values()) == 18
+    decoder["calls"] = 0
+    prepare_dataset(splits(data), 16000)
+    assert decoder["calls"] == 0  # the clip decoded again is read back from beside the table
+
+
+def test_a_table_decoded_without_its_codec_is_decoded_once_when_it_has_it(data, decoder):
+    """Every clip failed (torchcodec missing): once it is installed, the next run decodes them all and caches them
+    beside the table; the run after reads them (held in memory, every later run decoded the whole table again)."""
+    decoder["broken"] |= {str(path) for path in data.rglob("*.wav")}
+    with pytest.raises(AudioFileError, match="and 17 more bad file"):
+        prepare_dataset(splits(data), 16000)
+    decoder["broken"].clear()
+    decoder["calls"] = 0
+    first, _ = prepare_dataset(splits(data), 16000)
+    assert decoder["calls"] == 18
+    second, _ = prepare_dataset(splits(data), 16000)
+    assert decoder["calls"] == 18
+    for name in first:
+        assert column_values(second[name], "length") == column_values(first[name], "length")
 
 
 def fold_splits(tmp_path: Path):

@@ -4,26 +4,32 @@
 decoder's rather than the file's (torchcodec missing, a codec added since): read back, it stayed a failure for good
 with `--skip_bad_files`, and a run that stopped on it removed the whole cache, so that the next run decoded every
 good clip again (50,000 clips for one bad file). The cache is kept now, and a run that reads it back decodes its
-failed rows again, in memory: each that decodes now takes its place, the rows' order and the table's fingerprint stay
-as they were (what is cached under that fingerprint is that table's audio), and the cache file is not written again.
-A file still bad is decoded once more by every run that reads the table, which costs what its failure costs.
+failed rows again: each that decodes now takes its place, the rows' order and the table's fingerprint stay as they
+were (what is cached under that fingerprint is that table's audio). The rows decoded again are cached beside the
+table (`hfspeech-retried-*.arrow`, named by the table's file and the rows), so the next run reads them from disk;
+held in memory, every later run decoded them all again (a whole table once decoded without its codec). Only the
+failures of that file are tried once more, in memory: a file still bad costs each run what its failure costs.
 
-Bottom layer: imports `datasets` and `data.columns` only.
+Bottom layer: imports `datasets` and `data.columns`, `data.cache_users` only.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Callable, Optional
 
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
 
+from hfspeech.data import cache_users
 from hfspeech.data.columns import column_values
 
 logger = logging.getLogger("hfspeech.data")
 
 # In the name of every decoded cache: a change to what a decoded row holds names new caches by changing it
 DECODED_LAYOUT = "input_values,length,path,error,label/1"
+RETRIED_PREFIX = "hfspeech-retried-"
 
 
 def decoded_fingerprint(split: Dataset, settings: list, features) -> str:
@@ -33,20 +39,38 @@ def decoded_fingerprint(split: Dataset, settings: list, features) -> str:
     return Hasher.hash([split._fingerprint, *settings, features.to_dict(), DECODED_LAYOUT])
 
 
-def with_failures_retried(split: Dataset, decoded: Dataset, decode, features) -> Dataset:
-    """`decoded` (`split` read back from the cache) with each row whose `error` is set decoded again by `decode`
-    (one `map` over those rows of `split`, in memory): the rows that decode now replace their failures in place."""
+def retried_cache_name(decoded: Dataset, failed: list[int]) -> Optional[str]:
+    """Where `decoded`'s `failed` rows, decoded again, are cached: beside its cache file, named by that file and the
+    rows; None where it has no file, or where none is there and none can be written (a read-only cache)."""
+    if not decoded.cache_files:
+        return None
+    table = Path(decoded.cache_files[0]["filename"])
+    name = str(table.parent / f"{RETRIED_PREFIX}{Hasher.hash([table.name, failed])}.arrow")
+    if cache_users.cached_files(name) or cache_users.cache_folder_problem(table.parent) is None:
+        return name
+    return None
+
+
+def with_failures_retried(split: Dataset, decoded: Dataset, decode_into: Callable[[Dataset, Optional[str]], Dataset],
+                          may_write: bool = True) -> Dataset:
+    """`decoded` (`split` read back from the cache) with each row whose `error` is set decoded again: the rows of
+    `split` given to `decode_into(rows, cache_file_name)` (None: in memory), written beside the table where
+    `may_write` (`retried_cache_name`); the rows that decode now replace their failures in place."""
     failed = [row for row, error in enumerate(column_values(decoded, "error")) if error]
     if not failed:
         return decoded
-    again = split.select(failed, keep_in_memory=True).map(
-        decode, remove_columns=split.column_names, features=features, keep_in_memory=True,
-        desc=f"decoding again the {len(failed)} clip(s) that failed when the cache was written")
+    name = retried_cache_name(decoded, failed) if may_write else None
+    was_cached = name is not None and bool(cache_users.cached_files(name))
+    rows = split.select(failed, keep_in_memory=True)
+    again = decode_into(rows, name)
+    if was_cached:  # read back: its own failures tried once more, in memory (a decoder mended since)
+        again = with_failures_retried(rows, again, decode_into, may_write=False)
     mended = [row for row, error in enumerate(column_values(again, "error")) if not error]
     if not mended:
         return decoded
-    logger.warning("data: %d of the %d clip(s) that failed to decode when the cache was written decode now (e.g. %s)",
-                   len(mended), len(failed), again[mended[0]]["path"])
+    if not was_cached:
+        logger.warning("data: %d of the %d clip(s) that failed to decode when the cache was written decode now "
+                       "(e.g. %s)", len(mended), len(failed), again[mended[0]]["path"])
     order = list(range(len(decoded)))
     for row in mended:
         order[failed[row]] = len(decoded) + row

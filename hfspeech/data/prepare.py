@@ -205,7 +205,16 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         desc=f"decoding {what} at {settings[0]} Hz",
         new_fingerprint=fingerprint,
     )
-    return with_failures_retried(split, decoded, decode, features) if warm else decoded
+    if not warm:
+        return decoded
+
+    def decode_into(rows, name: Optional[str]):  # the failed rows again: cached beside the table, or in memory
+        arguments = dict(remove_columns=rows.column_names, features=features, writer_batch_size=_writer_batch_size(
+            rows, file_sizes), desc=f"decoding again the {len(rows)} clip(s) of {what} that failed when cached")
+        return rows.map(decode, keep_in_memory=True, **arguments) if name is None else \
+            _decoded_into_cache(rows, name, decode, **arguments)
+
+    return with_failures_retried(split, decoded, decode_into)
 
 
 def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, settings: list):
