@@ -194,3 +194,13 @@ def test_serve_of_another_users_0700_run_is_the_line_predict_gives(other_user, t
     assert done.stdout.strip() == (
         f"run700: Permission denied (it belongs to {other_user}, drwx------); ask {other_user} to give this user "
         "access to it (and to the folders above it), or use another path")
+
+
+def test_another_users_datasets_cache_is_named_with_its_owner(other_user, tmp_path):
+    """`train` with a teammate's datasets cache it may not write: `cannot write the audio folder's listing to the
+    datasets cache (Permission denied); set HF_DATASETS_CACHE ...` said nothing of whose the folder was."""
+    (tmp_path / "cache").mkdir()
+    cache = given_away(tmp_path / "cache", 0o755)
+    done = run_bound_by_modes(f"from pathlib import Path\nfrom hfspeech.data.cache_users import cache_folder_problem\n"
+                              f"print(cache_folder_problem(Path({str(cache / 'hfspeech-audiofolder')!r})))", tmp_path)
+    assert done.stdout.strip() == f"Permission denied: it belongs to {other_user}, drwxr-xr-x"

@@ -18,6 +18,7 @@ Bottom layer: imports `output_folders`' lock (and, for `prepared_file`'s refusal
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import logging
 import os
@@ -110,13 +111,18 @@ def cached_files(name: str) -> list[str]:
 
 
 def cache_folder_problem(folder: Path) -> Optional[str]:
-    """Why no file can be written in `folder` (made when missing): read-only, not a folder, no space; else None."""
+    """Why no file can be written in `folder` (made when missing): read-only, not a folder, no space; else None.
+    Another user's folder is named so (`Permission denied: it belongs to bob, drwxr-xr-x`): a team's cache."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        return error.strerror or str(error)
+        if error.errno != errno.EACCES or not error.strerror:
+            return error.strerror or str(error)
+        from hfspeech.file_owners import reason_and_remedy
+
+        return reason_and_remedy(folder, error.strerror)[0]
     return None
 
 
