@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from hfspeech.cpu_threads import worker_environment
+from hfspeech.cpu_threads import environment_set, worker_environment
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -36,17 +36,10 @@ def set_for_workers(values: dict[str, str], workers: int = 1) -> Iterator[None]:
     made = None
     if not os.environ.get(METRICS_DIR_ENV):
         made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
     try:
-        with signal_handlers_kept():
+        with environment_set(values), signal_handlers_kept():
             yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         if made:
             shutil.rmtree(made, ignore_errors=True)
 
