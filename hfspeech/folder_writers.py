@@ -11,16 +11,23 @@ converting it. A shared, non-blocking `flock` on the folder tells: refused while
 Where no lock is to be had (no `fcntl`: Windows; a file system without locks: NFS; no such folder) nothing is being
 written as far as anyone can tell: False, and a reader says what it said before. The probe's lock lasts a system
 call: a writer taking its folder in that instant is refused as if another writer held it (`held_alone`'s "in use").
-A hold of this very process (`train` checking the folder it holds as the model to start from) is not another
-writer's: Linux's /proc/locks names the holder (`held_here_alone`); elsewhere it counts as another's.
+A hold of this very process (`train` checking the folder it holds as the model to start from, or tracing its
+TorchScript twin at the end) is not another writer's: the holders note their folders here (`noted_as_held`). Read
+from Linux's /proc/locks instead, a btrfs folder (whose `stat` device is not the one /proc/locks names) and every
+folder on macOS (no /proc/locks) counted as another's: each `train` of a baseline lost its twin to "a training run
+is writing this folder now".
 
 Bottom layer: imports nothing from hfspeech; any stage may import it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
+
+# (device, inode) of each folder this process holds with an exclusive `flock` (`noted_as_held`)
+_held_here: set[tuple[int, int]] = set()
 
 
 def being_written(folder: str | os.PathLike) -> bool:
@@ -47,11 +54,12 @@ def _probed(folder: str | os.PathLike, wait: Optional[Callable[[], None]]) -> bo
     except OSError:  # no such folder, or one this user may not open: nothing this process can tell
         return False
     try:
+        status = os.fstat(handle)
+        if (status.st_dev, status.st_ino) in _held_here:  # this process's own hold (another descriptor)
+            return False
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            if held_here_alone(handle):  # this process's own hold (another descriptor): not another writer
-                return False
             if wait is not None:
                 wait()
                 fcntl.flock(handle, fcntl.LOCK_SH)
@@ -63,18 +71,15 @@ def _probed(folder: str | os.PathLike, wait: Optional[Callable[[], None]]) -> bo
         os.close(handle)  # lets go of the shared lock
 
 
-def held_here_alone(handle: int) -> bool:
-    """Whether every `flock` on `handle`'s file is this process's (Linux's /proc/locks names each holder): a lock
-    refuses another descriptor of the same process too, so `train --model_name_or_path RUN --output_dir RUN` (RUN
-    not a model), holding RUN itself, was told a training run was writing it. False where it cannot tell (no
-    /proc/locks: macOS; a file system whose locks name another device, overlayfs): counted as another's."""
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as table:
-            rows = table.read().splitlines()
-    except OSError:
-        return False
+@contextlib.contextmanager
+def noted_as_held(handle: int) -> Iterator[None]:
+    """The folder open as `handle`, which this process holds with an exclusive `flock`, known as its own while the
+    block runs: `being_written` then answers False for it in this process (a lock refuses another descriptor of the
+    same process too)."""
     status = os.fstat(handle)
-    inode = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
-    holders = {fields[-4] for fields in map(str.split, rows)
-               if len(fields) >= 8 and fields[-7] == "FLOCK" and fields[-3] == inode and "->" not in fields}
-    return holders == {str(os.getpid())}
+    key = (status.st_dev, status.st_ino)
+    _held_here.add(key)
+    try:
+        yield
+    finally:
+        _held_here.discard(key)

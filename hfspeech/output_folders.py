@@ -27,6 +27,7 @@ from typing import Callable, Iterator, Optional
 
 from hfspeech.errors import HfspeechError, UsageError, first_few
 from hfspeech.file_owners import FolderNotWritableError, refused_write, warn_left_behind, with_umask_mode
+from hfspeech.folder_writers import noted_as_held
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 _unlocked_warned: list[str] = []  # the folder `lock_taken` warned of, once a process
@@ -159,7 +160,8 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
         if lock_taken(handle, folder) is False:
             created = []  # the other run's: it may have made them a moment ago
             raise UsageError(folder_named(folder, flag, refusal))
-        yield
+        with noted_as_held(handle):  # this process's own: not "a training run is writing" to its own checks
+            yield
     finally:
         os.close(handle)
         for path in created:

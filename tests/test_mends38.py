@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from hfspeech.errors import UsageError
 from hfspeech.synthetic.spoken import _check_keywords
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_decomposed_keyword_is_read_as_its_composed_word():
@@ -41,3 +49,52 @@ def test_a_run_still_training_is_not_exported_or_staged(saved_run, tmp_path, com
         let_go(holder)
     assert "a training run is writing this folder now" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_request_cancelled_at_the_shutdown_timeout_is_answered_503_not_500():
+    """Past --shutdown_timeout uvicorn cancels the requests still running: the CancelledError passed the middleware's
+    `except Exception`, uvicorn answered 500 and logged a 45-line traceback, and the request was not counted (R2)."""
+    import asyncio
+    import json
+
+    from hfspeech.serve.app import GuardMiddleware
+    from hfspeech.serve.metrics import ServerMetrics
+
+    async def route_still_running(scope, receive, send):
+        raise asyncio.CancelledError("Task cancelled, timeout graceful shutdown exceeded")
+
+    sent, metrics = [], ServerMetrics()
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+    asyncio.run(GuardMiddleware(route_still_running, metrics, None)(scope, receive, send))
+    assert sent[0]["status"] == 503
+    assert json.loads(sent[1]["body"])["kind"] == "shutting_down"
+    assert metrics.registry.get_sample_value("hfspeech_errors_total", {"kind": "shutting_down"}) == 1
+
+
+HOLDS_ITS_OWN_RUN = """
+import sys
+from hfspeech.folder_writers import being_written
+from hfspeech.output_folders import held_alone
+with held_alone(sys.argv[1], "in use"):
+    print("another writer" if being_written(sys.argv[1]) else "its own")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare (a mount "
+                    "namespace without /proc/locks)")
+def test_a_folder_this_process_holds_is_its_own_where_proc_locks_says_nothing(tmp_path):
+    """Told apart by Linux's /proc/locks, this process's own hold counted as another writer's on macOS (no
+    /proc/locks) and on btrfs (another device number there): every `train` of a baseline lost its TorchScript twin
+    to "a training run is writing this folder now" (R2). /proc/locks hidden here as macOS has none."""
+    (tmp_path / "run").mkdir()
+    script = f"mount --bind /dev/null /proc/locks && exec {sys.executable} -c '{HOLDS_ITS_OWN_RUN}' {tmp_path / 'run'}"
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.stdout.strip() == "its own", done.stderr

@@ -236,6 +236,10 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, receive, send_and_record)
+        except asyncio.CancelledError:  # past --shutdown_timeout uvicorn cancels it: 500 and a traceback were sent
+            if not sent["started"]:
+                await send_error(scope, receive, send_and_record, ApiError(503, "shutting_down", "the server is "
+                                 "stopping; send the request again (to another instance)"))
         except Exception as error:  # ApiError raised past the router, or a bug: logged with its traceback
             if not isinstance(error, ApiError):
                 logger.exception("unexpected error answering %s %s", scope.get("method"), path)
