@@ -65,7 +65,7 @@ def another_users(path: Optional[str | os.PathLike]) -> Optional[Owner]:
     try:
         name = pwd.getpwuid(status.st_uid).pw_name
     except KeyError:
-        name = str(status.st_uid)
+        name = f"uid {status.st_uid}"  # no passwd entry: `ask 4242 to ...` read as a count
     groups = {os.getegid(), *os.getgroups()}
     return Owner(name, stat.filemode(status.st_mode), status.st_gid in groups, stat.S_ISDIR(status.st_mode))
 
@@ -156,8 +156,13 @@ def warn_left_behind(scratch: str | os.PathLike, killed: bool) -> None:
     if owner is None or str(scratch) in _warned_left_behind:
         return
     _warned_left_behind.add(str(scratch))
+    from hfspeech.output_folders import SET_ASIDE
+
     whose = f"a killed run of {owner.name}'s" if killed else f"a run of {owner.name}'s (running, or killed)"
     when = "" if killed else f"if no run of {owner.name}'s writes there, "
+    what = "to remove it"
+    if killed and os.path.lexists(os.path.join(scratch, SET_ASIDE)):  # the earlier output's only copy: not to delete
+        what = "to run the same command again, which puts back the earlier output it holds"
     logging.getLogger("hfspeech.output_folders").warning(
-        "warning: %s: left by %s (%s), and this user may not remove it; %sask %s to remove it", scratch, whose,
-        owner.mode, when, owner.name)
+        "warning: %s: left by %s (%s), and this user may not remove it; %sask %s %s", scratch, whose, owner.mode,
+        when, owner.name, what)

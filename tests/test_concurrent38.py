@@ -78,8 +78,7 @@ def test_a_run_started_while_the_checkpoint_converts_waits_for_it(cache, capsys)
         let_go(holder)
     assert is_converted(cache / "whisper-tiny.en", PRETRAINED["whisper-tiny.en"])
     waited = capsys.readouterr().err.strip().splitlines()
-    assert waited == [f"waiting for another `hfspeech pretrained` converting into {cache} (whisper-tiny.en is not "
-                      "there yet) ..."], waited
+    assert waited == [f"waiting for another `hfspeech pretrained` converting whisper-tiny.en into {cache} ..."], waited
 
 
 def test_a_conversion_that_stops_without_the_checkpoint_is_waited_for_then_refused_as_before(cache, capsys):
@@ -92,6 +91,29 @@ def test_a_conversion_that_stops_without_the_checkpoint_is_waited_for_then_refus
     finally:
         let_go(holder)
     assert "waiting for another `hfspeech pretrained`" in capsys.readouterr().err
+
+
+def test_a_conversion_of_another_checkpoint_is_not_waited_for(cache, capsys):
+    """The lock covers the whole cache: a train of whisper-tiny.en waited for whisper-base's conversion, then was
+    refused all the same (R2). The converting process says which checkpoint it converts."""
+    from hfspeech.models.whisper.pretrained import CONVERTING, PretrainedError, resolve_pretrained
+
+    (cache / CONVERTING).write_text("whisper-base", encoding="utf-8")
+    holder = hold(cache)
+    try:
+        with pytest.raises(PretrainedError, match="whisper-tiny.en is not in the cache"):
+            resolve_pretrained("whisper-tiny.en")
+    finally:
+        let_go(holder)
+    assert "waiting" not in capsys.readouterr().err
+
+
+def test_a_conversion_says_which_checkpoint_while_it_holds_the_cache(cache):
+    from hfspeech.models.whisper.pretrained import CONVERTING, converting_alone
+
+    with converting_alone(cache / "whisper-base"):
+        assert (cache / CONVERTING).read_text(encoding="utf-8") == "whisper-base"
+    assert not (cache / CONVERTING).exists()
 
 
 def test_no_conversion_running_is_refused_at_once_without_waiting(cache, capsys):

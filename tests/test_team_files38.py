@@ -204,3 +204,41 @@ def test_another_users_datasets_cache_is_named_with_its_owner(other_user, tmp_pa
     done = run_bound_by_modes(f"from pathlib import Path\nfrom hfspeech.data.cache_users import cache_folder_problem\n"
                               f"print(cache_folder_problem(Path({str(cache / 'hfspeech-audiofolder')!r})))", tmp_path)
     assert done.stdout.strip() == f"Permission denied: it belongs to {other_user}, drwxr-xr-x"
+
+
+def test_backend_on_a_run_looks_past_a_folder_this_user_may_not_open(other_user, tmp_path):
+    """`predict RUN --backend onnx` with another user's 0700 folder inside RUN stopped on its EACCES (R2)."""
+    run = tmp_path / "run"
+    (run / "onnx").mkdir(parents=True)
+    (run / "onnx" / "model.onnx").write_bytes(b"graph")
+    (run / "private").mkdir()
+    given_away(run / "private", 0o700)
+    done = run_bound_by_modes(f"from pathlib import Path\nfrom hfspeech.inference.backends import run_export\n"
+                              f"print(run_export(Path({str(run)!r}), 'onnx'))", tmp_path)
+    assert done.stdout.strip() == str(run / "onnx")
+
+
+def test_a_killed_runs_leftover_holding_the_earlier_output_is_not_to_be_deleted(other_user, tmp_path):
+    """Its `earlier` folder is the earlier output's only copy: "ask bob to remove it" would have lost it (R2)."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared").chmod(0o777)
+    dead = tmp_path / "shared" / ".out-partial-abcd1234"
+    (dead / "earlier").mkdir(parents=True)
+    given_away(dead / "earlier", 0o755)
+    given_away(dead, 0o755)
+    done = run_bound_by_modes("import logging; logging.basicConfig(format='%(message)s')\n"
+                              "from hfspeech.output_folders import remove_leftover_scratch\n"
+                              "remove_leftover_scratch('shared/out')\n", cwd=tmp_path)
+    assert done.stderr.strip().endswith(f"ask {other_user} to run the same command again, which puts back the "
+                                        "earlier output it holds"), done.stderr
+
+
+def test_an_owner_without_a_name_is_said_as_a_uid(tmp_path):
+    from hfspeech.file_owners import another_users
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file to a uid")
+    unnamed = next(uid for uid in range(4242, 5000) if uid not in {entry.pw_uid for entry in pwd.getpwall()})
+    (tmp_path / "f").write_text("x")
+    os.chown(tmp_path / "f", unnamed, unnamed)
+    assert another_users(tmp_path / "f").name == f"uid {unnamed}"

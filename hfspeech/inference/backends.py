@@ -229,12 +229,20 @@ def run_export(run_dir: Path, backend: str) -> Optional[Path]:
     `RUN/torchscript`), or None where there is none; several is one line naming them. `--backend onnx` on a run
     was refused ("RUN/model.onnx: no such exported model file"), though it forces the backend for a folder
     holding several."""
-    found = sorted(folder for folder in run_dir.iterdir()
-                   if folder.is_dir() and any((folder / name).is_file() for name in EXPORT_FILES[backend]))
+    found = sorted(folder for folder in run_dir.iterdir() if _holds_export(folder, EXPORT_FILES[backend]))
     if len(found) > 1:
         raise NotAModelError(f"{run_dir}: --backend {backend}: the run holds {len(found)} {backend} exports ("
                              f"{', '.join(map(str, found))}); give the one to run instead of the run folder")
     return found[0] if found else None
+
+
+def _holds_export(folder: Path, names) -> bool:
+    """Whether `folder` holds one of the export files `names`; False for one this user may not look into (another
+    user's 0700 folder inside the run stopped `--backend onnx` with its EACCES)."""
+    try:
+        return folder.is_dir() and any((folder / name).is_file() for name in names)
+    except OSError:
+        return False
 
 
 def current_torchscript_twin(run_dir: Path) -> Optional[Path]:

@@ -33,6 +33,7 @@ from hfspeech.output_staging import scratch_folders_of, sweep_scratch_folders, w
 from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
+CONVERTING = ".hfspeech-converting"  # in the cache while a conversion holds it: the checkpoint's folder name
 # Beside the output, the extracted faster-whisper folder (and `.NAME-partial-*`, the conversion being written, with
 # the earlier one set aside while the new one is renamed in). A run killed (SIGKILL) leaves them; the next removes them.
 EXTRACTED = ".ct2.partial"
@@ -129,9 +130,13 @@ def conversion_awaited(folder: Path, name: str) -> bool:
     so: a CI matrix's train jobs started beside the set-up job converting the checkpoint were told to run the very
     command that was running. True when it waited; never waits where no conversion holds the cache (nor on Windows)."""
     cache = real_destination(folder).parent
+    try:  # the lock covers the whole cache: a conversion of whisper-base is no reason to wait for whisper-tiny.en
+        if (cache / CONVERTING).read_text(encoding="utf-8") != real_destination(folder).name:
+            return False
+    except (OSError, UnicodeDecodeError):  # not said (yet): waited for
+        pass
     return wait_while_written(cache, lambda: print(
-        f"waiting for another `hfspeech pretrained` converting into {cache} ({name} is not there yet) ...",
-        file=sys.stderr, flush=True))
+        f"waiting for another `hfspeech pretrained` converting {name} into {cache} ...", file=sys.stderr, flush=True))
 
 
 def hub_id_of(name_or_path: str) -> str:
@@ -249,7 +254,12 @@ def converting_alone(output: Path) -> Iterator[None]:
 
             print(f"waiting for another `hfspeech pretrained` writing into {folder} ...", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
+        converting = folder / CONVERTING
+        with contextlib.suppress(OSError):  # which checkpoint, for a train waiting for it (`conversion_awaited`)
+            converting.write_text(real_destination(output).name, encoding="utf-8")
         with noted_as_held(handle):
             yield
+        with contextlib.suppress(OSError):
+            converting.unlink()
     finally:
         os.close(handle)
