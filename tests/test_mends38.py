@@ -98,3 +98,22 @@ def test_a_folder_this_process_holds_is_its_own_where_proc_locks_says_nothing(tm
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120,
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.stdout.strip() == "its own", done.stderr
+
+
+def test_predicting_a_run_being_retrained_says_it_is_the_earlier_model(saved_run, tmp_path, caplog):
+    """`train --overwrite_output_dir` into a run: predict and evaluate served the model it held before without a
+    word, while export refused (R2)."""
+    import soundfile as sf
+    import numpy as np
+
+    from hfspeech.cli import main as cli
+    from tests.test_concurrent38 import hold, let_go
+
+    clip = tmp_path / "tone.wav"
+    sf.write(clip, (0.3 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 440)).astype(np.float32), 16000)
+    holder = hold(saved_run)
+    try:
+        assert cli(["predict", str(saved_run), str(clip)]) == 0
+    finally:
+        let_go(holder)
+    assert f"note: {saved_run}: a training run is writing this folder now" in caplog.text
