@@ -240,3 +240,13 @@ def test_backend_on_a_run_without_such_an_export_names_the_command_that_writes_i
     assert code == 2 and err.strip().splitlines() == [
         f"error: {run / 'model.onnx'}: no such exported model file; {run} is a model folder: predict its export "
         f"folder (the run has no onnx export: `hfspeech export {run} --format onnx` writes {run / 'onnx'})"], err
+
+
+def test_a_conversion_into_a_users_own_folder_writes_nothing_beside_it(cache, tmp_path):
+    """`.hfspeech-converting` is the cache's: `hfspeech pretrained NAME --output_dir ~/models/tiny` must not leave
+    it in ~/models (a killed conversion would leave it there for good)."""
+    from hfspeech.models.whisper.pretrained import converting_alone
+
+    (tmp_path / "models").mkdir()
+    with converting_alone(tmp_path / "models" / "tiny"):
+        assert os.listdir(tmp_path / "models") == []

@@ -21,7 +21,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from hfspeech.cache_folders import pretrained_cache, pretrained_cache_before_xdg
 from hfspeech.errors import HfspeechError, writing_to
@@ -254,12 +254,24 @@ def converting_alone(output: Path) -> Iterator[None]:
 
             print(f"waiting for another `hfspeech pretrained` writing into {folder} ...", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        converting = folder / CONVERTING
-        with contextlib.suppress(OSError):  # which checkpoint, for a train waiting for it (`conversion_awaited`)
-            converting.write_text(real_destination(output).name, encoding="utf-8")
+        converting = said_converting(folder, real_destination(output).name)
         with noted_as_held(handle):
             yield
-        with contextlib.suppress(OSError):
-            converting.unlink()
+        if converting is not None:
+            with contextlib.suppress(OSError):
+                converting.unlink()
     finally:
         os.close(handle)
+
+
+def said_converting(folder: Path, name: str) -> Optional[Path]:
+    """`folder/.hfspeech-converting` holding `name` while the conversion holds `folder`, for a train waiting for it
+    (`conversion_awaited`: the lock covers the whole cache, whisper-base's conversion too); None where not written:
+    a folder other than the cache (a user's --output_dir's), or one it cannot be written in."""
+    if folder != cache_dir():
+        return None
+    try:
+        (folder / CONVERTING).write_text(name, encoding="utf-8")
+    except OSError:
+        return None
+    return folder / CONVERTING
