@@ -54,6 +54,7 @@ def check_ranks_trained_together(tmp_path: Path, out: Path, epochs: int) -> dict
     steps = epochs * math.ceil(metrics["num_train_clips"] / (4 * 2))
     assert markers[0]["global_step"] == markers[1]["global_step"] == steps
     assert len(list(out.rglob("metrics.json"))) == 1
+    assert (out / "model.safetensors").is_file() and not list(out.glob(".final-save-partial-*"))  # moved in once
     matrix = json.loads((out / "test_confusion_matrix.json").read_text())["matrix"]
     assert sum(map(sum, matrix)) == metrics["num_test_clips"]  # every test clip once: padding dropped by the gather
     assert 0 <= metrics["test_accuracy"] <= 1

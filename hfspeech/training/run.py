@@ -36,11 +36,12 @@ from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
-from hfspeech.training.checkpoints import checkpoint_to_resume, model_write_errors, output_dir_held
+from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
+from hfspeech.training.final_save import save_model  # whole files only, renamed in (also `training.run.save_model`)
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
@@ -240,7 +241,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         warn_if_best_metric_tied(trainer)
         if trainer.is_multi_label and data_args.tune_thresholds:  # before saving: config.json keeps the thresholds
             tune_label_thresholds(trainer, views.get("validation"), label_names)
-        save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor
+        save_model(trainer)  # the best model when load_best_model_at_end, with the feature extractor (final_save)
         metrics = {f"train_{k}" if not k.startswith("train") else k: v for k, v in train_metrics.items()}
         if "validation" in views:
             metrics.update(trainer.evaluate(metric_key_prefix="eval"))
@@ -268,17 +269,6 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             if after_saving is not None:
                 after_saving()
         return metrics
-
-
-def save_model(trainer: AudioClassificationTrainer) -> None:
-    """`trainer.save_model()`, except that a head trained from cached features is saved with its base. A full disk
-    (safetensors' weights, torch's training_args.bin) is one line naming the folder; the weights get a usual mode."""
-    with model_write_errors(trainer.args.output_dir):  # training.checkpoints
-        if not isinstance(trainer.model, CachedHeadModel):
-            trainer.save_model()
-        elif trainer.is_world_process_zero():
-            trainer.model.model.save_pretrained(trainer.args.output_dir)
-            trainer.processing_class.save_pretrained(trainer.args.output_dir)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

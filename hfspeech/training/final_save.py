@@ -1,0 +1,117 @@
+"""The run's model saved at the end of training, each file whole: written into a hidden folder inside the run
+folder, then renamed into place one file at a time, the weights first and config.json last.
+
+transformers' `Trainer.save_model` writes each file where it stays (config.json, model.safetensors,
+preprocessor_config.json, training_args.bin). A `predict`, `serve` or `evaluate` started at that moment, or one
+reading a resumed run's earlier model as it was replaced, read an empty config.json (a JSONDecodeError, once in
+11,390 reads: audit CC) or weights cut short. Renamed in (`os.replace`: atomic on one disk), every file a reader
+opens is whole, the earlier one or the new one, and one that sees the new config.json sees the new weights.
+
+The hidden folder is `output_folders`' locked scratch folder (`.final-save-partial-*` in the run folder, made with
+the umask's mode): a run killed while saving leaves one, and the next final save in that folder removes it
+(`remove_leftover_scratch`; a live run's is locked, and `training.checkpoints.output_dir_held` keeps a second run
+out of the folder anyway). Trainer's own save is kept as it is (DeepSpeed's and FSDP's gathering of the weights on
+every process, only the saving process writing): only the folder it writes into is another one, the same on every
+process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Optional
+
+from hfspeech.models.fingerprint import SHARD_PATTERNS, with_usual_modes
+from hfspeech.models.loading import WEIGHT_FILES
+from hfspeech.output_folders import locked_scratch, named_at, remove_leftover_scratch
+from hfspeech.training.checkpoints import model_write_errors
+from hfspeech.training.feature_cache import CachedHeadModel
+
+FINAL_SAVE = "final-save"  # the scratch folders' name: `.final-save-partial-XXXXXXXX` in the run folder
+LAST = "config.json"  # renamed in last: a reader that sees the new one finds the new weights beside it
+REPLACED = ".replaced-"  # in the scratch folder: an earlier folder of the same name (DeepSpeed's), set aside
+
+
+def save_model(trainer) -> None:
+    """`trainer.save_model()` into the scratch folder, except that a head trained from cached features is saved with
+    its base; then its files renamed into the run folder. A full disk (safetensors' weights, torch's
+    training_args.bin) is one line naming the run folder, and the run's earlier model, if any, stays whole; the
+    weights get a usual mode."""
+    output_dir = Path(trainer.args.output_dir)
+    with model_write_errors(str(output_dir)), final_save_folder(trainer) as scratch:  # training.checkpoints
+        try:
+            if not isinstance(trainer.model, CachedHeadModel):
+                trainer.save_model(str(scratch))
+            elif trainer.is_world_process_zero():
+                trainer.model.model.save_pretrained(scratch)
+                trainer.processing_class.save_pretrained(scratch)
+            if trainer.args.world_size > 1:
+                trainer.accelerator.wait_for_everyone()  # every process's files written (DeepSpeed's) before they move
+            if trainer.args.should_save and scratch.is_dir():
+                with_usual_modes(scratch)  # safetensors writes 0600 (`models.fingerprint`)
+                move_in(scratch, output_dir)
+        except Exception as error:  # a message naming the file where the user will look for it
+            raise named_at(error, scratch, output_dir)
+
+
+@contextlib.contextmanager
+def final_save_folder(trainer) -> Iterator[Path]:
+    """A locked `.final-save-partial-*` folder in the run folder, made by each process that saves once the ones no
+    process holds (a killed run's) are removed, and removed at the end, whatever happened. The other processes
+    get the main process's (Trainer's DeepSpeed save without gathered weights writes from every process)."""
+    made, handle = None, None
+    if trainer.args.should_save:
+        destination = Path(trainer.args.output_dir) / FINAL_SAVE
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftover_scratch(destination)
+        made, handle = locked_scratch(destination)
+    try:
+        shared = main_process_folder(trainer, made)  # a collective: every process takes part
+        yield made or shared or Path(trainer.args.output_dir)  # (a lone process that does not save: as before)
+    finally:
+        try:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+        finally:
+            if handle is not None:  # the lock goes last: until the folder is gone, no other run sweeps it
+                os.close(handle)
+
+
+def main_process_folder(trainer, made: Optional[Path]) -> Path:
+    """The main process's scratch folder, on every process (one process: its own). A process that saves on another
+    node (`--save_on_each_node`) keeps its own."""
+    if trainer.args.world_size <= 1:
+        return made
+    from accelerate.utils import broadcast_object_list
+
+    return Path(broadcast_object_list([str(made) if made is not None else None])[0])
+
+
+def move_order(name: str) -> tuple[int, str]:
+    """Weights (and their shards) first, their index next, the other files after them, config.json last."""
+    if name == LAST:
+        return 3, name
+    if name in WEIGHT_FILES and name.endswith(".index.json"):
+        return 1, name
+    if name in WEIGHT_FILES or any(Path(name).match(pattern) for pattern in SHARD_PATTERNS):
+        return 0, name
+    return 2, name
+
+
+def move_in(scratch: Path, output_dir: Path) -> None:
+    """Each entry of `scratch` renamed into `output_dir` in `move_order`, replacing the earlier file of its name;
+    then the earlier save's weight shards that this one did not write are removed, as `save_pretrained` removes them
+    when it writes in place."""
+    names = sorted((entry.name for entry in scratch.iterdir()), key=move_order)
+    for name in names:
+        target = output_dir / name
+        if (scratch / name).is_dir() and target.is_dir() and not target.is_symlink():
+            os.replace(target, scratch / f"{REPLACED}{name}")  # a folder is not renamed over a folder
+        os.replace(scratch / name, target)
+    for pattern in SHARD_PATTERNS:
+        for shard in output_dir.glob(pattern):
+            if shard.name not in names:
+                with contextlib.suppress(FileNotFoundError):
+                    shard.unlink()

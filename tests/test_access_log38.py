@@ -1,0 +1,59 @@
+"""The server's access log writes at most `REQUEST_PART_LIMIT` characters of a request's path (audit SV: an 8 KB
+made-up path cost 8,130 bytes of log per request, so a client could grow the log at will)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from tests.conftest import save_random_baseline
+
+LONG_PATH = "/" + "a" * 8000  # a 404: no such route
+
+
+def access_line(filtered: bool, path: str) -> str:
+    """The line uvicorn's access log writes for `GET path` (its own formatter and format), through the filter."""
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.logging import AccessFormatter
+
+    from hfspeech.serve.log_redaction import RedactApiKey
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:50000", "GET", path, "1.1", 404), None)
+    if filtered:
+        RedactApiKey().filter(record)
+    return AccessFormatter(LOGGING_CONFIG["formatters"]["access"]["fmt"], use_colors=False).format(record)
+
+
+def test_a_long_path_is_cut_in_the_access_log_which_keeps_its_format():
+    assert access_line(True, LONG_PATH) == ('INFO:     127.0.0.1:50000 - "GET /' + "a" * 199 + '…(8001 chars) '
+                                            'HTTP/1.1" 404 Not Found')
+    assert access_line(True, "/predict?x=1") == access_line(False, "/predict?x=1")  # short lines as they were
+
+
+def test_an_api_key_at_the_cut_is_redacted_before_it_and_leaves_no_part_of_itself():
+    key = "hfspeech-test-key-0123456789"
+    line = access_line(True, "/stream" + "b" * 180 + f"?api_key={key}&" + "c" * 300)
+    assert "?api_key=<red…(507 chars)" in line and "hfsp" not in line, line  # cut first, "hfsp" was left
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_random_baseline(tmp_path_factory.mktemp("model") / "cnn", "cnn", ["a", "b"], 0.5, n_mels=16,
+                                conv_channels=[4, 8])
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "two workers"])
+def test_the_server_logs_a_long_path_cut(model, workers):
+    from hfspeech.serve.launcher import ServerProcess
+
+    with ServerProcess(model, "--log_level", "info", *workers) as server:
+        for query in range(4):  # with workers: each worker is likely to answer one
+            assert httpx.get(f"{server.url}{LONG_PATH}?{query}", timeout=60).status_code == 404
+        log = server.output()
+    lines = [line for line in log.splitlines() if '"GET /aaa' in line]
+    cut = all("a" * 201 not in line and '(8003 chars) HTTP/1.1" 404' in line for line in lines)
+    assert len(lines) == 4 and cut, log
+    assert max(map(len, lines)) < 300
