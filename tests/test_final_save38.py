@@ -7,19 +7,15 @@ at the moment the save has written everything, and after each rename.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import resource
-import signal
 import stat
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.conftest import save_random_baseline
+from tests.test_mend26_writes import full_disk_past
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -103,20 +99,6 @@ def test_the_scratch_folder_of_a_run_killed_while_saving_goes_at_the_next_save(e
     (killed / "model.safetensors").write_bytes(b"\0" * 100)
     save_model(new_trainer(earlier_run, []))
     assert hidden_folders(earlier_run) == []
-
-
-@contextlib.contextmanager
-def full_disk_past(size: int) -> Iterator[None]:
-    """Inside, this process may not grow a file past `size` bytes (`ulimit -f`): a write past it fails with EFBIG."""
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, limits[1]))
-        try:
-            yield
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
-            signal.signal(signal.SIGXFSZ, handler)
 
 
 def test_a_final_save_that_fills_the_disk_is_one_line_and_leaves_the_earlier_model_whole(earlier_run):
