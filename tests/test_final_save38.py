@@ -71,9 +71,14 @@ def test_a_reader_of_the_run_folder_sees_the_earlier_files_whole_until_each_new_
 
     def replace_then_read(source, target, **kwargs):  # the real rename, then what a reader would open
         real_replace(source, target, **kwargs)
-        config = json.loads((earlier_run / "config.json").read_text())  # whole: an empty one failed here
+        if Path(target).parent != earlier_run:
+            return  # the earlier config.json set aside into the scratch folder
+        config_file = earlier_run / "config.json"
+        config = config_file.read_bytes() if config_file.exists() else None
+        if config is not None:
+            json.loads(config)  # whole: an empty one failed here
         weights = (earlier_run / "model.safetensors").read_bytes()
-        renames.append((Path(target).name, config.get("max_length_seconds"), weights == earlier["model.safetensors"]))
+        renames.append((Path(target).name, config, weights == earlier["model.safetensors"]))
 
     monkeypatch.setattr(os, "replace", replace_then_read)
     save_model(trainer)
@@ -82,8 +87,8 @@ def test_a_reader_of_the_run_folder_sees_the_earlier_files_whole_until_each_new_
     assert seen == earlier  # every new file written, none of them yet where a reader looks
     assert Path(written_to).parent == earlier_run and Path(written_to).name.startswith(".final-save-partial-")
     assert [name for name, _, _ in renames][0] == "model.safetensors" and renames[-1][0] == "config.json"
-    for name, max_length_seconds, earlier_weights in renames:  # the new config.json: with the new weights
-        assert max_length_seconds != 0.75 or not earlier_weights, renames
+    for name, config, earlier_weights in renames:  # a config.json only beside its own weights (R3: the earlier one
+        assert config is None or (config == earlier["config.json"]) == earlier_weights, name  # stood by the new)
     now = snapshot(earlier_run)
     assert now["model.safetensors"] != earlier["model.safetensors"]
     assert json.loads(now["config.json"])["max_length_seconds"] == 0.75
@@ -146,3 +151,15 @@ def test_the_files_move_weights_first_and_config_json_last():
     assert sorted(names, key=move_order) == [
         "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json",
         "preprocessor_config.json", "training_args.bin", "config.json"]
+
+
+def test_a_save_in_another_weights_format_leaves_no_earlier_weights_beside_it(earlier_run):
+    """`train --overwrite_output_dir --save_safetensors False` into a run holding model.safetensors: the earlier
+    file stayed beside the new pytorch_model.bin, and transformers loaded it with the new config (R3)."""
+    from hfspeech.training.run import save_model
+
+    trainer = new_trainer(earlier_run, [])
+    trainer.args.save_safetensors = False
+    save_model(trainer)
+    assert (earlier_run / "pytorch_model.bin").is_file() and not (earlier_run / "model.safetensors").exists()
+

@@ -7,7 +7,7 @@ uvicorn's loggers replaces the value with `<redacted>` before any handler sees t
 
 The same request line holds the whole path and query: an 8 KB made-up path (a 404) cost 8,130 bytes of log per
 request (audit SV), so any client could fill the disk the log is on. The filter cuts what it writes of a path, a
-query or a method to `REQUEST_PART_LIMIT` characters, then `…` and the whole length (`/aaaa…(8001 chars)`); the
+query or a method to `REQUEST_PART_LIMIT` characters, then `...` and the whole length (`/aaaa...(8001 chars)`); the
 line keeps its format otherwise. It is installed by `serve.app.create_app`, in each `--workers` process too.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
-API_KEY_IN_QUERY = re.compile(r"(\bapi_key=)[^&\s\"']*", re.IGNORECASE)
+API_KEY_IN_QUERY = re.compile(r"(\bapi(?:_|%5f)key=)[^&\s\"']*", re.IGNORECASE)  # `api%5Fkey` authenticates too
 UVICORN_LOGGERS = ("uvicorn.access", "uvicorn.error")
 REQUEST_PART_LIMIT = 200  # characters of a path with its query (or of a method) written to the log
 WEBSOCKET_LINE = '"WebSocket %s"'  # uvicorn.error's request lines of a WebSocket (its access log is HTTP's)
@@ -27,10 +27,10 @@ def without_api_key(text: str) -> str:
 
 
 def shortened(text: str) -> str:
-    """`text` as the log writes it: cut to `REQUEST_PART_LIMIT` characters, then `…(N chars)`, where longer."""
+    """`text` as the log writes it: cut to `REQUEST_PART_LIMIT` characters, then `...(N chars)`, where longer."""
     if len(text) <= REQUEST_PART_LIMIT:
         return text
-    return f"{text[:REQUEST_PART_LIMIT]}…({len(text)} chars)"
+    return f"{text[:REQUEST_PART_LIMIT]}...({len(text)} chars)"  # ASCII: uvicorn's stream may be (LC_ALL=C, R3)
 
 
 class RedactApiKey(logging.Filter):

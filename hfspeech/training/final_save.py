@@ -101,17 +101,23 @@ def move_order(name: str) -> tuple[int, str]:
 
 
 def move_in(scratch: Path, output_dir: Path) -> None:
-    """Each entry of `scratch` renamed into `output_dir` in `move_order`, replacing the earlier file of its name;
-    then the earlier save's weight shards that this one did not write are removed, as `save_pretrained` removes them
-    when it writes in place."""
+    """Each entry of `scratch` renamed into `output_dir` in `move_order`, replacing the earlier file of its name,
+    the earlier config.json set aside first: a reader in between (or a run stopped there) finds no model rather than
+    the new weights with the earlier labels. Then the earlier save's weights this one did not write are removed: its
+    shards, as `save_pretrained` removes them when it writes in place, and a model.safetensors beside a new
+    pytorch_model.bin (`--save_safetensors False`), which transformers would load with the new config (R3)."""
     names = sorted((entry.name for entry in scratch.iterdir()), key=move_order)
+    if LAST in names and (output_dir / LAST).is_file():
+        os.replace(output_dir / LAST, scratch / f"{REPLACED}{LAST}")
     for name in names:
         target = output_dir / name
         if (scratch / name).is_dir() and target.is_dir() and not target.is_symlink():
             os.replace(target, scratch / f"{REPLACED}{name}")  # a folder is not renamed over a folder
         os.replace(scratch / name, target)
-    for pattern in SHARD_PATTERNS:
-        for shard in output_dir.glob(pattern):
-            if shard.name not in names:
-                with contextlib.suppress(FileNotFoundError):
-                    shard.unlink()
+    earlier = [path for pattern in SHARD_PATTERNS for path in output_dir.glob(pattern)]
+    if any(name in WEIGHT_FILES for name in names):  # not a save that wrote no weights (a process without them)
+        earlier += [output_dir / name for name in WEIGHT_FILES]
+    for path in earlier:
+        if path.name not in names:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

@@ -255,11 +255,13 @@ def converting_alone(output: Path) -> Iterator[None]:
             print(f"waiting for another `hfspeech pretrained` writing into {folder} ...", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
         converting = said_converting(folder, real_destination(output).name)
-        with noted_as_held(handle):
-            yield
-        if converting is not None:
-            with contextlib.suppress(OSError):
-                converting.unlink()
+        try:
+            with noted_as_held(handle):
+                yield
+        finally:  # a conversion that failed or was stopped too (R3)
+            if converting is not None:
+                with contextlib.suppress(OSError):
+                    converting.unlink()
     finally:
         os.close(handle)
 
