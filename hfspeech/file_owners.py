@@ -81,10 +81,8 @@ def refused_write(folder: str | os.PathLike, reason: str, elsewhere: str) -> str
     """`(Permission denied); make it writable, or ELSEWHERE` for a write `folder` refused; where the folder is
     another user's, `(Permission denied: it belongs to bob, drwxr-sr-x); ask bob to make it group-writable (chmod -R
     g+w), or ELSEWHERE`: the one wording of `output_folders.not_writable` and of the scratch folder beside an output."""
-    owner = another_users(folder) if reason == os.strerror(errno.EACCES) else None
-    if owner is None:
-        return f"({reason}); make it writable, or {elsewhere}"
-    return f"({reason}: {owner.belongs}); {owner.ask_for_writing}, or {elsewhere}"
+    reason, remedy = reason_and_remedy(folder, reason)
+    return f"({reason}); {remedy}, or {elsewhere}"
 
 
 def reason_and_remedy(path: Optional[str | os.PathLike], reason: str) -> tuple[str, str]:

@@ -41,14 +41,11 @@ def decoded_fingerprint(split: Dataset, settings: list, features) -> str:
 
 def retried_cache_name(decoded: Dataset, failed: list[int]) -> Optional[str]:
     """Where `decoded`'s `failed` rows, decoded again, are cached: beside its cache file, named by that file and the
-    rows; None where it has no file, or where none is there and none can be written (a read-only cache)."""
+    rows; None where it has no file."""
     if not decoded.cache_files:
         return None
     table = Path(decoded.cache_files[0]["filename"])
-    name = str(table.parent / f"{RETRIED_PREFIX}{Hasher.hash([table.name, failed])}.arrow")
-    if cache_users.cached_files(name) or cache_users.cache_folder_problem(table.parent) is None:
-        return name
-    return None
+    return str(table.parent / f"{RETRIED_PREFIX}{Hasher.hash([table.name, failed])}.arrow")
 
 
 def with_failures_retried(split: Dataset, decoded: Dataset, decode_into: Callable[[Dataset, Optional[str]], Dataset],
@@ -61,6 +58,8 @@ def with_failures_retried(split: Dataset, decoded: Dataset, decode_into: Callabl
         return decoded
     name = retried_cache_name(decoded, failed) if may_write else None
     was_cached = name is not None and bool(cache_users.cached_files(name))
+    if name is not None and not was_cached and cache_users.cache_folder_problem(Path(name).parent) is not None:
+        name = None  # none there, and none can be written (a read-only cache): in memory
     rows = split.select(failed, keep_in_memory=True)
     again = decode_into(rows, name)
     if was_cached:  # read back: its own failures tried once more, in memory (a decoder mended since)

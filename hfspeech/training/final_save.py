@@ -29,7 +29,7 @@ from hfspeech.output_folders import locked_scratch, named_at, remove_leftover_sc
 from hfspeech.training.checkpoints import model_write_errors
 from hfspeech.training.feature_cache import CachedHeadModel
 
-FINAL_SAVE = "final-save"  # the scratch folders' name: `.final-save-partial-XXXXXXXX` in the run folder
+FINAL_SAVE = "final-save"  # in the run folder, `locked_scratch` makes `.final-save-partial-` + 8 characters
 LAST = "config.json"  # renamed in last: a reader that sees the new one finds the new weights beside it
 REPLACED = ".replaced-"  # in the scratch folder: an earlier folder of the same name (DeepSpeed's), set aside
 
