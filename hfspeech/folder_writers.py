@@ -10,12 +10,13 @@ converting it. A shared, non-blocking `flock` on the folder tells: refused while
 
 Where no lock is to be had (no `fcntl`: Windows; a file system without locks: NFS; no such folder) nothing is being
 written as far as anyone can tell: False, and a reader says what it said before. The probe's lock lasts a system
-call: a writer taking its folder in that instant is refused as if another writer held it (`held_alone`'s "in use").
-A hold of this very process (`train` checking the folder it holds as the model to start from, or tracing its
-TorchScript twin at the end) is not another writer's: the holders note their folders here (`noted_as_held`). Read
-from Linux's /proc/locks instead, a btrfs folder (whose `stat` device is not the one /proc/locks names) and every
-folder on macOS (no /proc/locks) counted as another's: each `train` of a baseline lost its twin to "a training run
-is writing this folder now".
+call: a writer taking its folder in that instant was refused as if another writer held it (`held_alone`'s "in use",
+9% of 20,000 starts beside a tight probe loop); it now tells the readers' shared hold from a writer's and waits the
+readers out (`taken_past_readers`). A hold of this very process (`train` checking the folder it holds as the model
+to start from, or tracing its TorchScript twin at the end) is not another writer's: the holders note their folders
+here (`noted_as_held`). Read from Linux's /proc/locks instead, a btrfs folder (whose `stat` device is not the one
+/proc/locks names) and every folder on macOS (no /proc/locks) counted as another's: each `train` of a baseline lost
+its twin to "a training run is writing this folder now".
 
 Bottom layer: imports nothing from hfspeech; any stage may import it.
 """
@@ -24,10 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Callable, Iterator, Optional
 
 # (device, inode) of each folder this process holds with an exclusive `flock` (`noted_as_held`)
 _held_here: set[tuple[int, int]] = set()
+READERS_PATIENCE_S = 2.0  # how long a writer waits out readers' probes before it gives up: they never pause so long
+READERS_POLL_S = 0.005
 
 
 def being_written(folder: str | os.PathLike) -> bool:
@@ -69,6 +73,31 @@ def _probed(folder: str | os.PathLike, wait: Optional[Callable[[], None]]) -> bo
         return False
     finally:
         os.close(handle)  # lets go of the shared lock
+
+
+def taken_past_readers(handle: int, take: Callable[[], Optional[bool]]) -> Optional[bool]:
+    """`take()`, an exclusive non-blocking `flock` on `handle` (True taken, False refused, None no lock to be had),
+    tried again while readers alone refuse it: a reader's probe holds its shared lock for one system call, and a
+    `train` starting in that instant was refused "in use". A writer's refusal stands at once (no wait on a run that
+    trains for hours); readers probing without pause keep it at most `READERS_PATIENCE_S`."""
+    taken, deadline = take(), time.monotonic() + READERS_PATIENCE_S
+    while taken is False and only_readers_hold(handle) and time.monotonic() < deadline:
+        time.sleep(READERS_POLL_S)
+        taken = take()
+    return taken
+
+
+def only_readers_hold(handle: int) -> bool:
+    """Whether no process holds `handle`'s file exclusively: a shared non-blocking `flock` on it is taken (and let
+    go at once). After an exclusive one was refused: the holders are readers (`being_written`'s probes)."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # a writer holds it (or no lock to be had)
+        return False
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    return True
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Optional
 
 from hfspeech.errors import HfspeechError, UsageError, first_few
 from hfspeech.file_owners import FolderNotWritableError, refused_write, warn_left_behind, with_umask_mode
-from hfspeech.folder_writers import noted_as_held
+from hfspeech.folder_writers import noted_as_held, taken_past_readers
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 _unlocked_warned: list[str] = []  # the folder `lock_taken` warned of, once a process
@@ -157,7 +157,7 @@ def held_alone(folder: str | os.PathLike, refusal: str, flag: str = "") -> Itera
         yield
         return
     try:
-        if lock_taken(handle, folder) is False:
+        if taken_past_readers(handle, lambda: lock_taken(handle, folder)) is False:  # a reader's probe waited out
             created = []  # the other run's: it may have made them a moment ago
             raise UsageError(folder_named(folder, flag, refusal))
         with noted_as_held(handle):  # this process's own: not "a training run is writing" to its own checks

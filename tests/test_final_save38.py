@@ -137,7 +137,7 @@ def test_a_head_trained_from_cached_features_is_renamed_in_with_its_base(tmp_pat
                                                                      real_replace(source, target, **kw)))
     save_model(trainer)
     monkeypatch.undo()
-    assert renamed == ["model.safetensors", "preprocessor_config.json", "config.json"]
+    assert renamed == ["model.safetensors", "preprocessor_config.json", "training_args.bin", "config.json"]
     loaded = AutoModelForAudioClassification.from_pretrained(run)  # the base too, not the head alone
     assert set(loaded.state_dict()) == set(trainer.model.model.state_dict())
     assert hidden_folders(run) == []

@@ -20,13 +20,14 @@ import os
 import pickle
 import re
 import shutil
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 from hfspeech.errors import HfspeechError
 from hfspeech.models.fingerprint import saving_weights
 from hfspeech.models.loading import WEIGHT_FILES
-from hfspeech.output_folders import check_output_folder, held_alone
+from hfspeech.output_folders import check_output_folder, held_alone, remove_leftover_scratch
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -38,6 +39,7 @@ PICKLED_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 # (`accelerate launch`: that process refused the folder, "holds other files", and the launch failed).
 RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl",
                "run_inputs.json", ".run_inputs.json.tmp")  # resume_inputs.DATA_RECORD_FILE
+FINAL_SAVE = "final-save"  # `training.final_save` saves in `.final-save-partial-*` (`output_folders.locked_scratch`)
 
 
 class CheckpointError(HfspeechError, ValueError):
@@ -176,11 +178,17 @@ def _refused_file(checkpoint: str) -> Optional[str]:
     return None
 
 
-def output_dir_held(training_args):
+@contextmanager
+def output_dir_held(training_args) -> Iterator[None]:
     """`--output_dir` held for the whole run by the process that saves (`output_folders.held_alone`), before the
-    checkpoint to resume is chosen: a second run into it, started or resumed meanwhile, is refused in one line."""
+    checkpoint to resume is chosen: a second run into it, started or resumed meanwhile, is refused in one line. Once
+    held, a killed run's final-save folder (`.final-save-partial-*`, a whole model copy: `kill -9` while it saved) is
+    removed: it stayed until the next final save there, hours later or never (a live run's is locked and kept)."""
     if not training_args.should_save:
-        return nullcontext()
-    return held_alone(training_args.output_dir, "another training run is writing to this folder now; wait for it "
-                      "to end (then run the same command again: it resumes), or give another --output_dir",
-                      flag="--output_dir")
+        yield
+        return
+    with held_alone(training_args.output_dir, "another training run is writing to this folder now; wait for it "
+                    "to end (then run the same command again: it resumes), or give another --output_dir",
+                    flag="--output_dir"):
+        remove_leftover_scratch(Path(training_args.output_dir) / FINAL_SAVE)
+        yield

@@ -9,10 +9,10 @@ opens is whole, the earlier one or the new one, and one that sees the new config
 
 The hidden folder is `output_folders`' locked scratch folder (`.final-save-partial-*` in the run folder, made with
 the umask's mode): a run killed while saving leaves one, and the next final save in that folder removes it
-(`remove_leftover_scratch`; a live run's is locked, and `training.checkpoints.output_dir_held` keeps a second run
-out of the folder anyway). Trainer's own save is kept as it is (DeepSpeed's and FSDP's gathering of the weights on
-every process, only the saving process writing): only the folder it writes into is another one, the same on every
-process.
+(`remove_leftover_scratch`), as does the next run started or resumed there, once it holds the folder
+(`training.checkpoints.output_dir_held`, which keeps a second run out of it); a live run's is locked and kept.
+Trainer's own save is kept as it is (DeepSpeed's and FSDP's gathering of the weights on every process, only the
+saving process writing): only the folder it writes into is another one, the same on every process.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from typing import Iterator, Optional
 from hfspeech.models.fingerprint import SHARD_PATTERNS, with_usual_modes
 from hfspeech.models.loading import WEIGHT_FILES
 from hfspeech.output_folders import locked_scratch, named_at, remove_leftover_scratch
-from hfspeech.training.checkpoints import model_write_errors
+from hfspeech.training.checkpoints import FINAL_SAVE, model_write_errors
 from hfspeech.training.feature_cache import CachedHeadModel
 
-FINAL_SAVE = "final-save"  # in the run folder, `locked_scratch` makes `.final-save-partial-` + 8 characters
 LAST = "config.json"  # renamed in last: a reader that sees the new one finds the new weights beside it
 REPLACED = ".replaced-"  # in the scratch folder: an earlier folder of the same name (DeepSpeed's), set aside
 
@@ -45,8 +44,7 @@ def save_model(trainer) -> None:
             if not isinstance(trainer.model, CachedHeadModel):
                 trainer.save_model(str(scratch))
             elif trainer.is_world_process_zero():
-                trainer.model.model.save_pretrained(scratch)
-                trainer.processing_class.save_pretrained(scratch)
+                save_head_with_base(trainer, scratch)
             if trainer.args.world_size > 1:
                 trainer.accelerator.wait_for_everyone()  # every process's files written (DeepSpeed's) before they move
             if trainer.args.should_save and scratch.is_dir():
@@ -54,6 +52,18 @@ def save_model(trainer) -> None:
                 move_in(scratch, output_dir)
         except Exception as error:  # a message naming the file where the user will look for it
             raise named_at(error, scratch, output_dir)
+
+
+def save_head_with_base(trainer, scratch: Path) -> None:
+    """A head trained from cached features (`--freeze_base_model`) saved as the whole model, with the feature
+    extractor and, as `Trainer.save_model` writes beside any other run's model, this run's training_args.bin: without
+    it an earlier run's stayed in the folder, describing hyperparameters this model was not trained with."""
+    import torch
+    from transformers.trainer import TRAINING_ARGS_NAME
+
+    trainer.model.model.save_pretrained(scratch)
+    trainer.processing_class.save_pretrained(scratch)
+    torch.save(trainer.args, scratch / TRAINING_ARGS_NAME)
 
 
 @contextlib.contextmanager
