@@ -7,7 +7,9 @@ does not, and neither reads a cgroup's quota (`docker --cpus`, a pod's CPU limit
 smaller of the affinity and the quota (`usable_cpus`): the CLI for the length of a command (`torch_threads_capped`),
 onnxruntime sessions hfspeech opens (`onnx_session_options`), each worker of `serve --workers N` its share.
 
-The user's choice wins: with OMP_NUM_THREADS or MKL_NUM_THREADS set, nothing here changes anything.
+The user's choice wins: with OMP_NUM_THREADS or MKL_NUM_THREADS set, no cap is worked out. torch reads the
+variable itself; onnxruntime reads neither, so its sessions get that count (`onnx_threads`): OMP_NUM_THREADS=1 for a
+batch job ran onnxruntime's pool at the host's cores.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Iterator, Optional
@@ -137,16 +140,35 @@ def capped_budget() -> Optional[tuple[int, str]]:
     return budget if budget is not None and budget[0] < (os.cpu_count() or 1) else None
 
 
-def onnx_session_options():
-    """onnxruntime `SessionOptions` holding its intra-op pool to the budget, or None (its default) where there is
-    no cap. onnxruntime ignores the affinity too: under `taskset -c 0` on two cores it ran two threads."""
+def user_threads() -> Optional[int]:
+    """The count the user set, read as torch reads it: MKL_NUM_THREADS over OMP_NUM_THREADS, the leading digits
+    ("4,2", OpenMP's nested list, is 4); None where neither holds a positive count (torch keeps its default)."""
+    for name in reversed(USER_THREAD_ENVS):
+        digits = re.match(r"\s*(\d+)", os.environ.get(name, ""))
+        if digits and int(digits.group(1)) > 0:
+            return int(digits.group(1))
+    return None
+
+
+def onnx_threads() -> Optional[int]:
+    """The intra-op threads for an onnxruntime session: the user's count (`user_threads`), which onnxruntime does
+    not read, else the budget where it caps (`capped_budget`); None: onnxruntime's default, the host's cores."""
+    if user_chose_threads():
+        return user_threads()
     budget = capped_budget()
-    if budget is None:
+    return budget[0] if budget is not None else None
+
+
+def onnx_session_options():
+    """onnxruntime `SessionOptions` holding its intra-op pool to `onnx_threads`, or None (its default) where that is
+    None. onnxruntime ignores the affinity too: under `taskset -c 0` on two cores it ran two threads."""
+    threads = onnx_threads()
+    if threads is None:
         return None
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = budget[0]
+    options.intra_op_num_threads = threads
     return options
 
 

@@ -114,11 +114,11 @@ def test_onnx_sessions_get_the_quota_unless_the_caller_passed_options(cgroup, id
 
 
 @MANY_CPUS
-def test_the_users_omp_num_threads_changes_nothing(cgroup, monkeypatch, identity_onnx):
+def test_the_users_omp_num_threads_leaves_torch_alone_and_reaches_onnxruntime(cgroup, monkeypatch, identity_onnx):
     one_cpu_quota(cgroup)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert cpu_threads.thread_budget() is None
-    assert intra_op_threads(OnnxBackend(identity_onnx, None)) == 0  # onnxruntime's own choice
+    assert intra_op_threads(OnnxBackend(identity_onnx, None)) == 2  # the user's count: onnxruntime reads no OMP_*
     assert cpu_threads.worker_environment(4) == {}
     before = torch.get_num_threads()
     with cpu_threads.torch_threads_capped():

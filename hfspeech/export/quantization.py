@@ -44,9 +44,11 @@ from typing import Optional
 
 import numpy as np
 import onnx
-from optimum.onnxruntime import ORTQuantizer
+from onnxruntime import InferenceSession
 from optimum.onnxruntime.configuration import AutoCalibrationConfig, AutoQuantizationConfig
+from optimum.onnxruntime.quantization import ORTCalibrationDataReader, ORTQuantizer
 
+from hfspeech.cpu_threads import onnx_threads
 from hfspeech.errors import log_lines_hidden
 from hfspeech.export.conv_weights import MIN_ELEMENTS, largest_conv_weight, store_conv_weights_int8
 from hfspeech.export.loading import ExportError
@@ -233,8 +235,7 @@ def quantize_graph(onnx_path: Path, save_dir: Path, calibration_dir: Optional[st
     if static:
         dataset = calibration_dataset(calibration_dir, onnx_path, skip_bad_files=skip_bad_files)
         with tempfile.TemporaryDirectory() as scratch, temporary_writes():
-            ranges = quantizer.fit(dataset, AutoCalibrationConfig.minmax(dataset), operators_to_quantize=operators,
-                                   onnx_augmented_model_name=Path(scratch) / "augmented.onnx")
+            ranges = calibration_ranges(onnx_path, dataset, operators, str(Path(scratch) / "augmented.onnx"))
     # optimum copies the folder's preprocessors by loading each class one might be, AutoImageProcessor among them,
     # and transformers warns "Using a slow image processor as `use_fast` is unset" of an audio model that has none
     with log_lines_hidden("transformers.models.auto.image_processing_auto", "slow image processor"):
@@ -246,6 +247,21 @@ def quantize_graph(onnx_path: Path, save_dir: Path, calibration_dir: Optional[st
         store_conv_weights_int8(quantized)
     logger.info("%s int8 model: %s", "static" if static else "dynamic", quantized)
     return quantized
+
+
+def calibration_ranges(onnx_path: Path, dataset, operators: list[str], augmented: str):
+    """`ORTQuantizer.fit`'s min-max ranges on `onnx_threads` threads (the CPUs this process may use, or the user's
+    OMP_NUM_THREADS): onnxruntime's calibrator opens its session at the host's cores, taking no options (2 threads
+    under a 1-CPU quota on 2 cores), so it is opened again with its own options and that count before any clip."""
+    calibrator = AutoCalibrationConfig.minmax(dataset).create_calibrator(
+        onnx_path.as_posix(), operators, augmented_model_name=augmented)
+    if (threads := onnx_threads()) is not None:
+        options = calibrator.infer_session.get_session_options()  # its ORT_DISABLE_ALL kept
+        options.intra_op_num_threads = threads
+        calibrator.infer_session = None  # let go first: one copy of the model in memory at a time
+        calibrator.infer_session = InferenceSession(augmented, options, providers=calibrator.execution_providers)
+    calibrator.collect_data(ORTCalibrationDataReader(dataset))
+    return calibrator.compute_data()
 
 
 def write_int8_weights(onnx_path: str | Path, shown_as: Optional[Path] = None) -> Path:
