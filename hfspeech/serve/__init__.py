@@ -7,5 +7,6 @@ imports it. Modules: `app` (routes, middleware, uvicorn), `runner` (the model, l
 behind the `batching` dynamic batcher), `payload` (reading and checking a request: body size, content
 type, base64 JSON, parameters), `connections` (uvicorn's HTTP protocol with a deadline on a request's
 headers), `errors` (one JSON error shape, no tracebacks or paths), `metrics`
-(Prometheus), `stream` (live PCM over a WebSocket or a streamed POST), `static/` (the web page).
+(Prometheus; `metrics_folder` keeps `--workers N`'s files from growing), `disconnects` (a client that
+leaves), `stream` (live PCM over a WebSocket or a streamed POST), `static/` (the web page).
 """

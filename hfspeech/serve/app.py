@@ -33,11 +33,13 @@ from starlette.staticfiles import StaticFiles
 
 from hfspeech.serve.access import HostCheckMiddleware, api_key_given, names_to_answer, refuse
 from hfspeech.serve.connections import HEADER_TIMEOUT_ENV, PROTOCOL, with_header_timeout
-from hfspeech.serve.environment import set_for_workers
+from hfspeech.serve.disconnects import unless_client_leaves
+from hfspeech.serve.environment import METRICS_DIR_ENV, set_for_workers
 from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, send_error
 from hfspeech.serve.limits import more_open_files, quiet_accept_errors, quiet_accept_errors_in_this_process
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics, counts_as_error, route_name
+from hfspeech.serve.metrics_folder import dead_workers_merged, remove_orphaned_folders
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
 from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
@@ -45,7 +47,7 @@ from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
 logger = logging.getLogger("hfspeech.serve")
 SETTINGS_ENV = "HFSPEECH_SERVE_SETTINGS"  # how `--workers N` hands the settings to each worker process
 API_KEY_ENV = "HFSPEECH_API_KEY"
-OPEN_PATHS = ("/health", "/static/")  # no key needed: the probe, and the page's own files
+OPEN_PATHS = ("/health", "/static/", "/favicon.ico")  # no key needed: the probe, and the page's own files
 STATIC = files("hfspeech.serve") / "static"
 # The page loads only the server's own files, and no other site may frame it (and its API key field)
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
@@ -98,6 +100,11 @@ class Endpoints:
         return Response((STATIC / "index.html").read_text(encoding="utf-8"), media_type="text/html",
                         headers=PAGE_HEADERS)
 
+    async def favicon(self, request: Request) -> Response:
+        """No icon (204): a browser asks for one on every page it opens, which was a 404 in its console and in
+        `hfspeech_errors_total` (a 401 where the server needs a key)."""
+        return Response(status_code=204)
+
     async def health(self, request: Request) -> Response:
         if self.runner.ready:
             return JSONResponse({"status": "ok"})
@@ -124,32 +131,10 @@ class Endpoints:
     def routes(self) -> list:
         return [Route("/", self.root, methods=["GET", "POST"]),
                 Route("/health", self.health), Route("/info", self.info), Route("/metrics", self.metrics_page),
-                Route("/stream", self.stream, methods=["POST"]),
+                Route("/stream", self.stream, methods=["POST"]), Route("/favicon.ico", self.favicon),
                 WebSocketRoute("/stream", lambda ws: stream_websocket(ws, self.runner,
                                                                         self.settings.request_timeout)),
                 Mount("/static", StaticFiles(directory=str(STATIC)), name="static")]
-
-
-async def unless_client_leaves(request: Request, work):
-    """`work`'s result, or, when the client closes the connection first, cancel it (its windows still queued
-    are never run) and answer 499 to nobody. Its windows used to be computed all the same: a client that
-    gave up on a long file, or retried it, held up everyone behind it. Starlette's `StreamingResponse`
-    listens for the disconnect the same way: once the body is read, the next ASGI message is only that."""
-    work, left = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({work, left}, return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also when the request times out (408): nothing is left running
-        left.cancel()
-        if not work.done():
-            work.cancel()
-    if work in done:
-        return work.result()
-    raise ApiError(499, "client_closed", "the client closed the connection before the answer was ready")
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def create_app(settings: ServeSettings) -> Starlette:
@@ -157,7 +142,7 @@ def create_app(settings: ServeSettings) -> Starlette:
     runner = ModelRunner(settings.model, settings.backend, settings.trust_remote_code, settings.max_batch_size,
                          settings.max_wait_ms, settings.max_seconds, device=settings.device)
     metrics = ServerMetrics()
-    runner.batcher.on_batch = metrics.batch_size.observe
+    runner.batcher.on_batch, runner.on_load_error = metrics.batch_size.observe, metrics.model_load_failed
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -258,6 +243,7 @@ class GuardMiddleware:
 def app_from_env() -> Starlette:
     """The app factory each `--workers N` process calls (the settings travel in an environment variable)."""
     quiet_accept_errors_in_this_process()  # out of file descriptors: a line every few seconds (limits.py)
+    dead_workers_merged(os.environ.get(METRICS_DIR_ENV))  # a worker restarted: its predecessor's files, merged
     return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
@@ -284,6 +270,7 @@ def _run(settings: ServeSettings, options: dict, workers: int) -> Optional[str]:
         server.run()
         return app.state.runner.load_error
     passed_on = {HEADER_TIMEOUT_ENV: str(settings.request_timeout), SETTINGS_ENV: json.dumps(asdict(settings))}
+    remove_orphaned_folders()  # killed supervisors' metrics folders: this one's is named by its pid
     with set_for_workers(passed_on, workers=workers):
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).

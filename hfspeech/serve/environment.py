@@ -23,6 +23,13 @@ from typing import Iterator
 from hfspeech.cpu_threads import environment_set, worker_environment
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PREFIX = "hfspeech-metrics-"
+
+
+def folder_prefix(pid: int) -> str:
+    """A metrics folder's name up to mkdtemp's random part: named by its supervisor's pid, so that a later server
+    can tell a killed one's folder from a live one's (`metrics_folder.remove_orphaned_folders`)."""
+    return f"{METRICS_PREFIX}{pid}-"
 
 
 @contextmanager
@@ -35,7 +42,7 @@ def set_for_workers(values: dict[str, str], workers: int = 1) -> Iterator[None]:
     values = {**worker_environment(workers), **values}
     made = None
     if not os.environ.get(METRICS_DIR_ENV):
-        made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="hfspeech-metrics-")
+        made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix=folder_prefix(os.getpid()))
     try:
         with environment_set(values), signal_handlers_kept():
             yield

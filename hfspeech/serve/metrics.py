@@ -1,9 +1,11 @@
-"""Prometheus metrics (`/metrics`): requests by route and status, latency, batch sizes, errors by kind.
+"""Prometheus metrics (`/metrics`): requests by route and status, latency, batch sizes, errors by kind (and a
+model that failed to load, `kind="model_load"`).
 
 Each app gets its own registry (several servers in one test process do not collide). With `--workers N`
 the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, every worker writes its
 samples there, and `/metrics` adds them up (prometheus_client's multiprocess mode), so a scrape sees the
-whole server, not the one worker that happened to answer.
+whole server, not the one worker that happened to answer. The files of workers that died are merged, and the
+folders of supervisors that were killed removed, by `metrics_folder`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import os
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.responses import Response
 
+from hfspeech.serve.metrics_folder import dead_workers_merged, scrape_lock
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-ROUTES = ("/", "/health", "/info", "/metrics", "/stream")
+ROUTES = ("/", "/health", "/info", "/metrics", "/stream", "/favicon.ico")
+MODEL_LOAD = "model_load"  # the `kind` of `hfspeech_errors_total` counting models that failed to load
 
 
 def route_name(path: str) -> str:
@@ -35,19 +40,29 @@ class ServerMetrics:
                                     registry=self.registry)
         self.errors = Counter("hfspeech_errors", "Requests refused or failed, by kind", ["kind"],
                               registry=self.registry)
+        # At 0 from the start, so that `increase()` sees the first failure (a series born at 1 shows no increase)
+        self.errors.labels(MODEL_LOAD)
+
+    def model_load_failed(self) -> None:
+        """Counted once per failed load (per worker): /health's 503 is not an error (`counts_as_error`), so a
+        server that would never be ready showed nothing an error alert could fire on."""
+        self.errors.labels(MODEL_LOAD).inc()
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     def response(self) -> Response:
-        registry = self.registry
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not folder:
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        from prometheus_client import multiprocess
 
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        dead_workers_merged(folder)  # also those replaced while this worker ran (SIGHUP starts new ones first)
+        with scrape_lock(folder):  # not while a restarted worker merges its predecessors' files (metrics_folder.py)
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def counts_as_error(route: str, status: int) -> bool:

@@ -3,7 +3,8 @@
 
 A request that arrives while the model loads waits for it (within the request timeout) rather than being
 refused: with `--workers N` a worker that is still loading may be handed a connection while another one
-already answers `/health`. A model that fails to load is logged (and stops a one-process server).
+already answers `/health`. A model that fails to load is logged, counted in the metrics (`on_load_error`) and
+stops a one-process server.
 
 A request's audio is decoded from memory as `hfspeech.data.audio.decode_audio` decodes it (the decoder,
 downmix, resampler and errors of every other path in hfspeech), held to `--max_seconds` before it is decoded
@@ -59,6 +60,7 @@ class ModelRunner:
         self.load_error: Optional[str] = None
         self.loaded: Optional[asyncio.Event] = None
         self.on_load_failure = None  # e.g. stop the server (`run_server` does, with one process)
+        self.on_load_error = None  # called in the loading thread when it fails (`create_app` counts it)
         self.batcher = DynamicBatcher(self._logits, max_batch_size, max_wait_ms, on_batch)
 
     def start_loading(self) -> None:
@@ -83,6 +85,8 @@ class ModelRunner:
             # may not read (another user's 0700 run: `PermissionError: [Errno 13] ...` was printed); the rest is a bug
             user_error = error if isinstance(error, HfspeechError) else access_refusal(error)
             self.load_error = str(user_error) if user_error is not None else f"{type(error).__name__}: {error}"
+            if self.on_load_error is not None:
+                self.on_load_error()
             if self.on_load_failure is not None:
                 loop.call_soon_threadsafe(self.on_load_failure)
             else:

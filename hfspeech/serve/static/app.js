@@ -10,8 +10,10 @@
 // browser's limit (nothing drawn), and at 1,000 labels the lit rows were out of view among 990 empty ones.
 const MAX_TIMELINE_ROWS = 40, ROW_HEIGHT = 18, NAME_WIDTH = 180;
 
-function scoreText(score) {
-  return score === null || score === undefined ? "–" : score.toFixed(3); // null: a NaN score (NaN weights)
+const NO_SCORE = "no score"; // what a null score is called where it is said (a screen reader read "–" as "en dash")
+
+function scoreText(score, missing = "–") {
+  return score === null || score === undefined ? missing : score.toFixed(3); // null: a NaN score (NaN weights)
 }
 
 function answerSummary(name, answer) {
@@ -19,7 +21,7 @@ function answerSummary(name, answer) {
   // labels) without walking the list. A multi-label answer's entries say which are active (`active`).
   const judged = answer.predictions.some((p) => "active" in p);
   const top = answer.predictions[0];
-  const best = top ? ` · top: ${top.label} (${scoreText(top.score)})` : "";
+  const best = top ? ` · top: ${top.label} (${scoreText(top.score, NO_SCORE)})` : "";
   const active = judged ? ` · active: ${answer.active_labels.join(", ") || "none"}` : "";
   return `${name}: ${answer.num_windows} window${answer.num_windows > 1 ? "s" : ""}${best}${active}`;
 }
@@ -49,12 +51,13 @@ function timelineCaption(windows, names, rows, ranked) {
     `. Rows, top to bottom: ${rows.join(", ")}.`;
 }
 
-function windowEntries(windows) {
+function windowEntries(windows, missing = "–") {
   // The timeline's text alternative, one [time span, its labels and scores] per window: the scores the canvas
   // shows only as shades, for a screen reader, a zoomed page or a narrow screen (where the canvas is too small).
+  // `missing`: what a null score reads as (NO_SCORE: the words a screen reader is given).
   return windows.map((w) => [
     `${w.start.toFixed(1)}–${w.end.toFixed(1)} s`,
-    w.labels.length ? w.labels.map((label, i) => `${label} (${scoreText(w.scores[i])})`).join(", ") :
+    w.labels.length ? w.labels.map((label, i) => `${label} (${scoreText(w.scores[i], missing)})`).join(", ") :
       w.skipped ? "not classified: too quiet" : "no labels",
   ]);
 }
@@ -120,15 +123,24 @@ async function loadInfo() {
     `revision ${info.revision || "unknown"}`;
 }
 
+function topKParameter(box) {
+  // The box as typed, for the server to judge (its top_k rule is the one rule: 0 is refused, in words); empty:
+  // none sent, the server's default. 0 and an empty box used to become 5 without a word. null: not a number.
+  if (box.validity && box.validity.badInput) return null;
+  const typed = box.value.trim();
+  return typed ? `&top_k=${encodeURIComponent(typed)}` : "";
+}
+
 async function classify(blob, name) {
+  const topK = topKParameter($("top-k"));
+  if (topK === null) return setStatus(`${name}: top-k must be a whole number (empty: the server's default)`, true);
   setStatus(`classifying ${name}…`);
   $("result").replaceChildren();
   $("result-section").hidden = $("timeline-section").hidden = true;
   shownTimeline = null;
-  const topK = Math.max(1, parseInt($("top-k").value, 10) || 5);
   let response;
   try {
-    response = await fetch(`./?timeline=true&top_k=${topK}`, {
+    response = await fetch(`./?timeline=true${topK}`, {
       method: "POST", body: blob, headers: headers({ "Content-Type": blob.type || "application/octet-stream" }),
     });
   } catch (error) { // the server stopped or the network went: said, not left at "classifying…"
@@ -164,13 +176,22 @@ function showList(predictions) {
     bar.setAttribute("aria-hidden", "true");
     fill.style.width = `${Math.max(0, Math.min(1, p.score ?? 0)) * 100}%`;
     bar.appendChild(fill);
-    row.append(label, bar, textElement("span", "score", scoreText(p.score)));
+    row.append(label, bar, scoreElement(p.score));
     if (judged) row.append(textElement("span", "state", p.active ? "active" : ""));
     return row;
   });
   $("result").classList.toggle("judged", judged);
   $("result").replaceChildren(...rows);
   $("result-section").hidden = false;
+}
+
+function scoreElement(score) {
+  // A null score shows "–" and is said "no score" (the dash hidden from assistive technology, the words from sight)
+  if (score !== null && score !== undefined) return textElement("span", "score", scoreText(score));
+  const element = textElement("span", "score", ""), dash = textElement("span", "", "–");
+  dash.setAttribute("aria-hidden", "true");
+  element.append(dash, textElement("span", "visually-hidden", NO_SCORE));
+  return element;
 }
 
 function showTimeline(answer) {
@@ -199,10 +220,12 @@ function showTimeline(answer) {
     canvas.title = rows[Math.floor((event.clientY - box.top) / box.height * rows.length)] || "";
   };
   $("timeline-caption").textContent = timelineCaption(answer.windows, names, rows, ranked);
-  $("timeline-table").tBodies[0].replaceChildren(...windowEntries(answer.windows).map(([span, entries]) => {
-    const row = document.createElement("tr"), head = textElement("th", "", span);
+  const spoken = windowEntries(answer.windows, NO_SCORE);
+  $("timeline-table").tBodies[0].replaceChildren(...windowEntries(answer.windows).map(([span, entries], i) => {
+    const row = document.createElement("tr"), head = textElement("th", "", span), cell = textElement("td", "", entries);
     head.scope = "row";
-    row.append(head, textElement("td", "", entries));
+    if (spoken[i][1] !== entries) cell.setAttribute("aria-label", spoken[i][1]); // a null score: "no score"
+    row.append(head, cell);
     return row;
   }));
   $("timeline-section").hidden = false;
@@ -258,7 +281,9 @@ function start() {
 }
 
 if (typeof module === "object" && module.exports) { // node (the tests): the functions, no page
-  module.exports = { scoreText, answerSummary, timelineRows, timelineCaption, windowEntries, fittedNames };
+  module.exports = {
+    scoreText, answerSummary, timelineRows, timelineCaption, windowEntries, fittedNames, topKParameter,
+  };
 } else {
   start();
 }
