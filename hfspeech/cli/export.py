@@ -7,7 +7,6 @@ import argparse
 from hfspeech.cli.common import model_first, reported_as_user_errors
 from hfspeech.cli.flags import CliParser
 from hfspeech.cli.hub import add_held_out_flags, check_held_out_flags
-from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
 from hfspeech.output_folders import check_output_folder
 
 
@@ -42,15 +41,16 @@ def export_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPORT_FILES = {*ONNX_FILES, TORCHSCRIPT_FILE}  # what marks an earlier export's folder
-
-
 def check_export_output(output: str | None) -> None:
     """`--output` may not be a file, nor a folder holding files of the user's (a model's own folder among them)
     that an export would mix with, or overwrite (config.json); new, empty or an earlier export (which exporting
-    again replaces) is fine. One `error:` line, like every command's output-folder refusal."""
+    again replaces) is fine. One `error:` line, like every command's output-folder refusal. The export files'
+    names are imported here, not with the module: `inference.backends` imports numpy, which `--help` needs not."""
+    from hfspeech.inference.backends import ONNX_FILES, TORCHSCRIPT_FILE
+
+    export_files = {*ONNX_FILES, TORCHSCRIPT_FILE}  # what marks an earlier export's folder
     if output:
-        check_output_folder(output, "--output", ours=EXPORT_FILES.__contains__, earlier="an earlier export", model=True)
+        check_output_folder(output, "--output", ours=export_files.__contains__, earlier="an earlier export", model=True)
 
 
 def warn_about_int8_check(record: dict) -> None:

@@ -14,12 +14,15 @@ import json
 
 def train(argv: list[str]) -> int:
     """The recipe (`recipes/finetune.py` is this command). Its parser names a mistyped flag first; it is given the
-    command's name for its help (`usage: hfspeech train`) and its mistakes (`hfspeech train --help` lists them)."""
+    command's name for its help (`usage: hfspeech train`) and its mistakes (`hfspeech train --help` lists them).
+    `training.run` (datasets, evaluate, audiomentations, scipy: seconds) is imported after the parse, so `--help`
+    and a mistyped flag wait only for what the flags need (torch and transformers, for TrainingArguments)."""
     from hfspeech.training.command_line import parse_args, process_state_kept
-    from hfspeech.training.run import run_training
 
     with process_state_kept():  # from the parse on: its ACCELERATE_* variables are put back too
         model_args, data_args, training_args = parse_args(argv, prog="hfspeech train")
+        from hfspeech.training.run import run_training
+
         run_training(model_args, data_args, training_args, after_saving=trace_for_fast_start(training_args))
     return 0
 
@@ -143,8 +146,6 @@ def distill(argv: list[str]) -> int:
 def average(argv: list[str]) -> int:
     from hfspeech.cli.flags import CliParser
     from hfspeech.errors import refuse_folder_named_like_a_file
-    from hfspeech.export.torchscript_export import write_run_twin
-    from hfspeech.training.averaging import average_runs
 
     parser = CliParser(prog="hfspeech average", description="Average the weights of runs of one recipe (e.g. "
                        "seeds fine-tuned from one pretrained checkpoint) into one model: a 'model soup', often close to "
@@ -155,6 +156,9 @@ def average(argv: list[str]) -> int:
     refuse_folder_named_like_a_file(args.output_dir, "--output_dir", "the averaged model (config.json, weights)",
                                     "give a folder; `hfspeech evaluate --model FOLDER ... > metrics.json` writes its "
                                     "metrics")
+    from hfspeech.export.torchscript_export import write_run_twin  # torch, transformers: not for --help or a typo
+    from hfspeech.training.averaging import average_runs
+
     with output_dir_held_for_average(args.output_dir):  # the twin too: a second average must not start in between
         # with a baseline's twin for a fast start, as after `hfspeech train`, written before the folder is renamed in
         print(f"averaged {len(args.runs)} runs: {average_runs(args.runs, args.output_dir, also=write_run_twin)}")

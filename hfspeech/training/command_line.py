@@ -105,6 +105,8 @@ def recipe_parser(*more: type, prog: Optional[str] = None) -> HfArgumentParser:
     parser.add_argument("--args_file", action="append", default=argparse.SUPPRESS, metavar="FILE",
                         help="a file of flags (repeatable): `--flag value` text, or a .json/.yaml mapping of flag "
                         "names to values; the flags on the command line come after, and win")
+    for action in parser._actions:  # argparse reads `%` as a format: "10% slower" ("% s") printed argparse's dict
+        action.help = re.sub(r"%(?![(%])", "%%", action.help) if action.help else action.help
     return parser
 
 
