@@ -167,8 +167,8 @@ def test_a_run_still_training_is_said_to_be_written_not_stopped(run_in_first_epo
     finally:
         let_go(holder)
     assert code == 2 and err.strip().splitlines() == [
-        f"error: {run_in_first_epoch}: a training run is writing this folder now (no model saved yet); wait for it "
-        "to end"], err
+        f"error: {run_in_first_epoch}: a training run (or an average) is writing this folder now (no model saved "
+        "yet); wait for it to end"], err
 
 
 def test_a_run_stopped_before_its_save_is_still_told_to_resume(run_in_first_epoch, capsys):

@@ -47,7 +47,7 @@ def test_a_run_still_training_is_not_exported_or_staged(saved_run, tmp_path, com
         assert cli(argv) == 2
     finally:
         let_go(holder)
-    assert "a training run is writing this folder now" in capsys.readouterr().err
+    assert "a training run (or an average) is writing this folder now" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -121,4 +121,4 @@ def test_predicting_a_run_being_retrained_says_it_is_the_earlier_model(saved_run
         assert cli(["predict", str(saved_run), str(clip)]) == 0
     finally:
         let_go(holder)
-    assert f"note: {saved_run}: a training run is writing this folder now" in caplog.text
+    assert f"note: {saved_run}: a training run (or an average) is writing this folder now" in caplog.text

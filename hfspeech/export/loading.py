@@ -31,8 +31,8 @@ def read_config(model_dir: str | Path) -> PretrainedConfig:
     except NotAModelError as error:
         raise ExportError(str(error)) from None
     if being_written(folder):  # a resumed run's earlier model, which train may rewrite while it is read
-        raise ExportError(f"{folder}: a training run is writing this folder now; export it once the run ends (or "
-                          "export one of its checkpoint-* folders)")
+        raise ExportError(f"{folder}: a training run (or an average) is writing this folder now; export it once "
+                          "the run ends (or export one of its checkpoint-* folders)")
     config_file = folder / "config.json"
     try:
         return AutoConfig.from_pretrained(folder)

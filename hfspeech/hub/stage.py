@@ -147,7 +147,8 @@ def check_run(run: Path, include_onnx: bool) -> None:
     except NotAModelError as error:
         raise StageError(str(error)) from None
     if being_written(run):  # a resumed run's earlier model and metrics were staged while it trained on (rc 0)
-        raise StageError(f"{run}: a training run is writing this folder now; stage it once the run ends")
+        raise StageError(f"{run}: a training run (or an average) is writing this folder now; stage it once the run "
+                         "ends")
     if not (run / "model.safetensors").is_file():
         raise StageError(f"{run}: no model.safetensors; only safetensors weights are published")
     if (unreadable := unreadable_model_files(run)) is not None:  # another user's 0600 weights: not "damaged"

@@ -40,8 +40,8 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
     check_model_name(name_or_path)  # not "corrupt": a name that is not UTF-8 (or under LC_ALL=C, not ASCII)
     kind, folder, model_file = locate_model(name_or_path, backend)
     if os.path.isdir(name_or_path) and being_written(name_or_path):  # retrained with --overwrite_output_dir
-        logger.warning("note: %s: a training run is writing this folder now: this is the model it held before",
-                       name_or_path)
+        logger.warning("note: %s: a training run (or an average) is writing this folder now: this is the model it "
+                       "held before", name_or_path)
     if backend is not None and kind != "pytorch" and os.path.isdir(name_or_path) and Path(folder) != Path(name_or_path):
         logger.warning("note: %s: backend %s runs %s, the run's export", name_or_path, backend, model_file)
     if dtype is not None and backend is None and kind != "pytorch" and model_file.parent != Path(folder):

@@ -39,8 +39,8 @@ def _unsaved(path: str, problem: str) -> NotAModelError:
     """`problem`, or, while a training run holds the folder (`folder_writers.being_written`), that it is still being
     written: `predict RUN` in a run's first epoch was told the run had stopped, and to resume it."""
     if being_written(path):
-        return NotAModelError(f"{path}: a training run is writing this folder now (no model saved yet); wait for it "
-                              "to end")
+        return NotAModelError(f"{path}: a training run (or an average) is writing this folder now (no model saved "
+                              "yet); wait for it to end")
     return NotAModelError(f"{path}: {problem}")
 
 
