@@ -83,17 +83,20 @@ def beside_users_files(split, *settings) -> Optional[str]:
     return prepared_file(split, settings, "labels")
 
 
-def prepared_file(split, settings, what: str = "decoded audio") -> str:
-    """`$HF_DATASETS_CACHE/hfspeech-prepared/<split's fingerprint and settings>.arrow`, where hfspeech writes what
-    has no folder of its own (manifests, data in memory, a user's saved folder), the folder held as every writer
-    holds it; one that cannot be written is a one-line `DataError` (unless the file is there to read)."""
+def prepared_file(split, settings, what: str = "decoded audio", key: Optional[str] = None) -> str:
+    """`$HF_DATASETS_CACHE/hfspeech-prepared/<split's fingerprint, settings and key>.arrow`, where hfspeech writes
+    what has no folder of its own (manifests, data in memory, a user's saved folder), the folder held as every
+    writer holds it; one that cannot be written is a one-line `DataError` (unless the file is there to read).
+    `key`: what else decides the content (the decoded audio's `decode_retry.decoded_fingerprint`, which holds its
+    files' bytes and the decoder's code): `datasets.map` reads a file of that name whatever fingerprint it is given,
+    and a manifest's clip rewritten in place with its size and times kept was read back as it was."""
     import datasets
     from datasets.fingerprint import Hasher
 
     from hfspeech.errors import DataError
 
     folder = Path(datasets.config.HF_DATASETS_CACHE) / PREPARED_FOLDER
-    name = folder / f"{Hasher.hash([split._fingerprint, *settings])}.arrow"
+    name = folder / f"{Hasher.hash([split._fingerprint, *settings, *([key] if key else [])])}.arrow"
     if not cached_files(str(name)) and (problem := cache_folder_problem(folder)):
         raise DataError(f"{folder}: cannot write the {what} to the datasets cache ({problem}); set "
                         "HF_DATASETS_CACHE to a folder you can write")

@@ -276,10 +276,11 @@ def _cache_file_name(split, settings: list, fingerprint: str) -> Optional[str]:
     folder of paths to 59 MB) or that folder is read-only, in the datasets cache. A split in memory was decoded
     into memory (10,000 one-second clips: 840 MB of RAM), again on every run. The name holds the split's
     fingerprint (its files' `file_stat`, `data.dataset_columns`) and `settings`. A read-only folder that holds the
-    decoded split already (`fingerprint`: `decoded_fingerprint`) is read: a team's warm cache, made read-only."""
+    decoded split already (`fingerprint`: `decoded_fingerprint`, which holds the files' bytes and the decoder's code
+    too) is read: a team's warm cache, made read-only."""
     folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None
     temporary = folder is not None and folder.name.startswith(f".{RUN_SCRATCH}-partial-")
     if folder and not temporary and not is_users_folder(folder) and (
             cached_files(split._get_cache_file_path(fingerprint)) or not cache_folder_problem(folder)):
         return None
-    return prepared_file(split, settings)
+    return prepared_file(split, settings, key=fingerprint)  # the files' bytes and the decoder's code: its name

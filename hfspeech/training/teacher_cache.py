@@ -4,7 +4,9 @@ The teacher (any saved audio classifier: a fine-tuned Whisper, Wav2Vec2, AST, or
 once over the un-augmented training clips, centre-cropped to its own window as in evaluation. The logits are
 saved with `datasets` under a key made of the teacher's files and the split's fingerprint, so a second
 student, a second seed or a resumed run reads them back instead of running the teacher again: distilling
-then costs about what training the student costs.
+then costs about what training the student costs. A distillation killed while saving leaves a scratch folder beside
+the cache (`data.whole_folders`); every run that uses the cache removes those no live run holds
+(`remove_killed_saves`), whichever key they were saving.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,8 +28,9 @@ from tqdm.auto import tqdm
 from hfspeech.cache_folders import teacher_logits_cache
 from hfspeech.data.columns import column_values
 from hfspeech.data.progress_bars import progress_wanted
-from hfspeech.data.whole_folders import save_whole
+from hfspeech.data.whole_folders import remove_dead_runs_old_leftovers, save_whole
 from hfspeech.errors import UsageError
+from hfspeech.output_folders import remove_leftover_scratch
 from hfspeech.training.live_teacher import LiveTeacher
 
 logger = logging.getLogger(__name__)
@@ -35,20 +39,24 @@ LOGITS_COLUMN = "teacher_logits"
 # In the key: 2 since teachers that read the padding score each crop as alone (`training.live_teacher`, session 33):
 # the logits cached before were of mixed-length batches, and were read back.
 TEACHER_LOGITS_FORMAT = 2
+KEY_CHARS = 24  # of `cache_key`'s hex digest: a cache folder's name
+# What a save killed outright leaves beside a cache folder: `locked_scratch`'s `.KEY-partial-*`, or the earlier
+# `.KEY.partial-PID` / `.KEY.old-PID` (`whole_folders.remove_dead_runs_old_leftovers`)
+KILLED_SAVE = re.compile(rf"\.([0-9a-f]{{{KEY_CHARS}}})(?:-partial-[a-z0-9_]{{8}}|\.(?:partial|old)-\d+)")
 
 
 def cache_key(teacher_dir: str, split: Dataset, label_names: Sequence[str]) -> str:
     """Changes when the teacher's weights or config, the clips, or the student's label order change. The
     teacher's files are keyed by size, mtime and ctime (not read): ctime because a teacher copied in with
-    `cp -p` keeps its old mtime. The clips by the split's fingerprint, which `data.dataset_columns` makes of each
-    audio file's size, mtime and ctime."""
+    `cp -p` keeps its old mtime. The clips by the prepared split's fingerprint, which `data.decode_retry` makes of
+    each audio file's size, mtime and ctime, its bytes, and the decoder's code."""
     digest = hashlib.sha256(json.dumps([TEACHER_LOGITS_FORMAT, split._fingerprint, list(label_names)]).encode())
     for name in sorted(os.listdir(teacher_dir)):
         path = os.path.join(teacher_dir, name)
         if os.path.isfile(path) and name.endswith((".json", ".safetensors", ".bin")):
             stat = os.stat(path)
             digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}".encode())
-    return digest.hexdigest()[:24]
+    return digest.hexdigest()[:KEY_CHARS]
 
 
 def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_names: Sequence[str],
@@ -63,12 +71,28 @@ def teacher_logits(teacher_dir: str, split: Dataset, sampling_rate: int, label_n
         raise UsageError(f"--teacher {teacher_dir}: not a model folder")
     folder = Path(cache_dir or teacher_logits_cache()) / cache_key(teacher_dir, split, label_names)
     looked_at = time.time()  # a cache another run saves while this one computes is kept (`save_whole`)
+    remove_killed_saves(folder.parent)
     cached = _cached_logits(folder, len(split))
     if cached is not None:
         return cached
     logits = compute_teacher_logits(teacher_dir, split, sampling_rate, label_names, batch_size, device, progress)
     _save_logits(folder, logits, looked_at)
     return logits
+
+
+def remove_killed_saves(cache: Path) -> None:
+    """Remove the scratch folders (`KILLED_SAVE`) that distillations killed outright while saving left in `cache`,
+    where no live run holds them (a live save's is locked: kept). Only `save_whole` swept them, that is only the next
+    run that computed the same key's logits: one that found them cached (saved meanwhile by a run beside the killed
+    one), or that had other clips or another teacher, left them for good (each up to the whole logits: 4 bytes a clip
+    and class)."""
+    try:
+        names = os.listdir(cache)
+    except OSError:  # no cache yet, or none to be read
+        return
+    for key in sorted({found.group(1) for name in names if (found := KILLED_SAVE.fullmatch(name))}):
+        remove_leftover_scratch(cache / key)
+        remove_dead_runs_old_leftovers(cache / key)
 
 
 def _cached_logits(folder: Path, num_clips: int) -> Optional[np.ndarray]:
