@@ -141,12 +141,14 @@ def capped_budget() -> Optional[tuple[int, str]]:
 
 
 def user_threads() -> Optional[int]:
-    """The count the user set, read as torch reads it: MKL_NUM_THREADS over OMP_NUM_THREADS, the leading digits
-    ("4,2", OpenMP's nested list, is 4); None where neither holds a positive count (torch keeps its default)."""
+    """The count the user set, read as torch reads it: MKL_NUM_THREADS over OMP_NUM_THREADS, the outer count of
+    OpenMP's nested list ("4,2" is 4), no more than the host's cores (torch runs 2 threads on 2 cores with
+    OMP_NUM_THREADS=16: onnxruntime given 16 ran 10x slower, and 99999999999 refused the model as "corrupt"); None
+    where neither holds a positive count libgomp accepts ("1.5", "1x": torch keeps its default)."""
     for name in reversed(USER_THREAD_ENVS):
-        digits = re.match(r"\s*(\d+)", os.environ.get(name, ""))
+        digits = re.fullmatch(r"\s*(\d+)\s*(?:,.*)?", os.environ.get(name, ""), re.DOTALL)
         if digits and int(digits.group(1)) > 0:
-            return int(digits.group(1))
+            return min(int(digits.group(1)), os.cpu_count() or 1)
     return None
 
 

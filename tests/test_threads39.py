@@ -62,8 +62,11 @@ def onnx_backend_threads(path: Path) -> int:
     ({"OMP_NUM_THREADS": "4,2"}, 4),  # OpenMP's nested list: the outer count, as torch reads it
     ({"OMP_NUM_THREADS": "many"}, 0),  # not a count: torch and onnxruntime keep their defaults
     ({"OMP_NUM_THREADS": "0"}, 0),
+    ({"OMP_NUM_THREADS": "1.5"}, 0),  # libgomp refuses it ("Invalid value"): torch keeps its default
+    ({"OMP_NUM_THREADS": "64"}, 16),  # no more than the host's cores, as torch: 64 on 16 cores ran 10x slower
 ])
 def test_the_users_thread_count_sizes_onnxruntime_sessions(quota, monkeypatch, identity_onnx, settings, threads):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)  # the counts below fit the host's cores
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     assert cpu_threads.thread_budget() is None  # torch reads the variable itself: hfspeech still leaves it alone
@@ -71,6 +74,7 @@ def test_the_users_thread_count_sizes_onnxruntime_sessions(quota, monkeypatch, i
 
 
 def test_the_users_count_wins_over_the_quota_and_reaches_each_server_worker(quota, monkeypatch, identity_onnx):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
     quota(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert onnx_backend_threads(identity_onnx) == 3
