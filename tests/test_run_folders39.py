@@ -54,6 +54,23 @@ def test_a_run_taking_its_folder_while_a_reader_probes_it_waits_the_probe_out(tm
     assert not held_by_someone(tmp_path)
 
 
+
+def test_a_conversion_starting_while_a_reader_probes_the_cache_does_not_say_it_waits(tmp_path, capsys):
+    """`hfspeech pretrained` takes the cache folder as a run takes its own: `resolve_pretrained`'s probe
+    (`wait_while_written`) in that instant printed "waiting for another `hfspeech pretrained`" (reviewer R1)."""
+    from hfspeech.models.whisper.pretrained import converting_alone
+
+    reader = locked(tmp_path, fcntl.LOCK_SH)
+    letting_go = threading.Timer(0.05, os.close, [reader])
+    letting_go.start()
+    try:
+        with converting_alone(tmp_path / "whisper-tiny.en"):
+            assert held_by_someone(tmp_path)
+    finally:
+        letting_go.join()
+    assert "waiting for another" not in capsys.readouterr().err
+
+
 def test_a_folder_another_writer_holds_is_still_refused(tmp_path):
     writer = locked(tmp_path, fcntl.LOCK_EX)
     try:

@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 
 from hfspeech.cache_folders import pretrained_cache, pretrained_cache_before_xdg
 from hfspeech.errors import HfspeechError, writing_to
-from hfspeech.folder_writers import noted_as_held, wait_while_written
+from hfspeech.folder_writers import noted_as_held, taken_past_readers, wait_while_written
 from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.output_folders import check_output_folder, lock_taken, not_writable, real_destination
@@ -249,7 +249,7 @@ def converting_alone(output: Path) -> Iterator[None]:
     folder = real_destination(output).parent
     handle = os.open(folder, os.O_RDONLY)
     try:
-        if lock_taken(handle, folder) is False:
+        if taken_past_readers(handle, lambda: lock_taken(handle, folder)) is False:  # a probe's instant: no wait
             import fcntl
 
             print(f"waiting for another `hfspeech pretrained` writing into {folder} ...", file=sys.stderr)
