@@ -69,7 +69,7 @@ def folder_lock(folder, shared: bool) -> Iterator[None]:
     try:
         import fcntl
 
-        handle = open(Path(folder) / LOCK_FILE, "a")
+        handle = open(Path(folder) / LOCK_FILE, "ab")  # a lock: no text written
     except (ImportError, OSError):
         yield
         return

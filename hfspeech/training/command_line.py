@@ -17,6 +17,7 @@ import torch
 import transformers
 from transformers import HfArgumentParser, TrainingArguments
 
+from hfspeech.data.system_libraries import missing_library
 from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, refuse_unknown_flags
 from hfspeech.training.accelerate_environment import accelerate_state_kept, parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
@@ -127,6 +128,8 @@ def parse_args(argv: Optional[Sequence[str]] = None, also_known: Sequence[str] =
     except UsageError:
         raise
     except (ValueError, OSError) as error:
+        if missing_library(error):  # soundfile imported while the flags are checked: the CLI names libsndfile1
+            raise
         raise UsageError(f"invalid training flags: {explain(error, given)}") from error
     check_training_values(training_args, given)
     check_label_smoothing(training_args.label_smoothing_factor, model_args.multi_label)
