@@ -5,9 +5,12 @@ its teacher logits has its scratch removed by any later run that uses the cache,
 
 from __future__ import annotations
 
+import compileall
+import importlib
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +173,61 @@ def test_a_manifests_decoded_file_is_named_by_its_decoded_key(tmp_path, datasets
 
     split = split_of([tone(tmp_path / "a.wav", 440)])
     assert prepared_file(split, [RATE], key="a") != prepared_file(split, [RATE], key="b")
+
+
+def fresh_package(monkeypatch, name: str, where: Path) -> None:
+    """`where` first on the path and no module of package `name` imported: the next import reads `where`'s."""
+    monkeypatch.syspath_prepend(str(where))
+    for module in [module for module in sys.modules if module.split(".")[0] == name]:
+        monkeypatch.delitem(sys.modules, module)
+    importlib.invalidate_caches()
+
+
+def test_a_zipped_install_follows_the_decoders_code_too(tmp_path, monkeypatch):
+    """From a zip on the path, `find_spec(...).origin` names no file to read: the key followed no code at all, and an
+    upgrade that changed the decoding read the earlier audio back (reviewer R2)."""
+    monkeypatch.setattr(decode_retry, "DECODER_ROOT", ("fakezip39.main", "_decoder"))
+
+    def key_from_zip(scale: float) -> str:
+        archive = tmp_path / f"install_{scale}.zip"
+        with zipfile.ZipFile(archive, "w") as files:
+            files.writestr("fakezip39/__init__.py", "")
+            files.writestr("fakezip39/main.py", MAIN_THROUGH_MODULE.replace("fakedecoder39", "fakezip39"))
+            files.writestr("fakezip39/helpers.py", HELPERS.format(scale=scale, doc="Gain.", comment="", unused=0))
+        fresh_package(monkeypatch, "fakezip39", archive)
+        return decode_retry.decoder_code()
+
+    assert key_from_zip(0.5) != key_from_zip(0.25)
+    assert key_from_zip(0.5) == key_from_zip(0.5)
+
+
+def test_an_install_of_compiled_files_only_keys_by_the_compiled_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(decode_retry, "DECODER_ROOT", ("fakepyc39.main", "_decoder"))
+
+    def key_compiled(main: str, where: Path) -> str:
+        package = where / "fakepyc39"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "main.py").write_text(main.replace("fakedecoder39", "fakepyc39"))
+        (package / "helpers.py").write_text(HELPERS.format(scale=0.5, doc="Gain.", comment="", unused=0))
+        compileall.compile_dir(str(package), legacy=True, quiet=1)  # main.pyc beside, as `compileall -b` writes
+        for source in package.glob("*.py"):
+            source.unlink()
+        fresh_package(monkeypatch, "fakepyc39", where)
+        return decode_retry.decoder_code()
+
+    assert key_compiled(MAIN, tmp_path / "a") != key_compiled(MAIN_THROUGH_MODULE, tmp_path / "b")
+
+
+def test_training_clips_read_each_file_once_after_the_decoded_key(tmp_path, monkeypatch):
+    """The decoded key and `training_clips.json` each read every clip (20,000 one-second clips: 1.4 s a read)."""
+    from hfspeech.data import clip_digests
+
+    paths = [tone(tmp_path / f"{hertz}.wav", hertz) for hertz in (300, 400, 500)]
+    split, reads, read_bytes = split_of(paths), [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: (reads.append(path.name), read_bytes(path))[1])
+    key = clip_digests.files_content_key(split)
+    digests = clip_digests.clip_digests(split)
+    assert sorted(reads) == ["300.wav", "400.wav", "500.wav"] and len(set(digests)) == 3
+    rewritten_with_times_kept(paths[0], 600)  # its ctime changes here: read again
+    assert clip_digests.files_content_key(split) != key and reads.count("300.wav") == 2

@@ -7,6 +7,7 @@ Each command's help is checked unchanged by importing the rest after it: the sam
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -48,7 +49,8 @@ def run_in_fresh_process(commands: list[list[str]], watched: tuple[str, ...], de
 
 
 def without_addresses(text: str) -> str:
-    """transformers' help of --torch_empty_cache_steps prints an argparse object's repr (`at 0x7f...`)."""
+    """Any object's repr in a help (`at 0x7f...`): transformers' --torch_empty_cache_steps printed one before its `%`
+    was escaped."""
     return re.sub(r"0x[0-9a-f]+", "0x", text)
 
 
@@ -83,3 +85,15 @@ def test_a_percent_sign_in_a_flags_help_is_printed_as_written():
     text = recipe_parser(prog="hfspeech train").format_help()
     assert "10% slower" in text and "option_strings" not in text
     assert "(default: " in text and "%(default)s" not in text  # argparse's own formats still filled
+
+
+def test_a_help_that_escapes_its_percent_sign_itself_still_prints_it_once(monkeypatch):
+    """`%%` (argparse's own escape, as `cli.flags` writes it) was made `%%%`: `--help` raised a TypeError (R2)."""
+    from hfspeech.training import command_line
+
+    @dataclasses.dataclass
+    class Shares:
+        keep: float = dataclasses.field(default=0.5, metadata={"help": "the share kept: 50%% of clips, 10% slower"})
+
+    text = command_line.recipe_parser(Shares, prog="hfspeech train").format_help()
+    assert "50% of clips, 10% slower" in " ".join(text.split())

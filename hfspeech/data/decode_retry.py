@@ -28,6 +28,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import marshal
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
@@ -75,7 +76,9 @@ def decoder_code() -> str:
         seen.add((module, name))
         if module not in sources:  # read once a call: an edit since the last call is seen
             sources[module] = _source_of(module)
-        found = _definitions(module, sources[module]).get(name)
+        if sources[module] == "":  # a module without its source (.pyc only): its compiled code, and the version
+            parts[f"{module} (compiled)"] = _compiled_code(module)
+        found = _definitions(module, sources[module] or "").get(name)
         if found is None:  # a builtin, a local name: nothing of the package's
             continue
         parts[f"{module}:{name}"] = found[0]
@@ -85,12 +88,36 @@ def decoder_code() -> str:
     return hashlib.sha256(json.dumps([sorted(parts.items()), _library_versions()]).encode()).hexdigest()
 
 
-def _source_of(module: str) -> str:
-    """`module`'s source text, read from its file without importing it (its parents are) ("" where there is none)."""
+def _source_of(module: str) -> Optional[str]:
+    """`module`'s source text, as its loader reads it without importing it (its parents are): from its file, or from
+    a zip on the path (read as a file, a zipped install followed no code at all). None where `module` is no module (a
+    class's attribute followed as one); "" where it has no source (an install of compiled files only)."""
     try:
-        return Path(importlib.util.find_spec(module).origin).read_text(encoding="utf-8")
-    except (AttributeError, ImportError, OSError, TypeError, ValueError):  # no such module, no file (frozen)
+        spec = importlib.util.find_spec(module)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    if spec is None or spec.loader is None or not hasattr(spec.loader, "get_source"):
+        return None
+    try:
+        return spec.loader.get_source(module) or ""
+    except (ImportError, OSError, UnicodeDecodeError):
         return ""
+
+
+def _compiled_code(module: str) -> str:
+    """A digest of `module`'s compiled code and the installed hfspeech's version, where its source is not there to
+    follow names through: an upgrade still names new caches."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code = importlib.util.find_spec(module).loader.get_code(module)
+        digest = hashlib.sha256(marshal.dumps(code)).hexdigest()
+    except Exception as error:  # any loader's own failure: the version alone then
+        digest = type(error).__name__
+    try:
+        return f"{digest} hfspeech=={version('hfspeech')}"
+    except PackageNotFoundError:
+        return digest
 
 
 @lru_cache(maxsize=256)
@@ -145,14 +172,12 @@ def _names_read(node: ast.AST, imports: dict, module: str) -> tuple:
 
 def _is_module(module: str, name: str) -> bool:
     """Whether `name` in `module` is a module of its package (`from pkg import module`): not code to read (its
-    functions are read as they are named). Looked for beside the package's file, importing nothing."""
+    functions are read as they are named). Asked of the import system (a zipped install has no folder to look in),
+    which imports `module` (the decoder's modules are imported by then)."""
     try:
-        origin = importlib.util.find_spec(module).origin  # imports `module`'s parents only
-    except (AttributeError, ImportError, ValueError):
+        return importlib.util.find_spec(f"{module}.{name}") is not None
+    except (ImportError, AttributeError, ValueError):  # `module` is no package
         return False
-    folder = Path(origin or "").parent
-    return Path(origin or "").name == "__init__.py" and \
-        ((folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file())
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:
