@@ -42,11 +42,13 @@ def trace_for_fast_start(training_args):
 
 
 def evaluate(argv: list[str]) -> int:
+    """The scoring (datasets, the data stack, batch inference: seconds) is imported after the parse, as `train`'s
+    run is: `--help` and a mistyped flag wait only for the flags' own modules."""
+    eval_args, data_args = parse_evaluate_args(argv)
+    refuse_training_only_flags(data_args)
     from hfspeech.evaluation.evaluate_model import evaluate_model
     from hfspeech.evaluation.report import json_ready
 
-    eval_args, data_args = parse_evaluate_args(argv)
-    refuse_training_only_flags(data_args)
     metrics = evaluate_model(eval_args, data_args.spec())
     print(json.dumps(json_ready(metrics), indent=2))  # an undefined score is null, as in the metrics file
     return 0
@@ -57,7 +59,7 @@ def parse_evaluate_args(argv: list[str]):
     `error: --x: ...`, `error: unknown flag(s) [...]`), not behind an "invalid evaluate flags:" of their own;
     a mistyped flag is named before argparse would call `--model` missing."""
     from hfspeech.errors import UsageError, home_expanded, refuse_unknown_flags
-    from hfspeech.evaluation.evaluate_model import EvaluateArguments
+    from hfspeech.evaluation.arguments import EvaluateArguments
     from hfspeech.training.arguments import DataArguments
     from hfspeech.training.command_line import RecipeArgumentParser  # a mistake is one line, not the usage
 

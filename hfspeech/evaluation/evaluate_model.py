@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -31,11 +31,11 @@ from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.split_audit import audit_missing_classes
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError, refuse_folder_named_like_a_file, writing_to
+from hfspeech.evaluation.arguments import EvaluateArguments  # a module of its own: a fast `--help`
 from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
                                        write_metrics_json, write_multilabel_report)
-from hfspeech.inference.backends import device_form_problem
 from hfspeech.inference.batch import score_files
-from hfspeech.inference.classifier import AGGREGATIONS, AudioClassifier, FileScores, decision_thresholds
+from hfspeech.inference.classifier import AudioClassifier, FileScores, decision_thresholds
 from hfspeech.inference.loading import backend_for_device
 from hfspeech.inference.windows import check_windows_cover
 from hfspeech.models.config_json import DATA_REPORT_FILE
@@ -43,42 +43,6 @@ from hfspeech.models.scores import is_multi_label, thresholds_from_config
 from hfspeech.output_folders import check_output_folder
 
 logger = logging.getLogger("hfspeech.evaluate")
-
-# In a help that says its own default ("default: test, else ...") or has none (a required flag): HfArgumentParser's
-# formatter appends "(default: None)" to any help that does not mention %(default); this mention prints nothing.
-OWN_DEFAULT = "%(default).0s"
-
-
-@dataclass
-class EvaluateArguments:
-    model: str = field(metadata={"help": "Model folder (or Hub id) to evaluate (required)." + OWN_DEFAULT})
-    output_dir: str = field(default="runs/evaluation", metadata={"help": "Where the report files go."})
-    split: Optional[str] = field(default=None, metadata={
-        "help": "Split to evaluate, as the data names it or by role (default: test, else the first split; a "
-                "folder without split folders is one split of all its files)." + OWN_DEFAULT})
-    batch_size: int = field(default=16, metadata={"help": "Windows per model call, across clips."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from a Hub repo."})
-    window_seconds: Optional[float] = field(
-        default=None, metadata={"help": "Window for clips longer than it (default: the clip length the model was "
-                                "trained on)." + OWN_DEFAULT})
-    hop_seconds: Optional[float] = field(default=None, metadata={
-        "help": "Hop between windows (default: half)." + OWN_DEFAULT})
-    aggregate: str = field(default="mean", metadata={"help": "How windows' scores make a clip's: mean, max or vote.",
-                                                     "choices": list(AGGREGATIONS)})
-    device: Optional[str] = field(default=None, metadata={
-        "help": "Where a PyTorch model runs: cpu, cuda, cuda:N or mps (default: a GPU when there is one)."
-                + OWN_DEFAULT})
-
-    def __post_init__(self):
-        """A batch of 0 crashed deep in scoring and one below 0 never ended; a window or hop of 0 silently meant
-        the default and one below 0 cut one-sample windows without end. `hfspeech predict` refuses them too."""
-        if self.batch_size < 1:
-            raise UsageError(f"--batch_size must be at least 1, got {self.batch_size}")
-        for name in ("window_seconds", "hop_seconds"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise UsageError(f"--{name} must be above 0, got {getattr(self, name)}")
-        if self.device is not None and (problem := device_form_problem(self.device)):
-            raise UsageError(f"--device: {problem}")  # as `cli.flags.device_name` says it for the other commands
 
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:

@@ -6,6 +6,9 @@ helpers build a model of the real architecture (same classes; for the self-super
 same feature encoder layout and 320x downsampling; for AST the same patch embedding of a log-mel
 spectrogram; for Whisper the same 80-bin log-mel input and 30-s positional table), only with a few small
 layers, and save it with its feature extractor.
+
+transformers (and torch) are imported inside the functions that build: `hfspeech tiny-model --help` reads only
+`SSL_MODEL_TYPES`, and answered after seconds of imports it never used.
 """
 
 from __future__ import annotations
@@ -13,12 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from transformers import (AutoConfig, AutoModelForAudioClassification, ASTFeatureExtractor, Wav2Vec2FeatureExtractor,
-                          WhisperFeatureExtractor)
-
 from hfspeech.errors import writing_to
 from hfspeech.models.fingerprint import with_usual_modes
-from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
 from hfspeech.output_folders import nothing_is_ours
 from hfspeech.output_staging import written_beside
 
@@ -68,6 +67,8 @@ TINY_CONFIGS = {"audio-spectrogram-transformer": TINY_AST_CONFIG, "whisper": TIN
 
 def tiny_ssl_config(model_type: str = "wav2vec2", labels: Optional[Sequence[str]] = None, **overrides):
     """A small config of a real architecture (`wav2vec2`, `hubert`, `wavlm`, `audio-spectrogram-transformer`)."""
+    from transformers import AutoConfig
+
     if model_type not in SSL_MODEL_TYPES:
         raise ValueError(f"model_type must be one of {SSL_MODEL_TYPES}, got {model_type!r}")
     labels = list(labels or ["no", "yes"])
@@ -89,6 +90,10 @@ def save_tiny_ssl_model(output_dir: str, model_type: str = "wav2vec2", labels: O
     The folder loads with `AutoModelForAudioClassification.from_pretrained` like any Hub checkpoint.
     """
     import torch
+    from transformers import (AutoModelForAudioClassification, ASTFeatureExtractor, Wav2Vec2FeatureExtractor,
+                              WhisperFeatureExtractor)
+
+    from hfspeech.models.whisper.modeling_whisper import POSITIONS_PER_SECOND
 
     torch.manual_seed(seed)
     config = tiny_ssl_config(model_type, labels, **overrides)

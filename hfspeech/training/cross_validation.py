@@ -36,16 +36,13 @@ from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
 from hfspeech.data.splits import in_file_order, make_splits
 from hfspeech.errors import DataError, UsageError, first_few
-from hfspeech.evaluation.report import write_metrics_json
 from hfspeech.output_folders import check_output_folder
 from hfspeech.training.command_line import (RecipeArgumentParser, exit_with_help_if_asked, parse_args,
                                             process_state_kept, recipe_parser, refuse_mistyped_flags)
-from hfspeech.training.cross_validation_pooled import POOLED_NOT_SCORED, pooled_or_failure, score_fold
 from hfspeech.training.flag_files import expand_args_files
 from hfspeech.training.fold_manifests import (check_fold_folder_names, check_fold_labels, fold_data_arguments,
                                               held_out_groups, manifest_texts, natural_order, one_per_group,
                                               refuse_redrawn_folds, row_labels, write_texts)
-from hfspeech.training.run import run_training
 
 logger = logging.getLogger("hfspeech.cross_validate")
 SUMMARY_FILE = "cross_validation.json"  # the folds' test metrics, beside their fold-<group> folders
@@ -75,9 +72,8 @@ def summarise(values: Sequence[float]) -> dict:
     """Mean, standard deviation over the folds (population, ddof=0, as recipes/fsdd/README.md reports it), min
     and max of per-fold scores."""
     array = np.asarray(values, dtype=np.float64)
-    std = float(array.std())
-    return {"mean": float(array.mean()), "std": std, "min": float(array.min()), "max": float(array.max()),
-            "folds": len(array)}
+    return {"mean": float(array.mean()), "std": float(array.std()), "min": float(array.min()),
+            "max": float(array.max()), "folds": len(array)}
 
 
 def write_fold_manifests(*args, **kwargs) -> dict[str, dict[str, str]]:  # `drawn_folds`' manifests alone
@@ -165,10 +161,8 @@ def fold_rows(groups: Sequence[str], validation_fraction: float, seed: int,
 
 def _plain_validation(rows: int, validation_fraction: float, rng: np.random.Generator) -> np.ndarray:
     """A random mask of `validation_fraction` of `rows` (at least one, one left over), for folds without labels."""
-    order = rng.permutation(rows)
-    size = int(round(validation_fraction * rows))
-    if validation_fraction > 0:
-        size = min(max(1, size), rows - 1)
+    order, size = rng.permutation(rows), int(round(validation_fraction * rows))
+    size = min(max(1, size), rows - 1) if validation_fraction > 0 else size
     drawn = np.zeros(rows, dtype=bool)
     drawn[order[:size]] = True
     return drawn
@@ -201,7 +195,15 @@ def _label_column(labels: Sequence[set]) -> tuple:
     return List(Value("string")), [sorted(clip) for clip in labels]
 
 
+def run_training(*args, **kwargs) -> dict:  # `training.run`'s, imported when a fold trains (tests replace it here)
+    from hfspeech.training.run import run_training as train_fold  # seconds: not for `--help` or a mistyped flag
+
+    return train_fold(*args, **kwargs)
+
+
 def run_cross_validation(model_args, data_args, training_args, num_folds: Optional[int] = None) -> dict:
+    from hfspeech.training.cross_validation_pooled import pooled_or_failure, score_fold
+
     if not (data_args.group_column and data_args.train_file) or data_args.validation_file or data_args.test_file:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
     root, everything = training_args.output_dir, training_args.overwrite_output_dir  # all its files written over
@@ -266,7 +268,7 @@ def summarise_folds(results: dict[str, dict], groups: Sequence[str], failed: Opt
         if all(isinstance(fold.get(name), (int, float)) for fold in folds.values()):
             summary[name] = summarise([fold[name] for fold in folds.values()])
     if pooled is not None:  # {"pooled": None, "pooled_not_scored": why} where re-scoring a fold failed
-        summary.update(pooled if POOLED_NOT_SCORED in pooled else {"pooled": pooled})
+        summary.update(pooled if "pooled" in pooled else {"pooled": pooled})
     return summary
 
 
@@ -274,6 +276,8 @@ def write_summary(root: str, results: dict[str, dict], groups: Sequence[str], fa
                   write: bool = True, pooled: Optional[dict] = None, held_out: Optional[dict] = None) -> dict:
     """`summarise_folds`, written to `cross_validation.json` by the first process only: the others' metrics carry
     no test scores (the first computes them), and with every process writing, the file was whoever wrote last's."""
+    from hfspeech.evaluation.report import write_metrics_json
+
     summary = summarise_folds(results, groups, failed, pooled, held_out)
     if write:
         write_metrics_json(os.path.join(root, SUMMARY_FILE), summary)

@@ -10,6 +10,9 @@ each augmented crop of a clip is then taught with its clip's logits. With `--tea
 runs on every training batch instead, on the augmented and mixed clips the student sees (function matching,
 `training.live_teacher`): slower, but the targets then carry what the teacher knows about each distorted clip.
 A multi-label teacher distils with sigmoid targets (`training.soft_targets`).
+
+The training stack (`training.run`, the teachers, datasets: seconds) is imported where a run uses it, not at the
+top: `hfspeech distill --help` and a mistyped flag wait only for the flags, as `hfspeech train`'s do.
 """
 
 from __future__ import annotations
@@ -18,13 +21,10 @@ import argparse
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from datasets import Dataset
 from transformers import HfArgumentParser
 
-from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, heard_clips, read_training_clips
-from hfspeech.data.columns import column_values
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.config_json import read_config_json
@@ -32,10 +32,10 @@ from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser, refuse_mistyped_flags
 from hfspeech.training.flag_files import expand_args_files
-from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
-from hfspeech.training.run import TrainingSetup, run_training
 from hfspeech.training.soft_targets import Distillation
-from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
+
+if TYPE_CHECKING:
+    from hfspeech.training.run import TrainingSetup
 
 logger = logging.getLogger("hfspeech.distill")
 
@@ -145,6 +145,9 @@ def warn_if_trimmed_otherwise(teacher: str, data_args) -> None:
 
 def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) -> None:
     """Give the set-up trainer the teacher's cached logits and switch its loss to distillation."""
+    from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
+    from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
+
     if setup.streamed is not None:
         raise UsageError("distillation caches the teacher's logits per training clip; it does not work with "
                          "--streaming")
@@ -175,6 +178,11 @@ def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
     trained on every speaker). Checked against the teacher's `training_clips.json` (`data.clip_digests`),
     warned and kept in the run's `data_warnings`, as a split leak is. Not the validation split: a teacher
     trained on the same manifest and seed has the student's validation clips as its own."""
+    from datasets import Dataset
+
+    from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE, heard_clips, read_training_clips
+    from hfspeech.data.columns import column_values
+
     record = read_training_clips(teacher)
     split = getattr(setup.views.get("test"), "split", None)
     if record is None or split is None or "path" not in split.column_names:
@@ -193,6 +201,8 @@ def warn_if_teacher_heard(setup: TrainingSetup, teacher: str) -> None:
 
 def run_distillation(distill_args: DistillationArguments, model_args, data_args, training_args,
                      after_saving=None) -> dict:
+    from hfspeech.training.run import run_training
+
     return run_training(model_args, data_args, training_args,
                         before_training=lambda setup: attach_teacher(setup, distill_args), after_saving=after_saving)
 
