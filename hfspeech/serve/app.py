@@ -39,7 +39,8 @@ from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, s
 from hfspeech.serve.limits import more_open_files, quiet_accept_errors, quiet_accept_errors_in_this_process
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics, counts_as_error, route_name
-from hfspeech.serve.metrics_folder import dead_workers_merged, remove_orphaned_folders
+from hfspeech.serve.metrics_folder import (dead_workers_merged, keep_alive_while_this_process_lives,
+                                           remove_orphaned_folders)
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
 from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
@@ -243,6 +244,7 @@ class GuardMiddleware:
 def app_from_env() -> Starlette:
     """The app factory each `--workers N` process calls (the settings travel in an environment variable)."""
     quiet_accept_errors_in_this_process()  # out of file descriptors: a line every few seconds (limits.py)
+    keep_alive_while_this_process_lives(os.environ.get(METRICS_DIR_ENV))  # the folder outlives a killed supervisor
     dead_workers_merged(os.environ.get(METRICS_DIR_ENV))  # a worker restarted: its predecessor's files, merged
     return create_app(ServeSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
@@ -270,7 +272,7 @@ def _run(settings: ServeSettings, options: dict, workers: int) -> Optional[str]:
         server.run()
         return app.state.runner.load_error
     passed_on = {HEADER_TIMEOUT_ENV: str(settings.request_timeout), SETTINGS_ENV: json.dumps(asdict(settings))}
-    remove_orphaned_folders()  # killed supervisors' metrics folders: this one's is named by its pid
+    remove_orphaned_folders()  # killed servers' metrics folders: nobody holds them alive (metrics_folder.py)
     with set_for_workers(passed_on, workers=workers):
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine).

@@ -13,23 +13,15 @@ appended to the list of a supervisor that was gone, and the script could no long
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from hfspeech.cpu_threads import environment_set, worker_environment
+from hfspeech.serve.metrics_folder import METRICS_PREFIX, folder_prefix, new_folder_kept_alive  # noqa: F401
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-METRICS_PREFIX = "hfspeech-metrics-"
-
-
-def folder_prefix(pid: int) -> str:
-    """A metrics folder's name up to mkdtemp's random part: named by its supervisor's pid, so that a later server
-    can tell a killed one's folder from a live one's (`metrics_folder.remove_orphaned_folders`)."""
-    return f"{METRICS_PREFIX}{pid}-"
 
 
 @contextmanager
@@ -40,15 +32,11 @@ def set_for_workers(values: dict[str, str], workers: int = 1) -> Iterator[None]:
     back as it was (absent, or its earlier value) when the block ends, and the signal handlers too
     (`signal_handlers_kept`). A one-process server needs none of them (`connections.with_header_timeout`)."""
     values = {**worker_environment(workers), **values}
-    made = None
-    if not os.environ.get(METRICS_DIR_ENV):
-        made = values[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix=folder_prefix(os.getpid()))
-    try:
+    with ExitStack() as stack:
+        if not os.environ.get(METRICS_DIR_ENV):  # held alive by this process while it serves (metrics_folder.py)
+            values[METRICS_DIR_ENV] = stack.enter_context(new_folder_kept_alive())
         with environment_set(values), signal_handlers_kept():
             yield
-    finally:
-        if made:
-            shutil.rmtree(made, ignore_errors=True)
 
 
 @contextmanager

@@ -10,12 +10,16 @@ folders of supervisors that were killed removed, by `metrics_folder`.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.responses import Response
 
+from hfspeech.serve.errors import ApiError, error_response
 from hfspeech.serve.metrics_folder import dead_workers_merged, scrape_lock
+
+logger = logging.getLogger("hfspeech.serve")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -56,6 +60,8 @@ class ServerMetrics:
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if not folder:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        if not os.path.isdir(folder):
+            return folder_gone(folder)
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
@@ -63,6 +69,16 @@ class ServerMetrics:
         dead_workers_merged(folder)  # also those replaced while this worker ran (SIGHUP starts new ones first)
         with scrape_lock(folder):  # not while a restarted worker merges its predecessors' files (metrics_folder.py)
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def folder_gone(folder: str) -> Response:
+    """The multiprocess folder removed under a running server (a cleaner of the temporary folder, `rm -rf`):
+    prometheus_client's ValueError was a 500 with its traceback in the log at every scrape. One line each, and
+    the server's error JSON; the counts are lost, and come back only with a restarted server (a new folder)."""
+    logger.error("error: /metrics: the metrics folder %s is gone (removed while the server runs); restart the "
+                 "server to count again", folder)
+    return error_response(ApiError(500, "metrics_folder_missing", f"the metrics folder {folder} is gone (removed "
+                                   "while the server runs): restart the server to count again"))
 
 
 def counts_as_error(route: str, status: int) -> bool:

@@ -11,9 +11,13 @@ left its 2 files for good, and every scrape read them all; and a supervisor that
   (`counter_dead.db`, `histogram_dead.db`) and removes theirs, after prometheus_client's own bookkeeping for a dead
   process (`mark_process_dead`: its live gauges). Under a lock that `/metrics` takes too (`scrape_lock`), so that
   no scrape counts a dead worker twice or not at all, nor reads a file as it is removed.
-- `remove_orphaned_folders()`: the supervisor names its folder with its pid (`hfspeech-metrics-<pid>-...`,
-  `environment.set_for_workers`) and, starting, removes this user's folders so named whose supervisor and workers
-  are all gone.
+- `remove_orphaned_folders()`: a supervisor, starting, removes this user's hfspeech folders whose supervisor and
+  workers are all gone. Gone is told by a lock, not by pids: the supervisor (`new_folder_kept_alive`) and each
+  worker (`keep_alive_while_this_process_lives`) hold a shared flock on the folder's `.hfspeech-alive.lock` for
+  as long as they live, and the kernel drops it when they die, however they die. Pids meant nothing across pid
+  namespaces (two containers sharing /tmp, a TMPDIR on NFS used by several hosts): each server saw the other's
+  pids as dead and removed a live server's folder, whose /metrics then failed for good; and in a container the
+  supervisor is often pid 1, always "alive", so a killed one's folder was never removed.
 
 Only folders hfspeech named are touched: a folder the user chose (PROMETHEUS_MULTIPROC_DIR) is theirs.
 """
@@ -27,18 +31,100 @@ import shutil
 import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Iterator, Optional
-
-from hfspeech.serve.environment import METRICS_PREFIX
+from typing import BinaryIO, Iterator, Optional
 
 logger = logging.getLogger("hfspeech.serve")
-OWN_NAME = re.compile(METRICS_PREFIX + r"(\d+)-[A-Za-z0-9_]+")  # `environment.folder_prefix(pid)` + mkdtemp's part
+METRICS_PREFIX = "hfspeech-metrics-"
+STARTING_PREFIX = ".hfspeech-metrics-new-"  # a folder not yet held alive: a name the sweep never reads
+OWN_NAME = re.compile(METRICS_PREFIX + r"(\d+)-[A-Za-z0-9_]+")  # `folder_prefix(pid)` + mkdtemp's part
 MERGED_TYPES = ("counter", "histogram")  # summed across processes, so a dead one's counts can be added up
 LOCK_FILE = ".hfspeech-merge.lock"  # not `*.db`: prometheus_client reads only those
+ALIVE_FILE = ".hfspeech-alive.lock"  # held (shared) by the supervisor and each worker for as long as it lives
+held_for_life: list = []  # this worker's lock on its server's folder, released by the kernel when it exits
+
+
+def folder_prefix(pid: int) -> str:
+    """A metrics folder's name up to mkdtemp's random part: named by its supervisor's pid, so that a person (and
+    a folder of an hfspeech that judged by pids, `remove_orphaned_folders`) can tell whose it is."""
+    return f"{METRICS_PREFIX}{pid}-"
 
 
 def is_own_folder(folder) -> bool:
     return OWN_NAME.fullmatch(Path(folder).name) is not None
+
+
+def shared_lock_on(path: Path, create: bool) -> Optional[BinaryIO]:
+    """An open handle holding a shared flock on `path` (its own open file description: the workers are spawned
+    and inherit none), or None where none can be had: no fcntl (Windows), no such file, a file system without
+    locks (ENOLCK). Never waits: only a sweep about to remove the folder holds it exclusively."""
+    try:
+        import fcntl
+
+        handle = open(path, "a+b") if create else open(path, "rb")  # readable: NFS locks a shared flock as a read
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+@contextmanager
+def new_folder_kept_alive() -> Iterator[str]:
+    """A fresh metrics folder in the temporary folder, named `folder_prefix(<this pid>)` + mkdtemp's random part,
+    held alive until the block ends, then removed. Made under a name the sweep ignores and renamed once its lock
+    is held, so that no other server ever finds it named and not held (a killed server's, to its eyes)."""
+    starting = Path(tempfile.mkdtemp(prefix=STARTING_PREFIX))
+    handle = shared_lock_on(starting / ALIVE_FILE, create=True)
+    folder = starting.with_name(folder_prefix(os.getpid()) + starting.name[len(STARTING_PREFIX):])
+    try:
+        starting.rename(folder)
+        yield str(folder)
+    finally:
+        if handle:
+            handle.close()
+        for path in (starting, folder):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def keep_alive_while_this_process_lives(folder) -> None:
+    """A worker's shared lock on its server's folder, held until it exits: a SIGKILLed supervisor's workers serve
+    on and write there, and their locks keep the folder from the next server's sweep."""
+    if folder and is_own_folder(folder):
+        handle = shared_lock_on(Path(folder) / ALIVE_FILE, create=False)
+        if handle:
+            held_for_life.append(handle)
+
+
+def is_abandoned(folder: str) -> bool:
+    """Whether no process of the server that made `folder` lives: an exclusive flock on its alive file is had at
+    once. Where none can be had (no fcntl, ENOLCK, a file that cannot be opened), kept. A folder without the
+    file was made by the hfspeech before it (never released: session 39), which named it by its supervisor's pid
+    and held no lock: judged by its pids as that one did, so that its folders are still swept."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        handle = open(Path(folder) / ALIVE_FILE, "r+b")  # writable: NFS locks an exclusive flock as a write
+    except FileNotFoundError:
+        return not any(is_alive(pid) for pid in folder_pids(folder))
+    except OSError:
+        return False
+    with handle:  # released before the folder goes: nobody alive holds it, so nobody can take it again
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held (EWOULDBLOCK), or no locks here (ENOLCK)
+            return False
+    return True
+
+
+def folder_pids(folder: str) -> list[int]:
+    """The supervisor's pid in the folder's name, and its workers' in their file names."""
+    match = OWN_NAME.fullmatch(Path(folder).name)
+    return [int(match[1])] + [pid for name in os.listdir(folder) if (pid := file_pid(name))]
 
 
 def is_alive(pid: int) -> bool:
@@ -69,7 +155,7 @@ def folder_lock(folder, shared: bool) -> Iterator[None]:
     try:
         import fcntl
 
-        handle = open(Path(folder) / LOCK_FILE, "ab")  # a lock: no text written
+        handle = open(Path(folder) / LOCK_FILE, "a+b")  # read and write: NFS locks a flock as either
     except (ImportError, OSError):
         yield
         return
@@ -126,23 +212,20 @@ def _merge_into(path: Path, merged_path: Path) -> None:
 
 
 def remove_orphaned_folders(parent: Optional[str] = None) -> list[str]:
-    """This user's hfspeech metrics folders in the temporary folder whose supervisor is gone and in which no worker
-    lives either (a SIGKILLed supervisor's workers serve on, and write there): removed, their names returned. Never
-    another user's folder, nor a link, nor a folder named otherwise."""
+    """This user's hfspeech metrics folders in the temporary folder that no supervisor or worker holds alive
+    (`is_abandoned`): removed, their names returned. Never another user's folder, nor a link, nor a folder named
+    otherwise."""
     if not hasattr(os, "getuid"):  # Windows: no owners to tell apart this way
         return []
     removed = []
     with os.scandir(parent or tempfile.gettempdir()) as entries:
         for entry in entries:
-            match = OWN_NAME.fullmatch(entry.name)
             try:
-                if not match or not entry.is_dir(follow_symlinks=False) or \
-                        entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                if not OWN_NAME.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False) or \
+                        entry.stat(follow_symlinks=False).st_uid != os.getuid() or not is_abandoned(entry.path):
                     continue
-                pids = [int(match[1])] + [pid for name in os.listdir(entry.path) if (pid := file_pid(name))]
             except OSError:  # gone meanwhile, or not ours to read
                 continue
-            if not any(is_alive(pid) for pid in pids):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(entry.name)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
     return removed
