@@ -23,7 +23,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from hfspeech.serve.app import ServeSettings, create_app
-from hfspeech.serve.environment import METRICS_DIR_ENV, folder_prefix, set_for_workers
+from hfspeech.serve.environment import METRICS_DIR_ENV, set_for_workers
+from hfspeech.serve.metrics_folder import folder_prefix
 from hfspeech.serve.metrics_folder import ALIVE_FILE, remove_orphaned_folders
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "getuid"), reason="the sweep runs where owners can be told apart")

@@ -26,7 +26,7 @@ from hfspeech.serve.app import ServeSettings, create_app
 from hfspeech.serve.environment import METRICS_DIR_ENV
 from hfspeech.serve.launcher import ServerProcess
 from hfspeech.serve.metrics import ServerMetrics
-from hfspeech.serve.environment import folder_prefix
+from hfspeech.serve.metrics_folder import folder_prefix
 from hfspeech.serve.metrics_folder import dead_workers_merged, remove_orphaned_folders
 from tests.conftest import save_random_baseline
 
