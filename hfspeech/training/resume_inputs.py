@@ -1,17 +1,11 @@
-"""Is the checkpoint a run resumes from one of *this* run's? Refused when it is not.
+"""Is the checkpoint a run resumes from one of *this* run's? Refused in one line (`CheckpointError`) when not.
 
-A run resumes from the last checkpoint of `--output_dir` by default, so rerunning with other inputs into the
-same folder would resume silently: `Trainer._load_from_checkpoint` then fails with a `load_state_dict`
-traceback (another architecture or size), or -- worse -- succeeds when the shapes happen to agree and maps
-the old class ids onto the new labels (other label names or another order with as many classes). The
-checkpoint's `config.json` records what its weights mean (model type, sizes, `id2label`, crop length), so it
-is compared with the config of the model this run has just built, and any difference is a one-line
-`CheckpointError` naming it and the way out.
-
-What the config does not hold may change: `--max_steps` / `--num_train_epochs` (transformers builds the
-schedule anew for the new length), batch size, logging and saving. A new `--learning_rate` is not used:
-the optimizer and scheduler states restored from the checkpoint keep its rate, so a log line says so and the
-run records the rate it trained with.
+A run resumes from the last checkpoint of `--output_dir` by default, so a rerun with other inputs into the same
+folder resumed silently: a `load_state_dict` traceback (another architecture or size), or -- worse -- the old class
+ids mapped onto the new labels where the shapes agree. So the checkpoint's `config.json` (model type, sizes,
+`id2label`, crop length) is compared with the model this run has just built, and its run folder's `run_inputs.json`
+(data, seed, splits, pretrained start) with this run's. Epochs, steps, batch size, logging and saving may change,
+and a new `--learning_rate` is said not to be used (`note_learning_rate`).
 """
 
 from __future__ import annotations
@@ -21,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -31,9 +26,8 @@ from hfspeech.training.checkpoints import CheckpointError
 
 logger = logging.getLogger("hfspeech.train")
 
-# Written by transformers or set after training (thresholds tuned at the end): not what the weights mean.
 IGNORED_KEYS = frozenset({"transformers_version", "dtype", "torch_dtype", "_name_or_path", "label_thresholds",
-                          "architectures"})  # architectures: set by save_pretrained
+                          "architectures"})  # written by save_pretrained, or after training: not what weights mean
 
 
 def config_differences(saved: dict, built: dict) -> list[str]:
@@ -68,9 +62,8 @@ def check_checkpoint_matches(checkpoint: Optional[str], config, named: bool) -> 
         differences = config_differences(full, json.loads(config.to_json_string(use_diff=False)))
     if not differences:
         return
-    shown = first_few(differences, separator="; ")
     raise CheckpointError(f"{checkpoint}: cannot resume, this run's model differs from the checkpoint's "
-                          f"({shown}); {way_out(named)}")
+                          f"({first_few(differences, separator='; ')}); {way_out(named)}")
 
 
 def way_out(named) -> str:
@@ -87,7 +80,6 @@ def note_learning_rate(checkpoint: Optional[str], training_args) -> None:
     if path is None or not os.path.isfile(path):
         return
     import torch
-
     try:
         base_lrs = torch.load(path, map_location="cpu", weights_only=True).get("base_lrs") or []
     except Exception:  # an unreadable file is named by checkpoints.resume_errors when Trainer loads it
@@ -108,16 +100,14 @@ def check_resume_inputs(checkpoint: Optional[str], config, training_args) -> Non
 
 
 DATA_RECORD_FILE = "run_inputs.json"  # in the run folder: the data (and pretrained start) of its checkpoints
-
-
-def _absolute(value):
-    return os.path.abspath(value) if isinstance(value, str) and os.path.exists(value) else value
-
-
 NEWER_KEYS = frozenset({"trim_top_db"})  # recorded since session 30: an older run_inputs.json is not checked on them
 SPLIT_METHOD_KEY = "split_method"  # since session 32: `data.speech_commands.split_method`
 NEW_SPLIT_METHODS = frozenset({"lists", "speaker_groups"})  # ways earlier versions never split: absent = random
 LISTINGS_KEY = "data_listings"  # since session 32: {source flag: `path_listing`}, what tells moved data is the same
+
+
+def _absolute(value):
+    return os.path.abspath(value) if isinstance(value, str) and os.path.exists(value) else value
 
 
 def path_listing(path: str) -> Optional[str]:
@@ -157,14 +147,11 @@ def _size(path: str) -> int:
 
 def _file_digest(path: str) -> Optional[str]:
     """The SHA-1 of a file's bytes; None where it cannot be read (loading names it)."""
-    digest = hashlib.sha1()
     try:
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+            return hashlib.file_digest(f, "sha1").hexdigest()
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def listed_paths(record: dict) -> dict:
@@ -183,10 +170,9 @@ def with_listings(record: dict, known: Optional[dict] = None) -> dict:
 
 
 def data_record(model_name_or_path: Optional[str], data_args, seed: int, listings: bool = True) -> dict:
-    """What decides which clips a run trains on (and which it is tested on): the source, with local paths made
-    absolute, and how missing splits are carved out (the seed among it: another seed moves clips across splits);
-    and the pretrained start, which config.json does not record (its weights are replaced by a resumed run's).
-    `listings`: with each local path's `path_listing` (costly; `check_same_data` makes only those it needs)."""
+    """What decides which clips a run trains and is tested on: the source (local paths made absolute), how missing
+    splits are carved (the seed among it), and the pretrained start, which config.json does not record. `listings`:
+    with each local path's `path_listing` (costly; `check_same_data` makes only those it needs)."""
     source = {key: _absolute(value) for key, value in data_args.source().items()}
     record = {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
               "validation_split_percentage": data_args.validation_split_percentage,
@@ -198,7 +184,7 @@ def data_record(model_name_or_path: Optional[str], data_args, seed: int, listing
 def moved_with_same_files(key: str, saved: dict, record: dict) -> bool:
     """Whether the data flag `key` names another path than the saved run's, holding the same files (a run and its
     data copied elsewhere together): the listings of both agree, this run's made here (only for a moved path). An
-    older record has none: not the same."""
+    older record has none: not the same (`refuse_unlisted_move` says why)."""
     listing = (saved.get(LISTINGS_KEY) or {}).get(key)
     if listing is None or not isinstance(record["data"].get(key), str):
         return False
@@ -207,9 +193,8 @@ def moved_with_same_files(key: str, saved: dict, record: dict) -> bool:
 
 
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
-    """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this
-    run's record, which `record_data` writes once the data has loaded. A folder without the record (an older
-    run), or a record without a newer key, is not checked on it: warned."""
+    """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this run's
+    record for `record_data`. No record (an older run), or one without a newer key, is not checked on it: warned."""
     record = data_record(model_args.model_name_or_path, data_args, training_args.seed, listings=False)
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
     saved = saved_record(checkpoint)
@@ -221,6 +206,7 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             differing.remove(key)
             logger.info("%s moved from %s to %s, same files (names and sizes): resuming", key, flat_saved[key],
                         flat_new[key])
+        refuse_unlisted_move(checkpoint, saved, record, differing, training_args.resume_from_checkpoint)
         differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in differing]
         if differences:  # the first three, and how many more (the rest were left out without a word)
             listed = first_few(differences, 3, "; ")
@@ -233,6 +219,22 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
     elif checkpoint:
         _warn_unchecked(checkpoint, [DATA_RECORD_FILE])
     return record
+
+
+def refuse_unlisted_move(checkpoint: str, saved: dict, record: dict, differing: list[str], named) -> None:
+    """An earlier hfspeech's run (no `data_listings`: before 93d5b3b) whose data only lies elsewhere: nothing tells
+    its files are the same, so refused, saying so and how to resume, not as if the data were other (upgrade audit)."""
+    old = {key: saved.get("data", {}).get(key) for key in differing}
+    if LISTINGS_KEY in saved or not old or set(old) - set(listed_paths(record)) or not all(
+            isinstance(path, str) and os.path.isabs(path) for path in old.values()):
+        return
+    flags = " ".join(f"--{key} {shlex.quote(path)}" for key, path in old.items())
+    links = "; ".join(f"ln -s {shlex.quote(record['data'][key])} {shlex.quote(path)}" for key, path in old.items()
+                      if not os.path.lexists(path))
+    how = f"link the old path to the new one (`{links}`) and pass `{flags}`" if links else f"pass `{flags}`"
+    raise CheckpointError(f"{checkpoint}: cannot resume, its run was made by an earlier hfspeech, which recorded no "
+                          f"listing of its files, so data at another path cannot be checked as the same; "
+                          f"{how}, or {way_out(named)}")
 
 
 def saved_record(checkpoint: Optional[str]) -> Optional[dict]:
@@ -249,14 +251,11 @@ def saved_record(checkpoint: Optional[str]) -> Optional[dict]:
 
 def check_split_method(checkpoint: Optional[str], method: str, named) -> None:
     """Refuse to resume a run whose held-out splits were made another way (`data.speech_commands.split_method`):
-    the same seed then holds out other clips, and the resumed run trains on clips its validation and test splits
-    held. A record without one is from before Speech Commands' lists and speaker carve (random carving): a
-    difference where they now decide."""
+    the same seed then holds out other clips, and the resumed run trains on its validation and test clips. A record
+    without one is from before Speech Commands' lists and speaker carve (random): a difference where they decide."""
     saved = saved_record(checkpoint)
-    if saved is None:
-        return
-    recorded = saved.get(SPLIT_METHOD_KEY)
-    if recorded == method or (recorded is None and not set(method.split("+")) & NEW_SPLIT_METHODS):
+    recorded = None if saved is None else saved.get(SPLIT_METHOD_KEY)
+    if saved is None or recorded == method or (recorded is None and not set(method.split("+")) & NEW_SPLIT_METHODS):
         return
     raise CheckpointError(f"{checkpoint}: cannot resume, its run split the data another way ({SPLIT_METHOD_KEY} "
                           f"{recorded!r} -> {method!r}: other clips held out); {way_out(named)}")
@@ -273,10 +272,9 @@ def _warn_unchecked(checkpoint: str, missing: list[str]) -> None:
 
 
 def record_data(record: dict, training_args, split_method: str, checkpoint: Optional[str] = None) -> None:
-    """`check_same_data`'s record, with how the held-out splits were made (`check_split_method`, refused first
-    where it differs from the resumed run's) and the listings, written by the process that saves, once the data
-    has loaded: written before, a run stopped by its data (--data_dir not found) left run_inputs.json in the
-    folder it had just made, which `hfspeech evaluate --output_dir` then refused as holding another run's files."""
+    """`check_same_data`'s record, with how the held-out splits were made (`check_split_method`, refused first where
+    it differs from the resumed run's) and the listings, written by the saving process once the data has loaded (a run
+    stopped by its data had left a run_inputs.json that `evaluate --output_dir` refused as another run's files)."""
     check_split_method(checkpoint, split_method, training_args.resume_from_checkpoint)
     if training_args.should_save:
         _write_record(training_args.output_dir, with_listings({**record, SPLIT_METHOD_KEY: split_method},
