@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import onnx
 import pytest
 from conftest import save_random_baseline, write_tone_folder
-from onnx import TensorProto, helper
 from onnxruntime.capi.onnxruntime_inference_collection import Session
+from test_cpu_threads38 import identity_onnx  # noqa: F401 (a fixture: an onnxruntime session to look at)
 
 from hfspeech import cpu_threads
 from hfspeech.export import export_onnx, quantize_int8
@@ -40,16 +39,6 @@ def quota(tmp_path, monkeypatch):
 def capped_to_one() -> int:
     """onnxruntime's intra-op setting under a 1-CPU quota: 1, or its default (0) on a 1-core machine."""
     return 1 if (os.cpu_count() or 1) > 1 else 0
-
-
-@pytest.fixture(scope="module")
-def identity_onnx(tmp_path_factory) -> Path:
-    node = helper.make_node("Identity", ["x"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
-    path = tmp_path_factory.mktemp("onnx") / "identity.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
 
 
 def onnx_backend_threads(path: Path) -> int:
