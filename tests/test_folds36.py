@@ -177,7 +177,7 @@ def test_a_label_whose_groups_fell_into_one_dealt_fold_says_so_and_the_way_out(t
 
 def test_an_abbreviated_flag_keeps_the_meaning_it_had_before_num_folds():
     """`--num 3` was `--num_train_epochs 3`; the folds' own parser took it as `--num_folds 3`, training 10 epochs."""
-    from hfspeech.training.cross_validation import parse_cross_validation_args
+    from hfspeech.training.cross_validation_args import parse_cross_validation_args
 
     folds, *_, training = parse_cross_validation_args(["--num", "3", "--train_file", "a.csv", "--group_column", "s",
                                                        "--output_dir", "cv"], prog="hfspeech cross-validate")

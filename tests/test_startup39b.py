@@ -14,7 +14,7 @@ import pytest
 
 from tests.test_startup39 import STACK, run_in_fresh_process, without_addresses
 
-# what scoring and training bring beyond the flags (cross-validate's fold drawing imports datasets at its top)
+# what scoring and training bring beyond the flags
 SCORING = ("evaluate", "audiomentations", "scipy", "sklearn", "librosa", "hfspeech.training.run",
            "hfspeech.inference.batch", "hfspeech.evaluation.report")
 
@@ -24,8 +24,8 @@ SCORING = ("evaluate", "audiomentations", "scipy", "sklearn", "librosa", "hfspee
      "hfspeech.evaluation.evaluate_model, hfspeech.evaluation.report"),
     ("distill", ["--teacher", "t", "--distill_temprature", "2"], "--distill_temperature", STACK + SCORING,
      "hfspeech.training.run, hfspeech.training.live_teacher, hfspeech.training.teacher_cache"),
-    ("cross-validate", ["--num_foldz", "3"], "--num_folds", SCORING,
-     "hfspeech.training.run, hfspeech.training.cross_validation_pooled"),
+    ("cross-validate", ["--num_foldz", "3"], "--num_folds", STACK + SCORING,  # flags apart: cross_validation_args
+     "hfspeech.training.run, hfspeech.training.cross_validation, hfspeech.training.cross_validation_pooled"),
 ])
 def test_recipe_commands_help_and_a_mistyped_flag_leave_scoring_and_training_unimported(command, typo, nearest,
                                                                                         watched, deferred):

@@ -179,11 +179,13 @@ def output_dir_held_for_average(output_dir: str):
 
 def cross_validate(argv: list[str]) -> int:
     from hfspeech.training.command_line import process_state_kept
-    from hfspeech.training.cross_validation import parse_cross_validation_args, run_cross_validation
+    from hfspeech.training.cross_validation_args import parse_cross_validation_args
 
-    # train's flags and --num_folds, parsed (a typo named) before any fold trains; the first fold's log set-up holds
-    # to the summary
+    # train's flags and --num_folds, parsed (a typo named) before any fold trains (and before numpy and datasets are
+    # imported: `--help`); the first fold's log set-up holds to the summary
     with process_state_kept():
         folds_args, *recipe_args = parse_cross_validation_args(argv, prog="hfspeech cross-validate")
+        from hfspeech.training.cross_validation import run_cross_validation
+
         run_cross_validation(*recipe_args, num_folds=folds_args.num_folds)
     return 0

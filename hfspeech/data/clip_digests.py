@@ -56,11 +56,17 @@ def folder_and_name(path: str) -> str:
     return os.path.join(*Path(path).parts[-2:])
 
 
-# {(path, device, inode, size, mtime, ctime): digest} of the files read by this process: the decoded audio's key
-# (`files_content_key`) and `training_clips.json` (`record_training_clips`) read each clip once, not twice (20,000
-# one-second clips: 1.4 s a read). A file rewritten with all of those kept, within one process, is not read again.
+# {(path, device, inode, size, mtime, ctime): digest} of the files read since this run's data was prepared: the
+# decoded audio's key (`files_content_key`) and `training_clips.json` (`record_training_clips`) read each clip once,
+# not twice (20,000 one-second clips: 1.4 s a read). Forgotten as each run prepares its data (`forget_read_files`):
+# kept for the process, a clip rewritten within a second on a file system of 1-s times was read back stale.
 _read_digests: dict[tuple, str] = {}
 MAX_REMEMBERED = 500_000
+
+
+def forget_read_files() -> None:
+    """Every file read again from here on: a new run's data (`data.prepare.prepare_dataset`)."""
+    _read_digests.clear()
 
 
 def _digest_of(path: Optional[str], data: Optional[bytes]) -> str:
@@ -69,11 +75,12 @@ def _digest_of(path: Optional[str], data: Optional[bytes]) -> str:
     try:
         stat = os.stat(path)
         known = (path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-        if known not in _read_digests:
+        digest = _read_digests.get(known)
+        if digest is None:
             if len(_read_digests) >= MAX_REMEMBERED:
                 _read_digests.clear()
-            _read_digests[known] = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:DIGEST_CHARS]
-        return _read_digests[known]
+            digest = _read_digests[known] = hashlib.sha1(Path(path).read_bytes()).hexdigest()[:DIGEST_CHARS]
+        return digest
     except (OSError, TypeError, ValueError):
         return ""
 

@@ -173,10 +173,13 @@ def _names_read(node: ast.AST, imports: dict, module: str) -> tuple:
 def _is_module(module: str, name: str) -> bool:
     """Whether `name` in `module` is a module of its package (`from pkg import module`): not code to read (its
     functions are read as they are named). Asked of the import system (a zipped install has no folder to look in),
-    which imports `module` (the decoder's modules are imported by then)."""
+    which imports `module` only where it is a package (its `__init__`): `find_spec` of a name in a plain module
+    imported the module (`data.streaming`, and torch with it, for a function-local import of one name)."""
     try:
-        return importlib.util.find_spec(f"{module}.{name}") is not None
-    except (ImportError, AttributeError, ValueError):  # `module` is no package
+        spec = importlib.util.find_spec(module)
+        return spec is not None and spec.submodule_search_locations is not None and \
+            importlib.util.find_spec(f"{module}.{name}") is not None
+    except (ImportError, AttributeError, ValueError):  # `module` is no module
         return False
 
 

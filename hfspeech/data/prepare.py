@@ -29,6 +29,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.cache_users import (cache_folder_problem, cached_files, hold_cache_folder, is_users_folder,
                                        own_temporary_files_removed, prepared_file)
+from hfspeech.data.clip_digests import forget_read_files
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
@@ -168,6 +169,7 @@ def prepare_dataset(
     settings = [sampling_rate, trim, trim_top_db, True]
     report = report if report is not None else DataReport()
     report.sampling_rate = sampling_rate
+    forget_read_files()  # this run's files read anew for the decoded key, once (`clip_digests`)
     file_sizes, wholes = {}, {}  # file_sizes: {path: bytes}, each file stat-ed once for all the splits
     decode_split = partial(_decode_split, features=features, num_proc=num_proc, file_sizes=file_sizes)
     prepared, tables = {}, whole_table_keys(dataset)

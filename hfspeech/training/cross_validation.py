@@ -20,8 +20,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,46 +33,16 @@ from hfspeech.data.manifest_cells import refuse_text_not_utf8
 from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
 from hfspeech.data.splits import in_file_order, make_splits
-from hfspeech.errors import DataError, UsageError, first_few, flag_action
+from hfspeech.errors import DataError, UsageError, first_few
 from hfspeech.output_folders import check_output_folder
-from hfspeech.training.command_line import (RecipeArgumentParser, exit_with_help_if_asked, parse_args,
-                                            process_state_kept, recipe_parser, refuse_mistyped_flags)
-from hfspeech.training.flag_files import expand_args_files
+from hfspeech.training.command_line import process_state_kept
+from hfspeech.training.cross_validation_args import parse_cross_validation_args
 from hfspeech.training.fold_manifests import (check_fold_folder_names, check_fold_labels, fold_data_arguments,
                                               held_out_groups, manifest_texts, natural_order, one_per_group,
                                               refuse_redrawn_folds, row_labels, write_texts)
 
 logger = logging.getLogger("hfspeech.cross_validate")
 SUMMARY_FILE = "cross_validation.json"  # the folds' test metrics, beside their fold-<group> folders
-
-
-@dataclass
-class CrossValidationArguments:
-    num_folds: Optional[int] = field(default=None, metadata={
-        "help": "Deal the groups into this many folds of about equal clip counts (fold-1 ..., their groups in "
-                "cross_validation.json). Default: one per group (leave-one-group-out), refused above 20 groups."})
-
-
-def parse_cross_validation_args(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> tuple:
-    """(CrossValidationArguments, ModelArguments, DataArguments, TrainingArguments), as `distill` parses its own
-    flags: `--num_folds` is not one of `hfspeech train`'s, which would take it and do nothing."""
-    help_parser = recipe_parser(CrossValidationArguments, prog=prog)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    exit_with_help_if_asked(argv, help_parser)
-    argv = expand_args_files(argv, help_parser)  # a --num_folds in an --args_file too
-    refuse_mistyped_flags(help_parser, argv)
-    argv = [folds_flag_in_full(help_parser, token) for token in argv]  # `--num_fold 3`, accepted as train's are
-    folds_args, rest = RecipeArgumentParser(CrossValidationArguments, allow_abbrev=False).parse_args_into_dataclasses(
-        args=argv, return_remaining_strings=True)
-    return (folds_args, *parse_args(rest, help_parser._option_string_actions, help_parser.prog))
-
-
-def folds_flag_in_full(parser, token: str) -> str:
-    """`token`, or `--num_folds` for its abbreviation (`--num_fold 3`, let through as train's are, was "not used"):
-    the folds' own parser takes none (one of train's flags would be taken for it)."""
-    name, equals, value = token.partition("=")
-    action = flag_action(parser, name) if token.startswith("--") else None
-    return f"--num_folds{equals}{value}" if action is not None and action.dest == "num_folds" else token
 
 
 def summarise(values: Sequence[float]) -> dict:
