@@ -15,8 +15,8 @@ import pytest
 
 from conftest import TINY_CNN, write_tone_folder
 from hfspeech.training.checkpoints import CheckpointError
-from hfspeech.training.resume_inputs import (DATA_RECORD_FILE, LISTINGS_KEY, check_same_data, data_record,
-                                             path_listing)
+from hfspeech.training.data_listings import path_listing
+from hfspeech.training.resume_inputs import DATA_RECORD_FILE, LISTINGS_KEY, check_same_data, data_record
 from tests.test_distill_cv_audit import cross_validate, write_speaker_manifest
 from tests.test_speech_commands32 import listed, write_layout, write_list
 

@@ -9,7 +9,6 @@ error JSON, and the page's top-k box starts empty (the server's --top_k)."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -22,10 +21,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from hfspeech.serve.app import ServeSettings, create_app
+fcntl = pytest.importorskip("fcntl")  # (none on Windows: the sweep is off there)
+
+from hfspeech.serve.app import ServeSettings, create_app, run_server
 from hfspeech.serve.environment import METRICS_DIR_ENV, set_for_workers
-from hfspeech.serve.metrics_folder import folder_prefix
-from hfspeech.serve.metrics_folder import ALIVE_FILE, remove_orphaned_folders
+from hfspeech.errors import UsageError
+from hfspeech.serve.metrics_folder import ALIVE_FILE, folder_prefix, remove_orphaned_folders
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "getuid"), reason="the sweep runs where owners can be told apart")
 
@@ -108,3 +109,23 @@ def test_the_pages_top_k_box_starts_empty_so_the_servers_top_k_applies(tmp_path)
         box = TopKBox()
         box.feed(client.get("/").text)
     assert "value" not in box.attributes and box.attributes["placeholder"] == "default"
+
+
+def test_a_worker_restarted_after_its_folder_was_removed_makes_it_again_and_starts(tmp_path):
+    """`rm -rf` of the folder (a cleaner of /tmp), then a worker restarted: it died opening its metric files there,
+    and uvicorn started it again, forever (reviewer R4)."""
+    folder = folder_with_lock_file(tmp_path, a_dead_pid())
+    shutil.rmtree(folder)
+    code = ("import sys; from hfspeech.serve.metrics_folder import keep_alive_while_this_process_lives as keep\n"
+            "keep(sys.argv[1]); from hfspeech.serve.metrics import ServerMetrics; ServerMetrics(); print('started')")
+    done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True,
+                          env={**os.environ, METRICS_DIR_ENV: str(folder)}, timeout=120)
+    assert done.stdout.strip() == "started", done.stderr[-2000:]
+    assert (folder / ALIVE_FILE).is_file()
+
+
+def test_a_users_metrics_folder_that_is_gone_is_one_line_before_any_worker_starts(tmp_path, monkeypatch):
+    """Each worker died with a traceback, and the supervisor hung on its defunct workers (reviewer R4)."""
+    monkeypatch.setenv(METRICS_DIR_ENV, str(tmp_path / "nosuch"))
+    with pytest.raises(UsageError, match=f"^{METRICS_DIR_ENV}={tmp_path / 'nosuch'}: no such folder; make it"):
+        run_server(ServeSettings(model=str(tmp_path / "run")), workers=2)

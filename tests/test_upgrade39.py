@@ -78,3 +78,29 @@ def test_an_old_run_with_another_seed_too_is_still_refused_as_other_data(tmp_pat
     old.rename(moved)
     with pytest.raises(CheckpointError, match=r"its run had other data or start \(data_dir .* -> .*; seed 7 -> 42\)"):
         resume(checkpoint, moved)
+
+
+@pytest.mark.parametrize("moved_parent", [False, True])
+def test_the_link_for_a_manifest_in_a_moved_folder_links_the_folder(tmp_path, moved_parent):
+    """`--train_file corpus/train.csv`, then `mv corpus corpus2`: `ln -s corpus2/train.csv corpus/train.csv` failed,
+    no such folder (reviewer R4); the folder is linked, `mkdir -p` first where even its parent is gone."""
+    corpus = tmp_path / "a" / "corpus" if moved_parent else tmp_path / "corpus"
+    write_tone_folder(corpus / "clips", clips_per_class=2, rates=(8000,))
+    (corpus / "train.csv").write_text("path,label\n" + "".join(
+        f"clips/{clip.parent.name}/{clip.name},{clip.parent.name}\n" for clip in sorted(corpus.glob("clips/*/*.wav"))))
+    record = old_record(tmp_path / "unused")
+    record["data"].update(data_dir=None, train_file=str(corpus / "train.csv"))
+    checkpoint = old_run(tmp_path, record)
+    moved = tmp_path / "b" / "corpus2" if moved_parent else tmp_path / "corpus2"
+    moved.parent.mkdir(exist_ok=True)
+    corpus.rename(moved)
+    if moved_parent:
+        (tmp_path / "a").rmdir()
+    with pytest.raises(CheckpointError) as refused:
+        check_same_data(str(checkpoint), ModelArguments(), DataArguments(train_file=str(moved / "train.csv")),
+                        SimpleNamespace(seed=42, resume_from_checkpoint=None))
+    link = str(refused.value).split("(`", 1)[1].split("`)", 1)[0]
+    assert link.endswith(f"ln -s {moved} {corpus}") and link.startswith("mkdir -p") == moved_parent
+    subprocess.run(["sh", "-c", link], check=True)
+    check_same_data(str(checkpoint), ModelArguments(), DataArguments(train_file=str(corpus / "train.csv")),
+                    SimpleNamespace(seed=42, resume_from_checkpoint=None))

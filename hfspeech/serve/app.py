@@ -39,8 +39,8 @@ from hfspeech.serve.errors import ERROR_KIND_HEADER, ApiError, error_response, s
 from hfspeech.serve.limits import more_open_files, quiet_accept_errors, quiet_accept_errors_in_this_process
 from hfspeech.serve.log_redaction import redact_api_keys_in_logs
 from hfspeech.serve.metrics import ServerMetrics, counts_as_error, route_name
-from hfspeech.serve.metrics_folder import (dead_workers_merged, keep_alive_while_this_process_lives,
-                                           remove_orphaned_folders)
+from hfspeech.serve.metrics_folder import (check_users_folder, dead_workers_merged,
+                                           keep_alive_while_this_process_lives, remove_orphaned_folders)
 from hfspeech.serve.payload import parse_request, read_body
 from hfspeech.serve.runner import ModelRunner
 from hfspeech.serve.stream import open_stream, stream_post, stream_websocket
@@ -257,6 +257,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
     # NO_COLOR: uvicorn coloured its log on a terminal whatever it said (None: its choice, colour on a terminal)
     options = dict(host=host, port=port, log_level=log_level, http=PROTOCOL, timeout_graceful_shutdown=
                    settings.shutdown_timeout, use_colors=False if os.environ.get("NO_COLOR") else None)
+    check_users_folder()  # a PROMETHEUS_MULTIPROC_DIR of the user's that is gone
     with more_open_files(), quiet_accept_errors():  # each connection holds a descriptor; workers inherit the limit
         return _run(settings, options, workers)
 

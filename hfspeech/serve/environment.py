@@ -19,9 +19,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from hfspeech.cpu_threads import environment_set, worker_environment
-from hfspeech.serve.metrics_folder import new_folder_kept_alive
-
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from hfspeech.serve.metrics_folder import METRICS_DIR_ENV, new_folder_kept_alive
 
 
 @contextmanager

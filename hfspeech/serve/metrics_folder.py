@@ -24,6 +24,7 @@ Only folders hfspeech named are touched: a folder the user chose (PROMETHEUS_MUL
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
 logger = logging.getLogger("hfspeech.serve")
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 METRICS_PREFIX = "hfspeech-metrics-"
 STARTING_PREFIX = ".hfspeech-metrics-new-"  # a folder not yet held alive: a name the sweep never reads
 OWN_NAME = re.compile(METRICS_PREFIX + r"(\d+)-[A-Za-z0-9_]+")  # `folder_prefix(pid)` + mkdtemp's part
@@ -91,11 +93,26 @@ def new_folder_kept_alive() -> Iterator[str]:
 
 def keep_alive_while_this_process_lives(folder) -> None:
     """A worker's shared lock on its server's folder, held until it exits: a SIGKILLed supervisor's workers serve
-    on and write there, and their locks keep the folder from the next server's sweep."""
+    on and write there, and their locks keep the folder from the next server's sweep. A folder removed under the
+    server (a cleaner of /tmp, `rm -rf`) is made again: each restarted worker died opening its metric files there,
+    and uvicorn started it again, forever (reviewer R4: 49 tracebacks in 25 s)."""
     if folder and is_own_folder(folder):
-        handle = shared_lock_on(Path(folder) / ALIVE_FILE, create=False)
+        with contextlib.suppress(OSError):  # (unwritable: the metrics' own error says it)
+            os.makedirs(folder, exist_ok=True)
+        handle = shared_lock_on(Path(folder) / ALIVE_FILE, create=True)
         if handle:
             held_for_life.append(handle)
+
+
+def check_users_folder() -> None:
+    """A PROMETHEUS_MULTIPROC_DIR of the user's that is no folder: one line before any worker starts (each worker
+    died with a traceback, and the supervisor hung on its defunct workers, deaf to SIGTERM: reviewer R4)."""
+    folder = os.environ.get(METRICS_DIR_ENV)
+    if folder and not os.path.isdir(folder):
+        from hfspeech.errors import UsageError
+
+        raise UsageError(f"{METRICS_DIR_ENV}={folder}: no such folder; make it, or unset the variable (a server "
+                         "with --workers makes its own)")
 
 
 def is_abandoned(folder: str) -> bool:

@@ -10,7 +10,6 @@ and a new `--learning_rate` is said not to be used (`note_learning_rate`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import first_few
 from hfspeech.models.problem_types import SINGLE_LABEL
 from hfspeech.training.checkpoints import CheckpointError
+from hfspeech.training.data_listings import path_listing
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -110,50 +110,6 @@ def _absolute(value):
     return os.path.abspath(value) if isinstance(value, str) and os.path.exists(value) else value
 
 
-def path_listing(path: str) -> Optional[str]:
-    """What a local data path holds: a manifest's bytes, or a folder's audio files as loading finds them
-    (`walk_audio_files`: links to folders followed, hidden and `__*` left out), each one's path inside the folder
-    and size, with the bytes of the files that decide splits and labels (the root's other files, e.g. Speech
-    Commands' lists, and metadata files: a same-size edit moves clips). Equal for a copy of the same data wherever
-    it lies; None where it cannot be told (unreadable, or nothing found: two empty listings are no evidence)."""
-    if not os.path.isdir(path):
-        return _file_digest(path)
-    from hfspeech.data.folders import DATASETS_LAYOUT_FILES, FolderLayoutError, walk_audio_files
-
-    try:
-        audio, ignored = walk_audio_files(Path(path))
-    except FolderLayoutError:
-        return None
-    deciding = sorted(entry["path"] for entry in ignored if entry["reason"].startswith("not an audio file") and (
-        os.path.dirname(entry["path"]) == os.path.normpath(path) or os.path.basename(entry["path"]) in
-        DATASETS_LAYOUT_FILES))
-    if not audio and not deciding:
-        return None
-    digest = hashlib.sha1()
-    for _, full in audio:
-        digest.update(f"{os.path.relpath(full, path)}\0{_size(full)}\n".encode("utf-8", "surrogateescape"))
-    for full in deciding:
-        digest.update(f"{os.path.relpath(full, path)}\0{_file_digest(full)}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
-
-
-def _size(path: str) -> int:
-    """One stat (a file deleted during the walk crashed it between exists and getsize): -1 where it is gone."""
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return -1
-
-
-def _file_digest(path: str) -> Optional[str]:
-    """The SHA-1 of a file's bytes; None where it cannot be read (loading names it)."""
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha1").hexdigest()
-    except OSError:
-        return None
-
-
 def listed_paths(record: dict) -> dict:
     """{data flag: absolute path} of the record's local data paths: those a listing describes."""
     return {key: value for key, value in record["data"].items()
@@ -229,12 +185,22 @@ def refuse_unlisted_move(checkpoint: str, saved: dict, record: dict, differing: 
             isinstance(path, str) and os.path.isabs(path) for path in old.values()):
         return
     flags = " ".join(f"--{key} {shlex.quote(path)}" for key, path in old.items())
-    links = "; ".join(f"ln -s {shlex.quote(record['data'][key])} {shlex.quote(path)}" for key, path in old.items()
-                      if not os.path.lexists(path))
+    links = "; ".join(link_command(record["data"][key], path) for key, path in old.items() if not os.path.lexists(path))
     how = f"link the old path to the new one (`{links}`) and pass `{flags}`" if links else f"pass `{flags}`"
     raise CheckpointError(f"{checkpoint}: cannot resume, its run was made by an earlier hfspeech, which recorded no "
                           f"listing of its files, so data at another path cannot be checked as the same; "
                           f"{how}, or {way_out(named)}")
+
+
+def link_command(new: str, old: str) -> str:
+    """`ln -s` that makes `old` lead to `new`, from the highest folder of `old` that is gone (a manifest in a moved
+    folder: `ln -s corpus2 corpus`; a link to the file itself failed, its folder gone), `mkdir -p` first where even
+    that folder's parent is gone (a tree moved to another machine)."""
+    new_path, old_path = Path(new), Path(old)
+    while new_path.name == old_path.name and not old_path.parent.exists() and old_path.parent != old_path.parent.parent:
+        new_path, old_path = new_path.parent, old_path.parent
+    make = "" if old_path.parent.exists() else f"mkdir -p {shlex.quote(str(old_path.parent))} && "
+    return f"{make}ln -s {shlex.quote(str(new_path))} {shlex.quote(str(old_path))}"
 
 
 def saved_record(checkpoint: Optional[str]) -> Optional[dict]:
