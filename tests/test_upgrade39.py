@@ -104,3 +104,19 @@ def test_the_link_for_a_manifest_in_a_moved_folder_links_the_folder(tmp_path, mo
     subprocess.run(["sh", "-c", link], check=True)
     check_same_data(str(checkpoint), ModelArguments(), DataArguments(train_file=str(corpus / "train.csv")),
                     SimpleNamespace(seed=42, resume_from_checkpoint=None))
+
+
+def test_an_old_path_left_as_a_broken_link_is_pointed_at_the_new_place(tmp_path):
+    """The old path a link whose target moved: "pass --data_dir OLD" (it exists, as a link) then failed to load
+    (reviewer R4); the line points the link at the new place."""
+    old, target, moved = tmp_path / "data", tmp_path / "store", tmp_path / "store_moved"
+    write_tone_folder(target, clips_per_class=2, rates=(8000,))
+    old.symlink_to(target)
+    checkpoint = old_run(tmp_path, old_record(old))
+    target.rename(moved)
+    with pytest.raises(CheckpointError) as refused:
+        resume(checkpoint, moved)
+    link = str(refused.value).split("(`", 1)[1].split("`)", 1)[0]
+    assert link == f"ln -sfn {moved} {old}"
+    subprocess.run(shlex.split(link), check=True)
+    assert resume(checkpoint, old)["data"]["data_dir"] == str(old)

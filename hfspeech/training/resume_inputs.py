@@ -185,7 +185,7 @@ def refuse_unlisted_move(checkpoint: str, saved: dict, record: dict, differing: 
             isinstance(path, str) and os.path.isabs(path) for path in old.values()):
         return
     flags = " ".join(f"--{key} {shlex.quote(path)}" for key, path in old.items())
-    links = "; ".join(link_command(record["data"][key], path) for key, path in old.items() if not os.path.lexists(path))
+    links = "; ".join(link_command(record["data"][key], path) for key, path in old.items() if not os.path.exists(path))
     how = f"link the old path to the new one (`{links}`) and pass `{flags}`" if links else f"pass `{flags}`"
     raise CheckpointError(f"{checkpoint}: cannot resume, its run was made by an earlier hfspeech, which recorded no "
                           f"listing of its files, so data at another path cannot be checked as the same; "
@@ -195,7 +195,9 @@ def refuse_unlisted_move(checkpoint: str, saved: dict, record: dict, differing: 
 def link_command(new: str, old: str) -> str:
     """`ln -s` that makes `old` lead to `new`, from the highest folder of `old` that is gone (a manifest in a moved
     folder: `ln -s corpus2 corpus`; a link to the file itself failed, its folder gone), `mkdir -p` first where even
-    that folder's parent is gone (a tree moved to another machine)."""
+    that folder's parent is gone (a tree moved to another machine); a link left broken is pointed at `new`."""
+    if os.path.islink(old):  # a link whose target is gone: pointed at the new place
+        return f"ln -sfn {shlex.quote(new)} {shlex.quote(old)}"
     new_path, old_path = Path(new), Path(old)
     while new_path.name == old_path.name and not old_path.parent.exists() and old_path.parent != old_path.parent.parent:
         new_path, old_path = new_path.parent, old_path.parent
