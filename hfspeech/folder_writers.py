@@ -112,3 +112,17 @@ def noted_as_held(handle: int) -> Iterator[None]:
         yield
     finally:
         _held_here.discard(key)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists here (another user's too). Windows, and pid 0 or below (os.kill would signal a
+    process group), never judged gone."""
+    if os.name == "nt" or pid <= 0:  # signal 0 is CTRL_C_EVENT on Windows: never sent; kept as alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's (EPERM): alive
+        return True
+    return True

@@ -21,6 +21,7 @@ from typing import Optional, Union
 
 from datasets import Dataset, DatasetDict
 
+from hfspeech.folder_writers import process_alive
 from hfspeech.output_folders import locked_scratch, remove_leftover_scratch
 
 # In the scratch folder: the cache this save replaces, set aside while the new copy is renamed in. Not `earlier`,
@@ -60,20 +61,8 @@ def remove_dead_runs_old_leftovers(folder: Path) -> None:
     shape = re.compile(rf"\.{re.escape(folder.name)}\.(partial|old)-(\d+)")
     for entry in folder.parent.iterdir():
         found = shape.fullmatch(entry.name)
-        if found and entry.is_dir() and not entry.is_symlink() and not _alive(int(found.group(2))):
+        if found and entry.is_dir() and not entry.is_symlink() and not process_alive(int(found.group(2))):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never sent; kept as alive
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's (EPERM): alive
-        return True
-    return True
 
 
 def _put_in_place(partial: Path, folder: Path, started: float, aside: Path) -> None:

@@ -34,6 +34,9 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
+from hfspeech.folder_writers import process_alive
+from hfspeech.output_folders import lock_taken
+
 logger = logging.getLogger("hfspeech.serve")
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 METRICS_PREFIX = "hfspeech-metrics-"
@@ -121,41 +124,19 @@ def is_abandoned(folder: str) -> bool:
     file was made by the hfspeech before it (never released: session 39), which named it by its supervisor's pid
     and held no lock: judged by its pids as that one did, so that its folders are still swept."""
     try:
-        import fcntl
-    except ImportError:
-        return False
-    try:
         handle = open(Path(folder) / ALIVE_FILE, "r+b")  # writable: NFS locks an exclusive flock as a write
     except FileNotFoundError:
-        return not any(is_alive(pid) for pid in folder_pids(folder))
+        return not any(process_alive(pid) for pid in folder_pids(folder))
     except OSError:
         return False
     with handle:  # released before the folder goes: nobody alive holds it, so nobody can take it again
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held (EWOULDBLOCK), or no locks here (ENOLCK)
-            return False
-    return True
+        return lock_taken(handle) is True  # False: held; None: no locks here (no fcntl, ENOLCK)
 
 
 def folder_pids(folder: str) -> list[int]:
     """The supervisor's pid in the folder's name, and its workers' in their file names."""
     match = OWN_NAME.fullmatch(Path(folder).name)
     return [int(match[1])] + [pid for name in os.listdir(folder) if (pid := file_pid(name))]
-
-
-def is_alive(pid: int) -> bool:
-    """Whether a process `pid` exists (another user's too). pid 0 or below is never judged dead: os.kill would
-    signal a process group."""
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, as another user's
-        return True
-    return True
 
 
 def file_pid(name: str) -> Optional[int]:
@@ -199,7 +180,7 @@ def dead_workers_merged(folder) -> None:
         dead = {}
         for path in sorted(Path(folder).glob("*.db")):
             pid = file_pid(path.name)
-            if pid is not None and not is_alive(pid):
+            if pid is not None and not process_alive(pid):
                 dead.setdefault(pid, []).append(path)
         for pid, paths in dead.items():
             mark_process_dead(pid, str(folder))
