@@ -1,4 +1,4 @@
-"""The multiprocess metrics folder of a `--workers N` server, kept from growing for as long as the server runs.
+"""The multiprocess metrics folder of a `--workers N` server, kept from growing, and kept, for as long as it runs.
 
 prometheus_client's multiprocess mode (`metrics.py`) has each worker write its samples to files named by its pid
 (`counter_<pid>.db`, `histogram_<pid>.db`) in one folder, and keeps a dead worker's files: its counts still belong
@@ -7,17 +7,29 @@ left its 2 files for good, and every scrape read them all; and a supervisor that
 `kill -9`) never removed its folder from the temporary folder.
 
 - `dead_workers_merged(folder)`: each worker as it starts, and each scrape (SIGHUP starts the new workers before
-  it stops the old ones), adds the dead workers' counts into one file per type
-  (`counter_dead.db`, `histogram_dead.db`) and removes theirs, after prometheus_client's own bookkeeping for a dead
-  process (`mark_process_dead`: its live gauges). Under a lock that `/metrics` takes too (`scrape_lock`), so that
-  no scrape counts a dead worker twice or not at all, nor reads a file as it is removed.
+  it stops the old ones), adds the dead workers' counts into one file per type (`counter_dead.db`,
+  `histogram_dead.db`) and removes theirs, so that a kill at any point neither loses nor doubles a count
+  (`metrics_merge.py`). Under a lock that `/metrics` takes too (`scrape_lock`).
 - `remove_orphaned_folders()`: a supervisor, starting, removes this user's hfspeech folders whose supervisor and
-  workers are all gone. Gone is told by a lock, not by pids: the supervisor (`new_folder_kept_alive`) and each
-  worker (`keep_alive_while_this_process_lives`) hold a shared flock on the folder's `.hfspeech-alive.lock` for
-  as long as they live, and the kernel drops it when they die, however they die. Pids meant nothing across pid
-  namespaces (two containers sharing /tmp, a TMPDIR on NFS used by several hosts): each server saw the other's
-  pids as dead and removed a live server's folder, whose /metrics then failed for good; and in a container the
-  supervisor is often pid 1, always "alive", so a killed one's folder was never removed.
+  workers are all gone (`is_abandoned`), and the `.hfspeech-metrics-new-*` folders of supervisors killed while
+  they made theirs (`new_folder_kept_alive`). Gone is told by locks, not by pids: pids meant nothing across pid
+  namespaces (two containers sharing /tmp, a TMPDIR on NFS used by several hosts: each server saw the other's
+  pids as dead and removed a live server's folder), and in a container the supervisor is often pid 1, always
+  "alive".
+
+What protects what. The supervisor (`new_folder_kept_alive`) and each worker (`keep_alive_while_this_process_lives`)
+hold, for as long as they live (the kernel drops them however they die), two shared flocks:
+- one on the folder itself: systemd-tmpfiles (its default ages /tmp's entries out after 10 days unused) takes an
+  exclusive `flock(LOCK_EX|LOCK_NB)` on each folder before it ages it and skips the folder, its files and its own
+  removal, when that fails (tmpfiles.d(5); `dir_cleanup` in its source; checked with systemd 252's
+  `systemd-tmpfiles --clean`). Before, the alive file was never written after its creation, and a server up
+  10 days lost it (then judged by pids again), or its whole folder when it was idle. It is the sweep's first test
+  too: a folder held so is alive, whatever became of its alive file.
+- one on the folder's `.hfspeech-alive.lock`: the test that works across NFS hosts (NFS locks a file for all of
+  them; a folder's flock stays on the host that took it, Linux's NFS client having no flock of folders: read,
+  not tried) and against the hfspeech of session 39, which took only this one. A merge (each scrape, each worker
+  start) touches it and the merge lock, so that cleaners that honour no lock and age files by their times
+  (tmpwatch, tmpreaper) find them in use.
 
 Only folders hfspeech named are touched: a folder the user chose (PROMETHEUS_MULTIPROC_DIR) is theirs.
 """
@@ -25,27 +37,28 @@ Only folders hfspeech named are touched: a folder the user chose (PROMETHEUS_MUL
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Callable, Iterator, Optional
 
 from hfspeech.folder_writers import process_alive
 from hfspeech.output_folders import lock_taken
+from hfspeech.serve.metrics_merge import LOCK_FILE, file_pid, folder_lock, merge_dead_files
 
-logger = logging.getLogger("hfspeech.serve")
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 METRICS_PREFIX = "hfspeech-metrics-"
-STARTING_PREFIX = ".hfspeech-metrics-new-"  # a folder not yet held alive: a name the sweep never reads
+STARTING_PREFIX = ".hfspeech-metrics-new-"  # a folder not yet held alive: swept only once surely left behind
 OWN_NAME = re.compile(METRICS_PREFIX + r"(\d+)-[A-Za-z0-9_]+")  # `folder_prefix(pid)` + mkdtemp's part
-MERGED_TYPES = ("counter", "histogram")  # summed across processes, so a dead one's counts can be added up
-LOCK_FILE = ".hfspeech-merge.lock"  # not `*.db`: prometheus_client reads only those
+STARTING_NAME = re.compile(re.escape(STARTING_PREFIX) + r"[A-Za-z0-9_]+")
+STARTING_GRACE_SECONDS = 3600  # a `-new-` folder nobody holds, younger: its maker may be about to lock it
 ALIVE_FILE = ".hfspeech-alive.lock"  # held (shared) by the supervisor and each worker for as long as it lives
-held_for_life: list = []  # this worker's lock on its server's folder, released by the kernel when it exits
+held_for_life: list = []  # this worker's locks on its server's folder, released by the kernel when it exits
 
 
 def folder_prefix(pid: int) -> str:
@@ -76,35 +89,67 @@ def shared_lock_on(path: Path, create: bool) -> Optional[BinaryIO]:
     return handle
 
 
+def shared_lock_on_folder(folder: Path) -> Optional[int]:
+    """An open descriptor of `folder` holding a shared flock on the folder itself, or None where none can be had
+    (no fcntl, no such folder, a file system without locks on folders). systemd-tmpfiles, and a sweep, hold an
+    exclusive one a moment while they look at a folder: waited for, a second at most."""
+    try:
+        import fcntl
+
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (ImportError, OSError):
+        return None
+    for _ in range(100):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return descriptor
+        except BlockingIOError:
+            time.sleep(0.01)
+        except OSError:  # ENOLCK, EBADF
+            break
+    os.close(descriptor)
+    return None
+
+
+def folder_held_alive(folder: Path) -> list[Callable[[], None]]:
+    """Both locks that keep `folder` alive (see the module's docstring), each as the call that lets it go."""
+    held = []
+    descriptor = shared_lock_on_folder(folder)
+    if descriptor is not None:
+        held.append(partial(os.close, descriptor))
+    handle = shared_lock_on(folder / ALIVE_FILE, create=True)
+    if handle:
+        held.append(handle.close)
+    return held
+
+
 @contextmanager
 def new_folder_kept_alive() -> Iterator[str]:
     """A fresh metrics folder in the temporary folder, named `folder_prefix(<this pid>)` + mkdtemp's random part,
-    held alive until the block ends, then removed. Made under a name the sweep ignores and renamed once its lock
-    is held, so that no other server ever finds it named and not held (a killed server's, to its eyes)."""
+    held alive until the block ends, then removed. Made under a name the sweep judges apart (`is_abandoned`) and
+    renamed once its locks are held, so that no other server ever finds it named and not held."""
     starting = Path(tempfile.mkdtemp(prefix=STARTING_PREFIX))
-    handle = shared_lock_on(starting / ALIVE_FILE, create=True)
+    held = folder_held_alive(starting)
     folder = starting.with_name(folder_prefix(os.getpid()) + starting.name[len(STARTING_PREFIX):])
     try:
         starting.rename(folder)
         yield str(folder)
     finally:
-        if handle:
-            handle.close()
+        for let_go in held:
+            let_go()
         for path in (starting, folder):
             shutil.rmtree(path, ignore_errors=True)
 
 
 def keep_alive_while_this_process_lives(folder) -> None:
-    """A worker's shared lock on its server's folder, held until it exits: a SIGKILLed supervisor's workers serve
-    on and write there, and their locks keep the folder from the next server's sweep. A folder removed under the
-    server (a cleaner of /tmp, `rm -rf`) is made again: each restarted worker died opening its metric files there,
-    and uvicorn started it again, forever (reviewer R4: 49 tracebacks in 25 s)."""
+    """A worker's locks on its server's folder, held until it exits: a SIGKILLed supervisor's workers serve on and
+    write there, and their locks keep the folder from the next server's sweep. A folder removed under the server
+    (a cleaner of /tmp, `rm -rf`) is made again: each restarted worker died opening its metric files there, and
+    uvicorn started it again, forever (reviewer R4: 49 tracebacks in 25 s)."""
     if folder and is_own_folder(folder):
         with contextlib.suppress(OSError):  # (unwritable: the metrics' own error says it)
             os.makedirs(folder, exist_ok=True)
-        handle = shared_lock_on(Path(folder) / ALIVE_FILE, create=True)
-        if handle:
-            held_for_life.append(handle)
+        held_for_life.extend(folder_held_alive(Path(folder)))
 
 
 def check_users_folder() -> None:
@@ -119,18 +164,39 @@ def check_users_folder() -> None:
 
 
 def is_abandoned(folder: str) -> bool:
-    """Whether no process of the server that made `folder` lives: an exclusive flock on its alive file is had at
-    once. Where none can be had (no fcntl, ENOLCK, a file that cannot be opened), kept. A folder without the
-    file was made by the hfspeech before it (never released: session 39), which named it by its supervisor's pid
-    and held no lock: judged by its pids as that one did, so that its folders are still swept."""
+    """Whether no process of the server that made `folder` lives: nobody holds the folder's own lock, and an
+    exclusive flock on its alive file is had at once. Where the alive file's lock cannot be had (no fcntl, ENOLCK,
+    a file that cannot be opened), kept. A `-new-` folder nobody holds is still its maker's for
+    STARTING_GRACE_SECONDS after its last change: it is made (mkdtemp), then its file, then both are locked, and a
+    sweep in between finds it held by nobody. A named folder without the file was made by an hfspeech older than
+    session 39's, which named it by its supervisor's pid and held no lock: judged by its pids as that one did, so
+    that its folders are still swept."""
+    if folder_held_by_another(folder):
+        return False
+    starting = STARTING_NAME.fullmatch(Path(folder).name) is not None
+    if starting and time.time() - os.stat(folder).st_mtime < STARTING_GRACE_SECONDS:
+        return False  # its maker may be between mkdtemp and its locks
     try:
         handle = open(Path(folder) / ALIVE_FILE, "r+b")  # writable: NFS locks an exclusive flock as a write
     except FileNotFoundError:
-        return not any(process_alive(pid) for pid in folder_pids(folder))
+        return starting or not any(process_alive(pid) for pid in folder_pids(folder))
     except OSError:
         return False
     with handle:  # released before the folder goes: nobody alive holds it, so nobody can take it again
         return lock_taken(handle) is True  # False: held; None: no locks here (no fcntl, ENOLCK)
+
+
+def folder_held_by_another(folder: str) -> bool:
+    """Whether a process holds a flock on the folder itself (a server of this hfspeech, or systemd-tmpfiles a
+    moment). False where folders cannot be locked: the alive file decides."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        return lock_taken(descriptor) is False
+    finally:
+        os.close(descriptor)
 
 
 def folder_pids(folder: str) -> list[int]:
@@ -139,30 +205,12 @@ def folder_pids(folder: str) -> list[int]:
     return [int(match[1])] + [pid for name in os.listdir(folder) if (pid := file_pid(name))]
 
 
-def file_pid(name: str) -> Optional[int]:
-    """The writing process of a prometheus_client file (`counter_12.db`, `gauge_livesum_12.db`), else None
-    (`counter_dead.db`, the lock, anything else)."""
-    last = name[:-3].rsplit("_", 1)[-1] if name.endswith(".db") else ""
-    return int(last) if last.isdigit() else None
-
-
-@contextmanager
-def folder_lock(folder, shared: bool) -> Iterator[None]:
-    """The folder's merge lock (shared: a scrape; exclusive: a merge), where there is one to be had (no fcntl:
-    Windows; a file system without locks: the block runs unlocked)."""
-    try:
-        import fcntl
-
-        handle = open(Path(folder) / LOCK_FILE, "a+b")  # read and write: NFS locks a flock as either
-    except (ImportError, OSError):
-        yield
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        except OSError:  # ENOLCK
-            pass
-        yield
+def kept_fresh(folder: Path) -> None:
+    """The lock files' times set to now: a cleaner that honours no lock (tmpwatch, tmpreaper) ages a file by its
+    times, and a lock file is never written after its creation."""
+    for name in (ALIVE_FILE, LOCK_FILE):
+        with contextlib.suppress(OSError):  # not there (yet): nothing to keep
+            os.utime(folder / name)
 
 
 def scrape_lock(folder):
@@ -174,52 +222,22 @@ def dead_workers_merged(folder) -> None:
     """The files of the folder's dead processes merged into one per type (see the module's docstring)."""
     if not folder or not is_own_folder(folder) or not Path(folder).is_dir():
         return
-    from prometheus_client.multiprocess import mark_process_dead
-
-    with folder_lock(folder, shared=False):
-        dead = {}
-        for path in sorted(Path(folder).glob("*.db")):
-            pid = file_pid(path.name)
-            if pid is not None and not process_alive(pid):
-                dead.setdefault(pid, []).append(path)
-        for pid, paths in dead.items():
-            mark_process_dead(pid, str(folder))
-            for path in paths:
-                kind = path.name.split("_", 1)[0]
-                if kind in MERGED_TYPES and path.exists():
-                    _merge_into(path, path.with_name(f"{kind}_dead.db"))
-
-
-def _merge_into(path: Path, merged_path: Path) -> None:
-    """`path`'s values added to `merged_path`'s (prometheus_client's own file format), then `path` removed. A
-    file that cannot be read is left where it is, and said: its counts stay in every scrape."""
-    from prometheus_client.mmap_dict import MmapedDict
-
-    try:
-        values = list(MmapedDict.read_all_values_from_file(str(path)))
-    except Exception as error:  # a truncated or foreign file: prometheus_client raises several kinds
-        logger.warning("warning: %s: not merged, left as it is (%s: %s)", path, type(error).__name__, error)
-        return
-    merged = MmapedDict(str(merged_path))
-    try:
-        for key, value, timestamp, _ in values:
-            merged.write_value(key, merged.read_value(key)[0] + value, timestamp)
-    finally:
-        merged.close()
-    path.unlink()
+    kept_fresh(Path(folder))
+    merge_dead_files(Path(folder))
 
 
 def remove_orphaned_folders(parent: Optional[str] = None) -> list[str]:
     """This user's hfspeech metrics folders in the temporary folder that no supervisor or worker holds alive
-    (`is_abandoned`): removed, their names returned. Never another user's folder, nor a link, nor a folder named
-    otherwise."""
+    (`is_abandoned`), and those left half made: removed, their names returned. Never another user's folder, nor
+    a link, nor a folder named otherwise."""
     if not hasattr(os, "getuid"):  # Windows: no owners to tell apart this way
         return []
     removed = []
     with os.scandir(parent or tempfile.gettempdir()) as entries:
         for entry in entries:
+            named = OWN_NAME.fullmatch(entry.name) or STARTING_NAME.fullmatch(entry.name)
             try:
-                if not OWN_NAME.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False) or \
+                if not named or not entry.is_dir(follow_symlinks=False) or \
                         entry.stat(follow_symlinks=False).st_uid != os.getuid() or not is_abandoned(entry.path):
                     continue
             except OSError:  # gone meanwhile, or not ours to read
