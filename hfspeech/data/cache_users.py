@@ -147,6 +147,19 @@ def hold_cache_folder(folder: str | os.PathLike) -> None:
             os.close(handle)
 
 
+@contextlib.contextmanager
+def held_alone(folder: str | os.PathLike):
+    """Inside, whether no other live hfspeech run holds `folder` (`hold_cache_folder`'s shared lock made exclusive
+    for the while, then shared again): a cache file there no run reads may be removed (`data.decoded_caches`)."""
+    hold_cache_folder(folder)
+    handle = _held.get(os.path.realpath(folder))
+    try:
+        yield handle is not None and bool(lock_taken(handle))
+    finally:
+        if handle is not None:
+            _shared_lock(handle, Path(folder))
+
+
 def _shared_lock_after_sweep(folder: Path) -> Optional[int]:
     """The descriptor holding `folder`'s shared lock, after the sweep of `remove_dead_runs_temporary_files` when
     the exclusive lock was free; None where there is no lock to be had. An exclusive try that errors (`lock_taken`

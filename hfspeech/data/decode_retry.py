@@ -23,6 +23,7 @@ decoder and what it reaches (imported when a fingerprint is made, by then alread
 from __future__ import annotations
 
 import ast
+import glob
 import hashlib
 import importlib
 import importlib.util
@@ -208,12 +209,20 @@ def _library_versions() -> list[str]:
 
 
 def retried_cache_name(decoded: Dataset, failed: list[int]) -> Optional[str]:
-    """Where `decoded`'s `failed` rows, decoded again, are cached: beside its cache file, named by that file and the
-    rows; None where it has no file."""
+    """Where `decoded`'s `failed` rows, decoded again, are cached: beside its cache file, named by that file (its
+    name first, so that `retried_files_of` finds them when the table is removed) and the rows; None where it has no
+    file."""
     if not decoded.cache_files:
         return None
     table = Path(decoded.cache_files[0]["filename"])
-    return str(table.parent / f"{RETRIED_PREFIX}{Hasher.hash([table.name, failed])}.arrow")
+    return str(table.parent / f"{RETRIED_PREFIX}{table.stem}-{Hasher.hash([table.name, failed])}.arrow")
+
+
+def retried_files_of(table_file: str) -> list[str]:
+    """The files of rows decoded again (`retried_cache_name`) beside the decoded table `table_file` (its shards'
+    too: `<name>_00000_of_00002`), to be removed with it (`data.decoded_caches`)."""
+    table = Path(table_file)
+    return sorted(glob.glob(f"{glob.escape(str(table.parent / (RETRIED_PREFIX + table.stem)))}[-_]*.arrow"))
 
 
 def with_failures_retried(split: Dataset, decoded: Dataset, decode_into: Callable[[Dataset, Optional[str]], Dataset],

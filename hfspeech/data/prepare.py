@@ -9,7 +9,8 @@ that table, once for every seed, and so are cross-validate's folds of one manife
 Every clip is decoded, a bad file kept as a row with its problem; then bad files stop preparation with an
 `AudioFileError` naming the first, counting the others, and saying how to go on (`data.decode_errors`). With
 `skip_bad_files=True` they are dropped instead, each counted and listed in the returned `DataReport`. Either way the
-cache is kept, and the next run decodes only its failed rows again (`data.decode_retry`).
+cache is kept, and the next run decodes only its failed rows again (`data.decode_retry`). A decoding that a newer
+decoder (or clips rewritten since) supersedes at the same settings is removed once unused (`data.decoded_caches`).
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
-from hfspeech.data.cache_users import (cache_folder_problem, cached_files, hold_cache_folder, is_users_folder,
-                                       own_temporary_files_removed, prepared_file)
+from hfspeech.data.cache_users import cache_folder_problem, cached_files, is_users_folder, prepared_file
 from hfspeech.data.clip_digests import forget_read_files
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
 from hfspeech.data.decode_retry import decoded_fingerprint, with_failures_retried
+from hfspeech.data.decoded_caches import decoded_family, decoded_into_cache, supersede_earlier_decodings
 from hfspeech.data.folders import DESCRIPTION
 from hfspeech.data.run_scratch import RUN_SCRATCH
-from hfspeech.errors import writing_to
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -193,12 +193,14 @@ def prepare_dataset(
 
 
 def _decode_split(split, what: str, settings: list, features, num_proc, file_sizes):
-    """`split` decoded (`_decoder` with `settings`) into its cache file (`_decoded_into_cache`), named by
-    `decoded_fingerprint`; read back from a warm cache, its failed rows are decoded again (`data.decode_retry`)."""
+    """`split` decoded (`_decoder` with `settings`) into its cache file (`data.decoded_caches`), named by
+    `decoded_fingerprint`, its earlier decodings at the same settings removed once unused; read back from a warm
+    cache, its failed rows are decoded again (`data.decode_retry`)."""
     fingerprint, decode = decoded_fingerprint(split, settings, features), _decoder(*settings[:3])
     cache_file_name = _cache_file_name(split, settings, fingerprint)
-    warm = bool(cached_files(cache_file_name or split._get_cache_file_path(fingerprint)))
-    decoded = _decoded_into_cache(
+    table_file = cache_file_name or split._get_cache_file_path(fingerprint)
+    warm = bool(cached_files(table_file))
+    decoded = decoded_into_cache(
         split, cache_file_name, decode,
         remove_columns=split.column_names,
         features=features,
@@ -207,6 +209,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         desc=f"decoding {what} at {settings[0]} Hz",
         new_fingerprint=fingerprint,
     )
+    supersede_earlier_decodings(decoded_family(split, settings, features), table_file, what)  # `decoded_caches`
     if not warm:
         return decoded
 
@@ -214,7 +217,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         arguments = dict(remove_columns=rows.column_names, features=features, writer_batch_size=_writer_batch_size(
             rows, file_sizes), desc=f"decoding again the {len(rows)} clip(s) of {what} that failed when cached")
         return rows.map(decode, keep_in_memory=True, **arguments) if name is None else \
-            _decoded_into_cache(rows, name, decode, **arguments)
+            decoded_into_cache(rows, name, decode, **arguments)
 
     return with_failures_retried(split, decoded, decode_into)
 
@@ -228,17 +231,6 @@ def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, se
         whole = Dataset(split.data, info=split.info.copy(), split=split.split, fingerprint=key)
         wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", settings)
     return wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
-
-
-def _decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
-    """`split.map(decode)` written to `cache_file_name` (None: beside the split's files). datasets renames the file
-    into place only when whole: a killed run leaves only a `tmp*` file, the next run's to remove (`data.cache_users`);
-    a full (or read-only) disk is one line naming the folder, and leaves no `tmp*` (`own_temporary_files_removed`)."""
-    folder = Path(cache_file_name).parent if cache_file_name else Path(split.cache_files[0]["filename"]).parent
-    hold_cache_folder(folder)  # a killed run's `tmp*` file there removed, this run's kept from others (`cache_users`)
-    with writing_to(folder, "the decoded audio was not cached; make room, or set HF_DATASETS_CACHE to a folder "
-                    "on another disk"), own_temporary_files_removed(folder):
-        return split.map(decode, cache_file_name=cache_file_name, **map_arguments)
 
 
 def _writer_batch_size(split, file_sizes: Optional[dict[str, int]] = None) -> int:

@@ -1,0 +1,158 @@
+"""Earlier decodings of a split, superseded by a newer decoder or by clips rewritten since, removed once unused.
+
+A split's decoded cache is named by everything that decides its rows (`decode_retry.decoded_fingerprint`), its
+files' bytes and the decoder's code included. An upgrade that changed the decoder (an error message's wording too),
+or a clip rewritten in place, names a new decoding, and the earlier one stayed for good: 1.2 GB for 20,000 one-
+second clips, per upgrade and per settings. Each decoding is now recorded under its family (`decoded_family`: the
+split's clips and the decoding settings, without the files' bytes or the decoder) in a small JSON file per family,
+`$HF_DATASETS_CACHE/hfspeech-decoded-families/<family>.json`, written whole (renamed in), with the decoder that made
+it and when a run last used it. When a run decodes a split or reads its decoding back, the family's other decodings
+are removed, with their rows decoded again (`decode_retry.retried_files_of`): one of the same decoder at once (its
+clips' old bytes are gone: nothing can read it again), one of another decoder once no run has used it for
+`UNUSED_DECODER_DAYS` (two hfspeech versions used in turn, in two environments or by two people sharing a cache,
+would otherwise remove each other's decoding and decode the corpus again on every run), and either only where no
+other live hfspeech run holds its folder (`cache_users.held_alone`): a run still training on one keeps it, and the
+next run that uses the family removes it. A decoding at other settings is another family and stays (two models at 8
+and 16 kHz keep two decodings of one folder); datasets' `cleanup_cache_files` removes every cache file of a dataset
+but the one in use, those too. Nothing is written where the cache cannot be written (a team's read-only cache): no
+record, no removal. An older hfspeech reads no records: where a newer one removed its decoding, it decodes the split
+again.
+
+The decoded split is written here too (`decoded_into_cache`). Imports `data.cache_users`, `data.decode_retry` and
+`errors`; costs a warm run one small file read and write per split, no audio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+from hfspeech.data import cache_users
+from hfspeech.data.decode_retry import DECODED_LAYOUT, decoder_code, retried_files_of
+from hfspeech.errors import writing_to
+
+logger = logging.getLogger("hfspeech.data")
+
+FAMILIES_FOLDER = "hfspeech-decoded-families"  # under the datasets cache: one `<family>.json` per family
+UNUSED_DECODER_DAYS = 7  # another decoder's decoding is kept until no run has used it for this long
+
+
+def decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
+    """`split.map(decode)` written to `cache_file_name` (None: beside the split's files). datasets renames the file
+    into place only when whole: a killed run leaves only a `tmp*` file, the next run's to remove (`data.cache_users`);
+    a full (or read-only) disk is one line naming the folder, and leaves no `tmp*` (`own_temporary_files_removed`)."""
+    folder = Path(cache_file_name).parent if cache_file_name else Path(split.cache_files[0]["filename"]).parent
+    cache_users.hold_cache_folder(folder)  # a killed run's `tmp*` file there removed, this run's kept from others
+    with writing_to(folder, "the decoded audio was not cached; make room, or set HF_DATASETS_CACHE to a folder "
+                    "on another disk"), cache_users.own_temporary_files_removed(folder):
+        return split.map(decode, cache_file_name=cache_file_name, **map_arguments)
+
+
+def decoded_family(split, settings: list, features) -> str:
+    """What a split's decodings share whatever its files' bytes and the decoder: its clips in order (`_clips_key`),
+    the decoding `settings`, the decoded `features` and `DECODED_LAYOUT`."""
+    from datasets.fingerprint import Hasher
+
+    return Hasher.hash([_clips_key(split), *settings, features.to_dict(), DECODED_LAYOUT])
+
+
+def _clips_key(split) -> str:
+    """The split's clips as paths (absolute) and labels, in its rows' order, read from Arrow (no audio): a clip
+    rewritten in place changes its `file_stat`, and so the split's fingerprint, but not this. Where a clip's audio
+    is held as bytes in the dataset, the split's own fingerprint: its rows are not known by their paths alone."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = split.data.table
+    column = table.column("audio")
+    if not pa.types.is_struct(column.type) or pc.any(pc.is_valid(pc.struct_field(column, "bytes"))).as_py():
+        return split._fingerprint
+    paths, labels = pc.struct_field(column, "path"), table.column("label")
+    if split._indices is not None:
+        rows = split._indices.column(0)
+        paths, labels = paths.take(rows), labels.take(rows)
+    absolute = [path if not path or os.path.isabs(path) else os.path.abspath(path) for path in paths.to_pylist()]
+    return hashlib.sha256(json.dumps([absolute, labels.to_pylist()], default=repr).encode()).hexdigest()
+
+
+def supersede_earlier_decodings(family: str, decoded_file: str, what: str) -> int:
+    """`decoded_file` (a decoding of `family`, shards as `cache_users.cached_files` finds them) recorded as its
+    family's, used now by this decoder, and the family's other decodings that are superseded (`_superseded`) and
+    that no live run holds removed, said in one line; the files removed. A record that cannot be read or written,
+    or a file that cannot be removed, leaves things as they were."""
+    import datasets
+
+    if not cache_users.cached_files(decoded_file):  # not written (datasets' caching turned off): nothing to record
+        return 0
+    record = Path(datasets.config.HF_DATASETS_CACHE) / FAMILIES_FOLDER / f"{family}.json"
+    listed, decoder, now = _read_record(record), decoder_code(), time.time()
+    kept, removed, freed = {os.path.realpath(decoded_file): {"decoder": decoder, "used": now}}, 0, 0
+    for earlier, use in listed.items():
+        if earlier in kept or not cache_users.cached_files(earlier):  # gone since: dropped from the record
+            continue
+        if _superseded(use, decoder, now):
+            files, size = _removed_when_unused(earlier)
+            removed, freed = removed + files, freed + size
+        if cache_users.cached_files(earlier):  # still used, held by a live run, or not ours to remove
+            kept[earlier] = use
+    _write_record(record, kept)
+    if removed:
+        logger.warning("data: removed %d file(s) (%.1f MB) of earlier decodings of the %s at these settings, "
+                       "superseded by this one (clips rewritten since, or a newer decoder unused for %d days)",
+                       removed, freed / 2**20, what, UNUSED_DECODER_DAYS)
+    return removed
+
+
+def _superseded(use: dict, decoder: str, now: float) -> bool:
+    """Whether an earlier decoding, last used as `use` says, is this decoder's (its clips' bytes have changed since:
+    no run can read it again) or another decoder's unused for `UNUSED_DECODER_DAYS`."""
+    return use.get("decoder") == decoder or now - use.get("used", 0) > UNUSED_DECODER_DAYS * 86400
+
+
+def _removed_when_unused(decoded_file: str) -> tuple[int, int]:
+    """The files of the decoding `decoded_file` and of its retried rows removed, when its folder can be written and
+    no other live hfspeech run holds it: (files removed, their bytes)."""
+    folder = Path(decoded_file).parent
+    if cache_users.is_users_folder(folder) or cache_users.cache_folder_problem(folder) is not None:
+        return 0, 0  # a folder the user saved; a read-only cache, never written to
+    removed, size = 0, 0
+    with cache_users.held_alone(folder) as alone:
+        for path in (cache_users.cached_files(decoded_file) + retried_files_of(decoded_file)) if alone else []:
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove: left
+                length = os.stat(path).st_size
+                os.unlink(path)
+                removed, size = removed + 1, size + length
+    return removed, size
+
+
+def _read_record(record: Path) -> dict[str, dict]:
+    """The decodings `record` lists ({absolute path: {"decoder": its decoder_code, "used": when last used}}), or none
+    where it is missing or unreadable (then rewritten)."""
+    try:
+        listed = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(listed, dict):
+        return {}
+    return {path: use for path, use in listed.items() if isinstance(use, dict) and isinstance(use.get("used"), (int, float))}
+
+
+def _write_record(record: Path, decodings: dict[str, dict]) -> None:
+    """`decodings` written to `record` whole: a file beside it renamed in, so that a reader never sees half of it.
+    Nothing where the folder cannot be written (a read-only cache); two runs writing one family's record at once
+    keep one's list, and a decoding left out of it is only never removed, as before records."""
+    if cache_users.cache_folder_problem(record.parent) is not None:
+        return
+    partial = record.with_name(f".{record.stem}.{os.getpid()}.partial")
+    try:
+        partial.write_text(json.dumps(decodings), encoding="utf-8")
+        os.replace(partial, record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink()
