@@ -79,7 +79,10 @@ def taken_past_readers(handle: int, take: Callable[[], Optional[bool]]) -> Optio
     """`take()`, an exclusive non-blocking `flock` on `handle` (True taken, False refused, None no lock to be had),
     tried again while readers alone refuse it: a reader's probe holds its shared lock for one system call, and a
     `train` starting in that instant was refused "in use". A writer's refusal stands at once (no wait on a run that
-    trains for hours); readers probing without pause keep it at most `READERS_PATIENCE_S`."""
+    trains for hours); readers probing without pause keep it at most `READERS_PATIENCE_S`. Only for a lock whose
+    shared holders are such probes (the folders `being_written` asks about: `held_alone`'s, the pretrained cache):
+    where a shared lock is held for a life (`data.cache_users`' lock file, a server's alive file) each exclusive try
+    would wait the whole 2 s behind a live holder, then be refused as before."""
     taken, deadline = take(), time.monotonic() + READERS_PATIENCE_S
     while taken is False and only_readers_hold(handle) and time.monotonic() < deadline:
         time.sleep(READERS_POLL_S)

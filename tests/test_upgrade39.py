@@ -67,8 +67,9 @@ def test_an_old_run_whose_data_path_is_still_there_is_told_to_name_it_again(tmp_
     checkpoint = old_run(tmp_path, old_record(old))
     with pytest.raises(CheckpointError) as refused:
         resume(checkpoint, copy, named=True)
-    assert str(refused.value).endswith(f"cannot be checked as the same; pass `--data_dir {old}`, or name a checkpoint "
-                                       f"of this run or drop --resume_from_checkpoint")
+    assert str(refused.value).endswith(f"cannot be checked as the same; pass `--data_dir {old}`, or drop "
+                                       "--resume_from_checkpoint to start over (with --overwrite_output_dir, or a "
+                                       "new --output_dir)")
 
 
 def test_an_old_run_with_another_seed_too_is_still_refused_as_other_data(tmp_path):

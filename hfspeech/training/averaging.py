@@ -38,8 +38,9 @@ from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, 
 from hfspeech.models.fingerprint import saving_weights
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import WEIGHT_FILES, pretrained_errors
-from hfspeech.output_folders import check_output_folder
+from hfspeech.output_folders import check_output_folder, remove_leftover_scratch
 from hfspeech.output_staging import written_beside
+from hfspeech.training.checkpoints import FINAL_SAVE
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ def average_runs(runs: Sequence[str], output_dir: str, also: Optional[Callable[[
         raise UsageError("averaging needs two runs or more")
     _refuse_repeated_runs(runs)
     output = Path(output_dir)
+    # a killed `train`'s final save (a whole model copy), removed as `train` and a resume there do once they hold the
+    # folder (`checkpoints.output_dir_held`; the CLI holds it for this call): it stayed, or was refused as the user's
+    remove_leftover_scratch(output / FINAL_SAVE)
     check_output_folder(output, flag="--output_dir", ours=_an_earlier_average(output), earlier="an earlier average")
     register()
     describe = [_description(run) for run in runs]

@@ -10,7 +10,8 @@ opens is whole, the earlier one or the new one, and one that sees the new config
 The hidden folder is `output_folders`' locked scratch folder (`.final-save-partial-*` in the run folder, made with
 the umask's mode): a run killed while saving leaves one, and the next final save in that folder removes it
 (`remove_leftover_scratch`), as does the next run started or resumed there, once it holds the folder
-(`training.checkpoints.output_dir_held`, which keeps a second run out of it); a live run's is locked and kept.
+(`training.checkpoints.output_dir_held`, which keeps a second run out of it), and an `hfspeech average` into it
+(`training.averaging`); a live run's is locked and kept.
 Trainer's own save is kept as it is (DeepSpeed's and FSDP's gathering of the weights on every process, only the
 saving process writing): only the folder it writes into is another one, the same on every process.
 """

@@ -141,11 +141,18 @@ def moved_with_same_files(key: str, saved: dict, record: dict) -> bool:
     """Whether the data flag `key` names another path than the saved run's, holding the same files (a run and its
     data copied elsewhere together): the listings of both agree, this run's made here (only for a moved path). An
     older record has none: not the same (`refuse_unlisted_move` says why)."""
-    listing = (saved.get(LISTINGS_KEY) or {}).get(key)
+    listing = saved_listings(saved).get(key)
     if listing is None or not isinstance(record["data"].get(key), str):
         return False
     record.setdefault(LISTINGS_KEY, {})[key] = path_listing(record["data"][key])
     return listing == record[LISTINGS_KEY][key]
+
+
+def saved_listings(saved: dict) -> dict:
+    """The saved record's listings by data flag, those that list something: none where it has none (an earlier
+    hfspeech's), or they are no object (a hand edit: `[]`, whose `.get` was a traceback), or empty ones."""
+    listings = saved.get(LISTINGS_KEY)
+    return {key: listing for key, listing in listings.items() if listing} if isinstance(listings, dict) else {}
 
 
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
@@ -154,6 +161,8 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
     record = data_record(model_args.model_name_or_path, data_args, training_args.seed, listings=False)
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
     saved = saved_record(checkpoint)
+    if saved is not None and not isinstance(saved.get("data"), dict):  # every version recorded its data flags
+        raise not_a_record(record_path(checkpoint), saved)
     if saved is not None:
         flat_saved, flat_new = {**saved.get("data", {}), **saved}, {**record["data"], **record}
         differing = [key for key in sorted(flat_new) if key not in ("data", LISTINGS_KEY) and flat_saved.get(key)
@@ -169,7 +178,7 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ({listed}); "
                                   f"{way_out(training_args.resume_from_checkpoint)}")
         _warn_unchecked(checkpoint, [key for key in sorted(NEWER_KEYS) if key not in flat_saved])
-        same = {key: listing for key, listing in (saved.get(LISTINGS_KEY) or {}).items()
+        same = {key: listing for key, listing in saved_listings(saved).items()
                 if key in record["data"] and flat_saved.get(key) == record["data"][key]}  # the same path: kept
         record[LISTINGS_KEY] = {**same, **record.get(LISTINGS_KEY, {})}
     elif checkpoint:
@@ -178,18 +187,24 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
 
 
 def refuse_unlisted_move(checkpoint: str, saved: dict, record: dict, differing: list[str], named) -> None:
-    """An earlier hfspeech's run (no `data_listings`: before 93d5b3b) whose data only lies elsewhere: nothing tells
-    its files are the same, so refused, saying so and how to resume, not as if the data were other (upgrade audit)."""
-    old = {key: saved.get("data", {}).get(key) for key in differing}
-    if LISTINGS_KEY in saved or not old or set(old) - set(listed_paths(record)) or not all(
+    """Data that only lies elsewhere now, of which the run's record lists none of the files: nothing tells they are
+    the same, so refused, saying so and how to resume, not as if the data were other (upgrade audit). An earlier
+    hfspeech's run (no `data_listings`: before 93d5b3b), or one whose listing of that path is empty or missing
+    (`path_listing` found nothing to list when it was recorded; a hand edit); a path whose listing differs is other
+    data. `named`: the checkpoint came from --resume_from_checkpoint; the way to start over drops it."""
+    old = {key: saved["data"].get(key) for key in differing}
+    if not old or set(old) & set(saved_listings(saved)) or set(old) - set(listed_paths(record)) or not all(
             isinstance(path, str) and os.path.isabs(path) for path in old.values()):
         return
     flags = " ".join(f"--{key} {shlex.quote(path)}" for key, path in old.items())
     links = "; ".join(link_command(record["data"][key], path) for key, path in old.items() if not os.path.exists(path))
     how = f"link the old path to the new one (`{links}`) and pass `{flags}`" if links else f"pass `{flags}`"
-    raise CheckpointError(f"{checkpoint}: cannot resume, its run was made by an earlier hfspeech, which recorded no "
-                          f"listing of its files, so data at another path cannot be checked as the same; "
-                          f"{how}, or {way_out(named)}")
+    unlisted = ("was made by an earlier hfspeech, which recorded no listing of its files" if LISTINGS_KEY not in saved
+                else f"recorded no listing of the files at {' and '.join(old.values())} ({DATA_RECORD_FILE} has none)")
+    start_over = ("drop --resume_from_checkpoint to start over (with --overwrite_output_dir, or a new --output_dir)"
+                  if named else way_out(named))
+    raise CheckpointError(f"{checkpoint}: cannot resume, its run {unlisted}, so data at another path cannot be checked "
+                          f"as the same; {how}, or {start_over}")
 
 
 def link_command(new: str, old: str) -> str:
@@ -206,15 +221,31 @@ def link_command(new: str, old: str) -> str:
 
 
 def saved_record(checkpoint: Optional[str]) -> Optional[dict]:
-    """The run_inputs.json of the run folder holding `checkpoint`; None where there is none (an older run)."""
-    saved_path = os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
+    """The run_inputs.json of the run folder holding `checkpoint`; None where there is none (an older run). One that
+    is no record (`[]`, `{}`: emptied or cut short) is one line: `[]` was an AttributeError traceback, and `{}` was
+    refused as "other data", every flag `None -> ...`."""
+    saved_path = record_path(checkpoint)
     if not saved_path or not os.path.isfile(saved_path):
         return None
     try:
         with open(saved_path, encoding="utf-8") as f:
-            return json.load(f)
+            saved = json.load(f)
     except ValueError as error:  # a hand edit or a full disk: named, not a JSON traceback
         raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
+    if not isinstance(saved, dict) or not saved:
+        raise not_a_record(saved_path, saved)
+    return saved
+
+
+def record_path(checkpoint: Optional[str]) -> Optional[str]:
+    return os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
+
+
+def not_a_record(path: str, saved) -> CheckpointError:
+    """The one line for a run_inputs.json that records none of its run's data: what it holds, and the way out."""
+    shown = json.dumps(saved) if len(json.dumps(saved)) <= 40 else f"{json.dumps(saved)[:37]}..."
+    return CheckpointError(f"{path}: holds `{shown}`, not its run's data (emptied or cut short); restore it, or "
+                           "delete it to resume unchecked (with the data and flags the run was trained with)")
 
 
 def check_split_method(checkpoint: Optional[str], method: str, named) -> None:

@@ -1,0 +1,128 @@
+"""Loose ends of run folders (session 40): `hfspeech average` removes a killed training run's final-save folder as
+`train` does; a resume whose run recorded no listing of its moved data, or whose run_inputs.json was emptied, is
+told so in one line with the way out; the moved-data refusal of a named checkpoint says how to start over."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hfspeech.cli import main as cli
+from hfspeech.output_folders import locked_scratch
+from hfspeech.training.arguments import DataArguments, ModelArguments
+from hfspeech.training.checkpoints import FINAL_SAVE, CheckpointError
+from hfspeech.training.resume_inputs import DATA_RECORD_FILE, LISTINGS_KEY, check_same_data, data_record
+from tests.conftest import write_tone_folder
+from tests.test_averaging import save_cnn
+
+
+def killed_final_save(run: Path) -> Path:
+    """What `kill -9` during a run's final save leaves: an unlocked `.final-save-partial-*` holding a model copy."""
+    leftover = run / f".{FINAL_SAVE}-partial-k1lled_0"
+    leftover.mkdir(parents=True)
+    (leftover / "model.safetensors").write_bytes(b"\0" * 64)
+    return leftover
+
+
+def average_into(tmp_path: Path, output: Path) -> int:
+    for seed in range(2):
+        if not (tmp_path / f"seed{seed}").exists():
+            save_cnn(tmp_path / f"seed{seed}", seed)
+    return cli(["average", str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--output_dir", str(output)])
+
+
+def test_average_removes_a_killed_runs_final_save_from_its_folder(tmp_path, capsys):
+    """Left by a killed `train`: refused as the user's file in a folder holding nothing else, and carried along
+    into an earlier average it replaced (train and resume remove it once they hold their folder)."""
+    alone = killed_final_save(tmp_path / "alone")
+    assert average_into(tmp_path, tmp_path / "alone") == 0, capsys.readouterr().err
+    assert not alone.exists() and (tmp_path / "alone" / "model.safetensors").is_file()
+    leftover = killed_final_save(tmp_path / "alone")
+    assert average_into(tmp_path, tmp_path / "alone") == 0, capsys.readouterr().err
+    assert not leftover.exists() and (tmp_path / "alone" / "config.json").is_file()
+
+
+def test_average_keeps_a_live_runs_final_save(tmp_path):
+    assert average_into(tmp_path, tmp_path / "soup") == 0
+    live, handle = locked_scratch(tmp_path / "soup" / FINAL_SAVE)
+    try:
+        assert average_into(tmp_path, tmp_path / "soup") == 0
+        assert live.is_dir()
+    finally:
+        os.close(handle)
+
+
+def moved_run(tmp_path: Path, listings) -> tuple[Path, Path, Path]:
+    """A run trained on `data`, its run_inputs.json's listings replaced by `listings`, and the data moved away."""
+    old, moved = tmp_path / "data", tmp_path / "data_moved"
+    write_tone_folder(old, clips_per_class=2, rates=(8000,))
+    record = {**data_record(None, DataArguments(data_dir=str(old)), 42), LISTINGS_KEY: listings}
+    checkpoint = tmp_path / "run" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (tmp_path / "run" / DATA_RECORD_FILE).write_text(json.dumps(record, indent=2))
+    old.rename(moved)
+    return checkpoint, old, moved
+
+
+def resume(checkpoint: Path, data_dir: Path, named: bool = False) -> dict:
+    return check_same_data(str(checkpoint), ModelArguments(), DataArguments(data_dir=str(data_dir)),
+                           SimpleNamespace(seed=42, resume_from_checkpoint=str(checkpoint) if named else None))
+
+
+@pytest.mark.parametrize("listings", [{}, [], {"data_dir": None}])
+def test_a_run_that_listed_none_of_its_moved_data_is_told_so_with_the_link_that_resumes_it(tmp_path, listings):
+    """Refused as "its run had other data" (data_dir OLD -> NEW), though nothing said the files differ."""
+    checkpoint, old, moved = moved_run(tmp_path, listings)
+    with pytest.raises(CheckpointError) as refused:
+        resume(checkpoint, moved)
+    said = str(refused.value)
+    assert said == (f"{checkpoint}: cannot resume, its run recorded no listing of the files at {old} "
+                    f"({DATA_RECORD_FILE} has none), so data at another path cannot be checked as the same; link the "
+                    f"old path to the new one (`ln -s {moved} {old}`) and pass `--data_dir {old}`, or pass "
+                    "--overwrite_output_dir to start over, or use a new --output_dir")
+    subprocess.run(shlex.split(said.split("(`", 1)[1].split("`)", 1)[0]), check=True)
+    assert resume(checkpoint, old)["data"]["data_dir"] == str(old)
+
+
+def test_a_listed_run_whose_moved_data_differs_is_still_refused_as_other_data(tmp_path):
+    checkpoint, old, moved = moved_run(tmp_path, {"data_dir": "0" * 40})
+    with pytest.raises(CheckpointError, match=r"its run had other data or start \(data_dir "):
+        resume(checkpoint, moved)
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"seed": 42}', "null"])
+def test_an_emptied_run_inputs_json_is_one_line_saying_what_to_do(tmp_path, content, caplog):
+    """`[]` was an AttributeError traceback; `{}` read "its run had other data (audio_column None -> 'audio'; ...)"."""
+    checkpoint, old, moved = moved_run(tmp_path, {})
+    record = tmp_path / "run" / DATA_RECORD_FILE
+    record.write_text(content)
+    with pytest.raises(CheckpointError) as refused:
+        resume(checkpoint, moved)
+    assert str(refused.value) == (f"{record}: holds `{json.dumps(json.loads(content))}`, not its run's data (emptied "
+                                  "or cut short); restore it, or delete it to resume unchecked (with the data and "
+                                  "flags the run was trained with)")
+    record.unlink()  # as the line says: then the resume goes on, unchecked, with the old warning
+    with caplog.at_level(logging.WARNING, logger="hfspeech.train"):
+        assert resume(checkpoint, moved)["data"]["data_dir"] == str(moved)
+    assert f"its run recorded no {DATA_RECORD_FILE}" in caplog.text
+
+
+def test_a_named_checkpoint_whose_data_moved_is_told_how_to_start_over(tmp_path):
+    """It read "or name a checkpoint of this run or drop --resume_from_checkpoint": the checkpoint named is this
+    run's (every one of them is refused alike), and without the flag the run resumed the same one, refused again."""
+    checkpoint, old, moved = moved_run(tmp_path, {})
+    with pytest.raises(CheckpointError) as refused:
+        resume(checkpoint, moved, named=True)
+    said = str(refused.value)
+    assert said.endswith(f"(`ln -s {moved} {old}`) and pass `--data_dir {old}`, or drop --resume_from_checkpoint to "
+                         "start over (with --overwrite_output_dir, or a new --output_dir)")
+    assert "name a checkpoint of this run" not in said
+    subprocess.run(shlex.split(said.split("(`", 1)[1].split("`)", 1)[0]), check=True)
+    assert resume(checkpoint, old, named=True)["data"]["data_dir"] == str(old)
