@@ -140,7 +140,8 @@ def _read_record(record: Path) -> dict[str, dict]:
         return {}
     if not isinstance(listed, dict):
         return {}
-    return {path: use for path, use in listed.items() if isinstance(use, dict) and isinstance(use.get("used"), (int, float))}
+    return {path: use for path, use in listed.items()
+            if isinstance(use, dict) and isinstance(use.get("used"), (int, float))}
 
 
 def _write_record(record: Path, decodings: dict[str, dict]) -> None:
