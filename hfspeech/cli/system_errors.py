@@ -119,3 +119,22 @@ def homeless(error: BaseException) -> Optional[NoHomeError]:
     if isinstance(error, RuntimeError) and str(error).startswith("Could not determine home directory"):
         return NoHomeError(homeless_message([HUGGING_FACE, HFSPEECH]))
     return None
+
+
+def no_temporary_folder() -> Optional[HfspeechError]:
+    """The one line for a machine with no folder to write temporary files in (a container's read-only /tmp and root
+    file system, its working folder `/`), or None where Python finds one. Asked before a command imports anything
+    heavy: torch and datasets import dill, which calls `tempfile.gettempdir()` and raised a 66-line traceback
+    there (`serve --workers N` the same, later). Python keeps the folder it found, so this costs one small file
+    written and removed, once per process."""
+    import tempfile
+
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError:
+        candidates = getattr(tempfile, "_candidate_tempdir_list", lambda: [])()  # (private: may go in a new Python)
+        tried = [folder if folder == os.curdir else os.path.abspath(folder) for folder in candidates]  # in its order
+        where = ", ".join(tried[:-1]) + f" and the working folder {tried[-1]}" if len(tried) > 1 else ", ".join(tried)
+        return HfspeechError(f"no writable temporary folder{f' (tried {where})' if tried else ''}: set TMPDIR to a "
+                             "folder this user may write")
+    return None

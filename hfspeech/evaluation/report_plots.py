@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, drawable_class_names, save_figure, short_names,
-                                            tick_positions)
+from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, drawable_class_names, figure_class, save_figure,
+                                            short_names, tick_positions)
 
 MAX_FIGURE_INCHES = 20.0  # 2,400 pixels at 120 dpi: a speaker-ID matrix of 300 classes took 15 GB and 4 minutes
 MOST_CONFUSED = 30  # pairs named beside a matrix too big to name every class
@@ -32,7 +32,7 @@ def confusion_figure(matrix: np.ndarray, label_names: Sequence[str], title: str 
     lack are drawn as `drawable_class_names` says, long ones shortened (`short_names`; the JSON holds them as
     written). Past `MAX_TICK_LABELS` classes the heat map names only every k-th class and a cell is a few pixels, so
     no error could be told by name: the `MOST_CONFUSED` pairs are drawn beside it, named."""
-    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
+    Figure = figure_class()  # matplotlib's, without its notes on an unwritable config folder
 
     n = len(label_names)
     size = min(max(4.0, 0.55 * n + 2.5), MAX_FIGURE_INCHES)
@@ -128,7 +128,7 @@ def plot_per_class_scores(per_class: dict[str, dict], path: str, title: str = ""
 def per_class_figure(per_class: dict[str, dict], title: str = ""):
     """Side-by-side bars of each class's average precision and F1 (at its threshold); past `MAX_TICK_LABELS`
     classes, where a bar is a pixel or less, a filled step line of AP and one of F1 over the class index."""
-    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
+    Figure = figure_class()  # matplotlib's, without its notes on an unwritable config folder
 
     names = list(per_class)
     positions = np.arange(len(names))

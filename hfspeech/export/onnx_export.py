@@ -21,6 +21,7 @@ from typing import Callable, Optional
 from optimum.exporters.onnx import export, validate_model_outputs
 from optimum.exporters.tasks import TasksManager
 
+from hfspeech.cpu_threads import onnx_sessions_capped
 from hfspeech.export.compact import compact_dft_basis
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.quantization import quantize_int8, write_int8_weights
@@ -128,7 +129,7 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     remove_weight_norm(model)
     onnx_config = onnx_config_for(model, feature_extractor)
 
-    with staged_export(output_dir) as staging, warnings.catch_warnings():
+    with staged_export(output_dir) as staging, warnings.catch_warnings(), onnx_sessions_capped():  # optimum's too
         # torch's notes on its own constant folding (a Slice it leaves alone): lines of noise on every export
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir,

@@ -137,3 +137,24 @@ def tick_positions(count: int) -> tuple[list[int], int]:
     every k-th (smaller) past `MAX_TICK_LABELS` (the confusion matrix, the timeline's label axis)."""
     step = max(1, -(-count // MAX_TICK_LABELS))
     return list(range(0, count, step)), 10 if step == 1 else 6
+
+
+# matplotlib's words where its config folder cannot be written (HOME read-only or unset: a container's): two WARNING
+# lines of ~300 characters in train's and evaluate's logs, and raw on predict --timeline's stderr
+MATPLOTLIB_FOLDER_NOTES = ("mkdir -p failed for path", "is not a writable directory",
+                           "Matplotlib created a temporary cache directory")
+
+
+def without_folder_notes(record: logging.LogRecord) -> bool:
+    """A logging filter leaving out `MATPLOTLIB_FOLDER_NOTES`: matplotlib then works in a private (0700) temporary
+    folder it removes at exit, which is safe; the notes only say a font cache is not kept between runs."""
+    return not any(note in str(record.msg) for note in MATPLOTLIB_FOLDER_NOTES)
+
+
+def figure_class():
+    """matplotlib's `Figure` (not pyplot: `matplotlib.use("Agg")` switched a notebook's backend), imported with
+    `without_folder_notes` on matplotlib's logger (its folder is looked for once, on that import)."""
+    logging.getLogger("matplotlib").addFilter(without_folder_notes)  # once: a filter already there is not added
+    from matplotlib.figure import Figure
+
+    return Figure

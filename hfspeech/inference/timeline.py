@@ -22,7 +22,7 @@ from hfspeech.errors import writing_to
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import join_labels
 from hfspeech.inference.plot_labels import (MAX_TICK_LABELS, NAME_CHARS, drawable_class_names, drawable_text,
-                                            save_figure, short_names, tick_positions)
+                                            figure_class, save_figure, short_names, tick_positions)
 from hfspeech.inference.windows import finite_or_none
 
 
@@ -139,7 +139,7 @@ def plot_timeline(prediction: Prediction, labels: list[str], scores: np.ndarray,
 def timeline_figure(prediction: Prediction, labels: list[str], scores: np.ndarray, top_k: int = 3):
     """A heat map of the `timeline_rows` labels' scores, one column a window; the title says how many of the
     labels it leaves out."""
-    from matplotlib.figure import Figure  # not pyplot: `matplotlib.use("Agg")` switched a notebook's backend
+    Figure = figure_class()
 
     rows = timeline_rows(prediction, labels, scores, top_k)
     starts = np.array([w.start for w in prediction.windows]) if prediction.windows else np.zeros(1)
@@ -164,3 +164,4 @@ def timeline_figure(prediction: Prediction, labels: list[str], scores: np.ndarra
                      f"most {MAX_TIMELINE_ROWS}, by peak score): the JSON and CSV hold all")
     ax.set_title("\n".join(drawable_text(line) for line in lines), parse_math=False, fontsize=10)
     return fig
+

@@ -1,0 +1,165 @@
+"""A locked-down container (a pod): no writable temporary folder, a read-only or missing home, a CPU quota.
+
+The auditor's pod (unknown uid, read-only / and /tmp, working folder /) is simulated here without privileges:
+Python's own candidate temporary folders are replaced by files (no folder to write in, for root as for anyone),
+and a home that cannot be written is a file named as HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli_output, save_random_baseline
+from test_cpu_threads38 import identity_onnx  # noqa: F401 (a fixture: a one-node ONNX model)
+
+from hfspeech import cpu_threads
+from hfspeech.export import export_onnx
+
+NO_SCRATCH = """
+import sys, tempfile
+tempfile.tempdir = None
+tempfile._candidate_tempdir_list = lambda: sys.argv[1:3]  # what Python tries: here files, no folder
+from hfspeech.cli import main
+code = main(sys.argv[3:])
+print("heavy imports:", sorted(name for name in ("torch", "datasets", "dill") if name in sys.modules))
+sys.exit(code)
+"""
+
+
+def run_python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("args", [["train", "--data_dir", "data", "--output_dir", "run"], ["train", "--help"],
+                                  ["predict", "run", "clip.wav"]])
+def test_no_writable_temporary_folder_is_one_line_before_torch_is_imported(tmp_path, args):
+    """A read-only /tmp with the working folder / ended train, evaluate, export, stage, push, pretrained, serve ...
+    in a 66-line traceback (`No usable temporary directory found`, importing dill through torch/datasets); so did
+    `train --help`, whose flags come from transformers."""
+    tmpdir, cwd = tmp_path / "tmpdir-file", tmp_path / "cwd-file"
+    tmpdir.write_text("not a folder")
+    cwd.write_text("not a folder")
+    done = run_python(NO_SCRATCH, str(tmpdir), str(cwd), *args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"error: no writable temporary folder (tried {tmpdir} and the working folder {cwd}): "
+                           "set TMPDIR to a folder this user may write\n")
+    assert done.stdout == "heavy imports: []\n"
+
+
+def test_the_help_and_version_need_no_temporary_folder(tmp_path):
+    tmpdir = tmp_path / "tmpdir-file"
+    tmpdir.write_text("not a folder")
+    for args, said in ((["--help"], "hfspeech COMMAND --help"), (["--version"], "hfspeech ")):
+        done = run_python(NO_SCRATCH, str(tmpdir), str(tmpdir), *args)
+        assert done.returncode == 0 and said in done.stdout and done.stderr == "", done.stderr
+
+
+@pytest.fixture
+def no_home(monkeypatch):
+    """HOME unset and no passwd entry for this user, as in a pod's `runAsUser: 1000680000`."""
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "HFSPEECH_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert os.path.expanduser("~") == "~"
+
+
+@pytest.mark.parametrize("flag", ["--list", "--l"])  # argparse takes a prefix
+def test_the_pretrained_list_is_not_refused_without_a_home(no_home, capsys, flag):
+    """The list needs no cache, yet it was refused with the no-home line before anything was printed."""
+    code, out, err = run_cli_output(["pretrained", flag], capsys)
+    assert "whisper-tiny.en: " in out, (code, err)
+
+
+def test_a_pretrained_checkpoint_without_a_home_is_refused_still(no_home, capsys):
+    code, out, err = run_cli_output(["pretrained", "whisper-tiny.en"], capsys)
+    assert (code, out) == (2, "") and err.startswith("error: no home folder to keep caches in"), err
+
+
+PLOT = """
+import sys
+import numpy as np
+from hfspeech.evaluation.report_plots import plot_confusion_matrix
+plot_confusion_matrix(np.array([[3, 1], [0, 4]]), ["no", "yes"], sys.argv[1])
+"""
+
+
+def test_matplotlib_says_nothing_of_a_config_folder_it_cannot_write(tmp_path):
+    """HOME read-only (or unset): two WARNING lines of ~300 characters about MPLCONFIGDIR in train's and evaluate's
+    logs, raw on predict --timeline's stderr; matplotlib's own private temporary folder is safe."""
+    home = tmp_path / "home-file"  # not a folder: not writable, for root too
+    home.write_text("")
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    png = tmp_path / "matrix.png"
+    done = subprocess.run([sys.executable, "-c", PLOT, str(png)], capture_output=True, text=True, timeout=120,
+                          env={**env, "HOME": str(home)})
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert png.stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def cnn_model(tmp_path_factory) -> Path:
+    return save_random_baseline(tmp_path_factory.mktemp("cnn") / "cnn", "cnn", ["a", "b"], 0.5, n_mels=16,
+                                conv_channels=[4, 8])
+
+
+@pytest.fixture
+def sessions_opened(monkeypatch) -> list[tuple[str, int]]:
+    """(caller, intra-op setting) of each onnxruntime session created, whoever opens it (optimum's included)."""
+    import traceback
+
+    from onnxruntime import InferenceSession
+
+    seen, create = [], InferenceSession._create_inference_session
+
+    def observed(session, *args, **kwargs):
+        create(session, *args, **kwargs)
+        caller = next((frame.filename for frame in reversed(traceback.extract_stack()[:-1])
+                       if "onnxruntime" not in frame.filename and not frame.filename.endswith("cpu_threads.py")), "?")
+        seen.append((caller.split("site-packages/")[-1], session.get_session_options().intra_op_num_threads))
+    monkeypatch.setattr(InferenceSession, "_create_inference_session", observed)
+    return seen
+
+
+def test_the_sessions_optimum_opens_in_an_export_run_on_the_threads_hfspeech_allows(cnn_model, tmp_path, monkeypatch,
+                                                                                     sessions_opened):
+    """optimum's export (fixing dynamic axes) and its `validate_model_outputs` opened their sessions at the host's
+    cores (intra-op 0) under a 1-CPU quota or the user's OMP_NUM_THREADS=1, though hfspeech's own were held to it."""
+    for name in (*cpu_threads.USER_THREAD_ENVS, cpu_threads.THREADS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    export_onnx(cnn_model, tmp_path / "onnx")
+    callers = {caller for caller, _ in sessions_opened}
+    assert {"optimum/exporters/onnx/base.py", "optimum/exporters/onnx/utils.py"} <= callers, callers
+    assert {threads for _, threads in sessions_opened} == {cpu_threads.onnx_threads()}, sessions_opened
+    sessions_opened.clear()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    with monkeypatch.context() as inside:
+        inside.setattr(cpu_threads.os, "cpu_count", lambda: 1)  # nothing to cap: onnxruntime's default, as before
+        export_onnx(cnn_model, tmp_path / "onnx2")
+    assert {threads for _, threads in sessions_opened} == {0}, sessions_opened
+
+
+def test_a_session_given_its_own_count_keeps_it_and_nothing_stays_swapped(monkeypatch, identity_onnx):
+    import onnxruntime
+
+    monkeypatch.delenv(cpu_threads.THREADS_ENV, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    original, model = onnxruntime.InferenceSession, identity_onnx
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2
+    with cpu_threads.onnx_sessions_capped():
+        chosen = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        default = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    assert chosen.get_session_options().intra_op_num_threads == 2
+    assert default.get_session_options().intra_op_num_threads == cpu_threads.onnx_threads()
+    assert onnxruntime.InferenceSession is original
