@@ -141,7 +141,7 @@ def values_written(path: Path, totals: dict[str, tuple[float, float]]) -> None:
 def committed(folder: Path, merged: list[Path]) -> None:
     """Step 2, the commit: the journal naming the files the `.next` totals hold, renamed in whole."""
     temporary = folder / f"{JOURNAL}.tmp"
-    temporary.write_text(json.dumps({"merged": [path.name for path in merged]}))
+    temporary.write_text(json.dumps({"merged": [path.name for path in merged]}), encoding="utf-8")
     os.replace(temporary, folder / JOURNAL)
 
 
@@ -164,6 +164,6 @@ def totals_installed(folder: Path) -> None:
 def merged_files_removed(folder: Path) -> None:
     """Step 4: the dead files the journal names (their counts are in the totals now) removed, then the journal."""
     journal = folder / JOURNAL
-    for name in json.loads(journal.read_text())["merged"]:
+    for name in json.loads(journal.read_text(encoding="utf-8"))["merged"]:
         (folder / Path(name).name).unlink(missing_ok=True)  # (a bare name: never a file outside the folder)
     journal.unlink()
