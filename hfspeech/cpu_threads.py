@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -180,27 +181,43 @@ def onnx_sessions_capped() -> Iterator[None]:
     """onnxruntime sessions opened inside the block with its default pool (intra-op 0: the host's cores) held to
     `onnx_threads`. optimum opens its own while exporting (fixing dynamic axes, validating the outputs) and takes no
     `SessionOptions` from a caller: 16 threads in a 1-CPU pod on a 16-core node. So `onnxruntime.InferenceSession`
-    is a subclass that sets the count, inside the block only; a session given a count of its own keeps it."""
+    is a subclass that sets the count while any such block runs (blocks of several threads share one: the first
+    puts it in place, the last puts onnxruntime's back); a session given a count of its own keeps it."""
     threads = onnx_threads()
     if threads is None:  # nothing to cap: onnxruntime's default, as for hfspeech's own sessions
         yield
         return
     import onnxruntime
 
-    original = onnxruntime.InferenceSession
+    with _SWAP_LOCK:
+        if not _SWAPPED:
+            _SWAPPED.append(onnxruntime.InferenceSession)
+            onnxruntime.InferenceSession = _capped_session_class(onnxruntime.InferenceSession, threads)
+        _SWAPPED.append(None)  # one more block inside
+    try:
+        yield
+    finally:
+        with _SWAP_LOCK:
+            _SWAPPED.pop()
+            if len(_SWAPPED) == 1:
+                onnxruntime.InferenceSession = _SWAPPED.pop()
 
+
+_SWAP_LOCK = threading.Lock()
+_SWAPPED: list = []  # onnxruntime's own class, then one entry per block running
+
+
+def _capped_session_class(original: type, threads: int) -> type:
     class CappedSession(original):
         def __init__(self, path_or_bytes, sess_options=None, *args, **kwargs):
+            import onnxruntime
+
             sess_options = onnxruntime.SessionOptions() if sess_options is None else sess_options
             if sess_options.intra_op_num_threads == 0:
                 sess_options.intra_op_num_threads = threads
             super().__init__(path_or_bytes, sess_options, *args, **kwargs)
 
-    onnxruntime.InferenceSession = CappedSession
-    try:
-        yield
-    finally:
-        onnxruntime.InferenceSession = original
+    return CappedSession
 
 
 def worker_environment(workers: int) -> dict[str, str]:

@@ -105,9 +105,9 @@ def test_an_emptied_run_inputs_json_is_one_line_saying_what_to_do(tmp_path, cont
     record.write_text(content)
     with pytest.raises(CheckpointError) as refused:
         resume(checkpoint, moved)
-    assert str(refused.value) == (f"{record}: holds `{json.dumps(json.loads(content))}`, not its run's data (emptied "
-                                  "or cut short); restore it, or delete it to resume unchecked (with the data and "
-                                  "flags the run was trained with)")
+    assert str(refused.value) == (f"{record}: holds `{json.dumps(json.loads(content))}`, not a record of its run's "
+                                  "data (emptied, cut short or edited); restore it, or delete it to resume unchecked "
+                                  "(with the data and flags the run was trained with)")
     record.unlink()  # as the line says: then the resume goes on, unchecked, with the old warning
     with caplog.at_level(logging.WARNING, logger="hfspeech.train"):
         assert resume(checkpoint, moved)["data"]["data_dir"] == str(moved)
@@ -126,3 +126,17 @@ def test_a_named_checkpoint_whose_data_moved_is_told_how_to_start_over(tmp_path)
     assert "name a checkpoint of this run" not in said
     subprocess.run(shlex.split(said.split("(`", 1)[1].split("`)", 1)[0]), check=True)
     assert resume(checkpoint, old, named=True)["data"]["data_dir"] == str(old)
+
+
+@pytest.mark.parametrize("record", ["[]", "null", '"a string"'])
+def test_staging_a_run_whose_run_inputs_json_is_no_object_is_one_line(tmp_path, capsys, record):
+    """The card reads the run's data kind and group column from it: `[]` was a 27-line AttributeError traceback
+    (reviewer R2), as resume's was."""
+    from tests.conftest import run_cli_output, save_random_baseline
+
+    run = save_random_baseline(tmp_path / "run", "cnn", ["a", "b"], 0.5, conv_channels=[4, 8], n_mels=16)
+    (run / "run_inputs.json").write_text(record, encoding="utf-8")
+    code, out, err = run_cli_output(["stage", str(run), str(tmp_path / "dest")], capsys)
+    assert (code, err) == (2, f"error: {run / 'run_inputs.json'}: not a JSON object as hfspeech writes it; fix or "
+                              "delete it\n")
+    assert not (tmp_path / "dest").exists()

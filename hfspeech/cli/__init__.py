@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, refuse_homeless
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
-from hfspeech.cli.system_errors import machine_refusal, no_temporary_folder  # not in the catch-all: memory may be short
+from hfspeech.cli.system_errors import machine_refusal  # here, not in the catch-all: memory may be short
 from hfspeech.cli.termination import (CLOSED_STDOUT, closed_streams_kept, die_of_sigterm_if_received, said_stopped,
                                       sigterm_raises, stdout_was_closed)
 from hfspeech.cpu_threads import torch_threads_capped
@@ -205,9 +205,6 @@ def _run(argv: Optional[Sequence[str]]) -> int:
         return unknown_command(argv[0])
     from hfspeech.cli.common import print_error
 
-    if (no_scratch := no_temporary_folder()) is not None:  # before torch's import (`train --help` imports it too)
-        print_error(no_scratch)
-        return 2
     module, function = COMMANDS[argv[0]]
     try:
         signals = contextlib.nullcontext() if argv[0] == "serve" else sigterm_raises()  # uvicorn: its own, graceful
@@ -260,8 +257,8 @@ def refuse_homeless_caches(command: str, args: Sequence[str]) -> None:
     if not kinds or asks_for_help(args):
         return
     names = ["--" + word[2:].split("=", 1)[0].replace("-", "_") for word in args if word.startswith("--")]
-    if command == "pretrained" and any(spelled(name, "--from_ctranslate2", "--from") or spelled(name, "--list", "--l")
-                                       for name in names):  # a CTranslate2 folder converted, or the list: no cache
+    if command == "pretrained" and (not args or any(spelled(name, "--from_ctranslate2", "--from") or spelled(
+            name, "--list", "--l") for name in names)):  # a CTranslate2 folder converted, or the list: no cache
         return
     refuse_homeless(kinds, pretrained=command == "pretrained")
 

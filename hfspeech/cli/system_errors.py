@@ -97,10 +97,12 @@ def os_error_in(error: Optional[BaseException], number: int) -> Optional[OSError
 def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
     """The one line for what the machine refused where a library raised it: memory (first: it imports nothing, with
     memory still short), an optional package missing, a full or read-only disk, an access refused, no home, no
-    locks; None for any other error, which stays a traceback."""
+    locks, no temporary folder; None for any other error, which stays a traceback."""
     if (memory := out_of_memory(error, command) or worker_lost(error)) is not None:
         error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
         return memory
+    if (scratch := no_temporary_folder(error)) is not None:  # (a FileNotFoundError: before the disk's reasons)
+        return scratch
     from hfspeech.cli.extras import missing_extra
     from hfspeech.errors import cannot_write, disk_write_failure
 
@@ -121,20 +123,29 @@ def homeless(error: BaseException) -> Optional[NoHomeError]:
     return None
 
 
-def no_temporary_folder() -> Optional[HfspeechError]:
+def no_temporary_folder(error: BaseException) -> Optional[HfspeechError]:
     """The one line for a machine with no folder to write temporary files in (a container's read-only /tmp and root
-    file system, its working folder `/`), or None where Python finds one. Asked before a command imports anything
-    heavy: torch and datasets import dill, which calls `tempfile.gettempdir()` and raised a 66-line traceback
-    there (`serve --workers N` the same, later). Python keeps the folder it found, so this costs one small file
-    written and removed, once per process."""
+    file system, its working folder `/`; or a full /tmp), where Python's `tempfile.gettempdir()` raised it; None for
+    any other error. torch and datasets import dill, which asks for that folder: train, evaluate, export, stage,
+    push, pretrained, tiny-model, average and `serve --workers` ended in a 66-line traceback. Said when it happens,
+    not asked before: `pretrained --list`, `demo-data` and most `--help` pages need no such folder."""
+    if not (isinstance(error, FileNotFoundError) and str(error.strerror).startswith("No usable temporary directory")):
+        return None
     import tempfile
 
+    candidates = getattr(tempfile, "_candidate_tempdir_list", lambda: [])()  # (private: may go in a new Python)
+    tried = [_named_with_its_problem(folder) for folder in candidates]  # in Python's order
+    where = ", ".join(tried[:-1]) + f" and the working folder {tried[-1]}" if len(tried) > 1 else ", ".join(tried)
+    return HfspeechError(f"no writable temporary folder{f' (tried {where})' if tried else ''}: set TMPDIR to a "
+                         "folder this user may write")
+
+
+def _named_with_its_problem(folder: str) -> str:
+    """`folder` as Python tried it, and "(full)" where it is a folder with no room left: making room is the way out
+    there, not another folder."""
+    named = folder if folder == os.curdir else os.path.abspath(folder)
     try:
-        tempfile.gettempdir()
-    except FileNotFoundError:
-        candidates = getattr(tempfile, "_candidate_tempdir_list", lambda: [])()  # (private: may go in a new Python)
-        tried = [folder if folder == os.curdir else os.path.abspath(folder) for folder in candidates]  # in its order
-        where = ", ".join(tried[:-1]) + f" and the working folder {tried[-1]}" if len(tried) > 1 else ", ".join(tried)
-        return HfspeechError(f"no writable temporary folder{f' (tried {where})' if tried else ''}: set TMPDIR to a "
-                             "folder this user may write")
-    return None
+        room = os.statvfs(folder).f_bavail if os.path.isdir(folder) and hasattr(os, "statvfs") else None
+    except OSError:
+        room = None
+    return f"{named} (full)" if room == 0 else named

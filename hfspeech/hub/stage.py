@@ -25,7 +25,7 @@ from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.card_variants import measure_variants
-from hfspeech.hub.local_paths import local_path_in, publish_records
+from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, publish_records
 from hfspeech.hub.card_training import variant_warnings
 from hfspeech.inference.agreement import HeldOutError, held_out_labels, labelled_clips
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, INT8_CHECK_FILE, METRICS_FILE,
@@ -158,7 +158,7 @@ def check_run(run: Path, include_onnx: bool) -> None:
             pass
     except Exception as error:
         raise StageError(f"{run / 'model.safetensors'}: damaged, not readable safetensors ({error})") from None
-    for name in REPORT_FILES + ("trainer_state.json",):  # the card reads them: a damaged one stops before writing
+    for name in REPORT_FILES + ("trainer_state.json", RUN_INPUTS_FILE):  # the card reads them: a damaged one stops
         if name.endswith(".json") and not isinstance(read_run_record(run / name), dict):
             raise StageError(f"{run / name}: not a JSON object as hfspeech writes it; fix or delete it")
     if include_onnx and not (run / "onnx" / "model.onnx").is_file():  # was skipped without a word

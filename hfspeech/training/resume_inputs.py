@@ -244,8 +244,9 @@ def record_path(checkpoint: Optional[str]) -> Optional[str]:
 def not_a_record(path: str, saved) -> CheckpointError:
     """The one line for a run_inputs.json that records none of its run's data: what it holds, and the way out."""
     shown = json.dumps(saved) if len(json.dumps(saved)) <= 40 else f"{json.dumps(saved)[:37]}..."
-    return CheckpointError(f"{path}: holds `{shown}`, not its run's data (emptied or cut short); restore it, or "
-                           "delete it to resume unchecked (with the data and flags the run was trained with)")
+    return CheckpointError(f"{path}: holds `{shown}`, not a record of its run's data (emptied, cut short or "
+                           "edited); restore it, or delete it to resume unchecked (with the data and flags the run was "
+                           "trained with)")
 
 
 def check_split_method(checkpoint: Optional[str], method: str, named) -> None:
