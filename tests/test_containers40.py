@@ -88,10 +88,10 @@ def no_home(monkeypatch):
     assert os.path.expanduser("~") == "~"
 
 
-@pytest.mark.parametrize("flag", ["--list", "--l"])  # argparse takes a prefix
-def test_the_pretrained_list_is_not_refused_without_a_home(no_home, capsys, flag):
+@pytest.mark.parametrize("flags", [["--list"], ["--l"], []])  # argparse takes a prefix; no flag lists too
+def test_the_pretrained_list_is_not_refused_without_a_home(no_home, capsys, flags):
     """The list needs no cache, yet it was refused with the no-home line before anything was printed."""
-    code, out, err = run_cli_output(["pretrained", flag], capsys)
+    code, out, err = run_cli_output(["pretrained", *flags], capsys)
     assert "whisper-tiny.en: " in out, (code, err)
 
 
