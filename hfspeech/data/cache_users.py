@@ -12,7 +12,7 @@ a network file system whose locks are local (NFS `local_lock`, Lustre `localfloc
 (Windows, ENOLCK, a lock file opened read-only on NFS) nothing is removed but the shared lock is still held; a
 folder the user saved (`leave_users_folder`) is neither locked nor swept.
 
-Bottom layer: imports `output_folders`' lock (and, for `prepared_file`'s refusal, `errors`) only.
+Bottom layer: imports `output_folders`' lock, `data.cache_locks` (and, for `prepared_file`'s refusal, `errors`) only.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
 
+from hfspeech.data.cache_locks import exclusive_tries_gated, open_lock_file
 from hfspeech.output_folders import lock_taken
 
 logger = logging.getLogger("hfspeech.data")
@@ -150,14 +151,16 @@ def hold_cache_folder(folder: str | os.PathLike) -> None:
 @contextlib.contextmanager
 def held_alone(folder: str | os.PathLike):
     """Inside, whether no other live hfspeech run holds `folder` (`hold_cache_folder`'s shared lock made exclusive
-    for the while, then shared again): a cache file there no run reads may be removed (`data.decoded_caches`)."""
+    for the while, then shared again, behind `exclusive_tries_gated`): a cache file there no run reads may be
+    removed (`data.decoded_caches`)."""
     hold_cache_folder(folder)
     handle = _held.get(os.path.realpath(folder))
-    try:
-        yield handle is not None and bool(lock_taken(handle))
-    finally:
-        if handle is not None:
-            _shared_lock(handle, Path(folder))
+    with exclusive_tries_gated(Path(folder)) as gated:
+        try:
+            yield handle is not None and gated and bool(lock_taken(handle))
+        finally:
+            if handle is not None:
+                _shared_lock(handle, Path(folder))
 
 
 def _shared_lock_after_sweep(folder: Path) -> Optional[int]:
@@ -165,13 +168,14 @@ def _shared_lock_after_sweep(folder: Path) -> Optional[int]:
     the exclusive lock was free; None where there is no lock to be had. An exclusive try that errors (`lock_taken`
     None: NFS refuses it on a file opened read-only) skips the sweep, not the shared lock: closing the file there
     left this run's live `tmp*` file to another run's sweep."""
-    handle = _open_lock_file(folder / LOCK_NAME)
+    handle = open_lock_file(folder / LOCK_NAME)
     if handle is None:
         return None
-    if lock_taken(handle):  # exclusive, non-blocking: True only when no other process holds the folder
-        remove_dead_runs_temporary_files(folder)
-    if _shared_lock(handle, folder):
-        return handle
+    with exclusive_tries_gated(folder) as gated:
+        if gated and lock_taken(handle):  # exclusive, non-blocking: True only when no other process holds it
+            remove_dead_runs_temporary_files(folder)
+        if _shared_lock(handle, folder):
+            return handle
     os.close(handle)
     return None
 
@@ -197,24 +201,6 @@ def _shared_lock(handle: int, folder: Path) -> bool:
             time.sleep(0.05)
         except OSError:
             return False
-
-
-def _open_lock_file(path: Path) -> Optional[int]:
-    """The lock file opened (made when missing, in a folder made when missing: `datasets` makes it anyway); read-only
-    when another user's; None when it cannot be opened at all (a read-only cache: this run writes nothing there).
-    Made writable by its group whatever the umask: in a group-shared cache, other users open it read-write, which
-    NFS needs for an exclusive lock (not by everyone: nobody outside the group writes that cache)."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o664)
-        with contextlib.suppress(OSError, AttributeError):  # no modes (FAT, some SMB), no fchmod (Windows): as it is
-            os.fchmod(handle, 0o664)  # the group's runs lock it too (a group-shared cache)
-        return handle
-    for flags in (os.O_RDWR, os.O_RDONLY):
-        with contextlib.suppress(OSError):
-            return os.open(path, flags)
-    return None
 
 
 @contextlib.contextmanager
@@ -249,20 +235,22 @@ def _remove_new_temporary_files(folder: Path, before: set[str]) -> None:
     lock taken again either way (a failed exclusive try on Linux let go of it)."""
     new = _temporary_names(folder) - before
     handle = _held.get(os.path.realpath(folder)) if new else None
-    if handle is None or not lock_taken(handle):
-        if handle is not None:
-            _shared_lock(handle, folder)
-        if new:  # (not held by this run: a folder of the user's, which no lock tells of, or another run's)
-            logger.warning("data: %d temporary file(s) of the failed write left in %s: %s (a later run removes them "
-                           "once they are an hour old)", len(new), folder,
-                           "another run uses that folder" if handle is not None else "this run holds no lock on it")
+    if handle is None:
+        _say_temporary_files_left(new, folder, "this run holds no lock on it")
         return
-    try:
+    with held_alone(folder) as alone:
+        if not alone:
+            _say_temporary_files_left(new, folder, "another run uses that folder")
+            return
         for name in new:
             with contextlib.suppress(OSError):
                 os.unlink(folder / name)
-    finally:
-        _shared_lock(handle, folder)
+
+
+def _say_temporary_files_left(new: set[str], folder: Path, why: str) -> None:
+    if new:  # (not held by this run: a folder of the user's, which no lock tells of, or another run's)
+        logger.warning("data: %d temporary file(s) of the failed write left in %s: %s (a later run removes them "
+                       "once they are an hour old)", len(new), folder, why)
 
 
 def remove_dead_runs_temporary_files(folder: Path, before: Optional[float] = None) -> int:

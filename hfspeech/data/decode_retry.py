@@ -52,13 +52,13 @@ DECODER_ROOT = ("hfspeech.data.prepare", "_decoder")
 DECODER_LIBRARIES = ("numpy", "soundfile", "soxr", "torchcodec")
 
 
-def decoded_fingerprint(split: Dataset, settings: list, features) -> str:
+def decoded_fingerprint(split: Dataset, settings: list, features, content: Optional[str] = None) -> str:
     """The fingerprint of `split` decoded with `settings` into `features`, named by hfspeech rather than by datasets'
     hash of the map's arguments: known before the map, so that a run tells a warm cache (read even where it cannot
     write, its failures retried) from a cold one. Made of the bytes of its audio files too (`files_content_key`:
     0.05-0.1 s for 2,000 FSDD clips) and of the decoder's code (`decoder_code`: ~0.1 s once a process, 3 ms after)."""
-    return Hasher.hash([split._fingerprint, *settings, features.to_dict(), DECODED_LAYOUT, files_content_key(split),
-                        decoder_code()])
+    content = files_content_key(split) if content is None else content  # (given: the caller's, already read)
+    return Hasher.hash([split._fingerprint, *settings, features.to_dict(), DECODED_LAYOUT, content, decoder_code()])
 
 
 def decoder_code() -> str:

@@ -6,17 +6,19 @@ or a clip rewritten in place, names a new decoding, and the earlier one stayed f
 second clips, per upgrade and per settings. Each decoding is now recorded under its family (`decoded_family`: the
 split's clips and the decoding settings, without the files' bytes or the decoder) in a small JSON file per family,
 `$HF_DATASETS_CACHE/hfspeech-decoded-families/<family>.json`, written whole (renamed in), with the decoder that made
-it and when a run last used it. When a run decodes a split or reads its decoding back, the family's other decodings
-are removed, with their rows decoded again (`decode_retry.retried_files_of`): one of the same decoder at once (its
-clips' old bytes are gone: nothing can read it again), one of another decoder once no run has used it for
-`UNUSED_DECODER_DAYS` (two hfspeech versions used in turn, in two environments or by two people sharing a cache,
-would otherwise remove each other's decoding and decode the corpus again on every run), and either only where no
-other live hfspeech run holds its folder (`cache_users.held_alone`): a run still training on one keeps it, and the
-next run that uses the family removes it. A decoding at other settings is another family and stays (two models at 8
-and 16 kHz keep two decodings of one folder); datasets' `cleanup_cache_files` removes every cache file of a dataset
-but the one in use, those too. Nothing is written where the cache cannot be written (a team's read-only cache): no
-record, no removal. An older hfspeech reads no records: where a newer one removed its decoding, it decodes the split
-again.
+it, the clips' bytes it holds (`clip_digests.files_content_key`) and when a run last used it. When a run decodes a
+split or reads its decoding back, the family's other decodings are removed, with their rows decoded again
+(`decode_retry.retried_files_of`): one of the same decoder and other bytes at once (its clips were rewritten:
+nothing can read it again), any other once no run has used it for `UNUSED_DECODER_DAYS` (two hfspeech versions used
+in turn, in two environments or by two people sharing a cache, would otherwise remove each other's decoding and
+decode the corpus again on every run; so would two routes to the same bytes: a table decoded whole for its carved
+splits and the same table read alone), and either only where no other live hfspeech run holds its folder
+(`cache_users.held_alone`): a run still training on one keeps it, and the next run that uses the family removes it.
+A decoding at other settings is another family and stays (two models at 8 and 16 kHz keep two decodings of one
+folder); datasets' `cleanup_cache_files` removes every cache file of a dataset but the one in use, those too.
+Nothing is written where the cache cannot be written (a team's read-only cache): no record, no removal; a run that
+reads such a cache records no use, so its decoding may go 7 days after its owner's last use of it. An older hfspeech
+reads no records: where a newer one removed its decoding, it decodes the split again.
 
 The decoded split is written here too (`decoded_into_cache`). Imports `data.cache_users`, `data.decode_retry` and
 `errors`; costs a warm run one small file read and write per split, no audio.
@@ -81,22 +83,23 @@ def _clips_key(split) -> str:
     return hashlib.sha256(json.dumps([absolute, labels.to_pylist()], default=repr).encode()).hexdigest()
 
 
-def supersede_earlier_decodings(family: str, decoded_file: str, what: str) -> int:
-    """`decoded_file` (a decoding of `family`, shards as `cache_users.cached_files` finds them) recorded as its
-    family's, used now by this decoder, and the family's other decodings that are superseded (`_superseded`) and
-    that no live run holds removed, said in one line; the files removed. A record that cannot be read or written,
-    or a file that cannot be removed, leaves things as they were."""
+def supersede_earlier_decodings(family: str, decoded_file: str, what: str, content: str) -> int:
+    """`decoded_file` (a decoding of `family`, shards as `cache_users.cached_files` finds them, of the clips' bytes
+    `content`) recorded as its family's, used now by this decoder, and the family's other decodings that are
+    superseded (`_superseded`) and that no live run holds removed, said in one line; the files removed. A record
+    that cannot be read or written, or a file that cannot be removed, leaves things as they were."""
     import datasets
 
     if not cache_users.cached_files(decoded_file):  # not written (datasets' caching turned off): nothing to record
         return 0
     record = Path(datasets.config.HF_DATASETS_CACHE) / FAMILIES_FOLDER / f"{family}.json"
     listed, decoder, now = _read_record(record), decoder_code(), time.time()
-    kept, removed, freed = {os.path.realpath(decoded_file): {"decoder": decoder, "used": now}}, 0, 0
+    used = {"decoder": decoder, "content": content, "used": now}
+    kept, removed, freed = {os.path.realpath(decoded_file): used}, 0, 0
     for earlier, use in listed.items():
         if earlier in kept or not cache_users.cached_files(earlier):  # gone since: dropped from the record
             continue
-        if _superseded(use, decoder, now):
+        if _superseded(use, used):
             files, size = _removed_when_unused(earlier)
             removed, freed = removed + files, freed + size
         if cache_users.cached_files(earlier):  # still used, held by a live run, or not ours to remove
@@ -104,15 +107,19 @@ def supersede_earlier_decodings(family: str, decoded_file: str, what: str) -> in
     _write_record(record, kept)
     if removed:
         logger.warning("data: removed %d file(s) (%.1f MB) of earlier decodings of the %s at these settings, "
-                       "superseded by this one (clips rewritten since, or a newer decoder unused for %d days)",
+                       "superseded by this one (its clips rewritten since, or unused for %d days)",
                        removed, freed / 2**20, what, UNUSED_DECODER_DAYS)
     return removed
 
 
-def _superseded(use: dict, decoder: str, now: float) -> bool:
-    """Whether an earlier decoding, last used as `use` says, is this decoder's (its clips' bytes have changed since:
-    no run can read it again) or another decoder's unused for `UNUSED_DECODER_DAYS`."""
-    return use.get("decoder") == decoder or now - use.get("used", 0) > UNUSED_DECODER_DAYS * 86400
+def _superseded(use: dict, now: dict) -> bool:
+    """Whether an earlier decoding, last used as `use` says, is superseded by the one used `now`: of the same
+    decoder but other bytes of the clips (rewritten since: no run can read it again), or unused for
+    `UNUSED_DECODER_DAYS` (another decoder's; or the same clips' bytes decoded by another route: a table decoded
+    whole for its carved splits and the same table read alone, `evaluate --split train`, another `--cache_dir`,
+    each valid, and removed in turn by the other on every run before this was asked: reviewer R1)."""
+    rewritten = use.get("decoder") == now["decoder"] and use.get("content") != now["content"]
+    return rewritten or now["used"] - use.get("used", 0) > UNUSED_DECODER_DAYS * 86400
 
 
 def _removed_when_unused(decoded_file: str) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
 from hfspeech.data.cache_users import cache_folder_problem, cached_files, is_users_folder, prepared_file
-from hfspeech.data.clip_digests import forget_read_files
+from hfspeech.data.clip_digests import files_content_key, forget_read_files
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
@@ -196,7 +196,8 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
     """`split` decoded (`_decoder` with `settings`) into its cache file (`data.decoded_caches`), named by
     `decoded_fingerprint`, its earlier decodings at the same settings removed once unused; read back from a warm
     cache, its failed rows are decoded again (`data.decode_retry`)."""
-    fingerprint, decode = decoded_fingerprint(split, settings, features), _decoder(*settings[:3])
+    content = files_content_key(split)  # the clips' bytes: in the name, and told apart from their paths' family
+    fingerprint, decode = decoded_fingerprint(split, settings, features, content), _decoder(*settings[:3])
     cache_file_name = _cache_file_name(split, settings, fingerprint)
     table_file = cache_file_name or split._get_cache_file_path(fingerprint)
     warm = bool(cached_files(table_file))
@@ -209,7 +210,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         desc=f"decoding {what} at {settings[0]} Hz",
         new_fingerprint=fingerprint,
     )
-    supersede_earlier_decodings(decoded_family(split, settings, features), table_file, what)  # `decoded_caches`
+    supersede_earlier_decodings(decoded_family(split, settings, features), table_file, what, content)
     if not warm:
         return decoded
 
