@@ -58,14 +58,16 @@ def folder_and_name(path: str) -> str:
 
 # {(path, device, inode, size, mtime, ctime): digest} of the files read since this run's data was prepared: the
 # decoded audio's key (`files_content_key`) and `training_clips.json` (`record_training_clips`) read each clip once,
-# not twice (20,000 one-second clips: 1.4 s a read). Forgotten as each run prepares its data (`forget_read_files`):
-# kept for the process, a clip rewritten within a second on a file system of 1-s times was read back stale.
+# not twice (20,000 one-second clips: 1.4 s a read). Forgotten as each run prepares its data, and as each `evaluate`
+# and int8 gate starts (`forget_read_files`): kept for the process, a clip rewritten within a second on a file
+# system of 1-s times was read back stale, and a notebook that only evaluates kept every folder's digests.
 _read_digests: dict[tuple, str] = {}
 MAX_REMEMBERED = 500_000
 
 
 def forget_read_files() -> None:
-    """Every file read again from here on: a new run's data (`data.prepare.prepare_dataset`)."""
+    """Every file read again from here on: a new run's data (`data.prepare.prepare_dataset`), a new evaluation
+    (`evaluation.evaluate_model.evaluate_model`) or int8 gate (`inference.agreement.gate_int8`)."""
     _read_digests.clear()
 
 

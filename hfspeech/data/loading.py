@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from datasets import (Audio, ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset,
-                      load_from_disk)
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_from_disk
 
 from hfspeech.data.cache_users import hold_cache_folders, leave_users_folder
 from hfspeech.data.columns import column_values
@@ -38,6 +37,7 @@ from hfspeech.data.folders import list_audio_folder, refuse_guessed_labels, uses
 from hfspeech.data.manifest_cells import check_label_kinds, refuse_text_not_utf8
 from hfspeech.data.manifests import (absolute_folder, absolute_manifest_folder, column_named, listed_files,
                                      read_manifest)
+from hfspeech.data.metadata_files import read_by_audiofolder
 from hfspeech.data.prepare import DataReport, cache_folder_problem
 from hfspeech.data.split_names import (ROLE_FLAGS, SPLIT_ALIASES, choose_splits, given_split_names, is_slice,
                                        refuse_without_dataset, slice_bases, slice_rows, split_notes)
@@ -134,8 +134,7 @@ def _load_audiofolder(data_dir: str, cache_dir: Optional[str], label_depth: Opti
     if uses_datasets_layout(root):
         audio, ignored = walk_audio_files(root)  # lists each metadata.csv, checked before datasets reads it
         refuse_guessed_labels(entry["path"] for entry in ignored)
-        # drop_labels=False: the parent folder is the label even when there is only one class folder
-        dataset = load_dataset("audiofolder", data_dir=str(root), cache_dir=cache_dir, drop_labels=False)
+        dataset = read_by_audiofolder(root, ignored, cache_dir)  # cached by its metadata files' bytes
         hold_cache_folders(dataset)  # before the maps and splits that write beside its files (`data.cache_users`)
         used = {os.path.realpath(a["path"]) for split in dataset.values()
                 for a in column_values(split.cast_column("audio", Audio(decode=False)), "audio")}

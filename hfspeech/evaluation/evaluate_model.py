@@ -22,7 +22,7 @@ from datasets import Audio, DatasetDict
 from tqdm.auto import tqdm
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.clip_digests import trained_on_warning
+from hfspeech.data.clip_digests import forget_read_files, trained_on_warning
 from hfspeech.data.columns import column_values
 from hfspeech.data.labelled import DataSpec, load_evaluation_split
 from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_skip_hint
@@ -47,7 +47,11 @@ logger = logging.getLogger("hfspeech.evaluate")
 
 def evaluate_model(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     """Score every clip of one split with the model and write the report files; returns the metrics. Bars
-    (datasets' cast/map bars, the scoring bar) only where stderr is a terminal: in a log each redraw was a line."""
+    (datasets' cast/map bars, the scoring bar) only where stderr is a terminal: in a log each redraw was a line.
+    Every clip is read anew for the training-clips check, not looked up in digests an earlier call in this process
+    left (`clip_digests`; only training forgot them: in a notebook, a clip rewritten since with its stat kept was
+    counted as it had been, and the memo grew with every folder evaluated)."""
+    forget_read_files()
     with datasets_bars_follow(not stderr_is_terminal()):
         return _evaluate(eval_args, spec)
 

@@ -52,6 +52,7 @@ from hfspeech.cpu_threads import onnx_threads
 from hfspeech.errors import log_lines_hidden
 from hfspeech.export.conv_weights import MIN_ELEMENTS, largest_conv_weight, store_conv_weights_int8
 from hfspeech.export.loading import ExportError
+from hfspeech.export.root_logger import root_logger_kept
 from hfspeech.export.short_names import FRONT_END, shorten_names
 from hfspeech.export.unpadded_branch import has_unpadded_branch, padded_graph, per_branch
 from hfspeech.models import is_baseline
@@ -192,15 +193,14 @@ def holds_two_graphs(onnx_path: Path) -> bool:
         and has_unpadded_branch(onnx_path)
 
 
+@root_logger_kept()  # onnxruntime's `logging.debug(...)` gave a bare root logger a handler for good
 def quantize_int8(onnx_path: str | Path, output_dir: Optional[str | Path] = None,
                   calibration_dir: Optional[str | Path] = None, skip_bad_files: bool = False) -> Path:
-    """Write `model_quantized.onnx` (with config.json, preprocessor_config.json and optimum's
-    ort_config.json) into `output_dir` (default: beside `onnx_path`); returns its path.
-
-    `onnx_path` is an exported `model.onnx` or the folder holding it. With `calibration_dir` (an audio
-    folder, e.g. the training data) the quantization is static (QDQ, min-max ranges), else dynamic;
-    `skip_bad_files`: calibration passes over files it cannot decode (`calibration_clips`).
-    """
+    """Write `model_quantized.onnx` (with config.json, preprocessor_config.json and optimum's ort_config.json)
+    into `output_dir` (default: beside `onnx_path`); returns its path. `onnx_path` is an exported `model.onnx`
+    or the folder holding it. With `calibration_dir` (an audio folder, e.g. the training data) the quantization
+    is static (QDQ, min-max ranges), else dynamic; `skip_bad_files`: calibration passes over files it cannot
+    decode (`calibration_clips`). The root logger is left as it was (`root_logger_kept`)."""
     onnx_path = Path(onnx_path)
     if onnx_path.is_dir():
         onnx_path = onnx_path / "model.onnx"

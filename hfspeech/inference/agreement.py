@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.clip_digests import trained_on_warning
+from hfspeech.data.clip_digests import forget_read_files, trained_on_warning
 from hfspeech.errors import HfspeechError, first_few
 from hfspeech.models.config_json import INT8_CHECK_FILE
 
@@ -238,10 +238,12 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
     multi-label model: past that percent of its label decisions active in either model changed), delete it and
     raise `AccuracyGateError` with the numbers, unless `force`. The result is kept beside the int8 file
     (`INT8_CHECK_FILE`), so a kept file says whether it passed, and on what; returned with the comparison.
-    `clips`: `eval_dir`'s (paths, labels) as `labelled_clips` listed them already (else listed here)."""
+    `clips`: `eval_dir`'s (paths, labels) as `labelled_clips` listed them already (else listed here). Its clips are
+    read anew for the training-clips check (`heard_clips_warning`), not looked up in an earlier call's digests."""
     from hfspeech.inference.classifier import AudioClassifier
     from hfspeech.models.scores import is_multi_label
 
+    forget_read_files()  # a clip rewritten since an earlier evaluate or gate in this process, with its stat kept
     reference, candidate = AudioClassifier.from_pretrained(str(model)), AudioClassifier.from_pretrained(str(quantized))
     multi_label = is_multi_label(getattr(reference, "config", None))  # a stand-in without one: single-label
     paths, truth = clips or labelled_clips(eval_dir, None if multi_label else set(reference.id2label.values()))
