@@ -3,7 +3,7 @@
 - Its `.hfspeech-alive.lock` was never written after creation: systemd-tmpfiles (10 days for /tmp) removed it,
   and the whole folder of a server idle that long; liveness then fell back to pids. Now the supervisor and each
   worker hold a shared flock on the folder itself, which systemd-tmpfiles honours and the sweep tests first, and
-  each merge touches the lock files for cleaners that honour no lock (tmpwatch).
+  each merge touches the folder's files for cleaners that honour no lock (tmpwatch).
 - A supervisor killed between mkdtemp and the rename left its `.hfspeech-metrics-new-*` folder for good.
 - A worker killed between writing `*_dead.db` and removing the dead worker's file doubled that worker's counts.
 
@@ -102,12 +102,15 @@ def test_a_live_workers_folder_whose_alive_file_a_cleaner_removed_is_not_judged_
     assert remove_orphaned_folders(str(tmp_path)) == [folder.name]
 
 
-def test_a_merge_touches_the_lock_files_that_nothing_else_writes(tmp_path):
+def test_a_merge_touches_the_files_that_nothing_else_writes(tmp_path):
+    """The lock files, the merged totals and an idle live worker's counts (reviewer R1: tmpwatch aged those out)."""
     folder = folder_with_lock_file(tmp_path, os.getpid())
+    (folder / "counter_dead.db").write_bytes(b"")
+    (folder / f"counter_{os.getpid()}.db").write_bytes(b"")  # a live worker: not merged, not written meanwhile
     dead_workers_merged(folder)  # (makes the merge lock)
     aged(folder, TWENTY_DAYS)
     dead_workers_merged(folder)  # a scrape, or a worker starting
-    for name in (ALIVE_FILE, ".hfspeech-merge.lock"):
+    for name in (ALIVE_FILE, ".hfspeech-merge.lock", "counter_dead.db", f"counter_{os.getpid()}.db"):
         times = (folder / name).stat()
         assert time.time() - times.st_mtime < TWENTY_DAYS / 2 and time.time() - times.st_atime < TWENTY_DAYS / 2
 
@@ -175,7 +178,7 @@ def test_a_sweep_at_any_moment_of_a_folders_making_leaves_it_alone(tmp_path, mon
 def written_by_a_process_that_exits(folder: Path, requests: int) -> None:
     """What a worker writes in prometheus_client's multiprocess mode, by a real process that then ends."""
     code = ("from hfspeech.serve.metrics import ServerMetrics; m = ServerMetrics()\n"
-            f"for _ in range({requests}): m.observe_request('/', 200, 0.2)\n"
+            f"for _ in range({requests}): m.observe_request('/', 200, 0.25)\n"  # sums exact in any order
             "m.errors.labels('bad_json').inc(); m.batch_size.observe(3)")
     subprocess.run([sys.executable, "-c", code], env={**os.environ, METRICS_DIR_ENV: str(folder)}, check=True,
                    cwd=Path(__file__).parents[1])

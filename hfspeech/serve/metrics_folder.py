@@ -28,8 +28,8 @@ hold, for as long as they live (the kernel drops them however they die), two sha
 - one on the folder's `.hfspeech-alive.lock`: the test that works across NFS hosts (NFS locks a file for all of
   them; a folder's flock stays on the host that took it, Linux's NFS client having no flock of folders: read,
   not tried) and against the hfspeech of session 39, which took only this one. A merge (each scrape, each worker
-  start) touches it and the merge lock, so that cleaners that honour no lock and age files by their times
-  (tmpwatch, tmpreaper) find them in use.
+  start) touches it and every other file of the folder, so that cleaners that honour no lock and age files by
+  their times (tmpwatch, tmpreaper) find them in use.
 
 Only folders hfspeech named are touched: a folder the user chose (PROMETHEUS_MULTIPROC_DIR) is theirs.
 """
@@ -206,11 +206,13 @@ def folder_pids(folder: str) -> list[int]:
 
 
 def kept_fresh(folder: Path) -> None:
-    """The lock files' times set to now: a cleaner that honours no lock (tmpwatch, tmpreaper) ages a file by its
-    times, and a lock file is never written after its creation."""
-    for name in (ALIVE_FILE, LOCK_FILE):
-        with contextlib.suppress(OSError):  # not there (yet): nothing to keep
-            os.utime(folder / name)
+    """Every file's times set to now: a cleaner that honours no lock (tmpwatch, tmpreaper) ages a file by its
+    times, and a lock file is never written after its creation, nor the merged totals, nor an idle worker's
+    counts, between merges (reviewer R1)."""
+    with contextlib.suppress(OSError):  # gone: nothing to keep
+        for entry in os.scandir(folder):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                os.utime(entry.path, follow_symlinks=False)
 
 
 def scrape_lock(folder):
