@@ -212,3 +212,15 @@ def test_overlapping_capped_blocks_put_onnxruntimes_session_class_back(monkeypat
         thread.join(60)
     assert inside and inside[0] is not original and issubclass(inside[0], original)
     assert onnxruntime.InferenceSession is original
+
+
+def test_the_demo_says_the_datasets_cache_cannot_be_written_before_it_makes_its_data(tmp_path):
+    """A read-only HOME (a pod's): the demo generated its keywords (17 s of espeak-ng) before training said it."""
+    cache = tmp_path / "cache-file"  # not a folder: not writable, for root too
+    cache.write_text("")
+    done = subprocess.run([sys.executable, "-m", "hfspeech.cli", "demo", "--output_dir", str(tmp_path / "demo")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_DATASETS_CACHE": str(cache)})
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {cache}: cannot write the demo's decoded audio"), \
+        done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "demo").exists()

@@ -57,6 +57,7 @@ def demo(argv: list[str]) -> int:
 
     from hfspeech.synthetic.spoken import generate_keyword_dataset
 
+    refuse_unwritable_datasets_cache()
     output_dir = Path(args.output_dir)
     data_dir = Path(args.data_dir or output_dir / "data")
     generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword, progress=progress_wanted(None))
@@ -69,6 +70,20 @@ def demo(argv: list[str]) -> int:
         runs[f"{args.pretrained} fine-tuned"] = _demo_run(data_dir, output_dir / "pretrained", flags)
     _print_results(runs)
     return _predict_unseen(runs, output_dir)
+
+
+def refuse_unwritable_datasets_cache() -> None:
+    """The training's one line about the datasets cache (a read-only HOME: a container's), said before the data is
+    generated rather than after it (17 s of espeak-ng first, in an audit's pod)."""
+    import datasets
+
+    from hfspeech.data.cache_users import cache_folder_problem
+    from hfspeech.errors import DataError
+
+    folder = Path(datasets.config.HF_DATASETS_CACHE)
+    if problem := cache_folder_problem(folder):
+        raise DataError(f"{folder}: cannot write the demo's decoded audio to the datasets cache ({problem}); set "
+                        "HF_DATASETS_CACHE to a folder you can write")
 
 
 def refuse_unknown_training_flags(parser: argparse.ArgumentParser, extra: list[str]) -> None:
