@@ -63,16 +63,22 @@ def test_what_needs_no_temporary_folder_runs_without_one(tmp_path, args):
 
 def test_a_full_temporary_folder_is_named_full(tmp_path, monkeypatch):
     """Python skips a full /tmp as it skips an unwritable one; making room is the way out there."""
-    from hfspeech.cli.system_errors import no_temporary_folder
+    from hfspeech.temporary_folder import no_temporary_folder
 
-    full, unwritable = tmp_path / "full", tmp_path / "file"
+    full, unwritable, read_only = tmp_path / "full", tmp_path / "file", tmp_path / "squashfs"
     full.mkdir()
+    read_only.mkdir()
     unwritable.write_text("")
-    monkeypatch.setattr(os, "statvfs", lambda path: type("Vfs", (), {"f_bavail": 0 if path == str(full) else 9})())
-    monkeypatch.setattr("tempfile._candidate_tempdir_list", lambda: [str(full), str(unwritable)])
+
+    def usage(path):  # a full tmpfs; a read-only squashfs (an Apptainer image) also has no free block (reviewer R3)
+        return type("Vfs", (), {"f_blocks": 99, "f_bavail": 0 if path in (str(full), str(read_only)) else 9,
+                                "f_flag": os.ST_RDONLY if path == str(read_only) else 0})()
+
+    monkeypatch.setattr(os, "statvfs", usage)
+    monkeypatch.setattr("tempfile._candidate_tempdir_list", lambda: [str(full), str(read_only), str(unwritable)])
     said = no_temporary_folder(FileNotFoundError(2, "No usable temporary directory found in [...]"))
-    assert str(said) == (f"no writable temporary folder (tried {full} (full) and the working folder {unwritable}): "
-                         "set TMPDIR to a folder this user may write")
+    assert str(said) == (f"no writable temporary folder (tried {full} (full), {read_only} and the working folder "
+                         f"{unwritable}): set TMPDIR to a folder this user may write")
     assert no_temporary_folder(FileNotFoundError(2, "No such file or directory")) is None
 
 
@@ -224,3 +230,27 @@ def test_the_demo_says_the_datasets_cache_cannot_be_written_before_it_makes_its_
     assert done.returncode == 2 and done.stderr.startswith(f"error: {cache}: cannot write the demo's decoded audio"), \
         done.stderr
     assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("model", ["run", "torchscript/model.torchscript.pt"])
+def test_predicting_without_a_temporary_folder_is_the_same_line(tmp_path, model):
+    """predict printed the raw `[Errno 2] No usable temporary directory ...`, and a TorchScript model was called
+    "corrupt, torch.jit.load cannot load it": torch is first imported while the model loads (reviewer R3)."""
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    run = save_random_baseline(tmp_path / "run", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
+    (tmp_path / "torchscript").mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(run / name, tmp_path / "torchscript" / name)
+    (tmp_path / "torchscript" / "model.torchscript.pt").write_bytes(b"not read: torch's import fails first")
+    sf.write(tmp_path / "clip.wav", np.zeros(8000, np.float32), 16000)
+    tmpdir = tmp_path / "tmpdir-file"
+    tmpdir.write_text("not a folder")
+    done = run_python(NO_SCRATCH, str(tmpdir), str(tmpdir), "predict", str(tmp_path / model),
+                      str(tmp_path / "clip.wav"))
+    assert (done.returncode, done.stderr) == (2, f"error: no writable temporary folder (tried {tmpdir} and the "
+                                                 f"working folder {tmpdir}): set TMPDIR to a folder this user may "
+                                                 "write\n")

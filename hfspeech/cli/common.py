@@ -40,13 +40,15 @@ def reported_as_user_errors(*kinds: type[BaseException]):
     import errno
 
     from hfspeech.data.system_libraries import missing_library
+    from hfspeech.temporary_folder import no_temporary_folder
 
     try:
         yield
     except (HfspeechError, BrokenPipeError):  # a reader that has gone (`| head`): main ends quietly, 141
         raise
     except kinds as error:
-        if missing_library(error) is not None or getattr(error, "errno", None) in (errno.EACCES, errno.EPERM):
+        if missing_library(error) is not None or getattr(error, "errno", None) in (errno.EACCES, errno.EPERM) \
+                or no_temporary_folder(error) is not None:  # the machine's lack: main says it in its own words
             raise
         raise HfspeechError(str(error)) from error
 

@@ -14,6 +14,7 @@ from typing import Optional
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message
 from hfspeech.errors import HfspeechError, first_in_chain
 from hfspeech.file_owners import access_refusal  # (serve's too: bottom, so that serve need not import cli)
+from hfspeech.temporary_folder import no_temporary_folder
 
 # torch's CPU allocator: `[enforce fail at alloc_cpu.cpp:118] data. DefaultCPUAllocator: can't allocate memory: you
 # tried to allocate 23347200 bytes. Error code 12 (Cannot allocate memory)`; CUDA's `torch.OutOfMemoryError`: `CUDA out
@@ -121,31 +122,3 @@ def homeless(error: BaseException) -> Optional[NoHomeError]:
     if isinstance(error, RuntimeError) and str(error).startswith("Could not determine home directory"):
         return NoHomeError(homeless_message([HUGGING_FACE, HFSPEECH]))
     return None
-
-
-def no_temporary_folder(error: BaseException) -> Optional[HfspeechError]:
-    """The one line for a machine with no folder to write temporary files in (a container's read-only /tmp and root
-    file system, its working folder `/`; or a full /tmp), where Python's `tempfile.gettempdir()` raised it; None for
-    any other error. torch and datasets import dill, which asks for that folder: train, evaluate, export, stage,
-    push, pretrained, tiny-model, average and `serve --workers` ended in a 66-line traceback. Said when it happens,
-    not asked before: `pretrained --list`, `demo-data` and most `--help` pages need no such folder."""
-    if not (isinstance(error, FileNotFoundError) and str(error.strerror).startswith("No usable temporary directory")):
-        return None
-    import tempfile
-
-    candidates = getattr(tempfile, "_candidate_tempdir_list", lambda: [])()  # (private: may go in a new Python)
-    tried = [_named_with_its_problem(folder) for folder in candidates]  # in Python's order
-    where = ", ".join(tried[:-1]) + f" and the working folder {tried[-1]}" if len(tried) > 1 else ", ".join(tried)
-    return HfspeechError(f"no writable temporary folder{f' (tried {where})' if tried else ''}: set TMPDIR to a "
-                         "folder this user may write")
-
-
-def _named_with_its_problem(folder: str) -> str:
-    """`folder` as Python tried it, and "(full)" where it is a folder with no room left: making room is the way out
-    there, not another folder."""
-    named = folder if folder == os.curdir else os.path.abspath(folder)
-    try:
-        room = os.statvfs(folder).f_bavail if os.path.isdir(folder) and hasattr(os, "statvfs") else None
-    except OSError:
-        room = None
-    return f"{named} (full)" if room == 0 else named

@@ -7,10 +7,13 @@ Bottom layer: imports nothing of hfspeech.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Iterator, Optional
+
+logger = logging.getLogger("hfspeech.data")
 
 GATE_NAME = ".hfspeech-cache-users.gate"  # held while a run tries the folder's lock exclusively
 GATE_WAIT = 5.0  # seconds a run waits for another's exclusive try: one sweep of a folder's `tmp*` files at most
@@ -24,27 +27,34 @@ def exclusive_tries_gated(folder: Path) -> Iterator[bool]:
     and 13,145 of 20,000 `held_alone` checks said "alone" beside a live run (reviewer R1). Every exclusive try (the
     sweep at a run's start, `held_alone`, a failed write's clean-up) is made inside: one at a time, so a run is
     without its shared lock only while no other can try."""
-    handle = open_lock_file(folder / GATE_NAME)
     try:
         import fcntl
-    except ImportError:
-        fcntl = None
-    had, deadline = False, time.monotonic() + GATE_WAIT
-    while handle is not None and fcntl is not None and not had:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            had = True
-        except BlockingIOError:  # another run's try: a moment, unless it was stopped
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.005)
-        except OSError:  # ENOLCK: no try is safe
-            break
+    except ImportError:  # Windows: no locks, no tries
+        yield False
+        return
+    handle = open_lock_file(folder / GATE_NAME)
     try:
-        yield had
-    finally:
+        yield handle is not None and _gate_taken(fcntl, handle, folder)
+    finally:  # (a Ctrl-C while waiting for the gate included)
         if handle is not None:
             os.close(handle)
+
+
+def _gate_taken(fcntl, handle: int, folder: Path) -> bool:
+    """The gate's exclusive lock taken within `GATE_WAIT` s; said once where another run (a stopped one) kept it."""
+    deadline = time.monotonic() + GATE_WAIT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:  # another run's try: a moment, unless it was stopped
+            if time.monotonic() >= deadline:
+                logger.warning("data: %s is being checked by another run (stopped?) for over %.0f s; going on "
+                               "without removing anything there", folder, GATE_WAIT)
+                return False
+            time.sleep(0.005)
+        except OSError:  # ENOLCK: no try is safe
+            return False
 
 
 def open_lock_file(path: Path) -> Optional[int]:

@@ -155,12 +155,14 @@ def held_alone(folder: str | os.PathLike):
     removed (`data.decoded_caches`)."""
     hold_cache_folder(folder)
     handle = _held.get(os.path.realpath(folder))
+    if handle is None:  # no lock here (a user's saved folder, a read-only cache, no locks): never alone, no gate file
+        yield False
+        return
     with exclusive_tries_gated(Path(folder)) as gated:
         try:
-            yield handle is not None and gated and bool(lock_taken(handle))
+            yield gated and bool(lock_taken(handle))
         finally:
-            if handle is not None:
-                _shared_lock(handle, Path(folder))
+            _shared_lock(handle, Path(folder))
 
 
 def _shared_lock_after_sweep(folder: Path) -> Optional[int]:

@@ -22,6 +22,7 @@ from hfspeech.models.folder_checks import NotAModelError, check_export_folder, c
 from hfspeech.models.loading import (WEIGHT_FILES, check_model_name, hub_unreachable, is_local_path,
                                      pretrained_errors)
 from hfspeech.models.scores import id_ordered_labels, unnamed_labels
+from hfspeech.temporary_folder import no_temporary_folder
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
     except ModuleNotFoundError:  # onnxruntime not installed (no `export` extra): `cli.extras` names it, not "corrupt"
         raise
     except Exception as error:  # onnxruntime and torch.jit raise their own types for a damaged file
+        if (scratch := no_temporary_folder(error)) is not None:  # torch's first import, not the file: not "corrupt"
+            raise scratch from None
         loader = "onnxruntime" if kind == "onnx" else "torch.jit.load"
         raise NotAModelError(f"{model_file}: corrupt, {loader} cannot load it ({error})") from error
     return model, export_feature_extractor(folder, trust_remote_code)

@@ -30,6 +30,7 @@ from hfspeech.data.media_references import refuse_media_references
 from hfspeech.data.samples import stream_not_trimmed_warning
 from hfspeech.errors import HfspeechError
 from hfspeech.file_owners import access_refusal
+from hfspeech.temporary_folder import no_temporary_folder
 from hfspeech.inference.backends import WEIGHT_FILES
 from hfspeech.inference.classifier import AudioClassifier, Prediction
 from hfspeech.inference.outputs import with_every_active_label
@@ -83,7 +84,8 @@ class ModelRunner:
         except Exception as error:  # logged here; /health answers "error" (without the message)
             # A user's mistake reads as everywhere else (the message names the folder), and so does a path this user
             # may not read (another user's 0700 run: `PermissionError: [Errno 13] ...` was printed); the rest is a bug
-            user_error = error if isinstance(error, HfspeechError) else access_refusal(error)
+            user_error = error if isinstance(error, HfspeechError) else (access_refusal(error)
+                                                                         or no_temporary_folder(error))
             self.load_error = str(user_error) if user_error is not None else f"{type(error).__name__}: {error}"
             if self.on_load_error is not None:
                 self.on_load_error()
