@@ -140,3 +140,47 @@ def test_staging_a_run_whose_run_inputs_json_is_no_object_is_one_line(tmp_path, 
     assert (code, err) == (2, f"error: {run / 'run_inputs.json'}: not a JSON object as hfspeech writes it; fix or "
                               "delete it\n")
     assert not (tmp_path / "dest").exists()
+
+
+def test_root_logger_kept_takes_off_only_the_handler_basic_config_gave_a_bare_root():
+    """onnxruntime's quantizer runs `logging.basicConfig()` on a bare root: that handler goes; a user's own handler
+    and level set meanwhile (another thread of a notebook) stay (reviewer R4: both were undone)."""
+    import io
+
+    from hfspeech.export.root_logger import root_logger_kept
+
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    for handler in saved:
+        root.removeHandler(handler)
+    users = logging.StreamHandler(io.StringIO())
+    users.setFormatter(logging.Formatter("%(message)s"))
+    try:
+        with root_logger_kept():
+            logging.basicConfig()  # what onnxruntime's `logging.debug(...)` does
+            root.addHandler(users)
+            root.setLevel(logging.INFO)
+        assert root.handlers == [users] and root.level == logging.INFO
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+def test_a_metadata_file_linking_to_nothing_is_named_with_its_target(tmp_path):
+    """datasets passed over it and trained; then it was refused as "cannot be read (No such file or directory)",
+    which hid that it is a link (reviewer R4)."""
+    from hfspeech.data.metadata_files import metadata_config_name
+    from hfspeech.errors import DataError
+
+    (tmp_path / "metadata.csv").write_text("file_name,label\na.wav,yes\n", encoding="utf-8")
+    (tmp_path / "metadata.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    with pytest.raises(DataError) as refused:
+        metadata_config_name([{"path": str(tmp_path / name)} for name in ("metadata.csv", "metadata.jsonl")])
+    assert str(refused.value) == (f"{tmp_path / 'metadata.jsonl'}: a link to {tmp_path / 'gone.jsonl'}, which does "
+                                  "not exist; mend or remove the link")
+    name = metadata_config_name([{"path": str(tmp_path / "metadata.csv")}])
+    (tmp_path / "metadata.csv").write_text("file_name,label\na.wav,YES\n", encoding="utf-8")
+    assert metadata_config_name([{"path": str(tmp_path / "metadata.csv")}]) != name

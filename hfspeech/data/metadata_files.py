@@ -13,6 +13,7 @@ audio (`clip_digests.files_content_key`), and a file added or removed changes da
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -35,9 +36,20 @@ def metadata_config_name(ignored: list[dict[str, str]]) -> str:
     A name of datasets' config id, so metadata changed in any way is read again, never served from the cache."""
     digest = hashlib.sha256()
     for path in sorted(entry["path"] for entry in ignored if Path(entry["path"]).name in DATASETS_LAYOUT_FILES):
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
-        digest.update(f"{path}\0{len(data)}\0".encode() + data)
+        digest.update(f"{path}\0".encode() + _file_digest(Path(path)))
     return f"metadata-{digest.hexdigest()[:16]}"
+
+
+def _file_digest(path: Path) -> bytes:
+    """The file's SHA-256, read in blocks (a `metadata.parquet` need not fit in memory), or the one line saying why
+    it cannot be read: a link to nothing named with its target (datasets passed over it; the folder's labels may
+    be in it)."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").digest()
+    except OSError as error:
+        if path.is_symlink() and not path.exists():
+            raise DataError(f"{path}: a link to {os.readlink(path)}, which does not exist; mend or remove the link") \
+                from None
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+

@@ -16,13 +16,17 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def root_logger_kept() -> Iterator[None]:
-    """The root logger's handlers and level after the block as they were before it (an error or Ctrl-C included):
-    a handler added meanwhile is taken off again. What the block logs is printed as the library meant it to be."""
+    """A root logger without handlers before the block is without them after it (an error or Ctrl-C included): the
+    handler `logging.basicConfig()` gave it meanwhile (a stream handler of `logging.BASIC_FORMAT`) is taken off
+    again. Where the root had handlers, basicConfig adds none, and nothing is touched; nor is a handler of another
+    form (a user's, added from another thread meanwhile), nor the level, which basicConfig() without one keeps
+    (reviewer R4: a user's handler and INFO level set meanwhile were undone)."""
     root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    bare = not root.handlers
     try:
         yield
     finally:
-        for handler in [handler for handler in root.handlers if handler not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
+        for handler in list(root.handlers) if bare else []:
+            if type(handler) is logging.StreamHandler and getattr(handler.formatter, "_fmt", None) == \
+                    logging.BASIC_FORMAT:
+                root.removeHandler(handler)
