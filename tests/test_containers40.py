@@ -8,7 +8,6 @@ and a home that cannot be written is a file named as HOME.
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli_output, save_random_baseline
 from test_cpu_threads38 import identity_onnx  # noqa: F401 (a fixture: a one-node ONNX model)
+from test_permissions36 import no_home  # noqa: F401 (a fixture: HOME unset, no passwd entry, as in a pod)
 
 from hfspeech import cpu_threads
 from hfspeech.export import export_onnx
@@ -80,18 +80,6 @@ def test_a_full_temporary_folder_is_named_full(tmp_path, monkeypatch):
     assert str(said) == (f"no writable temporary folder (tried {full} (full), {read_only} and the working folder "
                          f"{unwritable}): set TMPDIR to a folder this user may write")
     assert no_temporary_folder(FileNotFoundError(2, "No such file or directory")) is None
-
-
-@pytest.fixture
-def no_home(monkeypatch):
-    """HOME unset and no passwd entry for this user, as in a pod's `runAsUser: 1000680000`."""
-    def no_entry(uid):
-        raise KeyError(f"getpwuid(): uid not found: {uid}")
-
-    for name in ("HOME", "XDG_CACHE_HOME", "HF_HOME", "HFSPEECH_CACHE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(pwd, "getpwuid", no_entry)
-    assert os.path.expanduser("~") == "~"
 
 
 @pytest.mark.parametrize("flags", [["--list"], ["--l"], []])  # argparse takes a prefix; no flag lists too

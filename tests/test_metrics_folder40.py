@@ -25,18 +25,14 @@ import pytest
 
 fcntl = pytest.importorskip("fcntl")  # (none on Windows: neither locks nor the sweep there)
 
+from test_serve_alive39 import a_dead_pid, worker_holding  # noqa: E402 (after the skip: it needs fcntl too)
+
 from hfspeech.serve.environment import METRICS_DIR_ENV, set_for_workers
 from hfspeech.serve.metrics_folder import (ALIVE_FILE, STARTING_PREFIX, dead_workers_merged, folder_prefix,
                                            remove_orphaned_folders)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "getuid"), reason="the sweep runs where owners can be told apart")
 TWENTY_DAYS = 20 * 86400
-
-
-def a_dead_pid() -> int:
-    process = subprocess.Popen(["true"])
-    process.wait()
-    return process.pid
 
 
 def folder_with_lock_file(parent: Path, pid: int) -> Path:
@@ -88,17 +84,10 @@ def test_a_servers_folder_itself_is_locked_as_systemd_tmpfiles_checks_it(tmp_pat
 
 def test_a_live_workers_folder_whose_alive_file_a_cleaner_removed_is_not_judged_by_pids(tmp_path):
     folder = folder_with_lock_file(tmp_path, a_dead_pid())  # its supervisor: in another pid namespace, or killed
-    code = ("import sys; from hfspeech.serve.metrics_folder import keep_alive_while_this_process_lives as keep\n"
-            "keep(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
-    worker = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
-    try:
-        assert worker.stdout.readline() == "held\n"
+    with worker_holding(folder):
         (folder / ALIVE_FILE).unlink()  # tmpwatch, or a systemd-tmpfiles before the folder was locked
         (folder / f"counter_{a_dead_pid()}.db").write_bytes(b"")  # pids, all dead to this namespace
         assert remove_orphaned_folders(str(tmp_path)) == [] and folder.is_dir()
-    finally:
-        worker.communicate("", timeout=30)
     assert remove_orphaned_folders(str(tmp_path)) == [folder.name]
 
 

@@ -9,6 +9,7 @@ error JSON, and the page's top-k box starts empty (the server's --top_k)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -54,17 +55,24 @@ def test_a_folder_held_alive_is_kept_whatever_its_pids_say_and_removed_once_let_
     assert remove_orphaned_folders(str(tmp_path)) == [held.name] and not held.exists()
 
 
-def test_a_worker_serving_on_after_its_supervisor_was_killed_keeps_the_folder(tmp_path):
-    folder = folder_with_lock_file(tmp_path, a_dead_pid())
+@contextlib.contextmanager
+def worker_holding(folder: Path):
+    """A worker process holding `folder` alive (`keep_alive_while_this_process_lives`) until the block ends."""
     code = ("import sys; from hfspeech.serve.metrics_folder import keep_alive_while_this_process_lives as keep\n"
             "keep(sys.argv[1]); print('held', flush=True); sys.stdin.read()")
     worker = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
     try:
         assert worker.stdout.readline() == "held\n"
-        assert remove_orphaned_folders(str(tmp_path)) == [] and folder.is_dir()
+        yield
     finally:
         worker.communicate("", timeout=30)
+
+
+def test_a_worker_serving_on_after_its_supervisor_was_killed_keeps_the_folder(tmp_path):
+    folder = folder_with_lock_file(tmp_path, a_dead_pid())
+    with worker_holding(folder):
+        assert remove_orphaned_folders(str(tmp_path)) == [] and folder.is_dir()
     assert remove_orphaned_folders(str(tmp_path)) == [folder.name] and not folder.exists()
 
 
