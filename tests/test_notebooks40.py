@@ -1,17 +1,21 @@
-"""hfspeech driven from one long-lived Python process (a notebook), call after call (audit NB, mends NM): a run's
-garbage collected as it ends (a Ctrl-C in the next call was lost in its finalizers), the root logger as it was
-after an int8 export, a relabelled metadata.csv read again with its mtime put back, and the clip-digest memo
-forgotten by each evaluation and int8 gate."""
+"""hfspeech driven from one long-lived Python process (a notebook), call after call (audit NB, mends NM, IN): a
+Ctrl-C or SIGTERM that Python dropped in a finalizer still stops the training run (it trained on), the root logger
+as it was after an int8 export, a relabelled metadata.csv read again with its mtime put back, and the clip-digest
+memo forgotten by each evaluation and int8 gate."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -49,49 +53,126 @@ def tiny_int8(tiny_run, tmp_path_factory) -> tuple[Path, list, int]:
         return quantized, list(root.handlers), root.level
 
 
-def metric_objects() -> set[int]:
-    import evaluate
+class LostInAFinalizer:
+    """Garbage in a cycle whose finalizer signals this process: the handler's KeyboardInterrupt (or `Terminated`),
+    raised in `__del__`, is dropped by Python ("Exception ignored in: ..."), as a Ctrl-C landing in a collection is."""
 
-    return {id(thing) for thing in gc.get_objects() if isinstance(thing, evaluate.EvaluationModule)}
+    def __init__(self, signum: int, finalized: list):
+        self.signum, self.finalized, self.cycle = signum, finalized, self
+
+    def __del__(self):
+        self.finalized.append(self.signum)
+        os.kill(os.getpid(), self.signum)
 
 
-def test_an_in_process_train_leaves_no_garbage_with_finalizers(tiny_data, tmp_path, capsys):
-    """evaluate's metric objects, which the Trainer computes with, hold themselves (bound methods in their own
-    __dict__): only the garbage collector frees them, running their `__del__`. Left for the next call's collections,
-    a Ctrl-C arriving in that finalizer was dropped by Python ("Exception ignored in: EvaluationModule.__del__") and
-    the next run went on. With automatic collection off, none may outlive the call."""
-    gc.collect()
-    before = metric_objects()
+@contextlib.contextmanager
+def collections_of_the_code_alone() -> Iterator[list]:
+    """Inside, garbage is freed only by the collections the code makes (accelerate's, a test's); yields what
+    Python dropped there (unraisable exceptions' types): the proof that a test lost its interrupt."""
+    dropped = []
     gc.disable()
     try:
-        code, _, err = run_cli_output(["train", *train_args(tiny_data, tmp_path / "run")], capsys)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+            yield dropped
     finally:
         gc.enable()
-    assert code == 0, err
-    assert not metric_objects() - before
 
 
-def test_garbage_left_before_a_run_is_collected_before_it_starts(tiny_data, tmp_path, capsys):
-    """An interrupted run's cycles are garbage only once the caller lets go of its KeyboardInterrupt (after the run
-    ended): collected as the next run starts, their finalizers run before it, not in it (accelerate collects as
-    training starts), where a Ctrl-C was lost (1 of 8 interrupts at 0.1 to 0.8 s after runs interrupted in turn,
-    with a collection at the end alone)."""
-    output_dir, finalized = tmp_path / "run", []
+@pytest.mark.parametrize("name, code, said", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_an_interrupt_lost_as_training_starts_still_stops_the_run(tiny_data, tmp_path, capsys, name, code, said):
+    """Dropped in a finalizer run by accelerate's collection as the training loop starts, the run trained to its end
+    (0). It stops before its first step, with an interrupt's code and line; the caller's handler ran and is back."""
+    signum, called, finalized = getattr(signal, name), [], []
 
-    class Finalized:
-        def __del__(self):
-            finalized.append(output_dir.exists())  # made as the run starts, before accelerate's own collections
+    def callers_handler(number, frame):  # raises, as ipykernel's and Python's default SIGINT handlers do
+        called.append(number)
+        raise KeyboardInterrupt
 
-    gc.disable()
+    previous = signal.signal(signum, callers_handler)
     try:
-        left = Finalized()
-        left.cycle = left
-        del left
-        code, _, err = run_cli_output(["train", *train_args(tiny_data, output_dir)], capsys)
+        with collections_of_the_code_alone() as dropped:
+            LostInAFinalizer(signum, finalized)  # freed by the first collection the run makes
+            result = run_cli_output(["train", *train_args(tiny_data, tmp_path / "run")], capsys)
+        assert signal.getsignal(signum) is callers_handler
     finally:
-        gc.enable()
-    assert code == 0, err
-    assert finalized == [False]
+        signal.signal(signum, previous)
+    assert finalized == [signum] and dropped and issubclass(dropped[0], KeyboardInterrupt)
+    assert called == ([signum] if name == "SIGINT" else [])  # sigterm_raises' handler raised before the caller's
+    assert (result[0], result[2].splitlines()[-1]) == (code, f"hfspeech train: {said}"), result[2]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("when", ["at step 1", "after saving"])
+def test_an_interrupt_lost_in_a_run_stops_it_at_the_next_step_or_as_it_ends(tiny_data, tmp_path, when):
+    """Dropped in a finalizer that a collection ran at step 1 (of 2 epochs of several steps): the run stops at the
+    next; after its last step and evaluation (as `train` traces its TorchScript twin): as the run ends."""
+    from transformers import TrainerCallback
+
+    from hfspeech.training.command_line import parse_args
+    from hfspeech.training.run import run_training
+
+    finalized, trainers = [], []
+
+    def lose_an_interrupt() -> None:
+        LostInAFinalizer(signal.SIGINT, finalized)
+        gc.collect()
+
+    class CollectsAtStepOne(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1 and when == "at step 1":
+                lose_an_interrupt()
+
+    def add_callback(setup) -> None:
+        setup.trainer.add_callback(CollectsAtStepOne())
+        trainers.append(setup.trainer)
+
+    argv = [*train_args(tiny_data, tmp_path / "run"), "--num_train_epochs", "2", "--per_device_train_batch_size", "2"]
+    with collections_of_the_code_alone() as dropped, pytest.raises(KeyboardInterrupt):
+        run_training(*parse_args(argv), before_training=add_callback,
+                     after_saving=lose_an_interrupt if when == "after saving" else None)
+    assert finalized == [signal.SIGINT] and dropped == [KeyboardInterrupt]
+    state = trainers[0].state
+    assert state.global_step == 1 < state.max_steps if when == "at step 1" else state.global_step == state.max_steps
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_interrupt_lost_in_a_later_fold_stops_the_cross_validation(tmp_path, capsys, monkeypatch):
+    """Fold 1's metric objects (evaluate's, which reference themselves) are freed by fold 2's collections: a Ctrl-C
+    dropped in their finalizers let folds 2 and 3 train on. The fold it lands in stops, and the command with it."""
+    from hfspeech.training import cross_validation
+    from tests.test_groups import write_manifests
+
+    files = write_manifests(tmp_path, {"all": ["ann", "ann", "bob", "bob", "cy", "cy"]})
+    folds, finalized, train_fold = [], [], cross_validation.run_training
+
+    def fold_with_garbage_of_its_own(*args, **kwargs):
+        folds.append(args[2].output_dir)
+        if len(folds) == 2:  # freed by the fold's first collection (accelerate's, as its training loop starts)
+            LostInAFinalizer(signal.SIGINT, finalized)
+        return train_fold(*args, **kwargs)
+
+    monkeypatch.setattr(cross_validation, "run_training", fold_with_garbage_of_its_own)
+    with collections_of_the_code_alone() as dropped:
+        code, _, err = run_cli_output(["cross-validate", "--train_file", files["all"], "--group_column", "speaker",
+                                       "--model_type", "cnn", "--config_overrides", TINY_CNN, "--output_dir",
+                                       str(tmp_path / "cv"), "--max_steps", "1", "--validation_split_percentage", "0",
+                                       "--report_to", "none"], capsys)
+    assert (code, len(folds), finalized, dropped, err.splitlines()[-1]) == (
+        130, 2, [signal.SIGINT], [KeyboardInterrupt], "hfspeech cross-validate: interrupted"), err
+
+
+def test_a_child_forked_during_training_gets_sigterms_default():
+    """A forked child (a decoding or DataLoader worker) gets SIGTERM's default from `sigterm_raises` (a Python-level
+    handler waits for a long C call to return): wrapped in a training command (`training.interrupts`), it stayed."""
+    from hfspeech.cli.termination import sigterm_raises
+    from hfspeech.training.command_line import process_state_kept
+
+    with sigterm_raises(), process_state_kept():
+        if (child := os.fork()) == 0:
+            os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
+        status = os.waitpid(child, 0)[1]
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 class bare_root_logger:

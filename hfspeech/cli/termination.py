@@ -23,6 +23,7 @@ the one-line error, as `ls >&-` does: a command that prints nothing runs as befo
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 import signal
@@ -65,8 +66,9 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def _default_in_child() -> None:
+    """A training command wraps the handler (`training.interrupts`, `__wrapped__` naming it): the child's is ours."""
     for signum in ENDING_SIGNALS:
-        if signal.getsignal(signum) is _raise_terminated:
+        if inspect.unwrap(signal.getsignal(signum) or signal.SIG_DFL) is _raise_terminated:
             signal.signal(signum, signal.SIG_DFL)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, r
 from hfspeech.training.accelerate_environment import accelerate_state_kept, parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
 from hfspeech.training.flag_files import ARGS_FILE_FLAGS, expand_args_files
+from hfspeech.training.interrupts import interrupts_kept
 from hfspeech.training.progress_output import default_bars_for_log
 
 # Defaults of TrainingArguments that suit audio classification; any of them can be overridden.
@@ -255,20 +255,18 @@ def process_state_kept() -> Iterator[None]:
     error or Ctrl-C included): the root logger's level and handler (`setup_training`'s `basicConfig`: left, every
     library's INFO lines printed, datasets' warnings twice), the "hfspeech" logger's level, transformers' verbosity
     and accelerate's variables and state, which a notebook calling `main(["train", ...])` kept. Nested scopes
-    (cross-validate's folds, `main` around `run_training`) leave it to the outermost. Garbage is collected as it
-    starts and ends (0.3 s each): a run's cycles (the Trainer's, evaluate's metrics, with a `__del__`) were freed
-    during the next, where a Ctrl-C landing in a finalizer was dropped ("Exception ignored in: ...__del__"; 7 of 8
-    runs went on); an interrupted run's are garbage only once the caller has let go of its error."""
+    (cross-validate's folds, `main` around `run_training`) leave it to the outermost. A Ctrl-C or SIGTERM that
+    Python drops in a finalizer (accelerate collects garbage as each training loop starts) stops the run at its next
+    step all the same (`training.interrupts`)."""
     if _OPEN_SCOPES[0]:
         yield
         return
     root, hfspeech_logger = logging.getLogger(), logging.getLogger("hfspeech")
     had_handlers, root_level, hfspeech_level = bool(root.handlers), root.level, hfspeech_logger.level
     verbosity = transformers.utils.logging.get_verbosity()
-    gc.collect()
     _OPEN_SCOPES[0] += 1
     try:
-        with accelerate_state_kept():
+        with accelerate_state_kept(), interrupts_kept():
             yield
     finally:
         _OPEN_SCOPES[0] -= 1
@@ -277,7 +275,6 @@ def process_state_kept() -> Iterator[None]:
         root.setLevel(root_level)
         hfspeech_logger.setLevel(hfspeech_level)
         transformers.utils.logging.set_verbosity(verbosity)
-        gc.collect()
 
 
 def parse_floats(text: Optional[str]) -> Optional[tuple[float, ...]]:

@@ -40,6 +40,7 @@ from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
+from hfspeech.training.interrupts import InterruptsActedOn
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.final_save import save_model  # whole files only, renamed in (also `training.run.save_model`)
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
@@ -217,7 +218,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
         compute_metrics=make_compute_metrics(num_labels, model.config),
         head_learning_rate=model_args.head_learning_rate, layerwise_lr_decay=model_args.layerwise_lr_decay,
         train_lengths=inputs.train_lengths,
-        callbacks=rank_marker_callbacks() + ([PassCounter()] if data.streamed else []),
+        callbacks=[InterruptsActedOn(), *rank_marker_callbacks(), *([PassCounter()] if data.streamed else [])],
         **loss_and_sampler_options(data_args, data.train_labels, num_labels, model_args.multi_label, pos_weight),
     )
     return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed,
