@@ -95,6 +95,7 @@ def interrupts_kept() -> Iterator[None]:
     _pending.clear()
     try:
         yield
+        accelerator_memory_released()  # (a Ctrl-C dropped in this collection is acted on just below)
         lost = list(_pending)
     finally:
         _pending.clear()
@@ -103,3 +104,18 @@ def interrupts_kept() -> Iterator[None]:
                 signal.signal(signum, previous)
     if lost:
         raise lost[0].with_traceback(None)
+
+
+def accelerator_memory_released() -> None:
+    """A finished run's model, kept in reference cycles, collected and its device memory given back where an
+    accelerator holds it: after an in-process `main(["train", ...])` returned, a notebook's GPU memory stayed
+    allocated until Python's next full collection (reviewer R5; the next train loaded its model beside it). On CPU
+    nothing: a collection costs 0.3 s, and the next one gives the memory back."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    if torch.cuda.is_initialized() or (mps is not None and mps.is_available()):
+        from accelerate.utils.memory import clear_device_cache
+
+        clear_device_cache(garbage_collection=True)
+

@@ -40,7 +40,7 @@ from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
-from hfspeech.training.interrupts import InterruptsActedOn
+from hfspeech.training.interrupts import InterruptsActedOn, raise_if_lost
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.final_save import save_model  # whole files only, renamed in (also `training.run.save_model`)
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
@@ -266,8 +266,10 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             trainer.save_metrics("all", json_ready(metrics), combined=False)  # all_results.json, where transformers' examples put them
             trainer.save_state()
             logger.info("done: %s", {k: v for k, v in metrics.items() if k.startswith(("test_", "eval_accuracy", "eval_map"))})
+            raise_if_lost()  # a Ctrl-C dropped since the last step: before the push and the trace, not after them
             finish_run(model_args, data_args, training_args, request)
             if after_saving is not None:
+                raise_if_lost()
                 after_saving()
         return metrics
 
