@@ -49,7 +49,7 @@ from typing import BinaryIO, Callable, Iterator, Optional
 
 from hfspeech.folder_writers import process_alive
 from hfspeech.output_folders import lock_taken
-from hfspeech.serve.metrics_merge import LOCK_FILE, file_pid, folder_lock, merge_dead_files
+from hfspeech.serve.metrics_merge import file_pid, folder_lock, merge_dead_files
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 METRICS_PREFIX = "hfspeech-metrics-"
