@@ -129,3 +129,25 @@ def process_alive(pid: int) -> bool:
     except OSError:  # another user's (EPERM): alive
         return True
     return True
+
+
+def flock_within(handle, exclusive: bool, seconds: float, poll: float) -> Optional[bool]:
+    """A non-blocking `flock` on `handle` (exclusive, or shared) tried every `poll` s until taken or `seconds` have
+    passed: True taken, False still refused (another process holds it: a stopped one, perhaps), None where there is
+    no lock to be had (no fcntl: Windows; ENOLCK). A blocking `flock` would never end behind a stopped process."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        except OSError:  # ENOLCK, EBADF
+            return None
+

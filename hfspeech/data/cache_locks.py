@@ -1,7 +1,7 @@
 """The lock files of a cache folder (`data.cache_users`): opened so that every user of a shared cache can lock them,
 and the gate behind which a run tries the folder's lock exclusively.
 
-Bottom layer: imports nothing of hfspeech.
+Bottom layer: imports `folder_writers`' `flock_within` only.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Iterator, Optional
+
+from hfspeech.folder_writers import flock_within
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -28,33 +29,26 @@ def exclusive_tries_gated(folder: Path) -> Iterator[bool]:
     sweep at a run's start, `held_alone`, a failed write's clean-up) is made inside: one at a time, so a run is
     without its shared lock only while no other can try."""
     try:
-        import fcntl
-    except ImportError:  # Windows: no locks, no tries
+        import fcntl  # noqa: F401 (only asked whether there are locks here)
+    except ImportError:  # Windows: no locks, no tries, no gate file
         yield False
         return
     handle = open_lock_file(folder / GATE_NAME)
     try:
-        yield handle is not None and _gate_taken(fcntl, handle, folder)
+        yield handle is not None and _gate_taken(handle, folder)
     finally:  # (a Ctrl-C while waiting for the gate included)
         if handle is not None:
             os.close(handle)
 
 
-def _gate_taken(fcntl, handle: int, folder: Path) -> bool:
-    """The gate's exclusive lock taken within `GATE_WAIT` s; said once where another run (a stopped one) kept it."""
-    deadline = time.monotonic() + GATE_WAIT
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:  # another run's try: a moment, unless it was stopped
-            if time.monotonic() >= deadline:
-                logger.warning("data: %s is being checked by another run (stopped?) for over %.0f s; going on "
-                               "without removing anything there", folder, GATE_WAIT)
-                return False
-            time.sleep(0.005)
-        except OSError:  # ENOLCK: no try is safe
-            return False
+def _gate_taken(handle: int, folder: Path) -> bool:
+    """The gate's exclusive lock taken within `GATE_WAIT` s; said once where another run (a stopped one) kept it;
+    never where there are no locks (Windows, ENOLCK): no try is safe there."""
+    taken = flock_within(handle, exclusive=True, seconds=GATE_WAIT, poll=0.005)
+    if taken is False:
+        logger.warning("data: %s is being checked by another run (stopped?) for over %.0f s; going on without "
+                       "removing anything there", folder, GATE_WAIT)
+    return bool(taken)
 
 
 def open_lock_file(path: Path) -> Optional[int]:

@@ -12,7 +12,8 @@ a network file system whose locks are local (NFS `local_lock`, Lustre `localfloc
 (Windows, ENOLCK, a lock file opened read-only on NFS) nothing is removed but the shared lock is still held; a
 folder the user saved (`leave_users_folder`) is neither locked nor swept.
 
-Bottom layer: imports `output_folders`' lock, `data.cache_locks` (and, for `prepared_file`'s refusal, `errors`) only.
+Bottom layer: imports `output_folders`' lock, `folder_writers`' `flock_within`, `data.cache_locks` (and, for
+`prepared_file`'s refusal, `errors`) only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.cache_locks import exclusive_tries_gated, open_lock_file
+from hfspeech.folder_writers import flock_within
 from hfspeech.output_folders import lock_taken
 
 logger = logging.getLogger("hfspeech.data")
@@ -186,23 +188,11 @@ def _shared_lock(handle: int, folder: Path) -> bool:
     """Whether the shared lock on `handle` was taken (turning this process's exclusive one, if any, into it), tried
     for `SHARED_LOCK_WAIT` seconds: a blocking wait never ended behind a stopped run's exclusive lock. No lock where
     there is none to be had (no fcntl: Windows; ENOLCK)."""
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    deadline = time.monotonic() + SHARED_LOCK_WAIT
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:  # another run sweeps (its exclusive lock): a moment, unless it was stopped
-            if time.monotonic() >= deadline:
-                logger.warning("data: %s is locked by another run (stopped?) for over %.0f s; going on without its "
-                               "lock", folder, SHARED_LOCK_WAIT)
-                return False
-            time.sleep(0.05)
-        except OSError:
-            return False
+    taken = flock_within(handle, exclusive=False, seconds=SHARED_LOCK_WAIT, poll=0.05)
+    if taken is False:  # another run sweeps (its exclusive lock): a moment, unless it was stopped
+        logger.warning("data: %s is locked by another run (stopped?) for over %.0f s; going on without its lock",
+                       folder, SHARED_LOCK_WAIT)
+    return bool(taken)
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional
 
-from hfspeech.folder_writers import process_alive
+from hfspeech.folder_writers import flock_within, process_alive
 from hfspeech.output_folders import lock_taken
 from hfspeech.serve.metrics_merge import file_pid, folder_lock, merge_dead_files
 
@@ -94,19 +94,11 @@ def shared_lock_on_folder(folder: Path) -> Optional[int]:
     (no fcntl, no such folder, a file system without locks on folders). systemd-tmpfiles, and a sweep, hold an
     exclusive one a moment while they look at a folder: waited for, a second at most."""
     try:
-        import fcntl
-
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except (ImportError, OSError):
+    except OSError:
         return None
-    for _ in range(100):
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return descriptor
-        except BlockingIOError:
-            time.sleep(0.01)
-        except OSError:  # ENOLCK, EBADF
-            break
+    if flock_within(descriptor, exclusive=False, seconds=1.0, poll=0.01):
+        return descriptor
     os.close(descriptor)
     return None
 
