@@ -14,6 +14,10 @@ in turn, in two environments or by two people sharing a cache, would otherwise r
 decode the corpus again on every run; so would two routes to the same bytes: a table decoded whole for its carved
 splits and the same table read alone), and either only where no other live hfspeech run holds its folder
 (`cache_users.held_alone`): a run still training on one keeps it, and the next run that uses the family removes it.
+What was computed from a decoding goes with it: a probe's frozen features are named after the decoded table they
+read (`derived_cache_file`: `<table>-frozen-<key>.arrow`), and nothing could read them once it was gone
+(`training.feature_cache` records its own families of them the same way, `superseded_removed`: the features of one
+decoding and encoder made by other library versions).
 A decoding at other settings is another family and stays (two models at 8 and 16 kHz keep two decodings of one
 folder); datasets' `cleanup_cache_files` removes every cache file of a dataset but the one in use, those too.
 Nothing is written where the cache cannot be written (a team's read-only cache): no record, no removal; a run that
@@ -27,13 +31,15 @@ The decoded split is written here too (`decoded_into_cache`). Imports `data.cach
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from hfspeech.data import cache_users
 from hfspeech.data.decode_retry import DECODED_LAYOUT, decoder_code, retried_files_of
@@ -43,6 +49,7 @@ logger = logging.getLogger("hfspeech.data")
 
 FAMILIES_FOLDER = "hfspeech-decoded-families"  # under the datasets cache: one `<family>.json` per family
 UNUSED_DECODER_DAYS = 7  # another decoder's decoding is kept until no run has used it for this long
+DERIVED_MARK = "-frozen-"  # `<decoded table>-frozen-<key>.arrow`: a probe's features, computed from that decoding
 
 
 def decoded_into_cache(split, cache_file_name: Optional[str], decode, **map_arguments):
@@ -86,30 +93,64 @@ def _clips_key(split) -> str:
 def supersede_earlier_decodings(family: str, decoded_file: str, what: str, content: str) -> int:
     """`decoded_file` (a decoding of `family`, shards as `cache_users.cached_files` finds them, of the clips' bytes
     `content`) recorded as its family's, used now by this decoder, and the family's other decodings that are
-    superseded (`_superseded`) and that no live run holds removed, said in one line; the files removed. A record
-    that cannot be read or written, or a file that cannot be removed, leaves things as they were."""
-    import datasets
-
-    if not cache_users.cached_files(decoded_file):  # not written (datasets' caching turned off): nothing to record
-        return 0
-    record = Path(datasets.config.HF_DATASETS_CACHE) / FAMILIES_FOLDER / f"{family}.json"
-    listed, decoder, now = _read_record(record), decoder_code(), time.time()
-    used = {"decoder": decoder, "content": content, "used": now}
-    kept, removed, freed = {os.path.realpath(decoded_file): used}, 0, 0
-    for earlier, use in listed.items():
-        if earlier in kept or not cache_users.cached_files(earlier):  # gone since: dropped from the record
-            continue
-        if _superseded(use, used):
-            files, size = _removed_when_unused(earlier)
-            removed, freed = removed + files, freed + size
-        if cache_users.cached_files(earlier):  # still used, held by a live run, or not ours to remove
-            kept[earlier] = use
-    _write_record(record, kept)
+    superseded (`_superseded`) and that no live run holds removed, with their retried rows and the caches computed
+    from them (`derived_files_of`: a probe's frozen features), said in one line; the files removed. A record that
+    cannot be read or written, or a file that cannot be removed, leaves things as they were."""
+    use = {"decoder": decoder_code(), "content": content, "used": time.time()}
+    removed, freed = superseded_removed(FAMILIES_FOLDER, family, decoded_file, use, _decoding_files)
     if removed:
         logger.warning("data: removed %d file(s) (%.1f MB) of earlier decodings of the %s at these settings, "
-                       "superseded by this one (its clips rewritten since, or unused for %d days)",
-                       removed, freed / 2**20, what, UNUSED_DECODER_DAYS)
+                       "superseded by this one (its clips rewritten since, or unused for %d days), and of what was "
+                       "computed from them (frozen features)", removed, freed / 2**20, what, UNUSED_DECODER_DAYS)
     return removed
+
+
+def superseded_removed(records: str, family: str, cache_file: str, use: dict,
+                       files_of: Callable[[str], list[str]]) -> tuple[int, int]:
+    """`cache_file` (one of `family`'s caches) recorded in `$HF_DATASETS_CACHE/<records>/<family>.json` as used now
+    (`use`: {"decoder": what made it, "content": what it was made from, "used": now}), and the family's other caches
+    that are superseded (`_superseded`) removed (`files_of(cache)`: all its files) where no live run holds their
+    folder: (files removed, their bytes). Nothing where `cache_file` was not written (datasets' caching off)."""
+    import datasets
+
+    if not cache_users.cached_files(cache_file):  # not written (datasets' caching turned off): nothing to record
+        return 0, 0
+    record = Path(datasets.config.HF_DATASETS_CACHE) / records / f"{family}.json"
+    kept, removed, freed = {os.path.realpath(cache_file): use}, 0, 0
+    for earlier, earlier_use in _read_record(record).items():
+        if earlier in kept or not cache_users.cached_files(earlier):  # gone since: dropped from the record
+            continue
+        if _superseded(earlier_use, use):
+            files, size = _removed_when_unused(earlier, files_of)
+            removed, freed = removed + files, freed + size
+        if cache_users.cached_files(earlier):  # still used, held by a live run, or not ours to remove
+            kept[earlier] = earlier_use
+    _write_record(record, kept)
+    return removed, freed
+
+
+def derived_cache_file(split, key: str) -> Optional[str]:
+    """Where a cache computed from `split`'s decoded rows (a probe's frozen features) is written: beside the decoded
+    table its rows are read from, named after it (`<table>-frozen-<key>.arrow`), so that the table's removal finds
+    it (`derived_files_of`). The split handed on is rarely the table itself (its `error` column removed, a carved
+    split's rows selected, failures stitched in), and a name of its own fingerprint, as before, named nothing that
+    the decoding could be traced from. None for a split held in memory (nothing written)."""
+    if not split.cache_files:
+        return None
+    table = Path(split.cache_files[0]["filename"])
+    stem = re.sub(r"_[0-9]{5}_of_[0-9]{5}$", "", table.stem)  # a decoding written as shards: the table's name
+    return str(table.with_name(f"{stem}{DERIVED_MARK}{key}{table.suffix}"))
+
+
+def derived_files_of(decoded_file: str) -> list[str]:
+    """The caches computed from the decoding `decoded_file` (`derived_cache_file`), and their shards."""
+    table = Path(decoded_file)
+    return sorted(glob.glob(f"{glob.escape(str(table.parent / table.stem))}{DERIVED_MARK}*{table.suffix}"))
+
+
+def _decoding_files(decoded_file: str) -> list[str]:
+    """Everything a decoding leaves: its table (or shards), its rows decoded again, the caches computed from it."""
+    return cache_users.cached_files(decoded_file) + retried_files_of(decoded_file) + derived_files_of(decoded_file)
 
 
 def _superseded(use: dict, now: dict) -> bool:
@@ -122,15 +163,15 @@ def _superseded(use: dict, now: dict) -> bool:
     return rewritten or now["used"] - use.get("used", 0) > UNUSED_DECODER_DAYS * 86400
 
 
-def _removed_when_unused(decoded_file: str) -> tuple[int, int]:
-    """The files of the decoding `decoded_file` and of its retried rows removed, when its folder can be written and
-    no other live hfspeech run holds it: (files removed, their bytes)."""
-    folder = Path(decoded_file).parent
+def _removed_when_unused(cache_file: str, files_of: Callable[[str], list[str]]) -> tuple[int, int]:
+    """`files_of(cache_file)` removed, when its folder can be written and no other live hfspeech run holds it:
+    (files removed, their bytes)."""
+    folder = Path(cache_file).parent
     if cache_users.is_users_folder(folder) or cache_users.cache_folder_problem(folder) is not None:
         return 0, 0  # a folder the user saved; a read-only cache, never written to
     removed, size = 0, 0
     with cache_users.held_alone(folder) as alone:
-        for path in (cache_users.cached_files(decoded_file) + retried_files_of(decoded_file)) if alone else []:
+        for path in files_of(cache_file) if alone else []:
             with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove: left
                 length = os.stat(path).st_size
                 os.unlink(path)

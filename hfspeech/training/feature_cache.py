@@ -4,7 +4,10 @@ The SUPERB protocol for probing a pretrained encoder, and the fast way to train 
 `--freeze_base_model` the encoder's output for a clip is the same in every epoch, so
 `cached_feature_views` runs it once per clip (centre crop, no augmentation) and stores what the head needs
 (`hfspeech.models.frozen.encode_for_head`) as Arrow beside the decoded audio, with a fingerprint of the
-encoder's weights, the feature extractor and the crop, so a second run with the same encoder reuses it.
+encoder's weights, the feature extractor and the crop, so a second run with the same encoder reuses it. The file
+is named after the decoded table its clips are read from (`data.decoded_caches.derived_cache_file`), and goes when
+that decoding is superseded; features of the same clips and encoder made by other library versions go once unused
+for a week (`_supersede_earlier_features`).
 `CachedHeadModel` then trains the head from those features; its logits equal the whole model's
 (`tests/test_feature_cache.py`), and the whole model is what gets saved.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -27,7 +31,8 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.data.audio import seconds_to_samples
-from hfspeech.data.cache_users import hold_cache_folder, own_temporary_files_removed
+from hfspeech.data.cache_users import cached_files, hold_cache_folder, own_temporary_files_removed
+from hfspeech.data.decoded_caches import UNUSED_DECODER_DAYS, derived_cache_file, superseded_removed
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.errors import writing_to
 from hfspeech.models.frozen import base_module_name, encode_for_head, family, head_logits
@@ -35,6 +40,7 @@ from hfspeech.models.inputs import batch_indices, extract_features, min_samples,
 from hfspeech.models.losses import classification_loss
 
 logger = logging.getLogger("hfspeech.train")
+FEATURE_FAMILIES = "hfspeech-feature-families"  # under the datasets cache: `<family>.json`, its features by version
 IN_MEMORY_BYTES = 512 * 2**20
 # What `encode_for_head` computes, by version: bump it when that changes (another pooling, another layer), so a
 # cache of the old features is not reused for a model that would now compute others. The library versions go in
@@ -50,6 +56,11 @@ def can_cache(model: nn.Module) -> bool:
 
 def encoder_fingerprint(model: nn.Module, feature_extractor: Any, max_samples: Optional[int]) -> str:
     """Changes whenever the cached features would: the base's weights and config, the front end, the crop."""
+    return _encoder_keys(model, feature_extractor, max_samples)[1]
+
+
+def _encoder_keys(model: nn.Module, feature_extractor: Any, max_samples: Optional[int]) -> tuple[str, str]:
+    """(the encoder without the versions: its features' family, `encoder_fingerprint`), its weights read once."""
     digest = hashlib.sha1()
     base = getattr(model, base_module_name(model))
     for name, tensor in base.state_dict().items():
@@ -61,8 +72,33 @@ def encoder_fingerprint(model: nn.Module, feature_extractor: Any, max_samples: O
     digest.update(repr(sorted(config.items())).encode())
     digest.update(feature_extractor.to_json_string().encode())
     digest.update(str(max_samples).encode())
-    digest.update(f"format {FEATURES_FORMAT} torch {torch.__version__} transformers {transformers.__version__}".encode())
-    return digest.hexdigest()[:16]
+    identity = digest.copy().hexdigest()[:16]
+    digest.update(_features_versions().encode())
+    return identity, digest.hexdigest()[:16]
+
+
+def _features_versions() -> str:
+    """What, besides the encoder, makes its features: `FEATURES_FORMAT` and the library versions."""
+    return f"format {FEATURES_FORMAT} torch {torch.__version__} transformers {transformers.__version__}"
+
+
+def _supersede_earlier_features(split: Dataset, identity: str, features_file: str, name: str) -> int:
+    """`features_file` recorded as used now in its family (the split it was computed from and the encoder's
+    `identity`: the same decoding, weights, config, front end and crop), and the family's features made by another
+    `_features_versions` (a torch or transformers upgrade, a `FEATURES_FORMAT` bump: nothing this version reads
+    again) removed once no run has used them for `UNUSED_DECODER_DAYS`, where no other live run holds their folder
+    (`data.decoded_caches.superseded_removed`, the decodings' policy: two versions used in turn keep theirs). Another
+    encoder probed on the same clips is another family, and stays. The files removed."""
+    from datasets.fingerprint import Hasher
+
+    use = {"decoder": _features_versions(), "content": "", "used": time.time()}
+    family = Hasher.hash([split._fingerprint, identity])
+    removed, freed = superseded_removed(FEATURE_FAMILIES, family, features_file, use, cached_files)
+    if removed:
+        logger.warning("train: removed %d file(s) (%.1f MB) of frozen features of the %s split made by another "
+                       "hfspeech, torch or transformers version, unused for %d days", removed, freed / 2**20, name,
+                       UNUSED_DECODER_DAYS)
+    return removed
 
 
 def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform, device: torch.device):
@@ -92,7 +128,7 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
     to encode (the run's, `training_args.device`): this runs before the Trainer moves the model to a GPU, so the
     model's own device was the CPU, and a frozen Whisper or XLS-R encoded the whole data set there."""
     max_samples = seconds_to_samples(max_length_seconds, sampling_rate) if max_length_seconds else None
-    fingerprint = encoder_fingerprint(model, feature_extractor, max_samples)
+    identity, fingerprint = _encoder_keys(model, feature_extractor, max_samples)
     device = device if device is not None else next(model.parameters()).device
     model.to(device)
     was_training = model.training
@@ -103,12 +139,15 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
         folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None  # where map writes
         if folder is not None:  # a killed run's `tmp*` file there removed, this run's kept from others
             hold_cache_folder(folder)
+        features_file = derived_cache_file(split, f"{split._fingerprint}-{fingerprint}")  # removed with the decoding
         with writing_to(folder, "the frozen features were not cached; make room, or set HF_DATASETS_CACHE to a "
                         "folder on another disk"), own_temporary_files_removed(folder):
             features = split.with_format("numpy", columns=["input_values", "label"]).map(
                 encode, batched=True, batch_size=batch_size, remove_columns=["input_values"],
-                new_fingerprint=f"{split._fingerprint}-frozen-{fingerprint}",
+                cache_file_name=features_file, new_fingerprint=f"{split._fingerprint}-frozen-{fingerprint}",
                 desc=f"encoding {name} once (frozen base)").with_format(None)
+        if features_file is not None:
+            _supersede_earlier_features(split, identity, features_file, name)
         views[name] = FeatureSplit(features.select_columns(["features", "label"]))
     model.train(was_training)
     logger.info("frozen base: head features cached for %s (fingerprint %s)", list(views), fingerprint)
