@@ -159,7 +159,7 @@ def print_table(rows: list[dict]) -> None:
     for row in rows:
         first = row["hfspeech"]["epochs"][0]
         print(f"num_proc={row['num_proc']}: hfspeech's epoch 1 ({first['seconds']:.2f} s) = {first['load_folder_s']:.2f} s "
-              f"indexing the audio folder (datasets' audiofolder; the reference does the same) + "
+              f"loading the audio folder (listed by hfspeech.data.folders; the reference uses datasets' audiofolder) + "
               f"{first['prepare_s']:.2f} s prepare_dataset + the pass")
     print("peak RSS: largest single process (ru_maxrss); all procs: PSS summed over the process and its workers "
           "(anon: without memory-mapped Arrow pages)")

@@ -230,7 +230,7 @@ def earlier_results(output: Path) -> dict:
     except (OSError, ValueError) as error:
         raise UsageError(f"--output {output}: cannot be read as a results file to resume ({error}); give another "
                          "--output or drop --resume") from None
-    if not (isinstance(results, dict) and isinstance(results.get("runs", {}), dict)):
+    if not (isinstance(results, dict) and isinstance(results.get("runs"), dict)):  # `{}` too: every file has one
         raise UsageError(f"--output {output}: not a results file of this benchmark (no 'runs' table) to resume")
     return results
 

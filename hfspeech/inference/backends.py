@@ -247,7 +247,8 @@ def _holds_export(folder: Path, names) -> bool:
 
 def current_torchscript_twin(run_dir: Path) -> Optional[Path]:
     """`RUN/torchscript/model.torchscript.pt` when it was traced from the config and weights the run holds now
-    (`hfspeech.models.fingerprint`) and there is no GPU for the PyTorch model, else None. It runs the same model
+    (`hfspeech.models.fingerprint`) and there is no GPU (CUDA or Apple MPS, where `pick_device` would put the PyTorch
+    model) for it, else None. It runs the same model
     within 1e-4 (checked when traced) without importing transformers: a cold `hfspeech predict RUN` then takes
     about 2 s instead of 5. The run's own config.json and preprocessor_config.json go with it, so labels and
     thresholds tuned later are read from the run; a retrained or edited run no longer matches and runs in
@@ -257,4 +258,4 @@ def current_torchscript_twin(run_dir: Path) -> Optional[Path]:
         return None
     import torch
 
-    return None if torch.cuda.is_available() else twin
+    return None if torch.cuda.is_available() or mps_available() else twin

@@ -140,11 +140,12 @@ class AudioClassifier:
         (`hfspeech export`) without PyTorch weights, runs in onnxruntime / TorchScript. `backend`
         (`"pytorch"`, `"onnx"`, `"torchscript"`) forces the choice for a folder. A checkpoint whose head was
         never trained is warned of in one line, or refused with `untrained="error"` (`loading.check_trained`).
+        A `device` this machine lacks is refused before loading, as `--device` is (`loading.load_backend`).
         `dtype` (`torch.bfloat16`, ...) goes to transformers' `from_pretrained`, as in a transformers notebook."""
         from hfspeech.inference.loading import load_backend
 
         with LOADING:
-            model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained, dtype)
+            model, feature_extractor = load_backend(name_or_path, backend, trust_remote_code, untrained, dtype, device)
         return cls(model, feature_extractor, device=device, **kwargs)
 
     @property

@@ -28,9 +28,12 @@ logger = logging.getLogger(__name__)
 
 
 def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_code: bool = False,
-                 untrained: str = "warn", dtype=None):
+                 untrained: str = "warn", dtype=None, device=None):
     """(model or backend, feature extractor) for `AudioClassifier`; `backend` forces the choice for a folder;
     `untrained`: "warn" or "error" for a PyTorch model with weights the checkpoint lacks (`check_trained`).
+    A `device` is checked as `--device` is (`backend_for_device`): one this machine lacks is a one-line
+    `UsageError` before anything loads, and a run's TorchScript twin gives way to its weights (it ran on the
+    CPU, the device "ignored"); an export keeps running on the CPU, warned of by `AudioClassifier`.
     A model object (from `AutoModelForAudioClassification.from_pretrained` in a notebook) is refused naming the
     constructor that takes it: it failed in pathlib ("expected str, bytes or os.PathLike object")."""
     if untrained not in ("warn", "error"):  # another word was taken for "warn"
@@ -39,6 +42,8 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
         raise UsageError(f"from_pretrained takes a model folder, file or Hub id, got {type(name_or_path).__name__}: "
                          "for a model already loaded use AudioClassifier(model, feature_extractor)")
     check_model_name(name_or_path)  # not "corrupt": a name that is not UTF-8 (or under LC_ALL=C, not ASCII)
+    if device is not None:
+        backend = backend_for_device(name_or_path, backend, device_name(device), "device", refuse_exports=False)
     kind, folder, model_file = locate_model(name_or_path, backend)
     if os.path.isdir(name_or_path) and being_written(name_or_path):  # retrained with --overwrite_output_dir
         logger.warning("note: %s: a training run (or an average) is writing this folder now: this is the model it "
@@ -52,6 +57,8 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
     if dtype is not None:  # an export holds its own precision: fp32, or the int8 of its quantization
         raise UsageError(f"dtype={dtype}: {model_file} is an export, which runs in the precision it was exported "
                          "in; give dtype to a model folder with PyTorch weights (or backend=\"pytorch\")")
+    if kind == "onnx":
+        check_onnx_beside(folder, model_file)
     check_export_folder(folder, model_file)
     warn_if_outdated(folder)
     try:
@@ -71,11 +78,12 @@ def load_backend(name_or_path: str, backend: Optional[str] = None, trust_remote_
 
 
 def backend_for_device(name_or_path: str, backend: Optional[str] = None, device: Optional[str] = None,
-                       flag: str = "--device") -> Optional[str]:
+                       flag: str = "--device", refuse_exports: bool = True) -> Optional[str]:
     """The backend that runs `name_or_path` on `device` (a `--device` value; None: wherever it runs by itself).
     A PyTorch model's device must be on this machine (a one-line `UsageError`, not torch's traceback); a run's
     TorchScript twin (CPU only) gives way to the run's own weights; an export (ONNX, TorchScript) runs on the
-    CPU only, so another device is refused rather than silently ignored."""
+    CPU only, so another device is refused rather than silently ignored (`refuse_exports=False`: left to the
+    Python API's warning, `AudioClassifier`)."""
     if device is None:
         return backend
     kind, folder, model_file = locate_model(name_or_path, backend)
@@ -87,9 +95,33 @@ def backend_for_device(name_or_path: str, backend: Optional[str] = None, device:
     if backend is None and model_file.parent != Path(folder):  # RUN/torchscript/: the run has PyTorch weights
         available_device(device, flag)
         return "pytorch"
+    if not refuse_exports:
+        return backend
     kind = {"onnx": "an ONNX", "torchscript": "a TorchScript"}[kind]
     raise UsageError(f"{flag} {device}: {model_file} is {kind} export, which runs on the CPU only; leave {flag} out "
                      f"(or give {flag} cpu), or give a model folder with PyTorch weights to run on {device}")
+
+
+def check_onnx_beside(folder: str, model_file: Path) -> None:
+    """A `.onnx` copied without its JSON files: its `metadata_props` hold labels, rate and window for a plain
+    onnxruntime script, but hfspeech runs it from the files beside it (the extractor's padding and
+    attention mask, the config's other settings are in them, not in the metadata), so the line says what to copy."""
+    if not os.path.isfile(model_file):
+        return  # `check_export_folder` names the missing file
+    for name, holds in (("config.json", "labels"), ("preprocessor_config.json", "sampling rate")):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise NotAModelError(f"{folder}: no {name} ({holds}) beside {model_file.name}: hfspeech runs an ONNX file "
+                                 "with the config.json and preprocessor_config.json `hfspeech export` writes beside "
+                                 "it, not the copy in its metadata_props (recipes/plain_onnxruntime.py reads that); "
+                                 "copy them with it")
+
+
+def device_name(device) -> str:
+    """A Python `device=` as `backend_for_device` reads it: a `torch.device` or string as written, transformers
+    pipeline's numbers as `cpu` (-1) or `cuda:N`."""
+    if isinstance(device, int) and not isinstance(device, bool):
+        return "cpu" if device < 0 else f"cuda:{device}"
+    return str(device)
 
 
 def warn_if_outdated(export_dir: str) -> None:
