@@ -85,3 +85,15 @@ def plain_cpu_device(args) -> Iterator[None]:
         yield
     finally:
         args.__dict__["_setup_devices"] = device
+
+
+def values_of_every_process(value) -> list:
+    """`value` as each process of the run holds it, by global rank (`[value]` in a run of one process): for
+    checks that every process, on every machine, sees the same thing before they train together (a checkpoint to
+    resume, the data), where a difference would otherwise pair their collectives on different states. A
+    collective: every process must call it at the same point."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [value]
+    values = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(values, value)
+    return values
