@@ -4,18 +4,21 @@ Every generator here (and the benchmarks' clip generator) writes a folder that c
 is made again and again by tests, demos and benchmarks. They all follow one rule, kept in this one place:
 the parameters are written to an info file *last*, after every clip, and removed *first* when a run starts
 over, so an interrupted run never looks finished; a folder is reused only when its info file holds the same
-parameters and every file the run would write is there.
+parameters and every file the run would write is there. A run marks the folder as being generated
+(`GENERATING_MARK`) from its start to its end, so that the command line can tell a folder a generator wrote, even one
+an interrupted run left, from a folder of the user's that it must not write into (`generators_own`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 INFO_FILE = "dataset_info.json"
 # Part of every generator's parameters: bump it when a generator's output changes, so old folders are remade.
 GENERATOR_VERSION = 1
+GENERATING_MARK = ".hfspeech-generating"  # in the folder while a run writes it; gone once its info file is written
 
 
 class GeneratedFolder:
@@ -41,8 +44,25 @@ class GeneratedFolder:
         info = self.previous_info()
         self.info_path.unlink(missing_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / GENERATING_MARK).touch()
         return info
 
     def finish(self, **details) -> None:
         """Mark the folder finished: its parameters plus `details` (counts ...), written last."""
         self.info_path.write_text(json.dumps({**self.params, **details}, indent=2) + "\n", encoding="utf-8")
+        (self.root / GENERATING_MARK).unlink(missing_ok=True)
+
+
+def generators_own(root) -> Callable[[str], bool]:
+    """Which names in `root` show that a generator here wrote it (`output_folders.users_files`' `ours`): its info
+    file holding a `generator_version` (not another tool's `dataset_info.json`: datasets' `save_to_disk` writes
+    one), or the mark of a run that was interrupted. Any other non-empty folder is the user's: a generator writes
+    `README.md`, `labels.csv` and `<class>/<class>_<nnnn>.wav` into it, and removes such clips a run left."""
+    def ours(name: str) -> bool:
+        if name == GENERATING_MARK:
+            return True
+        try:
+            return name == INFO_FILE and "generator_version" in json.loads((Path(root) / name).read_text("utf-8"))
+        except (OSError, ValueError, TypeError):  # unreadable, not JSON, not an object: not ours
+            return False
+    return ours
