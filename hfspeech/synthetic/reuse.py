@@ -62,7 +62,7 @@ def generators_own(root) -> Callable[[str], bool]:
         if name == GENERATING_MARK:
             return True
         try:
-            return name == INFO_FILE and "generator_version" in json.loads((Path(root) / name).read_text("utf-8"))
+            return name == INFO_FILE and "generator_version" in json.loads((Path(root) / name).read_text(encoding="utf-8"))
         except (OSError, ValueError, TypeError):  # unreadable, not JSON, not an object: not ours
             return False
     return ours

@@ -7,7 +7,6 @@ before the data (`pretrained_feature_extractor`) and handed to `build_model`.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Optional, Sequence
 
@@ -15,7 +14,7 @@ import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
-from hfspeech.errors import UsageError, did_you_mean
+from hfspeech.errors import UsageError
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
 from hfspeech.models.inputs import extractor_window_seconds
 from hfspeech.models.label_words import spoken_forms
@@ -29,6 +28,7 @@ from hfspeech.models.whisper.configuration_label_scoring import MODEL_TYPE as LA
 from hfspeech.models.whisper.modeling_clip_pooling import WhisperClipPoolingForAudioClassification
 from hfspeech.models.whisper.pretrained import resolve_pretrained
 from hfspeech.training.arguments import ModelArguments
+from hfspeech.training.config_overrides import apply_requested_spec_augment, check_override_keys, config_overrides
 from hfspeech.training.head_rows import keep_head_rows_with_their_labels
 from hfspeech.training.optim import freeze
 
@@ -125,55 +125,6 @@ def _check_model_takes_a_mask(model, return_attention_mask: bool) -> None:
     if return_attention_mask and "attention_mask" not in inspect.signature(model.forward).parameters:
         hint = "; --pool_clip_frames pools over the clip's own frames" if is_whisper(model.config) else ""
         raise UsageError(f"--return_attention_mask True: {type(model).__name__} takes no attention mask{hint}")
-
-
-def user_overrides(model_args: ModelArguments) -> dict:
-    """`--config_overrides` as given: a JSON object, or a one-line error."""
-    try:
-        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--config_overrides: not a JSON object ({error})") from None
-    if not isinstance(overrides, dict):
-        raise UsageError(f"--config_overrides: not a JSON object ({model_args.config_overrides!r})")
-    return overrides
-
-
-def config_overrides(model_args: ModelArguments) -> dict:
-    """`--config_overrides` with the flags that are config values too."""
-    overrides = user_overrides(model_args)
-    if model_args.use_weighted_layer_sum is not None:
-        overrides["use_weighted_layer_sum"] = model_args.use_weighted_layer_sum
-    if model_args.problem_type:  # recorded in config.json: the loss, the metrics and serving follow it
-        overrides["problem_type"] = model_args.problem_type
-    return overrides
-
-
-def check_override_keys(model_args: ModelArguments, config) -> None:
-    """A `--config_overrides` key that `config` (of the model being built, without the overrides) lacks is a
-    typo: transformers would keep it unused or drop it without a word, and the run would train another model."""
-    unknown = [key for key in user_overrides(model_args) if not hasattr(config, key)]
-    if unknown:
-        raise UsageError(f"--config_overrides: unknown key(s) {unknown} for model_type {config.model_type!r}"
-                         + did_you_mean(unknown, config.to_dict()))
-    if model_args.use_weighted_layer_sum and not hasattr(config, "use_weighted_layer_sum"):  # (AST, the baselines)
-        raise UsageError(f"--use_weighted_layer_sum: model_type {config.model_type!r} has no weighted sum of its "
-                         "layers to learn (the flag would change nothing); leave the flag out")
-
-
-MASK_PROBABILITIES = ("mask_time_prob", "mask_feature_prob")
-
-
-def apply_requested_spec_augment(model_args: ModelArguments, config) -> None:
-    """`--config_overrides '{"mask_time_prob": 0.3}'` for a checkpoint whose `apply_spec_augment` is off (Whisper's
-    default) trained with no masking at all, silently. A mask probability above 0 asks for SpecAugment, and the flag
-    is the only way to give it, so it is switched on, with a warning; `"apply_spec_augment": false` keeps it off."""
-    overrides = user_overrides(model_args)
-    asked = [key for key in MASK_PROBABILITIES if isinstance(overrides.get(key), (int, float)) and overrides[key] > 0]
-    if asked and "apply_spec_augment" not in overrides and getattr(config, "apply_spec_augment", True) is False:
-        config.apply_spec_augment = True
-        logger.warning("--config_overrides %s: model_type %r masks only with apply_spec_augment, off in this "
-                       "checkpoint; turned on (give \"apply_spec_augment\": false to train without it)",
-                       " and ".join(asked), config.model_type)
 
 
 def _pretrained(model_args: ModelArguments, config_values: dict, feature_extractor=None):
