@@ -3,11 +3,12 @@
 The dataset is opened with `streaming=True`; nothing is read but the first `--shuffle_buffer_size`
 references when validation/test have to be carved out. Labels: the label column's `ClassLabel` names,
 else `--class_names`; we do not scan the label column, because a Hub dataset keeps labels in the same
-files as the audio and the scan would download the whole corpus. Row count: the split sizes of the dataset
-card, else the footers of local Parquet files (a clone), else `--max_steps` is required (`training.streaming`).
+files as the audio and the scan would download the whole corpus. Row count: the footers of local Parquet files
+(a clone: exact, so the training stream gets a length and a resumed run skips exactly what it trained), else the
+split sizes of the dataset card, else `--max_steps` is required (`training.streaming`).
 
-The dataset is opened by `open_datasets_dataset`, for the map-style path (`data.loading`) too: what a
-user can get wrong in `--dataset_name` / `--dataset_config_name` (a folder that is not there, a Hub name
+The dataset is opened by `data.dataset_opening.open_datasets_dataset`, for the map-style path (`data.loading`)
+too: what a user can get wrong in `--dataset_name` / `--dataset_config_name` (a folder that is not there, a Hub name
 that cannot be reached, a configuration missing or unknown, a loading script) is one line naming the flag.
 
 Missing validation/test splits: the first K clips of a seeded shuffle of train, K from the split
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -34,11 +34,11 @@ from typing import Iterable, Optional
 import pyarrow as pa
 from datasets import Audio, ClassLabel, Dataset, Features, IterableDataset, IterableDatasetDict, LargeList, List
 from datasets import Sequence as ListFeature
-from datasets import load_dataset
-from datasets.exceptions import DatasetGenerationError, DatasetsError
+from datasets.exceptions import DatasetsError
 
 from hfspeech.data.labelled import DataSpec
 from hfspeech.data.dataset_columns import clip_identity, label_column_of
+from hfspeech.data.dataset_opening import open_datasets_dataset, reason_in_one_line
 from hfspeech.data.loading import local_parquet_rows
 from hfspeech.data.run_scratch import run_scratch_folder
 from hfspeech.data.split_names import choose_splits, given_in, refuse_slices_streamed, split_notes
@@ -61,7 +61,7 @@ def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_n
     splits, label_names = _labelled_streams({split: streams[split] for split in chosen.values()}, chosen["train"],
                                             spec, name, label_names)
     splits = {role: splits[split] for role, split in chosen.items()}
-    total = _split_size(streams[chosen["train"]], chosen["train"])
+    total, exact = _split_size(streams[chosen["train"]], chosen["train"])
     train = splits.pop("train")
     held_counts = _held_out_counts(spec, name, total, missing=[s for s in ("validation", "test") if s not in splits])
     features = Features({"audio": Audio(decode=False), "label": ClassLabel(names=label_names)})
@@ -73,72 +73,14 @@ def from_streamed_dataset(spec: DataSpec, sampling_rate: int, seed: int, label_n
         eval_sets[split] = _read_split(stream, spec.max_eval_samples, features, f"{name} (split '{chosen[split]}')")
     eval_sets = {split: rows for split, rows in eval_sets.items() if len(rows)}
     evaluation, report = prepare_evaluation(eval_sets, spec, sampling_rate)
-    report.add_listing({}, [], split_notes(chosen, given, {s: _split_size(streams[s], s) for s in streams}, name))
+    report.add_listing({}, [], split_notes(chosen, given, {s: _split_size(streams[s], s)[0] for s in streams}, name))
     num_rows = None if total is None else total - len(held_keys)
     if spec.max_train_samples is not None:
         train = train.take(spec.max_train_samples)
         num_rows = spec.max_train_samples if num_rows is None else min(num_rows, spec.max_train_samples)
     train = train.shuffle(seed=seed, buffer_size=spec.shuffle_buffer_size)
-    return StreamedData(label_names, train, evaluation, report, num_rows)
-
-
-def open_datasets_dataset(name: str, config_name: Optional[str], streaming: bool = False,
-                          cache_dir: Optional[str] = None):
-    """`load_dataset(name, config_name)`: a Hub name or a local folder of data files (a clone of a dataset
-    repo). What a user can get wrong there is a `DataError` naming the flag, not datasets' traceback."""
-    folder = os.path.expanduser(name)
-    if os.path.isfile(folder):
-        raise DataError(f"--dataset_name {name}: a file, not a dataset; give the folder that holds the dataset's "
-                        "files (or a CSV/TSV/JSONL manifest with --train_file)")
-    if not os.path.isdir(folder) and _looks_like_a_path(name):
-        raise DataError(f"--dataset_name {name}: folder not found")
-    try:  # an absolute path: datasets names a local dataset after its folder, and `.` has no name
-        return load_dataset(os.path.abspath(folder) if os.path.isdir(folder) else name, config_name,
-                            streaming=streaming, cache_dir=cache_dir)
-    except ConnectionError as error:  # datasets' own, for a name that is neither a folder nor in its cache
-        import datasets
-
-        why = ("HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set" if datasets.config.HF_HUB_OFFLINE
-               else "no network, or the name is wrong")
-        raise DataError(f"--dataset_name {name}: no such folder, and the Hub cannot be reached ({why}); give a "
-                        "local folder (a clone of the dataset repo, or one written by save_to_disk)") from error
-    except (DatasetsError, FileNotFoundError, ValueError, RuntimeError) as error:
-        if isinstance(error, RuntimeError) and "scripts are no longer supported" not in str(error):
-            raise
-        raise DataError(_load_problem(name, config_name, error)) from error
-
-
-def _looks_like_a_path(name: str) -> bool:
-    """A name that cannot be a Hub id (`name` or `org/name`): `./x`, `/x`, `~/x`, `x/`, `a/b/c`, `a\\b`."""
-    return name.startswith((".", "/", "~")) or name.endswith(("/", os.sep)) or name.count("/") > 1 or "\\" in name
-
-
-def _load_problem(name: str, config_name: Optional[str], error: BaseException) -> str:
-    """datasets' message for a dataset it cannot load, on one line and with the flag that mends it."""
-    text = reason_in_one_line(error)
-    configs = re.search(r"\[[^\]]*\]", text)
-    configs = configs.group(0) if configs else "see the dataset card"
-    if "Config name is missing" in text:
-        return f"--dataset_name {name} has several configurations; choose one with --dataset_config_name {configs}"
-    if "BuilderConfig" in text and "not found" in text:
-        return f"--dataset_config_name {config_name}: {name} has no such configuration (available: {configs})"
-    if "scripts are no longer supported" in text:
-        return (f"--dataset_name {name}: {text}; this version of datasets runs no loading scripts: use the "
-                "dataset's data files (a Hub dataset's Parquet conversion), a save_to_disk folder, or "
-                "--data_dir / --train_file")
-    return f"--dataset_name {name}: {text}"
-
-
-def reason_in_one_line(error: BaseException) -> str:
-    """datasets' message on one line, without its usage example; the cause of a generation error ("An error
-    occurred while generating the dataset"), and for a data file whose columns differ from the first's, both."""
-    if isinstance(error, DatasetGenerationError) and error.__cause__ is not None:
-        error = error.__cause__
-    if hasattr(error, "table_column_names") and hasattr(error, "details"):  # datasets.table.CastError
-        return (f"a data file has the columns {error.table_column_names}, the dataset "
-                f"{error.requested_column_names}: {error.details()}")
-    text = str(error).split("Example of usage")[0]
-    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
+    # held-out clips are filtered out by their bytes' hash, which also drops their duplicates: then not exact
+    return StreamedData(label_names, train, evaluation, report, num_rows, rows_exact=exact and not held_keys)
 
 
 @contextmanager
@@ -263,12 +205,18 @@ def _scratch_or_none() -> Optional[Path]:
         return None
 
 
-def _split_size(stream: IterableDataset, split: str) -> Optional[int]:
-    """The number of rows of a streamed split when the dataset card says it, else when its files are local Parquet
-    (`local_parquet_rows`: a clone has no card sizes, and --max_steps was then required), else None."""
+def _split_size(stream: IterableDataset, split: str) -> tuple[Optional[int], bool]:
+    """The number of rows of a streamed split, and whether it is exact: counted from the footers of its files when
+    they are local Parquet (`local_parquet_rows`: a clone), else the dataset card's size (which may be out of date),
+    else None. Exact, the training stream gets a length, and a resumed run skips exactly the batches it trained on
+    (`training.streaming.CountedTrainingStream`); before, a clone's count was not taken as exact, and its resumed
+    run trained other clips than the run it continued (0.07 per weight apart after 2 passes)."""
+    counted = local_parquet_rows(stream)
+    if counted is not None:
+        return counted, True
     sizes = getattr(stream.info, "splits", None) or {}
     known = sizes.get(split) if hasattr(sizes, "get") else None
-    return int(known.num_examples) if known is not None and known.num_examples else local_parquet_rows(stream)
+    return (int(known.num_examples) if known is not None and known.num_examples else None), False
 
 
 def _references(stream: IterableDataset, audio_column: str, label_column: str, source: str,

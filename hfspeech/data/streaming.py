@@ -75,12 +75,14 @@ class StreamedData:
     num_train_rows: Optional[int]  # None when the source does not say (a Hub dataset without split sizes)
     train_labels: Optional[list] = None  # the training labels, when the index is local (class weights)
     skipped_log: Optional[str] = field(default=None)
+    rows_exact: bool = False  # `num_train_rows` counted from the files (Parquet footers), not read from a card
 
     @property
     def exact_train_rows(self) -> Optional[int]:
-        """The row count when it is exact, counted from a local index (which also gives `train_labels`), not read
-        from a dataset card: the training stream's length (`training.streaming.CountedTrainingStream`)."""
-        return self.num_train_rows if self.train_labels is not None else None
+        """The row count when it is exact, counted from a local index (which also gives `train_labels`) or from the
+        footers of a clone's Parquet files, not read from a dataset card: the training stream's length
+        (`training.streaming.CountedTrainingStream`), which a resumed run needs to skip what it trained on."""
+        return self.num_train_rows if self.train_labels is not None or self.rows_exact else None
 
     def collator(self, collator: Callable, sampling_rate: int, max_samples: Optional[int], augmenter=None,
                  seed: int = 0, preparation: Optional[dict] = None) -> "StreamingCollator":
