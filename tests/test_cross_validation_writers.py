@@ -1,6 +1,7 @@
-"""In a multi-process cross-validation only the first process writes the fold manifests and cross_validation.json:
-the others rewrote (truncated) the manifests while processes read them, and wrote a summary without test scores
-(only the first process computes them) that was the file whenever it happened to write last."""
+"""In a multi-process cross-validation only the first process writes cross_validation.json, and only the first
+process of each machine the fold manifests (session 41: a machine with its own output folder had none): the others
+rewrote (truncated) the manifests while processes read them, and wrote a summary without test scores (only the
+first process computes them) that was the file whenever it happened to write last."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_a_process_other_than_the_first_reads_the_folds_and_writes_nothing(tmp_p
     manifest = write_speaker_manifest(tmp_path / "data")
     root = tmp_path / "cv"
     monkeypatch.setattr(TrainingArguments, "process_index", property(lambda self: 1))
+    monkeypatch.setattr(TrainingArguments, "local_process_index", property(lambda self: 1))
     trained = []
 
     def second_process(model_args, data_args, training_args):  # what run_training returns on a process but the first

@@ -64,7 +64,7 @@ def drawn_folds(manifest: str, group_column: str, output_dir: str, validation_fr
     (`fold_manifests.held_out_groups`), paths made absolute; no validation manifest for a share of 0. With
     `label_column` (`label_separator`: multi-label) every fold's labels are checked. All checks come before anything
     is written: a fold that cannot train would stop after the earlier ones had. `write=False` (every process but
-    the first): the paths only, the files not rewritten while another process reads them."""
+    the first of its machine): the paths only, the files not rewritten while another process reads them."""
     rows, columns, groups = read_groups(manifest, group_column)
     held_out = held_out_groups(manifest, group_column, groups, num_folds, seed)
     path_column = column_named(manifest, columns, path_column)  # Excel's `Path`, read as train reads it
@@ -86,8 +86,23 @@ def drawn_folds(manifest: str, group_column: str, output_dir: str, validation_fr
                            None if one_per_group(held_out) else held_out)
     if write:
         refuse_redrawn_folds(texts, output_dir)  # before anything is written: the earlier run stays as it was
-        write_texts(texts)
+        write_texts(unwritten(texts))
     return {fold: {name: path for name, (path, _) in manifests.items()} for fold, manifests in texts.items()}, held_out
+
+
+def unwritten(texts: dict) -> dict:
+    """`texts` less the manifests already on disk as drawn: on a folder the machines share, the first process of
+    each writes the folds (`run_cross_validation`), and one that another machine wrote is not rewritten (truncated)
+    while that machine checks it (`refuse_redrawn_folds`)."""
+    def on_disk(path: str, text: str) -> bool:
+        try:
+            with open(path, newline="", encoding="utf-8") as f:  # as written: the CSV writer's \r\n kept
+                return f.read() == text
+        except (OSError, ValueError):
+            return False
+
+    return {fold: {name: (path, text) for name, (path, text) in manifests.items() if not on_disk(path, text)}
+            for fold, manifests in texts.items()}
 
 
 def rows_in_file_order(rows: list[dict], path_column: str, label_column: Optional[str], base: Path) -> list[int]:
@@ -188,11 +203,14 @@ def run_cross_validation(model_args, data_args, training_args, num_folds: Option
                         ours=lambda name: everything or name.startswith("fold-") or name == SUMMARY_FILE,
                         remedy="or pass --overwrite_output_dir to write over them", model=True)
     first = training_args.process_index == 0  # one writer: another process's summary lacked the test scores
+    # The fold manifests by each machine's first process (machine 1 with a folder of its own stopped, "manifest file
+    # not found"); on a folder the machines share, one written as drawn is left as it is (`unwritten`).
     with training_args.main_process_first(desc="fold manifests"):
         folds, groups_of = drawn_folds(data_args.train_file, data_args.group_column, root,
                                        data_args.validation_split_percentage / 100, training_args.seed,
                                        data_args.path_column_name, data_args.label_column_name,
-                                       data_args.label_separator if model_args.multi_label else None, write=first,
+                                       data_args.label_separator if model_args.multi_label else None,
+                                       write=training_args.local_process_index == 0,
                                        num_folds=num_folds)
     listed = None if one_per_group(groups_of) else groups_of  # dealt folds: cross_validation.json names their groups
     results, held_out, pooled_failure = {}, {}, None

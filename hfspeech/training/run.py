@@ -38,6 +38,7 @@ from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
+from hfspeech.training.same_data import check_every_process_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import rank_marker_callbacks
 from hfspeech.training.interrupts import InterruptsActedOn, raise_if_lost
@@ -73,7 +74,7 @@ class RunData:
 def load_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
               sampling_rate: int) -> RunData:
     """Labelled splits decoded once at the model's rate (cached), or with `--streaming` a training stream."""
-    spec, seed = data_args.spec(), training_args.seed
+    spec, seed, kept = data_args.spec(), training_args.seed, None
     with training_args.main_process_first(desc="preparing data"):
         if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
             check_streaming_flags(data_args, spec.is_local)
@@ -83,9 +84,12 @@ def load_data(model_args: ModelArguments, data_args: DataArguments, training_arg
             report = DataReport()
             raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
             dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
-            clips = record_training_clips(kept_rows(raw, report))  # not the bad files --skip_bad_files skipped
+            kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
+            clips = record_training_clips(kept)
             data = RunData(dataset, report, label_names_of(dataset["train"]), training_clips=clips)
     logger.info("%d classes: %s; %s", len(data.label_names), first_few(data.label_names, 20), data.report.summary())
+    if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
+        check_every_process_same_data(data.label_names, kept, data.dataset)
     return data
 
 

@@ -125,12 +125,19 @@ def rescored(trainer: AudioClassificationTrainer, clips: Dataset, paths: list[st
                 named = spec.label_separator.join(label_names[i] for i in label) if multi_label else label_names[label]
                 f.write(json.dumps({"path": os.path.abspath(path), "label": named}) + "\n")
         arguments = EvaluateArguments(model=trainer.args.output_dir, batch_size=trainer.args.per_device_eval_batch_size,
-                                      trust_remote_code=trust_remote_code, device=str(trainer.args.device))
+                                      trust_remote_code=trust_remote_code, device=device_flag(trainer.args.device))
         # (the model trims each clip itself where trained trimmed: evaluate drops the flag, warning when it is given)
         held_out = DataSpec(source={"test_file": manifest}, preparation={**spec.preparation, "trim": False},
                             label_separator=spec.label_separator)
         with evaluate_log_quiet(), datasets_bars_follow(trainer.args.disable_tqdm):
             return score_split(arguments, held_out)
+
+
+def device_flag(device) -> str:
+    """The run's device as `--device` takes it: accelerate names each CPU process of a multi-process run
+    `cpu:<index>`, no `--device` form (every such run whose test clips outlast the crop had no test numbers); the
+    processes share the one CPU, which `cpu` names."""
+    return "cpu" if device.type == "cpu" else str(device)
 
 
 @contextmanager
