@@ -31,6 +31,7 @@ from hfspeech.data.progress_bars import datasets_bars_follow
 from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, score_split
 from hfspeech.evaluation.report import write_evaluation_report
 from hfspeech.models.inputs import window_seconds_of
+from hfspeech.models.scores import thresholds_from_config, thresholds_to_dict
 from hfspeech.training.feature_cache import CachedHeadModel
 from hfspeech.training.multilabel import write_multilabel_test_report
 from hfspeech.training.trainer import AudioClassificationTrainer
@@ -61,7 +62,7 @@ def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, lab
     if trainer.is_world_process_zero():  # the others wait: `score_split` is no collective call
         metrics, failure = whole_clip_numbers(trainer, clips, label_names, spec, trust_remote_code, split)
     if metrics and trainer.is_multi_label:  # as the Trainer's pass records them
-        metrics["label_thresholds"] = model.config.label_thresholds
+        metrics["label_thresholds"] = applied_thresholds(model.config, label_names)
     scored_as = f"whole clips, windows of {window:g} s, mean"
     if failure is not None and trainer.args.world_size == 1:
         metrics, scored_as = trainer_pass(trainer, views[split], label_names, model.config, split), \
@@ -69,6 +70,13 @@ def evaluate_on_test_split(trainer: AudioClassificationTrainer, views: dict, lab
     elif failure is not None:  # the other processes took no Trainer pass: one alone would wait for them forever
         scored_as = f"not scored: {failure}"
     return {**metrics, "test_split": split, SCORED_AS_KEY: scored_as}
+
+
+def applied_thresholds(config, label_names: list[str]) -> dict[str, float]:
+    """The thresholds the test pass applied, {label: threshold}: the saved ones, 0.5 for a label without one. A run
+    trained with `--tune_thresholds False` saves none, and its test pass ended on an AttributeError after training
+    (config has no `label_thresholds`), leaving no metrics.json."""
+    return thresholds_to_dict(label_names, thresholds_from_config(config, label_names))
 
 
 def outlasts(clips: Optional[Dataset], window: int) -> bool:
@@ -87,7 +95,7 @@ def trainer_pass(trainer: AudioClassificationTrainer, view, label_names: list[st
     if trainer.is_multi_label:
         written = write_multilabel_test_report(output_dir, prediction, config, label_names, prefix="test",
                                                clips=f"{split} clips")
-        return {**{f"test_{k}": v for k, v in written.items()}, "label_thresholds": config.label_thresholds}
+        return {**{f"test_{k}": v for k, v in written.items()}, "label_thresholds": applied_thresholds(config, label_names)}
     predictions = np.argmax(prediction.predictions, axis=-1)
     written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test",
                                       clips=f"{split} clips")
