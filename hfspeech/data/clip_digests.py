@@ -24,6 +24,7 @@ from typing import Optional
 
 from datasets import Audio, Dataset, DatasetDict
 
+from hfspeech.data.clip_names import builder_version
 from hfspeech.data.columns import column_values
 from hfspeech.errors import first_few
 
@@ -94,14 +95,40 @@ def files_content_key(split: Dataset) -> str:
     reports the mtime as the ctime (bindfs --ctime-from-mtime, object-store mounts), or Windows, where `st_ctime` is
     the creation time, keeps the ctime too; the earlier samples were then served from the cache. Each file is read
     (2,000 FSDD clips, 14 MB, in the page cache: 0.05-0.1 s), as `record_training_clips` reads it again for
-    `training_clips.json`. Clips held as bytes are keyed by the dataset's own fingerprint."""
+    `training_clips.json`. Clips held as bytes are keyed by the Arrow files that hold them too (`held_bytes_key`):
+    with "" for them, every version of a dataset that holds its audio had the same key, and a clip's bytes changed in
+    a Hub dataset left its earlier decoding for good (`data.decoded_caches`); a split of files alone keeps its key."""
     paths = _file_paths(split)
-    if not paths:
+    held = held_bytes_key(split)
+    if not paths and held is None:
         return ""
     digests = hashlib.sha256()
     for path in paths:
         digests.update(f"{_digest_of(path, None)}\n".encode())
-    return digests.hexdigest()
+    if held is None:  # files alone: the key it always had
+        return digests.hexdigest()
+    return hashlib.sha256(f"{digests.hexdigest()}\n{held}".encode()).hexdigest()
+
+
+def held_bytes_key(split: Dataset) -> Optional[str]:
+    """What tells one version of the clips a split holds as bytes from another, without reading them: the folder a
+    datasets builder wrote that version into (`clip_names.builder_version`: named by a hash of the data files, times
+    included, or by the Hub commit), whatever hfspeech's maps wrote beside it (a label column encoded, groups added:
+    the same bytes). None where no clip is held as bytes, the split is held in memory, or its files are not a
+    builder's (a `save_to_disk` folder; a streamed dataset's evaluation rows, written into each run's scratch
+    folder: keyed by their paths, they were decoded again on every run): its fingerprint keys it, as before."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "audio" not in split.column_names or not split.cache_files:
+        return None
+    column = split.data.table.column("audio")
+    if not pa.types.is_struct(column.type) or not pc.any(pc.is_valid(pc.struct_field(column, "bytes"))).as_py():
+        return None
+    versions = {builder_version(cache["filename"]) for cache in split.cache_files}
+    if None in versions:  # not a builder's (a streamed split's evaluation rows, written anew by each run): as before
+        return None
+    return hashlib.sha256(json.dumps(sorted(os.path.realpath(version) for version in versions)).encode()).hexdigest()
 
 
 def _file_paths(split: Dataset) -> list[Optional[str]]:

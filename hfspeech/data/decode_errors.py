@@ -3,11 +3,17 @@
 `data.prepare` decodes every split with each bad file kept as a row carrying its problem, and only then raises,
 unless the run skips them (`--skip_bad_files`). Raised from inside the decoding pass, the error named the first file
 it met and no other: 500 bad files took 500 runs, each decoding all the clips again to find the next one.
+A clip held as bytes is named by its stored file name, split and row (`bad_clip_name`): a Hub dataset's rows may all
+be `audio.flac`, and the name alone found none of them.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Optional
+
 from hfspeech.data.audio import AudioFileError
+from hfspeech.data.clip_names import bytes_clip_name, stored_run
 from hfspeech.data.columns import column_values
 
 SKIP_HINT = "--skip_bad_files skips such files and lists them in data_report.json"
@@ -27,7 +33,7 @@ def raise_first_bad(decoded, whole) -> None:
     bad = next((row for row, error in enumerate(column_values(decoded, "error")) if error), None)
     if bad is None:
         return
-    named = decoded[bad]["path"]
+    named = bad_clip_name(decoded, bad)
     raise with_skip_hint(AudioFileError(named, decoded[bad]["error"] + others_bad(whole, named)))
 
 
@@ -35,9 +41,31 @@ def others_bad(whole, named: str) -> str:
     """`; and N more bad file(s) in this data: a, b, c and 2 more` where the decoded `whole` table holds bad files
     besides `named`, else nothing."""
     bad = [row for row, error in enumerate(column_values(whole, "error")) if error]
-    others = [path for path in column_values(whole.select(bad[:4]), "path") if path != named][:3]
+    others = [name for name in (bad_clip_name(whole, row) for row in bad[:4]) if name != named][:3]
     if not others:
         return ""
     unnamed = len(bad) - 1 - len(others)
     rest = f" and {unnamed} more" if unnamed else ""
     return f"; and {len(bad) - 1} more bad file(s) in this data: {', '.join(others)}{rest}"
+
+
+def bad_clip_name(decoded, row: int) -> str:
+    """How a bad row of the decoded table `decoded` is named in errors (and `data_report.json`): its path, and for a
+    clip held as bytes under a stored file name (a path that names no file: not absolute) its split and row in the
+    stored split (`clip_names.bytes_clip_name`), where that row is known (`_stored_row`); a clip named by row
+    already (`<audio bytes without a file name: ...>`) as it is."""
+    path = decoded[row]["path"]
+    if not path or path.startswith("<") or os.path.isabs(path):
+        return path
+    stored = _stored_row(decoded, row)
+    return path if stored is None else bytes_clip_name(path, str(decoded.split), stored)
+
+
+def _stored_row(decoded, row: int) -> Optional[int]:
+    """`row` of `decoded` as a row of the stored split it was decoded from, through its indices (rows selected) and
+    where its table sits in that split (`clip_names.stored_run`); None where that is not known (a split decoded
+    alone has its own table: the rows it selected are not known from it)."""
+    run = stored_run(decoded)
+    if run is None:
+        return None
+    return run[0] + (row if decoded._indices is None else decoded._indices.column(0)[row].as_py())

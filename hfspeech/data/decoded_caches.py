@@ -18,14 +18,19 @@ What was computed from a decoding goes with it: a probe's frozen features are na
 read (`derived_cache_file`: `<table>-frozen-<key>.arrow`), and nothing could read them once it was gone
 (`training.feature_cache` records its own families of them the same way, `superseded_removed`: the features of one
 decoding and encoder made by other library versions).
-A decoding at other settings is another family and stays (two models at 8 and 16 kHz keep two decodings of one
-folder); datasets' `cleanup_cache_files` removes every cache file of a dataset but the one in use, those too.
+A split whose audio a dataset holds as bytes (a Hub dataset, a Parquet clone of one) is not known by its paths: its
+family is the dataset it was loaded from, its configuration, split and rows (`_held_split_key`), and its content
+the version datasets wrote it into (`clip_digests.held_bytes_key`), so a new version of the dataset supersedes the
+last at once; keyed by the split's fingerprint, each version was a family of its own and stayed for good. One
+built in Python or held in memory is still its own family. A decoding at other settings is another family and
+stays (two models at 8 and 16 kHz keep two decodings of one folder); datasets' `cleanup_cache_files` removes every
+cache file of a dataset but the one in use, those too.
 Nothing is written where the cache cannot be written (a team's read-only cache): no record, no removal; a run that
 reads such a cache records no use, so its decoding may go 7 days after its owner's last use of it. An older hfspeech
 reads no records: where a newer one removed its decoding, it decodes the split again.
 
-The decoded split is written here too (`decoded_into_cache`). Imports `data.cache_users`, `data.decode_retry` and
-`errors`; costs a warm run one small file read and write per split, no audio.
+The decoded split is written here too (`decoded_into_cache`). Imports `data.cache_users`, `data.clip_names`,
+`data.decode_retry` and `errors`; costs a warm run one small file read and write per split, no audio.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hfspeech.data import cache_users
+from hfspeech.data.clip_names import builder_version, loaded_source, stored_run
 from hfspeech.data.decode_retry import DECODED_LAYOUT, decoder_code, retried_files_of
 from hfspeech.errors import writing_to
 
@@ -74,20 +80,43 @@ def decoded_family(split, settings: list, features) -> str:
 def _clips_key(split) -> str:
     """The split's clips as paths (absolute) and labels, in its rows' order, read from Arrow (no audio): a clip
     rewritten in place changes its `file_stat`, and so the split's fingerprint, but not this. Where a clip's audio
-    is held as bytes in the dataset, the split's own fingerprint: its rows are not known by their paths alone."""
+    is held as bytes in the dataset, its rows are not known by their paths: the stored split they are of
+    (`_held_split_key`), or where that is not known, the split's own fingerprint (each decoding its own family)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     table = split.data.table
     column = table.column("audio")
     if not pa.types.is_struct(column.type) or pc.any(pc.is_valid(pc.struct_field(column, "bytes"))).as_py():
-        return split._fingerprint
+        return _held_split_key(split) or split._fingerprint
     paths, labels = pc.struct_field(column, "path"), table.column("label")
     if split._indices is not None:
         rows = split._indices.column(0)
         paths, labels = paths.take(rows), labels.take(rows)
     absolute = [path if not path or os.path.isabs(path) else os.path.abspath(path) for path in paths.to_pylist()]
     return hashlib.sha256(json.dumps([absolute, labels.to_pylist()], default=repr).encode()).hexdigest()
+
+
+def _held_split_key(split) -> Optional[str]:
+    """What names a split held as bytes across its dataset's versions (a clip's bytes changed, rows added), so that a
+    new version's decoding supersedes the last (`clip_digests.held_bytes_key` tells them apart): the dataset it was
+    loaded from (`clip_names.loaded_source`: its folder or Hub id), its folder in the cache (`<cache>/<dataset>`:
+    the config id and version folders below it are named by the data files' times too) and configuration, the
+    split's name, and which of its rows (`clip_names.stored_run`): all, a slice of them, or those its indices
+    select. Every decoding of a Hub dataset's split was its own family (keyed by the split's fingerprint), and each
+    change to the dataset left the last one for good. None (the fingerprint, as before) for a split that was not
+    loaded from a dataset in this process (built in Python, held in memory), nor a run of a stored split's rows:
+    two datasets never share a family, nor does `train[:50%]` with `train`."""
+    source, run = loaded_source(split), stored_run(split)
+    if source is None or run is None:
+        return None
+    whole = run == (0, split.info.splits[str(split.split)].num_examples)
+    version = builder_version(split.cache_files[0]["filename"])  # <cache>/<dataset>/<config id>/<version>/<hash>
+    place = version.parents[2] if version else Path(split.cache_files[0]["filename"]).parent
+    rows = None if split._indices is None else hashlib.sha256(
+        split._indices.column(0).to_numpy().astype("uint64").tobytes()).hexdigest()
+    return hashlib.sha256(json.dumps(["held", source, os.path.realpath(place), split.info.config_name,
+                                      str(split.split), None if whole else run, rows]).encode()).hexdigest()
 
 
 def supersede_earlier_decodings(family: str, decoded_file: str, what: str, content: str) -> int:
