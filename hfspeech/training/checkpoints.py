@@ -14,6 +14,7 @@ refused (tampered with, or not written by Trainer) is named in a one-line `Check
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,10 +25,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.fingerprint import saving_weights
 from hfspeech.models.loading import WEIGHT_FILES
 from hfspeech.output_folders import check_output_folder, held_alone, remove_leftover_scratch
+from hfspeech.training.distributed import values_of_every_process
+from hfspeech.training.machine_folders import (NODE_LOCAL_REMEDY, PROBE_PREFIX, folder_sharing,
+                                               machine_of_this_process, process_named, remove_rng_only_checkpoints,
+                                               rng_states_only, save_on_each_node_refusal)
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -53,6 +58,9 @@ def incomplete_reason(folder: str) -> Optional[str]:
         with open(state_file, encoding="utf-8") as f:
             state = json.load(f)
     except FileNotFoundError:
+        if rng_states := rng_states_only(folder):  # most often not a save cut short: process 0's went to another disk
+            return (f"only {', '.join(rng_states)} in it (what a process writes beside a checkpoint that process 0 "
+                    "saves: on another machine's disk when each machine has its own output folder)")
         return f"no {STATE_FILE} (the save was interrupted)"
     except (OSError, ValueError) as error:
         return f"{STATE_FILE} cannot be read ({error})"
@@ -79,9 +87,11 @@ def _safetensors_problem(path: str) -> Optional[str]:
     return None
 
 
-def last_complete_checkpoint(output_dir: str, remove_incomplete: bool = True) -> Optional[str]:
+def last_complete_checkpoint(output_dir: str, remove_incomplete: bool = True,
+                             passed_over: Optional[dict] = None) -> Optional[str]:
     """The newest complete `checkpoint-N` in `output_dir` (None if none); newer incomplete ones are
-    reported and, with `remove_incomplete`, deleted so that they cannot be picked up later."""
+    reported and, with `remove_incomplete`, deleted so that they cannot be picked up later. `passed_over`, when
+    given, gets what was seen in each of those (`seen_in`), by name."""
     if not os.path.isdir(output_dir):
         return None
     numbered = [(int(m.group(1)), name) for name in os.listdir(output_dir)
@@ -91,6 +101,8 @@ def last_complete_checkpoint(output_dir: str, remove_incomplete: bool = True) ->
         reason = incomplete_reason(folder)
         if reason is None:
             return folder
+        if passed_over is not None:
+            passed_over[name] = seen_in(folder, reason)
         logger.warning("%s: incomplete checkpoint, %s; %s", folder, reason,
                        "removing it and resuming from an earlier one" if remove_incomplete else "skipping it")
         if remove_incomplete:
@@ -100,34 +112,93 @@ def last_complete_checkpoint(output_dir: str, remove_incomplete: bool = True) ->
 
 def check_resume_checkpoint(folder: str) -> None:
     """A checkpoint named by the user: it must exist and be complete."""
+    problem = resume_checkpoint_problem(folder)
+    if problem is not None:
+        raise CheckpointError(problem)
+
+
+def resume_checkpoint_problem(folder: str) -> Optional[str]:
     if not os.path.isdir(folder):
-        raise CheckpointError(f"{folder}: --resume_from_checkpoint folder not found")
+        return f"{folder}: --resume_from_checkpoint folder not found"
     reason = incomplete_reason(folder)
-    if reason is not None:
-        raise CheckpointError(f"{folder}: incomplete checkpoint, {reason}; resume from an earlier one")
+    return None if reason is None else f"{folder}: incomplete checkpoint, {reason}; resume from an earlier one"
+
+
+def seen_in(folder: str, reason: Optional[str] = None) -> tuple[str, bool]:
+    """What this process sees of a checkpoint another process resumes from, and whether that says the machines
+    have each an output folder of their own (the folder missing, or only a process's RNG state in it)."""
+    if not os.path.isdir(folder):
+        return "there is no such folder on its machine", True
+    if rng_states := rng_states_only(folder):
+        return f"it sees only {', '.join(rng_states)} there", True
+    return f"it is incomplete there ({reason or incomplete_reason(folder)})", False
 
 
 def checkpoint_to_resume(training_args) -> Optional[str]:
     """`--resume_from_checkpoint` (checked), else the last complete checkpoint of the output folder, unless
-    `--overwrite_output_dir`. Incomplete ones (a kill during a save) are skipped with a warning."""
-    if training_args.resume_from_checkpoint:
-        check_resume_checkpoint(training_args.resume_from_checkpoint)
-        return training_args.resume_from_checkpoint
-    if training_args.overwrite_output_dir:
+    `--overwrite_output_dir`. Incomplete ones (a kill during a save) are skipped with a warning. Every process
+    of a launched run must resume from the same checkpoint: their choices are gathered (a collective), and where
+    they differ every process stops with the same line (`agreed_checkpoint`) instead of training apart."""
+    if training_args.overwrite_output_dir and not training_args.resume_from_checkpoint:
         return None
-    check_output_dir(training_args.output_dir)
+    choice, problem, passed_over = this_process_choice(training_args)
+    gathered = values_of_every_process((machine_of_this_process(), choice, problem, passed_over))
+    agreed_checkpoint(gathered, training_args.resume_from_checkpoint)
+    if choice and not training_args.resume_from_checkpoint:
+        logger.info("resuming from %s (pass --overwrite_output_dir to start over)", choice)
+    return choice
+
+
+def this_process_choice(training_args) -> tuple[Optional[str], Optional[str], dict]:
+    """The checkpoint this process would resume from, the one-line problem that stops it, and what it saw of the
+    checkpoints it passed over (`seen_in`), for telling the other processes why it chose otherwise."""
+    named = training_args.resume_from_checkpoint
+    if named:
+        problem = resume_checkpoint_problem(named)
+        return (named, None, {}) if problem is None else (None, problem, {os.path.basename(named): seen_in(named)})
+    try:
+        check_output_dir(training_args.output_dir)
+    except CheckpointError as error:
+        return None, str(error), {}
+    passed_over = {}
     # Only the process that saves removes incomplete checkpoints; the others skip them all the same.
-    last_checkpoint = last_complete_checkpoint(training_args.output_dir, remove_incomplete=training_args.should_save)
-    if last_checkpoint:
-        logger.info("resuming from %s (pass --overwrite_output_dir to start over)", last_checkpoint)
-    return last_checkpoint
+    last_checkpoint = last_complete_checkpoint(training_args.output_dir, remove_incomplete=training_args.should_save,
+                                               passed_over=passed_over)
+    return last_checkpoint, None, passed_over
+
+
+def agreed_checkpoint(gathered: list, named: Optional[str] = None) -> None:
+    """Raise the same `CheckpointError` on every process unless all of them resume from the same checkpoint without
+    a problem. `gathered`: (machine, choice, problem, passed_over) by global rank; `named`: --resume_from_checkpoint.
+    One problem every process has (a shared folder) is said as one process says it."""
+    machines = [machine for machine, *_ in gathered]
+    problems = [problem for _, _, problem, _ in gathered]
+    if problems[0] is not None and all(problem == problems[0] for problem in problems):
+        raise CheckpointError(problems[0])
+    choices = [choice for _, choice, _, _ in gathered]
+    target = named or max((c for c in choices if c), key=lambda c: _step_of(c), default=None)
+    for rank, (_, choice, problem, passed_over) in enumerate(gathered):
+        if problem is not None and not named:  # its folder refused (`check_output_dir`)
+            raise CheckpointError(f"{process_named(rank, machines)}: {problem}")
+        if target is not None and choice != target:
+            seen, own_folders = passed_over.get(os.path.basename(os.path.normpath(target)),
+                                                ("there is no such folder on its machine", True))
+            remedy = NODE_LOCAL_REMEDY if own_folders else (
+                "(the machines' output folders hold different checkpoints): pass --resume_from_checkpoint with "
+                "one every machine holds complete, or --overwrite_output_dir to start over")
+            raise CheckpointError(f"{process_named(rank, machines)} cannot resume from {target}: {seen} {remedy}")
+
+
+def _step_of(checkpoint: str) -> int:
+    match = CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(checkpoint)))
+    return int(match.group(1)) if match else -1
 
 
 def check_output_dir(output_dir: str) -> None:
     """An output folder that holds files but no trace of a training run (a data folder, someone's notes, another
     tool's model) is refused: the run would overwrite its config.json, model.safetensors ... without a word."""
-    check_output_folder(output_dir, "--output_dir", ours=lambda name: name in RUN_MARKERS or
-                        bool(CHECKPOINT_NAME.match(name)), earlier="from a training run",
+    check_output_folder(output_dir, "--output_dir", ours=lambda name: name in RUN_MARKERS or name.startswith(
+                        PROBE_PREFIX) or bool(CHECKPOINT_NAME.match(name)), earlier="from a training run",
                         remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
@@ -183,12 +254,30 @@ def output_dir_held(training_args) -> Iterator[None]:
     """`--output_dir` held for the whole run by the process that saves (`output_folders.held_alone`), before the
     checkpoint to resume is chosen: a second run into it, started or resumed meanwhile, is refused in one line. Once
     held, a killed run's final-save folder (`.final-save-partial-*`, a whole model copy: `kill -9` while it saved) is
-    removed: it stayed until the next final save there, hours later or never (a live run's is locked and kept)."""
-    if not training_args.should_save:
+    removed: it stayed until the next final save there, hours later or never (a live run's is locked and kept).
+    Launched on several processes, every one stops with the same line where one is refused (`machine_folders`):
+    `--save_on_each_node` into a folder machines share, or the lock lost; at the end, a process whose folder process
+    0 does not write removes the checkpoint folders holding only its RNG state."""
+    sharing = folder_sharing(training_args.output_dir, training_args.local_process_index == 0)
+    if training_args.save_on_each_node and (refusal := save_on_each_node_refusal(sharing, training_args.output_dir)):
+        sharing.remove_created()
+        raise UsageError(refusal)
+    with contextlib.ExitStack() as held:
+        refused = None
+        if training_args.should_save:
+            try:
+                held.enter_context(held_alone(training_args.output_dir, "another training run is writing to this "
+                                              "folder now; wait for it to end (then run the same command again: it "
+                                              "resumes), or give another --output_dir", flag="--output_dir"))
+            except UsageError as error:
+                refused = str(error)
+        if sharing is not None and (refusals := [r for r in values_of_every_process(refused) if r]):
+            raise UsageError(refusals[0])
+        if refused:
+            raise UsageError(refused)
+        if training_args.should_save:
+            remove_leftover_scratch(Path(training_args.output_dir) / FINAL_SAVE)
         yield
-        return
-    with held_alone(training_args.output_dir, "another training run is writing to this folder now; wait for it "
-                    "to end (then run the same command again: it resumes), or give another --output_dir",
-                    flag="--output_dir"):
-        remove_leftover_scratch(Path(training_args.output_dir) / FINAL_SAVE)
-        yield
+    if sharing is not None and not training_args.save_on_each_node and not sharing.sees_process_zero(
+            training_args.process_index):
+        remove_rng_only_checkpoints(training_args.output_dir, training_args.process_index, CHECKPOINT_NAME)
