@@ -24,7 +24,8 @@ def users_keywords(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("command", [["demo-data", "{folder}"], ["demo", "--data_dir", "{folder}", "--output_dir", "{folder}/../out"]])
+@pytest.mark.parametrize("command", [["demo-data", "{folder}"],
+                                     ["demo", "--data_dir", "{folder}", "--output_dir", "{folder}/../out"]])
 def test_a_users_folder_is_refused_and_left_as_it_was(command, tmp_path, capsys):
     folder = users_keywords(tmp_path)
     code, _, err = run_cli_output([part.format(folder=folder) for part in command] + ["--clips_per_" + (

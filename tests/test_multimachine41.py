@@ -128,8 +128,8 @@ def test_a_checkpoint_cut_short_on_one_machine_asks_for_one_every_machine_holds(
     complete_checkpoint(m0 / "checkpoint-8", 8)
     (m1 / "checkpoint-8").mkdir(parents=True)
     (m1 / "checkpoint-8" / "optimizer.pt").write_bytes(b"")  # --save_on_each_node, killed while saving
-    with pytest.raises(CheckpointError, match="^process 1 \\(machine 1\\) cannot resume from .*: it is incomplete there "
-                       "\\(no trainer_state.json .*pass --resume_from_checkpoint with one every machine holds"):
+    with pytest.raises(CheckpointError, match="^process 1 \\(machine 1\\) cannot resume from .*: it is incomplete "
+                       "there \\(no trainer_state.json .*pass --resume_from_checkpoint with one every machine holds"):
         agreed_checkpoint(gathered_from(monkeypatch, m0, m1))
     with pytest.raises(CheckpointError, match="^process 1 \\(machine 1\\) cannot resume from checkpoint-8: there is no "
                        "such folder on its machine \\(an output folder on each machine's own disk\\)"):

@@ -62,7 +62,8 @@ def generators_own(root) -> Callable[[str], bool]:
         if name == GENERATING_MARK:
             return True
         try:
-            return name == INFO_FILE and "generator_version" in json.loads((Path(root) / name).read_text(encoding="utf-8"))
+            info = json.loads((Path(root) / name).read_text(encoding="utf-8")) if name == INFO_FILE else {}
+            return "generator_version" in info
         except (OSError, ValueError, TypeError):  # unreadable, not JSON, not an object: not ours
             return False
     return ours

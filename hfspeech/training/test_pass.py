@@ -95,7 +95,8 @@ def trainer_pass(trainer: AudioClassificationTrainer, view, label_names: list[st
     if trainer.is_multi_label:
         written = write_multilabel_test_report(output_dir, prediction, config, label_names, prefix="test",
                                                clips=f"{split} clips")
-        return {**{f"test_{k}": v for k, v in written.items()}, "label_thresholds": applied_thresholds(config, label_names)}
+        return {**{f"test_{k}": v for k, v in written.items()},
+                "label_thresholds": applied_thresholds(config, label_names)}
     predictions = np.argmax(prediction.predictions, axis=-1)
     written = write_evaluation_report(output_dir, predictions, prediction.label_ids, label_names, prefix="test",
                                       clips=f"{split} clips")
