@@ -9,37 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-import hfspeech.data.cache_users as cache_users
 import hfspeech.models
-from conftest import save_random_baseline, write_tone_folder
+from conftest import save_random_baseline
 from hfspeech.data.decoded_caches import UNUSED_DECODER_DAYS
 from hfspeech.training import feature_cache
 from hfspeech.training.feature_cache import FEATURE_FAMILIES, cached_feature_views
+from test_decoded_caches40 import data  # noqa: F401 (a fixture)
 from test_decoded_caches40 import decodings, held_by_another_run, next_release, prepared, table_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
-
-
-@pytest.fixture
-def data(tmp_path, monkeypatch):
-    """An audio folder (validation and test carved from train: one decoded table), hfspeech's own files in
-    `tmp_path/hf`, and this test's own cache-folder locks."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf"))
-    held = OrderedDict()
-    monkeypatch.setattr(cache_users, "_held", held)
-    yield write_tone_folder(tmp_path / "data", clips_per_class=4, rates=(16000,))
-    for handle in held.values():
-        if handle is not None:
-            os.close(handle)
 
 
 def encoder(tmp_path: Path, channels: list[int]):

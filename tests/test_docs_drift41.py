@@ -22,22 +22,14 @@ import torch
 
 from hfspeech.cli import main as cli
 from hfspeech.errors import UsageError
-from hfspeech.export.torchscript_export import write_run_twin
 from hfspeech.inference import backends
 from hfspeech.inference.backends import locate_model
 from hfspeech.inference.classifier import AudioClassifier
 from tests.conftest import synth_clip
+from tests.test_fast_start import run_with_twin  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
-
-
-@pytest.fixture
-def run_with_twin(trained_cnn, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(trained_cnn, run, ignore=shutil.ignore_patterns("checkpoint-*", "torchscript"))
-    assert write_run_twin(run) == run / "torchscript" / "model.torchscript.pt"
-    return run
 
 
 @NO_CUDA
