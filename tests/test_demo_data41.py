@@ -50,9 +50,18 @@ def test_a_generated_folder_and_an_interrupted_one_are_the_generators(tmp_path):
     finished.finish(num_clips=0)
     interrupted.start_over()
     assert not (tmp_path / "a" / GENERATING_MARK).exists() and (tmp_path / "b" / GENERATING_MARK).exists()
-    assert not generators_own(tmp_path / "a")(INFO_FILE)  # no generator_version in these parameters
-    (tmp_path / "a" / INFO_FILE).write_text(json.dumps({"generator_version": 1}))
-    assert generators_own(tmp_path / "a")(INFO_FILE) and generators_own(tmp_path / "b")(GENERATING_MARK)
+    assert not generators_own(tmp_path / "a", "seed")(INFO_FILE)  # no generator_version in these parameters
+    (tmp_path / "a" / INFO_FILE).write_text(json.dumps({"generator_version": 1, "events": ["beep"]}))
+    assert generators_own(tmp_path / "a", "events")(INFO_FILE) and generators_own(tmp_path / "b", "x")(GENERATING_MARK)
+    assert not generators_own(tmp_path / "a", "keywords")(INFO_FILE)  # another kind's folder
+
+
+def test_a_folder_another_kind_generated_is_refused(tmp_path, capsys):
+    """Keywords written into an events folder: its `audio/` clips stayed and trained as a class of their own."""
+    folder = tmp_path / "mix"
+    assert run_cli_output(["demo-data", str(folder), "--kind", "events", "--num_clips", "4"], capsys)[0] == 0
+    code, _, err = run_cli_output(["demo-data", str(folder), "--kind", "keywords", "--clips_per_class", "1"], capsys)
+    assert code == 2 and "not keywords data that hfspeech generated" in err
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")

@@ -60,7 +60,7 @@ def demo(argv: list[str]) -> int:
     refuse_unwritable_datasets_cache()
     output_dir = Path(args.output_dir)
     data_dir = Path(args.data_dir or output_dir / "data")
-    refuse_users_data_folder(data_dir, "--data_dir" if args.data_dir else "--output_dir")
+    refuse_users_data_folder(data_dir, "--data_dir" if args.data_dir else "--output_dir", "keywords")
     generate_keyword_dataset(data_dir, clips_per_keyword=args.clips_per_keyword, progress=progress_wanted(None))
     runs = {"CNN from scratch": _demo_run(data_dir, output_dir / "model", DEMO_TRAINING_FLAGS + extra)}
     if args.pretrained != "none":
@@ -73,19 +73,20 @@ def demo(argv: list[str]) -> int:
     return _predict_unseen(runs, output_dir)
 
 
-def refuse_users_data_folder(folder, flag: str, noise: bool = False) -> None:
-    """A folder of the user's, not one a generator wrote (`synthetic.reuse.generators_own`; noise: its
-    `noise_NN_colour.wav` names), refused in one line: the keyword generator wrote `README.md`, `labels.csv` and
-    `<keyword>/<keyword>_<nnnn>.wav` over the user's files and removed clips of theirs named like its own
+def refuse_users_data_folder(folder, flag: str, kind: str) -> None:
+    """A folder of the user's, not one a generator of this `kind` wrote (`synthetic.reuse.generators_own`; "noise":
+    its `noise_NN_colour.wav` names), refused in one line: the generators wrote `README.md` (and `labels.csv`) and
+    `<keyword>/<keyword>_<nnnn>.wav` over the user's files and removed clips of theirs named like their own
     (`hfspeech demo --data_dir data/`, a user's own keyword recordings, `demo-data` into a notes folder)."""
     import re
 
     from hfspeech.output_folders import check_output_folder
     from hfspeech.synthetic.reuse import generators_own
 
-    ours = (lambda name: re.fullmatch(r"noise_[0-9]{2}_[a-z]+\.wav", name) is not None) if noise \
-        else generators_own(folder)
-    check_output_folder(folder, flag, ours=ours, earlier="data an earlier demo or demo-data generated")
+    ours = (lambda name: re.fullmatch(r"noise_[0-9]{2}_[a-z]+\.wav", name) is not None) if kind == "noise" \
+        else generators_own(folder, kind)
+    made = "noise files" if kind == "noise" else f"{kind} data"
+    check_output_folder(folder, flag, ours=ours, earlier=f"{made} that hfspeech generated")
 
 
 def refuse_unwritable_datasets_cache() -> None:
@@ -210,9 +211,9 @@ def demo_data(argv: list[str]) -> int:
     for name, folder in (("OUTPUT_DIR", args.output_dir), ("--noise_files", args.noise_files)):
         if folder and Path(folder).exists() and not Path(folder).is_dir():  # was a traceback (FileExistsError)
             parser.error(f"{name} {folder}: is a file, not a folder")
-    refuse_users_data_folder(args.output_dir, "OUTPUT_DIR")
+    refuse_users_data_folder(args.output_dir, "", args.kind)  # a positional: named alone, as tiny-model names it
     if args.noise_files:
-        refuse_users_data_folder(args.noise_files, "--noise_files", noise=True)
+        refuse_users_data_folder(args.noise_files, "--noise_files", "noise")
     progress = progress_wanted(args.progress)
     common = dict(sampling_rate=args.sampling_rate, seed=args.seed, progress=progress)
     if args.kind == "events":

@@ -90,7 +90,7 @@ def backend_for_device(name_or_path: str, backend: Optional[str] = None, device:
     if kind == "pytorch":
         available_device(device, flag)
         return backend
-    if device == "cpu":
+    if device.split(":")[0] == "cpu":  # accelerate's `cpu:0` too: the twin runs there
         return backend
     if backend is None and model_file.parent != Path(folder):  # RUN/torchscript/: the run has PyTorch weights
         available_device(device, flag)
@@ -118,8 +118,12 @@ def check_onnx_beside(folder: str, model_file: Path) -> None:
 
 def device_name(device) -> str:
     """A Python `device=` as `backend_for_device` reads it: a `torch.device` or string as written, transformers
-    pipeline's numbers as `cpu` (-1) or `cuda:N`."""
-    if isinstance(device, int) and not isinstance(device, bool):
+    pipeline's numbers (an int of any kind, numpy's too, or such a string: "-1") as `cpu` (-1) or `cuda:N`."""
+    import numbers
+
+    if isinstance(device, str) and device.lstrip("-").isdigit():
+        device = int(device)
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
         return "cpu" if device < 0 else f"cuda:{device}"
     return str(device)
 

@@ -53,17 +53,19 @@ class GeneratedFolder:
         (self.root / GENERATING_MARK).unlink(missing_ok=True)
 
 
-def generators_own(root) -> Callable[[str], bool]:
-    """Which names in `root` show that a generator here wrote it (`output_folders.users_files`' `ours`): its info
-    file holding a `generator_version` (not another tool's `dataset_info.json`: datasets' `save_to_disk` writes
-    one), or the mark of a run that was interrupted. Any other non-empty folder is the user's: a generator writes
+def generators_own(root, kind: str) -> Callable[[str], bool]:
+    """Which names in `root` show that a generator of this `kind` (the key its parameters name it by: "keywords",
+    "languages", "events") wrote it (`output_folders.users_files`' `ours`): its info file holding a
+    `generator_version` and that key (not another tool's `dataset_info.json`: datasets' `save_to_disk` writes one;
+    not another kind's, whose files would stay and be trained on as a class of their own), or the mark of a run
+    that was interrupted. Any other non-empty folder is the user's: a generator writes
     `README.md`, `labels.csv` and `<class>/<class>_<nnnn>.wav` into it, and removes such clips a run left."""
     def ours(name: str) -> bool:
         if name == GENERATING_MARK:
             return True
         try:
             info = json.loads((Path(root) / name).read_text(encoding="utf-8")) if name == INFO_FILE else {}
-            return "generator_version" in info
+            return "generator_version" in info and kind in info
         except (OSError, ValueError, TypeError):  # unreadable, not JSON, not an object: not ours
             return False
     return ours
