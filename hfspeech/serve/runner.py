@@ -9,7 +9,8 @@ stops a one-process server.
 A request's audio is decoded from memory as `hfspeech.data.audio.decode_audio` decodes it (the decoder,
 downmix, resampler and errors of every other path in hfspeech), held to `--max_seconds` before it is decoded
 whole (`upload_audio`), trimmed as the model's training clips were and cut into the windows `hfspeech predict`
-cuts (`inference.windows.clip_windows`), all in a thread, and its windows' logits come from the shared
+cuts (`inference.windows.clip_windows`), all in one of the process's decoding threads (`decode_slots`: its share of
+the CPUs, not Python's default pool), and its windows' logits come from the shared
 `DynamicBatcher`. Scores, aggregation, top-k and multi-label thresholds are `AudioClassifier`'s own, so the answer
 is `predict`'s answer.
 """
@@ -17,14 +18,18 @@ is `predict`'s answer.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
+from hfspeech.cpu_threads import thread_budget, usable_cpus, user_threads
 from hfspeech.data.audio import AudioFileError
 from hfspeech.data.media_references import refuse_media_references
 from hfspeech.data.samples import stream_not_trimmed_warning
@@ -63,6 +68,7 @@ class ModelRunner:
         self.on_load_failure = None  # e.g. stop the server (`run_server` does, with one process)
         self.on_load_error = None  # called in the loading thread when it fails (`create_app` counts it)
         self.batcher = DynamicBatcher(self._logits, max_batch_size, max_wait_ms, on_batch)
+        self.decoder = ThreadPoolExecutor(decode_slots(), thread_name_prefix="hfspeech-decode")
 
     def start_loading(self) -> None:
         """From inside the event loop: start the batcher, and the model loading in a thread."""
@@ -135,11 +141,19 @@ class ModelRunner:
         classifier = self.require_ready()
         return clip_windows(self.decode(audio), classifier.config, *classifier.window_sizes())
 
+    async def decoded_windows(self, audio: bytes) -> list[tuple[int, np.ndarray]]:
+        """`windows` in the decoding threads (`self.decoder`): at most `decode_slots()` uploads of this process are
+        decoded at once, the others wait their turn undecoded. `asyncio.to_thread`'s pool ran min(32, host cores +
+        4) at once (20 on a 16-core node in a 2-CPU pod), each holding its decoded audio. A request cancelled (its
+        client gone) while it waits is dropped from the queue; one being decoded keeps its thread till it ends."""
+        call = functools.partial(contextvars.copy_context().run, self.windows, audio)  # as `to_thread` calls it
+        return await asyncio.get_running_loop().run_in_executor(self.decoder, call)
+
     async def classify(self, audio: bytes, parameters: Parameters):
         """The Hub's answer (a list of {label, score}), or with `timeline` an object that adds the windows."""
         classifier = await self.wait_ready()
         refuse_votes_off_scale(classifier.config, parameters)  # before the upload is decoded
-        starts, pieces = zip(*await asyncio.to_thread(self.windows, audio))
+        starts, pieces = zip(*await self.decoded_windows(audio))
         logits = np.stack(await self.batcher.submit(pieces))
         prediction = self.prediction(logits, starts, pieces, parameters)
         answer = self.hub_answer(prediction, parameters.function_to_apply)
@@ -191,6 +205,15 @@ class ModelRunner:
                 "revision": self.revision,
                 "max_batch_size": self.batcher.max_batch_size, "max_wait_ms": self.batcher.max_wait * 1000,
                 "max_seconds": self.max_seconds}
+
+
+def decode_slots() -> int:
+    """How many uploads a server process decodes at once: its share of the CPUs as `cpu_threads` works it out
+    (the container's quota or the CPU affinity, a worker's share of them, or the user's OMP_NUM_THREADS), at least
+    2 so that one long upload does not hold every short clip behind it. More at once decode no faster on those
+    CPUs, and each holds its decoded audio (up to ~2x `--max_seconds` of mono float32 at the model's rate)."""
+    budget = thread_budget()
+    return max(2, budget[0] if budget is not None else user_threads() or usable_cpus())
 
 
 def judges_active(config, function: Optional[str]) -> bool:

@@ -4,10 +4,11 @@ libsndfile, as `soundfile.read` drives it, reads no more frames than the header 
 there, for `decode_audio` as here): a declared length within `--max_seconds` bounds memory as a WAV's data size
 does. So one libsndfile open of any upload it reads (`_read_declared`: PCM, FLAC, Ogg, an MP3 with a frame count)
 gives its format, rate and declared frames and, within the limit, `decode_audio`'s own read (`seek(0)`, then the
-declared frames), refused, mixed and resampled as it does: a compressed upload is not counted first (a 10-s MP3
-served at 0.82x the requests per second with the count), a WAV not opened again to be measured and decoded (10 s:
-1.0 -> 0.92-0.97 ms). An upload whose length no header declares (a FLAC piped out of an encoder, `ffmpeg -f flac pipe:`,
-whose STREAMINFO rate that open gives; an MP3 without a Xing/VBRI frame count) is decoded by `decode_audio`'s
+declared frames, block by block: `data.mono_read`, holding the mono waveform, not the channels), refused, mixed and
+resampled as it does: a compressed upload is not counted first (a 10-s MP3 served at 0.82x the requests per second
+with the count), a WAV not opened again to be measured and decoded (10 s: 1.0 -> 0.92-0.97 ms). An upload whose
+length no header declares (a FLAC piped out of an encoder, `ffmpeg -f flac pipe:`, whose STREAMINFO rate that open
+gives; an MP3 without a Xing/VBRI frame count) is decoded by `decode_audio`'s
 ffmpeg decode (`data.ffmpeg_decode`: its media-reference and rate checks), no further than 1 s past the limit
 (10-s MP3: 2.6x to 5.8x as fast as counting first). The FLAC is counted first all the same
 (`audio_length.ffmpeg_seconds`, samples a frame at a time, ~9 ms per 10 s): ffmpeg's stop follows its frame
@@ -28,10 +29,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 import soundfile
 
-from hfspeech.data.audio import AudioFileError, checked_waveform, decode_audio, describe_source, downmix_to_mono
+from hfspeech.data.audio import checked_waveform, decode_audio, describe_source
 from hfspeech.data.ffmpeg_decode import decode_with_ffmpeg
+from hfspeech.data.mono_read import read_mono
 from hfspeech.data.mp3_header import Mp3Head, inspect_mp3
-from hfspeech.data.samples import UNDECLARED_FRAMES, cancelled_mix_problem, rate_problem
+from hfspeech.data.samples import UNDECLARED_FRAMES
 from hfspeech.data.system_libraries import DECODED_WITHOUT_FFMPEG, NEEDS_FFMPEG, FfmpegUnavailableError
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.serve.audio_length import ffmpeg_seconds, refuse_audio_longer_than, too_long
@@ -105,23 +107,10 @@ def _read_declared(audio: bytes, sampling_rate: int, max_seconds: float) -> Decl
         header = Declared(opened.format, opened.samplerate, opened.frames)
         if header.frames > max_seconds * header.rate:
             return header
-        try:
-            opened.seek(0)  # as `soundfile.read` (decode_audio) reads: from frame 0, the declared frames
-            samples = opened.read(header.frames, dtype="float32", always_2d=True)
-        except Exception:  # damaged part-way
-            return header
-    if not len(samples):  # no samples: ffmpeg decides
-        return header
-    if problem := rate_problem(header.rate):  # as decode_audio refuses it, before soxr makes millions
-        raise AudioFileError(UPLOAD, problem)
-    mono = downmix_to_mono(samples)
-    if problem := cancelled_mix_problem(samples, mono):  # as `decode_audio`'s libsndfile read refuses it
-        raise AudioFileError(UPLOAD, problem)
-    if header.rate != sampling_rate:
-        import soxr
-
-        mono = soxr.resample(mono, header.rate, sampling_rate)
-    return header._replace(waveform=mono)
+        # block by block (`data.mono_read`): refused, mixed and resampled as `decode_audio`'s read, holding the mono
+        # waveform, not the channels (a 245 KB FLAC of 599 s, 8 channels at 96 kHz, took 5.5 GB read whole)
+        waveform = read_mono(opened, header.frames, sampling_rate, UPLOAD)
+    return header._replace(waveform=waveform)  # None: damaged part-way or empty, ffmpeg decides
 
 
 def _undeclared_length_rate(audio: bytes, mp3: Optional[Mp3Head], declared: Declared) -> Optional[int]:
