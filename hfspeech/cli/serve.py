@@ -147,6 +147,10 @@ def serve(argv: list[str]) -> int:
                              args.api_key or os.environ.get(API_KEY_ENV) or None, args.max_requests, args.device,
                              args.allowed_hosts, shutdown_timeout=args.shutdown_timeout)
     warn_if_exposed(args.host, settings.api_key)
+    from hfspeech.serve.limits import bodies_beyond_memory
+
+    if memory_warning := bodies_beyond_memory(args.max_requests, settings.max_body_bytes, args.workers):
+        print(memory_warning, file=sys.stderr)
     load_error = run_server(settings, args.host, args.port, args.workers, args.log_level)
     if load_error:
         print_error(load_error)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 MOST_OPEN_FILES = 65536  # plenty for one server; some systems' hard limit is "unlimited" or a billion
 ACCEPT_ERROR = "socket.accept() out of system resource"  # asyncio's message (selector_events._accept_connection)
@@ -97,3 +97,33 @@ def quiet_accept_errors_in_this_process() -> None:
     log = logging.getLogger("asyncio")
     if not any(isinstance(quiet, AcceptErrorThrottle) for quiet in log.filters):
         log.addFilter(AcceptErrorThrottle())
+
+
+def memory_limit_bytes() -> Optional[int]:
+    """The memory this process's cgroup allows (v2 `memory.max`, v1 `memory.limit_in_bytes`; the smallest up the
+    tree, as `cpu_threads` reads the CPU quota), or None: no limit ("max", v1's page-rounded 2^63), or none read."""
+    from hfspeech.cpu_threads import CGROUP_ROOT, process_cgroups, read_numbers, up_the_tree
+
+    groups, limits = process_cgroups(), []
+    files = [folder / "memory.max" for folder in up_the_tree(CGROUP_ROOT, groups[""])] if "" in groups else []
+    if "memory" in groups:
+        files += [folder / "memory.limit_in_bytes" for folder in up_the_tree(CGROUP_ROOT / "memory", groups["memory"])]
+    for words in map(read_numbers, files):
+        if words and words[0].isdigit() and int(words[0]) < 2**62:
+            limits.append(int(words[0]))
+    return min(limits, default=None)
+
+
+def bodies_beyond_memory(max_requests: Optional[int], max_body_bytes: int, workers: int) -> Optional[str]:
+    """A warning when the request bodies the server may hold at once (`--max_requests` x `--max_body_mb` per
+    worker, before any is decoded) pass the memory limit of its container: 40 bodies of 24 MB, each allowed by the
+    defaults (64 x 25 MB), got a server under a 1 GiB limit killed by the kernel within 5 s, every request in flight
+    lost, where lower limits answer 503 "busy" or 413 and live on."""
+    limit = memory_limit_bytes()
+    if limit is None or not max_requests or max_requests * max_body_bytes * workers <= limit:
+        return None
+    each = f"{workers} workers x " if workers > 1 else ""
+    return (f"warning: {each}--max_requests {max_requests} x --max_body_mb {max_body_bytes / 2**20:g} is "
+            f"{workers * max_requests * max_body_bytes / 2**20:.0f} MB of request bodies at once, more than this "
+            f"container's memory limit ({limit / 2**20:.0f} MB, cgroup): past it the kernel kills the server with "
+            "every request in flight; lower --max_requests or --max_body_mb")
