@@ -4,8 +4,9 @@ The dataset is opened with `streaming=True`; nothing is read but the first `--sh
 references when validation/test have to be carved out. Labels: the label column's `ClassLabel` names,
 else `--class_names`; we do not scan the label column, because a Hub dataset keeps labels in the same
 files as the audio and the scan would download the whole corpus. Row count: the footers of local Parquet files
-(a clone: exact, so the training stream gets a length and a resumed run skips exactly what it trained), else the
-split sizes of the dataset card, else `--max_steps` is required (`training.streaming`).
+(a clone: exact, so the training stream gets a length and a resumed run skips exactly what it trained; not exact
+where its README's configuration `filters:` rows out, as the footers count them too), else the split sizes of the
+dataset card, else `--max_steps` is required (`training.streaming`).
 
 The dataset is opened by `data.dataset_opening.open_datasets_dataset`, for the map-style path (`data.loading`)
 too: what a user can get wrong in `--dataset_name` / `--dataset_config_name` (a folder that is not there, a Hub name
@@ -212,11 +213,20 @@ def _split_size(stream: IterableDataset, split: str) -> tuple[Optional[int], boo
     (`training.streaming.CountedTrainingStream`); before, a clone's count was not taken as exact, and its resumed
     run trained other clips than the run it continued (0.07 per weight apart after 2 passes)."""
     counted = local_parquet_rows(stream)
-    if counted is not None:
-        return counted, True
+    if counted is not None:  # a README `filters:` drops rows the footers count: 40 counted exact, 20 read
+        return counted, _reads_every_row(stream)
     sizes = getattr(stream.info, "splits", None) or {}
     known = sizes.get(split) if hasattr(sizes, "get") else None
     return (int(known.num_examples) if known is not None and known.num_examples else None), False
+
+
+def _reads_every_row(stream: IterableDataset) -> bool:
+    """Whether the stream's Parquet builder filters no rows out (its configuration's `filters` is None, which a
+    README's `configs:` sets): only then do the files' footers count the rows it yields. Not where the stream is
+    read in another way than datasets 4.8's `ArrowExamplesIterable` over the builder's `_generate_tables`."""
+    tables = getattr(getattr(stream, "_ex_iterable", None), "generate_tables_fn", None)
+    config = getattr(getattr(tables, "__self__", None), "config", None)
+    return config is not None and hasattr(config, "filters") and config.filters is None
 
 
 def _references(stream: IterableDataset, audio_column: str, label_column: str, source: str,

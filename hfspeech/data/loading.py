@@ -248,8 +248,8 @@ def _load_datasets_dataset(name: str, config_name: Optional[str], cache_dir: Opt
                             "which has no configurations; leave the flag out")
         loaded = load_from_disk(name)
         leave_users_folder(loaded)
-    else:  # one-line errors for a missing folder, an unreachable Hub, a wrong configuration (data.hub_stream)
-        from hfspeech.data.hub_stream import open_datasets_dataset
+    else:  # one-line errors for a missing folder, an unreachable Hub, a wrong configuration (data.dataset_opening)
+        from hfspeech.data.dataset_opening import open_datasets_dataset
 
         loaded = open_datasets_dataset(name, config_name, cache_dir=cache_dir)
         hold_cache_folders(loaded)  # before the maps and splits that write beside its files (`data.cache_users`)

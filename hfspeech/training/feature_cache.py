@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -31,7 +32,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from hfspeech.data.audio import seconds_to_samples
-from hfspeech.data.cache_users import cached_files, hold_cache_folder, own_temporary_files_removed
+from hfspeech.data.cache_users import cached_files, hold_cache_folder, is_users_folder, own_temporary_files_removed
 from hfspeech.data.decoded_caches import UNUSED_DECODER_DAYS, derived_cache_file, superseded_removed
 from hfspeech.data.transforms import EvalTransform, python_label, stack_labels
 from hfspeech.errors import writing_to
@@ -101,6 +102,25 @@ def _supersede_earlier_features(split: Dataset, identity: str, features_file: st
     return removed
 
 
+def _renamed_from_old_name(folder: Optional[Path], new_fingerprint: str, features_file: Optional[str]):
+    """`features_file`, where the features an earlier hfspeech cached under datasets' own name for them
+    (`cache-<new_fingerprint>.arrow` in `folder`: the same encoder, split, content and fingerprint) were renamed to it
+    (`derived_cache_file`) when it was not there yet: each was encoded again once, and the old file stayed for good.
+    Where the folder cannot be written (a team's read-only cache), the old file itself, read as it was; never an
+    error. Not in a folder the user saved."""
+    if folder is None or features_file is None or cached_files(features_file) or is_users_folder(folder):
+        return features_file
+    old = folder / f"cache-{new_fingerprint}.arrow"
+    try:
+        if not old.is_file():
+            return features_file
+        os.replace(old, features_file)
+    except OSError:  # a read-only cache, or gone meanwhile: read where it is (or encoded, as before)
+        return str(old) if old.is_file() else features_file
+    logger.info("train: frozen features cached by an earlier hfspeech renamed to %s", features_file)
+    return features_file
+
+
 def _encode_batch(model: nn.Module, feature_extractor: Any, crop: EvalTransform, device: torch.device):
     """Encodes a `map` batch as `predict` runs it: clips of mixed lengths together only where the model ignores the
     padding (`models.inputs.shares_padded_batches`), else by equal length, or a clip's features depended on which
@@ -139,7 +159,9 @@ def cached_feature_views(model: nn.Module, feature_extractor: Any, dataset: Data
         folder = Path(split.cache_files[0]["filename"]).parent if split.cache_files else None  # where map writes
         if folder is not None:  # a killed run's `tmp*` file there removed, this run's kept from others
             hold_cache_folder(folder)
-        features_file = derived_cache_file(split, f"{split._fingerprint}-{fingerprint}")  # removed with the decoding
+        features_file = _renamed_from_old_name(  # removed with the decoding
+            folder, f"{split._fingerprint}-frozen-{fingerprint}",
+            derived_cache_file(split, f"{split._fingerprint}-{fingerprint}"))
         with writing_to(folder, "the frozen features were not cached; make room, or set HF_DATASETS_CACHE to a "
                         "folder on another disk"), own_temporary_files_removed(folder):
             features = split.with_format("numpy", columns=["input_values", "label"]).map(
