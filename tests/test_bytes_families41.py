@@ -157,3 +157,13 @@ def test_a_bad_clip_held_as_bytes_is_named_by_its_split_and_row(cache, tmp_path,
         with pytest.raises(AudioFileError) as raised:
             prepared(folder)
         assert raised.value.path == f"audio.flac ({split} row {bad_row})"
+
+
+def test_a_one_row_carve_of_a_clone_prepares(cache, tmp_path):
+    """Validation carved from 6 train rows is one row, which datasets takes as a slice of numpy ints: its family
+    key ended on "Object of type int64 is not JSON serializable", a traceback (reviewer R4)."""
+    folder = write_dataset(tmp_path / "carved")
+    (folder / "data" / "validation-00000-of-00001.parquet").unlink()
+    for _ in ("cold", "warm"):
+        dataset = prepared(folder)
+        assert sorted(len(split) for split in dataset.values()) == [1, 2, 5]

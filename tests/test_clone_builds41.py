@@ -71,6 +71,21 @@ def test_the_build_an_edit_superseded_is_removed(offline, own_cache, own_locks, 
     assert len(open_datasets_dataset(str(repo), None)["train"]) == 6  # the new build read back
 
 
+def test_copies_at_one_path_on_two_machines_sharing_a_cache_keep_their_builds(offline, own_cache, own_locks,
+                                                                              tmp_path, monkeypatch):
+    """Node-local copies of a clone at one path (their files' own times) on machines sharing one datasets cache
+    removed each other's build, and its decodings, on every run (reviewer R4): the family is each machine's."""
+    import socket
+
+    repo = cloned_repo(tmp_path / "repo")
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-a")
+    first = build_folder(open_datasets_dataset(str(repo), None))
+    edited(repo)  # the other machine's copy: other times
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-b")
+    second = build_folder(open_datasets_dataset(str(repo), None))
+    assert first != second and [path for path in first.rglob("*.arrow")]
+
+
 def test_a_build_a_live_run_holds_is_kept_and_removed_by_the_next_run(offline, own_cache, own_locks, tmp_path):
     repo = cloned_repo(tmp_path / "repo")
     earlier = build_folder(open_datasets_dataset(str(repo), None))

@@ -104,7 +104,7 @@ def stored_run(split: Dataset) -> Optional[tuple[int, int]]:
     if not isinstance(table, MemoryMappedTable) or \
             _memory_mapped_arrow_table_from_file(table.path).num_rows != stored.num_examples:
         return None
-    return sum(slices), table.num_rows  # each slice's offset is into the slice before it
+    return int(sum(slices)), table.num_rows  # each slice's offset into the one before; numpy ints (a 1-row carve)
 
 
 def builder_version(arrow_file: str) -> Optional[Path]:

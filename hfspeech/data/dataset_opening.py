@@ -22,6 +22,7 @@ import copy
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Optional
@@ -124,7 +125,9 @@ def _superseded(folder: str, built) -> int:
     in the same cache, no live run holds it and the user did not save it (`decoded_caches.superseded_removed`); one
     line. The files removed."""
     root = os.path.realpath(built._cache_dir_root)
-    family = Hasher.hash([os.path.realpath(folder), built.config.name, root])
+    # this machine's too: copies of a clone at one path on several machines (or containers) sharing a cache have
+    # their own files' times, and removed each other's build on every run (reviewer R4)
+    family = Hasher.hash([os.path.realpath(folder), built.config.name, root, socket.gethostname()])
     marker = os.path.join(built._cache_dir, datasets_config.DATASET_INFO_FILENAME)  # written by every build
     use = {"decoder": "clone build", "content": built.config_id, "used": time.time()}
     removed, freed = superseded_removed(CLONE_BUILDS, family, marker, use, lambda earlier: _build_files(earlier, root))

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -106,7 +107,9 @@ def _held_split_key(split) -> Optional[str]:
     select. Every decoding of a Hub dataset's split was its own family (keyed by the split's fingerprint), and each
     change to the dataset left the last one for good. None (the fingerprint, as before) for a split that was not
     loaded from a dataset in this process (built in Python, held in memory), nor a run of a stored split's rows:
-    two datasets never share a family, nor does `train[:50%]` with `train`."""
+    two datasets never share a family, nor does `train[:50%]` with `train`. This machine's name too: copies of a
+    clone at one path on several machines (or containers) sharing a cache have their own files' times, and each
+    removed the other's decoding on every run (reviewer R4)."""
     source, run = loaded_source(split), stored_run(split)
     if source is None or run is None:
         return None
@@ -115,8 +118,9 @@ def _held_split_key(split) -> Optional[str]:
     place = version.parents[2] if version else Path(split.cache_files[0]["filename"]).parent
     rows = None if split._indices is None else hashlib.sha256(
         split._indices.column(0).to_numpy().astype("uint64").tobytes()).hexdigest()
-    return hashlib.sha256(json.dumps(["held", source, os.path.realpath(place), split.info.config_name,
-                                      str(split.split), None if whole else run, rows]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(["held", source, socket.gethostname(), os.path.realpath(place),
+                                      split.info.config_name, str(split.split), None if whole else run,
+                                      rows]).encode()).hexdigest()
 
 
 def supersede_earlier_decodings(family: str, decoded_file: str, what: str, content: str) -> int:

@@ -196,9 +196,15 @@ def _step_of(checkpoint: str) -> int:
 
 def check_output_dir(output_dir: str) -> None:
     """An output folder that holds files but no trace of a training run (a data folder, someone's notes, another
-    tool's model) is refused: the run would overwrite its config.json, model.safetensors ... without a word."""
-    check_output_folder(output_dir, "--output_dir", ours=lambda name: name in RUN_MARKERS or name.startswith(
-                        PROBE_PREFIX) or bool(CHECKPOINT_NAME.match(name)), earlier="from a training run",
+    tool's model) is refused: the run would overwrite its config.json, model.safetensors ... without a word. Another
+    machine's probe (`machine_folders`) is no trace of a run: beside the user's files it made them pass as one."""
+    def run_trace(name: str) -> bool:
+        return name in RUN_MARKERS or bool(CHECKPOINT_NAME.match(name))
+
+    names = [name for name in (os.listdir(output_dir) if os.path.isdir(output_dir) else [])
+             if not name.startswith(PROBE_PREFIX)]
+    check_output_folder(output_dir, "--output_dir", ours=lambda name: run_trace(name) or (
+                        not names and name.startswith(PROBE_PREFIX)), earlier="from a training run",
                         remedy="or pass --overwrite_output_dir to write over them", error=CheckpointError)
 
 
@@ -280,4 +286,4 @@ def output_dir_held(training_args) -> Iterator[None]:
         yield
     if sharing is not None and not training_args.save_on_each_node and not sharing.sees_process_zero(
             training_args.process_index):
-        remove_rng_only_checkpoints(training_args.output_dir, training_args.process_index, CHECKPOINT_NAME)
+        remove_rng_only_checkpoints(training_args.output_dir, sharing.apart_from_process_zero(), CHECKPOINT_NAME)

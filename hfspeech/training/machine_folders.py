@@ -72,6 +72,10 @@ class FolderSharing:
     def sees_process_zero(self, rank: int) -> bool:
         return 0 in self.sees[rank]
 
+    def apart_from_process_zero(self) -> set[int]:
+        """The processes whose folder is not process 0's (each machine's own disk)."""
+        return {rank for rank in range(len(self.sees)) if not self.sees_process_zero(rank)}
+
     def machines_sharing(self) -> Optional[tuple[int, int]]:
         """Two machines' first processes that write to one folder (`--save_on_each_node` saves twice there)."""
         for rank, seen in enumerate(self.sees):
@@ -88,13 +92,15 @@ def folder_sharing(output_dir: str, is_local_main: bool) -> Optional[FolderShari
         return None
     created = [path for path in (Path(output_dir), *Path(output_dir).parents) if not path.exists()]
     marker = write_marker(output_dir) if is_local_main else None
-    gathered = values_of_every_process((machine_of_this_process(), marker and marker.name))
-    sees = [rank for rank, (_, name) in enumerate(gathered) if name and os.path.exists(os.path.join(output_dir, name))]
-    sharing = FolderSharing([machine for machine, _ in gathered], values_of_every_process(sees), created)
-    if marker is not None:  # every process has looked (the gather above)
-        with contextlib.suppress(OSError):
-            marker.unlink()
-    return sharing
+    try:
+        gathered = values_of_every_process((machine_of_this_process(), marker and marker.name))
+        sees = [rank for rank, (_, name) in enumerate(gathered)
+                if name and os.path.exists(os.path.join(output_dir, name))]
+        return FolderSharing([machine for machine, _ in gathered], values_of_every_process(sees), created)
+    finally:  # every process has looked (the second gather), or the run stops: never left in a folder (R3)
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.unlink()
 
 
 def several_processes() -> bool:
@@ -131,14 +137,16 @@ def save_on_each_node_refusal(sharing: Optional[FolderSharing], output_dir: str)
             "(a shared file system): drop --save_on_each_node, process 0 then saves for every machine")
 
 
-def remove_rng_only_checkpoints(output_dir: str, rank: int, checkpoint_name: re.Pattern) -> list[str]:
-    """The checkpoint folders of `output_dir` that hold only this process's `rng_state_<rank>.pth`, removed: the RNG
-    state a process writes beside a checkpoint that process 0 saves on another machine's disk, useless without it."""
+def remove_rng_only_checkpoints(output_dir: str, ranks: set[int], checkpoint_name: re.Pattern) -> list[str]:
+    """The checkpoint folders of `output_dir` that hold only `rng_state_<rank>.pth` files of processes `ranks` (those
+    whose folder is not process 0's), removed: the RNG states processes write beside a checkpoint that process 0
+    saves on another machine's disk, useless without it (two processes on a machine: both of theirs, R3)."""
     removed = []
     with contextlib.suppress(OSError):
         for name in sorted(os.listdir(output_dir)):
             folder = os.path.join(output_dir, name)
-            if checkpoint_name.match(name) and rng_states_only(folder) == [f"rng_state_{rank}.pth"]:
+            states = {int(RNG_STATE_FILE.match(state)[1]) for state in rng_states_only(folder)}
+            if checkpoint_name.match(name) and states and states <= ranks:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(name)
     return removed
