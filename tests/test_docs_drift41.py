@@ -39,7 +39,8 @@ def test_from_pretrained_refuses_a_missing_device_for_a_run_with_a_twin(run_with
         AudioClassifier.from_pretrained(str(run_with_twin), device=device)
 
 
-@pytest.mark.parametrize("device", ["cpu", -1, torch.device("cpu"), "cpu:0", torch.device("cpu", 0), "-1", np.int64(-1)])
+@pytest.mark.parametrize("device", ["cpu", -1, torch.device("cpu"), "cpu:0", torch.device("cpu", 0), "-1",
+                                    np.int64(-1)])
 def test_the_cpu_still_runs_the_twin(run_with_twin, device, tmp_path):
     clip = tmp_path / "clip.wav"
     sf.write(clip, synth_clip("high", np.random.default_rng(3), 16000, 1.0), 16000)
