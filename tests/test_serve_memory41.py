@@ -167,3 +167,35 @@ def test_a_server_decodes_no_more_uploads_at_once_than_its_decode_slots(monkeypa
     answers = asyncio.run(main())
     assert all(isinstance(answer, ApiError) for answer in answers)
     assert most[0] == 2, f"{most[0]} uploads decoded at once"
+
+
+def test_an_apps_decoding_threads_end_with_it(tmp_path):
+    """`create_app` in one process again and again (a notebook, the test suite) left one more live decoding thread
+    each time until the garbage collector ran (reviewer R5): the pool is shut down as the app's lifespan ends."""
+    import threading
+
+    from starlette.testclient import TestClient
+
+    from hfspeech.serve.app import ServeSettings, create_app
+    from tests.conftest import save_random_baseline
+
+    folder = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(8000, np.float32), 16000, format="WAV")
+    for _ in range(2):
+        with TestClient(create_app(ServeSettings(model=str(folder), allowed_hosts=None))) as client:
+            assert client.post("/", content=buffer.getvalue()).status_code == 200
+    alive = [thread for thread in threading.enumerate() if thread.name.startswith("hfspeech-decode")]
+    assert not alive, alive
+
+
+def test_a_16_khz_mp3_read_in_chunks_is_the_whole_read_bit_for_bit(tmp_path):
+    """libsndfile decodes an MPEG-2 MP3 read straight after opening 1 ulp off the same MP3 read after a seek, as
+    `soundfile.read` (and `read_mono`) read it: the chunks now start with the same seek (reviewer R5)."""
+    t = np.arange(6 * 16000) / 16000
+    path = tmp_path / "speech-rate.mp3"
+    path.write_bytes(encoded((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[:, None], 16000, "MP3",
+                             "MPEG_LAYER_III"))
+    whole = decode_audio(str(path), 16000)
+    chunks = np.concatenate(list(iter_audio_chunks(str(path), 16000, chunk_seconds=2)))
+    assert np.array_equal(chunks, whole)

@@ -275,6 +275,7 @@ def _open_with_soundfile(name: str):
 def _soundfile_blocks(opened, name: str, chunk_seconds: int) -> Iterator[np.ndarray]:
     """Mono float32 blocks of `chunk_seconds` at the file's rate, read by libsndfile (`mono_read.sndfile_blocks`)."""
     with opened:
+        opened.seek(0)  # as `read_mono` and `soundfile.read` decode an MP3: after a seek (1 ulp otherwise, R5)
         blocks = sndfile_blocks(opened, opened.frames, chunk_seconds * opened.samplerate)
         while True:
             try:

@@ -150,6 +150,7 @@ def create_app(settings: ServeSettings) -> Starlette:
         runner.start_loading()
         yield
         await runner.batcher.stop()
+        runner.decoder.shutdown(wait=False, cancel_futures=True)  # its threads left with the app (R5: one per app)
 
     app = Starlette(routes=Endpoints(settings, runner, metrics).routes(), lifespan=lifespan,
                     exception_handlers={ApiError: lambda request, error: error_response(error),
