@@ -182,11 +182,17 @@ def test_an_apps_decoding_threads_end_with_it(tmp_path):
     folder = save_random_baseline(tmp_path / "model", "cnn", ["a", "b"], 0.5, n_mels=16, conv_channels=[4, 8])
     buffer = io.BytesIO()
     sf.write(buffer, np.zeros(8000, np.float32), 16000, format="WAV")
+    def decoding_threads() -> set:
+        return {thread for thread in threading.enumerate() if thread.name.startswith("hfspeech-decode")}
+
+    before = decoding_threads()  # other tests' runners, made without a lifespan, until collected
     for _ in range(2):
         with TestClient(create_app(ServeSettings(model=str(folder), allowed_hosts=None))) as client:
             assert client.post("/", content=buffer.getvalue()).status_code == 200
-    alive = [thread for thread in threading.enumerate() if thread.name.startswith("hfspeech-decode")]
-    assert not alive, alive
+    ours = decoding_threads() - before
+    for thread in ours:  # told to end (`shutdown(wait=False)`): each ends once it has read that
+        thread.join(timeout=10)
+    assert not [thread for thread in ours if thread.is_alive()], ours
 
 
 def test_a_16_khz_mp3_read_in_chunks_is_the_whole_read_bit_for_bit(tmp_path):
