@@ -117,18 +117,29 @@ def held_bytes_key(split: Dataset) -> Optional[str]:
     the same bytes). None where no clip is held as bytes, the split is held in memory, or its files are not a
     builder's (a `save_to_disk` folder; a streamed dataset's evaluation rows, written into each run's scratch
     folder: keyed by their paths, they were decoded again on every run): its fingerprint keys it, as before."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if "audio" not in split.column_names or not split.cache_files:
         return None
     column = split.data.table.column("audio")
-    if not pa.types.is_struct(column.type) or not pc.any(pc.is_valid(pc.struct_field(column, "bytes"))).as_py():
+    if not is_path_struct(column) or not holds_bytes(column):
         return None
     versions = {builder_version(cache["filename"]) for cache in split.cache_files}
     if None in versions:  # not a builder's (a streamed split's evaluation rows, written anew by each run): as before
         return None
     return hashlib.sha256(json.dumps(sorted(os.path.realpath(version) for version in versions)).encode()).hexdigest()
+
+
+def is_path_struct(column) -> bool:
+    """Whether an Arrow `audio` column is datasets' `{path, bytes}` struct (not decoded arrays)."""
+    import pyarrow as pa
+
+    return pa.types.is_struct(column.type)
+
+
+def holds_bytes(column) -> bool:
+    """Whether an Arrow `{path, bytes}` audio column holds any clip as bytes (a Hub dataset's), not paths alone."""
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.is_valid(pc.struct_field(column, "bytes"))).as_py())
 
 
 def _file_paths(split: Dataset) -> list[Optional[str]]:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hfspeech.data import cache_users
+from hfspeech.data.clip_digests import holds_bytes, is_path_struct
 from hfspeech.data.clip_names import builder_version, loaded_source, stored_run
 from hfspeech.data.decode_retry import DECODED_LAYOUT, decoder_code, retried_files_of
 from hfspeech.errors import writing_to
@@ -83,12 +84,11 @@ def _clips_key(split) -> str:
     rewritten in place changes its `file_stat`, and so the split's fingerprint, but not this. Where a clip's audio
     is held as bytes in the dataset, its rows are not known by their paths: the stored split they are of
     (`_held_split_key`), or where that is not known, the split's own fingerprint (each decoding its own family)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     table = split.data.table
     column = table.column("audio")
-    if not pa.types.is_struct(column.type) or pc.any(pc.is_valid(pc.struct_field(column, "bytes"))).as_py():
+    if not is_path_struct(column) or holds_bytes(column):
         return _held_split_key(split) or split._fingerprint
     paths, labels = pc.struct_field(column, "path"), table.column("label")
     if split._indices is not None:

@@ -87,13 +87,19 @@ def plain_cpu_device(args) -> Iterator[None]:
         args.__dict__["_setup_devices"] = device
 
 
+def processes_in_group() -> int:
+    """How many processes this one's torch.distributed group joins (1 where it joined none: one process)."""
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_world_size() if joined else 1
+
+
 def values_of_every_process(value) -> list:
     """`value` as each process of the run holds it, by global rank (`[value]` in a run of one process): for
     checks that every process, on every machine, sees the same thing before they train together (a checkpoint to
     resume, the data), where a difference would otherwise pair their collectives on different states. A
     collective: every process must call it at the same point."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if processes_in_group() == 1:
         return [value]
-    values = [None] * torch.distributed.get_world_size()
+    values = [None] * processes_in_group()
     torch.distributed.all_gather_object(values, value)
     return values

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.output_folders import unusable_folder_name
-from hfspeech.training.distributed import values_of_every_process
+from hfspeech.training.distributed import processes_in_group, values_of_every_process
 
 PROBE_PREFIX = ".hfspeech-machine-probe-"  # removed once every process has looked; a killed run's is ours too
 RNG_STATE_FILE = re.compile(r"^rng_state_(\d+)\.pth$")
@@ -88,7 +88,7 @@ class FolderSharing:
 def folder_sharing(output_dir: str, is_local_main: bool) -> Optional[FolderSharing]:
     """Who sees whose --output_dir (None in a run of one process). A collective: every process calls it at the same
     point, before any of them takes the folder's lock."""
-    if not several_processes():
+    if processes_in_group() == 1:
         return None
     created = [path for path in (Path(output_dir), *Path(output_dir).parents) if not path.exists()]
     marker = write_marker(output_dir) if is_local_main else None
@@ -101,14 +101,6 @@ def folder_sharing(output_dir: str, is_local_main: bool) -> Optional[FolderShari
         if marker is not None:
             with contextlib.suppress(OSError):
                 marker.unlink()
-
-
-def several_processes() -> bool:
-    """Whether this process is one of a launched group (torch.distributed is set up when the flags are parsed)."""
-    import torch
-
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and \
-        torch.distributed.get_world_size() > 1
 
 
 def write_marker(output_dir: str) -> Optional[Path]:
