@@ -41,7 +41,7 @@ def others_bad(whole, named: str) -> str:
     """`; and N more bad file(s) in this data: a, b, c and 2 more` where the decoded `whole` table holds bad files
     besides `named`, else nothing."""
     bad = [row for row, error in enumerate(column_values(whole, "error")) if error]
-    others = [name for name in (bad_clip_name(whole, row) for row in bad[:4]) if name != named][:3]
+    others = [name for name in bad_clip_names(whole, bad[:4]) if name != named][:3]
     if not others:
         return ""
     unnamed = len(bad) - 1 - len(others)
@@ -54,18 +54,29 @@ def bad_clip_name(decoded, row: int) -> str:
     clip held as bytes under a stored file name (a path that names no file: not absolute) its split and row in the
     stored split (`clip_names.bytes_clip_name`), where that row is known (`_stored_row`); a clip named by row
     already (`<audio bytes without a file name: ...>`) as it is."""
-    path = decoded[row]["path"]
-    if not path or path.startswith("<") or os.path.isabs(path):
-        return path
-    stored = _stored_row(decoded, row)
-    return path if stored is None else bytes_clip_name(path, str(decoded.split), stored)
+    return bad_clip_names(decoded, [row])[0]
 
 
-def _stored_row(decoded, row: int) -> Optional[int]:
+def bad_clip_names(decoded, rows: list[int]) -> list[str]:
+    """`bad_clip_name` of each of `rows`, with where the table sits in its stored split (`clip_names.stored_run`,
+    which reads the Arrow file's footer: 37 ms on 400 MB) found once for them all, not once a bad row."""
+    run: list = []  # found at the first clip that needs it
+    names = []
+    for row in rows:
+        path = decoded[row]["path"]
+        if not path or path.startswith("<") or os.path.isabs(path):
+            names.append(path)
+            continue
+        run = run or [stored_run(decoded)]
+        stored = _stored_row(decoded, row, run[0])
+        names.append(path if stored is None else bytes_clip_name(path, str(decoded.split), stored))
+    return names
+
+
+def _stored_row(decoded, row: int, run: Optional[tuple[int, int]]) -> Optional[int]:
     """`row` of `decoded` as a row of the stored split it was decoded from, through its indices (rows selected) and
-    where its table sits in that split (`clip_names.stored_run`); None where that is not known (a split decoded
+    where its table sits in that split (`run`, `clip_names.stored_run`); None where that is not known (a split decoded
     alone has its own table: the rows it selected are not known from it)."""
-    run = stored_run(decoded)
     if run is None:
         return None
     return run[0] + (row if decoded._indices is None else decoded._indices.column(0)[row].as_py())

@@ -33,7 +33,7 @@ from hfspeech.data.clip_digests import files_content_key, forget_read_files
 from hfspeech.data.columns import column_values, without_rows
 from hfspeech.data.dataset_columns import whole_table_keys
 from hfspeech.data.decode_errors import SKIP_HINT, raise_first_bad, with_skip_hint  # noqa: F401 (theirs to import)
-from hfspeech.data.decode_errors import bad_clip_name
+from hfspeech.data.decode_errors import bad_clip_names
 from hfspeech.data.decode_retry import decoded_fingerprint, with_failures_retried
 from hfspeech.data.decoded_caches import decoded_family, decoded_into_cache, supersede_earlier_decodings
 from hfspeech.data.folders import DESCRIPTION
@@ -183,7 +183,8 @@ def prepare_dataset(
             raise_first_bad(decoded, wholes[tables[name]] if name in tables else decoded)
         bad = [i for i, error in enumerate(column_values(decoded, "error")) if error]
         if bad:
-            report.skipped[name] = [{"path": bad_clip_name(decoded, i), "problem": decoded[i]["error"]} for i in bad]
+            report.skipped[name] = [{"path": clip, "problem": decoded[i]["error"]}
+                                    for i, clip in zip(bad, bad_clip_names(decoded, bad))]
             report.skipped_rows[name] = bad
             decoded = without_rows(decoded, bad)
         if len(decoded) == 0:
