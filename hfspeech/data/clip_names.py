@@ -71,20 +71,25 @@ def bytes_clip_name(path: str, split: str, row: int) -> str:
 def _remember_source(split: Dataset, source: str) -> None:
     """`split`'s Arrow folder remembered as holding rows of the dataset `source` names (`NAME (split 'SPLIT')`):
     nothing for a split held in memory, in several folders, or named otherwise."""
-    named = SOURCE_FORMAT.fullmatch(source)
-    folders = {os.path.realpath(Path(cache["filename"]).parent) for cache in split.cache_files}
-    if named is None or len(folders) != 1:
+    named, folder = SOURCE_FORMAT.fullmatch(source), _arrow_folder(split)
+    if named is None or folder is None:
         return
     name = os.path.expanduser(named["name"])
-    _loaded_from[folders.pop()] = os.path.realpath(name) if os.path.isdir(name) else named["name"]
+    _loaded_from[folder] = os.path.realpath(name) if os.path.isdir(name) else named["name"]
 
 
 def loaded_source(split: Dataset) -> Optional[str]:
     """The dataset `split`'s rows were loaded from, as `--dataset_name` gave it (a folder made absolute), where it
     was loaded by hfspeech in this process and its Arrow files are still in that folder (None for a split built in
     Python, held in memory, or mapped elsewhere since)."""
+    folder = _arrow_folder(split)
+    return _loaded_from.get(folder) if folder is not None else None
+
+
+def _arrow_folder(split: Dataset) -> Optional[str]:
+    """The one folder (real path) of `split`'s Arrow files; None held in memory or spread over several."""
     folders = {os.path.realpath(Path(cache["filename"]).parent) for cache in split.cache_files}
-    return _loaded_from.get(folders.pop()) if len(folders) == 1 else None
+    return folders.pop() if len(folders) == 1 else None
 
 
 def stored_run(split: Dataset) -> Optional[tuple[int, int]]:
