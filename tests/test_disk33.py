@@ -211,9 +211,11 @@ def test_a_failed_decode_leaves_the_temporary_files_of_a_folder_another_run_hold
 def test_event_clips_on_a_full_disk_are_one_line_naming_the_folder(tmp_path):
     # `demo-data --kind events` wrote with libsndfile too: "System error.", a traceback (after the audit's 03 mend)
     from hfspeech.synthetic.events import generate_event_dataset
+    from hfspeech.synthetic.reuse import GENERATING_MARK
 
     root = tmp_path / "events"
     root.mkdir()
+    (root / GENERATING_MARK).touch()  # an interrupted run's folder: written again (a user's folder is refused)
     (root / "labels.csv").symlink_to("/dev/full")  # its clips are written by write_pcm16, as demo-data's (above)
     with pytest.raises(OutputWriteError, match=rf"^{re.escape(str(root))}: cannot write \(No space left on device\); "
                                                "make room and run it again"):

@@ -78,15 +78,11 @@ def refuse_users_data_folder(folder, flag: str, kind: str) -> None:
     its `noise_NN_colour.wav` names), refused in one line: the generators wrote `README.md` (and `labels.csv`) and
     `<keyword>/<keyword>_<nnnn>.wav` over the user's files and removed clips of theirs named like their own
     (`hfspeech demo --data_dir data/`, a user's own keyword recordings, `demo-data` into a notes folder)."""
-    import re
+    from hfspeech.synthetic.reuse import generators_own, refuse_users_folder
+    from hfspeech.synthetic.signals import is_noise_file_name
 
-    from hfspeech.output_folders import check_output_folder
-    from hfspeech.synthetic.reuse import generators_own
-
-    ours = (lambda name: re.fullmatch(r"noise_[0-9]{2}_[a-z]+\.wav", name) is not None) if kind == "noise" \
-        else generators_own(folder, kind)
-    made = "noise files" if kind == "noise" else f"{kind} data"
-    check_output_folder(folder, flag, ours=ours, earlier=f"{made} that hfspeech generated")
+    ours = is_noise_file_name if kind == "noise" else generators_own(folder, kind)
+    refuse_users_folder(folder, ours, "noise files" if kind == "noise" else f"{kind} data", flag)
 
 
 def refuse_unwritable_datasets_cache() -> None:

@@ -11,12 +11,14 @@ says ``espeak-ng``, so `--group_column speaker` keeps them out of the held-out g
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Optional, Sequence
 
-from hfspeech.errors import DataError
+from hfspeech.errors import DataError, writing_to
 from hfspeech.models.label_words import DIGIT_WORDS
 from hfspeech.synthetic.espeak import ESPEAK_VOICES
+from hfspeech.synthetic.reuse import already_holds, refuse_users_folder
 from hfspeech.synthetic.spoken import generate_keyword_dataset
 
 SPEAKER = "espeak-ng"
@@ -27,19 +29,30 @@ def generate_spoken_digits(output_dir, clips_per_digit: int = 100, sampling_rate
                            seed: int = 0, progress: bool = False, voices: Sequence[str] = ESPEAK_VOICES,
                            speaker: str = SPEAKER) -> Path:
     """Write the clips (idempotently) and ``output_dir/manifest.csv`` (path,label,speaker; absolute paths);
-    returns the manifest. ``voices``: the espeak-ng voices drawn from (`generate_keyword_dataset`)."""
+    returns the manifest. ``voices``: the espeak-ng voices drawn from (`generate_keyword_dataset`). A folder of
+    the user's is refused before anything is written (it holds nothing but the generated `clips`); a finished one
+    is reused without a write (a read-only one too)."""
     root = Path(output_dir).resolve()
-    clips = generate_keyword_dataset(root / "clips", keywords=DIGIT_WORDS, clips_per_keyword=clips_per_digit,
-                                     sampling_rate=sampling_rate, clip_seconds=clip_seconds,
-                                     noise_snr_db=noise_snr_db, seed=seed, progress=progress, voices=voices)
-    manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["path", "label", "speaker"])
-        for digit, word in enumerate(DIGIT_WORDS):
-            for index in range(clips_per_digit):
-                writer.writerow([str(clips / word / f"{word}_{index:04d}.wav"), str(digit), speaker])
+    manifest, text = root / "manifest.csv", _manifest_text(root / "clips", clips_per_digit, speaker)
+    if not already_holds(manifest, text.encode("utf-8")):  # something to write: into a folder of ours only
+        refuse_users_folder(root, lambda name: name == "clips", "spoken digits")
+    generate_keyword_dataset(root / "clips", keywords=DIGIT_WORDS, clips_per_keyword=clips_per_digit,
+                             sampling_rate=sampling_rate, clip_seconds=clip_seconds, noise_snr_db=noise_snr_db,
+                             seed=seed, progress=progress, voices=voices)
+    if not already_holds(manifest, text.encode("utf-8")):
+        with writing_to(root, "make room and run it again"):
+            manifest.write_text(text, encoding="utf-8", newline="")
     return manifest
+
+
+def _manifest_text(clips: Path, clips_per_digit: int, speaker: str) -> str:
+    lines = io.StringIO()
+    writer = csv.writer(lines, lineterminator="\n")
+    writer.writerow(["path", "label", "speaker"])
+    for digit, word in enumerate(DIGIT_WORDS):
+        for index in range(clips_per_digit):
+            writer.writerow([str(clips / word / f"{word}_{index:04d}.wav"), str(digit), speaker])
+    return lines.getvalue()
 
 
 def merge_manifests(first, second, output) -> Path:

@@ -134,16 +134,16 @@ def generate_event_dataset(
     params = dict(kind="events", events=events, num_clips=int(num_clips), sampling_rate=int(sampling_rate),
                   clip_seconds=float(clip_seconds), seed=int(seed), generator_version=GENERATOR_VERSION)
     names = [f"audio/events_{i:04d}.wav" for i in range(num_clips)]
-    folder = GeneratedFolder(root, params, [root / name for name in names])
+    folder = GeneratedFolder(root, params, [root / name for name in names], kind="events")
     if folder.is_finished():
         return root
-    folder.start_over()
-    (root / "audio").mkdir(parents=True, exist_ok=True)
-    for old in (root / "audio").glob("events_[0-9][0-9][0-9][0-9].wav"):
-        old.unlink()
+    folder.start_over()  # a folder of the user's (or another kind's) refused first, as demo-data's
 
     rows = []
     with writing_to(root, "make room and run it again"):  # a full disk: one line naming the folder, as demo-data's
+        (root / "audio").mkdir(parents=True, exist_ok=True)
+        for old in (root / "audio").glob("events_[0-9][0-9][0-9][0-9].wav"):
+            old.unlink()
         for index, name in enumerate(names):
             clip, labels = _make_event_clip(events, np.random.default_rng([int(seed), index]), sampling_rate,
                                             clip_seconds)

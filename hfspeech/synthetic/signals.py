@@ -7,11 +7,15 @@ need from their data; the noise files exercise the noise-folder augmentation wit
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import soundfile as sf
+
+from hfspeech.errors import writing_to
+from hfspeech.synthetic.reuse import THEN, already_holds, refuse_users_folder
 
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0}
 
@@ -20,9 +24,14 @@ def write_pcm16(path: str | Path, clip: np.ndarray, sampling_rate: int) -> None:
     """`clip` as a 16-bit WAV file at `path`, encoded in memory and written by Python (the same bytes as
     `sf.write(path, ...)`): libsndfile's own write hid a full disk's errno ("System error.", a traceback), while
     Python's `OSError` keeps it for `errors.writing_to` to name the folder in one line."""
+    Path(path).write_bytes(pcm16_bytes(clip, sampling_rate))
+
+
+def pcm16_bytes(clip: np.ndarray, sampling_rate: int) -> bytes:
+    """`clip` as the bytes of a 16-bit WAV file."""
     encoded = io.BytesIO()
     sf.write(encoded, clip, sampling_rate, subtype="PCM_16", format="WAV")
-    Path(path).write_bytes(encoded.getvalue())
+    return encoded.getvalue()
 
 
 def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -56,26 +65,36 @@ def _mains_hum(rng: np.random.Generator, num: int, sampling_rate: int) -> np.nda
     return noise + 0.05 * rng.standard_normal(num)
 
 
+def is_noise_file_name(name: str) -> bool:
+    """A name `generate_noise_files` writes (`noise_03_blue.wav`): what `demo-data --noise_files` writes again."""
+    return re.fullmatch(r"noise_[0-9]{2}_[a-z]+\.wav", name) is not None
+
+
 def generate_noise_files(output_dir, n: int = 5, seconds: float = 3.0, sampling_rate: int = 16000,
                          seed: int = 0) -> list[Path]:
     """Write ``n`` background-noise wavs (white, pink, brown, blue, mains hum, then repeats).
 
-    Small and deterministic (written again on every call: it takes milliseconds), for exercising the
-    noise-folder augmentation without a noise corpus.
+    Small and deterministic (made again on every call: it takes milliseconds; a file already holding the same
+    bytes is not written, so a read-only folder of them is reused), for exercising the noise-folder augmentation
+    without a noise corpus. A folder holding other files (the user's noise recordings) is refused before anything
+    is written, as `hfspeech demo-data --noise_files` refuses it.
     """
     root = Path(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     kinds = [*NOISE_COLOURS, "hum"]
     num = int(round(seconds * sampling_rate))
-    paths = []
+    files = {}
     for i in range(n):
         kind = kinds[i % len(kinds)]
-        if kind == "hum":
-            noise = _mains_hum(rng, num, sampling_rate)
-        else:
-            noise = colored_noise(rng, num, NOISE_COLOURS[kind])
-        path = root / f"noise_{i:02d}_{kind}.wav"
-        write_pcm16(path, (0.5 * noise / np.abs(noise).max()).astype(np.float32), sampling_rate)
-        paths.append(path)
-    return paths
+        noise = _mains_hum(rng, num, sampling_rate) if kind == "hum" else colored_noise(rng, num, NOISE_COLOURS[kind])
+        files[root / f"noise_{i:02d}_{kind}.wav"] = pcm16_bytes((0.5 * noise / np.abs(noise).max()).astype(np.float32),
+                                                                sampling_rate)
+    unwritten = {path: data for path, data in files.items() if not already_holds(path, data)}
+    if unwritten:
+        refuse_users_folder(root, is_noise_file_name, "noise files")
+        with writing_to(root, THEN):
+            root.mkdir(parents=True, exist_ok=True)
+            for path, data in unwritten.items():
+                path.write_bytes(data)
+    return list(files)
+

@@ -208,13 +208,16 @@ def _generate_folder(root: Path, params: dict, classes: list[str], clips_per_cla
     if clips_per_class < 1 or params["sampling_rate"] < 1 or params["clip_seconds"] <= 0:
         raise UsageError("clips per class, sampling_rate and clip_seconds must be positive")
     expected = _expected_files(root, classes, clips_per_class)
-    folder = GeneratedFolder(root, params, expected)
+    folder = GeneratedFolder(root, params, expected, kind="keywords" if "keywords" in params else "languages")
     if folder.is_finished():
         return root
 
+    folder.refuse_if_not_ours()  # a folder of the user's, as demo-data refuses it: before espeak-ng is looked for
     exe = require_espeak()
     check_voices(exe, voices)
-    _remove_previous(root, classes, folder.start_over())
+    previous = folder.start_over()
+    with writing_to(root, "make room and run it again"):
+        _remove_previous(root, classes, previous)
     _write_clips(root, params, classes, clips_per_class, make_clip, exe, desc, progress)
     written = sorted(p for name in classes for p in (root / name).glob("*.wav"))
     if written != sorted(expected):

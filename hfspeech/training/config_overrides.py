@@ -1,8 +1,9 @@
 """`--config_overrides`: a JSON object of config values for the model being built, checked before it is built.
 
-Values a flag or the data sets are refused (they met the flag's value as a Python "got multiple values for keyword
-argument", or drew a wrong "did you mean"), a key the config lacks is a typo named with its nearest keys, and mask
-probabilities switch on SpecAugment where a checkpoint has it off. Imports only `errors` and `training.arguments`.
+Values a flag, the data or hfspeech sets are refused (they met the flag's value as a Python "got multiple values for
+keyword argument", drew a wrong "did you mean", or lost to the flag without a word), a key the config lacks is a typo
+named with its nearest keys, and mask probabilities switch on SpecAugment where a checkpoint has it off. Imports only
+`errors`, `training.arguments` and the name of the trimming attribute (`data.samples`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,24 @@ from __future__ import annotations
 import json
 import logging
 
+from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError, did_you_mean
 from hfspeech.training.arguments import ModelArguments
 
 logger = logging.getLogger("hfspeech.train")
 
-# Config values a flag or the data sets: in `--config_overrides` they met the flag's value ("CNNAudioConfig() got
-# multiple values for keyword argument 'sampling_rate'") or drew a wrong "did you mean ['max_length']?".
-FLAGS_THAT_ARE_CONFIG_VALUES = ("sampling_rate", "max_length_seconds", "problem_type")
-FLAG_OWNED_CONFIG_VALUES = {**{key: f"is set by --{key}: give it there" for key in FLAGS_THAT_ARE_CONFIG_VALUES},
-                            **dict.fromkeys(("num_labels", "id2label", "label2id"), "comes from the data's labels")}
+# Config values a flag, the data or hfspeech sets: in `--config_overrides` they met the flag's value ("CNNAudioConfig()
+# got multiple values for keyword argument 'sampling_rate'"), drew a wrong "did you mean ['max_length']?", or lost to
+# the flag without a word (`--use_weighted_layer_sum True` over `{"use_weighted_layer_sum": false}`; a trimmed
+# checkpoint's `trim_silence_top_db`, replaced by the run's own; Whisper's window, recut by the flag, its positional
+# rows newly drawn at random where the override shrank them).
+FLAGS_THAT_ARE_CONFIG_VALUES = ("sampling_rate", "max_length_seconds", "problem_type", "use_weighted_layer_sum")
+FLAG_OWNED_CONFIG_VALUES = {
+    **{key: f"is set by --{key}: give it there" for key in FLAGS_THAT_ARE_CONFIG_VALUES},
+    TRIM_CONFIG_ATTRIBUTE: "is set by --trim_silence (at --trim_top_db): give them there",
+    "max_source_positions": "is Whisper's window, set by --whisper_window_seconds: give it there",
+    "finetuning_task": "is set by hfspeech (audio-classification)",
+    **dict.fromkeys(("num_labels", "id2label", "label2id"), "comes from the data's labels")}
 
 
 def user_overrides(model_args: ModelArguments) -> dict:
