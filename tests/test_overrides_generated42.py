@@ -40,6 +40,7 @@ def tiny_wav2vec2(tmp_path_factory) -> Path:
     (["--trim_silence", "True"], '{"trim_silence_top_db": 10}', "'trim_silence_top_db' is set by --trim_silence"),
     ([], '{"max_source_positions": 100}', "'max_source_positions' is Whisper's window, set by --whisper_window"),
     ([], '{"finetuning_task": "x"}', "'finetuning_task' is set by hfspeech"),
+    ([], '{"model_type": "hubert"}', "'model_type' is the kind of model (--model_type, or the checkpoint's)"),
 ])
 def test_a_config_value_a_flag_sets_is_refused_in_one_line(flags, override, expected, tiny_wav2vec2, tmp_path,
                                                             capsys):

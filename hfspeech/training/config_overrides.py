@@ -21,13 +21,14 @@ logger = logging.getLogger("hfspeech.train")
 # got multiple values for keyword argument 'sampling_rate'"), drew a wrong "did you mean ['max_length']?", or lost to
 # the flag without a word (`--use_weighted_layer_sum True` over `{"use_weighted_layer_sum": false}`; a trimmed
 # checkpoint's `trim_silence_top_db`, replaced by the run's own; Whisper's window, recut by the flag, its positional
-# rows newly drawn at random where the override shrank them).
+# rows newly drawn at random where the override shrank them; `model_type`, a class attribute, ignored).
 FLAGS_THAT_ARE_CONFIG_VALUES = ("sampling_rate", "max_length_seconds", "problem_type", "use_weighted_layer_sum")
 FLAG_OWNED_CONFIG_VALUES = {
     **{key: f"is set by --{key}: give it there" for key in FLAGS_THAT_ARE_CONFIG_VALUES},
     TRIM_CONFIG_ATTRIBUTE: "is set by --trim_silence (at --trim_top_db): give them there",
     "max_source_positions": "is Whisper's window, set by --whisper_window_seconds: give it there",
     "finetuning_task": "is set by hfspeech (audio-classification)",
+    "model_type": "is the kind of model (--model_type, or the checkpoint's), which an override left as it was",
     **dict.fromkeys(("num_labels", "id2label", "label2id"), "comes from the data's labels")}
 
 
