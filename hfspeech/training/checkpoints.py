@@ -29,7 +29,7 @@ from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models.fingerprint import saving_weights
 from hfspeech.models.loading import WEIGHT_FILES
 from hfspeech.output_folders import check_output_folder, held_alone, remove_leftover_scratch
-from hfspeech.training.distributed import values_of_every_process
+from hfspeech.training.distributed import agreed, values_of_every_process
 from hfspeech.training.machine_folders import (NODE_LOCAL_REMEDY, PROBE_PREFIX, folder_sharing,
                                                machine_of_this_process, process_named, remove_rng_only_checkpoints,
                                                rng_states_only, save_on_each_node_refusal)
@@ -141,7 +141,7 @@ def checkpoint_to_resume(training_args) -> Optional[str]:
     they differ every process stops with the same line (`agreed_checkpoint`) instead of training apart."""
     if training_args.overwrite_output_dir and not training_args.resume_from_checkpoint:
         return None
-    choice, problem, passed_over = this_process_choice(training_args)
+    choice, problem, passed_over = agreed(lambda: this_process_choice(training_args))
     gathered = values_of_every_process((machine_of_this_process(), choice, problem, passed_over))
     agreed_checkpoint(gathered, training_args.resume_from_checkpoint)
     if choice and not training_args.resume_from_checkpoint:

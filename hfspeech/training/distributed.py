@@ -8,18 +8,25 @@ the end of training: its rank, the world size, the optimizer steps it took, the 
 per epoch of its own DataLoader (when it has a length), and a checksum of its model's parameters. DDP keeps the parameters of all
 processes equal, so equal checksums with distinct ranks and a step count that fits the data split N
 ways show that the processes trained as one -- what `tests/test_distributed.py` checks.
+
+Where a run's processes must agree before they go on (the data, the checkpoint to resume), their values are gathered
+(`values_of_every_process`), and a step that may fail on one process alone is taken through `agreed`: its one-line
+error travels in a gather too, and every process stops with it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional, TypeVar
 
 import torch
 from transformers import TrainerCallback
+
+from hfspeech.errors import HfspeechError
 
 RANK_MARKERS_ENV = "HFSPEECH_RANK_MARKERS"
 
@@ -103,3 +110,54 @@ def values_of_every_process(value) -> list:
     values = [None] * processes_in_group()
     torch.distributed.all_gather_object(values, value)
     return values
+
+
+Value = TypeVar("Value")
+
+
+def agreed(step: Callable[[], Value]) -> Value:
+    """`step()`'s value, or on every process of the run the same one-line error where a process's step raised one
+    (an `HfspeechError`: a bad clip in its machine's copy of the data, a Hub token missing there): the line said as
+    that process said it where every process said it, else `process 1 (machine 1): <its line>`. A process that
+    failed alone used to leave while the others waited in their next collective: gloo's "Connection closed by peer"
+    traceback there (NCCL: a hang until --ddp_timeout). A collective in a run of several processes: every process
+    calls it at the same point, and `step` takes part in none (but a `main_process_first` around all of it, whose
+    barriers run whether it fails or not). In a run of one process, `step()` alone."""
+    if processes_in_group() == 1:
+        return step()
+    value, problem = None, None
+    try:
+        value = step()
+    except HfspeechError as error:
+        problem = error
+    gathered = values_of_every_process((machine_of_this_process(), problem and said(problem)))
+    failed = [(rank, *outcome) for rank, (_, outcome) in enumerate(gathered) if outcome]
+    if not failed:
+        return value
+    rank, kind, line = failed[0]
+    if len(failed) < len(gathered) or any(other != line for _, _, other in failed):
+        line = f"{process_named(rank, [machine for machine, _ in gathered])}: {line}"
+    raise kind(line) from problem
+
+
+def said(error: HfspeechError) -> tuple[type, str]:
+    """The error's class and its one line, for every process to raise: `HfspeechError` where the class cannot
+    travel (defined in a function) or be made again from a line alone."""
+    kind, line = type(error), str(error)
+    try:
+        remade = str(pickle.loads(pickle.dumps(kind))(line)) == line
+    except Exception:  # a constructor of its own (other arguments)
+        remade = False
+    return (kind if remade else HfspeechError), line
+
+
+def machine_of_this_process() -> Optional[int]:
+    """The machine rank torchrun (`accelerate launch`) gives this process's machine (`GROUP_RANK`); None outside."""
+    value = os.environ.get("GROUP_RANK", "")
+    return int(value) if value.isdigit() else None
+
+
+def process_named(rank: int, machines: list) -> str:
+    """'process 2 (machine 1)': which process, on which machine, a refusal is about."""
+    machine = machines[rank] if rank < len(machines) else None
+    return f"process {rank}" + (f" (machine {machine})" if machine is not None else "")

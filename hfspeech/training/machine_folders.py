@@ -25,24 +25,13 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.output_folders import unusable_folder_name
-from hfspeech.training.distributed import processes_in_group, values_of_every_process
+from hfspeech.training.distributed import (machine_of_this_process, process_named, processes_in_group,
+                                          values_of_every_process)
 
 PROBE_PREFIX = ".hfspeech-machine-probe-"  # removed once every process has looked; a killed run's is ours too
 RNG_STATE_FILE = re.compile(r"^rng_state_(\d+)\.pth$")
 NODE_LOCAL_REMEDY = ("(an output folder on each machine's own disk): use a --output_dir every machine shares, or "
                      "--save_on_each_node")
-
-
-def machine_of_this_process() -> Optional[int]:
-    """The machine rank torchrun (`accelerate launch`) gives this process's machine (`GROUP_RANK`); None outside."""
-    value = os.environ.get("GROUP_RANK", "")
-    return int(value) if value.isdigit() else None
-
-
-def process_named(rank: int, machines: list) -> str:
-    """'process 2 (machine 1)': which process, on which machine, a refusal is about."""
-    machine = machines[rank] if rank < len(machines) else None
-    return f"process {rank}" + (f" (machine {machine})" if machine is not None else "")
 
 
 def rng_states_only(folder: str | os.PathLike) -> list[str]:

@@ -40,7 +40,7 @@ from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.same_data import check_every_process_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
-from hfspeech.training.distributed import rank_marker_callbacks
+from hfspeech.training.distributed import agreed, rank_marker_callbacks
 from hfspeech.training.interrupts import InterruptsActedOn, raise_if_lost
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.final_save import save_model  # whole files only, renamed in (also `training.run.save_model`)
@@ -64,6 +64,7 @@ class RunData:
     label_names: list[str]
     streamed: Optional[StreamedData] = None
     training_clips: dict = field(default_factory=dict)  # digests of train/validation clips (data.clip_digests)
+    kept: Optional[DatasetDict] = None  # the undecoded splits less the skipped files (not with --streaming)
 
     @property
     def train_labels(self) -> list:
@@ -74,23 +75,30 @@ class RunData:
 def load_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
               sampling_rate: int) -> RunData:
     """Labelled splits decoded once at the model's rate (cached), or with `--streaming` a training stream."""
-    spec, seed, kept = data_args.spec(), training_args.seed, None
-    with training_args.main_process_first(desc="preparing data"):
-        if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
-            check_streaming_flags(data_args, spec.is_local)
-            streamed = load_streamed_data(spec, sampling_rate, seed, training_args.output_dir, model_args.multi_label)
-            data = RunData(streamed.evaluation, streamed.report, streamed.label_names, streamed)
-        else:
-            report = DataReport()
-            raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
-            dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
-            kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
-            clips = record_training_clips(kept)
-            data = RunData(dataset, report, label_names_of(dataset["train"]), training_clips=clips)
+    spec, seed = data_args.spec(), training_args.seed
+    if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
+        check_streaming_flags(data_args, spec.is_local)
+        streamed = load_streamed_data(spec, sampling_rate, seed, training_args.output_dir, model_args.multi_label)
+        data = RunData(streamed.evaluation, streamed.report, streamed.label_names, streamed)
+    else:
+        report = DataReport()
+        raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
+        dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
+        kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
+        data = RunData(dataset, report, label_names_of(dataset["train"]), None, record_training_clips(kept), kept)
     logger.info("%d classes: %s; %s", len(data.label_names), first_few(data.label_names, 20), data.report.summary())
-    if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
-        check_every_process_same_data(data.label_names, kept, data.dataset)
     return data
+
+
+def data_of_this_process(resume: Optional[str], model_args, data_args, training_args) -> tuple:
+    """(data record, feature extractor, sampling rate, `RunData`): the steps that may fail on one machine alone (its
+    copies of the data, checkpoint, model), main process first (the others read its cache), for `agreed` to take."""
+    with training_args.main_process_first(desc="preparing data"):  # its barriers run, failed or not
+        record = check_same_data(resume, model_args, data_args, training_args)  # a checkpoint on other data: refused
+        extractor = pretrained_feature_extractor(model_args)
+        check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
+        sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
+        return record, extractor, sampling_rate, load_data(model_args, data_args, training_args, sampling_rate)
 
 
 def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
@@ -199,11 +207,10 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     quiet_other_processes(training_args)  # several processes: the main one's log alone
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)
-    record = check_same_data(resume, model_args, data_args, training_args)  # a checkpoint on other data: refused
-    extractor = pretrained_feature_extractor(model_args)
-    check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
-    sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
-    data = load_data(model_args, data_args, training_args, sampling_rate)
+    record, extractor, sampling_rate, data = agreed(lambda: data_of_this_process(resume, model_args, data_args,
+                                                                                 training_args))
+    if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
+        check_every_process_same_data(data.label_names, data.kept, data.dataset)
     record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds,
                                            data_args.trimmed_at())
@@ -235,7 +242,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher);
     `after_saving()` runs last, with the folder still held (the command line traces the TorchScript twin).
     Its log set-up, transformers' verbosity and accelerate's state last for the run (`process_state_kept`)."""
-    request = hub_request(training_args)  # read before the arguments drop the token; pushed by hfspeech.hub
+    request = agreed(lambda: hub_request(training_args))  # read before the arguments drop the token (hfspeech.hub)
     with process_state_kept(), output_dir_held(training_args):  # one run at a time in a folder (training.checkpoints)
         with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (data.progress_bars)
             setup = setup_training(model_args, data_args, training_args)
