@@ -152,13 +152,17 @@ CLI_FLAG_EQUIVALENTS = {
 }
 
 
-def with_default_said(kwargs: dict) -> dict:
-    """An argument's `kwargs` with "(default: X)" at the end of its help, where the help does not name its default
-    and there is one to name (not None, False or a suppressed one): `predict --help` showed `--top_k TOP_K` and
-    `serve --help` `--port PORT` without a word of what they are when not given."""
+def with_default_said(kwargs: dict, flag: bool = True) -> dict:
+    """An argument's `kwargs` with "(default: X)" at the end of its help, where the help does not name its default:
+    `predict --help` showed `--top_k TOP_K` and `serve --help` `--port PORT` without a word of what they are when
+    not given, and `--manifest`, `--json` nothing at all. A default of None or False is said as train's and
+    evaluate's parser says it (`(default: None)`, `(default: False)`), one reading for every command. Not for a
+    positional (`flag` False), a required flag, or a suppressed default or help."""
     default, text = kwargs.get("default"), kwargs.get("help")
-    if any(default is nothing for nothing in (None, False, argparse.SUPPRESS)) or text == argparse.SUPPRESS \
-            or "default" in (text or "").lower():  # `is`: a default of 0 is said (0 == False)
+    if "default" not in kwargs and kwargs.get("action") in ("store_true", "store_false"):
+        default = kwargs["action"] == "store_false"  # what argparse gives such a switch
+    if not flag or kwargs.get("required") or default is argparse.SUPPRESS or text == argparse.SUPPRESS \
+            or "default" in (text or "").lower():
         return kwargs
     shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
     return {**kwargs, "help": f"{text + ' ' if text else ''}(default: {shown.replace('%', '%%')})"}
@@ -215,7 +219,7 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
         if any("-" in name[2:] for name in declared):
             raise ValueError(f"declare flags with underscores, not {declared}: the dashed spelling is added")
         aliases = [dashed(name) for name in declared if "_" in name]
-        action = super().add_argument(*names, *aliases, **with_default_said(kwargs))
+        action = super().add_argument(*names, *aliases, **with_default_said(kwargs, flag=bool(declared)))
         # The help hides every dashed spelling: these aliases, and the --no-name that OnOffFlag adds.
         action.dashed_aliases = {option for option in action.option_strings if "-" in option[2:]}
         return action

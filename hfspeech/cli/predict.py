@@ -39,7 +39,8 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     parser.add_argument("--output", default=None, metavar="FILE", help="write one row per file to FILE (.jsonl or "
                         ".csv) as each is done, instead of printing; files already in FILE are skipped (resume). "
-                        "`-`: the rows on stdout, in --format (default jsonl), for a pipe; stdout is never resumed")
+                        "`-`: the rows on stdout, in --format (default jsonl), for a pipe; stdout is never resumed "
+                        "(default: None: printed on stdout)")
     parser.add_argument("--format", choices=["jsonl", "csv"], default=None,
                         help="rows for --output - (default jsonl); without --output, the same rows on stdout; "
                         "with --output FILE, its extension decides and a --format that differs is refused")

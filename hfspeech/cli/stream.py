@@ -68,7 +68,8 @@ def stream(argv: list[str]) -> int:
         parser.error(f"no audio: {'stdin is closed (<&-); ' * (sys.stdin is None)}pipe raw PCM or a WAV into stdin "
                      "(arecord ... | hfspeech stream MODEL), or give --follow FILE")
     with reported_as_user_errors(ValueError, OSError):
-        classifier, chunks, streamer = _open_stream(args)
+        classifier, given, streamer_at = _open_stream(args)
+        streamer = streamer_at(given.rate)  # its checks (--vad model ...) before waiting for the audio
     from hfspeech.errors import stdout_write_errors
 
     def emit(results) -> None:
@@ -82,7 +83,10 @@ def stream(argv: list[str]) -> int:
             sys.stdout.flush()
 
     stopped = None
-    try:
+    try:  # from the wait for the first bytes on: a stream stopped before any audio still ends with its counts
+        with reported_as_user_errors(ValueError, OSError):
+            chunks, rate = _audio_chunks(args, given)
+            streamer = streamer if rate == given.rate else streamer_at(rate)  # a WAV header's rate
         for chunk in chunks:
             emit(streamer.feed(chunk))
     except KeyboardInterrupt as error:  # Ctrl-C (or SIGTERM) ends a live stream: flush its last window, print counts
@@ -103,10 +107,11 @@ def stream(argv: list[str]) -> int:
 
 
 def _open_stream(args: argparse.Namespace):
-    """The classifier, the audio chunks (stdin or the followed file) and the streaming classifier over them."""
+    """The classifier, the PCM format the flags give and a maker of the streaming classifier at a rate; the audio
+    is waited for afterwards (`_audio_chunks`), where an interruption still ends with the counts line."""
     from hfspeech.inference.classifier import AudioClassifier
     from hfspeech.inference.loading import backend_for_device
-    from hfspeech.inference.sources import PcmFormat, follow_file, followed_format, read_pcm, stdin_format
+    from hfspeech.inference.sources import PcmFormat
     from hfspeech.inference.streaming import StreamingClassifier
     from hfspeech.inference.windows import check_windows_cover
     from hfspeech.models.scores import DEFAULT_THRESHOLD
@@ -119,21 +124,25 @@ def _open_stream(args: argparse.Namespace):
     warn_if_trained_trimmed(args.model, classifier.config)
     warn_if_threshold_unused(args.threshold, classifier.config)
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    given = PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels)
 
     def streamer_at(rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=rate,
                                    threshold=threshold, min_windows=args.min_windows, vad=args.vad,
                                    silence_labels=args.silence_label, offsets=True)
 
-    streamer = streamer_at(given.rate)  # its checks (--vad model ...) before waiting for the audio
+    return classifier, PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels), streamer_at
+
+
+def _audio_chunks(args: argparse.Namespace, given):
+    """(the audio chunks of stdin or the followed file, their sampling rate): waits for the first bytes, whose WAV
+    header, where there is one, gives the format instead of the flags."""
+    from hfspeech.inference.sources import follow_file, followed_format, read_pcm, stdin_format
+
     if args.follow:
         pcm, offset = followed_format(args.follow, given, args.idle_timeout, args.poll_seconds)
-        chunks = follow_file(args.follow, pcm, offset, args.idle_timeout, args.poll_seconds)
-    else:  # a WAV's header gives its format, as for --follow
-        pcm, head = stdin_format(sys.stdin.buffer, given)
-        chunks = read_pcm(sys.stdin.buffer, pcm, head=head)
-    return classifier, chunks, streamer if pcm.rate == given.rate else streamer_at(pcm.rate)
+        return follow_file(args.follow, pcm, offset, args.idle_timeout, args.poll_seconds), pcm.rate
+    pcm, head = stdin_format(sys.stdin.buffer, given)
+    return read_pcm(sys.stdin.buffer, pcm, head=head), pcm.rate
 
 
 def warn_no_audio(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from datasets import Audio, DatasetDict
@@ -85,9 +85,12 @@ class ScoredSplit:
                                        clips=clips or self.clips)
 
 
-def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
+def score_split(eval_args: EvaluateArguments, spec: DataSpec,
+                before_scoring: Callable[[], None] = lambda: None) -> ScoredSplit:
     """Every clip of one split scored by `eval_args.model`; nothing written. A multi-label split with no event in
-    any clip is a false-alarm set (`encode_labels(allow_no_event=True)`), not an error."""
+    any clip is a false-alarm set (`encode_labels(allow_no_event=True)`), not an error. `before_scoring` runs once
+    the model has loaded and the split is found, before the scoring's minutes: evaluate's warning that it replaces
+    another model's reports came before a missing model's refusal, for reports that then stayed."""
     classifier = AudioClassifier.from_pretrained(
         eval_args.model, trust_remote_code=eval_args.trust_remote_code, batch_size=eval_args.batch_size,
         backend=backend_for_device(eval_args.model, None, eval_args.device), device=eval_args.device,
@@ -100,6 +103,7 @@ def score_split(eval_args: EvaluateArguments, spec: DataSpec) -> ScoredSplit:
     raw = load_evaluation_split(spec, label_names, eval_args.split, multi_label, report=listing,
                                 allow_no_event=True)  # a multi-label set of background clips: its false alarms
     split = next(iter(raw))
+    before_scoring()
     scored, labels, report = _score_clips(classifier, raw[split], split, eval_args, spec)
     report.warn_skipped()  # `train` says it in its summary; here the JSON's count was all
     found = listing.found or {split: len(raw[split])}
@@ -129,8 +133,8 @@ REPORTS_NOT_WRITTEN = "the reports are incomplete; make room and run the same co
 
 def _evaluate(eval_args: EvaluateArguments, spec: DataSpec) -> dict:
     _check_output_dir(eval_args.output_dir)
-    _warn_if_replacing_another_models(eval_args.output_dir, eval_args.model)
-    scored = score_split(eval_args, spec)
+    scored = score_split(eval_args, spec, lambda: _warn_if_replacing_another_models(eval_args.output_dir,
+                                                                                    eval_args.model))
     split, label_names, report, labels = scored.split, scored.label_names, scored.report, scored.references
     with writing_to(eval_args.output_dir, REPORTS_NOT_WRITTEN):  # a full disk named, not the pathless catch-all
         metrics = scored.write_reports(eval_args.output_dir, split, per_label_false_alarms=True)

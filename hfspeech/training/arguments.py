@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from hfspeech.data.split_names import given_split_names, refuse_without_dataset, split_name_arguments
 from hfspeech.errors import UsageError
+from hfspeech.evaluation.arguments import OWN_DEFAULT
 from hfspeech.models.problem_types import MULTI_LABEL
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class ModelArguments:
                   "1-s one for tiny.en)."},
     )
     head_learning_rate: Optional[float] = field(
-        default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)."}
+        default=None, metadata={"help": "Learning rate of the head (default: --learning_rate)." + OWN_DEFAULT}
     )
     layerwise_lr_decay: Optional[float] = field(
         default=None,
@@ -95,7 +96,7 @@ class ModelArguments:
     return_attention_mask: Optional[bool] = field(
         default=None,
         metadata={"help": "Pass an attention mask with padded batches (default: what the feature extractor says; "
-                  "wav2vec2-base style models with group-norm feature encoders must not get one)."},
+                  "wav2vec2-base style models with group-norm feature encoders must not get one)." + OWN_DEFAULT},
     )
     ignore_mismatched_sizes: bool = field(default=True, metadata={
         "help": "Replace a pretrained classification head whose size differs from the new labels."})

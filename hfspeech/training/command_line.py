@@ -106,7 +106,7 @@ def recipe_parser(*more: type, prog: Optional[str] = None) -> HfArgumentParser:
     # Read by `expand_args_files` before parsing; declared here for --help alone (SUPPRESS: never parsed).
     parser.add_argument("--args_file", action="append", default=argparse.SUPPRESS, metavar="FILE",
                         help="a file of flags (repeatable): `--flag value` text, or a .json/.yaml mapping of flag "
-                        "names to values; the flags on the command line come after, and win")
+                        "names to values; the flags on the command line come after, and win (default: none)")
     for action in parser._actions:  # argparse reads `%` as a format: "10% slower" ("% s") printed argparse's dict
         action.help = re.sub(r"%(\([^)]*\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]|%)?", lambda found: found[0] if found[1]
                              else "%%", action.help) if action.help else action.help  # `%(default).0s`, `%%` kept
