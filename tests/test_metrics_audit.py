@@ -114,3 +114,19 @@ def test_evaluate_with_vote_reads_a_multi_label_model_as_predict_does(tmp_path):
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert metrics["subset_accuracy"] == 1.0 and metrics["micro_f1"] == 1.0  # labelled with predict's answers
     assert metrics["label_thresholds"] == {"a": 0.5, "b": 0.5, "c": 0.5}  # the cut the F1 was measured at
+
+
+def test_the_reports_macro_recall_is_the_runs_balanced_accuracy():
+    """A class predicted but absent from the split (`c`) had recall 0 in the classification report, so its macro
+    recall (0.56) read below metrics.json's balanced accuracy (0.83) for the same run (audit NC); a ratio with nothing
+    to divide is now null, strict JSON, and left out of the macro averages."""
+    import json
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    from hfspeech.evaluation.report import per_class_report
+
+    for predictions, references in (([0, 0, 2, 1], [0, 0, 0, 1]), ([0, 0, 0, 1], [0, 0, 2, 1])):
+        report = json.loads(json.dumps(per_class_report(predictions, references, ["a", "b", "c"]), allow_nan=False))
+        assert report["macro avg"]["recall"] == pytest.approx(balanced_accuracy_score(references, predictions))
+    assert report["c"]["precision"] is None and report["c"]["recall"] == 0.0  # never predicted: no precision
