@@ -28,6 +28,7 @@ def test_a_failed_check_kept_by_force_is_recorded_and_said(trained_cnn, held_out
     record = json.loads((out / "int8_check.json").read_text())
     assert record["passed"] is False and record["kept_by_force"] is True and record["num_clips"] == 24
     assert record["accuracy_drop_points"] > 20 and record["eval_dir"] == held_out.name  # a name, not a path
+    assert record["batch_size"] == 16  # the classifier's default batch: dynamic int8 depends on it (audit NC)
     assert "failed the check and was kept" in capsys.readouterr().err
 
 
