@@ -64,7 +64,8 @@ def test_a_step_failing_on_one_process_stops_every_process_with_its_line(tmp_pat
     for rank, (alone, everywhere, each_own, none, in_step) in enumerate(outcomes):
         assert alone == f"DataError: process 1 (machine 1): {BAD_CLIP}"
         assert everywhere == f"DataError: {BAD_CLIP}"
-        assert each_own == "DataError: process 0 (machine 0): data/bad0.wav: cannot be decoded"
+        assert each_own == ("DataError: process 0 (machine 0): data/bad0.wav: cannot be decoded; "
+                            "process 1 (machine 1): data/bad1.wav: cannot be decoded")  # machine 0's alone misled
         assert none == f"went on with {rank}"
         assert in_step == "still in step: [0, 1]"
 
@@ -103,3 +104,20 @@ def test_a_bad_clip_on_one_machine_stops_both_machines_with_its_line(tone_folder
         assert status != 0 and exited_on_the_line(output), output[-3000:]
         assert output.count("Traceback") == 1 and "ChildFailedError" in output, output[-3000:]
         assert "Connection closed" not in output, output[-3000:]
+
+
+def test_a_manifest_missing_on_one_machine_stops_cross_validation_on_both(tone_folder, tmp_path):
+    """cross-validate drew its folds (and checked its folder and model flags) outside any gather: machine 1 said its
+    line and left, and machine 0 died of gloo's traceback (reviewer R1). Each machine reads `all.csv` in its own
+    working folder, which machine 1 lacks."""
+    rows = [f"{path},{path.parent.name},s{i % 2}" for i, path in enumerate(sorted(Path(tone_folder).rglob("*.wav")))]
+    for machine in (0, 1):
+        (tmp_path / f"m{machine}").mkdir()
+    (tmp_path / "m0" / "all.csv").write_text("\n".join(["path,label,speaker", *rows]) + "\n", encoding="utf-8")
+    results = launch_two_machines(tmp_path, None, ["--output_dir", "runs/cv"], program=[
+        "-m", "hfspeech.cli", "cross-validate", "--train_file", "all.csv", "--group_column", "speaker"])
+    lines = [[line for line in output.splitlines() if line.startswith("error: ")] for _, output in results]
+    assert lines[0] and lines[0] == lines[1], [output[-3000:] for _, output in results]
+    assert lines[0][0].startswith("error: process 1 (machine 1): ") and "all.csv" in lines[0][0], lines
+    for status, output in results:
+        assert status != 0 and "Connection closed" not in output, output[-3000:]

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 import pytest
 import torch
@@ -29,15 +30,17 @@ NODE_LOCAL = ("(an output folder on each machine's own disk): use a --output_dir
               "--save_on_each_node")
 
 
-def launch_two_machines(tmp_path: Path, data_dir: Path, recipe_args: list[str]) -> list[tuple[int, str]]:
-    """Both machines' launchers, run at once: (exit status, output) by machine rank."""
+def launch_two_machines(tmp_path: Path, data_dir: Optional[Path], recipe_args: list[str],
+                        program: Sequence[str] = ()) -> list[tuple[int, str]]:
+    """Both machines' launchers, run at once: (exit status, output) by machine rank. `program`: what each launches
+    in place of `recipes/finetune.py --data_dir DATA_DIR` (`-m hfspeech.cli cross-validate --train_file ...`)."""
     port, launchers = str(free_port()), []
+    program = list(program) or [str(REPO / "recipes" / "finetune.py"), "--data_dir", str(data_dir)]
     for machine in (0, 1):
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
                    "--num_processes", "2", "--machine_rank", str(machine), "--main_process_ip", "127.0.0.1",
                    "--main_process_port", port, "--mixed_precision", "no", "--dynamo_backend", "no",
-                   str(REPO / "recipes" / "finetune.py"), "--data_dir", str(data_dir), "--config_overrides",
-                   TINY_CNN, "--max_length_seconds", "0.5", "--num_train_epochs", "3", "--ddp_timeout", "30",
+                   *program, "--config_overrides", TINY_CNN, "--max_length_seconds", "0.5", "--num_train_epochs", "3", "--ddp_timeout", "30",
                    "--disable_tqdm", "True", *recipe_args]
         env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
                "HF_DATASETS_CACHE": str(tmp_path / f"cache{machine}")}

@@ -117,26 +117,32 @@ def check_model_flags_first(model_args) -> None:
     check_model_flags(model_args)
 
 
+def folds_of_this_process(model_args, data_args, training_args, num_folds: Optional[int]) -> tuple[dict, dict]:
+    """The output folder and model flags checked, and the folds drawn (their manifests written by each machine's
+    first process: machine 1 with a folder of its own stopped, "manifest file not found"; on a folder the machines
+    share, one written as drawn is left as it is, `unwritten`): the steps that may fail on one machine alone (its
+    folder, its copy of the model or manifest), main process first, its barriers run whether they fail or not, for
+    `distributed.agreed` to take (one machine failing left the others gloo's traceback)."""
+    root, everything = training_args.output_dir, training_args.overwrite_output_dir  # all its files written over
+    with training_args.main_process_first(desc="fold manifests"):
+        check_output_folder(root, "--output_dir", earlier="an earlier cross-validation",  # a name no model loads from
+                            ours=lambda name: everything or name.startswith("fold-") or name == SUMMARY_FILE,
+                            remedy="or pass --overwrite_output_dir to write over them", model=True)
+        check_model_flags_first(model_args)  # before anything is written into `root`
+        return drawn_folds(data_args.train_file, data_args.group_column, root,
+                           data_args.validation_split_percentage / 100, training_args.seed, data_args.path_column_name,
+                           data_args.label_column_name, data_args.label_separator if model_args.multi_label else None,
+                           write=training_args.local_process_index == 0, num_folds=num_folds)
+
+
 def run_cross_validation(model_args, data_args, training_args, num_folds: Optional[int] = None) -> dict:
     from hfspeech.training.cross_validation_pooled import pooled_or_failure, score_fold
+    from hfspeech.training.distributed import agreed  # (torch: not for --help)
 
     if not (data_args.group_column and data_args.train_file) or data_args.validation_file or data_args.test_file:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
-    root, everything = training_args.output_dir, training_args.overwrite_output_dir  # all its files written over
-    check_output_folder(root, "--output_dir", earlier="an earlier cross-validation",  # a name no model loads from too
-                        ours=lambda name: everything or name.startswith("fold-") or name == SUMMARY_FILE,
-                        remedy="or pass --overwrite_output_dir to write over them", model=True)
-    check_model_flags_first(model_args)  # before anything is written into `root`
-    first = training_args.process_index == 0  # one writer: another process's summary lacked the test scores
-    # The fold manifests by each machine's first process (machine 1 with a folder of its own stopped, "manifest file
-    # not found"); on a folder the machines share, one written as drawn is left as it is (`unwritten`).
-    with training_args.main_process_first(desc="fold manifests"):
-        folds, groups_of = drawn_folds(data_args.train_file, data_args.group_column, root,
-                                       data_args.validation_split_percentage / 100, training_args.seed,
-                                       data_args.path_column_name, data_args.label_column_name,
-                                       data_args.label_separator if model_args.multi_label else None,
-                                       write=training_args.local_process_index == 0,
-                                       num_folds=num_folds)
+    root, first = training_args.output_dir, training_args.process_index == 0  # one writer of the summary
+    folds, groups_of = agreed(lambda: folds_of_this_process(model_args, data_args, training_args, num_folds))
     listed = None if one_per_group(groups_of) else groups_of  # dealt folds: cross_validation.json names their groups
     results, held_out, pooled_failure = {}, {}, None
     write_summary(root, results, list(folds), write=first, held_out=listed)  # an earlier run's never beside these

@@ -118,7 +118,8 @@ Value = TypeVar("Value")
 def agreed(step: Callable[[], Value]) -> Value:
     """`step()`'s value, or on every process of the run the same one-line error where a process's step raised one
     (an `HfspeechError`: a bad clip in its machine's copy of the data, a Hub token missing there): the line said as
-    that process said it where every process said it, else `process 1 (machine 1): <its line>`. A process that
+    that process said it where every process said it, else `process 1 (machine 1): <its line>` (each distinct line
+    so, `; ` between: the first alone pointed at machine 0 where machine 1 also lacked its model). A process that
     failed alone used to leave while the others waited in their next collective: gloo's "Connection closed by peer"
     traceback there (NCCL: a hang until --ddp_timeout). A collective in a run of several processes: every process
     calls it at the same point, and `step` takes part in none (but a `main_process_first` around all of it, whose
@@ -134,9 +135,12 @@ def agreed(step: Callable[[], Value]) -> Value:
     failed = [(rank, *outcome) for rank, (_, outcome) in enumerate(gathered) if outcome]
     if not failed:
         return value
-    rank, kind, line = failed[0]
+    machines, kind, line = [machine for machine, _ in gathered], failed[0][1], failed[0][2]
     if len(failed) < len(gathered) or any(other != line for _, _, other in failed):
-        line = f"{process_named(rank, [machine for machine, _ in gathered])}: {line}"
+        first_of_each = {}  # each distinct line once, after the first process that said it
+        for rank, _, said_line in failed:
+            first_of_each.setdefault(said_line, rank)
+        line = "; ".join(f"{process_named(rank, machines)}: {text}" for text, rank in first_of_each.items())
     raise kind(line) from problem
 
 
