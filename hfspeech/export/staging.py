@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Iterator
 
 from hfspeech.errors import writing_to
-from hfspeech.models.config_json import INT8_CHECK_FILE
-from hfspeech.models.fingerprint import TRACED_FROM
+from hfspeech.models.fingerprint import EXPORT_ONLY_FILES
 from hfspeech.output_staging import written_beside
 
 EXPORT_NOT_WRITTEN = ("nothing was exported (an earlier export there is as it was); make room, or export elsewhere "
                       "(--output)")
-# Files an export writes (config.json and preprocessor_config.json are rewritten by every export).
-EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "model.torchscript.pt", TRACED_FROM,
-                     INT8_CHECK_FILE)  # an earlier export's gate record describes a file this export replaces
 
 
 def default_output_dir(model_dir: str | Path, fmt: str) -> Path:

@@ -24,11 +24,16 @@ import os
 from pathlib import Path
 
 from hfspeech.errors import writing_to
+from hfspeech.models.config_json import INT8_CHECK_FILE
 from hfspeech.models.loading import WEIGHT_FILES
 
 logger = logging.getLogger(__name__)
 
 TRACED_FROM = "traced_from.json"
+# Files an export writes (config.json and preprocessor_config.json are rewritten by every export); here, below the
+# exporters, for training's fresh start (`training.run_folder`) too.
+EXPORT_ONLY_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "model.torchscript.pt", TRACED_FROM,
+                     INT8_CHECK_FILE)  # an earlier export's gate record describes a file this export replaces
 SHARD_PATTERNS = ("model-*-of-*.safetensors", "pytorch_model-*-of-*.bin")
 
 

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import pickle
-import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,18 +32,11 @@ from hfspeech.training.distributed import agreed, values_of_every_process
 from hfspeech.training.machine_folders import (NODE_LOCAL_REMEDY, PROBE_PREFIX, folder_sharing,
                                                machine_of_this_process, process_named, remove_rng_only_checkpoints,
                                                rng_states_only, save_on_each_node_refusal)
+from hfspeech.training.run_folder import CHECKPOINT_NAME, FINAL_SAVE, STATE_FILE, run_trace, start_over
 
 logger = logging.getLogger("hfspeech.train")
 
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: the checkpoint's completion mark
 PICKLED_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
-# What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
-# ".run_inputs.json.tmp": the record being written by the main process while another one checks the folder
-# (`accelerate launch`: that process refused the folder, "holds other files", and the launch failed).
-RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl",
-               "run_inputs.json", ".run_inputs.json.tmp")  # resume_inputs.DATA_RECORD_FILE
-FINAL_SAVE = "final-save"  # `training.final_save` saves in `.final-save-partial-*` (`output_folders.locked_scratch`)
 
 
 class CheckpointError(HfspeechError, ValueError):
@@ -139,6 +131,8 @@ def checkpoint_to_resume(training_args) -> Optional[str]:
     `--overwrite_output_dir`. Incomplete ones (a kill during a save) are skipped with a warning. Every process
     of a launched run must resume from the same checkpoint: their choices are gathered (a collective), and where
     they differ every process stops with the same line (`agreed_checkpoint`) instead of training apart."""
+    if training_args.overwrite_output_dir:  # the earlier run's files removed, by the main process, the others waiting
+        agreed(lambda: start_over(training_args))  # (training.run_folder)
     if training_args.overwrite_output_dir and not training_args.resume_from_checkpoint:
         return None
     choice, problem, passed_over = agreed(lambda: this_process_choice(training_args))
@@ -198,9 +192,6 @@ def check_output_dir(output_dir: str) -> None:
     """An output folder that holds files but no trace of a training run (a data folder, someone's notes, another
     tool's model) is refused: the run would overwrite its config.json, model.safetensors ... without a word. Another
     machine's probe (`machine_folders`) is no trace of a run: beside the user's files it made them pass as one."""
-    def run_trace(name: str) -> bool:
-        return name in RUN_MARKERS or bool(CHECKPOINT_NAME.match(name))
-
     names = [name for name in (os.listdir(output_dir) if os.path.isdir(output_dir) else [])
              if not name.startswith(PROBE_PREFIX)]
     check_output_folder(output_dir, "--output_dir", ours=lambda name: run_trace(name) or (

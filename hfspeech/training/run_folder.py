@@ -1,0 +1,126 @@
+"""What a training run writes in its --output_dir, by name, and the fresh start `--overwrite_output_dir` makes.
+
+Why the fresh start: `--overwrite_output_dir` used to write over an earlier run's files one by one and leave those
+this run does not write again beside its own: the earlier run's `checkpoint-8` beside the new `checkpoint-2` (the
+new run killed, the same command without the flag resumed the *earlier* run's checkpoint, with its batch size and
+learning rate, trained nothing more and called the earlier model its own), its test reports of the other kind (a
+multi-label run over a single-label one), and `onnx/` or `torchscript/` exported from the earlier weights, which
+`hfspeech stage` then published as this run's. Now the process that saves, once it holds the folder
+(`checkpoints.output_dir_held`), first removes every one of those names that is there.
+
+Left alone: the model (config.json, weights, preprocessor_config.json), which the final save replaces whole, so
+that a `predict` or `serve` started meanwhile still finds one; `runs/` (TensorBoard's logs, a folder per run and
+date: the history, never read as this run's); `manifests/` (`hfspeech cross-validate` writes a fold's before the
+fold's run starts); links (hfspeech writes none); every other name (the user's: notes, data, an evaluation folder);
+and the whole folder where it holds no trace of a run (`run_trace`): nothing there is known to be hfspeech's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE
+from hfspeech.errors import UsageError, first_few
+from hfspeech.evaluation.report import report_file_names
+from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE
+from hfspeech.models.fingerprint import EXPORT_ONLY_FILES
+from hfspeech.output_folders import folder_named
+
+logger = logging.getLogger("hfspeech.train")
+
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: the checkpoint's completion mark
+# What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
+# ".run_inputs.json.tmp": the record being written by the main process while another one checks the folder
+# (`accelerate launch`: that process refused the folder, "holds other files", and the launch failed).
+RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl",
+               "run_inputs.json", ".run_inputs.json.tmp")  # resume_inputs.DATA_RECORD_FILE, data.streaming's log
+FINAL_SAVE = "final-save"  # `training.final_save` saves in `.final-save-partial-*` (`output_folders.locked_scratch`)
+
+# The files of an earlier run that a fresh start removes: its records and reports (`training.run`, `hub.push`), and
+# an export of its weights written into the run folder itself (`hfspeech export --output RUN`).
+EARLIER_RUN_FILES = frozenset({*RUN_MARKERS, METRICS_FILE, "all_results.json", DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
+                               TRAINING_CLIPS_FILE, *report_file_names("test"), *EXPORT_ONLY_FILES}
+                              - {"runs", "manifests"})
+EXPORT_FOLDERS = ("onnx", "torchscript")  # `hfspeech export`'s default folders in a run (`export.staging`)
+EXPORT_FILES = frozenset({*EXPORT_ONLY_FILES, "config.json", "preprocessor_config.json"})
+
+
+def run_trace(name: str) -> bool:
+    """Whether `name` in a folder marks it as a training run's (`checkpoints.check_output_dir`)."""
+    return name in RUN_MARKERS or bool(CHECKPOINT_NAME.match(name))
+
+
+def start_over(training_args) -> None:
+    """With --overwrite_output_dir, remove the earlier run's files (the module docstring says which): in the process
+    that saves, while it holds the folder (`checkpoints.checkpoint_to_resume`, in `output_dir_held`); one log line
+    counts them. Not when --resume_from_checkpoint names one of the folder's checkpoints: the run continues that run.
+    A name that cannot be listed or removed is a one-line `UsageError`: left, it would pass for this run's."""
+    output_dir = training_args.output_dir
+    if not (training_args.overwrite_output_dir and training_args.should_save) or continues_its_run(training_args):
+        return
+    try:
+        names = earlier_run_names(output_dir)
+    except OSError as error:  # a folder this user may not read
+        raise cannot_remove(output_dir, os.path.basename(error.filename or output_dir), error) from None
+    for name in names:
+        remove(Path(output_dir) / name, output_dir)
+    if names:
+        logger.info("--overwrite_output_dir: removed %d of the earlier run's files and folders from %s (%s); its "
+                    "model stays until this run's replaces it", len(names), output_dir, first_few(names, 5))
+
+
+def continues_its_run(training_args) -> bool:
+    """Whether --resume_from_checkpoint names a checkpoint in --output_dir (whose run this one carries on)."""
+    named = training_args.resume_from_checkpoint
+    parent = os.path.dirname(os.path.normpath(named)) if isinstance(named, str) else None
+    try:
+        return parent is not None and os.path.samefile(parent or ".", training_args.output_dir)
+    except OSError:  # either missing: the checkpoint is refused as not found, or the folder is new
+        return False
+
+
+def earlier_run_names(output_dir: str) -> list[str]:
+    """The names in `output_dir` a fresh start removes, checkpoints first (a start killed half-way leaves none of
+    the earlier run's to resume from beside its records); none where the folder holds no trace of a run."""
+    try:
+        entries = {entry.name: entry for entry in os.scandir(output_dir)}
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    if not any(run_trace(name) for name in entries):
+        return []
+    checkpoints = sorted((name for name, entry in entries.items() if CHECKPOINT_NAME.match(name)
+                          and entry.is_dir(follow_symlinks=False)), key=lambda name: int(name.split("-")[1]))
+    files = sorted(name for name, entry in entries.items() if name in EARLIER_RUN_FILES
+                   and entry.is_file(follow_symlinks=False))
+    exports = [name for name in EXPORT_FOLDERS if name in entries and entries[name].is_dir(follow_symlinks=False)
+               and any(entry.name in EXPORT_FILES for entry in os.scandir(entries[name].path))]
+    return checkpoints + files + exports
+
+
+def remove(path: Path, output_dir: str) -> None:
+    """A checkpoint folder whole (Trainer's); of an export folder only the files an export writes (then the folder,
+    when nothing else is in it); a file. `UsageError` naming the folder and the name where removing fails."""
+    try:
+        if CHECKPOINT_NAME.match(path.name):
+            shutil.rmtree(path)
+        elif path.name in EXPORT_FOLDERS:
+            for entry in path.iterdir():
+                if entry.name in EXPORT_FILES and not entry.is_symlink() and entry.is_file():
+                    entry.unlink()
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            path.unlink()
+    except OSError as error:
+        raise cannot_remove(output_dir, path.name, error) from None
+
+
+def cannot_remove(output_dir: str, name: str, error: OSError) -> UsageError:
+    problem = (f"--overwrite_output_dir cannot remove the earlier run's {name} ({error.strerror}), which would pass "
+               "for this run's; remove it yourself, or give another --output_dir")
+    return UsageError(folder_named(output_dir, "--output_dir", problem))
