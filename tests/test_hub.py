@@ -135,7 +135,7 @@ def test_card_metadata_matches_the_run(trained_cnn, tmp_path):
     assert card.data.pipeline_tag == "audio-classification" and card.data.library_name == "transformers"
     assert "hfspeech-cnn" in card.data.tags
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert results == {"accuracy": metrics["test_accuracy"], "macro_f1": metrics["test_macro_f1"]}
+    assert results == {"accuracy": metrics["test_accuracy"], "f1": metrics["test_macro_f1"]}
     assert f"train {metrics['num_train_clips']}" in card.text and "test_confusion_matrix.png" in card.text
     assert "| learning_rate | 0.01 |" in card.text  # written as JSON at training time
     for label in metrics["labels"]:

@@ -119,7 +119,7 @@ def test_the_card_says_which_test_metrics_are_missing_rather_than_inventing_them
     stage_run(run, tmp_path / "missing")
     card = (tmp_path / "missing" / "README.md").read_text()
     assert f"accuracy missing from metrics.json, macro-F1 {measured_f1:.3f}" in card
-    assert "type: accuracy" not in card and "type: macro_f1" in card  # model-index: only what was measured
+    assert "type: accuracy" not in card and "type: f1" in card  # model-index: only what was measured
 
     (run / "metrics.json").write_text(json.dumps({**metrics, "test_accuracy": float("nan"), "test_macro_f1": None}))
     stage_run(run, tmp_path / "nan")

@@ -38,6 +38,8 @@ def _publish_parser(prog: str, description: str) -> argparse.ArgumentParser:
                         help="audio folder <label>/*.wav on which to measure each variant's accuracy and latency")
     add_held_out_flags(parser)
     parser.add_argument("--dataset", default=None, help="training data set name for the card's metadata")
+    parser.add_argument("--license", default=None, help="the model's license as a Hub license id (apache-2.0, mit, "
+                        "cc-by-4.0, other ...) for the card's metadata; none is written without it")
     return parser
 
 
@@ -52,7 +54,7 @@ def stage(argv: list[str]) -> int:
 
     check_held_out_flags(parser, args, "--eval_dir")
     files = stage_run(args.run, args.dest, args.repo_id, args.include_onnx, args.eval_dir, args.dataset,
-                      label_depth=args.label_depth, skip_bad_files=args.skip_bad_files)
+                      label_depth=args.label_depth, skip_bad_files=args.skip_bad_files, license=args.license)
     for file in files:
         print(f"{file}  ({file.stat().st_size / 1e6:.3f} MB)")
     return 0
@@ -70,7 +72,8 @@ def push(argv: list[str]) -> int:
 
     check_held_out_flags(parser, args, "--eval_dir")
     paths = push_run(args.run, args.repo_id, args.private, args.revision, args.include_onnx, args.dry_run,
-                     args.eval_dir, args.dataset, label_depth=args.label_depth, skip_bad_files=args.skip_bad_files)
+                     args.eval_dir, args.dataset, label_depth=args.label_depth, skip_bad_files=args.skip_bad_files,
+                     license=args.license)
     print(("would upload" if args.dry_run else "uploaded") + f" {len(paths)} files to {args.repo_id}:")
     print("\n".join(f"  {path}" for path in paths))
     return 0

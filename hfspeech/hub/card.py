@@ -29,7 +29,7 @@ from hfspeech.hub.card_markdown import label_text, markdown_table, measured, num
 from hfspeech.hub.card_variants import variants_table
 from hfspeech.hub.card_training import (data_source, hyperparameters_table, made_with_hfspeech, model_description,
                                         read_hyperparameters, test_set_note, window_text)
-from hfspeech.hub.local_paths import is_hub_id
+from hfspeech.hub.local_paths import hub_base_model
 from hfspeech.models import is_baseline
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE, read_run_record
 from hfspeech.models.whisper.pretrained import hub_id_of
@@ -70,7 +70,9 @@ logits = session.run(None, {{i.name: inputs[i.name].astype(np.int64 if i.name ==
 ONNX_MULTI_LABEL_NOTE = ("\nThe logits are one per label and independent: `1 / (1 + np.exp(-logits))` is each label's "
                          "score, and a label is present when its score is at or above its threshold in the Labels "
                          "table (`label_thresholds` in config.json).\n")
-# metrics.json key -> (model-index metric type, metric config, name) of the multi-label results.
+# metrics.json key -> (model-index metric type, metric config, name): Hub metric ids (`macro_f1` is none, so the
+# single-label macro-F1 is `f1` with config `macro`, as the multi-label results give theirs).
+SINGLE_LABEL_RESULTS = {"test_accuracy": ("accuracy", None, "accuracy"), "test_macro_f1": ("f1", "macro", "macro-F1")}
 MULTI_LABEL_RESULTS = {"test_map_macro": ("map", "macro", "mAP (macro)"),
                        "test_map_micro": ("map", "micro", "mAP (micro)"),
                        "test_roc_auc_macro": ("roc_auc", "macro", "ROC-AUC (macro)"),
@@ -79,9 +81,11 @@ MULTI_LABEL_RESULTS = {"test_map_macro": ("map", "macro", "mAP (macro)"),
 
 
 def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], config: dict,
-                     dataset_name: Optional[str], custom_code: bool, variant_notes: Sequence[str] = ()) -> ModelCard:
+                     dataset_name: Optional[str], custom_code: bool, variant_notes: Sequence[str] = (),
+                     license: Optional[str] = None) -> ModelCard:
     """README.md of the staged repo: the card template filled from the run's records as staged in ``dest`` (their
-    published form, without local paths) and the measurements; ``variant_notes`` qualify them, under the table."""
+    published form, without local paths) and the measurements; ``variant_notes`` qualify them, under the table.
+    ``license``: a Hub license id for the metadata (none written without it)."""
     metrics, data_report = read_run_record(dest / METRICS_FILE), read_run_record(dest / DATA_REPORT_FILE)
     multi_label = is_multi_label(config)
     labels = [config["id2label"][str(i)] for i in range(len(config.get("id2label", {})))]
@@ -101,7 +105,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     training = _training_sections(run, dest, config, metrics, data_report, dataset_name or source.text, splits,
                                   staged_measurement=staged is not None)
     card_data = ModelCardData(
-        library_name="transformers", pipeline_tag="audio-classification",
+        library_name="transformers", pipeline_tag="audio-classification", license=license,
         tags=["audio-classification", "hfspeech", config["model_type"]] + (["multi-label"] if multi_label else [])
         + (["custom_code"] if custom_code else []),
         datasets=[dataset_name] if dataset_name else None,
@@ -136,9 +140,12 @@ def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_
     hyper = read_hyperparameters(dest, run)
     base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
     base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
+    hub_base = hub_base_model(run)  # a local checkpoint followed back through its own records
+    if hub_base and base_model and hub_base != base_model:
+        base_model = f"{base_model}, itself trained from {hub_base}"
     warnings = data_report.get("warnings") or metrics.get("data_warnings") or []
     return dict(
-        hub_base_model=base_model if is_hub_id(base_model) else None,  # not a local folder
+        hub_base_model=hub_base,  # a Hub id, never a local folder
         model_description=model_description(config["model_type"], base_model, hyper),
         window_text=window_text(run, hyper, config),
         provenance="trained with hfspeech" if made_with_hfspeech(run, config) else
@@ -153,8 +160,9 @@ def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_
 def _single_label_results(dest: Path, config: dict, labels: list[str], metrics: dict, split: str,
                           splits: dict, dataset: dict) -> tuple[list, dict]:
     """The card's evaluation results and sections of a single-label model: accuracy, macro-F1, per class."""
-    eval_results = [EvalResult(**dataset, metric_type=name, metric_name=name, metric_value=metrics[f"test_{name}"])
-                    for name in ("accuracy", "macro_f1") if measured(metrics.get(f"test_{name}"))]
+    eval_results = [EvalResult(**dataset, metric_type=kind, metric_config=metric_config, metric_name=name,
+                               metric_value=metrics[key])
+                    for key, (kind, metric_config, name) in SINGLE_LABEL_RESULTS.items() if measured(metrics.get(key))]
     report = read_run_record(dest / "test_classification_report.json")
     unscored = unscored_classes_note(report, labels, split) if measured(metrics.get("test_macro_f1")) else ""
     sections = dict(
@@ -203,8 +211,19 @@ def _results_section(metrics: dict, split: str, splits: dict) -> str:
     missing rather than shown as a number."""
     if "test_accuracy" not in metrics and "test_macro_f1" not in metrics:
         return "No test metrics in the run folder: not evaluated."
-    return (f"On the {split} split ({_clips(splits.get(split))}): accuracy {_recorded(metrics.get('test_accuracy'))}, "
+    text = (f"On the {split} split ({_clips(splits.get(split))}): accuracy {_recorded(metrics.get('test_accuracy'))}, "
             f"macro-F1 {_recorded(metrics.get('test_macro_f1'))}.")
+    return text + _baseline_note(metrics)
+
+
+def _baseline_note(metrics: dict) -> str:
+    """The floor to read the accuracy against and the run's warning that every clip got one class (metrics.json,
+    `evaluation.report.majority_class_baseline`): a card said "accuracy 0.200" alone where the run had warned
+    that all 5 clips were predicted 'down' and always answering the commonest class scores 0.400."""
+    majority, one_class = metrics.get("test_majority_class_accuracy"), metrics.get("test_one_class_predicted")
+    text = (f" Always answering the split's commonest class would score accuracy {number(majority)} (the "
+            "majority-class baseline).") if measured(majority) else ""
+    return text + (f"\n\n**Warning:** {label_text(one_class)}." if isinstance(one_class, str) and one_class else "")
 
 
 def _recorded(value) -> str:

@@ -3,18 +3,24 @@ accuracy and typical latency per clip, measured here as `hfspeech predict` would
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from hfspeech.data.progress_bars import stderr_is_terminal
-from hfspeech.hub.card_markdown import markdown_table
+from hfspeech.hub.card_markdown import label_text, markdown_table
 
 MULTI_LABEL_UNMEASURED = "not measured (multi-label: use `hfspeech evaluate` on a labelled manifest)"
 
 
 def variants_table(variants: list[dict], multi_label: bool = False) -> str:
+    """The table, and under it what was measured: the `--eval_dir` clips (not the test split of the Results: a
+    card read "0.900 on 20 clips" beside "test split (20 clips): accuracy 0.950", two sets of clips, no word),
+    and the machine the latency was measured on."""
     rows = []
     for v in variants:
         timed = v["latency_ms"] is not None
@@ -25,7 +31,35 @@ def variants_table(variants: list[dict], multi_label: bool = False) -> str:
         rows.append((v["name"], f"`{v['file']}`", f"{v['size_mb']:.3f} MB", accuracy,
                      f"{v['latency_ms']:.2f} ms on {v['num_clips']} clips" if timed and multi_label
                      else f"{v['latency_ms']:.2f} ms" if timed else "not measured"))
-    return markdown_table(("variant", "file", "size", "accuracy", "median latency per clip"), rows)
+    return markdown_table(("variant", "file", "size", "accuracy", "median latency per clip"), rows) + \
+        measured_on(variants)
+
+
+def measured_on(variants: list[dict]) -> str:
+    """The line under the table naming the clips and the machine of its measurements; "" when none was made."""
+    timed = [v for v in variants if v["latency_ms"] is not None]
+    if not timed:
+        return ""
+    devices = ", ".join(f"{v['name']} on {v['device']}" for v in timed)
+    folder = f" {label_text(timed[0]['eval_set'])}" if timed[0].get("eval_set") else ""
+    return (f"\n\nMeasured at staging on the {timed[0]['num_clips']} clips of the `--eval_dir` folder{folder} (its "
+            f"clips, not the test split of the Results above), one clip at a time, file read included, on "
+            f"{machine()} ({devices}).")
+
+
+def machine() -> str:
+    """This machine's CPU (its model name from /proc/cpuinfo, else `platform.processor()`) and thread counts:
+    a latency means little without them."""
+    import torch
+
+    name = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), None)
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "an unnamed CPU"
+    return f"{name}, {os.cpu_count()} logical CPUs, PyTorch using {torch.get_num_threads()} threads"
 
 
 def _timed(classifier, path) -> tuple[str, float]:
@@ -42,11 +76,12 @@ def typical_latency(seconds) -> float:
     return statistics.median(timed)
 
 
-def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool = False) -> list[dict]:
+def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool = False,
+                     eval_set: Optional[str] = None) -> list[dict]:
     """Size on disk of each variant, and with ``clips`` ((path, label) pairs: `inference.agreement.labelled_clips`)
     its typical latency per clip (`typical_latency`) and (single-label only: a folder name is one label, not a
     multi-label clip's label set) its accuracy against the folder labels. A bar per variant on a terminal; in a
-    log, one line each when done."""
+    log, one line each when done. ``eval_set``: the clips' folder name, as the card names them."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
     variants = []
@@ -54,7 +89,8 @@ def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool
         if not file.is_file():
             continue
         variant = {"name": name, "file": file.relative_to(dest).as_posix(), "size_mb": file.stat().st_size / 1e6,
-                   "accuracy": None, "latency_ms": None, "num_clips": len(clips)}
+                   "accuracy": None, "latency_ms": None, "num_clips": len(clips), "eval_set": eval_set,
+                   "device": "cpu"}
         if clips:
             from tqdm.auto import tqdm
 
@@ -68,6 +104,7 @@ def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool
                     as bar:  # a bar's redraws in a log file were 90 lines of `\r` (docs/cli.md: none in a log)
                 predicted, seconds = zip(*(_timed(classifier, path) for path, _ in bar))
             variant["latency_ms"] = 1000 * typical_latency(seconds)
+            variant["device"] = str(getattr(classifier.backend, "device", "cpu"))  # PyTorch takes a GPU if any
             if bar.disable:
                 print(f"measuring {name} on --eval_dir: {len(clips)}/{len(clips)} clips", file=sys.stderr)
             if not multi_label:

@@ -139,3 +139,45 @@ def local_path_in(dest: Path, run: Path) -> Optional[tuple[Path, str]]:
             if found:
                 return file, found
     return None
+
+
+def hub_base_model(run: Path, hops: int = 4) -> Optional[str]:
+    """The Hub id `run` was trained from, following local checkpoints' own records back (a probe run, then a
+    fine-tune of it: the card said "fine-tuned from runC (a local checkpoint)" and gave no `base_model`, though
+    runC's record names openai/whisper-tiny.en); None where the chain ends in no Hub id. Each folder's
+    training_hyperparameters.json `model_name_or_path`, else its config's `_name_or_path`, else its staged card's
+    `base_model`; a relative path is read as given, else beside `run` (sibling run folders)."""
+    from hfspeech.models.whisper.pretrained import hub_id_of
+
+    folder = run
+    for _ in range(hops):
+        name = _recorded_base(folder)
+        if not name:
+            return None
+        name = hub_id_of(name)
+        local = next((Path(p) for p in (name, run.parent / name) if os.path.isdir(p)), None)
+        if local is None:
+            return name if is_hub_id(name) else None
+        if local.resolve() == folder.resolve():
+            return None
+        folder = local
+    return None
+
+
+def _recorded_base(folder: Path) -> Optional[str]:
+    """What `folder`'s own records say it was trained from (see `hub_base_model`), or None."""
+    from huggingface_hub import ModelCard
+
+    for record, key in ((folder / "training_hyperparameters.json", "model_name_or_path"),
+                        (folder / "config.json", "_name_or_path")):
+        try:
+            value = read_run_record(record).get(key)
+        except Exception:  # a damaged record of another folder: the chain ends here
+            value = None
+        if isinstance(value, str) and value:
+            return value
+    try:
+        value = ModelCard((folder / "README.md").read_text(encoding="utf-8")).data.base_model
+    except Exception:  # no card, not a model card
+        return None
+    return value if isinstance(value, str) and value else None

@@ -25,7 +25,7 @@ logger = logging.getLogger("hfspeech.hub")
 def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision: Optional[str] = None,
              include_onnx: bool = False, dry_run: bool = False, eval_dir: Optional[str] = None,
              dataset_name: Optional[str] = None, token: Optional[str] = None, label_depth: Optional[int] = None,
-             skip_bad_files: bool = False) -> list[str]:
+             skip_bad_files: bool = False, license: Optional[str] = None) -> list[str]:
     """Stage ``run_dir`` in a temporary folder and upload it to ``repo_id``; returns the repo paths uploaded
     (with ``dry_run``: that would be uploaded, and nothing is sent). A missing token stops it before staging;
     the Hub's refusals and an unreachable Hub are a `PushError` with huggingface_hub's reason on one line."""
@@ -36,7 +36,7 @@ def push_run(run_dir: str | Path, repo_id: str, private: bool = False, revision:
         staged = Path(tmp) / "repo"
         files = stage_run(run_dir, staged, repo_id=repo_id, include_onnx=include_onnx, eval_dir=eval_dir,
                           dataset_name=dataset_name, token=token, label_depth=label_depth,
-                          skip_bad_files=skip_bad_files)
+                          skip_bad_files=skip_bad_files, license=license)
         paths = [f.relative_to(staged).as_posix() for f in files]
         if dry_run:
             return paths

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -26,6 +27,7 @@ from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.card_variants import measure_variants
 from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, publish_records
+from hfspeech.hub.own_files import onnx_problem, own_report_files
 from hfspeech.hub.card_training import variant_warnings
 from hfspeech.inference.agreement import HeldOutError, held_out_labels, labelled_clips
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, INT8_CHECK_FILE, METRICS_FILE,
@@ -36,8 +38,9 @@ from hfspeech.output_folders import folder_named, names_not_ours, not_a_folder, 
 from hfspeech.output_staging import written_beside
 
 MODEL_FILES = ("model.safetensors", "config.json", "preprocessor_config.json")
-REPORT_FILES = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
-                *report_file_names("test"))  # the run's test report (`training.run`), single- or multi-label
+RUN_RECORDS = (METRICS_FILE, DATA_REPORT_FILE, HYPERPARAMETERS_FILE)
+REPORT_FILES = (*RUN_RECORDS, *report_file_names("test"))  # the run's test report (`training.run`): the model's own
+# kind and labels are staged (`hub.own_files.own_report_files`), an earlier run's left in the folder are not
 # int8_check.json: the int8 file's accuracy check (numbers and a folder's name, no path): did the int8 file pass?
 ONNX_FILES = ("model.onnx", "model_quantized.onnx", "ort_config.json", "config.json", "preprocessor_config.json",
               INT8_CHECK_FILE)
@@ -50,7 +53,7 @@ class StageError(HfspeechError, ValueError):
 def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = None, include_onnx: bool = False,
               eval_dir: Optional[str | Path] = None, dataset_name: Optional[str] = None,
               token: Optional[str] = None, label_depth: Optional[int] = None,
-              skip_bad_files: bool = False) -> list[Path]:
+              skip_bad_files: bool = False, license: Optional[str] = None) -> list[Path]:
     """Write the repo folder ``dest`` for the run in ``run_dir``; returns the staged files, sorted.
 
     ``eval_dir`` (an audio folder ``<label>/*.wav``) measures accuracy and latency of each variant (PyTorch,
@@ -62,7 +65,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     replaces its content only once complete: a staging that fails leaves ``dest`` as it was, never half-staged
     (a folder that could be pushed by hand). ``token``: one more token the files must not hold.
     ``label_depth`` and ``skip_bad_files`` read ``eval_dir`` as training reads its folder
-    (`inference.agreement.labelled_clips`).
+    (`inference.agreement.labelled_clips`). ``license``: a Hub license id for the card's metadata (`check_license`).
     Clips the run trained on and an int8 file kept after failing its check are warned and said in the card.
     """
     run, dest = Path(run_dir).resolve(), Path(dest)
@@ -70,11 +73,15 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     named = Path(os.path.abspath(run_dir)).name  # the card's name: the folder as given (`mcopy`, not its target)
     if repo_id is not None:
         check_repo_id(repo_id)
+    if license is not None:
+        check_license(license)
     if dataset_name is not None and (os.path.isabs(dataset_name) or os.path.exists(dataset_name)):
         raise StageError(f"--dataset {dataset_name}: a local path; the card's metadata takes the data set's name "
                          "(a Hub id such as `username/my-clips`), and local paths are not published")
     check_destination(dest)  # before the clips are decoded and their warnings printed
-    labels = held_out_labels(read_config_json(run))  # a multi-label model's clips are only timed: any folder names
+    config = read_config_json(run)
+    reports, _ = own_report_files(run, config)  # an earlier run's, left in the folder, are warned and not staged
+    labels = held_out_labels(config)  # a multi-label model's clips are only timed: any folder names
     try:
         clips = list(zip(*labelled_clips(eval_dir, labels, label_depth, skip_bad_files))) if eval_dir else []
     except HeldOutError as error:  # stage's own kind of refusal, as for its other inputs
@@ -83,7 +90,9 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
     with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
             written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:
-        _write_repo(run, scratch, repo_id or f"your-name/{named}", include_onnx, clips, dataset_name, notes, run_dir)
+        card = dict(eval_set=Path(os.path.abspath(eval_dir)).name if eval_dir else None, license=license)
+        _write_repo(run, scratch, repo_id or f"your-name/{named}", include_onnx, clips, dataset_name, notes, run_dir,
+                    reports, **card)
         check_no_secrets(scratch, run, [token] if token else [])
     return sorted(p for p in dest.rglob("*") if p.is_file())
 
@@ -125,7 +134,8 @@ def check_destination(dest: Path) -> None:
     ours = staged_names(dest) or set()
     others = names_not_ours(dest, ours.__contains__)  # strict: the whole folder is replaced
     if "onnx" in ours and (dest / "onnx").is_dir():
-        others += [f"onnx/{name}" for name in names_not_ours(dest / "onnx", ONNX_FILES.__contains__)]
+        onnx_ours = {*ONNX_FILES, *(name for name in ours if name.endswith(".py"))}  # its model code is there too
+        others += [f"onnx/{name}" for name in names_not_ours(dest / "onnx", onnx_ours.__contains__)]
     if others:
         what = "holds files `hfspeech stage` did not write" if ours else "holds other files, not an earlier staging"
         raise StageError(f"{dest}: {what} ({first_few(others)}); give a new or empty folder, or an earlier "
@@ -164,12 +174,15 @@ def check_run(run: Path, include_onnx: bool) -> None:
     if include_onnx and not (run / "onnx" / "model.onnx").is_file():  # was skipped without a word
         raise StageError(f"{run}: --include_onnx, but the run has no onnx/model.onnx; export it first "
                          f"(`hfspeech export {run} --format onnx`)")
+    if include_onnx and (problem := onnx_problem(run)) is not None:  # a retrained run's old ONNX was published
+        raise StageError(problem)
 
 
 def _write_repo(run: Path, dest: Path, repo_id: str, include_onnx: bool, clips: list[tuple[str, str]],
-                dataset_name: Optional[str], notes: list[str], run_dir: str | Path) -> None:
+                dataset_name: Optional[str], notes: list[str], run_dir: str | Path, reports: list[str],
+                eval_set: Optional[str], license: Optional[str]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES + REPORT_FILES:
+    for name in (*MODEL_FILES, *RUN_RECORDS, *reports):
         _copy(run, name, dest / name, run_dir)
     if include_onnx:
         (dest / "onnx").mkdir()
@@ -178,14 +191,17 @@ def _write_repo(run: Path, dest: Path, repo_id: str, include_onnx: bool, clips: 
     publish_records(dest, run)  # before the card, which reads the staged records
     config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
     spec = custom_classes(config["model_type"])
-    if spec is not None:
-        auto_map = write_remote_code(*spec, dest)
-        _update_json(dest / "config.json", auto_map=auto_map["config"])
+    # onnx/ too: optimum's ORTModelForAudioClassification reads a local repo's `subfolder="onnx"` config from that
+    # folder alone, and without the code and auto_map there could not load a baseline's (on the Hub, the root's)
+    code_folders = ([dest, dest / "onnx"] if include_onnx else [dest]) if spec is not None else []
+    for folder in code_folders:
+        auto_map = write_remote_code(*spec, folder)
+        _update_json(folder / "config.json", auto_map=auto_map["config"])
         if auto_map["feature_extractor"]:
-            _update_json(dest / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
-    variants = measure_variants(dest, clips, multi_label=is_multi_label(config))
+            _update_json(folder / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
+    variants = measure_variants(dest, clips, multi_label=is_multi_label(config), eval_set=eval_set)
     write_model_card(run, dest, repo_id, variants, config, dataset_name,
-                     custom_code=spec is not None, variant_notes=notes)
+                     custom_code=spec is not None, variant_notes=notes, license=license)
 
 
 def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
@@ -197,6 +213,14 @@ def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
         validate_repo_id(repo_id)
     except HFValidationError as error:
         raise UsageError(f"{flag} {repo_id!r}: {error}") from None
+
+
+def check_license(license: str) -> None:
+    """A license as the Hub's metadata takes it: an id such as `apache-2.0`, `mit`, `cc-by-4.0` or `other`
+    (lower case, digits, `.`, `-`); a name in words would be written and flagged by the Hub as unknown."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", license):
+        raise UsageError(f"--license {license!r}: not a Hub license id (such as apache-2.0, mit, cc-by-4.0, other: "
+                         "https://huggingface.co/docs/hub/repositories-licenses)")
 
 
 def custom_classes(model_type: str) -> Optional[tuple]:
