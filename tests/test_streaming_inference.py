@@ -190,9 +190,9 @@ def test_stream_scales_integer_pcm_and_refuses_what_it_cannot_read(trained):
         windows = list(StreamingClassifier(trained, 0.5, 0.25, vad="energy").process([chunk]))
         assert windows and all(w.skipped for w in windows)
     stream = StreamingClassifier(trained, 0.5, 0.25)
-    with pytest.raises(UsageError, match=r"chunk: shape \(2, 16000\) is not \[n\] or \[n, channels\]"):
+    with pytest.raises(UsageError, match=r"stream at 0\.0 s: shape \(2, 16000\) is not \[n\] or \[n, channels\]"):
         stream.feed(np.stack([quiet, quiet]))
-    with pytest.raises(UsageError, match="chunk: audio contains NaN"):
+    with pytest.raises(UsageError, match=r"stream at 0\.0 s: audio contains NaN"):
         stream.feed(np.full(10, np.nan))
     with pytest.raises(UsageError, match="input_rate must be a positive"):
         StreamingClassifier(trained, input_rate=0)

@@ -82,13 +82,12 @@ def stream(argv: list[str]) -> int:
                     print(json.dumps(event.to_dict(), allow_nan=False))
             sys.stdout.flush()
 
-    stopped = None
+    stopped = refused = None
     try:  # from the wait for the first bytes on: a stream stopped before any audio still ends with its counts
         with reported_as_user_errors(ValueError, OSError):
             chunks, rate = _audio_chunks(args, given)
             streamer = streamer if rate == given.rate else streamer_at(rate)  # a WAV header's rate
-        for chunk in chunks:
-            emit(streamer.feed(chunk))
+        refused = _fed(streamer, chunks, emit)
     except KeyboardInterrupt as error:  # Ctrl-C (or SIGTERM) ends a live stream: flush its last window, print counts
         stopped = error
     with contextlib.suppress(OSError) if stopped is not None else contextlib.nullcontext():  # SIGHUP: a terminal
@@ -97,8 +96,10 @@ def stream(argv: list[str]) -> int:
             for event in streamer.ended_at_finish:  # the events still open when the input ended
                 print(json.dumps(event.to_dict(), allow_nan=False))
             print(json.dumps(streamer.stats.to_dict()), flush=True)
+    if refused is not None:  # the error last, after the lines that close the stream: exit code 2
+        raise refused
     if not streamer.stats.samples and stopped is None:
-        warn_no_audio(args)
+        warn_no_audio(args, streamer)
     if stopped is not None:  # then say so, with the shell's code for the signal: a script's loop stops, as meant
         from hfspeech.cli.termination import said_stopped
 
@@ -128,7 +129,8 @@ def _open_stream(args: argparse.Namespace):
     def streamer_at(rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, args.window_seconds, args.hop_seconds, input_rate=rate,
                                    threshold=threshold, min_windows=args.min_windows, vad=args.vad,
-                                   silence_labels=args.silence_label, offsets=True)
+                                   silence_labels=args.silence_label, offsets=True,
+                                   source=shown_name(args.follow) if args.follow else "stdin")
 
     return classifier, PcmFormat(args.format, args.rate or classifier.sampling_rate, args.channels), streamer_at
 
@@ -145,10 +147,33 @@ def _audio_chunks(args: argparse.Namespace, given):
     return read_pcm(sys.stdin.buffer, pcm, head=head), pcm.rate
 
 
-def warn_no_audio(args: argparse.Namespace) -> None:
+def _fed(streamer, chunks, emit):
+    """Feed the chunks to the end, or to one the stream refuses (NaN samples ...), whose `UsageError` (naming the
+    source and the time) is returned: the stream ends before it, so its open events still get their `ended` lines
+    and the counts line comes, as at the end of the input. The error alone, first, left events without an end."""
+    from hfspeech.errors import UsageError
+
+    for chunk in chunks:
+        try:
+            results = streamer.feed(chunk)
+        except UsageError as error:
+            return error
+        emit(results)
+    return None
+
+
+def warn_no_audio(args: argparse.Namespace, streamer) -> None:
     """One stderr line when the input ended before its first sample (`< /dev/null`, an upstream ffmpeg that failed):
-    alone, the counts line of zeros read as a quiet recording. The exit code stays 0: an empty input is no error."""
-    where = (f"--follow {shown_name(args.follow)} had none within --idle_timeout {args.idle_timeout:g} s"
+    alone, the counts line of zeros read as a quiet recording. The exit code stays 0: an empty input is no error.
+    Frames too few for one sample at the model's rate (5 of a 384 kHz WAV) are said to have arrived: "no audio
+    arrived" sent the user looking for a failed upstream command."""
+    frames, rate = streamer.input_frames, streamer.input_rate
+    source = f"--follow {shown_name(args.follow)}" if args.follow else "stdin"
+    if frames:
+        print(f"warning: too little audio: {source} gave {frames} sample(s) at {rate} Hz ({frames / rate * 1000:.3g} "
+              f"ms), less than one at the model's {streamer.rate} Hz; nothing was classified", file=sys.stderr)
+        return
+    where = (f"{source} had none within --idle_timeout {args.idle_timeout:g} s"
              if args.follow else "stdin ended before its first sample (did the command piping into it fail?)")
     print(f"warning: no audio arrived: {where}; nothing was classified", file=sys.stderr)
 

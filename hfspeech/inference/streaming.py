@@ -119,19 +119,31 @@ class EnergyVAD:
         return active
 
 
+def _first_non_finite_frame(chunk) -> int:
+    """The index of a refused chunk's first frame holding a NaN or infinity; 0 when it has none (another problem:
+    a channels-first shape, a level too loud) or is not an array of numbers at all."""
+    try:
+        values = np.asarray(chunk, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    except (TypeError, ValueError, RuntimeError):  # a string, a ragged list, a 0-d value, a tensor on a GPU
+        return 0
+    return int(bad[0]) if bad.size else 0
+
+
 class StreamingClassifier:
     """Classify a stream window by window: `feed(chunk) -> list[WindowResult]`, `finish()` at the end of the
     stream (flushes the resampler; the last window ends at the last sample, as offline), or
     `process(chunks)` for an iterable. Events that fire at a window are in its `WindowResult.events`.
     `sampling_rate=` (or `input_rate=`, its older name): the chunks' rate, as in `classify_waveform`.
     `offsets=True`: a `LabelEnded` joins the events of the window that ends a label event, and `finish()` puts
-    those of the events still open in `ended_at_finish` (it may have no window left to put them on)."""
+    those of the events still open in `ended_at_finish` (it may have no window left to put them on).
+    `source`: what a refused chunk's error names (`hfspeech stream`: stdin or the followed file)."""
 
     def __init__(self, classifier: AudioClassifier, window_seconds: Optional[float] = None,
                  hop_seconds: Optional[float] = None, input_rate: Optional[int] = None,
                  threshold: float = DEFAULT_THRESHOLD, min_windows: int = 1, vad: Optional[str | EnergyVAD] = None,
                  silence_labels: Optional[Sequence[str]] = None, sampling_rate: Optional[int] = None,
-                 offsets: bool = False):
+                 offsets: bool = False, source: str = "stream"):
         # As `hfspeech stream --min_windows / --threshold` and the server check them: 1.5 windows was taken for 1,
         # a threshold of 2 (or 50, a percentage) never fired and -1 fired every label at every window.
         min_windows = check_count("min_windows", min_windows, "windows")
@@ -141,7 +153,9 @@ class StreamingClassifier:
         self.rate = classifier.sampling_rate
         self.window, self.hop = classifier.window_sizes(window_seconds, hop_seconds)
         self.slicer = WindowSlicer(self.window, self.hop)
-        self.resample = StreamResampler(self._input_rate(input_rate, sampling_rate), self.rate)
+        self.input_rate = self._input_rate(input_rate, sampling_rate)
+        self.resample = StreamResampler(self.input_rate, self.rate)
+        self.source, self.input_frames = source, 0  # what a refused chunk's error names, and where it was
         self.id2label = classifier.id2label
         self.thresholds = label_thresholds(classifier.config, threshold)
         self.min_windows = int(min_windows)
@@ -180,12 +194,27 @@ class StreamingClassifier:
     def feed(self, chunk: np.ndarray) -> list[WindowResult]:
         """Samples `[n]` or `[n, channels]` at the input rate: float, or integer PCM (int16, int32, uint8)
         scaled to [-1, 1] (`mono_samples`; only int16 was, so an int32 stream passed the energy gate however
-        quiet it was); a channels-first or NaN chunk is a `UsageError`."""
+        quiet it was); a channels-first or NaN chunk is a `UsageError` naming `source` and the time in the stream
+        (`_checked_mono`)."""
         if self.finished:
             raise RuntimeError("the stream is finished; start a new StreamingClassifier")
-        samples = self.resample(mono_samples(chunk, "chunk"))
+        mono = self._checked_mono(chunk)
+        self.input_frames += mono.size
+        samples = self.resample(mono)
         self.stats.samples += samples.size
         return self._classify(self.slicer.push(samples))
+
+    def _checked_mono(self, chunk) -> np.ndarray:
+        """`mono_samples` of a chunk, or a `UsageError` that names the source and the stream time (at the input
+        rate) of its first NaN or infinite frame, else of its first frame: "chunk: audio contains NaN ..." named
+        nothing a user knows, nor where in an hour of recording the bad samples were. The stream is unchanged by
+        a refused chunk: `finish()` still ends it as if the input had ended before it."""
+        try:
+            return mono_samples(chunk, "chunk")
+        except UsageError as error:
+            problem = str(error).removeprefix("chunk: ")
+            seconds = (self.input_frames + _first_non_finite_frame(chunk)) / self.input_rate
+            raise UsageError(f"{self.source} at {seconds:.1f} s: {problem}") from None
 
     def finish(self) -> list[WindowResult]:
         if self.finished:

@@ -162,7 +162,8 @@ async def open_stream(runner: ModelRunner, query, limit_whole_stream: bool = Tru
 
     def make_streamer(input_rate: int) -> StreamingClassifier:
         return StreamingClassifier(classifier, window, hop, input_rate=input_rate, threshold=threshold,
-                                   min_windows=min_windows, vad=vad, offsets=True)  # `ended` events, as the CLI's
+                                   min_windows=min_windows, vad=vad, offsets=True,  # `ended` events, as the CLI's
+                                   source="upload")  # its errors: "upload at 15.0 s: ..."
 
     try:
         pcm = PcmFormat(query.get("format", "s16le"), _number(query, "rate", int, classifier.sampling_rate),
