@@ -1,12 +1,11 @@
 """Decoding one audio file into a clean mono float32 waveform, or a clear error naming the file.
 
-Every path into hfspeech (training data, evaluation data, `hfspeech predict`) decodes through
-`decode_audio`, so a corrupt, truncated, empty, zero-length or NaN-filled file fails the same way everywhere:
-with an `AudioFileError` whose message starts with the file's path and says what is wrong, never a
-stack trace from deep inside ffmpeg. Files libsndfile reads (wav, flac, ogg, mp3; any channels) are
-decoded with soundfile and resampled with soxr, several times faster than opening them with torchcodec;
-anything else goes through `datasets.Audio` (torchcodec + ffmpeg), as in the rest of the Hugging Face
-stack, which also names the problem when a file is broken.
+Every path into hfspeech (training data, evaluation data, `hfspeech predict`) decodes through `decode_audio`, so a
+corrupt, truncated, empty, zero-length or NaN-filled file fails the same way everywhere: with an `AudioFileError` whose
+message starts with the file's path and says what is wrong, never a stack trace from deep inside ffmpeg. Files
+libsndfile reads (wav, flac, ogg, mp3; any channels) are decoded with soundfile and resampled with soxr, several times
+faster than opening them with torchcodec; anything else goes through `datasets.Audio` (torchcodec + ffmpeg), as in the
+rest of the Hugging Face stack, which also names the problem when a file is broken.
 
 Files too long to hold in memory are read with `iter_audio_chunks` (same decoder and downmix, chunk by chunk,
 streamed soxr resampling); live streams are downmixed and resampled with `downmix_to_mono`, `StreamResampler`.
@@ -16,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import stat
 from pathlib import Path
@@ -33,7 +33,7 @@ from hfspeech.data.samples import (  # noqa: F401  (downmix_to_mono, StreamResam
 from hfspeech.data.system_libraries import soundfile_module
 from hfspeech.data.wav_header import inspect_wav
 from hfspeech.errors import HfspeechError
-from hfspeech.features.waveform import ZERO_LENGTH  # the one wording of an empty clip
+from hfspeech.features.waveform import no_samples_problem  # the one wording of an empty clip
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".aac", ".wma", ".webm",
                     ".au", ".caf", ".w64"}
@@ -58,23 +58,18 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
 
 
 class AudioFileError(HfspeechError, ValueError):
-    """An audio file that cannot be used: the message names the file and the problem."""
+    """An audio file that cannot be used: the message names the file (`shown_name`: one line) and the problem."""
 
     def __init__(self, path: str, problem: str):
         self.path = path  # as given: code that opens or matches the file reads it
         self.problem = problem
-        super().__init__(f"{_printable(path)}: {problem}")
+        super().__init__(f"{shown_name(path) if isinstance(path, (str, os.PathLike)) else path}: {problem}")
 
     def __reduce__(self):
         """Rebuilt from (path, problem), not from the one-string message: decoding workers
         (`--preprocessing_num_workers`) send the error back pickled, and one that could not be rebuilt killed
         the pool's result thread, so the run hung, holding its workers, instead of naming the file."""
         return type(self), (self.path, self.problem)
-
-
-def _printable(path) -> str:
-    """A path as an error shows it (`shown_name`): a line break in a name became a space in a one-line error."""
-    return shown_name(path) if isinstance(path, (str, os.PathLike)) else str(path)
 
 
 def describe_source(audio: dict[str, Any] | None) -> str:
@@ -106,17 +101,25 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
 
 def checked_waveform(waveform: np.ndarray, name: str, source, mp3: Optional[Mp3Head], sampling_rate: int) -> np.ndarray:
     """`decode_audio`'s last word on what a decoder gave (`source`: the file's path or bytes, re-read only to
-    name bad samples): mono float32, or an `AudioFileError` for no samples, samples no audio holds
+    name bad samples): mono float32, or an `AudioFileError` for no samples (`_empty_problem`), samples no audio holds
     (`samples.sample_problem`) or an MP3 holding less than its header declares. The server's single read
     (`serve.upload_audio`) ends here too."""
     waveform = np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32)
     if waveform.size == 0:
-        raise AudioFileError(name, ZERO_LENGTH)
+        raise AudioFileError(name, _empty_problem(name, source, sampling_rate))
     if problem := sample_problem(waveform, source):
         raise AudioFileError(name, problem)
     if mp3 is not None and (problem := mp3.problem(waveform.size, sampling_rate)):
         raise AudioFileError(name, problem)
     return waveform
+
+
+def _empty_problem(name: str, source, sampling_rate: int) -> str:
+    """`no_samples_problem` of an empty decode, from `source`'s header (5 samples at 384 kHz: none at 16 kHz)."""
+    with contextlib.suppress(Exception):  # a header libsndfile cannot read: ffmpeg found no samples in it
+        info = soundfile_module(name).info(io.BytesIO(source) if isinstance(source, bytes) else source)
+        return no_samples_problem(info.frames, info.samplerate, sampling_rate)
+    return no_samples_problem(0, sampling_rate, sampling_rate)
 
 
 def _folder_problem(path: str) -> str:
@@ -188,21 +191,18 @@ def _check_header(name: str, value: dict[str, Any]) -> Optional[Mp3Head]:
 def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
     """The fast path of `decode_audio`: libsndfile + soxr, for the files libsndfile reads.
 
-    Opening a file with torchcodec costs ~1.5 ms and its WAV path ~9 ms per clip; libsndfile reads a WAV
-    in well under 1 ms, which is most of the time spent preparing a data set. Without resampling the result
-    is the same: PCM identical, stereo mixed as ffmpeg mixes it (`downmix_to_mono`). Resampling is soxr's
-    filter, as in `StreamResampler`, not ffmpeg's: the two agree within 1e-5 on content well below the
-    Nyquist frequency (tones) but differ by up to ~0.04 of full scale on white noise near it (measured,
-    8 to 16 kHz). Training and inference both decode here, so a model always sees the same filter. More than two
-    channels are averaged (`downmix_to_mono`, as a stream's): ffmpeg's layout matrices dropped the 3rd of 3 and
-    the 4th of 6 to 8 channels of a WAV without a channel mask (taken for LFE), and have none for 9 or 12. None
-    when libsndfile cannot read the file or finds no samples (an OGG cut short, a WAV with a streaming writer's
-    data size 0): ffmpeg then decodes it or names the problem (so too an MP3 without a frame count, which
-    `decode_audio` does not send here). Channels that cancel out in the mix are an `AudioFileError`
-    (`samples.cancelled_mix_problem`).
+    Opening a file with torchcodec costs ~1.5 ms and its WAV path ~9 ms per clip; libsndfile reads a WAV in well under
+    1 ms, which is most of the time spent preparing a data set. Without resampling the result is the same: PCM
+    identical, stereo mixed as ffmpeg mixes it (`downmix_to_mono`). Resampling is soxr's filter, as in
+    `StreamResampler`, not ffmpeg's: the two agree within 1e-5 on content well below the Nyquist frequency (tones) but
+    differ by up to ~0.04 of full scale on white noise near it (measured, 8 to 16 kHz). Training and inference both
+    decode here, so a model always sees the same filter. More than two channels are averaged (`downmix_to_mono`, as a
+    stream's): ffmpeg's layout matrices dropped the 3rd of 3 and the 4th of 6 to 8 channels of a WAV without a channel
+    mask (taken for LFE), and have none for 9 or 12. None when libsndfile cannot read the file or finds no samples (an
+    OGG cut short, a WAV with a streaming writer's data size 0): ffmpeg then decodes it or names the problem (so too an
+    MP3 without a frame count, which `decode_audio` does not send here). Channels that cancel out in the mix are an
+    `AudioFileError` (`samples.cancelled_mix_problem`).
     """
-    import io
-
     sf = soundfile_module(describe_source(value))
     source = io.BytesIO(value["bytes"]) if value["bytes"] is not None else value["path"]
     try:
@@ -221,12 +221,12 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
     """Mono float32 chunks (about `chunk_seconds` long) of a file of any length, at `sampling_rate`, without
     decoding the whole file: memory stays bounded by the chunk, whatever the file's length.
 
-    Decoded as `decode_audio` decodes: by libsndfile (block by block, same downmix) when it reads the file, else
-    by torchcodec + ffmpeg (any format, ffmpeg's downmix for any layout) in consecutive ranges of whole seconds,
-    which give the samples of decoding the whole file (wav, flac, ogg, mp3: 0.0 difference). Resampling is
-    streamed with soxr (`StreamResampler`), as torchcodec's resampler restarts at each range (a range at 1 s
-    came out 32 samples off). libsndfile first also keeps torch out of ONNX inference. Raises `AudioFileError`
-    as `decode_audio` does (a truncated MP3 once its end is reached).
+    Decoded as `decode_audio` decodes: by libsndfile (block by block, same downmix) when it reads the file, else by
+    torchcodec + ffmpeg (any format, ffmpeg's downmix for any layout) in consecutive ranges of whole seconds, which give
+    the samples of decoding the whole file (wav, flac, ogg, mp3: 0.0 difference). Resampling is streamed with soxr
+    (`StreamResampler`), as torchcodec's resampler restarts at each range (a range at 1 s came out 32 samples off).
+    libsndfile first also keeps torch out of ONNX inference. Raises `AudioFileError` as `decode_audio` does (a truncated
+    MP3 once its end is reached; a file too short to make one sample at `sampling_rate`).
     """
     name = str(path)
     check_audio_path(name)
@@ -240,19 +240,19 @@ def iter_audio_chunks(path: str | os.PathLike, sampling_rate: int,
             opened.close()
         raise AudioFileError(name, problem)
     resample = StreamResampler(rate, sampling_rate)
-    read = 0  # samples at the file's rate
+    read = kept = 0  # samples at the file's rate, and at `sampling_rate`
     for samples in blocks:
         if problem := sample_problem(samples, name):
             raise AudioFileError(name, problem)
-        read += samples.size
         chunk = resample(samples)
+        read, kept = read + samples.size, kept + chunk.size
         if chunk.size:
             yield chunk
     tail = resample(np.zeros(0, np.float32), last=True)
     if tail.size:
         yield tail
-    if read == 0:
-        raise AudioFileError(name, ZERO_LENGTH)
+    if kept + tail.size == 0:  # no samples, or under one at `sampling_rate` (5 at 384 kHz): predict scored nothing
+        raise AudioFileError(name, no_samples_problem(read, rate, sampling_rate))
     if mp3 is not None and (problem := mp3.problem(read, rate)):
         raise AudioFileError(name, problem)
 

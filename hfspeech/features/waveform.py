@@ -74,7 +74,19 @@ MAX_CHANNELS = 8  # a 2-D array [n, c] with n > c <= this is one clip of c chann
 # NaN scores, or the scores of silence. `data.samples` refuses such files with the same limit.
 MAX_SAMPLE_MAGNITUDE = float(2**24)
 NON_FINITE = "audio contains NaN or infinite samples"
-ZERO_LENGTH = "audio has zero length (no samples)"  # an empty clip, as the extractors and decoded files say it
+# An empty clip, as the extractors, decoded files and arrays say it; the API says it too of an array resampled to
+# nothing (5 samples at 384 kHz are 0.21 of one at 16 kHz), where the count is not at hand (`no_samples_problem`).
+ZERO_LENGTH = "audio has zero length (no samples), or too few to make one sample at the model's sampling rate"
+
+
+def no_samples_problem(samples: int, rate: int, model_rate: int) -> str:
+    """Why a clip of `samples` at `rate` Hz is empty at the model's `model_rate`: none in it (`ZERO_LENGTH`), or too
+    few to make one sample there (soxr rounds under half a sample to none), said with the numbers. Such a file was
+    scored on nothing: `predict` printed every label at 0.000 and `evaluate` counted it as its first label."""
+    if samples <= 0 or samples * model_rate >= rate:  # none, or a count that should have made a sample: no numbers
+        return ZERO_LENGTH
+    return (f"{samples} sample{'s' * (samples != 1)} at {rate} Hz, less than one sample at the model's {model_rate} "
+            "Hz (zero length once resampled): too short to use")
 
 
 def level_problem(samples) -> Optional[str]:

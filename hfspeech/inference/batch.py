@@ -25,6 +25,7 @@ import numpy as np
 
 from hfspeech.data.audio import DEFAULT_CHUNK_SECONDS, AudioFileError, iter_audio_chunks
 from hfspeech.data.samples import TrimMeter, trim_top_db_of
+from hfspeech.features.waveform import ZERO_LENGTH
 from hfspeech.inference.windows import WindowResult, WindowSlicer
 
 PREFETCH_ITEMS = 4
@@ -185,7 +186,8 @@ def predict_files(classifier, paths: Sequence[str], top_k: int = 5, window_secon
 def score_files(classifier, paths: Sequence[str], window_seconds: Optional[float] = None,
                 hop_seconds: Optional[float] = None, aggregate: str = "mean",
                 chunk_seconds: int = DEFAULT_CHUNK_SECONDS, progress: bool = False):
-    """`(path, FileScores or AudioFileError)` for every path, in order; see the module docstring."""
+    """`(path, FileScores or AudioFileError)` for every path, in order; see the module docstring. A file that gave
+    no window to score is an `AudioFileError`, never a `FileScores` (or `Prediction`) of nothing."""
     from hfspeech.inference.classifier import AGGREGATIONS
 
     if aggregate not in AGGREGATIONS:
@@ -209,9 +211,11 @@ def score_files(classifier, paths: Sequence[str], window_seconds: Optional[float
             if bar is not None:
                 _advance(bar, piece.seconds)
             while next_file in finished and not batcher.waiting_on(next_file):
-                error = finished.pop(next_file)
+                error, windows = finished.pop(next_file), batcher.scored.pop(next_file, [])
+                if error is None and not windows:  # never scores of nothing: a file too short once resampled
+                    error = AudioFileError(paths[next_file], ZERO_LENGTH)  # printed every label at 0.000
                 yield paths[next_file], error if error is not None else classifier.file_scores(
-                    paths[next_file], batcher.scored.pop(next_file), aggregate)
+                    paths[next_file], windows, aggregate)
                 next_file += 1
     finally:
         pieces.close()
