@@ -16,6 +16,7 @@ from conftest import run_cli_output, save_random_baseline, write_csv_manifest
 
 from hfspeech.data.audio import AudioFileError, decode_audio, iter_audio_chunks
 from hfspeech.features.waveform import ZERO_LENGTH, no_samples_problem
+from hfspeech.errors import UsageError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 TOO_SHORT = "5 samples at 384000 Hz, less than one sample at the model's 16000 Hz"
@@ -95,7 +96,7 @@ def test_classify_file_raises_rather_than_a_prediction_of_no_window(model_folder
     classifier = AudioClassifier.from_pretrained(str(model_folder))
     with pytest.raises(AudioFileError, match=TOO_SHORT):
         classifier.classify_file(str(short_wav))
-    with pytest.raises(Exception, match="too few to make one sample at the model's sampling rate"):
+    with pytest.raises(UsageError, match=f"^<waveform>: {TOO_SHORT}"):  # its numbers, as a file's
         classifier.classify_waveform(np.full(5, 0.1, np.float32), sampling_rate=384000)
 
 

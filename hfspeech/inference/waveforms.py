@@ -19,7 +19,7 @@ import numpy as np
 
 from hfspeech.data.samples import cancelled_mix_problem, downmix_to_mono, rate_problem, sample_problem
 from hfspeech.errors import UsageError
-from hfspeech.features.waveform import ZERO_LENGTH, float_samples
+from hfspeech.features.waveform import ZERO_LENGTH, float_samples, no_samples_problem
 
 # More channels than this in a 2-D array is taken for a channels-first array ([channels, n], as torchaudio and
 # librosa give) or a batch of clips, and refused: averaging thousands of "channels" into a few samples would
@@ -99,4 +99,7 @@ def waveform_at_rate(samples, sampling_rate, model_rate: int, name: str = "wavef
         return samples
     import soxr
 
-    return soxr.resample(samples, rate, model_rate).astype(np.float32, copy=False)
+    resampled = soxr.resample(samples, rate, model_rate).astype(np.float32, copy=False)
+    if resampled.size == 0:  # 5 samples at 384 kHz: under one at 16 kHz (the bare ZERO_LENGTH gave no numbers)
+        raise UsageError(f"{name}: {no_samples_problem(samples.size, rate, model_rate)}")
+    return resampled
