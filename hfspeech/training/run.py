@@ -74,31 +74,31 @@ class RunData:
 
 def load_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
               sampling_rate: int) -> RunData:
-    """Labelled splits decoded once at the model's rate (cached), or with `--streaming` a training stream."""
+    """Labelled splits decoded once at the model's rate (cached), or with `--streaming` a training stream; main
+    process first (the others read its cache), its barriers run whether it fails or not (`distributed.agreed`)."""
     spec, seed = data_args.spec(), training_args.seed
-    if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
-        check_streaming_flags(data_args, spec.is_local)
-        streamed = load_streamed_data(spec, sampling_rate, seed, training_args.output_dir, model_args.multi_label)
-        data = RunData(streamed.evaluation, streamed.report, streamed.label_names, streamed)
-    else:
-        report = DataReport()
-        raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
-        dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
-        kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
-        data = RunData(dataset, report, label_names_of(dataset["train"]), None, record_training_clips(kept), kept)
+    with training_args.main_process_first(desc="preparing data"):
+        if data_args.streaming:  # train stays a stream; validation/test are prepared here as usual
+            check_streaming_flags(data_args, spec.is_local)
+            streamed = load_streamed_data(spec, sampling_rate, seed, training_args.output_dir, model_args.multi_label)
+            data = RunData(streamed.evaluation, streamed.report, streamed.label_names, streamed)
+        else:
+            report = DataReport()
+            raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
+            dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
+            kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
+            data = RunData(dataset, report, label_names_of(dataset["train"]), None, record_training_clips(kept), kept)
     logger.info("%d classes: %s; %s", len(data.label_names), first_few(data.label_names, 20), data.report.summary())
     return data
 
 
-def data_of_this_process(resume: Optional[str], model_args, data_args, training_args) -> tuple:
-    """(data record, feature extractor, sampling rate, `RunData`): the steps that may fail on one machine alone (its
-    copies of the data, checkpoint, model), main process first (the others read its cache), for `agreed` to take."""
-    with training_args.main_process_first(desc="preparing data"):  # its barriers run, failed or not
-        record = check_same_data(resume, model_args, data_args, training_args)  # a checkpoint on other data: refused
-        extractor = pretrained_feature_extractor(model_args)
-        check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
-        sampling_rate = int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
-        return record, extractor, sampling_rate, load_data(model_args, data_args, training_args, sampling_rate)
+def model_inputs(resume: Optional[str], model_args, data_args, training_args) -> tuple:
+    """(data record, feature extractor, sampling rate): quick checks that may fail on one machine alone (its copies
+    of the checkpoint and model), agreed before the data is prepared: a failure waited for every machine's decoding."""
+    record = check_same_data(resume, model_args, data_args, training_args)  # a checkpoint on other data: refused
+    extractor = pretrained_feature_extractor(model_args)
+    check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
+    return record, extractor, int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
 
 
 def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
@@ -207,8 +207,8 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     quiet_other_processes(training_args)  # several processes: the main one's log alone
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)
-    record, extractor, sampling_rate, data = agreed(lambda: data_of_this_process(resume, model_args, data_args,
-                                                                                 training_args))
+    record, extractor, sampling_rate = agreed(lambda: model_inputs(resume, model_args, data_args, training_args))
+    data = agreed(lambda: load_data(model_args, data_args, training_args, sampling_rate))  # one machine's copy
     if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
         check_every_process_same_data(data.label_names, data.kept, data.dataset)
     record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
