@@ -94,9 +94,12 @@ def level_problem(samples) -> Optional[str]:
     The one wording of the rule: the extractors (`check_waveforms`) and decoded files and arrays
     (`data.samples.sample_problem`) both say it, and said it in two ways."""
     samples = np.asarray(samples)
-    if not np.isfinite(samples).all():
+    if not samples.size:
+        return peak_problem(0.0)
+    low, high = float(samples.min()), float(samples.max())  # NaN and inf carry through: no copy of an hour's clip
+    if not (np.isfinite(low) and np.isfinite(high)):
         return NON_FINITE
-    return peak_problem(float(np.abs(samples).max()) if samples.size else 0.0)
+    return peak_problem(max(high, -low))
 
 
 def peak_problem(peak: float) -> Optional[str]:
