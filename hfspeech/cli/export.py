@@ -22,7 +22,7 @@ def export_parser() -> argparse.ArgumentParser:
                         help="onnx (through optimum; `--quantize` for int8) or torchscript")
     parser.add_argument("--quantize", choices=["int8", "int8_weights"], default=None,
                         help="also write an int8 model_quantized.onnx: int8 = integer compute (dynamic, for size; "
-                        "static with --calibration_dir, the fast one for the convolutional baselines on CPU); "
+                        "static with --calibration_dir, faster than fp32 for the CNN on CPU, not for BC-ResNet); "
                         "int8_weights = int8 convolution weights, float compute (as fast as the float model)")
     parser.add_argument("--calibration_dir", default=None,
                         help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
