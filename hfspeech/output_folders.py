@@ -7,10 +7,7 @@ set, notes, another tool's model) they would overwrite its files without a word,
 command passes what marks its own earlier output (`ours`); everything else present is the user's.
 
 The locked `.NAME-partial-*` scratch folders written beside an output, and the sweep of those a killed run left,
-are here too (`hfspeech.output_staging.written_beside` and `data.whole_folders` write in them).
-
-Like `hfspeech.errors`, the bottom layer: it imports nothing else from hfspeech but `path_names` (the wording of
-names, a bottom layer too); any stage may import it.
+are here too (`hfspeech.output_staging.written_beside`, `data.whole_folders`). The bottom layer, as `errors`.
 """
 
 from __future__ import annotations
@@ -31,10 +28,11 @@ from hfspeech.folder_writers import noted_as_held, taken_past_readers
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 _unlocked_warned: list[str] = []  # the folder `lock_taken` warned of, once a process
+# What a desktop or notebook puts in a folder it opened: a folder of only these is no folder of the user's files.
+SYSTEM_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".ipynb_checkpoints", "__MACOSX"})
 
 
-def nothing_is_ours(name: str) -> bool:
-    """For commands that write only into a new folder (staging, tiny-model)."""
+def nothing_is_ours(name: str) -> bool:  # for commands that write only into a new folder (staging, tiny-model)
     return False
 
 
@@ -44,7 +42,7 @@ def users_files(folder: str | os.PathLike, ours: Callable[[str], bool] = nothing
     path = Path(folder)
     if not path.is_dir():
         return not_a_folder(path)
-    names = sorted(entry.name for entry in path.iterdir())
+    names = sorted(entry.name for entry in path.iterdir() if entry.name not in SYSTEM_LITTER)
     if not names or any(ours(name) for name in names):
         return None
     return f"holds other files ({first_few(names)})"
