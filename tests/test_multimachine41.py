@@ -40,8 +40,8 @@ def launch_two_machines(tmp_path: Path, data_dir: Optional[Path], recipe_args: l
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
                    "--num_processes", "2", "--machine_rank", str(machine), "--main_process_ip", "127.0.0.1",
                    "--main_process_port", port, "--mixed_precision", "no", "--dynamo_backend", "no",
-                   *program, "--config_overrides", TINY_CNN, "--max_length_seconds", "0.5", "--num_train_epochs", "3", "--ddp_timeout", "30",
-                   "--disable_tqdm", "True", *recipe_args]
+                   *program, "--config_overrides", TINY_CNN, "--max_length_seconds", "0.5", "--num_train_epochs", "3",
+                   "--ddp_timeout", "30", "--disable_tqdm", "True", *recipe_args]
         env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
                "HF_DATASETS_CACHE": str(tmp_path / f"cache{machine}")}
         (tmp_path / f"m{machine}").mkdir(exist_ok=True)
