@@ -97,20 +97,21 @@ def test_a_wav_the_stream_cannot_read_is_a_400_naming_the_problem(server):
     assert tiny[-1]["event"] == "end" and tiny[-1]["samples"] == 1
 
 
-@pytest.mark.parametrize("given", ["missing folder", "manifest"])
+@pytest.mark.parametrize("given", ["missing folder", "a file"])
 def test_an_eval_dir_that_is_not_a_folder_says_so_and_names_the_flag(tmp_path, capsys, given):
     from hfspeech.cli import main as cli
     from tests.conftest import save_random_baseline
 
     model = save_random_baseline(tmp_path / "cnn", "cnn", ["low", "high"], 0.5)
-    eval_dir = tmp_path / ("held_out" if given == "missing folder" else "test.csv")
-    if given == "manifest":  # what `evaluate --test_file` reads: the gate used to call it "no audio files"
-        eval_dir.write_text("path,label\nclip.wav,low\n")
+    eval_dir = tmp_path / ("held_out" if given == "missing folder" else "clips.txt")
+    if given == "a file":  # neither a folder nor a manifest (those are read: test_held_out42)
+        eval_dir.write_text("clip.wav low\n")
     out = tmp_path / "deploy"
     assert cli(["export", str(model), "--quantize", "int8", "--eval_dir", str(eval_dir), "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    what = "not found" if given == "missing folder" else "not a folder (a manifest is not read here)"
-    assert err == f"error: --eval_dir {eval_dir}: {what}; expected an audio folder DIR/<label>/*.wav"
+    what = "not found" if given == "missing folder" else "not a folder"
+    assert err == (f"error: --eval_dir {eval_dir}: {what}; expected an audio folder DIR/<label>/*.wav or a manifest "
+                   "(.csv, .tsv, .json, .jsonl: path,label)")
     assert not out.exists()
 
 

@@ -26,9 +26,9 @@ def export_parser() -> argparse.ArgumentParser:
                         "int8_weights = int8 convolution weights, float compute (as fast as the float model)")
     parser.add_argument("--calibration_dir", default=None,
                         help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
-    parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav: measure the int8 "
-                        "model's accuracy and top-1 agreement against the original, and refuse it if it loses more "
-                        "than --max_accuracy_drop points; a multi-label model's: any audio folder, its label "
+    parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav (or a path,label "
+                        "manifest): measure the int8 model's accuracy and top-1 agreement against the original, "
+                        "and refuse it if it loses more than --max_accuracy_drop points; a multi-label model's: any audio folder, its label "
                         "decisions (at its thresholds) compared with the original's, changes counted against the "
                         "decisions active in either model")
     add_held_out_flags(parser)
