@@ -28,9 +28,9 @@ def export_parser() -> argparse.ArgumentParser:
                         help="audio folder (e.g. the training data) to calibrate static int8 quantization on")
     parser.add_argument("--eval_dir", default=None, help="held-out audio folder DIR/<label>/*.wav (or a path,label "
                         "manifest): measure the int8 model's accuracy and top-1 agreement against the original, "
-                        "and refuse it if it loses more than --max_accuracy_drop points; a multi-label model's: any audio folder, its label "
-                        "decisions (at its thresholds) compared with the original's, changes counted against the "
-                        "decisions active in either model")
+                        "and refuse it if it loses more than --max_accuracy_drop points; a multi-label model's: "
+                        "any audio folder, its label decisions (at its thresholds) compared with the original's, "
+                        "changes counted against the decisions active in either model")
     add_held_out_flags(parser)
     parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose (a "
                         "multi-label model: the percent of its label decisions active in either model that int8 may "
