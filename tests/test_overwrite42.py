@@ -10,6 +10,7 @@ exported from the earlier weights, stayed for `hfspeech stage` to publish as thi
 from __future__ import annotations
 
 import json
+import shutil
 import logging
 from pathlib import Path
 
@@ -158,3 +159,80 @@ def test_a_fresh_start_removes_every_file_of_the_run_folder_table_but_the_model(
                                resume_from_checkpoint=None))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors",
                                                                 "preprocessor_config.json"]
+
+
+def finished_run(tones: Path, run: Path) -> list[str]:
+    assert train(["--data_dir", str(tones)], run, "--max_steps", "4", "--per_device_train_batch_size", "4") == 0
+    return checkpoints(run)
+
+
+def test_nothing_goes_before_the_runs_inputs_are_accepted(tones, tmp_path, capsys):
+    """Reviewer R2: a typo in --data_dir removed the earlier run's checkpoints and records, then failed; and
+    `--model_name_or_path RUN/checkpoint-4` lost its checkpoint before it was loaded."""
+    run = tmp_path / "run"
+    earlier = finished_run(tones, run)
+    assert train(["--data_dir", str(tmp_path / "no-such-data")], run, "--overwrite_output_dir") == 2
+    assert checkpoints(run) == earlier and (run / "metrics.json").is_file()
+    capsys.readouterr()
+    start = run / earlier[-1]
+    assert main(["train", "--data_dir", str(tones), "--output_dir", str(run), "--model_name_or_path", str(start),
+                 "--max_length_seconds", "0.5", "--max_steps", "1", "--overwrite_output_dir"]) == 2
+    assert f"would remove the earlier run's {earlier[-1]}, which --model_name_or_path" in capsys.readouterr().err
+    assert checkpoints(run) == earlier
+
+
+def test_a_resume_through_a_link_or_another_tools_runs_folder_keeps_everything(tmp_path):
+    from types import SimpleNamespace
+
+    from hfspeech.training.run_folder import start_over
+    run = tmp_path / "run"
+    (run / "checkpoint-4").mkdir(parents=True)
+    (run / "trainer_state.json").write_text("{}")
+    (tmp_path / "link").symlink_to(run / "checkpoint-4")
+    start_over(SimpleNamespace(output_dir=str(run), overwrite_output_dir=True, should_save=True,
+                               resume_from_checkpoint=str(tmp_path / "link")))
+    assert (run / "checkpoint-4").is_dir() and (run / "trainer_state.json").is_file()
+    mine = tmp_path / "mine"  # TensorBoard's runs/ of another tool beside the user's own metrics: no hfspeech run
+    (mine / "runs").mkdir(parents=True)
+    (mine / "metrics.json").write_text('{"mine": 1}')
+    start_over(SimpleNamespace(output_dir=str(mine), overwrite_output_dir=True, should_save=True,
+                               resume_from_checkpoint=None))
+    assert (mine / "metrics.json").is_file()
+
+
+def test_a_start_stopped_half_way_leaves_no_checkpoint_to_resume(tmp_path, monkeypatch):
+    """The checkpoints lose their completion mark first: killed after the first folder was removed, the earlier
+    run's later checkpoints were whole, and the same command without the flag resumed them (reviewer R2)."""
+    from types import SimpleNamespace
+
+    import hfspeech.training.run_folder as run_folder
+    from hfspeech.errors import UsageError
+    run = tmp_path / "run"
+    for step in (2, 4, 6):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    removed, real_rmtree = [], shutil.rmtree
+
+    def stopped_after_one(path, *args, **kwargs):
+        if removed:
+            raise OSError(5, "Input/output error")
+        removed.append(path)
+        return real_rmtree(path)
+
+    monkeypatch.setattr(run_folder.shutil, "rmtree", stopped_after_one)
+    with pytest.raises(UsageError):
+        run_folder.start_over(SimpleNamespace(output_dir=str(run), overwrite_output_dir=True, should_save=True,
+                                              resume_from_checkpoint=None))
+    assert checkpoints(run) == ["checkpoint-4", "checkpoint-6"]
+    assert not list(run.glob("checkpoint-*/trainer_state.json"))
+
+
+def test_a_teacher_inside_the_students_folder_is_refused_with_overwrite(tmp_path):
+    from hfspeech.errors import UsageError
+    from hfspeech.training.distill import parse_distill_args
+    from tests.conftest import save_random_baseline
+
+    teacher = save_random_baseline(tmp_path / "run" / "checkpoint-4", "cnn", ["high", "low"], 0.5)
+    with pytest.raises(UsageError, match=r"^--teacher .*checkpoint-4: inside --output_dir .*overwrite_output_dir"):
+        parse_distill_args(["--teacher", str(teacher), "--data_dir", str(tmp_path), "--output_dir",
+                            str(tmp_path / "run"), "--overwrite_output_dir"])

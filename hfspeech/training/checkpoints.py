@@ -32,7 +32,7 @@ from hfspeech.training.distributed import agreed, values_of_every_process
 from hfspeech.training.machine_folders import (NODE_LOCAL_REMEDY, PROBE_PREFIX, folder_sharing,
                                                machine_of_this_process, process_named, remove_rng_only_checkpoints,
                                                rng_states_only, save_on_each_node_refusal)
-from hfspeech.training.run_folder import CHECKPOINT_NAME, FINAL_SAVE, STATE_FILE, run_trace, start_over
+from hfspeech.training.run_folder import CHECKPOINT_NAME, FINAL_SAVE, STATE_FILE, run_trace, start_over  # (run.py)
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -131,8 +131,6 @@ def checkpoint_to_resume(training_args) -> Optional[str]:
     `--overwrite_output_dir`. Incomplete ones (a kill during a save) are skipped with a warning. Every process
     of a launched run must resume from the same checkpoint: their choices are gathered (a collective), and where
     they differ every process stops with the same line (`agreed_checkpoint`) instead of training apart."""
-    if training_args.overwrite_output_dir:  # the earlier run's files removed, by the main process, the others waiting
-        agreed(lambda: start_over(training_args))  # (training.run_folder)
     if training_args.overwrite_output_dir and not training_args.resume_from_checkpoint:
         return None
     choice, problem, passed_over = agreed(lambda: this_process_choice(training_args))

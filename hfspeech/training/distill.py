@@ -108,10 +108,14 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
     check_teacher_fits(distill_args.teacher, model_args)
     warn_if_trimmed_otherwise(distill_args.teacher, data_args)
-    if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
-        # A teacher trained by the recipe looks like a run to resume: the student was written over it (exit 0).
+    output, teacher = os.path.realpath(training_args.output_dir), os.path.realpath(distill_args.teacher)
+    if output == teacher:  # a teacher trained by the recipe looks like a run to resume: the student was written over it
         raise UsageError(f"--output_dir {training_args.output_dir}: the teacher's own folder; the student would "
                          "be written over it: give the student a folder of its own")
+    if training_args.overwrite_output_dir and teacher.startswith(output + os.sep):  # its checkpoint-N: removed
+        raise UsageError(f"--teacher {distill_args.teacher}: inside --output_dir {training_args.output_dir}, whose "
+                         "earlier run --overwrite_output_dir removes; copy the teacher elsewhere, or give the student "
+                         "another folder")
     return distill_args, model_args, data_args, training_args
 
 

@@ -36,7 +36,7 @@ from hfspeech.hub.push import finish_run, hub_request
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
-from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held
+from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held, start_over
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
 from hfspeech.training.same_data import check_every_process_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
@@ -109,8 +109,7 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
         speed_factors=parse_floats(data_args.speed_factors), gain_db=data_args.gain_db,
         time_shift_seconds=data_args.time_shift_seconds, endpoint_trim_db=data_args.endpoint_trim_db,
         vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
-        reverb_prob=data_args.reverb_prob,
-    )
+        reverb_prob=data_args.reverb_prob)
     return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
 
 
@@ -211,6 +210,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     data = agreed(lambda: load_data(model_args, data_args, training_args, sampling_rate))  # one machine's copy
     if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
         check_every_process_same_data(data.label_names, data.kept, data.dataset)
+    agreed(lambda: start_over(training_args, model_args.model_name_or_path))  # inputs accepted: the earlier run goes
     record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
     model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds,
                                            data_args.trimmed_at())

@@ -5,14 +5,15 @@ this run does not write again beside its own: the earlier run's `checkpoint-8` b
 new run killed, the same command without the flag resumed the *earlier* run's checkpoint, with its batch size and
 learning rate, trained nothing more and called the earlier model its own), its test reports of the other kind (a
 multi-label run over a single-label one), and `onnx/` or `torchscript/` exported from the earlier weights, which
-`hfspeech stage` then published as this run's. Now the process that saves, once it holds the folder
-(`checkpoints.output_dir_held`), first removes every one of those names that is there.
+`hfspeech stage` then published as this run's. Now the process that saves, once the run's inputs are accepted
+(`start_over`), removes every one of those names that is there.
 
 Left alone: the model (config.json, weights, preprocessor_config.json), which the final save replaces whole, so
 that a `predict` or `serve` started meanwhile still finds one; `runs/` (TensorBoard's logs, a folder per run and
 date: the history, never read as this run's); `manifests/` (`hfspeech cross-validate` writes a fold's before the
 fold's run starts); links (hfspeech writes none); every other name (the user's: notes, data, an evaluation folder);
-and the whole folder where it holds no trace of a run (`run_trace`): nothing there is known to be hfspeech's.
+and the whole folder where it holds no record only a run writes (`OWN_TRACE`, a checkpoint): nothing there is known to
+be hfspeech's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE
 from hfspeech.errors import UsageError, first_few
@@ -46,6 +48,9 @@ FINAL_SAVE = "final-save"  # `training.final_save` saves in `.final-save-partial
 EARLIER_RUN_FILES = frozenset({*RUN_MARKERS, METRICS_FILE, "all_results.json", DATA_REPORT_FILE, HYPERPARAMETERS_FILE,
                                TRAINING_CLIPS_FILE, *report_file_names("test"), *EXPORT_ONLY_FILES}
                               - {"runs", "manifests"})
+# What only an hfspeech run writes: a fresh start removes nothing from a folder without one of these (or a
+# checkpoint), so a user's metrics.json beside another tool's `runs/` stays.
+OWN_TRACE = (STATE_FILE, "training_args.bin", "run_inputs.json")
 EXPORT_FOLDERS = ("onnx", "torchscript")  # `hfspeech export`'s default folders in a run (`export.staging`)
 EXPORT_FILES = frozenset({*EXPORT_ONLY_FILES, "config.json", "preprocessor_config.json"})
 
@@ -55,11 +60,13 @@ def run_trace(name: str) -> bool:
     return name in RUN_MARKERS or bool(CHECKPOINT_NAME.match(name))
 
 
-def start_over(training_args) -> None:
+def start_over(training_args, model_name_or_path: Optional[str] = None) -> None:
     """With --overwrite_output_dir, remove the earlier run's files (the module docstring says which): in the process
-    that saves, while it holds the folder (`checkpoints.checkpoint_to_resume`, in `output_dir_held`); one log line
-    counts them. Not when --resume_from_checkpoint names one of the folder's checkpoints: the run continues that run.
-    A name that cannot be listed or removed is a one-line `UsageError`: left, it would pass for this run's."""
+    that saves, once the run's inputs are accepted (its model source, checkpoint and data: a typo in --data_dir cost
+    the earlier run before anything was checked), before its own record is written (`run.setup_training`); one log
+    line counts them. Not when --resume_from_checkpoint names one of the folder's checkpoints: the run continues that
+    run. A `model_name_or_path` inside a checkpoint it would remove, or a name that cannot be listed or removed, is a
+    one-line `UsageError`: the first would be gone before it was loaded, the second pass for this run's."""
     output_dir = training_args.output_dir
     if not (training_args.overwrite_output_dir and training_args.should_save) or continues_its_run(training_args):
         return
@@ -67,6 +74,12 @@ def start_over(training_args) -> None:
         names = earlier_run_names(output_dir)
     except OSError as error:  # a folder this user may not read
         raise cannot_remove(output_dir, os.path.basename(error.filename or output_dir), error) from None
+    refuse_removing_an_input(output_dir, names, model_name_or_path)
+    for name in filter(CHECKPOINT_NAME.match, names):  # first each completion mark: a kill leaves none to resume
+        try:
+            (Path(output_dir) / name / STATE_FILE).unlink(missing_ok=True)
+        except OSError as error:
+            raise cannot_remove(output_dir, name, error) from None
     for name in names:
         remove(Path(output_dir) / name, output_dir)
     if names:
@@ -74,12 +87,25 @@ def start_over(training_args) -> None:
                     "model stays until this run's replaces it", len(names), output_dir, first_few(names, 5))
 
 
+def refuse_removing_an_input(output_dir: str, names: list[str], model_name_or_path: Optional[str]) -> None:
+    """`--model_name_or_path RUN/checkpoint-4 --output_dir RUN --overwrite_output_dir`: the checkpoint the run starts
+    from was removed before it was loaded ("no such folder")."""
+    inside = model_name_or_path and os.path.realpath(model_name_or_path)
+    for name in (name for name in names if inside and CHECKPOINT_NAME.match(name)):
+        folder = os.path.realpath(os.path.join(output_dir, name))
+        if inside == folder or inside.startswith(folder + os.sep):
+            raise UsageError(folder_named(output_dir, "--output_dir", (
+                f"--overwrite_output_dir would remove the earlier run's {name}, which --model_name_or_path "
+                f"{model_name_or_path} starts from; copy it elsewhere first, or give another --output_dir")))
+
+
 def continues_its_run(training_args) -> bool:
-    """Whether --resume_from_checkpoint names a checkpoint in --output_dir (whose run this one carries on)."""
+    """Whether --resume_from_checkpoint names a checkpoint in --output_dir (whose run this one carries on), through
+    links too (a link to RUN/checkpoint-4 elsewhere: the checkpoint was removed, then "not found")."""
     named = training_args.resume_from_checkpoint
-    parent = os.path.dirname(os.path.normpath(named)) if isinstance(named, str) else None
+    parent = os.path.dirname(os.path.realpath(named)) if isinstance(named, str) else None
     try:
-        return parent is not None and os.path.samefile(parent or ".", training_args.output_dir)
+        return parent is not None and os.path.samefile(parent, training_args.output_dir)
     except OSError:  # either missing: the checkpoint is refused as not found, or the folder is new
         return False
 
@@ -91,8 +117,8 @@ def earlier_run_names(output_dir: str) -> list[str]:
         entries = {entry.name: entry for entry in os.scandir(output_dir)}
     except (FileNotFoundError, NotADirectoryError):
         return []
-    if not any(run_trace(name) for name in entries):
-        return []
+    if not any(name in OWN_TRACE or CHECKPOINT_NAME.match(name) for name in entries):
+        return []  # `runs/` (TensorBoard's, any tool's) or `manifests/` alone: no proof hfspeech wrote the rest
     checkpoints = sorted((name for name, entry in entries.items() if CHECKPOINT_NAME.match(name)
                           and entry.is_dir(follow_symlinks=False)), key=lambda name: int(name.split("-")[1]))
     files = sorted(name for name, entry in entries.items() if name in EARLIER_RUN_FILES
