@@ -37,6 +37,9 @@ def test_a_retrained_runs_old_onnx_export_is_refused(tmp_path):
     (run / "onnx" / "traced_from.json").unlink()  # an older hfspeech's export: nothing tells which weights
     with pytest.raises(StageError, match="no traced_from.json"):
         stage_run(run, tmp_path / "repo", include_onnx=True)
+    (run / "onnx" / "model_quantized.onnx").write_bytes(b"int8")  # its int8 file: the remedy must keep making one
+    with pytest.raises(StageError, match=r"`hfspeech export \S+ --quantize int8 \(with the flags it was made with\)`"):
+        stage_run(run, tmp_path / "repo", include_onnx=True)
     assert not (tmp_path / "repo").exists()
 
 
@@ -135,6 +138,9 @@ def test_model_index_uses_hub_metric_ids_and_the_license_flag(tmp_path, capsys):
     code, _, err = run_cli_output(["stage", str(run), str(tmp_path / "other"), "--license", "MIT License"], capsys)
     assert code == 2 and "--license 'MIT License': not a Hub license id" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "other").exists()
+    code, _, err = run_cli_output(["stage", str(run), str(tmp_path / "other"), "--license", "CC-BY-4.0"], capsys)
+    assert code == 2 and "(lower case: cc-by-4.0?)" in err
+    assert run_cli_output(["stage", str(run), str(tmp_path / "repo"), "--license", "openrail++"], capsys)[0] == 0
 
 
 LOAD_WITHOUT_HFSPEECH = """
@@ -167,3 +173,41 @@ def test_optimum_loads_a_staged_baselines_onnx_subfolder_without_hfspeech(tmp_pa
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0 and done.stdout.split("\n")[-2] == f"True (1, {len(LABELS)})", done.stderr[-2000:]
     stage_run(run, tmp_path / "repo", include_onnx=True)  # an earlier staging, its code in onnx/ too: replaced
+
+
+def test_a_local_start_deleted_since_is_never_published_as_a_hub_id(tmp_path):
+    """Reviewer R3: training records `model_name_or_path` as typed (`runs/probe`); once that folder is gone it
+    read as a Hub id, `base_model: runs/probe`. run_inputs.json holds it absolute where it was a local folder."""
+    from hfspeech.hub import stage_run
+
+    run = random_run(tmp_path / "runD")
+    write_json(run / "training_hyperparameters.json", {"model_name_or_path": "runs/probe"})
+    write_json(run / "run_inputs.json", {"model_name_or_path": str(tmp_path / "runs" / "probe"), "data": {}})
+    stage_run(run, tmp_path / "repo")
+    assert ModelCard.load(tmp_path / "repo" / "README.md").data.base_model is None
+
+
+def test_push_to_hub_after_training_leaves_a_stale_onnx_out_with_a_warning(tmp_path, caplog):
+    """Reviewer R3: `train --push_to_hub` staged onnx/ whenever one was there, so an export of the run's earlier
+    weights failed the whole push after the training (which never asked for ONNX); it is left out, said once."""
+    from hfspeech.export import export_onnx
+    from hfspeech.hub.push import own_onnx
+
+    run = random_run(tmp_path / "run")
+    assert not own_onnx(run)  # none
+    export_onnx(run)
+    assert own_onnx(run)
+    random_run(run, ["yes", "no"])  # trained again into the folder
+    with caplog.at_level("WARNING", logger="hfspeech.hub"):
+        assert not own_onnx(run)
+    assert "pushed without onnx/: " in caplog.text and "exported from other weights" in caplog.text
+
+
+def test_an_eval_dir_named_like_the_user_is_not_named_in_the_card(tmp_path, monkeypatch):
+    """Reviewer R3: `--eval_dir ~` published the home folder's name, the user's, in the variants line."""
+    from hfspeech.hub.local_paths import public_folder_name
+
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("LOGNAME", "alice")
+    assert public_folder_name(tmp_path / "alice") is None
+    assert public_folder_name(tmp_path / "held_out_clips") == "held_out_clips"

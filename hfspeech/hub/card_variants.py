@@ -3,7 +3,6 @@ accuracy and typical latency per clip, measured here as `hfspeech predict` would
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from hfspeech.cpu_threads import cpu_limit
 from hfspeech.data.progress_bars import stderr_is_terminal
 from hfspeech.hub.card_markdown import label_text, markdown_table
 
@@ -59,7 +59,8 @@ def machine() -> str:
     except OSError:
         pass
     name = name or platform.processor() or platform.machine() or "an unnamed CPU"
-    return f"{name}, {os.cpu_count()} logical CPUs, PyTorch using {torch.get_num_threads()} threads"
+    usable, _ = cpu_limit()  # the CPUs this process may use (a container's share), not the machine's count
+    return f"{name}, {usable} logical CPUs usable, PyTorch using {torch.get_num_threads()} threads"
 
 
 def _timed(classifier, path) -> tuple[str, float]:

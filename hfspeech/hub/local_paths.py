@@ -11,6 +11,7 @@ like the token check: staging stops rather than publish one of those paths.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -144,8 +145,8 @@ def local_path_in(dest: Path, run: Path) -> Optional[tuple[Path, str]]:
 def hub_base_model(run: Path, hops: int = 4) -> Optional[str]:
     """The Hub id `run` was trained from, following local checkpoints' own records back (a probe run, then a
     fine-tune of it: the card said "fine-tuned from runC (a local checkpoint)" and gave no `base_model`, though
-    runC's record names openai/whisper-tiny.en); None where the chain ends in no Hub id. Each folder's
-    training_hyperparameters.json `model_name_or_path`, else its config's `_name_or_path`, else its staged card's
+    runC's record names openai/whisper-tiny.en); None where the chain ends in no Hub id. Each folder's run_inputs.json
+    or training_hyperparameters.json `model_name_or_path`, else its config's `_name_or_path`, else its card's
     `base_model`; a relative path is read as given, else beside `run` (sibling run folders)."""
     from hfspeech.models.whisper.pretrained import hub_id_of
 
@@ -168,7 +169,10 @@ def _recorded_base(folder: Path) -> Optional[str]:
     """What `folder`'s own records say it was trained from (see `hub_base_model`), or None."""
     from huggingface_hub import ModelCard
 
-    for record, key in ((folder / "training_hyperparameters.json", "model_name_or_path"),
+    # run_inputs.json first: its path is absolute where the start was a local folder at training time, so a
+    # relative `runs/probe` deleted since is never taken for a Hub id (`base_model: runs/probe` was published)
+    for record, key in ((folder / RUN_INPUTS_FILE, "model_name_or_path"),
+                        (folder / "training_hyperparameters.json", "model_name_or_path"),
                         (folder / "config.json", "_name_or_path")):
         try:
             value = read_run_record(record).get(key)
@@ -181,3 +185,15 @@ def _recorded_base(folder: Path) -> Optional[str]:
     except Exception:  # no card, not a model card
         return None
     return value if isinstance(value, str) and value else None
+
+
+def public_folder_name(folder) -> Optional[str]:
+    """The name a card may give a local folder (`--eval_dir held_out_clips`), or None where it would name the user
+    (`--eval_dir ~` published "alice": the path guard looks for the whole home path only)."""
+    import getpass
+
+    name = Path(os.path.abspath(folder)).name
+    with contextlib.suppress(Exception):  # no user name to compare with (a container without one)
+        if name in (getpass.getuser(), Path.home().name):
+            return None
+    return name or None

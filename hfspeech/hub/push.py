@@ -17,6 +17,7 @@ from typing import Optional
 from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.hub.card_training import AUGMENTATION, HYPERPARAMETERS, options_set
 from hfspeech.hub.stage import check_repo_id, hub_tokens, stage_run
+from hfspeech.hub.own_files import onnx_problem
 from hfspeech.models.config_json import HYPERPARAMETERS_FILE
 
 logger = logging.getLogger("hfspeech.hub")
@@ -130,6 +131,16 @@ def fields_of(arguments) -> list[str]:
     return list(names) if names else list(vars(arguments))
 
 
+def own_onnx(run: Path) -> bool:
+    """Whether `--push_to_hub` takes the run's onnx/: only one exported from these weights, the rest warned (an
+    export of an earlier run resumed since failed the whole push, after the training, which never asked for it)."""
+    if not (run / "onnx" / "model.onnx").is_file():
+        return False
+    if (problem := onnx_problem(run)) is not None:
+        logger.warning("warning: pushed without onnx/: %s", problem)
+    return problem is None
+
+
 def finish_run(model_args, data_args, training_args, request: Optional[HubRequest]) -> None:
     """Record the hyperparameters the card needs as JSON (training_args.bin is a pickle), then push if asked."""
     values = {**vars(model_args), **vars(data_args), **training_args.to_dict()}
@@ -144,7 +155,7 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
     if request is not None:
         try:
             paths = push_run(output_dir, request.repo_id, request.private, request.revision, token=request.token,
-                             include_onnx=(output_dir / "onnx" / "model.onnx").is_file())
+                             include_onnx=own_onnx(output_dir))
         except PushError as error:  # network, authentication, permissions: the run itself is complete
             reason = error.reason
         except HfspeechError:

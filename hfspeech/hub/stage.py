@@ -26,7 +26,7 @@ from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.card_variants import measure_variants
-from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, publish_records
+from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, public_folder_name, publish_records
 from hfspeech.hub.own_files import onnx_problem, own_report_files
 from hfspeech.hub.card_training import variant_warnings
 from hfspeech.inference.agreement import HeldOutError, held_out_labels, labelled_clips
@@ -90,7 +90,7 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
     with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
             written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:
-        card = dict(eval_set=Path(os.path.abspath(eval_dir)).name if eval_dir else None, license=license)
+        card = dict(eval_set=public_folder_name(eval_dir) if eval_dir else None, license=license)
         _write_repo(run, scratch, repo_id or f"your-name/{named}", include_onnx, clips, dataset_name, notes, run_dir,
                     reports, **card)
         check_no_secrets(scratch, run, [token] if token else [])
@@ -217,10 +217,12 @@ def check_repo_id(repo_id: str, flag: str = "--repo_id") -> None:
 
 def check_license(license: str) -> None:
     """A license as the Hub's metadata takes it: an id such as `apache-2.0`, `mit`, `cc-by-4.0` or `other`
-    (lower case, digits, `.`, `-`); a name in words would be written and flagged by the Hub as unknown."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", license):
-        raise UsageError(f"--license {license!r}: not a Hub license id (such as apache-2.0, mit, cc-by-4.0, other: "
-                         "https://huggingface.co/docs/hub/repositories-licenses)")
+    (lower case, digits, `.`, `-`, `+`: `openrail++`); a name in words would be written and flagged by the Hub as
+    unknown."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+\-]*", license):
+        lower = f" (lower case: {license.lower()}?)" if re.fullmatch(r"[a-z0-9][a-z0-9.+\-]*", license.lower()) else ""
+        raise UsageError(f"--license {license!r}: not a Hub license id{lower} (such as apache-2.0, mit, cc-by-4.0, "
+                         "other: https://huggingface.co/docs/hub/repositories-licenses)")
 
 
 def custom_classes(model_type: str) -> Optional[tuple]:
