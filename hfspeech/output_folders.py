@@ -28,8 +28,8 @@ from hfspeech.folder_writers import noted_as_held, taken_past_readers
 from hfspeech.path_names import NOT_UTF8, shown_name, unusable_name
 
 _unlocked_warned: list[str] = []  # the folder `lock_taken` warned of, once a process
-# What a desktop or notebook puts in a folder it opened: a folder of only these is no folder of the user's files.
-SYSTEM_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".ipynb_checkpoints", "__MACOSX"})
+# Files a desktop puts in a folder it opened, no files of the user's (not .ipynb_checkpoints: a notebook's copies).
+SYSTEM_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def nothing_is_ours(name: str) -> bool:  # for commands that write only into a new folder (staging, tiny-model)

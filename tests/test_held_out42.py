@@ -46,3 +46,13 @@ def test_the_int8_gate_measures_on_a_manifest(trained_cnn, held_out, tmp_path): 
                 str(out)]) == 0
     record = json.loads((out / "int8_check.json").read_text())
     assert record["num_clips"] == len(list(held_out.rglob("*.wav"))) and record["eval_dir"] == "held_out.csv"
+
+
+def test_a_linked_manifest_is_read_from_its_targets_folder(held_out, tmp_path):  # noqa: F811
+    """As training reads one (reviewer R4): the rows of `link.csv -> data/test.csv` were looked for beside the link."""
+    labels = {path.name for path in held_out.iterdir() if path.is_dir()}
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "link.csv").symlink_to(manifest_of(held_out, held_out.parent / "linked.csv"))
+    assert sorted(zip(*labelled_clips(tmp_path / "elsewhere" / "link.csv", labels))) == \
+        sorted(zip(*labelled_clips(held_out, labels)))
+

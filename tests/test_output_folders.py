@@ -48,12 +48,13 @@ def test_a_run_folder_whose_record_is_being_written_is_a_run_folder(tmp_path):
 
 
 def test_a_folder_holding_only_what_a_desktop_or_notebook_left_is_empty(tmp_path):
-    """Finder's .DS_Store, Explorer's Thumbs.db, Jupyter's .ipynb_checkpoints: a folder of only these was refused
-    as the user's ("holds other files (.DS_Store)"; reviewer R1); beside a file of the user's it still is."""
-    (tmp_path / "opened" / ".ipynb_checkpoints").mkdir(parents=True)
+    """Finder's .DS_Store, Explorer's Thumbs.db: a folder of only these was refused as the user's ("holds other
+    files (.DS_Store)"; reviewer R1); beside a file of the user's it still is, and so is a folder of Jupyter's
+    checkpoints (a command replacing the whole folder deleted them: reviewer R4)."""
+    (tmp_path / "opened").mkdir()
     for name in (".DS_Store", "Thumbs.db"):
         (tmp_path / "opened" / name).write_text("x")
     assert output_folder_problem(tmp_path / "opened", ours=is_export, earlier="an earlier export") is None
-    (tmp_path / "opened" / "notes.txt").write_text("mine")
+    (tmp_path / "opened" / ".ipynb_checkpoints").mkdir()
     assert output_folder_problem(tmp_path / "opened", ours=is_export, earlier="an earlier export") == (
-        "holds other files (notes.txt), not an earlier export; give a new or empty folder")
+        "holds other files (.ipynb_checkpoints), not an earlier export; give a new or empty folder")

@@ -233,6 +233,10 @@ def test_a_teacher_inside_the_students_folder_is_refused_with_overwrite(tmp_path
     from tests.conftest import save_random_baseline
 
     teacher = save_random_baseline(tmp_path / "run" / "checkpoint-4", "cnn", ["high", "low"], 0.5)
-    with pytest.raises(UsageError, match=r"^--teacher .*checkpoint-4: inside --output_dir .*overwrite_output_dir"):
+    refused = r"^--teacher .*checkpoint-4: a checkpoint of --output_dir .*, which --overwrite_output_dir removes"
+    with pytest.raises(UsageError, match=refused):
         parse_distill_args(["--teacher", str(teacher), "--data_dir", str(tmp_path), "--output_dir",
                             str(tmp_path / "run"), "--overwrite_output_dir"])
+    kept = save_random_baseline(tmp_path / "run" / "teachers" / "big", "cnn", ["high", "low"], 0.5)  # not removed
+    assert parse_distill_args(["--teacher", str(kept), "--data_dir", str(tmp_path), "--output_dir",
+                               str(tmp_path / "run"), "--overwrite_output_dir"])[0].teacher == str(kept)

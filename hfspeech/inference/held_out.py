@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 from hfspeech.data.audio import AudioFileError
-from hfspeech.data.manifests import MANIFEST_FORMATS, ManifestError, column_named, listed_files, read_manifest
+from hfspeech.data.manifests import (MANIFEST_FORMATS, ManifestError, column_named, listed_files, manifest_folder,
+                                     read_manifest)
 from hfspeech.errors import HfspeechError, first_few
 
 logger = logging.getLogger("hfspeech.data")
@@ -99,7 +100,8 @@ def manifest_clips(manifest: Path, labelled: bool, label_depth: Optional[int], f
         missing = [name for name in (path_column, label_column if labelled else None) if name and name not in columns]
         if missing:
             raise ManifestError(f"{manifest}: no {missing[0]!r} column (columns: {sorted(columns)})")
-        files = listed_files(str(manifest), [str(row.get(path_column) or "") for row in rows], manifest.parent)
+        files = listed_files(str(manifest), [str(row.get(path_column) or "") for row in rows],
+                             manifest_folder(manifest))  # a linked manifest's folder: its target's, as train reads
     except ManifestError as error:
         raise HeldOutError(f"{flag}: {error}") from None
     return [(file, str(row.get(label_column)) if labelled else "") for file, row in zip(files, rows)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -112,10 +113,11 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     if output == teacher:  # a teacher trained by the recipe looks like a run to resume: the student was written over it
         raise UsageError(f"--output_dir {training_args.output_dir}: the teacher's own folder; the student would "
                          "be written over it: give the student a folder of its own")
-    if training_args.overwrite_output_dir and teacher.startswith(output + os.sep):  # its checkpoint-N: removed
-        raise UsageError(f"--teacher {distill_args.teacher}: inside --output_dir {training_args.output_dir}, whose "
-                         "earlier run --overwrite_output_dir removes; copy the teacher elsewhere, or give the student "
-                         "another folder")
+    first_part = os.path.relpath(teacher, output).split(os.sep)[0]  # `checkpoint-4` of RUN/checkpoint-4/...
+    if training_args.overwrite_output_dir and re.fullmatch(r"checkpoint-\d+", first_part):
+        raise UsageError(f"--teacher {distill_args.teacher}: a checkpoint of --output_dir {training_args.output_dir}'s "
+                         "earlier run, which --overwrite_output_dir removes; copy the teacher elsewhere, or give the "
+                         "student another folder")
     return distill_args, model_args, data_args, training_args
 
 
