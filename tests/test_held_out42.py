@@ -27,12 +27,14 @@ def test_a_manifest_gives_the_clips_and_labels_its_folder_gives(held_out, tmp_pa
     labels = {path.name for path in held_out.iterdir() if path.is_dir()}
     from_folder = labelled_clips(held_out, labels)
     from_manifest = labelled_clips(manifest_of(held_out, held_out.parent / "test.csv"), labels)
-    assert sorted(zip(*from_manifest)) == sorted(zip(*from_folder)) and len(from_folder[0]) == len(list(held_out.rglob("*.wav")))
+    assert sorted(zip(*from_manifest)) == sorted(zip(*from_folder))
+    assert len(from_folder[0]) == len(list(held_out.rglob("*.wav")))
 
 
 def test_a_manifests_label_the_model_lacks_or_a_missing_column_is_one_line(held_out, tmp_path):  # noqa: F811
     manifest = manifest_of(held_out, tmp_path / "test.csv", relative=False)
-    with pytest.raises(HeldOutError, match=r"label '(high|low|noise)' \(its `label` column\) is not one of the model's"):
+    unknown = r"label '(high|low|noise)' \(its `label` column\) is not one of the model's"
+    with pytest.raises(HeldOutError, match=unknown):
         labelled_clips(manifest, {"yes", "no"})
     (tmp_path / "paths.csv").write_text("file,label\nx.wav,low\n")
     with pytest.raises(HeldOutError, match=r"^--eval_dir: .*paths.csv: no 'path' column"):
