@@ -47,7 +47,7 @@ def test_a_decode_that_fills_the_disk_leaves_no_temporary_file_of_its_own(tmp_pa
         rows = "\n".join(f"{p.relative_to(root)},{p.parent.name}" for p in sorted(root.rglob("*.wav")))
         (root / "train.csv").write_text("path,label\n" + rows + "\n")
         dataset = load_audio_dataset(train_file=str(root / "train.csv"))
-    monkeypatch.setattr(ArrowWriter, "write_table", full_disk)
+    monkeypatch.setattr(ArrowWriter, "_write_table", full_disk)  # rows and tables both end there
     with pytest.raises(OutputWriteError, match=r": cannot write \(No space left on device\); the decoded audio"):
         prepare_dataset(dataset, 8000)
     assert temporary_files(cache) == []
@@ -200,7 +200,7 @@ def test_a_failed_decode_leaves_the_temporary_files_of_a_folder_another_run_hold
     other_run = os.open(lock, os.O_RDONLY)  # another open file: its lock stands for another process's
     try:
         fcntl.flock(other_run, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        monkeypatch.setattr(ArrowWriter, "write_table", full_disk)
+        monkeypatch.setattr(ArrowWriter, "_write_table", full_disk)  # rows and tables both end there
         with pytest.raises(OutputWriteError):
             prepare_dataset(dataset, 8000)
         assert len(temporary_files(cache)) == 1

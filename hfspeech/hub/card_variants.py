@@ -40,11 +40,11 @@ def measured_on(variants: list[dict]) -> str:
     timed = [v for v in variants if v["latency_ms"] is not None]
     if not timed:
         return ""
-    devices = ", ".join(f"{v['name']} on {v['device']}" for v in timed)
+    devices = ", ".join(f"{v['name']} on {v['device']}" for v in timed if v.get("device"))  # (older records: none)
     folder = f" {label_text(timed[0]['eval_set'])}" if timed[0].get("eval_set") else ""
     return (f"\n\nMeasured at staging on the {timed[0]['num_clips']} clips of the `--eval_dir` folder{folder} (its "
             f"clips, not the test split of the Results above), one clip at a time, file read included, on "
-            f"{machine()} ({devices}).")
+            f"{machine()}{f' ({devices})' if devices else ''}.")
 
 
 def machine() -> str:

@@ -188,7 +188,7 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
     # its own so that readers of the file need not know that (docs/export.md).
     record = {**comparison.to_dict(), comparison.limit_key: max_drop_points, "passed": passed,
               "kept_by_force": not passed, "eval_dir": os.path.basename(os.path.normpath(str(eval_dir))),
-              "batch_size": candidate.batch_size,  # dynamic int8's scores depend on the clips batched together
+              "batch_size": getattr(candidate, "batch_size", None),  # dynamic int8's scores depend on the batch
               "data_warnings": [w for w in [heard_clips_warning(model, paths)] if w]}
     with open(quantized.parent / INT8_CHECK_FILE, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2)
