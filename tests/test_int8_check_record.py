@@ -43,3 +43,20 @@ def test_a_check_on_the_models_training_clips_is_warned(trained_cnn, tone_folder
     assert cli(["export", str(trained_cnn), "--quantize", "int8", "--output", str(out)]) == 0
     assert "int8 check: not measured" in capsys.readouterr().out
     assert not (out / "int8_check.json").exists()  # the earlier export's record went with its int8 file
+
+
+def test_an_agreement_floor_refuses_an_int8_file_that_keeps_its_accuracy_but_changes_answers(
+        trained_cnn, held_out, tmp_path, capsys):  # noqa: F811
+    """Audit ED: the gate checked accuracy alone, and passed an int8 BC-ResNet that changed 6.2% of its answers.
+    The outlier model's int8 file is let through on accuracy (a limit of 100 points) and stopped by the floor."""
+    model = with_activation_outlier(trained_cnn, tmp_path / "outlier")
+    out = tmp_path / "onnx"
+    flags = ["export", str(model), "--quantize", "int8", "--eval_dir", str(held_out), "--output", str(out),
+             "--max_accuracy_drop", "100"]
+    assert cli([*flags, "--min_agreement", "100", "--force"]) == 0  # kept by force: the record says why
+    record = json.loads((out / "int8_check.json").read_text())
+    assert record["passed"] is False and record["min_agreement_percent"] == 100 and record["agreement"] < 1
+    capsys.readouterr()
+    assert cli([*flags, "--min_agreement", "100"]) == 2
+    assert "fewer than --min_agreement 100%" in capsys.readouterr().err
+    assert cli([*flags, "--min_agreement", "0"]) == 0  # the same file within a floor it meets

@@ -35,6 +35,9 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_accuracy_drop", type=float, default=1.0, help="accuracy points int8 may lose (a "
                         "multi-label model: the percent of its label decisions active in either model that int8 may "
                         "change)")
+    parser.add_argument("--min_agreement", type=float, default=None, help="also refuse an int8 model whose top-1 "
+                        "labels agree with the original's on fewer than this percent of the --eval_dir clips (e.g. "
+                        "99; single-label models; none by default: accuracy alone)")
     parser.add_argument("--force", action="store_true", help="keep an int8 model that fails the --eval_dir check")
     parser.add_argument("--output", "--output_dir", default=None,  # --output_dir: the other commands' name
                         help="output folder (default: MODEL/onnx or MODEL/torchscript)")
@@ -96,6 +99,9 @@ def export(argv: list[str]) -> int:
         parser.error("--calibration_dir calibrates --quantize int8 (int8_weights needs no calibration)")
     if not 0 <= args.max_accuracy_drop <= 100:
         parser.error(f"--max_accuracy_drop is in accuracy points, from 0 to 100, got {args.max_accuracy_drop:g}")
+    if args.min_agreement is not None and (not 0 <= args.min_agreement <= 100 or not args.eval_dir):
+        parser.error(f"--min_agreement is a percent of the --eval_dir clips (0 to 100, with --eval_dir), got "
+                     f"{args.min_agreement:g}{'' if args.eval_dir else ' without --eval_dir'}")
     check_held_out_flags(parser, args, "--eval_dir", "--calibration_dir")
     check_export_output(args.output)
 
@@ -110,7 +116,8 @@ def export(argv: list[str]) -> int:
 
             gated = []  # the gate runs on the staged int8 file, before it is moved in (export_onnx's check_int8)
             check = (lambda int8_file: gated.append(gate_int8(args.model, int8_file, args.eval_dir,
-                                                              args.max_accuracy_drop, args.force, clips))
+                                                              args.max_accuracy_drop, args.force, clips,
+                                                              args.min_agreement))
                      ) if args.eval_dir else None
             path = export_onnx(args.model, args.output, quantize=args.quantize, calibration_dir=args.calibration_dir,
                                check_int8=check, skip_bad_files=args.skip_bad_files)
