@@ -33,7 +33,8 @@ def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_d
     from hfspeech.data.labels import written_form
 
     root = Path(folder)
-    if root.suffix.lower() in MANIFEST_FORMATS and not root.is_dir():
+    is_manifest = root.suffix.lower() in MANIFEST_FORMATS and not root.is_dir()
+    if is_manifest:
         clips = manifest_clips(root, known_labels is not None, label_depth, flag)
     elif not root.is_dir():
         raise HeldOutError(f"{flag} {folder}: {'not a folder' if root.exists() else 'not found'}; expected an audio "
@@ -58,7 +59,7 @@ def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_d
     model_label = {written_form(label): label for label in known_labels}
     unknown = next((clip for clip in clips if written_form(clip[1]) not in model_label), None)
     if unknown is not None:
-        where = ("its `label` column" if root.suffix.lower() in MANIFEST_FORMATS and not root.is_dir() else
+        where = ("its `label` column" if is_manifest else
                  f"the folder at --label_depth {label_depth}" if label_depth else "its folder")
         raise HeldOutError(f"{flag} {unknown[0]}: label {unknown[1]!r} ({where}) is not one of the model's labels "
                          f"({first_few(sorted(known_labels), 10)})")
