@@ -23,53 +23,19 @@ from typing import Optional, Sequence
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
+from hfspeech.hub.card_data import data_origin
 from hfspeech.hub.card_classes import (labels_table, multi_label_per_class_table, per_class_table,
                                        unscored_classes_note)
 from hfspeech.hub.card_markdown import label_text, markdown_table, measured, number
-from hfspeech.hub.card_variants import variants_table
-from hfspeech.hub.card_training import (data_source, hyperparameters_table, made_with_hfspeech, model_description,
-                                        read_hyperparameters, test_set_note, window_text)
+from hfspeech.hub.card_variants import eval_kind, variants_table
+from hfspeech.hub.card_usage import onnx_usage, pipeline_note
+from hfspeech.hub.card_training import (data_source, described_base, hyperparameters_table, made_with_hfspeech,
+                                        model_description, read_hyperparameters, test_set_note, window_text)
 from hfspeech.hub.local_paths import hub_base_model
-from hfspeech.models import is_baseline
 from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE, read_run_record
-from hfspeech.models.whisper.pretrained import hub_id_of
 from hfspeech.models.scores import DEFAULT_THRESHOLD, is_multi_label
 
 TEMPLATE = resources.files("hfspeech.hub") / "templates" / "audio_classification.md"
-ONNX_USAGE = '''
-With onnxruntime alone (the front end is in the graph: raw {rate} Hz audio in):
-
-```python
-import numpy as np, onnxruntime, soundfile
-from huggingface_hub import hf_hub_download
-
-session = onnxruntime.InferenceSession(hf_hub_download("{repo_id}", "onnx/model.onnx"))
-audio, rate = soundfile.read("clip.wav", dtype="float32")  # mono, {rate} Hz
-audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)  # the feature extractor's normalisation
-logits = session.run(None, {{"input_values": audio[None], "attention_mask": np.ones((1, len(audio)), np.int64)}})[0]
-```
-'''
-# Pretrained families (Whisper, Wav2Vec2 ...) export the model after their feature extractor: the extractor makes
-# the graph's inputs (Whisper's log-mel window and, for clip pooling, its per-mel-frame mask).
-ONNX_EXTRACTOR_USAGE = '''
-With onnxruntime (the graph takes the feature extractor's output: the extractor comes from this repo):
-
-```python
-import numpy as np, onnxruntime, soundfile
-from huggingface_hub import hf_hub_download
-from transformers import AutoFeatureExtractor
-
-session = onnxruntime.InferenceSession(hf_hub_download("{repo_id}", "onnx/model.onnx"))
-extractor = AutoFeatureExtractor.from_pretrained("{repo_id}")
-audio, rate = soundfile.read("clip.wav", dtype="float32")  # mono, {rate} Hz
-inputs = extractor(audio, sampling_rate=rate, return_attention_mask=True, return_tensors="np")
-logits = session.run(None, {{i.name: inputs[i.name].astype(np.int64 if i.name == "attention_mask" else np.float32)
-                             for i in session.get_inputs()}})[0]
-```
-'''
-ONNX_MULTI_LABEL_NOTE = ("\nThe logits are one per label and independent: `1 / (1 + np.exp(-logits))` is each label's "
-                         "score, and a label is present when its score is at or above its threshold in the Labels "
-                         "table (`label_thresholds` in config.json).\n")
 # metrics.json key -> (model-index metric type, metric config, name): Hub metric ids (`macro_f1` is none, so the
 # single-label macro-F1 is `f1` with config `macro`, as the multi-label results give theirs).
 SINGLE_LABEL_RESULTS = {"test_accuracy": ("accuracy", None, "accuracy"), "test_macro_f1": ("f1", "macro", "macro-F1")}
@@ -103,7 +69,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
     elif staged and measured(metrics.get("test_accuracy")):
         sections["results_section"] += _scored_otherwise_note(metrics, config)
     training = _training_sections(run, dest, config, metrics, data_report, dataset_name or source.text, splits,
-                                  staged_measurement=staged is not None)
+                                  staged=staged)
     card_data = ModelCardData(
         library_name="transformers", pipeline_tag="audio-classification", license=license,
         tags=["audio-classification", "hfspeech", config["model_type"]] + (["multi-label"] if multi_label else [])
@@ -114,7 +80,6 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
         eval_results=eval_results or None,
     )
     rate = config.get("sampling_rate") or read_run_record(dest / "preprocessor_config.json").get("sampling_rate")
-    has_onnx = any(v["file"] == "onnx/model.onnx" for v in variants)
     card = ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), repo_id=repo_id, model_name=repo_id.split("/")[-1],
         multi_label=multi_label, sampling_rate=rate, num_labels=len(labels),
@@ -125,8 +90,7 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
                   "and imported its own classes are used" if custom_code else "transformers' own classes, no "
                                                                               "remote code",
         remote_code_argument=", trust_remote_code=True" if custom_code else "",
-        onnx_usage=(ONNX_USAGE if is_baseline(config["model_type"]) else ONNX_EXTRACTOR_USAGE).format(
-            repo_id=repo_id, rate=rate) + (ONNX_MULTI_LABEL_NOTE if multi_label else "") if has_onnx else "",
+        onnx_usage=onnx_usage(variants, config, repo_id, rate), pipeline_note=pipeline_note(dest, config),
         **sections, **training,
     )
     card.save(dest / "README.md")
@@ -134,15 +98,12 @@ def write_model_card(run: Path, dest: Path, repo_id: str, variants: list[dict], 
 
 
 def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_report: dict, source_text: str,
-                       splits: dict, staged_measurement: bool) -> dict:
+                       splits: dict, staged: Optional[dict]) -> dict:
     """The template's text on how the model was trained and tested (`hub.card_training`), and the base model's
     Hub id for the metadata (None for a local checkpoint)."""
     hyper = read_hyperparameters(dest, run)
-    base_model = hyper.get("model_name_or_path") or config.get("_name_or_path") or None
-    base_model = hub_id_of(base_model) if base_model else None  # `hfspeech pretrained` names -> Hub ids
     hub_base = hub_base_model(run)  # a local checkpoint followed back through its own records
-    if hub_base and base_model and hub_base != base_model:
-        base_model = f"{base_model}, itself trained from {hub_base}"
+    base_model = described_base(hyper.get("model_name_or_path") or config.get("_name_or_path"), hub_base)
     warnings = data_report.get("warnings") or metrics.get("data_warnings") or []
     return dict(
         hub_base_model=hub_base,  # a Hub id, never a local folder
@@ -151,9 +112,11 @@ def _training_sections(run: Path, dest: Path, config: dict, metrics: dict, data_
         provenance="trained with hfspeech" if made_with_hfspeech(run, config) else
                    "trained outside hfspeech (its folder holds no hfspeech training record) and staged with hfspeech",
         data_section=_data_section(source_text, splits, data_report.get("num_skipped",
-                                                                        metrics.get("num_skipped_files")), warnings),
+                                                                        metrics.get("num_skipped_files")), warnings,
+                                   data_origin(run, data_report.get("sampling_rate") or config.get("sampling_rate"))),
         hyperparameters_table=hyperparameters_table(hyper, config, markdown_table),
-        test_set_note=test_set_note(metrics, data_report, warnings, hyper.get("group_column"), staged_measurement),
+        test_set_note=test_set_note(metrics, data_report, warnings, hyper.get("group_column"), staged is not None,
+                                    eval_manifest=bool(staged and staged.get("eval_manifest"))),
     )
 
 
@@ -195,15 +158,15 @@ def _multi_label_results(dest: Path, config: dict, labels: list[str], metrics: d
     return eval_results, sections
 
 
-def _data_section(source: Optional[str], splits: dict, num_skipped, warnings: list[str]) -> str:
-    """Sizes and skipped files, and the run's warnings about its splits (a leak, a missing class), which
-    qualify every score the card shows."""
+def _data_section(source: Optional[str], splits: dict, num_skipped, warnings: list[str], origin: str = "") -> str:
+    """Sizes and skipped files, what the clips were where the run knows it (`hub.card_data`: generated ones), and
+    the run's warnings about its splits (a leak, a missing class), which qualify every score the card shows."""
     if not splits:
-        return "Not recorded in the run folder."
+        return "Not recorded in the run folder." + origin
     sizes = ", ".join(f"{name} {n}" for name, n in splits.items())
     skipped = num_skipped if measured(num_skipped) else "not recorded"
-    return (f"{source or 'The training data'}; clips per split: {sizes}; "
-            f"files skipped as unusable: {skipped}." + "".join(f"\n\n**Warning:** {label_text(w)}." for w in warnings))
+    return (f"{source or 'The training data'}; clips per split: {sizes}; files skipped as unusable: {skipped}."
+            + origin + "".join(f"\n\n**Warning:** {label_text(w)}." for w in warnings))
 
 
 def _results_section(metrics: dict, split: str, splits: dict) -> str:
@@ -256,8 +219,8 @@ def _scored_otherwise_note(metrics: dict, config: dict) -> str:
 def _staging_results(staged: dict) -> str:
     """A run without test metrics, described by what staging measured on `--eval_dir` (the PyTorch variant)."""
     return (f"No test split was evaluated in the run folder. Measured at staging on {staged['num_clips']} clips "
-            f"of an evaluation folder: accuracy {staged['accuracy']:.3f} (PyTorch fp32; each exported variant "
-            "below on the same clips).")
+            f"of an evaluation {eval_kind(staged)}: accuracy {staged['accuracy']:.3f} (PyTorch fp32; each exported "
+            "variant below on the same clips).")
 
 
 def _multi_label_results_section(metrics: dict, split: str, splits: dict, num_labels: int) -> str:

@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 from hfspeech.data.manifests import MANIFEST_FORMATS
 from hfspeech.data.speech_commands import split_method
 from hfspeech.hub.card_markdown import number
-from hfspeech.hub.local_paths import MANIFEST_KEYS, RUN_INPUTS_FILE, is_hub_id
+from hfspeech.hub.local_paths import LOCAL_CHECKPOINT, MANIFEST_KEYS, RUN_INPUTS_FILE, is_hub_id
 from hfspeech.models.config_json import HYPERPARAMETERS_FILE, INT8_CHECK_FILE, read_run_record
 
 HYPERPARAMETERS = ("model_type", "model_name_or_path", "learning_rate", "num_train_epochs",
@@ -82,6 +82,21 @@ def hyperparameters_table(hyper: dict, config: dict, table) -> str:
     if "num_train_epochs" in rows and "max_steps" in rows:
         rows["num_train_epochs"] += " (not used: max_steps overrides it)"
     return table(("hyperparameter", "value"), list(rows.items())) if rows else "Not recorded in the run folder."
+
+
+def described_base(published: Optional[str], hub_base: Optional[str]) -> Optional[str]:
+    """The base model as the card's description names it: a Hub id, or a local checkpoint by its folder name as the
+    staged records publish it (`local_paths.public_checkpoint`: `probe (a local checkpoint)`, never `runs/probe`,
+    which the description showed), with ``hub_base``, the Hub model its records lead back to (`hub_base_model`).
+    A name that is neither (not a valid Hub id) is "a local checkpoint"."""
+    from hfspeech.models.whisper.pretrained import hub_id_of
+
+    if not published:
+        return None
+    name = hub_id_of(published)  # `hfspeech pretrained` names -> Hub ids
+    if not name.endswith(LOCAL_CHECKPOINT) and not is_hub_id(name):
+        name = "a local checkpoint"
+    return name if not hub_base or hub_base == name else f"{name}, itself trained from {hub_base}"
 
 
 def model_description(model_type: str, base_model: Optional[str], hyper: dict) -> str:
@@ -153,14 +168,16 @@ def data_source(run: Path) -> DataSource:
 
 
 def test_set_note(metrics: dict, data_report: dict, warnings: list[str], group_column: Optional[str],
-                  staged_measurement: bool) -> str:
+                  staged_measurement: bool, eval_manifest: bool = False) -> str:
     """The limitation every score shares: what the clips it was measured on are. A test set given apart from
     the training data (a --test_file, a test/ folder, a Hub split) is not a split carved from it, and numbers
-    measured on the validation split (no test split) are no held-out test numbers."""
+    measured on the validation split (no test split) are no held-out test numbers. ``eval_manifest``: the clips
+    measured at staging were a manifest's (labelled by its `label` column, not by folder names)."""
     split, found = metrics.get("test_split"), data_report.get("found")
     if split is None and not any(k.startswith("test_") for k in metrics):
-        return ("- The scores are on the clips of the folder given at staging (`--eval_dir`), labelled by their "
-                "folder names; the run had no test metrics." if staged_measurement
+        given = ("manifest given at staging (`--eval_dir`), labelled by its `label` column" if eval_manifest else
+                 "folder given at staging (`--eval_dir`), labelled by their folder names")
+        return (f"- The scores are on the clips of the {given}; the run had no test metrics." if staged_measurement
                 else "- No scores: the run has no test metrics.")
     if split == "validation":
         optimistic = any(str(w).startswith(NO_TEST_SPLIT_WARNING) for w in warnings)

@@ -42,9 +42,22 @@ def measured_on(variants: list[dict]) -> str:
         return ""
     devices = ", ".join(f"{v['name']} on {v['device']}" for v in timed if v.get("device"))  # (older records: none)
     folder = f" {label_text(timed[0]['eval_set'])}" if timed[0].get("eval_set") else ""
-    return (f"\n\nMeasured at staging on the {timed[0]['num_clips']} clips of the `--eval_dir` folder{folder} (its "
+    return (f"\n\nMeasured at staging on the {timed[0]['num_clips']} clips of the `--eval_dir` "
+            f"{eval_kind(timed[0])}{folder} (its "
             f"clips, not the test split of the Results above), one clip at a time, file read included, on "
             f"{machine()}{f' ({devices})' if devices else ''}.")
+
+
+def is_manifest(eval_dir: Path) -> bool:
+    """Whether `--eval_dir` names a manifest, as `inference.held_out.labelled_clips` reads it."""
+    from hfspeech.data.manifests import MANIFEST_FORMATS
+
+    return eval_dir.suffix.lower() in MANIFEST_FORMATS and not eval_dir.is_dir()
+
+
+def eval_kind(variant: dict) -> str:
+    """What `--eval_dir` named: a folder, or a manifest (carded as "the `--eval_dir` folder test.csv")."""
+    return "manifest" if variant.get("eval_manifest") else "folder"
 
 
 def machine() -> str:
@@ -78,11 +91,12 @@ def typical_latency(seconds) -> float:
 
 
 def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool = False,
-                     eval_set: Optional[str] = None) -> list[dict]:
+                     eval_set: Optional[str] = None, eval_manifest: bool = False) -> list[dict]:
     """Size on disk of each variant, and with ``clips`` ((path, label) pairs: `inference.agreement.labelled_clips`)
     its typical latency per clip (`typical_latency`) and (single-label only: a folder name is one label, not a
     multi-label clip's label set) its accuracy against the folder labels. A bar per variant on a terminal; in a
-    log, one line each when done. ``eval_set``: the clips' folder name, as the card names them."""
+    log, one line each when done. ``eval_set``: the clips' folder (or ``eval_manifest``: manifest) name, as the card
+    names them."""
     files = {"PyTorch fp32": dest / "model.safetensors", "ONNX fp32": dest / "onnx" / "model.onnx",
              "ONNX int8": dest / "onnx" / "model_quantized.onnx"}
     variants = []
@@ -91,7 +105,7 @@ def measure_variants(dest: Path, clips: list[tuple[str, str]], multi_label: bool
             continue
         variant = {"name": name, "file": file.relative_to(dest).as_posix(), "size_mb": file.stat().st_size / 1e6,
                    "accuracy": None, "latency_ms": None, "num_clips": len(clips), "eval_set": eval_set,
-                   "device": "cpu"}
+                   "eval_manifest": eval_manifest, "device": "cpu"}
         if clips:
             from tqdm.auto import tqdm
 

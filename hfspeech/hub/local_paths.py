@@ -64,17 +64,33 @@ def listed_files(report) -> list[str]:
     return [e["path"] for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
 
 
-def public_checkpoint(name_or_path):
+def public_checkpoint(name_or_path, run: Optional[Path] = None):
     """A checkpoint as published: a Hub id as it is (a fetched pretrained folder by its Hub id), a local folder
-    by its name only."""
+    by its name only; with ``run``, also a folder only `run`'s records show was local (`recorded_local_start`)."""
     from hfspeech.models.whisper.pretrained import hub_id_of
 
     if not isinstance(name_or_path, str) or not name_or_path:
         return name_or_path
     name = hub_id_of(name_or_path)
-    if os.path.isabs(name) or name.startswith(("~", ".")) or os.path.exists(name):
+    if (os.path.isabs(name) or name.startswith(("~", ".")) or os.path.exists(name)
+            or (run is not None and recorded_local_start(run, name))):
         return Path(os.path.normpath(name)).name + LOCAL_CHECKPOINT
     return name
+
+
+def recorded_local_start(run: Path, name: str) -> bool:
+    """Whether `name`, the start `run`'s records name as typed, was a local folder though none is there now: a
+    folder beside `run`, or the one run_inputs.json holds made absolute at training time (`runs/probe`, deleted
+    since or typed in another working folder, was published as it was: it reads like a Hub id)."""
+    from hfspeech.models.whisper.pretrained import hub_id_of
+
+    if (run.parent / name).is_dir():
+        return True
+    recorded = read_run_record(run / RUN_INPUTS_FILE).get("model_name_or_path")
+    if not isinstance(recorded, str) or not os.path.isabs(recorded) or hub_id_of(recorded) != recorded:
+        return False  # a Hub id, or a fetched pretrained folder (its Hub id)
+    recorded, given = os.path.normpath(recorded), os.path.normpath(name)
+    return recorded == given or recorded.endswith(os.sep + given)
 
 
 def is_hub_id(name) -> bool:
@@ -107,11 +123,12 @@ def path_replacer(run: Path) -> Callable[[str], str]:
     return replace
 
 
-def _public(value, replace: Callable[[str], str]):
+def _public(value, replace: Callable[[str], str], run: Path):
     if isinstance(value, dict):
-        return {k: _public(public_checkpoint(v) if k in CHECKPOINT_KEYS else v, replace) for k, v in value.items()}
+        return {k: _public(public_checkpoint(v, run) if k in CHECKPOINT_KEYS else v, replace, run)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_public(v, replace) for v in value]
+        return [_public(v, replace, run) for v in value]
     return replace(value) if isinstance(value, str) else value
 
 
@@ -121,7 +138,7 @@ def publish_records(dest: Path, run: Path) -> None:
     replace = path_replacer(run)
     for file in sorted(dest.rglob("*.json")):
         record = json.loads(file.read_text(encoding="utf-8"))
-        public = _public(record, replace)
+        public = _public(record, replace, run)
         if public != record:
             file.write_text(json.dumps(public, indent=2) + "\n", encoding="utf-8")
 

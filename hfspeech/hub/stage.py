@@ -25,7 +25,7 @@ from huggingface_hub import ModelCard
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import write_model_card
-from hfspeech.hub.card_variants import measure_variants
+from hfspeech.hub.card_variants import is_manifest, measure_variants
 from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, public_folder_name, publish_records
 from hfspeech.hub.own_files import onnx_problem, own_report_files
 from hfspeech.hub.card_training import variant_warnings
@@ -90,7 +90,8 @@ def stage_run(run_dir: str | Path, dest: str | Path, repo_id: Optional[str] = No
     # a full disk names `dest`, not the run's file being copied (shutil's OSError names both, source first)
     with writing_to(dest, "nothing was staged (the folder is as it was); make room, or stage elsewhere"), \
             written_beside(dest, earlier=lambda name: name != "README.md", last="README.md".__eq__) as scratch:
-        card = dict(eval_set=public_folder_name(eval_dir) if eval_dir else None, license=license)
+        card = dict(eval_set=public_folder_name(eval_dir) if eval_dir else None, license=license,
+                    eval_manifest=bool(eval_dir) and is_manifest(Path(eval_dir)))
         _write_repo(run, scratch, repo_id or f"your-name/{named}", include_onnx, clips, dataset_name, notes, run_dir,
                     reports, **card)
         check_no_secrets(scratch, run, [token] if token else [])
@@ -180,7 +181,7 @@ def check_run(run: Path, include_onnx: bool) -> None:
 
 def _write_repo(run: Path, dest: Path, repo_id: str, include_onnx: bool, clips: list[tuple[str, str]],
                 dataset_name: Optional[str], notes: list[str], run_dir: str | Path, reports: list[str],
-                eval_set: Optional[str], license: Optional[str]) -> None:
+                eval_set: Optional[str], license: Optional[str], eval_manifest: bool) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in (*MODEL_FILES, *RUN_RECORDS, *reports):
         _copy(run, name, dest / name, run_dir)
@@ -199,7 +200,8 @@ def _write_repo(run: Path, dest: Path, repo_id: str, include_onnx: bool, clips: 
         _update_json(folder / "config.json", auto_map=auto_map["config"])
         if auto_map["feature_extractor"]:
             _update_json(folder / "preprocessor_config.json", auto_map=auto_map["feature_extractor"])
-    variants = measure_variants(dest, clips, multi_label=is_multi_label(config), eval_set=eval_set)
+    variants = measure_variants(dest, clips, multi_label=is_multi_label(config), eval_set=eval_set,
+                                eval_manifest=eval_manifest)
     write_model_card(run, dest, repo_id, variants, config, dataset_name,
                      custom_code=spec is not None, variant_notes=notes, license=license)
 
