@@ -20,7 +20,7 @@ def test_a_manifest_row_without_a_label_is_named_as_such(tmp_path, kind):
                                                                    {"path": "b.wav", "label": None})) + "\n")
     else:
         manifest = tmp_path / "test.csv"
-        manifest.write_text("path,label\na.wav,yes\nb.wav,\n")
+        manifest.write_text("path,label\na.wav,yes\nb.wav,   \n")  # (blank: training's "empty label" too)
     with pytest.raises(HeldOutError, match=r"^--eval_dir .*test\.\w+: .*b\.wav: empty label \(its `label` cell"):
         labelled_clips(manifest, {"yes", "no"})
     assert labelled_clips(manifest, None)[0] == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]  # multi-label

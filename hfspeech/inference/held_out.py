@@ -105,7 +105,8 @@ def manifest_clips(manifest: Path, labelled: bool, label_depth: Optional[int], f
                              manifest_folder(manifest))  # a linked manifest's folder: its target's, as train reads
     except ManifestError as error:
         raise HeldOutError(f"{flag}: {error}") from None
-    unlabelled = next((file for file, row in zip(files, rows) if labelled and row.get(label_column) in (None, "")), None)
-    if unlabelled is not None:  # a JSON null read as the label 'None', "not one of the model's labels"
+    unlabelled = next((file for file, row in zip(files, rows) if labelled and not str(row.get(label_column) or "")
+                       .strip()), None)  # as training refuses it: a JSON null was read as the label 'None'
+    if unlabelled is not None:
         raise HeldOutError(f"{flag} {manifest}: {unlabelled}: empty label (its `{label_column}` cell is empty or null)")
     return [(file, str(row.get(label_column)) if labelled else "") for file, row in zip(files, rows)]
