@@ -19,16 +19,19 @@ saving process writing): only the folder it writes into is another one, the same
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
-from hfspeech.models.fingerprint import SHARD_PATTERNS, with_usual_modes
+from hfspeech.models.fingerprint import SHARD_PATTERNS, made_from, with_usual_modes
 from hfspeech.models.loading import WEIGHT_FILES
 from hfspeech.output_folders import locked_scratch, named_at, remove_leftover_scratch
 from hfspeech.training.checkpoints import FINAL_SAVE, model_write_errors
 from hfspeech.training.feature_cache import CachedHeadModel
+
+logger = logging.getLogger("hfspeech.train")
 
 LAST = "config.json"  # renamed in last: a reader that sees the new one finds the new weights beside it
 REPLACED = ".replaced-"  # in the scratch folder: an earlier folder of the same name (DeepSpeed's), set aside
@@ -51,8 +54,21 @@ def save_model(trainer) -> None:
             if trainer.args.should_save and scratch.is_dir():
                 with_usual_modes(scratch)  # safetensors writes 0600 (`models.fingerprint`)
                 move_in(scratch, output_dir)
+                warn_of_earlier_export(output_dir)
         except Exception as error:  # a message naming the file where the user will look for it
             raise named_at(error, scratch, output_dir)
+
+
+def warn_of_earlier_export(output_dir: Path) -> None:
+    """An `onnx/` export left in the run folder by an earlier training of it (a resumed or continued run;
+    --overwrite_output_dir removes it) runs the earlier weights. `predict` warns of one whose traced_from.json shows
+    it, but one by an hfspeech older than that record answered with the old model without a word (audit UP: made by
+    d97cbe6, 8 of 48 top-1 labels changed after a resumed run, exit 0). Said once, here, where the weights changed.
+    (`torchscript/`, a baseline's twin, is traced again after this save by `hfspeech train` itself.)"""
+    folder = output_dir / "onnx"
+    if (folder / "model.onnx").is_file() and not made_from(folder, output_dir):  # also: no traced_from.json
+        logger.warning("warning: %s was exported from the run's earlier weights; it runs the earlier model: "
+                       "`hfspeech export %s` again to run this one", folder, output_dir)
 
 
 def save_head_with_base(trainer, scratch: Path) -> None:
