@@ -150,13 +150,14 @@ def top_labels(classifier, paths: list[str]) -> list[str]:
     return [prediction.labels[0] for prediction in file_predictions(classifier, paths)]
 
 
-def compare_on_clips(reference, candidate, paths: list[str], truth: list[str]) -> Comparison:
+def compare_on_clips(reference, candidate, paths: list[str], truth: list[str],
+                     min_agreement_percent: Optional[float] = None) -> Comparison:
     """Accuracy of both `AudioClassifier`s on `paths` (with their `truth` labels, as `labelled_clips` lists a
-    folder's), and how often their top-1 labels agree."""
+    folder's), and how often their top-1 labels agree; `min_agreement_percent`: the floor the agreement is held to."""
     expected, got = top_labels(reference, paths), top_labels(candidate, paths)
     n = len(paths)
     return Comparison(n, sum(a == t for a, t in zip(expected, truth)) / n, sum(b == t for b, t in zip(got, truth)) / n,
-                      sum(a == b for a, b in zip(expected, got)) / n)
+                      sum(a == b for a, b in zip(expected, got)) / n, min_agreement_percent)
 
 
 def active_sets(classifier, paths: list[str]) -> list[frozenset[str]]:
@@ -190,9 +191,7 @@ def gate_int8(model: str, quantized: Path, eval_dir: str | Path, max_drop_points
         raise HeldOutError("--min_agreement: a multi-label model's gate compares its label decisions, not top-1 "
                            "labels; --max_accuracy_drop is their limit (percent of decisions changed)")
     comparison = compare_decisions(reference, candidate, paths) if multi_label else \
-        compare_on_clips(reference, candidate, paths, truth)
-    if not multi_label:
-        comparison.min_agreement_percent = min_agreement
+        compare_on_clips(reference, candidate, paths, truth, min_agreement)
     passed = comparison.passes(max_drop_points)
     if not passed and not force:
         quantized.unlink()

@@ -16,6 +16,8 @@ from hfspeech.folder_writers import being_written
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.loading import WEIGHT_FILES, NotAModelError
 
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # Trainer's checkpoint folders (the training stage's too)
+
 
 def check_model_folder(path: str, trust_remote_code: bool = False) -> None:
     """A clear error for a path that is not a saved model, before transformers fails deep inside."""
@@ -56,11 +58,11 @@ def _export_hint(path: str) -> str:
 def _checkpoint_hint(path: str, names: set) -> str:
     """Where the model is, when `path` is one of the two folders of a training run that are not a model: a
     checkpoint of a frozen-feature run (its head alone, for resuming), or a run stopped before its final save."""
-    if re.fullmatch(r"checkpoint-\d+", os.path.basename(os.path.normpath(path))) and "trainer_state.json" in names:
+    if CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path))) and "trainer_state.json" in names:
         run = os.path.dirname(os.path.normpath(path)) or "."
         return (f"; a Trainer checkpoint without config.json (a --freeze_base_model run keeps only the head in its "
                 f"checkpoints, to resume from): use the run folder {run}")
-    checkpoints = sorted((name for name in names if re.fullmatch(r"checkpoint-\d+", name)), key=lambda n: int(n[11:]))
+    checkpoints = sorted(filter(CHECKPOINT_NAME.match, names), key=lambda name: int(name[11:]))
     if checkpoints:
         return (f"; the run stopped before saving its model? its last checkpoint is "
                 f"{os.path.join(path, checkpoints[-1])} (resume with --resume_from_checkpoint)")

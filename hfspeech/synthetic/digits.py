@@ -34,12 +34,13 @@ def generate_spoken_digits(output_dir, clips_per_digit: int = 100, sampling_rate
     is reused without a write (a read-only one too)."""
     root = Path(output_dir).resolve()
     manifest, text = root / "manifest.csv", _manifest_text(root / "clips", clips_per_digit, speaker)
-    if not already_holds(manifest, text.encode("utf-8")):  # something to write: into a folder of ours only
+    manifest_written = already_holds(manifest, text.encode("utf-8"))  # generating the clips leaves it as it is
+    if not manifest_written:  # something to write: into a folder of ours only
         refuse_users_folder(root, lambda name: name == "clips", "spoken digits")
     generate_keyword_dataset(root / "clips", keywords=DIGIT_WORDS, clips_per_keyword=clips_per_digit,
                              sampling_rate=sampling_rate, clip_seconds=clip_seconds, noise_snr_db=noise_snr_db,
                              seed=seed, progress=progress, voices=voices)
-    if not already_holds(manifest, text.encode("utf-8")):
+    if not manifest_written:
         with writing_to(root, "make room and run it again"):
             manifest.write_text(text, encoding="utf-8", newline="")
     return manifest

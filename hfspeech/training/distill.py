@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -109,15 +108,11 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
     check_teacher_fits(distill_args.teacher, model_args)
     warn_if_trimmed_otherwise(distill_args.teacher, data_args)
-    output, teacher = os.path.realpath(training_args.output_dir), os.path.realpath(distill_args.teacher)
-    if output == teacher:  # a teacher trained by the recipe looks like a run to resume: the student was written over it
+    # A teacher trained by the recipe looks like a run to resume: the student was written over it. One in a checkpoint
+    # that --overwrite_output_dir removes is refused as --model_name_or_path's is (`run_folder.start_over` gets both).
+    if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
         raise UsageError(f"--output_dir {training_args.output_dir}: the teacher's own folder; the student would "
                          "be written over it: give the student a folder of its own")
-    first_part = os.path.relpath(teacher, output).split(os.sep)[0]  # `checkpoint-4` of RUN/checkpoint-4/...
-    if training_args.overwrite_output_dir and re.fullmatch(r"checkpoint-\d+", first_part):
-        raise UsageError(f"--teacher {distill_args.teacher}: a checkpoint of --output_dir {training_args.output_dir}'s "
-                         "earlier run, which --overwrite_output_dir removes; copy the teacher elsewhere, or give the "
-                         "student another folder")
     return distill_args, model_args, data_args, training_args
 
 
@@ -210,8 +205,8 @@ def run_distillation(distill_args: DistillationArguments, model_args, data_args,
                      after_saving=None) -> dict:
     from hfspeech.training.run import run_training
 
-    return run_training(model_args, data_args, training_args,
-                        before_training=lambda setup: attach_teacher(setup, distill_args), after_saving=after_saving)
+    return run_training(model_args, data_args, training_args, before_training=lambda setup: attach_teacher(
+        setup, distill_args), after_saving=after_saving, teacher=distill_args.teacher)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -15,7 +15,7 @@ gradients, on the student's device.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import soxr
@@ -27,6 +27,7 @@ from hfspeech.data.transforms import crop
 from hfspeech.errors import UsageError
 from hfspeech.models import register
 from hfspeech.models.inputs import batch_indices, extract_features, shares_padded_batches
+from hfspeech.models.config_json import read_config_json
 from hfspeech.models.loading import pretrained_errors
 
 RAW_COLUMN = "teacher_waveform"
@@ -43,7 +44,7 @@ class LiveTeacher:
             self.model = AutoModelForAudioClassification.from_pretrained(teacher_dir).eval()
             self.extractor = AutoFeatureExtractor.from_pretrained(teacher_dir)
         self.model.requires_grad_(False)
-        self.columns = label_columns(self.model.config, label_names, teacher_dir)
+        self.columns = label_columns(self.model.config.id2label, label_names, teacher_dir)
         self.input_rate, self.rate = int(sampling_rate), int(self.extractor.sampling_rate)
         window = getattr(self.model.config, "max_length_seconds", None)
         self.max_samples = seconds_to_samples(window, self.rate) if window else None
@@ -81,14 +82,22 @@ class LiveTeacher:
         return soxr.resample(clip, self.input_rate, self.rate).astype(np.float32)
 
 
-def label_columns(config: Any, label_names: Sequence[str], teacher_dir: str) -> list[int]:
+def label_columns(id2label: Mapping, label_names: Sequence[str], teacher_dir: str) -> list[int]:
     """The teacher's logit column of each student label; a clear error when the label sets differ."""
-    teacher_ids = {str(name): int(i) for i, name in config.id2label.items()}
+    teacher_ids = {str(name): int(i) for i, name in id2label.items()}
     missing = [name for name in label_names if name not in teacher_ids]
     if missing or len(teacher_ids) != len(label_names):
         raise UsageError(f"--teacher {teacher_dir}: its labels {sorted(teacher_ids)} are not the data's "
                          f"{sorted(label_names)}")
     return [teacher_ids[name] for name in label_names]
+
+
+def check_teacher_labels(teacher_dir: Optional[str], label_names: Sequence[str]) -> None:
+    """`label_columns`' refusal from the teacher's config.json alone, for `run.load_data` to make before the clips
+    are decoded: made when the teacher was loaded, it came after the decoding and after run_inputs.json was
+    written. None (no teacher: not a distillation): nothing to check."""
+    if teacher_dir is not None:
+        label_columns(read_config_json(teacher_dir).get("id2label") or {}, label_names, teacher_dir)
 
 
 class RawWaveformSplit(torch.utils.data.Dataset):

@@ -42,6 +42,7 @@ from hfspeech.training.same_data import check_every_process_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import agreed, rank_marker_callbacks
 from hfspeech.training.interrupts import InterruptsActedOn, raise_if_lost
+from hfspeech.training.live_teacher import check_teacher_labels
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
 from hfspeech.training.final_save import save_model  # whole files only, renamed in (also `training.run.save_model`)
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
@@ -73,7 +74,7 @@ class RunData:
 
 
 def load_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-              sampling_rate: int) -> RunData:
+              sampling_rate: int, teacher: Optional[str] = None) -> RunData:
     """Labelled splits decoded once at the model's rate (cached), or with `--streaming` a training stream; main
     process first (the others read its cache), its barriers run whether it fails or not (`distributed.agreed`)."""
     spec, seed = data_args.spec(), training_args.seed
@@ -85,6 +86,7 @@ def load_data(model_args: ModelArguments, data_args: DataArguments, training_arg
         else:
             report = DataReport()
             raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
+            check_teacher_labels(teacher, label_names_of(raw["train"]))  # distill's, from its config.json: not decoded
             dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
             kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
             data = RunData(dataset, report, label_names_of(dataset["train"]), None, record_training_clips(kept), kept)
@@ -198,8 +200,8 @@ def log_to_stderr() -> None:
                                    or record.name.partition(".")[0] not in QUIET_LIBRARIES)
 
 
-def setup_training(model_args: ModelArguments, data_args: DataArguments,
-                   training_args: TrainingArguments) -> TrainingSetup:
+def setup_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                   teacher: Optional[str] = None) -> TrainingSetup:
     """Data prepared, model built and frozen as asked, Trainer ready: no training step taken yet."""
     log_to_stderr()
     default_transformers_verbosity()
@@ -207,15 +209,17 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
     set_seed(training_args.seed)
     resume = checkpoint_to_resume(training_args)
     record, extractor, sampling_rate = agreed(lambda: model_inputs(resume, model_args, data_args, training_args))
-    data = agreed(lambda: load_data(model_args, data_args, training_args, sampling_rate))  # one machine's copy
+    data = agreed(lambda: load_data(model_args, data_args, training_args, sampling_rate, teacher))  # a machine's copy
     if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
         check_every_process_same_data(data.label_names, data.kept, data.dataset)
-    agreed(lambda: start_over(training_args, model_args.model_name_or_path))  # inputs accepted: the earlier run goes
+    input_paths = {"--model_name_or_path": model_args.model_name_or_path, "--teacher": teacher}  # never removed:
+    agreed(lambda: start_over(training_args, input_paths))  # inputs accepted: the earlier run goes
     record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
-    model, feature_extractor = build_model(model_args, data.label_names, extractor, data_args.max_length_seconds,
-                                           data_args.trimmed_at())
+    model, feature_extractor = agreed(lambda: build_model(  # each machine's copy of the weights (one cut short)
+        model_args, data.label_names, extractor, data_args.max_length_seconds, data_args.trimmed_at()))
     check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
-    inputs = training_inputs(model_args, data_args, training_args, data, model, feature_extractor, sampling_rate)
+    inputs = agreed(lambda: training_inputs(  # each machine's --noise_dir, and its disk for the feature cache
+        model_args, data_args, training_args, data, model, feature_extractor, sampling_rate))
     num_labels = len(data.label_names)
     pos_weight = multilabel_pos_weight(data_args, data.train_labels, data.label_names) if model_args.multi_label else None
     finalise_training_arguments(training_args, has_validation="validation" in inputs.views,
@@ -237,15 +241,15 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments,
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-                 before_training=None, after_saving=None) -> dict:
+                 before_training=None, after_saving=None, teacher: Optional[str] = None) -> dict:
     """Train, keep the best model, evaluate it on the test split; returns the metrics written to metrics.json.
-    `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its teacher);
+    `before_training(setup)`, when given, adjusts the set-up trainer first (`training.distill` adds its `teacher`);
     `after_saving()` runs last, with the folder still held (the command line traces the TorchScript twin).
     Its log set-up, transformers' verbosity and accelerate's state last for the run (`process_state_kept`)."""
     request = agreed(lambda: hub_request(training_args))  # read before the arguments drop the token (hfspeech.hub)
     with process_state_kept(), output_dir_held(training_args):  # one run at a time in a folder (training.checkpoints)
         with datasets_bars_follow(training_args.disable_tqdm):  # no map/save bars in a log (data.progress_bars)
-            setup = setup_training(model_args, data_args, training_args)
+            setup = setup_training(model_args, data_args, training_args, teacher)
             if before_training is not None:
                 before_training(setup)
         trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report

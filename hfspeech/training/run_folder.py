@@ -8,8 +8,9 @@ multi-label run over a single-label one), and `onnx/` or `torchscript/` exported
 `hfspeech stage` then published as this run's. Now the process that saves, once the run's inputs are accepted
 (`start_over`), removes every one of those names that is there.
 
-Left alone: the model (config.json, weights, preprocessor_config.json), which the final save replaces whole, so
-that a `predict` or `serve` started meanwhile still finds one; `runs/` (TensorBoard's logs, a folder per run and
+The earlier model goes too (`training.earlier_model`: left until this run's final save, a run killed before it left
+the earlier weights beside this run's records, which `stage`, `predict` and `evaluate` took as this run's), first,
+before the records that mark the folder as a run's. Left alone: `runs/` (TensorBoard's logs, a folder per run and
 date: the history, never read as this run's); `manifests/` (`hfspeech cross-validate` writes a fold's before the
 fold's run starts); links (hfspeech writes none); every other name (the user's: notes, data, an evaluation folder);
 and the whole folder where it holds no record only a run writes (`OWN_TRACE`, a checkpoint): nothing there is known to
@@ -20,21 +21,21 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE
 from hfspeech.errors import UsageError, first_few
 from hfspeech.evaluation.report import report_file_names
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE
 from hfspeech.models.fingerprint import EXPORT_ONLY_FILES
+from hfspeech.models.folder_checks import CHECKPOINT_NAME
 from hfspeech.output_folders import folder_named
+from hfspeech.training.earlier_model import earlier_model_names, refuse_loading_it
 
 logger = logging.getLogger("hfspeech.train")
 
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: the checkpoint's completion mark
 # What a run (or a cross-validation fold) leaves in its folder before its first checkpoint, or at its end.
 # ".run_inputs.json.tmp": the record being written by the main process while another one checks the folder
@@ -60,13 +61,15 @@ def run_trace(name: str) -> bool:
     return name in RUN_MARKERS or bool(CHECKPOINT_NAME.match(name))
 
 
-def start_over(training_args, model_name_or_path: Optional[str] = None) -> None:
-    """With --overwrite_output_dir, remove the earlier run's files (the module docstring says which): in the process
-    that saves, once the run's inputs are accepted (its model source, checkpoint and data: a typo in --data_dir cost
-    the earlier run before anything was checked), before its own record is written (`run.setup_training`); one log
-    line counts them. Not when --resume_from_checkpoint names one of the folder's checkpoints: the run continues that
-    run. A `model_name_or_path` inside a checkpoint it would remove, or a name that cannot be listed or removed, is a
-    one-line `UsageError`: the first would be gone before it was loaded, the second pass for this run's."""
+def start_over(training_args, inputs: Optional[Mapping[str, Optional[str]]] = None) -> None:
+    """With --overwrite_output_dir, remove the earlier run's files (the module docstring says which), its model first
+    (`earlier_model`): in the process that saves, once the run's inputs are accepted (its model source, checkpoint and
+    data: a typo in --data_dir cost the earlier run before anything was checked), before its own record is written
+    (`run.setup_training`); one log line counts them. Not when --resume_from_checkpoint names one of the folder's
+    checkpoints: the run continues that run. An input of the run (`inputs`: each path by its flag, from the caller:
+    --model_name_or_path, distill's --teacher) inside a checkpoint it would remove or that is the folder itself, or a
+    name that cannot be listed or removed, is a one-line `UsageError`: the first would be gone before it was loaded,
+    the second pass for this run's."""
     output_dir = training_args.output_dir
     if not (training_args.overwrite_output_dir and training_args.should_save) or continues_its_run(training_args):
         return
@@ -74,29 +77,33 @@ def start_over(training_args, model_name_or_path: Optional[str] = None) -> None:
         names = earlier_run_names(output_dir)
     except OSError as error:  # a folder this user may not read
         raise cannot_remove(output_dir, os.path.basename(error.filename or output_dir), error) from None
-    refuse_removing_an_input(output_dir, names, model_name_or_path)
+    refuse_removing_an_input(output_dir, names, inputs or {})
+    model = earlier_model_names(output_dir) if names else []  # none in a folder with no trace of a run
+    refuse_loading_it(output_dir, model, inputs or {})
     for name in filter(CHECKPOINT_NAME.match, names):  # first each completion mark: a kill leaves none to resume
         try:
             (Path(output_dir) / name / STATE_FILE).unlink(missing_ok=True)
         except OSError as error:
             raise cannot_remove(output_dir, name, error) from None
-    for name in names:
+    for name in model + names:  # the model before the records: a start killed between them leaves the folder a run's
         remove(Path(output_dir) / name, output_dir)
     if names:
-        logger.info("--overwrite_output_dir: removed %d of the earlier run's files and folders from %s (%s); its "
-                    "model stays until this run's replaces it", len(names), output_dir, first_few(names, 5))
+        its_model = f", and its model ({first_few(model, 4)})" if model else ""
+        logger.info("--overwrite_output_dir: removed %d of the earlier run's files and folders from %s (%s)%s",
+                    len(names), output_dir, first_few(names, 5), its_model)
 
 
-def refuse_removing_an_input(output_dir: str, names: list[str], model_name_or_path: Optional[str]) -> None:
+def refuse_removing_an_input(output_dir: str, names: list[str], inputs: Mapping[str, Optional[str]]) -> None:
     """`--model_name_or_path RUN/checkpoint-4 --output_dir RUN --overwrite_output_dir`: the checkpoint the run starts
-    from was removed before it was loaded ("no such folder")."""
-    inside = model_name_or_path and os.path.realpath(model_name_or_path)
-    for name in (name for name in names if inside and CHECKPOINT_NAME.match(name)):
-        folder = os.path.realpath(os.path.join(output_dir, name))
-        if inside == folder or inside.startswith(folder + os.sep):
-            raise UsageError(folder_named(output_dir, "--output_dir", (
-                f"--overwrite_output_dir would remove the earlier run's {name}, which --model_name_or_path "
-                f"{model_name_or_path} starts from; copy it elsewhere first, or give another --output_dir")))
+    from was removed before it was loaded ("no such folder"); `hfspeech distill --teacher RUN/checkpoint-4` too."""
+    for flag, path in inputs.items():
+        inside = path and os.path.realpath(path)
+        for name in (name for name in names if inside and CHECKPOINT_NAME.match(name)):
+            folder = os.path.realpath(os.path.join(output_dir, name))
+            if inside == folder or inside.startswith(folder + os.sep):
+                raise UsageError(folder_named(output_dir, "--output_dir", (
+                    f"--overwrite_output_dir would remove the earlier run's {name}, which {flag} {path} is loaded "
+                    "from; copy it elsewhere first, or give another --output_dir")))
 
 
 def continues_its_run(training_args) -> bool:
