@@ -142,8 +142,9 @@ def test_a_checkpoint_that_cannot_be_removed_stops_the_run_in_one_line(tones, tm
     assert (run / "checkpoint-8").is_dir() and not (run / "run_inputs.json").exists()  # stopped before the data
 
 
-def test_a_fresh_start_removes_every_file_of_the_run_folder_table_but_the_model(tmp_path):
-    """docs/training.md's table of what a run leaves is the list: a name added there and not here would stay."""
+def test_a_fresh_start_removes_every_file_of_the_run_folder_table(tmp_path):
+    """docs/training.md's table of what a run leaves is the list: a name added there and not here would stay (the
+    model too, since OV in session 43: kept, a killed new run left it passing for its own)."""
     from types import SimpleNamespace
 
     from hfspeech.training.run_folder import start_over
@@ -157,8 +158,7 @@ def test_a_fresh_start_removes_every_file_of_the_run_folder_table_but_the_model(
             path.write_text("")
     start_over(SimpleNamespace(output_dir=str(tmp_path), overwrite_output_dir=True, should_save=True,
                                resume_from_checkpoint=None))
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "model.safetensors",
-                                                                "preprocessor_config.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
 def finished_run(tones: Path, run: Path) -> list[str]:
@@ -227,16 +227,11 @@ def test_a_start_stopped_half_way_leaves_no_checkpoint_to_resume(tmp_path, monke
     assert not list(run.glob("checkpoint-*/trainer_state.json"))
 
 
-def test_a_teacher_inside_the_students_folder_is_refused_with_overwrite(tmp_path):
-    from hfspeech.errors import UsageError
+def test_a_teacher_elsewhere_in_the_students_folder_is_accepted_with_overwrite(tmp_path):
+    """One inside a checkpoint it removes is refused by `run_folder.start_over` (test_distill_inputs43)."""
     from hfspeech.training.distill import parse_distill_args
     from tests.conftest import save_random_baseline
 
-    teacher = save_random_baseline(tmp_path / "run" / "checkpoint-4", "cnn", ["high", "low"], 0.5)
-    refused = r"^--teacher .*checkpoint-4: a checkpoint of --output_dir .*, which --overwrite_output_dir removes"
-    with pytest.raises(UsageError, match=refused):
-        parse_distill_args(["--teacher", str(teacher), "--data_dir", str(tmp_path), "--output_dir",
-                            str(tmp_path / "run"), "--overwrite_output_dir"])
     kept = save_random_baseline(tmp_path / "run" / "teachers" / "big", "cnn", ["high", "low"], 0.5)  # not removed
     assert parse_distill_args(["--teacher", str(kept), "--data_dir", str(tmp_path), "--output_dir",
                                str(tmp_path / "run"), "--overwrite_output_dir"])[0].teacher == str(kept)
