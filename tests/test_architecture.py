@@ -25,8 +25,8 @@ FORBIDDEN = {
 
 
 # hfspeech/<name>.py that every stage may import; they import only each other
-BOTTOM = {"cache_folders", "cpu_threads", "errors", "file_owners", "folder_writers", "hidden_words", "output_folders",
-          "output_staging", "path_names", "temporary_folder", "written_elsewhere"}
+BOTTOM = {"cache_folders", "cpu_threads", "errors", "file_owners", "folder_writers", "hidden_words", "machine_refusals",
+          "output_folders", "output_staging", "path_names", "temporary_folder", "written_elsewhere"}
 
 
 def stage_of(path: Path) -> str:

@@ -35,7 +35,7 @@ def reported_as_user_errors(*kinds: type[BaseException]):
     prints them as one line and exits with 2, as it does every error of hfspeech's own. A system library that
     could not be loaded (`OSError: cannot load library 'libsndfile.so'`) is the machine's lack, not the user's
     input: it goes on to `hfspeech.cli.main`, which names the package to install (`cli.extras`). So does a path
-    this user may not read (EACCES, EPERM), which main says plainly (`cli.system_errors.access_refusal`): it was the raw
+    this user may not read (EACCES, EPERM), which main says plainly (`file_owners.access_refusal`): it was the raw
     `error: [Errno 13] Permission denied: 'mdl/config.json'`."""
     import errno
 

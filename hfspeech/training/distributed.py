@@ -27,6 +27,7 @@ import torch
 from transformers import TrainerCallback
 
 from hfspeech.errors import HfspeechError
+from hfspeech.machine_refusals import machine_refusal
 
 RANK_MARKERS_ENV = "HFSPEECH_RANK_MARKERS"
 
@@ -116,22 +117,34 @@ Value = TypeVar("Value")
 
 
 def agreed(step: Callable[[], Value]) -> Value:
-    """`step()`'s value, or on every process of the run the same one-line error where a process's step raised one
-    (an `HfspeechError`: a bad clip in its machine's copy of the data, a Hub token missing there): the line said as
-    that process said it where every process said it, else `process 1 (machine 1): <its line>` (each distinct line
-    so, `; ` between: the first alone pointed at machine 0 where machine 1 also lacked its model). A process that
-    failed alone used to leave while the others waited in their next collective: gloo's "Connection closed by peer"
-    traceback there (NCCL: a hang until --ddp_timeout). A collective in a run of several processes: every process
-    calls it at the same point, and `step` takes part in none (but a `main_process_first` around all of it, whose
-    barriers run whether it fails or not). In a run of one process, `step()` alone."""
+    """`step()`'s value, or on every process of the run the same one-line error where a process's step raised one: an
+    `HfspeechError` (a bad clip in its machine's copy of the data, a Hub token missing there), or what its machine
+    refused (`machine_refusals`: memory short, a full or read-only disk there, a path it may not read). The line is
+    said as that process said it where every process said it, else `process 1 (machine 1): <its line>` (each distinct
+    line so, `; ` between: the first alone pointed at machine 0 where machine 1 also lacked its model). Any other
+    error (a bug) keeps its traceback on its process, and the others say which process failed, and with what
+    (`unexpected`). A process that failed alone used to leave while the others waited in their next collective:
+    gloo's "Connection closed by peer" traceback there (NCCL: a hang until --ddp_timeout). A collective in a run of
+    several processes: every process calls it at the same point, and `step` takes part in none (but a
+    `main_process_first` around all of it, whose barriers run whether it fails or not). In a run of one process,
+    `step()` alone."""
     if processes_in_group() == 1:
         return step()
-    value, problem = None, None
+    value, problem, bug = None, None, None
     try:
         value = step()
     except HfspeechError as error:
         problem = error
-    gathered = values_of_every_process((machine_of_this_process(), problem and said(problem)))
+    except Exception as error:  # noqa: BLE001 (said to the others below; a bug is raised again here)
+        problem = machine_refusal(error, TRAINING)
+        if problem is None:
+            bug = error
+        else:
+            problem.__cause__ = error  # (`--debug` shows the library's traceback behind the line)
+    outcome = unexpected(bug) if bug is not None else problem and said(problem)
+    gathered = values_of_every_process((machine_of_this_process(), outcome))
+    if bug is not None:
+        raise bug  # its traceback, on its own process
     failed = [(rank, *outcome) for rank, (_, outcome) in enumerate(gathered) if outcome]
     if not failed:
         return value
@@ -142,6 +155,18 @@ def agreed(step: Callable[[], Value]) -> Value:
             first_of_each.setdefault(said_line, rank)
         line = "; ".join(f"{process_named(rank, machines)}: {text}" for text, rank in first_of_each.items())
     raise kind(line) from problem
+
+
+TRAINING = "train"  # the command whose flags lower a step's memory (distill's and cross-validate's: the same)
+
+
+def unexpected(bug: Exception) -> tuple[type, str]:
+    """A bug on this process, as the others say it: what it is (its type and the first line of its message) and where
+    its traceback is, in place of gloo's "Connection closed by peer" (this process raises it again, traceback and
+    all, after the gather)."""
+    message = str(bug).strip().splitlines()[0][:200] if str(bug).strip() else ""
+    return HfspeechError, (f"failed with {type(bug).__name__}{': ' * bool(message)}{message} (an unexpected error: its "
+                           "traceback is in that process's output)")
 
 
 def said(error: HfspeechError) -> tuple[type, str]:
