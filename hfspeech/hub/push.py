@@ -149,7 +149,8 @@ def finish_run(model_args, data_args, training_args, request: Optional[HubReques
         hyper.pop("model_type", None)
     hyper.update(options_set(values))
     hyper.update({k: values[k] for k in AUGMENTATION if values.get(k) is not None})
-    hyper["lr_scheduler_type"] = str(getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))
+    hyper["lr_scheduler_type"] = getattr(training_args, "lr_schedule_followed", None) or str(  # a resume's lengths too
+        getattr(hyper.get("lr_scheduler_type"), "value", hyper.get("lr_scheduler_type")))  # (training.lr_schedule)
     output_dir = Path(training_args.output_dir)
     (output_dir / HYPERPARAMETERS_FILE).write_text(json.dumps(hyper, indent=2, default=str) + "\n", encoding="utf-8")
     if request is not None:

@@ -4,8 +4,9 @@ A run resumes from the last checkpoint of `--output_dir` by default, so a rerun 
 folder resumed silently: a `load_state_dict` traceback (another architecture or size), or -- worse -- the old class
 ids mapped onto the new labels where the shapes agree. So the checkpoint's `config.json` (model type, sizes,
 `id2label`, crop length) is compared with the model this run has just built, and its run folder's `run_inputs.json`
-(data, seed, splits, pretrained start) with this run's. Epochs, steps, batch size, logging and saving may change,
-and a new `--learning_rate` is said not to be used (`note_learning_rate`).
+(data, seed, splits, pretrained start) with this run's. Epochs, steps, batch size, logging and saving may change
+(the schedule's new length is warned, another shape refused: `lr_schedule`), and a new `--learning_rate` is said
+not to be used (`note_learning_rate`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hfspeech.errors import first_few
 from hfspeech.models.problem_types import SINGLE_LABEL
 from hfspeech.training.checkpoints import CheckpointError
 from hfspeech.training.data_listings import path_listing
+from hfspeech.training.lr_schedule import check_same_schedule
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -94,8 +96,9 @@ def note_learning_rate(checkpoint: Optional[str], training_args) -> None:
 
 
 def check_resume_inputs(checkpoint: Optional[str], config, training_args) -> None:
-    """Both checks, once the model is built (labels known) and before features are cached or a step taken."""
+    """The checks, once the model is built (labels known) and before features are cached or a step taken."""
     check_checkpoint_matches(checkpoint, config, named=bool(training_args.resume_from_checkpoint))
+    check_same_schedule(checkpoint, training_args, way_out(bool(training_args.resume_from_checkpoint)))
     note_learning_rate(checkpoint, training_args)
 
 

@@ -34,6 +34,7 @@ from hfspeech.training.command_line import refuse_both_imbalance_remedies
 from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.epoch_seeds import EpochLengthGroupedSampler, EpochSeeds, EpochWeightedSampler
 from hfspeech.training.eval_batches import EqualLengthEvaluation
+from hfspeech.training.lr_schedule import RecordedSchedule
 from hfspeech.training.optim import parameter_groups
 
 logger = logging.getLogger("hfspeech.train")
@@ -135,7 +136,7 @@ def close_batch_generators(traceback) -> None:
         traceback = traceback.tb_next
 
 
-class AudioClassificationTrainer(EqualLengthEvaluation, ResumableOnCpuProcesses, Trainer):
+class AudioClassificationTrainer(RecordedSchedule, EqualLengthEvaluation, ResumableOnCpuProcesses, Trainer):
     """A Trainer that can weight the cross-entropy by class and oversample rare classes; evaluation batches of
     equal-length clips for models that read the padding (`training.eval_batches`).
 
@@ -252,13 +253,14 @@ class AudioClassificationTrainer(EqualLengthEvaluation, ResumableOnCpuProcesses,
             return super()._sorted_checkpoints(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
+        """Epoch batches from (--data_seed, as transformers' sampler, else --seed; epoch): resumable draws."""
+        seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
         if self.args.group_by_length and self.train_lengths is not None:
-            return EpochLengthGroupedSampler(  # from (seed, epoch): resumes as the uninterrupted run draws
-                self.args.train_batch_size * self.args.gradient_accumulation_steps, self.train_lengths, self.args.seed
-            )
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return EpochLengthGroupedSampler(batch, self.train_lengths, seed)
         if self.sample_weights is None:
             return super()._get_train_sampler(train_dataset)
-        return EpochWeightedSampler(self.sample_weights, self.args.seed)  # resumes as the uninterrupted run draws
+        return EpochWeightedSampler(self.sample_weights, seed)
 
     def _get_eval_sampler(self, eval_dataset):
         # transformers also groups evaluation batches by length, reading a length column the
