@@ -46,8 +46,8 @@ def test_a_relative_local_start_is_never_published(tmp_path, start):
     write_json(run / "run_inputs.json", {"model_name_or_path": str(tmp_path / "runs" / "probe"), "data": {}})
     stage_run(run, tmp_path / "repo")
     card = (tmp_path / "repo" / "README.md").read_text(encoding="utf-8")
-    said = "fine-tuned from probe (a local checkpoint)" + (", itself trained from openai/whisper-tiny.en"
-                                                            if start != "deleted since" else ")")
+    said = "fine-tuned from local checkpoint `probe`" + (", itself trained from openai/whisper-tiny.en"
+                                                           if start != "deleted since" else ")")
     assert said in card, card[:600]
     assert "runs/probe" not in staged_text(tmp_path / "repo")
 
@@ -82,7 +82,8 @@ def test_generated_training_data_is_said_to_be_synthetic_and_resampled(keyword_r
     assert "synthetic" not in (tmp_path / "tones" / "README.md").read_text(encoding="utf-8")
 
 
-def test_a_generated_manifest_is_said_only_while_it_is_the_one_trained_on(tmp_path):
+def test_a_generated_manifest_edited_since_training_is_not_said_to_be_generated(tmp_path):
+    """(A real run on a generated manifest, carded synthetic: test_card_data43.)"""
     from hfspeech.hub import stage_run
     from hfspeech.synthetic.events import generate_event_dataset
 
@@ -91,10 +92,6 @@ def test_a_generated_manifest_is_said_only_while_it_is_the_one_trained_on(tmp_pa
     run = random_run(tmp_path / "run")
     write_json(run / "run_inputs.json", {"data": {"train_file": str(manifest)}, "data_listings": {
         "train_file": hashlib.sha1(manifest.read_bytes()).hexdigest()}})  # as training records a manifest
-    stage_run(run, tmp_path / "repo")
-    card = (tmp_path / "repo" / "README.md").read_text(encoding="utf-8")
-    assert "The clips are synthetic: sound events (beep, chirp, click, burst, hum) synthesised by hfspeech's event " \
-           "generator (`hfspeech demo-data`), not recordings." in card
     manifest.write_text(manifest.read_text(encoding="utf-8") + "mine.wav,hum\n", encoding="utf-8")  # other data now
     stage_run(run, tmp_path / "repo")
     assert "synthetic" not in (tmp_path / "repo" / "README.md").read_text(encoding="utf-8")

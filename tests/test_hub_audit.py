@@ -86,7 +86,7 @@ def test_a_local_checkpoint_is_published_by_its_folder_name(messy_run, tmp_path,
     hyper = json.loads((repo / "training_hyperparameters.json").read_text())
     assert hyper["model_name_or_path"] == "my-base (a local checkpoint)"
     card = (repo / "README.md").read_text()
-    assert "fine-tuned from my-base (a local checkpoint)" in card and "base_model:" not in card
+    assert "fine-tuned from local checkpoint `my-base`" in card and "base_model:" not in card
 
 
 def test_damaged_weights_are_refused_before_anything_is_staged(messy_run, tmp_path, capsys):

@@ -1,33 +1,33 @@
 """What the model card says of where its training clips came from, from what the run recorded: a data folder (or
-manifest) written by one of hfspeech's synthetic generators (`hfspeech demo-data`: espeak-ng speech or sound
+manifests) written by one of hfspeech's synthetic generators (`hfspeech demo-data`: espeak-ng speech or sound
 events, no recorded voice) and, for those, the rate they were generated at where the model's differs (clips made at
 8 kHz, resampled to 16 kHz). A card of a model trained on espeak-ng keywords read like one of recorded speech.
 
-The generator's info file (`dataset_info.json`, `synthetic.reuse`) is read from the data folder run_inputs.json
-records, only where the run saw it there: a `--data_dir`'s is listed in data_report.json's ignored files, a
-manifest's folder's is taken when the manifest's bytes are still those run_inputs.json's listing recorded.
+Said only where it is known true of ALL the run's data (`generator_info`): a card called a real train manifest
+with a generated `--test_file`, FSDD recordings listed in a generator's folder, a demo folder with a folder of
+recordings added, and a folder regenerated since training at another rate all "synthetic". Otherwise nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from typing import Optional
 
+from hfspeech.data.listings import path_listing
 from hfspeech.hub.local_paths import MANIFEST_KEYS, RUN_INPUTS_FILE
 from hfspeech.models.config_json import DATA_REPORT_FILE, read_run_record
 
 INFO_FILE = "dataset_info.json"  # synthetic.reuse.INFO_FILE (hub may not import synthetic)
 GENERATOR_KINDS = ("keywords", "languages", "events")  # the key each generator's parameters name it by
-LISTINGS_KEY = "data_listings"  # training.resume_inputs.LISTINGS_KEY: {flag: a manifest's SHA-1}
+LISTINGS_KEY = "data_listings"  # training.resume_inputs.LISTINGS_KEY: {flag: `data.listings.path_listing`}
 
 
-def data_origin(run: Path, model_rate) -> str:
+def data_origin(run: Path, model_rate, labels) -> str:
     """One sentence on generated training data ("" for data not known to be generated)."""
-    info = generator_info(run)
+    info = generator_info(run, labels)
     if info is None:
         return ""
     if "events" in info:
@@ -43,28 +43,51 @@ def data_origin(run: Path, model_rate) -> str:
     return f" The clips are synthetic: {made} (`hfspeech demo-data`), not recordings{resampled}."
 
 
-def generator_info(run: Path) -> Optional[dict]:
-    """The generator's info file of the data the run trained on, or None (no generated data, or not known to be)."""
-    record = read_run_record(run / RUN_INPUTS_FILE)
-    data = record.get("data") if isinstance(record.get("data"), dict) else {}
-    candidates = []
-    if isinstance(data.get("data_dir"), str):
-        info = os.path.normpath(os.path.join(data["data_dir"], INFO_FILE))
-        if info in _ignored_paths(run):
-            candidates.append(info)
-    listings = record.get(LISTINGS_KEY) if isinstance(record.get(LISTINGS_KEY), dict) else {}
-    for key in MANIFEST_KEYS:
-        manifest = data.get(key)
-        if isinstance(manifest, str) and listings.get(key) and _sha1(manifest) == listings[key]:
-            candidates.append(os.path.join(os.path.dirname(manifest), INFO_FILE))
-    return next((info for info in map(_generators_info, candidates) if info is not None), None)
+def generator_info(run: Path, labels) -> Optional[dict]:
+    """The generator's info file of ALL the data the run trained on, or None where that is not known: each source
+    it named (its `--data_dir`, or every manifest) lies in one generated folder whose info file was there before
+    the run's record was written, each unchanged since training (the listing run_inputs.json recorded), the run's
+    labels (`labels`) among the info's classes, and no more clips found than the generator made."""
+    record = _as_dict(read_run_record(run / RUN_INPUTS_FILE))
+    data, listings = _as_dict(record.get("data")), _as_dict(record.get(LISTINGS_KEY))
+    sources = {key: data[key] for key in ("data_dir", *MANIFEST_KEYS) if data.get(key)}
+    if not sources or data.get("dataset_name") or not all(isinstance(path, str) for path in sources.values()):
+        return None  # a Hub dataset, or nothing local recorded
+    folders = {_generated_folder(key, path, listings.get(key)) for key, path in sources.items()}
+    if len(folders) != 1 or None in folders:
+        return None  # a source not generated, changed since, or two generated folders (which rate?)
+    info_path = os.path.join(folders.pop(), INFO_FILE)
+    info = _generators_info(info_path)
+    if info is None or os.path.getmtime(info_path) > os.path.getmtime(run / RUN_INPUTS_FILE):
+        return None  # regenerated after the run (a manifest's bytes can be the same)
+    classes = next((info[k] for k in ("classes", "events", "keywords") if isinstance(info.get(k), list)), [])
+    found = _as_dict(read_run_record(run / DATA_REPORT_FILE)).get("num_found")
+    if not labels or not set(map(str, labels)) <= set(map(str, classes)) or not isinstance(found, int) \
+            or not isinstance(info.get("num_clips"), int) or found > info["num_clips"]:
+        return None  # labels the generator never made, or more clips than it made: other data came in
+    return info
 
 
-def _ignored_paths(run: Path) -> set[str]:
-    """The files data_report.json says loading left out of the data folder (its README.md, its info file ...)."""
-    ignored = read_run_record(run / DATA_REPORT_FILE).get("ignored")
-    return {os.path.normpath(entry["path"]) for entry in ignored if isinstance(entry, dict)
-            and isinstance(entry.get("path"), str)} if isinstance(ignored, list) else set()
+def _generated_folder(key: str, path: str, recorded) -> Optional[str]:
+    """The folder of a generator's info file that holds the source `path` (`--data_dir`, or a manifest whose
+    every clip lies inside the manifest's folder), where `path` is what training listed (`recorded`); else None."""
+    if not isinstance(recorded, str) or path_listing(path) != recorded:
+        return None
+    if key == "data_dir":
+        return os.path.realpath(path)
+    from hfspeech.inference.held_out import HeldOutError, manifest_clips
+
+    folder = os.path.realpath(os.path.dirname(path))
+    try:
+        clips = manifest_clips(Path(path), False, None, f"--{key}")
+    except HeldOutError:
+        return None
+    inside = all(os.path.realpath(clip).startswith(folder + os.sep) for clip, _ in clips)
+    return folder if clips and inside else None  # FSDD recordings listed by a manifest put in a generator's folder
+
+
+def _as_dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _generators_info(path: str) -> Optional[dict]:
@@ -77,12 +100,3 @@ def _generators_info(path: str) -> Optional[dict]:
     if isinstance(info, dict) and "generator_version" in info and any(kind in info for kind in GENERATOR_KINDS):
         return info
     return None
-
-
-def _sha1(path: str) -> Optional[str]:
-    """A manifest's SHA-1, as training's listing records it (`training.data_listings`); None if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha1").hexdigest()
-    except OSError:
-        return None

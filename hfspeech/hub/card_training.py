@@ -87,14 +87,17 @@ def hyperparameters_table(hyper: dict, config: dict, table) -> str:
 def described_base(published: Optional[str], hub_base: Optional[str]) -> Optional[str]:
     """The base model as the card's description names it: a Hub id, or a local checkpoint by its folder name as the
     staged records publish it (`local_paths.public_checkpoint`: `probe (a local checkpoint)`, never `runs/probe`,
-    which the description showed), with ``hub_base``, the Hub model its records lead back to (`hub_base_model`).
-    A name that is neither (not a valid Hub id) is "a local checkpoint"."""
+    which the description showed), here "local checkpoint `probe`" (the description sits in parentheses), with
+    ``hub_base``, the Hub model its records lead back to (`hub_base_model`). A name that is neither (not a valid
+    Hub id) is "a local checkpoint"."""
     from hfspeech.models.whisper.pretrained import hub_id_of
 
-    if not published:
-        return None
+    if not published or not isinstance(published, str):
+        return None  # a hand-edited record (5, a list) crashed hub_id_of with a TypeError: no name to give
     name = hub_id_of(published)  # `hfspeech pretrained` names -> Hub ids
-    if not name.endswith(LOCAL_CHECKPOINT) and not is_hub_id(name):
+    if name.endswith(LOCAL_CHECKPOINT):  # the card's description is in parentheses: "(a local checkpoint))" nested
+        name = f"local checkpoint `{name[:-len(LOCAL_CHECKPOINT)]}`"
+    elif not is_hub_id(name):
         name = "a local checkpoint"
     return name if not hub_base or hub_base == name else f"{name}, itself trained from {hub_base}"
 

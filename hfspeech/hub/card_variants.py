@@ -48,13 +48,6 @@ def measured_on(variants: list[dict]) -> str:
             f"{machine()}{f' ({devices})' if devices else ''}.")
 
 
-def is_manifest(eval_dir: Path) -> bool:
-    """Whether `--eval_dir` names a manifest, as `inference.held_out.labelled_clips` reads it."""
-    from hfspeech.data.manifests import MANIFEST_FORMATS
-
-    return eval_dir.suffix.lower() in MANIFEST_FORMATS and not eval_dir.is_dir()
-
-
 def eval_kind(variant: dict) -> str:
     """What `--eval_dir` named: a folder, or a manifest (carded as "the `--eval_dir` folder test.csv")."""
     return "manifest" if variant.get("eval_manifest") else "folder"

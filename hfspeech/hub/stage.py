@@ -25,11 +25,12 @@ from huggingface_hub import ModelCard
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
 from hfspeech.evaluation.report import report_file_names
 from hfspeech.hub.card import write_model_card
-from hfspeech.hub.card_variants import is_manifest, measure_variants
+from hfspeech.hub.card_variants import measure_variants
 from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, public_folder_name, publish_records
 from hfspeech.hub.own_files import onnx_problem, own_report_files
 from hfspeech.hub.card_training import variant_warnings
 from hfspeech.inference.agreement import HeldOutError, held_out_labels, labelled_clips
+from hfspeech.inference.held_out import is_manifest
 from hfspeech.models.config_json import (DATA_REPORT_FILE, HYPERPARAMETERS_FILE, INT8_CHECK_FILE, METRICS_FILE,
                                          read_config_json, read_run_record)
 from hfspeech.models.scores import is_multi_label

@@ -33,8 +33,8 @@ def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_d
     from hfspeech.data.labels import written_form
 
     root = Path(folder)
-    is_manifest = root.suffix.lower() in MANIFEST_FORMATS and not root.is_dir()
-    if is_manifest:
+    given_manifest = is_manifest(root)
+    if given_manifest:
         clips = manifest_clips(root, known_labels is not None, label_depth, flag)
     elif not root.is_dir():
         raise HeldOutError(f"{flag} {folder}: {'not a folder' if root.exists() else 'not found'}; expected an audio "
@@ -59,12 +59,18 @@ def labelled_clips(folder: str | Path, known_labels: Optional[set[str]], label_d
     model_label = {written_form(label): label for label in known_labels}
     unknown = next((clip for clip in clips if written_form(clip[1]) not in model_label), None)
     if unknown is not None:
-        where = ("its `label` column" if is_manifest else
+        where = ("its `label` column" if given_manifest else
                  f"the folder at --label_depth {label_depth}" if label_depth else "its folder")
         raise HeldOutError(f"{flag} {unknown[0]}: label {unknown[1]!r} ({where}) is not one of the model's labels "
                          f"({first_few(sorted(known_labels), 10)})")
     clips = _decodable(clips, flag, skip_bad_files)
     return [path for path, _ in clips], [model_label[written_form(label)] for _, label in clips]
+
+
+def is_manifest(path: str | Path) -> bool:
+    """Whether a held-out path names a manifest (.csv, .tsv, .json, .jsonl, not a folder so named), the one test
+    `labelled_clips` reads it by and `stage` cards it by ("the `--eval_dir` manifest")."""
+    return Path(path).suffix.lower() in MANIFEST_FORMATS and not Path(path).is_dir()
 
 
 def _decodable(clips: list[tuple[str, str]], flag: str, skip_bad_files: bool) -> list[tuple[str, str]]:
