@@ -143,9 +143,23 @@ def described(args, lengths: list) -> str:
     return f"{kind}, {lengths[0][1]} steps; {resumes}"
 
 
-class RecordedSchedule:
-    """Trainer mixin: writes `lr_schedule.json` into each checkpoint, warns of a resumed run's other schedule length
-    (`resumed_lengths`) and, once trained, names the schedules it followed in `args.lr_schedule_followed` (what
+class NoStepPastTheEnd:
+    """Trainer mixin: a run resumed at its schedule's last step takes none. Trainer skips the batches the checkpoint's
+    epoch had trained and then trains the next one before it checks `max_steps`, so where the last step fell inside
+    an epoch (`--max_steps 6` at 4 steps an epoch; fractional epochs), the same command run again into the finished
+    run trained a step more (checkpoint-7: its weights and test numbers changed) where `train_session` expected none
+    and said "nothing left to train" only where the end fell on an epoch's end."""
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True  # the loops end here, as after the last step
+            return [], None
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+
+class RecordedSchedule(NoStepPastTheEnd):
+    """Trainer mixin (taking no step past the schedule's end, too): writes `lr_schedule.json` into each checkpoint,
+    warns of a resumed run's other schedule length (`resumed_lengths`) and, once trained, names the schedules it followed in `args.lr_schedule_followed` (what
     training_hyperparameters.json records as its lr_scheduler_type; a plain attribute, so training_args.bin keeps a
     valid `lr_scheduler_type` for whoever loads it into a Trainer)."""
 
@@ -176,3 +190,4 @@ class RecordedSchedule:
             with open(os.path.join(folder, SCHEDULE_FILE), "w", encoding="utf-8") as f:
                 json.dump(record, f, indent=2)
         return result
+
