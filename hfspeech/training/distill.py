@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hfspeech.training.run import TrainingSetup
 
 logger = logging.getLogger("hfspeech.distill")
+STREAMING_REFUSED = "distillation caches the teacher's logits per training clip; it does not work with --streaming"
 
 
 @dataclass
@@ -106,6 +107,8 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     except HfspeechError as error:
         raise UsageError(f"--teacher {error}") from None
     model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
+    if data_args.streaming:  # refused before anything is read or removed (--overwrite_output_dir: review R2)
+        raise UsageError(STREAMING_REFUSED)
     check_teacher_fits(distill_args.teacher, model_args)
     warn_if_trimmed_otherwise(distill_args.teacher, data_args)
     # A teacher trained by the recipe looks like a run to resume: the student was written over it. One in a checkpoint
@@ -150,9 +153,8 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) ->
     from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
     from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
 
-    if setup.streamed is not None:
-        raise UsageError("distillation caches the teacher's logits per training clip; it does not work with "
-                         "--streaming")
+    if setup.streamed is not None:  # (refused as the flags are read: `parse_distill_args`)
+        raise UsageError(STREAMING_REFUSED)
     warn_if_teacher_heard(setup, distill_args.teacher)
     trainer, train_view = setup.trainer, setup.views["train"]
     sampling_rate = int(trainer.processing_class.sampling_rate)  # the rate the clips were decoded at

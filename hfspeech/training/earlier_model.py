@@ -49,7 +49,7 @@ def remote_code_names(folder: Path) -> list[str]:
     while pending:
         name = pending.pop()
         path = folder / name
-        if name in found or not path.is_file():
+        if name in found or not is_module_beside(name, folder):
             continue
         found.append(name)
         try:
@@ -58,6 +58,16 @@ def remote_code_names(folder: Path) -> list[str]:
             continue
         pending += [f"{module}.py" for pattern in RELATIVE_IMPORTS for module in pattern.findall(source)]
     return found
+
+
+def is_module_beside(name: str, folder: Path) -> bool:
+    """Whether `name` is a module file directly in `folder`: a bare Python name (`modeling_cnn.py`), a regular file
+    there. An `auto_map` of `../x.Class`, `/abs/x.Class` or `linked/x.Class` (review R2: each removed a file outside
+    the run), or `from .. import b` read as `.py`, names none."""
+    module = name[:-len(".py")]
+    path = folder / name
+    return (module.isidentifier() and path.is_file() and not path.is_symlink()
+            and path.resolve().parent == folder.resolve())
 
 
 def auto_map_references(folder: Path) -> list[str]:

@@ -212,12 +212,12 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments, trainin
     data = agreed(lambda: load_data(model_args, data_args, training_args, sampling_rate, teacher))  # a machine's copy
     if training_args.world_size > 1:  # each machine prepared its own copy: the same rows, or no process trains
         check_every_process_same_data(data.label_names, data.kept, data.dataset)
-    input_paths = {"--model_name_or_path": model_args.model_name_or_path, "--teacher": teacher}  # never removed:
-    agreed(lambda: start_over(training_args, input_paths))  # inputs accepted: the earlier run goes
-    record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
     model, feature_extractor = agreed(lambda: build_model(  # each machine's copy of the weights (one cut short)
         model_args, data.label_names, extractor, data_args.max_length_seconds, data_args.trimmed_at()))
     check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
+    input_paths = {"--model_name_or_path": model_args.model_name_or_path, "--teacher": teacher}  # never removed:
+    agreed(lambda: start_over(training_args, input_paths))  # inputs accepted, model loaded: the earlier run goes
+    record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
     inputs = agreed(lambda: training_inputs(  # each machine's --noise_dir, and its disk for the feature cache
         model_args, data_args, training_args, data, model, feature_extractor, sampling_rate))
     num_labels = len(data.label_names)

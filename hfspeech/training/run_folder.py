@@ -51,7 +51,7 @@ EARLIER_RUN_FILES = frozenset({*RUN_MARKERS, METRICS_FILE, "all_results.json", D
                               - {"runs", "manifests"})
 # What only an hfspeech run writes: a fresh start removes nothing from a folder without one of these (or a
 # checkpoint), so a user's metrics.json beside another tool's `runs/` stays.
-OWN_TRACE = (STATE_FILE, "training_args.bin", "run_inputs.json")
+OWN_TRACE = (STATE_FILE, "training_args.bin", "run_inputs.json", HYPERPARAMETERS_FILE)  # the last: `hfspeech average`'s
 EXPORT_FOLDERS = ("onnx", "torchscript")  # `hfspeech export`'s default folders in a run (`export.staging`)
 EXPORT_FILES = frozenset({*EXPORT_ONLY_FILES, "config.json", "preprocessor_config.json"})
 
