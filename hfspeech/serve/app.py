@@ -84,6 +84,9 @@ class Endpoints:
         try:
             return await asyncio.wait_for(work, self.settings.request_timeout)
         except asyncio.TimeoutError:
+            if self.runner.classifier is None and self.runner.load_error is None:  # audit MX: Whisper loads > 2 min
+                raise ApiError(503, "not_ready", f"the model is still loading ({self.settings.request_timeout:g} s "
+                               "waited); GET /health answers 200 once it has loaded") from None
             raise ApiError(408, "timeout", f"request took longer than {self.settings.request_timeout:g} s "
                            "(a body that stopped arriving, or the server is overloaded)") from None
 
