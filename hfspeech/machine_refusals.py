@@ -105,15 +105,21 @@ def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
     """The one line for what the machine refused where a library raised it: memory (first: it imports nothing, with
     memory still short), a full or read-only disk, an access refused, no home, no locks, no temporary folder; None
     for any other error (a bug), which stays a traceback. `command` names the flags that lower the memory taken."""
-    if (memory := out_of_memory(error, command) or worker_lost(error)) is not None:
-        error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
-        return memory
-    if (scratch := no_temporary_folder(error)) is not None:  # (a FileNotFoundError: before the disk's reasons)
-        return scratch
+    if (said := memory_or_scratch(error, command)) is not None:
+        return said
     if (reason := disk_write_failure(error)) is not None:
         return cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or read-only; "
                             "make room, or write elsewhere, and run again")
     return access_refusal(error) or homeless(error) or no_locks(error)
+
+
+def memory_or_scratch(error: Exception, command: str) -> Optional[HfspeechError]:
+    """Memory short (first: it imports nothing, with memory still short) or no temporary folder (a FileNotFoundError:
+    before the disk's reasons); the CLI's catch-all then looks for a missing package before the rest."""
+    if (memory := out_of_memory(error, command) or worker_lost(error)) is not None:
+        error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
+        return memory
+    return no_temporary_folder(error)
 
 
 def homeless(error: BaseException) -> Optional[NoHomeError]:

@@ -12,15 +12,15 @@ from typing import Optional
 
 from hfspeech.errors import HfspeechError
 from hfspeech.machine_refusals import homeless, no_locks, out_of_memory, worker_lost  # noqa: F401 (their old home)
-from hfspeech.machine_refusals import machine_refusal as refusal_said_below_the_cli
+from hfspeech.machine_refusals import machine_refusal as refusal_said_below_the_cli, memory_or_scratch
 
 
 def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
     """The one line for what the machine refused where a library raised it (`machine_refusals.machine_refusal`:
     memory first, with memory still short), or an optional package missing; None for any other error, which stays a
     traceback."""
-    if (said := refusal_said_below_the_cli(error, command)) is not None:
+    if (said := memory_or_scratch(error, command)) is not None:
         return said
     from hfspeech.cli.extras import missing_extra
 
-    return missing_extra(error, command)
+    return missing_extra(error, command) or refusal_said_below_the_cli(error, command)  # (a chained one: as before)

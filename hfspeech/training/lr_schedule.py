@@ -99,7 +99,7 @@ def resumed_lengths(checkpoint: Optional[str], args, num_training_steps: int) ->
     lengths = recorded_lengths(read_json(os.path.join(checkpoint, SCHEDULE_FILE)) or {}) or [[0, state["max_steps"]]]
     old, step = lengths[-1][1], int(state.get("global_step") or 0)
     old_rates, new_rates = learning_rates(args, old), learning_rates(args, num_training_steps)
-    later_steps = range(step + 1, max(old, num_training_steps)) if old_rates else ()  # step k sets step k+1's rate
+    later_steps = range(step + 1, num_training_steps) if old_rates else ()  # step k sets step k+1's rate: this run's
     first = next((k for k in later_steps if not math.isclose(old_rates(k), new_rates(k))), None)
     if first is None:
         return lengths

@@ -98,8 +98,12 @@ def note_learning_rate(checkpoint: Optional[str], training_args) -> None:
 def check_resume_inputs(checkpoint: Optional[str], config, training_args) -> None:
     """The checks, once the model is built (labels known) and before features are cached or a step taken."""
     check_checkpoint_matches(checkpoint, config, named=bool(training_args.resume_from_checkpoint))
-    check_same_schedule(checkpoint, training_args, way_out(bool(training_args.resume_from_checkpoint)))
     note_learning_rate(checkpoint, training_args)
+
+
+def check_schedule(checkpoint: Optional[str], training_args) -> None:
+    """`lr_schedule.check_same_schedule`, before the data is read (`run.model_inputs`): it needs only the flags."""
+    check_same_schedule(checkpoint, training_args, way_out(bool(training_args.resume_from_checkpoint)))
 
 
 DATA_RECORD_FILE = "run_inputs.json"  # in the run folder: the data (and pretrained start) of its checkpoints

@@ -37,7 +37,7 @@ from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held, start_over
-from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, record_data
+from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, check_schedule, record_data
 from hfspeech.training.same_data import check_every_process_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
 from hfspeech.training.distributed import agreed, rank_marker_callbacks
@@ -98,6 +98,7 @@ def model_inputs(resume: Optional[str], model_args, data_args, training_args) ->
     """(data record, feature extractor, sampling rate): quick checks that may fail on one machine alone (its copies
     of the checkpoint and model), agreed before the data is prepared: a failure waited for every machine's decoding."""
     record = check_same_data(resume, model_args, data_args, training_args)  # a checkpoint on other data: refused
+    check_schedule(resume, training_args)  # another learning-rate schedule: refused (`training.lr_schedule`)
     extractor = pretrained_feature_extractor(model_args)
     check_model_flags(model_args)  # a typo in --config_overrides: before the data is decoded, not after
     return record, extractor, int(extractor.sampling_rate) if extractor is not None else model_args.sampling_rate
@@ -214,7 +215,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments, trainin
         check_every_process_same_data(data.label_names, data.kept, data.dataset)
     model, feature_extractor = agreed(lambda: build_model(  # each machine's copy of the weights (one cut short)
         model_args, data.label_names, extractor, data_args.max_length_seconds, data_args.trimmed_at()))
-    check_resume_inputs(resume, model.config, training_args)  # other labels or model: refused, not resumed
+    agreed(lambda: check_resume_inputs(resume, model.config, training_args))  # other labels or model: refused
     input_paths = {"--model_name_or_path": model_args.model_name_or_path, "--teacher": teacher}  # never removed:
     agreed(lambda: start_over(training_args, input_paths))  # inputs accepted, model loaded: the earlier run goes
     record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
