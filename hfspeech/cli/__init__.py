@@ -5,6 +5,7 @@
     hfspeech demo-data OUTPUT_DIR [--kind keywords|languages|events]   only generate data (events: multi-label)
     hfspeech train --data_dir DATA --output_dir OUT ... the fine-tuning recipe (same flags as recipes/finetune.py)
     hfspeech distill --teacher RUN --student_model_type bcresnet|cnn|lstm ...   train on a teacher's soft targets
+                    (or --model_name_or_path STUDENT: a pretrained student, Whisper included)
     hfspeech cross-validate --train_file ALL.csv --group_column speaker [--num_folds K] ...
                     leave-one-group-out (or K folds of groups), mean +- spread over the folds
     hfspeech average RUN RUN [...] --output_dir OUT      one model: the weight average of runs of one recipe

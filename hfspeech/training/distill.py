@@ -91,7 +91,7 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     help_parser = recipe_parser(DistillationArguments, prog=prog)
     help_parser.add_argument("--student_model_type", default=argparse.SUPPRESS, metavar="MODEL_TYPE",
                              help="the student's architecture (the recipe's --model_type, which it replaces; "
-                             "default: cnn)")
+                             "--model_name_or_path starts from a pretrained student instead; default: cnn)")
     exit_with_help_if_asked(argv, help_parser)
     # the files' flags too (`--args_file` holding --teacher or --student_model_type): expanded before they are read
     argv = [student_as_model_type(arg, help_parser._option_string_actions)
