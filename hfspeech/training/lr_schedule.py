@@ -159,9 +159,9 @@ class NoStepPastTheEnd:
 
 class RecordedSchedule(NoStepPastTheEnd):
     """Trainer mixin (taking no step past the schedule's end, too): writes `lr_schedule.json` into each checkpoint,
-    warns of a resumed run's other schedule length (`resumed_lengths`) and, once trained, names the schedules it followed in `args.lr_schedule_followed` (what
-    training_hyperparameters.json records as its lr_scheduler_type; a plain attribute, so training_args.bin keeps a
-    valid `lr_scheduler_type` for whoever loads it into a Trainer)."""
+    warns of a resumed run's other schedule length (`resumed_lengths`) and, once trained, names the schedules it
+    followed in `args.lr_schedule_followed` (what training_hyperparameters.json records as its lr_scheduler_type; a
+    plain attribute, so training_args.bin keeps a valid `lr_scheduler_type` for whoever loads it into a Trainer)."""
 
     schedule_lengths: Optional[list] = None
     resumed_from: Optional[str] = None
