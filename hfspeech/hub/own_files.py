@@ -33,8 +33,9 @@ def onnx_problem(run: Path) -> str | None:
     too: published, a stale file goes out under the card's name and numbers, and `hfspeech export RUN` writes
     the record in seconds for a baseline (a warning would scroll past in a `push`)."""
     onnx = run / "onnx"
-    int8 = " --quantize int8 (with the flags it was made with)" if (onnx / "model_quantized.onnx").is_file() else ""
-    again = f"run `hfspeech export {shlex.quote(str(run))}{int8}` again"  # without them the int8 file went too
+    int8 = " --quantize int8" if (onnx / "model_quantized.onnx").is_file() else ""  # without it the int8 file went too
+    flags = " (with the flags it was made with)" if int8 else ""  # words outside the command, which pastes as it is
+    again = f"run `hfspeech export {shlex.quote(str(run))}{int8}` again{flags}"
     if not (onnx / TRACED_FROM).is_file():
         return (f"{onnx}: no {TRACED_FROM}, so nothing tells whether it was exported from {run}'s current weights "
                 f"(an older hfspeech's or another tool's export); {again}")
