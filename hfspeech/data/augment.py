@@ -18,6 +18,7 @@ output stays the same sample for sample.
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from dataclasses import dataclass, fields
@@ -142,6 +143,15 @@ def flag_numbers(name: str, text) -> Optional[tuple[float, ...]]:
         raise UsageError(f"--{name}: expected comma-separated numbers such as '0.9,1.1', got {text!r}") from None
 
 
+def noise_files_of_flag(noise_dir: str) -> list[str]:
+    """`_noise_files`, its problem named by the flag (`--noise_dir 'noise' is not a folder`), as the check made when
+    the command line is read says it: a launched run checks each machine's copy here (`check_augmentation_flags`)."""
+    try:
+        return _noise_files(noise_dir)
+    except UsageError as error:
+        raise UsageError(f"--{error}") from None
+
+
 def check_augmentation_flags(flags) -> None:
     """Check the augmentation flags of ``flags`` (an object with ``AugmentationConfig``'s field names, as
     ``DataArguments``) as the command line is read: a bad value, a missing noise folder or a noise file that does
@@ -153,8 +163,8 @@ def check_augmentation_flags(flags) -> None:
     values["noise_snr_db"] = snr if snr is None else snr[:1] + snr[-1:]
     try:
         config = AugmentationConfig(**values)
-        if config.noise_dir is not None:
-            _noise_files(config.noise_dir)
+        if config.noise_dir is not None and int(os.environ.get("WORLD_SIZE") or 1) == 1:
+            _noise_files(config.noise_dir)  # several processes: each machine's copy later, agreed (`training.run`)
     except UsageError as error:  # the messages start with the field's name, which is the flag's
         raise UsageError(f"--{error}") from None
 
@@ -192,7 +202,7 @@ class WaveformAugmenter:
             noises.append(AddGaussianSNR(min_snr_db=low, max_snr_db=high, p=1.0))
         if config.noise_dir is not None:
             low, high = config.noise_snr_db or DEFAULT_BACKGROUND_SNR_DB
-            noises.append(CachedBackgroundNoise(_noise_files(config.noise_dir), min_snr_db=low,
+            noises.append(CachedBackgroundNoise(noise_files_of_flag(config.noise_dir), min_snr_db=low,
                                                 max_snr_db=high, p=1.0))
         if noises:
             transforms.append(OneOf(noises, p=config.noise_prob))
