@@ -40,10 +40,20 @@ def test_remote_code_outside_the_run_is_never_removed(tmp_path):
 
 def test_an_average_folder_is_a_run_whose_model_goes(tmp_path):
     folder = save_random_baseline(tmp_path / "avg", "cnn", ["a", "b"], 0.5)
-    (folder / "training_hyperparameters.json").write_text("{}")  # `hfspeech average` writes no trainer record
+    (folder / "training_clips.json").write_text("{}")  # `hfspeech average` writes no trainer record
+    (folder / "training_hyperparameters.json").write_text("{}")
     (folder / "notes.txt").write_text("mine")
     fresh_start(folder)
     assert sorted(os.listdir(folder)) == ["notes.txt"]
+
+
+def test_a_staged_repo_is_not_taken_for_a_run(tmp_path):
+    """`hfspeech stage` writes training_hyperparameters.json beside the model, and no training_clips.json."""
+    folder = save_random_baseline(tmp_path / "staged", "cnn", ["a", "b"], 0.5)
+    (folder / "training_hyperparameters.json").write_text("{}")
+    before = sorted(os.listdir(folder))
+    fresh_start(folder)
+    assert sorted(os.listdir(folder)) == before
 
 
 def test_a_start_that_does_not_load_leaves_the_earlier_run_whole(tmp_path):
@@ -66,3 +76,16 @@ def test_distill_streaming_is_refused_as_its_flags_are_read(tmp_path):
     with pytest.raises(UsageError, match="does not work with --streaming"):
         parse_distill_args(["--teacher", str(teacher), "--data_dir", str(tmp_path), "--output_dir",
                             str(tmp_path / "student"), "--streaming", "--overwrite_output_dir"])
+
+
+def test_a_flag_the_trainer_refuses_leaves_the_earlier_run_whole(tmp_path):
+    """Review R4: --gradient_checkpointing on the CNN (refused as the Trainer is built), --freeze_base_model with
+    augmentation (refused as the training views are made) and a distill teacher's weights cut short (refused as it is
+    attached) each came after the fresh start had removed the earlier run."""
+    tones = write_tone_folder(tmp_path / "data", clips_per_class=6, rates=(16000,))
+    run = tmp_path / "run"
+    assert train(["--data_dir", str(tones)], run, "--max_steps", "2", "--per_device_train_batch_size", "4") == 0
+    before = sorted(os.listdir(run))
+    assert train(["--data_dir", str(tones)], run, "--max_steps", "2", "--gradient_checkpointing", "True",
+                 "--overwrite_output_dir") == 2
+    assert sorted(os.listdir(run)) == before

@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator, Optional
 
-from hfspeech.models.fingerprint import SHARD_PATTERNS, made_from, with_usual_modes
+from hfspeech.models.fingerprint import SHARD_PATTERNS, TRACED_FROM, folder_fingerprint, made_from, with_usual_modes
 from hfspeech.models.loading import WEIGHT_FILES
 from hfspeech.output_folders import locked_scratch, named_at, remove_leftover_scratch
 from hfspeech.training.checkpoints import FINAL_SAVE, model_write_errors
@@ -53,20 +53,34 @@ def save_model(trainer) -> None:
                 trainer.accelerator.wait_for_everyone()  # every process's files written (DeepSpeed's) before they move
             if trainer.args.should_save and scratch.is_dir():
                 with_usual_modes(scratch)  # safetensors writes 0600 (`models.fingerprint`)
+                earlier = unrecorded_export_weights(output_dir)
                 move_in(scratch, output_dir)
-                warn_of_earlier_export(output_dir)
+                warn_of_earlier_export(output_dir, earlier)
         except Exception as error:  # a message naming the file where the user will look for it
             raise named_at(error, scratch, output_dir)
 
 
-def warn_of_earlier_export(output_dir: Path) -> None:
+def unrecorded_export_weights(output_dir: Path) -> Optional[dict]:
+    """The model's fingerprint before this save, where `onnx/` holds an export without traced_from.json (an older
+    hfspeech's): only then is it needed, to tell whether the save changed the weights (a rerun with nothing left to
+    train saves the same ones: review R4)."""
+    folder = output_dir / "onnx"
+    if (folder / "model.onnx").is_file() and not (folder / TRACED_FROM).is_file():
+        return folder_fingerprint(output_dir)
+    return None
+
+
+def warn_of_earlier_export(output_dir: Path, unrecorded: Optional[dict]) -> None:
     """An `onnx/` export left in the run folder by an earlier training of it (a resumed or continued run;
     --overwrite_output_dir removes it) runs the earlier weights. `predict` warns of one whose traced_from.json shows
     it, but one by an hfspeech older than that record answered with the old model without a word (audit UP: made by
-    d97cbe6, 8 of 48 top-1 labels changed after a resumed run, exit 0). Said once, here, where the weights changed.
-    (`torchscript/`, a baseline's twin, is traced again after this save by `hfspeech train` itself.)"""
+    d97cbe6, 8 of 48 top-1 labels changed after a resumed run, exit 0). Said once, here, where the weights changed
+    (`unrecorded`: the weights before this save, for such an export). (`torchscript/`, a baseline's twin, is traced
+    again after this save by `hfspeech train` itself.)"""
     folder = output_dir / "onnx"
-    if (folder / "model.onnx").is_file() and not made_from(folder, output_dir):  # also: no traced_from.json
+    if not (folder / "model.onnx").is_file():
+        return
+    if folder_fingerprint(output_dir) != unrecorded if unrecorded is not None else not made_from(folder, output_dir):
         logger.warning("warning: %s was exported from the run's earlier weights; it runs the earlier model: "
                        "`hfspeech export %s` again to run this one", folder, output_dir)
 

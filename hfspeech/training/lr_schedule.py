@@ -150,11 +150,20 @@ class NoStepPastTheEnd:
     run trained a step more (checkpoint-7: its weights and test numbers changed) where `train_session` expected none
     and said "nothing left to train" only where the end fell on an epoch's end."""
 
+    stopped_at_the_end = False
+
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         if 0 < self.state.max_steps <= self.state.global_step:
-            self.control.should_training_stop = True  # the loops end here, as after the last step
+            self.control.should_training_stop = self.stopped_at_the_end = True  # the loops end, as after the last step
             return [], None
         return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+    def _maybe_log_save_evaluate(self, *args, **kwargs):
+        """Nothing at the end of that epoch either: it evaluated again and rewrote the last checkpoint (review R4)."""
+        if self.stopped_at_the_end:
+            self.control.should_log = self.control.should_evaluate = self.control.should_save = False
+            return None
+        return super()._maybe_log_save_evaluate(*args, **kwargs)
 
 
 class RecordedSchedule(NoStepPastTheEnd):

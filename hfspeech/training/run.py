@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import transformers
 from datasets import DatasetDict
@@ -178,6 +178,7 @@ class TrainingSetup:
     streamed: Optional[StreamedData] = None  # --streaming: the training stream (hfspeech.data.streaming)
     training_clips: dict = field(default_factory=dict)  # written beside the model for `hfspeech evaluate`
     decoded: Optional[DatasetDict] = None  # the prepared splits: the test pass reads their clips' lengths and paths
+    start: Callable[[], None] = lambda: None  # --overwrite_output_dir's fresh start and the run's record, called last
 
 
 def default_transformers_verbosity() -> None:
@@ -217,8 +218,10 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments, trainin
         model_args, data.label_names, extractor, data_args.max_length_seconds, data_args.trimmed_at()))
     agreed(lambda: check_resume_inputs(resume, model.config, training_args))  # other labels or model: refused
     input_paths = {"--model_name_or_path": model_args.model_name_or_path, "--teacher": teacher}  # never removed:
-    agreed(lambda: start_over(training_args, input_paths))  # inputs accepted, model loaded: the earlier run goes
-    record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
+
+    def start() -> None:  # every input accepted (trainer built, teacher attached): the earlier run goes (review R4)
+        agreed(lambda: start_over(training_args, input_paths))
+        record_data(record, training_args, split_method(data.report.notes, data_args.group_column), resume)
     inputs = agreed(lambda: training_inputs(  # each machine's --noise_dir, and its disk for the feature cache
         model_args, data_args, training_args, data, model, feature_extractor, sampling_rate))
     num_labels = len(data.label_names)
@@ -238,7 +241,7 @@ def setup_training(model_args: ModelArguments, data_args: DataArguments, trainin
         **loss_and_sampler_options(data_args, data.train_labels, num_labels, model_args.multi_label, pos_weight),
     )
     return TrainingSetup(trainer, inputs.views, data.label_names, data.report, resume, data.streamed,
-                         data.training_clips, data.dataset)
+                         data.training_clips, data.dataset, start)
 
 
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
@@ -253,6 +256,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
             setup = setup_training(model_args, data_args, training_args, teacher)
             if before_training is not None:
                 before_training(setup)
+            setup.start()  # nothing of the earlier run goes before every refusal has had its turn
         trainer, views, label_names, report = setup.trainer, setup.views, setup.label_names, setup.report
         train_metrics = train_session(trainer, setup.resume_from_checkpoint)  # none of its own if it took no step
         warn_if_best_metric_tied(trainer)

@@ -51,7 +51,8 @@ EARLIER_RUN_FILES = frozenset({*RUN_MARKERS, METRICS_FILE, "all_results.json", D
                               - {"runs", "manifests"})
 # What only an hfspeech run writes: a fresh start removes nothing from a folder without one of these (or a
 # checkpoint), so a user's metrics.json beside another tool's `runs/` stays.
-OWN_TRACE = (STATE_FILE, "training_args.bin", "run_inputs.json", HYPERPARAMETERS_FILE)  # the last: `hfspeech average`'s
+OWN_TRACE = (STATE_FILE, "training_args.bin", "run_inputs.json", TRAINING_CLIPS_FILE)  # the last: `hfspeech average`'s
+# (not training_hyperparameters.json, which a staged repo holds too: review R4)
 EXPORT_FOLDERS = ("onnx", "torchscript")  # `hfspeech export`'s default folders in a run (`export.staging`)
 EXPORT_FILES = frozenset({*EXPORT_ONLY_FILES, "config.json", "preprocessor_config.json"})
 
