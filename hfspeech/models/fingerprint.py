@@ -45,7 +45,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _model_files(folder: Path) -> list[str]:
+def model_files(folder: Path) -> list[str]:
+    """The config and weights (any format, shards too) in `folder`: what decides what a saved model computes."""
     shards = sorted(path.name for pattern in SHARD_PATTERNS for path in folder.glob(pattern))
     names = ["config.json", *WEIGHT_FILES, *shards]
     return [name for name in names if (folder / name).is_file()]
@@ -54,13 +55,13 @@ def _model_files(folder: Path) -> list[str]:
 def folder_fingerprint(folder: str | Path) -> dict[str, str]:
     """`{file name: sha256}` of the files that decide what a saved model computes: config.json and its weights."""
     folder = Path(folder)
-    return {name: file_sha256(folder / name) for name in _model_files(folder)}
+    return {name: file_sha256(folder / name) for name in model_files(folder)}
 
 
 def folder_stats(folder: str | Path) -> dict[str, list[int]]:
     """`{file name: [size, mtime_ns, ctime_ns, inode]}` of the same files: equal means not rewritten since."""
     folder = Path(folder)
-    stats = {name: (folder / name).stat() for name in _model_files(folder)}
+    stats = {name: (folder / name).stat() for name in model_files(folder)}
     return {name: [s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino] for name, s in stats.items()}
 
 
@@ -96,7 +97,7 @@ def made_from(export_dir: str | Path, model_dir: str | Path) -> bool:
 def readable_fingerprint(folder: str | Path) -> tuple[dict[str, str], set[str]]:
     """`folder_fingerprint` of the files that can be read, and the names of those that cannot."""
     folder, fingerprint, unreadable = Path(folder), {}, set()
-    for name in _model_files(folder):
+    for name in model_files(folder):
         try:
             fingerprint[name] = file_sha256(folder / name)
         except OSError:
@@ -118,7 +119,7 @@ def usual_file_mode() -> int:
 def with_usual_modes(folder: str | Path) -> None:
     """The weight files of `folder` given `usual_file_mode()`; left as they are where modes cannot be set."""
     folder, mode = Path(folder), usual_file_mode()
-    for name in _model_files(folder):
+    for name in model_files(folder):
         with contextlib.suppress(OSError):  # another owner's file, a file system without modes
             if (folder / name).stat().st_mode & 0o777 != mode:
                 os.chmod(folder / name, mode)

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from hfspeech.errors import UsageError
-from hfspeech.models.fingerprint import SHARD_PATTERNS
-from hfspeech.models.loading import WEIGHT_FILES
+from hfspeech.models.fingerprint import model_files
 from hfspeech.output_folders import folder_named
 
 MODEL_CONFIGS = ("config.json", "preprocessor_config.json")  # config.json first: without it no model loads
@@ -36,8 +35,7 @@ RELATIVE_IMPORTS = (re.compile(r"^\s*import\s+\.(\S+)\s*$", re.MULTILINE),
 def earlier_model_names(output_dir: str) -> list[str]:
     """The names of the model's files in `output_dir` (the module docstring says which), config.json first."""
     folder = Path(output_dir)
-    shards = sorted(path.name for pattern in SHARD_PATTERNS for path in folder.glob(pattern))
-    names = dict.fromkeys([*MODEL_CONFIGS, *WEIGHT_FILES, *shards, *remote_code_names(folder)])
+    names = dict.fromkeys([*MODEL_CONFIGS, *model_files(folder), *remote_code_names(folder)])
     return [name for name in names if (folder / name).is_file() and not (folder / name).is_symlink()]
 
 
