@@ -69,6 +69,14 @@ class LSTMLayer(nn.Module):
         self.backward_lstm = nn.LSTM(input_size, hidden_size, batch_first=True) if bidirectional else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN on some CPUs (an AMD EPYC, session 43) has no bf16 LSTM: `--bf16 --use_cpu` stopped with
+            # "could not create a primitive descriptor"; the recurrence runs in float32, the layers after it in bf16
+            with torch.autocast("cpu", enabled=False):
+                return self.recur(x.float(), lengths)
+        return self.recur(x, lengths)
+
+    def recur(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         output, _ = self.forward_lstm(x)
         if self.backward_lstm is not None:
             backward, _ = self.backward_lstm(reverse_within_lengths(x, lengths))
