@@ -122,12 +122,13 @@ def test_an_untrimmed_run_is_not_resumed_trimmed(tmp_path: Path):
 
     from hfspeech.training.arguments import DataArguments
     from hfspeech.training.checkpoints import CheckpointError
-    from hfspeech.training.resume_inputs import _write_record, check_same_data, data_record
+    from hfspeech.training.resume_inputs import check_same_data, data_record
+    from hfspeech.training.run_inputs_file import write_record
 
     (tmp_path / "run" / "checkpoint-1").mkdir(parents=True)
     model_args = SimpleNamespace(model_name_or_path=None)
     training = SimpleNamespace(seed=0, resume_from_checkpoint=None)
-    _write_record(str(tmp_path / "run"), data_record(None, DataArguments(data_dir=str(tmp_path)), 0))
+    write_record(str(tmp_path / "run"), data_record(None, DataArguments(data_dir=str(tmp_path)), 0))
     check = str(tmp_path / "run" / "checkpoint-1")
     check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path)), training)  # same: resumes
     with pytest.raises(CheckpointError, match="trim_top_db None -> 40.0"):

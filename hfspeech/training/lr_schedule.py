@@ -7,8 +7,9 @@ follows another curve; all without a word, and training_hyperparameters.json nam
 training_args.bin is a pickle that Trainer never reads back, so each checkpoint gets `lr_schedule.json` (the flags
 that shape the schedule, and its lengths). On resume:
 
-- another shape (`SHAPE_FLAGS`) is refused in one line: the steps before and after would follow two curves that no
-  one name describes, and starting over gives whoever wants the other shape the whole of it;
+- another shape (`SHAPE_FLAGS`; the warmup as the steps it takes, transformers' rule) is refused in one line: the
+  steps before and after would follow two curves that no one name describes, and starting over gives whoever wants
+  the other shape the whole of it; a record that names no schedule (a hand edit, a cut) is one line naming it;
 - another length (epochs, steps, batch size: "train longer") is warned in one line with the rate it changes, and
   recorded: training_hyperparameters.json's `lr_scheduler_type` then reads "linear, 8 steps; resumed at step 4 as 12"
   (`args.lr_schedule_followed`, which `hub.push.finish_run` records).
@@ -23,7 +24,7 @@ import os
 from typing import Optional
 
 import torch
-from transformers import get_scheduler
+from transformers import SchedulerType, get_scheduler
 
 from hfspeech.training.checkpoints import CheckpointError
 
@@ -31,6 +32,14 @@ logger = logging.getLogger("hfspeech.train")
 
 SCHEDULE_FILE = "lr_schedule.json"
 SHAPE_FLAGS = ("lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps")
+SCHEDULE_NAMES = frozenset(kind.value for kind in SchedulerType)  # what --lr_scheduler_type takes
+WARMUP_FLAGS = ("warmup_ratio", "warmup_steps")  # compared as the steps they give (`warmup_of`)
+SHAPE_CHECKS = {  # what each flag's recorded value must be for the record to name a schedule (`refuse_damaged`)
+    "lr_scheduler_type": (lambda value: value in SCHEDULE_NAMES, "a schedule's name"),
+    "lr_scheduler_kwargs": (lambda value: isinstance(value, dict), "an object"),
+    "warmup_ratio": (lambda value: type(value) in (int, float) and 0 <= value <= 1, "a number from 0 to 1"),
+    "warmup_steps": (lambda value: type(value) is int and value >= 0, "a whole number of steps"),
+}
 
 
 def schedule_shape(args) -> dict:
@@ -56,7 +65,8 @@ def read_json(path: str) -> Optional[dict]:
 
 def check_same_schedule(checkpoint: Optional[str], args, way_out: str) -> None:
     """Refuse to resume `checkpoint` with another schedule shape (cheap: before any data is read); a checkpoint of an
-    earlier hfspeech, which recorded none, is said not to be checked."""
+    earlier hfspeech, which recorded none, is said not to be checked. The warmup is compared as the steps it takes in
+    the checkpoint's schedule (`warmup_of`): `--warmup_steps 2` resumed with another `--warmup_ratio` is the same."""
     if not checkpoint or not os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
         return
     saved = read_json(os.path.join(checkpoint, SCHEDULE_FILE))
@@ -65,14 +75,47 @@ def check_same_schedule(checkpoint: Optional[str], args, way_out: str) -> None:
                        "against its learning-rate schedule: resume with the --lr_scheduler_type and --warmup_* it was "
                        "trained with", checkpoint, SCHEDULE_FILE)
         return
-    now = schedule_shape(args)
-    changed = [flag for flag in SHAPE_FLAGS if flag in saved and saved[flag] != now[flag]]
+    refuse_damaged(os.path.join(checkpoint, SCHEDULE_FILE), saved)
+    now, steps = schedule_shape(args), schedule_steps(checkpoint, saved)
+    changed = [flag for flag in SHAPE_FLAGS if flag not in WARMUP_FLAGS and saved[flag] != now[flag]]
+    if warmup_of(saved, steps) != warmup_of(now, steps):
+        changed += [flag for flag in WARMUP_FLAGS if saved[flag] != now[flag]]
     if changed:
         differences = "; ".join(f"--{flag} {saved[flag]!r} -> {now[flag]!r}" for flag in changed)
         flags = " ".join(f"--{flag} {shell_value(saved[flag])}" for flag in changed)
         raise CheckpointError(f"{checkpoint}: cannot resume with another learning-rate schedule ({differences}): its "
                               "steps followed the checkpoint's and the rest would follow this one, a mix no flag "
                               f"describes; resume with `{flags}`, or {way_out}")
+
+
+def refuse_damaged(path: str, saved: dict) -> None:
+    """One line for a record that holds no schedule a resume could be told to follow (a hand edit, a cut): its
+    `"lr_scheduler_type": null` was suggested back as `--lr_scheduler_type None`, which the flags refuse."""
+    for flag, (readable, expected) in SHAPE_CHECKS.items():
+        if flag not in saved or not readable(saved[flag]):
+            held = (f"its {flag} is `{json.dumps(saved[flag])}`, not {expected}" if flag in saved
+                    else f"holds no {flag}")
+            raise CheckpointError(f"{path}: {held} (cut short or edited); restore it, or delete it to resume unchecked "
+                                  "against the checkpoint's learning-rate schedule (with the --lr_scheduler_type and "
+                                  "--warmup_* it was trained with)")
+
+
+def schedule_steps(checkpoint: str, saved: dict) -> Optional[int]:
+    """The length of the schedule the checkpoint's last steps followed: the record's, else trainer_state.json's."""
+    lengths = recorded_lengths(saved)
+    if lengths:
+        return lengths[-1][1]
+    steps = (read_json(os.path.join(checkpoint, "trainer_state.json")) or {}).get("max_steps")
+    return steps if isinstance(steps, int) else None
+
+
+def warmup_of(shape: dict, steps: Optional[int]):
+    """The warmup steps `shape` gives a schedule of `steps`, by transformers' rule (`TrainingArguments.
+    get_warmup_steps`: --warmup_steps where above 0, else the ratio of the steps, rounded up); with no known length,
+    the ratio itself."""
+    if shape["warmup_steps"] > 0:
+        return shape["warmup_steps"]
+    return shape["warmup_ratio"] if steps is None else math.ceil(steps * shape["warmup_ratio"])
 
 
 def shell_value(value) -> str:

@@ -4,9 +4,9 @@ A run resumes from the last checkpoint of `--output_dir` by default, so a rerun 
 folder resumed silently: a `load_state_dict` traceback (another architecture or size), or -- worse -- the old class
 ids mapped onto the new labels where the shapes agree. So the checkpoint's `config.json` (model type, sizes,
 `id2label`, crop length) is compared with the model this run has just built, and its run folder's `run_inputs.json`
-(data, seed, splits, pretrained start) with this run's. Epochs, steps, batch size, logging and saving may change
-(the schedule's new length is warned, another shape refused: `lr_schedule`), and a new `--learning_rate` is said
-not to be used (`note_learning_rate`).
+(data, seeds, splits, pretrained start; read and written by `run_inputs_file`) with this run's. Epochs, steps, batch
+size, logging and saving may change (the schedule's new length is warned, another shape refused: `lr_schedule`),
+and a new `--learning_rate` is said not to be used (`note_learning_rate`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hfspeech.models.problem_types import SINGLE_LABEL
 from hfspeech.training.checkpoints import CheckpointError
 from hfspeech.training.data_listings import path_listing
 from hfspeech.training.lr_schedule import check_same_schedule
+from hfspeech.training.run_inputs_file import DATA_RECORD_FILE, not_a_record, record_path, saved_record, write_record
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -106,8 +107,7 @@ def check_schedule(checkpoint: Optional[str], training_args) -> None:
     check_same_schedule(checkpoint, training_args, way_out(bool(training_args.resume_from_checkpoint)))
 
 
-DATA_RECORD_FILE = "run_inputs.json"  # in the run folder: the data (and pretrained start) of its checkpoints
-NEWER_KEYS = frozenset({"trim_top_db"})  # recorded since session 30: an older run_inputs.json is not checked on them
+NEWER_KEYS = ("trim_top_db", "data_seed")  # recorded since sessions 30, 44: an older record is not checked on them
 SPLIT_METHOD_KEY = "split_method"  # since session 32: `data.speech_commands.split_method`
 NEW_SPLIT_METHODS = frozenset({"lists", "speaker_groups"})  # ways earlier versions never split: absent = random
 LISTINGS_KEY = "data_listings"  # since session 32: {source flag: `path_listing`}, what tells moved data is the same
@@ -132,13 +132,16 @@ def with_listings(record: dict, known: Optional[dict] = None) -> dict:
     return {**record, LISTINGS_KEY: {key: listing for key, listing in listings.items() if listing is not None}}
 
 
-def data_record(model_name_or_path: Optional[str], data_args, seed: int, listings: bool = True) -> dict:
-    """What decides which clips a run trains and is tested on: the source (local paths made absolute), how missing
-    splits are carved (the seed among it), and the pretrained start, which config.json does not record. `listings`:
-    with each local path's `path_listing` (costly; `check_same_data` makes only those it needs)."""
+def data_record(model_name_or_path: Optional[str], data_args, seed: int, listings: bool = True,
+                data_seed: Optional[int] = None) -> dict:
+    """What decides which clips a run trains and is tested on, and in which order: the source (local paths made
+    absolute), how missing splits are carved (the seed among it), the batches' draws (`--data_seed`, where given,
+    replaces the seed in them: another one resumed into a run trains the rest of its epochs in another order), and
+    the pretrained start, which config.json does not record. `listings`: with each local path's `path_listing`
+    (costly; `check_same_data` makes only those it needs)."""
     source = {key: _absolute(value) for key, value in data_args.source().items()}
     record = {"model_name_or_path": _absolute(model_name_or_path), "data": source, "seed": seed,
-              "validation_split_percentage": data_args.validation_split_percentage,
+              "data_seed": data_seed, "validation_split_percentage": data_args.validation_split_percentage,
               "test_split_percentage": data_args.test_split_percentage, "group_column": data_args.group_column,
               "max_train_samples": data_args.max_train_samples, "trim_top_db": data_args.trimmed_at()}
     return with_listings(record) if listings else record
@@ -165,7 +168,8 @@ def saved_listings(saved: dict) -> dict:
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
     """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this run's
     record for `record_data`. No record (an older run), or one without a newer key, is not checked on it: warned."""
-    record = data_record(model_args.model_name_or_path, data_args, training_args.seed, listings=False)
+    record = data_record(model_args.model_name_or_path, data_args, training_args.seed, listings=False,
+                         data_seed=getattr(training_args, "data_seed", None))
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
     saved = saved_record(checkpoint)
     if saved is not None and not isinstance(saved.get("data"), dict):  # every version recorded its data flags
@@ -184,7 +188,7 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             listed = first_few(differences, 3, "; ")
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ({listed}); "
                                   f"{way_out(training_args.resume_from_checkpoint)}")
-        _warn_unchecked(checkpoint, [key for key in sorted(NEWER_KEYS) if key not in flat_saved])
+        _warn_unchecked(checkpoint, [key for key in NEWER_KEYS if key not in flat_saved])
         same = {key: listing for key, listing in saved_listings(saved).items()
                 if key in record["data"] and flat_saved.get(key) == record["data"][key]}  # the same path: kept
         record[LISTINGS_KEY] = {**same, **record.get(LISTINGS_KEY, {})}
@@ -227,35 +231,6 @@ def link_command(new: str, old: str) -> str:
     return f"{make}ln -s {shlex.quote(str(new_path))} {shlex.quote(str(old_path))}"
 
 
-def saved_record(checkpoint: Optional[str]) -> Optional[dict]:
-    """The run_inputs.json of the run folder holding `checkpoint`; None where there is none (an older run). One that
-    is no record (`[]`, `{}`: emptied or cut short) is one line: `[]` was an AttributeError traceback, and `{}` was
-    refused as "other data", every flag `None -> ...`."""
-    saved_path = record_path(checkpoint)
-    if not saved_path or not os.path.isfile(saved_path):
-        return None
-    try:
-        with open(saved_path, encoding="utf-8") as f:
-            saved = json.load(f)
-    except ValueError as error:  # a hand edit or a full disk: named, not a JSON traceback
-        raise CheckpointError(f"{saved_path}: not valid JSON ({error}); fix or delete it to resume") from None
-    if not isinstance(saved, dict) or not saved:
-        raise not_a_record(saved_path, saved)
-    return saved
-
-
-def record_path(checkpoint: Optional[str]) -> Optional[str]:
-    return os.path.join(os.path.dirname(os.path.normpath(checkpoint)), DATA_RECORD_FILE) if checkpoint else None
-
-
-def not_a_record(path: str, saved) -> CheckpointError:
-    """The one line for a run_inputs.json that records none of its run's data: what it holds, and the way out."""
-    shown = json.dumps(saved) if len(json.dumps(saved)) <= 40 else f"{json.dumps(saved)[:37]}..."
-    return CheckpointError(f"{path}: holds `{shown}`, not a record of its run's data (emptied, cut short or "
-                           "edited); restore it, or delete it to resume unchecked (with the data and flags the run was "
-                           "trained with)")
-
-
 def check_split_method(checkpoint: Optional[str], method: str, named) -> None:
     """Refuse to resume a run whose held-out splits were made another way (`data.speech_commands.split_method`):
     the same seed then holds out other clips, and the resumed run trains on its validation and test clips. A record
@@ -284,14 +259,6 @@ def record_data(record: dict, training_args, split_method: str, checkpoint: Opti
     stopped by its data had left a run_inputs.json that `evaluate --output_dir` refused as another run's files)."""
     check_split_method(checkpoint, split_method, training_args.resume_from_checkpoint)
     if training_args.should_save:
-        _write_record(training_args.output_dir, with_listings({**record, SPLIT_METHOD_KEY: split_method},
+        write_record(training_args.output_dir, with_listings({**record, SPLIT_METHOD_KEY: split_method},
                                                               record.get(LISTINGS_KEY)))
 
-
-def _write_record(output_dir: str, record: dict) -> None:
-    """Written whole (renamed into place), so that other processes checking it never read half a file."""
-    os.makedirs(output_dir, exist_ok=True)
-    temporary = os.path.join(output_dir, f".{DATA_RECORD_FILE}.tmp")
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2)
-    os.replace(temporary, os.path.join(output_dir, DATA_RECORD_FILE))
