@@ -76,7 +76,7 @@ def test_a_broken_decoder_once_mended_decodes_again(tmp_path, datasets_cache, mo
 
     manifest, _ = manifest_with_bad_files(tmp_path / "data", bad=0)
 
-    def broken(audio, rate):
+    def broken(audio, rate, *source_rates):
         raise AudioFileError(audio["path"], "no decoder (torchcodec is not installed)")
 
     with monkeypatch.context() as patched:

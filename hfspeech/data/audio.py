@@ -78,13 +78,14 @@ def describe_source(audio: dict[str, Any] | None) -> str:
     return (audio or {}).get("path") or ("<audio bytes without a file name>" if audio else "<empty audio cell>")
 
 
-def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
+def decode_audio(audio: str | dict[str, Any], sampling_rate: int, source_rates: Optional[list] = None) -> np.ndarray:
     """Decode a file path or an undecoded `datasets.Audio` value (`{"path", "bytes"}`) to mono float32.
 
     Raises `AudioFileError` for a missing, unreadable, empty (0 bytes), truncated (a WAV or MP3 holding less
     audio than its header declares: `wav_header`, `mp3_header`), undecodable, zero-length or NaN/inf file; a file
     only ffmpeg decodes, on a machine where torchcodec cannot load FFmpeg, is the machine's `FfmpegUnavailableError`
-    (`system_libraries`: not an `AudioFileError`, so `--skip_bad_files` does not skip it).
+    (`system_libraries`: not an `AudioFileError`, so `--skip_bad_files` does not skip it). `source_rates`: given, the
+    file's own sample rate is appended, as read to decode it (`data.prepare` counts them for the data report).
     """
     value = {"path": audio, "bytes": None} if isinstance(audio, (str, os.PathLike)) else audio
     value = {"path": str(value["path"]) if value.get("path") else None, "bytes": value.get("bytes")}
@@ -92,9 +93,9 @@ def decode_audio(audio: str | dict[str, Any], sampling_rate: int) -> np.ndarray:
     if value["bytes"] is None:
         check_audio_path(value["path"] or "")
     mp3 = _check_header(name, value)  # an MP3 without a frame count: libsndfile may stop early; ffmpeg
-    waveform = _read_with_soundfile(value, sampling_rate) if mp3 is None or mp3.length else None
+    waveform = _read_with_soundfile(value, sampling_rate, source_rates) if mp3 is None or mp3.length else None
     if waveform is None:
-        waveform = decode_with_ffmpeg(value, name, sampling_rate)
+        waveform = decode_with_ffmpeg(value, name, sampling_rate, source_rates=source_rates)
     source = value["bytes"] if value["bytes"] is not None else value["path"]
     return checked_waveform(waveform, name, source, mp3, sampling_rate)
 
@@ -188,7 +189,7 @@ def _check_header(name: str, value: dict[str, Any]) -> Optional[Mp3Head]:
     return inspect_mp3(value["path"], value["bytes"])
 
 
-def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarray | None:
+def _read_with_soundfile(value: dict[str, Any], sampling_rate: int, rates: Optional[list] = None) -> np.ndarray | None:
     """The fast path of `decode_audio`: libsndfile + soxr, for the files libsndfile reads.
 
     Opening a file with torchcodec costs ~1.5 ms and its WAV path ~9 ms per clip; libsndfile reads a WAV in well under
@@ -210,7 +211,7 @@ def _read_with_soundfile(value: dict[str, Any], sampling_rate: int) -> np.ndarra
     except Exception:  # not a format libsndfile reads, or a broken file: ffmpeg decides
         return None
     with opened:  # block by block (`mono_read`): a 599-s 8-channel 96 kHz FLAC of 245 KB took 5.5 GB read whole
-        return read_mono(opened, opened.frames, sampling_rate, describe_source(value))
+        return read_mono(opened, opened.frames, sampling_rate, describe_source(value), rates)
 
 
 DEFAULT_CHUNK_SECONDS = 10

@@ -24,14 +24,15 @@ from hfspeech.features.waveform import ZERO_LENGTH  # the one wording of an empt
 
 
 def decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int, stop_seconds: Optional[float] = None,
-                       stream_rate: int = 0, none_if_undecodable: bool = False) -> Optional[np.ndarray]:
+                       stream_rate: int = 0, none_if_undecodable: bool = False,
+                       source_rates: Optional[list[int]] = None) -> Optional[np.ndarray]:
     """`decode_audio` by torchcodec + ffmpeg (`datasets.Audio`), mixed to mono by ffmpeg, or an `AudioFileError`
     naming `name`. ffmpeg mixes by its layout matrices, and only the channel counts it has a layout for (1 to 8,
     16, 24). `stop_seconds`: decode no further (short of it, the samples are the whole decode's, bit for bit;
     past it, cut there, less what the decoder trims from the start: an encoder's delay). `stream_rate`: None
     when the stream's rate is not this one (0: any). `none_if_undecodable`: None instead of the error for what
     ffmpeg cannot decode (the server then leaves the naming to `decode_audio`); never for a machine without FFmpeg
-    (`system_libraries.FfmpegUnavailableError`)."""
+    (`system_libraries.FfmpegUnavailableError`). `source_rates`: given, the stream's own rate is appended."""
     from datasets import Audio  # here: files libsndfile reads never need datasets (nor torch)
 
     from hfspeech.data.audio import AudioFileError  # audio.py imports this module
@@ -45,6 +46,8 @@ def decode_with_ffmpeg(value: dict[str, Any], name: str, sampling_rate: int, sto
             raise AudioFileError(name, problem)
         if stream_rate and decoder.metadata.sample_rate != stream_rate:
             return None
+        if source_rates is not None:
+            source_rates.append(decoder.metadata.sample_rate)
         if stop_seconds is None:
             return decoder.get_all_samples().data.numpy()
         return decoder.get_samples_played_in_range(0, stop_seconds).data.numpy()

@@ -27,13 +27,14 @@ from hfspeech.data.samples import UNDECLARED_FRAMES, MixMeter, StreamResampler, 
 BLOCK_SAMPLES = 1 << 20
 
 
-def read_mono(opened, frames: int, sampling_rate: int, name: str) -> Optional[np.ndarray]:
+def read_mono(opened, frames: int, sampling_rate: int, name: str, rates: Optional[list] = None) -> Optional[np.ndarray]:
     """The first `frames` frames of `opened` (a `soundfile.SoundFile`), or up to its end, as mono float32 at
     `sampling_rate`: what `soundfile.read` of them, `downmix_to_mono` and `soxr.resample` give. None when libsndfile
     finds no samples or fails part-way (ffmpeg then decodes the clip or names the problem), or for a stream whose
     header declares no length (`UNDECLARED_FRAMES`: left to ffmpeg). An `AudioFileError` naming `name` for a rate
     no audio has (`rate_problem`, checked after the read as before, without resampling to it: 16,000 samples
-    "at 1 Hz" are 256 million at 16 kHz) or channels that cancel out in the mix (`MixMeter`)."""
+    "at 1 Hz" are 256 million at 16 kHz) or channels that cancel out in the mix (`MixMeter`). `rates`: given, the
+    file's rate is appended to it once the samples are read (`audio.decode_audio`'s `source_rates`)."""
     from hfspeech.data.audio import AudioFileError  # audio.py imports this module
 
     if frames >= UNDECLARED_FRAMES:
@@ -57,6 +58,8 @@ def read_mono(opened, frames: int, sampling_rate: int, name: str) -> Optional[np
         raise AudioFileError(name, problem)
     if resample.stream is not None:
         waveform.add(resample(np.zeros(0, np.float32), last=True))
+    if rates is not None:
+        rates.append(rate)
     return waveform.samples()
 
 

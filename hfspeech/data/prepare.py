@@ -40,6 +40,7 @@ from hfspeech.data.decode_retry import decoded_fingerprint, with_failures_retrie
 from hfspeech.data.decoded_caches import decoded_family, decoded_into_cache, supersede_earlier_decodings
 from hfspeech.data.folders import DESCRIPTION
 from hfspeech.data.run_scratch import RUN_SCRATCH
+from hfspeech.data.source_rates import SOURCE_RATE, family_features, without_source_rates
 
 logger = logging.getLogger("hfspeech.data")
 
@@ -57,7 +58,7 @@ class DataReport:
     `skipped`: bad files dropped with `--skip_bad_files` (path and problem); `ignored`: files in an audio
     folder that are not audio, or hidden (path and reason); `notes`: how the layout was read; `warnings`: what
     makes the scores flatter or mislead (a file or speaker in two splits, a class missing from a split);
-    `classes_missing`: each split's missing classes, all named.
+    `classes_missing`: each split's missing classes, all named; `source_rates`: clips per file rate per split.
     """
 
     sampling_rate: int = 0
@@ -70,6 +71,8 @@ class DataReport:
     warnings: list[str] = field(default_factory=list)  # leaks and degenerate splits (`data.split_audit`)
     # {split: every class it has no clip of}: the warnings name three ("and 672 more"), this all of them
     classes_missing: dict[str, list[str]] = field(default_factory=dict)
+    # {split: {"8000": clips}} (`data.source_rates`): not saved where none is known (streamed, an older cache)
+    source_rates: dict[str, dict[str, int]] = field(default_factory=dict)
     # the skipped files' row numbers per split (`kept_rows`); not saved: data_report.json names them by path
     skipped_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
@@ -89,7 +92,7 @@ class DataReport:
                            "in data_report.json", len(unexpected), unexpected[0]["path"], unexpected[0]["reason"])
 
     def to_dict(self) -> dict:
-        saved = {k: v for k, v in asdict(self).items() if k != "skipped_rows"}
+        saved = {k: v for k, v in asdict(self).items() if k != "skipped_rows" and (v or k != "source_rates")}
         return {**saved, "num_found": sum(self.found.values()), "num_kept": sum(self.kept.values()),
                 "num_skipped": self.num_skipped, "num_ignored": len(self.ignored)}
 
@@ -141,25 +144,26 @@ def _decoder(sampling_rate: int, trim: bool, trim_top_db: float, label_type: Opt
     after the map, or dropped). `label_type`: the labels' Arrow type (alone, an empty label list is `list<null>`)."""
 
     def decode(example):
-        name = describe_source(example["audio"])
+        name, rates = describe_source(example["audio"]), []  # rates: the file's own (`data.source_rates`)
         try:
-            waveform = decode_audio(example["audio"], sampling_rate)
+            waveform = decode_audio(example["audio"], sampling_rate, rates)
         except AudioFileError as error:
-            waveform, problem = np.zeros(0, np.float32), error.problem
+            waveform, problem, rates = np.zeros(0, np.float32), error.problem, []
         else:
             waveform, problem = trim_silence(waveform, trim_top_db) if trim else waveform, ""
-        return _arrow_row(waveform, name, problem, pa.array([example["label"]], label_type))
+        return _arrow_row(waveform, name, problem, pa.array([example["label"]], label_type), rates[-1] if rates else 0)
 
     return decode
 
 
-def _arrow_row(waveform: np.ndarray, name: str, problem: str, label: pa.Array) -> pa.Table:
+def _arrow_row(waveform: np.ndarray, name: str, problem: str, label: pa.Array, source_rate: int) -> pa.Table:
     """A one-row Arrow table over the waveform's own samples, written as it is when alone in its batch (a long clip:
     `_writer_batch_size`); a numpy row was copied 3 times (`np.array`, `flatten`, the join: 205 MB beside 73 MB)."""
     samples = pa.array(np.ascontiguousarray(waveform, dtype=np.float32))  # zero-copy
     return pa.table({"input_values": pa.ListArray.from_arrays(pa.array([0, len(samples)], pa.int32()), samples),
                      "length": pa.array([len(samples)], pa.int64()), "path": pa.array([name], pa.string()),
-                     "error": pa.array([problem], pa.string()), "label": label})
+                     "error": pa.array([problem], pa.string()), "label": label,
+                     SOURCE_RATE: pa.array([source_rate], pa.int32())})
 
 
 def prepare_dataset(
@@ -175,7 +179,8 @@ def prepare_dataset(
 
     `report`: the loader's report (files found, ignored), completed here with what was kept and skipped."""
     features = Features({"input_values": List(Value("float32")), "length": Value("int64"), "path": Value("string"),
-                         "error": Value("string"), "label": dataset[next(iter(dataset))].features["label"]})
+                         "error": Value("string"), "label": dataset[next(iter(dataset))].features["label"],
+                         SOURCE_RATE: Value("int32")})
     # True: bad files kept as rows whether skipped or not, so a skipping run and one that is not read one cache
     settings = [sampling_rate, trim, trim_top_db, True]
     report = report if report is not None else DataReport()
@@ -199,7 +204,8 @@ def prepare_dataset(
             decoded = without_rows(decoded, bad)
         if len(decoded) == 0:
             raise AudioFileError(name, "no usable audio left in this split after skipping bad files")
-        prepared[name] = decoded.remove_columns("error")
+        prepared[name], counts = without_source_rates(decoded.remove_columns("error"))
+        report.source_rates.update({name: counts} if counts else {})
         report.kept[name] = len(decoded)
     return DatasetDict(prepared), report
 
@@ -223,7 +229,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         desc=f"decoding {what} at {settings[0]} Hz",
         new_fingerprint=fingerprint,
     )
-    supersede_earlier_decodings(decoded_family(split, settings, features), table_file, what, content)
+    supersede_earlier_decodings(decoded_family(split, settings, family_features(features)), table_file, what, content)
     if not warm:
         return decoded
 

@@ -6,6 +6,11 @@ events, no recorded voice) and, for those, the rate they were generated at where
 Said only where it is known true of ALL the run's data (`generator_info`): a card called a real train manifest
 with a generated `--test_file`, FSDD recordings listed in a generator's folder, a demo folder with a folder of
 recordings added, and a folder regenerated since training at another rate all "synthetic". Otherwise nothing.
+
+Other data gets a sentence on the rates its training files were recorded at, where any is not the model's
+(`data.source_rates`, counted into data_report.json as the clips were decoded): a model trained at 16 kHz on FSDD's
+8 kHz recordings has never heard content above 4 kHz. A run that did not count them (before hfspeech did, streamed
+data) gets none.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ LISTINGS_KEY = "data_listings"  # training.resume_inputs.LISTINGS_KEY: {flag: `d
 
 
 def data_origin(run: Path, model_rate, labels) -> str:
-    """One sentence on generated training data ("" for data not known to be generated)."""
+    """One sentence on generated training data, else on the rates of recorded data (`recording_rates`), or ""."""
     info = generator_info(run, labels)
     if info is None:
-        return ""
+        return recording_rates(_as_dict(read_run_record(run / DATA_REPORT_FILE)).get("source_rates"), model_rate)
     if "events" in info:
         events = ", ".join(map(str, info["events"])) if isinstance(info["events"], list) else ""
         made = f"sound events{f' ({events})' if events else ''} synthesised by hfspeech's event generator"
@@ -41,6 +46,30 @@ def data_origin(run: Path, model_rate, labels) -> str:
     resampled = (f", generated at {rate} Hz and resampled to the model's {model_rate} Hz"
                  if isinstance(rate, int) and isinstance(model_rate, int) and rate != model_rate else "")
     return f" The clips are synthetic: {made} (`hfspeech demo-data`), not recordings{resampled}."
+
+
+def recording_rates(source_rates, model_rate) -> str:
+    """One sentence on the rates the training split's files were recorded at (data_report.json `source_rates`:
+    {"train": {"8000": clips}}) where any is not `model_rate`; below it, the clips hold nothing above half their own
+    rate. "" where they are not recorded (or not as counts) or are all at the model's rate."""
+    counts = _as_dict(_as_dict(source_rates).get("train"))
+    rates = {int(rate): n for rate, n in counts.items() if str(rate).isdigit() and int(rate) > 0
+             and isinstance(n, int) and not isinstance(n, bool) and n > 0}
+    if not isinstance(model_rate, int) or model_rate <= 0 or not rates or set(rates) == {model_rate}:
+        return ""
+    lowest = min(rates)
+    if len(rates) == 1:
+        unheard = f": the model has not heard content above {_khz(lowest / 2)}" if lowest < model_rate else ""
+        return f" The training clips were recorded at {_khz(lowest)} and resampled to {_khz(model_rate)}{unheard}."
+    listed = ", ".join(f"{_khz(rate)} ({n})" for rate, n in sorted(rates.items()))
+    unheard = (f": the {rates[lowest]} at {_khz(lowest)} hold no content above {_khz(lowest / 2)}"
+               if lowest < model_rate else "")
+    return (f" The training clips were recorded at several rates (clips per rate: {listed}) and resampled to "
+            f"{_khz(model_rate)}{unheard}.")
+
+
+def _khz(hertz: float) -> str:
+    return f"{hertz / 1000:.4g} kHz"
 
 
 def generator_info(run: Path, labels) -> Optional[dict]:
