@@ -1,9 +1,10 @@
 """What the machine refused, not the input, in one line: memory short, a DataLoader worker killed, a full or
 read-only disk, a path this user may not read or write (`file_owners.access_refusal`, naming another user's file's
-owner), no home folder, no locks, no temporary folder -- where a library raised it deep in its own code. The CLI's
-catch-all says it (`cli.system_errors.machine_refusal`, which adds a missing optional package), and so does a run
-of several processes where one process alone meets it (`training.distributed.agreed`: every process stops with the
-line, not with gloo's "Connection closed by peer"): the wording lives here, below both.
+owner), no home folder, no locks, no temporary folder, an extra's optional package missing -- where a library raised
+it deep in its own code. The CLI's catch-all says it (`cli.system_errors.machine_refusal`, which adds a missing
+system library), and so does a run of several processes where one process alone meets it
+(`training.distributed.agreed`: every process stops with the line, not with gloo's "Connection closed by peer"): the
+wording lives here, below both.
 
 Bottom layer: imports `errors`, `cache_folders`, `file_owners`, `temporary_folder` (and `path_names` when a lock is
 refused), all loaded with `hfspeech.cli` already: the catch-all of a run out of memory must not import a module
@@ -103,9 +104,10 @@ def os_error_in(error: Optional[BaseException], number: int) -> Optional[OSError
 
 def machine_refusal(error: Exception, command: str) -> Optional[HfspeechError]:
     """The one line for what the machine refused where a library raised it: memory (first: it imports nothing, with
-    memory still short), a full or read-only disk, an access refused, no home, no locks, no temporary folder; None
-    for any other error (a bug), which stays a traceback. `command` names the flags that lower the memory taken."""
-    if (said := memory_or_scratch(error, command)) is not None:
+    memory still short), an extra's package missing, a full or read-only disk, an access refused, no home, no locks,
+    no temporary folder; None for any other error (a bug), which stays a traceback. `command` names the flags that
+    lower the memory taken, and the command a missing package's line names."""
+    if (said := memory_or_scratch(error, command) or missing_extra(error, command)) is not None:
         return said
     if (reason := disk_write_failure(error)) is not None:
         return cannot_write(getattr(error, "filename", None), reason, "a disk it writes to is full or read-only; "
@@ -120,6 +122,26 @@ def memory_or_scratch(error: Exception, command: str) -> Optional[HfspeechError]
         error.__traceback__ = None  # its frames (and the tensors they hold) go before the line is written
         return memory
     return no_temporary_folder(error)
+
+
+# the optional packages behind hfspeech's extras (`pip install "hfspeech[export,serve]"`), for the CLI too (`cli.extras`)
+EXTRA_OF_PACKAGE = {"optimum": "export", "onnxruntime": "export", "onnx": "export",
+                    "starlette": "serve", "uvicorn": "serve", "prometheus_client": "serve", "websockets": "serve"}
+
+
+def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]:
+    """An optional package missing (`error` a ModuleNotFoundError, or raised from or while handling one) as the one
+    line naming the extra to install: the CLI's (`cli.extras.missing_extra`), and every process's where one process
+    of a launched run meets it (`training.distributed.agreed`: it was "an unexpected error" there); None for anything
+    else."""
+    for cause in (error, error.__cause__, error.__context__):
+        name = getattr(cause, "name", None) if isinstance(cause, ModuleNotFoundError) else None
+        extra = EXTRA_OF_PACKAGE.get((name or "").split(".")[0])
+        if extra:
+            return HfspeechError(f"hfspeech {command} needs {name}, which could not be imported: install "
+                                 f"hfspeech's {extra!r} extra (pip install \"hfspeech[{extra}]\", with the project's "
+                                 f"constraints.txt for the tested versions)")
+    return None
 
 
 def homeless(error: BaseException) -> Optional[NoHomeError]:

@@ -14,21 +14,16 @@ from typing import Optional
 
 from hfspeech.data.system_libraries import missing_library
 from hfspeech.errors import HfspeechError
-
-EXTRA_OF_PACKAGE = {"optimum": "export", "onnxruntime": "export", "onnx": "export",
-                    "starlette": "serve", "uvicorn": "serve", "prometheus_client": "serve", "websockets": "serve"}
+from hfspeech.machine_refusals import missing_extra as missing_package  # the extras' table and wording live there
 
 
 def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]:
-    """The one-line error for `error` where it is an optional package's absence (its cause's, for an error raised
-    from one); None for anything else."""
+    """The one-line error for `error` where it is an optional package's absence (`machine_refusals.missing_extra`:
+    a launched run's processes say it too) or a system library's (its cause's, for an error raised from one); None
+    for anything else."""
+    if (said := missing_package(error, command)) is not None:
+        return said
     for cause in (error, error.__cause__, error.__context__):
-        name = getattr(cause, "name", None) if isinstance(cause, ModuleNotFoundError) else None
-        extra = EXTRA_OF_PACKAGE.get((name or "").split(".")[0])
-        if extra:
-            return HfspeechError(f"hfspeech {command} needs {name}, which could not be imported: install "
-                                 f"hfspeech's {extra!r} extra (pip install \"hfspeech[{extra}]\", with the project's "
-                                 f"constraints.txt for the tested versions)")
         if library := missing_library(cause):
             return HfspeechError(f"hfspeech {command} needs {library}")
     return None

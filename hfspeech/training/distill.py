@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from transformers import HfArgumentParser
 
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
-from hfspeech.errors import HfspeechError, UsageError
+from hfspeech.errors import UsageError
 from hfspeech.models.config_json import read_config_json
-from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser, refuse_mistyped_flags
 from hfspeech.training.flag_files import expand_args_files
@@ -102,15 +101,17 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
             args=list(argv), return_remaining_strings=True)
     except ValueError as error:
         raise UsageError(f"invalid distillation flags: {error}") from error
-    try:  # before the data is prepared: a data folder or a typo is named now, not after minutes of decoding
-        check_model_folder(distill_args.teacher)
-    except HfspeechError as error:
-        raise UsageError(f"--teacher {error}") from None
+    if not launched_run():  # before the data is prepared: a data folder or a typo is named now, not after decoding
+        from hfspeech.training.live_teacher import check_teacher_folder
+
+        check_teacher_folder(distill_args.teacher)
     model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
     if data_args.streaming:  # refused before anything is read or removed (--overwrite_output_dir: review R2)
         raise UsageError(STREAMING_REFUSED)
-    check_teacher_fits(distill_args.teacher, model_args)
-    warn_if_trimmed_otherwise(distill_args.teacher, data_args)
+    check_frozen_student(model_args)
+    if not launched_run():  # several processes: each machine's copy once they have joined (`attach_teacher`)
+        check_teacher_fits(distill_args.teacher, model_args.multi_label)
+        warn_if_trimmed_otherwise(distill_args.teacher, data_args)
     # A teacher trained by the recipe looks like a run to resume: the student was written over it. One in a checkpoint
     # that --overwrite_output_dir removes is refused as --model_name_or_path's is (`run_folder.start_over` gets both).
     if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
@@ -119,16 +120,27 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     return distill_args, model_args, data_args, training_args
 
 
-def check_teacher_fits(teacher: str, model_args) -> None:
+def launched_run() -> bool:
+    """Whether this process is one of several (`accelerate launch`, torchrun): the teacher folder is then each
+    machine's own, checked once the processes have joined (`live_teacher.check_teacher_labels`, `attach_teacher`,
+    through `agreed`); checked as the flags were read, a machine without it stopped alone, before the processes
+    joined, and the others waited minutes in gloo's set-up and died of DistNetworkError."""
+    return int(os.environ.get("WORLD_SIZE") or 1) > 1
+
+
+def check_teacher_fits(teacher: str, multi_label: bool) -> None:
     """Refuse, before the data is prepared, a student the teacher's targets cannot train: a single-label
     teacher's logits are only defined up to a shift, so their sigmoids (a multi-label student's targets) meant
-    nothing, and the other way round its independent sigmoids became one softmax; both ran without a word. A
-    head trained from cached frozen features has no audio left for the teacher (a traceback after encoding)."""
+    nothing, and the other way round its independent sigmoids became one softmax; both ran without a word."""
     teacher_multi_label = is_multi_label(read_config_json(teacher))
-    if teacher_multi_label != model_args.multi_label:
+    if teacher_multi_label != multi_label:
         kinds = {True: "multi-label (sigmoid)", False: "single-label (softmax)"}
         raise UsageError(f"--teacher {teacher}: a {kinds[teacher_multi_label]} classifier, but the student is "
-                         f"{kinds[model_args.multi_label]}: distil from a teacher of the same kind (--problem_type)")
+                         f"{kinds[multi_label]}: distil from a teacher of the same kind (--problem_type)")
+
+
+def check_frozen_student(model_args) -> None:
+    """A head trained from cached frozen features has no audio left for the teacher (a traceback after encoding)."""
     if model_args.freeze_base_model and model_args.cache_frozen_features:
         raise UsageError("--freeze_base_model trains the head from features cached once per clip, but the teacher "
                          "needs each training clip's audio: pass --cache_frozen_features False to distil into a "
@@ -148,30 +160,37 @@ def warn_if_trimmed_otherwise(teacher: str, data_args) -> None:
                        taught)
 
 
-def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments) -> None:
-    """Give the set-up trainer the teacher's cached logits and switch its loss to distillation."""
+def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments, data_args=None) -> None:
+    """Give the set-up trainer the teacher's cached logits and switch its loss to distillation. Each step that reads
+    the teacher's files is `agreed`: a machine whose copy is broken stops every process with its line. `data_args`:
+    the run's, for the warning about a teacher trained on clips trimmed otherwise (a launched run's, said here)."""
+    from hfspeech.training.distributed import agreed
     from hfspeech.training.live_teacher import LiveTeacher, RawWaveformCollator, RawWaveformSplit
     from hfspeech.training.teacher_cache import TeacherLogitCollator, TeacherLogitSplit, teacher_logits
 
     if setup.streamed is not None:  # (refused as the flags are read: `parse_distill_args`)
         raise UsageError(STREAMING_REFUSED)
-    warn_if_teacher_heard(setup, distill_args.teacher)
-    trainer, train_view = setup.trainer, setup.views["train"]
+    trainer, train_view, teacher_dir = setup.trainer, setup.views["train"], distill_args.teacher
+    if launched_run():  # not read as the flags were: each machine's copy (`launched_run`)
+        agreed(lambda: check_teacher_fits(teacher_dir, trainer.is_multi_label))
+        if data_args is not None:
+            warn_if_trimmed_otherwise(teacher_dir, data_args)
+    agreed(lambda: warn_if_teacher_heard(setup, teacher_dir))
     sampling_rate = int(trainer.processing_class.sampling_rate)  # the rate the clips were decoded at
     distillation = Distillation(distill_args.distill_temperature, distill_args.distill_weight)
     if distill_args.teacher_on_augmented:
-        teacher = LiveTeacher(distill_args.teacher, setup.label_names, sampling_rate)
+        teacher = agreed(lambda: LiveTeacher(teacher_dir, setup.label_names, sampling_rate))
         trainer.train_dataset = RawWaveformSplit(train_view)
         trainer.data_collator = RawWaveformCollator(trainer.data_collator)
         trainer.enable_distillation(distillation, live_teacher=teacher)
         return
-    # One process runs the teacher and writes the cache; the others then read it (each ran it and wrote the same
-    # folder with save_to_disk, whichever came first: a race).
-    with trainer.args.main_process_first(desc="teacher logits"):
-        logits = teacher_logits(distill_args.teacher, train_view.split, sampling_rate, setup.label_names,
-                                distill_args.teacher_cache_dir, distill_args.teacher_batch_size,
-                                device=trainer.args.device, progress=not trainer.args.disable_tqdm)  # --use_cpu: CPU
-    trainer.train_dataset = TeacherLogitSplit(train_view, logits)
+
+    def cached_logits():  # one process runs the teacher and writes the cache; the others then read it (each ran it
+        with trainer.args.main_process_first(desc="teacher logits"):  # and wrote the same folder: a race)
+            return teacher_logits(teacher_dir, train_view.split, sampling_rate, setup.label_names,
+                                  distill_args.teacher_cache_dir, distill_args.teacher_batch_size,
+                                  device=trainer.args.device, progress=not trainer.args.disable_tqdm)  # --use_cpu: CPU
+    trainer.train_dataset = TeacherLogitSplit(train_view, agreed(cached_logits))
     trainer.data_collator = TeacherLogitCollator(trainer.data_collator)
     trainer.enable_distillation(distillation)
 
@@ -208,7 +227,7 @@ def run_distillation(distill_args: DistillationArguments, model_args, data_args,
     from hfspeech.training.run import run_training
 
     return run_training(model_args, data_args, training_args, before_training=lambda setup: attach_teacher(
-        setup, distill_args), after_saving=after_saving, teacher=distill_args.teacher)
+        setup, distill_args, data_args), after_saving=after_saving, teacher=distill_args.teacher)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional, TypeVar
@@ -26,6 +27,7 @@ from typing import Callable, Iterator, Optional, TypeVar
 import torch
 from transformers import TrainerCallback
 
+from hfspeech.data.system_libraries import missing_library
 from hfspeech.errors import HfspeechError
 from hfspeech.machine_refusals import machine_refusal
 
@@ -118,33 +120,28 @@ Value = TypeVar("Value")
 
 def agreed(step: Callable[[], Value]) -> Value:
     """`step()`'s value, or on every process of the run the same one-line error where a process's step raised one: an
-    `HfspeechError` (a bad clip in its machine's copy of the data, a Hub token missing there), or what its machine
-    refused (`machine_refusals`: memory short, a full or read-only disk there, a path it may not read). The line is
-    said as that process said it where every process said it, else `process 1 (machine 1): <its line>` (each distinct
-    line so, `; ` between: the first alone pointed at machine 0 where machine 1 also lacked its model). Any other
-    error (a bug) keeps its traceback on its process, and the others say which process failed, and with what
-    (`unexpected`). A process that failed alone used to leave while the others waited in their next collective:
-    gloo's "Connection closed by peer" traceback there (NCCL: a hang until --ddp_timeout). A collective in a run of
-    several processes: every process calls it at the same point, and `step` takes part in none (but a
-    `main_process_first` around all of it, whose barriers run whether it fails or not). In a run of one process,
-    `step()` alone."""
+    `HfspeechError` (a bad clip in its machine's copy of the data, a Hub token missing there), what its machine
+    refused (`machine_refusals`: memory short, a full or read-only disk there, a path it may not read, an optional
+    package or a system library missing there). The line is said as that process said it where every process said it,
+    else `process 1 (machine 1): <its line>` (each distinct line so, `; ` between: the first alone pointed at machine 0
+    where machine 1 also lacked its model). Any other error (a bug) keeps its traceback on its process, and the others
+    say which process failed, and with what (`unexpected`); a process stopped in its step (Ctrl-C, `sys.exit`) stops
+    as it would alone, and the others say so (`stopped`). A process that failed alone used to leave while the others
+    waited in their next collective: gloo's "Connection closed by peer" traceback there (NCCL: a hang until
+    --ddp_timeout). A collective in a run of several processes: every process calls it at the same point, and `step`
+    takes part in none (but a `main_process_first` around all of it, whose barriers run whether it fails or not). In
+    a run of one process, `step()` alone."""
     if processes_in_group() == 1:
         return step()
-    value, problem, bug = None, None, None
+    value, problem, own, outcome = taken(step)
     try:
-        value = step()
-    except HfspeechError as error:
-        problem = error
-    except Exception as error:  # noqa: BLE001 (said to the others below; a bug is raised again here)
-        problem = machine_refusal(error, TRAINING)
-        if problem is None:
-            bug = error
-        else:
-            problem.__cause__ = error  # (`--debug` shows the library's traceback behind the line)
-    outcome = unexpected(bug) if bug is not None else problem and said(problem)
-    gathered = values_of_every_process((machine_of_this_process(), outcome))
-    if bug is not None:
-        raise bug  # its traceback, on its own process
+        gathered = values_of_every_process((machine_of_this_process(), outcome))
+    except Exception:
+        if isinstance(own, (KeyboardInterrupt, SystemExit)):  # the others stopped too and left: stop as asked
+            raise own from None
+        raise
+    if own is not None:
+        raise own  # its traceback (a bug), or its stop, on its own process
     failed = [(rank, *outcome) for rank, (_, outcome) in enumerate(gathered) if outcome]
     if not failed:
         return value
@@ -157,16 +154,77 @@ def agreed(step: Callable[[], Value]) -> Value:
     raise kind(line) from problem
 
 
+def taken(step: Callable[[], Value]) -> tuple:
+    """(value, problem, own, outcome) of `step()` on this process: `problem` the one-line error every process may say,
+    `own` what only this process raises again after the gather (a bug, a stop), `outcome` what the others are told
+    ((class, line), or None where it went well). Nothing raised here escapes before the gather: an error whose str()
+    raised, or a Ctrl-C, left the others waiting in it."""
+    try:
+        return step(), None, None, None
+    except HfspeechError as error:
+        return None, error, None, said(error)
+    except Exception as error:  # noqa: BLE001 (said to the others; a bug is raised again after the gather)
+        problem = refusal_of_machine(error)
+        if problem is None:
+            return None, None, error, unexpected(error)
+        problem.__cause__ = error  # (`--debug` shows the library's traceback behind the line)
+        return None, problem, None, said(problem)
+    except (KeyboardInterrupt, SystemExit) as stop:
+        return None, None, stop, stopped(stop)
+
+
 TRAINING = "train"  # the command whose flags lower a step's memory (distill's and cross-validate's: the same)
+
+
+def refusal_of_machine(error: Exception) -> Optional[HfspeechError]:
+    """What this process's machine refused, in the line a run of one process says for it (the CLI's catch-all:
+    `machine_refusals`, and a system library missing there, `data.system_libraries`); None for a bug, or where
+    looking at the error raised (an error whose str() raises)."""
+    command = command_of_this_process()
+    try:
+        refusal = machine_refusal(error, command)
+        library = None if refusal is not None else next(filter(None, map(missing_library, chain_of(error))), None)
+    except Exception:  # noqa: BLE001 (a bug after all: `unexpected` names it)
+        return None
+    return refusal if library is None else HfspeechError(f"hfspeech {command} needs {library}")
+
+
+def chain_of(error: BaseException) -> list[BaseException]:
+    """`error` and the errors it was raised from or while handling, as the CLI's `missing_extra` looks at them."""
+    return [each for each in (error, error.__cause__, error.__context__) if each is not None]
+
+
+def command_of_this_process() -> str:
+    """The hfspeech command this process runs (`distill`, `cross-validate`: the CLI's argv), which its lines name as
+    the CLI does in a run of one process; `train` for `recipes/finetune.py` and anything else."""
+    named = sys.argv[1] if len(sys.argv) > 1 else ""
+    return named if named in ("train", "distill", "cross-validate") else TRAINING
 
 
 def unexpected(bug: Exception) -> tuple[type, str]:
     """A bug on this process, as the others say it: what it is (its type and the first line of its message) and where
     its traceback is, in place of gloo's "Connection closed by peer" (this process raises it again, traceback and
-    all, after the gather)."""
-    message = str(bug).strip().splitlines()[0][:200] if str(bug).strip() else ""
+    all, after the gather). A message that cannot be read is said in Python's own words for it."""
+    message = readable_message(bug).strip()
+    message = message.splitlines()[0][:200] if message else ""
     return HfspeechError, (f"failed with {type(bug).__name__}{': ' * bool(message)}{message} (an unexpected error: its "
                            "traceback is in that process's output)")
+
+
+def readable_message(error: BaseException) -> str:
+    """`str(error)`, or where that raises, `<exception str() failed>` (as Python's traceback says it)."""
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001
+        return "<exception str() failed>"
+
+
+def stopped(stop: BaseException) -> tuple[type, str]:
+    """A process stopped in its step (`KeyboardInterrupt`: Ctrl-C or SIGINT to it alone; `SystemExit`: a library's
+    `sys.exit`), as the others say it: `stopped (KeyboardInterrupt)`, `stopped (SystemExit: 3)`. It stops as it would
+    alone (the CLI's `interrupted`, its exit code)."""
+    code = getattr(stop, "code", None)
+    return HfspeechError, f"stopped ({type(stop).__name__}{'' if code is None else f': {code}'})"
 
 
 def said(error: HfspeechError) -> tuple[type, str]:

@@ -24,10 +24,11 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
 from hfspeech.data.audio import seconds_to_samples
 from hfspeech.data.transforms import crop
-from hfspeech.errors import UsageError
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.models import register
 from hfspeech.models.inputs import batch_indices, extract_features, shares_padded_batches
 from hfspeech.models.config_json import read_config_json
+from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
 
 RAW_COLUMN = "teacher_waveform"
@@ -93,11 +94,22 @@ def label_columns(id2label: Mapping, label_names: Sequence[str], teacher_dir: st
 
 
 def check_teacher_labels(teacher_dir: Optional[str], label_names: Sequence[str]) -> None:
-    """`label_columns`' refusal from the teacher's config.json alone, for `run.load_data` to make before the clips
-    are decoded: made when the teacher was loaded, it came after the decoding and after run_inputs.json was
-    written. None (no teacher: not a distillation): nothing to check."""
+    """The teacher's folder (`check_teacher_folder`) and `label_columns`' refusal from its config.json alone, for
+    `run.load_data` to make before the clips are decoded: made when the teacher was loaded, it came after the
+    decoding and after run_inputs.json was written. In a launched run this is where each machine's copy of the folder
+    is checked, once the processes have joined (`load_data` is `agreed`): checked as the flags were read, a machine
+    without it left alone and the others died in gloo's set-up. None (no teacher: not a distillation): nothing."""
     if teacher_dir is not None:
+        check_teacher_folder(teacher_dir)
         label_columns(read_config_json(teacher_dir).get("id2label") or {}, label_names, teacher_dir)
+
+
+def check_teacher_folder(teacher_dir: str) -> None:
+    """`--teacher X: model folder not found` (or whatever else makes X no saved model: `models.folder_checks`)."""
+    try:
+        check_model_folder(teacher_dir)
+    except HfspeechError as error:
+        raise UsageError(f"--teacher {error}") from None
 
 
 class RawWaveformSplit(torch.utils.data.Dataset):
