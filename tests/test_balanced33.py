@@ -18,8 +18,9 @@ from hfspeech.errors import UsageError
 from hfspeech.evaluation.evaluate_model import ScoredSplit
 from hfspeech.evaluation.metrics import ClassificationMetrics, make_compute_metrics
 from hfspeech.evaluation.report import write_evaluation_report
+from hfspeech.training.class_weights import loss_and_sampler_options
 from hfspeech.training.cross_validation_pooled import pooled_scores
-from hfspeech.training.trainer import check_best_model_metric, loss_and_sampler_options
+from hfspeech.training.trainer import check_best_model_metric
 from tests.conftest import TINY_CNN, run_cli_output
 
 EMOTIONS = ["neutral", "happy", "angry", "sad"]

@@ -142,7 +142,7 @@ def test_python_api_warns_of_an_untrained_head_in_one_line_and_runs(models, capl
 def test_training_keeps_the_users_transformers_verbosity(monkeypatch):
     import transformers
 
-    from hfspeech.training.run import default_transformers_verbosity
+    from hfspeech.training.run_log import default_transformers_verbosity
 
     before = transformers.utils.logging.get_verbosity()
     try:

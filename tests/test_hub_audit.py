@@ -202,7 +202,7 @@ def test_only_token_fields_are_taken_for_the_hub_token(tmp_path, monkeypatch):
     and set to None, which switched token counting on."""
     from transformers import TrainingArguments
 
-    from hfspeech.training.trainer import finalise_training_arguments
+    from hfspeech.training.finalised_arguments import finalise_training_arguments
 
     monkeypatch.setenv("HF_TOKEN", SECRET)
     args = TrainingArguments(output_dir=str(tmp_path / "run"), push_to_hub=True, hub_model_id="alice/tones",

@@ -14,8 +14,9 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, TrainingArguments
 
 from hfspeech.evaluation.metrics import ClassificationMetrics
+from hfspeech.training.class_weights import inverse_frequency_weights
 from hfspeech.training.run import main
-from hfspeech.training.trainer import AudioClassificationTrainer, inverse_frequency_weights
+from hfspeech.training.trainer import AudioClassificationTrainer
 from tests.conftest import TINY_CNN, TONE_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]

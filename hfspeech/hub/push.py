@@ -98,7 +98,7 @@ class HubRequest:
 def hub_request(training_args) -> Optional[HubRequest]:
     """What `--push_to_hub` asked for, with the token, read before the arguments lose it: hfspeech stages and
     pushes the run itself at the end (Trainer's own push would upload checkpoints and the unstaged folder), so
-    `training.trainer.finalise_training_arguments` turns Trainer's push off and drops every token field."""
+    `training.finalised_arguments.finalise_training_arguments` turns Trainer's push off and drops every token field."""
     if not training_args.push_to_hub:
         return None
     found = token_fields(training_args)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from hfspeech.data.split_names import given_split_names, refuse_without_dataset, split_name_arguments
-from hfspeech.errors import UsageError
+from hfspeech.data.split_names import given_split_names, split_name_arguments
 from hfspeech.evaluation.arguments import OWN_DEFAULT
 from hfspeech.models.problem_types import MULTI_LABEL
+from hfspeech.training.flag_checks import check_data_flags
 
 if TYPE_CHECKING:
     from hfspeech.data.labelled import DataSpec
@@ -235,23 +235,7 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        """Numbers that would otherwise crash deep in the run (a negative crop, no training clip) or be quietly
-        changed (a held-out share of 150%, capped at 50%), or a label separator that cannot split."""
-        if self.max_length_seconds is not None and not self.max_length_seconds >= 0:
-            raise UsageError(f"--max_length_seconds must be >= 0 (0: no crop), got {self.max_length_seconds}")
-        for name in ("max_train_samples", "max_eval_samples"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        shares = (self.validation_split_percentage, self.test_split_percentage)
-        if not (all(0 <= share < 100 for share in shares) and sum(shares) < 100):
-            raise UsageError("--validation_split_percentage and --test_split_percentage must each be in [0, 100) "
-                             f"and leave clips to train on, got {shares[0]} and {shares[1]}")
-        if not self.label_separator:  # str.split("") raised a bare ValueError deep in label encoding
-            raise UsageError("--label_separator must not be empty (default ';', as in 'dog;siren')")
-        from hfspeech.data.augment import check_augmentation_flags  # here: --help does not import audiomentations
-
-        check_augmentation_flags(self)  # before any data is read, not after decoding it (or as a traceback)
-        refuse_without_dataset(self.given_split_names(), self.dataset_name)  # before run_inputs.json is written
+        check_data_flags(self)  # `training.flag_checks`: as the flags are parsed, before any data is read
 
     def spec(self) -> "DataSpec":
         """What the data stage needs from these flags (`data.labelled.DataSpec`)."""
@@ -287,14 +271,3 @@ class DataArguments:
         """`--trim_top_db` where clips are trimmed (`--trim_silence`), else None: what the model records, the run's
         record checks on resume, and a distilled teacher's trim is compared with."""
         return self.trim_top_db if self.trim_silence else None
-
-
-def check_layerwise_decay(decay: Optional[float], frozen_base: bool) -> None:
-    """0 or a negative decay gave the lower layers no or negative learning rates without a word; with a frozen base
-    only the head trains, and the refusal came after every clip's features were cached, naming an inner class."""
-    if decay is not None and not 0 < decay <= 1:
-        raise UsageError(f"--layerwise_lr_decay must be in (0, 1] (0.9: each layer down learns 0.9x slower), "
-                         f"got {decay}")
-    if decay is not None and frozen_base:
-        raise UsageError("--layerwise_lr_decay: with --freeze_base_model only the head trains (at "
-                         "--head_learning_rate); leave one of them out")

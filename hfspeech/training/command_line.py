@@ -20,7 +20,8 @@ from transformers import HfArgumentParser, TrainingArguments
 from hfspeech.data.system_libraries import missing_library
 from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, refuse_unknown_flags
 from hfspeech.training.accelerate_environment import accelerate_state_kept, parse_into_dataclasses
-from hfspeech.training.arguments import DataArguments, ModelArguments, check_layerwise_decay
+from hfspeech.training.arguments import DataArguments, ModelArguments
+from hfspeech.training.flag_checks import check_layerwise_decay
 from hfspeech.training.flag_files import ARGS_FILE_FLAGS, expand_args_files
 from hfspeech.training.interrupts import interrupts_kept
 from hfspeech.training.progress_output import default_bars_for_log

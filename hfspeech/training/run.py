@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-import transformers
 from datasets import DatasetDict
 from transformers import TrainingArguments, set_seed
 
@@ -37,6 +36,7 @@ from hfspeech.models.config_json import DATA_REPORT_FILE, METRICS_FILE
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.best_model import warn_if_best_metric_tied
 from hfspeech.training.checkpoints import checkpoint_to_resume, output_dir_held, start_over
+from hfspeech.training.class_weights import loss_and_sampler_options
 from hfspeech.training.resume_inputs import check_resume_inputs, check_same_data, check_schedule, record_data
 from hfspeech.training.same_data import check_every_process_same_data
 from hfspeech.training.command_line import parse_args, parse_floats, process_state_kept, quiet_other_processes
@@ -44,15 +44,17 @@ from hfspeech.training.distributed import agreed, rank_marker_callbacks
 from hfspeech.training.interrupts import InterruptsActedOn, raise_if_lost
 from hfspeech.training.live_teacher import check_teacher_labels
 from hfspeech.training.feature_cache import CachedHeadModel, FeatureCollator, can_cache, cached_feature_views
+from hfspeech.training.finalised_arguments import finalise_training_arguments
 from hfspeech.training.final_save import save_model  # whole files only, renamed in (also `training.run.save_model`)
 from hfspeech.training.model_setup import build_model, check_model_flags, pretrained_feature_extractor
 from hfspeech.training.multilabel import multilabel_pos_weight, tune_label_thresholds
+from hfspeech.training.run_log import default_transformers_verbosity, log_to_stderr
 from hfspeech.training.streaming import PassCounter, check_streaming_flags, training_stream
 from hfspeech.training.shared_memory import warn_if_shared_memory_short
 from hfspeech.training.soft_target_trainer import SoftTargetTrainer
 from hfspeech.training.test_pass import evaluate_on_test_split, warn_tested_on_validation
 from hfspeech.training.train_session import train_session
-from hfspeech.training.trainer import AudioClassificationTrainer, finalise_training_arguments, loss_and_sampler_options
+from hfspeech.training.trainer import AudioClassificationTrainer
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -179,27 +181,6 @@ class TrainingSetup:
     training_clips: dict = field(default_factory=dict)  # written beside the model for `hfspeech evaluate`
     decoded: Optional[DatasetDict] = None  # the prepared splits: the test pass reads their clips' lengths and paths
     start: Callable[[], None] = lambda: None  # --overwrite_output_dir's fresh start and the run's record, called last
-
-
-def default_transformers_verbosity() -> None:
-    """transformers' warnings shown during training, unless the user set TRANSFORMERS_VERBOSITY (e.g. error)."""
-    if not os.environ.get("TRANSFORMERS_VERBOSITY"):
-        transformers.utils.logging.set_verbosity_warning()
-
-
-QUIET_LIBRARIES = ("matplotlib",)  # INFO lines about themselves: "generated new fontManager" in every fresh container
-
-
-def log_to_stderr() -> None:
-    """The run's log on stderr at INFO, as transformers' scripts set it up (`basicConfig`: only where the process has
-    no logging of its own). Libraries without a level of their own log INFO through it too: `QUIET_LIBRARIES`' INFO
-    lines are left out (their warnings stay), as transformers' and datasets' are by their own verbosity."""
-    root = logging.getLogger()
-    had_handlers = bool(root.handlers)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    if not had_handlers:  # the handler `process_state_kept` takes off again, and its filter with it
-        root.handlers[0].addFilter(lambda record: record.levelno >= logging.WARNING
-                                   or record.name.partition(".")[0] not in QUIET_LIBRARIES)
 
 
 def setup_training(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,

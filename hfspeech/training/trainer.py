@@ -1,6 +1,6 @@
 """`transformers.Trainer` with what audio fine-tuning adds to it.
 
-- Class imbalance: a class-weighted loss and oversampling.
+- Class imbalance: a class-weighted loss and oversampling (the weights: `training.class_weights`).
 - Multi-label: when `config.problem_type` is `multi_label_classification`, the loss is BCE-with-logits
   on the multi-hot labels, computed here for *every* model (transformers' Wav2Vec2-family heads only
   compute cross-entropy), optionally with a per-class `pos_weight`.
@@ -14,13 +14,11 @@ acts on the logits, the optimizer and the sampler, not inside the model.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import warnings
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
-import numpy as np
 import torch
 from transformers import Trainer
 
@@ -30,42 +28,14 @@ from hfspeech.evaluation.metrics import means_balanced_accuracy, metric_names
 from hfspeech.models.losses import multi_label_loss
 from hfspeech.models.scores import is_multi_label
 from hfspeech.training.checkpoints import checkpoint_write_errors
-from hfspeech.training.command_line import refuse_both_imbalance_remedies
 from hfspeech.training.distributed import ResumableOnCpuProcesses
 from hfspeech.training.epoch_seeds import EpochLengthGroupedSampler, EpochSeeds, EpochWeightedSampler
 from hfspeech.training.eval_batches import EqualLengthEvaluation
+from hfspeech.training.interrupts import close_batch_generators
 from hfspeech.training.lr_schedule import RecordedSchedule
 from hfspeech.training.optim import parameter_groups
 
 logger = logging.getLogger("hfspeech.train")
-
-
-def inverse_frequency_weights(labels: Sequence[int], num_labels: int) -> np.ndarray:
-    """Per-class weights n / (k * count), as scikit-learn's 'balanced'; an absent class gets weight 0."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels).astype(np.float64)
-    weights = np.zeros(num_labels)
-    present = counts > 0
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    return weights
-
-
-def loss_and_sampler_options(data_args, train_labels: Sequence, num_labels: int, multi_label: bool,
-                             pos_weight: Optional[np.ndarray] = None) -> dict:
-    """The Trainer's `class_weights`, `sample_weights` and `pos_weight` for the imbalance flags:
-    `--class_weighted_loss` (single-label), `--oversample` (single-label), `pos_weight` (multi-label,
-    `training.multilabel.multilabel_pos_weight`). Both single-label flags at once are refused: each evens the
-    classes' shares of the loss, so together they reversed the imbalance (10:4:2:1 data: the rarest class took
-    0.54 of the loss, the commonest 0.05)."""
-    options = dict(class_weights=None, sample_weights=None, pos_weight=pos_weight)
-    if multi_label:
-        return options
-    refuse_both_imbalance_remedies(data_args)
-    if data_args.class_weighted_loss:
-        options["class_weights"] = inverse_frequency_weights(train_labels, num_labels)
-    if data_args.oversample:
-        per_class = inverse_frequency_weights(train_labels, num_labels)
-        options["sample_weights"] = per_class[np.asarray(train_labels)]
-    return options
 
 
 def checkpointing_applies(model, requested: bool) -> bool:
@@ -121,19 +91,6 @@ def without_checkpoint_mtime_note() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="mtime may not be reliable", category=UserWarning)
         yield
-
-
-def close_batch_generators(traceback) -> None:
-    """Close the generators the frames of a failed or interrupted `train` hold (accelerate's batch iterator).
-    A notebook keeps the last traceback for %debug, and with it the DataLoader iterator: its worker processes
-    and their pipes lived until the next error (2 workers, 17 fds after Ctrl-C with --dataloader_num_workers 2).
-    Closed, the iterator is dropped and shuts its workers down; the frames' other locals stay for debugging."""
-    while traceback is not None:
-        for value in list(traceback.tb_frame.f_locals.values()):
-            if inspect.isgenerator(value):
-                with suppress(Exception):  # the run's own error is the one to report
-                    value.close()
-        traceback = traceback.tb_next
 
 
 class AudioClassificationTrainer(RecordedSchedule, EqualLengthEvaluation, ResumableOnCpuProcesses, Trainer):
@@ -268,33 +225,3 @@ class AudioClassificationTrainer(RecordedSchedule, EqualLengthEvaluation, Resuma
         if self.args.group_by_length:
             return torch.utils.data.SequentialSampler(eval_dataset)
         return super()._get_eval_sampler(eval_dataset)
-
-
-def finalise_training_arguments(training_args, *, has_validation: bool, multi_label: bool,
-                                streamed_rows: Optional[int] = None, streamed: bool = False) -> None:
-    """The one place where `TrainingArguments` change after parsing, all decided before the Trainer exists:
-
-    - Trainer never pushes and keeps no token (`hub.push.hub_request` took them; the run is staged and
-      pushed by `hub.push.finish_run`);
-    - no validation split: no evaluation and no best model to keep;
-    - multi-label: the best model is the one with the best macro mAP (accuracy is not computed);
-    - a stream: `max_steps` from its row count, and batches sharded per process (`training.streaming`).
-    """
-    from hfspeech.hub.push import token_fields
-    from hfspeech.training.multilabel import multilabel_metric
-    from hfspeech.training.streaming import streaming_max_steps
-
-    for name in token_fields(training_args):
-        setattr(training_args, name, None)
-    training_args.push_to_hub = False
-    if not has_validation:
-        training_args.eval_strategy = "no"
-        training_args.load_best_model_at_end = False
-    if multi_label and multilabel_metric(training_args.metric_for_best_model) != training_args.metric_for_best_model:
-        training_args.metric_for_best_model = multilabel_metric(training_args.metric_for_best_model)
-        training_args.greater_is_better = True
-    if streamed:
-        training_args.max_steps = streaming_max_steps(streamed_rows, training_args)
-        # A plain-torch TrainingStream + no dispatching = accelerate's IterableDatasetShard (`training.streaming`).
-        training_args.accelerator_config.dispatch_batches = False
-
