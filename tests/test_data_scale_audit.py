@@ -127,7 +127,7 @@ def test_stratified_split_is_datasets_own():
 
 
 def test_long_files_are_written_a_few_at_a_time(tmp_path):
-    from hfspeech.data.prepare import MAX_BATCH_BYTES, WRITER_BATCH_SIZE, _writer_batch_size
+    from hfspeech.data.writer_batches import MAX_BATCH_BYTES, WRITER_BATCH_SIZE, writer_batch_size as _writer_batch_size
 
     short, long = tmp_path / "short.wav", tmp_path / "long.wav"
     sf.write(short, tone(1.0), RATE, subtype="PCM_16")

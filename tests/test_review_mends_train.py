@@ -62,7 +62,7 @@ def test_averaging_reads_each_runs_training_clips_once(tmp_path, monkeypatch):
 
 
 def test_the_writer_batch_size_reuses_file_sizes_already_known(tmp_path):
-    from hfspeech.data.prepare import WRITER_BATCH_SIZE, _writer_batch_size
+    from hfspeech.data.writer_batches import WRITER_BATCH_SIZE, writer_batch_size as _writer_batch_size
 
     clip = tmp_path / "short.wav"
     sf.write(clip, np.zeros(1600, np.float32), 16000, subtype="PCM_16")

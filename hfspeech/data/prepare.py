@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,7 +24,6 @@ from typing import Optional
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hfspeech.data.audio import AudioFileError, decode_audio, describe_source, trim_silence
@@ -41,12 +38,9 @@ from hfspeech.data.decoded_caches import decoded_family, decoded_into_cache, sup
 from hfspeech.data.folders import DESCRIPTION
 from hfspeech.data.run_scratch import RUN_SCRATCH
 from hfspeech.data.source_rates import SOURCE_RATE, family_features, without_source_rates
+from hfspeech.data.writer_batches import writer_batch_size
 
 logger = logging.getLogger("hfspeech.data")
-
-WRITER_BATCH_SIZE = 100  # clips per Arrow write while preparing (fewer for long files: `_writer_batch_size`)
-MAX_BATCH_BYTES = 256 * 2**20  # decoded audio a batch may hold before it is written
-DECODED_BYTES_PER_FILE_BYTE = 8  # float32 at the model's rate from a file's bytes: 2 for 16-bit WAV, ~4-16 for MP3
 
 
 @dataclass
@@ -158,7 +152,7 @@ def _decoder(sampling_rate: int, trim: bool, trim_top_db: float, label_type: Opt
 
 def _arrow_row(waveform: np.ndarray, name: str, problem: str, label: pa.Array, source_rate: int) -> pa.Table:
     """A one-row Arrow table over the waveform's own samples, written as it is when alone in its batch (a long clip:
-    `_writer_batch_size`); a numpy row was copied 3 times (`np.array`, `flatten`, the join: 205 MB beside 73 MB)."""
+    `data.writer_batches`); a numpy row was copied 3 times (`np.array`, `flatten`, the join: 205 MB beside 73 MB)."""
     samples = pa.array(np.ascontiguousarray(waveform, dtype=np.float32))  # zero-copy
     return pa.table({"input_values": pa.ListArray.from_arrays(pa.array([0, len(samples)], pa.int32()), samples),
                      "length": pa.array([len(samples)], pa.int64()), "path": pa.array([name], pa.string()),
@@ -225,7 +219,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         remove_columns=split.column_names,
         features=features,
         num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 2 * num_proc else None,
-        writer_batch_size=_writer_batch_size(split, file_sizes),  # clips held until written: a few, not 1000
+        writer_batch_size=writer_batch_size(split, file_sizes),  # clips held until written: a few, not 1000
         desc=f"decoding {what} at {settings[0]} Hz",
         new_fingerprint=fingerprint,
     )
@@ -234,7 +228,7 @@ def _decode_split(split, what: str, settings: list, features, num_proc, file_siz
         return decoded
 
     def decode_into(rows, name: Optional[str]):  # the failed rows again: cached beside the table, or in memory
-        arguments = dict(remove_columns=rows.column_names, features=features, writer_batch_size=_writer_batch_size(
+        arguments = dict(remove_columns=rows.column_names, features=features, writer_batch_size=writer_batch_size(
             rows, file_sizes), desc=f"decoding again the {len(rows)} clip(s) of {what} that failed when cached")
         return rows.map(decode, keep_in_memory=True, **arguments) if name is None else \
             decoded_into_cache(rows, name, decode, **arguments)
@@ -251,32 +245,6 @@ def _from_whole_table(split, name: str, key: str, wholes: dict, decode_split, se
         whole = Dataset(split.data, info=split.info.copy(), split=split.split, fingerprint=key)
         wholes[key] = decode_split(whole, f"{name} audio (with the splits cut from it)", settings)
     return wholes[key].select(split._indices.column(0).to_pylist(), keep_in_memory=True)  # numpy ints: IndexError
-
-
-def _writer_batch_size(split, file_sizes: Optional[dict[str, int]] = None) -> int:
-    """`WRITER_BATCH_SIZE`, or fewer clips when the split's largest file may decode to more than a share of
-    `MAX_BATCH_BYTES`: a batch of 100 ten-minute files held 3.8 GB before it was written (12 of them: a peak of
-    1.5 GB). Sizes come from the files (`stat`) and the Arrow column of bytes, never from reading the audio.
-    `file_sizes` ({path: bytes}): the sizes stat-ed already, given the new ones (splits of one table share files)."""
-    column = split.data.table.column("audio")  # every row of the table behind the split: an upper bound
-    if not pa.types.is_struct(column.type):
-        return WRITER_BATCH_SIZE
-    held = pc.max(pc.binary_length(pc.struct_field(column, "bytes"))).as_py() or 0
-    paths = {path for path in pc.struct_field(column, "path").to_pylist() if path}
-    sizes = file_sizes if file_sizes is not None else {}
-    sizes.update({path: _file_size(path) for path in paths if path not in sizes})
-    on_disk = max((sizes[path] for path in paths), default=0)
-    largest = max(held, on_disk) * DECODED_BYTES_PER_FILE_BYTE
-    return max(1, min(WRITER_BATCH_SIZE, MAX_BATCH_BYTES // max(1, largest)))
-
-
-def _file_size(path: str) -> int:
-    """A regular file's size from one `stat` (`isfile` then `getsize` made two), 0 for anything else."""
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):  # what `os.path.isfile` answers False to
-        return 0
-    return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
 def _cache_file_name(split, settings: list, fingerprint: str) -> Optional[str]:

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hfspeech.training.command_line import refuse_both_imbalance_remedies
+from hfspeech.training.flag_checks import refuse_both_imbalance_remedies
 
 
 def inverse_frequency_weights(labels: Sequence[int], num_labels: int) -> np.ndarray:

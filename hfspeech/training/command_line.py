@@ -21,7 +21,8 @@ from hfspeech.data.system_libraries import missing_library
 from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, refuse_unknown_flags
 from hfspeech.training.accelerate_environment import accelerate_state_kept, parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments
-from hfspeech.training.flag_checks import check_layerwise_decay
+from hfspeech.training.flag_checks import (check_label_smoothing, check_layerwise_decay, check_reporting,
+                                          check_training_values, refuse_both_imbalance_remedies)
 from hfspeech.training.flag_files import ARGS_FILE_FLAGS, expand_args_files
 from hfspeech.training.interrupts import interrupts_kept
 from hfspeech.training.progress_output import default_bars_for_log
@@ -185,56 +186,6 @@ def explain(error: BaseException, given: set[str]) -> str:
     if "support bf16/gpu" in message and not torch.cuda.is_available():
         message += " (--bf16: there is no CUDA GPU here; --bf16 --use_cpu trains with CPU autocast)"
     return message
-
-
-def check_training_values(args: TrainingArguments, given: set[str]) -> None:
-    """Values TrainingArguments takes that training cannot use: a batch size or accumulation of 0 and a negative
-    learning rate failed with tracebacks from torch and the Trainer; 0 epochs saved a model never trained;
-    `--do_train False` trained all the same (the recipe always trains)."""
-    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if not args.learning_rate >= 0:
-        raise UsageError(f"--learning_rate must be >= 0, got {args.learning_rate}")
-    if args.max_steps <= 0 and not args.num_train_epochs > 0:
-        raise UsageError(f"--num_train_epochs must be above 0 (or give --max_steps), got {args.num_train_epochs}: "
-                         "the run would save a model it never trained")
-    if "do_train" in given and not args.do_train:
-        raise UsageError("--do_train False: this recipe always trains; `hfspeech evaluate --model DIR` scores a "
-                         "saved model without training")
-
-
-def refuse_both_imbalance_remedies(data_args) -> None:
-    """Each of `--class_weighted_loss` and `--oversample` evens the classes' shares of the loss: together they
-    reversed the imbalance (10:4:2:1 data: the rarest class took 0.54 of the loss, the commonest 0.05). Refused as
-    the flags are read, before any data is decoded, and where the Trainer's options are built (the Python API)."""
-    if data_args.class_weighted_loss and data_args.oversample:
-        raise UsageError("--class_weighted_loss and --oversample: each balances the classes on its own; together "
-                         "they reverse the imbalance (the rarest class gets the largest share of the loss): give one")
-
-
-def check_label_smoothing(factor: float, multi_label: bool) -> None:
-    """1.5 trained silently with a negative weight on the true class (and was a torch traceback with mixup); a
-    multi-label model trains on sigmoids, which softmax label smoothing does not apply to: it was ignored."""
-    if not 0 <= factor < 1:
-        raise UsageError(f"--label_smoothing_factor must be in [0, 1), got {factor}")
-    if factor and multi_label:
-        raise UsageError("--label_smoothing_factor: smooths a softmax target; a multi-label model trains on one "
-                         "sigmoid per label, where it would not be applied; leave it out")
-
-
-def check_reporting(args: TrainingArguments) -> None:
-    """`--report_to wandb` (or tensorboard ...) where the package is not installed failed at the Trainer's start
-    with a RuntimeError traceback, an unknown name with a ValueError one."""
-    from transformers.integrations import get_available_reporting_integrations
-    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
-
-    for name in args.report_to or []:
-        if name not in INTEGRATION_TO_CALLBACK:
-            raise UsageError(f"--report_to {name}: not an integration of transformers; choose from "
-                             f"{sorted(INTEGRATION_TO_CALLBACK)}, all or none")
-        if name not in get_available_reporting_integrations():
-            raise UsageError(f"--report_to {name}: {name} is not installed here; install it, or pass --report_to none")
 
 
 def quiet_other_processes(args: TrainingArguments) -> None:
