@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from hfspeech.data.clip_digests import folder_and_name
 from hfspeech.models.config_json import DATA_REPORT_FILE, read_run_record
 
-RUN_INPUTS_FILE = "run_inputs.json"  # training.resume_inputs.DATA_RECORD_FILE (hub may not import training)
+RUN_INPUTS_FILE = "run_inputs.json"  # training.run_inputs_file.DATA_RECORD_FILE (hub may not import training)
 MANIFEST_KEYS = ("train_file", "validation_file", "test_file")
 CHECKPOINT_KEYS = ("model_name_or_path", "_name_or_path")
 LOCAL_CHECKPOINT = " (a local checkpoint)"

@@ -159,12 +159,24 @@ def _merged_records(runs: Sequence[str]) -> dict[str, dict]:
     records = {HYPERPARAMETERS_FILE: {**merged, AVERAGED_RUNS: len(runs)}}
     reports = [read_run_record(Path(run) / DATA_REPORT_FILE) for run in runs]
     clip_records = [read_training_clips(run) for run in runs]  # each run's file read once, for both uses
-    if reports[0] and all(report == reports[0] for report in reports) and not _trained_on_other_clips(clip_records):
-        records[DATA_REPORT_FILE] = reports[0]
+    if reports[0] and all(_same_report(report, reports[0]) for report in reports) and not _trained_on_other_clips(
+            clip_records):
+        records[DATA_REPORT_FILE] = reports[0] if all(report == reports[0] for report in reports) else {
+            key: value for key, value in reports[0].items() if key != SOURCE_RATES}
     clips = merged_training_clips(clip_records)  # what `hfspeech evaluate` checks its clips against
     if clips is not None:
         records[TRAINING_CLIPS_FILE] = clips
     return records
+
+
+SOURCE_RATES = "source_rates"  # `data.prepare.DataReport`'s: counted since session 44, absent from older runs'
+
+
+def _same_report(report: dict, first: dict) -> bool:
+    """The same data report, but for the files' rates, which a run from before hfspeech counted them lacks: its
+    average with a newer run's lost the whole report (the card's "Not recorded"); kept, less the rates."""
+    return ({key: value for key, value in report.items() if key != SOURCE_RATES}
+            == {key: value for key, value in first.items() if key != SOURCE_RATES})
 
 
 def _trained_on_other_clips(clip_records: Sequence[Optional[dict[str, set[str]]]]) -> bool:

@@ -76,9 +76,9 @@ def check_same_schedule(checkpoint: Optional[str], args, way_out: str) -> None:
                        "trained with", checkpoint, SCHEDULE_FILE)
         return
     refuse_damaged(os.path.join(checkpoint, SCHEDULE_FILE), saved)
-    now, steps = schedule_shape(args), schedule_steps(checkpoint, saved)
+    now = schedule_shape(args)
     changed = [flag for flag in SHAPE_FLAGS if flag not in WARMUP_FLAGS and saved[flag] != now[flag]]
-    if warmup_of(saved, steps) != warmup_of(now, steps):
+    if any(warmup_of(saved, steps) != warmup_of(now, steps) for steps in schedule_lengths(checkpoint, saved)):
         changed += [flag for flag in WARMUP_FLAGS if saved[flag] != now[flag]]
     if changed:
         differences = "; ".join(f"--{flag} {saved[flag]!r} -> {now[flag]!r}" for flag in changed)
@@ -100,13 +100,15 @@ def refuse_damaged(path: str, saved: dict) -> None:
                                   "--warmup_* it was trained with)")
 
 
-def schedule_steps(checkpoint: str, saved: dict) -> Optional[int]:
-    """The length of the schedule the checkpoint's last steps followed: the record's, else trainer_state.json's."""
-    lengths = recorded_lengths(saved)
+def schedule_lengths(checkpoint: str, saved: dict) -> list:
+    """The lengths of the schedules the checkpoint's steps followed: each the record holds (a run resumed at another
+    length followed two: a warmup the same over the last alone could differ over the steps before), else
+    trainer_state.json's; [None] where neither says."""
+    lengths = [length for _, length in recorded_lengths(saved) or ()]
     if lengths:
-        return lengths[-1][1]
+        return lengths
     steps = (read_json(os.path.join(checkpoint, "trainer_state.json")) or {}).get("max_steps")
-    return steps if isinstance(steps, int) else None
+    return [steps if isinstance(steps, int) else None]
 
 
 def warmup_of(shape: dict, steps: Optional[int]):

@@ -165,11 +165,18 @@ def saved_listings(saved: dict) -> dict:
     return {key: listing for key, listing in listings.items() if listing} if isinstance(listings, dict) else {}
 
 
+def own_data_seed(training_args, data_args) -> Optional[int]:
+    """`--data_seed` where it changes the batches' draws: not where it is the seed (the draws' default) or the run
+    streams (its shuffle follows --seed alone), where another one resumed changes nothing and was refused (review R1)."""
+    data_seed = getattr(training_args, "data_seed", None)
+    return None if data_seed == training_args.seed or getattr(data_args, "streaming", False) else data_seed
+
+
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
     """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this run's
     record for `record_data`. No record (an older run), or one without a newer key, is not checked on it: warned."""
     record = data_record(model_args.model_name_or_path, data_args, training_args.seed, listings=False,
-                         data_seed=getattr(training_args, "data_seed", None))
+                         data_seed=own_data_seed(training_args, data_args))
     record = json.loads(json.dumps(record))  # as it is read back: lists, str keys
     saved = saved_record(checkpoint)
     if saved is not None and not isinstance(saved.get("data"), dict):  # every version recorded its data flags

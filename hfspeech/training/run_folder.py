@@ -41,7 +41,7 @@ STATE_FILE = "trainer_state.json"  # written last by Trainer._save_checkpoint: t
 # ".run_inputs.json.tmp": the record being written by the main process while another one checks the folder
 # (`accelerate launch`: that process refused the folder, "holds other files", and the launch failed).
 RUN_MARKERS = (STATE_FILE, "training_args.bin", "runs", "manifests", "streamed_skipped_files.jsonl",
-               "run_inputs.json", ".run_inputs.json.tmp")  # resume_inputs.DATA_RECORD_FILE, data.streaming's log
+               "run_inputs.json", ".run_inputs.json.tmp")  # run_inputs_file.DATA_RECORD_FILE, data.streaming's log
 FINAL_SAVE = "final-save"  # `training.final_save` saves in `.final-save-partial-*` (`output_folders.locked_scratch`)
 
 # The files of an earlier run that a fresh start removes: its records and reports (`training.run`, `hub.push`), and
