@@ -30,6 +30,7 @@ from hfspeech.export.staging import default_output_dir, staged_export
 from hfspeech.export.weight_norm import remove_weight_norm
 from hfspeech.output_folders import named_at
 from hfspeech.export.unpadded_branch import add_unpadded_branch
+from hfspeech.export.trace_notes import whisper_trace_notes_hidden
 from hfspeech.features.frontend import AudioFrontend
 from hfspeech.models.fingerprint import write_traced_from
 from hfspeech.models.padding import PaddingMasks
@@ -129,7 +130,8 @@ def export_onnx(model_dir: str | Path, output_dir: Optional[str | Path] = None, 
     remove_weight_norm(model)
     onnx_config = onnx_config_for(model, feature_extractor)
 
-    with staged_export(output_dir) as staging, warnings.catch_warnings(), onnx_sessions_capped():  # optimum's too
+    with staged_export(output_dir) as staging, warnings.catch_warnings(), onnx_sessions_capped(), \
+            whisper_trace_notes_hidden():  # onnx_sessions_capped: optimum's sessions too
         # torch's notes on its own constant folding (a Slice it leaves alone): lines of noise on every export
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         written = write_onnx(model, onnx_config, feature_extractor, staging, quantize, calibration_dir,

@@ -31,6 +31,7 @@ from hfspeech.data.audio import seconds_to_samples
 from hfspeech.export.loading import ExportError, load_model, read_config
 from hfspeech.export.staging import default_output_dir, staged_export
 from hfspeech.export.weight_norm import remove_weight_norm
+from hfspeech.export.trace_notes import whisper_trace_notes_hidden
 from hfspeech.models import in_fast_layout, is_baseline
 from hfspeech.models.fingerprint import write_traced_from
 from hfspeech.models.inputs import extract_features
@@ -91,7 +92,7 @@ def export_torchscript(model_dir: str | Path, output_dir: Optional[str | Path] =
     window = seconds_to_samples(getattr(model.config, "max_length_seconds", None) or 1.0, feature_extractor.sampling_rate)
     example = example_batch(feature_extractor, [window, 2 * window // 3], seed=0)
     wrapper = LogitsOnly(model, list(example)).eval()
-    with torch.no_grad():
+    with torch.no_grad(), whisper_trace_notes_hidden():  # torch's notes on shapes a Whisper export fixes
         traced = torch.jit.trace(wrapper, tuple(example.values()))
         check = tuple(example_batch(feature_extractor, [window * 3 // 2, window // 2, window // 3], seed=1).values())
         difference = float((traced(*check) - wrapper(*check)).abs().max())

@@ -235,6 +235,11 @@ def _progress_bar(paths: Sequence[str]):
 
 
 def _advance(bar, seconds: float) -> None:
+    """The total grows to what was read when the headers' sum falls short: the files' seconds added up one by one
+    differ from it in the last bit (3.6985000000000006 against 3.6985 for 8 FSDD clips), and tqdm printed
+    "TqdmWarning: clamping frac to range [0, 1]" and a remaining time of "-00:00" at the end of the bar."""
+    if bar.total is not None and bar.n + seconds > bar.total:
+        bar.total = bar.n + seconds
     bar.update(seconds)
     elapsed = time.perf_counter() - bar.started
     if elapsed > 0:
