@@ -2,7 +2,8 @@
 `machine_refusal`) where a library raised it deep in its own code: an optional package missing, and everything
 `hfspeech.machine_refusals` words (memory short, a full or read-only disk, a path this user may not read or write, no
 home folder, no locks). The wording lives there, below training, for a run of several processes to say the same
-line on every process (`training.distributed.agreed`); a missing package's hint (`cli.extras`) stays the CLI's.
+line on every process (`training.distributed.agreed`), a missing extra's package among them (`cli.extras` adds a
+missing system library's).
 Imported with `hfspeech.cli`, and importing only what that has loaded already: the catch-all of a run out of memory
 must not import a module first, which raised a second MemoryError there."""
 

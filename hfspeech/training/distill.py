@@ -28,7 +28,6 @@ from transformers import HfArgumentParser
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError
 from hfspeech.models.config_json import read_config_json
-from hfspeech.models.scores import is_multi_label
 from hfspeech.training.command_line import exit_with_help_if_asked, parse_args, recipe_parser, refuse_mistyped_flags
 from hfspeech.training.flag_files import expand_args_files
 from hfspeech.training.soft_targets import Distillation
@@ -66,9 +65,14 @@ class DistillationArguments:
         # Both were tracebacks after the data was prepared (a batch of 0 or less; a cache path that is a file).
         if self.teacher_batch_size < 1:
             raise UsageError(f"--teacher_batch_size must be at least 1, got {self.teacher_batch_size}")
-        if self.teacher_cache_dir and os.path.exists(self.teacher_cache_dir) and not os.path.isdir(
-                self.teacher_cache_dir):
-            raise UsageError(f"--teacher_cache_dir {self.teacher_cache_dir}: not a folder")
+        if not launched_run():  # several processes: each machine's path once they have joined (`attach_teacher`)
+            check_cache_dir(self.teacher_cache_dir)
+
+
+def check_cache_dir(cache_dir: Optional[str]) -> None:
+    """A --teacher_cache_dir that is a file was a traceback after the data was prepared."""
+    if cache_dir and os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+        raise UsageError(f"--teacher_cache_dir {cache_dir}: not a folder")
 
 
 def student_as_model_type(arg: str, options) -> str:
@@ -108,10 +112,12 @@ def parse_distill_args(argv: Sequence[str], prog: Optional[str] = None):
     model_args, data_args, training_args = parse_args(rest, help_parser._option_string_actions, help_parser.prog)
     if data_args.streaming:  # refused before anything is read or removed (--overwrite_output_dir: review R2)
         raise UsageError(STREAMING_REFUSED)
-    check_frozen_student(model_args)
-    if not launched_run():  # several processes: each machine's copy once they have joined (`attach_teacher`)
+    if not launched_run():  # several processes: each machine's copy once they have joined (`run.load_data`)
+        from hfspeech.training.live_teacher import check_teacher_fits
+
         check_teacher_fits(distill_args.teacher, model_args.multi_label)
         warn_if_trimmed_otherwise(distill_args.teacher, data_args)
+    check_frozen_student(model_args)
     # A teacher trained by the recipe looks like a run to resume: the student was written over it. One in a checkpoint
     # that --overwrite_output_dir removes is refused as --model_name_or_path's is (`run_folder.start_over` gets both).
     if os.path.realpath(training_args.output_dir) == os.path.realpath(distill_args.teacher):
@@ -126,17 +132,6 @@ def launched_run() -> bool:
     through `agreed`); checked as the flags were read, a machine without it stopped alone, before the processes
     joined, and the others waited minutes in gloo's set-up and died of DistNetworkError."""
     return int(os.environ.get("WORLD_SIZE") or 1) > 1
-
-
-def check_teacher_fits(teacher: str, multi_label: bool) -> None:
-    """Refuse, before the data is prepared, a student the teacher's targets cannot train: a single-label
-    teacher's logits are only defined up to a shift, so their sigmoids (a multi-label student's targets) meant
-    nothing, and the other way round its independent sigmoids became one softmax; both ran without a word."""
-    teacher_multi_label = is_multi_label(read_config_json(teacher))
-    if teacher_multi_label != multi_label:
-        kinds = {True: "multi-label (sigmoid)", False: "single-label (softmax)"}
-        raise UsageError(f"--teacher {teacher}: a {kinds[teacher_multi_label]} classifier, but the student is "
-                         f"{kinds[multi_label]}: distil from a teacher of the same kind (--problem_type)")
 
 
 def check_frozen_student(model_args) -> None:
@@ -171,8 +166,8 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments, da
     if setup.streamed is not None:  # (refused as the flags are read: `parse_distill_args`)
         raise UsageError(STREAMING_REFUSED)
     trainer, train_view, teacher_dir = setup.trainer, setup.views["train"], distill_args.teacher
-    if launched_run():  # not read as the flags were: each machine's copy (`launched_run`)
-        agreed(lambda: check_teacher_fits(teacher_dir, trainer.is_multi_label))
+    if launched_run():  # not read as the flags were: each machine's copy (`launched_run`; its kind: `run.load_data`)
+        agreed(lambda: check_cache_dir(distill_args.teacher_cache_dir))
         if data_args is not None:
             warn_if_trimmed_otherwise(teacher_dir, data_args)
     agreed(lambda: warn_if_teacher_heard(setup, teacher_dir))
@@ -185,8 +180,10 @@ def attach_teacher(setup: TrainingSetup, distill_args: DistillationArguments, da
         trainer.enable_distillation(distillation, live_teacher=teacher)
         return
 
-    def cached_logits():  # one process runs the teacher and writes the cache; the others then read it (each ran it
-        with trainer.args.main_process_first(desc="teacher logits"):  # and wrote the same folder: a race)
+    def cached_logits():
+        """One process runs the teacher and writes the cache; the others then read it (each ran it and wrote the same
+        folder: a race). Agreed: a machine whose teacher does not load stops every process with its line."""
+        with trainer.args.main_process_first(desc="teacher logits"):
             return teacher_logits(teacher_dir, train_view.split, sampling_rate, setup.label_names,
                                   distill_args.teacher_cache_dir, distill_args.teacher_batch_size,
                                   device=trainer.args.device, progress=not trainer.args.disable_tqdm)  # --use_cpu: CPU

@@ -30,6 +30,7 @@ from hfspeech.models.inputs import batch_indices, extract_features, shares_padde
 from hfspeech.models.config_json import read_config_json
 from hfspeech.models.folder_checks import check_model_folder
 from hfspeech.models.loading import pretrained_errors
+from hfspeech.models.scores import is_multi_label
 
 RAW_COLUMN = "teacher_waveform"
 
@@ -93,7 +94,8 @@ def label_columns(id2label: Mapping, label_names: Sequence[str], teacher_dir: st
     return [teacher_ids[name] for name in label_names]
 
 
-def check_teacher_labels(teacher_dir: Optional[str], label_names: Sequence[str]) -> None:
+def check_teacher_labels(teacher_dir: Optional[str], label_names: Sequence[str],
+                         multi_label: Optional[bool] = None) -> None:
     """The teacher's folder (`check_teacher_folder`) and `label_columns`' refusal from its config.json alone, for
     `run.load_data` to make before the clips are decoded: made when the teacher was loaded, it came after the
     decoding and after run_inputs.json was written. In a launched run this is where each machine's copy of the folder
@@ -101,7 +103,20 @@ def check_teacher_labels(teacher_dir: Optional[str], label_names: Sequence[str])
     without it left alone and the others died in gloo's set-up. None (no teacher: not a distillation): nothing."""
     if teacher_dir is not None:
         check_teacher_folder(teacher_dir)
+        if multi_label is not None:  # the student's kind (`check_teacher_fits`): before decoding in a launched run too
+            check_teacher_fits(teacher_dir, multi_label)
         label_columns(read_config_json(teacher_dir).get("id2label") or {}, label_names, teacher_dir)
+
+
+def check_teacher_fits(teacher: str, multi_label: bool) -> None:
+    """Refuse, before the data is prepared, a student the teacher's targets cannot train: a single-label
+    teacher's logits are only defined up to a shift, so their sigmoids (a multi-label student's targets) meant
+    nothing, and the other way round its independent sigmoids became one softmax; both ran without a word."""
+    teacher_multi_label = is_multi_label(read_config_json(teacher))
+    if teacher_multi_label != multi_label:
+        kinds = {True: "multi-label (sigmoid)", False: "single-label (softmax)"}
+        raise UsageError(f"--teacher {teacher}: a {kinds[teacher_multi_label]} classifier, but the student is "
+                         f"{kinds[multi_label]}: distil from a teacher of the same kind (--problem_type)")
 
 
 def check_teacher_folder(teacher_dir: str) -> None:
