@@ -124,7 +124,7 @@ def memory_or_scratch(error: Exception, command: str) -> Optional[HfspeechError]
     return no_temporary_folder(error)
 
 
-# the optional packages behind hfspeech's extras (`pip install "hfspeech[export,serve]"`), for the CLI too (`cli.extras`)
+# the optional packages behind hfspeech's extras (`pip install "hfspeech[export,serve]"`); the CLI's too
 EXTRA_OF_PACKAGE = {"optimum": "export", "onnxruntime": "export", "onnx": "export",
                     "starlette": "serve", "uvicorn": "serve", "prometheus_client": "serve", "websockets": "serve"}
 

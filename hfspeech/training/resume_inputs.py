@@ -167,7 +167,8 @@ def saved_listings(saved: dict) -> dict:
 
 def own_data_seed(training_args, data_args) -> Optional[int]:
     """`--data_seed` where it changes the batches' draws: not where it is the seed (the draws' default) or the run
-    streams (its shuffle follows --seed alone), where another one resumed changes nothing and was refused (review R1)."""
+    streams (its shuffle follows --seed alone), where another one resumed changes nothing and was refused
+    (review R1)."""
     data_seed = getattr(training_args, "data_seed", None)
     return None if data_seed == training_args.seed or getattr(data_args, "streaming", False) else data_seed
 

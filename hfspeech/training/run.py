@@ -88,7 +88,8 @@ def load_data(model_args: ModelArguments, data_args: DataArguments, training_arg
         else:
             report = DataReport()
             raw = load_labelled_splits(spec, seed, multi_label=model_args.multi_label, report=report)
-            check_teacher_labels(teacher, label_names_of(raw["train"]), model_args.multi_label)  # distill's: not decoded
+            # distill's teacher (folder, labels, kind), from its config.json: before the clips are decoded
+            check_teacher_labels(teacher, label_names_of(raw["train"]), model_args.multi_label)
             dataset, report = prepare_dataset(raw, sampling_rate, **spec.preparation, report=report)
             kept = kept_rows(raw, report)  # not the bad files --skip_bad_files skipped
             data = RunData(dataset, report, label_names_of(dataset["train"]), None, record_training_clips(kept), kept)
