@@ -17,6 +17,7 @@ import torch.multiprocessing
 from hfspeech.errors import HfspeechError
 from hfspeech.training.distributed import agreed, values_of_every_process
 from tests.test_distributed import free_port
+from tests.test_multiprocess43 import raising_on_rank_one
 
 EXPORT_HINT = ("hfspeech train needs onnxruntime, which could not be imported: install hfspeech's 'export' extra (pip "
                "install \"hfspeech[export]\", with the project's constraints.txt for the tested versions)")
@@ -27,14 +28,6 @@ class UnreadableError(Exception):
 
     def __str__(self):
         raise ValueError("no message")
-
-
-def raising_on_rank_one(rank: int, error: BaseException):
-    def step():
-        if rank == 1:
-            raise error
-        return rank
-    return step
 
 
 def outcome_of(step) -> str:

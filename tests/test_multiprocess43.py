@@ -25,7 +25,7 @@ from tests.test_multimachine41 import exited_on_the_line, launch_two_machines
 FULL_CACHE = "/data/cache/train-00000.arrow"
 
 
-def raising_on_rank_one(rank: int, error: Exception):
+def raising_on_rank_one(rank: int, error: BaseException):
     """A step that raises `error` on process 1 and returns its rank on the others."""
     def step():
         if rank == 1:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY_CNN, write_tone_folder
 from hfspeech.cli import main
+from tests.test_resume43 import resumable_copy
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +39,6 @@ def warmed_up(tones, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "warmed_up"
     assert train(tones, run, "--warmup_ratio", "0.25") == 0
     return run
-
-
-def resumable_copy(run: Path, folder: Path) -> Path:
-    """The run cut back to its checkpoint-6 (mid-way through epoch 2), as if stopped there."""
-    shutil.copytree(run, folder)
-    for checkpoint in folder.glob("checkpoint-*"):
-        if checkpoint.name != "checkpoint-6":
-            shutil.rmtree(checkpoint)
-    return folder
 
 
 def error_lines(capsys) -> list[str]:
