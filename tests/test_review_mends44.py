@@ -65,3 +65,20 @@ def test_a_data_seed_that_draws_nothing_else_resumes_without_it(tmp_path: Path, 
     if not streaming:  # a data seed that does draw otherwise is still refused
         with pytest.raises(CheckpointError, match="data_seed None -> 7"):
             check_same_data(str(run / "checkpoint-1"), SimpleNamespace(model_name_or_path=None), data, other)
+
+
+def test_another_form_of_the_warmup_is_refused_where_the_new_length_makes_it_differ(tmp_path: Path):
+    """Review R3: `--warmup_steps 2` resumed as `--warmup_ratio 0.25` is the same warmup over the checkpoint's 8 steps
+    (accepted as the flags are read), but 3 steps over the resumed run's 12: the rest followed a curve no flag named,
+    and the run's own flags were refused at the next resume."""
+    from hfspeech.training.lr_schedule import resumed_lengths
+
+    checkpoint = tmp_path / "run" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"max_steps": 8, "global_step": 4}))
+    (checkpoint / "lr_schedule.json").write_text(json.dumps({
+        "lr_scheduler_type": "linear", "lr_scheduler_kwargs": {}, "warmup_ratio": 0.1, "warmup_steps": 2,
+        "lengths": [[0, 8]]}))
+    args = SimpleNamespace(lr_scheduler_type="linear", lr_scheduler_kwargs={}, warmup_ratio=0.25, warmup_steps=0)
+    with pytest.raises(CheckpointError, match=r"another warmup over this run's 12 steps \(2 -> 3 warmup steps\)"):
+        resumed_lengths(str(checkpoint), args, 12)

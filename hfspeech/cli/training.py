@@ -182,15 +182,10 @@ def cross_validate(argv: list[str]) -> int:
     from hfspeech.training.cross_validation_args import parse_cross_validation_args
 
     # train's flags and --num_folds, parsed (a typo named) before any fold trains (and before numpy and datasets are
-    # imported: `--help`); the log is set up as each fold's run sets it, before the first fold: its "fold 1: 1 of N"
-    # line, logged before that fold's set-up, was dropped (the run printed "fold 2: 2 of 2" alone)
+    # imported: `--help`); the first fold's log set-up holds to the summary
     with process_state_kept():
         folds_args, *recipe_args = parse_cross_validation_args(argv, prog="hfspeech cross-validate")
-        from hfspeech.training.command_line import quiet_other_processes
         from hfspeech.training.cross_validation import run_cross_validation
-        from hfspeech.training.run_log import log_to_stderr
 
-        log_to_stderr()
-        quiet_other_processes(recipe_args[-1])  # the training arguments: several processes log from the main one
         run_cross_validation(*recipe_args, num_folds=folds_args.num_folds)
     return 0

@@ -10,7 +10,9 @@ unrecognized. Using the default loss: `ForCausalLMLoss`": `torch.jit.trace` read
 `loss_function` property (the encoder's class name matches no loss), a loss the trace never runs.
 
 Only these, by exact message and the module that warns: a TracerWarning from the model's own code (hfspeech's
-baselines, another transformers model) may be a trace that does not generalize, and stays.
+baselines, another transformers model's modeling file) may be a trace that does not generalize, and stays. sdpa's
+note is hidden for every model that attends through it (wav2vec2, HuBERT, WavLM too: review R3): their encoders
+pass `is_causal` False or a fixed mask, so it holds at any length.
 """
 
 from __future__ import annotations

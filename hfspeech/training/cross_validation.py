@@ -30,7 +30,7 @@ from hfspeech.data.dataset_columns import label_column_of
 from hfspeech.data.manifests import absolute_manifest_folder, column_named, resolve_listed_path
 from hfspeech.errors import DataError, UsageError, first_few
 from hfspeech.output_folders import check_output_folder
-from hfspeech.training.command_line import process_state_kept
+from hfspeech.training.command_line import process_state_kept, quiet_other_processes
 from hfspeech.training.cross_validation_args import parse_cross_validation_args
 from hfspeech.training.fold_draws import fold_rows, rows_in_file_order  # (fold_rows: tests import it from here)
 from hfspeech.training.fold_manifests import (check_fold_folder_names, check_fold_labels, fold_data_arguments,
@@ -138,7 +138,10 @@ def folds_of_this_process(model_args, data_args, training_args, num_folds: Optio
 def run_cross_validation(model_args, data_args, training_args, num_folds: Optional[int] = None) -> dict:
     from hfspeech.training.cross_validation_pooled import pooled_or_failure, score_fold
     from hfspeech.training.distributed import agreed  # (torch: not for --help)
+    from hfspeech.training.run_log import log_to_stderr
 
+    log_to_stderr()  # as each fold's run sets it, before the first: its "fold 1: 1 of N" line was dropped (UX)
+    quiet_other_processes(training_args)  # several processes log from the main one
     if not (data_args.group_column and data_args.train_file) or data_args.validation_file or data_args.test_file:
         raise UsageError("hfspeech cross-validate needs one manifest (--train_file, all the data) and --group_column")
     root, first = training_args.output_dir, training_args.process_index == 0  # one writer of the summary

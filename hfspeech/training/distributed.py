@@ -197,7 +197,7 @@ def chain_of(error: BaseException) -> list[BaseException]:
 def command_of_this_process() -> str:
     """The hfspeech command this process runs (`distill`, `cross-validate`: the CLI's argv), which its lines name as
     the CLI does in a run of one process; `train` for `recipes/finetune.py` and anything else."""
-    named = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")  # after `hfspeech --debug`
+    named = next((arg for arg in sys.argv[1:] if arg != "--debug"), "")  # `hfspeech --debug distill`; not a value
     return named if named in ("train", "distill", "cross-validate") else TRAINING
 
 

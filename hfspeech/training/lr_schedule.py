@@ -141,8 +141,10 @@ def resumed_lengths(checkpoint: Optional[str], args, num_training_steps: int) ->
     state = read_json(os.path.join(checkpoint, "trainer_state.json")) if checkpoint else None
     if not state or not isinstance(state.get("max_steps"), int):
         return [[0, num_training_steps]]
-    lengths = recorded_lengths(read_json(os.path.join(checkpoint, SCHEDULE_FILE)) or {}) or [[0, state["max_steps"]]]
+    saved = read_json(os.path.join(checkpoint, SCHEDULE_FILE)) or {}
+    lengths = recorded_lengths(saved) or [[0, state["max_steps"]]]
     old, step = lengths[-1][1], int(state.get("global_step") or 0)
+    refuse_other_warmup_at(checkpoint, saved, args, num_training_steps)
     old_rates, new_rates = learning_rates(args, old), learning_rates(args, num_training_steps)
     later_steps = range(step + 1, num_training_steps) if old_rates else ()  # step k sets step k+1's rate: this run's
     first = next((k for k in later_steps if not math.isclose(old_rates(k), new_rates(k))), None)
@@ -156,6 +158,20 @@ def resumed_lengths(checkpoint: Optional[str], args, num_training_steps: int) ->
                    schedule_shape(args)["lr_scheduler_type"], old, step, old_rates(first), new_rates(first), first + 1,
                    described(args, lengths))
     return lengths
+
+
+def refuse_other_warmup_at(checkpoint: str, saved: dict, args, num_training_steps: int) -> None:
+    """The warmup this run's flags give over its own length, which `check_same_schedule` could not know before the
+    data was read: another form of the same warmup over the checkpoint's lengths (`--warmup_steps 2` for a ratio of
+    0.25 over 8 steps) may differ over the new one (3 steps over 12), the rest following a curve no flag named and
+    the run's own flags refused at the next resume (review R3)."""
+    now = schedule_shape(args)
+    if all(flag in saved for flag in WARMUP_FLAGS) and warmup_of(saved, num_training_steps) != warmup_of(
+            now, num_training_steps):
+        flags = " ".join(f"--{flag} {saved[flag]}" for flag in WARMUP_FLAGS if saved[flag] != now[flag])
+        raise CheckpointError(f"{checkpoint}: cannot resume with another warmup over this run's {num_training_steps} "
+                              f"steps ({warmup_of(saved, num_training_steps)} -> {warmup_of(now, num_training_steps)} "
+                              f"warmup steps): resume with `{flags}`, or start over (--overwrite_output_dir)")
 
 
 def recorded_lengths(saved: dict) -> Optional[list]:
