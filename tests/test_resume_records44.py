@@ -14,23 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_CNN, write_tone_folder
-from hfspeech.cli import main
-from tests.test_resume43 import resumable_copy
-
-
-@pytest.fixture(scope="module")
-def tones(tmp_path_factory) -> Path:
-    return write_tone_folder(tmp_path_factory.mktemp("tones") / "data", clips_per_class=6, rates=(16000,))
+from tests.test_resume43 import resumable_copy, tones  # noqa: F401 (tones: the module's fixture)
+from tests.test_resume43 import train as tiny_cnn_run
 
 
 def train(tones: Path, output_dir: Path, *flags: str) -> int:
-    """A tiny CNN run, 4 steps an epoch (14 training clips, batches of 4), a checkpoint every 2 steps."""
-    return main(["train", "--data_dir", str(tones), "--output_dir", str(output_dir), "--model_type", "cnn",
-                 "--config_overrides", TINY_CNN, "--learning_rate", "1e-2", "--max_length_seconds", "0.5", "--seed",
-                 "0", "--dataloader_num_workers", "0", "--per_device_train_batch_size", "4", "--eval_strategy", "no",
-                 "--save_strategy", "steps", "--save_steps", "2", "--logging_strategy", "steps", "--logging_steps", "1",
-                 "--num_train_epochs", "2", *flags])
+    """test_resume43's tiny CNN run (4 steps an epoch, a checkpoint every 2 steps), 2 epochs unless flags say more."""
+    return tiny_cnn_run(tones, output_dir, "--num_train_epochs", "2", *flags)
 
 
 @pytest.fixture(scope="module")
