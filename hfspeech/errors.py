@@ -87,6 +87,13 @@ def disk_write_failure(error: BaseException) -> Optional[str]:
     return disk_write_failure(context) if context is not None else None
 
 
+def near_causes(error: BaseException) -> list[BaseException]:
+    """`error`, the error it was raised from and the one raised while it was handled: where a missing package or
+    system library shows one level down (datasets and torchcodec re-raise a failed import as their own). The CLI and
+    a launched run's processes look at the same errors, so they say the same line."""
+    return [each for each in (error, error.__cause__, error.__context__) if each is not None]
+
+
 def first_in_chain(error: Optional[BaseException], matches) -> Optional[BaseException]:
     """The first of `error` and the errors it was raised from (`__cause__`) or while handling (`__context__`, unless
     suppressed) that `matches` says is the one; None where none is: libraries re-raise an OS or memory error as

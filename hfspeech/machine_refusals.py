@@ -19,7 +19,7 @@ import re
 from typing import Optional
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, NoHomeError, homeless_message
-from hfspeech.errors import HfspeechError, cannot_write, disk_write_failure, first_in_chain
+from hfspeech.errors import HfspeechError, cannot_write, disk_write_failure, first_in_chain, near_causes
 from hfspeech.file_owners import access_refusal  # (serve's too: bottom, so that serve need not import cli)
 from hfspeech.temporary_folder import no_temporary_folder
 
@@ -134,7 +134,7 @@ def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]
     line naming the extra to install: the CLI's (`cli.extras.missing_extra`), and every process's where one process
     of a launched run meets it (`training.distributed.agreed`: it was "an unexpected error" there); None for anything
     else."""
-    for cause in (error, error.__cause__, error.__context__):
+    for cause in near_causes(error):
         name = getattr(cause, "name", None) if isinstance(cause, ModuleNotFoundError) else None
         extra = EXTRA_OF_PACKAGE.get((name or "").split(".")[0])
         if extra:

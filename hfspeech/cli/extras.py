@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from hfspeech.data.system_libraries import missing_library
+from hfspeech.data.system_libraries import missing_system_library
 from hfspeech.errors import HfspeechError
 from hfspeech.machine_refusals import missing_extra as missing_extras_package  # the extras' table and wording
 
@@ -21,9 +21,4 @@ def missing_extra(error: BaseException, command: str) -> Optional[HfspeechError]
     """The one-line error for `error` where it is an optional package's absence (`machine_refusals.missing_extra`:
     a launched run's processes say it too) or a system library's (its cause's, for an error raised from one); None
     for anything else."""
-    if (said := missing_extras_package(error, command)) is not None:
-        return said
-    for cause in (error, error.__cause__, error.__context__):
-        if library := missing_library(cause):
-            return HfspeechError(f"hfspeech {command} needs {library}")
-    return None
+    return missing_extras_package(error, command) or missing_system_library(error, command)

@@ -19,7 +19,7 @@ import importlib
 import sys
 from typing import Iterator, Optional
 
-from hfspeech.errors import HfspeechError
+from hfspeech.errors import HfspeechError, near_causes
 
 LOAD_FAILURE = "Could not load libtorchcodec"  # torchcodec's words (torchcodec/_internally_replaced_utils.py)
 
@@ -103,6 +103,13 @@ def missing_library(error: BaseException | None) -> Optional[str]:
     if isinstance(error, RuntimeError) and LOAD_FAILURE in str(error):
         return NEEDS_FFMPEG
     return None
+
+
+def missing_system_library(error: BaseException, command: str) -> Optional[HfspeechError]:
+    """`hfspeech COMMAND needs libsndfile1 ...` where `error` (or the error one level behind it) is a system library
+    pip cannot install, as the CLI and every process of a launched run say it; None for anything else."""
+    library = next(filter(None, map(missing_library, near_causes(error))), None)
+    return None if library is None else HfspeechError(f"hfspeech {command} needs {library}")
 
 
 def soundfile_module(name: str):

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Optional, TypeVar
 import torch
 from transformers import TrainerCallback
 
-from hfspeech.data.system_libraries import missing_library
+from hfspeech.data.system_libraries import missing_system_library
 from hfspeech.errors import HfspeechError
 from hfspeech.machine_refusals import machine_refusal
 
@@ -182,16 +182,9 @@ def refusal_of_machine(error: Exception) -> Optional[HfspeechError]:
     looking at the error raised (an error whose str() raises)."""
     command = command_of_this_process()
     try:
-        refusal = machine_refusal(error, command)
-        library = None if refusal is not None else next(filter(None, map(missing_library, chain_of(error))), None)
+        return machine_refusal(error, command) or missing_system_library(error, command)
     except Exception:  # noqa: BLE001 (a bug after all: `unexpected` names it)
         return None
-    return refusal if library is None else HfspeechError(f"hfspeech {command} needs {library}")
-
-
-def chain_of(error: BaseException) -> list[BaseException]:
-    """`error` and the errors it was raised from or while handling, as the CLI's `missing_extra` looks at them."""
-    return [each for each in (error, error.__cause__, error.__context__) if each is not None]
 
 
 def command_of_this_process() -> str:
