@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -142,16 +143,20 @@ def test_num_folds_is_not_a_flag_of_train(tmp_path, capsys):
     assert "--num_folds" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
-def test_cross_validate_with_num_folds_summarises_the_dealt_folds_and_names_their_groups(tmp_path):
+def test_cross_validate_with_num_folds_summarises_the_dealt_folds_and_names_their_groups(tmp_path, caplog):
     manifest = write_speaker_manifest(tmp_path / "data", speakers=("ann", "bob", "cy", "dee"),
                                       labels=("yes", "no", "yes"))
-    assert cross_validate(manifest, tmp_path / "cv", "--num_folds", "2") == 0
+    with caplog.at_level(logging.INFO, logger="hfspeech.cross_validate"):
+        assert cross_validate(manifest, tmp_path / "cv", "--num_folds", "2") == 0
     summary = json.loads((tmp_path / "cv" / "cross_validation.json").read_text())
     assert summary["complete"] and sorted(summary["folds"]) == ["1", "2"]
     groups = summary["held_out_groups"]
     assert sorted(groups) == ["1", "2"] and sorted(groups["1"] + groups["2"]) == ["ann", "bob", "cy", "dee"]
     assert [fold["num_test_clips"] for fold in summary["folds"].values()] == [6, 6]  # two speakers of 3 clips each
     assert summary["test_accuracy"]["folds"] == 2 and summary["pooled"]["num_clips"] == 12
+    started = [record.getMessage() for record in caplog.records if record.getMessage().startswith("fold ")]
+    assert started == [f"fold {fold}: {index} of 2 (holding out speaker: {', '.join(groups[fold])})"
+                       for index, fold in enumerate(("1", "2"), start=1)]  # it read "speaker ann, bob"
 
 
 def test_a_label_whose_groups_fell_into_one_dealt_fold_says_so_and_the_way_out(tmp_path):

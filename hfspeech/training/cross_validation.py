@@ -153,7 +153,7 @@ def run_cross_validation(model_args, data_args, training_args, num_folds: Option
         fold_data, fold_training = fold_data_arguments(data_args, files), copy.deepcopy(training_args)
         fold_training.output_dir = os.path.join(root, f"fold-{group}")
         logger.info("fold %s: %d of %d%s", group, len(results) + 1, len(folds),
-                    f" (holding out {data_args.group_column} {first_few(groups_of[group])})" if listed else "")
+                    f" (holding out {data_args.group_column}: {first_few(groups_of[group])})" if listed else "")
         try:
             results[group] = run_training(model_args, fold_data, fold_training)
         except BaseException:  # an error or Ctrl-C: the folds done so far stay on record, with no mean over them

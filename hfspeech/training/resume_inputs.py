@@ -173,6 +173,12 @@ def own_data_seed(training_args, data_args) -> Optional[int]:
     return None if data_seed == training_args.seed or getattr(data_args, "streaming", False) else data_seed
 
 
+def as_given(value) -> str:
+    """A recorded flag's value as a refusal names it: `not given` for none (it read `data_seed 3 -> None`, Python's
+    word, where the resumed command left the flag out)."""
+    return "not given" if value is None else repr(value)
+
+
 def check_same_data(checkpoint: Optional[str], model_args, data_args, training_args) -> dict:
     """Refuse a checkpoint whose run folder records other data (cheap: before any data is read); returns this run's
     record for `record_data`. No record (an older run), or one without a newer key, is not checked on it: warned."""
@@ -191,7 +197,7 @@ def check_same_data(checkpoint: Optional[str], model_args, data_args, training_a
             logger.info("%s moved from %s to %s, same files (names and sizes): resuming", key, flat_saved[key],
                         flat_new[key])
         refuse_unlisted_move(checkpoint, saved, record, differing, training_args.resume_from_checkpoint)
-        differences = [f"{key} {flat_saved.get(key)!r} -> {flat_new.get(key)!r}" for key in differing]
+        differences = [f"{key} {as_given(flat_saved.get(key))} -> {as_given(flat_new.get(key))}" for key in differing]
         if differences:  # the first three, and how many more (the rest were left out without a word)
             listed = first_few(differences, 3, "; ")
             raise CheckpointError(f"{checkpoint}: cannot resume, its run had other data or start ({listed}); "
