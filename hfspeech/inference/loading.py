@@ -149,8 +149,10 @@ def load_pytorch(folder: str, trust_remote_code: bool = False, untrained: str = 
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
     from hfspeech.models import register
+    from hfspeech.models.library_notes import hide_mismatched_masks_note
 
     register()
+    hide_mismatched_masks_note()  # a WavLM's first padded batch (predict, stream, serve, evaluate)
     if is_local_path(folder):
         check_model_folder(folder, trust_remote_code)
     with pretrained_errors(folder):  # a Hub id with the Hub out of reach: its cached copy, without retries

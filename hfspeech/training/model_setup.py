@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClas
 from hfspeech.data.samples import TRIM_CONFIG_ATTRIBUTE
 from hfspeech.errors import UsageError
 from hfspeech.models import BASELINE_MODELS  # (registers the baselines with the Auto classes)
+from hfspeech.models.library_notes import hide_mismatched_masks_note
 from hfspeech.models.inputs import extractor_window_seconds
 from hfspeech.models.label_words import spoken_forms
 from hfspeech.models.loading import hub_unreachable, is_local_path, new_head_note_hidden, pretrained_errors
@@ -66,6 +67,7 @@ def build_model(model_args: ModelArguments, label_names: Sequence[str], feature_
                          id2label=dict(enumerate(label_names)), **config_overrides(model_args))
     if len(label_names) > 1:  # else set by the first training step alone: null where a rerun took none
         config_values.setdefault("problem_type", SINGLE_LABEL)
+    hide_mismatched_masks_note()  # a WavLM's first padded batch in training and evaluation
     if model_args.model_name_or_path:
         model, feature_extractor = _pretrained(model_args, config_values, feature_extractor)
     else:
