@@ -12,8 +12,8 @@ import pytest
 from hfspeech.cli import main as cli
 from hfspeech.errors import UsageError
 from hfspeech.evaluation.evaluate_model import _check_output_dir
-from hfspeech.evaluation.report import (metrics_file_name, report_file_names, write_evaluation_report,
-                                        write_multilabel_report)
+from hfspeech.evaluation.report import write_evaluation_report, write_multilabel_report
+from hfspeech.evaluation.report_names import metrics_file_name, report_file_names
 from hfspeech.hub.stage import REPORT_FILES
 from hfspeech.models.config_json import DATA_REPORT_FILE
 from tests.conftest import TINY_CNN, TONE_CLASSES, save_random_baseline, write_tone_folder

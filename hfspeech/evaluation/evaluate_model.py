@@ -32,8 +32,8 @@ from hfspeech.data.split_audit import audit_missing_classes
 from hfspeech.data.transforms import multi_hot
 from hfspeech.errors import UsageError, refuse_folder_named_like_a_file, writing_to
 from hfspeech.evaluation.arguments import EvaluateArguments  # a module of its own: a fast `--help`
-from hfspeech.evaluation.report import (METRICS_ENDING, REPORT_ENDINGS, metrics_file_name, write_evaluation_report,
-                                       write_metrics_json, write_multilabel_report)
+from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report
+from hfspeech.evaluation.report_names import METRICS_ENDING, REPORT_ENDINGS, metrics_file_name
 from hfspeech.inference.batch import score_files
 from hfspeech.inference.classifier import AudioClassifier, FileScores, decision_thresholds
 from hfspeech.inference.loading import backend_for_device

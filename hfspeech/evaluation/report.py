@@ -22,30 +22,10 @@ from hfspeech.evaluation.false_alarms import false_alarm_metrics, without_positi
 from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
 from hfspeech.evaluation.report_plots import plot_confusion_matrix, plot_per_class_scores
 
+from hfspeech.evaluation.report_names import (CLASSIFICATION_REPORT_JSON, CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG,
+                                             MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG)
+
 logger = logging.getLogger("hfspeech.evaluation")
-
-# The one table of the files an evaluation leaves for a split, `{split}{ending}`: the writers below name their
-# files from it, `hfspeech evaluate` knows an earlier evaluation by it, and `hfspeech stage` carries a run's test
-# report by it. Written out three times, the names had to be kept in step by hand: a name one copy lacked would
-# be refused as the user's when evaluating again into the folder, or left out of the staged repo.
-CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG = "_confusion_matrix.json", "_confusion_matrix.png"
-CLASSIFICATION_REPORT_JSON = "_classification_report.json"
-MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG = "_multilabel_report.json", "_per_class_ap.png"
-REPORT_ENDINGS = (CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG, CLASSIFICATION_REPORT_JSON,  # single-label
-                  MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG)  # multi-label, in place of the three before
-METRICS_ENDING = "_metrics.json"  # `hfspeech evaluate`'s `{split}_metrics.json` (a training run writes metrics.json)
-
-
-def report_file_names(split: str) -> tuple[str, ...]:
-    """Every file `write_evaluation_report` or `write_multilabel_report` may write for `split` (a model writes
-    one kind or the other); `{split}_metrics.json` is not among them: only `hfspeech evaluate` writes it."""
-    return tuple(split + ending for ending in REPORT_ENDINGS)
-
-
-def metrics_file_name(split: str) -> str:
-    """`hfspeech evaluate`'s metrics file for `split`, which names the model it scored."""
-    return split + METRICS_ENDING
-
 
 def json_ready(value):
     """`value` with every NaN or infinite float as None (JSON null), in nested dicts and lists too: an

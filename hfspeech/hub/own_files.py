@@ -13,8 +13,8 @@ import logging
 import shlex
 from pathlib import Path
 
-from hfspeech.evaluation.report import (CLASSIFICATION_REPORT_JSON, CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG,
-                                        MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG)
+from hfspeech.evaluation.report_names import (CLASSIFICATION_REPORT_JSON, CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG,
+                                              MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG)
 from hfspeech.models.config_json import read_run_record
 from hfspeech.models.fingerprint import TRACED_FROM, made_from
 from hfspeech.models.scores import is_multi_label

@@ -23,7 +23,7 @@ from typing import Optional
 from huggingface_hub import ModelCard
 
 from hfspeech.errors import HfspeechError, UsageError, first_few, writing_to
-from hfspeech.evaluation.report import report_file_names
+from hfspeech.evaluation.report_names import report_file_names
 from hfspeech.hub.card import write_model_card
 from hfspeech.hub.card_variants import measure_variants
 from hfspeech.hub.local_paths import RUN_INPUTS_FILE, local_path_in, public_folder_name, publish_records

@@ -27,7 +27,7 @@ from typing import Mapping, Optional
 
 from hfspeech.data.clip_digests import TRAINING_CLIPS_FILE
 from hfspeech.errors import UsageError, first_few
-from hfspeech.evaluation.report import report_file_names
+from hfspeech.evaluation.report_names import report_file_names
 from hfspeech.models.config_json import DATA_REPORT_FILE, HYPERPARAMETERS_FILE, METRICS_FILE
 from hfspeech.models.fingerprint import EXPORT_ONLY_FILES
 from hfspeech.models.folder_checks import CHECKPOINT_NAME
