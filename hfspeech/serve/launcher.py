@@ -32,7 +32,10 @@ def health_status(url: str) -> Optional[str]:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
             return json.loads(response.read())["status"]
     except urllib.error.HTTPError as error:
-        return json.loads(error.read()).get("status")
+        try:  # a 503's body can time out too on a busy machine: still starting, as below
+            return json.loads(error.read()).get("status")
+        except (OSError, ValueError):
+            return None
     except OSError:
         return None
 
@@ -57,12 +60,16 @@ class ServerProcess:
     def __enter__(self) -> "ServerProcess":
         self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"hfspeech serve exited with {self.process.returncode}:\n{self.output()}")
-            if self.health() == "ok":
-                return self
-            time.sleep(0.2)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"hfspeech serve exited with {self.process.returncode}:\n{self.output()}")
+                if self.health() == "ok":
+                    return self
+                time.sleep(0.2)
+        except BaseException:  # Ctrl-C or an error while waiting: the server (and its workers) does not outlive it
+            self.stop()
+            raise
         self.stop()
         raise RuntimeError(f"hfspeech serve was not healthy after {self.startup_timeout} s:\n{self.output()}")
 
