@@ -92,6 +92,13 @@ def tone_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def few_tones(tmp_path_factory) -> Path:
+    """Six 16-kHz clips, for a run that reads its data before the step a test is about (a launched run stopping on
+    one machine): the sixty of `tone_folder`, at three rates, were only more decoding and resampling there."""
+    return write_tone_folder(tmp_path_factory.mktemp("few_tones"), clips_per_class=2, rates=(16000,))
+
+
+@pytest.fixture(scope="session")
 def trained_cnn(tone_folder, tmp_path_factory) -> Path:
     """A tiny CNN trained through the recipe on the tone data: the model folder other tests load."""
     from hfspeech.training.run import main

@@ -59,7 +59,10 @@ def one_process_of_two(rank: int, port: int, folder: str) -> None:
 
 
 def test_a_step_failing_on_one_process_stops_every_process_with_its_line(tmp_path):
-    torch.multiprocessing.spawn(one_process_of_two, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    # Forked, not spawned: each child shares this process's imports (a spawned one imported torch, transformers and
+    # this module again, ~11 CPU s a child); what is tested is the pair's steps through `agreed`, not its start.
+    torch.multiprocessing.start_processes(one_process_of_two, args=(free_port(), str(tmp_path)), nprocs=2,
+                                          join=True, start_method="fork")
     outcomes = [(tmp_path / f"rank{rank}.txt").read_text(encoding="utf-8").splitlines() for rank in (0, 1)]
     for rank, (alone, everywhere, each_own, none, in_step) in enumerate(outcomes):
         assert alone == f"DataError: process 1 (machine 1): {BAD_CLIP}"
@@ -89,11 +92,11 @@ def test_an_error_class_that_cannot_travel_is_said_as_an_hfspeech_error():
     assert said(TwoArgumentsError("x", "bad")) == (HfspeechError, "x: bad")
 
 
-def test_a_bad_clip_on_one_machine_stops_both_machines_with_its_line(tone_folder, tmp_path):
+def test_a_bad_clip_on_one_machine_stops_both_machines_with_its_line(few_tones, tmp_path):
     """Two machines simulated on this host, each in its own working folder: a relative `--data_dir data` is each
     machine's own copy of the clips, and machine 1's has a clip that cannot be decoded (no --skip_bad_files)."""
     for machine in (0, 1):
-        shutil.copytree(tone_folder, tmp_path / f"m{machine}" / "data")
+        shutil.copytree(few_tones, tmp_path / f"m{machine}" / "data")
     bad = sorted((tmp_path / "m1" / "data").rglob("*.wav"))[0]
     bad.write_bytes(b"not a wav file at all" * 8)
     results = launch_two_machines(tmp_path, Path("data"), ["--output_dir", "runs/x"])

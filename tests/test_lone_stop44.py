@@ -63,7 +63,10 @@ def one_process_of_two(rank: int, port: int, folder: str) -> None:
 
 
 def test_a_lone_unreadable_error_stop_or_missing_package_is_said_on_every_process(tmp_path):
-    torch.multiprocessing.spawn(one_process_of_two, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    # Forked, not spawned: each child shares this process's imports (a spawned one imported torch, transformers and
+    # this module again, ~11 CPU s a child); what is tested is the pair's steps through `agreed`, not its start.
+    torch.multiprocessing.start_processes(one_process_of_two, args=(free_port(), str(tmp_path)), nprocs=2,
+                                          join=True, start_method="fork")
     outcomes = [(tmp_path / f"rank{rank}.txt").read_text(encoding="utf-8").splitlines() for rank in (0, 1)]
     assert [len(each) for each in outcomes] == [6, 6], outcomes
     (unreadable, interrupted, exited, no_package, no_library, in_step), mine = outcomes

@@ -64,7 +64,10 @@ def one_process_of_two(rank: int, port: int, folder: str) -> None:
 
 
 def test_a_machine_refusal_on_one_process_is_its_line_everywhere_and_a_bug_is_named(tmp_path):
-    torch.multiprocessing.spawn(one_process_of_two, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    # Forked, not spawned: each child shares this process's imports (a spawned one imported torch, transformers and
+    # this module again, ~11 CPU s a child); what is tested is the pair's steps through `agreed`, not its start.
+    torch.multiprocessing.start_processes(one_process_of_two, args=(free_port(), str(tmp_path)), nprocs=2,
+                                          join=True, start_method="fork")
     outcomes = [(tmp_path / f"rank{rank}.txt").read_text(encoding="utf-8").splitlines() for rank in (0, 1)]
     for rank, (full_disk, no_memory, bug, in_step) in enumerate(outcomes):
         assert full_disk == (f"OutputWriteError: process 1 (machine 1): {FULL_CACHE}: cannot write (No space left on "
@@ -85,7 +88,7 @@ def test_one_process_raises_its_own_error_as_it_was():
         assert raised.value is error  # the CLI's catch-all words it, as before
 
 
-def test_weights_cut_short_on_one_machine_stop_both_machines_with_its_line(tone_folder, tmp_path):
+def test_weights_cut_short_on_one_machine_stop_both_machines_with_its_line(few_tones, tmp_path):
     """`--model_name_or_path model`, relative: each machine's own copy, and machine 1's weights file was cut short (a
     copy interrupted). Its config and feature extractor load (the agreed `model_inputs`); the weights load only when
     the model is built, after the data check, outside any gather: machine 1 said its line and left, and machine 0
@@ -96,7 +99,7 @@ def test_weights_cut_short_on_one_machine_stop_both_machines_with_its_line(tone_
     shutil.copytree(tmp_path / "m0" / "model", tmp_path / "m1" / "model")
     weights = tmp_path / "m1" / "model" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    results = launch_two_machines(tmp_path, tone_folder, ["--output_dir", "runs/x", "--model_name_or_path", "model",
+    results = launch_two_machines(tmp_path, few_tones, ["--output_dir", "runs/x", "--model_name_or_path", "model",
                                                           "--config_overrides", "{}"])  # (the CNN's: last wins)
     lines = [[line for line in output.splitlines() if line.startswith("error: ")] for _, output in results]
     assert lines[0] == lines[1] and len(lines[0]) == 1, [output[-3000:] for _, output in results]
