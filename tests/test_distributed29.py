@@ -31,12 +31,17 @@ REPORT_FILES = ("test_confusion_matrix.json", "test_classification_report.json")
 
 
 def run_cli(tmp_path: Path, name: str, processes: int, args: list[str]) -> tuple[Path, str]:
-    """`hfspeech ARGS` in `processes` processes (2: under accelerate launch), its own datasets cache."""
+    """`hfspeech ARGS` in two processes under accelerate launch, with its own datasets cache; or (processes 1, the
+    reference numbers, nothing about a process) called in this one, which has torch imported already."""
     out = tmp_path / name
+    if processes == 1:
+        from hfspeech.cli import main as cli
+
+        assert cli([*args, "--output_dir", str(out)]) == 0
+        return out, ""
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "--main_process_port", str(free_port()), "-m", "hfspeech.cli"] if processes == 2 else [
-                sys.executable, "-m", "hfspeech.cli"]
+                "--main_process_port", str(free_port()), "-m", "hfspeech.cli"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "",
            "HF_DATASETS_CACHE": str(tmp_path / f"datasets-{name}")}
     result = subprocess.run([*launcher, *args, "--output_dir", str(out)], capture_output=True, text=True,

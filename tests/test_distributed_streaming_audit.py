@@ -52,15 +52,18 @@ def test_a_stream_with_drop_last_counts_only_full_batches_per_pass(tone_folder, 
     assert [e["epoch"] for e in state["log_history"] if "loss" in e] == [1.0, 2.0]
 
 
-def test_two_processes_resume_a_streamed_run_where_it_stopped(tone_folder, tmp_path):
-    """2 CPU processes (gloo), `--streaming`, resumed after pass 1 of 2. Before, the resume died with a torch
-    traceback on every rank (the optimizer state was loaded with `map_location=cpu:<rank>`, which torch cannot
-    restore to), and past that the Trainer would have replayed pass 1's shuffle instead of pass 2's."""
-    from tests.test_distributed import launch_two_processes
+def test_two_processes_train_from_a_stream_and_resume_it_where_it_stopped(tone_folder, tmp_path):
+    """2 CPU processes (gloo), `--streaming`: the uninterrupted run trains one model from the stream split in two
+    (tests/test_distributed.py's checks, once test_two_processes_train_from_a_stream's own launch), then resumed
+    after pass 1 of 2. Before, the resume died with a torch traceback on every rank (the optimizer state was loaded
+    with `map_location=cpu:<rank>`, which torch cannot restore to), and past that the Trainer would have replayed
+    pass 1's shuffle instead of pass 2's."""
+    from tests.test_distributed import check_ranks_trained_together, launch_two_processes
 
     args = ["--data_dir", str(tone_folder), "--streaming", "--shuffle_buffer_size", "16", "--num_train_epochs", "2",
             "--save_total_limit", "3"]
     whole, _ = launch_two_processes(tmp_path / "whole", args)
+    check_ranks_trained_together(tmp_path / "whole", whole, epochs=2)
     state = json.loads((whole / "trainer_state.json").read_text())
     per_pass = state["max_steps"] // 2
     resumed = tmp_path / "resumed" / "run"
