@@ -1,14 +1,13 @@
 """The server's access log writes at most `REQUEST_PART_LIMIT` characters of a request's path (audit SV: an 8 KB
-made-up path cost 8,130 bytes of log per request, so a client could grow the log at will)."""
+made-up path cost 8,130 bytes of log per request, so a client could grow the log at will).
+The real server's log is checked on test_serve_live.py's servers (one process and `--workers 2`) with the two helpers
+at the end of this file: starting servers of its own cost this file 25 s."""
 
 from __future__ import annotations
 
 import logging
 
 import httpx
-import pytest
-
-from tests.conftest import save_random_baseline
 
 LONG_PATH = "/" + "a" * 8000  # a 404: no such route
 
@@ -45,20 +44,15 @@ def test_an_api_key_spelled_with_an_escaped_underscore_is_redacted_too():
     assert "SECRETKEY" not in access_line(True, "/stream?api%5Fkey=SECRETKEY123")
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return save_random_baseline(tmp_path_factory.mktemp("model") / "cnn", "cnn", ["a", "b"], 0.5, n_mels=16,
-                                conv_channels=[4, 8])
+def request_long_paths(url: str) -> None:
+    """Four requests for a made-up 8 KB path (with workers: each worker is likely to answer one)."""
+    for query in range(4):
+        assert httpx.get(f"{url}{LONG_PATH}?{query}", timeout=60).status_code == 404
 
 
-@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "two workers"])
-def test_the_server_logs_a_long_path_cut(model, workers):
-    from hfspeech.serve.launcher import ServerProcess
-
-    with ServerProcess(model, "--log_level", "info", *workers) as server:
-        for query in range(4):  # with workers: each worker is likely to answer one
-            assert httpx.get(f"{server.url}{LONG_PATH}?{query}", timeout=60).status_code == 404
-        log = server.output()
+def assert_long_paths_logged_cut(log: str) -> None:
+    """The real server's log (`--log_level info`) after `request_long_paths`: each of the four lines cut.
+    test_serve_live.py runs both on the servers it starts anyway, one process and `--workers 2`."""
     lines = [line for line in log.splitlines() if '"GET /aaa' in line]
     cut = all("a" * 201 not in line and '(8003 chars) HTTP/1.1" 404' in line for line in lines)
     assert len(lines) == 4 and cut, log

@@ -5,16 +5,22 @@
   and the server did batch them;
 - a WebSocket and a streamed POST get the label events `hfspeech stream` prints for the same PCM;
 - the page at `/` in headless Chromium (Debian `chromium`, driven by Playwright): upload a generated clip,
-  see the right label, a timeline for a long file, an error line for a bad one; screenshots in the test's tmp_path.
+  see the right label, a timeline for a long file, an error line for a bad one; screenshots in the test's tmp_path;
+- `--workers 2`: both answer, each counts both, each logs a long path cut, a killed one's metrics files merged.
+
+One server (at `--log_level info`) serves every test but the benchmark's and the two workers', which share another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +34,10 @@ from hfspeech.inference.classifier import AudioClassifier
 from hfspeech.inference.streaming import StreamingClassifier
 from hfspeech.serve.batching import DynamicBatcher
 from hfspeech.serve.launcher import ServerProcess
+from hfspeech.serve.metrics_folder import folder_prefix
 from tests.conftest import synth_clip
+from tests.test_access_log38 import assert_long_paths_logged_cut, request_long_paths
+from tests.test_serve_edges39 import a_dead_pid, get
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -39,7 +48,7 @@ KINDS = ["low", "high", "noise"]
 
 @pytest.fixture(scope="module")
 def server(trained_cnn):
-    with ServerProcess(trained_cnn) as running:
+    with ServerProcess(trained_cnn, "--log_level", "info") as running:  # info: the access log (long paths cut)
         yield running
 
 
@@ -188,18 +197,56 @@ def test_serving_benchmark_runs_and_reports_the_ratio(trained_cnn, tmp_path):
     assert results["machine"]["cpu_count"] >= 1
 
 
-def test_two_workers_answer_and_metrics_count_both(trained_cnn, classifier, tmp_path):
+def test_the_server_logs_a_long_path_cut(server):
+    """One process (the two workers' case is in the test below); from test_access_log38, on this file's server."""
+    request_long_paths(server.url)
+    assert_long_paths_logged_cut(server.output())
+
+
+def test_two_workers_answer_count_both_log_long_paths_cut_and_merge_a_killed_ones_files(trained_cnn, classifier,
+                                                                                       tmp_path):
+    """The real `hfspeech serve --workers 2`, its temporary folder in tmp_path (TMPDIR): one server for what three
+    tests checked each with its own (this file's two-worker test, test_access_log38's and test_serve_edges39's):
+    a supervisor sweeps a killed one's folder, both workers answer and each scrape counts both, each logs a long
+    path cut, and a restarted worker merges its predecessor's files."""
     rng = np.random.default_rng(21)
     clips = [synth_clip(KINDS[i % 3], rng, 16000, 0.5) for i in range(12)]
-    with ServerProcess(trained_cnn, "--workers", "2", startup_timeout=240) as running:
+    left_behind = Path(tempfile.mkdtemp(prefix=folder_prefix(a_dead_pid()), dir=tmp_path))
+    (left_behind / f"counter_{a_dead_pid()}.db").write_bytes(b"")
+    with ServerProcess(trained_cnn, "--workers", "2", "--log_level", "info", startup_timeout=240,
+                       env={"TMPDIR": str(tmp_path)}) as running:
+        assert not left_behind.exists()
+        [folder] = tmp_path.glob(f"{folder_prefix(running.process.pid)}*")
         for clip in clips:
             path = tmp_path / "clip.wav"
             sf.write(path, clip, 16000, subtype="FLOAT")
             answer = requests.post(running.url, data=path.read_bytes(), timeout=60).json()
             assert answer[0]["label"] == classifier.classify_waveform(clip).labels[0]
         metrics = requests.get(f"{running.url}/metrics", timeout=10).text
-    # Whichever worker answered the scrape, it counts the requests of both (prometheus multiprocess mode).
-    assert re.search(r'^hfspeech_requests_total\{route="/",status="200"\} 12\.0$', metrics, re.M), metrics
+        # Whichever worker answered the scrape, it counts the requests of both (prometheus multiprocess mode).
+        posted = 'hfspeech_requests_total{route="/",status="200"} 12.0'
+        assert re.search(rf"^{re.escape(posted)}$", metrics, re.M), metrics
+        request_long_paths(running.url)  # each worker is likely to answer one
+        for _ in range(6):
+            get(f"{running.url}/info")
+        counted = 'hfspeech_requests_total{route="/info",status="200"} 6.0'
+        deadline = time.monotonic() + 60  # a request is counted just after its answer is sent
+        while len(workers := {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("counter_*[0-9].db")}) < 2 \
+                or counted not in get(f"{running.url}/metrics"):
+            assert time.monotonic() < deadline, "the workers did not both write their files"
+            time.sleep(0.2)
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 180
+        while list(folder.glob(f"*_{killed}.db")) or running.health() != "ok":  # until its successor merged it
+            assert time.monotonic() < deadline, sorted(path.name for path in folder.iterdir())
+            time.sleep(0.5)
+        assert {path.name for path in folder.glob("*_dead.db")} == {"counter_dead.db", "histogram_dead.db"}
+        merged = get(f"{running.url}/metrics")
+        assert counted in merged and posted in merged
+        log = running.output()
+    assert not folder.exists()
+    assert_long_paths_logged_cut(log)
 
 
 def test_error_messages_lose_paths_and_extra_lines():
