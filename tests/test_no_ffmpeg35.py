@@ -12,6 +12,7 @@ subprocess (`PYTHONPATH`); the M4A it is asked to decode is a real one, written 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,48 +107,90 @@ def test_predict_on_a_file_only_ffmpeg_decodes_is_the_same_line_not_a_traceback(
     assert "WAV, FLAC, Ogg (Vorbis, Opus) and MP3 with a Xing/VBRI length header decode without it" in line
 
 
-def test_the_server_answers_an_upload_only_ffmpeg_decodes_with_its_own_500_and_warns_once(tmp_path):
+# The stream's and the server's checks run in one faked Python, the stream's first (its WAV must not need torchcodec;
+# the server warns once per process), each part's stdout and stderr after a line that names it.
+STREAM_CODE = """
+from datasets import Audio, Features, IterableDataset, Value
+from hfspeech.data.audio import decode_audio
+from hfspeech.training.streaming import TrainingStream
+
+def rows():
+    yield {{"audio": {{"path": {clip!r}, "bytes": None}}, "label": 0}}
+
+stream = IterableDataset.from_generator(rows, features=Features({{"audio": Audio(decode=False),
+                                                                   "label": Value("int64")}}))
+for example in TrainingStream(stream):
+    print("decoded", decode_audio(example["audio"], 16000).size, "label", example["label"])
+"""
+SERVER_CODE = """
+import logging
+logging.basicConfig(format="LOG %(levelname)s %(message)s")
+from hfspeech.serve.errors import ApiError
+from hfspeech.serve.upload_audio import decode_upload
+for _ in range(2):
+    try:
+        decode_upload({body!r}, 16000, 10.0)
+    except ApiError as error:
+        print(error.status, error.kind, error.message)
+"""
+BOTH_PARTS = """
+import sys, traceback
+failed = []
+for part, code in {parts!r}:
+    print(f"=== part: {{part}} ===", flush=True)
+    print(f"=== part: {{part}} ===", file=sys.stderr, flush=True)
+    try:
+        exec(compile(code, part, "exec"), {{"__name__": "__main__"}})
+    except BaseException:
+        traceback.print_exc()
+        failed.append(part)
+sys.exit(1 if "stream" in failed else 0)
+"""
+
+
+def by_part(text: str) -> dict:
+    pieces = re.split(r"^=== part: (\w+) ===\n", text, flags=re.MULTILINE)
+    return dict(zip(pieces[1::2], pieces[2::2]))
+
+
+@pytest.fixture(scope="module")
+def stream_and_server(tmp_path_factory) -> dict:
+    """{part: (stdout, stderr)} of the faked run, "exit": its code (the stream part's failure only), and "no_m4a":
+    why no M4A could be written, where none could (the server's part is then left out)."""
+    root = tmp_path_factory.mktemp("stream_and_server")
+    clip = root / "a.wav"
+    sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000), 16000)
+    parts, no_m4a = [("stream", STREAM_CODE.format(clip=str(clip)))], None
+    try:
+        parts.append(("server", SERVER_CODE.format(body=ffmpeg_only_file(root / "upload.m4a").read_bytes())))
+    except pytest.skip.Exception as skipped:  # the stream's check needs no M4A: only the server's is skipped
+        no_m4a = str(skipped)
+    result = run_faked(root, BOTH_PARTS.format(parts=parts))
+    stdout, stderr = by_part(result.stdout), by_part(result.stderr)
+    return {part: (stdout.get(part, ""), stderr.get(part, "")) for part, _ in parts} | \
+        {"exit": result.returncode, "no_m4a": no_m4a, "whole": result.stdout + result.stderr[-3000:]}
+
+
+def test_the_server_answers_an_upload_only_ffmpeg_decodes_with_its_own_500_and_warns_once(stream_and_server):
     """Was 400 `undecodable_audio`, blaming the client (the web page's WebM recordings, every one), while /health
     said ok and the log said nothing."""
-    body = ffmpeg_only_file(tmp_path / "upload.m4a")
-    result = run_faked(tmp_path, f"""
-        import logging
-        logging.basicConfig(format="LOG %(levelname)s %(message)s")
-        from hfspeech.serve.errors import ApiError
-        from hfspeech.serve.upload_audio import decode_upload
-        for _ in range(2):
-            try:
-                decode_upload({body.read_bytes()!r}, 16000, 10.0)
-            except ApiError as error:
-                print(error.status, error.kind, error.message)""")
-    answers = result.stdout.strip().splitlines()
+    if stream_and_server["no_m4a"]:
+        pytest.skip(stream_and_server["no_m4a"])
+    stdout, stderr = stream_and_server["server"]
+    answers = stdout.strip().splitlines()
     assert len(answers) == 2 and all(answer.startswith("500 ffmpeg_unavailable upload: this server cannot decode "
                                                         "this format: it needs FFmpeg") for answer in answers), \
-        result.stdout + result.stderr[-3000:]
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("LOG WARNING")]
-    assert len(warnings) == 1 and "install FFmpeg" in warnings[0], result.stderr[-3000:]
+        stdout + stderr[-3000:]
+    warnings = [line for line in stderr.splitlines() if line.startswith("LOG WARNING")]
+    assert len(warnings) == 1 and "install FFmpeg" in warnings[0], stderr[-3000:]
 
 
-def test_the_training_stream_of_wav_files_needs_no_ffmpeg(tmp_path):
+def test_the_training_stream_of_wav_files_needs_no_ffmpeg(stream_and_server):
     """datasets encodes each row of a typed stream, and `Audio.encode_example` imports torchcodec's encoder: `train
     --streaming` on an all-WAV folder stopped with torchcodec's traceback on a machine without FFmpeg."""
-    clip = tmp_path / "a.wav"
-    sf.write(clip, synth_clip("low", np.random.default_rng(0), 16000), 16000)
-    result = run_faked(tmp_path, f"""
-        from datasets import Audio, Features, IterableDataset, Value
-        from hfspeech.data.audio import decode_audio
-        from hfspeech.training.streaming import TrainingStream
-
-        def rows():
-            yield {{"audio": {{"path": {str(clip)!r}, "bytes": None}}, "label": 0}}
-
-        stream = IterableDataset.from_generator(rows, features=Features({{"audio": Audio(decode=False),
-                                                                           "label": Value("int64")}}))
-        for example in TrainingStream(stream):
-            print("decoded", decode_audio(example["audio"], 16000).size, "label", example["label"])""")
-    assert result.returncode == 0 and result.stdout.split() == ["decoded", "8000", "label", "0"], \
-        result.stdout + result.stderr[-3000:]
-
+    stdout, _ = stream_and_server["stream"]
+    assert stream_and_server["exit"] == 0 and stdout.split() == ["decoded", "8000", "label", "0"], \
+        stream_and_server["whole"]
 
 
 def test_a_streamed_hub_style_dataset_of_wav_clips_trains_without_ffmpeg(tmp_path):
