@@ -33,7 +33,7 @@ def test_a_second_run_started_while_the_twin_is_traced_is_refused(tone_folder, t
     monkeypatch.setattr(torchscript_export, "write_run_twin", second_run_then_trace)
     code, _, err = run_cli_output(["train", "--data_dir", str(tone_folder), "--output_dir", str(run),
                                    "--model_type", "cnn", "--config_overrides", TINY_CNN, "--num_train_epochs", "1",
-                                   "--max_length_seconds", "0.5", "--report_to", "none"], capsys)
+                                   "--max_steps", "1", "--max_length_seconds", "0.5", "--report_to", "none"], capsys)
     assert code == 0, err
     assert refusals == [f"--output_dir {run}: another training run is writing to this folder now; wait for it to "
                         "end (then run the same command again: it resumes), or give another --output_dir"]

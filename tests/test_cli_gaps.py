@@ -6,6 +6,7 @@ user's TRANSFORMERS_VERBOSITY kept by training, and two unactionable warnings hi
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import subprocess
 import sys
@@ -76,16 +77,17 @@ def test_a_misspelt_device_is_a_usage_error(models, capsys):
 
 
 @NO_CUDA
-def test_stream_takes_device_and_refuses_one_not_here(models):
-    def stream(device: str) -> subprocess.CompletedProcess:
-        with open(models["clip"], "rb") as audio:
-            return subprocess.run([sys.executable, "-m", "hfspeech.cli", "stream", str(models["cnn"]), "--device",
-                                   device], stdin=audio, capture_output=True, text=True, timeout=120)
-
-    refused = stream("cuda")
-    assert refused.returncode == 2 and refused.stderr.startswith("error: --device cuda: no CUDA device here"), \
-        refused.stderr
-    assert stream("cpu").stdout.splitlines()[-1].startswith('{"event": "end"')
+def test_stream_takes_device_and_refuses_one_not_here(models, capsys, monkeypatch):
+    """The refusal in this process (as predict's and evaluate's above: it comes before any audio is read); the
+    stream on the CPU in a real one, its audio piped into stdin."""
+    with open(models["clip"], "rb") as audio:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(audio))
+        code, _, err = run_cli(["stream", str(models["cnn"]), "--device", "cuda"], capsys)
+    assert code == 2 and err.startswith("error: --device cuda: no CUDA device here"), err
+    with open(models["clip"], "rb") as audio:
+        on_cpu = subprocess.run([sys.executable, "-m", "hfspeech.cli", "stream", str(models["cnn"]), "--device",
+                                 "cpu"], stdin=audio, capture_output=True, text=True, timeout=120)
+    assert on_cpu.stdout.splitlines()[-1].startswith('{"event": "end"'), on_cpu.stderr
 
 
 @NO_CUDA

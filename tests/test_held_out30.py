@@ -62,13 +62,22 @@ def said(capsys, caplog) -> list[str]:
     return lines
 
 
-@pytest.fixture
-def run_with_int8(trained_cnn, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def exported_int8_run(trained_cnn, tmp_path_factory) -> Path:
+    """The trained run (without its checkpoints) exported to ONNX with an int8 model: exported once for the module
+    (an int8 export is the slow part), copied for each test that may change it."""
     from hfspeech.export import export_onnx
 
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("held_out30") / "run"
     shutil.copytree(trained_cnn, run, ignore=shutil.ignore_patterns("checkpoint-*"))
     export_onnx(run, quantize="int8")
+    return run
+
+
+@pytest.fixture
+def run_with_int8(exported_int8_run, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(exported_int8_run, run)  # copy2: the files' times as the export left them
     return run
 
 

@@ -133,18 +133,21 @@ def test_a_model_saved_whole_onto_a_full_disk_is_one_line(tmp_path):
     assert_one_error_line(result, "cannot write (File too large)", "make room")
 
 
-def test_a_run_that_wrote_the_output_after_this_one_first_read_it_is_not_written_twice(trained_cnn, tone_folder,
-                                                                                       tmp_path, monkeypatch):
+def test_a_run_that_wrote_the_output_after_this_one_first_read_it_is_not_written_twice(trained_cnn, tmp_path,
+                                                                                       monkeypatch):
     """Two predicts started seconds apart: the second read the output (empty) before its model loaded, the
     first finished meanwhile, and the second wrote every file again (600 rows for 300 files)."""
     from hfspeech.cli import main as cli
     from hfspeech.inference import outputs
+    from tests.conftest import write_tone_folder
 
+    clips = write_tone_folder(tmp_path / "clips", clips_per_class=2, rates=(16000, 8000))  # a few do: 6 files
     output = tmp_path / "p.jsonl"
-    assert cli(["predict", str(trained_cnn), str(tone_folder), "--output", str(output)]) == 0  # the first run
+    assert cli(["predict", str(trained_cnn), str(clips), "--output", str(output)]) == 0  # the first run
     rows = output.read_text().splitlines()
+    assert len(rows) == 6
     monkeypatch.setattr(outputs, "read_earlier_output", lambda path: (set(), set()))  # as read before it ended
-    assert cli(["predict", str(trained_cnn), str(tone_folder), "--output", str(output)]) == 0
+    assert cli(["predict", str(trained_cnn), str(clips), "--output", str(output)]) == 0
     assert output.read_text().splitlines() == rows
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import save_random_baseline
+from tests.forked_python import ForkingPython
 
 REPO = Path(__file__).resolve().parents[1]
 WITHOUT_ROOTS_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
@@ -39,21 +40,37 @@ def other_user() -> str:
         return str(OTHER_UID)
 
 
+@pytest.fixture(scope="module")
+def preloaded_bound_by_modes():
+    """A Python bound by file modes as `run_bound_by_modes`'s, which imports export, stage and serve's model loading
+    (torch, transformers: seconds) once and forks a fresh process for each snippet given to it."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root to give files away, and setpriv to drop root's override of file modes")
+    with ForkingPython(WITHOUT_ROOTS_OVERRIDE, ["hfspeech.export.loading", "hfspeech.hub.stage",
+                                                "hfspeech.output_staging", "hfspeech.serve.runner"]) as python:
+        yield python
+
+
 def given_away(path: Path, mode: int, group: int = OTHER_UID) -> Path:
     os.chown(path, OTHER_UID, group)
     path.chmod(mode)
     return path
 
 
-def run_bound_by_modes(code: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Python `code` run by root without its override of file modes: as a user other than the files' owner."""
-    done = subprocess.run([*WITHOUT_ROOTS_OVERRIDE, sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+def run_bound_by_modes(code: str, cwd: Path, preloaded: ForkingPython | None = None) -> subprocess.CompletedProcess:
+    """Python `code` run by root without its override of file modes: as a user other than the files' owner. In a
+    process of its own, forked from `preloaded` (`preloaded_bound_by_modes`) where given."""
+    if preloaded is not None:
+        done = preloaded.run(code, cwd)
+    else:
+        done = subprocess.run([*WITHOUT_ROOTS_OVERRIDE, sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     assert done.returncode == 0, done.stderr
     return done
 
 
-def test_another_users_unreadable_weights_are_named_so_by_export_and_stage_not_called_corrupt(other_user, tmp_path):
+def test_another_users_unreadable_weights_are_named_so_by_export_and_stage_not_called_corrupt(other_user, tmp_path,
+                                                                                             preloaded_bound_by_modes):
     """safetensors says "No such file or directory" for a 0600 file of another user's: export said "corrupt weights,
     cannot be loaded (FileNotFoundError ...)" and stage "damaged, not readable safetensors"."""
     run = save_random_baseline(tmp_path / "run", "cnn", ["a", "b"], 0.02)
@@ -65,7 +82,7 @@ def test_another_users_unreadable_weights_are_named_so_by_export_and_stage_not_c
         "try: load_model('run', read_config('run'))\n"
         "except ExportError as error: print(error)\n"
         "try: check_run(Path('run').resolve(), False)\n"
-        "except StageError as error: print(error)\n", cwd=tmp_path)
+        "except StageError as error: print(error)\n", cwd=tmp_path, preloaded=preloaded_bound_by_modes)
     said = (f"cannot read model.safetensors (permission denied: {other_user}'s file, -rw-------, as a run copied in "
             f"keeps its owner's 0600 weights); ask {other_user} to make it readable (chmod a+r), or load it as "
             f"{other_user}")
@@ -156,7 +173,8 @@ def test_a_sweep_names_another_users_leftover_it_cannot_remove(other_user, tmp_p
         f"and this user may not remove it; if no run of {other_user}'s writes there, ask {other_user} to remove it"]
 
 
-def test_stage_into_another_users_read_only_folder_is_refused_before_the_work(other_user, tmp_path):
+def test_stage_into_another_users_read_only_folder_is_refused_before_the_work(other_user, tmp_path,
+                                                                             preloaded_bound_by_modes):
     """It staged the whole repo, then stopped on `staged_bob/.config.json.hfspeech-new-aj45o_08: cannot write in
     staged_bob`, a hidden name docs/errors.md promises stage never shows; an output moved in entry by entry names
     its folder when the folder refuses the copies."""
@@ -172,14 +190,15 @@ def test_stage_into_another_users_read_only_folder_is_refused_before_the_work(ot
         "try:\n"
         "    with written_beside(Path('staged')) as new:\n"
         "        new.mkdir(); (new / 'config.json').write_text('{}')\n"
-        "except HfspeechError as error: print(type(error).__name__, error)\n", cwd=tmp_path)
+        "except HfspeechError as error: print(type(error).__name__, error)\n", cwd=tmp_path,
+        preloaded=preloaded_bound_by_modes)
     refusal = (f"staged: cannot write (Permission denied: it belongs to {other_user}, dr-xr-xr-x); ask {other_user} "
                "to let this user write there, or write elsewhere")
     assert done.stdout.splitlines() == [f"StageError {refusal}", f"FolderNotWritableError {refusal}"]
     assert os.listdir(tmp_path / "staged") == [] and sorted(os.listdir(tmp_path)) == ["staged"]
 
 
-def test_serve_of_another_users_0700_run_is_the_line_predict_gives(other_user, tmp_path):
+def test_serve_of_another_users_0700_run_is_the_line_predict_gives(other_user, tmp_path, preloaded_bound_by_modes):
     """`hfspeech serve run700` printed `error: PermissionError: [Errno 13] Permission denied: 'run700'`."""
     save_random_baseline(tmp_path / "run700", "cnn", ["a", "b"], 0.02)
     given_away(tmp_path / "run700", 0o700)
@@ -190,7 +209,7 @@ def test_serve_of_another_users_0700_run_is_the_line_predict_gives(other_user, t
         "runner = ModelRunner('run700')\n"
         "async def load():\n"
         "    runner.loaded = asyncio.Event(); runner._load(asyncio.get_running_loop())\n"
-        "asyncio.run(load()); print(runner.load_error)\n", cwd=tmp_path)
+        "asyncio.run(load()); print(runner.load_error)\n", cwd=tmp_path, preloaded=preloaded_bound_by_modes)
     assert done.stdout.strip() == (
         f"run700: Permission denied (it belongs to {other_user}, drwx------); ask {other_user} to give this user "
         "access to it (and to the folders above it), or use another path")
