@@ -26,7 +26,7 @@ FORBIDDEN = {
 
 # hfspeech/<name>.py that every stage may import; they import only each other
 BOTTOM = {"cache_folders", "cpu_threads", "errors", "file_owners", "folder_writers", "hidden_words", "machine_refusals",
-          "output_folders", "output_staging", "path_names", "temporary_folder", "written_elsewhere"}
+          "output_folders", "output_staging", "parser_rules", "path_names", "temporary_folder", "written_elsewhere"}
 
 
 def stage_of(path: Path) -> str:

@@ -6,8 +6,9 @@ import sys
 from contextlib import contextmanager
 
 from hfspeech.cli.flags import CliParser, MovedFlags, dashed, parsed_whole, switch_values_read
-from hfspeech.errors import HfspeechError, UsageError, home_expanded, refuse_unknown_flags
+from hfspeech.errors import HfspeechError, UsageError
 from hfspeech.hidden_words import hide_secrets
+from hfspeech.parser_rules import home_expanded, refuse_unknown_flags
 
 MODEL_HELP = "model folder (or Hub id), `hfspeech export` folder, or .onnx / .pt file"
 MODEL_FIRST_HELP = MODEL_HELP + " (--model MODEL works too, as on evaluate)"  # FilesParser's commands

@@ -13,7 +13,7 @@ import copy
 from typing import Optional
 
 from hfspeech.data.progress_bars import progress_wanted  # noqa: F401  (predict, demo: one rule for every bar)
-from hfspeech.errors import AbbreviationsOfOneFlag, flag_action, home_expanded, refuse_unknown_flags
+from hfspeech.parser_rules import AbbreviationsOfOneFlag, flag_action, home_expanded, refuse_unknown_flags
 
 ALIAS_NOTE = "Flags are spelled with underscores, as in transformers (--top_k); the dashed spellings (--top-k) work too."
 

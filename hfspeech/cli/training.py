@@ -58,7 +58,8 @@ def parse_evaluate_args(argv: list[str]):
     """(EvaluateArguments, DataArguments). Mistakes read as the other commands' (`error: argument --x: ...`,
     `error: --x: ...`, `error: unknown flag(s) [...]`), not behind an "invalid evaluate flags:" of their own;
     a mistyped flag is named before argparse would call `--model` missing."""
-    from hfspeech.errors import UsageError, home_expanded, refuse_unknown_flags
+    from hfspeech.errors import UsageError
+    from hfspeech.parser_rules import home_expanded, refuse_unknown_flags
     from hfspeech.evaluation.arguments import EvaluateArguments
     from hfspeech.training.arguments import DataArguments
     from hfspeech.training.command_line import RecipeArgumentParser  # a mistake is one line, not the usage

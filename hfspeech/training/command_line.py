@@ -18,7 +18,8 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments
 
 from hfspeech.data.system_libraries import missing_library
-from hfspeech.errors import AbbreviationsOfOneFlag, UsageError, home_expanded, refuse_unknown_flags
+from hfspeech.errors import UsageError
+from hfspeech.parser_rules import AbbreviationsOfOneFlag, home_expanded, refuse_unknown_flags
 from hfspeech.training.accelerate_environment import accelerate_state_kept, parse_into_dataclasses
 from hfspeech.training.arguments import DataArguments, ModelArguments
 from hfspeech.training.flag_checks import (check_label_smoothing, check_layerwise_decay, check_reporting,

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from hfspeech.errors import flag_action
+from hfspeech.parser_rules import flag_action
 from hfspeech.training.command_line import (RecipeArgumentParser, exit_with_help_if_asked, parse_args,
                                             recipe_parser, refuse_mistyped_flags)
 from hfspeech.training.flag_files import expand_args_files
