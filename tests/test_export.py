@@ -220,13 +220,21 @@ def test_int8_weights_are_int8_in_the_file_and_float_when_running(wide_cnn, tmp_
     assert top1_agreement(str(wide_cnn), str(quantized), clips) >= 0.98
 
 
-def test_static_int8_calibrated_on_the_training_data(wide_cnn, tone_folder, tmp_path):
+@pytest.fixture(scope="module")
+def static_int8(wide_cnn, tone_folder, tmp_path_factory) -> tuple[Path, Path]:
+    """(folder, quantized file): the wide CNN exported in float to folder/fp32, then quantized static int8 into
+    folder/static, calibrated on the training data; made once for the two tests that read it."""
+    folder = tmp_path_factory.mktemp("static-int8")
+    fp32 = export_onnx(wide_cnn, folder / "fp32")
+    return folder, quantize_int8(fp32, output_dir=folder / "static", calibration_dir=tone_folder)
+
+
+def test_static_int8_calibrated_on_the_training_data(wide_cnn, static_int8):
     """Static int8 for speed (`hfspeech.export.quantization`): both graphs, signed int8 weights, the ReLUs and
     poolings between integer convolutions quantized too, the one-channel first convolution and its block float."""
     from onnx import numpy_helper
 
-    fp32 = export_onnx(wide_cnn, tmp_path / "fp32")
-    quantized = quantize_int8(fp32, output_dir=tmp_path / "static", calibration_dir=tone_folder)
+    folder, quantized = static_int8
     graphs = plain_graphs(quantized)  # the graphs for padded and for unpadded batches
     for graph in graphs:
         ops = Counter(node.op_type for node in graph.node)
@@ -242,20 +250,19 @@ def test_static_int8_calibrated_on_the_training_data(wide_cnn, tone_folder, tmp_
     made_by = {node.output[0]: node for node in unpadded.node}
     pooled = [made_by[node.input[0]].op_type for node in unpadded.node if node.op_type == "MaxPool"]
     assert pooled == ["Relu"] + ["DequantizeLinear"] * 3  # no masks: uint8 pooling after each int8 conv
-    assert (tmp_path / "static" / "config.json").is_file()
+    assert (folder / "static" / "config.json").is_file()
     assert top1_agreement(str(wide_cnn), str(quantized), tone_test_set()[0]) >= 0.98
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="NCHWc kernels are x86 only")
-def test_static_int8_first_pooling_stays_float_in_hfspeech_onnx_backend(wide_cnn, tone_folder, tmp_path):
+def test_static_int8_first_pooling_stays_float_in_hfspeech_onnx_backend(wide_cnn, static_int8, tmp_path):
     """onnxruntime's QDQ propagation would run the float first block's max pooling on uint8 in NCHW (13x slower);
     hfspeech's ONNX backend turns it off for the baselines."""
     import onnxruntime
 
     from hfspeech.inference.backends import disabled_optimizers
 
-    fp32 = export_onnx(wide_cnn, tmp_path / "fp32")
-    quantized = quantize_int8(fp32, tmp_path / "static", calibration_dir=tone_folder)
+    quantized = static_int8[1]
     config = AudioClassifier.from_pretrained(str(wide_cnn)).config
     pools = {}
     for name, disabled in (("backend", disabled_optimizers(config)), ("default", [])):

@@ -102,19 +102,54 @@ def untrained_lstm(tmp_path_factory) -> Path:
     return folder
 
 
+def stage_events_with_thresholds(run: Path, repo: Path, clip: str) -> None:
+    """Stage the multi-label run with thresholds just under the even labels' sigmoid scores on `clip` and just
+    over the odd ones': only the even labels are active, which a softmax (scores that share 1) or a single 0.5
+    cut would not reproduce."""
+    stage_run(run, repo, repo_id="someone/events")
+    classifier = AudioClassifier.from_pretrained(str(repo))
+    scores = classifier.predict_proba([np.load(clip.replace(".wav", ".npy"))])[0]
+    labels = [classifier.id2label[i] for i in range(len(scores))]
+    config = json.loads((repo / "config.json").read_text())
+    config["label_thresholds"] = {label: float(s) + (-1e-3 if i % 2 == 0 else 1e-3)
+                                  for i, (label, s) in enumerate(zip(labels, scores))}
+    (repo / "config.json").write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def staged_without_hfspeech(trained_cnn, untrained_lstm, multi_label_run, tmp_path_factory) -> dict[str, tuple]:
+    """name -> (staged repo, clips, what the repo computed without hfspeech, that process's stdout) for the CNN
+    run, the LSTM model and the multi-label run (on one clip, `stage_events_with_thresholds`), each staged, then run
+    in one Python process without hfspeech: one start-up and one import of torch and transformers for the three,
+    each repo's output after its own REPO line."""
+    root = tmp_path_factory.mktemp("staged")
+    clips = write_clips(root / "clips")
+    repos = {name: root / f"{name}_repo" for name in ("cnn", "lstm", "events")}  # own names: own transformers_modules
+    stage_run(trained_cnn, repos["cnn"], repo_id="someone/tones")
+    stage_run(untrained_lstm, repos["lstm"], repo_id="someone/tones")
+    stage_events_with_thresholds(multi_label_run[0], repos["events"], clips[0])
+    used = {"cnn": clips, "lstm": clips, "events": clips[:1]}
+    scripts = []
+    for name, repo in repos.items():
+        repo_id = "someone/events" if name == "events" else "someone/tones"
+        snippet = usage_snippet((repo / "README.md").read_text(), repo_id, repo, clips[0])
+        scripts.append(f"print('REPO {name}')\n" + STAGED_REPO_USE.format(repo=str(repo), clips=used[name],
+                                                                          snippet=snippet))
+    stdout = run_python_without_hfspeech("\n".join(scripts), root)
+    outputs = dict(part.split("\n", 1) for part in stdout.split("REPO ")[1:])
+    assert sorted(outputs) == sorted(repos), stdout
+    results = {name: json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[len("RESULT"):])
+               for name, out in outputs.items()}
+    return {name: (repos[name], used[name], results[name], outputs[name]) for name in repos}
+
+
 @pytest.mark.parametrize("family", ["cnn", "lstm"])
-def test_staged_repo_loads_without_hfspeech_like_with_it(family, trained_cnn, untrained_lstm, tmp_path):
-    run = trained_cnn if family == "cnn" else untrained_lstm
-    repo = tmp_path / "repo"
-    stage_run(run, repo, repo_id="someone/tones")
+def test_staged_repo_loads_without_hfspeech_like_with_it(family, staged_without_hfspeech):
+    repo, clips, remote, stdout = staged_without_hfspeech[family]
     config = json.loads((repo / "config.json").read_text())
     assert config["model_type"] == f"hfspeech-{family}" and "AutoModelForAudioClassification" in config["auto_map"]
     assert "AutoFeatureExtractor" in json.loads((repo / "preprocessor_config.json").read_text())["auto_map"]
     assert not any(re.search(r"^\s*(from|import) hfspeech", f.read_text(), re.M) for f in repo.glob("*.py"))
-
-    clips = write_clips(tmp_path / "clips")
-    snippet = usage_snippet((repo / "README.md").read_text(), "someone/tones", repo, clips[0])
-    remote, stdout = run_without_hfspeech(repo, clips, snippet, tmp_path)
 
     model = AutoModelForAudioClassification.from_pretrained(repo).eval()  # hfspeech's registered class
     assert type(model).__module__.startswith("hfspeech.models")
@@ -431,30 +466,17 @@ def test_multi_label_card_reports_map_thresholds_and_per_class_ap(multi_label_ru
     assert 'function_to_apply="sigmoid"' in text and "active_labels" in text
 
 
-def test_multi_label_card_snippets_return_the_labels_at_their_thresholds(multi_label_run, tmp_path, capsys):
+def test_multi_label_card_snippets_return_the_labels_at_their_thresholds(staged_without_hfspeech, capsys):
     from hfspeech.models.scores import active_labels
 
-    run, _ = multi_label_run
-    repo = tmp_path / "repo"
-    stage_run(run, repo, repo_id="someone/events")
-    clip = write_clips(tmp_path / "clips")[0]
-    # Thresholds just under the even labels' sigmoid scores and just over the odd ones': only the even
-    # labels are active, which a softmax (scores that share 1) or a single 0.5 cut would not reproduce.
+    repo, (clip,), _, stdout = staged_without_hfspeech["events"]  # thresholds: stage_events_with_thresholds
     classifier = AudioClassifier.from_pretrained(str(repo))
-    scores = classifier.predict_proba([np.load(clip.replace(".wav", ".npy"))])[0]
-    labels = [classifier.id2label[i] for i in range(len(scores))]
-    config = json.loads((repo / "config.json").read_text())
-    config["label_thresholds"] = {label: float(s) + (-1e-3 if i % 2 == 0 else 1e-3)
-                                  for i, (label, s) in enumerate(zip(labels, scores))}
-    (repo / "config.json").write_text(json.dumps(config))
-    expected = labels[::2]
-    classifier = AudioClassifier.from_pretrained(str(repo))
+    expected = [classifier.id2label[i] for i in range(len(classifier.id2label))][::2]
     assert active_labels(classifier.predict_proba([np.load(clip.replace(".wav", ".npy"))])[0], classifier.config) \
         == expected
 
     text = (repo / "README.md").read_text()
-    _, stdout = run_without_hfspeech(repo, [clip], usage_snippet(text, "someone/events", repo, clip), tmp_path)
-    printed = stdout.strip().splitlines()[-1]
+    printed = stdout.strip().splitlines()[-1]  # the card's snippet, run without hfspeech
     assert sorted(eval(printed)) == sorted(expected), printed  # transformers alone, as the card says
 
     snippet = re.findall(r"```python\n(.*?)```", text, re.S)[1]

@@ -18,13 +18,19 @@ SMALL = {"cnn": {"conv_channels": [4, 8], "n_mels": 16},
          "bcresnet": {}}
 
 
+@pytest.fixture(scope="module")
+def baseline_folders(tmp_path_factory) -> dict[str, Path]:
+    """A saved random-weight model of each family, by family."""
+    return {family: save_random_baseline(tmp_path_factory.mktemp(family), family, LABELS, 0.2, **SMALL[family])
+            for family in sorted(SMALL)}
+
+
 @pytest.fixture(scope="module", params=sorted(SMALL))
-def baseline(request, tmp_path_factory):
+def baseline(request, baseline_folders):
     """(family, a loaded random-weight model of that family, its folder)."""
     from transformers import AutoModelForAudioClassification
 
-    folder = save_random_baseline(tmp_path_factory.mktemp(request.param), request.param, LABELS, 0.2,
-                                  **SMALL[request.param])
+    folder = baseline_folders[request.param]
     return request.param, AutoModelForAudioClassification.from_pretrained(folder).eval(), folder
 
 
@@ -115,19 +121,19 @@ def test_a_config_whose_layers_cannot_be_built_is_refused_naming_the_value(famil
         BASELINE_MODELS[family].config_class(**values)
 
 
-def test_importing_the_pipeline_module_registers_the_baselines(baseline):
+def test_importing_the_pipeline_module_registers_the_baselines(baseline_folders):
     """`from hfspeech.inference.pipeline import audio_classification_pipeline` imports transformers' pipelines
     (and torch), yet registered nothing until the function was called: transformers' own `pipeline()` or
     `AutoConfig` on a run right after said "Transformers does not recognize this architecture". In a fresh
-    interpreter, as in a new notebook."""
+    interpreter, as in a new notebook (one for every family: the import alone registers them all)."""
     import subprocess
     import sys
 
     code = ("import sys, hfspeech.inference.pipeline; from transformers import AutoConfig; "
-            "print(AutoConfig.from_pretrained(sys.argv[1]).model_type)")
-    process = subprocess.run([sys.executable, "-c", code, str(baseline[2])], capture_output=True, text=True,
-                             timeout=300)
-    assert process.stdout.strip() == f"hfspeech-{baseline[0]}", process.stderr[-2000:]
+            "[print(AutoConfig.from_pretrained(folder).model_type) for folder in sys.argv[1:]]")
+    process = subprocess.run([sys.executable, "-c", code, *map(str, baseline_folders.values())], capture_output=True,
+                             text=True, timeout=300)
+    assert process.stdout.split() == [f"hfspeech-{family}" for family in baseline_folders], process.stderr[-2000:]
 
 
 @pytest.mark.parametrize("make, named", [

@@ -103,9 +103,16 @@ def assert_same_weights(resumed: dict, uninterrupted: dict) -> None:
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
 
 
-def test_a_run_resumed_mid_epoch_ends_with_the_uninterrupted_runs_weights(long_clips, tmp_path):
-    run = tmp_path / "uninterrupted"
-    uninterrupted = train(long_clips, run, "--dataloader_num_workers", "0")
+@pytest.fixture(scope="module")
+def uninterrupted(long_clips, tmp_path_factory) -> tuple[Path, dict]:
+    """(run folder, final weights) of the oversampled run without DataLoader workers, never interrupted: what a
+    resumed run and a run with workers must both end with, trained once for the two tests."""
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    return run, train(long_clips, run, "--dataloader_num_workers", "0")
+
+
+def test_a_run_resumed_mid_epoch_ends_with_the_uninterrupted_runs_weights(long_clips, uninterrupted, tmp_path):
+    run, uninterrupted = uninterrupted
     checkpoints = mid_epoch_checkpoints(run)
     assert checkpoints, "no checkpoint in the middle of an epoch: the test would prove nothing"
     for checkpoint in checkpoints:
@@ -114,8 +121,8 @@ def test_a_run_resumed_mid_epoch_ends_with_the_uninterrupted_runs_weights(long_c
         assert_same_weights(resumed, uninterrupted)
 
 
-def test_dataloader_workers_do_not_change_the_draws(long_clips, tmp_path):
-    without = train(long_clips, tmp_path / "no-workers", "--dataloader_num_workers", "0")
+def test_dataloader_workers_do_not_change_the_draws(long_clips, uninterrupted, tmp_path):
+    without = uninterrupted[1]  # --dataloader_num_workers 0
     run = tmp_path / "two-workers"
     assert_same_weights(train(long_clips, run, "--dataloader_num_workers", "2"), without)
     checkpoint = mid_epoch_checkpoints(run)[-1]

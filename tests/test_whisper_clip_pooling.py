@@ -106,12 +106,24 @@ def model_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def test_exports_to_onnx_and_torchscript(model_folder, tmp_path):
-    from hfspeech.export import export_onnx, export_torchscript
+@pytest.fixture(scope="module")
+def exported_run(model_folder, tmp_path_factory) -> Path:
+    """A copy of the model folder with its ONNX export in run/onnx (`export_onnx(run)`), made once for the two
+    tests that read it."""
+    from hfspeech.export import export_onnx
+
+    run = tmp_path_factory.mktemp("clip-pooling-onnx") / "run"
+    shutil.copytree(model_folder, run)
+    export_onnx(run)
+    return run
+
+
+def test_exports_to_onnx_and_torchscript(model_folder, exported_run, tmp_path):
+    from hfspeech.export import export_torchscript
 
     expected = AudioClassifier.from_pretrained(str(model_folder), device=torch.device("cpu")).logits(clips(2))
     assert np.ptp(expected) > 1e-2
-    onnx_file = export_onnx(model_folder, tmp_path / "onnx")
+    onnx_file = exported_run / "onnx" / "model.onnx"
     onnx = AudioClassifier.from_pretrained(str(onnx_file))
     assert set(onnx.backend.input_types) == {"input_features", "attention_mask"}
     np.testing.assert_allclose(onnx.logits(clips(2)), expected, atol=1e-4, rtol=0)
@@ -146,14 +158,21 @@ def test_staged_repo_runs_without_hfspeech(model_folder, tmp_path):
     np.testing.assert_allclose(np.array(logits), expected, atol=1e-5, rtol=0)
 
 
-def test_recipe_probes_real_tiny_en_in_a_longer_window(whisper_tiny_en, tone_folder, tmp_path):
+@pytest.fixture(scope="module")
+def probe_run(whisper_tiny_en, tone_folder, tmp_path_factory) -> Path:
+    """The real tiny.en probed through the recipe with clip pooling in a 2-s window (a 0.5-s crop)."""
     from hfspeech.training.run import main
 
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("clip-pooling-probe") / "run"
     main(["--model_name_or_path", "whisper-tiny.en", "--pool_clip_frames", "--whisper_window_seconds", "2",
           "--freeze_base_model", "--data_dir", str(tone_folder), "--output_dir", str(run),
           "--max_length_seconds", "0.5", "--num_train_epochs", "3", "--learning_rate", "5e-3",
           "--per_device_train_batch_size", "16", "--save_total_limit", "1"])
+    return run
+
+
+def test_recipe_probes_real_tiny_en_in_a_longer_window(probe_run):
+    run = probe_run
     config = json.loads((run / "config.json").read_text())
     assert (config["model_type"], config["max_source_positions"], config["max_length_seconds"]) == \
         ("whisper-clip-pooling", 100, 1)
@@ -170,9 +189,10 @@ def windows_of(run: Path) -> tuple[int, int]:
     return config["max_source_positions"], json.loads((run / "preprocessor_config.json").read_text())["nb_max_frames"]
 
 
-def test_the_window_defaults_to_the_crop_and_a_saved_run_keeps_its_own(whisper_tiny_en, tone_folder, tmp_path):
+def test_the_window_defaults_to_the_crop_and_a_saved_run_keeps_its_own(whisper_tiny_en, tone_folder, probe_run,
+                                                                       tmp_path):
     """Without --whisper_window_seconds a Whisper checkpoint gets the crop rounded up (not its 30 s); training
-    on from a saved run (LP-FT from a probe) keeps the run's longer window."""
+    on from a saved run (LP-FT from a probe, the 2-s window one) keeps the run's longer window."""
     from hfspeech.training.run import main
 
     common = ["--data_dir", str(tone_folder), "--max_length_seconds", "0.5", "--num_train_epochs", "1",
@@ -180,9 +200,8 @@ def test_the_window_defaults_to_the_crop_and_a_saved_run_keeps_its_own(whisper_t
     main(["--model_name_or_path", "whisper-tiny.en", "--pool_clip_frames", "--freeze_base_model",
           "--output_dir", str(tmp_path / "default"), *common])
     assert windows_of(tmp_path / "default") == (50, 100)
-    main(["--model_name_or_path", "whisper-tiny.en", "--pool_clip_frames", "--whisper_window_seconds", "2",
-          "--freeze_base_model", "--output_dir", str(tmp_path / "probe"), *common])
-    main(["--model_name_or_path", str(tmp_path / "probe"), "--output_dir", str(tmp_path / "on"), *common])
+    assert windows_of(probe_run) == (100, 200)
+    main(["--model_name_or_path", str(probe_run), "--output_dir", str(tmp_path / "on"), *common])
     assert windows_of(tmp_path / "on") == (100, 200)
     assert json.loads((tmp_path / "on" / "config.json").read_text())["model_type"] == "whisper-clip-pooling"
 
@@ -207,21 +226,17 @@ def test_clip_pooling_needs_a_whisper_checkpoint(tone_folder, tmp_path):
               "--output_dir", str(tmp_path)])
 
 
-def test_staged_onnx_runs_as_its_card_says(model_folder, tmp_path):
+def test_staged_onnx_runs_as_its_card_says(model_folder, exported_run, tmp_path):
     """The card's onnxruntime snippet for a model whose graph takes its extractor's output (not a baseline's
     raw-audio graph): log-mel window and per-mel-frame mask in, the PyTorch logits out."""
     import re
 
     import soundfile as sf
 
-    from hfspeech.export import export_onnx
     from hfspeech.hub import stage_run
 
-    run = tmp_path / "run"
-    shutil.copytree(model_folder, run)
-    export_onnx(run)
     repo = tmp_path / "repo"
-    stage_run(run, repo, repo_id="someone/clips", include_onnx=True)
+    stage_run(exported_run, repo, repo_id="someone/clips", include_onnx=True)
     snippet = re.findall(r"```python\n(.*?)```", (repo / "README.md").read_text(), re.S)[-1]
     assert "AutoFeatureExtractor" in snippet
     clip = clips(4)[1]
