@@ -80,8 +80,8 @@ def test_another_data_seed_on_resume_is_refused_and_an_older_record_still_resume
     run = resumable_copy(warmed_up, tmp_path / "run")
     assert train(tones, run, "--warmup_ratio", "0.25", "--data_seed", "7") == 2
     errors = error_lines(capsys)
-    assert len(errors) == 1 and "checkpoint-6: cannot resume, its run had other data or start (data_seed not given -> 7)" \
-        in errors[0] and "pass --overwrite_output_dir to start over" in errors[0]
+    refusal = "checkpoint-6: cannot resume, its run had other data or start (data_seed not given -> 7)"
+    assert len(errors) == 1 and refusal in errors[0] and "pass --overwrite_output_dir to start over" in errors[0]
     older = json.loads((run / "run_inputs.json").read_text())
     del older["data_seed"]  # as hfspeech wrote it before session 44
     (run / "run_inputs.json").write_text(json.dumps(older))

@@ -7,10 +7,11 @@ them from `evaluation.report` loaded sklearn, `evaluate` and transformers' pipel
 
 from __future__ import annotations
 
-# The one table of the files an evaluation leaves for a split, `{split}{ending}`: the writers of `evaluation.report` name
-# their files from it, `hfspeech evaluate` knows an earlier evaluation by it, and `hfspeech stage` carries a run's test
-# report by it. Written out three times, the names had to be kept in step by hand: a name one copy lacked would
-# be refused as the user's when evaluating again into the folder, or left out of the staged repo.
+# The one table of the files an evaluation leaves for a split, `{split}{ending}`: the writers of
+# `evaluation.report` name their files from it, `hfspeech evaluate` knows an earlier evaluation by it, and
+# `hfspeech stage` carries a run's test report by it. Written out three times, the names had to be kept in step
+# by hand: a name one copy lacked would be refused as the user's when evaluating again into the folder, or left
+# out of the staged repo.
 CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG = "_confusion_matrix.json", "_confusion_matrix.png"
 CLASSIFICATION_REPORT_JSON = "_classification_report.json"
 MULTILABEL_REPORT_JSON, PER_CLASS_AP_PNG = "_multilabel_report.json", "_per_class_ap.png"
