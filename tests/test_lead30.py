@@ -131,7 +131,7 @@ def test_an_untrimmed_run_is_not_resumed_trimmed(tmp_path: Path):
     write_record(str(tmp_path / "run"), data_record(None, DataArguments(data_dir=str(tmp_path)), 0))
     check = str(tmp_path / "run" / "checkpoint-1")
     check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path)), training)  # same: resumes
-    with pytest.raises(CheckpointError, match="trim_top_db None -> 40.0"):
+    with pytest.raises(CheckpointError, match="trim_top_db not given -> 40.0"):
         check_same_data(check, model_args, DataArguments(data_dir=str(tmp_path), trim_silence=True), training)
     old = json.loads((tmp_path / "run" / "run_inputs.json").read_text())
     del old["trim_top_db"]  # a record from before: not checked on it

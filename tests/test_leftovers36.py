@@ -75,7 +75,7 @@ def test_a_refused_resume_says_how_many_differences_it_left_unnamed(tmp_path, mo
     saved.update(seed=1, validation_split_percentage=20.0, test_split_percentage=5.0, group_column="speaker")
     saved["data"] = {**saved["data"], "label_depth": 1}
     monkeypatch.setattr(resume_inputs, "saved_record", lambda checkpoint: saved)
-    with pytest.raises(HfspeechError, match=r"\(group_column .speaker. -> None; .*; and 2 more\); pass"):
+    with pytest.raises(HfspeechError, match=r"\(group_column .speaker. -> not given; .*; and 2 more\); pass"):
         resume_inputs.check_same_data("run/checkpoint-2", SimpleNamespace(model_name_or_path=None), data,
                                       SimpleNamespace(seed=0, resume_from_checkpoint=None))
 

@@ -175,7 +175,7 @@ def test_more_epochs_resume_and_a_new_learning_rate_is_said_to_be_unused(data_di
 
 
 @pytest.mark.parametrize("change, difference", [("copy", "data_dir"), (["--seed", "1"], "seed 0 -> 1"),
-                                                ("pretrained", "model_name_or_path None -> ")])
+                                                ("pretrained", "model_name_or_path not given -> ")])
 def test_resuming_on_other_data_with_the_same_labels_is_refused(data_dir, uninterrupted, tmp_path, capsys,
                                                                   change, difference):
     """Same labels, same config: only the run folder's run_inputs.json tells that the clips (one file longer, or
