@@ -178,7 +178,7 @@ class FilesParser(CliParser):
 
     def error(self, message: str):
         """The hint on a file named `-x.wav` goes before the `; `PROG --help` lists them` that ends an unknown
-        flag's refusal (`errors.refuse_unknown_flags`), as it goes before the one `CliParser.error` adds."""
+        flag's refusal (`parser_rules.refuse_unknown_flags`), as it goes before the one `CliParser.error` adds."""
         said = message.removesuffix(f"; `{self.prog} --help` lists them")
         hint = dash_file_hint(message, getattr(self, "given", []), self._option_string_actions, self.prog)
         super().error(said + hint + message[len(said):])

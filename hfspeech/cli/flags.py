@@ -136,7 +136,7 @@ def _switch(parser: argparse.ArgumentParser, name: str) -> Optional[argparse.Act
     return action if positive else None
 
 
-# These commands' flags for what the training recipe spells otherwise (as `errors.FLAG_EQUIVALENTS`: the flag that
+# These commands' flags for what the training recipe spells otherwise (as `parser_rules.FLAG_EQUIVALENTS`: the flag that
 # must be there, what to give): predict's `--max_length_seconds` was told "--hop_seconds", serve's "--max_seconds"
 # (`--max_seconds`: serve's alone), push's `--token` nothing.
 SERVE_WINDOW = "serve cuts the window the model trained on; --max_seconds is the longest audio it accepts"
@@ -207,7 +207,7 @@ class CliParser(AbbreviationsOfOneFlag, argparse.ArgumentParser):
     and whose mistakes are one line, `error: ...` and exit code 2, as every other mistake of `hfspeech`:
     argparse printed the whole usage first, and a mistyped flag got no hint."""
 
-    flag_equivalents = CLI_FLAG_EQUIVALENTS  # `errors.refuse_unknown_flags`' hints
+    flag_equivalents = CLI_FLAG_EQUIVALENTS  # `parser_rules.refuse_unknown_flags`' hints
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", CanonicalHelpFormatter)

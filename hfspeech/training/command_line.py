@@ -49,8 +49,9 @@ TRAINING_DEFAULTS = dict(
 
 
 # The recipe's flags for what run_audio_classification.py and the other commands spell otherwise (as
-# `errors.FLAG_EQUIVALENTS`: the flag that must be there, what to give): the nearest name misled (`--eval_file` was
-# told "--test_file", `--device` "--use_mps_device", `--batch_size` "--auto_find_batch_size") or there was none.
+# `parser_rules.FLAG_EQUIVALENTS`: the flag that must be there, what to give): the nearest name misled
+# (`--eval_file` was told "--test_file", `--device` "--use_mps_device", `--batch_size` "--auto_find_batch_size") or
+# there was none.
 TRAINING_FLAG_EQUIVALENTS = {
     "--eval_file": [("--validation_file", "give --validation_file, the validation manifest run_audio_classification.py "
                                           "calls --eval_file")],
@@ -79,7 +80,7 @@ class RecipeArgumentParser(AbbreviationsOfOneFlag, HfArgumentParser):
     """`HfArgumentParser` whose argparse mistakes (a bad choice, a value of the wrong type) are one line:
     argparse prints the usage of every TrainingArguments flag, about 170 lines, before the error."""
 
-    flag_equivalents = TRAINING_FLAG_EQUIVALENTS  # `errors.refuse_unknown_flags`' hints
+    flag_equivalents = TRAINING_FLAG_EQUIVALENTS  # `parser_rules.refuse_unknown_flags`' hints
 
     def error(self, message: str):
         """`--model` (evaluate's and predict's name) fits three flags; argparse listed them, not which to give."""
@@ -154,8 +155,8 @@ def exit_with_help_if_asked(argv: Sequence[str], parser: HfArgumentParser) -> No
 
 
 def refuse_mistyped_flags(parser: HfArgumentParser, argv: Sequence[str], also_known: Sequence[str] = ()) -> None:
-    """A mistyped flag named in the words of every hfspeech command (`errors.refuse_unknown_flags`), before any other
-    problem: transformers said "Some specified arguments are not used by the HfArgumentParser: [...]", and only
+    """A mistyped flag named in the words of every hfspeech command (`parser_rules.refuse_unknown_flags`), before any
+    other problem: transformers said "Some specified arguments are not used by the HfArgumentParser: [...]", and only
     after TrainingArguments' own checks. Here, where the parser is, so that every entry point says it the same way.
     Every flag of `parser` (TrainingArguments' too), `--args_file` in both spellings and `also_known` stay valid."""
     refuse_unknown_flags(parser, list(argv), options=[*parser._option_string_actions, *ARGS_FILE_FLAGS, *also_known])
