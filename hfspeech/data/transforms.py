@@ -21,6 +21,7 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from hfspeech.data.audio import seconds_to_samples
+from hfspeech.data.multi_hot import multi_hot
 from hfspeech.data.worker_seeds import worker_entropy
 from hfspeech.models.inputs import extract_features
 
@@ -243,12 +244,3 @@ def stack_labels(labels: Sequence[Any], num_labels: Optional[int]) -> torch.Tens
                              "(feature_extractor, num_labels=...)")
         return torch.from_numpy(multi_hot(labels, num_labels)).float()
     return torch.tensor(labels, dtype=torch.long)
-
-
-def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> np.ndarray:
-    """[clips, num_labels] 0/1 matrix of lists of class ids (the collator's targets, label counts, references)."""
-    target = np.zeros((len(label_lists), num_labels), dtype=np.int64)
-    for row, ids in enumerate(label_lists):
-        target[row, np.asarray(ids, dtype=np.int64)] = 1
-    return target
-

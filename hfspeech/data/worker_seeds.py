@@ -1,7 +1,7 @@
 """What tells the copies of a per-clip random generator apart across DataLoader workers, epochs and processes.
 
 Its own module, below both users (`data.augment`'s augmenter and `data.transforms`' crops), so that reading
-`data.transforms` (evaluation's `multi_hot`, the collator) does not import audiomentations and librosa (~1-3 s)."""
+`data.transforms` (the crops, the collator) does not import audiomentations and librosa (~1-3 s)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from hfspeech.data.prepare import DataReport, kept_rows, prepare_dataset, with_s
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.data.samples import trim_top_db_of
 from hfspeech.data.split_audit import audit_missing_classes
-from hfspeech.data.transforms import multi_hot
+from hfspeech.data.multi_hot import multi_hot
 from hfspeech.errors import UsageError, refuse_folder_named_like_a_file, writing_to
 from hfspeech.evaluation.arguments import EvaluateArguments  # a module of its own: a fast `--help`
 from hfspeech.evaluation.report import write_evaluation_report, write_metrics_json, write_multilabel_report

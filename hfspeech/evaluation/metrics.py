@@ -1,73 +1,68 @@
-"""Classification metrics as `evaluate` metrics that need no network.
+"""Classification metrics that need no network: the numbers of every report, training's evaluations and
+cross-validation.
 
-`evaluate.load("accuracy")` fetches a script from the Hub, which fails offline (and in CI). This module
-holds local `evaluate.Metric`s -- same `add_batch`/`compute` interface, distributed gathering included --
-whose numbers come from scikit-learn: `ClassificationMetrics` (single-label: accuracy, balanced accuracy, F1) and
-`MultiLabelMetrics` (multi-label: mAP, ROC-AUC, F1/precision/recall at per-class thresholds, subset
-accuracy). `make_compute_metrics` gives the Trainer the one that fits the model's `problem_type`.
+`evaluate.load("accuracy")` fetches a script from the Hub, which fails offline (and in CI). The numbers come from
+scikit-learn, in two functions: `classification_scores` (single-label: accuracy, balanced accuracy, F1) and
+`multi_label_scores` (multi-label: mAP, ROC-AUC, F1/precision/recall at per-class thresholds, subset accuracy).
+`make_compute_metrics` gives the Trainer the one that fits the model's `problem_type`.
+
+`ClassificationMetrics` and `MultiLabelMetrics` are the same numbers as `evaluate.Metric`s (`add_batch`/`compute`,
+distributed gathering included), in `evaluation.evaluate_metrics`; asked for from here, they are imported then.
+`evaluate` is not imported otherwise: its package imports transformers' pipelines, 7.7 of the 10 CPU seconds
+`import hfspeech.evaluation.metrics` took, and it made `hfspeech evaluate` of an ONNX export import torch and
+transformers.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional, Sequence
 
-import datasets
-import evaluate
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, recall_score
 
 from hfspeech.evaluation.per_class_scores import counts_scores, ranking_scores
 from hfspeech.models.scores import is_multi_label, sigmoid, thresholds_from_config
 
-
-class _InMemoryMetric(evaluate.Metric):
-    """An `evaluate.Metric` that keeps its predictions in memory and writes nothing under HF_HOME/metrics.
-
-    Each process computes on the predictions the Trainer has already gathered, so evaluate's cache files have
-    nothing to share. Written there, every evaluation copied the predictions to an Arrow file and left a lock
-    file; DDP ranks, or two runs at once, found one another's lock taken, waited a second for it and left
-    another, uniquely named, lock per evaluation."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**{**kwargs, "keep_in_memory": True})
-
-    def _build_data_dir(self) -> str:
-        """The folder evaluate would use, named but not made: nothing is written in it."""
-        return str(Path(self._data_dir_root) / self.name / self.config_name)
-
-    def compute(self, *, predictions=None, references=None, **kwargs) -> Optional[dict]:
-        """`evaluate.Metric.compute`, but predictions and references given whole (nothing added before, one
-        process) go to `_compute` as arrays of the features' dtypes. evaluate's own path encodes every value into
-        an Arrow table and hands it back as Python lists: 100,000 clips x 1,000 classes of multi-label scores
-        became 10^8 Python floats (gigabytes, and more time than the metrics themselves)."""
-        if predictions is None or references is None or self.writer is not None or self.num_process > 1:
-            return super().compute(predictions=predictions, references=references, **kwargs)
-        if len(predictions) != len(references):  # evaluate's own check, before anything is computed
-            raise ValueError(f"Mismatch in the number of predictions ({len(predictions)}) and references "
-                             f"({len(references)})")
-        return self._compute(self._as_stored("predictions", predictions), self._as_stored("references", references),
-                             **kwargs)
-
-    def _as_stored(self, name: str, values) -> np.ndarray:
-        """`values` as evaluate would have stored them: in the dtype of the feature (`Value` or a `Sequence` of
-        one), so that float64 scores are rounded to float32 as before and ties stay the ties they were."""
-        feature = self.info.features[name]
-        given = np.asarray(values)
-        stored = given.astype(getattr(feature, "feature", feature).dtype, copy=False)
-        if stored.dtype.kind in "iu" and given.dtype.kind == "f" and not np.all(np.mod(given, 1) == 0):
-            raise ValueError(f"Predictions and/or references don't match the expected format: {name} must be "
-                             f"whole numbers ({stored.dtype}), as evaluate refused 0.7 as class 0")
-        return stored
+# The dtypes evaluate's features store the inputs in (`evaluate_metrics`), which the functions cast to alike: float64
+# scores are rounded to float32, so ties stay the ties they were, whichever way the numbers are asked for.
+SINGLE_LABEL_DTYPES = {"predictions": np.int64, "references": np.int64}
+MULTI_LABEL_DTYPES = {"predictions": np.float32, "references": np.int64}
 
 
-class ClassificationMetrics(_InMemoryMetric):
-    """`compute(predictions=[int], references=[int], labels=None)` -> accuracy, balanced_accuracy, macro_f1,
-    weighted_f1.
+def __getattr__(name: str):
+    """`ClassificationMetrics` and `MultiLabelMetrics`, the `evaluate.Metric` forms, imported when first read."""
+    if name in ("ClassificationMetrics", "MultiLabelMetrics"):
+        from hfspeech.evaluation import evaluate_metrics
+
+        return getattr(evaluate_metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def as_stored(predictions, references, dtypes: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as evaluate would have stored them (`dtypes`), after evaluate's own checks: as many predictions as
+    references, and whole numbers where the feature is an integer (evaluate refused 0.7 as class 0)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"Mismatch in the number of predictions ({len(predictions)}) and references "
+                         f"({len(references)})")
+    return tuple(_stored(name, values, dtypes[name])
+                 for name, values in (("predictions", predictions), ("references", references)))
+
+
+def _stored(name: str, values, dtype) -> np.ndarray:
+    given = np.asarray(values)
+    stored = given.astype(dtype, copy=False)
+    if stored.dtype.kind in "iu" and given.dtype.kind == "f" and not np.all(np.mod(given, 1) == 0):
+        raise ValueError(f"Predictions and/or references don't match the expected format: {name} must be "
+                         f"whole numbers ({stored.dtype}), as evaluate refused 0.7 as class 0")
+    return stored
+
+
+def classification_scores(predictions, references, labels: Optional[Sequence[int]] = None) -> dict[str, float]:
+    """Class ids -> accuracy, balanced_accuracy, macro_f1, weighted_f1.
 
     A class of `labels` that is neither in `references` nor predicted has no F1 (nothing to get right or
     wrong) and is left out of the macro average, as sklearn's `zero_division=np.nan` does and as
-    `MultiLabelMetrics` does: counted as 0, it gave a perfect model evaluated on 5 of its 10 classes a
+    `multi_label_scores` does: counted as 0, it gave a perfect model evaluated on 5 of its 10 classes a
     macro-F1 of 0.5. A class that is predicted but absent from `references` (a false alarm) still counts, as 0.
 
     `balanced_accuracy` is the mean of the per-class recalls: UAR (unweighted average recall), the score of
@@ -77,35 +72,23 @@ class ClassificationMetrics(_InMemoryMetric):
     and as macro-F1 leaves out an undefined class; clips wrongly given such a class still lower the recall of
     their true class.
     """
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Accuracy, balanced accuracy (UAR), macro-F1 and weighted-F1 for single-label "
-                        "classification.",
-            citation="",
-            inputs_description="predictions and references: class ids (int); labels: all class ids (a class "
-            "neither in references nor predicted is left out of the macro average).",
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
-
-    def _compute(self, predictions, references, labels: Optional[Sequence[int]] = None) -> dict[str, float]:
-        labels = list(labels) if labels is not None else None
-        return {
-            "accuracy": float(accuracy_score(references, predictions)),
-            "balanced_accuracy": float(
-                recall_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)
-            ),
-            "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)),
-            "weighted_f1": float(
-                f1_score(references, predictions, labels=labels, average="weighted", zero_division=np.nan)
-            ),
-        }
+    predictions, references = as_stored(predictions, references, SINGLE_LABEL_DTYPES)
+    labels = list(labels) if labels is not None else None
+    return {
+        "accuracy": float(accuracy_score(references, predictions)),
+        "balanced_accuracy": float(
+            recall_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)
+        ),
+        "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=np.nan)),
+        "weighted_f1": float(
+            f1_score(references, predictions, labels=labels, average="weighted", zero_division=np.nan)
+        ),
+    }
 
 
-class MultiLabelMetrics(_InMemoryMetric):
-    """`compute(predictions=scores [N, C], references=multi-hot [N, C], thresholds=None)` -> scalars.
+def multi_label_scores(predictions, references, thresholds: Optional[Sequence[float]] = None,
+                       label_names: Optional[Sequence[str]] = None, per_class: bool = False) -> dict:
+    """Scores [N, C] and multi-hot truth [N, C] -> scalars.
 
     - `map_macro`: mean over classes of sklearn's `average_precision_score` (threshold-free), over the
       classes with at least one positive in `references` (AP is undefined without one);
@@ -121,52 +104,38 @@ class MultiLabelMetrics(_InMemoryMetric):
     `per_class=True` (with `label_names`) adds `per_class`: {label: ap, roc_auc, f1, precision, recall,
     threshold, support}, for reports (not for the Trainer, whose metrics must be numbers).
     """
+    predictions, references = as_stored(predictions, references, MULTI_LABEL_DTYPES)
+    scores = predictions.astype(np.float64)
+    truth = (references > 0).astype(np.int64)
+    num_labels = scores.shape[1]
+    thresholds = np.full(num_labels, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    predicted = (scores >= thresholds).astype(np.int64)
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="mAP, ROC-AUC, F1/precision/recall and subset accuracy for multi-label classification.",
-            citation="",
-            inputs_description="predictions: per-class scores (sigmoid) of each clip; references: the clip's "
-            "multi-hot truth; thresholds: one decision threshold per class (default 0.5).",
-            features=datasets.Features(
-                {"predictions": datasets.Sequence(datasets.Value("float32")),
-                 "references": datasets.Sequence(datasets.Value("int64"))}
-            ),
-        )
-
-    def _compute(self, predictions, references, thresholds: Optional[Sequence[float]] = None,
-                 label_names: Optional[Sequence[str]] = None, per_class: bool = False) -> dict:
-        scores = np.asarray(predictions, dtype=np.float64)
-        truth = (np.asarray(references) > 0).astype(np.int64)
-        num_labels = scores.shape[1]
-        thresholds = np.full(num_labels, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-        predicted = (scores >= thresholds).astype(np.int64)
-
-        ap, auc = ranking_scores(truth, scores)  # nan where undefined: no positive / not both outcomes
-        precision, recall, f1, support = _scores_at_thresholds(truth, predicted)
-        metrics = {
-            "map_macro": _mean(ap),
-            "map_micro": float(average_precision_score(truth.ravel(), scores.ravel())) if truth.any() else float("nan"),
-            "map_num_classes": int((~np.isnan(ap)).sum()),
-            "roc_auc_macro": _mean(auc),
-            "roc_auc_num_classes": int((~np.isnan(auc)).sum()),
-            "macro_f1": _mean(f1),
-            "f1_num_classes": int((~np.isnan(f1)).sum()),
-            "micro_f1": float(counts_scores(truth.reshape(-1, 1), predicted.reshape(-1, 1))[2][0]),
-            "macro_precision": _mean(precision),
-            "macro_recall": _mean(recall),
-            "subset_accuracy": float((truth == predicted).all(axis=1).mean()),
-            "label_prevalence": float(truth.mean()),
+    ap, auc = ranking_scores(truth, scores)  # nan where undefined: no positive / not both outcomes
+    precision, recall, f1, support = _scores_at_thresholds(truth, predicted)
+    metrics = {
+        "map_macro": _mean(ap),
+        "map_micro": float(average_precision_score(truth.ravel(), scores.ravel())) if truth.any() else float("nan"),
+        "map_num_classes": int((~np.isnan(ap)).sum()),
+        "roc_auc_macro": _mean(auc),
+        "roc_auc_num_classes": int((~np.isnan(auc)).sum()),
+        "macro_f1": _mean(f1),
+        "f1_num_classes": int((~np.isnan(f1)).sum()),
+        "micro_f1": float(counts_scores(truth.reshape(-1, 1), predicted.reshape(-1, 1))[2][0]),
+        "macro_precision": _mean(precision),
+        "macro_recall": _mean(recall),
+        "subset_accuracy": float((truth == predicted).all(axis=1).mean()),
+        "label_prevalence": float(truth.mean()),
+    }
+    if per_class:
+        names = list(label_names) if label_names is not None else [str(c) for c in range(num_labels)]
+        metrics["per_class"] = {
+            name: {"ap": _number(ap[c]), "roc_auc": _number(auc[c]), "f1": _number(f1[c]),
+                   "precision": _number(precision[c]), "recall": _number(recall[c]),
+                   "threshold": float(thresholds[c]), "support": int(support[c])}
+            for c, name in enumerate(names)
         }
-        if per_class:
-            names = list(label_names) if label_names is not None else [str(c) for c in range(num_labels)]
-            metrics["per_class"] = {
-                name: {"ap": _number(ap[c]), "roc_auc": _number(auc[c]), "f1": _number(f1[c]),
-                       "precision": _number(precision[c]), "recall": _number(recall[c]),
-                       "threshold": float(thresholds[c]), "support": int(support[c])}
-                for c, name in enumerate(names)
-            }
-        return metrics
+    return metrics
 
 
 def _number(value: float) -> Optional[float]:
@@ -233,22 +202,18 @@ def make_compute_metrics(num_labels: int, config=None):
     """The `compute_metrics` callback for `transformers.Trainer`.
 
     Single-label: logits -> argmax -> accuracy, balanced accuracy and F1. Multi-label (`config.problem_type` says so):
-    logits -> sigmoid -> `MultiLabelMetrics` at the thresholds in `config.label_thresholds`, read at
+    logits -> sigmoid -> `multi_label_scores` at the thresholds in `config.label_thresholds`, read at
     each call, so evaluations after threshold tuning use the tuned ones.
     """
     multi_label = is_multi_label(config)
-    metric = MultiLabelMetrics() if multi_label else ClassificationMetrics()
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
         logits = eval_prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
         if multi_label:
             references = (np.asarray(eval_prediction.label_ids) > 0.5).astype(np.int64)
-            return metric.compute(predictions=sigmoid(logits), references=references,
-                                  thresholds=thresholds_from_config(config))
-        predictions = np.argmax(logits, axis=-1)
-        return metric.compute(
-            predictions=predictions, references=eval_prediction.label_ids, labels=list(range(num_labels))
-        )
+            return multi_label_scores(sigmoid(logits), references, thresholds=thresholds_from_config(config))
+        return classification_scores(np.argmax(logits, axis=-1), eval_prediction.label_ids,
+                                     labels=list(range(num_labels)))
 
     return compute_metrics

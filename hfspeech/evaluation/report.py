@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
 from hfspeech.evaluation.false_alarms import false_alarm_metrics, without_positives
-from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
+from hfspeech.evaluation.metrics import classification_scores, multi_label_scores
 from hfspeech.evaluation.report_plots import plot_confusion_matrix, plot_per_class_scores
 
 from hfspeech.evaluation.report_names import (CLASSIFICATION_REPORT_JSON, CONFUSION_MATRIX_JSON, CONFUSION_MATRIX_PNG,
@@ -58,7 +58,7 @@ def write_evaluation_report(output_dir: str, predictions: Sequence[int], referen
     os.makedirs(output_dir, exist_ok=True)
     ids = list(range(len(label_names)))
     baseline = majority_class_baseline(predictions, references, label_names, prefix, clips)
-    metrics = ClassificationMetrics().compute(predictions=predictions, references=references, labels=ids) | baseline
+    metrics = classification_scores(predictions, references, labels=ids) | baseline
     matrix = confusion_matrix(references, predictions, labels=ids)
     report = per_class_report(predictions, references, label_names, summary=baseline)
     write_confusion_matrix_json(os.path.join(output_dir, prefix + CONFUSION_MATRIX_JSON), matrix, label_names)
@@ -146,9 +146,9 @@ def per_class_report(predictions: Sequence[int], references: Sequence[int], labe
 
     Asked for every class with `zero_division=0`, the report gave a class that is neither in the split nor
     predicted precision, recall and F1 of 0 and its "macro avg" counted them: a perfect model scored on
-    half its classes read 0.5. Its macro average now agrees with `ClassificationMetrics`' macro-F1. A ratio with
+    half its classes read 0.5. Its macro average now agrees with `classification_scores`' macro-F1. A ratio with
     nothing to divide (the recall of a class predicted but absent from the split, the precision of one never
-    predicted) is null and left out of the macro average (`zero_division=nan`, as `ClassificationMetrics`): counted
+    predicted) is null and left out of the macro average (`zero_division=nan`, as `classification_scores`): counted
     as 0, the macro recall (0.56) read below the same run's balanced accuracy (0.83) in metrics.json.
     A class named like a summary row (`accuracy`, `macro avg` ...) keeps its name, and that summary is written
     as `overall <name>`: before, one silently replaced the other.
@@ -186,8 +186,7 @@ def write_multilabel_report(
     """
     os.makedirs(output_dir, exist_ok=True)
     truth = np.asarray(references, dtype=np.int64)
-    metrics = MultiLabelMetrics().compute(predictions=scores, references=truth,
-                                          thresholds=thresholds, label_names=list(label_names), per_class=True)
+    metrics = multi_label_scores(scores, truth, thresholds=thresholds, label_names=list(label_names), per_class=True)
     per_class = metrics.pop("per_class")
     alarms, per_label = false_alarm_metrics(truth, np.asarray(scores, dtype=np.float64), thresholds, label_names)
     metrics.update(alarms)

@@ -24,7 +24,7 @@ import numpy as np
 
 from hfspeech.data.progress_bars import datasets_bars_follow, stderr_is_terminal
 from hfspeech.evaluation.evaluate_model import EvaluateArguments, ScoredSplit, score_split
-from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
+from hfspeech.evaluation.metrics import classification_scores, multi_label_scores
 from hfspeech.evaluation.report import left_out_classes, majority_class_baseline
 
 logger = logging.getLogger("hfspeech.cross_validate")
@@ -87,8 +87,8 @@ def _pooled_multi_label(folds: list[ScoredSplit], order: list[list[int]], names:
     truth = np.concatenate([fold.references[:, columns] for fold, columns in zip(folds, order)])
     decided = np.concatenate([fold.scores[:, columns] >= fold.thresholds[columns]
                               for fold, columns in zip(folds, order)]).astype(np.float64)
-    ranked = MultiLabelMetrics().compute(predictions=scores, references=truth, label_names=names, per_class=True)
-    at_thresholds = MultiLabelMetrics().compute(predictions=decided, references=truth)  # 1 >= 0.5 > 0
+    ranked = multi_label_scores(scores, truth, label_names=names, per_class=True)
+    at_thresholds = multi_label_scores(decided, truth)  # 1 >= 0.5 > 0
     pooled = {key: ranked[key] for key in ("map_macro", "map_micro", "map_num_classes", "roc_auc_macro",
                                            "roc_auc_num_classes")}
     pooled["map_skipped_classes"] = left_out_classes(ranked["per_class"])["map_skipped_classes"]
@@ -97,11 +97,10 @@ def _pooled_multi_label(folds: list[ScoredSplit], order: list[list[int]], names:
 
 
 def _pooled_single_label(folds: list[ScoredSplit], order: list[list[int]]) -> dict:
-    """Accuracy, balanced accuracy and macro-F1 of every held-out prediction together (`ClassificationMetrics`),
+    """Accuracy, balanced accuracy and macro-F1 of every held-out prediction together (`classification_scores`),
     with the majority-class accuracy they are to be read against (`evaluation.report.majority_class_baseline`)."""
     back = [np.argsort(columns) for columns in order]  # a fold's class id -> the pooled id
     predicted = np.concatenate([ids[fold.predicted] for fold, ids in zip(folds, back)])
     references = np.concatenate([ids[fold.references] for fold, ids in zip(folds, back)])
-    scores = ClassificationMetrics().compute(predictions=predicted, references=references,
-                                             labels=list(range(len(order[0]))))
+    scores = classification_scores(predicted, references, labels=list(range(len(order[0]))))
     return {**scores, **majority_class_baseline(predicted, references, folds[0].label_names, "held-out")}
