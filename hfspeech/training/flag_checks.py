@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from hfspeech.data.augment_flags import check_augmentation_flags
 from hfspeech.data.split_names import refuse_without_dataset
 from hfspeech.errors import UsageError
 
@@ -32,8 +33,6 @@ def check_data_flags(data_args: "DataArguments") -> None:
                          f"and leave clips to train on, got {shares[0]} and {shares[1]}")
     if not data_args.label_separator:  # str.split("") raised a bare ValueError deep in label encoding
         raise UsageError("--label_separator must not be empty (default ';', as in 'dog;siren')")
-    from hfspeech.data.augment import check_augmentation_flags  # here: --help does not import audiomentations
-
     check_augmentation_flags(data_args)  # before any data is read, not after decoding it (or as a traceback)
     refuse_without_dataset(data_args.given_split_names(), data_args.dataset_name)  # before run_inputs.json is written
 

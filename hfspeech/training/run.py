@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from datasets import DatasetDict
 from transformers import TrainingArguments, set_seed
 
 from hfspeech.data.audio import seconds_to_samples
+from hfspeech.data.augment_flags import AugmentationConfig
 from hfspeech.data.clip_digests import record_training_clips, write_training_clips
 from hfspeech.data.columns import column_values
-from hfspeech.data.augment import AugmentationConfig, WaveformAugmenter
 from hfspeech.data.labelled import load_labelled_splits, split_method
 from hfspeech.data.labels import label_names_of
 from hfspeech.data.long_clips import note_long_clips
@@ -55,6 +55,9 @@ from hfspeech.training.soft_target_trainer import SoftTargetTrainer
 from hfspeech.training.test_pass import evaluate_on_test_split, warn_tested_on_validation
 from hfspeech.training.train_session import train_session
 from hfspeech.training.trainer import AudioClassificationTrainer
+
+if TYPE_CHECKING:  # imports audiomentations and scipy.signal: only a run that augments
+    from hfspeech.data.augment import WaveformAugmenter
 
 logger = logging.getLogger("hfspeech.train")
 
@@ -108,6 +111,8 @@ def model_inputs(resume: Optional[str], model_args, data_args, training_args) ->
 
 
 def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> Optional[WaveformAugmenter]:
+    """The run's augmenter, or None where no augmentation flag is given; `data.augment` (audiomentations, scipy)
+    is imported only for one."""
     snr = parse_floats(data_args.noise_snr_db)
     config = AugmentationConfig(
         noise_snr_db=snr if snr is None else (snr[0], snr[-1]),
@@ -116,7 +121,11 @@ def build_augmenter(data_args: DataArguments, sampling_rate: int, seed: int) -> 
         time_shift_seconds=data_args.time_shift_seconds, endpoint_trim_db=data_args.endpoint_trim_db,
         vtlp_warp=parse_floats(data_args.vtlp_warp), pitch_semitones=data_args.pitch_semitones,
         reverb_prob=data_args.reverb_prob)
-    return WaveformAugmenter(config, sampling_rate, seed=seed) if config.enabled else None
+    if not config.enabled:
+        return None
+    from hfspeech.data.augment import WaveformAugmenter
+
+    return WaveformAugmenter(config, sampling_rate, seed=seed)
 
 
 def uses_feature_cache(model_args: ModelArguments, model, augmenter, streamed) -> bool:
