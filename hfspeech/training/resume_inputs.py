@@ -253,8 +253,9 @@ def check_split_method(checkpoint: Optional[str], method: str, named) -> None:
     recorded = None if saved is None else saved.get(SPLIT_METHOD_KEY)
     if saved is None or recorded == method or (recorded is None and not set(method.split("+")) & NEW_SPLIT_METHODS):
         return
+    was = "'random' (not recorded: an earlier version's run)" if recorded is None else repr(recorded)  # not None
     raise CheckpointError(f"{checkpoint}: cannot resume, its run split the data another way ({SPLIT_METHOD_KEY} "
-                          f"{recorded!r} -> {method!r}: other clips held out); {way_out(named)}")
+                          f"{was} -> {method!r}: other clips held out); {way_out(named)}")
 
 
 def _warn_unchecked(checkpoint: str, missing: list[str]) -> None:
