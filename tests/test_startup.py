@@ -3,7 +3,9 @@
 `import hfspeech` (which `hfspeech --help` runs) and `import hfspeech.models` import neither torch nor
 transformers; the baselines register with the Auto classes when first used. `hfspeech predict` on an ONNX
 export runs without torch and transformers (config.json read as JSON, `WaveformPreprocessor` in numpy), and
-`WaveformPreprocessor` gives bit for bit what the transformers feature extractors give.
+`WaveformPreprocessor` gives bit for bit what the transformers feature extractors give. `evaluate` (whose package
+imports transformers' pipelines: 7.7 CPU s) and audiomentations are imported only where asked for: scoring and a
+training run that does not augment call `evaluation.metrics`' functions, whose numbers are evaluate's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from transformers import Wav2Vec2FeatureExtractor
 
 from hfspeech.features.feature_extraction import WaveformFeatureExtractor
 from hfspeech.features.waveform import WaveformPreprocessor
-from tests.conftest import save_random_baseline, synth_clip
+from tests.conftest import save_random_baseline, synth_clip, write_tone_folder
 
 HEAVY = ("torch", "transformers", "datasets", "sklearn", "optimum")
 LOADED = "import json, sys; print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))"
@@ -82,6 +84,49 @@ def test_pytorch_predict_skips_scikit_learn_and_the_library_leaves_transformers_
     code = (f"from hfspeech.inference.classifier import AudioClassifier\n"
             f"AudioClassifier.from_pretrained({str(model)!r}).classify_file({str(clip)!r})")
     assert "sklearn" in imported_after(code)  # as transformers imports it: only the CLI's process skips it
+
+
+SCORED_WITHOUT_EVALUATE = """
+import json, sys
+from types import SimpleNamespace
+import numpy as np
+from hfspeech.cli import main
+code = main(['evaluate', {onnx!r}, '--data_dir', {data!r}, '--output_dir', {scored!r}])
+scoring = sorted(m for m in ('evaluate', 'hfspeech.data.transforms') if m in sys.modules)
+import hfspeech.training.run
+from hfspeech.evaluation.metrics import make_compute_metrics
+logits = np.array({logits!r})
+single = make_compute_metrics(3)(SimpleNamespace(predictions=logits, label_ids=np.array([0, 2, 1, 1])))
+config = SimpleNamespace(problem_type="multi_label_classification", id2label={{0: "a", 1: "b", 2: "c"}})
+multi = make_compute_metrics(3, config)(SimpleNamespace(predictions=logits, label_ids=np.array({truth!r})))
+training = sorted(m for m in ('evaluate', 'audiomentations', 'hfspeech.data.augment') if m in sys.modules)
+print(json.dumps([code, scoring, training, single, multi]))
+"""
+
+
+def test_scoring_and_training_import_neither_evaluate_nor_the_augmenter_and_give_evaluates_numbers(onnx_export,
+                                                                                                     tmp_path):
+    """One fresh process: `hfspeech evaluate` of the ONNX export, then training's modules and `compute_metrics`."""
+    import evaluate
+
+    from hfspeech.evaluation.metrics import ClassificationMetrics, MultiLabelMetrics
+
+    logits = [[2.0, 0.1, 0.0], [0.0, 1.0, 3.0], [0.3, 0.2, 0.1], [0.0, 2.0, 1.0]]
+    truth = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 1, 0]]
+    data = write_tone_folder(tmp_path / "tones", clips_per_class=2, rates=(16000,))
+    script = SCORED_WITHOUT_EVALUATE.format(onnx=str(onnx_export[1]), data=str(data), scored=str(tmp_path / "scored"),
+                                            logits=logits, truth=truth)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    code, scoring, training, single, multi = json.loads(done.stdout.splitlines()[-1])
+    assert (code, scoring, training) == (0, [], [])
+    assert json.loads((tmp_path / "scored" / "train_metrics.json").read_text())["num_clips"] == 6
+    # evaluate's own path (its Arrow tables), through the `evaluate.Metric` forms
+    assert single == evaluate.Metric.compute(ClassificationMetrics(), predictions=[0, 2, 0, 1], references=[0, 2, 1, 1],
+                                             labels=[0, 1, 2])
+    assert multi == evaluate.Metric.compute(MultiLabelMetrics(), predictions=1 / (1 + np.exp(-np.array(logits))),
+                                            references=truth)
+    assert single["accuracy"] == 0.75 and multi["map_num_classes"] == 3
 
 
 @pytest.mark.parametrize("extractor", [WaveformFeatureExtractor(), Wav2Vec2FeatureExtractor(),
