@@ -1,8 +1,9 @@
 """The benchmarks run end to end, and the speed-ups they measure do not change what training sees.
 
-- each script under benchmarks/ runs from its command line at a tiny size and writes JSON with its ratios
-  (the data pipeline with one subprocess per measured run, as it runs for real; the others `--in-process`,
-  which saves a Python start-up per run);
+- each script under benchmarks/ runs from its command line (its `main(argv)`, called in this process: a
+  Python start-up with torch saved per script) at a tiny size and writes JSON with its ratios (the data
+  pipeline with one subprocess per measured run, as it runs for real; the others `--in-process`, which saves
+  a Python start-up per run);
 - `TransformedSplit` (numpy reads of the prepared Arrow data) yields exactly what `with_transform` (the
   list path it replaced) yielded: the same centre crops for evaluation, the same seeded random crops and
   augmentation for training, labels (ints or lists of ints) as they were;
@@ -11,11 +12,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import random
 import re
-import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +50,45 @@ def field_names(value) -> set[str]:
     return set()
 
 
+@contextmanager
+def process_state_restored():
+    """What a benchmark's `main` changes in the process that runs it, put back afterwards for the tests that
+    share this process: sys.path (its helpers), the environment (offline, datasets' cache), datasets' cache
+    folder and progress bars, transformers' verbosity, torch's threads."""
+    import datasets
+    import transformers
+
+    saved_path, saved_environ, saved_threads = list(sys.path), dict(os.environ), torch.get_num_threads()
+    saved_cache, bars = datasets.config.HF_DATASETS_CACHE, datasets.is_progress_bar_enabled()
+    verbosity = transformers.utils.logging.get_verbosity()
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        torch.set_num_threads(saved_threads)
+        datasets.config.HF_DATASETS_CACHE = saved_cache
+        (datasets.enable_progress_bars if bars else datasets.disable_progress_bars)()
+        transformers.utils.logging.set_verbosity(verbosity)
+
+
 def run_benchmark(script: str, tmp_path: Path, *flags: str) -> dict:
+    """`python benchmarks/<script>.py --work_dir ... --output ... flags`, as its `main(argv)` in this process
+    (the subprocesses it starts for its measured runs still start), torch on one thread here and in them; the
+    JSON it wrote. One thread: a tiny CNN's training run took 1.5-2 s so, 5-10 s on two threads whenever the
+    other core was busy (CI runs two test processes on two cores)."""
     output = tmp_path / f"{script}.json"
-    result = subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), "--work_dir", str(tmp_path / "work"),
-                             "--output", str(output), *flags], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(output.read_text())
+    with process_state_restored():
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
+        spec = importlib.util.spec_from_file_location(f"benchmark_run_{script}", BENCHMARKS / f"{script}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        returned = module.main(["--work_dir", str(tmp_path / "work"), "--output", str(output), *flags])
+    written = json.loads(output.read_text())
+    assert written == json.loads(json.dumps(returned))  # the file holds what the run measured
+    return written
 
 
 # --- the benchmark scripts -----------------------------------------------------------------------
