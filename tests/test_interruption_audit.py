@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import stat
@@ -59,6 +60,31 @@ def hfspeech(args: list[str], file_size_limit: int, env: dict | None = None):
     return hfspeech_process([sys.executable, "-m", "hfspeech.cli", *args], file_size_limit, env)
 
 
+END_OF_COMMAND = "--- hfspeech command ended, exit status "
+# `hfspeech.cli.main` on each command in turn, as `python -m hfspeech.cli` runs one, its exit status after its stderr
+COMMANDS_IN_ONE_PROCESS = f"""
+import json, sys
+from hfspeech.cli import main
+for args in json.loads(sys.argv[1]):
+    try:
+        code = main(args)
+    except SystemExit as stop:
+        code = stop.code
+    print("{END_OF_COMMAND}" + str(code), file=sys.stderr, flush=True)
+"""
+
+
+def hfspeech_commands(commands: list[list[str]], file_size_limit: int) -> list[subprocess.CompletedProcess]:
+    """Each command's (exit status, stderr), all run in one process under `file_size_limit`: the limit is each
+    file's, so one command's writes leave the next its whole room, and torch and transformers' start-up (about
+    8 s a process) is paid once. The process itself must end normally (an abort in a destructor is exit -6)."""
+    done = hfspeech_process([sys.executable, "-c", COMMANDS_IN_ONE_PROCESS, json.dumps(commands)], file_size_limit)
+    pieces = re.split(re.escape(END_OF_COMMAND) + r"(-?\d+)\n", done.stderr)  # [stderr, status, ..., rest]
+    assert done.returncode == 0 and len(pieces) == 2 * len(commands) + 1, (done.returncode, done.stderr[-3000:])
+    return [subprocess.CompletedProcess(args, int(pieces[2 * i + 1]), "", pieces[2 * i])
+            for i, args in enumerate(commands)]
+
+
 def assert_one_error_line(result, *parts: str, code: int = 2) -> None:
     err = result.stderr
     assert result.returncode == code and "Traceback" not in err, (result.returncode, err[-3000:])
@@ -66,34 +92,40 @@ def assert_one_error_line(result, *parts: str, code: int = 2) -> None:
     assert all(part in line for part in parts), line
 
 
-@pytest.mark.parametrize("name", ["preds.jsonl", "preds.csv"])
-def test_predict_output_on_a_full_disk_is_one_line_and_the_file_ends_with_whole_rows(model, tmp_path, name, capsys):
+def test_predict_output_on_a_full_disk_is_one_line_and_the_file_ends_with_whole_rows(model, tmp_path, capsys):
     from hfspeech.cli import main as cli
 
     clips = write_clips(tmp_path / "clips", 6)
-    output = tmp_path / name
-    result = hfspeech(["predict", str(model), *clips, "--output", str(output)], file_size_limit=700)
-    assert_one_error_line(result, str(output), "cannot write", "run the same command again to resume")
-    text = output.read_text()
-    assert text.endswith("\n") and 0 < len(text) <= 700  # no row cut off mid-way
-    # Run again with room: it resumes, and every file is in the output exactly once.
-    assert cli(["predict", str(model), *clips, "--output", str(output)]) == 0
-    if name.endswith(".jsonl"):
-        paths = [json.loads(line)["path"] for line in output.read_text().splitlines()]
-    else:
-        paths = [line.split(",")[0] for line in output.read_text().splitlines()[1:]]
-    assert sorted(paths) == sorted(clips)
+    outputs = [tmp_path / "preds.jsonl", tmp_path / "preds.csv"]
+    results = hfspeech_commands([["predict", str(model), *clips, "--output", str(output)] for output in outputs],
+                                file_size_limit=700)
+    for output, result in zip(outputs, results):
+        assert_one_error_line(result, str(output), "cannot write", "run the same command again to resume")
+        text = output.read_text()
+        assert text.endswith("\n") and 0 < len(text) <= 700  # no row cut off mid-way
+        # Run again with room: it resumes, and every file is in the output exactly once.
+        assert cli(["predict", str(model), *clips, "--output", str(output)]) == 0
+        if output.name.endswith(".jsonl"):
+            paths = [json.loads(line)["path"] for line in output.read_text().splitlines()]
+        else:
+            paths = [line.split(",")[0] for line in output.read_text().splitlines()[1:]]
+        assert sorted(paths) == sorted(clips)
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_an_export_that_fills_the_disk_is_one_line_and_leaves_no_partial_folder(model, tmp_path, fmt):
+def test_an_export_that_fills_the_disk_is_one_line_and_leaves_no_partial_folder(model, tmp_path):
     """TorchScript: torch's own file writer threw in a destructor on a failed write and aborted the process
     (`terminate called after throwing an instance of 'c10::Error'`, exit -6): also at the end of every
     training run of a baseline, whose run is traced beside it. ONNX: a traceback."""
-    destination = tmp_path / "exported"
-    result = hfspeech(["export", str(model), "--format", fmt, "--output", str(destination)], file_size_limit=20_000)
-    assert_one_error_line(result, str(destination), "cannot write", "nothing was exported")
-    assert not destination.exists() and not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    formats = ["torchscript", "onnx"]
+    destinations = [tmp_path / fmt / "exported" for fmt in formats]
+    for destination in destinations:
+        destination.parent.mkdir()
+    results = hfspeech_commands([["export", str(model), "--format", fmt, "--output", str(destination)]
+                                 for fmt, destination in zip(formats, destinations)], file_size_limit=20_000)
+    for destination, result in zip(destinations, results):
+        assert_one_error_line(result, str(destination), "cannot write", "nothing was exported")
+        parent = destination.parent
+        assert not destination.exists() and not [p for p in parent.iterdir() if "partial" in p.name]
 
 
 # hfspeech's Python API without a training run's start-up: the listing and the decoding caches
