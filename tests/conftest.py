@@ -86,6 +86,21 @@ def save_random_baseline(folder: Path, family: str, labels, initializer_range: f
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """torch on one intra-op thread in the test processes (their subprocesses keep torch's default). CI runs two
+    test processes on two cores: a second thread in each only spun against the other process's work, for tensors
+    this small (a tiny CNN's forward 2 ms on one thread, 20-140 ms on two beside a busy core; six training-heavy
+    files 188 -> 101 s wall, 269 -> 180 CPU s). Tests of hfspeech's own thread handling set the count they need
+    (tests/test_cpu_threads38.py). Set back at the end."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tone_folder(tmp_path_factory) -> Path:
     return write_tone_folder(tmp_path_factory.mktemp("tones"))
