@@ -9,18 +9,14 @@ rerun after an interruption did). A session that trained nothing reports the fin
 the one its run folder's trainer_state.json holds for that step, or, where the run was stopped before writing one, no
 `train_*` numbers at all; a log line says there was nothing left to train. A session that took a step reports
 Trainer's numbers as they are (`train_loss`: this session's summed loss divided by all the run's steps).
-On CPU, what exists when the session starts is set aside from the garbage collector while it trains
-(`heap_set_aside`).
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 from hfspeech.training.checkpoints import STATE_FILE, resume_errors
 from hfspeech.training.resumed_best import BestMetricChoice, ResumedBestCheckpoint
@@ -77,26 +73,8 @@ def train_session(trainer, checkpoint: Optional[str]) -> dict:
     trainer.add_callback(BestMetricChoice())  # which metric chose the best, kept in each checkpoint
     if checkpoint:  # its best checkpoint's path is where the run was when it was saved (`training.resumed_best`)
         trainer.add_callback(ResumedBestCheckpoint(checkpoint))
-    with resume_errors(checkpoint), heap_set_aside(trainer.args.device):
+    with resume_errors(checkpoint):
         result = trainer.train(resume_from_checkpoint=checkpoint)
     if start_step is None or trainer.state.global_step != start_step:
         return result.metrics
     return nothing_trained_metrics(trainer, result.metrics, checkpoint)
-
-
-@contextmanager
-def heap_set_aside(device) -> Iterator[None]:
-    """On CPU, the objects that exist when training starts (the libraries imported, the data, the model: most of
-    the process's) are set aside from the garbage collector while it trains (`gc.freeze`) and put back after
-    (`gc.unfreeze`): Trainer.train calls accelerate's `free_memory`, a full `gc.collect()` that walked all of them,
-    0.3 of the 1.3 CPU seconds a one-step run on a few clips took. Left alone on an accelerator (there that collect
-    frees an earlier model's device memory held in reference cycles) and where the process froze objects itself
-    (unfreezing would undo its own)."""
-    if getattr(device, "type", "cpu") != "cpu" or gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
