@@ -4,6 +4,7 @@ overloaded": it is a 503 `not_ready` saying the model is still loading, as /heal
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from conftest import save_random_baseline
@@ -24,3 +25,17 @@ def test_a_request_timed_out_while_the_model_loads_says_so(tmp_path, monkeypatch
         release.set()
     assert (answer.status_code, answer.json()["kind"]) == (503, "not_ready"), answer.text[:300]
     assert "the model is still loading (0.5 s waited)" in answer.json()["error"]
+
+
+def test_a_model_that_loads_after_its_server_stopped_is_kept_without_a_traceback(tmp_path):
+    """The loading thread outlived the app (the test above: its client left before the model loaded) and told the
+    closed event loop: "Exception in thread hfspeech-load ... RuntimeError: Event loop is closed"."""
+    from hfspeech.serve.runner import ModelRunner
+
+    runner = ModelRunner(str(save_random_baseline(tmp_path / "cnn", "cnn", ["a", "b"], 0.5, n_mels=16,
+                                                  conv_channels=[4])))
+    closed = asyncio.new_event_loop()
+    closed.close()
+    runner.loaded = asyncio.Event()
+    runner._load(closed)
+    assert runner.ready and runner.load_error is None

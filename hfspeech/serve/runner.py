@@ -51,6 +51,17 @@ logger = logging.getLogger("hfspeech.serve")
 startup_log = logging.getLogger("uvicorn.error")  # beside uvicorn's own start-up lines, at its --log_level
 
 
+def call_in_loop(loop: asyncio.AbstractEventLoop, callback) -> None:
+    """`callback` run in the server's event loop, from the loading thread; nothing when that loop has closed
+    meanwhile (the app stopped while its model loaded: a test client left, an embedding program stopped it), where
+    the thread printed "RuntimeError: Event loop is closed" with a traceback."""
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:
+        if not loop.is_closed():
+            raise
+
+
 class ModelRunner:
     """Loads the classifier in a background thread; `classify(audio_bytes, parameters)` once `ready`."""
 
@@ -96,10 +107,10 @@ class ModelRunner:
             if self.on_load_error is not None:
                 self.on_load_error()
             if self.on_load_failure is not None:
-                loop.call_soon_threadsafe(self.on_load_failure)
+                call_in_loop(loop, self.on_load_failure)
             else:
                 logger.error("error: the model did not load: %s", self.load_error)
-        loop.call_soon_threadsafe(self.loaded.set)
+        call_in_loop(loop, self.loaded.set)
 
     @property
     def ready(self) -> bool:
