@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +89,29 @@ def save_random_baseline(folder: Path, family: str, labels, initializer_range: f
     return folder
 
 
+def pytest_configure(config):
+    """The processes tests start run torch (and onnxruntime, through hfspeech) on one thread, unless the developer
+    set OMP_NUM_THREADS: CI's two test processes on two cores each started commands that ran two threads, which
+    spun against the other process's work (the whole suite: 1460 s at the last fresh-clone CI, 1169 s with it;
+    45m40 -> 33m26 CPU). hfspeech reads the variable as the user's choice; the tests of its own thread caps clear it
+    (tests/test_cpu_threads38.py, test_threads39.py, test_containers40.py). Set here, before the xdist workers start,
+    so they inherit it."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_finish(session):
+    """The modules and objects collection made (torch, transformers, datasets...) set aside from the garbage
+    collector: every full collection a test makes (Trainer.train's, through accelerate's free_memory) walked them
+    all (eight training-heavy files, two workers: 167-169 -> 129-135 s wall, 297-301 -> 232-239 CPU s). Objects the
+    tests make stay collectable: test_notebooks40's interrupt lost in a finalizer is still freed by a run's first
+    collection."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """torch on one intra-op thread in the test processes (their subprocesses keep torch's default). CI runs two
+    """torch on one intra-op thread in the test processes (their subprocesses: `pytest_configure`). CI runs two
     test processes on two cores: a second thread in each only spun against the other process's work, for tensors
     this small (a tiny CNN's forward 2 ms on one thread, 20-140 ms on two beside a busy core; six training-heavy
     files 188 -> 101 s wall, 269 -> 180 CPU s). Tests of hfspeech's own thread handling set the count they need
@@ -99,6 +122,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def model_loads_finished():
+    """A test's server that stopped before its model loaded (`TestClient` left early) leaves the loading thread
+    running: waited for here, not in the next test, where transformers' `from_pretrained` (which swaps
+    `nn.Module.register_parameter` process-wide while it builds a model) made the next test's own model on the
+    meta device ("Cannot copy out of meta tensor")."""
+    yield
+    for thread in threading.enumerate():
+        if thread.name == "hfspeech-load":
+            thread.join(timeout=120)
 
 
 @pytest.fixture(scope="session")
