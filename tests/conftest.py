@@ -127,11 +127,12 @@ def one_torch_thread():
 @pytest.fixture(autouse=True)
 def model_loads_finished():
     """A test's server that stopped before its model loaded (`TestClient` left early) leaves the loading thread
-    running: waited for here, not in the next test, where transformers' `from_pretrained` (which swaps
-    `nn.Module.register_parameter` process-wide while it builds a model) made the next test's own model on the
-    meta device ("Cannot copy out of meta tensor")."""
+    running: waited for here (a thread this test started, once), not in the next test, where transformers'
+    `from_pretrained` (which swaps `nn.Module.register_parameter` process-wide while it builds a model) made the next
+    test's own model on the meta device ("Cannot copy out of meta tensor")."""
+    before = set(threading.enumerate())
     yield
-    for thread in threading.enumerate():
+    for thread in set(threading.enumerate()) - before:
         if thread.name == "hfspeech-load":
             thread.join(timeout=120)
 

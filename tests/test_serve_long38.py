@@ -133,7 +133,7 @@ def test_the_accept_error_is_counted_between_lines_and_the_filter_leaves_with_th
 def test_sigterm_cancels_a_request_still_running_after_the_shutdown_timeout(tmp_path, monkeypatch):
     """A POST held by a model that is still loading (it would wait --request_timeout, 60 s) is cancelled
     `shutdown_timeout` after SIGTERM: the server used to wait for it (docker stop and systemd SIGKILL first)."""
-    loading_for_ever(monkeypatch)
+    release = loading_for_ever(monkeypatch)
     port, signalled = free_port(), []
 
     def post_then_sigterm():
@@ -156,7 +156,8 @@ def test_sigterm_cancels_a_request_still_running_after_the_shutdown_timeout(tmp_
                    log_level="critical")
         stopped = time.monotonic()
     finally:
-        signal.signal(signal.SIGTERM, previous)  # `release` stays unset: the loop that would hear of it is closed
+        signal.signal(signal.SIGTERM, previous)
+        release.set()  # the loading thread fails and ends (its loop is closed: it tells nobody)
     assert signalled and stopped - signalled[0] < 20  # 1 s and the shutdown, far from the request's 60 s
     client.join(timeout=10)
 
