@@ -75,12 +75,11 @@ def process_state_restored():
 
 def run_benchmark(script: str, tmp_path: Path, *flags: str) -> dict:
     """`python benchmarks/<script>.py --work_dir ... --output ... flags`, as its `main(argv)` in this process
-    (the subprocesses it starts for its measured runs still start), torch on one thread in them as here (conftest's
-    `one_torch_thread`); the JSON it wrote. One thread: a tiny CNN's training run took 1.5-2 s so, 5-10 s on two
-    threads whenever the other core was busy (CI runs two test processes on two cores)."""
+    (the subprocesses it starts for its measured runs still start), torch on one thread here and in them (conftest's
+    `one_torch_thread` and `pytest_configure`); the JSON it wrote. One thread: a tiny CNN's training run took 1.5-2 s
+    so, 5-10 s on two threads whenever the other core was busy (CI runs two test processes on two cores)."""
     output = tmp_path / f"{script}.json"
     with process_state_restored():
-        os.environ["OMP_NUM_THREADS"] = "1"
         spec = importlib.util.spec_from_file_location(f"benchmark_run_{script}", BENCHMARKS / f"{script}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
