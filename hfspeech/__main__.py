@@ -1,6 +1,6 @@
 """`python -m hfspeech ...`: the `hfspeech` command, for an environment whose scripts folder is not on PATH."""
 
-from hfspeech.cli import main
+from hfspeech.cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

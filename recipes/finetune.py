@@ -13,7 +13,7 @@ The logic lives in `hfspeech.training.run`; this is `hfspeech train`, which also
 
 import sys
 
-from hfspeech.cli import main
+from hfspeech.cli import end_process, main
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    end_process(main(["train", *sys.argv[1:]]))

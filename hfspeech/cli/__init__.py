@@ -40,10 +40,11 @@ import importlib
 import os
 import signal
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from hfspeech.cache_folders import HFSPEECH, HUGGING_FACE, refuse_homeless
 from hfspeech.cli.demo import DEMO_PRETRAINED_FLAGS, DEMO_TRAINING_FLAGS  # noqa: F401  (benchmarks import them)
+from hfspeech.cli.process_end import end_process, left_a_process_group
 from hfspeech.cli.system_errors import machine_refusal  # here, not in the catch-all: memory may be short
 from hfspeech.cli.termination import (CLOSED_STDOUT, closed_streams_kept, die_of_sigterm_if_received, said_stopped,
                                       sigterm_raises, stdout_was_closed)
@@ -106,6 +107,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _main(argv, debug)
 
 
+def command() -> NoReturn:
+    """The `hfspeech` console script, `python -m hfspeech` and `python -m hfspeech.cli`: `main`, then the process
+    ends with its code (`cli.process_end`: without Python's teardown after a process group)."""
+    end_process(main())
+
+
 def _main(argv: Optional[Sequence[str]], debug: bool) -> int:
     try:
         with contextlib.nullcontext() if debug else stdout_write_errors(), lenient_stdout():  # --debug: its traceback
@@ -145,6 +152,7 @@ def leave_process_group() -> None:
         import torch
 
         torch.distributed.destroy_process_group()
+        left_a_process_group()  # and when the process ends, Python's teardown is skipped: `cli.process_end`
 
 
 @contextlib.contextmanager

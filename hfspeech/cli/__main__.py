@@ -1,6 +1,6 @@
 """`python -m hfspeech.cli ...`: the `hfspeech` command (the server's worker launcher and some tests run it so)."""
 
-from hfspeech.cli import main
+from hfspeech.cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()
