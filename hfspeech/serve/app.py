@@ -269,8 +269,6 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 808
 def _run(settings: ServeSettings, options: dict, workers: int) -> Optional[str]:
     import uvicorn
 
-    from hfspeech.serve.worker_supervision import dead_workers_seen_at_once
-
     if workers <= 1:  # a connection's deadline for its headers: this server's own (workers: in the environment)
         app = create_app(settings)
         protocol = with_header_timeout(settings.request_timeout)
@@ -280,6 +278,8 @@ def _run(settings: ServeSettings, options: dict, workers: int) -> Optional[str]:
         return app.state.runner.load_error
     passed_on = {HEADER_TIMEOUT_ENV: str(settings.request_timeout), SETTINGS_ENV: json.dumps(asdict(settings))}
     remove_orphaned_folders()  # killed servers' metrics folders: nobody holds them alive (metrics_folder.py)
+    from hfspeech.serve.worker_supervision import dead_workers_seen_at_once  # uvicorn's supervisor: workers only
+
     with set_for_workers(passed_on, workers=workers), dead_workers_seen_at_once():
         # A worker imports torch and loads its model before it answers uvicorn's health pings: allow a minute
         # (the default 5 s kills workers that are merely slow to start on a busy machine); a worker that died
